@@ -1,0 +1,320 @@
+/* attach.c — bench-attach: the cost of attaching and detaching N probes
+ * (N = 10, 1000, 10000 functions of the generated libraries libbenchN.so),
+ * selfprobe against kernel uprobes through perf_event_open on the same sites,
+ * in one run; and the resident memory each probe adds to the process.
+ *
+ * selfprobe attaches all N with one glob ("uprobe:LIB:bench_f*"), as a user
+ * would; the kernel needs one perf event per site (file offsets computed
+ * before the clock starts).  After each attach every function is called once
+ * and the hits are checked (a counting handler for selfprobe, the perf
+ * counters for the kernel).  RSS comes from /proc/self/statm around the
+ * attach; the kernel's own memory for its uprobes is not in it (only the
+ * copy-on-write text pages it patches are).  Each figure is the median of -r
+ * repetitions.
+ */
+#include "bench.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <selfprobe.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#define MAX_REPS 50
+
+enum backend { SP_AUTO, SP_INT3, KERNEL, N_BACKENDS };
+static const char *const backend_names[N_BACKENDS] = { "selfprobe", "selfprobe-int3", "kernel" };
+
+typedef int (*target_fn)(int);
+
+struct target_lib {
+	unsigned n;
+	char path[PATH_MAX];
+	const target_fn *fns;
+	uint64_t *off;           /* file offset of each function, for the kernel */
+};
+
+/* One repetition's figures. */
+struct sample {
+	double attach_ms, detach_ms, rss;
+};
+
+struct result {
+	bool ok;
+	char why[128];
+	char check[128];
+	struct bench_stats attach_ms, detach_ms, rss_per_probe;
+};
+
+static int reps = 3;
+
+static int count_hit(struct selfprobe_ctx *ctx, void *data)
+{
+	(void)ctx;
+	atomic_fetch_add_explicit((_Atomic uint64_t *)data, 1, memory_order_relaxed);
+	return 0;
+}
+
+static void call_all(const struct target_lib *t)
+{
+	volatile int sink = 0;
+
+	for (unsigned i = 0; i < t->n; i++)
+		sink += t->fns[i](1);
+	(void)sink;
+}
+
+static void why_errno(char *why, size_t len, int err)
+{
+	snprintf(why, len, "%s", err == ENOTSUP ? "not supported yet" : strerror(err));
+}
+
+/* One repetition through selfprobe.  0, or -1 with R->why set. */
+static int once_selfprobe(const struct target_lib *t, enum backend be, struct result *r,
+			  struct sample *s)
+{
+	char spec[PATH_MAX + 32];
+	_Atomic uint64_t hits = 0;
+	struct selfprobe_link *l;
+	long rss0;
+	double t0;
+
+	if (selfprobe_set_mode(be == SP_INT3 ? "int3" : "auto") < 0) {
+		snprintf(r->why, sizeof(r->why), "selfprobe_set_mode refused");
+		return -1;
+	}
+	snprintf(spec, sizeof(spec), "uprobe:%s:bench_f*", t->path);
+	rss0 = bench_rss_bytes();
+	t0 = bench_now();
+	errno = 0;
+	l = selfprobe_attach(spec, count_hit, &hits);
+	s->attach_ms = (bench_now() - t0) * 1e3;
+	s->rss = (double)(bench_rss_bytes() - rss0) / t->n;
+	if (!l) {
+		why_errno(r->why, sizeof(r->why), errno ? errno : EINVAL);
+		return -1;
+	}
+	call_all(t);
+	t0 = bench_now();
+	selfprobe_detach(l);
+	s->detach_ms = (bench_now() - t0) * 1e3;
+	if (atomic_load(&hits) != t->n)
+		snprintf(r->check, sizeof(r->check), "MISMATCH: %llu hits for %u calls",
+			 (unsigned long long)atomic_load(&hits), t->n);
+	else if (!r->check[0])
+		snprintf(r->check, sizeof(r->check), "all %u probes hit once", t->n);
+	return 0;
+}
+
+/* One repetition through perf_event_open, one event per function. */
+static int once_kernel(const struct target_lib *t, struct result *r, struct sample *s)
+{
+	int *fd = malloc(sizeof(*fd) * t->n);
+	unsigned opened = 0;
+	int64_t sum = 0;
+	long rss0;
+	double t0;
+
+	if (!fd) {
+		snprintf(r->why, sizeof(r->why), "out of memory");
+		return -1;
+	}
+	rss0 = bench_rss_bytes();
+	t0 = bench_now();
+	for (; opened < t->n; opened++) {
+		fd[opened] = bench_kuprobe_open(t->path, t->off[opened], false, 0, false);
+		if (fd[opened] < 0)
+			break;
+	}
+	s->attach_ms = (bench_now() - t0) * 1e3;
+	s->rss = (double)(bench_rss_bytes() - rss0) / t->n;
+	if (opened < t->n) {
+		why_errno(r->why, sizeof(r->why), -fd[opened]);
+		while (opened)
+			close(fd[--opened]);
+		free(fd);
+		return -1;
+	}
+	call_all(t);
+	for (unsigned i = 0; i < t->n; i++)
+		sum += bench_kuprobe_read(fd[i]);
+	t0 = bench_now();
+	for (unsigned i = 0; i < t->n; i++)
+		close(fd[i]);
+	s->detach_ms = (bench_now() - t0) * 1e3;
+	free(fd);
+	if (sum != t->n)
+		snprintf(r->check, sizeof(r->check), "MISMATCH: kernel counted %lld for %u calls",
+			 (long long)sum, t->n);
+	else if (!r->check[0])
+		snprintf(r->check, sizeof(r->check), "all %u probes hit once", t->n);
+	return 0;
+}
+
+static void run(const struct target_lib *t, enum backend be, struct result *r)
+{
+	struct sample s[MAX_REPS];
+	double a[MAX_REPS], d[MAX_REPS], m[MAX_REPS];
+
+	for (int i = 0; i < reps; i++) {
+		int err = be == KERNEL ? once_kernel(t, r, &s[i]) : once_selfprobe(t, be, r, &s[i]);
+
+		if (err) {
+			printf("%-6u %-15s: n/a (%s)\n", t->n, backend_names[be], r->why);
+			return;
+		}
+		a[i] = s[i].attach_ms;
+		d[i] = s[i].detach_ms;
+		m[i] = s[i].rss;
+	}
+	r->ok = true;
+	bench_stats(a, reps, &r->attach_ms);
+	bench_stats(d, reps, &r->detach_ms);
+	bench_stats(m, reps, &r->rss_per_probe);
+	printf("%-6u %-15s: attach %10.3f ms (%8.2f us/probe), detach %10.3f ms, "
+	       "RSS %+9.1f B/probe; %s\n", t->n, backend_names[be], r->attach_ms.median,
+	       r->attach_ms.median * 1e3 / t->n, r->detach_ms.median, r->rss_per_probe.median,
+	       r->check);
+	fflush(stdout);
+}
+
+/* ---- libraries ------------------------------------------------------------ */
+
+/* The libraries are built next to libselfprobe.so: BIN/../lib. */
+static void lib_dir(char *out, size_t len, const char *override)
+{
+	char exe[PATH_MAX];
+	ssize_t n;
+
+	if (override) {
+		snprintf(out, len, "%s", override);
+		return;
+	}
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	exe[n > 0 ? n : 0] = '\0';
+	if (strrchr(exe, '/'))
+		*strrchr(exe, '/') = '\0';
+	snprintf(out, len, "%s/../lib", exe);
+}
+
+static int load_lib(const char *dir, unsigned n, struct target_lib *t, char *err, size_t len)
+{
+	char file[PATH_MAX];
+	const unsigned *nfns;
+	void *h;
+
+	snprintf(file, sizeof(file), "%s/libbench%u.so", dir, n);
+	if (!(h = dlopen(file, RTLD_NOW | RTLD_LOCAL))) {
+		snprintf(err, len, "%s", dlerror());
+		return -1;
+	}
+	t->fns = dlsym(h, "bench_fns");
+	nfns = dlsym(h, "bench_nfns");
+	if (!t->fns || !nfns || *nfns != n) {
+		snprintf(err, len, "%s: no bench_fns table of %u", file, n);
+		return -1;
+	}
+	t->n = n;
+	if (!(t->off = calloc(n, sizeof(*t->off)))) {
+		snprintf(err, len, "out of memory");
+		return -1;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		int e = bench_addr_to_file((const void *)t->fns[i], t->path, sizeof(t->path),
+					   &t->off[i]);
+		if (e) {
+			snprintf(err, len, "cannot locate bench_f%u: %s", i, strerror(-e));
+			return -1;
+		}
+	}
+	/* Fault the text in now, so that the RSS delta is the probes' own. */
+	call_all(t);
+	return 0;
+}
+
+/* 10000 perf events need 10000 descriptors. */
+static void raise_fd_limit(rlim_t want)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+static void cell(const struct result *r, double v)
+{
+	if (r->ok)
+		printf(" %12.3f", v);
+	else
+		printf(" %12s", "n/a");
+}
+
+int main(int argc, char **argv)
+{
+	static const unsigned sizes[] = { 10, 1000, 10000 };
+	struct result res[3][N_BACKENDS];
+	const char *dir_override = NULL;
+	char dir[PATH_MAX], err[PATH_MAX + 64];
+	int c;
+
+	while ((c = getopt(argc, argv, "r:L:h")) != -1) {
+		switch (c) {
+		case 'r': reps = atoi(optarg); break;
+		case 'L': dir_override = optarg; break;
+		default:
+			fprintf(c == 'h' ? stdout : stderr,
+				"usage: bench-attach [-r REPETITIONS (3)] [-L LIBDIR]\n");
+			return c == 'h' ? 0 : 2;
+		}
+	}
+	if (reps < 1 || reps > MAX_REPS) {
+		fprintf(stderr, "bench-attach: -r between 1 and %d\n", MAX_REPS);
+		return 2;
+	}
+	lib_dir(dir, sizeof(dir), dir_override);
+	raise_fd_limit(sizes[2] + 256);
+	memset(res, 0, sizeof(res));
+	printf("bench-attach: attach+detach N probes, median of %d repetition%s\n", reps,
+	       reps > 1 ? "s" : "");
+	for (int i = 0; i < 3; i++) {
+		struct target_lib t = { 0 };
+
+		if (load_lib(dir, sizes[i], &t, err, sizeof(err))) {
+			printf("%-6u: n/a (%s)\n", sizes[i], err);
+			continue;
+		}
+		for (int be = 0; be < N_BACKENDS; be++)
+			run(&t, be, &res[i][be]);
+		free(t.off);
+	}
+
+	printf("\nattach ms (median)                                         detach ms"
+	       "                   RSS bytes/probe\n");
+	printf("%-6s %12s %12s %12s %16s %12s %12s %12s %12s %12s\n", "N", "selfprobe",
+	       "sp-int3", "kernel", "kernel/selfprobe", "selfprobe", "kernel", "selfprobe",
+	       "sp-int3", "kernel");
+	for (int i = 0; i < 3; i++) {
+		const struct result *r = res[i];
+
+		printf("%-6u", sizes[i]);
+		for (int be = 0; be < N_BACKENDS; be++)
+			cell(&r[be], r[be].attach_ms.median);
+		if (r[SP_AUTO].ok && r[KERNEL].ok && r[SP_AUTO].attach_ms.median > 0)
+			printf(" %15.2fx", r[KERNEL].attach_ms.median / r[SP_AUTO].attach_ms.median);
+		else
+			printf(" %16s", "-");
+		cell(&r[SP_AUTO], r[SP_AUTO].detach_ms.median);
+		cell(&r[KERNEL], r[KERNEL].detach_ms.median);
+		for (int be = 0; be < N_BACKENDS; be++)
+			cell(&r[be], r[be].rss_per_probe.median);
+		printf("\n");
+	}
+	return 0;
+}

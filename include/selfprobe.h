@@ -1,0 +1,97 @@
+/* selfprobe.h — the one public header of libselfprobe.
+ *
+ * Uprobes inside the process: attach C handlers to function entries, returns
+ * and USDT sites of the running program and its libraries.  Used three ways:
+ *   - LD_PRELOAD=libselfprobe.so with UPROBE_SPEC (no code at all);
+ *   - plugins named in a spec ("=./handlers.so:on_hit"), which receive a
+ *     struct selfprobe_ctx and use the accessors below;
+ *   - programs that instrument themselves: link -lselfprobe and call
+ *     selfprobe_attach()/selfprobe_attach_spec().
+ *
+ * Only selfprobe_* names are exported by the library.  Every function here
+ * is safe to call from a handler unless it says otherwise.
+ */
+#ifndef SELFPROBE_H
+#define SELFPROBE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bumped when struct layouts or handler semantics change incompatibly.  A
+ * plugin built against another ABI version is refused with a clear error. */
+#define SELFPROBE_ABI_VERSION 1
+
+/* The interrupted thread's integer state at the probe site.  Writable from a
+ * handler: changes are applied when the thread resumes (rip included, which
+ * lets a handler skip the probed function). */
+struct selfprobe_regs {
+	uint64_t r15, r14, r13, r12, rbp, rbx, r11, r10, r9, r8;
+	uint64_t rax, rcx, rdx, rsi, rdi;
+	uint64_t rip;    /* the probe site (the first byte of the probed instruction) */
+	uint64_t eflags;
+	uint64_t rsp;    /* as it was at the site, before any probe machinery ran */
+};
+
+/* Per-hit context handed to handlers.  Opaque: use the accessors. */
+struct selfprobe_ctx;
+
+/* A handler.  For session probes, returning non-zero at entry skips the
+ * return call of that invocation; elsewhere the result is ignored. */
+typedef int (*selfprobe_handler_fn)(struct selfprobe_ctx *ctx, void *data);
+
+/* One attached probe, as returned by selfprobe_attach(). */
+struct selfprobe_link;
+
+/* Attach fn to every site PROBE names (the spec grammar's probe part, no
+ * '=action': "uprobe:libc:malloc", "usdt:./app:prov:name" …).  Returns NULL
+ * and sets errno on failure; the reason goes to the log. */
+struct selfprobe_link *selfprobe_attach(const char *probe,
+					selfprobe_handler_fn fn, void *data);
+
+/* Detach.  Safe while other threads are hitting the probe: once it returns
+ * the handler is never called again and its data may be freed.  0 or a
+ * negative errno value. */
+int selfprobe_detach(struct selfprobe_link *l);
+
+/* Attach every item of SPEC (the same text as UPROBE_SPEC, '@FILE' too), with
+ * its action.  Returns 0 when every item attached, else -EINVAL: each failed
+ * item is logged and listed in the report's errors; the others are attached. */
+int selfprobe_attach_spec(const char *spec);
+
+/* Context accessors. */
+struct selfprobe_regs *selfprobe_regs(struct selfprobe_ctx *ctx);
+uint64_t  selfprobe_arg(struct selfprobe_ctx *ctx, int n);   /* SysV integer args, n >= 0 */
+uint64_t  selfprobe_retval(struct selfprobe_ctx *ctx);
+bool      selfprobe_is_return(struct selfprobe_ctx *ctx);
+uint64_t *selfprobe_cookie(struct selfprobe_ctx *ctx);       /* per call, session probes */
+int       selfprobe_usdt_arg(struct selfprobe_ctx *ctx, int n, int64_t *val);
+int       selfprobe_backtrace(struct selfprobe_ctx *ctx, uintptr_t *ips, int max);
+/* The probe's address (the site), and the spec text it came from. */
+uintptr_t   selfprobe_address(struct selfprobe_ctx *ctx);
+const char *selfprobe_spec(struct selfprobe_ctx *ctx);
+
+/* Runtime configuration, as the preload front end sets it from the
+ * environment.  Not for handlers. */
+int selfprobe_set_mode(const char *mode);        /* "auto", "int3", "jmp" */
+int selfprobe_set_log_level(const char *level);  /* "error", "warn", "info", "debug" */
+
+/* Write the report: PATH NULL → text on stderr; a path ending in ".json" →
+ * JSON; any other path → text.  "%p" in PATH becomes the pid.  The file is
+ * created with O_NOFOLLOW.  0 or a negative errno value.  Not for handlers. */
+int selfprobe_write_report(const char *path);
+
+/* Write the report to FD (not closed): JSON when JSON is true, else text. */
+int selfprobe_write_report_fd(int fd, bool json);
+
+/* Record an error for the report's "errors" (and log it), as the runtime
+ * does for a bad spec item.  For front ends. */
+void selfprobe_report_error(const char *spec, const char *message);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SELFPROBE_H */

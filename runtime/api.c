@@ -1,0 +1,256 @@
+/* api — the public entry points of include/selfprobe.h: errors converted
+ * once, here, at the edge (NULL + errno, or a negative errno value). */
+#include "selfprobe.h"
+#include "dispatch.h"
+#include "log.h"
+#include "probe.h"
+#include "report.h"
+#include "spec.h"
+#include "tstate.h"
+
+/* Runtime work in this thread: probes it hits are not the application's. */
+#define RUNTIME_BEGIN() (sp_tls.runtime++)
+#define RUNTIME_END() (sp_tls.runtime--)
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define API __attribute__((visibility("default")))
+
+struct selfprobe_link {
+	char *probe;
+};
+
+static struct selfprobe_link *attach(const char *probe, selfprobe_handler_fn fn, void *data)
+{
+	if (!probe) {
+		errno = EINVAL;
+		return NULL;
+	}
+	struct sp_spec_item item;
+	char *err = NULL;
+	if (sp_spec_parse_probe(probe, &item, &err) != 0) {
+		sp_probe_error(probe, "%s", err ? err : "cannot parse");
+		free(err);
+		errno = EINVAL;
+		return NULL;
+	}
+	struct selfprobe_link *l = calloc(1, sizeof(*l));
+	if (!l) {
+		sp_spec_item_free(&item);
+		errno = ENOMEM;
+		return NULL;
+	}
+	l->probe = strdup(probe);
+	long rc = sp_probe_attach_item(&item, fn, data, l);
+	sp_spec_item_free(&item);
+	if (rc < 0) {
+		free(l->probe);
+		free(l);
+		errno = (int)-rc;
+		return NULL;
+	}
+	return l;
+}
+
+static int detach(struct selfprobe_link *l)
+{
+	if (!l)
+		return -EINVAL;
+	int rc = sp_probe_detach_link(l);
+	/* The link stays owned by its probes' records (the report names them);
+	 * only its text is ours to free. */
+	return rc;
+}
+
+static int attach_spec(const char *spec)
+{
+	if (!spec)
+		return -EINVAL;
+	struct sp_spec s = { 0 };
+	if (sp_spec_load(spec, &s) != 0)
+		return -ENOMEM;
+	int failed = 0;
+	for (size_t i = 0; i < s.n_errors; i++) {
+		sp_probe_error(s.errors[i].item, "%s", s.errors[i].message);
+		failed = 1;
+	}
+	for (size_t i = 0; i < s.n_items; i++)
+		if (sp_probe_attach_item(&s.items[i], NULL, NULL, NULL) < 0)
+			failed = 1;
+	sp_spec_free(&s);
+	return failed ? -EINVAL : 0;
+}
+
+API struct selfprobe_regs *selfprobe_regs(struct selfprobe_ctx *ctx) { return ctx->regs; }
+
+API uint64_t selfprobe_arg(struct selfprobe_ctx *ctx, int n)
+{
+	const struct selfprobe_regs *r = ctx->regs;
+	switch (n) {
+	case 0: return r->rdi;
+	case 1: return r->rsi;
+	case 2: return r->rdx;
+	case 3: return r->rcx;
+	case 4: return r->r8;
+	case 5: return r->r9;
+	}
+	if (n < 0)
+		return 0;
+	/* At a function entry the 7th argument onwards sit above the return
+	 * address. */
+	return ((const uint64_t *)r->rsp)[1 + (n - 6)];
+}
+
+API uint64_t selfprobe_retval(struct selfprobe_ctx *ctx) { return ctx->regs->rax; }
+API bool selfprobe_is_return(struct selfprobe_ctx *ctx) { return ctx->is_return; }
+API uint64_t *selfprobe_cookie(struct selfprobe_ctx *ctx) { return ctx->cookie; }
+API uintptr_t selfprobe_address(struct selfprobe_ctx *ctx) { return ctx->probe->site->addr; }
+API const char *selfprobe_spec(struct selfprobe_ctx *ctx) { return ctx->probe->spec; }
+
+API int selfprobe_usdt_arg(struct selfprobe_ctx *ctx, int n, int64_t *val)
+{
+	(void)ctx, (void)n, (void)val;
+	return -ENOTSUP;   /* usdt probes arrive with their own issue */
+}
+
+API int selfprobe_backtrace(struct selfprobe_ctx *ctx, uintptr_t *ips, int max)
+{
+	(void)ctx, (void)ips, (void)max;
+	return -ENOTSUP;   /* arrives with the stack action */
+}
+
+API int selfprobe_set_mode(const char *mode)
+{
+	if (!mode || strcmp(mode, "auto") == 0)
+		sp_mode_pref = SP_PREF_AUTO;
+	else if (strcmp(mode, "int3") == 0)
+		sp_mode_pref = SP_PREF_INT3;
+	else if (strcmp(mode, "jmp") == 0)
+		sp_mode_pref = SP_PREF_JMP;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+API int selfprobe_set_log_level(const char *level)
+{
+	enum sp_log_level l;
+	if (!level || sp_log_parse_level(level, &l) != 0)
+		return -EINVAL;
+	sp_log_level = l;
+	return 0;
+}
+
+API void selfprobe_report_error(const char *spec, const char *message)
+{
+	RUNTIME_BEGIN();
+	sp_probe_error(spec, "%s", message);
+	RUNTIME_END();
+}
+
+static int write_report_fd(int fd, bool json)
+{
+	int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (copy < 0)
+		return -errno;
+	FILE *f = fdopen(copy, "w");
+	if (!f) {
+		int e = errno;
+		close(copy);
+		return -e;
+	}
+	if (json)
+		sp_report_json(f);
+	else
+		sp_report_text(f);
+	return fclose(f) == 0 ? 0 : -errno;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+	return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+static int write_report(const char *pattern)
+{
+	if (!pattern) {
+		sp_report_text(stderr);
+		return 0;
+	}
+	char *path = sp_report_path(pattern);
+	if (!path)
+		return -ENOMEM;
+	/* O_NOFOLLOW: a report path in a shared directory must not be a
+	 * symlink planted to make us overwrite another file. */
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		int e = errno;
+		sp_err("cannot write the report to '%s': %s", path, strerror(e));
+		free(path);
+		return -e;
+	}
+	FILE *f = fdopen(fd, "w");
+	if (!f) {
+		int e = errno;
+		close(fd);
+		free(path);
+		return -e;
+	}
+	if (ends_with(path, ".json"))
+		sp_report_json(f);
+	else
+		sp_report_text(f);
+	int rc = fclose(f) == 0 ? 0 : -errno;
+	free(path);
+	return rc;
+}
+
+/* The entry points that do the runtime's own work, bracketed so that the
+ * libc calls they make are not counted as the application's. */
+API struct selfprobe_link *selfprobe_attach(const char *probe, selfprobe_handler_fn fn, void *data)
+{
+	RUNTIME_BEGIN();
+	struct selfprobe_link *l = attach(probe, fn, data);
+	int e = errno;
+	RUNTIME_END();
+	errno = e;
+	return l;
+}
+
+API int selfprobe_detach(struct selfprobe_link *l)
+{
+	RUNTIME_BEGIN();
+	int rc = detach(l);
+	RUNTIME_END();
+	return rc;
+}
+
+API int selfprobe_attach_spec(const char *spec)
+{
+	RUNTIME_BEGIN();
+	int rc = attach_spec(spec);
+	RUNTIME_END();
+	return rc;
+}
+
+API int selfprobe_write_report_fd(int fd, bool json)
+{
+	RUNTIME_BEGIN();
+	int rc = write_report_fd(fd, json);
+	RUNTIME_END();
+	return rc;
+}
+
+API int selfprobe_write_report(const char *pattern)
+{
+	RUNTIME_BEGIN();
+	int rc = write_report(pattern);
+	RUNTIME_END();
+	return rc;
+}

@@ -1,0 +1,24 @@
+/* codemem — executable memory for out-of-line copies and trampolines.
+ *
+ * Code must often sit within ±2 GiB of the text it serves (rel32 jumps,
+ * RIP-relative operands moved out of line), so memory is carved from 64 KiB
+ * chunks mapped read+exec into the address-space gap nearest the requested
+ * address (/proc/self/maps, MAP_FIXED_NOREPLACE).  Chunks are never writable:
+ * code is written through sp_patch_write(), and many slots share a chunk.
+ * Slots are never freed while the process lives (a thread may still be
+ * executing one); the memory cost is tens of bytes per site.
+ */
+#ifndef SP_CODEMEM_H
+#define SP_CODEMEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Allocate SIZE bytes of code memory (16-byte aligned) whose every byte is
+ * within ±(2 GiB - 64 KiB) of NEAR.  NEAR 0: anywhere.  0 on failure. */
+uintptr_t sp_codemem_alloc(uintptr_t near, size_t size);
+
+/* Is ADDR inside any code memory we mapped? (signal-safe) */
+int sp_codemem_owns(uintptr_t addr);
+
+#endif

@@ -1,0 +1,744 @@
+/* elfsym — function symbols of an ELF file, read with libelf.
+ *
+ * Where the symbols come from, in order:
+ *   1. the file's own .symtab (unstripped binaries, most test targets);
+ *   2. else the separate debug file /usr/lib/debug/.build-id/ab/cdef….debug
+ *      named by the file's NT_GNU_BUILD_ID note (Debian's *-dbg/-dbgsym
+ *      packages; libc6-dbg gives libc.so.6 its locals);
+ *   3. else .dynsym alone (a stripped library: exported functions only).
+ * The file's .dynsym is always merged in: a symbol with the same name, value
+ * and binding in both is one symbol marked in_dynsym, the others are added.
+ * .symtab names of versioned definitions carry the version
+ * ("memcpy@@GLIBC_2.14") while .dynsym names do not (the version is in
+ * .gnu.version), so the merge is what makes plain "memcpy" findable.
+ *
+ * A .dynsym name can occur twice with different versions (glibc's
+ * memcpy@GLIBC_2.2.5 and memcpy@@GLIBC_2.14); the one whose .gnu.version
+ * entry has the hidden bit is not what dlsym returns, and lookups prefer the
+ * other.  That flag lives in priv, next to the name storage.
+ *
+ * The file is untrusted: libelf checks that section data lies inside the
+ * file, elf_strptr checks string offsets; we check types, entry sizes and
+ * sh_link before trusting a section.  Nothing is kept open: the names are
+ * copied and the Elf handle and descriptor closed before sp_elf_open returns.
+ */
+#include "elfsym.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define DEFAULT_DEBUG_ROOT "/usr/lib/debug"
+#define MAX_BUILD_ID 64          /* bytes; GNU ld emits 20 (sha1) or 16 (md5) */
+
+static char debug_root[PATH_MAX];   /* empty: DEFAULT_DEBUG_ROOT */
+
+enum {
+	F_IFUNC = 1, F_GLOBAL = 2, F_DYNSYM = 4, F_HIDDEN_VER = 8,
+};
+
+/* A symbol while collecting: the name is an offset, because the string
+ * buffer moves as it grows. */
+struct raw_sym {
+	uint64_t value, size;
+	size_t name;
+	unsigned flags;
+};
+
+struct collect {
+	struct raw_sym *syms;
+	size_t n, cap;
+	char *str;
+	size_t str_len, str_cap;
+};
+
+struct priv {
+	char *strings;
+	bool *hidden_ver;        /* per symbol: a non-default .dynsym version */
+	uint64_t max_size;       /* bounds the backward scan in sp_elf_containing */
+};
+
+void sp_elf_set_debug_root(const char *dir)
+{
+	snprintf(debug_root, sizeof(debug_root), "%s", dir ? dir : "");
+}
+
+/* ---- collecting ------------------------------------------------------- */
+
+static int add_string(struct collect *c, const char *s, size_t *off)
+{
+	size_t len = strlen(s) + 1;
+
+	if (c->str_len + len > c->str_cap) {
+		size_t cap = c->str_cap ? c->str_cap : 4096;
+		while (cap < c->str_len + len)
+			cap *= 2;
+		char *str = realloc(c->str, cap);
+		if (!str)
+			return -ENOMEM;
+		c->str = str;
+		c->str_cap = cap;
+	}
+	memcpy(c->str + c->str_len, s, len);
+	*off = c->str_len;
+	c->str_len += len;
+	return 0;
+}
+
+static int add_sym(struct collect *c, const char *name, const GElf_Sym *sym,
+		   unsigned flags)
+{
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 256;
+		struct raw_sym *syms = realloc(c->syms, cap * sizeof(*syms));
+		if (!syms)
+			return -ENOMEM;
+		c->syms = syms;
+		c->cap = cap;
+	}
+	struct raw_sym *r = &c->syms[c->n];
+	int ret = add_string(c, name, &r->name);
+	if (ret)
+		return ret;
+	r->value = sym->st_value;
+	r->size = sym->st_size;
+	r->flags = flags;
+	c->n++;
+	return 0;
+}
+
+static int raw_cmp(const void *a, const void *b, void *arg)
+{
+	const struct raw_sym *x = a, *y = b;
+	const char *str = arg;
+
+	if (x->value != y->value)
+		return x->value < y->value ? -1 : 1;
+	return strcmp(str + x->name, str + y->name);
+}
+
+static void sort_raw(struct collect *c)
+{
+	if (c->n > 1)
+		qsort_r(c->syms, c->n, sizeof(*c->syms), raw_cmp, c->str);
+}
+
+/* ---- reading a symbol table -------------------------------------------- */
+
+static bool wanted(const GElf_Sym *sym)
+{
+	int type = GELF_ST_TYPE(sym->st_info);
+
+	return (type == STT_FUNC || type == STT_GNU_IFUNC) &&
+	       sym->st_shndx != SHN_UNDEF && sym->st_value != 0;
+}
+
+static unsigned sym_flags(const GElf_Sym *sym)
+{
+	int bind = GELF_ST_BIND(sym->st_info);
+	unsigned flags = 0;
+
+	if (GELF_ST_TYPE(sym->st_info) == STT_GNU_IFUNC)
+		flags |= F_IFUNC;
+	if (bind == STB_GLOBAL || bind == STB_WEAK || bind == STB_GNU_UNIQUE)
+		flags |= F_GLOBAL;
+	return flags;
+}
+
+/* A symbol table section, checked: its data, entry count and string table
+ * section index. */
+struct symtab {
+	Elf_Data *data;
+	size_t count;
+	size_t strndx;
+};
+
+static int open_symtab(Elf *elf, Elf_Scn *scn, struct symtab *st,
+		       const char *path, char *err, size_t errlen)
+{
+	GElf_Shdr shdr, strhdr;
+	size_t shnum;
+	size_t entsize = gelf_fsize(elf, ELF_T_SYM, 1, EV_CURRENT);
+
+	if (!gelf_getshdr(scn, &shdr) || elf_getshdrnum(elf, &shnum) != 0)
+		goto corrupt;
+	/* Compressed symbol tables do not occur in practice; refuse rather
+	 * than parse compressed bytes as symbols. */
+	if (shdr.sh_flags & SHF_COMPRESSED)
+		goto corrupt;
+	if (shdr.sh_entsize != entsize || shdr.sh_size % entsize != 0)
+		goto corrupt;
+	if (shdr.sh_link == SHN_UNDEF || shdr.sh_link >= shnum)
+		goto corrupt;
+	Elf_Scn *strscn = elf_getscn(elf, shdr.sh_link);
+	if (!strscn || !gelf_getshdr(strscn, &strhdr) || strhdr.sh_type != SHT_STRTAB)
+		goto corrupt;
+	st->data = elf_getdata(scn, NULL);
+	if (!st->data || st->data->d_size != shdr.sh_size)
+		goto corrupt;
+	st->count = shdr.sh_size / entsize;
+	st->strndx = shdr.sh_link;
+	return 0;
+corrupt:;
+	int e = elf_errno();     /* reading it clears it: once */
+	snprintf(err, errlen, "'%s': corrupt symbol table%s%s", path,
+		 e ? ": " : "", e ? elf_errmsg(e) : "");
+	return -EINVAL;
+}
+
+static int read_sym(Elf *elf, const struct symtab *st, size_t i, GElf_Sym *sym,
+		    const char **name, const char *path, char *err, size_t errlen)
+{
+	if (!gelf_getsym(st->data, (int)i, sym)) {
+		snprintf(err, errlen, "'%s': bad symbol %zu: %s", path, i, elf_errmsg(-1));
+		return -EINVAL;
+	}
+	*name = NULL;
+	if (!wanted(sym))
+		return 0;
+	*name = elf_strptr(elf, st->strndx, sym->st_name);
+	if (!*name) {
+		snprintf(err, errlen, "'%s': symbol %zu has a bad name offset", path, i);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int read_symtab(Elf *elf, Elf_Scn *scn, struct collect *c,
+		       const char *path, char *err, size_t errlen)
+{
+	struct symtab st;
+	int ret = open_symtab(elf, scn, &st, path, err, errlen);
+
+	/* Entry 0 is the reserved null symbol. */
+	for (size_t i = 1; ret == 0 && i < st.count; i++) {
+		GElf_Sym sym;
+		const char *name;
+		ret = read_sym(elf, &st, i, &sym, &name, path, err, errlen);
+		if (ret == 0 && name && name[0])
+			ret = add_sym(c, name, &sym, sym_flags(&sym));
+	}
+	return ret;
+}
+
+/* .gnu.version for DYNSYM, if it is present and consistent; else NULL. */
+static Elf_Data *versym_data(Elf *elf, size_t dynsym_ndx, size_t count)
+{
+	Elf_Scn *scn = NULL;
+	GElf_Shdr shdr;
+
+	while ((scn = elf_nextscn(elf, scn))) {
+		if (!gelf_getshdr(scn, &shdr) || shdr.sh_type != SHT_GNU_versym)
+			continue;
+		if (shdr.sh_link != dynsym_ndx)
+			return NULL;
+		Elf_Data *d = elf_getdata(scn, NULL);
+		if (!d || d->d_size != count * sizeof(GElf_Versym))
+			return NULL;
+		return d;
+	}
+	return NULL;
+}
+
+/* Mark the symbol in the sorted symtab set that is this .dynsym symbol, or
+ * report that there is none. */
+static bool mark_in_symtab(struct collect *c, size_t n_symtab, const char *name,
+			   const GElf_Sym *sym, unsigned flags)
+{
+	size_t lo = 0, hi = n_symtab;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (c->syms[mid].value < sym->st_value)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo; i < n_symtab && c->syms[i].value == sym->st_value; i++) {
+		struct raw_sym *r = &c->syms[i];
+		if ((r->flags & F_GLOBAL) == (flags & F_GLOBAL) &&
+		    strcmp(c->str + r->name, name) == 0) {
+			r->flags |= F_DYNSYM | (flags & F_HIDDEN_VER);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Merge .dynsym into C, whose first N_SYMTAB entries (sorted) came from a
+ * .symtab. */
+static int merge_dynsym(Elf *elf, Elf_Scn *scn, struct collect *c, size_t n_symtab,
+			const char *path, char *err, size_t errlen)
+{
+	struct symtab st;
+	int ret = open_symtab(elf, scn, &st, path, err, errlen);
+	if (ret)
+		return ret;
+	Elf_Data *vs = versym_data(elf, elf_ndxscn(scn), st.count);
+
+	for (size_t i = 1; i < st.count; i++) {
+		GElf_Sym sym;
+		GElf_Versym ver;
+		const char *name;
+		ret = read_sym(elf, &st, i, &sym, &name, path, err, errlen);
+		if (ret)
+			return ret;
+		if (!name || !name[0])
+			continue;
+		unsigned flags = sym_flags(&sym) | F_DYNSYM;
+		if (vs && gelf_getversym(vs, (int)i, &ver) && (ver & 0x8000))
+			flags |= F_HIDDEN_VER;
+		if (mark_in_symtab(c, n_symtab, name, &sym, flags))
+			continue;
+		ret = add_sym(c, name, &sym, flags);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* ---- sections, notes, build-id ----------------------------------------- */
+
+static Elf_Scn *find_section(Elf *elf, Elf64_Word type)
+{
+	Elf_Scn *scn = NULL;
+	GElf_Shdr shdr;
+
+	while ((scn = elf_nextscn(elf, scn)))
+		if (gelf_getshdr(scn, &shdr) && shdr.sh_type == type)
+			return scn;
+	return NULL;
+}
+
+/* NT_GNU_BUILD_ID in DATA (a note segment or section); its length or 0. */
+static size_t build_id_in(Elf_Data *data, uint8_t *id)
+{
+	size_t off = 0, next, name_off, desc_off;
+	GElf_Nhdr nh;
+
+	while (data && off < data->d_size &&
+	       (next = gelf_getnote(data, off, &nh, &name_off, &desc_off)) > 0) {
+		const char *base = data->d_buf;
+		if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 &&
+		    memcmp(base + name_off, "GNU", 4) == 0 &&
+		    nh.n_descsz >= 2 && nh.n_descsz <= MAX_BUILD_ID) {
+			memcpy(id, base + desc_off, nh.n_descsz);
+			return nh.n_descsz;
+		}
+		off = next;
+	}
+	return 0;
+}
+
+static size_t read_build_id(Elf *elf, uint8_t *id)
+{
+	size_t phnum, len;
+	GElf_Phdr ph;
+
+	if (elf_getphdrnum(elf, &phnum) == 0) {
+		for (size_t i = 0; i < phnum; i++) {
+			if (!gelf_getphdr(elf, (int)i, &ph) || ph.p_type != PT_NOTE)
+				continue;
+			Elf_Type t = ph.p_align == 8 ? ELF_T_NHDR8 : ELF_T_NHDR;
+			len = build_id_in(elf_getdata_rawchunk(elf, (int64_t)ph.p_offset,
+							       ph.p_filesz, t), id);
+			if (len)
+				return len;
+		}
+	}
+	Elf_Scn *scn = NULL;
+	GElf_Shdr shdr;
+	while ((scn = elf_nextscn(elf, scn))) {
+		if (!gelf_getshdr(scn, &shdr) || shdr.sh_type != SHT_NOTE)
+			continue;
+		if ((len = build_id_in(elf_getdata(scn, NULL), id)))
+			return len;
+	}
+	return 0;
+}
+
+static bool debug_file_path(const uint8_t *id, size_t len, char *buf, size_t buflen)
+{
+	const char *root = debug_root[0] ? debug_root : DEFAULT_DEBUG_ROOT;
+	char hex[2 * MAX_BUILD_ID + 1];
+
+	for (size_t i = 0; i < len; i++)
+		sprintf(hex + 2 * i, "%02x", id[i]);
+	int w = snprintf(buf, buflen, "%s/.build-id/%.2s/%s.debug", root, hex, hex + 2);
+	return w > 0 && (size_t)w < buflen;
+}
+
+/* ---- opening ----------------------------------------------------------- */
+
+static int check_header(Elf *elf, GElf_Ehdr *eh, const char *path, char *err, size_t errlen)
+{
+	if (elf_kind(elf) != ELF_K_ELF) {
+		snprintf(err, errlen, "'%s': not an ELF file", path);
+		return -ENOEXEC;
+	}
+	if (gelf_getclass(elf) != ELFCLASS64 || !gelf_getehdr(elf, eh)) {
+		snprintf(err, errlen, "'%s': not a 64-bit ELF file", path);
+		return -ENOEXEC;
+	}
+	if (eh->e_machine != EM_X86_64) {
+		snprintf(err, errlen, "'%s': not an x86-64 ELF file (e_machine %u)",
+			 path, eh->e_machine);
+		return -ENOEXEC;
+	}
+	if (eh->e_type != ET_EXEC && eh->e_type != ET_DYN) {
+		snprintf(err, errlen, "'%s': not an executable or shared object (e_type %u)",
+			 path, eh->e_type);
+		return -ENOEXEC;
+	}
+	/* libelf quietly reports no sections when the section header table
+	 * lies beyond the end of the file: say what is wrong. */
+	size_t shnum;
+	if (eh->e_shoff && (elf_getshdrnum(elf, &shnum) != 0 || shnum == 0)) {
+		snprintf(err, errlen, "'%s': section headers missing or truncated", path);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int open_elf(const char *path, int *fd, Elf **elf, char *err, size_t errlen)
+{
+	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0) {
+		int e = errno;
+		snprintf(err, errlen, "cannot open '%s': %s", path, strerror(e));
+		return -e;
+	}
+	*elf = elf_begin(*fd, ELF_C_READ_MMAP, NULL);
+	if (!*elf) {
+		snprintf(err, errlen, "'%s': %s", path, elf_errmsg(-1));
+		close(*fd);
+		return -ENOEXEC;
+	}
+	return 0;
+}
+
+static void close_elf(int fd, Elf *elf)
+{
+	elf_end(elf);
+	close(fd);
+}
+
+static int read_segments(Elf *elf, struct sp_elf *e, char *err, size_t errlen)
+{
+	size_t phnum;
+	GElf_Phdr ph;
+
+	if (elf_getphdrnum(elf, &phnum) != 0) {
+		snprintf(err, errlen, "'%s': bad program headers: %s", e->path, elf_errmsg(-1));
+		return -EINVAL;
+	}
+	e->segs = calloc(phnum ? phnum : 1, sizeof(*e->segs));
+	if (!e->segs)
+		return -ENOMEM;
+	for (size_t i = 0; i < phnum; i++) {
+		if (!gelf_getphdr(elf, (int)i, &ph)) {
+			snprintf(err, errlen, "'%s': bad program header %zu", e->path, i);
+			return -EINVAL;
+		}
+		if (ph.p_type != PT_LOAD)
+			continue;
+		e->segs[e->n_segs++] = (struct sp_segment){
+			.vaddr = ph.p_vaddr, .memsz = ph.p_memsz,
+			.offset = ph.p_offset, .filesz = ph.p_filesz, .flags = ph.p_flags,
+		};
+	}
+	return 0;
+}
+
+/* The build-id debug file's .symtab into C, if there is a usable one.  A
+ * missing or unusable debug file is not an error: we fall back to .dynsym. */
+static void read_debug_symtab(Elf *elf, struct sp_elf *e, struct collect *c)
+{
+	uint8_t id[MAX_BUILD_ID], did[MAX_BUILD_ID];
+	char dpath[PATH_MAX], derr[256];
+	size_t len = read_build_id(elf, id);
+	GElf_Ehdr eh;
+	Elf *delf;
+	int fd;
+
+	if (!len || !debug_file_path(id, len, dpath, sizeof(dpath)))
+		return;
+	if (open_elf(dpath, &fd, &delf, derr, sizeof(derr)) != 0)
+		return;
+	Elf_Scn *scn = find_section(delf, SHT_SYMTAB);
+	/* A stale file under the same name must not lend us its symbols. */
+	if (check_header(delf, &eh, dpath, derr, sizeof(derr)) == 0 && scn &&
+	    read_build_id(delf, did) == len && memcmp(id, did, len) == 0) {
+		size_t before = c->n;
+		if (read_symtab(delf, scn, c, dpath, derr, sizeof(derr)) == 0) {
+			e->debug_path = strdup(dpath);
+			e->has_symtab = e->debug_path != NULL;
+		}
+		if (!e->has_symtab)
+			c->n = before;
+	}
+	close_elf(fd, delf);
+}
+
+static int read_symbols(Elf *elf, struct sp_elf *e, struct collect *c,
+			char *err, size_t errlen)
+{
+	Elf_Scn *symtab = find_section(elf, SHT_SYMTAB);
+	Elf_Scn *dynsym = find_section(elf, SHT_DYNSYM);
+	int ret;
+
+	if (symtab) {
+		ret = read_symtab(elf, symtab, c, e->path, err, errlen);
+		if (ret)
+			return ret;
+		e->has_symtab = true;
+	} else {
+		read_debug_symtab(elf, e, c);
+	}
+	if (!symtab && !dynsym && !e->has_symtab) {
+		snprintf(err, errlen, "'%s': no symbol table", e->path);
+		return -ENODATA;
+	}
+	sort_raw(c);
+	if (dynsym) {
+		ret = merge_dynsym(elf, dynsym, c, c->n, e->path, err, errlen);
+		if (ret)
+			return ret;
+		sort_raw(c);
+	}
+	return 0;
+}
+
+/* Move the collected symbols into E; C's buffers become E's. */
+static int finish(struct sp_elf *e, struct collect *c)
+{
+	struct priv *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	e->priv = p;
+	p->strings = c->str;
+	c->str = NULL;
+	e->syms = calloc(c->n ? c->n : 1, sizeof(*e->syms));
+	p->hidden_ver = calloc(c->n ? c->n : 1, sizeof(*p->hidden_ver));
+	if (!e->syms || !p->hidden_ver)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->n; i++) {
+		const struct raw_sym *r = &c->syms[i];
+		e->syms[i] = (struct sp_sym){
+			.name = p->strings + r->name, .value = r->value, .size = r->size,
+			.is_ifunc = r->flags & F_IFUNC, .is_global = r->flags & F_GLOBAL,
+			.in_dynsym = r->flags & F_DYNSYM,
+		};
+		p->hidden_ver[i] = r->flags & F_HIDDEN_VER;
+		if (r->size > p->max_size)
+			p->max_size = r->size;
+	}
+	e->n_syms = c->n;
+	return 0;
+}
+
+int sp_elf_open(const char *path, struct sp_elf **out, char *err, size_t errlen)
+{
+	struct collect c = { 0 };
+	struct sp_elf *e = NULL;
+	GElf_Ehdr eh;
+	Elf *elf;
+	int fd, ret;
+
+	if (errlen)
+		err[0] = '\0';
+	*out = NULL;
+	if (elf_version(EV_CURRENT) == EV_NONE) {
+		snprintf(err, errlen, "libelf: %s", elf_errmsg(-1));
+		return -ENOSYS;
+	}
+	ret = open_elf(path, &fd, &elf, err, errlen);
+	if (ret)
+		return ret;
+	ret = check_header(elf, &eh, path, err, errlen);
+	if (ret)
+		goto out;
+	ret = -ENOMEM;
+	e = calloc(1, sizeof(*e));
+	if (!e || !(e->path = strdup(path)))
+		goto out;
+	e->e_type = eh.e_type;
+	ret = read_segments(elf, e, err, errlen);
+	if (ret == 0)
+		ret = read_symbols(elf, e, &c, err, errlen);
+	if (ret == 0)
+		ret = finish(e, &c);
+out:
+	if (ret == -ENOMEM && errlen && !err[0])
+		snprintf(err, errlen, "'%s': out of memory", path);
+	close_elf(fd, elf);
+	free(c.syms);
+	free(c.str);
+	if (ret) {
+		sp_elf_close(e);
+		return ret;
+	}
+	*out = e;
+	return 0;
+}
+
+void sp_elf_close(struct sp_elf *e)
+{
+	if (!e)
+		return;
+	struct priv *p = e->priv;
+	if (p) {
+		free(p->strings);
+		free(p->hidden_ver);
+		free(p);
+	}
+	free(e->syms);
+	free(e->segs);
+	free(e->debug_path);
+	free(e->path);
+	free(e);
+}
+
+/* ---- queries ----------------------------------------------------------- */
+
+static bool hidden_version(const struct sp_elf *e, const struct sp_sym *s)
+{
+	const struct priv *p = e->priv;
+	return p->hidden_ver[s - e->syms];
+}
+
+/* Which of several names for one address to show: a global name dlsym can
+ * find beats another global name (a .symtab one, which for versioned
+ * definitions carries the version: "memcpy@GLIBC_2.2.5"), beats a .dynsym
+ * name of a non-default version (plain "memcpy", but not the memcpy dlsym
+ * finds), beats a local. */
+static int score(const struct sp_elf *e, const struct sp_sym *s)
+{
+	if (s->is_global && s->in_dynsym && !hidden_version(e, s))
+		return 3;
+	if (s->is_global && !s->in_dynsym)
+		return 2;
+	return s->is_global ? 1 : 0;
+}
+
+/* A non-default version's .dynsym name when the default version exists
+ * under the same name: "memcpy" means that one, so globs skip this. */
+static bool shadowed(const struct sp_elf *e, const struct sp_sym *s)
+{
+	if (!hidden_version(e, s))
+		return false;
+	const struct sp_sym *l = sp_elf_lookup(e, s->name);
+	return l && l != s && score(e, l) == 3;
+}
+
+long sp_elf_match(const struct sp_elf *e, const char *glob, const struct sp_sym ***out)
+{
+	const struct sp_sym **res = NULL;
+	size_t n = 0, cap = 0;
+
+	*out = NULL;
+	for (size_t i = 0; i < e->n_syms;) {
+		const struct sp_sym *best = NULL;
+		size_t j = i;
+		/* One group of symbols at the same address. */
+		for (; j < e->n_syms && e->syms[j].value == e->syms[i].value; j++) {
+			const struct sp_sym *s = &e->syms[j];
+			if (fnmatch(glob, s->name, 0) != 0 || shadowed(e, s))
+				continue;
+			if (!best || score(e, s) > score(e, best))
+				best = s;
+		}
+		i = j;
+		if (!best)
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			const struct sp_sym **r = realloc(res, cap * sizeof(*r));
+			if (!r) {
+				free(res);
+				return -ENOMEM;
+			}
+			res = r;
+		}
+		res[n++] = best;
+	}
+	*out = res;
+	return (long)n;
+}
+
+const struct sp_sym *sp_elf_lookup(const struct sp_elf *e, const char *name)
+{
+	const struct sp_sym *best = NULL;
+
+	for (size_t i = 0; i < e->n_syms; i++) {
+		const struct sp_sym *s = &e->syms[i];
+		if (strcmp(s->name, name) == 0 && (!best || score(e, s) > score(e, best)))
+			best = s;
+	}
+	return best;
+}
+
+const struct sp_sym *sp_elf_containing(const struct sp_elf *e, uint64_t vaddr)
+{
+	const struct priv *p = e->priv;
+	const struct sp_sym *best = NULL, *exact = NULL;
+	size_t lo = 0, hi = e->n_syms;
+
+	/* hi: the first symbol above VADDR. */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (e->syms[mid].value <= vaddr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	/* Walk down; no symbol starting more than max_size below VADDR can
+	 * cover it.  The first cover found starts nearest (innermost). */
+	for (size_t i = lo; i-- > 0;) {
+		const struct sp_sym *s = &e->syms[i];
+		uint64_t d = vaddr - s->value;
+		if (best && s->value != best->value)
+			break;
+		if (d != 0 && d >= p->max_size)
+			break;
+		/* Walking down, an equal score means earlier in sort order:
+		 * ties go to the first name, as in sp_elf_match. */
+		if (s->size && d < s->size) {
+			if (!best || score(e, s) >= score(e, best))
+				best = s;
+		} else if (d == 0 && (!exact || score(e, s) >= score(e, exact))) {
+			exact = s;
+		}
+	}
+	return best ? best : exact;
+}
+
+int sp_elf_vaddr_to_offset(const struct sp_elf *e, uint64_t vaddr, uint64_t *off)
+{
+	for (size_t i = 0; i < e->n_segs; i++) {
+		const struct sp_segment *s = &e->segs[i];
+		if (vaddr >= s->vaddr && vaddr - s->vaddr < s->filesz) {
+			*off = s->offset + (vaddr - s->vaddr);
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+bool sp_elf_vaddr_is_text(const struct sp_elf *e, uint64_t vaddr)
+{
+	for (size_t i = 0; i < e->n_segs; i++) {
+		const struct sp_segment *s = &e->segs[i];
+		if ((s->flags & PF_X) && vaddr >= s->vaddr && vaddr - s->vaddr < s->memsz)
+			return true;
+	}
+	return false;
+}

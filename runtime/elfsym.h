@@ -1,0 +1,75 @@
+/* elfsym — function symbols of an ELF file, read with libelf.
+ *
+ * Reads .symtab where present, else .dynsym.  When the file has no .symtab
+ * and a separate debug file is installed under /usr/lib/debug/.build-id/xx/
+ * yyyy.debug (matching the file's NT_GNU_BUILD_ID), that file's .symtab is
+ * used and the .dynsym symbols are merged in.  Only STT_FUNC and
+ * STT_GNU_IFUNC symbols with a defined section are kept.  The file is
+ * untrusted input: every offset and size is checked, a bad file is an error
+ * with a message, never a crash.
+ */
+#ifndef SP_ELFSYM_H
+#define SP_ELFSYM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct sp_sym {
+	const char *name;        /* points into the sp_elf's own storage */
+	uint64_t value;          /* ELF virtual address */
+	uint64_t size;           /* 0 when unknown */
+	bool is_ifunc;           /* STT_GNU_IFUNC: value is the resolver */
+	bool is_global;          /* STB_GLOBAL or STB_WEAK */
+	bool in_dynsym;          /* also (or only) in .dynsym: dlsym can find it */
+};
+
+struct sp_segment {
+	uint64_t vaddr, memsz, offset, filesz;
+	uint32_t flags;          /* PF_X | PF_W | PF_R */
+};
+
+struct sp_elf {
+	char *path;
+	char *debug_path;        /* the build-id debug file used, or NULL */
+	bool has_symtab;         /* symbols came from a .symtab (own or debug file) */
+	uint16_t e_type;         /* ET_EXEC or ET_DYN */
+	struct sp_sym *syms;     /* sorted by value, then name; duplicates (aliases) kept */
+	size_t n_syms;
+	struct sp_segment *segs; /* PT_LOAD segments */
+	size_t n_segs;
+	void *priv;              /* string storage */
+};
+
+/* Open PATH and read its function symbols.  0, or -errno with a message in
+ * ERR ("not an ELF file", "no symbol table", …). */
+int sp_elf_open(const char *path, struct sp_elf **out, char *err, size_t errlen);
+void sp_elf_close(struct sp_elf *e);
+
+/* Symbols whose name matches the fnmatch(3) GLOB, each address once (the
+ * first name in sort order for aliases, preferring a global .dynsym name).
+ * *OUT is a malloc'ed array of pointers into E; returns the count or -errno. */
+long sp_elf_match(const struct sp_elf *e, const char *glob, const struct sp_sym ***out);
+
+/* The symbol with exactly NAME (preferring a global one), or NULL. */
+const struct sp_sym *sp_elf_lookup(const struct sp_elf *e, const char *name);
+
+/* The function symbol whose [value, value+size) holds VADDR (size 0: only
+ * VADDR == value), or NULL. */
+const struct sp_sym *sp_elf_containing(const struct sp_elf *e, uint64_t vaddr);
+
+/* ELF virtual address → file offset (for kernel uprobes), via PT_LOAD.
+ * 0 or -ENOENT. */
+int sp_elf_vaddr_to_offset(const struct sp_elf *e, uint64_t vaddr, uint64_t *off);
+
+/* Is VADDR inside an executable PT_LOAD segment? */
+bool sp_elf_vaddr_is_text(const struct sp_elf *e, uint64_t vaddr);
+
+/* Added for tests (test hook, not for production use): look for build-id
+ * debug files under DIR/.build-id/ instead of /usr/lib/debug/.build-id/;
+ * NULL restores the default.  Not thread-safe.  Deliberately not an
+ * environment variable: a preloaded library must not let the environment
+ * choose files it reads (AT_SECURE). */
+void sp_elf_set_debug_root(const char *dir);
+
+#endif

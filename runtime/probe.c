@@ -1,0 +1,615 @@
+/* probe — the registry and attach/detach; see probe.h. */
+#include "probe.h"
+#include "codemem.h"
+#include "elfsym.h"
+#include "emulate.h"
+#include "insn.h"
+#include "log.h"
+#include "maps.h"
+#include "patch.h"
+#include "trap.h"
+#include "tstate.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum sp_mode_pref sp_mode_pref = SP_PREF_AUTO;
+
+/* The reason every probe takes the int3 path until the jmp path lands. */
+static const char JMP_UNAVAILABLE[] = "jmp path not implemented yet";
+
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sp_probe *_Atomic probes_head;
+static struct sp_probe *probes_tail;
+static struct sp_error *_Atomic errors_head;
+static struct sp_error *errors_tail;
+
+/* ELF files already read, by path: libc is read once, not once per item. */
+struct elf_cache {
+	struct sp_elf *elf;
+	struct elf_cache *next;
+};
+static struct elf_cache *elves;
+
+struct sp_probe *sp_probe_first(void) { return atomic_load(&probes_head); }
+struct sp_error *sp_error_first(void) { return atomic_load(&errors_head); }
+
+void sp_probe_counts(const struct sp_probe *p, uint64_t *hits, uint64_t *missed)
+{
+	if (p->attached)
+		sp_tstate_read(p->id, hits, missed);
+	else {
+		*hits = p->final_hits;
+		*missed = p->final_missed;
+	}
+}
+
+static void add_error(const char *spec, const char *msg)
+{
+	struct sp_error *e = calloc(1, sizeof(*e));
+	if (!e)
+		return;
+	e->spec = strdup(spec ? spec : "");
+	e->message = strdup(msg);
+	if (errors_tail)
+		errors_tail->next = e;
+	else
+		atomic_store(&errors_head, e);
+	errors_tail = e;
+}
+
+void sp_probe_error(const char *spec, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	sp_err("%s: %s", spec, msg);
+	add_error(spec, msg);
+}
+
+static const char *base_name(const char *path)
+{
+	const char *s = strrchr(path, '/');
+	return s ? s + 1 : path;
+}
+
+static struct sp_elf *elf_get(const char *path, char *err, size_t errlen)
+{
+	for (struct elf_cache *c = elves; c; c = c->next)
+		if (strcmp(c->elf->path, path) == 0)
+			return c->elf;
+	struct sp_elf *e;
+	if (sp_elf_open(path, &e, err, errlen) != 0)
+		return NULL;
+	struct elf_cache *c = malloc(sizeof(*c));
+	if (!c) {
+		sp_elf_close(e);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	c->elf = e;
+	c->next = elves;
+	elves = c;
+	return e;
+}
+
+/* ---- sites ---- */
+
+/* Bytes readable at ADDR inside OBJ's text (a decode must not run off the
+ * mapping). */
+static size_t text_avail(const struct sp_object *obj, uintptr_t addr)
+{
+	for (int i = 0; i < obj->n_text; i++)
+		if (addr >= obj->text[i].start && addr < obj->text[i].end)
+			return obj->text[i].end - addr;
+	return 0;
+}
+
+/* How a trap at the site resumes: emulation when the instruction allows,
+ * else an out-of-line copy followed by an absolute jump back. */
+static int plan_resume(struct sp_site *s, const char **why)
+{
+	if (sp_emulate_can(&s->insn)) {
+		s->resume = SP_RESUME_EMULATE;
+		return 0;
+	}
+	if (!s->insn.relocatable) {
+		*why = s->insn.why ? s->insn.why : "instruction cannot run out of line";
+		return -ENOTSUP;
+	}
+	uint8_t code[64];
+	const size_t slot_size = 48;
+	uintptr_t slot = sp_codemem_alloc(s->addr, slot_size);
+	if (!slot && !s->insn.rip_relative)
+		slot = sp_codemem_alloc(0, slot_size);
+	if (!slot) {
+		*why = "no code memory for the out-of-line copy";
+		return -ENOMEM;
+	}
+	int n = sp_insn_relocate(&s->insn, slot, code, sizeof(code) - 14, why);
+	if (n < 0)
+		return n;
+	/* jmp *0(%rip); .quad back */
+	uint64_t back = s->addr + s->insn.len;
+	code[n++] = 0xff;
+	code[n++] = 0x25;
+	memset(code + n, 0, 4);
+	n += 4;
+	memcpy(code + n, &back, 8);
+	n += 8;
+	int rc = sp_patch_write(slot, code, (size_t)n);
+	if (rc) {
+		*why = "cannot write the out-of-line copy";
+		return rc;
+	}
+	s->resume = SP_RESUME_XOL;
+	s->xol = slot;
+	return 0;
+}
+
+static struct sp_site *site_get(const struct sp_object *obj, uintptr_t addr, const char **why)
+{
+	struct sp_site *s = sp_site_lookup(addr);
+	if (s)
+		return s;
+	size_t avail = text_avail(obj, addr);
+	if (!avail) {
+		*why = "address is not in the object's executable text";
+		return NULL;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->addr = addr;
+	const uint8_t *code = (const uint8_t *)addr;
+	if (code[0] == 0xcc) {
+		*why = "the site already holds an int3 (a debugger or another tool?)";
+		goto fail;
+	}
+	if (sp_insn_decode(code, avail < 15 ? avail : 15, addr, &s->insn) != 0) {
+		*why = "the instruction at the site does not decode";
+		goto fail;
+	}
+	if (s->insn.cls == SP_INSN_REFUSED) {
+		*why = s->insn.why ? s->insn.why : "instruction cannot be probed";
+		goto fail;
+	}
+	s->orig_byte = code[0];
+	s->mode = SP_MODE_INT3;
+	s->reason = JMP_UNAVAILABLE;
+	if (plan_resume(s, why) != 0)
+		goto fail;
+	if (sp_site_insert(s) != 0) {
+		*why = "out of memory";
+		goto fail;
+	}
+	return s;
+fail:
+	free(s);
+	return NULL;
+}
+
+/* Publish a new probe vector for SITE with P added (P non-NULL) or REMOVE
+ * removed.  The old vector is freed after quiescence by the caller. */
+static struct sp_probe_vec *vec_replace(struct sp_site *site, struct sp_probe *add,
+					struct sp_probe *remove)
+{
+	struct sp_probe_vec *old = atomic_load(&site->vec);
+	uint32_t n = old ? old->n : 0;
+	struct sp_probe_vec *v = malloc(sizeof(*v) + (n + 1) * sizeof(v->p[0]));
+	if (!v)
+		return NULL;
+	v->n = 0;
+	for (uint32_t i = 0; i < n; i++)
+		if (old->p[i] != remove)
+			v->p[v->n++] = old->p[i];
+	if (add)
+		v->p[v->n++] = add;
+	if (v->n == 0) {
+		free(v);
+		v = NULL;
+	}
+	atomic_store_explicit(&site->vec, v, memory_order_release);
+	return old;
+}
+
+static int arm(struct sp_site *s)
+{
+	if (s->armed)
+		return 0;
+	int rc = sp_trap_install();
+	if (rc)
+		return rc;
+	uint8_t int3 = 0xcc;
+	rc = sp_patch_write(s->addr, &int3, 1);
+	if (rc)
+		return rc;
+	sp_patch_sync();
+	s->armed = true;
+	return 0;
+}
+
+static void disarm(struct sp_site *s)
+{
+	if (!s->armed)
+		return;
+	if (sp_patch_write(s->addr, &s->orig_byte, 1) == 0) {
+		sp_patch_sync();
+		s->armed = false;
+	}
+}
+
+/* ---- resolving an item to sites ---- */
+
+struct target {
+	uintptr_t addr;
+	char *symbol;            /* what the report calls it */
+	char *implementation;    /* IFUNC: the implementation chosen */
+};
+
+static char *xasprintf(const char *fmt, ...)
+{
+	char *s = NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	return s;
+}
+
+/* The address the process actually calls for an IFUNC symbol: dlsym runs
+ * the resolver the way the dynamic linker did; a local IFUNC (not in
+ * .dynsym) has its resolver called directly (x86-64 resolvers take no
+ * arguments that matter: glibc's read cpu_features from the loader). */
+static uintptr_t ifunc_target(const struct sp_object *obj, const struct sp_sym *sym)
+{
+	if (sym->in_dynsym && sym->is_global) {
+		void *h = dlopen(obj->is_main ? NULL : obj->path, RTLD_LAZY | RTLD_NOLOAD);
+		if (h) {
+			void *p = dlsym(h, sym->name);
+			Dl_info info;
+			dlclose(h);
+			if (p && dladdr(p, &info) && info.dli_fbase)
+				return (uintptr_t)p;
+		}
+	}
+	uintptr_t (*resolver)(void) = (uintptr_t (*)(void))(obj->bias + sym->value);
+	return resolver();
+}
+
+/* Fill T for SYM (+OFFSET).  0, or -errno with a message in ERR. */
+static int target_for(const struct sp_object *obj, const struct sp_elf *elf,
+		      const struct sp_sym *sym, uint64_t offset, struct target *t,
+		      char *err, size_t errlen)
+{
+	uintptr_t func = obj->bias + sym->value;
+	uint64_t size = sym->size;
+	t->implementation = NULL;
+	if (sym->is_ifunc) {
+		func = ifunc_target(obj, sym);
+		const struct sp_sym *impl = (func >= obj->bias) ? sp_elf_containing(elf, func - obj->bias) : NULL;
+		if (impl && impl->value == func - obj->bias) {
+			t->implementation = strdup(impl->name);
+			size = impl->size;
+		} else {
+			Dl_info info;
+			if (dladdr((void *)func, &info) && info.dli_fname && info.dli_fbase)
+				t->implementation = xasprintf("%s+%#lx", base_name(info.dli_fname),
+							      (unsigned long)(func - (uintptr_t)info.dli_fbase));
+			else
+				t->implementation = xasprintf("%#lx", (unsigned long)func);
+			size = 0;
+		}
+	}
+	if (offset) {
+		if (size && offset >= size) {
+			snprintf(err, errlen, "offset +%#lx is past the end of %s (size %#lx)",
+				 (unsigned long)offset, sym->name, (unsigned long)size);
+			return -EINVAL;
+		}
+		if (!size) {
+			snprintf(err, errlen, "%s has no known size: cannot check that +%#lx is an instruction boundary",
+				 sym->name, (unsigned long)offset);
+			return -EINVAL;
+		}
+		size_t avail = text_avail(obj, func);
+		if (avail < size) {
+			snprintf(err, errlen, "%s is not inside the object's executable text", sym->name);
+			return -EINVAL;
+		}
+		char why[256];
+		if (sp_insn_boundary((const uint8_t *)func, size, func, offset, why, sizeof(why)) != 0) {
+			snprintf(err, errlen, "%s+%#lx: %s", sym->name, (unsigned long)offset, why);
+			return -EINVAL;
+		}
+	}
+	t->addr = func + offset;
+	t->symbol = offset ? xasprintf("%s+%#lx", sym->name, (unsigned long)offset) : strdup(sym->name);
+	return 0;
+}
+
+/* Every site ITEM names, into *OUT (malloc'ed).  Count, or -errno with ERR. */
+static long resolve(const struct sp_spec_item *item, const struct sp_object *obj,
+		    struct sp_elf *elf, struct target **out, char *err, size_t errlen)
+{
+	*out = NULL;
+	if (item->has_address) {
+		const struct sp_sym *sym = sp_elf_containing(elf, item->address);
+		if (!sym) {
+			snprintf(err, errlen, "address %#lx is not inside any function of %s",
+				 (unsigned long)item->address, base_name(obj->path));
+			return -ENOENT;
+		}
+		if (sym->is_ifunc) {
+			snprintf(err, errlen, "address %#lx is inside the IFUNC resolver %s; name the symbol instead",
+				 (unsigned long)item->address, sym->name);
+			return -EINVAL;
+		}
+		struct target *t = calloc(1, sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		int rc = target_for(obj, elf, sym, item->address - sym->value, t, err, errlen);
+		if (rc) {
+			free(t);
+			return rc;
+		}
+		*out = t;
+		return 1;
+	}
+	const struct sp_sym **syms;
+	long n = sp_elf_match(elf, item->name, &syms);
+	if (n < 0) {
+		snprintf(err, errlen, "cannot match '%s': %s", item->name, strerror((int)-n));
+		return n;
+	}
+	if (n == 0) {
+		snprintf(err, errlen, "%s '%s' not found in %s", strpbrk(item->name, "*?[") ? "no function matches" : "symbol",
+			 item->name, base_name(obj->path));
+		free(syms);
+		return -ENOENT;
+	}
+	struct target *ts = calloc((size_t)n, sizeof(*ts));
+	if (!ts) {
+		free(syms);
+		return -ENOMEM;
+	}
+	long k = 0;
+	for (long i = 0; i < n; i++) {
+		char e2[512];
+		if (target_for(obj, elf, syms[i], item->offset, &ts[k], e2, sizeof(e2)) == 0)
+			k++;
+		else if (n == 1) {
+			snprintf(err, errlen, "%s", e2);
+			free(syms);
+			free(ts);
+			return -EINVAL;
+		} else
+			sp_warn("%s: skipping %s: %s", item->text, syms[i]->name, e2);
+	}
+	free(syms);
+	*out = ts;
+	return k;
+}
+
+static struct sp_probe *new_probe(const struct sp_spec_item *item, const struct sp_object *obj,
+				  struct target *t, selfprobe_handler_fn fn, void *data)
+{
+	struct sp_probe *p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	long id = sp_tstate_alloc_id();
+	if (id < 0) {
+		free(p);
+		return NULL;
+	}
+	p->id = (uint32_t)id;
+	p->spec = strdup(item->text);
+	p->kind = item->kind;
+	p->action = item->action;
+	p->fn = fn;
+	p->data = data;
+	p->object = strdup(obj->path);
+	p->symbol = t->symbol;
+	p->implementation = t->implementation;
+	t->symbol = t->implementation = NULL;
+	if (p->symbol)
+		p->label = xasprintf("%s:%s%s%s", sp_kind_name(item->kind), item->object ? item->object : "",
+				     item->object ? ":" : "", p->symbol);
+	else
+		p->label = strdup(item->probe_text);
+	return p;
+}
+
+static void free_probe(struct sp_probe *p)
+{
+	free(p->spec);
+	free(p->label);
+	free(p->object);
+	free(p->symbol);
+	free(p->implementation);
+	free(p);
+}
+
+static void registry_append(struct sp_probe *p)
+{
+	if (probes_tail)
+		probes_tail->next = p;
+	else
+		atomic_store(&probes_head, p);
+	probes_tail = p;
+}
+
+/* Which actions and kinds this build runs. */
+static const char *unsupported(const struct sp_spec_item *item, selfprobe_handler_fn fn)
+{
+	switch (item->kind) {
+	case SP_KIND_URETPROBE: return "uretprobe probes are not supported yet";
+	case SP_KIND_USESSION:  return "usession probes are not supported yet";
+	case SP_KIND_USDT:      return "usdt probes are not supported yet";
+	case SP_KIND_UPROBE:    break;
+	}
+	if (fn)
+		return NULL;
+	switch (item->action) {
+	case SP_ACT_COUNT:   return NULL;
+	case SP_ACT_LATENCY: return "the latency action is not supported yet";
+	case SP_ACT_TRACE:   return "the trace action is not supported yet";
+	case SP_ACT_STACK:   return "the stack action is not supported yet";
+	case SP_ACT_PLUGIN:  return "plugin actions are not supported yet";
+	}
+	return NULL;
+}
+
+/* In a fork child only the forking thread survives: locks another thread
+ * held are reset, counts start from zero (each process reports its own
+ * hits; %p keeps the reports apart), and /proc/self/mem is reopened. */
+static void atfork_child(void)
+{
+	pthread_mutex_init(&reg_lock, NULL);
+	sp_patch_atfork_child();
+	sp_tstate_atfork_child();
+	for (struct sp_probe *p = atomic_load(&probes_head); p; p = p->next)
+		p->final_hits = p->final_missed = 0;
+}
+
+static void setup_once(void)
+{
+	pthread_atfork(NULL, NULL, atfork_child);
+}
+
+long sp_probe_attach_item(const struct sp_spec_item *item, selfprobe_handler_fn fn,
+			  void *data, struct selfprobe_link *link)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, setup_once);
+	char err[512] = "";
+	long rc;
+	const char *no = unsupported(item, fn);
+	if (no) {
+		sp_probe_error(item->text, "%s", no);
+		return -ENOTSUP;
+	}
+	rc = sp_tstate_init();
+	if (rc) {
+		sp_probe_error(item->text, "cannot set up counters: %s", strerror((int)-rc));
+		return rc;
+	}
+	struct sp_object *objs = NULL;
+	size_t n_objs = 0;
+	rc = sp_maps_snapshot(&objs, &n_objs);
+	if (rc) {
+		sp_probe_error(item->text, "cannot list loaded objects: %s", strerror((int)-rc));
+		return rc;
+	}
+	pthread_mutex_lock(&reg_lock);
+	struct target *ts = NULL;
+	long n_ts = 0, made = 0;
+	int idx = sp_maps_find(objs, n_objs, item->object, err, sizeof(err));
+	if (idx < 0) {
+		rc = idx;
+		goto fail;
+	}
+	const struct sp_object *obj = &objs[idx];
+	struct sp_elf *elf = elf_get(obj->path, err, sizeof(err));
+	if (!elf) {
+		rc = -ENOENT;
+		goto fail;
+	}
+	n_ts = resolve(item, obj, elf, &ts, err, sizeof(err));
+	if (n_ts < 0) {
+		rc = n_ts;
+		goto fail;
+	}
+	for (long i = 0; i < n_ts; i++) {
+		const char *why = NULL;
+		struct sp_site *site = site_get(obj, ts[i].addr, &why);
+		if (!site) {
+			if (n_ts == 1) {
+				snprintf(err, sizeof(err), "%s at %#lx: %s", ts[i].symbol,
+					 (unsigned long)ts[i].addr, why ? why : "out of memory");
+				rc = -ENOTSUP;
+				goto fail;
+			}
+			sp_probe_error(item->text, "%s at %#lx: %s", ts[i].symbol,
+				       (unsigned long)ts[i].addr, why ? why : "out of memory");
+			continue;
+		}
+		struct sp_probe *p = new_probe(item, obj, &ts[i], fn, data);
+		if (!p) {
+			snprintf(err, sizeof(err), "out of memory or too many probes");
+			rc = -ENOMEM;
+			goto fail;
+		}
+		p->site = site;
+		p->link = link;
+		p->attached = true;
+		struct sp_probe_vec *old = vec_replace(site, p, NULL);
+		int arc = arm(site);
+		if (arc) {
+			/* Nothing was written: the probe never existed. */
+			struct sp_probe_vec *mine = vec_replace(site, NULL, p);
+			sp_probe_error(item->text, "%s: cannot write the int3: %s", p->symbol, strerror(-arc));
+			sp_tstate_quiesce();
+			free(mine);
+			free(old);
+			sp_tstate_free_id(p->id);
+			free_probe(p);
+			continue;
+		}
+		made++;
+		if (sp_mode_pref == SP_PREF_JMP)
+			sp_warn("%s: %s uses int3: %s", item->text, p->symbol, site->reason);
+		registry_append(p);
+		/* Readers of OLD only read it; it is freed after quiescence. */
+		if (old) {
+			sp_tstate_quiesce();
+			free(old);
+		}
+	}
+	if (made == 0 && n_ts > 0) {
+		rc = -ENOTSUP;
+		goto out;
+	}
+	rc = made;
+	goto out;
+fail:
+	sp_probe_error(item->text, "%s", err[0] ? err : strerror((int)-rc));
+out:
+	for (long i = 0; i < n_ts; i++) {
+		free(ts[i].symbol);
+		free(ts[i].implementation);
+	}
+	free(ts);
+	pthread_mutex_unlock(&reg_lock);
+	sp_maps_free(objs, n_objs);
+	return rc;
+}
+
+int sp_probe_detach_link(struct selfprobe_link *link)
+{
+	pthread_mutex_lock(&reg_lock);
+	int n = 0;
+	for (struct sp_probe *p = atomic_load(&probes_head); p; p = p->next) {
+		if (p->link != link || !p->attached)
+			continue;
+		struct sp_probe_vec *old = vec_replace(p->site, NULL, p);
+		if (!atomic_load(&p->site->vec))
+			disarm(p->site);
+		sp_tstate_quiesce();
+		free(old);
+		sp_tstate_read(p->id, &p->final_hits, &p->final_missed);
+		p->attached = false;
+		sp_tstate_free_id(p->id);
+		n++;
+	}
+	pthread_mutex_unlock(&reg_lock);
+	return n ? 0 : -ENOENT;
+}

@@ -1,0 +1,68 @@
+/* probe — the registry: attached probes, the sites they sit on, the errors
+ * met while attaching, and attach/detach themselves.
+ *
+ * Attaching one spec item: find the object among the loaded ones (maps),
+ * its function symbols (elfsym; an IFUNC is resolved to the implementation
+ * the process calls), check the site is an instruction boundary of a
+ * function (insn), decide how a trap there resumes (emulate, or an
+ * out-of-line copy in near code memory), then arm the site: int3 written
+ * through patch, every core synchronised.  Every failure is a message for
+ * the log and the report's errors; the application is never touched for an
+ * item that failed.
+ */
+#ifndef SP_PROBE_H
+#define SP_PROBE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "selfprobe.h"
+#include "site.h"
+#include "spec.h"
+
+struct sp_probe {
+	uint32_t id;                     /* counter index (tstate) */
+	struct sp_site *site;
+	char *spec;                      /* the spec item as written */
+	char *label;                     /* kind:object:symbol, for the text report */
+	enum sp_probe_kind kind;
+	enum sp_action_kind action;
+	selfprobe_handler_fn fn;         /* NULL: count only */
+	void *data;
+	char *object;                    /* the object's path */
+	char *symbol;                    /* symbol[+off], or NULL for a bare address */
+	char *implementation;            /* IFUNC: the chosen implementation, else NULL */
+	bool attached;
+	uint64_t final_hits, final_missed; /* counts frozen at detach */
+	struct sp_probe *next;           /* registry list, in attach order */
+	struct selfprobe_link *link;     /* the link this probe belongs to, if any */
+};
+
+struct sp_error {
+	char *spec;
+	char *message;
+	struct sp_error *next;
+};
+
+enum sp_mode_pref { SP_PREF_AUTO, SP_PREF_INT3, SP_PREF_JMP };
+extern enum sp_mode_pref sp_mode_pref;
+
+/* Attach every site ITEM names.  Handler FN (NULL: the item's action).
+ * On success returns the number of probes made and, when LINK is non-NULL,
+ * ties them to it.  On failure: -errno, the error recorded (report + log)
+ * unless QUIET. */
+long sp_probe_attach_item(const struct sp_spec_item *item, selfprobe_handler_fn fn,
+			  void *data, struct selfprobe_link *link);
+/* Detach every probe of LINK.  0 or -errno. */
+int sp_probe_detach_link(struct selfprobe_link *link);
+
+/* Record an error (log + report). */
+void sp_probe_error(const char *spec, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Walk the registry (for the report).  The lists only grow; safe to walk
+ * while others attach. */
+struct sp_probe *sp_probe_first(void);
+struct sp_error *sp_error_first(void);
+void sp_probe_counts(const struct sp_probe *p, uint64_t *hits, uint64_t *missed);
+
+#endif

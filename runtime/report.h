@@ -1,0 +1,14 @@
+/* report — the registry as text (bpftrace-like) or JSON, at exit or on
+ * demand.  Reads counters while other threads may still be hitting probes:
+ * the figures are a consistent-enough snapshot, each counter read once. */
+#ifndef SP_REPORT_H
+#define SP_REPORT_H
+
+#include <stdio.h>
+
+void sp_report_text(FILE *f);
+void sp_report_json(FILE *f);
+/* Expand "%p" to the pid (and "%%" to "%").  Malloc'ed, or NULL. */
+char *sp_report_path(const char *pattern);
+
+#endif

@@ -1,0 +1,65 @@
+/* spec — the UPROBE_SPEC parser.  Pure: no process state, no I/O except
+ * sp_spec_load() reading an '@FILE'.  Fuzzable.
+ *
+ *   item     := probe [ '=' action ]
+ *   probe    := ('uprobe' | 'uretprobe' | 'usession') ':' [object ':'] location
+ *             | 'usdt' ':' [object ':'] provider ':' name
+ *   location := symbol-glob [ '+' offset ]  |  '0x' hex ELF virtual address
+ *   action   := 'count' | 'latency' | 'trace' | 'stack' | plugin-path ':' function
+ *
+ * Items are separated by ';' or newlines.  Every malformed item becomes an
+ * sp_spec_error naming the item and what is wrong; the others still parse.
+ */
+#ifndef SP_SPEC_H
+#define SP_SPEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum sp_probe_kind { SP_KIND_UPROBE, SP_KIND_URETPROBE, SP_KIND_USESSION, SP_KIND_USDT };
+enum sp_action_kind { SP_ACT_COUNT, SP_ACT_LATENCY, SP_ACT_TRACE, SP_ACT_STACK, SP_ACT_PLUGIN };
+
+struct sp_spec_item {
+	char *text;              /* the item as written, trimmed: the report's "spec" */
+	char *probe_text;        /* the probe part only (text before '=') */
+	enum sp_probe_kind kind;
+	char *object;            /* NULL: the main executable */
+	char *provider;          /* usdt only */
+	char *name;              /* symbol glob, or the usdt probe name; NULL with an address */
+	bool has_offset;
+	uint64_t offset;         /* '+offset' after a symbol */
+	bool has_address;
+	uint64_t address;        /* '0x…' ELF virtual address */
+	enum sp_action_kind action;
+	char *plugin_path;       /* SP_ACT_PLUGIN */
+	char *plugin_fn;
+};
+
+struct sp_spec_error {
+	char *item;              /* the offending item as written */
+	char *message;           /* what is wrong with it */
+};
+
+struct sp_spec {
+	struct sp_spec_item *items;
+	size_t n_items;
+	struct sp_spec_error *errors;
+	size_t n_errors;
+};
+
+/* Parse TEXT.  0, or -ENOMEM (OUT is then empty).  OUT must be zeroed or
+ * previously freed; results are appended. */
+int sp_spec_parse(const char *text, struct sp_spec *out);
+/* Parse a single probe (no '=action' allowed), as selfprobe_attach takes. */
+int sp_spec_parse_probe(const char *text, struct sp_spec_item *item, char **err);
+/* Like sp_spec_parse, but TEXT "@FILE" reads the items from FILE, where '#'
+ * starts a comment running to the end of the line. */
+int sp_spec_load(const char *text, struct sp_spec *out);
+void sp_spec_item_free(struct sp_spec_item *it);
+void sp_spec_free(struct sp_spec *s);
+
+const char *sp_kind_name(enum sp_probe_kind k);
+const char *sp_action_name(enum sp_action_kind a);
+
+#endif

@@ -1,0 +1,253 @@
+/* trap — see trap.h.  The signal path calls no libc function: everything it
+ * touches is preallocated, and errno is never read or written. */
+#include "trap.h"
+#include "dispatch.h"
+#include "emulate.h"
+#include "log.h"
+#include "site.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <asm/prctl.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+typedef int (*sigaction_fn)(int, const struct sigaction *, struct sigaction *);
+typedef int (*sigmask_fn)(int, const sigset_t *, sigset_t *);
+
+static sigaction_fn real_sigaction;
+static sigmask_fn real_sigprocmask, real_pthread_sigmask;
+static pthread_mutex_t install_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic bool installed;
+/* What the application asked for SIGTRAP; called for traps not ours. */
+static struct sigaction app_action;
+
+static void resolve_real(void)
+{
+	if (!real_sigaction) {
+		real_sigaction = (sigaction_fn)dlsym(RTLD_NEXT, "sigaction");
+		if (!real_sigaction)
+			real_sigaction = (sigaction_fn)dlsym(RTLD_DEFAULT, "__sigaction");
+	}
+	if (!real_sigprocmask)
+		real_sigprocmask = (sigmask_fn)dlsym(RTLD_NEXT, "sigprocmask");
+	if (!real_pthread_sigmask)
+		real_pthread_sigmask = (sigmask_fn)dlsym(RTLD_NEXT, "pthread_sigmask");
+}
+
+/* ucontext gregs ↔ selfprobe_regs.  Explicit fields: no memcpy calls. */
+#define GREGS_MAP(X) \
+	X(r15, REG_R15) X(r14, REG_R14) X(r13, REG_R13) X(r12, REG_R12) X(rbp, REG_RBP) \
+	X(rbx, REG_RBX) X(r11, REG_R11) X(r10, REG_R10) X(r9, REG_R9) X(r8, REG_R8) \
+	X(rax, REG_RAX) X(rcx, REG_RCX) X(rdx, REG_RDX) X(rsi, REG_RSI) X(rdi, REG_RDI) \
+	X(rip, REG_RIP) X(eflags, REG_EFL) X(rsp, REG_RSP)
+
+static void regs_from(struct selfprobe_regs *r, const greg_t *g)
+{
+#define X(f, i) r->f = (uint64_t)g[i];
+	GREGS_MAP(X)
+#undef X
+}
+
+static void regs_to(greg_t *g, const struct selfprobe_regs *r)
+{
+#define X(f, i) g[i] = (greg_t)r->f;
+	GREGS_MAP(X)
+#undef X
+}
+
+static uint64_t fs_base(void)
+{
+	unsigned long v = 0;
+	syscall(SYS_arch_prctl, ARCH_GET_FS, &v);
+	return v;
+}
+
+static uint64_t gs_base(void)
+{
+	unsigned long v = 0;
+	syscall(SYS_arch_prctl, ARCH_GET_GS, &v);
+	return v;
+}
+
+/* Not ours: behave as if our handler were not there. */
+static void chain(int sig, siginfo_t *si, void *uc)
+{
+	struct sigaction a = app_action;
+	if (a.sa_flags & SA_SIGINFO) {
+		if (a.sa_sigaction) {
+			if (a.sa_flags & SA_RESETHAND)
+				app_action.sa_handler = SIG_DFL;
+			a.sa_sigaction(sig, si, uc);
+			return;
+		}
+	} else if (a.sa_handler != SIG_DFL && a.sa_handler != SIG_IGN) {
+		if (a.sa_flags & SA_RESETHAND)
+			app_action.sa_handler = SIG_DFL;
+		a.sa_handler(sig);
+		return;
+	}
+	/* SIG_IGN: a signal sent with kill is ignored, but the kernel never
+	 * lets a real trap be ignored, so it gets the default action too. */
+	if (a.sa_handler == SIG_IGN && si->si_code != SI_KERNEL)
+		return;
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	real_sigaction(SIGTRAP, &dfl, NULL);
+	/* Return to the faulting instruction when it was a trap, so the
+	 * default action (core dump) happens where the application trapped;
+	 * for a sent signal, resend it to ourselves. */
+	if (si->si_code == SI_KERNEL) {
+		ucontext_t *u = uc;
+		u->uc_mcontext.gregs[REG_RIP] -= 1;   /* back onto the int3 */
+	} else {
+		syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), SIGTRAP);
+	}
+}
+
+static void on_sigtrap(int sig, siginfo_t *si, void *ucv)
+{
+	ucontext_t *uc = ucv;
+	greg_t *g = uc->uc_mcontext.gregs;
+	struct sp_site *site = si->si_code == SI_KERNEL ? sp_site_lookup((uintptr_t)g[REG_RIP] - 1) : NULL;
+	if (!site) {
+		chain(sig, si, ucv);
+		return;
+	}
+	struct selfprobe_regs regs;
+	regs_from(&regs, g);
+	regs.rip = site->addr;
+	sp_dispatch(site, &regs, ucv);
+	if (regs.rip == site->addr) {
+		/* Resume with the displaced instruction.  A site whose last
+		 * probe just left still resumes this way: the int3 may still
+		 * be there for this thread. */
+		if (site->resume == SP_RESUME_XOL)
+			regs.rip = site->xol;
+		else
+			sp_emulate(&site->insn, &regs, site->insn.mem.fs ? fs_base() : 0,
+				   site->insn.mem.gs ? gs_base() : 0);
+	}
+	regs_to(g, &regs);
+}
+
+int sp_trap_install(void)
+{
+	if (atomic_load(&installed))
+		return 0;
+	int rc = 0;
+	pthread_mutex_lock(&install_lock);
+	if (atomic_load(&installed))
+		goto out;
+	resolve_real();
+	if (!real_sigaction) {
+		rc = -ENOSYS;
+		goto out;
+	}
+	struct sigaction sa, old;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_sigtrap;
+	sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER | SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	if (real_sigaction(SIGTRAP, &sa, &old) != 0) {
+		rc = -errno;
+		goto out;
+	}
+	app_action = old;
+	atomic_store(&installed, true);
+	/* Threads that already block SIGTRAP (this one, at least) must not. */
+	sigset_t trap;
+	sigemptyset(&trap);
+	sigaddset(&trap, SIGTRAP);
+	if (real_pthread_sigmask)
+		real_pthread_sigmask(SIG_UNBLOCK, &trap, NULL);
+out:
+	pthread_mutex_unlock(&install_lock);
+	return rc;
+}
+
+/* ---- interposed libc entry points (exported by the version script) ---- */
+
+__attribute__((visibility("default")))
+int sigaction(int sig, const struct sigaction *act, struct sigaction *oact)
+{
+	resolve_real();
+	if (!real_sigaction) {
+		errno = ENOSYS;
+		return -1;
+	}
+	if (sig == SIGTRAP && atomic_load(&installed)) {
+		struct sigaction prev = app_action;
+		if (act) {
+			app_action = *act;
+			sigdelset(&app_action.sa_mask, SIGTRAP);
+		}
+		if (oact)
+			*oact = prev;
+		return 0;
+	}
+	if (act && atomic_load(&installed) && sigismember(&act->sa_mask, SIGTRAP)) {
+		struct sigaction copy = *act;
+		sigdelset(&copy.sa_mask, SIGTRAP);
+		return real_sigaction(sig, &copy, oact);
+	}
+	return real_sigaction(sig, act, oact);
+}
+
+static sighandler_t set_handler(int sig, sighandler_t h, int flags)
+{
+	struct sigaction act, old;
+	memset(&act, 0, sizeof(act));
+	act.sa_handler = h;
+	act.sa_flags = flags;
+	sigemptyset(&act.sa_mask);
+	if (!(flags & SA_NODEFER))
+		sigaddset(&act.sa_mask, sig);
+	if (sigaction(sig, &act, &old) != 0)
+		return SIG_ERR;
+	return old.sa_handler;
+}
+
+__attribute__((visibility("default")))
+sighandler_t signal(int sig, sighandler_t h) { return set_handler(sig, h, SA_RESTART); }
+__attribute__((visibility("default")))
+sighandler_t bsd_signal(int sig, sighandler_t h) { return set_handler(sig, h, SA_RESTART); }
+__attribute__((visibility("default")))
+sighandler_t sysv_signal(int sig, sighandler_t h) { return set_handler(sig, h, SA_RESETHAND | SA_NODEFER); }
+__attribute__((visibility("default")))
+sighandler_t __sysv_signal(int sig, sighandler_t h) { return set_handler(sig, h, SA_RESETHAND | SA_NODEFER); }
+
+static int mask_call(sigmask_fn real, int how, const sigset_t *set, sigset_t *old)
+{
+	if (set && atomic_load(&installed) && how != SIG_UNBLOCK && sigismember(set, SIGTRAP)) {
+		sigset_t copy = *set;
+		sigdelset(&copy, SIGTRAP);
+		return real(how, &copy, old);
+	}
+	return real(how, set, old);
+}
+
+__attribute__((visibility("default")))
+int sigprocmask(int how, const sigset_t *set, sigset_t *old)
+{
+	resolve_real();
+	if (!real_sigprocmask) {
+		errno = ENOSYS;
+		return -1;
+	}
+	return mask_call(real_sigprocmask, how, set, old);
+}
+
+__attribute__((visibility("default")))
+int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+	resolve_real();
+	if (!real_pthread_sigmask)
+		return ENOSYS;
+	return mask_call(real_pthread_sigmask, how, set, old);
+}

@@ -1,0 +1,179 @@
+/* tstate — see tstate.h for the layout and the protocol. */
+#include "tstate.h"
+#include "log.h"
+
+#include <errno.h>
+#include <linux/membarrier.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+__thread struct sp_tls sp_tls __attribute__((tls_model("initial-exec")));
+char *sp_stripes;
+struct sp_slot_seq sp_slot_seqs[SP_N_SLOTS] __attribute__((aligned(64)));
+
+static _Atomic uint64_t slot_bits[SP_EXCL_SLOTS / 64];
+static pthread_key_t slot_key;
+static pthread_mutex_t id_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint32_t next_id;
+static uint32_t *free_ids;
+static size_t n_free_ids, cap_free_ids;
+static int barrier_ok = -1;
+
+static void release_slot(void *v)
+{
+	int s = (int)(intptr_t)v - 1;
+	if (s >= 0 && s < SP_EXCL_SLOTS)
+		atomic_fetch_and(&slot_bits[s / 64], ~((uint64_t)1 << (s % 64)));
+	/* hits after this (later TLS destructors) go to the shared stripe */
+	sp_tls.slot = SP_SHARED_SLOT + 1;
+}
+
+int sp_tstate_init(void)
+{
+	if (sp_stripes)
+		return 0;
+	void *p = mmap(NULL, SP_STRIPE_BYTES * SP_N_SLOTS, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	int rc = pthread_key_create(&slot_key, release_slot);
+	if (rc) {
+		munmap(p, SP_STRIPE_BYTES * SP_N_SLOTS);
+		return -rc;
+	}
+	if (syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0)
+		barrier_ok = 1;
+	else
+		barrier_ok = 0;
+	sp_stripes = p;
+	return 0;
+}
+
+int sp_tstate_claim(void)
+{
+	/* Re-entered when pthread_setspecific itself is probed: that hit
+	 * goes to the shared stripe rather than recursing. */
+	if (sp_tls.claiming || !sp_stripes)
+		return SP_SHARED_SLOT;
+	sp_tls.claiming = 1;
+	int slot = SP_SHARED_SLOT;
+	for (int w = 0; w < SP_EXCL_SLOTS / 64 && slot == SP_SHARED_SLOT; w++) {
+		uint64_t bits = atomic_load(&slot_bits[w]);
+		while (~bits) {
+			int b = __builtin_ctzll(~bits);
+			if (atomic_compare_exchange_weak(&slot_bits[w], &bits, bits | ((uint64_t)1 << b))) {
+				slot = w * 64 + b;
+				break;
+			}
+		}
+	}
+	if (slot != SP_SHARED_SLOT)
+		pthread_setspecific(slot_key, (void *)(intptr_t)(slot + 1));
+	sp_tls.slot = slot + 1;
+	sp_tls.claiming = 0;
+	return slot;
+}
+
+long sp_tstate_alloc_id(void)
+{
+	long id = -ENOSPC;
+	pthread_mutex_lock(&id_lock);
+	if (n_free_ids)
+		id = free_ids[--n_free_ids];
+	else if (next_id < SP_MAX_PROBES)
+		id = next_id++;
+	pthread_mutex_unlock(&id_lock);
+	return id;
+}
+
+void sp_tstate_free_id(uint32_t id)
+{
+	/* The caller has quiesced: no thread adds to ID any more. */
+	for (int s = 0; s < SP_N_SLOTS; s++) {
+		struct sp_count *c = (struct sp_count *)(sp_stripes + s * SP_STRIPE_BYTES) + id;
+		__atomic_store_n(&c->hits, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&c->missed, 0, __ATOMIC_RELAXED);
+	}
+	pthread_mutex_lock(&id_lock);
+	if (n_free_ids == cap_free_ids) {
+		size_t cap = cap_free_ids ? cap_free_ids * 2 : 64;
+		uint32_t *n = realloc(free_ids, cap * sizeof(*n));
+		if (!n)
+			goto out;   /* the id is simply not reused */
+		free_ids = n;
+		cap_free_ids = cap;
+	}
+	free_ids[n_free_ids++] = id;
+out:
+	pthread_mutex_unlock(&id_lock);
+}
+
+void sp_tstate_read(uint32_t id, uint64_t *hits, uint64_t *missed)
+{
+	uint64_t h = 0, m = 0;
+	for (int s = 0; s < SP_N_SLOTS; s++) {
+		struct sp_count *c = (struct sp_count *)(sp_stripes + s * SP_STRIPE_BYTES) + id;
+		h += __atomic_load_n(&c->hits, __ATOMIC_RELAXED);
+		m += __atomic_load_n(&c->missed, __ATOMIC_RELAXED);
+	}
+	*hits = h;
+	*missed = m;
+}
+
+static void pause_briefly(void)
+{
+	struct timespec ts = { 0, 50000 };
+	nanosleep(&ts, NULL);
+}
+
+void sp_tstate_quiesce(void)
+{
+	if (barrier_ok == 1)
+		syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+	atomic_thread_fence(memory_order_seq_cst);
+	int self = sp_tls.slot - 1;
+	for (int s = 0; s < SP_EXCL_SLOTS; s++) {
+		uint64_t seq = atomic_load(&sp_slot_seqs[s].seq);
+		if (!(seq & 1) || s == self)
+			continue;
+		while (atomic_load(&sp_slot_seqs[s].seq) == seq)
+			pause_briefly();
+	}
+	/* Shared-stripe threads: wait for a moment with none inside. */
+	for (int spins = 0; atomic_load(&sp_slot_seqs[SP_SHARED_SLOT].inflight) > (self == SP_SHARED_SLOT && sp_tls.inside); spins++)
+		spins < 100 ? sched_yield() : pause_briefly();
+	if (barrier_ok != 1) {
+		/* Without membarrier a reader may not have published its odd
+		 * sequence yet; give it time to finish a handler. */
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
+void sp_tstate_atfork_child(void)
+{
+	if (!sp_stripes)
+		return;
+	madvise(sp_stripes, SP_STRIPE_BYTES * SP_N_SLOTS, MADV_DONTNEED);   /* zero */
+	for (int w = 0; w < SP_EXCL_SLOTS / 64; w++)
+		atomic_store(&slot_bits[w], 0);
+	int self = sp_tls.slot - 1;
+	if (self >= 0 && self < SP_EXCL_SLOTS)
+		atomic_store(&slot_bits[self / 64], (uint64_t)1 << (self % 64));
+	for (int s = 0; s < SP_N_SLOTS; s++) {
+		atomic_store(&sp_slot_seqs[s].seq, 0);
+		atomic_store(&sp_slot_seqs[s].inflight, 0);
+	}
+	if (self >= 0 && self < SP_EXCL_SLOTS && sp_tls.inside)
+		atomic_store(&sp_slot_seqs[self].seq, 1);
+	pthread_mutex_init(&id_lock, NULL);
+	if (barrier_ok == 1 &&
+	    syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) != 0)
+		barrier_ok = 0;
+}

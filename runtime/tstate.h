@@ -1,0 +1,111 @@
+/* tstate — per-thread state of the hot path: hit counters that no two
+ * threads share a cache line of, the recursion guard, and the quiescence
+ * counters that let detach wait for handlers still running.
+ *
+ * Counters.  Each thread claims one of SP_EXCL_SLOTS exclusive stripes on
+ * its first hit (lock-free bitmap); a stripe is an array of struct sp_count
+ * indexed by probe id, in a large MAP_NORESERVE region so only touched pages
+ * cost memory.  The owner adds with plain loads and stores: no lock prefix,
+ * no shared line.  A stripe outlives its thread: a pthread key destructor
+ * gives the slot back and the next thread to claim it adds on top, so counts
+ * are never folded and never lost.  Threads beyond SP_EXCL_SLOTS share one
+ * stripe with atomic adds.  Totals are the sum over stripes.
+ *
+ * Quiescence.  A thread entering dispatch makes its stripe's sequence number
+ * odd and even again on leaving (compiler barriers only); a detacher
+ * publishes the new probe list, runs membarrier (a full barrier on every
+ * running thread of the process, paid once per detach instead of a fence
+ * per hit), then waits for every odd sequence to move.
+ */
+#ifndef SP_TSTATE_H
+#define SP_TSTATE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define SP_MAX_PROBES  (1u << 17)
+#define SP_EXCL_SLOTS  128
+#define SP_SHARED_SLOT SP_EXCL_SLOTS
+#define SP_N_SLOTS     (SP_EXCL_SLOTS + 1)
+
+struct sp_count {
+	uint64_t hits;
+	uint64_t missed;      /* hits whose handlers were not run (recursion) */
+};
+
+struct sp_tls {
+	int slot;             /* stripe + 1; 0: not claimed yet */
+	int inside;           /* inside dispatch (recursion guard) */
+	int claiming;         /* inside sp_tstate_claim (it calls libc) */
+	int runtime;          /* inside the runtime's own work (attach, report):
+			       * its libc calls are not the application's and
+			       * are neither counted nor handled */
+};
+
+struct sp_slot_seq {
+	_Atomic uint64_t seq;     /* odd while inside dispatch (exclusive slots) */
+	_Atomic uint64_t inflight; /* shared slot: threads inside dispatch */
+	char pad[48];
+};
+
+#define SP_HIDDEN __attribute__((visibility("hidden")))
+extern __thread struct sp_tls sp_tls __attribute__((tls_model("initial-exec"))) SP_HIDDEN;
+extern char *sp_stripes SP_HIDDEN;
+extern struct sp_slot_seq sp_slot_seqs[SP_N_SLOTS] SP_HIDDEN;
+
+#define SP_STRIPE_BYTES ((uintptr_t)SP_MAX_PROBES * sizeof(struct sp_count))
+
+/* Once, before the first probe is armed.  0 or -errno. */
+int sp_tstate_init(void);
+/* Claim a stripe for this thread (first hit); returns the stripe index. */
+int sp_tstate_claim(void);
+
+/* Probe ids: allocated at attach; freed only after quiescence, counters zeroed. */
+long sp_tstate_alloc_id(void);
+void sp_tstate_free_id(uint32_t id);
+void sp_tstate_read(uint32_t id, uint64_t *hits, uint64_t *missed);
+/* Wait until no thread is still inside a dispatch that began before now. */
+void sp_tstate_quiesce(void);
+/* In a fork child: only this thread remains, counts start again from zero. */
+void sp_tstate_atfork_child(void);
+
+static inline int sp_tstate_stripe(void)
+{
+	int s = sp_tls.slot - 1;
+	return s >= 0 ? s : sp_tstate_claim();
+}
+
+static inline void sp_count_add(int stripe, uint32_t id, bool missed)
+{
+	struct sp_count *c = (struct sp_count *)(sp_stripes + stripe * SP_STRIPE_BYTES) + id;
+	uint64_t *p = missed ? &c->missed : &c->hits;
+	if (__builtin_expect(stripe == SP_SHARED_SLOT, 0))
+		__atomic_fetch_add(p, 1, __ATOMIC_RELAXED);
+	else
+		__atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+}
+
+static inline void sp_tstate_enter(int stripe)
+{
+	struct sp_slot_seq *q = &sp_slot_seqs[stripe];
+	if (__builtin_expect(stripe == SP_SHARED_SLOT, 0))
+		atomic_fetch_add_explicit(&q->inflight, 1, memory_order_seq_cst);
+	else
+		atomic_store_explicit(&q->seq, atomic_load_explicit(&q->seq, memory_order_relaxed) + 1,
+				      memory_order_relaxed);
+	atomic_signal_fence(memory_order_seq_cst);
+}
+
+static inline void sp_tstate_leave(int stripe)
+{
+	struct sp_slot_seq *q = &sp_slot_seqs[stripe];
+	atomic_signal_fence(memory_order_seq_cst);
+	if (__builtin_expect(stripe == SP_SHARED_SLOT, 0))
+		atomic_fetch_sub_explicit(&q->inflight, 1, memory_order_release);
+	else
+		atomic_store_explicit(&q->seq, atomic_load_explicit(&q->seq, memory_order_relaxed) + 1,
+				      memory_order_release);
+}
+
+#endif

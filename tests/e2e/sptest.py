@@ -1,0 +1,350 @@
+"""sptest — shared helpers of the end-to-end tests (python3, stdlib only).
+
+Paths come from the environment CTest sets (tests/e2e/CMakeLists.txt):
+  SP_LIB     the preload library (build/lib/libselfprobe.so)
+  SP_TARGET  the target program (build/tests/sp_target)
+  SP_KCOUNT  the kernel-uprobe oracle (build/bin/kcount)
+  SP_WORK    a scratch directory for this test
+Run by hand, they default to /work/main/build.
+
+A test calls check() for every assertion (it records and prints failures and
+goes on, so one run shows every problem), and finish() at the end: exit 1 if
+anything failed, else 77 (CTest's skip) if skip() was called, else 0.
+"""
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+
+BUILD = os.environ.get("SP_BUILD", "/work/main/build")
+LIB = os.environ.get("SP_LIB", os.path.join(BUILD, "lib/libselfprobe.so"))
+TARGET = os.environ.get("SP_TARGET", os.path.join(BUILD, "tests/sp_target"))
+KCOUNT = os.environ.get("SP_KCOUNT", os.path.join(BUILD, "bin/kcount"))
+SKIP = 77
+
+_failures = []
+_skips = []
+_checks = 0
+_work = None
+
+
+def work_dir():
+    """This test's scratch directory, emptied on first use."""
+    global _work
+    if _work is None:
+        base = os.environ.get("SP_WORK") or os.path.join(
+            "/tmp", "sp-e2e-%s-%d" % (os.path.basename(sys.argv[0]), os.getpid()))
+        name = "-".join([os.path.splitext(os.path.basename(sys.argv[0]))[0]] + sys.argv[1:])
+        _work = os.path.join(base, re.sub(r"[^A-Za-z0-9_.-]", "_", name))
+        shutil.rmtree(_work, ignore_errors=True)
+        os.makedirs(_work)
+    return _work
+
+
+def check(cond, what, detail=""):
+    """Record one assertion; print it when it fails."""
+    global _checks
+    _checks += 1
+    if not cond:
+        _failures.append(what)
+        print("FAIL: %s" % what)
+        if detail:
+            for line in str(detail).rstrip("\n").split("\n")[:40]:
+                print("      " + line)
+    return bool(cond)
+
+
+def info(msg):
+    print(msg)
+    sys.stdout.flush()
+
+
+def skip(reason):
+    _skips.append(reason)
+    print("SKIP: %s" % reason)
+
+
+def finish():
+    if _failures:
+        print("\n%d of %d checks FAILED:" % (len(_failures), _checks))
+        for f in _failures[:60]:
+            print("  - " + f)
+        sys.exit(1)
+    if _skips:
+        print("\n%d checks passed, but part of the test was skipped: %s"
+              % (_checks, "; ".join(_skips)))
+        sys.exit(SKIP)
+    print("\nall %d checks passed" % _checks)
+    sys.exit(0)
+
+
+def require_build():
+    """The files every test needs; a missing one is a failure, not a skip."""
+    for path in (LIB, TARGET, KCOUNT):
+        if not os.path.exists(path):
+            check(False, "missing build output %s" % path)
+    if _failures:
+        finish()
+
+
+def clip(data, n=2000):
+    s = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
+    return s if len(s) <= n else s[:n] + "\n... (%d more chars)" % (len(s) - n)
+
+
+# ---------------------------------------------------------------- running
+
+def base_env():
+    env = dict(os.environ)
+    for k in list(env):
+        if k.startswith("UPROBE_") or k == "LD_PRELOAD":
+            del env[k]
+    env["LC_ALL"] = "C"
+    return env
+
+
+def run(cmd, env=None, stdin=None, timeout=300):
+    """Run CMD; returns the CompletedProcess (bytes), with .pid set."""
+    p = subprocess.Popen(cmd, env=env or base_env(), stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = p.communicate(stdin, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+        err += b"\n[sptest: killed after %d s]" % timeout
+    cp = subprocess.CompletedProcess(cmd, p.returncode, out, err)
+    cp.pid = p.pid
+    return cp
+
+
+def probed_env(spec, mode=None, output=None, extra=None):
+    env = base_env()
+    env["LD_PRELOAD"] = LIB
+    env["UPROBE_SPEC"] = spec
+    if mode:
+        env["UPROBE_MODE"] = mode
+    if output:
+        env["UPROBE_OUTPUT"] = output
+    env.update(extra or {})
+    return env
+
+
+def run_probed(cmd, spec, mode="int3", stdin=None, output=None, extra=None, timeout=300):
+    """Run CMD under the preload with a JSON report (unless OUTPUT is given).
+    Returns (CompletedProcess, report dict or None)."""
+    if output is None:
+        run_probed.n = getattr(run_probed, "n", 0) + 1
+        output = os.path.join(work_dir(), "report-%d.json" % run_probed.n)
+    if os.path.exists(output):
+        os.unlink(output)
+    cp = run(cmd, probed_env(spec, mode, output, extra), stdin, timeout)
+    report = None
+    if output.endswith(".json") and "%p" not in output:
+        report = load_report(output, "report of %s (spec %r)" % (" ".join(cmd), spec))
+    return cp, report
+
+
+def load_report(path, what):
+    if not check(os.path.exists(path), "%s: no report written at %s" % (what, path)):
+        return None
+    text = open(path, encoding="utf-8", errors="replace").read()
+    try:
+        report = json.loads(text)
+    except ValueError as e:
+        check(False, "%s: invalid JSON (%s)" % (what, e), clip(text))
+        return None
+    problems = schema_problems(report)
+    check(not problems, "%s: does not follow the report schema" % what,
+          "\n".join(problems[:20]) + "\n" + clip(text, 1500))
+    return report if not problems else None
+
+
+# ---------------------------------------------------------------- report
+
+PROBE_FIELDS = {
+    "spec": (str,), "kind": (str,), "object": (str,), "symbol": (str, type(None)),
+    "address": (str,), "mode": (str,), "reason": (str, type(None)), "action": (str,),
+    "hits": (int,), "missed": (int,),
+}
+ERROR_FIELDS = {"spec": (str,), "message": (str,)}
+_noted_extra = set()
+
+
+def _typed(v, types):
+    return isinstance(v, types) and not (isinstance(v, bool) and bool not in types)
+
+
+def schema_problems(r):
+    """The ways R differs from the documented JSON report (design.md,
+    "Report").  Fields may be added by the contract: extras are noted once,
+    not counted as problems."""
+    p = []
+    if not isinstance(r, dict):
+        return ["top level is %s, not an object" % type(r).__name__]
+    for k, t in (("version", (int,)), ("pid", (int,)), ("probes", (list,)), ("errors", (list,))):
+        if k not in r:
+            p.append("missing top-level field %r" % k)
+        elif not _typed(r[k], t):
+            p.append("top-level %r has type %s" % (k, type(r[k]).__name__))
+    if p:
+        return p
+    if r["version"] != 1:
+        p.append("version is %r, want 1" % r["version"])
+    if r["pid"] <= 0:
+        p.append("pid is %r" % r["pid"])
+    extra = set(r) - {"version", "pid", "probes", "errors"}
+    for i, e in enumerate(r["probes"]):
+        p += _entry_problems("probes[%d]" % i, e, PROBE_FIELDS)
+        if isinstance(e, dict) and not p:
+            if e["kind"] not in ("uprobe", "uretprobe", "usession", "usdt"):
+                p.append("probes[%d].kind is %r" % (i, e["kind"]))
+            if e["mode"] not in ("jmp", "int3"):
+                p.append("probes[%d].mode is %r" % (i, e["mode"]))
+            if not re.fullmatch(r"0x[0-9a-fA-F]+", e["address"]):
+                p.append("probes[%d].address is %r" % (i, e["address"]))
+            if e["hits"] < 0 or e["missed"] < 0:
+                p.append("probes[%d] has negative counts" % i)
+            extra |= {"probes[]." + k for k in set(e) - set(PROBE_FIELDS)}
+    for i, e in enumerate(r["errors"]):
+        p += _entry_problems("errors[%d]" % i, e, ERROR_FIELDS)
+        if isinstance(e, dict) and not p:
+            if not e["message"]:
+                p.append("errors[%d].message is empty" % i)
+            extra |= {"errors[]." + k for k in set(e) - set(ERROR_FIELDS)}
+    new = extra - _noted_extra
+    if new:
+        info("note: report has fields beyond the contract (allowed): %s" % ", ".join(sorted(new)))
+        _noted_extra.update(new)
+    return p
+
+
+def _entry_problems(where, e, fields):
+    if not isinstance(e, dict):
+        return ["%s is %s, not an object" % (where, type(e).__name__)]
+    p = []
+    for k, t in fields.items():
+        if k not in e:
+            p.append("%s: missing field %r" % (where, k))
+        elif not _typed(e[k], t):
+            p.append("%s.%s has type %s" % (where, k, type(e[k]).__name__))
+    return p
+
+
+def probes_by(report, key):
+    """{report entry's KEY: [entries]}."""
+    out = {}
+    for e in (report or {}).get("probes", []):
+        out.setdefault(e.get(key), []).append(e)
+    return out
+
+
+def fmt_probe(e):
+    return "%s sym=%s addr=%s mode=%s reason=%r hits=%s missed=%s" % (
+        e.get("spec"), e.get("symbol"), e.get("address"), e.get("mode"), e.get("reason"),
+        e.get("hits"), e.get("missed"))
+
+
+# ---------------------------------------------------------------- target
+
+def target_counts(stdout):
+    """sp_target's "name calls" lines → {name: calls}."""
+    counts = {}
+    for line in stdout.decode().splitlines():
+        name, _, n = line.partition(" ")
+        if n.isdigit():
+            counts[name] = int(n)
+    return counts
+
+
+# ---------------------------------------------------------------- kernel
+
+_kernel = None
+
+
+def kernel_uprobes():
+    """(True, "") when kcount --check passes, else (False, reason)."""
+    global _kernel
+    if _kernel is None:
+        cp = run([KCOUNT, "--check"])
+        reason = (cp.stdout + cp.stderr).decode(errors="replace").strip()
+        reason = reason.replace("kernel uprobes unavailable: ", "")
+        _kernel = (cp.returncode == 0, reason or "kcount --check exited %d" % cp.returncode)
+    return _kernel
+
+
+def kcount(probes, cmd, stdin=None, timeout=300):
+    """Count PROBES (kcount syntax) over CMD with kernel uprobes.
+    Returns (CompletedProcess, {probe: count}) or (cp, None) on failure."""
+    kcount.n = getattr(kcount, "n", 0) + 1
+    out = os.path.join(work_dir(), "kcount-%d.txt" % kcount.n)
+    args = [KCOUNT, "-o", out]
+    for p in probes:
+        args += ["-u", p]
+    cp = run(args + ["--"] + cmd, stdin=stdin, timeout=timeout)
+    if not os.path.exists(out):
+        check(False, "kcount produced no counts for %s (exit %d)" % (" ".join(cmd), cp.returncode),
+              clip(cp.stderr))
+        return cp, None
+    counts = {}
+    for line in open(out):
+        probe, _, n = line.rstrip("\n").rpartition(" ")
+        counts[probe] = int(n)
+    return cp, counts
+
+
+# ---------------------------------------------------------------- ELF
+
+STT_GNU_IFUNC = 10
+
+
+class Elf:
+    """The little of an ELF64 file the tests need: PT_LOAD segments and
+    function symbols (.symtab and .dynsym)."""
+
+    def __init__(self, path):
+        self.path = path
+        with open(path, "rb") as f:
+            data = f.read()
+        if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
+            raise ValueError("%s: not a little-endian ELF64 file" % path)
+        (phoff, shoff) = struct.unpack_from("<QQ", data, 0x20)
+        (phentsize, phnum, shentsize, shnum) = struct.unpack_from("<HHHH", data, 0x36)
+        self.loads = []
+        for i in range(phnum):
+            (ptype, flags, off, vaddr, _pa, filesz, memsz, _al) = struct.unpack_from(
+                "<IIQQQQQQ", data, phoff + i * phentsize)
+            if ptype == 1:
+                self.loads.append((vaddr, memsz, off, filesz, flags))
+        secs = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize)
+                for i in range(shnum)]
+        self.syms = {}
+        for (_n, stype, _fl, _a, off, size, link, _i, _al, entsize) in secs:
+            if stype not in (2, 11) or not entsize:   # SHT_SYMTAB, SHT_DYNSYM
+                continue
+            stroff = secs[link][4]
+            for j in range(size // entsize):
+                (name, st_info, _o, shndx, value, ssize) = struct.unpack_from(
+                    "<IBBHQQ", data, off + j * entsize)
+                if shndx == 0 or (st_info & 0xf) not in (2, STT_GNU_IFUNC):
+                    continue
+                end = data.index(b"\0", stroff + name)
+                sname = data[stroff + name:end].decode(errors="replace")
+                bind = st_info >> 4
+                old = self.syms.get(sname)
+                if old is None or (old[3] == 0 and bind != 0):
+                    self.syms[sname] = (value, ssize, st_info & 0xf, bind)
+
+    def symbol(self, name):
+        """(vaddr, size, is_ifunc) or None."""
+        s = self.syms.get(name)
+        return None if s is None else (s[0], s[1], s[2] == STT_GNU_IFUNC)
+
+    def vaddr_to_offset(self, vaddr, text_only=True):
+        for (va, memsz, off, filesz, flags) in self.loads:
+            if va <= vaddr < va + filesz and (flags & 1 or not text_only):
+                return vaddr - va + off
+        return None
