@@ -3,6 +3,7 @@
 #include "codemem.h"
 #include "elfsym.h"
 #include "emulate.h"
+#include "hazard.h"
 #include "insn.h"
 #include "log.h"
 #include "maps.h"
@@ -295,6 +296,19 @@ static int target_for(const struct sp_object *obj, const struct sp_elf *elf,
 	t->implementation = NULL;
 	if (sym->is_ifunc) {
 		func = ifunc_target(obj, sym);
+		if (!func) {
+			snprintf(err, errlen, "the IFUNC resolver of %s returned NULL", sym->name);
+			return -EINVAL;
+		}
+		if (!text_avail(obj, func)) {
+			Dl_info info;
+			const char *where = dladdr((void *)func, &info) && info.dli_fname && *info.dli_fname
+					    ? info.dli_fname : "memory outside any probed object";
+			snprintf(err, errlen, "the IFUNC %s resolves into %s (%#lx), not into %s%s", sym->name,
+				 base_name(where), (unsigned long)func, base_name(obj->path),
+				 strstr(where, "vdso") ? ": the vDSO is not probed" : "");
+			return -EINVAL;
+		}
 		const struct sp_sym *impl = (func >= obj->bias) ? sp_elf_containing(elf, func - obj->bias) : NULL;
 		if (impl && impl->value == func - obj->bias) {
 			t->implementation = strdup(impl->name);
@@ -336,6 +350,34 @@ static int target_for(const struct sp_object *obj, const struct sp_elf *elf,
 	return 0;
 }
 
+static int by_addr(const void *a, const void *b)
+{
+	const struct target *x = a, *y = b;
+	if (x->addr != y->addr)
+		return x->addr < y->addr ? -1 : 1;
+	/* at one address the IFUNC name (strlen) beats its implementation's */
+	return (y->implementation != NULL) - (x->implementation != NULL);
+}
+
+/* One target per address: a glob can name a site twice (an IFUNC and its
+ * implementation, two IFUNCs sharing one implementation). */
+static long dedupe_targets(struct target *ts, long n)
+{
+	if (n < 2)
+		return n;
+	qsort(ts, (size_t)n, sizeof(*ts), by_addr);
+	long k = 1;
+	for (long i = 1; i < n; i++) {
+		if (ts[i].addr == ts[k - 1].addr) {
+			free(ts[i].symbol);
+			free(ts[i].implementation);
+			continue;
+		}
+		ts[k++] = ts[i];
+	}
+	return k;
+}
+
 /* Every site ITEM names, into *OUT (malloc'ed).  Count, or -errno with ERR. */
 static long resolve(const struct sp_spec_item *item, const struct sp_object *obj,
 		    struct sp_elf *elf, struct target **out, char *err, size_t errlen)
@@ -371,8 +413,10 @@ static long resolve(const struct sp_spec_item *item, const struct sp_object *obj
 		return n;
 	}
 	if (n == 0) {
-		snprintf(err, errlen, "%s '%s' not found in %s", strpbrk(item->name, "*?[") ? "no function matches" : "symbol",
-			 item->name, base_name(obj->path));
+		if (strpbrk(item->name, "*?["))
+			snprintf(err, errlen, "no function matches '%s' in %s", item->name, base_name(obj->path));
+		else
+			snprintf(err, errlen, "symbol '%s' not found in %s", item->name, base_name(obj->path));
 		free(syms);
 		return -ENOENT;
 	}
@@ -392,9 +436,10 @@ static long resolve(const struct sp_spec_item *item, const struct sp_object *obj
 			free(ts);
 			return -EINVAL;
 		} else
-			sp_warn("%s: skipping %s: %s", item->text, syms[i]->name, e2);
+			sp_probe_error(item->text, "%s", e2);   /* this match only; the others attach */
 	}
 	free(syms);
+	k = dedupe_targets(ts, k);
 	*out = ts;
 	return k;
 }
@@ -529,8 +574,9 @@ long sp_probe_attach_item(const struct sp_spec_item *item, selfprobe_handler_fn 
 		goto fail;
 	}
 	for (long i = 0; i < n_ts; i++) {
-		const char *why = NULL;
-		struct sp_site *site = site_get(obj, ts[i].addr, &why);
+		const char *why = sp_hazard_int3(obj->path, ts[i].implementation ? ts[i].implementation : ts[i].symbol,
+						 ts[i].addr);
+		struct sp_site *site = why ? NULL : site_get(obj, ts[i].addr, &why);
 		if (!site) {
 			if (n_ts == 1) {
 				snprintf(err, sizeof(err), "%s at %#lx: %s", ts[i].symbol,

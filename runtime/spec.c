@@ -720,47 +720,51 @@ static int read_file(const char *path, char **buf, size_t *len)
 	return 0;
 }
 
-static int load_file(struct slice at, struct sp_spec *out)
+/* The contents of the spec file NAME: 0 (*BUF, *LEN), -EINVAL with *MSG
+ * saying why it cannot be used, or -ENOMEM. */
+static int read_spec_file(struct slice name, char **buf, size_t *len, char **msg)
 {
-	struct slice name = trim(mk(at.p + 1, at.n - 1));
-	char q[QUOTE_BUF], ebuf[128], *path, *buf = NULL, *msg = NULL;
-	struct builder b = { 0 };
-	size_t len = 0;
+	char q[QUOTE_BUF], ebuf[128], *path;
 	int rc;
 
-	if (name.n == 0) {
-		rc = fail(&msg, "missing file name after '@'");
-		goto error;
-	}
+	if (name.n == 0)
+		return fail(msg, "missing file name after '@'");
 	if (!(path = dup_slice(name)))
 		return -ENOMEM;
-	rc = read_file(path, &buf, &len);
+	rc = read_file(path, buf, len);
 	free(path);
 	if (rc == -ENOMEM)
 		return rc;
 	if (rc == -EFBIG)
-		rc = fail(&msg, "cannot read spec file '%s': larger than %u MiB", quote(q, name),
-			  SPEC_FILE_MAX >> 20);
-	else if (rc)
-		rc = fail(&msg, "cannot read spec file '%s': %s", quote(q, name),
-			  strerror_r(-rc, ebuf, sizeof(ebuf)));
-	else if (memchr(buf, '\0', len))
-		rc = fail(&msg, "spec file '%s' contains a NUL byte (not a text file)", quote(q, name));
+		return fail(msg, "cannot read spec file '%s': larger than %u MiB", quote(q, name),
+			    SPEC_FILE_MAX >> 20);
 	if (rc)
-		goto error;
-	rc = parse_text(buf, len, true, out);
+		return fail(msg, "cannot read spec file '%s': %s", quote(q, name),
+			    strerror_r(-rc, ebuf, sizeof(ebuf)));
+	if (memchr(*buf, '\0', *len))
+		return fail(msg, "spec file '%s' contains a NUL byte (not a text file)", quote(q, name));
+	return 0;
+}
+
+/* AT is the trimmed "@FILE".  A file that cannot be read is an error entry
+ * naming AT, like any bad item. */
+static int load_file(struct slice at, struct sp_spec *out)
+{
+	struct builder b = { 0 };
+	char *buf = NULL, *msg = NULL;
+	size_t len = 0;
+	int rc = read_spec_file(trim(mk(at.p + 1, at.n - 1)), &buf, &len, &msg);
+
+	if (rc == 0)
+		rc = parse_text(buf, len, true, out);
+	else if (rc == -EINVAL)
+		rc = add_error(&b, at, msg) ? -ENOMEM : merge(&b, out);
 	free(buf);
-	return rc;
-error:
-	free(buf);
-	if (rc == -ENOMEM)
-		return rc;
-	if (add_error(&b, at, msg) || merge(&b, out)) {
+	if (rc == -ENOMEM) {
 		builder_free(&b);
 		sp_spec_free(out);
-		return -ENOMEM;
 	}
-	return 0;
+	return rc;
 }
 
 /* ------------------------------------------------------------- the API */

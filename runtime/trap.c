@@ -62,18 +62,14 @@ static void regs_to(greg_t *g, const struct selfprobe_regs *r)
 #undef X
 }
 
-static uint64_t fs_base(void)
+/* arch_prctl without libc's syscall(): no errno, no PLT on the signal path. */
+static uint64_t seg_base(int code)
 {
 	unsigned long v = 0;
-	syscall(SYS_arch_prctl, ARCH_GET_FS, &v);
-	return v;
-}
-
-static uint64_t gs_base(void)
-{
-	unsigned long v = 0;
-	syscall(SYS_arch_prctl, ARCH_GET_GS, &v);
-	return v;
+	long rc;
+	__asm__ volatile("syscall" : "=a"(rc) : "0"((long)SYS_arch_prctl), "D"((long)code), "S"(&v)
+			 : "rcx", "r11", "memory");
+	return rc == 0 ? v : 0;
 }
 
 /* Not ours: behave as if our handler were not there. */
@@ -130,8 +126,8 @@ static void on_sigtrap(int sig, siginfo_t *si, void *ucv)
 		if (site->resume == SP_RESUME_XOL)
 			regs.rip = site->xol;
 		else
-			sp_emulate(&site->insn, &regs, site->insn.mem.fs ? fs_base() : 0,
-				   site->insn.mem.gs ? gs_base() : 0);
+			sp_emulate(&site->insn, &regs, site->insn.mem.fs ? seg_base(ARCH_GET_FS) : 0,
+				   site->insn.mem.gs ? seg_base(ARCH_GET_GS) : 0);
 	}
 	regs_to(g, &regs);
 }
