@@ -32,11 +32,27 @@ static void complain(const char *what, const char *value, const char *expected)
 	selfprobe_report_error(what, msg);
 }
 
-__attribute__((constructor(101))) static void preload_init(void)
+/* The environment as the dynamic linker hands it to constructors: we run
+ * before libc's own constructor (-z initfirst, so that hits in the other
+ * libraries' constructors are seen too), when environ is not set yet. */
+static char **env;
+
+static const char *env_get(const char *name)
 {
-	const char *spec = getenv("UPROBE_SPEC");
+	size_t n = strlen(name);
+	for (char **e = env; e && *e; e++)
+		if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
+			return *e + n + 1;
+	return NULL;
+}
+
+__attribute__((constructor)) static void preload_init(int argc, char **argv, char **envp)
+{
+	(void)argc, (void)argv;
+	env = envp;
+	const char *spec = env_get("UPROBE_SPEC");
 	if (getauxval(AT_SECURE)) {
-		if (spec || getenv("UPROBE_OUTPUT") || getenv("UPROBE_MODE") || getenv("UPROBE_LOG"))
+		if (spec || env_get("UPROBE_OUTPUT") || env_get("UPROBE_MODE") || env_get("UPROBE_LOG"))
 			fprintf(stderr, "selfprobe: secure execution (setuid/setgid/capabilities): "
 					"UPROBE_* environment ignored, nothing probed\n");
 		return;
@@ -44,13 +60,13 @@ __attribute__((constructor(101))) static void preload_init(void)
 	if (!spec)
 		return;
 	active = 1;
-	const char *log = getenv("UPROBE_LOG");
+	const char *log = env_get("UPROBE_LOG");
 	if (log && *log && selfprobe_set_log_level(log) != 0)
 		complain("UPROBE_LOG", log, "error, warn, info, debug");
-	const char *mode = getenv("UPROBE_MODE");
+	const char *mode = env_get("UPROBE_MODE");
 	if (mode && *mode && selfprobe_set_mode(mode) != 0)
 		complain("UPROBE_MODE", mode, "auto, int3, jmp");
-	const char *out = getenv("UPROBE_OUTPUT");
+	const char *out = env_get("UPROBE_OUTPUT");
 	if (out && *out)
 		report_path = strdup(out);
 	else
@@ -58,12 +74,31 @@ __attribute__((constructor(101))) static void preload_init(void)
 	selfprobe_attach_spec(spec);
 }
 
-__attribute__((destructor)) static void preload_fini(void)
+static void write_report(void)
 {
-	if (!active)
-		return;
 	if (report_path)
 		selfprobe_write_report(report_path);
 	else if (report_fd >= 0)
 		selfprobe_write_report_fd(report_fd, false);
+}
+
+/* The dynamic linker runs our destructor before those of libraries that do
+ * not depend on us, and their calls count too.  So the destructor only
+ * registers the report as an exit handler: glibc's exit runs handlers
+ * registered while it is running them, and this one comes after _dl_fini,
+ * i.e. after every library's destructor. */
+extern int __cxa_atexit(void (*fn)(void *), void *arg, void *dso);
+
+static void write_report_at_exit(void *unused)
+{
+	(void)unused;
+	write_report();
+}
+
+__attribute__((destructor)) static void preload_fini(void)
+{
+	/* No DSO handle: atexit() would tie the handler to this library and
+	 * its own __cxa_finalize would run it right away. */
+	if (active && __cxa_atexit(write_report_at_exit, NULL, NULL) != 0)
+		write_report();   /* exit is past its handlers: now or never */
 }

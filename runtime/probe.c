@@ -266,22 +266,14 @@ static char *xasprintf(const char *fmt, ...)
 	return s;
 }
 
-/* The address the process actually calls for an IFUNC symbol: dlsym runs
- * the resolver the way the dynamic linker did; a local IFUNC (not in
- * .dynsym) has its resolver called directly (x86-64 resolvers take no
- * arguments that matter: glibc's read cpu_features from the loader). */
+/* The address the process actually calls for an IFUNC symbol: run the
+ * resolver exactly as the dynamic linker did (x86-64 resolvers take no
+ * arguments: glibc's read the cpu features ld.so set up), so the answer is
+ * the one it got.  Not dlsym: dlopen/dlsym from our constructor, which runs
+ * before libc's (-z initfirst), would initialise libc early and lose the
+ * environment. */
 static uintptr_t ifunc_target(const struct sp_object *obj, const struct sp_sym *sym)
 {
-	if (sym->in_dynsym && sym->is_global) {
-		void *h = dlopen(obj->is_main ? NULL : obj->path, RTLD_LAZY | RTLD_NOLOAD);
-		if (h) {
-			void *p = dlsym(h, sym->name);
-			Dl_info info;
-			dlclose(h);
-			if (p && dladdr(p, &info) && info.dli_fbase)
-				return (uintptr_t)p;
-		}
-	}
 	uintptr_t (*resolver)(void) = (uintptr_t (*)(void))(obj->bias + sym->value);
 	return resolver();
 }
