@@ -1,8 +1,12 @@
 /* dispatch — see dispatch.h.  Everything here runs in the probed thread,
- * possibly in signal context, possibly nested in itself. */
+ * possibly in signal context, possibly nested in itself, and (jmp path) with
+ * the interrupted code's vector registers still live: this file is built
+ * with -mgeneral-regs-only, and handlers are called through
+ * sp_call_preserving_vectors. */
 #include "dispatch.h"
 #include "probe.h"
 #include "tstate.h"
+#include "xsave.h"
 
 void sp_dispatch(struct sp_site *site, struct selfprobe_regs *regs, void *ucontext)
 {
@@ -22,8 +26,16 @@ void sp_dispatch(struct sp_site *site, struct selfprobe_regs *regs, void *uconte
 			if (p->fn && nested)
 				sp_count_add(stripe, p->id, true);
 			if (run) {
-				struct selfprobe_ctx ctx = { .regs = regs, .probe = p, .ucontext = ucontext };
-				p->fn(&ctx, p->data);
+				struct selfprobe_ctx ctx;
+				ctx.regs = regs;
+				ctx.probe = p;
+				ctx.cookie = NULL;
+				ctx.is_return = false;
+				ctx.ucontext = ucontext;
+				if (ucontext)       /* int3: the kernel saved the vector state */
+					p->fn(&ctx, p->data);
+				else                /* jmp: nobody did */
+					sp_call_preserving_vectors((int (*)(void *, void *))p->fn, &ctx, p->data);
 			}
 		}
 		sp_tls.inside = nested;

@@ -1,15 +1,16 @@
 /* probe — the registry and attach/detach; see probe.h. */
 #include "probe.h"
-#include "codemem.h"
 #include "elfsym.h"
-#include "emulate.h"
 #include "hazard.h"
 #include "insn.h"
 #include "log.h"
 #include "maps.h"
 #include "patch.h"
+#include "arm.h"
+#include "btindex.h"
 #include "trap.h"
 #include "tstate.h"
+#include "xsave.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -20,9 +21,6 @@
 #include <string.h>
 
 enum sp_mode_pref sp_mode_pref = SP_PREF_AUTO;
-
-/* The reason every probe takes the int3 path until the jmp path lands. */
-static const char JMP_UNAVAILABLE[] = "jmp path not implemented yet";
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct sp_probe *_Atomic probes_head;
@@ -113,90 +111,6 @@ static size_t text_avail(const struct sp_object *obj, uintptr_t addr)
 	return 0;
 }
 
-/* How a trap at the site resumes: emulation when the instruction allows,
- * else an out-of-line copy followed by an absolute jump back. */
-static int plan_resume(struct sp_site *s, const char **why)
-{
-	if (sp_emulate_can(&s->insn)) {
-		s->resume = SP_RESUME_EMULATE;
-		return 0;
-	}
-	if (!s->insn.relocatable) {
-		*why = s->insn.why ? s->insn.why : "instruction cannot run out of line";
-		return -ENOTSUP;
-	}
-	uint8_t code[64];
-	const size_t slot_size = 48;
-	uintptr_t slot = sp_codemem_alloc(s->addr, slot_size);
-	if (!slot && !s->insn.rip_relative)
-		slot = sp_codemem_alloc(0, slot_size);
-	if (!slot) {
-		*why = "no code memory for the out-of-line copy";
-		return -ENOMEM;
-	}
-	int n = sp_insn_relocate(&s->insn, slot, code, sizeof(code) - 14, why);
-	if (n < 0)
-		return n;
-	/* jmp *0(%rip); .quad back */
-	uint64_t back = s->addr + s->insn.len;
-	code[n++] = 0xff;
-	code[n++] = 0x25;
-	memset(code + n, 0, 4);
-	n += 4;
-	memcpy(code + n, &back, 8);
-	n += 8;
-	int rc = sp_patch_write(slot, code, (size_t)n);
-	if (rc) {
-		*why = "cannot write the out-of-line copy";
-		return rc;
-	}
-	s->resume = SP_RESUME_XOL;
-	s->xol = slot;
-	return 0;
-}
-
-static struct sp_site *site_get(const struct sp_object *obj, uintptr_t addr, const char **why)
-{
-	struct sp_site *s = sp_site_lookup(addr);
-	if (s)
-		return s;
-	size_t avail = text_avail(obj, addr);
-	if (!avail) {
-		*why = "address is not in the object's executable text";
-		return NULL;
-	}
-	s = calloc(1, sizeof(*s));
-	if (!s)
-		return NULL;
-	s->addr = addr;
-	const uint8_t *code = (const uint8_t *)addr;
-	if (code[0] == 0xcc) {
-		*why = "the site already holds an int3 (a debugger or another tool?)";
-		goto fail;
-	}
-	if (sp_insn_decode(code, avail < 15 ? avail : 15, addr, &s->insn) != 0) {
-		*why = "the instruction at the site does not decode";
-		goto fail;
-	}
-	if (s->insn.cls == SP_INSN_REFUSED) {
-		*why = s->insn.why ? s->insn.why : "instruction cannot be probed";
-		goto fail;
-	}
-	s->orig_byte = code[0];
-	s->mode = SP_MODE_INT3;
-	s->reason = JMP_UNAVAILABLE;
-	if (plan_resume(s, why) != 0)
-		goto fail;
-	if (sp_site_insert(s) != 0) {
-		*why = "out of memory";
-		goto fail;
-	}
-	return s;
-fail:
-	free(s);
-	return NULL;
-}
-
 /* Publish a new probe vector for SITE with P added (P non-NULL) or REMOVE
  * removed.  The old vector is freed after quiescence by the caller. */
 static struct sp_probe_vec *vec_replace(struct sp_site *site, struct sp_probe *add,
@@ -221,39 +135,34 @@ static struct sp_probe_vec *vec_replace(struct sp_site *site, struct sp_probe *a
 	return old;
 }
 
-static int arm(struct sp_site *s)
-{
-	if (s->armed)
-		return 0;
-	int rc = sp_trap_install();
-	if (rc)
-		return rc;
-	uint8_t int3 = 0xcc;
-	rc = sp_patch_write(s->addr, &int3, 1);
-	if (rc)
-		return rc;
-	sp_patch_sync();
-	s->armed = true;
-	return 0;
-}
-
-static void disarm(struct sp_site *s)
-{
-	if (!s->armed)
-		return;
-	if (sp_patch_write(s->addr, &s->orig_byte, 1) == 0) {
-		sp_patch_sync();
-		s->armed = false;
-	}
-}
-
 /* ---- resolving an item to sites ---- */
 
 struct target {
 	uintptr_t addr;
 	char *symbol;            /* what the report calls it */
 	char *implementation;    /* IFUNC: the implementation chosen */
+	struct sp_func_extent fn; /* the function holding the site */
 };
+
+/* The first byte after VADDR that belongs to another symbol, or the end of
+ * the text holding VADDR: a jmp window must not reach into it. */
+static uintptr_t next_symbol(const struct sp_object *obj, const struct sp_elf *elf, uintptr_t func)
+{
+	uint64_t v = func - obj->bias;
+	size_t lo = 0, hi = elf->n_syms;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (elf->syms[mid].value <= v)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	uintptr_t limit = lo < elf->n_syms ? obj->bias + elf->syms[lo].value : 0;
+	for (int i = 0; i < obj->n_text; i++)
+		if (func >= obj->text[i].start && func < obj->text[i].end && (!limit || limit > obj->text[i].end))
+			limit = obj->text[i].end;
+	return limit;
+}
 
 static char *xasprintf(const char *fmt, ...)
 {
@@ -338,6 +247,9 @@ static int target_for(const struct sp_object *obj, const struct sp_elf *elf,
 		}
 	}
 	t->addr = func + offset;
+	t->fn = (struct sp_func_extent){ .start = size ? func : 0, .size = size,
+					 .limit = next_symbol(obj, elf, func),
+					 .bt = sp_btindex_get(obj, elf) };
 	t->symbol = offset ? xasprintf("%s+%#lx", sym->name, (unsigned long)offset) : strdup(sym->name);
 	return 0;
 }
@@ -519,7 +431,96 @@ static void atfork_child(void)
 
 static void setup_once(void)
 {
+	sp_xsave_init();
 	pthread_atfork(NULL, NULL, atfork_child);
+}
+
+/* Sites and probes for the N_TS targets of ITEM, armed as one batch.
+ * Returns the number of probes attached; a failure of the only target is
+ * returned as -errno with ERR, a failure among several is recorded and the
+ * others go on. */
+static long attach_targets(const struct sp_spec_item *item, const struct sp_object *obj,
+			   struct target *ts, long n_ts, selfprobe_handler_fn fn, void *data,
+			   struct selfprobe_link *link, char *err, size_t errlen)
+{
+	struct sp_probe **ps = calloc((size_t)n_ts + 1, sizeof(*ps));
+	struct sp_site **sites = calloc((size_t)n_ts + 1, sizeof(*sites));
+	struct sp_probe_vec **olds = calloc((size_t)n_ts + 1, sizeof(*olds));
+	int *rcs = calloc((size_t)n_ts + 1, sizeof(*rcs));
+	long n = 0, n_old = 0, made = 0;
+	size_t n_arm = 0;
+	if (!ps || !sites || !olds || !rcs) {
+		snprintf(err, errlen, "out of memory");
+		made = -ENOMEM;
+		goto out;
+	}
+	bool want_jmp = sp_mode_pref != SP_PREF_INT3;
+	for (long i = 0; i < n_ts; i++) {
+		const char *who = ts[i].implementation ? ts[i].implementation : ts[i].symbol;
+		const char *why = sp_hazard_int3(obj->path, who, ts[i].addr);
+		struct sp_site *site = why ? NULL : sp_arm_site(obj, ts[i].addr, &ts[i].fn, want_jmp, &why);
+		struct sp_probe *p = site ? new_probe(item, obj, &ts[i], fn, data) : NULL;
+		if (!p) {
+			if (site)
+				why = "out of memory or too many probes";
+			if (n_ts == 1) {
+				snprintf(err, errlen, "%s at %#lx: %s", ts[i].symbol, (unsigned long)ts[i].addr, why);
+				made = -ENOTSUP;
+				goto out;
+			}
+			sp_probe_error(item->text, "%s at %#lx: %s", ts[i].symbol, (unsigned long)ts[i].addr, why);
+			continue;
+		}
+		p->site = site;
+		p->link = link;
+		p->attached = true;
+		struct sp_probe_vec *old = vec_replace(site, p, NULL);
+		if (old)
+			olds[n_old++] = old;
+		if (!site->armed)
+			sites[n_arm++] = site;
+		ps[n++] = p;
+	}
+	sp_arm_batch(sites, n_arm, rcs);
+	for (long i = 0; i < n; i++) {
+		struct sp_probe *p = ps[i];
+		int rc = 0;
+		for (size_t j = 0; j < n_arm; j++)
+			if (sites[j] == p->site)
+				rc = rcs[j];
+		if (rc) {
+			/* Nothing was written: the probe never existed. */
+			olds[n_old++] = vec_replace(p->site, NULL, p);
+			sp_probe_error(item->text, "%s: cannot patch the site: %s", p->symbol, strerror(-rc));
+			continue;
+		}
+		ps[i] = NULL;   /* kept: the registry owns it now */
+		made++;
+		if (sp_mode_pref == SP_PREF_JMP && !p->site->jmp)
+			sp_warn("%s: %s uses int3: %s", item->text, p->symbol, p->site->reason);
+		registry_append(p);
+	}
+	/* Readers of the old vectors only read them; free after quiescence. */
+	if (n_old) {
+		sp_tstate_quiesce();
+		for (long i = 0; i < n_old; i++)
+			free(olds[i]);
+	}
+	for (long i = 0; i < n; i++)   /* the ones that failed to arm */
+		if (ps[i]) {
+			sp_tstate_free_id(ps[i]->id);
+			free_probe(ps[i]);
+		}
+	if (made == 0 && n_ts > 0 && n > 0) {
+		snprintf(err, errlen, "no site could be patched");
+		made = -ENOTSUP;
+	}
+out:
+	free(ps);
+	free(sites);
+	free(olds);
+	free(rcs);
+	return made;
 }
 
 long sp_probe_attach_item(const struct sp_spec_item *item, selfprobe_handler_fn fn,
@@ -565,52 +566,10 @@ long sp_probe_attach_item(const struct sp_spec_item *item, selfprobe_handler_fn 
 		rc = n_ts;
 		goto fail;
 	}
-	for (long i = 0; i < n_ts; i++) {
-		const char *why = sp_hazard_int3(obj->path, ts[i].implementation ? ts[i].implementation : ts[i].symbol,
-						 ts[i].addr);
-		struct sp_site *site = why ? NULL : site_get(obj, ts[i].addr, &why);
-		if (!site) {
-			if (n_ts == 1) {
-				snprintf(err, sizeof(err), "%s at %#lx: %s", ts[i].symbol,
-					 (unsigned long)ts[i].addr, why ? why : "out of memory");
-				rc = -ENOTSUP;
-				goto fail;
-			}
-			sp_probe_error(item->text, "%s at %#lx: %s", ts[i].symbol,
-				       (unsigned long)ts[i].addr, why ? why : "out of memory");
-			continue;
-		}
-		struct sp_probe *p = new_probe(item, obj, &ts[i], fn, data);
-		if (!p) {
-			snprintf(err, sizeof(err), "out of memory or too many probes");
-			rc = -ENOMEM;
-			goto fail;
-		}
-		p->site = site;
-		p->link = link;
-		p->attached = true;
-		struct sp_probe_vec *old = vec_replace(site, p, NULL);
-		int arc = arm(site);
-		if (arc) {
-			/* Nothing was written: the probe never existed. */
-			struct sp_probe_vec *mine = vec_replace(site, NULL, p);
-			sp_probe_error(item->text, "%s: cannot write the int3: %s", p->symbol, strerror(-arc));
-			sp_tstate_quiesce();
-			free(mine);
-			free(old);
-			sp_tstate_free_id(p->id);
-			free_probe(p);
-			continue;
-		}
-		made++;
-		if (sp_mode_pref == SP_PREF_JMP)
-			sp_warn("%s: %s uses int3: %s", item->text, p->symbol, site->reason);
-		registry_append(p);
-		/* Readers of OLD only read it; it is freed after quiescence. */
-		if (old) {
-			sp_tstate_quiesce();
-			free(old);
-		}
+	made = attach_targets(item, obj, ts, n_ts, fn, data, link, err, sizeof(err));
+	if (made < 0) {
+		rc = made;
+		goto fail;
 	}
 	if (made == 0 && n_ts > 0) {
 		rc = -ENOTSUP;
@@ -640,7 +599,7 @@ int sp_probe_detach_link(struct selfprobe_link *link)
 			continue;
 		struct sp_probe_vec *old = vec_replace(p->site, NULL, p);
 		if (!atomic_load(&p->site->vec))
-			disarm(p->site);
+			sp_arm_disarm(p->site);
 		sp_tstate_quiesce();
 		free(old);
 		sp_tstate_read(p->id, &p->final_hits, &p->final_missed);

@@ -12,7 +12,7 @@
 
 static const char *mode_name(const struct sp_probe *p)
 {
-	return p->site->mode == SP_MODE_JMP ? "jmp" : "int3";
+	return p->site->jmp ? "jmp" : "int3";
 }
 
 void sp_report_text(FILE *f)
@@ -66,7 +66,7 @@ void sp_report_json(FILE *f)
 		json_str(f, p->symbol);
 		fprintf(f, ", \"address\": \"%#" PRIxPTR "\", \"mode\": \"%s\", \"reason\": ",
 			p->site->addr, mode_name(p));
-		json_str(f, p->site->mode == SP_MODE_JMP ? NULL : p->site->reason);
+		json_str(f, p->site->jmp ? NULL : p->site->reason);
 		fprintf(f, ", \"action\": \"%s\", \"hits\": %" PRIu64 ", \"missed\": %" PRIu64,
 			p->fn && p->action == SP_ACT_COUNT ? "handler" : sp_action_name(p->action),
 			hits, missed);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 
 struct slot {
@@ -62,8 +63,69 @@ struct sp_site *sp_site_lookup(uintptr_t addr)
 	}
 }
 
+/* Every site, sorted by address, for the ordered queries. */
+static struct sp_site **by_addr;
+static size_t n_by_addr, cap_by_addr;
+
+static size_t lower_bound(uintptr_t a)
+{
+	size_t lo = 0, hi = n_by_addr;
+	while (lo < hi) {
+		size_t m = (lo + hi) / 2;
+		if (by_addr[m]->addr < a)
+			lo = m + 1;
+		else
+			hi = m;
+	}
+	return lo;
+}
+
+static int remember(struct sp_site *s)
+{
+	if (n_by_addr == cap_by_addr) {
+		size_t cap = cap_by_addr ? cap_by_addr * 2 : 256;
+		struct sp_site **n = realloc(by_addr, cap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		by_addr = n;
+		cap_by_addr = cap;
+	}
+	size_t i = lower_bound(s->addr);
+	memmove(by_addr + i + 1, by_addr + i, (n_by_addr - i) * sizeof(*by_addr));
+	by_addr[i] = s;
+	n_by_addr++;
+	return 0;
+}
+
+struct sp_site *sp_site_before(uintptr_t addr)
+{
+	size_t i = lower_bound(addr);
+	return i ? by_addr[i - 1] : NULL;
+}
+
+struct sp_site *sp_site_after(uintptr_t addr)
+{
+	size_t i = lower_bound(addr + 1);
+	return i < n_by_addr ? by_addr[i] : NULL;
+}
+
+void sp_site_pristine(uintptr_t addr, size_t len, uint8_t *out)
+{
+	memcpy(out, (const void *)addr, len);
+	/* sites patch at most SP_JMP_LEN bytes from their address */
+	uintptr_t from = addr > SP_JMP_LEN ? addr - SP_JMP_LEN : 0;
+	for (size_t i = lower_bound(from + 1); i < n_by_addr && by_addr[i]->addr < addr + len; i++) {
+		const struct sp_site *s = by_addr[i];
+		for (int b = 0; b < SP_JMP_LEN; b++)
+			if (s->addr + b >= addr && s->addr + b < addr + len)
+				out[s->addr + b - addr] = s->orig[b];
+	}
+}
+
 int sp_site_insert(struct sp_site *site)
 {
+	if (remember(site) != 0)
+		return -ENOMEM;
 	struct table *t = atomic_load(&current);
 	if (!t || (t->used + 1) * 2 > t->mask + 1) {
 		size_t cap = t ? (t->mask + 1) * 2 : 1024;

@@ -20,6 +20,8 @@
 #include <stdint.h>
 
 #include "insn.h"
+#include "jmpplan.h"
+#include "tramp.h"
 
 struct sp_probe;
 
@@ -28,18 +30,24 @@ struct sp_probe_vec {
 	struct sp_probe *p[];
 };
 
-enum sp_resume { SP_RESUME_EMULATE, SP_RESUME_XOL };
-enum sp_mode { SP_MODE_INT3, SP_MODE_JMP };
+enum sp_resume {
+	SP_RESUME_EMULATE,              /* apply the instruction to the ucontext */
+	SP_RESUME_XOL,                  /* run its copy at xol, which jumps back */
+	SP_RESUME_TRAMP,                /* enter the trampoline (jmp sites: while
+					 * the int3 stands, or when the jmp could
+					 * not be written) */
+};
 
 struct sp_site {
 	uintptr_t addr;
 	struct sp_insn insn;            /* the original instruction at addr */
-	uint8_t orig_byte;              /* what the int3 replaced */
+	uint8_t orig[SP_JMP_LEN];       /* the original bytes the patches replace */
 	enum sp_resume resume;
-	uintptr_t xol;                  /* out-of-line copy + jump back (SP_RESUME_XOL) */
-	enum sp_mode mode;
-	const char *reason;             /* why not the jmp path */
-	bool armed;                     /* int3 written (registry lock) */
+	uintptr_t xol;                  /* SP_RESUME_XOL */
+	struct sp_tramp tramp;          /* SP_RESUME_TRAMP */
+	const char *reason;             /* why not the jmp path (NULL on it) */
+	bool armed;                     /* patched (registry lock) */
+	bool jmp;                       /* armed with the jmp, not an int3 */
 	_Atomic(struct sp_probe_vec *) vec;
 };
 
@@ -47,5 +55,15 @@ struct sp_site {
 struct sp_site *sp_site_lookup(uintptr_t addr);
 /* Insert (registry lock held).  0 or -ENOMEM. */
 int sp_site_insert(struct sp_site *site);
+
+/* Ordered queries over every site (registry lock held): the nearest site
+ * strictly before ADDR, and strictly after it. */
+struct sp_site *sp_site_before(uintptr_t addr);
+struct sp_site *sp_site_after(uintptr_t addr);
+
+/* Copy [ADDR, ADDR+LEN) as it was before any of our patches: the bytes
+ * under every site's int3 or jmp are put back (registry lock held).  Code
+ * is always analysed from such a copy, never from live text. */
+void sp_site_pristine(uintptr_t addr, size_t len, uint8_t *out);
 
 #endif

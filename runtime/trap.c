@@ -5,6 +5,8 @@
 #include "emulate.h"
 #include "log.h"
 #include "site.h"
+#include "stopworld.h"
+#include "tramp.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -110,9 +112,30 @@ static void on_sigtrap(int sig, siginfo_t *si, void *ucv)
 {
 	ucontext_t *uc = ucv;
 	greg_t *g = uc->uc_mcontext.gregs;
-	struct sp_site *site = si->si_code == SI_KERNEL ? sp_site_lookup((uintptr_t)g[REG_RIP] - 1) : NULL;
+	if (si->si_code != SI_KERNEL) {
+		/* sent, not trapped: our stop-check, or the application's */
+		if (!sp_stopworld_on_signal(si, ucv))
+			chain(sig, si, ucv);
+		return;
+	}
+	uintptr_t at = (uintptr_t)g[REG_RIP] - 1;
+	uint64_t rip, rsp, efl;
+	if (sp_tramp_take_pending(at, &rip, &rsp, &efl)) {
+		/* a trampoline's slow path: the handlers moved rip or rsp */
+		g[REG_RIP] = (greg_t)rip;
+		g[REG_RSP] = (greg_t)rsp;
+		g[REG_EFL] = (greg_t)efl;
+		return;
+	}
+	struct sp_site *site = sp_site_lookup(at);
 	if (!site) {
 		chain(sig, si, ucv);
+		return;
+	}
+	if (site->resume == SP_RESUME_TRAMP) {
+		/* a jmp site while its int3 stands (or kept it): the trampoline
+		 * does everything the jmp would have */
+		g[REG_RIP] = (greg_t)site->tramp.entry;
 		return;
 	}
 	struct selfprobe_regs regs;

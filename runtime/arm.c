@@ -1,0 +1,323 @@
+/* arm — see arm.h for the protocol. */
+#include "arm.h"
+#include "codemem.h"
+#include "emulate.h"
+#include "insn.h"
+#include "jmpplan.h"
+#include "log.h"
+#include "patch.h"
+#include "stopworld.h"
+#include "tramp.h"
+#include "trap.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char INT3_FORCED[] = "UPROBE_MODE=int3";
+
+/* How a trap at an int3-only site resumes: emulation when the instruction
+ * allows, else an out-of-line copy followed by an absolute jump back. */
+static int plan_resume(struct sp_site *s, const char **why)
+{
+	if (sp_emulate_can(&s->insn)) {
+		s->resume = SP_RESUME_EMULATE;
+		return 0;
+	}
+	if (!s->insn.relocatable) {
+		*why = s->insn.why ? s->insn.why : "instruction cannot run out of line";
+		return -ENOTSUP;
+	}
+	uint8_t code[64];
+	const size_t slot_size = 48;
+	uintptr_t slot = sp_codemem_alloc(s->addr, slot_size);
+	if (!slot && !s->insn.rip_relative)
+		slot = sp_codemem_alloc(0, slot_size);
+	if (!slot) {
+		*why = "no code memory for the out-of-line copy";
+		return -ENOMEM;
+	}
+	int n = sp_insn_relocate(&s->insn, slot, code, sizeof(code) - 14, why);
+	if (n < 0)
+		return n;
+	/* jmp *0(%rip); .quad back */
+	uint64_t back = s->addr + s->insn.len;
+	code[n++] = 0xff;
+	code[n++] = 0x25;
+	memset(code + n, 0, 4);
+	n += 4;
+	memcpy(code + n, &back, 8);
+	n += 8;
+	int rc = sp_patch_write(slot, code, (size_t)n);
+	if (rc) {
+		*why = "cannot write the out-of-line copy";
+		return rc;
+	}
+	s->resume = SP_RESUME_XOL;
+	s->xol = slot;
+	return 0;
+}
+
+/* The jmp site whose window holds ADDR after its first byte, if any. */
+static struct sp_site *covering(uintptr_t addr)
+{
+	struct sp_site *t = sp_site_before(addr);
+	if (t && t->resume == SP_RESUME_TRAMP && addr < t->addr + t->tramp.window_len)
+		return t;
+	return NULL;
+}
+
+/* T's window is about to hold another site: T goes back to a plain int3
+ * (emulated or run out of line), as the kernel unoptimizes an optprobe.
+ * Its trampoline stays for threads still inside it. */
+static int demote(struct sp_site *t)
+{
+	const char *why = NULL;
+	struct sp_site tmp = *t;
+	int rc = plan_resume(&tmp, &why);
+	if (rc)
+		return rc;
+	if (t->armed && t->jmp) {
+		uint8_t int3 = 0xcc;
+		if ((rc = sp_patch_write(t->addr, &int3, 1)) != 0)
+			return rc;
+		sp_patch_sync();
+		/* while the int3 stands its handler still enters the trampoline */
+		if ((rc = sp_patch_write(t->addr + 1, t->orig + 1, SP_JMP_LEN - 1)) != 0)
+			return rc;
+		sp_patch_sync();
+	}
+	t->xol = tmp.xol;
+	__atomic_store_n(&t->resume, tmp.resume, __ATOMIC_RELEASE);
+	t->jmp = false;
+	t->reason = "another probe site lies inside its jmp window";
+	return 0;
+}
+
+/* sp_jmp_plan on a pristine copy of the function (live text may hold our
+ * own int3s and jmps), shifted to the copy's address: relative branches
+ * keep their meaning within the copy; the window's instructions are then
+ * decoded again at their real address for relocation. */
+static int plan_on_pristine(uintptr_t site, size_t avail, const struct sp_func_extent *fn,
+			    struct sp_window *w, const char **reason)
+{
+	uintptr_t lo = fn->start ? fn->start : site;
+	uintptr_t hi = site + (avail < 32 ? avail : 32);
+	if (fn->start && fn->start + fn->size > hi)
+		hi = fn->start + fn->size;
+	if (hi > site + avail)
+		hi = site + avail;
+	uint8_t *copy = malloc(hi - lo);
+	if (!copy) {
+		*reason = "out of memory";
+		return -ENOMEM;
+	}
+	sp_site_pristine(lo, hi - lo, copy);
+	intptr_t delta = (intptr_t)copy - (intptr_t)lo;
+	uintptr_t limit = fn->limit ? fn->limit + delta : 0;
+	int rc = sp_jmp_plan(fn->start ? fn->start + delta : 0, fn->size, site + delta,
+			     hi - site, limit, w, reason);
+	for (int i = 0; rc == 0 && i < w->n_insns; i++) {
+		struct sp_insn *in = &w->insns[i];
+		uint8_t bytes[15];
+		uint8_t len = in->len;
+		memcpy(bytes, in->bytes, len);
+		if (sp_insn_decode(bytes, len, in->addr - delta, in) != 0) {
+			*reason = "window instruction does not decode at its address";
+			rc = -EINVAL;
+		}
+	}
+	w->site = site;
+	free(copy);
+	return rc;
+}
+
+/* Try the jmp path: plan, safety against the whole object, trampoline.  On
+ * refusal s->reason says why. */
+static bool try_jmp(struct sp_site *s, size_t avail, const struct sp_func_extent *fn)
+{
+	struct sp_window w;
+	const char *reason = NULL;
+	if (!fn->bt) {
+		s->reason = "the object's branch targets could not be indexed";
+		return false;
+	}
+	if (plan_on_pristine(s->addr, avail, fn, &w, &reason) != 0) {
+		s->reason = reason;
+		return false;
+	}
+	if (s->addr != fn->start && w.n_insns > 1) {
+		/* landing pads and computed targets inside a function are not
+		 * in the branch index: only a one-instruction window is safe */
+		s->reason = "mid-function window of several instructions (landing pads cannot be ruled out)";
+		return false;
+	}
+	if (sp_btindex_any_inside(fn->bt, s->addr, s->addr + w.len)) {
+		s->reason = "branch target inside the jmp window (from elsewhere in the object)";
+		return false;
+	}
+	struct sp_site *next = sp_site_after(s->addr);
+	if (next && next->addr < s->addr + w.len) {
+		s->reason = "another probe site lies inside its jmp window";
+		return false;
+	}
+	if (sp_tramp_build(s, &w, &s->tramp, &reason) != 0) {
+		s->reason = reason;
+		return false;
+	}
+	s->resume = SP_RESUME_TRAMP;
+	return true;
+}
+
+struct sp_site *sp_arm_site(const struct sp_object *obj, uintptr_t addr,
+			    const struct sp_func_extent *fn, bool want_jmp, const char **why)
+{
+	struct sp_site *s = sp_site_lookup(addr);
+	if (s)
+		return s;
+	size_t avail = 0;
+	for (int i = 0; i < obj->n_text; i++)
+		if (addr >= obj->text[i].start && addr < obj->text[i].end)
+			avail = obj->text[i].end - addr;
+	if (avail < SP_JMP_LEN) {
+		*why = avail ? "the site is too close to the end of the text mapping"
+			     : "address is not in the object's executable text";
+		return NULL;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		*why = "out of memory";
+		return NULL;
+	}
+	s->addr = addr;
+	struct sp_site *t = covering(addr);
+	if (t && demote(t) != 0) {
+		*why = "inside the jmp window of another probe that cannot be moved back to int3";
+		goto fail;
+	}
+	uint8_t code[15];
+	size_t n = avail < sizeof(code) ? avail : sizeof(code);
+	sp_site_pristine(addr, n, code);
+	if (code[0] == 0xcc) {
+		*why = "the site already holds an int3 (a debugger, a kernel uprobe or another tool?)";
+		goto fail;
+	}
+	if (sp_insn_decode(code, n, addr, &s->insn) != 0) {
+		*why = "the instruction at the site does not decode";
+		goto fail;
+	}
+	if (s->insn.cls == SP_INSN_REFUSED) {
+		*why = s->insn.why ? s->insn.why : "instruction cannot be probed";
+		goto fail;
+	}
+	memcpy(s->orig, code, SP_JMP_LEN);
+	s->reason = INT3_FORCED;
+	if (!(want_jmp && try_jmp(s, avail, fn)) && plan_resume(s, why) != 0)
+		goto fail;
+	if (sp_site_insert(s) != 0) {
+		*why = "out of memory";
+		goto fail;
+	}
+	return s;
+fail:
+	free(s);
+	return NULL;
+}
+
+static int write_byte0(struct sp_site *s, uint8_t b)
+{
+	return sp_patch_write(s->addr, &b, 1);
+}
+
+static int cmp_window(const void *a, const void *b)
+{
+	const struct sp_stop_window *x = a, *y = b;
+	return x->site < y->site ? -1 : x->site > y->site;
+}
+
+size_t sp_arm_batch(struct sp_site **sites, size_t n, int *rcs)
+{
+	size_t failed = 0, n_jmp = 0;
+	int rc = sp_trap_install();
+	for (size_t i = 0; i < n; i++) {
+		struct sp_site *s = sites[i];
+		rcs[i] = rc;
+		if (rc == 0 && !s->armed) {
+			rcs[i] = write_byte0(s, 0xcc);                 /* step 1 */
+			if (rcs[i] == 0 && s->resume == SP_RESUME_TRAMP)
+				n_jmp++;
+		}
+		failed += rcs[i] != 0;
+	}
+	sp_patch_sync();
+	struct sp_stop_window *w = n_jmp ? calloc(n_jmp, sizeof(*w)) : NULL;
+	size_t k = 0;
+	for (size_t i = 0; w && i < n; i++) {
+		struct sp_site *s = sites[i];
+		if (rcs[i] == 0 && !s->armed && s->resume == SP_RESUME_TRAMP)
+			w[k++] = (struct sp_stop_window){ .site = s->addr, .len = s->tramp.window_len,
+							  .reloc = s->tramp.reloc, .map = &s->tramp.map };
+	}
+	qsort(w, k, sizeof(*w), cmp_window);
+	int stopped = k ? sp_stopworld_check(w, k) : 0;                /* step 2 */
+	if (stopped != 0) {
+		/* the windows may still be read by a late answer: keep them */
+		w = NULL;
+	}
+	size_t n_rel = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct sp_site *s = sites[i];
+		if (rcs[i] != 0 || s->armed)
+			continue;
+		s->armed = true;
+		s->jmp = false;
+		if (s->resume != SP_RESUME_TRAMP)
+			continue;
+		bool busy = false;
+		for (size_t j = 0; w && j < k; j++)
+			if (w[j].site == s->addr)
+				busy = w[j].busy;
+		if (stopped != 0 || busy) {
+			s->reason = stopped != 0 ? "a thread did not answer the stop check: the site keeps its int3"
+						 : "a thread was blocked inside the jmp window: the site keeps its int3";
+			continue;
+		}
+		int32_t rel = (int32_t)((intptr_t)s->tramp.entry - (intptr_t)(s->addr + SP_JMP_LEN));
+		if (sp_patch_write(s->addr + 1, &rel, 4) == 0) {       /* step 3 */
+			s->jmp = true;
+			n_rel++;
+		}
+	}
+	if (n_rel) {
+		sp_patch_sync();
+		for (size_t i = 0; i < n; i++)                          /* step 4 */
+			if (rcs[i] == 0 && sites[i]->jmp && write_byte0(sites[i], 0xe9) != 0)
+				sites[i]->jmp = false;   /* the int3 stays: still correct */
+		sp_patch_sync();
+	}
+	for (size_t i = 0; i < n; i++)
+		if (rcs[i] == 0 && sites[i]->jmp)
+			sites[i]->reason = NULL;
+	free(w);
+	return failed;
+}
+
+int sp_arm_disarm(struct sp_site *s)
+{
+	if (!s->armed)
+		return 0;
+	int rc;
+	if (s->jmp) {
+		if ((rc = write_byte0(s, 0xcc)) != 0)
+			return rc;
+		sp_patch_sync();
+		if ((rc = sp_patch_write(s->addr + 1, s->orig + 1, SP_JMP_LEN - 1)) != 0)
+			return rc;
+		sp_patch_sync();
+	}
+	if ((rc = write_byte0(s, s->orig[0])) != 0)
+		return rc;
+	sp_patch_sync();
+	s->armed = false;
+	return 0;
+}

@@ -1,0 +1,52 @@
+/* arm — a site's life: created once per address (decoded, its path chosen:
+ * the jmp when the plan allows and the mode wants it, else int3 with the
+ * reason), then armed and disarmed any number of times.
+ *
+ * Arming a batch follows the kernel's text_poke_bp order, one step for all
+ * sites at a time so a batch of thousands costs a handful of core syncs:
+ *
+ *   1. int3 at byte 0 of every site; sync.  From now on a thread reaching
+ *      a jmp site traps and our handler sends it into the trampoline, so
+ *      no thread can newly enter bytes 1..len-1;
+ *   2. stop-check every other thread (stopworld): threads already inside a
+ *      window move to the relocated copy.  If the check fails, the jmp
+ *      sites keep their int3 (still correct: it leads to the trampoline);
+ *   3. bytes 1–4 of every jmp site (the rel32); sync;
+ *   4. the jmp opcode at byte 0; sync.
+ *
+ * Disarming is the same dance backwards: int3 at byte 0; sync; the original
+ * bytes 1–4; sync; the original byte 0; sync.  A trampoline is never freed:
+ * a thread may still be inside it.
+ */
+#ifndef SP_ARM_H
+#define SP_ARM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "btindex.h"
+#include "maps.h"
+#include "site.h"
+
+/* What is known about the function holding the site, for the jmp plan. */
+struct sp_func_extent {
+	uintptr_t start;     /* 0: unknown */
+	size_t size;         /* 0: unknown */
+	uintptr_t limit;     /* first byte the window must not reach */
+	const struct sp_btindex *bt;  /* the object's branch targets (NULL: no jmp) */
+};
+
+/* The site at ADDR, created on first use.  WANT_JMP: try the jmp path.
+ * NULL with *WHY when ADDR cannot be probed at all. */
+struct sp_site *sp_arm_site(const struct sp_object *obj, uintptr_t addr,
+			    const struct sp_func_extent *fn, bool want_jmp, const char **why);
+
+/* Arm every site of SITES that is not armed.  RCS[i] gets 0 or -errno for
+ * each.  Returns the number that failed. */
+size_t sp_arm_batch(struct sp_site **sites, size_t n, int *rcs);
+
+/* Restore the original bytes.  0 or -errno. */
+int sp_arm_disarm(struct sp_site *site);
+
+#endif

@@ -1,0 +1,56 @@
+/* jmpplan — can a probe site take the 5-byte jmp, and with which window?
+ *
+ * "Can I?" apart from "do it": this module only decides.  The window is the
+ * run of whole instructions starting at the site that covers the 5 bytes a
+ * `jmp rel32` overwrites; they are displaced into the trampoline (reloc).
+ * The rules (the design's, after the kernel's optprobe can_optimize()):
+ *
+ *   - the function's extent must be known (ELF size), unless the window is
+ *     a single instruction of 5 bytes or more;
+ *   - decoding the whole function from its start must reach the site on an
+ *     instruction boundary and never fail;
+ *   - no direct branch (jmp, jcc, call, loop, jrcxz) anywhere in the function
+ *     may target bytes 1..len-1 of the window;
+ *   - the function must hold no indirect jmp (its targets are unknown: a
+ *     jump table could land inside the window);
+ *   - a call inside the window must be its last instruction (its return
+ *     address must not be inside the window);
+ *   - every window instruction must be relocatable (reloc.h): no indirect
+ *     call, no loop/jrcxz, nothing refused;
+ *   - a window running past the function's end may only cover padding (nop
+ *     and int3 bytes) up to the next symbol, and only when the function's
+ *     last instruction inside the window ends its flow (ret, jmp);
+ *   - the site must not be inside an IFUNC resolver or a hazard (hazard.h
+ *     is the caller's business).
+ * Every refusal names its rule in *REASON (a static string).
+ */
+#ifndef SP_JMPPLAN_H
+#define SP_JMPPLAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "insn.h"
+
+#define SP_JMP_LEN 5
+#define SP_WINDOW_MAX 5          /* at most 5 one-byte instructions */
+
+struct sp_window {
+	uintptr_t site;
+	uint8_t len;                  /* bytes displaced (>= 5 unless flow ends first) */
+	uint8_t n_insns;
+	struct sp_insn insns[SP_WINDOW_MAX];
+	bool flow_ends;               /* the last window instruction is ret/jmp:
+				       * no jump back after the relocated copy */
+};
+
+/* Plan the jmp at SITE.  FUNC is the start of the function holding SITE and
+ * FUNC_SIZE its ELF size (0: unknown).  AVAIL: bytes readable from SITE
+ * (the text mapping's end).  LIMIT: the first address that must not be
+ * covered (the next symbol's start, or the end of text), used for the
+ * padding rule.  Returns 0 and fills W, or a negative errno with *REASON. */
+int sp_jmp_plan(uintptr_t func, size_t func_size, uintptr_t site, size_t avail,
+		uintptr_t limit, struct sp_window *w, const char **reason);
+
+#endif

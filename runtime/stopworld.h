@@ -1,0 +1,43 @@
+/* stopworld — make sure no other thread is stopped inside a window about
+ * to be overwritten, moving those that are into the relocated copy.
+ *
+ * Before bytes 1–4 of a window become a jmp displacement, a thread whose PC
+ * is inside (site, site+len) would resume in the middle of the new bytes.
+ * The int3 at byte 0 already stops new entries; the threads already inside
+ * are found this way:
+ *   - a thread blocked in a system call: /proc/self/task/TID/syscall gives
+ *     its user PC without disturbing it (no signal, so no EINTR);
+ *   - any other thread gets a SIGTRAP queued with our token (SI_QUEUE); our
+ *     handler reads its PC from the ucontext, moves it to the matching
+ *     instruction of the relocated copy when it is inside a window, and
+ *     acknowledges.
+ * A thread that does not answer in time, or a blocked one inside a window,
+ * fails the check: the caller keeps those sites on int3.
+ */
+#ifndef SP_STOPWORLD_H
+#define SP_STOPWORLD_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "reloc.h"
+
+struct sp_stop_window {
+	uintptr_t site;
+	uint8_t len;
+	uintptr_t reloc;                  /* the relocated copy */
+	const struct sp_reloc_map *map;
+	int busy;                         /* out: a blocked thread sits inside */
+};
+
+/* Check (and fix) every other thread against WINDOWS, sorted by site.
+ * 0, or -ETIMEDOUT when some thread did not answer (then nothing may be
+ * assumed). */
+int sp_stopworld_check(struct sp_stop_window *windows, size_t n);
+
+/* From the SIGTRAP handler: is this our check signal?  If so, handle it
+ * (move the PC in UC if needed) and return 1. */
+int sp_stopworld_on_signal(const siginfo_t *si, void *uc);
+
+#endif

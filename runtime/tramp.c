@@ -1,0 +1,164 @@
+/* tramp — see tramp.h for the code it generates and why. */
+#include "tramp.h"
+#include "codemem.h"
+#include "dispatch.h"
+#include "patch.h"
+#include "site.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* ---- a tiny emitter ---- */
+
+struct emit {
+	uint8_t *buf;
+	size_t len, cap;
+	int overflow;
+};
+
+static void bytes(struct emit *e, const void *p, size_t n)
+{
+	if (e->len + n > e->cap) {
+		e->overflow = 1;
+		return;
+	}
+	memcpy(e->buf + e->len, p, n);
+	e->len += n;
+}
+
+#define EMIT(e, ...) do { static const uint8_t b_[] = { __VA_ARGS__ }; bytes((e), b_, sizeof(b_)); } while (0)
+
+static void imm64(struct emit *e, uint64_t v) { bytes(e, &v, 8); }
+static void imm32(struct emit *e, uint32_t v) { bytes(e, &v, 4); }
+
+/* pop r15, r14, r13, r12, rbp, rbx, r11, r10, r9, r8, rax, rcx, rdx, rsi, rdi */
+static void pop_all(struct emit *e)
+{
+	EMIT(e, 0x41, 0x5f, 0x41, 0x5e, 0x41, 0x5d, 0x41, 0x5c, 0x5d, 0x5b, 0x41, 0x5b, 0x41, 0x5a,
+	     0x41, 0x59, 0x41, 0x58, 0x58, 0x59, 0x5a, 0x5e, 0x5f);
+}
+
+/* The trampoline's size before the relocated window. */
+#define PROLOGUE_MAX 160
+#define TRAMP_MAX (PROLOGUE_MAX + SP_RELOC_MAX + 32)
+
+_Static_assert(offsetof(struct selfprobe_regs, r15) == 0, "regs layout");
+_Static_assert(offsetof(struct selfprobe_regs, rdi) == 112, "regs layout");
+_Static_assert(offsetof(struct selfprobe_regs, rip) == 0x78, "regs layout");
+_Static_assert(offsetof(struct selfprobe_regs, eflags) == 0x80, "regs layout");
+_Static_assert(offsetof(struct selfprobe_regs, rsp) == 0x88, "regs layout");
+
+int sp_tramp_build(struct sp_site *site, const struct sp_window *w, struct sp_tramp *out,
+		   const char **reason)
+{
+	uint8_t code[TRAMP_MAX];
+	struct emit e = { code, 0, sizeof(code), 0 };
+	uintptr_t base = sp_codemem_alloc(site->addr, TRAMP_MAX);
+	if (!base) {
+		*reason = "no free memory within ±2 GiB of the site for its trampoline";
+		return -ENOMEM;
+	}
+
+	EMIT(&e, 0x48, 0x8d, 0xa4, 0x24, 0x80, 0xff, 0xff, 0xff);      /* lea -0x80(%rsp),%rsp */
+	EMIT(&e, 0x48, 0x8d, 0x64, 0x24, 0xe8);                        /* lea -0x18(%rsp),%rsp */
+	EMIT(&e, 0x57, 0x56, 0x52, 0x51, 0x50,                         /* push rdi rsi rdx rcx rax */
+	     0x41, 0x50, 0x41, 0x51, 0x41, 0x52, 0x41, 0x53,           /* push r8 r9 r10 r11 */
+	     0x53, 0x55,                                               /* push rbx rbp */
+	     0x41, 0x54, 0x41, 0x55, 0x41, 0x56, 0x41, 0x57);          /* push r12 r13 r14 r15 */
+	EMIT(&e, 0x9c, 0x58);                                          /* pushfq; pop %rax */
+	EMIT(&e, 0x48, 0x89, 0x84, 0x24, 0x80, 0x00, 0x00, 0x00);      /* mov %rax,0x80(%rsp) */
+	EMIT(&e, 0x48, 0x8d, 0x84, 0x24, 0x10, 0x01, 0x00, 0x00);      /* lea 0x110(%rsp),%rax */
+	EMIT(&e, 0x48, 0x89, 0x84, 0x24, 0x88, 0x00, 0x00, 0x00);      /* mov %rax,0x88(%rsp) */
+	EMIT(&e, 0x48, 0xb8); imm64(&e, site->addr);                   /* movabs $site,%rax */
+	EMIT(&e, 0x48, 0x89, 0x44, 0x24, 0x78);                        /* mov %rax,0x78(%rsp) */
+	EMIT(&e, 0xfc);                                                /* cld */
+	EMIT(&e, 0x48, 0x89, 0xe3);                                    /* mov %rsp,%rbx */
+	EMIT(&e, 0x48, 0x83, 0xe4, 0xf0);                              /* and $-16,%rsp */
+	EMIT(&e, 0x48, 0x89, 0xde);                                    /* mov %rbx,%rsi */
+	EMIT(&e, 0x48, 0xbf); imm64(&e, (uintptr_t)site);              /* movabs $site_struct,%rdi */
+	EMIT(&e, 0x48, 0xb8); imm64(&e, (uintptr_t)sp_tramp_dispatch); /* movabs $dispatch,%rax */
+	EMIT(&e, 0xff, 0xd0);                                          /* call *%rax */
+	EMIT(&e, 0x48, 0x89, 0xdc);                                    /* mov %rbx,%rsp */
+	EMIT(&e, 0x85, 0xc0);                                          /* test %eax,%eax */
+	EMIT(&e, 0x0f, 0x85); size_t jnz_at = e.len; imm32(&e, 0);     /* jnz slow */
+	EMIT(&e, 0xff, 0xb4, 0x24, 0x80, 0x00, 0x00, 0x00);            /* push 0x80(%rsp) */
+	EMIT(&e, 0x9d);                                                /* popfq */
+	pop_all(&e);
+	EMIT(&e, 0x48, 0x8d, 0xa4, 0x24, 0x98, 0x00, 0x00, 0x00);      /* lea 0x98(%rsp),%rsp */
+
+	size_t reloc_at = e.len;
+	if (e.overflow || reloc_at > PROLOGUE_MAX) {
+		*reason = "trampoline prologue overflow";
+		return -EINVAL;
+	}
+	int n = sp_reloc_window(w, base + reloc_at, code + reloc_at, sizeof(code) - reloc_at - 32,
+				&out->map, reason);
+	if (n < 0)
+		return n;
+	e.len += (size_t)n;
+
+	size_t slow_at = e.len;
+	pop_all(&e);
+	size_t int3_at = e.len;
+	EMIT(&e, 0xcc);                                                /* int3: slow path */
+	if (e.overflow) {
+		*reason = "trampoline overflow";
+		return -EINVAL;
+	}
+	int32_t rel = (int32_t)(slow_at - (jnz_at + 4));
+	memcpy(code + jnz_at, &rel, 4);
+
+	int rc = sp_patch_write(base, code, e.len);
+	if (rc) {
+		*reason = "cannot write the trampoline";
+		return rc;
+	}
+	out->entry = base;
+	out->reloc = base + reloc_at;
+	out->slow_int3 = base + int3_at;
+	out->window_len = w->len;
+	return 0;
+}
+
+/* ---- the slow path's pending resumes (per thread; signals nest) ---- */
+
+#define PENDING_MAX 16
+struct pending {
+	uintptr_t int3;
+	uint64_t rip, rsp, eflags;
+};
+static __thread struct pending pending[PENDING_MAX] __attribute__((tls_model("initial-exec")));
+static __thread int n_pending __attribute__((tls_model("initial-exec")));
+
+int sp_tramp_dispatch(struct sp_site *site, struct selfprobe_regs *regs)
+{
+	uint64_t rsp = regs->rsp;
+	sp_dispatch(site, regs, NULL);
+	if (__builtin_expect(regs->rip == site->addr && regs->rsp == rsp, 1))
+		return 0;
+	if (n_pending == PENDING_MAX) {
+		/* nesting this deep is a runaway: resume as if unchanged */
+		regs->rip = site->addr;
+		regs->rsp = rsp;
+		return 0;
+	}
+	struct pending *p = &pending[n_pending++];
+	p->int3 = site->tramp.slow_int3;
+	/* rip unchanged but rsp moved: resume at the relocated window, since
+	 * the site itself now jumps back here */
+	p->rip = regs->rip == site->addr ? site->tramp.reloc : regs->rip;
+	p->rsp = regs->rsp;
+	p->eflags = regs->eflags;
+	return 1;
+}
+
+int sp_tramp_take_pending(uintptr_t int3_addr, uint64_t *rip, uint64_t *rsp, uint64_t *eflags)
+{
+	if (n_pending == 0 || pending[n_pending - 1].int3 != int3_addr)
+		return 0;
+	struct pending *p = &pending[--n_pending];
+	*rip = p->rip;
+	*rsp = p->rsp;
+	*eflags = p->eflags;
+	return 1;
+}

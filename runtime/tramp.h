@@ -1,0 +1,64 @@
+/* tramp — the jmp path's per-site trampoline, generated at attach.
+ *
+ *   site:   jmp tramp                     (5 bytes; the rest of the window
+ *                                          is never executed again)
+ *   tramp:  lea -128(%rsp),%rsp           leave the red zone before any write
+ *           lea -24(%rsp),%rsp            room for rip, eflags, rsp fields
+ *           push rdi … r15                → a struct selfprobe_regs at A = %rsp
+ *           pushfq; pop %rax; mov → A.eflags
+ *           lea 272(%rsp),%rax; mov → A.rsp   (the interrupted rsp)
+ *           movabs $site → A.rip
+ *           cld                            C code assumes DF = 0
+ *           mov %rsp,%rbx; and $-16,%rsp   align for the call (rbx survives it)
+ *           call sp_tramp_dispatch(site, A)
+ *           mov %rbx,%rsp
+ *           test %eax,%eax; jnz slow
+ *           push A.eflags; popfq           flags as the handlers left them
+ *           pop r15 … rdi                  registers as the handlers left them
+ *           lea 152(%rsp),%rsp             back to the interrupted rsp
+ *   reloc:  <the displaced window, relocated>
+ *           jmp site+len
+ *   slow:   pop r15 … rdi; int3            a handler moved rip or rsp: the
+ *                                          SIGTRAP handler applies them (the
+ *                                          only way to set rsp, rip and flags
+ *                                          at once without writing near the
+ *                                          interrupted stack)
+ *
+ * Nothing is written at or above the interrupted rsp - 128.  Vector state
+ * is not saved here: the dispatch C code is built with -mgeneral-regs-only,
+ * and only a site with handlers pays for an XSAVE around them (xsave.S).
+ */
+#ifndef SP_TRAMP_H
+#define SP_TRAMP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "jmpplan.h"
+#include "reloc.h"
+#include "selfprobe.h"
+
+struct sp_site;
+
+struct sp_tramp {
+	uintptr_t entry;              /* where the site's jmp goes */
+	uintptr_t reloc;              /* the relocated window */
+	uintptr_t slow_int3;          /* the slow path's int3 */
+	struct sp_reloc_map map;
+	uint8_t window_len;
+};
+
+/* Generate the trampoline for SITE with window W into near code memory.
+ * 0, or -errno with *REASON. */
+int sp_tramp_build(struct sp_site *site, const struct sp_window *w, struct sp_tramp *out,
+		   const char **reason);
+
+/* Called by the trampoline (C ABI, general registers only).  Returns 0 to
+ * resume normally, 1 when the handlers moved rip or rsp (slow path). */
+int sp_tramp_dispatch(struct sp_site *site, struct selfprobe_regs *regs);
+
+/* The slow path's pending resume, consumed by the SIGTRAP handler at the
+ * trampoline's int3.  Signal-safe; a per-thread stack (signals nest). */
+int sp_tramp_take_pending(uintptr_t int3_addr, uint64_t *rip, uint64_t *rsp, uint64_t *eflags);
+
+#endif

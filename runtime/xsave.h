@@ -1,0 +1,15 @@
+/* xsave — handler calls that preserve the vector/FPU state (xsave.S). */
+#ifndef SP_XSAVE_H
+#define SP_XSAVE_H
+
+#include <stdint.h>
+
+extern uint64_t sp_xsave_size;   /* bytes to reserve (area + 64 alignment) */
+extern uint32_t sp_xsave_kind;   /* 0 fxsave, 1 xsave, 2 xsavec */
+
+/* Probe the CPU once (CPUID leaf 0xD). */
+void sp_xsave_init(void);
+
+int sp_call_preserving_vectors(int (*fn)(void *, void *), void *ctx, void *data);
+
+#endif
