@@ -241,7 +241,15 @@ static int target_for(const struct sp_object *obj, const struct sp_elf *elf,
 			return -EINVAL;
 		}
 		char why[256];
-		if (sp_insn_boundary((const uint8_t *)func, size, func, offset, why, sizeof(why)) != 0) {
+		uint8_t *code = malloc(size);   /* decoded as it was: ours may be patched in */
+		if (!code) {
+			snprintf(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
+		sp_site_pristine(func, size, code);
+		int rc = sp_insn_boundary(code, size, func, offset, why, sizeof(why));
+		free(code);
+		if (rc != 0) {
 			snprintf(err, errlen, "%s+%#lx: %s", sym->name, (unsigned long)offset, why);
 			return -EINVAL;
 		}
