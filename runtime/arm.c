@@ -20,8 +20,11 @@ static const char INT3_FORCED[] = "UPROBE_MODE=int3";
  * allows, else an out-of-line copy followed by an absolute jump back. */
 static int plan_resume(struct sp_site *s, const char **why)
 {
+	if (s->int3_ready)
+		return 0;
 	if (sp_emulate_can(&s->insn)) {
-		s->resume = SP_RESUME_EMULATE;
+		s->int3_resume = SP_RESUME_EMULATE;
+		s->int3_ready = true;
 		return 0;
 	}
 	if (!s->insn.relocatable) {
@@ -53,8 +56,9 @@ static int plan_resume(struct sp_site *s, const char **why)
 		*why = "cannot write the out-of-line copy";
 		return rc;
 	}
-	s->resume = SP_RESUME_XOL;
 	s->xol = slot;
+	s->int3_resume = SP_RESUME_XOL;
+	s->int3_ready = true;
 	return 0;
 }
 
@@ -62,7 +66,7 @@ static int plan_resume(struct sp_site *s, const char **why)
 static struct sp_site *covering(uintptr_t addr)
 {
 	struct sp_site *t = sp_site_before(addr);
-	if (t && t->resume == SP_RESUME_TRAMP && addr < t->addr + t->tramp.window_len)
+	if (t && t->tramp_ok && addr < t->addr + t->tramp.window_len)
 		return t;
 	return NULL;
 }
@@ -73,8 +77,7 @@ static struct sp_site *covering(uintptr_t addr)
 static int demote(struct sp_site *t)
 {
 	const char *why = NULL;
-	struct sp_site tmp = *t;
-	int rc = plan_resume(&tmp, &why);
+	int rc = plan_resume(t, &why);
 	if (rc)
 		return rc;
 	if (t->armed && t->jmp) {
@@ -87,10 +90,13 @@ static int demote(struct sp_site *t)
 			return rc;
 		sp_patch_sync();
 	}
-	t->xol = tmp.xol;
-	__atomic_store_n(&t->resume, tmp.resume, __ATOMIC_RELEASE);
-	t->jmp = false;
-	t->reason = "another probe site lies inside its jmp window";
+	t->tramp_ok = false;
+	t->jmp_reason = "another probe site lies inside its jmp window";
+	if (t->armed) {
+		__atomic_store_n(&t->resume, t->int3_resume, __ATOMIC_RELEASE);
+		t->jmp = false;
+		t->reason = t->jmp_reason;
+	}
 	return 0;
 }
 
@@ -138,47 +144,70 @@ static bool try_jmp(struct sp_site *s, size_t avail, const struct sp_func_extent
 {
 	struct sp_window w;
 	const char *reason = NULL;
+	s->jmp_tried = true;
 	if (!fn->bt) {
-		s->reason = "the object's branch targets could not be indexed";
+		s->jmp_reason = "the object's branch targets could not be indexed";
 		return false;
 	}
 	if (plan_on_pristine(s->addr, avail, fn, &w, &reason) != 0) {
-		s->reason = reason;
+		s->jmp_reason = reason;
 		return false;
 	}
 	if (s->addr != fn->start && w.n_insns > 1) {
 		/* landing pads and computed targets inside a function are not
 		 * in the branch index: only a one-instruction window is safe */
-		s->reason = "mid-function window of several instructions (landing pads cannot be ruled out)";
+		s->jmp_reason = "mid-function window of several instructions (landing pads cannot be ruled out)";
 		return false;
 	}
 	if (sp_btindex_any_inside(fn->bt, s->addr, s->addr + w.len)) {
-		s->reason = "branch target inside the jmp window (from elsewhere in the object)";
+		s->jmp_reason = "branch target inside the jmp window (from elsewhere in the object)";
 		return false;
 	}
 	struct sp_site *next = sp_site_after(s->addr);
 	if (next && next->addr < s->addr + w.len) {
-		s->reason = "another probe site lies inside its jmp window";
+		s->jmp_reason = "another probe site lies inside its jmp window";
 		return false;
 	}
 	if (sp_tramp_build(s, &w, &s->tramp, &reason) != 0) {
-		s->reason = reason;
+		s->jmp_reason = reason;
 		return false;
 	}
-	s->resume = SP_RESUME_TRAMP;
+	s->tramp_ok = true;
 	return true;
+}
+
+static size_t text_avail(const struct sp_object *obj, uintptr_t addr)
+{
+	for (int i = 0; i < obj->n_text; i++)
+		if (addr >= obj->text[i].start && addr < obj->text[i].end)
+			return obj->text[i].end - addr;
+	return 0;
+}
+
+/* Make S ready to be armed the way WANT_JMP asks: the jmp when it is (or,
+ * tried now, turns out) safe, else the int3 path. */
+static int prepare(struct sp_site *s, const struct sp_object *obj, const struct sp_func_extent *fn,
+		   bool want_jmp, const char **why)
+{
+	if (want_jmp && !s->jmp_tried)
+		try_jmp(s, text_avail(obj, s->addr), fn);
+	if (!(want_jmp && s->tramp_ok) && plan_resume(s, why) != 0)
+		return -ENOTSUP;
+	s->want_jmp = want_jmp;
+	return 0;
 }
 
 struct sp_site *sp_arm_site(const struct sp_object *obj, uintptr_t addr,
 			    const struct sp_func_extent *fn, bool want_jmp, const char **why)
 {
 	struct sp_site *s = sp_site_lookup(addr);
-	if (s)
+	if (s) {
+		/* an armed site keeps its path; a new probe joins it */
+		if (!s->armed && prepare(s, obj, fn, want_jmp, why) != 0)
+			return NULL;
 		return s;
-	size_t avail = 0;
-	for (int i = 0; i < obj->n_text; i++)
-		if (addr >= obj->text[i].start && addr < obj->text[i].end)
-			avail = obj->text[i].end - addr;
+	}
+	size_t avail = text_avail(obj, addr);
 	if (avail < SP_JMP_LEN) {
 		*why = avail ? "the site is too close to the end of the text mapping"
 			     : "address is not in the object's executable text";
@@ -211,8 +240,7 @@ struct sp_site *sp_arm_site(const struct sp_object *obj, uintptr_t addr,
 		goto fail;
 	}
 	memcpy(s->orig, code, SP_JMP_LEN);
-	s->reason = INT3_FORCED;
-	if (!(want_jmp && try_jmp(s, avail, fn)) && plan_resume(s, why) != 0)
+	if (prepare(s, obj, fn, want_jmp, why) != 0)
 		goto fail;
 	if (sp_site_insert(s) != 0) {
 		*why = "out of memory";
@@ -243,8 +271,12 @@ size_t sp_arm_batch(struct sp_site **sites, size_t n, int *rcs)
 		struct sp_site *s = sites[i];
 		rcs[i] = rc;
 		if (rc == 0 && !s->armed) {
+			bool use_jmp = s->want_jmp && s->tramp_ok;
+			/* what a trap here must do, set before the int3 exists */
+			s->resume = use_jmp ? SP_RESUME_TRAMP : s->int3_resume;
+			s->reason = use_jmp ? NULL : s->want_jmp ? s->jmp_reason : INT3_FORCED;
 			rcs[i] = write_byte0(s, 0xcc);                 /* step 1 */
-			if (rcs[i] == 0 && s->resume == SP_RESUME_TRAMP)
+			if (rcs[i] == 0 && use_jmp)
 				n_jmp++;
 		}
 		failed += rcs[i] != 0;
@@ -295,9 +327,6 @@ size_t sp_arm_batch(struct sp_site **sites, size_t n, int *rcs)
 				sites[i]->jmp = false;   /* the int3 stays: still correct */
 		sp_patch_sync();
 	}
-	for (size_t i = 0; i < n; i++)
-		if (rcs[i] == 0 && sites[i]->jmp)
-			sites[i]->reason = NULL;
 	free(w);
 	return failed;
 }

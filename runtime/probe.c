@@ -127,11 +127,20 @@ static struct sp_probe_vec *vec_replace(struct sp_site *site, struct sp_probe *a
 			v->p[v->n++] = old->p[i];
 	if (add)
 		v->p[v->n++] = add;
+	uint8_t handlers = 0;
+	for (uint32_t i = 0; v && i < v->n; i++)
+		handlers |= v->p[i]->fn != NULL;
 	if (v->n == 0) {
 		free(v);
 		v = NULL;
 	}
+	/* a handler's probe: the full frame first, then the probe; going away:
+	 * the probe first, then the lean frame */
+	if (handlers)
+		atomic_store(&site->has_handlers, 1);
 	atomic_store_explicit(&site->vec, v, memory_order_release);
+	if (!handlers)
+		atomic_store(&site->has_handlers, 0);
 	return old;
 }
 

@@ -42,13 +42,24 @@ struct sp_site {
 	uintptr_t addr;
 	struct sp_insn insn;            /* the original instruction at addr */
 	uint8_t orig[SP_JMP_LEN];       /* the original bytes the patches replace */
-	enum sp_resume resume;
+	enum sp_resume resume;          /* what a trap here does now */
+	/* the jmp path, when it was tried and is safe */
+	bool jmp_tried;
+	bool tramp_ok;                  /* the trampoline exists: jmp-capable */
+	struct sp_tramp tramp;
+	const char *jmp_reason;         /* why not jmp-capable */
+	/* the int3 path, planned on first need */
+	bool int3_ready;
+	enum sp_resume int3_resume;     /* SP_RESUME_EMULATE or SP_RESUME_XOL */
 	uintptr_t xol;                  /* SP_RESUME_XOL */
-	struct sp_tramp tramp;          /* SP_RESUME_TRAMP */
-	const char *reason;             /* why not the jmp path (NULL on it) */
+	/* the current arming */
+	bool want_jmp;                  /* the mode asked for the jmp */
 	bool armed;                     /* patched (registry lock) */
 	bool jmp;                       /* armed with the jmp, not an int3 */
+	const char *reason;             /* why the current arming is not jmp */
 	_Atomic(struct sp_probe_vec *) vec;
+	_Atomic uint8_t has_handlers;   /* some probe of vec has a handler: the
+					 * trampoline must build a full regs frame */
 };
 
 /* Signal-safe lookup.  NULL when ADDR was never a site. */

@@ -3,7 +3,9 @@
 #include "codemem.h"
 #include "dispatch.h"
 #include "patch.h"
+#include "probe.h"
 #include "site.h"
+#include "tstate.h"
 
 #include <errno.h>
 #include <string.h>
@@ -38,8 +40,15 @@ static void pop_all(struct emit *e)
 	     0x41, 0x59, 0x41, 0x58, 0x58, 0x59, 0x5a, 0x5e, 0x5f);
 }
 
+/* The rel32 at AT (4 bytes) to jump to TO, both offsets in the code. */
+static void patch_rel32(uint8_t *code, size_t at, size_t to)
+{
+	int32_t rel = (int32_t)((intptr_t)to - (intptr_t)(at + 4));
+	memcpy(code + at, &rel, 4);
+}
+
 /* The trampoline's size before the relocated window. */
-#define PROLOGUE_MAX 160
+#define PROLOGUE_MAX 320
 #define TRAMP_MAX (PROLOGUE_MAX + SP_RELOC_MAX + 32)
 
 _Static_assert(offsetof(struct selfprobe_regs, r15) == 0, "regs layout");
@@ -60,6 +69,41 @@ int sp_tramp_build(struct sp_site *site, const struct sp_window *w, struct sp_tr
 	}
 
 	EMIT(&e, 0x48, 0x8d, 0xa4, 0x24, 0x80, 0xff, 0xff, 0xff);      /* lea -0x80(%rsp),%rsp */
+	EMIT(&e, 0x9c, 0x50);                                          /* pushfq; push %rax */
+	EMIT(&e, 0x48, 0xb8); imm64(&e, (uintptr_t)site);              /* movabs $site_struct,%rax */
+	EMIT(&e, 0x80, 0xb8); imm32(&e, (uint32_t)offsetof(struct sp_site, has_handlers));
+	EMIT(&e, 0x00);                                                /* cmpb $0,has_handlers(%rax) */
+	EMIT(&e, 0x0f, 0x85); size_t jfull_at = e.len; imm32(&e, 0);   /* jne full */
+	/* lean */
+	EMIT(&e, 0x51, 0x52, 0x56, 0x57,                               /* push rcx rdx rsi rdi */
+	     0x41, 0x50, 0x41, 0x51, 0x41, 0x52, 0x41, 0x53);          /* push r8 r9 r10 r11 */
+	EMIT(&e, 0x55, 0x48, 0x89, 0xe5);                              /* push %rbp; mov %rsp,%rbp */
+	EMIT(&e, 0x48, 0x83, 0xe4, 0xf0);                              /* and $-16,%rsp */
+	EMIT(&e, 0xfc);                                                /* cld */
+	EMIT(&e, 0x48, 0x89, 0xc7);                                    /* mov %rax,%rdi */
+	EMIT(&e, 0x48, 0xb8); imm64(&e, (uintptr_t)sp_tramp_count);   /* movabs $count,%rax */
+	EMIT(&e, 0xff, 0xd0);                                          /* call *%rax */
+	EMIT(&e, 0x48, 0x89, 0xec, 0x5d);                              /* mov %rbp,%rsp; pop %rbp */
+	EMIT(&e, 0x41, 0x5b, 0x41, 0x5a, 0x41, 0x59, 0x41, 0x58,       /* pop r11 r10 r9 r8 */
+	     0x5f, 0x5e, 0x5a, 0x59);                                  /* pop rdi rsi rdx rcx */
+	/* flags from the slot at 8(%rsp), without popfq unless DF/TF/AC */
+	EMIT(&e, 0xf7, 0x44, 0x24, 0x08, 0x00, 0x05, 0x04, 0x00);      /* testl $0x40500,8(%rsp) */
+	EMIT(&e, 0x75); size_t jpopf_at = e.len; EMIT(&e, 0x00);       /* jnz lean_popf */
+	EMIT(&e, 0x0f, 0xb6, 0x44, 0x24, 0x08);                        /* movzbl 8(%rsp),%eax */
+	EMIT(&e, 0xc1, 0xe0, 0x08);                                    /* shl $8,%eax: ah = flags */
+	EMIT(&e, 0x0f, 0xba, 0x64, 0x24, 0x08, 0x0b);                  /* btl $11,8(%rsp): CF = OF */
+	EMIT(&e, 0x14, 0x7f);                                          /* adc $0x7f,%al: OF = CF */
+	EMIT(&e, 0x9e);                                                /* sahf */
+	EMIT(&e, 0x58);                                                /* pop %rax */
+	EMIT(&e, 0x48, 0x8d, 0xa4, 0x24, 0x88, 0x00, 0x00, 0x00);      /* lea 0x88(%rsp),%rsp */
+	EMIT(&e, 0xe9); size_t jreloc1_at = e.len; imm32(&e, 0);       /* jmp reloc */
+	size_t lean_popf = e.len;
+	EMIT(&e, 0x58, 0x9d);                                          /* pop %rax; popfq */
+	EMIT(&e, 0x48, 0x8d, 0xa4, 0x24, 0x80, 0x00, 0x00, 0x00);      /* lea 0x80(%rsp),%rsp */
+	EMIT(&e, 0xe9); size_t jreloc2_at = e.len; imm32(&e, 0);       /* jmp reloc */
+	/* full */
+	size_t full_at = e.len;
+	EMIT(&e, 0x58, 0x9d);                                          /* pop %rax; popfq */
 	EMIT(&e, 0x48, 0x8d, 0x64, 0x24, 0xe8);                        /* lea -0x18(%rsp),%rsp */
 	EMIT(&e, 0x57, 0x56, 0x52, 0x51, 0x50,                         /* push rdi rsi rdx rcx rax */
 	     0x41, 0x50, 0x41, 0x51, 0x41, 0x52, 0x41, 0x53,           /* push r8 r9 r10 r11 */
@@ -105,8 +149,11 @@ int sp_tramp_build(struct sp_site *site, const struct sp_window *w, struct sp_tr
 		*reason = "trampoline overflow";
 		return -EINVAL;
 	}
-	int32_t rel = (int32_t)(slow_at - (jnz_at + 4));
-	memcpy(code + jnz_at, &rel, 4);
+	patch_rel32(code, jnz_at, slow_at);
+	patch_rel32(code, jfull_at, full_at);
+	patch_rel32(code, jreloc1_at, reloc_at);
+	patch_rel32(code, jreloc2_at, reloc_at);
+	code[jpopf_at] = (uint8_t)(lean_popf - (jpopf_at + 1));
 
 	int rc = sp_patch_write(base, code, e.len);
 	if (rc) {
@@ -150,6 +197,18 @@ int sp_tramp_dispatch(struct sp_site *site, struct selfprobe_regs *regs)
 	p->rsp = regs->rsp;
 	p->eflags = regs->eflags;
 	return 1;
+}
+
+void sp_tramp_count(struct sp_site *site)
+{
+	if (sp_tls.runtime)
+		return;
+	int stripe = sp_tstate_stripe();
+	sp_tstate_enter(stripe);
+	struct sp_probe_vec *vec = atomic_load_explicit(&site->vec, memory_order_consume);
+	for (uint32_t i = 0; vec && i < vec->n; i++)
+		sp_count_add(stripe, vec->p[i]->id, false);
+	sp_tstate_leave(stripe);
 }
 
 int sp_tramp_take_pending(uintptr_t int3_addr, uint64_t *rip, uint64_t *rsp, uint64_t *eflags)

@@ -3,7 +3,17 @@
  *   site:   jmp tramp                     (5 bytes; the rest of the window
  *                                          is never executed again)
  *   tramp:  lea -128(%rsp),%rsp           leave the red zone before any write
- *           lea -24(%rsp),%rsp            room for rip, eflags, rsp fields
+ *           pushfq; push %rax
+ *           movabs $site,%rax; cmpb $0,has_handlers(%rax); jne full
+ *   lean:   (count-only probes: no frame for handlers)
+ *           push the other caller-saved registers; align; call
+ *           sp_tramp_count(site); pop them; restore the flags with
+ *           sahf and an adc for OF (popfq costs ~20 cycles; taken only
+ *           when DF, TF or AC is set); pop %rax; lea 136(%rsp),%rsp;
+ *           jmp reloc
+ *   full:   pop %rax; popfq
+ *           lea -24(%rsp),%rsp            (the full frame, as follows)
+ *           (lea -24(%rsp),%rsp)          room for rip, eflags, rsp fields
  *           push rdi … r15                → a struct selfprobe_regs at A = %rsp
  *           pushfq; pop %rax; mov → A.eflags
  *           lea 272(%rsp),%rax; mov → A.rsp   (the interrupted rsp)
@@ -56,6 +66,9 @@ int sp_tramp_build(struct sp_site *site, const struct sp_window *w, struct sp_tr
 /* Called by the trampoline (C ABI, general registers only).  Returns 0 to
  * resume normally, 1 when the handlers moved rip or rsp (slow path). */
 int sp_tramp_dispatch(struct sp_site *site, struct selfprobe_regs *regs);
+
+/* The lean path's call, when no probe of the site has a handler: count. */
+void sp_tramp_count(struct sp_site *site);
 
 /* The slow path's pending resume, consumed by the SIGTRAP handler at the
  * trampoline's int3.  Signal-safe; a per-thread stack (signals nest). */
