@@ -1,23 +1,32 @@
 /* attach.c — bench-attach: the cost of attaching and detaching N probes
  * (N = 10, 1000, 10000 functions of the generated libraries libbenchN.so),
- * selfprobe against kernel uprobes through perf_event_open on the same sites,
- * in one run; and the resident memory each probe adds to the process.
+ * selfprobe against the kernel on the same sites, in one run, and the
+ * resident memory each probe adds to the process.  Backends:
  *
- * selfprobe attaches all N with one glob ("uprobe:LIB:bench_f*"), as a user
- * would; the kernel needs one perf event per site (file offsets computed
- * before the clock starts).  After each attach every function is called once
- * and the hits are checked (a counting handler for selfprobe, the perf
- * counters for the kernel).  RSS comes from /proc/self/statm around the
- * attach; the kernel's own memory for its uprobes is not in it (only the
- * copy-on-write text pages it patches are).  Each figure is the median of -r
- * repetitions.
+ *   selfprobe, selfprobe-int3  one glob, "uprobe:LIB:bench_f*", as a user
+ *                              would write it (mode auto, then int3)
+ *   kernel-multi               one BPF uprobe_multi link over the N offsets
+ *                              (what bpftrace does for a glob)
+ *   kernel-perf                one perf_event_open uprobe per site (what the
+ *                              trigger bench uses), only up to -K sites:
+ *                              closing each one waits for an RCU-tasks-trace
+ *                              grace period under the global event_mutex,
+ *                              ~0.1-0.2 s a probe here, so 10000 of them
+ *                              would hold every perf uprobe on the machine for
+ *                              half an hour
+ *
+ * File offsets are computed before the clock starts.  After each attach every
+ * function is called once and the hits are checked where a counter exists (a
+ * counting handler for selfprobe, the perf counters).  RSS comes from
+ * /proc/self/statm around the attach; the kernel's own memory for its uprobes
+ * is not in it (only the copy-on-write text pages it patches are).  Each
+ * figure is the median of -r repetitions.
  */
 #include "bench.h"
 
 #include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
-#include <pthread.h>
 #include <selfprobe.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -28,8 +37,10 @@
 
 #define MAX_REPS 50
 
-enum backend { SP_AUTO, SP_INT3, KERNEL, N_BACKENDS };
-static const char *const backend_names[N_BACKENDS] = { "selfprobe", "selfprobe-int3", "kernel" };
+enum backend { SP_AUTO, SP_INT3, K_MULTI, K_PERF, N_BACKENDS };
+static const char *const backend_names[N_BACKENDS] = {
+	"selfprobe", "selfprobe-int3", "kernel-multi", "kernel-perf"
+};
 
 typedef int (*target_fn)(int);
 
@@ -43,17 +54,17 @@ struct target_lib {
 /* One repetition's figures. */
 struct sample {
 	double attach_ms, detach_ms, rss;
-	double serial_close_ms;  /* kernel: one close(), the rest go in parallel */
 };
 
 struct result {
 	bool ok;
 	char why[128];
 	char check[128];
-	struct bench_stats attach_ms, detach_ms, rss_per_probe, serial_close_ms;
+	struct bench_stats attach_ms, detach_ms, rss_per_probe;
 };
 
 static int reps = 3;
+static unsigned perf_max = 10;    /* -K: most kernel-perf sites */
 
 static int count_hit(struct selfprobe_ctx *ctx, void *data)
 {
@@ -113,54 +124,11 @@ static int once_selfprobe(const struct target_lib *t, enum backend be, struct re
 	return 0;
 }
 
-/* Closing a kernel uprobe's perf event waits for RCU grace periods
- * (uprobe_unregister_sync: synchronize_rcu_tasks_trace and SRCU), about
- * 0.1 s each on a VM: 10000 serial closes would take a quarter of an hour.
- * Concurrent waiters share grace periods, so the bench times one serial close
- * (SERIAL_CLOSES of them, the per-probe figure a tool closing one by one
- * pays) and then closes the rest from CLOSERS threads at once. */
-#define SERIAL_CLOSES 5
-#define CLOSERS 256
-
-struct closer {
-	pthread_t th;
-	const int *fd;
-	unsigned from, to;
-	bool threaded;
-};
-
-static void *close_slice(void *arg)
-{
-	struct closer *c = arg;
-
-	for (unsigned i = c->from; i < c->to; i++)
-		close(c->fd[i]);
-	return NULL;
-}
-
-static void close_parallel(const int *fd, unsigned from, unsigned n)
-{
-	struct closer c[CLOSERS];
-	unsigned workers = n - from < CLOSERS ? n - from : CLOSERS;
-
-	for (unsigned w = 0; w < workers; w++) {
-		c[w].fd = fd;
-		c[w].from = from + (uint64_t)(n - from) * w / workers;
-		c[w].to = from + (uint64_t)(n - from) * (w + 1) / workers;
-		c[w].threaded = !pthread_create(&c[w].th, NULL, close_slice, &c[w]);
-		if (!c[w].threaded)
-			close_slice(&c[w]);     /* no thread: close them here */
-	}
-	for (unsigned w = 0; w < workers; w++)
-		if (c[w].threaded)
-			pthread_join(c[w].th, NULL);
-}
-
 /* One repetition through perf_event_open, one event per function. */
-static int once_kernel(const struct target_lib *t, struct result *r, struct sample *s)
+static int once_perf(const struct target_lib *t, struct result *r, struct sample *s)
 {
 	int *fd = malloc(sizeof(*fd) * t->n);
-	unsigned opened = 0, serial = t->n < SERIAL_CLOSES ? t->n : SERIAL_CLOSES;
+	unsigned opened = 0;
 	int64_t sum = 0;
 	long rss0;
 	double t0;
@@ -180,7 +148,8 @@ static int once_kernel(const struct target_lib *t, struct result *r, struct samp
 	s->rss = (double)(bench_rss_bytes() - rss0) / t->n;
 	if (opened < t->n) {
 		why_errno(r->why, sizeof(r->why), -fd[opened]);
-		close_parallel(fd, 0, opened);
+		while (opened)
+			close(fd[--opened]);
 		free(fd);
 		return -1;
 	}
@@ -188,10 +157,8 @@ static int once_kernel(const struct target_lib *t, struct result *r, struct samp
 	for (unsigned i = 0; i < t->n; i++)
 		sum += bench_kuprobe_read(fd[i]);
 	t0 = bench_now();
-	for (unsigned i = 0; i < serial; i++)
+	for (unsigned i = 0; i < t->n; i++)
 		close(fd[i]);
-	s->serial_close_ms = (bench_now() - t0) * 1e3 / serial;
-	close_parallel(fd, serial, t->n);
 	s->detach_ms = (bench_now() - t0) * 1e3;
 	free(fd);
 	if (sum != t->n)
@@ -202,13 +169,45 @@ static int once_kernel(const struct target_lib *t, struct result *r, struct samp
 	return 0;
 }
 
+/* One repetition through a BPF uprobe_multi link.  Its empty program counts
+ * nothing, so the calls are made but not checked. */
+static int once_multi(const struct target_lib *t, struct result *r, struct sample *s)
+{
+	int prog, link;
+	long rss0 = bench_rss_bytes();
+	double t0 = bench_now();
+
+	link = bench_kmulti_attach(t->path, t->off, t->n, &prog);
+	s->attach_ms = (bench_now() - t0) * 1e3;
+	s->rss = (double)(bench_rss_bytes() - rss0) / t->n;
+	if (link < 0) {
+		why_errno(r->why, sizeof(r->why), -link);
+		return -1;
+	}
+	call_all(t);
+	t0 = bench_now();
+	close(link);
+	close(prog);
+	s->detach_ms = (bench_now() - t0) * 1e3;
+	snprintf(r->check, sizeof(r->check), "calls made, not counted (empty BPF program)");
+	return 0;
+}
+
 static void run(const struct target_lib *t, enum backend be, struct result *r)
 {
 	struct sample s[MAX_REPS];
-	double a[MAX_REPS], d[MAX_REPS], m[MAX_REPS], c[MAX_REPS];
+	double a[MAX_REPS], d[MAX_REPS], m[MAX_REPS];
 
+	if (be == K_PERF && t->n > perf_max) {
+		snprintf(r->why, sizeof(r->why), "skipped above -K %u sites: each close() waits "
+			 "for a grace period under a global mutex", perf_max);
+		printf("%-6u %-15s: n/a (%s)\n", t->n, backend_names[be], r->why);
+		return;
+	}
 	for (int i = 0; i < reps; i++) {
-		int err = be == KERNEL ? once_kernel(t, r, &s[i]) : once_selfprobe(t, be, r, &s[i]);
+		int err = be == K_PERF ? once_perf(t, r, &s[i])
+			: be == K_MULTI ? once_multi(t, r, &s[i])
+			: once_selfprobe(t, be, r, &s[i]);
 
 		if (err) {
 			printf("%-6u %-15s: n/a (%s)\n", t->n, backend_names[be], r->why);
@@ -217,20 +216,16 @@ static void run(const struct target_lib *t, enum backend be, struct result *r)
 		a[i] = s[i].attach_ms;
 		d[i] = s[i].detach_ms;
 		m[i] = s[i].rss;
-		c[i] = s[i].serial_close_ms;
 	}
 	r->ok = true;
 	bench_stats(a, reps, &r->attach_ms);
 	bench_stats(d, reps, &r->detach_ms);
 	bench_stats(m, reps, &r->rss_per_probe);
-	bench_stats(c, reps, &r->serial_close_ms);
 	printf("%-6u %-15s: attach %10.3f ms (%8.2f us/probe), detach %10.3f ms, "
 	       "RSS %+9.1f B/probe; %s\n", t->n, backend_names[be], r->attach_ms.median,
 	       r->attach_ms.median * 1e3 / t->n, r->detach_ms.median, r->rss_per_probe.median,
 	       r->check);
-	if (be == KERNEL)
-		printf("%-6u %-15s: one close() alone takes %.3f ms; the others were closed by "
-		       "up to %d threads at once\n", t->n, "", r->serial_close_ms.median, CLOSERS);
+
 	fflush(stdout);
 }
 
@@ -315,13 +310,14 @@ int main(int argc, char **argv)
 	char dir[PATH_MAX], err[PATH_MAX + 64];
 	int c;
 
-	while ((c = getopt(argc, argv, "r:L:h")) != -1) {
+	while ((c = getopt(argc, argv, "r:K:L:h")) != -1) {
 		switch (c) {
 		case 'r': reps = atoi(optarg); break;
+		case 'K': perf_max = strtoul(optarg, NULL, 10); break;
 		case 'L': dir_override = optarg; break;
 		default:
 			fprintf(c == 'h' ? stdout : stderr,
-				"usage: bench-attach [-r REPETITIONS (3)] [-L LIBDIR]\n");
+				"usage: bench-attach [-r REPETITIONS (3)] [-K MAX-PERF-SITES (10)] [-L LIBDIR]\n");
 			return c == 'h' ? 0 : 2;
 		}
 	}
@@ -346,26 +342,24 @@ int main(int argc, char **argv)
 		free(t.off);
 	}
 
-	printf("\nattach ms (median)                                         detach ms"
-	       "                   RSS bytes/probe\n");
-	printf("%-6s %12s %12s %12s %16s %12s %12s %12s %12s %12s\n", "N", "selfprobe",
-	       "sp-int3", "kernel", "kernel/selfprobe", "selfprobe", "kernel", "selfprobe",
-	       "sp-int3", "kernel");
+	printf("\nmedians; ms for all N probes; RSS added per probe in bytes\n");
+	printf("%-6s %-15s %12s %12s %16s %12s\n", "N", "backend", "attach ms", "detach ms",
+	       "attach vs sp", "RSS B/probe");
 	for (int i = 0; i < 3; i++) {
 		const struct result *r = res[i];
 
-		printf("%-6u", sizes[i]);
-		for (int be = 0; be < N_BACKENDS; be++)
+		for (int be = 0; be < N_BACKENDS; be++) {
+			printf("%-6u %-15s", sizes[i], backend_names[be]);
 			cell(&r[be], r[be].attach_ms.median);
-		if (r[SP_AUTO].ok && r[KERNEL].ok && r[SP_AUTO].attach_ms.median > 0)
-			printf(" %15.2fx", r[KERNEL].attach_ms.median / r[SP_AUTO].attach_ms.median);
-		else
-			printf(" %16s", "-");
-		cell(&r[SP_AUTO], r[SP_AUTO].detach_ms.median);
-		cell(&r[KERNEL], r[KERNEL].detach_ms.median);
-		for (int be = 0; be < N_BACKENDS; be++)
+			cell(&r[be], r[be].detach_ms.median);
+			/* how many times selfprobe's attach this backend's is */
+			if (r[be].ok && r[SP_AUTO].ok && r[SP_AUTO].attach_ms.median > 0)
+				printf(" %15.2fx", r[be].attach_ms.median / r[SP_AUTO].attach_ms.median);
+			else
+				printf(" %16s", "-");
 			cell(&r[be], r[be].rss_per_probe.median);
-		printf("\n");
+			printf("\n");
+		}
 	}
 	return 0;
 }

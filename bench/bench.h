@@ -40,6 +40,12 @@ int bench_kuprobe_open(const char *path, uint64_t off, bool retprobe,
 /* The counter of a kernel uprobe (children included), or -1 on error. */
 int64_t bench_kuprobe_read(int fd);
 
+/* A kernel multi-uprobe: one BPF uprobe_multi link (an empty program) over
+ * the N file offsets OFFS of PATH, for this process only, as bpftrace
+ * attaches a glob: one call, and one grace period at detach for all N.
+ * Returns the link fd (close it to detach; *PROG_FD too) or -errno. */
+int bench_kmulti_attach(const char *path, const uint64_t *offs, unsigned n, int *prog_fd);
+
 /* Statistics over N samples (N >= 1); sorts V. */
 struct bench_stats {
 	double mean, stddev, median, min, max;

@@ -236,6 +236,61 @@ int64_t bench_kuprobe_read(int fd)
 	return read(fd, &v, sizeof(v)) == sizeof(v) ? (int64_t)v : -1;
 }
 
+/* Debian 12's <linux/bpf.h> predates uprobe_multi (Linux 6.6): the
+ * constants and the BPF_LINK_CREATE layout we need, as the kernel has them. */
+#define K_BPF_PROG_LOAD 5
+#define K_BPF_LINK_CREATE 28
+#define K_BPF_PROG_TYPE_KPROBE 2
+#define K_BPF_TRACE_UPROBE_MULTI 48
+
+struct k_prog_load {
+	uint32_t prog_type, insn_cnt;
+	uint64_t insns, license;
+	uint32_t log_level, log_size;
+	uint64_t log_buf;
+	uint32_t kern_version, prog_flags;
+	char prog_name[16];
+	uint32_t prog_ifindex, expected_attach_type;
+};
+
+struct k_link_create {
+	uint32_t prog_fd, target_fd, attach_type, flags;
+	uint64_t path, offsets, ref_ctr_offsets, cookies;   /* uprobe_multi */
+	uint32_t cnt, um_flags, pid;
+};
+
+int bench_kmulti_attach(const char *path, const uint64_t *offs, unsigned n, int *prog_fd)
+{
+	/* r0 = 0; exit */
+	static const uint64_t insns[2] = { 0x00000000000000b7ULL, 0x0000000000000095ULL };
+	struct k_prog_load pl;
+	struct k_link_create lc;
+	int fd;
+
+	memset(&pl, 0, sizeof(pl));
+	pl.prog_type = K_BPF_PROG_TYPE_KPROBE;
+	pl.insn_cnt = 2;
+	pl.insns = (uintptr_t)insns;
+	pl.license = (uintptr_t)"GPL";
+	pl.expected_attach_type = K_BPF_TRACE_UPROBE_MULTI;
+	*prog_fd = syscall(SYS_bpf, K_BPF_PROG_LOAD, &pl, sizeof(pl));
+	if (*prog_fd < 0)
+		return -errno;
+	memset(&lc, 0, sizeof(lc));
+	lc.prog_fd = *prog_fd;
+	lc.attach_type = K_BPF_TRACE_UPROBE_MULTI;
+	lc.path = (uintptr_t)path;
+	lc.offsets = (uintptr_t)offs;
+	lc.cnt = n;
+	lc.pid = getpid();
+	fd = syscall(SYS_bpf, K_BPF_LINK_CREATE, &lc, sizeof(lc));
+	if (fd < 0) {
+		fd = -errno;
+		close(*prog_fd);
+	}
+	return fd;
+}
+
 /* ---- statistics, time, memory -------------------------------------------- */
 
 static int cmp_double(const void *a, const void *b)

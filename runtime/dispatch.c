@@ -6,7 +6,22 @@
 #include "dispatch.h"
 #include "probe.h"
 #include "tstate.h"
+#include "uret.h"
 #include "xsave.h"
+
+static int call(struct sp_probe *p, struct selfprobe_regs *regs, void *ucontext, uint64_t *cookie)
+{
+	struct selfprobe_ctx ctx;
+	ctx.regs = regs;
+	ctx.probe = p;
+	ctx.cookie = cookie;
+	ctx.is_return = false;
+	ctx.ucontext = ucontext;
+	if (ucontext)       /* int3: the kernel saved the vector state */
+		return p->fn(&ctx, p->data);
+	/* jmp: nobody did */
+	return sp_call_preserving_vectors((int (*)(void *, void *))p->fn, &ctx, p->data);
+}
 
 void sp_dispatch(struct sp_site *site, struct selfprobe_regs *regs, void *ucontext)
 {
@@ -19,25 +34,34 @@ void sp_dispatch(struct sp_site *site, struct selfprobe_regs *regs, void *uconte
 		/* A hit inside a handler counts but runs no handler: "missed". */
 		bool nested = sp_tls.inside;
 		sp_tls.inside = 1;
+		struct sp_uret_entry *ret = NULL;
 		for (uint32_t i = 0; i < vec->n; i++) {
 			struct sp_probe *p = vec->p[i];
-			bool run = p->fn && !nested;
-			sp_count_add(stripe, p->id, false);
-			if (p->fn && nested)
-				sp_count_add(stripe, p->id, true);
-			if (run) {
-				struct selfprobe_ctx ctx;
-				ctx.regs = regs;
-				ctx.probe = p;
-				ctx.cookie = NULL;
-				ctx.is_return = false;
-				ctx.ucontext = ucontext;
-				if (ucontext)       /* int3: the kernel saved the vector state */
-					p->fn(&ctx, p->data);
-				else                /* jmp: nobody did */
-					sp_call_preserving_vectors((int (*)(void *, void *))p->fn, &ctx, p->data);
+			/* entry counts: uprobes and sessions; uretprobes and the
+			 * latency action count completed calls, at the return */
+			if (!p->wants_return || p->kind == SP_KIND_USESSION)
+				sp_count_add(stripe, p->id, SP_HITS);
+			if (nested) {
+				if (p->fn || p->wants_return)
+					sp_count_add(stripe, p->id, SP_MISSED);
+				continue;
 			}
+			uint64_t *cookie = NULL;
+			if (p->wants_return) {
+				if (!ret)
+					ret = sp_uret_begin(regs->rsp);
+				cookie = ret ? sp_uret_add(ret, p) : NULL;
+				if (!cookie) {          /* no room: this return is not seen */
+					sp_count_add(stripe, p->id, SP_MISSED);
+					continue;
+				}
+			}
+			if (p->fn && p->kind != SP_KIND_URETPROBE &&
+			    call(p, regs, ucontext, cookie) != 0 && p->kind == SP_KIND_USESSION)
+				sp_uret_drop_last(ret);     /* the session skips its return */
 		}
+		if (ret)
+			sp_uret_commit(ret);
 		sp_tls.inside = nested;
 	}
 	sp_tstate_leave(stripe);

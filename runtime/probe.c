@@ -9,7 +9,9 @@
 #include "arm.h"
 #include "btindex.h"
 #include "trap.h"
+#include "latency.h"
 #include "tstate.h"
+#include "uret.h"
 #include "xsave.h"
 
 #include <dlfcn.h>
@@ -38,14 +40,12 @@ static struct elf_cache *elves;
 struct sp_probe *sp_probe_first(void) { return atomic_load(&probes_head); }
 struct sp_error *sp_error_first(void) { return atomic_load(&errors_head); }
 
-void sp_probe_counts(const struct sp_probe *p, uint64_t *hits, uint64_t *missed)
+void sp_probe_counts(const struct sp_probe *p, uint64_t *out)
 {
 	if (p->attached)
-		sp_tstate_read(p->id, hits, missed);
-	else {
-		*hits = p->final_hits;
-		*missed = p->final_missed;
-	}
+		sp_tstate_read(p->id, out);
+	else
+		memcpy(out, p->final, sizeof(p->final));
 }
 
 static void add_error(const char *spec, const char *msg)
@@ -129,7 +129,7 @@ static struct sp_probe_vec *vec_replace(struct sp_site *site, struct sp_probe *a
 		v->p[v->n++] = add;
 	uint8_t handlers = 0;
 	for (uint32_t i = 0; v && i < v->n; i++)
-		handlers |= v->p[i]->fn != NULL;
+		handlers |= v->p[i]->fn != NULL || v->p[i]->wants_return;
 	if (v->n == 0) {
 		free(v);
 		v = NULL;
@@ -319,6 +319,14 @@ static long resolve(const struct sp_spec_item *item, const struct sp_object *obj
 		struct target *t = calloc(1, sizeof(*t));
 		if (!t)
 			return -ENOMEM;
+		bool wants_return = item->kind != SP_KIND_UPROBE || item->action == SP_ACT_LATENCY;
+		if (wants_return && item->address != sym->value) {
+			free(t);
+			snprintf(err, errlen, "return probes attach at a function entry: %#lx is %s+%#lx",
+				 (unsigned long)item->address, sym->name,
+				 (unsigned long)(item->address - sym->value));
+			return -EINVAL;
+		}
 		int rc = target_for(obj, elf, sym, item->address - sym->value, t, err, errlen);
 		if (rc) {
 			free(t);
@@ -380,6 +388,20 @@ static struct sp_probe *new_probe(const struct sp_spec_item *item, const struct 
 	p->spec = strdup(item->text);
 	p->kind = item->kind;
 	p->action = item->action;
+	p->lat_slot = -1;
+	p->wants_return = item->kind == SP_KIND_URETPROBE || item->kind == SP_KIND_USESSION ||
+			  item->action == SP_ACT_LATENCY;
+	if (item->action == SP_ACT_LATENCY) {
+		long slot = sp_latency_init() == 0 ? sp_latency_alloc() : -ENOSPC;
+		if (slot < 0) {
+			sp_tstate_free_id(p->id);
+			free(p);
+			return NULL;
+		}
+		p->lat_slot = (int)slot;
+	}
+	if (p->wants_return)
+		sp_uret_prepare();
 	p->fn = fn;
 	p->data = data;
 	p->object = strdup(obj->path);
@@ -396,6 +418,8 @@ static struct sp_probe *new_probe(const struct sp_spec_item *item, const struct 
 
 static void free_probe(struct sp_probe *p)
 {
+	if (p->lat_slot >= 0)
+		sp_latency_free((uint32_t)p->lat_slot);
 	free(p->spec);
 	free(p->label);
 	free(p->object);
@@ -417,16 +441,16 @@ static void registry_append(struct sp_probe *p)
 static const char *unsupported(const struct sp_spec_item *item, selfprobe_handler_fn fn)
 {
 	switch (item->kind) {
-	case SP_KIND_URETPROBE: return "uretprobe probes are not supported yet";
-	case SP_KIND_USESSION:  return "usession probes are not supported yet";
 	case SP_KIND_USDT:      return "usdt probes are not supported yet";
+	case SP_KIND_URETPROBE:
+	case SP_KIND_USESSION:
 	case SP_KIND_UPROBE:    break;
 	}
 	if (fn)
 		return NULL;
 	switch (item->action) {
-	case SP_ACT_COUNT:   return NULL;
-	case SP_ACT_LATENCY: return "the latency action is not supported yet";
+	case SP_ACT_COUNT:
+	case SP_ACT_LATENCY: return NULL;
 	case SP_ACT_TRACE:   return "the trace action is not supported yet";
 	case SP_ACT_STACK:   return "the stack action is not supported yet";
 	case SP_ACT_PLUGIN:  return "plugin actions are not supported yet";
@@ -442,8 +466,9 @@ static void atfork_child(void)
 	pthread_mutex_init(&reg_lock, NULL);
 	sp_patch_atfork_child();
 	sp_tstate_atfork_child();
+	sp_latency_atfork_child();
 	for (struct sp_probe *p = atomic_load(&probes_head); p; p = p->next)
-		p->final_hits = p->final_missed = 0;
+		memset(p->final, 0, sizeof(p->final));
 }
 
 static void setup_once(void)
@@ -619,9 +644,15 @@ int sp_probe_detach_link(struct selfprobe_link *link)
 			sp_arm_disarm(p->site);
 		sp_tstate_quiesce();
 		free(old);
-		sp_tstate_read(p->id, &p->final_hits, &p->final_missed);
+		sp_tstate_read(p->id, p->final);
+		if (p->lat_slot >= 0)
+			sp_latency_read((uint32_t)p->lat_slot, &p->final_lat);
 		p->attached = false;
 		sp_tstate_free_id(p->id);
+		if (p->lat_slot >= 0) {
+			sp_latency_free((uint32_t)p->lat_slot);
+			p->lat_slot = -1;
+		}
 		n++;
 	}
 	pthread_mutex_unlock(&reg_lock);

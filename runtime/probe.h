@@ -19,6 +19,8 @@
 #include "selfprobe.h"
 #include "site.h"
 #include "spec.h"
+#include "latency.h"
+#include "tstate.h"
 
 struct sp_probe {
 	uint32_t id;                     /* counter index (tstate) */
@@ -28,12 +30,15 @@ struct sp_probe {
 	enum sp_probe_kind kind;
 	enum sp_action_kind action;
 	selfprobe_handler_fn fn;         /* NULL: count only */
+	bool wants_return;               /* uretprobe, usession, latency */
+	int lat_slot;                    /* latency histogram slot, or -1 */
 	void *data;
 	char *object;                    /* the object's path */
 	char *symbol;                    /* symbol[+off], or NULL for a bare address */
 	char *implementation;            /* IFUNC: the chosen implementation, else NULL */
 	bool attached;
-	uint64_t final_hits, final_missed; /* counts frozen at detach */
+	uint64_t final[SP_N_COUNTERS];   /* counts frozen at detach */
+	struct sp_lat final_lat;         /* the histogram frozen at detach */
 	struct sp_probe *next;           /* registry list, in attach order */
 	struct selfprobe_link *link;     /* the link this probe belongs to, if any */
 };
@@ -63,6 +68,7 @@ void sp_probe_error(const char *spec, const char *fmt, ...) __attribute__((forma
  * while others attach. */
 struct sp_probe *sp_probe_first(void);
 struct sp_error *sp_error_first(void);
-void sp_probe_counts(const struct sp_probe *p, uint64_t *hits, uint64_t *missed);
+/* The probe's counters (enum sp_counter), live or frozen at detach. */
+void sp_probe_counts(const struct sp_probe *p, uint64_t *out);
 
 #endif

@@ -15,14 +15,96 @@ static const char *mode_name(const struct sp_probe *p)
 	return p->site->jmp ? "jmp" : "int3";
 }
 
+static void probe_latency(const struct sp_probe *p, struct sp_lat *l)
+{
+	if (p->lat_slot >= 0)
+		sp_latency_read((uint32_t)p->lat_slot, l);
+	else
+		*l = p->final_lat;
+}
+
+/* Bucket k holds [2^(k-1), 2^k) ns; bucket 0 holds 0. */
+static uint64_t bucket_lo(int k) { return k ? (uint64_t)1 << (k - 1) : 0; }
+static uint64_t bucket_hi(int k) { return (uint64_t)1 << k; }
+
+/* "512", "4K", "1M" — bpftrace's labels for a power of two. */
+static void pow2_label(char *buf, size_t len, uint64_t v)
+{
+	static const char *const units[] = { "", "K", "M", "G", "T", "P", "E" };
+	int u = 0;
+	while (v >= 1024 && v % 1024 == 0 && u < 6) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(buf, len, "%" PRIu64 "%s", v, units[u]);
+}
+
+/* bpftrace's hist() drawing, in nanoseconds. */
+static void text_histogram(FILE *f, const char *label, const struct sp_lat *l)
+{
+	fprintf(f, "@latency_ns[%s]: count %" PRIu64, label, l->count);
+	if (l->count)
+		fprintf(f, ", min %" PRIu64 ", avg %" PRIu64 ", max %" PRIu64, l->min_ns_plus1 - 1,
+			l->sum_ns / l->count, l->max_ns);
+	fputc('\n', f);
+	int first = -1, last = -1;
+	uint64_t peak = 0;
+	for (int k = 0; k < SP_LAT_BUCKETS; k++)
+		if (l->bucket[k]) {
+			if (first < 0)
+				first = k;
+			last = k;
+			if (l->bucket[k] > peak)
+				peak = l->bucket[k];
+		}
+	for (int k = first; first >= 0 && k <= last; k++) {
+		char lo[24], hi[24], range[56];
+		pow2_label(lo, sizeof(lo), bucket_lo(k));
+		pow2_label(hi, sizeof(hi), bucket_hi(k));
+		snprintf(range, sizeof(range), "[%s, %s)", lo, hi);
+		int bar = (int)(l->bucket[k] * 52 / peak);
+		fprintf(f, "%-20s %8" PRIu64 " |", range, l->bucket[k]);
+		for (int b = 0; b < 52; b++)
+			fputc(b < bar ? '@' : ' ', f);
+		fputs("|\n", f);
+	}
+}
+
+static void json_latency(FILE *f, const struct sp_lat *l)
+{
+	fprintf(f, ", \"latency\": {\"unit\": \"ns\", \"count\": %" PRIu64 ", \"sum\": %" PRIu64, l->count,
+		l->sum_ns);
+	if (l->count)
+		fprintf(f, ", \"min\": %" PRIu64 ", \"avg\": %" PRIu64 ", \"max\": %" PRIu64,
+			l->min_ns_plus1 - 1, l->sum_ns / l->count, l->max_ns);
+	fputs(", \"buckets\": [", f);
+	const char *sep = "";
+	for (int k = 0; k < SP_LAT_BUCKETS; k++)
+		if (l->bucket[k]) {
+			fprintf(f, "%s{\"lo\": %" PRIu64 ", \"hi\": %" PRIu64 ", \"count\": %" PRIu64 "}", sep,
+				bucket_lo(k), bucket_hi(k), l->bucket[k]);
+			sep = ", ";
+		}
+	fputs("]}", f);
+}
+
 void sp_report_text(FILE *f)
 {
 	for (struct sp_probe *p = sp_probe_first(); p; p = p->next) {
-		uint64_t hits, missed;
-		sp_probe_counts(p, &hits, &missed);
-		fprintf(f, "@count[%s]: %" PRIu64 "\n", p->label, hits);
-		if (missed)
-			fprintf(f, "@missed[%s]: %" PRIu64 "\n", p->label, missed);
+		uint64_t c[SP_N_COUNTERS];
+		sp_probe_counts(p, c);
+		fprintf(f, "@count[%s]: %" PRIu64 "\n", p->label, c[SP_HITS]);
+		if (p->kind == SP_KIND_USESSION)
+			fprintf(f, "@returns[%s]: %" PRIu64 "\n", p->label, c[SP_RETURNS]);
+		if (c[SP_MISSED])
+			fprintf(f, "@missed[%s]: %" PRIu64 "\n", p->label, c[SP_MISSED]);
+		if (c[SP_LOST])
+			fprintf(f, "@lost[%s]: %" PRIu64 "\n", p->label, c[SP_LOST]);
+		if (p->action == SP_ACT_LATENCY) {
+			struct sp_lat l;
+			probe_latency(p, &l);
+			text_histogram(f, p->label, &l);
+		}
 	}
 	fflush(f);
 }
@@ -56,8 +138,8 @@ void sp_report_json(FILE *f)
 	fprintf(f, "{\"version\": 1, \"pid\": %d,\n \"probes\": [", (int)getpid());
 	const char *sep = "";
 	for (struct sp_probe *p = sp_probe_first(); p; p = p->next) {
-		uint64_t hits, missed;
-		sp_probe_counts(p, &hits, &missed);
+		uint64_t c[SP_N_COUNTERS];
+		sp_probe_counts(p, c);
 		fprintf(f, "%s\n  {\"spec\": ", sep);
 		json_str(f, p->spec);
 		fprintf(f, ", \"kind\": \"%s\", \"object\": ", sp_kind_name(p->kind));
@@ -69,7 +151,15 @@ void sp_report_json(FILE *f)
 		json_str(f, p->site->jmp ? NULL : p->site->reason);
 		fprintf(f, ", \"action\": \"%s\", \"hits\": %" PRIu64 ", \"missed\": %" PRIu64,
 			p->fn && p->action == SP_ACT_COUNT ? "handler" : sp_action_name(p->action),
-			hits, missed);
+			c[SP_HITS], c[SP_MISSED]);
+		if (p->wants_return)
+			fprintf(f, ", \"returns\": %" PRIu64 ", \"lost\": %" PRIu64,
+				p->kind == SP_KIND_USESSION ? c[SP_RETURNS] : c[SP_HITS], c[SP_LOST]);
+		if (p->action == SP_ACT_LATENCY) {
+			struct sp_lat l;
+			probe_latency(p, &l);
+			json_latency(f, &l);
+		}
 		if (p->implementation) {
 			fputs(", \"implementation\": ", f);
 			json_str(f, p->implementation);

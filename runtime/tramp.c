@@ -207,7 +207,7 @@ void sp_tramp_count(struct sp_site *site)
 	sp_tstate_enter(stripe);
 	struct sp_probe_vec *vec = atomic_load_explicit(&site->vec, memory_order_consume);
 	for (uint32_t i = 0; vec && i < vec->n; i++)
-		sp_count_add(stripe, vec->p[i]->id, false);
+		sp_count_add(stripe, vec->p[i]->id, SP_HITS);
 	sp_tstate_leave(stripe);
 }
 

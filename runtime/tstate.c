@@ -97,8 +97,8 @@ void sp_tstate_free_id(uint32_t id)
 	/* The caller has quiesced: no thread adds to ID any more. */
 	for (int s = 0; s < SP_N_SLOTS; s++) {
 		struct sp_count *c = (struct sp_count *)(sp_stripes + s * SP_STRIPE_BYTES) + id;
-		__atomic_store_n(&c->hits, 0, __ATOMIC_RELAXED);
-		__atomic_store_n(&c->missed, 0, __ATOMIC_RELAXED);
+		for (int k = 0; k < SP_N_COUNTERS; k++)
+			__atomic_store_n(&c->v[k], 0, __ATOMIC_RELAXED);
 	}
 	pthread_mutex_lock(&id_lock);
 	if (n_free_ids == cap_free_ids) {
@@ -114,16 +114,15 @@ out:
 	pthread_mutex_unlock(&id_lock);
 }
 
-void sp_tstate_read(uint32_t id, uint64_t *hits, uint64_t *missed)
+void sp_tstate_read(uint32_t id, uint64_t *out)
 {
-	uint64_t h = 0, m = 0;
+	for (int k = 0; k < SP_N_COUNTERS; k++)
+		out[k] = 0;
 	for (int s = 0; s < SP_N_SLOTS; s++) {
 		struct sp_count *c = (struct sp_count *)(sp_stripes + s * SP_STRIPE_BYTES) + id;
-		h += __atomic_load_n(&c->hits, __ATOMIC_RELAXED);
-		m += __atomic_load_n(&c->missed, __ATOMIC_RELAXED);
+		for (int k = 0; k < SP_N_COUNTERS; k++)
+			out[k] += __atomic_load_n(&c->v[k], __ATOMIC_RELAXED);
 	}
-	*hits = h;
-	*missed = m;
 }
 
 static void pause_briefly(void)

@@ -29,9 +29,19 @@
 #define SP_SHARED_SLOT SP_EXCL_SLOTS
 #define SP_N_SLOTS     (SP_EXCL_SLOTS + 1)
 
+/* One probe's counters in one stripe. */
+enum sp_counter {
+	SP_HITS,              /* executions of the site (entry probes), or returns
+			       * (uretprobe, latency): what the probe counts */
+	SP_MISSED,            /* hits whose handlers did not run (recursion) */
+	SP_RETURNS,           /* session probes: returns seen */
+	SP_LOST,              /* returns never seen: frames left by longjmp,
+			       * exceptions, thread exit */
+	SP_N_COUNTERS
+};
+
 struct sp_count {
-	uint64_t hits;
-	uint64_t missed;      /* hits whose handlers were not run (recursion) */
+	uint64_t v[SP_N_COUNTERS];
 };
 
 struct sp_tls {
@@ -64,7 +74,8 @@ int sp_tstate_claim(void);
 /* Probe ids: allocated at attach; freed only after quiescence, counters zeroed. */
 long sp_tstate_alloc_id(void);
 void sp_tstate_free_id(uint32_t id);
-void sp_tstate_read(uint32_t id, uint64_t *hits, uint64_t *missed);
+/* The totals of probe ID over every stripe, into OUT[SP_N_COUNTERS]. */
+void sp_tstate_read(uint32_t id, uint64_t *out);
 /* Wait until no thread is still inside a dispatch that began before now. */
 void sp_tstate_quiesce(void);
 /* In a fork child: only this thread remains, counts start again from zero. */
@@ -76,10 +87,10 @@ static inline int sp_tstate_stripe(void)
 	return s >= 0 ? s : sp_tstate_claim();
 }
 
-static inline void sp_count_add(int stripe, uint32_t id, bool missed)
+static inline void sp_count_add(int stripe, uint32_t id, enum sp_counter which)
 {
 	struct sp_count *c = (struct sp_count *)(sp_stripes + stripe * SP_STRIPE_BYTES) + id;
-	uint64_t *p = missed ? &c->missed : &c->hits;
+	uint64_t *p = &c->v[which];
 	if (__builtin_expect(stripe == SP_SHARED_SLOT, 0))
 		__atomic_fetch_add(p, 1, __ATOMIC_RELAXED);
 	else

@@ -220,7 +220,7 @@ Test(probe, errors_are_reported_and_others_attach)
 	cr_assert(strstr(buf, "\"symbol\": \"probe_me\""), "%s", buf);
 	cr_assert(strstr(buf, "\"hits\": 5"), "%s", buf);
 	errno = 0;
-	cr_assert_null(selfprobe_attach("uretprobe:probe_me", count_handler, NULL));
+	cr_assert_null(selfprobe_attach("usdt:prov:name", count_handler, NULL));
 	cr_assert_eq(errno, ENOTSUP);
 }
 

@@ -1,0 +1,110 @@
+/* latency — see latency.h. */
+#include "latency.h"
+#include "tstate.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#define LAT_STRIPE_BYTES ((uintptr_t)SP_MAX_LAT * sizeof(struct sp_lat))
+
+static char *region;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static uint8_t used[SP_MAX_LAT];
+
+int sp_latency_init(void)
+{
+	if (region)
+		return 0;
+	void *p = mmap(NULL, LAT_STRIPE_BYTES * SP_N_SLOTS, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	region = p;
+	return 0;
+}
+
+long sp_latency_alloc(void)
+{
+	long slot = -ENOSPC;
+	pthread_mutex_lock(&lock);
+	for (int i = 0; i < SP_MAX_LAT; i++)
+		if (!used[i]) {
+			used[i] = 1;
+			slot = i;
+			break;
+		}
+	pthread_mutex_unlock(&lock);
+	return slot;
+}
+
+void sp_latency_free(uint32_t slot)
+{
+	/* quiesced by the caller: nobody records into SLOT any more */
+	for (int s = 0; s < SP_N_SLOTS; s++)
+		memset(region + s * LAT_STRIPE_BYTES + slot * sizeof(struct sp_lat), 0, sizeof(struct sp_lat));
+	pthread_mutex_lock(&lock);
+	used[slot] = 0;
+	pthread_mutex_unlock(&lock);
+}
+
+uint64_t sp_latency_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void add(uint64_t *p, uint64_t v, int shared)
+{
+	if (shared)
+		__atomic_fetch_add(p, v, __ATOMIC_RELAXED);
+	else
+		__atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + v, __ATOMIC_RELAXED);
+}
+
+void sp_latency_record(int stripe, uint32_t slot, uint64_t ns)
+{
+	struct sp_lat *l = (struct sp_lat *)(region + stripe * LAT_STRIPE_BYTES) + slot;
+	int shared = stripe == SP_SHARED_SLOT;
+	int b = ns ? 64 - __builtin_clzll(ns) : 0;     /* ns in [2^(b-1), 2^b) */
+	if (b >= SP_LAT_BUCKETS)
+		b = SP_LAT_BUCKETS - 1;
+	add(&l->bucket[b], 1, shared);
+	add(&l->count, 1, shared);
+	add(&l->sum_ns, ns, shared);
+	/* min/max: a racy update on the shared stripe may keep a slightly
+	 * worse extreme; exact on exclusive stripes */
+	uint64_t m = __atomic_load_n(&l->min_ns_plus1, __ATOMIC_RELAXED);
+	if (m == 0 || ns + 1 < m)
+		__atomic_store_n(&l->min_ns_plus1, ns + 1, __ATOMIC_RELAXED);
+	if (ns > __atomic_load_n(&l->max_ns, __ATOMIC_RELAXED))
+		__atomic_store_n(&l->max_ns, ns, __ATOMIC_RELAXED);
+}
+
+void sp_latency_read(uint32_t slot, struct sp_lat *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (int s = 0; region && s < SP_N_SLOTS; s++) {
+		const struct sp_lat *l = (const struct sp_lat *)(region + s * LAT_STRIPE_BYTES) + slot;
+		for (int b = 0; b < SP_LAT_BUCKETS; b++)
+			out->bucket[b] += __atomic_load_n(&l->bucket[b], __ATOMIC_RELAXED);
+		out->count += __atomic_load_n(&l->count, __ATOMIC_RELAXED);
+		out->sum_ns += __atomic_load_n(&l->sum_ns, __ATOMIC_RELAXED);
+		uint64_t m = __atomic_load_n(&l->min_ns_plus1, __ATOMIC_RELAXED);
+		if (m && (out->min_ns_plus1 == 0 || m < out->min_ns_plus1))
+			out->min_ns_plus1 = m;
+		uint64_t x = __atomic_load_n(&l->max_ns, __ATOMIC_RELAXED);
+		if (x > out->max_ns)
+			out->max_ns = x;
+	}
+}
+
+void sp_latency_atfork_child(void)
+{
+	if (region)
+		madvise(region, LAT_STRIPE_BYTES * SP_N_SLOTS, MADV_DONTNEED);
+	pthread_mutex_init(&lock, NULL);
+}

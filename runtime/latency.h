@@ -1,0 +1,36 @@
+/* latency — per-probe histograms of entry-to-return time, bpftrace's hist():
+ * power-of-two buckets of nanoseconds, plus count, sum, min and max.
+ *
+ * Kept per stripe like the counters (tstate.h): the owning thread adds with
+ * plain stores, the report sums the stripes.  The clock is CLOCK_MONOTONIC
+ * through the vDSO: no system call on the usual clock sources (tsc,
+ * kvm-clock), nanoseconds without calibration, and correct when a thread
+ * migrates between CPUs; rdtsc would be a little cheaper but needs an
+ * invariant TSC and a calibration we would have to trust.
+ */
+#ifndef SP_LATENCY_H
+#define SP_LATENCY_H
+
+#include <stdint.h>
+
+#define SP_LAT_BUCKETS 64
+#define SP_MAX_LAT 4096               /* probes with the latency action */
+
+struct sp_lat {
+	uint64_t bucket[SP_LAT_BUCKETS];  /* bucket k: [2^(k-1), 2^k) ns; bucket 0: 0 ns */
+	uint64_t count, sum_ns;
+	uint64_t min_ns_plus1;            /* 0: none yet */
+	uint64_t max_ns;
+};
+
+int sp_latency_init(void);
+long sp_latency_alloc(void);
+void sp_latency_free(uint32_t slot);
+/* Now, in ns (signal-safe; the caller keeps its own probes from counting
+ * the clock call). */
+uint64_t sp_latency_now(void);
+void sp_latency_record(int stripe, uint32_t slot, uint64_t ns);
+void sp_latency_read(uint32_t slot, struct sp_lat *out);
+void sp_latency_atfork_child(void);
+
+#endif

@@ -1,0 +1,221 @@
+/* uret — see uret.h for the mechanism. */
+#include "uret.h"
+#include "dispatch.h"
+#include "latency.h"
+#include "log.h"
+#include "probe.h"
+#include "tstate.h"
+#include "xsave.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+struct ustack {
+	struct sp_uret_entry *e;
+	size_t n, cap;
+};
+
+static __thread struct ustack ustack __attribute__((tls_model("initial-exec")));
+static pthread_key_t ustack_key;
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+
+static void ustack_free(void *v)
+{
+	(void)v;
+	if (ustack.e)
+		munmap(ustack.e, ustack.cap * sizeof(*ustack.e));
+	ustack.e = NULL;
+	ustack.n = ustack.cap = 0;
+}
+
+static void make_key(void)
+{
+	pthread_key_create(&ustack_key, ustack_free);
+}
+
+/* Room for one more entry: mmap/mremap are plain system calls, safe in a
+ * signal handler. */
+static int grow(void)
+{
+	if (ustack.n < ustack.cap)
+		return 0;
+	size_t cap = ustack.cap ? ustack.cap * 2 : 256;
+	void *p;
+	if (ustack.e)
+		p = mremap(ustack.e, ustack.cap * sizeof(*ustack.e), cap * sizeof(*ustack.e), MREMAP_MAYMOVE);
+	else {
+		p = mmap(NULL, cap * sizeof(*ustack.e), PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p != MAP_FAILED) {
+			/* the key was made at attach (sp_uret_prepare): this is
+			 * only the per-thread setspecific */
+			pthread_setspecific(ustack_key, p);
+		}
+	}
+	if (p == MAP_FAILED)
+		return -ENOMEM;
+	ustack.e = p;
+	ustack.cap = cap;
+	return 0;
+}
+
+void sp_uret_prepare(void)
+{
+	pthread_once(&key_once, make_key);
+}
+
+/* Entries below the returning frame were unwound without returning. */
+static void drop_stale(uintptr_t slot, int stripe)
+{
+	while (ustack.n && ustack.e[ustack.n - 1].slot < slot) {
+		struct sp_uret_entry *e = &ustack.e[--ustack.n];
+		for (uint32_t i = 0; i < e->n; i++)
+			sp_count_add(stripe, e->p[i]->id, SP_LOST);
+	}
+}
+
+struct sp_uret_entry *sp_uret_begin(uintptr_t rsp)
+{
+	if (grow() != 0)
+		return NULL;
+	struct sp_uret_entry *e = &ustack.e[ustack.n];
+	e->slot = rsp;
+	e->orig = *(const uintptr_t *)rsp;
+	e->n = 0;
+	e->t0_ns = 0;
+	return e;
+}
+
+uint64_t *sp_uret_add(struct sp_uret_entry *e, struct sp_probe *p)
+{
+	if (e->n == SP_URET_PROBES)
+		return NULL;
+	e->p[e->n] = p;
+	e->cookie[e->n] = 0;
+	return &e->cookie[e->n++];
+}
+
+void sp_uret_drop_last(struct sp_uret_entry *e)
+{
+	if (e->n)
+		e->n--;
+}
+
+void sp_uret_commit(struct sp_uret_entry *e)
+{
+	if (e->n == 0)
+		return;
+	int stripe = sp_tstate_stripe();
+	/* an entry whose frame this call replaced (longjmp'ed out of) is stale */
+	drop_stale(e->slot + 1, stripe);
+	if (e != &ustack.e[ustack.n])   /* drop_stale moved the top: keep E's content */
+		ustack.e[ustack.n] = *e;
+	e = &ustack.e[ustack.n];
+	for (uint32_t i = 0; i < e->n; i++)
+		if (e->p[i]->action == SP_ACT_LATENCY) {
+			e->t0_ns = sp_latency_now();
+			break;
+		}
+	ustack.n++;
+	*(uintptr_t *)e->slot = (uintptr_t)sp_uret_trampoline;
+}
+
+void sp_uret_cancel(struct sp_uret_entry *e)
+{
+	(void)e;   /* nothing was pushed or written */
+}
+
+static int call_handler(struct sp_probe *p, struct selfprobe_regs *regs, uint64_t *cookie)
+{
+	struct selfprobe_ctx ctx;
+	ctx.regs = regs;
+	ctx.probe = p;
+	ctx.cookie = cookie;
+	ctx.is_return = true;
+	ctx.ucontext = NULL;
+	return sp_call_preserving_vectors((int (*)(void *, void *))p->fn, &ctx, p->data);
+}
+
+void sp_uret_dispatch(struct selfprobe_regs *regs)
+{
+	uintptr_t slot = regs->rsp - 8;
+	int stripe = sp_tstate_stripe();
+	sp_tstate_enter(stripe);
+	drop_stale(slot, stripe);
+	if (!ustack.n || ustack.e[ustack.n - 1].slot != slot) {
+		/* Every swapped slot has its entry; reaching here means the
+		 * stack was switched under us in a way we cannot follow. */
+		static const char msg[] = "selfprobe: fatal: return trampoline without a shadow entry\n";
+		ssize_t r = write(2, msg, sizeof(msg) - 1);
+		(void)r;
+		abort();
+	}
+	struct sp_uret_entry e = ustack.e[--ustack.n];
+	regs->rip = e.orig;
+	if (!sp_tls.runtime) {
+		bool nested = sp_tls.inside;
+		sp_tls.inside = 1;
+		uint64_t dt = 0;
+		if (e.t0_ns) {
+			sp_tls.runtime++;   /* our clock call is not the application's */
+			dt = sp_latency_now() - e.t0_ns;
+			sp_tls.runtime--;
+		}
+		for (uint32_t i = 0; i < e.n; i++) {
+			struct sp_probe *p = e.p[i];
+			if (!p->attached)
+				continue;   /* detached since the entry */
+			sp_count_add(stripe, p->id, p->kind == SP_KIND_USESSION ? SP_RETURNS : SP_HITS);
+			if (p->action == SP_ACT_LATENCY && p->lat_slot >= 0)
+				sp_latency_record(stripe, (uint32_t)p->lat_slot, dt);
+			if (p->fn) {
+				if (nested)
+					sp_count_add(stripe, p->id, SP_MISSED);
+				else
+					call_handler(p, regs, &e.cookie[i]);
+			}
+		}
+		sp_tls.inside = nested;
+	}
+	sp_tstate_leave(stripe);
+	*(uintptr_t *)slot = regs->rip;
+}
+
+void sp_uret_restore_all(void)
+{
+	if (!ustack.n)
+		return;
+	int stripe = sp_tstate_stripe();
+	for (size_t i = 0; i < ustack.n; i++) {
+		struct sp_uret_entry *e = &ustack.e[i];
+		uintptr_t *slot = (uintptr_t *)e->slot;
+		if (*slot == (uintptr_t)sp_uret_trampoline)
+			*slot = e->orig;
+		/* that frame now returns directly, or is unwound: lost */
+		for (uint32_t k = 0; k < e->n; k++)
+			sp_count_add(stripe, e->p[k]->id, SP_LOST);
+	}
+	ustack.n = 0;
+}
+
+size_t sp_uret_unswap(void)
+{
+	for (size_t i = 0; i < ustack.n; i++) {
+		uintptr_t *slot = (uintptr_t *)ustack.e[i].slot;
+		if (*slot == (uintptr_t)sp_uret_trampoline)
+			*slot = ustack.e[i].orig;
+	}
+	return ustack.n;
+}
+
+void sp_uret_reswap(size_t n)
+{
+	for (size_t i = 0; i < n && i < ustack.n; i++) {
+		uintptr_t *slot = (uintptr_t *)ustack.e[i].slot;
+		if (*slot == ustack.e[i].orig)
+			*slot = (uintptr_t)sp_uret_trampoline;
+	}
+}

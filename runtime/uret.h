@@ -1,0 +1,83 @@
+/* uret — return probes without a trap: the return address is swapped.
+ *
+ * At a function entry (jmp or int3 path) a probe that wants the return
+ * (uretprobe, usession, the latency action) makes dispatch push an entry on
+ * this thread's shadow stack — the stack slot of the return address, the
+ * original address, the probes, their session cookies, the entry time — and
+ * write the address of sp_uret_trampoline into the slot.  The function
+ * returns into the trampoline (uret_tramp.S), which saves the registers,
+ * calls sp_uret_dispatch, and jumps to the original address: no trap, no
+ * system call.
+ *
+ * Frames that never return normally.  longjmp/siglongjmp, an exception or a
+ * thread's cancellation unwinds frames whose entries stay on the shadow
+ * stack; they are found stale by comparing stack slots (an entry whose slot
+ * is below the returning frame's was unwound) and discarded, each return
+ * counted as lost.  Unwinders must not meet the trampoline's address where
+ * a return address should be: the unwinder entry points the preload
+ * interposes (_Unwind_RaiseException, _Unwind_Resume_or_Rethrow,
+ * _Unwind_ForcedUnwind, _Unwind_Backtrace, backtrace, pthread_exit) first
+ * write the original return addresses back into every slot of this thread
+ * (sp_uret_restore_all); those frames then return directly, unprobed, and
+ * are counted lost.  A walk that unwinds nothing (backtrace) gets the real
+ * addresses for its duration only: the returns stay probed.
+ *
+ * The shadow stack is per thread: a TLS pointer to an mmap'ed array grown
+ * with mremap (no malloc: this runs in signal context too), freed by a
+ * thread-exit destructor.
+ */
+#ifndef SP_URET_H
+#define SP_URET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "selfprobe.h"
+
+#define SP_URET_PROBES 6              /* return probes per site tracked per call */
+
+struct sp_probe;
+struct sp_site;
+
+struct sp_uret_entry {
+	uintptr_t slot;                   /* where the return address lives */
+	uintptr_t orig;                   /* the original return address */
+	uint64_t t0_ns;                   /* entry time, for latency */
+	uint32_t n;
+	struct sp_probe *p[SP_URET_PROBES];
+	uint64_t cookie[SP_URET_PROBES];
+};
+
+/* Once, at attach, before any probe wants returns (not signal-safe). */
+void sp_uret_prepare(void);
+
+/* At entry: the shadow entry for a call whose return address sits at
+ * RSP (allocated on first use; NULL when the stack cannot grow).  The
+ * caller adds probes with sp_uret_add, then sp_uret_commit swaps the
+ * return address (or sp_uret_cancel when no probe wants the return). */
+struct sp_uret_entry *sp_uret_begin(uintptr_t rsp);
+/* Add P; returns its cookie slot, or NULL when the entry is full. */
+uint64_t *sp_uret_add(struct sp_uret_entry *e, struct sp_probe *p);
+void sp_uret_drop_last(struct sp_uret_entry *e);
+void sp_uret_commit(struct sp_uret_entry *e);
+void sp_uret_cancel(struct sp_uret_entry *e);
+
+/* Called by the return trampoline; REGS->rsp is the caller's rsp after the
+ * return.  Writes the address to continue at into REGS->rsp - 8. */
+void sp_uret_dispatch(struct selfprobe_regs *regs);
+
+/* Before an unwinder that may unwind: write back every original return
+ * address of this thread and forget the entries (their returns are lost). */
+void sp_uret_restore_all(void);
+
+/* Around a stack walk that unwinds nothing (backtrace): write the original
+ * addresses back, then swap the trampoline in again.  Returns the entries
+ * to re-swap. */
+size_t sp_uret_unswap(void);
+void sp_uret_reswap(size_t n);
+
+/* The return trampoline (uret_tramp.S). */
+void sp_uret_trampoline(void);
+
+#endif
