@@ -330,6 +330,7 @@ int main(int argc, char **argv)
 	memset(res, 0, sizeof(res));
 	printf("bench-attach: attach+detach N probes, median of %d repetition%s\n", reps,
 	       reps > 1 ? "s" : "");
+	fflush(stdout);
 	for (int i = 0; i < 3; i++) {
 		struct target_lib t = { 0 };
 

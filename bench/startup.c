@@ -212,7 +212,7 @@ int main(int argc, char **argv)
 	static char spec[N_LIBC * 64];
 	static double t[N_CONFIGS][MAX_RUNS];
 	const char *prog = "/bin/true";
-	char lib[PATH_MAX] = "", err[256] = "";
+	char lib[PATH_MAX] = "", real[PATH_MAX], err[256] = "";
 	struct bench_stats st[N_CONFIGS];
 	char **env[N_CONFIGS];
 	int runs = 200, c, failed[N_CONFIGS] = { 0 };
@@ -240,8 +240,8 @@ int main(int argc, char **argv)
 			*strrchr(exe, '/') = '\0';
 		snprintf(lib, sizeof(lib), "%s/../lib/libselfprobe.so", exe);
 	}
-	if (realpath(lib, spec))
-		snprintf(lib, sizeof(lib), "%s", spec);
+	if (realpath(lib, real))
+		memcpy(lib, real, sizeof(lib));
 	if (libc_spec(spec, sizeof(spec), err, sizeof(err))) {
 		printf("bench-startup: n/a (%s)\n", err);
 		return 0;

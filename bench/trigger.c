@@ -467,6 +467,7 @@ static void print_machine(void)
 	printf("bench-trigger: %s, %ld cpus, Linux %s; %d thread%s, warm-up %.1fs, %d samples "
 	       "over %.1fs\n", model, sysconf(_SC_NPROCESSORS_ONLN), u.release, opt.threads,
 	       opt.threads > 1 ? "s" : "", opt.warmup, opt.samples, opt.duration);
+	fflush(stdout);         /* before the runtime's log lines on stderr */
 }
 
 /* ---- main ----------------------------------------------------------------- */

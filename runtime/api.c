@@ -7,6 +7,7 @@
 #include "report.h"
 #include "spec.h"
 #include "tstate.h"
+#include "uret.h"
 
 /* Runtime work in this thread: probes it hits are not the application's. */
 #define RUNTIME_BEGIN() (sp_tls.runtime++)
@@ -155,6 +156,7 @@ API void selfprobe_report_error(const char *spec, const char *message)
 
 static int write_report_fd(int fd, bool json)
 {
+	sp_uret_settle();
 	int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
 	if (copy < 0)
 		return -errno;
@@ -179,6 +181,7 @@ static int ends_with(const char *s, const char *suffix)
 
 static int write_report(const char *pattern)
 {
+	sp_uret_settle();
 	if (!pattern) {
 		sp_report_text(stderr);
 		return 0;

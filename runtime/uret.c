@@ -67,14 +67,26 @@ void sp_uret_prepare(void)
 	pthread_once(&key_once, make_key);
 }
 
-/* Entries below the returning frame were unwound without returning. */
+/* An entry is dead when its slot no longer holds the trampoline's address:
+ * the frame was unwound (longjmp, exception) and the stack reused.  A slot
+ * that still holds it may belong to a live frame on another stack (a
+ * coroutine, a sigaltstack handler), so only proven-dead entries go. */
+static bool dead(const struct sp_uret_entry *e)
+{
+	return *(const uintptr_t *)e->slot != (uintptr_t)sp_uret_trampoline;
+}
+
+static void count_lost(const struct sp_uret_entry *e, int stripe)
+{
+	for (uint32_t i = 0; i < e->n; i++)
+		sp_count_add(stripe, e->p[i]->id, SP_LOST);
+}
+
+/* Drop the dead entries at or below stack slot SLOT from the top. */
 static void drop_stale(uintptr_t slot, int stripe)
 {
-	while (ustack.n && ustack.e[ustack.n - 1].slot < slot) {
-		struct sp_uret_entry *e = &ustack.e[--ustack.n];
-		for (uint32_t i = 0; i < e->n; i++)
-			sp_count_add(stripe, e->p[i]->id, SP_LOST);
-	}
+	while (ustack.n && ustack.e[ustack.n - 1].slot <= slot && dead(&ustack.e[ustack.n - 1]))
+		count_lost(&ustack.e[--ustack.n], stripe);
 }
 
 struct sp_uret_entry *sp_uret_begin(uintptr_t rsp)
@@ -109,8 +121,8 @@ void sp_uret_commit(struct sp_uret_entry *e)
 	if (e->n == 0)
 		return;
 	int stripe = sp_tstate_stripe();
-	/* an entry whose frame this call replaced (longjmp'ed out of) is stale */
-	drop_stale(e->slot + 1, stripe);
+	/* entries of frames this call replaced (longjmp'ed out of) */
+	drop_stale(e->slot, stripe);
 	if (e != &ustack.e[ustack.n])   /* drop_stale moved the top: keep E's content */
 		ustack.e[ustack.n] = *e;
 	e = &ustack.e[ustack.n];
@@ -144,16 +156,29 @@ void sp_uret_dispatch(struct selfprobe_regs *regs)
 	uintptr_t slot = regs->rsp - 8;
 	int stripe = sp_tstate_stripe();
 	sp_tstate_enter(stripe);
-	drop_stale(slot, stripe);
-	if (!ustack.n || ustack.e[ustack.n - 1].slot != slot) {
-		/* Every swapped slot has its entry; reaching here means the
-		 * stack was switched under us in a way we cannot follow. */
+	/* The returning frame's entry: the top one, unless frames were left
+	 * without returning (dead entries above it) or another stack's live
+	 * frames sit above it (kept, in order). */
+	size_t k = ustack.n;
+	while (k && ustack.e[k - 1].slot != slot)
+		k--;
+	if (!k) {
+		/* Every swapped slot has its entry: reaching here means our
+		 * bookkeeping lost one, and the caller's address with it. */
 		static const char msg[] = "selfprobe: fatal: return trampoline without a shadow entry\n";
 		ssize_t r = write(2, msg, sizeof(msg) - 1);
 		(void)r;
 		abort();
 	}
-	struct sp_uret_entry e = ustack.e[--ustack.n];
+	struct sp_uret_entry e = ustack.e[k - 1];
+	size_t out = k - 1;
+	for (size_t i = k; i < ustack.n; i++) {
+		if (dead(&ustack.e[i]))
+			count_lost(&ustack.e[i], stripe);
+		else
+			ustack.e[out++] = ustack.e[i];
+	}
+	ustack.n = out;
 	regs->rip = e.orig;
 	if (!sp_tls.runtime) {
 		bool nested = sp_tls.inside;
@@ -218,4 +243,21 @@ void sp_uret_reswap(size_t n)
 		if (*slot == ustack.e[i].orig)
 			*slot = (uintptr_t)sp_uret_trampoline;
 	}
+}
+
+void sp_uret_settle(void)
+{
+	uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+	size_t out = 0;
+	int stripe = -1;
+	for (size_t i = 0; i < ustack.n; i++) {
+		struct sp_uret_entry *e = &ustack.e[i];
+		if (e->slot < here || dead(e)) {   /* deeper than this call, or reused: gone */
+			if (stripe < 0)
+				stripe = sp_tstate_stripe();
+			count_lost(e, stripe);
+		} else
+			ustack.e[out++] = *e;
+	}
+	ustack.n = out;
 }

@@ -77,6 +77,10 @@ void sp_uret_restore_all(void);
 size_t sp_uret_unswap(void);
 void sp_uret_reswap(size_t n);
 
+/* Before a report: this thread's entries for frames deeper than the
+ * caller's own, or whose slot was reused since, are counted lost. */
+void sp_uret_settle(void);
+
 /* The return trampoline (uret_tramp.S). */
 void sp_uret_trampoline(void);
 

@@ -1055,9 +1055,12 @@ static void *hammer(void *arg)
 	long calls = 0;
 	for (;;) {
 		if (!atomic_load(&h_run)) {
-			/* every call counted so far has returned, handler included */
-			atomic_store(&me->acked, atomic_load(&h_gen));
-			while (!atomic_load(&h_run))
+			/* every call counted so far has returned, handler included;
+			 * a new pause (h_gen moved) before we saw the resume is
+			 * acknowledged again */
+			unsigned g = atomic_load(&h_gen);
+			atomic_store(&me->acked, g);
+			while (!atomic_load(&h_run) && atomic_load(&h_gen) == g)
 				if (atomic_load(&h_quit))
 					return NULL;
 			continue;
