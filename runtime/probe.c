@@ -2,6 +2,7 @@
 #include "probe.h"
 #include "elfsym.h"
 #include "hazard.h"
+#include "loadwatch.h"
 #include "insn.h"
 #include "log.h"
 #include "maps.h"
@@ -15,6 +16,7 @@
 #include "xsave.h"
 
 #include <dlfcn.h>
+#include <sys/auxv.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -211,25 +213,21 @@ static int target_for(const struct sp_object *obj, const struct sp_elf *elf,
 			return -EINVAL;
 		}
 		if (!text_avail(obj, func)) {
-			Dl_info info;
-			const char *where = dladdr((void *)func, &info) && info.dli_fname && *info.dli_fname
-					    ? info.dli_fname : "memory outside any probed object";
-			snprintf(err, errlen, "the IFUNC %s resolves into %s (%#lx), not into %s%s", sym->name,
-				 base_name(where), (unsigned long)func, base_name(obj->path),
-				 strstr(where, "vdso") ? ": the vDSO is not probed" : "");
+			uintptr_t vdso = (uintptr_t)getauxval(AT_SYSINFO_EHDR);
+			bool in_vdso = vdso && func >= vdso && func < vdso + 0x4000;
+			snprintf(err, errlen, "the IFUNC %s resolves outside %s (%#lx%s)", sym->name,
+				 base_name(obj->path), (unsigned long)func,
+				 in_vdso ? ", in the vDSO, which is not probed" : "");
 			return -EINVAL;
 		}
-		const struct sp_sym *impl = (func >= obj->bias) ? sp_elf_containing(elf, func - obj->bias) : NULL;
+		const struct sp_sym *impl = sp_elf_containing(elf, func - obj->bias);
 		if (impl && impl->value == func - obj->bias) {
 			t->implementation = strdup(impl->name);
 			size = impl->size;
 		} else {
-			Dl_info info;
-			if (dladdr((void *)func, &info) && info.dli_fname && info.dli_fbase)
-				t->implementation = xasprintf("%s+%#lx", base_name(info.dli_fname),
-							      (unsigned long)(func - (uintptr_t)info.dli_fbase));
-			else
-				t->implementation = xasprintf("%#lx", (unsigned long)func);
+			/* no symbol (a stripped libc without its debug file) */
+			t->implementation = xasprintf("%s+%#lx", base_name(obj->path),
+						      (unsigned long)(func - obj->bias));
 			size = 0;
 		}
 	}
@@ -405,6 +403,7 @@ static struct sp_probe *new_probe(const struct sp_spec_item *item, const struct 
 	p->fn = fn;
 	p->data = data;
 	p->object = strdup(obj->path);
+	p->bias = obj->bias;
 	p->symbol = t->symbol;
 	p->implementation = t->implementation;
 	t->symbol = t->implementation = NULL;
@@ -565,6 +564,43 @@ out:
 	return made;
 }
 
+void sp_probe_lock(void) { pthread_mutex_lock(&reg_lock); }
+void sp_probe_unlock(void) { pthread_mutex_unlock(&reg_lock); }
+
+long sp_probe_attach_object(const struct sp_spec_item *item, const struct sp_object *obj,
+			    selfprobe_handler_fn fn, void *data, struct selfprobe_link *link)
+{
+	char err[512] = "";
+	long rc;
+	struct target *ts = NULL;
+	long n_ts = 0;
+	struct sp_elf *elf = elf_get(obj->path, err, sizeof(err));
+	if (!elf) {
+		rc = -ENOENT;
+		goto fail;
+	}
+	n_ts = resolve(item, obj, elf, &ts, err, sizeof(err));
+	if (n_ts < 0) {
+		rc = n_ts;
+		goto fail;
+	}
+	rc = attach_targets(item, obj, ts, n_ts, fn, data, link, err, sizeof(err));
+	if (rc < 0)
+		goto fail;
+	if (rc == 0 && n_ts > 0)
+		rc = -ENOTSUP;   /* each failure was recorded */
+	goto out;
+fail:
+	sp_probe_error(item->text, "%s", err[0] ? err : strerror((int)-rc));
+out:
+	for (long i = 0; i < n_ts; i++) {
+		free(ts[i].symbol);
+		free(ts[i].implementation);
+	}
+	free(ts);
+	return rc;
+}
+
 long sp_probe_attach_item(const struct sp_spec_item *item, selfprobe_handler_fn fn,
 			  void *data, struct selfprobe_link *link)
 {
@@ -590,51 +626,73 @@ long sp_probe_attach_item(const struct sp_spec_item *item, selfprobe_handler_fn 
 		return rc;
 	}
 	pthread_mutex_lock(&reg_lock);
-	struct target *ts = NULL;
-	long n_ts = 0, made = 0;
 	int idx = sp_maps_find(objs, n_objs, item->object, err, sizeof(err));
-	if (idx < 0) {
+	if (idx == -ENOENT && item->object) {
+		/* not loaded yet: it attaches when the loader brings it in */
+		rc = sp_loadwatch_defer(item, fn, data, link);
+		if (rc == 0)
+			sp_info("%s: %s; pending until it is loaded", item->text, err);
+		else
+			sp_probe_error(item->text, "%s, and it cannot be watched for: %s", err,
+				       strerror((int)-rc));
+	} else if (idx < 0) {
+		sp_probe_error(item->text, "%s", err);
 		rc = idx;
-		goto fail;
+	} else {
+		rc = sp_probe_attach_object(item, &objs[idx], fn, data, link);
+		if (rc >= 0 && item->object)
+			sp_loadwatch_defer_attached(item, fn, data, link, &objs[idx]);
 	}
-	const struct sp_object *obj = &objs[idx];
-	struct sp_elf *elf = elf_get(obj->path, err, sizeof(err));
-	if (!elf) {
-		rc = -ENOENT;
-		goto fail;
-	}
-	n_ts = resolve(item, obj, elf, &ts, err, sizeof(err));
-	if (n_ts < 0) {
-		rc = n_ts;
-		goto fail;
-	}
-	made = attach_targets(item, obj, ts, n_ts, fn, data, link, err, sizeof(err));
-	if (made < 0) {
-		rc = made;
-		goto fail;
-	}
-	if (made == 0 && n_ts > 0) {
-		rc = -ENOTSUP;
-		goto out;
-	}
-	rc = made;
-	goto out;
-fail:
-	sp_probe_error(item->text, "%s", err[0] ? err : strerror((int)-rc));
-out:
-	for (long i = 0; i < n_ts; i++) {
-		free(ts[i].symbol);
-		free(ts[i].implementation);
-	}
-	free(ts);
 	pthread_mutex_unlock(&reg_lock);
 	sp_maps_free(objs, n_objs);
 	return rc;
 }
 
+/* An object was unloaded: its probes stop (their code is gone, nothing to
+ * restore), keep their counts, and their sites are forgotten so that
+ * whatever is mapped there next starts afresh. */
+void sp_probe_objects_gone(const struct sp_object *objs, size_t n)
+{
+	bool any = false;
+	for (struct sp_probe *p = atomic_load(&probes_head); p; p = p->next) {
+		if (!p->attached)
+			continue;
+		bool loaded = false;
+		for (size_t i = 0; i < n && !loaded; i++)
+			loaded = objs[i].bias == p->bias && strcmp(objs[i].path, p->object) == 0;
+		if (loaded)
+			continue;
+		struct sp_probe_vec *old = vec_replace(p->site, NULL, p);
+		if (old)
+			free(old);   /* the code that could read it is unmapped */
+		sp_tstate_read(p->id, p->final);
+		if (p->lat_slot >= 0)
+			sp_latency_read((uint32_t)p->lat_slot, &p->final_lat);
+		p->attached = false;
+		p->unloaded = true;
+		if (!atomic_load(&p->site->vec)) {
+			p->site->armed = false;
+			sp_site_forget(p->site);
+		}
+		any = true;
+	}
+	if (any)
+		sp_tstate_quiesce();
+	for (struct sp_probe *p = atomic_load(&probes_head); any && p; p = p->next)
+		if (p->unloaded && !p->freed_id) {
+			sp_tstate_free_id(p->id);
+			if (p->lat_slot >= 0) {
+				sp_latency_free((uint32_t)p->lat_slot);
+				p->lat_slot = -1;
+			}
+			p->freed_id = true;
+		}
+}
+
 int sp_probe_detach_link(struct selfprobe_link *link)
 {
 	pthread_mutex_lock(&reg_lock);
+	sp_loadwatch_drop_link(link);
 	int n = 0;
 	for (struct sp_probe *p = atomic_load(&probes_head); p; p = p->next) {
 		if (p->link != link || !p->attached)

@@ -36,7 +36,11 @@ struct sp_probe {
 	char *object;                    /* the object's path */
 	char *symbol;                    /* symbol[+off], or NULL for a bare address */
 	char *implementation;            /* IFUNC: the chosen implementation, else NULL */
+	uintptr_t bias;                  /* the object's load bias when attached */
 	bool attached;
+	bool unloaded;                   /* detached because its object went away */
+	bool freed_id;
+	bool internal;                   /* the runtime's own (not reported) */
 	uint64_t final[SP_N_COUNTERS];   /* counts frozen at detach */
 	struct sp_lat final_lat;         /* the histogram frozen at detach */
 	struct sp_probe *next;           /* registry list, in attach order */
@@ -58,6 +62,19 @@ extern enum sp_mode_pref sp_mode_pref;
  * unless QUIET. */
 long sp_probe_attach_item(const struct sp_spec_item *item, selfprobe_handler_fn fn,
 			  void *data, struct selfprobe_link *link);
+/* The registry lock, for modules that attach on the runtime's behalf. */
+void sp_probe_lock(void);
+void sp_probe_unlock(void);
+
+/* Attach ITEM in OBJ (registry lock held).  Count attached, or -errno with
+ * the error recorded. */
+struct sp_object;
+long sp_probe_attach_object(const struct sp_spec_item *item, const struct sp_object *obj,
+			    selfprobe_handler_fn fn, void *data, struct selfprobe_link *link);
+
+/* Detach the probes of objects no longer in OBJS (registry lock held). */
+void sp_probe_objects_gone(const struct sp_object *objs, size_t n);
+
 /* Detach every probe of LINK.  0 or -errno. */
 int sp_probe_detach_link(struct selfprobe_link *link);
 

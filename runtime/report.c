@@ -3,6 +3,7 @@
  * action, hits, missed}], errors[{spec, message}]; fields may be added
  * (implementation: the IFUNC implementation chosen), never renamed. */
 #include "report.h"
+#include "loadwatch.h"
 #include "probe.h"
 
 #include <inttypes.h>
@@ -88,9 +89,37 @@ static void json_latency(FILE *f, const struct sp_lat *l)
 	fputs("]}", f);
 }
 
+/* Items whose object never appeared: an error only now, at the report
+ * (until then they were waiting for a dlopen). */
+struct never_ctx {
+	FILE *f;
+	bool json;
+	const char *sep;
+};
+
+static void json_str(FILE *f, const char *s);
+
+static void never_loaded(const struct sp_spec_item *item, void *vctx)
+{
+	struct never_ctx *c = vctx;
+	char msg[512];
+	snprintf(msg, sizeof(msg), "'%s' was never loaded: nothing attached", item->object);
+	if (c->json) {
+		fprintf(c->f, "%s\n  {\"spec\": ", c->sep);
+		json_str(c->f, item->text);
+		fputs(", \"message\": ", c->f);
+		json_str(c->f, msg);
+		fputc('}', c->f);
+		c->sep = ",";
+	} else
+		fprintf(c->f, "@error[%s]: %s\n", item->text, msg);
+}
+
 void sp_report_text(FILE *f)
 {
 	for (struct sp_probe *p = sp_probe_first(); p; p = p->next) {
+		if (p->internal)
+			continue;
 		uint64_t c[SP_N_COUNTERS];
 		sp_probe_counts(p, c);
 		fprintf(f, "@count[%s]: %" PRIu64 "\n", p->label, c[SP_HITS]);
@@ -106,6 +135,8 @@ void sp_report_text(FILE *f)
 			text_histogram(f, p->label, &l);
 		}
 	}
+	struct never_ctx nc = { f, false, "" };
+	sp_loadwatch_each_unattached(never_loaded, &nc);
 	fflush(f);
 }
 
@@ -138,6 +169,8 @@ void sp_report_json(FILE *f)
 	fprintf(f, "{\"version\": 1, \"pid\": %d,\n \"probes\": [", (int)getpid());
 	const char *sep = "";
 	for (struct sp_probe *p = sp_probe_first(); p; p = p->next) {
+		if (p->internal)
+			continue;
 		uint64_t c[SP_N_COUNTERS];
 		sp_probe_counts(p, c);
 		fprintf(f, "%s\n  {\"spec\": ", sep);
@@ -164,7 +197,8 @@ void sp_report_json(FILE *f)
 			fputs(", \"implementation\": ", f);
 			json_str(f, p->implementation);
 		}
-		fprintf(f, ", \"attached\": %s}", p->attached ? "true" : "false");
+		fprintf(f, ", \"attached\": %s%s}", p->attached ? "true" : "false",
+			p->unloaded ? ", \"unloaded\": true" : "");
 		sep = ",";
 	}
 	fputs("],\n \"errors\": [", f);
@@ -177,6 +211,8 @@ void sp_report_json(FILE *f)
 		fputc('}', f);
 		sep = ",";
 	}
+	struct never_ctx nc = { f, true, sep };
+	sp_loadwatch_each_unattached(never_loaded, &nc);
 	fputs("]}\n", f);
 	fflush(f);
 }

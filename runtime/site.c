@@ -42,8 +42,15 @@ static struct table *new_table(size_t cap)
 static void put(struct table *t, struct sp_site *s)
 {
 	size_t i = hash(s->addr) & t->mask;
-	while (atomic_load_explicit(&t->slots[i].key, memory_order_relaxed))
-		i = (i + 1) & t->mask;
+	for (;; i = (i + 1) & t->mask) {
+		uintptr_t k = atomic_load_explicit(&t->slots[i].key, memory_order_relaxed);
+		if (k == s->addr) {          /* a forgotten site's slot: reuse it */
+			atomic_store_explicit(&t->slots[i].site, s, memory_order_release);
+			return;
+		}
+		if (!k)
+			break;
+	}
 	atomic_store_explicit(&t->slots[i].site, s, memory_order_relaxed);
 	atomic_store_explicit(&t->slots[i].key, s->addr, memory_order_release);
 	t->used++;
@@ -143,4 +150,24 @@ int sp_site_insert(struct sp_site *site)
 	}
 	put(t, site);
 	return 0;
+}
+
+void sp_site_forget(struct sp_site *site)
+{
+	struct table *t = atomic_load(&current);
+	for (size_t i = hash(site->addr) & t->mask; t; i = (i + 1) & t->mask) {
+		uintptr_t k = atomic_load(&t->slots[i].key);
+		if (k == site->addr) {
+			if (atomic_load(&t->slots[i].site) == site)
+				atomic_store(&t->slots[i].site, NULL);
+			break;
+		}
+		if (!k)
+			break;
+	}
+	size_t i = lower_bound(site->addr);
+	if (i < n_by_addr && by_addr[i] == site) {
+		memmove(by_addr + i, by_addr + i + 1, (n_by_addr - i - 1) * sizeof(*by_addr));
+		n_by_addr--;
+	}
 }

@@ -67,6 +67,10 @@ struct sp_site *sp_site_lookup(uintptr_t addr);
 /* Insert (registry lock held).  0 or -ENOMEM. */
 int sp_site_insert(struct sp_site *site);
 
+/* The object holding SITE was unmapped: drop it from both indexes
+ * (registry lock held).  Its memory stays (never freed). */
+void sp_site_forget(struct sp_site *site);
+
 /* Ordered queries over every site (registry lock held): the nearest site
  * strictly before ADDR, and strictly after it. */
 struct sp_site *sp_site_before(uintptr_t addr);

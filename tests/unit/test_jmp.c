@@ -25,7 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1049,6 +1051,17 @@ static int hammer_handler(struct selfprobe_ctx *ctx, void *data)
 	return 0;
 }
 
+/* Paused hammers sleep on h_run (a futex) so the main thread gets a CPU. */
+static void futex_wait(_Atomic int *addr, int val)
+{
+	syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+}
+
+static void futex_wake_all(_Atomic int *addr)
+{
+	syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+}
+
 static void *hammer(void *arg)
 {
 	struct hammer_slot *me = arg;
@@ -1060,16 +1073,30 @@ static void *hammer(void *arg)
 			 * acknowledged again */
 			unsigned g = atomic_load(&h_gen);
 			atomic_store(&me->acked, g);
-			while (!atomic_load(&h_run) && atomic_load(&h_gen) == g)
+			while (!atomic_load(&h_run) && atomic_load(&h_gen) == g) {
 				if (atomic_load(&h_quit))
 					return NULL;
+				futex_wait(&h_run, 0);
+			}
 			continue;
 		}
 		uint64_t a = (uint64_t)calls & 0xffff;
 		if (jt_hammer(a) != a + 5)
 			atomic_fetch_add(&h_bad, 1);
 		atomic_store_explicit(&me->calls, ++calls, memory_order_release);
+		/* 2 hammers on 2 cores: let the main thread in when it wakes,
+		 * not a time slice later */
+		if ((calls & 1023) == 0)
+			sched_yield();
 	}
+}
+
+/* The main thread waits by sleeping: yielding would let a spinning hammer
+ * keep the CPU for a whole time slice. */
+static void nap(void)
+{
+	struct timespec ts = { 0, 20000 };
+	nanosleep(&ts, NULL);
 }
 
 static long total_calls(void)
@@ -1084,14 +1111,16 @@ static void h_pause(void)
 {
 	unsigned g = atomic_fetch_add(&h_gen, 1) + 1;
 	atomic_store(&h_run, 0);
+	futex_wake_all(&h_run);   /* a sleeper of an earlier pause re-acknowledges */
 	for (int i = 0; i < HAMMERS; i++)
 		while (atomic_load(&slots[i].acked) != g)
-			sched_yield();
+			nap();
 }
 
 static void h_resume(void)
 {
 	atomic_store(&h_run, 1);
+	futex_wake_all(&h_run);
 }
 
 /* Let the hammers make at least MIN more calls. */
@@ -1099,7 +1128,7 @@ static void h_progress(long min)
 {
 	long want = total_calls() + min;
 	while (total_calls() < want)
-		sched_yield();
+		nap();
 }
 
 Test(hammer, attach_detach_10000_times, .init = setup_auto, .timeout = 100)
@@ -1144,6 +1173,7 @@ Test(hammer, attach_detach_10000_times, .init = setup_auto, .timeout = 100)
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	atomic_store(&h_quit, 1);
 	atomic_store(&h_run, 0);
+	futex_wake_all(&h_run);
 	for (int i = 0; i < HAMMERS; i++)
 		pthread_join(t[i], NULL);
 	cr_assert_eq(atomic_load(&h_bad), 0, "jt_hammer returned a wrong value");
