@@ -25,6 +25,18 @@ extern "C" {
  * plugin built against another ABI version is refused with a clear error. */
 #define SELFPROBE_ABI_VERSION 1
 
+/* A plugin (a shared object named in a spec: "=./plugin.so:on_hit") says
+ * which ABI it was built for with this line in one of its files:
+ *     SELFPROBE_PLUGIN;
+ * It may also define
+ *     int  selfprobe_plugin_init(const char *args);  called once when loaded
+ *                                  (args: UPROBE_PLUGIN_ARGS, or NULL);
+ *                                  non-zero refuses the plugin
+ *     void selfprobe_plugin_fini(void);              called once at exit,
+ *                                  after the report */
+#define SELFPROBE_PLUGIN \
+	__attribute__((visibility("default"))) const int selfprobe_plugin_abi = SELFPROBE_ABI_VERSION
+
 /* The interrupted thread's integer state at the probe site.  Writable from a
  * handler: changes are applied when the thread resumes (rip included, which
  * lets a handler skip the probed function). */
@@ -86,6 +98,10 @@ int selfprobe_write_report(const char *path);
 
 /* Write the report to FD (not closed): JSON when JSON is true, else text. */
 int selfprobe_write_report_fd(int fd, bool json);
+
+/* Call every loaded plugin's selfprobe_plugin_fini (once; at exit, after
+ * the report).  Not for handlers. */
+void selfprobe_fini_plugins(void);
 
 /* Record an error for the report's "errors" (and log it), as the runtime
  * does for a bad spec item.  For front ends. */

@@ -93,6 +93,7 @@ static void write_report_at_exit(void *unused)
 {
 	(void)unused;
 	write_report();
+	selfprobe_fini_plugins();
 }
 
 __attribute__((destructor)) static void preload_fini(void)
@@ -100,5 +101,5 @@ __attribute__((destructor)) static void preload_fini(void)
 	/* No DSO handle: atexit() would tie the handler to this library and
 	 * its own __cxa_finalize would run it right away. */
 	if (active && __cxa_atexit(write_report_at_exit, NULL, NULL) != 0)
-		write_report();   /* exit is past its handlers: now or never */
+		write_report_at_exit(NULL);   /* exit is past its handlers: now or never */
 }

@@ -3,6 +3,7 @@
 #include "selfprobe.h"
 #include "dispatch.h"
 #include "log.h"
+#include "plugin.h"
 #include "probe.h"
 #include "report.h"
 #include "spec.h"
@@ -145,6 +146,16 @@ API int selfprobe_set_log_level(const char *level)
 		return -EINVAL;
 	sp_log_level = l;
 	return 0;
+}
+
+API void selfprobe_fini_plugins(void)
+{
+	static int done;
+	if (done++)
+		return;
+	RUNTIME_BEGIN();
+	sp_plugin_fini_all();
+	RUNTIME_END();
 }
 
 API void selfprobe_report_error(const char *spec, const char *message)

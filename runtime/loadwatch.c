@@ -51,6 +51,7 @@ static int hook_loader(void)
 		item.has_address = true;
 		item.address = brk - objs[i].bias;
 		item.action = SP_ACT_COUNT;
+		item.internal = true;
 		long made = sp_probe_attach_object(&item, &objs[i], on_link_map_change, NULL, NULL);
 		rc = made > 0 ? 0 : made < 0 ? (int)made : -ENOENT;
 		break;

@@ -3,6 +3,7 @@
 #include "elfsym.h"
 #include "hazard.h"
 #include "loadwatch.h"
+#include "plugin.h"
 #include "insn.h"
 #include "log.h"
 #include "maps.h"
@@ -304,6 +305,17 @@ static long resolve(const struct sp_spec_item *item, const struct sp_object *obj
 	*out = NULL;
 	if (item->has_address) {
 		const struct sp_sym *sym = sp_elf_containing(elf, item->address);
+		if (!sym && item->internal) {
+			struct target *t = calloc(1, sizeof(*t));
+			if (!t)
+				return -ENOMEM;
+			t->addr = obj->bias + item->address;
+			t->symbol = xasprintf("%#lx", (unsigned long)item->address);
+			t->fn.limit = next_symbol(obj, elf, t->addr);
+			t->fn.bt = sp_btindex_get(obj, elf);
+			*out = t;
+			return 1;
+		}
 		if (!sym) {
 			snprintf(err, errlen, "address %#lx is not inside any function of %s",
 				 (unsigned long)item->address, base_name(obj->path));
@@ -452,7 +464,7 @@ static const char *unsupported(const struct sp_spec_item *item, selfprobe_handle
 	case SP_ACT_LATENCY: return NULL;
 	case SP_ACT_TRACE:   return "the trace action is not supported yet";
 	case SP_ACT_STACK:   return "the stack action is not supported yet";
-	case SP_ACT_PLUGIN:  return "plugin actions are not supported yet";
+	case SP_ACT_PLUGIN:  return NULL;
 	}
 	return NULL;
 }
@@ -618,6 +630,24 @@ long sp_probe_attach_item(const struct sp_spec_item *item, selfprobe_handler_fn 
 		sp_probe_error(item->text, "cannot set up counters: %s", strerror((int)-rc));
 		return rc;
 	}
+	if (!fn && item->action == SP_ACT_PLUGIN) {
+		pthread_mutex_lock(&reg_lock);
+		if (!sp_plugin_can_load()) {
+			/* too early for dlopen: at the program's entry point */
+			rc = sp_plugin_defer(item);
+			if (rc)
+				sp_probe_error(item->text, "cannot wait for the program's entry point to load "
+					       "the plugin: %s", strerror((int)-rc));
+			pthread_mutex_unlock(&reg_lock);
+			return rc;
+		}
+		rc = sp_plugin_handler(item, &fn, err, sizeof(err));
+		pthread_mutex_unlock(&reg_lock);
+		if (rc) {
+			sp_probe_error(item->text, "%s", err);
+			return rc;
+		}
+	}
 	struct sp_object *objs = NULL;
 	size_t n_objs = 0;
 	rc = sp_maps_snapshot(&objs, &n_objs);
@@ -630,8 +660,8 @@ long sp_probe_attach_item(const struct sp_spec_item *item, selfprobe_handler_fn 
 	if (idx == -ENOENT && item->object) {
 		/* not loaded yet: it attaches when the loader brings it in */
 		rc = sp_loadwatch_defer(item, fn, data, link);
-		if (rc == 0)
-			sp_info("%s: %s; pending until it is loaded", item->text, err);
+		if (rc == 0)   /* said at once: a misspelt library name is the usual cause */
+			sp_err("%s: %s; it attaches if the program loads it later", item->text, err);
 		else
 			sp_probe_error(item->text, "%s, and it cannot be watched for: %s", err,
 				       strerror((int)-rc));

@@ -34,6 +34,9 @@ struct sp_spec_item {
 	enum sp_action_kind action;
 	char *plugin_path;       /* SP_ACT_PLUGIN */
 	char *plugin_fn;
+	bool internal;           /* never set by the parser: the runtime's own
+				  * probes, at addresses it knows to be
+				  * instruction starts even outside any symbol */
 };
 
 struct sp_spec_error {

@@ -39,7 +39,7 @@
  *   8@(%rax,%rbx,8)    with an index register
  *   8@(,%rax,8)        index without base
  *   -4@var(%rip)       a global: the symbol's address (lookup callback)
- *   8@var+16(%rip)     ... plus an offset
+ *   8@var+16(%rip)     ... plus an offset (gcc also prints 16+var(%rip))
  *   8@16(%rip)         rip-relative number: relative to the next instruction
  *   8@arr(,%rax,8)     non-PIC code: a symbol as the displacement
  *
@@ -61,6 +61,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define NOTE_SECTION  ".note.stapsdt"
@@ -273,8 +274,24 @@ static int find_base(Elf *elf, size_t shstrndx, bool *have, uint64_t *addr)
 	return 0;
 }
 
-static int read_elf(Elf *elf, const char *path, struct sp_usdt_notes *out,
-		    char *err, size_t errlen)
+/* libelf silently shows no sections when the section header table lies
+ * past the end of the file (a truncated file): check it fits. */
+static int check_shdrs(Elf *elf, uint64_t file_size)
+{
+	GElf_Ehdr eh;
+
+	if (!gelf_getehdr(elf, &eh))
+		return -EINVAL;
+	if (eh.e_shoff == 0)
+		return 0;
+	if (eh.e_shoff > file_size || eh.e_shentsize == 0 ||
+	    (file_size - eh.e_shoff) / eh.e_shentsize < eh.e_shnum)
+		return -EINVAL;
+	return 0;
+}
+
+static int read_elf(Elf *elf, uint64_t file_size, const char *path,
+		    struct sp_usdt_notes *out, char *err, size_t errlen)
 {
 	size_t shstrndx, cap = 0, index = 0, width;
 	Elf_Scn *scn = NULL;
@@ -299,6 +316,11 @@ static int read_elf(Elf *elf, const char *path, struct sp_usdt_notes *out,
 		return -EINVAL;
 	}
 	width = ident[EI_CLASS] == ELFCLASS64 ? 8 : 4;
+	if (check_shdrs(elf, file_size) < 0) {
+		fail(err, errlen, "usdt: '%s': section headers outside the file (truncated?)",
+		     path);
+		return -EINVAL;
+	}
 	if (elf_getshdrstrndx(elf, &shstrndx) != 0) {
 		fail(err, errlen, "usdt: '%s': no section names: %s", path, elf_errmsg(-1));
 		return -EINVAL;
@@ -330,6 +352,7 @@ static int read_elf(Elf *elf, const char *path, struct sp_usdt_notes *out,
 
 int sp_usdt_read(const char *path, struct sp_usdt_notes *out, char *err, size_t errlen)
 {
+	struct stat st;
 	Elf *elf;
 	int fd, rc;
 
@@ -345,13 +368,19 @@ int sp_usdt_read(const char *path, struct sp_usdt_notes *out, char *err, size_t 
 		fail(err, errlen, "usdt: cannot open '%s': %s", path, strerror(errno));
 		return rc;
 	}
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+		fail(err, errlen, "usdt: cannot stat '%s': %s", path, strerror(errno));
+		close(fd);
+		return rc;
+	}
 	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
 	if (!elf) {
 		fail(err, errlen, "usdt: '%s': %s", path, elf_errmsg(-1));
 		close(fd);
 		return -EINVAL;
 	}
-	rc = read_elf(elf, path, out, err, errlen);
+	rc = read_elf(elf, (uint64_t)st.st_size, path, out, err, errlen);
 	elf_end(elf);
 	close(fd);
 	if (rc < 0)
@@ -622,8 +651,10 @@ static int parse_operand(struct cursor *c, struct sp_usdt_arg *a, sp_usdt_lookup
 		}
 		return 0;
 	}
-	/* Memory: [disp](...) or a bare absolute address. */
-	if (c->p < c->end && sym_start(*c->p)) {   /* var(%rip) */
+	/* Memory: [disp](...) or a bare absolute address.  The displacement is
+	 * a number, a symbol, "sym+N"/"sym-N", or "N+sym" as gcc prints an
+	 * array element of a global (-8@16+g_arr(%rip)). */
+	if (c->p < c->end && sym_start(*c->p)) {       /* var(%rip) */
 		if (take_symbol(c, lookup, ctx, &disp, why) < 0)
 			return -1;
 		symbolic = true;
@@ -631,6 +662,15 @@ static int parse_operand(struct cursor *c, struct sp_usdt_arg *a, sp_usdt_lookup
 		if (take_int(c, &disp) < 0) {
 			*why = "bad operand";
 			return -1;
+		}
+		if (at(c, '+') && c->p + 1 < c->end && sym_start(c->p[1])) {
+			int64_t addr;                  /* 16+g_arr(%rip) */
+
+			c->p++;
+			if (take_symbol(c, lookup, ctx, &addr, why) < 0)
+				return -1;
+			disp = (int64_t)((uint64_t)disp + (uint64_t)addr);
+			symbolic = true;
 		}
 	}
 	if (!at(c, '(')) {                             /* 8@0x601040, 8@var: absolute */
