@@ -5,8 +5,7 @@
  * trampoline's address back to the right caller: the original address lives
  * in a per-thread shadow stack).  So every public entry into an unwinder is
  * interposed here: first the thread's original return addresses are written
- * back (sp_uret_restore_all), then the real function runs.  The frames so
- * restored return directly, unprobed; their returns are counted lost.  A
+ * back (sp_uret_restore_all), then the real function runs.  A
  * walk that unwinds nothing (backtrace, _Unwind_Backtrace, unw_backtrace)
  * gets the real addresses only while it runs, and the returns stay probed.
  *
@@ -20,6 +19,10 @@
  *   pthread_exit           its forced unwind goes through that private
  *                          pointer too
  *   _ULx86_64_init_local, unw_backtrace   libunwind's local walks
+ * Restored entries are parked, not dropped: __cxa_begin_catch (also
+ * interposed: the catching frame's landing pad calls it once the unwinding
+ * is over) gives the trampoline back to the frames above the catcher and
+ * counts the unwound ones lost.
  * Thread cancellation unwinds from inside libc and cannot be interposed:
  * its unwinder stops at the first swapped frame and the thread exits
  * without running the C++ destructors of the frames above it; C cleanup
@@ -30,6 +33,7 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <unwind.h>
 
 #define HOOK __attribute__((visibility("default")))
@@ -54,6 +58,7 @@ typedef _Unwind_Reason_Code (*walk_fn)(_Unwind_Trace_Fn, void *);
 typedef int (*bt_fn)(void **, int);
 typedef void (*exit_fn)(void *);
 typedef int (*init_fn)(void *, void *);
+typedef void *(*catch_fn)(void *);
 
 /* The real NAME, looked up once. */
 #define REAL(type, name, lib) \
@@ -90,22 +95,58 @@ HOOK _Unwind_Reason_Code _Unwind_ForcedUnwind(struct _Unwind_Exception *e, _Unwi
 	return real_fn ? real_fn(e, stop, arg) : _URC_FATAL_PHASE2_ERROR;
 }
 
+/* The walks below start at their caller, which is now this file's hook:
+ * that one frame is dropped so the trace is what the program asked for. */
+struct skip_first {
+	_Unwind_Trace_Fn fn;
+	void *arg;
+	int skip;
+};
+
+static _Unwind_Reason_Code skip_first_frame(struct _Unwind_Context *ctx, void *v)
+{
+	struct skip_first *s = v;
+	if (s->skip) {
+		s->skip = 0;
+		return _URC_NO_REASON;
+	}
+	return s->fn(ctx, s->arg);
+}
+
 HOOK _Unwind_Reason_Code _Unwind_Backtrace(_Unwind_Trace_Fn fn, void *arg)
 {
 	REAL(walk_fn, _Unwind_Backtrace, "libgcc_s.so.1");
+	struct skip_first s = { fn, arg, 1 };
 	size_t n = sp_uret_unswap();
-	_Unwind_Reason_Code rc = real_fn ? real_fn(fn, arg) : _URC_END_OF_STACK;
+	_Unwind_Reason_Code rc = real_fn ? real_fn(skip_first_frame, &s) : _URC_END_OF_STACK;
 	sp_uret_reswap(n);
 	return rc;
+}
+
+/* backtrace-like: fill BUFFER from a walk of SIZE + 1 and drop our frame. */
+static int walk_minus_one(bt_fn walk, void **buffer, int size)
+{
+	if (!walk || size <= 0)
+		return 0;
+	void *small[128];
+	void **tmp = size < 128 ? small : malloc(((size_t)size + 1) * sizeof(*tmp));
+	if (!tmp)
+		return 0;
+	size_t n = sp_uret_unswap();
+	int got = walk(tmp, size + 1);
+	sp_uret_reswap(n);
+	int out = got > 1 ? got - 1 : 0;
+	for (int i = 0; i < out; i++)
+		buffer[i] = tmp[i + 1];
+	if (tmp != small)
+		free(tmp);
+	return out;
 }
 
 HOOK int backtrace(void **buffer, int size)
 {
 	REAL(bt_fn, backtrace, NULL);
-	size_t n = sp_uret_unswap();
-	int rc = real_fn ? real_fn(buffer, size) : 0;
-	sp_uret_reswap(n);
-	return rc;
+	return walk_minus_one(real_fn, buffer, size);
 }
 
 HOOK void pthread_exit(void *retval)
@@ -114,6 +155,15 @@ HOOK void pthread_exit(void *retval)
 	sp_uret_restore_all();
 	real_fn(retval);
 	__builtin_unreachable();
+}
+
+/* The catching frame's landing pad calls this when the unwinding is over:
+ * the frames above it kept their return probes. */
+HOOK void *__cxa_begin_catch(void *exc)
+{
+	REAL(catch_fn, __cxa_begin_catch, "libstdc++.so.6");
+	sp_uret_unpark((uintptr_t)__builtin_frame_address(0) + 16);
+	return real_fn ? real_fn(exc) : NULL;
 }
 
 HOOK int _ULx86_64_init_local(void *cursor, void *uc)
@@ -126,8 +176,5 @@ HOOK int _ULx86_64_init_local(void *cursor, void *uc)
 HOOK int unw_backtrace(void **buffer, int size)
 {
 	REAL(bt_fn, unw_backtrace, "libunwind.so.8");
-	size_t n = sp_uret_unswap();
-	int rc = real_fn ? real_fn(buffer, size) : 0;
-	sp_uret_reswap(n);
-	return rc;
+	return walk_minus_one(real_fn, buffer, size);
 }

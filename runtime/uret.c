@@ -22,9 +22,14 @@ static __thread struct ustack ustack __attribute__((tls_model("initial-exec")));
 static pthread_key_t ustack_key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 
+static void count_lost(const struct sp_uret_entry *e, int stripe);
+
 static void ustack_free(void *v)
 {
 	(void)v;
+	/* the thread is leaving: the returns still pending never come */
+	for (size_t i = 0; i < ustack.n; i++)
+		count_lost(&ustack.e[i], sp_tstate_stripe());
 	if (ustack.e)
 		munmap(ustack.e, ustack.cap * sizeof(*ustack.e));
 	ustack.e = NULL;
@@ -73,7 +78,8 @@ void sp_uret_prepare(void)
  * coroutine, a sigaltstack handler), so only proven-dead entries go. */
 static bool dead(const struct sp_uret_entry *e)
 {
-	return *(const uintptr_t *)e->slot != (uintptr_t)sp_uret_trampoline;
+	uintptr_t now = *(const uintptr_t *)e->slot;
+	return e->parked ? now != e->orig : now != (uintptr_t)sp_uret_trampoline;
 }
 
 static void count_lost(const struct sp_uret_entry *e, int stripe)
@@ -96,6 +102,7 @@ struct sp_uret_entry *sp_uret_begin(uintptr_t rsp)
 	struct sp_uret_entry *e = &ustack.e[ustack.n];
 	e->slot = rsp;
 	e->orig = *(const uintptr_t *)rsp;
+	e->parked = false;
 	e->n = 0;
 	e->t0_ns = 0;
 	return e;
@@ -211,19 +218,37 @@ void sp_uret_dispatch(struct selfprobe_regs *regs)
 
 void sp_uret_restore_all(void)
 {
-	if (!ustack.n)
-		return;
-	int stripe = sp_tstate_stripe();
 	for (size_t i = 0; i < ustack.n; i++) {
 		struct sp_uret_entry *e = &ustack.e[i];
 		uintptr_t *slot = (uintptr_t *)e->slot;
-		if (*slot == (uintptr_t)sp_uret_trampoline)
+		if (!e->parked && *slot == (uintptr_t)sp_uret_trampoline) {
 			*slot = e->orig;
-		/* that frame now returns directly, or is unwound: lost */
-		for (uint32_t k = 0; k < e->n; k++)
-			sp_count_add(stripe, e->p[k]->id, SP_LOST);
+			e->parked = true;
+		}
 	}
-	ustack.n = 0;
+}
+
+void sp_uret_unpark(uintptr_t caller_rsp)
+{
+	size_t out = 0;
+	int stripe = -1;
+	for (size_t i = 0; i < ustack.n; i++) {
+		struct sp_uret_entry *e = &ustack.e[i];
+		if (e->parked) {
+			uintptr_t *slot = (uintptr_t *)e->slot;
+			if (e->slot >= caller_rsp && *slot == e->orig) {
+				*slot = (uintptr_t)sp_uret_trampoline;   /* survived */
+				e->parked = false;
+			} else {
+				if (stripe < 0)
+					stripe = sp_tstate_stripe();
+				count_lost(e, stripe);                   /* unwound */
+				continue;
+			}
+		}
+		ustack.e[out++] = *e;
+	}
+	ustack.n = out;
 }
 
 size_t sp_uret_unswap(void)

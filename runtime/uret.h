@@ -43,6 +43,9 @@ struct sp_site;
 struct sp_uret_entry {
 	uintptr_t slot;                   /* where the return address lives */
 	uintptr_t orig;                   /* the original return address */
+	bool parked;                      /* orig written back for an unwinder:
+					   * waits to learn whether its frame
+					   * survived (sp_uret_unpark) */
 	uint64_t t0_ns;                   /* entry time, for latency */
 	uint32_t n;
 	struct sp_probe *p[SP_URET_PROBES];
@@ -68,8 +71,13 @@ void sp_uret_cancel(struct sp_uret_entry *e);
 void sp_uret_dispatch(struct selfprobe_regs *regs);
 
 /* Before an unwinder that may unwind: write back every original return
- * address of this thread and forget the entries (their returns are lost). */
+ * address of this thread and park the entries. */
 void sp_uret_restore_all(void);
+
+/* An exception was caught by the frame whose rsp is CALLER_RSP: parked
+ * entries of frames above it (still on the stack) get the trampoline back;
+ * those below were unwound: their returns are lost. */
+void sp_uret_unpark(uintptr_t caller_rsp);
 
 /* Around a stack walk that unwinds nothing (backtrace): write the original
  * addresses back, then swap the trampoline in again.  Returns the entries

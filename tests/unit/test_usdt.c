@@ -36,6 +36,9 @@
 #define TARGET TEST_BIN_DIR "/../tests/sp_usdt_target"
 #define TARGET_LIB TEST_BIN_DIR "/../tests/libsp_usdt_lib.so"
 #define PYTHON "/usr/bin/python3.11"
+#ifndef FUZZ_ITERS
+#define FUZZ_ITERS 1500      /* note corruptions per run; more by -DFUZZ_ITERS=… */
+#endif
 
 /* ---- symbol lookup for the parser ---------------------------------------- */
 
@@ -936,6 +939,7 @@ Test(usdt_corrupt, chosen_damage)
 
 	desc[24] = '\0';                           /* empty provider */
 	expect_corrupt(&im, im.len, "empty provider", "empty provider");
+	free(im.buf);
 	load_image(&im);
 
 	nhdr(&im)[0] = 0xfffffff0;                 /* huge namesz */
@@ -986,7 +990,8 @@ Test(usdt_corrupt, base_moved)
 	free(im.buf);
 }
 
-/* Random damage to the note section (and sometimes the section headers):
+/* Random damage to the note section (sometimes a section header, sometimes
+ * the file cut short):
  * every outcome is 0 with well-formed notes or -EINVAL, never a crash. */
 Test(usdt_corrupt, fuzz, .timeout = 120)
 {
@@ -999,10 +1004,11 @@ Test(usdt_corrupt, fuzz, .timeout = 120)
 	load_image(&im);
 	pristine = malloc(im.len);
 	memcpy(pristine, im.buf, im.len);
-	for (int iter = 0; iter < 1500; iter++) {
+	for (int iter = 0; iter < FUZZ_ITERS; iter++) {
 		struct sp_usdt_notes ns;
 		char err[256];
 		int flips = 1 + rand_r(&seed) % 4, rc;
+		size_t len = im.len;
 
 		memcpy(im.buf, pristine, im.len);
 		for (int f = 0; f < flips; f++) {
@@ -1012,8 +1018,11 @@ Test(usdt_corrupt, fuzz, .timeout = 120)
 				at = im.base_shdr + (size_t)rand_r(&seed) % 64;
 			im.buf[at] = (uint8_t)rand_r(&seed);
 		}
-		rc = read_image(&im, im.len, &ns, err, sizeof(err));
+		if (rand_r(&seed) % 16 == 0)          /* or a truncated file */
+			len = (size_t)rand_r(&seed) % im.len;
+		rc = read_image(&im, len, &ns, err, sizeof(err));
 		cr_assert(rc == 0 || rc == -EINVAL, "iteration %d: rc %d", iter, rc);
+		cr_assert(len == im.len || rc == -EINVAL, "truncated to %zu: rc %d", len, rc);
 		if (rc < 0) {
 			bad++;
 			continue;
