@@ -153,10 +153,12 @@ static bool try_jmp(struct sp_site *s, size_t avail, const struct sp_func_extent
 		s->jmp_reason = reason;
 		return false;
 	}
-	if (s->addr != fn->start && w.n_insns > 1) {
-		/* landing pads and computed targets inside a function are not
-		 * in the branch index: only a one-instruction window is safe */
-		s->jmp_reason = "mid-function window of several instructions (landing pads cannot be ruled out)";
+	if (s->addr != fn->start && w.n_insns > 1 && fn->landing_pads) {
+		/* exception landing pads are entered by the unwinder, not by a
+		 * branch the index could see: in an object that has them, only
+		 * a one-instruction window is safe mid-function */
+		s->jmp_reason = "mid-function window of several instructions in an object with exception "
+				"landing pads";
 		return false;
 	}
 	if (sp_btindex_any_inside(fn->bt, s->addr, s->addr + w.len)) {

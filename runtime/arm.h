@@ -35,6 +35,8 @@ struct sp_func_extent {
 	size_t size;         /* 0: unknown */
 	uintptr_t limit;     /* first byte the window must not reach */
 	const struct sp_btindex *bt;  /* the object's branch targets (NULL: no jmp) */
+	bool landing_pads;   /* the object has exception tables: code inside a
+			      * function may be entered by the unwinder */
 };
 
 /* The site at ADDR, created on first use.  WANT_JMP: try the jmp path.

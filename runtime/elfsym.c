@@ -457,6 +457,21 @@ static int read_segments(Elf *elf, struct sp_elf *e, char *err, size_t errlen)
 	return 0;
 }
 
+/* Does ELF have a section called NAME? */
+static bool has_section_named(Elf *elf, const char *name)
+{
+	size_t shstrndx;
+	if (elf_getshdrstrndx(elf, &shstrndx) != 0)
+		return false;
+	for (Elf_Scn *scn = NULL; (scn = elf_nextscn(elf, scn));) {
+		GElf_Shdr sh;
+		const char *n;
+		if (gelf_getshdr(scn, &sh) && (n = elf_strptr(elf, shstrndx, sh.sh_name)) && strcmp(n, name) == 0)
+			return true;
+	}
+	return false;
+}
+
 /* The build-id debug file's .symtab into C, if there is a usable one.  A
  * missing or unusable debug file is not an error: we fall back to .dynsym. */
 static void read_debug_symtab(Elf *elf, struct sp_elf *e, struct collect *c)
@@ -571,6 +586,7 @@ int sp_elf_open(const char *path, struct sp_elf **out, char *err, size_t errlen)
 	if (!e || !(e->path = strdup(path)))
 		goto out;
 	e->e_type = eh.e_type;
+	e->has_except_table = has_section_named(elf, ".gcc_except_table");
 	ret = read_segments(elf, e, err, errlen);
 	if (ret == 0)
 		ret = read_symbols(elf, e, &c, err, errlen);

@@ -34,6 +34,8 @@ struct sp_elf {
 	char *debug_path;        /* the build-id debug file used, or NULL */
 	bool has_symtab;         /* symbols came from a .symtab (own or debug file) */
 	uint16_t e_type;         /* ET_EXEC or ET_DYN */
+	bool has_except_table;   /* .gcc_except_table: exception landing pads
+				  * may sit anywhere inside functions */
 	struct sp_sym *syms;     /* sorted by value, then name; duplicates (aliases) kept */
 	size_t n_syms;
 	struct sp_segment *segs; /* PT_LOAD segments */

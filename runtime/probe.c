@@ -265,7 +265,8 @@ static int target_for(const struct sp_object *obj, const struct sp_elf *elf,
 	t->addr = func + offset;
 	t->fn = (struct sp_func_extent){ .start = size ? func : 0, .size = size,
 					 .limit = next_symbol(obj, elf, func),
-					 .bt = sp_btindex_get(obj, elf) };
+					 .bt = sp_btindex_get(obj, elf),
+					 .landing_pads = elf->has_except_table };
 	t->symbol = offset ? xasprintf("%s+%#lx", sym->name, (unsigned long)offset) : strdup(sym->name);
 	return 0;
 }
@@ -313,6 +314,7 @@ static long resolve(const struct sp_spec_item *item, const struct sp_object *obj
 			t->symbol = xasprintf("%#lx", (unsigned long)item->address);
 			t->fn.limit = next_symbol(obj, elf, t->addr);
 			t->fn.bt = sp_btindex_get(obj, elf);
+			t->fn.landing_pads = elf->has_except_table;
 			*out = t;
 			return 1;
 		}
