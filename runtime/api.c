@@ -7,6 +7,7 @@
 #include "probe.h"
 #include "report.h"
 #include "spec.h"
+#include "trace.h"
 #include "tstate.h"
 #include "uret.h"
 
@@ -116,8 +117,15 @@ API const char *selfprobe_spec(struct selfprobe_ctx *ctx) { return ctx->probe->s
 
 API int selfprobe_usdt_arg(struct selfprobe_ctx *ctx, int n, int64_t *val)
 {
-	(void)ctx, (void)n, (void)val;
-	return -ENOTSUP;   /* usdt probes arrive with their own issue */
+	const struct sp_probe *p = ctx->probe;
+	if (p->kind != SP_KIND_USDT || !val)
+		return -EINVAL;
+	if (p->usdt_nargs < 0)
+		return -ENOEXEC;   /* the note's argument string did not parse */
+	if (n < 0 || n >= p->usdt_nargs)
+		return -ERANGE;
+	*val = sp_usdt_eval(&p->usdt_args[n], ctx->regs, p->site->addr + p->site->insn.len);
+	return 0;
 }
 
 API int selfprobe_backtrace(struct selfprobe_ctx *ctx, uintptr_t *ips, int max)
@@ -168,6 +176,7 @@ API void selfprobe_report_error(const char *spec, const char *message)
 static int write_report_fd(int fd, bool json)
 {
 	sp_uret_settle();
+	sp_trace_flush_all();
 	int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
 	if (copy < 0)
 		return -errno;
@@ -193,6 +202,7 @@ static int ends_with(const char *s, const char *suffix)
 static int write_report(const char *pattern)
 {
 	sp_uret_settle();
+	sp_trace_flush_all();
 	if (!pattern) {
 		sp_report_text(stderr);
 		return 0;

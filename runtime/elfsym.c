@@ -758,3 +758,40 @@ bool sp_elf_vaddr_is_text(const struct sp_elf *e, uint64_t vaddr)
 	}
 	return false;
 }
+
+/* Any symbol (data too) named NAME in PATH's .symtab, else .dynsym.  For the
+ * rare lookups the function table does not serve (USDT arguments naming a
+ * static variable).  0 and *VALUE, or -ENOENT. */
+static int find_in(Elf *elf, Elf_Scn *scn, const char *name, uint64_t *value)
+{
+	GElf_Shdr sh;
+	Elf_Data *data;
+	if (!scn || !gelf_getshdr(scn, &sh) || !sh.sh_entsize || !(data = elf_getdata(scn, NULL)))
+		return -ENOENT;
+	size_t n = sh.sh_size / sh.sh_entsize;
+	for (size_t i = 0; i < n; i++) {
+		GElf_Sym sym;
+		const char *s;
+		if (!gelf_getsym(data, (int)i, &sym) || sym.st_shndx == SHN_UNDEF)
+			continue;
+		if ((s = elf_strptr(elf, sh.sh_link, sym.st_name)) && strcmp(s, name) == 0) {
+			*value = sym.st_value;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+int sp_elf_find_any_symbol(const char *path, const char *name, uint64_t *value)
+{
+	int fd;
+	Elf *elf;
+	char err[64];
+	if (elf_version(EV_CURRENT) == EV_NONE || open_elf(path, &fd, &elf, err, sizeof(err)) != 0)
+		return -ENOENT;
+	int rc = find_in(elf, find_section(elf, SHT_SYMTAB), name, value);
+	if (rc)
+		rc = find_in(elf, find_section(elf, SHT_DYNSYM), name, value);
+	close_elf(fd, elf);
+	return rc;
+}

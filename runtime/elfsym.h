@@ -74,4 +74,9 @@ bool sp_elf_vaddr_is_text(const struct sp_elf *e, uint64_t vaddr);
  * choose files it reads (AT_SECURE). */
 void sp_elf_set_debug_root(const char *dir);
 
+/* Any symbol, data included, named NAME in the file at PATH (.symtab, else
+ * .dynsym).  0 and its ELF value, or -ENOENT.  Opens the file: not for hot
+ * paths. */
+int sp_elf_find_any_symbol(const char *path, const char *name, uint64_t *value);
+
 #endif

@@ -4,6 +4,8 @@
 #include "hazard.h"
 #include "loadwatch.h"
 #include "plugin.h"
+#include "trace.h"
+#include "usdt.h"
 #include "insn.h"
 #include "log.h"
 #include "maps.h"
@@ -17,6 +19,7 @@
 #include "xsave.h"
 
 #include <dlfcn.h>
+#include <fnmatch.h>
 #include <sys/auxv.h>
 #include <errno.h>
 #include <pthread.h>
@@ -154,6 +157,7 @@ struct target {
 	char *symbol;            /* what the report calls it */
 	char *implementation;    /* IFUNC: the implementation chosen */
 	struct sp_func_extent fn; /* the function holding the site */
+	const struct sp_usdt_note *note;  /* usdt: the note of the site */
 };
 
 /* The first byte after VADDR that belongs to another symbol, or the end of
@@ -300,10 +304,80 @@ static long dedupe_targets(struct target *ts, long n)
 }
 
 /* Every site ITEM names, into *OUT (malloc'ed).  Count, or -errno with ERR. */
+/* USDT notes already read, by path. */
+struct note_cache {
+	char *path;
+	struct sp_usdt_notes notes;
+	struct note_cache *next;
+};
+static struct note_cache *note_files;
+
+static const struct sp_usdt_notes *notes_get(const char *path, char *err, size_t errlen)
+{
+	for (struct note_cache *c = note_files; c; c = c->next)
+		if (strcmp(c->path, path) == 0)
+			return &c->notes;
+	struct note_cache *c = calloc(1, sizeof(*c));
+	if (!c) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (sp_usdt_read(path, &c->notes, err, errlen) != 0) {
+		free(c);
+		return NULL;
+	}
+	c->path = strdup(path);
+	c->next = note_files;
+	note_files = c;
+	return &c->notes;
+}
+
+/* The sites of usdt:[object:]provider:name (globs allowed). */
+static long resolve_usdt(const struct sp_spec_item *item, const struct sp_object *obj,
+			 struct sp_elf *elf, struct target **out, char *err, size_t errlen)
+{
+	const struct sp_usdt_notes *notes = notes_get(obj->path, err, errlen);
+	if (!notes)
+		return -EINVAL;
+	if (notes->n == 0) {
+		snprintf(err, errlen, "%s has no USDT notes (.note.stapsdt)", base_name(obj->path));
+		return -ENOENT;
+	}
+	struct target *ts = calloc(notes->n, sizeof(*ts));
+	if (!ts)
+		return -ENOMEM;
+	long k = 0;
+	for (size_t i = 0; i < notes->n; i++) {
+		const struct sp_usdt_note *n = &notes->v[i];
+		if (fnmatch(item->provider, n->provider, 0) != 0 || fnmatch(item->name, n->name, 0) != 0)
+			continue;
+		struct target *t = &ts[k++];
+		t->addr = obj->bias + n->pc;
+		t->symbol = xasprintf("%s:%s", n->provider, n->name);
+		t->note = n;
+		const struct sp_sym *f = sp_elf_containing(elf, n->pc);
+		t->fn = (struct sp_func_extent){ .start = f && f->size ? obj->bias + f->value : 0,
+						 .size = f ? f->size : 0,
+						 .limit = next_symbol(obj, elf, t->addr),
+						 .bt = sp_btindex_get(obj, elf),
+						 .landing_pads = elf->has_except_table };
+	}
+	if (k == 0) {
+		snprintf(err, errlen, "no USDT probe %s:%s in %s", item->provider, item->name,
+			 base_name(obj->path));
+		free(ts);
+		return -ENOENT;
+	}
+	*out = ts;
+	return k;
+}
+
 static long resolve(const struct sp_spec_item *item, const struct sp_object *obj,
 		    struct sp_elf *elf, struct target **out, char *err, size_t errlen)
 {
 	*out = NULL;
+	if (item->kind == SP_KIND_USDT)
+		return resolve_usdt(item, obj, elf, out, err, errlen);
 	if (item->has_address) {
 		const struct sp_sym *sym = sp_elf_containing(elf, item->address);
 		if (!sym && item->internal) {
@@ -385,6 +459,21 @@ static long resolve(const struct sp_spec_item *item, const struct sp_object *obj
 	return k;
 }
 
+struct usdt_lookup {
+	const struct sp_object *obj;
+};
+
+/* A symbol named in a USDT argument (8@counter(%rip)): its runtime address. */
+static int usdt_symbol(const char *name, void *vctx, uint64_t *addr)
+{
+	const struct usdt_lookup *lk = vctx;
+	uint64_t v;
+	if (sp_elf_find_any_symbol(lk->obj->path, name, &v) != 0)
+		return -ENOENT;
+	*addr = lk->obj->bias + v;
+	return 0;
+}
+
 static struct sp_probe *new_probe(const struct sp_spec_item *item, const struct sp_object *obj,
 				  struct target *t, selfprobe_handler_fn fn, void *data)
 {
@@ -414,8 +503,23 @@ static struct sp_probe *new_probe(const struct sp_spec_item *item, const struct 
 	}
 	if (p->wants_return)
 		sp_uret_prepare();
+	if (t->note) {
+		p->semaphore = t->note->semaphore ? obj->bias + t->note->semaphore : 0;
+		struct usdt_lookup lk = { obj };
+		char e[256];
+		int n = sp_usdt_parse_args(t->note->args, p->usdt_args, SP_USDT_MAX_ARGS, usdt_symbol, &lk,
+					   e, sizeof(e));
+		if (n < 0) {
+			/* the probe still counts; its arguments read as errors */
+			sp_probe_error(item->text, "%s: arguments '%s': %s", t->symbol, t->note->args, e);
+			p->usdt_nargs = -1;
+		} else
+			p->usdt_nargs = n;
+	}
 	p->fn = fn;
 	p->data = data;
+	if (!fn && item->action == SP_ACT_TRACE && sp_trace_prepare() == 0)
+		p->fn = sp_trace_handler;
 	p->object = strdup(obj->path);
 	p->bias = obj->bias;
 	p->symbol = t->symbol;
@@ -454,7 +558,7 @@ static void registry_append(struct sp_probe *p)
 static const char *unsupported(const struct sp_spec_item *item, selfprobe_handler_fn fn)
 {
 	switch (item->kind) {
-	case SP_KIND_USDT:      return "usdt probes are not supported yet";
+	case SP_KIND_USDT:
 	case SP_KIND_URETPROBE:
 	case SP_KIND_USESSION:
 	case SP_KIND_UPROBE:    break;
@@ -464,7 +568,7 @@ static const char *unsupported(const struct sp_spec_item *item, selfprobe_handle
 	switch (item->action) {
 	case SP_ACT_COUNT:
 	case SP_ACT_LATENCY: return NULL;
-	case SP_ACT_TRACE:   return "the trace action is not supported yet";
+	case SP_ACT_TRACE:   return NULL;
 	case SP_ACT_STACK:   return "the stack action is not supported yet";
 	case SP_ACT_PLUGIN:  return NULL;
 	}
@@ -551,6 +655,10 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 		}
 		ps[i] = NULL;   /* kept: the registry owns it now */
 		made++;
+		/* its *_ENABLED() guard now fires (a count: several probes may
+		 * share one note, and the kernel's uprobes count the same way) */
+		if (p->semaphore)
+			__atomic_fetch_add((uint16_t *)p->semaphore, 1, __ATOMIC_SEQ_CST);
 		if (sp_mode_pref == SP_PREF_JMP && !p->site->jmp)
 			sp_warn("%s: %s uses int3: %s", item->text, p->symbol, p->site->reason);
 		registry_append(p);
@@ -732,6 +840,8 @@ int sp_probe_detach_link(struct selfprobe_link *link)
 		struct sp_probe_vec *old = vec_replace(p->site, NULL, p);
 		if (!atomic_load(&p->site->vec))
 			sp_arm_disarm(p->site);
+		if (p->semaphore)
+			__atomic_fetch_sub((uint16_t *)p->semaphore, 1, __ATOMIC_SEQ_CST);
 		sp_tstate_quiesce();
 		free(old);
 		sp_tstate_read(p->id, p->final);

@@ -21,6 +21,7 @@
 #include "spec.h"
 #include "latency.h"
 #include "tstate.h"
+#include "usdt.h"
 
 struct sp_probe {
 	uint32_t id;                     /* counter index (tstate) */
@@ -31,6 +32,9 @@ struct sp_probe {
 	enum sp_action_kind action;
 	selfprobe_handler_fn fn;         /* NULL: count only */
 	bool wants_return;               /* uretprobe, usession, latency */
+	uintptr_t semaphore;             /* usdt: its *_ENABLED() counter, or 0 */
+	int usdt_nargs;                  /* usdt: parsed arguments (-1: unparsable) */
+	struct sp_usdt_arg usdt_args[SP_USDT_MAX_ARGS];
 	int lat_slot;                    /* latency histogram slot, or -1 */
 	void *data;
 	char *object;                    /* the object's path */

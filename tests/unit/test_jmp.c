@@ -17,6 +17,7 @@
  */
 #include <criterion/criterion.h>
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -60,7 +61,7 @@ uint64_t jt_call_entry(uint64_t a);      /* call at entry → 2a + 1 (+ garbage 
 uint64_t jt_call_push(uint64_t a);       /* push; call → 2a + 1 (likewise) */
 uint64_t jt_icall(uint64_t a, uint64_t (*f)(uint64_t)); /* call *%rsi at entry → f(a) + 1 */
 uint64_t jt_double(uint64_t a);          /* → 2a */
-uint64_t jt_mid(uint64_t a);             /* +3: two 4-byte adds → a + 3 */
+uint64_t jt_mid(uint64_t a);             /* +3: two 4-byte adds (a window of 2) → a + 3 */
 uint64_t jt_mid5(uint64_t a);            /* +3: nop5 → a + 4 */
 uint64_t jt_mid_movabs(uint64_t a);      /* +3: movabs → a + 5 */
 uint64_t jt_ovl(uint64_t a);             /* push; nop5 (+1); ... → a + 7 */
@@ -667,11 +668,33 @@ Test(path, indirect_call_in_the_window)
 	expect_int3("jt_icall", "indirect call in the jmp window", N);
 }
 
-Test(path, mid_function_window_of_several_instructions)
+/* This binary has no exception landing pads (no .gcc_except_table): a
+ * mid-function window of several instructions is as safe as an entry's. */
+Test(path, mid_function_window_of_several_instructions_without_landing_pads)
 {
 	attach("uprobe:jt_mid+3", NULL);
 	CALL_N(jt_mid(a), a + 3);
-	expect_int3("jt_mid+0x3", "mid-function window of several instructions", N);
+	expect_jmp("jt_mid+0x3", N);
+}
+
+/* The same shape in libsp_jmp_lp.so, which has a .gcc_except_table: the
+ * unwinder could land inside the window, so it stays on int3. */
+Test(path, mid_function_window_of_several_instructions_with_landing_pads)
+{
+	const char *lib = TEST_LIB_DIR "/libsp_jmp_lp.so";
+	void *h = dlopen(lib, RTLD_NOW);
+	cr_assert_not_null(h, "dlopen %s: %s (built by tests/targets)", lib, dlerror());
+	uint64_t (*mid)(uint64_t) = (uint64_t (*)(uint64_t))dlsym(h, "jt_lp_mid");
+	const uint64_t *off = dlsym(h, "jt_lp_off");
+	cr_assert(mid && off);
+	char spec[512];
+	snprintf(spec, sizeof(spec), "uprobe:%s:jt_lp_mid+%#lx", lib, (unsigned long)*off);
+	attach(spec, NULL);
+	CALL_N(mid(a), a + 3);
+	char sym[64];
+	snprintf(sym, sizeof(sym), "jt_lp_mid+%#lx", (unsigned long)*off);
+	expect_int3(sym, "mid-function window of several instructions", N);
+	expect_int3(sym, "landing pads", N);
 }
 
 Test(path, mid_function_single_instruction_takes_the_jmp)
