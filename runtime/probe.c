@@ -659,8 +659,8 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 		 * share one note, and the kernel's uprobes count the same way) */
 		if (p->semaphore)
 			__atomic_fetch_add((uint16_t *)p->semaphore, 1, __ATOMIC_SEQ_CST);
-		if (sp_mode_pref == SP_PREF_JMP && !p->site->jmp)
-			sp_warn("%s: %s uses int3: %s", item->text, p->symbol, p->site->reason);
+		if (sp_mode_pref == SP_PREF_JMP && !p->site->jmp)   /* asked for: said at any level */
+			sp_err("warning: %s: %s uses int3: %s", item->text, p->symbol, p->site->reason);
 		registry_append(p);
 	}
 	/* Readers of the old vectors only read them; free after quiescence. */
