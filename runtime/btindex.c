@@ -52,27 +52,19 @@ static int sweep(struct sp_btindex *x, uintptr_t lo, uintptr_t hi, const uintptr
 		while (s < n_starts && starts[s] <= pc)
 			s++;
 		uintptr_t stop = s < n_starts && starts[s] < hi ? starts[s] : hi;
-		struct sp_insn in;
 		size_t avail = hi - pc < 15 ? hi - pc : 15;
-		if (sp_insn_decode(copy + (pc - lo), avail, pc, &in) != 0 || in.len == 0) {
+		uint8_t len;
+		uint64_t target;
+		int br = sp_insn_branch(copy + (pc - lo), avail, pc, &len, &target);
+		if (br < 0 || len == 0) {
 			pc++;    /* undecodable byte (padding, data): step over it */
 			continue;
 		}
-		switch (in.cls) {
-		case SP_INSN_JMP_REL:
-		case SP_INSN_JCC_REL:
-		case SP_INSN_CALL_REL:
-		case SP_INSN_JRCXZ:
-		case SP_INSN_LOOP:
-			if (push(x, (uintptr_t)in.target) != 0) {
-				rc = -1;
-				goto out;
-			}
-			break;
-		default:
-			break;
+		if (br == 1 && push(x, (uintptr_t)target) != 0) {
+			rc = -1;
+			goto out;
 		}
-		pc += in.len;
+		pc += len;
 		if (pc > stop && stop < hi)
 			pc = stop;   /* decoded across a symbol start: resynchronise there */
 	}

@@ -661,13 +661,15 @@ long sp_elf_match(const struct sp_elf *e, const char *glob, const struct sp_sym 
 	size_t n = 0, cap = 0;
 
 	*out = NULL;
+	/* a plain name (the common case) needs no fnmatch */
+	bool plain = !strpbrk(glob, "*?[\\");
 	for (size_t i = 0; i < e->n_syms;) {
 		const struct sp_sym *best = NULL;
 		size_t j = i;
 		/* One group of symbols at the same address. */
 		for (; j < e->n_syms && e->syms[j].value == e->syms[i].value; j++) {
 			const struct sp_sym *s = &e->syms[j];
-			if (fnmatch(glob, s->name, 0) != 0 || shadowed(e, s))
+			if ((plain ? strcmp(glob, s->name) : fnmatch(glob, s->name, 0)) != 0 || shadowed(e, s))
 				continue;
 			if (!best || score(e, s) > score(e, best))
 				best = s;
