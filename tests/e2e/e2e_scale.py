@@ -1,0 +1,177 @@
+#!/usr/bin/python3
+"""e2e_scale — every function of libc probed at once.
+
+  e2e_scale.py [programs|fork]...      (default: both)
+
+  programs  `uprobe:libc:*` on `ls -la /usr/bin`, `sort` of a generated
+            file, `sqlite3 :memory:` with a generated workload and
+            `python3 -c '...'`, in UPROBE_MODE auto and int3: stdout and the
+            exit status are the unprobed run's (stderr too, once the
+            runtime's own "selfprobe:" lines are set aside), the report has
+            more than 3000 probes, every entry with hits >= 0 and missed
+            >= 0, and every function that could not be probed is in the
+            errors with a reason.  Prints the share of probes on the jmp
+            path and the time taken against the unprobed run.
+  fork      `sh -c 'ls ...; sort ...; echo done'` (sh forks, the children
+            exec) with UPROBE_OUTPUT=DIR/r-%p.json: one valid report per
+            process that exits (sh and its two children), each named by
+            its own pid, each with the whole libc probed.
+"""
+import glob
+import os
+import sys
+import time
+
+import sptest as t
+
+SPEC = "uprobe:libc:*"
+MODES = ("auto", "int3")
+MIN_PROBES = 3000
+PYTHON = "/usr/bin/python3"      # not a PATH lookup: that may find a wrapper script
+
+PY_CODE = r"""
+import json, re, hashlib, collections, os, time
+words = ["w%d" % (i * 7919 % 1000) for i in range(20000)]
+c = collections.Counter(words)
+print(len(c), c.most_common(3))
+print(hashlib.sha256(" ".join(words).encode()).hexdigest())
+d = json.loads(json.dumps({"k%d" % i: [i, str(i), i * 0.5] for i in range(2000)}))
+print(len(d), sum(v[0] for v in d.values()))
+print(len(re.findall(r"w1\d\d\b", " ".join(words))))
+print(sorted(os.listdir("/usr/lib/python3.11"))[:3])
+"""
+
+
+def sort_input(n):
+    x, lines = 4242, []
+    for i in range(n):
+        x = (x * 1103515245 + 12345) % (1 << 31)
+        lines.append("%08x %d line-%d\n" % (x, x % 977, i))
+    path = os.path.join(t.work_dir(), "sort-input-%d.txt" % n)
+    with open(path, "w") as f:
+        f.writelines(lines)
+    return path
+
+
+def sql_workload(rows):
+    s = ["CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT, v REAL, grp INTEGER);",
+         "CREATE INDEX t_grp ON t(grp);", "BEGIN;"]
+    for i in range(rows):
+        s.append("INSERT INTO t(name, v, grp) VALUES('name-%d', %d.25, %d);" % (i, (i * 7919) % 1000, i % 17))
+    s += ["COMMIT;",
+          "SELECT grp, count(*), sum(v), min(name), max(name) FROM t GROUP BY grp ORDER BY grp;",
+          "UPDATE t SET v = v * 2 WHERE grp IN (1, 3, 5);",
+          "DELETE FROM t WHERE id % 11 = 0;",
+          "SELECT printf('%.3f', avg(v)), upper(max(name)), length(group_concat(name)) FROM t;",
+          "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 500) "
+          "SELECT sum(x), count(*) FROM c;",
+          "SELECT name FROM t WHERE name LIKE 'name-1%' ORDER BY v DESC, id LIMIT 20;"]
+    return ("\n".join(s) + "\n").encode()
+
+
+def programs():
+    """[(name, cmd, stdin)]"""
+    return [("ls", ["ls", "-la", "/usr/bin"], None),
+            ("sort", ["sort", sort_input(20000)], None),
+            ("sqlite3", ["sqlite3", ":memory:"], sql_workload(2000)),
+            ("python3", [PYTHON, "-c", PY_CODE], None)]
+
+
+def own_lines_removed(stderr):
+    """STDERR without the runtime's own lines."""
+    return b"".join(l for l in stderr.splitlines(True) if not l.startswith(b"selfprobe: "))
+
+
+def check_report(label, rep):
+    probes = rep["probes"]
+    t.check(len(probes) > MIN_PROBES, "%s: %d probes, want more than %d" % (label, len(probes), MIN_PROBES))
+    bad = [t.fmt_probe(e) for e in probes if e["hits"] < 0 or e["missed"] < 0]
+    t.check(not bad, "%s: %d entries with negative counts" % (label, len(bad)), "\n".join(bad[:20]))
+    t.check(all(e["spec"] == SPEC for e in probes), "%s: entries with another spec" % label)
+    t.check(sum(e["hits"] for e in probes) > 0, "%s: no hits at all" % label)
+    t.check(all(e["spec"] == SPEC and e["message"] for e in rep["errors"]),
+            "%s: errors without a reason or for another spec" % label, rep["errors"][:10])
+    addrs = [e["address"] for e in probes]
+    t.check(len(set(addrs)) == len(addrs), "%s: %d sites probed twice" % (label, len(addrs) - len(set(addrs))))
+
+
+def test_programs():
+    for name, cmd, stdin in programs():
+        if not t.check(t.run(["sh", "-c", "command -v %s" % cmd[0]]).returncode == 0,
+                       "%s is not installed" % cmd[0]):
+            continue
+        t0 = time.monotonic()
+        ref = t.run(cmd, stdin=stdin)
+        t_ref = time.monotonic() - t0
+        for mode in MODES:
+            label = "%s [%s] (%s)" % (name, SPEC, mode)
+            t0 = time.monotonic()
+            cp, rep = t.run_probed(cmd, SPEC, mode, stdin=stdin)
+            took = time.monotonic() - t0
+            t.check(cp.returncode == ref.returncode, "%s: exit %d, unprobed %d"
+                    % (label, cp.returncode, ref.returncode), t.clip(cp.stderr))
+            t.check(cp.stdout == ref.stdout, "%s: stdout differs from the unprobed run (%d vs %d bytes)"
+                    % (label, len(cp.stdout), len(ref.stdout)), t.clip(cp.stderr))
+            t.check(own_lines_removed(cp.stderr) == ref.stderr,
+                    "%s: stderr (without selfprobe's lines) differs from the unprobed run" % label,
+                    "got:\n%s\nwant:\n%s" % (t.clip(cp.stderr, 1000), t.clip(ref.stderr, 1000)))
+            if not rep:
+                continue
+            check_report(label, rep)
+            probes = rep["probes"]
+            jmp = sum(1 for e in probes if e["mode"] == "jmp")
+            if mode == "int3":
+                t.check(jmp == 0, "%s: %d probes on the jmp path" % (label, jmp))
+            t.info("%s: %d probes, %d on the jmp path (%.1f %%), %d not probed (errors), "
+                   "%d hits, %d missed; %.2f s (unprobed %.2f s)"
+                   % (label, len(probes), jmp, 100.0 * jmp / max(1, len(probes)), len(rep["errors"]),
+                      sum(e["hits"] for e in probes), sum(e["missed"] for e in probes), took, t_ref))
+
+
+def test_fork():
+    src = sort_input(3000)
+    script = "ls -la /usr/bin >/dev/null; sort %s; echo done" % src
+    cmd = ["sh", "-c", script]
+    ref = t.run(cmd)
+    d = os.path.join(t.work_dir(), "fork")
+    os.makedirs(d, exist_ok=True)
+    for old in glob.glob(os.path.join(d, "*")):
+        os.unlink(old)
+    for mode in MODES:
+        label = "sh -c 'ls; sort; echo' [%s] (%s)" % (SPEC, mode)
+        for old in glob.glob(os.path.join(d, "*")):
+            os.unlink(old)
+        cp, _ = t.run_probed(cmd, SPEC, mode, output=os.path.join(d, "r-%p.json"))
+        t.check(cp.returncode == ref.returncode, "%s: exit %d, unprobed %d"
+                % (label, cp.returncode, ref.returncode), t.clip(cp.stderr))
+        t.check(cp.stdout == ref.stdout, "%s: stdout differs from the unprobed run" % label,
+                t.clip(cp.stderr))
+        files = sorted(glob.glob(os.path.join(d, "*")))
+        names = [os.path.basename(f) for f in files]
+        t.check(len(files) == 3, "%s: %d reports, want 3 (sh, ls, sort)" % (label, len(files)), names)
+        t.check("r-%d.json" % cp.pid in names, "%s: no report for sh (pid %d)" % (label, cp.pid), names)
+        for f in files:
+            rep = t.load_report(f, "%s: %s" % (label, os.path.basename(f)))
+            if not rep:
+                continue
+            t.check(os.path.basename(f) == "r-%d.json" % rep["pid"], "%s: %s holds the report of pid %d"
+                    % (label, os.path.basename(f), rep["pid"]))
+            check_report("%s: %s" % (label, os.path.basename(f)), rep)
+            t.check(sum(e["hits"] for e in rep["probes"]) > 0, "%s: %s has no hits"
+                    % (label, os.path.basename(f)))
+
+
+def main():
+    t.require_build()
+    parts = sys.argv[1:] or ["programs", "fork"]
+    tests = {"programs": test_programs, "fork": test_fork}
+    for p in parts:
+        if p not in tests:
+            sys.exit("usage: e2e_scale.py [programs|fork]...")
+    for p in parts:
+        tests[p]()
+    t.finish()
+
+
+if __name__ == "__main__":
+    main()
