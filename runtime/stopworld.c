@@ -1,6 +1,7 @@
 /* stopworld — see stopworld.h. */
 #include "stopworld.h"
 #include "log.h"
+#include "trap.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -94,12 +95,12 @@ static int queue_check(pid_t pid, pid_t tid, uint64_t gen)
 {
 	siginfo_t si;
 	memset(&si, 0, sizeof(si));
-	si.si_signo = SIGTRAP;
+	si.si_signo = sp_trap_stop_signal();
 	si.si_code = SI_QUEUE;
 	si.si_pid = pid;
 	si.si_uid = getuid();
 	si.si_value.sival_ptr = (void *)(uintptr_t)(TAG | gen);
-	return (int)syscall(SYS_rt_tgsigqueueinfo, pid, tid, SIGTRAP, &si);
+	return (int)syscall(SYS_rt_tgsigqueueinfo, pid, tid, si.si_signo, &si);
 }
 
 int sp_stopworld_check(struct sp_stop_window *windows, size_t n)

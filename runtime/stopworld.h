@@ -7,7 +7,8 @@
  * are found this way:
  *   - a thread blocked in a system call: /proc/self/task/TID/syscall gives
  *     its user PC without disturbing it (no signal, so no EINTR);
- *   - any other thread gets a SIGTRAP queued with our token (SI_QUEUE); our
+ *   - any other thread gets a real-time signal queued with our token
+ *     (SI_QUEUE; not SIGTRAP, which would coalesce with a trap); our
  *     handler reads its PC from the ucontext, moves it to the matching
  *     instruction of the relocated copy when it is inside a window, and
  *     acknowledges.
@@ -36,7 +37,7 @@ struct sp_stop_window {
  * assumed). */
 int sp_stopworld_check(struct sp_stop_window *windows, size_t n);
 
-/* From the SIGTRAP handler: is this our check signal?  If so, handle it
+/* From the stop-check signal's handler: is this our check signal?  If so, handle it
  * (move the PC in UC if needed) and return 1. */
 int sp_stopworld_on_signal(const siginfo_t *si, void *uc);
 

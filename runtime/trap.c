@@ -27,8 +27,44 @@ static sigaction_fn real_sigaction;
 static sigmask_fn real_sigprocmask, real_pthread_sigmask;
 static pthread_mutex_t install_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic bool installed;
-/* What the application asked for SIGTRAP; called for traps not ours. */
-static struct sigaction app_action;
+/* The signals we own: SIGTRAP (int3 hits) and a real-time signal for the
+ * stop-check (stopworld.h).  The stop-check cannot ride on SIGTRAP: a
+ * standard signal is pending at most once per thread, so a queued check
+ * and a thread's own int3 trap would swallow each other.  A real-time
+ * signal queues.  What the application asked for each is kept here and
+ * called for the signals that are not ours. */
+enum { OWN_TRAP, OWN_STOP, N_OWN };
+static struct sigaction app_action[N_OWN];
+static int own_sig[N_OWN];
+
+int sp_trap_stop_signal(void)
+{
+	return SIGRTMAX - 3;   /* glibc keeps the low real-time signals for itself */
+}
+
+static int own_index(int sig)
+{
+	if (!atomic_load(&installed))
+		return -1;
+	for (int i = 0; i < N_OWN; i++)
+		if (own_sig[i] == sig)
+			return i;
+	return -1;
+}
+
+static void mask_owned(sigset_t *set)
+{
+	for (int i = 0; i < N_OWN; i++)
+		sigdelset(set, own_sig[i]);
+}
+
+static bool any_owned(const sigset_t *set)
+{
+	for (int i = 0; i < N_OWN; i++)
+		if (sigismember(set, own_sig[i]))
+			return true;
+	return false;
+}
 
 static void resolve_real(void)
 {
@@ -75,19 +111,19 @@ static uint64_t seg_base(int code)
 }
 
 /* Not ours: behave as if our handler were not there. */
-static void chain(int sig, siginfo_t *si, void *uc)
+static void chain(int which, int sig, siginfo_t *si, void *uc)
 {
-	struct sigaction a = app_action;
+	struct sigaction a = app_action[which];
 	if (a.sa_flags & SA_SIGINFO) {
 		if (a.sa_sigaction) {
 			if (a.sa_flags & SA_RESETHAND)
-				app_action.sa_handler = SIG_DFL;
+				app_action[which].sa_handler = SIG_DFL;
 			a.sa_sigaction(sig, si, uc);
 			return;
 		}
 	} else if (a.sa_handler != SIG_DFL && a.sa_handler != SIG_IGN) {
 		if (a.sa_flags & SA_RESETHAND)
-			app_action.sa_handler = SIG_DFL;
+			app_action[which].sa_handler = SIG_DFL;
 		a.sa_handler(sig);
 		return;
 	}
@@ -96,7 +132,7 @@ static void chain(int sig, siginfo_t *si, void *uc)
 	if (a.sa_handler == SIG_IGN && si->si_code != SI_KERNEL)
 		return;
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
-	real_sigaction(SIGTRAP, &dfl, NULL);
+	real_sigaction(sig, &dfl, NULL);
 	/* Return to the faulting instruction when it was a trap, so the
 	 * default action (core dump) happens where the application trapped;
 	 * for a sent signal, resend it to ourselves. */
@@ -104,8 +140,14 @@ static void chain(int sig, siginfo_t *si, void *uc)
 		ucontext_t *u = uc;
 		u->uc_mcontext.gregs[REG_RIP] -= 1;   /* back onto the int3 */
 	} else {
-		syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), SIGTRAP);
+		syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), sig);
 	}
+}
+
+static void on_stopsig(int sig, siginfo_t *si, void *ucv)
+{
+	if (!sp_stopworld_on_signal(si, ucv))
+		chain(OWN_STOP, sig, si, ucv);
 }
 
 static void on_sigtrap(int sig, siginfo_t *si, void *ucv)
@@ -113,9 +155,7 @@ static void on_sigtrap(int sig, siginfo_t *si, void *ucv)
 	ucontext_t *uc = ucv;
 	greg_t *g = uc->uc_mcontext.gregs;
 	if (si->si_code != SI_KERNEL) {
-		/* sent, not trapped: our stop-check, or the application's */
-		if (!sp_stopworld_on_signal(si, ucv))
-			chain(sig, si, ucv);
+		chain(OWN_TRAP, sig, si, ucv);   /* sent, not trapped: the application's */
 		return;
 	}
 	uintptr_t at = (uintptr_t)g[REG_RIP] - 1;
@@ -129,7 +169,7 @@ static void on_sigtrap(int sig, siginfo_t *si, void *ucv)
 	}
 	struct sp_site *site = sp_site_lookup(at);
 	if (!site) {
-		chain(sig, si, ucv);
+		chain(OWN_TRAP, sig, si, ucv);
 		return;
 	}
 	if (site->resume == SP_RESUME_TRAMP) {
@@ -168,23 +208,28 @@ int sp_trap_install(void)
 		rc = -ENOSYS;
 		goto out;
 	}
-	struct sigaction sa, old;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_sigaction = on_sigtrap;
-	sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER | SA_RESTART;
-	sigemptyset(&sa.sa_mask);
-	if (real_sigaction(SIGTRAP, &sa, &old) != 0) {
-		rc = -errno;
-		goto out;
+	own_sig[OWN_TRAP] = SIGTRAP;
+	own_sig[OWN_STOP] = sp_trap_stop_signal();
+	void (*handler[N_OWN])(int, siginfo_t *, void *) = { on_sigtrap, on_stopsig };
+	sigset_t unblock;
+	sigemptyset(&unblock);
+	for (int i = 0; i < N_OWN; i++) {
+		struct sigaction sa, old;
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_sigaction = handler[i];
+		sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER | SA_RESTART;
+		sigemptyset(&sa.sa_mask);
+		if (real_sigaction(own_sig[i], &sa, &old) != 0) {
+			rc = -errno;
+			goto out;
+		}
+		app_action[i] = old;
+		sigaddset(&unblock, own_sig[i]);
 	}
-	app_action = old;
 	atomic_store(&installed, true);
-	/* Threads that already block SIGTRAP (this one, at least) must not. */
-	sigset_t trap;
-	sigemptyset(&trap);
-	sigaddset(&trap, SIGTRAP);
+	/* Threads that already block them (this one, at least) must not. */
 	if (real_pthread_sigmask)
-		real_pthread_sigmask(SIG_UNBLOCK, &trap, NULL);
+		real_pthread_sigmask(SIG_UNBLOCK, &unblock, NULL);
 out:
 	pthread_mutex_unlock(&install_lock);
 	return rc;
@@ -200,19 +245,20 @@ int sigaction(int sig, const struct sigaction *act, struct sigaction *oact)
 		errno = ENOSYS;
 		return -1;
 	}
-	if (sig == SIGTRAP && atomic_load(&installed)) {
-		struct sigaction prev = app_action;
+	int which = own_index(sig);
+	if (which >= 0) {
+		struct sigaction prev = app_action[which];
 		if (act) {
-			app_action = *act;
-			sigdelset(&app_action.sa_mask, SIGTRAP);
+			app_action[which] = *act;
+			mask_owned(&app_action[which].sa_mask);
 		}
 		if (oact)
 			*oact = prev;
 		return 0;
 	}
-	if (act && atomic_load(&installed) && sigismember(&act->sa_mask, SIGTRAP)) {
+	if (act && atomic_load(&installed) && any_owned(&act->sa_mask)) {
 		struct sigaction copy = *act;
-		sigdelset(&copy.sa_mask, SIGTRAP);
+		mask_owned(&copy.sa_mask);
 		return real_sigaction(sig, &copy, oact);
 	}
 	return real_sigaction(sig, act, oact);
@@ -243,9 +289,9 @@ sighandler_t __sysv_signal(int sig, sighandler_t h) { return set_handler(sig, h,
 
 static int mask_call(sigmask_fn real, int how, const sigset_t *set, sigset_t *old)
 {
-	if (set && atomic_load(&installed) && how != SIG_UNBLOCK && sigismember(set, SIGTRAP)) {
+	if (set && atomic_load(&installed) && how != SIG_UNBLOCK && any_owned(set)) {
 		sigset_t copy = *set;
-		sigdelset(&copy, SIGTRAP);
+		mask_owned(&copy);
 		return real(how, &copy, old);
 	}
 	return real(how, set, old);

@@ -14,12 +14,16 @@
  * blocked.  For the same reason the interposed sigprocmask/pthread_sigmask
  * and sigaction keep SIGTRAP out of every blocked set while probes exist,
  * and the application's sigaction(SIGTRAP) is recorded and chained to
- * rather than replacing ours.
+ * rather than replacing ours.  The same holds for the real-time signal the
+ * stop-check uses (stopworld.h).
  */
 #ifndef SP_TRAP_H
 #define SP_TRAP_H
 
-/* Install the SIGTRAP handler (once).  0 or -errno. */
+/* Install the SIGTRAP and stop-check handlers (once).  0 or -errno. */
 int sp_trap_install(void);
+
+/* The real-time signal the stop-check is queued with (SIGRTMAX - 3). */
+int sp_trap_stop_signal(void);
 
 #endif
