@@ -1,27 +1,165 @@
 /* selfprobe — the launcher.
  *
  *   selfprobe run -e SPEC [-e SPEC]... [-f FILE] [-o OUT] [--mode M] -- CMD ARGS...
+ *   selfprobe list [--json] [--functions|--usdt] OBJECT [GLOB]
+ *   selfprobe check [-x PROGRAM] PROBE
  *
- * Sets LD_PRELOAD (libselfprobe.so next to this binary: ../lib) and the
- * UPROBE_* environment, then execs CMD.  `list` and `check` arrive with
- * their own issue.
+ * `run` sets LD_PRELOAD (libselfprobe.so next to this binary: ../lib) and
+ * the UPROBE_* environment, then execs CMD.  `list` and `check` read files
+ * (runtime/analyze.c): nothing is loaded or patched.
  */
 #include <errno.h>
+#include <fnmatch.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static void usage(FILE *f)
+#include "analyze.h"
+#include "insn.h"
+#include "reloc.h"
+#include "spec.h"
+
+#ifndef SELFPROBE_VERSION_STRING
+#define SELFPROBE_VERSION_STRING "0.1.0"
+#endif
+
+static const char ENV_TEXT[] =
+	"Environment (set by `run`, read by libselfprobe.so in the program):\n"
+	"  UPROBE_SPEC    probes: items separated by ';' or newlines, or @FILE\n"
+	"  UPROBE_OUTPUT  report: unset = stderr (text); *.json = JSON; other = text; %p = pid\n"
+	"  UPROBE_MODE    auto (jmp where safe, else int3), int3, jmp (warn for each int3 probe)\n"
+	"  UPROBE_LOG     error (default), warn, info, debug\n"
+	"  LD_PRELOAD     `run` puts libselfprobe.so first, keeping what was there\n";
+
+static const char PROBE_TEXT[] =
+	"Probes (bpftrace's names):\n"
+	"  uprobe:[OBJECT:]SYMBOL-GLOB[+OFFSET]   function entry (or an offset into it)\n"
+	"  uprobe:[OBJECT:]0xADDR                 an ELF virtual address\n"
+	"  uretprobe:[OBJECT:]SYMBOL-GLOB         function return\n"
+	"  usession:[OBJECT:]SYMBOL-GLOB          entry and return, one handler\n"
+	"  usdt:[OBJECT:]PROVIDER:NAME            a sys/sdt.h probe\n"
+	"  OBJECT: a path, or a library name ('libc' -> libc.so.6); omitted: the main program\n"
+	"  actions (run only): =count (default), =latency, =trace, =stack, =PLUGIN.so:FUNCTION\n";
+
+static void usage_main(FILE *f)
+{
+	fputs("usage: selfprobe COMMAND [OPTIONS] [ARGS...]\n"
+	      "\n"
+	      "User-space uprobes inside the process: run a program with probes, list what a\n"
+	      "file offers, and check which path (jmp or int3) a probe would take and why.\n"
+	      "\n"
+	      "Commands:\n"
+	      "  run     run a program with probes attached and report at exit\n"
+	      "  list    list the functions and USDT notes of a file, with each one's path\n"
+	      "  check   explain one probe: decoded site, relocation plan, safety checks, path\n"
+	      "  help    'selfprobe help COMMAND' = 'selfprobe COMMAND --help'\n"
+	      "\n"
+	      "Options:\n"
+	      "  -h, --help      this text (COMMAND --help: that command's)\n"
+	      "  -V, --version   print the version\n"
+	      "\n"
+	      "Examples:\n"
+	      "  selfprobe run -e 'uprobe:libc:malloc' -- ls /\n"
+	      "  selfprobe list libc 'str*'\n"
+	      "  selfprobe check uprobe:libc:malloc\n"
+	      "\n", f);
+	fputs(ENV_TEXT, f);
+	fputs("\nExit status: run: the program's (127/126: it could not be started); list and\n"
+	      "check: see their --help; 2: usage error.\n"
+	      "See selfprobe(1).\n", f);
+}
+
+static void usage_run(FILE *f)
 {
 	fputs("usage: selfprobe run -e SPEC [-e SPEC]... [-f FILE] [-o OUT] [--mode auto|int3|jmp] -- CMD [ARGS...]\n"
 	      "\n"
-	      "  -e SPEC      probes to attach (UPROBE_SPEC grammar); repeatable\n"
-	      "  -f FILE      read probes from FILE ('#' comments)\n"
+	      "Run CMD with libselfprobe.so preloaded and the probes attached; the report is\n"
+	      "written when the program exits.\n"
+	      "\n"
+	      "Options:\n"
+	      "  -e SPEC      probes to attach (UPROBE_SPEC grammar, items separated by ';'); repeatable\n"
+	      "  -f FILE      read probes from FILE (one item a line, '#' comments); repeatable\n"
 	      "  -o OUT       report file: *.json = JSON, other = text, %p = pid (default: stderr)\n"
-	      "  --mode M     auto (jmp where safe), int3, jmp\n"
-	      "  -h, --help   this text\n", f);
+	      "  --mode M     auto (jmp where safe, else int3; default), int3, jmp (warn for each int3)\n"
+	      "  --           ends the options: CMD and its arguments follow\n"
+	      "  -h, --help   this text\n"
+	      "\n", f);
+	fputs(PROBE_TEXT, f);
+	fputs("\nExamples:\n"
+	      "  selfprobe run -e 'uprobe:libc:malloc' -- ls /\n"
+	      "  selfprobe run -e 'uprobe:libc:malloc=latency' -e 'uprobe:libc:free' -o /tmp/m-%p.json -- sort big.txt\n"
+	      "  selfprobe run -e 'usdt:./app:myprov:*=trace' --mode int3 -- ./app\n"
+	      "  selfprobe run -f probes.d/my.probes -- ./app\n"
+	      "\n", f);
+	fputs(ENV_TEXT, f);
+	fputs("\nExit status: the program's; 127: CMD not found; 126: CMD could not be run;\n"
+	      "2: usage error.\n", f);
+}
+
+static void usage_list(FILE *f)
+{
+	fputs("usage: selfprobe list [--json] [--functions | --usdt] OBJECT [GLOB]\n"
+	      "\n"
+	      "List the functions of OBJECT whose names match GLOB (fnmatch, default '*'), with\n"
+	      "address, size and the path a probe on its entry would take (jmp, int3, none, or\n"
+	      "ifunc: decided at run time by the IFUNC resolver) and, when not jmp, why; then the\n"
+	      "USDT notes (provider:name, address, semaphore, argument specs) whose provider:name\n"
+	      "or name matches GLOB.  Works on files no process has loaded: nothing is run.\n"
+	      "\n"
+	      "OBJECT is a path, a library name ('libc' -> libc.so.6, searched in LD_LIBRARY_PATH,\n"
+	      "the ldconfig cache and the usual library directories) or a program in PATH.\n"
+	      "\n"
+	      "Options:\n"
+	      "  --json        one JSON object: {\"object\", \"functions\": [{\"name\", \"address\",\n"
+	      "                \"size\", \"mode\", \"reason\", \"ifunc\"}], \"usdt\": [{\"provider\", \"name\",\n"
+	      "                \"address\", \"semaphore\", \"args\", \"mode\", \"reason\"}]}\n"
+	      "  --functions   functions only\n"
+	      "  --usdt        USDT notes only\n"
+	      "  -h, --help    this text\n"
+	      "\n"
+	      "Examples:\n"
+	      "  selfprobe list libc 'mem*'\n"
+	      "  selfprobe list /usr/bin/sqlite3 'sqlite3_*' --json\n"
+	      "  selfprobe list --usdt /usr/bin/python3\n"
+	      "\n"
+	      "Environment: LD_LIBRARY_PATH and PATH, to find OBJECT by name.\n"
+	      "\n"
+	      "Exit status: 0: listed (even when nothing matches); 1: OBJECT not found or not a\n"
+	      "readable ELF file; 2: usage error.\n", f);
+}
+
+static void usage_check(FILE *f)
+{
+	fputs("usage: selfprobe check [--json] [-x PROGRAM] PROBE\n"
+	      "\n"
+	      "Explain what a probe would do, from the file alone: the site's instructions\n"
+	      "(AT&T syntax; '*' marks the jmp window), the relocation plan of the window (its\n"
+	      "copy at a nominal trampoline address, disassembled), every safety check with its\n"
+	      "result, and the path the probe would take (jmp, int3 or none) with the reason.\n"
+	      "A glob checks every matching function.  What only the live process knows (a free\n"
+	      "trampoline page within +-2 GiB, other probes' windows, an IFUNC's implementation)\n"
+	      "is shown as not checked.\n"
+	      "\n"
+	      "Options:\n"
+	      "  -x PROGRAM    the main program, for probes that name no object\n"
+	      "  --json        the same as one JSON object per site, in an array\n"
+	      "  -h, --help    this text\n"
+	      "\n", f);
+	fputs(PROBE_TEXT, f);
+	fputs("\nExamples:\n"
+	      "  selfprobe check uprobe:libc:malloc\n"
+	      "  selfprobe check uprobe:/bin/ls:0x4000\n"
+	      "  selfprobe check -x ./app 'uprobe:parse_*'\n"
+	      "  selfprobe check usdt:/usr/bin/python3:python:function__entry\n"
+	      "\n"
+	      "Environment: LD_LIBRARY_PATH and PATH, to find OBJECT by name.\n"
+	      "\n"
+	      "Exit status: 0: every site can be probed (jmp, int3, or an IFUNC decided at run\n"
+	      "time); 1: a site cannot be probed, or the object, symbol or note is missing;\n"
+	      "2: usage error (bad probe syntax, unknown option).\n", f);
 }
 
 static char *append(char *acc, const char *item)
@@ -83,18 +221,18 @@ static int cmd_run(int argc, char **argv)
 		else if (strcmp(a, "--mode") == 0)
 			setenv("UPROBE_MODE", argv[++i], 1);
 		else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-			usage(stdout);
+			usage_run(stdout);
 			return 0;
 		} else if (a[0] == '-') {
 			fprintf(stderr, "selfprobe: unknown option '%s'\n", a);
-			usage(stderr);
+			usage_run(stderr);
 			return 2;
 		} else
 			break;
 	}
 	if (i >= argc) {
 		fprintf(stderr, "selfprobe: no command to run\n");
-		usage(stderr);
+		usage_run(stderr);
 		return 2;
 	}
 	if (!spec) {
@@ -116,19 +254,599 @@ static int cmd_run(int argc, char **argv)
 	return errno == ENOENT ? 127 : 126;
 }
 
-int main(int argc, char **argv)
+/* ---- list and check: output helpers ---- */
+
+static void json_str(FILE *f, const char *s)
 {
-	if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
-		usage(argc < 2 ? stderr : stdout);
-		return argc < 2 ? 2 : 0;
+	if (!s) {
+		fputs("null", f);
+		return;
 	}
-	if (strcmp(argv[1], "run") == 0)
-		return cmd_run(argc - 2, argv + 2);
-	if (strcmp(argv[1], "list") == 0 || strcmp(argv[1], "check") == 0) {
-		fprintf(stderr, "selfprobe: '%s' is not implemented yet\n", argv[1]);
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p);
+		else if (*p < 0x20)
+			fprintf(f, "\\u%04x", *p);
+		else
+			fputc(*p, f);
+	}
+	fputc('"', f);
+}
+
+static void hex_bytes(const uint8_t *b, size_t n, char *out, size_t len)
+{
+	size_t used = 0;
+	out[0] = 0;
+	for (size_t i = 0; i < n && used + 4 < len; i++)
+		used += (size_t)snprintf(out + used, len - used, "%s%02x", i ? " " : "", b[i]);
+}
+
+/* Open the file NAME designates; 0, or 1 with a message printed. */
+static int open_object(const char *name, struct sp_an_object **o)
+{
+	char path[PATH_MAX], err[1024];
+	if (sp_analyze_resolve(name, path, sizeof(path), err, sizeof(err)) != 0 ||
+	    sp_analyze_open(path, o, err, sizeof(err)) != 0) {
+		fprintf(stderr, "selfprobe: %s\n", err);
+		return 1;
+	}
+	return 0;
+}
+
+/* ---- list ---- */
+
+struct list_opts {
+	bool json, functions, usdt;
+};
+
+static void list_functions(struct sp_an_object *o, const char *glob, const struct list_opts *op)
+{
+	/* every name, aliases included (bpftrace -l lists malloc and
+	 * __libc_malloc): a probe names one, and the hazard rules go by name */
+	const struct sp_elf *e = o->elf;
+	const struct sp_sym **syms = calloc(e->n_syms + 1, sizeof(*syms));
+	long n = 0;
+	for (size_t i = 0; syms && i < e->n_syms; i++) {
+		const struct sp_sym *y = &e->syms[i];
+		if (fnmatch(glob, y->name, 0) != 0)
+			continue;
+		if (n && syms[n - 1]->value == y->value && !strcmp(syms[n - 1]->name, y->name))
+			continue;   /* the same symbol from .symtab and .dynsym */
+		syms[n++] = y;
+	}
+	struct sp_an_site *v = calloc((size_t)n + 1, sizeof(*v));
+	if (!v || !syms) {
+		perror("selfprobe");
+		exit(1);
+	}
+	int w = 8;
+	size_t count[4] = { 0 };
+	for (long i = 0; i < n; i++) {
+		sp_analyze_site(o, syms[i], syms[i]->value, &v[i]);
+		count[v[i].mode]++;
+		int l = (int)strlen(syms[i]->name);
+		if (l > w)
+			w = l > 48 ? 48 : l;
+	}
+	if (op->json) {
+		fputs("\"functions\": [", stdout);
+		for (long i = 0; i < n; i++) {
+			printf("%s\n  {\"name\": ", i ? "," : "");
+			json_str(stdout, syms[i]->name);
+			printf(", \"address\": \"%#" PRIx64 "\", \"size\": %" PRIu64 ", \"mode\": \"%s\", \"reason\": ",
+			       syms[i]->value, syms[i]->size, sp_an_mode_name(v[i].mode));
+			json_str(stdout, v[i].reason);
+			printf(", \"ifunc\": %s}", syms[i]->is_ifunc ? "true" : "false");
+		}
+		fputs("]", stdout);
+	} else {
+		long addrs = 0;
+		for (long i = 0; i < n; i++)
+			addrs += i == 0 || syms[i]->value != syms[i - 1]->value;
+		printf("# %s: %ld function%s matching '%s' (%ld address%s): %zu jmp, %zu int3, %zu ifunc, "
+		       "%zu not probeable\n", o->path, n, n == 1 ? "" : "s", glob, addrs, addrs == 1 ? "" : "es",
+		       count[SP_AN_JMP], count[SP_AN_INT3], count[SP_AN_RUNTIME], count[SP_AN_NONE]);
+		if (n)
+			printf("%-*s  %-18s  %8s  %-5s  %s\n", w, "FUNCTION", "ADDRESS", "SIZE", "MODE", "REASON");
+		for (long i = 0; i < n; i++) {
+			printf("%-*s  0x%016" PRIx64 "  %8" PRIu64 "  %-*s", w, syms[i]->name,
+			       syms[i]->value, syms[i]->size, v[i].reason ? 5 : 0, sp_an_mode_name(v[i].mode));
+			if (v[i].reason && syms[i]->is_ifunc)
+				printf("  (resolved at run time)\n");
+			else if (v[i].reason)
+				printf("  %s\n", v[i].reason);
+			else
+				printf("\n");
+		}
+	}
+	free(v);
+	free(syms);
+}
+
+static bool note_matches(const struct sp_usdt_note *n, const char *glob)
+{
+	char full[512];
+	snprintf(full, sizeof(full), "%s:%s", n->provider, n->name);
+	return fnmatch(glob, full, 0) == 0 || fnmatch(glob, n->name, 0) == 0;
+}
+
+static void list_usdt(struct sp_an_object *o, const char *glob, const struct list_opts *op)
+{
+	size_t shown = 0;
+	int w = 12;
+	for (size_t i = 0; i < o->notes.n; i++)
+		if (note_matches(&o->notes.v[i], glob)) {
+			int l = (int)(strlen(o->notes.v[i].provider) + strlen(o->notes.v[i].name) + 1);
+			if (l > w)
+				w = l > 48 ? 48 : l;
+		}
+	if (op->json)
+		fputs("\"usdt\": [", stdout);
+	for (size_t i = 0; i < o->notes.n; i++) {
+		const struct sp_usdt_note *n = &o->notes.v[i];
+		if (!note_matches(n, glob))
+			continue;
+		struct sp_an_site s;
+		sp_analyze_site(o, NULL, n->pc, &s);
+		if (op->json) {
+			printf("%s\n  {\"provider\": ", shown ? "," : "");
+			json_str(stdout, n->provider);
+			fputs(", \"name\": ", stdout);
+			json_str(stdout, n->name);
+			printf(", \"address\": \"%#" PRIx64 "\", \"semaphore\": ", n->pc);
+			if (n->semaphore)
+				printf("\"%#" PRIx64 "\"", n->semaphore);
+			else
+				fputs("null", stdout);
+			fputs(", \"args\": ", stdout);
+			json_str(stdout, n->args);
+			printf(", \"mode\": \"%s\", \"reason\": ", sp_an_mode_name(s.mode));
+			json_str(stdout, s.reason);
+			fputs("}", stdout);
+		} else {
+			if (!shown)
+				printf("%s# %s: USDT notes matching '%s'\n%-*s  %-18s  %-18s  %-5s  %s\n",
+				       op->usdt ? "" : "\n", o->path, glob, w, "PROVIDER:NAME", "ADDRESS",
+				       "SEMAPHORE", "MODE", "ARGS");
+			char pn[512], sem[32];
+			snprintf(pn, sizeof(pn), "%s:%s", n->provider, n->name);
+			if (n->semaphore)
+				snprintf(sem, sizeof(sem), "0x%016" PRIx64, n->semaphore);
+			else
+				snprintf(sem, sizeof(sem), "-");
+			printf("%-*s  0x%016" PRIx64 "  %-18s  %-5s  %s\n", w, pn, n->pc, sem,
+			       sp_an_mode_name(s.mode), n->args && *n->args ? n->args : "-");
+			if (s.reason)
+				printf("%-*s  %s: %s\n", w, "", sp_an_mode_name(s.mode), s.reason);
+		}
+		shown++;
+	}
+	if (op->json)
+		fputs("]", stdout);
+	else if (!shown)
+		printf("%s# %s: no USDT notes matching '%s'\n", op->usdt ? "" : "\n", o->path, glob);
+}
+
+static int cmd_list(int argc, char **argv)
+{
+	struct list_opts op = { 0 };
+	const char *pos[2] = { NULL, NULL };
+	int n_pos = 0;
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			usage_list(stdout);
+			return 0;
+		} else if (!strcmp(a, "--json"))
+			op.json = true;
+		else if (!strcmp(a, "--functions"))
+			op.functions = true;
+		else if (!strcmp(a, "--usdt"))
+			op.usdt = true;
+		else if (a[0] == '-' && a[1]) {
+			fprintf(stderr, "selfprobe list: unknown option '%s'\n", a);
+			usage_list(stderr);
+			return 2;
+		} else if (n_pos < 2)
+			pos[n_pos++] = a;
+		else {
+			fprintf(stderr, "selfprobe list: too many arguments ('%s')\n", a);
+			usage_list(stderr);
+			return 2;
+		}
+	}
+	if (!n_pos) {
+		fprintf(stderr, "selfprobe list: no OBJECT\n");
+		usage_list(stderr);
 		return 2;
 	}
-	fprintf(stderr, "selfprobe: unknown command '%s'\n", argv[1]);
-	usage(stderr);
+	if (op.functions && op.usdt) {
+		fprintf(stderr, "selfprobe list: --functions and --usdt exclude each other\n");
+		return 2;
+	}
+	const char *glob = pos[1] ? pos[1] : "*";
+	struct sp_an_object *o;
+	if (open_object(pos[0], &o))
+		return 1;
+	if (op.json) {
+		fputs("{\"object\": ", stdout);
+		json_str(stdout, o->path);
+		fputs(", ", stdout);
+	}
+	if (!op.usdt)
+		list_functions(o, glob, &op);
+	if (op.json && !op.usdt && !op.functions)
+		fputs(",\n", stdout);
+	if (!op.functions)
+		list_usdt(o, glob, &op);
+	if (op.json)
+		fputs("}\n", stdout);
+	sp_analyze_close(o);
+	return 0;
+}
+
+/* ---- check ---- */
+
+/* Instructions from the site: the window (or, when the planner refused,
+ * the bytes a jmp would cover) and AFTER more. */
+static void print_site_insns(const struct sp_an_object *o, const struct sp_an_site *s, int after)
+{
+	size_t avail;
+	const uint8_t *code = sp_analyze_text(o, s->addr, &avail);
+	uint64_t win_end = s->addr + (s->have_window ? s->w.len : SP_JMP_LEN);
+	uint64_t fend = s->func_size ? s->func + s->func_size : 0;
+	printf("site instructions (AT&T; * = displaced by the 5-byte jmp):\n");
+	size_t off = 0;
+	while (code && off < avail) {
+		uint64_t a = s->addr + off;
+		if (a >= win_end && after-- <= 0)
+			break;
+		if (fend && a == fend)
+			printf("    -- end of %s --\n", s->sym ? s->sym->name : "the function");
+		struct sp_insn in;
+		char text[128], hex[64];
+		if (sp_insn_decode(code + off, avail - off < 15 ? avail - off : 15, a, &in) != 0) {
+			printf("  %c 0x%" PRIx64 ":  %02x                    (does not decode)\n",
+			       a < win_end ? '*' : ' ', a, code[off]);
+			off++;
+			continue;
+		}
+		sp_insn_format(&in, text, sizeof(text));
+		hex_bytes(in.bytes, in.len, hex, sizeof(hex));
+		printf("  %c 0x%" PRIx64 ":  %-24s %s\n", a < win_end ? '*' : ' ', a, hex, text);
+		off += in.len;
+	}
+}
+
+static void print_reloc(const struct sp_an_object *o, const struct sp_an_site *s)
+{
+	if (!s->have_window) {
+		printf("relocation plan: none (the jmp window was refused)\n");
+		return;
+	}
+	uint64_t dest = sp_analyze_tramp_addr(o, s->addr);
+	uint8_t buf[SP_RELOC_MAX];
+	struct sp_reloc_map map;
+	const char *reason = NULL;
+	int n = sp_reloc_window(&s->w, dest, buf, sizeof(buf), &map, &reason);
+	printf("relocation plan: %u instruction%s, %u bytes%s; copy at the nominal trampoline address 0x%" PRIx64 ":\n",
+	       s->w.n_insns, s->w.n_insns == 1 ? "" : "s", s->w.len,
+	       s->w.flow_ends ? " (flow ends in the window: no jump back)" : "", dest);
+	if (n < 0) {
+		printf("    refused: %s\n", reason ? reason : strerror(-n));
+		return;
+	}
+	for (int i = 0; i < map.n; i++)
+		printf("    site+%u -> copy+%u\n", map.orig_off[i], map.new_off[i]);
+	int off = 0;
+	while (off < n) {
+		struct sp_insn in;
+		char text[128], hex[64];
+		if (sp_insn_decode(buf + off, (size_t)(n - off), dest + (uint64_t)off, &in) != 0) {
+			printf("    0x%" PRIx64 ":  %02x (data)\n", dest + (uint64_t)off, buf[off]);
+			off++;
+			continue;
+		}
+		sp_insn_format(&in, text, sizeof(text));
+		hex_bytes(in.bytes, in.len, hex, sizeof(hex));
+		printf("    0x%" PRIx64 ":  %-24s %s\n", dest + (uint64_t)off, hex, text);
+		off += in.len;
+		/* jmp *0(%rip) is followed by its absolute target */
+		if (in.len == 6 && in.bytes[0] == 0xff && in.bytes[1] == 0x25 && !memcmp(in.bytes + 2, "\0\0\0\0", 4) &&
+		    off + 8 <= n) {
+			uint64_t t;
+			memcpy(&t, buf + off, 8);
+			printf("    0x%" PRIx64 ":  .quad 0x%" PRIx64 "\n", dest + (uint64_t)off, t);
+			off += 8;
+		}
+	}
+}
+
+static const char *result_tag(enum sp_an_result r)
+{
+	return r == SP_AN_PASS ? "[ok]  " : r == SP_AN_FAIL ? "[FAIL]" : "[--]  ";
+}
+
+static void print_site(const struct sp_an_object *o, const char *spec, const char *label,
+		       const struct sp_an_site *s)
+{
+	printf("probe:    %s\nobject:   %s\nsite:     %s at 0x%" PRIx64, spec, o->path, label, s->addr);
+	if (s->sym && s->func_size)
+		printf(" (in %s, 0x%" PRIx64 "..0x%" PRIx64 ", %" PRIu64 " bytes)", s->sym->name, s->func,
+		       s->func + s->func_size, s->func_size);
+	else if (s->sym)
+		printf(" (in %s, size unknown)", s->sym->name);
+	printf("\n");
+	if (s->mode != SP_AN_RUNTIME) {
+		print_site_insns(o, s, 3);
+		print_reloc(o, s);
+	}
+	printf("checks:\n");
+	for (int i = 0; i < s->n_checks; i++)
+		printf("  %s %s%s%s\n", result_tag(s->checks[i].result), s->checks[i].name,
+		       s->checks[i].detail ? ": " : "", s->checks[i].detail ? s->checks[i].detail : "");
+	printf("path:     %s", sp_an_mode_name(s->mode));
+	if (s->mode == SP_AN_INT3 && s->resume)
+		printf(" (resume: %s)", s->resume);
+	if (s->reason)
+		printf(": %s", s->reason);
+	printf("\n");
+}
+
+static void json_site(const struct sp_an_object *o, const char *spec, const char *label,
+		      const struct sp_an_site *s, bool first)
+{
+	printf("%s\n {\"probe\": ", first ? "" : ",");
+	json_str(stdout, spec);
+	fputs(", \"object\": ", stdout);
+	json_str(stdout, o->path);
+	fputs(", \"symbol\": ", stdout);
+	json_str(stdout, label);
+	printf(", \"address\": \"%#" PRIx64 "\", \"mode\": \"%s\", \"reason\": ", s->addr, sp_an_mode_name(s->mode));
+	json_str(stdout, s->reason);
+	fputs(", \"window\": [", stdout);
+	for (int i = 0; s->have_window && i < s->w.n_insns; i++) {
+		char text[128];
+		sp_insn_format(&s->w.insns[i], text, sizeof(text));
+		printf("%s{\"address\": \"%#" PRIx64 "\", \"insn\": ", i ? ", " : "", (uint64_t)s->w.insns[i].addr);
+		json_str(stdout, text);
+		fputs("}", stdout);
+	}
+	fputs("], \"checks\": [", stdout);
+	for (int i = 0; i < s->n_checks; i++) {
+		static const char *const res[] = { "pass", "fail", "not checked" };
+		printf("%s{\"check\": ", i ? ", " : "");
+		json_str(stdout, s->checks[i].name);
+		printf(", \"result\": \"%s\", \"detail\": ", res[s->checks[i].result]);
+		json_str(stdout, s->checks[i].detail);
+		fputs("}", stdout);
+	}
+	fputs("]}", stdout);
+}
+
+/* The symbol + offset ITEM names, as probe.c target_for checks it.  0, or 1
+ * with a message. */
+static int check_offset(const struct sp_an_object *o, const struct sp_sym *sym, uint64_t off)
+{
+	if (!off)
+		return 0;
+	if (!sym->size) {
+		fprintf(stderr, "selfprobe: %s has no known size: cannot check that +%#" PRIx64
+			" is an instruction boundary\n", sym->name, off);
+		return 1;
+	}
+	if (off >= sym->size) {
+		fprintf(stderr, "selfprobe: offset +%#" PRIx64 " is past the end of %s (size %#" PRIx64 ")\n",
+			off, sym->name, sym->size);
+		return 1;
+	}
+	size_t avail;
+	const uint8_t *code = sp_analyze_text(o, sym->value, &avail);
+	char why[256];
+	if (!code || avail < sym->size) {
+		fprintf(stderr, "selfprobe: %s is not inside the object's executable text\n", sym->name);
+		return 1;
+	}
+	if (sp_insn_boundary(code, sym->size, sym->value, off, why, sizeof(why)) != 0) {
+		fprintf(stderr, "selfprobe: %s+%#" PRIx64 ": %s\n", sym->name, off, why);
+		return 1;
+	}
+	return 0;
+}
+
+struct check_out {
+	bool json;
+	int n_sites, n_bad;
+};
+
+static void emit(struct check_out *co, const struct sp_an_object *o, const char *spec,
+		 const char *label, const struct sp_an_site *s)
+{
+	if (co->json)
+		json_site(o, spec, label, s, co->n_sites == 0);
+	else {
+		if (co->n_sites)
+			printf("\n");
+		print_site(o, spec, label, s);
+	}
+	co->n_sites++;
+	if (s->mode == SP_AN_NONE)
+		co->n_bad++;
+}
+
+static int check_usdt(struct sp_an_object *o, const struct sp_spec_item *it, struct check_out *co)
+{
+	for (size_t i = 0; i < o->notes.n; i++) {
+		const struct sp_usdt_note *n = &o->notes.v[i];
+		if (fnmatch(it->provider, n->provider, 0) || fnmatch(it->name, n->name, 0))
+			continue;
+		struct sp_an_site s;
+		char label[512];
+		snprintf(label, sizeof(label), "%s:%s", n->provider, n->name);
+		sp_analyze_site(o, NULL, n->pc, &s);
+		emit(co, o, it->probe_text, label, &s);
+	}
+	if (!co->n_sites) {
+		fprintf(stderr, "selfprobe: no USDT probe %s:%s in %s%s\n", it->provider, it->name, o->path,
+			o->notes.n ? "" : " (it has no .note.stapsdt)");
+		return 1;
+	}
+	return 0;
+}
+
+static int check_symbols(struct sp_an_object *o, const struct sp_spec_item *it, struct check_out *co)
+{
+	bool wants_return = it->kind != SP_KIND_UPROBE;
+	if (it->has_address) {
+		const struct sp_sym *sym = sp_elf_containing(o->elf, it->address);
+		if (!sym) {
+			fprintf(stderr, "selfprobe: address %#" PRIx64 " is not inside any function of %s\n",
+				it->address, o->path);
+			return 1;
+		}
+		if (sym->is_ifunc) {
+			fprintf(stderr, "selfprobe: address %#" PRIx64 " is inside the IFUNC resolver %s; "
+				"name the symbol instead\n", it->address, sym->name);
+			return 1;
+		}
+		if (wants_return && it->address != sym->value) {
+			fprintf(stderr, "selfprobe: return probes attach at a function entry: %#" PRIx64
+				" is %s+%#" PRIx64 "\n", it->address, sym->name, it->address - sym->value);
+			return 1;
+		}
+		if (check_offset(o, sym, it->address - sym->value))
+			return 1;
+		struct sp_an_site s;
+		char label[512];
+		snprintf(label, sizeof(label), it->address == sym->value ? "%s" : "%s+%#" PRIx64, sym->name,
+			 it->address - sym->value);
+		sp_analyze_site(o, sym, it->address, &s);
+		emit(co, o, it->probe_text, label, &s);
+		return 0;
+	}
+	const struct sp_sym **syms = NULL;
+	long n = sp_elf_match(o->elf, it->name, &syms);
+	if (n <= 0) {
+		fprintf(stderr, strpbrk(it->name, "*?[") ? "selfprobe: no function matches '%s' in %s\n"
+							: "selfprobe: symbol '%s' not found in %s\n",
+			it->name, o->path);
+		free(syms);
+		return 1;
+	}
+	int rc = 0;
+	for (long i = 0; i < n; i++) {
+		const struct sp_sym *sym = syms[i];
+		if (!sym->is_ifunc && check_offset(o, sym, it->offset)) {
+			rc = 1;
+			continue;
+		}
+		struct sp_an_site s;
+		char label[512];
+		snprintf(label, sizeof(label), it->offset ? "%s+%#" PRIx64 : "%s", sym->name, it->offset);
+		sp_analyze_site(o, sym, sym->value + it->offset, &s);
+		emit(co, o, it->probe_text, label, &s);
+	}
+	free(syms);
+	return rc;
+}
+
+static int cmd_check(int argc, char **argv)
+{
+	const char *probe = NULL, *program = NULL;
+	struct check_out co = { 0 };
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			usage_check(stdout);
+			return 0;
+		} else if (!strcmp(a, "--json"))
+			co.json = true;
+		else if (!strcmp(a, "-x")) {
+			if (i + 1 >= argc) {
+				fprintf(stderr, "selfprobe check: -x needs a value\n");
+				return 2;
+			}
+			program = argv[++i];
+		} else if (a[0] == '-' && a[1]) {
+			fprintf(stderr, "selfprobe check: unknown option '%s'\n", a);
+			usage_check(stderr);
+			return 2;
+		} else if (!probe)
+			probe = a;
+		else {
+			fprintf(stderr, "selfprobe check: one PROBE at a time ('%s')\n", a);
+			return 2;
+		}
+	}
+	if (!probe) {
+		fprintf(stderr, "selfprobe check: no PROBE\n");
+		usage_check(stderr);
+		return 2;
+	}
+	struct sp_spec_item it;
+	char *perr = NULL;
+	memset(&it, 0, sizeof(it));
+	if (sp_spec_parse_probe(probe, &it, &perr) != 0) {
+		fprintf(stderr, "selfprobe check: %s: %s\n", probe, perr ? perr : "malformed probe");
+		free(perr);
+		return 2;
+	}
+	const char *objname = it.object ? it.object : program;
+	if (!objname) {
+		fprintf(stderr, "selfprobe check: %s names no object and there is no main program here: "
+			"name it in the probe (uprobe:OBJECT:...) or give -x PROGRAM\n", probe);
+		sp_spec_item_free(&it);
+		return 2;
+	}
+	struct sp_an_object *o;
+	if (open_object(objname, &o)) {
+		sp_spec_item_free(&it);
+		return 1;
+	}
+	if (co.json)
+		fputs("[", stdout);
+	int rc = it.kind == SP_KIND_USDT ? check_usdt(o, &it, &co) : check_symbols(o, &it, &co);
+	if (co.json)
+		fputs("]\n", stdout);
+	sp_analyze_close(o);
+	sp_spec_item_free(&it);
+	return rc || co.n_bad ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage_main(stderr);
+		return 2;
+	}
+	const char *cmd = argv[1];
+	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help")) {
+		usage_main(stdout);
+		return 0;
+	}
+	if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) {
+		printf("selfprobe %s\n", SELFPROBE_VERSION_STRING);
+		return 0;
+	}
+	if (!strcmp(cmd, "help")) {
+		const char *of = argc > 2 ? argv[2] : "";
+		void (*u)(FILE *) = !strcmp(of, "run") ? usage_run : !strcmp(of, "list") ? usage_list
+				  : !strcmp(of, "check") ? usage_check : argc > 2 ? NULL : usage_main;
+		if (!u) {
+			fprintf(stderr, "selfprobe: unknown command '%s'\n", of);
+			return 2;
+		}
+		u(stdout);
+		return 0;
+	}
+	if (!strcmp(cmd, "run"))
+		return cmd_run(argc - 2, argv + 2);
+	if (!strcmp(cmd, "list"))
+		return cmd_list(argc - 2, argv + 2);
+	if (!strcmp(cmd, "check"))
+		return cmd_check(argc - 2, argv + 2);
+	fprintf(stderr, "selfprobe: unknown command '%s'\n", cmd);
+	usage_main(stderr);
 	return 2;
 }

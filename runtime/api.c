@@ -7,6 +7,7 @@
 #include "probe.h"
 #include "report.h"
 #include "spec.h"
+#include "stack.h"
 #include "trace.h"
 #include "tstate.h"
 #include "uret.h"
@@ -130,8 +131,9 @@ API int selfprobe_usdt_arg(struct selfprobe_ctx *ctx, int n, int64_t *val)
 
 API int selfprobe_backtrace(struct selfprobe_ctx *ctx, uintptr_t *ips, int max)
 {
-	(void)ctx, (void)ips, (void)max;
-	return -ENOTSUP;   /* arrives with the stack action */
+	if (!ctx || !ips)
+		return -EINVAL;
+	return sp_stack_walk(ctx, ips, max);
 }
 
 API int selfprobe_set_mode(const char *mode)
@@ -228,6 +230,8 @@ static int write_report(const char *pattern)
 	}
 	if (ends_with(path, ".json"))
 		sp_report_json(f);
+	else if (ends_with(path, ".folded"))
+		sp_stack_report_folded(f);   /* flame graph input: the stacks only */
 	else
 		sp_report_text(f);
 	int rc = fclose(f) == 0 ? 0 : -errno;

@@ -4,6 +4,7 @@
 #include "hazard.h"
 #include "loadwatch.h"
 #include "plugin.h"
+#include "stack.h"
 #include "trace.h"
 #include "usdt.h"
 #include "insn.h"
@@ -520,6 +521,8 @@ static struct sp_probe *new_probe(const struct sp_spec_item *item, const struct 
 	p->data = data;
 	if (!fn && item->action == SP_ACT_TRACE && sp_trace_prepare() == 0)
 		p->fn = sp_trace_handler;
+	if (!fn && item->action == SP_ACT_STACK && sp_stack_prepare() == 0)
+		p->fn = sp_stack_handler;
 	p->object = strdup(obj->path);
 	p->bias = obj->bias;
 	p->symbol = t->symbol;
@@ -569,7 +572,7 @@ static const char *unsupported(const struct sp_spec_item *item, selfprobe_handle
 	case SP_ACT_COUNT:
 	case SP_ACT_LATENCY: return NULL;
 	case SP_ACT_TRACE:   return NULL;
-	case SP_ACT_STACK:   return "the stack action is not supported yet";
+	case SP_ACT_STACK:   return NULL;
 	case SP_ACT_PLUGIN:  return NULL;
 	}
 	return NULL;

@@ -5,6 +5,7 @@
 #include "report.h"
 #include "loadwatch.h"
 #include "probe.h"
+#include "stack.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -134,6 +135,8 @@ void sp_report_text(FILE *f)
 			probe_latency(p, &l);
 			text_histogram(f, p->label, &l);
 		}
+		if (p->action == SP_ACT_STACK)
+			sp_stack_report_text(f, p, 10);
 	}
 	struct never_ctx nc = { f, false, "" };
 	sp_loadwatch_each_unattached(never_loaded, &nc);
@@ -193,6 +196,8 @@ void sp_report_json(FILE *f)
 			probe_latency(p, &l);
 			json_latency(f, &l);
 		}
+		if (p->action == SP_ACT_STACK)
+			sp_stack_report_json(f, p, 20, json_str);
 		if (p->implementation) {
 			fputs(", \"implementation\": ", f);
 			json_str(f, p->implementation);

@@ -2,6 +2,7 @@
  *
  *   kcount [--check] [-o FILE] [-u PROBE]... -- CMD ARGS...
  *   PROBE := [ret:]PATH:SYMBOL | [ret:]PATH:0xOFFSET   (OFFSET is a file offset)
+ *            followed by an optional ":ref=0xSEMOFFSET"
  *
  * Each PROBE becomes one perf event of the uprobe PMU
  * (/sys/bus/event_source/devices/uprobe): config1 is the path, config2 the
@@ -29,6 +30,14 @@
  *
  * --check: exit 0 when kernel uprobes work here (a probe on /bin/true's entry
  * point fires exactly once), else print the reason and exit 77 (CTest's skip).
+ *
+ * USDT sites: ":ref=0xSEMOFFSET" names the file offset of the probe's
+ * semaphore (the note's semaphore address converted to a file offset of the
+ * writable segment that holds it).  It goes into config's ref_ctr_offset
+ * field (format/ref_ctr_offset, "config:32-63"): the kernel then increments
+ * the semaphore in every process that maps the site while the probe exists
+ * and decrements it on removal, as bpftrace and libbpf do for USDT.  Without
+ * it, a probe guarded by *_ENABLED() never fires.
  *
  * Symbols are resolved with the project's elfsym module (sp_elf_open,
  * sp_elf_lookup, sp_elf_vaddr_to_offset only).  An IFUNC symbol is refused:
@@ -60,6 +69,7 @@ struct kprobe_req {
 	const char *arg;     /* as given, echoed in the output */
 	char *path;          /* owned */
 	uint64_t offset;     /* file offset */
+	uint64_t ref_ctr;    /* file offset of a USDT semaphore, 0: none */
 	bool ret;
 };
 
@@ -75,6 +85,18 @@ static int read_small_file(const char *path, char *buf, size_t len)
 		return err;
 	buf[n] = '\0';
 	return 0;
+}
+
+/* The first bit of config that holds ref_ctr_offset ("config:32-63"), or
+ * -1 when this kernel has no such field (before 4.20). */
+static int ref_ctr_shift(void)
+{
+	char buf[64];
+	int lo, hi;
+	if (read_small_file(PMU_DIR "/format/ref_ctr_offset", buf, sizeof(buf)) ||
+	    sscanf(buf, "config:%d-%d", &lo, &hi) != 2 || lo < 0 || hi != 63 || lo > hi)
+		return -1;
+	return lo;
 }
 
 /* The uprobe PMU's type and the bit of config that selects a retprobe. */
@@ -105,6 +127,12 @@ static int open_uprobe(const struct kprobe_req *p, pid_t pid, int type, int ret_
 	attr.size = sizeof(attr);
 	attr.type = type;
 	attr.config = p->ret ? 1ULL << ret_bit : 0;
+	if (p->ref_ctr) {
+		int shift = ref_ctr_shift();
+		if (shift < 0 || p->ref_ctr >> (64 - shift))
+			return -EOPNOTSUPP;
+		attr.config |= p->ref_ctr << shift;
+	}
 	attr.config1 = (uint64_t)(uintptr_t)p->path;   /* uprobe_path */
 	attr.config2 = p->offset;                      /* probe_offset */
 	attr.disabled = on_exec;
@@ -150,7 +178,26 @@ static int resolve(struct kprobe_req *p, const char *loc, char *err, size_t errl
 	return rc;
 }
 
-/* [ret:]PATH:LOC — PATH may itself hold ':', LOC never does. */
+/* A trailing ":ref=0xHEX" of S (length *LEN): parsed into *REF and cut
+ * from *LEN.  0 when there is none. */
+static int parse_ref(const char *s, size_t *len, uint64_t *ref, char *err, size_t errlen)
+{
+	const char *colon = memrchr(s, ':', *len);
+	if (!colon || strncmp(colon, ":ref=", 5) != 0)
+		return 0;
+	const char *hex = colon + 5;
+	char *end;
+	errno = 0;
+	*ref = strncmp(hex, "0x", 2) == 0 ? strtoull(hex + 2, &end, 16) : 0;
+	if (strncmp(hex, "0x", 2) != 0 || errno || end == hex + 2 || *end || *ref == 0) {
+		snprintf(err, errlen, "bad semaphore offset '%s' (want ref=0xHEX, not 0)", hex);
+		return -EINVAL;
+	}
+	*len = colon - s;
+	return 0;
+}
+
+/* [ret:]PATH:LOC[:ref=0xHEX] — PATH may itself hold ':', LOC never does. */
 static int parse_probe(const char *arg, struct kprobe_req *p, char *err, size_t errlen)
 {
 	memset(p, 0, sizeof(*p));
@@ -160,15 +207,25 @@ static int parse_probe(const char *arg, struct kprobe_req *p, char *err, size_t 
 		p->ret = true;
 		s += 4;
 	}
-	const char *colon = strrchr(s, ':');
-	if (!colon || colon == s || !colon[1]) {
-		snprintf(err, errlen, "bad probe '%s' (want [ret:]PATH:SYMBOL or [ret:]PATH:0xOFFSET)", arg);
+	size_t len = strlen(s);
+	int rc = parse_ref(s, &len, &p->ref_ctr, err, errlen);
+	if (rc)
+		return rc;
+	const char *colon = memrchr(s, ':', len);
+	if (!colon || colon == s || colon + 1 == s + len) {
+		snprintf(err, errlen, "bad probe '%s' (want [ret:]PATH:SYMBOL or [ret:]PATH:0xOFFSET, "
+			 "then optionally :ref=0xSEMOFFSET)", arg);
 		return -EINVAL;
 	}
+	if (p->ref_ctr && ref_ctr_shift() < 0) {
+		snprintf(err, errlen, "'%s': this kernel's uprobe PMU has no ref_ctr_offset", arg);
+		return -EOPNOTSUPP;
+	}
 	p->path = strndup(s, colon - s);
-	if (!p->path)
-		return -ENOMEM;
-	return resolve(p, colon + 1, err, errlen);
+	char *loc = strndup(colon + 1, s + len - colon - 1);
+	rc = p->path && loc ? resolve(p, loc, err, errlen) : -ENOMEM;
+	free(loc);
+	return rc;
 }
 
 /* The file offset of PATH's entry point, read from its ELF headers. */
@@ -419,8 +476,8 @@ skip:
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: kcount [--check] [-o FILE] [-u [ret:]PATH:SYMBOL|[ret:]PATH:0xOFFSET]... "
-		"-- CMD ARGS...\n");
+	fprintf(stderr, "usage: kcount [--check] [-o FILE] "
+		"[-u [ret:]PATH:SYMBOL|[ret:]PATH:0xOFFSET[:ref=0xSEMOFFSET]]... -- CMD ARGS...\n");
 	exit(EXIT_SETUP);
 }
 

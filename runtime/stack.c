@@ -1,0 +1,228 @@
+/* stack — see stack.h. */
+#define UNW_LOCAL_ONLY
+#include "stack.h"
+#include "dispatch.h"
+#include "probe.h"
+#include "uret.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <libunwind.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <ucontext.h>
+
+struct stack_entry {
+	_Atomic uint64_t hash;              /* 0: free */
+	_Atomic int ready;                  /* ips written */
+	const struct sp_probe *probe;
+	uint64_t count;
+	int depth;
+	uintptr_t ips[SP_STACK_DEPTH];
+};
+
+static struct stack_entry *table;       /* SP_STACKS_MAX entries */
+static _Atomic uint64_t dropped;         /* stacks that found no room */
+
+int sp_stack_prepare(void)
+{
+	if (table)
+		return 0;
+	void *p = mmap(NULL, SP_STACKS_MAX * sizeof(*table), PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	table = p;
+	return 0;
+}
+
+int sp_stack_walk(struct selfprobe_ctx *ctx, uintptr_t *ips, int max)
+{
+	if (max <= 0)
+		return 0;
+	/* A context made of the probe's registers, on both paths: rip is the
+	 * site itself (the int3 path's ucontext has rip past the int3) and any
+	 * handler's changes are seen. */
+	ucontext_t uc;
+	unw_context_t *uctx;
+	{
+		memset(&uc, 0, sizeof(uc));
+		greg_t *g = uc.uc_mcontext.gregs;
+		const struct selfprobe_regs *r = ctx->regs;
+		g[REG_R8] = (greg_t)r->r8, g[REG_R9] = (greg_t)r->r9, g[REG_R10] = (greg_t)r->r10;
+		g[REG_R11] = (greg_t)r->r11, g[REG_R12] = (greg_t)r->r12, g[REG_R13] = (greg_t)r->r13;
+		g[REG_R14] = (greg_t)r->r14, g[REG_R15] = (greg_t)r->r15, g[REG_RDI] = (greg_t)r->rdi;
+		g[REG_RSI] = (greg_t)r->rsi, g[REG_RBP] = (greg_t)r->rbp, g[REG_RBX] = (greg_t)r->rbx;
+		g[REG_RDX] = (greg_t)r->rdx, g[REG_RAX] = (greg_t)r->rax, g[REG_RCX] = (greg_t)r->rcx;
+		g[REG_RSP] = (greg_t)r->rsp, g[REG_RIP] = (greg_t)r->rip, g[REG_EFL] = (greg_t)r->eflags;
+		uctx = (unw_context_t *)&uc;
+	}
+	/* at a return, the frame is the caller's: start there */
+	size_t swapped = sp_uret_unswap();
+	unw_cursor_t cur;
+	int n = 0;
+	/* init_local2, not init_local: the latter is interposed (unwind_hooks)
+	 * and would park every return probe of the thread */
+	if (unw_init_local2(&cur, uctx, UNW_INIT_SIGNAL_FRAME) == 0) {
+		do {
+			unw_word_t ip;
+			if (unw_get_reg(&cur, UNW_REG_IP, &ip) != 0 || ip == 0)
+				break;
+			ips[n++] = (uintptr_t)ip;
+		} while (n < max && unw_step(&cur) > 0);
+	}
+	sp_uret_reswap(swapped);
+	return n;
+}
+
+static uint64_t hash_stack(const struct sp_probe *p, const uintptr_t *ips, int n)
+{
+	uint64_t h = 1469598103934665603ull ^ (uintptr_t)p;
+	for (int i = 0; i < n; i++) {
+		h ^= ips[i];
+		h *= 1099511628211ull;
+	}
+	return h ? h : 1;
+}
+
+int sp_stack_handler(struct selfprobe_ctx *ctx, void *data)
+{
+	(void)data;
+	uintptr_t ips[SP_STACK_DEPTH];
+	int n = sp_stack_walk(ctx, ips, SP_STACK_DEPTH);
+	if (n <= 0 || !table)
+		return 0;
+	const struct sp_probe *p = ctx->probe;
+	uint64_t h = hash_stack(p, ips, n);
+	for (uint32_t i = (uint32_t)h & (SP_STACKS_MAX - 1), tries = 0; tries < 64;
+	     i = (i + 1) & (SP_STACKS_MAX - 1), tries++) {
+		struct stack_entry *e = &table[i];
+		uint64_t cur = atomic_load(&e->hash);
+		if (cur == 0) {
+			uint64_t zero = 0;
+			if (atomic_compare_exchange_strong(&e->hash, &zero, h)) {
+				e->probe = p;
+				e->depth = n;
+				for (int k = 0; k < n; k++)
+					e->ips[k] = ips[k];
+				atomic_store(&e->ready, 1);
+				__atomic_fetch_add(&e->count, 1, __ATOMIC_RELAXED);
+				return 0;
+			}
+			cur = zero;
+		}
+		if (cur == h) {
+			while (!atomic_load(&e->ready))
+				;   /* another thread is writing the same new stack */
+			if (e->probe == p && e->depth == n && memcmp(e->ips, ips, (size_t)n * sizeof(*ips)) == 0) {
+				__atomic_fetch_add(&e->count, 1, __ATOMIC_RELAXED);
+				return 0;
+			}
+		}
+	}
+	atomic_fetch_add(&dropped, 1);
+	return 0;
+}
+
+/* "func+0x12" or "lib.so+0x1234" for IP (a return address: look up ip-1,
+ * except the first frame, the site itself). */
+static void symbolize(uintptr_t ip, int first, char *buf, size_t len)
+{
+	Dl_info info;
+	uintptr_t q = first ? ip : ip - 1;
+	if (dladdr((void *)q, &info) && info.dli_sname && info.dli_saddr) {
+		snprintf(buf, len, "%s+%#lx", info.dli_sname, (unsigned long)(ip - (uintptr_t)info.dli_saddr));
+		return;
+	}
+	if (info.dli_fname && info.dli_fbase) {
+		/* not exported: the ELF .symtab (or its debug file) may know */
+		const char *base = strrchr(info.dli_fname, '/');
+		snprintf(buf, len, "%s+%#lx", base ? base + 1 : info.dli_fname,
+			 (unsigned long)(ip - (uintptr_t)info.dli_fbase));
+		return;
+	}
+	snprintf(buf, len, "%#lx", (unsigned long)ip);
+}
+
+static int by_count(const void *a, const void *b)
+{
+	const struct stack_entry *x = *(const struct stack_entry *const *)a;
+	const struct stack_entry *y = *(const struct stack_entry *const *)b;
+	return x->count < y->count ? 1 : x->count > y->count ? -1 : 0;
+}
+
+void sp_stack_report_text(FILE *f, const struct sp_probe *p, int top)
+{
+	if (!table)
+		return;
+	struct stack_entry **v = malloc(SP_STACKS_MAX * sizeof(*v));
+	if (!v)
+		return;
+	size_t n = 0;
+	for (uint32_t i = 0; i < SP_STACKS_MAX; i++)
+		if (atomic_load(&table[i].ready) && table[i].probe == p)
+			v[n++] = &table[i];
+	qsort(v, n, sizeof(*v), by_count);
+	for (size_t i = 0; i < n && (int)i < top; i++) {
+		fprintf(f, "@stacks[%s,\n", p->label);
+		for (int k = 0; k < v[i]->depth; k++) {
+			char sym[256];
+			symbolize(v[i]->ips[k], k == 0, sym, sizeof(sym));
+			fprintf(f, "    %s\n", sym);
+		}
+		fprintf(f, "]: %lu\n", (unsigned long)v[i]->count);
+	}
+	if (n > (size_t)top)
+		fprintf(f, "@stacks[%s]: %zu more distinct stacks (see the folded output)\n", p->label, n - top);
+	free(v);
+}
+
+void sp_stack_report_folded(FILE *f)
+{
+	for (uint32_t i = 0; table && i < SP_STACKS_MAX; i++) {
+		struct stack_entry *e = &table[i];
+		if (!atomic_load(&e->ready))
+			continue;
+		/* root first: the outermost caller, down to the probe's label */
+		for (int k = e->depth - 1; k >= 0; k--) {
+			char sym[256];
+			symbolize(e->ips[k], k == 0, sym, sizeof(sym));
+			for (char *c = sym; *c; c++)
+				if (*c == ';' || *c == ' ')
+					*c = '_';
+			fprintf(f, "%s;", sym);
+		}
+		fprintf(f, "%s %lu\n", e->probe->label, (unsigned long)e->count);
+	}
+	uint64_t d = atomic_load(&dropped);
+	if (d)
+		fprintf(stderr, "selfprobe: %lu stacks found no room in the stack table\n", (unsigned long)d);
+}
+
+void sp_stack_report_json(FILE *f, const struct sp_probe *p, int top,
+			  void (*str)(FILE *, const char *))
+{
+	fputs(", \"stacks\": [", f);
+	struct stack_entry **v = table ? malloc(SP_STACKS_MAX * sizeof(*v)) : NULL;
+	size_t n = 0;
+	for (uint32_t i = 0; v && i < SP_STACKS_MAX; i++)
+		if (atomic_load(&table[i].ready) && table[i].probe == p)
+			v[n++] = &table[i];
+	if (v)
+		qsort(v, n, sizeof(*v), by_count);
+	for (size_t i = 0; i < n && (int)i < top; i++) {
+		fprintf(f, "%s{\"count\": %lu, \"frames\": [", i ? ", " : "", (unsigned long)v[i]->count);
+		for (int k = 0; k < v[i]->depth; k++) {
+			char sym[256];
+			symbolize(v[i]->ips[k], k == 0, sym, sizeof(sym));
+			if (k)
+				fputs(", ", f);
+			str(f, sym);
+		}
+		fputs("]}", f);
+	}
+	fputc(']', f);
+	free(v);
+}
