@@ -4,6 +4,7 @@
  * with -mgeneral-regs-only, and handlers are called through
  * sp_call_preserving_vectors. */
 #include "dispatch.h"
+#include "guard.h"
 #include "probe.h"
 #include "tstate.h"
 #include "uret.h"
@@ -17,10 +18,7 @@ static int call(struct sp_probe *p, struct selfprobe_regs *regs, void *ucontext,
 	ctx.cookie = cookie;
 	ctx.is_return = false;
 	ctx.ucontext = ucontext;
-	if (ucontext)       /* int3: the kernel saved the vector state */
-		return p->fn(&ctx, p->data);
-	/* jmp: nobody did */
-	return sp_call_preserving_vectors((int (*)(void *, void *))p->fn, &ctx, p->data);
+	return sp_guard_call(p, &ctx);
 }
 
 void sp_dispatch(struct sp_site *site, struct selfprobe_regs *regs, void *ucontext)

@@ -13,6 +13,7 @@
 #ifndef SP_PROBE_H
 #define SP_PROBE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -45,6 +46,9 @@ struct sp_probe {
 	bool unloaded;                   /* detached because its object went away */
 	bool freed_id;
 	bool internal;                   /* the runtime's own (not reported) */
+	_Atomic bool faulted;            /* its handler faulted: not called again */
+	int fault_sig;                   /* and how */
+	uintptr_t fault_addr;
 	uint64_t final[SP_N_COUNTERS];   /* counts frozen at detach */
 	struct sp_lat final_lat;         /* the histogram frozen at detach */
 	struct sp_probe *next;           /* registry list, in attach order */

@@ -130,6 +130,9 @@ void sp_report_text(FILE *f)
 			fprintf(f, "@missed[%s]: %" PRIu64 "\n", p->label, c[SP_MISSED]);
 		if (c[SP_LOST])
 			fprintf(f, "@lost[%s]: %" PRIu64 "\n", p->label, c[SP_LOST]);
+		if (atomic_load(&p->faulted))
+			fprintf(f, "@fault[%s]: signal %d at %#" PRIxPTR ": its handler was disabled\n", p->label,
+				p->fault_sig, p->fault_addr);
 		if (p->action == SP_ACT_LATENCY) {
 			struct sp_lat l;
 			probe_latency(p, &l);
@@ -198,6 +201,9 @@ void sp_report_json(FILE *f)
 		}
 		if (p->action == SP_ACT_STACK)
 			sp_stack_report_json(f, p, 20, json_str);
+		if (atomic_load(&p->faulted))
+			fprintf(f, ", \"fault\": {\"signal\": %d, \"address\": \"%#" PRIxPTR "\"}",
+				p->fault_sig, p->fault_addr);
 		if (p->implementation) {
 			fputs(", \"implementation\": ", f);
 			json_str(f, p->implementation);

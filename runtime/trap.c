@@ -5,6 +5,7 @@
 #include "emulate.h"
 #include "log.h"
 #include "site.h"
+#include "guard.h"
 #include "stopworld.h"
 #include "tramp.h"
 
@@ -33,7 +34,7 @@ static _Atomic bool installed;
  * and a thread's own int3 trap would swallow each other.  A real-time
  * signal queues.  What the application asked for each is kept here and
  * called for the signals that are not ours. */
-enum { OWN_TRAP, OWN_STOP, N_OWN };
+enum { OWN_TRAP, OWN_STOP, OWN_SEGV, OWN_BUS, OWN_FPE, OWN_ILL, N_OWN };
 static struct sigaction app_action[N_OWN];
 static int own_sig[N_OWN];
 
@@ -150,6 +151,27 @@ static void on_stopsig(int sig, siginfo_t *si, void *ucv)
 		chain(OWN_STOP, sig, si, ucv);
 }
 
+/* A fault: inside a handler (guard.h), that handler's probe is disabled
+ * and the thread resumes after the call; anywhere else it is the
+ * application's. */
+static void on_fault(int sig, siginfo_t *si, void *ucv)
+{
+	sp_guard_on_fault(sig, si);   /* does not return when it was a handler's */
+	int which = sig == SIGSEGV ? OWN_SEGV : sig == SIGBUS ? OWN_BUS : sig == SIGFPE ? OWN_FPE : OWN_ILL;
+	struct sigaction a = app_action[which];
+	if ((a.sa_flags & SA_SIGINFO) ? a.sa_sigaction != NULL
+				      : a.sa_handler != SIG_DFL && a.sa_handler != SIG_IGN) {
+		chain(which, sig, si, ucv);
+		return;
+	}
+	/* the default action, at the faulting instruction: return to it with
+	 * the default disposition restored, as if we had never been there */
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	real_sigaction(sig, &dfl, NULL);
+	if (si->si_code <= 0)   /* sent with kill, not a fault: send it again */
+		syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), sig);
+}
+
 static void on_sigtrap(int sig, siginfo_t *si, void *ucv)
 {
 	ucontext_t *uc = ucv;
@@ -210,7 +232,12 @@ int sp_trap_install(void)
 	}
 	own_sig[OWN_TRAP] = SIGTRAP;
 	own_sig[OWN_STOP] = sp_trap_stop_signal();
-	void (*handler[N_OWN])(int, siginfo_t *, void *) = { on_sigtrap, on_stopsig };
+	own_sig[OWN_SEGV] = SIGSEGV;
+	own_sig[OWN_BUS] = SIGBUS;
+	own_sig[OWN_FPE] = SIGFPE;
+	own_sig[OWN_ILL] = SIGILL;
+	void (*handler[N_OWN])(int, siginfo_t *, void *) = { on_sigtrap, on_stopsig, on_fault,
+							     on_fault, on_fault, on_fault };
 	sigset_t unblock;
 	sigemptyset(&unblock);
 	for (int i = 0; i < N_OWN; i++) {

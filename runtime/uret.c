@@ -1,6 +1,7 @@
 /* uret — see uret.h for the mechanism. */
 #include "uret.h"
 #include "dispatch.h"
+#include "guard.h"
 #include "latency.h"
 #include "log.h"
 #include "probe.h"
@@ -155,7 +156,7 @@ static int call_handler(struct sp_probe *p, struct selfprobe_regs *regs, uint64_
 	ctx.cookie = cookie;
 	ctx.is_return = true;
 	ctx.ucontext = NULL;
-	return sp_call_preserving_vectors((int (*)(void *, void *))p->fn, &ctx, p->data);
+	return sp_guard_call(p, &ctx);
 }
 
 void sp_uret_dispatch(struct selfprobe_regs *regs)

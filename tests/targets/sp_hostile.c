@@ -23,8 +23,9 @@
  *                               then selfprobe_attach(uprobe:h_work) in MODE
  *   sp_hostile seccomp-exec WHAT -- CMD...   the same filter, then exec CMD
  *                               (the preload's constructor attaches under it)
- *   sp_hostile mdwe MODE N      prctl(PR_SET_MDWE, REFUSE_EXEC_GAIN), then attach
- *   sp_hostile wx MODE N        W^X: /proc/self/maps scanned by a thread during
+ *   sp_hostile mdwe MODE N [WHAT]  prctl(PR_SET_MDWE, REFUSE_EXEC_GAIN), then attach
+ *                               (WHAT: a seccomp case installed first)
+ *   sp_hostile wx MODE N [WHAT] W^X: /proc/self/maps scanned by a thread during
  *                               attach, from a probe handler, and after; the
  *                               trampoline page of a jmp probe is r-x
  *   sp_hostile plain N          h_work N times (for seccomp-exec)
@@ -381,7 +382,7 @@ static int install_seccomp(const char *what)
 	for (int i = 0; i < n; i++) {
 		if (exec_only) {
 			/* nr == mprotect && (prot & PROT_EXEC) → EPERM */
-			f[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, nrs[i], 0, 3);
+			f[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, nrs[i], 0, 4);
 			f[k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
 							      offsetof(struct seccomp_data, args[2]));
 			f[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, PROT_EXEC, 1, 0);
@@ -622,8 +623,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "sp_hostile: exec %s: %s\n", argv[4], strerror(errno));
 		return 2;
 	} else if (strcmp(cmd, "mdwe") == 0 && argc > 2) {
+		if (argc > 4 && install_seccomp(argv[4]) != 0)
+			return 2;
 		rc = cmd_mdwe(argv[2], num(argc > 3 ? argv[3] : NULL, 1000));
 	} else if (strcmp(cmd, "wx") == 0 && argc > 2) {
+		if (argc > 4 && install_seccomp(argv[4]) != 0)
+			return 2;
 		rc = cmd_wx(argv[2], num(argc > 3 ? argv[3] : NULL, 1000));
 	} else {
 		fprintf(stderr, "usage: sp_hostile plain|sigtrap|blocked|altstack|threads|storm|"

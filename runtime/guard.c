@@ -1,0 +1,57 @@
+/* guard — see guard.h. */
+#include "guard.h"
+#include "dispatch.h"
+#include "probe.h"
+#include "xsave.h"
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+struct guard {
+	void *jb[5];                 /* __builtin_setjmp's buffer */
+	struct sp_probe *probe;      /* non-NULL: inside this probe's handler */
+};
+
+static __thread struct guard guard __attribute__((tls_model("initial-exec")));
+
+static int call_fn(void *vctx, void *vprobe)
+{
+	struct selfprobe_ctx *ctx = vctx;
+	struct sp_probe *p = vprobe;
+	return p->fn(ctx, p->data);
+}
+
+int sp_guard_call(struct sp_probe *p, struct selfprobe_ctx *ctx)
+{
+	if (atomic_load_explicit(&p->faulted, memory_order_relaxed))
+		return 0;
+	struct sp_probe *outer = guard.probe;
+	void *saved[5];
+	for (int i = 0; i < 5; i++)
+		saved[i] = guard.jb[i];
+	int rc = 0;
+	if (__builtin_setjmp(guard.jb) == 0) {
+		guard.probe = p;
+		if (ctx->ucontext)            /* int3: the kernel saved the vector state */
+			rc = call_fn(ctx, p);
+		else                          /* jmp: nobody did */
+			rc = sp_call_preserving_vectors(call_fn, ctx, p);
+	} else
+		rc = 0;                       /* the handler faulted: see on_fault */
+	guard.probe = outer;
+	for (int i = 0; i < 5; i++)
+		guard.jb[i] = saved[i];
+	return rc;
+}
+
+void sp_guard_on_fault(int sig, const siginfo_t *si)
+{
+	struct sp_probe *p = guard.probe;
+	if (!p || si->si_code <= 0)   /* not in a handler, or sent by kill */
+		return;
+	p->fault_sig = sig;
+	p->fault_addr = (uintptr_t)si->si_addr;
+	atomic_store(&p->faulted, true);
+	guard.probe = NULL;
+	__builtin_longjmp(guard.jb, 1);
+}

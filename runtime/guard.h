@@ -1,0 +1,32 @@
+/* guard — a handler that faults does not take the application down.
+ *
+ * Handlers are called through sp_guard_call: it marks the thread as inside
+ * that handler and keeps a jump buffer (__builtin_setjmp: no libc call, so
+ * a probe on libc's setjmp is not hit by our own hot path).  A SIGSEGV,
+ * SIGBUS, SIGFPE or SIGILL raised while the mark is set is the handler's:
+ * its probe is disabled (it counts on, its handler is not called again),
+ * the fault is recorded for the report (signal and address), and the
+ * thread resumes right after the handler call, as if it had returned 0.
+ * The fault signals are owned like SIGTRAP (trap.h): installed with
+ * SA_NODEFER so a long jump out of the signal leaves them unblocked, and an
+ * application's handler for them is chained to for every other fault.
+ * No peer does this for native handlers; the cost is a setjmp per call.
+ */
+#ifndef SP_GUARD_H
+#define SP_GUARD_H
+
+#include <signal.h>
+
+#include "selfprobe.h"
+
+struct sp_probe;
+
+/* Call P's handler with CTX under the guard.  Its result, or 0 after a
+ * fault (the probe is then disabled). */
+int sp_guard_call(struct sp_probe *p, struct selfprobe_ctx *ctx);
+
+/* From the fault handlers: jumps back into sp_guard_call (no return) when
+ * the fault is a handler's; returns otherwise. */
+void sp_guard_on_fault(int sig, const siginfo_t *si);
+
+#endif
