@@ -99,6 +99,15 @@ int selfprobe_write_report(const char *path);
 /* Write the report to FD (not closed): JSON when JSON is true, else text. */
 int selfprobe_write_report_fd(int fd, bool json);
 
+/* Where the report goes when the process ends (PATH as for
+ * selfprobe_write_report; NULL: text on a copy of the current stderr, taken
+ * now, since programs often close fd 2 before they exit).  Then
+ * selfprobe_exit_report() writes it once — the preload calls it after every
+ * destructor — and so does a call to _exit/_Exit, which skips exit
+ * handlers.  Not for handlers. */
+int  selfprobe_set_exit_report(const char *path);
+void selfprobe_exit_report(void);
+
 /* Call every loaded plugin's selfprobe_plugin_fini (once; at exit, after
  * the report).  Not for handlers. */
 void selfprobe_fini_plugins(void);

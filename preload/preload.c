@@ -12,16 +12,11 @@
  */
 #include "selfprobe.h"
 
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
 
-static char *report_path;   /* NULL: stderr */
-static int report_fd = -1;  /* our own copy of stderr: programs often close
-			     * fd 2 at exit (gnulib's close_stdout) before
-			     * our destructor runs */
 static int active;
 
 static void complain(const char *what, const char *value, const char *expected)
@@ -67,39 +62,28 @@ __attribute__((constructor)) static void preload_init(int argc, char **argv, cha
 	if (mode && *mode && selfprobe_set_mode(mode) != 0)
 		complain("UPROBE_MODE", mode, "auto, int3, jmp");
 	const char *out = env_get("UPROBE_OUTPUT");
-	if (out && *out)
-		report_path = strdup(out);
-	else
-		report_fd = fcntl(2, F_DUPFD_CLOEXEC, 10);
+	selfprobe_set_exit_report(out && *out ? out : NULL);
 	selfprobe_attach_spec(spec);
-}
-
-static void write_report(void)
-{
-	if (report_path)
-		selfprobe_write_report(report_path);
-	else if (report_fd >= 0)
-		selfprobe_write_report_fd(report_fd, false);
 }
 
 /* The dynamic linker runs our destructor before those of libraries that do
  * not depend on us, and their calls count too.  So the destructor only
  * registers the report as an exit handler: glibc's exit runs handlers
  * registered while it is running them, and this one comes after _dl_fini,
- * i.e. after every library's destructor. */
+ * i.e. after every library's destructor.  (_exit skips all of this; the
+ * runtime writes the report from its _exit then.) */
 extern int __cxa_atexit(void (*fn)(void *), void *arg, void *dso);
 
-static void write_report_at_exit(void *unused)
+static void report_at_exit(void *unused)
 {
 	(void)unused;
-	write_report();
-	selfprobe_fini_plugins();
+	selfprobe_exit_report();
 }
 
 __attribute__((destructor)) static void preload_fini(void)
 {
 	/* No DSO handle: atexit() would tie the handler to this library and
 	 * its own __cxa_finalize would run it right away. */
-	if (active && __cxa_atexit(write_report_at_exit, NULL, NULL) != 0)
-		write_report_at_exit(NULL);   /* exit is past its handlers: now or never */
+	if (active && __cxa_atexit(report_at_exit, NULL, NULL) != 0)
+		selfprobe_exit_report();   /* exit is past its handlers: now or never */
 }

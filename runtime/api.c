@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -281,4 +282,36 @@ API int selfprobe_write_report(const char *pattern)
 	int rc = write_report(pattern);
 	RUNTIME_END();
 	return rc;
+}
+
+/* ---- the report at process end ---- */
+
+static char *exit_path;          /* NULL: exit_fd */
+static int exit_fd = -1;
+static _Atomic int exit_armed;   /* set_exit_report was called */
+
+API int selfprobe_set_exit_report(const char *path)
+{
+	RUNTIME_BEGIN();
+	free(exit_path);
+	exit_path = path ? strdup(path) : NULL;
+	if (!path && exit_fd < 0)
+		exit_fd = fcntl(2, F_DUPFD_CLOEXEC, 10);
+	sp_report_exit_owner_is_me();
+	atomic_store(&exit_armed, 1);
+	RUNTIME_END();
+	return path && !exit_path ? -ENOMEM : 0;
+}
+
+API void selfprobe_exit_report(void)
+{
+	/* once per process, and never in a vfork child: it shares the
+	 * parent's memory, and a report would allocate in it */
+	if (!atomic_load(&exit_armed) || !sp_report_exit_claim())
+		return;
+	if (exit_path)
+		selfprobe_write_report(exit_path);
+	else if (exit_fd >= 0)
+		selfprobe_write_report_fd(exit_fd, false);
+	selfprobe_fini_plugins();
 }

@@ -4,6 +4,7 @@
 #include "hazard.h"
 #include "loadwatch.h"
 #include "plugin.h"
+#include "report.h"
 #include "stack.h"
 #include "trace.h"
 #include "usdt.h"
@@ -587,6 +588,7 @@ static void atfork_child(void)
 	sp_patch_atfork_child();
 	sp_tstate_atfork_child();
 	sp_latency_atfork_child();
+	sp_report_atfork_child();
 	for (struct sp_probe *p = atomic_load(&probes_head); p; p = p->next)
 		memset(p->final, 0, sizeof(p->final));
 }

@@ -255,3 +255,27 @@ char *sp_report_path(const char *pattern)
 	out[n] = 0;
 	return out;
 }
+
+static pid_t exit_owner;      /* the process whose exit writes the report */
+static pid_t exit_written;    /* the process that wrote it */
+
+void sp_report_exit_owner_is_me(void)
+{
+	exit_owner = getpid();
+}
+
+int sp_report_exit_claim(void)
+{
+	pid_t me = getpid();
+	if (me != exit_owner || exit_written == me)
+		return 0;
+	exit_written = me;
+	return 1;
+}
+
+void sp_report_atfork_child(void)
+{
+	/* fork (not vfork) ran our atfork handler: this child reports too */
+	if (exit_owner)
+		exit_owner = getpid();
+}

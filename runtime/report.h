@@ -11,4 +11,11 @@ void sp_report_json(FILE *f);
 /* Expand "%p" to the pid (and "%%" to "%").  Malloc'ed, or NULL. */
 char *sp_report_path(const char *pattern);
 
+/* The end-of-process report is written once per process: the process that
+ * set it up (or a fork child, after sp_report_atfork_child), never a vfork
+ * child.  claim: 1 the first time in the right process, else 0. */
+void sp_report_exit_owner_is_me(void);
+int sp_report_exit_claim(void);
+void sp_report_atfork_child(void);
+
 #endif

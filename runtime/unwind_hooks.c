@@ -28,6 +28,7 @@
  * without running the C++ destructors of the frames above it; C cleanup
  * handlers (pthread_cleanup_push) still run.
  */
+#include "selfprobe.h"
 #include "uret.h"
 
 #include <dlfcn.h>
@@ -59,6 +60,7 @@ typedef int (*bt_fn)(void **, int);
 typedef void (*exit_fn)(void *);
 typedef int (*init_fn)(void *, void *);
 typedef void *(*catch_fn)(void *);
+typedef void (*exit_status_fn)(int);
 
 /* The real NAME, looked up once. */
 #define REAL(type, name, lib) \
@@ -177,4 +179,22 @@ HOOK int unw_backtrace(void **buffer, int size)
 {
 	REAL(bt_fn, unw_backtrace, "libunwind.so.8");
 	return walk_minus_one(real_fn, buffer, size);
+}
+
+/* _exit and _Exit skip the exit handlers, the report's included: write it
+ * first (selfprobe_exit_report knows whether this process should). */
+HOOK void _exit(int status)
+{
+	REAL(exit_status_fn, _exit, NULL);
+	selfprobe_exit_report();
+	real_fn(status);
+	__builtin_unreachable();
+}
+
+HOOK void _Exit(int status)
+{
+	REAL(exit_status_fn, _Exit, NULL);
+	selfprobe_exit_report();
+	real_fn(status);
+	__builtin_unreachable();
 }
