@@ -108,6 +108,13 @@ int selfprobe_write_report_fd(int fd, bool json);
 int  selfprobe_set_exit_report(const char *path);
 void selfprobe_exit_report(void);
 
+/* Under the `selfprobe run` launcher (SELFPROBE_SHM_FD in ENV): keep the
+ * counters in its shared file, which it reads however the process ends,
+ * and leave the report to it.  Call before attaching anything.  0 (also
+ * when not under the launcher) or a negative errno value.  Not for
+ * handlers. */
+int selfprobe_attach_launcher(char **env, int argc, char **argv);
+
 /* Call every loaded plugin's selfprobe_plugin_fini (once; at exit, after
  * the report).  Not for handlers. */
 void selfprobe_fini_plugins(void);

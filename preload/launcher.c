@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "analyze.h"
+#include "run.h"
 #include "insn.h"
 #include "reloc.h"
 #include "spec.h"
@@ -74,16 +75,21 @@ static void usage_main(FILE *f)
 
 static void usage_run(FILE *f)
 {
-	fputs("usage: selfprobe run -e SPEC [-e SPEC]... [-f FILE] [-o OUT] [--mode auto|int3|jmp] -- CMD [ARGS...]\n"
+	fputs("usage: selfprobe run -e SPEC [-e SPEC]... [-f FILE] [-o OUT] [--mode auto|int3|jmp]\n"
+	      "                     [--interval SEC] -- CMD [ARGS...]\n"
 	      "\n"
-	      "Run CMD with libselfprobe.so preloaded and the probes attached; the report is\n"
-	      "written when the program exits.\n"
+	      "Run CMD with libselfprobe.so preloaded and the probes attached.  The counters\n"
+	      "live in memory shared with this launcher, which writes the report when the\n"
+	      "program ends — however it ends (exit, _exit, a crash, SIGKILL).  Every process\n"
+	      "the program forks or execs gets a section of its own.  Ctrl-C stops the\n"
+	      "program and prints the report.\n"
 	      "\n"
 	      "Options:\n"
 	      "  -e SPEC      probes to attach (UPROBE_SPEC grammar, items separated by ';'); repeatable\n"
 	      "  -f FILE      read probes from FILE (one item a line, '#' comments); repeatable\n"
 	      "  -o OUT       report file: *.json = JSON, other = text, %p = pid (default: stderr)\n"
 	      "  --mode M     auto (jmp where safe, else int3; default), int3, jmp (warn for each int3)\n"
+	      "  --interval SEC  print the counts so far every SEC seconds, on stderr\n"
 	      "  --           ends the options: CMD and its arguments follow\n"
 	      "  -h, --help   this text\n"
 	      "\n", f);
@@ -160,98 +166,6 @@ static void usage_check(FILE *f)
 	      "Exit status: 0: every site can be probed (jmp, int3, or an IFUNC decided at run\n"
 	      "time); 1: a site cannot be probed, or the object, symbol or note is missing;\n"
 	      "2: usage error (bad probe syntax, unknown option).\n", f);
-}
-
-static char *append(char *acc, const char *item)
-{
-	size_t a = acc ? strlen(acc) : 0, b = strlen(item);
-	char *n = realloc(acc, a + b + 2);
-	if (!n) {
-		perror("selfprobe");
-		exit(127);
-	}
-	if (a)
-		n[a++] = ';';
-	memcpy(n + a, item, b + 1);
-	return n;
-}
-
-static const char *library_path(void)
-{
-	static char path[PATH_MAX + 32];
-	char self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n <= 0)
-		return "libselfprobe.so";
-	self[n] = 0;
-	char *slash = strrchr(self, '/');
-	*slash = 0;
-	snprintf(path, sizeof(path), "%s/../lib/libselfprobe.so", self);
-	char *real = realpath(path, NULL);
-	if (real) {
-		snprintf(path, sizeof(path), "%s", real);
-		free(real);
-	}
-	return path;
-}
-
-static int cmd_run(int argc, char **argv)
-{
-	char *spec = NULL;
-	int i;
-	for (i = 0; i < argc; i++) {
-		const char *a = argv[i];
-		if (strcmp(a, "--") == 0) {
-			i++;
-			break;
-		}
-		if ((strcmp(a, "-e") == 0 || strcmp(a, "-f") == 0 || strcmp(a, "-o") == 0 ||
-		     strcmp(a, "--mode") == 0) && i + 1 >= argc) {
-			fprintf(stderr, "selfprobe: %s needs a value\n", a);
-			return 2;
-		}
-		if (strcmp(a, "-e") == 0)
-			spec = append(spec, argv[++i]);
-		else if (strcmp(a, "-f") == 0) {
-			char buf[PATH_MAX + 2];
-			snprintf(buf, sizeof(buf), "@%s", argv[++i]);
-			spec = append(spec, buf);
-		} else if (strcmp(a, "-o") == 0)
-			setenv("UPROBE_OUTPUT", argv[++i], 1);
-		else if (strcmp(a, "--mode") == 0)
-			setenv("UPROBE_MODE", argv[++i], 1);
-		else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-			usage_run(stdout);
-			return 0;
-		} else if (a[0] == '-') {
-			fprintf(stderr, "selfprobe: unknown option '%s'\n", a);
-			usage_run(stderr);
-			return 2;
-		} else
-			break;
-	}
-	if (i >= argc) {
-		fprintf(stderr, "selfprobe: no command to run\n");
-		usage_run(stderr);
-		return 2;
-	}
-	if (!spec) {
-		fprintf(stderr, "selfprobe: no probes (-e SPEC or -f FILE)\n");
-		return 2;
-	}
-	setenv("UPROBE_SPEC", spec, 1);
-	const char *lib = library_path();
-	const char *old = getenv("LD_PRELOAD");
-	if (old && *old) {
-		char *both = NULL;
-		if (asprintf(&both, "%s:%s", lib, old) < 0)
-			return 127;
-		setenv("LD_PRELOAD", both, 1);
-	} else
-		setenv("LD_PRELOAD", lib, 1);
-	execvp(argv[i], argv + i);
-	fprintf(stderr, "selfprobe: cannot run '%s': %s\n", argv[i], strerror(errno));
-	return errno == ENOENT ? 127 : 126;
 }
 
 /* ---- list and check: output helpers ---- */
@@ -841,7 +755,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(cmd, "run"))
-		return cmd_run(argc - 2, argv + 2);
+		return sp_cli_run(argc - 2, argv + 2, usage_run);
 	if (!strcmp(cmd, "list"))
 		return cmd_list(argc - 2, argv + 2);
 	if (!strcmp(cmd, "check"))

@@ -43,7 +43,6 @@ static const char *env_get(const char *name)
 
 __attribute__((constructor)) static void preload_init(int argc, char **argv, char **envp)
 {
-	(void)argc, (void)argv;
 	env = envp;
 	const char *spec = env_get("UPROBE_SPEC");
 	if (getauxval(AT_SECURE)) {
@@ -63,6 +62,7 @@ __attribute__((constructor)) static void preload_init(int argc, char **argv, cha
 		complain("UPROBE_MODE", mode, "auto, int3, jmp");
 	const char *out = env_get("UPROBE_OUTPUT");
 	selfprobe_set_exit_report(out && *out ? out : NULL);
+	selfprobe_attach_launcher(envp, argc, argv);   /* a no-op outside `selfprobe run` */
 	selfprobe_attach_spec(spec);
 }
 

@@ -7,6 +7,7 @@
 #include "probe.h"
 #include "report.h"
 #include "spec.h"
+#include "shm.h"
 #include "stack.h"
 #include "trace.h"
 #include "tstate.h"
@@ -303,12 +304,35 @@ API int selfprobe_set_exit_report(const char *path)
 	return path && !exit_path ? -ENOMEM : 0;
 }
 
+API int selfprobe_attach_launcher(char **env, int argc, char **argv)
+{
+	RUNTIME_BEGIN();
+	int rc = sp_shm_attach(env, argc, argv);
+	RUNTIME_END();
+	if (rc)
+		sp_err("cannot use the launcher's shared counters (%s): counting privately", strerror(-rc));
+	return rc;
+}
+
 API void selfprobe_exit_report(void)
 {
 	/* once per process, and never in a vfork child: it shares the
 	 * parent's memory, and a report would allocate in it */
 	if (!atomic_load(&exit_armed) || !sp_report_exit_claim())
 		return;
+	const char *dir = sp_shm_report_dir();
+	if (dir) {
+		/* the launcher reports: full reports for it to use, then the
+		 * section says they are complete */
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/%d.json", dir, (int)getpid());
+		selfprobe_write_report(path);
+		snprintf(path, sizeof(path), "%s/%d.txt", dir, (int)getpid());
+		selfprobe_write_report(path);
+		sp_shm_exited();
+		selfprobe_fini_plugins();
+		return;
+	}
 	if (exit_path)
 		selfprobe_write_report(exit_path);
 	else if (exit_fd >= 0)

@@ -5,6 +5,7 @@
 #include "loadwatch.h"
 #include "plugin.h"
 #include "report.h"
+#include "shm.h"
 #include "stack.h"
 #include "trace.h"
 #include "usdt.h"
@@ -492,6 +493,8 @@ static struct sp_probe *new_probe(const struct sp_spec_item *item, const struct 
 	p->kind = item->kind;
 	p->action = item->action;
 	p->lat_slot = -1;
+	p->shm_record = -1;
+	p->internal = item->internal;
 	p->wants_return = item->kind == SP_KIND_URETPROBE || item->kind == SP_KIND_USESSION ||
 			  item->action == SP_ACT_LATENCY;
 	if (item->action == SP_ACT_LATENCY) {
@@ -551,6 +554,7 @@ static void free_probe(struct sp_probe *p)
 
 static void registry_append(struct sp_probe *p)
 {
+	sp_shm_publish(p);
 	if (probes_tail)
 		probes_tail->next = p;
 	else
@@ -586,11 +590,16 @@ static void atfork_child(void)
 {
 	pthread_mutex_init(&reg_lock, NULL);
 	sp_patch_atfork_child();
+	bool shared = sp_shm_atfork_child() == 0 && sp_shm_active();
 	sp_tstate_atfork_child();
 	sp_latency_atfork_child();
 	sp_report_atfork_child();
-	for (struct sp_probe *p = atomic_load(&probes_head); p; p = p->next)
+	for (struct sp_probe *p = atomic_load(&probes_head); p; p = p->next) {
 		memset(p->final, 0, sizeof(p->final));
+		p->shm_record = -1;
+		if (shared && p->attached)
+			sp_shm_publish(p);
+	}
 }
 
 static void setup_once(void)
@@ -811,6 +820,7 @@ void sp_probe_objects_gone(const struct sp_object *objs, size_t n)
 		if (old)
 			free(old);   /* the code that could read it is unmapped */
 		sp_tstate_read(p->id, p->final);
+		sp_shm_final(p);
 		if (p->lat_slot >= 0)
 			sp_latency_read((uint32_t)p->lat_slot, &p->final_lat);
 		p->attached = false;
@@ -850,6 +860,7 @@ int sp_probe_detach_link(struct selfprobe_link *link)
 		sp_tstate_quiesce();
 		free(old);
 		sp_tstate_read(p->id, p->final);
+		sp_shm_final(p);
 		if (p->lat_slot >= 0)
 			sp_latency_read((uint32_t)p->lat_slot, &p->final_lat);
 		p->attached = false;

@@ -143,8 +143,10 @@ def test_altstack(mode):
         # fit, before any handler runs: a limit of trapping, not of the
         # runtime.  The jmp path (auto) runs this case; int3 gets a stack for
         # two kernel frames.
-        t.skip("int3 with a %d-byte sigaltstack: two kernel signal frames (%d bytes each here) "
-               "cannot nest on it; checked with %d bytes instead (auto mode checks %d)"
+        # Printed, not t.skip(): the limit is the kernel's and documented;
+        # the rest of the test must still count as a pass.
+        t.info("SKIP: int3 with a %d-byte sigaltstack: two kernel signal frames (%d bytes each "
+               "here) cannot nest on it; checked with %d bytes instead (auto mode checks %d)"
                % (small, frame, 4 * frame, small))
         sizes = [4 * frame]
     for size in sizes:

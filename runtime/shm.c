@@ -1,0 +1,165 @@
+/* shm — see shm.h. */
+#include "shm.h"
+#include "log.h"
+#include "probe.h"
+#include "tstate.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int shm_fd = -1;
+static char *report_dir;          /* SELFPROBE_REPORT_DIR: full reports at exit */
+static struct sp_shm_header *hdr;
+static struct sp_shm_section *mine;
+static struct sp_shm_record *records;
+
+bool sp_shm_active(void)
+{
+	return mine != NULL;
+}
+
+static const char *env_get(char **env, const char *name)
+{
+	size_t n = strlen(name);
+	for (char **e = env; e && *e; e++)
+		if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
+			return *e + n + 1;
+	return NULL;
+}
+
+static uint64_t page_up(uint64_t v)
+{
+	return (v + 4095) & ~(uint64_t)4095;
+}
+
+/* A section of our own: descriptor, records, stripes. */
+static int claim(const char *command, pid_t parent)
+{
+	uint32_t idx = atomic_fetch_add(&hdr->n_sections, 1);
+	if (idx >= SP_SHM_SECTIONS)
+		return -ENOSPC;
+	struct sp_shm_section *s = &hdr->sections[idx];
+	uint64_t rec_bytes = page_up((uint64_t)SP_SHM_RECORDS * sizeof(struct sp_shm_record));
+	uint64_t stripe_bytes = (uint64_t)SP_STRIPE_BYTES * SP_N_SLOTS;
+	uint64_t off = atomic_fetch_add(&hdr->next_free, rec_bytes + stripe_bytes);
+	if (off + rec_bytes + stripe_bytes > SP_SHM_SIZE)
+		return -ENOSPC;
+	void *r = mmap(NULL, rec_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, shm_fd, (off_t)off);
+	if (r == MAP_FAILED)
+		return -errno;
+	s->parent = parent;
+	snprintf(s->command, sizeof(s->command), "%s", command ? command : "?");
+	s->records_off = off;
+	s->stripes_off = off + rec_bytes;
+	s->stripe_bytes = SP_STRIPE_BYTES;
+	s->n_stripes = SP_N_SLOTS;
+	atomic_store(&s->n_records, 0);
+	atomic_store(&s->state, SP_SHM_RUNNING);
+	atomic_store(&s->pid, getpid());   /* last: the launcher reads it as "ready" */
+	if (records)
+		munmap(records, rec_bytes);
+	records = r;
+	mine = s;
+	return 0;
+}
+
+int sp_shm_attach(char **env, int argc, char **argv)
+{
+	(void)argc;
+	const char *v = env_get(env, "SELFPROBE_SHM_FD");
+	if (!v || !*v)
+		return 0;
+	int fd = atoi(v);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) != 0 || (uint64_t)st.st_size < sizeof(struct sp_shm_header))
+		return -EBADF;
+	void *h = mmap(NULL, sizeof(*hdr), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (h == MAP_FAILED)
+		return -errno;
+	if (memcmp(((struct sp_shm_header *)h)->magic, SP_SHM_MAGIC, 8) != 0) {
+		munmap(h, sizeof(*hdr));
+		return -EINVAL;
+	}
+	shm_fd = fd;
+	hdr = h;
+	/* the same pid before an execve: that image is gone, its counts stay */
+	uint32_t n = atomic_load(&hdr->n_sections);
+	for (uint32_t i = 0; i < n && i < SP_SHM_SECTIONS; i++)
+		if (atomic_load(&hdr->sections[i].pid) == getpid())
+			atomic_store(&hdr->sections[i].state, SP_SHM_EXECED);
+	const char *dir = env_get(env, "SELFPROBE_REPORT_DIR");
+	if (dir && *dir)
+		report_dir = strdup(dir);
+	return claim(argv && argv[0] ? argv[0] : NULL, 0);
+}
+
+int sp_shm_stripes(uint64_t *offset)
+{
+	if (!mine)
+		return -1;
+	*offset = mine->stripes_off;
+	return shm_fd;
+}
+
+static void copy(char *dst, size_t n, const char *src)
+{
+	snprintf(dst, n, "%s", src ? src : "");
+}
+
+void sp_shm_publish(struct sp_probe *p)
+{
+	if (!mine || p->internal)
+		return;
+	uint32_t i = atomic_load(&mine->n_records);
+	if (i >= SP_SHM_RECORDS)
+		return;
+	struct sp_shm_record *r = &records[i];
+	r->id = p->id;
+	r->kind = (uint8_t)p->kind;
+	r->action = (uint8_t)p->action;
+	r->jmp = p->site->jmp;
+	r->detached = 0;
+	copy(r->spec, sizeof(r->spec), p->spec);
+	copy(r->label, sizeof(r->label), p->label);
+	copy(r->object, sizeof(r->object), p->object);
+	copy(r->reason, sizeof(r->reason), p->site->jmp ? NULL : p->site->reason);
+	p->shm_record = (int)i;
+	atomic_store(&mine->n_records, i + 1);   /* published after it is whole */
+}
+
+void sp_shm_final(struct sp_probe *p)
+{
+	if (!mine || p->shm_record < 0)
+		return;
+	struct sp_shm_record *r = &records[p->shm_record];
+	for (int k = 0; k < 4; k++)
+		r->final[k] = p->final[k];
+	__atomic_store_n(&r->detached, 1, __ATOMIC_RELEASE);
+}
+
+void sp_shm_exited(void)
+{
+	if (mine)
+		atomic_store(&mine->state, SP_SHM_EXITED);
+}
+
+int sp_shm_atfork_child(void)
+{
+	if (!mine)
+		return 0;
+	char command[128];
+	memcpy(command, mine->command, sizeof(command));
+	pid_t parent = atomic_load(&mine->pid);
+	mine = NULL;
+	return claim(command, parent);
+}
+
+const char *sp_shm_report_dir(void)
+{
+	return mine ? report_dir : NULL;
+}

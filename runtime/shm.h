@@ -1,0 +1,86 @@
+/* shm — counters the launcher can read even when the program cannot write
+ * a report (SIGKILL, a crash, _exit from a place we do not see).
+ *
+ * `selfprobe run` creates a memfd and passes its descriptor in
+ * SELFPROBE_SHM_FD.  Every probed process (the program, its fork children,
+ * the programs they exec) claims a section of it: a descriptor (pid,
+ * command, state), a table of probe records (spec, label, kind, path…,
+ * and the final counts of detached probes), and its counter stripes
+ * themselves — tstate maps them from the memfd instead of anonymous memory,
+ * so the hot path is unchanged and every hit is in the file the moment it
+ * is counted.  The file is sparse: only touched pages cost memory.
+ *
+ * The layout is shared with the launcher (preload/run.c): this header is
+ * its definition.
+ */
+#ifndef SP_SHM_H
+#define SP_SHM_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define SP_SHM_MAGIC      "SPSHM01"
+#define SP_SHM_SECTIONS   256
+#define SP_SHM_RECORDS    (1u << 16)         /* probe records per process */
+#define SP_SHM_SIZE       ((uint64_t)1 << 40) /* the memfd's (sparse) size */
+
+enum sp_shm_state { SP_SHM_FREE, SP_SHM_RUNNING, SP_SHM_EXITED, SP_SHM_EXECED };
+
+struct sp_shm_record {
+	uint32_t id;                  /* counter index in the stripes */
+	uint8_t kind;                 /* enum sp_probe_kind */
+	uint8_t action;               /* enum sp_action_kind */
+	uint8_t jmp;                  /* on the jmp path */
+	uint8_t detached;             /* final[] holds its counts */
+	uint64_t final[4];            /* enum sp_counter, when detached */
+	char spec[192];
+	char label[192];
+	char object[192];
+	char reason[128];
+};
+
+struct sp_shm_section {
+	_Atomic int32_t pid;          /* 0: free */
+	_Atomic int32_t state;        /* enum sp_shm_state */
+	int32_t parent;               /* the pid that forked it, or 0 */
+	char command[128];
+	uint64_t records_off;         /* struct sp_shm_record[SP_SHM_RECORDS] */
+	uint64_t stripes_off;         /* the counter stripes (tstate.h layout) */
+	uint64_t stripe_bytes;        /* SP_STRIPE_BYTES */
+	uint32_t n_stripes;           /* SP_N_SLOTS */
+	_Atomic uint32_t n_records;
+};
+
+struct sp_shm_header {
+	char magic[8];
+	_Atomic uint64_t next_free;   /* bump allocator over the file, bytes */
+	_Atomic uint32_t n_sections;
+	struct sp_shm_section sections[SP_SHM_SECTIONS];
+};
+
+/* The process's section, from SELFPROBE_SHM_FD (ENV: the environment as the
+ * preload received it).  Called once at start; a no-op without the
+ * variable.  0, or -errno (then nothing is shared). */
+int sp_shm_attach(char **env, int argc, char **argv);
+bool sp_shm_active(void);
+
+/* Where tstate maps its stripes: the memfd and offset, or -1. */
+int sp_shm_stripes(uint64_t *offset);
+
+/* Probe records (registry lock held). */
+struct sp_probe;
+void sp_shm_publish(struct sp_probe *p);
+void sp_shm_final(struct sp_probe *p);
+
+/* Where the process writes its full report at a normal exit (PID.json and
+ * PID.txt), for the launcher to use instead of the bare counters; NULL
+ * when there is no launcher. */
+const char *sp_shm_report_dir(void);
+
+/* The process is leaving normally: its section says so. */
+void sp_shm_exited(void);
+/* In a fork child: a section of its own, records published again. */
+int sp_shm_atfork_child(void);
+
+#endif
