@@ -26,7 +26,8 @@ report's hits must equal the calls the program counted itself.
   mdwe        prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN) then attach (C API);
               with pwrite also refused, attach must fail cleanly
   wx          no mapping writable and executable: scanned by a thread during
-              attach, from a probe handler, and after; trampoline pages r-x
+              attach, from a probe handler, and after; trampoline pages r-x;
+              with /proc/self/mem writes refused, none left so after attach
 """
 import os
 import re
@@ -288,6 +289,24 @@ def test_wx(mode):
             % (label, f.get("handler")), detail)
     t.check(f.get("text_perms") == "r-xp", "%s: the patched text is %s, want r-xp"
             % (label, f.get("text_perms")), detail)
+    # /proc/self/mem writes refused (seccomp pwrite64): the runtime's
+    # mprotect fallback makes pages writable and executable while it writes
+    # (patch.c says so); afterwards nothing may stay so
+    label2 = "W^X with pwrite refused [%s]" % mode
+    cp2 = t.run([HOSTILE, "wx", mode, "1000", "pwrite"], timeout=120)
+    f2 = facts(cp2.stdout)
+    detail2 = t.clip(cp2.stdout + cp2.stderr)
+    if t.check(cp2.returncode == 0 and f2.get("h_work") == 1000,
+               "%s: the program did not run normally (exit %d)" % (label2, cp2.returncode), detail2):
+        if f2.get("wx_during_attach"):
+            t.info("note: %s: %s writable+executable mappings seen while attaching through the "
+                   "mprotect fallback (%s)" % (label2, f2.get("wx_during_attach"),
+                                              "; ".join(infos(cp2.stdout))))
+        t.check(f2.get("wx_after_attach") == 0 and f2.get("wx_in_handler") == 0,
+                "%s: a mapping stayed writable and executable after attach (after %s, in handler %s)"
+                % (label2, f2.get("wx_after_attach"), f2.get("wx_in_handler")), detail2)
+        t.check(f2.get("text_perms") == "r-xp", "%s: the patched text is %s, want r-xp"
+                % (label2, f2.get("text_perms")), detail2)
     if mode == "auto":
         t.check(f.get("tramp_perms") == "r-xp", "%s: h_work's trampoline page is %s, want r-xp "
                 "(or the site is not a jmp)" % (label, f.get("tramp_perms")), detail)
