@@ -392,7 +392,12 @@ int sp_cli_run(int argc, char **argv, void (*usage)(FILE *))
 		snprintf(v, sizeof(v), "%d", shm_fd);
 		setenv("SELFPROBE_SHM_FD", v, 1);
 		setenv("SELFPROBE_REPORT_DIR", dir, 1);
-		unsetenv("UPROBE_OUTPUT");      /* the report is ours to write */
+		/* the report is ours to write, but for folded stacks, which only
+		 * the process itself has */
+		if (o.out && ends_with(o.out, ".folded"))
+			setenv("UPROBE_OUTPUT", o.out, 1);
+		else
+			unsetenv("UPROBE_OUTPUT");
 	} else if (o.out)
 		setenv("UPROBE_OUTPUT", o.out, 1);
 
@@ -444,7 +449,7 @@ int sp_cli_run(int argc, char **argv, void (*usage)(FILE *))
 		}
 	}
 	int code = WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 1;
-	if (h) {
+	if (h && !(o.out && ends_with(o.out, ".folded"))) {
 		FILE *f = open_out(o.out, pid);
 		if (f) {
 			report(f, o.out && ends_with(o.out, ".json"), shm_fd, h, dir, pid, status);

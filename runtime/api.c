@@ -329,6 +329,8 @@ API void selfprobe_exit_report(void)
 		selfprobe_write_report(path);
 		snprintf(path, sizeof(path), "%s/%d.txt", dir, (int)getpid());
 		selfprobe_write_report(path);
+		if (exit_path)   /* an output the launcher cannot make (folded stacks) */
+			selfprobe_write_report(exit_path);
 		sp_shm_exited();
 		selfprobe_fini_plugins();
 		return;

@@ -292,10 +292,16 @@ size_t sp_arm_batch(struct sp_site **sites, size_t n, int *rcs)
 			w[k++] = (struct sp_stop_window){ .site = s->addr, .len = s->tramp.window_len,
 							  .reloc = s->tramp.reloc, .map = &s->tramp.map };
 	}
-	qsort(w, k, sizeof(*w), cmp_window);
+	if (k)
+		qsort(w, k, sizeof(*w), cmp_window);
 	int stopped = k ? sp_stopworld_check(w, k) : 0;                /* step 2 */
 	if (stopped != 0) {
-		/* the windows may still be read by a late answer: keep them */
+		/* a late answer may still be reading the windows: they stay
+		 * until the next check that gives up (stopworld ignores answers
+		 * to a check older than the current one) */
+		static struct sp_stop_window *retired;
+		free(retired);
+		retired = w;
 		w = NULL;
 	}
 	size_t n_rel = 0;

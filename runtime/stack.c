@@ -2,10 +2,12 @@
 #define UNW_LOCAL_ONLY
 #include "stack.h"
 #include "dispatch.h"
+#include "elfsym.h"
 #include "probe.h"
 #include "uret.h"
 
 #include <dlfcn.h>
+#include <elf.h>
 #include <errno.h>
 #include <libunwind.h>
 #include <stdatomic.h>
@@ -126,6 +128,33 @@ int sp_stack_handler(struct selfprobe_ctx *ctx, void *data)
 	return 0;
 }
 
+/* ELF files read for symbolisation, at report time only. */
+struct sym_file {
+	char *path;
+	struct sp_elf *elf;
+	struct sym_file *next;
+};
+static struct sym_file *sym_files;
+
+static const struct sp_elf *elf_for(const char *path)
+{
+	for (struct sym_file *f = sym_files; f; f = f->next)
+		if (strcmp(f->path, path) == 0)
+			return f->elf;
+	struct sym_file *f = calloc(1, sizeof(*f));
+	if (!f)
+		return NULL;
+	char err[128];
+	char *real = realpath(path, NULL);
+	if (sp_elf_open(real ? real : path, &f->elf, err, sizeof(err)) != 0)
+		f->elf = NULL;
+	free(real);
+	f->path = strdup(path);
+	f->next = sym_files;
+	sym_files = f;
+	return f->elf;
+}
+
 /* "func+0x12" or "lib.so+0x1234" for IP (a return address: look up ip-1,
  * except the first frame, the site itself). */
 static void symbolize(uintptr_t ip, int first, char *buf, size_t len)
@@ -138,6 +167,15 @@ static void symbolize(uintptr_t ip, int first, char *buf, size_t len)
 	}
 	if (info.dli_fname && info.dli_fbase) {
 		/* not exported: the ELF .symtab (or its debug file) may know */
+		const struct sp_elf *e = elf_for(info.dli_fname);
+		uintptr_t bias = (uintptr_t)info.dli_fbase;
+		if (e && e->e_type == ET_EXEC)
+			bias = 0;
+		const struct sp_sym *sym = e && q >= bias ? sp_elf_containing(e, q - bias) : NULL;
+		if (sym) {
+			snprintf(buf, len, "%s+%#lx", sym->name, (unsigned long)(ip - bias - sym->value));
+			return;
+		}
 		const char *base = strrchr(info.dli_fname, '/');
 		snprintf(buf, len, "%s+%#lx", base ? base + 1 : info.dli_fname,
 			 (unsigned long)(ip - (uintptr_t)info.dli_fbase));

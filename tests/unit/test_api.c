@@ -28,7 +28,7 @@
 
 #define NOINLINE __attribute__((noinline, used, visibility("default")))
 
-static volatile int sink;
+static volatile unsigned sink;
 
 /* Two hot sites: api_hot keeps one handler for the whole test while others
  * come and go on it; api_hot2 has only short-lived handlers, so it is armed

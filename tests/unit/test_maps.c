@@ -94,7 +94,10 @@ Test(maps, not_loaded_gives_enoent_with_the_list)
 {
 	cr_assert_eq(find("libdoesnotexist"), -ENOENT);
 	cr_assert_not_null(strstr(err, "'libdoesnotexist' is not loaded"), "%s", err);
-	cr_assert_not_null(strstr(err, "libc.so.6"), "%s", err);
+	/* the list names loaded libraries (which ones come first depends on
+	 * the build: sanitizer runtimes are loaded before libc) */
+	cr_assert_not_null(strstr(err, "loaded objects: "), "%s", err);
+	cr_assert_not_null(strstr(strstr(err, "loaded objects: "), ".so"), "%s", err);
 	cr_assert_eq(find("/no/such/lib.so"), -ENOENT);
 	cr_assert_not_null(strstr(err, "is not loaded"), "%s", err);
 	cr_assert_eq(find(""), -EINVAL);
