@@ -48,7 +48,7 @@ static void patch_rel32(uint8_t *code, size_t at, size_t to)
 }
 
 /* The trampoline's size before the relocated window. */
-#define PROLOGUE_MAX 320
+#define PROLOGUE_MAX 448
 #define TRAMP_MAX (PROLOGUE_MAX + SP_RELOC_MAX + 32)
 
 _Static_assert(offsetof(struct selfprobe_regs, r15) == 0, "regs layout");
@@ -125,8 +125,23 @@ int sp_tramp_build(struct sp_site *site, const struct sp_window *w, struct sp_tr
 	EMIT(&e, 0x48, 0x89, 0xdc);                                    /* mov %rbx,%rsp */
 	EMIT(&e, 0x85, 0xc0);                                          /* test %eax,%eax */
 	EMIT(&e, 0x0f, 0x85); size_t jnz_at = e.len; imm32(&e, 0);     /* jnz slow */
+	/* flags as the handlers left them: sahf + adc for OF, popfq only when
+	 * DF, TF or AC is set (popfq costs ~20 cycles) */
+	EMIT(&e, 0xf7, 0x84, 0x24, 0x80, 0x00, 0x00, 0x00,
+	     0x00, 0x05, 0x04, 0x00);                                  /* testl $0x40500,0x80(%rsp) */
+	EMIT(&e, 0x75); size_t jfpopf_at = e.len; EMIT(&e, 0x00);      /* jnz full_popf */
+	EMIT(&e, 0x0f, 0xb6, 0x84, 0x24, 0x80, 0x00, 0x00, 0x00);      /* movzbl 0x80(%rsp),%eax */
+	EMIT(&e, 0xc1, 0xe0, 0x08);                                    /* shl $8,%eax */
+	EMIT(&e, 0x0f, 0xba, 0xa4, 0x24, 0x80, 0x00, 0x00, 0x00, 0x0b);/* btl $11,0x80(%rsp) */
+	EMIT(&e, 0x14, 0x7f);                                          /* adc $0x7f,%al */
+	EMIT(&e, 0x9e);                                                /* sahf */
+	EMIT(&e, 0xeb); size_t jfdone_at = e.len; EMIT(&e, 0x00);      /* jmp flags_done */
+	size_t full_popf = e.len;
 	EMIT(&e, 0xff, 0xb4, 0x24, 0x80, 0x00, 0x00, 0x00);            /* push 0x80(%rsp) */
 	EMIT(&e, 0x9d);                                                /* popfq */
+	size_t flags_done = e.len;
+	code[jfpopf_at] = (uint8_t)(full_popf - (jfpopf_at + 1));
+	code[jfdone_at] = (uint8_t)(flags_done - (jfdone_at + 1));
 	pop_all(&e);
 	EMIT(&e, 0x48, 0x8d, 0xa4, 0x24, 0x98, 0x00, 0x00, 0x00);      /* lea 0x98(%rsp),%rsp */
 

@@ -178,27 +178,38 @@ void sp_uret_dispatch(struct selfprobe_regs *regs)
 		(void)r;
 		abort();
 	}
-	struct sp_uret_entry e = ustack.e[k - 1];
-	size_t out = k - 1;
-	for (size_t i = k; i < ustack.n; i++) {
-		if (dead(&ustack.e[i]))
-			count_lost(&ustack.e[i], stripe);
-		else
-			ustack.e[out++] = ustack.e[i];
-	}
-	ustack.n = out;
-	regs->rip = e.orig;
+	/* The common case, the top entry and no handler, reads it in place:
+	 * copying the entry costs more than everything else here.  Handlers
+	 * may probe-enter again and reuse the slot: they get a copy. */
+	struct sp_uret_entry copy, *e = &ustack.e[k - 1];
+	bool handlers = false;
+	for (uint32_t i = 0; i < e->n; i++)
+		handlers |= e->p[i]->fn != NULL;
+	if (handlers || k != ustack.n) {
+		copy = *e;
+		e = &copy;
+		size_t out = k - 1;
+		for (size_t i = k; i < ustack.n; i++) {
+			if (dead(&ustack.e[i]))
+				count_lost(&ustack.e[i], stripe);
+			else
+				ustack.e[out++] = ustack.e[i];
+		}
+		ustack.n = out;
+	} else
+		ustack.n = k - 1;   /* no handler runs: nothing can reuse it meanwhile */
+	regs->rip = e->orig;
 	if (!sp_tls.runtime) {
 		bool nested = sp_tls.inside;
 		sp_tls.inside = 1;
 		uint64_t dt = 0;
-		if (e.t0_ns) {
+		if (e->t0_ns) {
 			sp_tls.runtime++;   /* our clock call is not the application's */
-			dt = sp_latency_now() - e.t0_ns;
+			dt = sp_latency_now() - e->t0_ns;
 			sp_tls.runtime--;
 		}
-		for (uint32_t i = 0; i < e.n; i++) {
-			struct sp_probe *p = e.p[i];
+		for (uint32_t i = 0; i < e->n; i++) {
+			struct sp_probe *p = e->p[i];
 			if (!p->attached)
 				continue;   /* detached since the entry */
 			sp_count_add(stripe, p->id, p->kind == SP_KIND_USESSION ? SP_RETURNS : SP_HITS);
@@ -208,7 +219,7 @@ void sp_uret_dispatch(struct selfprobe_regs *regs)
 				if (nested)
 					sp_count_add(stripe, p->id, SP_MISSED);
 				else
-					call_handler(p, regs, &e.cookie[i]);
+					call_handler(p, regs, &e->cookie[i]);
 			}
 		}
 		sp_tls.inside = nested;

@@ -43,9 +43,9 @@ sp_uret_trampoline:
 	push	%r14
 	push	%r15
 	.cfi_adjust_cfa_offset 0x78
-	pushfq
-	pop	%rax
-	mov	%rax, 0x80(%rsp)		/* eflags */
+	/* eflags: the status flags are dead at a return (not preserved across
+	 * calls, DF clear), and pushfq is slow: a fixed value for handlers */
+	movq	$0x202, 0x80(%rsp)
 	lea	0x110(%rsp), %rax
 	mov	%rax, 0x88(%rsp)		/* rsp: the caller's */
 	movq	$0, 0x78(%rsp)			/* rip: filled by sp_uret_dispatch */
