@@ -28,7 +28,12 @@ void sp_dispatch(struct sp_site *site, struct selfprobe_regs *regs, void *uconte
 	int stripe = sp_tstate_stripe();
 	sp_tstate_enter(stripe);
 	struct sp_probe_vec *vec = atomic_load_explicit(&site->vec, memory_order_consume);
-	if (vec) {
+	if (vec && vec->only_returns && !sp_tls.inside) {
+		/* count-only uretprobes: nothing to count or call now */
+		if (!sp_uret_push_counted(regs->rsp, vec->p, vec->n))
+			for (uint32_t i = 0; i < vec->n; i++)
+				sp_count_add(stripe, vec->p[i]->id, SP_MISSED);
+	} else if (vec) {
 		/* A hit inside a handler counts but runs no handler: "missed". */
 		bool nested = sp_tls.inside;
 		sp_tls.inside = 1;

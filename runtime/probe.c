@@ -137,8 +137,14 @@ static struct sp_probe_vec *vec_replace(struct sp_site *site, struct sp_probe *a
 	if (add)
 		v->p[v->n++] = add;
 	uint8_t handlers = 0;
-	for (uint32_t i = 0; v && i < v->n; i++)
-		handlers |= v->p[i]->fn != NULL || v->p[i]->wants_return;
+	v->only_returns = v->n > 0 && v->n <= SP_URET_PROBES;
+	for (uint32_t i = 0; v && i < v->n; i++) {
+		const struct sp_probe *q = v->p[i];
+		handlers |= q->fn != NULL || q->wants_return;
+		v->only_returns &= q->kind == SP_KIND_URETPROBE && !q->fn && q->action == SP_ACT_COUNT;
+	}
+	if (v->only_returns)
+		handlers = 0;   /* the lean path passes rsp: enough to swap the return */
 	if (v->n == 0) {
 		free(v);
 		v = NULL;

@@ -27,6 +27,8 @@ struct sp_probe;
 
 struct sp_probe_vec {
 	uint32_t n;
+	bool only_returns;   /* every probe counts returns only (uretprobe, no
+			      * handler, no latency): dispatch's fast path */
 	struct sp_probe *p[];
 };
 

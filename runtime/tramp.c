@@ -6,6 +6,7 @@
 #include "probe.h"
 #include "site.h"
 #include "tstate.h"
+#include "uret.h"
 
 #include <errno.h>
 #include <string.h>
@@ -81,6 +82,7 @@ int sp_tramp_build(struct sp_site *site, const struct sp_window *w, struct sp_tr
 	EMIT(&e, 0x48, 0x83, 0xe4, 0xf0);                              /* and $-16,%rsp */
 	EMIT(&e, 0xfc);                                                /* cld */
 	EMIT(&e, 0x48, 0x89, 0xc7);                                    /* mov %rax,%rdi */
+	EMIT(&e, 0x48, 0x8d, 0xb5, 0xd8, 0x00, 0x00, 0x00);            /* lea 216(%rbp),%rsi: the site's rsp */
 	EMIT(&e, 0x48, 0xb8); imm64(&e, (uintptr_t)sp_tramp_count);   /* movabs $count,%rax */
 	EMIT(&e, 0xff, 0xd0);                                          /* call *%rax */
 	EMIT(&e, 0x48, 0x89, 0xec, 0x5d);                              /* mov %rbp,%rsp; pop %rbp */
@@ -214,15 +216,21 @@ int sp_tramp_dispatch(struct sp_site *site, struct selfprobe_regs *regs)
 	return 1;
 }
 
-void sp_tramp_count(struct sp_site *site)
+void sp_tramp_count(struct sp_site *site, uintptr_t rsp)
 {
 	if (sp_tls.runtime)
 		return;
 	int stripe = sp_tstate_stripe();
 	sp_tstate_enter(stripe);
 	struct sp_probe_vec *vec = atomic_load_explicit(&site->vec, memory_order_consume);
-	for (uint32_t i = 0; vec && i < vec->n; i++)
-		sp_count_add(stripe, vec->p[i]->id, SP_HITS);
+	if (vec && vec->only_returns) {
+		/* count-only uretprobes: the return is what they count */
+		if (sp_tls.inside || !sp_uret_push_counted(rsp, vec->p, vec->n))
+			for (uint32_t i = 0; i < vec->n; i++)
+				sp_count_add(stripe, vec->p[i]->id, SP_MISSED);
+	} else
+		for (uint32_t i = 0; vec && i < vec->n; i++)
+			sp_count_add(stripe, vec->p[i]->id, SP_HITS);
 	sp_tstate_leave(stripe);
 }
 

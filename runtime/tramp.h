@@ -7,7 +7,7 @@
  *           movabs $site,%rax; cmpb $0,has_handlers(%rax); jne full
  *   lean:   (count-only probes: no frame for handlers)
  *           push the other caller-saved registers; align; call
- *           sp_tramp_count(site); pop them; restore the flags with
+ *           sp_tramp_count(site, rsp); pop them; restore the flags with
  *           sahf and an adc for OF (popfq costs ~20 cycles; taken only
  *           when DF, TF or AC is set); pop %rax; lea 136(%rsp),%rsp;
  *           jmp reloc
@@ -67,8 +67,9 @@ int sp_tramp_build(struct sp_site *site, const struct sp_window *w, struct sp_tr
  * resume normally, 1 when the handlers moved rip or rsp (slow path). */
 int sp_tramp_dispatch(struct sp_site *site, struct selfprobe_regs *regs);
 
-/* The lean path's call, when no probe of the site has a handler: count. */
-void sp_tramp_count(struct sp_site *site);
+/* The lean path's call, when no probe of the site needs the full frame:
+ * count, or (count-only uretprobes) swap the return address at RSP. */
+void sp_tramp_count(struct sp_site *site, uintptr_t rsp);
 
 /* The slow path's pending resume, consumed by the SIGTRAP handler at the
  * trampoline's int3.  Signal-safe; a per-thread stack (signals nest). */

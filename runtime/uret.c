@@ -298,3 +298,22 @@ void sp_uret_settle(void)
 	}
 	ustack.n = out;
 }
+
+bool sp_uret_push_counted(uintptr_t rsp, struct sp_probe *const *probes, uint32_t n)
+{
+	if (grow() != 0)
+		return false;
+	if (ustack.n && ustack.e[ustack.n - 1].slot <= rsp)
+		drop_stale(rsp, sp_tstate_stripe());
+	struct sp_uret_entry *e = &ustack.e[ustack.n];
+	e->slot = rsp;
+	e->orig = *(const uintptr_t *)rsp;
+	e->parked = false;
+	e->t0_ns = 0;
+	e->n = n;
+	for (uint32_t i = 0; i < n; i++)
+		e->p[i] = probes[i];
+	ustack.n++;
+	*(uintptr_t *)rsp = (uintptr_t)sp_uret_trampoline;
+	return true;
+}

@@ -64,6 +64,11 @@ struct sp_uret_entry *sp_uret_begin(uintptr_t rsp);
 uint64_t *sp_uret_add(struct sp_uret_entry *e, struct sp_probe *p);
 void sp_uret_drop_last(struct sp_uret_entry *e);
 void sp_uret_commit(struct sp_uret_entry *e);
+
+/* The fast path for count-only uretprobes: one call that pushes the entry
+ * for PROBES (N <= SP_URET_PROBES) and swaps the return address.  false
+ * when the shadow stack cannot grow (the return is then missed). */
+bool sp_uret_push_counted(uintptr_t rsp, struct sp_probe *const *probes, uint32_t n);
 void sp_uret_cancel(struct sp_uret_entry *e);
 
 /* Called by the return trampoline; REGS->rsp is the caller's rsp after the
