@@ -29,7 +29,10 @@ void sp_dispatch(struct sp_site *site, struct selfprobe_regs *regs, void *uconte
 	sp_tstate_enter(stripe);
 	struct sp_probe_vec *vec = atomic_load_explicit(&site->vec, memory_order_consume);
 	if (vec && vec->only_returns && !sp_tls.inside) {
-		/* count-only uretprobes: nothing to count or call now */
+		/* count-only uretprobes and sessions: only the return to swap */
+		for (uint32_t i = 0; i < vec->n; i++)
+			if (vec->p[i]->kind == SP_KIND_USESSION)
+				sp_count_add(stripe, vec->p[i]->id, SP_HITS);   /* sessions count entries */
 		if (!sp_uret_push_counted(regs->rsp, vec->p, vec->n))
 			for (uint32_t i = 0; i < vec->n; i++)
 				sp_count_add(stripe, vec->p[i]->id, SP_MISSED);

@@ -141,7 +141,8 @@ static struct sp_probe_vec *vec_replace(struct sp_site *site, struct sp_probe *a
 	for (uint32_t i = 0; v && i < v->n; i++) {
 		const struct sp_probe *q = v->p[i];
 		handlers |= q->fn != NULL || q->wants_return;
-		v->only_returns &= q->kind == SP_KIND_URETPROBE && !q->fn && q->action == SP_ACT_COUNT;
+		v->only_returns &= (q->kind == SP_KIND_URETPROBE || q->kind == SP_KIND_USESSION) && !q->fn &&
+				   q->action == SP_ACT_COUNT;
 	}
 	if (v->only_returns)
 		handlers = 0;   /* the lean path passes rsp: enough to swap the return */

@@ -27,8 +27,8 @@ struct sp_probe;
 
 struct sp_probe_vec {
 	uint32_t n;
-	bool only_returns;   /* every probe counts returns only (uretprobe, no
-			      * handler, no latency): dispatch's fast path */
+	bool only_returns;   /* every probe is a count-only uretprobe or usession
+			      * (no handler, no latency): the fast path */
 	struct sp_probe *p[];
 };
 

@@ -224,7 +224,10 @@ void sp_tramp_count(struct sp_site *site, uintptr_t rsp)
 	sp_tstate_enter(stripe);
 	struct sp_probe_vec *vec = atomic_load_explicit(&site->vec, memory_order_consume);
 	if (vec && vec->only_returns) {
-		/* count-only uretprobes: the return is what they count */
+		/* count-only uretprobes and sessions: the return is swapped */
+		for (uint32_t i = 0; i < vec->n; i++)
+			if (vec->p[i]->kind == SP_KIND_USESSION)
+				sp_count_add(stripe, vec->p[i]->id, SP_HITS);   /* sessions count entries */
 		if (sp_tls.inside || !sp_uret_push_counted(rsp, vec->p, vec->n))
 			for (uint32_t i = 0; i < vec->n; i++)
 				sp_count_add(stripe, vec->p[i]->id, SP_MISSED);
