@@ -448,48 +448,19 @@ static void add_check(struct sp_an_site *s, const char *name, enum sp_an_result 
 		s->checks[s->n_checks++] = (struct sp_an_check){ name, r, detail };
 }
 
-/* arm.c's plan_on_pristine: sp_jmp_plan on a copy of the function shifted
- * to another address, then the window decoded again at the site. */
+/* As arm.c's plan_on_pristine, on the file's bytes. */
 static int plan_shifted(const struct sp_an_object *o, struct sp_an_site *s, size_t avail,
 			const char **reason)
 {
-	uint64_t site = s->addr;
-	uint64_t lo = s->func ? s->func : site;
-	uint64_t hi = site + (avail < 32 ? avail : 32);
-	if (s->func && s->func + s->func_size > hi)
-		hi = s->func + s->func_size;
-	if (hi > site + avail)
-		hi = site + avail;
+	uintptr_t lo, hi;
+	sp_jmp_plan_range(s->func, s->func_size, s->addr, avail, &lo, &hi);
 	size_t have;
 	const uint8_t *src = sp_analyze_text(o, lo, &have);
 	if (!src || have < hi - lo) {
 		*reason = "function does not decode: it runs past the end of the text mapping";
 		return -EINVAL;
 	}
-	uint8_t *copy = malloc(hi - lo);
-	if (!copy) {
-		*reason = "out of memory";
-		return -ENOMEM;
-	}
-	memcpy(copy, src, hi - lo);
-	intptr_t delta = (intptr_t)copy - (intptr_t)lo;
-	uintptr_t limit = s->limit ? s->limit + delta : 0;
-	struct sp_window *w = &s->w;
-	int rc = sp_jmp_plan(s->func ? s->func + delta : 0, s->func_size, site + delta,
-			     hi - site, limit, w, reason);
-	for (int i = 0; rc == 0 && i < w->n_insns; i++) {
-		struct sp_insn *in = &w->insns[i];
-		uint8_t bytes[15];
-		uint8_t len = in->len;
-		memcpy(bytes, in->bytes, len);
-		if (sp_insn_decode(bytes, len, in->addr - delta, in) != 0) {
-			*reason = "window instruction does not decode at its address";
-			rc = -EINVAL;
-		}
-	}
-	w->site = site;
-	free(copy);
-	return rc;
+	return sp_jmp_plan_image(src, lo, hi - lo, s->func, s->func_size, s->addr, s->limit, &s->w, reason);
 }
 
 /* The int3 path's checks (sp_arm_site before prepare).  NULL when the

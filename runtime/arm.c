@@ -100,40 +100,20 @@ static int demote(struct sp_site *t)
 	return 0;
 }
 
-/* sp_jmp_plan on a pristine copy of the function (live text may hold our
- * own int3s and jmps), shifted to the copy's address: relative branches
- * keep their meaning within the copy; the window's instructions are then
- * decoded again at their real address for relocation. */
+/* The jmp plan on a pristine copy of the function: live text may hold our
+ * own int3s and jmps. */
 static int plan_on_pristine(uintptr_t site, size_t avail, const struct sp_func_extent *fn,
 			    struct sp_window *w, const char **reason)
 {
-	uintptr_t lo = fn->start ? fn->start : site;
-	uintptr_t hi = site + (avail < 32 ? avail : 32);
-	if (fn->start && fn->start + fn->size > hi)
-		hi = fn->start + fn->size;
-	if (hi > site + avail)
-		hi = site + avail;
+	uintptr_t lo, hi;
+	sp_jmp_plan_range(fn->start, fn->size, site, avail, &lo, &hi);
 	uint8_t *copy = malloc(hi - lo);
 	if (!copy) {
 		*reason = "out of memory";
 		return -ENOMEM;
 	}
 	sp_site_pristine(lo, hi - lo, copy);
-	intptr_t delta = (intptr_t)copy - (intptr_t)lo;
-	uintptr_t limit = fn->limit ? fn->limit + delta : 0;
-	int rc = sp_jmp_plan(fn->start ? fn->start + delta : 0, fn->size, site + delta,
-			     hi - site, limit, w, reason);
-	for (int i = 0; rc == 0 && i < w->n_insns; i++) {
-		struct sp_insn *in = &w->insns[i];
-		uint8_t bytes[15];
-		uint8_t len = in->len;
-		memcpy(bytes, in->bytes, len);
-		if (sp_insn_decode(bytes, len, in->addr - delta, in) != 0) {
-			*reason = "window instruction does not decode at its address";
-			rc = -EINVAL;
-		}
-	}
-	w->site = site;
+	int rc = sp_jmp_plan_image(copy, lo, hi - lo, fn->start, fn->size, site, fn->limit, w, reason);
 	free(copy);
 	return rc;
 }

@@ -214,3 +214,39 @@ int sp_jmp_plan(uintptr_t func, size_t func_size, uintptr_t site, size_t avail,
 	}
 	return 0;
 }
+
+void sp_jmp_plan_range(uintptr_t func, size_t func_size, uintptr_t site, size_t avail,
+		       uintptr_t *lo, uintptr_t *hi)
+{
+	/* the whole function (its branches), and enough after the site for a
+	 * window and its padding */
+	*lo = func ? func : site;
+	*hi = site + (avail < 32 ? avail : 32);
+	if (func && func + func_size > *hi)
+		*hi = func + func_size;
+	if (*hi > site + avail)
+		*hi = site + avail;
+}
+
+int sp_jmp_plan_image(const uint8_t *code, uintptr_t lo, size_t len, uintptr_t func,
+		      size_t func_size, uintptr_t site, uintptr_t limit, struct sp_window *w,
+		      const char **reason)
+{
+	/* plan on the image at its own address: relative branches keep their
+	 * meaning within it; then decode the window again where it really is */
+	intptr_t delta = (intptr_t)(uintptr_t)code - (intptr_t)lo;
+	int rc = sp_jmp_plan(func ? func + delta : 0, func_size, site + delta,
+			     lo + len - site, limit ? limit + delta : 0, w, reason);
+	for (int i = 0; rc == 0 && i < w->n_insns; i++) {
+		struct sp_insn *in = &w->insns[i];
+		uint8_t bytes[15];
+		uint8_t n = in->len;
+		memcpy(bytes, in->bytes, n);
+		if (sp_insn_decode(bytes, n, in->addr - delta, in) != 0) {
+			*reason = "window instruction does not decode at its address";
+			rc = -EINVAL;
+		}
+	}
+	w->site = site;
+	return rc;
+}

@@ -53,4 +53,15 @@ struct sp_window {
 int sp_jmp_plan(uintptr_t func, size_t func_size, uintptr_t site, size_t avail,
 		uintptr_t limit, struct sp_window *w, const char **reason);
 
+/* sp_jmp_plan on an image of the code rather than the live text: CODE
+ * holds the bytes of [LO, LO + LEN) as they are at runtime address LO (a
+ * pristine copy of live text, or a file's bytes).  The range needed is
+ * sp_jmp_plan_range's.  The window's instructions come back decoded at
+ * their real addresses. */
+void sp_jmp_plan_range(uintptr_t func, size_t func_size, uintptr_t site, size_t avail,
+		       uintptr_t *lo, uintptr_t *hi);
+int sp_jmp_plan_image(const uint8_t *code, uintptr_t lo, size_t len, uintptr_t func,
+		      size_t func_size, uintptr_t site, uintptr_t limit, struct sp_window *w,
+		      const char **reason);
+
 #endif

@@ -34,36 +34,8 @@ static int hook_loader(void)
 	uintptr_t brk = _r_debug.r_brk;
 	if (!brk)
 		return -ENOSYS;
-	struct sp_object *objs;
-	size_t n;
-	int rc = sp_maps_snapshot(&objs, &n);
-	if (rc)
-		return rc;
-	rc = -ENOENT;
-	for (size_t i = 0; i < n; i++) {
-		if (!sp_maps_in_text(&objs[i], brk, 1))
-			continue;
-		struct sp_spec_item item;
-		memset(&item, 0, sizeof(item));
-		item.text = item.probe_text = (char *)"selfprobe:loader-notification";
-		item.kind = SP_KIND_UPROBE;
-		item.object = objs[i].path;
-		item.has_address = true;
-		item.address = brk - objs[i].bias;
-		item.action = SP_ACT_COUNT;
-		item.internal = true;
-		long made = sp_probe_attach_object(&item, &objs[i], on_link_map_change, NULL, NULL);
-		rc = made > 0 ? 0 : made < 0 ? (int)made : -ENOENT;
-		break;
-	}
-	sp_maps_free(objs, n);
-	if (rc == 0) {
-		hooked = true;
-		/* hide it from the report: it is ours, not the user's */
-		for (struct sp_probe *p = sp_probe_first(); p; p = p->next)
-			if (p->fn == on_link_map_change)
-				p->internal = true;
-	}
+	int rc = sp_probe_attach_internal("selfprobe:loader-notification", brk, false, on_link_map_change);
+	hooked = rc == 0;
 	return rc;
 }
 

@@ -1,7 +1,6 @@
 /* plugin — see plugin.h. */
 #include "plugin.h"
 #include "log.h"
-#include "maps.h"
 #include "probe.h"
 #include "tstate.h"
 
@@ -123,34 +122,9 @@ static int hook_entry(void)
 {
 	if (entry_hooked)
 		return 0;
-	uintptr_t entry = (uintptr_t)getauxval(AT_ENTRY);
-	struct sp_object *objs;
-	size_t n;
-	int rc = sp_maps_snapshot(&objs, &n);
-	if (rc)
-		return rc;
-	rc = -ENOENT;
-	for (size_t i = 0; i < n; i++) {
-		if (!objs[i].is_main || !sp_maps_in_text(&objs[i], entry, 1))
-			continue;
-		struct sp_spec_item item;
-		memset(&item, 0, sizeof(item));
-		item.text = item.probe_text = (char *)"selfprobe:program-entry";
-		item.kind = SP_KIND_UPROBE;
-		item.has_address = true;
-		item.address = entry - objs[i].bias;
-		item.action = SP_ACT_COUNT;
-		item.internal = true;
-		long made = sp_probe_attach_object(&item, &objs[i], on_entry, NULL, NULL);
-		rc = made > 0 ? 0 : made < 0 ? (int)made : -ENOENT;
-	}
-	sp_maps_free(objs, n);
-	if (rc == 0) {
-		entry_hooked = true;
-		for (struct sp_probe *p = sp_probe_first(); p; p = p->next)
-			if (p->fn == on_entry)
-				p->internal = true;
-	}
+	int rc = sp_probe_attach_internal("selfprobe:program-entry", (uintptr_t)getauxval(AT_ENTRY), true,
+					  on_entry);
+	entry_hooked = rc == 0;
 	return rc;
 }
 

@@ -809,6 +809,34 @@ long sp_probe_attach_item(const struct sp_spec_item *item, selfprobe_handler_fn 
 	return rc;
 }
 
+int sp_probe_attach_internal(const char *name, uintptr_t addr, bool main_only, selfprobe_handler_fn fn)
+{
+	struct sp_object *objs;
+	size_t n;
+	int rc = sp_maps_snapshot(&objs, &n);
+	if (rc)
+		return rc;
+	rc = -ENOENT;
+	for (size_t i = 0; i < n; i++) {
+		if ((main_only && !objs[i].is_main) || !sp_maps_in_text(&objs[i], addr, 1))
+			continue;
+		struct sp_spec_item item;
+		memset(&item, 0, sizeof(item));
+		item.text = item.probe_text = (char *)name;
+		item.kind = SP_KIND_UPROBE;
+		item.object = objs[i].path;
+		item.has_address = true;
+		item.address = addr - objs[i].bias;
+		item.action = SP_ACT_COUNT;
+		item.internal = true;     /* not reported: ours, not the user's */
+		long made = sp_probe_attach_object(&item, &objs[i], fn, NULL, NULL);
+		rc = made > 0 ? 0 : made < 0 ? (int)made : -ENOENT;
+		break;
+	}
+	sp_maps_free(objs, n);
+	return rc;
+}
+
 /* An object was unloaded: its probes stop (their code is gone, nothing to
  * restore), keep their counts, and their sites are forgotten so that
  * whatever is mapped there next starts afresh. */

@@ -81,6 +81,11 @@ struct sp_object;
 long sp_probe_attach_object(const struct sp_spec_item *item, const struct sp_object *obj,
 			    selfprobe_handler_fn fn, void *data, struct selfprobe_link *link);
 
+/* The runtime's own probe NAME at runtime address ADDR (in the main
+ * program only, when MAIN_ONLY), calling FN; not in the report (registry
+ * lock held).  0 or -errno. */
+int sp_probe_attach_internal(const char *name, uintptr_t addr, bool main_only, selfprobe_handler_fn fn);
+
 /* Detach the probes of objects no longer in OBJS (registry lock held). */
 void sp_probe_objects_gone(const struct sp_object *objs, size_t n);
 
