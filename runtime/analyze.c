@@ -424,16 +424,8 @@ static bool target_inside(const struct sp_an_object *o, uint64_t lo, uint64_t hi
 /* probe.c's next_symbol: the first symbol after V, or the end of its text. */
 static uint64_t next_symbol(const struct sp_an_object *o, uint64_t v)
 {
-	const struct sp_elf *e = o->elf;
-	size_t lo = 0, hi = e->n_syms;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (e->syms[mid].value <= v)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	uint64_t limit = lo < e->n_syms ? e->syms[lo].value : 0;
+	const struct sp_sym *next = sp_elf_next_after(o->elf, v);
+	uint64_t limit = next ? next->value : 0;
 	for (int i = 0; i < o->n_text; i++) {
 		const struct sp_an_text *t = &o->text[i];
 		if (v >= t->vaddr && v < t->vaddr + t->size && (!limit || limit > t->vaddr + t->size))

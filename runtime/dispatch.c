@@ -10,17 +10,6 @@
 #include "uret.h"
 #include "xsave.h"
 
-static int call(struct sp_probe *p, struct selfprobe_regs *regs, void *ucontext, uint64_t *cookie)
-{
-	struct selfprobe_ctx ctx;
-	ctx.regs = regs;
-	ctx.probe = p;
-	ctx.cookie = cookie;
-	ctx.is_return = false;
-	ctx.ucontext = ucontext;
-	return sp_guard_call(p, &ctx);
-}
-
 void sp_dispatch(struct sp_site *site, struct selfprobe_regs *regs, void *ucontext)
 {
 	if (sp_tls.runtime)
@@ -63,7 +52,7 @@ void sp_dispatch(struct sp_site *site, struct selfprobe_regs *regs, void *uconte
 				}
 			}
 			if (p->fn && p->kind != SP_KIND_URETPROBE &&
-			    call(p, regs, ucontext, cookie) != 0 && p->kind == SP_KIND_USESSION)
+			    sp_guard_call_handler(p, regs, ucontext, cookie, false) != 0 && p->kind == SP_KIND_USESSION)
 				sp_uret_drop_last(ret);     /* the session skips its return */
 		}
 		if (ret)

@@ -797,3 +797,16 @@ int sp_elf_find_any_symbol(const char *path, const char *name, uint64_t *value)
 	close_elf(fd, elf);
 	return rc;
 }
+
+const struct sp_sym *sp_elf_next_after(const struct sp_elf *e, uint64_t vaddr)
+{
+	size_t lo = 0, hi = e->n_syms;
+	while (lo < hi) {   /* syms are sorted by value */
+		size_t mid = (lo + hi) / 2;
+		if (e->syms[mid].value <= vaddr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < e->n_syms ? &e->syms[lo] : NULL;
+}

@@ -60,6 +60,10 @@ const struct sp_sym *sp_elf_lookup(const struct sp_elf *e, const char *name);
  * VADDR == value), or NULL. */
 const struct sp_sym *sp_elf_containing(const struct sp_elf *e, uint64_t vaddr);
 
+/* The first symbol whose value is above VADDR, or NULL: where the code
+ * holding VADDR ends at the latest. */
+const struct sp_sym *sp_elf_next_after(const struct sp_elf *e, uint64_t vaddr);
+
 /* ELF virtual address → file offset (for kernel uprobes), via PT_LOAD.
  * 0 or -ENOENT. */
 int sp_elf_vaddr_to_offset(const struct sp_elf *e, uint64_t vaddr, uint64_t *off);

@@ -44,6 +44,18 @@ int sp_guard_call(struct sp_probe *p, struct selfprobe_ctx *ctx)
 	return rc;
 }
 
+int sp_guard_call_handler(struct sp_probe *p, struct selfprobe_regs *regs, void *ucontext,
+			  uint64_t *cookie, bool is_return)
+{
+	struct selfprobe_ctx ctx;
+	ctx.regs = regs;
+	ctx.probe = p;
+	ctx.cookie = cookie;
+	ctx.is_return = is_return;
+	ctx.ucontext = ucontext;
+	return sp_guard_call(p, &ctx);
+}
+
 void sp_guard_on_fault(int sig, const siginfo_t *si)
 {
 	struct sp_probe *p = guard.probe;

@@ -16,6 +16,8 @@
 #define SP_GUARD_H
 
 #include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 #include "selfprobe.h"
 
@@ -24,6 +26,12 @@ struct sp_probe;
 /* Call P's handler with CTX under the guard.  Its result, or 0 after a
  * fault (the probe is then disabled). */
 int sp_guard_call(struct sp_probe *p, struct selfprobe_ctx *ctx);
+
+/* The same with the context built here: REGS, the session COOKIE (or
+ * NULL), whether this is the RETURN call, the int3 path's UCONTEXT (or
+ * NULL on the jmp path and at returns). */
+int sp_guard_call_handler(struct sp_probe *p, struct selfprobe_regs *regs, void *ucontext,
+			  uint64_t *cookie, bool is_return);
 
 /* From the fault handlers: jumps back into sp_guard_call (no return) when
  * the fault is a handler's; returns otherwise. */

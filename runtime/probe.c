@@ -174,16 +174,8 @@ struct target {
  * the text holding VADDR: a jmp window must not reach into it. */
 static uintptr_t next_symbol(const struct sp_object *obj, const struct sp_elf *elf, uintptr_t func)
 {
-	uint64_t v = func - obj->bias;
-	size_t lo = 0, hi = elf->n_syms;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (elf->syms[mid].value <= v)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	uintptr_t limit = lo < elf->n_syms ? obj->bias + elf->syms[lo].value : 0;
+	const struct sp_sym *next = sp_elf_next_after(elf, func - obj->bias);
+	uintptr_t limit = next ? obj->bias + next->value : 0;
 	for (int i = 0; i < obj->n_text; i++)
 		if (func >= obj->text[i].start && func < obj->text[i].end && (!limit || limit > obj->text[i].end))
 			limit = obj->text[i].end;

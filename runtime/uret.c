@@ -143,22 +143,6 @@ void sp_uret_commit(struct sp_uret_entry *e)
 	*(uintptr_t *)e->slot = (uintptr_t)sp_uret_trampoline;
 }
 
-void sp_uret_cancel(struct sp_uret_entry *e)
-{
-	(void)e;   /* nothing was pushed or written */
-}
-
-static int call_handler(struct sp_probe *p, struct selfprobe_regs *regs, uint64_t *cookie)
-{
-	struct selfprobe_ctx ctx;
-	ctx.regs = regs;
-	ctx.probe = p;
-	ctx.cookie = cookie;
-	ctx.is_return = true;
-	ctx.ucontext = NULL;
-	return sp_guard_call(p, &ctx);
-}
-
 void sp_uret_dispatch(struct selfprobe_regs *regs)
 {
 	uintptr_t slot = regs->rsp - 8;
@@ -219,7 +203,7 @@ void sp_uret_dispatch(struct selfprobe_regs *regs)
 				if (nested)
 					sp_count_add(stripe, p->id, SP_MISSED);
 				else
-					call_handler(p, regs, &e->cookie[i]);
+					sp_guard_call_handler(p, regs, NULL, &e->cookie[i], true);
 			}
 		}
 		sp_tls.inside = nested;

@@ -58,7 +58,7 @@ void sp_uret_prepare(void);
 /* At entry: the shadow entry for a call whose return address sits at
  * RSP (allocated on first use; NULL when the stack cannot grow).  The
  * caller adds probes with sp_uret_add, then sp_uret_commit swaps the
- * return address (or sp_uret_cancel when no probe wants the return). */
+ * return address (it does nothing when no probe was added). */
 struct sp_uret_entry *sp_uret_begin(uintptr_t rsp);
 /* Add P; returns its cookie slot, or NULL when the entry is full. */
 uint64_t *sp_uret_add(struct sp_uret_entry *e, struct sp_probe *p);
@@ -69,7 +69,6 @@ void sp_uret_commit(struct sp_uret_entry *e);
  * for PROBES (N <= SP_URET_PROBES) and swaps the return address.  false
  * when the shadow stack cannot grow (the return is then missed). */
 bool sp_uret_push_counted(uintptr_t rsp, struct sp_probe *const *probes, uint32_t n);
-void sp_uret_cancel(struct sp_uret_entry *e);
 
 /* Called by the return trampoline; REGS->rsp is the caller's rsp after the
  * return.  Writes the address to continue at into REGS->rsp - 8. */
