@@ -29,18 +29,6 @@ LIBC_SPECS = ["uprobe:libc:malloc", "uprobe:libc:free;uprobe:libc:strlen"]
 SQLITE_SPEC = "uprobe:libsqlite3:sqlite3_step;uprobe:libsqlite3:sqlite3_prepare_v2"
 
 
-def sort_input(n):
-    """N deterministic pseudo-random lines (a fixed LCG)."""
-    x, lines = 12345, []
-    for i in range(n):
-        x = (x * 1103515245 + 12345) % (1 << 31)
-        lines.append("%08x %d line-%d\n" % (x, x % 977, i))
-    path = os.path.join(t.work_dir(), "sort-input-%d.txt" % n)
-    with open(path, "w") as f:
-        f.writelines(lines)
-    return path
-
-
 def sql_workload(rows):
     s = ["CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT, v REAL, grp INTEGER);",
          "CREATE INDEX t_grp ON t(grp);", "BEGIN;"]
@@ -67,7 +55,7 @@ def programs(name):
         return LIBC_SPECS, [(["ls", "-la", "/usr/bin"], None),
                             (["ls", "-la", "/usr/bin", "/usr/lib/x86_64-linux-gnu", "/usr/share"], None)]
     if name == "sort":
-        return LIBC_SPECS, [(["sort", sort_input(5000)], None), (["sort", sort_input(20000)], None)]
+        return LIBC_SPECS, [(["sort", t.sort_input(5000)], None), (["sort", t.sort_input(20000)], None)]
     if name == "sqlite3":
         return LIBC_SPECS + [SQLITE_SPEC], [(["sqlite3", ":memory:"], sql_workload(1000)),
                                             (["sqlite3", ":memory:"], sql_workload(3000))]

@@ -43,17 +43,6 @@ print(sorted(os.listdir("/usr/lib/python3.11"))[:3])
 """
 
 
-def sort_input(n):
-    x, lines = 4242, []
-    for i in range(n):
-        x = (x * 1103515245 + 12345) % (1 << 31)
-        lines.append("%08x %d line-%d\n" % (x, x % 977, i))
-    path = os.path.join(t.work_dir(), "sort-input-%d.txt" % n)
-    with open(path, "w") as f:
-        f.writelines(lines)
-    return path
-
-
 def sql_workload(rows):
     s = ["CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT, v REAL, grp INTEGER);",
          "CREATE INDEX t_grp ON t(grp);", "BEGIN;"]
@@ -73,7 +62,7 @@ def sql_workload(rows):
 def programs():
     """[(name, cmd, stdin)]"""
     return [("ls", ["ls", "-la", "/usr/bin"], None),
-            ("sort", ["sort", sort_input(20000)], None),
+            ("sort", ["sort", t.sort_input(20000, 4242)], None),
             ("sqlite3", ["sqlite3", ":memory:"], sql_workload(2000)),
             ("python3", [PYTHON, "-c", PY_CODE], None)]
 
@@ -133,7 +122,7 @@ def test_fork():
     """SHELL -c 'ls; sort; echo done': the shell forks twice and its
     children exec; the shell itself exits after the builtin echo.  Both
     bash and /bin/sh (dash on Debian, which ends with _exit)."""
-    src = sort_input(3000)
+    src = t.sort_input(3000, 4242)
     script = "ls -la /usr/bin >/dev/null; sort %s; echo done" % src
     d = os.path.join(t.work_dir(), "fork")
     os.makedirs(d, exist_ok=True)

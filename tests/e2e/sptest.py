@@ -348,3 +348,15 @@ class Elf:
             if va <= vaddr < va + filesz and (flags & 1 or not text_only):
                 return vaddr - va + off
         return None
+
+
+def sort_input(n, seed=12345):
+    """A file of N deterministic pseudo-random lines (a fixed LCG) for sort."""
+    x, lines = seed, []
+    for i in range(n):
+        x = (x * 1103515245 + 12345) % (1 << 31)
+        lines.append("%08x %d line-%d\n" % (x, x % 977, i))
+    path = os.path.join(work_dir(), "sort-input-%d-%d.txt" % (seed, n))
+    with open(path, "w") as f:
+        f.writelines(lines)
+    return path

@@ -36,6 +36,22 @@ NOINLINE int probe_other(int x)
 	return x + 7;
 }
 
+/* The JSON report as it is now, into BUF. */
+static void report_json(char *buf, size_t len)
+{
+	char path[] = "/tmp/sp_probe_report_XXXXXX.json";
+	int fd = mkstemps(path, 5);
+	cr_assert_geq(fd, 0);
+	close(fd);
+	cr_assert_eq(selfprobe_write_report(path), 0);
+	FILE *f = fopen(path, "r");
+	cr_assert_not_null(f);
+	size_t n = fread(buf, 1, len - 1, f);
+	buf[n] = 0;
+	fclose(f);
+	unlink(path);
+}
+
 static _Atomic long handler_calls;
 static _Atomic long last_arg;
 
@@ -108,17 +124,8 @@ Test(probe, recursion_counts_missed)
 	for (int i = 0; i < 10; i++)
 		cr_assert_eq(probe_recurse(i), i);
 	cr_assert_eq(atomic_load(&handler_calls), 10);
-	char path[] = "/tmp/sp_probe_report_XXXXXX.json";
-	int fd = mkstemps(path, 5);
-	cr_assert_geq(fd, 0);
-	close(fd);
-	cr_assert_eq(selfprobe_write_report(path), 0);
-	FILE *f = fopen(path, "r");
-	char buf[8192] = "";
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	buf[n] = 0;
-	fclose(f);
-	unlink(path);
+	char buf[8192];
+	report_json(buf, sizeof(buf));
 	/* the count-only probe saw all 20 hits; the handler probe missed 10 */
 	cr_assert(strstr(buf, "\"hits\": 20, \"missed\": 0"), "%s", buf);
 	cr_assert(strstr(buf, "\"hits\": 20, \"missed\": 10"), "%s", buf);
@@ -205,16 +212,8 @@ Test(probe, errors_are_reported_and_others_attach)
 	cr_assert_eq(rc, -EINVAL);
 	for (int i = 0; i < 5; i++)
 		probe_me(i);
-	char path[] = "/tmp/sp_probe_err_XXXXXX.json";
-	int fd = mkstemps(path, 5);
-	close(fd);
-	cr_assert_eq(selfprobe_write_report(path), 0);
-	FILE *f = fopen(path, "r");
-	char buf[8192] = "";
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	buf[n] = 0;
-	fclose(f);
-	unlink(path);
+	char buf[8192];
+	report_json(buf, sizeof(buf));
 	cr_assert(strstr(buf, "\"spec\": \"uprobe:no_such_function_here\", \"message\": \"symbol 'no_such_function_here' not found"), "%s", buf);
 	cr_assert(strstr(buf, "\"spec\": \"uprobez:x\""), "%s", buf);
 	cr_assert(strstr(buf, "\"symbol\": \"probe_me\""), "%s", buf);
