@@ -92,8 +92,11 @@ int selfprobe_set_mode(const char *mode);        /* "auto", "int3", "jmp" */
 int selfprobe_set_log_level(const char *level);  /* "error", "warn", "info", "debug" */
 
 /* Write the report: PATH NULL → text on stderr; a path ending in ".json" →
- * JSON; any other path → text.  "%p" in PATH becomes the pid.  The file is
- * created with O_NOFOLLOW.  0 or a negative errno value.  Not for handlers. */
+ * JSON; any other path → text.  Two paths are outputs beside the report:
+ * ".trace.json" → the timeline of the `trace` and `latency` probes (Chrome
+ * Trace Event Format), ".folded" → the `stack` probes' folded stacks.
+ * "%p" in PATH becomes the pid.  The file is created with O_NOFOLLOW.  0 or
+ * a negative errno value.  Not for handlers. */
 int selfprobe_write_report(const char *path);
 
 /* Write the report to FD (not closed): JSON when JSON is true, else text. */
@@ -107,6 +110,12 @@ int selfprobe_write_report_fd(int fd, bool json);
  * handlers.  Not for handlers. */
 int  selfprobe_set_exit_report(const char *path);
 void selfprobe_exit_report(void);
+/* A ".trace.json" exit output turns the timeline on: the trace action then
+ * records events (not lines on stderr), latency probes record spans, and
+ * the text report goes to stderr at exit beside the file (so it does with
+ * ".folded").  Events kept per thread (default 65536; the rest are counted
+ * as dropped): */
+int  selfprobe_set_timeline_events(unsigned long events);
 
 /* Under the `selfprobe run` launcher (SELFPROBE_SHM_FD in ENV): keep the
  * counters in its shared file, which it reads however the process ends,

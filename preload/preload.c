@@ -3,6 +3,10 @@
  * UPROBE_SPEC    probes (items separated by ';' or newlines, or @FILE)
  * UPROBE_OUTPUT  report destination: unset = text on stderr; *.json = JSON;
  *                other = text; "%p" = pid
+ *                *.trace.json = the trace/latency probes' timeline (Chrome Trace
+ *                Event Format) and *.folded = folded stacks, each with the
+ *                text report on stderr
+ * UPROBE_TRACE_EVENTS  the timeline's events kept per thread (65536)
  * UPROBE_MODE    auto | int3 | jmp
  * UPROBE_LOG     error | warn | info | debug
  *
@@ -60,6 +64,11 @@ __attribute__((constructor)) static void preload_init(int argc, char **argv, cha
 	const char *mode = env_get("UPROBE_MODE");
 	if (mode && *mode && selfprobe_set_mode(mode) != 0)
 		complain("UPROBE_MODE", mode, "auto, int3, jmp");
+	const char *events = env_get("UPROBE_TRACE_EVENTS");
+	char *end = NULL;
+	unsigned long n_events = events ? strtoul(events, &end, 10) : 0;
+	if (events && *events && (*end || selfprobe_set_timeline_events(n_events) != 0))
+		complain("UPROBE_TRACE_EVENTS", events, "a number of events per thread, 1 to 67108864");
 	const char *out = env_get("UPROBE_OUTPUT");
 	selfprobe_set_exit_report(out && *out ? out : NULL);
 	selfprobe_attach_launcher(envp, argc, argv);   /* a no-op outside `selfprobe run` */

@@ -32,7 +32,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "json.h"
 #include "shm.h"
+#include "timeline.h"
 #include "spec.h"
 #include "tstate.h"
 
@@ -161,19 +163,6 @@ static struct sp_shm_header *create_shm(int *fd_out)
 
 static const char *const kind_names[] = { "uprobe", "uretprobe", "usession", "usdt" };
 
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-		if (*c == '"' || *c == '\\')
-			fprintf(f, "\\%c", *c);
-		else if (*c < 0x20)
-			fprintf(f, "\\u%04x", *c);
-		else
-			fputc(*c, f);
-	}
-	fputc('"', f);
-}
 
 /* One process's counters, straight from its section. */
 static void section_counts(int fd, const struct sp_shm_section *s, FILE *f, bool json)
@@ -203,14 +192,14 @@ static void section_counts(int fd, const struct sp_shm_section *s, FILE *f, bool
 			}
 		if (json) {
 			fprintf(f, "%s\n  {\"spec\": ", i ? "," : "");
-			json_str(f, r[i].spec);
+			sp_json_str(f, r[i].spec);
 			fprintf(f, ", \"kind\": \"%s\", \"object\": ", kind_names[r[i].kind & 3]);
-			json_str(f, r[i].object);
+			sp_json_str(f, r[i].object);
 			fputs(", \"label\": ", f);
-			json_str(f, r[i].label);
+			sp_json_str(f, r[i].label);
 			fprintf(f, ", \"mode\": \"%s\", \"reason\": ", r[i].jmp ? "jmp" : "int3");
 			if (r[i].reason[0])
-				json_str(f, r[i].reason);
+				sp_json_str(f, r[i].reason);
 			else
 				fputs("null", f);
 			fprintf(f, ", \"hits\": %" PRIu64 ", \"missed\": %" PRIu64 ", \"returns\": %" PRIu64
@@ -231,6 +220,116 @@ static void section_counts(int fd, const struct sp_shm_section *s, FILE *f, bool
 		munmap((void *)r, rec_bytes);
 	if (st)
 		munmap((void *)st, stripe_total);
+}
+
+static FILE *open_out(const char *out, int main_pid)
+{
+	if (!out)
+		return fdopen(dup(2), "w");
+	char path[PATH_MAX];
+	size_t k = 0;
+	for (const char *c = out; *c && k + 16 < sizeof(path); c++) {
+		if (c[0] == '%' && c[1] == 'p') {
+			k += (size_t)snprintf(path + k, sizeof(path) - k, "%d", main_pid);
+			c++;
+		} else
+			path[k++] = *c;
+	}
+	path[k] = 0;
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		fprintf(stderr, "selfprobe: cannot write the report to '%s': %s\n", path, strerror(errno));
+		return NULL;
+	}
+	return fdopen(fd, "w");
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+	return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* Outputs beside the report: the timeline and folded stacks. */
+static bool side_output(const char *out)
+{
+	return out && (ends_with(out, ".trace.json") || ends_with(out, ".folded"));
+}
+
+/* ---- the timeline, from every process's buffers in the shared file ---- */
+
+struct records_map {
+	const struct sp_shm_record *r;
+	uint32_t n;
+};
+
+static const char *record_label(void *ctx, uint32_t i, int *kind)
+{
+	const struct records_map *m = ctx;
+	if (i >= m->n)
+		return NULL;
+	*kind = m->r[i].kind;
+	return m->r[i].label;
+}
+
+/* Feed section S's timeline buffers to W. */
+static void section_timeline(int fd, const struct sp_shm_section *s, struct sp_tl_writer *w)
+{
+	struct records_map m = { NULL, atomic_load(&((struct sp_shm_section *)s)->n_records) };
+	size_t rec_bytes = (size_t)m.n * sizeof(struct sp_shm_record);
+	if (m.n) {
+		m.r = mmap(NULL, rec_bytes, PROT_READ, MAP_SHARED, fd, (off_t)s->records_off);
+		if (m.r == MAP_FAILED)
+			return;
+	}
+	uint32_t n = atomic_load(&((struct sp_shm_section *)s)->n_timelines);
+	for (uint32_t i = 0; i < n && i < SP_SHM_TIMELINES; i++) {
+		uint64_t off = __atomic_load_n(&s->timeline_off[i], __ATOMIC_ACQUIRE);
+		if (!off)
+			continue;
+		const struct sp_tl_buf *head = mmap(NULL, sizeof(*head), PROT_READ, MAP_SHARED, fd, (off_t)off);
+		if (head == MAP_FAILED)
+			continue;
+		uint64_t cap = head->cap;
+		munmap((void *)head, sizeof(*head));
+		if (!cap)
+			continue;   /* the thread died making it */
+		size_t bytes = sp_tl_buf_bytes(cap);
+		const struct sp_tl_buf *b = mmap(NULL, bytes, PROT_READ, MAP_SHARED, fd, (off_t)off);
+		if (b == MAP_FAILED)
+			continue;
+		sp_tl_json_buffer(w, b, record_label, &m);
+		munmap((void *)b, bytes);
+	}
+	if (m.r)
+		munmap((void *)m.r, rec_bytes);
+}
+
+static int write_timeline(const char *out, int main_pid, int fd, const struct sp_shm_header *h)
+{
+	FILE *f = open_out(out, main_pid);
+	if (!f)
+		return -1;
+	struct sp_tl_writer w;
+	sp_tl_json_begin(&w, f);
+	uint32_t n = atomic_load(&((struct sp_shm_header *)h)->n_sections);
+	for (uint32_t i = 0; i < n && i < SP_SHM_SECTIONS; i++) {
+		const struct sp_shm_section *s = &h->sections[i];
+		int pid = atomic_load(&((struct sp_shm_section *)s)->pid);
+		if (!pid)
+			continue;
+		sp_tl_json_process(&w, pid, s->command);
+		section_timeline(fd, s, &w);
+	}
+	int rc = sp_tl_json_end(&w);
+	if (fclose(f) != 0 || rc != 0) {
+		fprintf(stderr, "selfprobe: cannot write the timeline to '%s': %s\n", out, strerror(errno));
+		return -1;
+	}
+	fprintf(stderr, "selfprobe: timeline: %" PRIu64 " events from %" PRIu64 " threads, %" PRIu64
+			" dropped%s, in %s\n", w.events, w.threads, w.dropped,
+		w.dropped ? " (the per-thread buffers were full: UPROBE_TRACE_EVENTS)" : "", out);
+	return 0;
 }
 
 /* The full report a process wrote at its normal exit, copied to F. */
@@ -301,16 +400,16 @@ static void report(FILE *f, bool json, int fd, const struct sp_shm_header *h, co
 		if (json) {
 			if (wrap) {
 				fprintf(f, "%s\n{\"pid\": %d, \"parent\": %d, \"command\": ", sep, pid, s->parent);
-				json_str(f, s->command);
+				sp_json_str(f, s->command);
 				fputs(", \"ending\": ", f);
-				json_str(f, ending(s, main_pid, status));
+				sp_json_str(f, ending(s, main_pid, status));
 				fputs(", \"report\": ", f);
 				sep = ",";
 			}
 			if (!(full && copy_report(dir, pid, "json", f))) {
 				fprintf(f, "{\"version\": 1, \"pid\": %d, \"from\": \"shared counters\", \"ending\": ",
 					pid);
-				json_str(f, ending(s, main_pid, status));
+				sp_json_str(f, ending(s, main_pid, status));
 				fputs(",\n ", f);
 				section_counts(fd, s, f, true);
 				fputs(",\n \"errors\": []}\n", f);
@@ -332,34 +431,6 @@ static void report(FILE *f, bool json, int fd, const struct sp_shm_header *h, co
 	if (wrap)
 		fputs("]}\n", f);
 	fflush(f);
-}
-
-static FILE *open_out(const char *out, int main_pid)
-{
-	if (!out)
-		return fdopen(dup(2), "w");
-	char path[PATH_MAX];
-	size_t k = 0;
-	for (const char *c = out; *c && k + 16 < sizeof(path); c++) {
-		if (c[0] == '%' && c[1] == 'p') {
-			k += (size_t)snprintf(path + k, sizeof(path) - k, "%d", main_pid);
-			c++;
-		} else
-			path[k++] = *c;
-	}
-	path[k] = 0;
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		fprintf(stderr, "selfprobe: cannot write the report to '%s': %s\n", path, strerror(errno));
-		return NULL;
-	}
-	return fdopen(fd, "w");
-}
-
-static bool ends_with(const char *s, const char *suffix)
-{
-	size_t a = strlen(s), b = strlen(suffix);
-	return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
 int sp_cli_run(int argc, char **argv, void (*usage)(FILE *))
@@ -392,9 +463,10 @@ int sp_cli_run(int argc, char **argv, void (*usage)(FILE *))
 		snprintf(v, sizeof(v), "%d", shm_fd);
 		setenv("SELFPROBE_SHM_FD", v, 1);
 		setenv("SELFPROBE_REPORT_DIR", dir, 1);
-		/* the report is ours to write, but for folded stacks, which only
-		 * the process itself has */
-		if (o.out && ends_with(o.out, ".folded"))
+		/* the report is ours to write; side outputs are named to the
+		 * processes: folded stacks, which only a process has, and the
+		 * timeline, which they then record in the shared file */
+		if (side_output(o.out))
 			setenv("UPROBE_OUTPUT", o.out, 1);
 		else
 			unsetenv("UPROBE_OUTPUT");
@@ -449,12 +521,16 @@ int sp_cli_run(int argc, char **argv, void (*usage)(FILE *))
 		}
 	}
 	int code = WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 1;
-	if (h && !(o.out && ends_with(o.out, ".folded"))) {
-		FILE *f = open_out(o.out, pid);
+	if (h) {
+		/* beside a side output, the report goes to stderr */
+		const char *report_out = side_output(o.out) ? NULL : o.out;
+		FILE *f = open_out(report_out, pid);
 		if (f) {
-			report(f, o.out && ends_with(o.out, ".json"), shm_fd, h, dir, pid, status);
+			report(f, report_out && ends_with(report_out, ".json"), shm_fd, h, dir, pid, status);
 			fclose(f);
 		}
+		if (o.out && ends_with(o.out, ".trace.json"))
+			write_timeline(o.out, pid, shm_fd, h);
 		remove_reports(dir, h);
 	}
 	free(both);

@@ -9,6 +9,7 @@
 #include "spec.h"
 #include "shm.h"
 #include "stack.h"
+#include "timeline.h"
 #include "trace.h"
 #include "tstate.h"
 #include "uret.h"
@@ -203,6 +204,17 @@ static int ends_with(const char *s, const char *suffix)
 	return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
+/* Outputs that are not the report: the report goes to stderr beside them. */
+static int is_trace(const char *path)
+{
+	return ends_with(path, ".trace.json");
+}
+
+static int is_side_output(const char *path)
+{
+	return path && (is_trace(path) || ends_with(path, ".folded"));
+}
+
 static int write_report(const char *pattern)
 {
 	sp_uret_settle();
@@ -230,13 +242,17 @@ static int write_report(const char *pattern)
 		free(path);
 		return -e;
 	}
-	if (ends_with(path, ".json"))
+	int rc = 0;
+	if (is_trace(path))
+		rc = sp_timeline_write(f, program_invocation_short_name);
+	else if (ends_with(path, ".json"))
 		sp_report_json(f);
 	else if (ends_with(path, ".folded"))
 		sp_stack_report_folded(f);   /* flame graph input: the stacks only */
 	else
 		sp_report_text(f);
-	int rc = fclose(f) == 0 ? 0 : -errno;
+	if (fclose(f) != 0 && rc == 0)
+		rc = -errno;
 	free(path);
 	return rc;
 }
@@ -296,8 +312,10 @@ API int selfprobe_set_exit_report(const char *path)
 	RUNTIME_BEGIN();
 	free(exit_path);
 	exit_path = path ? strdup(path) : NULL;
-	if (!path && exit_fd < 0)
+	if ((!path || is_side_output(path)) && exit_fd < 0)
 		exit_fd = fcntl(2, F_DUPFD_CLOEXEC, 10);
+	if (path && is_trace(path))
+		sp_timeline_enable();
 	sp_report_exit_owner_is_me();
 	atomic_store(&exit_armed, 1);
 	RUNTIME_END();
@@ -329,15 +347,20 @@ API void selfprobe_exit_report(void)
 		selfprobe_write_report(path);
 		snprintf(path, sizeof(path), "%s/%d.txt", dir, (int)getpid());
 		selfprobe_write_report(path);
-		if (exit_path)   /* an output the launcher cannot make (folded stacks) */
-			selfprobe_write_report(exit_path);
+		if (exit_path && !is_trace(exit_path))   /* the launcher makes timelines */
+			selfprobe_write_report(exit_path);   /* folded stacks: only we have them */
 		sp_shm_exited();
 		selfprobe_fini_plugins();
 		return;
 	}
 	if (exit_path)
 		selfprobe_write_report(exit_path);
-	else if (exit_fd >= 0)
+	if ((!exit_path || is_side_output(exit_path)) && exit_fd >= 0)
 		selfprobe_write_report_fd(exit_fd, false);
 	selfprobe_fini_plugins();
+}
+
+API int selfprobe_set_timeline_events(unsigned long events)
+{
+	return sp_timeline_set_capacity(events);
 }

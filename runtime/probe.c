@@ -17,6 +17,7 @@
 #include "btindex.h"
 #include "trap.h"
 #include "latency.h"
+#include "timeline.h"
 #include "tstate.h"
 #include "uret.h"
 #include "xsave.h"
@@ -493,6 +494,7 @@ static struct sp_probe *new_probe(const struct sp_spec_item *item, const struct 
 	p->action = item->action;
 	p->lat_slot = -1;
 	p->shm_record = -1;
+	p->tl_label = -1;
 	p->internal = item->internal;
 	p->wants_return = item->kind == SP_KIND_URETPROBE || item->kind == SP_KIND_USESSION ||
 			  item->action == SP_ACT_LATENCY;
@@ -554,6 +556,7 @@ static void free_probe(struct sp_probe *p)
 static void registry_append(struct sp_probe *p)
 {
 	sp_shm_publish(p);
+	sp_timeline_label(p);
 	if (probes_tail)
 		probes_tail->next = p;
 	else
@@ -593,11 +596,14 @@ static void atfork_child(void)
 	sp_tstate_atfork_child();
 	sp_latency_atfork_child();
 	sp_report_atfork_child();
+	sp_timeline_atfork_child();
 	for (struct sp_probe *p = atomic_load(&probes_head); p; p = p->next) {
 		memset(p->final, 0, sizeof(p->final));
 		p->shm_record = -1;
-		if (shared && p->attached)
+		if (shared && p->attached) {
 			sp_shm_publish(p);
+			sp_timeline_label(p);   /* labels are the child's records now */
+		}
 	}
 }
 

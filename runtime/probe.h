@@ -47,6 +47,7 @@ struct sp_probe {
 	bool freed_id;
 	bool internal;                   /* the runtime's own (not reported) */
 	int shm_record;                  /* its record in the launcher's file, or -1 */
+	int tl_label;                    /* its timeline label (timeline.h), or -1 */
 	_Atomic bool faulted;            /* its handler faulted: not called again */
 	int fault_sig;                   /* and how */
 	uintptr_t fault_addr;

@@ -3,9 +3,11 @@
  * action, hits, missed}], errors[{spec, message}]; fields may be added
  * (implementation: the IFUNC implementation chosen), never renamed. */
 #include "report.h"
+#include "json.h"
 #include "loadwatch.h"
 #include "probe.h"
 #include "stack.h"
+#include "timeline.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -98,8 +100,6 @@ struct never_ctx {
 	const char *sep;
 };
 
-static void json_str(FILE *f, const char *s);
-
 static void never_loaded(const struct sp_spec_item *item, void *vctx)
 {
 	struct never_ctx *c = vctx;
@@ -107,9 +107,9 @@ static void never_loaded(const struct sp_spec_item *item, void *vctx)
 	snprintf(msg, sizeof(msg), "'%s' was never loaded: nothing attached", item->object);
 	if (c->json) {
 		fprintf(c->f, "%s\n  {\"spec\": ", c->sep);
-		json_str(c->f, item->text);
+		sp_json_str(c->f, item->text);
 		fputs(", \"message\": ", c->f);
-		json_str(c->f, msg);
+		sp_json_str(c->f, msg);
 		fputc('}', c->f);
 		c->sep = ",";
 	} else
@@ -141,34 +141,17 @@ void sp_report_text(FILE *f)
 		if (p->action == SP_ACT_STACK)
 			sp_stack_report_text(f, p, 10);
 	}
+	if (sp_timeline_on()) {
+		uint64_t ev, dropped, threads;
+		sp_timeline_totals(&ev, &dropped, &threads);
+		fprintf(f, "@timeline: %" PRIu64 " events from %" PRIu64 " threads, %" PRIu64 " dropped\n", ev,
+			threads, dropped);
+	}
 	struct never_ctx nc = { f, false, "" };
 	sp_loadwatch_each_unattached(never_loaded, &nc);
 	fflush(f);
 }
 
-static void json_str(FILE *f, const char *s)
-{
-	if (!s) {
-		fputs("null", f);
-		return;
-	}
-	fputc('"', f);
-	for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-		switch (*c) {
-		case '"':  fputs("\\\"", f); break;
-		case '\\': fputs("\\\\", f); break;
-		case '\n': fputs("\\n", f); break;
-		case '\r': fputs("\\r", f); break;
-		case '\t': fputs("\\t", f); break;
-		default:
-			if (*c < 0x20)
-				fprintf(f, "\\u%04x", *c);
-			else
-				fputc(*c, f);
-		}
-	}
-	fputc('"', f);
-}
 
 void sp_report_json(FILE *f)
 {
@@ -180,14 +163,14 @@ void sp_report_json(FILE *f)
 		uint64_t c[SP_N_COUNTERS];
 		sp_probe_counts(p, c);
 		fprintf(f, "%s\n  {\"spec\": ", sep);
-		json_str(f, p->spec);
+		sp_json_str(f, p->spec);
 		fprintf(f, ", \"kind\": \"%s\", \"object\": ", sp_kind_name(p->kind));
-		json_str(f, p->object);
+		sp_json_str(f, p->object);
 		fputs(", \"symbol\": ", f);
-		json_str(f, p->symbol);
+		sp_json_str(f, p->symbol);
 		fprintf(f, ", \"address\": \"%#" PRIxPTR "\", \"mode\": \"%s\", \"reason\": ",
 			p->site->addr, mode_name(p));
-		json_str(f, p->site->jmp ? NULL : p->site->reason);
+		sp_json_str(f, p->site->jmp ? NULL : p->site->reason);
 		fprintf(f, ", \"action\": \"%s\", \"hits\": %" PRIu64 ", \"missed\": %" PRIu64,
 			p->fn && p->action == SP_ACT_COUNT ? "handler" : sp_action_name(p->action),
 			c[SP_HITS], c[SP_MISSED]);
@@ -200,25 +183,32 @@ void sp_report_json(FILE *f)
 			json_latency(f, &l);
 		}
 		if (p->action == SP_ACT_STACK)
-			sp_stack_report_json(f, p, 20, json_str);
+			sp_stack_report_json(f, p, 20);
 		if (atomic_load(&p->faulted))
 			fprintf(f, ", \"fault\": {\"signal\": %d, \"address\": \"%#" PRIxPTR "\"}",
 				p->fault_sig, p->fault_addr);
 		if (p->implementation) {
 			fputs(", \"implementation\": ", f);
-			json_str(f, p->implementation);
+			sp_json_str(f, p->implementation);
 		}
 		fprintf(f, ", \"attached\": %s%s}", p->attached ? "true" : "false",
 			p->unloaded ? ", \"unloaded\": true" : "");
 		sep = ",";
 	}
-	fputs("],\n \"errors\": [", f);
+	fputs("]", f);
+	if (sp_timeline_on()) {
+		uint64_t ev, dropped, threads;
+		sp_timeline_totals(&ev, &dropped, &threads);
+		fprintf(f, ",\n \"timeline\": {\"events\": %" PRIu64 ", \"threads\": %" PRIu64
+			   ", \"dropped\": %" PRIu64 "}", ev, threads, dropped);
+	}
+	fputs(",\n \"errors\": [", f);
 	sep = "";
 	for (struct sp_error *e = sp_error_first(); e; e = e->next) {
 		fprintf(f, "%s\n  {\"spec\": ", sep);
-		json_str(f, e->spec);
+		sp_json_str(f, e->spec);
 		fputs(", \"message\": ", f);
-		json_str(f, e->message);
+		sp_json_str(f, e->message);
 		fputc('}', f);
 		sep = ",";
 	}

@@ -59,6 +59,7 @@ static int claim(const char *command, pid_t parent)
 	s->stripe_bytes = SP_STRIPE_BYTES;
 	s->n_stripes = SP_N_SLOTS;
 	atomic_store(&s->n_records, 0);
+	atomic_store(&s->n_timelines, 0);
 	atomic_store(&s->state, SP_SHM_RUNNING);
 	atomic_store(&s->pid, getpid());   /* last: the launcher reads it as "ready" */
 	if (records)
@@ -157,6 +158,32 @@ int sp_shm_atfork_child(void)
 	pid_t parent = atomic_load(&mine->pid);
 	mine = NULL;
 	return claim(command, parent);
+}
+
+void *sp_shm_alloc_timeline(size_t bytes)
+{
+	if (!mine)
+		return NULL;
+	uint32_t i = atomic_fetch_add(&mine->n_timelines, 1);
+	if (i >= SP_SHM_TIMELINES) {
+		atomic_store(&mine->n_timelines, SP_SHM_TIMELINES);
+		return NULL;
+	}
+	bytes = page_up(bytes);
+	uint64_t off = atomic_fetch_add(&hdr->next_free, bytes);
+	void *b = off + bytes <= SP_SHM_SIZE ?
+		  mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, shm_fd, (off_t)off) : MAP_FAILED;
+	/* the launcher reads a buffer whose offset is 0 as none */
+	__atomic_store_n(&mine->timeline_off[i], b == MAP_FAILED ? 0 : off, __ATOMIC_RELEASE);
+	return b == MAP_FAILED ? NULL : b;
+}
+
+const char *sp_shm_record_label(uint32_t i, int *kind)
+{
+	if (!mine || i >= atomic_load(&mine->n_records))
+		return NULL;
+	*kind = records[i].kind;
+	return records[i].label;
 }
 
 const char *sp_shm_report_dir(void)

@@ -5,10 +5,10 @@
  * SELFPROBE_SHM_FD.  Every probed process (the program, its fork children,
  * the programs they exec) claims a section of it: a descriptor (pid,
  * command, state), a table of probe records (spec, label, kind, path…,
- * and the final counts of detached probes), and its counter stripes
+ * and the final counts of detached probes), its counter stripes
  * themselves — tstate maps them from the memfd instead of anonymous memory,
  * so the hot path is unchanged and every hit is in the file the moment it
- * is counted.  The file is sparse: only touched pages cost memory.
+ * is counted — and its threads' timeline buffers (timeline.h).  The file is sparse: only touched pages cost memory.
  *
  * The layout is shared with the launcher (preload/run.c): this header is
  * its definition.
@@ -18,12 +18,14 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
-#define SP_SHM_MAGIC      "SPSHM01"
+#define SP_SHM_MAGIC      "SPSHM02"
 #define SP_SHM_SECTIONS   256
 #define SP_SHM_RECORDS    (1u << 16)         /* probe records per process */
 #define SP_SHM_SIZE       ((uint64_t)1 << 40) /* the memfd's (sparse) size */
+#define SP_SHM_TIMELINES  1024               /* timeline buffers (threads) per process */
 
 enum sp_shm_state { SP_SHM_FREE, SP_SHM_RUNNING, SP_SHM_EXITED, SP_SHM_EXECED };
 
@@ -50,6 +52,8 @@ struct sp_shm_section {
 	uint64_t stripe_bytes;        /* SP_STRIPE_BYTES */
 	uint32_t n_stripes;           /* SP_N_SLOTS */
 	_Atomic uint32_t n_records;
+	_Atomic uint32_t n_timelines;
+	uint64_t timeline_off[SP_SHM_TIMELINES];   /* struct sp_tl_buf (timeline.h) */
 };
 
 struct sp_shm_header {
@@ -72,6 +76,12 @@ int sp_shm_stripes(uint64_t *offset);
 struct sp_probe;
 void sp_shm_publish(struct sp_probe *p);
 void sp_shm_final(struct sp_probe *p);
+
+/* A timeline buffer of BYTES in the shared file, listed in the process's
+ * section (signal-safe); NULL when there is no room. */
+void *sp_shm_alloc_timeline(size_t bytes);
+/* Record I's label and kind, or NULL. */
+const char *sp_shm_record_label(uint32_t i, int *kind);
 
 /* Where the process writes its full report at a normal exit (PID.json and
  * PID.txt), for the launcher to use instead of the bare counters; NULL

@@ -1,6 +1,7 @@
 /* stack — see stack.h. */
 #define UNW_LOCAL_ONLY
 #include "stack.h"
+#include "json.h"
 #include "dispatch.h"
 #include "elfsym.h"
 #include "probe.h"
@@ -239,8 +240,7 @@ void sp_stack_report_folded(FILE *f)
 		fprintf(stderr, "selfprobe: %lu stacks found no room in the stack table\n", (unsigned long)d);
 }
 
-void sp_stack_report_json(FILE *f, const struct sp_probe *p, int top,
-			  void (*str)(FILE *, const char *))
+void sp_stack_report_json(FILE *f, const struct sp_probe *p, int top)
 {
 	fputs(", \"stacks\": [", f);
 	struct stack_entry **v = table ? malloc(SP_STACKS_MAX * sizeof(*v)) : NULL;
@@ -257,7 +257,7 @@ void sp_stack_report_json(FILE *f, const struct sp_probe *p, int top,
 			symbolize(v[i]->ips[k], k == 0, sym, sizeof(sym));
 			if (k)
 				fputs(", ", f);
-			str(f, sym);
+			sp_json_str(f, sym);
 		}
 		fputs("]}", f);
 	}

@@ -36,9 +36,7 @@ int sp_stack_prepare(void);
  * and every stack of every probe as folded lines ("a;b;c N", root first). */
 void sp_stack_report_text(FILE *f, const struct sp_probe *p, int top);
 void sp_stack_report_folded(FILE *f);
-/* The TOP stacks of P as a JSON field (", \"stacks\": [...]"); STR writes a
- * JSON string. */
-void sp_stack_report_json(FILE *f, const struct sp_probe *p, int top,
-			  void (*str)(FILE *, const char *));
+/* The TOP stacks of P as a JSON field (", \"stacks\": [...]"). */
+void sp_stack_report_json(FILE *f, const struct sp_probe *p, int top);
 
 #endif

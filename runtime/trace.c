@@ -2,6 +2,7 @@
 #include "trace.h"
 #include "dispatch.h"
 #include "probe.h"
+#include "timeline.h"
 #include "usdt.h"
 
 #include <errno.h>
@@ -116,6 +117,10 @@ static void put_i(struct line *l, int64_t v)
 int sp_trace_handler(struct selfprobe_ctx *ctx, void *data)
 {
 	(void)data;
+	if (sp_timeline_on()) {   /* events for the timeline instead of lines */
+		sp_timeline_hit(ctx);
+		return 0;
+	}
 	struct sp_probe *p = ctx->probe;
 	struct line l = { .n = 0 };
 	put(&l, "[");

@@ -3,6 +3,7 @@
 #include "dispatch.h"
 #include "guard.h"
 #include "latency.h"
+#include "timeline.h"
 #include "log.h"
 #include "probe.h"
 #include "tstate.h"
@@ -124,6 +125,19 @@ void sp_uret_drop_last(struct sp_uret_entry *e)
 		e->n--;
 }
 
+/* Latency, and timeline spans made here (uretprobes' and latency's;
+ * sessions' spans are made by their trace handler, which sees the entry). */
+static bool wants_span(const struct sp_probe *p)
+{
+	return p->tl_label >= 0 && sp_timeline_on() &&
+	       (p->action == SP_ACT_LATENCY || p->kind == SP_KIND_URETPROBE);
+}
+
+static bool wants_entry_time(const struct sp_probe *p)
+{
+	return p->action == SP_ACT_LATENCY || wants_span(p);
+}
+
 void sp_uret_commit(struct sp_uret_entry *e)
 {
 	if (e->n == 0)
@@ -135,7 +149,7 @@ void sp_uret_commit(struct sp_uret_entry *e)
 		ustack.e[ustack.n] = *e;
 	e = &ustack.e[ustack.n];
 	for (uint32_t i = 0; i < e->n; i++)
-		if (e->p[i]->action == SP_ACT_LATENCY) {
+		if (wants_entry_time(e->p[i])) {
 			e->t0_ns = sp_latency_now();
 			break;
 		}
@@ -199,6 +213,8 @@ void sp_uret_dispatch(struct selfprobe_regs *regs)
 			sp_count_add(stripe, p->id, p->kind == SP_KIND_USESSION ? SP_RETURNS : SP_HITS);
 			if (p->action == SP_ACT_LATENCY && p->lat_slot >= 0)
 				sp_latency_record(stripe, (uint32_t)p->lat_slot, dt);
+			if (e->t0_ns && wants_span(p))
+				sp_timeline_span(p, e->t0_ns, dt, regs->rax);
 			if (p->fn) {
 				if (nested)
 					sp_count_add(stripe, p->id, SP_MISSED);
