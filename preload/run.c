@@ -455,8 +455,11 @@ int sp_cli_run(int argc, char **argv, void (*usage)(FILE *))
 			report(f, o.out && ends_with(o.out, ".json"), shm_fd, h, dir, pid, status);
 			fclose(f);
 		}
-		remove_reports(dir, h);
 	}
+	/* the processes wrote their full reports there even when the
+	 * output is folded stacks, which they write themselves */
+	if (h)
+		remove_reports(dir, h);
 	free(both);
 	free(o.spec);
 	return code;
