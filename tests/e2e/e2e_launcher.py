@@ -6,9 +6,22 @@ calls _exit, is killed by SIGKILL, crashes on SIGSEGV or aborts still gets
 every hit reported, with the right ending; fork children get a section of
 their own; the exit status is the program's (128 + the signal); the JSON
 report is valid; --interval prints counts while the program runs.
+
+Ctrl-C at a terminal: the launcher runs in a session of its own on a
+pseudo-terminal, as a shell would run it in the foreground, and the test
+types ^C once the program has printed progress.  The tty sends SIGINT to
+the whole foreground group; the launcher ignores it, so the program stops
+(or handles it) and the report is printed, with the program's status and
+every call it made, and nothing is left running in the session.
 """
+import fcntl
 import json
 import os
+import re
+import select
+import subprocess
+import termios
+import time
 
 import sptest as t
 
@@ -26,6 +39,108 @@ CASES = [  # mode, exit status, ending text
 def run(args, out=None):
     cmd = [LAUNCHER, "run", "-e", "uprobe:ends_work"] + (["-o", out] if out else []) + args
     return t.run(cmd)
+
+
+def on_tty(cmd, progress=3, timeout=60):
+    """Run CMD as a session leader with a pty as its controlling terminal;
+    type ^C once it has printed PROGRESS "progress" lines.  Returns (exit
+    status, all output, output before the ^C, session id); status None
+    when it did not end in TIMEOUT seconds (then killed)."""
+    master, slave = os.openpty()
+
+    def controlling_tty():
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    p = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, env=t.base_env(),
+                         start_new_session=True, preexec_fn=controlling_tty)
+    os.close(slave)
+    out, before = b"", None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if select.select([master], [], [], 0.2)[0]:
+            try:
+                data = os.read(master, 65536)
+            except OSError:       # EIO: nothing holds the terminal any more
+                break
+            if not data:
+                break
+            out += data
+        if before is None and out.count(b"progress ") >= progress:
+            before = out
+            os.write(master, b"\x03")
+    os.close(master)
+    try:
+        status = p.wait(5 if time.monotonic() < deadline else 0.1)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, 9)
+        p.wait()
+        status = None
+    return status, out.decode(errors="replace").replace("\r\n", "\n"), before, p.pid
+
+
+def session_members(sid):
+    """The processes still in session SID."""
+    left = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = open("/proc/%s/stat" % pid).read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[3]) == sid:          # state ppid pgrp session
+            left.append("%s %s" % (pid, stat[:stat.rindex(")") + 1]))
+    return left
+
+
+def test_ctrl_c(mode):
+    """^C: killed by SIGINT (no handler / handler that re-raises it) or a
+    handler that exits 0; the report on the terminal or in a JSON file."""
+    for end, out_ext in (("sigint", None), ("sigint-die", "json"), ("sigint-die", None),
+                         ("sigint-exit", "json"), ("sigint-exit", None)):
+        label = "Ctrl-C %s (%s, %s)" % (end, mode, out_ext or "text on the terminal")
+        out = os.path.join(t.work_dir(), "%s-%s.json" % (end, mode)) if out_ext else None
+        status, text, before, sid = on_tty(
+            [LAUNCHER, "run", "-e", "uprobe:ends_work", "--mode", mode]
+            + (["-o", out] if out else []) + ["--", ENDS, end, "2000"])
+        if not t.check(before is not None, "%s: the program printed no progress" % label, t.clip(text)):
+            continue
+        left = session_members(sid)
+        t.check(not left, "%s: processes left running in the session" % label, "\n".join(left))
+        if not t.check(status is not None, "%s: the launcher did not end after ^C" % label, t.clip(text)):
+            continue
+        want = 0 if end == "sigint-exit" else 128 + 2
+        t.check(status == want, "%s: exit status %d, want %d" % (label, status, want), t.clip(text))
+        # the calls made: exact when the program counted them at ^C, else at
+        # least those of the last progress line seen before the ^C
+        done = re.findall(r"interrupted (\d+)$", text, re.M)   # after the echoed ^C
+        seen = [int(n) for n in re.findall(rb"^progress (\d+)\r?$", before, re.M)]
+        if end == "sigint":
+            t.check(not done, "%s: the program handled SIGINT" % label)
+            low, exact = max(seen), None
+        elif t.check(len(done) == 1, "%s: no 'interrupted N' line" % label, t.clip(text)):
+            low, exact = max(seen), int(done[0])
+        else:
+            continue
+        if out:
+            try:
+                rep = json.load(open(out))
+            except (OSError, ValueError) as e:
+                t.check(False, "%s: no valid JSON report: %s" % (label, e))
+                continue
+            hits = [p["hits"] for p in rep.get("probes", [])]
+            ending = rep.get("ending")
+        else:
+            hits = [int(n) for n in re.findall(r"^@count\[uprobe:ends_work\]: (\d+)$", text, re.M)]
+            ending = "counts from shared memory" in text and re.search(r"killed by signal 2\b", text)
+        t.check(len(hits) == 1 and hits[0] > 0 and hits[0] >= low and exact in (None, hits[0]),
+                "%s: hits %s, want %s" % (label, hits, exact if exact is not None else ">= %d" % low),
+                t.clip(text))
+        if end == "sigint-exit":      # a normal exit: the program's own full report
+            t.check(not ending and (not out or "from" not in rep and rep.get("errors") == []),
+                    "%s: not the full report (ending %r)" % (label, ending), t.clip(text))
+        else:
+            t.check(ending and "killed by signal 2" in str(ending if out else ending.group(0)),
+                    "%s: the report does not say SIGINT ended it (%r)" % (label, ending), t.clip(text))
 
 
 def main():
@@ -67,6 +182,7 @@ def main():
             t.check(any(p["parent"] for p in procs), "fork (%s): the child's section has no parent" % mode)
         except (OSError, ValueError, KeyError, IndexError) as e:
             t.check(False, "fork (%s): bad report: %s" % (mode, e))
+        test_ctrl_c(mode)
     # --interval: counts while it runs
     cp = t.run([LAUNCHER, "run", "-e", "uprobe:libc:malloc", "--interval", "0.2", "--",
                 "sh", "-c", "sleep 0.7"])
