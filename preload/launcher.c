@@ -30,7 +30,9 @@
 static const char ENV_TEXT[] =
 	"Environment (set by `run`, read by libselfprobe.so in the program):\n"
 	"  UPROBE_SPEC    probes: items separated by ';' or newlines, or @FILE\n"
-	"  UPROBE_OUTPUT  report: unset = stderr (text); *.json = JSON; other = text; %p = pid\n"
+	"  UPROBE_OUTPUT  report: unset = stderr (text); *.json = JSON; other = text; %p = pid;\n"
+	"                 *.trace.json = timeline, *.folded = folded stacks (report on stderr)\n"
+	"  UPROBE_TRACE_EVENTS  timeline events kept per thread (default 65536)\n"
 	"  UPROBE_MODE    auto (jmp where safe, else int3), int3, jmp (warn for each int3 probe)\n"
 	"  UPROBE_LOG     error (default), warn, info, debug\n"
 	"  LD_PRELOAD     `run` puts libselfprobe.so first, keeping what was there\n";
@@ -87,7 +89,10 @@ static void usage_run(FILE *f)
 	      "Options:\n"
 	      "  -e SPEC      probes to attach (UPROBE_SPEC grammar, items separated by ';'); repeatable\n"
 	      "  -f FILE      read probes from FILE (one item a line, '#' comments); repeatable\n"
-	      "  -o OUT       report file: *.json = JSON, other = text, %p = pid (default: stderr)\n"
+	      "  -o OUT       report file: *.json = JSON, other = text, %p = pid (default: stderr);\n"
+	      "               *.trace.json: the timeline of =trace and =latency probes (Chrome Trace\n"
+	      "               Event Format: Perfetto, chrome://tracing), every process's, the report\n"
+	      "               on stderr; *.folded: the =stack probes' folded stacks (flame graphs)\n"
 	      "  --mode M     auto (jmp where safe, else int3; default), int3, jmp (warn for each int3)\n"
 	      "  --interval SEC  print the counts so far every SEC seconds, on stderr\n"
 	      "  --           ends the options: CMD and its arguments follow\n"
@@ -97,7 +102,8 @@ static void usage_run(FILE *f)
 	fputs("\nExamples:\n"
 	      "  selfprobe run -e 'uprobe:libc:malloc' -- ls /\n"
 	      "  selfprobe run -e 'uprobe:libc:malloc=latency' -e 'uprobe:libc:free' -o /tmp/m-%p.json -- sort big.txt\n"
-	      "  selfprobe run -e 'usdt:./app:myprov:*=trace' --mode int3 -- ./app\n"
+	      "  selfprobe run -e 'usdt:./app:myprov:*=trace' --mode int3 -- ./app\n"	      "  selfprobe run -e 'usession:libc:malloc=trace' -o /tmp/malloc.trace.json -- ls /\n"
+	      "  selfprobe run -e 'uprobe:libc:malloc=stack' -o /tmp/malloc.folded -- ls /\n"
 	      "  selfprobe run -f probes.d/my.probes -- ./app\n"
 	      "\n", f);
 	fputs(ENV_TEXT, f);
