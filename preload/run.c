@@ -5,11 +5,13 @@
  * creates and every probed process inherits (SELFPROBE_SHM_FD), each of
  * them — the program, its fork children, what they exec — in a section of
  * its own, its counter stripes mapped from the file.  So the launcher has
- * every count even when a process is killed by a signal, crashes or leaves
- * by a path no exit handler sees.  A process that exits normally also
- * writes its full report (latency histograms, stacks, errors) into a
- * private directory (SELFPROBE_REPORT_DIR); the launcher prints that one
- * when it exists and the bare counters otherwise, one section a process.
+ * every count, latency histogram and timeline event even when a process is
+ * killed by a signal, crashes or leaves by a path no exit handler sees.  A
+ * process that exits normally also writes its full report (stacks, errors
+ * too) into a private directory (SELFPROBE_REPORT_DIR); the launcher prints
+ * that one when it exists and what the shared file holds otherwise, one
+ * section a process.  With -o X.trace.json it writes every process's
+ * timeline from their buffers in the shared file.
  *
  * The launcher ignores SIGINT and SIGQUIT while the program runs: Ctrl-C in
  * the terminal reaches the program (the whole foreground group), which
@@ -33,6 +35,7 @@
 #include <unistd.h>
 
 #include "json.h"
+#include "report.h"
 #include "shm.h"
 #include "timeline.h"
 #include "spec.h"
@@ -164,6 +167,20 @@ static struct sp_shm_header *create_shm(int *fd_out)
 static const char *const kind_names[] = { "uprobe", "uretprobe", "usession", "usdt" };
 
 
+/* A latency probe's histogram from the section's stripes (LAT), or its
+ * final one when it was detached. */
+static bool record_latency(const struct sp_shm_record *r, const char *lat, uint32_t n_stripes,
+			   struct sp_lat *out)
+{
+	if (r->action != SP_ACT_LATENCY || r->lat_slot < 0)
+		return false;
+	if (r->detached)
+		*out = r->final_lat;
+	else
+		sp_latency_sum(lat, (int)n_stripes, (uint32_t)r->lat_slot, out);
+	return true;
+}
+
 /* One process's counters, straight from its section. */
 static void section_counts(int fd, const struct sp_shm_section *s, FILE *f, bool json)
 {
@@ -174,6 +191,10 @@ static void section_counts(int fd, const struct sp_shm_section *s, FILE *f, bool
 						 (off_t)s->records_off) : NULL;
 	const char *st = stripe_total ? mmap(NULL, stripe_total, PROT_READ, MAP_SHARED, fd,
 					     (off_t)s->stripes_off) : NULL;
+	size_t lat_total = (size_t)SP_LAT_STRIPE_BYTES * s->n_stripes;
+	const char *lat = mmap(NULL, lat_total, PROT_READ, MAP_SHARED | MAP_NORESERVE, fd, (off_t)s->latency_off);
+	if (lat == MAP_FAILED)
+		lat = NULL;
 	if (r == MAP_FAILED || st == MAP_FAILED) {
 		fprintf(f, json ? "\"probes\": []" : "(the counters cannot be read: %s)\n", strerror(errno));
 		return;
@@ -182,6 +203,7 @@ static void section_counts(int fd, const struct sp_shm_section *s, FILE *f, bool
 		fputs("\"probes\": [", f);
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t c[SP_N_COUNTERS] = { 0 };
+		struct sp_lat l;
 		if (r[i].detached)
 			memcpy(c, r[i].final, sizeof(c));
 		else
@@ -203,7 +225,10 @@ static void section_counts(int fd, const struct sp_shm_section *s, FILE *f, bool
 			else
 				fputs("null", f);
 			fprintf(f, ", \"hits\": %" PRIu64 ", \"missed\": %" PRIu64 ", \"returns\": %" PRIu64
-				", \"lost\": %" PRIu64 "}", c[SP_HITS], c[SP_MISSED], c[SP_RETURNS], c[SP_LOST]);
+				", \"lost\": %" PRIu64, c[SP_HITS], c[SP_MISSED], c[SP_RETURNS], c[SP_LOST]);
+			if (record_latency(&r[i], lat, s->n_stripes, &l))
+				sp_report_latency_json(f, &l);
+			fputc('}', f);
 		} else {
 			fprintf(f, "@count[%s]: %" PRIu64 "\n", r[i].label, c[SP_HITS]);
 			if (c[SP_MISSED])
@@ -212,6 +237,8 @@ static void section_counts(int fd, const struct sp_shm_section *s, FILE *f, bool
 				fprintf(f, "@returns[%s]: %" PRIu64 "\n", r[i].label, c[SP_RETURNS]);
 			if (c[SP_LOST])
 				fprintf(f, "@lost[%s]: %" PRIu64 "\n", r[i].label, c[SP_LOST]);
+			if (record_latency(&r[i], lat, s->n_stripes, &l))
+				sp_report_histogram_text(f, r[i].label, &l);
 		}
 	}
 	if (json)
@@ -220,6 +247,8 @@ static void section_counts(int fd, const struct sp_shm_section *s, FILE *f, bool
 		munmap((void *)r, rec_bytes);
 	if (st)
 		munmap((void *)st, stripe_total);
+	if (lat)
+		munmap((void *)lat, lat_total);
 }
 
 static FILE *open_out(const char *out, int main_pid)

@@ -1,5 +1,6 @@
 /* latency — see latency.h. */
 #include "latency.h"
+#include "shm.h"
 #include "tstate.h"
 
 #include <errno.h>
@@ -8,7 +9,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
-#define LAT_STRIPE_BYTES ((uintptr_t)SP_MAX_LAT * sizeof(struct sp_lat))
+#define LAT_STRIPE_BYTES SP_LAT_STRIPE_BYTES
 
 static char *region;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -18,8 +19,14 @@ int sp_latency_init(void)
 {
 	if (region)
 		return 0;
-	void *p = mmap(NULL, LAT_STRIPE_BYTES * SP_N_SLOTS, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	/* under the launcher, in its shared file: the histograms of a
+	 * process that is killed are not lost */
+	uint64_t off;
+	int fd = sp_shm_latency(&off);
+	void *p = fd >= 0 ? mmap(NULL, LAT_STRIPE_BYTES * SP_N_SLOTS, PROT_READ | PROT_WRITE,
+				 MAP_SHARED | MAP_NORESERVE, fd, (off_t)off)
+			  : mmap(NULL, LAT_STRIPE_BYTES * SP_N_SLOTS, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED)
 		return -errno;
 	region = p;
@@ -84,11 +91,11 @@ void sp_latency_record(int stripe, uint32_t slot, uint64_t ns)
 		__atomic_store_n(&l->max_ns, ns, __ATOMIC_RELAXED);
 }
 
-void sp_latency_read(uint32_t slot, struct sp_lat *out)
+void sp_latency_sum(const char *stripes, int n_stripes, uint32_t slot, struct sp_lat *out)
 {
 	memset(out, 0, sizeof(*out));
-	for (int s = 0; region && s < SP_N_SLOTS; s++) {
-		const struct sp_lat *l = (const struct sp_lat *)(region + s * LAT_STRIPE_BYTES) + slot;
+	for (int s = 0; stripes && s < n_stripes; s++) {
+		const struct sp_lat *l = (const struct sp_lat *)(stripes + s * LAT_STRIPE_BYTES) + slot;
 		for (int b = 0; b < SP_LAT_BUCKETS; b++)
 			out->bucket[b] += __atomic_load_n(&l->bucket[b], __ATOMIC_RELAXED);
 		out->count += __atomic_load_n(&l->count, __ATOMIC_RELAXED);
@@ -102,9 +109,19 @@ void sp_latency_read(uint32_t slot, struct sp_lat *out)
 	}
 }
 
+void sp_latency_read(uint32_t slot, struct sp_lat *out)
+{
+	sp_latency_sum(region, SP_N_SLOTS, slot, out);
+}
+
 void sp_latency_atfork_child(void)
 {
-	if (region)
-		madvise(region, LAT_STRIPE_BYTES * SP_N_SLOTS, MADV_DONTNEED);
+	uint64_t off;
+	int fd = sp_shm_latency(&off);   /* the child's own section (sp_shm_atfork_child) */
+	if (region && (fd < 0 || mmap(region, LAT_STRIPE_BYTES * SP_N_SLOTS, PROT_READ | PROT_WRITE,
+				      MAP_SHARED | MAP_NORESERVE | MAP_FIXED, fd, (off_t)off) == MAP_FAILED))
+		/* private memory, zeroed (never the parent's shared pages) */
+		mmap(region, LAT_STRIPE_BYTES * SP_N_SLOTS, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
 	pthread_mutex_init(&lock, NULL);
 }

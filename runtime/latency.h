@@ -23,6 +23,11 @@ struct sp_lat {
 	uint64_t max_ns;
 };
 
+/* The histograms are kept per stripe like the counters: stripe s holds
+ * SP_MAX_LAT of them at s * SP_LAT_STRIPE_BYTES; under the launcher, in
+ * its shared file (shm.h). */
+#define SP_LAT_STRIPE_BYTES ((uint64_t)SP_MAX_LAT * sizeof(struct sp_lat))
+
 int sp_latency_init(void);
 long sp_latency_alloc(void);
 void sp_latency_free(uint32_t slot);
@@ -31,6 +36,8 @@ void sp_latency_free(uint32_t slot);
 uint64_t sp_latency_now(void);
 void sp_latency_record(int stripe, uint32_t slot, uint64_t ns);
 void sp_latency_read(uint32_t slot, struct sp_lat *out);
+/* The same from a mapping of N_STRIPES stripes (the launcher's view). */
+void sp_latency_sum(const char *stripes, int n_stripes, uint32_t slot, struct sp_lat *out);
 void sp_latency_atfork_child(void);
 
 #endif

@@ -853,9 +853,9 @@ void sp_probe_objects_gone(const struct sp_object *objs, size_t n)
 		if (old)
 			free(old);   /* the code that could read it is unmapped */
 		sp_tstate_read(p->id, p->final);
-		sp_shm_final(p);
 		if (p->lat_slot >= 0)
 			sp_latency_read((uint32_t)p->lat_slot, &p->final_lat);
+		sp_shm_final(p);
 		p->attached = false;
 		p->unloaded = true;
 		if (!atomic_load(&p->site->vec)) {
@@ -893,9 +893,9 @@ int sp_probe_detach_link(struct selfprobe_link *link)
 		sp_tstate_quiesce();
 		free(old);
 		sp_tstate_read(p->id, p->final);
-		sp_shm_final(p);
 		if (p->lat_slot >= 0)
 			sp_latency_read((uint32_t)p->lat_slot, &p->final_lat);
+		sp_shm_final(p);
 		p->attached = false;
 		sp_tstate_free_id(p->id);
 		if (p->lat_slot >= 0) {

@@ -44,7 +44,7 @@ static void pow2_label(char *buf, size_t len, uint64_t v)
 }
 
 /* bpftrace's hist() drawing, in nanoseconds. */
-static void text_histogram(FILE *f, const char *label, const struct sp_lat *l)
+void sp_report_histogram_text(FILE *f, const char *label, const struct sp_lat *l)
 {
 	fprintf(f, "@latency_ns[%s]: count %" PRIu64, label, l->count);
 	if (l->count)
@@ -74,7 +74,7 @@ static void text_histogram(FILE *f, const char *label, const struct sp_lat *l)
 	}
 }
 
-static void json_latency(FILE *f, const struct sp_lat *l)
+void sp_report_latency_json(FILE *f, const struct sp_lat *l)
 {
 	fprintf(f, ", \"latency\": {\"unit\": \"ns\", \"count\": %" PRIu64 ", \"sum\": %" PRIu64, l->count,
 		l->sum_ns);
@@ -136,7 +136,7 @@ void sp_report_text(FILE *f)
 		if (p->action == SP_ACT_LATENCY) {
 			struct sp_lat l;
 			probe_latency(p, &l);
-			text_histogram(f, p->label, &l);
+			sp_report_histogram_text(f, p->label, &l);
 		}
 		if (p->action == SP_ACT_STACK)
 			sp_stack_report_text(f, p, 10);
@@ -180,7 +180,7 @@ void sp_report_json(FILE *f)
 		if (p->action == SP_ACT_LATENCY) {
 			struct sp_lat l;
 			probe_latency(p, &l);
-			json_latency(f, &l);
+			sp_report_latency_json(f, &l);
 		}
 		if (p->action == SP_ACT_STACK)
 			sp_stack_report_json(f, p, 20);

@@ -8,6 +8,13 @@
 
 void sp_report_text(FILE *f);
 void sp_report_json(FILE *f);
+/* One latency histogram, bpftrace's hist() drawing with its count, min,
+ * avg and max; and the same as the JSON field ", \"latency\": {...}".
+ * (Also the launcher's, for processes that ended without a report.) */
+struct sp_lat;
+void sp_report_histogram_text(FILE *f, const char *label, const struct sp_lat *l);
+void sp_report_latency_json(FILE *f, const struct sp_lat *l);
+
 /* Expand "%p" to the pid (and "%%" to "%").  Malloc'ed, or NULL. */
 char *sp_report_path(const char *pattern);
 

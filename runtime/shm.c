@@ -46,8 +46,9 @@ static int claim(const char *command, pid_t parent)
 	struct sp_shm_section *s = &hdr->sections[idx];
 	uint64_t rec_bytes = page_up((uint64_t)SP_SHM_RECORDS * sizeof(struct sp_shm_record));
 	uint64_t stripe_bytes = (uint64_t)SP_STRIPE_BYTES * SP_N_SLOTS;
-	uint64_t off = atomic_fetch_add(&hdr->next_free, rec_bytes + stripe_bytes);
-	if (off + rec_bytes + stripe_bytes > SP_SHM_SIZE)
+	uint64_t lat_bytes = page_up((uint64_t)SP_LAT_STRIPE_BYTES * SP_N_SLOTS);
+	uint64_t off = atomic_fetch_add(&hdr->next_free, rec_bytes + stripe_bytes + lat_bytes);
+	if (off + rec_bytes + stripe_bytes + lat_bytes > SP_SHM_SIZE)
 		return -ENOSPC;
 	void *r = mmap(NULL, rec_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, shm_fd, (off_t)off);
 	if (r == MAP_FAILED)
@@ -58,6 +59,7 @@ static int claim(const char *command, pid_t parent)
 	s->stripes_off = off + rec_bytes;
 	s->stripe_bytes = SP_STRIPE_BYTES;
 	s->n_stripes = SP_N_SLOTS;
+	s->latency_off = off + rec_bytes + stripe_bytes;
 	atomic_store(&s->n_records, 0);
 	atomic_store(&s->n_timelines, 0);
 	atomic_store(&s->state, SP_SHM_RUNNING);
@@ -107,6 +109,14 @@ int sp_shm_stripes(uint64_t *offset)
 	return shm_fd;
 }
 
+int sp_shm_latency(uint64_t *offset)
+{
+	if (!mine)
+		return -1;
+	*offset = mine->latency_off;
+	return shm_fd;
+}
+
 static void copy(char *dst, size_t n, const char *src)
 {
 	snprintf(dst, n, "%s", src ? src : "");
@@ -125,6 +135,7 @@ void sp_shm_publish(struct sp_probe *p)
 	r->action = (uint8_t)p->action;
 	r->jmp = p->site->jmp;
 	r->detached = 0;
+	r->lat_slot = p->lat_slot;
 	copy(r->spec, sizeof(r->spec), p->spec);
 	copy(r->label, sizeof(r->label), p->label);
 	copy(r->object, sizeof(r->object), p->object);
@@ -140,6 +151,7 @@ void sp_shm_final(struct sp_probe *p)
 	struct sp_shm_record *r = &records[p->shm_record];
 	for (int k = 0; k < 4; k++)
 		r->final[k] = p->final[k];
+	r->final_lat = p->final_lat;
 	__atomic_store_n(&r->detached, 1, __ATOMIC_RELEASE);
 }
 

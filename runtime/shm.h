@@ -21,7 +21,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SP_SHM_MAGIC      "SPSHM02"
+#include "latency.h"
+
+#define SP_SHM_MAGIC      "SPSHM03"
 #define SP_SHM_SECTIONS   256
 #define SP_SHM_RECORDS    (1u << 16)         /* probe records per process */
 #define SP_SHM_SIZE       ((uint64_t)1 << 40) /* the memfd's (sparse) size */
@@ -36,6 +38,9 @@ struct sp_shm_record {
 	uint8_t jmp;                  /* on the jmp path */
 	uint8_t detached;             /* final[] holds its counts */
 	uint64_t final[4];            /* enum sp_counter, when detached */
+	int32_t lat_slot;             /* latency action: its slot in the section's
+				       * latency stripes (latency.h), or -1 */
+	struct sp_lat final_lat;      /* its histogram, when detached */
 	char spec[192];
 	char label[192];
 	char object[192];
@@ -51,6 +56,7 @@ struct sp_shm_section {
 	uint64_t stripes_off;         /* the counter stripes (tstate.h layout) */
 	uint64_t stripe_bytes;        /* SP_STRIPE_BYTES */
 	uint32_t n_stripes;           /* SP_N_SLOTS */
+	uint64_t latency_off;         /* the latency stripes (latency.h layout) */
 	_Atomic uint32_t n_records;
 	_Atomic uint32_t n_timelines;
 	uint64_t timeline_off[SP_SHM_TIMELINES];   /* struct sp_tl_buf (timeline.h) */
@@ -69,8 +75,10 @@ struct sp_shm_header {
 int sp_shm_attach(char **env, int argc, char **argv);
 bool sp_shm_active(void);
 
-/* Where tstate maps its stripes: the memfd and offset, or -1. */
+/* Where tstate maps its stripes, and latency its histograms: the memfd
+ * and offset, or -1. */
 int sp_shm_stripes(uint64_t *offset);
+int sp_shm_latency(uint64_t *offset);
 
 /* Probe records (registry lock held). */
 struct sp_probe;

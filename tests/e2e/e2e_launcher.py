@@ -170,6 +170,27 @@ def main():
         err = cp.stderr.decode(errors="replace")
         t.check("@count[uprobe:ends_work]: %d" % N in err, "sigkill text (%s): count missing" % mode,
                 t.clip(err))
+        # latency histograms survive SIGKILL and a crash too (shared file),
+        # in the text and the JSON report, with a fork child's apart
+        for end, procs in (("sigkill", 1), ("segv", 1), ("fork", 2)):
+            out = os.path.join(t.work_dir(), "lat-%s-%s.json" % (end, mode))
+            cp = t.run([LAUNCHER, "run", "-e", "uprobe:ends_work=latency", "--mode", mode, "-o", out, "--",
+                        ENDS, end, str(N)])
+            try:
+                rep = json.load(open(out))
+                reps = [p["report"] for p in rep["processes"]] if "processes" in rep else [rep]
+                lats = [r["probes"][0]["latency"] for r in reps]
+                t.check(len(lats) == procs and all(l["count"] == N and sum(b["count"] for b in l["buckets"]) == N
+                                                   and l["min"] <= l["avg"] <= l["max"] for l in lats),
+                        "latency after %s (%s): %d histograms of %d calls each, got %s"
+                        % (end, mode, procs, N, [(l["count"], len(l["buckets"])) for l in lats]))
+            except (OSError, ValueError, KeyError, IndexError) as e:
+                t.check(False, "latency after %s (%s): bad report: %s" % (end, mode, e), t.clip(cp.stderr))
+        cp = t.run([LAUNCHER, "run", "-e", "uprobe:ends_work=latency", "--mode", mode, "--", ENDS, "sigkill",
+                    str(N)])
+        err = cp.stderr.decode(errors="replace")
+        t.check("@latency_ns[uprobe:ends_work]: count %d" % N in err and "|@" in err,
+                "latency text after SIGKILL (%s): the histogram is drawn" % mode, t.clip(err))
         # fork: a section per process
         out = os.path.join(t.work_dir(), "fork-%s.json" % mode)
         cp = run(["--mode", mode, "--", ENDS, "fork", str(N)], out)
