@@ -5,10 +5,10 @@
  * creates and every probed process inherits (SELFPROBE_SHM_FD), each of
  * them — the program, its fork children, what they exec — in a section of
  * its own, its counter stripes mapped from the file.  So the launcher has
- * every count, latency histogram and timeline event even when a process is
- * killed by a signal, crashes or leaves by a path no exit handler sees.  A
- * process that exits normally also writes its full report (stacks, errors
- * too) into a private directory (SELFPROBE_REPORT_DIR); the launcher prints
+ * every count, error, latency histogram and timeline event even when a
+ * process is killed by a signal, crashes or leaves by a path no exit
+ * handler sees.  A process that exits normally also writes its full report
+ * (stacks too) into a private directory (SELFPROBE_REPORT_DIR); the launcher prints
  * that one when it exists and what the shared file holds otherwise, one
  * section a process.  With -o X.trace.json it writes every process's
  * timeline from their buffers in the shared file.
@@ -361,6 +361,36 @@ static int write_timeline(const char *out, int main_pid, int fd, const struct sp
 	return 0;
 }
 
+/* The errors a process recorded, from its section: text lines, or the
+ * JSON field ",\n \"errors\": [...]". */
+static void section_errors(int fd, const struct sp_shm_section *s, FILE *f, bool json)
+{
+	uint32_t n = atomic_load(&((struct sp_shm_section *)s)->n_errors);
+	if (n > SP_SHM_ERRORS)
+		n = SP_SHM_ERRORS;
+	size_t bytes = (size_t)n * sizeof(struct sp_shm_error);
+	const struct sp_shm_error *e = n ? mmap(NULL, bytes, PROT_READ, MAP_SHARED, fd, (off_t)s->errors_off)
+					 : NULL;
+	if (e == MAP_FAILED)
+		n = 0;
+	if (json)
+		fputs(",\n \"errors\": [", f);
+	for (uint32_t i = 0; i < n; i++) {
+		if (json) {
+			fprintf(f, "%s\n  {\"spec\": ", i ? "," : "");
+			sp_json_str(f, e[i].spec);
+			fputs(", \"message\": ", f);
+			sp_json_str(f, e[i].message);
+			fputc('}', f);
+		} else
+			fprintf(f, "@error[%s]: %s\n", e[i].spec, e[i].message);
+	}
+	if (json)
+		fputc(']', f);
+	if (n)
+		munmap((void *)e, bytes);
+}
+
 /* The full report a process wrote at its normal exit, copied to F. */
 static bool copy_report(const char *dir, int pid, const char *ext, FILE *f)
 {
@@ -441,7 +471,8 @@ static void report(FILE *f, bool json, int fd, const struct sp_shm_header *h, co
 				sp_json_str(f, ending(s, main_pid, status));
 				fputs(",\n ", f);
 				section_counts(fd, s, f, true);
-				fputs(",\n \"errors\": []}\n", f);
+				section_errors(fd, s, f, true);
+				fputs("}\n", f);
 			}
 			if (wrap)
 				fputs("}", f);
@@ -454,6 +485,7 @@ static void report(FILE *f, bool json, int fd, const struct sp_shm_header *h, co
 					fprintf(f, "(pid %d %s: counts from shared memory)\n", pid,
 						ending(s, main_pid, status));
 				section_counts(fd, s, f, false);
+				section_errors(fd, s, f, false);
 			}
 		}
 	}

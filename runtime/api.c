@@ -326,6 +326,8 @@ API int selfprobe_attach_launcher(char **env, int argc, char **argv)
 {
 	RUNTIME_BEGIN();
 	int rc = sp_shm_attach(env, argc, argv);
+	if (rc == 0)
+		sp_probe_publish_errors();   /* those of the configuration, before this */
 	RUNTIME_END();
 	if (rc)
 		sp_err("cannot use the launcher's shared counters (%s): counting privately", strerror(-rc));

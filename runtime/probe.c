@@ -70,6 +70,13 @@ static void add_error(const char *spec, const char *msg)
 	else
 		atomic_store(&errors_head, e);
 	errors_tail = e;
+	sp_shm_error(e->spec, e->message);
+}
+
+void sp_probe_publish_errors(void)
+{
+	for (struct sp_error *e = atomic_load(&errors_head); e; e = e->next)
+		sp_shm_error(e->spec, e->message);
 }
 
 void sp_probe_error(const char *spec, const char *fmt, ...)
@@ -597,6 +604,8 @@ static void atfork_child(void)
 	sp_latency_atfork_child();
 	sp_report_atfork_child();
 	sp_timeline_atfork_child();
+	if (shared)
+		sp_probe_publish_errors();   /* the child's report has them too */
 	for (struct sp_probe *p = atomic_load(&probes_head); p; p = p->next) {
 		memset(p->final, 0, sizeof(p->final));
 		p->shm_record = -1;

@@ -100,6 +100,8 @@ void sp_probe_error(const char *spec, const char *fmt, ...) __attribute__((forma
  * while others attach. */
 struct sp_probe *sp_probe_first(void);
 struct sp_error *sp_error_first(void);
+/* Copy the errors so far into the launcher's file (once it is attached). */
+void sp_probe_publish_errors(void);
 /* The probe's counters (enum sp_counter), live or frozen at detach. */
 void sp_probe_counts(const struct sp_probe *p, uint64_t *out);
 

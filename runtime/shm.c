@@ -17,6 +17,7 @@ static char *report_dir;          /* SELFPROBE_REPORT_DIR: full reports at exit 
 static struct sp_shm_header *hdr;
 static struct sp_shm_section *mine;
 static struct sp_shm_record *records;
+static struct sp_shm_error *errors;
 
 bool sp_shm_active(void)
 {
@@ -47,12 +48,21 @@ static int claim(const char *command, pid_t parent)
 	uint64_t rec_bytes = page_up((uint64_t)SP_SHM_RECORDS * sizeof(struct sp_shm_record));
 	uint64_t stripe_bytes = (uint64_t)SP_STRIPE_BYTES * SP_N_SLOTS;
 	uint64_t lat_bytes = page_up((uint64_t)SP_LAT_STRIPE_BYTES * SP_N_SLOTS);
-	uint64_t off = atomic_fetch_add(&hdr->next_free, rec_bytes + stripe_bytes + lat_bytes);
-	if (off + rec_bytes + stripe_bytes + lat_bytes > SP_SHM_SIZE)
+	uint64_t err_bytes = page_up(SP_SHM_ERRORS * sizeof(struct sp_shm_error));
+	uint64_t total = rec_bytes + stripe_bytes + lat_bytes + err_bytes;
+	uint64_t off = atomic_fetch_add(&hdr->next_free, total);
+	if (off + total > SP_SHM_SIZE)
 		return -ENOSPC;
 	void *r = mmap(NULL, rec_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, shm_fd, (off_t)off);
 	if (r == MAP_FAILED)
 		return -errno;
+	uint64_t err_off = off + rec_bytes + stripe_bytes + lat_bytes;
+	void *er = mmap(NULL, err_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, shm_fd, (off_t)err_off);
+	if (er == MAP_FAILED) {
+		int e = errno;
+		munmap(r, rec_bytes);
+		return -e;
+	}
 	s->parent = parent;
 	snprintf(s->command, sizeof(s->command), "%s", command ? command : "?");
 	s->records_off = off;
@@ -60,13 +70,18 @@ static int claim(const char *command, pid_t parent)
 	s->stripe_bytes = SP_STRIPE_BYTES;
 	s->n_stripes = SP_N_SLOTS;
 	s->latency_off = off + rec_bytes + stripe_bytes;
+	s->errors_off = err_off;
+	atomic_store(&s->n_errors, 0);
 	atomic_store(&s->n_records, 0);
 	atomic_store(&s->n_timelines, 0);
 	atomic_store(&s->state, SP_SHM_RUNNING);
 	atomic_store(&s->pid, getpid());   /* last: the launcher reads it as "ready" */
 	if (records)
 		munmap(records, rec_bytes);
+	if (errors)
+		munmap(errors, err_bytes);
 	records = r;
+	errors = er;
 	mine = s;
 	return 0;
 }
@@ -120,6 +135,18 @@ int sp_shm_latency(uint64_t *offset)
 static void copy(char *dst, size_t n, const char *src)
 {
 	snprintf(dst, n, "%s", src ? src : "");
+}
+
+void sp_shm_error(const char *spec, const char *message)
+{
+	if (!mine)
+		return;
+	uint32_t i = atomic_load(&mine->n_errors);
+	if (i >= SP_SHM_ERRORS)
+		return;
+	copy(errors[i].spec, sizeof(errors[i].spec), spec);
+	copy(errors[i].message, sizeof(errors[i].message), message);
+	atomic_store(&mine->n_errors, i + 1);   /* published after it is whole */
 }
 
 void sp_shm_publish(struct sp_probe *p)

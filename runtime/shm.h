@@ -23,11 +23,12 @@
 
 #include "latency.h"
 
-#define SP_SHM_MAGIC      "SPSHM03"
+#define SP_SHM_MAGIC      "SPSHM04"
 #define SP_SHM_SECTIONS   256
 #define SP_SHM_RECORDS    (1u << 16)         /* probe records per process */
 #define SP_SHM_SIZE       ((uint64_t)1 << 40) /* the memfd's (sparse) size */
 #define SP_SHM_TIMELINES  1024               /* timeline buffers (threads) per process */
+#define SP_SHM_ERRORS     256                /* error records per process */
 
 enum sp_shm_state { SP_SHM_FREE, SP_SHM_RUNNING, SP_SHM_EXITED, SP_SHM_EXECED };
 
@@ -47,6 +48,11 @@ struct sp_shm_record {
 	char reason[128];
 };
 
+struct sp_shm_error {
+	char spec[192];
+	char message[320];
+};
+
 struct sp_shm_section {
 	_Atomic int32_t pid;          /* 0: free */
 	_Atomic int32_t state;        /* enum sp_shm_state */
@@ -57,6 +63,8 @@ struct sp_shm_section {
 	uint64_t stripe_bytes;        /* SP_STRIPE_BYTES */
 	uint32_t n_stripes;           /* SP_N_SLOTS */
 	uint64_t latency_off;         /* the latency stripes (latency.h layout) */
+	uint64_t errors_off;          /* struct sp_shm_error[SP_SHM_ERRORS] */
+	_Atomic uint32_t n_errors;
 	_Atomic uint32_t n_records;
 	_Atomic uint32_t n_timelines;
 	uint64_t timeline_off[SP_SHM_TIMELINES];   /* struct sp_tl_buf (timeline.h) */
@@ -79,6 +87,9 @@ bool sp_shm_active(void);
  * and offset, or -1. */
 int sp_shm_stripes(uint64_t *offset);
 int sp_shm_latency(uint64_t *offset);
+
+/* An error for the report's "errors" (registry lock held, or at start). */
+void sp_shm_error(const char *spec, const char *message);
 
 /* Probe records (registry lock held). */
 struct sp_probe;

@@ -170,6 +170,18 @@ def main():
         err = cp.stderr.decode(errors="replace")
         t.check("@count[uprobe:ends_work]: %d" % N in err, "sigkill text (%s): count missing" % mode,
                 t.clip(err))
+        # errors are in the shared file too: a killed process's report has them
+        out = os.path.join(t.work_dir(), "errors-%s.json" % mode)
+        cp = t.run([LAUNCHER, "run", "-e", "uprobe:ends_work", "-e", "uprobe:libc:no_such_fn", "--mode", mode,
+                    "-o", out, "--", ENDS, "sigkill", str(N)])
+        try:
+            rep = json.load(open(out))
+            t.check(rep.get("from") == "shared counters" and
+                    [e["spec"] for e in rep["errors"]] == ["uprobe:libc:no_such_fn"] and
+                    "no_such_fn" in rep["errors"][0]["message"] and rep["probes"][0]["hits"] == N,
+                    "errors after SIGKILL (%s): the bad item is in the report's errors" % mode, json.dumps(rep)[:800])
+        except (OSError, ValueError, KeyError, IndexError) as e:
+            t.check(False, "errors after SIGKILL (%s): bad report: %s" % (mode, e), t.clip(cp.stderr))
         # latency histograms survive SIGKILL and a crash too (shared file),
         # in the text and the JSON report, with a fork child's apart
         for end, procs in (("sigkill", 1), ("segv", 1), ("fork", 2)):
