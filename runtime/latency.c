@@ -21,12 +21,9 @@ int sp_latency_init(void)
 		return 0;
 	/* under the launcher, in its shared file: the histograms of a
 	 * process that is killed are not lost */
-	uint64_t off;
+	uint64_t off = 0;
 	int fd = sp_shm_latency(&off);
-	void *p = fd >= 0 ? mmap(NULL, LAT_STRIPE_BYTES * SP_N_SLOTS, PROT_READ | PROT_WRITE,
-				 MAP_SHARED | MAP_NORESERVE, fd, (off_t)off)
-			  : mmap(NULL, LAT_STRIPE_BYTES * SP_N_SLOTS, PROT_READ | PROT_WRITE,
-				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	void *p = sp_shm_map_stripes(fd, off, LAT_STRIPE_BYTES * SP_N_SLOTS, NULL);
 	if (p == MAP_FAILED)
 		return -errno;
 	region = p;
@@ -116,12 +113,9 @@ void sp_latency_read(uint32_t slot, struct sp_lat *out)
 
 void sp_latency_atfork_child(void)
 {
-	uint64_t off;
+	uint64_t off = 0;
 	int fd = sp_shm_latency(&off);   /* the child's own section (sp_shm_atfork_child) */
-	if (region && (fd < 0 || mmap(region, LAT_STRIPE_BYTES * SP_N_SLOTS, PROT_READ | PROT_WRITE,
-				      MAP_SHARED | MAP_NORESERVE | MAP_FIXED, fd, (off_t)off) == MAP_FAILED))
-		/* private memory, zeroed (never the parent's shared pages) */
-		mmap(region, LAT_STRIPE_BYTES * SP_N_SLOTS, PROT_READ | PROT_WRITE,
-		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+	if (region)   /* histograms from zero */
+		sp_shm_map_stripes(fd, off, LAT_STRIPE_BYTES * SP_N_SLOTS, region);
 	pthread_mutex_init(&lock, NULL);
 }

@@ -132,6 +132,18 @@ int sp_shm_latency(uint64_t *offset)
 	return shm_fd;
 }
 
+void *sp_shm_map_stripes(int fd, uint64_t off, size_t bytes, void *at)
+{
+	int fixed = at ? MAP_FIXED : 0;
+	void *p = MAP_FAILED;
+	if (fd >= 0)
+		p = mmap(at, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE | fixed, fd, (off_t)off);
+	if (p == MAP_FAILED && (fd < 0 || at))
+		p = mmap(at, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | fixed,
+			 -1, 0);
+	return p;
+}
+
 static void copy(char *dst, size_t n, const char *src)
 {
 	snprintf(dst, n, "%s", src ? src : "");

@@ -88,6 +88,13 @@ bool sp_shm_active(void);
 int sp_shm_stripes(uint64_t *offset);
 int sp_shm_latency(uint64_t *offset);
 
+/* Map BYTES of per-stripe data: the shared file at OFF when FD >= 0, else
+ * private zeroed memory (MAP_NORESERVE: touched pages only).  AT: replace
+ * that mapping (a fork child's), and fall back to private memory if the
+ * shared one fails — never keep the parent's shared pages.  MAP_FAILED or
+ * the address. */
+void *sp_shm_map_stripes(int fd, uint64_t off, size_t bytes, void *at);
+
 /* An error for the report's "errors" (registry lock held, or at start). */
 void sp_shm_error(const char *spec, const char *message);
 

@@ -41,12 +41,9 @@ int sp_tstate_init(void)
 		return 0;
 	/* under the launcher the stripes live in its shared file (shm.h), so
 	 * the counts survive whatever ends this process */
-	uint64_t off;
+	uint64_t off = 0;
 	int fd = sp_shm_stripes(&off);
-	void *p = fd >= 0 ? mmap(NULL, SP_STRIPE_BYTES * SP_N_SLOTS, PROT_READ | PROT_WRITE,
-				 MAP_SHARED | MAP_NORESERVE, fd, (off_t)off)
-			  : mmap(NULL, SP_STRIPE_BYTES * SP_N_SLOTS, PROT_READ | PROT_WRITE,
-				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	void *p = sp_shm_map_stripes(fd, off, SP_STRIPE_BYTES * SP_N_SLOTS, NULL);
 	if (p == MAP_FAILED)
 		return -errno;
 	int rc = pthread_key_create(&slot_key, release_slot);
@@ -166,14 +163,9 @@ void sp_tstate_atfork_child(void)
 {
 	if (!sp_stripes)
 		return;
-	uint64_t off;
+	uint64_t off = 0;
 	int fd = sp_shm_stripes(&off);   /* the child's own section (sp_shm_atfork_child) */
-	if (fd < 0 || mmap(sp_stripes, SP_STRIPE_BYTES * SP_N_SLOTS, PROT_READ | PROT_WRITE,
-			   MAP_SHARED | MAP_NORESERVE | MAP_FIXED, fd, (off_t)off) == MAP_FAILED)
-		/* private memory: zero it (a shared mapping we could not
-		 * replace would zero the parent's counts too: drop it) */
-		mmap(sp_stripes, SP_STRIPE_BYTES * SP_N_SLOTS, PROT_READ | PROT_WRITE,
-		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+	sp_shm_map_stripes(fd, off, SP_STRIPE_BYTES * SP_N_SLOTS, sp_stripes);   /* counts from zero */
 	for (int w = 0; w < SP_EXCL_SLOTS / 64; w++)
 		atomic_store(&slot_bits[w], 0);
 	int self = sp_tls.slot - 1;
