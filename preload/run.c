@@ -4,14 +4,15 @@
  * The counters live in a shared file (runtime/shm.h): a memfd this process
  * creates and every probed process inherits (SELFPROBE_SHM_FD), each of
  * them — the program, its fork children, what they exec — in a section of
- * its own, its counter stripes mapped from the file.  So the launcher has
- * every count, error, latency histogram and timeline event even when a
- * process is killed by a signal, crashes or leaves by a path no exit
- * handler sees.  A process that exits normally also writes its full report
- * (stacks too) into a private directory (SELFPROBE_REPORT_DIR); the launcher prints
- * that one when it exists and what the shared file holds otherwise, one
- * section a process.  With -o X.trace.json it writes every process's
- * timeline from their buffers in the shared file.
+ * its own, its counter stripes, latency histograms, errors, stack table and
+ * timeline buffers mapped from the file.  So the launcher has all of it
+ * even when a process is killed by a signal, crashes or leaves by a path no
+ * exit handler sees (preload/section.c reads a section).  A process that
+ * exits normally also writes its full report into a private directory
+ * (SELFPROBE_REPORT_DIR); the launcher prints that one when it exists and
+ * the section's otherwise, one section a process.  A timeline (-o
+ * X.trace.json) or folded stacks (-o X.folded) are every process's, merged
+ * by the launcher into one file.
  *
  * The launcher ignores SIGINT and SIGQUIT while the program runs: Ctrl-C in
  * the terminal reaches the program (the whole foreground group), which
@@ -35,9 +36,8 @@
 #include <unistd.h>
 
 #include "json.h"
-#include "report.h"
+#include "section.h"
 #include "shm.h"
-#include "timeline.h"
 #include "spec.h"
 #include "tstate.h"
 
@@ -164,93 +164,6 @@ static struct sp_shm_header *create_shm(int *fd_out)
 	return h;
 }
 
-static const char *const kind_names[] = { "uprobe", "uretprobe", "usession", "usdt" };
-
-
-/* A latency probe's histogram from the section's stripes (LAT), or its
- * final one when it was detached. */
-static bool record_latency(const struct sp_shm_record *r, const char *lat, uint32_t n_stripes,
-			   struct sp_lat *out)
-{
-	if (r->action != SP_ACT_LATENCY || r->lat_slot < 0)
-		return false;
-	if (r->detached)
-		*out = r->final_lat;
-	else
-		sp_latency_sum(lat, (int)n_stripes, (uint32_t)r->lat_slot, out);
-	return true;
-}
-
-/* One process's counters, straight from its section. */
-static void section_counts(int fd, const struct sp_shm_section *s, FILE *f, bool json)
-{
-	uint32_t n = atomic_load(&((struct sp_shm_section *)s)->n_records);
-	size_t rec_bytes = (size_t)n * sizeof(struct sp_shm_record);
-	size_t stripe_total = (size_t)s->stripe_bytes * s->n_stripes;
-	const struct sp_shm_record *r = n ? mmap(NULL, rec_bytes, PROT_READ, MAP_SHARED, fd,
-						 (off_t)s->records_off) : NULL;
-	const char *st = stripe_total ? mmap(NULL, stripe_total, PROT_READ, MAP_SHARED, fd,
-					     (off_t)s->stripes_off) : NULL;
-	size_t lat_total = (size_t)SP_LAT_STRIPE_BYTES * s->n_stripes;
-	const char *lat = mmap(NULL, lat_total, PROT_READ, MAP_SHARED | MAP_NORESERVE, fd, (off_t)s->latency_off);
-	if (lat == MAP_FAILED)
-		lat = NULL;
-	if (r == MAP_FAILED || st == MAP_FAILED) {
-		fprintf(f, json ? "\"probes\": []" : "(the counters cannot be read: %s)\n", strerror(errno));
-		return;
-	}
-	if (json)
-		fputs("\"probes\": [", f);
-	for (uint32_t i = 0; i < n; i++) {
-		uint64_t c[SP_N_COUNTERS] = { 0 };
-		struct sp_lat l;
-		if (r[i].detached)
-			memcpy(c, r[i].final, sizeof(c));
-		else
-			for (uint32_t k = 0; k < s->n_stripes; k++) {
-				const struct sp_count *cc = (const struct sp_count *)(st + k * s->stripe_bytes) + r[i].id;
-				for (int j = 0; j < SP_N_COUNTERS; j++)
-					c[j] += cc->v[j];
-			}
-		if (json) {
-			fprintf(f, "%s\n  {\"spec\": ", i ? "," : "");
-			sp_json_str(f, r[i].spec);
-			fprintf(f, ", \"kind\": \"%s\", \"object\": ", kind_names[r[i].kind & 3]);
-			sp_json_str(f, r[i].object);
-			fputs(", \"label\": ", f);
-			sp_json_str(f, r[i].label);
-			fprintf(f, ", \"mode\": \"%s\", \"reason\": ", r[i].jmp ? "jmp" : "int3");
-			if (r[i].reason[0])
-				sp_json_str(f, r[i].reason);
-			else
-				fputs("null", f);
-			fprintf(f, ", \"hits\": %" PRIu64 ", \"missed\": %" PRIu64 ", \"returns\": %" PRIu64
-				", \"lost\": %" PRIu64, c[SP_HITS], c[SP_MISSED], c[SP_RETURNS], c[SP_LOST]);
-			if (record_latency(&r[i], lat, s->n_stripes, &l))
-				sp_report_latency_json(f, &l);
-			fputc('}', f);
-		} else {
-			fprintf(f, "@count[%s]: %" PRIu64 "\n", r[i].label, c[SP_HITS]);
-			if (c[SP_MISSED])
-				fprintf(f, "@missed[%s]: %" PRIu64 "\n", r[i].label, c[SP_MISSED]);
-			if (r[i].kind == SP_KIND_USESSION)
-				fprintf(f, "@returns[%s]: %" PRIu64 "\n", r[i].label, c[SP_RETURNS]);
-			if (c[SP_LOST])
-				fprintf(f, "@lost[%s]: %" PRIu64 "\n", r[i].label, c[SP_LOST]);
-			if (record_latency(&r[i], lat, s->n_stripes, &l))
-				sp_report_histogram_text(f, r[i].label, &l);
-		}
-	}
-	if (json)
-		fputs("]", f);
-	if (r && n)
-		munmap((void *)r, rec_bytes);
-	if (st)
-		munmap((void *)st, stripe_total);
-	if (lat)
-		munmap((void *)lat, lat_total);
-}
-
 static FILE *open_out(const char *out, int main_pid)
 {
 	if (!out)
@@ -285,110 +198,72 @@ static bool side_output(const char *out)
 	return out && (ends_with(out, ".trace.json") || ends_with(out, ".folded"));
 }
 
-/* ---- the timeline, from every process's buffers in the shared file ---- */
+/* ---- outputs merged from every process's section ---- */
 
-struct records_map {
-	const struct sp_shm_record *r;
-	uint32_t n;
-};
+typedef void (*section_fn)(FILE *f, const struct sp_shm_section *s, const struct sp_section *v, void *ctx);
 
-static const char *record_label(void *ctx, uint32_t i, int *kind)
+static void each_section(int fd, const struct sp_shm_header *h, FILE *f, section_fn fn, void *ctx)
 {
-	const struct records_map *m = ctx;
-	if (i >= m->n)
-		return NULL;
-	*kind = m->r[i].kind;
-	return m->r[i].label;
+	uint32_t n = atomic_load(&((struct sp_shm_header *)h)->n_sections);
+	for (uint32_t i = 0; i < n && i < SP_SHM_SECTIONS; i++) {
+		const struct sp_shm_section *s = &h->sections[i];
+		struct sp_section v;
+		if (atomic_load(&((struct sp_shm_section *)s)->pid) && sp_section_open(fd, s, &v) == 0) {
+			fn(f, s, &v, ctx);
+			sp_section_close(&v);
+		}
+	}
 }
 
-/* Feed section S's timeline buffers to W. */
-static void section_timeline(int fd, const struct sp_shm_section *s, struct sp_tl_writer *w)
+static void timeline_of(FILE *f, const struct sp_shm_section *s, const struct sp_section *v, void *ctx)
 {
-	struct records_map m = { NULL, atomic_load(&((struct sp_shm_section *)s)->n_records) };
-	size_t rec_bytes = (size_t)m.n * sizeof(struct sp_shm_record);
-	if (m.n) {
-		m.r = mmap(NULL, rec_bytes, PROT_READ, MAP_SHARED, fd, (off_t)s->records_off);
-		if (m.r == MAP_FAILED)
-			return;
-	}
-	uint32_t n = atomic_load(&((struct sp_shm_section *)s)->n_timelines);
-	for (uint32_t i = 0; i < n && i < SP_SHM_TIMELINES; i++) {
-		uint64_t off = __atomic_load_n(&s->timeline_off[i], __ATOMIC_ACQUIRE);
-		if (!off)
-			continue;
-		const struct sp_tl_buf *head = mmap(NULL, sizeof(*head), PROT_READ, MAP_SHARED, fd, (off_t)off);
-		if (head == MAP_FAILED)
-			continue;
-		uint64_t cap = head->cap;
-		munmap((void *)head, sizeof(*head));
-		if (!cap)
-			continue;   /* the thread died making it */
-		size_t bytes = sp_tl_buf_bytes(cap);
-		const struct sp_tl_buf *b = mmap(NULL, bytes, PROT_READ, MAP_SHARED, fd, (off_t)off);
-		if (b == MAP_FAILED)
-			continue;
-		sp_tl_json_buffer(w, b, record_label, &m);
-		munmap((void *)b, bytes);
-	}
-	if (m.r)
-		munmap((void *)m.r, rec_bytes);
+	(void)f;
+	sp_tl_json_process(ctx, s->pid, s->command);
+	sp_section_timeline(v, ctx);
 }
 
-static int write_timeline(const char *out, int main_pid, int fd, const struct sp_shm_header *h)
+static void folded_of(FILE *f, const struct sp_shm_section *s, const struct sp_section *v, void *ctx)
+{
+	(void)s, (void)ctx;
+	sp_section_folded(f, v);
+}
+
+static int write_side_output(const char *out, int main_pid, int fd, const struct sp_shm_header *h)
 {
 	FILE *f = open_out(out, main_pid);
 	if (!f)
 		return -1;
 	struct sp_tl_writer w;
-	sp_tl_json_begin(&w, f);
-	uint32_t n = atomic_load(&((struct sp_shm_header *)h)->n_sections);
-	for (uint32_t i = 0; i < n && i < SP_SHM_SECTIONS; i++) {
-		const struct sp_shm_section *s = &h->sections[i];
-		int pid = atomic_load(&((struct sp_shm_section *)s)->pid);
-		if (!pid)
-			continue;
-		sp_tl_json_process(&w, pid, s->command);
-		section_timeline(fd, s, &w);
-	}
-	int rc = sp_tl_json_end(&w);
+	bool timeline = ends_with(out, ".trace.json");
+	if (timeline) {
+		sp_tl_json_begin(&w, f);
+		each_section(fd, h, f, timeline_of, &w);
+	} else
+		each_section(fd, h, f, folded_of, NULL);
+	int rc = timeline ? sp_tl_json_end(&w) : 0;
 	if (fclose(f) != 0 || rc != 0) {
-		fprintf(stderr, "selfprobe: cannot write the timeline to '%s': %s\n", out, strerror(errno));
+		fprintf(stderr, "selfprobe: cannot write '%s': %s\n", out, strerror(errno));
 		return -1;
 	}
-	fprintf(stderr, "selfprobe: timeline: %" PRIu64 " events from %" PRIu64 " threads, %" PRIu64
-			" dropped%s, in %s\n", w.events, w.threads, w.dropped,
-		w.dropped ? " (the per-thread buffers were full: UPROBE_TRACE_EVENTS)" : "", out);
+	if (timeline)
+		fprintf(stderr, "selfprobe: timeline: %" PRIu64 " events from %" PRIu64 " threads, %" PRIu64
+				" dropped%s, in %s\n", w.events, w.threads, w.dropped,
+			w.dropped ? " (the per-thread buffers were full: UPROBE_TRACE_EVENTS)" : "", out);
 	return 0;
 }
 
-/* The errors a process recorded, from its section: text lines, or the
- * JSON field ",\n \"errors\": [...]". */
-static void section_errors(int fd, const struct sp_shm_section *s, FILE *f, bool json)
+/* What the section of a process that wrote no report of its own holds. */
+static void section_report(FILE *f, int fd, const struct sp_shm_section *s, bool json)
 {
-	uint32_t n = atomic_load(&((struct sp_shm_section *)s)->n_errors);
-	if (n > SP_SHM_ERRORS)
-		n = SP_SHM_ERRORS;
-	size_t bytes = (size_t)n * sizeof(struct sp_shm_error);
-	const struct sp_shm_error *e = n ? mmap(NULL, bytes, PROT_READ, MAP_SHARED, fd, (off_t)s->errors_off)
-					 : NULL;
-	if (e == MAP_FAILED)
-		n = 0;
-	if (json)
-		fputs(",\n \"errors\": [", f);
-	for (uint32_t i = 0; i < n; i++) {
-		if (json) {
-			fprintf(f, "%s\n  {\"spec\": ", i ? "," : "");
-			sp_json_str(f, e[i].spec);
-			fputs(", \"message\": ", f);
-			sp_json_str(f, e[i].message);
-			fputc('}', f);
-		} else
-			fprintf(f, "@error[%s]: %s\n", e[i].spec, e[i].message);
-	}
-	if (json)
-		fputc(']', f);
-	if (n)
-		munmap((void *)e, bytes);
+	struct sp_section v;
+	int rc = sp_section_open(fd, s, &v);
+	if (rc == 0) {
+		sp_section_report(f, &v, json);
+		sp_section_close(&v);
+	} else if (json)
+		fputs("\"probes\": [], \"errors\": []", f);
+	else
+		fprintf(f, "(its counters cannot be read: %s)\n", strerror(-rc));
 }
 
 /* The full report a process wrote at its normal exit, copied to F. */
@@ -470,8 +345,7 @@ static void report(FILE *f, bool json, int fd, const struct sp_shm_header *h, co
 					pid);
 				sp_json_str(f, ending(s, main_pid, status));
 				fputs(",\n ", f);
-				section_counts(fd, s, f, true);
-				section_errors(fd, s, f, true);
+				section_report(f, fd, s, true);
 				fputs("}\n", f);
 			}
 			if (wrap)
@@ -484,8 +358,7 @@ static void report(FILE *f, bool json, int fd, const struct sp_shm_header *h, co
 				if (n == 1)
 					fprintf(f, "(pid %d %s: counts from shared memory)\n", pid,
 						ending(s, main_pid, status));
-				section_counts(fd, s, f, false);
-				section_errors(fd, s, f, false);
+				section_report(f, fd, s, false);
 			}
 		}
 	}
@@ -590,8 +463,8 @@ int sp_cli_run(int argc, char **argv, void (*usage)(FILE *))
 			report(f, report_out && ends_with(report_out, ".json"), shm_fd, h, dir, pid, status);
 			fclose(f);
 		}
-		if (o.out && ends_with(o.out, ".trace.json"))
-			write_timeline(o.out, pid, shm_fd, h);
+		if (side_output(o.out))
+			write_side_output(o.out, pid, shm_fd, h);
 		remove_reports(dir, h);
 	}
 	free(both);

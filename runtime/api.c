@@ -349,8 +349,8 @@ API void selfprobe_exit_report(void)
 		selfprobe_write_report(path);
 		snprintf(path, sizeof(path), "%s/%d.txt", dir, (int)getpid());
 		selfprobe_write_report(path);
-		if (exit_path && !is_trace(exit_path))   /* the launcher makes timelines */
-			selfprobe_write_report(exit_path);   /* folded stacks: only we have them */
+		/* side outputs (timeline, folded stacks) are the launcher's to
+		 * write, every process's in one file */
 		sp_shm_exited();
 		selfprobe_fini_plugins();
 		return;

@@ -3,6 +3,7 @@
 #include "log.h"
 #include "maps.h"
 #include "probe.h"
+#include "stack.h"
 #include "tstate.h"
 
 #include <errno.h>
@@ -167,6 +168,7 @@ static int on_link_map_change(struct selfprobe_ctx *ctx, void *data)
 	sp_tls.runtime++;
 	sp_probe_lock();
 	rescan();
+	sp_stack_note_objects();   /* the launcher symbolises stacks with them */
 	sp_probe_unlock();
 	sp_tls.runtime--;
 	return 0;

@@ -604,6 +604,7 @@ static void atfork_child(void)
 	sp_latency_atfork_child();
 	sp_report_atfork_child();
 	sp_timeline_atfork_child();
+	sp_stack_atfork_child();
 	if (shared)
 		sp_probe_publish_errors();   /* the child's report has them too */
 	for (struct sp_probe *p = atomic_load(&probes_head); p; p = p->next) {

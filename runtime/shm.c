@@ -2,6 +2,7 @@
 #include "shm.h"
 #include "log.h"
 #include "probe.h"
+#include "stack.h"
 #include "tstate.h"
 
 #include <errno.h>
@@ -18,6 +19,7 @@ static struct sp_shm_header *hdr;
 static struct sp_shm_section *mine;
 static struct sp_shm_record *records;
 static struct sp_shm_error *errors;
+static struct sp_shm_object *objects;
 
 bool sp_shm_active(void)
 {
@@ -49,7 +51,9 @@ static int claim(const char *command, pid_t parent)
 	uint64_t stripe_bytes = (uint64_t)SP_STRIPE_BYTES * SP_N_SLOTS;
 	uint64_t lat_bytes = page_up((uint64_t)SP_LAT_STRIPE_BYTES * SP_N_SLOTS);
 	uint64_t err_bytes = page_up(SP_SHM_ERRORS * sizeof(struct sp_shm_error));
-	uint64_t total = rec_bytes + stripe_bytes + lat_bytes + err_bytes;
+	uint64_t stack_bytes = page_up((uint64_t)SP_STACKS_MAX * sizeof(struct sp_stack_entry));
+	uint64_t obj_bytes = page_up(SP_SHM_OBJECTS * sizeof(struct sp_shm_object));
+	uint64_t total = rec_bytes + stripe_bytes + lat_bytes + err_bytes + stack_bytes + obj_bytes;
 	uint64_t off = atomic_fetch_add(&hdr->next_free, total);
 	if (off + total > SP_SHM_SIZE)
 		return -ENOSPC;
@@ -57,10 +61,16 @@ static int claim(const char *command, pid_t parent)
 	if (r == MAP_FAILED)
 		return -errno;
 	uint64_t err_off = off + rec_bytes + stripe_bytes + lat_bytes;
+	uint64_t obj_off = err_off + err_bytes + stack_bytes;
 	void *er = mmap(NULL, err_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, shm_fd, (off_t)err_off);
-	if (er == MAP_FAILED) {
+	void *ob = mmap(NULL, obj_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, shm_fd, (off_t)obj_off);
+	if (er == MAP_FAILED || ob == MAP_FAILED) {
 		int e = errno;
 		munmap(r, rec_bytes);
+		if (er != MAP_FAILED)
+			munmap(er, err_bytes);
+		if (ob != MAP_FAILED)
+			munmap(ob, obj_bytes);
 		return -e;
 	}
 	s->parent = parent;
@@ -72,6 +82,9 @@ static int claim(const char *command, pid_t parent)
 	s->latency_off = off + rec_bytes + stripe_bytes;
 	s->errors_off = err_off;
 	atomic_store(&s->n_errors, 0);
+	s->stacks_off = err_off + err_bytes;
+	s->objects_off = obj_off;
+	atomic_store(&s->n_objects, 0);
 	atomic_store(&s->n_records, 0);
 	atomic_store(&s->n_timelines, 0);
 	atomic_store(&s->state, SP_SHM_RUNNING);
@@ -80,8 +93,11 @@ static int claim(const char *command, pid_t parent)
 		munmap(records, rec_bytes);
 	if (errors)
 		munmap(errors, err_bytes);
+	if (objects)
+		munmap(objects, obj_bytes);
 	records = r;
 	errors = er;
+	objects = ob;
 	mine = s;
 	return 0;
 }
@@ -147,6 +163,30 @@ void *sp_shm_map_stripes(int fd, uint64_t off, size_t bytes, void *at)
 static void copy(char *dst, size_t n, const char *src)
 {
 	snprintf(dst, n, "%s", src ? src : "");
+}
+
+int sp_shm_stacks(uint64_t *offset)
+{
+	if (!mine)
+		return -1;
+	*offset = mine->stacks_off;
+	return shm_fd;
+}
+
+void sp_shm_note_object(const char *path, uint64_t bias, uint64_t start, uint64_t end)
+{
+	if (!mine)
+		return;
+	uint32_t n = atomic_load(&mine->n_objects);
+	for (uint32_t i = n; i-- > 0;)
+		if (objects[i].start == start && objects[i].end == end && objects[i].bias == bias &&
+		    strncmp(objects[i].path, path, sizeof(objects[i].path)) == 0)
+			return;
+	if (n >= SP_SHM_OBJECTS)
+		return;
+	objects[n] = (struct sp_shm_object){ .bias = bias, .start = start, .end = end };
+	copy(objects[n].path, sizeof(objects[n].path), path);
+	atomic_store(&mine->n_objects, n + 1);
 }
 
 void sp_shm_error(const char *spec, const char *message)

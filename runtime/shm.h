@@ -23,12 +23,13 @@
 
 #include "latency.h"
 
-#define SP_SHM_MAGIC      "SPSHM04"
+#define SP_SHM_MAGIC      "SPSHM05"
 #define SP_SHM_SECTIONS   256
 #define SP_SHM_RECORDS    (1u << 16)         /* probe records per process */
 #define SP_SHM_SIZE       ((uint64_t)1 << 40) /* the memfd's (sparse) size */
 #define SP_SHM_TIMELINES  1024               /* timeline buffers (threads) per process */
 #define SP_SHM_ERRORS     256                /* error records per process */
+#define SP_SHM_OBJECTS    4096               /* text mappings noted per process */
 
 enum sp_shm_state { SP_SHM_FREE, SP_SHM_RUNNING, SP_SHM_EXITED, SP_SHM_EXECED };
 
@@ -53,6 +54,12 @@ struct sp_shm_error {
 	char message[320];
 };
 
+/* A text mapping of a loaded object, for symbolising its stacks. */
+struct sp_shm_object {
+	uint64_t bias, start, end;
+	char path[232];
+};
+
 struct sp_shm_section {
 	_Atomic int32_t pid;          /* 0: free */
 	_Atomic int32_t state;        /* enum sp_shm_state */
@@ -65,6 +72,9 @@ struct sp_shm_section {
 	uint64_t latency_off;         /* the latency stripes (latency.h layout) */
 	uint64_t errors_off;          /* struct sp_shm_error[SP_SHM_ERRORS] */
 	_Atomic uint32_t n_errors;
+	uint64_t stacks_off;          /* struct sp_stack_entry[SP_STACKS_MAX] (stack.h) */
+	uint64_t objects_off;         /* struct sp_shm_object[SP_SHM_OBJECTS] */
+	_Atomic uint32_t n_objects;
 	_Atomic uint32_t n_records;
 	_Atomic uint32_t n_timelines;
 	uint64_t timeline_off[SP_SHM_TIMELINES];   /* struct sp_tl_buf (timeline.h) */
@@ -94,6 +104,11 @@ int sp_shm_latency(uint64_t *offset);
  * shared one fails — never keep the parent's shared pages.  MAP_FAILED or
  * the address. */
 void *sp_shm_map_stripes(int fd, uint64_t off, size_t bytes, void *at);
+
+/* Where the stack table lives (-1: not shared), and the objects noted for
+ * it (registry lock held; a mapping already noted is skipped). */
+int sp_shm_stacks(uint64_t *offset);
+void sp_shm_note_object(const char *path, uint64_t bias, uint64_t start, uint64_t end);
 
 /* An error for the report's "errors" (registry lock held, or at start). */
 void sp_shm_error(const char *spec, const char *message);

@@ -4,7 +4,9 @@
 #include "json.h"
 #include "dispatch.h"
 #include "elfsym.h"
+#include "maps.h"
 #include "probe.h"
+#include "shm.h"
 #include "uret.h"
 
 #include <dlfcn.h>
@@ -17,28 +19,48 @@
 #include <sys/mman.h>
 #include <ucontext.h>
 
-struct stack_entry {
-	_Atomic uint64_t hash;              /* 0: free */
-	_Atomic int ready;                  /* ips written */
-	const struct sp_probe *probe;
-	uint64_t count;
-	int depth;
-	uintptr_t ips[SP_STACK_DEPTH];
-};
-
-static struct stack_entry *table;       /* SP_STACKS_MAX entries */
+static struct sp_stack_entry *table;    /* SP_STACKS_MAX entries */
 static _Atomic uint64_t dropped;         /* stacks that found no room */
 
 int sp_stack_prepare(void)
 {
 	if (table)
 		return 0;
-	void *p = mmap(NULL, SP_STACKS_MAX * sizeof(*table), PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	/* under the launcher, in its shared file: it reports the stacks of a
+	 * process that was killed, with the objects noted for symbolising */
+	uint64_t off = 0;
+	int fd = sp_shm_stacks(&off);
+	void *p = sp_shm_map_stripes(fd, off, SP_STACKS_MAX * sizeof(*table), NULL);
 	if (p == MAP_FAILED)
 		return -errno;
 	table = p;
+	sp_stack_note_objects();
 	return 0;
+}
+
+void sp_stack_note_objects(void)
+{
+	if (!table || !sp_shm_active())
+		return;
+	struct sp_object *objs;
+	size_t n;
+	if (sp_maps_snapshot(&objs, &n) != 0)
+		return;
+	for (size_t i = 0; i < n; i++)
+		for (int k = 0; k < objs[i].n_text; k++)
+			sp_shm_note_object(objs[i].path, objs[i].bias, objs[i].text[k].start, objs[i].text[k].end);
+	sp_maps_free(objs, n);
+}
+
+void sp_stack_atfork_child(void)
+{
+	/* the parent's stacks are the parent's: an empty table, the child's
+	 * own under the launcher */
+	uint64_t off = 0;
+	int fd = sp_shm_stacks(&off);
+	if (table && sp_shm_map_stripes(fd, off, SP_STACKS_MAX * sizeof(*table), table) != MAP_FAILED)
+		sp_stack_note_objects();
+	atomic_store(&dropped, 0);
 }
 
 int sp_stack_walk(struct selfprobe_ctx *ctx, uintptr_t *ips, int max)
@@ -101,12 +123,13 @@ int sp_stack_handler(struct selfprobe_ctx *ctx, void *data)
 	uint64_t h = hash_stack(p, ips, n);
 	for (uint32_t i = (uint32_t)h & (SP_STACKS_MAX - 1), tries = 0; tries < 64;
 	     i = (i + 1) & (SP_STACKS_MAX - 1), tries++) {
-		struct stack_entry *e = &table[i];
+		struct sp_stack_entry *e = &table[i];
 		uint64_t cur = atomic_load(&e->hash);
 		if (cur == 0) {
 			uint64_t zero = 0;
 			if (atomic_compare_exchange_strong(&e->hash, &zero, h)) {
 				e->probe = p;
+				e->record = p->shm_record;
 				e->depth = n;
 				for (int k = 0; k < n; k++)
 					e->ips[k] = ips[k];
@@ -156,30 +179,52 @@ static const struct sp_elf *elf_for(const char *path)
 	return f->elf;
 }
 
-/* "func+0x12" or "lib.so+0x1234" for IP (a return address: look up ip-1,
- * except the first frame, the site itself). */
-static void symbolize(uintptr_t ip, int first, char *buf, size_t len)
+/* The .symtab (or its debug file) of PATH loaded at BIAS knows Q? */
+static bool elf_symbol(const char *path, uintptr_t bias, uintptr_t ip, uintptr_t q, char *buf, size_t len)
 {
-	Dl_info info;
+	const struct sp_elf *e = elf_for(path);
+	if (e && e->e_type == ET_EXEC)
+		bias = 0;
+	const struct sp_sym *sym = e && q >= bias ? sp_elf_containing(e, q - bias) : NULL;
+	if (!sym)
+		return false;
+	snprintf(buf, len, "%s+%#lx", sym->name, (unsigned long)(ip - bias - sym->value));
+	return true;
+}
+
+static void object_offset(const char *path, uintptr_t base, uintptr_t ip, char *buf, size_t len)
+{
+	const char *name = strrchr(path, '/');
+	snprintf(buf, len, "%s+%#lx", name ? name + 1 : path, (unsigned long)(ip - base));
+}
+
+/* "func+0x12" or "lib.so+0x1234" for IP (a return address: look up ip-1,
+ * except the first frame, the site itself).  In this process: dladdr,
+ * then the ELF symbols; for another (V's objects): the ELF symbols. */
+static void symbolize(const struct sp_stack_view *v, uintptr_t ip, int first, char *buf, size_t len)
+{
 	uintptr_t q = first ? ip : ip - 1;
+	if (v->other_process) {
+		for (size_t i = v->n_objs; i-- > 0;) {   /* the latest mapping there */
+			const struct sp_shm_object *o = &v->objs[i];
+			if (q < o->start || q >= o->end)
+				continue;
+			if (!elf_symbol(o->path, o->bias, ip, q, buf, len))
+				object_offset(o->path, o->bias, ip, buf, len);
+			return;
+		}
+		snprintf(buf, len, "%#lx", (unsigned long)ip);
+		return;
+	}
+	Dl_info info;
 	if (dladdr((void *)q, &info) && info.dli_sname && info.dli_saddr) {
 		snprintf(buf, len, "%s+%#lx", info.dli_sname, (unsigned long)(ip - (uintptr_t)info.dli_saddr));
 		return;
 	}
 	if (info.dli_fname && info.dli_fbase) {
 		/* not exported: the ELF .symtab (or its debug file) may know */
-		const struct sp_elf *e = elf_for(info.dli_fname);
-		uintptr_t bias = (uintptr_t)info.dli_fbase;
-		if (e && e->e_type == ET_EXEC)
-			bias = 0;
-		const struct sp_sym *sym = e && q >= bias ? sp_elf_containing(e, q - bias) : NULL;
-		if (sym) {
-			snprintf(buf, len, "%s+%#lx", sym->name, (unsigned long)(ip - bias - sym->value));
-			return;
-		}
-		const char *base = strrchr(info.dli_fname, '/');
-		snprintf(buf, len, "%s+%#lx", base ? base + 1 : info.dli_fname,
-			 (unsigned long)(ip - (uintptr_t)info.dli_fbase));
+		if (!elf_symbol(info.dli_fname, (uintptr_t)info.dli_fbase, ip, q, buf, len))
+			object_offset(info.dli_fname, (uintptr_t)info.dli_fbase, ip, buf, len);
 		return;
 	}
 	snprintf(buf, len, "%#lx", (unsigned long)ip);
@@ -187,74 +232,60 @@ static void symbolize(uintptr_t ip, int first, char *buf, size_t len)
 
 static int by_count(const void *a, const void *b)
 {
-	const struct stack_entry *x = *(const struct stack_entry *const *)a;
-	const struct stack_entry *y = *(const struct stack_entry *const *)b;
+	const struct sp_stack_entry *x = *(const struct sp_stack_entry *const *)a;
+	const struct sp_stack_entry *y = *(const struct sp_stack_entry *const *)b;
 	return x->count < y->count ? 1 : x->count > y->count ? -1 : 0;
 }
 
-void sp_stack_report_text(FILE *f, const struct sp_probe *p, int top)
+static bool is_of(const struct sp_stack_view *v, const struct sp_stack_entry *e, const void *probe, int record)
 {
-	if (!table)
-		return;
-	struct stack_entry **v = malloc(SP_STACKS_MAX * sizeof(*v));
-	if (!v)
-		return;
-	size_t n = 0;
-	for (uint32_t i = 0; i < SP_STACKS_MAX; i++)
-		if (atomic_load(&table[i].ready) && table[i].probe == p)
-			v[n++] = &table[i];
-	qsort(v, n, sizeof(*v), by_count);
+	return atomic_load(&((struct sp_stack_entry *)e)->ready) &&
+	       (v->other_process ? e->record == record : e->probe == probe);
+}
+
+/* The stacks of one probe, most counted first: malloc'ed, *N of them. */
+static const struct sp_stack_entry **stacks_of(const struct sp_stack_view *v, const void *probe, int record,
+						size_t *n)
+{
+	*n = 0;
+	const struct sp_stack_entry **out = v->table ? malloc(SP_STACKS_MAX * sizeof(*out)) : NULL;
+	for (uint32_t i = 0; out && i < SP_STACKS_MAX; i++)
+		if (is_of(v, &v->table[i], probe, record))
+			out[(*n)++] = &v->table[i];
+	if (out)
+		qsort(out, *n, sizeof(*out), by_count);
+	return out;
+}
+
+void sp_stack_view_text(FILE *f, const struct sp_stack_view *v, const void *probe, int record,
+			const char *label, int top)
+{
+	size_t n;
+	const struct sp_stack_entry **s = stacks_of(v, probe, record, &n);
 	for (size_t i = 0; i < n && (int)i < top; i++) {
-		fprintf(f, "@stacks[%s,\n", p->label);
-		for (int k = 0; k < v[i]->depth; k++) {
+		fprintf(f, "@stacks[%s,\n", label);
+		for (int k = 0; k < s[i]->depth; k++) {
 			char sym[256];
-			symbolize(v[i]->ips[k], k == 0, sym, sizeof(sym));
+			symbolize(v, s[i]->ips[k], k == 0, sym, sizeof(sym));
 			fprintf(f, "    %s\n", sym);
 		}
-		fprintf(f, "]: %lu\n", (unsigned long)v[i]->count);
+		fprintf(f, "]: %lu\n", (unsigned long)s[i]->count);
 	}
 	if (n > (size_t)top)
-		fprintf(f, "@stacks[%s]: %zu more distinct stacks (see the folded output)\n", p->label, n - top);
-	free(v);
+		fprintf(f, "@stacks[%s]: %zu more distinct stacks (see the folded output)\n", label, n - top);
+	free(s);
 }
 
-void sp_stack_report_folded(FILE *f)
-{
-	for (uint32_t i = 0; table && i < SP_STACKS_MAX; i++) {
-		struct stack_entry *e = &table[i];
-		if (!atomic_load(&e->ready))
-			continue;
-		/* root first: the outermost caller, down to the probe's label */
-		for (int k = e->depth - 1; k >= 0; k--) {
-			char sym[256];
-			symbolize(e->ips[k], k == 0, sym, sizeof(sym));
-			for (char *c = sym; *c; c++)
-				if (*c == ';' || *c == ' ')
-					*c = '_';
-			fprintf(f, "%s;", sym);
-		}
-		fprintf(f, "%s %lu\n", e->probe->label, (unsigned long)e->count);
-	}
-	uint64_t d = atomic_load(&dropped);
-	if (d)
-		fprintf(stderr, "selfprobe: %lu stacks found no room in the stack table\n", (unsigned long)d);
-}
-
-void sp_stack_report_json(FILE *f, const struct sp_probe *p, int top)
+void sp_stack_view_json(FILE *f, const struct sp_stack_view *v, const void *probe, int record, int top)
 {
 	fputs(", \"stacks\": [", f);
-	struct stack_entry **v = table ? malloc(SP_STACKS_MAX * sizeof(*v)) : NULL;
-	size_t n = 0;
-	for (uint32_t i = 0; v && i < SP_STACKS_MAX; i++)
-		if (atomic_load(&table[i].ready) && table[i].probe == p)
-			v[n++] = &table[i];
-	if (v)
-		qsort(v, n, sizeof(*v), by_count);
+	size_t n;
+	const struct sp_stack_entry **s = stacks_of(v, probe, record, &n);
 	for (size_t i = 0; i < n && (int)i < top; i++) {
-		fprintf(f, "%s{\"count\": %lu, \"frames\": [", i ? ", " : "", (unsigned long)v[i]->count);
-		for (int k = 0; k < v[i]->depth; k++) {
+		fprintf(f, "%s{\"count\": %lu, \"frames\": [", i ? ", " : "", (unsigned long)s[i]->count);
+		for (int k = 0; k < s[i]->depth; k++) {
 			char sym[256];
-			symbolize(v[i]->ips[k], k == 0, sym, sizeof(sym));
+			symbolize(v, s[i]->ips[k], k == 0, sym, sizeof(sym));
 			if (k)
 				fputs(", ", f);
 			sp_json_str(f, sym);
@@ -262,5 +293,55 @@ void sp_stack_report_json(FILE *f, const struct sp_probe *p, int top)
 		fputs("]}", f);
 	}
 	fputc(']', f);
-	free(v);
+	free(s);
+}
+
+void sp_stack_view_folded(FILE *f, const struct sp_stack_view *v,
+			  const char *(*label)(const struct sp_stack_entry *e, void *ctx), void *ctx)
+{
+	for (uint32_t i = 0; v->table && i < SP_STACKS_MAX; i++) {
+		const struct sp_stack_entry *e = &v->table[i];
+		const char *name = atomic_load(&((struct sp_stack_entry *)e)->ready) ? label(e, ctx) : NULL;
+		if (!name)
+			continue;
+		/* root first: the outermost caller, down to the probe's label */
+		for (int k = e->depth - 1; k >= 0; k--) {
+			char sym[256];
+			symbolize(v, e->ips[k], k == 0, sym, sizeof(sym));
+			for (char *c = sym; *c; c++)
+				if (*c == ';' || *c == ' ')
+					*c = '_';
+			fprintf(f, "%s;", sym);
+		}
+		fprintf(f, "%s %lu\n", name, (unsigned long)e->count);
+	}
+}
+
+/* ---- this process's own ---- */
+
+static const char *probe_label(const struct sp_stack_entry *e, void *ctx)
+{
+	(void)ctx;
+	return e->probe->label;
+}
+
+void sp_stack_report_text(FILE *f, const struct sp_probe *p, int top)
+{
+	struct sp_stack_view v = { .table = table };
+	sp_stack_view_text(f, &v, p, -1, p->label, top);
+}
+
+void sp_stack_report_json(FILE *f, const struct sp_probe *p, int top)
+{
+	struct sp_stack_view v = { .table = table };
+	sp_stack_view_json(f, &v, p, -1, top);
+}
+
+void sp_stack_report_folded(FILE *f)
+{
+	struct sp_stack_view v = { .table = table };
+	sp_stack_view_folded(f, &v, probe_label, NULL);
+	uint64_t d = atomic_load(&dropped);
+	if (d)
+		fprintf(stderr, "selfprobe: %lu stacks found no room in the stack table\n", (unsigned long)d);
 }

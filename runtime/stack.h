@@ -15,6 +15,9 @@
 #ifndef SP_STACK_H
 #define SP_STACK_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -25,12 +28,46 @@
 
 struct sp_probe;
 
+/* One distinct stack of one probe.  Under the launcher the table is in its
+ * shared file (shm.h): RECORD names the probe there. */
+struct sp_stack_entry {
+	_Atomic uint64_t hash;              /* 0: free */
+	_Atomic int ready;                  /* ips written */
+	int32_t record;                     /* the probe's record in the shared file, or -1 */
+	const struct sp_probe *probe;       /* in the process that recorded it */
+	uint64_t count;
+	int depth;
+	uintptr_t ips[SP_STACK_DEPTH];
+};
+
 /* Walk the stack of CTX into IPS (at most MAX).  Count, or -errno. */
 int sp_stack_walk(struct selfprobe_ctx *ctx, uintptr_t *ips, int max);
 
 /* The `stack` action's handler. */
 int sp_stack_handler(struct selfprobe_ctx *ctx, void *data);
 int sp_stack_prepare(void);
+
+/* The objects loaded now, noted in the shared file for the launcher's
+ * symbolisation (at prepare and when the loader changes the link map). */
+void sp_stack_note_objects(void);
+void sp_stack_atfork_child(void);
+
+/* A stack table to report: this process's (symbolised here, entries
+ * matched by probe), or another's from the shared file (entries matched by
+ * record, symbolised with the ELF files of the objects it noted). */
+struct sp_shm_object;
+struct sp_stack_view {
+	const struct sp_stack_entry *table;     /* SP_STACKS_MAX entries */
+	bool other_process;                     /* match records, symbolise with OBJS */
+	const struct sp_shm_object *objs;
+	size_t n_objs;
+};
+void sp_stack_view_text(FILE *f, const struct sp_stack_view *v, const void *probe, int record,
+			const char *label, int top);
+void sp_stack_view_json(FILE *f, const struct sp_stack_view *v, const void *probe, int record, int top);
+/* Folded lines of every entry LABEL names (NULL: skipped). */
+void sp_stack_view_folded(FILE *f, const struct sp_stack_view *v,
+			  const char *(*label)(const struct sp_stack_entry *e, void *ctx), void *ctx);
 
 /* Report: the top stacks of probe P as text (bpftrace's @stacks style),
  * and every stack of every probe as folded lines ("a;b;c N", root first). */

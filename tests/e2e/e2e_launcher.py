@@ -182,6 +182,20 @@ def main():
                     "errors after SIGKILL (%s): the bad item is in the report's errors" % mode, json.dumps(rep)[:800])
         except (OSError, ValueError, KeyError, IndexError) as e:
             t.check(False, "errors after SIGKILL (%s): bad report: %s" % (mode, e), t.clip(cp.stderr))
+        # stacks too: symbolised by the launcher from the objects the process
+        # noted; with a fork, both processes' stacks in one folded file
+        for end, procs in (("sigkill", 1), ("fork", 2)):
+            out = os.path.join(t.work_dir(), "stacks-%s-%s.folded" % (end, mode))
+            cp = t.run([LAUNCHER, "run", "-e", "uprobe:ends_work=stack", "--mode", mode, "-o", out, "--",
+                        ENDS, end, str(N)])
+            lines = open(out).read().splitlines() if os.path.exists(out) else []
+            good = [l for l in lines if re.search(r";main\+0x[0-9a-f]+;ends_work\+0;uprobe:ends_work %d$" % N, l)]
+            t.check(len(lines) == procs and len(good) == procs,
+                    "stacks after %s (%s): %d folded stacks main;ends_work of %d hits, want %d"
+                    % (end, mode, len(good), N, procs), "\n".join(lines[:5]) + t.clip(cp.stderr))
+            err = cp.stderr.decode(errors="replace")
+            t.check(err.count("    ends_work+0\n    main+0x") == procs and err.count("\n]: %d\n" % N) == procs,
+                    "stacks after %s (%s): the text report shows each process's stack" % (end, mode), t.clip(err))
         # latency histograms survive SIGKILL and a crash too (shared file),
         # in the text and the JSON report, with a fork child's apart
         for end, procs in (("sigkill", 1), ("segv", 1), ("fork", 2)):
