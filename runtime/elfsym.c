@@ -704,6 +704,26 @@ const struct sp_sym *sp_elf_lookup(const struct sp_elf *e, const char *name)
 	return best;
 }
 
+static int leading_underscores(const char *name)
+{
+	int n = 0;
+	while (name[n] == '_')
+		n++;
+	return n;
+}
+
+/* Among aliases, the name a person would call it: the better score, then
+ * the fewer leading underscores (malloc, not __libc_malloc); walking down,
+ * a full tie means earlier in sort order: the first name, as in
+ * sp_elf_match. */
+static bool at_least_as_good(const struct sp_elf *e, const struct sp_sym *s, const struct sp_sym *than)
+{
+	int a = score(e, s), b = score(e, than);
+	if (a != b)
+		return a > b;
+	return leading_underscores(s->name) <= leading_underscores(than->name);
+}
+
 const struct sp_sym *sp_elf_containing(const struct sp_elf *e, uint64_t vaddr)
 {
 	const struct priv *p = e->priv;
@@ -727,12 +747,10 @@ const struct sp_sym *sp_elf_containing(const struct sp_elf *e, uint64_t vaddr)
 			break;
 		if (d != 0 && d >= p->max_size)
 			break;
-		/* Walking down, an equal score means earlier in sort order:
-		 * ties go to the first name, as in sp_elf_match. */
 		if (s->size && d < s->size) {
-			if (!best || score(e, s) >= score(e, best))
+			if (!best || at_least_as_good(e, s, best))
 				best = s;
-		} else if (d == 0 && (!exact || score(e, s) >= score(e, exact))) {
+		} else if (d == 0 && (!exact || at_least_as_good(e, s, exact))) {
 			exact = s;
 		}
 	}

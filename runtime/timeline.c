@@ -55,7 +55,7 @@ void sp_timeline_label(struct sp_probe *p)
 	p->tl_label = -1;
 	if (p->action != SP_ACT_TRACE && p->action != SP_ACT_LATENCY)
 		return;
-	if (p->shm_record >= 0) {          /* the launcher reads the record's label */
+	if (sp_shm_active()) {   /* the launcher reads the record's label (none: no events) */
 		p->tl_label = p->shm_record;
 		return;
 	}
