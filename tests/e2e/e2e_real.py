@@ -29,26 +29,6 @@ LIBC_SPECS = ["uprobe:libc:malloc", "uprobe:libc:free;uprobe:libc:strlen"]
 SQLITE_SPEC = "uprobe:libsqlite3:sqlite3_step;uprobe:libsqlite3:sqlite3_prepare_v2"
 
 
-def sql_workload(rows):
-    s = ["CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT, v REAL, grp INTEGER);",
-         "CREATE INDEX t_grp ON t(grp);", "BEGIN;"]
-    for i in range(rows):
-        s.append("INSERT INTO t(name, v, grp) VALUES('name-%d', %d.25, %d);" % (i, (i * 7919) % 1000, i % 17))
-    s += ["COMMIT;",
-          "SELECT grp, count(*), sum(v), min(name), max(name) FROM t GROUP BY grp ORDER BY grp;",
-          "UPDATE t SET v = v * 2 WHERE grp IN (1, 3, 5);",
-          "DELETE FROM t WHERE id % 11 = 0;",
-          "CREATE TABLE u AS SELECT grp, group_concat(id) AS ids FROM t GROUP BY grp;",
-          "SELECT grp, length(ids) FROM u ORDER BY grp;",
-          "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 500) "
-          "SELECT sum(x), count(*) FROM c;",
-          "SELECT name FROM t WHERE name LIKE 'name-1%' ORDER BY v DESC, id LIMIT 20;",
-          "SELECT count(*) FROM t a JOIN t b ON a.grp = b.grp AND a.id < b.id WHERE a.id < 300;"]
-    for i in range(rows // 15):
-        s.append("SELECT %d, count(*) FROM t WHERE grp = %d;" % (i, i % 17))
-    return ("\n".join(s) + "\n").encode()
-
-
 def programs(name):
     """(specs, [(cmd, stdin)] small and large workloads)"""
     if name == "ls":
@@ -57,8 +37,8 @@ def programs(name):
     if name == "sort":
         return LIBC_SPECS, [(["sort", t.sort_input(5000)], None), (["sort", t.sort_input(20000)], None)]
     if name == "sqlite3":
-        return LIBC_SPECS + [SQLITE_SPEC], [(["sqlite3", ":memory:"], sql_workload(1000)),
-                                            (["sqlite3", ":memory:"], sql_workload(3000))]
+        return LIBC_SPECS + [SQLITE_SPEC], [(["sqlite3", ":memory:"], t.sql_workload(1000)),
+                                            (["sqlite3", ":memory:"], t.sql_workload(3000))]
     sys.exit("usage: e2e_real.py ls|sort|sqlite3")
 
 

@@ -67,11 +67,6 @@ def programs():
             ("python3", [PYTHON, "-c", PY_CODE], None)]
 
 
-def own_lines_removed(stderr):
-    """STDERR without the runtime's own lines."""
-    return b"".join(l for l in stderr.splitlines(True) if not l.startswith(b"selfprobe: "))
-
-
 def check_report(label, rep):
     probes = rep["probes"]
     t.check(len(probes) > MIN_PROBES, "%s: %d probes, want more than %d" % (label, len(probes), MIN_PROBES))
@@ -102,7 +97,7 @@ def test_programs():
                     % (label, cp.returncode, ref.returncode), t.clip(cp.stderr))
             t.check(cp.stdout == ref.stdout, "%s: stdout differs from the unprobed run (%d vs %d bytes)"
                     % (label, len(cp.stdout), len(ref.stdout)), t.clip(cp.stderr))
-            t.check(own_lines_removed(cp.stderr) == ref.stderr,
+            t.check(t.own_lines_removed(cp.stderr) == ref.stderr,
                     "%s: stderr (without selfprobe's lines) differs from the unprobed run" % label,
                     "got:\n%s\nwant:\n%s" % (t.clip(cp.stderr, 1000), t.clip(ref.stderr, 1000)))
             if not rep:

@@ -32,7 +32,6 @@ fails; everything else always runs.
 import os
 import re
 import shutil
-import struct
 import sys
 
 import sptest as t
@@ -49,89 +48,6 @@ PROBES_D = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file_
                                          "..", "..", "probes.d"))
 LOOPS = 3
 TRACE_RE = re.compile(r"^\[(\d+)\] (usdt:\S+)\((.*)\)$")
-
-
-# ---------------------------------------------------------------- ELF notes
-
-class Notes:
-    """The stapsdt notes of an ELF64 file, with what kcount needs: each
-    site's file offset and its semaphore's file offset."""
-
-    def __init__(self, path):
-        self.path = path
-        with open(path, "rb") as f:
-            data = f.read()
-        (shoff,) = struct.unpack_from("<Q", data, 0x28)
-        (shentsize, shnum, shstrndx) = struct.unpack_from("<HHH", data, 0x3a)
-        secs = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize)
-                for i in range(shnum)]
-        names_off = secs[shstrndx][4]
-
-        def sec_name(s):
-            return data[names_off + s[0]:data.index(b"\0", names_off + s[0])].decode()
-
-        self.loads = []
-        (phoff,) = struct.unpack_from("<Q", data, 0x20)
-        (phentsize, phnum) = struct.unpack_from("<HH", data, 0x36)
-        for i in range(phnum):
-            (ptype, flags, off, vaddr, _pa, filesz, _memsz, _al) = struct.unpack_from(
-                "<IIQQQQQQ", data, phoff + i * phentsize)
-            if ptype == 1:
-                self.loads.append((vaddr, filesz, off, flags))
-        base_addr = None
-        for s in secs:
-            if sec_name(s) == ".stapsdt.base":
-                base_addr = s[3]
-        self.notes = []       # dicts: provider, name, pc, sem, args
-        self.objects = {}     # dynsym OBJECT symbols: name -> vaddr
-        for s in secs:
-            if s[1] == 7 and sec_name(s) == ".note.stapsdt":
-                self._parse_notes(data[s[4]:s[4] + s[5]], base_addr)
-            if s[1] == 11:     # SHT_DYNSYM
-                self._parse_objects(data, s, secs[s[6]][4])
-
-    def _parse_notes(self, d, base_addr):
-        pos = 0
-        while pos + 12 <= len(d):
-            namesz, descsz, ntype = struct.unpack_from("<III", d, pos)
-            name = d[pos + 12:pos + 12 + namesz].rstrip(b"\0")
-            desc_at = pos + 12 + ((namesz + 3) & ~3)
-            desc = d[desc_at:desc_at + descsz]
-            pos = desc_at + ((descsz + 3) & ~3)
-            if name != b"stapsdt" or ntype != 3:
-                continue
-            pc, base, sem = struct.unpack_from("<QQQ", desc, 0)
-            provider, pname, args = desc[24:].split(b"\0")[:3]
-            if base_addr is not None:    # prelinked or moved: correct as the runtime does
-                pc += base_addr - base
-                if sem:
-                    sem += base_addr - base
-            self.notes.append({"provider": provider.decode(), "name": pname.decode(),
-                               "pc": pc, "sem": sem, "args": args.decode()})
-
-    def _parse_objects(self, data, s, stroff):
-        off, size, entsize = s[4], s[5], s[9]
-        for j in range(size // entsize):
-            (name, info, _o, shndx, value, _sz) = struct.unpack_from("<IBBHQQ", data, off + j * entsize)
-            if shndx and (info & 0xf) == 1:   # STT_OBJECT
-                n = data[stroff + name:data.index(b"\0", stroff + name)].decode()
-                self.objects[n] = value
-
-    def offset(self, vaddr, executable):
-        for (va, filesz, off, flags) in self.loads:
-            if va <= vaddr < va + filesz and bool(flags & 1) == executable:
-                return vaddr - va + off
-        return None
-
-    def find(self, provider, name):
-        return [n for n in self.notes if n["provider"] == provider and n["name"] == name]
-
-    def kprobe(self, note):
-        """kcount's PROBE for NOTE: the site, and the semaphore as ref_ctr."""
-        p = "%s:%#x" % (self.path, self.offset(note["pc"], True))
-        if note["sem"]:
-            p += ":ref=%#x" % self.offset(note["sem"], False)
-        return p
 
 
 # ---------------------------------------------------------------- helpers
@@ -263,7 +179,7 @@ def check_semaphores(mode, counts):
 
 def check_target_kernel(counts):
     """Kernel uprobes on every sptest site, semaphores set through ref_ctr."""
-    notes = Notes(USDT_TARGET)
+    notes = t.Notes(USDT_TARGET)
     sites = [n for n in notes.notes if n["provider"] == "sptest"]
     t.check(len(sites) == 17 and all(n["sem"] for n in sites),
             "sp_usdt_target: %d sptest notes (want 17: 14 names + 3 inlined), all with semaphores"
@@ -384,7 +300,7 @@ def check_python(mode, kernel_ok):
     if not os.path.exists(PYTHON):
         t.check(False, "%s is not installed (Debian's python3.11 is a required USDT program)" % PYTHON)
         return
-    notes = Notes(PYTHON)
+    notes = t.Notes(PYTHON)
     sites = notes.find("python", "function__entry") + notes.find("python", "function__return")
     t.check(len(sites) == 2 and all(n["sem"] for n in sites),
             "python3.11: function__entry/return notes %r (want one each, with semaphores)" % sites)
@@ -429,13 +345,13 @@ def check_python(mode, kernel_ok):
 
 def check_libstdcxx(mode, kernel_ok):
     lib = os.path.realpath(LIBSTDCXX)
-    notes = Notes(lib)
+    notes = t.Notes(lib)
     names = ("throw", "catch", "rethrow")
     sites = {nm: notes.find("libstdcxx", nm) for nm in names}
     if not t.check(all(len(v) == 1 for v in sites.values()),
                    "libstdc++: libstdcxx throw/catch/rethrow notes %r" % sites):
         return
-    tinfo = Notes(CXX_TARGET).objects   # typeinfos the target copies in (PIE: page offset known)
+    tinfo = t.Notes(CXX_TARGET).objects   # typeinfos the target copies in (PIE: page offset known)
     for (cmode, n, want, ttype) in (("throw", 200, {"throw": 200, "catch": 200, "rethrow": 0},
                                      "_ZTISt13runtime_error"),
                                     ("rethrow", 100, {"throw": 100, "catch": 200, "rethrow": 100},

@@ -106,9 +106,9 @@ def base_env():
     return env
 
 
-def run(cmd, env=None, stdin=None, timeout=300):
+def run(cmd, env=None, stdin=None, timeout=300, cwd=None):
     """Run CMD; returns the CompletedProcess (bytes), with .pid set."""
-    p = subprocess.Popen(cmd, env=env or base_env(), stdin=subprocess.PIPE,
+    p = subprocess.Popen(cmd, env=env or base_env(), stdin=subprocess.PIPE, cwd=cwd,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         out, err = p.communicate(stdin, timeout=timeout)
@@ -119,6 +119,11 @@ def run(cmd, env=None, stdin=None, timeout=300):
     cp = subprocess.CompletedProcess(cmd, p.returncode, out, err)
     cp.pid = p.pid
     return cp
+
+
+def own_lines_removed(stderr):
+    """STDERR without the runtime's own lines."""
+    return b"".join(l for l in stderr.splitlines(True) if not l.startswith(b"selfprobe: "))
 
 
 def probed_env(spec, mode=None, output=None, extra=None):
@@ -276,7 +281,7 @@ def kernel_uprobes():
     return _kernel
 
 
-def kcount(probes, cmd, stdin=None, timeout=300):
+def kcount(probes, cmd, stdin=None, timeout=300, env=None, cwd=None):
     """Count PROBES (kcount syntax) over CMD with kernel uprobes.
     Returns (CompletedProcess, {probe: count}) or (cp, None) on failure."""
     kcount.n = getattr(kcount, "n", 0) + 1
@@ -284,7 +289,7 @@ def kcount(probes, cmd, stdin=None, timeout=300):
     args = [KCOUNT, "-o", out]
     for p in probes:
         args += ["-u", p]
-    cp = run(args + ["--"] + cmd, stdin=stdin, timeout=timeout)
+    cp = run(args + ["--"] + cmd, env=env, stdin=stdin, timeout=timeout, cwd=cwd)
     if not os.path.exists(out):
         check(False, "kcount produced no counts for %s (exit %d)" % (" ".join(cmd), cp.returncode),
               clip(cp.stderr))
@@ -301,42 +306,100 @@ def kcount(probes, cmd, stdin=None, timeout=300):
 STT_GNU_IFUNC = 10
 
 
+DEBUG_ROOT = "/usr/lib/debug"
+
+
+def _elf_sections(data, path):
+    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
+        raise ValueError("%s: not a little-endian ELF64 file" % path)
+    (shoff,) = struct.unpack_from("<Q", data, 0x28)
+    (shentsize, shnum) = struct.unpack_from("<HH", data, 0x3a)
+    return [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
+
+
+def _elf_functions(data, secs, want):
+    """[(name, value, size, type, bind, hidden)] of the function symbols in
+    the symbol tables of types WANT (2 SHT_SYMTAB, 11 SHT_DYNSYM).  hidden:
+    a .dynsym entry of a non-default version (its .gnu.version entry has
+    bit 15), which dlsym does not return."""
+    versym = next((s for s in secs if s[1] == 0x6fffffff), None)    # SHT_GNU_versym
+    out = []
+    for (_n, stype, _fl, _a, off, size, link, _i, _al, entsize) in secs:
+        if stype not in want or not entsize:
+            continue
+        stroff = secs[link][4]
+        for j in range(size // entsize):
+            (name, st_info, _o, shndx, value, ssize) = struct.unpack_from(
+                "<IBBHQQ", data, off + j * entsize)
+            if shndx == 0 or value == 0 or (st_info & 0xf) not in (2, STT_GNU_IFUNC):
+                continue
+            end = data.index(b"\0", stroff + name)
+            hidden = (stype == 11 and versym is not None and
+                      struct.unpack_from("<H", data, versym[4] + 2 * j)[0] & 0x8000 != 0)
+            out.append((data[stroff + name:end].decode(errors="replace"), value, ssize,
+                        st_info & 0xf, st_info >> 4, hidden))
+    return out
+
+
+def _build_id(data, secs):
+    for s in secs:
+        if s[1] != 7:                                     # SHT_NOTE
+            continue
+        d, pos = data[s[4]:s[4] + s[5]], 0
+        while pos + 12 <= len(d):
+            namesz, descsz, ntype = struct.unpack_from("<III", d, pos)
+            desc_at = pos + 12 + ((namesz + 3) & ~3)
+            if ntype == 3 and d[pos + 12:pos + 12 + namesz].rstrip(b"\0") == b"GNU":
+                return d[desc_at:desc_at + descsz].hex()
+            pos = desc_at + ((descsz + 3) & ~3)
+    return None
+
+
 class Elf:
     """The little of an ELF64 file the tests need: PT_LOAD segments and
-    function symbols (.symtab and .dynsym)."""
+    function symbols.
+
+    syms: {name: (value, size, type, bind)} from .symtab and .dynsym, one
+    per name (a global beats a local, dlsym's default version beats another).
+    functions: every function symbol the runtime reads (runtime/elfsym.c):
+    the file's .symtab, else that of the separate debug file named by its
+    build-id (Debian's -dbg packages), and .dynsym less the non-default
+    versions of names that have a default one; debug_path names the debug
+    file used, or is None."""
 
     def __init__(self, path):
         self.path = path
         with open(path, "rb") as f:
             data = f.read()
-        if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
-            raise ValueError("%s: not a little-endian ELF64 file" % path)
-        (phoff, shoff) = struct.unpack_from("<QQ", data, 0x20)
-        (phentsize, phnum, shentsize, shnum) = struct.unpack_from("<HHHH", data, 0x36)
+        secs = _elf_sections(data, path)
+        (phoff,) = struct.unpack_from("<Q", data, 0x20)
+        (phentsize, phnum) = struct.unpack_from("<HH", data, 0x36)
         self.loads = []
         for i in range(phnum):
             (ptype, flags, off, vaddr, _pa, filesz, memsz, _al) = struct.unpack_from(
                 "<IIQQQQQQ", data, phoff + i * phentsize)
             if ptype == 1:
                 self.loads.append((vaddr, memsz, off, filesz, flags))
-        secs = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize)
-                for i in range(shnum)]
+        own = _elf_functions(data, secs, (2, 11))
         self.syms = {}
-        for (_n, stype, _fl, _a, off, size, link, _i, _al, entsize) in secs:
-            if stype not in (2, 11) or not entsize:   # SHT_SYMTAB, SHT_DYNSYM
-                continue
-            stroff = secs[link][4]
-            for j in range(size // entsize):
-                (name, st_info, _o, shndx, value, ssize) = struct.unpack_from(
-                    "<IBBHQQ", data, off + j * entsize)
-                if shndx == 0 or (st_info & 0xf) not in (2, STT_GNU_IFUNC):
-                    continue
-                end = data.index(b"\0", stroff + name)
-                sname = data[stroff + name:end].decode(errors="replace")
-                bind = st_info >> 4
-                old = self.syms.get(sname)
-                if old is None or (old[3] == 0 and bind != 0):
-                    self.syms[sname] = (value, ssize, st_info & 0xf, bind)
+        for (name, value, size, stype, bind, hidden) in own:
+            old = self.syms.get(name)
+            if old is None or (old[3] == 0 and bind != 0) or (old[4] and not hidden):
+                self.syms[name] = (value, size, stype, bind, hidden)
+        dyn = _elf_functions(data, secs, (11,))
+        defaults = {f[0] for f in dyn if not f[5] and f[4] != 0}
+        dyn = [f for f in dyn if not (f[5] and f[0] in defaults)]
+        tab = _elf_functions(data, secs, (2,))
+        self.debug_path = None
+        bid = None if tab else _build_id(data, secs)
+        if bid:
+            dpath = os.path.join(DEBUG_ROOT, ".build-id", bid[:2], bid[2:] + ".debug")
+            if os.path.exists(dpath):
+                with open(dpath, "rb") as f:
+                    ddata = f.read()
+                tab = _elf_functions(ddata, _elf_sections(ddata, dpath), (2,))
+                self.debug_path = dpath
+        self.functions = [(f[0], f[1], f[3] == STT_GNU_IFUNC) for f in tab + dyn]
 
     def symbol(self, name):
         """(vaddr, size, is_ifunc) or None."""
@@ -350,6 +413,28 @@ class Elf:
         return None
 
 
+def sql_workload(rows):
+    """sqlite3 statements on a table of ROWS generated rows: inserts in a
+    transaction, aggregates, updates, deletes, a join, a recursive CTE."""
+    s = ["CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT, v REAL, grp INTEGER);",
+         "CREATE INDEX t_grp ON t(grp);", "BEGIN;"]
+    for i in range(rows):
+        s.append("INSERT INTO t(name, v, grp) VALUES('name-%d', %d.25, %d);" % (i, (i * 7919) % 1000, i % 17))
+    s += ["COMMIT;",
+          "SELECT grp, count(*), sum(v), min(name), max(name) FROM t GROUP BY grp ORDER BY grp;",
+          "UPDATE t SET v = v * 2 WHERE grp IN (1, 3, 5);",
+          "DELETE FROM t WHERE id % 11 = 0;",
+          "CREATE TABLE u AS SELECT grp, group_concat(id) AS ids FROM t GROUP BY grp;",
+          "SELECT grp, length(ids) FROM u ORDER BY grp;",
+          "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 500) "
+          "SELECT sum(x), count(*) FROM c;",
+          "SELECT name FROM t WHERE name LIKE 'name-1%' ORDER BY v DESC, id LIMIT 20;",
+          "SELECT count(*) FROM t a JOIN t b ON a.grp = b.grp AND a.id < b.id WHERE a.id < 300;"]
+    for i in range(rows // 15):
+        s.append("SELECT %d, count(*) FROM t WHERE grp = %d;" % (i, i % 17))
+    return ("\n".join(s) + "\n").encode()
+
+
 def sort_input(n, seed=12345):
     """A file of N deterministic pseudo-random lines (a fixed LCG) for sort."""
     x, lines = seed, []
@@ -360,3 +445,86 @@ def sort_input(n, seed=12345):
     with open(path, "w") as f:
         f.writelines(lines)
     return path
+
+
+# ---------------------------------------------------------------- USDT notes
+
+class Notes:
+    """The stapsdt notes of an ELF64 file, with what kcount needs: each
+    site's file offset and its semaphore's file offset."""
+
+    def __init__(self, path):
+        self.path = path
+        with open(path, "rb") as f:
+            data = f.read()
+        (shoff,) = struct.unpack_from("<Q", data, 0x28)
+        (shentsize, shnum, shstrndx) = struct.unpack_from("<HHH", data, 0x3a)
+        secs = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize)
+                for i in range(shnum)]
+        names_off = secs[shstrndx][4]
+
+        def sec_name(s):
+            return data[names_off + s[0]:data.index(b"\0", names_off + s[0])].decode()
+
+        self.loads = []
+        (phoff,) = struct.unpack_from("<Q", data, 0x20)
+        (phentsize, phnum) = struct.unpack_from("<HH", data, 0x36)
+        for i in range(phnum):
+            (ptype, flags, off, vaddr, _pa, filesz, _memsz, _al) = struct.unpack_from(
+                "<IIQQQQQQ", data, phoff + i * phentsize)
+            if ptype == 1:
+                self.loads.append((vaddr, filesz, off, flags))
+        base_addr = None
+        for s in secs:
+            if sec_name(s) == ".stapsdt.base":
+                base_addr = s[3]
+        self.notes = []       # dicts: provider, name, pc, sem, args
+        self.objects = {}     # dynsym OBJECT symbols: name -> vaddr
+        for s in secs:
+            if s[1] == 7 and sec_name(s) == ".note.stapsdt":
+                self._parse_notes(data[s[4]:s[4] + s[5]], base_addr)
+            if s[1] == 11:     # SHT_DYNSYM
+                self._parse_objects(data, s, secs[s[6]][4])
+
+    def _parse_notes(self, d, base_addr):
+        pos = 0
+        while pos + 12 <= len(d):
+            namesz, descsz, ntype = struct.unpack_from("<III", d, pos)
+            name = d[pos + 12:pos + 12 + namesz].rstrip(b"\0")
+            desc_at = pos + 12 + ((namesz + 3) & ~3)
+            desc = d[desc_at:desc_at + descsz]
+            pos = desc_at + ((descsz + 3) & ~3)
+            if name != b"stapsdt" or ntype != 3:
+                continue
+            pc, base, sem = struct.unpack_from("<QQQ", desc, 0)
+            provider, pname, args = desc[24:].split(b"\0")[:3]
+            if base_addr is not None:    # prelinked or moved: correct as the runtime does
+                pc += base_addr - base
+                if sem:
+                    sem += base_addr - base
+            self.notes.append({"provider": provider.decode(), "name": pname.decode(),
+                               "pc": pc, "sem": sem, "args": args.decode()})
+
+    def _parse_objects(self, data, s, stroff):
+        off, size, entsize = s[4], s[5], s[9]
+        for j in range(size // entsize):
+            (name, info, _o, shndx, value, _sz) = struct.unpack_from("<IBBHQQ", data, off + j * entsize)
+            if shndx and (info & 0xf) == 1:   # STT_OBJECT
+                n = data[stroff + name:data.index(b"\0", stroff + name)].decode()
+                self.objects[n] = value
+
+    def offset(self, vaddr, executable):
+        for (va, filesz, off, flags) in self.loads:
+            if va <= vaddr < va + filesz and bool(flags & 1) == executable:
+                return vaddr - va + off
+        return None
+
+    def find(self, provider, name):
+        return [n for n in self.notes if n["provider"] == provider and n["name"] == name]
+
+    def kprobe(self, note):
+        """kcount's PROBE for NOTE: the site, and the semaphore as ref_ctr."""
+        p = "%s:%#x" % (self.path, self.offset(note["pc"], True))
+        if note["sem"]:
+            p += ":ref=%#x" % self.offset(note["sem"], False)
+        return p

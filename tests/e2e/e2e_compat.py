@@ -1,0 +1,594 @@
+#!/usr/bin/python3
+"""e2e_compat — real Debian programs with broad probes, against the kernel.
+
+  e2e_compat.py [CASE]...      (default: every case; see CASES)
+
+Each case is a program run as one or more steps (commands) in a directory
+of generated inputs (a fixed seed), with one spec:
+
+  sqlite3   a generated SQL workload on a database file   uprobe:libsqlite3:*
+  xz        compress, test, decompress a file               uprobe:liblzma:*
+  git       init, add, commit (twice), gc, log, cat-file    uprobe:libz:*
+  python    python3.11 running a generated script           usdt:python:function__entry
+  sort      sort a generated file                           uprobe:libc:*
+  ls        ls -lan of a generated tree                     uprobe:libc:*
+  tar       create an archive of a generated tree, list it  uprobe:libc:*
+
+Every case runs unprobed, under kernel uprobes (kcount: perf_event_open,
+counting, following children), and under the preload in UPROBE_MODE auto,
+int3 and jmp, each variant in a fresh copy of the inputs.  Checked:
+
+- every step's exit status, stdout and stderr (less the runtime's
+  "selfprobe:" lines) equal the unprobed run's, and so do the files the case
+  produces (the database, the .xz, git's objects and refs, the archive);
+- the probed sites are exactly the ones the spec names, computed here from
+  the ELF file (the object's .symtab, or its build-id debug file's, and
+  .dynsym; IFUNCs as the dynamic linker resolves them in this process) or
+  its stapsdt notes: each site is either probed in every process or named
+  by an error of the report, whose message is printed;
+- per site, the hits summed over every process of every step are the same
+  in the three modes, and equal to the kernel's count (see KERNEL_SITES).
+
+Processes: UPROBE_OUTPUT=DIR/r-%p.json gives one report per process that
+exits (git gc runs seven git children); a fork child that execs writes none,
+which loses nothing here: the only code such a child runs before its exec is
+libc's, and the libc cases do not fork.  Sites are keyed by their ELF
+address (report address less the load base), so processes add up.
+
+KERNEL_SITES: the kernel compares a subset.  Every perf uprobe event costs
+0.1-0.35 s on this kind of machine (most of it at close: the kernel waits
+for an RCU-tasks grace period per event, under a global mutex), and kcount
+opens one event per probe per task: libc:* (3600 sites) would take 10-20
+minutes per program.  So the kernel counts, per case, every site where the
+modes disagree, then up to KERNEL_SITES sites drawn with a fixed seed from
+those hit (in the auto run) and a few never hit; the three modes agree with
+each other on every site, and these with the kernel.
+
+Sites the kernel is not asked to count: those whose first instruction is
+EVEX-encoded (Spec.kernel_safe: the kernel single-steps them wrongly).
+Differences that the preload's presence explains (EXPLAINED: libc's
+allocator internals, __unregister_atfork per loaded object at exit) are
+printed as notes; every other difference fails.
+
+Skipped (exit 77, "SKIP:") only for the kernel part, when `kcount --check`
+fails; a program that is missing is a failure (.ci/deps installs them).
+"""
+import ctypes
+import fnmatch
+import glob
+import hashlib
+import os
+import random
+import re
+import shutil
+import sys
+import time
+
+import sptest as t
+
+MODES = ("auto", "int3", "jmp")
+PYTHON = "/usr/bin/python3.11"     # by path: a python3.11 on PATH may be a wrapper script
+KERNEL_SITES = 14                  # per case, see above
+# libc functions whose counts may differ from the kernel's and between modes
+# because the preload is in the process (not because a hit is lost): their
+# differences are printed as notes, not failures.
+EXPLAINED = [
+    # called from malloc/free/realloc only, on paths that depend on the
+    # heap's state: the runtime shares the application's heap (its own
+    # allocations are not counted, but they change which chunks exist)
+    (re.compile(r"^(_int_\w+|alloc_perturb|unlink_chunk(\.\w+)*|malloc_consolidate|sysmalloc|"
+                r"systrim|tcache_\w+|ptmalloc_init(\.\w+)*|mremap_chunk|munmap_chunk|"
+                r"arena_get2(\.\w+)*|__default_morecore|__GI___default_morecore)$"),
+     "allocator internal"),
+    # at exit, __cxa_finalize runs for every shared object, the preload's
+    # own (libselfprobe.so and the libraries it links) included
+    (re.compile(r"^(__unregister_atfork|__GI___unregister_atfork)$"), "per loaded object at exit"),
+]
+KERNEL_COLD = 4                    # of them never hit
+SEED = 20240611
+
+GIT_ENV = {"GIT_AUTHOR_NAME": "Sp Test", "GIT_AUTHOR_EMAIL": "sp@example.org",
+           "GIT_COMMITTER_NAME": "Sp Test", "GIT_COMMITTER_EMAIL": "sp@example.org",
+           "GIT_AUTHOR_DATE": "@1700000000 +0000", "GIT_COMMITTER_DATE": "@1700000000 +0000",
+           "GIT_CONFIG_NOSYSTEM": "1", "GIT_PAGER": "cat", "GIT_TERMINAL_PROMPT": "0"}
+# single-threaded packing: deltas found by several threads depend on timing
+GIT = ["git", "-c", "pack.threads=1", "-c", "gc.autoDetach=false", "-c", "maintenance.auto=false",
+       "-c", "core.fsync=none", "-c", "init.defaultBranch=main"]
+
+
+# ---------------------------------------------------------------- inputs
+
+def rng_lines(rnd, n, words):
+    return "".join(" ".join(rnd.choice(words) for _ in range(1 + rnd.randrange(12))) + "\n"
+                   for _ in range(n))
+
+
+WORDS = ["alpha", "beta", "gamma", "delta", "probe", "kernel", "trap", "jump", "site",
+         "count", "libc", "zlib", "lzma", "sqlite", "tar", "sort", "0", "17", "4242"]
+
+
+def tree(d, rnd, dirs, files):
+    """DIRS directories of FILES generated text files under D, fixed mtimes."""
+    for i in range(dirs):
+        sub = os.path.join(d, "d%02d" % i)
+        os.makedirs(sub)
+        for j in range(files):
+            p = os.path.join(sub, "f%03d.txt" % j)
+            with open(p, "w") as f:
+                f.write(rng_lines(rnd, 1 + rnd.randrange(80), WORDS))
+            os.utime(p, (1700000000 + j, 1700000000 + j))
+        os.utime(sub, (1700000000, 1700000000))
+    os.utime(d, (1700000000, 1700000000))
+
+
+def setup_xz(d, rnd):
+    with open(os.path.join(d, "data.txt"), "w") as f:
+        f.write(rng_lines(rnd, 30000, WORDS))
+
+
+def setup_git(d, rnd):
+    tree(os.path.join(d, "repo"), rnd, 4, 25)
+
+
+def setup_tree(d, rnd):
+    tree(os.path.join(d, "tree"), rnd, 6, 30)
+
+
+PY_SCRIPT = r'''
+import json, re, collections, hashlib
+def fib(n):
+    return n if n < 2 else fib(n - 1) + fib(n - 2)
+def words(k):
+    return ["w%d" % (i * 7919 % 997) for i in range(k)]
+class Acc:
+    def __init__(self):
+        self.c = collections.Counter()
+    def add(self, w):
+        self.c[w] += 1
+a = Acc()
+for w in words(3000):
+    a.add(w)
+print(fib(16), len(a.c), a.c.most_common(2))
+d = json.loads(json.dumps({"k%d" % i: [i, str(i)] for i in range(300)}))
+print(len(d), hashlib.sha256(repr(sorted(d)).encode()).hexdigest()[:16])
+print(len(re.findall(r"w1\d\b", " ".join(words(2000)))))
+def gen(k):
+    yield k
+    yield k + 1
+for i in range(300):       # 3.11 fires function__entry when close() resumes a generator
+    g = gen(i)
+    next(g)
+    g.close()
+'''
+
+
+def setup_python(d, rnd):
+    with open(os.path.join(d, "work.py"), "w") as f:
+        f.write(PY_SCRIPT)
+
+
+def setup_sort(d, rnd):
+    shutil.copy(t.sort_input(8000, SEED), os.path.join(d, "input.txt"))
+
+
+def setup_sqlite(d, rnd):
+    pass
+
+
+class Case:
+    def __init__(self, name, spec, setup, steps, products=(), env=None, kernel_sites=KERNEL_SITES):
+        self.name, self.spec, self.setup, self.steps = name, spec, setup, steps
+        self.products, self.env, self.kernel_sites = products, env or {}, kernel_sites
+
+
+CASES = [
+    Case("sqlite3", "uprobe:libsqlite3:*", setup_sqlite,
+         [(["sqlite3", "db.sqlite"], t.sql_workload(600)),
+          (["sqlite3", "db.sqlite", "PRAGMA integrity_check; SELECT count(*), sum(v) FROM t;"], None)],
+         products=["db.sqlite"]),
+    Case("xz", "uprobe:liblzma:*", setup_xz,
+         [(["xz", "-6", "-T1", "-k", "data.txt"], None),
+          (["xz", "-t", "data.txt.xz"], None),
+          (["xz", "-d", "-c", "data.txt.xz"], None)],
+         products=["data.txt.xz"]),
+    Case("git", "uprobe:libz:*", setup_git,
+         [(GIT + ["init", "-q", "repo"], None),
+          (GIT + ["-C", "repo", "add", "d00", "d01"], None),
+          (GIT + ["-C", "repo", "commit", "-q", "-m", "first"], None),
+          (GIT + ["-C", "repo", "add", "."], None),
+          (GIT + ["-C", "repo", "commit", "-q", "-m", "second"], None),
+          (GIT + ["-C", "repo", "gc", "-q"], None),
+          (GIT + ["-C", "repo", "log", "--stat", "--format=%H %s"], None),
+          (GIT + ["-C", "repo", "cat-file", "-p", "HEAD:d02/f007.txt"], None)],
+         products=["repo/.git/objects/**", "repo/.git/refs/**", "repo/.git/packed-refs",
+                   "repo/.git/HEAD"],
+         env=GIT_ENV, kernel_sites=6),      # 15 processes: 6 sites are 90 events
+    Case("python", "usdt:python:function__entry", setup_python,
+         [([PYTHON, "work.py"], None)], env={"PYTHONHASHSEED": "0"}),
+    Case("sort", "uprobe:libc:*", setup_sort,
+         # one thread: with several, how often sort's threads wait on their
+         # condition variables (and so enter libc's cleanup handlers) depends
+         # on scheduling, and no two runs count the same
+         [(["sort", "--parallel=1", "-o", "sorted.txt", "input.txt"], None),
+          (["sort", "-c", "sorted.txt"], None)],
+         products=["sorted.txt"]),
+    Case("ls", "uprobe:libc:*", setup_tree,
+         [(["ls", "-lanR", "--time-style=+%s", "tree"], None)]),
+    Case("tar", "uprobe:libc:*", setup_tree,
+         [(["tar", "-cf", "a.tar", "--sort=name", "--mtime=@1700000000", "--owner=0",
+            "--group=0", "--numeric-owner", "--format=gnu", "tree"], None),
+          (["tar", "-tvf", "a.tar"], None)],
+         products=["a.tar"]),
+]
+
+
+def fresh_dir(case, variant):
+    d = os.path.join(t.work_dir(), case.name, variant)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    case.setup(d, random.Random(SEED))
+    os.utime(d, (1700000000, 1700000000))
+    return d
+
+
+def case_env(case, d):
+    env = t.base_env()
+    env.update({"TZ": "UTC", "LC_ALL": "C", "HOME": d, "XDG_CONFIG_HOME": d,
+                "PYTHONDONTWRITEBYTECODE": "1"})
+    env.update(case.env)
+    return env
+
+
+def products(case, d):
+    """{relative path: sha256} of the files CASE produces in D."""
+    out = {}
+    for pat in case.products:
+        for p in glob.glob(os.path.join(d, pat), recursive=True):
+            if os.path.isfile(p):
+                out[os.path.relpath(p, d)] = hashlib.sha256(open(p, "rb").read()).hexdigest()
+    return out
+
+
+def program_ok(cmd):
+    return t.run(["sh", "-c", 'command -v "$0"', cmd[0]]).returncode == 0
+
+
+# ---------------------------------------------------------------- sites
+
+class Spec:
+    """What the spec item names: the object (a library by basename prefix,
+    as the runtime resolves it; a USDT item without one: the program) and
+    its sites,
+    {ELF address: names}, plus the IFUNC groups resolved in this process."""
+
+    def __init__(self, spec, case):
+        m = re.fullmatch(r"(uprobe|usdt):([^:]+):(.+)", spec)
+        self.kind, obj, self.pattern = m.groups()
+        if self.kind == "usdt" and ":" not in self.pattern:
+            # usdt:PROVIDER:NAME, in any object: here, the program's own notes
+            obj, self.pattern = shutil.which(case.steps[0][0][0]), spec.split(":", 1)[1]
+        self.path = object_path(obj, case)
+        self.sites, self.ifuncs, self.resolved, self.notes = {}, {}, {}, None
+        if self.kind == "usdt":
+            self.notes = t.Notes(self.path)
+            prov, name = self.pattern.split(":")
+            for n in self.notes.notes:
+                if fnmatch.fnmatchcase(n["provider"], prov) and fnmatch.fnmatchcase(n["name"], name):
+                    self.sites.setdefault(n["pc"], []).append("%s:%s" % (n["provider"], n["name"]))
+            return
+        self.elf = t.Elf(self.path)
+        groups = {}
+        for name, value, ifunc in self.elf.functions:
+            if fnmatch.fnmatchcase(name, self.pattern):
+                groups.setdefault(value, []).append((name, ifunc))
+        for value, names in groups.items():
+            ifn = sorted(n for n, i in names if i)
+            if ifn:       # the IFUNC name wins its address: the site is where it resolves
+                self.ifuncs[value] = ifn
+            else:
+                self.sites[value] = sorted(n for n, _ in names)
+        self.resolved = resolve_ifuncs(self.path, self.ifuncs)
+
+    def kernel_safe(self, vaddr):
+        """False for a site whose first instruction is EVEX-encoded (0x62):
+        this kernel single-steps it wrongly (a kernel uprobe on libc's
+        __strchr_evex, `vpbroadcastb %esi,%ymm17`, makes strchr fail and
+        tar's getopt reject its options), so the kernel cannot count it."""
+        if self.kind == "usdt":
+            return True
+        with open(self.path, "rb") as f:
+            f.seek(self.elf.vaddr_to_offset(vaddr))
+            return f.read(1) != b"\x62"
+
+    def kernel_probe(self, vaddr):
+        if self.kind == "usdt":
+            note = next(n for n in self.notes.notes if n["pc"] == vaddr)
+            return self.notes.kprobe(note)
+        return "%s:%#x" % (self.path, self.elf.vaddr_to_offset(vaddr))
+
+
+def object_path(obj, case):
+    if obj.startswith("/"):
+        return obj
+    libdir = "/usr/lib/x86_64-linux-gnu"
+    cands = sorted(os.path.join(libdir, f) for f in os.listdir(libdir) if f.startswith(obj + ".so"))
+    elfs = [p for p in cands if open(p, "rb").read(4) == b"\x7fELF"]   # not libc.so, a linker script
+    return os.path.realpath(elfs[0])
+
+
+def load_base(path):
+    """Where PATH is mapped in this process (its first mapping)."""
+    for line in open("/proc/self/maps"):
+        f = line.split()
+        if len(f) >= 6 and os.path.realpath(f[5]) == path and int(f[2], 16) == 0:
+            return int(f[0].split("-")[0], 16)
+    return None
+
+
+def resolve_ifuncs(path, ifuncs):
+    """{IFUNC ELF address: its implementation's ELF address} for the global
+    IFUNCs, as the dynamic linker resolves them here (dlsym)."""
+    if not ifuncs:
+        return {}
+    lib = ctypes.CDLL(path)
+    base = load_base(path)
+    out = {}
+    for value, names in ifuncs.items():
+        for n in names:
+            try:
+                addr = ctypes.cast(getattr(lib, n), ctypes.c_void_p).value
+            except AttributeError:
+                continue
+            out[value] = addr - base
+            break
+    return out
+
+
+ERR_AT = re.compile(r"^(\S+) at 0x([0-9a-f]+): (.*)$")
+
+
+def process_sites(sp, rep, label):
+    """{ELF address: report entry} of one process's report, and
+    {ELF address or IFUNC address: error message}.  The load base is found
+    through an entry whose address is a plain symbol's."""
+    entries = [e for e in rep["probes"] if e["object"] == sp.path]
+    base = None
+    if sp.kind == "usdt":
+        pcs = sorted(sp.sites)
+        addrs = sorted(int(e["address"], 16) for e in entries)
+        if addrs and len(addrs) == len(pcs):
+            base = addrs[0] - pcs[0]
+    else:
+        unique = {}
+        for value, names in sp.sites.items():
+            for n in names:
+                unique[n] = value if n not in unique else None
+        for e in entries:
+            if not e.get("implementation") and unique.get(e["symbol"]) is not None:
+                base = int(e["address"], 16) - unique[e["symbol"]]
+                break
+    if not t.check(base is not None, "%s: cannot find %s's load base in the report of pid %d"
+                   % (label, sp.path, rep["pid"]), [t.fmt_probe(e) for e in entries[:5]]):
+        return {}, {}
+    got = {}
+    for e in entries:
+        v = int(e["address"], 16) - base
+        t.check(v not in got, "%s: pid %d: two entries at %#x" % (label, rep["pid"], v))
+        got[v] = e
+    errs = {}
+    by_name = {n: v for v, names in list(sp.sites.items()) + list(sp.ifuncs.items()) for n in names}
+    for e in rep["errors"]:
+        m = ERR_AT.match(e["message"])
+        v = int(m.group(2), 16) - base if m else None
+        if v is None:
+            v = next((by_name[w] for w in re.findall(r"[\w.@]+", e["message"]) if w in by_name), None)
+        if t.check(v is not None, "%s: pid %d: an error that names no site of the spec"
+                   % (label, rep["pid"]), e):
+            errs[v] = e["message"]
+    return got, errs
+
+
+def check_site_sets(sp, label, got, errs):
+    """GOT (probed) and ERRS (refused) cover exactly the sites SP names."""
+    problems = []
+    for v, e in got.items():
+        if e.get("implementation"):
+            ok = e["symbol"] in {n for names in sp.ifuncs.values() for n in names}
+            if ok and e["symbol"] in sp.elf.syms and sp.resolved.get(sp.elf.syms[e["symbol"]][0]) not in (None, v):
+                problems.append("IFUNC %s probed at %#x, the dynamic linker resolves it to %#x"
+                                % (e["symbol"], v, sp.resolved[sp.elf.syms[e["symbol"]][0]]))
+        else:
+            ok = v in sp.sites
+        if not ok:
+            problems.append("probed %s at %#x: not a site of the spec" % (e["symbol"], v))
+    for v, names in sp.sites.items():
+        if v not in got and v not in errs:
+            problems.append("%s (%#x): neither probed nor refused" % ("/".join(names[:3]), v))
+    for v, names in sp.ifuncs.items():
+        if v in errs or v in got:
+            continue
+        if any(e.get("implementation") in names or e["symbol"] in names for e in got.values()):
+            continue
+        if sp.resolved.get(v) in got:       # shares its implementation with a probed site
+            continue
+        problems.append("IFUNC %s: neither probed nor refused (resolves to %s)"
+                        % ("/".join(names), hex(sp.resolved[v]) if v in sp.resolved else "?"))
+    t.check(not problems, "%s: %d sites of %s differ from what the spec names"
+            % (label, len(problems), sp.path), "\n".join(problems[:20]))
+
+
+# ---------------------------------------------------------------- runs
+
+def compare_run(label, case, steps, ref, d, ref_products):
+    for (cmd, _), cp, r in zip(case.steps, steps, ref):
+        what = "%s: %s" % (label, " ".join(os.path.basename(c) for c in cmd[:6]))
+        t.check(cp.returncode == r.returncode, "%s: exit %d, unprobed %d"
+                % (what, cp.returncode, r.returncode), t.clip(cp.stderr))
+        t.check(cp.stdout == r.stdout, "%s: stdout differs (%d vs %d bytes)"
+                % (what, len(cp.stdout), len(r.stdout)),
+                "got:\n%s\nwant:\n%s" % (t.clip(cp.stdout, 600), t.clip(r.stdout, 600)))
+        t.check(t.own_lines_removed(cp.stderr) == r.stderr, "%s: stderr differs" % what,
+                "got:\n%s\nwant:\n%s" % (t.clip(cp.stderr, 800), t.clip(r.stderr, 800)))
+    got = products(case, d)
+    diff = sorted(k for k in set(got) | set(ref_products) if got.get(k) != ref_products.get(k))
+    t.check(not diff, "%s: %d produced files differ from the unprobed run's" % (label, len(diff)),
+            "\n".join(diff[:20]))
+
+
+def run_plain(case):
+    d = fresh_dir(case, "plain")
+    env = case_env(case, d)
+    ref = [t.run(cmd, env=env, stdin=stdin, cwd=d) for cmd, stdin in case.steps]
+    for (cmd, _), r in zip(case.steps, ref):
+        t.check(r.returncode == 0, "%s: unprobed %s failed (%d)" % (case.name, " ".join(cmd), r.returncode),
+                t.clip(r.stderr))
+    return ref, products(case, d)
+
+
+def run_mode(case, sp, mode, ref, ref_products):
+    """Hits per site summed over every process of every step."""
+    label = "%s [%s] (%s)" % (case.name, case.spec, mode)
+    d = fresh_dir(case, mode)
+    rdir = os.path.join(t.work_dir(), case.name, "reports-" + mode)
+    shutil.rmtree(rdir, ignore_errors=True)
+    os.makedirs(rdir)
+    env = case_env(case, d)
+    env.update(t.probed_env(case.spec, mode, os.path.join(rdir, "r-%p.json")))
+    t0 = time.monotonic()
+    steps = [t.run(cmd, env=env, stdin=stdin, cwd=d) for cmd, stdin in case.steps]
+    took = time.monotonic() - t0
+    compare_run(label, case, steps, ref, d, ref_products)
+    hits, probed, refused, nproc, jmp = {}, set(), {}, 0, 0
+    for f in sorted(glob.glob(os.path.join(rdir, "r-*.json"))):
+        rep = t.load_report(f, "%s: %s" % (label, os.path.basename(f)))
+        if not rep:
+            continue
+        nproc += 1
+        got, errs = process_sites(sp, rep, label)
+        if sp.kind == "uprobe":
+            check_site_sets(sp, "%s: pid %d" % (label, rep["pid"]), got, errs)
+        else:
+            t.check(set(got) | set(errs) == set(sp.sites), "%s: pid %d: USDT sites %s, notes %s"
+                    % (label, rep["pid"], sorted(map(hex, got)), sorted(map(hex, sp.sites))))
+        for v, e in got.items():
+            hits[v] = hits.get(v, 0) + e["hits"]
+            t.check(e["missed"] == 0, "%s: %s missed %d" % (label, e["symbol"], e["missed"]))
+            if mode == "int3":
+                t.check(e["mode"] == "int3", "%s: %s on the %s path" % (label, e["symbol"], e["mode"]))
+            jmp += e["mode"] == "jmp"
+        probed |= set(got)
+        refused.update(errs)
+    t.check(nproc > 0, "%s: no reports in %s" % (label, rdir))
+    t.info("%s: %d processes, %d sites probed (%d jmp entries), %d refused, %d hits; %.1f s"
+           % (label, nproc, len(probed), jmp, len(set(refused) - probed), sum(hits.values()), took))
+    return hits, refused
+
+
+def name_of(sp, v):
+    names = sp.sites.get(v) or [n for iv, r in sp.resolved.items() if r == v for n in sp.ifuncs[iv]]
+    return names[0] if names else hex(v)
+
+
+def explained(sp, v):
+    """Why site V's count may differ (see EXPLAINED), or None."""
+    if not sp.path.endswith("/libc.so.6"):
+        return None
+    return next((why for rx, why in EXPLAINED for n in sp.sites.get(v, ()) if rx.match(n)), None)
+
+
+def split_notes(case, what, lines):
+    """LINES ([(reason or None, text)]) less the explained ones, which are
+    printed as notes."""
+    for why, x in lines:
+        if why:
+            t.info("%s: note: %s: %s (%s, see EXPLAINED)" % (case.name, what, x, why))
+    return [x for why, x in lines if not why]
+
+
+def kernel_sites(sp, per_mode, budget):
+    """The sites the kernel counts: every disagreement, then a seeded draw."""
+    allv = [v for v in sorted(set().union(*per_mode.values())) if sp.kernel_safe(v)]
+    disagree = [v for v in allv if len({h.get(v) for h in per_mode.values()}) > 1]
+    hot = [v for v in allv if per_mode["auto"].get(v) and v not in disagree]
+    cold = [v for v in allv if not per_mode["auto"].get(v) and v not in disagree]
+    rnd = random.Random(SEED)
+    n_cold = min(KERNEL_COLD, len(cold), budget // 4)
+    pick = rnd.sample(hot, min(len(hot), budget - n_cold)) + rnd.sample(cold, n_cold)
+    return disagree[:budget] + sorted(pick)
+
+
+def run_kernel(case, sp, sites, ref, ref_products):
+    label = "%s [%s] (kernel)" % (case.name, case.spec)
+    d = fresh_dir(case, "kernel")
+    env = case_env(case, d)
+    probes = [sp.kernel_probe(v) for v in sites]
+    t0 = time.monotonic()
+    runs = [t.kcount(probes, cmd, stdin=stdin, env=env, cwd=d) for cmd, stdin in case.steps]
+    took = time.monotonic() - t0
+    compare_run(label, case, [cp for cp, _ in runs], ref, d, ref_products)
+    counts = {v: 0 for v in sites}
+    for _, kc in runs:
+        if kc is None:
+            return None, took
+        for v, p in zip(sites, probes):
+            counts[v] += kc[p]
+    return counts, took
+
+
+def test_case(case):
+    missing = [c[0] for c, _ in case.steps if not program_ok(c)]
+    if not t.check(not missing, "%s: %s not installed" % (case.name, ", ".join(sorted(set(missing))))):
+        return
+    t0 = time.monotonic()
+    ref, ref_products = run_plain(case)
+    sp = Spec(case.spec, case)
+    t.check(sp.sites, "%s: %s names no site in %s" % (case.name, case.spec, sp.path))
+    t.info("%s: %s in %s: %d sites%s%s" % (
+        case.name, case.spec, sp.path, len(sp.sites) + len(getattr(sp, "ifuncs", {})),
+        " (%d IFUNCs)" % len(sp.ifuncs) if sp.ifuncs else "",
+        " (symbols from %s)" % sp.elf.debug_path if sp.kind == "uprobe" and sp.elf.debug_path else ""))
+    per_mode, refused = {}, {}
+    for mode in MODES:
+        per_mode[mode], refused[mode] = run_mode(case, sp, mode, ref, ref_products)
+    for v, msg in sorted(refused["auto"].items()):
+        t.info("%s: refused: %s" % (case.name, msg))
+    allv = sorted(set().union(*per_mode.values()))
+    diff = split_notes(case, "the modes differ", [
+        (explained(sp, v),
+         "%s: %s" % (name_of(sp, v), ", ".join("%s %s" % (m, per_mode[m].get(v)) for m in MODES)))
+        for v in allv if len({per_mode[m].get(v) for m in MODES}) > 1])
+    t.check(not diff, "%s: %d sites counted differently by the modes" % (case.name, len(diff)),
+            "\n".join(diff[:20]))
+    ok, reason = t.kernel_uprobes()
+    if not ok:
+        t.skip("%s: kernel uprobes unavailable: %s" % (case.name, reason))
+        return
+    sites = kernel_sites(sp, per_mode, case.kernel_sites)
+    kc, took = run_kernel(case, sp, sites, ref, ref_products)
+    if kc is None:
+        return
+    for mode in MODES:
+        bad = split_notes(case, "differs from the kernel", [
+            (explained(sp, v),
+             "%s (%#x): %s %r, kernel %d" % (name_of(sp, v), v, mode, per_mode[mode].get(v), kc[v]))
+            for v in sites if per_mode[mode].get(v) != kc[v]])
+        t.check(not bad, "%s (%s): %d of %d sites' hits differ from the kernel's"
+                % (case.name, mode, len(bad), len(sites)), "\n".join(bad[:20]))
+    t.info("%s: kernel: %d sites (%d hits) compared, %.1f s; case %.1f s"
+           % (case.name, len(sites), sum(kc.values()), took, time.monotonic() - t0))
+
+
+def main():
+    t.require_build()
+    names = sys.argv[1:] or [c.name for c in CASES]
+    by_name = {c.name: c for c in CASES}
+    for n in names:
+        if n not in by_name:
+            sys.exit("usage: e2e_compat.py [%s]..." % "|".join(by_name))
+    for n in names:
+        test_case(by_name[n])
+    t.finish()
+
+
+if __name__ == "__main__":
+    main()
