@@ -334,7 +334,7 @@ API int selfprobe_attach_launcher(char **env, int argc, char **argv)
 	return rc;
 }
 
-API void selfprobe_exit_report(void)
+static void exit_report(void)
 {
 	/* once per process, and never in a vfork child: it shares the
 	 * parent's memory, and a report would allocate in it */
@@ -352,14 +352,22 @@ API void selfprobe_exit_report(void)
 		/* side outputs (timeline, folded stacks) are the launcher's to
 		 * write, every process's in one file */
 		sp_shm_exited();
-		selfprobe_fini_plugins();
-		return;
+	} else {
+		if (exit_path)
+			selfprobe_write_report(exit_path);
+		if ((!exit_path || is_side_output(exit_path)) && exit_fd >= 0)
+			selfprobe_write_report_fd(exit_fd, false);
 	}
-	if (exit_path)
-		selfprobe_write_report(exit_path);
-	if ((!exit_path || is_side_output(exit_path)) && exit_fd >= 0)
-		selfprobe_write_report_fd(exit_fd, false);
 	selfprobe_fini_plugins();
+}
+
+API void selfprobe_exit_report(void)
+{
+	/* from the first check on (its getpid too), nothing here is the
+	 * application's call */
+	RUNTIME_BEGIN();
+	exit_report();
+	RUNTIME_END();
 }
 
 API int selfprobe_set_timeline_events(unsigned long events)
