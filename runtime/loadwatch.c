@@ -157,6 +157,7 @@ static void rescan(void)
 		sp_spec_free(&s);
 	}
 	sp_maps_free(objs, n);
+	sp_probe_reclaim_locked();   /* inside the loader: no one else rescans */
 }
 
 static int on_link_map_change(struct selfprobe_ctx *ctx, void *data)

@@ -52,7 +52,7 @@ struct sp_error *sp_error_first(void) { return atomic_load(&errors_head); }
 
 void sp_probe_counts(const struct sp_probe *p, uint64_t *out)
 {
-	if (p->attached)
+	if (p->attached || p->detaching)
 		sp_tstate_read(p->id, out);
 	else
 		memcpy(out, p->final, sizeof(p->final));
@@ -115,6 +115,55 @@ static struct sp_elf *elf_get(const char *path, char *err, size_t errlen)
 	elves = c;
 	return e;
 }
+
+/* ---- retired probe vectors ---- */
+
+/* Probe vectors replaced under the registry lock wait here until a
+ * quiescence has passed.  The API's attach and detach quiesce after
+ * unlocking: quiescence waits for every thread inside dispatch, and one of
+ * them may be waiting for the registry lock (the loader notification's
+ * handler, loadwatch.c, takes it inside dispatch).  Registry lock held. */
+static struct sp_probe_vec **retired;
+static size_t n_retired, cap_retired;
+
+static void retire(struct sp_probe_vec *v)
+{
+	if (!v)
+		return;
+	if (n_retired == cap_retired) {
+		size_t cap = cap_retired ? cap_retired * 2 : 16;
+		struct sp_probe_vec **n = realloc(retired, cap * sizeof(*n));
+		if (!n)
+			return;   /* never freed: a small leak, never a use after free */
+		retired = n;
+		cap_retired = cap;
+	}
+	retired[n_retired++] = v;
+}
+
+/* Quiesce, then free what was retired before it.  LOCKED: the registry lock
+ * is held (only where no thread can wait for it inside dispatch). */
+static void reclaim(bool locked)
+{
+	if (!locked)
+		pthread_mutex_lock(&reg_lock);
+	struct sp_probe_vec **v = retired;
+	size_t n = n_retired;
+	retired = NULL;
+	n_retired = cap_retired = 0;
+	if (!locked)
+		pthread_mutex_unlock(&reg_lock);
+	if (!n) {
+		free(v);
+		return;
+	}
+	sp_tstate_quiesce();
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+void sp_probe_reclaim_locked(void) { reclaim(true); }
 
 /* ---- sites ---- */
 
@@ -692,17 +741,22 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 			sp_err("warning: %s: %s uses int3: %s", item->text, p->symbol, p->site->reason);
 		registry_append(p);
 	}
-	/* Readers of the old vectors only read them; free after quiescence. */
-	if (n_old) {
-		sp_tstate_quiesce();
-		for (long i = 0; i < n_old; i++)
-			free(olds[i]);
+	/* Readers of the old vectors only read them; freed after quiescence.
+	 * A probe that failed to arm was in a published vector: it goes after
+	 * the same quiescence. */
+	for (long i = 0; i < n_old; i++)
+		retire(olds[i]);
+	bool failed = false;
+	for (long i = 0; i < n; i++)
+		failed |= ps[i] != NULL;
+	if (failed) {
+		reclaim(true);
+		for (long i = 0; i < n; i++)
+			if (ps[i]) {
+				sp_tstate_free_id(ps[i]->id);
+				free_probe(ps[i]);
+			}
 	}
-	for (long i = 0; i < n; i++)   /* the ones that failed to arm */
-		if (ps[i]) {
-			sp_tstate_free_id(ps[i]->id);
-			free_probe(ps[i]);
-		}
 	if (made == 0 && n_ts > 0 && n > 0) {
 		snprintf(err, errlen, "no site could be patched");
 		made = -ENOTSUP;
@@ -814,6 +868,7 @@ long sp_probe_attach_item(const struct sp_spec_item *item, selfprobe_handler_fn 
 	}
 	pthread_mutex_unlock(&reg_lock);
 	sp_maps_free(objs, n_objs);
+	reclaim(false);
 	return rc;
 }
 
@@ -887,6 +942,11 @@ void sp_probe_objects_gone(const struct sp_object *objs, size_t n)
 		}
 }
 
+/* Two steps, the lock released between them for the quiescence (see
+ * retire).  The probes are marked detached before it: a return trampoline
+ * of a call that entered earlier either sees that and calls no handler, or
+ * is still inside dispatch and is waited for; after it nothing counts to
+ * their ids, so the counts frozen then are final and the ids free. */
 int sp_probe_detach_link(struct selfprobe_link *link)
 {
 	pthread_mutex_lock(&reg_lock);
@@ -895,25 +955,34 @@ int sp_probe_detach_link(struct selfprobe_link *link)
 	for (struct sp_probe *p = atomic_load(&probes_head); p; p = p->next) {
 		if (p->link != link || !p->attached)
 			continue;
-		struct sp_probe_vec *old = vec_replace(p->site, NULL, p);
+		retire(vec_replace(p->site, NULL, p));
 		if (!atomic_load(&p->site->vec))
 			sp_arm_disarm(p->site);
 		if (p->semaphore)
 			__atomic_fetch_sub((uint16_t *)p->semaphore, 1, __ATOMIC_SEQ_CST);
-		sp_tstate_quiesce();
-		free(old);
+		p->detaching = true;
+		p->attached = false;
+		n++;
+	}
+	pthread_mutex_unlock(&reg_lock);
+	if (!n)
+		return -ENOENT;
+	reclaim(false);
+	pthread_mutex_lock(&reg_lock);
+	for (struct sp_probe *p = atomic_load(&probes_head); p; p = p->next) {
+		if (p->link != link || !p->detaching)
+			continue;
 		sp_tstate_read(p->id, p->final);
 		if (p->lat_slot >= 0)
 			sp_latency_read((uint32_t)p->lat_slot, &p->final_lat);
 		sp_shm_final(p);
-		p->attached = false;
+		p->detaching = false;
 		sp_tstate_free_id(p->id);
 		if (p->lat_slot >= 0) {
 			sp_latency_free((uint32_t)p->lat_slot);
 			p->lat_slot = -1;
 		}
-		n++;
 	}
 	pthread_mutex_unlock(&reg_lock);
-	return n ? 0 : -ENOENT;
+	return 0;
 }

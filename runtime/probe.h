@@ -43,6 +43,8 @@ struct sp_probe {
 	char *implementation;            /* IFUNC: the chosen implementation, else NULL */
 	uintptr_t bias;                  /* the object's load bias when attached */
 	bool attached;
+	bool detaching;                  /* detached, its counters not yet frozen
+					  * (sp_probe_detach_link) */
 	bool unloaded;                   /* detached because its object went away */
 	bool freed_id;
 	bool internal;                   /* the runtime's own (not reported) */
@@ -86,6 +88,11 @@ long sp_probe_attach_object(const struct sp_spec_item *item, const struct sp_obj
  * program only, when MAIN_ONLY), calling FN; not in the report (registry
  * lock held).  0 or -errno. */
 int sp_probe_attach_internal(const char *name, uintptr_t addr, bool main_only, selfprobe_handler_fn fn);
+
+/* Free the probe vectors replaced so far, after a quiescence, the registry
+ * lock held: only where no thread can be waiting for it inside dispatch
+ * (the loader notification's handler, whose loader lock serialises them). */
+void sp_probe_reclaim_locked(void);
 
 /* Detach the probes of objects no longer in OBJS (registry lock held). */
 void sp_probe_objects_gone(const struct sp_object *objs, size_t n);
