@@ -393,8 +393,13 @@ def check_bpftrace():
         t.info("SKIP: bpftrace comparison: bpftrace is not installed (the rest of the test runs)")
         return
     what = "bpftrace"
-    # up to 8 arguments: older bpftrace releases limit printf's arguments
-    probes = {"args2": 2, "args4": 4, "args5": 5, "args6": 6, "args8": 8}
+    ok = t.run([bt, "-e", "BEGIN { exit(); }"], timeout=60)
+    if ok.returncode != 0:
+        t.info("SKIP: bpftrace comparison: bpftrace cannot run here (exit %d): %s"
+               % (ok.returncode, ok.stderr.decode(errors="replace").strip()[-300:]))
+        return
+    # up to 6 arguments: bpftrace 0.17 reads USDT arg0..arg5 only on x86_64
+    probes = {"args2": 2, "args4": 4, "args5": 5, "args6": 6}
     prog = " ".join('usdt:%s:sptest:%s { printf("%s%s\\n"%s); }'
                     % (USDT_TARGET, name, name, " %ld" * k,
                        "".join(", (int64)arg%d" % i for i in range(k)))
