@@ -14,9 +14,9 @@ of generated inputs (a fixed seed), with one spec:
   ls        ls -lan of a generated tree                     uprobe:libc:*
   tar       create an archive of a generated tree, list it  uprobe:libc:*
 
-Every case runs unprobed, under kernel uprobes (kcount: perf_event_open,
-counting, following children), and under the preload in UPROBE_MODE auto,
-int3 and jmp, each variant in a fresh copy of the inputs.  Checked:
+Every case runs unprobed, under kernel uprobes (kcount: BPF uprobe_multi
+links, counting, following children), and under the preload in UPROBE_MODE
+auto, int3 and jmp, each variant in a fresh copy of the inputs.  Checked:
 
 - every step's exit status, stdout and stderr (less the runtime's
   "selfprobe:" lines) equal the unprobed run's, and so do the files the case
@@ -27,7 +27,8 @@ int3 and jmp, each variant in a fresh copy of the inputs.  Checked:
   its stapsdt notes: each site is either probed in every process or named
   by an error of the report, whose message is printed;
 - per site, the hits summed over every process of every step are the same
-  in the three modes, and equal to the kernel's count (see KERNEL_SITES).
+  in the three modes, and equal to the kernel's count on every site (see
+  KERNEL_SITES for the exceptions).
 
 Processes: UPROBE_OUTPUT=DIR/r-%p.json gives one report per process that
 exits (git gc runs seven git children); a fork child that execs writes none,
@@ -35,17 +36,22 @@ which loses nothing here: the only code such a child runs before its exec is
 libc's, and the libc cases do not fork.  Sites are keyed by their ELF
 address (report address less the load base), so processes add up.
 
-KERNEL_SITES: the kernel compares a subset.  Every perf uprobe event costs
-0.1-0.35 s on this kind of machine (most of it at close: the kernel waits
-for an RCU-tasks grace period per event, under a global mutex), and kcount
-opens one event per probe per task: libc:* (3600 sites) would take 10-20
-minutes per program.  So the kernel counts, per case, every site where the
-modes disagree, then up to KERNEL_SITES sites drawn with a fixed seed from
-those hit (in the auto run) and a few never hit; the three modes agree with
-each other on every site, and these with the kernel.
+The kernel counts every site that a mode probed: kcount's uprobe_multi
+backend takes libc:* (3600 sites) in one link per process, a few seconds a
+program.  KERNEL_SITES: only when that backend is unavailable (before Linux
+6.6, `kcount --check --multi` fails; the output says so) does the kernel
+count a subset through perf events, which cost 0.1-0.35 s each (most of it
+at close: the kernel waits for an RCU-tasks grace period per event, under a
+global mutex), one per probe per task: libc:* would take 10-20 minutes per
+program.  The subset: every site where the modes disagree, then up to
+KERNEL_SITES sites drawn with a fixed seed from those hit (in the auto run)
+and a few never hit; the three modes agree with each other on every site,
+and these with the kernel.
 
 Sites the kernel is not asked to count: those whose first instruction is
-EVEX-encoded (Spec.kernel_safe: the kernel single-steps them wrongly).
+EVEX-encoded (Spec.kernel_safe: the kernel single-steps them wrongly, for
+uprobe_multi links as for perf events) or has a prefix the kernel's uprobes
+refuse (LOCK, segment overrides).
 Differences that the preload's presence explains (EXPLAINED: libc's
 allocator internals, __unregister_atfork per loaded object at exit) are
 printed as notes; every other difference fails.
@@ -68,7 +74,7 @@ import sptest as t
 
 MODES = ("auto", "int3", "jmp")
 PYTHON = "/usr/bin/python3.11"     # by path: a python3.11 on PATH may be a wrapper script
-KERNEL_SITES = 14                  # per case, see above
+KERNEL_SITES = 14                  # per case, without uprobe_multi only: see above
 # libc functions whose counts may differ from the kernel's and between modes
 # because the preload is in the process (not because a hit is lost): their
 # differences are printed as notes, not failures.
@@ -84,6 +90,8 @@ EXPLAINED = [
     # own (libselfprobe.so and the libraries it links) included
     (re.compile(r"^(__unregister_atfork|__GI___unregister_atfork)$"), "per loaded object at exit"),
 ]
+LEGACY_PREFIXES = b"\xf0\xf2\xf3\x2e\x36\x3e\x26\x64\x65\x66\x67"
+KERNEL_BAD_PREFIXES = b"\xf0\x2e\x36\x3e\x26"     # LOCK, CS, SS, DS, ES
 KERNEL_COLD = 4                    # of them never hit
 SEED = 20240611
 
@@ -290,15 +298,25 @@ class Spec:
         self.resolved = resolve_ifuncs(self.path, self.ifuncs)
 
     def kernel_safe(self, vaddr):
-        """False for a site whose first instruction is EVEX-encoded (0x62):
-        this kernel single-steps it wrongly (a kernel uprobe on libc's
-        __strchr_evex, `vpbroadcastb %esi,%ymm17`, makes strchr fail and
-        tar's getopt reject its options), so the kernel cannot count it."""
+        """False for a site whose first instruction the kernel cannot count:
+        - EVEX-encoded (0x62): this kernel single-steps it wrongly (a kernel
+          uprobe on libc's __strchr_evex, `vpbroadcastb %esi,%ymm17`, makes
+          strchr fail and tar's getopt reject its options);
+        - with a LOCK or ES/CS/SS/DS prefix (x86 uprobes' is_prefix_bad):
+          the kernel refuses to probe it, silently when the object is mapped
+          after the probe exists (sqlite3MemoryBarrier, `lock orq
+          $0,(%rsp)`: kernel 0 hits, 164 in every mode)."""
         if self.kind == "usdt":
             return True
         with open(self.path, "rb") as f:
             f.seek(self.elf.vaddr_to_offset(vaddr))
-            return f.read(1) != b"\x62"
+            code = f.read(15)
+        i = 0
+        while i < len(code) and code[i] in LEGACY_PREFIXES:
+            if code[i] in KERNEL_BAD_PREFIXES:
+                return False
+            i += 1
+        return code[i:i + 1] != b"\x62"
 
     def kernel_probe(self, vaddr):
         if self.kind == "usdt":
@@ -524,9 +542,25 @@ def split_notes(case, what, lines):
     return [x for why, x in lines if not why]
 
 
+_multi = None
+
+
+def kernel_multi():
+    """(True, "") when kcount's uprobe_multi backend works here, else
+    (False, kcount's reason)."""
+    global _multi
+    if _multi is None:
+        cp = t.run([t.KCOUNT, "--check", "--multi"])
+        _multi = (cp.returncode == 0, (cp.stdout + cp.stderr).decode(errors="replace").strip())
+    return _multi
+
+
 def kernel_sites(sp, per_mode, budget):
-    """The sites the kernel counts: every disagreement, then a seeded draw."""
+    """The sites the kernel counts: every site a mode probed, or without
+    uprobe_multi every disagreement, then a seeded draw (see KERNEL_SITES)."""
     allv = [v for v in sorted(set().union(*per_mode.values())) if sp.kernel_safe(v)]
+    if kernel_multi()[0]:
+        return allv
     disagree = [v for v in allv if len({h.get(v) for h in per_mode.values()}) > 1]
     hot = [v for v in allv if per_mode["auto"].get(v) and v not in disagree]
     cold = [v for v in allv if not per_mode["auto"].get(v) and v not in disagree]
@@ -542,7 +576,9 @@ def run_kernel(case, sp, sites, ref, ref_products):
     env = case_env(case, d)
     probes = [sp.kernel_probe(v) for v in sites]
     t0 = time.monotonic()
-    runs = [t.kcount(probes, cmd, stdin=stdin, env=env, cwd=d) for cmd, stdin in case.steps]
+    flags = ["--multi" if kernel_multi()[0] else "--perf"]
+    runs = [t.kcount(probes, cmd, stdin=stdin, env=env, cwd=d, flags=flags)
+            for cmd, stdin in case.steps]
     took = time.monotonic() - t0
     compare_run(label, case, [cp for cp, _ in runs], ref, d, ref_products)
     counts = {v: 0 for v in sites}
@@ -585,7 +621,12 @@ def test_case(case):
     if not ok:
         t.skip("%s: kernel uprobes unavailable: %s" % (case.name, reason))
         return
+    multi, why = kernel_multi()
+    if not multi:
+        t.info("%s: kernel: uprobe_multi unavailable (%s): perf events, a sample of at most %d "
+               "sites (see KERNEL_SITES)" % (case.name, why, case.kernel_sites))
     sites = kernel_sites(sp, per_mode, case.kernel_sites)
+    unsafe = len(set().union(*per_mode.values())) - len(sites) if multi else 0
     kc, took = run_kernel(case, sp, sites, ref, ref_products)
     if kc is None:
         return
@@ -596,8 +637,10 @@ def test_case(case):
             for v in sites if per_mode[mode].get(v) != kc[v]])
         t.check(not bad, "%s (%s): %d of %d sites' hits differ from the kernel's"
                 % (case.name, mode, len(bad), len(sites)), "\n".join(bad[:20]))
-    t.info("%s: kernel: %d sites (%d hits) compared, %.1f s; case %.1f s"
-           % (case.name, len(sites), sum(kc.values()), took, time.monotonic() - t0))
+    more = " (%d more it cannot probe: see Spec.kernel_safe)" % unsafe if unsafe else ""
+    t.info("%s: kernel (%s): %d sites (%d hits) compared%s, %.1f s; case %.1f s"
+           % (case.name, "uprobe_multi" if multi else "perf", len(sites), sum(kc.values()),
+              more, took, time.monotonic() - t0))
 
 
 def main():

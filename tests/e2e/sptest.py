@@ -281,12 +281,13 @@ def kernel_uprobes():
     return _kernel
 
 
-def kcount(probes, cmd, stdin=None, timeout=300, env=None, cwd=None):
-    """Count PROBES (kcount syntax) over CMD with kernel uprobes.
+def kcount(probes, cmd, stdin=None, timeout=300, env=None, cwd=None, flags=()):
+    """Count PROBES (kcount syntax) over CMD with kernel uprobes; FLAGS: more
+    kcount options (--multi, --perf).
     Returns (CompletedProcess, {probe: count}) or (cp, None) on failure."""
     kcount.n = getattr(kcount, "n", 0) + 1
     out = os.path.join(work_dir(), "kcount-%d.txt" % kcount.n)
-    args = [KCOUNT, "-o", out]
+    args = [KCOUNT, "-o", out] + list(flags)
     for p in probes:
         args += ["-u", p]
     cp = run(args + ["--"] + cmd, env=env, stdin=stdin, timeout=timeout, cwd=cwd)
