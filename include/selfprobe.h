@@ -110,6 +110,10 @@ int selfprobe_write_report_fd(int fd, bool json);
  * handlers.  Not for handlers. */
 int  selfprobe_set_exit_report(const char *path);
 void selfprobe_exit_report(void);
+/* True when the runtime writes that report itself at the very end of
+ * exit(), after libc's stdio cleanup (whose last writes count): then a
+ * front end registers no exit handler of its own. */
+bool selfprobe_exit_hooked(void);
 /* A ".trace.json" exit output turns the timeline on: the trace action then
  * records events (not lines on stderr), latency probes record spans, and
  * the text report goes to stderr at exit beside the file (so it does with

@@ -79,8 +79,10 @@ __attribute__((constructor)) static void preload_init(int argc, char **argv, cha
  * not depend on us, and their calls count too.  So the destructor only
  * registers the report as an exit handler: glibc's exit runs handlers
  * registered while it is running them, and this one comes after _dl_fini,
- * i.e. after every library's destructor.  (_exit skips all of this; the
- * runtime writes the report from its _exit then.) */
+ * i.e. after every library's destructor — unless the runtime reports at the
+ * very end of exit() by itself (runtime/exithook.h), after libc's stdio
+ * cleanup too.  (_exit skips all of this; the runtime writes the report
+ * from its _exit then.) */
 extern int __cxa_atexit(void (*fn)(void *), void *arg, void *dso);
 
 static void report_at_exit(void *unused)
@@ -91,8 +93,9 @@ static void report_at_exit(void *unused)
 
 __attribute__((destructor)) static void preload_fini(void)
 {
-	/* No DSO handle: atexit() would tie the handler to this library and
-	 * its own __cxa_finalize would run it right away. */
-	if (active && __cxa_atexit(report_at_exit, NULL, NULL) != 0)
+	/* The runtime reports at the end of exit() by itself where it can;
+	 * else, no DSO handle: atexit() would tie the handler to this library
+	 * and its own __cxa_finalize would run it right away. */
+	if (active && !selfprobe_exit_hooked() && __cxa_atexit(report_at_exit, NULL, NULL) != 0)
 		selfprobe_exit_report();   /* exit is past its handlers: now or never */
 }

@@ -2,6 +2,7 @@
  * once, here, at the edge (NULL + errno, or a negative errno value). */
 #include "selfprobe.h"
 #include "dispatch.h"
+#include "exithook.h"
 #include "log.h"
 #include "plugin.h"
 #include "probe.h"
@@ -219,10 +220,8 @@ static int write_report(const char *pattern)
 {
 	sp_uret_settle();
 	sp_trace_flush_all();
-	if (!pattern) {
-		sp_report_text(stderr);
-		return 0;
-	}
+	if (!pattern)   /* not through the application's stderr FILE: its state is the application's */
+		return write_report_fd(2, false);
 	char *path = sp_report_path(pattern);
 	if (!path)
 		return -ENOMEM;
@@ -316,6 +315,7 @@ API int selfprobe_set_exit_report(const char *path)
 		exit_fd = fcntl(2, F_DUPFD_CLOEXEC, 10);
 	if (path && is_trace(path))
 		sp_timeline_enable();
+	sp_exithook_install(selfprobe_exit_report);   /* after libc's last exit work */
 	sp_report_exit_owner_is_me();
 	atomic_store(&exit_armed, 1);
 	RUNTIME_END();
@@ -368,6 +368,11 @@ API void selfprobe_exit_report(void)
 	RUNTIME_BEGIN();
 	exit_report();
 	RUNTIME_END();
+}
+
+API bool selfprobe_exit_hooked(void)
+{
+	return sp_exithook_active();
 }
 
 API int selfprobe_set_timeline_events(unsigned long events)

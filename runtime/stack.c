@@ -4,9 +4,11 @@
 #include "json.h"
 #include "dispatch.h"
 #include "elfsym.h"
+#include "log.h"
 #include "maps.h"
 #include "probe.h"
 #include "shm.h"
+#include "tstate.h"
 #include "uret.h"
 
 #include <dlfcn.h>
@@ -116,7 +118,9 @@ int sp_stack_handler(struct selfprobe_ctx *ctx, void *data)
 {
 	(void)data;
 	uintptr_t ips[SP_STACK_DEPTH];
+	sp_tls.runtime++;   /* libunwind's libc calls are ours, not the application's */
 	int n = sp_stack_walk(ctx, ips, SP_STACK_DEPTH);
+	sp_tls.runtime--;
 	if (n <= 0 || !table)
 		return 0;
 	const struct sp_probe *p = ctx->probe;
@@ -343,5 +347,5 @@ void sp_stack_report_folded(FILE *f)
 	sp_stack_view_folded(f, &v, probe_label, NULL);
 	uint64_t d = atomic_load(&dropped);
 	if (d)
-		fprintf(stderr, "selfprobe: %lu stacks found no room in the stack table\n", (unsigned long)d);
+		sp_err("%lu stacks found no room in the stack table", (unsigned long)d);
 }

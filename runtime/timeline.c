@@ -75,12 +75,22 @@ void sp_timeline_label(struct sp_probe *p)
 	p->tl_label = (int)i;
 }
 
+static struct sp_tl_buf *make_buffer(void);
+
 /* This thread's buffer: made at its first event, in the launcher's file
  * when there is one.  NULL when none can be had (counted as dropped). */
 static struct sp_tl_buf *buffer(void)
 {
 	if (mine || no_buffer)
 		return mine;
+	sp_tls.runtime++;   /* mmap, getpid …: ours, not the application's */
+	struct sp_tl_buf *b = make_buffer();
+	sp_tls.runtime--;
+	return b;
+}
+
+static struct sp_tl_buf *make_buffer(void)
+{
 	uint64_t cap = atomic_load(&capacity);
 	size_t bytes = sp_tl_buf_bytes(cap);
 	struct sp_tl_buf *b = sp_shm_active() ? sp_shm_alloc_timeline(bytes) : NULL;

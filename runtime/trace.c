@@ -3,6 +3,7 @@
 #include "dispatch.h"
 #include "probe.h"
 #include "timeline.h"
+#include "tstate.h"
 #include "usdt.h"
 
 #include <errno.h>
@@ -114,6 +115,8 @@ static void put_i(struct line *l, int64_t v)
 		put_u(l, (uint64_t)v, 10);
 }
 
+static void trace_line(struct selfprobe_ctx *ctx);
+
 int sp_trace_handler(struct selfprobe_ctx *ctx, void *data)
 {
 	(void)data;
@@ -121,6 +124,14 @@ int sp_trace_handler(struct selfprobe_ctx *ctx, void *data)
 		sp_timeline_hit(ctx);
 		return 0;
 	}
+	sp_tls.runtime++;   /* gettid, mmap, write: ours, not the application's */
+	trace_line(ctx);
+	sp_tls.runtime--;
+	return 0;
+}
+
+static void trace_line(struct selfprobe_ctx *ctx)
+{
 	struct sp_probe *p = ctx->probe;
 	struct line l = { .n = 0 };
 	put(&l, "[");
@@ -154,7 +165,7 @@ int sp_trace_handler(struct selfprobe_ctx *ctx, void *data)
 	put(&l, "\n");
 	struct tbuf *b = buffer();
 	if (!b || out_fd < 0)
-		return 0;
+		return;
 	atomic_store(&b->busy, 1);
 	if (b->len + l.n > BUF_SIZE)
 		flush(b);
@@ -162,7 +173,6 @@ int sp_trace_handler(struct selfprobe_ctx *ctx, void *data)
 		b->data[b->len + i] = l.s[i];
 	b->len += l.n;
 	atomic_store(&b->busy, 0);
-	return 0;
 }
 
 void sp_trace_flush_all(void)

@@ -24,8 +24,12 @@
 typedef int (*sigaction_fn)(int, const struct sigaction *, struct sigaction *);
 typedef int (*sigmask_fn)(int, const sigset_t *, sigset_t *);
 
+typedef sighandler_t (*signal_fn)(int, sighandler_t);
 static sigaction_fn real_sigaction;
 static sigmask_fn real_sigprocmask, real_pthread_sigmask;
+/* libc's signal, bsd_signal, sysv_signal, __sysv_signal */
+static const char *const signal_names[] = { "signal", "bsd_signal", "sysv_signal", "__sysv_signal" };
+static signal_fn real_signal[4];
 static pthread_mutex_t install_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic bool installed;
 /* The signals we own: SIGTRAP (int3 hits) and a real-time signal for the
@@ -53,16 +57,21 @@ static int own_index(int sig)
 	return -1;
 }
 
+/* sigset_t bits by hand: the interposers below run on the application's
+ * behalf, and libc's sigdelset/sigismember would count as its calls. */
+#define SET_WORD(set, sig) ((set)->__val[((sig) - 1) / (8 * sizeof((set)->__val[0]))])
+#define SET_BIT(sig) (1UL << (((sig) - 1) % (8 * sizeof(unsigned long))))
+
 static void mask_owned(sigset_t *set)
 {
 	for (int i = 0; i < N_OWN; i++)
-		sigdelset(set, own_sig[i]);
+		SET_WORD(set, own_sig[i]) &= ~SET_BIT(own_sig[i]);
 }
 
 static bool any_owned(const sigset_t *set)
 {
 	for (int i = 0; i < N_OWN; i++)
-		if (sigismember(set, own_sig[i]))
+		if (SET_WORD(set, own_sig[i]) & SET_BIT(own_sig[i]))
 			return true;
 	return false;
 }
@@ -78,6 +87,9 @@ static void resolve_real(void)
 		real_sigprocmask = (sigmask_fn)dlsym(RTLD_NEXT, "sigprocmask");
 	if (!real_pthread_sigmask)
 		real_pthread_sigmask = (sigmask_fn)dlsym(RTLD_NEXT, "pthread_sigmask");
+	for (int i = 0; i < 4; i++)
+		if (!real_signal[i])
+			real_signal[i] = (signal_fn)dlsym(RTLD_NEXT, signal_names[i]);
 }
 
 /* ucontext gregs ↔ selfprobe_regs.  Explicit fields: no memcpy calls. */
@@ -291,28 +303,36 @@ int sigaction(int sig, const struct sigaction *act, struct sigaction *oact)
 	return real_sigaction(sig, act, oact);
 }
 
-static sighandler_t set_handler(int sig, sighandler_t h, int flags)
+/* signal() and its variants for a signal we own: recorded as the
+ * application's handler (sigaction above).  Other signals go to libc's own
+ * function, so the application's calls run exactly the code they would. */
+static sighandler_t set_handler(int which, int sig, sighandler_t h, int flags)
 {
-	struct sigaction act, old;
-	memset(&act, 0, sizeof(act));
-	act.sa_handler = h;
-	act.sa_flags = flags;
-	sigemptyset(&act.sa_mask);
-	if (!(flags & SA_NODEFER))
-		sigaddset(&act.sa_mask, sig);
+	resolve_real();
+	if (own_index(sig) < 0 && real_signal[which])
+		return real_signal[which](sig, h);
+	struct sigaction act = { .sa_handler = h, .sa_flags = flags }, old;
+	if (!(flags & SA_NODEFER) && sig > 0 && sig < NSIG)
+		SET_WORD(&act.sa_mask, sig) |= SET_BIT(sig);
 	if (sigaction(sig, &act, &old) != 0)
 		return SIG_ERR;
 	return old.sa_handler;
 }
 
 __attribute__((visibility("default")))
-sighandler_t signal(int sig, sighandler_t h) { return set_handler(sig, h, SA_RESTART); }
+sighandler_t signal(int sig, sighandler_t h) { return set_handler(0, sig, h, SA_RESTART); }
 __attribute__((visibility("default")))
-sighandler_t bsd_signal(int sig, sighandler_t h) { return set_handler(sig, h, SA_RESTART); }
+sighandler_t bsd_signal(int sig, sighandler_t h) { return set_handler(1, sig, h, SA_RESTART); }
 __attribute__((visibility("default")))
-sighandler_t sysv_signal(int sig, sighandler_t h) { return set_handler(sig, h, SA_RESETHAND | SA_NODEFER); }
+sighandler_t sysv_signal(int sig, sighandler_t h)
+{
+	return set_handler(2, sig, h, SA_RESETHAND | SA_NODEFER);
+}
 __attribute__((visibility("default")))
-sighandler_t __sysv_signal(int sig, sighandler_t h) { return set_handler(sig, h, SA_RESETHAND | SA_NODEFER); }
+sighandler_t __sysv_signal(int sig, sighandler_t h)
+{
+	return set_handler(3, sig, h, SA_RESETHAND | SA_NODEFER);
+}
 
 static int mask_call(sigmask_fn real, int how, const sigset_t *set, sigset_t *old)
 {

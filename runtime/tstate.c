@@ -77,8 +77,11 @@ int sp_tstate_claim(void)
 			}
 		}
 	}
-	if (slot != SP_SHARED_SLOT)
+	if (slot != SP_SHARED_SLOT) {
+		sp_tls.runtime++;   /* our call, not the application's: not counted */
 		pthread_setspecific(slot_key, (void *)(intptr_t)(slot + 1));
+		sp_tls.runtime--;
+	}
 	sp_tls.slot = slot + 1;
 	sp_tls.claiming = 0;
 	return slot;

@@ -83,12 +83,18 @@ EXPLAINED = [
     # heap's state: the runtime shares the application's heap (its own
     # allocations are not counted, but they change which chunks exist)
     (re.compile(r"^(_int_\w+|alloc_perturb|unlink_chunk(\.\w+)*|malloc_consolidate|sysmalloc\w*(\.\w+)*|"
-                r"systrim|tcache_\w+|ptmalloc_init(\.\w+)*|mremap_chunk|munmap_chunk|"
+                r"systrim(\.\w+)*|tcache_\w+(\.\w+)*|ptmalloc_init(\.\w+)*|mremap_chunk|munmap_chunk|"
                 r"arena_get2(\.\w+)*|__default_morecore|__GI___default_morecore)$"),
-     "allocator internal"),
+     "allocator internal", None),
+    # libc's start, before any constructor runs (the preload attaches in
+    # the first one, as early as a preload can): the kernel counts from
+    # execve.  Only fewer hits are explained so.
+    (re.compile(r"^(__libc_early_init|__pthread_tunables_init|__lll_elision_init|(__GI_)?__getrandom|"
+                r"(__GI_)?__getrlimit|__brk|(__GI_)?__sbrk|(__GI_)?__mmap|(__GI_)?__munmap)$"),
+     "process start, before the first constructor", "fewer"),
     # at exit, __cxa_finalize runs for every shared object, the preload's
     # own (libselfprobe.so and the libraries it links) included
-    (re.compile(r"^(__unregister_atfork|__GI___unregister_atfork)$"), "per loaded object at exit"),
+    (re.compile(r"^((__GI_)?__unregister_atfork|(__GI_)?__cxa_finalize)$"), "per loaded object at exit", "more"),
 ]
 LEGACY_PREFIXES = b"\xf0\xf2\xf3\x2e\x36\x3e\x26\x64\x65\x66\x67"
 KERNEL_BAD_PREFIXES = b"\xf0\x2e\x36\x3e\x26"     # LOCK, CS, SS, DS, ES
@@ -524,9 +530,12 @@ def explained(sp, v, a=None, b=None, reallocs=0):
         return None
     names = list(sp.sites.get(v, ())) + [n for iv, r in sp.resolved.items() if r == v
                                          for n in sp.ifuncs.get(iv, ())]
-    why = next((why for rx, why in EXPLAINED for n in names if rx.match(n)), None)
-    if why:
-        return why
+    for rx, why, direction in EXPLAINED:
+        if not any(rx.match(n) for n in names):
+            continue
+        if direction is None or a is None or b is None or \
+                (direction == "fewer" and a < b) or (direction == "more" and a > b):
+            return why
     if a is not None and b is not None and any(REALLOC_COPY.match(n) for n in sp.sites.get(v, ())) \
             and abs(a - b) <= reallocs:
         return "realloc's copies depend on the heap's layout (%d reallocs)" % reallocs
