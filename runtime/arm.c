@@ -53,7 +53,7 @@ static int plan_resume(struct sp_site *s, const char **why)
 	n += 8;
 	int rc = sp_patch_write(slot, code, (size_t)n);
 	if (rc) {
-		*why = "cannot write the out-of-line copy";
+		*why = sp_patch_refusal() ? sp_patch_refusal() : "cannot write the out-of-line copy";
 		return rc;
 	}
 	s->xol = slot;

@@ -3,8 +3,10 @@
  * Code must often sit within ±2 GiB of the text it serves (rel32 jumps,
  * RIP-relative operands moved out of line), so memory is carved from 64 KiB
  * chunks mapped read+exec into the address-space gap nearest the requested
- * address (/proc/self/maps, MAP_FIXED_NOREPLACE).  Chunks are never writable:
- * code is written through sp_patch_write(), and many slots share a chunk.
+ * address (/proc/self/maps, MAP_FIXED_NOREPLACE).  Chunks are never writable
+ * and executable: code is written through sp_patch_write() (whose fallback
+ * makes a page read-write, not executable, while it writes; a thread in
+ * another slot of that page waits), and many slots share a chunk.
  * Slots are never freed while the process lives (a thread may still be
  * executing one); the memory cost is tens of bytes per site.
  */

@@ -1,22 +1,63 @@
 /* patch — see patch.h for the mechanism and why. */
 #include "patch.h"
 #include "log.h"
+#include "trap.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <linux/membarrier.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <ucontext.h>
 #include <unistd.h>
 
-static pthread_mutex_t patch_lock = PTHREAD_MUTEX_INITIALIZER;
+#ifndef PR_GET_MDWE
+#define PR_GET_MDWE 66
+#endif
+#ifndef PR_MDWE_REFUSE_EXEC_GAIN
+#define PR_MDWE_REFUSE_EXEC_GAIN 1
+#endif
+
+#define PF_INSTR       0x10   /* x86 page-fault error code: an instruction fetch */
+#define RESTORE_TRIES  1000   /* restoring mprotect attempts before giving up */
+
+/* error-checking: fork from a signal handler that interrupted this
+ * thread's own write (outside a window: asynchronous signals are blocked
+ * inside) finds the lock held by itself (sp_patch_atfork_prepare) */
+static pthread_mutex_t patch_lock = PTHREAD_ERRORCHECK_MUTEX_INITIALIZER_NP;
+static __thread bool fork_locked;
 static int mem_fd = -1;          /* /proc/self/mem, -2 once it failed */
 static int sync_state;           /* 0 unknown, 1 registered, -1 unavailable */
+static int fallback_state;       /* 0 unknown, 1 usable, -errno refused */
+static const char *refusal;      /* why, once refused */
+
+/* The open window, for the fault handler of every thread.  WIN_GEN is odd
+ * while a window is open; WIN_LO/WIN_HI change only while it is even (a
+ * seqlock whose stable state is "open"), written under patch_lock. */
+static _Atomic uint32_t win_gen;
+static _Atomic uintptr_t win_lo, win_hi;
+static __thread uint32_t retried_gen;   /* the generation this thread last retried at */
+static __thread volatile bool in_window;   /* this thread is the writer (read by its fault handler) */
+
+/* A system call without libc (no errno, no PLT, no code outside this
+ * object): what runs inside the window and in the fault handler. */
+static inline __attribute__((always_inline)) long raw_syscall(long nr, long a, long b, long c, long d)
+{
+	long rc;
+	register long r10 __asm__("r10") = d;
+	__asm__ volatile("syscall"
+			 : "=a"(rc)
+			 : "0"(nr), "D"(a), "S"(b), "d"(c), "r"(r10)
+			 : "rcx", "r11", "memory");
+	return rc;
+}
 
 static int membarrier(int cmd, unsigned flags)
 {
@@ -28,30 +69,33 @@ static int open_mem(void)
 	if (mem_fd == -1) {
 		mem_fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
 		if (mem_fd < 0) {
-			sp_info("patch: cannot open /proc/self/mem (%s): writing code through mprotect",
-				strerror(errno));
+			sp_info("patch: cannot open /proc/self/mem (%s): writing code through mprotect "
+				"(read-write, then read-exec again)", strerror(errno));
 			mem_fd = -2;
 		}
 	}
 	return mem_fd;
 }
 
-/* Protection of the mapping holding ADDR, from /proc/self/maps. */
-static int page_prot(uintptr_t addr)
+/* Protection of the mapping holding [ADDR, END), from /proc/self/maps:
+ * PROT_* bits, -EFAULT when no single mapping holds it.  Without /proc,
+ * read+exec: code is all we write. */
+static int mapping_prot(uintptr_t addr, uintptr_t end)
 {
 	FILE *f = fopen("/proc/self/maps", "re");
 	if (!f)
 		return PROT_READ | PROT_EXEC;
 	char line[512];
-	int prot = PROT_READ | PROT_EXEC;
+	int prot = -EFAULT;
 	while (fgets(line, sizeof(line), f)) {
 		unsigned long lo, hi;
 		char p[5];
 		if (sscanf(line, "%lx-%lx %4s", &lo, &hi, p) != 3)
 			continue;
 		if (addr >= lo && addr < hi) {
-			prot = (p[0] == 'r' ? PROT_READ : 0) | (p[1] == 'w' ? PROT_WRITE : 0) |
-			       (p[2] == 'x' ? PROT_EXEC : 0);
+			if (end <= hi)
+				prot = (p[0] == 'r' ? PROT_READ : 0) | (p[1] == 'w' ? PROT_WRITE : 0) |
+				       (p[2] == 'x' ? PROT_EXEC : 0);
 			break;
 		}
 	}
@@ -59,40 +103,184 @@ static int page_prot(uintptr_t addr)
 	return prot;
 }
 
-static int write_mprotect(uintptr_t addr, const void *bytes, size_t len)
+/* Can the fallback give a page its execute permission back?  Asked once:
+ * the answer is the process's (MDWE, seccomp, an LSM), not the page's.
+ * Refused here, a probe fails cleanly (its error says why: refusal);
+ * refused after the write, the page would stay non-executable. */
+static int fallback_usable(void)
 {
+	static char why[160];
+	if (fallback_state)
+		return fallback_state > 0 ? 0 : fallback_state;
+	int rc = 0;
+	int mdwe = prctl(PR_GET_MDWE, 0, 0, 0, 0);
+	if (mdwe > 0 && (mdwe & PR_MDWE_REFUSE_EXEC_GAIN)) {
+		rc = -EPERM;
+		snprintf(why, sizeof(why), "/proc/self/mem cannot be written and MDWE (PR_SET_MDWE) "
+			 "refuses to make a page executable again");
+		goto refused;
+	}
 	long pg = sysconf(_SC_PAGESIZE);
-	uintptr_t lo = addr & ~(uintptr_t)(pg - 1);
-	uintptr_t hi = (addr + len + pg - 1) & ~(uintptr_t)(pg - 1);
-	int prot = page_prot(addr);
-	/* Other threads may be executing this page: it must stay executable
-	 * while we write, so this fallback is the one place W+X happens. */
-	if (mprotect((void *)lo, hi - lo, prot | PROT_WRITE | PROT_EXEC) != 0)
-		return -errno;
-	memcpy((void *)addr, bytes, len);
+	void *p = mmap(NULL, (size_t)pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	rc = p == MAP_FAILED ? -errno : 0;
+	if (!rc && mprotect(p, (size_t)pg, PROT_READ | PROT_EXEC) != 0)
+		rc = -errno;
+	if (p != MAP_FAILED)
+		munmap(p, (size_t)pg);
+	if (rc) {
+		snprintf(why, sizeof(why), "/proc/self/mem cannot be written and mprotect cannot make "
+			 "a page executable again (%s)", strerror(-rc));
+		goto refused;
+	}
+	/* threads executing a page while it is not executable fault: the
+	 * fault handler must be ours before the first window opens */
+	if ((rc = sp_trap_install()) != 0) {
+		snprintf(why, sizeof(why), "/proc/self/mem cannot be written and the fault handler "
+			 "cannot be installed (%s)", strerror(-rc));
+		goto refused;
+	}
+	fallback_state = 1;
+	return 0;
+refused:
+	sp_info("patch: %s: code cannot be patched", why);
+	refusal = why;
+	return fallback_state = rc;
+}
+
+/* Everything between the two mprotects: inline system calls and a
+ * volatile byte loop, no call out of this function (mprotect's and
+ * memcpy's own pages may be the ones written).  0, or -errno with
+ * *RESTORED telling whether the pages are executable again. */
+__attribute__((noinline, no_sanitize("address", "undefined")))
+static int window_write(uintptr_t lo, size_t span, int prot, uintptr_t addr,
+			const uint8_t *bytes, size_t len, bool *restored)
+{
+	long rc = raw_syscall(SYS_mprotect, (long)lo, (long)span, PROT_READ | PROT_WRITE, 0);
+	if (rc == 0) {
+		volatile uint8_t *dst = (volatile uint8_t *)addr;
+		const volatile uint8_t *src = bytes;
+		for (size_t i = 0; i < len; i++)
+			dst[i] = src[i];
+	}
+	/* Restore even after a failed first call: mprotect may have changed
+	 * part of the range.  It was tried on these pages with these
+	 * arguments just before (write_fallback); what still fails now is
+	 * transient (memory) or a policy that changed meanwhile: retry. */
+	long back = -1;
+	for (int i = 0; i < RESTORE_TRIES && back != 0; i++) {
+		if (i)
+			raw_syscall(SYS_sched_yield, 0, 0, 0, 0);
+		back = raw_syscall(SYS_mprotect, (long)lo, (long)span, prot, 0);
+	}
+	*restored = back == 0;
+	return (int)(rc ? rc : back);
+}
+
+/* Signals that are synchronous (a fault of this thread's own): blocking
+ * one makes the kernel kill the process instead of delivering it. */
+static uint64_t async_signals(void)
+{
+	static const int sync_sigs[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS };
+	uint64_t mask = ~(uint64_t)0;
+	for (size_t i = 0; i < sizeof(sync_sigs) / sizeof(sync_sigs[0]); i++)
+		mask &= ~((uint64_t)1 << (sync_sigs[i] - 1));
+	return mask;
+}
+
+/* The fallback: read-write while writing, never writable and executable. */
+static int write_fallback(uintptr_t addr, const void *bytes, size_t len)
+{
+	int rc = fallback_usable();
+	if (rc)
+		return rc;
+	uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t lo = addr & ~(pg - 1);
+	uintptr_t hi = (addr + len + pg - 1) & ~(pg - 1);
+	int prot = mapping_prot(addr, addr + len);
+	if (prot < 0)
+		return prot;
+	/* The restoring call, tried first on the unchanged pages: a seccomp
+	 * filter on mprotect's arguments refuses it now, not with the pages
+	 * left non-executable. */
 	if (mprotect((void *)lo, hi - lo, prot) != 0)
 		return -errno;
-	return 0;
+
+	uint64_t block = async_signals(), old_mask = 0;
+	raw_syscall(SYS_rt_sigprocmask, SIG_BLOCK, (long)&block, (long)&old_mask, sizeof(block));
+	uint32_t gen = atomic_load_explicit(&win_gen, memory_order_relaxed);
+	atomic_store_explicit(&win_lo, lo, memory_order_relaxed);
+	atomic_store_explicit(&win_hi, hi, memory_order_relaxed);
+	atomic_store_explicit(&win_gen, gen + 1, memory_order_release);      /* open */
+	in_window = true;
+	bool restored;
+	rc = window_write(lo, hi - lo, prot, addr, bytes, len, &restored);
+	in_window = false;
+	atomic_store_explicit(&win_gen, gen + 2, memory_order_release);      /* closed */
+	atomic_thread_fence(memory_order_seq_cst);   /* before the next window's lo/hi */
+	raw_syscall(SYS_futex, (long)&win_gen, FUTEX_WAKE_PRIVATE, INT_MAX, 0);
+	raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, (long)&old_mask, 0, sizeof(old_mask));
+
+	if (!restored)
+		sp_err("patch: mprotect cannot make %#lx-%#lx executable again (%s): threads running "
+		       "it will fault", (unsigned long)lo, (unsigned long)hi, strerror((int)-rc));
+	return rc;
 }
 
 int sp_patch_write(uintptr_t addr, const void *bytes, size_t len)
 {
 	int rc = 0;
+	if (len == 0)
+		return 0;
 	pthread_mutex_lock(&patch_lock);
 	int fd = open_mem();
 	if (fd >= 0) {
 		ssize_t n = pwrite(fd, bytes, len, (off_t)addr);
 		if (n == (ssize_t)len)
 			goto out;
-		sp_info("patch: /proc/self/mem write at %#lx failed (%s): using mprotect",
+		sp_info("patch: /proc/self/mem write at %#lx failed (%s): writing code through "
+			"mprotect (read-write, then read-exec again)",
 			(unsigned long)addr, n < 0 ? strerror(errno) : "short write");
 		close(fd);
 		mem_fd = -2;
 	}
-	rc = write_mprotect(addr, bytes, len);
+	rc = write_fallback(addr, bytes, len);
 out:
 	pthread_mutex_unlock(&patch_lock);
 	return rc;
+}
+
+const char *sp_patch_refusal(void)
+{
+	return refusal;
+}
+
+bool sp_patch_on_fault(int sig, const siginfo_t *si, const void *ucv)
+{
+	uint32_t gen = atomic_load_explicit(&win_gen, memory_order_acquire);
+	if (gen == 0 || sig != SIGSEGV || si->si_code != SEGV_ACCERR || in_window)
+		return false;   /* no window ever, not a protection fault, or the writer itself */
+	const ucontext_t *uc = ucv;
+	if (!(uc->uc_mcontext.gregs[REG_ERR] & PF_INSTR))
+		return false;   /* a data access: reads are allowed in the window, writes never */
+	uintptr_t at = (uintptr_t)si->si_addr;
+	if (gen & 1) {
+		uintptr_t lo = atomic_load_explicit(&win_lo, memory_order_acquire);
+		uintptr_t hi = atomic_load_explicit(&win_hi, memory_order_acquire);
+		atomic_thread_fence(memory_order_acquire);
+		if (atomic_load_explicit(&win_gen, memory_order_relaxed) == gen && at >= lo && at < hi) {
+			while (atomic_load_explicit(&win_gen, memory_order_acquire) == gen)
+				raw_syscall(SYS_futex, (long)&win_gen, FUTEX_WAIT_PRIVATE, (long)gen, 0);
+			return true;   /* in a later window, it faults and waits again */
+		}
+	}
+	/* Not in the open window: the fault may still have been taken while
+	 * an earlier one was open.  A fetch that faulted did nothing, so run
+	 * it once more; faulting again at the same generation, it is the
+	 * application's. */
+	if (retried_gen == gen)
+		return false;
+	retried_gen = gen;
+	return true;
 }
 
 void sp_patch_sync(void)
@@ -112,11 +300,28 @@ void sp_patch_sync(void)
 	atomic_thread_fence(memory_order_seq_cst);
 }
 
+void sp_patch_atfork_prepare(void)
+{
+	fork_locked = pthread_mutex_lock(&patch_lock) == 0;   /* EDEADLK: ours, no window open */
+}
+
+void sp_patch_atfork_parent(void)
+{
+	if (fork_locked)
+		pthread_mutex_unlock(&patch_lock);
+	fork_locked = false;
+}
+
 void sp_patch_atfork_child(void)
 {
 	if (mem_fd >= 0)
 		close(mem_fd);
 	mem_fd = -1;
 	sync_state = 0;   /* registration belongs to the parent's mm */
-	pthread_mutex_init(&patch_lock, NULL);
+	fork_locked = false;
+	pthread_mutexattr_t a;
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
+	pthread_mutex_init(&patch_lock, &a);
+	pthread_mutexattr_destroy(&a);
 }

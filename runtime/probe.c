@@ -669,7 +669,7 @@ static void atfork_child(void)
 static void setup_once(void)
 {
 	sp_xsave_init();
-	pthread_atfork(NULL, NULL, atfork_child);
+	pthread_atfork(sp_patch_atfork_prepare, sp_patch_atfork_parent, atfork_child);
 }
 
 /* Sites and probes for the N_TS targets of ITEM, armed as one batch.
@@ -728,7 +728,8 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 		if (rc) {
 			/* Nothing was written: the probe never existed. */
 			olds[n_old++] = vec_replace(p->site, NULL, p);
-			sp_probe_error(item->text, "%s: cannot patch the site: %s", p->symbol, strerror(-rc));
+			sp_probe_error(item->text, "%s: cannot patch the site: %s", p->symbol,
+				       sp_patch_refusal() ? sp_patch_refusal() : strerror(-rc));
 			continue;
 		}
 		ps[i] = NULL;   /* kept: the registry owns it now */

@@ -6,6 +6,7 @@
 #include "log.h"
 #include "site.h"
 #include "guard.h"
+#include "patch.h"
 #include "stopworld.h"
 #include "tramp.h"
 
@@ -163,11 +164,34 @@ static void on_stopsig(int sig, siginfo_t *si, void *ucv)
 		chain(OWN_STOP, sig, si, ucv);
 }
 
-/* A fault: inside a handler (guard.h), that handler's probe is disabled
- * and the thread resumes after the call; anywhere else it is the
- * application's. */
+/* rt_sigprocmask without libc (the signal path calls none). */
+static void unblock_stop_signal(void)
+{
+	uint64_t set = (uint64_t)1 << (own_sig[OWN_STOP] - 1);
+	register long r10 __asm__("r10") = sizeof(set);
+	long rc;
+	__asm__ volatile("syscall" : "=a"(rc)
+			 : "0"((long)SYS_rt_sigprocmask), "D"((long)SIG_UNBLOCK), "S"(&set), "d"(0L), "r"(r10)
+			 : "rcx", "r11", "memory");
+	(void)rc;
+}
+
+/* A fault: an instruction fetch from a page the patcher has made
+ * non-executable for a moment (patch.h) waits and runs again; inside a
+ * handler (guard.h), that handler's probe is disabled and the thread
+ * resumes after the call; anywhere else it is the application's. */
 static void on_fault(int sig, siginfo_t *si, void *ucv)
 {
+	/* SIGSEGV arrives with the stop-check signal blocked (sp_trap_install):
+	 * a thread waiting out a write window sits at a PC that may lie inside
+	 * a jmp window, and a stop check answered from inside this handler
+	 * would see our PC instead.  Returning from the handler unblocks it:
+	 * the check is then answered at the faulting PC.  Every other path
+	 * unblocks it now, as if the mask had never changed. */
+	if (sp_patch_on_fault(sig, si, ucv))
+		return;
+	if (sig == SIGSEGV)
+		unblock_stop_signal();
 	sp_guard_on_fault(sig, si);   /* does not return when it was a handler's */
 	int which = sig == SIGSEGV ? OWN_SEGV : sig == SIGBUS ? OWN_BUS : sig == SIGFPE ? OWN_FPE : OWN_ILL;
 	struct sigaction a = app_action[which];
@@ -258,6 +282,8 @@ int sp_trap_install(void)
 		sa.sa_sigaction = handler[i];
 		sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER | SA_RESTART;
 		sigemptyset(&sa.sa_mask);
+		if (own_sig[i] == SIGSEGV)   /* see on_fault */
+			sigaddset(&sa.sa_mask, own_sig[OWN_STOP]);
 		if (real_sigaction(own_sig[i], &sa, &old) != 0) {
 			rc = -errno;
 			goto out;

@@ -27,7 +27,16 @@ report's hits must equal the calls the program counted itself.
               with pwrite also refused, attach must fail cleanly
   wx          no mapping writable and executable: scanned by a thread during
               attach, from a probe handler, and after; trampoline pages r-x;
-              with /proc/self/mem writes refused, none left so after attach
+              the same with /proc/self/mem writes refused (the mprotect
+              fallback: read-write, then read-exec, never both)
+  wxrace      probes attached and detached 20 times while 2 threads hammer
+              the probed functions (one of the program's, strlen, memcpy, a
+              libc function on mprotect's page) and other sites on their
+              pages are patched: every call hits exactly as its probe's state
+              allows (0…0 1…1 attaching, 1 attached, 1…1 0…0 detaching), no
+              W+X seen by a watcher thread or from a handler, none of the
+              write windows reaches the application's SIGSEGV handler, and a
+              fault of its own still does; with and without /proc/self/mem
 """
 import os
 import re
@@ -268,6 +277,8 @@ def test_mdwe(mode):
                t.clip(cp.stdout + cp.stderr)):
         if f.get("attach") == "failed":
             t.check(f.get("handler") == 0, "%s: attach failed yet the handler ran" % label)
+            t.check(b"MDWE" in cp.stderr, "%s: attach failed without naming MDWE as the reason" % label,
+                    t.clip(cp.stderr))
         else:
             t.check(f.get("handler") == 1000, "%s: handler ran %s times" % (label, f.get("handler")))
 
@@ -290,26 +301,60 @@ def test_wx(mode):
     t.check(f.get("text_perms") == "r-xp", "%s: the patched text is %s, want r-xp"
             % (label, f.get("text_perms")), detail)
     # /proc/self/mem writes refused (seccomp pwrite64): the runtime's
-    # mprotect fallback makes pages writable and executable while it writes
-    # (patch.c says so); afterwards nothing may stay so
+    # mprotect fallback takes the execute permission away while it writes
+    # (patch.h): never writable and executable, not even for a moment
     label2 = "W^X with pwrite refused [%s]" % mode
     cp2 = t.run([HOSTILE, "wx", mode, "1000", "pwrite"], timeout=120)
     f2 = facts(cp2.stdout)
     detail2 = t.clip(cp2.stdout + cp2.stderr)
     if t.check(cp2.returncode == 0 and f2.get("h_work") == 1000,
                "%s: the program did not run normally (exit %d)" % (label2, cp2.returncode), detail2):
-        if f2.get("wx_during_attach"):
-            t.info("note: %s: %s writable+executable mappings seen while attaching through the "
-                   "mprotect fallback (%s)" % (label2, f2.get("wx_during_attach"),
-                                              "; ".join(infos(cp2.stdout))))
-        t.check(f2.get("wx_after_attach") == 0 and f2.get("wx_in_handler") == 0,
-                "%s: a mapping stayed writable and executable after attach (after %s, in handler %s)"
-                % (label2, f2.get("wx_after_attach"), f2.get("wx_in_handler")), detail2)
+        t.check(f2.get("attach") == "ok", "%s: attach failed (%s)" % (label2, " ".join(infos(cp2.stdout))),
+                detail2)
+        for key, when in (("wx_during_attach", "while attaching through the mprotect fallback"),
+                          ("wx_in_handler", "from inside a probe handler"),
+                          ("wx_after_attach", "after attach")):
+            t.check(f2.get(key) == 0, "%s: a mapping was writable and executable %s: %s times"
+                    % (label2, when, f2.get(key)), detail2)
         t.check(f2.get("text_perms") == "r-xp", "%s: the patched text is %s, want r-xp"
                 % (label2, f2.get("text_perms")), detail2)
     if mode == "auto":
         t.check(f.get("tramp_perms") == "r-xp", "%s: h_work's trampoline page is %s, want r-xp "
                 "(or the site is not a jmp)" % (label, f.get("tramp_perms")), detail)
+
+
+def test_wxrace(mode):
+    for what in ("", "pwrite"):
+        label = "W^X race%s [%s]" % (", /proc/self/mem refused" if what else "", mode)
+        cp = t.run([HOSTILE, "wxrace", mode, "20"] + ([what] if what else []), timeout=240)
+        f = facts(cp.stdout)
+        if "skip" in f:
+            t.skip("%s: %s" % (label, cp.stdout.decode(errors="replace").strip()))
+            continue
+        detail = t.clip(cp.stdout + cp.stderr)
+        if not t.check(cp.returncode == 0, "%s: exit status %d%s" % (label, cp.returncode,
+                       " (killed by signal %d)" % -cp.returncode if cp.returncode < 0 else ""), detail):
+            continue
+        fallback = b"writing code through mprotect" in cp.stderr
+        t.check(fallback == bool(what), "%s: the runtime %s the mprotect fallback"
+                % (label, "did not use" if what else "used"), detail)
+        t.check(f.get("race_attached") == 4, "%s: only %s of the 4 hammered probes attached in some round"
+                % (label, f.get("race_attached")), detail)
+        t.check(f.get("race_others") == 1, "%s: a probe on the hammered pages did not attach" % label, detail)
+        t.check(f.get("race_checked") == 1, "%s: no call was checked while the probes were attached"
+                % label, detail)
+        t.check(f.get("race_violations") == 0, "%s: %s calls hit a wrong number of times, the first: %s"
+                % (label, f.get("race_violations"), f.get("race_first_violation")),
+                "\n".join(infos(cp.stdout)) + "\n" + t.clip(cp.stderr))
+        t.check(f.get("race_wx") == 0, "%s: the watcher saw %s writable and executable mappings"
+                % (label, f.get("race_wx")), detail)
+        t.check(f.get("race_wx_in_handler") == 0, "%s: a handler saw a writable and executable mapping "
+                "%s times" % (label, f.get("race_wx_in_handler")), detail)
+        t.check(f.get("race_app_segv") == 0, "%s: the application's SIGSEGV handler ran %s times "
+                "(a write window leaked to it)" % (label, f.get("race_app_segv")), detail)
+        t.check(f.get("race_nx_fault_seen") == 1, "%s: the application's own fault (a call into a "
+                "non-executable page) did not reach its handler" % label, detail)
+        t.info("%s: %s" % (label, "; ".join(i for i in infos(cp.stdout) if i.startswith("neighbour"))))
 
 
 def main():
@@ -321,7 +366,7 @@ def main():
         t.finish()
     for mode in modes:
         for case in (test_sigtrap, test_blocked, test_altstack, test_threads, test_storm,
-                     test_seccomp, test_mdwe, test_wx):
+                     test_seccomp, test_mdwe, test_wx, test_wxrace):
             t.info("== %s [%s]" % (case.__name__[5:], mode))
             case(mode)
     for mode, extra in sorted(_stack.items()):

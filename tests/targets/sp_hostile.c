@@ -28,6 +28,12 @@
  *   sp_hostile wx MODE N [WHAT] W^X: /proc/self/maps scanned by a thread during
  *                               attach, from a probe handler, and after; the
  *                               trampoline page of a jmp probe is r-x
+ *   sp_hostile wxrace MODE ROUNDS [WHAT]  probes attached and detached ROUNDS
+ *                               times while threads hammer the probed functions
+ *                               (r_work, strlen, memcpy, a libc function on
+ *                               mprotect's page) and others are patched on
+ *                               their pages; every call must hit exactly as
+ *                               its probe's state allows; W+X watched
  *   sp_hostile plain N          h_work N times (for seccomp-exec)
  *
  * Output: "key value" lines on stdout (call counts the program made, and
@@ -40,7 +46,9 @@
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <dlfcn.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -586,6 +594,346 @@ static int cmd_wx(const char *mode, unsigned long n)
 	return failed;
 }
 
+/* ---- W^X under a patching race -------------------------------------------
+ *
+ * Hammer threads call the probed functions in a loop while the main thread
+ * attaches and detaches probes on them and on their pages.  Each thread
+ * knows, per call, whether the handler ran (a thread-local count): while
+ * probes attach a function's calls go 0…0 1…1, while attached every call
+ * hits once, while detaching 1…1 0…0.  Anything else (a hit lost or doubled
+ * while a page was being written) is a violation.  A watcher thread scans
+ * /proc/self/maps all along for a writable and executable mapping, and
+ * notes when it catches one of the hammered pages without execute
+ * permission (the patcher's write window).  The application's own SIGSEGV
+ * handler must never see one of those windows. */
+
+/* two functions on one page of their own */
+__attribute__((noinline, used, aligned(4096), section(".text.sp_race")))
+unsigned long r_work(unsigned long x)
+{
+	__asm__ volatile("" ::: "memory");
+	return x * 3 + 1;
+}
+
+__attribute__((noinline, used, section(".text.sp_race")))
+unsigned long r_mate(unsigned long x)
+{
+	__asm__ volatile("" ::: "memory");
+	return x + 7;
+}
+
+enum { F_WORK, F_STRLEN, F_MEMCPY, F_NEIGH, N_F };
+enum { PH_ATTACH, PH_ON, PH_DETACH, PH_STOP };
+#define N_HAMMER 2
+
+static const char *const f_name[N_F] = { "r_work", "strlen", "memcpy", NULL };
+static __thread unsigned long tl_hits[N_F];
+static _Atomic unsigned epoch;             /* phase = epoch & 3 */
+static _Atomic unsigned acked[N_HAMMER];
+static _Atomic unsigned long violations, checked, race_calls, race_handler_scans;
+static _Atomic int race_wx_in_handler, windows_seen, app_segv;
+static char violation_text[256];
+static size_t (*volatile strlen_fn)(const char *) = strlen;
+static void *(*volatile memcpy_fn)(void *, const void *, size_t) = memcpy;
+static uintptr_t watch_page[N_F];
+
+/* a libc function on mprotect's page, called harmlessly */
+struct neigh {
+	const char *name;
+	int (*call)(void *fn, void *page, size_t len);
+};
+static int call_mincore(void *fn, void *page, size_t len)
+{
+	unsigned char vec[1];
+	return ((int (*)(void *, size_t, unsigned char *))fn)(page, len, vec);
+}
+static int call_madvise(void *fn, void *page, size_t len)
+{
+	return ((int (*)(void *, size_t, int))fn)(page, len, MADV_NORMAL);
+}
+static int call_msync(void *fn, void *page, size_t len)
+{
+	return ((int (*)(void *, size_t, int))fn)(page, len, MS_ASYNC);
+}
+static const struct neigh neighs[] = {
+	{ "mincore", call_mincore }, { "madvise", call_madvise }, { "msync", call_msync },
+};
+static const struct neigh *neigh;
+static void *neigh_fn;
+static void *scratch;
+
+static int on_race_hit(struct selfprobe_ctx *ctx, void *data)
+{
+	(void)ctx;
+	int f = (int)(intptr_t)data;
+	tl_hits[f]++;
+	if (f == F_WORK && atomic_fetch_add(&race_handler_scans, 1) % 512 == 0 && wx_scan())
+		atomic_fetch_add(&race_wx_in_handler, 1);
+	return 0;
+}
+
+static int on_other_hit(struct selfprobe_ctx *ctx, void *data)
+{
+	(void)ctx, (void)data;
+	return 0;
+}
+
+static _Atomic unsigned long violations_by[N_F][4];
+
+static void violation(int f, unsigned e, unsigned long d, unsigned long last)
+{
+	atomic_fetch_add(&violations_by[f][e & 3], 1);
+	if (atomic_fetch_add(&violations, 1) == 0)
+		snprintf(violation_text, sizeof(violation_text),
+			 "%s: %lu hits in one call after %lu (round %u, phase %s)",
+			 f_name[f] ? f_name[f] : neigh->name, d, last, e / 4 - 1,
+			 (e & 3) == PH_ATTACH ? "attaching" : (e & 3) == PH_ON ? "attached" : "detaching");
+}
+
+/* One call of each function; D[f] how many times its handler ran. */
+static void race_calls_once(unsigned long i, unsigned long d[N_F])
+{
+	static const char text[] = "the quick brown fox";
+	char dst[64];
+	unsigned long before[N_F];
+	for (int f = 0; f < N_F; f++)
+		before[f] = tl_hits[f];
+	if (r_work(i) != i * 3 + 1)
+		FAIL("r_work returned a wrong value");
+	if (strlen_fn(text + i % 8) != sizeof(text) - 1 - i % 8)
+		FAIL("strlen returned a wrong value");
+	if (memcpy_fn(dst, text, sizeof(text)) != dst || memcmp(dst, text, sizeof(text)) != 0)
+		FAIL("memcpy copied wrong bytes");
+	if (neigh->call(neigh_fn, scratch, 4096) != 0)
+		FAIL("%s failed: %s", neigh->name, strerror(errno));
+	for (int f = 0; f < N_F; f++)
+		d[f] = tl_hits[f] - before[f];
+}
+
+static void *hammer(void *arg)
+{
+	int me = (int)(intptr_t)arg;
+	unsigned long last[N_F] = { 0 }, i = 0, mine = 0;
+	unsigned seen = ~0u;
+	for (;; i++) {
+		unsigned e = atomic_load(&epoch);
+		unsigned phase = e & 3;
+		if (e != seen) {   /* a new phase: the previous call belonged to the old one */
+			seen = e;
+			for (int f = 0; f < N_F; f++)
+				last[f] = phase == PH_DETACH;
+			atomic_store(&acked[me], e);
+		}
+		if (phase == PH_STOP)
+			break;
+		unsigned long d[N_F];
+		race_calls_once(i, d);
+		mine++;
+		for (int f = 0; f < N_F; f++) {
+			bool ok = d[f] <= 1 && (phase == PH_ATTACH ? d[f] >= last[f]
+						: phase == PH_ON ? d[f] == 1 : d[f] <= last[f]);
+			if (!ok)
+				violation(f, e, d[f], last[f]);
+			last[f] = d[f];
+			if (phase == PH_ON)
+				atomic_fetch_add(&checked, 1);
+		}
+	}
+	atomic_fetch_add(&race_calls, mine);
+	return NULL;
+}
+
+static void *race_watcher(void *arg)
+{
+	(void)arg;
+	static char buf[1 << 17];
+	while (!atomic_load(&wx_stop)) {
+		wx_scan();
+		int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		size_t len = 0;
+		ssize_t r;
+		while (len < sizeof(buf) - 1 && (r = syscall(SYS_read, fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+			len += (size_t)r;
+		buf[len] = '\0';
+		syscall(SYS_close, fd);
+		for (char *line = buf; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+			unsigned long lo, hi;
+			char p[5];
+			if (sscanf(line, "%lx-%lx %4s", &lo, &hi, p) != 3 || p[2] == 'x')
+				continue;
+			for (int f = 0; f < N_F; f++)
+				if (watch_page[f] >= lo && watch_page[f] < hi)
+					atomic_fetch_add(&windows_seen, 1);
+		}
+	}
+	return NULL;
+}
+
+static sigjmp_buf nx_jump;
+static _Atomic int nx_expected;
+static void *nx_page;
+
+static void on_app_segv(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig, (void)uc;
+	if (atomic_load(&nx_expected) && si->si_addr == nx_page)
+		siglongjmp(nx_jump, 1);
+	atomic_fetch_add(&app_segv, 1);
+	signal(SIGSEGV, SIG_DFL);   /* not the test's: crash where it happened */
+}
+
+/* Attach every probe of SPECS (handler FN, data i), or say why not. */
+static int attach_all(const char *const *specs, int n, selfprobe_handler_fn fn,
+		      struct selfprobe_link **out)
+{
+	int ok = 0;
+	for (int i = 0; i < n; i++) {
+		out[i] = selfprobe_attach(specs[i], fn, (void *)(intptr_t)i);
+		if (out[i])
+			ok++;
+		else
+			printf("info attach %s failed: %s\n", specs[i], strerror(errno));
+	}
+	return ok;
+}
+
+static void detach_all(struct selfprobe_link **links, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (links[i] && selfprobe_detach(links[i]) != 0)
+			FAIL("detach failed");
+}
+
+static void set_phase(unsigned phase)
+{
+	unsigned e = (atomic_load(&epoch) & ~3u) + 4 + phase;
+	atomic_store(&epoch, e);
+	for (int t = 0; t < N_HAMMER; t++)   /* every thread is in the new phase */
+		while (atomic_load(&acked[t]) != e)
+			sched_yield();
+}
+
+static int cmd_wxrace(const char *mode, unsigned long rounds)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	uintptr_t mprot_page = (uintptr_t)dlsym(RTLD_DEFAULT, "mprotect") & ~(uintptr_t)(pg - 1);
+	for (size_t i = 0; i < sizeof(neighs) / sizeof(neighs[0]) && !neigh; i++) {
+		void *fn = dlsym(RTLD_DEFAULT, neighs[i].name);
+		if (fn && ((uintptr_t)fn & ~(uintptr_t)(pg - 1)) == mprot_page) {
+			neigh = &neighs[i];
+			neigh_fn = fn;
+		}
+	}
+	if (!neigh) {
+		printf("skip no libc function of ours shares mprotect's page\n");
+		return 0;
+	}
+	if ((((uintptr_t)r_work ^ (uintptr_t)r_mate) & ~(uintptr_t)(pg - 1)) != 0)
+		FAIL("r_work and r_mate are not on one page");
+	scratch = mmap(NULL, (size_t)pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	nx_page = mmap(NULL, (size_t)pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (scratch == MAP_FAILED || nx_page == MAP_FAILED) {
+		FAIL("mmap: %s", strerror(errno));
+		return 1;
+	}
+	watch_page[F_WORK] = (uintptr_t)r_work;
+	watch_page[F_STRLEN] = (uintptr_t)strlen_fn;
+	watch_page[F_MEMCPY] = (uintptr_t)memcpy_fn;
+	watch_page[F_NEIGH] = (uintptr_t)neigh_fn;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_app_segv;
+	sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+	if (sigaction(SIGSEGV, &sa, NULL) != 0)
+		FAIL("sigaction(SIGSEGV): %s", strerror(errno));
+	if (selfprobe_set_mode(mode) != 0)
+		FAIL("selfprobe_set_mode(%s) failed", mode);
+	selfprobe_set_log_level("info");   /* the test reads how code was written */
+
+	char neigh_spec[64];
+	snprintf(neigh_spec, sizeof(neigh_spec), "uprobe:libc:%s", neigh->name);
+	const char *const specs[N_F] = { "uprobe:r_work", "uprobe:libc:strlen", "uprobe:libc:memcpy",
+					 neigh_spec };
+	/* others on the same pages, patched while the hammered ones count */
+	const char *others[8];
+	int n_others = 0;
+	others[n_others++] = "uprobe:r_mate";
+	others[n_others++] = "uprobe:libc:mprotect";
+	char other_neigh[sizeof(neighs) / sizeof(neighs[0])][64];
+	for (size_t i = 0; i < sizeof(neighs) / sizeof(neighs[0]); i++) {
+		void *fn = dlsym(RTLD_DEFAULT, neighs[i].name);
+		if (&neighs[i] != neigh && fn && ((uintptr_t)fn & ~(uintptr_t)(pg - 1)) == mprot_page) {
+			snprintf(other_neigh[i], sizeof(other_neigh[i]), "uprobe:libc:%s", neighs[i].name);
+			others[n_others++] = other_neigh[i];
+		}
+	}
+
+	pthread_t watcher, th[N_HAMMER];
+	atomic_store(&epoch, PH_ATTACH);
+	for (int t = 0; t < N_HAMMER; t++)
+		atomic_store(&acked[t], ~0u);
+	pthread_create(&watcher, NULL, race_watcher, NULL);
+	for (int t = 0; t < N_HAMMER; t++)
+		pthread_create(&th[t], NULL, hammer, (void *)(intptr_t)t);
+	int attached_min = N_F, others_min = n_others;
+	for (unsigned long r = 0; r < rounds; r++) {
+		set_phase(PH_ATTACH);
+		struct selfprobe_link *links[N_F], *other_links[8];
+		int n = attach_all(specs, N_F, on_race_hit, links);
+		if (n < attached_min)
+			attached_min = n;
+		set_phase(PH_ON);
+		for (int k = 0; k < 3; k++) {
+			int m = attach_all(others, n_others, on_other_hit, other_links);
+			if (m < others_min)
+				others_min = m;
+			detach_all(other_links, n_others);
+		}
+		set_phase(PH_DETACH);
+		detach_all(links, N_F);
+	}
+	set_phase(PH_STOP);
+	for (int t = 0; t < N_HAMMER; t++)
+		pthread_join(th[t], NULL);
+	atomic_store(&wx_stop, 1);
+	pthread_join(watcher, NULL);
+
+	/* a fault of the application's own, after all those windows: its
+	 * handler sees it (the runtime retries a fetch fault at most once) */
+	int nx_seen = 0;
+	atomic_store(&nx_expected, 1);
+	if (sigsetjmp(nx_jump, 1) == 0)
+		((void (*)(void))nx_page)();
+	else
+		nx_seen = 1;
+	atomic_store(&nx_expected, 0);
+
+	printf("race_attached %d\n", attached_min);
+	printf("race_others %d\n", others_min == n_others ? 1 : 0);
+	printf("race_violations %lu\n", atomic_load(&violations));
+	if (violations) {
+		printf("race_first_violation %s\n", violation_text);
+		for (int f = 0; f < N_F; f++)
+			printf("info violations %s: attaching %lu, attached %lu, detaching %lu\n",
+			       f_name[f] ? f_name[f] : neigh->name, atomic_load(&violations_by[f][PH_ATTACH]),
+			       atomic_load(&violations_by[f][PH_ON]), atomic_load(&violations_by[f][PH_DETACH]));
+	}
+	printf("race_checked %d\n", atomic_load(&checked) > 0);
+	printf("race_wx %d\n", atomic_load(&wx_seen));
+	if (wx_seen)
+		printf("info W+X: %s\n", wx_line);
+	printf("race_wx_in_handler %d\n", atomic_load(&race_wx_in_handler));
+	printf("race_app_segv %d\n", atomic_load(&app_segv));
+	printf("race_nx_fault_seen %d\n", nx_seen);
+	printf("info neighbour of mprotect: %s; %d other probes per cycle; %lu calls, %lu checked exactly; "
+	       "%d handler scans; windows caught open by the watcher: %d\n", neigh->name, n_others,
+	       atomic_load(&race_calls), atomic_load(&checked), (int)atomic_load(&race_handler_scans),
+	       atomic_load(&windows_seen));
+	return failed;
+}
+
 /* ---- main ---------------------------------------------------------------- */
 
 static unsigned long num(const char *s, unsigned long dflt)
@@ -630,9 +978,13 @@ int main(int argc, char **argv)
 		if (argc > 4 && install_seccomp(argv[4]) != 0)
 			return 2;
 		rc = cmd_wx(argv[2], num(argc > 3 ? argv[3] : NULL, 1000));
+	} else if (strcmp(cmd, "wxrace") == 0 && argc > 2) {
+		if (argc > 4 && install_seccomp(argv[4]) != 0)
+			return 2;
+		rc = cmd_wxrace(argv[2], num(argc > 3 ? argv[3] : NULL, 20));
 	} else {
 		fprintf(stderr, "usage: sp_hostile plain|sigtrap|blocked|altstack|threads|storm|"
-			"seccomp WHAT MODE|seccomp-exec WHAT -- CMD|mdwe MODE|wx MODE [N]\n");
+			"seccomp WHAT MODE|seccomp-exec WHAT -- CMD|mdwe MODE|wx MODE [N]|wxrace MODE [ROUNDS]\n");
 		return 2;
 	}
 	fflush(stdout);
