@@ -142,8 +142,10 @@ static void retire(struct sp_probe_vec *v)
 }
 
 /* Quiesce, then free what was retired before it.  LOCKED: the registry lock
- * is held (only where no thread can wait for it inside dispatch). */
-static void reclaim(bool locked)
+ * is held (only where no thread can wait for it inside dispatch).  ALWAYS:
+ * quiesce even with nothing retired here — a detach must wait for the
+ * handlers still running even when a concurrent reclaim took its vectors. */
+static void reclaim_when(bool locked, bool always)
 {
 	if (!locked)
 		pthread_mutex_lock(&reg_lock);
@@ -153,14 +155,16 @@ static void reclaim(bool locked)
 	n_retired = cap_retired = 0;
 	if (!locked)
 		pthread_mutex_unlock(&reg_lock);
-	if (!n) {
-		free(v);
-		return;
-	}
-	sp_tstate_quiesce();
+	if (n || always)
+		sp_tstate_quiesce();
 	for (size_t i = 0; i < n; i++)
 		free(v[i]);
 	free(v);
+}
+
+static void reclaim(bool locked)
+{
+	reclaim_when(locked, false);
 }
 
 void sp_probe_reclaim_locked(void) { reclaim(true); }
@@ -968,7 +972,7 @@ int sp_probe_detach_link(struct selfprobe_link *link)
 	pthread_mutex_unlock(&reg_lock);
 	if (!n)
 		return -ENOENT;
-	reclaim(false);
+	reclaim_when(false, true);
 	pthread_mutex_lock(&reg_lock);
 	for (struct sp_probe *p = atomic_load(&probes_head); p; p = p->next) {
 		if (p->link != link || !p->detaching)

@@ -60,13 +60,8 @@ void sp_timeline_label(struct sp_probe *p)
 		return;
 	}
 	/* registry lock held by the caller: one writer */
-	if (!labels) {
-		void *m = mmap(NULL, MAX_LABELS * sizeof(*labels), PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		if (m == MAP_FAILED)
-			return;
-		labels = m;
-	}
+	if (!labels && !(labels = calloc(MAX_LABELS, sizeof(*labels))))
+		return;
 	uint32_t i = atomic_load(&n_labels);
 	if (i >= MAX_LABELS || !(labels[i].text = strdup(p->label)))
 		return;
