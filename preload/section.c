@@ -133,13 +133,7 @@ static void probe_text(FILE *f, const struct sp_section *v, uint32_t i)
 	const struct sp_shm_record *r = &v->records[i];
 	uint64_t c[SP_N_COUNTERS];
 	counts(v, r, c);
-	fprintf(f, "@count[%s]: %" PRIu64 "\n", r->label, c[SP_HITS]);
-	if (r->kind == SP_KIND_USESSION)
-		fprintf(f, "@returns[%s]: %" PRIu64 "\n", r->label, c[SP_RETURNS]);
-	if (c[SP_MISSED])
-		fprintf(f, "@missed[%s]: %" PRIu64 "\n", r->label, c[SP_MISSED]);
-	if (c[SP_LOST])
-		fprintf(f, "@lost[%s]: %" PRIu64 "\n", r->label, c[SP_LOST]);
+	sp_report_counts_text(f, r->label, r->kind, c);
 	struct sp_lat l;
 	if (latency(v, r, &l))
 		sp_report_histogram_text(f, r->label, &l);

@@ -116,6 +116,17 @@ static void never_loaded(const struct sp_spec_item *item, void *vctx)
 		fprintf(c->f, "@error[%s]: %s\n", item->text, msg);
 }
 
+void sp_report_counts_text(FILE *f, const char *label, int kind, const uint64_t *c)
+{
+	fprintf(f, "@count[%s]: %" PRIu64 "\n", label, c[SP_HITS]);
+	if (kind == SP_KIND_USESSION)
+		fprintf(f, "@returns[%s]: %" PRIu64 "\n", label, c[SP_RETURNS]);
+	if (c[SP_MISSED])
+		fprintf(f, "@missed[%s]: %" PRIu64 "\n", label, c[SP_MISSED]);
+	if (c[SP_LOST])
+		fprintf(f, "@lost[%s]: %" PRIu64 "\n", label, c[SP_LOST]);
+}
+
 void sp_report_text(FILE *f)
 {
 	for (struct sp_probe *p = sp_probe_first(); p; p = p->next) {
@@ -123,13 +134,7 @@ void sp_report_text(FILE *f)
 			continue;
 		uint64_t c[SP_N_COUNTERS];
 		sp_probe_counts(p, c);
-		fprintf(f, "@count[%s]: %" PRIu64 "\n", p->label, c[SP_HITS]);
-		if (p->kind == SP_KIND_USESSION)
-			fprintf(f, "@returns[%s]: %" PRIu64 "\n", p->label, c[SP_RETURNS]);
-		if (c[SP_MISSED])
-			fprintf(f, "@missed[%s]: %" PRIu64 "\n", p->label, c[SP_MISSED]);
-		if (c[SP_LOST])
-			fprintf(f, "@lost[%s]: %" PRIu64 "\n", p->label, c[SP_LOST]);
+		sp_report_counts_text(f, p->label, p->kind, c);
 		if (atomic_load(&p->faulted))
 			fprintf(f, "@fault[%s]: signal %d at %#" PRIxPTR ": its handler was disabled\n", p->label,
 				p->fault_sig, p->fault_addr);

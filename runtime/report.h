@@ -4,10 +4,15 @@
 #ifndef SP_REPORT_H
 #define SP_REPORT_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 void sp_report_text(FILE *f);
 void sp_report_json(FILE *f);
+/* A probe's count lines (@count, @returns, @missed, @lost) from its
+ * counters C[SP_N_COUNTERS] (tstate.h); KIND: enum sp_probe_kind. */
+void sp_report_counts_text(FILE *f, const char *label, int kind, const uint64_t *c);
+
 /* One latency histogram, bpftrace's hist() drawing with its count, min,
  * avg and max; and the same as the JSON field ", \"latency\": {...}".
  * (Also the launcher's, for processes that ended without a report.) */

@@ -43,27 +43,11 @@ print(sorted(os.listdir("/usr/lib/python3.11"))[:3])
 """
 
 
-def sql_workload(rows):
-    s = ["CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT, v REAL, grp INTEGER);",
-         "CREATE INDEX t_grp ON t(grp);", "BEGIN;"]
-    for i in range(rows):
-        s.append("INSERT INTO t(name, v, grp) VALUES('name-%d', %d.25, %d);" % (i, (i * 7919) % 1000, i % 17))
-    s += ["COMMIT;",
-          "SELECT grp, count(*), sum(v), min(name), max(name) FROM t GROUP BY grp ORDER BY grp;",
-          "UPDATE t SET v = v * 2 WHERE grp IN (1, 3, 5);",
-          "DELETE FROM t WHERE id % 11 = 0;",
-          "SELECT printf('%.3f', avg(v)), upper(max(name)), length(group_concat(name)) FROM t;",
-          "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 500) "
-          "SELECT sum(x), count(*) FROM c;",
-          "SELECT name FROM t WHERE name LIKE 'name-1%' ORDER BY v DESC, id LIMIT 20;"]
-    return ("\n".join(s) + "\n").encode()
-
-
 def programs():
     """[(name, cmd, stdin)]"""
     return [("ls", ["ls", "-la", "/usr/bin"], None),
             ("sort", ["sort", t.sort_input(20000, 4242)], None),
-            ("sqlite3", ["sqlite3", ":memory:"], sql_workload(2000)),
+            ("sqlite3", ["sqlite3", ":memory:"], t.sql_workload(2000)),
             ("python3", [PYTHON, "-c", PY_CODE], None)]
 
 
