@@ -73,13 +73,12 @@ void sp_section_close(struct sp_section *v)
 	*v = (struct sp_section){ 0 };
 }
 
+/* Earlier attachments' counts (final), and the live ones while attached. */
 static void counts(const struct sp_section *v, const struct sp_shm_record *r, uint64_t *c)
 {
-	if (r->detached) {
-		memcpy(c, r->final, sizeof(r->final));
+	memcpy(c, r->final, SP_N_COUNTERS * sizeof(*c));
+	if (__atomic_load_n(&r->detached, __ATOMIC_ACQUIRE))
 		return;
-	}
-	memset(c, 0, SP_N_COUNTERS * sizeof(*c));
 	for (uint32_t k = 0; k < v->s->n_stripes; k++) {
 		const struct sp_count *cc = (const struct sp_count *)(v->stripes + k * v->s->stripe_bytes) + r->id;
 		for (int j = 0; j < SP_N_COUNTERS; j++)
@@ -87,15 +86,17 @@ static void counts(const struct sp_section *v, const struct sp_shm_record *r, ui
 	}
 }
 
-/* A latency probe's histogram, or its final one when it was detached. */
+/* A latency probe's histogram: earlier attachments', and the live one. */
 static bool latency(const struct sp_section *v, const struct sp_shm_record *r, struct sp_lat *out)
 {
-	if (r->action != SP_ACT_LATENCY || r->lat_slot < 0 || (!r->detached && !v->latency))
+	if (r->action != SP_ACT_LATENCY)
 		return false;
-	if (r->detached)
-		*out = r->final_lat;
-	else
-		sp_latency_sum(v->latency, (int)v->s->n_stripes, (uint32_t)r->lat_slot, out);
+	*out = r->final_lat;
+	if (!__atomic_load_n(&r->detached, __ATOMIC_ACQUIRE) && r->lat_slot >= 0 && v->latency) {
+		struct sp_lat live;
+		sp_latency_sum(v->latency, (int)v->s->n_stripes, (uint32_t)r->lat_slot, &live);
+		sp_latency_merge(out, &live);
+	}
 	return true;
 }
 

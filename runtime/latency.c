@@ -106,6 +106,18 @@ void sp_latency_sum(const char *stripes, int n_stripes, uint32_t slot, struct sp
 	}
 }
 
+void sp_latency_merge(struct sp_lat *dst, const struct sp_lat *src)
+{
+	for (int b = 0; b < SP_LAT_BUCKETS; b++)
+		dst->bucket[b] += src->bucket[b];
+	dst->count += src->count;
+	dst->sum_ns += src->sum_ns;
+	if (src->min_ns_plus1 && (!dst->min_ns_plus1 || src->min_ns_plus1 < dst->min_ns_plus1))
+		dst->min_ns_plus1 = src->min_ns_plus1;
+	if (src->max_ns > dst->max_ns)
+		dst->max_ns = src->max_ns;
+}
+
 void sp_latency_read(uint32_t slot, struct sp_lat *out)
 {
 	sp_latency_sum(region, SP_N_SLOTS, slot, out);

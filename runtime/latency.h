@@ -36,6 +36,8 @@ void sp_latency_free(uint32_t slot);
 uint64_t sp_latency_now(void);
 void sp_latency_record(int stripe, uint32_t slot, uint64_t ns);
 void sp_latency_read(uint32_t slot, struct sp_lat *out);
+/* Add histogram SRC into DST. */
+void sp_latency_merge(struct sp_lat *dst, const struct sp_lat *src);
 /* The same from a mapping of N_STRIPES stripes (the launcher's view). */
 void sp_latency_sum(const char *stripes, int n_stripes, uint32_t slot, struct sp_lat *out);
 void sp_latency_atfork_child(void);

@@ -52,10 +52,29 @@ struct sp_error *sp_error_first(void) { return atomic_load(&errors_head); }
 
 void sp_probe_counts(const struct sp_probe *p, uint64_t *out)
 {
-	if (p->attached || p->detaching)
-		sp_tstate_read(p->id, out);
-	else
-		memcpy(out, p->final, sizeof(p->final));
+	memcpy(out, p->final, sizeof(p->final));   /* earlier attachments */
+	if (p->attached || p->detaching) {
+		uint64_t live[SP_N_COUNTERS];
+		sp_tstate_read(p->id, live);
+		for (int k = 0; k < SP_N_COUNTERS; k++)
+			out[k] += live[k];
+	}
+}
+
+/* Detached or unloaded: add the live counters and histogram to the frozen
+ * ones (the id and slot are given back after the quiescence). */
+static void freeze_counts(struct sp_probe *p)
+{
+	uint64_t live[SP_N_COUNTERS];
+	sp_tstate_read(p->id, live);
+	for (int k = 0; k < SP_N_COUNTERS; k++)
+		p->final[k] += live[k];
+	if (p->lat_slot >= 0) {
+		struct sp_lat l;
+		sp_latency_read((uint32_t)p->lat_slot, &l);
+		sp_latency_merge(&p->final_lat, &l);
+	}
+	sp_shm_final(p);
 }
 
 static void add_error(const char *spec, const char *msg)
@@ -590,6 +609,7 @@ static struct sp_probe *new_probe(const struct sp_spec_item *item, const struct 
 		p->fn = sp_stack_handler;
 	p->object = strdup(obj->path);
 	p->bias = obj->bias;
+	p->vaddr = t->addr - obj->bias;
 	p->symbol = t->symbol;
 	p->implementation = t->implementation;
 	t->symbol = t->implementation = NULL;
@@ -615,6 +635,12 @@ static void free_probe(struct sp_probe *p)
 
 static void registry_append(struct sp_probe *p)
 {
+	if (p->revived) {   /* already listed, labelled and recorded */
+		p->revived = false;
+		p->unloaded = false;
+		sp_shm_republish(p);
+		return;
+	}
 	sp_shm_publish(p);
 	sp_timeline_label(p);
 	if (probes_tail)
@@ -662,6 +688,7 @@ static void atfork_child(void)
 		sp_probe_publish_errors();   /* the child's report has them too */
 	for (struct sp_probe *p = atomic_load(&probes_head); p; p = p->next) {
 		memset(p->final, 0, sizeof(p->final));
+		memset(&p->final_lat, 0, sizeof(p->final_lat));
 		p->shm_record = -1;
 		if (shared && p->attached) {
 			sp_shm_publish(p);
@@ -674,6 +701,75 @@ static void setup_once(void)
 {
 	sp_xsave_init();
 	pthread_atfork(sp_patch_atfork_prepare, sp_patch_atfork_parent, atfork_child);
+}
+
+static bool same_str(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* Dormant probes: detached or unloaded, ids given back (registry lock). */
+static struct sp_probe *dormant;
+
+static void lay_dormant(struct sp_probe *p)
+{
+	p->freed_id = true;
+	if (p->internal)
+		return;
+	p->next_dormant = dormant;
+	dormant = p;
+}
+
+/* The dormant probe P would be again, taken off the dormant list: the same
+ * spec, object, site, kind, action and handler.  Registry lock held. */
+static struct sp_probe *dormant_twin(const struct sp_probe *p)
+{
+	for (struct sp_probe **at = &dormant; *at; at = &(*at)->next_dormant) {
+		struct sp_probe *q = *at;
+		if (q->kind == p->kind && q->action == p->action && q->fn == p->fn && q->vaddr == p->vaddr &&
+		    same_str(q->spec, p->spec) && same_str(q->object, p->object) &&
+		    same_str(q->symbol, p->symbol) && same_str(q->implementation, p->implementation)) {
+			*at = q->next_dormant;
+			q->next_dormant = NULL;
+			return q;
+		}
+	}
+	return NULL;
+}
+
+/* Q takes fresh P's live parts (id, slot, handler data, where it is now);
+ * Q keeps its record, label and counts, to which the new ones add.  P is
+ * freed.  Nothing reads Q's live parts while it is dormant: it is in no
+ * site's vector, and returns of its earlier life see it detached. */
+static struct sp_probe *revive(struct sp_probe *q, struct sp_probe *p)
+{
+	q->id = p->id;
+	q->lat_slot = p->lat_slot;
+	q->semaphore = p->semaphore;
+	q->usdt_nargs = p->usdt_nargs;
+	memcpy(q->usdt_args, p->usdt_args, sizeof(q->usdt_args));
+	q->fn = p->fn;
+	q->data = p->data;
+	q->bias = p->bias;
+	atomic_store(&q->faulted, false);   /* a new attachment runs its handler again */
+	q->freed_id = false;
+	q->revived = true;
+	p->lat_slot = -1;                   /* Q's now */
+	free_probe(p);
+	return q;
+}
+
+/* A revived probe whose site could not be armed: dormant again. */
+static void lay_down(struct sp_probe *q)
+{
+	sp_tstate_free_id(q->id);
+	if (q->lat_slot >= 0) {
+		sp_latency_free((uint32_t)q->lat_slot);
+		q->lat_slot = -1;
+	}
+	q->attached = false;
+	q->revived = false;
+	lay_dormant(q);
 }
 
 /* Sites and probes for the N_TS targets of ITEM, armed as one batch.
@@ -712,6 +808,9 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 			sp_probe_error(item->text, "%s at %#lx: %s", ts[i].symbol, (unsigned long)ts[i].addr, why);
 			continue;
 		}
+		struct sp_probe *twin = dormant_twin(p);
+		if (twin)
+			p = revive(twin, p);
 		p->site = site;
 		p->link = link;
 		p->attached = true;
@@ -757,7 +856,9 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 	if (failed) {
 		reclaim(true);
 		for (long i = 0; i < n; i++)
-			if (ps[i]) {
+			if (ps[i] && ps[i]->revived)
+				lay_down(ps[i]);
+			else if (ps[i]) {
 				sp_tstate_free_id(ps[i]->id);
 				free_probe(ps[i]);
 			}
@@ -922,10 +1023,7 @@ void sp_probe_objects_gone(const struct sp_object *objs, size_t n)
 		struct sp_probe_vec *old = vec_replace(p->site, NULL, p);
 		if (old)
 			free(old);   /* the code that could read it is unmapped */
-		sp_tstate_read(p->id, p->final);
-		if (p->lat_slot >= 0)
-			sp_latency_read((uint32_t)p->lat_slot, &p->final_lat);
-		sp_shm_final(p);
+		freeze_counts(p);
 		p->attached = false;
 		p->unloaded = true;
 		if (!atomic_load(&p->site->vec)) {
@@ -943,7 +1041,7 @@ void sp_probe_objects_gone(const struct sp_object *objs, size_t n)
 				sp_latency_free((uint32_t)p->lat_slot);
 				p->lat_slot = -1;
 			}
-			p->freed_id = true;
+			lay_dormant(p);
 		}
 }
 
@@ -977,16 +1075,14 @@ int sp_probe_detach_link(struct selfprobe_link *link)
 	for (struct sp_probe *p = atomic_load(&probes_head); p; p = p->next) {
 		if (p->link != link || !p->detaching)
 			continue;
-		sp_tstate_read(p->id, p->final);
-		if (p->lat_slot >= 0)
-			sp_latency_read((uint32_t)p->lat_slot, &p->final_lat);
-		sp_shm_final(p);
+		freeze_counts(p);
 		p->detaching = false;
 		sp_tstate_free_id(p->id);
 		if (p->lat_slot >= 0) {
 			sp_latency_free((uint32_t)p->lat_slot);
 			p->lat_slot = -1;
 		}
+		lay_dormant(p);
 	}
 	pthread_mutex_unlock(&reg_lock);
 	return 0;

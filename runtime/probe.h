@@ -42,20 +42,27 @@ struct sp_probe {
 	char *symbol;                    /* symbol[+off], or NULL for a bare address */
 	char *implementation;            /* IFUNC: the chosen implementation, else NULL */
 	uintptr_t bias;                  /* the object's load bias when attached */
+	uintptr_t vaddr;                 /* the site's ELF address (a reload's is the same) */
 	bool attached;
 	bool detaching;                  /* detached, its counters not yet frozen
 					  * (sp_probe_detach_link) */
 	bool unloaded;                   /* detached because its object went away */
-	bool freed_id;
+	bool freed_id;                   /* detached and its id given back: dormant */
+	bool revived;                    /* a dormant probe attached again, being armed */
 	bool internal;                   /* the runtime's own (not reported) */
 	int shm_record;                  /* its record in the launcher's file, or -1 */
 	int tl_label;                    /* its timeline label (timeline.h), or -1 */
 	_Atomic bool faulted;            /* its handler faulted: not called again */
 	int fault_sig;                   /* and how */
 	uintptr_t fault_addr;
-	uint64_t final[SP_N_COUNTERS];   /* counts frozen at detach */
-	struct sp_lat final_lat;         /* the histogram frozen at detach */
+	/* Counts and histogram of its earlier attachments, frozen at each
+	 * detach or unload; while attached the live counters add to them.  A
+	 * probe attached again (same spec, object, site and handler: an API
+	 * attach after a detach, a library loaded again) is the same record. */
+	uint64_t final[SP_N_COUNTERS];
+	struct sp_lat final_lat;
 	struct sp_probe *next;           /* registry list, in attach order */
+	struct sp_probe *next_dormant;   /* the dormant list (probe.c) */
 	struct selfprobe_link *link;     /* the link this probe belongs to, if any */
 };
 

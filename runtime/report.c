@@ -21,10 +21,12 @@ static const char *mode_name(const struct sp_probe *p)
 
 static void probe_latency(const struct sp_probe *p, struct sp_lat *l)
 {
-	if (p->lat_slot >= 0)
-		sp_latency_read((uint32_t)p->lat_slot, l);
-	else
-		*l = p->final_lat;
+	*l = p->final_lat;   /* earlier attachments */
+	if (p->lat_slot >= 0) {
+		struct sp_lat live;
+		sp_latency_read((uint32_t)p->lat_slot, &live);
+		sp_latency_merge(l, &live);
+	}
 }
 
 /* Bucket k holds [2^(k-1), 2^k) ns; bucket 0 holds 0. */

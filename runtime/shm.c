@@ -223,6 +223,25 @@ void sp_shm_publish(struct sp_probe *p)
 	atomic_store(&mine->n_records, i + 1);   /* published after it is whole */
 }
 
+void sp_shm_republish(struct sp_probe *p)
+{
+	if (!mine)
+		return;
+	if (p->shm_record < 0) {
+		sp_shm_publish(p);
+		return;
+	}
+	struct sp_shm_record *r = &records[p->shm_record];
+	r->id = p->id;
+	r->lat_slot = p->lat_slot;
+	r->jmp = p->site->jmp;
+	copy(r->reason, sizeof(r->reason), p->site->jmp ? NULL : p->site->reason);
+	for (int k = 0; k < 4; k++)
+		r->final[k] = p->final[k];
+	r->final_lat = p->final_lat;
+	__atomic_store_n(&r->detached, 0, __ATOMIC_RELEASE);   /* live again: last */
+}
+
 void sp_shm_final(struct sp_probe *p)
 {
 	if (!mine || p->shm_record < 0)

@@ -39,10 +39,11 @@ struct sp_shm_record {
 	uint8_t action;               /* enum sp_action_kind */
 	uint8_t jmp;                  /* on the jmp path */
 	uint8_t detached;             /* final[] holds its counts */
-	uint64_t final[4];            /* enum sp_counter, when detached */
+	uint64_t final[4];            /* enum sp_counter: earlier attachments' (the
+				       * live counters add to them unless detached) */
 	int32_t lat_slot;             /* latency action: its slot in the section's
 				       * latency stripes (latency.h), or -1 */
-	struct sp_lat final_lat;      /* its histogram, when detached */
+	struct sp_lat final_lat;      /* its earlier attachments' histogram */
 	char spec[192];
 	char label[192];
 	char object[192];
@@ -117,6 +118,9 @@ void sp_shm_error(const char *spec, const char *message);
 struct sp_probe;
 void sp_shm_publish(struct sp_probe *p);
 void sp_shm_final(struct sp_probe *p);
+/* A dormant probe attached again: its record counts live again, from its
+ * frozen counts on (registry lock held). */
+void sp_shm_republish(struct sp_probe *p);
 
 /* A timeline buffer of BYTES in the shared file, listed in the process's
  * section (signal-safe); NULL when there is no room. */
