@@ -708,23 +708,31 @@ static bool same_str(const char *a, const char *b)
 	return a == b || (a && b && strcmp(a, b) == 0);
 }
 
-/* Dormant probes: detached or unloaded, ids given back (registry lock). */
-static struct sp_probe *dormant;
+/* Dormant probes: detached or unloaded, ids given back; hashed by site
+ * address, so that re-attaching thousands stays linear (registry lock). */
+#define DORMANT_BUCKETS 4096
+static struct sp_probe *dormant[DORMANT_BUCKETS];
+
+static struct sp_probe **dormant_bucket(uintptr_t vaddr)
+{
+	return &dormant[(vaddr * 0x9E3779B97F4A7C15ull) >> 52];   /* top 12 bits */
+}
 
 static void lay_dormant(struct sp_probe *p)
 {
 	p->freed_id = true;
 	if (p->internal)
 		return;
-	p->next_dormant = dormant;
-	dormant = p;
+	struct sp_probe **b = dormant_bucket(p->vaddr);
+	p->next_dormant = *b;
+	*b = p;
 }
 
 /* The dormant probe P would be again, taken off the dormant list: the same
  * spec, object, site, kind, action and handler.  Registry lock held. */
 static struct sp_probe *dormant_twin(const struct sp_probe *p)
 {
-	for (struct sp_probe **at = &dormant; *at; at = &(*at)->next_dormant) {
+	for (struct sp_probe **at = dormant_bucket(p->vaddr); *at; at = &(*at)->next_dormant) {
 		struct sp_probe *q = *at;
 		if (q->kind == p->kind && q->action == p->action && q->fn == p->fn && q->vaddr == p->vaddr &&
 		    same_str(q->spec, p->spec) && same_str(q->object, p->object) &&
