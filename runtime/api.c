@@ -29,9 +29,20 @@
 
 #define API __attribute__((visibility("default")))
 
+/* A link is only an identity for its probes.  Links are never freed (16
+ * bytes each): a second selfprobe_detach of one returns -ENOENT instead of
+ * touching freed memory.  The list keeps them reachable. */
 struct selfprobe_link {
-	char *probe;
+	struct selfprobe_link *next;
 };
+static struct selfprobe_link *_Atomic links;
+
+static void keep_link(struct selfprobe_link *l)
+{
+	l->next = atomic_load(&links);
+	while (!atomic_compare_exchange_weak(&links, &l->next, l))
+		;
+}
 
 static struct selfprobe_link *attach(const char *probe, selfprobe_handler_fn fn, void *data)
 {
@@ -53,15 +64,14 @@ static struct selfprobe_link *attach(const char *probe, selfprobe_handler_fn fn,
 		errno = ENOMEM;
 		return NULL;
 	}
-	l->probe = strdup(probe);
 	long rc = sp_probe_attach_item(&item, fn, data, l);
 	sp_spec_item_free(&item);
 	if (rc < 0) {
-		free(l->probe);
 		free(l);
 		errno = (int)-rc;
 		return NULL;
 	}
+	keep_link(l);
 	return l;
 }
 
@@ -69,10 +79,7 @@ static int detach(struct selfprobe_link *l)
 {
 	if (!l)
 		return -EINVAL;
-	int rc = sp_probe_detach_link(l);
-	/* The link stays owned by its probes' records (the report names them);
-	 * only its text is ours to free. */
-	return rc;
+	return sp_probe_detach_link(l);
 }
 
 static int attach_spec(const char *spec)
