@@ -6,6 +6,7 @@
 #include "emulate.h"
 #include "hazard.h"
 #include "insn.h"
+#include "maps.h"
 #include "reloc.h"
 
 #include <dirent.h>
@@ -69,23 +70,6 @@ static const char *base_name(const char *p)
 	return s ? s + 1 : p;
 }
 
-static bool starts_with(const char *base, const char *name, const char *then)
-{
-	size_t n = strlen(name);
-	return strncmp(base, name, n) == 0 && strncmp(base + n, then, strlen(then)) == 0;
-}
-
-/* The ranks of maps.c's find_name, best first. */
-static bool rank_match(const char *base, const char *name, int rank)
-{
-	switch (rank) {
-	case 0: return strcmp(base, name) == 0;
-	case 1: return starts_with(base, name, ".so");
-	case 2: return starts_with(base, name, "-");
-	default: return starts_with(base, name, "");
-	}
-}
-
 /* Candidates whose basename could match NAME at all (a prefix), from DIR. */
 static void scan_dir(struct cands *c, const char *dir, const char *name)
 {
@@ -140,10 +124,10 @@ static void free_cands(struct cands *c)
 static int pick(const struct cands *c, const char *name, char *path, size_t pathlen,
 		char *err, size_t errlen)
 {
-	for (int rank = 0; rank < 4; rank++) {
+	for (int rank = 0; rank < SP_MAPS_RANKS; rank++) {
 		size_t count = 0, found = 0;
 		for (size_t i = 0; i < c->n; i++)
-			if (rank_match(base_name(c->v[i]), name, rank)) {
+			if (sp_maps_name_rank(c->v[i], name, rank)) {
 				if (!count)
 					found = i;
 				count++;
@@ -156,7 +140,7 @@ static int pick(const struct cands *c, const char *name, char *path, size_t path
 			size_t used = (size_t)snprintf(err, errlen, "'%s' is ambiguous:", name);
 			const char *sep = " ";
 			for (size_t i = 0; i < c->n && used < errlen; i++)
-				if (rank_match(base_name(c->v[i]), name, rank)) {
+				if (sp_maps_name_rank(c->v[i], name, rank)) {
 					used += (size_t)snprintf(err + used, errlen - used, "%s%s", sep, c->v[i]);
 					sep = ", ";
 				}

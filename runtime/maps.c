@@ -149,10 +149,9 @@ static bool starts_with(const char *s, const char *prefix, const char *suffix)
 	return strncmp(s + plen, suffix, strlen(suffix)) == 0;
 }
 
-/* Basename match ranks, best first: "libc.so.6", then "libc" → "libc.so…",
- * then "libfoo" → "libfoo-1.2.so", then any unique prefix. */
-static bool rank_match(const char *base, const char *name, int rank)
+bool sp_maps_name_rank(const char *path, const char *name, int rank)
 {
+	const char *base = base_name(path);
 	switch (rank) {
 	case 0: return strcmp(base, name) == 0;
 	case 1: return starts_with(base, name, ".so");
@@ -206,11 +205,11 @@ static int find_path(const struct sp_object *objs, size_t n, const char *name,
 static int find_name(const struct sp_object *objs, size_t n, const char *name,
 		     char *err, size_t errlen)
 {
-	for (int rank = 0; rank < 4; rank++) {
+	for (int rank = 0; rank < SP_MAPS_RANKS; rank++) {
 		int found = -1;
 		size_t count = 0;
 		for (size_t i = 0; i < n; i++) {
-			if (!rank_match(base_name(objs[i].path), name, rank))
+			if (!sp_maps_name_rank(objs[i].path, name, rank))
 				continue;
 			/* The same file twice (dlmopen namespaces) is not a choice
 			 * the user can make by name: take the first. */
@@ -226,7 +225,7 @@ static int find_name(const struct sp_object *objs, size_t n, const char *name,
 			size_t used = (size_t)snprintf(err, errlen, "'%s' is ambiguous:", name);
 			const char *sep = " ";
 			for (size_t i = 0; i < n && used < errlen; i++) {
-				if (!rank_match(base_name(objs[i].path), name, rank))
+				if (!sp_maps_name_rank(objs[i].path, name, rank))
 					continue;
 				used += (size_t)snprintf(err + used, errlen - used, "%s%s",
 							 sep, base_name(objs[i].path));

@@ -39,6 +39,13 @@ void sp_maps_free(struct sp_object *objs, size_t n);
 int sp_maps_find(const struct sp_object *objs, size_t n, const char *name,
 		 char *err, size_t errlen);
 
+/* Does the file PATH answer to the library NAME at RANK?  Basename ranks,
+ * best first: 0 "libc.so.6" exactly, 1 "libc" → "libc.so…", 2 "libfoo" →
+ * "libfoo-1.2.so", 3 any prefix.  The first rank with one match decides
+ * (sp_maps_find, and the CLI's search of files on disk). */
+#define SP_MAPS_RANKS 4
+bool sp_maps_name_rank(const char *path, const char *name, int rank);
+
 /* Is [addr, addr+len) inside one of OBJ's text ranges? */
 bool sp_maps_in_text(const struct sp_object *obj, uintptr_t addr, size_t len);
 
