@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "json.h"
+#include "report.h"
 #include "section.h"
 #include "shm.h"
 #include "spec.h"
@@ -186,18 +187,6 @@ static FILE *open_out(const char *out, int main_pid)
 	return fdopen(fd, "w");
 }
 
-static bool ends_with(const char *s, const char *suffix)
-{
-	size_t a = strlen(s), b = strlen(suffix);
-	return a >= b && strcmp(s + a - b, suffix) == 0;
-}
-
-/* Outputs beside the report: the timeline and folded stacks. */
-static bool side_output(const char *out)
-{
-	return out && (ends_with(out, ".trace.json") || ends_with(out, ".folded"));
-}
-
 /* ---- outputs merged from every process's section ---- */
 
 typedef void (*section_fn)(FILE *f, const struct sp_shm_section *s, const struct sp_section *v, void *ctx);
@@ -234,7 +223,7 @@ static int write_side_output(const char *out, int main_pid, int fd, const struct
 	if (!f)
 		return -1;
 	struct sp_tl_writer w;
-	bool timeline = ends_with(out, ".trace.json");
+	bool timeline = sp_report_output(out) == SP_OUT_TIMELINE;
 	if (timeline) {
 		sp_tl_json_begin(&w, f);
 		each_section(fd, h, f, timeline_of, &w);
@@ -400,7 +389,7 @@ int sp_cli_run(int argc, char **argv, void (*usage)(FILE *))
 		/* the report is ours to write; side outputs are named to the
 		 * processes: folded stacks, which only a process has, and the
 		 * timeline, which they then record in the shared file */
-		if (side_output(o.out))
+		if (sp_report_side_output(o.out))
 			setenv("UPROBE_OUTPUT", o.out, 1);
 		else
 			unsetenv("UPROBE_OUTPUT");
@@ -457,13 +446,13 @@ int sp_cli_run(int argc, char **argv, void (*usage)(FILE *))
 	int code = WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 1;
 	if (h) {
 		/* beside a side output, the report goes to stderr */
-		const char *report_out = side_output(o.out) ? NULL : o.out;
+		const char *report_out = sp_report_side_output(o.out) ? NULL : o.out;
 		FILE *f = open_out(report_out, pid);
 		if (f) {
-			report(f, report_out && ends_with(report_out, ".json"), shm_fd, h, dir, pid, status);
+			report(f, sp_report_output(report_out) == SP_OUT_JSON, shm_fd, h, dir, pid, status);
 			fclose(f);
 		}
-		if (side_output(o.out))
+		if (sp_report_side_output(o.out))
 			write_side_output(o.out, pid, shm_fd, h);
 		remove_reports(dir, h);
 	}

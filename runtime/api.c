@@ -206,23 +206,6 @@ static int write_report_fd(int fd, bool json)
 	return fclose(f) == 0 ? 0 : -errno;
 }
 
-static int ends_with(const char *s, const char *suffix)
-{
-	size_t a = strlen(s), b = strlen(suffix);
-	return a >= b && strcmp(s + a - b, suffix) == 0;
-}
-
-/* Outputs that are not the report: the report goes to stderr beside them. */
-static int is_trace(const char *path)
-{
-	return ends_with(path, ".trace.json");
-}
-
-static int is_side_output(const char *path)
-{
-	return path && (is_trace(path) || ends_with(path, ".folded"));
-}
-
 static int write_report(const char *pattern)
 {
 	sp_uret_settle();
@@ -249,14 +232,12 @@ static int write_report(const char *pattern)
 		return -e;
 	}
 	int rc = 0;
-	if (is_trace(path))
-		rc = sp_timeline_write(f, program_invocation_short_name);
-	else if (ends_with(path, ".json"))
-		sp_report_json(f);
-	else if (ends_with(path, ".folded"))
-		sp_stack_report_folded(f);   /* flame graph input: the stacks only */
-	else
-		sp_report_text(f);
+	switch (sp_report_output(path)) {
+	case SP_OUT_TIMELINE: rc = sp_timeline_write(f, program_invocation_short_name); break;
+	case SP_OUT_JSON:     sp_report_json(f); break;
+	case SP_OUT_FOLDED:   sp_stack_report_folded(f); break;   /* flame graph input: the stacks only */
+	case SP_OUT_TEXT:     sp_report_text(f); break;
+	}
 	if (fclose(f) != 0 && rc == 0)
 		rc = -errno;
 	free(path);
@@ -318,9 +299,9 @@ API int selfprobe_set_exit_report(const char *path)
 	RUNTIME_BEGIN();
 	free(exit_path);
 	exit_path = path ? strdup(path) : NULL;
-	if ((!path || is_side_output(path)) && exit_fd < 0)
+	if ((!path || sp_report_side_output(path)) && exit_fd < 0)
 		exit_fd = fcntl(2, F_DUPFD_CLOEXEC, 10);
-	if (path && is_trace(path))
+	if (sp_report_output(path) == SP_OUT_TIMELINE)
 		sp_timeline_enable();
 	sp_exithook_install(selfprobe_exit_report);   /* after libc's last exit work */
 	sp_report_exit_owner_is_me();
@@ -362,7 +343,7 @@ static void exit_report(void)
 	} else {
 		if (exit_path)
 			selfprobe_write_report(exit_path);
-		if ((!exit_path || is_side_output(exit_path)) && exit_fd >= 0)
+		if ((!exit_path || sp_report_side_output(exit_path)) && exit_fd >= 0)
 			selfprobe_write_report_fd(exit_fd, false);
 	}
 	selfprobe_fini_plugins();

@@ -225,6 +225,25 @@ void sp_report_json(FILE *f)
 	fflush(f);
 }
 
+static int ends_with(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+	return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+enum sp_output sp_report_output(const char *path)
+{
+	if (!path)
+		return SP_OUT_TEXT;
+	if (ends_with(path, ".trace.json"))   /* before ".json" */
+		return SP_OUT_TIMELINE;
+	if (ends_with(path, ".json"))
+		return SP_OUT_JSON;
+	if (ends_with(path, ".folded"))
+		return SP_OUT_FOLDED;
+	return SP_OUT_TEXT;
+}
+
 char *sp_report_path(const char *pattern)
 {
 	size_t cap = strlen(pattern) + 32, n = 0;

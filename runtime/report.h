@@ -20,6 +20,17 @@ struct sp_lat;
 void sp_report_histogram_text(FILE *f, const char *label, const struct sp_lat *l);
 void sp_report_latency_json(FILE *f, const struct sp_lat *l);
 
+/* What an output path asks for (UPROBE_OUTPUT, `selfprobe run -o`): the
+ * report as text (also for NULL) or JSON, or one of the outputs written
+ * beside it (the report then goes to stderr as text). */
+enum sp_output { SP_OUT_TEXT, SP_OUT_JSON, SP_OUT_TIMELINE, SP_OUT_FOLDED };
+enum sp_output sp_report_output(const char *path);
+static inline int sp_report_side_output(const char *path)
+{
+	enum sp_output o = sp_report_output(path);
+	return o == SP_OUT_TIMELINE || o == SP_OUT_FOLDED;
+}
+
 /* Expand "%p" to the pid (and "%%" to "%").  Malloc'ed, or NULL. */
 char *sp_report_path(const char *pattern);
 
