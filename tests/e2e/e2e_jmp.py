@@ -39,15 +39,6 @@ SQL = ("create table t(x integer primary key, y text);"
        "select count(*), sum(x), min(y), max(y) from t where y like 'row 1%';")
 
 
-def plain(args):
-    cp = t.run([t.TARGET] + args)
-    if not t.check(cp.returncode == 0 and not cp.stderr,
-                   "unprobed sp_target %s: exit %d" % (" ".join(args), cp.returncode),
-                   t.clip(cp.stderr)):
-        t.finish()
-    return cp, t.target_counts(cp.stdout)
-
-
 def same_run(label, cp, ref, stderr_ok=False):
     t.check(cp.returncode == 0, "%s: exit status %d, want 0 (the target checks its results)"
             % (label, cp.returncode), t.clip(cp.stderr))
@@ -70,7 +61,7 @@ def check_path(label, e):
 
 
 def test_target_glob():
-    ref, counts = plain([str(N)])
+    ref, counts = t.target_plain([str(N)])
     names = sorted(counts)
     cp, rep = t.run_probed([t.TARGET, str(N)], "uprobe:t_*", "auto")
     label = "uprobe:t_* (auto)"
@@ -93,7 +84,7 @@ def test_target_glob():
 
 
 def test_target_threads():
-    ref, counts = plain(["threads", str(N_MT)])
+    ref, counts = t.target_plain(["threads", str(N_MT)])
     cp, rep = t.run_probed([t.TARGET, "threads", str(N_MT)], "uprobe:t_mt", "auto")
     label = "threads uprobe:t_mt (auto)"
     same_run(label, cp, ref)
@@ -129,7 +120,7 @@ def test_target_fork():
 def test_mode_jmp_warns():
     """UPROBE_MODE=jmp: a warning for every probe that had to use int3
     (design.md, Environment), and for no other."""
-    ref, counts = plain([str(N)])
+    ref, counts = t.target_plain([str(N)])
     cp, rep = t.run_probed([t.TARGET, str(N)], "uprobe:t_*", "jmp")
     label = "uprobe:t_* (UPROBE_MODE=jmp)"
     same_run(label, cp, ref, stderr_ok=True)

@@ -24,15 +24,6 @@ OFFSET_PROBES = {"uprobe:t_push+1": "t_push", "uprobe:t_sub+4": "t_sub",
                  "uprobe:t_call+5": "t_call", "uprobe:t_endbr+4": "t_endbr"}
 
 
-def plain(args):
-    cp = t.run([t.TARGET] + args)
-    if not t.check(cp.returncode == 0 and not cp.stderr,
-                   "unprobed sp_target %s: exit %d" % (" ".join(args), cp.returncode),
-                   t.clip(cp.stderr)):
-        t.finish()
-    return cp, t.target_counts(cp.stdout)
-
-
 def check_run(label, cp, ref):
     ok = t.check(cp.returncode == 0, "%s: exit status %d, want 0 (the target checks its results)"
                  % (label, cp.returncode), t.clip(cp.stderr))
@@ -60,7 +51,7 @@ def check_entry(label, e, want_hits, mode):
 
 
 def test_all(mode):
-    ref, counts = plain([str(N)])
+    ref, counts = t.target_plain([str(N)])
     names = sorted(counts)
     t.check(len(names) == 14 and counts["t_nop"] == N, "target output unexpected", t.clip(ref.stdout))
 
@@ -102,7 +93,7 @@ def test_all(mode):
 
 
 def test_threads(mode):
-    ref, counts = plain(["threads", str(N_MT)])
+    ref, counts = t.target_plain(["threads", str(N_MT)])
     t.check(counts.get("t_mt") == 4 * N_MT, "target threads output unexpected", t.clip(ref.stdout))
     for spec in ("uprobe:t_mt;uprobe:t_nop", "uprobe:t_mt+1"):
         cp, rep = t.run_probed([t.TARGET, "threads", str(N_MT)], spec, mode)
@@ -125,7 +116,7 @@ def test_kernel():
     if not ok:
         t.skip("kernel uprobes unavailable: %s" % reason)
         t.finish()
-    ref, counts = plain([str(N)])
+    ref, counts = t.target_plain([str(N)])
     names = sorted(counts)
     kcp, kc = t.kcount(["%s:%s" % (t.TARGET, n) for n in names], [t.TARGET, str(N)])
     t.check(kcp.returncode == 0 and kcp.stdout == ref.stdout,
@@ -146,7 +137,7 @@ def test_kernel():
                     % (mode, hits, n, kernel[n]))
 
     mt = ["threads", str(N_MT)]
-    ref, counts = plain(mt)
+    ref, counts = t.target_plain(mt)
     kcp, kc = t.kcount(["%s:t_mt" % t.TARGET, "ret:%s:t_mt" % t.TARGET], [t.TARGET] + mt)
     if kc:
         for k, v in kc.items():

@@ -265,6 +265,16 @@ def target_counts(stdout):
     return counts
 
 
+def target_plain(args):
+    """sp_target ARGS unprobed: (CompletedProcess, its counts).  A failing
+    unprobed run ends the test: nothing probed could be compared with it."""
+    cp = run([TARGET] + args)
+    if not check(cp.returncode == 0 and not cp.stderr,
+                 "unprobed sp_target %s: exit %d" % (" ".join(args), cp.returncode), clip(cp.stderr)):
+        finish()
+    return cp, target_counts(cp.stdout)
+
+
 # ---------------------------------------------------------------- kernel
 
 _kernel = None

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "selfprobe.h"
+#include "unit.h"
 
 /* ------------------------------------------------------------------ asm
  *
@@ -483,27 +484,6 @@ struct entry {
 	long hits, missed;
 };
 
-static char *read_report(void)
-{
-	char path[] = "/tmp/sp_jmp_report_XXXXXX.json";
-	int fd = mkstemps(path, 5);
-	cr_assert_geq(fd, 0);
-	close(fd);
-	cr_assert_eq(selfprobe_write_report(path), 0);
-	FILE *f = fopen(path, "r");
-	cr_assert_not_null(f);
-	size_t cap = 1 << 16, n = 0;
-	char *buf = malloc(cap);
-	for (size_t r; (r = fread(buf + n, 1, cap - n - 1, f)) > 0;) {
-		n += r;
-		if (n + 1 == cap)
-			buf = realloc(buf, cap *= 2);
-	}
-	buf[n] = 0;
-	fclose(f);
-	unlink(path);
-	return buf;
-}
 
 static const char *field(const char *obj, const char *end, const char *key)
 {
@@ -515,7 +495,7 @@ static const char *field(const char *obj, const char *end, const char *key)
 
 static struct entry entry_of(const char *sym)
 {
-	char *buf = read_report();
+	char *buf = unit_report_json();
 	char pat[160];
 	snprintf(pat, sizeof(pat), "\"symbol\": \"%s\",", sym);
 	const char *hit = NULL;

@@ -8,11 +8,8 @@
 #include <string.h>
 
 #include "jmpplan.h"
+#include "asm_fn.h"
 
-#define FN(name) ".p2align 4, 0xcc\n .globl " #name "\n .hidden " #name "\n" \
-		 ".type " #name ",@function\n" #name ":\n"
-#define END(name) #name "_end:\n .globl " #name "_end\n .hidden " #name "_end\n" \
-		  ".size " #name ", .-" #name "\n"
 
 __asm__(
 	".pushsection .data\n"

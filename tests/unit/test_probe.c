@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "selfprobe.h"
+#include "unit.h"
 
 #define NOINLINE __attribute__((noinline, used, visibility("default")))
 
@@ -36,21 +37,6 @@ NOINLINE int probe_other(int x)
 	return x + 7;
 }
 
-/* The JSON report as it is now, into BUF. */
-static void report_json(char *buf, size_t len)
-{
-	char path[] = "/tmp/sp_probe_report_XXXXXX.json";
-	int fd = mkstemps(path, 5);
-	cr_assert_geq(fd, 0);
-	close(fd);
-	cr_assert_eq(selfprobe_write_report(path), 0);
-	FILE *f = fopen(path, "r");
-	cr_assert_not_null(f);
-	size_t n = fread(buf, 1, len - 1, f);
-	buf[n] = 0;
-	fclose(f);
-	unlink(path);
-}
 
 static _Atomic long handler_calls;
 static _Atomic long last_arg;
@@ -124,11 +110,11 @@ Test(probe, recursion_counts_missed)
 	for (int i = 0; i < 10; i++)
 		cr_assert_eq(probe_recurse(i), i);
 	cr_assert_eq(atomic_load(&handler_calls), 10);
-	char buf[8192];
-	report_json(buf, sizeof(buf));
+	char *buf = unit_report_json();
 	/* the count-only probe saw all 20 hits; the handler probe missed 10 */
 	cr_assert(strstr(buf, "\"hits\": 20, \"missed\": 0"), "%s", buf);
 	cr_assert(strstr(buf, "\"hits\": 20, \"missed\": 10"), "%s", buf);
+	free(buf);
 	selfprobe_detach(l);
 }
 
@@ -212,12 +198,12 @@ Test(probe, errors_are_reported_and_others_attach)
 	cr_assert_eq(rc, -EINVAL);
 	for (int i = 0; i < 5; i++)
 		probe_me(i);
-	char buf[8192];
-	report_json(buf, sizeof(buf));
+	char *buf = unit_report_json();
 	cr_assert(strstr(buf, "\"spec\": \"uprobe:no_such_function_here\", \"message\": \"symbol 'no_such_function_here' not found"), "%s", buf);
 	cr_assert(strstr(buf, "\"spec\": \"uprobez:x\""), "%s", buf);
 	cr_assert(strstr(buf, "\"symbol\": \"probe_me\""), "%s", buf);
 	cr_assert(strstr(buf, "\"hits\": 5"), "%s", buf);
+	free(buf);
 	errno = 0;
 	cr_assert_null(selfprobe_attach("usdt:noprov:noname", count_handler, NULL));
 	cr_assert_eq(errno, ENOENT, "no USDT notes in this binary: %s", strerror(errno));

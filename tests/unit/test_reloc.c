@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 
 #include "reloc.h"
+#include "asm_fn.h"
 
 /* ---------------------------------------------------------------------- */
 /* Byte-exact rewrites, at made-up addresses                              */
@@ -281,10 +282,6 @@ Test(reloc_bytes, worst_case_fits)
 /* Relocated windows of real functions, executed                          */
 /* ---------------------------------------------------------------------- */
 
-#define FN(name) ".p2align 4, 0xcc\n .globl " #name "\n .hidden " #name "\n" \
-		 ".type " #name ",@function\n" #name ":\n"
-#define END(name) #name "_end:\n .globl " #name "_end\n .hidden " #name "_end\n" \
-		  ".size " #name ", .-" #name "\n"
 
 __asm__(
 	".pushsection .data\n"

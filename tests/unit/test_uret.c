@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "selfprobe.h"
+#include "unit.h"
 
 #define NOINLINE __attribute__((noinline, noclone, used, visibility("default")))
 #define KEEP(v) __asm__ volatile("" : "+r"(v) :: "memory")
@@ -59,23 +60,6 @@ static struct selfprobe_link *attach(const char *mode, const char *probe, selfpr
 	return l;
 }
 
-/* The JSON report, malloc'ed. */
-static char *report(void)
-{
-	char path[] = "/tmp/sp_uret_report_XXXXXX.json";
-	int fd = mkstemps(path, 5);
-	cr_assert_geq(fd, 0);
-	close(fd);
-	cr_assert_eq(selfprobe_write_report(path), 0);
-	FILE *f = fopen(path, "r");
-	cr_assert_not_null(f);
-	char *buf = calloc(1, 1 << 20);
-	size_t n = fread(buf, 1, (1 << 20) - 1, f);
-	buf[n] = 0;
-	fclose(f);
-	unlink(path);
-	return buf;
-}
 
 /* Field NAME (a number) of the report entry whose spec is SPEC; -1 when
  * absent. */
@@ -146,7 +130,7 @@ BOTH(session_skips_every_other_return)
 	cr_assert_eq(s.bad_retval, 0, "selfprobe_retval != the result");
 	for (long i = 0; i < N_CALLS; i++)
 		cr_assert_eq(s.seen[i], !(i & 1), "call %ld: %ld return calls", i, s.seen[i]);
-	char *rep = report();
+	char *rep = unit_report_json();
 	cr_assert_eq(field(rep, "usession:ur_fn", "hits"), N_CALLS, "%s", rep);
 	cr_assert_eq(field(rep, "usession:ur_fn", "returns"), N_CALLS / 2, "%s", rep);
 	cr_assert_eq(field(rep, "usession:ur_fn", "lost"), 0, "%s", rep);
@@ -290,7 +274,7 @@ BOTH(hit_inside_a_return_handler_is_missed)
 		cr_assert_eq(ur_fn(i), i * 2 + 1);
 	cr_assert_eq(reentrant_calls, 200, "handler calls %ld (nested hits must not run it)", reentrant_calls);
 	cr_assert_geq(sink, 0, "a call from the handler returned a wrong value");
-	char *rep = report();
+	char *rep = unit_report_json();
 	/* entries: 100 outer + 200 from the handlers; returns: the outer ones */
 	cr_assert_eq(field(rep, "usession:ur_fn", "hits"), 300, "%s", rep);
 	cr_assert_eq(field(rep, "usession:ur_fn", "missed"), 200, "%s", rep);
@@ -344,7 +328,7 @@ BOTH(backtrace_inside_a_return_handler)
 	cr_assert_gt(b.frames, 50 * 3, "backtrace found only %ld frames in 50 calls", b.frames);
 	cr_assert_eq(b.found, 50, "the caller's return address %#lx was in %ld of 50 backtraces", b.ret_addr,
 		     b.found);
-	char *rep = report();
+	char *rep = unit_report_json();
 	cr_assert_eq(field(rep, "usession:ur_fn", "returns"), 50, "%s", rep);
 	cr_assert_eq(field(rep, "uretprobe:bt_caller", "hits"), 50, "%s", rep);
 	cr_assert_eq(field(rep, "uretprobe:bt_caller", "lost"), 0, "%s", rep);
@@ -361,7 +345,7 @@ BOTH(latency_count_equals_hits)
 	cr_assert_eq(selfprobe_attach_spec("uretprobe:ur_rec=latency"), 0);
 	for (int k = 0; k < 10; k++)
 		cr_assert_eq(ur_rec(100), 100);
-	char *rep = report();
+	char *rep = unit_report_json();
 	const char *spec = "uretprobe:ur_rec=latency";
 	cr_assert_eq(field(rep, spec, "hits"), 1010, "%s", rep);
 	cr_assert_eq(field(rep, spec, "count"), 1010, "%s", rep);
