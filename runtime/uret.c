@@ -6,6 +6,7 @@
 #include "timeline.h"
 #include "log.h"
 #include "probe.h"
+#include "rawsys.h"
 #include "tstate.h"
 #include "xsave.h"
 
@@ -33,7 +34,7 @@ static void ustack_free(void *v)
 	for (size_t i = 0; i < ustack.n; i++)
 		count_lost(&ustack.e[i], sp_tstate_stripe());
 	if (ustack.e)
-		munmap(ustack.e, ustack.cap * sizeof(*ustack.e));
+		sp_sys_munmap(ustack.e, ustack.cap * sizeof(*ustack.e));
 	ustack.e = NULL;
 	ustack.n = ustack.cap = 0;
 }
@@ -43,8 +44,10 @@ static void make_key(void)
 	pthread_key_create(&ustack_key, ustack_free);
 }
 
-/* Room for one more entry: mmap/mremap are plain system calls, safe in a
- * signal handler. */
+/* Room for one more entry.  This runs inside probed calls, so it calls no
+ * libc function the application may have probed: libc's mmap with a
+ * return probe on mmap would re-enter here without end.  Raw system
+ * calls, and the one libc call (setspecific) marked as the runtime's. */
 static int grow(void)
 {
 	if (ustack.n < ustack.cap)
@@ -52,14 +55,16 @@ static int grow(void)
 	size_t cap = ustack.cap ? ustack.cap * 2 : 256;
 	void *p;
 	if (ustack.e)
-		p = mremap(ustack.e, ustack.cap * sizeof(*ustack.e), cap * sizeof(*ustack.e), MREMAP_MAYMOVE);
+		p = sp_sys_mremap(ustack.e, ustack.cap * sizeof(*ustack.e), cap * sizeof(*ustack.e), MREMAP_MAYMOVE);
 	else {
-		p = mmap(NULL, cap * sizeof(*ustack.e), PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		p = sp_sys_mmap(NULL, cap * sizeof(*ustack.e), PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (p != MAP_FAILED) {
 			/* the key was made at attach (sp_uret_prepare): this is
 			 * only the per-thread setspecific */
+			sp_tls.runtime++;
 			pthread_setspecific(ustack_key, p);
+			sp_tls.runtime--;
 		}
 	}
 	if (p == MAP_FAILED)
