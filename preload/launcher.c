@@ -483,9 +483,9 @@ static void print_reloc(const struct sp_an_object *o, const struct sp_an_site *s
 	}
 }
 
-static const char *result_tag(enum sp_an_result r)
+static const char *result_tag(enum sp_check_result r)
 {
-	return r == SP_AN_PASS ? "[ok]  " : r == SP_AN_FAIL ? "[FAIL]" : "[--]  ";
+	return r == SP_CHECK_PASS ? "[ok]  " : r == SP_CHECK_FAIL ? "[FAIL]" : "[--]  ";
 }
 
 static void print_site(const struct sp_an_object *o, const char *spec, const char *label,

@@ -1,6 +1,7 @@
 /* arm — see arm.h for the protocol. */
 #include "arm.h"
 #include "codemem.h"
+#include "decide.h"
 #include "emulate.h"
 #include "insn.h"
 #include "jmpplan.h"
@@ -100,64 +101,6 @@ static int demote(struct sp_site *t)
 	return 0;
 }
 
-/* The jmp plan on a pristine copy of the function: live text may hold our
- * own int3s and jmps. */
-static int plan_on_pristine(uintptr_t site, size_t avail, const struct sp_func_extent *fn,
-			    struct sp_window *w, const char **reason)
-{
-	uintptr_t lo, hi;
-	sp_jmp_plan_range(fn->start, fn->size, site, avail, &lo, &hi);
-	uint8_t *copy = malloc(hi - lo);
-	if (!copy) {
-		*reason = "out of memory";
-		return -ENOMEM;
-	}
-	sp_site_pristine(lo, hi - lo, copy);
-	int rc = sp_jmp_plan_image(copy, lo, hi - lo, fn->start, fn->size, site, fn->limit, w, reason);
-	free(copy);
-	return rc;
-}
-
-/* Try the jmp path: plan, safety against the whole object, trampoline.  On
- * refusal s->reason says why. */
-static bool try_jmp(struct sp_site *s, size_t avail, const struct sp_func_extent *fn)
-{
-	struct sp_window w;
-	const char *reason = NULL;
-	s->jmp_tried = true;
-	if (!fn->bt) {
-		s->jmp_reason = "the object's branch targets could not be indexed";
-		return false;
-	}
-	if (plan_on_pristine(s->addr, avail, fn, &w, &reason) != 0) {
-		s->jmp_reason = reason;
-		return false;
-	}
-	if (s->addr != fn->start && w.n_insns > 1 && fn->landing_pads) {
-		/* exception landing pads are entered by the unwinder, not by a
-		 * branch the index could see: in an object that has them, only
-		 * a one-instruction window is safe mid-function */
-		s->jmp_reason = "mid-function window of several instructions in an object with exception "
-				"landing pads";
-		return false;
-	}
-	if (sp_btindex_any_inside(fn->bt, s->addr, s->addr + w.len)) {
-		s->jmp_reason = "branch target inside the jmp window (from elsewhere in the object)";
-		return false;
-	}
-	struct sp_site *next = sp_site_after(s->addr);
-	if (next && next->addr < s->addr + w.len) {
-		s->jmp_reason = "another probe site lies inside its jmp window";
-		return false;
-	}
-	if (sp_tramp_build(s, &w, &s->tramp, &reason) != 0) {
-		s->jmp_reason = reason;
-		return false;
-	}
-	s->tramp_ok = true;
-	return true;
-}
-
 static size_t text_avail(const struct sp_object *obj, uintptr_t addr)
 {
 	for (int i = 0; i < obj->n_text; i++)
@@ -166,13 +109,71 @@ static size_t text_avail(const struct sp_object *obj, uintptr_t addr)
 	return 0;
 }
 
-/* Make S ready to be armed the way WANT_JMP asks: the jmp when it is (or,
- * tried now, turns out) safe, else the int3 path. */
-static int prepare(struct sp_site *s, const struct sp_object *obj, const struct sp_func_extent *fn,
-		   bool want_jmp, const char **why)
+/* The verdict for ADDR, on a pristine copy of its code (live text may hold
+ * our own int3s and jmps).  -ENOMEM when no copy could be made. */
+static int decide_live(const struct sp_object *obj, uintptr_t addr, size_t avail,
+		       const struct sp_func_extent *fn, struct sp_verdict *v)
 {
-	if (want_jmp && !s->jmp_tried)
-		try_jmp(s, text_avail(obj, s->addr), fn);
+	uintptr_t lo, hi;
+	sp_decide_range(fn->start, fn->size, addr, avail, &lo, &hi);
+	uint8_t *copy = malloc(hi - lo);
+	if (!copy)
+		return -ENOMEM;
+	sp_site_pristine(lo, hi - lo, copy);
+	struct sp_site *next = sp_site_after(addr);
+	struct sp_site_facts f = {
+		.site = addr, .bias = obj->bias,
+		.code = copy, .code_lo = lo, .code_len = hi - lo, .avail = avail,
+		.func = fn->start, .func_size = fn->size, .limit = fn->limit,
+		.idx = fn->bt, .landing_pads = fn->landing_pads, .hazard = fn->hazard,
+		.live = true, .tramp_addr = 0, .next_site = next ? next->addr : 0,
+	};
+	sp_decide(&f, v);
+	free(copy);
+	return 0;
+}
+
+/* A verdict's reason, kept for the life of the site (sites are never freed;
+ * a reason naming an address lives in the verdict's own storage). */
+static const char *keep(const struct sp_verdict *v, const char *reason)
+{
+	if (!reason || reason < v->text || reason >= v->text + sizeof(v->text))
+		return reason;
+	char *c = strdup(reason);
+	return c ? c : "(reason lost: out of memory)";
+}
+
+/* The jmp path as verdict V has it: the trampoline when it allows the jmp.
+ * On refusal s->jmp_reason says why. */
+static bool take_jmp(struct sp_site *s, const struct sp_verdict *v)
+{
+	const char *reason = NULL;
+	s->jmp_tried = true;
+	if (v->path != SP_PATH_JMP5) {
+		s->jmp_reason = keep(v, v->reason);
+		return false;
+	}
+	if (sp_tramp_build(s, &v->w, &s->tramp, &reason) != 0) {
+		s->jmp_reason = reason;
+		return false;
+	}
+	s->tramp_ok = true;
+	return true;
+}
+
+/* Make S ready to be armed the way WANT_JMP asks: the jmp when it is (or,
+ * decided now, turns out) safe, else the int3 path.  V: a fresh verdict,
+ * or NULL to decide now if needed. */
+static int prepare(struct sp_site *s, const struct sp_object *obj, const struct sp_func_extent *fn,
+		   bool want_jmp, const struct sp_verdict *v, const char **why)
+{
+	if (want_jmp && !s->jmp_tried) {
+		struct sp_verdict fresh;
+		if (!v && decide_live(obj, s->addr, text_avail(obj, s->addr), fn, &fresh) == 0)
+			v = &fresh;
+		if (v)
+			take_jmp(s, v);
+	}
 	if (!(want_jmp && s->tramp_ok) && plan_resume(s, why) != 0)
 		return -ENOTSUP;
 	s->want_jmp = want_jmp;
@@ -185,7 +186,7 @@ struct sp_site *sp_arm_site(const struct sp_object *obj, uintptr_t addr,
 	struct sp_site *s = sp_site_lookup(addr);
 	if (s) {
 		/* an armed site keeps its path; a new probe joins it */
-		if (!s->armed && prepare(s, obj, fn, want_jmp, why) != 0)
+		if (!s->armed && prepare(s, obj, fn, want_jmp, NULL, why) != 0)
 			return NULL;
 		return s;
 	}
@@ -195,10 +196,11 @@ struct sp_site *sp_arm_site(const struct sp_object *obj, uintptr_t addr,
 			     : "address is not in the object's executable text";
 		return NULL;
 	}
+	struct sp_verdict *v = malloc(sizeof(*v));
 	s = calloc(1, sizeof(*s));
-	if (!s) {
+	if (!s || !v) {
 		*why = "out of memory";
-		return NULL;
+		goto fail;
 	}
 	s->addr = addr;
 	struct sp_site *t = covering(addr);
@@ -206,30 +208,28 @@ struct sp_site *sp_arm_site(const struct sp_object *obj, uintptr_t addr,
 		*why = "inside the jmp window of another probe that cannot be moved back to int3";
 		goto fail;
 	}
-	uint8_t code[15];
-	size_t n = avail < sizeof(code) ? avail : sizeof(code);
-	sp_site_pristine(addr, n, code);
-	if (code[0] == 0xcc) {
-		*why = "the site already holds an int3 (a debugger, a kernel uprobe or another tool?)";
+	if (decide_live(obj, addr, avail, fn, v) != 0) {
+		*why = "out of memory";
 		goto fail;
 	}
-	if (sp_insn_decode(code, n, addr, &s->insn) != 0) {
-		*why = "the instruction at the site does not decode";
+	if (v->path == SP_PATH_NONE) {
+		/* a hazard, an int3 already there, an instruction that does not
+		 * decode or cannot resume: nothing is patched */
+		*why = keep(v, v->reason);
 		goto fail;
 	}
-	if (s->insn.cls == SP_INSN_REFUSED) {
-		*why = s->insn.why ? s->insn.why : "instruction cannot be probed";
-		goto fail;
-	}
-	memcpy(s->orig, code, SP_JMP_LEN);
-	if (prepare(s, obj, fn, want_jmp, why) != 0)
+	s->insn = v->insn;
+	sp_site_pristine(addr, SP_JMP_LEN, s->orig);
+	if (prepare(s, obj, fn, want_jmp, v, why) != 0)
 		goto fail;
 	if (sp_site_insert(s) != 0) {
 		*why = "out of memory";
 		goto fail;
 	}
+	free(v);
 	return s;
 fail:
+	free(v);
 	free(s);
 	return NULL;
 }
