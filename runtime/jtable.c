@@ -117,29 +117,36 @@ void sp_jtable_find(const struct sp_jt_insn *ins, int n, struct sp_jtable *out)
 			index = o->op[1].index;
 		} else if (o->kind == SP_OPS_ADD && is_reg(&o->op[0], x, 64) && o->op[1].type == SP_OPD_REG &&
 			   o->op[1].size == 64) {
-			/* add: one side the table's address, the other a loaded offset */
+			/* add: one side a 32-bit offset loaded from the table, the
+			 * other the address the offsets are from (the table's own
+			 * for a switch; a label's for gcc's computed-goto tables) */
 			int y = o->op[1].reg;
 			int dx = def_before(&s, d, x), dy = def_before(&s, d, y);
-			int sides[2][2] = { { dx, dy }, { dy, dx } };   /* {load, lea} */
-			int regs[2] = { y, x };                         /* the lea's register */
+			int sides[2][2] = { { dx, y }, { dy, x } };   /* {load, base register} */
 			for (int k = 0; k < 2 && load < 0; k++) {
-				int l = sides[k][0];
+				int l = sides[k][0], br = sides[k][1];
 				if (l < 0 || s.ops[l].kind != SP_OPS_MOVSXD || s.ops[l].op[0].size != 64 ||
 				    s.ops[l].op[1].type != SP_OPD_MEM || s.ops[l].op[1].scale != 4 ||
-				    s.ops[l].op[1].base != regs[k] || s.ops[l].op[1].index < 0)
+				    s.ops[l].op[1].base < 0 || s.ops[l].op[1].base == SP_RIP_BASE ||
+				    s.ops[l].op[1].index < 0)
 					continue;
 				load = l;
 				index = s.ops[l].op[1].index;
-				uintptr_t t;
-				int lea = def_before(&s, l, regs[k]);
-				/* the base must be the same value at the load and the add */
-				if (lea >= 0 && def_before(&s, d, regs[k]) == lea && rip_lea(&s, lea, regs[k], &t)) {
+				int tr = s.ops[l].op[1].base;
+				int64_t disp = s.ops[l].op[1].disp;
+				/* the base's value at the add, the table's at the load */
+				int lb = def_before(&s, d, br), lt = def_before(&s, l, tr);
+				uintptr_t tb, tt;
+				bool base_ok = lb >= 0 && rip_lea(&s, lb, br, &tb);
+				bool table_ok = lt >= 0 && rip_lea(&s, lt, tr, &tt);
+				if (base_ok && table_ok) {
 					out->kind = SP_JT_REL32;
-					out->base = t;
-					out->table = t + (uintptr_t)s.ops[l].op[1].disp;
-				} else if (lea < 0 && def_before(&s, d, regs[k]) < 0 && s.ops[l].op[1].disp == 0) {
-					/* the register is set before the straight line
-					 * and not touched in it: the table's address */
+					out->base = tb;
+					out->table = tt + (uintptr_t)disp;
+				} else if (lb < 0 && lt < 0 && br == tr && disp == 0) {
+					/* one register set before the straight line,
+					 * untouched in it: the table's address, from
+					 * which its entries count */
 					out->kind = SP_JT_REL32_ELSEWHERE;
 					return;
 				} else {

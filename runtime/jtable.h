@@ -3,9 +3,10 @@
  * A backward slice over the straight-line instructions before the jmp
  * (the sweep hands them in), matching the forms gcc and clang emit:
  *
- *   PIC, 32-bit offsets from the table:
- *       lea T(%rip),%rB ... movslq d(%rB,%rI,4),%rX; add %rB,%rX; jmp *%rX
- *       (or add %rX,%rB; jmp *%rB)
+ *   PIC, 32-bit offsets from the table (a switch) or from a label (gcc's
+ *   computed-goto tables, `&&l - &&base`):
+ *       lea T(%rip),%rT ... movslq d(%rT,%rI,4),%rX; add %rB,%rX; jmp *%rX
+ *       (%rB = %rT for a switch, else lea B(%rip),%rB; or add %rX,%rB)
  *   non-PIE, absolute entries:
  *       jmp *T(,%rI,8)          mov T(,%rI,8),%rX; jmp *%rX
  *
