@@ -5,7 +5,8 @@
   e2e_decide.py switch     compiler-made jump tables and computed gotos
                            (libsp_switch_gcc.so, libsp_switch_clang.so: -O2
                            -fPIC): under uprobe:LIB:* in auto mode, from 2
-                           threads, every function on the jmp path, counted
+                           threads, every function on the jmp path (tc_tail's
+                           window is its tail call, jmp *8(%rsi)), counted
                            exactly, results unchanged
   e2e_decide.py compare    `selfprobe list --json LIB` against a live
                            uprobe:LIB:* report under sqlite3, function by
@@ -25,7 +26,7 @@ CLI = os.path.join(BUILD, "bin", "selfprobe")
 TESTS = os.path.dirname(t.TARGET)
 DRIVER = os.path.join(TESTS, "sp_switch_target")
 ITERS = 20000
-FUNCS = ["sw_dense", "sw_offset", "sw_loop", "cg_run", "tc_method", "tc_ptr"]
+FUNCS = ["sw_dense", "sw_offset", "sw_loop", "cg_run", "tc_method", "tc_ptr", "tc_tail"]
 SQLITE3 = shutil.which("sqlite3") or "/usr/bin/sqlite3"
 # What only a live process decides (the CLI reports them "not checked").
 LIVE_ONLY = ("another probe site lies inside its jmp window", "a thread did not answer the stop check",

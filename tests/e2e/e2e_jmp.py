@@ -26,7 +26,7 @@ N_MT = 20000
 # name the rule.
 MUST_BE_INT3 = {
     "t_jmp8": "branch target inside the jmp window",         # jmp .+4 lands on byte 4
-    "t_indjmp": "indirect jmp in the jmp window",              # jmp *%rax at the entry
+    "t_indjmp": "indirect jmp in the jmp window (not its last instruction)",              # jmp *%rax at the entry
 }
 FLOOR = 0.80
 LIBS = [("libc", "libc.so.6"), ("libsqlite3", "libsqlite3.so.0"), ("libz", "libz.so.1")]

@@ -18,12 +18,14 @@ struct methods {
 };
 typedef long (*fn_m)(const struct methods *, long);
 typedef long (*fn_p)(long (*)(long), long);
+typedef long (*fn_t)(long, const struct methods *);
 
 static fn_il sw_dense, sw_offset;
 static fn_loop sw_loop;
 static fn_cg cg_run;
 static fn_m tc_method;
 static fn_p tc_ptr;
+static fn_t tc_tail;
 static long iters;
 static unsigned long sums[THREADS];
 
@@ -46,6 +48,7 @@ static void *worker(void *arg)
 		s = s * 31 + (unsigned long)cg_run(prog + (i % 4 == 0 ? 4 : 0), i);
 		s = s * 31 + (unsigned long)tc_method(&m, i);
 		s = s * 31 + (unsigned long)tc_ptr(twice, i);
+		s = s * 31 + (unsigned long)tc_tail(i, &m);
 	}
 	sums[t] = s;
 	return NULL;
@@ -69,7 +72,8 @@ int main(int argc, char **argv)
 	cg_run = (fn_cg)dlsym(h, "cg_run");
 	tc_method = (fn_m)dlsym(h, "tc_method");
 	tc_ptr = (fn_p)dlsym(h, "tc_ptr");
-	if (!sw_dense || !sw_offset || !sw_loop || !cg_run || !tc_method || !tc_ptr) {
+	tc_tail = (fn_t)dlsym(h, "tc_tail");
+	if (!sw_dense || !sw_offset || !sw_loop || !cg_run || !tc_method || !tc_ptr || !tc_tail) {
 		fprintf(stderr, "missing symbols in %s\n", argv[1]);
 		return 1;
 	}
@@ -78,8 +82,8 @@ int main(int argc, char **argv)
 		pthread_create(&th[t], NULL, worker, (void *)t);
 	for (int t = 0; t < THREADS; t++)
 		pthread_join(th[t], NULL);
-	const char *names[] = { "sw_dense", "sw_offset", "sw_loop", "cg_run", "tc_method", "tc_ptr" };
-	for (int i = 0; i < 6; i++)
+	const char *names[] = { "sw_dense", "sw_offset", "sw_loop", "cg_run", "tc_method", "tc_ptr", "tc_tail" };
+	for (int i = 0; i < 7; i++)
 		printf("%s %ld\n", names[i], iters * THREADS);
 	printf("checksum %lx %lx\n", sums[0], sums[1]);
 	return 0;
