@@ -129,7 +129,7 @@ struct build {
 						    * decoded an instruction there */
 };
 
-static const char TAKEN_RIP[] = "RIP-relative lea/mov target";
+static const char TAKEN_RIP[] = "RIP-relative lea target";
 static const char TAKEN_IMM[] = "absolute address in non-PIE code";
 static const char TAKEN_TABLE[] = "jump-table entry";
 static const char TAKEN_WORD[] = "pointer-sized value in data (non-PIE)";
@@ -210,7 +210,10 @@ static int sweep(struct build *b, int r, const uintptr_t *starts, size_t n_start
 		if (in.branch && set_push(&b->x->direct, (uintptr_t)in.target, NULL) != 0)
 			return -1;
 		if (in.riprel) {
-			if (take(b, (uintptr_t)in.rip_target, TAKEN_RIP) != 0)
+			/* only a lea puts the address in a register; a load or
+			 * a store through it reads or writes what is there (a
+			 * GOT entry's address is its relocation's business) */
+			if (in.lea && take(b, (uintptr_t)in.rip_target, TAKEN_RIP) != 0)
 				return -1;
 			uint64_t v = in.rip_target - oc->bias;
 			if (b->data && sp_objdata_is_data(b->data, v)) {

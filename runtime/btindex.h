@@ -11,8 +11,9 @@
  * for long), and keep three sorted sets:
  *
  *   - direct targets: rel8/rel32 jmp, jcc, call, loop and jrcxz targets;
- *   - taken addresses (inside the text): RIP-relative lea/mov targets in the
- *     code, absolute immediates in non-PIE code, R_X86_64_RELATIVE /
+ *   - taken addresses (inside the text): RIP-relative lea targets in the
+ *     code (a mov through a RIP-relative operand reads what is there; an
+ *     address loaded from the GOT is a relocation's), absolute immediates in non-PIE code, R_X86_64_RELATIVE /
  *     IRELATIVE addends and R_X86_64_64 / GLOB_DAT / JUMP_SLOT targets
  *     defined here (and DT_RELR words), pointer-sized values in the data of
  *     non-PIE objects (conservatively: any that falls in the text), and the

@@ -138,15 +138,20 @@ static const char *jmp_checks(const struct sp_site_facts *f, struct sp_verdict *
 	}
 	add(v, TABLES, SP_CHECK_PASS, NULL);
 
-	uintptr_t t;
-	const char *how;
-	if (sp_btindex_taken_inside(f->idx, f->site, end, &t, &how)) {
-		v->block = SP_BLOCK_TARGET;
-		reason = t ? fmt(v, "indirect jump target inside the jmp window: %#lx is a %s",
-				 (unsigned long)(t - f->bias), how)
-			   : fmt(v, "the object's taken addresses are unknown (%s)", how);
-		add(v, TAKEN, SP_CHECK_FAIL, reason);
-		return reason;
+	/* an indirect transfer lands where the program's own instructions
+	 * start: at the window's instructions after the first (a taken
+	 * address inside an instruction is the program reading its code) */
+	for (int i = 1; i < v->w.n_insns; i++) {
+		uintptr_t a = (uintptr_t)v->w.insns[i].addr, t;
+		const char *how;
+		if (sp_btindex_taken_inside(f->idx, a - 1, a + 1, &t, &how)) {
+			v->block = SP_BLOCK_TARGET;
+			reason = t ? fmt(v, "indirect jump target inside the jmp window: %#lx is a %s",
+					 (unsigned long)(t - f->bias), how)
+				   : fmt(v, "the object's taken addresses are unknown (%s)", how);
+			add(v, TAKEN, SP_CHECK_FAIL, reason);
+			return reason;
+		}
 	}
 	add(v, TAKEN, SP_CHECK_PASS, NULL);
 

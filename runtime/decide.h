@@ -22,8 +22,10 @@
  *   6. no direct branch from anywhere in the object into the window;
  *   7. no jump table whose bound or extent is unknown covering the
  *      function (its indirect jump could reach anything in it);
- *   8. no jump-table entry and no taken address (RIP-relative lea/mov,
- *      relocation, data pointer) strictly inside the window;
+ *   8. no jump-table entry and no taken address (RIP-relative lea,
+ *      relocation, data pointer) at one of the window's instructions after
+ *      the first (where an indirect transfer could enter it: nothing jumps
+ *      into the middle of an instruction);
  *   9. the window relocates (at facts.tramp_addr, when known);
  *  10. no other probe site inside the window (live only).
  *

@@ -441,6 +441,7 @@ int sp_insn_scan(const uint8_t *code, size_t avail, uint64_t addr, struct sp_ins
 	    in.raw.modrm.rm == 5 && in.raw.disp.size == 32) {
 		out->riprel = true;
 		out->rip_target = addr + in.length + (uint64_t)in.raw.disp.value;
+		out->lea = in.mnemonic == ZYDIS_MNEMONIC_LEA;
 	}
 	if (in.mnemonic == ZYDIS_MNEMONIC_JMP && !rel_imm && in.meta.branch_type == ZYDIS_BRANCH_TYPE_NEAR)
 		out->ind_jmp = true;

@@ -101,6 +101,7 @@ struct sp_insn_scan {
 	uint64_t target;
 	bool riprel;             /* a RIP-relative memory operand: RIP_TARGET */
 	uint64_t rip_target;
+	bool lea;                /* ... of a lea: the program holds RIP_TARGET */
 	bool ind_jmp;            /* jmp r/m64 */
 	uint8_t n_imm;
 	uint64_t imm[2];         /* 32- and 64-bit immediates, sign-extended */

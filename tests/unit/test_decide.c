@@ -254,7 +254,7 @@ Test(decide, stored_label_address)
 
 Test(decide, computed_goto)
 {
-	expect_int3("dt_cgoto", 2, "is a RIP-relative lea/mov target");
+	expect_int3("dt_cgoto", 2, "is a RIP-relative lea target");
 	expect_int3("dt_cgtab", 2, "is a jump-table entry");
 }
 
