@@ -2,6 +2,7 @@
 #include "arm.h"
 #include "codemem.h"
 #include "emulate.h"
+#include "hop.h"
 #include "insn.h"
 #include "jmpplan.h"
 #include "log.h"
@@ -11,6 +12,7 @@
 #include "trap.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,6 +73,39 @@ static struct sp_site *covering(uintptr_t addr)
 	return NULL;
 }
 
+/* Put a hop's pad back once no thread can be between its two jumps: the
+ * site no longer holds the rel8, so only a thread that took it just
+ * before can be at the pad's first byte; the stop check moves it into the
+ * trampoline, where the pad's jmp was taking it.  The stop window is the
+ * pad preceded by one byte, so that the pad's first byte counts as inside
+ * it (stopworld moves threads strictly after a window's first byte). */
+static void release_pad(struct sp_site *s)
+{
+	if (!s->hop || !s->pad_written)
+		return;
+	static const struct sp_reloc_map to_entry = { .n = 1, .orig_off = { 1 }, .new_off = { 0 } };
+	/* on the heap, and leaked when the check gives up: a late answer may
+	 * still read it */
+	struct sp_stop_window *w = calloc(1, sizeof(*w));
+	if (!w)
+		return;
+	*w = (struct sp_stop_window){ .site = s->pad - 1, .len = SP_HOP_PAD_LEN + 1,
+				      .reloc = s->tramp.entry, .map = &to_entry };
+	int rc = sp_stopworld_check(w, 1);
+	if (rc != 0 || w->busy) {
+		sp_info("arm: hop pad at %#lx keeps its jmp (%s)", (unsigned long)s->pad,
+			rc ? "a thread did not answer the stop check" : "a thread is blocked at it");
+		if (rc == 0)
+			free(w);
+		return;
+	}
+	free(w);
+	if (sp_patch_write(s->pad, s->pad_orig, SP_HOP_PAD_LEN) == 0) {
+		sp_patch_sync();
+		s->pad_written = false;
+	}
+}
+
 /* T's window is about to hold another site: T goes back to a plain int3
  * (emulated or run out of line), as the kernel unoptimizes an optprobe.
  * Its trampoline stays for threads still inside it. */
@@ -90,6 +125,7 @@ static int demote(struct sp_site *t)
 			return rc;
 		sp_patch_sync();
 	}
+	release_pad(t);
 	t->tramp_ok = false;
 	t->jmp_reason = "another probe site lies inside its jmp window";
 	if (t->armed) {
@@ -100,27 +136,91 @@ static int demote(struct sp_site *t)
 	return 0;
 }
 
-/* The jmp plan on a pristine copy of the function: live text may hold our
- * own int3s and jmps. */
-static int plan_on_pristine(uintptr_t site, size_t avail, const struct sp_func_extent *fn,
-			    struct sp_window *w, const char **reason)
+/* The bytes of text around ADDR: [*LO, *HI) of the mapping holding it. */
+static bool text_bounds(const struct sp_object *obj, uintptr_t addr, uintptr_t *lo, uintptr_t *hi)
 {
-	uintptr_t lo, hi;
-	sp_jmp_plan_range(fn->start, fn->size, site, avail, &lo, &hi);
-	uint8_t *copy = malloc(hi - lo);
-	if (!copy) {
-		*reason = "out of memory";
-		return -ENOMEM;
-	}
-	sp_site_pristine(lo, hi - lo, copy);
-	int rc = sp_jmp_plan_image(copy, lo, hi - lo, fn->start, fn->size, site, fn->limit, w, reason);
-	free(copy);
-	return rc;
+	for (int i = 0; i < obj->n_text; i++)
+		if (addr >= obj->text[i].start && addr < obj->text[i].end) {
+			*lo = obj->text[i].start;
+			*hi = obj->text[i].end;
+			return true;
+		}
+	return false;
 }
 
-/* Try the jmp path: plan, safety against the whole object, trampoline.  On
- * refusal s->reason says why. */
-static bool try_jmp(struct sp_site *s, size_t avail, const struct sp_func_extent *fn)
+/* A window W (the 5-byte jmp's, or with HOP a hop's first instruction)
+ * planned on pristine code (live text may hold our own int3s and jmps) and
+ * checked against the whole object and the other sites.  NULL or why not. */
+static const char *check_window(struct sp_site *s, size_t avail, const struct sp_func_extent *fn,
+				bool hop, struct sp_window *w)
+{
+	const char *reason = NULL;
+	uintptr_t lo, hi;
+	sp_jmp_plan_range(fn->start, fn->size, s->addr, avail, &lo, &hi);
+	uint8_t *copy = malloc(hi - lo);
+	if (!copy)
+		return "out of memory";
+	sp_site_pristine(lo, hi - lo, copy);
+	int rc = hop ? sp_jmp_plan_first_image(copy, lo, hi - lo, fn->start, fn->size, s->addr, fn->limit, w, &reason)
+		     : sp_jmp_plan_image(copy, lo, hi - lo, fn->start, fn->size, s->addr, fn->limit, w, &reason);
+	free(copy);
+	if (rc != 0)
+		return reason;
+	if (s->addr != fn->start && w->n_insns > 1 && fn->landing_pads)
+		/* exception landing pads are entered by the unwinder, not by a
+		 * branch the index could see: in an object that has them, only
+		 * a one-instruction window is safe mid-function */
+		return "mid-function window of several instructions in an object with exception landing pads";
+	if (sp_btindex_any_inside(fn->bt, s->addr, s->addr + w->len))
+		return "branch target inside the jmp window (from elsewhere in the object)";
+	struct sp_site *next = sp_site_after(s->addr);
+	if (next && next->addr < s->addr + w->len)
+		return "another probe site lies inside its jmp window";
+	if (sp_site_pad_overlaps(s->addr, s->addr + (hop ? SP_HOP_LEN : SP_JMP_LEN)))
+		return "its jmp would overwrite padding another probe's hop uses";
+	return NULL;
+}
+
+static bool reached(const void *ctx, uintptr_t lo, uintptr_t hi)
+{
+	/* strictly inside (lo - 1, hi): any target in [lo, hi) */
+	return sp_btindex_any_inside(ctx, lo - 1, hi);
+}
+
+static bool claimed(const void *ctx, uintptr_t lo, uintptr_t hi)
+{
+	(void)ctx;
+	return sp_site_claimed(lo, hi);
+}
+
+/* A pad for a hop at S (hop.h), searched on pristine code.  NULL or why not. */
+static const char *find_pad(struct sp_site *s, const struct sp_object *obj, const struct sp_func_extent *fn)
+{
+	uintptr_t tlo, thi, lo, hi;
+	if (!fn->elf || !text_bounds(obj, s->addr, &tlo, &thi))
+		return "no symbols to prove padding unused for a hop";
+	sp_hop_range(fn->elf, obj->bias, s->addr, tlo, thi, &lo, &hi);
+	uint8_t *copy = malloc(hi - lo);
+	if (!copy)
+		return "out of memory";
+	sp_site_pristine(lo, hi - lo, copy);
+	struct sp_hop_facts f = { .code = copy, .lo = lo, .len = hi - lo, .elf = fn->elf,
+				  .bias = obj->bias, .reached = reached, .claimed = claimed, .ctx = fn->bt };
+	const char *reason = NULL;
+	uintptr_t pad;
+	int rc = sp_hop_find_pad(&f, s->addr, &pad, &reason);
+	if (rc == 0) {
+		s->pad = pad;
+		sp_site_pristine(pad, SP_HOP_PAD_LEN, s->pad_orig);
+	}
+	free(copy);
+	return rc ? reason : NULL;
+}
+
+/* Try the jmp path: the 5-byte jmp, else a hop; safety against the whole
+ * object; trampoline.  On refusal s->jmp_reason says why. */
+static bool try_jmp(struct sp_site *s, const struct sp_object *obj, size_t avail,
+		    const struct sp_func_extent *fn)
 {
 	struct sp_window w;
 	const char *reason = NULL;
@@ -129,30 +229,29 @@ static bool try_jmp(struct sp_site *s, size_t avail, const struct sp_func_extent
 		s->jmp_reason = "the object's branch targets could not be indexed";
 		return false;
 	}
-	if (plan_on_pristine(s->addr, avail, fn, &w, &reason) != 0) {
-		s->jmp_reason = reason;
-		return false;
-	}
-	if (s->addr != fn->start && w.n_insns > 1 && fn->landing_pads) {
-		/* exception landing pads are entered by the unwinder, not by a
-		 * branch the index could see: in an object that has them, only
-		 * a one-instruction window is safe mid-function */
-		s->jmp_reason = "mid-function window of several instructions in an object with exception "
-				"landing pads";
-		return false;
-	}
-	if (sp_btindex_any_inside(fn->bt, s->addr, s->addr + w.len)) {
-		s->jmp_reason = "branch target inside the jmp window (from elsewhere in the object)";
-		return false;
-	}
-	struct sp_site *next = sp_site_after(s->addr);
-	if (next && next->addr < s->addr + w.len) {
-		s->jmp_reason = "another probe site lies inside its jmp window";
-		return false;
+	const char *why5 = check_window(s, avail, fn, false, &w);
+	if (why5) {
+		const char *why_hop = check_window(s, avail, fn, true, &w);
+		if (!why_hop)
+			why_hop = find_pad(s, obj, fn);
+		if (why_hop) {
+			s->jmp_reason = sp_hop_refusal(why5, why_hop);
+			return false;
+		}
+		s->hop = true;   /* the pad is claimed from here on */
 	}
 	if (sp_tramp_build(s, &w, &s->tramp, &reason) != 0) {
 		s->jmp_reason = reason;
+		s->hop = false;   /* never written: the claim goes */
 		return false;
+	}
+	if (s->hop) {
+		intptr_t d = (intptr_t)s->tramp.entry - (intptr_t)(s->pad + SP_HOP_PAD_LEN);
+		if (d != (int32_t)d) {
+			s->jmp_reason = "the trampoline is out of the hop pad's rel32 reach";
+			s->hop = false;
+			return false;
+		}
 	}
 	s->tramp_ok = true;
 	return true;
@@ -172,7 +271,7 @@ static int prepare(struct sp_site *s, const struct sp_object *obj, const struct 
 		   bool want_jmp, const char **why)
 {
 	if (want_jmp && !s->jmp_tried)
-		try_jmp(s, text_avail(obj, s->addr), fn);
+		try_jmp(s, obj, text_avail(obj, s->addr), fn);
 	if (!(want_jmp && s->tramp_ok) && plan_resume(s, why) != 0)
 		return -ENOTSUP;
 	s->want_jmp = want_jmp;
@@ -201,6 +300,10 @@ struct sp_site *sp_arm_site(const struct sp_object *obj, uintptr_t addr,
 		return NULL;
 	}
 	s->addr = addr;
+	if (sp_site_pad_overlaps(addr, addr + 1)) {
+		*why = "the address is padding another probe's hop uses";
+		goto fail;
+	}
 	struct sp_site *t = covering(addr);
 	if (t && demote(t) != 0) {
 		*why = "inside the jmp window of another probe that cannot be moved back to int3";
@@ -237,6 +340,26 @@ fail:
 static int write_byte0(struct sp_site *s, uint8_t b)
 {
 	return sp_patch_write(s->addr, &b, 1);
+}
+
+/* Step 3 for S: the displacement after the opcode byte.  A hop's pad is
+ * written first: nothing reaches it until the rel8 and its opcode exist. */
+static int write_rel(struct sp_site *s)
+{
+	if (!s->hop) {
+		int32_t rel = (int32_t)((intptr_t)s->tramp.entry - (intptr_t)(s->addr + SP_JMP_LEN));
+		return sp_patch_write(s->addr + 1, &rel, 4);
+	}
+	uint8_t pad[SP_HOP_PAD_LEN], site[SP_HOP_LEN];
+	sp_hop_pad_bytes(s->pad, s->tramp.entry, pad);
+	sp_hop_site_bytes(s->addr, s->pad, site);
+	if (!s->pad_written) {
+		int rc = sp_patch_write(s->pad, pad, SP_HOP_PAD_LEN);
+		if (rc)
+			return rc;
+		s->pad_written = true;
+	}
+	return sp_patch_write(s->addr + 1, site + 1, 1);
 }
 
 static int cmp_window(const void *a, const void *b)
@@ -302,8 +425,7 @@ size_t sp_arm_batch(struct sp_site **sites, size_t n, int *rcs)
 						 : "a thread was blocked inside the jmp window: the site keeps its int3";
 			continue;
 		}
-		int32_t rel = (int32_t)((intptr_t)s->tramp.entry - (intptr_t)(s->addr + SP_JMP_LEN));
-		if (sp_patch_write(s->addr + 1, &rel, 4) == 0) {       /* step 3 */
+		if (write_rel(s) == 0) {                                  /* step 3 */
 			s->jmp = true;
 			n_rel++;
 		}
@@ -311,7 +433,7 @@ size_t sp_arm_batch(struct sp_site **sites, size_t n, int *rcs)
 	if (n_rel) {
 		sp_patch_sync();
 		for (size_t i = 0; i < n; i++)                          /* step 4 */
-			if (rcs[i] == 0 && sites[i]->jmp && write_byte0(sites[i], 0xe9) != 0)
+			if (rcs[i] == 0 && sites[i]->jmp && write_byte0(sites[i], sites[i]->hop ? 0xeb : 0xe9) != 0)
 				sites[i]->jmp = false;   /* the int3 stays: still correct */
 		sp_patch_sync();
 	}
@@ -336,5 +458,6 @@ int sp_arm_disarm(struct sp_site *s)
 		return rc;
 	sp_patch_sync();
 	s->armed = false;
+	release_pad(s);
 	return 0;
 }
