@@ -148,11 +148,11 @@ static bool text_bounds(const struct sp_object *obj, uintptr_t addr, uintptr_t *
 	return false;
 }
 
-/* A window W (the 5-byte jmp's, or with HOP a hop's first instruction)
- * planned on pristine code (live text may hold our own int3s and jmps) and
- * checked against the whole object and the other sites.  NULL or why not. */
+/* The 5-byte jmp's window W, planned on pristine code (live text may hold
+ * our own int3s and jmps) and checked against the whole object and the
+ * other sites.  NULL or why not. */
 static const char *check_window(struct sp_site *s, size_t avail, const struct sp_func_extent *fn,
-				bool hop, struct sp_window *w)
+				struct sp_window *w)
 {
 	const char *reason = NULL;
 	uintptr_t lo, hi;
@@ -161,8 +161,7 @@ static const char *check_window(struct sp_site *s, size_t avail, const struct sp
 	if (!copy)
 		return "out of memory";
 	sp_site_pristine(lo, hi - lo, copy);
-	int rc = hop ? sp_jmp_plan_first_image(copy, lo, hi - lo, fn->start, fn->size, s->addr, fn->limit, w, &reason)
-		     : sp_jmp_plan_image(copy, lo, hi - lo, fn->start, fn->size, s->addr, fn->limit, w, &reason);
+	int rc = sp_jmp_plan_image(copy, lo, hi - lo, fn->start, fn->size, s->addr, fn->limit, w, &reason);
 	free(copy);
 	if (rc != 0)
 		return reason;
@@ -176,15 +175,9 @@ static const char *check_window(struct sp_site *s, size_t avail, const struct sp
 	struct sp_site *next = sp_site_after(s->addr);
 	if (next && next->addr < s->addr + w->len)
 		return "another probe site lies inside its jmp window";
-	if (sp_site_pad_overlaps(s->addr, s->addr + (hop ? SP_HOP_LEN : SP_JMP_LEN)))
+	if (sp_site_pad_overlaps(s->addr, s->addr + SP_JMP_LEN))
 		return "its jmp would overwrite padding another probe's hop uses";
 	return NULL;
-}
-
-static bool reached(const void *ctx, uintptr_t lo, uintptr_t hi)
-{
-	/* strictly inside (lo - 1, hi): any target in [lo, hi) */
-	return sp_btindex_any_inside(ctx, lo - 1, hi);
 }
 
 static bool claimed(const void *ctx, uintptr_t lo, uintptr_t hi)
@@ -193,28 +186,37 @@ static bool claimed(const void *ctx, uintptr_t lo, uintptr_t hi)
 	return sp_site_claimed(lo, hi);
 }
 
-/* A pad for a hop at S (hop.h), searched on pristine code.  NULL or why not. */
-static const char *find_pad(struct sp_site *s, const struct sp_object *obj, const struct sp_func_extent *fn)
+/* A hop for S (hop.h): its window W (the first instruction) and its pad,
+ * planned on pristine code.  NULL or why not. */
+static const char *check_hop(struct sp_site *s, const struct sp_object *obj, size_t avail,
+			     const struct sp_func_extent *fn, struct sp_window *w)
 {
 	uintptr_t tlo, thi, lo, hi;
 	if (!fn->elf || !text_bounds(obj, s->addr, &tlo, &thi))
-		return "no symbols to prove padding unused for a hop";
-	sp_hop_range(fn->elf, obj->bias, s->addr, tlo, thi, &lo, &hi);
+		return "no symbols to prove padding unused";
+	struct sp_hop_site hs = { .site = s->addr, .func = fn->start, .func_size = fn->size,
+				  .limit = fn->limit, .idx = fn->bt };
+	sp_hop_plan_range(fn->elf, obj->bias, &hs, avail, tlo, thi, &lo, &hi);
 	uint8_t *copy = malloc(hi - lo);
 	if (!copy)
 		return "out of memory";
 	sp_site_pristine(lo, hi - lo, copy);
 	struct sp_hop_facts f = { .code = copy, .lo = lo, .len = hi - lo, .elf = fn->elf,
-				  .bias = obj->bias, .reached = reached, .claimed = claimed, .ctx = fn->bt };
+				  .bias = obj->bias, .claimed = claimed };
 	const char *reason = NULL;
 	uintptr_t pad;
-	int rc = sp_hop_find_pad(&f, s->addr, &pad, &reason);
-	if (rc == 0) {
-		s->pad = pad;
-		sp_site_pristine(pad, SP_HOP_PAD_LEN, s->pad_orig);
-	}
+	int rc = sp_hop_plan(&f, &hs, w, &pad, &reason);
 	free(copy);
-	return rc ? reason : NULL;
+	if (rc)
+		return reason;
+	struct sp_site *next = sp_site_after(s->addr);
+	if (next && next->addr < s->addr + w->len)
+		return "another probe site lies inside its first instruction";
+	if (sp_site_pad_overlaps(s->addr, s->addr + SP_HOP_LEN))
+		return "its jmp would overwrite padding another probe's hop uses";
+	s->pad = pad;
+	sp_site_pristine(pad, SP_HOP_PAD_LEN, s->pad_orig);
+	return NULL;
 }
 
 /* Try the jmp path: the 5-byte jmp, else a hop; safety against the whole
@@ -229,11 +231,9 @@ static bool try_jmp(struct sp_site *s, const struct sp_object *obj, size_t avail
 		s->jmp_reason = "the object's branch targets could not be indexed";
 		return false;
 	}
-	const char *why5 = check_window(s, avail, fn, false, &w);
+	const char *why5 = check_window(s, avail, fn, &w);
 	if (why5) {
-		const char *why_hop = check_window(s, avail, fn, true, &w);
-		if (!why_hop)
-			why_hop = find_pad(s, obj, fn);
+		const char *why_hop = check_hop(s, obj, avail, fn, &w);
 		if (why_hop) {
 			s->jmp_reason = sp_hop_refusal(why5, why_hop);
 			return false;

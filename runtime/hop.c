@@ -191,8 +191,60 @@ void sp_hop_pad_bytes(uintptr_t pad, uintptr_t tramp, uint8_t out[SP_HOP_PAD_LEN
 	memcpy(out + 1, &rel, 4);
 }
 
+void sp_hop_plan_range(const struct sp_elf *elf, uintptr_t bias, const struct sp_hop_site *s,
+		       size_t avail, uintptr_t text_lo, uintptr_t text_hi, uintptr_t *lo, uintptr_t *hi)
+{
+	uintptr_t plo, phi;
+	sp_jmp_plan_range(s->func, s->func_size, s->site, avail, &plo, &phi);
+	sp_hop_range(elf, bias, s->site, text_lo, text_hi, lo, hi);
+	if (plo < *lo)
+		*lo = plo;
+	if (phi > *hi)
+		*hi = phi;
+}
+
+/* Direct targets and taken addresses in [LO, HI); an unknown taken set
+ * counts as reached. */
+static bool idx_reached(const void *ctx, uintptr_t lo, uintptr_t hi)
+{
+	uintptr_t t;
+	const char *how;
+	return sp_btindex_any_inside(ctx, lo - 1, hi) || sp_btindex_taken_inside(ctx, lo - 1, hi, &t, &how);
+}
+
+int sp_hop_plan(const struct sp_hop_facts *f, const struct sp_hop_site *s, struct sp_window *w,
+		uintptr_t *pad, const char **reason)
+{
+	uintptr_t lo, hi, jmp;
+	const char *why;
+	if (!s->idx) {
+		*reason = "the object's branch targets could not be indexed";
+		return -ENOTSUP;
+	}
+	sp_jmp_plan_range(s->func, s->func_size, s->site, f->lo + f->len - s->site, &lo, &hi);
+	if (lo < f->lo || hi > f->lo + f->len) {
+		*reason = "function does not decode: it runs past the end of the text mapping";
+		return -EINVAL;
+	}
+	int rc = sp_jmp_plan_first_image(f->code + (lo - f->lo), lo, hi - lo, s->func, s->func_size,
+					 s->site, s->limit, w, reason);
+	if (rc)
+		return rc;
+	struct sp_hop_facts g = *f;
+	g.reached = idx_reached;
+	g.ctx = s->idx;
+	if (idx_reached(s->idx, s->site + 1, s->site + w->len)) {
+		*reason = "control may enter the first instruction after its first byte";
+		return -ENOTSUP;
+	}
+	if (sp_btindex_unknown_jump(s->idx, s->func, s->func + s->func_size, &jmp, &why)) {
+		*reason = "an indirect jump of the function has an unknown jump table";
+		return -ENOTSUP;
+	}
+	return sp_hop_find_pad(&g, s->site, pad, reason);
+}
+
 struct refusal {
-	const char *why5, *why_hop;
 	char *text;
 	struct refusal *next;
 };
@@ -202,16 +254,21 @@ const char *sp_hop_refusal(const char *why5, const char *why_hop)
 {
 	if (!why_hop || why_hop == why5 || strcmp(why_hop, why5) == 0)
 		return why5;
+	char *text;
+	if (asprintf(&text, "%s; hop: %s", why5, why_hop) < 0)
+		return why5;
+	/* by content: a reason may live in a verdict's own storage */
 	for (struct refusal *r = refusals; r; r = r->next)
-		if (r->why5 == why5 && r->why_hop == why_hop)
+		if (strcmp(r->text, text) == 0) {
+			free(text);
 			return r->text;
+		}
 	struct refusal *r = calloc(1, sizeof(*r));
-	if (!r || asprintf(&r->text, "%s; hop: %s", why5, why_hop) < 0) {
-		free(r);
+	if (!r) {
+		free(text);
 		return why5;
 	}
-	r->why5 = why5;
-	r->why_hop = why_hop;
+	r->text = text;
 	r->next = refusals;
 	refusals = r;
 	return r->text;

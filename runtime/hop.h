@@ -34,7 +34,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "btindex.h"
 #include "elfsym.h"
+#include "jmpplan.h"
 
 #define SP_HOP_PAD_LEN 5                 /* the pad's jmp rel32 */
 /* The pad's start relative to the site: rel8 counts from site + 2. */
@@ -71,6 +73,31 @@ void sp_hop_range(const struct sp_elf *elf, uintptr_t bias, uintptr_t site, uint
  * ("no unused padding within ±127 bytes ..."). */
 int sp_hop_find_pad(const struct sp_hop_facts *f, uintptr_t site, uintptr_t *pad,
 		    const char **reason);
+
+/* The site a hop is planned for (sp_decide refused its 5-byte jmp because
+ * control may enter bytes 1-4, or the function is too short). */
+struct sp_hop_site {
+	uintptr_t site;
+	uintptr_t func;                  /* the function holding it (0: unknown) */
+	size_t func_size;
+	uintptr_t limit;                 /* the next symbol (jmpplan.h) */
+	const struct sp_btindex *idx;    /* the object's direct targets, taken
+					  * addresses and jump tables */
+};
+
+/* The code range sp_hop_plan reads: the function (its plan) and the pad
+ * search's (sp_hop_range), clipped to the text [TEXT_LO, TEXT_HI). */
+void sp_hop_plan_range(const struct sp_elf *elf, uintptr_t bias, const struct sp_hop_site *s,
+		       size_t avail, uintptr_t text_lo, uintptr_t text_hi, uintptr_t *lo, uintptr_t *hi);
+
+/* Plan a hop at S->site on F's image (F->reached and F->ctx are set here,
+ * from S->idx: direct targets and taken addresses): the window is the first
+ * instruction alone (sp_jmp_plan_first_image: at least 2 bytes, nothing
+ * lands strictly inside it, it relocates), no jump table of the function is
+ * unknown, and a pad is found.  0 with *W and *PAD, or -errno with
+ * *REASON. */
+int sp_hop_plan(const struct sp_hop_facts *f, const struct sp_hop_site *s, struct sp_window *w,
+		uintptr_t *pad, const char **reason);
 
 /* The refusal to report when neither the 5-byte jmp (WHY5) nor a hop
  * (WHY_HOP) is possible: WHY5 alone when the hop failed for the same
