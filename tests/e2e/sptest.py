@@ -172,7 +172,7 @@ def load_report(path, what):
 
 PROBE_FIELDS = {
     "spec": (str,), "kind": (str,), "object": (str,), "symbol": (str, type(None)),
-    "address": (str,), "mode": (str,), "reason": (str, type(None)), "action": (str,),
+    "address": (str,), "mode": (str,), "patch": (str,), "reason": (str, type(None)), "action": (str,),
     "hits": (int,), "missed": (int,),
 }
 ERROR_FIELDS = {"spec": (str,), "message": (str,)}
@@ -209,6 +209,8 @@ def schema_problems(r):
                 p.append("probes[%d].kind is %r" % (i, e["kind"]))
             if e["mode"] not in ("jmp", "int3"):
                 p.append("probes[%d].mode is %r" % (i, e["mode"]))
+            if e["patch"] not in (("jmp5", "hop") if e["mode"] == "jmp" else ("int3",)):
+                p.append("probes[%d].patch is %r with mode %r" % (i, e["patch"], e["mode"]))
             if not re.fullmatch(r"0x[0-9a-fA-F]+", e["address"]):
                 p.append("probes[%d].address is %r" % (i, e["address"]))
             if e["hits"] < 0 or e["missed"] < 0:
