@@ -1,6 +1,7 @@
-/* arm — a site's life: created once per address (decoded, its path chosen:
- * the jmp when the plan allows and the mode wants it, else int3 with the
- * reason), then armed and disarmed any number of times.
+/* arm — a site's life: created once per address (its path chosen by the
+ * one decision, decide.h: the jmp when the verdict allows and the mode wants
+ * it, else int3 with the verdict's reason), then armed and disarmed any
+ * number of times.
  *
  * Arming a batch follows the kernel's text_poke_bp order, one step for all
  * sites at a time so a batch of thousands costs a handful of core syncs:
@@ -36,7 +37,7 @@
 #include "maps.h"
 #include "site.h"
 
-/* What is known about the function holding the site, for the jmp plan. */
+/* What is known about the site beyond its code, for the decision (decide.h). */
 struct sp_func_extent {
 	uintptr_t start;     /* 0: unknown */
 	size_t size;         /* 0: unknown */
@@ -46,10 +47,13 @@ struct sp_func_extent {
 				       * (NULL: no hop) */
 	bool landing_pads;   /* the object has exception tables: code inside a
 			      * function may be entered by the unwinder */
+	const char *hazard;  /* why an int3 here would break the process (hazard.h) */
 };
 
-/* The site at ADDR, created on first use.  WANT_JMP: try the jmp path.
- * NULL with *WHY when ADDR cannot be probed at all. */
+/* The site at ADDR, created on first use: its path is sp_decide's verdict
+ * (a pristine copy of the code, FN, the other sites).  WANT_JMP: take the
+ * jmp when the verdict allows.  NULL with *WHY when ADDR cannot be probed
+ * at all. */
 struct sp_site *sp_arm_site(const struct sp_object *obj, uintptr_t addr,
 			    const struct sp_func_extent *fn, bool want_jmp, const char **why);
 

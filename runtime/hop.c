@@ -143,9 +143,9 @@ static uintptr_t pad_after(const struct sp_hop_facts *f, uintptr_t site, uintptr
 	}
 	for (uintptr_t p = e > reach_lo ? e : reach_lo; p <= reach_hi && p + SP_HOP_PAD_LEN <= run_end; p++) {
 		/* both only grow with P: the first failure ends the run */
-		if (f->reached(f->ctx, e, p + SP_HOP_PAD_LEN) || covered(f, e, p + SP_HOP_PAD_LEN))
+		if (f->reached(f->reached_ctx, e, p + SP_HOP_PAD_LEN) || covered(f, e, p + SP_HOP_PAD_LEN))
 			return 0;
-		if (f->claimed && f->claimed(f->ctx, p, p + SP_HOP_PAD_LEN))
+		if (f->claimed && f->claimed(f->claimed_ctx, p, p + SP_HOP_PAD_LEN))
 			continue;
 		return p;
 	}
@@ -232,7 +232,7 @@ int sp_hop_plan(const struct sp_hop_facts *f, const struct sp_hop_site *s, struc
 		return rc;
 	struct sp_hop_facts g = *f;
 	g.reached = idx_reached;
-	g.ctx = s->idx;
+	g.reached_ctx = s->idx;
 	if (idx_reached(s->idx, s->site + 1, s->site + w->len)) {
 		*reason = "control may enter the first instruction after its first byte";
 		return -ENOTSUP;
@@ -242,6 +242,42 @@ int sp_hop_plan(const struct sp_hop_facts *f, const struct sp_hop_site *s, struc
 		return -ENOTSUP;
 	}
 	return sp_hop_find_pad(&g, s->site, pad, reason);
+}
+
+bool sp_hop_candidate(const struct sp_verdict *v)
+{
+	return v->path != SP_PATH_JMP5 && v->path != SP_PATH_HOP &&
+	       (v->block == SP_BLOCK_TARGET || v->block == SP_BLOCK_SHORT) && v->first_len >= SP_HOP_LEN;
+}
+
+static const char HOP_CHECK[] = "hop (2-byte jmp to a 5-byte jmp in unused padding)";
+
+bool sp_hop_decide(const struct sp_site_facts *f, const struct sp_hop_facts *hf, struct sp_verdict *v)
+{
+	if (!sp_hop_candidate(v))
+		return false;
+	struct sp_hop_site hs = { .site = f->site, .func = f->func, .func_size = f->func_size,
+				  .limit = f->limit, .idx = f->idx };
+	struct sp_window w;
+	const char *why = NULL;
+	uintptr_t pad = 0;
+	if (sp_hop_plan(hf, &hs, &w, &pad, &why) == 0 && f->live && f->next_site &&
+	    f->next_site < f->site + w.len)
+		why = "another probe site lies inside its first instruction";
+	if (v->n_trail < SP_DECIDE_MAX_CHECKS)
+		v->trail[v->n_trail++] = (struct sp_check){ HOP_CHECK, why ? SP_CHECK_FAIL : SP_CHECK_PASS,
+							    why ? why : "the first instruction alone is displaced" };
+	if (why) {
+		if (v->path == SP_PATH_INT3)
+			v->reason = sp_hop_refusal(v->reason, why);
+		return false;
+	}
+	v->path = SP_PATH_HOP;
+	v->hop_pad = pad;
+	v->reason = NULL;
+	v->w = w;
+	v->have_window = true;
+	return true;
 }
 
 struct refusal {

@@ -35,6 +35,7 @@
 #include <stdint.h>
 
 #include "btindex.h"
+#include "decide.h"
 #include "elfsym.h"
 #include "jmpplan.h"
 
@@ -56,11 +57,13 @@ struct sp_hop_facts {
 	size_t len;
 	const struct sp_elf *elf;        /* function symbols and their sizes */
 	uintptr_t bias;
-	/* Any branch target or taken address in [lo, hi)?  Required. */
+	/* Any branch target or taken address in [lo, hi)?  Required (set by
+	 * sp_hop_plan from the object's index). */
 	bool (*reached)(const void *ctx, uintptr_t lo, uintptr_t hi);
+	const void *reached_ctx;
 	/* Any byte of [lo, hi) patched or claimed by another site?  NULL: none. */
 	bool (*claimed)(const void *ctx, uintptr_t lo, uintptr_t hi);
-	const void *ctx;
+	const void *claimed_ctx;
 };
 
 /* The code range the search must see for a hop at SITE, clipped to the
@@ -90,7 +93,7 @@ struct sp_hop_site {
 void sp_hop_plan_range(const struct sp_elf *elf, uintptr_t bias, const struct sp_hop_site *s,
 		       size_t avail, uintptr_t text_lo, uintptr_t text_hi, uintptr_t *lo, uintptr_t *hi);
 
-/* Plan a hop at S->site on F's image (F->reached and F->ctx are set here,
+/* Plan a hop at S->site on F's image (F->reached is set here,
  * from S->idx: direct targets and taken addresses): the window is the first
  * instruction alone (sp_jmp_plan_first_image: at least 2 bytes, nothing
  * lands strictly inside it, it relocates), no jump table of the function is
@@ -98,6 +101,21 @@ void sp_hop_plan_range(const struct sp_elf *elf, uintptr_t bias, const struct sp
  * *REASON. */
 int sp_hop_plan(const struct sp_hop_facts *f, const struct sp_hop_site *s, struct sp_window *w,
 		uintptr_t *pad, const char **reason);
+
+/* The hop as part of the one decision, after sp_decide: a verdict whose
+ * 5-byte jmp was refused because control may enter its bytes 1-4 or the
+ * function is too short (V->block TARGET or SHORT) becomes a hop
+ * (SP_PATH_HOP, V->w the first instruction's window, V->hop_pad) when
+ * sp_hop_plan finds one in HF (its image covering sp_hop_plan_range of F's
+ * site; HF->claimed: the other sites' bytes and pads) and, live, no other
+ * probe site lies inside that instruction.  Otherwise an int3 verdict's
+ * reason names both refusals (sp_hop_refusal).  The trail gets the hop's
+ * line either way once a hop was considered.  True for a hop. */
+bool sp_hop_decide(const struct sp_site_facts *f, const struct sp_hop_facts *hf, struct sp_verdict *v);
+
+/* Is V a verdict sp_hop_decide could turn into a hop (its facts worth
+ * gathering)? */
+bool sp_hop_candidate(const struct sp_verdict *v);
 
 /* The refusal to report when neither the 5-byte jmp (WHY5) nor a hop
  * (WHY_HOP) is possible: WHY5 alone when the hop failed for the same

@@ -803,8 +803,9 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 	bool want_jmp = sp_mode_pref != SP_PREF_INT3;
 	for (long i = 0; i < n_ts; i++) {
 		const char *who = ts[i].implementation ? ts[i].implementation : ts[i].symbol;
-		const char *why = sp_hazard_int3(obj->path, who, ts[i].addr);
-		struct sp_site *site = why ? NULL : sp_arm_site(obj, ts[i].addr, &ts[i].fn, want_jmp, &why);
+		const char *why = NULL;
+		ts[i].fn.hazard = sp_hazard_int3(obj->path, who, ts[i].addr);
+		struct sp_site *site = sp_arm_site(obj, ts[i].addr, &ts[i].fn, want_jmp, &why);
 		struct sp_probe *p = site ? new_probe(item, obj, &ts[i], fn, data) : NULL;
 		if (!p) {
 			if (site)
