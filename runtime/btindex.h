@@ -83,6 +83,7 @@ bool sp_btindex_unknown_jump(const struct sp_btindex *idx, uintptr_t lo, uintptr
 /* Counts, for tests and `list`: jump tables proven, unknown; taken addresses. */
 struct sp_btindex_stats {
 	size_t direct, taken, tables, table_entries, unknown_tables;
+	size_t tables_elsewhere;     /* relative tables read by the word scan */
 };
 void sp_btindex_stats(const struct sp_btindex *idx, struct sp_btindex_stats *st);
 

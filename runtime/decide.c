@@ -124,11 +124,12 @@ static const char *jmp_checks(const struct sp_site_facts *f, struct sp_verdict *
 	add(v, DIRECT, SP_CHECK_PASS, NULL);
 
 	/* an indirect jmp of the function whose table is unknown could reach
-	 * any instruction of it (without a known extent: any of the object) */
+	 * any instruction of it, though never the inside of one: a window of
+	 * one instruction is safe from it */
 	uintptr_t jmp;
 	const char *why;
 	uintptr_t flo = f->func_size ? f->func : f->site, fhi = f->func_size ? f->func + f->func_size : end;
-	if (sp_btindex_unknown_jump(f->idx, flo, fhi, &jmp, &why)) {
+	if (v->w.n_insns > 1 && sp_btindex_unknown_jump(f->idx, flo, fhi, &jmp, &why)) {
 		v->block = SP_BLOCK_TARGET;
 		reason = fmt(v, "indirect jump at %#lx: %s (it could land in the window)",
 			     (unsigned long)(jmp - f->bias), why);

@@ -215,8 +215,7 @@ static bool idx_reached(const void *ctx, uintptr_t lo, uintptr_t hi)
 int sp_hop_plan(const struct sp_hop_facts *f, const struct sp_hop_site *s, struct sp_window *w,
 		uintptr_t *pad, const char **reason)
 {
-	uintptr_t lo, hi, jmp;
-	const char *why;
+	uintptr_t lo, hi;
 	if (!s->idx) {
 		*reason = "the object's branch targets could not be indexed";
 		return -ENOTSUP;
@@ -235,10 +234,6 @@ int sp_hop_plan(const struct sp_hop_facts *f, const struct sp_hop_site *s, struc
 	g.reached_ctx = s->idx;
 	if (idx_reached(s->idx, s->site + 1, s->site + w->len)) {
 		*reason = "control may enter the first instruction after its first byte";
-		return -ENOTSUP;
-	}
-	if (sp_btindex_unknown_jump(s->idx, s->func, s->func + s->func_size, &jmp, &why)) {
-		*reason = "an indirect jump of the function has an unknown jump table";
 		return -ENOTSUP;
 	}
 	return sp_hop_find_pad(&g, s->site, pad, reason);

@@ -96,8 +96,8 @@ void sp_hop_plan_range(const struct sp_elf *elf, uintptr_t bias, const struct sp
 /* Plan a hop at S->site on F's image (F->reached is set here,
  * from S->idx: direct targets and taken addresses): the window is the first
  * instruction alone (sp_jmp_plan_first_image: at least 2 bytes, nothing
- * lands strictly inside it, it relocates), no jump table of the function is
- * unknown, and a pad is found.  0 with *W and *PAD, or -errno with
+ * lands strictly inside it, it relocates; as decide.h has it, an unknown
+ * jump table cannot land inside one instruction), and a pad is found.  0 with *W and *PAD, or -errno with
  * *REASON. */
 int sp_hop_plan(const struct sp_hop_facts *f, const struct sp_hop_site *s, struct sp_window *w,
 		uintptr_t *pad, const char **reason);

@@ -9,8 +9,8 @@
  *   2. the function: decode it linearly from its start (the kernel's
  *      optprobe can_optimize() does the same) to check that the site is an
  *      instruction boundary, that no direct branch lands inside the bytes
- *      the jmp overwrites, and that there is no indirect jmp (a jump table
- *      could land anywhere).
+ *      the jmp overwrites.  Indirect jumps are the object index's business
+ *      (btindex.h: jump tables and taken addresses; decide.c asks it).
  *
  * The window is decoded first so the function scan knows the span to guard,
  * but the scan's refusals are reported first: a site that is not on a
@@ -164,7 +164,7 @@ static const char *plan_window(uintptr_t site, uintptr_t end, uintptr_t limit,
 static const char *scan_function(uintptr_t func, uintptr_t end, uintptr_t site,
 				 uintptr_t guard_end)
 {
-	bool on_boundary = false, indirect = false, into_window = false;
+	bool on_boundary = false, into_window = false;
 	uintptr_t p = func;
 	while (p < end) {
 		struct sp_insn in;
@@ -172,8 +172,6 @@ static const char *scan_function(uintptr_t func, uintptr_t end, uintptr_t site,
 			return "function does not decode (data in text, or a wrong ELF size)";
 		if (p == site)
 			on_boundary = true;
-		if (in.cls == SP_INSN_JMP_IND)
-			indirect = true;
 		if (is_direct_branch(&in) && in.target > site && in.target < guard_end)
 			into_window = true;
 		p += in.len;
@@ -181,8 +179,6 @@ static const char *scan_function(uintptr_t func, uintptr_t end, uintptr_t site,
 	/* boundary first: the other findings assume a correct decoding */
 	if (!on_boundary)
 		return "site is not on an instruction boundary";
-	if (indirect)
-		return "indirect jump in the function (a jump table could land in the window)";
 	if (into_window)
 		return "branch target inside the jmp window";
 	return NULL;

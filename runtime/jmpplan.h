@@ -11,8 +11,8 @@
  *     instruction boundary and never fail;
  *   - no direct branch (jmp, jcc, call, loop, jrcxz) anywhere in the function
  *     may target bytes 1..len-1 of the window;
- *   - the function must hold no indirect jmp (its targets are unknown: a
- *     jump table could land inside the window);
+ *   - (indirect jumps: what they can reach is the object index's question,
+ *     btindex.h, asked by decide.c);
  *   - a call inside the window must be its last instruction (its return
  *     address must not be inside the window);
  *   - every window instruction must be relocatable (reloc.h): no indirect

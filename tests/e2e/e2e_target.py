@@ -17,8 +17,9 @@ N = 1000
 N_MT = 20000
 # Sites where the jmp path is unsafe by the design's rules, whatever the
 # runtime's implementation: a branch lands in bytes 1-4 (t_jmp8's jmp .+4),
-# or the function holds an indirect jump (t_indjmp).
-MUST_BE_INT3 = {"t_jmp8": "jmp rel8 targets byte 4", "t_indjmp": "indirect jmp in the function"}
+# or an indirect jmp (t_indjmp's jmp *%rax at the entry, to a target at +4 whose
+# address is taken) lies in the window.
+MUST_BE_INT3 = {"t_jmp8": "jmp rel8 targets byte 4", "t_indjmp": "indirect jmp in the jmp window"}
 # Probes inside a function, at instruction boundaries, with the function's count.
 OFFSET_PROBES = {"uprobe:t_push+1": "t_push", "uprobe:t_sub+4": "t_sub",
                  "uprobe:t_call+5": "t_call", "uprobe:t_endbr+4": "t_endbr"}
