@@ -22,8 +22,9 @@
 #include "selfprobe.h"
 
 uint64_t hop_loop(uint64_t a);
-uint64_t hop_prev(uint64_t a);
-extern const uint8_t hop_prev_end[];
+uint64_t hop_prev(uint64_t a);   /* 5 bytes, then the padding (not named
+				  * here: a taken address there would make it
+				  * a possible indirect jump target) */
 
 #define SPAN 160   /* bytes kept on each side of the site: the pad is within 129 */
 
@@ -65,7 +66,7 @@ static int holds_hop(void)
 	if (site[0] != 0xeb)
 		return 0;
 	const uint8_t *pad = site + 2 + (int8_t)site[1];
-	return pad >= code_at(hop_prev_end) && pad + 5 <= site && pad[0] == 0xe9;
+	return pad >= code_at(hop_prev) + 5 && pad + 5 <= site && pad[0] == 0xe9;
 }
 
 static int run_threads(void)

@@ -26,9 +26,7 @@ hop_spacer:
 hop_prev:
 	lea	1(%rdi), %rax		/* 4 bytes */
 	ret
-	.size	hop_prev, . - hop_prev
-	.globl	hop_prev_end
-hop_prev_end:				/* then 11 bytes of int3 fill */
+	.size	hop_prev, . - hop_prev	/* then 11 bytes of int3 fill */
 
 	.p2align 4, 0xcc
 	.globl	hop_loop

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "analyze.h"
 #include "asm_fn.h"
 #include "elfsym.h"
 #include "hop.h"
@@ -111,6 +112,38 @@ __asm__(
 	"	ret\n"
 	END(hp_inside_first)
 
+	/* two copies of the hp_loop shape, each behind 160 bytes that end
+	 * flush with the function before it (no other fill in reach); the
+	 * first's padding has its address taken (hp_taken below) */
+	FN(hp_tk_big)
+	"	.rept 53\n add $1,%eax\n .endr\n"
+	"	ret\n"
+	END(hp_tk_big)
+	FN(hp_tk_prev)
+	"	ret\n"
+	END(hp_tk_prev)
+	FN(hp_tk_loop)
+	"	mov %edi,%eax\n"
+	"1:	add $1,%eax\n"
+	"	cmp $10,%eax\n"
+	"	jb 1b\n"
+	"	ret\n"
+	END(hp_tk_loop)
+	FN(hp_nt_big)
+	"	.rept 53\n add $1,%eax\n .endr\n"
+	"	ret\n"
+	END(hp_nt_big)
+	FN(hp_nt_prev)
+	"	ret\n"
+	END(hp_nt_prev)
+	FN(hp_nt_loop)
+	"	mov %edi,%eax\n"
+	"1:	add $1,%eax\n"
+	"	cmp $10,%eax\n"
+	"	jb 1b\n"
+	"	ret\n"
+	END(hp_nt_loop)
+
 	FN(hp_last)
 	"	ret\n"
 	END(hp_last)
@@ -121,6 +154,11 @@ DECL(hp_first); DECL(hp_prev); DECL(hp_loop); DECL(hp_endbr_prev); DECL(hp_falls
 DECL(hp_after_falls); DECL(hp_outer); DECL(hp_exec_head); DECL(hp_big); DECL(hp_far);
 DECL(hp_push); DECL(hp_inside_first); DECL(hp_last);
 extern const uint8_t hp_inner_end[];
+DECL(hp_tk_prev);
+
+/* The padding after hp_tk_prev, as a pointer in data: an R_X86_64_RELATIVE
+ * relocation makes it a taken address (an indirect jump could go there). */
+const void *const hp_taken = hp_tk_prev_end + 2;
 
 static struct sp_elf *elf;
 static uintptr_t bias;
@@ -335,4 +373,40 @@ Test(hop, refusal_names_both)
 	cr_expect_str_eq(a, "branch target inside the jmp window; hop: x");
 	cr_expect_eq(sp_hop_refusal("branch target inside the jmp window", "x"), a, "not interned");
 	cr_expect_str_eq(sp_hop_refusal("same", "same"), "same");
+}
+
+/* ---- the whole decision on this binary's file (analyze.h, decide.h): the
+ * object's own index of direct targets and taken addresses ---- */
+
+static const struct sp_an_site *analyze(struct sp_an_object *o, const char *name, struct sp_an_site *s)
+{
+	const struct sp_sym *sym = sp_elf_lookup(o->elf, name);
+	cr_assert_not_null(sym, "no symbol %s", name);
+	cr_assert_eq(sp_analyze_site(o, sym, sym->value, s), 0);
+	return s;
+}
+
+Test(hop, decision_skips_padding_whose_address_is_taken)
+{
+	struct sp_an_object *o;
+	char err[256];
+	cr_assert_eq(sp_analyze_open("/proc/self/exe", &o, err, sizeof(err)), 0, "%s", err);
+	cr_assert(hp_taken);   /* keep the pointer */
+	struct sp_an_site s;
+	/* control: the same shape, nothing points into its padding */
+	analyze(o, "hp_nt_loop", &s);
+	const struct sp_sym *prev = sp_elf_lookup(o->elf, "hp_nt_prev");
+	cr_expect_eq(s.path, SP_PATH_HOP, "hp_nt_loop: path %s, reason %s", sp_path_name(s.path), s.reason);
+	cr_expect_eq(s.pad, prev->value + 1, "hp_nt_loop: pad %#lx, want %#lx", (unsigned long)s.pad,
+		     (unsigned long)(prev->value + 1));
+	cr_expect_eq(s.w.n_insns, 1);
+	cr_expect_eq(s.w.len, 2);
+	/* the padding after hp_tk_prev holds a taken address: never a pad;
+	 * the fill after hp_tk_loop's own end is the next in reach */
+	analyze(o, "hp_tk_loop", &s);
+	const struct sp_sym *loop = sp_elf_lookup(o->elf, "hp_tk_loop");
+	cr_expect_eq(s.path, SP_PATH_HOP, "hp_tk_loop: path %s, reason %s", sp_path_name(s.path), s.reason);
+	cr_expect_eq(s.pad, loop->value + loop->size, "hp_tk_loop: pad %#lx, want %#lx (after the taken fill)",
+		     (unsigned long)s.pad, (unsigned long)(loop->value + loop->size));
+	sp_analyze_close(o);
 }
