@@ -426,9 +426,10 @@ class Elf:
         return None
 
 
-def sql_workload(rows):
+def sql_workload(rows, selects=None):
     """sqlite3 statements on a table of ROWS generated rows: inserts in a
-    transaction, aggregates, updates, deletes, a join, a recursive CTE."""
+    transaction, aggregates, updates, deletes, a join, a recursive CTE, then
+    SELECTS counts by group (ROWS // 15 unless given)."""
     s = ["CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT, v REAL, grp INTEGER);",
          "CREATE INDEX t_grp ON t(grp);", "BEGIN;"]
     for i in range(rows):
@@ -443,7 +444,7 @@ def sql_workload(rows):
           "SELECT sum(x), count(*) FROM c;",
           "SELECT name FROM t WHERE name LIKE 'name-1%' ORDER BY v DESC, id LIMIT 20;",
           "SELECT count(*) FROM t a JOIN t b ON a.grp = b.grp AND a.id < b.id WHERE a.id < 300;"]
-    for i in range(rows // 15):
+    for i in range(rows // 15 if selects is None else selects):
         s.append("SELECT %d, count(*) FROM t WHERE grp = %d;" % (i, i % 17))
     return ("\n".join(s) + "\n").encode()
 
