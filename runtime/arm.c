@@ -81,7 +81,10 @@ static struct sp_site *covering(uintptr_t addr)
  * it (stopworld moves threads strictly after a window's first byte). */
 static void release_pad(struct sp_site *s)
 {
-	if (!s->hop || !s->pad_written)
+	/* a thread that did not answer once (all signals blocked, stopped)
+	 * would make every later check wait its 2 s too: pads then stay */
+	static bool unanswered;
+	if (!s->hop || !s->pad_written || unanswered)
 		return;
 	static const struct sp_reloc_map to_entry = { .n = 1, .orig_off = { 1 }, .new_off = { 0 } };
 	/* on the heap, and leaked when the check gives up: a late answer may
@@ -92,6 +95,7 @@ static void release_pad(struct sp_site *s)
 	*w = (struct sp_stop_window){ .site = s->pad - 1, .len = SP_HOP_PAD_LEN + 1,
 				      .reloc = s->tramp.entry, .map = &to_entry };
 	int rc = sp_stopworld_check(w, 1);
+	unanswered = rc != 0;
 	if (rc != 0 || w->busy) {
 		sp_info("arm: hop pad at %#lx keeps its jmp (%s)", (unsigned long)s->pad,
 			rc ? "a thread did not answer the stop check" : "a thread is blocked at it");
