@@ -7,12 +7,15 @@
  *                      each and check every result; the handler must have
  *                      counted exactly 2N; detach; every byte around the
  *                      site and its pad is as before the attach; a call
- *                      after the detach is not counted
+ *                      after the detach is not counted; then attached
+ *                      again and detached while the 2 threads call it
+ *                      (every result still right, the bytes restored)
  *   sp_hop preload N   the same calls under LD_PRELOAD (the report counts);
  *                      prints the bytes' state ("patch hop" or not)
  * Prints one line per finding; exit status 0 when everything held.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -69,17 +72,40 @@ static int holds_hop(void)
 	return pad >= code_at(hop_prev) + 5 && pad + 5 <= site && pad[0] == 0xe9;
 }
 
-static int run_threads(void)
+static pthread_t th[2];
+
+static int start_threads(void)
 {
-	pthread_t th[2];
 	for (int i = 0; i < 2; i++)
 		if (pthread_create(&th[i], NULL, hammer, (void *)(uintptr_t)(i * 3))) {
 			fprintf(stderr, "sp_hop: pthread_create failed\n");
 			return -1;
 		}
+	return 0;
+}
+
+static void join_threads(void)
+{
 	for (int i = 0; i < 2; i++)
 		pthread_join(th[i], NULL);
+}
+
+static int run_threads(void)
+{
+	if (start_threads() != 0)
+		return -1;
+	join_threads();
 	return 0;
+}
+
+/* Are the SPAN bytes around the site as in BEFORE?  Prints the others. */
+static int same_bytes(const uint8_t *before, const uint8_t *lo)
+{
+	int same = memcmp(before, lo, 2 * SPAN) == 0;
+	for (size_t i = 0; !same && i < 2 * SPAN; i++)
+		if (before[i] != lo[i])
+			printf("byte %+d: %02x, was %02x\n", (int)i - SPAN, lo[i], before[i]);
+	return same;
 }
 
 int main(int argc, char **argv)
@@ -124,14 +150,25 @@ int main(int argc, char **argv)
 		fprintf(stderr, "sp_hop: detach failed\n");
 		return 1;
 	}
-	int restored = memcmp(before, lo, sizeof(before)) == 0;
-	for (size_t i = 0; !restored && i < sizeof(before); i++)
-		if (before[i] != lo[i])
-			printf("byte %+d: %02x, was %02x\n", (int)i - SPAN, lo[i], before[i]);
+	int restored = same_bytes(before, lo);
 	printf("restored %s\n", restored ? "yes" : "no");
 	bad |= !restored;
 	bad |= hop_loop(2) != 6;
 	printf("hits after detach %lu\n", (unsigned long)(atomic_load(&hits) - h));
 	bad |= atomic_load(&hits) != h;
+
+	/* detach while both threads run through the site */
+	if (!(l = selfprobe_attach("uprobe:hop_loop", on_hit, NULL)) || start_threads() != 0) {
+		fprintf(stderr, "sp_hop: attach or threads failed\n");
+		return 1;
+	}
+	while (atomic_load(&hits) < h + n_calls / 4)
+		sched_yield();
+	int rc = selfprobe_detach(l);
+	join_threads();
+	restored = rc == 0 && same_bytes(before, lo);
+	printf("detached under load: wrong %lu, restored %s\n", (unsigned long)atomic_load(&wrong),
+	       restored ? "yes" : "no");
+	bad |= !restored || atomic_load(&wrong) != 0;
 	return bad;
 }
