@@ -27,7 +27,7 @@
 /* Does the thread's flow stop after INSN (nothing falls through)? */
 static bool ends_flow(const struct sp_insn *in)
 {
-	return in->cls == SP_INSN_RET || in->cls == SP_INSN_JMP_REL;
+	return in->cls == SP_INSN_RET || in->cls == SP_INSN_JMP_REL || in->cls == SP_INSN_JMP_IND;
 }
 
 static bool is_direct_branch(const struct sp_insn *in)
@@ -60,7 +60,9 @@ static const char *unrelocatable(const struct sp_insn *in, bool last)
 	case SP_INSN_LOOP:
 		return "jrcxz/loop in the jmp window cannot be relocated (rel8 only)";
 	case SP_INSN_JMP_IND:
-		return "indirect jmp in the jmp window cannot be relocated";
+		/* copied as it is (a RIP-relative operand adjusted): it reads
+		 * its absolute target wherever it runs, and ends the flow */
+		return last ? NULL : "indirect jmp in the jmp window (not its last instruction)";
 	case SP_INSN_CALL_IND:
 		return "indirect call in the jmp window cannot be relocated";
 	case SP_INSN_REFUSED:

@@ -16,7 +16,8 @@
  *   - a call inside the window must be its last instruction (its return
  *     address must not be inside the window);
  *   - every window instruction must be relocatable (reloc.h): no indirect
- *     call, no loop/jrcxz, nothing refused;
+ *     call, no loop/jrcxz, nothing refused; an indirect jmp only as the
+ *     last (a tail call: its copy jumps where the original would);
  *   - a window running past the function's end may only cover padding (nop
  *     and int3 bytes) up to the next symbol, and only when the function's
  *     last instruction inside the window ends its flow (ret, jmp);
@@ -42,7 +43,7 @@ struct sp_window {
 	uint8_t len;                  /* bytes displaced (>= 5 unless flow ends first) */
 	uint8_t n_insns;
 	struct sp_insn insns[SP_WINDOW_MAX];
-	bool flow_ends;               /* the last window instruction is ret/jmp:
+	bool flow_ends;               /* the last window instruction is ret/jmp/jmp*:
 				       * no jump back after the relocated copy */
 };
 

@@ -40,7 +40,7 @@ JMP_LP = os.path.join(BUILD, "lib", "libsp_jmp_lp.so")
 
 # The design's unsafe cases in sp_target, and the rule each must name.
 MUST_BE_INT3 = {
-    "t_indjmp": "indirect jmp in the jmp window",
+    "t_indjmp": "indirect jmp in the jmp window (not its last instruction)",
 }
 # The 5-byte window refused for this rule, the first instruction hops
 # through the padding before the function instead.

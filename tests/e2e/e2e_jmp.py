@@ -25,7 +25,7 @@ N_MT = 20000
 # Unsafe by the design's rules whatever the implementation: the reason must
 # name the rule.
 MUST_BE_INT3 = {
-    "t_indjmp": "indirect jmp in the jmp window",              # jmp *%rax at the entry
+    "t_indjmp": "indirect jmp in the jmp window (not its last instruction)",              # jmp *%rax at the entry
 }
 # The 5-byte window is unsafe, but the first instruction alone is not and
 # padding before the function is unused: a hop (jmp rel8 to a jmp rel32).

@@ -20,7 +20,7 @@ N_MT = 20000
 # its first instruction alone may take a hop, never the 5-byte jmp), or an
 # indirect jmp (t_indjmp's jmp *%rax at the entry, to a target at +4 whose
 # address is taken) lies in the window.
-MUST_BE_INT3 = {"t_indjmp": "indirect jmp in the jmp window"}
+MUST_BE_INT3 = {"t_indjmp": "indirect jmp in the jmp window (not its last instruction)"}
 NEVER_JMP5 = {"t_jmp8": "jmp rel8 targets byte 4"}
 # Probes inside a function, at instruction boundaries, with the function's count.
 OFFSET_PROBES = {"uprobe:t_push+1": "t_push", "uprobe:t_sub+4": "t_sub",

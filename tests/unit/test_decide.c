@@ -279,3 +279,33 @@ Test(decide, non_pie_absolute_table, .init = NULL, .fini = close_self)
 	expect_int3("nt_sw_in", 2, "is a jump-table entry");
 	expect_jmp5("nt_sw_out");
 }
+
+/* The compilers' own switch tables are recognised with their bounds, not
+ * left to the word scan or unknown (e2e_decide.py runs them). */
+static void expect_tables(const char *lib)
+{
+	open_file(lib);
+	struct sp_an_site s;
+	decide("sw_dense", &s);
+	cr_assert_not_null(self->idx);
+	struct sp_btindex_stats st;
+	sp_btindex_stats(self->idx, &st);
+	cr_expect_geq(st.tables, 3, "%s: %zu tables proven, want sw_dense's, sw_offset's, sw_loop's", lib,
+		      st.tables);
+	cr_expect_eq(st.unknown_tables, 0, "%s: %zu unknown tables", lib, st.unknown_tables);
+	cr_expect_eq(s.path, SP_PATH_JMP5, "%s: sw_dense: %s", lib, s.reason);
+}
+
+Test(decide, gcc_switch_tables, .init = NULL, .fini = close_self)
+{
+	expect_tables(TEST_BIN_DIR "/../tests/libsp_switch_gcc.so");
+}
+
+Test(decide, clang_switch_tables, .init = NULL, .fini = close_self)
+{
+	if (access(TEST_BIN_DIR "/../tests/libsp_switch_clang.so", R_OK) != 0) {
+		cr_log_warn("SKIP: clang is not installed: no libsp_switch_clang.so");
+		return;
+	}
+	expect_tables(TEST_BIN_DIR "/../tests/libsp_switch_clang.so");
+}

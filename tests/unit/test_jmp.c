@@ -53,6 +53,7 @@ uint64_t jt_branch_in(uint64_t a, uint64_t n); /* loop back into bytes 3.. → a
 uint64_t jt_xfn(uint64_t a);             /* → a + 2; jt_xfn_entry jumps into its window */
 uint64_t jt_xfn_entry(uint64_t a);       /* → a + 12 */
 uint64_t jt_jtab(uint64_t a);            /* a jump table → 10 + (a & 3) */
+uint64_t jt_jtab_in(uint64_t a);         /* a jump table, case 0 at +4 → 20 + (a & 3) */
 uint64_t jt_short(uint64_t a);           /* 4 bytes, then jt_short_next → a */
 uint64_t jt_short_next(uint64_t a);      /* → a + 3 */
 uint64_t jt_short_np(uint64_t a);        /* 4 bytes, then non-padding bytes → a */
@@ -129,6 +130,27 @@ __asm__(
 	".p2align 2\n"
 	".Ljt_table: .long .Ljt_j0 - .Ljt_table, .Ljt_j1 - .Ljt_table, "
 	".Ljt_j2 - .Ljt_table, .Ljt_j3 - .Ljt_table\n"
+	".text\n"
+
+	/* a jump table whose case 0 lands at +4, inside the entry's window */
+	".p2align 4\n"
+	FUNC(jt_jtab_in)
+	"mov %edi, %eax\n"                    /* +0: 2 bytes */
+	"jmp .Ljti_disp\n"                    /* +2: 2 bytes */
+	".Ljti_j0: mov $20, %eax\n ret\n"      /* +4: case 0 */
+	".Ljti_disp: and $3, %eax\n"
+	"lea .Ljti_table(%rip), %rcx\n"
+	"movslq (%rcx,%rax,4), %rax\n"
+	"add %rcx, %rax\n"
+	"jmp *%rax\n"
+	".Ljti_j1: mov $21, %eax\n ret\n"
+	".Ljti_j2: mov $22, %eax\n ret\n"
+	".Ljti_j3: mov $23, %eax\n ret\n"
+	END(jt_jtab_in)
+	".section .rodata\n"
+	".p2align 2\n"
+	".Ljti_table: .long .Ljti_j0 - .Ljti_table, .Ljti_j1 - .Ljti_table, "
+	".Ljti_j2 - .Ljti_table, .Ljti_j3 - .Ljti_table\n"
 	".text\n"
 
 	/* 4 bytes, and the next function right after: no padding */
@@ -612,11 +634,19 @@ Test(path, branch_into_the_window_from_another_function_hops)
 	expect_hop("jt_xfn", N);
 }
 
-Test(path, indirect_jump_in_the_function)
+Test(path, jump_table_proven)
 {
+	/* every entry of the table is read: none lands in the window */
 	attach("uprobe:jt_jtab", NULL);
 	CALL_N(jt_jtab(a), 10 + (a & 3));
-	expect_int3("jt_jtab", "indirect jump in the function", N);
+	expect_jmp("jt_jtab", N);
+}
+
+Test(path, jump_table_entry_inside_the_window)
+{
+	attach("uprobe:jt_jtab_in", NULL);
+	CALL_N(jt_jtab_in(a), 20 + (a & 3));
+	expect_int3("jt_jtab_in", "is a jump-table entry", N);
 }
 
 Test(path, short_function_followed_by_another_hops)
@@ -755,11 +785,11 @@ Test(path, mode_jmp_takes_the_jmp_where_safe)
 {
 	cr_assert_eq(selfprobe_set_mode("jmp"), 0);
 	attach("uprobe:jt_safe", NULL);
-	attach("uprobe:jt_jtab", NULL);
+	attach("uprobe:jt_jtab_in", NULL);
 	CALL_N(jt_safe(a), a + 1);
-	CALL_N(jt_jtab(a), 10 + (a & 3));
+	CALL_N(jt_jtab_in(a), 20 + (a & 3));
 	expect_jmp("jt_safe", N);
-	expect_int3("jt_jtab", "indirect jump in the function", N);
+	expect_int3("jt_jtab_in", "is a jump-table entry", N);
 }
 
 /* ==================================== 3. live state across the probe */
