@@ -286,8 +286,16 @@ static int tables(struct build *b)
 		sp_jtable_find(ins, j->n, &jt);
 		if (jt.kind == SP_JT_NONE)
 			continue;
-		if (jt.kind == SP_JT_REL32_ELSEWHERE) {
+		if (jt.kind == SP_JT_REL32_ELSEWHERE && b->data && sp_objdata_separate_rodata(b->data)) {
 			x->tables_elsewhere++;   /* relative_words reads it */
+			continue;
+		}
+		if (jt.kind == SP_JT_REL32_ELSEWHERE) {
+			/* tables may sit in the code's own segment, where the
+			 * word scan does not look */
+			if (add_unknown(x, at, "a jump table addressed from before the jump, in an object "
+					"without separate read-only data") != 0)
+				return -1;
 			continue;
 		}
 		if (jt.kind == SP_JT_UNKNOWN || !b->data) {

@@ -407,35 +407,6 @@ void sp_insn_format(const struct sp_insn *insn, char *buf, size_t len)
 		snprintf(buf, len, "(bad)");
 }
 
-int sp_insn_branch(const uint8_t *code, size_t avail, uint64_t addr, uint8_t *len, uint64_t *target)
-{
-	/* Instruction-only decode (no operand decoding): the sweep of a whole
-	 * object's text for branch targets is dominated by this call. */
-	static ZydisDecoder dec;
-	static int ready;
-	if (!ready) {
-		if (ZYAN_FAILED(ZydisDecoderInit(&dec, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64)))
-			return -EINVAL;
-		ready = 1;
-	}
-	ZydisDecodedInstruction in;
-	if (ZYAN_FAILED(ZydisDecoderDecodeInstruction(&dec, NULL, code, avail, &in)))
-		return -EINVAL;
-	*len = in.length;
-	switch (in.meta.category) {
-	case ZYDIS_CATEGORY_COND_BR:
-	case ZYDIS_CATEGORY_UNCOND_BR:
-	case ZYDIS_CATEGORY_CALL:
-		break;
-	default:
-		return 0;
-	}
-	if (!(in.attributes & ZYDIS_ATTRIB_IS_RELATIVE) || !in.raw.imm[0].is_relative)
-		return 0;   /* indirect, or a RIP-relative memory operand */
-	*target = addr + in.length + (uint64_t)in.raw.imm[0].value.s;
-	return 1;
-}
-
 int sp_insn_scan(const uint8_t *code, size_t avail, uint64_t addr, struct sp_insn_scan *out)
 {
 	/* instruction-only decode (no operand decoding): the sweep of a whole

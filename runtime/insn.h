@@ -90,12 +90,6 @@ int sp_insn_boundary(const uint8_t *func, size_t size, uint64_t addr, size_t off
 /* Human-readable disassembly of INSN (Intel or AT&T: AT&T, like objdump). */
 void sp_insn_format(const struct sp_insn *insn, char *buf, size_t len);
 
-/* Fast: the length of the instruction at CODE and, when it is a relative
- * branch (jmp, jcc, call, loop, jrcxz), its target.  1: a branch (*TARGET
- * set), 0: not one, -EINVAL: does not decode.  Not thread-safe (a static
- * decoder): registry lock held. */
-int sp_insn_branch(const uint8_t *code, size_t avail, uint64_t addr, uint8_t *len, uint64_t *target);
-
 /* Fast facts for an object-wide sweep (btindex.c), from an instruction-only
  * decode: the length; a relative branch's target; the target of a
  * RIP-relative memory operand; whether it is an indirect jmp; immediates

@@ -14,7 +14,7 @@
 
 struct seg {
 	uint64_t vaddr, memsz;
-	bool exec;
+	bool exec, writable;
 	uint8_t *bytes;          /* memsz bytes (zero past filesz) */
 };
 
@@ -52,6 +52,7 @@ struct sp_objdata *sp_objdata_open(const char *path, const struct sp_elf *e)
 		g->vaddr = s->vaddr;
 		g->memsz = s->memsz;
 		g->exec = s->flags & 1;   /* PF_X */
+		g->writable = s->flags & 2;   /* PF_W */
 		d->n++;
 		if (s->filesz && pread(fd, g->bytes, s->filesz, (off_t)s->offset) != (ssize_t)s->filesz)
 			goto fail;
@@ -82,6 +83,14 @@ bool sp_objdata_read(const struct sp_objdata *d, uint64_t vaddr, size_t n, void 
 		return false;
 	memcpy(out, g->bytes + (vaddr - g->vaddr), n);
 	return true;
+}
+
+bool sp_objdata_separate_rodata(const struct sp_objdata *d)
+{
+	for (size_t i = 0; i < d->n; i++)
+		if (!d->segs[i].exec && !d->segs[i].writable)
+			return true;
+	return false;
 }
 
 bool sp_objdata_is_data(const struct sp_objdata *d, uint64_t vaddr)

@@ -24,6 +24,10 @@ void sp_objdata_close(struct sp_objdata *d);
  * before relocation).  false when [VADDR, VADDR+N) is not all loaded. */
 bool sp_objdata_read(const struct sp_objdata *d, uint64_t vaddr, size_t n, void *out);
 
+/* Does the file load read-only data apart from its code (a PT_LOAD that
+ * is neither executable nor writable, as ld's -z separate-code makes)? */
+bool sp_objdata_separate_rodata(const struct sp_objdata *d);
+
 /* Is VADDR in a loaded, non-executable segment?  (Where tables live.) */
 bool sp_objdata_is_data(const struct sp_objdata *d, uint64_t vaddr);
 
