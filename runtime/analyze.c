@@ -2,6 +2,7 @@
  * (next_symbol) over a file; the decision itself is decide.c's. */
 #include "analyze.h"
 #include "hazard.h"
+#include "hop.h"
 #include "insn.h"
 #include "maps.h"
 
@@ -280,6 +281,7 @@ void sp_analyze_close(struct sp_an_object *o)
 		sp_elf_close(o->elf);
 	sp_usdt_free(&o->notes);
 	sp_btindex_free(o->idx);
+	free(o->claims);
 	free(o->path);
 	free(o);
 }
@@ -332,6 +334,89 @@ static const struct sp_btindex *index_get(struct sp_an_object *o)
 		o->idx_built = true;
 	}
 	return o->idx;
+}
+
+const char *sp_an_patch_name(const struct sp_an_site *s)
+{
+	switch (s->mode) {
+	case SP_AN_JMP: return s->path == SP_PATH_HOP ? "hop" : "jmp5";
+	case SP_AN_INT3: return "int3";
+	default: return NULL;
+	}
+}
+
+/* ---- claims: what a run attaching the sites in this order would patch ---- */
+
+static size_t claim_first_above(const struct sp_an_object *o, uint64_t lo)
+{
+	size_t a = 0, b = o->n_claims;
+	while (a < b) {
+		size_t m = (a + b) / 2;
+		if (o->claims[m].lo < lo)
+			a = m + 1;
+		else
+			b = m;
+	}
+	return a;
+}
+
+/* Does a claim (a pad, with PADS_ONLY) overlap [lo, hi)?  Claims are at
+ * most 5 bytes long. */
+static bool overlaps(const struct sp_an_object *o, uint64_t lo, uint64_t hi, bool pads_only)
+{
+	for (size_t i = claim_first_above(o, lo > SP_JMP_LEN ? lo - SP_JMP_LEN : 0);
+	     i < o->n_claims && o->claims[i].lo < hi; i++)
+		if (o->claims[i].hi > lo && (o->claims[i].pad || !pads_only) && o->claims[i].site != o->claiming)
+			return true;
+	return false;
+}
+
+static bool claimed(const void *ctx, uintptr_t lo, uintptr_t hi)
+{
+	return overlaps(ctx, lo, hi, false);
+}
+
+static void claim(struct sp_an_object *o, uint64_t lo, uint64_t hi, bool pad)
+{
+	for (size_t i = claim_first_above(o, lo); i < o->n_claims && o->claims[i].lo == lo; i++)
+		if (o->claims[i].site == o->claiming)
+			return;   /* an alias of a site claimed already */
+	if (o->n_claims == o->cap_claims) {
+		size_t cap = o->cap_claims ? o->cap_claims * 2 : 256;
+		struct sp_an_claim *n = realloc(o->claims, cap * sizeof(*n));
+		if (!n)
+			return;
+		o->claims = n;
+		o->cap_claims = cap;
+	}
+	size_t i = claim_first_above(o, lo);
+	memmove(o->claims + i + 1, o->claims + i, (o->n_claims - i) * sizeof(*o->claims));
+	o->claims[i] = (struct sp_an_claim){ lo, hi, o->claiming, pad };
+	o->n_claims++;
+}
+
+/* The hop part of the decision (hop.h), on the file's bytes, and the
+ * bytes this site claims for the sites analysed after it. */
+static void decide_hop(struct sp_an_object *o, const struct sp_an_text *t,
+		       const struct sp_site_facts *f, struct sp_an_site *s)
+{
+	o->claiming = s->addr;
+	if (sp_hop_candidate(&s->v)) {
+		struct sp_hop_facts hf = { .code = t->bytes, .lo = t->vaddr, .len = t->size, .elf = o->elf,
+					   .bias = 0, .claimed = claimed, .claimed_ctx = o };
+		sp_hop_decide(f, &hf, &s->v);
+	}
+	if (s->v.path == SP_PATH_JMP5 && overlaps(o, s->addr, s->addr + SP_JMP_LEN, true)) {
+		/* as arm.c take_jmp: another site's hop owns those bytes */
+		s->v.path = s->v.resume ? SP_PATH_INT3 : SP_PATH_NONE;
+		s->v.reason = "its jmp would overwrite padding another probe's hop uses";
+	}
+	if (s->v.path == SP_PATH_HOP) {
+		s->pad = s->v.hop_pad;
+		claim(o, s->pad, s->pad + SP_HOP_PAD_LEN, true);
+	}
+	if (s->v.path != SP_PATH_NONE)
+		claim(o, s->addr, s->addr + SP_JMP_LEN, false);
 }
 
 /* ---- one site ---- */
@@ -413,6 +498,7 @@ int sp_analyze_site(struct sp_an_object *o, const struct sp_sym *sym, uint64_t a
 		.live = false, .tramp_addr = sp_analyze_tramp_addr(o, addr),
 	};
 	sp_decide(&facts, &s->v);
+	decide_hop(o, t, &facts, s);
 	for (int i = 0; i < s->v.n_trail; i++)
 		add_check(s, s->v.trail[i].name, s->v.trail[i].result, s->v.trail[i].detail);
 	s->path = s->v.path;

@@ -40,6 +40,13 @@ struct sp_an_object {
 	struct sp_usdt_notes notes;
 	struct sp_btindex *idx;  /* the object's index (lazy) */
 	bool idx_built;
+	/* the bytes the sites analysed so far would patch, as a run attaching
+	 * them in the same order would, sorted by lo: the 5 bytes from each
+	 * site, and each hop's pad */
+	struct sp_an_claim { uint64_t lo, hi, site; bool pad; } *claims;
+	size_t n_claims, cap_claims;
+	uint64_t claiming;       /* the site being decided: its own claims (an
+				  * alias analysed before) are not another's */
 };
 
 /* The path a probe at a site would take. */
@@ -67,6 +74,7 @@ struct sp_an_site {
 	struct sp_check checks[SP_AN_MAX_CHECKS];   /* the trail `check` prints */
 	int n_checks;
 	struct sp_verdict v;        /* the decision (its reasons' storage) */
+	uint64_t pad;               /* SP_PATH_HOP: the pad */
 };
 
 /* Find the file NAME designates: a path (contains '/'), else a library name
@@ -96,5 +104,9 @@ const uint8_t *sp_analyze_text(const struct sp_an_object *o, uint64_t vaddr, siz
 uint64_t sp_analyze_tramp_addr(const struct sp_an_object *o, uint64_t site);
 
 const char *sp_an_mode_name(enum sp_an_mode m);
+
+/* What a probe at S would write: "jmp5", "hop" (the jmp path), "int3", or
+ * NULL (nothing: not probeable, or an IFUNC decided at run time). */
+const char *sp_an_patch_name(const struct sp_an_site *s);
 
 #endif

@@ -3,6 +3,7 @@
 #include "codemem.h"
 #include "decide.h"
 #include "emulate.h"
+#include "hop.h"
 #include "insn.h"
 #include "jmpplan.h"
 #include "log.h"
@@ -72,6 +73,43 @@ static struct sp_site *covering(uintptr_t addr)
 	return NULL;
 }
 
+/* Put a hop's pad back once no thread can be between its two jumps: the
+ * site no longer holds the rel8, so only a thread that took it just
+ * before can be at the pad's first byte; the stop check moves it into the
+ * trampoline, where the pad's jmp was taking it.  The stop window is the
+ * pad preceded by one byte, so that the pad's first byte counts as inside
+ * it (stopworld moves threads strictly after a window's first byte). */
+static void release_pad(struct sp_site *s)
+{
+	/* a thread that did not answer once (all signals blocked, stopped)
+	 * would make every later check wait its 2 s too: pads then stay */
+	static bool unanswered;
+	if (!s->hop || !s->pad_written || unanswered)
+		return;
+	static const struct sp_reloc_map to_entry = { .n = 1, .orig_off = { 1 }, .new_off = { 0 } };
+	/* on the heap, and leaked when the check gives up: a late answer may
+	 * still read it */
+	struct sp_stop_window *w = calloc(1, sizeof(*w));
+	if (!w)
+		return;
+	*w = (struct sp_stop_window){ .site = s->pad - 1, .len = SP_HOP_PAD_LEN + 1,
+				      .reloc = s->tramp.entry, .map = &to_entry };
+	int rc = sp_stopworld_check(w, 1);
+	unanswered = rc != 0;
+	if (rc != 0 || w->busy) {
+		sp_info("arm: hop pad at %#lx keeps its jmp (%s)", (unsigned long)s->pad,
+			rc ? "a thread did not answer the stop check" : "a thread is blocked at it");
+		if (rc == 0)
+			free(w);
+		return;
+	}
+	free(w);
+	if (sp_patch_write(s->pad, s->pad_orig, SP_HOP_PAD_LEN) == 0) {
+		sp_patch_sync();
+		s->pad_written = false;
+	}
+}
+
 /* T's window is about to hold another site: T goes back to a plain int3
  * (emulated or run out of line), as the kernel unoptimizes an optprobe.
  * Its trampoline stays for threads still inside it. */
@@ -91,6 +129,7 @@ static int demote(struct sp_site *t)
 			return rc;
 		sp_patch_sync();
 	}
+	release_pad(t);
 	t->tramp_ok = false;
 	t->jmp_reason = "another probe site lies inside its jmp window";
 	if (t->armed) {
@@ -107,6 +146,38 @@ static size_t text_avail(const struct sp_object *obj, uintptr_t addr)
 		if (addr >= obj->text[i].start && addr < obj->text[i].end)
 			return obj->text[i].end - addr;
 	return 0;
+}
+
+static bool claimed(const void *ctx, uintptr_t lo, uintptr_t hi)
+{
+	(void)ctx;
+	return sp_site_claimed(lo, hi);
+}
+
+/* The hop part of the decision (hop.h) for F, on a pristine copy of the
+ * code around the site and its pad. */
+static void decide_hop(const struct sp_object *obj, const struct sp_site_facts *f,
+		       const struct sp_func_extent *fn, struct sp_verdict *v)
+{
+	uintptr_t tlo = 0, thi = 0, lo, hi;
+	for (int i = 0; i < obj->n_text; i++)
+		if (f->site >= obj->text[i].start && f->site < obj->text[i].end) {
+			tlo = obj->text[i].start;
+			thi = obj->text[i].end;
+		}
+	if (!fn->elf || !thi)
+		return;
+	struct sp_hop_site hs = { .site = f->site, .func = f->func, .func_size = f->func_size,
+				  .limit = f->limit, .idx = f->idx };
+	sp_hop_plan_range(fn->elf, obj->bias, &hs, f->avail, tlo, thi, &lo, &hi);
+	uint8_t *copy = malloc(hi - lo);
+	if (!copy)
+		return;
+	sp_site_pristine(lo, hi - lo, copy);
+	struct sp_hop_facts hf = { .code = copy, .lo = lo, .len = hi - lo, .elf = fn->elf,
+				   .bias = obj->bias, .claimed = claimed };
+	sp_hop_decide(f, &hf, v);
+	free(copy);
 }
 
 /* The verdict for ADDR, on a pristine copy of its code (live text may hold
@@ -130,6 +201,8 @@ static int decide_live(const struct sp_object *obj, uintptr_t addr, size_t avail
 	};
 	sp_decide(&f, v);
 	free(copy);
+	if (sp_hop_candidate(v))
+		decide_hop(obj, &f, fn, v);
 	return 0;
 }
 
@@ -143,19 +216,35 @@ static const char *keep(const struct sp_verdict *v, const char *reason)
 	return c ? c : "(reason lost: out of memory)";
 }
 
-/* The jmp path as verdict V has it: the trampoline when it allows the jmp.
- * On refusal s->jmp_reason says why. */
+/* The jmp path as verdict V has it (the 5-byte jmp, or a hop): the
+ * trampoline when it allows the jmp.  On refusal s->jmp_reason says why. */
 static bool take_jmp(struct sp_site *s, const struct sp_verdict *v)
 {
 	const char *reason = NULL;
 	s->jmp_tried = true;
-	if (v->path != SP_PATH_JMP5) {
+	if (v->path != SP_PATH_JMP5 && v->path != SP_PATH_HOP) {
 		s->jmp_reason = keep(v, v->reason);
+		return false;
+	}
+	bool hop = v->path == SP_PATH_HOP;
+	if (sp_site_pad_overlaps(s->addr, s->addr + (hop ? SP_HOP_LEN : SP_JMP_LEN))) {
+		s->jmp_reason = "its jmp would overwrite padding another probe's hop uses";
 		return false;
 	}
 	if (sp_tramp_build(s, &v->w, &s->tramp, &reason) != 0) {
 		s->jmp_reason = reason;
 		return false;
+	}
+	if (hop) {
+		intptr_t d = (intptr_t)s->tramp.entry - (intptr_t)(v->hop_pad + SP_HOP_PAD_LEN);
+		if (d != (int32_t)d) {
+			s->jmp_reason = "the trampoline is out of the hop pad's rel32 reach";
+			return false;
+		}
+		/* the pad is claimed from here on, for the site's life */
+		s->pad = v->hop_pad;
+		sp_site_pristine(s->pad, SP_HOP_PAD_LEN, s->pad_orig);
+		s->hop = true;
 	}
 	s->tramp_ok = true;
 	return true;
@@ -203,6 +292,10 @@ struct sp_site *sp_arm_site(const struct sp_object *obj, uintptr_t addr,
 		goto fail;
 	}
 	s->addr = addr;
+	if (sp_site_pad_overlaps(addr, addr + 1)) {
+		*why = "the address is padding another probe's hop uses";
+		goto fail;
+	}
 	struct sp_site *t = covering(addr);
 	if (t && demote(t) != 0) {
 		*why = "inside the jmp window of another probe that cannot be moved back to int3";
@@ -237,6 +330,27 @@ fail:
 static int write_byte0(struct sp_site *s, uint8_t b)
 {
 	return sp_patch_write(s->addr, &b, 1);
+}
+
+/* Step 3 for S: the displacement after the opcode byte.  A hop's pad is
+ * written first: nothing reaches it until the rel8 and its opcode exist
+ * (the site holds an int3 now). */
+static int write_rel(struct sp_site *s)
+{
+	if (!s->hop) {
+		int32_t rel = (int32_t)((intptr_t)s->tramp.entry - (intptr_t)(s->addr + SP_JMP_LEN));
+		return sp_patch_write(s->addr + 1, &rel, 4);
+	}
+	uint8_t pad[SP_HOP_PAD_LEN], site[SP_HOP_LEN];
+	sp_hop_pad_bytes(s->pad, s->tramp.entry, pad);
+	sp_hop_site_bytes(s->addr, s->pad, site);
+	if (!s->pad_written) {
+		int rc = sp_patch_write(s->pad, pad, SP_HOP_PAD_LEN);
+		if (rc)
+			return rc;
+		s->pad_written = true;
+	}
+	return sp_patch_write(s->addr + 1, site + 1, 1);
 }
 
 static int cmp_window(const void *a, const void *b)
@@ -302,8 +416,7 @@ size_t sp_arm_batch(struct sp_site **sites, size_t n, int *rcs)
 						 : "a thread was blocked inside the jmp window: the site keeps its int3";
 			continue;
 		}
-		int32_t rel = (int32_t)((intptr_t)s->tramp.entry - (intptr_t)(s->addr + SP_JMP_LEN));
-		if (sp_patch_write(s->addr + 1, &rel, 4) == 0) {       /* step 3 */
+		if (write_rel(s) == 0) {                                  /* step 3 */
 			s->jmp = true;
 			n_rel++;
 		}
@@ -311,7 +424,7 @@ size_t sp_arm_batch(struct sp_site **sites, size_t n, int *rcs)
 	if (n_rel) {
 		sp_patch_sync();
 		for (size_t i = 0; i < n; i++)                          /* step 4 */
-			if (rcs[i] == 0 && sites[i]->jmp && write_byte0(sites[i], 0xe9) != 0)
+			if (rcs[i] == 0 && sites[i]->jmp && write_byte0(sites[i], sites[i]->hop ? 0xeb : 0xe9) != 0)
 				sites[i]->jmp = false;   /* the int3 stays: still correct */
 		sp_patch_sync();
 	}
@@ -336,5 +449,6 @@ int sp_arm_disarm(struct sp_site *s)
 		return rc;
 	sp_patch_sync();
 	s->armed = false;
+	release_pad(s);
 	return 0;
 }

@@ -35,6 +35,7 @@
 #include "insn.h"
 
 #define SP_JMP_LEN 5
+#define SP_HOP_LEN 2             /* jmp rel8: the hop's first piece */
 #define SP_WINDOW_MAX 5          /* at most 5 one-byte instructions */
 
 struct sp_window {
@@ -64,5 +65,14 @@ void sp_jmp_plan_range(uintptr_t func, size_t func_size, uintptr_t site, size_t 
 int sp_jmp_plan_image(const uint8_t *code, uintptr_t lo, size_t len, uintptr_t func,
 		      size_t func_size, uintptr_t site, uintptr_t limit, struct sp_window *w,
 		      const char **reason);
+
+/* The window of a hop (hop.h): the first instruction alone, with every rule
+ * above applied to it (no branch lands strictly inside it, it relocates,
+ * the function decodes and holds no indirect jmp).  Refused when that
+ * instruction is shorter than the 2-byte jmp rel8, or the function's
+ * extent is unknown. */
+int sp_jmp_plan_first_image(const uint8_t *code, uintptr_t lo, size_t len, uintptr_t func,
+			    size_t func_size, uintptr_t site, uintptr_t limit, struct sp_window *w,
+			    const char **reason);
 
 #endif

@@ -351,7 +351,7 @@ static int target_for(const struct sp_object *obj, const struct sp_elf *elf,
 	t->addr = func + offset;
 	t->fn = (struct sp_func_extent){ .start = size ? func : 0, .size = size,
 					 .limit = next_symbol(obj, elf, func),
-					 .bt = sp_btindex_get(obj, elf),
+					 .bt = sp_btindex_get(obj, elf), .elf = elf,
 					 .landing_pads = elf->has_except_table };
 	t->symbol = offset ? xasprintf("%s+%#lx", sym->name, (unsigned long)offset) : strdup(sym->name);
 	return 0;
@@ -441,7 +441,7 @@ static long resolve_usdt(const struct sp_spec_item *item, const struct sp_object
 		t->fn = (struct sp_func_extent){ .start = f && f->size ? obj->bias + f->value : 0,
 						 .size = f ? f->size : 0,
 						 .limit = next_symbol(obj, elf, t->addr),
-						 .bt = sp_btindex_get(obj, elf),
+						 .bt = sp_btindex_get(obj, elf), .elf = elf,
 						 .landing_pads = elf->has_except_table };
 	}
 	if (k == 0) {
@@ -470,6 +470,7 @@ static long resolve(const struct sp_spec_item *item, const struct sp_object *obj
 			t->symbol = xasprintf("%#lx", (unsigned long)item->address);
 			t->fn.limit = next_symbol(obj, elf, t->addr);
 			t->fn.bt = sp_btindex_get(obj, elf);
+			t->fn.elf = elf;
 			t->fn.landing_pads = elf->has_except_table;
 			*out = t;
 			return 1;
