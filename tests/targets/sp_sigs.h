@@ -1,0 +1,14 @@
+/* sp_sigs: shared between the program and its library. */
+#ifndef SP_SIGS_H
+#define SP_SIGS_H
+
+/* One locked add: exact whatever signal interrupts it, on any thread. */
+static inline void sp_sigs_inc(unsigned long *c)
+{
+	__atomic_add_fetch(c, 1, __ATOMIC_RELAXED);
+}
+
+extern unsigned long f_lib_entries, f_lib_returns __attribute__((visibility("default")));
+long f_lib(long x);
+
+#endif
