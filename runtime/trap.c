@@ -223,7 +223,7 @@ static void on_sigtrap(int sig, siginfo_t *si, void *ucv)
 	}
 	uintptr_t at = (uintptr_t)g[REG_RIP] - 1;
 	uint64_t rip, rsp, efl;
-	if (sp_tramp_take_pending(at, &rip, &rsp, &efl)) {
+	if (sp_tramp_take_pending(at, (uintptr_t)g[REG_RSP], &rip, &rsp, &efl)) {
 		/* a trampoline's slow path: the handlers moved rip or rsp */
 		g[REG_RIP] = (greg_t)rip;
 		g[REG_RSP] = (greg_t)rsp;

@@ -1,10 +1,11 @@
 /* sp_sigs — probed functions called both from normal code and from
  * asynchronous signal handlers (e2e_signals.py, issue 13).
  *
- *   sp_sigs VARIANT [MIN_SIGNALS]
+ *   sp_sigs VARIANT [MIN_SIGNALS [ALRM_US]]
  *
  * main calls f (this program) and f_lib (libsp_sigs_lib.so) in a loop while
- * SIGALRM (ITIMER_REAL) and SIGPROF (ITIMER_PROF) fire every 20 (nodefer: 200) and 50 µs;
+ * SIGALRM (ITIMER_REAL) and SIGPROF (ITIMER_PROF) fire every ALRM_US (default
+ * 20; nodefer: 200) and 50 µs;
  * both handlers call f and f_lib too.  The loop runs until each handler ran
  * MIN_SIGNALS times (default 400; SIGPROF MIN_SIGNALS/20 times: CPU-time
  * timers fire at the scheduler tick at best).  f and f_lib count their own entries and
@@ -13,6 +14,7 @@
  *
  *   f_entries f_returns f_lib_entries f_lib_returns   what the probes see
  *   from_handlers   calls made by the handlers (f and f_lib)
+ *   from_main       calls of f made by main's loop
  *   alrm prof       handler runs
  *   abandoned       frames of f left by siglongjmp (variant longjmp)
  *
@@ -25,6 +27,11 @@
  *   longjmp    main's f sometimes spins in its body; a SIGALRM that lands
  *              there calls f and f_lib, then siglongjmps back to main's loop,
  *              abandoning that frame of f (its return never comes)
+ *   jumpall    every other SIGALRM handler (every 200 µs by default)
+ *              siglongjmps back to main's loop
+ *              wherever main was: in f, in f_lib, in the loop, or inside
+ *              whatever a probe runs there; "abandoned" counts the jumps
+ *              (counts are then exact only within those jumps)
  */
 #define _GNU_SOURCE
 #include "sp_sigs.h"
@@ -42,12 +49,13 @@ unsigned long f_entries, f_returns;
 static unsigned long from_handlers, alrm, prof, abandoned;
 static volatile int in_body;       /* main's f is spinning in its body */
 static sigjmp_buf jump_back;
-static int variant_longjmp;
+static int variant_longjmp, variant_jumpall;
+static unsigned long from_main;
 
 __attribute__((noinline)) long f(long x, long spin)
 {
+	SP_SIGS_FIRST(x);
 	sp_sigs_inc(&f_entries);
-	__asm__ volatile("" : "+r"(x));
 	if (spin) {
 		in_body = 1;
 		for (volatile long i = 0; i < spin; i++)
@@ -90,6 +98,11 @@ static void on_alrm(int sig)
 	handler_enter();
 	sp_sigs_inc(&alrm);
 	handler_calls();
+	if (variant_jumpall && alrm % 2 == 0) {
+		depth = 0;
+		sp_sigs_inc(&abandoned);
+		siglongjmp(jump_back, 1);
+	}
 	if (variant_longjmp && in_body) {
 		/* main is inside f (entered, not returned): leave that frame */
 		in_body = 0;
@@ -119,6 +132,7 @@ int main(int argc, char **argv)
 {
 	const char *variant = argc > 1 ? argv[1] : "plain";
 	unsigned long min_signals = argc > 2 ? strtoul(argv[2], NULL, 0) : 400;
+	long alrm_us = argc > 3 ? strtol(argv[3], NULL, 0) : 0;
 	int flags = SA_RESTART;
 	bool nested = false;
 	if (!strcmp(variant, "altstack")) {
@@ -134,8 +148,10 @@ int main(int argc, char **argv)
 		nested = true;
 	} else if (!strcmp(variant, "longjmp")) {
 		variant_longjmp = 1;
+	} else if (!strcmp(variant, "jumpall")) {
+		variant_jumpall = 1;
 	} else if (strcmp(variant, "plain")) {
-		fprintf(stderr, "usage: sp_sigs plain|altstack|nodefer|longjmp [MIN_SIGNALS]\n");
+		fprintf(stderr, "usage: sp_sigs plain|altstack|nodefer|longjmp|jumpall [MIN_SIGNALS [ALRM_US]]\n");
 		return 2;
 	}
 	struct sigaction sa;
@@ -149,17 +165,18 @@ int main(int argc, char **argv)
 	sa.sa_sigaction = on_prof;
 	sa.sa_flags = flags | SA_SIGINFO;
 	sigemptyset(&sa.sa_mask);
-	if (!nested || variant_longjmp)
+	if (!nested)
 		sigaddset(&sa.sa_mask, SIGALRM);
 	sigaction(SIGPROF, &sa, NULL);
 
-	timers(nested ? 200 : 20, 50);
+	timers(alrm_us > 0 ? alrm_us : nested || variant_jumpall ? 200 : 20, 50);
 	sigsetjmp(jump_back, 1);
 	long acc = 0;
 	static unsigned long i;   /* goes on after a siglongjmp */
 	for (; __atomic_load_n(&alrm, __ATOMIC_RELAXED) < min_signals ||
 				   __atomic_load_n(&prof, __ATOMIC_RELAXED) < min_signals / 20; i++) {
 		acc += f((long)i, variant_longjmp && i % 64 == 0 ? 2000 : 0);
+		sp_sigs_inc(&from_main);
 		acc += f_lib((long)i);
 	}
 	timers(0, 0);
@@ -167,8 +184,9 @@ int main(int argc, char **argv)
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, NULL);
 	printf("f_entries %lu\nf_returns %lu\nf_lib_entries %lu\nf_lib_returns %lu\n"
-	       "from_handlers %lu\nalrm %lu\nprof %lu\nabandoned %lu\n",
-	       f_entries, f_returns, f_lib_entries, f_lib_returns, from_handlers, alrm, prof, abandoned);
+	       "from_handlers %lu\nfrom_main %lu\nalrm %lu\nprof %lu\nabandoned %lu\n",
+	       f_entries, f_returns, f_lib_entries, f_lib_returns, from_handlers, from_main, alrm, prof,
+	       abandoned);
 	__asm__ volatile("" : : "r"(acc));
 	return 0;
 }

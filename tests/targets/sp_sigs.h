@@ -8,6 +8,10 @@ static inline void sp_sigs_inc(unsigned long *c)
 	__atomic_add_fetch(c, 1, __ATOMIC_RELAXED);
 }
 
+/* The first instruction of f and f_lib: an ordinary move.  A locked add
+ * there would not be kernel-probeable (kcount is the oracle). */
+#define SP_SIGS_FIRST(x) __asm__ volatile("mov %0, %0" : "+r"(x))
+
 extern unsigned long f_lib_entries, f_lib_returns __attribute__((visibility("default")));
 long f_lib(long x);
 

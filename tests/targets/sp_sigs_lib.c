@@ -5,8 +5,8 @@ __attribute__((visibility("default"))) unsigned long f_lib_entries, f_lib_return
 
 __attribute__((noinline, visibility("default"))) long f_lib(long x)
 {
+	SP_SIGS_FIRST(x);
 	sp_sigs_inc(&f_lib_entries);
-	__asm__ volatile("" : "+r"(x));
 	x = x * 5 + 3;
 	sp_sigs_inc(&f_lib_returns);
 	return x;
