@@ -130,6 +130,12 @@ int sp_sigwrap_sigaction(sp_sigaction_fn real, int sig, const struct sigaction *
 	return rc;
 }
 
+void sp_sigwrap_unwrap(int sig, struct sigaction *a)
+{
+	if (sig > 0 && sig < NSIG && a->sa_sigaction == wrapper)
+		a->sa_sigaction = (void (*)(int, siginfo_t *, void *))atomic_load(&app[sig].fn);
+}
+
 sighandler_t sp_sigwrap_signal(sp_signal_fn real, int sig, sighandler_t h)
 {
 	if (sig <= 0 || sig >= NSIG)

@@ -51,6 +51,10 @@ typedef sighandler_t (*sp_signal_fn)(int, sighandler_t);
  * REAL (libc's), with the wrapper in place of ACT's handler. */
 int sp_sigwrap_sigaction(sp_sigaction_fn real, int sig, const struct sigaction *act,
 			 struct sigaction *oact);
+/* A: an action read from the kernel; the wrapper in it becomes the
+ * application's handler (a signal the runtime takes over later, trap.c). */
+void sp_sigwrap_unwrap(int sig, struct sigaction *a);
+
 /* The same for signal() and its variants (REAL: libc's own). */
 sighandler_t sp_sigwrap_signal(sp_signal_fn real, int sig, sighandler_t h);
 

@@ -293,6 +293,7 @@ int sp_trap_install(void)
 			rc = -errno;
 			goto out;
 		}
+		sp_sigwrap_unwrap(own_sig[i], &old);   /* installed before we owned it */
 		app_action[i] = old;
 		sigaddset(&unblock, own_sig[i]);
 	}
