@@ -239,12 +239,6 @@ static int write_byte0(struct sp_site *s, uint8_t b)
 	return sp_patch_write(s->addr, &b, 1);
 }
 
-static int cmp_window(const void *a, const void *b)
-{
-	const struct sp_stop_window *x = a, *y = b;
-	return x->site < y->site ? -1 : x->site > y->site;
-}
-
 size_t sp_arm_batch(struct sp_site **sites, size_t n, int *rcs)
 {
 	size_t failed = 0, n_jmp = 0;
@@ -272,8 +266,7 @@ size_t sp_arm_batch(struct sp_site **sites, size_t n, int *rcs)
 			w[k++] = (struct sp_stop_window){ .site = s->addr, .len = s->tramp.window_len,
 							  .reloc = s->tramp.reloc, .map = &s->tramp.map };
 	}
-	if (k)
-		qsort(w, k, sizeof(*w), cmp_window);
+	sp_stopworld_sort(w, k);
 	int stopped = k ? sp_stopworld_check(w, k) : 0;                /* step 2 */
 	if (stopped != 0) {
 		/* a late answer may still be reading the windows: they stay
@@ -293,10 +286,8 @@ size_t sp_arm_batch(struct sp_site **sites, size_t n, int *rcs)
 		s->jmp = false;
 		if (s->resume != SP_RESUME_TRAMP)
 			continue;
-		bool busy = false;
-		for (size_t j = 0; w && j < k; j++)
-			if (w[j].site == s->addr)
-				busy = w[j].busy;
+		const struct sp_stop_window *sw = w ? sp_stopworld_find(w, k, s->addr) : NULL;
+		bool busy = sw && sw->busy;
 		if (stopped != 0 || busy) {
 			s->reason = stopped != 0 ? "a thread did not answer the stop check: the site keeps its int3"
 						 : "a thread was blocked inside the jmp window: the site keeps its int3";

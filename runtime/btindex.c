@@ -1,6 +1,7 @@
 /* btindex — see btindex.h. */
 #include "btindex.h"
 #include "insn.h"
+#include "objcache.h"
 #include "site.h"
 
 #include <stdlib.h>
@@ -73,6 +74,68 @@ out:
 	return rc;
 }
 
+/* The on-disk cache (objcache.h): the index is a function of the text's
+ * bytes, its layout and the symbol starts, all relative to the bias. */
+#define CACHE_KIND "btindex"
+
+static int cache_key(const struct sp_object *obj, const uintptr_t *starts, size_t n_starts,
+		     struct sp_objcache_key *key)
+{
+	if (!sp_objcache_enabled())
+		return -1;
+	struct sp_objcache_hasher hs;
+	sp_objcache_begin(&hs, CACHE_KIND);
+	for (int r = 0; r < obj->n_text; r++) {
+		uint64_t range[2] = { obj->text[r].start - obj->bias, obj->text[r].end - obj->bias };
+		size_t len = obj->text[r].end - obj->text[r].start;
+		uint8_t *copy = malloc(len);
+		if (!copy)
+			return -1;
+		sp_site_pristine(obj->text[r].start, len, copy);
+		sp_objcache_feed(&hs, range, sizeof(range));
+		sp_objcache_feed(&hs, copy, len);
+		free(copy);
+	}
+	for (size_t i = 0; i < n_starts; i++) {
+		uint64_t rel = starts[i] - obj->bias;
+		sp_objcache_feed(&hs, &rel, sizeof(rel));
+	}
+	sp_objcache_done(&hs, key);
+	return 0;
+}
+
+static bool cache_load(struct sp_btindex *x, const struct sp_objcache_key *key)
+{
+	size_t len;
+	uint64_t *rel = sp_objcache_load(CACHE_KIND, key, &len);
+	if (!rel)
+		return false;
+	size_t n = len / sizeof(*rel);
+	bool ok = len % sizeof(*rel) == 0;
+	for (size_t i = 1; ok && i < n; i++)
+		ok = rel[i - 1] < rel[i];       /* sorted and unique, as built */
+	if (!ok) {
+		free(rel);
+		return false;
+	}
+	for (size_t i = 0; i < n; i++)
+		rel[i] += x->bias;
+	x->targets = (uintptr_t *)rel;
+	x->n = x->cap = n;
+	return true;
+}
+
+static void cache_store(const struct sp_btindex *x, const struct sp_objcache_key *key)
+{
+	uint64_t *rel = malloc(x->n ? x->n * sizeof(*rel) : 1);
+	if (!rel)
+		return;
+	for (size_t i = 0; i < x->n; i++)
+		rel[i] = x->targets[i] - x->bias;
+	sp_objcache_store(CACHE_KIND, key, rel, x->n * sizeof(*rel));
+	free(rel);
+}
+
 const struct sp_btindex *sp_btindex_get(const struct sp_object *obj, const struct sp_elf *elf)
 {
 	for (struct sp_btindex *c = cache; c; c = c->next)
@@ -87,6 +150,12 @@ const struct sp_btindex *sp_btindex_get(const struct sp_object *obj, const struc
 	size_t n_starts = 0;
 	for (size_t i = 0; i < elf->n_syms; i++)
 		starts[n_starts++] = obj->bias + elf->syms[i].value;   /* already sorted */
+	struct sp_objcache_key key;
+	bool keyed = cache_key(obj, starts, n_starts, &key) == 0;
+	if (keyed && cache_load(x, &key)) {
+		free(starts);
+		goto done;
+	}
 	for (int r = 0; r < obj->n_text; r++)
 		if (sweep(x, obj->text[r].start, obj->text[r].end, starts, n_starts) != 0)
 			goto fail;
@@ -97,6 +166,9 @@ const struct sp_btindex *sp_btindex_get(const struct sp_object *obj, const struc
 		if (k == 0 || x->targets[k - 1] != x->targets[i])
 			x->targets[k++] = x->targets[i];
 	x->n = k;
+	if (keyed)
+		cache_store(x, &key);
+done:
 	x->next = cache;
 	cache = x;
 	return x;
