@@ -2,7 +2,7 @@
 """bench/startup_cost.py — what attaching costs a process at start-up, and a
 fork+exec storm under the launcher.
 
-    bench/startup_cost.py [BUILD] [--runs N] [--children N]
+    bench/startup_cost.py [BUILD] [--runs N] [--children N] [--only python|storm]
 
 Rows (each the median of N runs, interleaved so drift hits them alike):
 
@@ -47,13 +47,15 @@ def run(argv, env):
 def main():
     args = sys.argv[1:]
     build = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "build")
-    runs, children = 5, 300
+    runs, children, only = 5, 300, None
     while args:
         a = args.pop(0)
         if a == "--runs":
             runs = int(args.pop(0))
         elif a == "--children":
             children = int(args.pop(0))
+        elif a == "--only":
+            only = args.pop(0)
         else:
             build = a
     lib = os.path.join(build, "lib", "libselfprobe.so")
@@ -82,6 +84,8 @@ def main():
         ("storm of %d, selfprobe run, cache cold" % children, launch, base, "cold"),
         ("storm of %d, selfprobe run, cache warm" % children, launch, base, "warm"),
     ]
+    if only:
+        rows = [r for r in rows if r[0].startswith(only)]
     res = {r[0]: [] for r in rows}
     for _ in range(runs):
         for name, argv, env, c in rows:

@@ -4,10 +4,11 @@
  * build (a decode of its whole text) and is the same in every process.
  *
  * Content-addressed: the key is a 128-bit hash of everything the result is
- * a function of — the code bytes themselves (the pristine live text, so a
- * file replaced on disk after it was mapped cannot mislead), their layout,
- * the symbol starts, and the identity of this runtime build (a rebuilt
- * runtime may compute differently).  No file identity is trusted.
+ * a function of — the code (named by the GNU build ID in the object's
+ * mapped notes, or else its bytes as mapped: a file replaced on disk after
+ * it was mapped cannot mislead), its layout, the symbol starts, and the
+ * identity of this runtime build (a rebuilt runtime may compute
+ * differently).  No path, inode or mtime is trusted.
  *
  * Never trusted blindly: an entry is used only from a directory and a file
  * owned by this user and writable by no one else, a regular file (no
