@@ -239,6 +239,12 @@ static int write_byte0(struct sp_site *s, uint8_t b)
 	return sp_patch_write(s->addr, &b, 1);
 }
 
+static int cmp_window(const void *a, const void *b)
+{
+	const struct sp_stop_window *x = a, *y = b;
+	return x->site < y->site ? -1 : x->site > y->site;
+}
+
 size_t sp_arm_batch(struct sp_site **sites, size_t n, int *rcs)
 {
 	size_t failed = 0, n_jmp = 0;
@@ -266,7 +272,7 @@ size_t sp_arm_batch(struct sp_site **sites, size_t n, int *rcs)
 			w[k++] = (struct sp_stop_window){ .site = s->addr, .len = s->tramp.window_len,
 							  .reloc = s->tramp.reloc, .map = &s->tramp.map };
 	}
-	sp_stopworld_sort(w, k);
+	sp_stopworld_sort(w, k, cmp_window);
 	int stopped = k ? sp_stopworld_check(w, k) : 0;                /* step 2 */
 	if (stopped != 0) {
 		/* a late answer may still be reading the windows: they stay

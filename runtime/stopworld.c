@@ -153,12 +153,12 @@ int sp_stopworld_check(struct sp_stop_window *windows, size_t n)
 }
 
 /* heapsort: in place, no allocation, no libc */
-static void sift_down(struct sp_stop_window *w, size_t root, size_t n)
+static void sift_down(struct sp_stop_window *w, size_t root, size_t n, int (*cmp)(const void *, const void *))
 {
 	for (size_t child; (child = 2 * root + 1) < n; root = child) {
-		if (child + 1 < n && w[child + 1].site > w[child].site)
+		if (child + 1 < n && cmp(&w[child + 1], &w[child]) > 0)
 			child++;
-		if (w[root].site >= w[child].site)
+		if (cmp(&w[root], &w[child]) >= 0)
 			return;
 		struct sp_stop_window t = w[root];
 		w[root] = w[child];
@@ -166,15 +166,15 @@ static void sift_down(struct sp_stop_window *w, size_t root, size_t n)
 	}
 }
 
-void sp_stopworld_sort(struct sp_stop_window *w, size_t n)
+void sp_stopworld_sort(struct sp_stop_window *w, size_t n, int (*cmp)(const void *, const void *))
 {
 	for (size_t i = n / 2; i-- > 0;)
-		sift_down(w, i, n);
+		sift_down(w, i, n, cmp);
 	for (size_t end = n; end-- > 1;) {
 		struct sp_stop_window t = w[0];
 		w[0] = w[end];
 		w[end] = t;
-		sift_down(w, 0, end);
+		sift_down(w, 0, end, cmp);
 	}
 }
 

@@ -32,10 +32,11 @@ struct sp_stop_window {
 	int busy;                         /* out: a blocked thread sits inside */
 };
 
-/* Sort N windows by site, and find the one at SITE in sorted windows
- * (NULL: none).  Not libc's qsort/bsearch: they run while the batch's
- * int3s are in place, where each libc call of ours would trap. */
-void sp_stopworld_sort(struct sp_stop_window *windows, size_t n);
+/* Sort N windows with CMP (qsort's contract; by site for the check), and
+ * find the one at SITE in windows sorted by site (NULL: none).  Not libc's
+ * qsort/bsearch: they run while the batch's int3s are in place, where each
+ * libc call of ours would trap. */
+void sp_stopworld_sort(struct sp_stop_window *windows, size_t n, int (*cmp)(const void *, const void *));
 struct sp_stop_window *sp_stopworld_find(struct sp_stop_window *windows, size_t n, uintptr_t site);
 
 /* Check (and fix) every other thread against WINDOWS, sorted by site.
