@@ -608,6 +608,9 @@ static struct sp_probe *new_probe(const struct sp_spec_item *item, const struct 
 		p->fn = sp_trace_handler;
 	if (!fn && item->action == SP_ACT_STACK && sp_stack_prepare() == 0)
 		p->fn = sp_stack_handler;
+	/* the built-in actions and the runtime's own probes: what they call
+	 * (the unwinder's memcmp, the trace's write) is not the application's */
+	p->runtime_fn = p->fn && (p->fn != fn || item->internal);
 	p->object = strdup(obj->path);
 	p->bias = obj->bias;
 	p->vaddr = t->addr - obj->bias;
@@ -758,6 +761,7 @@ static struct sp_probe *revive(struct sp_probe *q, struct sp_probe *p)
 	q->usdt_nargs = p->usdt_nargs;
 	memcpy(q->usdt_args, p->usdt_args, sizeof(q->usdt_args));
 	q->fn = p->fn;
+	q->runtime_fn = p->runtime_fn;
 	q->data = p->data;
 	q->bias = p->bias;
 	atomic_store(&q->faulted, false);   /* a new attachment runs its handler again */
