@@ -330,7 +330,8 @@ static const struct sp_btindex *index_get(struct sp_an_object *o)
 			oc.text[i].end = o->text[i].vaddr + o->text[i].size;
 			oc.text[i].bytes = o->text[i].bytes;
 		}
-		o->idx = sp_btindex_build(&oc);
+		bool loaded;
+		o->idx = sp_btindex_build_cached(&oc, o->elf->build_id, o->elf->build_id_len, &loaded);
 		o->idx_built = true;
 	}
 	return o->idx;

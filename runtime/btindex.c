@@ -2,9 +2,14 @@
 #include "btindex.h"
 #include "insn.h"
 #include "jtable.h"
+#include "log.h"
+#include "objcache.h"
 #include "objdata.h"
 #include "site.h"
 
+#include <elf.h>
+#include <link.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +25,8 @@ struct unknown_jump {
 	const char *why;
 };
 
+/* Everything below but path and next is the index: sp_btindex_same
+ * compares it and the cache (encode, decode) keeps it, field by field. */
 struct sp_btindex {
 	char *path;                  /* the live cache's key (NULL: built by a caller) */
 	uintptr_t bias;
@@ -134,6 +141,13 @@ static const char TAKEN_IMM[] = "absolute address in non-PIE code";
 static const char TAKEN_TABLE[] = "jump-table entry";
 static const char TAKEN_WORD[] = "pointer-sized value in data (non-PIE)";
 static const char TAKEN_REL[] = "table-relative offset in read-only data";
+static const char WHY_ELSEWHERE[] = "a jump table addressed from before the jump, in an object "
+				    "without separate read-only data";
+static const char WHY_UNREADABLE[] = "a jump table that cannot be read";
+static const char WHY_ENTRY[] = "a jump-table entry that is not an instruction of the text";
+static const char WHY_EXTENT[] = "a jump table whose bound and extent cannot be established";
+static const char WHY_RELOCS[] = "the file's relocations could not be read";
+static const char WHY_OOM[] = "out of memory";
 
 static bool in_text(const struct sp_objcode *oc, uintptr_t a, const uint8_t **code, size_t *avail)
 {
@@ -296,13 +310,12 @@ static int tables(struct build *b)
 		if (jt.kind == SP_JT_REL32_ELSEWHERE) {
 			/* tables may sit in the code's own segment, where the
 			 * word scan does not look */
-			if (add_unknown(x, at, "a jump table addressed from before the jump, in an object "
-					"without separate read-only data") != 0)
+			if (add_unknown(x, at, WHY_ELSEWHERE) != 0)
 				return -1;
 			continue;
 		}
 		if (jt.kind == SP_JT_UNKNOWN || !b->data) {
-			if (add_unknown(x, at, jt.why ? jt.why : "a jump table that cannot be read") != 0)
+			if (add_unknown(x, at, jt.why ? jt.why : WHY_UNREADABLE) != 0)
 				return -1;
 			continue;
 		}
@@ -315,7 +328,7 @@ static int tables(struct build *b)
 			while (n < jt.count && entry(b, &jt, n, &t))
 				n++;
 			if (n < jt.count) {
-				if (add_unknown(x, at, "a jump-table entry that is not an instruction of the text") != 0)
+				if (add_unknown(x, at, WHY_ENTRY) != 0)
 					return -1;
 				continue;
 			}
@@ -325,7 +338,7 @@ static int tables(struct build *b)
 			while (n < MAX_ENTRIES && entry(b, &jt, n, &t))
 				n++;
 			if (n == 0 || n == MAX_ENTRIES) {
-				if (add_unknown(x, at, "a jump table whose bound and extent cannot be established") != 0)
+				if (add_unknown(x, at, WHY_EXTENT) != 0)
 					return -1;
 				continue;
 			}
@@ -429,9 +442,9 @@ struct sp_btindex *sp_btindex_build(const struct sp_objcode *oc)
 		goto fail;
 	if (!b.data || sp_objdata_relocs(b.data, take_reloc, &b) != 0) {
 		x->taken_unknown = true;
-		x->taken_why = "the file's relocations could not be read";
+		x->taken_why = WHY_RELOCS;
 	} else if (x->taken_unknown) {
-		x->taken_why = "out of memory";
+		x->taken_why = WHY_OOM;
 	}
 	if (b.data && b.non_pie)
 		sp_objdata_words(b.data, take_word, &b);
@@ -458,6 +471,301 @@ fail:
 	return NULL;
 }
 
+/* ---- the on-disk cache (objcache.h) ----
+ *
+ * The index is a function of the code, its layout and symbol starts (all
+ * relative to the bias), and of the file's relocations and data: all named
+ * by the object's GNU build ID (a hash of the whole linked file).  An
+ * object without one is not cached (its bytes could be hashed, but its
+ * relocations and data are read from the file too).  Addresses are kept
+ * relative to the bias; the static phrases (how, why) as their index in
+ * PHRASES, never as pointers. */
+#define CACHE_KIND "btindex"
+#define CACHE_FORMAT 2u          /* 1: owncalls' direct targets only */
+#define NO_PHRASE 0xffu
+
+/* Every phrase an index can hold.  Those of objdata.c and jtable.c are
+ * matched by their text: an index holding a phrase missing here is not
+ * stored (test_objcache checks libc's round trip). */
+static const char *const PHRASES[] = {
+	TAKEN_RIP, TAKEN_IMM, TAKEN_TABLE, TAKEN_WORD, TAKEN_REL,
+	WHY_ELSEWHERE, WHY_UNREADABLE, WHY_ENTRY, WHY_EXTENT, WHY_RELOCS, WHY_OOM,
+	"relocated pointer (DT_RELR)",                            /* objdata.c */
+	"relocated pointer (R_X86_64_RELATIVE)",
+	"IFUNC resolver (R_X86_64_IRELATIVE)",
+	"relocated pointer (R_X86_64_64)",
+	"a jump table whose address is not found before the jump", /* jtable.c */
+};
+#define N_PHRASES (sizeof(PHRASES) / sizeof(PHRASES[0]))
+
+/* The payload: this header, then u64 direct[n_direct], taken[n_taken],
+ * unknown_jmp[n_unknown] (relative to the bias), then u8
+ * taken_how[n_taken], unknown_why[n_unknown] (indices into PHRASES). */
+struct blob {
+	uint64_t format, n_direct, n_taken, n_unknown;
+	uint64_t tables, table_entries, tables_elsewhere;
+	uint64_t taken_unknown, taken_why;
+};
+
+/* PHRASES' index of P (a few distinct pointers: remembered), or -1. */
+static int phrase_of(const char *p, const char **seen, uint8_t *seen_ix, size_t *n_seen)
+{
+	if (!p)
+		return NO_PHRASE;
+	for (size_t i = 0; i < *n_seen; i++)
+		if (seen[i] == p)
+			return seen_ix[i];
+	for (size_t i = 0; i < N_PHRASES; i++)
+		if (strcmp(PHRASES[i], p) == 0) {
+			if (*n_seen < 32) {
+				seen[*n_seen] = p;
+				seen_ix[(*n_seen)++] = (uint8_t)i;
+			}
+			return (int)i;
+		}
+	return -1;
+}
+
+static void *encode(const struct sp_btindex *x, size_t *len)
+{
+	const size_t nd = x->direct.n, nt = x->taken.n, nu = x->n_unknown;
+	*len = sizeof(struct blob) + 8 * (nd + nt + nu) + nt + nu;
+	uint8_t *p = malloc(*len);
+	if (!p)
+		return NULL;
+	const char *seen[32];
+	uint8_t seen_ix[32];
+	size_t n_seen = 0;
+	int why = phrase_of(x->taken_why, seen, seen_ix, &n_seen);
+	struct blob h = { CACHE_FORMAT, nd, nt, nu, x->tables, x->table_entries, x->tables_elsewhere,
+			  x->taken_unknown, (uint64_t)why };
+	memcpy(p, &h, sizeof(h));
+	uint64_t *w = (uint64_t *)(p + sizeof(h));
+	for (size_t i = 0; i < nd; i++)
+		*w++ = x->direct.a[i] - x->bias;
+	for (size_t i = 0; i < nt; i++)
+		*w++ = x->taken.a[i] - x->bias;
+	for (size_t i = 0; i < nu; i++)
+		*w++ = x->unknown[i].jmp - x->bias;
+	uint8_t *b = (uint8_t *)w;
+	int bad = why < 0;
+	for (size_t i = 0; i < nt && !bad; i++)
+		bad = (*b++ = (uint8_t)phrase_of(x->taken.how[i], seen, seen_ix, &n_seen)) == 0xff;
+	for (size_t i = 0; i < nu && !bad; i++)
+		bad = (*b++ = (uint8_t)phrase_of(x->unknown[i].why, seen, seen_ix, &n_seen)) == 0xff;
+	if (bad) {
+		sp_debug("btindex: a phrase the cache does not know: not stored");
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+static const char *phrase_at(uint8_t i, bool *ok)
+{
+	*ok &= i < N_PHRASES;
+	return i < N_PHRASES ? PHRASES[i] : NULL;
+}
+
+/* The index P holds, at BIAS; NULL unless it is whole and as built
+ * (sorted, unique, every phrase known). */
+static struct sp_btindex *decode(const uint8_t *p, size_t len, uintptr_t bias)
+{
+	struct blob h;
+	if (len < sizeof(h))
+		return NULL;
+	memcpy(&h, p, sizeof(h));
+	const uint64_t max = len / 8;   /* bounds every count before the products */
+	if (h.format != CACHE_FORMAT || h.n_direct > max || h.n_taken > max || h.n_unknown > max ||
+	    len != sizeof(h) + 8 * (h.n_direct + h.n_taken + h.n_unknown) + h.n_taken + h.n_unknown ||
+	    h.taken_unknown > 1 || (h.taken_why != NO_PHRASE && h.taken_why >= N_PHRASES) ||
+	    (h.taken_unknown && h.taken_why == NO_PHRASE))
+		return NULL;
+	struct sp_btindex *x = calloc(1, sizeof(*x));
+	if (!x)
+		return NULL;
+	x->bias = bias;
+	x->tables = h.tables;
+	x->table_entries = h.table_entries;
+	x->tables_elsewhere = h.tables_elsewhere;
+	x->taken_unknown = h.taken_unknown;
+	x->taken_why = h.taken_why == NO_PHRASE ? NULL : PHRASES[h.taken_why];
+	x->direct.n = x->direct.cap = h.n_direct;
+	x->taken.n = x->taken.cap = h.n_taken;
+	x->n_unknown = x->cap_unknown = h.n_unknown;
+	x->direct.a = malloc(h.n_direct * sizeof(uintptr_t) + 1);
+	x->taken.a = malloc(h.n_taken * sizeof(uintptr_t) + 1);
+	x->taken.how = malloc(h.n_taken * sizeof(char *) + 1);
+	x->unknown = malloc(h.n_unknown * sizeof(*x->unknown) + 1);
+	bool ok = x->direct.a && x->taken.a && x->taken.how && x->unknown;
+	const uint8_t *w = p + sizeof(h), *b = w + 8 * (h.n_direct + h.n_taken + h.n_unknown);
+	uint64_t v;
+	for (size_t i = 0; ok && i < h.n_direct; i++, w += 8) {
+		memcpy(&v, w, 8);
+		x->direct.a[i] = (uintptr_t)v + bias;
+		ok = i == 0 || x->direct.a[i - 1] < x->direct.a[i];
+	}
+	for (size_t i = 0; ok && i < h.n_taken; i++, w += 8) {
+		memcpy(&v, w, 8);
+		x->taken.a[i] = (uintptr_t)v + bias;
+		x->taken.how[i] = phrase_at(*b++, &ok);
+		ok = ok && (i == 0 || x->taken.a[i - 1] < x->taken.a[i]);
+	}
+	for (size_t i = 0; ok && i < h.n_unknown; i++, w += 8) {
+		memcpy(&v, w, 8);
+		x->unknown[i].jmp = (uintptr_t)v + bias;
+		x->unknown[i].why = phrase_at(*b++, &ok);
+		ok = ok && (i == 0 || x->unknown[i - 1].jmp <= x->unknown[i].jmp);
+	}
+	if (!ok) {
+		sp_btindex_free(x);
+		return NULL;
+	}
+	return x;
+}
+
+static void cache_key(const struct sp_objcode *oc, const uint8_t *build_id, size_t id_len,
+		      struct sp_objcache_key *key)
+{
+	struct sp_objcache_hasher hs;
+	sp_objcache_begin(&hs, CACHE_KIND);
+	uint64_t head[3] = { CACHE_FORMAT, oc->elf->e_type, (uint64_t)oc->n_text };
+	sp_objcache_feed(&hs, head, sizeof(head));
+	sp_objcache_feed(&hs, build_id, id_len);
+	for (int r = 0; r < oc->n_text; r++) {
+		uint64_t range[2] = { oc->text[r].start - oc->bias, oc->text[r].end - oc->bias };
+		sp_objcache_feed(&hs, range, sizeof(range));
+	}
+	for (size_t i = 0; i < oc->elf->n_syms; i++)
+		sp_objcache_feed(&hs, &oc->elf->syms[i].value, sizeof(oc->elf->syms[i].value));
+	sp_objcache_done(&hs, key);
+}
+
+struct sp_btindex *sp_btindex_build_cached(const struct sp_objcode *oc, const uint8_t *build_id,
+					   size_t id_len, bool *loaded)
+{
+	*loaded = false;
+	if (!build_id || !id_len || !sp_objcache_enabled())
+		return sp_btindex_build(oc);
+	struct sp_objcache_key key;
+	cache_key(oc, build_id, id_len, &key);
+	size_t len;
+	uint8_t *p = sp_objcache_load(CACHE_KIND, &key, &len);
+	struct sp_btindex *x = p ? decode(p, len, oc->bias) : NULL;
+	free(p);
+	if (x) {
+		*loaded = true;
+		return x;
+	}
+	if (p)
+		sp_debug("btindex: a cache entry of another shape: rebuilt");
+	x = sp_btindex_build(oc);
+	/* an index the file could not be read for is not the object's:
+	 * built again next time rather than kept */
+	if (x && !x->taken_unknown && (p = encode(x, &len))) {
+		sp_objcache_store(CACHE_KIND, &key, p, len);
+		free(p);
+	}
+	return x;
+}
+
+static bool same_set(const struct addrset *a, const struct addrset *b, uintptr_t ba, uintptr_t bb,
+		     const char *name, char *what, size_t len)
+{
+	if (a->n != b->n) {
+		snprintf(what, len, "%s: %zu addresses / %zu", name, a->n, b->n);
+		return false;
+	}
+	for (size_t i = 0; i < a->n; i++) {
+		const char *ha = a->how ? a->how[i] : NULL, *hb = b->how ? b->how[i] : NULL;
+		if (a->a[i] - ba != b->a[i] - bb || (ha || hb) != (ha && hb) || (ha && strcmp(ha, hb))) {
+			snprintf(what, len, "%s[%zu]: %#lx (%s) / %#lx (%s)", name, i,
+				 (unsigned long)(a->a[i] - ba), ha ? ha : "-", (unsigned long)(b->a[i] - bb),
+				 hb ? hb : "-");
+			return false;
+		}
+	}
+	return true;
+}
+
+static bool same_phrase(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+bool sp_btindex_same(const struct sp_btindex *a, const struct sp_btindex *b, char *what, size_t len)
+{
+	if (!same_set(&a->direct, &b->direct, a->bias, b->bias, "direct", what, len) ||
+	    !same_set(&a->taken, &b->taken, a->bias, b->bias, "taken", what, len))
+		return false;
+	if (a->taken_unknown != b->taken_unknown || !same_phrase(a->taken_why, b->taken_why)) {
+		snprintf(what, len, "taken_unknown: %d (%s) / %d (%s)", a->taken_unknown,
+			 a->taken_why ? a->taken_why : "-", b->taken_unknown, b->taken_why ? b->taken_why : "-");
+		return false;
+	}
+	if (a->n_unknown != b->n_unknown) {
+		snprintf(what, len, "unknown: %zu jumps / %zu", a->n_unknown, b->n_unknown);
+		return false;
+	}
+	for (size_t i = 0; i < a->n_unknown; i++)
+		if (a->unknown[i].jmp - a->bias != b->unknown[i].jmp - b->bias ||
+		    !same_phrase(a->unknown[i].why, b->unknown[i].why)) {
+			snprintf(what, len, "unknown[%zu]: %#lx (%s) / %#lx (%s)", i,
+				 (unsigned long)(a->unknown[i].jmp - a->bias), a->unknown[i].why,
+				 (unsigned long)(b->unknown[i].jmp - b->bias), b->unknown[i].why);
+			return false;
+		}
+	if (a->tables != b->tables || a->table_entries != b->table_entries ||
+	    a->tables_elsewhere != b->tables_elsewhere) {
+		snprintf(what, len, "tables/entries/elsewhere: %zu/%zu/%zu / %zu/%zu/%zu", a->tables,
+			 a->table_entries, a->tables_elsewhere, b->tables, b->table_entries, b->tables_elsewhere);
+		return false;
+	}
+	return true;
+}
+
+/* The GNU build ID in the notes of the object mapped at OBJ's bias: what
+ * is running, whatever is on disk now. */
+struct mapped_id {
+	const struct sp_object *obj;
+	const uint8_t *id;
+	size_t len;
+};
+
+static int find_build_id(struct dl_phdr_info *info, size_t size, void *v)
+{
+	(void)size;
+	struct mapped_id *b = v;
+	if (info->dlpi_addr != b->obj->bias || !b->obj->n_text)
+		return 0;
+	bool same = false;   /* the object whose text this is, not another at bias 0 */
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		same |= ph->p_type == PT_LOAD && info->dlpi_addr + ph->p_vaddr == b->obj->text[0].start;
+	}
+	for (int i = 0; same && i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type != PT_NOTE)
+			continue;
+		const uint8_t *p = (const uint8_t *)(info->dlpi_addr + ph->p_vaddr), *end = p + ph->p_memsz;
+		while (p + sizeof(ElfW(Nhdr)) <= end) {
+			const ElfW(Nhdr) *n = (const ElfW(Nhdr) *)p;
+			const uint8_t *name = p + sizeof(*n);
+			const uint8_t *desc = name + ((n->n_namesz + 3) & ~3u);
+			if (desc + n->n_descsz > end)
+				break;
+			if (n->n_type == NT_GNU_BUILD_ID && n->n_namesz == 4 && memcmp(name, "GNU", 4) == 0 &&
+			    n->n_descsz >= 8) {
+				b->id = desc;
+				b->len = n->n_descsz;
+				return 1;
+			}
+			p = desc + ((n->n_descsz + 3) & ~3u);
+		}
+	}
+	return same;
+}
+
 const struct sp_btindex *sp_btindex_get(const struct sp_object *obj, const struct sp_elf *elf)
 {
 	for (struct sp_btindex *c = cache; c; c = c->next)
@@ -477,7 +785,13 @@ const struct sp_btindex *sp_btindex_get(const struct sp_object *obj, const struc
 		oc.text[r].end = obj->text[r].end;
 		oc.text[r].bytes = copy;
 	}
-	x = sp_btindex_build(&oc);
+	/* cached only when the file read for relocations and data is the
+	 * one mapped (not replaced on disk since) */
+	struct mapped_id id = { obj, NULL, 0 };
+	dl_iterate_phdr(find_build_id, &id);
+	bool same_file = id.id && id.len == elf->build_id_len && memcmp(id.id, elf->build_id, id.len) == 0;
+	bool loaded;
+	x = sp_btindex_build_cached(&oc, same_file ? id.id : NULL, id.len, &loaded);
 	if (x && !(x->path = strdup(obj->path))) {
 		sp_btindex_free(x);
 		x = NULL;

@@ -61,6 +61,19 @@ struct sp_objcode {
 struct sp_btindex *sp_btindex_build(const struct sp_objcode *oc);
 void sp_btindex_free(struct sp_btindex *idx);
 
+/* sp_btindex_build through the on-disk cache (objcache.h): loaded when an
+ * entry for this code exists (*LOADED), else built and stored.  BUILD_ID
+ * (ID_LEN bytes) is the GNU build ID of the file OC's relocations and data
+ * are read from; NULL: no cache.  Loaded or built, the index is the same
+ * (sp_btindex_same). */
+struct sp_btindex *sp_btindex_build_cached(const struct sp_objcode *oc, const uint8_t *build_id,
+					   size_t id_len, bool *loaded);
+
+/* Do A and B hold the same index, field by field (addresses relative to
+ * each one's bias, phrases by their text)?  false with the first
+ * difference in WHAT. */
+bool sp_btindex_same(const struct sp_btindex *a, const struct sp_btindex *b, char *what, size_t len);
+
 /* The live index of OBJ (built on first use from a pristine copy of its
  * text, cached by path and bias; registry lock held). */
 const struct sp_btindex *sp_btindex_get(const struct sp_object *obj, const struct sp_elf *elf);

@@ -587,6 +587,7 @@ int sp_elf_open(const char *path, struct sp_elf **out, char *err, size_t errlen)
 		goto out;
 	e->e_type = eh.e_type;
 	e->has_except_table = has_section_named(elf, ".gcc_except_table");
+	e->build_id_len = read_build_id(elf, e->build_id);
 	ret = read_segments(elf, e, err, errlen);
 	if (ret == 0)
 		ret = read_symbols(elf, e, &c, err, errlen);

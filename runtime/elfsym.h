@@ -36,6 +36,8 @@ struct sp_elf {
 	uint16_t e_type;         /* ET_EXEC or ET_DYN */
 	bool has_except_table;   /* .gcc_except_table: exception landing pads
 				  * may sit anywhere inside functions */
+	uint8_t build_id[64];    /* the file's GNU build ID (names its bytes: */
+	size_t build_id_len;     /*   the index cache's key), 0: none */
 	struct sp_sym *syms;     /* sorted by value, then name; duplicates (aliases) kept */
 	size_t n_syms;
 	struct sp_segment *segs; /* PT_LOAD segments */

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,10 +112,17 @@ static int make_dir(const char *path)
 
 static void identify_runtime(void)
 {
-	/* the runtime's own file: a rebuilt runtime keys its results anew */
+	/* the runtime's own file: a rebuilt runtime keys its results anew.
+	 * Linked into a program (the CLI, the tests), the main program's
+	 * name is argv[0] (maybe found through PATH): its file is
+	 * /proc/self/exe. */
 	Dl_info info;
+	struct link_map *lm = NULL;
 	struct stat st;
-	if (dladdr((void *)identify_runtime, &info) && info.dli_fname && stat(info.dli_fname, &st) == 0) {
+	const char *file = NULL;
+	if (dladdr1((void *)identify_runtime, &info, (void **)&lm, RTLD_DL_LINKMAP) && lm)
+		file = lm->l_name && lm->l_name[0] ? lm->l_name : "/proc/self/exe";
+	if (file && stat(file, &st) == 0) {
 		runtime_id[0] = (uint64_t)st.st_dev * 0x100000001b3ull ^ (uint64_t)st.st_ino;
 		runtime_id[1] = (uint64_t)st.st_size ^ ((uint64_t)st.st_mtim.tv_sec << 20) ^
 				(uint64_t)st.st_mtim.tv_nsec;

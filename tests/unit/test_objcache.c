@@ -1,0 +1,183 @@
+/* Tests for the branch-target index's on-disk cache (btindex.c over
+ * objcache.c): libc's index, built from its file as the CLI builds it,
+ * stored, loaded back, and compared with the built one field by field
+ * (every set with its phrases, the unknown jumps, every counter), at the
+ * bias it was built at and at another.  Each test runs in its own process
+ * (Criterion) with UPROBE_CACHE in a fresh directory. */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "analyze.h"
+#include "btindex.h"
+#include "objcache.h"
+
+static struct sp_an_object *libc;
+static char cache_dir[] = "/tmp/sp-objcache-XXXXXX";
+
+static void setup(void)
+{
+	cr_assert_not_null(mkdtemp(cache_dir));
+	setenv("UPROBE_CACHE", cache_dir, 1);   /* read once, at the cache's first use */
+	cr_assert(sp_objcache_enabled(), "the cache is off in %s", cache_dir);
+	Dl_info info;
+	cr_assert(dladdr((void *)printf, &info) && info.dli_fname, "libc's file not found");
+	char err[256];
+	cr_assert_eq(sp_analyze_open(info.dli_fname, &libc, err, sizeof(err)), 0, "%s: %s", info.dli_fname, err);
+	cr_assert_gt(libc->elf->build_id_len, 0, "%s has no build ID", info.dli_fname);
+}
+
+static void teardown(void)
+{
+	sp_analyze_close(libc);
+	DIR *d = opendir(cache_dir);
+	for (struct dirent *e; d && (e = readdir(d));) {
+		char p[512];
+		snprintf(p, sizeof(p), "%s/%s", cache_dir, e->d_name);
+		if (e->d_name[0] != '.')
+			unlink(p);
+	}
+	if (d)
+		closedir(d);
+	rmdir(cache_dir);
+}
+
+/* libc's code at BIAS (its text's bytes as read from the file). */
+static struct sp_objcode code_at(uintptr_t bias)
+{
+	struct sp_objcode oc = { .elf = libc->elf, .path = libc->path, .bias = bias, .n_text = libc->n_text };
+	for (int i = 0; i < libc->n_text; i++) {
+		oc.text[i].start = libc->text[i].vaddr + bias;
+		oc.text[i].end = libc->text[i].vaddr + libc->text[i].size + bias;
+		oc.text[i].bytes = libc->text[i].bytes;
+	}
+	return oc;
+}
+
+static size_t entries(void)
+{
+	size_t n = 0;
+	DIR *d = opendir(cache_dir);
+	for (struct dirent *e; d && (e = readdir(d));)
+		n += strncmp(e->d_name, "btindex-", 8) == 0 && !strstr(e->d_name, ".tmp");
+	if (d)
+		closedir(d);
+	return n;
+}
+
+static struct sp_btindex *cached(uintptr_t bias, bool *loaded)
+{
+	struct sp_objcode oc = code_at(bias);
+	struct sp_btindex *x = sp_btindex_build_cached(&oc, libc->elf->build_id, libc->elf->build_id_len, loaded);
+	cr_assert_not_null(x);
+	return x;
+}
+
+TestSuite(objcache, .init = setup, .fini = teardown);
+
+Test(objcache, libc_index_loaded_is_built)
+{
+	struct sp_objcode oc = code_at(0);
+	struct sp_btindex *built = sp_btindex_build(&oc);
+	cr_assert_not_null(built);
+	struct sp_btindex_stats st;
+	sp_btindex_stats(built, &st);
+	/* every part of the index is exercised, not just the direct targets */
+	cr_assert(st.direct > 1000 && st.taken > 1000 && st.tables > 10 && st.table_entries > st.tables,
+		  "libc's index is smaller than expected: %zu direct, %zu taken, %zu tables, %zu entries",
+		  st.direct, st.taken, st.tables, st.table_entries);
+
+	bool loaded;
+	struct sp_btindex *cold = cached(0, &loaded);
+	cr_assert(!loaded, "an empty cache gave an index");
+	cr_assert_eq(entries(), 1, "cold: one entry written");
+	struct sp_btindex *warm = cached(0, &loaded);
+	cr_assert(loaded, "warm: the entry was not used");
+
+	char what[512];
+	cr_expect(sp_btindex_same(built, cold, what, sizeof(what)), "built / cold: %s", what);
+	cr_expect(sp_btindex_same(built, warm, what, sizeof(what)), "built / loaded: %s", what);
+	struct sp_btindex_stats sw;
+	sp_btindex_stats(warm, &sw);
+	cr_expect(memcmp(&st, &sw, sizeof(st)) == 0, "the loaded index's counters differ");
+
+	/* the same code mapped elsewhere: the entry is relative to the bias */
+	const uintptr_t bias = 0x7f3a12345000;
+	struct sp_btindex *moved = cached(bias, &loaded);
+	cr_assert(loaded, "another bias: the entry was not used");
+	struct sp_objcode ob = code_at(bias);
+	struct sp_btindex *rebuilt = sp_btindex_build(&ob);
+	cr_assert_not_null(rebuilt);
+	cr_expect(sp_btindex_same(rebuilt, moved, what, sizeof(what)), "built / loaded at %#lx: %s",
+		  (unsigned long)bias, what);
+	cr_expect(sp_btindex_any_inside(moved, bias, bias + libc->text[0].vaddr + libc->text[0].size),
+		  "the loaded index's direct targets are not at the new bias");
+
+	sp_btindex_free(built);
+	sp_btindex_free(cold);
+	sp_btindex_free(warm);
+	sp_btindex_free(moved);
+	sp_btindex_free(rebuilt);
+}
+
+/* The comparison sees a difference (it is not trivially true). */
+Test(objcache, same_tells_indexes_apart)
+{
+	char err[256], what[512];
+	struct sp_an_object *other;
+	cr_assert_eq(sp_analyze_open(TEST_BIN_DIR "/../tests/libsp_switch_gcc.so", &other, err, sizeof(err)), 0,
+		     "%s", err);
+	struct sp_objcode oc = code_at(0);
+	struct sp_objcode oo = { .elf = other->elf, .path = other->path, .n_text = other->n_text };
+	for (int i = 0; i < other->n_text; i++) {
+		oo.text[i].start = other->text[i].vaddr;
+		oo.text[i].end = other->text[i].vaddr + other->text[i].size;
+		oo.text[i].bytes = other->text[i].bytes;
+	}
+	struct sp_btindex *a = sp_btindex_build(&oc), *b = sp_btindex_build(&oo);
+	cr_assert(a && b);
+	cr_expect(!sp_btindex_same(a, b, what, sizeof(what)), "libc's index and libsp_switch_gcc's are the same");
+	cr_expect(sp_btindex_same(a, a, what, sizeof(what)), "an index differs from itself: %s", what);
+	sp_btindex_free(a);
+	sp_btindex_free(b);
+	sp_analyze_close(other);
+}
+
+/* An entry of the old format (owncalls' direct targets only) under the
+ * new key is never taken for an index: decode refuses its shape. */
+Test(objcache, a_foreign_payload_is_rebuilt)
+{
+	bool loaded;
+	struct sp_btindex *x = cached(0, &loaded);
+	cr_assert(!loaded);
+	DIR *d = opendir(cache_dir);
+	char p[512] = "";
+	for (struct dirent *e; d && (e = readdir(d));)
+		if (strncmp(e->d_name, "btindex-", 8) == 0)
+			snprintf(p, sizeof(p), "%s/%s", cache_dir, e->d_name);
+	closedir(d);
+	cr_assert(p[0], "no entry written");
+	/* rewrite the payload as a sorted array of addresses, with a valid
+	 * header and checksum: the objcache layer accepts it, the index's
+	 * decoder must not */
+	struct sp_objcache_key key;
+	unsigned long long h0, h1;
+	cr_assert_eq(sscanf(strrchr(p, '-') + 1, "%16llx%16llx", &h0, &h1), 2);
+	key.h[0] = h0;
+	key.h[1] = h1;
+	uint64_t old[4] = { 0x1000, 0x1010, 0x1020, 0x1030 };
+	sp_objcache_store("btindex", &key, old, sizeof(old));
+	struct sp_btindex *y = cached(0, &loaded);
+	cr_expect(!loaded, "an old-format payload was taken for an index");
+	char what[512];
+	cr_expect(sp_btindex_same(x, y, what, sizeof(what)), "rebuilt: %s", what);
+	struct sp_btindex *z = cached(0, &loaded);
+	cr_expect(loaded, "the rebuilt index was not stored again");
+	sp_btindex_free(x);
+	sp_btindex_free(y);
+	sp_btindex_free(z);
+}
