@@ -8,9 +8,10 @@ Rows (each the median of N runs, interleaved so drift hits them alike):
 
   python3.11 -c pass     plain / one probe (uprobe:libc:malloc) / uprobe:libc:*
                          each probed row with the on-disk cache (UPROBE_CACHE)
-                         cold (emptied before every run) and warm
+                         cold (emptied before every run), warm and off
   storm                  `selfprobe run -e uprobe:libc:malloc -- sh -c` running
                          N children (fork+exec of /bin/true), plain / cold / warm
+                         / off
 
 Wall time on a shared machine mostly measures the other users; CPU time
 (user+sys of the process tree, from wait4) is what attaching costs.  Both are
@@ -73,16 +74,20 @@ def main():
 
     storm = ["/bin/sh", "-c", "i=0; while [ $i -lt %d ]; do /bin/true; i=$((i+1)); done" % children]
     launch = [launcher, "run", "-e", "uprobe:libc:malloc", "-o", os.path.join(work, "storm.json"), "--"] + storm
+    off = lambda env: dict(env, UPROBE_CACHE="off")
     # (name, argv, env, cache: None = not relevant, "cold" = emptied first, "warm")
     rows = [
         ("python -c pass, plain", [PYTHON, "-c", "pass"], base, None),
         ("python, uprobe:libc:malloc, cache cold", [PYTHON, "-c", "pass"], preload("uprobe:libc:malloc"), "cold"),
         ("python, uprobe:libc:malloc, cache warm", [PYTHON, "-c", "pass"], preload("uprobe:libc:malloc"), "warm"),
+        ("python, uprobe:libc:malloc, cache off", [PYTHON, "-c", "pass"], off(preload("uprobe:libc:malloc")), None),
         ("python, uprobe:libc:*, cache cold", [PYTHON, "-c", "pass"], preload("uprobe:libc:*"), "cold"),
         ("python, uprobe:libc:*, cache warm", [PYTHON, "-c", "pass"], preload("uprobe:libc:*"), "warm"),
+        ("python, uprobe:libc:*, cache off", [PYTHON, "-c", "pass"], off(preload("uprobe:libc:*")), None),
         ("storm of %d, plain" % children, storm, base, None),
         ("storm of %d, selfprobe run, cache cold" % children, launch, base, "cold"),
         ("storm of %d, selfprobe run, cache warm" % children, launch, base, "warm"),
+        ("storm of %d, selfprobe run, cache off" % children, launch, off(base), None),
     ]
     if only:
         rows = [r for r in rows if r[0].startswith(only)]

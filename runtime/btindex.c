@@ -629,7 +629,11 @@ static void cache_key(const struct sp_objcode *oc, const uint8_t *build_id, size
 {
 	struct sp_objcache_hasher hs;
 	sp_objcache_begin(&hs, CACHE_KIND);
-	uint64_t head[3] = { CACHE_FORMAT, oc->elf->e_type, (uint64_t)oc->n_text };
+	/* a non-PIE object's absolute values (immediates, data words) do not
+	 * move with the bias: its index is relative to nothing (its bias is 0
+	 * when loaded; a caller may choose another) */
+	uint64_t head[4] = { CACHE_FORMAT, oc->elf->e_type, (uint64_t)oc->n_text,
+			     oc->elf->e_type == ET_EXEC ? oc->bias : 0 };
 	sp_objcache_feed(&hs, head, sizeof(head));
 	sp_objcache_feed(&hs, build_id, id_len);
 	for (int r = 0; r < oc->n_text; r++) {
@@ -652,13 +656,13 @@ struct sp_btindex *sp_btindex_build_cached(const struct sp_objcode *oc, const ui
 	size_t len;
 	uint8_t *p = sp_objcache_load(CACHE_KIND, &key, &len);
 	struct sp_btindex *x = p ? decode(p, len, oc->bias) : NULL;
+	if (p && !x)
+		sp_debug("btindex: a cache entry of another shape: rebuilt");
 	free(p);
 	if (x) {
 		*loaded = true;
 		return x;
 	}
-	if (p)
-		sp_debug("btindex: a cache entry of another shape: rebuilt");
 	x = sp_btindex_build(oc);
 	/* an index the file could not be read for is not the object's:
 	 * built again next time rather than kept */
@@ -669,8 +673,8 @@ struct sp_btindex *sp_btindex_build_cached(const struct sp_objcode *oc, const ui
 	return x;
 }
 
-static bool same_set(const struct addrset *a, const struct addrset *b, uintptr_t ba, uintptr_t bb,
-		     const char *name, char *what, size_t len)
+static bool same_set(const struct addrset *a, const struct addrset *b, const char *name, char *what,
+		     size_t len)
 {
 	if (a->n != b->n) {
 		snprintf(what, len, "%s: %zu addresses / %zu", name, a->n, b->n);
@@ -678,10 +682,9 @@ static bool same_set(const struct addrset *a, const struct addrset *b, uintptr_t
 	}
 	for (size_t i = 0; i < a->n; i++) {
 		const char *ha = a->how ? a->how[i] : NULL, *hb = b->how ? b->how[i] : NULL;
-		if (a->a[i] - ba != b->a[i] - bb || (ha || hb) != (ha && hb) || (ha && strcmp(ha, hb))) {
-			snprintf(what, len, "%s[%zu]: %#lx (%s) / %#lx (%s)", name, i,
-				 (unsigned long)(a->a[i] - ba), ha ? ha : "-", (unsigned long)(b->a[i] - bb),
-				 hb ? hb : "-");
+		if (a->a[i] != b->a[i] || (ha || hb) != (ha && hb) || (ha && strcmp(ha, hb))) {
+			snprintf(what, len, "%s[%zu]: %#lx (%s) / %#lx (%s)", name, i, (unsigned long)a->a[i],
+				 ha ? ha : "-", (unsigned long)b->a[i], hb ? hb : "-");
 			return false;
 		}
 	}
@@ -695,8 +698,12 @@ static bool same_phrase(const char *a, const char *b)
 
 bool sp_btindex_same(const struct sp_btindex *a, const struct sp_btindex *b, char *what, size_t len)
 {
-	if (!same_set(&a->direct, &b->direct, a->bias, b->bias, "direct", what, len) ||
-	    !same_set(&a->taken, &b->taken, a->bias, b->bias, "taken", what, len))
+	if (a->bias != b->bias) {
+		snprintf(what, len, "bias: %#lx / %#lx", (unsigned long)a->bias, (unsigned long)b->bias);
+		return false;
+	}
+	if (!same_set(&a->direct, &b->direct, "direct", what, len) ||
+	    !same_set(&a->taken, &b->taken, "taken", what, len))
 		return false;
 	if (a->taken_unknown != b->taken_unknown || !same_phrase(a->taken_why, b->taken_why)) {
 		snprintf(what, len, "taken_unknown: %d (%s) / %d (%s)", a->taken_unknown,
@@ -708,11 +715,10 @@ bool sp_btindex_same(const struct sp_btindex *a, const struct sp_btindex *b, cha
 		return false;
 	}
 	for (size_t i = 0; i < a->n_unknown; i++)
-		if (a->unknown[i].jmp - a->bias != b->unknown[i].jmp - b->bias ||
-		    !same_phrase(a->unknown[i].why, b->unknown[i].why)) {
+		if (a->unknown[i].jmp != b->unknown[i].jmp || !same_phrase(a->unknown[i].why, b->unknown[i].why)) {
 			snprintf(what, len, "unknown[%zu]: %#lx (%s) / %#lx (%s)", i,
-				 (unsigned long)(a->unknown[i].jmp - a->bias), a->unknown[i].why,
-				 (unsigned long)(b->unknown[i].jmp - b->bias), b->unknown[i].why);
+				 (unsigned long)a->unknown[i].jmp, a->unknown[i].why,
+				 (unsigned long)b->unknown[i].jmp, b->unknown[i].why);
 			return false;
 		}
 	if (a->tables != b->tables || a->table_entries != b->table_entries ||

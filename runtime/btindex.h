@@ -69,9 +69,9 @@ void sp_btindex_free(struct sp_btindex *idx);
 struct sp_btindex *sp_btindex_build_cached(const struct sp_objcode *oc, const uint8_t *build_id,
 					   size_t id_len, bool *loaded);
 
-/* Do A and B hold the same index, field by field (addresses relative to
- * each one's bias, phrases by their text)?  false with the first
- * difference in WHAT. */
+/* Do A and B hold the same index, field by field (the bias, every
+ * address, phrases by their text)?  false with the first difference in
+ * WHAT. */
 bool sp_btindex_same(const struct sp_btindex *a, const struct sp_btindex *b, char *what, size_t len);
 
 /* The live index of OBJ (built on first use from a pristine copy of its
