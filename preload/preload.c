@@ -8,7 +8,8 @@
  *                text report on stderr
  * UPROBE_TRACE_EVENTS  the timeline's events kept per thread (65536)
  * UPROBE_MODE    auto | int3 | jmp
- * UPROBE_LOG     error | warn | info | debug
+ * UPROBE_LOG     error | warn | info | debug: messages on stderr (unset: none;
+ *                they are in the report's errors and reasons)
  *
  * Nothing happens without UPROBE_SPEC.  Under secure execution (setuid,
  * setgid, file capabilities: AT_SECURE) the environment is attacker
@@ -27,8 +28,7 @@ static void complain(const char *what, const char *value, const char *expected)
 {
 	char msg[256];
 	snprintf(msg, sizeof(msg), "%s='%s' is not one of %s; using the default", what, value, expected);
-	fprintf(stderr, "selfprobe: %s\n", msg);
-	selfprobe_report_error(what, msg);
+	selfprobe_report_error(what, msg);   /* on stderr too when UPROBE_LOG is set */
 }
 
 /* The environment as the dynamic linker hands it to constructors: we run
@@ -58,9 +58,13 @@ __attribute__((constructor)) static void preload_init(int argc, char **argv, cha
 	if (!spec)
 		return;
 	active = 1;
+	/* messages on stderr only when asked for: the program's stderr is
+	 * the program's (a bad value still asked for them, at "error") */
 	const char *log = env_get("UPROBE_LOG");
-	if (log && *log && selfprobe_set_log_level(log) != 0)
+	if (log && *log && selfprobe_set_log_level(log) != 0) {
+		selfprobe_set_log_level("error");
 		complain("UPROBE_LOG", log, "error, warn, info, debug");
+	}
 	const char *mode = env_get("UPROBE_MODE");
 	if (mode && *mode && selfprobe_set_mode(mode) != 0)
 		complain("UPROBE_MODE", mode, "auto, int3, jmp");

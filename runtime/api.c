@@ -166,6 +166,7 @@ API int selfprobe_set_log_level(const char *level)
 	if (!level || sp_log_parse_level(level, &l) != 0)
 		return -EINVAL;
 	sp_log_level = l;
+	sp_log_asked = true;
 	return 0;
 }
 
@@ -218,28 +219,22 @@ static int write_report(const char *pattern)
 	/* O_NOFOLLOW: a report path in a shared directory must not be a
 	 * symlink planted to make us overwrite another file. */
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		int e = errno;
-		sp_err("cannot write the report to '%s': %s", path, strerror(e));
-		free(path);
-		return -e;
-	}
-	FILE *f = fdopen(fd, "w");
-	if (!f) {
-		int e = errno;
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	int rc = f ? 0 : -errno;
+	if (!f && fd >= 0)
 		close(fd);
-		free(path);
-		return -e;
+	if (f) {
+		switch (sp_report_output(path)) {
+		case SP_OUT_TIMELINE: rc = sp_timeline_write(f, program_invocation_short_name); break;
+		case SP_OUT_JSON:     sp_report_json(f); break;
+		case SP_OUT_FOLDED:   sp_stack_report_folded(f); break;   /* flame graph input: the stacks only */
+		case SP_OUT_TEXT:     sp_report_text(f); break;
+		}
+		if (ferror(f) && rc == 0)
+			rc = errno ? -errno : -EIO;
+		if (fclose(f) != 0 && rc == 0)
+			rc = -errno;
 	}
-	int rc = 0;
-	switch (sp_report_output(path)) {
-	case SP_OUT_TIMELINE: rc = sp_timeline_write(f, program_invocation_short_name); break;
-	case SP_OUT_JSON:     sp_report_json(f); break;
-	case SP_OUT_FOLDED:   sp_stack_report_folded(f); break;   /* flame graph input: the stacks only */
-	case SP_OUT_TEXT:     sp_report_text(f); break;
-	}
-	if (fclose(f) != 0 && rc == 0)
-		rc = -errno;
 	free(path);
 	return rc;
 }
@@ -291,6 +286,10 @@ API int selfprobe_write_report(const char *pattern)
 /* ---- the report at process end ---- */
 
 static char *exit_path;          /* NULL: exit_fd */
+/* stderr as it was at start, for the text report: a program may close its
+ * stderr before it exits (gnulib's close_stdout does).  Held only where the
+ * report goes to stderr (UPROBE_OUTPUT unset, or beside a side output),
+ * never under the launcher, which writes the report itself. */
 static int exit_fd = -1;
 static _Atomic int exit_armed;   /* set_exit_report was called */
 
@@ -316,10 +315,33 @@ API int selfprobe_attach_launcher(char **env, int argc, char **argv)
 	int rc = sp_shm_attach(env, argc, argv);
 	if (rc == 0)
 		sp_probe_publish_errors();   /* those of the configuration, before this */
+	if (sp_shm_launched() && exit_fd >= 0) {   /* the launcher reports: no stderr of ours */
+		close(exit_fd);
+		exit_fd = -1;
+	}
 	RUNTIME_END();
-	if (rc)
-		sp_err("cannot use the launcher's shared counters (%s): counting privately", strerror(-rc));
+	if (rc && !sp_shm_launched())   /* the report is lost: say so, the one place left */
+		sp_say("cannot use the launcher's shared file (%s): this process is not counted", strerror(-rc));
+	else if (rc)   /* the launcher counts it as refused and says so */
+		sp_err("no room in the launcher's shared file (%s): this process is not counted", strerror(-rc));
 	return rc;
+}
+
+/* The full report into the launcher's file (WHICH: SP_SHM_REPORT_*). */
+static void store_report(int which)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return;
+	if (which == SP_SHM_REPORT_JSON)
+		sp_report_json(f);
+	else
+		sp_report_text(f);
+	if (fclose(f) == 0)
+		sp_shm_store_report(which, buf, len);   /* else the launcher reads the counters */
+	free(buf);
 }
 
 static void exit_report(void)
@@ -328,23 +350,30 @@ static void exit_report(void)
 	 * parent's memory, and a report would allocate in it */
 	if (!atomic_load(&exit_armed) || !sp_report_exit_claim())
 		return;
-	const char *dir = sp_shm_report_dir();
-	if (dir) {
+	if (sp_shm_active()) {
 		/* the launcher reports: full reports for it to use, then the
 		 * section says they are complete */
-		char path[4096];
-		snprintf(path, sizeof(path), "%s/%d.json", dir, (int)getpid());
-		selfprobe_write_report(path);
-		snprintf(path, sizeof(path), "%s/%d.txt", dir, (int)getpid());
-		selfprobe_write_report(path);
+		sp_uret_settle();
+		sp_trace_flush_all();
+		store_report(SP_SHM_REPORT_JSON);
+		store_report(SP_SHM_REPORT_TEXT);
 		/* side outputs (timeline, folded stacks) are the launcher's to
 		 * write, every process's in one file */
 		sp_shm_exited();
-	} else {
-		if (exit_path)
-			selfprobe_write_report(exit_path);
-		if ((!exit_path || sp_report_side_output(exit_path)) && exit_fd >= 0)
-			selfprobe_write_report_fd(exit_fd, false);
+	} else if (!sp_shm_launched()) {   /* launched without a section: counted as refused */
+		bool to_stderr = !exit_path || sp_report_side_output(exit_path);
+		int rc = exit_path ? selfprobe_write_report(exit_path) : 0;
+		if (rc) {
+			/* no report reached its file: whoever runs this must hear
+			 * of it, and gets the text report where the message went */
+			char *path = sp_report_path(exit_path);
+			sp_say("cannot write the report to '%s': %s%s", path ? path : exit_path, strerror(-rc),
+			       to_stderr ? "" : "; the text report follows on stderr");
+			free(path);
+			to_stderr = true;
+		}
+		if (to_stderr && selfprobe_write_report_fd(exit_fd >= 0 ? exit_fd : 2, false) != 0)
+			sp_say("cannot write the report to stderr either");
 	}
 	selfprobe_fini_plugins();
 }

@@ -33,7 +33,11 @@
  * inside) finds the lock held by itself (sp_patch_atfork_prepare) */
 static pthread_mutex_t patch_lock = PTHREAD_ERRORCHECK_MUTEX_INITIALIZER_NP;
 static __thread bool fork_locked;
-static int mem_fd = -1;          /* /proc/self/mem, -2 once it failed */
+/* /proc/self/mem: open only while writes are under way (a hold, else one
+ * write), so that the program never sees a descriptor of ours; -2 once it
+ * failed (the fallback from then on). */
+static int mem_fd = -1;
+static int holds;                /* sp_patch_hold depth (patch_lock) */
 static int sync_state;           /* 0 unknown, 1 registered, -1 unavailable */
 static int fallback_state;       /* 0 unknown, 1 usable, -errno refused */
 static const char *refusal;      /* why, once refused */
@@ -62,6 +66,29 @@ static inline __attribute__((always_inline)) long raw_syscall(long nr, long a, l
 static int membarrier(int cmd, unsigned flags)
 {
 	return (int)syscall(__NR_membarrier, cmd, flags, 0);
+}
+
+static void close_mem(void)
+{
+	if (mem_fd >= 0) {
+		close(mem_fd);
+		mem_fd = -1;
+	}
+}
+
+void sp_patch_hold(void)
+{
+	pthread_mutex_lock(&patch_lock);
+	holds++;
+	pthread_mutex_unlock(&patch_lock);
+}
+
+void sp_patch_release(void)
+{
+	pthread_mutex_lock(&patch_lock);
+	if (holds > 0 && --holds == 0)
+		close_mem();
+	pthread_mutex_unlock(&patch_lock);
 }
 
 static int open_mem(void)
@@ -235,8 +262,11 @@ int sp_patch_write(uintptr_t addr, const void *bytes, size_t len)
 	int fd = open_mem();
 	if (fd >= 0) {
 		ssize_t n = pwrite(fd, bytes, len, (off_t)addr);
-		if (n == (ssize_t)len)
+		if (n == (ssize_t)len) {
+			if (!holds)
+				close_mem();
 			goto out;
+		}
 		sp_info("patch: /proc/self/mem write at %#lx failed (%s): writing code through "
 			"mprotect (read-write, then read-exec again)",
 			(unsigned long)addr, n < 0 ? strerror(errno) : "short write");
@@ -317,6 +347,7 @@ void sp_patch_atfork_child(void)
 	if (mem_fd >= 0)
 		close(mem_fd);
 	mem_fd = -1;
+	holds = 0;        /* the parent's writers are not here */
 	sync_state = 0;   /* registration belongs to the parent's mm */
 	fork_locked = false;
 	pthread_mutexattr_t a;
