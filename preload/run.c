@@ -503,8 +503,11 @@ static void report(FILE *f, bool json, const struct shared *sh, const struct not
 		fputs("]", f);
 		notes_report(f, true, ns);
 		fputs("}\n", f);
-	} else if (!json)
+	} else if (!json) {
+		if (n > 1 && ns->n)
+			fputs("=== selfprobe run ===\n", f);
 		notes_report(f, false, ns);
+	}
 	fflush(f);
 }
 

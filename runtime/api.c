@@ -291,14 +291,46 @@ static char *exit_path;          /* NULL: exit_fd */
  * report goes to stderr (UPROBE_OUTPUT unset, or beside a side output),
  * never under the launcher, which writes the report itself. */
 static int exit_fd = -1;
+static bool exit_path_refused;   /* said at start: not again at exit */
 static _Atomic int exit_armed;   /* set_exit_report was called */
+
+/* Can the report at PATTERN be written?  Asked at start, while the
+ * program's stderr is surely open: refused only at exit, the report may
+ * have no stderr left to be said on (gnulib's close_stdout closes it).
+ * What shows only when writing (a full disk, /dev/full) is said at exit.
+ * 0 or -errno, the path in *SHOWN (the caller frees it). */
+static int report_writable(const char *pattern, char **shown)
+{
+	char *path = sp_report_path(pattern);
+	*shown = path;
+	if (!path || access(path, W_OK) == 0)
+		return 0;
+	if (errno != ENOENT)
+		return -errno;
+	char *dir = strdup(path);
+	if (!dir)
+		return 0;
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		slash[slash == dir] = 0;   /* "/r.json": the root */
+	int rc = access(slash ? dir : ".", W_OK | X_OK) == 0 ? 0 : -errno;
+	free(dir);
+	return rc;
+}
 
 API int selfprobe_set_exit_report(const char *path)
 {
 	RUNTIME_BEGIN();
 	free(exit_path);
 	exit_path = path ? strdup(path) : NULL;
-	if ((!path || sp_report_side_output(path)) && exit_fd < 0)
+	char *shown = NULL;
+	int unwritable = path ? report_writable(path, &shown) : 0;
+	exit_path_refused = unwritable != 0;
+	if (unwritable)   /* the report's only way out: stderr, kept for the exit */
+		sp_say("cannot write the report to '%s': %s; the text report will follow on stderr",
+		       shown, strerror(-unwritable));
+	free(shown);
+	if ((!path || sp_report_side_output(path) || unwritable) && exit_fd < 0)
 		exit_fd = fcntl(2, F_DUPFD_CLOEXEC, 10);
 	if (sp_report_output(path) == SP_OUT_TIMELINE)
 		sp_timeline_enable();
@@ -363,15 +395,15 @@ static void exit_report(void)
 	} else if (!sp_shm_launched()) {   /* launched without a section: counted as refused */
 		bool to_stderr = !exit_path || sp_report_side_output(exit_path);
 		int rc = exit_path ? selfprobe_write_report(exit_path) : 0;
-		if (rc) {
+		if (rc && !exit_path_refused) {
 			/* no report reached its file: whoever runs this must hear
 			 * of it, and gets the text report where the message went */
 			char *path = sp_report_path(exit_path);
 			sp_say("cannot write the report to '%s': %s%s", path ? path : exit_path, strerror(-rc),
 			       to_stderr ? "" : "; the text report follows on stderr");
 			free(path);
-			to_stderr = true;
 		}
+		to_stderr |= rc != 0;
 		if (to_stderr && selfprobe_write_report_fd(exit_fd >= 0 ? exit_fd : 2, false) != 0)
 			sp_say("cannot write the report to stderr either");
 	}
