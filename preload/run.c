@@ -376,29 +376,22 @@ static void notes_free(struct notes *ns)
 	free(ns->e);
 }
 
-/* Did ITEM attach in some process?  If not, *WHY: the first error a
- * process gave for it (owned by the caller), or NULL. */
-static bool attached_somewhere(const struct shared *sh, const char *item, char **why)
+/* Did ITEM attach in some process, or have a process's error?  (Then the
+ * report says it already.) */
+static bool mentioned(const struct shared *sh, const char *item)
 {
-	*why = NULL;
-	for (uint32_t i = 0; i < n_sections(sh); i++) {
+	bool found = false;
+	for (uint32_t i = 0; i < n_sections(sh) && !found; i++) {
 		struct sp_section v;
 		if (!pid_of(section(sh, i)) || sp_section_open(sh->fd, section(sh, i), &v) != 0)
 			continue;
-		bool found = false;
 		for (uint32_t k = 0; k < v.n_records && !found; k++)
 			found = strncmp(v.records[k].spec, item, sizeof(v.records[k].spec) - 1) == 0;
-		for (uint32_t k = 0; k < v.n_errors && !found && !*why; k++)
-			if (strncmp(v.errors[k].spec, item, sizeof(v.errors[k].spec) - 1) == 0)
-				*why = strdup(v.errors[k].message);
+		for (uint32_t k = 0; k < v.n_errors && !found; k++)
+			found = strncmp(v.errors[k].spec, item, sizeof(v.errors[k].spec) - 1) == 0;
 		sp_section_close(&v);
-		if (found) {
-			free(*why);
-			*why = NULL;
-			return true;
-		}
 	}
-	return false;
+	return found;
 }
 
 /* What the launcher says of the whole run, after it: said once here, not
@@ -420,16 +413,12 @@ static void run_notes(struct notes *ns, const struct shared *sh, const char *spe
 	if (sp_spec_load(spec, &parsed) == 0)
 		for (size_t i = 0; i < parsed.n_items; i++) {
 			const struct sp_spec_item *it = &parsed.items[i];
-			char *why = NULL;
-			if (attached_somewhere(sh, it->text, &why))
+			if (mentioned(sh, it->text))
 				continue;
-			if (why)
-				note(ns, it->text, "attached in no process: %s", why);
-			else if (it->object)
+			if (it->object)
 				note(ns, it->text, "attached in no process: '%s' was never loaded", it->object);
 			else
 				note(ns, it->text, "attached in no process");
-			free(why);
 		}
 	sp_spec_free(&parsed);
 }

@@ -247,8 +247,8 @@ static int write_fallback(uintptr_t addr, const void *bytes, size_t len)
 	raw_syscall(SYS_futex, (long)&win_gen, FUTEX_WAKE_PRIVATE, INT_MAX, 0);
 	raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, (long)&old_mask, 0, sizeof(old_mask));
 
-	if (!restored)
-		sp_err("patch: mprotect cannot make %#lx-%#lx executable again (%s): threads running "
+	if (!restored)   /* the program may not live to write a report */
+		sp_say("patch: mprotect cannot make %#lx-%#lx executable again (%s): threads running "
 		       "it will fault", (unsigned long)lo, (unsigned long)hi, strerror((int)-rc));
 	return rc;
 }
