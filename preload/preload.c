@@ -73,9 +73,10 @@ __attribute__((constructor)) static void preload_init(int argc, char **argv, cha
 	unsigned long n_events = events ? strtoul(events, &end, 10) : 0;
 	if (events && *events && (*end || selfprobe_set_timeline_events(n_events) != 0))
 		complain("UPROBE_TRACE_EVENTS", events, "a number of events per thread, 1 to 67108864");
+	/* the launcher first: under it, the report is the launcher's to write */
+	selfprobe_attach_launcher(envp, argc, argv);   /* a no-op outside `selfprobe run` */
 	const char *out = env_get("UPROBE_OUTPUT");
 	selfprobe_set_exit_report(out && *out ? out : NULL);
-	selfprobe_attach_launcher(envp, argc, argv);   /* a no-op outside `selfprobe run` */
 	selfprobe_attach_spec(spec);
 }
 

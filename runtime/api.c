@@ -288,8 +288,9 @@ API int selfprobe_write_report(const char *pattern)
 static char *exit_path;          /* NULL: exit_fd */
 /* stderr as it was at start, for the text report: a program may close its
  * stderr before it exits (gnulib's close_stdout does).  Held only where the
- * report goes to stderr (UPROBE_OUTPUT unset, or beside a side output),
- * never under the launcher, which writes the report itself. */
+ * report goes to stderr (UPROBE_OUTPUT unset, beside a side output, or
+ * instead of a file that cannot be written), never under the launcher,
+ * which writes the report itself (it is attached first). */
 static int exit_fd = -1;
 static bool exit_path_refused;   /* said at start: not again at exit */
 static _Atomic int exit_armed;   /* set_exit_report was called */
@@ -323,14 +324,17 @@ API int selfprobe_set_exit_report(const char *path)
 	RUNTIME_BEGIN();
 	free(exit_path);
 	exit_path = path ? strdup(path) : NULL;
+	/* under the launcher, which writes every report: neither a check nor
+	 * a copy of stderr */
+	bool mine = !sp_shm_launched();
 	char *shown = NULL;
-	int unwritable = path ? report_writable(path, &shown) : 0;
+	int unwritable = path && mine ? report_writable(path, &shown) : 0;
 	exit_path_refused = unwritable != 0;
 	if (unwritable)   /* the report's only way out: stderr, kept for the exit */
 		sp_say("cannot write the report to '%s': %s; the text report will follow on stderr",
 		       shown, strerror(-unwritable));
 	free(shown);
-	if ((!path || sp_report_side_output(path) || unwritable) && exit_fd < 0)
+	if (mine && (!path || sp_report_side_output(path) || unwritable) && exit_fd < 0)
 		exit_fd = fcntl(2, F_DUPFD_CLOEXEC, 10);
 	if (sp_report_output(path) == SP_OUT_TIMELINE)
 		sp_timeline_enable();
@@ -347,13 +351,9 @@ API int selfprobe_attach_launcher(char **env, int argc, char **argv)
 	int rc = sp_shm_attach(env, argc, argv);
 	if (rc == 0)
 		sp_probe_publish_errors();   /* those of the configuration, before this */
-	if (sp_shm_launched() && exit_fd >= 0) {   /* the launcher reports: no stderr of ours */
-		close(exit_fd);
-		exit_fd = -1;
-	}
 	RUNTIME_END();
-	if (rc && !sp_shm_launched())   /* the report is lost: say so, the one place left */
-		sp_say("cannot use the launcher's shared file (%s): this process is not counted", strerror(-rc));
+	if (rc && !sp_shm_launched())   /* its report goes where the preload's would */
+		sp_say("cannot use the launcher's shared file (%s): this process reports by itself", strerror(-rc));
 	else if (rc)   /* the launcher counts it as refused and says so */
 		sp_err("no room in the launcher's shared file (%s): this process is not counted", strerror(-rc));
 	return rc;
