@@ -187,13 +187,25 @@ API void selfprobe_report_error(const char *spec, const char *message)
 	RUNTIME_END();
 }
 
+/* A copy of FD for writing a report, out of the program's range where the
+ * limit allows: its other threads, still running at exit, close descriptor
+ * numbers they once owned (CPython's test_subprocess cut a report short
+ * that way, EBADF).  -errno when none can be had. */
+static int report_fd(int fd)
+{
+	int copy = fcntl(fd, F_DUPFD_CLOEXEC, 512);
+	if (copy < 0)
+		copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	return copy >= 0 ? copy : -errno;
+}
+
 static int write_report_fd(int fd, bool json)
 {
 	sp_uret_settle();
 	sp_trace_flush_all();
-	int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	int copy = report_fd(fd);
 	if (copy < 0)
-		return -errno;
+		return copy;
 	FILE *f = fdopen(copy, "w");
 	if (!f) {
 		int e = errno;
@@ -219,6 +231,11 @@ static int write_report(const char *pattern)
 	/* O_NOFOLLOW: a report path in a shared directory must not be a
 	 * symlink planted to make us overwrite another file. */
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	int high = fd >= 0 ? report_fd(fd) : -1;
+	if (high >= 0) {
+		close(fd);
+		fd = high;
+	}
 	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
 	int rc = f ? 0 : -errno;
 	if (!f && fd >= 0)

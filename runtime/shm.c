@@ -6,14 +6,13 @@
 #include "tstate.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <fcntl.h>
 
 static char *shm_path;            /* SELFPROBE_SHM: reopened for each mapping */
 static struct sp_shm_header *hdr;
