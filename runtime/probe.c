@@ -855,8 +855,8 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 		 * share one note, and the kernel's uprobes count the same way) */
 		if (p->semaphore)
 			__atomic_fetch_add((uint16_t *)p->semaphore, 1, __ATOMIC_SEQ_CST);
-		if (sp_mode_pref == SP_PREF_JMP && !p->site->jmp)   /* asked for: said at any level */
-			sp_err("warning: %s: %s uses int3: %s", item->text, p->symbol, p->site->reason);
+		if (sp_mode_pref == SP_PREF_JMP && !p->site->jmp)   /* the report's reason says it too */
+			sp_warn("%s: %s uses int3: %s", item->text, p->symbol, p->site->reason);
 		registry_append(p);
 	}
 	/* Readers of the old vectors only read them; freed after quiescence.
@@ -899,6 +899,7 @@ long sp_probe_attach_object(const struct sp_spec_item *item, const struct sp_obj
 	long rc;
 	struct target *ts = NULL;
 	long n_ts = 0;
+	sp_patch_hold();   /* one /proc/self/mem for the batch, closed after it */
 	struct sp_elf *elf = elf_get(obj->path, err, sizeof(err));
 	if (!elf) {
 		rc = -ENOENT;
@@ -923,6 +924,7 @@ out:
 		free(ts[i].implementation);
 	}
 	free(ts);
+	sp_patch_release();
 	return rc;
 }
 
@@ -973,8 +975,10 @@ long sp_probe_attach_item(const struct sp_spec_item *item, selfprobe_handler_fn 
 	if (idx == -ENOENT && item->object) {
 		/* not loaded yet: it attaches when the loader brings it in */
 		rc = sp_loadwatch_defer(item, fn, data, link);
-		if (rc == 0)   /* said at once: a misspelt library name is the usual cause */
-			sp_err("%s: %s; it attaches if the program loads it later", item->text, err);
+		/* not an error in this process: the report at exit (or the
+		 * launcher, over every process) names what never attached */
+		if (rc == 0)
+			sp_info("%s: %s; it attaches if the program loads it later", item->text, err);
 		else
 			sp_probe_error(item->text, "%s, and it cannot be watched for: %s", err,
 				       strerror((int)-rc));
@@ -1068,6 +1072,7 @@ int sp_probe_detach_link(struct selfprobe_link *link)
 {
 	pthread_mutex_lock(&reg_lock);
 	sp_loadwatch_drop_link(link);
+	sp_patch_hold();   /* one /proc/self/mem for the batch */
 	int n = 0;
 	for (struct sp_probe *p = atomic_load(&probes_head); p; p = p->next) {
 		if (p->link != link || !p->attached)
@@ -1081,6 +1086,7 @@ int sp_probe_detach_link(struct selfprobe_link *link)
 		p->attached = false;
 		n++;
 	}
+	sp_patch_release();
 	pthread_mutex_unlock(&reg_lock);
 	if (!n)
 		return -ENOENT;
