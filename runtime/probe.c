@@ -685,6 +685,7 @@ static void atfork_child(void)
 	sp_patch_atfork_child();
 	bool shared = sp_shm_atfork_child() == 0 && sp_shm_active();
 	sp_tstate_atfork_child();
+	sp_uret_atfork_child();
 	sp_latency_atfork_child();
 	sp_report_atfork_child();
 	sp_timeline_atfork_child();

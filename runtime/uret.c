@@ -8,6 +8,7 @@
 #include "probe.h"
 #include "rawsys.h"
 #include "tstate.h"
+#include "uretmem.h"
 #include "xsave.h"
 
 #include <errno.h>
@@ -22,26 +23,50 @@ struct ustack {
 };
 
 static __thread struct ustack ustack __attribute__((tls_model("initial-exec")));
+static __thread int ustack_owner __attribute__((tls_model("initial-exec")));   /* uretmem record + 1 */
 static pthread_key_t ustack_key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 
 static void count_lost(const struct sp_uret_entry *e, int stripe);
+static bool dead(const struct sp_uret_entry *e);
 
-static void ustack_free(void *v)
+/* The thread is leaving (its key destructor, run by __nptl_deallocate_tsd).
+ * Returns still pending here may yet come: __nptl_deallocate_tsd's own,
+ * and those of whatever the thread calls before it ends.  So the stack is
+ * kept (uretmem unmaps it once the thread is gone) and only the entries
+ * that can never return are counted lost: the live frames above this one
+ * form a chain of slots that grow toward the stack's top, starting from
+ * the newest entry; an entry out of that order, already dead, or far from
+ * here (another stack: not read) belongs to a frame that was left (longjmp,
+ * pthread_exit, cancellation). */
+static void thread_exiting(void *v)
 {
 	(void)v;
-	/* the thread is leaving: the returns still pending never come */
-	for (size_t i = 0; i < ustack.n; i++)
-		count_lost(&ustack.e[i], sp_tstate_stripe());
-	if (ustack.e)
-		sp_sys_munmap(ustack.e, ustack.cap * sizeof(*ustack.e));
-	ustack.e = NULL;
-	ustack.n = ustack.cap = 0;
+	uintptr_t here = (uintptr_t)__builtin_frame_address(0), last = here;
+	int stripe = -1;
+	size_t keep = ustack.n;
+	for (size_t i = ustack.n; i-- > 0;) {
+		struct sp_uret_entry *e = &ustack.e[i];
+		bool live = e->slot > last && e->slot - here < 65536 && !dead(e);
+		if (live) {
+			last = e->slot;
+			ustack.e[--keep] = *e;
+			continue;
+		}
+		if (stripe < 0)
+			stripe = sp_tstate_stripe();
+		count_lost(e, stripe);
+	}
+	size_t n = ustack.n - keep;
+	for (size_t i = 0; i < n; i++)
+		ustack.e[i] = ustack.e[keep + i];
+	ustack.n = n;
+	sp_uretmem_exiting(ustack_owner - 1);
 }
 
 static void make_key(void)
 {
-	pthread_key_create(&ustack_key, ustack_free);
+	pthread_key_create(&ustack_key, thread_exiting);
 }
 
 /* Room for one more entry.  This runs inside probed calls, so it calls no
@@ -54,12 +79,15 @@ static int grow(void)
 		return 0;
 	size_t cap = ustack.cap ? ustack.cap * 2 : 256;
 	void *p;
-	if (ustack.e)
+	if (ustack.e) {
 		p = sp_sys_mremap(ustack.e, ustack.cap * sizeof(*ustack.e), cap * sizeof(*ustack.e), MREMAP_MAYMOVE);
-	else {
-		p = sp_sys_mmap(NULL, cap * sizeof(*ustack.e), PROT_READ | PROT_WRITE,
-				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p != MAP_FAILED && ustack_owner)
+			sp_uretmem_moved(ustack_owner - 1, p, cap * sizeof(*ustack.e));
+	} else {
+		int owner;
+		p = sp_uretmem_alloc(cap * sizeof(*ustack.e), &owner);
 		if (p != MAP_FAILED) {
+			ustack_owner = owner + 1;
 			/* the key was made at attach (sp_uret_prepare): this is
 			 * only the per-thread setspecific */
 			sp_tls.runtime++;
@@ -77,6 +105,12 @@ static int grow(void)
 void sp_uret_prepare(void)
 {
 	pthread_once(&key_once, make_key);
+	sp_uretmem_prepare();
+}
+
+void sp_uret_atfork_child(void)
+{
+	sp_uretmem_atfork_child(ustack_owner - 1);
 }
 
 /* An entry is dead when its slot no longer holds the trampoline's address:

@@ -23,8 +23,12 @@
  * addresses for its duration only: the returns stay probed.
  *
  * The shadow stack is per thread: a TLS pointer to an mmap'ed array grown
- * with mremap (no malloc: this runs in signal context too), freed by a
- * thread-exit destructor.
+ * with mremap (no malloc: this runs in signal context too).  It outlives
+ * the thread's key destructors, which run while returns are still pending
+ * (__nptl_deallocate_tsd's own): uretmem.h unmaps it once the thread is gone.
+ *
+ * Functions whose return address must not be swapped (setjmp, vfork, the
+ * unwinders, ...) are refused a return probe by name (hazard.h).
  */
 #ifndef SP_URET_H
 #define SP_URET_H
@@ -54,6 +58,8 @@ struct sp_uret_entry {
 
 /* Once, at attach, before any probe wants returns (not signal-safe). */
 void sp_uret_prepare(void);
+/* In a fork child: the other threads' shadow stacks are gone. */
+void sp_uret_atfork_child(void);
 
 /* At entry: the shadow entry for a call whose return address sits at
  * RSP (allocated on first use; NULL when the stack cannot grow).  The
