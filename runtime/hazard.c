@@ -85,7 +85,13 @@ static const char RET_UNWIND[] =
 	"unwinds or walks the stack from its own frame: a swapped return address there stops "
 	"the unwinder (a C++ throw would terminate); no return probe here (an entry probe is allowed)";
 
+static const char RET_NOT_CALLED[] =
+	"is entered without a call (the process entry point, or the end of a makecontext "
+	"context): its stack top is not a return address (argc, for _start)";
+
 static const struct hazard return_hazards[] = {
+	{ "_start", RET_NOT_CALLED }, { "_dl_start_user", RET_NOT_CALLED },
+	{ "__start_context", RET_NOT_CALLED },
 	{ "setjmp", RET_SETJMP }, { "_setjmp", RET_SETJMP }, { "__setjmp", RET_SETJMP },
 	{ "sigsetjmp", RET_SETJMP }, { "__sigsetjmp", RET_SETJMP },
 	{ "__sigsetjmp_cancel", RET_SETJMP },

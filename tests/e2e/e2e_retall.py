@@ -16,10 +16,13 @@ be refused or handled, with exact counts:
                    mid counted
   unwinder         uretprobe:libgcc_s:* (and libstdc++, libc) under C++
                    throws: the unwinder's walkers refused, throws caught
+  _start          uretprobe:_start refused (entered by the kernel: argc,
+                   not a return address, on the stack top)
 programs: each program below run unprobed and under uretprobe:libc:*,
 usession:libc:* and uprobe:libc:*=latency must print the same stdout, the
 same stderr (apart from the runtime's own "selfprobe: " lines) and exit the
-same way; python3.11 also under uretprobe:<python3.11>:_Py*.
+same way, with no missed hit; python3.11 also under
+uretprobe:<python3.11>:_Py* and usession:<python3.11>:*.
 """
 import os
 import shutil
@@ -130,6 +133,14 @@ def rules(mode):
             any("cold part" in e["message"] for e in (rep or {}).get("errors", [])),
             "cold by address (%s): not refused" % mode, rep and rep["errors"])
 
+    ref = t.run([RETSAFE, "cold", "10"])
+    for spec in ("uretprobe:_start", "usession:_st*;uprobe:mid"):
+        label = "_start [%s] (%s)" % (spec, mode)
+        cp, rep = t.run_probed([RETSAFE, "cold", "10"], spec, mode)
+        same_run(label, cp, ref)
+        t.check(refused(rep, "_start", "entered without a call"), "%s: _start not refused" % label,
+                rep and rep["errors"])
+
     n = 20
     ref = t.run([RETXX, "throw", str(n)])
     for spec in ("uretprobe:libgcc_s:*", "usession:libgcc_s:*", "uprobe:libgcc_s:*=latency",
@@ -230,8 +241,9 @@ def run_programs(mode):
                         "\n".join(missed[:5]))
     for args in (["-c", "pass"], ["-c", "import json; print(json.dumps({'a': [1, 2.5]}))"]):
         ref = t.run([PY] + args)
-        cp, rep = t.run_probed([PY] + args, "uretprobe:%s:_Py*" % PY, mode)
-        same_run("python3.11 %s [uretprobe:_Py*] (%s)" % (" ".join(args), mode), cp, ref)
+        for spec in ("uretprobe:%s:_Py*" % PY, "usession:%s:*" % PY):
+            cp, rep = t.run_probed([PY] + args, spec, mode)
+            same_run("python3.11 %s [%s] (%s)" % (" ".join(args), spec, mode), cp, ref)
 
 
 def main():
