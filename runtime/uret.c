@@ -33,34 +33,34 @@ static bool dead(const struct sp_uret_entry *e);
 /* The thread is leaving (its key destructor, run by __nptl_deallocate_tsd).
  * Returns still pending here may yet come: __nptl_deallocate_tsd's own,
  * and those of whatever the thread calls before it ends.  So the stack is
- * kept (uretmem unmaps it once the thread is gone) and only the entries
- * that can never return are counted lost: the live frames above this one
- * form a chain of slots that grow toward the stack's top, starting from
- * the newest entry; an entry out of that order, already dead, or far from
- * here (another stack: not read) belongs to a frame that was left (longjmp,
- * pthread_exit, cancellation). */
+ * kept (uretmem unmaps it once the thread is gone), and the entries that
+ * can never return are counted lost now.  The frames that can return are
+ * this call's callers below start_thread: they were entered after every
+ * frame the thread left (by returning from its function, pthread_exit or
+ * cancellation), so their entries are the newest, on top, with slots just
+ * above this frame and growing toward the stack's top.  The newest entries
+ * that fit are kept; from the first that does not, every older one
+ * belongs to a frame that was left. */
 static void thread_exiting(void *v)
 {
 	(void)v;
 	uintptr_t here = (uintptr_t)__builtin_frame_address(0), last = here;
-	int stripe = -1;
 	size_t keep = ustack.n;
-	for (size_t i = ustack.n; i-- > 0;) {
-		struct sp_uret_entry *e = &ustack.e[i];
-		bool live = e->slot > last && e->slot - here < 65536 && !dead(e);
-		if (live) {
-			last = e->slot;
-			ustack.e[--keep] = *e;
-			continue;
-		}
-		if (stripe < 0)
-			stripe = sp_tstate_stripe();
-		count_lost(e, stripe);
+	while (keep) {
+		const struct sp_uret_entry *e = &ustack.e[keep - 1];
+		if (e->slot <= last || e->slot - here > 4096 || dead(e))
+			break;
+		last = e->slot;
+		keep--;
 	}
-	size_t n = ustack.n - keep;
-	for (size_t i = 0; i < n; i++)
-		ustack.e[i] = ustack.e[keep + i];
-	ustack.n = n;
+	if (keep) {
+		int stripe = sp_tstate_stripe();
+		for (size_t i = 0; i < keep; i++)
+			count_lost(&ustack.e[i], stripe);
+		for (size_t i = keep; i < ustack.n; i++)
+			ustack.e[i - keep] = ustack.e[i];
+		ustack.n -= keep;
+	}
 	sp_uretmem_exiting(ustack_owner - 1);
 }
 
