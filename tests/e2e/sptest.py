@@ -5,7 +5,7 @@ Paths come from the environment CTest sets (tests/e2e/CMakeLists.txt):
   SP_TARGET  the target program (build/tests/sp_target)
   SP_KCOUNT  the kernel-uprobe oracle (build/bin/kcount)
   SP_WORK    a scratch directory for this test
-Run by hand, they default to /work/main/build.
+Run by hand, they default to build/ at the repository's root.
 
 A test calls check() for every assertion (it records and prints failures and
 goes on, so one run shows every problem), and finish() at the end: exit 1 if
@@ -19,7 +19,7 @@ import struct
 import subprocess
 import sys
 
-BUILD = os.environ.get("SP_BUILD", "/work/main/build")
+BUILD = os.environ.get("SP_BUILD", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "build"))
 LIB = os.environ.get("SP_LIB", os.path.join(BUILD, "lib/libselfprobe.so"))
 TARGET = os.environ.get("SP_TARGET", os.path.join(BUILD, "tests/sp_target"))
 KCOUNT = os.environ.get("SP_KCOUNT", os.path.join(BUILD, "bin/kcount"))
