@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """e2e_retall — return probes on every function of real programs (issue 13).
 
-  e2e_retall.py [rules] [programs|few] [int3|auto]...   (default: rules and
-                                                        programs, both modes)
+  e2e_retall.py [rules] [programs|few] [uretprobe|usession|latency]... [int3|auto]...
+  (default: rules and programs under the three specs, both modes)
 
 rules: sp_retsafe and sp_ret_target_cxx under the return probes that must
 be refused or handled, with exact counts:
@@ -234,10 +234,10 @@ def programs():
 INT3_SET = ("true", "python subprocess", "bash [ ]", "C++ throw", "sqlite3")
 
 
-def run_programs(mode, few):
+def run_programs(mode, few, specs):
     progs = [p for p in programs() if not few or p[0] in INT3_SET]
     refs = {label: t.run(cmd, stdin=stdin) for label, cmd, stdin in progs}
-    for spec in LIBC_SPECS[:1] if few else LIBC_SPECS:
+    for spec in specs:
         for label, cmd, stdin in progs:
             cp, rep = t.run_probed(cmd, spec, mode, stdin=stdin)
             what = "%s [%s] (%s)" % (label, spec, mode)
@@ -247,7 +247,8 @@ def run_programs(mode, few):
                 missed = [t.fmt_probe(e) for e in rep["probes"] if e["missed"]]
                 t.check(not missed, "%s: %d probes count missed hits" % (what, len(missed)),
                         "\n".join(missed[:5]))
-    for args in ([] if few else (["-c", "pass"], ["-c", "import json; print(json.dumps({'a': [1, 2.5]}))"])):
+    pyargs = (["-c", "pass"], ["-c", "import json; print(json.dumps({'a': [1, 2.5]}))"])
+    for args in pyargs if not few and LIBC_SPECS[0] in specs else ():
         ref = t.run([PY] + args)
         for spec in ("uretprobe:%s:_Py*" % PY, "usession:%s:*" % PY):
             cp, rep = t.run_probed([PY] + args, spec, mode)
@@ -259,6 +260,8 @@ def main():
     args = sys.argv[1:]
     modes = [a for a in args if a in ("int3", "auto")] or ["auto", "int3"]
     parts = [a for a in args if a in ("rules", "programs", "few")] or ["rules", "programs"]
+    specs = [s for s in LIBC_SPECS if s.split(":")[0] in args or s.endswith(tuple("=" + a for a in args))]
+    specs = specs or (LIBC_SPECS[:1] if "few" in parts else LIBC_SPECS)
     for path in (RETSAFE, RETXX):
         if not os.path.exists(path):
             t.check(False, "missing build output %s" % path)
@@ -268,7 +271,7 @@ def main():
         if "rules" in parts:
             rules(mode)
         if ("programs" in parts or "few" in parts) and os.path.exists(PY):
-            run_programs(mode, "few" in parts)
+            run_programs(mode, "few" in parts, specs)
     t.finish()
 
 
