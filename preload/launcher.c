@@ -220,6 +220,48 @@ struct list_opts {
 	bool json, functions, usdt;
 };
 
+struct reason_count {
+	const char *reason;
+	size_t n;
+};
+
+static int by_count(const void *a, const void *b)
+{
+	const struct reason_count *x = a, *y = b;
+	if (x->n != y->n)
+		return x->n < y->n ? 1 : -1;
+	return strcmp(x->reason, y->reason);
+}
+
+/* The int3 sites that remain (each address once, aliases aside), grouped
+ * by reason, most frequent first: what stands between them and the jmp. */
+static void int3_table(const struct sp_sym **syms, const struct sp_an_site *v, long n)
+{
+	struct reason_count *rs = calloc((size_t)n + 1, sizeof(*rs));
+	size_t k = 0, total = 0;
+	for (long i = 0; rs && i < n; i++) {
+		if (v[i].mode != SP_AN_INT3 || (i && syms[i]->value == syms[i - 1]->value))
+			continue;
+		total++;
+		size_t j = 0;
+		while (j < k && strcmp(rs[j].reason, v[i].reason))
+			j++;
+		if (j == k)
+			rs[k++] = (struct reason_count){ v[i].reason, 0 };
+		rs[j].n++;
+	}
+	if (!total) {
+		free(rs);
+		return;
+	}
+	qsort(rs, k, sizeof(*rs), by_count);
+	printf("\n# int3 sites by reason (%zu address%s):\n%6s  %s\n", total, total == 1 ? "" : "es",
+	       "SITES", "REASON");
+	for (size_t j = 0; j < k; j++)
+		printf("%6zu  %s\n", rs[j].n, rs[j].reason);
+	free(rs);
+}
+
 static void list_functions(struct sp_an_object *o, const char *glob, const struct list_opts *op)
 {
 	/* every name, aliases included (bpftrace -l lists malloc and
@@ -254,8 +296,10 @@ static void list_functions(struct sp_an_object *o, const char *glob, const struc
 		for (long i = 0; i < n; i++) {
 			printf("%s\n  {\"name\": ", i ? "," : "");
 			json_str(stdout, syms[i]->name);
-			printf(", \"address\": \"%#" PRIx64 "\", \"size\": %" PRIu64 ", \"mode\": \"%s\", \"reason\": ",
+			printf(", \"address\": \"%#" PRIx64 "\", \"size\": %" PRIu64 ", \"mode\": \"%s\", \"patch\": ",
 			       syms[i]->value, syms[i]->size, sp_an_mode_name(v[i].mode));
+			json_str(stdout, sp_an_patch_name(&v[i]));
+			fputs(", \"reason\": ", stdout);
 			json_str(stdout, v[i].reason);
 			printf(", \"ifunc\": %s}", syms[i]->is_ifunc ? "true" : "false");
 		}
@@ -268,10 +312,13 @@ static void list_functions(struct sp_an_object *o, const char *glob, const struc
 		       "%zu not probeable\n", o->path, n, n == 1 ? "" : "s", glob, addrs, addrs == 1 ? "" : "es",
 		       count[SP_AN_JMP], count[SP_AN_INT3], count[SP_AN_RUNTIME], count[SP_AN_NONE]);
 		if (n)
-			printf("%-*s  %-18s  %8s  %-5s  %s\n", w, "FUNCTION", "ADDRESS", "SIZE", "MODE", "REASON");
+			printf("%-*s  %-18s  %8s  %-5s  %-5s  %s\n", w, "FUNCTION", "ADDRESS", "SIZE", "MODE", "PATCH",
+			       "REASON");
 		for (long i = 0; i < n; i++) {
-			printf("%-*s  0x%016" PRIx64 "  %8" PRIu64 "  %-*s", w, syms[i]->name,
-			       syms[i]->value, syms[i]->size, v[i].reason ? 5 : 0, sp_an_mode_name(v[i].mode));
+			const char *patch = sp_an_patch_name(&v[i]);
+			printf("%-*s  0x%016" PRIx64 "  %8" PRIu64 "  %-5s  %-*s", w, syms[i]->name,
+			       syms[i]->value, syms[i]->size, sp_an_mode_name(v[i].mode), v[i].reason ? 5 : 0,
+			       patch ? patch : "-");
 			if (v[i].reason && syms[i]->is_ifunc)
 				printf("  (resolved at run time)\n");
 			else if (v[i].reason)
@@ -279,6 +326,7 @@ static void list_functions(struct sp_an_object *o, const char *glob, const struc
 			else
 				printf("\n");
 		}
+		int3_table(syms, v, n);
 	}
 	free(v);
 	free(syms);
@@ -321,7 +369,9 @@ static void list_usdt(struct sp_an_object *o, const char *glob, const struct lis
 				fputs("null", stdout);
 			fputs(", \"args\": ", stdout);
 			json_str(stdout, n->args);
-			printf(", \"mode\": \"%s\", \"reason\": ", sp_an_mode_name(s.mode));
+			printf(", \"mode\": \"%s\", \"patch\": ", sp_an_mode_name(s.mode));
+			json_str(stdout, sp_an_patch_name(&s));
+			fputs(", \"reason\": ", stdout);
 			json_str(stdout, s.reason);
 			fputs("}", stdout);
 		} else {
@@ -416,7 +466,8 @@ static void print_site_insns(const struct sp_an_object *o, const struct sp_an_si
 	const uint8_t *code = sp_analyze_text(o, s->addr, &avail);
 	uint64_t win_end = s->addr + (s->have_window ? s->w.len : SP_JMP_LEN);
 	uint64_t fend = s->func_size ? s->func + s->func_size : 0;
-	printf("site instructions (AT&T; * = displaced by the 5-byte jmp):\n");
+	printf("site instructions (AT&T; * = displaced by the %s):\n",
+	       s->path == SP_PATH_HOP ? "hop's 2-byte jmp" : "5-byte jmp");
 	size_t off = 0;
 	while (code && off < avail) {
 		uint64_t a = s->addr + off;
@@ -483,9 +534,9 @@ static void print_reloc(const struct sp_an_object *o, const struct sp_an_site *s
 	}
 }
 
-static const char *result_tag(enum sp_an_result r)
+static const char *result_tag(enum sp_check_result r)
 {
-	return r == SP_AN_PASS ? "[ok]  " : r == SP_AN_FAIL ? "[FAIL]" : "[--]  ";
+	return r == SP_CHECK_PASS ? "[ok]  " : r == SP_CHECK_FAIL ? "[FAIL]" : "[--]  ";
 }
 
 static void print_site(const struct sp_an_object *o, const char *spec, const char *label,
@@ -507,6 +558,10 @@ static void print_site(const struct sp_an_object *o, const char *spec, const cha
 		printf("  %s %s%s%s\n", result_tag(s->checks[i].result), s->checks[i].name,
 		       s->checks[i].detail ? ": " : "", s->checks[i].detail ? s->checks[i].detail : "");
 	printf("path:     %s", sp_an_mode_name(s->mode));
+	if (s->mode == SP_AN_JMP)
+		printf(" (patch %s)", sp_an_patch_name(s));
+	if (s->path == SP_PATH_HOP)
+		printf(": jmp rel8 to a jmp rel32 in the padding at 0x%" PRIx64, s->pad);
 	if (s->mode == SP_AN_INT3 && s->resume)
 		printf(" (resume: %s)", s->resume);
 	if (s->reason)
@@ -523,7 +578,11 @@ static void json_site(const struct sp_an_object *o, const char *spec, const char
 	json_str(stdout, o->path);
 	fputs(", \"symbol\": ", stdout);
 	json_str(stdout, label);
-	printf(", \"address\": \"%#" PRIx64 "\", \"mode\": \"%s\", \"reason\": ", s->addr, sp_an_mode_name(s->mode));
+	printf(", \"address\": \"%#" PRIx64 "\", \"mode\": \"%s\", \"patch\": ", s->addr, sp_an_mode_name(s->mode));
+	json_str(stdout, sp_an_patch_name(s));
+	if (s->path == SP_PATH_HOP)
+		printf(", \"pad\": \"%#" PRIx64 "\"", s->pad);
+	fputs(", \"reason\": ", stdout);
 	json_str(stdout, s->reason);
 	fputs(", \"window\": [", stdout);
 	for (int i = 0; s->have_window && i < s->w.n_insns; i++) {

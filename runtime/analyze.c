@@ -1,13 +1,10 @@
-/* analyze — see analyze.h.  Mirrors arm.c (sp_arm_site, try_jmp,
- * plan_on_pristine), probe.c (target extents, next_symbol) and btindex.c
- * (the object-wide sweep) over a file's bytes instead of a live mapping:
- * keep them in step when those rules change. */
+/* analyze — see analyze.h.  Mirrors probe.c's target extents
+ * (next_symbol) over a file; the decision itself is decide.c's. */
 #include "analyze.h"
-#include "emulate.h"
 #include "hazard.h"
+#include "hop.h"
 #include "insn.h"
 #include "maps.h"
-#include "reloc.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -283,7 +280,8 @@ void sp_analyze_close(struct sp_an_object *o)
 	if (o->elf)
 		sp_elf_close(o->elf);
 	sp_usdt_free(&o->notes);
-	free(o->targets);
+	sp_btindex_free(o->idx);
+	free(o->claims);
 	free(o->path);
 	free(o);
 }
@@ -321,86 +319,104 @@ const char *sp_an_mode_name(enum sp_an_mode m)
 	}
 }
 
-/* ---- the branch-target index (btindex.c's sweep, over the file) ---- */
+/* ---- the object's index (btindex.c, over the file's bytes) ---- */
 
-static int push_target(struct sp_an_object *o, size_t *cap, uint64_t t)
+static const struct sp_btindex *index_get(struct sp_an_object *o)
 {
-	if (o->n_targets == *cap) {
-		size_t c = *cap ? *cap * 2 : 4096;
-		uint64_t *n = realloc(o->targets, c * sizeof(*n));
-		if (!n)
-			return -ENOMEM;
-		o->targets = n;
-		*cap = c;
-	}
-	o->targets[o->n_targets++] = t;
-	return 0;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-/* Sweep one segment linearly, restarting at every symbol start so that data
- * between functions cannot desynchronise the decode past the next one. */
-static int sweep(struct sp_an_object *o, const struct sp_an_text *t, size_t *cap)
-{
-	const struct sp_elf *e = o->elf;
-	uint64_t lo = t->vaddr, hi = t->vaddr + t->size, pc = lo;
-	size_t s = 0;
-	while (pc < hi) {
-		while (s < e->n_syms && e->syms[s].value <= pc)
-			s++;
-		uint64_t stop = s < e->n_syms && e->syms[s].value < hi ? e->syms[s].value : hi;
-		size_t avail = hi - pc < 15 ? hi - pc : 15;
-		uint8_t len;
-		uint64_t target;
-		int br = sp_insn_branch(t->bytes + (pc - lo), avail, pc, &len, &target);
-		if (br < 0 || len == 0) {
-			pc++;
-			continue;
+	if (!o->idx_built) {
+		struct sp_objcode oc = { .elf = o->elf, .path = o->path, .bias = 0, .n_text = o->n_text };
+		for (int i = 0; i < o->n_text && i < SP_MAX_TEXT_RANGES; i++) {
+			oc.text[i].start = o->text[i].vaddr;
+			oc.text[i].end = o->text[i].vaddr + o->text[i].size;
+			oc.text[i].bytes = o->text[i].bytes;
 		}
-		if (br == 1 && push_target(o, cap, target) != 0)
-			return -ENOMEM;
-		pc += len;
-		if (pc > stop && stop < hi)
-			pc = stop;
+		o->idx = sp_btindex_build(&oc);
+		o->idx_built = true;
 	}
-	return 0;
+	return o->idx;
 }
 
-static int build_targets(struct sp_an_object *o)
+const char *sp_an_patch_name(const struct sp_an_site *s)
 {
-	if (o->targets_built)
-		return 0;
-	size_t cap = 0;
-	for (int i = 0; i < o->n_text; i++)
-		if (sweep(o, &o->text[i], &cap) != 0)
-			return -ENOMEM;
-	qsort(o->targets, o->n_targets, sizeof(*o->targets), cmp_u64);
-	size_t k = 0;
-	for (size_t i = 0; i < o->n_targets; i++)
-		if (k == 0 || o->targets[k - 1] != o->targets[i])
-			o->targets[k++] = o->targets[i];
-	o->n_targets = k;
-	o->targets_built = true;
-	return 0;
+	switch (s->mode) {
+	case SP_AN_JMP: return s->path == SP_PATH_HOP ? "hop" : "jmp5";
+	case SP_AN_INT3: return "int3";
+	default: return NULL;
+	}
 }
 
-/* Any target strictly inside (LO, HI)? */
-static bool target_inside(const struct sp_an_object *o, uint64_t lo, uint64_t hi)
+/* ---- claims: what a run attaching the sites in this order would patch ---- */
+
+static size_t claim_first_above(const struct sp_an_object *o, uint64_t lo)
 {
-	size_t a = 0, b = o->n_targets;
+	size_t a = 0, b = o->n_claims;
 	while (a < b) {
 		size_t m = (a + b) / 2;
-		if (o->targets[m] <= lo)
+		if (o->claims[m].lo < lo)
 			a = m + 1;
 		else
 			b = m;
 	}
-	return a < o->n_targets && o->targets[a] < hi;
+	return a;
+}
+
+/* Does a claim (a pad, with PADS_ONLY) overlap [lo, hi)?  Claims are at
+ * most 5 bytes long. */
+static bool overlaps(const struct sp_an_object *o, uint64_t lo, uint64_t hi, bool pads_only)
+{
+	for (size_t i = claim_first_above(o, lo > SP_JMP_LEN ? lo - SP_JMP_LEN : 0);
+	     i < o->n_claims && o->claims[i].lo < hi; i++)
+		if (o->claims[i].hi > lo && (o->claims[i].pad || !pads_only) && o->claims[i].site != o->claiming)
+			return true;
+	return false;
+}
+
+static bool claimed(const void *ctx, uintptr_t lo, uintptr_t hi)
+{
+	return overlaps(ctx, lo, hi, false);
+}
+
+static void claim(struct sp_an_object *o, uint64_t lo, uint64_t hi, bool pad)
+{
+	for (size_t i = claim_first_above(o, lo); i < o->n_claims && o->claims[i].lo == lo; i++)
+		if (o->claims[i].site == o->claiming)
+			return;   /* an alias of a site claimed already */
+	if (o->n_claims == o->cap_claims) {
+		size_t cap = o->cap_claims ? o->cap_claims * 2 : 256;
+		struct sp_an_claim *n = realloc(o->claims, cap * sizeof(*n));
+		if (!n)
+			return;
+		o->claims = n;
+		o->cap_claims = cap;
+	}
+	size_t i = claim_first_above(o, lo);
+	memmove(o->claims + i + 1, o->claims + i, (o->n_claims - i) * sizeof(*o->claims));
+	o->claims[i] = (struct sp_an_claim){ lo, hi, o->claiming, pad };
+	o->n_claims++;
+}
+
+/* The hop part of the decision (hop.h), on the file's bytes, and the
+ * bytes this site claims for the sites analysed after it. */
+static void decide_hop(struct sp_an_object *o, const struct sp_an_text *t,
+		       const struct sp_site_facts *f, struct sp_an_site *s)
+{
+	o->claiming = s->addr;
+	if (sp_hop_candidate(&s->v)) {
+		struct sp_hop_facts hf = { .code = t->bytes, .lo = t->vaddr, .len = t->size, .elf = o->elf,
+					   .bias = 0, .claimed = claimed, .claimed_ctx = o };
+		sp_hop_decide(f, &hf, &s->v);
+	}
+	if (s->v.path == SP_PATH_JMP5 && overlaps(o, s->addr, s->addr + SP_JMP_LEN, true)) {
+		/* as arm.c take_jmp: another site's hop owns those bytes */
+		s->v.path = s->v.resume ? SP_PATH_INT3 : SP_PATH_NONE;
+		s->v.reason = "its jmp would overwrite padding another probe's hop uses";
+	}
+	if (s->v.path == SP_PATH_HOP) {
+		s->pad = s->v.hop_pad;
+		claim(o, s->pad, s->pad + SP_HOP_PAD_LEN, true);
+	}
+	if (s->v.path != SP_PATH_NONE)
+		claim(o, s->addr, s->addr + SP_JMP_LEN, false);
 }
 
 /* ---- one site ---- */
@@ -418,107 +434,18 @@ static uint64_t next_symbol(const struct sp_an_object *o, uint64_t v)
 	return limit;
 }
 
-static void add_check(struct sp_an_site *s, const char *name, enum sp_an_result r, const char *detail)
+static void add_check(struct sp_an_site *s, const char *name, enum sp_check_result r, const char *detail)
 {
 	if (s->n_checks < SP_AN_MAX_CHECKS)
-		s->checks[s->n_checks++] = (struct sp_an_check){ name, r, detail };
+		s->checks[s->n_checks++] = (struct sp_check){ name, r, detail };
 }
 
-/* As arm.c's plan_on_pristine, on the file's bytes. */
-static int plan_shifted(const struct sp_an_object *o, struct sp_an_site *s, size_t avail,
-			const char **reason)
+/* The text segment holding VADDR. */
+static const struct sp_an_text *text_of(const struct sp_an_object *o, uint64_t vaddr)
 {
-	uintptr_t lo, hi;
-	sp_jmp_plan_range(s->func, s->func_size, s->addr, avail, &lo, &hi);
-	size_t have;
-	const uint8_t *src = sp_analyze_text(o, lo, &have);
-	if (!src || have < hi - lo) {
-		*reason = "function does not decode: it runs past the end of the text mapping";
-		return -EINVAL;
-	}
-	return sp_jmp_plan_image(src, lo, hi - lo, s->func, s->func_size, s->addr, s->limit, &s->w, reason);
-}
-
-/* The int3 path's checks (sp_arm_site before prepare).  NULL when the
- * site can take an int3, else why not. */
-static const char *int3_checks(struct sp_an_site *s, const char *path, const char *who,
-			       const uint8_t *code, size_t avail, bool *fatal)
-{
-	/* every refusal but the resume's is fatal: sp_arm_site refuses the
-	 * site before it tries the jmp */
-	*fatal = true;
-	const char *why = sp_hazard_int3(path, who, 0);
-	add_check(s, "int3 hazard", why ? SP_AN_FAIL : SP_AN_PASS, why);
-	if (why)
-		return why;
-	if (code[0] == 0xcc) {
-		why = "the site already holds an int3 (a debugger, a kernel uprobe or another tool?)";
-		add_check(s, "site is not an int3 already", SP_AN_FAIL, why);
-		return why;
-	}
-	struct sp_insn in;
-	if (sp_insn_decode(code, avail < 15 ? avail : 15, s->addr, &in) != 0) {
-		why = "the instruction at the site does not decode";
-		add_check(s, "instruction decodes", SP_AN_FAIL, why);
-		return why;
-	}
-	if (in.cls == SP_INSN_REFUSED) {
-		why = in.why ? in.why : "instruction cannot be probed";
-		add_check(s, "instruction decodes", SP_AN_FAIL, why);
-		return why;
-	}
-	add_check(s, "instruction decodes", SP_AN_PASS, NULL);
-	*fatal = false;
-	if (sp_emulate_can(&in))
-		s->resume = "emulated";
-	else if (in.relocatable)
-		s->resume = "run out of line";
-	else {
-		why = in.why ? in.why : "instruction cannot run out of line";
-		add_check(s, "int3 resume (emulate or out of line)", SP_AN_FAIL, why);
-		return why;
-	}
-	add_check(s, "int3 resume (emulate or out of line)", SP_AN_PASS, s->resume);
-	return NULL;
-}
-
-/* The jmp path's checks (arm.c try_jmp).  NULL when the jmp is safe. */
-static const char *jmp_checks(struct sp_an_object *o, struct sp_an_site *s, size_t avail)
-{
-	const char *reason = NULL;
-	if (build_targets(o) != 0) {
-		reason = "the object's branch targets could not be indexed";
-		add_check(s, "branch-target index", SP_AN_FAIL, reason);
-		return reason;
-	}
-	if (plan_shifted(o, s, avail, &reason) != 0) {
-		add_check(s, "jmp window plan (function decode, branches, relocatable)", SP_AN_FAIL, reason);
-		return reason;
-	}
-	s->have_window = true;
-	add_check(s, "jmp window plan (function decode, branches, relocatable)", SP_AN_PASS, NULL);
-	if (s->addr != s->func && s->w.n_insns > 1 && o->elf->has_except_table) {
-		reason = "mid-function window of several instructions in an object with exception landing pads";
-		add_check(s, "landing pads (mid-function window)", SP_AN_FAIL, reason);
-		return reason;
-	}
-	add_check(s, "landing pads (mid-function window)", SP_AN_PASS,
-		  o->elf->has_except_table ? "entry or one-instruction window" : "no .gcc_except_table");
-	if (target_inside(o, s->addr, s->addr + s->w.len)) {
-		reason = "branch target inside the jmp window (from elsewhere in the object)";
-		add_check(s, "no branch from the object into the window", SP_AN_FAIL, reason);
-		return reason;
-	}
-	add_check(s, "no branch from the object into the window", SP_AN_PASS, NULL);
-	uint8_t buf[SP_RELOC_MAX];
-	struct sp_reloc_map map;
-	if (sp_reloc_window(&s->w, sp_analyze_tramp_addr(o, s->addr), buf, sizeof(buf), &map, &reason) < 0) {
-		add_check(s, "window relocates", SP_AN_FAIL, reason);
-		return reason;
-	}
-	add_check(s, "window relocates", SP_AN_PASS, NULL);
-	add_check(s, "no other probe inside the window", SP_AN_NOT_CHECKED, "depends on the other probes of a run");
-	add_check(s, "trampoline page within +-2 GiB", SP_AN_NOT_CHECKED, "decided at attach time");
+	for (int i = 0; i < o->n_text; i++)
+		if (vaddr >= o->text[i].vaddr && vaddr < o->text[i].vaddr + o->text[i].size)
+			return &o->text[i];
 	return NULL;
 }
 
@@ -543,44 +470,43 @@ int sp_analyze_site(struct sp_an_object *o, const struct sp_sym *sym, uint64_t a
 	if (f && f->is_ifunc) {
 		s->mode = SP_AN_RUNTIME;
 		s->reason = "ifunc (resolved at run time)";
-		add_check(s, "IFUNC", SP_AN_NOT_CHECKED,
+		add_check(s, "IFUNC", SP_CHECK_NOT_CHECKED,
 			  "the site is the implementation its resolver picks in the process");
 		return 0;
 	}
 	size_t avail;
-	const uint8_t *code = sp_analyze_text(o, addr, &avail);
+	sp_analyze_text(o, addr, &avail);
 	if (avail < SP_JMP_LEN) {
 		s->mode = SP_AN_NONE;
 		s->reason = avail ? "the site is too close to the end of the text mapping"
 				  : "address is not in the object's executable text";
-		add_check(s, "in executable text", SP_AN_FAIL, s->reason);
+		add_check(s, "in executable text", SP_CHECK_FAIL, s->reason);
 		return 0;
 	}
-	add_check(s, "in executable text", SP_AN_PASS, NULL);
+	add_check(s, "in executable text", SP_CHECK_PASS, NULL);
 	char who[256];
 	if (f)
 		snprintf(who, sizeof(who), addr == f->value ? "%s" : "%s+%#lx", f->name,
 			 (unsigned long)(addr - f->value));
-	bool fatal = false;
-	const char *no_int3 = int3_checks(s, o->path, f ? who : NULL, code, avail, &fatal);
-	if (fatal) {
-		/* hazard, an int3 already there, or no decode: nothing is patched */
-		s->mode = SP_AN_NONE;
-		s->reason = no_int3;
-		return 0;
-	}
-	const char *no_jmp = jmp_checks(o, s, avail);
-	if (!no_jmp) {
-		s->mode = SP_AN_JMP;
-		s->reason = NULL;
-	} else if (!no_int3) {
-		s->mode = SP_AN_INT3;
-		s->reason = no_jmp;
-	} else {
-		/* neither: the jmp's refusal is the one the report would not
-		 * show; the int3 path's is why it fails */
-		s->mode = SP_AN_NONE;
-		s->reason = no_int3;
-	}
+	const struct sp_an_text *t = text_of(o, addr);
+	struct sp_site_facts facts = {
+		.site = addr, .bias = 0,
+		.code = t->bytes, .code_lo = t->vaddr, .code_len = t->size, .avail = avail,
+		.func = s->func, .func_size = s->func_size, .limit = s->limit,
+		.idx = index_get(o), .landing_pads = o->elf->has_except_table,
+		.hazard = sp_hazard_int3(o->path, f ? who : NULL, 0),
+		.live = false, .tramp_addr = sp_analyze_tramp_addr(o, addr),
+	};
+	sp_decide(&facts, &s->v);
+	decide_hop(o, t, &facts, s);
+	for (int i = 0; i < s->v.n_trail; i++)
+		add_check(s, s->v.trail[i].name, s->v.trail[i].result, s->v.trail[i].detail);
+	s->path = s->v.path;
+	s->reason = s->v.reason;
+	s->resume = s->v.resume;
+	s->have_window = s->v.have_window;
+	s->w = s->v.w;
+	s->mode = s->v.path == SP_PATH_JMP5 || s->v.path == SP_PATH_HOP ? SP_AN_JMP
+		: s->v.path == SP_PATH_INT3 ? SP_AN_INT3 : SP_AN_NONE;
 	return 0;
 }

@@ -3,19 +3,10 @@
  * The launcher's `list` and `check` answer "which path would this site
  * take, and why" for files no process has loaded.  This module reads the
  * file (symbols with elfsym, executable PT_LOAD segments into buffers at
- * their ELF virtual addresses, USDT notes) and runs the same decisions the
- * runtime makes at attach time (arm.c, probe.c), in the same order:
- *
- *   - the site is in executable text with room for the 5-byte jmp;
- *   - no int3 hazard (hazard.h, by symbol name);
- *   - the instruction decodes, is not refused, and the int3 path can resume
- *     after it (emulated or run out of line);
- *   - sp_jmp_plan on a shifted copy of the function (plan_on_pristine);
- *   - mid-function windows of several instructions refused in objects with
- *     exception landing pads;
- *   - no branch target from anywhere in the object inside the window (the
- *     object-wide sweep btindex.c does, over the file's bytes);
- *   - the window relocates (sp_reloc_window at a nominal trampoline address).
+ * their ELF virtual addresses, USDT notes), finds the site's function
+ * extent as probe.c does, and hands the facts to the one decision the
+ * runtime makes at attach time (decide.h), with the object's index
+ * (btindex.h) built once over the file's bytes.
  *
  * What only a live process knows (the address an IFUNC resolves to, a free
  * page within ±2 GiB, other probes' windows) is reported as not checked.
@@ -28,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "btindex.h"
+#include "decide.h"
 #include "elfsym.h"
 #include "jmpplan.h"
 #include "usdt.h"
@@ -45,9 +38,15 @@ struct sp_an_object {
 	struct sp_an_text text[SP_AN_MAX_TEXT];
 	int n_text;
 	struct sp_usdt_notes notes;
-	uint64_t *targets;       /* direct branch targets, sorted, unique (lazy) */
-	size_t n_targets;
-	bool targets_built;
+	struct sp_btindex *idx;  /* the object's index (lazy) */
+	bool idx_built;
+	/* the bytes the sites analysed so far would patch, as a run attaching
+	 * them in the same order would, sorted by lo: the 5 bytes from each
+	 * site, and each hop's pad */
+	struct sp_an_claim { uint64_t lo, hi, site; bool pad; } *claims;
+	size_t n_claims, cap_claims;
+	uint64_t claiming;       /* the site being decided: its own claims (an
+				  * alias analysed before) are not another's */
 };
 
 /* The path a probe at a site would take. */
@@ -58,28 +57,24 @@ enum sp_an_mode {
 	SP_AN_RUNTIME,           /* an IFUNC: the site is chosen by its resolver at run time */
 };
 
-enum sp_an_result { SP_AN_PASS, SP_AN_FAIL, SP_AN_NOT_CHECKED };
+#define SP_AN_MAX_CHECKS (SP_DECIDE_MAX_CHECKS + 2)
 
-struct sp_an_check {
-	const char *name;        /* static: "hazard", "jmp plan", ... */
-	enum sp_an_result result;
-	const char *detail;      /* static: what was found, or NULL */
-};
-
-#define SP_AN_MAX_CHECKS 14
-
+/* Filled in place and not to be copied: reasons may point into V. */
 struct sp_an_site {
 	uint64_t addr;
 	const struct sp_sym *sym;   /* the function holding the site, or NULL */
 	uint64_t func, func_size;   /* the extent the planner used (0: unknown) */
 	uint64_t limit;             /* first byte the window must not reach */
 	enum sp_an_mode mode;
+	enum sp_path path;          /* the verdict's path (jmp5 or hop on SP_AN_JMP) */
 	const char *reason;         /* NULL on the jmp path */
 	const char *resume;         /* the int3 path's resume: "emulated", "run out of line" */
 	bool have_window;           /* W holds the planned window (decoded at ADDR) */
 	struct sp_window w;
-	struct sp_an_check checks[SP_AN_MAX_CHECKS];
+	struct sp_check checks[SP_AN_MAX_CHECKS];   /* the trail `check` prints */
 	int n_checks;
+	struct sp_verdict v;        /* the decision (its reasons' storage) */
+	uint64_t pad;               /* SP_PATH_HOP: the pad */
 };
 
 /* Find the file NAME designates: a path (contains '/'), else a library name
@@ -109,5 +104,9 @@ const uint8_t *sp_analyze_text(const struct sp_an_object *o, uint64_t vaddr, siz
 uint64_t sp_analyze_tramp_addr(const struct sp_an_object *o, uint64_t site);
 
 const char *sp_an_mode_name(enum sp_an_mode m);
+
+/* What a probe at S would write: "jmp5", "hop" (the jmp path), "int3", or
+ * NULL (nothing: not probeable, or an IFUNC decided at run time). */
+const char *sp_an_patch_name(const struct sp_an_site *s);
 
 #endif

@@ -1,7 +1,9 @@
 /* arm — see arm.h for the protocol. */
 #include "arm.h"
 #include "codemem.h"
+#include "decide.h"
 #include "emulate.h"
+#include "hop.h"
 #include "insn.h"
 #include "jmpplan.h"
 #include "log.h"
@@ -71,6 +73,43 @@ static struct sp_site *covering(uintptr_t addr)
 	return NULL;
 }
 
+/* Put a hop's pad back once no thread can be between its two jumps: the
+ * site no longer holds the rel8, so only a thread that took it just
+ * before can be at the pad's first byte; the stop check moves it into the
+ * trampoline, where the pad's jmp was taking it.  The stop window is the
+ * pad preceded by one byte, so that the pad's first byte counts as inside
+ * it (stopworld moves threads strictly after a window's first byte). */
+static void release_pad(struct sp_site *s)
+{
+	/* a thread that did not answer once (all signals blocked, stopped)
+	 * would make every later check wait its 2 s too: pads then stay */
+	static bool unanswered;
+	if (!s->hop || !s->pad_written || unanswered)
+		return;
+	static const struct sp_reloc_map to_entry = { .n = 1, .orig_off = { 1 }, .new_off = { 0 } };
+	/* on the heap, and leaked when the check gives up: a late answer may
+	 * still read it */
+	struct sp_stop_window *w = calloc(1, sizeof(*w));
+	if (!w)
+		return;
+	*w = (struct sp_stop_window){ .site = s->pad - 1, .len = SP_HOP_PAD_LEN + 1,
+				      .reloc = s->tramp.entry, .map = &to_entry };
+	int rc = sp_stopworld_check(w, 1);
+	unanswered = rc != 0;
+	if (rc != 0 || w->busy) {
+		sp_info("arm: hop pad at %#lx keeps its jmp (%s)", (unsigned long)s->pad,
+			rc ? "a thread did not answer the stop check" : "a thread is blocked at it");
+		if (rc == 0)
+			free(w);
+		return;
+	}
+	free(w);
+	if (sp_patch_write(s->pad, s->pad_orig, SP_HOP_PAD_LEN) == 0) {
+		sp_patch_sync();
+		s->pad_written = false;
+	}
+}
+
 /* T's window is about to hold another site: T goes back to a plain int3
  * (emulated or run out of line), as the kernel unoptimizes an optprobe.
  * Its trampoline stays for threads still inside it. */
@@ -90,6 +129,7 @@ static int demote(struct sp_site *t)
 			return rc;
 		sp_patch_sync();
 	}
+	release_pad(t);
 	t->tramp_ok = false;
 	t->jmp_reason = "another probe site lies inside its jmp window";
 	if (t->armed) {
@@ -100,64 +140,6 @@ static int demote(struct sp_site *t)
 	return 0;
 }
 
-/* The jmp plan on a pristine copy of the function: live text may hold our
- * own int3s and jmps. */
-static int plan_on_pristine(uintptr_t site, size_t avail, const struct sp_func_extent *fn,
-			    struct sp_window *w, const char **reason)
-{
-	uintptr_t lo, hi;
-	sp_jmp_plan_range(fn->start, fn->size, site, avail, &lo, &hi);
-	uint8_t *copy = malloc(hi - lo);
-	if (!copy) {
-		*reason = "out of memory";
-		return -ENOMEM;
-	}
-	sp_site_pristine(lo, hi - lo, copy);
-	int rc = sp_jmp_plan_image(copy, lo, hi - lo, fn->start, fn->size, site, fn->limit, w, reason);
-	free(copy);
-	return rc;
-}
-
-/* Try the jmp path: plan, safety against the whole object, trampoline.  On
- * refusal s->reason says why. */
-static bool try_jmp(struct sp_site *s, size_t avail, const struct sp_func_extent *fn)
-{
-	struct sp_window w;
-	const char *reason = NULL;
-	s->jmp_tried = true;
-	if (!fn->bt) {
-		s->jmp_reason = "the object's branch targets could not be indexed";
-		return false;
-	}
-	if (plan_on_pristine(s->addr, avail, fn, &w, &reason) != 0) {
-		s->jmp_reason = reason;
-		return false;
-	}
-	if (s->addr != fn->start && w.n_insns > 1 && fn->landing_pads) {
-		/* exception landing pads are entered by the unwinder, not by a
-		 * branch the index could see: in an object that has them, only
-		 * a one-instruction window is safe mid-function */
-		s->jmp_reason = "mid-function window of several instructions in an object with exception "
-				"landing pads";
-		return false;
-	}
-	if (sp_btindex_any_inside(fn->bt, s->addr, s->addr + w.len)) {
-		s->jmp_reason = "branch target inside the jmp window (from elsewhere in the object)";
-		return false;
-	}
-	struct sp_site *next = sp_site_after(s->addr);
-	if (next && next->addr < s->addr + w.len) {
-		s->jmp_reason = "another probe site lies inside its jmp window";
-		return false;
-	}
-	if (sp_tramp_build(s, &w, &s->tramp, &reason) != 0) {
-		s->jmp_reason = reason;
-		return false;
-	}
-	s->tramp_ok = true;
-	return true;
-}
-
 static size_t text_avail(const struct sp_object *obj, uintptr_t addr)
 {
 	for (int i = 0; i < obj->n_text; i++)
@@ -166,13 +148,121 @@ static size_t text_avail(const struct sp_object *obj, uintptr_t addr)
 	return 0;
 }
 
-/* Make S ready to be armed the way WANT_JMP asks: the jmp when it is (or,
- * tried now, turns out) safe, else the int3 path. */
-static int prepare(struct sp_site *s, const struct sp_object *obj, const struct sp_func_extent *fn,
-		   bool want_jmp, const char **why)
+static bool claimed(const void *ctx, uintptr_t lo, uintptr_t hi)
 {
-	if (want_jmp && !s->jmp_tried)
-		try_jmp(s, text_avail(obj, s->addr), fn);
+	(void)ctx;
+	return sp_site_claimed(lo, hi);
+}
+
+/* The hop part of the decision (hop.h) for F, on a pristine copy of the
+ * code around the site and its pad. */
+static void decide_hop(const struct sp_object *obj, const struct sp_site_facts *f,
+		       const struct sp_func_extent *fn, struct sp_verdict *v)
+{
+	uintptr_t tlo = 0, thi = 0, lo, hi;
+	for (int i = 0; i < obj->n_text; i++)
+		if (f->site >= obj->text[i].start && f->site < obj->text[i].end) {
+			tlo = obj->text[i].start;
+			thi = obj->text[i].end;
+		}
+	if (!fn->elf || !thi)
+		return;
+	struct sp_hop_site hs = { .site = f->site, .func = f->func, .func_size = f->func_size,
+				  .limit = f->limit, .idx = f->idx };
+	sp_hop_plan_range(fn->elf, obj->bias, &hs, f->avail, tlo, thi, &lo, &hi);
+	uint8_t *copy = malloc(hi - lo);
+	if (!copy)
+		return;
+	sp_site_pristine(lo, hi - lo, copy);
+	struct sp_hop_facts hf = { .code = copy, .lo = lo, .len = hi - lo, .elf = fn->elf,
+				   .bias = obj->bias, .claimed = claimed };
+	sp_hop_decide(f, &hf, v);
+	free(copy);
+}
+
+/* The verdict for ADDR, on a pristine copy of its code (live text may hold
+ * our own int3s and jmps).  -ENOMEM when no copy could be made. */
+static int decide_live(const struct sp_object *obj, uintptr_t addr, size_t avail,
+		       const struct sp_func_extent *fn, struct sp_verdict *v)
+{
+	uintptr_t lo, hi;
+	sp_decide_range(fn->start, fn->size, addr, avail, &lo, &hi);
+	uint8_t *copy = malloc(hi - lo);
+	if (!copy)
+		return -ENOMEM;
+	sp_site_pristine(lo, hi - lo, copy);
+	struct sp_site *next = sp_site_after(addr);
+	struct sp_site_facts f = {
+		.site = addr, .bias = obj->bias,
+		.code = copy, .code_lo = lo, .code_len = hi - lo, .avail = avail,
+		.func = fn->start, .func_size = fn->size, .limit = fn->limit,
+		.idx = fn->bt, .landing_pads = fn->landing_pads, .hazard = fn->hazard,
+		.live = true, .tramp_addr = 0, .next_site = next ? next->addr : 0,
+	};
+	sp_decide(&f, v);
+	free(copy);
+	if (sp_hop_candidate(v))
+		decide_hop(obj, &f, fn, v);
+	return 0;
+}
+
+/* A verdict's reason, kept for the life of the site (sites are never freed;
+ * a reason naming an address lives in the verdict's own storage). */
+static const char *keep(const struct sp_verdict *v, const char *reason)
+{
+	if (!reason || reason < v->text || reason >= v->text + sizeof(v->text))
+		return reason;
+	char *c = strdup(reason);
+	return c ? c : "(reason lost: out of memory)";
+}
+
+/* The jmp path as verdict V has it (the 5-byte jmp, or a hop): the
+ * trampoline when it allows the jmp.  On refusal s->jmp_reason says why. */
+static bool take_jmp(struct sp_site *s, const struct sp_verdict *v)
+{
+	const char *reason = NULL;
+	s->jmp_tried = true;
+	if (v->path != SP_PATH_JMP5 && v->path != SP_PATH_HOP) {
+		s->jmp_reason = keep(v, v->reason);
+		return false;
+	}
+	bool hop = v->path == SP_PATH_HOP;
+	if (sp_site_pad_overlaps(s->addr, s->addr + (hop ? SP_HOP_LEN : SP_JMP_LEN))) {
+		s->jmp_reason = "its jmp would overwrite padding another probe's hop uses";
+		return false;
+	}
+	if (sp_tramp_build(s, &v->w, &s->tramp, &reason) != 0) {
+		s->jmp_reason = reason;
+		return false;
+	}
+	if (hop) {
+		intptr_t d = (intptr_t)s->tramp.entry - (intptr_t)(v->hop_pad + SP_HOP_PAD_LEN);
+		if (d != (int32_t)d) {
+			s->jmp_reason = "the trampoline is out of the hop pad's rel32 reach";
+			return false;
+		}
+		/* the pad is claimed from here on, for the site's life */
+		s->pad = v->hop_pad;
+		sp_site_pristine(s->pad, SP_HOP_PAD_LEN, s->pad_orig);
+		s->hop = true;
+	}
+	s->tramp_ok = true;
+	return true;
+}
+
+/* Make S ready to be armed the way WANT_JMP asks: the jmp when it is (or,
+ * decided now, turns out) safe, else the int3 path.  V: a fresh verdict,
+ * or NULL to decide now if needed. */
+static int prepare(struct sp_site *s, const struct sp_object *obj, const struct sp_func_extent *fn,
+		   bool want_jmp, const struct sp_verdict *v, const char **why)
+{
+	if (want_jmp && !s->jmp_tried) {
+		struct sp_verdict fresh;
+		if (!v && decide_live(obj, s->addr, text_avail(obj, s->addr), fn, &fresh) == 0)
+			v = &fresh;
+		if (v)
+			take_jmp(s, v);
+	}
 	if (!(want_jmp && s->tramp_ok) && plan_resume(s, why) != 0)
 		return -ENOTSUP;
 	s->want_jmp = want_jmp;
@@ -185,7 +275,7 @@ struct sp_site *sp_arm_site(const struct sp_object *obj, uintptr_t addr,
 	struct sp_site *s = sp_site_lookup(addr);
 	if (s) {
 		/* an armed site keeps its path; a new probe joins it */
-		if (!s->armed && prepare(s, obj, fn, want_jmp, why) != 0)
+		if (!s->armed && prepare(s, obj, fn, want_jmp, NULL, why) != 0)
 			return NULL;
 		return s;
 	}
@@ -195,41 +285,44 @@ struct sp_site *sp_arm_site(const struct sp_object *obj, uintptr_t addr,
 			     : "address is not in the object's executable text";
 		return NULL;
 	}
+	struct sp_verdict *v = malloc(sizeof(*v));
 	s = calloc(1, sizeof(*s));
-	if (!s) {
+	if (!s || !v) {
 		*why = "out of memory";
-		return NULL;
+		goto fail;
 	}
 	s->addr = addr;
+	if (sp_site_pad_overlaps(addr, addr + 1)) {
+		*why = "the address is padding another probe's hop uses";
+		goto fail;
+	}
 	struct sp_site *t = covering(addr);
 	if (t && demote(t) != 0) {
 		*why = "inside the jmp window of another probe that cannot be moved back to int3";
 		goto fail;
 	}
-	uint8_t code[15];
-	size_t n = avail < sizeof(code) ? avail : sizeof(code);
-	sp_site_pristine(addr, n, code);
-	if (code[0] == 0xcc) {
-		*why = "the site already holds an int3 (a debugger, a kernel uprobe or another tool?)";
+	if (decide_live(obj, addr, avail, fn, v) != 0) {
+		*why = "out of memory";
 		goto fail;
 	}
-	if (sp_insn_decode(code, n, addr, &s->insn) != 0) {
-		*why = "the instruction at the site does not decode";
+	if (v->path == SP_PATH_NONE) {
+		/* a hazard, an int3 already there, an instruction that does not
+		 * decode or cannot resume: nothing is patched */
+		*why = keep(v, v->reason);
 		goto fail;
 	}
-	if (s->insn.cls == SP_INSN_REFUSED) {
-		*why = s->insn.why ? s->insn.why : "instruction cannot be probed";
-		goto fail;
-	}
-	memcpy(s->orig, code, SP_JMP_LEN);
-	if (prepare(s, obj, fn, want_jmp, why) != 0)
+	s->insn = v->insn;
+	sp_site_pristine(addr, SP_JMP_LEN, s->orig);
+	if (prepare(s, obj, fn, want_jmp, v, why) != 0)
 		goto fail;
 	if (sp_site_insert(s) != 0) {
 		*why = "out of memory";
 		goto fail;
 	}
+	free(v);
 	return s;
 fail:
+	free(v);
 	free(s);
 	return NULL;
 }
@@ -237,6 +330,27 @@ fail:
 static int write_byte0(struct sp_site *s, uint8_t b)
 {
 	return sp_patch_write(s->addr, &b, 1);
+}
+
+/* Step 3 for S: the displacement after the opcode byte.  A hop's pad is
+ * written first: nothing reaches it until the rel8 and its opcode exist
+ * (the site holds an int3 now). */
+static int write_rel(struct sp_site *s)
+{
+	if (!s->hop) {
+		int32_t rel = (int32_t)((intptr_t)s->tramp.entry - (intptr_t)(s->addr + SP_JMP_LEN));
+		return sp_patch_write(s->addr + 1, &rel, 4);
+	}
+	uint8_t pad[SP_HOP_PAD_LEN], site[SP_HOP_LEN];
+	sp_hop_pad_bytes(s->pad, s->tramp.entry, pad);
+	sp_hop_site_bytes(s->addr, s->pad, site);
+	if (!s->pad_written) {
+		int rc = sp_patch_write(s->pad, pad, SP_HOP_PAD_LEN);
+		if (rc)
+			return rc;
+		s->pad_written = true;
+	}
+	return sp_patch_write(s->addr + 1, site + 1, 1);
 }
 
 static int cmp_window(const void *a, const void *b)
@@ -302,8 +416,7 @@ size_t sp_arm_batch(struct sp_site **sites, size_t n, int *rcs)
 						 : "a thread was blocked inside the jmp window: the site keeps its int3";
 			continue;
 		}
-		int32_t rel = (int32_t)((intptr_t)s->tramp.entry - (intptr_t)(s->addr + SP_JMP_LEN));
-		if (sp_patch_write(s->addr + 1, &rel, 4) == 0) {       /* step 3 */
+		if (write_rel(s) == 0) {                                  /* step 3 */
 			s->jmp = true;
 			n_rel++;
 		}
@@ -311,7 +424,7 @@ size_t sp_arm_batch(struct sp_site **sites, size_t n, int *rcs)
 	if (n_rel) {
 		sp_patch_sync();
 		for (size_t i = 0; i < n; i++)                          /* step 4 */
-			if (rcs[i] == 0 && sites[i]->jmp && write_byte0(sites[i], 0xe9) != 0)
+			if (rcs[i] == 0 && sites[i]->jmp && write_byte0(sites[i], sites[i]->hop ? 0xeb : 0xe9) != 0)
 				sites[i]->jmp = false;   /* the int3 stays: still correct */
 		sp_patch_sync();
 	}
@@ -336,5 +449,6 @@ int sp_arm_disarm(struct sp_site *s)
 		return rc;
 	sp_patch_sync();
 	s->armed = false;
+	release_pad(s);
 	return 0;
 }

@@ -1,6 +1,7 @@
-/* arm — a site's life: created once per address (decoded, its path chosen:
- * the jmp when the plan allows and the mode wants it, else int3 with the
- * reason), then armed and disarmed any number of times.
+/* arm — a site's life: created once per address (its path chosen by the
+ * one decision, decide.h: the jmp when the verdict allows and the mode wants
+ * it, else int3 with the verdict's reason), then armed and disarmed any
+ * number of times.
  *
  * Arming a batch follows the kernel's text_poke_bp order, one step for all
  * sites at a time so a batch of thousands costs a handful of core syncs:
@@ -14,9 +15,16 @@
  *   3. bytes 1–4 of every jmp site (the rel32); sync;
  *   4. the jmp opcode at byte 0; sync.
  *
+ * A hop site (hop.h) takes the same steps with a jmp rel8: in step 3 its
+ * pad's jmp rel32 is written first (nothing can reach the pad: the site
+ * holds an int3), then byte 1 (the rel8); step 4 writes the eb opcode.
+ *
  * Disarming is the same dance backwards: int3 at byte 0; sync; the original
- * bytes 1–4; sync; the original byte 0; sync.  A trampoline is never freed:
- * a thread may still be inside it.
+ * bytes 1–4; sync; the original byte 0; sync.  A hop's pad is put back last,
+ * once a stop check has moved any thread caught between the two jumps (at
+ * the pad's first byte) into the trampoline; if the check fails the pad
+ * keeps its jmp, which is never reached again and still correct.  A
+ * trampoline is never freed: a thread may still be inside it.
  */
 #ifndef SP_ARM_H
 #define SP_ARM_H
@@ -29,18 +37,23 @@
 #include "maps.h"
 #include "site.h"
 
-/* What is known about the function holding the site, for the jmp plan. */
+/* What is known about the site beyond its code, for the decision (decide.h). */
 struct sp_func_extent {
 	uintptr_t start;     /* 0: unknown */
 	size_t size;         /* 0: unknown */
 	uintptr_t limit;     /* first byte the window must not reach */
 	const struct sp_btindex *bt;  /* the object's branch targets (NULL: no jmp) */
+	const struct sp_elf *elf;     /* the object's symbols, for a hop's pad
+				       * (NULL: no hop) */
 	bool landing_pads;   /* the object has exception tables: code inside a
 			      * function may be entered by the unwinder */
+	const char *hazard;  /* why an int3 here would break the process (hazard.h) */
 };
 
-/* The site at ADDR, created on first use.  WANT_JMP: try the jmp path.
- * NULL with *WHY when ADDR cannot be probed at all. */
+/* The site at ADDR, created on first use: its path is sp_decide's verdict
+ * (a pristine copy of the code, FN, the other sites).  WANT_JMP: take the
+ * jmp when the verdict allows.  NULL with *WHY when ADDR cannot be probed
+ * at all. */
 struct sp_site *sp_arm_site(const struct sp_object *obj, uintptr_t addr,
 			    const struct sp_func_extent *fn, bool want_jmp, const char **why);
 

@@ -1,76 +1,461 @@
 /* btindex — see btindex.h. */
 #include "btindex.h"
 #include "insn.h"
+#include "jtable.h"
+#include "objdata.h"
 #include "site.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-struct sp_btindex {
-	char *path;
-	uintptr_t bias;
-	uintptr_t *targets;       /* sorted, unique */
+/* A sorted set of addresses, each with what put it there. */
+struct addrset {
+	uintptr_t *a;
+	const char **how;            /* NULL for the direct targets */
 	size_t n, cap;
+};
+
+struct unknown_jump {
+	uintptr_t jmp;
+	const char *why;
+};
+
+struct sp_btindex {
+	char *path;                  /* the live cache's key (NULL: built by a caller) */
+	uintptr_t bias;
+	struct addrset direct;
+	struct addrset taken;
+	bool taken_unknown;          /* relocations could not be read */
+	const char *taken_why;
+	struct unknown_jump *unknown;
+	size_t n_unknown, cap_unknown;
+	size_t tables, table_entries, tables_elsewhere;
 	struct sp_btindex *next;
 };
 
 static struct sp_btindex *cache;   /* registry lock held by callers */
 
-static int push(struct sp_btindex *x, uintptr_t t)
+static int set_push(struct addrset *s, uintptr_t t, const char *how)
 {
-	if (x->n == x->cap) {
-		size_t cap = x->cap ? x->cap * 2 : 4096;
-		uintptr_t *n = realloc(x->targets, cap * sizeof(*n));
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 4096;
+		uintptr_t *n = realloc(s->a, cap * sizeof(*n));
 		if (!n)
 			return -1;
-		x->targets = n;
-		x->cap = cap;
+		s->a = n;
+		const char **h = realloc(s->how, cap * sizeof(*h));
+		if (!h)
+			return -1;
+		s->how = h;
+		s->cap = cap;
 	}
-	x->targets[x->n++] = t;
+	s->how[s->n] = how;
+	s->a[s->n++] = t;
 	return 0;
 }
 
-static int cmp(const void *a, const void *b)
+static struct addrset *sort_set;
+static int cmp_idx(const void *a, const void *b)
+{
+	size_t i = *(const size_t *)a, j = *(const size_t *)b;
+	uintptr_t x = sort_set->a[i], y = sort_set->a[j];
+	/* at one address the first phrase pushed wins (tables before scans) */
+	return x < y ? -1 : x > y ? 1 : i < j ? -1 : i > j;
+}
+
+/* Sort and dedupe, keeping the first phrase of each address. */
+static int set_finish(struct addrset *s)
+{
+	if (s->n == 0)
+		return 0;
+	size_t *ix = malloc(s->n * sizeof(*ix));
+	uintptr_t *a = malloc(s->n * sizeof(*a));
+	const char **h = malloc(s->n * sizeof(*h));
+	if (!ix || !a || !h) {
+		free(ix);
+		free(a);
+		free(h);
+		return -1;
+	}
+	for (size_t i = 0; i < s->n; i++)
+		ix[i] = i;
+	sort_set = s;
+	qsort(ix, s->n, sizeof(*ix), cmp_idx);   /* registry lock / single CLI thread */
+	size_t k = 0;
+	for (size_t i = 0; i < s->n; i++) {
+		uintptr_t v = s->a[ix[i]];
+		if (k && a[k - 1] == v)
+			continue;
+		a[k] = v;
+		h[k++] = s->how[ix[i]];
+	}
+	free(ix);
+	free(s->a);
+	free(s->how);
+	s->a = a;
+	s->how = h;
+	s->n = k;
+	return 0;
+}
+
+/* Index of the first element > LO. */
+static size_t first_above(const struct addrset *s, uintptr_t lo)
+{
+	size_t a = 0, b = s->n;
+	while (a < b) {
+		size_t m = (a + b) / 2;
+		if (s->a[m] <= lo)
+			a = m + 1;
+		else
+			b = m;
+	}
+	return a;
+}
+
+/* What the build keeps between its passes. */
+struct build {
+	struct sp_btindex *x;
+	const struct sp_objcode *oc;
+	struct sp_objdata *data;     /* NULL: the file could not be read */
+	bool non_pie;
+	uintptr_t *data_refs;        /* RIP-relative operands into data (ELF addresses) */
+	size_t n_refs, cap_refs;
+	struct ijmp {
+		int n;                   /* instructions, the jmp last */
+		uintptr_t addr[24];
+	} *jumps;
+	size_t n_jumps, cap_jumps;
+	uint8_t *insn_start[SP_MAX_TEXT_RANGES];   /* bit per text byte: the sweep
+						    * decoded an instruction there */
+};
+
+static const char TAKEN_RIP[] = "RIP-relative lea target";
+static const char TAKEN_IMM[] = "absolute address in non-PIE code";
+static const char TAKEN_TABLE[] = "jump-table entry";
+static const char TAKEN_WORD[] = "pointer-sized value in data (non-PIE)";
+static const char TAKEN_REL[] = "table-relative offset in read-only data";
+
+static bool in_text(const struct sp_objcode *oc, uintptr_t a, const uint8_t **code, size_t *avail)
+{
+	for (int r = 0; r < oc->n_text; r++)
+		if (a >= oc->text[r].start && a < oc->text[r].end) {
+			if (code) {
+				*code = oc->text[r].bytes + (a - oc->text[r].start);
+				*avail = oc->text[r].end - a;
+			}
+			return true;
+		}
+	return false;
+}
+
+static int grow(void **v, size_t *cap, size_t n, size_t size)
+{
+	if (n < *cap)
+		return 0;
+	size_t c = *cap ? *cap * 2 : 256;
+	void *p = realloc(*v, c * size);
+	if (!p)
+		return -1;
+	*v = p;
+	*cap = c;
+	return 0;
+}
+
+/* Did the sweep decode an instruction at A? */
+static bool insn_start(const struct build *b, uintptr_t a)
+{
+	for (int r = 0; r < b->oc->n_text; r++)
+		if (a >= b->oc->text[r].start && a < b->oc->text[r].end) {
+			uintptr_t off = a - b->oc->text[r].start;
+			return b->insn_start[r][off >> 3] & (1u << (off & 7));
+		}
+	return false;
+}
+
+static int take(struct build *b, uintptr_t a, const char *how)
+{
+	return in_text(b->oc, a, NULL, NULL) ? set_push(&b->x->taken, a, how) : 0;
+}
+
+/* Sweep one text range, restarting at each symbol start in STARTS (runtime
+ * addresses, sorted) so a byte of data cannot shift the decode past the
+ * next function.  Each indirect jmp keeps the straight line before it. */
+static int sweep(struct build *b, int r, const uintptr_t *starts, size_t n_starts)
+{
+	const struct sp_objcode *oc = b->oc;
+	uintptr_t lo = oc->text[r].start, hi = oc->text[r].end;
+	const uint8_t *code = oc->text[r].bytes;
+	struct ijmp line = { 0 };
+	size_t s = 0;
+	uintptr_t pc = lo;
+	while (pc < hi) {
+		while (s < n_starts && starts[s] <= pc) {
+			s++;
+			line.n = 0;          /* a new function */
+		}
+		uintptr_t stop = s < n_starts && starts[s] < hi ? starts[s] : hi;
+		size_t avail = hi - pc < 15 ? hi - pc : 15;
+		struct sp_insn_scan in;
+		if (sp_insn_scan(code + (pc - lo), avail, pc, &in) < 0 || in.len == 0) {
+			pc++;    /* undecodable byte (padding, data): step over it */
+			line.n = 0;
+			continue;
+		}
+		if (line.n == 24) {
+			memmove(line.addr, line.addr + 1, 23 * sizeof(line.addr[0]));
+			line.n--;
+		}
+		line.addr[line.n++] = pc;
+		b->insn_start[r][(pc - lo) >> 3] |= (uint8_t)(1u << ((pc - lo) & 7));
+		if (in.branch && set_push(&b->x->direct, (uintptr_t)in.target, NULL) != 0)
+			return -1;
+		if (in.riprel) {
+			/* only a lea puts the address in a register; a load or
+			 * a store through it reads or writes what is there (a
+			 * GOT entry's address is its relocation's business) */
+			if (in.lea && take(b, (uintptr_t)in.rip_target, TAKEN_RIP) != 0)
+				return -1;
+			uint64_t v = in.rip_target - oc->bias;
+			if (b->data && sp_objdata_is_data(b->data, v)) {
+				if (grow((void **)&b->data_refs, &b->cap_refs, b->n_refs, sizeof(uintptr_t)) != 0)
+					return -1;
+				b->data_refs[b->n_refs++] = v;
+			}
+		}
+		for (int i = 0; b->non_pie && i < in.n_imm; i++)
+			if (take(b, (uintptr_t)in.imm[i] + oc->bias, TAKEN_IMM) != 0)
+				return -1;
+		if (in.ind_jmp) {
+			if (grow((void **)&b->jumps, &b->cap_jumps, b->n_jumps, sizeof(*b->jumps)) != 0)
+				return -1;
+			b->jumps[b->n_jumps++] = line;
+		}
+		if (in.branch || in.ind_jmp)
+			line.n = 0;          /* the straight line ends at a branch */
+		pc += in.len;
+		if (pc > stop && stop < hi)
+			pc = stop;   /* decoded across a symbol start: resynchronise there */
+	}
+	return 0;
+}
+
+static int add_unknown(struct sp_btindex *x, uintptr_t jmp, const char *why)
+{
+	if (grow((void **)&x->unknown, &x->cap_unknown, x->n_unknown, sizeof(*x->unknown)) != 0)
+		return -1;
+	x->unknown[x->n_unknown++] = (struct unknown_jump){ .jmp = jmp, .why = why };
+	return 0;
+}
+
+/* Entry I of table JT (read from the file), as a runtime target.  false
+ * when it cannot be read or does not land on an instruction of the text
+ * (where every real entry lands). */
+static bool entry(const struct build *b, const struct sp_jtable *jt, long i, uintptr_t *t)
+{
+	const uintptr_t bias = b->oc->bias;
+	if (jt->kind == SP_JT_REL32) {
+		int32_t e;
+		if (!sp_objdata_read(b->data, jt->table - bias + 4 * (uintptr_t)i, 4, &e))
+			return false;
+		*t = jt->base + (uintptr_t)(intptr_t)e;
+	} else {
+		uint64_t e;
+		if (!sp_objdata_read(b->data, jt->table - bias + 8 * (uintptr_t)i, 8, &e))
+			return false;
+		*t = (uintptr_t)e + bias;
+	}
+	return insn_start(b, *t);
+}
+
+#define MAX_ENTRIES 65536
+
+/* Each indirect jmp: a jump table's entries join the taken set; a table
+ * that cannot be established is unknown; anything else (a tail call, a
+ * method table, a computed goto) is covered by the taken set as it is. */
+static int tables(struct build *b)
+{
+	struct sp_btindex *x = b->x;
+	for (size_t k = 0; k < b->n_jumps; k++) {
+		const struct ijmp *j = &b->jumps[k];
+		struct sp_jt_insn ins[24];
+		for (int i = 0; i < j->n; i++) {
+			ins[i].addr = j->addr[i];
+			in_text(b->oc, j->addr[i], &ins[i].code, &ins[i].avail);
+			if (ins[i].avail > 15)
+				ins[i].avail = 15;
+		}
+		uintptr_t at = j->addr[j->n - 1];
+		struct sp_jtable jt;
+		sp_jtable_find(ins, j->n, &jt);
+		if (jt.kind == SP_JT_NONE)
+			continue;
+		if (jt.kind == SP_JT_REL32_ELSEWHERE && b->data && sp_objdata_separate_rodata(b->data)) {
+			x->tables_elsewhere++;   /* relative_words reads it */
+			continue;
+		}
+		if (jt.kind == SP_JT_REL32_ELSEWHERE) {
+			/* tables may sit in the code's own segment, where the
+			 * word scan does not look */
+			if (add_unknown(x, at, "a jump table addressed from before the jump, in an object "
+					"without separate read-only data") != 0)
+				return -1;
+			continue;
+		}
+		if (jt.kind == SP_JT_UNKNOWN || !b->data) {
+			if (add_unknown(x, at, jt.why ? jt.why : "a jump table that cannot be read") != 0)
+				return -1;
+			continue;
+		}
+		/* the bound holds only if nothing enters after the check */
+		if (jt.count && sp_btindex_any_inside(x, jt.bound_from, at + 1))
+			jt.count = 0;
+		long n = 0;
+		uintptr_t t;
+		if (jt.count) {
+			while (n < jt.count && entry(b, &jt, n, &t))
+				n++;
+			if (n < jt.count) {
+				if (add_unknown(x, at, "a jump-table entry that is not an instruction of the text") != 0)
+					return -1;
+				continue;
+			}
+		} else {
+			/* no bound: every entry of a real table lands in the text,
+			 * so the run of such words from the table's start holds it */
+			while (n < MAX_ENTRIES && entry(b, &jt, n, &t))
+				n++;
+			if (n == 0 || n == MAX_ENTRIES) {
+				if (add_unknown(x, at, "a jump table whose bound and extent cannot be established") != 0)
+					return -1;
+				continue;
+			}
+		}
+		for (long i = 0; i < n; i++) {
+			entry(b, &jt, i, &t);
+			if (set_push(&x->taken, t, TAKEN_TABLE) != 0)
+				return -1;
+		}
+		x->tables++;
+		x->table_entries += (size_t)n;
+	}
+	return 0;
+}
+
+static void take_reloc(void *ctx, uint64_t vaddr, const char *how)
+{
+	struct build *b = ctx;
+	if (take(b, (uintptr_t)vaddr + b->oc->bias, how) != 0)
+		b->x->taken_unknown = true;
+}
+
+static void take_word(void *ctx, uint64_t vaddr, uint64_t value)
+{
+	(void)vaddr;
+	take_reloc(ctx, value, TAKEN_WORD);
+}
+
+static int cmp_uptr(const void *a, const void *b)
 {
 	uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
 	return x < y ? -1 : x > y;
 }
 
-/* Sweep [lo, hi), restarting at each symbol start in SYMS (runtime addresses,
- * sorted) so a byte of data cannot shift the decode past the next function. */
-static int sweep(struct sp_btindex *x, uintptr_t lo, uintptr_t hi, const uintptr_t *starts, size_t n_starts)
+/* The entries of tables addressed from outside the straight line, and the
+ * safety net for tables no pattern recognised: the 32-bit words on either
+ * side of every RIP-relative reference into data, read as offsets from it,
+ * while they land on an instruction of the text (a real table's entries
+ * all do; junk stops the run at once). */
+static int relative_words(struct build *b)
 {
-	/* decode a pristine copy: our own patches may already be in the text */
-	uint8_t *copy = malloc(hi - lo);
-	if (!copy)
-		return -1;
-	sp_site_pristine(lo, hi - lo, copy);
-	int rc = 0;
-	size_t s = 0;
-	uintptr_t pc = lo;
-	while (pc < hi) {
-		while (s < n_starts && starts[s] <= pc)
-			s++;
-		uintptr_t stop = s < n_starts && starts[s] < hi ? starts[s] : hi;
-		size_t avail = hi - pc < 15 ? hi - pc : 15;
-		uint8_t len;
-		uint64_t target;
-		int br = sp_insn_branch(copy + (pc - lo), avail, pc, &len, &target);
-		if (br < 0 || len == 0) {
-			pc++;    /* undecodable byte (padding, data): step over it */
+	qsort(b->data_refs, b->n_refs, sizeof(*b->data_refs), cmp_uptr);
+	const uintptr_t bias = b->oc->bias;
+	for (size_t i = 0; i < b->n_refs; i++) {
+		if (i && b->data_refs[i] == b->data_refs[i - 1])
 			continue;
+		uint64_t v = b->data_refs[i];
+		for (int dir = 1; dir >= -1; dir -= 2) {
+			for (long k = dir > 0 ? 0 : -1; k < MAX_ENTRIES && k > -MAX_ENTRIES; k += dir) {
+				int32_t e;
+				if (!sp_objdata_read(b->data, v + 4 * (uint64_t)k, 4, &e))
+					break;
+				uintptr_t t = (uintptr_t)(v + bias) + (uintptr_t)(intptr_t)e;
+				if (!insn_start(b, t))
+					break;
+				if (set_push(&b->x->taken, t, TAKEN_REL) != 0)
+					return -1;
+			}
 		}
-		if (br == 1 && push(x, (uintptr_t)target) != 0) {
-			rc = -1;
-			goto out;
-		}
-		pc += len;
-		if (pc > stop && stop < hi)
-			pc = stop;   /* decoded across a symbol start: resynchronise there */
 	}
-out:
-	free(copy);
-	return rc;
+	return 0;
+}
+
+void sp_btindex_free(struct sp_btindex *x)
+{
+	if (!x)
+		return;
+	free(x->path);
+	free(x->direct.a);
+	free(x->direct.how);
+	free(x->taken.a);
+	free(x->taken.how);
+	free(x->unknown);
+	free(x);
+}
+
+static int cmp_unknown(const void *a, const void *b)
+{
+	const struct unknown_jump *x = a, *y = b;
+	return x->jmp < y->jmp ? -1 : x->jmp > y->jmp;
+}
+
+struct sp_btindex *sp_btindex_build(const struct sp_objcode *oc)
+{
+	const struct sp_elf *elf = oc->elf;
+	struct build b = { .oc = oc, .non_pie = elf->e_type == 2 /* ET_EXEC */ };
+	struct sp_btindex *x = b.x = calloc(1, sizeof(*x));
+	uintptr_t *starts = calloc(elf->n_syms + 1, sizeof(*starts));
+	if (!x || !starts)
+		goto fail;
+	x->bias = oc->bias;
+	b.data = oc->path ? sp_objdata_open(oc->path, elf) : NULL;
+	size_t n_starts = 0;
+	for (size_t i = 0; i < elf->n_syms; i++)
+		starts[n_starts++] = oc->bias + elf->syms[i].value;   /* already sorted */
+	for (int r = 0; r < oc->n_text; r++)
+		if (!(b.insn_start[r] = calloc(1, (oc->text[r].end - oc->text[r].start) / 8 + 1)) ||
+		    sweep(&b, r, starts, n_starts) != 0)
+			goto fail;
+	if (set_finish(&x->direct) != 0 || tables(&b) != 0)
+		goto fail;
+	if (!b.data || sp_objdata_relocs(b.data, take_reloc, &b) != 0) {
+		x->taken_unknown = true;
+		x->taken_why = "the file's relocations could not be read";
+	} else if (x->taken_unknown) {
+		x->taken_why = "out of memory";
+	}
+	if (b.data && b.non_pie)
+		sp_objdata_words(b.data, take_word, &b);
+	if (b.data && relative_words(&b) != 0)
+		goto fail;
+	if (set_finish(&x->taken) != 0)
+		goto fail;
+	qsort(x->unknown, x->n_unknown, sizeof(*x->unknown), cmp_unknown);
+	free(starts);
+	free(b.data_refs);
+	free(b.jumps);
+	for (int r = 0; r < SP_MAX_TEXT_RANGES; r++)
+		free(b.insn_start[r]);
+	sp_objdata_close(b.data);
+	return x;
+fail:
+	free(starts);
+	free(b.data_refs);
+	free(b.jumps);
+	for (int r = 0; r < SP_MAX_TEXT_RANGES; r++)
+		free(b.insn_start[r]);
+	sp_objdata_close(b.data);
+	sp_btindex_free(x);
+	return NULL;
 }
 
 const struct sp_btindex *sp_btindex_get(const struct sp_object *obj, const struct sp_elf *elf)
@@ -78,47 +463,83 @@ const struct sp_btindex *sp_btindex_get(const struct sp_object *obj, const struc
 	for (struct sp_btindex *c = cache; c; c = c->next)
 		if (c->bias == obj->bias && strcmp(c->path, obj->path) == 0)
 			return c;
-	struct sp_btindex *x = calloc(1, sizeof(*x));
-	uintptr_t *starts = calloc(elf->n_syms + 1, sizeof(*starts));
-	if (!x || !starts)
-		goto fail;
-	x->path = strdup(obj->path);
-	x->bias = obj->bias;
-	size_t n_starts = 0;
-	for (size_t i = 0; i < elf->n_syms; i++)
-		starts[n_starts++] = obj->bias + elf->syms[i].value;   /* already sorted */
-	for (int r = 0; r < obj->n_text; r++)
-		if (sweep(x, obj->text[r].start, obj->text[r].end, starts, n_starts) != 0)
-			goto fail;
-	free(starts);
-	qsort(x->targets, x->n, sizeof(*x->targets), cmp);
-	size_t k = 0;
-	for (size_t i = 0; i < x->n; i++)
-		if (k == 0 || x->targets[k - 1] != x->targets[i])
-			x->targets[k++] = x->targets[i];
-	x->n = k;
-	x->next = cache;
-	cache = x;
-	return x;
-fail:
-	free(starts);
-	if (x) {
-		free(x->path);
-		free(x->targets);
-		free(x);
+	/* decode a pristine copy: our own patches may already be in the text */
+	struct sp_objcode oc = { .elf = elf, .path = obj->path, .bias = obj->bias, .n_text = obj->n_text };
+	struct sp_btindex *x = NULL;
+	int r;
+	for (r = 0; r < obj->n_text; r++) {
+		size_t len = obj->text[r].end - obj->text[r].start;
+		uint8_t *copy = malloc(len);
+		if (!copy)
+			goto out;
+		sp_site_pristine(obj->text[r].start, len, copy);
+		oc.text[r].start = obj->text[r].start;
+		oc.text[r].end = obj->text[r].end;
+		oc.text[r].bytes = copy;
 	}
-	return NULL;
+	x = sp_btindex_build(&oc);
+	if (x && !(x->path = strdup(obj->path))) {
+		sp_btindex_free(x);
+		x = NULL;
+	}
+	if (x) {
+		x->next = cache;
+		cache = x;
+	}
+out:
+	for (int i = 0; i < r; i++)
+		free((void *)oc.text[i].bytes);
+	return x;
 }
 
 bool sp_btindex_any_inside(const struct sp_btindex *idx, uintptr_t lo, uintptr_t hi)
 {
-	size_t a = 0, b = idx->n;
-	while (a < b) {           /* first target > lo */
+	size_t a = first_above(&idx->direct, lo);
+	return a < idx->direct.n && idx->direct.a[a] < hi;
+}
+
+bool sp_btindex_taken_inside(const struct sp_btindex *idx, uintptr_t lo, uintptr_t hi,
+			     uintptr_t *addr, const char **how)
+{
+	if (idx->taken_unknown) {
+		*addr = 0;
+		*how = idx->taken_why;
+		return true;
+	}
+	size_t a = first_above(&idx->taken, lo);
+	if (a < idx->taken.n && idx->taken.a[a] < hi) {
+		*addr = idx->taken.a[a];
+		*how = idx->taken.how[a];
+		return true;
+	}
+	return false;
+}
+
+bool sp_btindex_unknown_jump(const struct sp_btindex *idx, uintptr_t lo, uintptr_t hi,
+			     uintptr_t *jmp, const char **why)
+{
+	size_t a = 0, b = idx->n_unknown;
+	while (a < b) {           /* first jmp >= lo */
 		size_t m = (a + b) / 2;
-		if (idx->targets[m] <= lo)
+		if (idx->unknown[m].jmp < lo)
 			a = m + 1;
 		else
 			b = m;
 	}
-	return a < idx->n && idx->targets[a] < hi;
+	if (a < idx->n_unknown && idx->unknown[a].jmp < hi) {
+		*jmp = idx->unknown[a].jmp;
+		*why = idx->unknown[a].why;
+		return true;
+	}
+	return false;
+}
+
+void sp_btindex_stats(const struct sp_btindex *idx, struct sp_btindex_stats *st)
+{
+	st->direct = idx->direct.n;
+	st->taken = idx->taken.n;
+	st->tables = idx->tables;
+	st->table_entries = idx->table_entries;
+	st->unknown_tables = idx->n_unknown;
+	st->tables_elsewhere = idx->tables_elsewhere;
 }

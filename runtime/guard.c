@@ -56,6 +56,20 @@ int sp_guard_call_handler(struct sp_probe *p, struct selfprobe_regs *regs, void 
 	return sp_guard_call(p, &ctx);
 }
 
+struct sp_probe *sp_guard_suspend(void)
+{
+	struct sp_probe *p = guard.probe;
+	guard.probe = NULL;
+	atomic_signal_fence(memory_order_seq_cst);
+	return p;
+}
+
+void sp_guard_resume(struct sp_probe *p)
+{
+	atomic_signal_fence(memory_order_seq_cst);
+	guard.probe = p;
+}
+
 void sp_guard_on_fault(int sig, const siginfo_t *si)
 {
 	struct sp_probe *p = guard.probe;

@@ -33,6 +33,11 @@ int sp_guard_call(struct sp_probe *p, struct selfprobe_ctx *ctx);
 int sp_guard_call_handler(struct sp_probe *p, struct selfprobe_regs *regs, void *ucontext,
 			  uint64_t *cookie, bool is_return);
 
+/* Around an application signal handler (sigwrap.h): a fault in it is not
+ * the interrupted probe handler's.  Suspend returns what resume restores. */
+struct sp_probe *sp_guard_suspend(void);
+void sp_guard_resume(struct sp_probe *p);
+
 /* From the fault handlers: jumps back into sp_guard_call (no return) when
  * the fault is a handler's; returns otherwise. */
 void sp_guard_on_fault(int sig, const siginfo_t *si);

@@ -407,10 +407,10 @@ void sp_insn_format(const struct sp_insn *insn, char *buf, size_t len)
 		snprintf(buf, len, "(bad)");
 }
 
-int sp_insn_branch(const uint8_t *code, size_t avail, uint64_t addr, uint8_t *len, uint64_t *target)
+int sp_insn_scan(const uint8_t *code, size_t avail, uint64_t addr, struct sp_insn_scan *out)
 {
-	/* Instruction-only decode (no operand decoding): the sweep of a whole
-	 * object's text for branch targets is dominated by this call. */
+	/* instruction-only decode (no operand decoding): the sweep of a whole
+	 * object's text is dominated by this call */
 	static ZydisDecoder dec;
 	static int ready;
 	if (!ready) {
@@ -421,17 +421,107 @@ int sp_insn_branch(const uint8_t *code, size_t avail, uint64_t addr, uint8_t *le
 	ZydisDecodedInstruction in;
 	if (ZYAN_FAILED(ZydisDecoderDecodeInstruction(&dec, NULL, code, avail, &in)))
 		return -EINVAL;
-	*len = in.length;
-	switch (in.meta.category) {
-	case ZYDIS_CATEGORY_COND_BR:
-	case ZYDIS_CATEGORY_UNCOND_BR:
-	case ZYDIS_CATEGORY_CALL:
-		break;
-	default:
-		return 0;
+	memset(out, 0, sizeof(*out));
+	out->len = in.length;
+	bool rel_imm = false;
+	for (int i = 0; i < 2; i++) {
+		if (in.raw.imm[i].size == 0)
+			continue;
+		if (in.raw.imm[i].is_relative) {
+			rel_imm = true;
+			out->branch = true;
+			out->target = addr + in.length + (uint64_t)in.raw.imm[i].value.s;
+		} else if (in.raw.imm[i].size >= 32 && out->n_imm < 2) {
+			out->imm[out->n_imm++] = in.raw.imm[i].is_signed ? (uint64_t)in.raw.imm[i].value.s
+									  : in.raw.imm[i].value.u;
+		}
 	}
-	if (!(in.attributes & ZYDIS_ATTRIB_IS_RELATIVE) || !in.raw.imm[0].is_relative)
-		return 0;   /* indirect, or a RIP-relative memory operand */
-	*target = addr + in.length + (uint64_t)in.raw.imm[0].value.s;
-	return 1;
+	/* a RIP-relative memory operand: mod 00, rm 101, no SIB */
+	if (!rel_imm && (in.attributes & ZYDIS_ATTRIB_HAS_MODRM) && in.raw.modrm.mod == 0 &&
+	    in.raw.modrm.rm == 5 && in.raw.disp.size == 32) {
+		out->riprel = true;
+		out->rip_target = addr + in.length + (uint64_t)in.raw.disp.value;
+		out->lea = in.mnemonic == ZYDIS_MNEMONIC_LEA;
+	}
+	if (in.mnemonic == ZYDIS_MNEMONIC_JMP && !rel_imm && in.meta.branch_type == ZYDIS_BRANCH_TYPE_NEAR)
+		out->ind_jmp = true;
+	return 0;
+}
+
+/* Hardware number of a GPR of any width, or -1. */
+static int hw_of(ZydisRegister r)
+{
+	switch (ZydisRegisterGetClass(r)) {
+	case ZYDIS_REGCLASS_GPR64:
+	case ZYDIS_REGCLASS_GPR32:
+	case ZYDIS_REGCLASS_GPR16:
+		break;
+	case ZYDIS_REGCLASS_GPR8: {
+		/* ah/ch/dh/bh are ids 4..7 of the legacy byte registers */
+		ZydisRegister l = ZydisRegisterGetLargestEnclosing(ZYDIS_MACHINE_MODE_LONG_64, r);
+		return l == ZYDIS_REGISTER_NONE ? -1 : ZydisRegisterGetId(l);
+	}
+	default:
+		return -1;
+	}
+	ZyanI8 id = ZydisRegisterGetId(r);
+	return id >= 0 && id < 16 ? id : -1;
+}
+
+int sp_insn_ops(const uint8_t *code, size_t avail, uint64_t addr, struct sp_insn_ops *out)
+{
+	ZydisDecodedInstruction in;
+	ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
+	memset(out, 0, sizeof(*out));
+	if (decode_raw(code, avail, &in, ops) < 0)
+		return -EINVAL;
+	out->len = in.length;
+	switch (in.mnemonic) {
+	case ZYDIS_MNEMONIC_LEA: out->kind = SP_OPS_LEA; break;
+	case ZYDIS_MNEMONIC_MOVSXD: out->kind = SP_OPS_MOVSXD; break;
+	case ZYDIS_MNEMONIC_MOV: out->kind = SP_OPS_MOV; break;
+	case ZYDIS_MNEMONIC_ADD: out->kind = SP_OPS_ADD; break;
+	case ZYDIS_MNEMONIC_CMP: out->kind = SP_OPS_CMP; break;
+	case ZYDIS_MNEMONIC_AND: out->kind = SP_OPS_AND; break;
+	case ZYDIS_MNEMONIC_JMP: out->kind = SP_OPS_JMP; break;
+	default:
+		out->kind = is_jcc(in.mnemonic) ? SP_OPS_JCC : SP_OPS_OTHER;
+		break;
+	}
+	if (out->kind == SP_OPS_JCC)
+		out->cond = in.opcode & 0xf;
+	int k = 0;
+	for (int i = 0; i < in.operand_count; i++) {
+		const ZydisDecodedOperand *o = &ops[i];
+		if (o->type == ZYDIS_OPERAND_TYPE_REGISTER && (o->actions & ZYDIS_OPERAND_ACTION_MASK_WRITE)) {
+			int r = hw_of(o->reg.value);
+			if (r >= 0)
+				out->writes |= (uint16_t)(1u << r);
+		}
+		if (o->visibility != ZYDIS_OPERAND_VISIBILITY_EXPLICIT || k == 2)
+			continue;
+		struct sp_ops_operand *d = &out->op[k++];
+		d->size = (uint8_t)o->size;
+		if (o->type == ZYDIS_OPERAND_TYPE_REGISTER) {
+			d->type = SP_OPD_REG;
+			d->reg = hw_of(o->reg.value);
+		} else if (o->type == ZYDIS_OPERAND_TYPE_MEMORY) {
+			d->type = SP_OPD_MEM;
+			d->base = o->mem.base == ZYDIS_REGISTER_NONE ? -1 :
+				  o->mem.base == ZYDIS_REGISTER_RIP ? SP_RIP_BASE : hw_of(o->mem.base);
+			d->index = o->mem.index == ZYDIS_REGISTER_NONE ? -1 : hw_of(o->mem.index);
+			d->scale = o->mem.scale;
+			d->disp = o->mem.disp.has_displacement ? o->mem.disp.value : 0;
+			if (d->base == SP_RIP_BASE)
+				out->target = addr + in.length + (uint64_t)d->disp;
+			if (o->mem.segment == ZYDIS_REGISTER_FS || o->mem.segment == ZYDIS_REGISTER_GS)
+				d->type = SP_OPD_NONE;   /* not a table in this object */
+		} else if (o->type == ZYDIS_OPERAND_TYPE_IMMEDIATE) {
+			d->type = SP_OPD_IMM;
+			d->disp = o->imm.is_signed ? o->imm.value.s : (int64_t)o->imm.value.u;
+			if (o->imm.is_relative)
+				out->target = addr + in.length + (uint64_t)o->imm.value.s;
+		}
+	}
+	return 0;
 }

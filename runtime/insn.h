@@ -90,10 +90,47 @@ int sp_insn_boundary(const uint8_t *func, size_t size, uint64_t addr, size_t off
 /* Human-readable disassembly of INSN (Intel or AT&T: AT&T, like objdump). */
 void sp_insn_format(const struct sp_insn *insn, char *buf, size_t len);
 
-/* Fast: the length of the instruction at CODE and, when it is a relative
- * branch (jmp, jcc, call, loop, jrcxz), its target.  1: a branch (*TARGET
- * set), 0: not one, -EINVAL: does not decode.  Not thread-safe (a static
- * decoder): registry lock held. */
-int sp_insn_branch(const uint8_t *code, size_t avail, uint64_t addr, uint8_t *len, uint64_t *target);
+/* Fast facts for an object-wide sweep (btindex.c), from an instruction-only
+ * decode: the length; a relative branch's target; the target of a
+ * RIP-relative memory operand; whether it is an indirect jmp; immediates
+ * (absolute values, for non-PIE code).  0, or -EINVAL when the bytes do
+ * not decode.  Not thread-safe (a static decoder): registry lock held. */
+struct sp_insn_scan {
+	uint8_t len;
+	bool branch;             /* rel jmp/jcc/call/loop/jrcxz: TARGET */
+	uint64_t target;
+	bool riprel;             /* a RIP-relative memory operand: RIP_TARGET */
+	uint64_t rip_target;
+	bool lea;                /* ... of a lea: the program holds RIP_TARGET */
+	bool ind_jmp;            /* jmp r/m64 */
+	uint8_t n_imm;
+	uint64_t imm[2];         /* 32- and 64-bit immediates, sign-extended */
+};
+int sp_insn_scan(const uint8_t *code, size_t avail, uint64_t addr, struct sp_insn_scan *out);
+
+/* Operands of the few instructions a jump-table dispatch is made of, for
+ * the backward slice that finds a table and its bound.  Registers are
+ * hardware numbers (rax 0 … r15 15, any width), -1 none; SP_RIP_BASE. */
+enum sp_ops_kind {
+	SP_OPS_OTHER, SP_OPS_LEA, SP_OPS_MOVSXD, SP_OPS_MOV, SP_OPS_ADD, SP_OPS_CMP,
+	SP_OPS_AND, SP_OPS_JCC, SP_OPS_JMP,
+};
+struct sp_ops_operand {
+	enum { SP_OPD_NONE, SP_OPD_REG, SP_OPD_MEM, SP_OPD_IMM } type;
+	int reg;                 /* SP_OPD_REG */
+	uint8_t size;            /* bits */
+	int base, index;         /* SP_OPD_MEM */
+	uint8_t scale;
+	int64_t disp;            /* SP_OPD_MEM; SP_OPD_IMM: the value */
+};
+struct sp_insn_ops {
+	enum sp_ops_kind kind;
+	uint8_t len;
+	struct sp_ops_operand op[2];
+	uint8_t cond;            /* jcc: the condition nibble */
+	uint64_t target;         /* jcc target; lea/mem RIP-relative: the address */
+	uint16_t writes;         /* bit r: writes GPR r (any width) */
+};
+int sp_insn_ops(const uint8_t *code, size_t avail, uint64_t addr, struct sp_insn_ops *out);
 
 #endif

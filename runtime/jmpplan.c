@@ -9,8 +9,8 @@
  *   2. the function: decode it linearly from its start (the kernel's
  *      optprobe can_optimize() does the same) to check that the site is an
  *      instruction boundary, that no direct branch lands inside the bytes
- *      the jmp overwrites, and that there is no indirect jmp (a jump table
- *      could land anywhere).
+ *      the jmp overwrites.  Indirect jumps are the object index's business
+ *      (btindex.h: jump tables and taken addresses; decide.c asks it).
  *
  * The window is decoded first so the function scan knows the span to guard,
  * but the scan's refusals are reported first: a site that is not on a
@@ -27,7 +27,7 @@
 /* Does the thread's flow stop after INSN (nothing falls through)? */
 static bool ends_flow(const struct sp_insn *in)
 {
-	return in->cls == SP_INSN_RET || in->cls == SP_INSN_JMP_REL;
+	return in->cls == SP_INSN_RET || in->cls == SP_INSN_JMP_REL || in->cls == SP_INSN_JMP_IND;
 }
 
 static bool is_direct_branch(const struct sp_insn *in)
@@ -60,7 +60,9 @@ static const char *unrelocatable(const struct sp_insn *in, bool last)
 	case SP_INSN_LOOP:
 		return "jrcxz/loop in the jmp window cannot be relocated (rel8 only)";
 	case SP_INSN_JMP_IND:
-		return "indirect jmp in the jmp window cannot be relocated";
+		/* copied as it is (a RIP-relative operand adjusted): it reads
+		 * its absolute target wherever it runs, and ends the flow */
+		return last ? NULL : "indirect jmp in the jmp window (not its last instruction)";
 	case SP_INSN_CALL_IND:
 		return "indirect call in the jmp window cannot be relocated";
 	case SP_INSN_REFUSED:
@@ -127,12 +129,14 @@ static int plan_unknown(uintptr_t site, size_t avail, uintptr_t limit,
 	return 0;
 }
 
-/* Pass 1: the window's instructions, from SITE, inside [.., END). */
+/* Pass 1: the window's instructions, from SITE, inside [.., END): enough
+ * to cover WANT bytes (SP_JMP_LEN; 1 for a hop's window, the first
+ * instruction alone). */
 static const char *plan_window(uintptr_t site, uintptr_t end, uintptr_t limit,
-			       uintptr_t readable, struct sp_window *w)
+			       uintptr_t readable, uint8_t want, struct sp_window *w)
 {
 	uintptr_t p = site;
-	while (w->len < SP_JMP_LEN) {
+	while (w->len < want) {
 		if (p >= end)
 			return "window runs past the end of the function (its last instruction falls through)";
 		struct sp_insn in;
@@ -140,7 +144,7 @@ static const char *plan_window(uintptr_t site, uintptr_t end, uintptr_t limit,
 			return "window does not decode";
 		add_insn(w, &in);
 		p += in.len;
-		if (w->len < SP_JMP_LEN && ends_flow(&in) && p == end) {
+		if (w->len < want && ends_flow(&in) && p == end) {
 			/* the function ends here: the jmp's tail covers padding */
 			const char *why = check_padding(p, site + SP_JMP_LEN, limit, readable);
 			if (why)
@@ -162,7 +166,7 @@ static const char *plan_window(uintptr_t site, uintptr_t end, uintptr_t limit,
 static const char *scan_function(uintptr_t func, uintptr_t end, uintptr_t site,
 				 uintptr_t guard_end)
 {
-	bool on_boundary = false, indirect = false, into_window = false;
+	bool on_boundary = false, into_window = false;
 	uintptr_t p = func;
 	while (p < end) {
 		struct sp_insn in;
@@ -170,8 +174,6 @@ static const char *scan_function(uintptr_t func, uintptr_t end, uintptr_t site,
 			return "function does not decode (data in text, or a wrong ELF size)";
 		if (p == site)
 			on_boundary = true;
-		if (in.cls == SP_INSN_JMP_IND)
-			indirect = true;
 		if (is_direct_branch(&in) && in.target > site && in.target < guard_end)
 			into_window = true;
 		p += in.len;
@@ -179,20 +181,22 @@ static const char *scan_function(uintptr_t func, uintptr_t end, uintptr_t site,
 	/* boundary first: the other findings assume a correct decoding */
 	if (!on_boundary)
 		return "site is not on an instruction boundary";
-	if (indirect)
-		return "indirect jump in the function (a jump table could land in the window)";
 	if (into_window)
 		return "branch target inside the jmp window";
 	return NULL;
 }
 
-int sp_jmp_plan(uintptr_t func, size_t func_size, uintptr_t site, size_t avail,
-		uintptr_t limit, struct sp_window *w, const char **reason)
+static int plan(uintptr_t func, size_t func_size, uintptr_t site, size_t avail,
+		uintptr_t limit, uint8_t want, struct sp_window *w, const char **reason)
 {
 	memset(w, 0, sizeof(*w));
 	w->site = site;
-	if (func_size == 0)
+	if (func_size == 0 && want == SP_JMP_LEN)
 		return plan_unknown(site, avail, limit, w, reason);
+	if (func_size == 0) {
+		*reason = "function size unknown";
+		return -ENOTSUP;
+	}
 
 	uintptr_t end = func + func_size, readable = site + avail;
 	if (site < func || site >= end) {
@@ -203,8 +207,8 @@ int sp_jmp_plan(uintptr_t func, size_t func_size, uintptr_t site, size_t avail,
 		*reason = "function does not decode: it runs past the end of the text mapping";
 		return -EINVAL;
 	}
-	const char *why_window = plan_window(site, end, limit ? limit : readable, readable, w);
-	uintptr_t guard_end = site + (w->len > SP_JMP_LEN ? w->len : SP_JMP_LEN);
+	const char *why_window = plan_window(site, end, limit ? limit : readable, readable, want, w);
+	uintptr_t guard_end = site + (w->len > want ? w->len : want);
 	const char *why = scan_function(func, end, site, guard_end);
 	if (!why)
 		why = why_window;
@@ -213,6 +217,12 @@ int sp_jmp_plan(uintptr_t func, size_t func_size, uintptr_t site, size_t avail,
 		return -ENOTSUP;
 	}
 	return 0;
+}
+
+int sp_jmp_plan(uintptr_t func, size_t func_size, uintptr_t site, size_t avail,
+		uintptr_t limit, struct sp_window *w, const char **reason)
+{
+	return plan(func, func_size, site, avail, limit, SP_JMP_LEN, w, reason);
 }
 
 void sp_jmp_plan_range(uintptr_t func, size_t func_size, uintptr_t site, size_t avail,
@@ -228,15 +238,15 @@ void sp_jmp_plan_range(uintptr_t func, size_t func_size, uintptr_t site, size_t 
 		*hi = site + avail;
 }
 
-int sp_jmp_plan_image(const uint8_t *code, uintptr_t lo, size_t len, uintptr_t func,
-		      size_t func_size, uintptr_t site, uintptr_t limit, struct sp_window *w,
-		      const char **reason)
+static int plan_image(const uint8_t *code, uintptr_t lo, size_t len, uintptr_t func,
+		      size_t func_size, uintptr_t site, uintptr_t limit, uint8_t want,
+		      struct sp_window *w, const char **reason)
 {
 	/* plan on the image at its own address: relative branches keep their
 	 * meaning within it; then decode the window again where it really is */
 	intptr_t delta = (intptr_t)(uintptr_t)code - (intptr_t)lo;
-	int rc = sp_jmp_plan(func ? func + delta : 0, func_size, site + delta,
-			     lo + len - site, limit ? limit + delta : 0, w, reason);
+	int rc = plan(func ? func + delta : 0, func_size, site + delta,
+		      lo + len - site, limit ? limit + delta : 0, want, w, reason);
 	for (int i = 0; rc == 0 && i < w->n_insns; i++) {
 		struct sp_insn *in = &w->insns[i];
 		uint8_t bytes[15];
@@ -248,5 +258,24 @@ int sp_jmp_plan_image(const uint8_t *code, uintptr_t lo, size_t len, uintptr_t f
 		}
 	}
 	w->site = site;
+	return rc;
+}
+
+int sp_jmp_plan_image(const uint8_t *code, uintptr_t lo, size_t len, uintptr_t func,
+		      size_t func_size, uintptr_t site, uintptr_t limit, struct sp_window *w,
+		      const char **reason)
+{
+	return plan_image(code, lo, len, func, func_size, site, limit, SP_JMP_LEN, w, reason);
+}
+
+int sp_jmp_plan_first_image(const uint8_t *code, uintptr_t lo, size_t len, uintptr_t func,
+			    size_t func_size, uintptr_t site, uintptr_t limit, struct sp_window *w,
+			    const char **reason)
+{
+	int rc = plan_image(code, lo, len, func, func_size, site, limit, 1, w, reason);
+	if (rc == 0 && w->len < SP_HOP_LEN) {
+		*reason = "first instruction is shorter than the 2-byte hop";
+		rc = -ENOTSUP;
+	}
 	return rc;
 }

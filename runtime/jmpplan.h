@@ -11,12 +11,13 @@
  *     instruction boundary and never fail;
  *   - no direct branch (jmp, jcc, call, loop, jrcxz) anywhere in the function
  *     may target bytes 1..len-1 of the window;
- *   - the function must hold no indirect jmp (its targets are unknown: a
- *     jump table could land inside the window);
+ *   - (indirect jumps: what they can reach is the object index's question,
+ *     btindex.h, asked by decide.c);
  *   - a call inside the window must be its last instruction (its return
  *     address must not be inside the window);
  *   - every window instruction must be relocatable (reloc.h): no indirect
- *     call, no loop/jrcxz, nothing refused;
+ *     call, no loop/jrcxz, nothing refused; an indirect jmp only as the
+ *     last (a tail call: its copy jumps where the original would);
  *   - a window running past the function's end may only cover padding (nop
  *     and int3 bytes) up to the next symbol, and only when the function's
  *     last instruction inside the window ends its flow (ret, jmp);
@@ -34,6 +35,7 @@
 #include "insn.h"
 
 #define SP_JMP_LEN 5
+#define SP_HOP_LEN 2             /* jmp rel8: the hop's first piece */
 #define SP_WINDOW_MAX 5          /* at most 5 one-byte instructions */
 
 struct sp_window {
@@ -41,7 +43,7 @@ struct sp_window {
 	uint8_t len;                  /* bytes displaced (>= 5 unless flow ends first) */
 	uint8_t n_insns;
 	struct sp_insn insns[SP_WINDOW_MAX];
-	bool flow_ends;               /* the last window instruction is ret/jmp:
+	bool flow_ends;               /* the last window instruction is ret/jmp/jmp*:
 				       * no jump back after the relocated copy */
 };
 
@@ -63,5 +65,14 @@ void sp_jmp_plan_range(uintptr_t func, size_t func_size, uintptr_t site, size_t 
 int sp_jmp_plan_image(const uint8_t *code, uintptr_t lo, size_t len, uintptr_t func,
 		      size_t func_size, uintptr_t site, uintptr_t limit, struct sp_window *w,
 		      const char **reason);
+
+/* The window of a hop (hop.h): the first instruction alone, with every rule
+ * above applied to it (no branch lands strictly inside it, it relocates,
+ * the function decodes and holds no indirect jmp).  Refused when that
+ * instruction is shorter than the 2-byte jmp rel8, or the function's
+ * extent is unknown. */
+int sp_jmp_plan_first_image(const uint8_t *code, uintptr_t lo, size_t len, uintptr_t func,
+			    size_t func_size, uintptr_t site, uintptr_t limit, struct sp_window *w,
+			    const char **reason);
 
 #endif

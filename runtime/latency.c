@@ -66,12 +66,28 @@ uint64_t sp_latency_now(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Exclusive stripes: one unlocked instruction, so a signal handler's
+ * record made in between is not overwritten (sigatomic.h). */
 static void add(uint64_t *p, uint64_t v, int shared)
 {
 	if (shared)
 		__atomic_fetch_add(p, v, __ATOMIC_RELAXED);
 	else
-		__atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + v, __ATOMIC_RELAXED);
+		sp_sig_xadd(p, v);
+}
+
+/* *P = V unless *P already holds a better extreme (LOWER: a smaller
+ * nonzero value; else a larger one), whoever else writes it meanwhile. */
+static void extreme(uint64_t *p, uint64_t v, int shared, bool lower)
+{
+	uint64_t m = __atomic_load_n(p, __ATOMIC_RELAXED);
+	while (lower ? (m == 0 || v < m) : v > m) {
+		if (shared ? __atomic_compare_exchange_n(p, &m, v, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)
+			   : sp_sig_cas(p, m, v))
+			return;
+		if (!shared)
+			m = __atomic_load_n(p, __ATOMIC_RELAXED);
+	}
 }
 
 void sp_latency_record(int stripe, uint32_t slot, uint64_t ns)
@@ -84,13 +100,8 @@ void sp_latency_record(int stripe, uint32_t slot, uint64_t ns)
 	add(&l->bucket[b], 1, shared);
 	add(&l->count, 1, shared);
 	add(&l->sum_ns, ns, shared);
-	/* min/max: a racy update on the shared stripe may keep a slightly
-	 * worse extreme; exact on exclusive stripes */
-	uint64_t m = __atomic_load_n(&l->min_ns_plus1, __ATOMIC_RELAXED);
-	if (m == 0 || ns + 1 < m)
-		__atomic_store_n(&l->min_ns_plus1, ns + 1, __ATOMIC_RELAXED);
-	if (ns > __atomic_load_n(&l->max_ns, __ATOMIC_RELAXED))
-		__atomic_store_n(&l->max_ns, ns, __ATOMIC_RELAXED);
+	extreme(&l->min_ns_plus1, ns + 1, shared, true);
+	extreme(&l->max_ns, ns, shared, false);
 }
 
 void sp_latency_sum(const char *stripes, int n_stripes, uint32_t slot, struct sp_lat *out)

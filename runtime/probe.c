@@ -358,7 +358,7 @@ static int target_for(const struct sp_object *obj, const struct sp_elf *elf,
 	t->addr = func + offset;
 	t->fn = (struct sp_func_extent){ .start = size ? func : 0, .size = size,
 					 .limit = next_symbol(obj, elf, func),
-					 .bt = sp_btindex_get(obj, elf),
+					 .bt = sp_btindex_get(obj, elf), .elf = elf,
 					 .landing_pads = elf->has_except_table };
 	t->symbol = offset ? xasprintf("%s+%#lx", sym->name, (unsigned long)offset) : strdup(sym->name);
 	return 0;
@@ -448,7 +448,7 @@ static long resolve_usdt(const struct sp_spec_item *item, const struct sp_object
 		t->fn = (struct sp_func_extent){ .start = f && f->size ? obj->bias + f->value : 0,
 						 .size = f ? f->size : 0,
 						 .limit = next_symbol(obj, elf, t->addr),
-						 .bt = sp_btindex_get(obj, elf),
+						 .bt = sp_btindex_get(obj, elf), .elf = elf,
 						 .landing_pads = elf->has_except_table };
 	}
 	if (k == 0) {
@@ -477,6 +477,7 @@ static long resolve(const struct sp_spec_item *item, const struct sp_object *obj
 			t->symbol = xasprintf("%#lx", (unsigned long)item->address);
 			t->fn.limit = next_symbol(obj, elf, t->addr);
 			t->fn.bt = sp_btindex_get(obj, elf);
+			t->fn.elf = elf;
 			t->fn.landing_pads = elf->has_except_table;
 			*out = t;
 			return 1;
@@ -809,8 +810,9 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 	bool wants_return = item_wants_return(item);
 	for (long i = 0; i < n_ts; i++) {
 		const char *who = ts[i].implementation ? ts[i].implementation : ts[i].symbol;
-		const char *why = sp_hazard_int3(obj->path, who, ts[i].addr);
-		if (!why && wants_return)   /* the name called, or the IFUNC's implementation */
+		const char *why = NULL;
+		ts[i].fn.hazard = sp_hazard_int3(obj->path, who, ts[i].addr);
+		if (wants_return)   /* the name called, or the IFUNC's implementation */
 			why = sp_hazard_return(ts[i].symbol) ? sp_hazard_return(ts[i].symbol)
 							     : sp_hazard_return(ts[i].implementation);
 		struct sp_site *site = why ? NULL : sp_arm_site(obj, ts[i].addr, &ts[i].fn, want_jmp, &why);

@@ -1,5 +1,5 @@
 /* report — see report.h.  The JSON fields are the design's contract:
- * version, pid, probes[{spec, kind, object, symbol, address, mode, reason,
+ * version, pid, probes[{spec, kind, object, symbol, address, mode, patch, reason,
  * action, hits, missed}], errors[{spec, message}]; fields may be added
  * (implementation: the IFUNC implementation chosen), never renamed. */
 #include "report.h"
@@ -17,6 +17,13 @@
 static const char *mode_name(const struct sp_probe *p)
 {
 	return p->site->jmp ? "jmp" : "int3";
+}
+
+/* What the site's bytes hold: the 5-byte jmp, a hop (jmp rel8 to a jmp
+ * rel32 in padding), or an int3. */
+static const char *patch_name(const struct sp_site *s)
+{
+	return !s->jmp ? "int3" : s->hop ? "hop" : "jmp5";
 }
 
 static void probe_latency(const struct sp_probe *p, struct sp_lat *l)
@@ -175,8 +182,8 @@ void sp_report_json(FILE *f)
 		sp_json_str(f, p->object);
 		fputs(", \"symbol\": ", f);
 		sp_json_str(f, p->symbol);
-		fprintf(f, ", \"address\": \"%#" PRIxPTR "\", \"mode\": \"%s\", \"reason\": ",
-			p->site->addr, mode_name(p));
+		fprintf(f, ", \"address\": \"%#" PRIxPTR "\", \"mode\": \"%s\", \"patch\": \"%s\", \"reason\": ",
+			p->site->addr, mode_name(p), patch_name(p->site));
 		sp_json_str(f, p->site->jmp ? NULL : p->site->reason);
 		fprintf(f, ", \"action\": \"%s\", \"hits\": %" PRIu64 ", \"missed\": %" PRIu64,
 			p->fn && p->action == SP_ACT_COUNT ? "handler" : sp_action_name(p->action),

@@ -116,17 +116,49 @@ struct sp_site *sp_site_after(uintptr_t addr)
 	return i < n_by_addr ? by_addr[i] : NULL;
 }
 
+static bool overlap(uintptr_t a, size_t alen, uintptr_t lo, uintptr_t hi)
+{
+	return a < hi && a + alen > lo;
+}
+
+/* Put back the original bytes of [A, A + N) that fall in [ADDR, ADDR + LEN). */
+static void put_back(uint8_t *out, uintptr_t addr, size_t len, uintptr_t a, const uint8_t *orig, size_t n)
+{
+	for (size_t b = 0; b < n; b++)
+		if (a + b >= addr && a + b < addr + len)
+			out[a + b - addr] = orig[b];
+}
+
 void sp_site_pristine(uintptr_t addr, size_t len, uint8_t *out)
 {
 	memcpy(out, (const void *)addr, len);
-	/* sites patch at most SP_JMP_LEN bytes from their address */
-	uintptr_t from = addr > SP_JMP_LEN ? addr - SP_JMP_LEN : 0;
-	for (size_t i = lower_bound(from + 1); i < n_by_addr && by_addr[i]->addr < addr + len; i++) {
+	/* sites patch at most SP_JMP_LEN bytes from their address, and a
+	 * hop's pad lies within SP_HOP_SPAN of it */
+	uintptr_t from = addr > SP_HOP_SPAN ? addr - SP_HOP_SPAN : 0;
+	for (size_t i = lower_bound(from); i < n_by_addr && by_addr[i]->addr < addr + len + SP_HOP_SPAN; i++) {
 		const struct sp_site *s = by_addr[i];
-		for (int b = 0; b < SP_JMP_LEN; b++)
-			if (s->addr + b >= addr && s->addr + b < addr + len)
-				out[s->addr + b - addr] = s->orig[b];
+		put_back(out, addr, len, s->addr, s->orig, SP_JMP_LEN);
+		if (s->hop)
+			put_back(out, addr, len, s->pad, s->pad_orig, SP_HOP_PAD_LEN);
 	}
+}
+
+bool sp_site_pad_overlaps(uintptr_t lo, uintptr_t hi)
+{
+	uintptr_t from = lo > SP_HOP_SPAN ? lo - SP_HOP_SPAN : 0;
+	for (size_t i = lower_bound(from); i < n_by_addr && by_addr[i]->addr < hi + SP_HOP_SPAN; i++)
+		if (by_addr[i]->hop && overlap(by_addr[i]->pad, SP_HOP_PAD_LEN, lo, hi))
+			return true;
+	return false;
+}
+
+bool sp_site_claimed(uintptr_t lo, uintptr_t hi)
+{
+	uintptr_t from = lo > SP_JMP_LEN ? lo - SP_JMP_LEN : 0;
+	for (size_t i = lower_bound(from); i < n_by_addr && by_addr[i]->addr < hi; i++)
+		if (overlap(by_addr[i]->addr, SP_JMP_LEN, lo, hi))
+			return true;
+	return sp_site_pad_overlaps(lo, hi);
 }
 
 int sp_site_insert(struct sp_site *site)

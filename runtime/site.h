@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "hop.h"
 #include "insn.h"
 #include "jmpplan.h"
 #include "tramp.h"
@@ -50,6 +51,12 @@ struct sp_site {
 	bool tramp_ok;                  /* the trampoline exists: jmp-capable */
 	struct sp_tramp tramp;
 	const char *jmp_reason;         /* why not jmp-capable */
+	/* a hop (hop.h): the jmp path through a jmp rel8 at addr and a jmp
+	 * rel32 at pad; the pad's bytes are claimed for the site's life */
+	bool hop;
+	uintptr_t pad;
+	uint8_t pad_orig[SP_HOP_PAD_LEN];
+	bool pad_written;               /* the pad holds our jmp (registry lock) */
 	/* the int3 path, planned on first need */
 	bool int3_ready;
 	enum sp_resume int3_resume;     /* SP_RESUME_EMULATE or SP_RESUME_XOL */
@@ -79,8 +86,15 @@ struct sp_site *sp_site_before(uintptr_t addr);
 struct sp_site *sp_site_after(uintptr_t addr);
 
 /* Copy [ADDR, ADDR+LEN) as it was before any of our patches: the bytes
- * under every site's int3 or jmp are put back (registry lock held).  Code
- * is always analysed from such a copy, never from live text. */
+ * under every site's int3 or jmp, and under every hop's pad, are put back
+ * (registry lock held).  Code is always analysed from such a copy, never
+ * from live text. */
 void sp_site_pristine(uintptr_t addr, size_t len, uint8_t *out);
+
+/* Is any byte of [LO, HI) a hop's pad (claimed, written or not)?  And
+ * (sp_site_claimed) a pad or any of the SP_JMP_LEN bytes a site may patch
+ * from its address?  Registry lock held. */
+bool sp_site_pad_overlaps(uintptr_t lo, uintptr_t hi);
+bool sp_site_claimed(uintptr_t lo, uintptr_t hi);
 
 #endif

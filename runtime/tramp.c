@@ -5,6 +5,7 @@
 #include "patch.h"
 #include "probe.h"
 #include "site.h"
+#include "sigatomic.h"
 #include "tstate.h"
 #include "uret.h"
 
@@ -184,15 +185,22 @@ int sp_tramp_build(struct sp_site *site, const struct sp_window *w, struct sp_tr
 	return 0;
 }
 
-/* ---- the slow path's pending resumes (per thread; signals nest) ---- */
+/* ---- the slow path's pending resumes (per thread; signals nest) ----
+ *
+ * A resume is claimed with one unlocked xadd, filled, then published by
+ * its int3 address; the int3 takes the one with its address and its rsp
+ * (the frame the pops left), so a signal handler's own slow paths in
+ * between, on this stack or a sigaltstack, never take or overwrite it.
+ * One abandoned by a siglongjmp out of that window is never matched. */
 
 #define PENDING_MAX 16
 struct pending {
-	uintptr_t int3;
+	uintptr_t int3;               /* 0: not published (or taken) */
+	uintptr_t at_rsp;             /* rsp at the int3 */
 	uint64_t rip, rsp, eflags;
 };
 static __thread struct pending pending[PENDING_MAX] __attribute__((tls_model("initial-exec")));
-static __thread int n_pending __attribute__((tls_model("initial-exec")));
+static __thread uint64_t n_pending __attribute__((tls_model("initial-exec")));
 
 int sp_tramp_dispatch(struct sp_site *site, struct selfprobe_regs *regs)
 {
@@ -200,19 +208,24 @@ int sp_tramp_dispatch(struct sp_site *site, struct selfprobe_regs *regs)
 	sp_dispatch(site, regs, NULL);
 	if (__builtin_expect(regs->rip == site->addr && regs->rsp == rsp, 1))
 		return 0;
-	if (n_pending == PENDING_MAX) {
+	uint64_t i = sp_sig_xadd(&n_pending, 1);
+	if (i >= PENDING_MAX) {
 		/* nesting this deep is a runaway: resume as if unchanged */
+		sp_sig_xadd(&n_pending, (uint64_t)-1);
 		regs->rip = site->addr;
 		regs->rsp = rsp;
 		return 0;
 	}
-	struct pending *p = &pending[n_pending++];
-	p->int3 = site->tramp.slow_int3;
+	struct pending *p = &pending[i];
+	p->int3 = 0;
 	/* rip unchanged but rsp moved: resume at the relocated window, since
 	 * the site itself now jumps back here */
 	p->rip = regs->rip == site->addr ? site->tramp.reloc : regs->rip;
 	p->rsp = regs->rsp;
 	p->eflags = regs->eflags;
+	p->at_rsp = (uintptr_t)&regs->rip;   /* the trampoline pops r15 … rdi, then int3 */
+	atomic_signal_fence(memory_order_seq_cst);
+	p->int3 = site->tramp.slow_int3;
 	return 1;
 }
 
@@ -237,13 +250,22 @@ void sp_tramp_count(struct sp_site *site, uintptr_t rsp)
 	sp_tstate_leave(stripe);
 }
 
-int sp_tramp_take_pending(uintptr_t int3_addr, uint64_t *rip, uint64_t *rsp, uint64_t *eflags)
+int sp_tramp_take_pending(uintptr_t int3_addr, uintptr_t at_rsp, uint64_t *rip, uint64_t *rsp,
+			  uint64_t *eflags)
 {
-	if (n_pending == 0 || pending[n_pending - 1].int3 != int3_addr)
-		return 0;
-	struct pending *p = &pending[--n_pending];
-	*rip = p->rip;
-	*rsp = p->rsp;
-	*eflags = p->eflags;
-	return 1;
+	uint64_t n = n_pending;
+	for (uint64_t j = n < PENDING_MAX ? n : PENDING_MAX; j-- > 0;) {
+		struct pending *p = &pending[j];
+		if (p->int3 != int3_addr || p->at_rsp != at_rsp)
+			continue;
+		*rip = p->rip;
+		*rsp = p->rsp;
+		*eflags = p->eflags;
+		p->int3 = 0;
+		/* it and any abandoned above it are gone, unless a signal
+		 * handler moved the top meanwhile (it then put it back) */
+		sp_sig_cas(&n_pending, n, j);
+		return 1;
+	}
+	return 0;
 }

@@ -72,7 +72,9 @@ int sp_tramp_dispatch(struct sp_site *site, struct selfprobe_regs *regs);
 void sp_tramp_count(struct sp_site *site, uintptr_t rsp);
 
 /* The slow path's pending resume, consumed by the SIGTRAP handler at the
- * trampoline's int3.  Signal-safe; a per-thread stack (signals nest). */
-int sp_tramp_take_pending(uintptr_t int3_addr, uint64_t *rip, uint64_t *rsp, uint64_t *eflags);
+ * trampoline's int3 at INT3_ADDR, trapped with rsp AT_RSP.  Signal-safe; a
+ * per-thread stack (signals nest). */
+int sp_tramp_take_pending(uintptr_t int3_addr, uintptr_t at_rsp, uint64_t *rip, uint64_t *rsp,
+			  uint64_t *eflags);
 
 #endif

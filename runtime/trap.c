@@ -7,6 +7,7 @@
 #include "site.h"
 #include "guard.h"
 #include "patch.h"
+#include "sigwrap.h"
 #include "stopworld.h"
 #include "tramp.h"
 
@@ -132,13 +133,17 @@ static void chain(int which, int sig, siginfo_t *si, void *uc)
 		if (a.sa_sigaction) {
 			if (a.sa_flags & SA_RESETHAND)
 				app_action[which].sa_handler = SIG_DFL;
+			struct sp_sigctx saved = sp_sigctx_fresh();   /* sigwrap.h */
 			a.sa_sigaction(sig, si, uc);
+			sp_sigctx_restore(saved);
 			return;
 		}
 	} else if (a.sa_handler != SIG_DFL && a.sa_handler != SIG_IGN) {
 		if (a.sa_flags & SA_RESETHAND)
 			app_action[which].sa_handler = SIG_DFL;
+		struct sp_sigctx saved = sp_sigctx_fresh();
 		a.sa_handler(sig);
+		sp_sigctx_restore(saved);
 		return;
 	}
 	/* SIG_IGN: a signal sent with kill is ignored, but the kernel never
@@ -218,7 +223,7 @@ static void on_sigtrap(int sig, siginfo_t *si, void *ucv)
 	}
 	uintptr_t at = (uintptr_t)g[REG_RIP] - 1;
 	uint64_t rip, rsp, efl;
-	if (sp_tramp_take_pending(at, &rip, &rsp, &efl)) {
+	if (sp_tramp_take_pending(at, (uintptr_t)g[REG_RSP], &rip, &rsp, &efl)) {
 		/* a trampoline's slow path: the handlers moved rip or rsp */
 		g[REG_RIP] = (greg_t)rip;
 		g[REG_RSP] = (greg_t)rsp;
@@ -288,6 +293,7 @@ int sp_trap_install(void)
 			rc = -errno;
 			goto out;
 		}
+		sp_sigwrap_unwrap(own_sig[i], &old);   /* installed before we owned it */
 		app_action[i] = old;
 		sigaddset(&unblock, own_sig[i]);
 	}
@@ -321,22 +327,24 @@ int sigaction(int sig, const struct sigaction *act, struct sigaction *oact)
 			*oact = prev;
 		return 0;
 	}
+	/* other signals: the application's handler behind the wrapper */
 	if (act && atomic_load(&installed) && any_owned(&act->sa_mask)) {
 		struct sigaction copy = *act;
 		mask_owned(&copy.sa_mask);
-		return real_sigaction(sig, &copy, oact);
+		return sp_sigwrap_sigaction(real_sigaction, sig, &copy, oact);
 	}
-	return real_sigaction(sig, act, oact);
+	return sp_sigwrap_sigaction(real_sigaction, sig, act, oact);
 }
 
 /* signal() and its variants for a signal we own: recorded as the
  * application's handler (sigaction above).  Other signals go to libc's own
- * function, so the application's calls run exactly the code they would. */
+ * function, so the application's calls run exactly the code they would,
+ * with the wrapper as the handler (sigwrap.h). */
 static sighandler_t set_handler(int which, int sig, sighandler_t h, int flags)
 {
 	resolve_real();
 	if (own_index(sig) < 0 && real_signal[which])
-		return real_signal[which](sig, h);
+		return sp_sigwrap_signal(real_signal[which], sig, h);
 	struct sigaction act = { .sa_handler = h, .sa_flags = flags }, old;
 	if (!(flags & SA_NODEFER) && sig > 0 && sig < NSIG)
 		SET_WORD(&act.sa_mask, sig) |= SET_BIT(sig);

@@ -5,8 +5,9 @@
  * Counters.  Each thread claims one of SP_EXCL_SLOTS exclusive stripes on
  * its first hit (lock-free bitmap); a stripe is an array of struct sp_count
  * indexed by probe id, in a large MAP_NORESERVE region so only touched pages
- * cost memory.  The owner adds with plain loads and stores: no lock prefix,
- * no shared line.  A stripe outlives its thread: a pthread key destructor
+ * cost memory.  The owner adds with one unlocked add instruction (no lock
+ * prefix, no shared line, and no window for a signal handler's hit between
+ * a load and a store: sigatomic.h).  A stripe outlives its thread: a pthread key destructor
  * gives the slot back and the next thread to claim it adds on top, so counts
  * are never folded and never lost.  Threads beyond SP_EXCL_SLOTS share one
  * stripe with atomic adds.  Totals are the sum over stripes.
@@ -23,6 +24,8 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+
+#include "sigatomic.h"
 
 #define SP_MAX_PROBES  (1u << 17)
 #define SP_EXCL_SLOTS  128
@@ -94,7 +97,7 @@ static inline void sp_count_add(int stripe, uint32_t id, enum sp_counter which)
 	if (__builtin_expect(stripe == SP_SHARED_SLOT, 0))
 		__atomic_fetch_add(p, 1, __ATOMIC_RELAXED);
 	else
-		__atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+		sp_sig_inc(p);
 }
 
 static inline void sp_tstate_enter(int stripe)

@@ -12,55 +12,66 @@
 #include "xsave.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+/* Entries [0, n) may be in use; every entry at or above n is PENDING
+ * (uret.h).  hiwater: entries ever claimed, searched by the recovery. */
 struct ustack {
-	struct sp_uret_entry *e;
-	size_t n, cap;
+	struct sp_uret_entry *e;      /* SP_URET_DEPTH entries, reserved once */
+	uint64_t n;
+	uint64_t hiwater;
 };
 
+#define USTACK_BYTES ((size_t)SP_URET_DEPTH * sizeof(struct sp_uret_entry))
+
 static __thread struct ustack ustack __attribute__((tls_model("initial-exec")));
-static __thread int ustack_owner __attribute__((tls_model("initial-exec")));   /* uretmem record + 1 */
 static pthread_key_t ustack_key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+static _Atomic uint64_t recovered, recovered_reported;
+
+static __thread int ustack_owner __attribute__((tls_model("initial-exec")));   /* uretmem record + 1 */
 
 static void count_lost(const struct sp_uret_entry *e, int stripe);
 static bool dead(const struct sp_uret_entry *e);
+static void drop(struct sp_uret_entry *e, uint8_t st, int stripe);
+static void trim(void);
 
 /* The thread is leaving (its key destructor, run by __nptl_deallocate_tsd).
  * Returns still pending here may yet come: __nptl_deallocate_tsd's own,
  * and those of whatever the thread calls before it ends.  So the stack is
  * kept (uretmem unmaps it once the thread is gone), and the entries that
  * can never return are counted lost now.  The frames that can return are
- * this call's callers below start_thread: they were entered after every
- * frame the thread left (by returning from its function, pthread_exit or
- * cancellation), so their entries are the newest, on top, with slots just
- * above this frame and growing toward the stack's top.  The newest entries
- * that fit are kept; from the first that does not, every older one
- * belongs to a frame that was left. */
+ * this call's callers below start_thread: entered after every frame the
+ * thread left, their entries are the newest, with slots just above this
+ * frame and growing toward the stack's top.  The newest entries that fit
+ * are kept; from the first that does not, every older one belongs to a
+ * frame that was left. */
 static void thread_exiting(void *v)
 {
 	(void)v;
 	uintptr_t here = (uintptr_t)__builtin_frame_address(0), last = here;
-	size_t keep = ustack.n;
-	while (keep) {
-		const struct sp_uret_entry *e = &ustack.e[keep - 1];
-		if (e->slot <= last || e->slot - here > 4096 || dead(e))
-			break;
-		last = e->slot;
-		keep--;
+	int stripe = -1;
+	bool kept_all = true;
+	for (size_t i = ustack.n; i-- > 0;) {
+		struct sp_uret_entry *e = &ustack.e[i];
+		uint8_t st = e->state;
+		if (st == SP_URET_FREE)
+			continue;
+		if (kept_all && e->slot > last && e->slot - here <= 4096 && !dead(e)) {
+			last = e->slot;
+			continue;
+		}
+		kept_all = false;
+		if (stripe < 0)
+			stripe = sp_tstate_stripe();
+		drop(e, st, stripe);
 	}
-	if (keep) {
-		int stripe = sp_tstate_stripe();
-		for (size_t i = 0; i < keep; i++)
-			count_lost(&ustack.e[i], stripe);
-		for (size_t i = keep; i < ustack.n; i++)
-			ustack.e[i - keep] = ustack.e[i];
-		ustack.n -= keep;
-	}
+	trim();
 	sp_uretmem_exiting(ustack_owner - 1);
 }
 
@@ -69,37 +80,33 @@ static void make_key(void)
 	pthread_key_create(&ustack_key, thread_exiting);
 }
 
-/* Room for one more entry.  This runs inside probed calls, so it calls no
- * libc function the application may have probed: libc's mmap with a
- * return probe on mmap would re-enter here without end.  Raw system
- * calls, and the one libc call (setspecific) marked as the runtime's. */
-static int grow(void)
+/* This thread's shadow stack, reserved on first use.  It never moves: a
+ * signal handler may use it between any two instructions of ours.  This
+ * runs inside probed calls, so it calls no libc function the application
+ * may have probed (a return probe on libc's mmap would re-enter here
+ * without end): raw system calls, and the one libc call (setspecific)
+ * marked as the runtime's. */
+static struct sp_uret_entry *stack_base(void)
 {
-	if (ustack.n < ustack.cap)
-		return 0;
-	size_t cap = ustack.cap ? ustack.cap * 2 : 256;
-	void *p;
-	if (ustack.e) {
-		p = sp_sys_mremap(ustack.e, ustack.cap * sizeof(*ustack.e), cap * sizeof(*ustack.e), MREMAP_MAYMOVE);
-		if (p != MAP_FAILED && ustack_owner)
-			sp_uretmem_moved(ustack_owner - 1, p, cap * sizeof(*ustack.e));
-	} else {
-		int owner;
-		p = sp_uretmem_alloc(cap * sizeof(*ustack.e), &owner);
-		if (p != MAP_FAILED) {
-			ustack_owner = owner + 1;
-			/* the key was made at attach (sp_uret_prepare): this is
-			 * only the per-thread setspecific */
-			sp_tls.runtime++;
-			pthread_setspecific(ustack_key, p);
-			sp_tls.runtime--;
-		}
-	}
+	struct sp_uret_entry *e = ustack.e;
+	if (__builtin_expect(e != NULL, 1))
+		return e;
+	int owner;
+	void *p = sp_uretmem_alloc(USTACK_BYTES, &owner);
 	if (p == MAP_FAILED)
-		return -ENOMEM;
-	ustack.e = p;
-	ustack.cap = cap;
-	return 0;
+		return NULL;
+	if (!__atomic_compare_exchange_n(&ustack.e, &e, (struct sp_uret_entry *)p, false,
+					 __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+		sp_uretmem_free(owner);   /* a signal handler reserved it first */
+		return e;
+	}
+	ustack_owner = owner + 1;
+	/* the key was made at attach (sp_uret_prepare): this is only the
+	 * per-thread setspecific */
+	sp_tls.runtime++;
+	pthread_setspecific(ustack_key, p);
+	sp_tls.runtime--;
+	return p;
 }
 
 void sp_uret_prepare(void)
@@ -113,14 +120,31 @@ void sp_uret_atfork_child(void)
 	sp_uretmem_atfork_child(ustack_owner - 1);
 }
 
-/* An entry is dead when its slot no longer holds the trampoline's address:
- * the frame was unwound (longjmp, exception) and the stack reused.  A slot
- * that still holds it may belong to a live frame on another stack (a
- * coroutine, a sigaltstack handler), so only proven-dead entries go. */
+/* Whether E's frame is proven gone: its slot no longer holds what this
+ * entry left there (the frame was unwound by longjmp or an exception and
+ * the stack reused).  A slot that still holds it may belong to a live frame
+ * on another stack (a coroutine, a sigaltstack handler), so only
+ * proven-dead entries go.  A PENDING entry is being pushed or dropped by
+ * code a signal interrupted: never dead by inspection (its fields may not
+ * be written yet).  A BUSY one is being returned through: its slot holds
+ * the trampoline until it is freed. */
 static bool dead(const struct sp_uret_entry *e)
 {
-	uintptr_t now = *(const uintptr_t *)e->slot;
-	return e->parked ? now != e->orig : now != (uintptr_t)sp_uret_trampoline;
+	uintptr_t now;
+	switch (e->state) {
+	case SP_URET_FREE:
+		return true;
+	case SP_URET_PENDING:
+		return false;
+	case SP_URET_LIVE:
+		return *(const uintptr_t *)e->slot != (uintptr_t)sp_uret_trampoline;
+	case SP_URET_PARKED:
+	case SP_URET_UNSWAPPED:
+		return *(const uintptr_t *)e->slot != e->orig;
+	default:
+		now = *(const uintptr_t *)e->slot;
+		return now != (uintptr_t)sp_uret_trampoline && now != e->orig;
+	}
 }
 
 static void count_lost(const struct sp_uret_entry *e, int stripe)
@@ -129,24 +153,87 @@ static void count_lost(const struct sp_uret_entry *e, int stripe)
 		sp_count_add(stripe, e->p[i]->id, SP_LOST);
 }
 
-/* Drop the dead entries at or below stack slot SLOT from the top. */
+/* Remove E (in state ST), its return counted lost.  PENDING while it is
+ * counted: a signal handler arriving meanwhile neither counts it again nor
+ * takes it for free. */
+static void drop(struct sp_uret_entry *e, uint8_t st, int stripe)
+{
+	if (!sp_sig_cas8(&e->state, st, SP_URET_PENDING))
+		return;   /* a signal handler dropped it first */
+	count_lost(e, stripe);
+	e->state = SP_URET_FREE;
+}
+
+/* Shrink the top over free entries.  Each entry becomes PENDING before the
+ * top moves below it, so at no instant is an entry at or above the top
+ * free: a handler that claims it meanwhile finds it PENDING. */
+static void trim(void)
+{
+	struct sp_uret_entry *base = ustack.e;
+	for (;;) {
+		uint64_t k = ustack.n;
+		if (!k || base[k - 1].state != SP_URET_FREE ||
+		    !sp_sig_cas8(&base[k - 1].state, SP_URET_FREE, SP_URET_PENDING))
+			return;
+		if (!sp_sig_cas(&ustack.n, k, k - 1))
+			base[k - 1].state = SP_URET_FREE;   /* the top moved: look again */
+	}
+}
+
+/* Drop the dead entries at the top whose slots lie at or below SLOT: frames
+ * this call replaced (longjmp'ed out of). */
 static void drop_stale(uintptr_t slot, int stripe)
 {
-	while (ustack.n && ustack.e[ustack.n - 1].slot <= slot && dead(&ustack.e[ustack.n - 1]))
-		count_lost(&ustack.e[--ustack.n], stripe);
+	struct sp_uret_entry *base = ustack.e;
+	for (;;) {
+		trim();
+		uint64_t k = ustack.n;
+		if (!k)
+			return;
+		struct sp_uret_entry *e = &base[k - 1];
+		uint8_t st = e->state;
+		if (st == SP_URET_PENDING || e->slot > slot || !dead(e))
+			return;
+		drop(e, st, stripe);
+	}
+}
+
+/* A new PENDING entry at the top for the call whose return address is at
+ * RSP, or NULL when there is no room (the return is then missed). */
+static struct sp_uret_entry *claim(uintptr_t rsp, int stripe)
+{
+	struct sp_uret_entry *base = stack_base();
+	if (!base)
+		return NULL;
+	if (ustack.n && base[ustack.n - 1].slot <= rsp)
+		drop_stale(rsp, stripe);
+	uint64_t i = sp_sig_xadd(&ustack.n, 1);
+	if (i >= SP_URET_DEPTH) {
+		sp_sig_xadd(&ustack.n, (uint64_t)-1);
+		return NULL;
+	}
+	for (uint64_t h = ustack.hiwater; h <= i && !sp_sig_cas(&ustack.hiwater, h, i + 1);)
+		h = ustack.hiwater;
+	struct sp_uret_entry *e = &base[i];   /* PENDING: nobody takes it */
+	e->slot = rsp;
+	e->orig = *(const uintptr_t *)rsp;
+	e->n = 0;
+	e->t0_ns = 0;
+	return e;
+}
+
+/* Swap the trampoline in, then make E live: until then it is PENDING and
+ * no handler looks at it. */
+static void swap_in(struct sp_uret_entry *e)
+{
+	*(uintptr_t *)e->slot = (uintptr_t)sp_uret_trampoline;
+	atomic_signal_fence(memory_order_seq_cst);
+	e->state = SP_URET_LIVE;
 }
 
 struct sp_uret_entry *sp_uret_begin(uintptr_t rsp)
 {
-	if (grow() != 0)
-		return NULL;
-	struct sp_uret_entry *e = &ustack.e[ustack.n];
-	e->slot = rsp;
-	e->orig = *(const uintptr_t *)rsp;
-	e->parked = false;
-	e->n = 0;
-	e->t0_ns = 0;
-	return e;
+	return claim(rsp, sp_tstate_stripe());
 }
 
 uint64_t *sp_uret_add(struct sp_uret_entry *e, struct sp_probe *p)
@@ -179,21 +266,38 @@ static bool wants_entry_time(const struct sp_probe *p)
 
 void sp_uret_commit(struct sp_uret_entry *e)
 {
-	if (e->n == 0)
+	if (e->n == 0) {          /* no probe wanted it after all */
+		e->state = SP_URET_FREE;
+		trim();
 		return;
-	int stripe = sp_tstate_stripe();
-	/* entries of frames this call replaced (longjmp'ed out of) */
-	drop_stale(e->slot, stripe);
-	if (e != &ustack.e[ustack.n])   /* drop_stale moved the top: keep E's content */
-		ustack.e[ustack.n] = *e;
-	e = &ustack.e[ustack.n];
+	}
 	for (uint32_t i = 0; i < e->n; i++)
 		if (wants_entry_time(e->p[i])) {
 			e->t0_ns = sp_latency_now();
 			break;
 		}
-	ustack.n++;
-	*(uintptr_t *)e->slot = (uintptr_t)sp_uret_trampoline;
+	swap_in(e);
+}
+
+/* The return through SLOT has no entry: our bookkeeping lost it (which the
+ * rules above should make impossible).  The newest entry that ever held
+ * SLOT still has the address to go back to; its return is counted lost and
+ * the report says so (sp_uret_settle).  0 when there is none at all. */
+static uintptr_t recover(uintptr_t slot, int stripe)
+{
+	struct sp_uret_entry *base = ustack.e;
+	for (uint64_t i = base ? ustack.hiwater : 0; i-- > 0;) {
+		struct sp_uret_entry *e = &base[i];
+		if (e->slot != slot)
+			continue;
+		uintptr_t orig = e->orig;
+		uint8_t st = e->state;
+		if (i < ustack.n && st != SP_URET_FREE && st != SP_URET_PENDING)
+			drop(e, st, stripe);
+		atomic_fetch_add(&recovered, 1);
+		return orig;
+	}
+	return 0;
 }
 
 void sp_uret_dispatch(struct selfprobe_regs *regs)
@@ -203,38 +307,39 @@ void sp_uret_dispatch(struct selfprobe_regs *regs)
 	sp_tstate_enter(stripe);
 	/* The returning frame's entry: the top one, unless frames were left
 	 * without returning (dead entries above it) or another stack's live
-	 * frames sit above it (kept, in order). */
-	size_t k = ustack.n;
-	while (k && ustack.e[k - 1].slot != slot)
-		k--;
-	if (!k) {
-		/* Every swapped slot has its entry: reaching here means our
-		 * bookkeeping lost one, and the caller's address with it. */
-		static const char msg[] = "selfprobe: fatal: return trampoline without a shadow entry\n";
-		ssize_t r = write(2, msg, sizeof(msg) - 1);
-		(void)r;
-		abort();
-	}
-	/* The common case, the top entry and no handler, reads it in place:
-	 * copying the entry costs more than everything else here.  Handlers
-	 * may probe-enter again and reuse the slot: they get a copy. */
-	struct sp_uret_entry copy, *e = &ustack.e[k - 1];
-	bool handlers = false;
-	for (uint32_t i = 0; i < e->n; i++)
-		handlers |= e->p[i]->fn != NULL;
-	if (handlers || k != ustack.n) {
-		copy = *e;
-		e = &copy;
-		size_t out = k - 1;
-		for (size_t i = k; i < ustack.n; i++) {
-			if (dead(&ustack.e[i]))
-				count_lost(&ustack.e[i], stripe);
-			else
-				ustack.e[out++] = ustack.e[i];
+	 * frames sit above it (kept). */
+	struct sp_uret_entry *base = ustack.e, *e = NULL;
+	uint64_t top = ustack.n, k = top;
+	for (; k; k--) {
+		struct sp_uret_entry *c = &base[k - 1];
+		if (c->slot == slot && c->state == SP_URET_LIVE &&
+		    sp_sig_cas8(&c->state, SP_URET_LIVE, SP_URET_BUSY)) {
+			e = c;
+			break;
 		}
-		ustack.n = out;
-	} else
-		ustack.n = k - 1;   /* no handler runs: nothing can reuse it meanwhile */
+	}
+	if (!e) {
+		uintptr_t orig = recover(slot, stripe);
+		if (!orig) {
+			static const char msg[] = "selfprobe: fatal: a return address was lost "
+						  "(no shadow entry ever held its slot)\n";
+			ssize_t r = write(2, msg, sizeof(msg) - 1);
+			(void)r;
+			abort();
+		}
+		regs->rip = orig;
+		sp_tstate_leave(stripe);
+		*(uintptr_t *)slot = orig;
+		return;
+	}
+	/* BUSY from here on: read in place, nothing reuses it until it is
+	 * freed (handlers, and signal handlers, push above it). */
+	for (uint64_t i = k; i < top; i++) {
+		struct sp_uret_entry *c = &base[i];
+		uint8_t st = c->state;
+		if (st != SP_URET_FREE && st != SP_URET_PENDING && dead(c))
+			drop(c, st, stripe);
+	}
 	regs->rip = e->orig;
 	if (!sp_tls.runtime) {
 		bool nested = sp_tls.inside;
@@ -263,6 +368,8 @@ void sp_uret_dispatch(struct selfprobe_regs *regs)
 		}
 		sp_tls.inside = nested;
 	}
+	e->state = SP_URET_FREE;
+	trim();
 	sp_tstate_leave(stripe);
 	*(uintptr_t *)slot = regs->rip;
 }
@@ -272,42 +379,43 @@ void sp_uret_restore_all(void)
 	for (size_t i = 0; i < ustack.n; i++) {
 		struct sp_uret_entry *e = &ustack.e[i];
 		uintptr_t *slot = (uintptr_t *)e->slot;
-		if (!e->parked && *slot == (uintptr_t)sp_uret_trampoline) {
+		if (e->state == SP_URET_LIVE && *slot == (uintptr_t)sp_uret_trampoline) {
 			*slot = e->orig;
-			e->parked = true;
+			e->state = SP_URET_PARKED;
 		}
 	}
 }
 
 void sp_uret_unpark(uintptr_t caller_rsp)
 {
-	size_t out = 0;
 	int stripe = -1;
 	for (size_t i = 0; i < ustack.n; i++) {
 		struct sp_uret_entry *e = &ustack.e[i];
-		if (e->parked) {
-			uintptr_t *slot = (uintptr_t *)e->slot;
-			if (e->slot >= caller_rsp && *slot == e->orig) {
-				*slot = (uintptr_t)sp_uret_trampoline;   /* survived */
-				e->parked = false;
-			} else {
-				if (stripe < 0)
-					stripe = sp_tstate_stripe();
-				count_lost(e, stripe);                   /* unwound */
-				continue;
-			}
+		if (e->state != SP_URET_PARKED)
+			continue;
+		uintptr_t *slot = (uintptr_t *)e->slot;
+		if (e->slot >= caller_rsp && *slot == e->orig) {
+			*slot = (uintptr_t)sp_uret_trampoline;   /* survived */
+			e->state = SP_URET_LIVE;
+		} else {
+			if (stripe < 0)
+				stripe = sp_tstate_stripe();
+			drop(e, SP_URET_PARKED, stripe);         /* unwound */
 		}
-		ustack.e[out++] = *e;
 	}
-	ustack.n = out;
+	if (ustack.e)
+		trim();
 }
 
 size_t sp_uret_unswap(void)
 {
 	for (size_t i = 0; i < ustack.n; i++) {
-		uintptr_t *slot = (uintptr_t *)ustack.e[i].slot;
-		if (*slot == (uintptr_t)sp_uret_trampoline)
-			*slot = ustack.e[i].orig;
+		struct sp_uret_entry *e = &ustack.e[i];
+		uintptr_t *slot = (uintptr_t *)e->slot;
+		if (e->state == SP_URET_LIVE && *slot == (uintptr_t)sp_uret_trampoline) {
+			*slot = e->orig;
+			e->state = SP_URET_UNSWAPPED;
+		}
 	}
 	return ustack.n;
 }
@@ -315,44 +423,47 @@ size_t sp_uret_unswap(void)
 void sp_uret_reswap(size_t n)
 {
 	for (size_t i = 0; i < n && i < ustack.n; i++) {
-		uintptr_t *slot = (uintptr_t *)ustack.e[i].slot;
-		if (*slot == ustack.e[i].orig)
+		struct sp_uret_entry *e = &ustack.e[i];
+		uintptr_t *slot = (uintptr_t *)e->slot;
+		if (e->state == SP_URET_UNSWAPPED && *slot == e->orig) {
 			*slot = (uintptr_t)sp_uret_trampoline;
+			e->state = SP_URET_LIVE;
+		}
 	}
 }
 
 void sp_uret_settle(void)
 {
 	uintptr_t here = (uintptr_t)__builtin_frame_address(0);
-	size_t out = 0;
 	int stripe = -1;
 	for (size_t i = 0; i < ustack.n; i++) {
 		struct sp_uret_entry *e = &ustack.e[i];
+		uint8_t st = e->state;
+		if (st == SP_URET_FREE || st == SP_URET_PENDING)
+			continue;
 		if (e->slot < here || dead(e)) {   /* deeper than this call, or reused: gone */
 			if (stripe < 0)
 				stripe = sp_tstate_stripe();
-			count_lost(e, stripe);
-		} else
-			ustack.e[out++] = *e;
+			drop(e, st, stripe);
+		}
 	}
-	ustack.n = out;
+	if (ustack.e)
+		trim();
+	uint64_t r = atomic_load(&recovered), seen = atomic_load(&recovered_reported);
+	if (r != seen && atomic_compare_exchange_strong(&recovered_reported, &seen, r))
+		sp_probe_error("return probes", "%" PRIu64 " return%s found no shadow entry (bookkeeping lost): "
+			       "resumed at the last address recorded for the slot, counted lost",
+			       r - seen, r - seen == 1 ? "" : "s");
 }
 
 bool sp_uret_push_counted(uintptr_t rsp, struct sp_probe *const *probes, uint32_t n)
 {
-	if (grow() != 0)
+	struct sp_uret_entry *e = claim(rsp, sp_tstate_stripe());
+	if (!e)
 		return false;
-	if (ustack.n && ustack.e[ustack.n - 1].slot <= rsp)
-		drop_stale(rsp, sp_tstate_stripe());
-	struct sp_uret_entry *e = &ustack.e[ustack.n];
-	e->slot = rsp;
-	e->orig = *(const uintptr_t *)rsp;
-	e->parked = false;
-	e->t0_ns = 0;
 	e->n = n;
 	for (uint32_t i = 0; i < n; i++)
 		e->p[i] = probes[i];
-	ustack.n++;
-	*(uintptr_t *)rsp = (uintptr_t)sp_uret_trampoline;
+	swap_in(e);
 	return true;
 }

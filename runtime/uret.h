@@ -22,13 +22,25 @@
  * are counted lost.  A walk that unwinds nothing (backtrace) gets the real
  * addresses for its duration only: the returns stay probed.
  *
- * The shadow stack is per thread: a TLS pointer to an mmap'ed array grown
- * with mremap (no malloc: this runs in signal context too).  It outlives
- * the thread's key destructors, which run while returns are still pending
- * (__nptl_deallocate_tsd's own): uretmem.h unmaps it once the thread is gone.
+ * Signals.  A handler can run between any two instructions of this code,
+ * on the same thread, and probe-enter and return itself (from another stack
+ * with sigaltstack, so slot addresses do not order its frames), or leave by
+ * siglongjmp.  So the shadow stack never moves (one MAP_NORESERVE
+ * reservation per thread, SP_URET_DEPTH entries: only touched pages cost
+ * memory), an entry is claimed with one unlocked xadd before it is filled
+ * and removed by marking it free, and the top shrinks with a compare-and-
+ * swap (sigatomic.h).  Each entry has a state (below) committed in an order
+ * that leaves every interruption point consistent: an entry being pushed or
+ * being returned through is never taken for dead, never reused, and the
+ * trampoline reads its entry in place while it stays claimed.  A return
+ * whose entry is missing (bookkeeping lost, which these rules should make
+ * impossible) is recovered from the newest entry that had its slot, counted
+ * lost and reported; the trampoline never aborts.
  *
- * Functions whose return address must not be swapped (setjmp, vfork, the
- * unwinders, ...) are refused a return probe by name (hazard.h).
+ * Each thread's reservation outlives its key destructors, which run while
+ * returns are still pending (__nptl_deallocate_tsd's own): uretmem.h unmaps
+ * it once the thread is gone.  Functions whose return address must not be
+ * swapped (setjmp, vfork, the unwinders, ...) get no return probe (hazard.h).
  */
 #ifndef SP_URET_H
 #define SP_URET_H
@@ -40,6 +52,20 @@
 #include "selfprobe.h"
 
 #define SP_URET_PROBES 6              /* return probes per site tracked per call */
+#define SP_URET_DEPTH  (1u << 17)     /* shadow entries per thread (deeper: missed) */
+
+enum sp_uret_state {
+	SP_URET_PENDING,                  /* claimed, not swapped in yet; or being
+					   * dropped; and every entry at or above
+					   * the top (zero: a fresh page is so) */
+	SP_URET_FREE,                     /* removed (a hole until the top shrinks) */
+	SP_URET_LIVE,                     /* the slot holds the trampoline */
+	SP_URET_PARKED,                   /* orig written back for an unwinder:
+					   * waits to learn whether its frame
+					   * survived (sp_uret_unpark) */
+	SP_URET_BUSY,                     /* its return is being dispatched */
+	SP_URET_UNSWAPPED,                /* orig written back for a stack walk */
+};
 
 struct sp_probe;
 struct sp_site;
@@ -47,9 +73,7 @@ struct sp_site;
 struct sp_uret_entry {
 	uintptr_t slot;                   /* where the return address lives */
 	uintptr_t orig;                   /* the original return address */
-	bool parked;                      /* orig written back for an unwinder:
-					   * waits to learn whether its frame
-					   * survived (sp_uret_unpark) */
+	uint8_t state;                    /* enum sp_uret_state */
 	uint64_t t0_ns;                   /* entry time, for latency */
 	uint32_t n;
 	struct sp_probe *p[SP_URET_PROBES];
@@ -61,10 +85,10 @@ void sp_uret_prepare(void);
 /* In a fork child: the other threads' shadow stacks are gone. */
 void sp_uret_atfork_child(void);
 
-/* At entry: the shadow entry for a call whose return address sits at
- * RSP (allocated on first use; NULL when the stack cannot grow).  The
- * caller adds probes with sp_uret_add, then sp_uret_commit swaps the
- * return address (it does nothing when no probe was added). */
+/* At entry: claim the shadow entry for a call whose return address sits at
+ * RSP (the reservation is made on first use; NULL when it cannot be, or is
+ * full).  The caller adds probes with sp_uret_add, then sp_uret_commit swaps
+ * the return address (or frees the entry when no probe was added). */
 struct sp_uret_entry *sp_uret_begin(uintptr_t rsp);
 /* Add P; returns its cookie slot, or NULL when the entry is full. */
 uint64_t *sp_uret_add(struct sp_uret_entry *e, struct sp_probe *p);
@@ -96,7 +120,8 @@ size_t sp_uret_unswap(void);
 void sp_uret_reswap(size_t n);
 
 /* Before a report: this thread's entries for frames deeper than the
- * caller's own, or whose slot was reused since, are counted lost. */
+ * caller's own, or whose slot was reused since, are counted lost; returns
+ * recovered without their entry (see above) become one error. */
 void sp_uret_settle(void);
 
 /* The return trampoline (uret_tramp.S). */

@@ -41,7 +41,7 @@ void *sp_uretmem_alloc(size_t bytes, int *owner)
 	/* a child running on our memory and TLS (vfork, posix_spawn) is not
 	 * the thread this stack is for: the owner is left unknown */
 	int tid = pid == atomic_load(&our_pid) ? sys_gettid() : 0;
-	void *p = sp_sys_mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	void *p = sp_sys_mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED)
 		return p;
 	for (int i = 0; i < N_RECS; i++) {
@@ -64,17 +64,19 @@ void *sp_uretmem_alloc(size_t bytes, int *owner)
 	return MAP_FAILED;
 }
 
-void sp_uretmem_moved(int owner, void *addr, size_t bytes)
-{
-	recs[owner].addr = addr;
-	recs[owner].bytes = bytes;
-}
-
 static void release(struct rec *r, uint64_t s)
 {
 	sp_sys_munmap(r->addr, r->bytes);
 	atomic_store(&r->state, ((s >> 2) + 1) << 2 | FREE);
 	atomic_fetch_sub(&n_owned, 1);
+}
+
+void sp_uretmem_free(int owner)
+{
+	struct rec *r = &recs[owner];
+	uint64_t s = atomic_load(&r->state);
+	if ((s & 3) == OWNED && atomic_compare_exchange_strong(&r->state, &s, (s & ~3ull) | BUSY))
+		release(r, s);
 }
 
 /* Unmap the stacks of threads that are gone. */

@@ -30,13 +30,13 @@
 /* Once, before the first allocation (not signal-safe). */
 void sp_uretmem_prepare(void);
 
-/* A new mapping of BYTES for the calling thread; *OWNER receives its record
- * (for sp_uretmem_moved / sp_uretmem_exiting).  MAP_FAILED when out of
- * memory or records. */
+/* A new reservation of BYTES (MAP_NORESERVE) for the calling thread;
+ * *OWNER receives its record (for sp_uretmem_exiting).  MAP_FAILED when
+ * out of memory or records. */
 void *sp_uretmem_alloc(size_t bytes, int *owner);
 
-/* The mapping of record OWNER moved or grew (mremap). */
-void sp_uretmem_moved(int owner, void *addr, size_t bytes);
+/* Unmap record OWNER's mapping now (it was never used). */
+void sp_uretmem_free(int owner);
 
 /* The calling thread is exiting (its key destructor runs): it owns record
  * OWNER from now on whatever thread registered it; dead threads' mappings

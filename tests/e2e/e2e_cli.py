@@ -9,13 +9,15 @@ package.
                         with find_package(selfprobe) and with pkg-config; `ls`
                         run with it as a plugin by the installed launcher
 
-  list      sp_target: every t_* function with its decision (t_jmp8 and
-            t_indjmp on int3 with their rules, the others jmp), addresses and
+  list      sp_target: every t_* function with its decision (t_indjmp on
+            int3 with its rule, t_jmp8 on the jmp path through a hop, the
+            others the 5-byte jmp), addresses and
             sizes as readelf gives them; libc: known entries (malloc, free,
             an IFUNC, a hazard) and the jmp share; sp_usdt_target: every
             USDT note as readelf -n gives it
   check     every unsafe-window case of the test targets names its rule
-            (sp_target's t_jmp8, t_indjmp; libsp_jmp_lp.so's mid-function
+            (sp_target's t_indjmp; t_jmp8's 5-byte window, taken by a hop;
+            libsp_jmp_lp.so's mid-function
             window in an object with landing pads; libc's signal-return
             trampoline; an offset inside an instruction), the safe ones show
             their window and relocation plan; exit status 0 / 1 / 2
@@ -38,9 +40,11 @@ JMP_LP = os.path.join(BUILD, "lib", "libsp_jmp_lp.so")
 
 # The design's unsafe cases in sp_target, and the rule each must name.
 MUST_BE_INT3 = {
-    "t_jmp8": "branch target inside the jmp window",
-    "t_indjmp": "indirect jump in the function",
+    "t_indjmp": "indirect jmp in the jmp window (not its last instruction)",
 }
+# The 5-byte window refused for this rule, the first instruction hops
+# through the padding before the function instead.
+MUST_BE_HOP = {"t_jmp8": "branch target inside the jmp window"}
 
 
 def cli(args, env=None):
@@ -97,7 +101,9 @@ def test_list_target():
             t.check(f["mode"] == "int3" and MUST_BE_INT3[name] in (f["reason"] or ""),
                     "list: %s must be int3 because of \"%s\"" % (name, MUST_BE_INT3[name]), f)
         else:
-            t.check(f["mode"] == "jmp" and f["reason"] is None, "list: %s must take the jmp" % name, f)
+            patch = "hop" if name in MUST_BE_HOP else "jmp5"
+            t.check(f["mode"] == "jmp" and f["patch"] == patch and f["reason"] is None,
+                    "list: %s must take the jmp (%s)" % (name, patch), f)
     t.check(rep["object"] == t.TARGET and rep["usdt"] == [], "list: object and (no) USDT notes", rep)
     # the text form: a header and one aligned row per function
     cp = cli(["list", t.TARGET, "t_*"])
@@ -108,8 +114,8 @@ def test_list_target():
     cols = {l.index("0x") for l in rows.values()}
     t.check(len(cols) == 1, "list (text): the address column is aligned", out)
     for name, row in rows.items():
-        want = "int3" if name in MUST_BE_INT3 else "jmp"
-        t.check(row.split()[3] == want, "list (text): %s should say %s" % (name, want), row)
+        want = ["int3", "int3"] if name in MUST_BE_INT3 else ["jmp", "hop" if name in MUST_BE_HOP else "jmp5"]
+        t.check(row.split()[3:5] == want, "list (text): %s should say %s" % (name, " ".join(want)), row)
         if name in MUST_BE_INT3:
             t.check(MUST_BE_INT3[name] in row, "list (text): %s names its rule" % name, row)
     # a glob that matches nothing is not an error
@@ -143,7 +149,7 @@ def test_list_libc():
     t.info("list libc: %d of %d non-IFUNC function sites on the jmp path" % (jmp, plain))
     t.check(plain > 1000 and jmp >= 0.8 * plain, "list libc: jmp share %d/%d below 80%%" % (jmp, plain))
     cp = cli(["list", "libc", "malloc"])
-    t.check(cp.returncode == 0 and re.search(r"^malloc\s+0x[0-9a-f]{16}\s+\d+\s+jmp$", text(cp.stdout), re.M),
+    t.check(cp.returncode == 0 and re.search(r"^malloc\s+0x[0-9a-f]{16}\s+\d+\s+jmp\s+jmp5$", text(cp.stdout), re.M),
             "list libc malloc (text): one jmp row", text(cp.stdout))
 
 
@@ -208,8 +214,14 @@ def test_check():
         out = check_case([tgt + name], 0, "int3", rule, name)
         t.check("[FAIL]" in out and "relocation plan: none" in out, "check %s: the failing check shown" % name,
                 out)
-    out = check_case([tgt + "t_jmp8"], 0, "int3", None, "t_jmp8")
-    t.check(re.search(r"^  \* 0x[0-9a-f]+:\s+eb 02\s+jmp ", out, re.M), "check t_jmp8: the jmp rel8 decoded", out)
+    for name, rule in MUST_BE_HOP.items():
+        out = check_case([tgt + name], 0, "jmp", "(patch hop): jmp rel8 to a jmp rel32 in the padding at 0x", name)
+        t.check(re.search(r"^  \[FAIL\] jmp window plan.*: %s$" % re.escape(rule), out, re.M) and
+                re.search(r"^  \[ok\]\s+hop ", out, re.M),
+                "check %s: the 5-byte window's refusal and the hop shown" % name, out)
+    out = check_case([tgt + "t_jmp8"], 0, "jmp", None, "t_jmp8")
+    t.check(re.search(r"^  \* 0x[0-9a-f]+:\s+eb 02\s+jmp ", out, re.M) and out.count("\n  * ") == 1,
+            "check t_jmp8: the jmp rel8 decoded, alone in the hop's window", out)
     # the landing-pad rule: a mid-function window of two instructions
     out = check_case(["uprobe:%s:jt_lp_mid+3" % JMP_LP], 0, "int3",
                      "mid-function window of several instructions in an object with exception landing pads",
@@ -232,7 +244,8 @@ def test_check():
     except ValueError:
         sites = []
     t.check(cp.returncode == 0 and len(sites) >= 12 and
-            all((s["mode"] == "int3") == (s["symbol"] in MUST_BE_INT3) for s in sites),
+            all((s["mode"] == "int3") == (s["symbol"] in MUST_BE_INT3) and
+                (s["patch"] == "hop") == (s["symbol"] in MUST_BE_HOP) for s in sites),
             "check --json t_*: one entry per function, int3 exactly for the unsafe ones",
             text(cp.stdout)[:2000])
     # cannot be probed at all: exit 1

@@ -15,10 +15,13 @@ import sptest as t
 
 N = 1000
 N_MT = 20000
-# Sites where the jmp path is unsafe by the design's rules, whatever the
-# runtime's implementation: a branch lands in bytes 1-4 (t_jmp8's jmp .+4),
-# or the function holds an indirect jump (t_indjmp).
-MUST_BE_INT3 = {"t_jmp8": "jmp rel8 targets byte 4", "t_indjmp": "indirect jmp in the function"}
+# Sites where the 5-byte jmp is unsafe by the design's rules, whatever the
+# runtime's implementation: a branch lands in bytes 1-4 (t_jmp8's jmp .+4:
+# its first instruction alone may take a hop, never the 5-byte jmp), or an
+# indirect jmp (t_indjmp's jmp *%rax at the entry, to a target at +4 whose
+# address is taken) lies in the window.
+MUST_BE_INT3 = {"t_indjmp": "indirect jmp in the jmp window (not its last instruction)"}
+NEVER_JMP5 = {"t_jmp8": "jmp rel8 targets byte 4"}
 # Probes inside a function, at instruction boundaries, with the function's count.
 OFFSET_PROBES = {"uprobe:t_push+1": "t_push", "uprobe:t_sub+4": "t_sub",
                  "uprobe:t_call+5": "t_call", "uprobe:t_endbr+4": "t_endbr"}
@@ -48,6 +51,9 @@ def check_entry(label, e, want_hits, mode):
     if e.get("symbol") in MUST_BE_INT3 and "+" not in e["spec"]:
         t.check(e["mode"] == "int3", "%s: %s took the jmp path although unsafe (%s)"
                 % (label, name, MUST_BE_INT3[e["symbol"]]), t.fmt_probe(e))
+    if e.get("symbol") in NEVER_JMP5 and "+" not in e["spec"]:
+        t.check(e["patch"] != "jmp5", "%s: %s took the 5-byte jmp although unsafe (%s)"
+                % (label, name, NEVER_JMP5[e["symbol"]]), t.fmt_probe(e) + " patch=%s" % e["patch"])
 
 
 def test_all(mode):

@@ -172,7 +172,7 @@ def load_report(path, what):
 
 PROBE_FIELDS = {
     "spec": (str,), "kind": (str,), "object": (str,), "symbol": (str, type(None)),
-    "address": (str,), "mode": (str,), "reason": (str, type(None)), "action": (str,),
+    "address": (str,), "mode": (str,), "patch": (str,), "reason": (str, type(None)), "action": (str,),
     "hits": (int,), "missed": (int,),
 }
 ERROR_FIELDS = {"spec": (str,), "message": (str,)}
@@ -209,6 +209,8 @@ def schema_problems(r):
                 p.append("probes[%d].kind is %r" % (i, e["kind"]))
             if e["mode"] not in ("jmp", "int3"):
                 p.append("probes[%d].mode is %r" % (i, e["mode"]))
+            if e["patch"] not in (("jmp5", "hop") if e["mode"] == "jmp" else ("int3",)):
+                p.append("probes[%d].patch is %r with mode %r" % (i, e["patch"], e["mode"]))
             if not re.fullmatch(r"0x[0-9a-fA-F]+", e["address"]):
                 p.append("probes[%d].address is %r" % (i, e["address"]))
             if e["hits"] < 0 or e["missed"] < 0:
@@ -424,9 +426,10 @@ class Elf:
         return None
 
 
-def sql_workload(rows):
+def sql_workload(rows, selects=None):
     """sqlite3 statements on a table of ROWS generated rows: inserts in a
-    transaction, aggregates, updates, deletes, a join, a recursive CTE."""
+    transaction, aggregates, updates, deletes, a join, a recursive CTE, then
+    SELECTS counts by group (ROWS // 15 unless given)."""
     s = ["CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT, v REAL, grp INTEGER);",
          "CREATE INDEX t_grp ON t(grp);", "BEGIN;"]
     for i in range(rows):
@@ -441,7 +444,7 @@ def sql_workload(rows):
           "SELECT sum(x), count(*) FROM c;",
           "SELECT name FROM t WHERE name LIKE 'name-1%' ORDER BY v DESC, id LIMIT 20;",
           "SELECT count(*) FROM t a JOIN t b ON a.grp = b.grp AND a.id < b.id WHERE a.id < 300;"]
-    for i in range(rows // 15):
+    for i in range(rows // 15 if selects is None else selects):
         s.append("SELECT %d, count(*) FROM t WHERE grp = %d;" % (i, i % 17))
     return ("\n".join(s) + "\n").encode()
 

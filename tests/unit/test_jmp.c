@@ -53,6 +53,7 @@ uint64_t jt_branch_in(uint64_t a, uint64_t n); /* loop back into bytes 3.. → a
 uint64_t jt_xfn(uint64_t a);             /* → a + 2; jt_xfn_entry jumps into its window */
 uint64_t jt_xfn_entry(uint64_t a);       /* → a + 12 */
 uint64_t jt_jtab(uint64_t a);            /* a jump table → 10 + (a & 3) */
+uint64_t jt_jtab_in(uint64_t a);         /* a jump table, case 0 at +4 → 20 + (a & 3) */
 uint64_t jt_short(uint64_t a);           /* 4 bytes, then jt_short_next → a */
 uint64_t jt_short_next(uint64_t a);      /* → a + 3 */
 uint64_t jt_short_np(uint64_t a);        /* 4 bytes, then non-padding bytes → a */
@@ -129,6 +130,27 @@ __asm__(
 	".p2align 2\n"
 	".Ljt_table: .long .Ljt_j0 - .Ljt_table, .Ljt_j1 - .Ljt_table, "
 	".Ljt_j2 - .Ljt_table, .Ljt_j3 - .Ljt_table\n"
+	".text\n"
+
+	/* a jump table whose case 0 lands at +4, inside the entry's window */
+	".p2align 4\n"
+	FUNC(jt_jtab_in)
+	"mov %edi, %eax\n"                    /* +0: 2 bytes */
+	"jmp .Ljti_disp\n"                    /* +2: 2 bytes */
+	".Ljti_j0: mov $20, %eax\n ret\n"      /* +4: case 0 */
+	".Ljti_disp: and $3, %eax\n"
+	"lea .Ljti_table(%rip), %rcx\n"
+	"movslq (%rcx,%rax,4), %rax\n"
+	"add %rcx, %rax\n"
+	"jmp *%rax\n"
+	".Ljti_j1: mov $21, %eax\n ret\n"
+	".Ljti_j2: mov $22, %eax\n ret\n"
+	".Ljti_j3: mov $23, %eax\n ret\n"
+	END(jt_jtab_in)
+	".section .rodata\n"
+	".p2align 2\n"
+	".Ljti_table: .long .Ljti_j0 - .Ljti_table, .Ljti_j1 - .Ljti_table, "
+	".Ljti_j2 - .Ljti_table, .Ljti_j3 - .Ljti_table\n"
 	".text\n"
 
 	/* 4 bytes, and the next function right after: no padding */
@@ -480,6 +502,7 @@ __asm__(
  * for null), hits.  Fails the test when there is none. */
 struct entry {
 	char mode[8];
+	char patch[8];
 	char reason[256];
 	long hits, missed;
 };
@@ -507,10 +530,11 @@ static struct entry entry_of(const char *sym)
 		obj--;
 	const char *end = strchr(hit, '}');
 	struct entry e = { .hits = -1, .missed = -1 };
-	const char *m = field(obj, end, "mode"), *r = field(obj, end, "reason");
+	const char *m = field(obj, end, "mode"), *r = field(obj, end, "reason"), *pa = field(obj, end, "patch");
 	const char *h = field(obj, end, "hits"), *x = field(obj, end, "missed");
-	cr_assert(m && r && h && x, "malformed entry for %s:\n%s", sym, buf);
+	cr_assert(m && r && h && x && pa, "malformed entry for %s:\n%s", sym, buf);
 	sscanf(m, "\"%7[^\"]\"", e.mode);
+	sscanf(pa, "\"%7[^\"]\"", e.patch);
 	if (*r == '"')
 		sscanf(r, "\"%255[^\"]\"", e.reason);
 	e.hits = strtol(h, NULL, 10);
@@ -540,6 +564,15 @@ static void expect_jmp(const char *sym, long hits)
 	cr_expect_str_empty(e.reason, "%s: jmp with a reason \"%s\"", sym, e.reason);
 	if (hits >= 0)
 		cr_expect_eq(e.hits, hits, "%s: %ld hits, want %ld", sym, e.hits, hits);
+}
+
+/* The jmp path through a hop (hop.h): the 5-byte window was refused, the
+ * first instruction alone is displaced. */
+static void expect_hop(const char *sym, long hits)
+{
+	expect_jmp(sym, hits);
+	struct entry e = entry_of(sym);
+	cr_expect_str_eq(e.patch, "hop", "%s: patch %s, want hop", sym, e.patch);
 }
 
 static void expect_int3(const char *sym, const char *reason, long hits)
@@ -582,42 +615,56 @@ Test(path, safe_entries_take_the_jmp)
 	expect_jmp("jt_prologue", N);
 }
 
-Test(path, branch_into_the_window_from_the_function)
+Test(path, branch_into_the_window_from_the_function_hops)
 {
 	attach("uprobe:jt_branch_in", NULL);
 	CALL_N(jt_branch_in(a, 3), a + 3);
-	expect_int3("jt_branch_in", "branch target inside the jmp window", N);
+	/* the 5-byte window is refused ("branch target inside the jmp
+	 * window"); the first instruction alone hops through padding */
+	expect_hop("jt_branch_in", N);
 }
 
-Test(path, branch_into_the_window_from_another_function)
+Test(path, branch_into_the_window_from_another_function_hops)
 {
 	/* jt_xfn itself holds no branch: only the object-wide index sees it */
 	attach("uprobe:jt_xfn", NULL);
 	CALL_N(jt_xfn(a), a + 2);
 	CALL_N(jt_xfn_entry(a), a + 12);   /* enters after the site: no hit */
-	expect_int3("jt_xfn", "branch target inside the jmp window (from elsewhere in the object)", N);
+	/* refused for the 5-byte window, a hop for the first instruction */
+	expect_hop("jt_xfn", N);
 }
 
-Test(path, indirect_jump_in_the_function)
+Test(path, jump_table_proven)
 {
+	/* every entry of the table is read: none lands in the window */
 	attach("uprobe:jt_jtab", NULL);
 	CALL_N(jt_jtab(a), 10 + (a & 3));
-	expect_int3("jt_jtab", "indirect jump in the function", N);
+	expect_jmp("jt_jtab", N);
 }
 
-Test(path, short_function_followed_by_another)
+Test(path, jump_table_entry_inside_the_window_hops)
+{
+	/* case 0 at +4 refuses the 5-byte window ("is a jump-table entry");
+	 * the 2-byte first instruction alone hops through padding */
+	attach("uprobe:jt_jtab_in", NULL);
+	CALL_N(jt_jtab_in(a), 20 + (a & 3));
+	expect_hop("jt_jtab_in", N);
+}
+
+Test(path, short_function_followed_by_another_hops)
 {
 	attach("uprobe:jt_short", NULL);
 	CALL_N(jt_short(a), a);
 	CALL_N(jt_short_next(a), a + 3);
-	expect_int3("jt_short", "window runs past the end of the function into the next symbol", N);
+	/* the 5-byte window would run into jt_short_next: a hop instead */
+	expect_hop("jt_short", N);
 }
 
-Test(path, short_function_followed_by_code_that_is_not_padding)
+Test(path, short_function_followed_by_code_that_is_not_padding_hops)
 {
 	attach("uprobe:jt_short_np", NULL);
 	CALL_N(jt_short_np(a), a);
-	expect_int3("jt_short_np", "past the end of the function into bytes that are not padding", N);
+	expect_hop("jt_short_np", N);
 }
 
 Test(path, short_function_followed_by_padding_takes_the_jmp)
@@ -740,11 +787,11 @@ Test(path, mode_jmp_takes_the_jmp_where_safe)
 {
 	cr_assert_eq(selfprobe_set_mode("jmp"), 0);
 	attach("uprobe:jt_safe", NULL);
-	attach("uprobe:jt_jtab", NULL);
+	attach("uprobe:jt_icall", NULL);
 	CALL_N(jt_safe(a), a + 1);
-	CALL_N(jt_jtab(a), 10 + (a & 3));
+	CALL_N(jt_icall(a, jt_double), 2 * a + 1);
 	expect_jmp("jt_safe", N);
-	expect_int3("jt_jtab", "indirect jump in the function", N);
+	expect_int3("jt_icall", "indirect call in the jmp window", N);
 }
 
 /* ==================================== 3. live state across the probe */

@@ -1,0 +1,306 @@
+/* hop — see hop.h for the patch and the proof that the pad is never run.
+ *
+ * The search, pure (reads the facts, allocates nothing):
+ *   for each function S with a known size whose end E is near the site
+ *   (the symbols just before and inside the reach), in address order:
+ *     - S decodes from its start to exactly E and its last instruction ends
+ *       its flow (ret, jmp, ud2): nothing falls through into E;
+ *     - from E, the run of fill bytes (int3, nops that are not endbr),
+ *       stopping at the first other byte or symbol start;
+ *     - the first 5-byte slot [P, P+5) of the run in reach such that
+ *       [E, P+5) holds no branch target or taken address (a thread landing
+ *       in the run before P would slide into the pad), is covered by no
+ *       symbol, and [P, P+5) is claimed by no other site.
+ */
+#include "hop.h"
+#include "insn.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char NO_PAD[] = "no unused padding within ±127 bytes for a hop (a 2-byte jmp to a 5-byte jmp)";
+
+/* Syms index of the first symbol whose value is above V. */
+static size_t upper(const struct sp_elf *e, uint64_t v)
+{
+	size_t lo = 0, hi = e->n_syms;
+	while (lo < hi) {
+		size_t m = lo + (hi - lo) / 2;
+		if (e->syms[m].value <= v)
+			lo = m + 1;
+		else
+			hi = m;
+	}
+	return lo;
+}
+
+/* The candidate functions: every symbol starting before the reach's end,
+ * walking back until a few start before where a run could begin.  *FIRST
+ * and *END: the index range [first, end) of e->syms. */
+static void candidates(const struct sp_elf *e, uintptr_t bias, uintptr_t site, size_t *first,
+		       size_t *end)
+{
+	uint64_t reach_hi = site + SP_HOP_REACH_FWD - bias;
+	uint64_t run_lo = site - SP_HOP_REACH_BACK - SP_HOP_RUN_MAX - bias;
+	size_t i = upper(e, reach_hi);
+	*end = i;
+	int before = 0;
+	while (i > 0 && before < 4) {
+		i--;
+		if (e->syms[i].value < run_lo)
+			before++;
+	}
+	*first = i;
+}
+
+void sp_hop_range(const struct sp_elf *elf, uintptr_t bias, uintptr_t site, uintptr_t text_lo,
+		  uintptr_t text_hi, uintptr_t *lo, uintptr_t *hi)
+{
+	size_t first, end;
+	candidates(elf, bias, site, &first, &end);
+	uintptr_t l = site > SP_HOP_REACH_BACK + SP_HOP_RUN_MAX ? site - SP_HOP_REACH_BACK - SP_HOP_RUN_MAX : 0;
+	for (size_t i = first; i < end; i++) {
+		const struct sp_sym *s = &elf->syms[i];
+		uintptr_t start = bias + s->value;
+		if (s->size && start + s->size >= l && start < l)
+			l = start;
+	}
+	/* a nop at the end of the reach may be up to 15 bytes long */
+	uintptr_t h = site + SP_HOP_SPAN + 15;
+	*lo = l < text_lo ? text_lo : l;
+	*hi = h > text_hi ? text_hi : h;
+}
+
+static bool in_image(const struct sp_hop_facts *f, uintptr_t lo, uintptr_t hi)
+{
+	return lo >= f->lo && hi <= f->lo + f->len && lo <= hi;
+}
+
+/* Does S's code end its flow exactly at its end?  Decoded from its start:
+ * the boundary of the last instruction is only known that way. */
+static bool ends_with_exit(const struct sp_hop_facts *f, uintptr_t start, uintptr_t end)
+{
+	if (!in_image(f, start, end) || start == end)
+		return false;
+	struct sp_insn in = { 0 };
+	uintptr_t p = start;
+	while (p < end) {
+		const uint8_t *b = f->code + (p - f->lo);
+		if (sp_insn_decode(b, end - p, p, &in) != 0)
+			return false;
+		p += in.len;
+	}
+	if (p != end)
+		return false;
+	if (in.cls == SP_INSN_RET || in.cls == SP_INSN_JMP_REL || in.cls == SP_INSN_JMP_IND)
+		return true;
+	return in.len == 2 && in.bytes[0] == 0x0f && in.bytes[1] == 0x0b;   /* ud2 */
+}
+
+/* Length of the fill item at P (an int3 byte, or a nop that is not an
+ * endbr), below LIMIT; 0 when P holds something else. */
+static size_t fill_len(const struct sp_hop_facts *f, uintptr_t p, uintptr_t limit)
+{
+	const uint8_t *b = f->code + (p - f->lo);
+	if (*b == 0xcc)
+		return 1;
+	struct sp_insn in;
+	if (sp_insn_decode(b, limit - p, p, &in) != 0 || in.cls != SP_INSN_NOP)
+		return 0;
+	/* endbr64/endbr32 (f3 0f 1e fa/fb) decode as nops but mark where an
+	 * indirect branch may land: code, not fill */
+	if (in.len == 4 && b[0] == 0xf3 && b[1] == 0x0f && b[2] == 0x1e && (b[3] & 0xfe) == 0xfa)
+		return 0;
+	return in.len;
+}
+
+/* Is any byte of [LO, HI) inside a symbol's extent, or a symbol's start? */
+static bool covered(const struct sp_hop_facts *f, uintptr_t lo, uintptr_t hi)
+{
+	if (sp_elf_containing(f->elf, lo - f->bias))
+		return true;
+	const struct sp_sym *next = sp_elf_next_after(f->elf, lo - f->bias);
+	return next && f->bias + next->value < hi;
+}
+
+/* The first usable pad in the run that starts at E, or 0. */
+static uintptr_t pad_after(const struct sp_hop_facts *f, uintptr_t site, uintptr_t e)
+{
+	uintptr_t reach_lo = site > SP_HOP_REACH_BACK ? site - SP_HOP_REACH_BACK : 0;
+	uintptr_t reach_hi = site + SP_HOP_REACH_FWD;   /* the last pad start */
+	const struct sp_sym *next = sp_elf_next_after(f->elf, e - f->bias - 1);
+	uintptr_t limit = f->lo + f->len;
+	if (next && f->bias + next->value < limit)
+		limit = f->bias + next->value;
+	uintptr_t run_end = e;
+	while (run_end < limit) {
+		size_t n = fill_len(f, run_end, limit);
+		if (!n)
+			break;
+		run_end += n;
+	}
+	for (uintptr_t p = e > reach_lo ? e : reach_lo; p <= reach_hi && p + SP_HOP_PAD_LEN <= run_end; p++) {
+		/* both only grow with P: the first failure ends the run */
+		if (f->reached(f->reached_ctx, e, p + SP_HOP_PAD_LEN) || covered(f, e, p + SP_HOP_PAD_LEN))
+			return 0;
+		if (f->claimed && f->claimed(f->claimed_ctx, p, p + SP_HOP_PAD_LEN))
+			continue;
+		return p;
+	}
+	return 0;
+}
+
+int sp_hop_find_pad(const struct sp_hop_facts *f, uintptr_t site, uintptr_t *pad,
+		    const char **reason)
+{
+	size_t first, end;
+	candidates(f->elf, f->bias, site, &first, &end);
+	uintptr_t run_lo = site - SP_HOP_REACH_BACK - SP_HOP_RUN_MAX;
+	for (size_t i = first; i < end; i++) {
+		const struct sp_sym *s = &f->elf->syms[i];
+		uintptr_t start = f->bias + s->value, e = start + s->size;
+		if (!s->size || e < run_lo || e > site + SP_HOP_REACH_FWD)
+			continue;
+		/* an alias at the same address with the same size: done already */
+		if (i > first && s[-1].value == s->value && s[-1].size == s->size)
+			continue;
+		if (!ends_with_exit(f, start, e))
+			continue;
+		uintptr_t p = pad_after(f, site, e);
+		if (p) {
+			*pad = p;
+			return 0;
+		}
+	}
+	*reason = NO_PAD;
+	return -ENOSPC;
+}
+
+void sp_hop_site_bytes(uintptr_t site, uintptr_t pad, uint8_t out[2])
+{
+	out[0] = 0xeb;
+	out[1] = (uint8_t)(int8_t)((intptr_t)pad - (intptr_t)(site + 2));
+}
+
+void sp_hop_pad_bytes(uintptr_t pad, uintptr_t tramp, uint8_t out[SP_HOP_PAD_LEN])
+{
+	int32_t rel = (int32_t)((intptr_t)tramp - (intptr_t)(pad + SP_HOP_PAD_LEN));
+	out[0] = 0xe9;
+	memcpy(out + 1, &rel, 4);
+}
+
+void sp_hop_plan_range(const struct sp_elf *elf, uintptr_t bias, const struct sp_hop_site *s,
+		       size_t avail, uintptr_t text_lo, uintptr_t text_hi, uintptr_t *lo, uintptr_t *hi)
+{
+	uintptr_t plo, phi;
+	sp_jmp_plan_range(s->func, s->func_size, s->site, avail, &plo, &phi);
+	sp_hop_range(elf, bias, s->site, text_lo, text_hi, lo, hi);
+	if (plo < *lo)
+		*lo = plo;
+	if (phi > *hi)
+		*hi = phi;
+}
+
+/* Direct targets and taken addresses in [LO, HI); an unknown taken set
+ * counts as reached. */
+static bool idx_reached(const void *ctx, uintptr_t lo, uintptr_t hi)
+{
+	uintptr_t t;
+	const char *how;
+	return sp_btindex_any_inside(ctx, lo - 1, hi) || sp_btindex_taken_inside(ctx, lo - 1, hi, &t, &how);
+}
+
+int sp_hop_plan(const struct sp_hop_facts *f, const struct sp_hop_site *s, struct sp_window *w,
+		uintptr_t *pad, const char **reason)
+{
+	uintptr_t lo, hi;
+	if (!s->idx) {
+		*reason = "the object's branch targets could not be indexed";
+		return -ENOTSUP;
+	}
+	sp_jmp_plan_range(s->func, s->func_size, s->site, f->lo + f->len - s->site, &lo, &hi);
+	if (lo < f->lo || hi > f->lo + f->len) {
+		*reason = "function does not decode: it runs past the end of the text mapping";
+		return -EINVAL;
+	}
+	int rc = sp_jmp_plan_first_image(f->code + (lo - f->lo), lo, hi - lo, s->func, s->func_size,
+					 s->site, s->limit, w, reason);
+	if (rc)
+		return rc;
+	struct sp_hop_facts g = *f;
+	g.reached = idx_reached;
+	g.reached_ctx = s->idx;
+	if (idx_reached(s->idx, s->site + 1, s->site + w->len)) {
+		*reason = "control may enter the first instruction after its first byte";
+		return -ENOTSUP;
+	}
+	return sp_hop_find_pad(&g, s->site, pad, reason);
+}
+
+bool sp_hop_candidate(const struct sp_verdict *v)
+{
+	return v->path != SP_PATH_JMP5 && v->path != SP_PATH_HOP &&
+	       (v->block == SP_BLOCK_TARGET || v->block == SP_BLOCK_SHORT) && v->first_len >= SP_HOP_LEN;
+}
+
+static const char HOP_CHECK[] = "hop (2-byte jmp to a 5-byte jmp in unused padding)";
+
+bool sp_hop_decide(const struct sp_site_facts *f, const struct sp_hop_facts *hf, struct sp_verdict *v)
+{
+	if (!sp_hop_candidate(v))
+		return false;
+	struct sp_hop_site hs = { .site = f->site, .func = f->func, .func_size = f->func_size,
+				  .limit = f->limit, .idx = f->idx };
+	struct sp_window w;
+	const char *why = NULL;
+	uintptr_t pad = 0;
+	if (sp_hop_plan(hf, &hs, &w, &pad, &why) == 0 && f->live && f->next_site &&
+	    f->next_site < f->site + w.len)
+		why = "another probe site lies inside its first instruction";
+	if (v->n_trail < SP_DECIDE_MAX_CHECKS)
+		v->trail[v->n_trail++] = (struct sp_check){ HOP_CHECK, why ? SP_CHECK_FAIL : SP_CHECK_PASS,
+							    why ? why : "the first instruction alone is displaced" };
+	if (why) {
+		if (v->path == SP_PATH_INT3)
+			v->reason = sp_hop_refusal(v->reason, why);
+		return false;
+	}
+	v->path = SP_PATH_HOP;
+	v->hop_pad = pad;
+	v->reason = NULL;
+	v->w = w;
+	v->have_window = true;
+	return true;
+}
+
+struct refusal {
+	char *text;
+	struct refusal *next;
+};
+static struct refusal *refusals;
+
+const char *sp_hop_refusal(const char *why5, const char *why_hop)
+{
+	if (!why_hop || why_hop == why5 || strcmp(why_hop, why5) == 0)
+		return why5;
+	char *text;
+	if (asprintf(&text, "%s; hop: %s", why5, why_hop) < 0)
+		return why5;
+	/* by content: a reason may live in a verdict's own storage */
+	for (struct refusal *r = refusals; r; r = r->next)
+		if (strcmp(r->text, text) == 0) {
+			free(text);
+			return r->text;
+		}
+	struct refusal *r = calloc(1, sizeof(*r));
+	if (!r) {
+		free(text);
+		return why5;
+	}
+	r->text = text;
+	r->next = refusals;
+	refusals = r;
+	return r->text;
+}
