@@ -273,6 +273,13 @@ static char *xasprintf(const char *fmt, ...)
 	return s;
 }
 
+/* uretprobe, usession and the latency action swap the return address. */
+static bool item_wants_return(const struct sp_spec_item *item)
+{
+	return item->kind == SP_KIND_URETPROBE || item->kind == SP_KIND_USESSION ||
+	       item->action == SP_ACT_LATENCY;
+}
+
 /* The address the process actually calls for an IFUNC symbol: run the
  * resolver exactly as the dynamic linker did (x86-64 resolvers take no
  * arguments: glibc's read the cpu features ld.so set up), so the answer is
@@ -488,8 +495,7 @@ static long resolve(const struct sp_spec_item *item, const struct sp_object *obj
 		struct target *t = calloc(1, sizeof(*t));
 		if (!t)
 			return -ENOMEM;
-		bool wants_return = item->kind != SP_KIND_UPROBE || item->action == SP_ACT_LATENCY;
-		if (wants_return && item->address != sym->value) {
+		if (item_wants_return(item) && item->address != sym->value) {
 			free(t);
 			snprintf(err, errlen, "return probes attach at a function entry: %#lx is %s+%#lx",
 				 (unsigned long)item->address, sym->name,
@@ -576,8 +582,7 @@ static struct sp_probe *new_probe(const struct sp_spec_item *item, const struct 
 	p->shm_record = -1;
 	p->tl_label = -1;
 	p->internal = item->internal;
-	p->wants_return = item->kind == SP_KIND_URETPROBE || item->kind == SP_KIND_USESSION ||
-			  item->action == SP_ACT_LATENCY;
+	p->wants_return = item_wants_return(item);
 	if (item->action == SP_ACT_LATENCY) {
 		long slot = sp_latency_init() == 0 ? sp_latency_alloc() : -ENOSPC;
 		if (slot < 0) {
@@ -684,6 +689,7 @@ static void atfork_child(void)
 	sp_patch_atfork_child();
 	bool shared = sp_shm_atfork_child() == 0 && sp_shm_active();
 	sp_tstate_atfork_child();
+	sp_uret_atfork_child();
 	sp_latency_atfork_child();
 	sp_report_atfork_child();
 	sp_timeline_atfork_child();
@@ -805,11 +811,15 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 		goto out;
 	}
 	bool want_jmp = sp_mode_pref != SP_PREF_INT3;
+	bool wants_return = item_wants_return(item);
 	for (long i = 0; i < n_ts; i++) {
 		const char *who = ts[i].implementation ? ts[i].implementation : ts[i].symbol;
 		const char *why = NULL;
 		ts[i].fn.hazard = sp_hazard_int3(obj->path, who, ts[i].addr);
-		struct sp_site *site = sp_arm_site(obj, ts[i].addr, &ts[i].fn, want_jmp, &why);
+		if (wants_return)   /* the name called, or the IFUNC's implementation */
+			why = sp_hazard_return(ts[i].symbol) ? sp_hazard_return(ts[i].symbol)
+							     : sp_hazard_return(ts[i].implementation);
+		struct sp_site *site = why ? NULL : sp_arm_site(obj, ts[i].addr, &ts[i].fn, want_jmp, &why);
 		struct sp_probe *p = site ? new_probe(item, obj, &ts[i], fn, data) : NULL;
 		if (!p) {
 			if (site)
