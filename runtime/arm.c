@@ -386,8 +386,7 @@ size_t sp_arm_batch(struct sp_site **sites, size_t n, int *rcs)
 			w[k++] = (struct sp_stop_window){ .site = s->addr, .len = s->tramp.window_len,
 							  .reloc = s->tramp.reloc, .map = &s->tramp.map };
 	}
-	if (k)
-		qsort(w, k, sizeof(*w), cmp_window);
+	sp_stopworld_sort(w, k, cmp_window);
 	int stopped = k ? sp_stopworld_check(w, k) : 0;                /* step 2 */
 	if (stopped != 0) {
 		/* a late answer may still be reading the windows: they stay
@@ -407,10 +406,8 @@ size_t sp_arm_batch(struct sp_site **sites, size_t n, int *rcs)
 		s->jmp = false;
 		if (s->resume != SP_RESUME_TRAMP)
 			continue;
-		bool busy = false;
-		for (size_t j = 0; w && j < k; j++)
-			if (w[j].site == s->addr)
-				busy = w[j].busy;
+		const struct sp_stop_window *sw = w ? sp_stopworld_find(w, k, s->addr) : NULL;
+		bool busy = sw && sw->busy;
 		if (stopped != 0 || busy) {
 			s->reason = stopped != 0 ? "a thread did not answer the stop check: the site keeps its int3"
 						 : "a thread was blocked inside the jmp window: the site keeps its int3";

@@ -2,6 +2,7 @@
 #include "guard.h"
 #include "dispatch.h"
 #include "probe.h"
+#include "tstate.h"
 #include "xsave.h"
 
 #include <stdatomic.h>
@@ -30,6 +31,13 @@ int sp_guard_call(struct sp_probe *p, struct selfprobe_ctx *ctx)
 	for (int i = 0; i < 5; i++)
 		saved[i] = guard.jb[i];
 	int rc = 0;
+	/* A built-in action's calls are the runtime's, never counted (a nested
+	 * hit is ignored, see dispatch); a user's handler's calls are real
+	 * calls of the process: they count, as "missed" (README, Counting).
+	 * Restored after a fault too: the long jump skips the handler's end. */
+	int runtime = sp_tls.runtime;
+	if (p->runtime_fn)
+		sp_tls.runtime = runtime + 1;
 	if (__builtin_setjmp(guard.jb) == 0) {
 		guard.probe = p;
 		if (ctx->ucontext)            /* int3: the kernel saved the vector state */
@@ -38,6 +46,7 @@ int sp_guard_call(struct sp_probe *p, struct selfprobe_ctx *ctx)
 			rc = sp_call_preserving_vectors(call_fn, ctx, p);
 	} else
 		rc = 0;                       /* the handler faulted: see on_fault */
+	sp_tls.runtime = runtime;
 	guard.probe = outer;
 	for (int i = 0; i < 5; i++)
 		guard.jb[i] = saved[i];

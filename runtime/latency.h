@@ -31,8 +31,8 @@ struct sp_lat {
 int sp_latency_init(void);
 long sp_latency_alloc(void);
 void sp_latency_free(uint32_t slot);
-/* Now, in ns (signal-safe; the caller keeps its own probes from counting
- * the clock call). */
+/* Now, in ns (signal-safe; the clock call is marked as the runtime's, so
+ * no probe counts it). */
 uint64_t sp_latency_now(void);
 void sp_latency_record(int stripe, uint32_t slot, uint64_t ns);
 void sp_latency_read(uint32_t slot, struct sp_lat *out);

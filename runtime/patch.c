@@ -8,7 +8,6 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <linux/membarrier.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -28,19 +27,29 @@
 #define PF_INSTR       0x10   /* x86 page-fault error code: an instruction fetch */
 #define RESTORE_TRIES  1000   /* restoring mprotect attempts before giving up */
 
-/* error-checking: fork from a signal handler that interrupted this
+/* The writers' lock: the tid of the thread writing, 0 when free.
+ * Error-checking: fork from a signal handler that interrupted this
  * thread's own write (outside a window: asynchronous signals are blocked
- * inside) finds the lock held by itself (sp_patch_atfork_prepare) */
-static pthread_mutex_t patch_lock = PTHREAD_ERRORCHECK_MUTEX_INITIALIZER_NP;
+ * inside) finds the lock held by itself (sp_patch_atfork_prepare).
+ * An atomic and raw system calls, not a pthread mutex: libc's mutex
+ * functions may be probed themselves, and between the int3 and the jmp of
+ * a batch (arm.h) each of their calls would trap, four traps a write. */
+static _Atomic int patch_owner;
+static _Atomic int patch_waiters;
+static __thread int my_tid;      /* 0: not known yet (reset in a fork child) */
 static __thread bool fork_locked;
-static int mem_fd = -1;          /* /proc/self/mem, -2 once it failed */
+/* /proc/self/mem: open only while writes are under way (a hold, else one
+ * write), so that the program never sees a descriptor of ours; -2 once it
+ * failed (the fallback from then on). */
+static int mem_fd = -1;
+static int holds;                /* sp_patch_hold depth (under the writers' lock) */
 static int sync_state;           /* 0 unknown, 1 registered, -1 unavailable */
 static int fallback_state;       /* 0 unknown, 1 usable, -errno refused */
 static const char *refusal;      /* why, once refused */
 
 /* The open window, for the fault handler of every thread.  WIN_GEN is odd
  * while a window is open; WIN_LO/WIN_HI change only while it is even (a
- * seqlock whose stable state is "open"), written under patch_lock. */
+ * seqlock whose stable state is "open"), written under the writers' lock. */
 static _Atomic uint32_t win_gen;
 static _Atomic uintptr_t win_lo, win_hi;
 static __thread uint32_t retried_gen;   /* the generation this thread last retried at */
@@ -61,7 +70,58 @@ static inline __attribute__((always_inline)) long raw_syscall(long nr, long a, l
 
 static int membarrier(int cmd, unsigned flags)
 {
-	return (int)syscall(__NR_membarrier, cmd, flags, 0);
+	return (int)raw_syscall(__NR_membarrier, cmd, flags, 0, 0);
+}
+
+/* 0, or EDEADLK when this thread holds it already. */
+static int lock_patch(void)
+{
+	if (!my_tid)
+		my_tid = (int)raw_syscall(SYS_gettid, 0, 0, 0, 0);
+	int seen = 0;
+	while (!atomic_compare_exchange_weak(&patch_owner, &seen, my_tid)) {
+		if (seen == my_tid)
+			return EDEADLK;
+		if (seen) {
+			atomic_fetch_add(&patch_waiters, 1);
+			raw_syscall(SYS_futex, (long)&patch_owner, FUTEX_WAIT_PRIVATE, seen, 0);
+			atomic_fetch_sub(&patch_waiters, 1);
+		}
+		seen = 0;
+	}
+	return 0;
+}
+
+static void unlock_patch(void)
+{
+	atomic_store(&patch_owner, 0);
+	if (atomic_load(&patch_waiters))
+		raw_syscall(SYS_futex, (long)&patch_owner, FUTEX_WAKE_PRIVATE, INT_MAX, 0);
+}
+
+static void close_mem(void)
+{
+	if (mem_fd >= 0) {
+		raw_syscall(SYS_close, mem_fd, 0, 0, 0);   /* not the program's close */
+		mem_fd = -1;
+	}
+}
+
+void sp_patch_hold(void)
+{
+	int again = lock_patch();   /* EDEADLK: this thread holds it already */
+	holds++;
+	if (!again)
+		unlock_patch();
+}
+
+void sp_patch_release(void)
+{
+	int again = lock_patch();
+	if (holds > 0 && --holds == 0)
+		close_mem();
+	if (!again)
+		unlock_patch();
 }
 
 static int open_mem(void)
@@ -220,8 +280,8 @@ static int write_fallback(uintptr_t addr, const void *bytes, size_t len)
 	raw_syscall(SYS_futex, (long)&win_gen, FUTEX_WAKE_PRIVATE, INT_MAX, 0);
 	raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, (long)&old_mask, 0, sizeof(old_mask));
 
-	if (!restored)
-		sp_err("patch: mprotect cannot make %#lx-%#lx executable again (%s): threads running "
+	if (!restored)   /* the program may not live to write a report */
+		sp_say("patch: mprotect cannot make %#lx-%#lx executable again (%s): threads running "
 		       "it will fault", (unsigned long)lo, (unsigned long)hi, strerror((int)-rc));
 	return rc;
 }
@@ -231,21 +291,25 @@ int sp_patch_write(uintptr_t addr, const void *bytes, size_t len)
 	int rc = 0;
 	if (len == 0)
 		return 0;
-	pthread_mutex_lock(&patch_lock);
+	lock_patch();
 	int fd = open_mem();
 	if (fd >= 0) {
-		ssize_t n = pwrite(fd, bytes, len, (off_t)addr);
-		if (n == (ssize_t)len)
+		/* raw: libc's pwrite may be a site of this very batch */
+		long n = raw_syscall(SYS_pwrite64, fd, (long)bytes, (long)len, (long)addr);
+		if (n == (long)len) {
+			if (!holds)
+				close_mem();
 			goto out;
+		}
 		sp_info("patch: /proc/self/mem write at %#lx failed (%s): writing code through "
 			"mprotect (read-write, then read-exec again)",
-			(unsigned long)addr, n < 0 ? strerror(errno) : "short write");
+			(unsigned long)addr, n < 0 ? strerror((int)-n) : "short write");
 		close(fd);
 		mem_fd = -2;
 	}
 	rc = write_fallback(addr, bytes, len);
 out:
-	pthread_mutex_unlock(&patch_lock);
+	unlock_patch();
 	return rc;
 }
 
@@ -302,13 +366,13 @@ void sp_patch_sync(void)
 
 void sp_patch_atfork_prepare(void)
 {
-	fork_locked = pthread_mutex_lock(&patch_lock) == 0;   /* EDEADLK: ours, no window open */
+	fork_locked = lock_patch() == 0;   /* EDEADLK: ours, no window open */
 }
 
 void sp_patch_atfork_parent(void)
 {
 	if (fork_locked)
-		pthread_mutex_unlock(&patch_lock);
+		unlock_patch();
 	fork_locked = false;
 }
 
@@ -317,11 +381,10 @@ void sp_patch_atfork_child(void)
 	if (mem_fd >= 0)
 		close(mem_fd);
 	mem_fd = -1;
+	holds = 0;        /* the parent's writers are not here */
 	sync_state = 0;   /* registration belongs to the parent's mm */
 	fork_locked = false;
-	pthread_mutexattr_t a;
-	pthread_mutexattr_init(&a);
-	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
-	pthread_mutex_init(&patch_lock, &a);
-	pthread_mutexattr_destroy(&a);
+	my_tid = 0;       /* the child's thread has a tid of its own */
+	atomic_store(&patch_owner, 0);
+	atomic_store(&patch_waiters, 0);
 }

@@ -613,6 +613,9 @@ static struct sp_probe *new_probe(const struct sp_spec_item *item, const struct 
 		p->fn = sp_trace_handler;
 	if (!fn && item->action == SP_ACT_STACK && sp_stack_prepare() == 0)
 		p->fn = sp_stack_handler;
+	/* the built-in actions and the runtime's own probes: what they call
+	 * (the unwinder's memcmp, the trace's write) is not the application's */
+	p->runtime_fn = p->fn && (p->fn != fn || item->internal);
 	p->object = strdup(obj->path);
 	p->bias = obj->bias;
 	p->vaddr = t->addr - obj->bias;
@@ -764,6 +767,7 @@ static struct sp_probe *revive(struct sp_probe *q, struct sp_probe *p)
 	q->usdt_nargs = p->usdt_nargs;
 	memcpy(q->usdt_args, p->usdt_args, sizeof(q->usdt_args));
 	q->fn = p->fn;
+	q->runtime_fn = p->runtime_fn;
 	q->data = p->data;
 	q->bias = p->bias;
 	atomic_store(&q->faulted, false);   /* a new attachment runs its handler again */
@@ -861,8 +865,8 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 		 * share one note, and the kernel's uprobes count the same way) */
 		if (p->semaphore)
 			__atomic_fetch_add((uint16_t *)p->semaphore, 1, __ATOMIC_SEQ_CST);
-		if (sp_mode_pref == SP_PREF_JMP && !p->site->jmp)   /* asked for: said at any level */
-			sp_err("warning: %s: %s uses int3: %s", item->text, p->symbol, p->site->reason);
+		if (sp_mode_pref == SP_PREF_JMP && !p->site->jmp)   /* the report's reason says it too */
+			sp_warn("%s: %s uses int3: %s", item->text, p->symbol, p->site->reason);
 		registry_append(p);
 	}
 	/* Readers of the old vectors only read them; freed after quiescence.
@@ -905,6 +909,7 @@ long sp_probe_attach_object(const struct sp_spec_item *item, const struct sp_obj
 	long rc;
 	struct target *ts = NULL;
 	long n_ts = 0;
+	sp_patch_hold();   /* one /proc/self/mem for the batch, closed after it */
 	struct sp_elf *elf = elf_get(obj->path, err, sizeof(err));
 	if (!elf) {
 		rc = -ENOENT;
@@ -929,6 +934,7 @@ out:
 		free(ts[i].implementation);
 	}
 	free(ts);
+	sp_patch_release();
 	return rc;
 }
 
@@ -979,8 +985,10 @@ long sp_probe_attach_item(const struct sp_spec_item *item, selfprobe_handler_fn 
 	if (idx == -ENOENT && item->object) {
 		/* not loaded yet: it attaches when the loader brings it in */
 		rc = sp_loadwatch_defer(item, fn, data, link);
-		if (rc == 0)   /* said at once: a misspelt library name is the usual cause */
-			sp_err("%s: %s; it attaches if the program loads it later", item->text, err);
+		/* not an error in this process: the report at exit (or the
+		 * launcher, over every process) names what never attached */
+		if (rc == 0)
+			sp_info("%s: %s; it attaches if the program loads it later", item->text, err);
 		else
 			sp_probe_error(item->text, "%s, and it cannot be watched for: %s", err,
 				       strerror((int)-rc));
@@ -1074,6 +1082,7 @@ int sp_probe_detach_link(struct selfprobe_link *link)
 {
 	pthread_mutex_lock(&reg_lock);
 	sp_loadwatch_drop_link(link);
+	sp_patch_hold();   /* one /proc/self/mem for the batch */
 	int n = 0;
 	for (struct sp_probe *p = atomic_load(&probes_head); p; p = p->next) {
 		if (p->link != link || !p->attached)
@@ -1087,6 +1096,7 @@ int sp_probe_detach_link(struct selfprobe_link *link)
 		p->attached = false;
 		n++;
 	}
+	sp_patch_release();
 	pthread_mutex_unlock(&reg_lock);
 	if (!n)
 		return -ENOENT;

@@ -32,6 +32,9 @@ struct sp_probe {
 	enum sp_probe_kind kind;
 	enum sp_action_kind action;
 	selfprobe_handler_fn fn;         /* NULL: count only */
+	bool runtime_fn;                 /* fn is the runtime's own (an action,
+					  * an internal probe): it runs as the
+					  * runtime, its calls are not counted */
 	bool wants_return;               /* uretprobe, usession, latency */
 	uintptr_t semaphore;             /* usdt: its *_ENABLED() counter, or 0 */
 	int usdt_nargs;                  /* usdt: parsed arguments (-1: unparsable) */

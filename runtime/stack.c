@@ -90,6 +90,9 @@ int sp_stack_walk(struct selfprobe_ctx *ctx, uintptr_t *ips, int max)
 	size_t swapped = sp_uret_unswap();
 	unw_cursor_t cur;
 	int n = 0;
+	/* libunwind's libc calls (dl_iterate_phdr, memcmp …) are the
+	 * runtime's, for the =stack action and selfprobe_backtrace alike */
+	sp_tls.runtime++;
 	/* init_local2, not init_local: the latter is interposed (unwind_hooks)
 	 * and would park every return probe of the thread */
 	if (unw_init_local2(&cur, uctx, UNW_INIT_SIGNAL_FRAME) == 0) {
@@ -100,6 +103,7 @@ int sp_stack_walk(struct selfprobe_ctx *ctx, uintptr_t *ips, int max)
 			ips[n++] = (uintptr_t)ip;
 		} while (n < max && unw_step(&cur) > 0);
 	}
+	sp_tls.runtime--;
 	sp_uret_reswap(swapped);
 	return n;
 }
@@ -118,9 +122,7 @@ int sp_stack_handler(struct selfprobe_ctx *ctx, void *data)
 {
 	(void)data;
 	uintptr_t ips[SP_STACK_DEPTH];
-	sp_tls.runtime++;   /* libunwind's libc calls are ours, not the application's */
 	int n = sp_stack_walk(ctx, ips, SP_STACK_DEPTH);
-	sp_tls.runtime--;
 	if (n <= 0 || !table)
 		return 0;
 	const struct sp_probe *p = ctx->probe;
@@ -346,6 +348,6 @@ void sp_stack_report_folded(FILE *f)
 	struct sp_stack_view v = { .table = table };
 	sp_stack_view_folded(f, &v, probe_label, NULL);
 	uint64_t d = atomic_load(&dropped);
-	if (d)
-		sp_err("%lu stacks found no room in the stack table", (unsigned long)d);
+	if (d)   /* the folded format has no place for it */
+		sp_say("%lu stacks found no room in the stack table", (unsigned long)d);
 }

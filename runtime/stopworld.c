@@ -151,3 +151,42 @@ int sp_stopworld_check(struct sp_stop_window *windows, size_t n)
 	pthread_mutex_unlock(&check_lock);
 	return rc;
 }
+
+/* heapsort: in place, no allocation, no libc */
+static void sift_down(struct sp_stop_window *w, size_t root, size_t n, int (*cmp)(const void *, const void *))
+{
+	for (size_t child; (child = 2 * root + 1) < n; root = child) {
+		if (child + 1 < n && cmp(&w[child + 1], &w[child]) > 0)
+			child++;
+		if (cmp(&w[root], &w[child]) >= 0)
+			return;
+		struct sp_stop_window t = w[root];
+		w[root] = w[child];
+		w[child] = t;
+	}
+}
+
+void sp_stopworld_sort(struct sp_stop_window *w, size_t n, int (*cmp)(const void *, const void *))
+{
+	for (size_t i = n / 2; i-- > 0;)
+		sift_down(w, i, n, cmp);
+	for (size_t end = n; end-- > 1;) {
+		struct sp_stop_window t = w[0];
+		w[0] = w[end];
+		w[end] = t;
+		sift_down(w, 0, end, cmp);
+	}
+}
+
+struct sp_stop_window *sp_stopworld_find(struct sp_stop_window *w, size_t n, uintptr_t site)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (w[mid].site < site)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && w[lo].site == site ? &w[lo] : NULL;
+}

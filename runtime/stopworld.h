@@ -32,6 +32,13 @@ struct sp_stop_window {
 	int busy;                         /* out: a blocked thread sits inside */
 };
 
+/* Sort N windows with CMP (qsort's contract; by site for the check), and
+ * find the one at SITE in windows sorted by site (NULL: none).  Not libc's
+ * qsort/bsearch: they run while the batch's int3s are in place, where each
+ * libc call of ours would trap. */
+void sp_stopworld_sort(struct sp_stop_window *windows, size_t n, int (*cmp)(const void *, const void *));
+struct sp_stop_window *sp_stopworld_find(struct sp_stop_window *windows, size_t n, uintptr_t site);
+
 /* Check (and fix) every other thread against WINDOWS, sorted by site.
  * 0, or -ETIMEDOUT when some thread did not answer (then nothing may be
  * assumed). */

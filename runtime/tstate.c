@@ -19,6 +19,10 @@ char *sp_stripes;
 struct sp_slot_seq sp_slot_seqs[SP_N_SLOTS] __attribute__((aligned(64)));
 
 static _Atomic uint64_t slot_bits[SP_EXCL_SLOTS / 64];
+/* Exclusive stripes ever claimed are below this: the others hold only
+ * zeros, and reading them would fault in a page of each (129 page faults
+ * a probe for the report of a single-threaded program). */
+static _Atomic int slots_used;
 static pthread_key_t slot_key;
 static pthread_mutex_t id_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint32_t next_id;
@@ -78,6 +82,9 @@ int sp_tstate_claim(void)
 		}
 	}
 	if (slot != SP_SHARED_SLOT) {
+		int used = atomic_load(&slots_used);
+		while (used <= slot && !atomic_compare_exchange_weak(&slots_used, &used, slot + 1))
+			;
 		sp_tls.runtime++;   /* our call, not the application's: not counted */
 		pthread_setspecific(slot_key, (void *)(intptr_t)(slot + 1));
 		sp_tls.runtime--;
@@ -85,6 +92,13 @@ int sp_tstate_claim(void)
 	sp_tls.slot = slot + 1;
 	sp_tls.claiming = 0;
 	return slot;
+}
+
+/* The stripe after S that may hold counts: the exclusive ones ever
+ * claimed, then the shared one. */
+static int next_slot(int s)
+{
+	return s + 1 < atomic_load(&slots_used) ? s + 1 : s < SP_SHARED_SLOT ? SP_SHARED_SLOT : SP_N_SLOTS;
 }
 
 long sp_tstate_alloc_id(void)
@@ -102,7 +116,7 @@ long sp_tstate_alloc_id(void)
 void sp_tstate_free_id(uint32_t id)
 {
 	/* The caller has quiesced: no thread adds to ID any more. */
-	for (int s = 0; s < SP_N_SLOTS; s++) {
+	for (int s = next_slot(-1); s < SP_N_SLOTS; s = next_slot(s)) {
 		struct sp_count *c = (struct sp_count *)(sp_stripes + s * SP_STRIPE_BYTES) + id;
 		for (int k = 0; k < SP_N_COUNTERS; k++)
 			__atomic_store_n(&c->v[k], 0, __ATOMIC_RELAXED);
@@ -125,7 +139,7 @@ void sp_tstate_read(uint32_t id, uint64_t *out)
 {
 	for (int k = 0; k < SP_N_COUNTERS; k++)
 		out[k] = 0;
-	for (int s = 0; s < SP_N_SLOTS; s++) {
+	for (int s = next_slot(-1); s < SP_N_SLOTS; s = next_slot(s)) {
 		struct sp_count *c = (struct sp_count *)(sp_stripes + s * SP_STRIPE_BYTES) + id;
 		for (int k = 0; k < SP_N_COUNTERS; k++)
 			out[k] += __atomic_load_n(&c->v[k], __ATOMIC_RELAXED);

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #if defined(BAD_ABI)
 __attribute__((visibility("default"))) const int selfprobe_plugin_abi = SELFPROBE_ABI_VERSION + 100;
@@ -34,6 +35,15 @@ __attribute__((visibility("default"))) int on_hit(struct selfprobe_ctx *ctx, voi
 	(void)ctx, (void)data;
 	atomic_fetch_add(&calls, 1);
 	return 0;
+}
+
+/* A handler that calls libc: a user's handler's calls are the process's
+ * own and are counted (README, Counting); e2e_owncalls checks it. */
+__attribute__((visibility("default"))) int on_hit_calls_getppid(struct selfprobe_ctx *ctx, void *data)
+{
+	(void)ctx, (void)data;
+	atomic_fetch_add(&calls, 1);
+	return getppid() < 0;
 }
 
 void selfprobe_plugin_fini(void)

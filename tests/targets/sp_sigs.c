@@ -169,8 +169,10 @@ int main(int argc, char **argv)
 		sigaddset(&sa.sa_mask, SIGALRM);
 	sigaction(SIGPROF, &sa, NULL);
 
-	timers(alrm_us > 0 ? alrm_us : nested || variant_jumpall ? 200 : 20, 50);
-	sigsetjmp(jump_back, 1);
+	/* the timers start once jump_back holds a context: a handler that
+	 * jumped through a half-written buffer would crash unprobed too */
+	if (sigsetjmp(jump_back, 1) == 0)
+		timers(alrm_us > 0 ? alrm_us : nested || variant_jumpall ? 200 : 20, 50);
 	long acc = 0;
 	static unsigned long i;   /* goes on after a siglongjmp */
 	for (; __atomic_load_n(&alrm, __ATOMIC_RELAXED) < min_signals ||

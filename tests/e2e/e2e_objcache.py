@@ -1,0 +1,140 @@
+#!/usr/bin/python3
+"""e2e_objcache — the on-disk cache of per-object results (runtime/objcache.h).
+
+`ls` with `uprobe:libc:*` under UPROBE_CACHE=DIR:
+  - the first run writes an entry per object it indexed (mode 0600, in a
+    0700 directory); the next run uses them;
+  - every probe gets the same mode and reason as with the cache off, cold,
+    warm, and after each bad entry below (the cache changes nothing but
+    the time it takes);
+  - a corrupt entry (a flipped payload byte, a truncated file, another
+    key), one that others can write, a symlink, or a directory that others
+    can write are ignored, never used; bad entries are replaced by good
+    ones, a symlink's target is never written;
+  - UPROBE_CACHE=off writes nothing.
+Which entry was used or ignored is read from UPROBE_LOG=debug's lines.
+"""
+import os
+import re
+import shutil
+import stat
+
+import sptest as t
+
+SPEC = "uprobe:libc:*"
+LINE = re.compile(r"selfprobe: debug: cache: (\S+?): (used|written|(.*): ignored)$")
+
+
+def cache_run(d, what, extra=None):
+    """(report's {(symbol, address): (mode, reason)}, {entry: [events]})."""
+    env = {"UPROBE_CACHE": d, "UPROBE_LOG": "debug"}
+    env.update(extra or {})
+    cp, r = t.run_probed(["ls", "-la", "/"], SPEC, mode="auto", extra=env)
+    t.check(cp.returncode == 0, "%s: ls exited %d" % (what, cp.returncode), t.clip(cp.stderr))
+    events = {}
+    for line in cp.stderr.decode(errors="replace").splitlines():
+        m = LINE.match(line)
+        if m:
+            events.setdefault(os.path.basename(m.group(1)), []).append(m.group(3) or m.group(2))
+    modes = {(e["symbol"], e["address"]): (e["mode"], e["reason"]) for e in (r or {}).get("probes", [])}
+    return modes, events
+
+
+def entries(d):
+    return sorted(f for f in os.listdir(d) if not f.endswith(".tmp")) if os.path.isdir(d) else []
+
+
+def same_modes(what, ref, got):
+    # addresses move between runs (ASLR): compare per symbol, in order
+    def per_symbol(m):
+        out = {}
+        for (sym, _addr), v in sorted(m.items()):
+            out.setdefault(sym, []).append(v)
+        return out
+    a, b = per_symbol(ref), per_symbol(got)
+    diff = [s for s in sorted(set(a) | set(b)) if a.get(s) != b.get(s)]
+    t.check(got and not diff, "%s: %d probes differ in mode or reason from the run without the cache"
+            % (what, len(diff)), "\n".join("%s: %s / %s" % (s, a.get(s), b.get(s)) for s in diff[:20]))
+
+
+def main():
+    t.require_build()
+    wd = t.work_dir()
+    d = os.path.join(wd, "cache")
+
+    off_dir = os.path.join(wd, "off")
+    ref, _ = cache_run(off_dir, "UPROBE_CACHE=off", {"UPROBE_CACHE": "off"})
+    t.check(not os.path.exists(off_dir), "UPROBE_CACHE=off: nothing is written")
+    t.check(len(ref) > 1000, "uprobe:libc:* made %d probes" % len(ref))
+
+    cold, ev = cache_run(d, "cold")
+    names = entries(d)
+    t.check(names and all(e == ["written"] for e in ev.values()) and sorted(ev) == names,
+            "cold: an entry written per object", "%s\n%s" % (names, ev))
+    if not names:
+        t.finish()
+    t.check(stat.S_IMODE(os.stat(d).st_mode) == 0o700, "the cache directory is 0700")
+    t.check(all(stat.S_IMODE(os.stat(os.path.join(d, n)).st_mode) == 0o600 for n in names), "entries are 0600")
+    same_modes("cold", ref, cold)
+
+    warm, ev = cache_run(d, "warm")
+    t.check(names and all(ev.get(n) == ["used"] for n in names), "warm: every entry used", str(ev))
+    same_modes("warm", ref, warm)
+
+    def bad(what, damage, why):
+        for n in names:
+            damage(os.path.join(d, n))
+        got, ev = cache_run(d, what)
+        for n in names:
+            t.check(ev.get(n, [None])[0] == why and "used" not in ev.get(n, []),
+                    "%s: %s ignored (%s)" % (what, n, why), str(ev.get(n)))
+        same_modes(what, ref, got)
+        return ev
+
+    def flip(p):
+        with open(p, "r+b") as f:
+            f.seek(os.path.getsize(p) - 3)
+            b = f.read(1)
+            f.seek(-1, 1)
+            f.write(bytes([b[0] ^ 0x40]))
+
+    ev = bad("a flipped byte", flip, "checksum mismatch")
+    t.check(all(ev.get(n) == ["checksum mismatch", "written"] for n in names), "a corrupt entry is replaced", str(ev))
+
+    bad("a truncated entry", lambda p: os.truncate(p, os.path.getsize(p) - 8), "wrong length")
+
+    def rekey(p):     # a whole, valid-looking entry under another key's name
+        with open(p, "r+b") as f:
+            f.seek(8 + 16)
+            k = f.read(1)
+            f.seek(-1, 1)
+            f.write(bytes([k[0] ^ 1]))
+    bad("another key", rekey, "another format or key")
+
+    bad("an entry others can write", lambda p: os.chmod(p, 0o666),
+        "not a regular file of this user's that only it can write")
+
+    # a symlink to a file of ours: not followed on read, and the rename
+    # that replaces it leaves the target alone
+    target = os.path.join(wd, "precious")
+    with open(target, "w") as f:
+        f.write("keep me")
+    for n in names:
+        os.unlink(os.path.join(d, n))
+        os.symlink(target, os.path.join(d, n))
+    got, ev = cache_run(d, "symlinks")
+    t.check(all(ev.get(n) == ["written"] for n in names), "symlinked entries are not read", str(ev))
+    t.check(open(target).read() == "keep me", "a symlink's target is never written")
+    t.check(all(not os.path.islink(os.path.join(d, n)) for n in names), "symlinks are replaced by entries")
+    same_modes("symlinks", ref, got)
+
+    os.chmod(d, 0o777)
+    got, ev = cache_run(d, "a directory others can write")
+    t.check(not ev, "a directory others can write is not used", str(ev))
+    same_modes("open directory", ref, got)
+    shutil.rmtree(d)
+    t.finish()
+
+
+if __name__ == "__main__":
+    main()
