@@ -681,9 +681,18 @@ static struct mem mem_sample(void)
 		m.maps += strchr(line, '\n') != NULL;
 	if (f)
 		fclose(f);
+	/* not /proc/self/mem: the runtime holds it only while a patch batch
+	 * of the churn threads is under way, never in between */
 	DIR *d = opendir("/proc/self/fd");
-	for (struct dirent *e; d && (e = readdir(d));)
-		m.fds += e->d_name[0] != '.';
+	for (struct dirent *e; d && (e = readdir(d));) {
+		char link[300], target[64];
+		snprintf(link, sizeof(link), "/proc/self/fd/%s", e->d_name);
+		ssize_t n = e->d_name[0] == '.' ? -1 : readlink(link, target, sizeof(target) - 1);
+		if (n < 0)
+			continue;
+		target[n] = 0;
+		m.fds += !(strncmp(target, "/proc/", 6) == 0 && n > 4 && strcmp(target + n - 4, "/mem") == 0);
+	}
 	if (d) {
 		m.fds--;          /* the directory's own */
 		closedir(d);

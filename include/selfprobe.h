@@ -121,9 +121,10 @@ bool selfprobe_exit_hooked(void);
  * as dropped): */
 int  selfprobe_set_timeline_events(unsigned long events);
 
-/* Under the `selfprobe run` launcher (SELFPROBE_SHM_FD in ENV): keep the
+/* Under the `selfprobe run` launcher (SELFPROBE_SHM in ENV): keep the
  * counters in its shared file, which it reads however the process ends,
- * and leave the report to it.  Call before attaching anything.  0 (also
+ * and leave the report to it.  Call before attaching anything, and before
+ * selfprobe_set_exit_report.  0 (also
  * when not under the launcher) or a negative errno value.  Not for
  * handlers. */
 int selfprobe_attach_launcher(char **env, int argc, char **argv);

@@ -8,7 +8,8 @@
  *                text report on stderr
  * UPROBE_TRACE_EVENTS  the timeline's events kept per thread (65536)
  * UPROBE_MODE    auto | int3 | jmp
- * UPROBE_LOG     error | warn | info | debug
+ * UPROBE_LOG     error | warn | info | debug: messages on stderr (unset: none;
+ *                they are in the report's errors and reasons)
  *
  * Nothing happens without UPROBE_SPEC.  Under secure execution (setuid,
  * setgid, file capabilities: AT_SECURE) the environment is attacker
@@ -27,8 +28,7 @@ static void complain(const char *what, const char *value, const char *expected)
 {
 	char msg[256];
 	snprintf(msg, sizeof(msg), "%s='%s' is not one of %s; using the default", what, value, expected);
-	fprintf(stderr, "selfprobe: %s\n", msg);
-	selfprobe_report_error(what, msg);
+	selfprobe_report_error(what, msg);   /* on stderr too when UPROBE_LOG is set */
 }
 
 /* The environment as the dynamic linker hands it to constructors: we run
@@ -58,9 +58,13 @@ __attribute__((constructor)) static void preload_init(int argc, char **argv, cha
 	if (!spec)
 		return;
 	active = 1;
+	/* messages on stderr only when asked for: the program's stderr is
+	 * the program's (a bad value still asked for them, at "error") */
 	const char *log = env_get("UPROBE_LOG");
-	if (log && *log && selfprobe_set_log_level(log) != 0)
+	if (log && *log && selfprobe_set_log_level(log) != 0) {
+		selfprobe_set_log_level("error");
 		complain("UPROBE_LOG", log, "error, warn, info, debug");
+	}
 	const char *mode = env_get("UPROBE_MODE");
 	if (mode && *mode && selfprobe_set_mode(mode) != 0)
 		complain("UPROBE_MODE", mode, "auto, int3, jmp");
@@ -69,9 +73,10 @@ __attribute__((constructor)) static void preload_init(int argc, char **argv, cha
 	unsigned long n_events = events ? strtoul(events, &end, 10) : 0;
 	if (events && *events && (*end || selfprobe_set_timeline_events(n_events) != 0))
 		complain("UPROBE_TRACE_EVENTS", events, "a number of events per thread, 1 to 67108864");
+	/* the launcher first: under it, the report is the launcher's to write */
+	selfprobe_attach_launcher(envp, argc, argv);   /* a no-op outside `selfprobe run` */
 	const char *out = env_get("UPROBE_OUTPUT");
 	selfprobe_set_exit_report(out && *out ? out : NULL);
-	selfprobe_attach_launcher(envp, argc, argv);   /* a no-op outside `selfprobe run` */
 	selfprobe_attach_spec(spec);
 }
 

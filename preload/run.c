@@ -2,17 +2,26 @@
  * the launcher itself.
  *
  * The counters live in a shared file (runtime/shm.h): a memfd this process
- * creates and every probed process inherits (SELFPROBE_SHM_FD), each of
- * them — the program, its fork children, what they exec — in a section of
- * its own, its counter stripes, latency histograms, errors, stack table and
- * timeline buffers mapped from the file.  So the launcher has all of it
- * even when a process is killed by a signal, crashes or leaves by a path no
- * exit handler sees (preload/section.c reads a section).  A process that
- * exits normally also writes its full report into a private directory
- * (SELFPROBE_REPORT_DIR); the launcher prints that one when it exists and
- * the section's otherwise, one section a process.  A timeline (-o
- * X.trace.json) or folded stacks (-o X.folded) are every process's, merged
- * by the launcher into one file.
+ * creates, close-on-exec, and every probed process reopens for as long as
+ * it maps a part of it (SELFPROBE_SHM names /proc/OUR-PID/fd/N), so that no
+ * program sees a descriptor of ours.  Each of them — the program, its fork
+ * children, what they exec — has a section of its own, its counter stripes,
+ * latency histograms, errors, stack table and timeline buffers mapped from
+ * the file.  So the launcher has all of it even when a process is killed by
+ * a signal, crashes or leaves by a path no exit handler sees
+ * (preload/section.c reads a section).  A process that exits normally also
+ * stores its full report in the file; the launcher prints that one when it
+ * exists and the section's otherwise, one section a process.  Nothing is
+ * ever written to disk but the output asked for, so a launcher killed with
+ * SIGKILL leaves nothing behind.  A timeline (-o X.trace.json) or folded
+ * stacks (-o X.folded) are every process's, merged by the launcher into one
+ * file.
+ *
+ * The launcher's own word on the run goes into the report too: probes that
+ * attached in no process, processes that found no room in the file, a
+ * program that could not be probed at all (statically linked).  A report
+ * that cannot be written is said on stderr, and the text report follows
+ * there.
  *
  * The launcher ignores SIGINT and SIGQUIT while the program runs: Ctrl-C in
  * the terminal reaches the program (the whole foreground group), which
@@ -26,6 +35,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +46,7 @@
 #include <unistd.h>
 
 #include "json.h"
+#include "loadable.h"
 #include "report.h"
 #include "section.h"
 #include "shm.h"
@@ -145,24 +156,60 @@ static int parse(int argc, char **argv, struct run_opts *o, void (*usage)(FILE *
 
 /* ---- the shared file ---- */
 
-static struct sp_shm_header *create_shm(int *fd_out)
+struct shared {
+	int fd;
+	struct sp_shm_header *h;
+	char *sections;                    /* every section's descriptor */
+};
+
+static const struct sp_shm_section *section(const struct shared *sh, uint32_t i)
 {
-	int fd = memfd_create("selfprobe-counters", 0);   /* inherited: no CLOEXEC */
+	return (const struct sp_shm_section *)(sh->sections + (size_t)i * SP_SHM_SECTION_STRIDE);
+}
+
+static uint32_t n_sections(const struct shared *sh)
+{
+	uint32_t n = atomic_load(&sh->h->n_sections);
+	return n < SP_SHM_SECTIONS ? n : SP_SHM_SECTIONS;
+}
+
+static int32_t pid_of(const struct sp_shm_section *s)
+{
+	return atomic_load(&((struct sp_shm_section *)s)->pid);
+}
+
+static int32_t state_of(const struct sp_shm_section *s)
+{
+	return atomic_load(&((struct sp_shm_section *)s)->state);
+}
+
+static int create_shm(struct shared *sh)
+{
+	/* close-on-exec: processes reopen it by name, none inherits it */
+	int fd = memfd_create("selfprobe-counters", MFD_CLOEXEC);
 	if (fd < 0)
-		return NULL;
-	if (ftruncate(fd, (off_t)SP_SHM_SIZE) != 0) {
+		return -errno;
+	size_t table = (size_t)SP_SHM_SECTIONS * SP_SHM_SECTION_STRIDE;
+	uint64_t sections_off = (sizeof(*sh->h) + 4095) & ~(uint64_t)4095;
+	void *h = MAP_FAILED, *secs = MAP_FAILED;
+	if (ftruncate(fd, (off_t)SP_SHM_SIZE) == 0)
+		h = mmap(NULL, sizeof(*sh->h), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (h != MAP_FAILED)
+		secs = mmap(NULL, table, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, (off_t)sections_off);
+	if (secs == MAP_FAILED) {
+		int e = errno;
+		if (h != MAP_FAILED)
+			munmap(h, sizeof(*sh->h));
 		close(fd);
-		return NULL;
+		return -e;
 	}
-	struct sp_shm_header *h = mmap(NULL, sizeof(*h), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (h == MAP_FAILED) {
-		close(fd);
-		return NULL;
-	}
-	memcpy(h->magic, SP_SHM_MAGIC, 8);
-	atomic_store(&h->next_free, (sizeof(*h) + 4095) & ~(uint64_t)4095);
-	*fd_out = fd;
-	return h;
+	sh->fd = fd;
+	sh->h = h;
+	sh->sections = secs;
+	sh->h->sections_off = sections_off;
+	atomic_store(&sh->h->next_free, sections_off + table);
+	memcpy(sh->h->magic, SP_SHM_MAGIC, 8);   /* last: a reader checks it */
+	return 0;
 }
 
 static FILE *open_out(const char *out, int main_pid)
@@ -187,17 +234,31 @@ static FILE *open_out(const char *out, int main_pid)
 	return fdopen(fd, "w");
 }
 
+/* Close F, written with OUT's contents: false (and said) on a write error. */
+static bool close_out(FILE *f, const char *out)
+{
+	bool bad = ferror(f);
+	int e = errno;
+	if (fclose(f) != 0 && !bad) {
+		bad = true;
+		e = errno;
+	}
+	if (bad)
+		fprintf(stderr, "selfprobe: cannot write the report to '%s': %s\n", out ? out : "stderr",
+			strerror(e ? e : EIO));
+	return !bad;
+}
+
 /* ---- outputs merged from every process's section ---- */
 
 typedef void (*section_fn)(FILE *f, const struct sp_shm_section *s, const struct sp_section *v, void *ctx);
 
-static void each_section(int fd, const struct sp_shm_header *h, FILE *f, section_fn fn, void *ctx)
+static void each_section(const struct shared *sh, FILE *f, section_fn fn, void *ctx)
 {
-	uint32_t n = atomic_load(&((struct sp_shm_header *)h)->n_sections);
-	for (uint32_t i = 0; i < n && i < SP_SHM_SECTIONS; i++) {
-		const struct sp_shm_section *s = &h->sections[i];
+	for (uint32_t i = 0; i < n_sections(sh); i++) {
+		const struct sp_shm_section *s = section(sh, i);
 		struct sp_section v;
-		if (atomic_load(&((struct sp_shm_section *)s)->pid) && sp_section_open(fd, s, &v) == 0) {
+		if (pid_of(s) && sp_section_open(sh->fd, s, &v) == 0) {
 			fn(f, s, &v, ctx);
 			sp_section_close(&v);
 		}
@@ -217,7 +278,7 @@ static void folded_of(FILE *f, const struct sp_shm_section *s, const struct sp_s
 	sp_section_folded(f, v);
 }
 
-static int write_side_output(const char *out, int main_pid, int fd, const struct sp_shm_header *h)
+static int write_side_output(const char *out, int main_pid, const struct shared *sh)
 {
 	FILE *f = open_out(out, main_pid);
 	if (!f)
@@ -226,9 +287,9 @@ static int write_side_output(const char *out, int main_pid, int fd, const struct
 	bool timeline = sp_report_output(out) == SP_OUT_TIMELINE;
 	if (timeline) {
 		sp_tl_json_begin(&w, f);
-		each_section(fd, h, f, timeline_of, &w);
+		each_section(sh, f, timeline_of, &w);
 	} else
-		each_section(fd, h, f, folded_of, NULL);
+		each_section(sh, f, folded_of, NULL);
 	int rc = timeline ? sp_tl_json_end(&w) : 0;
 	if (fclose(f) != 0 || rc != 0) {
 		fprintf(stderr, "selfprobe: cannot write '%s': %s\n", out, strerror(errno));
@@ -255,42 +316,26 @@ static void section_report(FILE *f, int fd, const struct sp_shm_section *s, bool
 		fprintf(f, "(its counters cannot be read: %s)\n", strerror(-rc));
 }
 
-/* The full report a process wrote at its normal exit, copied to F. */
-static bool copy_report(const char *dir, int pid, const char *ext, FILE *f)
+/* The full report a process stored at its normal exit, copied to F. */
+static bool copy_report(int fd, const struct sp_shm_section *s, int which, FILE *f)
 {
-	char path[PATH_MAX];
-	snprintf(path, sizeof(path), "%s/%d.%s", dir, pid, ext);
-	FILE *in = fopen(path, "re");
-	if (!in)
+	uint64_t len = s->report_len[which];
+	if (!len)
 		return false;
-	char buf[8192];
-	size_t n;
-	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
-		fwrite(buf, 1, n, f);
-	fclose(in);
+	const void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, (off_t)s->report_off[which]);
+	if (p == MAP_FAILED)
+		return false;
+	fwrite(p, 1, len, f);
+	munmap((void *)p, len);
 	return true;
-}
-
-static void remove_reports(const char *dir, const struct sp_shm_header *h)
-{
-	uint32_t n = atomic_load(&((struct sp_shm_header *)h)->n_sections);
-	for (uint32_t i = 0; i < n && i < SP_SHM_SECTIONS; i++) {
-		char path[PATH_MAX];
-		int pid = atomic_load(&((struct sp_shm_header *)h)->sections[i].pid);
-		snprintf(path, sizeof(path), "%s/%d.json", dir, pid);
-		unlink(path);
-		snprintf(path, sizeof(path), "%s/%d.txt", dir, pid);
-		unlink(path);
-	}
-	rmdir(dir);
 }
 
 static const char *ending(const struct sp_shm_section *s, int main_pid, int status)
 {
 	static char buf[64];
-	if (atomic_load(&((struct sp_shm_section *)s)->state) == SP_SHM_EXITED)
+	if (state_of(s) == SP_SHM_EXITED)
 		return "exited";
-	if (atomic_load(&((struct sp_shm_section *)s)->state) == SP_SHM_EXECED)
+	if (state_of(s) == SP_SHM_EXECED)
 		return "replaced by execve";
 	if (main_pid == 0)
 		return "running";            /* an --interval report */
@@ -301,25 +346,117 @@ static const char *ending(const struct sp_shm_section *s, int main_pid, int stat
 	return "ended without writing its report (killed, crashed or still running)";
 }
 
-/* The final report: one section per process; the program alone is printed
- * exactly as the preload would have printed it. */
-static void report(FILE *f, bool json, int fd, const struct sp_shm_header *h, const char *dir,
-		   int main_pid, int status)
+/* ---- the launcher's own errors ---- */
+
+struct notes {
+	size_t n;
+	struct note { char *spec, *message; } *e;
+};
+
+static void note(struct notes *ns, const char *spec, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void note(struct notes *ns, const char *spec, const char *fmt, ...)
 {
-	uint32_t n = atomic_load(&((struct sp_shm_header *)h)->n_sections);
-	if (n > SP_SHM_SECTIONS)
-		n = SP_SHM_SECTIONS;
-	/* a single process: its report as the preload writes it */
-	bool wrap = json && n > 1;
+	struct note *e = realloc(ns->e, (ns->n + 1) * sizeof(*e));
+	if (!e)
+		return;
+	ns->e = e;
+	va_list ap;
+	va_start(ap, fmt);
+	if (vasprintf(&e[ns->n].message, fmt, ap) >= 0 && (e[ns->n].spec = strdup(spec)))
+		ns->n++;
+	va_end(ap);
+}
+
+static void notes_free(struct notes *ns)
+{
+	for (size_t i = 0; i < ns->n; i++) {
+		free(ns->e[i].spec);
+		free(ns->e[i].message);
+	}
+	free(ns->e);
+}
+
+/* Did ITEM attach in some process, or have a process's error?  (Then the
+ * report says it already.) */
+static bool mentioned(const struct shared *sh, const char *item)
+{
+	bool found = false;
+	for (uint32_t i = 0; i < n_sections(sh) && !found; i++) {
+		struct sp_section v;
+		if (!pid_of(section(sh, i)) || sp_section_open(sh->fd, section(sh, i), &v) != 0)
+			continue;
+		for (uint32_t k = 0; k < v.n_records && !found; k++)
+			found = strncmp(v.records[k].spec, item, sizeof(v.records[k].spec) - 1) == 0;
+		for (uint32_t k = 0; k < v.n_errors && !found; k++)
+			found = strncmp(v.errors[k].spec, item, sizeof(v.errors[k].spec) - 1) == 0;
+		sp_section_close(&v);
+	}
+	return found;
+}
+
+/* What the launcher says of the whole run, after it: said once here, not
+ * by each process (a library one process never loads is no error there). */
+static void run_notes(struct notes *ns, const struct shared *sh, const char *spec)
+{
+	uint32_t refused = atomic_load(&sh->h->n_refused);
+	if (refused)
+		note(ns, "", "%u process%s found no room in the launcher's shared file (%u processes at most, "
+		     "about 1 GiB of sparse address range each): %s not in this report", refused,
+		     refused == 1 ? "" : "es", SP_SHM_SECTIONS, refused == 1 ? "its counts are" : "their counts are");
+	if (n_sections(sh) == 0) {
+		if (!ns->n)   /* a static executable was named already */
+			note(ns, "", "no process loaded libselfprobe.so: the program ran unprobed (statically "
+			     "linked, LD_PRELOAD removed from its environment, or secure execution)");
+		return;
+	}
+	struct sp_spec parsed = { 0 };
+	if (sp_spec_load(spec, &parsed) == 0)
+		for (size_t i = 0; i < parsed.n_items; i++) {
+			const struct sp_spec_item *it = &parsed.items[i];
+			if (mentioned(sh, it->text))
+				continue;
+			if (it->object)
+				note(ns, it->text, "attached in no process: '%s' was never loaded", it->object);
+			else
+				note(ns, it->text, "attached in no process");
+		}
+	sp_spec_free(&parsed);
+}
+
+static void notes_report(FILE *f, bool json, const struct notes *ns)
+{
+	if (json)
+		fputs(",\n \"errors\": [", f);
+	for (size_t i = 0; i < ns->n; i++) {
+		if (json) {
+			fprintf(f, "%s\n  {\"spec\": ", i ? "," : "");
+			sp_json_str(f, ns->e[i].spec);
+			fputs(", \"message\": ", f);
+			sp_json_str(f, ns->e[i].message);
+			fputc('}', f);
+		} else
+			fprintf(f, "@error[%s]: %s\n", ns->e[i].spec, ns->e[i].message);
+	}
+	if (json)
+		fputs("]", f);
+}
+
+/* The final report: one section per process; the program alone, with
+ * nothing for the launcher to add, is printed exactly as the preload would
+ * have printed it; else {"version", "processes", "errors"}. */
+static void report(FILE *f, bool json, const struct shared *sh, const struct notes *ns, int main_pid, int status)
+{
+	uint32_t n = n_sections(sh);
+	bool wrap = json && (n != 1 || ns->n);
 	if (wrap)
 		fputs("{\"version\": 1, \"processes\": [", f);
 	const char *sep = "";
 	for (uint32_t i = 0; i < n; i++) {
-		const struct sp_shm_section *s = &h->sections[i];
-		int pid = atomic_load(&((struct sp_shm_section *)s)->pid);
+		const struct sp_shm_section *s = section(sh, i);
+		int pid = pid_of(s);
 		if (!pid)
 			continue;
-		bool full = atomic_load(&((struct sp_shm_section *)s)->state) == SP_SHM_EXITED;
+		bool full = state_of(s) == SP_SHM_EXITED;
 		if (json) {
 			if (wrap) {
 				fprintf(f, "%s\n{\"pid\": %d, \"parent\": %d, \"command\": ", sep, pid, s->parent);
@@ -329,12 +466,12 @@ static void report(FILE *f, bool json, int fd, const struct sp_shm_header *h, co
 				fputs(", \"report\": ", f);
 				sep = ",";
 			}
-			if (!(full && copy_report(dir, pid, "json", f))) {
+			if (!(full && copy_report(sh->fd, s, SP_SHM_REPORT_JSON, f))) {
 				fprintf(f, "{\"version\": 1, \"pid\": %d, \"from\": \"shared counters\", \"ending\": ",
 					pid);
 				sp_json_str(f, ending(s, main_pid, status));
 				fputs(",\n ", f);
-				section_report(f, fd, s, true);
+				section_report(f, sh->fd, s, true);
 				fputs("}\n", f);
 			}
 			if (wrap)
@@ -343,17 +480,43 @@ static void report(FILE *f, bool json, int fd, const struct sp_shm_header *h, co
 			if (n > 1)
 				fprintf(f, "=== pid %d (%s)%s: %s ===\n", pid, s->command,
 					s->parent ? " forked" : "", ending(s, main_pid, status));
-			if (!(full && copy_report(dir, pid, "txt", f))) {
+			if (!(full && copy_report(sh->fd, s, SP_SHM_REPORT_TEXT, f))) {
 				if (n == 1)
 					fprintf(f, "(pid %d %s: counts from shared memory)\n", pid,
 						ending(s, main_pid, status));
-				section_report(f, fd, s, false);
+				section_report(f, sh->fd, s, false);
 			}
 		}
 	}
-	if (wrap)
-		fputs("]}\n", f);
+	if (wrap) {
+		fputs("]", f);
+		notes_report(f, true, ns);
+		fputs("}\n", f);
+	} else if (!json) {
+		if (n > 1 && ns->n)
+			fputs("=== selfprobe run ===\n", f);
+		notes_report(f, false, ns);
+	}
 	fflush(f);
+}
+
+/* The report, to OUT (NULL: stderr); when OUT cannot be written, said on
+ * stderr and the text report follows there. */
+static void final_report(const char *out, const struct shared *sh, const struct notes *ns, int pid, int status)
+{
+	FILE *f = open_out(out, pid);
+	if (f) {
+		report(f, sp_report_output(out) == SP_OUT_JSON, sh, ns, pid, status);
+		if (close_out(f, out) || !out)
+			return;
+	}
+	if (!out)
+		return;
+	fprintf(stderr, "selfprobe: the text report follows on stderr\n");
+	if ((f = open_out(NULL, pid)) != NULL) {
+		report(f, false, sh, ns, pid, status);
+		close_out(f, NULL);
+	}
 }
 
 int sp_cli_run(int argc, char **argv, void (*usage)(FILE *))
@@ -363,13 +526,17 @@ int sp_cli_run(int argc, char **argv, void (*usage)(FILE *))
 	if (rc)
 		return rc == 1 ? 0 : rc;
 
-	int shm_fd = -1;
-	struct sp_shm_header *h = create_shm(&shm_fd);
-	char dir[] = "/tmp/selfprobe-run-XXXXXX";
-	if (!h || !mkdtemp(dir)) {
+	struct notes ns = { 0 };
+	char why[PATH_MAX + 200];
+	if (sp_preload_unreachable(o.cmd[0], why, sizeof(why))) {
+		fprintf(stderr, "selfprobe: %s\n", why);   /* no process will report: said now */
+		note(&ns, "", "%s", why);
+	}
+	struct shared shm = { .fd = -1 }, *sh = &shm;
+	if ((rc = create_shm(sh)) != 0) {
 		fprintf(stderr, "selfprobe: cannot set up the shared counters (%s): "
-				"running with the preload's own report\n", strerror(errno));
-		h = NULL;
+				"running with the preload's own report\n", strerror(-rc));
+		sh = NULL;
 	}
 	setenv("UPROBE_SPEC", o.spec, 1);
 	if (o.mode)
@@ -381,11 +548,10 @@ int sp_cli_run(int argc, char **argv, void (*usage)(FILE *))
 		setenv("LD_PRELOAD", both, 1);
 	else
 		setenv("LD_PRELOAD", lib, 1);
-	if (h) {
-		char v[16];
-		snprintf(v, sizeof(v), "%d", shm_fd);
-		setenv("SELFPROBE_SHM_FD", v, 1);
-		setenv("SELFPROBE_REPORT_DIR", dir, 1);
+	if (sh) {
+		char v[64];   /* reopened by name: no descriptor is inherited */
+		snprintf(v, sizeof(v), "/proc/%d/fd/%d", (int)getpid(), sh->fd);
+		setenv(SP_SHM_ENV, v, 1);
 		/* the report is ours to write; side outputs are named to the
 		 * processes: folded stacks, which only a process has, and the
 		 * timeline, which they then record in the shared file */
@@ -429,7 +595,7 @@ int sp_cli_run(int argc, char **argv, void (*usage)(FILE *))
 			nanosleep(&nap, NULL);
 			clock_gettime(CLOCK_MONOTONIC, &now);
 			double dt = (double)(now.tv_sec - last.tv_sec) + (now.tv_nsec - last.tv_nsec) * 1e-9;
-			if (h && dt >= o.interval) {
+			if (sh && dt >= o.interval) {
 				last = now;
 				time_t t = time(NULL);
 				char stamp[32];
@@ -437,25 +603,22 @@ int sp_cli_run(int argc, char **argv, void (*usage)(FILE *))
 				fprintf(stderr, "--- %s ---\n", stamp);
 				FILE *err = fdopen(dup(2), "w");
 				if (err) {
-					report(err, false, shm_fd, h, "/nonexistent", 0, 0);
+					struct notes none = { 0 };
+					report(err, false, sh, &none, 0, 0);
 					fclose(err);
 				}
 			}
 		}
 	}
 	int code = WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 1;
-	if (h) {
+	if (sh) {
+		run_notes(&ns, sh, o.spec);
 		/* beside a side output, the report goes to stderr */
-		const char *report_out = sp_report_side_output(o.out) ? NULL : o.out;
-		FILE *f = open_out(report_out, pid);
-		if (f) {
-			report(f, sp_report_output(report_out) == SP_OUT_JSON, shm_fd, h, dir, pid, status);
-			fclose(f);
-		}
+		final_report(sp_report_side_output(o.out) ? NULL : o.out, sh, &ns, pid, status);
 		if (sp_report_side_output(o.out))
-			write_side_output(o.out, pid, shm_fd, h);
-		remove_reports(dir, h);
+			write_side_output(o.out, pid, sh);
 	}
+	notes_free(&ns);
 	free(both);
 	free(o.spec);
 	return code;

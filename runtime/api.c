@@ -166,6 +166,7 @@ API int selfprobe_set_log_level(const char *level)
 	if (!level || sp_log_parse_level(level, &l) != 0)
 		return -EINVAL;
 	sp_log_level = l;
+	sp_log_asked = true;
 	return 0;
 }
 
@@ -186,13 +187,25 @@ API void selfprobe_report_error(const char *spec, const char *message)
 	RUNTIME_END();
 }
 
+/* A copy of FD for writing a report, out of the program's range where the
+ * limit allows: its other threads, still running at exit, close descriptor
+ * numbers they once owned (CPython's test_subprocess cut a report short
+ * that way, EBADF).  -errno when none can be had. */
+static int report_fd(int fd)
+{
+	int copy = fcntl(fd, F_DUPFD_CLOEXEC, 512);
+	if (copy < 0)
+		copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	return copy >= 0 ? copy : -errno;
+}
+
 static int write_report_fd(int fd, bool json)
 {
 	sp_uret_settle();
 	sp_trace_flush_all();
-	int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	int copy = report_fd(fd);
 	if (copy < 0)
-		return -errno;
+		return copy;
 	FILE *f = fdopen(copy, "w");
 	if (!f) {
 		int e = errno;
@@ -218,28 +231,27 @@ static int write_report(const char *pattern)
 	/* O_NOFOLLOW: a report path in a shared directory must not be a
 	 * symlink planted to make us overwrite another file. */
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		int e = errno;
-		sp_err("cannot write the report to '%s': %s", path, strerror(e));
-		free(path);
-		return -e;
-	}
-	FILE *f = fdopen(fd, "w");
-	if (!f) {
-		int e = errno;
+	int high = fd >= 0 ? report_fd(fd) : -1;
+	if (high >= 0) {
 		close(fd);
-		free(path);
-		return -e;
+		fd = high;
 	}
-	int rc = 0;
-	switch (sp_report_output(path)) {
-	case SP_OUT_TIMELINE: rc = sp_timeline_write(f, program_invocation_short_name); break;
-	case SP_OUT_JSON:     sp_report_json(f); break;
-	case SP_OUT_FOLDED:   sp_stack_report_folded(f); break;   /* flame graph input: the stacks only */
-	case SP_OUT_TEXT:     sp_report_text(f); break;
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	int rc = f ? 0 : -errno;
+	if (!f && fd >= 0)
+		close(fd);
+	if (f) {
+		switch (sp_report_output(path)) {
+		case SP_OUT_TIMELINE: rc = sp_timeline_write(f, program_invocation_short_name); break;
+		case SP_OUT_JSON:     sp_report_json(f); break;
+		case SP_OUT_FOLDED:   sp_stack_report_folded(f); break;   /* flame graph input: the stacks only */
+		case SP_OUT_TEXT:     sp_report_text(f); break;
+		}
+		if (ferror(f) && rc == 0)
+			rc = errno ? -errno : -EIO;
+		if (fclose(f) != 0 && rc == 0)
+			rc = -errno;
 	}
-	if (fclose(f) != 0 && rc == 0)
-		rc = -errno;
 	free(path);
 	return rc;
 }
@@ -291,15 +303,55 @@ API int selfprobe_write_report(const char *pattern)
 /* ---- the report at process end ---- */
 
 static char *exit_path;          /* NULL: exit_fd */
+/* stderr as it was at start, for the text report: a program may close its
+ * stderr before it exits (gnulib's close_stdout does).  Held only where the
+ * report goes to stderr (UPROBE_OUTPUT unset, beside a side output, or
+ * instead of a file that cannot be written), never under the launcher,
+ * which writes the report itself (it is attached first). */
 static int exit_fd = -1;
+static bool exit_path_refused;   /* said at start: not again at exit */
 static _Atomic int exit_armed;   /* set_exit_report was called */
+
+/* Can the report at PATTERN be written?  Asked at start, while the
+ * program's stderr is surely open: refused only at exit, the report may
+ * have no stderr left to be said on (gnulib's close_stdout closes it).
+ * What shows only when writing (a full disk, /dev/full) is said at exit.
+ * 0 or -errno, the path in *SHOWN (the caller frees it). */
+static int report_writable(const char *pattern, char **shown)
+{
+	char *path = sp_report_path(pattern);
+	*shown = path;
+	if (!path || access(path, W_OK) == 0)
+		return 0;
+	if (errno != ENOENT)
+		return -errno;
+	char *dir = strdup(path);
+	if (!dir)
+		return 0;
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		slash[slash == dir] = 0;   /* "/r.json": the root */
+	int rc = access(slash ? dir : ".", W_OK | X_OK) == 0 ? 0 : -errno;
+	free(dir);
+	return rc;
+}
 
 API int selfprobe_set_exit_report(const char *path)
 {
 	RUNTIME_BEGIN();
 	free(exit_path);
 	exit_path = path ? strdup(path) : NULL;
-	if ((!path || sp_report_side_output(path)) && exit_fd < 0)
+	/* under the launcher, which writes every report: neither a check nor
+	 * a copy of stderr */
+	bool mine = !sp_shm_launched();
+	char *shown = NULL;
+	int unwritable = path && mine ? report_writable(path, &shown) : 0;
+	exit_path_refused = unwritable != 0;
+	if (unwritable)   /* the report's only way out: stderr, kept for the exit */
+		sp_say("cannot write the report to '%s': %s; the text report will follow on stderr",
+		       shown, strerror(-unwritable));
+	free(shown);
+	if (mine && (!path || sp_report_side_output(path) || unwritable) && exit_fd < 0)
 		exit_fd = fcntl(2, F_DUPFD_CLOEXEC, 10);
 	if (sp_report_output(path) == SP_OUT_TIMELINE)
 		sp_timeline_enable();
@@ -317,9 +369,28 @@ API int selfprobe_attach_launcher(char **env, int argc, char **argv)
 	if (rc == 0)
 		sp_probe_publish_errors();   /* those of the configuration, before this */
 	RUNTIME_END();
-	if (rc)
-		sp_err("cannot use the launcher's shared counters (%s): counting privately", strerror(-rc));
+	if (rc && !sp_shm_launched())   /* its report goes where the preload's would */
+		sp_say("cannot use the launcher's shared file (%s): this process reports by itself", strerror(-rc));
+	else if (rc)   /* the launcher counts it as refused and says so */
+		sp_err("no room in the launcher's shared file (%s): this process is not counted", strerror(-rc));
 	return rc;
+}
+
+/* The full report into the launcher's file (WHICH: SP_SHM_REPORT_*). */
+static void store_report(int which)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return;
+	if (which == SP_SHM_REPORT_JSON)
+		sp_report_json(f);
+	else
+		sp_report_text(f);
+	if (fclose(f) == 0)
+		sp_shm_store_report(which, buf, len);   /* else the launcher reads the counters */
+	free(buf);
 }
 
 static void exit_report(void)
@@ -328,23 +399,30 @@ static void exit_report(void)
 	 * parent's memory, and a report would allocate in it */
 	if (!atomic_load(&exit_armed) || !sp_report_exit_claim())
 		return;
-	const char *dir = sp_shm_report_dir();
-	if (dir) {
+	if (sp_shm_active()) {
 		/* the launcher reports: full reports for it to use, then the
 		 * section says they are complete */
-		char path[4096];
-		snprintf(path, sizeof(path), "%s/%d.json", dir, (int)getpid());
-		selfprobe_write_report(path);
-		snprintf(path, sizeof(path), "%s/%d.txt", dir, (int)getpid());
-		selfprobe_write_report(path);
+		sp_uret_settle();
+		sp_trace_flush_all();
+		store_report(SP_SHM_REPORT_JSON);
+		store_report(SP_SHM_REPORT_TEXT);
 		/* side outputs (timeline, folded stacks) are the launcher's to
 		 * write, every process's in one file */
 		sp_shm_exited();
-	} else {
-		if (exit_path)
-			selfprobe_write_report(exit_path);
-		if ((!exit_path || sp_report_side_output(exit_path)) && exit_fd >= 0)
-			selfprobe_write_report_fd(exit_fd, false);
+	} else if (!sp_shm_launched()) {   /* launched without a section: counted as refused */
+		bool to_stderr = !exit_path || sp_report_side_output(exit_path);
+		int rc = exit_path ? selfprobe_write_report(exit_path) : 0;
+		if (rc && !exit_path_refused) {
+			/* no report reached its file: whoever runs this must hear
+			 * of it, and gets the text report where the message went */
+			char *path = sp_report_path(exit_path);
+			sp_say("cannot write the report to '%s': %s%s", path ? path : exit_path, strerror(-rc),
+			       to_stderr ? "" : "; the text report follows on stderr");
+			free(path);
+		}
+		to_stderr |= rc != 0;
+		if (to_stderr && selfprobe_write_report_fd(exit_fd >= 0 ? exit_fd : 2, false) != 0)
+			sp_say("cannot write the report to stderr either");
 	}
 	selfprobe_fini_plugins();
 }

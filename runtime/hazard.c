@@ -4,6 +4,7 @@
 #include "hazard.h"
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -66,6 +67,107 @@ static const struct hazard libc_hazards[] = {
 	{ "_Exit", BLOCKED_SPAWN },
 };
 
+/* ---- return hazards (any object) ---- */
+
+static const char RET_SETJMP[] =
+	"returns twice: the jmp_buf keeps its return address and longjmp returns through it "
+	"again, after its return probe is gone; no return probe here (an entry probe is allowed)";
+static const char RET_CONTEXT[] =
+	"saves its return address in a ucontext that may be resumed later, more than once or on "
+	"another thread; no return probe here (an entry probe is allowed)";
+static const char RET_VFORK[] =
+	"returns twice through one frame: first in the child, which shares the parent's memory, "
+	"then in the parent; no return probe here (an entry probe is allowed)";
+static const char RET_EXEC[] =
+	"returns only when it fails, and in a posix_spawn child runs on a stack that is freed "
+	"once it succeeds; no return probe here (an entry probe is allowed)";
+static const char RET_UNWIND[] =
+	"unwinds or walks the stack from its own frame: a swapped return address there stops "
+	"the unwinder (a C++ throw would terminate); no return probe here (an entry probe is allowed)";
+
+static const char RET_NOT_CALLED[] =
+	"is entered without a call (the process entry point, or the end of a makecontext "
+	"context): its stack top is not a return address (argc, for _start)";
+
+static const struct hazard return_hazards[] = {
+	{ "_start", RET_NOT_CALLED }, { "_dl_start_user", RET_NOT_CALLED },
+	{ "__start_context", RET_NOT_CALLED },
+	{ "setjmp", RET_SETJMP }, { "_setjmp", RET_SETJMP }, { "__setjmp", RET_SETJMP },
+	{ "sigsetjmp", RET_SETJMP }, { "__sigsetjmp", RET_SETJMP },
+	{ "__sigsetjmp_cancel", RET_SETJMP },
+	{ "getcontext", RET_CONTEXT }, { "__getcontext", RET_CONTEXT },
+	{ "swapcontext", RET_CONTEXT }, { "__swapcontext", RET_CONTEXT },
+	{ "unw_getcontext", RET_CONTEXT }, { "_Ux86_64_getcontext", RET_CONTEXT },
+	{ "vfork", RET_VFORK }, { "__vfork", RET_VFORK }, { "__libc_vfork", RET_VFORK },
+	{ "execve", RET_EXEC }, { "__execve", RET_EXEC }, { "fexecve", RET_EXEC },
+	{ "execveat", RET_EXEC }, { "execv", RET_EXEC }, { "execvp", RET_EXEC },
+	{ "execvpe", RET_EXEC }, { "__execvpe", RET_EXEC }, { "__execvpe_common", RET_EXEC },
+	{ "__execvpex", RET_EXEC }, { "execl", RET_EXEC }, { "execle", RET_EXEC },
+	{ "execlp", RET_EXEC },
+	/* libgcc's unwinder (also linked statically into programs) */
+	{ "_Unwind_RaiseException", RET_UNWIND }, { "_Unwind_Resume", RET_UNWIND },
+	{ "_Unwind_Resume_or_Rethrow", RET_UNWIND }, { "_Unwind_ForcedUnwind", RET_UNWIND },
+	{ "_Unwind_Backtrace", RET_UNWIND }, { "_Unwind_RaiseException_Phase2", RET_UNWIND },
+	{ "_Unwind_ForcedUnwind_Phase2", RET_UNWIND }, { "uw_init_context_1", RET_UNWIND },
+	/* glibc's walks and its thread exit, which unwinds through libgcc by a
+	 * private pointer (the preload's hooks do not see those frames) */
+	{ "backtrace", RET_UNWIND }, { "__backtrace", RET_UNWIND },
+	{ "pthread_exit", RET_UNWIND }, { "__pthread_exit", RET_UNWIND },
+	{ "__do_cancel", RET_UNWIND }, { "__pthread_unwind", RET_UNWIND },
+	{ "__pthread_unwind_next", RET_UNWIND },
+	/* libunwind's walk from its own frame (its local walks start at the
+	 * context unw_getcontext saved: that one is listed above) */
+	{ "unw_backtrace", RET_UNWIND }, { "_ULx86_64_tdep_trace", RET_UNWIND },
+};
+
+/* NAME without "+off" / "@VERSION", and without glibc's "__GI_" alias prefix. */
+static size_t bare_name(const char **name)
+{
+	if (strncmp(*name, "__GI_", 5) == 0)
+		*name += 5;
+	return strcspn(*name, "+@");
+}
+
+static const char *lookup(const struct hazard *t, size_t n, const char *symbol)
+{
+	size_t len = bare_name(&symbol);
+	for (size_t i = 0; i < n; i++)
+		if (strlen(t[i].symbol) == len && strncmp(t[i].symbol, symbol, len) == 0)
+			return t[i].why;
+	return NULL;
+}
+
+/* gcc's hot/cold splitting: "foo.cold" (or "foo.cold.N") is the unlikely
+ * part of foo, entered by a jump from inside foo with foo's frame: its
+ * stack top is not a return address. */
+static bool is_cold_part(const char *symbol)
+{
+	size_t len = strcspn(symbol, "+@");
+	for (const char *p = strstr(symbol, ".cold"); p && (size_t)(p - symbol) < len; p = strstr(p + 1, ".cold")) {
+		const char *q = p + 5;
+		if (q == symbol + len)
+			return true;
+		if (*q == '.' && q[1] >= '0' && q[1] <= '9') {
+			q += 2;
+			while (*q >= '0' && *q <= '9')
+				q++;
+			if (q == symbol + len)
+				return true;
+		}
+	}
+	return false;
+}
+
+const char *sp_hazard_return(const char *symbol)
+{
+	if (!symbol)
+		return NULL;
+	if (is_cold_part(symbol))
+		return "is the cold part of a function split by the compiler, entered by a jump, not a call: "
+		       "no return address to swap (return probes attach at function entries only)";
+	return lookup(return_hazards, sizeof(return_hazards) / sizeof(return_hazards[0]), symbol);
+}
+
 static int is_libc(const char *path)
 {
 	const char *base = strrchr(path, '/');
@@ -97,9 +199,5 @@ const char *sp_hazard_int3(const char *object_path, const char *symbol, uintptr_
 		return "the site is in the signal-return trampoline (sa_restorer): an int3 there would recurse";
 	if (!symbol || !is_libc(object_path))
 		return NULL;
-	size_t len = strcspn(symbol, "+@");   /* "name+0x4" or "name@VERSION" */
-	for (size_t i = 0; i < sizeof(libc_hazards) / sizeof(libc_hazards[0]); i++)
-		if (strlen(libc_hazards[i].symbol) == len && strncmp(libc_hazards[i].symbol, symbol, len) == 0)
-			return libc_hazards[i].why;
-	return NULL;
+	return lookup(libc_hazards, sizeof(libc_hazards) / sizeof(libc_hazards[0]), symbol);
 }

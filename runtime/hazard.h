@@ -6,6 +6,13 @@
  * such windows are in the application's hands (and our interposed
  * sigprocmask/sigaction keep SIGTRAP out of them); the ones inside libc
  * itself are listed here, with the reason each is dangerous.
+ *
+ * A return probe swaps the return address in the stack slot at the
+ * function's entry (uret.h).  That is wrong for a function that returns
+ * twice (setjmp, vfork, getcontext), keeps its return address for a later
+ * jump, returns only on failure on a stack that goes away (exec in a
+ * posix_spawn child), or walks the stack from its own frame (the
+ * unwinders): those are listed too, by name, with the reason.
  */
 #ifndef SP_HAZARD_H
 #define SP_HAZARD_H
@@ -15,5 +22,12 @@
 /* Why an int3 at ADDR (in function SYMBOL of the object at OBJECT_PATH,
  * SYMBOL may be NULL) would break the process, or NULL when it is safe. */
 const char *sp_hazard_int3(const char *object_path, const char *symbol, uintptr_t addr);
+
+/* Why swapping the return address of function SYMBOL (any object: the
+ * names are the C library's and the unwinder ABI's, reserved wherever they
+ * are defined) would break the process, or NULL when a return probe is
+ * safe there.  Entry probes on these functions stay allowed.  Also refuses
+ * symbols that are not function entries (a compiler's .cold part). */
+const char *sp_hazard_return(const char *symbol);
 
 #endif

@@ -1,4 +1,7 @@
-/* log — leveled messages on stderr.  One write per message so lines from
+/* log — leveled messages on stderr, only when the user asked for them
+ * (UPROBE_LOG, selfprobe_set_log_level): the program's stderr is the
+ * program's, and diagnostics belong in the report.  sp_say() is for what
+ * must reach someone when no report can be written.  One write per message so lines from
  * several threads do not interleave mid-line; a raw system call, not the
  * application's stderr FILE (whose state — buffered bytes, flags that make
  * its fclose flush — is the application's) nor libc's write (which would
@@ -12,6 +15,7 @@
 #include <sys/syscall.h>
 
 int sp_log_level = SP_LOG_ERROR;
+bool sp_log_asked;
 
 static long raw_write(int fd, const void *buf, size_t len)
 {
@@ -23,16 +27,11 @@ static long raw_write(int fd, const void *buf, size_t len)
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
-void sp_log(enum sp_log_level lvl, const char *fmt, ...)
+static void emit(enum sp_log_level lvl, const char *fmt, va_list ap)
 {
-	if ((int)lvl > sp_log_level)
-		return;
 	int saved = errno;
 	char line[1024];
-	va_list ap;
-	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
 	char msg[1100];
 	int n = snprintf(msg, sizeof(msg), "selfprobe: %s%s%s\n", lvl == SP_LOG_ERROR ? "" : level_names[lvl],
 			 lvl == SP_LOG_ERROR ? "" : ": ", line);
@@ -47,6 +46,24 @@ void sp_log(enum sp_log_level lvl, const char *fmt, ...)
 		off += (int)rc;
 	}
 	errno = saved;
+}
+
+void sp_log(enum sp_log_level lvl, const char *fmt, ...)
+{
+	if (!sp_log_asked || (int)lvl > sp_log_level)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	emit(lvl, fmt, ap);
+	va_end(ap);
+}
+
+void sp_say(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	emit(SP_LOG_ERROR, fmt, ap);
+	va_end(ap);
 }
 
 int sp_log_parse_level(const char *s, enum sp_log_level *out)

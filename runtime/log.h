@@ -1,13 +1,22 @@
 /* log — the runtime's one voice: leveled messages on stderr, prefixed
- * "selfprobe: ".  Not for the signal path (uses stdio). */
+ * "selfprobe: ", printed only when the user asked (sp_log_asked: UPROBE_LOG
+ * or selfprobe_set_log_level).  Diagnostics go into the report (probe
+ * errors, reasons); stderr is the program's.  Not for the signal path
+ * (uses stdio). */
 #ifndef SP_LOG_H
 #define SP_LOG_H
 
 enum sp_log_level { SP_LOG_ERROR, SP_LOG_WARN, SP_LOG_INFO, SP_LOG_DEBUG };
 
+#include <stdbool.h>
+
 extern int sp_log_level;
+extern bool sp_log_asked;   /* messages were asked for: else sp_log prints nothing */
 
 void sp_log(enum sp_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Printed whatever the level: for what must be said when no report can
+ * carry it (the report itself cannot be written). */
+void sp_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Parse "error"/"warn"/"info"/"debug".  0 or -EINVAL. */
 int sp_log_parse_level(const char *s, enum sp_log_level *out);
 

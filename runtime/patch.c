@@ -38,7 +38,11 @@ static _Atomic int patch_owner;
 static _Atomic int patch_waiters;
 static __thread int my_tid;      /* 0: not known yet (reset in a fork child) */
 static __thread bool fork_locked;
-static int mem_fd = -1;          /* /proc/self/mem, -2 once it failed */
+/* /proc/self/mem: open only while writes are under way (a hold, else one
+ * write), so that the program never sees a descriptor of ours; -2 once it
+ * failed (the fallback from then on). */
+static int mem_fd = -1;
+static int holds;                /* sp_patch_hold depth (under the writers' lock) */
 static int sync_state;           /* 0 unknown, 1 registered, -1 unavailable */
 static int fallback_state;       /* 0 unknown, 1 usable, -errno refused */
 static const char *refusal;      /* why, once refused */
@@ -93,6 +97,31 @@ static void unlock_patch(void)
 	atomic_store(&patch_owner, 0);
 	if (atomic_load(&patch_waiters))
 		raw_syscall(SYS_futex, (long)&patch_owner, FUTEX_WAKE_PRIVATE, INT_MAX, 0);
+}
+
+static void close_mem(void)
+{
+	if (mem_fd >= 0) {
+		raw_syscall(SYS_close, mem_fd, 0, 0, 0);   /* not the program's close */
+		mem_fd = -1;
+	}
+}
+
+void sp_patch_hold(void)
+{
+	int again = lock_patch();   /* EDEADLK: this thread holds it already */
+	holds++;
+	if (!again)
+		unlock_patch();
+}
+
+void sp_patch_release(void)
+{
+	int again = lock_patch();
+	if (holds > 0 && --holds == 0)
+		close_mem();
+	if (!again)
+		unlock_patch();
 }
 
 static int open_mem(void)
@@ -251,8 +280,8 @@ static int write_fallback(uintptr_t addr, const void *bytes, size_t len)
 	raw_syscall(SYS_futex, (long)&win_gen, FUTEX_WAKE_PRIVATE, INT_MAX, 0);
 	raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, (long)&old_mask, 0, sizeof(old_mask));
 
-	if (!restored)
-		sp_err("patch: mprotect cannot make %#lx-%#lx executable again (%s): threads running "
+	if (!restored)   /* the program may not live to write a report */
+		sp_say("patch: mprotect cannot make %#lx-%#lx executable again (%s): threads running "
 		       "it will fault", (unsigned long)lo, (unsigned long)hi, strerror((int)-rc));
 	return rc;
 }
@@ -267,8 +296,11 @@ int sp_patch_write(uintptr_t addr, const void *bytes, size_t len)
 	if (fd >= 0) {
 		/* raw: libc's pwrite may be a site of this very batch */
 		long n = raw_syscall(SYS_pwrite64, fd, (long)bytes, (long)len, (long)addr);
-		if (n == (long)len)
+		if (n == (long)len) {
+			if (!holds)
+				close_mem();
 			goto out;
+		}
 		sp_info("patch: /proc/self/mem write at %#lx failed (%s): writing code through "
 			"mprotect (read-write, then read-exec again)",
 			(unsigned long)addr, n < 0 ? strerror((int)-n) : "short write");
@@ -349,6 +381,7 @@ void sp_patch_atfork_child(void)
 	if (mem_fd >= 0)
 		close(mem_fd);
 	mem_fd = -1;
+	holds = 0;        /* the parent's writers are not here */
 	sync_state = 0;   /* registration belongs to the parent's mm */
 	fork_locked = false;
 	my_tid = 0;       /* the child's thread has a tid of its own */

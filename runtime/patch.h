@@ -50,6 +50,12 @@
 /* Write LEN bytes at ADDR (code or any mapped page).  0 or -errno. */
 int sp_patch_write(uintptr_t addr, const void *bytes, size_t len);
 
+/* Keep /proc/self/mem open across the writes of one batch (a hold, which
+ * may nest) instead of opening it for each write; the last release closes
+ * it.  No descriptor of ours stays open between batches. */
+void sp_patch_hold(void);
+void sp_patch_release(void);
+
 /* Why code cannot be written at all in this process (the fallback is
  * needed and refused: step 1 above), or NULL.  For probe errors. */
 const char *sp_patch_refusal(void);

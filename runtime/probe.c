@@ -273,6 +273,13 @@ static char *xasprintf(const char *fmt, ...)
 	return s;
 }
 
+/* uretprobe, usession and the latency action swap the return address. */
+static bool item_wants_return(const struct sp_spec_item *item)
+{
+	return item->kind == SP_KIND_URETPROBE || item->kind == SP_KIND_USESSION ||
+	       item->action == SP_ACT_LATENCY;
+}
+
 /* The address the process actually calls for an IFUNC symbol: run the
  * resolver exactly as the dynamic linker did (x86-64 resolvers take no
  * arguments: glibc's read the cpu features ld.so set up), so the answer is
@@ -488,8 +495,7 @@ static long resolve(const struct sp_spec_item *item, const struct sp_object *obj
 		struct target *t = calloc(1, sizeof(*t));
 		if (!t)
 			return -ENOMEM;
-		bool wants_return = item->kind != SP_KIND_UPROBE || item->action == SP_ACT_LATENCY;
-		if (wants_return && item->address != sym->value) {
+		if (item_wants_return(item) && item->address != sym->value) {
 			free(t);
 			snprintf(err, errlen, "return probes attach at a function entry: %#lx is %s+%#lx",
 				 (unsigned long)item->address, sym->name,
@@ -576,8 +582,7 @@ static struct sp_probe *new_probe(const struct sp_spec_item *item, const struct 
 	p->shm_record = -1;
 	p->tl_label = -1;
 	p->internal = item->internal;
-	p->wants_return = item->kind == SP_KIND_URETPROBE || item->kind == SP_KIND_USESSION ||
-			  item->action == SP_ACT_LATENCY;
+	p->wants_return = item_wants_return(item);
 	if (item->action == SP_ACT_LATENCY) {
 		long slot = sp_latency_init() == 0 ? sp_latency_alloc() : -ENOSPC;
 		if (slot < 0) {
@@ -684,6 +689,7 @@ static void atfork_child(void)
 	sp_patch_atfork_child();
 	bool shared = sp_shm_atfork_child() == 0 && sp_shm_active();
 	sp_tstate_atfork_child();
+	sp_uret_atfork_child();
 	sp_latency_atfork_child();
 	sp_report_atfork_child();
 	sp_timeline_atfork_child();
@@ -805,11 +811,15 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 		goto out;
 	}
 	bool want_jmp = sp_mode_pref != SP_PREF_INT3;
+	bool wants_return = item_wants_return(item);
 	for (long i = 0; i < n_ts; i++) {
 		const char *who = ts[i].implementation ? ts[i].implementation : ts[i].symbol;
 		const char *why = NULL;
 		ts[i].fn.hazard = sp_hazard_int3(obj->path, who, ts[i].addr);
-		struct sp_site *site = sp_arm_site(obj, ts[i].addr, &ts[i].fn, want_jmp, &why);
+		if (wants_return)   /* the name called, or the IFUNC's implementation */
+			why = sp_hazard_return(ts[i].symbol) ? sp_hazard_return(ts[i].symbol)
+							     : sp_hazard_return(ts[i].implementation);
+		struct sp_site *site = why ? NULL : sp_arm_site(obj, ts[i].addr, &ts[i].fn, want_jmp, &why);
 		struct sp_probe *p = site ? new_probe(item, obj, &ts[i], fn, data) : NULL;
 		if (!p) {
 			if (site)
@@ -855,8 +865,8 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 		 * share one note, and the kernel's uprobes count the same way) */
 		if (p->semaphore)
 			__atomic_fetch_add((uint16_t *)p->semaphore, 1, __ATOMIC_SEQ_CST);
-		if (sp_mode_pref == SP_PREF_JMP && !p->site->jmp)   /* asked for: said at any level */
-			sp_err("warning: %s: %s uses int3: %s", item->text, p->symbol, p->site->reason);
+		if (sp_mode_pref == SP_PREF_JMP && !p->site->jmp)   /* the report's reason says it too */
+			sp_warn("%s: %s uses int3: %s", item->text, p->symbol, p->site->reason);
 		registry_append(p);
 	}
 	/* Readers of the old vectors only read them; freed after quiescence.
@@ -899,6 +909,7 @@ long sp_probe_attach_object(const struct sp_spec_item *item, const struct sp_obj
 	long rc;
 	struct target *ts = NULL;
 	long n_ts = 0;
+	sp_patch_hold();   /* one /proc/self/mem for the batch, closed after it */
 	struct sp_elf *elf = elf_get(obj->path, err, sizeof(err));
 	if (!elf) {
 		rc = -ENOENT;
@@ -923,6 +934,7 @@ out:
 		free(ts[i].implementation);
 	}
 	free(ts);
+	sp_patch_release();
 	return rc;
 }
 
@@ -973,8 +985,10 @@ long sp_probe_attach_item(const struct sp_spec_item *item, selfprobe_handler_fn 
 	if (idx == -ENOENT && item->object) {
 		/* not loaded yet: it attaches when the loader brings it in */
 		rc = sp_loadwatch_defer(item, fn, data, link);
-		if (rc == 0)   /* said at once: a misspelt library name is the usual cause */
-			sp_err("%s: %s; it attaches if the program loads it later", item->text, err);
+		/* not an error in this process: the report at exit (or the
+		 * launcher, over every process) names what never attached */
+		if (rc == 0)
+			sp_info("%s: %s; it attaches if the program loads it later", item->text, err);
 		else
 			sp_probe_error(item->text, "%s, and it cannot be watched for: %s", err,
 				       strerror((int)-rc));
@@ -1068,6 +1082,7 @@ int sp_probe_detach_link(struct selfprobe_link *link)
 {
 	pthread_mutex_lock(&reg_lock);
 	sp_loadwatch_drop_link(link);
+	sp_patch_hold();   /* one /proc/self/mem for the batch */
 	int n = 0;
 	for (struct sp_probe *p = atomic_load(&probes_head); p; p = p->next) {
 		if (p->link != link || !p->attached)
@@ -1081,6 +1096,7 @@ int sp_probe_detach_link(struct selfprobe_link *link)
 		p->attached = false;
 		n++;
 	}
+	sp_patch_release();
 	pthread_mutex_unlock(&reg_lock);
 	if (!n)
 		return -ENOENT;

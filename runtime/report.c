@@ -6,6 +6,7 @@
 #include "json.h"
 #include "loadwatch.h"
 #include "probe.h"
+#include "shm.h"
 #include "stack.h"
 #include "timeline.h"
 
@@ -112,6 +113,8 @@ struct never_ctx {
 static void never_loaded(const struct sp_spec_item *item, void *vctx)
 {
 	struct never_ctx *c = vctx;
+	if (sp_shm_active())
+		return;   /* not an error in one process: the launcher says it once, over all */
 	char msg[512];
 	snprintf(msg, sizeof(msg), "'%s' was never loaded: nothing attached", item->object);
 	if (c->json) {
@@ -161,6 +164,8 @@ void sp_report_text(FILE *f)
 		fprintf(f, "@timeline: %" PRIu64 " events from %" PRIu64 " threads, %" PRIu64 " dropped\n", ev,
 			threads, dropped);
 	}
+	for (struct sp_error *e = sp_error_first(); e; e = e->next)   /* nothing was said before */
+		fprintf(f, "@error[%s]: %s\n", e->spec, e->message);
 	struct never_ctx nc = { f, false, "" };
 	sp_loadwatch_each_unattached(never_loaded, &nc);
 	fflush(f);

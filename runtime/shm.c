@@ -6,6 +6,7 @@
 #include "tstate.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,10 +14,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int shm_fd = -1;
-static char *report_dir;          /* SELFPROBE_REPORT_DIR: full reports at exit */
+static char *shm_path;            /* SELFPROBE_SHM: reopened for each mapping */
 static struct sp_shm_header *hdr;
-static struct sp_shm_section *mine;
+static struct sp_shm_section *mine;   /* our own section's descriptor, mapped alone */
 static struct sp_shm_record *records;
 static struct sp_shm_error *errors;
 static struct sp_shm_object *objects;
@@ -24,6 +24,25 @@ static struct sp_shm_object *objects;
 bool sp_shm_active(void)
 {
 	return mine != NULL;
+}
+
+bool sp_shm_launched(void)
+{
+	return hdr != NULL;
+}
+
+/* The file, for as long as a mapping takes: no descriptor of ours stays
+ * open for the program to see (or to inherit across exec). */
+static int open_file(void)
+{
+	int fd = shm_path ? open(shm_path, O_RDWR | O_CLOEXEC) : -1;
+	return fd >= 0 ? fd : -errno;
+}
+
+static void *map_at(int fd, uint64_t off, size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)off);
+	return p == MAP_FAILED ? NULL : p;
 }
 
 static const char *env_get(char **env, const char *name)
@@ -40,13 +59,19 @@ static uint64_t page_up(uint64_t v)
 	return (v + 4095) & ~(uint64_t)4095;
 }
 
-/* A section of our own: descriptor, records, stripes. */
-static int claim(const char *command, pid_t parent)
+/* No room for this process: the launcher counts it as not counted. */
+static int refuse(void)
+{
+	atomic_fetch_add(&hdr->n_refused, 1);
+	return -ENOSPC;
+}
+
+/* A section of our own: descriptor, records, stripes (FD: the file). */
+static int claim(int fd, const char *command, pid_t parent)
 {
 	uint32_t idx = atomic_fetch_add(&hdr->n_sections, 1);
 	if (idx >= SP_SHM_SECTIONS)
-		return -ENOSPC;
-	struct sp_shm_section *s = &hdr->sections[idx];
+		return refuse();
 	uint64_t rec_bytes = page_up((uint64_t)SP_SHM_RECORDS * sizeof(struct sp_shm_record));
 	uint64_t stripe_bytes = (uint64_t)SP_STRIPE_BYTES * SP_N_SLOTS;
 	uint64_t lat_bytes = page_up((uint64_t)SP_LAT_STRIPE_BYTES * SP_N_SLOTS);
@@ -56,21 +81,24 @@ static int claim(const char *command, pid_t parent)
 	uint64_t total = rec_bytes + stripe_bytes + lat_bytes + err_bytes + stack_bytes + obj_bytes;
 	uint64_t off = atomic_fetch_add(&hdr->next_free, total);
 	if (off + total > SP_SHM_SIZE)
-		return -ENOSPC;
-	void *r = mmap(NULL, rec_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, shm_fd, (off_t)off);
-	if (r == MAP_FAILED)
-		return -errno;
+		return refuse();
 	uint64_t err_off = off + rec_bytes + stripe_bytes + lat_bytes;
 	uint64_t obj_off = err_off + err_bytes + stack_bytes;
-	void *er = mmap(NULL, err_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, shm_fd, (off_t)err_off);
-	void *ob = mmap(NULL, obj_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, shm_fd, (off_t)obj_off);
-	if (er == MAP_FAILED || ob == MAP_FAILED) {
+	struct sp_shm_section *s = map_at(fd, sp_shm_section_off(hdr, idx), SP_SHM_SECTION_STRIDE);
+	void *r = map_at(fd, off, rec_bytes);
+	void *er = map_at(fd, err_off, err_bytes);
+	void *ob = map_at(fd, obj_off, obj_bytes);
+	if (!s || !r || !er || !ob) {
 		int e = errno;
-		munmap(r, rec_bytes);
-		if (er != MAP_FAILED)
+		if (s)
+			munmap(s, SP_SHM_SECTION_STRIDE);
+		if (r)
+			munmap(r, rec_bytes);
+		if (er)
 			munmap(er, err_bytes);
-		if (ob != MAP_FAILED)
+		if (ob)
 			munmap(ob, obj_bytes);
+		atomic_fetch_add(&hdr->n_refused, 1);
 		return -e;
 	}
 	s->parent = parent;
@@ -89,6 +117,10 @@ static int claim(const char *command, pid_t parent)
 	atomic_store(&s->n_timelines, 0);
 	atomic_store(&s->state, SP_SHM_RUNNING);
 	atomic_store(&s->pid, getpid());   /* last: the launcher reads it as "ready" */
+	atomic_store(&hdr->pids[idx], getpid());
+	/* a fork child's mappings of the parent's section go (never written) */
+	if (mine)
+		munmap(mine, SP_SHM_SECTION_STRIDE);
 	if (records)
 		munmap(records, rec_bytes);
 	if (errors)
@@ -102,34 +134,50 @@ static int claim(const char *command, pid_t parent)
 	return 0;
 }
 
+/* The same pid before an execve: that image is gone, its counts stay. */
+static void mark_execed(int fd)
+{
+	uint32_t n = atomic_load(&hdr->n_sections);
+	for (uint32_t i = 0; i < n && i < SP_SHM_SECTIONS; i++) {
+		if (atomic_load(&hdr->pids[i]) != getpid())
+			continue;
+		struct sp_shm_section *s = map_at(fd, sp_shm_section_off(hdr, i), SP_SHM_SECTION_STRIDE);
+		if (s) {
+			atomic_store(&s->state, SP_SHM_EXECED);
+			munmap(s, SP_SHM_SECTION_STRIDE);
+		}
+	}
+}
+
 int sp_shm_attach(char **env, int argc, char **argv)
 {
 	(void)argc;
-	const char *v = env_get(env, "SELFPROBE_SHM_FD");
+	const char *v = env_get(env, SP_SHM_ENV);
 	if (!v || !*v)
 		return 0;
-	int fd = atoi(v);
+	if (!(shm_path = strdup(v)))
+		return -ENOMEM;
+	int fd = open_file();
+	if (fd < 0)
+		return fd;
 	struct stat st;
-	if (fd < 0 || fstat(fd, &st) != 0 || (uint64_t)st.st_size < sizeof(struct sp_shm_header))
-		return -EBADF;
-	void *h = mmap(NULL, sizeof(*hdr), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (h == MAP_FAILED)
-		return -errno;
-	if (memcmp(((struct sp_shm_header *)h)->magic, SP_SHM_MAGIC, 8) != 0) {
-		munmap(h, sizeof(*hdr));
-		return -EINVAL;
+	void *h = MAP_FAILED;
+	int rc = -EBADF;
+	if (fstat(fd, &st) == 0 && (uint64_t)st.st_size >= sizeof(struct sp_shm_header)) {
+		h = mmap(NULL, sizeof(*hdr), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		rc = h == MAP_FAILED ? -errno : 0;
 	}
-	shm_fd = fd;
-	hdr = h;
-	/* the same pid before an execve: that image is gone, its counts stay */
-	uint32_t n = atomic_load(&hdr->n_sections);
-	for (uint32_t i = 0; i < n && i < SP_SHM_SECTIONS; i++)
-		if (atomic_load(&hdr->sections[i].pid) == getpid())
-			atomic_store(&hdr->sections[i].state, SP_SHM_EXECED);
-	const char *dir = env_get(env, "SELFPROBE_REPORT_DIR");
-	if (dir && *dir)
-		report_dir = strdup(dir);
-	return claim(argv && argv[0] ? argv[0] : NULL, 0);
+	if (rc == 0 && memcmp(((struct sp_shm_header *)h)->magic, SP_SHM_MAGIC, 8) != 0) {
+		munmap(h, sizeof(*hdr));
+		rc = -EINVAL;
+	}
+	if (rc == 0) {
+		hdr = h;
+		mark_execed(fd);
+		rc = claim(fd, argv && argv[0] ? argv[0] : NULL, 0);
+	}
+	close(fd);
+	return rc;
 }
 
 int sp_shm_stripes(uint64_t *offset)
@@ -137,7 +185,7 @@ int sp_shm_stripes(uint64_t *offset)
 	if (!mine)
 		return -1;
 	*offset = mine->stripes_off;
-	return shm_fd;
+	return 0;
 }
 
 int sp_shm_latency(uint64_t *offset)
@@ -145,16 +193,19 @@ int sp_shm_latency(uint64_t *offset)
 	if (!mine)
 		return -1;
 	*offset = mine->latency_off;
-	return shm_fd;
+	return 0;
 }
 
-void *sp_shm_map_stripes(int fd, uint64_t off, size_t bytes, void *at)
+void *sp_shm_map_stripes(int shared, uint64_t off, size_t bytes, void *at)
 {
 	int fixed = at ? MAP_FIXED : 0;
 	void *p = MAP_FAILED;
-	if (fd >= 0)
+	int fd = shared >= 0 ? open_file() : -1;
+	if (fd >= 0) {
 		p = mmap(at, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE | fixed, fd, (off_t)off);
-	if (p == MAP_FAILED && (fd < 0 || at))
+		close(fd);
+	}
+	if (p == MAP_FAILED && (shared < 0 || at))
 		p = mmap(at, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | fixed,
 			 -1, 0);
 	return p;
@@ -170,7 +221,7 @@ int sp_shm_stacks(uint64_t *offset)
 	if (!mine)
 		return -1;
 	*offset = mine->stacks_off;
-	return shm_fd;
+	return 0;
 }
 
 void sp_shm_note_object(const char *path, uint64_t bias, uint64_t start, uint64_t end)
@@ -266,8 +317,17 @@ int sp_shm_atfork_child(void)
 	char command[128];
 	memcpy(command, mine->command, sizeof(command));
 	pid_t parent = atomic_load(&mine->pid);
-	mine = NULL;
-	return claim(command, parent);
+	int fd = open_file();
+	int rc = fd < 0 ? fd : claim(fd, command, parent);
+	if (fd >= 0)
+		close(fd);
+	if (rc) {   /* the parent's section is not ours: nothing shared */
+		if (fd < 0)
+			atomic_fetch_add(&hdr->n_refused, 1);
+		munmap(mine, SP_SHM_SECTION_STRIDE);
+		mine = NULL;
+	}
+	return rc;
 }
 
 void *sp_shm_alloc_timeline(size_t bytes)
@@ -281,11 +341,13 @@ void *sp_shm_alloc_timeline(size_t bytes)
 	}
 	bytes = page_up(bytes);
 	uint64_t off = atomic_fetch_add(&hdr->next_free, bytes);
-	void *b = off + bytes <= SP_SHM_SIZE ?
-		  mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, shm_fd, (off_t)off) : MAP_FAILED;
+	int fd = off + bytes <= SP_SHM_SIZE ? open_file() : -1;
+	void *b = fd >= 0 ? map_at(fd, off, bytes) : NULL;
+	if (fd >= 0)
+		close(fd);
 	/* the launcher reads a buffer whose offset is 0 as none */
-	__atomic_store_n(&mine->timeline_off[i], b == MAP_FAILED ? 0 : off, __ATOMIC_RELEASE);
-	return b == MAP_FAILED ? NULL : b;
+	__atomic_store_n(&mine->timeline_off[i], b ? off : 0, __ATOMIC_RELEASE);
+	return b;
 }
 
 const char *sp_shm_record_label(uint32_t i, int *kind)
@@ -296,7 +358,25 @@ const char *sp_shm_record_label(uint32_t i, int *kind)
 	return records[i].label;
 }
 
-const char *sp_shm_report_dir(void)
+int sp_shm_store_report(int which, const void *buf, size_t len)
 {
-	return mine ? report_dir : NULL;
+	if (!mine || which < 0 || which > 1)
+		return -EINVAL;
+	uint64_t bytes = page_up(len ? len : 1);
+	uint64_t off = atomic_fetch_add(&hdr->next_free, bytes);
+	if (off + bytes > SP_SHM_SIZE)
+		return -ENOSPC;
+	int fd = open_file();
+	if (fd < 0)
+		return fd;
+	void *p = map_at(fd, off, bytes);
+	int rc = p ? 0 : -errno;
+	close(fd);
+	if (rc)
+		return rc;
+	memcpy(p, buf, len);
+	munmap(p, bytes);
+	mine->report_off[which] = off;
+	mine->report_len[which] = len;   /* read once the state says EXITED */
+	return 0;
 }

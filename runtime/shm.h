@@ -1,15 +1,21 @@
 /* shm — counters the launcher can read even when the program cannot write
  * a report (SIGKILL, a crash, _exit from a place we do not see).
  *
- * `selfprobe run` creates a memfd and passes its descriptor in
- * SELFPROBE_SHM_FD.  Every probed process (the program, its fork children,
- * the programs they exec) claims a section of it: a descriptor (pid,
+ * `selfprobe run` creates a memfd and names it in SELFPROBE_SHM as a path
+ * that reopens it (/proc/LAUNCHER/fd/N): the descriptor itself is
+ * close-on-exec and never inherited, and no probed process keeps one open —
+ * the program sees no descriptor of ours.  Every probed process (the
+ * program, its fork children, the programs they exec) opens the file, claims
+ * a section of it and maps what it needs, then closes it again; a fork child
+ * reopens it for its own section.  A section holds a descriptor (pid,
  * command, state), a table of probe records (spec, label, kind, path…,
  * and the final counts of detached probes), its counter stripes
- * themselves — tstate maps them from the memfd instead of anonymous memory,
+ * themselves — tstate maps them from the file instead of anonymous memory,
  * so the hot path is unchanged and every hit is in the file the moment it
- * is counted — and its threads' timeline buffers (timeline.h).  The file is sparse: only touched pages cost memory.
- *
+ * is counted — its threads' timeline buffers (timeline.h), and at a normal
+ * exit the process's full reports (JSON and text), so that nothing of ours
+ * is ever left on disk.  The file is sparse: only touched pages cost memory.
+
  * The layout is shared with the launcher (preload/run.c): this header is
  * its definition.
  */
@@ -23,10 +29,12 @@
 
 #include "latency.h"
 
-#define SP_SHM_MAGIC      "SPSHM05"
-#define SP_SHM_SECTIONS   256
+#define SP_SHM_MAGIC      "SPSHM06"
+#define SP_SHM_SECTIONS   (1u << 16)         /* processes (a clear refusal past it) */
+#define SP_SHM_ENV        "SELFPROBE_SHM"    /* the path that reopens the file */
 #define SP_SHM_RECORDS    (1u << 16)         /* probe records per process */
-#define SP_SHM_SIZE       ((uint64_t)1 << 40) /* the memfd's (sparse) size */
+#define SP_SHM_SIZE       ((uint64_t)1 << 46) /* the memfd's (sparse) size: about 1 GiB
+					       * of address range a process */
 #define SP_SHM_TIMELINES  1024               /* timeline buffers (threads) per process */
 #define SP_SHM_ERRORS     256                /* error records per process */
 #define SP_SHM_OBJECTS    4096               /* text mappings noted per process */
@@ -79,32 +87,51 @@ struct sp_shm_section {
 	_Atomic uint32_t n_records;
 	_Atomic uint32_t n_timelines;
 	uint64_t timeline_off[SP_SHM_TIMELINES];   /* struct sp_tl_buf (timeline.h) */
+	uint64_t report_off[2];       /* SP_SHM_REPORT_*: the full report written at a */
+	uint64_t report_len[2];       /* normal exit (state EXITED), or length 0 */
 };
+
+enum { SP_SHM_REPORT_JSON, SP_SHM_REPORT_TEXT };
+
+/* Sections are SP_SHM_SECTION_STRIDE apart from sections_off: a process
+ * maps its own only. */
+#define SP_SHM_SECTION_STRIDE ((sizeof(struct sp_shm_section) + 4095) & ~(size_t)4095)
 
 struct sp_shm_header {
 	char magic[8];
 	_Atomic uint64_t next_free;   /* bump allocator over the file, bytes */
-	_Atomic uint32_t n_sections;
-	struct sp_shm_section sections[SP_SHM_SECTIONS];
+	_Atomic uint32_t n_sections;  /* claims made: may pass SP_SHM_SECTIONS */
+	_Atomic uint32_t n_refused;   /* processes that found no room: not counted */
+	uint64_t sections_off;        /* struct sp_shm_section[SP_SHM_SECTIONS] */
+	_Atomic int32_t pids[SP_SHM_SECTIONS];   /* each section's pid (an execve finds its earlier image) */
 };
 
-/* The process's section, from SELFPROBE_SHM_FD (ENV: the environment as the
+static inline uint64_t sp_shm_section_off(const struct sp_shm_header *h, uint32_t i)
+{
+	return h->sections_off + (uint64_t)i * SP_SHM_SECTION_STRIDE;
+}
+
+/* The process's section, from SELFPROBE_SHM (ENV: the environment as the
  * preload received it).  Called once at start; a no-op without the
- * variable.  0, or -errno (then nothing is shared). */
+ * variable.  0, or -errno (then nothing is shared; -ENOSPC: the launcher
+ * counted this process as refused). */
 int sp_shm_attach(char **env, int argc, char **argv);
 bool sp_shm_active(void);
+/* Started by the launcher (its file could be read), section or not: the
+ * launcher reports for this process, or counts it as refused. */
+bool sp_shm_launched(void);
 
-/* Where tstate maps its stripes, and latency its histograms: the memfd
- * and offset, or -1. */
+/* Where tstate maps its stripes, and latency its histograms: 0 (shared)
+ * and the offset, or -1. */
 int sp_shm_stripes(uint64_t *offset);
 int sp_shm_latency(uint64_t *offset);
 
-/* Map BYTES of per-stripe data: the shared file at OFF when FD >= 0, else
+/* Map BYTES of per-stripe data: the shared file at OFF when SHARED >= 0, else
  * private zeroed memory (MAP_NORESERVE: touched pages only).  AT: replace
  * that mapping (a fork child's), and fall back to private memory if the
  * shared one fails — never keep the parent's shared pages.  MAP_FAILED or
  * the address. */
-void *sp_shm_map_stripes(int fd, uint64_t off, size_t bytes, void *at);
+void *sp_shm_map_stripes(int shared, uint64_t off, size_t bytes, void *at);
 
 /* Where the stack table lives (-1: not shared), and the objects noted for
  * it (registry lock held; a mapping already noted is skipped). */
@@ -128,10 +155,9 @@ void *sp_shm_alloc_timeline(size_t bytes);
 /* Record I's label and kind, or NULL. */
 const char *sp_shm_record_label(uint32_t i, int *kind);
 
-/* Where the process writes its full report at a normal exit (PID.json and
- * PID.txt), for the launcher to use instead of the bare counters; NULL
- * when there is no launcher. */
-const char *sp_shm_report_dir(void);
+/* The process's full report (SP_SHM_REPORT_*), LEN bytes, into the shared
+ * file for the launcher to use instead of the bare counters.  0 or -errno. */
+int sp_shm_store_report(int which, const void *buf, size_t len);
 
 /* The process is leaving normally: its section says so. */
 void sp_shm_exited(void);

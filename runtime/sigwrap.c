@@ -74,14 +74,28 @@ static void raw_mask(int how, const uint64_t *set, uint64_t *old)
 	(void)rc;
 }
 
-/* Serialize updates: every signal blocked (a handler on this thread cannot
- * come in and spin on the lock), then the lock.  Re-entered from within an
- * update (a probe handler on libc's sigaction calling sigaction): no lock. */
+/* Signals never blocked here: the runtime's own (SIGTRAP for int3 sites —
+ * libc's sigaction itself may be one, and an int3 with SIGTRAP blocked
+ * kills the process —, the faults, the stop check), set by trap.c. */
+#define SIGBIT(s) ((uint64_t)1 << ((s) - 1))
+static uint64_t never_blocked = SIGBIT(SIGTRAP) | SIGBIT(SIGSEGV) | SIGBIT(SIGBUS) |
+				SIGBIT(SIGFPE) | SIGBIT(SIGILL);
+
+void sp_sigwrap_never_block(int sig)
+{
+	if (sig > 0 && sig <= 64)
+		never_blocked |= SIGBIT(sig);
+}
+
+/* Serialize updates: every other signal blocked (a handler on this thread
+ * cannot come in and spin on the lock), then the lock.  Re-entered from
+ * within an update (a probe handler on libc's sigaction calling sigaction,
+ * or a handler of ours): no lock. */
 static bool lock(uint64_t *old)
 {
 	if (holding)
 		return false;
-	const uint64_t all = ~(uint64_t)0;
+	const uint64_t all = ~never_blocked;
 	raw_mask(SIG_BLOCK, &all, old);
 	while (atomic_flag_test_and_set_explicit(&update_lock, memory_order_acquire))
 		__builtin_ia32_pause();

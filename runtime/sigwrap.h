@@ -56,6 +56,10 @@ int sp_sigwrap_sigaction(sp_sigaction_fn real, int sig, const struct sigaction *
 void sp_sigwrap_unwrap(int sig, struct sigaction *a);
 
 /* The same for signal() and its variants (REAL: libc's own). */
+/* SIG is the runtime's own (trap.c): updates never block it.  The
+ * synchronous signals (SIGTRAP, SIGSEGV, SIGBUS, SIGFPE, SIGILL) never are. */
+void sp_sigwrap_never_block(int sig);
+
 sighandler_t sp_sigwrap_signal(sp_signal_fn real, int sig, sighandler_t h);
 
 #endif

@@ -294,6 +294,7 @@ int sp_trap_install(void)
 			goto out;
 		}
 		sp_sigwrap_unwrap(own_sig[i], &old);   /* installed before we owned it */
+		sp_sigwrap_never_block(own_sig[i]);
 		app_action[i] = old;
 		sigaddset(&unblock, own_sig[i]);
 	}

@@ -8,6 +8,7 @@
 #include "probe.h"
 #include "rawsys.h"
 #include "tstate.h"
+#include "uretmem.h"
 #include "xsave.h"
 
 #include <errno.h>
@@ -33,24 +34,50 @@ static pthread_key_t ustack_key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 static _Atomic uint64_t recovered, recovered_reported;
 
-static void count_lost(const struct sp_uret_entry *e, int stripe);
+static __thread int ustack_owner __attribute__((tls_model("initial-exec")));   /* uretmem record + 1 */
 
-static void ustack_free(void *v)
+static void count_lost(const struct sp_uret_entry *e, int stripe);
+static bool dead(const struct sp_uret_entry *e);
+static void drop(struct sp_uret_entry *e, uint8_t st, int stripe);
+static void trim(void);
+
+/* The thread is leaving (its key destructor, run by __nptl_deallocate_tsd).
+ * Returns still pending here may yet come: __nptl_deallocate_tsd's own,
+ * and those of whatever the thread calls before it ends.  So the stack is
+ * kept (uretmem unmaps it once the thread is gone), and the entries that
+ * can never return are counted lost now.  The frames that can return are
+ * this call's callers below start_thread: entered after every frame the
+ * thread left, their entries are the newest, with slots just above this
+ * frame and growing toward the stack's top.  The newest entries that fit
+ * are kept; from the first that does not, every older one belongs to a
+ * frame that was left. */
+static void thread_exiting(void *v)
 {
 	(void)v;
-	/* the thread is leaving: the returns still pending never come */
-	for (size_t i = 0; i < ustack.n; i++)
-		if (ustack.e[i].state != SP_URET_FREE)
-			count_lost(&ustack.e[i], sp_tstate_stripe());
-	if (ustack.e)
-		sp_sys_munmap(ustack.e, USTACK_BYTES);
-	ustack.e = NULL;
-	ustack.n = ustack.hiwater = 0;
+	uintptr_t here = (uintptr_t)__builtin_frame_address(0), last = here;
+	int stripe = -1;
+	bool kept_all = true;
+	for (size_t i = ustack.n; i-- > 0;) {
+		struct sp_uret_entry *e = &ustack.e[i];
+		uint8_t st = e->state;
+		if (st == SP_URET_FREE)
+			continue;
+		if (kept_all && e->slot > last && e->slot - here <= 4096 && !dead(e)) {
+			last = e->slot;
+			continue;
+		}
+		kept_all = false;
+		if (stripe < 0)
+			stripe = sp_tstate_stripe();
+		drop(e, st, stripe);
+	}
+	trim();
+	sp_uretmem_exiting(ustack_owner - 1);
 }
 
 static void make_key(void)
 {
-	pthread_key_create(&ustack_key, ustack_free);
+	pthread_key_create(&ustack_key, thread_exiting);
 }
 
 /* This thread's shadow stack, reserved on first use.  It never moves: a
@@ -64,15 +91,16 @@ static struct sp_uret_entry *stack_base(void)
 	struct sp_uret_entry *e = ustack.e;
 	if (__builtin_expect(e != NULL, 1))
 		return e;
-	void *p = sp_sys_mmap(NULL, USTACK_BYTES, PROT_READ | PROT_WRITE,
-			      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	int owner;
+	void *p = sp_uretmem_alloc(USTACK_BYTES, &owner);
 	if (p == MAP_FAILED)
 		return NULL;
 	if (!__atomic_compare_exchange_n(&ustack.e, &e, (struct sp_uret_entry *)p, false,
 					 __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-		sp_sys_munmap(p, USTACK_BYTES);   /* a signal handler reserved it first */
+		sp_uretmem_free(owner);   /* a signal handler reserved it first */
 		return e;
 	}
+	ustack_owner = owner + 1;
 	/* the key was made at attach (sp_uret_prepare): this is only the
 	 * per-thread setspecific */
 	sp_tls.runtime++;
@@ -84,6 +112,12 @@ static struct sp_uret_entry *stack_base(void)
 void sp_uret_prepare(void)
 {
 	pthread_once(&key_once, make_key);
+	sp_uretmem_prepare();
+}
+
+void sp_uret_atfork_child(void)
+{
+	sp_uretmem_atfork_child(ustack_owner - 1);
 }
 
 /* Whether E's frame is proven gone: its slot no longer holds what this

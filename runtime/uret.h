@@ -37,7 +37,10 @@
  * impossible) is recovered from the newest entry that had its slot, counted
  * lost and reported; the trampoline never aborts.
  *
- * Each thread's reservation is freed by a thread-exit destructor.
+ * Each thread's reservation outlives its key destructors, which run while
+ * returns are still pending (__nptl_deallocate_tsd's own): uretmem.h unmaps
+ * it once the thread is gone.  Functions whose return address must not be
+ * swapped (setjmp, vfork, the unwinders, ...) get no return probe (hazard.h).
  */
 #ifndef SP_URET_H
 #define SP_URET_H
@@ -79,6 +82,8 @@ struct sp_uret_entry {
 
 /* Once, at attach, before any probe wants returns (not signal-safe). */
 void sp_uret_prepare(void);
+/* In a fork child: the other threads' shadow stacks are gone. */
+void sp_uret_atfork_child(void);
 
 /* At entry: claim the shadow entry for a call whose return address sits at
  * RSP (the reservation is made on first use; NULL when it cannot be, or is

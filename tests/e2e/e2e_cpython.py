@@ -71,6 +71,11 @@ def main():
 
     reports = os.path.join(t.work_dir(), "reports")
     os.makedirs(reports, exist_ok=True)
+    # test_subprocess runs children as another user (user=, setuid tests):
+    # their reports must be writable for them too, like a shared /tmp
+    os.chmod(reports, 0o1777)
+    for d in (t.work_dir(), os.path.dirname(t.work_dir())):
+        os.chmod(d, os.stat(d).st_mode | 0o011)
     env = t.probed_env(spec, output=os.path.join(reports, "r-%p.json"))
     t.info("probed: %s -m test %s  (UPROBE_SPEC=%s)" % (PYTHON, " ".join(modules), spec))
     cp, status, text = regrtest(modules, env)

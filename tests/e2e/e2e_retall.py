@@ -1,0 +1,279 @@
+#!/usr/bin/python3
+"""e2e_retall — return probes on every function of real programs (issue 13).
+
+  e2e_retall.py [rules] [programs|few] [uretprobe|usession|latency]... [int3|auto]...
+  (default: rules and programs under the three specs, both modes)
+
+rules: sp_retsafe and sp_ret_target_cxx under the return probes that must
+be refused or handled, with exact counts:
+  vfork            uretprobe:libc:vfork refused (returns twice), the run
+                   unchanged; uprobe:libc:vfork counts every call
+  setjmp           uretprobe:libc:_setjmp / __sigsetjmp refused; rs_leaf,
+                   called from setjmp's frame before each longjmp, counted
+  threads          uretprobe:libc:__nptl_deallocate_tsd: once per thread
+                   (the shadow stack outlives the key destructors) and the
+                   address space does not grow with the threads
+  cold             uretprobe:mid*: mid.cold (not a function entry) refused,
+                   mid counted
+  unwinder         uretprobe:libgcc_s:* (and libstdc++, libc) under C++
+                   throws: the unwinder's walkers refused, throws caught
+  _start          uretprobe:_start refused (entered by the kernel: argc,
+                   not a return address, on the stack top)
+programs: each program below run unprobed and under uretprobe:libc:*,
+usession:libc:* and uprobe:libc:*=latency must print the same stdout, the
+same stderr (apart from the runtime's own "selfprobe: " lines) and exit the
+same way, with no missed hit; python3.11 also under
+uretprobe:<python3.11>:_Py* and usession:<python3.11>:*.  "few": only
+uretprobe:libc:* and the programs of INT3_SET (for int3 mode, which traps at
+every probed entry).
+"""
+import os
+import shutil
+import sys
+
+import sptest as t
+
+TDIR = os.path.dirname(t.TARGET)
+RETSAFE = os.path.join(TDIR, "sp_retsafe")
+RETXX = os.path.join(TDIR, "sp_ret_target_cxx")
+PY = "/usr/bin/python3.11"
+LIBC_SPECS = ("uretprobe:libc:*", "usession:libc:*", "uprobe:libc:*=latency")
+
+
+def same_run(label, cp, ref, compare_stderr=True):
+    ok = t.check(cp.returncode == ref.returncode, "%s: exit %d, unprobed %d"
+                 % (label, cp.returncode, ref.returncode), t.clip(cp.stderr))
+    ok &= t.check(cp.stdout == ref.stdout, "%s: stdout differs from the unprobed run" % label,
+                  "got:\n%s\nwant:\n%s\nstderr:\n%s" % (t.clip(cp.stdout, 800), t.clip(ref.stdout, 800),
+                                                       t.clip(cp.stderr, 800)))
+    if compare_stderr:
+        err = t.own_lines_removed(cp.stderr)
+        ok &= t.check(err == ref.stderr, "%s: stderr differs from the unprobed run" % label,
+                      "got:\n%s\nwant:\n%s" % (t.clip(err, 800), t.clip(ref.stderr, 400)))
+    return ok
+
+
+def entry(rep, symbol, spec=None):
+    es = [e for e in (rep or {}).get("probes", [])
+          if e["symbol"] == symbol and (spec is None or e["spec"] == spec)]
+    return es[0] if len(es) == 1 else None
+
+
+def refused(rep, symbol, words):
+    """The report's errors name SYMBOL with a reason containing WORDS."""
+    return any(symbol + " at " in e["message"] and words in e["message"]
+               for e in (rep or {}).get("errors", []))
+
+
+def counts(rep, symbol, label, **want):
+    e = entry(rep, symbol)
+    if not t.check(e is not None, "%s: no single report entry for %s" % (label, symbol)):
+        return
+    for k, v in want.items():
+        t.check(e.get(k) == v, "%s: %s %s = %r, want %r" % (label, symbol, k, e.get(k), v), t.fmt_probe(e))
+
+
+# ---------------------------------------------------------------- rules
+
+def rules(mode):
+    n = 50
+    ref = t.run([RETSAFE, "vfork", str(n)])
+    t.check(ref.returncode == 0, "sp_retsafe vfork fails unprobed", t.clip(ref.stderr))
+    for spec in ("uretprobe:libc:vfork", "usession:libc:vfork", "uprobe:libc:vfork=latency"):
+        label = "vfork [%s] (%s)" % (spec, mode)
+        cp, rep = t.run_probed([RETSAFE, "vfork", str(n)], spec, mode)
+        same_run(label, cp, ref)
+        t.check(refused(rep, "vfork", "returns twice"), "%s: not refused with its reason" % label,
+                rep and rep["errors"])
+    cp, rep = t.run_probed([RETSAFE, "vfork", str(n)], "uprobe:libc:vfork", mode)
+    same_run("vfork [uprobe] (%s)" % mode, cp, ref)
+    counts(rep, "vfork", "vfork [uprobe] (%s)" % mode, hits=n)
+
+    ref = t.run([RETSAFE, "setjmp", str(n)])
+    for spec, sym in (("uretprobe:libc:_setjmp;uretprobe:rs_leaf", "_setjmp"),
+                      ("uretprobe:libc:__sigsetjmp;uretprobe:rs_leaf", "__sigsetjmp"),
+                      ("uprobe:libc:_setjmp=latency;uretprobe:rs_leaf", "_setjmp")):
+        label = "setjmp [%s] (%s)" % (spec, mode)
+        cp, rep = t.run_probed([RETSAFE, "setjmp", str(n)], spec, mode)
+        same_run(label, cp, ref)
+        t.check(refused(rep, sym, "returns twice"), "%s: %s not refused" % (label, sym), rep and rep["errors"])
+        counts(rep, "rs_leaf", label, hits=2 * n, lost=0)
+    # entry probes stay: n calls each over what the process start makes
+    # (glibc's own setjmp before main; _setjmp ends in a jump to __sigsetjmp)
+    spec = "uprobe:libc:_setjmp;uprobe:libc:__sigsetjmp"
+    _, rep0 = t.run_probed([RETSAFE, "setjmp", "0"], spec, mode)
+    cp, rep = t.run_probed([RETSAFE, "setjmp", str(n)], spec, mode)
+    same_run("setjmp [uprobe] (%s)" % mode, cp, ref)
+    for sym, per in (("_setjmp", 1), ("__sigsetjmp", 2)):
+        e0 = entry(rep0, sym)
+        if t.check(e0 is not None, "setjmp 0 [uprobe] (%s): no entry for %s" % (mode, sym)):
+            counts(rep, sym, "setjmp [uprobe] (%s)" % mode, hits=e0["hits"] + per * n)
+
+    nt = 300
+    ref = t.run([RETSAFE, "threads", str(nt)])
+    for spec in ("uretprobe:libc:__nptl_deallocate_tsd;uretprobe:rs_leaf",
+                 "usession:libc:__nptl_deallocate_tsd;uprobe:rs_leaf=latency"):
+        label = "threads [%s] (%s)" % (spec, mode)
+        cp, rep = t.run_probed([RETSAFE, "threads", str(nt)], spec, mode)
+        if not same_run(label, cp, ref, compare_stderr=False):
+            continue
+        counts(rep, "__nptl_deallocate_tsd", label, hits=nt, lost=0)
+        counts(rep, "rs_leaf", label, hits=nt)
+        grew = [int(l.split()[1]) for l in cp.stderr.decode().splitlines() if l.startswith("grew ")]
+        # a shadow stack is 34 KiB: one kept per thread would be 5 MiB here
+        t.check(grew and grew[0] < 1024, "%s: the address space grew by %s KiB over %d threads"
+                % (label, grew, nt // 2))
+
+    ref = t.run([RETSAFE, "cold", "100"])
+    for spec in ("uretprobe:mid*", "usession:mid*", "uprobe:mid*=latency"):
+        label = "cold [%s] (%s)" % (spec, mode)
+        cp, rep = t.run_probed([RETSAFE, "cold", "100"], spec, mode)
+        same_run(label, cp, ref)
+        t.check(refused(rep, "mid.cold", "cold part"), "%s: mid.cold not refused" % label, rep and rep["errors"])
+        counts(rep, "mid", label, hits=100, lost=0)
+    cp, rep = t.run_probed([RETSAFE, "cold", "100"], "uretprobe:0x%x" % cold_address(), mode)
+    t.check(refused(rep, "mid.cold", "cold part") or
+            any("cold part" in e["message"] for e in (rep or {}).get("errors", [])),
+            "cold by address (%s): not refused" % mode, rep and rep["errors"])
+
+    ref = t.run([RETSAFE, "cold", "10"])
+    for spec in ("uretprobe:_start", "usession:_st*;uprobe:mid"):
+        label = "_start [%s] (%s)" % (spec, mode)
+        cp, rep = t.run_probed([RETSAFE, "cold", "10"], spec, mode)
+        same_run(label, cp, ref)
+        t.check(refused(rep, "_start", "entered without a call"), "%s: _start not refused" % label,
+                rep and rep["errors"])
+
+    n = 20
+    ref = t.run([RETXX, "throw", str(n)])
+    for spec in ("uretprobe:libgcc_s:*", "usession:libgcc_s:*", "uprobe:libgcc_s:*=latency",
+                 "uretprobe:libgcc_s:*;uretprobe:libstdc++:*;uretprobe:libc:*"):
+        label = "C++ throw [%s] (%s)" % (spec, mode)
+        cp, rep = t.run_probed([RETXX, "throw", str(n)], spec, mode)
+        same_run(label, cp, ref)
+        for sym in ("_Unwind_RaiseException", "_Unwind_Resume", "_Unwind_Backtrace"):
+            t.check(refused(rep, sym, "walks the stack"), "%s: %s not refused" % (label, sym))
+        counts(rep, "_Unwind_DeleteException", label, hits=n, lost=0)
+        if "libstdc++" in spec:
+            counts(rep, "__cxa_begin_catch", label, hits=n, lost=0)
+            counts(rep, "__cxa_throw", label, hits=0, lost=n)
+    cp, rep = t.run_probed([RETXX, "throw", str(n)], "uprobe:libgcc_s:_Unwind_RaiseException", mode)
+    same_run("C++ throw [uprobe] (%s)" % mode, cp, ref)
+    counts(rep, "_Unwind_RaiseException", "C++ throw [uprobe] (%s)" % mode, hits=n)
+
+
+def cold_address():
+    """mid.cold's address in sp_retsafe (ELF virtual address)."""
+    s = t.Elf(RETSAFE).symbol("mid.cold")
+    t.check(s is not None, "sp_retsafe has no mid.cold (not built with -freorder-blocks-and-partition?)")
+    return s[0] if s else 0
+
+
+# ---------------------------------------------------------------- programs
+
+def programs():
+    w = t.work_dir()
+    data = b"".join(b"line %d of the sample, %s\n" % (i, b"x" * (i % 37)) for i in range(3000))
+    # two levels down: reports written to the work directory change its
+    # time, which ls -la would show for ".."
+    listing = os.path.join(w, "listing", "files")
+    os.makedirs(listing, exist_ok=True)
+    for i in range(40):
+        with open(os.path.join(listing, "f%02d" % i), "wb") as f:
+            f.write(b"y" * i)
+    script = os.path.join(w, "tests.sh")
+    with open(script, "w") as f:
+        f.write('X=""\n[ -n "$X" ] && echo nonempty\n[ -z "$X" ] && echo empty\n'
+                '[ "a" = "a" ] && echo eq\nif [ 3 -lt 5 ]; then echo lt; fi\n'
+                'test -d / && echo dir\n[[ $X == "" ]] && echo dbl\n'
+                'for i in 1 2 3; do [ $i -eq 2 ] && echo two; done\n'
+                'v=$(echo sub); echo "$v"; exit 3\n')
+    repo = os.path.join(w, "repo")
+    progs = []
+    if shutil.which("git"):
+        env = dict(t.base_env(), GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
+                   GIT_COMMITTER_EMAIL="t@t")
+        for cmd in (["git", "init", "-q", repo], ["git", "-C", repo, "commit", "-q", "--allow-empty", "-m", "x"]):
+            t.run(cmd, env=env)
+        with open(os.path.join(repo, "new.txt"), "w") as f:
+            f.write("new\n")
+        progs.append(("git status", ["git", "-C", repo, "status"], None))
+    else:
+        t.skip("git is not installed")
+    progs += [
+        ("ls", ["ls", "-la", listing], None),
+        ("true", ["/bin/true"], None),
+        ("python", [PY, "-c", "pass"], None),
+        ("python subprocess", [PY, "-c", "import subprocess; subprocess.run(['true'])"], None),
+        ("bash [ ]", ["bash", script], None),
+        ("C++ throw", [RETXX, "throw", "20"], None),
+    ]
+    for tool, dec in (("perl", None), ("sqlite3", None), ("zstd", "-d"), ("xz", "-d")):
+        if not shutil.which(tool):
+            t.skip("%s is not installed" % tool)
+            continue
+        if tool == "perl":
+            progs.append(("perl", ["perl", "-e", 'my %h; $h{$_} = $_ * 2 for 1..2000; '
+                                   'my @k = sort { $a <=> $b } keys %h; printf("%d %d %.4f\\n", '
+                                   '$k[-1], $h{500}, sqrt(2)); print join(",", map { uc } qw(a b)), "\\n";'], None))
+        elif tool == "sqlite3":
+            progs.append(("sqlite3", ["sqlite3", ":memory:"],
+                          b"create table t(a integer, b text);\n"
+                          b"insert into t values (1,'x'),(2,'y'),(3,'z');\n"
+                          b"select count(*), sum(a), group_concat(b) from t;\n"
+                          b"select printf('%.3f', avg(a) * 3.14159) from t;\n"))
+        else:
+            packed = t.run([tool, "-q", "-c"], stdin=data).stdout
+            progs.append((tool, [tool, "-q", "-c"], data))
+            progs.append((tool + " " + dec, [tool, dec, "-q", "-c"], packed))
+    return progs
+
+
+# int3 mode traps at every probed entry and costs seconds per process with
+# every libc function probed: its run keeps one spec and these programs
+INT3_SET = ("true", "python subprocess", "bash [ ]", "C++ throw", "sqlite3")
+
+
+def run_programs(mode, few, specs):
+    progs = [p for p in programs() if not few or p[0] in INT3_SET]
+    refs = {label: t.run(cmd, stdin=stdin) for label, cmd, stdin in progs}
+    for spec in specs:
+        for label, cmd, stdin in progs:
+            cp, rep = t.run_probed(cmd, spec, mode, stdin=stdin)
+            what = "%s [%s] (%s)" % (label, spec, mode)
+            if same_run(what, cp, refs[label]) and rep:
+                # no handler runs, so nothing nests: a missed hit is the
+                # runtime's own libc call counted (its clock under latency)
+                missed = [t.fmt_probe(e) for e in rep["probes"] if e["missed"]]
+                t.check(not missed, "%s: %d probes count missed hits" % (what, len(missed)),
+                        "\n".join(missed[:5]))
+    pyargs = (["-c", "pass"], ["-c", "import json; print(json.dumps({'a': [1, 2.5]}))"])
+    for args in pyargs if not few and LIBC_SPECS[0] in specs else ():
+        ref = t.run([PY] + args)
+        for spec in ("uretprobe:%s:_Py*" % PY, "usession:%s:*" % PY):
+            cp, rep = t.run_probed([PY] + args, spec, mode)
+            same_run("python3.11 %s [%s] (%s)" % (" ".join(args), spec, mode), cp, ref)
+
+
+def main():
+    t.require_build()
+    args = sys.argv[1:]
+    modes = [a for a in args if a in ("int3", "auto")] or ["auto", "int3"]
+    parts = [a for a in args if a in ("rules", "programs", "few")] or ["rules", "programs"]
+    specs = [s for s in LIBC_SPECS if s.split(":")[0] in args or s.endswith(tuple("=" + a for a in args))]
+    specs = specs or (LIBC_SPECS[:1] if "few" in parts else LIBC_SPECS)
+    for path in (RETSAFE, RETXX):
+        if not os.path.exists(path):
+            t.check(False, "missing build output %s" % path)
+    if not os.path.exists(PY):
+        t.skip("%s is not installed" % PY)
+    for mode in modes:
+        if "rules" in parts:
+            rules(mode)
+        if ("programs" in parts or "few" in parts) and os.path.exists(PY):
+            run_programs(mode, "few" in parts, specs)
+    t.finish()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+/* sp_retsafe — functions whose return address a return probe must not (or
+ * may only carefully) swap (e2e_retall.py).
+ *
+ *   sp_retsafe vfork N     N times: vfork, the child _exits at once, the
+ *                          parent waits
+ *   sp_retsafe setjmp N    N times: setjmp, a call of rs_leaf from the same
+ *                          frame (it reuses setjmp's return slot), longjmp
+ *                          back; then the same with sigsetjmp/siglongjmp
+ *   sp_retsafe threads N   N threads created and joined one at a time; then
+ *                          prints how much the address space grew over the
+ *                          last N/2 of them, in KiB ("grew K")
+ *   sp_retsafe cold N      N calls of mid (gcc splits its unlikely branch
+ *                          into mid.cold), every 10th takes the cold part
+ *
+ * Prints what it did and "name calls" for its own functions.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define PROBED __attribute__((noinline, noclone, used, visibility("default")))
+
+static volatile long sink;
+static long leaf_calls, mid_calls, cold_calls;
+
+PROBED long rs_leaf(long i)
+{
+	leaf_calls++;
+	sink += i;
+	return i * 2;
+}
+
+static int do_vfork(long n)
+{
+	volatile long ok = 0;
+	for (volatile long i = 0; i < n; i++) {
+		pid_t pid = vfork();
+		if (pid == 0)
+			_exit(7);
+		int st;
+		if (pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 7)
+			ok++;
+	}
+	printf("vfork %ld of %ld\n", (long)ok, n);
+	return ok == n ? 0 : 1;
+}
+
+static jmp_buf jb;
+static sigjmp_buf sjb;
+
+static int do_setjmp(long n)
+{
+	volatile long jumps = 0, sjumps = 0;
+	for (volatile long i = 0; i < n; i++) {
+		if (setjmp(jb) == 0) {
+			sink += rs_leaf(i);
+			longjmp(jb, 1);
+		}
+		jumps++;
+	}
+	for (volatile long i = 0; i < n; i++) {
+		if (sigsetjmp(sjb, 1) == 0) {
+			sink += rs_leaf(i);
+			siglongjmp(sjb, 1);
+		}
+		sjumps++;
+	}
+	printf("longjmp %ld siglongjmp %ld\nrs_leaf calls %ld\n", (long)jumps, (long)sjumps, leaf_calls);
+	return 0;
+}
+
+static void *thread_main(void *arg)
+{
+	sink += rs_leaf((long)arg);
+	return arg;
+}
+
+static long vm_kib(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kib = -1;
+	while (f && fgets(line, sizeof(line), f))
+		if (strncmp(line, "VmSize:", 7) == 0)
+			kib = atol(line + 7);
+	if (f)
+		fclose(f);
+	return kib;
+}
+
+static int do_threads(long n)
+{
+	long joined = 0, half = 0;
+	for (long i = 0; i < n; i++) {
+		if (i == n / 2)
+			half = vm_kib();
+		pthread_t t;
+		void *ret;
+		if (pthread_create(&t, NULL, thread_main, (void *)i) == 0 && pthread_join(t, &ret) == 0 &&
+		    ret == (void *)i)
+			joined++;
+	}
+	long grew = vm_kib() - half;
+	printf("joined %ld of %ld\nrs_leaf calls %ld\n", joined, n, leaf_calls);
+	fprintf(stderr, "grew %ld\n", grew);   /* not compared: varies */
+	return joined == n ? 0 : 1;
+}
+
+PROBED __attribute__((cold)) void rs_cold_work(long i)
+{
+	cold_calls++;
+	sink -= i;
+}
+
+/* gcc puts the unlikely branch in mid.cold (-freorder-blocks-and-partition,
+ * on at -O2): entered by a jump with mid's frame, not by a call */
+PROBED long mid(long i)
+{
+	mid_calls++;
+	if (__builtin_expect(i % 10 == 0, 0)) {
+		rs_cold_work(i);
+		sink += i * 3;
+		rs_cold_work(i + 1);
+	}
+	return i + 1;
+}
+
+static int do_cold(long n)
+{
+	long sum = 0;
+	for (long i = 0; i < n; i++)
+		sum += mid(i);
+	printf("sum %ld\nmid calls %ld\nrs_cold_work calls %ld\n", sum, mid_calls, cold_calls);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fprintf(stderr, "usage: %s vfork|setjmp|threads|cold [N]\n", argv[0]);
+		return 2;
+	}
+	long n = argc > 2 ? atol(argv[2]) : 100;
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (strcmp(argv[1], "vfork") == 0)
+		return do_vfork(n);
+	if (strcmp(argv[1], "setjmp") == 0)
+		return do_setjmp(n);
+	if (strcmp(argv[1], "threads") == 0)
+		return do_threads(n);
+	if (strcmp(argv[1], "cold") == 0)
+		return do_cold(n);
+	fprintf(stderr, "unknown mode %s\n", argv[1]);
+	return 2;
+}

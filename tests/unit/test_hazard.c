@@ -1,0 +1,56 @@
+/* The names that get no return probe (hazard.h: sp_hazard_return): the
+ * spellings a symbol table gives them (glibc's __GI_ aliases, @VERSION,
+ * +offset), gcc's .cold parts (and only those), and the int3 table's
+ * lookup still matching the same spellings. */
+#include <criterion/criterion.h>
+
+#include <string.h>
+
+#include "hazard.h"
+
+Test(hazard, return_refused_by_name)
+{
+	static const char *const refused[] = {
+		"setjmp", "_setjmp", "__sigsetjmp", "__GI___sigsetjmp", "__sigsetjmp@GLIBC_2.2.5",
+		"vfork", "__vfork", "getcontext", "swapcontext", "execve", "__execvpe",
+		"_Unwind_RaiseException", "_Unwind_Resume@@GCC_3.0", "_Unwind_Backtrace", "backtrace",
+		"pthread_exit", "__pthread_unwind", "unw_backtrace", "_start", "__start_context",
+	};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		cr_expect(sp_hazard_return(refused[i]) != NULL, "%s should be refused", refused[i]);
+	cr_expect(strstr(sp_hazard_return("vfork"), "returns twice") != NULL);
+	cr_expect(strstr(sp_hazard_return("_Unwind_RaiseException"), "walks the stack") != NULL);
+}
+
+Test(hazard, return_allowed)
+{
+	static const char *const allowed[] = {
+		"malloc", "fork", "_Fork", "setjmpx", "xsetjmp", "longjmp", "posix_spawn",
+		"_Unwind_Find_FDE", "_Unwind_GetIP", "__cxa_throw", "start", "_start_x",
+		"coldstart", "foo.colder", "foo.cold_path", "foo.cold.x", "foo.part.0", NULL,
+	};
+	for (size_t i = 0; allowed[i]; i++)
+		cr_expect(sp_hazard_return(allowed[i]) == NULL, "%s should be allowed", allowed[i]);
+	cr_expect(sp_hazard_return(NULL) == NULL);
+}
+
+Test(hazard, cold_parts)
+{
+	static const char *const cold[] = {
+		"mid.cold", "_Z3midv.cold", "foo.cold.3", "foo.isra.0.cold", "foo.cold+0x4", "foo.cold@V1",
+	};
+	for (size_t i = 0; i < sizeof(cold) / sizeof(cold[0]); i++) {
+		const char *why = sp_hazard_return(cold[i]);
+		cr_expect(why && strstr(why, "cold part"), "%s: %s", cold[i], why ? why : "(allowed)");
+	}
+}
+
+Test(hazard, int3_table_spellings)
+{
+	const char *libc = "/lib/x86_64-linux-gnu/libc.so.6";
+	cr_expect(sp_hazard_int3(libc, "__clone", 0) != NULL);
+	cr_expect(sp_hazard_int3(libc, "__GI___clone", 0) != NULL);
+	cr_expect(sp_hazard_int3(libc, "sigprocmask@@GLIBC_2.2.5", 0) != NULL);
+	cr_expect(sp_hazard_int3(libc, "malloc", 0) == NULL);
+	cr_expect(sp_hazard_int3("/usr/lib/libfoo.so", "__clone", 0) == NULL);   /* libc's only */
+}
