@@ -452,7 +452,8 @@ struct sp_btindex *sp_btindex_build(const struct sp_objcode *oc)
 		goto fail;
 	if (set_finish(&x->taken) != 0)
 		goto fail;
-	qsort(x->unknown, x->n_unknown, sizeof(*x->unknown), cmp_unknown);
+	if (x->n_unknown)   /* qsort's array may not be NULL, even empty */
+		qsort(x->unknown, x->n_unknown, sizeof(*x->unknown), cmp_unknown);
 	free(starts);
 	free(b.data_refs);
 	free(b.jumps);
