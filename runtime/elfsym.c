@@ -725,13 +725,9 @@ static bool at_least_as_good(const struct sp_elf *e, const struct sp_sym *s, con
 	return leading_underscores(s->name) <= leading_underscores(than->name);
 }
 
-const struct sp_sym *sp_elf_containing(const struct sp_elf *e, uint64_t vaddr)
+size_t sp_elf_upper(const struct sp_elf *e, uint64_t vaddr)
 {
-	const struct priv *p = e->priv;
-	const struct sp_sym *best = NULL, *exact = NULL;
 	size_t lo = 0, hi = e->n_syms;
-
-	/* hi: the first symbol above VADDR. */
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 		if (e->syms[mid].value <= vaddr)
@@ -739,6 +735,14 @@ const struct sp_sym *sp_elf_containing(const struct sp_elf *e, uint64_t vaddr)
 		else
 			hi = mid;
 	}
+	return lo;
+}
+
+const struct sp_sym *sp_elf_containing(const struct sp_elf *e, uint64_t vaddr)
+{
+	const struct priv *p = e->priv;
+	const struct sp_sym *best = NULL, *exact = NULL;
+	size_t lo = sp_elf_upper(e, vaddr);   /* the first symbol above VADDR */
 	/* Walk down; no symbol starting more than max_size below VADDR can
 	 * cover it.  The first cover found starts nearest (innermost). */
 	for (size_t i = lo; i-- > 0;) {

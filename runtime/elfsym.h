@@ -61,6 +61,9 @@ const struct sp_sym *sp_elf_lookup(const struct sp_elf *e, const char *name);
 /* The function symbol whose [value, value+size) holds VADDR (size 0: only
  * VADDR == value), or NULL. */
 const struct sp_sym *sp_elf_containing(const struct sp_elf *e, uint64_t vaddr);
+/* The index in E->syms (sorted by value) of the first symbol whose value is
+ * above VADDR (E->n_syms when none is). */
+size_t sp_elf_upper(const struct sp_elf *e, uint64_t vaddr);
 
 /* The first symbol whose value is above VADDR, or NULL: where the code
  * holding VADDR ends at the latest. */

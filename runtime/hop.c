@@ -22,20 +22,6 @@
 
 static const char NO_PAD[] = "no unused padding within ±127 bytes for a hop (a 2-byte jmp to a 5-byte jmp)";
 
-/* Syms index of the first symbol whose value is above V. */
-static size_t upper(const struct sp_elf *e, uint64_t v)
-{
-	size_t lo = 0, hi = e->n_syms;
-	while (lo < hi) {
-		size_t m = lo + (hi - lo) / 2;
-		if (e->syms[m].value <= v)
-			lo = m + 1;
-		else
-			hi = m;
-	}
-	return lo;
-}
-
 /* The candidate functions: every symbol starting before the reach's end,
  * walking back until a few start before where a run could begin.  *FIRST
  * and *END: the index range [first, end) of e->syms. */
@@ -44,7 +30,7 @@ static void candidates(const struct sp_elf *e, uintptr_t bias, uintptr_t site, s
 {
 	uint64_t reach_hi = site + SP_HOP_REACH_FWD - bias;
 	uint64_t run_lo = site - SP_HOP_REACH_BACK - SP_HOP_RUN_MAX - bias;
-	size_t i = upper(e, reach_hi);
+	size_t i = sp_elf_upper(e, reach_hi);
 	*end = i;
 	int before = 0;
 	while (i > 0 && before < 4) {
