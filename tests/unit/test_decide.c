@@ -154,8 +154,14 @@ __asm__(
 
 static struct sp_an_object *self;
 
+static void close_self(void);
+
+/* Tests that read another file replace the suite's object (Criterion runs
+ * the suite's .init for them too). */
 static void open_file(const char *path)
 {
+	if (self)
+		close_self();
 	char err[256];
 	int rc = sp_analyze_open(path, &self, err, sizeof(err));
 	cr_assert_eq(rc, 0, "%s: %s", path, err);
