@@ -68,6 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* the same string once more with the full array and no lookup */
 	struct sp_usdt_arg args2[SP_USDT_MAX_ARGS];
 	char err2[8];   /* a short buffer: messages must be truncated, not overflow */
+	err2[0] = '\0';   /* a parse that succeeds writes no message */
 	int n2 = sp_usdt_parse_args(text, args2, SP_USDT_MAX_ARGS, NULL, NULL, err2, sizeof(err2));
 	CHECK(n2 < 0 || n2 <= SP_USDT_MAX_ARGS, "count %d", n2);
 	CHECK(strnlen(err2, sizeof(err2)) < sizeof(err2), "error message not terminated");
