@@ -1,5 +1,6 @@
 /* patch — see patch.h for the mechanism and why. */
 #include "patch.h"
+#include "rawsys.h"
 #include "log.h"
 #include "trap.h"
 
@@ -59,13 +60,7 @@ static __thread volatile bool in_window;   /* this thread is the writer (read by
  * object): what runs inside the window and in the fault handler. */
 static inline __attribute__((always_inline)) long raw_syscall(long nr, long a, long b, long c, long d)
 {
-	long rc;
-	register long r10 __asm__("r10") = d;
-	__asm__ volatile("syscall"
-			 : "=a"(rc)
-			 : "0"(nr), "D"(a), "S"(b), "d"(c), "r"(r10)
-			 : "rcx", "r11", "memory");
-	return rc;
+	return sp_syscall6(nr, a, b, c, d, 0, 0);
 }
 
 static int membarrier(int cmd, unsigned flags)

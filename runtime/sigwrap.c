@@ -1,5 +1,6 @@
 /* sigwrap — see sigwrap.h. */
 #include "sigwrap.h"
+#include "rawsys.h"
 #include "guard.h"
 
 #include <stdatomic.h>
@@ -66,12 +67,7 @@ static bool is_function(sighandler_t h)
  * not count our calls. */
 static void raw_mask(int how, const uint64_t *set, uint64_t *old)
 {
-	register long r10 __asm__("r10") = sizeof(*set);
-	long rc;
-	__asm__ volatile("syscall" : "=a"(rc)
-			 : "0"((long)SYS_rt_sigprocmask), "D"((long)how), "S"(set), "d"(old), "r"(r10)
-			 : "rcx", "r11", "memory");
-	(void)rc;
+	sp_syscall6(SYS_rt_sigprocmask, how, (long)set, (long)old, sizeof(*set), 0, 0);
 }
 
 /* Signals never blocked here: the runtime's own (SIGTRAP for int3 sites —
