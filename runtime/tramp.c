@@ -277,11 +277,14 @@ int sp_tramp_build(struct sp_site *site, const struct sp_window *w, struct sp_tr
 	size_t reloc_at = e.len;
 	if (e.overflow) {
 		*reason = "trampoline prologue overflow";
+		sp_codemem_trim(base, TRAMP_MAX, 0);
 		return -EINVAL;
 	}
 	int n = sp_reloc_window(w, base + reloc_at, code + reloc_at, SP_RELOC_MAX, &out->map, reason);
-	if (n < 0)
+	if (n < 0) {
+		sp_codemem_trim(base, TRAMP_MAX, 0);
 		return n;
+	}
 	e.len += (size_t)n;
 	if (fast) {
 		emit_fast_exit(&e, &fx);                               /* falls into the C path */
@@ -296,6 +299,7 @@ int sp_tramp_build(struct sp_site *site, const struct sp_window *w, struct sp_tr
 		emit_fast_tail(&e, base, &fx);
 	if (e.overflow) {
 		*reason = "trampoline overflow";
+		sp_codemem_trim(base, TRAMP_MAX, 0);
 		return -EINVAL;
 	}
 	fix_c_path(code, &cf, reloc_at, slow_at);
@@ -305,8 +309,10 @@ int sp_tramp_build(struct sp_site *site, const struct sp_window *w, struct sp_tr
 	int rc = sp_patch_write(base, code, e.len);
 	if (rc) {
 		*reason = "cannot write the trampoline";
+		sp_codemem_trim(base, TRAMP_MAX, 0);
 		return rc;
 	}
+	sp_codemem_trim(base, TRAMP_MAX, e.len);
 	out->entry = base;
 	out->reloc = base + reloc_at;
 	out->slow_int3 = base + int3_at;
