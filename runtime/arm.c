@@ -410,7 +410,9 @@ size_t sp_arm_batch(struct sp_site **sites, size_t n, int *rcs)
 		bool busy = sw && sw->busy;
 		if (stopped != 0 || busy) {
 			s->reason = stopped != 0 ? "a thread did not answer the stop check: the site keeps its int3"
-						 : "a thread was blocked inside the jmp window: the site keeps its int3";
+				    : sw->busy == SP_STOP_BUSY_FRAME
+					? "a signal handler will resume a thread inside the jmp window: the site keeps its int3"
+					: "a thread was blocked inside the jmp window: the site keeps its int3";
 			continue;
 		}
 		if (write_rel(s) == 0) {                                  /* step 3 */
