@@ -20,6 +20,7 @@
 #include "timeline.h"
 #include "tstate.h"
 #include "uret.h"
+#include "unwind_hooks.h"
 #include "xsave.h"
 
 #include <dlfcn.h>
@@ -931,6 +932,8 @@ long sp_probe_attach_object(const struct sp_spec_item *item, const struct sp_obj
 	rc = attach_targets(item, obj, ts, n_ts, fn, data, link, err, sizeof(err));
 	if (rc < 0)
 		goto fail;
+	if (rc > 0 && item_wants_return(item) && !item->internal)
+		sp_unwind_hooks_arm();   /* cancellation's unwinder must see real returns */
 	if (rc == 0 && n_ts > 0)
 		rc = -ENOTSUP;   /* each failure was recorded */
 	goto out;
