@@ -422,11 +422,11 @@ static void decide_hop(struct sp_an_object *o, const struct sp_an_text *t,
 
 /* ---- one site ---- */
 
-/* probe.c's next_symbol: the first symbol after V, or the end of its text. */
+/* probe.c's next_symbol: the first function (symbol or .eh_frame extent)
+ * starting after V, or the end of its text. */
 static uint64_t next_symbol(const struct sp_an_object *o, uint64_t v)
 {
-	const struct sp_sym *next = sp_elf_next_after(o->elf, v);
-	uint64_t limit = next ? next->value : 0;
+	uint64_t limit = sp_elf_next_start(o->elf, v);
 	for (int i = 0; i < o->n_text; i++) {
 		const struct sp_an_text *t = &o->text[i];
 		if (v >= t->vaddr && v < t->vaddr + t->size && (!limit || limit > t->vaddr + t->size))

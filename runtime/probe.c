@@ -250,12 +250,13 @@ struct target {
 	const struct sp_usdt_note *note;  /* usdt: the note of the site */
 };
 
-/* The first byte after VADDR that belongs to another symbol, or the end of
+/* The first byte after VADDR where another function starts (a symbol, or
+ * an .eh_frame extent: a stripped file's local functions), or the end of
  * the text holding VADDR: a jmp window must not reach into it. */
 static uintptr_t next_symbol(const struct sp_object *obj, const struct sp_elf *elf, uintptr_t func)
 {
-	const struct sp_sym *next = sp_elf_next_after(elf, func - obj->bias);
-	uintptr_t limit = next ? obj->bias + next->value : 0;
+	uint64_t next = sp_elf_next_start(elf, func - obj->bias);
+	uintptr_t limit = next ? obj->bias + next : 0;
 	for (int i = 0; i < obj->n_text; i++)
 		if (func >= obj->text[i].start && func < obj->text[i].end && (!limit || limit > obj->text[i].end))
 			limit = obj->text[i].end;
