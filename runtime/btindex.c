@@ -380,7 +380,8 @@ static int cmp_uptr(const void *a, const void *b)
  * all do; junk stops the run at once). */
 static int relative_words(struct build *b)
 {
-	qsort(b->data_refs, b->n_refs, sizeof(*b->data_refs), cmp_uptr);
+	if (b->n_refs)   /* qsort's array may not be NULL, even empty */
+		qsort(b->data_refs, b->n_refs, sizeof(*b->data_refs), cmp_uptr);
 	const uintptr_t bias = b->oc->bias;
 	for (size_t i = 0; i < b->n_refs; i++) {
 		if (i && b->data_refs[i] == b->data_refs[i - 1])
