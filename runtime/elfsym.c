@@ -979,3 +979,25 @@ bool sp_elf_covers(const struct sp_elf *e, uint64_t lo, uint64_t hi)
 	uint64_t next = sp_elf_next_start(e, lo);
 	return next && next < hi;
 }
+
+uint64_t sp_elf_fde_size(const struct sp_elf *e, uint64_t start)
+{
+	uint64_t lo, hi;
+	return sp_elf_extent(e, start, &lo, &hi) && lo == start ? hi - lo : 0;
+}
+
+bool sp_elf_func_extent(const struct sp_elf *e, uint64_t vaddr, uint64_t *start, uint64_t *size)
+{
+	const struct sp_sym *f = sp_elf_containing(e, vaddr);
+	uint64_t lo, hi;
+	if (f && f->size) {
+		*start = f->value;
+		*size = f->size;
+		return true;
+	}
+	if (!sp_elf_extent(e, vaddr, &lo, &hi))
+		return false;
+	*start = lo;
+	*size = hi - lo;
+	return true;
+}

@@ -81,6 +81,14 @@ const struct sp_sym *sp_elf_next_after(const struct sp_elf *e, uint64_t vaddr);
 
 /* The .eh_frame extent holding VADDR: true with *LO, *HI. */
 bool sp_elf_extent(const struct sp_elf *e, uint64_t vaddr, uint64_t *lo, uint64_t *hi);
+/* The size of the .eh_frame extent starting exactly at START, 0 when none
+ * does: a function's extent when its symbol has no size (assembly without
+ * .size, a stripped IFUNC implementation). */
+uint64_t sp_elf_fde_size(const struct sp_elf *e, uint64_t start);
+/* The function holding VADDR: the symbol with a size covering it (as
+ * sp_elf_containing), else the .eh_frame extent holding it.  true with
+ * *START and *SIZE. */
+bool sp_elf_func_extent(const struct sp_elf *e, uint64_t vaddr, uint64_t *start, uint64_t *size);
 /* The index in E->ext of the first extent starting above VADDR. */
 size_t sp_elf_ext_upper(const struct sp_elf *e, uint64_t vaddr);
 
