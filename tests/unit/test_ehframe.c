@@ -217,7 +217,15 @@ Test(ehframe, fixture_extents_match_its_symbols_stripped_or_not)
 		cr_expect_eq(sp_elf_next_start(s, loc->value - 1), loc->value,
 			     "stripped: the next function after %#lx is not the local %s", loc->value - 1,
 			     loc->name);
+		/* a site inside it (a USDT note's) gets the function's extent */
+		uint64_t fs = 0, fz = 0;
+		cr_expect(!sp_elf_containing(s, loc->value + 1), "stripped: a symbol still covers %s", loc->name);
+		cr_expect(sp_elf_func_extent(s, loc->value + 1, &fs, &fz) && fs == loc->value && fz == loc->size,
+			  "stripped: %s+1 is in %#lx+%lu", loc->name, fs, fz);
+		cr_expect_eq(sp_elf_fde_size(s, loc->value), loc->size);
+		cr_expect_eq(sp_elf_fde_size(s, loc->value + 1), 0, "only an extent's start has its size");
 	}
+	cr_expect(loc, "the fixture has no local function for the stripped checks");
 	sp_elf_close(e);
 	sp_elf_close(s);
 }
