@@ -171,9 +171,28 @@ static bool parse_cie(const uint8_t *p, const uint8_t *end, struct cie *c)
 	return c->fde_enc != PE_OMIT && !(c->fde_enc & PE_INDIRECT) && (app == 0 || app == PE_PCREL);
 }
 
+/* The CIE of the entry at offset AT of DATA[0, LEN) into *C: false when
+ * there is none there (not a whole entry, not a CIE) or it is not
+ * understood. */
+static bool cie_at(const uint8_t *data, size_t len, size_t at, struct cie *c)
+{
+	struct rd r = { data + at, data + len, false };
+	uint64_t clen = fixed(&r, 4);
+	if (clen == 0xffffffffu)
+		clen = fixed(&r, 8);
+	const uint8_t *body = r.p;
+	if (r.bad || clen < 4 || clen > (uint64_t)(r.end - body) || fixed(&r, 4) != 0 || r.bad)
+		return false;
+	return parse_cie(r.p, body + clen, c);
+}
+
 int sp_ehframe_walk(const uint8_t *data, size_t len, uint64_t vaddr,
 		    int (*fn)(void *ctx, uint64_t lo, uint64_t hi), void *ctx)
 {
+	/* the last CIE read (FDEs share a few): its offset + 1 (0: none) */
+	size_t last_at = 0;
+	bool last_ok = false;
+	struct cie c = { 0 };
 	size_t off = 0;
 	while (off < len) {
 		struct rd r = { data + off, data + len, false };
@@ -191,38 +210,29 @@ int sp_ehframe_walk(const uint8_t *data, size_t len, uint64_t vaddr,
 		if (elen < 4 || elen > (uint64_t)(r.end - body))
 			return 1;
 		const uint8_t *end = body + elen;
-		size_t next = (size_t)(end - data);
+		off = (size_t)(end - data);
 		uint64_t id = fixed(&r, 4);
-		if (id != 0) {
-			/* an FDE: its CIE lies ID bytes before the id field */
-			size_t id_off = (size_t)(body - data);
-			struct cie c;
-			if (id <= id_off) {
-				const uint8_t *cp = data + (id_off - id);
-				struct rd cr = { cp, data + len, false };
-				uint64_t clen = fixed(&cr, 4);
-				bool big = clen == 0xffffffffu;
-				if (big)
-					clen = fixed(&cr, 8);
-				const uint8_t *cbody = cr.p;
-				/* a CIE's id is 0; its entry lies inside the data */
-				if (!cr.bad && clen >= 4 && clen <= (uint64_t)(cr.end - cbody) && fixed(&cr, 4) == 0 &&
-				    !cr.bad && parse_cie(cr.p, cbody + clen, &c)) {
-					struct rd fr = { r.p, end, false };
-					uint64_t field = vaddr + (uint64_t)(fr.p - data);
-					uint64_t lo = value(&fr, c.fde_enc);
-					uint64_t range = value(&fr, c.fde_enc & 0x0f);
-					if ((c.fde_enc & 0x70) == PE_PCREL)
-						lo += field;
-					if (!fr.bad && range && lo + range > lo) {
-						int stop = fn(ctx, lo, lo + range);
-						if (stop)
-							return stop;
-					}
-				}
-			}
+		size_t id_off = (size_t)(body - data);
+		if (id == 0 || id > id_off)
+			continue;                 /* a CIE, or an FDE whose CIE is not in the section */
+		/* an FDE: its CIE lies ID bytes before the id field */
+		if (last_at != id_off - id + 1) {
+			last_at = id_off - id + 1;
+			last_ok = cie_at(data, len, id_off - id, &c);
 		}
-		off = next;
+		if (!last_ok)
+			continue;
+		struct rd fr = { r.p, end, false };
+		uint64_t field = vaddr + (uint64_t)(fr.p - data);
+		uint64_t lo = value(&fr, c.fde_enc);
+		uint64_t range = value(&fr, c.fde_enc & 0x0f);
+		if ((c.fde_enc & 0x70) == PE_PCREL)
+			lo += field;
+		if (!fr.bad && range && lo + range > lo) {
+			int stop = fn(ctx, lo, lo + range);
+			if (stop)
+				return stop;
+		}
 	}
 	return 0;
 }

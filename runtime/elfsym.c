@@ -601,7 +601,11 @@ static int read_extents(Elf *elf, struct sp_elf *e)
 		free(x.v);
 		return -ENOMEM;
 	}
-	if (x.n)
+	/* linkers mostly keep FDEs in address order: sort only when not */
+	bool sorted = true;
+	for (size_t i = 1; i < x.n && sorted; i++)
+		sorted = cmp_extent(&x.v[i - 1], &x.v[i]) <= 0;
+	if (!sorted)
 		qsort(x.v, x.n, sizeof(*x.v), cmp_extent);
 	size_t k = 0;
 	for (size_t i = 0; i < x.n; i++) {
