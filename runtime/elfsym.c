@@ -23,6 +23,7 @@
  * copied and the Elf handle and descriptor closed before sp_elf_open returns.
  */
 #include "elfsym.h"
+#include "ehframe.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -531,6 +532,110 @@ static int read_symbols(Elf *elf, struct sp_elf *e, struct collect *c,
 	return 0;
 }
 
+/* ---- .eh_frame extents (ehframe.h) ---- */
+
+struct extents {
+	const struct sp_elf *e;
+	struct sp_extent *v;
+	size_t n, cap;
+};
+
+/* Is [LO, HI) inside one executable segment? */
+static bool in_exec_segment(const struct sp_elf *e, uint64_t lo, uint64_t hi)
+{
+	for (size_t i = 0; i < e->n_segs; i++) {
+		const struct sp_segment *s = &e->segs[i];
+		if ((s->flags & PF_X) && lo >= s->vaddr && hi - s->vaddr <= s->memsz && hi > lo)
+			return true;
+	}
+	return false;
+}
+
+static int add_extent(void *ctx, uint64_t lo, uint64_t hi)
+{
+	struct extents *x = ctx;
+	if (!in_exec_segment(x->e, lo, hi))
+		return 0;                     /* not code of this file: not an extent */
+	if (x->n == x->cap) {
+		size_t cap = x->cap ? 2 * x->cap : 1024;
+		struct sp_extent *v = realloc(x->v, cap * sizeof(*v));
+		if (!v)
+			return -1;
+		x->v = v;
+		x->cap = cap;
+	}
+	x->v[x->n++] = (struct sp_extent){ lo, hi };
+	return 0;
+}
+
+static int cmp_extent(const void *a, const void *b)
+{
+	const struct sp_extent *x = a, *y = b;
+	if (x->lo != y->lo)
+		return x->lo < y->lo ? -1 : 1;
+	return x->hi < y->hi ? -1 : x->hi > y->hi;
+}
+
+/* E->ext from ELF's .eh_frame.  Nothing (no error) when there is none or
+ * it cannot be read: extents only add proofs.  Duplicates are merged;
+ * extents that overlap another are dropped (a file that says two things
+ * about a byte says nothing about it). */
+static int read_extents(Elf *elf, struct sp_elf *e)
+{
+	size_t shstrndx;
+	if (elf_getshdrstrndx(elf, &shstrndx) != 0)
+		return 0;
+	Elf_Scn *scn = NULL;
+	GElf_Shdr sh;
+	while ((scn = elf_nextscn(elf, scn))) {
+		const char *n;
+		if (gelf_getshdr(scn, &sh) && sh.sh_type != SHT_NOBITS &&
+		    (n = elf_strptr(elf, shstrndx, sh.sh_name)) && strcmp(n, ".eh_frame") == 0)
+			break;
+	}
+	Elf_Data *d;
+	if (!scn || !(d = elf_getdata(scn, NULL)) || !d->d_buf || d->d_size > sh.sh_size)
+		return 0;
+	struct extents x = { .e = e };
+	if (sp_ehframe_walk(d->d_buf, d->d_size, sh.sh_addr, add_extent, &x) < 0) {
+		free(x.v);
+		return -ENOMEM;
+	}
+	/* linkers mostly keep FDEs in address order: sort only when not */
+	bool sorted = true;
+	for (size_t i = 1; i < x.n && sorted; i++)
+		sorted = cmp_extent(&x.v[i - 1], &x.v[i]) <= 0;
+	if (!sorted)
+		qsort(x.v, x.n, sizeof(*x.v), cmp_extent);
+	size_t k = 0;
+	for (size_t i = 0; i < x.n; i++) {
+		if (k && x.v[k - 1].lo == x.v[i].lo && x.v[k - 1].hi == x.v[i].hi)
+			continue;
+		x.v[k++] = x.v[i];
+	}
+	/* drop every extent overlapping another (sorted by start: a run) */
+	size_t m = 0;
+	for (size_t i = 0; i < k;) {
+		size_t j = i + 1;
+		uint64_t hi = x.v[i].hi;
+		while (j < k && x.v[j].lo < hi) {
+			if (x.v[j].hi > hi)
+				hi = x.v[j].hi;
+			j++;
+		}
+		if (j == i + 1)
+			x.v[m++] = x.v[i];
+		i = j;
+	}
+	e->ext = x.v;
+	e->n_ext = m;
+	if (!m) {
+		free(x.v);
+		e->ext = NULL;
+	}
+	return 0;
+}
+
 /* Move the collected symbols into E; C's buffers become E's. */
 static int finish(struct sp_elf *e, struct collect *c)
 {
@@ -593,6 +698,8 @@ int sp_elf_open(const char *path, struct sp_elf **out, char *err, size_t errlen)
 		ret = read_symbols(elf, e, &c, err, errlen);
 	if (ret == 0)
 		ret = finish(e, &c);
+	if (ret == 0)
+		ret = read_extents(elf, e);
 out:
 	if (ret == -ENOMEM && errlen && !err[0])
 		snprintf(err, errlen, "'%s': out of memory", path);
@@ -618,6 +725,7 @@ void sp_elf_close(struct sp_elf *e)
 		free(p);
 	}
 	free(e->syms);
+	free(e->ext);
 	free(e->segs);
 	free(e->debug_path);
 	free(e->path);
@@ -832,4 +940,68 @@ const struct sp_sym *sp_elf_next_after(const struct sp_elf *e, uint64_t vaddr)
 			hi = mid;
 	}
 	return lo < e->n_syms ? &e->syms[lo] : NULL;
+}
+
+size_t sp_elf_ext_upper(const struct sp_elf *e, uint64_t vaddr)
+{
+	size_t lo = 0, hi = e->n_ext;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (e->ext[mid].lo <= vaddr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+bool sp_elf_extent(const struct sp_elf *e, uint64_t vaddr, uint64_t *lo, uint64_t *hi)
+{
+	size_t i = sp_elf_ext_upper(e, vaddr);
+	if (i == 0 || vaddr >= e->ext[i - 1].hi)
+		return false;   /* disjoint: only the last one starting at or below can hold it */
+	*lo = e->ext[i - 1].lo;
+	*hi = e->ext[i - 1].hi;
+	return true;
+}
+
+uint64_t sp_elf_next_start(const struct sp_elf *e, uint64_t vaddr)
+{
+	const struct sp_sym *s = sp_elf_next_after(e, vaddr);
+	size_t i = sp_elf_ext_upper(e, vaddr);
+	uint64_t a = s ? s->value : 0;
+	if (i < e->n_ext && (!a || e->ext[i].lo < a))
+		a = e->ext[i].lo;
+	return a;
+}
+
+bool sp_elf_covers(const struct sp_elf *e, uint64_t lo, uint64_t hi)
+{
+	uint64_t l, h;
+	if (sp_elf_containing(e, lo) || sp_elf_extent(e, lo, &l, &h))
+		return true;
+	uint64_t next = sp_elf_next_start(e, lo);
+	return next && next < hi;
+}
+
+uint64_t sp_elf_fde_size(const struct sp_elf *e, uint64_t start)
+{
+	uint64_t lo, hi;
+	return sp_elf_extent(e, start, &lo, &hi) && lo == start ? hi - lo : 0;
+}
+
+bool sp_elf_func_extent(const struct sp_elf *e, uint64_t vaddr, uint64_t *start, uint64_t *size)
+{
+	const struct sp_sym *f = sp_elf_containing(e, vaddr);
+	uint64_t lo, hi;
+	if (f && f->size) {
+		*start = f->value;
+		*size = f->size;
+		return true;
+	}
+	if (!sp_elf_extent(e, vaddr, &lo, &hi))
+		return false;
+	*start = lo;
+	*size = hi - lo;
+	return true;
 }

@@ -259,12 +259,13 @@ struct target {
 	const struct sp_usdt_note *note;  /* usdt: the note of the site */
 };
 
-/* The first byte after VADDR that belongs to another symbol, or the end of
+/* The first byte after VADDR where another function starts (a symbol, or
+ * an .eh_frame extent: a stripped file's local functions), or the end of
  * the text holding VADDR: a jmp window must not reach into it. */
 static uintptr_t next_symbol(const struct sp_object *obj, const struct sp_elf *elf, uintptr_t func)
 {
-	const struct sp_sym *next = sp_elf_next_after(elf, func - obj->bias);
-	uintptr_t limit = next ? obj->bias + next->value : 0;
+	uint64_t next = sp_elf_next_start(elf, func - obj->bias);
+	uintptr_t limit = next ? obj->bias + next : 0;
 	for (int i = 0; i < obj->n_text; i++)
 		if (func >= obj->text[i].start && func < obj->text[i].end && (!limit || limit > obj->text[i].end))
 			limit = obj->text[i].end;
@@ -334,6 +335,10 @@ static int target_for(const struct sp_object *obj, const struct sp_elf *elf,
 			size = 0;
 		}
 	}
+	/* no symbol size (assembly without .size, a stripped IFUNC
+	 * implementation): the .eh_frame extent starting there */
+	if (!size)
+		size = sp_elf_fde_size(elf, func - obj->bias);
 	if (offset) {
 		if (size && offset >= size) {
 			snprintf(err, errlen, "offset +%#lx is past the end of %s (size %#lx)",
@@ -453,9 +458,10 @@ static long resolve_usdt(const struct sp_spec_item *item, const struct sp_object
 		t->addr = obj->bias + n->pc;
 		t->symbol = xasprintf("%s:%s", n->provider, n->name);
 		t->note = n;
-		const struct sp_sym *f = sp_elf_containing(elf, n->pc);
-		t->fn = (struct sp_func_extent){ .start = f && f->size ? obj->bias + f->value : 0,
-						 .size = f ? f->size : 0,
+		uint64_t fs = 0, fz = 0;   /* a sized symbol, else the .eh_frame extent */
+		bool known = sp_elf_func_extent(elf, n->pc, &fs, &fz);
+		t->fn = (struct sp_func_extent){ .start = known ? obj->bias + fs : 0,
+						 .size = known ? fz : 0,
 						 .limit = next_symbol(obj, elf, t->addr),
 						 .bt = sp_btindex_get(obj, elf), .elf = elf,
 						 .landing_pads = elf->has_except_table };
@@ -485,6 +491,11 @@ static long resolve(const struct sp_spec_item *item, const struct sp_object *obj
 			t->addr = obj->bias + item->address;
 			t->symbol = xasprintf("%#lx", (unsigned long)item->address);
 			t->fn.limit = next_symbol(obj, elf, t->addr);
+			uint64_t fs, fz;   /* the .eh_frame extent holding it, if any */
+			if (sp_elf_func_extent(elf, item->address, &fs, &fz)) {
+				t->fn.start = obj->bias + fs;
+				t->fn.size = fz;
+			}
 			t->fn.bt = sp_btindex_get(obj, elf);
 			t->fn.elf = elf;
 			t->fn.landing_pads = elf->has_except_table;

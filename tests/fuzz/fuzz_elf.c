@@ -1,5 +1,5 @@
-/* fuzz_elf — the ELF symbol reader and the stapsdt note reader on mutated
- * files.
+/* fuzz_elf — the ELF symbol reader (with its .eh_frame extents) and the
+ * stapsdt note reader on mutated files.
  *
  * The input is written to a memfd and read through /proc/self/fd/N, the
  * path form both readers take.  Properties: no crash, leak or UB; every
@@ -59,6 +59,22 @@ static void check_elf(const struct sp_elf *e)
 	}
 	for (size_t i = 0; i < e->n_segs; i++)
 		(void)e->segs[i].vaddr;   /* ASan: the array holds n_segs */
+	/* .eh_frame extents: sorted, disjoint, non-empty, each in an
+	 * executable segment, and found again by the lookups */
+	for (size_t i = 0; i < e->n_ext; i++) {
+		const struct sp_extent *x = &e->ext[i];
+		CHECK(x->lo < x->hi, "extent %zu empty", i);
+		CHECK(i == 0 || e->ext[i - 1].hi <= x->lo, "extents %zu and %zu overlap or are unsorted", i - 1, i);
+		CHECK(sp_elf_vaddr_is_text(e, x->lo) && sp_elf_vaddr_is_text(e, x->hi - 1),
+		      "extent %zu outside the text", i);
+		uint64_t lo, hi;
+		CHECK(sp_elf_extent(e, x->hi - 1, &lo, &hi) && lo == x->lo && hi == x->hi,
+		      "extent %zu not found by its last byte", i);
+		CHECK(sp_elf_fde_size(e, x->lo) == x->hi - x->lo, "extent %zu: wrong size by its start", i);
+		CHECK(sp_elf_next_start(e, x->lo) == 0 || sp_elf_next_start(e, x->lo) > x->lo,
+		      "next start at or below %zu's start", i);
+		CHECK(sp_elf_covers(e, x->lo, x->lo + 1), "extent %zu does not cover its start", i);
+	}
 	const struct sp_sym **m = NULL;
 	long n = sp_elf_match(e, "*", &m);
 	CHECK(n >= 0 && (size_t)n <= e->n_syms, "match * gives %ld of %zu", n, e->n_syms);
