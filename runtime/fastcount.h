@@ -14,7 +14,8 @@
  *           mov (%rcx),%rdx; lea 1(%rdx),%rdx
  *           mov %rdx,(%rcx)                                the commit
  *   post:   movq $0,%fs:rseq_cs
- *           pop %rdx; pop %rcx; … jmp reloc
+ *           pop %rdx; pop %rcx; lea 128(%rsp),%rsp; the relocated window
+ *   c_clear: movq $0,%fs:rseq_cs; c_restore: pop %rdx; pop %rcx; c_path …
  *           (signature) abort: jmp arm
  *
  * Why rseq.  The count is a load, an add and a store on the thread's own

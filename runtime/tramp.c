@@ -67,8 +67,9 @@ static void jrcxz_to(struct emit *e, size_t to)
 	bytes(e, &rel, 1);
 }
 
-/* The sequence up to its jmp to the relocated window; the branches to the
- * C path and to the descriptor are filled by emit_fast_tail. */
+/* The sequence, up to where the relocated window follows; its jmps into
+ * the C path are filled by emit_fast_exit, the descriptor's lea by
+ * emit_fast_tail. */
 static void emit_fast(struct emit *e, const struct sp_site *site, struct fast_fix *fx)
 {
 	EMIT(e, 0x51, 0x52);                                           /* push %rcx; push %rdx */
@@ -136,7 +137,6 @@ static void emit_fast_tail(struct emit *e, uintptr_t base, struct fast_fix *fx)
 	patch_rel32(e->buf, ja, fx->arm);
 	patch_rel32(e->buf, fx->desc_lea_at, desc);
 }
-
 
 _Static_assert(offsetof(struct selfprobe_regs, r15) == 0, "regs layout");
 _Static_assert(offsetof(struct selfprobe_regs, rdi) == 112, "regs layout");
