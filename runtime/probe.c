@@ -21,6 +21,7 @@
 #include "tstate.h"
 #include "uret.h"
 #include "unwind_hooks.h"
+#include "shstk.h"
 #include "xsave.h"
 
 #include <dlfcn.h>
@@ -680,23 +681,11 @@ static void registry_append(struct sp_probe *p)
 }
 
 /* Which actions and kinds this build runs. */
-static const char *unsupported(const struct sp_spec_item *item, selfprobe_handler_fn fn)
+/* Why ITEM cannot be attached in this process at all, or NULL. */
+static const char *unsupported(const struct sp_spec_item *item)
 {
-	switch (item->kind) {
-	case SP_KIND_USDT:
-	case SP_KIND_URETPROBE:
-	case SP_KIND_USESSION:
-	case SP_KIND_UPROBE:    break;
-	}
-	if (fn)
-		return NULL;
-	switch (item->action) {
-	case SP_ACT_COUNT:
-	case SP_ACT_LATENCY: return NULL;
-	case SP_ACT_TRACE:   return NULL;
-	case SP_ACT_STACK:   return NULL;
-	case SP_ACT_PLUGIN:  return NULL;
-	}
+	if (item_wants_return(item) && !item->internal)
+		return sp_shstk_return_refusal(sp_shstk_enabled());
 	return NULL;
 }
 
@@ -967,7 +956,7 @@ long sp_probe_attach_item(const struct sp_spec_item *item, selfprobe_handler_fn 
 	pthread_once(&once, setup_once);
 	char err[512] = "";
 	long rc;
-	const char *no = unsupported(item, fn);
+	const char *no = unsupported(item);
 	if (no) {
 		sp_probe_error(item->text, "%s", no);
 		return -ENOTSUP;
