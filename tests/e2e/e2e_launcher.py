@@ -25,8 +25,7 @@ import time
 
 import sptest as t
 
-BUILD = os.path.dirname(os.path.dirname(t.LIB))
-LAUNCHER = os.path.join(BUILD, "bin", "selfprobe")
+LAUNCHER = t.CLI
 ENDS = os.path.join(os.path.dirname(t.TARGET), "sp_ends")
 N = 2500
 

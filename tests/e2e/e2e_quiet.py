@@ -28,8 +28,7 @@ import time
 
 import sptest as t
 
-BUILD = os.path.dirname(os.path.dirname(t.LIB))
-LAUNCHER = os.path.join(BUILD, "bin", "selfprobe")
+LAUNCHER = t.CLI
 TESTS = os.path.dirname(t.TARGET)
 DL_LIB = os.path.join(TESTS, "libsp_dl_lib.so")
 STATIC = os.environ.get("SP_STATIC", os.path.join(TESTS, "sp_static"))

@@ -24,7 +24,7 @@ import sys
 
 import sptest as t
 
-LAUNCHER = os.path.join(os.path.dirname(os.path.dirname(t.LIB)), "bin", "selfprobe")
+LAUNCHER = t.CLI
 SPECS = ["uretprobe:libc:*"]
 PY = "/usr/bin/python3.11"
 

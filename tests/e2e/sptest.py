@@ -1,11 +1,15 @@
 """sptest — shared helpers of the end-to-end tests (python3, stdlib only).
 
 Paths come from the environment CTest sets (tests/e2e/CMakeLists.txt):
+  SP_BUILD   the build directory CTest runs from (wherever it is)
+  SP_CLI     the launcher (build/bin/selfprobe)
   SP_LIB     the preload library (build/lib/libselfprobe.so)
   SP_TARGET  the target program (build/tests/sp_target)
   SP_KCOUNT  the kernel-uprobe oracle (build/bin/kcount)
   SP_WORK    a scratch directory for this test
-Run by hand, they default to build/ at the repository's root.
+Run by hand, they default to build/ at the repository's root, found from
+this file's own location: never a fixed path (the checkout may be anywhere,
+under any name; .ci/run proves it from a temporary clone).
 
 A test calls check() for every assertion (it records and prints failures and
 goes on, so one run shows every problem), and finish() at the end: exit 1 if
@@ -23,6 +27,7 @@ BUILD = os.environ.get("SP_BUILD", os.path.join(os.path.dirname(os.path.abspath(
 LIB = os.environ.get("SP_LIB", os.path.join(BUILD, "lib/libselfprobe.so"))
 TARGET = os.environ.get("SP_TARGET", os.path.join(BUILD, "tests/sp_target"))
 KCOUNT = os.environ.get("SP_KCOUNT", os.path.join(BUILD, "bin/kcount"))
+CLI = os.environ.get("SP_CLI", os.path.join(BUILD, "bin/selfprobe"))
 SKIP = 77
 
 _failures = []
