@@ -161,7 +161,7 @@ def run_probed(cmd, spec, mode="int3", stdin=None, output=None, extra=None, time
 def load_report(path, what):
     if not check(os.path.exists(path), "%s: no report written at %s" % (what, path)):
         return None
-    text = open(path, encoding="utf-8", errors="replace").read()
+    text = read_utf8(path, what)
     try:
         report = json.loads(text)
     except ValueError as e:
@@ -171,6 +171,18 @@ def load_report(path, what):
     check(not problems, "%s: does not follow the report schema" % what,
           "\n".join(problems[:20]) + "\n" + clip(text, 1500))
     return report if not problems else None
+
+
+def read_utf8(path, what):
+    """PATH's text.  JSON must be UTF-8 (RFC 8259: a parser may reject the
+    whole file for one bad byte), so anything else is a failure here; the
+    text is still returned, bad bytes replaced, for the other checks."""
+    data = open(path, "rb").read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        check(False, "%s: not valid UTF-8 (%s)" % (what, e), repr(data[max(0, e.start - 80):e.end + 80]))
+        return data.decode("utf-8", "replace")
 
 
 # ---------------------------------------------------------------- report
