@@ -105,6 +105,10 @@ static bool has_stacks(const struct sp_section *v, const struct sp_shm_record *r
 	return r->action == SP_ACT_STACK && v->stacks.table;
 }
 
+static const char *const patch_names[] = { "int3", "jmp5", "hop" };
+
+/* The entry as the process's own report writes it (runtime/report.c,
+ * sp_report_json): the same fields in the same order, however it ended. */
 static void probe_json(FILE *f, const struct sp_section *v, uint32_t i)
 {
 	const struct sp_shm_record *r = &v->records[i];
@@ -114,19 +118,31 @@ static void probe_json(FILE *f, const struct sp_section *v, uint32_t i)
 	sp_json_str(f, r->spec);
 	fprintf(f, ", \"kind\": \"%s\", \"object\": ", sp_kind_name((enum sp_probe_kind)r->kind));
 	sp_json_str(f, r->object);
-	fputs(", \"label\": ", f);
-	sp_json_str(f, r->label);
-	fprintf(f, ", \"mode\": \"%s\", \"reason\": ", r->jmp ? "jmp" : "int3");
+	fputs(", \"symbol\": ", f);
+	sp_json_str(f, r->has_symbol ? r->symbol : NULL);
+	fprintf(f, ", \"address\": \"%#" PRIx64 "\", \"mode\": \"%s\", \"patch\": \"%s\", \"reason\": ",
+		r->address, r->jmp ? "jmp" : "int3", patch_names[r->patch < 3 ? r->patch : 0]);
 	sp_json_str(f, r->reason[0] ? r->reason : NULL);
-	fprintf(f, ", \"action\": \"%s\", \"hits\": %" PRIu64 ", \"missed\": %" PRIu64 ", \"returns\": %" PRIu64
-		   ", \"lost\": %" PRIu64, sp_action_name((enum sp_action_kind)r->action), c[SP_HITS],
-		c[SP_MISSED], c[SP_RETURNS], c[SP_LOST]);
+	fprintf(f, ", \"action\": \"%s\", \"hits\": %" PRIu64 ", \"missed\": %" PRIu64,
+		r->handler ? "handler" : sp_action_name((enum sp_action_kind)r->action), c[SP_HITS], c[SP_MISSED]);
+	if (r->wants_return)
+		fprintf(f, ", \"returns\": %" PRIu64 ", \"lost\": %" PRIu64,
+			r->kind == SP_KIND_USESSION ? c[SP_RETURNS] : c[SP_HITS], c[SP_LOST]);
 	struct sp_lat l;
 	if (latency(v, r, &l))
 		sp_report_latency_json(f, &l);
 	if (has_stacks(v, r))
 		sp_stack_view_json(f, &v->stacks, NULL, (int)i, 20);
-	fputc('}', f);
+	if (__atomic_load_n(&r->faulted, __ATOMIC_ACQUIRE))
+		fprintf(f, ", \"fault\": {\"signal\": %d, \"address\": \"%#" PRIx64 "\"}", r->fault_sig,
+			r->fault_addr);
+	if (r->implementation[0]) {
+		fputs(", \"implementation\": ", f);
+		sp_json_str(f, r->implementation);
+	}
+	bool detached = __atomic_load_n(&r->detached, __ATOMIC_ACQUIRE);
+	fprintf(f, ", \"attached\": %s%s}", detached ? "false" : "true",
+		detached && r->unloaded ? ", \"unloaded\": true" : "");
 }
 
 static void probe_text(FILE *f, const struct sp_section *v, uint32_t i)
@@ -135,6 +151,9 @@ static void probe_text(FILE *f, const struct sp_section *v, uint32_t i)
 	uint64_t c[SP_N_COUNTERS];
 	counts(v, r, c);
 	sp_report_counts_text(f, r->label, r->kind, c);
+	if (__atomic_load_n(&r->faulted, __ATOMIC_ACQUIRE))
+		fprintf(f, "@fault[%s]: signal %d at %#" PRIx64 ": its handler was disabled\n", r->label,
+			r->fault_sig, r->fault_addr);
 	struct sp_lat l;
 	if (latency(v, r, &l))
 		sp_report_histogram_text(f, r->label, &l);

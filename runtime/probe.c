@@ -1051,9 +1051,9 @@ void sp_probe_objects_gone(const struct sp_object *objs, size_t n)
 		struct sp_probe_vec *old = vec_replace(p->site, NULL, p);
 		if (old)
 			free(old);   /* the code that could read it is unmapped */
+		p->unloaded = true;   /* before the freeze: the launcher's record says it too */
 		freeze_counts(p);
 		p->attached = false;
-		p->unloaded = true;
 		if (!atomic_load(&p->site->vec)) {
 			p->site->armed = false;
 			sp_site_forget(p->site);
