@@ -73,13 +73,27 @@ void sp_section_close(struct sp_section *v)
 	*v = (struct sp_section){ 0 };
 }
 
+/* The stripe after K (-1: the first) that may hold counts: those the
+ * process says it gave out (tstate.c), never the others — reading one
+ * would allocate its page of the shared file. */
+static int next_stripe(const struct sp_section *v, int k)
+{
+	struct sp_shm_section *w = (struct sp_shm_section *)v->s;
+	int n = (int)v->s->n_stripes, used = (int)atomic_load(&w->stripes_used);
+	if (used > n - 1)
+		used = n - 1;
+	if (k + 1 < used)
+		return k + 1;
+	return k < n - 1 && atomic_load(&w->shared_used) ? n - 1 : n;
+}
+
 /* Earlier attachments' counts (final), and the live ones while attached. */
 static void counts(const struct sp_section *v, const struct sp_shm_record *r, uint64_t *c)
 {
 	memcpy(c, r->final, SP_N_COUNTERS * sizeof(*c));
 	if (__atomic_load_n(&r->detached, __ATOMIC_ACQUIRE))
 		return;
-	for (uint32_t k = 0; k < v->s->n_stripes; k++) {
+	for (int k = next_stripe(v, -1); k < (int)v->s->n_stripes; k = next_stripe(v, k)) {
 		const struct sp_count *cc = (const struct sp_count *)(v->stripes + k * v->s->stripe_bytes) + r->id;
 		for (int j = 0; j < SP_N_COUNTERS; j++)
 			c[j] += cc->v[j];
@@ -93,9 +107,11 @@ static bool latency(const struct sp_section *v, const struct sp_shm_record *r, s
 		return false;
 	*out = r->final_lat;
 	if (!__atomic_load_n(&r->detached, __ATOMIC_ACQUIRE) && r->lat_slot >= 0 && v->latency) {
-		struct sp_lat live;
-		sp_latency_sum(v->latency, (int)v->s->n_stripes, (uint32_t)r->lat_slot, &live);
-		sp_latency_merge(out, &live);
+		for (int k = next_stripe(v, -1); k < (int)v->s->n_stripes; k = next_stripe(v, k)) {
+			struct sp_lat live;
+			sp_latency_sum(v->latency + (size_t)k * SP_LAT_STRIPE_BYTES, 1, (uint32_t)r->lat_slot, &live);
+			sp_latency_merge(out, &live);
+		}
 	}
 	return true;
 }

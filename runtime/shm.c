@@ -107,6 +107,8 @@ static int claim(int fd, const char *command, pid_t parent)
 	s->stripes_off = off + rec_bytes;
 	s->stripe_bytes = SP_STRIPE_BYTES;
 	s->n_stripes = SP_N_SLOTS;
+	atomic_store(&s->stripes_used, 0);
+	atomic_store(&s->shared_used, 0);
 	s->latency_off = off + rec_bytes + stripe_bytes;
 	s->errors_off = err_off;
 	atomic_store(&s->n_errors, 0);
@@ -320,6 +322,17 @@ void sp_shm_final(struct sp_probe *p)
 	r->final_lat = p->final_lat;
 	r->unloaded = p->unloaded;
 	__atomic_store_n(&r->detached, 1, __ATOMIC_RELEASE);
+}
+
+void sp_shm_stripes_used(int used, bool shared)
+{
+	if (!mine)
+		return;
+	uint32_t u = atomic_load(&mine->stripes_used);
+	while (u < (uint32_t)used && !atomic_compare_exchange_weak(&mine->stripes_used, &u, (uint32_t)used))
+		;
+	if (shared)
+		atomic_store(&mine->shared_used, 1);
 }
 
 void sp_shm_fault(struct sp_probe *p)

@@ -94,6 +94,11 @@ struct sp_shm_section {
 	uint64_t stripes_off;         /* the counter stripes (tstate.h layout) */
 	uint64_t stripe_bytes;        /* SP_STRIPE_BYTES */
 	uint32_t n_stripes;           /* SP_N_SLOTS */
+	_Atomic uint32_t stripes_used; /* the exclusive stripes ever claimed are below
+				       * this, and the shared one (the last) holds
+				       * counts if shared_used: the launcher reads
+				       * no other (tstate.c) */
+	_Atomic uint32_t shared_used;
 	uint64_t latency_off;         /* the latency stripes (latency.h layout) */
 	uint64_t errors_off;          /* struct sp_shm_error[SP_SHM_ERRORS] */
 	_Atomic uint32_t n_errors;
@@ -161,6 +166,10 @@ void sp_shm_error(const char *spec, const char *message);
 struct sp_probe;
 void sp_shm_publish(struct sp_probe *p);
 void sp_shm_final(struct sp_probe *p);
+/* The stripes that may hold counts (tstate.c's bookkeeping), for the
+ * launcher: exclusive ones below USED, and the shared one if SHARED.
+ * Stores only (a thread's first hit). */
+void sp_shm_stripes_used(int used, bool shared);
 /* P's handler faulted (called from the fault handler: stores only). */
 void sp_shm_fault(struct sp_probe *p);
 /* A dormant probe attached again: its record counts live again, from its

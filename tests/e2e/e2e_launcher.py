@@ -184,10 +184,27 @@ def test_same_fields(mode):
             % (mode, len(malloc)), json.dumps(killed["probes"])[:600])
 
 
+def test_many_threads(mode):
+    """129 threads and the main thread, more than the 128 exclusive counter
+    stripes: the killed process's counts, read by the launcher from the
+    stripes the process says it gave out, are every call."""
+    out = os.path.join(t.work_dir(), "threads-%s.json" % mode)
+    cp = run(["--mode", mode, "--", ENDS, "threads-sigkill", str(N)], out)
+    want = N * 130
+    t.check(cp.stdout == b"work %d\n" % want, "threads (%s): stdout %r" % (mode, cp.stdout), t.clip(cp.stderr))
+    rep = t.load_report(out, "threads (%s)" % mode)
+    if rep:
+        hits = [p["hits"] for p in rep["probes"]]
+        t.check(rep.get("from") == "shared counters" and hits == [want],
+                "threads (%s): hits %s from %r, want [%d] from the shared counters"
+                % (mode, hits, rep.get("from"), want))
+
+
 def main():
     t.require_build()
     for mode in ("int3", "auto"):
         test_same_fields(mode)
+        test_many_threads(mode)
         for end, status, ending in CASES:
             label = "%s (%s)" % (end, mode)
             out = os.path.join(t.work_dir(), "%s-%s.json" % (end, mode))
