@@ -478,6 +478,102 @@ def sort_input(n, seed=12345):
     return path
 
 
+# ---------------------------------------------------------------- real programs
+
+PY311 = "/usr/bin/python3.11"
+
+
+def _git_repo(path):
+    """A repository at PATH with one commit and an untracked file."""
+    if os.path.isdir(os.path.join(path, ".git")):
+        return
+    env = dict(real_env(), GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
+               GIT_COMMITTER_EMAIL="t@t")
+    for cmd in (["git", "init", "-q", path], ["git", "-C", path, "commit", "-q", "--allow-empty", "-m", "x"]):
+        run(cmd, env=env)
+    with open(os.path.join(path, "new.txt"), "w") as f:
+        f.write("new\n")
+
+
+def real_env(env=None):
+    """ENV (default base_env()) for the real programs: HOME is this test's
+    work directory, so git and the shells read no user configuration."""
+    env = dict(env or base_env())
+    env["HOME"] = work_dir()
+    return env
+
+
+def real_programs():
+    """The real programs the tests run probed and compare, byte for byte,
+    with their unprobed run (e2e_unchanged, e2e_retall): [(label, cmd,
+    stdin)], to run with real_env() (or extra={"HOME": work_dir()}).  Their
+    files are made once in this test's work directory; a tool that is not
+    installed is a skip.  Deterministic: the same output every run."""
+    w = work_dir()
+    # two levels down: reports written to the work directory change its
+    # time, which ls -la would show for ".."
+    listing = os.path.join(w, "listing", "files")
+    if not os.path.isdir(listing):
+        os.makedirs(listing)
+        for i in range(40):
+            with open(os.path.join(listing, "f%02d" % i), "wb") as f:
+                f.write(b"y" * i)
+    posix = os.path.join(w, "tests.sh")
+    with open(posix, "w") as f:
+        f.write('x=abc; n=3\n'
+                'if [ "$x" = abc ] && [ $n -gt 2 ] && [ -n "$x" ] && [ ! -z "$x" ]; then echo ok1; fi\n'
+                '[ -d / ] && [ -f /etc/passwd ] && echo ok2\n'
+                'for i in 1 2 3; do [ $i -eq 2 ] && echo two; done\n'
+                'test "$(echo a b | wc -w)" -eq 2 && echo ok3\n')
+    bash = os.path.join(w, "tests.bash")
+    with open(bash, "w") as f:
+        f.write('X=""\n[ -n "$X" ] && echo nonempty\n[ -z "$X" ] && echo empty\n'
+                '[ "a" = "a" ] && echo eq\nif [ 3 -lt 5 ]; then echo lt; fi\n'
+                'test -d / && echo dir\n[[ $X == "" ]] && echo dbl\n'
+                'for i in 1 2 3; do [ $i -eq 2 ] && echo two; done\n'
+                'v=$(echo sub); echo "$v"; exit 3\n')
+    progs = [
+        ("ls", ["ls", "-la", listing], None),
+        ("ls /usr/bin", ["ls", "-la", "/usr/bin"], None),
+        ("true", ["/bin/true"], None),
+        ("sh [ ]", ["sh", posix], None),
+        ("bash [ ]", ["bash", bash], None),
+    ]
+    if os.path.exists(PY311):
+        progs += [
+            ("python", [PY311, "-c", "pass"], None),
+            ("python subprocess", [PY311, "-c", "import subprocess, sys; r = subprocess.run(['true']); "
+                                   "print(subprocess.getoutput('echo hi; ls /nonexistent'), r.returncode)"], None),
+        ]
+    else:
+        skip("%s is not installed" % PY311)
+    if shutil.which("git"):
+        repo = os.path.join(w, "repo")
+        _git_repo(repo)
+        progs.append(("git status", ["git", "-C", repo, "status"], None))
+    else:
+        skip("git is not installed")
+    data = b"".join(b"line %d of the sample, %s\n" % (i, b"x" * (i % 37)) for i in range(3000))
+    for tool in ("perl", "sqlite3", "zstd", "xz"):
+        if not shutil.which(tool):
+            skip("%s is not installed" % tool)
+        elif tool == "perl":
+            progs.append(("perl", ["perl", "-e", 'my %h; $h{$_} = $_ * 2 for 1..2000; '
+                                   'my @k = sort { $a <=> $b } keys %h; printf("%d %d %.4f\\n", '
+                                   '$k[-1], $h{500}, sqrt(2)); print join(",", map { uc } qw(a b)), "\\n";'],
+                          None))
+        elif tool == "sqlite3":
+            progs.append(("sqlite3", ["sqlite3", ":memory:"], sql_workload(400)))
+        else:
+            packed = run([tool, "-q", "-c"], stdin=data).stdout
+            progs.append((tool, [tool, "-q", "-c"], data))
+            progs.append((tool + " -d", [tool, "-d", "-q", "-c"], packed))
+            if tool == "xz":   # a pipeline: three processes
+                progs.append(("xz pipeline", ["sh", "-c", "xz -6 -c %s | xz -dc | sha256sum"
+                                              % sort_input(20000)], None))
+    return progs
+
+
 # ---------------------------------------------------------------- USDT notes
 
 class Notes:
