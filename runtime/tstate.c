@@ -217,7 +217,10 @@ void sp_tstate_atfork_child(void)
 	if (self >= 0 && self < SP_EXCL_SLOTS && sp_tls.inside)
 		atomic_store(&sp_slot_seqs[self].seq, 1);
 	pthread_mutex_init(&id_lock, NULL);
-	/* the child's section is new: which stripes hold counts, again */
+	/* only this thread's stripe can hold counts now (the others were
+	 * remapped empty above), in the child's new section too */
+	atomic_store(&slots_used, self >= 0 && self < SP_EXCL_SLOTS ? self + 1 : 0);
+	atomic_store(&shared_used, self == SP_SHARED_SLOT);
 	sp_shm_stripes_used(atomic_load(&slots_used), atomic_load(&shared_used));
 	if (barrier_ok == 1 &&
 	    syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) != 0)
