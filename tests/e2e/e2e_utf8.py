@@ -4,8 +4,9 @@
 JSON text is UTF-8 (RFC 8259) and a parser may reject a whole report for
 one bad byte.  Specs, paths, command lines and names come from outside as
 arbitrary bytes: each byte that is not part of a valid UTF-8 sequence is
-written as U+FFFD (escaped \\ufffd), valid sequences as they are (README, after
-the JSON report's fields; man page, UPROBE_OUTPUT).  Checked, each file decoded strictly and parsed:
+written as U+FFFD (escaped \\ufffd), valid sequences as they are (README,
+after the JSON report's fields; man page, UPROBE_OUTPUT).  Checked, each
+file decoded strictly and parsed:
 
 1. the preload's report for UPROBE_SPEC=$'uprobe:libc:mal\\xfflloc' (with a
    good item beside it): the bad item is in "errors", its spec with U+FFFD,
