@@ -800,6 +800,54 @@ static void lay_down(struct sp_probe *q)
 	lay_dormant(q);
 }
 
+/* Each armed site's result, for the probes on it: a map from the site to
+ * the result of its last entry in the batch (an open-addressing table, not
+ * a search of the batch per probe: 10,000 probes made that 10^8 compares,
+ * most of an attach).  No libc call but calloc: the batch's sites may be
+ * libc's own. */
+struct arm_results {
+	struct sp_site **site;
+	int *rc;
+	size_t mask;
+};
+
+static size_t arm_slot(const struct arm_results *m, const struct sp_site *s)
+{
+	size_t h = ((uintptr_t)s >> 4) * 0x9e3779b97f4a7c15ull;
+	size_t i = (h >> 17) & m->mask;
+	while (m->site[i] && m->site[i] != s)
+		i = (i + 1) & m->mask;
+	return i;
+}
+
+static int arm_results_make(struct arm_results *m, struct sp_site **sites, const int *rcs, size_t n)
+{
+	size_t cap = 16;
+	while (cap < 2 * n)
+		cap *= 2;
+	m->mask = cap - 1;
+	m->site = calloc(cap, sizeof(*m->site));
+	m->rc = calloc(cap, sizeof(*m->rc));
+	if (!m->site || !m->rc) {
+		free(m->site);
+		free(m->rc);
+		return -ENOMEM;
+	}
+	for (size_t j = 0; j < n; j++) {   /* a later entry of the same site wins */
+		size_t i = arm_slot(m, sites[j]);
+		m->site[i] = sites[j];
+		m->rc[i] = rcs[j];
+	}
+	return 0;
+}
+
+/* SITE's result in the batch: 0 when it was armed before it. */
+static int arm_result(const struct arm_results *m, const struct sp_site *site)
+{
+	size_t i = arm_slot(m, site);
+	return m->site[i] ? m->rc[i] : 0;
+}
+
 /* Sites and probes for the N_TS targets of ITEM, armed as one batch.
  * Returns the number of probes attached; a failure of the only target is
  * returned as -errno with ERR, a failure among several is recorded and the
@@ -855,12 +903,17 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 		ps[n++] = p;
 	}
 	sp_arm_batch(sites, n_arm, rcs);
+	struct arm_results results;
+	bool mapped = arm_results_make(&results, sites, rcs, n_arm) == 0;
 	for (long i = 0; i < n; i++) {
 		struct sp_probe *p = ps[i];
 		int rc = 0;
-		for (size_t j = 0; j < n_arm; j++)
-			if (sites[j] == p->site)
-				rc = rcs[j];
+		if (mapped)
+			rc = arm_result(&results, p->site);
+		else   /* out of memory for the map: search the batch */
+			for (size_t j = 0; j < n_arm; j++)
+				if (sites[j] == p->site)
+					rc = rcs[j];
 		if (rc) {
 			/* Nothing was written: the probe never existed. */
 			olds[n_old++] = vec_replace(p->site, NULL, p);
@@ -877,6 +930,10 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 		if (sp_mode_pref == SP_PREF_JMP && !p->site->jmp)   /* the report's reason says it too */
 			sp_warn("%s: %s uses int3: %s", item->text, p->symbol, p->site->reason);
 		registry_append(p);
+	}
+	if (mapped) {
+		free(results.site);
+		free(results.rc);
 	}
 	/* Readers of the old vectors only read them; freed after quiescence.
 	 * A probe that failed to arm was in a published vector: it goes after
@@ -1062,9 +1119,9 @@ void sp_probe_objects_gone(const struct sp_object *objs, size_t n)
 		struct sp_probe_vec *old = vec_replace(p->site, NULL, p);
 		if (old)
 			free(old);   /* the code that could read it is unmapped */
+		p->unloaded = true;   /* before the freeze: the launcher's record says it too */
 		freeze_counts(p);
 		p->attached = false;
-		p->unloaded = true;
 		if (!atomic_load(&p->site->vec)) {
 			p->site->armed = false;
 			sp_site_forget(p->site);
@@ -1095,18 +1152,32 @@ int sp_probe_detach_link(struct selfprobe_link *link)
 	sp_loadwatch_drop_link(link);
 	sp_patch_hold();   /* one /proc/self/mem for the batch */
 	int n = 0;
+	size_t n_sites = 0, cap = 0;
+	struct sp_site **sites = NULL;   /* left without a probe: disarmed as one batch */
 	for (struct sp_probe *p = atomic_load(&probes_head); p; p = p->next) {
 		if (p->link != link || !p->attached)
 			continue;
 		retire(vec_replace(p->site, NULL, p));
-		if (!atomic_load(&p->site->vec))
-			sp_arm_disarm(p->site);
+		if (!atomic_load(&p->site->vec)) {
+			if (n_sites == cap) {
+				size_t c = cap ? 2 * cap : 64;
+				struct sp_site **g = realloc(sites, c * sizeof(*g));
+				if (g)
+					sites = g, cap = c;
+			}
+			if (n_sites < cap)
+				sites[n_sites++] = p->site;
+			else   /* out of memory: this one alone */
+				sp_arm_disarm(p->site);
+		}
 		if (p->semaphore)
 			__atomic_fetch_sub((uint16_t *)p->semaphore, 1, __ATOMIC_SEQ_CST);
 		p->detaching = true;
 		p->attached = false;
 		n++;
 	}
+	sp_arm_disarm_batch(sites, n_sites);
+	free(sites);
 	sp_patch_release();
 	pthread_mutex_unlock(&reg_lock);
 	if (!n)

@@ -80,6 +80,10 @@ int sp_tstate_claim(void);
  * zeroed.  Id 0 is never given: a site's fast_off of 0 means "no inline count". */
 long sp_tstate_alloc_id(void);
 void sp_tstate_free_id(uint32_t id);
+/* The stripe after S (-1: the first) that may hold counts, or SP_N_SLOTS:
+ * only stripes some thread was given are read (per-stripe data indexed
+ * the same way, such as latency.h's, too). */
+int sp_tstate_next_stripe(int s);
 /* The totals of probe ID over every stripe, into OUT[SP_N_COUNTERS]. */
 void sp_tstate_read(uint32_t id, uint64_t *out);
 /* Wait until no thread is still inside a dispatch or an inline count that
