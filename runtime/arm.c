@@ -35,7 +35,13 @@ static int plan_resume(struct sp_site *s, const char **why)
 	}
 	uint8_t code[64];
 	const size_t slot_size = 48;
-	uintptr_t slot = sp_codemem_alloc(s->addr, slot_size);
+	/* the slot this site had before its object was unloaded, when in reach */
+	uintptr_t slot = s->xol_slot;
+	intptr_t d = (intptr_t)slot - (intptr_t)s->addr;
+	if (slot && s->insn.rip_relative && d != (int32_t)d)
+		slot = 0;
+	if (!slot)
+		slot = sp_codemem_alloc(s->addr, slot_size);
 	if (!slot && !s->insn.rip_relative)
 		slot = sp_codemem_alloc(0, slot_size);
 	if (!slot) {
@@ -58,7 +64,7 @@ static int plan_resume(struct sp_site *s, const char **why)
 		*why = sp_patch_refusal() ? sp_patch_refusal() : "cannot write the out-of-line copy";
 		return rc;
 	}
-	s->xol = slot;
+	s->xol = s->xol_slot = slot;
 	s->int3_resume = SP_RESUME_XOL;
 	s->int3_ready = true;
 	return 0;
@@ -286,7 +292,10 @@ struct sp_site *sp_arm_site(const struct sp_object *obj, uintptr_t addr,
 		return NULL;
 	}
 	struct sp_verdict *v = malloc(sizeof(*v));
-	s = calloc(1, sizeof(*s));
+	/* the same function's site from the object's previous load, if any */
+	s = sp_site_revive(obj->path, addr - obj->bias, addr);
+	if (!s)
+		s = calloc(1, sizeof(*s));
 	if (!s || !v) {
 		*why = "out of memory";
 		goto fail;

@@ -1125,6 +1125,7 @@ void sp_probe_objects_gone(const struct sp_object *objs, size_t n)
 		if (!atomic_load(&p->site->vec)) {
 			p->site->armed = false;
 			sp_site_forget(p->site);
+			sp_site_retire(p->site, p->object, p->vaddr);   /* for the next load */
 		}
 		any = true;
 	}

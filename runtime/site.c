@@ -2,6 +2,7 @@
 #include "site.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -41,15 +42,25 @@ static struct table *new_table(size_t cap)
 
 static void put(struct table *t, struct sp_site *s)
 {
-	size_t i = hash(s->addr) & t->mask;
+	size_t i = hash(s->addr) & t->mask, tomb = SIZE_MAX;
 	for (;; i = (i + 1) & t->mask) {
 		uintptr_t k = atomic_load_explicit(&t->slots[i].key, memory_order_relaxed);
 		if (k == s->addr) {          /* a forgotten site's slot: reuse it */
 			atomic_store_explicit(&t->slots[i].site, s, memory_order_release);
 			return;
 		}
+		if (k && !atomic_load_explicit(&t->slots[i].site, memory_order_relaxed) && tomb == SIZE_MAX)
+			tomb = i;            /* a forgotten site of another address */
 		if (!k)
 			break;
+	}
+	if (tomb != SIZE_MAX) {
+		/* reused for this address: a reader still looking for the old
+		 * one sees the key change when it checks it again (lookup), so
+		 * reloaded objects do not grow the table */
+		atomic_store_explicit(&t->slots[tomb].key, s->addr, memory_order_release);
+		atomic_store_explicit(&t->slots[tomb].site, s, memory_order_release);
+		return;
 	}
 	atomic_store_explicit(&t->slots[i].site, s, memory_order_relaxed);
 	atomic_store_explicit(&t->slots[i].key, s->addr, memory_order_release);
@@ -63,8 +74,12 @@ struct sp_site *sp_site_lookup(uintptr_t addr)
 		return NULL;
 	for (size_t i = hash(addr) & t->mask;; i = (i + 1) & t->mask) {
 		uintptr_t k = atomic_load_explicit(&t->slots[i].key, memory_order_acquire);
-		if (k == addr)
-			return atomic_load_explicit(&t->slots[i].site, memory_order_relaxed);
+		if (k == addr) {
+			struct sp_site *site = atomic_load_explicit(&t->slots[i].site, memory_order_acquire);
+			if (atomic_load_explicit(&t->slots[i].key, memory_order_acquire) == addr)
+				return site;
+			continue;   /* the slot went to another address meanwhile (put) */
+		}
 		if (k == 0)
 			return NULL;
 	}
@@ -202,4 +217,50 @@ void sp_site_forget(struct sp_site *site)
 		memmove(by_addr + i, by_addr + i + 1, (n_by_addr - i - 1) * sizeof(*by_addr));
 		n_by_addr--;
 	}
+}
+
+/* ---- sites of unloaded objects, kept for the object's next load ---- */
+
+struct retired {
+	struct retired *next;
+	char *object;
+	uintptr_t vaddr;
+	struct sp_site *site;
+};
+static struct retired *retired_sites;
+
+void sp_site_retire(struct sp_site *site, const char *object, uintptr_t vaddr)
+{
+	struct retired *r = malloc(sizeof(*r));
+	char *o = strdup(object);
+	if (!r || !o) {
+		free(r);
+		free(o);
+		return;   /* the site's memory simply stays unused */
+	}
+	*r = (struct retired){ retired_sites, o, vaddr, site };
+	retired_sites = r;
+}
+
+struct sp_site *sp_site_revive(const char *object, uintptr_t vaddr, uintptr_t addr)
+{
+	for (struct retired **pr = &retired_sites; *pr; pr = &(*pr)->next) {
+		struct retired *r = *pr;
+		if (r->vaddr != vaddr || strcmp(r->object, object) != 0)
+			continue;
+		*pr = r->next;
+		struct sp_site *s = r->site;
+		free(r->object);
+		free(r);
+		/* everything starts afresh but the code memory it had */
+		uintptr_t slot = s->tramp_slot, xol = s->xol_slot;
+		size_t slot_size = s->tramp_slot_size;
+		memset(s, 0, sizeof(*s));
+		s->tramp_slot = slot;
+		s->tramp_slot_size = slot_size;
+		s->xol_slot = xol;
+		s->addr = addr;
+		return s;
+	}
+	return NULL;
 }

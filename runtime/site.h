@@ -69,6 +69,11 @@ struct sp_site {
 	_Atomic(struct sp_probe_vec *) vec;
 	_Atomic uint8_t has_handlers;   /* some probe of vec has a handler: the
 					 * trampoline must build a full regs frame */
+	/* code memory of its own, kept when its object is unloaded and used
+	 * again for the same function when it is loaded again */
+	uintptr_t tramp_slot;           /* the trampoline's, or 0 */
+	size_t tramp_slot_size;
+	uintptr_t xol_slot;             /* the out-of-line copy's, or 0 */
 	_Atomic uint32_t fast_off;      /* vec is one plain count: its hits
 					 * counter's offset in a stripe, for the
 					 * trampoline's inline count; 0: none
@@ -83,6 +88,14 @@ int sp_site_insert(struct sp_site *site);
 /* The object holding SITE was unmapped: drop it from both indexes
  * (registry lock held).  Its memory stays (never freed). */
 void sp_site_forget(struct sp_site *site);
+
+/* A forgotten SITE, at VADDR (ELF address) of OBJECT, is kept for that
+ * object's next load: sp_site_revive gives it back, reset, with its code
+ * memory (a reloaded library costs no new memory per site).  Its probes'
+ * report entries keep pointing at it, which then describes the function's
+ * new arming.  Registry lock held. */
+void sp_site_retire(struct sp_site *site, const char *object, uintptr_t vaddr);
+struct sp_site *sp_site_revive(const char *object, uintptr_t vaddr, uintptr_t addr);
 
 /* Ordered queries over every site (registry lock held): the nearest site
  * strictly before ADDR, and strictly after it. */

@@ -251,16 +251,12 @@ static void fix_c_path(uint8_t *code, const struct c_fix *f, size_t reloc_at, si
  * window, the slow path and the rseq tail. */
 #define TRAMP_MAX (128 + 384 + SP_RELOC_MAX + 32 + 96)
 
-int sp_tramp_build(struct sp_site *site, const struct sp_window *w, struct sp_tramp *out,
-		   const char **reason)
+/* Emit SITE's trampoline for window W as it must lie at BASE into CODE
+ * (TRAMP_MAX bytes): its length, or -errno with *REASON. */
+static long emit_at(struct sp_site *site, const struct sp_window *w, uintptr_t base, uint8_t *code,
+		    struct sp_tramp *out, const char **reason)
 {
-	uint8_t code[TRAMP_MAX];
-	struct emit e = { code, 0, sizeof(code), 0 };
-	uintptr_t base = sp_codemem_alloc(site->addr, TRAMP_MAX);
-	if (!base) {
-		*reason = "no free memory within ±2 GiB of the site for its trampoline";
-		return -ENOMEM;
-	}
+	struct emit e = { code, 0, TRAMP_MAX, 0 };
 	struct c_fix cf = { 0 };
 	struct fast_fix fx = { 0 };
 	bool fast = sp_fastcount.on;
@@ -277,14 +273,11 @@ int sp_tramp_build(struct sp_site *site, const struct sp_window *w, struct sp_tr
 	size_t reloc_at = e.len;
 	if (e.overflow) {
 		*reason = "trampoline prologue overflow";
-		sp_codemem_trim(base, TRAMP_MAX, 0);
 		return -EINVAL;
 	}
 	int n = sp_reloc_window(w, base + reloc_at, code + reloc_at, SP_RELOC_MAX, &out->map, reason);
-	if (n < 0) {
-		sp_codemem_trim(base, TRAMP_MAX, 0);
+	if (n < 0)
 		return n;
-	}
 	e.len += (size_t)n;
 	if (fast) {
 		emit_fast_exit(&e, &fx);                               /* falls into the C path */
@@ -299,24 +292,53 @@ int sp_tramp_build(struct sp_site *site, const struct sp_window *w, struct sp_tr
 		emit_fast_tail(&e, base, &fx);
 	if (e.overflow) {
 		*reason = "trampoline overflow";
-		sp_codemem_trim(base, TRAMP_MAX, 0);
 		return -EINVAL;
 	}
 	fix_c_path(code, &cf, reloc_at, slow_at);
 	if (fast)
 		patch_rel32(code, jreloc3_at, reloc_at);
-
-	int rc = sp_patch_write(base, code, e.len);
-	if (rc) {
-		*reason = "cannot write the trampoline";
-		sp_codemem_trim(base, TRAMP_MAX, 0);
-		return rc;
-	}
-	sp_codemem_trim(base, TRAMP_MAX, e.len);
 	out->entry = base;
 	out->reloc = base + reloc_at;
 	out->slow_int3 = base + int3_at;
 	out->window_len = w->len;
+	return (long)e.len;
+}
+
+int sp_tramp_build(struct sp_site *site, const struct sp_window *w, struct sp_tramp *out,
+		   const char **reason)
+{
+	uint8_t code[TRAMP_MAX];
+	long len = -1;
+	uintptr_t base = site->tramp_slot;
+	/* the memory this site had before its object was unloaded, when the
+	 * new trampoline fits there and its jumps reach */
+	if (base) {
+		const char *why;
+		len = emit_at(site, w, base, code, out, &why);
+		intptr_t d = (intptr_t)base - (intptr_t)(site->addr + SP_JMP_LEN);
+		if (len > (long)site->tramp_slot_size || d != (int32_t)d)
+			len = -1;
+	}
+	if (len < 0) {
+		base = sp_codemem_alloc(site->addr, TRAMP_MAX);
+		if (!base) {
+			*reason = "no free memory within ±2 GiB of the site for its trampoline";
+			return -ENOMEM;
+		}
+		len = emit_at(site, w, base, code, out, reason);
+		if (len < 0) {
+			sp_codemem_trim(base, TRAMP_MAX, 0);
+			return (int)len;
+		}
+		sp_codemem_trim(base, TRAMP_MAX, (size_t)len);
+		site->tramp_slot = base;
+		site->tramp_slot_size = (size_t)len;
+	}
+	int rc = sp_patch_write(base, code, (size_t)len);
+	if (rc) {
+		*reason = "cannot write the trampoline";
+		return rc;
+	}
 	return 0;
 }
 
