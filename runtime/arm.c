@@ -232,6 +232,7 @@ static bool take_jmp(struct sp_site *s, const struct sp_verdict *v)
 		s->jmp_reason = "its jmp would overwrite padding another probe's hop uses";
 		return false;
 	}
+	s->guard_entry = !hop;
 	if (sp_tramp_build(s, &v->w, &s->tramp, &reason) != 0) {
 		s->jmp_reason = reason;
 		return false;

@@ -121,6 +121,100 @@ done:
 	return out;
 }
 
+/* A chunk for an allocation FIT accepts, in the free gap that lets it be
+ * closest to NEAR: *ENTRY gets the address, the chunk's base is returned
+ * (0: none). */
+static uintptr_t map_chunk_fit(uintptr_t near, size_t size, const struct sp_codemem_fit *fit,
+			       uintptr_t *entry)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	if (!f)
+		return 0;
+	uintptr_t prev_end = LOW_LIMIT, best = 0, best_e = 0, best_dist = UINTPTR_MAX;
+	char line[512];
+	for (;;) {
+		unsigned long lo = HIGH_LIMIT, hi = HIGH_LIMIT;
+		bool more = fgets(line, sizeof(line), f) != NULL;
+		if (more && sscanf(line, "%lx-%lx", &lo, &hi) != 2)
+			continue;
+		if (lo > HIGH_LIMIT)
+			lo = HIGH_LIMIT;
+		if (lo > prev_end && lo - prev_end >= CHUNK_SIZE) {
+			/* the gap [prev_end, lo): the acceptable address nearest
+			 * NEAR from below and from above, each in a chunk of it */
+			uintptr_t ups = prev_end > near ? prev_end : near;
+			uintptr_t downs = lo - size < near ? lo - size : near;
+			uintptr_t cand[2] = { fit->next(ups, fit->ctx), fit->prev(downs, fit->ctx) };
+			for (int i = 0; i < 2; i++) {
+				uintptr_t e = cand[i];
+				if (e == 0 || e == UINTPTR_MAX || e < prev_end || e + size > lo)
+					continue;
+				uintptr_t c = e & ~(uintptr_t)0xfff;
+				if (c + CHUNK_SIZE > lo)
+					c = (lo - CHUNK_SIZE) & ~(uintptr_t)0xfff;
+				if (c < prev_end || e < c || e + size > c + CHUNK_SIZE)
+					continue;
+				uintptr_t d = e < near ? near - e : e - near;
+				if (reaches(near, c, c + CHUNK_SIZE) && d < best_dist) {
+					best = c;
+					best_e = e;
+					best_dist = d;
+				}
+			}
+		}
+		if (!more)
+			break;
+		if (hi > prev_end)
+			prev_end = hi;
+	}
+	fclose(f);
+	if (!best)
+		return 0;
+	void *p = mmap((void *)best, CHUNK_SIZE, PROT_READ | PROT_EXEC,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (p == MAP_FAILED)
+		return 0;
+	if ((uintptr_t)p != best) {
+		munmap(p, CHUNK_SIZE);
+		return 0;
+	}
+	*entry = best_e;
+	return best;
+}
+
+uintptr_t sp_codemem_alloc_fit(uintptr_t near, size_t size, const struct sp_codemem_fit *fit)
+{
+	if (size == 0 || size > CHUNK_SIZE || near == 0)
+		return 0;
+	uintptr_t out = 0;
+	pthread_mutex_lock(&lock);
+	size_t n = atomic_load(&n_chunks);
+	for (size_t i = 0; i < n; i++) {
+		struct chunk *c = &chunks[i];
+		if (c->used + size > CHUNK_SIZE || !reaches(near, c->base, c->base + CHUNK_SIZE))
+			continue;
+		uintptr_t e = fit->next(c->base + c->used, fit->ctx);
+		if (e != UINTPTR_MAX && e >= c->base + c->used && e + size <= c->base + CHUNK_SIZE) {
+			c->used = (e + size - c->base + 15) & ~(size_t)15;
+			out = e;
+			goto done;
+		}
+	}
+	if (n == MAX_CHUNKS)
+		goto done;
+	for (int attempt = 0; attempt < 3 && !out; attempt++) {
+		uintptr_t e = 0, base = map_chunk_fit(near, size, fit, &e);
+		if (!base)
+			continue;
+		chunks[n] = (struct chunk){ .base = base, .used = (e + size - base + 15) & ~(size_t)15 };
+		atomic_store(&n_chunks, n + 1);
+		out = e;
+	}
+done:
+	pthread_mutex_unlock(&lock);
+	return out;
+}
+
 int sp_codemem_owns(uintptr_t addr)
 {
 	size_t n = atomic_load(&n_chunks);

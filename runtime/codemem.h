@@ -20,6 +20,18 @@
  * within ±(2 GiB - 64 KiB) of NEAR.  NEAR 0: anywhere.  0 on failure. */
 uintptr_t sp_codemem_alloc(uintptr_t near, size_t size);
 
+/* Allocate SIZE bytes whose first byte is an address FIT accepts, within
+ * ±(2 GiB - 64 KiB) of NEAR: FIT->next(X) is the least acceptable address
+ * >= X (UINTPTR_MAX: none), FIT->prev(X) the greatest <= X (0: none).  The
+ * bytes skipped to get there are never used (address space, not memory).
+ * Not 16-byte aligned.  0 on failure. */
+struct sp_codemem_fit {
+	uintptr_t (*next)(uintptr_t at, const void *ctx);
+	uintptr_t (*prev)(uintptr_t at, const void *ctx);
+	const void *ctx;
+};
+uintptr_t sp_codemem_alloc_fit(uintptr_t near, size_t size, const struct sp_codemem_fit *fit);
+
 /* Is ADDR inside any code memory we mapped? (signal-safe) */
 int sp_codemem_owns(uintptr_t addr);
 

@@ -27,6 +27,59 @@ bool sp_coexist_traps(uint8_t b)
 	return false;
 }
 
+/* Legacy prefixes and REX: a torn first instruction (the file's first
+ * byte restored before our offset bytes) that starts with one decodes our
+ * first offset byte as its opcode. */
+static bool is_prefix(uint8_t b)
+{
+	return (b >= 0x40 && b <= 0x4f) || b == 0x26 || b == 0x2e || b == 0x36 || b == 0x3e ||
+	       b == 0x64 || b == 0x65 || b == 0x66 || b == 0x67 || b == 0xf0 || b == 0xf2 || b == 0xf3;
+}
+
+/* ---- trampoline placement (see coexist.h) ---- */
+
+static bool byte_ok(int64_t r, unsigned i)
+{
+	uint8_t b = (uint8_t)((uint64_t)r >> (8 * i));
+	return i == 0 ? b != 0xcc && sp_coexist_traps(b) : sp_coexist_traps(b);
+}
+
+/* R: the rel32 the entry gives (entry - (site + 5)).  DIR +1: the least
+ * acceptable R >= R; -1: the greatest <= R.  Each byte that is wrong is
+ * skipped whole (the next value of it, the bytes below cleared or set). */
+static int64_t fit_rel(int64_t r, unsigned len, int dir)
+{
+	unsigned hi = len >= 2 && len <= 4 ? len - 1 : 0;
+	for (;;) {
+		if (r > INT32_MAX || r < INT32_MIN)
+			return dir > 0 ? INT64_MAX : INT64_MIN;
+		if (hi && !byte_ok(r, hi)) {
+			int64_t m = ((int64_t)1 << (8 * hi)) - 1;
+			r = dir > 0 ? (r | m) + 1 : (r & ~m) - 1;
+			continue;
+		}
+		if (!byte_ok(r, 0)) {
+			r += dir;
+			continue;
+		}
+		return r;
+	}
+}
+
+uintptr_t sp_coexist_next_entry(uintptr_t at, const void *ctx)
+{
+	const struct sp_coexist_fit *f = ctx;
+	int64_t r = fit_rel((int64_t)(at - (f->site + SP_JMP_LEN)), f->len, 1);
+	return r == INT64_MAX ? UINTPTR_MAX : f->site + SP_JMP_LEN + (uintptr_t)r;
+}
+
+uintptr_t sp_coexist_prev_entry(uintptr_t at, const void *ctx)
+{
+	const struct sp_coexist_fit *f = ctx;
+	int64_t r = fit_rel((int64_t)(at - (f->site + SP_JMP_LEN)), f->len, -1);
+	return r == INT64_MIN ? 0 : f->site + SP_JMP_LEN + (uintptr_t)r;
+}
+
 static size_t patch_len(const struct sp_site *s)
 {
 	return s->hop ? SP_HOP_LEN : SP_JMP_LEN;
@@ -105,11 +158,18 @@ bool sp_coexist_on_signal(uintptr_t pc, void *ucv)
 		size_t len = s->insn.len;
 		uintptr_t resume = 0;
 		bool late = false;
-		if (k == len && (b0 == 0xcc || (b0 == s->orig[0] && len == 1))) {
+		uint8_t b1 = ((volatile const uint8_t *)s->addr)[1];
+		/* the file's first byte restored before our offset bytes: a
+		 * thread entering the site runs the first instruction (one
+		 * byte) or faults at the site itself (a prefix, then a byte
+		 * that faults): it never reaches site+len any other way */
+		bool torn_stops = b0 == s->orig[0] && sp_coexist_traps(b1) &&
+				  (len == 1 || (is_prefix(b0) && b1 != 0xcc));
+		if (k == len && (b0 == 0xcc || torn_stops)) {
 			/* The first instruction has run (the kernel's copy of it
-			 * after its handlers, or the file's one-byte instruction
-			 * restored by its removal) and what stood after it faulted
-			 * at once: nothing else ran. */
+			 * after its handlers, perhaps just before its removal, or
+			 * the file's one-byte instruction) and what stood after it
+			 * faulted at once: nothing else ran. */
 			resume = reloc_after(s, len);
 			late = true;
 		} else if (k == 0 && len > 1 && b0 == s->orig[0]) {
@@ -198,9 +258,16 @@ static void scan_site(struct sp_site *s, bool repair)
 	for (size_t i = 1; i < n; i++)
 		rest_ours &= live[i] == want[i];
 	size_t len = s->insn.len;
-	/* an int3 over our jmp whose every hit and whose removal we survive:
-	 * a one-byte first instruction, then a byte that faults at once */
-	bool guarded = len == 1 && n > 1 && sp_coexist_traps(want[1]);
+	/* Another tool's int3 over our jmp: do we survive its hits (they
+	 * resume past our bytes, or on a byte of them that faults at once)
+	 * and its removal (a one-byte first instruction, or a prefix, then a
+	 * byte that faults at once)?  Hits resumed past our bytes are not
+	 * seen, though. */
+	bool seen_hits = len < n && sp_coexist_traps(want[len]);
+	bool hits_ok = len >= n || seen_hits;
+	bool removal_ok = n > 1 && sp_coexist_traps(want[1]) && (len == 1 || (is_prefix(s->orig[0]) &&
+										 want[1] != 0xcc));
+	bool guarded = hits_ok && removal_ok;
 	if (b0 == want[0] && rest_ours) {
 		if (seen & (SP_FOREIGN_INT3 | SP_FOREIGN_RESTORED))
 			say(s, seen & (SP_FOREIGN_INT3 | SP_FOREIGN_RESTORED),
@@ -214,9 +281,11 @@ static void scan_site(struct sp_site *s, bool repair)
 	if (b0 == 0xcc) {
 		atomic_fetch_or(&s->foreign, SP_FOREIGN_INT3);
 		if (guarded || !repair) {
-			say(s, SP_FOREIGN_INT3, guarded ? "an int3 over our jmp: each of its hits is counted "
-							  "after the first instruction"
-							: "an int3 over our jmp");
+			say(s, SP_FOREIGN_INT3, !guarded ? "an int3 over our jmp"
+					       : seen_hits ? "an int3 over our jmp: each of its hits is counted "
+							     "after the first instruction"
+							   : "an int3 over our jmp: its hits run the function "
+							     "unprobed and are not seen while it stands");
 			return;
 		}
 		/* its hits resume inside our offset bytes (or, if past them,
@@ -234,7 +303,7 @@ static void scan_site(struct sp_site *s, bool repair)
 		if (put)
 			sp_patch_sync();
 		say(s, SP_FOREIGN_RESTORED,
-		    guarded ? (put ? "the file's first byte was written over our jmp (a kernel uprobe placed and "
+		    seen_hits ? (put ? "the file's first byte was written over our jmp (a kernel uprobe placed and "
 				     "removed): every hit meanwhile was counted; our jmp put back"
 				   : "the file's first byte was written over our jmp (a kernel uprobe placed and "
 				     "removed): every hit meanwhile was counted")

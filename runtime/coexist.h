@@ -49,6 +49,18 @@ enum {
  * whatever follows it (an opcode invalid in 64-bit mode, hlt, int3)? */
 bool sp_coexist_traps(uint8_t b);
 
+/* Where a trampoline entry may go for the site at SITE with a first
+ * instruction of LEN bytes (codemem.h's fit): its jmp's offset byte at
+ * site+1 faults at once and is not int3 (a prefix before it cannot make
+ * it run), and, for LEN 2 to 4, so does the offset byte at site+LEN, where
+ * the kernel resumes its hits.  CTX: a struct sp_coexist_fit. */
+struct sp_coexist_fit {
+	uintptr_t site;
+	unsigned len;
+};
+uintptr_t sp_coexist_next_entry(uintptr_t at, const void *ctx);
+uintptr_t sp_coexist_prev_entry(uintptr_t at, const void *ctx);
+
 /* From the SIGSEGV/SIGBUS/SIGILL/SIGFPE handler (PC: the faulting
  * instruction) and the SIGTRAP handler (PC: the int3's address).
  * Signal-safe.  True: the ucontext was set to resume correctly. */

@@ -53,7 +53,6 @@ static void patch_rel32(uint8_t *code, size_t at, size_t to)
 /* The trampoline's size before the relocated window. */
 #define PROLOGUE_MAX 448
 #define TRAMP_MAX (PROLOGUE_MAX + SP_RELOC_MAX + 32)
-#define GUARD_SLACK 64   /* room to place the entry (see sp_tramp_build) */
 
 _Static_assert(offsetof(struct selfprobe_regs, r15) == 0, "regs layout");
 _Static_assert(offsetof(struct selfprobe_regs, rdi) == 112, "regs layout");
@@ -66,25 +65,21 @@ int sp_tramp_build(struct sp_site *site, const struct sp_window *w, struct sp_tr
 {
 	uint8_t code[TRAMP_MAX];
 	struct emit e = { code, 0, sizeof(code), 0 };
-	/* The entry is placed so that the jmp's first offset byte (site+1) is
-	 * an opcode that faults at once (sp_coexist_traps; not int3, which a
-	 * prefix before it would not stop).  A kernel uprobe placed over our
-	 * jmp of a one-byte first instruction resumes each of its hits there,
-	 * and its removal leaves the file's first byte before it: that byte
-	 * runs then faults (a one-byte instruction), or, a prefix, makes the
-	 * site itself fault.  Either way the fault handler can prove what ran
-	 * (coexist.h).  Costs up to 64 bytes of code memory, never the jmp. */
-	uintptr_t base = sp_codemem_alloc(site->addr, TRAMP_MAX + GUARD_SLACK);
+	/* The entry is placed so that the jmp's offset bytes fault at once
+	 * where a kernel uprobe placed over it makes the thread run them
+	 * (coexist.h): at site+1, after the file's first byte restored by its
+	 * removal, and at site+len of a first instruction shorter than the
+	 * jmp, where it resumes each of its hits.  The fault handler can then
+	 * prove what ran.  Where no such place is free, anywhere near: the jmp
+	 * never depends on it.  A hop's entry is reached through its pad. */
+	struct sp_coexist_fit cf = { .site = site->addr, .len = site->insn.len };
+	struct sp_codemem_fit fit = { sp_coexist_next_entry, sp_coexist_prev_entry, &cf };
+	uintptr_t base = site->guard_entry ? sp_codemem_alloc_fit(site->addr, TRAMP_MAX, &fit) : 0;
+	if (!base)
+		base = sp_codemem_alloc(site->addr, TRAMP_MAX);
 	if (!base) {
 		*reason = "no free memory within ±2 GiB of the site for its trampoline";
 		return -ENOMEM;
-	}
-	for (uintptr_t i = 0; i < GUARD_SLACK; i++) {   /* the largest gap is 57 */
-		uint8_t b = (uint8_t)(base + i - (site->addr + SP_JMP_LEN));
-		if (b != 0xcc && sp_coexist_traps(b)) {
-			base += i;
-			break;
-		}
 	}
 
 	EMIT(&e, 0x48, 0x8d, 0xa4, 0x24, 0x80, 0xff, 0xff, 0xff);      /* lea -0x80(%rsp),%rsp */

@@ -17,14 +17,15 @@ file's first instruction, and writes the file's byte back on removal
   every case    the program finishes with its unprobed output and status;
                 the report's errors name the site and say another tool
                 changed its bytes;
-  jmp, push     (first instruction of one byte) every call is counted:
-                hits == the program's count, and the kernel's hits, which
-                ran the first instruction in the kernel, are among the
-                missed (missed >= the kernel's count);
+  jmp, push, r15, test, endbr  (first instruction of 1, 2, 3 and 4 bytes,
+                the last three starting with a prefix) every call is
+                counted: hits == the program's count, and the kernel's
+                hits, which ran the first instruction in the kernel, are
+                among the missed (missed >= the kernel's count);
   jmp, long     (first instruction longer than our jmp) the kernel's hits
                 ran the function unprobed: hits + the kernel's count <=
                 the program's count, and the error says they were not seen;
-  int3, push    the kernel takes the hits of our int3 and its removal
+  int3, push, endbr  the kernel takes the hits of our int3 and its removal
                 erases it: hits < the program's count, and the error says so.
 
 Skips (exit 77) when kernel uprobes are unavailable here.
@@ -172,7 +173,7 @@ def one(func, mode, elf):
             if x.get("spec") == e.get("spec")]
     named = [m for m in errs if "another tool" in m and ("%#x" % int(e["address"], 16)) in m]
     check(named, "%s: the report's errors name the site and another tool" % what, report.get("errors"))
-    if mode == "jmp" and func == "push":
+    if mode == "jmp" and func != "long":
         check(hits == calls, "%s: every call counted (hits %d, the program's calls %d)" % (what, hits, calls))
         check(missed >= kcount, "%s: the kernel's hits are among the missed (missed %d, kernel %d)"
               % (what, missed, kcount))
@@ -196,7 +197,7 @@ def main():
         sptest.skip("kernel uprobes unavailable: %s" % why)
         sptest.finish()
     elf = sptest.Elf(PROG)
-    for func in (("push", "long") if mode == "jmp" else ("push",)):
+    for func in (("push", "r15", "test", "endbr", "long") if mode == "jmp" else ("push", "endbr")):
         one(func, mode, elf)
     sptest.finish()
 
