@@ -8,7 +8,10 @@
  * makes a page read-write, not executable, while it writes; a thread in
  * another slot of that page waits), and many slots share a chunk.
  * Slots are never freed while the process lives (a thread may still be
- * executing one); the memory cost is tens of bytes per site.
+ * executing one); the memory cost is tens of bytes per site.  A fitted
+ * allocation (sp_codemem_alloc_fit: a trampoline whose entry must give its
+ * jmp particular offset bytes, coexist.h) skips the bytes before the first
+ * acceptable address: address space, never touched, so never memory.
  */
 #ifndef SP_CODEMEM_H
 #define SP_CODEMEM_H
