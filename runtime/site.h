@@ -68,12 +68,12 @@ struct sp_site {
 	bool jmp;                       /* armed with the jmp, not an int3 */
 	const char *reason;             /* why the current arming is not jmp */
 	_Atomic(struct sp_probe_vec *) vec;
+	_Atomic uint8_t has_handlers;   /* some probe of vec has a handler: the
+					 * trampoline must build a full regs frame */
 	/* another tool changed our bytes (coexist.h): SP_FOREIGN_* seen, and
 	 * the hits recovered in the fault handler (counted, handlers not run) */
 	_Atomic uint32_t foreign;
 	_Atomic uint64_t foreign_late;
-	_Atomic uint8_t has_handlers;   /* some probe of vec has a handler: the
-					 * trampoline must build a full regs frame */
 };
 
 /* Signal-safe lookup.  NULL when ADDR was never a site. */
