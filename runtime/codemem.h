@@ -8,10 +8,12 @@
  * makes a page read-write, not executable, while it writes; a thread in
  * another slot of that page waits), and many slots share a chunk.
  * Slots are never freed while the process lives (a thread may still be
- * executing one); the memory cost is tens of bytes per site.  A fitted
- * allocation (sp_codemem_alloc_fit: a trampoline whose entry must give its
- * jmp particular offset bytes, coexist.h) skips the bytes before the first
- * acceptable address: address space, never touched, so never memory.
+ * executing one); a trampoline keeps what it used (sp_codemem_trim), a few
+ * hundred bytes a site, so that hot trampolines share cache lines and pages.
+ * A fitted allocation (sp_codemem_alloc_fit: a trampoline whose entry must
+ * give its jmp particular offset bytes, coexist.h) skips the bytes before
+ * the first acceptable address: address space, never touched, so never
+ * memory, but trampolines of a 2-4 byte first instruction lie apart.
  */
 #ifndef SP_CODEMEM_H
 #define SP_CODEMEM_H
@@ -34,6 +36,10 @@ struct sp_codemem_fit {
 	const void *ctx;
 };
 uintptr_t sp_codemem_alloc_fit(uintptr_t near, size_t size, const struct sp_codemem_fit *fit);
+
+/* SLOT (SIZE bytes from sp_codemem_alloc or sp_codemem_alloc_fit) needs only USED bytes: give the
+ * rest back if nothing was allocated after it. */
+void sp_codemem_trim(uintptr_t slot, size_t size, size_t used);
 
 /* Is ADDR inside any code memory we mapped? (signal-safe) */
 int sp_codemem_owns(uintptr_t addr);

@@ -13,14 +13,17 @@
  *   jmp site, kernel present: each hit resumes at site+L.  L >= our patch
  *     (5 bytes, 2 for a hop): original code, the hit is ours to miss and
  *     invisible.  L < our patch: inside our offset bytes.  The trampoline
- *     is placed so that for L == 1 the byte there is one that faults at
- *     once (tramp.c: sp_coexist_traps): the fault handler then knows the
- *     first instruction ran, counts the hit (as missed: no handler ran at
- *     the entry) and resumes in the relocated window after it.
+ *     is placed so that for L of 1 to 3 the byte there is one that faults
+ *     at once (sp_coexist_traps; L == 4 would put it 100 MiB away): the
+ *     fault handler then knows the first instruction ran, counts the hit
+ *     (as missed: no handler ran at the entry) and resumes in the
+ *     relocated window after it.
  *   jmp site, after the kernel's removal: the file's first byte before our
  *     offset bytes.  L == 1: the first instruction, then the same fault.
- *     Else a torn instruction: recovered only when it faults at the site
- *     itself (nothing ran: the thread enters the trampoline as a hit).
+ *     Else a torn instruction: a prefix or REX then our first offset byte,
+ *     placed to fault at once: the site itself faults, nothing ran, and the
+ *     thread enters the trampoline as a hit; after a plain opcode, not
+ *     provable.
  *   int3 site, kernel present: its trap is the kernel's, we see nothing;
  *     after its removal our int3 is gone.  Only a scan sees that.
  *
@@ -42,7 +45,6 @@ enum {
 	SP_FOREIGN_RESTORED = 2,   /* the file's byte back over our patch */
 	SP_FOREIGN_UNPROVEN = 4,   /* a fault inside our patch we could not recover */
 	SP_FOREIGN_STOPPED = 8,    /* we gave the site back to the file's bytes */
-	SP_FOREIGN_SAID = 16,      /* the report's error was written */
 };
 
 /* Does an instruction starting with byte B fault before doing anything,
@@ -52,8 +54,9 @@ bool sp_coexist_traps(uint8_t b);
 /* Where a trampoline entry may go for the site at SITE with a first
  * instruction of LEN bytes (codemem.h's fit): its jmp's offset byte at
  * site+1 faults at once and is not int3 (a prefix before it cannot make
- * it run), and, for LEN 2 to 4, so does the offset byte at site+LEN, where
- * the kernel resumes its hits.  CTX: a struct sp_coexist_fit. */
+ * it run), and, for LEN 2 and 3, so does the offset byte at site+LEN,
+ * where the kernel resumes its hits (not for 4: see fit_rel).  CTX: a
+ * struct sp_coexist_fit. */
 struct sp_coexist_fit {
 	uintptr_t site;
 	unsigned len;

@@ -232,12 +232,20 @@ static struct sp_probe_vec *vec_replace(struct sp_site *site, struct sp_probe *a
 		v = NULL;
 	}
 	/* a handler's probe: the full frame first, then the probe; going away:
-	 * the probe first, then the lean frame */
+	 * the probe first, then the lean frame.  The inline count stops before
+	 * the vector changes and starts after (a hit in between takes the C
+	 * path, which reads the vector); the caller's quiescence fences the
+	 * old offset (fastcount.h) before the old probe's id is freed. */
+	atomic_store(&site->fast_off, 0);
 	if (handlers)
 		atomic_store(&site->has_handlers, 1);
 	atomic_store_explicit(&site->vec, v, memory_order_release);
 	if (!handlers)
 		atomic_store(&site->has_handlers, 0);
+	if (v && v->n == 1 && !handlers && !v->only_returns && !v->p[0]->fn &&
+	    v->p[0]->action == SP_ACT_COUNT)
+		atomic_store(&site->fast_off, (uint32_t)(v->p[0]->id * sizeof(struct sp_count) +
+							 SP_HITS * sizeof(uint64_t)));
 	return old;
 }
 

@@ -61,6 +61,9 @@ struct sp_site {
 	/* the int3 path, planned on first need */
 	bool int3_ready;
 	enum sp_resume int3_resume;     /* SP_RESUME_EMULATE or SP_RESUME_XOL */
+	_Atomic uint32_t foreign_late;  /* hits recovered in the fault handler
+					 * after another tool ran the first
+					 * instruction (coexist.h) */
 	uintptr_t xol;                  /* SP_RESUME_XOL */
 	/* the current arming */
 	bool want_jmp;                  /* the mode asked for the jmp */
@@ -71,9 +74,13 @@ struct sp_site {
 	_Atomic uint8_t has_handlers;   /* some probe of vec has a handler: the
 					 * trampoline must build a full regs frame */
 	/* another tool changed our bytes (coexist.h): SP_FOREIGN_* seen, and
-	 * the hits recovered in the fault handler (counted, handlers not run) */
-	_Atomic uint32_t foreign;
-	_Atomic uint64_t foreign_late;
+	 * those the report has named (in the struct's holes: its size, and
+	 * so the trampolines' view of it, stays what it was) */
+	_Atomic uint8_t foreign, foreign_said;
+	_Atomic uint32_t fast_off;      /* vec is one plain count: its hits
+					 * counter's offset in a stripe, for the
+					 * trampoline's inline count; 0: none
+					 * (fastcount.h) */
 };
 
 /* Signal-safe lookup.  NULL when ADDR was never a site. */

@@ -1,5 +1,6 @@
 /* tstate — see tstate.h for the layout and the protocol. */
 #include "tstate.h"
+#include "fastcount.h"
 #include "log.h"
 #include "shm.h"
 
@@ -25,7 +26,7 @@ static _Atomic uint64_t slot_bits[SP_EXCL_SLOTS / 64];
 static _Atomic int slots_used;
 static pthread_key_t slot_key;
 static pthread_mutex_t id_lock = PTHREAD_MUTEX_INITIALIZER;
-static uint32_t next_id;
+static uint32_t next_id = 1;   /* 0: never a probe's (tstate.h) */
 static uint32_t *free_ids;
 static size_t n_free_ids, cap_free_ids;
 static int barrier_ok = -1;
@@ -36,6 +37,7 @@ static void release_slot(void *v)
 	if (s >= 0 && s < SP_EXCL_SLOTS)
 		atomic_fetch_and(&slot_bits[s / 64], ~((uint64_t)1 << (s % 64)));
 	/* hits after this (later TLS destructors) go to the shared stripe */
+	sp_tls.fast = NULL;
 	sp_tls.slot = SP_SHARED_SLOT + 1;
 }
 
@@ -60,6 +62,7 @@ int sp_tstate_init(void)
 	else
 		barrier_ok = 0;
 	sp_stripes = p;
+	sp_fastcount_init();
 	return 0;
 }
 
@@ -90,6 +93,8 @@ int sp_tstate_claim(void)
 		sp_tls.runtime--;
 	}
 	sp_tls.slot = slot + 1;
+	if (slot != SP_SHARED_SLOT && sp_fastcount_thread_ok())
+		sp_tls.fast = sp_stripes + slot * SP_STRIPE_BYTES;
 	sp_tls.claiming = 0;
 	return slot;
 }
@@ -154,6 +159,7 @@ static void pause_briefly(void)
 
 void sp_tstate_quiesce(void)
 {
+	sp_fastcount_fence();   /* inline counts in flight restart (fastcount.h) */
 	if (barrier_ok == 1)
 		syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
 	atomic_thread_fence(memory_order_seq_cst);
@@ -198,4 +204,5 @@ void sp_tstate_atfork_child(void)
 	if (barrier_ok == 1 &&
 	    syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) != 0)
 		barrier_ok = 0;
+	sp_fastcount_atfork_child();
 }
