@@ -1,6 +1,7 @@
 /* arm — see arm.h for the protocol. */
 #include "arm.h"
 #include "codemem.h"
+#include "coexist.h"
 #include "decide.h"
 #include "emulate.h"
 #include "hop.h"
@@ -237,6 +238,7 @@ static bool take_jmp(struct sp_site *s, const struct sp_verdict *v)
 		s->jmp_reason = "its jmp would overwrite padding another probe's hop uses";
 		return false;
 	}
+	s->guard_entry = !hop;
 	if (sp_tramp_build(s, &v->w, &s->tramp, &reason) != 0) {
 		s->jmp_reason = reason;
 		return false;
@@ -583,6 +585,28 @@ int sp_arm_disarm(struct sp_site *s)
 	if (!s->armed)
 		return 0;
 	int rc;
+	uint8_t b0 = *(volatile const uint8_t *)s->addr;
+	if (s->jmp && b0 != (s->hop ? 0xeb : 0xe9)) {
+		/* another tool's int3, or the file's byte it wrote back, over our
+		 * jmp (coexist.h): the rest goes back to the file's bytes and the
+		 * first byte stays its (removing it later restores the file's) */
+		size_t n = s->hop ? SP_HOP_LEN : SP_JMP_LEN;
+		if ((rc = sp_patch_write(s->addr + 1, s->orig + 1, n - 1)) != 0)
+			return rc;
+		sp_patch_sync();
+		atomic_fetch_or(&s->foreign, b0 == 0xcc ? SP_FOREIGN_INT3 : SP_FOREIGN_RESTORED);
+		s->armed = false;
+		s->jmp = false;
+		release_pad(s);
+		return 0;
+	}
+	if (!s->jmp && b0 != 0xcc) {
+		/* our int3 was replaced (a kernel uprobe's removal): nothing of
+		 * ours is left to take away */
+		atomic_fetch_or(&s->foreign, SP_FOREIGN_RESTORED);
+		s->armed = false;
+		return 0;
+	}
 	if (s->jmp) {
 		if ((rc = write_byte0(s, 0xcc)) != 0)
 			return rc;

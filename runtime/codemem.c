@@ -18,14 +18,63 @@
 #define LOW_LIMIT   ((uintptr_t)1 << 16)          /* never below mmap_min_addr */
 #define HIGH_LIMIT  ((uintptr_t)0x7ffffffff000)
 
+/* Bytes of a chunk below its used mark that no slot took: what a fitted
+ * allocation skipped to reach an acceptable address.  Later allocations
+ * fill them first, so that trampolines stay packed. */
+#define HOLES     16
+#define HOLE_MIN  64
+struct hole {
+	uint32_t lo, hi;    /* [lo, hi) offsets in the chunk; hi 0: none */
+};
+
 struct chunk {
 	uintptr_t base;
 	size_t used;
+	struct hole holes[HOLES];
 };
+
+static size_t round16(size_t v)
+{
+	return (v + 15) & ~(size_t)15;
+}
+
+/* Record [LO, HI) of C as a hole (lost if too small, or if every entry
+ * holds a bigger one). */
+static void add_hole(struct chunk *c, size_t lo, size_t hi)
+{
+	lo = round16(lo);
+	if (hi < lo + HOLE_MIN)
+		return;
+	struct hole *h = NULL;
+	for (int i = 0; i < HOLES; i++)
+		if (!h || c->holes[i].hi - c->holes[i].lo < h->hi - h->lo)
+			h = &c->holes[i];   /* an empty one (0 bytes) first */
+	if (h->hi - h->lo < hi - lo)
+		*h = (struct hole){ (uint32_t)lo, (uint32_t)hi };
+}
+
+/* Take [AT, AT+SIZE) (offsets) out of hole H, keeping what is left on
+ * either side. */
+static void take_from_hole(struct chunk *c, struct hole *h, size_t at, size_t size)
+{
+	size_t lo = h->lo, hi = h->hi;
+	*h = (struct hole){ 0, 0 };
+	add_hole(c, round16(at + size), hi);
+	add_hole(c, lo, at);
+}
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct chunk chunks[MAX_CHUNKS];
 static _Atomic size_t n_chunks;
+
+/* A chunk close enough to NEAR for a plain slot to fill one of its holes:
+ * a fitted allocation may have mapped it far away (coexist.h), and code
+ * spread over distant pages runs slower (page walks). */
+#define CLOSE ((uintptr_t)16 << 20)
+static bool close_to(uintptr_t near, uintptr_t base)
+{
+	return near && (base < near ? near - base : base - near) < CLOSE;
+}
 
 static bool reaches(uintptr_t near, uintptr_t lo, uintptr_t hi)
 {
@@ -100,6 +149,20 @@ uintptr_t sp_codemem_alloc(uintptr_t near, size_t size)
 	size_t n = atomic_load(&n_chunks);
 	for (size_t i = 0; i < n; i++) {
 		struct chunk *c = &chunks[i];
+		if (!close_to(near, c->base))
+			continue;
+		for (int j = 0; j < HOLES; j++) {
+			struct hole *h = &c->holes[j];
+			if (h->hi && round16(h->lo) + size <= h->hi) {
+				size_t at = round16(h->lo);
+				take_from_hole(c, h, at, size);
+				out = c->base + at;
+				goto done;
+			}
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct chunk *c = &chunks[i];
 		if (c->used + size <= CHUNK_SIZE && reaches(near, c->base, c->base + CHUNK_SIZE)) {
 			out = c->base + c->used;
 			c->used += size;
@@ -121,18 +184,139 @@ done:
 	return out;
 }
 
-void sp_codemem_trim(uintptr_t slot, size_t size, size_t used)
+/* A chunk for an allocation FIT accepts, in the free gap that lets it be
+ * closest to NEAR: *ENTRY gets the address, the chunk's base is returned
+ * (0: none). */
+static uintptr_t map_chunk_fit(uintptr_t near, size_t size, const struct sp_codemem_fit *fit,
+			       uintptr_t *entry)
 {
-	size = (size + 15) & ~(size_t)15;
-	used = (used + 15) & ~(size_t)15;
+	FILE *f = fopen("/proc/self/maps", "re");
+	if (!f)
+		return 0;
+	uintptr_t prev_end = LOW_LIMIT, best = 0, best_e = 0, best_dist = UINTPTR_MAX;
+	char line[512];
+	for (;;) {
+		unsigned long lo = HIGH_LIMIT, hi = HIGH_LIMIT;
+		bool more = fgets(line, sizeof(line), f) != NULL;
+		if (more && sscanf(line, "%lx-%lx", &lo, &hi) != 2)
+			continue;
+		if (lo > HIGH_LIMIT)
+			lo = HIGH_LIMIT;
+		if (lo > prev_end && lo - prev_end >= CHUNK_SIZE) {
+			/* the gap [prev_end, lo): the acceptable address nearest
+			 * NEAR from below and from above, each in a chunk of it */
+			uintptr_t ups = prev_end > near ? prev_end : near;
+			uintptr_t downs = lo - size < near ? lo - size : near;
+			uintptr_t cand[2] = { fit->next(ups, fit->ctx), fit->prev(downs, fit->ctx) };
+			for (int i = 0; i < 2; i++) {
+				uintptr_t e = cand[i];
+				if (e == 0 || e == UINTPTR_MAX || e < prev_end || e + size > lo)
+					continue;
+				uintptr_t c = e & ~(uintptr_t)0xfff;
+				if (c + CHUNK_SIZE > lo)
+					c = (lo - CHUNK_SIZE) & ~(uintptr_t)0xfff;
+				if (c < prev_end || e < c || e + size > c + CHUNK_SIZE)
+					continue;
+				uintptr_t d = e < near ? near - e : e - near;
+				if (reaches(near, c, c + CHUNK_SIZE) && d < best_dist) {
+					best = c;
+					best_e = e;
+					best_dist = d;
+				}
+			}
+		}
+		if (!more)
+			break;
+		if (hi > prev_end)
+			prev_end = hi;
+	}
+	fclose(f);
+	if (!best)
+		return 0;
+	void *p = mmap((void *)best, CHUNK_SIZE, PROT_READ | PROT_EXEC,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (p == MAP_FAILED)
+		return 0;
+	if ((uintptr_t)p != best) {
+		munmap(p, CHUNK_SIZE);
+		return 0;
+	}
+	*entry = best_e;
+	return best;
+}
+
+uintptr_t sp_codemem_alloc_fit(uintptr_t near, size_t size, const struct sp_codemem_fit *fit)
+{
+	if (size == 0 || size > CHUNK_SIZE || near == 0)
+		return 0;
+	uintptr_t out = 0;
 	pthread_mutex_lock(&lock);
 	size_t n = atomic_load(&n_chunks);
 	for (size_t i = 0; i < n; i++) {
 		struct chunk *c = &chunks[i];
-		if (used < size && c->base + c->used == slot + size) {
-			c->used -= size - used;
+		if (!reaches(near, c->base, c->base + CHUNK_SIZE))
+			continue;
+		for (int j = 0; j < HOLES; j++) {
+			struct hole *h = &c->holes[j];
+			uintptr_t e = h->hi ? fit->next(c->base + h->lo, fit->ctx) : UINTPTR_MAX;
+			if (e != UINTPTR_MAX && e >= c->base + h->lo && e + size <= c->base + h->hi) {
+				take_from_hole(c, h, e - c->base, size);
+				out = e;
+				goto done;
+			}
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct chunk *c = &chunks[i];
+		if (c->used + size > CHUNK_SIZE || !reaches(near, c->base, c->base + CHUNK_SIZE))
+			continue;
+		uintptr_t e = fit->next(c->base + c->used, fit->ctx);
+		if (e != UINTPTR_MAX && e >= c->base + c->used && e + size <= c->base + CHUNK_SIZE) {
+			add_hole(c, c->used, e - c->base);
+			c->used = round16(e + size - c->base);
+			out = e;
+			goto done;
+		}
+	}
+	if (n == MAX_CHUNKS)
+		goto done;
+	for (int attempt = 0; attempt < 3 && !out; attempt++) {
+		uintptr_t e = 0, base = map_chunk_fit(near, size, fit, &e);
+		if (!base)
+			continue;
+		chunks[n] = (struct chunk){ .base = base, .used = round16(e + size - base) };
+		add_hole(&chunks[n], 0, e - base);
+		atomic_store(&n_chunks, n + 1);
+		out = e;
+	}
+done:
+	pthread_mutex_unlock(&lock);
+	return out;
+}
+
+void sp_codemem_trim(uintptr_t slot, size_t size, size_t used)
+{
+	/* the chunk's end of use, as either allocation left it (a fitted
+	 * slot need not start 16-byte aligned) */
+	pthread_mutex_lock(&lock);
+	size_t n = atomic_load(&n_chunks);
+	for (size_t i = 0; i < n; i++) {
+		struct chunk *c = &chunks[i];
+		if (slot < c->base || slot >= c->base + CHUNK_SIZE)
+			continue;
+		size_t off = slot - c->base;
+		if (used >= size)
+			break;
+		if (c->used == round16(off + size)) {          /* the chunk's tail */
+			c->used = round16(off + used);
 			break;
 		}
+		for (int j = 0; j < HOLES; j++)                 /* taken from a hole */
+			if (c->holes[j].hi && c->holes[j].lo == round16(off + size)) {
+				c->holes[j].lo = (uint32_t)round16(off + used);
+				break;
+			}
+		break;
 	}
 	pthread_mutex_unlock(&lock);
 }

@@ -10,6 +10,10 @@
  * Slots are never freed while the process lives (a thread may still be
  * executing one); a trampoline keeps what it used (sp_codemem_trim), a few
  * hundred bytes a site, so that hot trampolines share cache lines and pages.
+ * A fitted allocation (sp_codemem_alloc_fit: a trampoline whose entry must
+ * give its jmp particular offset bytes, coexist.h) skips the bytes before
+ * the first acceptable address: address space, never touched, so never
+ * memory, but trampolines of a 2-4 byte first instruction lie apart.
  */
 #ifndef SP_CODEMEM_H
 #define SP_CODEMEM_H
@@ -21,7 +25,19 @@
  * within ±(2 GiB - 64 KiB) of NEAR.  NEAR 0: anywhere.  0 on failure. */
 uintptr_t sp_codemem_alloc(uintptr_t near, size_t size);
 
-/* SLOT (SIZE bytes from sp_codemem_alloc) needs only USED bytes: give the
+/* Allocate SIZE bytes whose first byte is an address FIT accepts, within
+ * ±(2 GiB - 64 KiB) of NEAR: FIT->next(X) is the least acceptable address
+ * >= X (UINTPTR_MAX: none), FIT->prev(X) the greatest <= X (0: none).  The
+ * bytes skipped to get there are never used (address space, not memory).
+ * Not 16-byte aligned.  0 on failure. */
+struct sp_codemem_fit {
+	uintptr_t (*next)(uintptr_t at, const void *ctx);
+	uintptr_t (*prev)(uintptr_t at, const void *ctx);
+	const void *ctx;
+};
+uintptr_t sp_codemem_alloc_fit(uintptr_t near, size_t size, const struct sp_codemem_fit *fit);
+
+/* SLOT (SIZE bytes from sp_codemem_alloc or sp_codemem_alloc_fit) needs only USED bytes: give the
  * rest back if nothing was allocated after it. */
 void sp_codemem_trim(uintptr_t slot, size_t size, size_t used);
 

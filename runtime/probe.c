@@ -1,5 +1,6 @@
 /* probe — the registry and attach/detach; see probe.h. */
 #include "probe.h"
+#include "coexist.h"
 #include "elfsym.h"
 #include "hazard.h"
 #include "loadwatch.h"
@@ -903,6 +904,7 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 		ps[n++] = p;
 	}
 	sp_arm_batch(sites, n_arm, rcs);
+	sp_coexist_scan(true);   /* every batch: another tool's bytes over ours */
 	struct arm_results results;
 	bool mapped = arm_results_make(&results, sites, rcs, n_arm) == 0;
 	for (long i = 0; i < n; i++) {
@@ -966,6 +968,15 @@ out:
 }
 
 void sp_probe_lock(void) { pthread_mutex_lock(&reg_lock); }
+void sp_probe_coexist_report(void)
+{
+	/* the report's own look at the sites: record only, and never wait (a
+	 * report written while a batch runs skips it; the batch scans) */
+	if (pthread_mutex_trylock(&reg_lock) != 0)
+		return;
+	sp_coexist_scan(false);
+	pthread_mutex_unlock(&reg_lock);
+}
 void sp_probe_unlock(void) { pthread_mutex_unlock(&reg_lock); }
 
 long sp_probe_attach_object(const struct sp_spec_item *item, const struct sp_object *obj,
@@ -1152,6 +1163,7 @@ int sp_probe_detach_link(struct selfprobe_link *link)
 	pthread_mutex_lock(&reg_lock);
 	sp_loadwatch_drop_link(link);
 	sp_patch_hold();   /* one /proc/self/mem for the batch */
+	sp_coexist_scan(true);   /* before disarming: what another tool did is reported */
 	int n = 0;
 	size_t n_sites = 0, cap = 0;
 	struct sp_site **sites = NULL;   /* left without a probe: disarmed as one batch */

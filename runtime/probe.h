@@ -117,6 +117,9 @@ void sp_probe_error(const char *spec, const char *fmt, ...) __attribute__((forma
  * while others attach. */
 struct sp_probe *sp_probe_first(void);
 struct sp_error *sp_error_first(void);
+/* Record in the errors what another tool did to our sites (coexist.h),
+ * before a report is written. */
+void sp_probe_coexist_report(void);
 /* Copy the errors so far into the launcher's file (once it is attached). */
 void sp_probe_publish_errors(void);
 /* The probe's counters (enum sp_counter), live or frozen at detach. */

@@ -141,6 +141,7 @@ void sp_report_counts_text(FILE *f, const char *label, int kind, const uint64_t 
 
 void sp_report_text(FILE *f)
 {
+	sp_probe_coexist_report();
 	for (struct sp_probe *p = sp_probe_first(); p; p = p->next) {
 		if (p->internal)
 			continue;
@@ -174,6 +175,7 @@ void sp_report_text(FILE *f)
 
 void sp_report_json(FILE *f)
 {
+	sp_probe_coexist_report();
 	fprintf(f, "{\"version\": 1, \"pid\": %d,\n \"probes\": [", (int)getpid());
 	const char *sep = "";
 	for (struct sp_probe *p = sp_probe_first(); p; p = p->next) {

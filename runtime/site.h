@@ -49,6 +49,7 @@ struct sp_site {
 	/* the jmp path, when it was tried and is safe */
 	bool jmp_tried;
 	bool tramp_ok;                  /* the trampoline exists: jmp-capable */
+	bool guard_entry;               /* place its entry for coexist.h (a 5-byte jmp) */
 	struct sp_tramp tramp;
 	const char *jmp_reason;         /* why not jmp-capable */
 	/* a hop (hop.h): the jmp path through a jmp rel8 at addr and a jmp
@@ -60,6 +61,9 @@ struct sp_site {
 	/* the int3 path, planned on first need */
 	bool int3_ready;
 	enum sp_resume int3_resume;     /* SP_RESUME_EMULATE or SP_RESUME_XOL */
+	_Atomic uint32_t foreign_late;  /* hits recovered in the fault handler
+					 * after another tool ran the first
+					 * instruction (coexist.h) */
 	uintptr_t xol;                  /* SP_RESUME_XOL */
 	/* the current arming */
 	bool want_jmp;                  /* the mode asked for the jmp */
@@ -69,6 +73,10 @@ struct sp_site {
 	_Atomic(struct sp_probe_vec *) vec;
 	_Atomic uint8_t has_handlers;   /* some probe of vec has a handler: the
 					 * trampoline must build a full regs frame */
+	/* another tool changed our bytes (coexist.h): SP_FOREIGN_* seen, and
+	 * those the report has named (in the struct's holes: its size, and
+	 * so the trampolines' view of it, stays what it was) */
+	_Atomic uint8_t foreign, foreign_said;
 	/* code memory of its own, kept when its object is unloaded and used
 	 * again for the same function when it is loaded again */
 	uintptr_t tramp_slot;           /* the trampoline's, or 0 */

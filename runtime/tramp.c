@@ -1,5 +1,6 @@
 /* tramp — see tramp.h for the code it generates and why. */
 #include "tramp.h"
+#include "coexist.h"
 #include "codemem.h"
 #include "dispatch.h"
 #include "fastcount.h"
@@ -309,10 +310,19 @@ int sp_tramp_build(struct sp_site *site, const struct sp_window *w, struct sp_tr
 {
 	uint8_t code[TRAMP_MAX];
 	long len = -1;
+	/* The entry is placed so that the jmp's offset bytes fault at once
+	 * where a kernel uprobe placed over it makes the thread run them
+	 * (coexist.h): at site+1, after the file's first byte restored by its
+	 * removal, and at site+len of a first instruction shorter than the
+	 * jmp, where it resumes each of its hits.  The fault handler can then
+	 * prove what ran.  Where no such place is free, anywhere near: the jmp
+	 * never depends on it.  A hop's entry is reached through its pad. */
+	struct sp_coexist_fit cxf = { .site = site->addr, .len = site->insn.len };
 	uintptr_t base = site->tramp_slot;
 	/* the memory this site had before its object was unloaded, when the
-	 * new trampoline fits there and its jumps reach */
-	if (base) {
+	 * new trampoline fits there, its jumps reach and it is placed as
+	 * above (a reload a whole number of pages away keeps that) */
+	if (base && (!site->guard_entry || sp_coexist_next_entry(base, &cxf) == base)) {
 		const char *why;
 		len = emit_at(site, w, base, code, out, &why);
 		intptr_t d = (intptr_t)base - (intptr_t)(site->addr + SP_JMP_LEN);
@@ -320,7 +330,10 @@ int sp_tramp_build(struct sp_site *site, const struct sp_window *w, struct sp_tr
 			len = -1;
 	}
 	if (len < 0) {
-		base = sp_codemem_alloc(site->addr, TRAMP_MAX);
+		struct sp_codemem_fit fit = { sp_coexist_next_entry, sp_coexist_prev_entry, &cxf };
+		base = site->guard_entry ? sp_codemem_alloc_fit(site->addr, TRAMP_MAX, &fit) : 0;
+		if (!base)
+			base = sp_codemem_alloc(site->addr, TRAMP_MAX);
 		if (!base) {
 			*reason = "no free memory within ±2 GiB of the site for its trampoline";
 			return -ENOMEM;

@@ -1,6 +1,7 @@
 /* trap — see trap.h.  The signal path calls no libc function: everything it
  * touches is preallocated, and errno is never read or written. */
 #include "trap.h"
+#include "coexist.h"
 #include "dispatch.h"
 #include "emulate.h"
 #include "log.h"
@@ -195,6 +196,9 @@ static void on_fault(int sig, siginfo_t *si, void *ucv)
 	 * unblocks it now, as if the mask had never changed. */
 	if (sp_patch_on_fault(sig, si, ucv))
 		return;
+	/* inside the bytes of a jmp another tool wrote over (coexist.h) */
+	if (sp_coexist_on_signal((uintptr_t)((ucontext_t *)ucv)->uc_mcontext.gregs[REG_RIP], ucv))
+		return;
 	if (sig == SIGSEGV)
 		unblock_stop_signal();
 	sp_guard_on_fault(sig, si);   /* does not return when it was a handler's */
@@ -232,6 +236,8 @@ static void on_sigtrap(int sig, siginfo_t *si, void *ucv)
 	}
 	struct sp_site *site = sp_site_lookup(at);
 	if (!site) {
+		if (sp_coexist_on_signal(at, ucv))   /* an int3 byte inside our jmp (coexist.h) */
+			return;
 		chain(OWN_TRAP, sig, si, ucv);
 		return;
 	}
