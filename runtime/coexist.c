@@ -1,5 +1,7 @@
 /* coexist — see coexist.h.  The signal path calls no libc function. */
 #include "coexist.h"
+#include <sys/uio.h>
+#include <unistd.h>
 #include "hop.h"
 #include "jmpplan.h"
 #include "patch.h"
@@ -274,9 +276,17 @@ static void give_back(struct sp_site *s)
 	atomic_fetch_or(&s->foreign, SP_FOREIGN_STOPPED);
 }
 
-static void scan_site(struct sp_site *s, bool repair)
+/* The LEN bytes at ADDR as the process sees them, read without trusting
+ * that they are still mapped: a library being unloaded is unmapped before
+ * the loader tells us (our registry lock is not the loader's). */
+static bool read_live(uintptr_t addr, uint8_t *out, size_t len)
 {
-	volatile const uint8_t *live = (volatile const uint8_t *)s->addr;
+	struct iovec local = { out, len }, remote = { (void *)addr, len };
+	return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == (ssize_t)len;
+}
+
+static void scan_site(struct sp_site *s, const uint8_t *live, bool repair)
+{
 	uint8_t b0 = live[0];
 	uint32_t seen = atomic_load(&s->foreign);
 	if (!s->jmp) {
@@ -363,14 +373,40 @@ void sp_coexist_scan(bool repair)
 {
 	if (repair)
 		sp_patch_hold();
-	for (struct sp_site *s = sp_site_after(0); s; s = sp_site_after(s->addr))
-		if (s->armed)
-			scan_site(s, repair);
-		else if (atomic_load(&s->foreign))
+	/* the armed sites' bytes read in batches: one system call for many
+	 * (a few KiB of stack: this also runs inside the loader's hook) */
+	enum { BATCH = 64 };
+	struct sp_site *batch[BATCH];
+	uint8_t live[BATCH][SP_JMP_LEN];
+	struct iovec local[BATCH], remote[BATCH];
+	size_t k = 0;
+	for (struct sp_site *s = sp_site_after(0);; s = sp_site_after(s->addr)) {
+		if (s && s->armed) {
+			batch[k] = s;
+			local[k] = (struct iovec){ live[k], patch_len(s) };
+			remote[k] = (struct iovec){ (void *)s->addr, patch_len(s) };
+			k++;
+		}
+		if (k == BATCH || (!s && k)) {
+			ssize_t got = process_vm_readv(getpid(), local, k, remote, k, 0);
+			size_t off = 0;
+			for (size_t i = 0; i < k; i++) {
+				off += local[i].iov_len;
+				/* past a short read, one by one (an unmapped one is
+				 * an object going away: skipped) */
+				if (got >= (ssize_t)off || read_live(batch[i]->addr, live[i], local[i].iov_len))
+					scan_site(batch[i], live[i], repair);
+			}
+			k = 0;
+		}
+		if (!s)
+			break;
+		if (!s->armed && atomic_load(&s->foreign))
 			say(s, atomic_load(&s->foreign),
 			    atomic_load(&s->foreign) & SP_FOREIGN_INT3 ? "an int3 over our jmp, seen at detach or before"
 								     : "the file's byte written back over our patch, seen at "
 								       "detach or before");
+	}
 	if (repair)
 		sp_patch_release();
 }
