@@ -81,6 +81,9 @@ uint64_t  selfprobe_retval(struct selfprobe_ctx *ctx);
 bool      selfprobe_is_return(struct selfprobe_ctx *ctx);
 uint64_t *selfprobe_cookie(struct selfprobe_ctx *ctx);       /* per call, session probes */
 int       selfprobe_usdt_arg(struct selfprobe_ctx *ctx, int n, int64_t *val);
+/* A USDT argument the note marks as floating (4f@, 8f@: float, double), as
+ * a double; selfprobe_usdt_arg gives its bits.  -EDOM for an integer one. */
+int       selfprobe_usdt_arg_double(struct selfprobe_ctx *ctx, int n, double *val);
 int       selfprobe_backtrace(struct selfprobe_ctx *ctx, uintptr_t *ips, int max);
 /* The probe's address (the site), and the spec text it came from. */
 uintptr_t   selfprobe_address(struct selfprobe_ctx *ctx);

@@ -136,7 +136,22 @@ API int selfprobe_usdt_arg(struct selfprobe_ctx *ctx, int n, int64_t *val)
 		return -ENOEXEC;   /* the note's argument string did not parse */
 	if (n < 0 || n >= p->usdt_nargs)
 		return -ERANGE;
-	*val = sp_usdt_eval(&p->usdt_args[n], ctx->regs, p->site->addr + p->site->insn.len);
+	*val = sp_usdt_eval(&p->usdt_args[n], ctx->regs, p->site->addr + p->site->insn.len, ctx->fpstate);
+	return 0;
+}
+
+API int selfprobe_usdt_arg_double(struct selfprobe_ctx *ctx, int n, double *val)
+{
+	int64_t bits;
+	if (!val)
+		return -EINVAL;
+	int rc = selfprobe_usdt_arg(ctx, n, &bits);
+	if (rc)
+		return rc;
+	const struct sp_usdt_arg *a = &ctx->probe->usdt_args[n];
+	if (!a->is_float)
+		return -EDOM;   /* an integer argument: selfprobe_usdt_arg */
+	*val = sp_usdt_float(a, bits);
 	return 0;
 }
 

@@ -14,6 +14,9 @@ struct selfprobe_ctx {
 	uint64_t *cookie;
 	bool is_return;
 	void *ucontext;          /* int3 path: the signal's ucontext_t */
+	const void *fpstate;     /* the interrupted vector state, FXSAVE's legacy
+				  * layout (int3: the kernel's, jmp: our XSAVE
+				  * area), or NULL outside a handler's call */
 };
 
 /* Count a hit on every probe of SITE and run their handlers on REGS. */

@@ -8,6 +8,7 @@
 
 #include <stdatomic.h>
 #include <stddef.h>
+#include <ucontext.h>
 
 struct guard {
 	void *jb[5];                 /* __builtin_setjmp's buffer */
@@ -16,10 +17,13 @@ struct guard {
 
 static __thread struct guard guard __attribute__((tls_model("initial-exec")));
 
-static int call_fn(void *vctx, void *vprobe)
+/* AREA: where the vector state was saved (xsave.S), or NULL. */
+static int call_fn(void *vctx, void *vprobe, const void *area)
 {
 	struct selfprobe_ctx *ctx = vctx;
 	struct sp_probe *p = vprobe;
+	if (area)
+		ctx->fpstate = area;
 	return p->fn(ctx, p->data);
 }
 
@@ -42,7 +46,7 @@ int sp_guard_call(struct sp_probe *p, struct selfprobe_ctx *ctx)
 	if (__builtin_setjmp(guard.jb) == 0) {
 		guard.probe = p;
 		if (ctx->ucontext)            /* int3: the kernel saved the vector state */
-			rc = call_fn(ctx, p);
+			rc = call_fn(ctx, p, ((ucontext_t *)ctx->ucontext)->uc_mcontext.fpregs);
 		else                          /* jmp: nobody did */
 			rc = sp_call_preserving_vectors(call_fn, ctx, p);
 	} else
@@ -63,6 +67,7 @@ int sp_guard_call_handler(struct sp_probe *p, struct selfprobe_regs *regs, void 
 	ctx.cookie = cookie;
 	ctx.is_return = is_return;
 	ctx.ucontext = ucontext;
+	ctx.fpstate = NULL;
 	return sp_guard_call(p, &ctx);
 }
 

@@ -115,6 +115,83 @@ static void put_i(struct line *l, int64_t v)
 		put_u(l, (uint64_t)v, 10);
 }
 
+/* A double as printf's %g would (6 significant digits), without libc. */
+static void put_f(struct line *l, double d)
+{
+	if (d != d) {
+		put(l, "nan");
+		return;
+	}
+	if (d < 0 || (d == 0 && 1 / d < 0)) {
+		put(l, "-");
+		d = -d;
+	}
+	if (d > 1.7976931348623157e308) {
+		put(l, "inf");
+		return;
+	}
+	int exp10 = 0;
+	if (d != 0) {
+		while (d >= 10) {
+			d /= 10;
+			exp10++;
+		}
+		while (d < 1) {
+			d *= 10;
+			exp10--;
+		}
+	}
+	/* d in [1, 10): six significant digits, rounded */
+	uint64_t digits = (uint64_t)(d * 100000 + 0.5);
+	if (digits >= 1000000) {
+		digits /= 10;
+		exp10++;
+	}
+	char buf[8];
+	for (int i = 5; i >= 0; i--, digits /= 10)
+		buf[i] = (char)('0' + digits % 10);
+	int last = 5;
+	while (last > 0 && buf[last] == '0')
+		last--;
+	if (exp10 < -4 || exp10 >= 6) {                /* 1.5e+07 */
+		char m[10] = { buf[0] };
+		int k = 1;
+		if (last > 0) {
+			m[k++] = '.';
+			for (int i = 1; i <= last; i++)
+				m[k++] = buf[i];
+		}
+		m[k] = 0;
+		put(l, m);
+		put(l, exp10 < 0 ? "e-" : "e+");
+		uint64_t e = (uint64_t)(exp10 < 0 ? -exp10 : exp10);
+		if (e < 10)
+			put(l, "0");
+		put_u(l, e, 10);
+		return;
+	}
+	char out[32];
+	int k = 0;
+	if (exp10 < 0) {                               /* 0.00123 */
+		out[k++] = '0';
+		out[k++] = '.';
+		for (int i = -1; i > exp10; i--)
+			out[k++] = '0';
+		for (int i = 0; i <= last; i++)
+			out[k++] = buf[i];
+	} else {                                       /* 123.456, 15 */
+		for (int i = 0; i <= exp10; i++)
+			out[k++] = i <= 5 ? buf[i] : '0';
+		if (last > exp10) {
+			out[k++] = '.';
+			for (int i = exp10 + 1; i <= last; i++)
+				out[k++] = buf[i];
+		}
+	}
+	out[k] = 0;
+	put(l, out);
+}
+
 static void trace_line(struct selfprobe_ctx *ctx);
 
 int sp_trace_handler(struct selfprobe_ctx *ctx, void *data)
@@ -147,7 +224,10 @@ static void trace_line(struct selfprobe_ctx *ctx)
 			if (i)
 				put(&l, ", ");
 			int64_t v;
-			if (selfprobe_usdt_arg(ctx, i, &v) == 0)
+			double d;
+			if (selfprobe_usdt_arg_double(ctx, i, &d) == 0)
+				put_f(&l, d);
+			else if (selfprobe_usdt_arg(ctx, i, &v) == 0)
 				put_i(&l, v);
 			else
 				put(&l, "?");

@@ -631,6 +631,20 @@ static int parse_operand(struct cursor *c, struct sp_usdt_arg *a, sp_usdt_lookup
 	bool symbolic = false;
 	int64_t disp = 0;
 
+	if (at(c, '%') && c->end - c->p >= 5 && memcmp(c->p, "%xmm", 4) == 0) {   /* 8f@%xmm0 */
+		const char *d = c->p + 4;
+		int n = 0, digits = 0;
+		for (; d < c->end && *d >= '0' && *d <= '9' && digits < 3; d++, digits++)
+			n = n * 10 + (*d - '0');
+		if (digits == 0 || n > 15 || (digits > 1 && c->p[4] == '0')) {
+			*why = "unknown register";
+			return -1;
+		}
+		a->kind = SP_USDT_XMM;
+		a->reg = n;
+		c->p = d;
+		return 0;
+	}
 	if (at(c, '%')) {                              /* -4@%eax, 1@%ah */
 		a->kind = SP_USDT_REG;
 		if (take_reg(c, &a->reg, &a->reg_bytes, &a->reg_shift) < 0 ||
@@ -704,7 +718,23 @@ static int parse_one(const char *s, const char *e, struct sp_usdt_arg *a,
 	a->reg = -1;
 	a->index = -1;
 	/* The size is required: libbpf and bpftrace read no other form. */
-	if (take_int(&c, &size) < 0 || !at(&c, '@')) {
+	/* SIZE is decimal: take_int would read the f of "8f@" as a hex digit */
+	bool neg = at(&c, '-');
+	if (neg)
+		c.p++;
+	if (c.p >= c.end || !isdigit((unsigned char)*c.p)) {
+		*why = "expected SIZE@";
+		return -1;
+	}
+	for (size = 0; c.p < c.end && isdigit((unsigned char)*c.p) && size < 100; c.p++)
+		size = size * 10 + (*c.p - '0');
+	if (neg)
+		size = -size;
+	if (at(&c, 'f')) {                 /* sys/sdt.h's floating types: 4f@, 8f@ */
+		c.p++;
+		a->is_float = true;
+	}
+	if (!at(&c, '@')) {
 		*why = "expected SIZE@";
 		return -1;
 	}
@@ -713,10 +743,21 @@ static int parse_one(const char *s, const char *e, struct sp_usdt_arg *a,
 		*why = "size not 1, 2, 4 or 8";
 		return -1;
 	}
+	if (a->is_float) {
+		if (size != 4 && size != 8 && size != -4 && size != -8) {
+			*why = "a float's size is not 4 or 8";
+			return -1;
+		}
+		size = size < 0 ? -size : size;   /* the bits, not a signed integer */
+	}
 	a->size = (int8_t)size;
 	c.p++;  /* '@' */
 	if (parse_operand(&c, a, lookup, ctx, why) < 0)
 		return -1;
+	if (a->kind == SP_USDT_XMM && !a->is_float) {
+		*why = "a vector register holds a float argument (4f@ or 8f@)";
+		return -1;
+	}
 	if (c.p != c.end) {
 		*why = "trailing characters";
 		return -1;
@@ -805,11 +846,16 @@ static uint64_t load(uint64_t addr, int size)
 }
 
 int64_t sp_usdt_eval(const struct sp_usdt_arg *arg, const struct selfprobe_regs *regs,
-		     uint64_t rip_next)
+		     uint64_t rip_next, const void *fpstate)
 {
 	uint64_t v, addr;
 
 	switch (arg->kind) {
+	case SP_USDT_XMM:
+		if (!fpstate || arg->reg < 0 || arg->reg > 15)
+			return 0;
+		return extend(load((uint64_t)(uintptr_t)fpstate + 160 + 16 * (uint64_t)arg->reg, arg->size),
+			      arg->size);
 	case SP_USDT_CONST:
 		return extend((uint64_t)arg->value, arg->size);
 	case SP_USDT_REG:
@@ -828,4 +874,17 @@ int64_t sp_usdt_eval(const struct sp_usdt_arg *arg, const struct selfprobe_regs 
 		return extend(load((uint64_t)arg->value, arg->size), arg->size);
 	}
 	return 0;
+}
+
+double sp_usdt_float(const struct sp_usdt_arg *arg, int64_t bits)
+{
+	if (arg->size == 4) {
+		float f;
+		uint32_t w = (uint32_t)bits;
+		__builtin_memcpy(&f, &w, 4);
+		return f;
+	}
+	double d;
+	__builtin_memcpy(&d, &bits, 8);
+	return d;
 }

@@ -26,11 +26,16 @@ enum sp_usdt_arg_kind {
 	SP_USDT_MEM,          /* 8@-8(%rbp), 8@(%rax,%rbx,8), 8@16(%rip) */
 	SP_USDT_ABS,          /* 8@sym(%rip), 8@sym+16(%rip): the symbol resolved
 			       * at parse time to an absolute address (value) */
+	SP_USDT_XMM,          /* 8f@%xmm0: the low 4 or 8 bytes of a vector
+			       * register (reg: 0..15), read from the saved
+			       * vector state */
 };
 
 struct sp_usdt_arg {
 	enum sp_usdt_arg_kind kind;
 	int8_t size;          /* 1, 2, 4, 8; negative: signed */
+	bool is_float;        /* "4f@", "8f@": a float or a double (its bits);
+			       * sys/sdt.h writes the f for floating types */
 	int64_t value;        /* SP_USDT_CONST */
 	int reg;              /* base register: enum sp_gpr (insn.h), SP_RIP_BASE for rip, -1 none */
 	uint8_t reg_shift;    /* sub-register: 8 for %ah %bh %ch %dh, else 0 */
@@ -68,9 +73,14 @@ int sp_usdt_parse_args(const char *spec, struct sp_usdt_arg *args, int max,
 		       sp_usdt_lookup_fn lookup, void *ctx, char *err, size_t errlen);
 
 /* Evaluate ARG against REGS, reading memory for MEM/ABS arguments as the
- * program itself would; the value sign- or zero-extended by its size.
- * RIP_NEXT: the address after the probe's instruction (the base of a
- * %rip-relative operand).  Signal-safe. */
-int64_t sp_usdt_eval(const struct sp_usdt_arg *arg, const struct selfprobe_regs *regs, uint64_t rip_next);
+ * program itself would; the value sign- or zero-extended by its size (a
+ * float's bits zero-extended).  RIP_NEXT: the address after the probe's
+ * instruction (the base of a %rip-relative operand).  FPSTATE: the
+ * interrupted vector state in FXSAVE's legacy layout (XMM0-15 at byte
+ * 160), or NULL (an XMM argument is then 0).  Signal-safe. */
+int64_t sp_usdt_eval(const struct sp_usdt_arg *arg, const struct selfprobe_regs *regs, uint64_t rip_next,
+		     const void *fpstate);
+/* A float argument's value (ARG->is_float) from what sp_usdt_eval gave. */
+double sp_usdt_float(const struct sp_usdt_arg *arg, int64_t bits);
 
 #endif

@@ -9,7 +9,7 @@
  * components in their initial state) and restored with XRSTOR — at a
  * function entry and mid-function alike.  Without XSAVE, FXSAVE (x87, SSE).
  *
- *   int sp_call_preserving_vectors(int (*fn)(void *, void *), void *ctx, void *data)
+ *   int sp_call_preserving_vectors(int (*fn)(void *, void *, const void *area), void *ctx, void *data)
  *
  * sp_xsave_size / sp_xsave_kind are set once by sp_xsave_init() (C).
  */
@@ -63,6 +63,7 @@ sp_call_preserving_vectors:
 2:	xsave64	(%rsp)
 3:	mov	%r13, %rdi
 	mov	%r14, %rsi
+	mov	%rsp, %rdx			/* the saved state, for the handler's arguments */
 	call	*%r12
 	mov	%eax, %ebx			/* the handler's result */
 	mov	sp_xsave_kind(%rip), %ecx

@@ -11,6 +11,8 @@ extern uint64_t sp_xsave_mask;   /* the components saved (XCR0 without AMX) */
 /* Probe the CPU once (CPUID leaf 0xD). */
 void sp_xsave_init(void);
 
-int sp_call_preserving_vectors(int (*fn)(void *, void *), void *ctx, void *data);
+/* FN(CTX, DATA, AREA): AREA is the saved state (its first 512 bytes in
+ * FXSAVE's legacy layout: XMM0-15 at byte 160). */
+int sp_call_preserving_vectors(int (*fn)(void *, void *, const void *), void *ctx, void *data);
 
 #endif

@@ -94,6 +94,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		const struct sp_usdt_arg *a = &args[i];
 		int sz = a->size < 0 ? -a->size : a->size;
 		CHECK(sz == 1 || sz == 2 || sz == 4 || sz == 8, "arg %d: size %d", i, a->size);
+		CHECK(!a->is_float || a->size == 4 || a->size == 8, "arg %d: float size %d", i, a->size);
 		switch (a->kind) {
 		case SP_USDT_CONST:
 			break;
@@ -113,13 +114,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case SP_USDT_ABS:
 			break;
+		case SP_USDT_XMM:
+			CHECK(a->reg >= 0 && a->reg <= 15 && a->is_float, "arg %d: xmm %d", i, a->reg);
+			break;
 		default:
 			CHECK(0, "arg %d: kind %d", i, (int)a->kind);
 		}
 
+		/* a vector state with known XMM values: XMMn's low bytes = n */
+		static uint8_t fpstate[512] __attribute__((aligned(16)));
+		for (int x = 0; x < 16; x++)
+			memset(fpstate + 160 + 16 * x, x, 16);
+		if (a->kind == SP_USDT_XMM) {
+			int64_t x = sp_usdt_eval(a, &regs, mid, fpstate);
+			uint64_t want = a->size == 4 ? 0x01010101u * (uint32_t)a->reg
+						     : 0x0101010101010101ull * (uint64_t)a->reg;
+			CHECK((uint64_t)x == want, "arg %d: xmm%d read %llx", i, a->reg, (unsigned long long)x);
+			CHECK(sp_usdt_eval(a, &regs, mid, NULL) == 0, "arg %d: no vector state, not 0", i);
+			continue;
+		}
 		int64_t v;
 		if (a->kind == SP_USDT_CONST || a->kind == SP_USDT_REG) {
-			v = sp_usdt_eval(a, &regs, mid);
+			v = sp_usdt_eval(a, &regs, mid, fpstate);
 		} else if (a->kind == SP_USDT_MEM) {
 			uint64_t addr = a->reg == -1 ? 0 : mid;
 			if (a->index >= 0)
@@ -128,7 +144,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (addr < (uint64_t)(uintptr_t)mem ||
 			    addr + 8 > (uint64_t)(uintptr_t)(mem + sizeof(mem)))
 				continue;   /* would read outside the buffer: not here */
-			v = sp_usdt_eval(a, &regs, mid);
+			v = sp_usdt_eval(a, &regs, mid, fpstate);
 			uint64_t raw = 0;
 			memcpy(&raw, (const void *)(uintptr_t)addr, sz);
 			CHECK(((uint64_t)v & (sz == 8 ? ~UINT64_C(0) : (UINT64_C(1) << sz * 8) - 1)) == raw,

@@ -168,6 +168,9 @@ static const char *const bad[] = {
 	"4@%r08", "4@%r8q", "8@nosuch(%rip)", "8@g_var+(%rip)", "8@(,%rax,8", "8@1(,,8)",
 	"8@(%rax,%rbx,0)", "8@(%rax,%rbx,16)", "x@%eax", "4@eax", "4 @%eax",
 	"8@g_var(%rax", "8@-(%rbp)", "8@%fs:0x28",
+	/* floats: sys/sdt.h's f suffix, vector registers */
+	"2f@%ax", "1f@%al", "8ff@%rax", "f@%rax", "8@%xmm0", "8f@%xmm16", "8f@%xmm", "8f@%xmm01",
+	"8f@%xmmx", "4f@%xmm1x", "16f@%xmm0",
 };
 
 Test(usdt_parse, every_bad_form)
@@ -259,7 +262,7 @@ static int64_t ev(const char *spec, const struct selfprobe_regs *r, uint64_t rip
 	int rc = sp_usdt_parse_args(spec, a, SP_USDT_MAX_ARGS, lookup, ctx, err, sizeof(err));
 
 	cr_assert_eq(rc, 1, "'%s': %d %s", spec, rc, err);
-	return sp_usdt_eval(&a[0], r, rip_next);
+	return sp_usdt_eval(&a[0], r, rip_next, NULL);
 }
 
 #define EV(spec, want) \
@@ -565,7 +568,7 @@ static void on_trap(int sig, siginfo_t *si, void *ucv)
 		if (live[i].addr != pc)
 			continue;
 		for (int k = 0; k < live[i].nargs; k++)
-			live[i].vals[k] = sp_usdt_eval(&live[i].args[k], &r, pc + 1);
+			live[i].vals[k] = sp_usdt_eval(&live[i].args[k], &r, pc + 1, NULL);
 		live[i].hits++;
 		return;
 	}
@@ -1084,4 +1087,47 @@ Test(usdt_parse, fuzz)
 					  a[k].scale == 8, "'%s'", s);
 		}
 	}
+}
+
+/* ---- float arguments (sys/sdt.h's "f", libbpf's vector registers) ---- */
+
+Test(usdt_float, parse_and_eval)
+{
+	struct sp_usdt_arg a[SP_USDT_MAX_ARGS];
+	char err[256];
+	int n = sp_usdt_parse_args("8f@%rdx 4f@%eax -8f@%xmm3 4f@%xmm15 8f@8(%rsp)", a, SP_USDT_MAX_ARGS,
+				   NULL, NULL, err, sizeof(err));
+	cr_assert_eq(n, 5, "%d %s", n, err);
+	cr_assert(a[0].is_float && a[0].size == 8 && a[0].kind == SP_USDT_REG);
+	cr_assert(a[1].is_float && a[1].size == 4 && a[1].kind == SP_USDT_REG);
+	cr_assert(a[2].is_float && a[2].size == 8 && a[2].kind == SP_USDT_XMM && a[2].reg == 3,
+		  "a float's bits are not signed: -8f is 8f");
+	cr_assert(a[3].is_float && a[3].size == 4 && a[3].kind == SP_USDT_XMM && a[3].reg == 15);
+	cr_assert(a[4].is_float && a[4].kind == SP_USDT_MEM);
+
+	double d = -2.75, m = 1e300;
+	float f = 3.5f;
+	struct selfprobe_regs r;
+	memset(&r, 0, sizeof(r));
+	memcpy(&r.rdx, &d, 8);
+	uint32_t fb;
+	memcpy(&fb, &f, 4);
+	r.rax = 0xdeadbeef00000000ull | fb;      /* %eax: the low half only */
+	double mem[2] = { 0, m };
+	r.rsp = (uint64_t)(uintptr_t)mem;
+	/* the vector state: FXSAVE's legacy layout, XMM0-15 at byte 160 */
+	uint8_t fx[512] __attribute__((aligned(16)));
+	memset(fx, 0xee, sizeof(fx));
+	double x3 = 6.25;
+	float x15 = -0.125f;
+	memcpy(fx + 160 + 16 * 3, &x3, 8);
+	memcpy(fx + 160 + 16 * 15, &x15, 4);
+
+	cr_assert_eq(sp_usdt_float(&a[0], sp_usdt_eval(&a[0], &r, 0, fx)), d);
+	cr_assert_eq(sp_usdt_float(&a[1], sp_usdt_eval(&a[1], &r, 0, fx)), (double)f);
+	cr_assert_eq(sp_usdt_float(&a[2], sp_usdt_eval(&a[2], &r, 0, fx)), x3);
+	cr_assert_eq(sp_usdt_float(&a[3], sp_usdt_eval(&a[3], &r, 0, fx)), (double)x15);
+	cr_assert_eq(sp_usdt_float(&a[4], sp_usdt_eval(&a[4], &r, 0, fx)), m);
+	cr_assert_eq(sp_usdt_eval(&a[2], &r, 0, NULL), 0, "no vector state: 0");
+	cr_assert_eq((uint64_t)sp_usdt_eval(&a[1], &r, 0, fx), (uint64_t)fb, "bits zero-extended");
 }
