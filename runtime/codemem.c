@@ -85,18 +85,15 @@ static bool reaches(uintptr_t near, uintptr_t lo, uintptr_t hi)
 	return a < REACH - SLACK && b < REACH - SLACK;
 }
 
-/* Map one chunk in the free gap closest to NEAR (anywhere if NEAR is 0). */
-static uintptr_t map_chunk(uintptr_t near)
+/* Call GAP(CTX, LO, HI) for each free gap of the address space between
+ * LOW_LIMIT and HIGH_LIMIT wide enough for a chunk (/proc/self/maps, in
+ * address order).  False when the maps cannot be read. */
+static bool each_gap(void (*gap)(void *ctx, uintptr_t lo, uintptr_t hi), void *ctx)
 {
-	if (near == 0) {
-		void *p = mmap(NULL, CHUNK_SIZE, PROT_READ | PROT_EXEC,
-			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		return p == MAP_FAILED ? 0 : (uintptr_t)p;
-	}
 	FILE *f = fopen("/proc/self/maps", "re");
 	if (!f)
-		return 0;
-	uintptr_t prev_end = LOW_LIMIT, best = 0, best_dist = UINTPTR_MAX;
+		return false;
+	uintptr_t prev_end = LOW_LIMIT;
 	char line[512];
 	for (;;) {
 		unsigned long lo = HIGH_LIMIT, hi = HIGH_LIMIT;
@@ -105,38 +102,92 @@ static uintptr_t map_chunk(uintptr_t near)
 			continue;
 		if (lo > HIGH_LIMIT)
 			lo = HIGH_LIMIT;
-		/* the gap [prev_end, lo): a candidate at each end, nearest to NEAR */
-		if (lo > prev_end && lo - prev_end >= CHUNK_SIZE) {
-			uintptr_t cand[2] = { prev_end, lo - CHUNK_SIZE };
-			uintptr_t at = near & ~(uintptr_t)0xfff;   /* NEAR itself, page-aligned */
-			if (at >= prev_end && at + CHUNK_SIZE <= lo)
-				cand[0] = at;
-			for (int i = 0; i < 2; i++) {
-				uintptr_t c = cand[i];
-				uintptr_t d = c < near ? near - c : c - near;
-				if (reaches(near, c, c + CHUNK_SIZE) && d < best_dist) {
-					best = c;
-					best_dist = d;
-				}
-			}
-		}
+		if (lo > prev_end && lo - prev_end >= CHUNK_SIZE)
+			gap(ctx, prev_end, lo);
 		if (!more)
 			break;
 		if (hi > prev_end)
 			prev_end = hi;
 	}
 	fclose(f);
-	if (!best)
+	return true;
+}
+
+/* Map a chunk at BASE exactly (never over anything).  BASE or 0. */
+static uintptr_t map_at(uintptr_t base)
+{
+	if (!base)
 		return 0;
-	void *p = mmap((void *)best, CHUNK_SIZE, PROT_READ | PROT_EXEC,
+	void *p = mmap((void *)base, CHUNK_SIZE, PROT_READ | PROT_EXEC,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
 	if (p == MAP_FAILED)
 		return 0;
-	if ((uintptr_t)p != best) {   /* old kernels ignore MAP_FIXED_NOREPLACE */
+	if ((uintptr_t)p != base) {   /* old kernels ignore MAP_FIXED_NOREPLACE */
 		munmap(p, CHUNK_SIZE);
 		return 0;
 	}
-	return best;
+	return base;
+}
+
+struct nearest {
+	uintptr_t near, best, best_dist;
+	size_t size;                       /* fitted: the allocation's size */
+	const struct sp_codemem_fit *fit;  /* NULL: a plain chunk */
+	uintptr_t best_e;                  /* fitted: its address */
+};
+
+/* In the gap [LO, HI): the chunk nearest N->near, or (fitted) the chunk
+ * holding the acceptable address nearest it from below and from above. */
+static void nearest_in(void *v, uintptr_t lo, uintptr_t hi)
+{
+	struct nearest *n = v;
+	uintptr_t near = n->near;
+	if (!n->fit) {
+		uintptr_t cand[2] = { lo, hi - CHUNK_SIZE };
+		uintptr_t at = near & ~(uintptr_t)0xfff;   /* NEAR itself, page-aligned */
+		if (at >= lo && at + CHUNK_SIZE <= hi)
+			cand[0] = at;
+		for (int i = 0; i < 2; i++) {
+			uintptr_t c = cand[i];
+			uintptr_t d = c < near ? near - c : c - near;
+			if (reaches(near, c, c + CHUNK_SIZE) && d < n->best_dist) {
+				n->best = c;
+				n->best_dist = d;
+			}
+		}
+		return;
+	}
+	uintptr_t ups = lo > near ? lo : near;
+	uintptr_t downs = hi - n->size < near ? hi - n->size : near;
+	uintptr_t cand[2] = { n->fit->next(ups, n->fit->ctx), n->fit->prev(downs, n->fit->ctx) };
+	for (int i = 0; i < 2; i++) {
+		uintptr_t e = cand[i];
+		if (e == 0 || e == UINTPTR_MAX || e < lo || e + n->size > hi)
+			continue;
+		uintptr_t c = e & ~(uintptr_t)0xfff;
+		if (c + CHUNK_SIZE > hi)
+			c = (hi - CHUNK_SIZE) & ~(uintptr_t)0xfff;
+		if (c < lo || e < c || e + n->size > c + CHUNK_SIZE)
+			continue;
+		uintptr_t d = e < near ? near - e : e - near;
+		if (reaches(near, c, c + CHUNK_SIZE) && d < n->best_dist) {
+			n->best = c;
+			n->best_e = e;
+			n->best_dist = d;
+		}
+	}
+}
+
+/* Map one chunk in the free gap closest to NEAR (anywhere if NEAR is 0). */
+static uintptr_t map_chunk(uintptr_t near)
+{
+	if (near == 0) {
+		void *p = mmap(NULL, CHUNK_SIZE, PROT_READ | PROT_EXEC,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		return p == MAP_FAILED ? 0 : (uintptr_t)p;
+	}
+	struct nearest n = { .near = near, .best_dist = UINTPTR_MAX };
+	return each_gap(nearest_in, &n) ? map_at(n.best) : 0;
 }
 
 uintptr_t sp_codemem_alloc(uintptr_t near, size_t size)
@@ -190,59 +241,11 @@ done:
 static uintptr_t map_chunk_fit(uintptr_t near, size_t size, const struct sp_codemem_fit *fit,
 			       uintptr_t *entry)
 {
-	FILE *f = fopen("/proc/self/maps", "re");
-	if (!f)
+	struct nearest n = { .near = near, .best_dist = UINTPTR_MAX, .size = size, .fit = fit };
+	if (!each_gap(nearest_in, &n) || !map_at(n.best))
 		return 0;
-	uintptr_t prev_end = LOW_LIMIT, best = 0, best_e = 0, best_dist = UINTPTR_MAX;
-	char line[512];
-	for (;;) {
-		unsigned long lo = HIGH_LIMIT, hi = HIGH_LIMIT;
-		bool more = fgets(line, sizeof(line), f) != NULL;
-		if (more && sscanf(line, "%lx-%lx", &lo, &hi) != 2)
-			continue;
-		if (lo > HIGH_LIMIT)
-			lo = HIGH_LIMIT;
-		if (lo > prev_end && lo - prev_end >= CHUNK_SIZE) {
-			/* the gap [prev_end, lo): the acceptable address nearest
-			 * NEAR from below and from above, each in a chunk of it */
-			uintptr_t ups = prev_end > near ? prev_end : near;
-			uintptr_t downs = lo - size < near ? lo - size : near;
-			uintptr_t cand[2] = { fit->next(ups, fit->ctx), fit->prev(downs, fit->ctx) };
-			for (int i = 0; i < 2; i++) {
-				uintptr_t e = cand[i];
-				if (e == 0 || e == UINTPTR_MAX || e < prev_end || e + size > lo)
-					continue;
-				uintptr_t c = e & ~(uintptr_t)0xfff;
-				if (c + CHUNK_SIZE > lo)
-					c = (lo - CHUNK_SIZE) & ~(uintptr_t)0xfff;
-				if (c < prev_end || e < c || e + size > c + CHUNK_SIZE)
-					continue;
-				uintptr_t d = e < near ? near - e : e - near;
-				if (reaches(near, c, c + CHUNK_SIZE) && d < best_dist) {
-					best = c;
-					best_e = e;
-					best_dist = d;
-				}
-			}
-		}
-		if (!more)
-			break;
-		if (hi > prev_end)
-			prev_end = hi;
-	}
-	fclose(f);
-	if (!best)
-		return 0;
-	void *p = mmap((void *)best, CHUNK_SIZE, PROT_READ | PROT_EXEC,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-	if (p == MAP_FAILED)
-		return 0;
-	if ((uintptr_t)p != best) {
-		munmap(p, CHUNK_SIZE);
-		return 0;
-	}
-	*entry = best_e;
-	return best;
+	*entry = n.best_e;
+	return n.best;
 }
 
 uintptr_t sp_codemem_alloc_fit(uintptr_t near, size_t size, const struct sp_codemem_fit *fit)
