@@ -4,6 +4,7 @@
 #include "jtable.h"
 #include "log.h"
 #include "objcache.h"
+#include "scanmemo.h"
 #include "objdata.h"
 #include "site.h"
 
@@ -37,6 +38,7 @@ struct sp_btindex {
 	struct unknown_jump *unknown;
 	size_t n_unknown, cap_unknown;
 	size_t tables, table_entries, tables_elsewhere;
+	struct sp_scanmemo *memo;    /* the plans' decodes (scanmemo.h); NULL: no key */
 	struct sp_btindex *next;
 };
 
@@ -412,6 +414,7 @@ void sp_btindex_free(struct sp_btindex *x)
 	free(x->taken.a);
 	free(x->taken.how);
 	free(x->unknown);
+	sp_scanmemo_free(x->memo);
 	free(x);
 }
 
@@ -658,13 +661,16 @@ struct sp_btindex *sp_btindex_build_cached(const struct sp_objcode *oc, const ui
 	uint8_t *p = sp_objcache_load(CACHE_KIND, &key, &len);
 	struct sp_btindex *x = p ? decode(p, len, oc->bias) : NULL;
 	if (p && !x)
-		sp_debug("btindex: a cache entry of another shape: rebuilt");
+		sp_objcache_reject(CACHE_KIND, &key, "the payload does not decode as an index");
 	free(p);
 	if (x) {
 		*loaded = true;
+		x->memo = sp_scanmemo_new(&key, oc->bias);
 		return x;
 	}
 	x = sp_btindex_build(oc);
+	if (x)
+		x->memo = sp_scanmemo_new(&key, oc->bias);
 	/* an index the file could not be read for is not the object's:
 	 * built again next time rather than kept */
 	if (x && !x->taken_unknown && (p = encode(x, &len))) {
@@ -863,4 +869,15 @@ void sp_btindex_stats(const struct sp_btindex *idx, struct sp_btindex_stats *st)
 	st->table_entries = idx->table_entries;
 	st->unknown_tables = idx->n_unknown;
 	st->tables_elsewhere = idx->tables_elsewhere;
+}
+
+struct sp_scanmemo *sp_btindex_memo(const struct sp_btindex *idx)
+{
+	return idx ? idx->memo : NULL;
+}
+
+void sp_btindex_flush_memos(void)
+{
+	for (struct sp_btindex *c = cache; c; c = c->next)
+		sp_scanmemo_flush(c->memo);
 }

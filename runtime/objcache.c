@@ -1,6 +1,7 @@
 /* objcache — see objcache.h. */
 #include "objcache.h"
 #include "log.h"
+#include "probe.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -204,6 +205,23 @@ static int read_all(int fd, void *buf, size_t len)
 	return 0;
 }
 
+/* An entry refused: a user who asked for messages (UPROBE_LOG) finds the
+ * reason in the report's errors; otherwise a debug line only (a stale or
+ * broken cache costs time, never behaviour). */
+static void rejected(const char *path, const char *why)
+{
+	sp_debug("cache: %s: %s: ignored", path, why);
+	if (sp_log_asked)
+		sp_probe_error("cache", "%s: %s: ignored, rebuilt", path, why);
+}
+
+void sp_objcache_reject(const char *kind, const struct sp_objcache_key *key, const char *why)
+{
+	char path[PATH_MAX];
+	if (entry_path(path, sizeof(path), kind, key) == 0)
+		rejected(path, why);
+}
+
 void *sp_objcache_load(const char *kind, const struct sp_objcache_key *key, size_t *len)
 {
 	if (!sp_objcache_enabled())
@@ -233,7 +251,7 @@ void *sp_objcache_load(const char *kind, const struct sp_objcache_key *key, size
 		bad = "checksum mismatch";
 	close(fd);
 	if (bad) {
-		sp_debug("cache: %s: %s: ignored", path, bad);
+		rejected(path, bad);
 		free(data);
 		return NULL;
 	}

@@ -46,6 +46,12 @@ void *sp_objcache_load(const char *kind, const struct sp_objcache_key *key, size
  * line): the cache is an optimisation. */
 void sp_objcache_store(const char *kind, const struct sp_objcache_key *key, const void *data, size_t len);
 
+/* A payload for KIND/KEY that sp_objcache_load returned but its reader
+ * refused (WHY: what is wrong with it): said in the report's errors when
+ * messages were asked for (UPROBE_LOG), and at debug level.  The entry is
+ * replaced by the next store. */
+void sp_objcache_reject(const char *kind, const struct sp_objcache_key *key, const char *why);
+
 /* Is the cache in use here? */
 int sp_objcache_enabled(void);
 
