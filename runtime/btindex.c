@@ -649,6 +649,21 @@ static void cache_key(const struct sp_objcode *oc, const uint8_t *build_id, size
 	sp_objcache_done(&hs, key);
 }
 
+/* The stored index for OC's code, or NULL.  Needs OC's ranges, not its
+ * bytes (the key names the code by build ID). */
+static struct sp_btindex *load_cached(const struct sp_objcode *oc, const struct sp_objcache_key *key)
+{
+	size_t len;
+	uint8_t *p = sp_objcache_load(CACHE_KIND, key, &len);
+	struct sp_btindex *x = p ? decode(p, len, oc->bias) : NULL;
+	if (p && !x)
+		sp_objcache_reject(CACHE_KIND, key, "the payload does not decode as an index");
+	free(p);
+	if (x)
+		x->memo = sp_scanmemo_new(key, oc->bias);
+	return x;
+}
+
 struct sp_btindex *sp_btindex_build_cached(const struct sp_objcode *oc, const uint8_t *build_id,
 					   size_t id_len, bool *loaded)
 {
@@ -657,15 +672,9 @@ struct sp_btindex *sp_btindex_build_cached(const struct sp_objcode *oc, const ui
 		return sp_btindex_build(oc);
 	struct sp_objcache_key key;
 	cache_key(oc, build_id, id_len, &key);
-	size_t len;
-	uint8_t *p = sp_objcache_load(CACHE_KIND, &key, &len);
-	struct sp_btindex *x = p ? decode(p, len, oc->bias) : NULL;
-	if (p && !x)
-		sp_objcache_reject(CACHE_KIND, &key, "the payload does not decode as an index");
-	free(p);
+	struct sp_btindex *x = load_cached(oc, &key);
 	if (x) {
 		*loaded = true;
-		x->memo = sp_scanmemo_new(&key, oc->bias);
 		return x;
 	}
 	x = sp_btindex_build(oc);
@@ -673,6 +682,8 @@ struct sp_btindex *sp_btindex_build_cached(const struct sp_objcode *oc, const ui
 		x->memo = sp_scanmemo_new(&key, oc->bias);
 	/* an index the file could not be read for is not the object's:
 	 * built again next time rather than kept */
+	size_t len;
+	uint8_t *p;
 	if (x && !x->taken_unknown && (p = encode(x, &len))) {
 		sp_objcache_store(CACHE_KIND, &key, p, len);
 		free(p);
@@ -784,19 +795,12 @@ const struct sp_btindex *sp_btindex_get(const struct sp_object *obj, const struc
 	for (struct sp_btindex *c = cache; c; c = c->next)
 		if (c->bias == obj->bias && strcmp(c->path, obj->path) == 0)
 			return c;
-	/* decode a pristine copy: our own patches may already be in the text */
 	struct sp_objcode oc = { .elf = elf, .path = obj->path, .bias = obj->bias, .n_text = obj->n_text };
 	struct sp_btindex *x = NULL;
-	int r;
-	for (r = 0; r < obj->n_text; r++) {
-		size_t len = obj->text[r].end - obj->text[r].start;
-		uint8_t *copy = malloc(len);
-		if (!copy)
-			goto out;
-		sp_site_pristine(obj->text[r].start, len, copy);
-		oc.text[r].start = obj->text[r].start;
-		oc.text[r].end = obj->text[r].end;
-		oc.text[r].bytes = copy;
+	int r = 0;
+	for (int i = 0; i < obj->n_text; i++) {
+		oc.text[i].start = obj->text[i].start;
+		oc.text[i].end = obj->text[i].end;
 	}
 	/* cached only when the file read for relocations and data is the
 	 * one mapped (not replaced on disk since) */
@@ -804,7 +808,26 @@ const struct sp_btindex *sp_btindex_get(const struct sp_object *obj, const struc
 	dl_iterate_phdr(find_build_id, &id);
 	bool same_file = id.id && id.len == elf->build_id_len && memcmp(id.id, elf->build_id, id.len) == 0;
 	bool loaded;
+	/* a stored index needs no copy of the text (libc's is 1.9 MB: a third
+	 * of an exec'ed child's attach went to copying it for nothing) */
+	if (same_file && sp_objcache_enabled()) {
+		struct sp_objcache_key key;
+		cache_key(&oc, id.id, id.len, &key);
+		x = load_cached(&oc, &key);
+	}
+	if (x)
+		goto keep;
+	/* decode a pristine copy: our own patches may already be in the text */
+	for (r = 0; r < obj->n_text; r++) {
+		size_t len = obj->text[r].end - obj->text[r].start;
+		uint8_t *copy = malloc(len);
+		if (!copy)
+			goto out;
+		sp_site_pristine(obj->text[r].start, len, copy);
+		oc.text[r].bytes = copy;
+	}
 	x = sp_btindex_build_cached(&oc, same_file ? id.id : NULL, id.len, &loaded);
+keep:
 	if (x && !(x->path = strdup(obj->path))) {
 		sp_btindex_free(x);
 		x = NULL;

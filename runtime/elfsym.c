@@ -542,30 +542,37 @@ static int by_name(const void *a, const void *b)
 	return strcmp((*(const struct sp_sym *const *)a)->name, (*(const struct sp_sym *const *)b)->name);
 }
 
-/* What the queries need beyond the symbols themselves, computed once (from
- * a fresh read or a cached one alike): the largest size, and which hidden
- * versions are shadowed.  sp_elf_match used to look each hidden name up
- * with a linear sp_elf_lookup, O(hidden x symbols): 2 % of attaching
- * libc:*.  Here: the hidden names sorted, each default-version name
- * searched among them. */
+/* What the queries need beyond the symbols themselves (from a fresh read
+ * or a cached one alike): the largest size. */
 static int derive(struct sp_elf *e)
 {
 	struct priv *p = e->priv;
-	size_t n_hidden = 0;
 	p->max_size = 0;
-	p->shadowed = calloc(e->n_syms ? e->n_syms : 1, sizeof(*p->shadowed));
-	if (!p->shadowed)
-		return -ENOMEM;
-	for (size_t i = 0; i < e->n_syms; i++) {
+	for (size_t i = 0; i < e->n_syms; i++)
 		if (e->syms[i].size > p->max_size)
 			p->max_size = e->syms[i].size;
-		n_hidden += p->hidden_ver[i];
-	}
-	if (!n_hidden)
-		return 0;
-	const struct sp_sym **h = malloc(n_hidden * sizeof(*h));
-	if (!h)
+	return 0;
+}
+
+/* Which hidden versions are shadowed, computed at the first question (a
+ * glob that matched a hidden version; a plain name like malloc never
+ * asks).  sp_elf_match used to look each hidden name up with a linear
+ * sp_elf_lookup, O(hidden x symbols): 2 % of attaching libc:*.  Here: the
+ * hidden names sorted, each default-version name searched among them. */
+static int find_shadowed(const struct sp_elf *e)
+{
+	struct priv *p = e->priv;
+	size_t n_hidden = 0;
+	bool *sh = calloc(e->n_syms ? e->n_syms : 1, sizeof(*sh));
+	if (!sh)
 		return -ENOMEM;
+	for (size_t i = 0; i < e->n_syms; i++)
+		n_hidden += p->hidden_ver[i];
+	const struct sp_sym **h = malloc((n_hidden ? n_hidden : 1) * sizeof(*h));
+	if (!h) {
+		free(sh);
+		return -ENOMEM;
+	}
 	size_t k = 0;
 	for (size_t i = 0; i < e->n_syms; i++)
 		if (p->hidden_ver[i])
@@ -584,9 +591,10 @@ static int derive(struct sp_elf *e)
 				hi = mid;
 		}
 		for (; lo < n_hidden && strcmp(h[lo]->name, s->name) == 0; lo++)
-			p->shadowed[h[lo] - e->syms] = true;
+			sh[h[lo] - e->syms] = true;
 	}
 	free(h);
+	p->shadowed = sh;   /* complete: from here on the answer */
 	return 0;
 }
 
@@ -710,7 +718,14 @@ static int score(const struct sp_elf *e, const struct sp_sym *s)
 static bool shadowed(const struct sp_elf *e, const struct sp_sym *s)
 {
 	const struct priv *p = e->priv;
-	return p->shadowed[s - e->syms];   /* derive() */
+	if (!hidden_version(e, s))
+		return false;
+	if (!p->shadowed && find_shadowed(e) != 0) {
+		/* out of memory: the linear look-up */
+		const struct sp_sym *l = sp_elf_lookup(e, s->name);
+		return l && l != s && score(e, l) == 3;
+	}
+	return p->shadowed[s - e->syms];
 }
 
 long sp_elf_match(const struct sp_elf *e, const char *glob, const struct sp_sym ***out)
