@@ -664,6 +664,23 @@ static struct sp_btindex *load_cached(const struct sp_objcode *oc, const struct 
 	return x;
 }
 
+/* Build OC's index and store it under KEY. */
+static struct sp_btindex *build_and_store(const struct sp_objcode *oc, const struct sp_objcache_key *key)
+{
+	struct sp_btindex *x = sp_btindex_build(oc);
+	if (x)
+		x->memo = sp_scanmemo_new(key, oc->bias);
+	/* an index the file could not be read for is not the object's:
+	 * built again next time rather than kept */
+	size_t len;
+	uint8_t *p;
+	if (x && !x->taken_unknown && (p = encode(x, &len))) {
+		sp_objcache_store(CACHE_KIND, key, p, len);
+		free(p);
+	}
+	return x;
+}
+
 struct sp_btindex *sp_btindex_build_cached(const struct sp_objcode *oc, const uint8_t *build_id,
 					   size_t id_len, bool *loaded)
 {
@@ -677,18 +694,7 @@ struct sp_btindex *sp_btindex_build_cached(const struct sp_objcode *oc, const ui
 		*loaded = true;
 		return x;
 	}
-	x = sp_btindex_build(oc);
-	if (x)
-		x->memo = sp_scanmemo_new(&key, oc->bias);
-	/* an index the file could not be read for is not the object's:
-	 * built again next time rather than kept */
-	size_t len;
-	uint8_t *p;
-	if (x && !x->taken_unknown && (p = encode(x, &len))) {
-		sp_objcache_store(CACHE_KIND, &key, p, len);
-		free(p);
-	}
-	return x;
+	return build_and_store(oc, &key);
 }
 
 static bool same_set(const struct addrset *a, const struct addrset *b, const char *name, char *what,
@@ -807,11 +813,11 @@ const struct sp_btindex *sp_btindex_get(const struct sp_object *obj, const struc
 	struct mapped_id id = { obj, NULL, 0 };
 	dl_iterate_phdr(find_build_id, &id);
 	bool same_file = id.id && id.len == elf->build_id_len && memcmp(id.id, elf->build_id, id.len) == 0;
-	bool loaded;
 	/* a stored index needs no copy of the text (libc's is 1.9 MB: a third
 	 * of an exec'ed child's attach went to copying it for nothing) */
-	if (same_file && sp_objcache_enabled()) {
-		struct sp_objcache_key key;
+	bool keyed = same_file && sp_objcache_enabled();
+	struct sp_objcache_key key;
+	if (keyed) {
 		cache_key(&oc, id.id, id.len, &key);
 		x = load_cached(&oc, &key);
 	}
@@ -826,7 +832,7 @@ const struct sp_btindex *sp_btindex_get(const struct sp_object *obj, const struc
 		sp_site_pristine(obj->text[r].start, len, copy);
 		oc.text[r].bytes = copy;
 	}
-	x = sp_btindex_build_cached(&oc, same_file ? id.id : NULL, id.len, &loaded);
+	x = keyed ? build_and_store(&oc, &key) : sp_btindex_build(&oc);
 keep:
 	if (x && !(x->path = strdup(obj->path))) {
 		sp_btindex_free(x);
