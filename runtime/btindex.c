@@ -658,7 +658,7 @@ static struct sp_btindex *load_cached(const struct sp_objcode *oc, const struct 
 	struct sp_btindex *x = p ? decode(p, len, oc->bias) : NULL;
 	if (p && !x)
 		sp_objcache_reject(CACHE_KIND, key, "the payload does not decode as an index");
-	free(p);
+	sp_objcache_release(p, len);
 	if (x)
 		x->memo = sp_scanmemo_new(key, oc->bias);
 	return x;

@@ -20,8 +20,11 @@ struct sp_scanmemo {
 	struct sp_objcache_key key;
 	uintptr_t bias;
 	bool read;               /* the stored table was looked for */
-	struct rec *v;           /* sorted: the stored table, then merged */
+	const struct rec *v;     /* sorted: the stored table (mapped), then merged */
 	size_t n;
+	void *map;               /* the stored table's mapping (objcache.h), or NULL */
+	size_t map_len;
+	struct rec *own;         /* V when merged here (malloc'ed) */
 	struct rec *fresh;       /* decided here, not yet stored */
 	size_t n_fresh, cap_fresh;
 	size_t loaded, hits, added;
@@ -59,58 +62,47 @@ void sp_scanmemo_free(struct sp_scanmemo *m)
 {
 	if (!m)
 		return;
-	free(m->v);
+	sp_objcache_release(m->map, m->map_len);
+	free(m->own);
 	free(m->fresh);
 	free(m);
 }
 
-/* The stored table, checked: whole records, strictly sorted (the binary
- * search's premise), verdicts in range.  NULL with WHY. */
-static struct rec *decode(const void *data, size_t len, size_t *n, const char **why)
+/* The stored table, checked in place: whole records, strictly sorted (the
+ * binary search's premise), verdicts in range.  NULL when fine, else why. */
+static const char *check(const void *data, size_t len)
 {
-	if (len % sizeof(struct rec)) {
-		*why = "not a whole number of records (truncated?)";
-		return NULL;
-	}
-	*n = len / sizeof(struct rec);
-	struct rec *v = malloc(len ? len : 1);
-	if (!v) {
-		*why = "out of memory";
-		return NULL;
-	}
-	memcpy(v, data, len);
-	for (size_t i = 0; i < *n; i++) {
+	if (len % sizeof(struct rec))
+		return "not a whole number of records (truncated?)";
+	const struct rec *v = data;   /* objcache payloads are 8-byte aligned */
+	size_t n = len / sizeof(struct rec);
+	for (size_t i = 0; i < n; i++) {
 		if (v[i].verdict >= SP_SCAN_N || v[i].guard == 0 || v[i].guard > 64 ||
-		    v[i].site < v[i].func || v[i].site - v[i].func >= v[i].size) {
-			*why = "a record out of range";
-			free(v);
-			return NULL;
-		}
-		if (i && cmp(&v[i - 1], &v[i]) >= 0) {
-			*why = "records out of order";
-			free(v);
-			return NULL;
-		}
+		    v[i].site < v[i].func || v[i].site - v[i].func >= v[i].size)
+			return "a record out of range";
+		if (i && cmp(&v[i - 1], &v[i]) >= 0)
+			return "records out of order";
 	}
-	return v;
+	return NULL;
 }
 
 static void read_table(struct sp_scanmemo *m)
 {
 	m->read = true;
-	size_t len, n;
+	size_t len;
 	void *data = sp_objcache_load(KIND, &m->key, &len);
 	if (!data)
 		return;
-	const char *why = NULL;
-	struct rec *v = decode(data, len, &n, &why);
-	free(data);
-	if (!v) {
+	const char *why = check(data, len);
+	if (why) {
 		sp_objcache_reject(KIND, &m->key, why);
+		sp_objcache_release(data, len);
 		return;
 	}
-	m->v = v;
-	m->n = m->loaded = n;
+	m->map = data;
+	m->map_len = len;
+	m->v = data;
+	m->n = m->loaded = len / sizeof(struct rec);
 }
 
 static struct rec make(const struct sp_scanmemo *m, uintptr_t func, size_t size, uintptr_t site,
@@ -170,15 +162,19 @@ void sp_scanmemo_flush(struct sp_scanmemo *m)
 	if (!m || !m->n_fresh || !sp_objcache_enabled())
 		return;
 	size_t n = m->n + m->n_fresh;
-	struct rec *v = realloc(m->v, n * sizeof(*v));
+	struct rec *v = malloc(n * sizeof(*v));
 	if (!v)
 		return;
+	if (m->n)
+		memcpy(v, m->v, m->n * sizeof(*v));
 	memcpy(v + m->n, m->fresh, m->n_fresh * sizeof(*v));
 	qsort(v, n, sizeof(*v), qcmp);
 	size_t k = 0;   /* one record per key: the table must be strictly sorted */
 	for (size_t i = 0; i < n; i++)
 		if (!k || cmp(&v[k - 1], &v[i]) != 0)
 			v[k++] = v[i];
+	free(m->own);
+	m->own = v;
 	m->v = v;
 	m->n = k;
 	m->n_fresh = 0;

@@ -70,7 +70,7 @@ static struct sp_elf *load(const char *path, const struct sp_objcache_key *key)
 	}
 	if (!e && why[0])
 		sp_objcache_reject(KIND, key, why);
-	free(data);
+	sp_objcache_release(data, len);
 	return e;
 }
 
