@@ -938,8 +938,10 @@ void *sp_elf_flatten(const struct sp_elf *e, size_t *len)
 {
 	const struct priv *p = e->priv;
 	size_t dlen = e->debug_path ? strlen(e->debug_path) + 1 : 0;
+	/* no symbols, no strings: one NUL all the same (never an empty table) */
+	size_t slen = p->strings_len ? p->strings_len : 1;
 	size_t total = sizeof(struct flat_head) + e->n_segs * sizeof(struct flat_seg) +
-		       e->n_syms * sizeof(struct flat_sym) + p->strings_len + dlen;
+		       e->n_syms * sizeof(struct flat_sym) + slen + dlen;
 	uint8_t *buf = calloc(1, total), *q = buf;
 	if (!buf)
 		return NULL;
@@ -947,7 +949,7 @@ void *sp_elf_flatten(const struct sp_elf *e, size_t *len)
 		.e_type = e->e_type, .has_symtab = e->has_symtab,
 		.has_except_table = e->has_except_table, .has_debug_path = e->debug_path != NULL,
 		.build_id_len = (uint32_t)e->build_id_len, .n_segs = e->n_segs, .n_syms = e->n_syms,
-		.str_len = p->strings_len, .debug_path_len = dlen,
+		.str_len = slen, .debug_path_len = dlen,
 	};
 	memcpy(h.magic, FLAT_MAGIC, 8);
 	memcpy(h.build_id, e->build_id, sizeof(h.build_id));
@@ -967,8 +969,9 @@ void *sp_elf_flatten(const struct sp_elf *e, size_t *len)
 		};
 		memcpy(q, &f, sizeof(f));
 	}
-	memcpy(q, p->strings, p->strings_len);
-	q += p->strings_len;
+	if (p->strings_len)
+		memcpy(q, p->strings, p->strings_len);   /* else the calloc'ed NUL */
+	q += slen;
 	if (dlen)
 		memcpy(q, e->debug_path, dlen);
 	*len = total;
@@ -1039,7 +1042,7 @@ int sp_elf_unflatten(const void *data, size_t len, const char *path, struct sp_e
 	for (size_t i = 0; i < h.n_segs; i++) {
 		struct flat_seg f;
 		memcpy(&f, segs + i * sizeof(f), sizeof(f));
-		if (f.flags & ~(uint64_t)(PF_X | PF_W | PF_R)) {
+		if (f.flags > UINT32_MAX) {   /* p_flags as the file has them */
 			bad = "bad segment flags";
 			break;
 		}
