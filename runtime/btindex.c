@@ -5,6 +5,7 @@
 #include "log.h"
 #include "objcache.h"
 #include "scanmemo.h"
+#include "prefault.h"
 #include "objdata.h"
 #include "site.h"
 
@@ -602,6 +603,11 @@ static struct sp_btindex *decode(const uint8_t *p, size_t len, uintptr_t bias)
 	x->taken.how = malloc(h.n_taken * sizeof(char *) + 1);
 	x->unknown = malloc(h.n_unknown * sizeof(*x->unknown) + 1);
 	bool ok = x->direct.a && x->taken.a && x->taken.how && x->unknown;
+	if (ok) {
+		sp_prefault(x->direct.a, h.n_direct * sizeof(uintptr_t));
+		sp_prefault(x->taken.a, h.n_taken * sizeof(uintptr_t));
+		sp_prefault(x->taken.how, h.n_taken * sizeof(char *));
+	}
 	const uint8_t *w = p + sizeof(h), *b = w + 8 * (h.n_direct + h.n_taken + h.n_unknown);
 	uint64_t v;
 	for (size_t i = 0; ok && i < h.n_direct; i++, w += 8) {

@@ -23,6 +23,7 @@
  * copied and the Elf handle and descriptor closed before sp_elf_open returns.
  */
 #include "elfsym.h"
+#include "prefault.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1037,6 +1038,8 @@ int sp_elf_unflatten(const void *data, size_t len, const char *path, struct sp_e
 	p->strings = malloc(h.str_len);
 	if (!e->segs || !e->syms || !p->hidden_ver || !p->strings)
 		goto nomem;
+	sp_prefault(e->syms, h.n_syms * sizeof(*e->syms));
+	sp_prefault(p->strings, h.str_len);
 	memcpy(p->strings, str, h.str_len);
 	p->strings_len = h.str_len;
 	for (size_t i = 0; i < h.n_segs; i++) {
