@@ -17,7 +17,11 @@
  *
  * File offsets are computed before the clock starts.  After each attach every
  * function is called once and the hits are checked where a counter exists (a
- * counting handler for selfprobe, the perf counters).  RSS comes from
+ * counting handler for selfprobe, the perf counters); then the counts are
+ * reported while the probes are still attached (selfprobe: the JSON report,
+ * written to /dev/null; kernel-perf: reading every counter; kernel-multi's
+ * empty program has none), then detached.  "whole" is attach + calls +
+ * report + detach: the workflow of a user counting N functions once.  RSS comes from
  * /proc/self/statm around the attach; the kernel's own memory for its uprobes
  * is not in it (only the copy-on-write text pages it patches are).  Each
  * figure is the median of -r repetitions.
@@ -26,6 +30,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <selfprobe.h>
 #include <stdatomic.h>
@@ -53,18 +58,35 @@ struct target_lib {
 
 /* One repetition's figures. */
 struct sample {
-	double attach_ms, detach_ms, rss;
+	double attach_ms, calls_ms, report_ms, detach_ms, rss;
 };
 
 struct result {
 	bool ok;
 	char why[128];
 	char check[128];
-	struct bench_stats attach_ms, detach_ms, rss_per_probe;
+	bool reported;           /* report_ms measured (else n/a) */
+	struct bench_stats attach_ms, calls_ms, report_ms, detach_ms, whole_ms, rss_per_probe;
 };
 
 static int reps = 3;
+static int devnull = -1;          /* where selfprobe's report goes */
 static unsigned perf_max = 10;    /* -K: most kernel-perf sites */
+static const char *only;          /* -b: the backends to run (comma list), or all */
+
+static bool wanted(enum backend be)
+{
+	if (!only)
+		return true;
+	size_t n = strlen(backend_names[be]);
+	for (const char *p = only; *p;) {
+		size_t len = strcspn(p, ",");
+		if (len == n && strncmp(p, backend_names[be], n) == 0)
+			return true;
+		p += len + (p[len] == ',');
+	}
+	return false;
+}
 
 static int count_hit(struct selfprobe_ctx *ctx, void *data)
 {
@@ -112,7 +134,14 @@ static int once_selfprobe(const struct target_lib *t, enum backend be, struct re
 		why_errno(r->why, sizeof(r->why), errno ? errno : EINVAL);
 		return -1;
 	}
+	t0 = bench_now();
 	call_all(t);
+	s->calls_ms = (bench_now() - t0) * 1e3;
+	t0 = bench_now();
+	if (selfprobe_write_report_fd(devnull, true) < 0)
+		snprintf(r->check, sizeof(r->check), "the report could not be written");
+	s->report_ms = (bench_now() - t0) * 1e3;
+	r->reported = true;
 	t0 = bench_now();
 	selfprobe_detach(l);
 	s->detach_ms = (bench_now() - t0) * 1e3;
@@ -153,9 +182,14 @@ static int once_perf(const struct target_lib *t, struct result *r, struct sample
 		free(fd);
 		return -1;
 	}
+	t0 = bench_now();
 	call_all(t);
+	s->calls_ms = (bench_now() - t0) * 1e3;
+	t0 = bench_now();
 	for (unsigned i = 0; i < t->n; i++)
 		sum += bench_kuprobe_read(fd[i]);
+	s->report_ms = (bench_now() - t0) * 1e3;
+	r->reported = true;
 	t0 = bench_now();
 	for (unsigned i = 0; i < t->n; i++)
 		close(fd[i]);
@@ -184,7 +218,10 @@ static int once_multi(const struct target_lib *t, struct result *r, struct sampl
 		why_errno(r->why, sizeof(r->why), -link);
 		return -1;
 	}
+	t0 = bench_now();
 	call_all(t);
+	s->calls_ms = (bench_now() - t0) * 1e3;
+	s->report_ms = 0;
 	t0 = bench_now();
 	close(link);
 	close(prog);
@@ -196,7 +233,7 @@ static int once_multi(const struct target_lib *t, struct result *r, struct sampl
 static void run(const struct target_lib *t, enum backend be, struct result *r)
 {
 	struct sample s[MAX_REPS];
-	double a[MAX_REPS], d[MAX_REPS], m[MAX_REPS];
+	double a[MAX_REPS], c[MAX_REPS], p[MAX_REPS], d[MAX_REPS], w[MAX_REPS], m[MAX_REPS];
 
 	if (be == K_PERF && t->n > perf_max) {
 		snprintf(r->why, sizeof(r->why), "skipped above -K %u sites: each close() waits "
@@ -214,16 +251,23 @@ static void run(const struct target_lib *t, enum backend be, struct result *r)
 			return;
 		}
 		a[i] = s[i].attach_ms;
+		c[i] = s[i].calls_ms;
+		p[i] = s[i].report_ms;
 		d[i] = s[i].detach_ms;
+		w[i] = s[i].attach_ms + s[i].calls_ms + s[i].report_ms + s[i].detach_ms;
 		m[i] = s[i].rss;
 	}
 	r->ok = true;
 	bench_stats(a, reps, &r->attach_ms);
+	bench_stats(c, reps, &r->calls_ms);
+	bench_stats(p, reps, &r->report_ms);
 	bench_stats(d, reps, &r->detach_ms);
+	bench_stats(w, reps, &r->whole_ms);
 	bench_stats(m, reps, &r->rss_per_probe);
-	printf("%-6u %-15s: attach %10.3f ms (%8.2f us/probe), detach %10.3f ms, "
-	       "RSS %+9.1f B/probe; %s\n", t->n, backend_names[be], r->attach_ms.median,
-	       r->attach_ms.median * 1e3 / t->n, r->detach_ms.median, r->rss_per_probe.median,
+	printf("%-6u %-15s: attach %10.3f ms (%8.2f us/probe), calls %8.3f ms, report %8.3f ms, "
+	       "detach %10.3f ms, whole %10.3f ms, RSS %+9.1f B/probe; %s\n", t->n, backend_names[be],
+	       r->attach_ms.median, r->attach_ms.median * 1e3 / t->n, r->calls_ms.median,
+	       r->report_ms.median, r->detach_ms.median, r->whole_ms.median, r->rss_per_probe.median,
 	       r->check);
 
 	fflush(stdout);
@@ -310,14 +354,17 @@ int main(int argc, char **argv)
 	char dir[PATH_MAX], err[PATH_MAX + 64];
 	int c;
 
-	while ((c = getopt(argc, argv, "r:K:L:h")) != -1) {
+	while ((c = getopt(argc, argv, "r:K:L:b:h")) != -1) {
 		switch (c) {
 		case 'r': reps = atoi(optarg); break;
+		case 'b': only = optarg; break;
 		case 'K': perf_max = strtoul(optarg, NULL, 10); break;
 		case 'L': dir_override = optarg; break;
 		default:
 			fprintf(c == 'h' ? stdout : stderr,
-				"usage: bench-attach [-r REPETITIONS (3)] [-K MAX-PERF-SITES (10)] [-L LIBDIR]\n");
+				"usage: bench-attach [-r REPETITIONS (3)] [-K MAX-PERF-SITES (10)] [-L LIBDIR]\n"
+				"                    [-b BACKEND,... (all: selfprobe, selfprobe-int3, kernel-multi,\n"
+				"                    kernel-perf)]\n");
 			return c == 'h' ? 0 : 2;
 		}
 	}
@@ -326,9 +373,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	lib_dir(dir, sizeof(dir), dir_override);
+	devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	raise_fd_limit(sizes[2] + 256);
 	memset(res, 0, sizeof(res));
-	printf("bench-attach: attach+detach N probes, median of %d repetition%s\n", reps,
+	printf("bench-attach: attach, call, report, detach N probes, median of %d repetition%s\n", reps,
 	       reps > 1 ? "s" : "");
 	fflush(stdout);
 	for (int i = 0; i < 3; i++) {
@@ -339,25 +387,35 @@ int main(int argc, char **argv)
 			continue;
 		}
 		for (int be = 0; be < N_BACKENDS; be++)
-			run(&t, be, &res[i][be]);
+			if (wanted(be))
+				run(&t, be, &res[i][be]);
 		free(t.off);
 	}
 
-	printf("\nmedians; ms for all N probes; RSS added per probe in bytes\n");
-	printf("%-6s %-15s %12s %12s %16s %12s\n", "N", "backend", "attach ms", "detach ms",
-	       "attach vs sp", "RSS B/probe");
+	printf("\nmedians; ms for all N probes (whole: attach + calls + report + detach); "
+	       "RSS added per probe in bytes\n");
+	printf("%-6s %-15s %12s %12s %12s %12s %12s %14s %12s\n", "N", "backend", "attach ms", "calls ms",
+	       "report ms", "detach ms", "whole ms", "whole vs sp", "RSS B/probe");
 	for (int i = 0; i < 3; i++) {
 		const struct result *r = res[i];
 
 		for (int be = 0; be < N_BACKENDS; be++) {
+			if (!wanted(be))
+				continue;
 			printf("%-6u %-15s", sizes[i], backend_names[be]);
 			cell(&r[be], r[be].attach_ms.median);
-			cell(&r[be], r[be].detach_ms.median);
-			/* how many times selfprobe's attach this backend's is */
-			if (r[be].ok && r[SP_AUTO].ok && r[SP_AUTO].attach_ms.median > 0)
-				printf(" %15.2fx", r[be].attach_ms.median / r[SP_AUTO].attach_ms.median);
+			cell(&r[be], r[be].calls_ms.median);
+			if (r[be].reported)
+				cell(&r[be], r[be].report_ms.median);
 			else
-				printf(" %16s", "-");
+				printf(" %12s", "n/a");
+			cell(&r[be], r[be].detach_ms.median);
+			cell(&r[be], r[be].whole_ms.median);
+			/* how many times selfprobe's whole workflow this backend's is */
+			if (r[be].ok && r[SP_AUTO].ok && r[SP_AUTO].whole_ms.median > 0)
+				printf(" %13.2fx", r[be].whole_ms.median / r[SP_AUTO].whole_ms.median);
+			else
+				printf(" %14s", "-");
 			cell(&r[be], r[be].rss_per_probe.median);
 			printf("\n");
 		}

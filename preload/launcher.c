@@ -20,6 +20,7 @@
 #include "analyze.h"
 #include "run.h"
 #include "insn.h"
+#include "json.h"
 #include "reloc.h"
 #include "spec.h"
 
@@ -176,24 +177,6 @@ static void usage_check(FILE *f)
 
 /* ---- list and check: output helpers ---- */
 
-static void json_str(FILE *f, const char *s)
-{
-	if (!s) {
-		fputs("null", f);
-		return;
-	}
-	fputc('"', f);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			fprintf(f, "\\%c", *p);
-		else if (*p < 0x20)
-			fprintf(f, "\\u%04x", *p);
-		else
-			fputc(*p, f);
-	}
-	fputc('"', f);
-}
-
 static void hex_bytes(const uint8_t *b, size_t n, char *out, size_t len)
 {
 	size_t used = 0;
@@ -295,12 +278,12 @@ static void list_functions(struct sp_an_object *o, const char *glob, const struc
 		fputs("\"functions\": [", stdout);
 		for (long i = 0; i < n; i++) {
 			printf("%s\n  {\"name\": ", i ? "," : "");
-			json_str(stdout, syms[i]->name);
+			sp_json_str(stdout, syms[i]->name);
 			printf(", \"address\": \"%#" PRIx64 "\", \"size\": %" PRIu64 ", \"mode\": \"%s\", \"patch\": ",
 			       syms[i]->value, syms[i]->size, sp_an_mode_name(v[i].mode));
-			json_str(stdout, sp_an_patch_name(&v[i]));
+			sp_json_str(stdout, sp_an_patch_name(&v[i]));
 			fputs(", \"reason\": ", stdout);
-			json_str(stdout, v[i].reason);
+			sp_json_str(stdout, v[i].reason);
 			printf(", \"ifunc\": %s}", syms[i]->is_ifunc ? "true" : "false");
 		}
 		fputs("]", stdout);
@@ -359,20 +342,20 @@ static void list_usdt(struct sp_an_object *o, const char *glob, const struct lis
 		sp_analyze_site(o, NULL, n->pc, &s);
 		if (op->json) {
 			printf("%s\n  {\"provider\": ", shown ? "," : "");
-			json_str(stdout, n->provider);
+			sp_json_str(stdout, n->provider);
 			fputs(", \"name\": ", stdout);
-			json_str(stdout, n->name);
+			sp_json_str(stdout, n->name);
 			printf(", \"address\": \"%#" PRIx64 "\", \"semaphore\": ", n->pc);
 			if (n->semaphore)
 				printf("\"%#" PRIx64 "\"", n->semaphore);
 			else
 				fputs("null", stdout);
 			fputs(", \"args\": ", stdout);
-			json_str(stdout, n->args);
+			sp_json_str(stdout, n->args);
 			printf(", \"mode\": \"%s\", \"patch\": ", sp_an_mode_name(s.mode));
-			json_str(stdout, sp_an_patch_name(&s));
+			sp_json_str(stdout, sp_an_patch_name(&s));
 			fputs(", \"reason\": ", stdout);
-			json_str(stdout, s.reason);
+			sp_json_str(stdout, s.reason);
 			fputs("}", stdout);
 		} else {
 			if (!shown)
@@ -441,7 +424,7 @@ static int cmd_list(int argc, char **argv)
 		return 1;
 	if (op.json) {
 		fputs("{\"object\": ", stdout);
-		json_str(stdout, o->path);
+		sp_json_str(stdout, o->path);
 		fputs(", ", stdout);
 	}
 	if (!op.usdt)
@@ -573,32 +556,32 @@ static void json_site(const struct sp_an_object *o, const char *spec, const char
 		      const struct sp_an_site *s, bool first)
 {
 	printf("%s\n {\"probe\": ", first ? "" : ",");
-	json_str(stdout, spec);
+	sp_json_str(stdout, spec);
 	fputs(", \"object\": ", stdout);
-	json_str(stdout, o->path);
+	sp_json_str(stdout, o->path);
 	fputs(", \"symbol\": ", stdout);
-	json_str(stdout, label);
+	sp_json_str(stdout, label);
 	printf(", \"address\": \"%#" PRIx64 "\", \"mode\": \"%s\", \"patch\": ", s->addr, sp_an_mode_name(s->mode));
-	json_str(stdout, sp_an_patch_name(s));
+	sp_json_str(stdout, sp_an_patch_name(s));
 	if (s->path == SP_PATH_HOP)
 		printf(", \"pad\": \"%#" PRIx64 "\"", s->pad);
 	fputs(", \"reason\": ", stdout);
-	json_str(stdout, s->reason);
+	sp_json_str(stdout, s->reason);
 	fputs(", \"window\": [", stdout);
 	for (int i = 0; s->have_window && i < s->w.n_insns; i++) {
 		char text[128];
 		sp_insn_format(&s->w.insns[i], text, sizeof(text));
 		printf("%s{\"address\": \"%#" PRIx64 "\", \"insn\": ", i ? ", " : "", (uint64_t)s->w.insns[i].addr);
-		json_str(stdout, text);
+		sp_json_str(stdout, text);
 		fputs("}", stdout);
 	}
 	fputs("], \"checks\": [", stdout);
 	for (int i = 0; i < s->n_checks; i++) {
 		static const char *const res[] = { "pass", "fail", "not checked" };
 		printf("%s{\"check\": ", i ? ", " : "");
-		json_str(stdout, s->checks[i].name);
+		sp_json_str(stdout, s->checks[i].name);
 		printf(", \"result\": \"%s\", \"detail\": ", res[s->checks[i].result]);
-		json_str(stdout, s->checks[i].detail);
+		sp_json_str(stdout, s->checks[i].detail);
 		fputs("}", stdout);
 	}
 	fputs("]}", stdout);

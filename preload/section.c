@@ -73,13 +73,27 @@ void sp_section_close(struct sp_section *v)
 	*v = (struct sp_section){ 0 };
 }
 
+/* The stripe after K (-1: the first) that may hold counts: those the
+ * process says it gave out (tstate.c), never the others — reading one
+ * would allocate its page of the shared file. */
+static int next_stripe(const struct sp_section *v, int k)
+{
+	struct sp_shm_section *w = (struct sp_shm_section *)v->s;
+	int n = (int)v->s->n_stripes, used = (int)atomic_load(&w->stripes_used);
+	if (used > n - 1)
+		used = n - 1;
+	if (k + 1 < used)
+		return k + 1;
+	return k < n - 1 && atomic_load(&w->shared_used) ? n - 1 : n;
+}
+
 /* Earlier attachments' counts (final), and the live ones while attached. */
 static void counts(const struct sp_section *v, const struct sp_shm_record *r, uint64_t *c)
 {
 	memcpy(c, r->final, SP_N_COUNTERS * sizeof(*c));
 	if (__atomic_load_n(&r->detached, __ATOMIC_ACQUIRE))
 		return;
-	for (uint32_t k = 0; k < v->s->n_stripes; k++) {
+	for (int k = next_stripe(v, -1); k < (int)v->s->n_stripes; k = next_stripe(v, k)) {
 		const struct sp_count *cc = (const struct sp_count *)(v->stripes + k * v->s->stripe_bytes) + r->id;
 		for (int j = 0; j < SP_N_COUNTERS; j++)
 			c[j] += cc->v[j];
@@ -93,9 +107,11 @@ static bool latency(const struct sp_section *v, const struct sp_shm_record *r, s
 		return false;
 	*out = r->final_lat;
 	if (!__atomic_load_n(&r->detached, __ATOMIC_ACQUIRE) && r->lat_slot >= 0 && v->latency) {
-		struct sp_lat live;
-		sp_latency_sum(v->latency, (int)v->s->n_stripes, (uint32_t)r->lat_slot, &live);
-		sp_latency_merge(out, &live);
+		for (int k = next_stripe(v, -1); k < (int)v->s->n_stripes; k = next_stripe(v, k)) {
+			struct sp_lat live;
+			sp_latency_sum(v->latency + (size_t)k * SP_LAT_STRIPE_BYTES, 1, (uint32_t)r->lat_slot, &live);
+			sp_latency_merge(out, &live);
+		}
 	}
 	return true;
 }
@@ -105,6 +121,10 @@ static bool has_stacks(const struct sp_section *v, const struct sp_shm_record *r
 	return r->action == SP_ACT_STACK && v->stacks.table;
 }
 
+static const char *const patch_names[] = { "int3", "jmp5", "hop" };
+
+/* The entry as the process's own report writes it (runtime/report.c,
+ * sp_report_json): the same fields in the same order, however it ended. */
 static void probe_json(FILE *f, const struct sp_section *v, uint32_t i)
 {
 	const struct sp_shm_record *r = &v->records[i];
@@ -114,19 +134,31 @@ static void probe_json(FILE *f, const struct sp_section *v, uint32_t i)
 	sp_json_str(f, r->spec);
 	fprintf(f, ", \"kind\": \"%s\", \"object\": ", sp_kind_name((enum sp_probe_kind)r->kind));
 	sp_json_str(f, r->object);
-	fputs(", \"label\": ", f);
-	sp_json_str(f, r->label);
-	fprintf(f, ", \"mode\": \"%s\", \"reason\": ", r->jmp ? "jmp" : "int3");
+	fputs(", \"symbol\": ", f);
+	sp_json_str(f, r->has_symbol ? r->symbol : NULL);
+	fprintf(f, ", \"address\": \"%#" PRIx64 "\", \"mode\": \"%s\", \"patch\": \"%s\", \"reason\": ",
+		r->address, r->jmp ? "jmp" : "int3", patch_names[r->patch < 3 ? r->patch : 0]);
 	sp_json_str(f, r->reason[0] ? r->reason : NULL);
-	fprintf(f, ", \"action\": \"%s\", \"hits\": %" PRIu64 ", \"missed\": %" PRIu64 ", \"returns\": %" PRIu64
-		   ", \"lost\": %" PRIu64, sp_action_name((enum sp_action_kind)r->action), c[SP_HITS],
-		c[SP_MISSED], c[SP_RETURNS], c[SP_LOST]);
+	fprintf(f, ", \"action\": \"%s\", \"hits\": %" PRIu64 ", \"missed\": %" PRIu64,
+		r->handler ? "handler" : sp_action_name((enum sp_action_kind)r->action), c[SP_HITS], c[SP_MISSED]);
+	if (r->wants_return)
+		fprintf(f, ", \"returns\": %" PRIu64 ", \"lost\": %" PRIu64,
+			r->kind == SP_KIND_USESSION ? c[SP_RETURNS] : c[SP_HITS], c[SP_LOST]);
 	struct sp_lat l;
 	if (latency(v, r, &l))
 		sp_report_latency_json(f, &l);
 	if (has_stacks(v, r))
 		sp_stack_view_json(f, &v->stacks, NULL, (int)i, 20);
-	fputc('}', f);
+	if (__atomic_load_n(&r->faulted, __ATOMIC_ACQUIRE))
+		fprintf(f, ", \"fault\": {\"signal\": %d, \"address\": \"%#" PRIx64 "\"}", r->fault_sig,
+			r->fault_addr);
+	if (r->implementation[0]) {
+		fputs(", \"implementation\": ", f);
+		sp_json_str(f, r->implementation);
+	}
+	bool detached = __atomic_load_n(&r->detached, __ATOMIC_ACQUIRE);
+	fprintf(f, ", \"attached\": %s%s}", detached ? "false" : "true",
+		detached && r->unloaded ? ", \"unloaded\": true" : "");
 }
 
 static void probe_text(FILE *f, const struct sp_section *v, uint32_t i)
@@ -135,6 +167,9 @@ static void probe_text(FILE *f, const struct sp_section *v, uint32_t i)
 	uint64_t c[SP_N_COUNTERS];
 	counts(v, r, c);
 	sp_report_counts_text(f, r->label, r->kind, c);
+	if (__atomic_load_n(&r->faulted, __ATOMIC_ACQUIRE))
+		fprintf(f, "@fault[%s]: signal %d at %#" PRIx64 ": its handler was disabled\n", r->label,
+			r->fault_sig, r->fault_addr);
 	struct sp_lat l;
 	if (latency(v, r, &l))
 		sp_report_histogram_text(f, r->label, &l);

@@ -423,11 +423,11 @@ static void decide_hop(struct sp_an_object *o, const struct sp_an_text *t,
 
 /* ---- one site ---- */
 
-/* probe.c's next_symbol: the first symbol after V, or the end of its text. */
+/* probe.c's next_symbol: the first function (symbol or .eh_frame extent)
+ * starting after V, or the end of its text. */
 static uint64_t next_symbol(const struct sp_an_object *o, uint64_t v)
 {
-	const struct sp_sym *next = sp_elf_next_after(o->elf, v);
-	uint64_t limit = next ? next->value : 0;
+	uint64_t limit = sp_elf_next_start(o->elf, v);
 	for (int i = 0; i < o->n_text; i++) {
 		const struct sp_an_text *t = &o->text[i];
 		if (v >= t->vaddr && v < t->vaddr + t->size && (!limit || limit > t->vaddr + t->size))
@@ -459,14 +459,18 @@ int sp_analyze_site(struct sp_an_object *o, const struct sp_sym *sym, uint64_t a
 	const struct sp_sym *f = sym ? sym : sp_elf_containing(o->elf, addr);
 	s->sym = f;
 	if (sym) {
-		/* probe.c target_for: the named function's extent */
-		s->func = sym->size ? sym->value : 0;
-		s->func_size = sym->size;
+		/* probe.c target_for: the named function's extent (its
+		 * .eh_frame one when the symbol has no size) */
+		s->func_size = sym->size ? sym->size : sp_elf_fde_size(o->elf, sym->value);
+		s->func = s->func_size ? sym->value : 0;
 		s->limit = next_symbol(o, sym->value);
 	} else {
-		/* probe.c resolve_usdt: the function holding the note */
-		s->func = f && f->size ? f->value : 0;
-		s->func_size = f ? f->size : 0;
+		/* probe.c resolve_usdt: the function holding the note (a sized
+		 * symbol, else its .eh_frame extent) */
+		uint64_t fs = 0, fz = 0;
+		bool known = sp_elf_func_extent(o->elf, addr, &fs, &fz);
+		s->func = known ? fs : 0;
+		s->func_size = known ? fz : 0;
 		s->limit = next_symbol(o, addr);
 	}
 	if (f && f->is_ifunc) {

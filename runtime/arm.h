@@ -63,5 +63,8 @@ size_t sp_arm_batch(struct sp_site **sites, size_t n, int *rcs);
 
 /* Restore the original bytes.  0 or -errno. */
 int sp_arm_disarm(struct sp_site *site);
+/* sp_arm_disarm of N sites at once, a sync per step instead of per site
+ * (a site that cannot be restored stays armed, as with sp_arm_disarm). */
+void sp_arm_disarm_batch(struct sp_site **sites, size_t n);
 
 #endif

@@ -383,7 +383,8 @@ static int cmp_uptr(const void *a, const void *b)
  * all do; junk stops the run at once). */
 static int relative_words(struct build *b)
 {
-	qsort(b->data_refs, b->n_refs, sizeof(*b->data_refs), cmp_uptr);
+	if (b->n_refs)   /* qsort's array may not be NULL, even empty */
+		qsort(b->data_refs, b->n_refs, sizeof(*b->data_refs), cmp_uptr);
 	const uintptr_t bias = b->oc->bias;
 	for (size_t i = 0; i < b->n_refs; i++) {
 		if (i && b->data_refs[i] == b->data_refs[i - 1])
@@ -430,14 +431,20 @@ struct sp_btindex *sp_btindex_build(const struct sp_objcode *oc)
 	const struct sp_elf *elf = oc->elf;
 	struct build b = { .oc = oc, .non_pie = elf->e_type == 2 /* ET_EXEC */ };
 	struct sp_btindex *x = b.x = calloc(1, sizeof(*x));
-	uintptr_t *starts = calloc(elf->n_syms + 1, sizeof(*starts));
+	uintptr_t *starts = calloc(elf->n_syms + elf->n_ext + 1, sizeof(*starts));
 	if (!x || !starts)
 		goto fail;
 	x->bias = oc->bias;
 	b.data = oc->path ? sp_objdata_open(oc->path, elf) : NULL;
+	/* the symbols' starts and the .eh_frame extents' (a stripped file's
+	 * local functions), merged: both sorted */
 	size_t n_starts = 0;
-	for (size_t i = 0; i < elf->n_syms; i++)
-		starts[n_starts++] = oc->bias + elf->syms[i].value;   /* already sorted */
+	for (size_t i = 0, j = 0; i < elf->n_syms || j < elf->n_ext;) {
+		if (j == elf->n_ext || (i < elf->n_syms && elf->syms[i].value <= elf->ext[j].lo))
+			starts[n_starts++] = oc->bias + elf->syms[i++].value;
+		else
+			starts[n_starts++] = oc->bias + elf->ext[j++].lo;
+	}
 	for (int r = 0; r < oc->n_text; r++)
 		if (!(b.insn_start[r] = calloc(1, (oc->text[r].end - oc->text[r].start) / 8 + 1)) ||
 		    sweep(&b, r, starts, n_starts) != 0)
@@ -486,7 +493,9 @@ fail:
  * relative to the bias; the static phrases (how, why) as their index in
  * PHRASES, never as pointers. */
 #define CACHE_KIND "btindex"
-#define CACHE_FORMAT 2u          /* 1: owncalls' direct targets only */
+#define CACHE_FORMAT 3u          /* 1: owncalls' direct targets only; 2: the
+				  * sweep restarted at symbols only (3: and at
+				  * .eh_frame extents) */
 #define NO_PHRASE 0xffu
 
 /* Every phrase an index can hold.  Those of objdata.c and jtable.c are
@@ -652,6 +661,12 @@ static void cache_key(const struct sp_objcode *oc, const uint8_t *build_id, size
 	}
 	for (size_t i = 0; i < oc->elf->n_syms; i++)
 		sp_objcache_feed(&hs, &oc->elf->syms[i].value, sizeof(oc->elf->syms[i].value));
+	/* the sweep restarts at the extents too (a debug file's symbols may
+	 * come and go; the extents are the file's own, but fed all the same) */
+	uint64_t n_ext = oc->elf->n_ext;
+	sp_objcache_feed(&hs, &n_ext, sizeof(n_ext));
+	for (size_t i = 0; i < oc->elf->n_ext; i++)
+		sp_objcache_feed(&hs, &oc->elf->ext[i].lo, sizeof(oc->elf->ext[i].lo));
 	sp_objcache_done(&hs, key);
 }
 

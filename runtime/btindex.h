@@ -7,8 +7,9 @@
  * instruction; a foo.cold part jumps back into foo), and an indirect jump
  * anywhere can reach any address whose value the program holds.  So once
  * per object we sweep its executable segments linearly, restarting at every
- * known symbol (so data between functions cannot desynchronise the sweep
- * for long), and keep three sorted sets:
+ * known symbol and every .eh_frame extent's start (so data between
+ * functions cannot desynchronise the sweep for long, stripped or not), and
+ * keep three sorted sets:
  *
  *   - direct targets: rel8/rel32 jmp, jcc, call, loop and jrcxz targets;
  *   - taken addresses (inside the text): RIP-relative lea targets in the

@@ -121,6 +121,22 @@ done:
 	return out;
 }
 
+void sp_codemem_trim(uintptr_t slot, size_t size, size_t used)
+{
+	size = (size + 15) & ~(size_t)15;
+	used = (used + 15) & ~(size_t)15;
+	pthread_mutex_lock(&lock);
+	size_t n = atomic_load(&n_chunks);
+	for (size_t i = 0; i < n; i++) {
+		struct chunk *c = &chunks[i];
+		if (used < size && c->base + c->used == slot + size) {
+			c->used -= size - used;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&lock);
+}
+
 int sp_codemem_owns(uintptr_t addr)
 {
 	size_t n = atomic_load(&n_chunks);

@@ -8,7 +8,8 @@
  * makes a page read-write, not executable, while it writes; a thread in
  * another slot of that page waits), and many slots share a chunk.
  * Slots are never freed while the process lives (a thread may still be
- * executing one); the memory cost is tens of bytes per site.
+ * executing one); a trampoline keeps what it used (sp_codemem_trim), a few
+ * hundred bytes a site, so that hot trampolines share cache lines and pages.
  */
 #ifndef SP_CODEMEM_H
 #define SP_CODEMEM_H
@@ -19,6 +20,10 @@
 /* Allocate SIZE bytes of code memory (16-byte aligned) whose every byte is
  * within ±(2 GiB - 64 KiB) of NEAR.  NEAR 0: anywhere.  0 on failure. */
 uintptr_t sp_codemem_alloc(uintptr_t near, size_t size);
+
+/* SLOT (SIZE bytes from sp_codemem_alloc) needs only USED bytes: give the
+ * rest back if nothing was allocated after it. */
+void sp_codemem_trim(uintptr_t slot, size_t size, size_t used);
 
 /* Is ADDR inside any code memory we mapped? (signal-safe) */
 int sp_codemem_owns(uintptr_t addr);

@@ -24,6 +24,7 @@
  */
 #include "elfsym.h"
 #include "prefault.h"
+#include "ehframe.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -599,6 +600,110 @@ static int find_shadowed(const struct sp_elf *e)
 	return 0;
 }
 
+/* ---- .eh_frame extents (ehframe.h) ---- */
+
+struct extents {
+	const struct sp_elf *e;
+	struct sp_extent *v;
+	size_t n, cap;
+};
+
+/* Is [LO, HI) inside one executable segment? */
+static bool in_exec_segment(const struct sp_elf *e, uint64_t lo, uint64_t hi)
+{
+	for (size_t i = 0; i < e->n_segs; i++) {
+		const struct sp_segment *s = &e->segs[i];
+		if ((s->flags & PF_X) && lo >= s->vaddr && hi - s->vaddr <= s->memsz && hi > lo)
+			return true;
+	}
+	return false;
+}
+
+static int add_extent(void *ctx, uint64_t lo, uint64_t hi)
+{
+	struct extents *x = ctx;
+	if (!in_exec_segment(x->e, lo, hi))
+		return 0;                     /* not code of this file: not an extent */
+	if (x->n == x->cap) {
+		size_t cap = x->cap ? 2 * x->cap : 1024;
+		struct sp_extent *v = realloc(x->v, cap * sizeof(*v));
+		if (!v)
+			return -1;
+		x->v = v;
+		x->cap = cap;
+	}
+	x->v[x->n++] = (struct sp_extent){ lo, hi };
+	return 0;
+}
+
+static int cmp_extent(const void *a, const void *b)
+{
+	const struct sp_extent *x = a, *y = b;
+	if (x->lo != y->lo)
+		return x->lo < y->lo ? -1 : 1;
+	return x->hi < y->hi ? -1 : x->hi > y->hi;
+}
+
+/* E->ext from ELF's .eh_frame.  Nothing (no error) when there is none or
+ * it cannot be read: extents only add proofs.  Duplicates are merged;
+ * extents that overlap another are dropped (a file that says two things
+ * about a byte says nothing about it). */
+static int read_extents(Elf *elf, struct sp_elf *e)
+{
+	size_t shstrndx;
+	if (elf_getshdrstrndx(elf, &shstrndx) != 0)
+		return 0;
+	Elf_Scn *scn = NULL;
+	GElf_Shdr sh;
+	while ((scn = elf_nextscn(elf, scn))) {
+		const char *n;
+		if (gelf_getshdr(scn, &sh) && sh.sh_type != SHT_NOBITS &&
+		    (n = elf_strptr(elf, shstrndx, sh.sh_name)) && strcmp(n, ".eh_frame") == 0)
+			break;
+	}
+	Elf_Data *d;
+	if (!scn || !(d = elf_getdata(scn, NULL)) || !d->d_buf || d->d_size > sh.sh_size)
+		return 0;
+	struct extents x = { .e = e };
+	if (sp_ehframe_walk(d->d_buf, d->d_size, sh.sh_addr, add_extent, &x) < 0) {
+		free(x.v);
+		return -ENOMEM;
+	}
+	/* linkers mostly keep FDEs in address order: sort only when not */
+	bool sorted = true;
+	for (size_t i = 1; i < x.n && sorted; i++)
+		sorted = cmp_extent(&x.v[i - 1], &x.v[i]) <= 0;
+	if (!sorted)
+		qsort(x.v, x.n, sizeof(*x.v), cmp_extent);
+	size_t k = 0;
+	for (size_t i = 0; i < x.n; i++) {
+		if (k && x.v[k - 1].lo == x.v[i].lo && x.v[k - 1].hi == x.v[i].hi)
+			continue;
+		x.v[k++] = x.v[i];
+	}
+	/* drop every extent overlapping another (sorted by start: a run) */
+	size_t m = 0;
+	for (size_t i = 0; i < k;) {
+		size_t j = i + 1;
+		uint64_t hi = x.v[i].hi;
+		while (j < k && x.v[j].lo < hi) {
+			if (x.v[j].hi > hi)
+				hi = x.v[j].hi;
+			j++;
+		}
+		if (j == i + 1)
+			x.v[m++] = x.v[i];
+		i = j;
+	}
+	e->ext = x.v;
+	e->n_ext = m;
+	if (!m) {
+		free(x.v);
+		e->ext = NULL;
+	}
+	return 0;
+}
+
 /* Move the collected symbols into E; C's buffers become E's. */
 static int finish(struct sp_elf *e, struct collect *c)
 {
@@ -660,6 +765,8 @@ int sp_elf_open(const char *path, struct sp_elf **out, char *err, size_t errlen)
 		ret = read_symbols(elf, e, &c, err, errlen);
 	if (ret == 0)
 		ret = finish(e, &c);
+	if (ret == 0)
+		ret = read_extents(elf, e);
 out:
 	if (ret == -ENOMEM && errlen && !err[0])
 		snprintf(err, errlen, "'%s': out of memory", path);
@@ -686,6 +793,7 @@ void sp_elf_close(struct sp_elf *e)
 		free(p);
 	}
 	free(e->syms);
+	free(e->ext);
 	free(e->segs);
 	free(e->debug_path);
 	free(e->path);
@@ -912,10 +1020,13 @@ const struct sp_sym *sp_elf_next_after(const struct sp_elf *e, uint64_t vaddr)
 
 /* ---- a flat copy, for the start-up cache (symcache.c) -------------------
  * Everything sp_elf_open produced, in one buffer: a header, the segments,
- * the symbols (names as offsets into the strings), the strings, the debug
- * file's path.  Native byte order: the cache never leaves the machine. */
+ * the .eh_frame extents, the symbols (names as offsets into the strings),
+ * the strings, the debug file's path.  Native byte order: the cache never
+ * leaves the machine.  A field added to struct sp_elf must be added here
+ * (and FLAT_MAGIC changed): test_symcache compares a loaded copy with a
+ * read one field by field. */
 
-#define FLAT_MAGIC "SPELFSY1"
+#define FLAT_MAGIC "SPELFSY2"    /* 2: the .eh_frame extents */
 
 struct flat_head {
 	char magic[8];
@@ -923,7 +1034,7 @@ struct flat_head {
 	uint8_t has_symtab, has_except_table, has_debug_path, pad;
 	uint32_t build_id_len;
 	uint8_t build_id[MAX_BUILD_ID];
-	uint64_t n_segs, n_syms, str_len, debug_path_len;
+	uint64_t n_segs, n_ext, n_syms, str_len, debug_path_len;
 };
 
 struct flat_seg {
@@ -942,14 +1053,15 @@ void *sp_elf_flatten(const struct sp_elf *e, size_t *len)
 	/* no symbols, no strings: one NUL all the same (never an empty table) */
 	size_t slen = p->strings_len ? p->strings_len : 1;
 	size_t total = sizeof(struct flat_head) + e->n_segs * sizeof(struct flat_seg) +
-		       e->n_syms * sizeof(struct flat_sym) + slen + dlen;
+		       e->n_ext * sizeof(struct sp_extent) + e->n_syms * sizeof(struct flat_sym) + slen + dlen;
 	uint8_t *buf = calloc(1, total), *q = buf;
 	if (!buf)
 		return NULL;
 	struct flat_head h = {
 		.e_type = e->e_type, .has_symtab = e->has_symtab,
 		.has_except_table = e->has_except_table, .has_debug_path = e->debug_path != NULL,
-		.build_id_len = (uint32_t)e->build_id_len, .n_segs = e->n_segs, .n_syms = e->n_syms,
+		.build_id_len = (uint32_t)e->build_id_len, .n_segs = e->n_segs, .n_ext = e->n_ext,
+		.n_syms = e->n_syms,
 		.str_len = slen, .debug_path_len = dlen,
 	};
 	memcpy(h.magic, FLAT_MAGIC, 8);
@@ -960,6 +1072,10 @@ void *sp_elf_flatten(const struct sp_elf *e, size_t *len)
 		const struct sp_segment *s = &e->segs[i];
 		struct flat_seg f = { s->vaddr, s->memsz, s->offset, s->filesz, s->flags };
 		memcpy(q, &f, sizeof(f));
+	}
+	if (e->n_ext) {
+		memcpy(q, e->ext, e->n_ext * sizeof(struct sp_extent));
+		q += e->n_ext * sizeof(struct sp_extent);
 	}
 	for (size_t i = 0; i < e->n_syms; i++, q += sizeof(struct flat_sym)) {
 		const struct sp_sym *s = &e->syms[i];
@@ -1003,17 +1119,20 @@ int sp_elf_unflatten(const void *data, size_t len, const char *path, struct sp_e
 		 h.has_debug_path != (h.debug_path_len != 0))
 		bad = "bad header fields";
 	else if (h.n_segs > rest / sizeof(struct flat_seg) ||
-		 h.n_syms > (rest - h.n_segs * sizeof(struct flat_seg)) / sizeof(struct flat_sym) ||
+		 h.n_ext > (rest - h.n_segs * sizeof(struct flat_seg)) / sizeof(struct sp_extent) ||
+		 h.n_syms > (rest - h.n_segs * sizeof(struct flat_seg) - h.n_ext * sizeof(struct sp_extent)) /
+				    sizeof(struct flat_sym) ||
 		 h.str_len == 0 || h.str_len > rest || h.debug_path_len > rest ||
-		 h.n_segs * sizeof(struct flat_seg) + h.n_syms * sizeof(struct flat_sym) + h.str_len +
-				 h.debug_path_len != rest)
+		 h.n_segs * sizeof(struct flat_seg) + h.n_ext * sizeof(struct sp_extent) +
+				 h.n_syms * sizeof(struct flat_sym) + h.str_len + h.debug_path_len != rest)
 		bad = "lengths do not add up (truncated or padded)";
 	if (bad) {
 		snprintf(why, whylen, "%s", bad);
 		return -EINVAL;
 	}
 	const uint8_t *segs = d + sizeof(h);
-	const uint8_t *syms = segs + h.n_segs * sizeof(struct flat_seg);
+	const uint8_t *exts = segs + h.n_segs * sizeof(struct flat_seg);
+	const uint8_t *syms = exts + h.n_ext * sizeof(struct sp_extent);
 	const char *str = (const char *)(syms + h.n_syms * sizeof(struct flat_sym));
 	const char *dpath = str + h.str_len;
 	if (str[h.str_len - 1] != '\0' || (h.debug_path_len && (dpath[h.debug_path_len - 1] != '\0' ||
@@ -1052,6 +1171,17 @@ int sp_elf_unflatten(const void *data, size_t len, const char *path, struct sp_e
 		e->segs[i] = (struct sp_segment){ f.vaddr, f.memsz, f.offset, f.filesz, (uint32_t)f.flags };
 	}
 	e->n_segs = h.n_segs;
+	/* the extents' queries assume them sorted, disjoint and non-empty */
+	if (!bad && h.n_ext) {
+		if (!(e->ext = malloc(h.n_ext * sizeof(*e->ext))))
+			goto nomem;
+		memcpy(e->ext, exts, h.n_ext * sizeof(*e->ext));
+		e->n_ext = h.n_ext;
+		for (size_t i = 0; i < h.n_ext && !bad; i++)
+			if (e->ext[i].lo >= e->ext[i].hi || (i && e->ext[i - 1].hi > e->ext[i].lo) ||
+			    !in_exec_segment(e, e->ext[i].lo, e->ext[i].hi))
+				bad = "extents out of order or outside the text";
+	}
 	for (size_t i = 0; !bad && i < h.n_syms; i++) {
 		struct flat_sym f;
 		memcpy(&f, syms + i * sizeof(f), sizeof(f));
@@ -1096,4 +1226,68 @@ size_t sp_elf_debug_candidate(const struct sp_elf *e, char *buf, size_t len)
 const char *sp_elf_debug_root(void)
 {
 	return debug_root[0] ? debug_root : DEFAULT_DEBUG_ROOT;
+}
+
+size_t sp_elf_ext_upper(const struct sp_elf *e, uint64_t vaddr)
+{
+	size_t lo = 0, hi = e->n_ext;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (e->ext[mid].lo <= vaddr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+bool sp_elf_extent(const struct sp_elf *e, uint64_t vaddr, uint64_t *lo, uint64_t *hi)
+{
+	size_t i = sp_elf_ext_upper(e, vaddr);
+	if (i == 0 || vaddr >= e->ext[i - 1].hi)
+		return false;   /* disjoint: only the last one starting at or below can hold it */
+	*lo = e->ext[i - 1].lo;
+	*hi = e->ext[i - 1].hi;
+	return true;
+}
+
+uint64_t sp_elf_next_start(const struct sp_elf *e, uint64_t vaddr)
+{
+	const struct sp_sym *s = sp_elf_next_after(e, vaddr);
+	size_t i = sp_elf_ext_upper(e, vaddr);
+	uint64_t a = s ? s->value : 0;
+	if (i < e->n_ext && (!a || e->ext[i].lo < a))
+		a = e->ext[i].lo;
+	return a;
+}
+
+bool sp_elf_covers(const struct sp_elf *e, uint64_t lo, uint64_t hi)
+{
+	uint64_t l, h;
+	if (sp_elf_containing(e, lo) || sp_elf_extent(e, lo, &l, &h))
+		return true;
+	uint64_t next = sp_elf_next_start(e, lo);
+	return next && next < hi;
+}
+
+uint64_t sp_elf_fde_size(const struct sp_elf *e, uint64_t start)
+{
+	uint64_t lo, hi;
+	return sp_elf_extent(e, start, &lo, &hi) && lo == start ? hi - lo : 0;
+}
+
+bool sp_elf_func_extent(const struct sp_elf *e, uint64_t vaddr, uint64_t *start, uint64_t *size)
+{
+	const struct sp_sym *f = sp_elf_containing(e, vaddr);
+	uint64_t lo, hi;
+	if (f && f->size) {
+		*start = f->value;
+		*size = f->size;
+		return true;
+	}
+	if (!sp_elf_extent(e, vaddr, &lo, &hi))
+		return false;
+	*start = lo;
+	*size = hi - lo;
+	return true;
 }

@@ -24,6 +24,11 @@ struct sp_sym {
 	bool in_dynsym;          /* also (or only) in .dynsym: dlsym can find it */
 };
 
+/* A function's code as its .eh_frame FDE gives it (ehframe.h). */
+struct sp_extent {
+	uint64_t lo, hi;         /* ELF virtual addresses, [lo, hi) */
+};
+
 struct sp_segment {
 	uint64_t vaddr, memsz, offset, filesz;
 	uint32_t flags;          /* PF_X | PF_W | PF_R */
@@ -40,6 +45,11 @@ struct sp_elf {
 	size_t build_id_len;     /*   the index cache's key), 0: none */
 	struct sp_sym *syms;     /* sorted by value, then name; duplicates (aliases) kept */
 	size_t n_syms;
+	/* .eh_frame's function extents, sorted, disjoint, each inside an
+	 * executable segment (a stripped file keeps them: where functions
+	 * without a symbol start and end) */
+	struct sp_extent *ext;
+	size_t n_ext;
 	struct sp_segment *segs; /* PT_LOAD segments */
 	size_t n_segs;
 	void *priv;              /* string storage */
@@ -68,6 +78,28 @@ size_t sp_elf_upper(const struct sp_elf *e, uint64_t vaddr);
 /* The first symbol whose value is above VADDR, or NULL: where the code
  * holding VADDR ends at the latest. */
 const struct sp_sym *sp_elf_next_after(const struct sp_elf *e, uint64_t vaddr);
+
+/* The .eh_frame extent holding VADDR: true with *LO, *HI. */
+bool sp_elf_extent(const struct sp_elf *e, uint64_t vaddr, uint64_t *lo, uint64_t *hi);
+/* The size of the .eh_frame extent starting exactly at START, 0 when none
+ * does: a function's extent when its symbol has no size (assembly without
+ * .size, a stripped IFUNC implementation). */
+uint64_t sp_elf_fde_size(const struct sp_elf *e, uint64_t start);
+/* The function holding VADDR: the symbol with a size covering it (as
+ * sp_elf_containing), else the .eh_frame extent holding it.  true with
+ * *START and *SIZE. */
+bool sp_elf_func_extent(const struct sp_elf *e, uint64_t vaddr, uint64_t *start, uint64_t *size);
+/* The index in E->ext of the first extent starting above VADDR. */
+size_t sp_elf_ext_upper(const struct sp_elf *e, uint64_t vaddr);
+
+/* The first address above VADDR where a function starts (a symbol, or an
+ * .eh_frame extent: stripped objects' local functions), 0 when none does:
+ * the code holding VADDR ends there at the latest. */
+uint64_t sp_elf_next_start(const struct sp_elf *e, uint64_t vaddr);
+
+/* Does any function hold a byte of [LO, HI) or start in it (a symbol with
+ * its size, or an .eh_frame extent)? */
+bool sp_elf_covers(const struct sp_elf *e, uint64_t lo, uint64_t hi);
 
 /* ELF virtual address → file offset (for kernel uprobes), via PT_LOAD.
  * 0 or -ENOENT. */

@@ -1,5 +1,6 @@
 /* guard — see guard.h. */
 #include "guard.h"
+#include "shm.h"
 #include "dispatch.h"
 #include "probe.h"
 #include "tstate.h"
@@ -87,6 +88,7 @@ void sp_guard_on_fault(int sig, const siginfo_t *si)
 	p->fault_sig = sig;
 	p->fault_addr = (uintptr_t)si->si_addr;
 	atomic_store(&p->faulted, true);
+	sp_shm_fault(p);   /* a report built from the launcher's file says it too */
 	guard.probe = NULL;
 	__builtin_longjmp(guard.jb, 1);
 }

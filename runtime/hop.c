@@ -41,6 +41,20 @@ static void candidates(const struct sp_elf *e, uintptr_t bias, uintptr_t site, s
 	*first = i;
 }
 
+/* The .eh_frame extents whose end could start a run in reach: those ending
+ * in [run_lo, reach_hi] (disjoint and sorted: their ends are sorted too). */
+static void ext_candidates(const struct sp_elf *e, uintptr_t bias, uintptr_t site, size_t *first,
+			   size_t *end)
+{
+	uint64_t reach_hi = site + SP_HOP_REACH_FWD - bias;
+	uint64_t run_lo = site - SP_HOP_REACH_BACK - SP_HOP_RUN_MAX - bias;
+	size_t i = sp_elf_ext_upper(e, reach_hi);
+	*end = i;
+	while (i > 0 && e->ext[i - 1].hi >= run_lo)
+		i--;
+	*first = i;
+}
+
 void sp_hop_range(const struct sp_elf *elf, uintptr_t bias, uintptr_t site, uintptr_t text_lo,
 		  uintptr_t text_hi, uintptr_t *lo, uintptr_t *hi)
 {
@@ -53,6 +67,10 @@ void sp_hop_range(const struct sp_elf *elf, uintptr_t bias, uintptr_t site, uint
 		if (s->size && start + s->size >= l && start < l)
 			l = start;
 	}
+	ext_candidates(elf, bias, site, &first, &end);
+	for (size_t i = first; i < end; i++)
+		if (bias + elf->ext[i].lo < l)
+			l = bias + elf->ext[i].lo;
 	/* a nop at the end of the reach may be up to 15 bytes long */
 	uintptr_t h = site + SP_HOP_SPAN + 15;
 	*lo = l < text_lo ? text_lo : l;
@@ -102,13 +120,11 @@ static size_t fill_len(const struct sp_hop_facts *f, uintptr_t p, uintptr_t limi
 	return in.len;
 }
 
-/* Is any byte of [LO, HI) inside a symbol's extent, or a symbol's start? */
+/* Is any byte of [LO, HI) inside a function (a symbol's extent or an
+ * .eh_frame one), or a function's start? */
 static bool covered(const struct sp_hop_facts *f, uintptr_t lo, uintptr_t hi)
 {
-	if (sp_elf_containing(f->elf, lo - f->bias))
-		return true;
-	const struct sp_sym *next = sp_elf_next_after(f->elf, lo - f->bias);
-	return next && f->bias + next->value < hi;
+	return sp_elf_covers(f->elf, lo - f->bias, hi - f->bias);
 }
 
 /* The first usable pad in the run that starts at E, or 0. */
@@ -116,10 +132,10 @@ static uintptr_t pad_after(const struct sp_hop_facts *f, uintptr_t site, uintptr
 {
 	uintptr_t reach_lo = site > SP_HOP_REACH_BACK ? site - SP_HOP_REACH_BACK : 0;
 	uintptr_t reach_hi = site + SP_HOP_REACH_FWD;   /* the last pad start */
-	const struct sp_sym *next = sp_elf_next_after(f->elf, e - f->bias - 1);
+	uint64_t next = sp_elf_next_start(f->elf, e - f->bias - 1);
 	uintptr_t limit = f->lo + f->len;
-	if (next && f->bias + next->value < limit)
-		limit = f->bias + next->value;
+	if (next && f->bias + next < limit)
+		limit = f->bias + next;
 	uintptr_t run_end = e;
 	while (run_end < limit) {
 		size_t n = fill_len(f, run_end, limit);
@@ -153,6 +169,19 @@ int sp_hop_find_pad(const struct sp_hop_facts *f, uintptr_t site, uintptr_t *pad
 		if (i > first && s[-1].value == s->value && s[-1].size == s->size)
 			continue;
 		if (!ends_with_exit(f, start, e))
+			continue;
+		uintptr_t p = pad_after(f, site, e);
+		if (p) {
+			*pad = p;
+			return 0;
+		}
+	}
+	/* the .eh_frame extents: the same proof for functions whose symbol is
+	 * gone (a file stripped to .dynsym keeps its FDEs) */
+	ext_candidates(f->elf, f->bias, site, &first, &end);
+	for (size_t i = first; i < end; i++) {
+		uintptr_t start = f->bias + f->elf->ext[i].lo, e = f->bias + f->elf->ext[i].hi;
+		if (e < run_lo || e > site + SP_HOP_REACH_FWD || !ends_with_exit(f, start, e))
 			continue;
 		uintptr_t p = pad_after(f, site, e);
 		if (p) {

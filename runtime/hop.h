@@ -13,10 +13,12 @@
  * start in [site + 2 - 128, site + 2 + 127]) that the program never runs.
  * Proved from the code, never guessed: the pad lies in a run of fill bytes
  * (int3, or nop forms other than endbr64/endbr32, which mark indirect
- * branch targets) that starts right where a function with a known ELF size
- * ends, and that function's last instruction ends its flow (ret, jmp,
- * ud2), so nothing falls into the run; no symbol starts in or covers the
- * bytes from the run's start to the pad's end; no branch target and no
+ * branch targets) that starts right where a function with a known extent
+ * ends (its ELF symbol's size, or its .eh_frame FDE: a file stripped to
+ * .dynsym keeps those, ehframe.h), and that function's last instruction
+ * ends its flow (ret, jmp, ud2), so nothing falls into the run; no function
+ * (symbol or FDE) starts in or covers the bytes from the run's start to the
+ * pad's end; no branch target and no
  * taken address lies there (the run's bytes before the pad are nops a
  * landing thread would slide through).  Loop-alignment padding inside a
  * function is covered by the function's extent and is never used.  No two

@@ -47,7 +47,7 @@ long sp_latency_alloc(void)
 void sp_latency_free(uint32_t slot)
 {
 	/* quiesced by the caller: nobody records into SLOT any more */
-	for (int s = 0; s < SP_N_SLOTS; s++)
+	for (int s = sp_tstate_next_stripe(-1); s < SP_N_SLOTS; s = sp_tstate_next_stripe(s))
 		memset(region + s * LAT_STRIPE_BYTES + slot * sizeof(struct sp_lat), 0, sizeof(struct sp_lat));
 	pthread_mutex_lock(&lock);
 	used[slot] = 0;
@@ -136,7 +136,14 @@ void sp_latency_merge(struct sp_lat *dst, const struct sp_lat *src)
 
 void sp_latency_read(uint32_t slot, struct sp_lat *out)
 {
-	sp_latency_sum(region, SP_N_SLOTS, slot, out);
+	/* only the stripes threads were given: the others are zeros, and
+	 * reading them would fault in a page of each */
+	memset(out, 0, sizeof(*out));
+	for (int s = sp_tstate_next_stripe(-1); region && s < SP_N_SLOTS; s = sp_tstate_next_stripe(s)) {
+		struct sp_lat one;
+		sp_latency_sum(region + s * LAT_STRIPE_BYTES, 1, slot, &one);
+		sp_latency_merge(out, &one);
+	}
 }
 
 void sp_latency_atfork_child(void)

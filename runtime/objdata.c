@@ -57,6 +57,14 @@ struct sp_objdata *sp_objdata_open(const char *path, const struct sp_elf *e)
 		if (s->filesz && pread(fd, g->bytes, s->filesz, (off_t)s->offset) != (ssize_t)s->filesz)
 			goto fail;
 	}
+	/* segments that overlap say two things about one address (which one
+	 * the process sees depends on the mapping order): a malformed file,
+	 * whose tables and words cannot be trusted */
+	for (size_t i = 0; i < d->n; i++)
+		for (size_t j = i + 1; j < d->n; j++)
+			if (d->segs[i].vaddr < d->segs[j].vaddr + d->segs[j].memsz &&
+			    d->segs[j].vaddr < d->segs[i].vaddr + d->segs[i].memsz)
+				goto fail;
 	close(fd);
 	return d;
 fail:

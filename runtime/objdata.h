@@ -16,7 +16,8 @@
 
 struct sp_objdata;
 
-/* Read PATH's PT_LOAD segments (ELF's, from E).  NULL on failure. */
+/* Read PATH's PT_LOAD segments (ELF's, from E).  NULL on failure, and for
+ * a file whose segments overlap (malformed: which bytes load is unclear). */
 struct sp_objdata *sp_objdata_open(const char *path, const struct sp_elf *e);
 void sp_objdata_close(struct sp_objdata *d);
 

@@ -308,6 +308,65 @@ out:
 	return rc;
 }
 
+#define PATCH_PAGE 4096
+
+/* Pieces I.. that can be written as one span: the end (exclusive). */
+static size_t span_end(const struct sp_patch_piece *p, size_t n, size_t i)
+{
+	uintptr_t page = p[i].addr / PATCH_PAGE;
+	if (!p[i].len || (p[i].addr + p[i].len - 1) / PATCH_PAGE != page)
+		return i + 1;
+	size_t k = i + 1;
+	while (k < n && p[k].len && p[k].addr >= p[k - 1].addr + p[k - 1].len &&
+	       p[k].addr / PATCH_PAGE == page && (p[k].addr + p[k].len - 1) / PATCH_PAGE == page)
+		k++;
+	return k;
+}
+
+/* Pieces [I, K) of one page as one read and one write of /proc/self/mem:
+ * 0, or -1 when that path is not open to us (the caller writes them one by
+ * one, with sp_patch_write's fallback and messages). */
+static int write_span(const struct sp_patch_piece *p, size_t i, size_t k)
+{
+	uint8_t buf[PATCH_PAGE];
+	uintptr_t lo = p[i].addr, hi = p[k - 1].addr + p[k - 1].len;
+	int rc = -1;
+	lock_patch();
+	int fd = open_mem();
+	if (fd >= 0 &&
+	    raw_syscall(SYS_pread64, fd, (long)buf, (long)(hi - lo), (long)lo) == (long)(hi - lo)) {
+		/* a volatile byte loop, never turned into memcpy: libc's
+		 * memcpy may be a site of this very batch */
+		for (size_t j = i; j < k; j++) {
+			const uint8_t *b = p[j].bytes;
+			volatile uint8_t *d = buf + (p[j].addr - lo);
+			for (size_t m = 0; m < p[j].len; m++)
+				d[m] = b[m];
+		}
+		if (raw_syscall(SYS_pwrite64, fd, (long)buf, (long)(hi - lo), (long)lo) == (long)(hi - lo))
+			rc = 0;
+	}
+	if (fd >= 0 && !holds)
+		close_mem();
+	unlock_patch();
+	return rc;
+}
+
+void sp_patch_write_many(const struct sp_patch_piece *p, size_t n, int *rcs)
+{
+	for (size_t i = 0; i < n;) {
+		size_t k = span_end(p, n, i);
+		if (k - i > 1 && write_span(p, i, k) == 0) {
+			for (size_t j = i; j < k; j++)
+				rcs[j] = 0;
+		} else {
+			for (size_t j = i; j < k; j++)
+				rcs[j] = sp_patch_write(p[j].addr, p[j].bytes, p[j].len);
+		}
+		i = k;
+	}
+}
+
 const char *sp_patch_refusal(void)
 {
 	return refusal;

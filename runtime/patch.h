@@ -50,6 +50,22 @@
 /* Write LEN bytes at ADDR (code or any mapped page).  0 or -errno. */
 int sp_patch_write(uintptr_t addr, const void *bytes, size_t len);
 
+/* One piece of a batch of writes. */
+struct sp_patch_piece {
+	uintptr_t addr;
+	const void *bytes;
+	size_t len;
+};
+
+/* sp_patch_write of each of N pieces, RCS[i] its result.  Consecutive
+ * pieces in one page, in ascending order and not overlapping, are written
+ * as one span (the bytes between them read and written back unchanged,
+ * under the writers' lock): a write per page instead of per site, where
+ * each costs a system call and a page copy in the kernel.  For code only
+ * the runtime writes (an object's text, its padding): a byte between two
+ * pieces that something else changed meanwhile would be put back. */
+void sp_patch_write_many(const struct sp_patch_piece *pieces, size_t n, int *rcs);
+
 /* Keep /proc/self/mem open across the writes of one batch (a hold, which
  * may nest) instead of opening it for each write; the last release closes
  * it.  No descriptor of ours stays open between batches. */

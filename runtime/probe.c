@@ -21,6 +21,8 @@
 #include "timeline.h"
 #include "tstate.h"
 #include "uret.h"
+#include "unwind_hooks.h"
+#include "shstk.h"
 #include "xsave.h"
 
 #include <dlfcn.h>
@@ -232,12 +234,20 @@ static struct sp_probe_vec *vec_replace(struct sp_site *site, struct sp_probe *a
 		v = NULL;
 	}
 	/* a handler's probe: the full frame first, then the probe; going away:
-	 * the probe first, then the lean frame */
+	 * the probe first, then the lean frame.  The inline count stops before
+	 * the vector changes and starts after (a hit in between takes the C
+	 * path, which reads the vector); the caller's quiescence fences the
+	 * old offset (fastcount.h) before the old probe's id is freed. */
+	atomic_store(&site->fast_off, 0);
 	if (handlers)
 		atomic_store(&site->has_handlers, 1);
 	atomic_store_explicit(&site->vec, v, memory_order_release);
 	if (!handlers)
 		atomic_store(&site->has_handlers, 0);
+	if (v && v->n == 1 && !handlers && !v->only_returns && !v->p[0]->fn &&
+	    v->p[0]->action == SP_ACT_COUNT)
+		atomic_store(&site->fast_off, (uint32_t)(v->p[0]->id * sizeof(struct sp_count) +
+							 SP_HITS * sizeof(uint64_t)));
 	return old;
 }
 
@@ -251,12 +261,13 @@ struct target {
 	const struct sp_usdt_note *note;  /* usdt: the note of the site */
 };
 
-/* The first byte after VADDR that belongs to another symbol, or the end of
+/* The first byte after VADDR where another function starts (a symbol, or
+ * an .eh_frame extent: a stripped file's local functions), or the end of
  * the text holding VADDR: a jmp window must not reach into it. */
 static uintptr_t next_symbol(const struct sp_object *obj, const struct sp_elf *elf, uintptr_t func)
 {
-	const struct sp_sym *next = sp_elf_next_after(elf, func - obj->bias);
-	uintptr_t limit = next ? obj->bias + next->value : 0;
+	uint64_t next = sp_elf_next_start(elf, func - obj->bias);
+	uintptr_t limit = next ? obj->bias + next : 0;
 	for (int i = 0; i < obj->n_text; i++)
 		if (func >= obj->text[i].start && func < obj->text[i].end && (!limit || limit > obj->text[i].end))
 			limit = obj->text[i].end;
@@ -326,6 +337,10 @@ static int target_for(const struct sp_object *obj, const struct sp_elf *elf,
 			size = 0;
 		}
 	}
+	/* no symbol size (assembly without .size, a stripped IFUNC
+	 * implementation): the .eh_frame extent starting there */
+	if (!size)
+		size = sp_elf_fde_size(elf, func - obj->bias);
 	if (offset) {
 		if (size && offset >= size) {
 			snprintf(err, errlen, "offset +%#lx is past the end of %s (size %#lx)",
@@ -445,9 +460,10 @@ static long resolve_usdt(const struct sp_spec_item *item, const struct sp_object
 		t->addr = obj->bias + n->pc;
 		t->symbol = xasprintf("%s:%s", n->provider, n->name);
 		t->note = n;
-		const struct sp_sym *f = sp_elf_containing(elf, n->pc);
-		t->fn = (struct sp_func_extent){ .start = f && f->size ? obj->bias + f->value : 0,
-						 .size = f ? f->size : 0,
+		uint64_t fs = 0, fz = 0;   /* a sized symbol, else the .eh_frame extent */
+		bool known = sp_elf_func_extent(elf, n->pc, &fs, &fz);
+		t->fn = (struct sp_func_extent){ .start = known ? obj->bias + fs : 0,
+						 .size = known ? fz : 0,
 						 .limit = next_symbol(obj, elf, t->addr),
 						 .bt = sp_btindex_get(obj, elf), .elf = elf,
 						 .landing_pads = elf->has_except_table };
@@ -477,6 +493,11 @@ static long resolve(const struct sp_spec_item *item, const struct sp_object *obj
 			t->addr = obj->bias + item->address;
 			t->symbol = xasprintf("%#lx", (unsigned long)item->address);
 			t->fn.limit = next_symbol(obj, elf, t->addr);
+			uint64_t fs, fz;   /* the .eh_frame extent holding it, if any */
+			if (sp_elf_func_extent(elf, item->address, &fs, &fz)) {
+				t->fn.start = obj->bias + fs;
+				t->fn.size = fz;
+			}
 			t->fn.bt = sp_btindex_get(obj, elf);
 			t->fn.elf = elf;
 			t->fn.landing_pads = elf->has_except_table;
@@ -661,23 +682,11 @@ static void registry_append(struct sp_probe *p)
 }
 
 /* Which actions and kinds this build runs. */
-static const char *unsupported(const struct sp_spec_item *item, selfprobe_handler_fn fn)
+/* Why ITEM cannot be attached in this process at all, or NULL. */
+static const char *unsupported(const struct sp_spec_item *item)
 {
-	switch (item->kind) {
-	case SP_KIND_USDT:
-	case SP_KIND_URETPROBE:
-	case SP_KIND_USESSION:
-	case SP_KIND_UPROBE:    break;
-	}
-	if (fn)
-		return NULL;
-	switch (item->action) {
-	case SP_ACT_COUNT:
-	case SP_ACT_LATENCY: return NULL;
-	case SP_ACT_TRACE:   return NULL;
-	case SP_ACT_STACK:   return NULL;
-	case SP_ACT_PLUGIN:  return NULL;
-	}
+	if (item_wants_return(item) && !item->internal)
+		return sp_shstk_return_refusal(sp_shstk_enabled());
 	return NULL;
 }
 
@@ -792,21 +801,58 @@ static void lay_down(struct sp_probe *q)
 	lay_dormant(q);
 }
 
+/* Each armed site's result, for the probes on it: a map from the site to
+ * the result of its last entry in the batch (an open-addressing table, not
+ * a search of the batch per probe: 10,000 probes made that 10^8 compares,
+ * most of an attach).  No libc call but calloc: the batch's sites may be
+ * libc's own. */
+struct arm_results {
+	struct sp_site **site;
+	int *rc;
+	size_t mask;
+};
+
+static size_t arm_slot(const struct arm_results *m, const struct sp_site *s)
+{
+	size_t h = ((uintptr_t)s >> 4) * 0x9e3779b97f4a7c15ull;
+	size_t i = (h >> 17) & m->mask;
+	while (m->site[i] && m->site[i] != s)
+		i = (i + 1) & m->mask;
+	return i;
+}
+
+static int arm_results_make(struct arm_results *m, struct sp_site **sites, const int *rcs, size_t n)
+{
+	size_t cap = 16;
+	while (cap < 2 * n)
+		cap *= 2;
+	m->mask = cap - 1;
+	m->site = calloc(cap, sizeof(*m->site));
+	m->rc = calloc(cap, sizeof(*m->rc));
+	if (!m->site || !m->rc) {
+		free(m->site);
+		free(m->rc);
+		return -ENOMEM;
+	}
+	for (size_t j = 0; j < n; j++) {   /* a later entry of the same site wins */
+		size_t i = arm_slot(m, sites[j]);
+		m->site[i] = sites[j];
+		m->rc[i] = rcs[j];
+	}
+	return 0;
+}
+
+/* SITE's result in the batch: 0 when it was armed before it. */
+static int arm_result(const struct arm_results *m, const struct sp_site *site)
+{
+	size_t i = arm_slot(m, site);
+	return m->site[i] ? m->rc[i] : 0;
+}
+
 /* Sites and probes for the N_TS targets of ITEM, armed as one batch.
  * Returns the number of probes attached; a failure of the only target is
  * returned as -errno with ERR, a failure among several is recorded and the
  * others go on. */
-struct site_rc {
-	const struct sp_site *site;
-	int rc;
-};
-
-static int by_site(const void *a, const void *b)
-{
-	const struct site_rc *x = a, *y = b;
-	return x->site < y->site ? -1 : x->site > y->site;
-}
-
 static long attach_targets(const struct sp_spec_item *item, const struct sp_object *obj,
 			   struct target *ts, long n_ts, selfprobe_handler_fn fn, void *data,
 			   struct selfprobe_link *link, char *err, size_t errlen)
@@ -858,24 +904,17 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 		ps[n++] = p;
 	}
 	sp_arm_batch(sites, n_arm, rcs);
-	/* each probe's site's result: a sorted copy searched, not a scan of
-	 * the batch per probe (O(n^2): 4 % of attaching libc:*) */
-	struct site_rc *bysite = n_arm ? malloc(n_arm * sizeof(*bysite)) : NULL;
-	for (size_t j = 0; bysite && j < n_arm; j++)
-		bysite[j] = (struct site_rc){ sites[j], rcs[j] };
-	if (bysite)
-		qsort(bysite, n_arm, sizeof(*bysite), by_site);
+	struct arm_results results;
+	bool mapped = arm_results_make(&results, sites, rcs, n_arm) == 0;
 	for (long i = 0; i < n; i++) {
 		struct sp_probe *p = ps[i];
 		int rc = 0;
-		if (bysite) {
-			struct site_rc k = { p->site, 0 }, *f = bsearch(&k, bysite, n_arm, sizeof(k), by_site);
-			rc = f ? f->rc : 0;
-		} else {
+		if (mapped)
+			rc = arm_result(&results, p->site);
+		else   /* out of memory for the map: search the batch */
 			for (size_t j = 0; j < n_arm; j++)
 				if (sites[j] == p->site)
 					rc = rcs[j];
-		}
 		if (rc) {
 			/* Nothing was written: the probe never existed. */
 			olds[n_old++] = vec_replace(p->site, NULL, p);
@@ -893,10 +932,13 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 			sp_warn("%s: %s uses int3: %s", item->text, p->symbol, p->site->reason);
 		registry_append(p);
 	}
+	if (mapped) {
+		free(results.site);
+		free(results.rc);
+	}
 	/* Readers of the old vectors only read them; freed after quiescence.
 	 * A probe that failed to arm was in a published vector: it goes after
 	 * the same quiescence. */
-	free(bysite);
 	for (long i = 0; i < n_old; i++)
 		retire(olds[i]);
 	bool failed = false;
@@ -950,6 +992,8 @@ long sp_probe_attach_object(const struct sp_spec_item *item, const struct sp_obj
 	sp_btindex_flush_memos();
 	if (rc < 0)
 		goto fail;
+	if (rc > 0 && item_wants_return(item) && !item->internal)
+		sp_unwind_hooks_arm();   /* cancellation's unwinder must see real returns */
 	if (rc == 0 && n_ts > 0)
 		rc = -ENOTSUP;   /* each failure was recorded */
 	goto out;
@@ -972,7 +1016,7 @@ long sp_probe_attach_item(const struct sp_spec_item *item, selfprobe_handler_fn 
 	pthread_once(&once, setup_once);
 	char err[512] = "";
 	long rc;
-	const char *no = unsupported(item, fn);
+	const char *no = unsupported(item);
 	if (no) {
 		sp_probe_error(item->text, "%s", no);
 		return -ENOTSUP;
@@ -1078,9 +1122,9 @@ void sp_probe_objects_gone(const struct sp_object *objs, size_t n)
 		struct sp_probe_vec *old = vec_replace(p->site, NULL, p);
 		if (old)
 			free(old);   /* the code that could read it is unmapped */
+		p->unloaded = true;   /* before the freeze: the launcher's record says it too */
 		freeze_counts(p);
 		p->attached = false;
-		p->unloaded = true;
 		if (!atomic_load(&p->site->vec)) {
 			p->site->armed = false;
 			sp_site_forget(p->site);
@@ -1111,18 +1155,32 @@ int sp_probe_detach_link(struct selfprobe_link *link)
 	sp_loadwatch_drop_link(link);
 	sp_patch_hold();   /* one /proc/self/mem for the batch */
 	int n = 0;
+	size_t n_sites = 0, cap = 0;
+	struct sp_site **sites = NULL;   /* left without a probe: disarmed as one batch */
 	for (struct sp_probe *p = atomic_load(&probes_head); p; p = p->next) {
 		if (p->link != link || !p->attached)
 			continue;
 		retire(vec_replace(p->site, NULL, p));
-		if (!atomic_load(&p->site->vec))
-			sp_arm_disarm(p->site);
+		if (!atomic_load(&p->site->vec)) {
+			if (n_sites == cap) {
+				size_t c = cap ? 2 * cap : 64;
+				struct sp_site **g = realloc(sites, c * sizeof(*g));
+				if (g)
+					sites = g, cap = c;
+			}
+			if (n_sites < cap)
+				sites[n_sites++] = p->site;
+			else   /* out of memory: this one alone */
+				sp_arm_disarm(p->site);
+		}
 		if (p->semaphore)
 			__atomic_fetch_sub((uint16_t *)p->semaphore, 1, __ATOMIC_SEQ_CST);
 		p->detaching = true;
 		p->attached = false;
 		n++;
 	}
+	sp_arm_disarm_batch(sites, n_sites);
+	free(sites);
 	sp_patch_release();
 	pthread_mutex_unlock(&reg_lock);
 	if (!n)

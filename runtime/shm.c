@@ -107,6 +107,8 @@ static int claim(int fd, const char *command, pid_t parent)
 	s->stripes_off = off + rec_bytes;
 	s->stripe_bytes = SP_STRIPE_BYTES;
 	s->n_stripes = SP_N_SLOTS;
+	atomic_store(&s->stripes_used, 0);
+	atomic_store(&s->shared_used, 0);
 	s->latency_off = off + rec_bytes + stripe_bytes;
 	s->errors_off = err_off;
 	atomic_store(&s->n_errors, 0);
@@ -252,6 +254,20 @@ void sp_shm_error(const char *spec, const char *message)
 	atomic_store(&mine->n_errors, i + 1);   /* published after it is whole */
 }
 
+/* What a report entry says of P's site and state, as report.c writes it:
+ * set at every (re)attach. */
+static void describe(struct sp_shm_record *r, const struct sp_probe *p)
+{
+	r->jmp = p->site->jmp;
+	r->patch = !p->site->jmp ? SP_SHM_PATCH_INT3 : p->site->hop ? SP_SHM_PATCH_HOP : SP_SHM_PATCH_JMP5;
+	r->address = p->site->addr;
+	r->unloaded = 0;
+	copy(r->reason, sizeof(r->reason), p->site->jmp ? NULL : p->site->reason);
+	r->has_symbol = p->symbol != NULL;
+	copy(r->symbol, sizeof(r->symbol), p->symbol);
+	copy(r->implementation, sizeof(r->implementation), p->implementation);
+}
+
 void sp_shm_publish(struct sp_probe *p)
 {
 	if (!mine || p->internal)
@@ -263,13 +279,17 @@ void sp_shm_publish(struct sp_probe *p)
 	r->id = p->id;
 	r->kind = (uint8_t)p->kind;
 	r->action = (uint8_t)p->action;
-	r->jmp = p->site->jmp;
+	r->handler = p->fn && p->action == SP_ACT_COUNT;
+	r->wants_return = p->wants_return;
 	r->detached = 0;
 	r->lat_slot = p->lat_slot;
+	r->fault_sig = p->fault_sig;
+	r->fault_addr = p->fault_addr;
+	atomic_store(&r->faulted, atomic_load(&p->faulted));
 	copy(r->spec, sizeof(r->spec), p->spec);
 	copy(r->label, sizeof(r->label), p->label);
 	copy(r->object, sizeof(r->object), p->object);
-	copy(r->reason, sizeof(r->reason), p->site->jmp ? NULL : p->site->reason);
+	describe(r, p);
 	p->shm_record = (int)i;
 	atomic_store(&mine->n_records, i + 1);   /* published after it is whole */
 }
@@ -285,8 +305,7 @@ void sp_shm_republish(struct sp_probe *p)
 	struct sp_shm_record *r = &records[p->shm_record];
 	r->id = p->id;
 	r->lat_slot = p->lat_slot;
-	r->jmp = p->site->jmp;
-	copy(r->reason, sizeof(r->reason), p->site->jmp ? NULL : p->site->reason);
+	describe(r, p);
 	for (int k = 0; k < 4; k++)
 		r->final[k] = p->final[k];
 	r->final_lat = p->final_lat;
@@ -301,7 +320,29 @@ void sp_shm_final(struct sp_probe *p)
 	for (int k = 0; k < 4; k++)
 		r->final[k] = p->final[k];
 	r->final_lat = p->final_lat;
+	r->unloaded = p->unloaded;
 	__atomic_store_n(&r->detached, 1, __ATOMIC_RELEASE);
+}
+
+void sp_shm_stripes_used(int used, bool shared)
+{
+	if (!mine)
+		return;
+	uint32_t u = atomic_load(&mine->stripes_used);
+	while (u < (uint32_t)used && !atomic_compare_exchange_weak(&mine->stripes_used, &u, (uint32_t)used))
+		;
+	if (shared)
+		atomic_store(&mine->shared_used, 1);
+}
+
+void sp_shm_fault(struct sp_probe *p)
+{
+	if (!mine || p->shm_record < 0)
+		return;
+	struct sp_shm_record *r = &records[p->shm_record];
+	r->fault_sig = p->fault_sig;
+	r->fault_addr = p->fault_addr;
+	atomic_store(&r->faulted, 1);   /* after the details */
 }
 
 void sp_shm_exited(void)

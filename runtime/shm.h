@@ -29,7 +29,7 @@
 
 #include "latency.h"
 
-#define SP_SHM_MAGIC      "SPSHM06"
+#define SP_SHM_MAGIC      "SPSHM07"
 #define SP_SHM_SECTIONS   (1u << 16)         /* processes (a clear refusal past it) */
 #define SP_SHM_ENV        "SELFPROBE_SHM"    /* the path that reopens the file */
 #define SP_SHM_RECORDS    (1u << 16)         /* probe records per process */
@@ -47,6 +47,18 @@ struct sp_shm_record {
 	uint8_t action;               /* enum sp_action_kind */
 	uint8_t jmp;                  /* on the jmp path */
 	uint8_t detached;             /* final[] holds its counts */
+	/* The rest of a report entry (report.c), so that the entry built from
+	 * here for a process that could not write its own has the same fields
+	 * as the one it writes itself (issue 16): */
+	uint8_t patch;                /* enum sp_shm_patch: what the site's bytes hold */
+	uint8_t wants_return;         /* "returns" and "lost" are reported */
+	uint8_t handler;              /* a C handler counting: action "handler" */
+	uint8_t has_symbol;           /* symbol[] holds one (else null: an address) */
+	uint8_t unloaded;             /* detached because its object went away */
+	_Atomic uint8_t faulted;      /* its handler faulted (fault_sig, fault_addr) */
+	int32_t fault_sig;
+	uint64_t fault_addr;
+	uint64_t address;             /* the site, where it is (or was) attached */
 	uint64_t final[4];            /* enum sp_counter: earlier attachments' (the
 				       * live counters add to them unless detached) */
 	int32_t lat_slot;             /* latency action: its slot in the section's
@@ -56,7 +68,11 @@ struct sp_shm_record {
 	char label[192];
 	char object[192];
 	char reason[128];
+	char symbol[192];
+	char implementation[192];     /* IFUNC: the implementation chosen, or "" */
 };
+
+enum sp_shm_patch { SP_SHM_PATCH_INT3, SP_SHM_PATCH_JMP5, SP_SHM_PATCH_HOP };
 
 struct sp_shm_error {
 	char spec[192];
@@ -78,6 +94,11 @@ struct sp_shm_section {
 	uint64_t stripes_off;         /* the counter stripes (tstate.h layout) */
 	uint64_t stripe_bytes;        /* SP_STRIPE_BYTES */
 	uint32_t n_stripes;           /* SP_N_SLOTS */
+	_Atomic uint32_t stripes_used; /* the exclusive stripes ever claimed are below
+				       * this, and the shared one (the last) holds
+				       * counts if shared_used: the launcher reads
+				       * no other (tstate.c) */
+	_Atomic uint32_t shared_used;
 	uint64_t latency_off;         /* the latency stripes (latency.h layout) */
 	uint64_t errors_off;          /* struct sp_shm_error[SP_SHM_ERRORS] */
 	_Atomic uint32_t n_errors;
@@ -145,6 +166,12 @@ void sp_shm_error(const char *spec, const char *message);
 struct sp_probe;
 void sp_shm_publish(struct sp_probe *p);
 void sp_shm_final(struct sp_probe *p);
+/* The stripes that may hold counts (tstate.c's bookkeeping), for the
+ * launcher: exclusive ones below USED, and the shared one if SHARED.
+ * Stores only (a thread's first hit). */
+void sp_shm_stripes_used(int used, bool shared);
+/* P's handler faulted (called from the fault handler: stores only). */
+void sp_shm_fault(struct sp_probe *p);
 /* A dormant probe attached again: its record counts live again, from its
  * frozen counts on (registry lock held). */
 void sp_shm_republish(struct sp_probe *p);

@@ -2,6 +2,7 @@
 #include "sigwrap.h"
 #include "rawsys.h"
 #include "guard.h"
+#include "sigframes.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -36,6 +37,7 @@ void sp_sigctx_restore(struct sp_sigctx s)
 
 static void wrapper(int sig, siginfo_t *si, void *uc)
 {
+	int frame = sp_sigframes_push(uc);   /* where it resumes, for the stop-check */
 	struct sp_sigctx saved = sp_sigctx_fresh();
 	if (sig > 0 && sig < NSIG) {
 		void *fn = atomic_load_explicit(&app[sig].fn, memory_order_acquire);
@@ -48,6 +50,7 @@ static void wrapper(int sig, siginfo_t *si, void *uc)
 			((void (*)(int))fn)(sig);
 	}
 	sp_sigctx_restore(saved);
+	sp_sigframes_pop(frame);
 }
 
 /* The wrapper as signal() takes it: the kernel passes the siginfo and

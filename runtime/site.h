@@ -69,6 +69,10 @@ struct sp_site {
 	_Atomic(struct sp_probe_vec *) vec;
 	_Atomic uint8_t has_handlers;   /* some probe of vec has a handler: the
 					 * trampoline must build a full regs frame */
+	_Atomic uint32_t fast_off;      /* vec is one plain count: its hits
+					 * counter's offset in a stripe, for the
+					 * trampoline's inline count; 0: none
+					 * (fastcount.h) */
 };
 
 /* Signal-safe lookup.  NULL when ADDR was never a site. */

@@ -1,6 +1,7 @@
 /* stopworld — see stopworld.h. */
 #include "stopworld.h"
 #include "log.h"
+#include "sigframes.h"
 #include "trap.h"
 
 #include <dirent.h>
@@ -41,6 +42,27 @@ static struct sp_stop_window *inside(struct sp_stop_window *w, size_t n, uintptr
 	return NULL;
 }
 
+struct frames_ctx {
+	struct sp_stop_window *w;
+	size_t n;
+};
+
+/* A signal frame resumes at PC (0: somewhere unknown): its window, or every
+ * window, is busy. */
+static bool frame_busy(uintptr_t pc, void *ctx)
+{
+	struct frames_ctx *c = ctx;
+	if (pc == 0) {
+		for (size_t i = 0; i < c->n; i++)
+			atomic_store((_Atomic int *)&c->w[i].busy, SP_STOP_BUSY_FRAME);
+		return true;
+	}
+	struct sp_stop_window *hit = inside(c->w, c->n, pc);
+	if (hit)
+		atomic_store((_Atomic int *)&hit->busy, SP_STOP_BUSY_FRAME);
+	return false;   /* look at the other frames too */
+}
+
 int sp_stopworld_on_signal(const siginfo_t *si, void *ucv)
 {
 	uint64_t v = (uint64_t)(uintptr_t)si->si_value.sival_ptr;
@@ -63,6 +85,9 @@ int sp_stopworld_on_signal(const siginfo_t *si, void *ucv)
 			/* not on an instruction boundary of the window: cannot
 			 * happen for a thread that only ran the original code */
 		}
+		/* handlers of the application this thread is inside */
+		struct frames_ctx fc = { w, atomic_load(&n_active) };
+		sp_sigframes_any(0, frame_busy, &fc);
 	}
 	atomic_fetch_add(&acks, 1);
 	return 1;
@@ -123,11 +148,13 @@ int sp_stopworld_check(struct sp_stop_window *windows, size_t n)
 		pid_t tid = (pid_t)atoi(de->d_name);
 		if (tid <= 0 || tid == self)
 			continue;
-		uintptr_t pc;
+		uintptr_t pc = 0;
 		if (blocked_pc(tid, &pc) == 0) {
 			struct sp_stop_window *w = inside(windows, n, pc);
 			if (w)
-				w->busy = 1;
+				w->busy = SP_STOP_BUSY_BLOCKED;
+			struct frames_ctx fc = { windows, n };
+			sp_sigframes_any(tid, frame_busy, &fc);
 			continue;
 		}
 		if (queue_check(pid, tid, gen) == 0)

@@ -12,8 +12,10 @@
  *     handler reads its PC from the ucontext, moves it to the matching
  *     instruction of the relocated copy when it is inside a window, and
  *     acknowledges.
- * A thread that does not answer in time, or a blocked one inside a window,
- * fails the check: the caller keeps those sites on int3.
+ * A thread that does not answer in time, a blocked one inside a window, or
+ * one running a signal handler of the application that will resume inside
+ * a window (sigframes.h; checked in both cases) fails the check: the caller
+ * keeps those sites on int3.
  */
 #ifndef SP_STOPWORLD_H
 #define SP_STOPWORLD_H
@@ -29,7 +31,13 @@ struct sp_stop_window {
 	uint8_t len;
 	uintptr_t reloc;                  /* the relocated copy */
 	const struct sp_reloc_map *map;
-	int busy;                         /* out: a blocked thread sits inside */
+	int busy;                         /* out: SP_STOP_BUSY_* */
+};
+
+enum {
+	SP_STOP_BUSY_BLOCKED = 1,         /* a thread blocked in a system call sits inside */
+	SP_STOP_BUSY_FRAME,               /* a signal handler will resume a thread inside
+					   * (sigframes.h) */
 };
 
 /* Sort N windows with CMP (qsort's contract; by site for the check), and

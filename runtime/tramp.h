@@ -3,7 +3,14 @@
  *   site:   jmp tramp                     (5 bytes; the rest of the window
  *                                          is never executed again)
  *   tramp:  lea -128(%rsp),%rsp           leave the red zone before any write
- *           pushfq; push %rax
+ *   fast:   the inline count (fastcount.h), when the process has rseq: a
+ *           site whose only probe counts adds its hit with two scratch
+ *           registers and no call, restores them and the stack, and runs
+ *           straight into reloc below; any other site (or the runtime's own
+ *           calls) leaves it for c_path, after reloc.
+ *           lea 128(%rsp),%rsp
+ *   reloc:  <the displaced window, relocated>; jmp site+len
+ *   c_path: pushfq; push %rax
  *           movabs $site,%rax; cmpb $0,has_handlers(%rax); jne full
  *   lean:   (count-only probes: no frame for handlers)
  *           push the other caller-saved registers; align; call
@@ -26,13 +33,14 @@
  *           push A.eflags; popfq           flags as the handlers left them
  *           pop r15 … rdi                  registers as the handlers left them
  *           lea 152(%rsp),%rsp             back to the interrupted rsp
- *   reloc:  <the displaced window, relocated>
- *           jmp site+len
+ *           jmp reloc                      (without the inline count, c_path
+ *                                          comes first and falls into reloc)
  *   slow:   pop r15 … rdi; int3            a handler moved rip or rsp: the
  *                                          SIGTRAP handler applies them (the
  *                                          only way to set rsp, rip and flags
  *                                          at once without writing near the
  *                                          interrupted stack)
+ *   tail:   (with the inline count) its rseq abort handler and descriptor
  *
  * Nothing is written at or above the interrupted rsp - 128.  Vector state
  * is not saved here: the dispatch C code is built with -mgeneral-regs-only,

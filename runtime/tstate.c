@@ -1,5 +1,6 @@
 /* tstate — see tstate.h for the layout and the protocol. */
 #include "tstate.h"
+#include "fastcount.h"
 #include "log.h"
 #include "shm.h"
 
@@ -19,13 +20,27 @@ char *sp_stripes;
 struct sp_slot_seq sp_slot_seqs[SP_N_SLOTS] __attribute__((aligned(64)));
 
 static _Atomic uint64_t slot_bits[SP_EXCL_SLOTS / 64];
-/* Exclusive stripes ever claimed are below this: the others hold only
- * zeros, and reading them would fault in a page of each (129 page faults
- * a probe for the report of a single-threaded program). */
+/* Which stripes may hold counts: the exclusive ones ever claimed are below
+ * slots_used, and the shared one only once a thread was given it (128
+ * threads at once, a claim re-entered, a hit after the thread's TLS
+ * destructor).  The others hold only zeros; reading them, for the report
+ * or to zero a freed id, faulted in a page of each — of the launcher's
+ * shared file, where every such page is allocated: a quarter of a
+ * 10,000-probe report.  Set before the first add to the stripe; a reader
+ * that sees them late only misses counts still being made. */
 static _Atomic int slots_used;
+static _Atomic bool shared_used;
+
+static void use_shared(void)
+{
+	if (!atomic_load_explicit(&shared_used, memory_order_relaxed)) {
+		atomic_store(&shared_used, true);
+		sp_shm_stripes_used(0, true);   /* and the launcher's reader */
+	}
+}
 static pthread_key_t slot_key;
 static pthread_mutex_t id_lock = PTHREAD_MUTEX_INITIALIZER;
-static uint32_t next_id;
+static uint32_t next_id = 1;   /* 0: never a probe's (tstate.h) */
 static uint32_t *free_ids;
 static size_t n_free_ids, cap_free_ids;
 static int barrier_ok = -1;
@@ -36,6 +51,8 @@ static void release_slot(void *v)
 	if (s >= 0 && s < SP_EXCL_SLOTS)
 		atomic_fetch_and(&slot_bits[s / 64], ~((uint64_t)1 << (s % 64)));
 	/* hits after this (later TLS destructors) go to the shared stripe */
+	sp_tls.fast = NULL;
+	use_shared();
 	sp_tls.slot = SP_SHARED_SLOT + 1;
 }
 
@@ -60,6 +77,7 @@ int sp_tstate_init(void)
 	else
 		barrier_ok = 0;
 	sp_stripes = p;
+	sp_fastcount_init();
 	return 0;
 }
 
@@ -67,8 +85,10 @@ int sp_tstate_claim(void)
 {
 	/* Re-entered when pthread_setspecific itself is probed: that hit
 	 * goes to the shared stripe rather than recursing. */
-	if (sp_tls.claiming || !sp_stripes)
+	if (sp_tls.claiming || !sp_stripes) {
+		use_shared();
 		return SP_SHARED_SLOT;
+	}
 	sp_tls.claiming = 1;
 	int slot = SP_SHARED_SLOT;
 	for (int w = 0; w < SP_EXCL_SLOTS / 64 && slot == SP_SHARED_SLOT; w++) {
@@ -81,24 +101,31 @@ int sp_tstate_claim(void)
 			}
 		}
 	}
-	if (slot != SP_SHARED_SLOT) {
+	if (slot == SP_SHARED_SLOT)
+		use_shared();
+	else {
 		int used = atomic_load(&slots_used);
 		while (used <= slot && !atomic_compare_exchange_weak(&slots_used, &used, slot + 1))
 			;
+		sp_shm_stripes_used(slot + 1, false);
 		sp_tls.runtime++;   /* our call, not the application's: not counted */
 		pthread_setspecific(slot_key, (void *)(intptr_t)(slot + 1));
 		sp_tls.runtime--;
 	}
 	sp_tls.slot = slot + 1;
+	if (slot != SP_SHARED_SLOT && sp_fastcount_thread_ok())
+		sp_tls.fast = sp_stripes + slot * SP_STRIPE_BYTES;
 	sp_tls.claiming = 0;
 	return slot;
 }
 
 /* The stripe after S that may hold counts: the exclusive ones ever
- * claimed, then the shared one. */
-static int next_slot(int s)
+ * claimed, then the shared one if it was ever given out. */
+int sp_tstate_next_stripe(int s)
 {
-	return s + 1 < atomic_load(&slots_used) ? s + 1 : s < SP_SHARED_SLOT ? SP_SHARED_SLOT : SP_N_SLOTS;
+	if (s + 1 < atomic_load(&slots_used))
+		return s + 1;
+	return s < SP_SHARED_SLOT && atomic_load(&shared_used) ? SP_SHARED_SLOT : SP_N_SLOTS;
 }
 
 long sp_tstate_alloc_id(void)
@@ -116,7 +143,7 @@ long sp_tstate_alloc_id(void)
 void sp_tstate_free_id(uint32_t id)
 {
 	/* The caller has quiesced: no thread adds to ID any more. */
-	for (int s = next_slot(-1); s < SP_N_SLOTS; s = next_slot(s)) {
+	for (int s = sp_tstate_next_stripe(-1); s < SP_N_SLOTS; s = sp_tstate_next_stripe(s)) {
 		struct sp_count *c = (struct sp_count *)(sp_stripes + s * SP_STRIPE_BYTES) + id;
 		for (int k = 0; k < SP_N_COUNTERS; k++)
 			__atomic_store_n(&c->v[k], 0, __ATOMIC_RELAXED);
@@ -139,7 +166,7 @@ void sp_tstate_read(uint32_t id, uint64_t *out)
 {
 	for (int k = 0; k < SP_N_COUNTERS; k++)
 		out[k] = 0;
-	for (int s = next_slot(-1); s < SP_N_SLOTS; s = next_slot(s)) {
+	for (int s = sp_tstate_next_stripe(-1); s < SP_N_SLOTS; s = sp_tstate_next_stripe(s)) {
 		struct sp_count *c = (struct sp_count *)(sp_stripes + s * SP_STRIPE_BYTES) + id;
 		for (int k = 0; k < SP_N_COUNTERS; k++)
 			out[k] += __atomic_load_n(&c->v[k], __ATOMIC_RELAXED);
@@ -154,6 +181,7 @@ static void pause_briefly(void)
 
 void sp_tstate_quiesce(void)
 {
+	sp_fastcount_fence();   /* inline counts in flight restart (fastcount.h) */
 	if (barrier_ok == 1)
 		syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
 	atomic_thread_fence(memory_order_seq_cst);
@@ -195,7 +223,13 @@ void sp_tstate_atfork_child(void)
 	if (self >= 0 && self < SP_EXCL_SLOTS && sp_tls.inside)
 		atomic_store(&sp_slot_seqs[self].seq, 1);
 	pthread_mutex_init(&id_lock, NULL);
+	/* only this thread's stripe can hold counts now (the others were
+	 * remapped empty above), in the child's new section too */
+	atomic_store(&slots_used, self >= 0 && self < SP_EXCL_SLOTS ? self + 1 : 0);
+	atomic_store(&shared_used, self == SP_SHARED_SLOT);
+	sp_shm_stripes_used(atomic_load(&slots_used), atomic_load(&shared_used));
 	if (barrier_ok == 1 &&
 	    syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) != 0)
 		barrier_ok = 0;
+	sp_fastcount_atfork_child();
 }

@@ -48,6 +48,8 @@ struct sp_count {
 };
 
 struct sp_tls {
+	char *fast;           /* the exclusive stripe, for the trampoline's inline
+			       * count (fastcount.h); NULL: the C path */
 	int slot;             /* stripe + 1; 0: not claimed yet */
 	int inside;           /* inside dispatch (recursion guard) */
 	int claiming;         /* inside sp_tstate_claim (it calls libc) */
@@ -74,12 +76,18 @@ int sp_tstate_init(void);
 /* Claim a stripe for this thread (first hit); returns the stripe index. */
 int sp_tstate_claim(void);
 
-/* Probe ids: allocated at attach; freed only after quiescence, counters zeroed. */
+/* Probe ids: allocated at attach; freed only after quiescence, counters
+ * zeroed.  Id 0 is never given: a site's fast_off of 0 means "no inline count". */
 long sp_tstate_alloc_id(void);
 void sp_tstate_free_id(uint32_t id);
+/* The stripe after S (-1: the first) that may hold counts, or SP_N_SLOTS:
+ * only stripes some thread was given are read (per-stripe data indexed
+ * the same way, such as latency.h's, too). */
+int sp_tstate_next_stripe(int s);
 /* The totals of probe ID over every stripe, into OUT[SP_N_COUNTERS]. */
 void sp_tstate_read(uint32_t id, uint64_t *out);
-/* Wait until no thread is still inside a dispatch that began before now. */
+/* Wait until no thread is still inside a dispatch or an inline count that
+ * began before now. */
 void sp_tstate_quiesce(void);
 /* In a fork child: only this thread remains, counts start again from zero. */
 void sp_tstate_atfork_child(void);

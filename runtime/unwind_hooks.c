@@ -23,13 +23,23 @@
  * interposed: the catching frame's landing pad calls it once the unwinding
  * is over) gives the trampoline back to the frames above the catcher and
  * counts the unwound ones lost.
- * Thread cancellation unwinds from inside libc and cannot be interposed:
- * its unwinder stops at the first swapped frame and the thread exits
- * without running the C++ destructors of the frames above it; C cleanup
- * handlers (pthread_cleanup_push) still run.
+ * Thread cancellation unwinds from inside libc: glibc calls libgcc_s's
+ * _Unwind_ForcedUnwind through a pointer it looked up in libgcc_s itself,
+ * which no interposer sees (its unwinder would stop at the first swapped
+ * frame, and the thread exit without running the C++ destructors of the
+ * frames above).  So once a return probe exists, an internal probe of ours
+ * on libgcc_s's own _Unwind_ForcedUnwind restores the addresses at its
+ * entry (sp_unwind_hooks_arm); the frames' returns are then counted lost,
+ * as with pthread_exit.
  */
 #include "selfprobe.h"
+#include "unwind_hooks.h"
+#include "elfsym.h"
+#include "maps.h"
+#include "probe.h"
 #include "uret.h"
+
+#include <string.h>
 
 #include <dlfcn.h>
 #include <pthread.h>
@@ -197,4 +207,35 @@ HOOK void _Exit(int status)
 	selfprobe_exit_report();
 	real_fn(status);
 	__builtin_unreachable();
+}
+
+/* ---- thread cancellation: an internal probe in libgcc_s ---- */
+
+static int on_forced_unwind(struct selfprobe_ctx *ctx, void *data)
+{
+	(void)ctx, (void)data;
+	sp_uret_restore_all();
+	return 0;
+}
+
+void sp_unwind_hooks_arm(void)
+{
+	static bool armed;
+	if (armed)
+		return;
+	struct sp_object *objs;
+	size_t n;
+	if (sp_maps_snapshot(&objs, &n) != 0)
+		return;
+	for (size_t i = 0; i < n && !armed; i++) {
+		const char *base = strrchr(objs[i].path, '/');
+		base = base ? base + 1 : objs[i].path;
+		uint64_t value;
+		if (strncmp(base, "libgcc_s.so", 11) != 0 ||
+		    sp_elf_find_any_symbol(objs[i].path, "_Unwind_ForcedUnwind", &value) != 0)
+			continue;
+		armed = sp_probe_attach_internal("selfprobe:forced-unwind", objs[i].bias + (uintptr_t)value,
+						 false, on_forced_unwind) == 0;
+	}
+	sp_maps_free(objs, n);
 }

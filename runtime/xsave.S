@@ -3,7 +3,8 @@
  * The jmp path reaches C code without the kernel saving anything for us.
  * The trampoline and the dispatch code touch only general registers
  * (-mgeneral-regs-only); a handler is arbitrary C (memcpy, printf: AVX,
- * AVX-512), so around it the full user state enabled in XCR0 is saved with
+ * AVX-512), so around it the user state enabled in XCR0 (but AMX's tiles,
+ * see xsave.c) is saved with
  * XSAVE (XSAVEC when the CPU has it: compacted, smaller, and it skips
  * components in their initial state) and restored with XRSTOR — at a
  * function entry and mid-function alike.  Without XSAVE, FXSAVE (x87, SSE).
@@ -49,8 +50,8 @@ sp_call_preserving_vectors:
 	mov	%rax, 560(%rsp)
 	mov	%rax, 568(%rsp)
 	mov	sp_xsave_kind(%rip), %ecx
-	mov	$-1, %eax
-	mov	$-1, %edx
+	mov	sp_xsave_mask(%rip), %eax
+	mov	sp_xsave_mask+4(%rip), %edx
 	cmp	$2, %ecx
 	je	1f
 	cmp	$1, %ecx
@@ -65,8 +66,8 @@ sp_call_preserving_vectors:
 	call	*%r12
 	mov	%eax, %ebx			/* the handler's result */
 	mov	sp_xsave_kind(%rip), %ecx
-	mov	$-1, %eax
-	mov	$-1, %edx
+	mov	sp_xsave_mask(%rip), %eax
+	mov	sp_xsave_mask+4(%rip), %edx
 	test	%ecx, %ecx
 	jz	4f
 	xrstor64 (%rsp)

@@ -6,6 +6,7 @@
 
 extern uint64_t sp_xsave_size;   /* bytes to reserve (area + 64 alignment) */
 extern uint32_t sp_xsave_kind;   /* 0 fxsave, 1 xsave, 2 xsavec */
+extern uint64_t sp_xsave_mask;   /* the components saved (XCR0 without AMX) */
 
 /* Probe the CPU once (CPUID leaf 0xD). */
 void sp_xsave_init(void);

@@ -33,7 +33,7 @@ import sptest as t
 
 BUILD = os.path.dirname(os.path.dirname(t.LIB))
 SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CLI = os.path.join(BUILD, "bin", "selfprobe")
+CLI = t.CLI
 TESTS = os.path.dirname(t.TARGET)
 USDT_TARGET = os.path.join(TESTS, "sp_usdt_target")
 JMP_LP = os.path.join(BUILD, "lib", "libsp_jmp_lp.so")

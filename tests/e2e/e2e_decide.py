@@ -21,8 +21,7 @@ import sys
 
 import sptest as t
 
-BUILD = os.path.dirname(os.path.dirname(t.LIB))
-CLI = os.path.join(BUILD, "bin", "selfprobe")
+CLI = t.CLI
 TESTS = os.path.dirname(t.TARGET)
 DRIVER = os.path.join(TESTS, "sp_switch_target")
 ITERS = 20000

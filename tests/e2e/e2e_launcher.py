@@ -5,7 +5,9 @@ The counters live in memory shared with the launcher: a program that exits,
 calls _exit, is killed by SIGKILL, crashes on SIGSEGV or aborts still gets
 every hit reported, with the right ending; fork children get a section of
 their own; the exit status is the program's (128 + the signal); the JSON
-report is valid; --interval prints counts while the program runs.
+report is valid; --interval prints counts while the program runs.  A killed
+process's report, built from the shared counters, has each probe entry with
+the same fields and values as the report the process writes at exit.
 
 Ctrl-C at a terminal: the launcher runs in a session of its own on a
 pseudo-terminal, as a shell would run it in the foreground, and the test
@@ -25,8 +27,7 @@ import time
 
 import sptest as t
 
-BUILD = os.path.dirname(os.path.dirname(t.LIB))
-LAUNCHER = os.path.join(BUILD, "bin", "selfprobe")
+LAUNCHER = t.CLI
 ENDS = os.path.join(os.path.dirname(t.TARGET), "sp_ends")
 N = 2500
 
@@ -143,9 +144,67 @@ def test_ctrl_c(mode):
                     "%s: the report does not say SIGINT ended it (%r)" % (label, ending), t.clip(text))
 
 
+SAME_FIELDS_SPEC = ["uprobe:ends_work", "uretprobe:ends_work", "usession:ends_work",
+                    "uprobe:ends_work=latency", "uprobe:ends_work=stack", "uprobe:libc:strlen",
+                    "uprobe:libc:malloc+4"]
+
+
+def test_same_fields(mode):
+    """A killed process's report, built by the launcher from the shared
+    counters, has every entry with the same fields (in the same order) and
+    the same values as the report the process writes itself at exit: a jq
+    filter on .symbol or .address must not lose the killed process's counts."""
+    reps = {}
+    for end in ("exit", "sigkill"):
+        out = os.path.join(t.work_dir(), "fields-%s-%s.json" % (end, mode))
+        cmd = [LAUNCHER, "run", "--mode", mode, "-o", out]
+        for item in SAME_FIELDS_SPEC:
+            cmd += ["-e", item]
+        cp = t.run(cmd + ["--", ENDS, end, str(N)])
+        reps[end] = t.load_report(out, "fields: report after %s (%s)" % (end, mode))
+        if reps[end] is None:
+            return
+    exited, killed = reps["exit"], reps["sigkill"]
+    t.check(killed.get("from") == "shared counters", "fields (%s): the killed report is not from the shared "
+            "counters" % mode, json.dumps(killed)[:300])
+    t.check(len(exited["probes"]) == len(killed["probes"]) == len(SAME_FIELDS_SPEC),
+            "fields (%s): %d entries at exit, %d after SIGKILL, want %d" % (
+                mode, len(exited["probes"]), len(killed["probes"]), len(SAME_FIELDS_SPEC)))
+    for a, b in zip(exited["probes"], killed["probes"]):
+        what = "fields (%s) of %s" % (mode, a.get("spec"))
+        t.check(list(a) == list(b), "%s: exit has %s, SIGKILL %s" % (what, list(a), list(b)))
+        for k in ("spec", "kind", "object", "symbol", "mode", "patch", "reason", "action", "hits", "missed",
+                  "returns", "lost", "implementation", "attached", "unloaded"):
+            t.check(a.get(k) == b.get(k), "%s: %s is %r at exit, %r after SIGKILL" % (what, k, a.get(k), b.get(k)))
+        # ASLR moves the object between the runs, never within its page
+        t.check(a["address"][-3:] == b["address"][-3:] and int(b["address"], 16) > 0x1000,
+                "%s: address %s after SIGKILL, %s at exit" % (what, b["address"], a["address"]))
+    malloc = [p for p in killed["probes"] if p["symbol"] == "malloc+0x4"]
+    t.check(len(malloc) == 1, "fields (%s): select(.symbol==\"malloc+0x4\") finds %d entries after SIGKILL"
+            % (mode, len(malloc)), json.dumps(killed["probes"])[:600])
+
+
+def test_many_threads(mode):
+    """129 threads and the main thread, more than the 128 exclusive counter
+    stripes: the killed process's counts, read by the launcher from the
+    stripes the process says it gave out, are every call."""
+    out = os.path.join(t.work_dir(), "threads-%s.json" % mode)
+    cp = run(["--mode", mode, "--", ENDS, "threads-sigkill", str(N)], out)
+    want = N * 130
+    t.check(cp.stdout == b"work %d\n" % want, "threads (%s): stdout %r" % (mode, cp.stdout), t.clip(cp.stderr))
+    rep = t.load_report(out, "threads (%s)" % mode)
+    if rep:
+        hits = [p["hits"] for p in rep["probes"]]
+        t.check(rep.get("from") == "shared counters" and hits == [want],
+                "threads (%s): hits %s from %r, want [%d] from the shared counters"
+                % (mode, hits, rep.get("from"), want))
+
+
 def main():
     t.require_build()
     for mode in ("int3", "auto"):
+        test_same_fields(mode)
+        test_many_threads(mode)
         for end, status, ending in CASES:
             label = "%s (%s)" % (end, mode)
             out = os.path.join(t.work_dir(), "%s-%s.json" % (end, mode))

@@ -38,7 +38,7 @@ import sys
 import sptest as t
 
 BUILD = os.path.dirname(os.path.dirname(t.LIB))
-LAUNCHER = os.path.join(BUILD, "bin", "selfprobe")
+LAUNCHER = t.CLI
 PLUGIN = os.environ.get("SP_PLUGIN_GOOD", os.path.join(BUILD, "lib", "libsp_plugin_good.so"))
 ALL = "uprobe:libc:*"
 # busy functions of the workload that the mixed variant gives an action

@@ -17,8 +17,7 @@ import subprocess
 
 import sptest as t
 
-BUILD = os.path.dirname(os.path.dirname(t.LIB))
-LAUNCHER = os.path.join(BUILD, "bin", "selfprobe")
+LAUNCHER = t.CLI
 LINKED = os.path.join(os.path.dirname(t.TARGET), "sp_linked")
 
 

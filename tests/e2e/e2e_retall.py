@@ -19,7 +19,8 @@ be refused or handled, with exact counts:
                    throws: the unwinder's walkers refused, throws caught
   _start          uretprobe:_start refused (entered by the kernel: argc,
                    not a return address, on the stack top)
-programs: each program below run unprobed and under uretprobe:libc:*,
+programs: sptest.real_programs() (shared with e2e_unchanged.py) and a C++
+throw, each run unprobed and under uretprobe:libc:*,
 usession:libc:* and uprobe:libc:*=latency must print the same stdout, the
 same stderr (apart from the runtime's own "selfprobe: " lines) and exit the
 same way, with no missed hit; python3.11 also under
@@ -28,7 +29,6 @@ uretprobe:libc:* and the programs of INT3_SET (for int3 mode, which traps at
 every probed entry).
 """
 import os
-import shutil
 import sys
 
 import sptest as t
@@ -36,7 +36,7 @@ import sptest as t
 TDIR = os.path.dirname(t.TARGET)
 RETSAFE = os.path.join(TDIR, "sp_retsafe")
 RETXX = os.path.join(TDIR, "sp_ret_target_cxx")
-PY = "/usr/bin/python3.11"
+PY = t.PY311
 LIBC_SPECS = ("uretprobe:libc:*", "usession:libc:*", "uprobe:libc:*=latency")
 
 
@@ -172,61 +172,8 @@ def cold_address():
 # ---------------------------------------------------------------- programs
 
 def programs():
-    w = t.work_dir()
-    data = b"".join(b"line %d of the sample, %s\n" % (i, b"x" * (i % 37)) for i in range(3000))
-    # two levels down: reports written to the work directory change its
-    # time, which ls -la would show for ".."
-    listing = os.path.join(w, "listing", "files")
-    os.makedirs(listing, exist_ok=True)
-    for i in range(40):
-        with open(os.path.join(listing, "f%02d" % i), "wb") as f:
-            f.write(b"y" * i)
-    script = os.path.join(w, "tests.sh")
-    with open(script, "w") as f:
-        f.write('X=""\n[ -n "$X" ] && echo nonempty\n[ -z "$X" ] && echo empty\n'
-                '[ "a" = "a" ] && echo eq\nif [ 3 -lt 5 ]; then echo lt; fi\n'
-                'test -d / && echo dir\n[[ $X == "" ]] && echo dbl\n'
-                'for i in 1 2 3; do [ $i -eq 2 ] && echo two; done\n'
-                'v=$(echo sub); echo "$v"; exit 3\n')
-    repo = os.path.join(w, "repo")
-    progs = []
-    if shutil.which("git"):
-        env = dict(t.base_env(), GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
-                   GIT_COMMITTER_EMAIL="t@t")
-        for cmd in (["git", "init", "-q", repo], ["git", "-C", repo, "commit", "-q", "--allow-empty", "-m", "x"]):
-            t.run(cmd, env=env)
-        with open(os.path.join(repo, "new.txt"), "w") as f:
-            f.write("new\n")
-        progs.append(("git status", ["git", "-C", repo, "status"], None))
-    else:
-        t.skip("git is not installed")
-    progs += [
-        ("ls", ["ls", "-la", listing], None),
-        ("true", ["/bin/true"], None),
-        ("python", [PY, "-c", "pass"], None),
-        ("python subprocess", [PY, "-c", "import subprocess; subprocess.run(['true'])"], None),
-        ("bash [ ]", ["bash", script], None),
-        ("C++ throw", [RETXX, "throw", "20"], None),
-    ]
-    for tool, dec in (("perl", None), ("sqlite3", None), ("zstd", "-d"), ("xz", "-d")):
-        if not shutil.which(tool):
-            t.skip("%s is not installed" % tool)
-            continue
-        if tool == "perl":
-            progs.append(("perl", ["perl", "-e", 'my %h; $h{$_} = $_ * 2 for 1..2000; '
-                                   'my @k = sort { $a <=> $b } keys %h; printf("%d %d %.4f\\n", '
-                                   '$k[-1], $h{500}, sqrt(2)); print join(",", map { uc } qw(a b)), "\\n";'], None))
-        elif tool == "sqlite3":
-            progs.append(("sqlite3", ["sqlite3", ":memory:"],
-                          b"create table t(a integer, b text);\n"
-                          b"insert into t values (1,'x'),(2,'y'),(3,'z');\n"
-                          b"select count(*), sum(a), group_concat(b) from t;\n"
-                          b"select printf('%.3f', avg(a) * 3.14159) from t;\n"))
-        else:
-            packed = t.run([tool, "-q", "-c"], stdin=data).stdout
-            progs.append((tool, [tool, "-q", "-c"], data))
-            progs.append((tool + " " + dec, [tool, dec, "-q", "-c"], packed))
-    return progs
+    """sptest's real programs (shared with e2e_unchanged), and a C++ throw."""
+    return t.real_programs() + [("C++ throw", [RETXX, "throw", "20"], None)]
 
 
 # int3 mode traps at every probed entry and costs seconds per process with
@@ -236,10 +183,11 @@ INT3_SET = ("true", "python subprocess", "bash [ ]", "C++ throw", "sqlite3")
 
 def run_programs(mode, few, specs):
     progs = [p for p in programs() if not few or p[0] in INT3_SET]
-    refs = {label: t.run(cmd, stdin=stdin) for label, cmd, stdin in progs}
+    env = t.real_env()
+    refs = {label: t.run(cmd, env=env, stdin=stdin) for label, cmd, stdin in progs}
     for spec in specs:
         for label, cmd, stdin in progs:
-            cp, rep = t.run_probed(cmd, spec, mode, stdin=stdin)
+            cp, rep = t.run_probed(cmd, spec, mode, stdin=stdin, extra={"HOME": env["HOME"]})
             what = "%s [%s] (%s)" % (label, spec, mode)
             if same_run(what, cp, refs[label]) and rep:
                 # no handler runs, so nothing nests: a missed hit is the

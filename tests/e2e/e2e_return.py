@@ -192,6 +192,23 @@ def test_cxx(mode):
     label = "C++ throw caught in the same frame (%s)" % mode
     expect(label, by, "lc_outer", hits=n, lost=0)
     expect(label, by, "lc_inner", hits=n, lost=0)
+    # thread cancellation's forced unwind (glibc calls libgcc_s through a
+    # private pointer): every destructor of the probed frames runs
+    k = 20
+    plain = t.run([RETXX, "cancel", str(k)])
+    want = "cancelled %d\ndestructors %d\n" % (k, 3 * k)
+    t.check(plain.returncode == 0 and want in plain.stdout.decode(), "C++ cancel, unprobed: want %r" % want,
+            plain.stdout.decode() + t.clip(plain.stderr))
+    # libc's read is where the thread is blocked: its probed return is the
+    # first frame the unwinder meets
+    cx = ["cx_outer", "cx_mid", "cx_inner"]
+    by, counts = probed([RETXX, "cancel", str(k)], ";".join("uretprobe:" + f for f in cx + ["libc:read"]),
+                        mode)
+    label = "C++ pthread_cancel through probed frames (%s)" % mode
+    t.check(counts.get("cancelled") == k and counts.get("destructors") == 3 * k,
+            "%s: %s (want every destructor: %r)" % (label, counts, want))
+    for f in cx:
+        expect(label, by, f, hits=0, lost=k)
 
 
 def test_longjmp(mode):

@@ -28,8 +28,7 @@ import re
 
 import sptest as t
 
-BUILD = os.path.dirname(os.path.dirname(t.LIB))
-LAUNCHER = os.path.join(BUILD, "bin", "selfprobe")
+LAUNCHER = t.CLI
 STACKS = os.path.join(os.path.dirname(t.TARGET), "sp_stacks")
 
 LIBC = "<libc>"   # one or more frames of libc, the first one qsort's

@@ -29,7 +29,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sptest as t  # noqa: E402
 
-CLI = os.path.join(t.BUILD, "bin/selfprobe")
+CLI = t.CLI
 TESTS_DIR = os.path.dirname(t.TARGET)
 USDT_TARGET = os.path.join(TESTS_DIR, "sp_usdt_target")
 ENDS = os.path.join(TESTS_DIR, "sp_ends")

@@ -1,11 +1,15 @@
 """sptest — shared helpers of the end-to-end tests (python3, stdlib only).
 
 Paths come from the environment CTest sets (tests/e2e/CMakeLists.txt):
+  SP_BUILD   the build directory CTest runs from (wherever it is)
+  SP_CLI     the launcher (build/bin/selfprobe)
   SP_LIB     the preload library (build/lib/libselfprobe.so)
   SP_TARGET  the target program (build/tests/sp_target)
   SP_KCOUNT  the kernel-uprobe oracle (build/bin/kcount)
   SP_WORK    a scratch directory for this test
-Run by hand, they default to build/ at the repository's root.
+Run by hand, they default to build/ at the repository's root, found from
+this file's own location: never a fixed path (the checkout may be anywhere,
+under any name; .ci/run proves it from a temporary clone).
 
 A test calls check() for every assertion (it records and prints failures and
 goes on, so one run shows every problem), and finish() at the end: exit 1 if
@@ -23,6 +27,7 @@ BUILD = os.environ.get("SP_BUILD", os.path.join(os.path.dirname(os.path.abspath(
 LIB = os.environ.get("SP_LIB", os.path.join(BUILD, "lib/libselfprobe.so"))
 TARGET = os.environ.get("SP_TARGET", os.path.join(BUILD, "tests/sp_target"))
 KCOUNT = os.environ.get("SP_KCOUNT", os.path.join(BUILD, "bin/kcount"))
+CLI = os.environ.get("SP_CLI", os.path.join(BUILD, "bin/selfprobe"))
 SKIP = 77
 
 _failures = []
@@ -156,7 +161,7 @@ def run_probed(cmd, spec, mode="int3", stdin=None, output=None, extra=None, time
 def load_report(path, what):
     if not check(os.path.exists(path), "%s: no report written at %s" % (what, path)):
         return None
-    text = open(path, encoding="utf-8", errors="replace").read()
+    text = read_utf8(path, what)
     try:
         report = json.loads(text)
     except ValueError as e:
@@ -166,6 +171,18 @@ def load_report(path, what):
     check(not problems, "%s: does not follow the report schema" % what,
           "\n".join(problems[:20]) + "\n" + clip(text, 1500))
     return report if not problems else None
+
+
+def read_utf8(path, what):
+    """PATH's text.  JSON must be UTF-8 (RFC 8259: a parser may reject the
+    whole file for one bad byte), so anything else is a failure here; the
+    text is still returned, bad bytes replaced, for the other checks."""
+    data = open(path, "rb").read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        check(False, "%s: not valid UTF-8 (%s)" % (what, e), repr(data[max(0, e.start - 80):e.end + 80]))
+        return data.decode("utf-8", "replace")
 
 
 # ---------------------------------------------------------------- report
@@ -459,6 +476,102 @@ def sort_input(n, seed=12345):
     with open(path, "w") as f:
         f.writelines(lines)
     return path
+
+
+# ---------------------------------------------------------------- real programs
+
+PY311 = "/usr/bin/python3.11"
+
+
+def _git_repo(path):
+    """A repository at PATH with one commit and an untracked file."""
+    if os.path.isdir(os.path.join(path, ".git")):
+        return
+    env = dict(real_env(), GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
+               GIT_COMMITTER_EMAIL="t@t")
+    for cmd in (["git", "init", "-q", path], ["git", "-C", path, "commit", "-q", "--allow-empty", "-m", "x"]):
+        run(cmd, env=env)
+    with open(os.path.join(path, "new.txt"), "w") as f:
+        f.write("new\n")
+
+
+def real_env(env=None):
+    """ENV (default base_env()) for the real programs: HOME is this test's
+    work directory, so git and the shells read no user configuration."""
+    env = dict(env or base_env())
+    env["HOME"] = work_dir()
+    return env
+
+
+def real_programs():
+    """The real programs the tests run probed and compare, byte for byte,
+    with their unprobed run (e2e_unchanged, e2e_retall): [(label, cmd,
+    stdin)], to run with real_env() (or extra={"HOME": work_dir()}).  Their
+    files are made once in this test's work directory; a tool that is not
+    installed is a skip.  Deterministic: the same output every run."""
+    w = work_dir()
+    # two levels down: reports written to the work directory change its
+    # time, which ls -la would show for ".."
+    listing = os.path.join(w, "listing", "files")
+    if not os.path.isdir(listing):
+        os.makedirs(listing)
+        for i in range(40):
+            with open(os.path.join(listing, "f%02d" % i), "wb") as f:
+                f.write(b"y" * i)
+    posix = os.path.join(w, "tests.sh")
+    with open(posix, "w") as f:
+        f.write('x=abc; n=3\n'
+                'if [ "$x" = abc ] && [ $n -gt 2 ] && [ -n "$x" ] && [ ! -z "$x" ]; then echo ok1; fi\n'
+                '[ -d / ] && [ -f /etc/passwd ] && echo ok2\n'
+                'for i in 1 2 3; do [ $i -eq 2 ] && echo two; done\n'
+                'test "$(echo a b | wc -w)" -eq 2 && echo ok3\n')
+    bash = os.path.join(w, "tests.bash")
+    with open(bash, "w") as f:
+        f.write('X=""\n[ -n "$X" ] && echo nonempty\n[ -z "$X" ] && echo empty\n'
+                '[ "a" = "a" ] && echo eq\nif [ 3 -lt 5 ]; then echo lt; fi\n'
+                'test -d / && echo dir\n[[ $X == "" ]] && echo dbl\n'
+                'for i in 1 2 3; do [ $i -eq 2 ] && echo two; done\n'
+                'v=$(echo sub); echo "$v"; exit 3\n')
+    progs = [
+        ("ls", ["ls", "-la", listing], None),
+        ("ls /usr/bin", ["ls", "-la", "/usr/bin"], None),
+        ("true", ["/bin/true"], None),
+        ("sh [ ]", ["sh", posix], None),
+        ("bash [ ]", ["bash", bash], None),
+    ]
+    if os.path.exists(PY311):
+        progs += [
+            ("python", [PY311, "-c", "pass"], None),
+            ("python subprocess", [PY311, "-c", "import subprocess, sys; r = subprocess.run(['true']); "
+                                   "print(subprocess.getoutput('echo hi; ls /nonexistent'), r.returncode)"], None),
+        ]
+    else:
+        skip("%s is not installed" % PY311)
+    if shutil.which("git"):
+        repo = os.path.join(w, "repo")
+        _git_repo(repo)
+        progs.append(("git status", ["git", "-C", repo, "status"], None))
+    else:
+        skip("git is not installed")
+    data = b"".join(b"line %d of the sample, %s\n" % (i, b"x" * (i % 37)) for i in range(3000))
+    for tool in ("perl", "sqlite3", "zstd", "xz"):
+        if not shutil.which(tool):
+            skip("%s is not installed" % tool)
+        elif tool == "perl":
+            progs.append(("perl", ["perl", "-e", 'my %h; $h{$_} = $_ * 2 for 1..2000; '
+                                   'my @k = sort { $a <=> $b } keys %h; printf("%d %d %.4f\\n", '
+                                   '$k[-1], $h{500}, sqrt(2)); print join(",", map { uc } qw(a b)), "\\n";'],
+                          None))
+        elif tool == "sqlite3":
+            progs.append(("sqlite3", ["sqlite3", ":memory:"], sql_workload(400)))
+        else:
+            packed = run([tool, "-q", "-c"], stdin=data).stdout
+            progs.append((tool, [tool, "-q", "-c"], data))
+            progs.append((tool + " -d", [tool, "-d", "-q", "-c"], packed))
+            if tool == "xz":   # a pipeline: three processes
+                progs.append(("xz pipeline", ["sh", "-c", "xz -6 -c %s | xz -dc | sha256sum"
+                                              % sort_input(20000)], None))
+    return progs
 
 
 # ---------------------------------------------------------------- USDT notes

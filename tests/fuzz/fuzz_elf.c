@@ -1,8 +1,9 @@
-/* fuzz_elf — the ELF symbol reader and the stapsdt note reader on mutated
- * files, and the start-up cache's symbol decoder (sp_elf_unflatten: an
- * entry of kind elfsym, symcache.h) on the same bytes and on the flat copy
- * of every file that reads: a round trip gives what was read, a mutated or
- * cut copy is refused with a reason or consistent.
+/* fuzz_elf — the ELF symbol reader (with its .eh_frame extents) and the
+ * stapsdt note reader on mutated files, and the start-up cache's symbol
+ * decoder (sp_elf_unflatten: an entry of kind elfsym, symcache.h) on the
+ * same bytes and on the flat copy of every file that reads: a round trip
+ * gives what was read, a mutated or cut copy is refused with a reason or
+ * consistent.
  *
  * The input is written to a memfd and read through /proc/self/fd/N, the
  * path form both readers take.  Properties: no crash, leak or UB; every
@@ -62,6 +63,22 @@ static void check_elf(const struct sp_elf *e)
 	}
 	for (size_t i = 0; i < e->n_segs; i++)
 		(void)e->segs[i].vaddr;   /* ASan: the array holds n_segs */
+	/* .eh_frame extents: sorted, disjoint, non-empty, each in an
+	 * executable segment, and found again by the lookups */
+	for (size_t i = 0; i < e->n_ext; i++) {
+		const struct sp_extent *x = &e->ext[i];
+		CHECK(x->lo < x->hi, "extent %zu empty", i);
+		CHECK(i == 0 || e->ext[i - 1].hi <= x->lo, "extents %zu and %zu overlap or are unsorted", i - 1, i);
+		CHECK(sp_elf_vaddr_is_text(e, x->lo) && sp_elf_vaddr_is_text(e, x->hi - 1),
+		      "extent %zu outside the text", i);
+		uint64_t lo, hi;
+		CHECK(sp_elf_extent(e, x->hi - 1, &lo, &hi) && lo == x->lo && hi == x->hi,
+		      "extent %zu not found by its last byte", i);
+		CHECK(sp_elf_fde_size(e, x->lo) == x->hi - x->lo, "extent %zu: wrong size by its start", i);
+		CHECK(sp_elf_next_start(e, x->lo) == 0 || sp_elf_next_start(e, x->lo) > x->lo,
+		      "next start at or below %zu's start", i);
+		CHECK(sp_elf_covers(e, x->lo, x->lo + 1), "extent %zu does not cover its start", i);
+	}
 	const struct sp_sym **m = NULL;
 	long n = sp_elf_match(e, "*", &m);
 	CHECK(n >= 0 && (size_t)n <= e->n_syms, "match * gives %ld of %zu", n, e->n_syms);
@@ -91,7 +108,10 @@ static void check_flat(const struct sp_elf *e, const uint8_t *data, size_t size)
 	char why[256];
 	struct sp_elf *b = NULL;
 	CHECK(sp_elf_unflatten(flat, len, e->path, &b, why, sizeof(why)) == 0, "round trip refused: %s", why);
-	CHECK(b->n_syms == e->n_syms && b->n_segs == e->n_segs, "round trip changed the counts");
+	CHECK(b->n_syms == e->n_syms && b->n_segs == e->n_segs && b->n_ext == e->n_ext,
+	      "round trip changed the counts");
+	for (size_t i = 0; i < e->n_ext; i++)
+		CHECK(b->ext[i].lo == e->ext[i].lo && b->ext[i].hi == e->ext[i].hi, "round trip changed extent %zu", i);
 	for (size_t i = 0; i < e->n_syms; i++)
 		CHECK(!strcmp(b->syms[i].name, e->syms[i].name) && b->syms[i].value == e->syms[i].value &&
 		      b->syms[i].size == e->syms[i].size, "round trip changed symbol %zu", i);

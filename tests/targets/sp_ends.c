@@ -6,6 +6,9 @@
  *     abort    abort()                          fork     forks; the child calls
  *                                                        ends_work N more times
  *                                                        and _exits, then exit
+ *     threads-sigkill  then 129 threads at once (more than the runtime's 128
+ *              exclusive counter stripes: some share one) call it N times
+ *              each, and it is killed by SIGKILL while they all live
  * Prints "work N" (the calls it made) before ending.
  *
  *   sp_ends sigint N         Ctrl-C: calls ends_work() until a SIGINT,
@@ -16,6 +19,7 @@
  *                            sigint-exit: prints it and exits 0.  Gives up
  *                            with status 4 after 60 s without a SIGINT.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +34,20 @@ static volatile sig_atomic_t interrupted;
 __attribute__((noinline, used)) void ends_work(int i)
 {
 	sink += i;
+}
+
+#define N_THREADS 129
+static pthread_barrier_t all_done;
+
+static void *worker(void *arg)
+{
+	int n = *(int *)arg;
+	for (int i = 0; i < n; i++)
+		ends_work(i);
+	pthread_barrier_wait(&all_done);
+	for (;;)
+		pause();   /* alive until the SIGKILL */
+	return NULL;
 }
 
 static void on_sigint(int sig)
@@ -77,6 +95,17 @@ int main(int argc, char **argv)
 		return until_sigint(mode, n > 0 ? n : 1000);
 	for (int i = 0; i < n; i++)
 		ends_work(i);
+	if (!strcmp(mode, "threads-sigkill")) {
+		pthread_t t;
+		pthread_barrier_init(&all_done, NULL, N_THREADS + 1);
+		for (int i = 0; i < N_THREADS; i++)
+			if (pthread_create(&t, NULL, worker, &n) != 0)
+				return 6;
+		pthread_barrier_wait(&all_done);
+		printf("work %ld\n", (long)n * (N_THREADS + 1));
+		fflush(stdout);
+		kill(getpid(), SIGKILL);
+	}
 	printf("work %d\n", n);
 	fflush(stdout);
 	if (!strcmp(mode, "_exit"))

@@ -10,9 +10,15 @@
 //               own frame is not unwound
 //   local N     lc_outer → lc_inner, which throws and catches inside itself:
 //               no probed frame is unwound
+//   cancel N    N threads, one at a time: cx_outer → cx_mid → cx_inner, each
+//               with a destructor, blocked in read(); pthread_cancel'd and
+//               joined.  Prints "cancelled K", "destructors D": the forced
+//               unwind runs every destructor (D = 3K), probed or not
 //
 // Prints what it caught and then "name calls" for every function called.
 #include <atomic>
+#include <pthread.h>
+#include <unistd.h>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -22,8 +28,9 @@
 #define PROBED extern "C" __attribute__((noinline, noclone, used, visibility("default")))
 #define KEEP(v) __asm__ volatile("" : "+r"(v) :: "memory")
 
-enum { F1, F2, F3, CATCHER, LC_OUTER, LC_INNER, FN };
-static const char *const names[FN] = { "f1", "f2", "f3", "catcher", "lc_outer", "lc_inner" };
+enum { F1, F2, F3, CATCHER, LC_OUTER, LC_INNER, CX_OUTER, CX_MID, CX_INNER, FN };
+static const char *const names[FN] = { "f1", "f2", "f3", "catcher", "lc_outer", "lc_inner",
+				       "cx_outer", "cx_mid", "cx_inner" };
 static std::atomic<long> calls[FN];
 static volatile long sink;
 
@@ -117,6 +124,76 @@ PROBED long lc_outer(long i)
 	return r + 1;
 }
 
+// ---- cancel
+
+static std::atomic<long> destructors;
+static std::atomic<int> blocked;
+
+namespace {
+struct Counted {
+	~Counted() { destructors.fetch_add(1); }
+};
+}
+
+PROBED long cx_inner(int fd)
+{
+	CALLED(CX_INNER);
+	Counted c;
+	char b;
+	blocked.store(1);
+	long r = read(fd, &b, 1);   // a cancellation point; nobody writes
+	KEEP(r);
+	return r;
+}
+
+PROBED long cx_mid(int fd)
+{
+	CALLED(CX_MID);
+	Counted c;
+	long r = cx_inner(fd);
+	KEEP(r);
+	return r + 1;
+}
+
+PROBED long cx_outer(int fd)
+{
+	CALLED(CX_OUTER);
+	Counted c;
+	long r = cx_mid(fd);
+	KEEP(r);
+	return r + 1;
+}
+
+static void *cx_thread(void *arg)
+{
+	long r = cx_outer((int)(long)arg);
+	KEEP(r);
+	return nullptr;
+}
+
+static int mode_cancel(long n)
+{
+	int fds[2];
+	if (pipe(fds))
+		return 2;
+	long cancelled = 0;
+	for (long i = 0; i < n; i++) {
+		blocked.store(0);
+		pthread_t t;
+		if (pthread_create(&t, nullptr, cx_thread, (void *)(long)fds[0]))
+			return 2;
+		while (!blocked.load())
+			usleep(100);
+		usleep(2000);   // into read()
+		pthread_cancel(t);
+		void *r;
+		pthread_join(t, &r);
+		cancelled += r == PTHREAD_CANCELED;
+	}
+	std::printf("cancelled %ld\ndestructors %ld\n", cancelled, destructors.load());
+	return 0;
+}
+
 static void print_counts()
 {
 	for (int i = 0; i < FN; i++)
@@ -127,7 +204,7 @@ static void print_counts()
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		std::fprintf(stderr, "usage: %s throw|rethrow|catcher|local [N]\n", argv[0]);
+		std::fprintf(stderr, "usage: %s throw|rethrow|catcher|local|cancel [N]\n", argv[0]);
 		return 2;
 	}
 	long n = argc > 2 ? std::atol(argv[2]) : 1000;
@@ -151,6 +228,10 @@ int main(int argc, char **argv)
 			caught += catcher(i);
 		for (long i = 0; i < n; i++)
 			caught += catcher(-1 - i);
+	} else if (mode == "cancel") {
+		int rc = mode_cancel(n);
+		print_counts();
+		return rc;
 	} else if (mode == "local") {
 		for (long i = 0; i < n; i++)
 			sum += lc_outer(i);

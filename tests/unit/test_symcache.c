@@ -117,6 +117,9 @@ static void assert_same(const struct sp_elf *a, const struct sp_elf *b)
 	cr_assert_eq(a->n_segs, b->n_segs);
 	for (size_t i = 0; i < a->n_segs; i++)
 		cr_assert_arr_eq(&a->segs[i], &b->segs[i], sizeof(a->segs[i]));
+	cr_assert_eq(a->n_ext, b->n_ext);
+	for (size_t i = 0; i < a->n_ext; i++)
+		cr_assert(a->ext[i].lo == b->ext[i].lo && a->ext[i].hi == b->ext[i].hi, "extent %zu", i);
 	cr_assert_eq(a->n_syms, b->n_syms);
 	for (size_t i = 0; i < a->n_syms; i++) {
 		const struct sp_sym *x = &a->syms[i], *y = &b->syms[i];
@@ -157,6 +160,7 @@ Test(symcache, libc_loaded_is_read)
 	Dl_info info;
 	cr_assert(dladdr((void *)printf, &info) && info.dli_fname);
 	struct sp_elf *read = open_plain(info.dli_fname);
+	cr_assert_gt(read->n_ext, 0, "libc without .eh_frame extents: the round trip would not see them");
 	struct sp_elf *first = open_cached(info.dli_fname);
 	cr_assert_eq(entries("elfsym", NULL, 0), 1, "no entry stored");
 	struct sp_elf *second = open_cached(info.dli_fname);
