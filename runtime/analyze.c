@@ -1,5 +1,6 @@
 /* analyze — see analyze.h.  Mirrors probe.c's target extents
  * (next_symbol) over a file; the decision itself is decide.c's. */
+#include "symcache.h"
 #include "analyze.h"
 #include "hazard.h"
 #include "hop.h"
@@ -250,7 +251,7 @@ int sp_analyze_open(const char *path, struct sp_an_object **out, char *err, size
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	int rc = sp_elf_open(path, &o->elf, err, errlen);
+	int rc = sp_elf_open_cached(path, &o->elf, err, errlen);
 	if (rc == 0) {
 		int fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (fd < 0) {

@@ -4,6 +4,8 @@
 #include "jtable.h"
 #include "log.h"
 #include "objcache.h"
+#include "scanmemo.h"
+#include "prefault.h"
 #include "objdata.h"
 #include "site.h"
 
@@ -37,6 +39,7 @@ struct sp_btindex {
 	struct unknown_jump *unknown;
 	size_t n_unknown, cap_unknown;
 	size_t tables, table_entries, tables_elsewhere;
+	struct sp_scanmemo *memo;    /* the plans' decodes (scanmemo.h); NULL: no key */
 	struct sp_btindex *next;
 };
 
@@ -413,6 +416,7 @@ void sp_btindex_free(struct sp_btindex *x)
 	free(x->taken.a);
 	free(x->taken.how);
 	free(x->unknown);
+	sp_scanmemo_free(x->memo);
 	free(x);
 }
 
@@ -608,6 +612,11 @@ static struct sp_btindex *decode(const uint8_t *p, size_t len, uintptr_t bias)
 	x->taken.how = malloc(h.n_taken * sizeof(char *) + 1);
 	x->unknown = malloc(h.n_unknown * sizeof(*x->unknown) + 1);
 	bool ok = x->direct.a && x->taken.a && x->taken.how && x->unknown;
+	if (ok) {
+		sp_prefault(x->direct.a, h.n_direct * sizeof(uintptr_t));
+		sp_prefault(x->taken.a, h.n_taken * sizeof(uintptr_t));
+		sp_prefault(x->taken.how, h.n_taken * sizeof(char *));
+	}
 	const uint8_t *w = p + sizeof(h), *b = w + 8 * (h.n_direct + h.n_taken + h.n_unknown);
 	uint64_t v;
 	for (size_t i = 0; ok && i < h.n_direct; i++, w += 8) {
@@ -661,6 +670,38 @@ static void cache_key(const struct sp_objcode *oc, const uint8_t *build_id, size
 	sp_objcache_done(&hs, key);
 }
 
+/* The stored index for OC's code, or NULL.  Needs OC's ranges, not its
+ * bytes (the key names the code by build ID). */
+static struct sp_btindex *load_cached(const struct sp_objcode *oc, const struct sp_objcache_key *key)
+{
+	size_t len;
+	uint8_t *p = sp_objcache_load(CACHE_KIND, key, &len);
+	struct sp_btindex *x = p ? decode(p, len, oc->bias) : NULL;
+	if (p && !x)
+		sp_objcache_reject(CACHE_KIND, key, "the payload does not decode as an index");
+	sp_objcache_release(p, len);
+	if (x)
+		x->memo = sp_scanmemo_new(key, oc->bias);
+	return x;
+}
+
+/* Build OC's index and store it under KEY. */
+static struct sp_btindex *build_and_store(const struct sp_objcode *oc, const struct sp_objcache_key *key)
+{
+	struct sp_btindex *x = sp_btindex_build(oc);
+	if (x)
+		x->memo = sp_scanmemo_new(key, oc->bias);
+	/* an index the file could not be read for is not the object's:
+	 * built again next time rather than kept */
+	size_t len;
+	uint8_t *p;
+	if (x && !x->taken_unknown && (p = encode(x, &len))) {
+		sp_objcache_store(CACHE_KIND, key, p, len);
+		free(p);
+	}
+	return x;
+}
+
 struct sp_btindex *sp_btindex_build_cached(const struct sp_objcode *oc, const uint8_t *build_id,
 					   size_t id_len, bool *loaded)
 {
@@ -669,24 +710,12 @@ struct sp_btindex *sp_btindex_build_cached(const struct sp_objcode *oc, const ui
 		return sp_btindex_build(oc);
 	struct sp_objcache_key key;
 	cache_key(oc, build_id, id_len, &key);
-	size_t len;
-	uint8_t *p = sp_objcache_load(CACHE_KIND, &key, &len);
-	struct sp_btindex *x = p ? decode(p, len, oc->bias) : NULL;
-	if (p && !x)
-		sp_debug("btindex: a cache entry of another shape: rebuilt");
-	free(p);
+	struct sp_btindex *x = load_cached(oc, &key);
 	if (x) {
 		*loaded = true;
 		return x;
 	}
-	x = sp_btindex_build(oc);
-	/* an index the file could not be read for is not the object's:
-	 * built again next time rather than kept */
-	if (x && !x->taken_unknown && (p = encode(x, &len))) {
-		sp_objcache_store(CACHE_KIND, &key, p, len);
-		free(p);
-	}
-	return x;
+	return build_and_store(oc, &key);
 }
 
 static bool same_set(const struct addrset *a, const struct addrset *b, const char *name, char *what,
@@ -793,27 +822,39 @@ const struct sp_btindex *sp_btindex_get(const struct sp_object *obj, const struc
 	for (struct sp_btindex *c = cache; c; c = c->next)
 		if (c->bias == obj->bias && strcmp(c->path, obj->path) == 0)
 			return c;
-	/* decode a pristine copy: our own patches may already be in the text */
 	struct sp_objcode oc = { .elf = elf, .path = obj->path, .bias = obj->bias, .n_text = obj->n_text };
 	struct sp_btindex *x = NULL;
-	int r;
-	for (r = 0; r < obj->n_text; r++) {
-		size_t len = obj->text[r].end - obj->text[r].start;
-		uint8_t *copy = malloc(len);
-		if (!copy)
-			goto out;
-		sp_site_pristine(obj->text[r].start, len, copy);
-		oc.text[r].start = obj->text[r].start;
-		oc.text[r].end = obj->text[r].end;
-		oc.text[r].bytes = copy;
+	int r = 0;
+	for (int i = 0; i < obj->n_text; i++) {
+		oc.text[i].start = obj->text[i].start;
+		oc.text[i].end = obj->text[i].end;
 	}
 	/* cached only when the file read for relocations and data is the
 	 * one mapped (not replaced on disk since) */
 	struct mapped_id id = { obj, NULL, 0 };
 	dl_iterate_phdr(find_build_id, &id);
 	bool same_file = id.id && id.len == elf->build_id_len && memcmp(id.id, elf->build_id, id.len) == 0;
-	bool loaded;
-	x = sp_btindex_build_cached(&oc, same_file ? id.id : NULL, id.len, &loaded);
+	/* a stored index needs no copy of the text (libc's is 1.9 MB: a third
+	 * of an exec'ed child's attach went to copying it for nothing) */
+	bool keyed = same_file && sp_objcache_enabled();
+	struct sp_objcache_key key;
+	if (keyed) {
+		cache_key(&oc, id.id, id.len, &key);
+		x = load_cached(&oc, &key);
+	}
+	if (x)
+		goto keep;
+	/* decode a pristine copy: our own patches may already be in the text */
+	for (r = 0; r < obj->n_text; r++) {
+		size_t len = obj->text[r].end - obj->text[r].start;
+		uint8_t *copy = malloc(len);
+		if (!copy)
+			goto out;
+		sp_site_pristine(obj->text[r].start, len, copy);
+		oc.text[r].bytes = copy;
+	}
+	x = keyed ? build_and_store(&oc, &key) : sp_btindex_build(&oc);
+keep:
 	if (x && !(x->path = strdup(obj->path))) {
 		sp_btindex_free(x);
 		x = NULL;
@@ -878,4 +919,15 @@ void sp_btindex_stats(const struct sp_btindex *idx, struct sp_btindex_stats *st)
 	st->table_entries = idx->table_entries;
 	st->unknown_tables = idx->n_unknown;
 	st->tables_elsewhere = idx->tables_elsewhere;
+}
+
+struct sp_scanmemo *sp_btindex_memo(const struct sp_btindex *idx)
+{
+	return idx ? idx->memo : NULL;
+}
+
+void sp_btindex_flush_memos(void)
+{
+	for (struct sp_btindex *c = cache; c; c = c->next)
+		sp_scanmemo_flush(c->memo);
 }

@@ -43,6 +43,7 @@
 #include "maps.h"
 
 struct sp_btindex;
+struct sp_scanmemo;
 
 /* An object's code, and where its relocations and data are read from. */
 struct sp_objcode {
@@ -100,6 +101,11 @@ struct sp_btindex_stats {
 	size_t direct, taken, tables, table_entries, unknown_tables;
 	size_t tables_elsewhere;     /* relative tables read by the word scan */
 };
+/* The memo of the jmp plans' function decodes for this object's code
+ * (scanmemo.h), or NULL (no cache key: built without a build ID). */
+struct sp_scanmemo *sp_btindex_memo(const struct sp_btindex *idx);
+/* Write back what the live indexes' memos learnt (registry lock held). */
+void sp_btindex_flush_memos(void);
 void sp_btindex_stats(const struct sp_btindex *idx, struct sp_btindex_stats *st);
 
 #endif

@@ -1,5 +1,6 @@
 /* decide — see decide.h.  Pure: reads the facts, writes the verdict. */
 #include "decide.h"
+#include "scanmemo.h"
 #include "emulate.h"
 #include "reloc.h"
 
@@ -94,8 +95,10 @@ static const char *jmp_checks(const struct sp_site_facts *f, struct sp_verdict *
 		add(v, PLAN, SP_CHECK_FAIL, reason);
 		return reason;
 	}
-	if (sp_jmp_plan_image(f->code + (lo - f->code_lo), lo, hi - lo, f->func, f->func_size, f->site,
-			      f->limit, &v->w, &reason) != 0) {
+	struct sp_scanmemo *m = sp_btindex_memo(f->idx);
+	struct sp_scan_memo memo = { m, sp_scanmemo_get, sp_scanmemo_put };
+	if (sp_jmp_plan_image_memo(f->code + (lo - f->code_lo), lo, hi - lo, f->func, f->func_size, f->site,
+				   f->limit, &v->w, &reason, m ? &memo : NULL) != 0) {
 		v->block = plan_block(reason);
 		add(v, PLAN, SP_CHECK_FAIL, reason);
 		return reason;

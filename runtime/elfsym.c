@@ -23,6 +23,7 @@
  * copied and the Elf handle and descriptor closed before sp_elf_open returns.
  */
 #include "elfsym.h"
+#include "prefault.h"
 #include "ehframe.h"
 
 #include <errno.h>
@@ -62,7 +63,10 @@ struct collect {
 
 struct priv {
 	char *strings;
+	size_t strings_len;
 	bool *hidden_ver;        /* per symbol: a non-default .dynsym version */
+	bool *shadowed;          /* per symbol: hidden, and the default version
+				  * exists under the same name (globs skip it) */
 	uint64_t max_size;       /* bounds the backward scan in sp_elf_containing */
 };
 
@@ -532,6 +536,70 @@ static int read_symbols(Elf *elf, struct sp_elf *e, struct collect *c,
 	return 0;
 }
 
+static bool hidden_version(const struct sp_elf *e, const struct sp_sym *s);
+static int score(const struct sp_elf *e, const struct sp_sym *s);
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp((*(const struct sp_sym *const *)a)->name, (*(const struct sp_sym *const *)b)->name);
+}
+
+/* What the queries need beyond the symbols themselves (from a fresh read
+ * or a cached one alike): the largest size. */
+static int derive(struct sp_elf *e)
+{
+	struct priv *p = e->priv;
+	p->max_size = 0;
+	for (size_t i = 0; i < e->n_syms; i++)
+		if (e->syms[i].size > p->max_size)
+			p->max_size = e->syms[i].size;
+	return 0;
+}
+
+/* Which hidden versions are shadowed, computed at the first question (a
+ * glob that matched a hidden version; a plain name like malloc never
+ * asks).  sp_elf_match used to look each hidden name up with a linear
+ * sp_elf_lookup, O(hidden x symbols): 2 % of attaching libc:*.  Here: the
+ * hidden names sorted, each default-version name searched among them. */
+static int find_shadowed(const struct sp_elf *e)
+{
+	struct priv *p = e->priv;
+	size_t n_hidden = 0;
+	bool *sh = calloc(e->n_syms ? e->n_syms : 1, sizeof(*sh));
+	if (!sh)
+		return -ENOMEM;
+	for (size_t i = 0; i < e->n_syms; i++)
+		n_hidden += p->hidden_ver[i];
+	const struct sp_sym **h = malloc((n_hidden ? n_hidden : 1) * sizeof(*h));
+	if (!h) {
+		free(sh);
+		return -ENOMEM;
+	}
+	size_t k = 0;
+	for (size_t i = 0; i < e->n_syms; i++)
+		if (p->hidden_ver[i])
+			h[k++] = &e->syms[i];
+	qsort(h, n_hidden, sizeof(*h), by_name);
+	for (size_t i = 0; i < e->n_syms; i++) {
+		const struct sp_sym *s = &e->syms[i];
+		if (score(e, s) != 3)
+			continue;
+		size_t lo = 0, hi = n_hidden;   /* the first hidden name >= s's */
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (strcmp(h[mid]->name, s->name) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (; lo < n_hidden && strcmp(h[lo]->name, s->name) == 0; lo++)
+			sh[h[lo] - e->syms] = true;
+	}
+	free(h);
+	p->shadowed = sh;   /* complete: from here on the answer */
+	return 0;
+}
+
 /* ---- .eh_frame extents (ehframe.h) ---- */
 
 struct extents {
@@ -645,6 +713,7 @@ static int finish(struct sp_elf *e, struct collect *c)
 		return -ENOMEM;
 	e->priv = p;
 	p->strings = c->str;
+	p->strings_len = c->str_len;
 	c->str = NULL;
 	e->syms = calloc(c->n ? c->n : 1, sizeof(*e->syms));
 	p->hidden_ver = calloc(c->n ? c->n : 1, sizeof(*p->hidden_ver));
@@ -658,11 +727,9 @@ static int finish(struct sp_elf *e, struct collect *c)
 			.in_dynsym = r->flags & F_DYNSYM,
 		};
 		p->hidden_ver[i] = r->flags & F_HIDDEN_VER;
-		if (r->size > p->max_size)
-			p->max_size = r->size;
 	}
 	e->n_syms = c->n;
-	return 0;
+	return derive(e);
 }
 
 int sp_elf_open(const char *path, struct sp_elf **out, char *err, size_t errlen)
@@ -722,6 +789,7 @@ void sp_elf_close(struct sp_elf *e)
 	if (p) {
 		free(p->strings);
 		free(p->hidden_ver);
+		free(p->shadowed);
 		free(p);
 	}
 	free(e->syms);
@@ -758,10 +826,15 @@ static int score(const struct sp_elf *e, const struct sp_sym *s)
  * under the same name: "memcpy" means that one, so globs skip this. */
 static bool shadowed(const struct sp_elf *e, const struct sp_sym *s)
 {
+	const struct priv *p = e->priv;
 	if (!hidden_version(e, s))
 		return false;
-	const struct sp_sym *l = sp_elf_lookup(e, s->name);
-	return l && l != s && score(e, l) == 3;
+	if (!p->shadowed && find_shadowed(e) != 0) {
+		/* out of memory: the linear look-up */
+		const struct sp_sym *l = sp_elf_lookup(e, s->name);
+		return l && l != s && score(e, l) == 3;
+	}
+	return p->shadowed[s - e->syms];
 }
 
 long sp_elf_match(const struct sp_elf *e, const char *glob, const struct sp_sym ***out)
@@ -778,7 +851,10 @@ long sp_elf_match(const struct sp_elf *e, const char *glob, const struct sp_sym 
 		/* One group of symbols at the same address. */
 		for (; j < e->n_syms && e->syms[j].value == e->syms[i].value; j++) {
 			const struct sp_sym *s = &e->syms[j];
-			if ((plain ? strcmp(glob, s->name) : fnmatch(glob, s->name, 0)) != 0 || shadowed(e, s))
+			/* plain: the first byte first (a strcmp per symbol was most
+			 * of resolving one libc name, 10k symbols) */
+			if ((plain ? glob[0] != s->name[0] || strcmp(glob, s->name)
+				   : fnmatch(glob, s->name, 0)) != 0 || shadowed(e, s))
 				continue;
 			if (!best || score(e, s) > score(e, best))
 				best = s;
@@ -940,6 +1016,216 @@ const struct sp_sym *sp_elf_next_after(const struct sp_elf *e, uint64_t vaddr)
 			hi = mid;
 	}
 	return lo < e->n_syms ? &e->syms[lo] : NULL;
+}
+
+/* ---- a flat copy, for the start-up cache (symcache.c) -------------------
+ * Everything sp_elf_open produced, in one buffer: a header, the segments,
+ * the .eh_frame extents, the symbols (names as offsets into the strings),
+ * the strings, the debug file's path.  Native byte order: the cache never
+ * leaves the machine.  A field added to struct sp_elf must be added here
+ * (and FLAT_MAGIC changed): test_symcache compares a loaded copy with a
+ * read one field by field. */
+
+#define FLAT_MAGIC "SPELFSY2"    /* 2: the .eh_frame extents */
+
+struct flat_head {
+	char magic[8];
+	uint32_t e_type;
+	uint8_t has_symtab, has_except_table, has_debug_path, pad;
+	uint32_t build_id_len;
+	uint8_t build_id[MAX_BUILD_ID];
+	uint64_t n_segs, n_ext, n_syms, str_len, debug_path_len;
+};
+
+struct flat_seg {
+	uint64_t vaddr, memsz, offset, filesz, flags;
+};
+
+struct flat_sym {
+	uint64_t value, size, name;
+	uint32_t flags, pad;
+};
+
+void *sp_elf_flatten(const struct sp_elf *e, size_t *len)
+{
+	const struct priv *p = e->priv;
+	size_t dlen = e->debug_path ? strlen(e->debug_path) + 1 : 0;
+	/* no symbols, no strings: one NUL all the same (never an empty table) */
+	size_t slen = p->strings_len ? p->strings_len : 1;
+	size_t total = sizeof(struct flat_head) + e->n_segs * sizeof(struct flat_seg) +
+		       e->n_ext * sizeof(struct sp_extent) + e->n_syms * sizeof(struct flat_sym) + slen + dlen;
+	uint8_t *buf = calloc(1, total), *q = buf;
+	if (!buf)
+		return NULL;
+	struct flat_head h = {
+		.e_type = e->e_type, .has_symtab = e->has_symtab,
+		.has_except_table = e->has_except_table, .has_debug_path = e->debug_path != NULL,
+		.build_id_len = (uint32_t)e->build_id_len, .n_segs = e->n_segs, .n_ext = e->n_ext,
+		.n_syms = e->n_syms,
+		.str_len = slen, .debug_path_len = dlen,
+	};
+	memcpy(h.magic, FLAT_MAGIC, 8);
+	memcpy(h.build_id, e->build_id, sizeof(h.build_id));
+	memcpy(q, &h, sizeof(h));
+	q += sizeof(h);
+	for (size_t i = 0; i < e->n_segs; i++, q += sizeof(struct flat_seg)) {
+		const struct sp_segment *s = &e->segs[i];
+		struct flat_seg f = { s->vaddr, s->memsz, s->offset, s->filesz, s->flags };
+		memcpy(q, &f, sizeof(f));
+	}
+	if (e->n_ext) {
+		memcpy(q, e->ext, e->n_ext * sizeof(struct sp_extent));
+		q += e->n_ext * sizeof(struct sp_extent);
+	}
+	for (size_t i = 0; i < e->n_syms; i++, q += sizeof(struct flat_sym)) {
+		const struct sp_sym *s = &e->syms[i];
+		struct flat_sym f = {
+			.value = s->value, .size = s->size, .name = (uint64_t)(s->name - p->strings),
+			.flags = (s->is_ifunc ? F_IFUNC : 0) | (s->is_global ? F_GLOBAL : 0) |
+				 (s->in_dynsym ? F_DYNSYM : 0) | (p->hidden_ver[i] ? F_HIDDEN_VER : 0),
+		};
+		memcpy(q, &f, sizeof(f));
+	}
+	if (p->strings_len)
+		memcpy(q, p->strings, p->strings_len);   /* else the calloc'ed NUL */
+	q += slen;
+	if (dlen)
+		memcpy(q, e->debug_path, dlen);
+	*len = total;
+	return buf;
+}
+
+/* Checked as untrusted input, like a file: every count against the length,
+ * every name offset against the strings, the sort order the queries' binary
+ * searches rely on. */
+int sp_elf_unflatten(const void *data, size_t len, const char *path, struct sp_elf **out,
+		     char *why, size_t whylen)
+{
+	const uint8_t *d = data;
+	struct flat_head h;
+	struct sp_elf *e = NULL;
+	const char *bad = NULL;
+	*out = NULL;
+	if (len < sizeof(h)) {
+		snprintf(why, whylen, "truncated (%zu bytes, no header)", len);
+		return -EINVAL;
+	}
+	memcpy(&h, d, sizeof(h));
+	size_t rest = len - sizeof(h);
+	if (memcmp(h.magic, FLAT_MAGIC, 8) != 0)
+		bad = "not a symbol table (magic)";
+	else if ((h.e_type != ET_EXEC && h.e_type != ET_DYN) || h.build_id_len > MAX_BUILD_ID ||
+		 h.has_symtab > 1 || h.has_except_table > 1 || h.has_debug_path > 1 ||
+		 h.has_debug_path != (h.debug_path_len != 0))
+		bad = "bad header fields";
+	else if (h.n_segs > rest / sizeof(struct flat_seg) ||
+		 h.n_ext > (rest - h.n_segs * sizeof(struct flat_seg)) / sizeof(struct sp_extent) ||
+		 h.n_syms > (rest - h.n_segs * sizeof(struct flat_seg) - h.n_ext * sizeof(struct sp_extent)) /
+				    sizeof(struct flat_sym) ||
+		 h.str_len == 0 || h.str_len > rest || h.debug_path_len > rest ||
+		 h.n_segs * sizeof(struct flat_seg) + h.n_ext * sizeof(struct sp_extent) +
+				 h.n_syms * sizeof(struct flat_sym) + h.str_len + h.debug_path_len != rest)
+		bad = "lengths do not add up (truncated or padded)";
+	if (bad) {
+		snprintf(why, whylen, "%s", bad);
+		return -EINVAL;
+	}
+	const uint8_t *segs = d + sizeof(h);
+	const uint8_t *exts = segs + h.n_segs * sizeof(struct flat_seg);
+	const uint8_t *syms = exts + h.n_ext * sizeof(struct sp_extent);
+	const char *str = (const char *)(syms + h.n_syms * sizeof(struct flat_sym));
+	const char *dpath = str + h.str_len;
+	if (str[h.str_len - 1] != '\0' || (h.debug_path_len && (dpath[h.debug_path_len - 1] != '\0' ||
+								 strlen(dpath) + 1 != h.debug_path_len))) {
+		snprintf(why, whylen, "unterminated strings");
+		return -EINVAL;
+	}
+	struct priv *p;
+	if (!(e = calloc(1, sizeof(*e))) || !(e->path = strdup(path)) || !(p = calloc(1, sizeof(*p))))
+		goto nomem;
+	e->priv = p;
+	e->e_type = (uint16_t)h.e_type;
+	e->has_symtab = h.has_symtab;
+	e->has_except_table = h.has_except_table;
+	e->build_id_len = h.build_id_len;
+	memcpy(e->build_id, h.build_id, sizeof(e->build_id));
+	if (h.debug_path_len && !(e->debug_path = strdup(dpath)))
+		goto nomem;
+	e->segs = calloc(h.n_segs ? h.n_segs : 1, sizeof(*e->segs));
+	e->syms = calloc(h.n_syms ? h.n_syms : 1, sizeof(*e->syms));
+	p->hidden_ver = calloc(h.n_syms ? h.n_syms : 1, sizeof(*p->hidden_ver));
+	p->strings = malloc(h.str_len);
+	if (!e->segs || !e->syms || !p->hidden_ver || !p->strings)
+		goto nomem;
+	sp_prefault(e->syms, h.n_syms * sizeof(*e->syms));
+	sp_prefault(p->strings, h.str_len);
+	memcpy(p->strings, str, h.str_len);
+	p->strings_len = h.str_len;
+	for (size_t i = 0; i < h.n_segs; i++) {
+		struct flat_seg f;
+		memcpy(&f, segs + i * sizeof(f), sizeof(f));
+		if (f.flags > UINT32_MAX) {   /* p_flags as the file has them */
+			bad = "bad segment flags";
+			break;
+		}
+		e->segs[i] = (struct sp_segment){ f.vaddr, f.memsz, f.offset, f.filesz, (uint32_t)f.flags };
+	}
+	e->n_segs = h.n_segs;
+	/* the extents' queries assume them sorted, disjoint and non-empty */
+	if (!bad && h.n_ext) {
+		if (!(e->ext = malloc(h.n_ext * sizeof(*e->ext))))
+			goto nomem;
+		memcpy(e->ext, exts, h.n_ext * sizeof(*e->ext));
+		e->n_ext = h.n_ext;
+		for (size_t i = 0; i < h.n_ext && !bad; i++)
+			if (e->ext[i].lo >= e->ext[i].hi || (i && e->ext[i - 1].hi > e->ext[i].lo) ||
+			    !in_exec_segment(e, e->ext[i].lo, e->ext[i].hi))
+				bad = "extents out of order or outside the text";
+	}
+	for (size_t i = 0; !bad && i < h.n_syms; i++) {
+		struct flat_sym f;
+		memcpy(&f, syms + i * sizeof(f), sizeof(f));
+		if (f.name >= h.str_len || (f.flags & ~(unsigned)(F_IFUNC | F_GLOBAL | F_DYNSYM | F_HIDDEN_VER)) ||
+		    f.pad || f.value == 0) {
+			bad = "bad symbol record";
+			break;
+		}
+		e->syms[i] = (struct sp_sym){
+			.name = p->strings + f.name, .value = f.value, .size = f.size,
+			.is_ifunc = f.flags & F_IFUNC, .is_global = f.flags & F_GLOBAL,
+			.in_dynsym = f.flags & F_DYNSYM,
+		};
+		p->hidden_ver[i] = f.flags & F_HIDDEN_VER;
+		if (i && (e->syms[i - 1].value > f.value ||
+			  (e->syms[i - 1].value == f.value && strcmp(e->syms[i - 1].name, e->syms[i].name) > 0)))
+			bad = "symbols out of order";
+	}
+	e->n_syms = h.n_syms;
+	if (bad) {
+		snprintf(why, whylen, "%s", bad);
+		sp_elf_close(e);
+		return -EINVAL;
+	}
+	if (derive(e) != 0)
+		goto nomem;
+	*out = e;
+	return 0;
+nomem:
+	snprintf(why, whylen, "out of memory");
+	sp_elf_close(e);
+	return -ENOMEM;
+}
+
+size_t sp_elf_debug_candidate(const struct sp_elf *e, char *buf, size_t len)
+{
+	if (!e->build_id_len || !debug_file_path(e->build_id, e->build_id_len, buf, len))
+		return 0;
+	return strlen(buf);
+}
+
+const char *sp_elf_debug_root(void)
+{
+	return debug_root[0] ? debug_root : DEFAULT_DEBUG_ROOT;
 }
 
 size_t sp_elf_ext_upper(const struct sp_elf *e, uint64_t vaddr)

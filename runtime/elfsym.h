@@ -120,4 +120,18 @@ void sp_elf_set_debug_root(const char *dir);
  * paths. */
 int sp_elf_find_any_symbol(const char *path, const char *name, uint64_t *value);
 
+/* A flat copy of E in one malloc'ed buffer (*LEN bytes) for the start-up
+ * cache (symcache.h), or NULL. */
+void *sp_elf_flatten(const struct sp_elf *e, size_t *len);
+/* E again from a flat copy, named PATH.  The bytes are untrusted: every
+ * count, offset, string and the sort order are checked; 0, or -EINVAL with
+ * what is wrong in WHY (-ENOMEM). */
+int sp_elf_unflatten(const void *data, size_t len, const char *path, struct sp_elf **out,
+		     char *why, size_t whylen);
+/* The build-id debug file E would read its symbols from (whether or not it
+ * exists) into BUF; its length, 0 when E has no build ID. */
+size_t sp_elf_debug_candidate(const struct sp_elf *e, char *buf, size_t len);
+/* Where build-id debug files are looked for (sp_elf_set_debug_root). */
+const char *sp_elf_debug_root(void);
+
 #endif

@@ -176,9 +176,14 @@ static int is_libc(const char *path)
 }
 
 /* The restorer glibc passed to the kernel with our own SIGTRAP handler
- * (or any handler): read it back from the kernel. */
+ * (or any handler): read it back from the kernel.  Once known it is kept:
+ * it is glibc's __restore_rt, which does not move, and asking the kernel
+ * twice per site was 7000 system calls of attaching libc:*. */
 static uintptr_t restorer(void)
 {
+	static uintptr_t known;
+	if (known)
+		return known;
 	struct {
 		void *handler;
 		unsigned long flags;
@@ -186,9 +191,9 @@ static uintptr_t restorer(void)
 		unsigned long mask;
 	} k;
 	if (syscall(SYS_rt_sigaction, SIGSEGV, NULL, &k, 8) == 0 && k.restorer)
-		return (uintptr_t)k.restorer;
+		return known = (uintptr_t)k.restorer;
 	if (syscall(SYS_rt_sigaction, SIGTRAP, NULL, &k, 8) == 0 && k.restorer)
-		return (uintptr_t)k.restorer;
+		return known = (uintptr_t)k.restorer;
 	return 0;
 }
 

@@ -163,15 +163,14 @@ static const char *plan_window(uintptr_t site, uintptr_t end, uintptr_t limit,
 
 /* Pass 2: the whole function.  A branch to SITE itself is fine (the jmp
  * starts there); one into (SITE, GUARD_END) would land inside the jmp. */
-static const char *scan_function(uintptr_t func, uintptr_t end, uintptr_t site,
-				 uintptr_t guard_end)
+static int scan_function(uintptr_t func, uintptr_t end, uintptr_t site, uintptr_t guard_end)
 {
 	bool on_boundary = false, into_window = false;
 	uintptr_t p = func;
 	while (p < end) {
 		struct sp_insn in;
 		if (sp_insn_decode((const uint8_t *)p, end - p, p, &in) < 0)
-			return "function does not decode (data in text, or a wrong ELF size)";
+			return SP_SCAN_NO_DECODE;
 		if (p == site)
 			on_boundary = true;
 		if (is_direct_branch(&in) && in.target > site && in.target < guard_end)
@@ -180,14 +179,37 @@ static const char *scan_function(uintptr_t func, uintptr_t end, uintptr_t site,
 	}
 	/* boundary first: the other findings assume a correct decoding */
 	if (!on_boundary)
-		return "site is not on an instruction boundary";
+		return SP_SCAN_NOT_BOUNDARY;
 	if (into_window)
-		return "branch target inside the jmp window";
-	return NULL;
+		return SP_SCAN_INTO_WINDOW;
+	return SP_SCAN_OK;
+}
+
+static const char *const scan_reason[SP_SCAN_N] = {
+	[SP_SCAN_OK] = NULL,
+	[SP_SCAN_NO_DECODE] = "function does not decode (data in text, or a wrong ELF size)",
+	[SP_SCAN_NOT_BOUNDARY] = "site is not on an instruction boundary",
+	[SP_SCAN_INTO_WINDOW] = "branch target inside the jmp window",
+};
+
+/* scan_function through MEMO, which knows real addresses: the image is
+ * DELTA bytes away from them. */
+static const char *scan(uintptr_t func, uintptr_t end, uintptr_t site, uintptr_t guard_end,
+			const struct sp_scan_memo *memo, intptr_t delta)
+{
+	int v;
+	uintptr_t rf = func - (uintptr_t)delta, rs = site - (uintptr_t)delta, rg = guard_end - (uintptr_t)delta;
+	if (memo && memo->get(memo->ctx, rf, end - func, rs, rg, &v) && v >= 0 && v < SP_SCAN_N)
+		return scan_reason[v];
+	v = scan_function(func, end, site, guard_end);
+	if (memo)
+		memo->put(memo->ctx, rf, end - func, rs, rg, v);
+	return scan_reason[v];
 }
 
 static int plan(uintptr_t func, size_t func_size, uintptr_t site, size_t avail,
-		uintptr_t limit, uint8_t want, struct sp_window *w, const char **reason)
+		uintptr_t limit, uint8_t want, struct sp_window *w, const char **reason,
+		const struct sp_scan_memo *memo, intptr_t delta)
 {
 	memset(w, 0, sizeof(*w));
 	w->site = site;
@@ -209,7 +231,7 @@ static int plan(uintptr_t func, size_t func_size, uintptr_t site, size_t avail,
 	}
 	const char *why_window = plan_window(site, end, limit ? limit : readable, readable, want, w);
 	uintptr_t guard_end = site + (w->len > want ? w->len : want);
-	const char *why = scan_function(func, end, site, guard_end);
+	const char *why = scan(func, end, site, guard_end, memo, delta);
 	if (!why)
 		why = why_window;
 	if (why) {
@@ -222,7 +244,7 @@ static int plan(uintptr_t func, size_t func_size, uintptr_t site, size_t avail,
 int sp_jmp_plan(uintptr_t func, size_t func_size, uintptr_t site, size_t avail,
 		uintptr_t limit, struct sp_window *w, const char **reason)
 {
-	return plan(func, func_size, site, avail, limit, SP_JMP_LEN, w, reason);
+	return plan(func, func_size, site, avail, limit, SP_JMP_LEN, w, reason, NULL, 0);
 }
 
 void sp_jmp_plan_range(uintptr_t func, size_t func_size, uintptr_t site, size_t avail,
@@ -240,13 +262,13 @@ void sp_jmp_plan_range(uintptr_t func, size_t func_size, uintptr_t site, size_t 
 
 static int plan_image(const uint8_t *code, uintptr_t lo, size_t len, uintptr_t func,
 		      size_t func_size, uintptr_t site, uintptr_t limit, uint8_t want,
-		      struct sp_window *w, const char **reason)
+		      struct sp_window *w, const char **reason, const struct sp_scan_memo *memo)
 {
 	/* plan on the image at its own address: relative branches keep their
 	 * meaning within it; then decode the window again where it really is */
 	intptr_t delta = (intptr_t)(uintptr_t)code - (intptr_t)lo;
 	int rc = plan(func ? func + delta : 0, func_size, site + delta,
-		      lo + len - site, limit ? limit + delta : 0, want, w, reason);
+		      lo + len - site, limit ? limit + delta : 0, want, w, reason, memo, delta);
 	for (int i = 0; rc == 0 && i < w->n_insns; i++) {
 		struct sp_insn *in = &w->insns[i];
 		uint8_t bytes[15];
@@ -265,14 +287,21 @@ int sp_jmp_plan_image(const uint8_t *code, uintptr_t lo, size_t len, uintptr_t f
 		      size_t func_size, uintptr_t site, uintptr_t limit, struct sp_window *w,
 		      const char **reason)
 {
-	return plan_image(code, lo, len, func, func_size, site, limit, SP_JMP_LEN, w, reason);
+	return plan_image(code, lo, len, func, func_size, site, limit, SP_JMP_LEN, w, reason, NULL);
+}
+
+int sp_jmp_plan_image_memo(const uint8_t *code, uintptr_t lo, size_t len, uintptr_t func,
+			   size_t func_size, uintptr_t site, uintptr_t limit, struct sp_window *w,
+			   const char **reason, const struct sp_scan_memo *memo)
+{
+	return plan_image(code, lo, len, func, func_size, site, limit, SP_JMP_LEN, w, reason, memo);
 }
 
 int sp_jmp_plan_first_image(const uint8_t *code, uintptr_t lo, size_t len, uintptr_t func,
 			    size_t func_size, uintptr_t site, uintptr_t limit, struct sp_window *w,
 			    const char **reason)
 {
-	int rc = plan_image(code, lo, len, func, func_size, site, limit, 1, w, reason);
+	int rc = plan_image(code, lo, len, func, func_size, site, limit, 1, w, reason, NULL);
 	if (rc == 0 && w->len < SP_HOP_LEN) {
 		*reason = "first instruction is shorter than the 2-byte hop";
 		rc = -ENOTSUP;

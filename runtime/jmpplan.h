@@ -66,6 +66,27 @@ int sp_jmp_plan_image(const uint8_t *code, uintptr_t lo, size_t len, uintptr_t f
 		      size_t func_size, uintptr_t site, uintptr_t limit, struct sp_window *w,
 		      const char **reason);
 
+/* A memo of the plan's costly part: the decode of the whole function
+ * (does the site sit on an instruction boundary, does the function decode,
+ * does a direct branch of it land inside (SITE, GUARD_END)).  Its verdict
+ * is a function of the code bytes and these four addresses only, so a
+ * caller that can name the code (the object's build ID: scanmemo.h) keeps
+ * it across processes.  Addresses are the real (runtime) ones; VERDICT is
+ * 0 (fine) or an SP_SCAN_* refusal.  GET answers false when it does not
+ * know. */
+enum { SP_SCAN_OK, SP_SCAN_NO_DECODE, SP_SCAN_NOT_BOUNDARY, SP_SCAN_INTO_WINDOW, SP_SCAN_N };
+struct sp_scan_memo {
+	void *ctx;
+	bool (*get)(void *ctx, uintptr_t func, size_t size, uintptr_t site, uintptr_t guard_end, int *verdict);
+	void (*put)(void *ctx, uintptr_t func, size_t size, uintptr_t site, uintptr_t guard_end, int verdict);
+};
+
+/* sp_jmp_plan_image with the function's decode taken from MEMO when it has
+ * it (and given to it when not); MEMO NULL: sp_jmp_plan_image. */
+int sp_jmp_plan_image_memo(const uint8_t *code, uintptr_t lo, size_t len, uintptr_t func,
+			   size_t func_size, uintptr_t site, uintptr_t limit, struct sp_window *w,
+			   const char **reason, const struct sp_scan_memo *memo);
+
 /* The window of a hop (hop.h): the first instruction alone, with every rule
  * above applied to it (no branch lands strictly inside it, it relocates,
  * the function decodes and holds no indirect jmp).  Refused when that

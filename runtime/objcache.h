@@ -39,12 +39,21 @@ void sp_objcache_begin(struct sp_objcache_hasher *hs, const char *kind);
 void sp_objcache_feed(struct sp_objcache_hasher *hs, const void *data, size_t len);
 void sp_objcache_done(struct sp_objcache_hasher *hs, struct sp_objcache_key *key);
 
-/* The payload stored for KIND/KEY (malloc'ed, *LEN bytes), or NULL. */
+/* The payload stored for KIND/KEY (*LEN bytes, read-only, checked against
+ * its checksum), or NULL.  Given back with sp_objcache_release once
+ * decoded. */
 void *sp_objcache_load(const char *kind, const struct sp_objcache_key *key, size_t *len);
+void sp_objcache_release(void *data, size_t len);
 
 /* Store LEN bytes of DATA for KIND/KEY; failures are silent (a debug
  * line): the cache is an optimisation. */
 void sp_objcache_store(const char *kind, const struct sp_objcache_key *key, const void *data, size_t len);
+
+/* A payload for KIND/KEY that sp_objcache_load returned but its reader
+ * refused (WHY: what is wrong with it): said in the report's errors when
+ * messages were asked for (UPROBE_LOG), and at debug level.  The entry is
+ * replaced by the next store. */
+void sp_objcache_reject(const char *kind, const struct sp_objcache_key *key, const char *why);
 
 /* Is the cache in use here? */
 int sp_objcache_enabled(void);

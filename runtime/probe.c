@@ -1,6 +1,7 @@
 /* probe — the registry and attach/detach; see probe.h. */
 #include "probe.h"
 #include "coexist.h"
+#include "symcache.h"
 #include "elfsym.h"
 #include "hazard.h"
 #include "loadwatch.h"
@@ -124,7 +125,7 @@ static struct sp_elf *elf_get(const char *path, char *err, size_t errlen)
 		if (strcmp(c->elf->path, path) == 0)
 			return c->elf;
 	struct sp_elf *e;
-	if (sp_elf_open(path, &e, err, errlen) != 0)
+	if (sp_elf_open_cached(path, &e, err, errlen) != 0)
 		return NULL;
 	struct elf_cache *c = malloc(sizeof(*c));
 	if (!c) {
@@ -998,6 +999,8 @@ long sp_probe_attach_object(const struct sp_spec_item *item, const struct sp_obj
 		goto fail;
 	}
 	rc = attach_targets(item, obj, ts, n_ts, fn, data, link, err, sizeof(err));
+	/* what this attach decided, for the next process (scanmemo.h) */
+	sp_btindex_flush_memos();
 	if (rc < 0)
 		goto fail;
 	if (rc > 0 && item_wants_return(item) && !item->internal)

@@ -1,5 +1,6 @@
 /* stack — see stack.h. */
 #define UNW_LOCAL_ONLY
+#include "symcache.h"
 #include "stack.h"
 #include "json.h"
 #include "dispatch.h"
@@ -176,7 +177,7 @@ static const struct sp_elf *elf_for(const char *path)
 		return NULL;
 	char err[128];
 	char *real = realpath(path, NULL);
-	if (sp_elf_open(real ? real : path, &f->elf, err, sizeof(err)) != 0)
+	if (sp_elf_open_cached(real ? real : path, &f->elf, err, sizeof(err)) != 0)
 		f->elf = NULL;
 	free(real);
 	f->path = strdup(path);

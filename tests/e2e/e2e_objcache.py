@@ -12,7 +12,12 @@
     can write are ignored, never used; bad entries are replaced by good
     ones, a symlink's target is never written;
   - UPROBE_CACHE=off writes nothing.
-Which entry was used or ignored is read from UPROBE_LOG=debug's lines.
+Entries: the branch-target index (btindex-), the symbols (elfsym-) and the
+jmp plans' function decodes (scan-) of each object.
+Which entry was used or ignored is read from UPROBE_LOG=debug's lines; with
+UPROBE_LOG set, each refused entry is also in the report's errors with its
+reason; without it, a refused entry says nothing anywhere (stderr empty,
+no error).
 """
 import os
 import re
@@ -25,11 +30,15 @@ SPEC = "uprobe:libc:*"
 LINE = re.compile(r"selfprobe: debug: cache: (\S+?): (used|written|(.*): ignored)$")
 
 
+last_errors = []
+
+
 def cache_run(d, what, extra=None):
     """(report's {(symbol, address): (mode, reason)}, {entry: [events]})."""
     env = {"UPROBE_CACHE": d, "UPROBE_LOG": "debug"}
     env.update(extra or {})
     cp, r = t.run_probed(["ls", "-la", "/"], SPEC, mode="auto", extra=env)
+    last_errors[:] = [e for e in (r or {}).get("errors", []) if e.get("spec") == "cache"]
     t.check(cp.returncode == 0, "%s: ls exited %d" % (what, cp.returncode), t.clip(cp.stderr))
     events = {}
     for line in cp.stderr.decode(errors="replace").splitlines():
@@ -88,6 +97,8 @@ def main():
         for n in names:
             t.check(ev.get(n, [None])[0] == why and "used" not in ev.get(n, []),
                     "%s: %s ignored (%s)" % (what, n, why), str(ev.get(n)))
+            t.check(any(n in e["message"] and why in e["message"] for e in last_errors),
+                    "%s: the report's errors say why %s was refused" % (what, n), str(last_errors))
         same_modes(what, ref, got)
         return ev
 
@@ -102,6 +113,17 @@ def main():
     t.check(all(ev.get(n) == ["checksum mismatch", "written"] for n in names), "a corrupt entry is replaced", str(ev))
 
     bad("a truncated entry", lambda p: os.truncate(p, os.path.getsize(p) - 8), "wrong length")
+
+    # the same without UPROBE_LOG: refused and rebuilt in silence
+    for n in names:
+        flip(os.path.join(d, n))
+    cp, r = t.run_probed(["ls", "-la", "/"], SPEC, mode="auto", extra={"UPROBE_CACHE": d})
+    t.check(cp.returncode == 0 and not cp.stderr, "without UPROBE_LOG a corrupt entry prints nothing",
+            t.clip(cp.stderr))
+    t.check(not [e for e in (r or {}).get("errors", []) if e.get("spec") == "cache"],
+            "without UPROBE_LOG a corrupt entry is not a report error", str((r or {}).get("errors")))
+    warm, ev = cache_run(d, "rebuilt in silence")
+    t.check(all(ev.get(n) == ["used"] for n in names), "the silent run rebuilt every entry", str(ev))
 
     def rekey(p):     # a whole, valid-looking entry under another key's name
         with open(p, "r+b") as f:

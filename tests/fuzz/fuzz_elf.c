@@ -1,5 +1,9 @@
 /* fuzz_elf — the ELF symbol reader (with its .eh_frame extents) and the
- * stapsdt note reader on mutated files.
+ * stapsdt note reader on mutated files, and the start-up cache's symbol
+ * decoder (sp_elf_unflatten: an entry of kind elfsym, symcache.h) on the
+ * same bytes and on the flat copy of every file that reads: a round trip
+ * gives what was read, a mutated or cut copy is refused with a reason or
+ * consistent.
  *
  * The input is written to a memfd and read through /proc/self/fd/N, the
  * path form both readers take.  Properties: no crash, leak or UB; every
@@ -92,6 +96,42 @@ static void check_elf(const struct sp_elf *e)
 	free(m);
 }
 
+/* E's flat copy decodes to E; cut anywhere it is refused; a byte of it
+ * changed (chosen by the input) gives a refusal with a reason or an
+ * object the queries can walk. */
+static void check_flat(const struct sp_elf *e, const uint8_t *data, size_t size)
+{
+	size_t len;
+	uint8_t *flat = sp_elf_flatten(e, &len);
+	if (!flat)
+		return;
+	char why[256];
+	struct sp_elf *b = NULL;
+	CHECK(sp_elf_unflatten(flat, len, e->path, &b, why, sizeof(why)) == 0, "round trip refused: %s", why);
+	CHECK(b->n_syms == e->n_syms && b->n_segs == e->n_segs && b->n_ext == e->n_ext,
+	      "round trip changed the counts");
+	for (size_t i = 0; i < e->n_ext; i++)
+		CHECK(b->ext[i].lo == e->ext[i].lo && b->ext[i].hi == e->ext[i].hi, "round trip changed extent %zu", i);
+	for (size_t i = 0; i < e->n_syms; i++)
+		CHECK(!strcmp(b->syms[i].name, e->syms[i].name) && b->syms[i].value == e->syms[i].value &&
+		      b->syms[i].size == e->syms[i].size, "round trip changed symbol %zu", i);
+	sp_elf_close(b);
+	size_t cut = size ? data[0] * 131u % len : len / 2;
+	CHECK(sp_elf_unflatten(flat, cut, e->path, &b, why, sizeof(why)) != 0 && why[0],
+	      "a flat copy cut to %zu of %zu bytes was taken", cut, len);
+	if (size >= 3) {
+		flat[((size_t)data[1] << 8 | data[2]) % len] ^= (uint8_t)(data[size - 1] | 1);
+		why[0] = '\0';
+		if (sp_elf_unflatten(flat, len, e->path, &b, why, sizeof(why)) == 0) {
+			check_elf(b);
+			sp_elf_close(b);
+		} else {
+			CHECK(why[0], "a changed flat copy refused without a reason");
+		}
+	}
+	free(flat);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char err[256];
@@ -103,9 +143,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (rc == 0) {
 		CHECK(e, "sp_elf_open: 0 without an object");
 		check_elf(e);
+		check_flat(e, data, size);
 		sp_elf_close(e);
 	} else {
 		CHECK(rc < 0 && err[0], "sp_elf_open: %d without a message", rc);
+	}
+
+	/* the input itself as a cache entry's payload */
+	struct sp_elf *u = NULL;
+	err[0] = '\0';
+	rc = sp_elf_unflatten(data, size, path, &u, err, sizeof(err));
+	if (rc == 0) {
+		check_elf(u);
+		sp_elf_close(u);
+	} else {
+		CHECK(rc < 0 && err[0], "sp_elf_unflatten: %d without a reason", rc);
 	}
 
 	struct sp_usdt_notes notes = { 0 };
