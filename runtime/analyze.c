@@ -362,11 +362,11 @@ static size_t claim_first_above(const struct sp_an_object *o, uint64_t lo)
 	return a;
 }
 
-/* Does a claim (a pad, with PADS_ONLY) overlap [lo, hi)?  Claims are at
- * most 5 bytes long. */
+/* Does a claim (a hop's, with PADS_ONLY: its pad or its carrier) overlap
+ * [lo, hi)?  Claims are at most SP_HOP_CARRIER_MAX bytes long. */
 static bool overlaps(const struct sp_an_object *o, uint64_t lo, uint64_t hi, bool pads_only)
 {
-	for (size_t i = claim_first_above(o, lo > SP_JMP_LEN ? lo - SP_JMP_LEN : 0);
+	for (size_t i = claim_first_above(o, lo > SP_HOP_CARRIER_MAX ? lo - SP_HOP_CARRIER_MAX : 0);
 	     i < o->n_claims && o->claims[i].lo < hi; i++)
 		if (o->claims[i].hi > lo && (o->claims[i].pad || !pads_only) && o->claims[i].site != o->claiming)
 			return true;
@@ -411,11 +411,14 @@ static void decide_hop(struct sp_an_object *o, const struct sp_an_text *t,
 	if (s->v.path == SP_PATH_JMP5 && overlaps(o, s->addr, s->addr + SP_JMP_LEN, true)) {
 		/* as arm.c take_jmp: another site's hop owns those bytes */
 		s->v.path = s->v.resume ? SP_PATH_INT3 : SP_PATH_NONE;
-		s->v.reason = "its jmp would overwrite padding another probe's hop uses";
+		s->v.reason = "its jmp would overwrite padding another probe's hop uses (its pad, or the carrier holding it)";
 	}
 	if (s->v.path == SP_PATH_HOP) {
 		s->pad = s->v.hop_pad;
-		claim(o, s->pad, s->pad + SP_HOP_PAD_LEN, true);
+		if (s->v.hop_carrier)   /* the carrier's bytes are the hop's, its pad among them */
+			claim(o, s->v.hop_carrier, s->v.hop_carrier + s->v.hop_carrier_len, true);
+		else
+			claim(o, s->pad, s->pad + SP_HOP_PAD_LEN, true);
 	}
 	if (s->v.path != SP_PATH_NONE)
 		claim(o, s->addr, s->addr + SP_JMP_LEN, false);

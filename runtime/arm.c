@@ -223,6 +223,60 @@ static const char *keep(const struct sp_verdict *v, const char *reason)
 	return c ? c : "(reason lost: out of memory)";
 }
 
+/* The carrier at AT (LEN bytes) for a hop's pad (hop.h): a site of its
+ * own, with a bare trampoline, armed with its jmp in a batch of its own
+ * before the pad is written (from then on its bytes 5-9 are never run).
+ * NULL with *WHY when it cannot be; it is then not left armed. */
+static struct sp_site *arm_carrier(uintptr_t at, uint8_t len, const char **why)
+{
+	if (sp_site_lookup(at) || sp_site_pad_overlaps(at, at + len)) {
+		*why = "its carrier's bytes were taken meanwhile";
+		return NULL;
+	}
+	struct sp_site *c = calloc(1, sizeof(*c));
+	if (!c) {
+		*why = "out of memory";
+		return NULL;
+	}
+	uint8_t code[SP_HOP_CARRIER_MAX + 15];
+	sp_site_pristine(at, len, code);
+	struct sp_window w = { .site = at };
+	for (size_t off = 0; off < len; off += w.insns[w.n_insns++].len)
+		if (w.n_insns == SP_WINDOW_MAX ||
+		    sp_insn_decode(code + off, len - off, at + off, &w.insns[w.n_insns]) != 0) {
+			*why = "its carrier does not decode";
+			free(c);
+			return NULL;
+		}
+	w.len = len;
+	c->addr = at;
+	c->is_carrier = true;
+	c->insn = w.insns[0];
+	sp_site_pristine(at, SP_JMP_LEN, c->orig);
+	if (sp_tramp_build_bare(c, &w, &c->tramp, why) != 0) {
+		free(c);
+		return NULL;
+	}
+	c->jmp_tried = c->tramp_ok = c->want_jmp = true;
+	if (sp_site_insert(c) != 0) {
+		*why = "out of memory";
+		free(c);   /* its trampoline memory stays unused */
+		return NULL;
+	}
+	int rc;
+	sp_arm_batch(&c, 1, &rc);
+	if (rc != 0 || !c->jmp) {
+		/* an int3 there would trap on every run of that code: give the
+		 * bytes back, keep the (dead) site out of the tables */
+		if (c->armed)
+			sp_arm_disarm(c);
+		sp_site_forget(c);
+		*why = "its carrier could not take its jmp";
+		return NULL;
+	}
+	return c;
+}
+
 /* The jmp path as verdict V has it (the 5-byte jmp, or a hop): the
  * trampoline when it allows the jmp.  On refusal s->jmp_reason says why. */
 static bool take_jmp(struct sp_site *s, const struct sp_verdict *v)
@@ -235,7 +289,7 @@ static bool take_jmp(struct sp_site *s, const struct sp_verdict *v)
 	}
 	bool hop = v->path == SP_PATH_HOP;
 	if (sp_site_pad_overlaps(s->addr, s->addr + (hop ? SP_HOP_LEN : SP_JMP_LEN))) {
-		s->jmp_reason = "its jmp would overwrite padding another probe's hop uses";
+		s->jmp_reason = "its jmp would overwrite padding another probe's hop uses (its pad, or the carrier holding it)";
 		return false;
 	}
 	s->guard_entry = !hop;
@@ -247,6 +301,11 @@ static bool take_jmp(struct sp_site *s, const struct sp_verdict *v)
 		intptr_t d = (intptr_t)s->tramp.entry - (intptr_t)(v->hop_pad + SP_HOP_PAD_LEN);
 		if (d != (int32_t)d) {
 			s->jmp_reason = "the trampoline is out of the hop pad's rel32 reach";
+			return false;
+		}
+		if (v->hop_carrier && !s->carrier &&
+		    !(s->carrier = arm_carrier(v->hop_carrier, v->hop_carrier_len, &reason))) {
+			s->jmp_reason = reason;
 			return false;
 		}
 		/* the pad is claimed from here on, for the site's life */
@@ -281,6 +340,10 @@ struct sp_site *sp_arm_site(const struct sp_object *obj, uintptr_t addr,
 			    const struct sp_func_extent *fn, bool want_jmp, const char **why)
 {
 	struct sp_site *s = sp_site_lookup(addr);
+	if (s && s->is_carrier) {
+		*why = "the address is inside the code another probe's hop moved out for its pad (a carrier)";
+		return NULL;
+	}
 	if (s) {
 		/* an armed site keeps its path; a new probe joins it */
 		if (!s->armed && prepare(s, obj, fn, want_jmp, NULL, why) != 0)
@@ -304,7 +367,7 @@ struct sp_site *sp_arm_site(const struct sp_object *obj, uintptr_t addr,
 	}
 	s->addr = addr;
 	if (sp_site_pad_overlaps(addr, addr + 1)) {
-		*why = "the address is padding another probe's hop uses";
+		*why = "the address is padding another probe's hop uses (its pad, or the carrier holding it)";
 		goto fail;
 	}
 	struct sp_site *t = covering(addr);

@@ -110,6 +110,8 @@ struct sp_verdict {
 	uint8_t first_len;       /* the first instruction's length */
 	uint8_t window_targets;  /* bit i: byte SITE+i (1..7) is a transfer target */
 	uintptr_t hop_pad;       /* SP_PATH_HOP: the pad (hop.h sp_hop_decide) */
+	uintptr_t hop_carrier;   /* and the carrier holding it, or 0 (padding) */
+	uint8_t hop_carrier_len;
 	/* the trail `check` prints */
 	struct sp_check trail[SP_DECIDE_MAX_CHECKS];
 	int n_trail;

@@ -193,6 +193,116 @@ int sp_hop_find_pad(const struct sp_hop_facts *f, uintptr_t site, uintptr_t *pad
 	return -ENOSPC;
 }
 
+/* ---- carriers (hop.h) ---- */
+
+static bool plain(const struct sp_insn *in)
+{
+	switch (in->cls) {
+	case SP_INSN_OTHER:
+	case SP_INSN_NOP:
+	case SP_INSN_PUSH_REG:
+	case SP_INSN_POP_REG:
+	case SP_INSN_MOV_REG_REG:
+		return in->relocatable;
+	default:
+		return false;   /* a transfer, or refused */
+	}
+}
+
+/* The length of the carrier starting at C in a function ending at END, or
+ * 0: every condition of hop.h checked. */
+static uint8_t carrier_at(const struct sp_hop_facts *f, uintptr_t site, size_t first_len, uintptr_t c,
+			  uintptr_t end)
+{
+	uintptr_t p = c;
+	int n = 0;
+	while (p < c + SP_HOP_CARRIER_MIN) {
+		struct sp_insn in;
+		if (n == SP_HOP_CARRIER_INSNS || !in_image(f, p, end) ||
+		    sp_insn_decode(f->code + (p - f->lo), end - p, p, &in) != 0 || !plain(&in))
+			return 0;
+		p += in.len;
+		n++;
+	}
+	uintptr_t pad = c + SP_JMP_LEN;
+	if (p > end || p - c > SP_HOP_CARRIER_MAX)
+		return 0;
+	if (pad + SP_HOP_REACH_BACK < site || pad > site + SP_HOP_REACH_FWD)
+		return 0;
+	if (c < site + first_len && p > site)                 /* the hop's own instruction */
+		return 0;
+	uint64_t next = sp_elf_next_start(f->elf, c - f->bias);
+	if (next && f->bias + next < p)                       /* a function starts inside */
+		return 0;
+	if (f->reached(f->reached_ctx, c + 1, p))              /* something lands inside */
+		return 0;
+	if (f->claimed && f->claimed(f->claimed_ctx, c, p))   /* another site's bytes */
+		return 0;
+	return (uint8_t)(p - c);
+}
+
+/* The first carrier in function [START, END) (decoded from START, past its
+ * entry window), or 0. */
+static uintptr_t carrier_in(const struct sp_hop_facts *f, uintptr_t site, size_t first_len,
+			    uintptr_t start, uintptr_t end, uint8_t *len)
+{
+	uintptr_t lo = site > SP_HOP_REACH_BACK + SP_JMP_LEN ? site - SP_HOP_REACH_BACK - SP_JMP_LEN : 0;
+	uintptr_t hi = site + SP_HOP_REACH_FWD - SP_JMP_LEN;  /* the last carrier start */
+	if (start >= end || end <= lo || start > hi || !in_image(f, start, end))
+		return 0;
+	uintptr_t p = start, entry_end = 0;
+	while (p < end && p <= hi) {
+		struct sp_insn in;
+		if (sp_insn_decode(f->code + (p - f->lo), end - p, p, &in) != 0)
+			return 0;   /* does not decode: no boundary is known after this */
+		/* past the entry's own window: a probe there may come later */
+		if (entry_end && p >= lo && (*len = carrier_at(f, site, first_len, p, end)) != 0)
+			return p;
+		p += in.len;
+		if (!entry_end && p >= start + SP_JMP_LEN)
+			entry_end = p;
+	}
+	return 0;
+}
+
+int sp_hop_find_carrier(const struct sp_hop_facts *f, uintptr_t site, size_t first_len, uintptr_t *at,
+			uint8_t *len)
+{
+	const struct sp_elf *e = f->elf;
+	uintptr_t lo = site > SP_HOP_REACH_BACK + SP_JMP_LEN ? site - SP_HOP_REACH_BACK - SP_JMP_LEN : 0;
+	/* the functions with a known size that reach into the carrier range
+	 * and start in the image, in address order: symbols, then .eh_frame
+	 * extents */
+	size_t end = sp_elf_upper(e, site + SP_HOP_REACH_FWD - f->bias), first = end;
+	while (first > 0 && f->bias + e->syms[first - 1].value >= f->lo)
+		first--;
+	for (size_t i = first; i < end; i++) {
+		const struct sp_sym *s = &e->syms[i];
+		uintptr_t start = f->bias + s->value;
+		if (!s->size || start + s->size <= lo || (i > first && s[-1].value == s->value))
+			continue;
+		uintptr_t c = carrier_in(f, site, first_len, start, start + s->size, len);
+		if (c) {
+			*at = c;
+			return 0;
+		}
+	}
+	size_t xend = sp_elf_ext_upper(e, site + SP_HOP_REACH_FWD - f->bias), x = xend;
+	while (x > 0 && f->bias + e->ext[x - 1].lo >= f->lo)
+		x--;
+	for (; x < xend; x++) {
+		uintptr_t start = f->bias + e->ext[x].lo, fend = f->bias + e->ext[x].hi;
+		if (fend <= lo)
+			continue;
+		uintptr_t c = carrier_in(f, site, first_len, start, fend, len);
+		if (c) {
+			*at = c;
+			return 0;
+		}
+	}
+	return -ENOSPC;
+}
+
 void sp_hop_site_bytes(uintptr_t site, uintptr_t pad, uint8_t out[2])
 {
 	out[0] = 0xeb;
@@ -228,8 +338,10 @@ static bool idx_reached(const void *ctx, uintptr_t lo, uintptr_t hi)
 }
 
 int sp_hop_plan(const struct sp_hop_facts *f, const struct sp_hop_site *s, struct sp_window *w,
-		uintptr_t *pad, const char **reason)
+		uintptr_t *pad, uintptr_t *carrier, uint8_t *carrier_len, const char **reason)
 {
+	*carrier = 0;
+	*carrier_len = 0;
 	uintptr_t lo, hi;
 	if (!s->idx) {
 		*reason = "the object's branch targets could not be indexed";
@@ -251,7 +363,16 @@ int sp_hop_plan(const struct sp_hop_facts *f, const struct sp_hop_site *s, struc
 		*reason = "control may enter the first instruction after its first byte";
 		return -ENOTSUP;
 	}
-	return sp_hop_find_pad(&g, s->site, pad, reason);
+	const char *no_pad;
+	if (sp_hop_find_pad(&g, s->site, pad, &no_pad) == 0)
+		return 0;
+	/* no padding in reach: a carrier's bytes 5-9 */
+	if (sp_hop_find_carrier(&g, s->site, w->len, carrier, carrier_len) == 0) {
+		*pad = *carrier + SP_JMP_LEN;
+		return 0;
+	}
+	*reason = no_pad;
+	return -ENOSPC;
 }
 
 bool sp_hop_candidate(const struct sp_verdict *v)
@@ -270,8 +391,9 @@ bool sp_hop_decide(const struct sp_site_facts *f, const struct sp_hop_facts *hf,
 				  .limit = f->limit, .idx = f->idx };
 	struct sp_window w;
 	const char *why = NULL;
-	uintptr_t pad = 0;
-	if (sp_hop_plan(hf, &hs, &w, &pad, &why) == 0 && f->live && f->next_site &&
+	uintptr_t pad = 0, carrier = 0;
+	uint8_t carrier_len = 0;
+	if (sp_hop_plan(hf, &hs, &w, &pad, &carrier, &carrier_len, &why) == 0 && f->live && f->next_site &&
 	    f->next_site < f->site + w.len)
 		why = "another probe site lies inside its first instruction";
 	if (v->n_trail < SP_DECIDE_MAX_CHECKS)
@@ -284,6 +406,12 @@ bool sp_hop_decide(const struct sp_site_facts *f, const struct sp_hop_facts *hf,
 	}
 	v->path = SP_PATH_HOP;
 	v->hop_pad = pad;
+	v->hop_carrier = carrier;
+	v->hop_carrier_len = carrier_len;
+	if (carrier && v->n_trail < SP_DECIDE_MAX_CHECKS)
+		v->trail[v->n_trail++] = (struct sp_check){ "hop's pad", SP_CHECK_PASS,
+							    "in a carrier: a straight run near it, moved out by "
+							    "its own jmp" };
 	v->reason = NULL;
 	v->w = w;
 	v->have_window = true;

@@ -25,6 +25,17 @@
  * sites claim overlapping pads, and no pad overlaps bytes another site
  * patches.
  *
+ * Where no padding is in reach (packed code: python3.11's short functions
+ * sit back to back), the pad may be made: a CARRIER is a straight run of
+ * at most SP_HOP_CARRIER_INSNS instructions, at least 10 bytes, inside a
+ * function and past its entry window, that nothing enters after its first
+ * byte (no branch target, no taken address, no function start, no other
+ * site's bytes) and whose instructions relocate.  It is moved out by a 5-byte
+ * jmp of its own to a bare trampoline (the relocated run and a jmp back):
+ * from then on its bytes 5-9 are never run, and the pad goes there.  The
+ * carrier is armed (int3, stop check, jmp) before the pad is written, and
+ * stays armed for the life of the hop's site: its bytes are the hop's.
+ *
  * This module only plans: which pad, from which facts.  arm.c writes the two
  * pieces (the pad first: nothing can reach it until the site's rel8 exists)
  * and puts both back on detach.
@@ -79,6 +90,16 @@ void sp_hop_range(const struct sp_elf *elf, uintptr_t bias, uintptr_t site, uint
 int sp_hop_find_pad(const struct sp_hop_facts *f, uintptr_t site, uintptr_t *pad,
 		    const char **reason);
 
+#define SP_HOP_CARRIER_MIN 10          /* its jmp, then the pad */
+#define SP_HOP_CARRIER_MAX 24          /* bytes: a longer run is not needed */
+#define SP_HOP_CARRIER_INSNS SP_WINDOW_MAX
+
+/* A carrier for a hop at SITE whose first instruction is FIRST_LEN bytes:
+ * 0 with *AT and *LEN (the pad is *AT + 5), or -ENOSPC.  F->reached must be
+ * set (sp_hop_plan does). */
+int sp_hop_find_carrier(const struct sp_hop_facts *f, uintptr_t site, size_t first_len, uintptr_t *at,
+			uint8_t *len);
+
 /* The site a hop is planned for (sp_decide refused its 5-byte jmp because
  * control may enter bytes 1-4, or the function is too short). */
 struct sp_hop_site {
@@ -102,7 +123,7 @@ void sp_hop_plan_range(const struct sp_elf *elf, uintptr_t bias, const struct sp
  * jump table cannot land inside one instruction), and a pad is found.  0 with *W and *PAD, or -errno with
  * *REASON. */
 int sp_hop_plan(const struct sp_hop_facts *f, const struct sp_hop_site *s, struct sp_window *w,
-		uintptr_t *pad, const char **reason);
+		uintptr_t *pad, uintptr_t *carrier, uint8_t *carrier_len, const char **reason);
 
 /* The hop as part of the one decision, after sp_decide: a verdict whose
  * 5-byte jmp was refused because control may enter its bytes 1-4 or the

@@ -1139,6 +1139,8 @@ void sp_probe_objects_gone(const struct sp_object *objs, size_t n)
 		if (!atomic_load(&p->site->vec)) {
 			p->site->armed = false;
 			sp_site_forget(p->site);
+			if (p->site->carrier)   /* a hop's carrier goes with it */
+				sp_site_forget(p->site->carrier);
 			sp_site_retire(p->site, p->object, p->vaddr);   /* for the next load */
 		}
 		any = true;

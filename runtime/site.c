@@ -161,9 +161,13 @@ void sp_site_pristine(uintptr_t addr, size_t len, uint8_t *out)
 bool sp_site_pad_overlaps(uintptr_t lo, uintptr_t hi)
 {
 	uintptr_t from = lo > SP_HOP_SPAN ? lo - SP_HOP_SPAN : 0;
-	for (size_t i = lower_bound(from); i < n_by_addr && by_addr[i]->addr < hi + SP_HOP_SPAN; i++)
-		if (by_addr[i]->hop && overlap(by_addr[i]->pad, SP_HOP_PAD_LEN, lo, hi))
+	for (size_t i = lower_bound(from); i < n_by_addr && by_addr[i]->addr < hi + SP_HOP_SPAN; i++) {
+		const struct sp_site *s = by_addr[i];
+		if (s->hop && overlap(s->pad, SP_HOP_PAD_LEN, lo, hi))
 			return true;
+		if (s->is_carrier && overlap(s->addr, s->tramp.window_len, lo, hi))
+			return true;
+	}
 	return false;
 }
 

@@ -58,6 +58,10 @@ struct sp_site {
 	uintptr_t pad;
 	uint8_t pad_orig[SP_HOP_PAD_LEN];
 	bool pad_written;               /* the pad holds our jmp (registry lock) */
+	struct sp_site *carrier;        /* the site whose window holds the pad, when
+					 * the pad is not padding (hop.h: a carrier) */
+	bool is_carrier;                /* this site only carries another's pad: a
+					 * bare trampoline, no probe, armed for life */
 	/* the int3 path, planned on first need */
 	bool int3_ready;
 	enum sp_resume int3_resume;     /* SP_RESUME_EMULATE or SP_RESUME_XOL */
@@ -116,9 +120,10 @@ struct sp_site *sp_site_after(uintptr_t addr);
  * from live text. */
 void sp_site_pristine(uintptr_t addr, size_t len, uint8_t *out);
 
-/* Is any byte of [LO, HI) a hop's pad (claimed, written or not)?  And
- * (sp_site_claimed) a pad or any of the SP_JMP_LEN bytes a site may patch
- * from its address?  Registry lock held. */
+/* Is any byte of [LO, HI) a hop's (claimed, written or not): its pad, or
+ * the window of the carrier holding it?  And (sp_site_claimed) that or any
+ * of the SP_JMP_LEN bytes a site may patch from its address?  Registry
+ * lock held. */
 bool sp_site_pad_overlaps(uintptr_t lo, uintptr_t hi);
 bool sp_site_claimed(uintptr_t lo, uintptr_t hi);
 

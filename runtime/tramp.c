@@ -355,6 +355,29 @@ int sp_tramp_build(struct sp_site *site, const struct sp_window *w, struct sp_tr
 	return 0;
 }
 
+int sp_tramp_build_bare(struct sp_site *site, const struct sp_window *w, struct sp_tramp *out,
+			const char **reason)
+{
+	uint8_t code[SP_RELOC_MAX];
+	uintptr_t base = sp_codemem_alloc(site->addr, SP_RELOC_MAX);
+	if (!base) {
+		*reason = "no free memory within ±2 GiB of the site for its trampoline";
+		return -ENOMEM;
+	}
+	int n = sp_reloc_window(w, base, code, sizeof(code), &out->map, reason);
+	if (n < 0 || sp_patch_write(base, code, (size_t)n) != 0) {
+		sp_codemem_trim(base, SP_RELOC_MAX, 0);
+		if (n >= 0)
+			*reason = "cannot write the trampoline";
+		return n < 0 ? n : -EIO;
+	}
+	sp_codemem_trim(base, SP_RELOC_MAX, (size_t)n);
+	out->entry = out->reloc = base;
+	out->slow_int3 = 0;
+	out->window_len = w->len;
+	return 0;
+}
+
 /* ---- the slow path's pending resumes (per thread; signals nest) ----
  *
  * A resume is claimed with one unlocked xadd, filled, then published by

@@ -71,6 +71,12 @@ struct sp_tramp {
 int sp_tramp_build(struct sp_site *site, const struct sp_window *w, struct sp_tramp *out,
 		   const char **reason);
 
+/* A carrier's trampoline (hop.h): W relocated, then the jump back; no
+ * count, no frame (nothing of the site's is ever dispatched).  0, or
+ * -errno with *REASON. */
+int sp_tramp_build_bare(struct sp_site *site, const struct sp_window *w, struct sp_tramp *out,
+			const char **reason);
+
 /* Called by the trampoline (C ABI, general registers only).  Returns 0 to
  * resume normally, 1 when the handlers moved rip or rsp (slow path). */
 int sp_tramp_dispatch(struct sp_site *site, struct selfprobe_regs *regs);
