@@ -75,3 +75,23 @@ int sp_log_parse_level(const char *s, enum sp_log_level *out)
 		}
 	return -EINVAL;
 }
+
+static sp_error_sink_fn error_sink;
+
+void sp_log_set_error_sink(sp_error_sink_fn sink)
+{
+	error_sink = sink;
+}
+
+void sp_report_error(const char *who, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (error_sink)
+		error_sink(who, msg);
+	else
+		sp_debug("%s: %s", who, msg);
+}

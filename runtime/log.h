@@ -17,6 +17,14 @@ void sp_log(enum sp_log_level lvl, const char *fmt, ...) __attribute__((format(p
 /* Printed whatever the level: for what must be said when no report can
  * carry it (the report itself cannot be written). */
 void sp_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* An error for the report's errors, from a module below the registry
+ * (WHO names the source, as a spec item would).  The registry installs
+ * the sink once (probe.c); without one (the fuzz targets, the unit tests
+ * of pure modules) the message is a debug line only. */
+typedef void (*sp_error_sink_fn)(const char *who, const char *message);
+void sp_log_set_error_sink(sp_error_sink_fn sink);
+void sp_report_error(const char *who, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Parse "error"/"warn"/"info"/"debug".  0 or -EINVAL. */
 int sp_log_parse_level(const char *s, enum sp_log_level *out);
 

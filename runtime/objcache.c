@@ -1,7 +1,6 @@
 /* objcache — see objcache.h. */
 #include "objcache.h"
 #include "log.h"
-#include "probe.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -233,7 +232,7 @@ static void rejected(const char *path, const char *why)
 {
 	sp_debug("cache: %s: %s: ignored", path, why);
 	if (sp_log_asked)
-		sp_probe_error("cache", "%s: %s: ignored, rebuilt", path, why);
+		sp_report_error("cache", "%s: %s: ignored, rebuilt", path, why);
 }
 
 void sp_objcache_reject(const char *kind, const struct sp_objcache_key *key, const char *why)

@@ -718,8 +718,15 @@ static void atfork_child(void)
 	}
 }
 
+/* The lower modules' errors (log.h's sink) go into the report. */
+static void report_sink(const char *who, const char *message)
+{
+	sp_probe_error(who, "%s", message);
+}
+
 static void setup_once(void)
 {
+	sp_log_set_error_sink(report_sink);
 	sp_xsave_init();
 	pthread_atfork(sp_patch_atfork_prepare, sp_patch_atfork_parent, atfork_child);
 }
