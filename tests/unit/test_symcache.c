@@ -51,8 +51,15 @@ static void rm_tree(const char *d)
 	rmdir(d);
 }
 
+/* The registry's sink, as the runtime installs it at its first attach. */
+static void to_errors(const char *who, const char *message)
+{
+	sp_probe_error(who, "%s", message);
+}
+
 static void setup(void)
 {
+	sp_log_set_error_sink(to_errors);
 	cr_assert_not_null(mkdtemp(cache_dir));
 	setenv("UPROBE_CACHE", cache_dir, 1);   /* read once, at the cache's first use */
 	cr_assert(sp_objcache_enabled(), "the cache is off in %s", cache_dir);
