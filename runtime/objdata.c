@@ -109,21 +109,23 @@ bool sp_objdata_is_data(const struct sp_objdata *d, uint64_t vaddr)
 
 /* DT_RELR: an even word is an address (relocated, then the next word's);
  * an odd word is a bitmap of the 63 words after the last address. */
-static void relr(const struct sp_objdata *d, const uint64_t *w, size_t n,
+static void relr(const struct sp_objdata *d, const void *words, size_t n,
 		 void (*fn)(void *, uint64_t, const char *), void *ctx)
 {
 	static const char HOW[] = "relocated pointer (DT_RELR)";
 	uint64_t where = 0;
 	for (size_t i = 0; i < n; i++) {
-		uint64_t v;
-		if (!(w[i] & 1)) {
-			where = w[i];
+		uint64_t v, wi;
+		/* a section of a mapped file need not be 8-byte aligned */
+		memcpy(&wi, (const char *)words + 8 * i, 8);
+		if (!(wi & 1)) {
+			where = wi;
 			if (sp_objdata_read(d, where, 8, &v))
 				fn(ctx, v, HOW);
 			where += 8;
 			continue;
 		}
-		uint64_t bits = w[i] >> 1;
+		uint64_t bits = wi >> 1;
 		for (int b = 0; b < 63; b++)
 			if ((bits >> b) & 1 && sp_objdata_read(d, where + 8 * (uint64_t)b, 8, &v))
 				fn(ctx, v, HOW);
