@@ -117,6 +117,13 @@ static void release_pad(struct sp_site *s)
 	}
 }
 
+/* The bytes a jmp arming writes from the site's address: 5, or a hop's 2
+ * (the bytes after a hop's rel8 may be another site's). */
+static size_t patch_len(const struct sp_site *s)
+{
+	return s->hop ? SP_HOP_LEN : SP_JMP_LEN;
+}
+
 /* T's window is about to hold another site: T goes back to a plain int3
  * (emulated or run out of line), as the kernel unoptimizes an optprobe.
  * Its trampoline stays for threads still inside it. */
@@ -126,15 +133,16 @@ static int demote(struct sp_site *t)
 	int rc = plan_resume(t, &why);
 	if (rc)
 		return rc;
-	if (t->armed && t->jmp) {
+	if (t->armed && (t->jmp || t->rel_written)) {
 		uint8_t int3 = 0xcc;
-		if ((rc = sp_patch_write(t->addr, &int3, 1)) != 0)
+		if (t->jmp && (rc = sp_patch_write(t->addr, &int3, 1)) != 0)
 			return rc;
 		sp_patch_sync();
 		/* while the int3 stands its handler still enters the trampoline */
-		if ((rc = sp_patch_write(t->addr + 1, t->orig + 1, SP_JMP_LEN - 1)) != 0)
+		if ((rc = sp_patch_write(t->addr + 1, t->orig + 1, patch_len(t) - 1)) != 0)
 			return rc;
 		sp_patch_sync();
+		t->rel_written = false;
 	}
 	release_pad(t);
 	t->tramp_ok = false;
@@ -548,6 +556,7 @@ size_t sp_arm_batch(struct sp_site **sites, size_t n, int *rcs)
 					: "a thread was blocked inside the jmp window: the site keeps its int3";
 			continue;
 		}
+		s->rel_written = true;
 		if (rel_rc && !s->hop) {                                  /* step 3 */
 			st.rel[i] = (int32_t)((intptr_t)s->tramp.entry - (intptr_t)(s->addr + SP_JMP_LEN));
 			step_add(&st, true, i, s->addr + 1, &st.rel[i], 4, NULL);
@@ -611,8 +620,9 @@ void sp_arm_disarm_batch(struct sp_site **sites, size_t n)
 	bool any_jmp = false;
 	for (size_t i = 0; i < n; i++) {
 		rc[i] = sites[i]->armed ? 0 : 1;
-		if (rc[i] == 0 && sites[i]->jmp) {
-			step_add(&st, true, i, sites[i]->addr, &op_int3, 1, NULL);
+		if (rc[i] == 0 && (sites[i]->jmp || sites[i]->rel_written)) {
+			if (sites[i]->jmp)
+				step_add(&st, true, i, sites[i]->addr, &op_int3, 1, NULL);
 			any_jmp = true;
 		}
 	}
@@ -620,10 +630,14 @@ void sp_arm_disarm_batch(struct sp_site **sites, size_t n)
 		step_flush(&st, rc);
 		sp_patch_sync();
 		for (size_t i = 0; i < n; i++)
-			if (rc[i] == 0 && sites[i]->jmp)
-				step_add(&st, true, i, sites[i]->addr + 1, sites[i]->orig + 1, SP_JMP_LEN - 1, NULL);
+			if (rc[i] == 0 && (sites[i]->jmp || sites[i]->rel_written))
+				step_add(&st, true, i, sites[i]->addr + 1, sites[i]->orig + 1, patch_len(sites[i]) - 1,
+					 NULL);
 		step_flush(&st, rc);
 		sp_patch_sync();
+		for (size_t i = 0; i < n; i++)
+			if (rc[i] == 0)
+				sites[i]->rel_written = false;
 	}
 	bool any = false;
 	for (size_t i = 0; i < n; i++)
@@ -670,13 +684,14 @@ int sp_arm_disarm(struct sp_site *s)
 		s->armed = false;
 		return 0;
 	}
-	if (s->jmp) {
-		if ((rc = write_byte0(s, 0xcc)) != 0)
+	if (s->jmp || s->rel_written) {
+		if (s->jmp && (rc = write_byte0(s, 0xcc)) != 0)
 			return rc;
 		sp_patch_sync();
-		if ((rc = sp_patch_write(s->addr + 1, s->orig + 1, SP_JMP_LEN - 1)) != 0)
+		if ((rc = sp_patch_write(s->addr + 1, s->orig + 1, patch_len(s) - 1)) != 0)
 			return rc;
 		sp_patch_sync();
+		s->rel_written = false;
 	}
 	if ((rc = write_byte0(s, s->orig[0])) != 0)
 		return rc;

@@ -73,6 +73,10 @@ struct sp_site {
 	bool want_jmp;                  /* the mode asked for the jmp */
 	bool armed;                     /* patched (registry lock) */
 	bool jmp;                       /* armed with the jmp, not an int3 */
+	bool rel_written;               /* the bytes after the first may hold our
+					 * displacement (step 3 of a batch ran),
+					 * even if the jmp never took: disarm puts
+					 * them back */
 	const char *reason;             /* why the current arming is not jmp */
 	_Atomic(struct sp_probe_vec *) vec;
 	_Atomic uint8_t has_handlers;   /* some probe of vec has a handler: the

@@ -661,6 +661,28 @@ Test(path, short_function_followed_by_another_hops)
 	expect_hop("jt_short", N);
 }
 
+/* A hop patches 2 bytes: its detach must not write the 3 after them,
+ * which here are the next function's own jmp (it wrote the original
+ * bytes over them, tearing jt_short_next's jmp). */
+Test(path, a_hop_detached_leaves_the_next_functions_jmp)
+{
+	struct selfprobe_link *hop = attach("uprobe:jt_short", NULL);
+	attach("uprobe:jt_short_next", NULL);
+	CALL_N(jt_short(a), a);
+	CALL_N(jt_short_next(a), a + 3);
+	expect_hop("jt_short", N);
+	expect_jmp("jt_short_next", N);
+	uint8_t before[5];
+	memcpy(before, (const void *)jt_short_next, 5);
+	cr_assert_eq(before[0], 0xe9, "jt_short_next holds no jmp");
+	cr_assert_eq(selfprobe_detach(hop), 0);
+	cr_assert_eq(memcmp(before, (const void *)jt_short_next, 5), 0,
+		     "detaching jt_short's hop changed jt_short_next's jmp");
+	CALL_N(jt_short(a), a);
+	CALL_N(jt_short_next(a), a + 3);
+	expect_jmp("jt_short_next", 2 * N);
+}
+
 Test(path, short_function_followed_by_code_that_is_not_padding_hops)
 {
 	attach("uprobe:jt_short_np", NULL);
