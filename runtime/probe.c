@@ -102,6 +102,14 @@ void sp_probe_publish_errors(void)
 		sp_shm_error(e->spec, e->message);
 }
 
+/* An error for the report (and the log, when asked for).  Also log.h's
+ * error sink: the lower modules' messages come formatted already. */
+static void record_error(const char *spec, const char *msg)
+{
+	sp_err("%s: %s", spec, msg);
+	add_error(spec, msg);
+}
+
 void sp_probe_error(const char *spec, const char *fmt, ...)
 {
 	char msg[512];
@@ -109,8 +117,7 @@ void sp_probe_error(const char *spec, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	sp_err("%s: %s", spec, msg);
-	add_error(spec, msg);
+	record_error(spec, msg);
 }
 
 static const char *base_name(const char *path)
@@ -718,15 +725,9 @@ static void atfork_child(void)
 	}
 }
 
-/* The lower modules' errors (log.h's sink) go into the report. */
-static void report_sink(const char *who, const char *message)
-{
-	sp_probe_error(who, "%s", message);
-}
-
 static void setup_once(void)
 {
-	sp_log_set_error_sink(report_sink);
+	sp_log_set_error_sink(record_error);   /* the lower modules' errors: the report's */
 	sp_xsave_init();
 	pthread_atfork(sp_patch_atfork_prepare, sp_patch_atfork_parent, atfork_child);
 }
