@@ -43,7 +43,10 @@ struct sp_objdata *sp_objdata_open(const char *path, const struct sp_elf *e)
 		goto fail;
 	for (size_t i = 0; i < e->n_segs; i++) {
 		const struct sp_segment *s = &e->segs[i];
-		if (s->memsz == 0 || s->filesz > s->memsz || s->memsz > (1ull << 32))
+		/* empty, malformed, or wrapping past the top of the address
+		 * space (its addresses would alias those near 0) */
+		if (s->memsz == 0 || s->filesz > s->memsz || s->memsz > (1ull << 32) ||
+		    s->vaddr + s->memsz < s->vaddr)
 			continue;
 		struct seg *g = &d->segs[d->n];
 		g->bytes = calloc(1, s->memsz);
