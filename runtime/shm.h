@@ -29,7 +29,7 @@
 
 #include "latency.h"
 
-#define SP_SHM_MAGIC      "SPSHM07"
+#define SP_SHM_MAGIC      "SPSHM08"
 #define SP_SHM_SECTIONS   (1u << 16)         /* processes (a clear refusal past it) */
 #define SP_SHM_ENV        "SELFPROBE_SHM"    /* the path that reopens the file */
 #define SP_SHM_RECORDS    (1u << 16)         /* probe records per process */

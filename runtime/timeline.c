@@ -145,12 +145,16 @@ static void take_args(struct selfprobe_ctx *ctx, struct sp_tl_event *e)
 {
 	const struct sp_probe *p = ctx->probe;
 	e->flags = 0;
+	e->ftypes = 0;
 	if (p->kind == SP_KIND_USDT) {
 		e->flags = SP_TL_SIGNED;
 		e->nargs = p->usdt_nargs > 0 ? (uint8_t)p->usdt_nargs : 0;
-		for (int i = 0; i < e->nargs; i++)
+		for (int i = 0; i < e->nargs; i++) {
 			if (selfprobe_usdt_arg(ctx, i, &e->arg[i]) != 0)
 				e->arg[i] = 0;
+			if (p->usdt_args[i].is_float)
+				e->ftypes |= (uint32_t)(p->usdt_args[i].size == 4 ? SP_TL_F32 : SP_TL_F64) << (2 * i);
+		}
 	} else {
 		e->nargs = 6;    /* the SysV integer argument registers */
 		for (int i = 0; i < 6; i++)

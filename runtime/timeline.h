@@ -37,6 +37,13 @@ enum sp_tl_type {
 
 enum { SP_TL_SIGNED = 1, SP_TL_RET = 2 };   /* flags */
 
+/* An argument's type in an event's ftypes, 2 bits per argument: a USDT
+ * note's float argument is recorded as its bits (the recording code keeps
+ * off the vector registers) and turned into a number when the JSON is
+ * written. */
+enum { SP_TL_INT = 0, SP_TL_F32 = 1, SP_TL_F64 = 2 };
+#define SP_TL_FTYPE(e, i)  (((e)->ftypes >> (2 * (i))) & 3u)
+
 struct sp_tl_event {
 	uint64_t ts_ns;                     /* CLOCK_MONOTONIC */
 	uint64_t dur_ns;
@@ -45,6 +52,8 @@ struct sp_tl_event {
 	uint8_t nargs;
 	uint8_t flags;
 	uint8_t pad;
+	uint32_t ftypes;                    /* SP_TL_FTYPE of each argument */
+	uint32_t pad2;
 	int64_t arg[SP_TL_MAX_ARGS];
 	uint64_t ret;
 };

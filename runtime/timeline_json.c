@@ -6,13 +6,17 @@
  * Times are microseconds (the format's unit) with nanosecond decimals;
  * pid/tid are the real ones, so each thread is a track of its process.
  * Integer arguments are hex strings (pointers and sizes read best so);
- * USDT arguments, typed by their notes, are signed decimal numbers. */
+ * USDT arguments, typed by their notes, are signed decimal numbers, and
+ * their float arguments numbers with a fraction. */
 #include "timeline.h"
 #include "json.h"
 #include "probe.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 
 static void micros(FILE *f, const char *key, uint64_t ns)
@@ -42,12 +46,45 @@ void sp_tl_json_process(struct sp_tl_writer *w, int pid, const char *name)
 	fputs("}}", w->f);
 }
 
+/* A float argument as a JSON number: the fewest digits that read back as
+ * the same value (a float's 9 and a double's 17 at most); JSON has no NaN
+ * or infinity, so those are strings. */
+static void float_arg(FILE *f, unsigned ftype, int64_t bits)
+{
+	double d;
+	int max;
+	if (ftype == SP_TL_F32) {
+		float x;
+		uint32_t w = (uint32_t)bits;
+		memcpy(&x, &w, 4);
+		d = x;
+		max = 9;
+	} else {
+		memcpy(&d, &bits, 8);
+		max = 17;
+	}
+	if (isnan(d) || isinf(d)) {
+		fprintf(f, "\"%s\"", isnan(d) ? "nan" : d > 0 ? "inf" : "-inf");
+		return;
+	}
+	char buf[40];
+	for (int digits = ftype == SP_TL_F32 ? 6 : 15; digits <= max; digits++) {
+		snprintf(buf, sizeof(buf), "%.*g", digits, d);
+		if (ftype == SP_TL_F32 ? strtof(buf, NULL) == (float)d : strtod(buf, NULL) == d)
+			break;
+	}
+	fputs(buf, f);
+}
+
 static void args(FILE *f, const struct sp_tl_event *e, enum sp_tl_type type)
 {
 	fputs(", \"args\": {", f);
 	const char *sep = "";
 	for (int i = 0; i < e->nargs && i < SP_TL_MAX_ARGS; i++) {
-		if (e->flags & SP_TL_SIGNED)
+		if (SP_TL_FTYPE(e, i) != SP_TL_INT) {
+			fprintf(f, "%s\"arg%d\": ", sep, i);
+			float_arg(f, SP_TL_FTYPE(e, i), e->arg[i]);
+		} else if (e->flags & SP_TL_SIGNED)
 			fprintf(f, "%s\"arg%d\": %" PRId64, sep, i, e->arg[i]);
 		else
 			fprintf(f, "%s\"arg%d\": \"0x%" PRIx64 "\"", sep, i, (uint64_t)e->arg[i]);

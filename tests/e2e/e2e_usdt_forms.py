@@ -12,6 +12,10 @@ printed as %g prints them), in call order; each probe counts N hits; no
 error; the program's results are unchanged.  In auto mode the 5-byte and
 pair sites take the jmp (jmp5).
 
+The timeline (x.trace.json, under the preload alone and under `selfprobe
+run`, whose launcher writes it from the shared file): each event has its
+call's arguments, the floats as JSON numbers equal to the values passed.
+
 Against the kernel (skipped, exit 77, only where kernel uprobes are
 unavailable): kcount puts the kernel's uprobes on the four sites and counts
 N hits on each, as we do; bpftrace, when it can run, reads the integer
@@ -20,6 +24,7 @@ bpftrace 0.17 cannot parse a float operand ("8f@%rax", "%xmm0"): those two
 sites are compared by count only (their values are checked against the
 program's own above).
 """
+import json
 import os
 import shutil
 
@@ -62,6 +67,39 @@ def case(mode):
         if mode == "auto" and name in ("nop5", "pair"):
             t.check(e is not None and e.get("patch") == "jmp5", "%s: forms:%s patch %s, want jmp5"
                     % (label, name, e and e.get("patch")))
+
+
+def check_timeline(launcher):
+    label = "sp_usdt_forms timeline (%s)" % ("selfprobe run" if launcher else "preload")
+    out = os.path.join(t.work_dir(), "forms-%d.trace.json" % launcher)
+    if os.path.exists(out):
+        os.unlink(out)
+    if launcher:
+        cp = t.run([t.CLI, "run", "-e", "usdt:forms:*=trace", "-o", out, "--", PROG, str(N)], t.base_env())
+    else:
+        cp = t.run([PROG, str(N)], t.probed_env("usdt:forms:*=trace", "auto", out))
+    if not t.check(cp.returncode == 0 and os.path.exists(out), "%s: exit %d, timeline written %s"
+                   % (label, cp.returncode, os.path.exists(out)), t.clip(cp.stderr)):
+        return
+    try:
+        doc = json.load(open(out))
+    except ValueError as e:
+        t.check(False, "%s: invalid JSON: %s" % (label, e))
+        return
+    got = {}
+    for e in doc["traceEvents"]:
+        if e.get("ph") == "i" and e["name"].startswith("usdt:forms:"):
+            a = e.get("args", {})
+            got.setdefault(e["name"][len("usdt:forms:"):], []).append(
+                [a.get("arg%d" % i) for i in range(len([k for k in a if k.startswith("arg")]))])
+    want = {"nop5": [[i] for i in range(N)], "pair": [[i] for i in range(N)],
+            "gpr": [[i + 0.5, i * 0.25] for i in range(N)], "xmm": [[i + 0.5, i * 0.25] for i in range(N)]}
+    for name in sorted(want):
+        g = got.get(name, [])
+        bad = next((k for k, (x, y) in enumerate(zip(g, want[name])) if x != y), None)
+        t.check(len(g) == N and bad is None, "%s: forms:%s %d events, want %d; first wrong %s"
+                % (label, name, len(g), N, bad), "got %r want %r" % (g[bad] if bad is not None else None,
+                                                                    want[name][bad] if bad is not None else None))
 
 
 def check_kernel():
@@ -123,6 +161,8 @@ def main():
     t.check(plain.returncode == 0 and b"wrong 0\n" in plain.stdout, "sp_usdt_forms unprobed")
     for mode in ("auto", "int3"):
         case(mode)
+    for launcher in (0, 1):
+        check_timeline(launcher)
     check_kernel()
     t.finish()
 
