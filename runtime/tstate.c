@@ -187,14 +187,17 @@ void sp_tstate_quiesce(void)
 	atomic_thread_fence(memory_order_seq_cst);
 	int self = sp_tls.slot - 1;
 	for (int s = 0; s < SP_EXCL_SLOTS; s++) {
-		uint64_t seq = atomic_load(&sp_slot_seqs[s].seq);
-		if (!(seq & 1) || s == self)
+		struct sp_slot_seq *q = &sp_slot_seqs[s];
+		if (s == self || atomic_load(&q->depth) == 0)
 			continue;
-		while (atomic_load(&sp_slot_seqs[s].seq) == seq)
+		/* inside since before now: wait until it has left its outermost
+		 * dispatch (or was caught at a moment outside every one) */
+		uint64_t gen = atomic_load(&q->gen);
+		while (atomic_load(&q->gen) == gen && atomic_load(&q->depth) != 0)
 			pause_briefly();
 	}
 	/* Shared-stripe threads: wait for a moment with none inside. */
-	for (int spins = 0; atomic_load(&sp_slot_seqs[SP_SHARED_SLOT].inflight) > (self == SP_SHARED_SLOT && sp_tls.inside); spins++)
+	for (int spins = 0; atomic_load(&sp_slot_seqs[SP_SHARED_SLOT].inflight) > (self == SP_SHARED_SLOT && sp_tls.depth > 0); spins++)
 		spins < 100 ? sched_yield() : pause_briefly();
 	if (barrier_ok != 1) {
 		/* Without membarrier a reader may not have published its odd
@@ -202,6 +205,25 @@ void sp_tstate_quiesce(void)
 		struct timespec ts = { 0, 10 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
 	}
+}
+
+int sp_tstate_unwind(uintptr_t target_sp)
+{
+	int d = sp_tls.depth;
+	if (d == 0)
+		return 0;
+	int stripe = sp_tls.slot - 1;
+	/* innermost first: each one left as its own leave would */
+	while (d > 0 && (d > SP_DISPATCH_DEPTH || sp_tls.frame[d - 1] < target_sp)) {
+		if (stripe >= 0)
+			sp_tstate_leave(stripe);
+		else
+			sp_tls.depth = d - 1;
+		d = sp_tls.depth;
+	}
+	if (d == 0)
+		sp_tls.inside = 0;   /* a handler of ours that jumped out left it set */
+	return d;
 }
 
 void sp_tstate_atfork_child(void)
@@ -217,11 +239,14 @@ void sp_tstate_atfork_child(void)
 	if (self >= 0 && self < SP_EXCL_SLOTS)
 		atomic_store(&slot_bits[self / 64], (uint64_t)1 << (self % 64));
 	for (int s = 0; s < SP_N_SLOTS; s++) {
-		atomic_store(&sp_slot_seqs[s].seq, 0);
+		atomic_store(&sp_slot_seqs[s].gen, 0);
+		atomic_store(&sp_slot_seqs[s].depth, 0);
 		atomic_store(&sp_slot_seqs[s].inflight, 0);
 	}
-	if (self >= 0 && self < SP_EXCL_SLOTS && sp_tls.inside)
-		atomic_store(&sp_slot_seqs[self].seq, 1);
+	if (self >= 0 && self < SP_EXCL_SLOTS)
+		atomic_store(&sp_slot_seqs[self].depth, (uint32_t)sp_tls.depth);
+	else if (self == SP_SHARED_SLOT && sp_tls.depth > 0)
+		atomic_store(&sp_slot_seqs[self].inflight, 1);
 	pthread_mutex_init(&id_lock, NULL);
 	/* only this thread's stripe can hold counts now (the others were
 	 * remapped empty above), in the child's new section too */

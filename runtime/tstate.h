@@ -47,6 +47,8 @@ struct sp_count {
 	uint64_t v[SP_N_COUNTERS];
 };
 
+#define SP_DISPATCH_DEPTH 16   /* nested dispatches whose frames are remembered */
+
 struct sp_tls {
 	char *fast;           /* the exclusive stripe, for the trampoline's inline
 			       * count (fastcount.h); NULL: the C path */
@@ -56,12 +58,26 @@ struct sp_tls {
 	int runtime;          /* inside the runtime's own work (attach, report):
 			       * its libc calls are not the application's and
 			       * are neither counted nor handled */
+	int depth;            /* dispatches this thread is inside, nested ones
+			       * (a signal handler's hit) included */
+	uintptr_t frame[SP_DISPATCH_DEPTH];   /* each one's frame, 0 while unknown:
+					       * what a longjmp leaves (sp_tstate_unwind) */
 };
 
+/* What a detach's quiescence reads of each stripe's threads.  Only the
+ * outermost of nested dispatches (a hit in a signal handler that interrupted
+ * one) publishes: an exclusive stripe's depth is its thread's, and its gen
+ * moves each time that thread leaves its outermost dispatch; the shared
+ * stripe counts the threads inside one.  Each is written by its owner with
+ * a plain store that a signal's nested dispatch, balanced, leaves as it
+ * found it; a longjmp that abandons dispatches is caught by its interposer
+ * (sp_tstate_unwind). */
 struct sp_slot_seq {
-	_Atomic uint64_t seq;     /* odd while inside dispatch (exclusive slots) */
-	_Atomic uint64_t inflight; /* shared slot: threads inside dispatch */
-	char pad[48];
+	_Atomic uint64_t gen;      /* exclusive: outermost dispatches left */
+	_Atomic uint32_t depth;    /* exclusive: dispatches its thread is inside */
+	uint32_t pad0;
+	_Atomic uint64_t inflight; /* shared slot: threads inside a dispatch */
+	char pad[40];
 };
 
 #define SP_HIDDEN __attribute__((visibility("hidden")))
@@ -108,14 +124,26 @@ static inline void sp_count_add(int stripe, uint32_t id, enum sp_counter which)
 		sp_sig_inc(p);
 }
 
+/* Enter and leave a dispatch (the C path of a hit, or of a return).  A
+ * signal may arrive at any instruction of either, and its handler's hits
+ * enter and leave nested dispatches in between: every step leaves the
+ * published state right for the dispatches that are running. */
 static inline void sp_tstate_enter(int stripe)
 {
 	struct sp_slot_seq *q = &sp_slot_seqs[stripe];
-	if (__builtin_expect(stripe == SP_SHARED_SLOT, 0))
-		atomic_fetch_add_explicit(&q->inflight, 1, memory_order_seq_cst);
-	else
-		atomic_store_explicit(&q->seq, atomic_load_explicit(&q->seq, memory_order_relaxed) + 1,
-				      memory_order_relaxed);
+	int d = sp_tls.depth;
+	if (__builtin_expect(stripe == SP_SHARED_SLOT, 0)) {
+		if (d == 0)
+			atomic_fetch_add_explicit(&q->inflight, 1, memory_order_seq_cst);
+	} else {
+		atomic_store_explicit(&q->depth, (uint32_t)d + 1, memory_order_relaxed);
+	}
+	sp_tls.depth = d + 1;
+	atomic_signal_fence(memory_order_seq_cst);
+	/* after the depth: a longjmp from a signal handler that came before
+	 * this store sees 0, "unknown", and rightly counts this dispatch left */
+	if (d < SP_DISPATCH_DEPTH)
+		sp_tls.frame[d] = (uintptr_t)__builtin_frame_address(0);
 	atomic_signal_fence(memory_order_seq_cst);
 }
 
@@ -123,11 +151,29 @@ static inline void sp_tstate_leave(int stripe)
 {
 	struct sp_slot_seq *q = &sp_slot_seqs[stripe];
 	atomic_signal_fence(memory_order_seq_cst);
-	if (__builtin_expect(stripe == SP_SHARED_SLOT, 0))
-		atomic_fetch_sub_explicit(&q->inflight, 1, memory_order_release);
-	else
-		atomic_store_explicit(&q->seq, atomic_load_explicit(&q->seq, memory_order_relaxed) + 1,
+	int d = sp_tls.depth - 1;
+	if (d < SP_DISPATCH_DEPTH)
+		sp_tls.frame[d] = 0;
+	atomic_signal_fence(memory_order_seq_cst);
+	if (__builtin_expect(stripe == SP_SHARED_SLOT, 0)) {
+		sp_tls.depth = d;
+		if (d == 0)
+			atomic_fetch_sub_explicit(&q->inflight, 1, memory_order_release);
+		return;
+	}
+	if (d == 0)
+		atomic_store_explicit(&q->gen, atomic_load_explicit(&q->gen, memory_order_relaxed) + 1,
 				      memory_order_release);
+	atomic_store_explicit(&q->depth, (uint32_t)d, memory_order_release);
+	sp_tls.depth = d;
 }
+
+/* A longjmp (or siglongjmp) to a context whose stack pointer is TARGET_SP is
+ * about to leave every dispatch whose frame lies below it: the signal
+ * handler it leaves interrupted them, or a handler of ours jumps out.  They
+ * are left here, so that a detach does not wait for them for ever.  Called
+ * by the interposers, in the thread, before the jump.  Returns the
+ * dispatches still running (0: none; the jump leaves the runtime). */
+int sp_tstate_unwind(uintptr_t target_sp);
 
 #endif

@@ -31,6 +31,12 @@
  * on libgcc_s's own _Unwind_ForcedUnwind restores the addresses at its
  * entry (sp_unwind_hooks_arm); the frames' returns are then counted lost,
  * as with pthread_exit.
+ *
+ * The longjmp family (longjmp, _longjmp, siglongjmp, __longjmp_chk) is
+ * interposed for another reason: a signal handler that jumps out of a
+ * dispatch it interrupted (or a handler of ours that jumps out) abandons
+ * that dispatch, and a detach would wait for it for ever.  The hook tells
+ * tstate which dispatches the jump leaves (sp_tstate_unwind), then jumps.
  */
 #include "selfprobe.h"
 #include "unwind_hooks.h"
@@ -38,7 +44,10 @@
 #include "maps.h"
 #include "probe.h"
 #include "uret.h"
+#include "tstate.h"
+#include "guard.h"
 
+#include <setjmp.h>
 #include <string.h>
 
 #include <dlfcn.h>
@@ -208,6 +217,48 @@ HOOK void _Exit(int status)
 	real_fn(status);
 	__builtin_unreachable();
 }
+
+/* ---- the longjmp family ---- */
+
+typedef void (*jump_fn)(struct __jmp_buf_tag *, int) __attribute__((noreturn));
+void __longjmp_chk(struct __jmp_buf_tag env[1], int val) __attribute__((noreturn));
+
+/* Looked up before the program runs (a jump may come from a signal
+ * handler, where dlsym must not run); lazily only as a fallback. */
+static jump_fn real_longjmp, real__longjmp, real_siglongjmp, real_longjmp_chk;
+
+__attribute__((constructor)) static void find_jumps(void)
+{
+	real_longjmp = (jump_fn)real("longjmp", NULL);
+	real__longjmp = (jump_fn)real("_longjmp", NULL);
+	real_siglongjmp = (jump_fn)real("siglongjmp", NULL);
+	real_longjmp_chk = (jump_fn)real("__longjmp_chk", NULL);
+}
+
+/* The stack pointer ENV restores.  glibc on x86-64 keeps it in __jmpbuf[6],
+ * mangled (PTR_MANGLE: xor with the thread's pointer guard, %fs:0x30 in
+ * its TCB, then rotate left by 17). */
+static uintptr_t jump_target_sp(const struct __jmp_buf_tag *env)
+{
+	uintptr_t v = (uintptr_t)env->__jmpbuf[6], guard;
+	__asm__("mov %%fs:0x30, %0" : "=r"(guard));
+	return ((v >> 17) | (v << 47)) ^ guard;
+}
+
+#define JUMP_HOOK(name, slot)                                         \
+	HOOK void name(struct __jmp_buf_tag env[1], int val)          \
+	{                                                             \
+		if (!slot)                                            \
+			find_jumps();                                 \
+		if (sp_tstate_unwind(jump_target_sp(env)) == 0)       \
+			sp_guard_suspend();   /* no handler of ours runs */ \
+		slot(env, val);                                       \
+	}
+
+JUMP_HOOK(longjmp, real_longjmp)
+JUMP_HOOK(_longjmp, real__longjmp)
+JUMP_HOOK(siglongjmp, real_siglongjmp)
+JUMP_HOOK(__longjmp_chk, real_longjmp_chk)
 
 /* ---- thread cancellation: an internal probe in libgcc_s ---- */
 
