@@ -758,12 +758,16 @@ static void lay_dormant(struct sp_probe *p)
 }
 
 /* The dormant probe P would be again, taken off the dormant list: the same
- * spec, object, site, kind, action and handler.  Registry lock held. */
+ * spec, object, site, kind and action.  Not the same handler function: a
+ * program that attaches probes on demand with handlers of its own, or
+ * reloads a plugin (its function at a new address each time), gets back the
+ * record of that spec at that site, and the registry grows with the distinct
+ * probes of its code, not with its churn (issue 16).  Registry lock held. */
 static struct sp_probe *dormant_twin(const struct sp_probe *p)
 {
 	for (struct sp_probe **at = dormant_bucket(p->vaddr); *at; at = &(*at)->next_dormant) {
 		struct sp_probe *q = *at;
-		if (q->kind == p->kind && q->action == p->action && q->fn == p->fn && q->vaddr == p->vaddr &&
+		if (q->kind == p->kind && q->action == p->action && q->vaddr == p->vaddr &&
 		    same_str(q->spec, p->spec) && same_str(q->object, p->object) &&
 		    same_str(q->symbol, p->symbol) && same_str(q->implementation, p->implementation)) {
 			*at = q->next_dormant;

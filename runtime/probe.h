@@ -60,8 +60,9 @@ struct sp_probe {
 	uintptr_t fault_addr;
 	/* Counts and histogram of its earlier attachments, frozen at each
 	 * detach or unload; while attached the live counters add to them.  A
-	 * probe attached again (same spec, object, site and handler: an API
-	 * attach after a detach, a library loaded again) is the same record. */
+	 * probe attached again (same spec, object, site, kind and action,
+	 * whatever its handler: an API attach after a detach, a library or a
+	 * plugin loaded again) is the same record. */
 	uint64_t final[SP_N_COUNTERS];
 	struct sp_lat final_lat;
 	struct sp_probe *next;           /* registry list, in attach order */

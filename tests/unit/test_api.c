@@ -343,6 +343,48 @@ static char *entry_line(const char *report, const char *needle)
 	return strndup(b, (size_t)(e - b));
 }
 
+/* Probes attached on demand, each time with another handler function (as a
+ * program does with handlers of its own, or a plugin reloaded at a new
+ * address): the registry keeps one record of the probe, not one per
+ * handler, and that record sums every attachment's hits (issue 16 item 6:
+ * it grew by a record per distinct handler). */
+NOINLINE int api_churned(int x)
+{
+	__asm__ volatile("" ::: "memory");
+	return x + 21;
+}
+
+static atomic_int churn_calls[8];
+#define CHURN_HANDLER(i) \
+	static int churn_##i(struct selfprobe_ctx *ctx, void *data) \
+	{ (void)ctx, (void)data; atomic_fetch_add(&churn_calls[i], 1); return 0; }
+CHURN_HANDLER(0) CHURN_HANDLER(1) CHURN_HANDLER(2) CHURN_HANDLER(3)
+CHURN_HANDLER(4) CHURN_HANDLER(5) CHURN_HANDLER(6) CHURN_HANDLER(7)
+static const selfprobe_handler_fn churn_fns[8] = { churn_0, churn_1, churn_2, churn_3,
+						   churn_4, churn_5, churn_6, churn_7 };
+
+Test(api, a_probe_attached_again_with_another_handler_keeps_one_record)
+{
+	for (int round = 0; round < 32; round++) {
+		struct selfprobe_link *l = selfprobe_attach("uprobe:api_churned", churn_fns[round % 8], NULL);
+		cr_assert_not_null(l, "round %d", round);
+		cr_assert_eq(api_churned(round), round + 21);
+		cr_assert_eq(selfprobe_detach(l), 0);
+	}
+	for (int i = 0; i < 8; i++)
+		cr_expect_eq(atomic_load(&churn_calls[i]), 4, "handler %d ran %d times", i, atomic_load(&churn_calls[i]));
+	char *rep = report_json();
+	int entries = 0;
+	for (const char *p = rep; (p = strstr(p, "\"symbol\": \"api_churned\"")); p++)
+		entries++;
+	cr_expect_eq(entries, 1, "%d report entries for uprobe:api_churned (one per handler?)", entries);
+	char *e = entry_line(rep, "\"symbol\": \"api_churned\"");
+	cr_assert_not_null(e, "%s", rep);
+	cr_expect(strstr(e, "\"hits\": 32,"), "%s", e);
+	free(e);
+	free(rep);
+}
+
 Test(api, attach_spec_fails_the_bad_items_only)
 {
 	cr_assert_eq(selfprobe_attach_spec(NULL), -EINVAL);
