@@ -75,7 +75,7 @@ static char *append(char *acc, const char *item)
 	return n;
 }
 
-static const char *library_path(void)
+const char *sp_cli_library_path(void)
 {
 	static char path[PATH_MAX + 32];
 	char self[PATH_MAX];
@@ -541,7 +541,7 @@ int sp_cli_run(int argc, char **argv, void (*usage)(FILE *))
 	setenv("UPROBE_SPEC", o.spec, 1);
 	if (o.mode)
 		setenv("UPROBE_MODE", o.mode, 1);
-	const char *lib = library_path();
+	const char *lib = sp_cli_library_path();
 	const char *old = getenv("LD_PRELOAD");
 	char *both = NULL;
 	if (old && *old && asprintf(&both, "%s:%s", lib, old) >= 0)
