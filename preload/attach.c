@@ -496,13 +496,18 @@ int sp_cli_top(int argc, char **argv, void (*usage)(FILE *))
 	size_t n_prev = 0;
 	long screens = 0;
 	int status = 0;
+	int in = STDIN_FILENO;   /* -1 once it is at its end: poll only waits then */
 	while (!stop) {
-		struct pollfd p = { .fd = STDIN_FILENO, .events = POLLIN };
+		struct pollfd p = { .fd = in, .events = POLLIN };
 		int pr = poll(&p, 1, 1000);
-		if (pr > 0 && (p.revents & POLLIN)) {
+		if (pr > 0 && (p.revents & (POLLIN | POLLHUP))) {
 			char c;
-			if (read(STDIN_FILENO, &c, 1) == 1 && (c == 'q' || c == 'Q'))
+			ssize_t r = read(STDIN_FILENO, &c, 1);
+			if (r == 1 && (c == 'q' || c == 'Q'))
 				break;
+			if (r <= 0)
+				in = -1;
+			continue;   /* the second is not over: not a new screen yet */
 		}
 		if (stop)
 			break;

@@ -37,6 +37,7 @@ static const char ENV_TEXT[] =
 	"  UPROBE_TRACE_EVENTS  timeline events kept per thread (default 65536)\n"
 	"  UPROBE_MODE    auto (jmp where safe, else int3), int3, jmp (warn for each int3 probe)\n"
 	"  UPROBE_LOG     error (default), warn, info, debug\n"
+	"  UPROBE_CONTROL 1: serve the control channel (selfprobe attach/detach/top PID)\n"
 	"  LD_PRELOAD     `run` puts libselfprobe.so first, keeping what was there\n";
 
 static const char PROBE_TEXT[] =
@@ -141,6 +142,8 @@ static void usage_run(FILE *f)
 	      "               on stderr; *.folded: the =stack probes' folded stacks (flame graphs)\n"
 	      "  --mode M     auto (jmp where safe, else int3; default), int3, jmp (warn for each int3)\n"
 	      "  --interval SEC  print the counts so far every SEC seconds, on stderr\n"
+	      "  --control    serve the control channel: 'selfprobe attach/detach/top PID' later\n"
+	      "               (UPROBE_CONTROL=1); -e is then optional\n"
 	      "  --           ends the options: CMD and its arguments follow\n"
 	      "  -h, --help   this text\n"
 	      "\n", f);

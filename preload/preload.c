@@ -19,6 +19,7 @@
  */
 #include "selfprobe.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,14 +59,20 @@ __attribute__((constructor)) static void preload_init(int argc, char **argv, cha
 					"UPROBE_* environment ignored, nothing probed\n");
 		return;
 	}
+	bool control_on = false;
 	if (control && *control && strcmp(control, "0") != 0) {
 		if (strcmp(control, "1") != 0)
 			complain("UPROBE_CONTROL", control, "1, 0");
 		else
-			selfprobe_control_start();
+			control_on = selfprobe_control_start() == 0;
 	}
-	if (!spec)
+	if (!spec) {
+		/* probes come later, through the channel: under `selfprobe run
+		 * --control` their counts go to the launcher's file like any */
+		if (control_on)
+			selfprobe_attach_launcher(envp, argc, argv);
 		return;
+	}
 	active = 1;
 	/* messages on stderr only when asked for: the program's stderr is
 	 * the program's (a bad value still asked for them, at "error") */

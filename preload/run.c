@@ -58,6 +58,7 @@ struct run_opts {
 	const char *out;         /* NULL: stderr */
 	const char *mode;
 	double interval;         /* seconds, 0: none */
+	bool control;            /* --control: UPROBE_CONTROL=1 (attach/top PID later) */
 	char **cmd;
 };
 
@@ -131,6 +132,8 @@ static int parse(int argc, char **argv, struct run_opts *o, void (*usage)(FILE *
 					argv[i]);
 				return 2;
 			}
+		} else if (strcmp(a, "--control") == 0) {
+			o->control = true;
 		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
 			usage(stdout);
 			return 1;
@@ -146,8 +149,8 @@ static int parse(int argc, char **argv, struct run_opts *o, void (*usage)(FILE *
 		usage(stderr);
 		return 2;
 	}
-	if (!o->spec) {
-		fprintf(stderr, "selfprobe: no probes (-e SPEC or -f FILE)\n");
+	if (!o->spec && !o->control) {
+		fprintf(stderr, "selfprobe: no probes (-e SPEC or -f FILE, or --control)\n");
 		return 2;
 	}
 	o->cmd = argv + i;
@@ -538,7 +541,10 @@ int sp_cli_run(int argc, char **argv, void (*usage)(FILE *))
 				"running with the preload's own report\n", strerror(-rc));
 		sh = NULL;
 	}
-	setenv("UPROBE_SPEC", o.spec, 1);
+	if (o.spec)
+		setenv("UPROBE_SPEC", o.spec, 1);
+	if (o.control)
+		setenv("UPROBE_CONTROL", "1", 1);
 	if (o.mode)
 		setenv("UPROBE_MODE", o.mode, 1);
 	const char *lib = sp_cli_library_path();

@@ -4,6 +4,7 @@
 
 #include "json.h"
 #include "latency.h"
+#include "loadwatch.h"
 #include "probe.h"
 #include "report.h"
 #include "spec.h"
@@ -65,9 +66,20 @@ static const struct base *base_of(const struct sp_probe *p)
 	return b;
 }
 
+static bool in_base(const struct sp_probe *p)
+{
+	for (size_t i = 0; i < session.n_base; i++)
+		if (session.base[i].p == p)
+			return true;
+	return false;
+}
+
+/* A probe of this session: attached by it (an earlier session's probes,
+ * detached, keep the same link), or attached at its start and since
+ * detached by an unload. */
 static bool in_session(const struct sp_probe *p)
 {
-	return p->link == SESSION_LINK && !p->internal;
+	return p->link == SESSION_LINK && !p->internal && (p->attached || in_base(p));
 }
 
 static void comm(char *buf, size_t n)
@@ -246,6 +258,7 @@ static bool do_attach(const char *spec, FILE *out)
 	sp_spec_free(&s);
 	if (failed) {
 		sp_probe_detach_link(SESSION_LINK);   /* the items that did attach */
+		sp_loadwatch_unhook_idle();
 		const struct sp_error *first = before ? before->next : sp_error_first();
 		if (!first) {
 			fputs("the spec names no probe", out);
@@ -261,7 +274,7 @@ static bool do_attach(const char *spec, FILE *out)
 	session.n_base = 0;
 	clock_gettime(CLOCK_MONOTONIC, &session.since);
 	for (const struct sp_probe *p = sp_probe_first(); p; p = p->next)
-		if (in_session(p))
+		if (p->link == SESSION_LINK && !p->internal && p->attached)
 			base_of(p);
 	fprintf(out, "{\"attached\": %d}", count_session());
 	return true;
@@ -275,6 +288,7 @@ static bool do_detach(FILE *out, enum fmt fmt)
 	}
 	session_report(out, fmt);   /* the counts up to the detach */
 	sp_probe_detach_link(SESSION_LINK);
+	sp_loadwatch_unhook_idle();
 	session.active = false;
 	return true;
 }
