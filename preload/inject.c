@@ -377,8 +377,8 @@ int sp_inject(pid_t pid, const char *lib, char *why, size_t n)
 		return fail(why, n, "process %d is a static executable (no dynamic loader): the runtime "
 			    "cannot be loaded into it", (int)pid);
 	if (!m.libc_base || !m.libc_x_hi)
-		return fail(why, n, "process %d has no libc.so.6 mapped: the runtime cannot be loaded into it",
-			    (int)pid);
+		return fail(why, n, "process %d has no libc.so.6 mapped (yet: a process still starting has "
+			    "only the loader): the runtime cannot be loaded into it", (int)pid);
 	long tracer = status_field(pid, "TracerPid:");
 	if (tracer > 0)
 		return fail(why, n, "process %d is already traced by process %ld (a debugger?): detach it "

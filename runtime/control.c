@@ -8,7 +8,11 @@
 #include "probe.h"
 #include "report.h"
 #include "spec.h"
+#include "trap.h"
 #include "tstate.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
 
 #include <errno.h>
 #include <inttypes.h>
@@ -233,12 +237,59 @@ static int count_session(void)
 	return n;
 }
 
+/* Is our pthread_sigmask the one the program calls (the runtime was
+ * preloaded), keeping SIGTRAP deliverable in every thread? */
+static bool sigmask_interposed(void)
+{
+	Dl_info theirs, ours;
+	void *f = dlsym(RTLD_DEFAULT, "pthread_sigmask");
+	return f && dladdr(f, &theirs) && dladdr((void *)sigmask_interposed, &ours) &&
+	       theirs.dli_fbase == ours.dli_fbase;
+}
+
+/* A thread of the process that blocks SIGTRAP, or 0.  At an int3 the
+ * kernel forces SIGTRAP on such a thread with the default action: the
+ * process is killed.  A preloaded runtime keeps SIGTRAP out of every mask;
+ * one loaded late cannot, for masks set before it came. */
+static pid_t trap_blocked_thread(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	pid_t found = 0;
+	struct dirent *e;
+	while (d && !found && (e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		char path[300], line[128];
+		snprintf(path, sizeof(path), "/proc/self/task/%s/status", e->d_name);
+		FILE *f = fopen(path, "re");
+		while (f && fgets(line, sizeof(line), f))
+			if (!strncmp(line, "SigBlk:", 7)) {
+				unsigned long long m = strtoull(line + 7, NULL, 16);
+				if (m & (1ull << (SIGTRAP - 1)))
+					found = (pid_t)atoi(e->d_name);
+				break;
+			}
+		if (f)
+			fclose(f);
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
 /* attach: all or nothing.  *OUT the answer. */
 static bool do_attach(const char *spec, FILE *out)
 {
 	if (session.active) {
 		fprintf(out, "already attached (%d probes): 'selfprobe detach %d' first", count_session(),
 			(int)getpid());
+		return false;
+	}
+	pid_t blocker = sigmask_interposed() ? 0 : trap_blocked_thread();
+	if (blocker) {
+		fprintf(out, "thread %d of process %d blocks SIGTRAP: a probe hit there would kill the process "
+			"(the runtime was loaded late and cannot unblock it); nothing attached. Start the program "
+			"with 'selfprobe run --control' instead", (int)blocker, (int)getpid());
 		return false;
 	}
 	const struct sp_error *before = last_error();
@@ -480,6 +531,11 @@ int sp_control_start(void)
 	 * deliverable: sigwrap keeps it so for its own int3s) */
 	sigset_t all, old;
 	sigfillset(&all);
+	/* but the runtime's own: its int3s (a probed libc function it calls),
+	 * its handler faults, the stop-check */
+	int own[] = { SIGTRAP, SIGSEGV, SIGBUS, SIGILL, SIGFPE, sp_trap_stop_signal() };
+	for (size_t i = 0; i < sizeof(own) / sizeof(*own); i++)
+		sigdelset(&all, own[i]);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	pthread_t t;
 	pthread_attr_t attr;

@@ -151,6 +151,7 @@ def case_single():
     # --duration, text report on stdout: the window holds the calls made
     # while the attach command waits
     lv = Live([LIVE])
+    lv.cmd("call 1")
     a = subprocess.Popen([t.CLI, "attach", str(lv.pid), "-e", "uprobe:live_work=latency", "--duration", "3"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=t.base_env())
     line = a.stderr.readline().decode()
@@ -167,12 +168,25 @@ def case_single():
 
 
 def case_threads():
-    attached_run([LIVE, "4"], ["tcall 100"], "uprobe:live_work", ["tcall 2500", "call 10"], ["tcall 7"],
-                 "live_work", 4 * 2500 + 10, "threads")
+    # and the program's own SIGTRAP handler still gets its own traps while
+    # attached (the late runtime chains to it)
+    attached_run([LIVE, "4"], ["tcall 100", "trap 2"], "uprobe:live_work", ["tcall 2500", "trap 3", "call 10"],
+                 ["tcall 7", "trap 1"], "live_work", 4 * 2500 + 10, "threads")
+    # threads that block SIGTRAP: an int3 hit there would kill the
+    # process, so a runtime loaded late refuses (a preloaded one keeps
+    # SIGTRAP unblocked itself)
+    lv = Live([LIVE, "2", DL_LIB, "blocktrap"])
+    lv.cmd("call 1")
+    refused(["attach", lv.pid, "-e", "uprobe:live_work"], r"blocks SIGTRAP", "threads blocking SIGTRAP")
+    check_text(lv.pid, "blocked SIGTRAP: target untouched")
+    lv.cmd("tcall 100")
+    out, rc, _ = lv.quit()
+    t.check(rc == 7, "blocked SIGTRAP: runs on", out)
 
 
 def case_reattach():
     lv = Live([LIVE])
+    lv.cmd("call 0")
     a1 = cli("attach", lv.pid, "-e", "uprobe:live_work", "--no-wait")
     t.check(a1.returncode == 0, "first attach", a1.stderr)
     a2 = cli("attach", lv.pid, "-e", "uprobe:live_work", "--no-wait")
@@ -279,10 +293,12 @@ def case_bad():
         t.skip("no kernel thread visible in this pid namespace (pid 2 is not kthreadd)")
     # a static executable
     st = Live([LIVE_STATIC])
+    st.cmd("call 1")
     refused(["attach", st.pid, "-e", "uprobe:live_work"], r"static executable", "static", pid=None)
     out, rc, _ = st.quit()
     t.check(rc == 7, "static: runs on", out)
     lv = Live([LIVE])
+    lv.cmd("call 1")   # started: its libraries loaded
     # a spec that fails in the target: its errors come back; nothing stays
     refused(["attach", lv.pid, "-e", "uprobe:live_work;uprobe:no_such_function_here"],
             r"no_such_function_here", "spec failing in the target")
@@ -291,6 +307,7 @@ def case_bad():
     t.check(c.returncode == 1 and b"not attached" in c.stderr, "failed spec: nothing attached", c.stderr)
     # detach with nothing attached, in a process without the runtime
     lv2 = Live([LIVE])
+    lv2.cmd("call 1")
     refused(["detach", lv2.pid], r"no control channel", "detach unattached", pid=lv2.pid)
     # another user's process, without privileges
     if os.geteuid() == 0 and shutil.which("setpriv"):
@@ -316,6 +333,7 @@ def case_bad():
         t.info("no Yama on this kernel: its refusal (kernel.yama.ptrace_scope named) is not exercised")
     # a preloaded program without the control channel: opt-in
     pre = Live([LIVE], env=dict(t.base_env(), LD_PRELOAD=t.LIB))
+    pre.cmd("call 1")
     refused(["attach", pre.pid, "-e", "uprobe:live_work"], r"UPROBE_CONTROL=1", "preloaded without control")
     for x in (lv, lv2, pre):
         out, rc, _ = x.quit()

@@ -9,11 +9,16 @@
  *               condition variable in futex) calls live_work N times
  *   dlcall N    dlopen LIB (argv[2]) and call its dl_func N times
  *   fork N      a child calls live_work N times and exits 0; waited for
+ *   trap N      raise SIGTRAP N times: its own handler counts them (a
+ *               runtime loaded late must pass them on)
  *   quit        print the totals and exit with status 7
- * After each command: "done CALLS" (live_work's calls so far), flushed.
+ * After each command: "done CALLS TRAPS", flushed.  argv[3] "blocktrap":
+ * the worker threads block every signal (SIGTRAP too).
  */
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +29,13 @@
 #endif
 
 static atomic_ulong calls;
+static volatile sig_atomic_t traps;
+
+static void on_trap(int sig)
+{
+	(void)sig;
+	traps++;
+}
 
 __attribute__((noinline, used)) int live_work(int x)
 {
@@ -61,10 +73,18 @@ static void *worker(void *arg)
 int main(int argc, char **argv)
 {
 	n_threads = argc > 1 ? atoi(argv[1]) : 0;
+	signal(SIGTRAP, on_trap);
+	sigset_t all, old;
+	sigfillset(&all);
+	bool block = argc > 3 && !strcmp(argv[3], "blocktrap");
+	if (block)   /* inherited by the workers */
+		pthread_sigmask(SIG_SETMASK, &all, &old);
 	for (int i = 0; i < n_threads; i++) {
 		pthread_t t;
 		pthread_create(&t, NULL, worker, NULL);
 	}
+	if (block)
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	char line[256];
 	volatile long sum = 0;
@@ -108,10 +128,13 @@ int main(int argc, char **argv)
 			waitpid(c, &st, 0);
 			if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
 				printf("child status %#x\n", st);
+		} else if (!strcmp(cmd, "trap")) {
+			for (unsigned long i = 0; i < n; i++)
+				raise(SIGTRAP);
 		} else if (!strcmp(cmd, "quit")) {
 			break;
 		}
-		printf("done %lu\n", atomic_load(&calls));
+		printf("done %lu %d\n", atomic_load(&calls), (int)traps);
 	}
 	printf("total %lu\n", atomic_load(&calls));
 	return 7;
