@@ -81,6 +81,10 @@ int sp_target_check(pid_t pid, char *why, size_t n)
 	if (state == 'Z' || state == 'X')
 		return fail(why, n, "process %d is a zombie (it has exited, its parent has not reaped it)",
 			    (int)pid);
+	/* stopped, its threads could neither load the runtime nor answer */
+	if (state == 'T')
+		return fail(why, n, "process %d is stopped (SIGSTOP, Ctrl-Z): continue it first (kill -CONT %d)",
+			    (int)pid, (int)pid);
 	long uid = status_field(pid, "Uid:");
 	if (geteuid() != 0 && uid != (long)geteuid())
 		return fail(why, n, "process %d belongs to user %ld: only its user or root may attach to it",

@@ -167,6 +167,78 @@ def case_single():
     t.check(rc == 7, "duration: status 7", out)
 
 
+def case_busy():
+    # the main thread computing, not in a system call, when it is hijacked
+    lv = Live([LIVE])
+    lv.cmd("call 1")
+    lv.p.stdin.write(b"call 20000000\n")
+    lv.p.stdin.flush()
+    time.sleep(0.05)
+    a = cli("attach", lv.pid, "-e", "uprobe:live_work", "--no-wait")
+    t.check(a.returncode == 0, "busy: attach while the main thread computes", a.stderr)
+    got = lv.p.stdout.readline().decode()
+    lv.out.append(got)
+    rep = os.path.join(t.work_dir(), "busy.json")
+    d = cli("detach", lv.pid, "-o", rep)
+    t.check(d.returncode == 0, "busy: detach", d.stderr)
+    if d.returncode == 0:
+        hits = report_hits(rep, "live_work")
+        t.check(0 < hits <= 20000000, "busy: %d hits, part of the 20000000 calls" % hits)
+    check_text(lv.pid, "busy: after detach")
+    lv.cmd("call 5")
+    out, rc, _ = lv.quit()
+    t.check(rc == 7 and "done 20000001 0" in out and "total 20000006" in out,
+            "busy: the program's own counts and status are unprobed's", out)
+
+
+def case_sqlite():
+    sqlite = shutil.which("sqlite3")
+    stdbuf = shutil.which("stdbuf")
+    if not sqlite or not stdbuf:
+        t.skip("no sqlite3 or stdbuf")
+        return
+    argv = [stdbuf, "-oL", sqlite, ":memory:"]
+    script = ["create table t(x integer);"] + ["insert into t values(%d);" % i for i in range(300)]
+
+    class Sql(Live):
+        def cmd(self, line):   # sqlite3 reads statements; a select ends each batch
+            self.p.stdin.write((line + "\nselect 'done', count(*) from t;\n").encode())
+            self.p.stdin.flush()
+            got = self.p.stdout.readline().decode()
+            self.out.append(got)
+            return got
+
+        def quit(self):
+            out, err = self.p.communicate(b".quit\n", timeout=120)
+            self.out.append(out.decode())
+            return "".join(self.out), self.p.returncode, err.decode(errors="replace")
+
+    def drive(attach):
+        s = Sql(argv)
+        s.cmd(script[0])
+        rep = None
+        if attach:
+            a = cli("attach", s.pid, "-e", "uprobe:libsqlite3:sqlite3_step", "--no-wait")
+            t.check(a.returncode == 0, "sqlite3: attach", a.stderr)
+        for line in script[1:]:
+            s.cmd(line)
+        if attach:
+            rep = os.path.join(t.work_dir(), "sqlite.json")
+            d = cli("detach", s.pid, "-o", rep)
+            t.check(d.returncode == 0, "sqlite3: detach", d.stderr)
+            check_text(s.pid, "sqlite3: after detach")
+        out, rc, _ = s.quit()
+        return out, rc, rep
+
+    out, rc, rep = drive(True)
+    want, wrc, _ = drive(False)
+    t.check(out == want and rc == wrc == 0, "sqlite3: output and status as unprobed", t.clip(out))
+    if rep and os.path.exists(rep):
+        hits = report_hits(rep, "sqlite3_step")
+        # each batch: one insert step, the select's (a row, then done)
+        t.check(hits >= 300 * 2, "sqlite3: %d sqlite3_step hits for 300 inserts and 300 selects" % hits)
+
+
 def case_threads():
     # and the program's own SIGTRAP handler still gets its own traps while
     # attached (the late runtime chains to it)
@@ -291,6 +363,20 @@ def case_bad():
         refused(["attach", 2, "-e", "uprobe:x"], r"kernel thread", "kernel thread")
     else:
         t.skip("no kernel thread visible in this pid namespace (pid 2 is not kthreadd)")
+    # a stopped process (Ctrl-Z): nobody would load or answer
+    sp = Live([LIVE])
+    sp.cmd("call 1")
+    os.kill(sp.pid, 19)
+    for _ in range(100):
+        with open("/proc/%d/stat" % sp.pid) as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "T":
+                break
+        time.sleep(0.02)
+    refused(["attach", sp.pid, "-e", "uprobe:live_work"], r"is stopped", "stopped process", pid=sp.pid)
+    os.kill(sp.pid, 18)
+    sp.cmd("call 2")
+    out, rc, _ = sp.quit()
+    t.check(rc == 7, "stopped: runs on once continued", out)
     # a static executable
     st = Live([LIVE_STATIC])
     st.cmd("call 1")
@@ -421,7 +507,7 @@ def metrics(lv, pid):
             "metrics: labels pid, comm, symbol", lab)
 
 
-CASES = {"single": case_single, "threads": case_threads, "python": case_python, "reattach": case_reattach,
+CASES = {"busy": case_busy, "sqlite": case_sqlite, "single": case_single, "threads": case_threads, "python": case_python, "reattach": case_reattach,
          "dlfork": case_dlfork, "bad": case_bad, "control": case_control}
 
 
