@@ -142,6 +142,8 @@ static void usage_run(FILE *f)
 	      "               on stderr; *.folded: the =stack probes' folded stacks (flame graphs)\n"
 	      "  --mode M     auto (jmp where safe, else int3; default), int3, jmp (warn for each int3)\n"
 	      "  --interval SEC  print the counts so far every SEC seconds, on stderr\n"
+	      "  --metrics ADDR  serve OpenMetrics on http://ADDR/metrics while it runs (every\n"
+	      "               process's counts; ADDR: 127.0.0.1:PORT)\n"
 	      "  --control    serve the control channel: 'selfprobe attach/detach/top PID' later\n"
 	      "               (UPROBE_CONTROL=1); -e is then optional\n"
 	      "  --           ends the options: CMD and its arguments follow\n"

@@ -40,6 +40,7 @@ static void label(FILE *f, const char *name, const char *v, const char *sep)
 struct row {
 	unsigned long long hits, missed, returns, lost, lat_count, lat_sum;
 	char *buckets, *kind, *spec, *object, *symbol, *label;
+	const char *pid, *comm;       /* of its process */
 };
 
 /* Split one tsv line in place. */
@@ -74,13 +75,13 @@ static int parse_row(char *line, struct row *r)
 	return 0;
 }
 
-static void labels(FILE *f, const struct row *r, const char *pid, const char *comm)
+static void labels(FILE *f, const struct row *r)
 {
 	label(f, "probe", r->spec, "");
 	label(f, "object", r->object, ",");
 	label(f, "symbol", r->symbol, ",");
-	label(f, "pid", pid, ",");
-	label(f, "comm", comm, ",");
+	label(f, "pid", r->pid, ",");
+	label(f, "comm", r->comm, ",");
 }
 
 void sp_metrics_write(FILE *f, const char *tsv)
@@ -93,31 +94,33 @@ void sp_metrics_write(FILE *f, const char *tsv)
 	char *copy = strdup(tsv ? tsv : "");
 	if (!copy)
 		return;
-	/* the header line: pid, seconds, comm */
-	char *nl = strchr(copy, '\n');
-	char *body = nl ? nl + 1 : copy + strlen(copy);
-	if (nl)
-		*nl = 0;
-	char pid[16] = "", comm[64] = "";
-	char *tab = strchr(copy, '\t');
-	snprintf(pid, sizeof(pid), "%.*s", tab ? (int)(tab - copy) : 0, copy);
-	char *tab2 = tab ? strchr(tab + 1, '\t') : NULL;
-	snprintf(comm, sizeof(comm), "%s", tab2 ? tab2 + 1 : "");
-	/* the rows, parsed once */
+	/* the lines, parsed once: a process's line (3 fields: pid, seconds,
+	 * comm) gives the pid and comm of the probe lines after it */
 	size_t cap = 16, nr = 0;
 	struct row *rows = malloc(cap * sizeof(*rows));
-	for (char *line = body; rows && *line;) {
+	const char *pid = "", *comm = "";
+	for (char *line = copy; rows && *line;) {
 		char *e = strchr(line, '\n');
 		if (e)
 			*e = 0;
-		if (nr == cap) {
-			struct row *nrw = realloc(rows, (cap *= 2) * sizeof(*rows));
-			if (!nrw)
-				break;
-			rows = nrw;
+		char *t1 = strchr(line, '\t'), *t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
+		if (t2 && !strchr(t2 + 1, '\t')) {
+			*t1 = *t2 = 0;
+			pid = line;
+			comm = t2 + 1;
+		} else {
+			if (nr == cap) {
+				struct row *nrw = realloc(rows, (cap *= 2) * sizeof(*rows));
+				if (!nrw)
+					break;
+				rows = nrw;
+			}
+			if (parse_row(line, &rows[nr]) == 0) {
+				rows[nr].pid = pid;
+				rows[nr].comm = comm;
+				nr++;
+			}
 		}
-		if (parse_row(line, &rows[nr]) == 0)
-			nr++;
 		if (!e)
 			break;
 		line = e + 1;
@@ -127,7 +130,7 @@ void sp_metrics_write(FILE *f, const char *tsv)
 		for (size_t i = 0; i < nr; i++) {
 			unsigned long long v = k == 0 ? rows[i].hits : k == 1 ? rows[i].missed : rows[i].lost;
 			fprintf(f, "%s_total{", fam[k][0]);
-			labels(f, &rows[i], pid, comm);
+			labels(f, &rows[i]);
 			fprintf(f, "} %llu\n", v);
 		}
 	}
@@ -148,17 +151,17 @@ void sp_metrics_write(FILE *f, const char *tsv)
 			/* bucket b's upper bound: 2^b ns (bucket 0: exactly 0) */
 			double le = b == 0 ? 0.0 : (double)(1ull << (b < 63 ? b : 63)) / 1e9;
 			fputs("selfprobe_latency_seconds_bucket{", f);
-			labels(f, &rows[i], pid, comm);
+			labels(f, &rows[i]);
 			fprintf(f, ",le=\"%.9g\"} %llu\n", le, cum);
 		}
 		fputs("selfprobe_latency_seconds_bucket{", f);
-		labels(f, &rows[i], pid, comm);
+		labels(f, &rows[i]);
 		fprintf(f, ",le=\"+Inf\"} %llu\n", rows[i].lat_count);
 		fputs("selfprobe_latency_seconds_sum{", f);
-		labels(f, &rows[i], pid, comm);
+		labels(f, &rows[i]);
 		fprintf(f, "} %.9f\n", (double)rows[i].lat_sum / 1e9);
 		fputs("selfprobe_latency_seconds_count{", f);
-		labels(f, &rows[i], pid, comm);
+		labels(f, &rows[i]);
 		fprintf(f, "} %llu\n", rows[i].lat_count);
 	}
 	fputs("# EOF\n", f);

@@ -137,30 +137,34 @@ static void session_text(FILE *f, const struct sp_probe *p, const uint64_t *c)
 	}
 }
 
-/* One line a probe, tab-separated, for `selfprobe top` and the metrics:
- * hits missed returns lost lat_count lat_sum_ns buckets(comma list, or -)
- * kind spec object symbol label. */
-static void session_tsv(FILE *f, const struct sp_probe *p, const uint64_t *c)
+void sp_control_tsv_row(FILE *f, const uint64_t *c, const struct sp_lat *l, const char *kind, const char *spec,
+			const char *object, const char *symbol, const char *label)
 {
 	fprintf(f, "%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64, c[SP_HITS], c[SP_MISSED],
 		c[SP_RETURNS], c[SP_LOST]);
-	if (p->lat_slot >= 0 && p->attached) {
-		struct sp_lat l;
-		sp_latency_read((uint32_t)p->lat_slot, &l);
-		fprintf(f, "\t%" PRIu64 "\t%" PRIu64 "\t", l.count, l.sum_ns);
+	if (l) {
+		fprintf(f, "\t%" PRIu64 "\t%" PRIu64 "\t", l->count, l->sum_ns);
 		for (int k = 0; k < SP_LAT_BUCKETS; k++)
-			fprintf(f, "%s%" PRIu64, k ? "," : "", l.bucket[k]);
+			fprintf(f, "%s%" PRIu64, k ? "," : "", l->bucket[k]);
 	} else
 		fputs("\t0\t0\t-", f);
 	/* the strings have no tab nor newline worth keeping: replaced */
-	const char *strs[] = { sp_kind_name(p->kind), p->spec, p->object, p->symbol ? p->symbol : "",
-			       p->label };
+	const char *strs[] = { kind, spec, object, symbol, label };
 	for (size_t i = 0; i < sizeof(strs) / sizeof(*strs); i++) {
 		fputc('\t', f);
 		for (const char *q = strs[i] ? strs[i] : ""; *q; q++)
 			fputc(*q == '\t' || *q == '\n' ? ' ' : *q, f);
 	}
 	fputc('\n', f);
+}
+
+static void session_tsv(FILE *f, const struct sp_probe *p, const uint64_t *c)
+{
+	struct sp_lat l;
+	bool lat = p->lat_slot >= 0 && p->attached;
+	if (lat)
+		sp_latency_read((uint32_t)p->lat_slot, &l);
+	sp_control_tsv_row(f, c, lat ? &l : NULL, sp_kind_name(p->kind), p->spec, p->object, p->symbol, p->label);
 }
 
 /* The session report (control.h), in FMT. */

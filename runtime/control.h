@@ -24,8 +24,7 @@
  *   detach FMT      the session report, then every probe of the session
  *                   detached (its bytes restored); ERR when none is attached
  *                   FMT: "json" (or empty), "text" (the runtime's text report
- *                   lines), "tsv" (control.c: one line a probe, for top and
- *                   the metrics)
+ *                   lines), "tsv" (below: for top and the metrics)
  *   end             the server closes this connection
  * The session report covers the attached interval only: counts a probe had
  * from an earlier attachment (a dormant probe revived) are not in it:
@@ -36,7 +35,20 @@
 #ifndef SP_CONTROL_H
 #define SP_CONTROL_H
 
+#include <stdint.h>
+#include <stdio.h>
+
 #define SP_CONTROL_PREFIX "selfprobe."   /* abstract name: prefix + pid */
+
+/* The "tsv" form, read by `selfprobe top` and the metrics (also written by
+ * `selfprobe run --metrics` from the launcher's file): a line
+ * "PID<tab>SECONDS<tab>COMM" for a process, then one line a probe of it:
+ * hits missed returns lost lat_count lat_sum_ns buckets (comma list, or -)
+ * kind spec object symbol label.  One probe's line, from its counters C
+ * (enum sp_counter) and histogram L (NULL: not a latency probe): */
+struct sp_lat;
+void sp_control_tsv_row(FILE *f, const uint64_t *c, const struct sp_lat *l, const char *kind, const char *spec,
+			const char *object, const char *symbol, const char *label);
 
 /* Start the server (once per process; a fork child has none).  0 or -errno.
  * Exported as selfprobe_control_start (selfprobe.h). */

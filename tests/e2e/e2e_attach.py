@@ -459,40 +459,85 @@ def case_control():
     t.check(rc == 7, "control: the program's status through run", out + err)
 
 
-def metrics(lv, pid):
+def metrics_tools():
+    """The OpenMetrics parser, or None (a skip said)."""
     try:
         from prometheus_client.openmetrics.parser import text_string_to_metric_families
     except ImportError:
         t.skip("no prometheus_client (Debian python3-prometheus-client) to parse /metrics")
-        return
+        return None
     if not shutil.which("curl"):
         t.skip("no curl to scrape /metrics")
-        return
+        return None
+    return text_string_to_metric_families
+
+
+def free_port():
     import socket
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
+    return port
+
+
+def scrape(port, parse, what):
+    c = t.run(["curl", "-sS", "-f", "http://127.0.0.1:%d/metrics" % port], timeout=60)
+    text = c.stdout.decode()
+    t.check(c.returncode == 0 and text.endswith("# EOF\n"), "%s: scraped" % what, text + c.stderr.decode())
+    fams = {}
+    try:
+        for fam in parse(text):
+            fams[fam.name] = fam
+    except Exception as e:   # noqa: BLE001 — the parser's verdict is the check
+        t.check(False, "%s: the OpenMetrics parser accepts it (%s)" % (what, e), text)
+    return fams
+
+
+def case_runmetrics():
+    # `selfprobe run --metrics`: every process's counts from the shared file
+    parse = metrics_tools()
+    if not parse:
+        return
+    port = free_port()
+    rep = os.path.join(t.work_dir(), "run.json")
+    lv = Live([t.CLI, "run", "-e", "uprobe:live_work", "-e", "uretprobe:live_work=latency", "-o", rep,
+               "--metrics", "127.0.0.1:%d" % port, "--", LIVE])
+    lv.cmd("call 500")
+    fams = scrape(port, parse, "run --metrics")
+    out, rc, err = lv.quit()
+    t.check(rc == 7, "run --metrics: the program's status", err)
+    with open(rep) as f:
+        r = json.load(f)
+    want = {p["spec"]: p["hits"] for p in r["probes"]}
+    hits = {s.labels["probe"]: s.value for s in fams.get("selfprobe_hits", []).samples
+            if s.name.endswith("_total")} if "selfprobe_hits" in fams else {}
+    t.check(hits == want and want.get("uprobe:live_work") == 500, "run --metrics: hits equal the report's (500)",
+            "%s\n%s" % (hits, want))
+    lat = [s for s in fams["selfprobe_latency_seconds"].samples if s.name.endswith("_count")] \
+        if "selfprobe_latency_seconds" in fams else []
+    t.check(len(lat) == 1 and lat[0].value == 500, "run --metrics: the latency histogram counts 500", lat)
+
+
+def metrics(lv, pid):
+    parse = metrics_tools()
+    if not parse:
+        return
+    port = free_port()
     a = subprocess.Popen([t.CLI, "attach", str(pid), "-e", "uprobe:live_work;uretprobe:live_work=latency",
                           "-o", os.path.join(t.work_dir(), "m.json"), "--metrics", "127.0.0.1:%d" % port],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=t.base_env())
     a.stderr.readline()          # attached
     a.stderr.readline()          # metrics on ...
     lv.cmd("call 777")
-    c = t.run(["curl", "-sS", "-f", "http://127.0.0.1:%d/metrics" % port], timeout=60)
-    text = c.stdout.decode()
-    t.check(c.returncode == 0 and text.endswith("# EOF\n"), "metrics: scraped", text + c.stderr.decode())
+    fams = scrape(port, parse, "metrics")
     a.send_signal(2)   # Ctrl-C: detach, report
     out, err = a.communicate(timeout=60)
     t.check(a.returncode == 0, "metrics: attach ends at Ctrl-C with the report", err)
     with open(os.path.join(t.work_dir(), "m.json")) as f:
         rep = json.load(f)
-    fams = {}
-    try:
-        for fam in text_string_to_metric_families(text):
-            fams[fam.name] = fam
-    except Exception as e:   # noqa: BLE001 — the parser's verdict is the check
-        t.check(False, "metrics: the OpenMetrics parser accepts it (%s)" % e, text)
+    if "selfprobe_hits" not in fams or "selfprobe_latency_seconds" not in fams:
+        t.check(False, "metrics: the families are there", fams)
         return
     hits = {s.labels["probe"]: s.value for s in fams["selfprobe_hits"].samples if s.name.endswith("_total")}
     want = {p["spec"]: p["hits"] for p in rep["probes"]}
@@ -507,7 +552,7 @@ def metrics(lv, pid):
             "metrics: labels pid, comm, symbol", lab)
 
 
-CASES = {"busy": case_busy, "sqlite": case_sqlite, "single": case_single, "threads": case_threads, "python": case_python, "reattach": case_reattach,
+CASES = {"runmetrics": case_runmetrics, "busy": case_busy, "sqlite": case_sqlite, "single": case_single, "threads": case_threads, "python": case_python, "reattach": case_reattach,
          "dlfork": case_dlfork, "bad": case_bad, "control": case_control}
 
 
