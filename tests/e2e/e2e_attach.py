@@ -191,6 +191,27 @@ def case_busy():
             "busy: the program's own counts and status are unprobed's", out)
 
 
+def case_churn():
+    # attach and detach while the program dlopens, dlcloses and forks
+    argv = [LIVE, "0", DL_LIB]
+    spec = "uprobe:live_work;uprobe:%s:dl_func" % DL_LIB
+    lv = Live(argv)
+    lv.cmd("call 1")
+    lv.p.stdin.write(b"churn 400\n")
+    lv.p.stdin.flush()
+    for i in range(3):
+        a = cli("attach", lv.pid, "-e", spec, "--no-wait")
+        t.check(a.returncode == 0, "churn: attach %d during dlopen/dlclose/fork" % i, a.stderr)
+        d = cli("detach", lv.pid, "-o", os.path.join(t.work_dir(), "churn%d.json" % i))
+        t.check(d.returncode == 0, "churn: detach %d" % i, d.stderr)
+    got = lv.p.stdout.readline().decode()
+    lv.out.append(got)
+    t.check(got == "done 401 0\n", "churn: every call made, every child exited 0", got)
+    check_text(lv.pid, "churn: after the last detach")
+    out, rc, _ = lv.quit()
+    t.check(rc == 7 and "child status" not in out, "churn: status 7, no child failed", out)
+
+
 def case_sqlite():
     sqlite = shutil.which("sqlite3")
     stdbuf = shutil.which("stdbuf")
@@ -552,7 +573,7 @@ def metrics(lv, pid):
             "metrics: labels pid, comm, symbol", lab)
 
 
-CASES = {"runmetrics": case_runmetrics, "busy": case_busy, "sqlite": case_sqlite, "single": case_single, "threads": case_threads, "python": case_python, "reattach": case_reattach,
+CASES = {"churn": case_churn, "runmetrics": case_runmetrics, "busy": case_busy, "sqlite": case_sqlite, "single": case_single, "threads": case_threads, "python": case_python, "reattach": case_reattach,
          "dlfork": case_dlfork, "bad": case_bad, "control": case_control}
 
 

@@ -9,6 +9,8 @@
  *               condition variable in futex) calls live_work N times
  *   dlcall N    dlopen LIB (argv[2]) and call its dl_func N times
  *   fork N      a child calls live_work N times and exits 0; waited for
+ *   churn N     N times: dlopen LIB, call dl_func and live_work, dlclose,
+ *               fork a child that calls live_work and exits; waited for
  *   trap N      raise SIGTRAP N times: its own handler counts them (a
  *               runtime loaded late must pass them on)
  *   quit        print the totals and exit with status 7
@@ -115,6 +117,23 @@ int main(int argc, char **argv)
 			}
 			for (unsigned long i = 0; i < n; i++)
 				sum += f((int)i);
+		} else if (!strcmp(cmd, "churn")) {
+			for (unsigned long i = 0; i < n; i++) {
+				void *h = dlopen(argc > 2 ? argv[2] : "", RTLD_NOW);
+				int (*f)(int) = h ? (int (*)(int))dlsym(h, "dl_func") : NULL;
+				if (f)
+					sum += f((int)i);
+				sum += live_work((int)i);
+				if (h)
+					dlclose(h);
+				pid_t c = fork();
+				if (c == 0)
+					_exit(live_work(1) == 4 ? 0 : 1);
+				int st = -1;
+				waitpid(c, &st, 0);
+				if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+					printf("child status %#x\n", st);
+			}
 #endif
 		} else if (!strcmp(cmd, "fork")) {
 			fflush(stdout);
