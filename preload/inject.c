@@ -1,6 +1,7 @@
 /* inject — target checks and ptrace loading (inject.h). */
 #include "inject.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <elf.h>
 #include <errno.h>
@@ -181,11 +182,25 @@ static uint64_t remote_sym(const char *sym, uintptr_t tbase)
 	return (uint64_t)((uintptr_t)ours - (uintptr_t)di.dli_fbase + tbase);
 }
 
+static void sleep_ms(int ms);
+
+#define STOP_TIMEOUT_MS 10000
+
+/* The next stop of TID, within STOP_TIMEOUT_MS (a thread that never comes
+ * back must not hang the CLI).  *SIG: the signal of a signal-delivery
+ * stop, 0 for a ptrace event or group stop. */
 static int wait_stop(pid_t tid, int *sig)
 {
 	int st;
-	for (;;) {
-		pid_t w = waitpid(tid, &st, __WALL);
+	for (int waited = 0;;) {
+		pid_t w = waitpid(tid, &st, __WALL | WNOHANG);
+		if (w == 0) {
+			if (waited >= STOP_TIMEOUT_MS)
+				return -ETIMEDOUT;
+			sleep_ms(1);
+			waited++;
+			continue;
+		}
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0)
@@ -272,28 +287,64 @@ static const char *yama_hint(char *buf, size_t n)
 	return buf;
 }
 
+/* The thread to hijack: one blocked in a system call (read, poll, futex,
+ * nanosleep …) is the least likely to hold a lock pthread_create needs
+ * (the allocator's, the stack cache's): one that does would deadlock on
+ * itself.  The main thread if it is so blocked, else the first such
+ * thread, else the main thread. */
+static pid_t pick_thread(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	DIR *d = opendir(path);
+	pid_t best = 0;
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		pid_t tid = (pid_t)atoi(e->d_name);
+		char sys[300], line[64] = "";
+		snprintf(sys, sizeof(sys), "/proc/%d/task/%d/syscall", (int)pid, (int)tid);
+		FILE *f = fopen(sys, "re");
+		if (f) {
+			if (!fgets(line, sizeof(line), f))
+				line[0] = 0;
+			fclose(f);
+		}
+		bool in_syscall = line[0] >= '0' && line[0] <= '9';
+		if (in_syscall && (tid == pid || !best))
+			best = tid;
+		if (in_syscall && tid == pid)
+			break;
+	}
+	if (d)
+		closedir(d);
+	return best ? best : pid;
+}
+
 static int seize(struct hijack *h, pid_t pid, char *why, size_t n)
 {
 	memset(h, 0, sizeof(*h));
-	h->tid = pid;
-	if (ptrace(PTRACE_SEIZE, pid, 0, 0) != 0) {
+	pid_t tid = pick_thread(pid);
+	h->tid = tid;
+	if (ptrace(PTRACE_SEIZE, tid, 0, 0) != 0) {
 		int e = errno;
 		char hint[200];
 		return fail(why, n, "cannot trace process %d: %s%s", (int)pid, strerror(e),
 			    e == EPERM ? yama_hint(hint, sizeof(hint)) : "");
 	}
 	int sig;
-	if (ptrace(PTRACE_INTERRUPT, pid, 0, 0) != 0 || wait_stop(pid, &sig) != 0) {
-		ptrace(PTRACE_DETACH, pid, 0, 0);
+	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) != 0 || wait_stop(tid, &sig) != 0) {
+		ptrace(PTRACE_DETACH, tid, 0, 0);
 		return fail(why, n, "cannot stop process %d: %s", (int)pid, strerror(errno));
 	}
 	if (sig)
 		h->pending = sig;
 	h->xiov.iov_base = h->xstate;
 	h->xiov.iov_len = sizeof(h->xstate);
-	if (ptrace(PTRACE_GETREGS, pid, 0, &h->regs) != 0 ||
-	    ptrace(PTRACE_GETREGSET, pid, (void *)NT_X86_XSTATE, &h->xiov) != 0) {
-		ptrace(PTRACE_DETACH, pid, 0, 0);
+	if (ptrace(PTRACE_GETREGS, tid, 0, &h->regs) != 0 ||
+	    ptrace(PTRACE_GETREGSET, tid, (void *)NT_X86_XSTATE, &h->xiov) != 0) {
+		ptrace(PTRACE_DETACH, tid, 0, 0);
 		return fail(why, n, "cannot read the registers of process %d: %s", (int)pid, strerror(errno));
 	}
 	return 0;
@@ -447,9 +498,21 @@ int sp_inject(pid_t pid, const char *lib, char *why, size_t n)
 	r.rdx = code + (uintptr_t)(sp_boot_thread - sp_boot_start);
 	r.rcx = data;
 	r.orig_rax = (unsigned long)-1;
-	if (ptrace(PTRACE_SETREGS, pid, 0, &r) != 0 || run_until_trap(&h, PTRACE_CONT) != 0 ||
-	    ptrace(PTRACE_GETREGS, pid, 0, &r) != 0) {
-		fail(why, n, "the bootstrap did not run in process %d: %s", (int)pid, strerror(errno));
+	int trc = ptrace(PTRACE_SETREGS, h.tid, 0, &r) != 0 ? -errno : run_until_trap(&h, PTRACE_CONT);
+	if (trc == -ETIMEDOUT) {
+		/* blocked inside pthread_create (a lock the thread held when
+		 * it was stopped?): taken back to where it was; the pages stay,
+		 * the thread may run them yet */
+		int sig;
+		ptrace(PTRACE_INTERRUPT, h.tid, 0, 0);
+		wait_stop(h.tid, &sig);
+		release(&h);
+		return fail(why, n, "thread %d of process %d did not come back from pthread_create within %d s "
+			    "(it may hold a lock that pthread_create needs): put back where it was; the "
+			    "bootstrap pages stay at %#" PRIxPTR, (int)h.tid, (int)pid, STOP_TIMEOUT_MS / 1000, code);
+	}
+	if (trc != 0 || ptrace(PTRACE_GETREGS, h.tid, 0, &r) != 0) {
+		fail(why, n, "the bootstrap did not run in process %d: %s", (int)pid, strerror(trc ? -trc : errno));
 		goto unmap;
 	}
 	if (r.rax != 0) {

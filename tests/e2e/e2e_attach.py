@@ -168,8 +168,14 @@ def case_single():
 
 
 def case_busy():
-    # the main thread computing, not in a system call, when it is hijacked
-    lv = Live([LIVE])
+    # the main thread computing, not in a system call: a worker blocked in
+    # futex is the one hijacked (then the main thread alone, computing)
+    for threads in ("2", "0"):
+        busy(threads)
+
+
+def busy(threads):
+    lv = Live([LIVE, threads])
     lv.cmd("call 1")
     lv.p.stdin.write(b"call 20000000\n")
     lv.p.stdin.flush()
@@ -188,7 +194,7 @@ def case_busy():
     lv.cmd("call 5")
     out, rc, _ = lv.quit()
     t.check(rc == 7 and "done 20000001 0" in out and "total 20000006" in out,
-            "busy: the program's own counts and status are unprobed's", out)
+            "busy (%s threads): the program's own counts and status are unprobed's" % threads, out)
 
 
 def case_churn():
