@@ -11,6 +11,7 @@
  * opt-in (UPROBE_CONTROL=1, `selfprobe run --control`); a runtime loaded
  * into a running process by `selfprobe attach` starts it itself.
  *
+ * One client at a time (a client silent for 10 s is dropped).
  * Protocol: one request at a time, "COMMAND LEN\n" then LEN bytes; the
  * answer "OK LEN\n" then LEN bytes of JSON, or "ERR LEN\n" then a text
  * message (one line per error):
