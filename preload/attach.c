@@ -248,7 +248,11 @@ static int do_attach(const struct opts *o)
 		free(body);
 		return 1;
 	}
-	fprintf(stderr, "selfprobe: attached to %d: %s\n", (int)o->pid, body);
+	int n = 0;
+	if (sscanf(body, "{\"attached\": %d", &n) == 1)
+		fprintf(stderr, "selfprobe: attached to %d: %d probe%s\n", (int)o->pid, n, n == 1 ? "" : "s");
+	else
+		fprintf(stderr, "selfprobe: attached to %d: %s\n", (int)o->pid, body);
 	free(body);
 	return 0;
 }
