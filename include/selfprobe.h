@@ -136,6 +136,13 @@ int selfprobe_attach_launcher(char **env, int argc, char **argv);
  * the report).  Not for handlers. */
 void selfprobe_fini_plugins(void);
 
+/* Serve the control channel (`selfprobe attach/detach/top PID`): a Unix
+ * socket only the same user or root may use, answered by a thread of the
+ * runtime.  The preload calls it under UPROBE_CONTROL=1; a runtime loaded
+ * into a running process by `selfprobe attach` calls it itself.  Once per
+ * process.  0 or a negative errno value.  Not for handlers. */
+int selfprobe_control_start(void);
+
 /* Record an error for the report's "errors" (and log it), as the runtime
  * does for a bad spec item.  For front ends. */
 void selfprobe_report_error(const char *spec, const char *message);

@@ -19,6 +19,7 @@
 
 #include "analyze.h"
 #include "run.h"
+#include "attach.h"
 #include "insn.h"
 #include "json.h"
 #include "reloc.h"
@@ -36,6 +37,7 @@ static const char ENV_TEXT[] =
 	"  UPROBE_TRACE_EVENTS  timeline events kept per thread (default 65536)\n"
 	"  UPROBE_MODE    auto (jmp where safe, else int3), int3, jmp (warn for each int3 probe)\n"
 	"  UPROBE_LOG     error (default), warn, info, debug\n"
+	"  UPROBE_CONTROL 1: serve the control channel (selfprobe attach/detach/top PID)\n"
 	"  LD_PRELOAD     `run` puts libselfprobe.so first, keeping what was there\n";
 
 static const char PROBE_TEXT[] =
@@ -59,6 +61,9 @@ static void usage_main(FILE *f)
 	      "  run     run a program with probes attached and report at exit\n"
 	      "  list    list the functions and USDT notes of a file, with each one's path\n"
 	      "  check   explain one probe: decoded site, relocation plan, safety checks, path\n"
+	      "  attach  probe a process that is already running, report at the end\n"
+	      "  detach  remove the probes 'attach' left in a process, and report\n"
+	      "  top     live hits per second of the probes in a running process\n"
 	      "  help    'selfprobe help COMMAND' = 'selfprobe COMMAND --help'\n"
 	      "\n"
 	      "Options:\n"
@@ -74,6 +79,47 @@ static void usage_main(FILE *f)
 	fputs("\nExit status: run: the program's (127/126: it could not be started); list and\n"
 	      "check: see their --help; 2: usage error.\n"
 	      "See selfprobe(1).\n", f);
+}
+
+static void usage_attach(FILE *f)
+{
+	fputs("usage: selfprobe attach PID -e SPEC [-e SPEC]... [-f FILE] [-o OUT] [--duration S]\n"
+	      "                        [--metrics 127.0.0.1:PORT] [--no-wait]\n"
+	      "\n"
+	      "Attach probes to the running process PID (of your user, or any as root), count for\n"
+	      "S seconds or until Ctrl-C, detach (every patched byte restored) and report the\n"
+	      "attached interval.  A process started under 'selfprobe run --control' or\n"
+	      "UPROBE_CONTROL=1 is reached through its control channel; one started without\n"
+	      "libselfprobe.so gets it loaded with ptrace (a new thread of its own dlopens it).\n"
+	      "\n"
+	      "  -e SPEC         probe items, as for run (repeatable)\n"
+	      "  -f FILE         probe items from FILE (read here)\n"
+	      "  -o OUT          the report: *.json = JSON, else text (default: text on stdout)\n"
+	      "  --duration S    detach after S seconds (default: at Ctrl-C or SIGTERM)\n"
+	      "  --metrics ADDR  serve OpenMetrics on http://ADDR/metrics while attached\n"
+	      "  --no-wait       attach and return; 'selfprobe detach PID' reports later\n"
+	      "\n"
+	      "Exit status: 0; 1: the process could not be attached (the reason on stderr,\n"
+	      "the process left as it was) or a spec item failed in it; 2: usage error.\n", f);
+}
+
+static void usage_detach(FILE *f)
+{
+	fputs("usage: selfprobe detach PID [-o OUT]\n"
+	      "\n"
+	      "Detach the probes 'selfprobe attach' left in PID and write the report of the\n"
+	      "attached interval (-o OUT: *.json = JSON, else text; default text on stdout).\n"
+	      "Exit status: 0; 1: nothing attached, or the process cannot be reached.\n", f);
+}
+
+static void usage_top(FILE *f)
+{
+	fputs("usage: selfprobe top PID [-e SPEC]... [-f FILE] [--metrics ADDR] [--iterations N]\n"
+	      "\n"
+	      "Every second: hits per second, totals, missed hits and latency percentiles (from\n"
+	      "the log2 histograms of =latency probes) of each probe attached to PID.  With -e,\n"
+	      "attaches those first (as 'attach' does); without, shows what 'attach --no-wait'\n"
+	      "attached.  q or Ctrl-C detaches.  --iterations N: N screens, then detach.\n", f);
 }
 
 static void usage_run(FILE *f)
@@ -96,6 +142,10 @@ static void usage_run(FILE *f)
 	      "               on stderr; *.folded: the =stack probes' folded stacks (flame graphs)\n"
 	      "  --mode M     auto (jmp where safe, else int3; default), int3, jmp (warn for each int3)\n"
 	      "  --interval SEC  print the counts so far every SEC seconds, on stderr\n"
+	      "  --metrics ADDR  serve OpenMetrics on http://ADDR/metrics while it runs (every\n"
+	      "               process's counts; ADDR: 127.0.0.1:PORT)\n"
+	      "  --control    serve the control channel: 'selfprobe attach/detach/top PID' later\n"
+	      "               (UPROBE_CONTROL=1); -e is then optional\n"
 	      "  --           ends the options: CMD and its arguments follow\n"
 	      "  -h, --help   this text\n"
 	      "\n", f);
@@ -794,7 +844,9 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "help")) {
 		const char *of = argc > 2 ? argv[2] : "";
 		void (*u)(FILE *) = !strcmp(of, "run") ? usage_run : !strcmp(of, "list") ? usage_list
-				  : !strcmp(of, "check") ? usage_check : argc > 2 ? NULL : usage_main;
+				  : !strcmp(of, "check") ? usage_check : !strcmp(of, "attach") ? usage_attach
+				  : !strcmp(of, "detach") ? usage_detach : !strcmp(of, "top") ? usage_top
+				  : argc > 2 ? NULL : usage_main;
 		if (!u) {
 			fprintf(stderr, "selfprobe: unknown command '%s'\n", of);
 			return 2;
@@ -808,6 +860,12 @@ int main(int argc, char **argv)
 		return cmd_list(argc - 2, argv + 2);
 	if (!strcmp(cmd, "check"))
 		return cmd_check(argc - 2, argv + 2);
+	if (!strcmp(cmd, "attach"))
+		return sp_cli_attach(argc - 2, argv + 2, usage_attach);
+	if (!strcmp(cmd, "detach"))
+		return sp_cli_detach(argc - 2, argv + 2, usage_detach);
+	if (!strcmp(cmd, "top"))
+		return sp_cli_top(argc - 2, argv + 2, usage_top);
 	fprintf(stderr, "selfprobe: unknown command '%s'\n", cmd);
 	usage_main(stderr);
 	return 2;

@@ -10,13 +10,16 @@
  * UPROBE_MODE    auto | int3 | jmp
  * UPROBE_LOG     error | warn | info | debug: messages on stderr (unset: none;
  *                they are in the report's errors and reasons)
+ * UPROBE_CONTROL 1: serve the control channel (`selfprobe attach/detach/top
+ *                PID`, runtime/control.h), with or without UPROBE_SPEC
  *
- * Nothing happens without UPROBE_SPEC.  Under secure execution (setuid,
+ * Nothing happens without UPROBE_SPEC or UPROBE_CONTROL=1.  Under secure execution (setuid,
  * setgid, file capabilities: AT_SECURE) the environment is attacker
  * controlled, so it is ignored, and we say so.  Uses only the public API.
  */
 #include "selfprobe.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,14 +52,27 @@ __attribute__((constructor)) static void preload_init(int argc, char **argv, cha
 {
 	env = envp;
 	const char *spec = env_get("UPROBE_SPEC");
+	const char *control = env_get("UPROBE_CONTROL");
 	if (getauxval(AT_SECURE)) {
-		if (spec || env_get("UPROBE_OUTPUT") || env_get("UPROBE_MODE") || env_get("UPROBE_LOG"))
+		if (spec || control || env_get("UPROBE_OUTPUT") || env_get("UPROBE_MODE") || env_get("UPROBE_LOG"))
 			fprintf(stderr, "selfprobe: secure execution (setuid/setgid/capabilities): "
 					"UPROBE_* environment ignored, nothing probed\n");
 		return;
 	}
-	if (!spec)
+	bool control_on = false;
+	if (control && *control && strcmp(control, "0") != 0) {
+		if (strcmp(control, "1") != 0)
+			complain("UPROBE_CONTROL", control, "1, 0");
+		else
+			control_on = selfprobe_control_start() == 0;
+	}
+	if (!spec) {
+		/* probes come later, through the channel: under `selfprobe run
+		 * --control` their counts go to the launcher's file like any */
+		if (control_on)
+			selfprobe_attach_launcher(envp, argc, argv);
 		return;
+	}
 	active = 1;
 	/* messages on stderr only when asked for: the program's stderr is
 	 * the program's (a bad value still asked for them, at "error") */

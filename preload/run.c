@@ -47,6 +47,7 @@
 
 #include "json.h"
 #include "loadable.h"
+#include "metrics.h"
 #include "report.h"
 #include "section.h"
 #include "shm.h"
@@ -58,6 +59,8 @@ struct run_opts {
 	const char *out;         /* NULL: stderr */
 	const char *mode;
 	double interval;         /* seconds, 0: none */
+	bool control;            /* --control: UPROBE_CONTROL=1 (attach/top PID later) */
+	const char *metrics;     /* --metrics HOST:PORT, or NULL */
 	char **cmd;
 };
 
@@ -75,7 +78,7 @@ static char *append(char *acc, const char *item)
 	return n;
 }
 
-static const char *library_path(void)
+const char *sp_cli_library_path(void)
 {
 	static char path[PATH_MAX + 32];
 	char self[PATH_MAX];
@@ -105,7 +108,8 @@ static int parse(int argc, char **argv, struct run_opts *o, void (*usage)(FILE *
 			break;
 		}
 		if ((strcmp(a, "-e") == 0 || strcmp(a, "-f") == 0 || strcmp(a, "-o") == 0 ||
-		     strcmp(a, "--mode") == 0 || strcmp(a, "--interval") == 0) && i + 1 >= argc) {
+		     strcmp(a, "--mode") == 0 || strcmp(a, "--interval") == 0 ||
+		     strcmp(a, "--metrics") == 0) && i + 1 >= argc) {
 			fprintf(stderr, "selfprobe: %s needs a value\n", a);
 			return 2;
 		}
@@ -131,6 +135,10 @@ static int parse(int argc, char **argv, struct run_opts *o, void (*usage)(FILE *
 					argv[i]);
 				return 2;
 			}
+		} else if (strcmp(a, "--metrics") == 0) {
+			o->metrics = argv[++i];
+		} else if (strcmp(a, "--control") == 0) {
+			o->control = true;
 		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
 			usage(stdout);
 			return 1;
@@ -146,8 +154,8 @@ static int parse(int argc, char **argv, struct run_opts *o, void (*usage)(FILE *
 		usage(stderr);
 		return 2;
 	}
-	if (!o->spec) {
-		fprintf(stderr, "selfprobe: no probes (-e SPEC or -f FILE)\n");
+	if (!o->spec && !o->control) {
+		fprintf(stderr, "selfprobe: no probes (-e SPEC or -f FILE, or --control)\n");
 		return 2;
 	}
 	o->cmd = argv + i;
@@ -314,6 +322,33 @@ static void section_report(FILE *f, int fd, const struct sp_shm_section *s, bool
 		fputs("\"probes\": [], \"errors\": []", f);
 	else
 		fprintf(f, "(its counters cannot be read: %s)\n", strerror(-rc));
+}
+
+/* --metrics: every process's counts, live from the shared file, in the
+ * control channel's "tsv" form (metrics.c turns it into OpenMetrics). */
+static char *metrics_tsv(void *ctx)
+{
+	const struct shared *sh = ctx;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return NULL;
+	for (uint32_t i = 0, n = n_sections(sh); i < n; i++) {
+		const struct sp_shm_section *s = section(sh, i);
+		int pid = pid_of(s);
+		struct sp_section v;
+		if (!pid || sp_section_open(sh->fd, s, &v) != 0)
+			continue;
+		fprintf(f, "%d\t0\t", pid);
+		for (const char *c = s->command; *c && c < s->command + sizeof(s->command); c++)
+			fputc(*c == '\t' || *c == '\n' ? ' ' : *c, f);
+		fputc('\n', f);
+		sp_section_tsv(f, &v);
+		sp_section_close(&v);
+	}
+	fclose(f);
+	return buf;
 }
 
 /* The full report a process stored at its normal exit, copied to F. */
@@ -538,10 +573,13 @@ int sp_cli_run(int argc, char **argv, void (*usage)(FILE *))
 				"running with the preload's own report\n", strerror(-rc));
 		sh = NULL;
 	}
-	setenv("UPROBE_SPEC", o.spec, 1);
+	if (o.spec)
+		setenv("UPROBE_SPEC", o.spec, 1);
+	if (o.control)
+		setenv("UPROBE_CONTROL", "1", 1);
 	if (o.mode)
 		setenv("UPROBE_MODE", o.mode, 1);
-	const char *lib = library_path();
+	const char *lib = sp_cli_library_path();
 	const char *old = getenv("LD_PRELOAD");
 	char *both = NULL;
 	if (old && *old && asprintf(&both, "%s:%s", lib, old) >= 0)
@@ -579,6 +617,15 @@ int sp_cli_run(int argc, char **argv, void (*usage)(FILE *))
 		fprintf(stderr, "selfprobe: cannot run '%s': %s\n", o.cmd[0], strerror(errno));
 		_exit(errno == ENOENT ? 127 : 126);
 	}
+	if (o.metrics) {
+		char why[256];
+		if (!sh)
+			fprintf(stderr, "selfprobe: --metrics: no shared counters to serve\n");
+		else if (sp_metrics_start(o.metrics, metrics_tsv, sh, why, sizeof(why)) != 0)
+			fprintf(stderr, "selfprobe: %s (the program runs on, without metrics)\n", why);
+		else
+			fprintf(stderr, "selfprobe: metrics on http://%s/metrics\n", o.metrics);
+	}
 	int status = 0;
 	struct timespec last;
 	clock_gettime(CLOCK_MONOTONIC, &last);
@@ -611,6 +658,7 @@ int sp_cli_run(int argc, char **argv, void (*usage)(FILE *))
 		}
 	}
 	int code = WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 1;
+	sp_metrics_stop();
 	if (sh) {
 		run_notes(&ns, sh, o.spec);
 		/* beside a side output, the report goes to stderr */

@@ -8,4 +8,7 @@
  * exit status, or 2 for a usage error. */
 int sp_cli_run(int argc, char **argv, void (*usage)(FILE *));
 
+/* libselfprobe.so beside this binary (../lib), resolved; a static buffer. */
+const char *sp_cli_library_path(void);
+
 #endif

@@ -1,5 +1,6 @@
 /* section — see section.h. */
 #include "section.h"
+#include "control.h"
 #include "json.h"
 #include "report.h"
 #include "spec.h"
@@ -175,6 +176,19 @@ static void probe_text(FILE *f, const struct sp_section *v, uint32_t i)
 		sp_report_histogram_text(f, r->label, &l);
 	if (has_stacks(v, r))
 		sp_stack_view_text(f, &v->stacks, NULL, (int)i, r->label, 10);
+}
+
+void sp_section_tsv(FILE *f, const struct sp_section *v)
+{
+	for (uint32_t i = 0; i < v->n_records; i++) {
+		const struct sp_shm_record *r = &v->records[i];
+		uint64_t c[SP_N_COUNTERS];
+		counts(v, r, c);
+		struct sp_lat l;
+		bool lat = latency(v, r, &l);
+		sp_control_tsv_row(f, c, lat ? &l : NULL, sp_kind_name((enum sp_probe_kind)r->kind), r->spec,
+				   r->object, r->has_symbol ? r->symbol : NULL, r->label);
+	}
 }
 
 void sp_section_report(FILE *f, const struct sp_section *v, bool json)

@@ -31,6 +31,9 @@ void sp_section_close(struct sp_section *v);
 
 /* The report: JSON fields "probes" and "errors" (no braces), or text. */
 void sp_section_report(FILE *f, const struct sp_section *v, bool json);
+/* Its probes in the control channel's "tsv" form (runtime/control.h), rows
+ * only. */
+void sp_section_tsv(FILE *f, const struct sp_section *v);
 /* Its threads' timeline events, into W. */
 void sp_section_timeline(const struct sp_section *v, struct sp_tl_writer *w);
 /* Its stacks as folded lines. */

@@ -24,6 +24,10 @@ struct watched {
 
 static struct watched *watch;           /* registry lock held */
 static bool hooked;
+/* The notification probe's identity, to take it away again when nothing is
+ * watched (sp_loadwatch_unhook_idle). */
+static char hook_identity;
+#define HOOK_LINK ((struct selfprobe_link *)(void *)&hook_identity)
 
 /* The loader's notification: a probe of our own on _r_debug.r_brk. */
 static int on_link_map_change(struct selfprobe_ctx *ctx, void *data);
@@ -35,7 +39,8 @@ static int hook_loader(void)
 	uintptr_t brk = _r_debug.r_brk;
 	if (!brk)
 		return -ENOSYS;
-	int rc = sp_probe_attach_internal("selfprobe:loader-notification", brk, false, on_link_map_change);
+	int rc = sp_probe_attach_internal("selfprobe:loader-notification", brk, false, on_link_map_change,
+					  HOOK_LINK);
 	hooked = rc == 0;
 	return rc;
 }
@@ -90,6 +95,17 @@ void sp_loadwatch_drop_link(struct selfprobe_link *link)
 		} else
 			pp = &w->next;
 	}
+}
+
+void sp_loadwatch_unhook_idle(void)
+{
+	sp_probe_lock();
+	bool idle = hooked && !watch;
+	if (idle)
+		hooked = false;
+	sp_probe_unlock();
+	if (idle)
+		sp_probe_detach_link(HOOK_LINK);
 }
 
 void sp_loadwatch_each_unattached(sp_loadwatch_visit_fn fn, void *ctx)

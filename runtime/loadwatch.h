@@ -46,6 +46,11 @@ void sp_loadwatch_defer_attached(const struct sp_spec_item *item, selfprobe_hand
 /* Forget the pending items of LINK (detach). */
 void sp_loadwatch_drop_link(struct selfprobe_link *link);
 
+/* Nothing watched any more (the last link detached): the loader's
+ * notification unprobed, its bytes restored — `selfprobe detach` leaves no
+ * byte patched.  Registry lock not held. */
+void sp_loadwatch_unhook_idle(void);
+
 /* Items still pending, for the report's errors at exit. */
 typedef void (*sp_loadwatch_visit_fn)(const struct sp_spec_item *item, void *ctx);
 void sp_loadwatch_each_unattached(sp_loadwatch_visit_fn fn, void *ctx);

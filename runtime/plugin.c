@@ -123,7 +123,7 @@ static int hook_entry(void)
 	if (entry_hooked)
 		return 0;
 	int rc = sp_probe_attach_internal("selfprobe:program-entry", (uintptr_t)getauxval(AT_ENTRY), true,
-					  on_entry);
+					  on_entry, NULL);
 	entry_hooked = rc == 0;
 	return rc;
 }

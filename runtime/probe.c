@@ -1100,7 +1100,8 @@ long sp_probe_attach_item(const struct sp_spec_item *item, selfprobe_handler_fn 
 	return rc;
 }
 
-int sp_probe_attach_internal(const char *name, uintptr_t addr, bool main_only, selfprobe_handler_fn fn)
+int sp_probe_attach_internal(const char *name, uintptr_t addr, bool main_only, selfprobe_handler_fn fn,
+			     struct selfprobe_link *link)
 {
 	struct sp_object *objs;
 	size_t n;
@@ -1120,7 +1121,7 @@ int sp_probe_attach_internal(const char *name, uintptr_t addr, bool main_only, s
 		item.address = addr - objs[i].bias;
 		item.action = SP_ACT_COUNT;
 		item.internal = true;     /* not reported: ours, not the user's */
-		long made = sp_probe_attach_object(&item, &objs[i], fn, NULL, NULL);
+		long made = sp_probe_attach_object(&item, &objs[i], fn, NULL, link);
 		rc = made > 0 ? 0 : made < 0 ? (int)made : -ENOENT;
 		break;
 	}

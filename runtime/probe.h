@@ -97,8 +97,9 @@ long sp_probe_attach_object(const struct sp_spec_item *item, const struct sp_obj
 
 /* The runtime's own probe NAME at runtime address ADDR (in the main
  * program only, when MAIN_ONLY), calling FN; not in the report (registry
- * lock held).  0 or -errno. */
-int sp_probe_attach_internal(const char *name, uintptr_t addr, bool main_only, selfprobe_handler_fn fn);
+ * lock held).  LINK (or NULL): to detach it again.  0 or -errno. */
+int sp_probe_attach_internal(const char *name, uintptr_t addr, bool main_only, selfprobe_handler_fn fn,
+			     struct selfprobe_link *link);
 
 /* Free the probe vectors replaced so far, after a quiescence, the registry
  * lock held: only where no thread can be waiting for it inside dispatch

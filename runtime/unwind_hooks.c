@@ -286,7 +286,7 @@ void sp_unwind_hooks_arm(void)
 		    sp_elf_find_any_symbol(objs[i].path, "_Unwind_ForcedUnwind", &value) != 0)
 			continue;
 		armed = sp_probe_attach_internal("selfprobe:forced-unwind", objs[i].bias + (uintptr_t)value,
-						 false, on_forced_unwind) == 0;
+						 false, on_forced_unwind, NULL) == 0;
 	}
 	sp_maps_free(objs, n);
 }

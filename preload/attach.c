@@ -1,0 +1,571 @@
+/* attach — `selfprobe attach`, `detach`, `top` (attach.h). */
+#include "attach.h"
+
+#include "ctlclient.h"
+#include "inject.h"
+#include "latency.h"
+#include "metrics.h"
+#include "run.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t stop;
+static void on_signal(int sig) { (void)sig; stop = 1; }
+
+static void catch_signals(void)
+{
+	struct sigaction sa = { .sa_handler = on_signal };   /* no SA_RESTART: sleeps end */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+}
+
+static int parse_pid(const char *s, pid_t *pid)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+	if (!*s || *end || v <= 0 || v > 0x3fffffff)
+		return -1;
+	*pid = (pid_t)v;
+	return 0;
+}
+
+/* The control channel of PID: its own (a preloaded program with control, or
+ * a runtime loaded earlier), else the runtime loaded into it now.  The
+ * descriptor, or -1 (the reason said).  INJECT false: never load. */
+static int open_channel(pid_t pid, bool inject)
+{
+	char why[512];
+	if (sp_target_check(pid, why, sizeof(why)) != 0) {
+		fprintf(stderr, "selfprobe: %s\n", why);
+		return -1;
+	}
+	int fd = sp_ctl_connect(pid, why, sizeof(why));
+	if (fd >= 0 || fd == -1) {
+		if (fd < 0)
+			fprintf(stderr, "selfprobe: %s\n", why);
+		return fd;
+	}
+	if (!inject) {
+		fprintf(stderr, "selfprobe: %s: nothing is attached to it\n", why);
+		return -1;
+	}
+	if (sp_target_has_runtime(pid)) {
+		fprintf(stderr, "selfprobe: process %d runs libselfprobe.so without the control channel: "
+			"start it with UPROBE_CONTROL=1 or 'selfprobe run --control'\n", (int)pid);
+		return -1;
+	}
+	if (sp_inject(pid, sp_cli_library_path(), why, sizeof(why)) != 0) {
+		fprintf(stderr, "selfprobe: %s\n", why);
+		return -1;
+	}
+	for (int i = 0; i < 200; i++) {   /* the server thread is starting */
+		fd = sp_ctl_connect(pid, why, sizeof(why));
+		if (fd != -2)
+			break;
+		struct timespec ts = { 0, 10000000 };
+		nanosleep(&ts, NULL);
+	}
+	if (fd < 0)
+		fprintf(stderr, "selfprobe: the runtime was loaded into process %d but: %s\n", (int)pid, why);
+	return fd;
+}
+
+/* The control connection, shared with the metrics server's thread. */
+static struct {
+	int fd;
+	pthread_mutex_t lock;
+	bool gone;            /* the connection failed: the process ended? */
+} chan = { -1, PTHREAD_MUTEX_INITIALIZER, false };
+
+/* 1 OK, 0 ERR, -1 connection lost. */
+static int request(const char *cmd, const char *arg, char **body)
+{
+	pthread_mutex_lock(&chan.lock);
+	int rc = chan.gone ? -1 : sp_ctl_request(chan.fd, cmd, arg, body);
+	if (rc < 0)
+		chan.gone = true;
+	pthread_mutex_unlock(&chan.lock);
+	return rc;
+}
+
+static char *fetch_tsv(void *unused)
+{
+	(void)unused;
+	char *body;
+	if (request("snapshot", "tsv", &body) == 1)
+		return body;
+	free(body);
+	return NULL;
+}
+
+static bool json_path(const char *out)
+{
+	size_t n = out ? strlen(out) : 0;
+	return n > 5 && !strcmp(out + n - 5, ".json");
+}
+
+static int write_out(const char *out, const char *text)
+{
+	FILE *f = out ? fopen(out, "we") : stdout;
+	if (!f) {
+		fprintf(stderr, "selfprobe: cannot write %s: %s\n", out, strerror(errno));
+		return 1;
+	}
+	fputs(text, f);
+	if (out)
+		fclose(f);
+	else
+		fflush(f);
+	return 0;
+}
+
+static char *join_spec(char *spec, const char *item)
+{
+	size_t a = spec ? strlen(spec) : 0, b = strlen(item);
+	char *n = realloc(spec, a + b + 2);
+	if (!n) {
+		perror("selfprobe");
+		exit(1);
+	}
+	if (a)
+		n[a++] = '\n';
+	memcpy(n + a, item, b + 1);
+	return n;
+}
+
+static char *read_file(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return NULL;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	int c;
+	while (m && (c = fgetc(f)) != EOF)
+		fputc(c, m);
+	if (m)
+		fclose(m);
+	fclose(f);
+	return buf;
+}
+
+struct opts {
+	pid_t pid;
+	char *spec;
+	const char *out, *metrics;
+	double duration;      /* < 0: until Ctrl-C */
+	bool no_wait;
+	long iterations;      /* top: screens, 0 = until q */
+};
+
+/* The options shared by attach and top.  0, or 2 (usage error said). */
+static int parse(int argc, char **argv, struct opts *o, bool top, void (*usage)(FILE *))
+{
+	memset(o, 0, sizeof(*o));
+	o->duration = -1;
+	bool have_pid = false;
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			usage(stdout);
+			exit(0);
+		} else if ((!strcmp(a, "-e") || !strcmp(a, "-f") || !strcmp(a, "-o") || !strcmp(a, "--duration") ||
+			    !strcmp(a, "--metrics") || !strcmp(a, "--iterations")) && !v) {
+			fprintf(stderr, "selfprobe: %s needs a value\n", a);
+			return 2;
+		} else if (!strcmp(a, "-e")) {
+			o->spec = join_spec(o->spec, v);
+			i++;
+		} else if (!strcmp(a, "-f")) {
+			char *t = read_file(v);
+			if (!t) {
+				fprintf(stderr, "selfprobe: cannot read %s: %s\n", v, strerror(errno));
+				return 2;
+			}
+			o->spec = join_spec(o->spec, t);
+			free(t);
+			i++;
+		} else if (!strcmp(a, "-o") && !top) {
+			o->out = v;
+			i++;
+		} else if (!strcmp(a, "--metrics")) {
+			o->metrics = v;
+			i++;
+		} else if (!strcmp(a, "--duration") && !top) {
+			char *end;
+			o->duration = strtod(v, &end);
+			if (*end || o->duration <= 0) {
+				fprintf(stderr, "selfprobe: --duration %s: expected seconds > 0\n", v);
+				return 2;
+			}
+			i++;
+		} else if (!strcmp(a, "--iterations") && top) {
+			o->iterations = strtol(v, NULL, 10);
+			i++;
+		} else if (!strcmp(a, "--no-wait") && !top) {
+			o->no_wait = true;
+		} else if (!have_pid && parse_pid(a, &o->pid) == 0) {
+			have_pid = true;
+		} else {
+			fprintf(stderr, "selfprobe: unexpected argument '%s'\n", a);
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!have_pid || (!top && !o->spec)) {
+		fprintf(stderr, "selfprobe: %s\n", !have_pid ? "which process? (a PID)" : "no probe: -e SPEC");
+		usage(stderr);
+		return 2;
+	}
+	if (o->no_wait && (o->duration > 0 || o->metrics)) {
+		fprintf(stderr, "selfprobe: --no-wait returns at once: no --duration nor --metrics with it\n");
+		return 2;
+	}
+	return 0;
+}
+
+/* Attach O's spec on the open channel.  0, or 1 (the errors said). */
+static int do_attach(const struct opts *o)
+{
+	char *body;
+	int rc = request("attach", o->spec, &body);
+	if (rc != 1) {
+		fprintf(stderr, "selfprobe: attach %d: %s\n", (int)o->pid,
+			rc < 0 ? "the connection to the process failed" : body);
+		free(body);
+		return 1;
+	}
+	int n = 0;
+	if (sscanf(body, "{\"attached\": %d", &n) == 1)
+		fprintf(stderr, "selfprobe: attached to %d: %d probe%s\n", (int)o->pid, n, n == 1 ? "" : "s");
+	else
+		fprintf(stderr, "selfprobe: attached to %d: %s\n", (int)o->pid, body);
+	free(body);
+	return 0;
+}
+
+static int start_metrics(const struct opts *o)
+{
+	char why[256];
+	if (o->metrics && sp_metrics_start(o->metrics, fetch_tsv, NULL, why, sizeof(why)) != 0) {
+		fprintf(stderr, "selfprobe: %s\n", why);
+		return 1;
+	}
+	if (o->metrics)
+		fprintf(stderr, "selfprobe: metrics on http://%s/metrics\n", o->metrics);
+	return 0;
+}
+
+/* Detach and write the report to OUT.  The status. */
+static int finish(pid_t pid, const char *out, char *last)
+{
+	char *body;
+	const char *fmt = json_path(out) ? "json" : "text";
+	int rc = request("detach", fmt, &body);
+	sp_metrics_stop();
+	if (rc == 1) {
+		int w = write_out(out, body);
+		free(body);
+		free(last);
+		return w;
+	}
+	if (rc == 0)
+		fprintf(stderr, "selfprobe: %d: %s (detached by another 'selfprobe detach'?)\n", (int)pid, body);
+	else
+		fprintf(stderr, "selfprobe: the connection to process %d was lost (it ended?): the counts "
+			"below are those of the last snapshot, up to a second before\n", (int)pid);
+	if (last)
+		write_out(out, last);
+	free(body);
+	free(last);
+	return 1;
+}
+
+static void sleep_s(double s)
+{
+	struct timespec ts = { (time_t)s, (long)((s - (double)(time_t)s) * 1e9) };
+	nanosleep(&ts, NULL);   /* a signal ends it early */
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int sp_cli_attach(int argc, char **argv, void (*usage)(FILE *))
+{
+	struct opts o;
+	int rc = parse(argc, argv, &o, false, usage);
+	if (rc)
+		return rc;
+	catch_signals();
+	chan.fd = open_channel(o.pid, true);
+	if (chan.fd < 0 || do_attach(&o) != 0)
+		return 1;
+	if (o.no_wait)
+		return 0;
+	if (start_metrics(&o) != 0) {
+		free(o.spec);
+		return finish(o.pid, NULL, NULL) ? 1 : 1;
+	}
+	/* a snapshot a second, kept in case the process ends meanwhile */
+	const char *fmt = json_path(o.out) ? "json" : "text";
+	char *last = NULL;
+	double end = o.duration > 0 ? now_s() + o.duration : 0;
+	while (!stop) {
+		double left = end ? end - now_s() : 1.0;
+		if (left <= 0)
+			break;
+		sleep_s(left < 1.0 ? left : 1.0);
+		if (stop)
+			break;
+		char *body;
+		int r = request("snapshot", fmt, &body);
+		if (r == 1) {
+			free(last);
+			last = body;
+		} else {
+			free(body);
+			break;   /* detached by another client, or the process ended */
+		}
+	}
+	free(o.spec);
+	return finish(o.pid, o.out, last);
+}
+
+int sp_cli_detach(int argc, char **argv, void (*usage)(FILE *))
+{
+	pid_t pid = 0;
+	const char *out = NULL;
+	bool have_pid = false;
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			usage(stdout);
+			return 0;
+		}
+		if (!strcmp(argv[i], "-o") && i + 1 < argc)
+			out = argv[++i];
+		else if (!have_pid && parse_pid(argv[i], &pid) == 0)
+			have_pid = true;
+		else {
+			fprintf(stderr, "selfprobe: unexpected argument '%s'\n", argv[i]);
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!have_pid) {
+		fprintf(stderr, "selfprobe: which process? (a PID)\n");
+		usage(stderr);
+		return 2;
+	}
+	chan.fd = open_channel(pid, false);
+	if (chan.fd < 0)
+		return 1;
+	char *body;
+	int rc = request("detach", json_path(out) ? "json" : "text", &body);
+	if (rc != 1) {
+		fprintf(stderr, "selfprobe: detach %d: %s\n", (int)pid,
+			rc < 0 ? "the connection to the process failed" : body);
+		free(body);
+		return 1;
+	}
+	rc = write_out(out, body);
+	free(body);
+	return rc;
+}
+
+/* ---- top ---- */
+
+struct top_row {
+	char label[256];
+	unsigned long long hits, missed, lost, lat_count;
+	unsigned long long bucket[SP_LAT_BUCKETS];
+	bool has_lat;
+};
+
+static size_t parse_top(char *tsv, struct top_row *rows, size_t max, char *head, size_t headn)
+{
+	char *line = tsv, *nl = strchr(line, '\n');
+	if (!nl)
+		return 0;
+	*nl = 0;
+	snprintf(head, headn, "%s", line);
+	size_t n = 0;
+	for (line = nl + 1; *line && n < max; line = nl + 1) {
+		nl = strchr(line, '\n');
+		if (nl)
+			*nl = 0;
+		char *f[12];
+		int k = 0;
+		for (char *s = line; k < 12; k++) {
+			f[k] = s;
+			char *t = strchr(s, '\t');
+			if (!t) {
+				k++;
+				break;
+			}
+			*t = 0;
+			s = t + 1;
+		}
+		if (k == 12) {
+			struct top_row *r = &rows[n++];
+			memset(r, 0, sizeof(*r));
+			r->hits = strtoull(f[0], NULL, 10);
+			r->missed = strtoull(f[1], NULL, 10);
+			r->lost = strtoull(f[3], NULL, 10);
+			r->lat_count = strtoull(f[4], NULL, 10);
+			r->has_lat = strcmp(f[6], "-") != 0;
+			char *s = f[6];
+			for (int b = 0; r->has_lat && b < SP_LAT_BUCKETS && *s; b++) {
+				r->bucket[b] = strtoull(s, &s, 10);
+				if (*s == ',')
+					s++;
+			}
+			snprintf(r->label, sizeof(r->label), "%s", f[11]);
+		}
+		if (!nl)
+			break;
+	}
+	return n;
+}
+
+/* The upper bound (ns) of the bucket holding quantile Q. */
+static unsigned long long quantile(const struct top_row *r, double q)
+{
+	if (!r->lat_count)
+		return 0;
+	unsigned long long want = (unsigned long long)(q * (double)r->lat_count + 0.5), cum = 0;
+	if (!want)
+		want = 1;
+	for (int b = 0; b < SP_LAT_BUCKETS; b++) {
+		cum += r->bucket[b];
+		if (cum >= want)
+			return b ? 1ull << (b < 63 ? b : 63) : 0;
+	}
+	return 0;
+}
+
+static void human_ns(char *buf, size_t n, unsigned long long ns)
+{
+	if (ns < 1000)
+		snprintf(buf, n, "%lluns", ns);
+	else if (ns < 1000000)
+		snprintf(buf, n, "%.1fus", (double)ns / 1e3);
+	else if (ns < 1000000000)
+		snprintf(buf, n, "%.1fms", (double)ns / 1e6);
+	else
+		snprintf(buf, n, "%.1fs", (double)ns / 1e9);
+}
+
+#define TOP_MAX 4096
+
+int sp_cli_top(int argc, char **argv, void (*usage)(FILE *))
+{
+	struct opts o;
+	int rc = parse(argc, argv, &o, true, usage);
+	if (rc)
+		return rc;
+	catch_signals();
+	chan.fd = open_channel(o.pid, o.spec != NULL);
+	if (chan.fd < 0)
+		return 1;
+	if (o.spec && do_attach(&o) != 0)
+		return 1;
+	if (start_metrics(&o) != 0)
+		return finish(o.pid, "/dev/null", NULL) ? 1 : 1;
+	bool tty = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
+	struct termios saved;
+	if (tty && tcgetattr(STDIN_FILENO, &saved) == 0) {
+		struct termios raw = saved;
+		raw.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
+		tcsetattr(STDIN_FILENO, TCSANOW, &raw);
+	} else
+		tty = false;
+	static struct top_row cur[TOP_MAX], prev[TOP_MAX];
+	size_t n_prev = 0;
+	long screens = 0;
+	int status = 0;
+	int in = STDIN_FILENO;   /* -1 once it is at its end: poll only waits then */
+	while (!stop) {
+		struct pollfd p = { .fd = in, .events = POLLIN };
+		int pr = poll(&p, 1, 1000);
+		if (pr > 0 && (p.revents & (POLLIN | POLLHUP))) {
+			char c;
+			ssize_t r = read(STDIN_FILENO, &c, 1);
+			if (r == 1 && (c == 'q' || c == 'Q'))
+				break;
+			if (r <= 0)
+				in = -1;
+			continue;   /* the second is not over: not a new screen yet */
+		}
+		if (stop)
+			break;
+		char *tsv;
+		if (request("snapshot", "tsv", &tsv) != 1) {
+			fprintf(stderr, "selfprobe: process %d: %s\n", (int)o.pid,
+				tsv ? tsv : "the connection failed (it ended?)");
+			free(tsv);
+			status = 1;
+			break;
+		}
+		char head[256];
+		size_t n = parse_top(tsv, cur, TOP_MAX, head, sizeof(head));
+		free(tsv);
+		if (tty)
+			fputs("\033[H\033[2J", stdout);
+		char *t1 = strchr(head, '\t'), *t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
+		printf("selfprobe top: process %d (%s), attached %.0f s; q or Ctrl-C detaches\n", (int)o.pid,
+		       t2 ? t2 + 1 : "?", t1 ? strtod(t1 + 1, NULL) : 0.0);
+		printf("%12s %14s %8s %8s %8s %8s  %s\n", "HITS/S", "TOTAL", "MISSED", "P50", "P90", "P99", "PROBE");
+		for (size_t i = 0; i < n; i++) {
+			unsigned long long before = 0;
+			for (size_t j = 0; j < n_prev; j++)
+				if (!strcmp(prev[j].label, cur[i].label)) {
+					before = prev[j].hits;
+					break;
+				}
+			char q[3][16] = { "-", "-", "-" };
+			if (cur[i].has_lat) {
+				human_ns(q[0], sizeof(q[0]), quantile(&cur[i], 0.5));
+				human_ns(q[1], sizeof(q[1]), quantile(&cur[i], 0.9));
+				human_ns(q[2], sizeof(q[2]), quantile(&cur[i], 0.99));
+			}
+			printf("%12llu %14llu %8llu %8s %8s %8s  %s\n", cur[i].hits >= before ? cur[i].hits - before : 0,
+			       cur[i].hits, cur[i].missed, q[0], q[1], q[2], cur[i].label);
+		}
+		fflush(stdout);
+		memcpy(prev, cur, n * sizeof(*cur));
+		n_prev = n;
+		if (o.iterations && ++screens >= o.iterations)
+			break;
+	}
+	if (tty)
+		tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+	/* q / Ctrl-C detaches (the report goes nowhere: top showed it) */
+	if (status == 0) {
+		char *body;
+		if (request("detach", "text", &body) != 1)
+			fprintf(stderr, "selfprobe: detach %d: %s\n", (int)o.pid, body ? body : "connection failed");
+		else
+			fprintf(stderr, "selfprobe: detached from %d\n", (int)o.pid);
+		free(body);
+	}
+	sp_metrics_stop();
+	free(o.spec);
+	return status;
+}

@@ -1,0 +1,160 @@
+/* sp_live — a long-running program for `selfprobe attach` (e2e_attach.py):
+ * started without the preload, it waits for commands on stdin (its main
+ * thread blocked in read(): the injection then hijacks a thread stopped
+ * inside a system call) and counts its own calls, so that the counts of a
+ * window of attachment can be compared exactly:
+ *
+ *   call N      the main thread calls live_work N times
+ *   tcall N     each of the THREADS worker threads (argv[1], waiting on a
+ *               condition variable in futex) calls live_work N times
+ *   dlcall N    dlopen LIB (argv[2]) and call its dl_func N times
+ *   fork N      a child calls live_work N times and exits 0; waited for
+ *   churn N     N times: dlopen LIB, call dl_func and live_work, dlclose,
+ *               fork a child that calls live_work and exits; waited for
+ *   trap N      raise SIGTRAP N times: its own handler counts them (a
+ *               runtime loaded late must pass them on)
+ *   quit        print the totals and exit with status 7
+ * After each command: "done CALLS TRAPS", flushed.  argv[3] "blocktrap":
+ * the worker threads block every signal (SIGTRAP too).
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#ifndef SP_LIVE_STATIC
+#include <dlfcn.h>
+#endif
+
+static atomic_ulong calls;
+static volatile sig_atomic_t traps;
+
+static void on_trap(int sig)
+{
+	(void)sig;
+	traps++;
+}
+
+__attribute__((noinline, used)) int live_work(int x)
+{
+	atomic_fetch_add_explicit(&calls, 1, memory_order_relaxed);
+	__asm__ volatile("" ::: "memory");
+	return x * 3 + 1;
+}
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t go = PTHREAD_COND_INITIALIZER, back = PTHREAD_COND_INITIALIZER;
+static unsigned long round_no, per_thread;
+static int finished, n_threads;
+
+static void *worker(void *arg)
+{
+	(void)arg;
+	unsigned long seen = 0;
+	pthread_mutex_lock(&mu);
+	for (;;) {
+		while (round_no == seen)
+			pthread_cond_wait(&go, &mu);
+		seen = round_no;
+		unsigned long n = per_thread;
+		pthread_mutex_unlock(&mu);
+		volatile long sum = 0;
+		for (unsigned long i = 0; i < n; i++)
+			sum += live_work((int)i);
+		pthread_mutex_lock(&mu);
+		finished++;
+		pthread_cond_broadcast(&back);
+	}
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	n_threads = argc > 1 ? atoi(argv[1]) : 0;
+	signal(SIGTRAP, on_trap);
+	sigset_t all, old;
+	sigfillset(&all);
+	bool block = argc > 3 && !strcmp(argv[3], "blocktrap");
+	if (block)   /* inherited by the workers */
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+	for (int i = 0; i < n_threads; i++) {
+		pthread_t t;
+		pthread_create(&t, NULL, worker, NULL);
+	}
+	if (block)
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	char line[256];
+	volatile long sum = 0;
+	while (fgets(line, sizeof(line), stdin)) {
+		char cmd[32];
+		unsigned long n = 0;
+		if (sscanf(line, "%31s %lu", cmd, &n) < 1)
+			continue;
+		if (!strcmp(cmd, "call")) {
+			for (unsigned long i = 0; i < n; i++)
+				sum += live_work((int)i);
+		} else if (!strcmp(cmd, "tcall")) {
+			pthread_mutex_lock(&mu);
+			per_thread = n;
+			finished = 0;
+			round_no++;
+			pthread_cond_broadcast(&go);
+			while (finished < n_threads)
+				pthread_cond_wait(&back, &mu);
+			pthread_mutex_unlock(&mu);
+#ifndef SP_LIVE_STATIC
+		} else if (!strcmp(cmd, "dlcall")) {
+			void *h = dlopen(argc > 2 ? argv[2] : "", RTLD_NOW);
+			int (*f)(int) = h ? (int (*)(int))dlsym(h, "dl_func") : NULL;
+			if (!f) {
+				printf("dlopen failed: %s\n", dlerror());
+				continue;
+			}
+			for (unsigned long i = 0; i < n; i++)
+				sum += f((int)i);
+		} else if (!strcmp(cmd, "churn")) {
+			for (unsigned long i = 0; i < n; i++) {
+				void *h = dlopen(argc > 2 ? argv[2] : "", RTLD_NOW);
+				int (*f)(int) = h ? (int (*)(int))dlsym(h, "dl_func") : NULL;
+				if (f)
+					sum += f((int)i);
+				sum += live_work((int)i);
+				if (h)
+					dlclose(h);
+				pid_t c = fork();
+				if (c == 0)
+					_exit(live_work(1) == 4 ? 0 : 1);
+				int st = -1;
+				waitpid(c, &st, 0);
+				if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+					printf("child status %#x\n", st);
+			}
+#endif
+		} else if (!strcmp(cmd, "fork")) {
+			fflush(stdout);
+			pid_t c = fork();
+			if (c == 0) {
+				for (unsigned long i = 0; i < n; i++)
+					sum += live_work((int)i);
+				_exit(0);
+			}
+			int st = -1;
+			waitpid(c, &st, 0);
+			if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+				printf("child status %#x\n", st);
+		} else if (!strcmp(cmd, "trap")) {
+			for (unsigned long i = 0; i < n; i++)
+				raise(SIGTRAP);
+		} else if (!strcmp(cmd, "quit")) {
+			break;
+		}
+		printf("done %lu %d\n", atomic_load(&calls), (int)traps);
+	}
+	printf("total %lu\n", atomic_load(&calls));
+	return 7;
+}
