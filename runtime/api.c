@@ -3,6 +3,7 @@
 #include "selfprobe.h"
 #include "dispatch.h"
 #include "exithook.h"
+#include "golang.h"
 #include "log.h"
 #include "plugin.h"
 #include "probe.h"
@@ -371,6 +372,11 @@ API int selfprobe_set_exit_report(const char *path)
 	if (sp_report_output(path) == SP_OUT_TIMELINE)
 		sp_timeline_enable();
 	sp_exithook_install(selfprobe_exit_report);   /* after libc's last exit work */
+	/* Go leaves by a raw exit_group: its report is written in runtime.exit */
+	int go = sp_go_exit_hook_install(selfprobe_exit_report);
+	if (go < 0)
+		sp_probe_error("go", "cannot hook the Go runtime's exit: %s: the report may be lost",
+			       strerror(-go));
 	sp_report_exit_owner_is_me();
 	atomic_store(&exit_armed, 1);
 	RUNTIME_END();

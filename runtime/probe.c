@@ -3,6 +3,7 @@
 #include "coexist.h"
 #include "symcache.h"
 #include "elfsym.h"
+#include "golang.h"
 #include "hazard.h"
 #include "loadwatch.h"
 #include "plugin.h"
@@ -379,7 +380,9 @@ static int target_for(const struct sp_object *obj, const struct sp_elf *elf,
 			return -EINVAL;
 		}
 	}
-	t->addr = func + offset;
+	/* a Go function's entry probe goes past its stack check (golang.h) */
+	uint64_t skip = offset || !size ? 0 : sp_go_entry_skip(obj->path, func, size);
+	t->addr = func + offset + skip;
 	t->fn = (struct sp_func_extent){ .start = size ? func : 0, .size = size,
 					 .limit = next_symbol(obj, elf, func),
 					 .bt = sp_btindex_get(obj, elf), .elf = elf,
@@ -886,6 +889,8 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 		if (wants_return)   /* the name called, or the IFUNC's implementation */
 			why = sp_hazard_return(ts[i].symbol) ? sp_hazard_return(ts[i].symbol)
 							     : sp_hazard_return(ts[i].implementation);
+		if (!why && !item->internal && sp_go_object(obj->path))
+			why = sp_go_refusal(who, wants_return);
 		struct sp_site *site = why ? NULL : sp_arm_site(obj, ts[i].addr, &ts[i].fn, want_jmp, &why);
 		struct sp_probe *p = site ? new_probe(item, obj, &ts[i], fn, data) : NULL;
 		if (!p) {

@@ -1,0 +1,252 @@
+/* golang — see golang.h. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "golang.h"
+#include "elfsym.h"
+#include "log.h"
+#include "maps.h"
+#include "probe.h"
+#include "site.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------ recognition */
+
+/* A section named .go.buildinfo, or a note of owner "Go" with type 4
+ * (NT_GO_BUILDID: what `go tool buildid` reads, in .note.go.buildid). */
+static bool file_is_go(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	bool go = false;
+	Elf *elf = elf_version(EV_CURRENT) != EV_NONE ? elf_begin(fd, ELF_C_READ_MMAP, NULL) : NULL;
+	size_t shstrndx;
+	if (elf && elf_kind(elf) == ELF_K_ELF && elf_getshdrstrndx(elf, &shstrndx) == 0) {
+		for (Elf_Scn *scn = NULL; !go && (scn = elf_nextscn(elf, scn));) {
+			GElf_Shdr sh;
+			if (!gelf_getshdr(scn, &sh))
+				continue;
+			const char *name = elf_strptr(elf, shstrndx, sh.sh_name);
+			if (name && strcmp(name, ".go.buildinfo") == 0) {
+				go = true;
+				break;
+			}
+			if (sh.sh_type != SHT_NOTE)
+				continue;
+			Elf_Data *d = elf_getdata(scn, NULL);
+			GElf_Nhdr nh;
+			size_t off = 0, noff, doff;
+			while (d && (off = gelf_getnote(d, off, &nh, &noff, &doff)) > 0)
+				if (nh.n_type == 4 && nh.n_namesz == 3 &&
+				    memcmp((const char *)d->d_buf + noff, "Go", 3) == 0)
+					go = true;
+		}
+	}
+	if (elf)
+		elf_end(elf);
+	close(fd);
+	return go;
+}
+
+struct go_seen {
+	char *path;
+	bool go;
+	struct go_seen *next;
+};
+static struct go_seen *_Atomic seen;   /* prepended only: readers need no lock */
+static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
+
+bool sp_go_object(const char *path)
+{
+	if (!path || !*path)
+		return false;
+	for (struct go_seen *s = atomic_load(&seen); s; s = s->next)
+		if (strcmp(s->path, path) == 0)
+			return s->go;
+	bool go = file_is_go(path);
+	struct go_seen *s = malloc(sizeof(*s));
+	if (s && (s->path = strdup(path))) {
+		s->go = go;
+		pthread_mutex_lock(&seen_lock);
+		s->next = atomic_load(&seen);
+		atomic_store(&seen, s);
+		pthread_mutex_unlock(&seen_lock);
+	} else {
+		free(s);
+	}
+	return go;
+}
+
+/* ------------------------------------------------------------ prologue */
+
+/* jbe rel8 (76 xx) or jbe rel32 (0f 86 xx xx xx xx) at P: its length. */
+static size_t jbe_len(const uint8_t *p, size_t left)
+{
+	if (left >= 2 && p[0] == 0x76)
+		return 2;
+	if (left >= 6 && p[0] == 0x0f && p[1] == 0x86)
+		return 6;
+	return 0;
+}
+
+size_t sp_go_stack_check_len(const uint8_t *code, size_t size)
+{
+	static const uint8_t cmp_rsp[] = { 0x49, 0x3b, 0x66, 0x10 };   /* cmp 0x10(%r14),%rsp */
+	static const uint8_t cmp_r12[] = { 0x4d, 0x3b, 0x66, 0x10 };   /* cmp 0x10(%r14),%r12 */
+	size_t n = 0, j;
+	if (size >= 4 && memcmp(code, cmp_rsp, 4) == 0) {
+		n = 4;
+	} else {
+		/* lea -N(%rsp),%r12: disp8 (4c 8d 64 24 xx) or disp32 (4c 8d a4 24 xx*4) */
+		if (size >= 5 && memcmp(code, "\x4c\x8d\x64\x24", 4) == 0)
+			n = 5;
+		else if (size >= 8 && memcmp(code, "\x4c\x8d\xa4\x24", 4) == 0)
+			n = 8;
+		else
+			return 0;
+		if (size < n + 4 || memcmp(code + n, cmp_r12, 4) != 0)
+			return 0;
+		n += 4;
+	}
+	j = jbe_len(code + n, size - n);
+	return j ? n + j : 0;
+}
+
+uint64_t sp_go_entry_skip(const char *path, uintptr_t func, uint64_t size)
+{
+	if (!sp_go_object(path))
+		return 0;
+	uint8_t code[16];
+	size_t n = size < sizeof(code) ? (size_t)size : sizeof(code);
+	sp_site_pristine(func, n, code);   /* as it was: a probe of ours may be there */
+	size_t len = sp_go_stack_check_len(code, n);
+	return len < size ? len : 0;
+}
+
+/* ------------------------------------------------------------ refusals */
+
+/* Runtime functions entered otherwise than by a call to their start, or
+ * that switch stacks or run where no goroutine stack is: no probe. */
+static const char *const runtime_refused[] = {
+	"goexit", "morestack", "morestack_noctxt", "morestackc", "rt0_go", "mstart",
+	"sigtramp", "cgoSigtramp", "sigreturn", "sigreturn__sigaction", "mcall",
+	"systemstack", "systemstack_switch", "gogo", "asmcgocall", "asmcgocall_no_g",
+	"asyncPreempt", "exit", "exitThread", "clone", "settls", "cgocallback", "setg",
+	"setg_gcc", "gosave_systemstack_switch", "abort", "rt_sigaction",
+};
+
+const char *sp_go_refusal(const char *symbol, bool wants_return)
+{
+	if (wants_return)
+		return "Go function: a swapped return address aborts the Go runtime (\"unexpected "
+		       "return pc\" in its tracebacks and stack copies), and return probes on every "
+		       "RET are not implemented: use an entry probe";
+	if (!symbol || strncmp(symbol, "runtime.", 8) != 0)
+		return NULL;
+	const char *base = symbol + 8;
+	size_t n = strcspn(base, "+");
+	if (n > 5 && memcmp(base + n - 5, ".abi0", 5) == 0)
+		n -= 5;
+	for (size_t i = 0; i < sizeof(runtime_refused) / sizeof(runtime_refused[0]); i++)
+		if (strlen(runtime_refused[i]) == n && memcmp(runtime_refused[i], base, n) == 0)
+			return "Go runtime function entered without a call to its start or switching "
+			       "stacks (goexit, morestack, signal trampolines, mcall, systemstack, "
+			       "exit ...): not probed";
+	return NULL;
+}
+
+/* ------------------------------------------------------------ exit report */
+
+#define EXIT_STACK_SIZE (1u << 20)
+static void (*exit_report)(void);
+static void *exit_stack_top;
+static atomic_flag exit_taken = ATOMIC_FLAG_INIT;
+
+/* runtime.exit(code): the first thread to get here writes the report on
+ * the private stack (the goroutine's, or the g0 stack, may have less than
+ * a kilobyte left); any other thread exiting at once goes on to its
+ * exit_group, which ends the process as it would have. */
+static int on_go_exit(struct selfprobe_ctx *ctx, void *data)
+{
+	(void)ctx;
+	(void)data;
+	if (!atomic_flag_test_and_set(&exit_taken))
+		sp_go_call_on_stack(exit_report, exit_stack_top);
+	return 0;
+}
+
+static int go_exit_hook(const char *path, uintptr_t bias, void (*report)(void));
+
+int sp_go_exit_hook_install(void (*report)(void))
+{
+	struct sp_object *objs;
+	size_t n_objs;
+	if (sp_maps_snapshot(&objs, &n_objs) != 0)
+		return -ENOMEM;
+	const char *path = NULL;
+	uintptr_t bias = 0;
+	for (size_t i = 0; i < n_objs && !path; i++)
+		if (objs[i].is_main) {
+			path = objs[i].path;
+			bias = objs[i].bias;
+		}
+	int rc = path && sp_go_object(path) ? go_exit_hook(path, bias, report) : 1;
+	sp_maps_free(objs, n_objs);
+	return rc;
+}
+
+static int go_exit_hook(const char *path, uintptr_t bias, void (*report)(void))
+{
+	struct sp_elf *e;
+	char err[256];
+	int rc = sp_elf_open(path, &e, err, sizeof(err));
+	if (rc)
+		return rc;
+	const struct sp_sym **syms = NULL;
+	long n = sp_elf_match(e, "runtime.exit.abi0", &syms);
+	if (n <= 0)
+		n = sp_elf_match(e, "runtime.exit", &syms);
+	uint64_t value = n > 0 ? syms[0]->value : 0;
+	free(syms);
+	sp_elf_close(e);
+	if (!value)
+		return -ENOENT;
+	if (!exit_stack_top) {
+		void *s = mmap(NULL, EXIT_STACK_SIZE, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+		if (s == MAP_FAILED)
+			return -ENOMEM;
+		exit_stack_top = (char *)s + EXIT_STACK_SIZE;
+	}
+	exit_report = report;
+	return sp_probe_attach_internal("selfprobe:go-exit", bias + value, true, on_go_exit);
+}
+
+/* ------------------------------------------------------------ arguments */
+
+uint64_t sp_go_arg(const struct selfprobe_regs *r, int n)
+{
+	switch (n) {
+	case 0: return r->rax;
+	case 1: return r->rbx;
+	case 2: return r->rcx;
+	case 3: return r->rdi;
+	case 4: return r->rsi;
+	case 5: return r->r8;
+	case 6: return r->r9;
+	case 7: return r->r10;
+	case 8: return r->r11;
+	}
+	return 0;
+}

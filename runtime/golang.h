@@ -1,0 +1,60 @@
+/* golang — what probing a Go program needs to know about Go.
+ *
+ * A Go object is recognised by its `.go.buildinfo` section or its Go
+ * build-id note (owner "Go", type 4, `.note.go.buildid`).  In one:
+ *
+ *  - Entry probes go after the function's stack check (`cmp 0x10(%r14),%rsp`
+ *    or `lea -N(%rsp),%r12; cmp 0x10(%r14),%r12`, then `jbe morestack`).
+ *    A function whose goroutine stack is too small calls morestack, which
+ *    copies the stack and jumps back to the entry: a probe at the entry
+ *    would count that call twice.  Past the check the goroutine stack also
+ *    has room for the trampoline's frame (the check guarantees more than
+ *    the 928 bytes of Go's StackGuard below the stack pointer).
+ *  - Return probes never swap a return address: Go's tracebacks, stack
+ *    copying and garbage collector read every return address on a
+ *    goroutine stack and abort the program on a foreign one ("unexpected
+ *    return pc").  They are refused with that reason.
+ *  - Some runtime functions are entered in ways no symbol shows
+ *    (runtime.goexit is "returned into" at +1) or switch stacks: refused.
+ *  - Go leaves by a raw exit_group in runtime.exit, never libc's exit: the
+ *    report is written from an internal probe there, on a private stack.
+ *  - Go's register ABI (ABIInternal, amd64): integer arguments in RAX, RBX,
+ *    RCX, RDI, RSI, R8, R9, R10, R11; selfprobe_go_arg reads them.
+ */
+#ifndef SP_GOLANG_H
+#define SP_GOLANG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "selfprobe.h"
+
+/* Whether the ELF file at PATH was built by the Go toolchain (cached per
+ * path; a file that cannot be read is not Go). */
+bool sp_go_object(const char *path);
+
+/* The length of the Go stack-check prologue at the start of CODE (SIZE
+ * bytes, a function's pristine code), 0 when it has none. */
+size_t sp_go_stack_check_len(const uint8_t *code, size_t size);
+
+/* The offset of the entry probe of the function at FUNC (SIZE bytes) of the
+ * object at PATH: past its stack check in a Go object, else 0. */
+uint64_t sp_go_entry_skip(const char *path, uintptr_t func, uint64_t size);
+
+/* Why a probe on the Go function SYMBOL must not be placed (RETURN: a
+ * return probe), or NULL. */
+const char *sp_go_refusal(const char *symbol, bool wants_return);
+
+/* When the main program is Go, an internal probe on its runtime.exit that
+ * runs REPORT on a private stack before the exit_group.  0, 1 when the
+ * program is not Go, or -errno. */
+int sp_go_exit_hook_install(void (*report)(void));
+
+/* Argument N (0-based) of a Go function under the register ABI. */
+uint64_t sp_go_arg(const struct selfprobe_regs *r, int n);
+
+/* Call FN on the private stack STACK_TOP (16-byte aligned); golang_stack.S. */
+void sp_go_call_on_stack(void (*fn)(void), void *stack_top);
+
+#endif
