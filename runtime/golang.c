@@ -8,6 +8,7 @@
 #include "maps.h"
 #include "probe.h"
 #include "site.h"
+#include "arm.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -123,15 +124,28 @@ size_t sp_go_stack_check_len(const uint8_t *code, size_t size)
 	return j ? n + j : 0;
 }
 
-uint64_t sp_go_entry_skip(const char *path, uintptr_t func, uint64_t size)
+uint64_t sp_go_site(const char *path, uintptr_t func, uint64_t size, uint64_t offset,
+		    struct sp_func_extent *fn)
 {
-	if (!sp_go_object(path))
+	if (!size || !sp_go_object(path))
 		return 0;
+	fn->go_stack = true;
 	uint8_t code[16];
 	size_t n = size < sizeof(code) ? (size_t)size : sizeof(code);
 	sp_site_pristine(func, n, code);   /* as it was: a probe of ours may be there */
 	size_t len = sp_go_stack_check_len(code, n);
-	return len < size ? len : 0;
+	if (len == 0 || len >= size) {
+		/* nosplit: the Go linker lets a chain of such functions run
+		 * down to 128 bytes above the stack's end, less than the
+		 * trampoline's frame; the int3's frame goes on the signal
+		 * stack Go gives every thread */
+		fn->go_no_jmp = "Go function without a stack check (nosplit): its goroutine stack may "
+				"lack room for the trampoline's frame, the int3 path uses the signal stack";
+		return 0;
+	}
+	if (offset && offset < len)
+		fn->go_no_jmp = "inside the Go stack check: the trampoline's frame needs the room it checks";
+	return offset ? 0 : len;
 }
 
 /* ------------------------------------------------------------ refusals */
@@ -250,3 +264,11 @@ uint64_t sp_go_arg(const struct selfprobe_regs *r, int n)
 	}
 	return 0;
 }
+
+/* ------------------------------------------------------------ C's stack */
+
+/* Each thread's stack for the trampolines' C calls from Go sites, mapped
+ * at its first such call (golang_stack.S); a call nested in it (a signal
+ * handler's hit) goes below the region the interrupted one holds. */
+__thread uintptr_t sp_go_stack_base __attribute__((tls_model("initial-exec")));
+__thread uintptr_t sp_go_stack_cur __attribute__((tls_model("initial-exec")));

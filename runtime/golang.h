@@ -38,9 +38,14 @@ bool sp_go_object(const char *path);
  * bytes, a function's pristine code), 0 when it has none. */
 size_t sp_go_stack_check_len(const uint8_t *code, size_t size);
 
-/* The offset of the entry probe of the function at FUNC (SIZE bytes) of the
- * object at PATH: past its stack check in a Go object, else 0. */
-uint64_t sp_go_entry_skip(const char *path, uintptr_t func, uint64_t size);
+struct sp_func_extent;
+
+/* For a site at FUNC+OFFSET of the function at FUNC (SIZE bytes) of the
+ * object at PATH: in a Go object, FN's Go facts (the trampoline's C stack,
+ * no jmp in a function without a stack check) and, for an entry
+ * (OFFSET 0), the length of the stack check to skip; else 0. */
+uint64_t sp_go_site(const char *path, uintptr_t func, uint64_t size, uint64_t offset,
+		    struct sp_func_extent *fn);
 
 /* Why a probe on the Go function SYMBOL must not be placed (RETURN: a
  * return probe), or NULL. */
@@ -53,6 +58,10 @@ int sp_go_exit_hook_install(void (*report)(void));
 
 /* Argument N (0-based) of a Go function under the register ABI. */
 uint64_t sp_go_arg(const struct selfprobe_regs *r, int n);
+
+/* The trampoline's call of FN(RDI, RSI) (passed in RDX) from a Go site,
+ * on the thread's own stack for it (golang_stack.S); returns FN's eax. */
+void sp_go_tramp_call(void);
 
 /* Call FN on the private stack STACK_TOP (16-byte aligned); golang_stack.S. */
 void sp_go_call_on_stack(void (*fn)(void), void *stack_top);

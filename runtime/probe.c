@@ -380,13 +380,13 @@ static int target_for(const struct sp_object *obj, const struct sp_elf *elf,
 			return -EINVAL;
 		}
 	}
-	/* a Go function's entry probe goes past its stack check (golang.h) */
-	uint64_t skip = offset || !size ? 0 : sp_go_entry_skip(obj->path, func, size);
-	t->addr = func + offset + skip;
+	t->addr = func + offset;
 	t->fn = (struct sp_func_extent){ .start = size ? func : 0, .size = size,
 					 .limit = next_symbol(obj, elf, func),
 					 .bt = sp_btindex_get(obj, elf), .elf = elf,
 					 .landing_pads = elf->has_except_table };
+	/* a Go function's entry probe goes past its stack check (golang.h) */
+	t->addr += sp_go_site(obj->path, func, size, offset, &t->fn);
 	t->symbol = offset ? xasprintf("%s+%#lx", sym->name, (unsigned long)offset) : strdup(sym->name);
 	return 0;
 }
