@@ -8,6 +8,7 @@
 #include "maps.h"
 #include "probe.h"
 #include "site.h"
+#include "insn.h"
 #include "arm.h"
 
 #include <errno.h>
@@ -160,12 +161,71 @@ static const char *const runtime_refused[] = {
 	"setg_gcc", "gosave_systemstack_switch", "abort", "rt_sigaction",
 };
 
-const char *sp_go_refusal(const char *symbol, bool wants_return)
+long sp_go_ret_sites(const char *symbol, const struct sp_func_extent *fn, uintptr_t **out,
+		     const char **why)
 {
-	if (wants_return)
-		return "Go function: a swapped return address aborts the Go runtime (\"unexpected "
-		       "return pc\" in its tracebacks and stack copies), and return probes on every "
-		       "RET are not implemented: use an entry probe";
+	*out = NULL;
+	size_t n = symbol ? strcspn(symbol, "+") : 0;
+	if (n > 5 && memcmp(symbol + n - 5, ".abi0", 5) == 0) {
+		*why = "Go assembly function (ABI0): the goroutine is not in r14 to pair its returns";
+		return -1;
+	}
+	if (!fn->start || !fn->size) {
+		*why = "Go function of unknown size: its RETs cannot be found";
+		return -1;
+	}
+	uint8_t *code = malloc(fn->size);
+	uintptr_t *rets = NULL;
+	long k = 0;
+	if (!code) {
+		*why = "out of memory";
+		return -1;
+	}
+	sp_site_pristine(fn->start, fn->size, code);
+	*why = NULL;
+	for (size_t off = 0; off < fn->size && !*why;) {
+		struct sp_insn in;
+		if (sp_insn_decode(code + off, fn->size - off, fn->start + off, &in) != 0 || !in.len) {
+			*why = "an instruction of the Go function does not decode: its RETs are not known";
+			break;
+		}
+		uintptr_t end = fn->start + fn->size;
+		if ((in.cls == SP_INSN_JMP_REL || in.cls == SP_INSN_JCC_REL) &&
+		    (in.target < fn->start || in.target >= end))
+			*why = "a jump leaves the Go function (a tail call): its return would not be seen";
+		else if (in.cls == SP_INSN_JMP_IND)
+			*why = "an indirect jump in the Go function may leave it: its returns are not all known";
+		else if (in.cls == SP_INSN_RET) {
+			uintptr_t *r = realloc(rets, (size_t)(k + 1) * sizeof(*rets));
+			if (!r)
+				*why = "out of memory";
+			else
+				(rets = r)[k++] = fn->start + off;
+		}
+		off += in.len;
+	}
+	free(code);
+	if (!*why && k == 0)
+		*why = "the Go function has no RET (it never returns)";
+	if (*why) {
+		free(rets);
+		return -1;
+	}
+	*out = rets;
+	return k;
+}
+
+const char *sp_go_refusal(const char *symbol, bool wants_return, const struct sp_func_extent *fn)
+{
+	if (wants_return) {
+		uintptr_t *rets;
+		const char *why;
+		if (sp_go_ret_sites(symbol, fn, &rets, &why) < 0)
+			return why;
+		free(rets);
+		if (sp_go_ret_init() != 0)
+			return "no memory for the goroutines' return records";
+	}
 	if (!symbol || strncmp(symbol, "runtime.", 8) != 0)
 		return NULL;
 	const char *base = symbol + 8;

@@ -48,8 +48,26 @@ uint64_t sp_go_site(const char *path, uintptr_t func, uint64_t size, uint64_t of
 		    struct sp_func_extent *fn);
 
 /* Why a probe on the Go function SYMBOL must not be placed (RETURN: a
- * return probe), or NULL. */
-const char *sp_go_refusal(const char *symbol, bool wants_return);
+ * return probe on the function FN describes), or NULL. */
+const char *sp_go_refusal(const char *symbol, bool wants_return, const struct sp_func_extent *fn);
+
+/* The addresses of every RET of the Go function FN describes (decoded
+ * whole, from its pristine code), into *OUT (malloc'ed): the count, or -1
+ * with *WHY (a jump leaves the function, an indirect jump, an instruction
+ * that does not decode, no RET, assembly: g is not in r14). */
+long sp_go_ret_sites(const char *symbol, const struct sp_func_extent *fn, uintptr_t **out,
+		     const char **why);
+
+/* golang_ret.c: return probes by goroutine.  Init once at attach (0 or
+ * -errno); at P's entry site, a record for this goroutine's frame (its
+ * cookie, or NULL: not tracked, counted missed); a session that skips its
+ * return drops it; each RET's internal probe runs sp_go_ret_hit with P. */
+struct sp_probe;
+struct selfprobe_ctx;
+int sp_go_ret_init(void);
+uint64_t *sp_go_ret_enter(struct sp_probe *p, const struct selfprobe_regs *regs);
+void sp_go_ret_cancel(uint64_t *cookie);
+int sp_go_ret_hit(struct selfprobe_ctx *ctx, void *data);
 
 /* When the main program is Go, an internal probe on its runtime.exit that
  * runs REPORT on a private stack before the exit_group.  0, 1 when the
