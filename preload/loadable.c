@@ -54,7 +54,8 @@ int sp_preload_unreachable(const char *cmd, char *why, size_t len)
 	if (unreachable)
 		snprintf(why, len, "'%s' is statically linked (no dynamic loader, no PT_INTERP): LD_PRELOAD "
 			 "cannot load libselfprobe.so into it, so it runs unprobed%s", path,
-			 sp_go_object(path) ? " (a Go program built without cgo: build it with cgo, or with "
-					      "-ldflags=-linkmode=external, for a dynamically linked one)" : "");
+			 sp_go_object(path) ? " (a Go program built without cgo: with CGO_ENABLED=1 and "
+					      "runtime/cgo imported, import _ \"runtime/cgo\" or any import \"C\", "
+					      "it is linked dynamically)" : "");
 	return unreachable;
 }

@@ -24,26 +24,45 @@
 
 /* ------------------------------------------------------------ recognition */
 
-/* A section named .go.buildinfo, or a note of owner "Go" with type 4
- * (NT_GO_BUILDID: what `go tool buildid` reads, in .note.go.buildid). */
-static bool file_is_go(const char *path)
+/* Whether the symbol table SCN holds x_cgo_init (runtime/cgo's). */
+static bool has_cgo_init(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh)
 {
+	Elf_Data *d = elf_getdata(scn, NULL);
+	size_t n = sh->sh_entsize ? sh->sh_size / sh->sh_entsize : 0;
+	for (size_t i = 0; d && i < n; i++) {
+		GElf_Sym sym;
+		const char *name;
+		if (gelf_getsym(d, (int)i, &sym) && (name = elf_strptr(elf, sh->sh_link, sym.st_name)) &&
+		    strcmp(name, "x_cgo_init") == 0)
+			return true;
+	}
+	return false;
+}
+
+/* A section named .go.buildinfo, or a note of owner "Go" with type 4
+ * (NT_GO_BUILDID: what `go tool buildid` reads, in .note.go.buildid); and
+ * whether runtime/cgo is in it (*CGO). */
+static bool file_is_go(const char *path, bool *cgo)
+{
+	*cgo = false;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return false;
-	bool go = false;
+	bool go = false, syms = false;
 	Elf *elf = elf_version(EV_CURRENT) != EV_NONE ? elf_begin(fd, ELF_C_READ_MMAP, NULL) : NULL;
 	size_t shstrndx;
 	if (elf && elf_kind(elf) == ELF_K_ELF && elf_getshdrstrndx(elf, &shstrndx) == 0) {
-		for (Elf_Scn *scn = NULL; !go && (scn = elf_nextscn(elf, scn));) {
+		for (Elf_Scn *scn = NULL; (scn = elf_nextscn(elf, scn));) {
 			GElf_Shdr sh;
 			if (!gelf_getshdr(scn, &sh))
 				continue;
 			const char *name = elf_strptr(elf, shstrndx, sh.sh_name);
-			if (name && strcmp(name, ".go.buildinfo") == 0) {
-				go = true;
-				break;
+			if (sh.sh_type == SHT_SYMTAB) {
+				syms = true;
+				*cgo = *cgo || has_cgo_init(elf, scn, &sh);
 			}
+			if (name && strcmp(name, ".go.buildinfo") == 0)
+				go = true;
 			if (sh.sh_type != SHT_NOTE)
 				continue;
 			Elf_Data *d = elf_getdata(scn, NULL);
@@ -58,36 +77,47 @@ static bool file_is_go(const char *path)
 	if (elf)
 		elf_end(elf);
 	close(fd);
+	if (!syms)
+		*cgo = true;   /* stripped: nothing to probe by name, nothing to refuse */
 	return go;
 }
 
 struct go_seen {
 	char *path;
-	bool go;
+	bool go, cgo;
 	struct go_seen *next;
 };
 static struct go_seen *_Atomic seen;   /* prepended only: readers need no lock */
 static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
 
-bool sp_go_object(const char *path)
+static const struct go_seen *facts(const char *path)
 {
+	static const struct go_seen none = { NULL, false, false, NULL };
 	if (!path || !*path)
-		return false;
+		return &none;
 	for (struct go_seen *s = atomic_load(&seen); s; s = s->next)
 		if (strcmp(s->path, path) == 0)
-			return s->go;
-	bool go = file_is_go(path);
+			return s;
+	bool cgo;
+	bool go = file_is_go(path, &cgo);
 	struct go_seen *s = malloc(sizeof(*s));
 	if (s && (s->path = strdup(path))) {
 		s->go = go;
+		s->cgo = cgo;
 		pthread_mutex_lock(&seen_lock);
 		s->next = atomic_load(&seen);
 		atomic_store(&seen, s);
 		pthread_mutex_unlock(&seen_lock);
-	} else {
-		free(s);
+		return s;
 	}
-	return go;
+	free(s);
+	static const struct go_seen go_unknown = { NULL, true, true, NULL };   /* out of memory */
+	return go ? &go_unknown : &none;
+}
+
+bool sp_go_object(const char *path)
+{
+	return facts(path)->go;
 }
 
 /* ------------------------------------------------------------ prologue */
@@ -215,8 +245,13 @@ long sp_go_ret_sites(const char *symbol, const struct sp_func_extent *fn, uintpt
 	return k;
 }
 
-const char *sp_go_refusal(const char *symbol, bool wants_return, const struct sp_func_extent *fn)
+const char *sp_go_refusal(const char *path, const char *symbol, bool wants_return,
+			  const struct sp_func_extent *fn)
 {
+	if (!facts(path)->cgo)
+		return "Go program without runtime/cgo: its threads are not the C library's (no "
+		       "thread-local storage for the runtime) and it installs signal handlers with raw "
+		       "system calls: not probed (import _ \"runtime/cgo\" and build with CGO_ENABLED=1)";
 	if (wants_return) {
 		uintptr_t *rets;
 		const char *why;
@@ -275,7 +310,8 @@ int sp_go_exit_hook_install(void (*report)(void))
 			path = objs[i].path;
 			bias = objs[i].bias;
 		}
-	int rc = path && sp_go_object(path) ? go_exit_hook(path, bias, report) : 1;
+	/* without runtime/cgo nothing is probed (sp_go_refusal) */
+	int rc = path && facts(path)->go && facts(path)->cgo ? go_exit_hook(path, bias, report) : 1;
 	sp_maps_free(objs, n_objs);
 	return rc;
 }

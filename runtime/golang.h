@@ -47,9 +47,10 @@ struct sp_func_extent;
 uint64_t sp_go_site(const char *path, uintptr_t func, uint64_t size, uint64_t offset,
 		    struct sp_func_extent *fn);
 
-/* Why a probe on the Go function SYMBOL must not be placed (RETURN: a
+/* Why a probe on the Go function SYMBOL of PATH must not be placed (RETURN: a
  * return probe on the function FN describes), or NULL. */
-const char *sp_go_refusal(const char *symbol, bool wants_return, const struct sp_func_extent *fn);
+const char *sp_go_refusal(const char *path, const char *symbol, bool wants_return,
+			  const struct sp_func_extent *fn);
 
 /* The addresses of every RET of the Go function FN describes (decoded
  * whole, from its pristine code), into *OUT (malloc'ed): the count, or -1

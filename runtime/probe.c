@@ -941,7 +941,7 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 			why = sp_hazard_return(ts[i].symbol) ? sp_hazard_return(ts[i].symbol)
 							     : sp_hazard_return(ts[i].implementation);
 		if (!why && !item->internal && ts[i].fn.go_stack)
-			why = sp_go_refusal(who, wants_return, &ts[i].fn);
+			why = sp_go_refusal(obj->path, who, wants_return, &ts[i].fn);
 		struct sp_site *site = why ? NULL : sp_arm_site(obj, ts[i].addr, &ts[i].fn, want_jmp, &why);
 		struct sp_probe *p = site ? new_probe(item, obj, &ts[i], fn, data) : NULL;
 		if (!p) {
