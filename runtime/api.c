@@ -122,6 +122,8 @@ API uint64_t selfprobe_arg(struct selfprobe_ctx *ctx, int n)
 	return ((const uint64_t *)r->rsp)[1 + (n - 6)];
 }
 
+API uint64_t selfprobe_go_arg(struct selfprobe_ctx *ctx, int n) { return sp_go_arg(ctx->regs, n); }
+
 API uint64_t selfprobe_retval(struct selfprobe_ctx *ctx) { return ctx->regs->rax; }
 API bool selfprobe_is_return(struct selfprobe_ctx *ctx) { return ctx->is_return; }
 API uint64_t *selfprobe_cookie(struct selfprobe_ctx *ctx) { return ctx->cookie; }

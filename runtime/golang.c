@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #endif
 #include "golang.h"
+#include "dispatch.h"
 #include "elfsym.h"
 #include "log.h"
 #include "maps.h"
@@ -344,6 +345,16 @@ static int go_exit_hook(const char *path, uintptr_t bias, void (*report)(void))
 }
 
 /* ------------------------------------------------------------ arguments */
+
+bool sp_go_probe(const struct sp_probe *p)
+{
+	return p->site && p->site->go_stack;
+}
+
+uint64_t sp_go_or_c_arg(struct selfprobe_ctx *ctx, int i)
+{
+	return sp_go_probe(ctx->probe) ? sp_go_arg(ctx->regs, i) : selfprobe_arg(ctx, i);
+}
 
 uint64_t sp_go_arg(const struct selfprobe_regs *r, int n)
 {

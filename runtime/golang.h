@@ -75,8 +75,14 @@ int sp_go_ret_hit(struct selfprobe_ctx *ctx, void *data);
  * program is not Go, or -errno. */
 int sp_go_exit_hook_install(void (*report)(void));
 
-/* Argument N (0-based) of a Go function under the register ABI. */
+/* Argument N (0-based) of a Go function under the register ABI: RAX, RBX,
+ * RCX, RDI, RSI, R8, R9, R10, R11 (then 0: on the stack, not read). */
 uint64_t sp_go_arg(const struct selfprobe_regs *r, int n);
+
+/* Whether P's site is in a Go function (its arguments are Go's). */
+bool sp_go_probe(const struct sp_probe *p);
+/* The I-th integer argument at CTX's site: Go's or the SysV ABI's. */
+uint64_t sp_go_or_c_arg(struct selfprobe_ctx *ctx, int i);
 
 /* The trampoline's call of FN(RDI, RSI) (passed in RDX) from a Go site,
  * on the thread's own stack for it (golang_stack.S); returns FN's eax. */

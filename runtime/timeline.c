@@ -3,6 +3,7 @@
 #include "timeline.h"
 #include "dispatch.h"
 #include "latency.h"
+#include "golang.h"
 #include "probe.h"
 #include "shm.h"
 #include "tstate.h"
@@ -152,9 +153,9 @@ static void take_args(struct selfprobe_ctx *ctx, struct sp_tl_event *e)
 			if (selfprobe_usdt_arg(ctx, i, &e->arg[i]) != 0)
 				e->arg[i] = 0;
 	} else {
-		e->nargs = 6;    /* the SysV integer argument registers */
+		e->nargs = 6;    /* the SysV integer argument registers (Go's, in Go) */
 		for (int i = 0; i < 6; i++)
-			e->arg[i] = (int64_t)selfprobe_arg(ctx, i);
+			e->arg[i] = (int64_t)sp_go_or_c_arg(ctx, i);
 	}
 }
 
