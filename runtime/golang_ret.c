@@ -23,7 +23,9 @@
 #include "latency.h"
 #include "probe.h"
 #include "rawsys.h"
+#include "timeline.h"
 #include "tstate.h"
+#include "uret.h"
 
 #include <stdatomic.h>
 #include <sys/mman.h>
@@ -111,7 +113,7 @@ uint64_t *sp_go_ret_enter(struct sp_probe *p, const struct selfprobe_regs *regs)
 	*r = (struct go_rec){ .g = g, .depth = depth, .p = p, .next = buckets[b] };
 	buckets[b] = i;
 	give();
-	if (p->action == SP_ACT_LATENCY) {
+	if (p->action == SP_ACT_LATENCY || sp_uret_wants_span(p)) {
 		sp_tls.runtime++;   /* our clock call is not the application's */
 		r->t0_ns = sp_latency_now();
 		sp_tls.runtime--;
@@ -185,8 +187,11 @@ int sp_go_ret_hit(struct selfprobe_ctx *ctx, void *data)
 	if (!pop(p, regs, stripe, &r) || !p->attached)
 		return 0;
 	sp_count_add(stripe, p->id, p->kind == SP_KIND_USESSION ? SP_RETURNS : SP_HITS);
+	uint64_t dt = r.t0_ns ? sp_latency_now() - r.t0_ns : 0;
 	if (p->action == SP_ACT_LATENCY && p->lat_slot >= 0 && r.t0_ns)
-		sp_latency_record(stripe, (uint32_t)p->lat_slot, sp_latency_now() - r.t0_ns);
+		sp_latency_record(stripe, (uint32_t)p->lat_slot, dt);
+	if (r.t0_ns && sp_uret_wants_span(p))
+		sp_timeline_span(p, r.t0_ns, dt, regs->rax);
 	if (p->fn) {
 		/* the user's handler runs as the application (its calls count),
 		 * not as this internal probe's runtime code */
