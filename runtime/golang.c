@@ -8,12 +8,15 @@
 #include "log.h"
 #include "maps.h"
 #include "probe.h"
+#include "rawsys.h"
 #include "site.h"
 #include "insn.h"
 #include "arm.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/syscall.h>
 #include <gelf.h>
 #include <libelf.h>
 #include <pthread.h>
@@ -291,8 +294,18 @@ static int on_go_exit(struct selfprobe_ctx *ctx, void *data)
 {
 	(void)ctx;
 	(void)data;
-	if (!atomic_flag_test_and_set(&exit_taken))
-		sp_go_call_on_stack(exit_report, exit_stack_top);
+	if (atomic_flag_test_and_set(&exit_taken))
+		return 0;
+	/* Asynchronous signals wait (Go's SIGURG preemption, SIGPROF): on the
+	 * int3 path this runs in our SIGTRAP handler on Go's signal stack, and
+	 * a signal taken on the private stack would be put on that signal
+	 * stack again, over the frame we return through.  The faults stay
+	 * open for the guard. */
+	uint64_t all = ~((1ull << (SIGSEGV - 1)) | (1ull << (SIGBUS - 1)) | (1ull << (SIGFPE - 1)) |
+			 (1ull << (SIGILL - 1)) | (1ull << (SIGTRAP - 1))), old;
+	sp_syscall6(SYS_rt_sigprocmask, SIG_BLOCK, (long)&all, (long)&old, sizeof(all), 0, 0);
+	sp_go_call_on_stack(exit_report, exit_stack_top);
+	sp_syscall6(SYS_rt_sigprocmask, SIG_SETMASK, (long)&old, 0, sizeof(old), 0, 0);
 	return 0;
 }
 
