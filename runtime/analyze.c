@@ -484,9 +484,9 @@ int sp_analyze_site(struct sp_an_object *o, const struct sp_sym *sym, uint64_t a
 		const char *why = sp_go_refusal(o->path, sym->name, false, NULL);
 		const struct sp_an_text *gt = text_of(o, addr);
 		size_t skip = 0;
-		if (gt && addr + 16 <= gt->vaddr + gt->size)
-			skip = sp_go_stack_check_len(gt->bytes + (addr - gt->vaddr),
-						     s->func_size < 16 ? s->func_size : 16);
+		size_t n = s->func_size < SP_GO_CHECK_MAX ? s->func_size : SP_GO_CHECK_MAX;
+		if (gt && addr + n <= gt->vaddr + gt->size)
+			skip = sp_go_stack_check_len(gt->bytes + (addr - gt->vaddr), n);
 		if (why) {
 			s->mode = SP_AN_NONE;
 			s->reason = why;

@@ -165,7 +165,7 @@ uint64_t sp_go_site(const char *path, uintptr_t func, uint64_t size, uint64_t of
 	if (!size || !sp_go_object(path))
 		return 0;
 	fn->go_stack = true;
-	uint8_t code[16];
+	uint8_t code[SP_GO_CHECK_MAX];
 	size_t n = size < sizeof(code) ? (size_t)size : sizeof(code);
 	sp_site_pristine(func, n, code);   /* as it was: a probe of ours may be there */
 	size_t len = sp_go_stack_check_len(code, n);

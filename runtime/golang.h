@@ -35,7 +35,9 @@
 bool sp_go_object(const char *path);
 
 /* The length of the Go stack-check prologue at the start of CODE (SIZE
- * bytes, a function's pristine code), 0 when it has none. */
+ * bytes, a function's pristine code), 0 when it has none.  It is at most
+ * SP_GO_CHECK_MAX bytes long (lea disp32 8, cmp 4, jbe rel32 6). */
+#define SP_GO_CHECK_MAX 32
 size_t sp_go_stack_check_len(const uint8_t *code, size_t size);
 
 struct sp_func_extent;
