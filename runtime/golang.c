@@ -252,7 +252,8 @@ long sp_go_ret_sites(const char *symbol, const struct sp_func_extent *fn, uintpt
 const char *sp_go_refusal(const char *path, const char *symbol, bool wants_return,
 			  const struct sp_func_extent *fn)
 {
-	if (!facts(path)->cgo)
+	const struct go_seen *f = facts(path);
+	if (f->go && !f->cgo)
 		return "Go program without runtime/cgo: its threads are not the C library's (no "
 		       "thread-local storage for the runtime) and it installs signal handlers with raw "
 		       "system calls: not probed (import _ \"runtime/cgo\" and build with CGO_ENABLED=1)";
