@@ -195,7 +195,33 @@ static const char *const runtime_refused[] = {
 	"setg_gcc", "gosave_systemstack_switch", "abort", "rt_sigaction",
 };
 
-long sp_go_ret_sites(const char *symbol, const struct sp_func_extent *fn, uintptr_t **out,
+/* Go's epilogue before a RET: mov D(%rsp),%rbp (disp8 or disp32), then
+ * add $N,%rsp (imm8 or imm32); N, or -1. */
+static long epilogue_add(const struct sp_insn *mov, const struct sp_insn *add)
+{
+	bool mov_ok = (mov->len == 5 && memcmp(mov->bytes, "\x48\x8b\x6c\x24", 4) == 0) ||
+		      (mov->len == 8 && memcmp(mov->bytes, "\x48\x8b\xac\x24", 4) == 0);
+	if (!mov_ok)
+		return -1;
+	if (add->len == 4 && memcmp(add->bytes, "\x48\x83\xc4", 3) == 0)
+		return (int8_t)add->bytes[3];
+	if (add->len == 7 && memcmp(add->bytes, "\x48\x81\xc4", 3) == 0) {
+		int32_t v;
+		memcpy(&v, add->bytes + 3, 4);
+		return v;
+	}
+	return -1;
+}
+
+static bool is_target(const uintptr_t *t, size_t n, uintptr_t a)
+{
+	for (size_t i = 0; i < n; i++)
+		if (t[i] == a)
+			return true;
+	return false;
+}
+
+long sp_go_ret_sites(const char *symbol, const struct sp_func_extent *fn, struct sp_go_ret **out,
 		     const char **why)
 {
 	*out = NULL;
@@ -208,39 +234,58 @@ long sp_go_ret_sites(const char *symbol, const struct sp_func_extent *fn, uintpt
 		*why = "Go function of unknown size: its RETs cannot be found";
 		return -1;
 	}
+	/* every instruction (a function is at most its size in instructions)
+	 * and every branch target inside it */
 	uint8_t *code = malloc(fn->size);
-	uintptr_t *rets = NULL;
+	struct sp_insn *in = malloc(fn->size * sizeof(*in));
+	uintptr_t *targets = malloc(fn->size * sizeof(*targets));
+	struct sp_go_ret *rets = NULL;
+	size_t n_in = 0, n_t = 0;
 	long k = 0;
-	if (!code) {
+	*why = NULL;
+	if (!code || !in || !targets) {
 		*why = "out of memory";
-		return -1;
+		goto out;
 	}
 	sp_site_pristine(fn->start, fn->size, code);
-	*why = NULL;
-	for (size_t off = 0; off < fn->size && !*why;) {
-		struct sp_insn in;
-		if (sp_insn_decode(code + off, fn->size - off, fn->start + off, &in) != 0 || !in.len) {
+	uintptr_t end = fn->start + fn->size;
+	for (size_t off = 0; off < fn->size && !*why; off += in[n_in++].len) {
+		struct sp_insn *i = &in[n_in];
+		if (sp_insn_decode(code + off, fn->size - off, fn->start + off, i) != 0 || !i->len)
 			*why = "an instruction of the Go function does not decode: its RETs are not known";
-			break;
-		}
-		uintptr_t end = fn->start + fn->size;
-		if ((in.cls == SP_INSN_JMP_REL || in.cls == SP_INSN_JCC_REL) &&
-		    (in.target < fn->start || in.target >= end))
+		else if ((i->cls == SP_INSN_JMP_REL || i->cls == SP_INSN_JCC_REL) &&
+			 (i->target < fn->start || i->target >= end))
 			*why = "a jump leaves the Go function (a tail call): its return would not be seen";
-		else if (in.cls == SP_INSN_JMP_IND)
+		else if (i->cls == SP_INSN_JMP_IND)
 			*why = "an indirect jump in the Go function may leave it: its returns are not all known";
-		else if (in.cls == SP_INSN_RET) {
-			uintptr_t *r = realloc(rets, (size_t)(k + 1) * sizeof(*rets));
-			if (!r)
-				*why = "out of memory";
-			else
-				(rets = r)[k++] = fn->start + off;
-		}
-		off += in.len;
+		else if (i->cls == SP_INSN_JMP_REL || i->cls == SP_INSN_JCC_REL || i->cls == SP_INSN_JRCXZ ||
+			 i->cls == SP_INSN_LOOP)
+			targets[n_t++] = i->target;
+		if (*why)
+			break;
 	}
-	free(code);
+	for (size_t j = 0; j < n_in && !*why; j++) {
+		if (in[j].cls != SP_INSN_RET)
+			continue;
+		struct sp_go_ret r = { .site = in[j].addr, .adj = 0, .at_ret = true };
+		/* the epilogue's first instruction when nothing jumps past it:
+		 * a one-instruction jmp window, where the RET (followed by the
+		 * morestack call, a branch target) can only take int3 */
+		long add = j >= 2 ? epilogue_add(&in[j - 2], &in[j - 1]) : -1;
+		if (add >= 0 && !is_target(targets, n_t, in[j - 1].addr) && !is_target(targets, n_t, in[j].addr))
+			r = (struct sp_go_ret){ .site = in[j - 2].addr, .adj = (uint32_t)add, .at_ret = false };
+		struct sp_go_ret *m = realloc(rets, (size_t)(k + 1) * sizeof(*rets));
+		if (!m)
+			*why = "out of memory";
+		else
+			(rets = m)[k++] = r;
+	}
 	if (!*why && k == 0)
 		*why = "the Go function has no RET (it never returns)";
+out:
+	free(code);
+	free(in);
+	free(targets);
 	if (*why) {
 		free(rets);
 		return -1;
@@ -258,7 +303,7 @@ const char *sp_go_refusal(const char *path, const char *symbol, bool wants_retur
 		       "thread-local storage for the runtime) and it installs signal handlers with raw "
 		       "system calls: not probed (import _ \"runtime/cgo\" and build with CGO_ENABLED=1)";
 	if (wants_return) {
-		uintptr_t *rets;
+		struct sp_go_ret *rets;
 		const char *why;
 		if (sp_go_ret_sites(symbol, fn, &rets, &why) < 0)
 			return why;

@@ -54,17 +54,34 @@ uint64_t sp_go_site(const char *path, uintptr_t func, uint64_t size, uint64_t of
 const char *sp_go_refusal(const char *path, const char *symbol, bool wants_return,
 			  const struct sp_func_extent *fn);
 
-/* The addresses of every RET of the Go function FN describes (decoded
- * whole, from its pristine code), into *OUT (malloc'ed): the count, or -1
- * with *WHY (a jump leaves the function, an indirect jump, an instruction
- * that does not decode, no RET, assembly: g is not in r14). */
-long sp_go_ret_sites(const char *symbol, const struct sp_func_extent *fn, uintptr_t **out,
+/* Where each return of a Go function is seen: its epilogue's first
+ * instruction (mov D(%rsp),%rbp before add $ADJ,%rsp; ret), or the RET
+ * itself (AT_RET, ADJ 0). */
+struct sp_go_ret {
+	uintptr_t site;
+	uint32_t adj;        /* rsp at the site + ADJ = rsp at the RET */
+	bool at_ret;
+};
+
+/* The return sites of the Go function FN describes (decoded whole, from
+ * its pristine code), into *OUT (malloc'ed): the count, or -1 with *WHY (a
+ * jump leaves the function, an indirect jump, an instruction that does not
+ * decode, no RET, assembly: g is not in r14). */
+long sp_go_ret_sites(const char *symbol, const struct sp_func_extent *fn, struct sp_go_ret **out,
 		     const char **why);
+
+/* The data of P's return-site probes (sp_go_ret_hit): P and its sites. */
+struct sp_go_rets {
+	struct sp_probe *p;
+	long n;
+	struct sp_go_ret r[];
+};
 
 /* golang_ret.c: return probes by goroutine.  Init once at attach (0 or
  * -errno); at P's entry site, a record for this goroutine's frame (its
  * cookie, or NULL: not tracked, counted missed); a session that skips its
- * return drops it; each RET's internal probe runs sp_go_ret_hit with P. */
+ * return drops it; each return site's internal probe runs sp_go_ret_hit with its
+ * struct sp_go_rets. */
 struct sp_probe;
 struct selfprobe_ctx;
 int sp_go_ret_init(void);

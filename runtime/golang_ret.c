@@ -11,6 +11,11 @@
  * panic unwound never returns: its record is found deeper than a frame
  * that does, and counted lost.
  *
+ * A return site is the epilogue's first instruction where it is Go's
+ * "mov D(%rsp),%rbp; add $N,%rsp; ret" (a one-instruction jmp window: the
+ * RET is followed by the morestack call, a branch target, and would take
+ * int3), the frame found at rsp + N; else the RET itself.
+ *
  * Records live in one table guarded by a spin lock taken only inside
  * dispatch; a thread interrupted while holding it (a signal handler's hit)
  * does not take it again: that hit counts missed.  Runs in dispatch, with
@@ -80,16 +85,17 @@ static void give(void)
 
 static uint32_t bucket_of(uintptr_t g) { return (uint32_t)((g >> 4) ^ (g >> 16)) % N_BUCKETS; }
 
-/* The goroutine and the frame's depth at a site of a Go function. */
-static bool frame_key(const struct selfprobe_regs *r, uintptr_t *g, uint64_t *depth)
+/* The goroutine and the depth of the frame whose return address is at
+ * RSP, at a site of a Go function. */
+static bool frame_key(const struct selfprobe_regs *r, uint64_t rsp, uintptr_t *g, uint64_t *depth)
 {
 	*g = r->r14;
 	if (*g < 4096)
 		return false;
 	uint64_t hi = ((const uint64_t *)*g)[1];   /* g.stack.hi (runtime/runtime2.go) */
-	if (hi < r->rsp)
+	if (hi < rsp)
 		return false;
-	*depth = hi - r->rsp;
+	*depth = hi - rsp;
 	return true;
 }
 
@@ -97,7 +103,7 @@ uint64_t *sp_go_ret_enter(struct sp_probe *p, const struct selfprobe_regs *regs)
 {
 	uintptr_t g;
 	uint64_t depth;
-	if (!frame_key(regs, &g, &depth) || !take())
+	if (!frame_key(regs, regs->rsp, &g, &depth) || !take())
 		return NULL;
 	uint32_t i = free_head;
 	if (i)
@@ -141,11 +147,12 @@ void sp_go_ret_cancel(uint64_t *cookie)
 /* The record of P's frame at REGS, taken out of the table into *OUT; the
  * deeper frames of the same goroutine (unwound by a panic) are dropped and
  * counted lost.  False when none (the entry was not seen). */
-static bool pop(struct sp_probe *p, const struct selfprobe_regs *regs, int stripe, struct go_rec *out)
+static bool pop(struct sp_probe *p, const struct selfprobe_regs *regs, uint64_t rsp, int stripe,
+		struct go_rec *out)
 {
 	uintptr_t g;
 	uint64_t depth;
-	if (!frame_key(regs, &g, &depth) || !take())
+	if (!frame_key(regs, rsp, &g, &depth) || !take())
 		return false;
 	bool found = false;
 	uint32_t *link = &buckets[bucket_of(g)];
@@ -180,11 +187,16 @@ static bool pop(struct sp_probe *p, const struct selfprobe_regs *regs, int strip
 
 int sp_go_ret_hit(struct selfprobe_ctx *ctx, void *data)
 {
-	struct sp_probe *p = data;
+	const struct sp_go_rets *rs = data;
+	struct sp_probe *p = rs->p;
 	struct selfprobe_regs *regs = ctx->regs;
+	uint64_t rsp = regs->rsp;   /* at the RET: past the epilogue's add */
+	for (long i = 0; i < rs->n; i++)
+		if (rs->r[i].site == regs->rip)
+			rsp += rs->r[i].adj;
 	int stripe = sp_tstate_stripe();
 	struct go_rec r;
-	if (!pop(p, regs, stripe, &r) || !p->attached)
+	if (!pop(p, regs, rsp, stripe, &r) || !p->attached)
 		return 0;
 	sp_count_add(stripe, p->id, p->kind == SP_KIND_USESSION ? SP_RETURNS : SP_HITS);
 	uint64_t dt = r.t0_ns ? sp_latency_now() - r.t0_ns : 0;

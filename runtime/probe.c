@@ -873,27 +873,33 @@ static void attach_go_returns(const struct sp_spec_item *item, const struct sp_o
 	const struct target *t = NULL;
 	for (long i = 0; i < n_ts && !t; i++)
 		t = ts[i].addr == p->site->addr ? &ts[i] : NULL;
-	uintptr_t *rets = NULL;
+	struct sp_go_ret *rets = NULL;
 	const char *why = "its function is not known";
 	long n = t ? sp_go_ret_sites(t->symbol, &t->fn, &rets, &why) : -1;
 	struct target *rt = n > 0 ? calloc((size_t)n, sizeof(*rt)) : NULL;
-	if (!rt) {
+	/* the RET probes' data, kept for the probe's life (as the probe is) */
+	struct sp_go_rets *data = rt ? malloc(sizeof(*data) + (size_t)n * sizeof(data->r[0])) : NULL;
+	if (!data) {
 		sp_probe_error(item->text, "%s: its returns are not seen: %s", p->symbol,
 			       n > 0 ? "out of memory" : why);
 		free(rets);
+		free(rt);
 		return;
 	}
+	data->p = p;
+	data->n = n;
+	memcpy(data->r, rets, (size_t)n * sizeof(data->r[0]));
 	for (long i = 0; i < n; i++) {
-		rt[i].addr = rets[i];
-		rt[i].symbol = xasprintf("%s+%#lx", t->symbol, (unsigned long)(rets[i] - t->fn.start));
+		rt[i].addr = rets[i].site;
+		rt[i].symbol = xasprintf("%s+%#lx", t->symbol, (unsigned long)(rets[i].site - t->fn.start));
 		rt[i].fn = t->fn;
 		/* a RET followed by code keeps its window to itself (int3): the
 		 * code after it may be entered by the Go runtime, not only by
 		 * branches the index sees (a recovered panic resumes at the
 		 * function's call of runtime.deferreturn) */
-		if (rets[i] + 1 < t->fn.start + t->fn.size) {
-			rt[i].fn.size = rets[i] + 1 - t->fn.start;
-			rt[i].fn.limit = rets[i] + 1;
+		if (rets[i].at_ret && rets[i].site + 1 < t->fn.start + t->fn.size) {
+			rt[i].fn.size = rets[i].site + 1 - t->fn.start;
+			rt[i].fn.limit = rets[i].site + 1;
 		}
 	}
 	struct sp_spec_item ri = *item;
@@ -901,7 +907,7 @@ static void attach_go_returns(const struct sp_spec_item *item, const struct sp_o
 	ri.action = SP_ACT_COUNT;
 	ri.internal = true;   /* not reported: the user's probe counts the returns */
 	char err[512] = "";
-	long made = attach_targets(&ri, obj, rt, n, sp_go_ret_hit, p, p->link, err, sizeof(err));
+	long made = attach_targets(&ri, obj, rt, n, sp_go_ret_hit, data, p->link, err, sizeof(err));
 	if (made != n)
 		sp_probe_error(item->text, "%s: %ld of its %ld RETs are not probed, their returns not seen%s%s",
 			       p->symbol, n - (made > 0 ? made : 0), n, *err ? ": " : "", err);

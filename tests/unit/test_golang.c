@@ -49,18 +49,52 @@ Test(golang, every_ret_found)
 	static const uint8_t code[] = { 0x49, 0x3b, 0x66, 0x10, 0x76, 0x07, 0x48, 0x85, 0xc0, 0x74, 0x01, 0xc3,
 					0xc3, 0xe8, 0, 0, 0, 0, 0xeb, 0xec };
 	struct sp_func_extent fn = fn_of(code, sizeof(code));
-	uintptr_t *rets;
+	struct sp_go_ret *rets;
 	const char *why = NULL;
 	long n = sp_go_ret_sites("main.f", &fn, &rets, &why);
 	cr_assert_eq(n, 2, "%ld (%s)", n, why ? why : "");
-	cr_assert_eq(rets[0], fn.start + 11);
-	cr_assert_eq(rets[1], fn.start + 12);
+	cr_assert(rets[0].site == fn.start + 11 && rets[0].at_ret && rets[0].adj == 0);
+	cr_assert(rets[1].site == fn.start + 12 && rets[1].at_ret);
+	free(rets);
+}
+
+Test(golang, epilogue_sites)
+{
+	/* cmp; jbe; sub $0x18,%rsp; mov %rbp,0x10(%rsp); lea 0x10(%rsp),%rbp;
+	 * test; je e2; mov 0x10(%rsp),%rbp; add $0x18,%rsp; ret;
+	 * e2: mov 0x10(%rsp),%rbp; add $0x18,%rsp; ret; morestack: call; jmp start */
+	static const uint8_t code[] = {
+		0x49, 0x3b, 0x66, 0x10, 0x76, 0x2d,                   /* 0: cmp; jbe 0x33 */
+		0x48, 0x83, 0xec, 0x18, 0x48, 0x89, 0x6c, 0x24, 0x10, /* 6: sub; mov %rbp,0x10(%rsp) */
+		0x48, 0x8d, 0x6c, 0x24, 0x10,                         /* 15: lea */
+		0x48, 0x85, 0xc0, 0x74, 0x0a,                         /* 20: test; je 35 */
+		0x48, 0x8b, 0x6c, 0x24, 0x10, 0x48, 0x83, 0xc4, 0x18, 0xc3, /* 25: epilogue 1 */
+		0x48, 0x8b, 0x6c, 0x24, 0x10, 0x48, 0x83, 0xc4, 0x18, 0xc3, /* 35: epilogue 2 */
+		0x90, 0x90, 0x90, 0x90, 0x90, 0x90,                   /* 45 */
+		0xe8, 0, 0, 0, 0, 0xeb, 0xc6,                         /* 51: call; jmp 0 */
+	};
+	struct sp_func_extent fn = fn_of(code, sizeof(code));
+	struct sp_go_ret *rets;
+	const char *why = NULL;
+	long n = sp_go_ret_sites("main.e", &fn, &rets, &why);
+	cr_assert_eq(n, 2, "%ld (%s)", n, why ? why : "");
+	cr_assert(rets[0].site == fn.start + 25 && !rets[0].at_ret && rets[0].adj == 0x18,
+		  "epilogue 1: the mov, rsp + 0x18 at the RET");
+	cr_assert(rets[1].site == fn.start + 35 && !rets[1].at_ret && rets[1].adj == 0x18);
+	free(rets);
+	/* a jump to an epilogue's add: that return would skip the mov, so
+	 * its RET is the site */
+	((uint8_t *)fn.start)[24] = 0x0f;   /* je 35 becomes je 40 */
+	n = sp_go_ret_sites("main.e", &fn, &rets, &why);
+	cr_assert_eq(n, 2, "%ld (%s)", n, why ? why : "");
+	cr_assert(rets[0].site == fn.start + 25 && !rets[0].at_ret);
+	cr_assert(rets[1].site == fn.start + 44 && rets[1].at_ret && rets[1].adj == 0);
 	free(rets);
 }
 
 Test(golang, refusals)
 {
-	uintptr_t *rets;
+	struct sp_go_ret *rets;
 	const char *why;
 	/* a tail jmp out of the function */
 	static const uint8_t tail[] = { 0x48, 0x85, 0xc0, 0x74, 0x01, 0xc3, 0xe9, 0x00, 0x10, 0x00, 0x00 };
