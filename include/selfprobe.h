@@ -77,6 +77,10 @@ int selfprobe_attach_spec(const char *spec);
 /* Context accessors. */
 struct selfprobe_regs *selfprobe_regs(struct selfprobe_ctx *ctx);
 uint64_t  selfprobe_arg(struct selfprobe_ctx *ctx, int n);   /* SysV integer args, n >= 0 */
+/* A Go function's integer argument N under Go's register ABI: RAX, RBX,
+ * RCX, RDI, RSI, R8, R9, R10, R11 for N = 0..8 (0 beyond: on the stack).
+ * A method's receiver is argument 0; a string or slice takes 2 or 3. */
+uint64_t  selfprobe_go_arg(struct selfprobe_ctx *ctx, int n);
 uint64_t  selfprobe_retval(struct selfprobe_ctx *ctx);
 bool      selfprobe_is_return(struct selfprobe_ctx *ctx);
 uint64_t *selfprobe_cookie(struct selfprobe_ctx *ctx);       /* per call, session probes */

@@ -1,5 +1,6 @@
 /* loadable — see loadable.h. */
 #include "loadable.h"
+#include "golang.h"
 
 #include <elf.h>
 #include <fcntl.h>
@@ -52,6 +53,9 @@ int sp_preload_unreachable(const char *cmd, char *why, size_t len)
 	close(fd);
 	if (unreachable)
 		snprintf(why, len, "'%s' is statically linked (no dynamic loader, no PT_INTERP): LD_PRELOAD "
-			 "cannot load libselfprobe.so into it, so it runs unprobed", path);
+			 "cannot load libselfprobe.so into it, so it runs unprobed%s", path,
+			 sp_go_object(path) ? " (a Go program built without cgo: with CGO_ENABLED=1 and "
+					      "runtime/cgo imported, import _ \"runtime/cgo\" or any import \"C\", "
+					      "it is linked dynamically)" : "");
 	return unreachable;
 }

@@ -2,6 +2,7 @@
  * (next_symbol) over a file; the decision itself is decide.c's. */
 #include "symcache.h"
 #include "analyze.h"
+#include "golang.h"
 #include "hazard.h"
 #include "hop.h"
 #include "insn.h"
@@ -476,6 +477,30 @@ int sp_analyze_site(struct sp_an_object *o, const struct sp_sym *sym, uint64_t a
 		s->func_size = known ? fz : 0;
 		s->limit = next_symbol(o, addr);
 	}
+	/* a Go function (golang.h): refused, or its entry past the stack
+	 * check, or the int3 path where it has none */
+	const char *go_no_jmp = NULL;
+	if (sym && addr == sym->value && s->func_size && sp_go_object(o->path)) {
+		const char *why = sp_go_refusal(o->path, sym->name, false, NULL);
+		const struct sp_an_text *gt = text_of(o, addr);
+		size_t skip = 0;
+		size_t n = s->func_size < SP_GO_CHECK_MAX ? s->func_size : SP_GO_CHECK_MAX;
+		if (gt && addr + n <= gt->vaddr + gt->size)
+			skip = sp_go_stack_check_len(gt->bytes + (addr - gt->vaddr), n);
+		if (why) {
+			s->mode = SP_AN_NONE;
+			s->reason = why;
+			add_check(s, "Go function", SP_CHECK_FAIL, why);
+			return 0;
+		}
+		if (skip && skip < s->func_size) {
+			s->addr = addr += skip;
+			add_check(s, "Go function", SP_CHECK_PASS, "the entry probe goes past the stack check");
+		} else {
+			go_no_jmp = "Go function without a stack check (nosplit): its goroutine stack may lack "
+				    "room for the trampoline's frame, the int3 path uses the signal stack";
+		}
+	}
 	if (f && f->is_ifunc) {
 		s->mode = SP_AN_RUNTIME;
 		s->reason = "ifunc (resolved at run time)";
@@ -508,6 +533,11 @@ int sp_analyze_site(struct sp_an_object *o, const struct sp_sym *sym, uint64_t a
 	};
 	sp_decide(&facts, &s->v);
 	decide_hop(o, t, &facts, s);
+	if (go_no_jmp && (s->v.path == SP_PATH_JMP5 || s->v.path == SP_PATH_HOP)) {
+		s->v.path = SP_PATH_INT3;
+		s->v.reason = go_no_jmp;
+		s->v.have_window = false;
+	}
 	for (int i = 0; i < s->v.n_trail; i++)
 		add_check(s, s->v.trail[i].name, s->v.trail[i].result, s->v.trail[i].detail);
 	s->path = s->v.path;

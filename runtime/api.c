@@ -3,6 +3,7 @@
 #include "selfprobe.h"
 #include "dispatch.h"
 #include "exithook.h"
+#include "golang.h"
 #include "log.h"
 #include "plugin.h"
 #include "probe.h"
@@ -120,6 +121,8 @@ API uint64_t selfprobe_arg(struct selfprobe_ctx *ctx, int n)
 	 * address. */
 	return ((const uint64_t *)r->rsp)[1 + (n - 6)];
 }
+
+API uint64_t selfprobe_go_arg(struct selfprobe_ctx *ctx, int n) { return sp_go_arg(ctx->regs, n); }
 
 API uint64_t selfprobe_retval(struct selfprobe_ctx *ctx) { return ctx->regs->rax; }
 API bool selfprobe_is_return(struct selfprobe_ctx *ctx) { return ctx->is_return; }
@@ -371,6 +374,11 @@ API int selfprobe_set_exit_report(const char *path)
 	if (sp_report_output(path) == SP_OUT_TIMELINE)
 		sp_timeline_enable();
 	sp_exithook_install(selfprobe_exit_report);   /* after libc's last exit work */
+	/* Go leaves by a raw exit_group: its report is written in runtime.exit */
+	int go = sp_go_exit_hook_install(selfprobe_exit_report);
+	if (go < 0)
+		sp_probe_error("go", "cannot hook the Go runtime's exit: %s: the report may be lost",
+			       strerror(-go));
 	sp_report_exit_owner_is_me();
 	atomic_store(&exit_armed, 1);
 	RUNTIME_END();

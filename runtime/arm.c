@@ -331,6 +331,11 @@ static bool take_jmp(struct sp_site *s, const struct sp_verdict *v)
 static int prepare(struct sp_site *s, const struct sp_object *obj, const struct sp_func_extent *fn,
 		   bool want_jmp, const struct sp_verdict *v, const char **why)
 {
+	s->go_stack = fn->go_stack;
+	if (want_jmp && !s->jmp_tried && fn->go_no_jmp) {
+		s->jmp_tried = true;
+		s->jmp_reason = fn->go_no_jmp;
+	}
 	if (want_jmp && !s->jmp_tried) {
 		struct sp_verdict fresh;
 		if (!v && decide_live(obj, s->addr, text_avail(obj, s->addr), fn, &fresh) == 0)

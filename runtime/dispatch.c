@@ -4,6 +4,7 @@
  * with -mgeneral-regs-only, and handlers are called through
  * sp_call_preserving_vectors. */
 #include "dispatch.h"
+#include "golang.h"
 #include "guard.h"
 #include "probe.h"
 #include "tstate.h"
@@ -42,7 +43,12 @@ void sp_dispatch(struct sp_site *site, struct selfprobe_regs *regs, void *uconte
 				continue;
 			}
 			uint64_t *cookie = NULL;
-			if (p->wants_return) {
+			if (p->go_ret) {                /* a Go function's: by goroutine (golang.h) */
+				if (!(cookie = sp_go_ret_enter(p, regs))) {
+					sp_count_add(stripe, p->id, SP_MISSED);
+					continue;
+				}
+			} else if (p->wants_return) {
 				if (!ret)
 					ret = sp_uret_begin(regs->rsp);
 				cookie = ret ? sp_uret_add(ret, p) : NULL;
@@ -53,7 +59,8 @@ void sp_dispatch(struct sp_site *site, struct selfprobe_regs *regs, void *uconte
 			}
 			if (p->fn && p->kind != SP_KIND_URETPROBE &&
 			    sp_guard_call_handler(p, regs, ucontext, cookie, false) != 0 && p->kind == SP_KIND_USESSION)
-				sp_uret_drop_last(ret);     /* the session skips its return */
+				p->go_ret ? sp_go_ret_cancel(cookie)
+					  : sp_uret_drop_last(ret);     /* the session skips its return */
 		}
 		if (ret)
 			sp_uret_commit(ret);

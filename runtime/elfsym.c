@@ -843,8 +843,11 @@ long sp_elf_match(const struct sp_elf *e, const char *glob, const struct sp_sym 
 	size_t n = 0, cap = 0;
 
 	*out = NULL;
-	/* a plain name (the common case) needs no fnmatch */
+	/* a plain name (the common case) needs no fnmatch; so does a pattern
+	 * that is a symbol's very name (Go's main.(*T).M, main.F[go.shape.int_0]) */
 	bool plain = !strpbrk(glob, "*?[\\");
+	for (size_t i = 0; !plain && i < e->n_syms; i++)
+		plain = strcmp(glob, e->syms[i].name) == 0;
 	for (size_t i = 0; i < e->n_syms;) {
 		const struct sp_sym *best = NULL;
 		size_t j = i;

@@ -60,7 +60,8 @@ struct sp_elf {
 int sp_elf_open(const char *path, struct sp_elf **out, char *err, size_t errlen);
 void sp_elf_close(struct sp_elf *e);
 
-/* Symbols whose name matches the fnmatch(3) GLOB, each address once (the
+/* Symbols whose name matches the fnmatch(3) GLOB (a GLOB that is a
+ * symbol's own name matches that name alone), each address once (the
  * first name in sort order for aliases, preferring a global .dynsym name).
  * *OUT is a malloc'ed array of pointers into E; returns the count or -errno. */
 long sp_elf_match(const struct sp_elf *e, const char *glob, const struct sp_sym ***out);

@@ -3,6 +3,7 @@
 #include "coexist.h"
 #include "symcache.h"
 #include "elfsym.h"
+#include "golang.h"
 #include "hazard.h"
 #include "loadwatch.h"
 #include "plugin.h"
@@ -233,7 +234,7 @@ static struct sp_probe_vec *vec_replace(struct sp_site *site, struct sp_probe *a
 		const struct sp_probe *q = v->p[i];
 		handlers |= q->fn != NULL || q->wants_return;
 		v->only_returns &= (q->kind == SP_KIND_URETPROBE || q->kind == SP_KIND_USESSION) && !q->fn &&
-				   q->action == SP_ACT_COUNT;
+				   q->action == SP_ACT_COUNT && !q->go_ret;
 	}
 	if (v->only_returns)
 		handlers = 0;   /* the lean path passes rsp: enough to swap the return */
@@ -384,6 +385,8 @@ static int target_for(const struct sp_object *obj, const struct sp_elf *elf,
 					 .limit = next_symbol(obj, elf, func),
 					 .bt = sp_btindex_get(obj, elf), .elf = elf,
 					 .landing_pads = elf->has_except_table };
+	/* a Go function's entry probe goes past its stack check (golang.h) */
+	t->addr += sp_go_site(obj->path, func, size, offset, &t->fn);
 	t->symbol = offset ? xasprintf("%s+%#lx", sym->name, (unsigned long)offset) : strdup(sym->name);
 	return 0;
 }
@@ -862,6 +865,62 @@ static int arm_result(const struct arm_results *m, const struct sp_site *site)
 	return m->site[i] ? m->rc[i] : 0;
 }
 
+static long attach_targets(const struct sp_spec_item *item, const struct sp_object *obj,
+			   struct target *ts, long n_ts, selfprobe_handler_fn fn, void *data,
+			   struct selfprobe_link *link, char *err, size_t errlen);
+
+/* A Go function's return probe P (of ITEM, one of the N_TS targets TS)
+ * sees its returns through an internal probe on each RET (golang.h). */
+static void attach_go_returns(const struct sp_spec_item *item, const struct sp_object *obj,
+			      const struct target *ts, long n_ts, struct sp_probe *p)
+{
+	const struct target *t = NULL;
+	for (long i = 0; i < n_ts && !t; i++)
+		t = ts[i].addr == p->site->addr ? &ts[i] : NULL;
+	struct sp_go_ret *rets = NULL;
+	const char *why = "its function is not known";
+	long n = t ? sp_go_ret_sites(t->symbol, &t->fn, &rets, &why) : -1;
+	struct target *rt = n > 0 ? calloc((size_t)n, sizeof(*rt)) : NULL;
+	/* the RET probes' data, kept for the probe's life (as the probe is) */
+	struct sp_go_rets *data = rt ? malloc(sizeof(*data) + (size_t)n * sizeof(data->r[0])) : NULL;
+	if (!data) {
+		sp_probe_error(item->text, "%s: its returns are not seen: %s", p->symbol,
+			       n > 0 ? "out of memory" : why);
+		free(rets);
+		free(rt);
+		return;
+	}
+	data->p = p;
+	data->n = n;
+	memcpy(data->r, rets, (size_t)n * sizeof(data->r[0]));
+	for (long i = 0; i < n; i++) {
+		rt[i].addr = rets[i].site;
+		rt[i].symbol = xasprintf("%s+%#lx", t->symbol, (unsigned long)(rets[i].site - t->fn.start));
+		rt[i].fn = t->fn;
+		/* a RET followed by code keeps its window to itself (int3): the
+		 * code after it may be entered by the Go runtime, not only by
+		 * branches the index sees (a recovered panic resumes at the
+		 * function's call of runtime.deferreturn) */
+		if (rets[i].at_ret && rets[i].site + 1 < t->fn.start + t->fn.size) {
+			rt[i].fn.size = rets[i].site + 1 - t->fn.start;
+			rt[i].fn.limit = rets[i].site + 1;
+		}
+	}
+	struct sp_spec_item ri = *item;
+	ri.kind = SP_KIND_UPROBE;
+	ri.action = SP_ACT_COUNT;
+	ri.internal = true;   /* not reported: the user's probe counts the returns */
+	char err[512] = "";
+	long made = attach_targets(&ri, obj, rt, n, sp_go_ret_hit, data, p->link, err, sizeof(err));
+	if (made != n)
+		sp_probe_error(item->text, "%s: %ld of its %ld RETs are not probed, their returns not seen%s%s",
+			       p->symbol, n - (made > 0 ? made : 0), n, *err ? ": " : "", err);
+	for (long i = 0; i < n; i++)
+		free(rt[i].symbol);
+	free(rt);
+	free(rets);
+}
+
 /* Sites and probes for the N_TS targets of ITEM, armed as one batch.
  * Returns the number of probes attached; a failure of the only target is
  * returned as -errno with ERR, a failure among several is recorded and the
@@ -874,9 +933,10 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 	struct sp_site **sites = calloc((size_t)n_ts + 1, sizeof(*sites));
 	struct sp_probe_vec **olds = calloc((size_t)n_ts + 1, sizeof(*olds));
 	int *rcs = calloc((size_t)n_ts + 1, sizeof(*rcs));
-	long n = 0, n_old = 0, made = 0;
+	struct sp_probe **go_rets = calloc((size_t)n_ts + 1, sizeof(*go_rets));
+	long n = 0, n_old = 0, made = 0, n_go = 0;
 	size_t n_arm = 0;
-	if (!ps || !sites || !olds || !rcs) {
+	if (!ps || !sites || !olds || !rcs || !go_rets) {
 		snprintf(err, errlen, "out of memory");
 		made = -ENOMEM;
 		goto out;
@@ -890,6 +950,8 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 		if (wants_return)   /* the name called, or the IFUNC's implementation */
 			why = sp_hazard_return(ts[i].symbol) ? sp_hazard_return(ts[i].symbol)
 							     : sp_hazard_return(ts[i].implementation);
+		if (!why && !item->internal && ts[i].fn.go_stack)
+			why = sp_go_refusal(obj->path, who, wants_return, &ts[i].fn);
 		struct sp_site *site = why ? NULL : sp_arm_site(obj, ts[i].addr, &ts[i].fn, want_jmp, &why);
 		struct sp_probe *p = site ? new_probe(item, obj, &ts[i], fn, data) : NULL;
 		if (!p) {
@@ -909,6 +971,7 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 		p->site = site;
 		p->link = link;
 		p->attached = true;
+		p->go_ret = wants_return && ts[i].fn.go_stack;
 		struct sp_probe_vec *old = vec_replace(site, p, NULL);
 		if (old)
 			olds[n_old++] = old;
@@ -945,7 +1008,11 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 		if (sp_mode_pref == SP_PREF_JMP && !p->site->jmp)   /* the report's reason says it too */
 			sp_warn("%s: %s uses int3: %s", item->text, p->symbol, p->site->reason);
 		registry_append(p);
+		if (p->go_ret)
+			go_rets[n_go++] = p;
 	}
+	for (long i = 0; i < n_go; i++)   /* after the entry: a failed one has no RET probes */
+		attach_go_returns(item, obj, ts, n_ts, go_rets[i]);
 	if (mapped) {
 		free(results.site);
 		free(results.rc);
@@ -977,6 +1044,7 @@ out:
 	free(sites);
 	free(olds);
 	free(rcs);
+	free(go_rets);
 	return made;
 }
 

@@ -36,6 +36,8 @@ struct sp_probe {
 					  * an internal probe): it runs as the
 					  * runtime, its calls are not counted */
 	bool wants_return;               /* uretprobe, usession, latency */
+	bool go_ret;                     /* ... on a Go function: its returns are seen
+					  * by internal probes on its RETs (golang.h) */
 	uintptr_t semaphore;             /* usdt: its *_ENABLED() counter, or 0 */
 	int usdt_nargs;                  /* usdt: parsed arguments (-1: unparsable) */
 	struct sp_usdt_arg usdt_args[SP_USDT_MAX_ARGS];

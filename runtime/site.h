@@ -50,6 +50,7 @@ struct sp_site {
 	bool jmp_tried;
 	bool tramp_ok;                  /* the trampoline exists: jmp-capable */
 	bool guard_entry;               /* place its entry for coexist.h (a 5-byte jmp) */
+	bool go_stack;                  /* a Go site: C runs on a stack of its own (golang.h) */
 	struct sp_tramp tramp;
 	const char *jmp_reason;         /* why not jmp-capable */
 	/* a hop (hop.h): the jmp path through a jmp rel8 at addr and a jmp

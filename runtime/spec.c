@@ -215,7 +215,9 @@ static int parse_u64(struct slice s, uint64_t *out, bool *too_big)
 
 static bool is_symbol_char(unsigned char c)
 {
-	return is_alpha(c) || is_digit(c) || c == '_' || c == '.' || c == '$' || c == '@';
+	/* '/' and '-': Go's package paths (net/http.Get) and method values (-fm) */
+	return is_alpha(c) || is_digit(c) || c == '_' || c == '.' || c == '$' || c == '@' || c == '/' ||
+	       c == '-';
 }
 
 /* A character a demangled C++ name would bring. */
@@ -243,13 +245,26 @@ static int bad_char(char **msg, const char *what, struct slice s, size_t i)
 		    "'_', '.', '$', '@' and the globs '*', '?', '[...]')", qc, what, qs);
 }
 
+/* Whether S at I starts with the C string T. */
+static bool at(struct slice s, size_t i, const char *t)
+{
+	size_t n = strlen(t);
+	return i + n <= s.n && memcmp(s.p + i, t, n) == 0;
+}
+
 /* A symbol glob (also a usdt provider or name): symbol characters, '*', '?',
- * and '[...]' holding symbol characters, '-', '!' and '^'.  Non-empty. */
+ * and '[...]' holding symbol characters, '-', '!' and '^'.  Non-empty.
+ * Go's names as the Go linker writes them pass too: a method's receiver
+ * "pkg.(*T).M" ('(' ')' after a '.'), a generic instantiation
+ * "pkg.F[go.shape.*uint8_0,go.shape.int_1]" (a set starting "go." may hold
+ * '*' and ','); a pattern that is exactly a symbol's name names that
+ * symbol (elfsym.h). */
 static int check_glob(struct slice s, const char *what, char **msg)
 {
 	char q[QUOTE_BUF];
 	size_t open = 0;
-	bool in_set = false;
+	bool in_set = false, go_set = false;
+	int parens = 0;
 
 	if (s.n == 0)
 		return fail(msg, "empty %s", what);
@@ -257,17 +272,25 @@ static int check_glob(struct slice s, const char *what, char **msg)
 		return fail(msg, "%s '%s' cannot start with a digit", what, quote(q, s));
 	for (size_t i = 0; i < s.n; i++) {
 		unsigned char c = (unsigned char)s.p[i];
-		if (c == '[') {
+		if (go_set && c != ']') {
+			if (!is_symbol_char(c) && c != '*' && c != ',')
+				return bad_char(msg, what, s, i);
+		} else if (c == '(' && i > 0 && s.p[i - 1] == '.' && !in_set) {
+			parens++;   /* a Go method's receiver */
+		} else if (c == ')' && parens > 0) {
+			parens--;
+		} else if (c == '[') {
 			if (in_set)
 				return fail(msg, "'[' inside '[...]' in %s '%s'", what, quote(q, s));
 			in_set = true;
+			go_set = at(s, i + 1, "go.");
 			open = i;
 		} else if (c == ']') {
 			if (!in_set)
 				return fail(msg, "unmatched ']' in %s '%s'", what, quote(q, s));
 			if (i == open + 1 || (i == open + 2 && (s.p[open + 1] == '!' || s.p[open + 1] == '^')))
 				return fail(msg, "empty '[]' in %s '%s'", what, quote(q, s));
-			in_set = false;
+			in_set = go_set = false;
 		} else if (c == '*' || c == '?') {
 			if (in_set)
 				return fail(msg, "'%c' inside '[...]' in %s '%s'", c, what, quote(q, s));

@@ -3,6 +3,7 @@
 #include "timeline.h"
 #include "dispatch.h"
 #include "latency.h"
+#include "golang.h"
 #include "probe.h"
 #include "shm.h"
 #include "tstate.h"
@@ -156,9 +157,9 @@ static void take_args(struct selfprobe_ctx *ctx, struct sp_tl_event *e)
 				e->ftypes |= (uint32_t)(p->usdt_args[i].size == 4 ? SP_TL_F32 : SP_TL_F64) << (2 * i);
 		}
 	} else {
-		e->nargs = 6;    /* the SysV integer argument registers */
+		e->nargs = 6;    /* the SysV integer argument registers (Go's, in Go) */
 		for (int i = 0; i < 6; i++)
-			e->arg[i] = (int64_t)selfprobe_arg(ctx, i);
+			e->arg[i] = (int64_t)sp_go_or_c_arg(ctx, i);
 	}
 }
 

@@ -1,6 +1,7 @@
 /* trace — see trace.h. */
 #include "trace.h"
 #include "dispatch.h"
+#include "golang.h"
 #include "probe.h"
 #include "timeline.h"
 #include "tstate.h"
@@ -238,7 +239,7 @@ static void trace_line(struct selfprobe_ctx *ctx)
 		for (int i = 0; i < 6; i++) {
 			if (i)
 				put(&l, ", ");
-			put_u(&l, selfprobe_arg(ctx, i), 16);
+			put_u(&l, sp_go_or_c_arg(ctx, i), 16);   /* a Go function's: Go's ABI */
 		}
 		put(&l, ")");
 	}

@@ -1,5 +1,6 @@
 /* tramp — see tramp.h for the code it generates and why. */
 #include "tramp.h"
+#include "golang.h"
 #include "coexist.h"
 #include "codemem.h"
 #include "dispatch.h"
@@ -154,6 +155,19 @@ struct c_fix {
 	size_t jpopf_at, lean_popf;
 };
 
+/* call FN(%rdi, %rsi) (rax, rdx clobbered; both saved or free here); on a
+ * Go site through sp_go_tramp_call, which runs it on a stack of the
+ * thread's own: a goroutine stack may have under a kilobyte left. */
+static void emit_call(struct emit *e, const struct sp_site *site, uintptr_t fn)
+{
+	if (site->go_stack) {
+		EMIT(e, 0x48, 0xba); imm64(e, fn);                     /* movabs $fn,%rdx */
+		fn = (uintptr_t)sp_go_tramp_call;
+	}
+	EMIT(e, 0x48, 0xb8); imm64(e, fn);                             /* movabs $fn,%rax */
+	EMIT(e, 0xff, 0xd0);                                           /* call *%rax */
+}
+
 /* From "pushfq" (the red zone already left) to the full path's last lea,
  * which falls through: the caller puts the relocated window, or a jmp to
  * it, right after. */
@@ -172,8 +186,7 @@ static void emit_c_path(struct emit *e, const struct sp_site *site, struct c_fix
 	EMIT(e, 0xfc);                                                 /* cld */
 	EMIT(e, 0x48, 0x89, 0xc7);                                     /* mov %rax,%rdi */
 	EMIT(e, 0x48, 0x8d, 0xb5, 0xd8, 0x00, 0x00, 0x00);             /* lea 216(%rbp),%rsi: the site's rsp */
-	EMIT(e, 0x48, 0xb8); imm64(e, (uintptr_t)sp_tramp_count);     /* movabs $count,%rax */
-	EMIT(e, 0xff, 0xd0);                                           /* call *%rax */
+	emit_call(e, site, (uintptr_t)sp_tramp_count);                 /* call count */
 	EMIT(e, 0x48, 0x89, 0xec, 0x5d);                               /* mov %rbp,%rsp; pop %rbp */
 	EMIT(e, 0x41, 0x5b, 0x41, 0x5a, 0x41, 0x59, 0x41, 0x58,        /* pop r11 r10 r9 r8 */
 	     0x5f, 0x5e, 0x5a, 0x59);                                  /* pop rdi rsi rdx rcx */
@@ -211,8 +224,7 @@ static void emit_c_path(struct emit *e, const struct sp_site *site, struct c_fix
 	EMIT(e, 0x48, 0x83, 0xe4, 0xf0);                               /* and $-16,%rsp */
 	EMIT(e, 0x48, 0x89, 0xde);                                     /* mov %rbx,%rsi */
 	EMIT(e, 0x48, 0xbf); imm64(e, (uintptr_t)site);                /* movabs $site_struct,%rdi */
-	EMIT(e, 0x48, 0xb8); imm64(e, (uintptr_t)sp_tramp_dispatch);  /* movabs $dispatch,%rax */
-	EMIT(e, 0xff, 0xd0);                                           /* call *%rax */
+	emit_call(e, site, (uintptr_t)sp_tramp_dispatch);              /* call dispatch */
 	EMIT(e, 0x48, 0x89, 0xdc);                                     /* mov %rbx,%rsp */
 	EMIT(e, 0x85, 0xc0);                                           /* test %eax,%eax */
 	EMIT(e, 0x0f, 0x85); f->jnz_at = e->len; imm32(e, 0);          /* jnz slow */
@@ -250,7 +262,7 @@ static void fix_c_path(uint8_t *code, const struct c_fix *f, size_t reloc_at, si
 
 /* The trampoline's size: the inline count, the C path, the relocated
  * window, the slow path and the rseq tail. */
-#define TRAMP_MAX (128 + 384 + SP_RELOC_MAX + 32 + 96)
+#define TRAMP_MAX (128 + 416 + SP_RELOC_MAX + 32 + 96)   /* 416: a Go site's calls are longer */
 
 /* Emit SITE's trampoline for window W as it must lie at BASE into CODE
  * (TRAMP_MAX bytes): its length, or -errno with *REASON. */

@@ -253,7 +253,7 @@ void sp_uret_drop_last(struct sp_uret_entry *e)
 
 /* Latency, and timeline spans made here (uretprobes' and latency's;
  * sessions' spans are made by their trace handler, which sees the entry). */
-static bool wants_span(const struct sp_probe *p)
+bool sp_uret_wants_span(const struct sp_probe *p)
 {
 	return p->tl_label >= 0 && sp_timeline_on() &&
 	       (p->action == SP_ACT_LATENCY || p->kind == SP_KIND_URETPROBE);
@@ -261,7 +261,7 @@ static bool wants_span(const struct sp_probe *p)
 
 static bool wants_entry_time(const struct sp_probe *p)
 {
-	return p->action == SP_ACT_LATENCY || wants_span(p);
+	return p->action == SP_ACT_LATENCY || sp_uret_wants_span(p);
 }
 
 void sp_uret_commit(struct sp_uret_entry *e)
@@ -357,7 +357,7 @@ void sp_uret_dispatch(struct selfprobe_regs *regs)
 			sp_count_add(stripe, p->id, p->kind == SP_KIND_USESSION ? SP_RETURNS : SP_HITS);
 			if (p->action == SP_ACT_LATENCY && p->lat_slot >= 0)
 				sp_latency_record(stripe, (uint32_t)p->lat_slot, dt);
-			if (e->t0_ns && wants_span(p))
+			if (e->t0_ns && sp_uret_wants_span(p))
 				sp_timeline_span(p, e->t0_ns, dt, regs->rax);
 			if (p->fn) {
 				if (nested)

@@ -94,6 +94,8 @@ struct sp_uret_entry *sp_uret_begin(uintptr_t rsp);
 uint64_t *sp_uret_add(struct sp_uret_entry *e, struct sp_probe *p);
 void sp_uret_drop_last(struct sp_uret_entry *e);
 void sp_uret_commit(struct sp_uret_entry *e);
+/* Whether P's returns are spans on the timeline (their entry time kept). */
+bool sp_uret_wants_span(const struct sp_probe *p);
 
 /* The fast path for count-only uretprobes: one call that pushes the entry
  * for PROBES (N <= SP_URET_PROBES) and swaps the return address.  false

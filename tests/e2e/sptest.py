@@ -503,6 +503,43 @@ def real_env(env=None):
     return env
 
 
+# ---------------------------------------------------------------- Go
+
+GO_SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "go")
+
+
+def go_tool():
+    """The go command (Debian's golang-go: /usr/lib/go-1.19/bin/go, linked
+    as /usr/bin/go), or None."""
+    for g in (shutil.which("go"), "/usr/lib/go/bin/go", "/usr/lib/go-1.19/bin/go"):
+        if g and os.access(g, os.X_OK):
+            return g
+    return None
+
+
+def go_build(name, static=False, out=None):
+    """tests/go/NAME built into this test's work directory (cgo, so
+    dynamically linked and reachable by the preload; STATIC: CGO_ENABLED=0,
+    a static executable), or None after a skip when golang-go is missing.
+    Go's build cache is the build tree's (tests/cache/go-build)."""
+    go = go_tool()
+    if not go:
+        skip("golang-go is not installed (.ci/deps installs it): no Go program")
+        return None
+    out = out or os.path.join(work_dir(), name + ("-static" if static else ""))
+    if os.path.exists(out):
+        return out
+    env = base_env()
+    env.update(GOCACHE=os.path.join(os.path.abspath(BUILD), "tests", "cache", "go-build"),
+               GOPATH=os.path.join(work_dir(), "gopath"), GOFLAGS="-mod=mod", GO111MODULE="on",
+               CGO_ENABLED="0" if static else "1", GOTOOLCHAIN="local")
+    cp = run([go, "build", "-o", out, "."], env=env, cwd=os.path.join(GO_SRC, name), timeout=600)
+    if not check(cp.returncode == 0 and os.path.exists(out), "go build of tests/go/%s" % name,
+                 clip(cp.stdout + cp.stderr)):
+        return None
+    return out
+
+
 def real_programs():
     """The real programs the tests run probed and compare, byte for byte,
     with their unprobed run (e2e_unchanged, e2e_retall): [(label, cmd,
@@ -553,6 +590,9 @@ def real_programs():
         progs.append(("git status", ["git", "-C", repo, "status"], None))
     else:
         skip("git is not installed")
+    gop = go_build("sp_go")   # Go: goroutines, stack copies, panics, cgo, os.Exit
+    if gop:
+        progs.append(("go", [gop, "quick"], None))
     data = b"".join(b"line %d of the sample, %s\n" % (i, b"x" * (i % 37)) for i in range(3000))
     for tool in ("perl", "sqlite3", "zstd", "xz"):
         if not shutil.which(tool):

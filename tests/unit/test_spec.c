@@ -101,6 +101,12 @@ static const struct valid_case valid[] = {
 	/* symbol characters */
 	{ .in = "uprobe:libc:malloc@GLIBC_2.2.5", .object = "libc", .name = "malloc@GLIBC_2.2.5" },
 	{ .in = "uprobe:libc:malloc@@GLIBC_2.2.5", .object = "libc", .name = "malloc@@GLIBC_2.2.5" },
+	/* Go's names (golang.h) */
+	{ .in = "uprobe:main.(*T).Inc", .name = "main.(*T).Inc" },
+	{ .in = "uprobe:main.(*T).Inc-fm", .name = "main.(*T).Inc-fm" },
+	{ .in = "uprobe:net/http.(*Server).Serve", .name = "net/http.(*Server).Serve" },
+	{ .in = "uprobe:main.Max[go.shape.*uint8_0,go.shape.int_1]",
+	  .name = "main.Max[go.shape.*uint8_0,go.shape.int_1]" },
 	{ .in = "uprobe:./app:_Z3foov.cold", .object = "./app", .name = "_Z3foov.cold" },
 	{ .in = "uprobe:./app:foo.constprop.0", .object = "./app", .name = "foo.constprop.0" },
 	{ .in = "uprobe:./app:$x", .object = "./app", .name = "$x" },
@@ -257,7 +263,9 @@ static const struct invalid_case invalid[] = {
 	{ "uprobe:libc:ma lloc", "whitespace in symbol name 'ma lloc'" },
 	{ "uprobe:libc:ma\x01lloc", "control character '\\x01' in symbol name 'ma\\x01lloc'" },
 	{ "uprobe:libc:foo(int)", "C++ symbols must be given mangled" },
-	{ "uprobe:libc:foo-bar", "invalid character '-' in symbol name 'foo-bar'" },
+	{ "uprobe:libc:foo%bar", "invalid character '%' in symbol name 'foo%bar'" },
+	{ "uprobe:libc:foo(bar)", "C++ symbols must be given mangled" },
+	{ "uprobe:main.F[go.shape.int_0%x]", "invalid character '%'" },
 	{ "uprobe:libc:mal#loc", "invalid character '#'" },
 	{ "uprobe:libc:caf\xc3\xa9", "invalid character '\\xc3'" },
 	{ "uprobe:libc:str[a-c", "unterminated '['" },

@@ -1,0 +1,227 @@
+#!/usr/bin/python3
+"""e2e_golang — Go programs (issue 19 part 1): tests/go/sp_go built with
+Debian's golang-go (cgo: dynamically linked, so the preload reaches it).
+
+  e2e_golang.py [CASE]...      (default: every case)
+
+  counts    UPROBE_MODE auto and int3, the preload alone (no launcher):
+            entry and return probes on main.* functions whose calls the
+            program counts itself (goroutines, recursion that copies the
+            stack, panics recovered through probed frames, a nil
+            dereference, runtime.GC(), cgo calls, os.Exit(3)): stdout and
+            exit status as unprobed; each entry count, return count and
+            latency count equal to the program's own; a panicked frame's
+            return counted lost, never as a return; the report written
+            although Go leaves by a raw exit_group; entries past the stack
+            check (morestack's re-execution of the entry is not counted)
+  launcher  the same under `selfprobe run`: the process's own report (not
+            one rebuilt from the shared counters)
+  paths     a Go function with a stack check takes the jmp path in auto, a
+            nosplit one (no stack check) int3 with that reason; runtime
+            functions entered otherwise than by a call (runtime.goexit) are
+            refused with the reason; `selfprobe list` says the same
+  trace     =trace shows Go's register arguments (Deep's n in RAX)
+  stack     =stack walks Go frames (frame pointers) up to runtime.main
+  static    a static (CGO_ENABLED=0) Go program (tests/go/sp_go_static):
+            `selfprobe run` says it is static and Go, and it runs as unprobed
+"""
+import json
+import os
+import re
+import sys
+
+import sptest as t
+
+CASES = ("counts", "launcher", "paths", "trace", "stack", "static")
+
+# (spec, the program's own counter it must equal, the report field)
+SPECS = [
+    ("uprobe:main.Work", "Work", "hits"),
+    ("usession:main.Work", "Work", "returns"),
+    ("uprobe:main.Fib", "Fib", "hits"),
+    ("uretprobe:main.Fib", "Fib", "hits"),
+    ("uprobe:main.Deep", "Deep", "hits"),
+    ("uprobe:main.Deep=latency", "Deep", "hits"),
+    ("uprobe:main.Thrower", "Thrower", "hits"),
+    ("uretprobe:main.Thrower", "Thrower-Panics", "hits"),
+    ("uretprobe:main.Catch", "Thrower", "hits"),
+    ("uprobe:main.(*Counter).Add", "Add", "hits"),
+    ("uretprobe:main.(*Counter).Add", "Add", "hits"),
+    ("uprobe:main.Cadd", "Cadd", "hits"),
+    ("uretprobe:main.Cadd", "Cadd", "hits"),
+    ("uprobe:main.Max[go.shape.int_0]", None, "hits"),
+]
+
+
+def own_counts(stdout):
+    m = re.search(rb"^counts (.*)$", stdout, re.M)
+    if not m:
+        return None
+    return {k.decode(): int(v) for k, v in re.findall(rb"(\w+)=(\d+)", m.group(1))}
+
+
+def expected(own, key):
+    if key is None:
+        return 1
+    if "-" in key:
+        a, b = key.split("-")
+        return own[a] - own[b]
+    return own[key]
+
+
+def probe(rep, spec):
+    es = [p for p in (rep or {}).get("probes", []) if p["spec"] == spec]
+    return es[0] if len(es) == 1 else None
+
+
+def check_report(label, rep, own):
+    if not t.check(rep is not None, "%s: a report (Go exits by a raw exit_group)" % label):
+        return
+    t.check(not rep.get("errors"), "%s: no errors" % label, json.dumps(rep.get("errors"))[:2000])
+    for spec, key, field in SPECS:
+        p = probe(rep, spec)
+        if not t.check(p is not None, "%s: %s in the report" % (label, spec)):
+            continue
+        want = expected(own, key)
+        t.check(p.get(field) == want, "%s: %s %s %s, the program counted %d"
+                % (label, spec, field, p.get(field), want), json.dumps(p)[:600])
+        t.check(p.get("missed", 0) == 0, "%s: %s missed %s" % (label, spec, p.get("missed")))
+    p = probe(rep, "uretprobe:main.Thrower")
+    if p:
+        t.check(p.get("lost") == own["Panics"], "%s: uretprobe:main.Thrower lost %s, the program "
+                "panicked %d times" % (label, p.get("lost"), own["Panics"]))
+    p = probe(rep, "uprobe:main.Deep=latency")
+    if p:
+        lat = p.get("latency") or {}
+        t.check(lat.get("count") == own["Deep"], "%s: Deep's latency count %s, calls %d"
+                % (label, lat.get("count"), own["Deep"]), json.dumps(lat)[:400])
+
+
+def spec_text():
+    return ";".join(s for s, _, _ in SPECS)
+
+
+def case_counts(prog, plain):
+    own = own_counts(plain.stdout)
+    for mode in ("auto", "int3"):
+        label = "counts (%s)" % mode
+        cp, rep = t.run_probed([prog], spec_text(), mode=mode)
+        t.check(cp.returncode == plain.returncode, "%s: exit %d, unprobed %d"
+                % (label, cp.returncode, plain.returncode), t.clip(cp.stderr))
+        t.check(cp.stdout == plain.stdout, "%s: stdout differs from the unprobed run" % label,
+                "got:\n%s\nwant:\n%s\nstderr:\n%s" % (t.clip(cp.stdout), t.clip(plain.stdout),
+                                                     t.clip(cp.stderr)))
+        check_report(label, rep, own)
+
+
+def case_launcher(prog, plain):
+    own = own_counts(plain.stdout)
+    out = os.path.join(t.work_dir(), "launcher.json")
+    cmd = [t.CLI, "run", "-o", out]
+    for s, _, _ in SPECS:
+        cmd += ["-e", s]
+    cp = t.run(cmd + ["--", prog])
+    t.check(cp.returncode == plain.returncode and cp.stdout == plain.stdout,
+            "launcher: exit %d and stdout as unprobed (%d)" % (cp.returncode, plain.returncode),
+            t.clip(cp.stdout + cp.stderr))
+    try:
+        r = json.load(open(out))
+    except (OSError, ValueError) as e:
+        t.check(False, "launcher: report %s (%s)" % (out, e))
+        return
+    procs = r.get("processes")
+    rep = procs[0].get("report") if procs else r
+    if procs:
+        t.check("from" not in procs[0], "launcher: the process wrote its own report (its exit "
+                "hook ran), not one rebuilt from the shared counters", json.dumps(procs[0])[:400])
+    check_report("launcher", rep, own)
+
+
+def case_paths(prog, plain):
+    cp, rep = t.run_probed([prog], "uprobe:main.Fib;uprobe:main.(*Counter).Add;uprobe:runtime.goexit*;"
+                           "uretprobe:main.Max[go.shape.int_0]", mode="auto")
+    t.check(cp.returncode == plain.returncode and cp.stdout == plain.stdout,
+            "paths: the run as unprobed", t.clip(cp.stderr))
+    fib, add = probe(rep, "uprobe:main.Fib"), probe(rep, "uprobe:main.(*Counter).Add")
+    if t.check(fib and add, "paths: both probes reported", json.dumps(rep)[:1000]):
+        t.check(fib["mode"] == "jmp", "paths: main.Fib (a stack check) takes the jmp path", json.dumps(fib))
+        t.check(add["mode"] == "int3" and "stack check" in (add.get("reason") or ""),
+                "paths: main.(*Counter).Add (nosplit) takes int3, the reason says why", json.dumps(add))
+    errs = " ".join(e["message"] for e in (rep or {}).get("errors", []))
+    t.check("runtime.goexit" in errs and "not probed" in errs,
+            "paths: runtime.goexit refused with the reason", errs[:1000])
+    ret = probe(rep, "uretprobe:main.Max[go.shape.int_0]")
+    t.check(ret and ret.get("hits") == 1, "paths: uretprobe on a generic instantiation, by its "
+            "name with brackets", json.dumps(ret))
+    ls = t.run([t.CLI, "list", prog, "main.*"])
+    text = ls.stdout.decode("utf-8", "replace")
+    line = [l for l in text.splitlines() if l.startswith("main.(*Counter).Add ")]
+    t.check(line and " int3 " in line[0] and "stack check" in line[0],
+            "paths: selfprobe list says main.(*Counter).Add takes int3 and why", text[:3000])
+    line = [l for l in text.splitlines() if l.startswith("main.Fib ")]
+    t.check(line and " jmp " in line[0], "paths: selfprobe list: main.Fib takes the jmp path", text[:3000])
+    if line and fib:   # list shows the function's address, the report the site's
+        start = int(line[0].split()[1], 16)
+        t.check(int(fib["address"], 16) > start, "paths: main.Fib's site (%s) is past its stack "
+                "check, not at the function (%#x)" % (fib["address"], start))
+
+
+def case_trace(prog, plain):
+    cp = t.run([t.CLI, "run", "-e", "uprobe:main.Deep=trace", "--", prog, "quick"])
+    lines = [l for l in cp.stderr.decode("utf-8", "replace").splitlines() if "uprobe:main.Deep(" in l]
+    # the first line of the long recursion: Deep(2000) (0x7d0), argument 0 is RAX
+    t.check(any("uprobe:main.Deep(0x7d0," in l for l in lines),
+            "trace: Deep's first Go argument (RAX) is shown", "\n".join(lines[:5]) + t.clip(cp.stderr, 800))
+
+
+def case_stack(prog, plain):
+    out = os.path.join(t.work_dir(), "deep.folded")
+    cp = t.run([t.CLI, "run", "-e", "uprobe:main.Deep=stack", "-o", out, "--", prog, "quick"])
+    t.check(cp.returncode == 3, "stack: the program's exit status", t.clip(cp.stderr))
+    try:
+        folded = open(out).read()
+    except OSError as e:
+        t.check(False, "stack: folded output (%s)" % e, t.clip(cp.stderr))
+        return
+    off = r"\+0x[0-9a-f]+;"   # folded frames are symbol+offset, the root first
+    t.check(re.search(r"runtime\.main" + off + r"main\.main" + off + r"main\.Deep" + off + r"main\.Deep",
+                      folded) is not None,
+            "stack: frames walked from main.Deep through main.main to runtime.main", folded[:1500])
+    t.check(re.search(r"main\.main\.func1" + off + r"main\.Work" + off + r"main\.Deep", folded) is not None,
+            "stack: a goroutine's frames (main.Work called from its closure)", folded[:1500])
+
+
+def case_static(prog_static):
+    plain = t.run([prog_static])
+    cp = t.run([t.CLI, "run", "-e", "uprobe:main.Fib", "--", prog_static])
+    err = cp.stderr.decode("utf-8", "replace")
+    t.check("statically linked" in err and "Go program built without cgo" in err,
+            "static: selfprobe run says the Go program is static and how to link it", err[:1500])
+    t.check(cp.stdout == plain.stdout and cp.returncode == plain.returncode,
+            "static: it runs as unprobed", err[:800])
+
+
+def main():
+    cases = sys.argv[1:] or CASES
+    t.require_build()
+    prog = t.go_build("sp_go")
+    if not prog:
+        t.finish()
+    plain = t.run([prog])
+    own = own_counts(plain.stdout)
+    if not t.check(plain.returncode == 3 and own, "sp_go runs unprobed: exit 3 and its counts",
+                   t.clip(plain.stdout + plain.stderr)):
+        t.finish()
+    for case in cases:
+        t.info("== %s" % case)
+        if case == "static":
+            ps = t.go_build("sp_go_static", static=True)
+            if ps:
+                case_static(ps)
+        else:
+            globals()["case_" + case](prog, plain)
+    t.finish()
+
+
+if __name__ == "__main__":
+    main()

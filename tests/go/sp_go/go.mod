@@ -1,0 +1,3 @@
+module sp_go
+
+go 1.19

@@ -1,0 +1,3 @@
+module sp_go_static
+
+go 1.19

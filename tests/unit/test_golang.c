@@ -1,0 +1,145 @@
+/* test_golang — Go's prologues, the RETs of a Go function, the refusals
+ * (golang.h), on hand-made code. */
+#include <criterion/criterion.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "arm.h"
+#include "golang.h"
+
+Test(golang, stack_check_forms)
+{
+	/* cmp 0x10(%r14),%rsp; jbe rel32 */
+	static const uint8_t small[] = { 0x49, 0x3b, 0x66, 0x10, 0x0f, 0x86, 1, 0, 0, 0, 0x48, 0x83, 0xec, 0x18 };
+	cr_assert_eq(sp_go_stack_check_len(small, sizeof(small)), 10);
+	/* cmp; jbe rel8 */
+	static const uint8_t short_jbe[] = { 0x49, 0x3b, 0x66, 0x10, 0x76, 0x40, 0x55 };
+	cr_assert_eq(sp_go_stack_check_len(short_jbe, sizeof(short_jbe)), 6);
+	/* lea -0x80(%rsp),%r12; cmp 0x10(%r14),%r12; jbe rel32 */
+	static const uint8_t lea8[] = { 0x4c, 0x8d, 0x64, 0x24, 0x80, 0x4d, 0x3b, 0x66, 0x10,
+					0x0f, 0x86, 1, 0, 0, 0, 0x90 };
+	cr_assert_eq(sp_go_stack_check_len(lea8, sizeof(lea8)), 15);
+	/* lea -0xa8(%rsp),%r12 (disp32): 18 bytes, more than 16 */
+	static const uint8_t lea32[] = { 0x4c, 0x8d, 0xa4, 0x24, 0x58, 0xff, 0xff, 0xff, 0x4d, 0x3b, 0x66, 0x10,
+					 0x0f, 0x86, 1, 0, 0, 0, 0x90 };
+	cr_assert_eq(sp_go_stack_check_len(lea32, sizeof(lea32)), 18);
+	cr_assert_leq(18, SP_GO_CHECK_MAX);
+	/* none: a nosplit leaf (add (%rax),%rbx ...), a cmp without its jbe, truncated */
+	static const uint8_t leaf[] = { 0x48, 0x03, 0x18, 0x48, 0x89, 0x18, 0xc3 };
+	cr_assert_eq(sp_go_stack_check_len(leaf, sizeof(leaf)), 0);
+	static const uint8_t nojbe[] = { 0x49, 0x3b, 0x66, 0x10, 0x90, 0x90 };
+	cr_assert_eq(sp_go_stack_check_len(nojbe, sizeof(nojbe)), 0);
+	cr_assert_eq(sp_go_stack_check_len(small, 8), 0);
+}
+
+/* CODE copied into executable memory: a function there. */
+static struct sp_func_extent fn_of(const uint8_t *code, size_t n)
+{
+	uint8_t *p = malloc(n);
+	cr_assert_not_null(p);
+	memcpy(p, code, n);
+	return (struct sp_func_extent){ .start = (uintptr_t)p, .size = n, .go_stack = true };
+}
+
+Test(golang, every_ret_found)
+{
+	/* cmp 0x10(%r14),%rsp; jbe +9 (to the morestack call);
+	 * test %rax,%rax; je +1; ret; ret; call rel32; jmp back to the start */
+	static const uint8_t code[] = { 0x49, 0x3b, 0x66, 0x10, 0x76, 0x07, 0x48, 0x85, 0xc0, 0x74, 0x01, 0xc3,
+					0xc3, 0xe8, 0, 0, 0, 0, 0xeb, 0xec };
+	struct sp_func_extent fn = fn_of(code, sizeof(code));
+	struct sp_go_ret *rets;
+	const char *why = NULL;
+	long n = sp_go_ret_sites("main.f", &fn, &rets, &why);
+	cr_assert_eq(n, 2, "%ld (%s)", n, why ? why : "");
+	cr_assert(rets[0].site == fn.start + 11 && rets[0].at_ret && rets[0].adj == 0);
+	cr_assert(rets[1].site == fn.start + 12 && rets[1].at_ret);
+	free(rets);
+}
+
+Test(golang, epilogue_sites)
+{
+	/* cmp; jbe; sub $0x18,%rsp; mov %rbp,0x10(%rsp); lea 0x10(%rsp),%rbp;
+	 * test; je e2; mov 0x10(%rsp),%rbp; add $0x18,%rsp; ret;
+	 * e2: mov 0x10(%rsp),%rbp; add $0x18,%rsp; ret; morestack: call; jmp start */
+	static const uint8_t code[] = {
+		0x49, 0x3b, 0x66, 0x10, 0x76, 0x2d,                   /* 0: cmp; jbe 0x33 */
+		0x48, 0x83, 0xec, 0x18, 0x48, 0x89, 0x6c, 0x24, 0x10, /* 6: sub; mov %rbp,0x10(%rsp) */
+		0x48, 0x8d, 0x6c, 0x24, 0x10,                         /* 15: lea */
+		0x48, 0x85, 0xc0, 0x74, 0x0a,                         /* 20: test; je 35 */
+		0x48, 0x8b, 0x6c, 0x24, 0x10, 0x48, 0x83, 0xc4, 0x18, 0xc3, /* 25: epilogue 1 */
+		0x48, 0x8b, 0x6c, 0x24, 0x10, 0x48, 0x83, 0xc4, 0x18, 0xc3, /* 35: epilogue 2 */
+		0x90, 0x90, 0x90, 0x90, 0x90, 0x90,                   /* 45 */
+		0xe8, 0, 0, 0, 0, 0xeb, 0xc6,                         /* 51: call; jmp 0 */
+	};
+	struct sp_func_extent fn = fn_of(code, sizeof(code));
+	struct sp_go_ret *rets;
+	const char *why = NULL;
+	long n = sp_go_ret_sites("main.e", &fn, &rets, &why);
+	cr_assert_eq(n, 2, "%ld (%s)", n, why ? why : "");
+	cr_assert(rets[0].site == fn.start + 25 && !rets[0].at_ret && rets[0].adj == 0x18,
+		  "epilogue 1: the mov, rsp + 0x18 at the RET");
+	cr_assert(rets[1].site == fn.start + 35 && !rets[1].at_ret && rets[1].adj == 0x18);
+	free(rets);
+	/* a jump to an epilogue's add: that return would skip the mov, so
+	 * its RET is the site */
+	((uint8_t *)fn.start)[24] = 0x0f;   /* je 35 becomes je 40 */
+	n = sp_go_ret_sites("main.e", &fn, &rets, &why);
+	cr_assert_eq(n, 2, "%ld (%s)", n, why ? why : "");
+	cr_assert(rets[0].site == fn.start + 25 && !rets[0].at_ret);
+	cr_assert(rets[1].site == fn.start + 44 && rets[1].at_ret && rets[1].adj == 0);
+	free(rets);
+}
+
+Test(golang, refusals)
+{
+	struct sp_go_ret *rets;
+	const char *why;
+	/* a tail jmp out of the function */
+	static const uint8_t tail[] = { 0x48, 0x85, 0xc0, 0x74, 0x01, 0xc3, 0xe9, 0x00, 0x10, 0x00, 0x00 };
+	struct sp_func_extent fn = fn_of(tail, sizeof(tail));
+	cr_assert_eq(sp_go_ret_sites("main.g", &fn, &rets, &why), -1);
+	cr_assert(strstr(why, "leaves the Go function"), "%s", why);
+	/* an indirect jmp */
+	static const uint8_t ind[] = { 0xff, 0xe0, 0xc3 };
+	fn = fn_of(ind, sizeof(ind));
+	cr_assert_eq(sp_go_ret_sites("main.h", &fn, &rets, &why), -1);
+	cr_assert(strstr(why, "indirect jump"), "%s", why);
+	/* never returns */
+	static const uint8_t loop[] = { 0x90, 0xeb, 0xfd };
+	fn = fn_of(loop, sizeof(loop));
+	cr_assert_eq(sp_go_ret_sites("main.loop", &fn, &rets, &why), -1);
+	cr_assert(strstr(why, "no RET"), "%s", why);
+	/* assembly (ABI0): the goroutine is not in r14 */
+	static const uint8_t ret[] = { 0xc3 };
+	fn = fn_of(ret, sizeof(ret));
+	cr_assert_eq(sp_go_ret_sites("runtime.memeqbody.abi0", &fn, &rets, &why), -1);
+	cr_assert(strstr(why, "ABI0"), "%s", why);
+}
+
+Test(golang, runtime_functions_refused)
+{
+	/* a path that is not Go: only the name rules apply (no cgo question) */
+	cr_assert_not_null(sp_go_refusal("/nonexistent", "runtime.goexit.abi0", false, NULL));
+	cr_assert_not_null(sp_go_refusal("/nonexistent", "runtime.morestack_noctxt.abi0", false, NULL));
+	cr_assert_not_null(sp_go_refusal("/nonexistent", "runtime.sigtramp.abi0", false, NULL));
+	cr_assert_null(sp_go_refusal("/nonexistent", "runtime.mallocgc", false, NULL));
+	cr_assert_null(sp_go_refusal("/nonexistent", "runtime.exitsyscall", false, NULL), "a prefix is not the name");
+	cr_assert_null(sp_go_refusal("/nonexistent", "main.main", false, NULL));
+}
+
+Test(golang, register_abi)
+{
+	struct selfprobe_regs r = { .rax = 1, .rbx = 2, .rcx = 3, .rdi = 4, .rsi = 5, .r8 = 6, .r9 = 7,
+				    .r10 = 8, .r11 = 9, .rdx = 99 };
+	for (int i = 0; i < 9; i++)
+		cr_assert_eq(sp_go_arg(&r, i), (uint64_t)i + 1);
+	cr_assert_eq(sp_go_arg(&r, 9), 0);
+}
+
+Test(golang, objects)
+{
+	cr_assert(!sp_go_object("/proc/self/exe"), "this test is C");
+	cr_assert(!sp_go_object("/nonexistent"));
+}
