@@ -400,7 +400,7 @@ static int go_exit_hook(const char *path, uintptr_t bias, void (*report)(void))
 		exit_stack_top = (char *)s + EXIT_STACK_SIZE;
 	}
 	exit_report = report;
-	return sp_probe_attach_internal("selfprobe:go-exit", bias + value, true, on_go_exit);
+	return sp_probe_attach_internal("selfprobe:go-exit", bias + value, true, on_go_exit, NULL);
 }
 
 /* ------------------------------------------------------------ arguments */
