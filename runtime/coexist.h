@@ -45,6 +45,7 @@ enum {
 	SP_FOREIGN_RESTORED = 2,   /* the file's byte back over our patch */
 	SP_FOREIGN_UNPROVEN = 4,   /* a fault inside our patch we could not recover */
 	SP_FOREIGN_STOPPED = 8,    /* we gave the site back to the file's bytes */
+	SP_FOREIGN_CALL = 16,      /* a call over our jmp (an optimized kernel uprobe) */
 };
 
 /* Does an instruction starting with byte B fault before doing anything,
@@ -68,6 +69,18 @@ uintptr_t sp_coexist_prev_entry(uintptr_t at, const void *ctx);
  * instruction) and the SIGTRAP handler (PC: the int3's address).
  * Signal-safe.  True: the ucontext was set to resume correctly. */
 bool sp_coexist_on_signal(uintptr_t pc, void *ucontext);
+
+/* Is CODE (at ADDR, 5 bytes) a call into the kernel's uprobe trampoline
+ * page: a kernel uprobe on a 5-byte nop, optimized (Linux 6.18 does so
+ * after its first hit)?  Reads /proc/self/maps: not for the signal path. */
+bool sp_coexist_kernel_call(uintptr_t addr, const uint8_t *code);
+
+/* Disarm S, an armed jmp site, if its first byte is not ours any more:
+ * the bytes after it that are still ours go back to the file's, the first
+ * stays (another tool's int3 or call keeps working; the file's byte is
+ * left).  1: its first byte is ours (disarm as usual); 0: done; -errno.
+ * Registry lock held. */
+int sp_coexist_disarm(struct sp_site *s);
 
 /* Check every armed site's bytes (registry lock held).  REPAIR: put our
  * bytes back, or give the site back to the file, where another tool
