@@ -37,7 +37,10 @@ the file's 5 bytes back on removal (runtime/coexist.h).  What must hold:
                 the kernel's int3 (push) or its optimized call (nop5) is on
                 the site leaves it there: the kernel's probe still counts
                 after our detach; attaching again over it is refused (the
-                kernel's probe still counts); the program is unchanged.
+                kernel's probe still counts); the program is unchanged;
+  detach, nop5 putback  the kernel's optimized probe placed and removed
+                (the whole nop written back over our jmp): the next attach
+                batch puts our jmp back, our handler runs again.
 
 Skips (exit 77) when kernel uprobes are unavailable here.
 """
@@ -268,6 +271,43 @@ def detach_one(func, elf):
           "%s: the report's errors name another tool's bytes, and our refused attach" % what, errs)
 
 
+def putback_one(func, elf):
+    """The kernel's optimized probe placed and removed (it writes the whole
+    nop back over our jmp): the next attach batch puts our jmp back."""
+    what = "%s/putback" % func
+    off = elf.vaddr_to_offset(elf.symbol("cx_" + func)[0])
+    report_path = os.path.join(sptest.work_dir(), "report-%s-putback.json" % func)
+    env = sptest.probed_env("", "jmp", report_path)
+    p = subprocess.Popen([PROG, func, "api"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    head = p.stdout.readline()
+    counts = []
+    if check(head == b"ready\n", "%s: the program attached through the API" % what, head):
+        try:
+            time.sleep(0.3)
+            k = KernelUprobe(p.pid, PROG, off)
+            time.sleep(0.3)             # optimized: its call over our jmp
+            k.close()                   # the whole nop back: our probe misses the function
+            time.sleep(0.2)
+            for _ in range(2):          # two batches, the loop running between them
+                p.send_signal(signal.SIGHUP)
+                line = p.stdout.readline().decode()
+                if line.startswith("batch "):
+                    counts.append(int(line.split()[1]))
+                time.sleep(0.3)
+        except OSError as e:
+            check(False, "%s: the kernel uprobe could be placed on the running program" % what, str(e))
+    out, err, rc = stop(p, head)
+    lines, calls = parse(out)
+    info("%s: handler count at two batches after the kernel's removal: %s" % (what, counts))
+    check(rc == 0 and "result ok" in lines, "%s: the program ran unchanged (exit %s)" % (what, rc),
+          sptest.clip(err))
+    check(len(counts) == 2 and counts[1] > counts[0],
+          "%s: our handler runs again after the batch (counts %s)" % (what, counts))
+    report = sptest.load_report(report_path, what)
+    errs = [x.get("message", "") for x in (report or {}).get("errors", [])]
+    check(any("our jmp put back" in m for m in errs), "%s: the report says our jmp was put back" % what, errs)
+
+
 # by first instruction (sp_coexist.c): counted, stopped at the kernel's
 # first hit, or run unprobed while the kernel's probe stands
 COUNTED = ("push", "r15", "test", "endbr", "sub")
@@ -288,6 +328,7 @@ def main():
     if mode == "detach":
         for func in ("push", "nop5"):
             detach_one(func, elf)
+        putback_one("nop5", elf)
     else:
         for func in (COUNTED + STOPPED + UNSEEN if mode == "jmp" else ("push", "endbr")):
             one(func, mode, elf)

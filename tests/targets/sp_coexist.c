@@ -21,7 +21,9 @@
  *
  * api: the probe is attached from here (selfprobe_attach, with a counting
  * handler) instead of by UPROBE_SPEC: SIGUSR2 detaches it ("detached" is
- * printed), a second SIGUSR2 attaches it again ("attached").
+ * printed), a second SIGUSR2 attaches it again ("attached", or "attach
+ * failed").  SIGHUP attaches a probe on cx_push, which is not called (an
+ * attach batch), and prints "batch N", N the handler's count so far.
  *
  * Prints "ready", calls FUNC until SIGUSR1, then prints "result ok" when
  * every return value was right (else "result wrong") and "calls N", its own
@@ -63,7 +65,7 @@ __asm__(".text\n"
 	"  .byte 0x0f, 0x1f, 0x44, 0x00, 0x00\n  lea 1(%rdi,%rdi,2),%rax\n  ret\n"
 	".size cx_nop5,.-cx_nop5\n");
 
-static volatile sig_atomic_t stop, toggles;
+static volatile sig_atomic_t stop, toggles, batches;
 
 static void on_usr1(int sig)
 {
@@ -75,6 +77,12 @@ static void on_usr2(int sig)
 {
 	(void)sig;
 	toggles++;
+}
+
+static void on_hup(int sig)
+{
+	(void)sig;
+	batches++;
 }
 
 static unsigned long handled;
@@ -111,6 +119,8 @@ int main(int argc, char **argv)
 	sigaction(SIGUSR1, &sa, NULL);
 	sa.sa_handler = on_usr2;
 	sigaction(SIGUSR2, &sa, NULL);
+	sa.sa_handler = on_hup;
+	sigaction(SIGHUP, &sa, NULL);
 	attach_fn *attach = api ? (attach_fn *)dlsym(RTLD_DEFAULT, "selfprobe_attach") : NULL;
 	detach_fn *detach = api ? (detach_fn *)dlsym(RTLD_DEFAULT, "selfprobe_detach") : NULL;
 	char spec[PATH_MAX + 64], self[PATH_MAX];
@@ -125,7 +135,7 @@ int main(int argc, char **argv)
 	printf("ready\n");
 	fflush(stdout);
 	long calls = 0, wrong = 0, scratch = 42;
-	int seen = 0;
+	int seen = 0, seen_batches = 0;
 	while (!stop) {
 		for (long i = 0; i < 1000; i++, calls++)
 			wrong += f(i, &scratch, 0, 7) != 3 * i + 1;
@@ -139,6 +149,14 @@ int main(int argc, char **argv)
 				link = attach(spec, count, NULL);
 				printf(link ? "attached\n" : "attach failed\n");
 			}
+			fflush(stdout);
+		}
+		if (seen_batches != batches && attach) {
+			seen_batches++;
+			char other[PATH_MAX + 64];
+			snprintf(other, sizeof(other), "uprobe:%s:cx_push", self);
+			attach(other, count, NULL);
+			printf("batch %lu\n", __atomic_load_n(&handled, __ATOMIC_RELAXED));
 			fflush(stdout);
 		}
 	}
