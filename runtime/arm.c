@@ -635,8 +635,11 @@ void sp_arm_disarm_batch(struct sp_site **sites, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		rc[i] = sites[i]->armed ? 0 : 1;
 		/* a jmp whose first byte another tool owns now (coexist.h): not
-		 * through the three steps, whose last would erase it */
-		if (rc[i] == 0 && sites[i]->jmp && sp_coexist_disarm(sites[i]) <= 0) {
+		 * through the three steps, whose last would erase it.  Only the
+		 * sites whose bytes another tool ever changed are read again:
+		 * the scan just before this batch marks them */
+		if (rc[i] == 0 && sites[i]->jmp && atomic_load(&sites[i]->foreign) &&
+		    sp_coexist_disarm(sites[i]) <= 0) {
 			if (!sites[i]->armed)
 				release_pad(sites[i]);
 			rc[i] = 1;

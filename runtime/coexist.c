@@ -224,8 +224,10 @@ static void give_back_now(struct sp_site *s)
 	our_bytes(s, want);
 	if (sp_tls.runtime || removal_survived(s, want) || !sp_probe_trylock())
 		return;
+	sp_tls.runtime++;   /* a libc call of the write's (open) is not the program's */
 	if (s->armed && s->jmp && *(volatile const uint8_t *)s->addr == 0xcc)
 		give_back(s);
+	sp_tls.runtime--;
 	sp_probe_unlock();
 }
 
@@ -429,6 +431,7 @@ static void scan_site(struct sp_site *s, const uint8_t *live, bool repair)
 		return;
 	}
 	if (!rest_ours) {
+		atomic_fetch_or(&s->foreign, SP_FOREIGN_UNPROVEN);
 		say(s, SP_FOREIGN_UNPROVEN, "our jmp's offset bytes were overwritten; left as found");
 		return;
 	}
@@ -467,6 +470,7 @@ static void scan_site(struct sp_site *s, const uint8_t *live, bool repair)
 				     "removed): its hits while it stood were not seen"));
 		return;
 	}
+	atomic_fetch_or(&s->foreign, SP_FOREIGN_UNPROVEN);
 	say(s, SP_FOREIGN_UNPROVEN, "our jmp's first byte was overwritten; left as found");
 }
 
