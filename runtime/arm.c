@@ -358,7 +358,15 @@ struct sp_site *sp_arm_site(const struct sp_object *obj, uintptr_t addr,
 		return NULL;
 	}
 	if (s) {
-		/* an armed site keeps its path; a new probe joins it */
+		/* an armed site keeps its path; a new probe joins it.  One not
+		 * armed holds the file's bytes, unless another tool's are there
+		 * (coexist.h: a kernel uprobe's int3 or call, left by our detach):
+		 * those stay, as on a site never probed */
+		if (!s->armed && *(volatile const uint8_t *)addr != s->orig[0] && !covering(addr) &&
+		    !sp_site_pad_overlaps(addr, addr + 1)) {
+			*why = "the site's first byte is another tool's now (a kernel uprobe's int3 or call?)";
+			return NULL;
+		}
 		if (!s->armed && prepare(s, obj, fn, want_jmp, NULL, why) != 0)
 			return NULL;
 		return s;
@@ -386,6 +394,12 @@ struct sp_site *sp_arm_site(const struct sp_object *obj, uintptr_t addr,
 	struct sp_site *t = covering(addr);
 	if (t && demote(t) != 0) {
 		*why = "inside the jmp window of another probe that cannot be moved back to int3";
+		goto fail;
+	}
+	if (sp_coexist_kernel_call(addr, (const uint8_t *)addr)) {
+		/* not a call of the program's: relocated, it would enter the
+		 * kernel's trampoline from an address it has no probe for */
+		*why = "the site holds a call into the kernel's uprobe trampoline (an optimized kernel uprobe)";
 		goto fail;
 	}
 	if (decide_live(obj, addr, avail, fn, v) != 0) {
@@ -625,6 +639,17 @@ void sp_arm_disarm_batch(struct sp_site **sites, size_t n)
 	bool any_jmp = false;
 	for (size_t i = 0; i < n; i++) {
 		rc[i] = sites[i]->armed ? 0 : 1;
+		/* a jmp whose first byte another tool owns now (coexist.h): not
+		 * through the three steps, whose last would erase it.  Only the
+		 * sites whose bytes another tool ever changed are read again:
+		 * the scan just before this batch marks them */
+		if (rc[i] == 0 && sites[i]->jmp && atomic_load(&sites[i]->foreign) &&
+		    sp_coexist_disarm(sites[i]) <= 0) {
+			if (!sites[i]->armed)
+				release_pad(sites[i]);
+			rc[i] = 1;
+			continue;
+		}
 		if (rc[i] == 0 && (sites[i]->jmp || sites[i]->rel_written)) {
 			if (sites[i]->jmp)
 				step_add(&st, true, i, sites[i]->addr, &op_int3, 1, NULL);
@@ -668,19 +693,12 @@ int sp_arm_disarm(struct sp_site *s)
 		return 0;
 	int rc;
 	uint8_t b0 = *(volatile const uint8_t *)s->addr;
-	if (s->jmp && b0 != (s->hop ? 0xeb : 0xe9)) {
-		/* another tool's int3, or the file's byte it wrote back, over our
-		 * jmp (coexist.h): the rest goes back to the file's bytes and the
-		 * first byte stays its (removing it later restores the file's) */
-		size_t n = s->hop ? SP_HOP_LEN : SP_JMP_LEN;
-		if ((rc = sp_patch_write(s->addr + 1, s->orig + 1, n - 1)) != 0)
-			return rc;
-		sp_patch_sync();
-		atomic_fetch_or(&s->foreign, b0 == 0xcc ? SP_FOREIGN_INT3 : SP_FOREIGN_RESTORED);
-		s->armed = false;
-		s->jmp = false;
-		release_pad(s);
-		return 0;
+	if (s->jmp && (rc = sp_coexist_disarm(s)) <= 0) {
+		/* another tool's int3 or call, or the file's byte, over our jmp
+		 * (coexist.h): what is ours went back, the first byte stays */
+		if (rc == 0)
+			release_pad(s);
+		return rc;
 	}
 	if (!s->jmp && b0 != 0xcc) {
 		/* our int3 was replaced (a kernel uprobe's removal): nothing of

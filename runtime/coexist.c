@@ -11,6 +11,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <ucontext.h>
 
@@ -95,11 +96,13 @@ static int64_t fit_rel(int64_t r, unsigned len, int dir)
 {
 	if (!atomic_load_explicit(&tables_ready, memory_order_acquire))
 		build_tables();
-	/* a first instruction of 2 or 3 bytes: its resume byte too.  Not of
-	 * 4: that byte is the offset's highest, and an acceptable one puts the
-	 * trampoline 100 MiB or more away, where its hits ran 12 % slower on
-	 * bench/sqlite_hot (page walks) */
-	unsigned hi = len == 2 || len == 3 ? len - 1 : 0;
+	/* a first instruction of 2 to 4 bytes: its resume byte too.  For 4
+	 * (endbr64, sub $8,%rsp) that is the offset's highest byte: the
+	 * trampoline goes 96 MiB or more away (0x06/0x07 up, 0xf4 down).  The
+	 * other choice, an offset byte 0x00 or 0xff there, decodes with the
+	 * file's next bytes as an add or inc/dec/call/jmp/push that may run
+	 * (memory written, a register changed) before anything faults. */
+	unsigned hi = len >= 2 && len <= 4 ? len - 1 : 0;
 	for (;;) {
 		if (r > INT32_MAX || r < INT32_MIN)
 			return dir > 0 ? INT64_MAX : INT64_MIN;
@@ -169,6 +172,87 @@ static void count_late(struct sp_site *s)
 	sp_tstate_leave(stripe);
 }
 
+/* What our patch of S should hold, into OUT[patch_len]. */
+static void our_bytes(const struct sp_site *s, uint8_t *out)
+{
+	if (s->hop) {
+		sp_hop_site_bytes(s->addr, s->pad, out);
+		return;
+	}
+	int32_t rel = (int32_t)((intptr_t)s->tramp.entry - (intptr_t)(s->addr + SP_JMP_LEN));
+	out[0] = 0xe9;
+	__builtin_memcpy(out + 1, &rel, 4);
+}
+
+/* Does the removal of another tool's int3 over our jmp of S (the file's
+ * first byte written back before our offset bytes WANT[1..]) leave
+ * something that stops at once: a one-byte first instruction, or a prefix
+ * or REX, before an offset byte that faults?  Else a plain opcode takes our
+ * offset bytes as its operands (a ModRM: a register changed or memory
+ * written through one; a rel8: a jump), and nothing can be proven. */
+static bool removal_survived(const struct sp_site *s, const uint8_t *want)
+{
+	return patch_len(s) > 1 && sp_coexist_traps(want[1]) &&
+	       (s->insn.len == 1 || (is_prefix(s->orig[0]) && want[1] != 0xcc));
+}
+
+/* Give S back to the file's bytes after the first one (which another tool
+ * owns now): that tool's removal then leaves the file's code.  Registry
+ * lock held. */
+static void give_back(struct sp_site *s)
+{
+	if (sp_patch_write(s->addr + 1, s->orig + 1, patch_len(s) - 1) != 0)
+		return;
+	sp_patch_sync();
+	/* the flag first: a thread that faulted on our offset bytes just
+	 * before they went back is still recovered (sp_coexist_on_signal) */
+	atomic_fetch_or(&s->foreign, SP_FOREIGN_STOPPED);
+	s->armed = false;
+	s->jmp = false;
+	s->rel_written = false;
+}
+
+/* From the fault handler, at a hit the kernel resumed on our offset bytes
+ * (so its int3 stands over our jmp now): where its removal would leave a
+ * torn instruction, give the site back to the file's bytes at once, before
+ * that removal can come, instead of at the next batch.  Only when this
+ * thread is not inside the runtime and no batch holds the registry lock
+ * (a batch gives it back itself); else the next such hit tries again. */
+static void give_back_now(struct sp_site *s)
+{
+	uint8_t want[SP_JMP_LEN];
+	our_bytes(s, want);
+	if (sp_tls.runtime || removal_survived(s, want) || !sp_probe_trylock())
+		return;
+	sp_tls.runtime++;   /* a libc call of the write's (open) is not the program's */
+	if (s->armed && s->jmp && *(volatile const uint8_t *)s->addr == 0xcc)
+		give_back(s);
+	sp_tls.runtime--;
+	sp_probe_unlock();
+}
+
+bool sp_coexist_kernel_call(uintptr_t addr, const uint8_t *code)
+{
+	if (code[0] != 0xe8)
+		return false;
+	int32_t rel;
+	__builtin_memcpy(&rel, code + 1, 4);
+	uintptr_t to = addr + SP_JMP_LEN + (uintptr_t)(intptr_t)rel;
+	/* the kernel names the page of its uprobe trampolines in the maps */
+	FILE *f = fopen("/proc/self/maps", "re");
+	if (!f)
+		return false;
+	char line[512];
+	bool found = false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+		if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && to >= lo && to < hi)
+			found = strstr(line, "[uprobes-trampoline]") != NULL;
+	}
+	fclose(f);
+	return found;
+}
+
 /* The process is about to get the fault: say why on fd 2 (no report will
  * be written).  Raw write, hand-formatted: signal context. */
 static void say_unproven(uintptr_t addr)
@@ -192,7 +276,12 @@ bool sp_coexist_on_signal(uintptr_t pc, void *ucv)
 {
 	for (size_t k = 0; k < SP_JMP_LEN; k++) {
 		struct sp_site *s = sp_site_lookup(pc - k);
-		if (!s || !s->armed || !s->jmp || !s->tramp_ok || k >= patch_len(s))
+		/* a site given back under the kernel's int3 (give_back) too: a
+		 * thread may have faulted on our offset bytes just before */
+		bool ours = s && ((s->armed && s->jmp) ||
+				  (!s->armed && (atomic_load(&s->foreign) & SP_FOREIGN_STOPPED) &&
+				   *(volatile const uint8_t *)s->addr == 0xcc));
+		if (!ours || !s->tramp_ok || k >= patch_len(s))
 			continue;
 		/* No thread ever executes bytes 1.. of our jmp, nor its first
 		 * byte while it holds the jmp: a fault here means someone else
@@ -229,23 +318,14 @@ bool sp_coexist_on_signal(uintptr_t pc, void *ucv)
 		}
 		ucontext_t *uc = ucv;
 		uc->uc_mcontext.gregs[REG_RIP] = (greg_t)resume;
-		if (late)
+		if (late) {
 			count_late(s);
+			if (b0 == 0xcc)
+				give_back_now(s);
+		}
 		return true;
 	}
 	return false;
-}
-
-/* What our patch of S should hold, into OUT[patch_len]. */
-static void our_bytes(const struct sp_site *s, uint8_t *out)
-{
-	if (s->hop) {
-		sp_hop_site_bytes(s->addr, s->pad, out);
-		return;
-	}
-	int32_t rel = (int32_t)((intptr_t)s->tramp.entry - (intptr_t)(s->addr + SP_JMP_LEN));
-	out[0] = 0xe9;
-	__builtin_memcpy(out + 1, &rel, 4);
 }
 
 static void say(struct sp_site *s, uint8_t flags, const char *what)
@@ -264,18 +344,6 @@ static void say(struct sp_site *s, uint8_t flags, const char *what)
 	}
 }
 
-/* Give S back to the file's bytes after the first one (which another tool
- * owns now): that tool's removal then leaves the file's code. */
-static void give_back(struct sp_site *s)
-{
-	if (sp_patch_write(s->addr + 1, s->orig + 1, patch_len(s) - 1) != 0)
-		return;
-	sp_patch_sync();
-	s->armed = false;
-	s->jmp = false;
-	atomic_fetch_or(&s->foreign, SP_FOREIGN_STOPPED);
-}
-
 /* The LEN bytes at ADDR as the process sees them, read without trusting
  * that they are still mapped: a library being unloaded is unmapped before
  * the loader tells us (our registry lock is not the loader's). */
@@ -283,6 +351,22 @@ static bool read_live(uintptr_t addr, uint8_t *out, size_t len)
 {
 	struct iovec local = { out, len }, remote = { (void *)addr, len };
 	return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == (ssize_t)len;
+}
+
+/* Our jmp WANT written again over the file's whole bytes, in arm.c's
+ * order: an int3 first (a thread there enters the trampoline through the
+ * trap handler), then the offset, then the opcode. */
+static bool put_back(struct sp_site *s, const uint8_t *want)
+{
+	size_t n = patch_len(s);
+	if (sp_patch_write(s->addr, &(uint8_t){ 0xcc }, 1) != 0)
+		return false;
+	sp_patch_sync();
+	if (sp_patch_write(s->addr + 1, want + 1, n - 1) != 0 || (sp_patch_sync(), 0) ||
+	    sp_patch_write(s->addr, want, 1) != 0)
+		return false;   /* an int3 stands, which enters the trampoline */
+	sp_patch_sync();
+	return true;
 }
 
 static void scan_site(struct sp_site *s, const uint8_t *live, bool repair)
@@ -318,16 +402,36 @@ static void scan_site(struct sp_site *s, const uint8_t *live, bool repair)
 	 * seen, though. */
 	bool seen_hits = len < n && sp_coexist_traps(want[len]);
 	bool hits_ok = len >= n || seen_hits;
-	bool removal_ok = n > 1 && sp_coexist_traps(want[1]) && (len == 1 || (is_prefix(s->orig[0]) &&
-										 want[1] != 0xcc));
-	bool guarded = hits_ok && removal_ok;
+	bool guarded = hits_ok && removal_survived(s, want);
 	if (b0 == want[0] && rest_ours) {
 		if (seen & (SP_FOREIGN_INT3 | SP_FOREIGN_RESTORED))
 			say(s, seen & (SP_FOREIGN_INT3 | SP_FOREIGN_RESTORED),
 			    "its int3 over our jmp came and went");
 		return;
 	}
+	if (!rest_ours && sp_coexist_kernel_call(s->addr, live)) {
+		/* a kernel uprobe on a 5-byte nop, optimized: its int3 became a
+		 * call to the kernel's trampoline, which returns after the nop */
+		atomic_fetch_or(&s->foreign, SP_FOREIGN_CALL);
+		say(s, SP_FOREIGN_CALL, "a call into the kernel's uprobe trampoline over our jmp (a kernel uprobe "
+			"on a 5-byte nop, optimized): the hits run the function unprobed and are not seen "
+			"while it stands");
+		return;
+	}
+	if (!rest_ours && memcmp(live, s->orig, n) == 0) {
+		/* the file's bytes, all of them: an optimized kernel uprobe
+		 * removed (it writes back the whole nop) */
+		atomic_fetch_or(&s->foreign, SP_FOREIGN_RESTORED);
+		bool put = repair && put_back(s, want);
+		say(s, SP_FOREIGN_RESTORED, put ? "the file's bytes were written back over our whole jmp (an optimized "
+						  "kernel uprobe placed and removed): the hits meanwhile were not "
+						  "seen; our jmp put back"
+						: "the file's bytes were written back over our whole jmp (an optimized "
+						  "kernel uprobe placed and removed): the hits since were not seen");
+		return;
+	}
 	if (!rest_ours) {
+		atomic_fetch_or(&s->foreign, SP_FOREIGN_UNPROVEN);
 		say(s, SP_FOREIGN_UNPROVEN, "our jmp's offset bytes were overwritten; left as found");
 		return;
 	}
@@ -366,7 +470,36 @@ static void scan_site(struct sp_site *s, const uint8_t *live, bool repair)
 				     "removed): its hits while it stood were not seen"));
 		return;
 	}
+	atomic_fetch_or(&s->foreign, SP_FOREIGN_UNPROVEN);
 	say(s, SP_FOREIGN_UNPROVEN, "our jmp's first byte was overwritten; left as found");
+}
+
+int sp_coexist_disarm(struct sp_site *s)
+{
+	size_t n = patch_len(s);
+	uint8_t live[SP_JMP_LEN], want[SP_JMP_LEN];
+	if (!s->armed || !s->jmp || !read_live(s->addr, live, n) || live[0] == jmp_opcode(s))
+		return 1;
+	our_bytes(s, want);
+	/* The first byte is another tool's: its int3 (its removal writes the
+	 * file's byte back), or the file's byte it wrote back already.  Ours
+	 * after it go back to the file's, and the first byte stays as it is:
+	 * the kernel's probe keeps working.  Bytes after it that are not ours
+	 * (the kernel's call over a 5-byte nop, its optimized uprobe) are
+	 * left as found. */
+	if (memcmp(live + 1, want + 1, n - 1) == 0) {
+		int rc = sp_patch_write(s->addr + 1, s->orig + 1, n - 1);
+		if (rc != 0)
+			return rc;
+		sp_patch_sync();
+	}
+	atomic_fetch_or(&s->foreign, live[0] == 0xcc		? SP_FOREIGN_INT3
+				     : live[0] == s->orig[0] ? SP_FOREIGN_RESTORED
+							     : SP_FOREIGN_CALL);
+	s->armed = false;
+	s->jmp = false;
+	s->rel_written = false;
+	return 0;
 }
 
 void sp_coexist_scan(bool repair)
@@ -401,11 +534,17 @@ void sp_coexist_scan(bool repair)
 		}
 		if (!s)
 			break;
-		if (!s->armed && atomic_load(&s->foreign))
-			say(s, atomic_load(&s->foreign),
-			    atomic_load(&s->foreign) & SP_FOREIGN_INT3 ? "an int3 over our jmp, seen at detach or before"
-								     : "the file's byte written back over our patch, seen at "
-								       "detach or before");
+		uint8_t fl = atomic_load(&s->foreign);
+		if (!s->armed && fl)
+			say(s, fl,
+			    fl & SP_FOREIGN_STOPPED ? "an int3 over our jmp whose removal would leave a torn instruction; "
+						      "the probe is stopped at this site (its bytes are the file's "
+						      "again) and its later hits are not counted"
+			    : fl & SP_FOREIGN_CALL  ? "a call into the kernel's uprobe trampoline over our jmp (an "
+						      "optimized kernel uprobe), seen at detach or before: left in place"
+			    : fl & SP_FOREIGN_INT3  ? "an int3 over our jmp, seen at detach or before: left in place"
+						    : "the file's byte written back over our patch, seen at "
+						      "detach or before");
 	}
 	if (repair)
 		sp_patch_release();

@@ -1059,6 +1059,9 @@ void sp_probe_coexist_report(void)
 	pthread_mutex_unlock(&reg_lock);
 }
 void sp_probe_unlock(void) { pthread_mutex_unlock(&reg_lock); }
+/* never waits: for the fault handler (coexist.c), where waiting for a
+ * batch of this very thread would never end */
+bool sp_probe_trylock(void) { return pthread_mutex_trylock(&reg_lock) == 0; }
 
 long sp_probe_attach_object(const struct sp_spec_item *item, const struct sp_object *obj,
 			    selfprobe_handler_fn fn, void *data, struct selfprobe_link *link)

@@ -90,6 +90,7 @@ long sp_probe_attach_item(const struct sp_spec_item *item, selfprobe_handler_fn 
 /* The registry lock, for modules that attach on the runtime's behalf. */
 void sp_probe_lock(void);
 void sp_probe_unlock(void);
+bool sp_probe_trylock(void);   /* true: taken (async-signal context: never waits) */
 
 /* Attach ITEM in OBJ (registry lock held).  Count attached, or -errno with
  * the error recorded. */

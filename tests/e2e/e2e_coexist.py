@@ -3,7 +3,7 @@
 patched, while the program calls it in a loop (issue 13, "A kernel uprobe on
 a site we patched").
 
-    e2e_coexist.py jmp|int3
+    e2e_coexist.py jmp|int3|detach
 
 The program (tests/targets/sp_coexist.c) calls one function until SIGUSR1,
 checks every return value and prints its own call count.  The test runs it
@@ -11,22 +11,36 @@ probed (uprobe:sp_coexist:FUNC, the mode given), opens a kernel uprobe on the
 same function of that process with perf_event_open (the uprobe PMU), lets it
 fire, closes it, lets the loop run on, then stops the program.  The kernel
 writes its int3 over our first byte, resumes each of its hits after the
-file's first instruction, and writes the file's byte back on removal
-(runtime/coexist.h).  What must hold:
+file's first instruction, and writes the file's byte back on removal; on a
+5-byte nop it turns its int3 into a call to its own trampoline and writes
+the file's 5 bytes back on removal (runtime/coexist.h).  What must hold:
 
-  every case    the program finishes with its unprobed output and status;
-                the report's errors name the site and say another tool
-                changed its bytes;
-  jmp, push, r15, test  (first instruction of 1, 2 and 3 bytes, the last
-                two starting with REX) every call is counted: hits == the
-                program's count, and the kernel's hits, which ran the first
-                instruction in the kernel, are among the missed (missed >=
-                the kernel's count);
-  jmp, long     (first instruction longer than our jmp) the kernel's hits
-                ran the function unprobed: hits + the kernel's count <=
+  every case    the program finishes with its unprobed output and status
+                (the functions are written so that a torn instruction that
+                runs gives a wrong value); the report's errors name the site
+                and say another tool changed its bytes;
+  jmp, push, r15, test, endbr, sub  (first instruction of 1 to 4 bytes,
+                starting with nothing, REX or a prefix) every call is
+                counted: hits == the program's count, and the kernel's hits,
+                which ran the first instruction in the kernel, are among the
+                missed (missed >= the kernel's count);
+  jmp, xor      (2 bytes, a plain opcode: its removal would leave a torn
+                instruction) the first of the kernel's hits gives the site
+                back to the file's bytes: our probe stops there and says so;
+  jmp, long, nop5  (first instruction of 5 bytes or more; nop5: the kernel
+                optimizes its probe into a call over our jmp) the kernel's
+                hits ran the function unprobed: hits + the kernel's count <=
                 the program's count, and the error says they were not seen;
   int3, push, endbr  the kernel takes the hits of our int3 and its removal
-                erases it: hits < the program's count, and the error says so.
+                erases it: hits < the program's count, and the error says so;
+  detach, push, nop5  (the probe attached through the API) our detach while
+                the kernel's int3 (push) or its optimized call (nop5) is on
+                the site leaves it there: the kernel's probe still counts
+                after our detach; attaching again over it is refused (the
+                kernel's probe still counts); the program is unchanged;
+  detach, nop5 putback  the kernel's optimized probe placed and removed
+                (the whole nop written back over our jmp): the next attach
+                batch puts our jmp back, our handler runs again.
 
 Skips (exit 77) when kernel uprobes are unavailable here.
 """
@@ -167,16 +181,22 @@ def one(func, mode, elf):
     e = probes[0]
     hits, missed = e.get("hits", 0), e.get("missed", 0)
     info("%s: report patch %s, hits %d, missed %d" % (what, e.get("patch"), hits, missed))
-    check(e.get("patch") == ("int3" if mode == "int3" else "jmp5"),
-          "%s: patched as %s" % (what, mode), e)
+    if func not in STOPPED:   # a stopped site is reported as not jmp any more
+        check(e.get("patch") == ("int3" if mode == "int3" else "jmp5"),
+              "%s: patched as %s" % (what, mode), e)
     errs = [x.get("message", "") for x in report.get("errors", [])
             if x.get("spec") == e.get("spec")]
     named = [m for m in errs if "another tool" in m and ("%#x" % int(e["address"], 16)) in m]
     check(named, "%s: the report's errors name the site and another tool" % what, report.get("errors"))
-    if mode == "jmp" and func != "long":
+    if mode == "jmp" and func in COUNTED:
         check(hits == calls, "%s: every call counted (hits %d, the program's calls %d)" % (what, hits, calls))
         check(missed >= kcount, "%s: the kernel's hits are among the missed (missed %d, kernel %d)"
               % (what, missed, kcount))
+    elif mode == "jmp" and func in STOPPED:
+        check(hits < calls and missed >= 1,
+              "%s: our probe stopped at the kernel's first hit (hits %d < calls %d, missed %d)"
+              % (what, hits, calls, missed))
+        check(any("stopped" in m for m in named), "%s: the error says the probe stopped" % what, named)
     elif mode == "jmp":
         check(hits + kcount <= calls and hits < calls,
               "%s: the kernel's hits were not ours (hits %d + kernel %d <= calls %d)" % (what, hits, kcount, calls))
@@ -185,6 +205,114 @@ def one(func, mode, elf):
         check(hits < calls, "%s: the kernel took hits of our int3 (hits %d < calls %d)" % (what, hits, calls))
         check(any("int3 was replaced" in m for m in named), "%s: the error says our int3 was replaced" % what,
               named)
+
+
+def expect_line(p, want, what):
+    line = p.stdout.readline()
+    return check(line == want, "%s: the program says %r" % (what, want), line)
+
+
+def detach_one(func, elf):
+    """Our detach, and our attach again, while the kernel's probe is on the
+    site (the probe attached by the program through the API)."""
+    what = "%s/detach" % func
+    sym = elf.symbol("cx_" + func)
+    off = elf.vaddr_to_offset(sym[0])
+    p, head = start(func, sptest.base_env())
+    time.sleep(0.2)
+    plain_out, _, plain_rc = stop(p, head)
+    plain_lines, _ = parse(plain_out)
+
+    report_path = os.path.join(sptest.work_dir(), "report-%s-detach.json" % func)
+    env = sptest.probed_env("", "jmp", report_path)
+    p = subprocess.Popen([PROG, func, "api"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    head = p.stdout.readline()
+    k = None
+    before = after = again = 0
+    if check(head == b"ready\n", "%s: the program attached through the API" % what, head):
+        try:
+            time.sleep(0.3)
+            k = KernelUprobe(p.pid, PROG, off)
+            time.sleep(0.3)             # the kernel's int3 (or call) over our jmp
+            p.send_signal(signal.SIGUSR2)
+            if expect_line(p, b"detached\n", what):
+                before = k.count()
+                time.sleep(0.3)
+                after = k.count()
+                # attach again, over the kernel's probe: refused (its int3
+                # or call stays, as on a site never probed)
+                p.send_signal(signal.SIGUSR2)
+                if expect_line(p, b"attach failed\n", what):
+                    time.sleep(0.3)
+                    again = k.count()
+            k.close()                   # its removal
+            k = None
+            time.sleep(0.3)
+        except OSError as e:
+            check(False, "%s: the kernel uprobe could be placed on the running program" % what, str(e))
+        finally:
+            if k:
+                k.close()
+    out, err, rc = stop(p, head)
+    lines, calls = parse(out)
+    lines = [l for l in lines if not l.startswith("handler ")]
+    info("%s: program %s calls, kernel uprobe %d at our detach, %d 0.3 s later, %d after attaching again"
+         % (what, calls, before, after, again))
+    check(rc == plain_rc == 0, "%s: exit status %s, unprobed %s" % (what, rc, plain_rc), sptest.clip(err))
+    check(lines == plain_lines and "result ok" in lines,
+          "%s: output as unprobed (every return value right)" % what,
+          "probed: %r\nunprobed: %r" % (lines, plain_lines))
+    check(before > 0 and after > before,
+          "%s: the kernel's probe still counts after our detach (%d, then %d)" % (what, before, after))
+    check(again > after, "%s: and after our attach again was refused (%d, then %d)" % (what, after, again))
+    report = sptest.load_report(report_path, what)
+    errs = [x.get("message", "") for x in (report or {}).get("errors", [])]
+    check(any("changed by another tool" in m for m in errs) and any("first byte is another tool's" in m for m in errs),
+          "%s: the report's errors name another tool's bytes, and our refused attach" % what, errs)
+
+
+def putback_one(func, elf):
+    """The kernel's optimized probe placed and removed (it writes the whole
+    nop back over our jmp): the next attach batch puts our jmp back."""
+    what = "%s/putback" % func
+    off = elf.vaddr_to_offset(elf.symbol("cx_" + func)[0])
+    report_path = os.path.join(sptest.work_dir(), "report-%s-putback.json" % func)
+    env = sptest.probed_env("", "jmp", report_path)
+    p = subprocess.Popen([PROG, func, "api"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    head = p.stdout.readline()
+    counts = []
+    if check(head == b"ready\n", "%s: the program attached through the API" % what, head):
+        try:
+            time.sleep(0.3)
+            k = KernelUprobe(p.pid, PROG, off)
+            time.sleep(0.3)             # optimized: its call over our jmp
+            k.close()                   # the whole nop back: our probe misses the function
+            time.sleep(0.2)
+            for _ in range(2):          # two batches, the loop running between them
+                p.send_signal(signal.SIGHUP)
+                line = p.stdout.readline().decode()
+                if line.startswith("batch "):
+                    counts.append(int(line.split()[1]))
+                time.sleep(0.3)
+        except OSError as e:
+            check(False, "%s: the kernel uprobe could be placed on the running program" % what, str(e))
+    out, err, rc = stop(p, head)
+    lines, calls = parse(out)
+    info("%s: handler count at two batches after the kernel's removal: %s" % (what, counts))
+    check(rc == 0 and "result ok" in lines, "%s: the program ran unchanged (exit %s)" % (what, rc),
+          sptest.clip(err))
+    check(len(counts) == 2 and counts[1] > counts[0],
+          "%s: our handler runs again after the batch (counts %s)" % (what, counts))
+    report = sptest.load_report(report_path, what)
+    errs = [x.get("message", "") for x in (report or {}).get("errors", [])]
+    check(any("our jmp put back" in m for m in errs), "%s: the report says our jmp was put back" % what, errs)
+
+
+# by first instruction (sp_coexist.c): counted, stopped at the kernel's
+# first hit, or run unprobed while the kernel's probe stands
+COUNTED = ("push", "r15", "test", "endbr", "sub")
+STOPPED = ("xor",)
+UNSEEN = ("long", "nop5")
 
 
 def main():
@@ -197,10 +325,13 @@ def main():
         sptest.skip("kernel uprobes unavailable: %s" % why)
         sptest.finish()
     elf = sptest.Elf(PROG)
-    # not endbr in jmp mode: a 4-byte first instruction's resume byte is
-    # not guarded (runtime/coexist.c, fit_rel), its hits are not provable
-    for func in (("push", "r15", "test", "long") if mode == "jmp" else ("push", "endbr")):
-        one(func, mode, elf)
+    if mode == "detach":
+        for func in ("push", "nop5"):
+            detach_one(func, elf)
+        putback_one("nop5", elf)
+    else:
+        for func in (COUNTED + STOPPED + UNSEEN if mode == "jmp" else ("push", "endbr")):
+            one(func, mode, elf)
     sptest.finish()
 
 

@@ -84,7 +84,7 @@ static bool acceptable(uintptr_t site, unsigned len, uintptr_t e)
 	memcpy(rel, &r32, 4);
 	if (rel[0] == 0xcc || !sp_coexist_traps(rel[0]))
 		return false;
-	return len < 2 || len > 3 || sp_coexist_traps(rel[len - 1]);   /* not 4: too far */
+	return len < 2 || len > 4 || sp_coexist_traps(rel[len - 1]);
 }
 
 Test(coexist, placement_is_acceptable_and_nearest)
