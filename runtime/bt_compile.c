@@ -145,8 +145,8 @@ static void builtin(struct comp *C, struct bt_node *n)
 		if (!C->is_return)
 			cfail(C, n, "builtin 'retval': only in uretprobe blocks");
 		n->ival = BB_RETVAL;
-	} else if (strcmp(s, "pid") == 0)
-		n->ival = BB_PID;
+	} else if (strcmp(s, "pid") == 0 || strcmp(s, "cpid") == 0)
+		n->ival = BB_PID;   /* cpid: bpftrace's -c child, which is this process */
 	else if (strcmp(s, "tid") == 0)
 		n->ival = BB_TID;
 	else if (strcmp(s, "nsecs") == 0)
@@ -372,7 +372,7 @@ static void assign_map(struct comp *C, struct bt_node *s)
 				m->lmax = mx;
 				m->lstep = st;
 			}
-			map_kind(C, s, m, aggs[i].mk, rhs->nargs ? rhs->args[0]->is_signed : false);
+			map_kind(C, lhs, m, aggs[i].mk, rhs->nargs ? rhs->args[0]->is_signed : false);
 			s->kind = BN_ASSIGN;
 			return;
 		}
@@ -383,8 +383,8 @@ static void assign_map(struct comp *C, struct bt_node *s)
 	if (s->op != '=' && rhs->type != BT_INT)
 		cfail(C, rhs, "'%c=': a string where a number is needed", s->op);
 	if (s->op != '=' && m->mk == BM_NONE)
-		map_kind(C, s, m, BM_INT, rhs->is_signed);
-	map_kind(C, s, m, rhs->type == BT_STRT ? BM_STR : BM_INT, rhs->is_signed);
+		map_kind(C, lhs, m, BM_INT, rhs->is_signed);
+	map_kind(C, lhs, m, rhs->type == BT_STRT ? BM_STR : BM_INT, rhs->is_signed);
 	if (s->op != '=' && m->mk != BM_INT && m->mk != BM_COUNT)
 		cfail(C, s, "'%c=' on map %s: it holds %s", s->op, m->name, mk_names[m->mk]);
 }

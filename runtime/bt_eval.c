@@ -60,17 +60,17 @@ static int64_t eval_int(struct frame *F, struct bt_node *n);
 static void eval_str(struct frame *F, struct bt_node *n, char out[BT_STR]);
 static void eval_key(struct frame *F, struct bt_node *n, unsigned char *key);
 
-/* NUL-terminated copy of at most N-1 bytes at ADDR of this process's
- * memory, stopping at an unreadable page (bpftrace's probe_read_str: the
- * size counts the NUL). */
+/* NUL-terminated copy of at most N bytes at ADDR of this process's memory
+ * (bpftrace 0.17's str(x, n): n bytes, the NUL not counted; at most
+ * BT_STR - 1), stopping at an unreadable page. */
 static void read_str(uintptr_t addr, size_t n, char out[BT_STR])
 {
 	memset(out, 0, BT_STR);
-	if (n > BT_STR)
-		n = BT_STR;
-	if (!addr || n < 2)
+	if (n > BT_STR - 1)
+		n = BT_STR - 1;
+	if (!addr || n < 1)
 		return;
-	size_t want = n - 1, got = 0;
+	size_t want = n, got = 0;
 	while (got < want) {
 		uintptr_t a = addr + got;
 		size_t in_page = 4096 - (a & 4095), k = want - got < in_page ? want - got : in_page;

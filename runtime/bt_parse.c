@@ -396,8 +396,11 @@ static struct bt_node *primary(struct lexer *L)
 static struct bt_node *postfix(struct lexer *L)
 {
 	struct bt_node *n = primary(L);
-	if (L->t == T_PUNCT && L->op == '.')
-		FAIL(L, "field access '.': not supported (no args.NAME, no structs)");
+	if (L->t == T_PUNCT && L->op == '.') {
+		if (n->kind == BN_BUILTIN && strcmp(n->name, "args") == 0)
+			fail_at(L, n->line, n->col, "args.NAME: not supported yet (needs the function's DWARF; use arg0..arg7)");
+		FAIL(L, "field access '.': not supported (no structs)");
+	}
 	return n;
 }
 
