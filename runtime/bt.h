@@ -162,6 +162,8 @@ struct bt_block {
 	struct bt_node *pred;
 	struct bt_node *body;
 	bool is_return;          /* attached as uretprobe */
+	bool fast;               /* integers only: runs without saving the
+				  * vector state (bt_eval.c) */
 	int nvars;
 };
 
@@ -190,6 +192,7 @@ void bt_program_release(struct bt_program *p);
 /* The evaluator: run block B on a hit.  CTX is the handler's selfprobe_ctx. */
 struct selfprobe_ctx;
 void bt_run(struct bt_block *b, struct selfprobe_ctx *ctx);
+void bt_eval_atfork_child(void);
 
 /* Output (bt_out.c).  A growing buffer, written out in pieces. */
 struct bt_buf {

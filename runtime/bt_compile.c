@@ -453,6 +453,33 @@ static void statement(struct comp *C, struct bt_node *s)
 	}
 }
 
+/* A block is fast when nothing in it needs libc's string functions or
+ * vector code: no string value anywhere, no printf/print/clear, no cpu
+ * (sched_getcpu). */
+static bool is_fast(const struct bt_node *n)
+{
+	if (!n)
+		return true;
+	if (n->type == BT_STRT || n->kind == BN_STR)
+		return false;
+	if (n->kind == BN_BUILTIN && (n->ival == BB_CPU || n->ival == BB_COMM || n->ival == BB_FUNC || n->ival == BB_PROBE))
+		return false;
+	if (n->kind == BN_CALL && n->ival && (n->fn == BF_PRINTF || n->fn == BF_PRINT || n->fn == BF_CLEAR || n->fn == BF_STR))
+		return false;
+	if (n->map && (n->map->mk == BM_STR))
+		return false;
+	if (n->map)
+		for (int i = 0; i < n->map->nkeys; i++)
+			if (n->map->key_type[i] == BT_STRT)
+				return false;
+	if (!is_fast(n->a) || !is_fast(n->b) || !is_fast(n->c))
+		return false;
+	for (int i = 0; i < n->nargs; i++)
+		if (!is_fast(n->args[i]))
+			return false;
+	return true;
+}
+
 int bt_compile(struct bt_ast *ast, const bool *is_return, struct bt_program **out, struct bt_error *err)
 {
 	struct comp C = { .err = err };
@@ -497,6 +524,8 @@ int bt_compile(struct bt_ast *ast, const bool *is_return, struct bt_program **ou
 		if (bt_map_alloc(m) != 0)
 			cfail(&C, NULL, "map %s: cannot reserve its memory", m->name);
 	}
+	for (int g = 0; g < p->nblocks; g++)   /* after every map's shape is known */
+		p->blocks[g].fast = is_fast(p->blocks[g].pred) && is_fast(p->blocks[g].body);
 	*out = p;
 	return 0;
 }

@@ -1,9 +1,14 @@
 /* bt_eval — run a compiled block on a hit (see bt.h).
  *
  * Runs as a probe handler, through the guard (a fault disables the probe,
- * never the process) and after the interrupted vector state was saved on
- * both paths (sp_call_preserving_vectors on the jmp path, the kernel's
- * signal frame at int3), so plain C is allowed here.  The tree it walks
+ * never the process).  Built -mgeneral-regs-only: a block the compiler
+ * marked fast (integers only: no string, no printf, no libc string
+ * function reached) runs on the jmp path with the interrupted code's
+ * vector registers still live, so nothing it reaches may touch them —
+ * keys are built with word stores, arguments read from the saved
+ * registers, the clock read as latency.c reads it.  Any other block runs
+ * after the vector state was saved (bt_run.c), where libc is fine.  The
+ * tree it walks
  * was resolved at compile time: integers and fixed 64-byte strings on the
  * stack, map keys built in a stack buffer, no allocation (print() of a
  * whole map is the exception: it sorts).  The thread is marked as the
@@ -32,28 +37,50 @@ struct frame {
 	bool stop;
 };
 
-static pid_t cached_pid;
+/* pid and tid, asked once (a system call each) and kept until a fork:
+ * the child's thread has another id (bt_eval_atfork_child). */
+static _Atomic pid_t cached_pid;
+static _Atomic unsigned fork_gen = 1;
 static __thread pid_t cached_tid __attribute__((tls_model("initial-exec")));
-static __thread pid_t cached_tid_pid __attribute__((tls_model("initial-exec")));
+static __thread unsigned cached_tid_gen __attribute__((tls_model("initial-exec")));
+
+void bt_eval_atfork_child(void)
+{
+	atomic_store(&cached_pid, 0);
+	atomic_fetch_add(&fork_gen, 1);
+}
 
 static pid_t my_pid(void)
 {
-	pid_t p = cached_pid;
-	if (!p)   /* a fork child's first hit finds its own below */
-		cached_pid = p = getpid();
+	pid_t p = atomic_load_explicit(&cached_pid, memory_order_relaxed);
+	if (!p)
+		atomic_store_explicit(&cached_pid, p = getpid(), memory_order_relaxed);
 	return p;
 }
 
 static pid_t my_tid(void)
 {
-	/* cached per thread; a fork child's thread has a new id and process */
-	pid_t pid = getpid();
-	if (cached_tid_pid != pid) {
-		cached_pid = pid;
+	unsigned gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
+	if (cached_tid_gen != gen) {
 		cached_tid = gettid();
-		cached_tid_pid = pid;
+		cached_tid_gen = gen;
 	}
 	return cached_tid;
+}
+
+/* selfprobe_arg's reading, here so that no code outside this file runs on
+ * the fast path: registers, then the stack above the return address. */
+static uint64_t arg_of(const struct selfprobe_regs *r, int n)
+{
+	switch (n) {
+	case 0: return r->rdi;
+	case 1: return r->rsi;
+	case 2: return r->rdx;
+	case 3: return r->rcx;
+	case 4: return r->r8;
+	case 5: return r->r9;
+	}
+	return ((const uint64_t *)r->rsp)[1 + (n - 6)];
 }
 
 static int64_t eval_int(struct frame *F, struct bt_node *n);
@@ -132,7 +159,7 @@ static void eval_str(struct frame *F, struct bt_node *n, char out[BT_STR])
 			eval_str(F, n->c, out);
 		return;
 	case BN_MAP: {
-		unsigned char key[BT_MAX_KEYS * BT_STR];
+		_Alignas(8) unsigned char key[BT_MAX_KEYS * BT_STR];
 		eval_key(F, n, key);
 		const uint64_t *v = bt_map_lookup(n->map, key, false);
 		if (v)
@@ -150,14 +177,14 @@ static void eval_str(struct frame *F, struct bt_node *n, char out[BT_STR])
 static void eval_key(struct frame *F, struct bt_node *n, unsigned char *key)
 {
 	size_t o = 0;
-	memset(key, 0, n->map->key_size);
+	for (size_t w = 0; w < n->map->key_size / 8; w++)   /* not memset: see the top */
+		((uint64_t *)(void *)key)[w] = 0;
 	for (int i = 0; i < n->nargs; i++) {
 		if (n->map->key_type[i] == BT_STRT) {
 			eval_str(F, n->args[i], (char *)key + o);
 			o += BT_STR;
 		} else {
-			int64_t v = eval_int(F, n->args[i]);
-			memcpy(key + o, &v, 8);
+			*(uint64_t *)(void *)(key + o) = (uint64_t)eval_int(F, n->args[i]);
 			o += 8;
 		}
 	}
@@ -184,7 +211,7 @@ static int64_t builtin_int(struct frame *F, struct bt_node *n)
 	}
 	default:
 		if (n->ival >= BB_ARG0 && n->ival <= BB_ARG7)
-			return (int64_t)selfprobe_arg(ctx, (int)(n->ival - BB_ARG0));
+			return (int64_t)arg_of(ctx->regs, (int)(n->ival - BB_ARG0));
 		return 0;
 	}
 }
@@ -231,7 +258,7 @@ static int64_t eval_int(struct frame *F, struct bt_node *n)
 	case BN_VAR:
 		return F->iv[n->ival];
 	case BN_MAP: {
-		unsigned char key[BT_MAX_KEYS * BT_STR];
+		_Alignas(8) unsigned char key[BT_MAX_KEYS * BT_STR];
 		eval_key(F, n, key);
 		const uint64_t *v = bt_map_lookup(n->map, key, false);
 		if (!v)
@@ -288,7 +315,7 @@ static void assign_map(struct frame *F, struct bt_node *s)
 {
 	struct bt_node *lhs = s->a, *rhs = s->b;
 	struct bt_map *m = lhs->map;
-	unsigned char key[BT_MAX_KEYS * BT_STR];
+	_Alignas(8) unsigned char key[BT_MAX_KEYS * BT_STR];
 	int64_t x = 0;
 	char sbuf[BT_STR];
 	/* the value first (it may read this very map), then the slot */
@@ -391,7 +418,7 @@ static void statement(struct frame *F, struct bt_node *s)
 		return;
 	case BN_INCR:
 		if (s->a->kind == BN_MAP) {
-			unsigned char key[BT_MAX_KEYS * BT_STR];
+			_Alignas(8) unsigned char key[BT_MAX_KEYS * BT_STR];
 			eval_key(F, s->a, key);
 			uint64_t *v = bt_map_lookup(s->a->map, key, true);
 			if (v)
@@ -406,7 +433,7 @@ static void statement(struct frame *F, struct bt_node *s)
 			statements(F, s->c);
 		return;
 	case BN_DELETE: {
-		unsigned char key[BT_MAX_KEYS * BT_STR];
+		_Alignas(8) unsigned char key[BT_MAX_KEYS * BT_STR];
 		eval_key(F, s->a, key);
 		bt_map_delete(s->a->map, key);
 		return;

@@ -194,6 +194,7 @@ static void next(struct lexer *L)
 				free(buf);
 				FAIL(L, "string literal: no closing '\"'");
 			}
+			int eline = L->line, ecol = L->col;   /* the escape's backslash */
 			adv(L);
 			if (d == '"')
 				break;
@@ -209,7 +210,7 @@ static void next(struct lexer *L)
 				case '0': d = 0; break;
 				default:
 					free(buf);
-					fail_at(L, L->line, L->col - 2, "string literal: unknown escape '\\%c'", e > 31 && e < 127 ? e : '?');
+					fail_at(L, eline, ecol, "string literal: unknown escape '\\%c'", e > 31 && e < 127 ? e : '?');
 				}
 			}
 			buf[o++] = (char)d;

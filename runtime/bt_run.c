@@ -2,8 +2,10 @@
 #include "bt.h"
 #include "bt_run.h"
 #include "dispatch.h"
+#include "guard.h"
 #include "probe.h"
 #include "tstate.h"
+#include "xsave.h"
 
 #include <fcntl.h>
 #include <inttypes.h>
@@ -16,6 +18,7 @@ static struct bt_program *active;
 
 static void atfork_child(void)
 {
+	bt_eval_atfork_child();
 	/* each process prints its own hits, as its report counts its own */
 	for (struct bt_program *p = active; p; p = p->next_active)
 		for (struct bt_map *m = p->maps; m; m = m->next)
@@ -36,6 +39,7 @@ static void activate(struct bt_program *p)
 		active = p;
 		if (!hooked && pthread_atfork(NULL, NULL, atfork_child) == 0)
 			hooked = true;
+		sp_guard_vector_safe(sp_bt_handler);   /* it saves them itself: below */
 	}
 	pthread_mutex_unlock(&active_lock);
 }
@@ -47,6 +51,14 @@ long sp_bt_attach_item(const struct sp_spec_item *item)
 	return sp_probe_attach_item(item, sp_bt_handler, b, NULL);
 }
 
+/* A block that needs libc (strings, printf) on the jmp path. */
+static int run_saved(void *ctx, void *b, const void *area)
+{
+	((struct selfprobe_ctx *)ctx)->fpstate = area;
+	bt_run(b, ctx);
+	return 0;
+}
+
 int sp_bt_handler(struct selfprobe_ctx *ctx, void *data)
 {
 	struct bt_block *b = data;
@@ -54,7 +66,10 @@ int sp_bt_handler(struct selfprobe_ctx *ctx, void *data)
 		return 0;
 	/* what the block calls (clock_gettime, write, prctl) is the runtime's */
 	sp_tls.runtime++;
-	bt_run(b, ctx);
+	if (b->fast || ctx->ucontext || ctx->fpstate)
+		bt_run(b, ctx);   /* no vector code, or the state was saved (int3: by the kernel) */
+	else
+		sp_call_preserving_vectors(run_saved, ctx, b);
 	sp_tls.runtime--;
 	return 0;
 }
