@@ -180,6 +180,10 @@ struct bt_program {
 	_Atomic bool exited;     /* exit() ran: no block runs any more */
 	int out_fd;              /* where printf, print and the exit output go */
 	bool active;             /* attached: printed at exit */
+	bool ran;                /* a block ran in this process (reset at fork):
+				  * only then are its maps printed, so that a
+				  * process the probes never hit (a shell's
+				  * $(...) child) gets nothing on its stdout */
 	struct bt_program *next_active;
 };
 

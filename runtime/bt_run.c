@@ -20,9 +20,11 @@ static void atfork_child(void)
 {
 	bt_eval_atfork_child();
 	/* each process prints its own hits, as its report counts its own */
-	for (struct bt_program *p = active; p; p = p->next_active)
+	for (struct bt_program *p = active; p; p = p->next_active) {
+		p->ran = false;
 		for (struct bt_map *m = p->maps; m; m = m->next)
 			bt_map_clear(m);
+	}
 }
 
 static void activate(struct bt_program *p)
@@ -64,6 +66,8 @@ int sp_bt_handler(struct selfprobe_ctx *ctx, void *data)
 	struct bt_block *b = data;
 	if (atomic_load_explicit(&b->prog->exited, memory_order_relaxed))
 		return 0;
+	if (!b->prog->ran)
+		b->prog->ran = true;   /* read once, written once: no shared line bouncing */
 	/* what the block calls (clock_gettime, write, prctl) is the runtime's */
 	sp_tls.runtime++;
 	if (b->fast || ctx->ucontext || ctx->fpstate)
@@ -78,6 +82,8 @@ void sp_bt_exit(void)
 {
 	pthread_mutex_lock(&active_lock);
 	for (struct bt_program *p = active; p; p = p->next_active) {
+		if (!p->ran)
+			continue;
 		struct bt_buf b = { 0 };
 		bt_print_all(&b, p);
 		bt_write(p->out_fd, b.p, b.n);
