@@ -164,6 +164,8 @@ struct bt_block {
 	bool is_return;          /* attached as uretprobe */
 	bool fast;               /* integers only: runs without saving the
 				  * vector state (bt_eval.c) */
+	bool usdt;               /* attached to usdt probes: argN are the
+				  * note's arguments */
 	int nvars;
 };
 
@@ -189,8 +191,10 @@ struct bt_program {
 
 /* Compile AST (taken: freed with the program) with each group's probes'
  * kinds: IS_RETURN[g] says group G's probes are return probes (mixing is
- * an error the caller reports).  0, or -1 with *ERR. */
-int bt_compile(struct bt_ast *ast, const bool *is_return, struct bt_program **out, struct bt_error *err);
+ * an error the caller reports), IS_USDT[g] that they are USDT notes (argN
+ * read from the note; NULL: none).  0, or -1 with *ERR. */
+int bt_compile(struct bt_ast *ast, const bool *is_return, const bool *is_usdt, struct bt_program **out,
+	       struct bt_error *err);
 void bt_program_release(struct bt_program *p);
 
 /* The evaluator: run block B on a hit.  CTX is the handler's selfprobe_ctx. */

@@ -137,8 +137,11 @@ static void builtin(struct comp *C, struct bt_node *n)
 	const char *s = n->name;
 	n->type = BT_INT;
 	n->is_signed = false;
-	if (strncmp(s, "arg", 3) == 0 && s[3] >= '0' && s[3] <= '7' && s[4] == 0)
+	if (strncmp(s, "arg", 3) == 0 && s[3] >= '0' && s[3] <= '7' && s[4] == 0) {
 		n->ival = BB_ARG0 + (s[3] - '0');
+		/* unsigned, a note's too (bpftrace 0.17: a sum of a negative
+		 * note argument prints as a large unsigned number) */
+	}
 	else if (strncmp(s, "arg", 3) == 0 && s[3] >= '0' && s[3] <= '9')
 		cfail(C, n, "builtin '%s': arguments are arg0 to arg7", s);
 	else if (strcmp(s, "retval") == 0) {
@@ -480,7 +483,8 @@ static bool is_fast(const struct bt_node *n)
 	return true;
 }
 
-int bt_compile(struct bt_ast *ast, const bool *is_return, struct bt_program **out, struct bt_error *err)
+int bt_compile(struct bt_ast *ast, const bool *is_return, const bool *is_usdt, struct bt_program **out,
+	       struct bt_error *err)
 {
 	struct comp C = { .err = err };
 	struct bt_program *p = calloc(1, sizeof(*p));
@@ -510,6 +514,7 @@ int bt_compile(struct bt_ast *ast, const bool *is_return, struct bt_program **ou
 		b->pred = G->pred;
 		b->body = G->block;
 		b->is_return = is_return[g];
+		b->usdt = is_usdt && is_usdt[g];
 		C.is_return = is_return[g];
 		C.blk = b;
 		if (G->pred)
@@ -525,7 +530,9 @@ int bt_compile(struct bt_ast *ast, const bool *is_return, struct bt_program **ou
 			cfail(&C, NULL, "map %s: cannot reserve its memory", m->name);
 	}
 	for (int g = 0; g < p->nblocks; g++)   /* after every map's shape is known */
-		p->blocks[g].fast = is_fast(p->blocks[g].pred) && is_fast(p->blocks[g].body);
+		/* a note's arguments are read by usdt.c, which may read the
+		 * saved vector state: not on the fast path */
+		p->blocks[g].fast = is_fast(p->blocks[g].pred) && is_fast(p->blocks[g].body) && !p->blocks[g].usdt;
 	*out = p;
 	return 0;
 }

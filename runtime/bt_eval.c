@@ -210,6 +210,11 @@ static int64_t builtin_int(struct frame *F, struct bt_node *n)
 		return c < 0 ? 0 : c;
 	}
 	default:
+		if (n->ival >= BB_ARG0 && n->ival <= BB_ARG7 && F->blk->usdt) {
+			int64_t v = 0;   /* a note without that argument: 0 */
+			selfprobe_usdt_arg(ctx, (int)(n->ival - BB_ARG0), &v);
+			return v;
+		}
 		if (n->ival >= BB_ARG0 && n->ival <= BB_ARG7)
 			return (int64_t)arg_of(ctx->regs, (int)(n->ival - BB_ARG0));
 		return 0;

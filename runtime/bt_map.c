@@ -9,7 +9,8 @@
  * adds and CAS loops, so concurrent hits lose nothing.  A deleted slot
  * keeps its key and comes back live for the same key (the @start[tid]
  * pattern reuses its tids' slots).  Past BT_MAP_CAP keys an update is
- * refused and counted in `dropped`, which the output reports.
+ * refused and counted in `dropped`, which the output reports.  A map
+ * without keys is the same table with one slot and an empty key.
  */
 #include "bt.h"
 
@@ -106,16 +107,6 @@ uint64_t *bt_map_lookup(struct bt_map *m, const void *key, bool create)
 {
 	if (!m->slots)
 		return NULL;
-	if (m->nkeys == 0) {   /* one slot: live once written */
-		_Atomic uint64_t *st = state_of(m, 0);
-		if (atomic_load_explicit(st, memory_order_acquire) != S_LIVE) {
-			if (!create)
-				return NULL;
-			zero_words(val_of(m, 0), m->val_words * 8);   /* after a delete */
-			atomic_store_explicit(st, S_LIVE, memory_order_release);
-		}
-		return val_of(m, 0);
-	}
 	size_t mask = m->cap - 1, i = (size_t)hash(key, m->key_size) & mask;
 	for (size_t probes = 0; probes < m->cap;) {
 		_Atomic uint64_t *st = state_of(m, i);
@@ -163,11 +154,6 @@ full:
 
 void bt_map_delete(struct bt_map *m, const void *key)
 {
-	if (m->nkeys == 0) {
-		if (m->slots)
-			atomic_store(state_of(m, 0), S_EMPTY);
-		return;
-	}
 	uint64_t *v = bt_map_lookup(m, key, false);
 	if (!v)
 		return;

@@ -202,11 +202,9 @@ struct ent {
 	bool sort_unsigned;
 };
 
-static const struct bt_map *sorting;
-
 /* bpftrace's sort_by_key: integers as unsigned, strings with strncmp, the
  * first key first. */
-static int key_cmp(const unsigned char *a, const unsigned char *b)
+static int key_cmp(const struct bt_map *sorting, const unsigned char *a, const unsigned char *b)
 {
 	size_t o = 0;
 	for (int i = 0; i < sorting->nkeys; i++) {
@@ -227,8 +225,9 @@ static int key_cmp(const unsigned char *a, const unsigned char *b)
 	return 0;
 }
 
-static int ent_cmp(const void *va, const void *vb)
+static int ent_cmp(const void *va, const void *vb, void *vm)
 {
+	const struct bt_map *sorting = vm;
 	const struct ent *a = va, *b = vb;
 	if (sorting->mk != BM_STR) {
 		if (a->sort_unsigned ? (uint64_t)a->sort != (uint64_t)b->sort : a->sort != b->sort) {
@@ -237,7 +236,7 @@ static int ent_cmp(const void *va, const void *vb)
 			return a->sort < b->sort ? -1 : 1;
 		}
 	}
-	return key_cmp(a->key, b->key);
+	return key_cmp(sorting, a->key, b->key);
 }
 
 static int64_t min_of(uint64_t w)
@@ -436,9 +435,8 @@ void bt_print_map(struct bt_buf *b, struct bt_map *m)
 		sort_key(&es[n], m);
 		n++;
 	}
-	sorting = m;
 	if (n)
-		qsort(es, n, sizeof(*es), ent_cmp);
+		qsort_r(es, n, sizeof(*es), ent_cmp, m);
 	bool hist = m->mk == BM_HIST || m->mk == BM_LHIST;
 	for (size_t i = 0; i < n; i++) {
 		if (i)

@@ -67,11 +67,12 @@ int sp_bt_parse_spec(const char *text, size_t len, struct sp_spec *out)
 		return rc;
 	}
 	bool *ret = calloc((size_t)ast.ngroups + 1, sizeof(bool));
+	bool *usdt = calloc((size_t)ast.ngroups + 1, sizeof(bool));
 	size_t total = 0;
 	for (int g = 0; g < ast.ngroups; g++)
 		total += (size_t)ast.groups[g].nprobes;
 	items = calloc(total + 1, sizeof(*items));
-	if (!ret || !items) {
+	if (!ret || !usdt || !items) {
 		rc = -ENOMEM;
 		bt_ast_free(&ast);
 		goto out;
@@ -110,11 +111,12 @@ int sp_bt_parse_spec(const char *text, size_t len, struct sp_spec *out)
 				goto out;
 			}
 			ret[g] = r;
+			usdt[g] |= it->kind == SP_KIND_USDT;
 			it->action = SP_ACT_PROGRAM;
 			n++;
 		}
 	}
-	if (bt_compile(&ast, ret, &prog, &err) != 0) {
+	if (bt_compile(&ast, ret, usdt, &prog, &err) != 0) {
 		rc = add_error(out, name, &err);
 		goto out;
 	}
@@ -138,6 +140,7 @@ out:
 		sp_spec_item_free(&items[k]);
 	free(items);
 	free(ret);
+	free(usdt);
 	free(name);
 	bt_program_release(prog);   /* the items hold it now */
 	return rc;

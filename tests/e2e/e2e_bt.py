@@ -75,13 +75,19 @@ OURS_ONLY = [
     ("uprobe:BIN:bt_work,uprobe:BIN:bt_name { @f[func] = count(); }", "\n\n@f[bt_name]: 15\n@f[bt_work]: 210\n"),
 ]
 
+# USDT: argN are the note's arguments (sptest:args3 fires with -7, 65535,
+# -100000; sp_usdt_target prints its own lines on stdout, filtered out).
+USDT_TARGET = os.path.join(t.BUILD, "tests/sp_usdt_target")
+USDT = ('usdt:BIN:sptest:args3 { printf("args3 %d %d %d\\n", arg0, arg1, arg2); @s = sum(arg2); }',
+        "args3 -7 65535 -100000\n\n\n@s: 18446744073709451616\n")   # 0.17: argN unsigned
+
 PAIRING = ("uprobe:BIN:bt_pair { @start[tid] = arg0; } uretprobe:BIN:bt_pair "
            "{ @ok = sum(retval == @start[tid] + 1 ? 1 : 0); @n = count(); delete(@start[tid]); }")
 
 
-def ours(program, args, mode):
-    env = t.probed_env(program.replace("BIN", BT_TARGET), mode, os.path.join(t.work_dir(), "r.json"))
-    cp = t.run([BT_TARGET] + args, env=env)
+def ours(program, args, mode, target=BT_TARGET):
+    env = t.probed_env(program.replace("BIN", target), mode, os.path.join(t.work_dir(), "r.json"))
+    cp = t.run([target] + args, env=env)
     t.check(cp.returncode == 0, "%s (%s): workload exited %d" % (program, mode, cp.returncode), t.clip(cp.stderr))
     rep = t.load_report(os.path.join(t.work_dir(), "r.json"), program)
     if rep:
@@ -89,8 +95,8 @@ def ours(program, args, mode):
     return cp.stdout.decode(errors="replace")
 
 
-def theirs(program, args):
-    cmd = ["bpftrace", "-e", program.replace("BIN", BT_TARGET), "-c", " ".join([BT_TARGET] + args)]
+def theirs(program, args, target=BT_TARGET):
+    cmd = ["bpftrace", "-e", program.replace("BIN", target), "-c", " ".join([target] + args)]
     cp = t.run(["sh", "-c", 'ulimit -l unlimited 2>/dev/null; exec "$@"', "sh"] + cmd, timeout=120)
     out = cp.stdout.decode(errors="replace")
     lines = out.split("\n", 1)
@@ -138,6 +144,18 @@ def golden():
         t.check(got["jmp"] == ref, "%s: same output as bpftrace" % program,
                 "selfprobe:\n%s\nbpftrace:\n%s" % (got["jmp"], ref))
         compared += 1
+    if os.path.exists(USDT_TARGET):
+        program, expected = USDT
+        strip = lambda out: "".join(l for l in out.splitlines(True) if not l.startswith(("expect ", "count ")))
+        for mode in ("int3", "jmp"):
+            got = strip(ours(program, [], mode, USDT_TARGET))
+            t.check(got == expected, "%s (%s): the note's arguments" % (program, mode),
+                    "got:\n%r\nexpected:\n%r" % (got, expected))
+        if not why:
+            ref = theirs(program, [], USDT_TARGET)
+            if ref is not None:
+                t.check(strip(ref) == expected, "%s: same output as bpftrace" % program, ref)
+                compared += 1
     t.info("%d programs compared with bpftrace" % compared)
 
 
