@@ -1,6 +1,7 @@
 /* api — the public entry points of include/selfprobe.h: errors converted
  * once, here, at the edge (NULL + errno, or a negative errno value). */
 #include "selfprobe.h"
+#include "bt_run.h"
 #include "dispatch.h"
 #include "exithook.h"
 #include "golang.h"
@@ -96,7 +97,8 @@ static int attach_spec(const char *spec)
 		failed = 1;
 	}
 	for (size_t i = 0; i < s.n_items; i++)
-		if (sp_probe_attach_item(&s.items[i], NULL, NULL, NULL) < 0)
+		if ((s.items[i].action == SP_ACT_PROGRAM ? sp_bt_attach_item(&s.items[i])
+							 : sp_probe_attach_item(&s.items[i], NULL, NULL, NULL)) < 0)
 			failed = 1;
 	sp_spec_free(&s);
 	return failed ? -EINVAL : 0;
@@ -422,6 +424,8 @@ static void exit_report(void)
 	 * parent's memory, and a report would allocate in it */
 	if (!atomic_load(&exit_armed) || !sp_report_exit_claim())
 		return;
+	sp_uret_settle();
+	sp_bt_exit();   /* a program's maps, on its stdout, before the report */
 	if (sp_shm_active()) {
 		/* the launcher reports: full reports for it to use, then the
 		 * section says they are complete */

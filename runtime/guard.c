@@ -17,6 +17,29 @@ struct guard {
 
 static __thread struct guard guard __attribute__((tls_model("initial-exec")));
 
+static selfprobe_handler_fn _Atomic vector_safe[4];
+
+void sp_guard_vector_safe(selfprobe_handler_fn fn)
+{
+	for (int i = 0; i < 4; i++) {
+		selfprobe_handler_fn cur = atomic_load(&vector_safe[i]);
+		if (cur == fn || (!cur && atomic_compare_exchange_strong(&vector_safe[i], &cur, fn)))
+			return;
+	}
+}
+
+static bool is_vector_safe(selfprobe_handler_fn fn)
+{
+	for (int i = 0; i < 4; i++) {
+		selfprobe_handler_fn cur = atomic_load_explicit(&vector_safe[i], memory_order_relaxed);
+		if (!cur)
+			return false;
+		if (cur == fn)
+			return true;
+	}
+	return false;
+}
+
 /* AREA: where the vector state was saved (xsave.S), or NULL. */
 static int call_fn(void *vctx, void *vprobe, const void *area)
 {
@@ -47,6 +70,8 @@ int sp_guard_call(struct sp_probe *p, struct selfprobe_ctx *ctx)
 		guard.probe = p;
 		if (ctx->ucontext)            /* int3: the kernel saved the vector state */
 			rc = call_fn(ctx, p, ((ucontext_t *)ctx->ucontext)->uc_mcontext.fpregs);
+		else if (is_vector_safe(p->fn))   /* jmp: it saves them itself if it must */
+			rc = p->fn(ctx, p->data);
 		else                          /* jmp: nobody did */
 			rc = sp_call_preserving_vectors(call_fn, ctx, p);
 	} else

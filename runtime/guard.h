@@ -33,6 +33,12 @@ int sp_guard_call(struct sp_probe *p, struct selfprobe_ctx *ctx);
 int sp_guard_call_handler(struct sp_probe *p, struct selfprobe_regs *regs, void *ucontext,
 			  uint64_t *cookie, bool is_return);
 
+/* FN touches no vector register unless it saved them itself (compiled
+ * -mgeneral-regs-only, calling sp_call_preserving_vectors where it needs
+ * libc): on the jmp path it is called without the XSAVE/XRSTOR around it,
+ * which costs more than a small handler (bt.h's evaluator).  At most 4. */
+void sp_guard_vector_safe(selfprobe_handler_fn fn);
+
 /* Around an application signal handler (sigwrap.h): a fault in it is not
  * the interrupted probe handler's.  Suspend returns what resume restores. */
 struct sp_probe *sp_guard_suspend(void);

@@ -348,6 +348,7 @@ static const char *const action_names[] = {
 	[SP_ACT_TRACE] = "trace",
 	[SP_ACT_STACK] = "stack",
 	[SP_ACT_PLUGIN] = "plugin",
+	[SP_ACT_PROGRAM] = "program",
 };
 
 #define MAX_FIELDS 4 /* usdt:object:provider:name */
@@ -496,7 +497,7 @@ static int parse_action(struct slice act, struct sp_spec_item *it, char **msg)
 	if (act.n == 0)
 		return fail(msg, "empty action after '=' (expected count, latency, trace, stack "
 			    "or PATH:FUNCTION)");
-	for (size_t a = 0; a < SP_ACT_PLUGIN; a++) {
+	for (size_t a = 0; a < SP_ACT_PLUGIN; a++) {   /* not "program": only a block makes one */
 		if (eq(act, action_names[a])) {
 			it->action = (enum sp_action_kind)a;
 			return 0;
@@ -675,6 +676,8 @@ static int parse_text(const char *text, size_t len, bool comments, struct sp_spe
 	struct builder b = { 0 };
 	size_t i = 0;
 
+	if (len && memchr(text, '{', len))   /* no item has a '{': a bpftrace program */
+		return sp_bt_parse_spec(text, len, out);
 	while (i < len) {
 		size_t end = i;
 		while (end < len && text[end] != ';' && text[end] != '\n' && text[end] != '\r' &&
@@ -852,6 +855,7 @@ void sp_spec_item_free(struct sp_spec_item *it)
 	free(it->name);
 	free(it->plugin_path);
 	free(it->plugin_fn);
+	sp_bt_item_release(it->program);
 	memset(it, 0, sizeof(*it));
 }
 

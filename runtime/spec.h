@@ -7,6 +7,10 @@
  *   location := symbol-glob [ '+' offset ]  |  '0x' hex ELF virtual address
  *   action   := 'count' | 'latency' | 'trace' | 'stack' | plugin-path ':' function
  *
+ * A text holding '{' is a bpftrace program instead (bt_spec.c): each probe
+ * of each `probes [/pred/] { block }` group becomes an item whose action is
+ * SP_ACT_PROGRAM; any error in the program makes no item at all.
+ *
  * Items are separated by ';' or newlines.  Every malformed item becomes an
  * sp_spec_error naming the item and what is wrong; the others still parse.
  */
@@ -18,7 +22,8 @@
 #include <stdint.h>
 
 enum sp_probe_kind { SP_KIND_UPROBE, SP_KIND_URETPROBE, SP_KIND_USESSION, SP_KIND_USDT };
-enum sp_action_kind { SP_ACT_COUNT, SP_ACT_LATENCY, SP_ACT_TRACE, SP_ACT_STACK, SP_ACT_PLUGIN };
+enum sp_action_kind { SP_ACT_COUNT, SP_ACT_LATENCY, SP_ACT_TRACE, SP_ACT_STACK, SP_ACT_PLUGIN,
+		       SP_ACT_PROGRAM /* a block of a bpftrace program (bt.h) */ };
 
 struct sp_spec_item {
 	char *text;              /* the item as written, trimmed: the report's "spec" */
@@ -34,10 +39,14 @@ struct sp_spec_item {
 	enum sp_action_kind action;
 	char *plugin_path;       /* SP_ACT_PLUGIN */
 	char *plugin_fn;
+	struct bt_block *program;   /* SP_ACT_PROGRAM: the compiled block; the
+				     * item holds a reference to its program */
 	bool internal;           /* never set by the parser: the runtime's own
 				  * probes, at addresses it knows to be
 				  * instruction starts even outside any symbol */
 };
+
+struct bt_block;
 
 struct sp_spec_error {
 	char *item;              /* the offending item as written */
@@ -61,6 +70,10 @@ int sp_spec_parse_probe(const char *text, struct sp_spec_item *item, char **err)
 int sp_spec_load(const char *text, struct sp_spec *out);
 void sp_spec_item_free(struct sp_spec_item *it);
 void sp_spec_free(struct sp_spec *s);
+
+/* bt_spec.c: parse and compile the program TEXT[0..LEN) into OUT. */
+int sp_bt_parse_spec(const char *text, size_t len, struct sp_spec *out);
+void sp_bt_item_release(struct bt_block *b);
 
 const char *sp_kind_name(enum sp_probe_kind k);
 const char *sp_action_name(enum sp_action_kind a);

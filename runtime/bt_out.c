@@ -1,0 +1,459 @@
+/* bt_out — printf's formats and maps in bpftrace 0.17's text format (see
+ * bt.h).  The map layout follows bpftrace's output.cpp and the order its
+ * print_map gives: integer maps by value, string maps by key, hist/lhist
+ * by their total count, avg/stats by their average; equal values (an
+ * order bpftrace leaves unspecified) by key, so output is deterministic.
+ * Bars and labels are computed as bpftrace does, with the same float
+ * arithmetic, so output compares byte for byte.
+ */
+#include "bt.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------- buffers */
+
+void bt_buf_put(struct bt_buf *b, const char *s, size_t n)
+{
+	if (b->n + n + 1 > b->cap) {
+		if (b->fixed) {   /* the handler's array: cut, never grown */
+			n = b->cap > b->n + 1 ? b->cap - b->n - 1 : 0;
+		} else {
+			size_t nc = b->cap ? b->cap : 256;
+			while (nc < b->n + n + 1)
+				nc *= 2;
+			char *p = realloc(b->p, nc);
+			if (!p)
+				return;
+			b->p = p;
+			b->cap = nc;
+		}
+	}
+	if (n)
+		memcpy(b->p + b->n, s, n);
+	b->n += n;
+	if (b->cap)
+		b->p[b->n] = 0;
+}
+
+void bt_buf_puts(struct bt_buf *b, const char *s)
+{
+	bt_buf_put(b, s, strlen(s));
+}
+
+void bt_buf_printf(struct bt_buf *b, const char *fmt, ...)
+{
+	char tmp[512];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		bt_buf_put(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+}
+
+void bt_write(int fd, const char *p, size_t n)
+{
+	while (n && fd >= 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return;
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+/* -------------------------------------------------------------- printf */
+
+int bt_fmt_parse(const char *text, size_t len, struct bt_fmt **out, char *err, size_t errlen)
+{
+	struct bt_fmt *f = calloc(1, sizeof(*f));
+	if (!f || !(f->text = malloc(len + 1)) || !(f->p = calloc(len + 1, sizeof(*f->p)))) {
+		bt_fmt_free(f);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	memcpy(f->text, text, len);
+	f->text[len] = 0;
+	const char *s = f->text, *lit = s;
+	size_t i = 0;
+	while (i < len) {
+		if (s[i] != '%') {
+			i++;
+			continue;
+		}
+		if (i + 1 < len && s[i + 1] == '%') {   /* "%%": the literal ends with one '%' */
+			struct bt_fmt_piece *p = &f->p[f->n++];
+			p->lit = lit;
+			p->lit_len = (size_t)(s + i + 1 - lit);
+			i += 2;
+			lit = s + i;
+			continue;
+		}
+		struct bt_fmt_piece *p = &f->p[f->n++];
+		p->lit = lit;
+		p->lit_len = (size_t)(s + i - lit);
+		p->width = p->prec = -1;
+		size_t start = i++;
+		for (; i < len && strchr("-0+ #", s[i]); i++) {
+			p->left |= s[i] == '-';
+			p->zero |= s[i] == '0';
+			p->plus |= s[i] == '+';
+			p->space |= s[i] == ' ';
+		}
+		if (i < len && s[i] >= '0' && s[i] <= '9') {
+			p->width = 0;
+			for (; i < len && s[i] >= '0' && s[i] <= '9' && p->width < 1000; i++)
+				p->width = p->width * 10 + (s[i] - '0');
+		}
+		if (i < len && s[i] == '.') {
+			p->prec = 0;
+			for (i++; i < len && s[i] >= '0' && s[i] <= '9' && p->prec < 1000; i++)
+				p->prec = p->prec * 10 + (s[i] - '0');
+		}
+		while (i < len && strchr("hlzj", s[i]))
+			i++;
+		if (i >= len || !strchr("diuxXoscp", s[i])) {
+			snprintf(err, errlen, "format '%.*s': unsupported conversion (the subset has %%d %%i %%u %%x %%X %%o %%s %%c %%p %%%%)",
+				 (int)(i < len ? i + 1 - start : i - start), s + start);
+			bt_fmt_free(f);
+			return -1;
+		}
+		p->conv = s[i] == 'i' ? 'd' : s[i];
+		lit = s + ++i;
+	}
+	struct bt_fmt_piece *tail = &f->p[f->n++];
+	tail->lit = lit;
+	tail->lit_len = (size_t)(s + len - lit);
+	*out = f;
+	return 0;
+}
+
+void bt_fmt_free(struct bt_fmt *f)
+{
+	if (!f)
+		return;
+	free(f->text);
+	free(f->p);
+	free(f);
+}
+
+void bt_format(struct bt_buf *out, const struct bt_fmt *f, const int64_t *vals, const char *const *strs)
+{
+	int k = 0;
+	for (int i = 0; i < f->n; i++) {
+		const struct bt_fmt_piece *p = &f->p[i];
+		bt_buf_put(out, p->lit, p->lit_len);
+		if (!p->conv)
+			continue;
+		char spec[32], *o = spec;
+		*o++ = '%';
+		if (p->left) *o++ = '-';
+		if (p->zero) *o++ = '0';
+		if (p->plus) *o++ = '+';
+		if (p->space) *o++ = ' ';
+		o += p->width >= 0 ? sprintf(o, "%d", p->width) : 0;
+		o += p->prec >= 0 ? sprintf(o, ".%d", p->prec) : 0;
+		char tmp[256];
+		if (p->conv == 's') {
+			*o++ = 's';
+			*o = 0;
+			char num[24];
+			const char *s = strs[k];
+			if (!s) {
+				snprintf(num, sizeof(num), "%" PRId64, vals[k]);
+				s = num;
+			}
+			snprintf(tmp, sizeof(tmp), spec, s);
+		} else if (p->conv == 'c') {
+			*o++ = 'c';
+			*o = 0;
+			snprintf(tmp, sizeof(tmp), spec, (int)(unsigned char)vals[k]);
+		} else if (p->conv == 'p') {
+			snprintf(tmp, sizeof(tmp), "0x%" PRIx64, (uint64_t)vals[k]);
+		} else {
+			*o++ = 'l';
+			*o++ = 'l';
+			*o++ = p->conv;
+			*o = 0;
+			if (p->conv == 'd')
+				snprintf(tmp, sizeof(tmp), spec, (long long)vals[k]);
+			else
+				snprintf(tmp, sizeof(tmp), spec, (unsigned long long)vals[k]);
+		}
+		bt_buf_puts(out, tmp);
+		k++;
+	}
+}
+
+/* ---------------------------------------------------------------- maps */
+
+struct ent {
+	const unsigned char *key;
+	const uint64_t *val;
+	int64_t sort;            /* the value bpftrace sorts this map by */
+	bool sort_unsigned;
+};
+
+/* bpftrace's sort_by_key: integers as unsigned, strings with strncmp, the
+ * first key first. */
+static int key_cmp(const struct bt_map *sorting, const unsigned char *a, const unsigned char *b)
+{
+	size_t o = 0;
+	for (int i = 0; i < sorting->nkeys; i++) {
+		int c;
+		if (sorting->key_type[i] == BT_STRT) {
+			c = strncmp((const char *)a + o, (const char *)b + o, BT_STR);
+			o += BT_STR;
+		} else {
+			uint64_t x, y;
+			memcpy(&x, a + o, 8);
+			memcpy(&y, b + o, 8);
+			c = x < y ? -1 : x > y;
+			o += 8;
+		}
+		if (c)
+			return c;
+	}
+	return 0;
+}
+
+static int ent_cmp(const void *va, const void *vb, void *vm)
+{
+	const struct bt_map *sorting = vm;
+	const struct ent *a = va, *b = vb;
+	if (sorting->mk != BM_STR) {
+		if (a->sort_unsigned ? (uint64_t)a->sort != (uint64_t)b->sort : a->sort != b->sort) {
+			if (a->sort_unsigned)
+				return (uint64_t)a->sort < (uint64_t)b->sort ? -1 : 1;
+			return a->sort < b->sort ? -1 : 1;
+		}
+	}
+	return key_cmp(sorting, a->key, b->key);
+}
+
+static int64_t min_of(uint64_t w)
+{
+	return w ? (int64_t)0xffffffff - (int64_t)w : 0;
+}
+
+static void put_key(struct bt_buf *b, const struct bt_map *m, const unsigned char *key)
+{
+	bt_buf_puts(b, m->name);
+	if (!m->nkeys)
+		return;
+	bt_buf_put(b, "[", 1);
+	size_t o = 0;
+	for (int i = 0; i < m->nkeys; i++) {
+		if (i)
+			bt_buf_put(b, ", ", 2);
+		if (m->key_type[i] == BT_STRT) {
+			bt_buf_put(b, (const char *)key + o, strnlen((const char *)key + o, BT_STR));
+			o += BT_STR;
+		} else {
+			int64_t v;
+			memcpy(&v, key + o, 8);
+			bt_buf_printf(b, "%" PRId64, v);
+			o += 8;
+		}
+	}
+	bt_buf_put(b, "]", 1);
+}
+
+/* bpftrace's hist_index_label: a power of two with K, M, G, T. */
+static void hist_label(char *out, size_t n, int power)
+{
+	const char *suffix = "";
+	if (power >= 40) { suffix = "T"; power -= 40; }
+	else if (power >= 30) { suffix = "G"; power -= 30; }
+	else if (power >= 20) { suffix = "M"; power -= 20; }
+	else if (power >= 10) { suffix = "K"; power -= 10; }
+	snprintf(out, n, "%d%s", 1 << power, suffix);
+}
+
+static void lhist_label(char *out, size_t n, int64_t v)
+{
+	if (v == 0)
+		snprintf(out, n, "0");
+	else if (v % 1048576 == 0)
+		snprintf(out, n, "%" PRId64 "M", v / 1048576);
+	else if (v % 1024 == 0)
+		snprintf(out, n, "%" PRId64 "K", v / 1024);
+	else
+		snprintf(out, n, "%" PRId64, v);
+}
+
+static void bar_line(struct bt_buf *b, const char *header, uint64_t v, uint64_t max)
+{
+	/* bpftrace: int bar_width = values.at(i)/(float)max_value*max_width,
+	 * with max_value an int */
+	int bar = (int)((float)v / (float)(int)max * 52);
+	char bars[53];
+	memset(bars, '@', (size_t)bar);
+	bars[bar] = 0;
+	bt_buf_printf(b, "%-16s%8" PRIu64 " |%-52s|\n", header, v, bars);
+}
+
+static void put_hist(struct bt_buf *b, const uint64_t *v)
+{
+	int lo = -1, hi = -1;
+	uint64_t max = 0;
+	for (int i = 0; i < BT_HIST_BUCKETS; i++) {
+		if (v[i] > 0) {
+			if (lo < 0)
+				lo = i;
+			hi = i;
+		}
+		if ((int)v[i] > (int)max)
+			max = v[i];
+	}
+	for (int i = lo; lo >= 0 && i <= hi; i++) {
+		char h[64], l1[16], l2[16];
+		if (i == 0)
+			snprintf(h, sizeof(h), "(..., 0)");
+		else if (i == 1)
+			snprintf(h, sizeof(h), "[0]");
+		else if (i == 2)
+			snprintf(h, sizeof(h), "[1]");
+		else {
+			hist_label(l1, sizeof(l1), i - 2);
+			hist_label(l2, sizeof(l2), i - 1);
+			snprintf(h, sizeof(h), "[%s, %s)", l1, l2);
+		}
+		bar_line(b, h, v[i], max);
+	}
+}
+
+static void put_lhist(struct bt_buf *b, const struct bt_map *m, const uint64_t *v)
+{
+	int buckets = (int)((m->lmax - m->lmin) / m->lstep);
+	int start = -1, end = 0;
+	uint64_t max = 0;
+	for (int i = 0; i <= buckets + 1; i++) {
+		if (v[i] > 0) {
+			if (start < 0)
+				start = i;
+			end = i;
+		}
+		if ((int)v[i] > (int)max)
+			max = v[i];
+	}
+	if (start < 0)
+		return;
+	for (int i = start; i <= end; i++) {
+		char h[64], l1[24], l2[24];
+		if (i == 0) {
+			lhist_label(l1, sizeof(l1), m->lmin);
+			snprintf(h, sizeof(h), "(..., %s)", l1);
+		} else if (i == buckets + 1) {
+			lhist_label(l1, sizeof(l1), m->lmax);
+			snprintf(h, sizeof(h), "[%s, ...)", l1);
+		} else {
+			lhist_label(l1, sizeof(l1), (i - 1) * m->lstep + m->lmin);
+			lhist_label(l2, sizeof(l2), i * m->lstep + m->lmin);
+			snprintf(h, sizeof(h), "[%s, %s)", l1, l2);
+		}
+		bar_line(b, h, v[i], max);
+	}
+}
+
+static void put_value(struct bt_buf *b, const struct bt_map *m, const uint64_t *v)
+{
+	switch (m->mk) {
+	case BM_STR:
+		bt_buf_put(b, (const char *)v, strnlen((const char *)v, BT_STR));
+		break;
+	case BM_COUNT:
+	case BM_MAX:
+		bt_buf_printf(b, "%" PRIu64, v[0]);
+		break;
+	case BM_MIN:
+		bt_buf_printf(b, "%" PRId64, min_of(v[0]));
+		break;
+	case BM_AVG:
+		bt_buf_printf(b, "%" PRId64, v[0] ? (int64_t)v[1] / (int64_t)v[0] : 0);
+		break;
+	case BM_STATS:
+		bt_buf_printf(b, "count %" PRId64 ", average %" PRId64 ", total %" PRId64, (int64_t)v[0],
+			      v[0] ? (int64_t)v[1] / (int64_t)v[0] : 0, (int64_t)v[1]);
+		break;
+	case BM_HIST:
+		put_hist(b, v);
+		break;
+	case BM_LHIST:
+		put_lhist(b, m, v);
+		break;
+	default:   /* int, sum */
+		if (m->val_signed)
+			bt_buf_printf(b, "%" PRId64, (int64_t)v[0]);
+		else
+			bt_buf_printf(b, "%" PRIu64, v[0]);
+	}
+}
+
+static void sort_key(struct ent *e, const struct bt_map *m)
+{
+	const uint64_t *v = e->val;
+	e->sort_unsigned = false;
+	switch (m->mk) {
+	case BM_COUNT: case BM_MAX: e->sort = (int64_t)v[0]; e->sort_unsigned = true; break;
+	case BM_MIN: e->sort = min_of(v[0]); break;
+	case BM_AVG: case BM_STATS: e->sort = v[0] ? (int64_t)v[1] / (int64_t)v[0] : 0; break;
+	case BM_HIST: case BM_LHIST: {
+		int64_t t = 0;
+		for (size_t i = 0; i < m->val_words; i++)
+			t += (int64_t)v[i];
+		e->sort = t;
+		break;
+	}
+	default: e->sort = (int64_t)v[0]; e->sort_unsigned = !m->val_signed; break;
+	}
+}
+
+void bt_print_map(struct bt_buf *b, struct bt_map *m)
+{
+	size_t n = 0, cap = 0;
+	struct ent *es = NULL;
+	const unsigned char *key;
+	const uint64_t *val;
+	for (long i = bt_map_next(m, 0, &key, &val); i >= 0; i = bt_map_next(m, (size_t)i + 1, &key, &val)) {
+		if (n == cap) {
+			struct ent *p = realloc(es, (cap = cap ? cap * 2 : 64) * sizeof(*es));
+			if (!p)
+				break;
+			es = p;
+		}
+		es[n].key = key;
+		es[n].val = val;
+		sort_key(&es[n], m);
+		n++;
+	}
+	if (n)
+		qsort_r(es, n, sizeof(*es), ent_cmp, m);
+	bool hist = m->mk == BM_HIST || m->mk == BM_LHIST;
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			bt_buf_put(b, "\n", 1);
+		put_key(b, m, es[i].key);
+		bt_buf_put(b, hist ? ": \n" : ": ", hist ? 3 : 2);
+		put_value(b, m, es[i].val);
+	}
+	bt_buf_put(b, "\n", 1);
+	if (m->mk == BM_AVG || m->mk == BM_STATS)
+		bt_buf_put(b, "\n", 1);
+	free(es);
+}
+
+void bt_print_all(struct bt_buf *b, struct bt_program *p)
+{
+	bt_buf_puts(b, "\n\n");
+	for (struct bt_map *m = p->maps; m; m = m->next)
+		bt_print_map(b, m);
+}

@@ -1,0 +1,67 @@
+/* sp_bt — the deterministic workload of the bpftrace golden tests
+ * (e2e_bt.py): the same calls on every run, with counts chosen so that no
+ * two keys of the tests' maps tie (bpftrace leaves the order of equal
+ * values unspecified).
+ *   sp_bt            bt_work(k, 37*k*k) k times for k = 1..20, then
+ *                    bt_name() with "alpha" once ... "epsilon" 5 times
+ *   sp_bt threads N  4 threads each calling bt_pair(i) N times (entry and
+ *                    return pairing per thread)
+ * It prints nothing on stdout: the maps are compared there. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+__attribute__((noinline)) long bt_work(long a, long b)
+{
+	__asm__ volatile("" ::: "memory");
+	return a * 4 + (b & 0);
+}
+
+__attribute__((noinline)) long bt_name(const char *s)
+{
+	__asm__ volatile("" ::: "memory");
+	return (long)strlen(s);
+}
+
+__attribute__((noinline)) long bt_pair(long x)
+{
+	__asm__ volatile("" ::: "memory");
+	return x + 1;
+}
+
+static long per_thread;
+
+static void *pairs(void *arg)
+{
+	long base = (long)arg * 1000000, s = 0;
+	for (long i = 0; i < per_thread; i++)
+		s += bt_pair(base + i);
+	return (void *)s;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 2 && strcmp(argv[1], "threads") == 0) {
+		per_thread = atol(argv[2]);
+		pthread_t t[4];
+		for (long i = 0; i < 4; i++)
+			pthread_create(&t[i], NULL, pairs, (void *)(i + 1));
+		for (int i = 0; i < 4; i++)
+			pthread_join(t[i], NULL);
+		return 0;
+	}
+	long s = 0;
+	for (long k = 1; k <= 20; k++)
+		for (long i = 0; i < k; i++)
+			s += bt_work(k, 37 * k * k);
+	static const char *const names[] = { "alpha", "beta", "gamma", "delta", "epsilon" };
+	/* copies on the heap: pages written already, so bpftrace's read of the
+	 * string cannot meet a page not faulted in yet (it then reads "") */
+	for (int n = 0; n < 5; n++) {
+		char *copy = strdup(names[n]);
+		for (int i = 0; i <= n; i++)
+			s += bt_name(copy);
+		free(copy);
+	}
+	return s == 0;
+}

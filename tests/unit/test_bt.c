@@ -1,0 +1,153 @@
+/* Tests for the bpftrace language modules (runtime/bt_*.c, issue 18) below
+ * the e2e golden comparisons: the parse of the existing specs is untouched
+ * by a program; a program's items and errors; bounded maps with a dropped
+ * count; delete and the same key's return; bpftrace 0.17's buckets and
+ * labels at the edges the workload does not reach (negative values,
+ * values past 2^32, K/M suffixes, lhist's open ends). */
+#include <criterion/criterion.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bt.h"
+#include "spec.h"
+
+static struct bt_program *compile(const char *text)
+{
+	struct sp_spec s = { 0 };
+	cr_assert(sp_spec_parse(text, &s) == 0);
+	cr_assert(s.n_errors == 0, "%s: %s", text, s.n_errors ? s.errors[0].message : "");
+	cr_assert(s.n_items >= 1);
+	struct bt_program *p = s.items[0].program->prog;
+	atomic_fetch_add(&p->refs, 1);
+	sp_spec_free(&s);
+	return p;
+}
+
+static char *output(struct bt_program *p)
+{
+	struct bt_buf b = { 0 };
+	bt_print_all(&b, p);
+	return b.p;
+}
+
+Test(bt, specs_without_a_brace_parse_as_before)
+{
+	struct sp_spec s = { 0 };
+	cr_assert(sp_spec_parse("uprobe:libc:malloc=latency; uretprobe:libc:free", &s) == 0);
+	cr_assert_eq(s.n_items, 2);
+	cr_expect_eq(s.items[0].action, SP_ACT_LATENCY);
+	cr_expect_null(s.items[0].program);
+	cr_expect_eq(s.items[1].kind, SP_KIND_URETPROBE);
+	sp_spec_free(&s);
+}
+
+Test(bt, a_program_makes_one_item_per_probe)
+{
+	struct sp_spec s = { 0 };
+	cr_assert(sp_spec_parse("uprobe:libc:malloc, uprobe:libc:calloc /arg0 > 1/ { @c = count(); }\n"
+				"uretprobe:libc:malloc { @r = hist(retval); }", &s) == 0);
+	cr_assert_eq(s.n_errors, 0);
+	cr_assert_eq(s.n_items, 3);
+	for (int i = 0; i < 3; i++)
+		cr_expect_eq(s.items[i].action, SP_ACT_PROGRAM);
+	cr_expect_str_eq(s.items[1].name, "calloc");
+	cr_expect_eq(s.items[2].kind, SP_KIND_URETPROBE);
+	cr_expect(s.items[2].program->is_return);
+	cr_expect(s.items[0].program == s.items[1].program);
+	cr_expect(s.items[0].program->fast, "an integer-only block is fast");
+	sp_spec_free(&s);
+}
+
+Test(bt, a_bad_program_makes_no_item_and_one_positioned_error)
+{
+	struct sp_spec s = { 0 };
+	cr_assert(sp_spec_parse("uprobe:libc:malloc { @c = count(); }\nuprobe:libc:free { @c = hist(arg0); }", &s) == 0);
+	cr_expect_eq(s.n_items, 0);
+	cr_assert_eq(s.n_errors, 1);
+	cr_expect(strstr(s.errors[0].message, "line 2, column 20: map @c: used with two different types"),
+		  "%s", s.errors[0].message);
+	sp_spec_free(&s);
+}
+
+Test(bt, strings_make_a_block_slow)
+{
+	struct bt_program *p = compile("uprobe:libc:open { @f[str(arg0)] = count(); }");
+	cr_expect_not(p->blocks[0].fast);
+	bt_program_release(p);
+}
+
+Test(bt, a_full_map_counts_dropped_updates)
+{
+	struct bt_program *p = compile("uprobe:libc:malloc { @m[arg0] = count(); }");
+	struct bt_map *m = p->maps;
+	uint64_t k;
+	for (k = 0; k < BT_MAP_CAP; k++)
+		cr_assert_not_null(bt_map_lookup(m, &k, true));
+	cr_expect_null(bt_map_lookup(m, &k, true), "past the capacity: refused");
+	cr_expect_eq(atomic_load(&m->dropped), 1);
+	k = 5;
+	cr_expect_not_null(bt_map_lookup(m, &k, true), "a key it has still updates");
+	cr_expect_eq(atomic_load(&m->dropped), 1);
+	bt_program_release(p);
+}
+
+Test(bt, delete_then_the_same_key_starts_from_zero)
+{
+	struct bt_program *p = compile("uprobe:libc:malloc { @m[arg0] = sum(arg1); }");
+	struct bt_map *m = p->maps;
+	uint64_t k = 42;
+	uint64_t *v = bt_map_lookup(m, &k, true);
+	*v = 7;
+	bt_map_delete(m, &k);
+	cr_expect_null(bt_map_lookup(m, &k, false));
+	v = bt_map_lookup(m, &k, true);
+	cr_assert_not_null(v);
+	cr_expect_eq(*v, 0);
+	char *out = output(p);
+	cr_expect_str_eq(out, "\n\n@m[42]: 0\n");
+	free(out);
+	bt_program_release(p);
+}
+
+Test(bt, hist_buckets_are_bpftrace_017s)
+{
+	cr_expect_eq(bt_hist_bucket(-5), 0);
+	cr_expect_eq(bt_hist_bucket(0), 1);
+	cr_expect_eq(bt_hist_bucket(1), 2);
+	cr_expect_eq(bt_hist_bucket(2), 3);
+	cr_expect_eq(bt_hist_bucket(1023), 11);
+	cr_expect_eq(bt_hist_bucket(1024), 12);
+	cr_expect_eq(bt_hist_bucket((int64_t)1 << 40), 33, "0.17's log2 stops at 2^31");
+	cr_expect_eq(bt_lhist_bucket(-1, 0, 100, 10), 0);
+	cr_expect_eq(bt_lhist_bucket(0, 0, 100, 10), 1);
+	cr_expect_eq(bt_lhist_bucket(99, 0, 100, 10), 10);
+	cr_expect_eq(bt_lhist_bucket(100, 0, 100, 10), 11);
+	cr_expect_eq(bt_lhist_bucket(5000, 0, 100, 10), 11);
+}
+
+Test(bt, hist_and_lhist_labels)
+{
+	struct bt_program *p = compile("uprobe:libc:malloc { @h = hist(arg0); @l = lhist(arg0, 0, 2048, 1024); }");
+	struct bt_map *h = p->maps, *l = p->maps->next;
+	cr_assert_str_eq(h->name, "@h");
+	uint64_t *hv = bt_map_lookup(h, NULL, true), *lv = bt_map_lookup(l, NULL, true);
+	hv[0] = 1;                          /* (..., 0) */
+	hv[bt_hist_bucket(1536)] = 4;       /* [1K, 2K) */
+	hv[bt_hist_bucket(3 << 20)] = 2;    /* [2M, 4M) */
+	lv[bt_lhist_bucket(1500, 0, 2048, 1024)] = 3;
+	lv[bt_lhist_bucket(9999, 0, 2048, 1024)] = 1;
+	char *out = output(p);
+	const char *want =
+		"\n\n@h: \n"
+		"(..., 0)               1 |@@@@@@@@@@@@@                                       |\n"
+		"[0]                    0 |                                                    |\n";   /* empty buckets inside the range print */
+	cr_expect(strncmp(out, want, strlen(want)) == 0, "got:\n%s", out);
+	cr_expect(strstr(out, "\n[1K, 2K)               4 |@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@|\n"), "got:\n%s", out);
+	cr_expect(strstr(out, "[2M, 4M)               2 |@@@@@@@@@@@@@@@@@@@@@@@@@@                          |\n"), "got:\n%s", out);
+	cr_expect(strstr(out, "\n@l: \n[1K, 2K)               3 |"), "got:\n%s", out);
+	cr_expect(strstr(out, "[2K, ...)              1 |"), "got:\n%s", out);
+	free(out);
+	bt_program_release(p);
+}
