@@ -17,6 +17,8 @@ struct hazard {
 
 static const char BLOCKED_CLONE[] =
 	"runs with every signal blocked while glibc creates a thread: an int3 there would kill the process";
+static const char BLOCKED_EXIT[] =
+	"runs with every signal blocked while a thread exits: an int3 there would kill the process";
 static const char BLOCKED_SPAWN[] =
 	"runs with every signal blocked in a posix_spawn/system child: an int3 there would kill the process";
 static const char SIGRETURN[] =
@@ -33,7 +35,25 @@ static const struct hazard libc_hazards[] = {
 	{ "__clone_internal_fallback", BLOCKED_CLONE },
 	{ "create_thread", BLOCKED_CLONE },
 	{ "start_thread", BLOCKED_CLONE },
+	/* what start_thread calls before it restores the mask: the locale
+	 * pointers, then the cancellation buffer's setjmp (_setjmp tail-jumps
+	 * to __sigsetjmp, which tail-jumps to __sigjmp_save) */
 	{ "__ctype_init", BLOCKED_CLONE },
+	{ "_setjmp", BLOCKED_CLONE },
+	{ "__sigsetjmp", BLOCKED_CLONE },
+	{ "__sigjmp_save", BLOCKED_CLONE },
+	/* and after it blocks every signal again at the thread's exit: the
+	 * unused stack given back, a detached thread's TCB and stack freed */
+	{ "__getpagesize", BLOCKED_EXIT },
+	{ "getpagesize", BLOCKED_EXIT },
+	{ "madvise", BLOCKED_EXIT },
+	{ "__madvise", BLOCKED_EXIT },
+	{ "__nptl_free_tcb", BLOCKED_EXIT },
+	{ "__nptl_deallocate_stack", BLOCKED_EXIT },
+	{ "__nptl_free_stacks", BLOCKED_EXIT },
+	{ "__nptl_death_event", BLOCKED_EXIT },
+	{ "__lll_lock_wait_private", BLOCKED_EXIT },
+	{ "__lll_lock_wake_private", BLOCKED_EXIT },
 	/* posix_spawn child (__spawni_child): handlers reset, file actions
 	 * and attributes applied, all before the mask is restored */
 	{ "__spawni_child", BLOCKED_SPAWN },

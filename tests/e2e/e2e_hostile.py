@@ -203,6 +203,18 @@ def test_threads(mode):
                "of the thread's stack" % (label, used.group(1), base.group(1), _stack[mode]))
 
 
+def test_libc_threads(mode):
+    """Every function of libc probed while threads start and exit: glibc
+    runs some of them with every signal blocked (start_thread's setjmp
+    before it restores the mask, the stack given back at exit), where an
+    int3 kills the process; they must take the jmp or be refused."""
+    label = "threads under uprobe:libc:* [%s]" % mode
+    cp, report = probed(label, ["threads", "100"], "uprobe:libc:*", mode)
+    if report is not None and mode == "int3":
+        refused = {e.get("spec") for e in report.get("errors", []) if "every signal blocked" in e.get("message", "")}
+        t.check(bool(refused), "%s: no libc function refused for running with signals blocked" % label)
+
+
 def test_storm(mode):
     label = "storm [%s]" % mode
     args = ["storm", "200000", "5000"]
@@ -365,7 +377,7 @@ def main():
     if not os.path.exists(HOSTILE) or not os.path.exists(PLUGIN):
         t.finish()
     for mode in modes:
-        for case in (test_sigtrap, test_blocked, test_altstack, test_threads, test_storm,
+        for case in (test_sigtrap, test_blocked, test_altstack, test_threads, test_libc_threads, test_storm,
                      test_seccomp, test_mdwe, test_wx, test_wxrace):
             t.info("== %s [%s]" % (case.__name__[5:], mode))
             case(mode)
