@@ -22,23 +22,11 @@
 #include <stdio.h>
 
 #include "selfprobe.h"
+#include "shm.h"
 
-#define SP_STACK_DEPTH 32
-#define SP_STACKS_MAX  (1u << 16)
 
 struct sp_probe;
 
-/* One distinct stack of one probe.  Under the launcher the table is in its
- * shared file (shm.h): RECORD names the probe there. */
-struct sp_stack_entry {
-	_Atomic uint64_t hash;              /* 0: free */
-	_Atomic int ready;                  /* ips written */
-	int32_t record;                     /* the probe's record in the shared file, or -1 */
-	const struct sp_probe *probe;       /* in the process that recorded it */
-	uint64_t count;
-	int depth;
-	uintptr_t ips[SP_STACK_DEPTH];
-};
 
 /* Walk the stack of CTX into IPS (at most MAX).  Count, or -errno. */
 int sp_stack_walk(struct selfprobe_ctx *ctx, uintptr_t *ips, int max);

@@ -6,11 +6,14 @@
 #include "log.h"
 #include "plugin.h"
 #include "probe.h"
+#include "patch.h"
+#include "registry.h"
 #include "report.h"
 #include "spec.h"
 #include "shm.h"
 #include "stack.h"
 #include "timeline.h"
+#include "trap.h"
 #include "trace.h"
 #include "tstate.h"
 #include "uret.h"
@@ -80,79 +83,6 @@ static int detach(struct selfprobe_link *l)
 	if (!l)
 		return -EINVAL;
 	return sp_probe_detach_link(l);
-}
-
-static int attach_spec(const char *spec)
-{
-	if (!spec)
-		return -EINVAL;
-	struct sp_spec s = { 0 };
-	if (sp_spec_load(spec, &s) != 0)
-		return -ENOMEM;
-	int failed = 0;
-	for (size_t i = 0; i < s.n_errors; i++) {
-		sp_probe_error(s.errors[i].item, "%s", s.errors[i].message);
-		failed = 1;
-	}
-	for (size_t i = 0; i < s.n_items; i++)
-		if (sp_probe_attach_item(&s.items[i], NULL, NULL, NULL) < 0)
-			failed = 1;
-	sp_spec_free(&s);
-	return failed ? -EINVAL : 0;
-}
-
-API struct selfprobe_regs *selfprobe_regs(struct selfprobe_ctx *ctx) { return ctx->regs; }
-
-API uint64_t selfprobe_arg(struct selfprobe_ctx *ctx, int n)
-{
-	const struct selfprobe_regs *r = ctx->regs;
-	switch (n) {
-	case 0: return r->rdi;
-	case 1: return r->rsi;
-	case 2: return r->rdx;
-	case 3: return r->rcx;
-	case 4: return r->r8;
-	case 5: return r->r9;
-	}
-	if (n < 0)
-		return 0;
-	/* At a function entry the 7th argument onwards sit above the return
-	 * address. */
-	return ((const uint64_t *)r->rsp)[1 + (n - 6)];
-}
-
-API uint64_t selfprobe_retval(struct selfprobe_ctx *ctx) { return ctx->regs->rax; }
-API bool selfprobe_is_return(struct selfprobe_ctx *ctx) { return ctx->is_return; }
-API uint64_t *selfprobe_cookie(struct selfprobe_ctx *ctx) { return ctx->cookie; }
-API uintptr_t selfprobe_address(struct selfprobe_ctx *ctx) { return ctx->probe->site->addr; }
-API const char *selfprobe_spec(struct selfprobe_ctx *ctx) { return ctx->probe->spec; }
-
-API int selfprobe_usdt_arg(struct selfprobe_ctx *ctx, int n, int64_t *val)
-{
-	const struct sp_probe *p = ctx->probe;
-	if (p->kind != SP_KIND_USDT || !val)
-		return -EINVAL;
-	if (p->usdt_nargs < 0)
-		return -ENOEXEC;   /* the note's argument string did not parse */
-	if (n < 0 || n >= p->usdt_nargs)
-		return -ERANGE;
-	*val = sp_usdt_eval(&p->usdt_args[n], ctx->regs, p->site->addr + p->site->insn.len, ctx->fpstate);
-	return 0;
-}
-
-API int selfprobe_usdt_arg_double(struct selfprobe_ctx *ctx, int n, double *val)
-{
-	int64_t bits;
-	if (!val)
-		return -EINVAL;
-	int rc = selfprobe_usdt_arg(ctx, n, &bits);
-	if (rc)
-		return rc;
-	const struct sp_usdt_arg *a = &ctx->probe->usdt_args[n];
-	if (!a->is_float)
-		return -EDOM;   /* an integer argument: selfprobe_usdt_arg */
-	*val = sp_usdt_float(a, bits);
-	return 0;
 }
 
 API int selfprobe_backtrace(struct selfprobe_ctx *ctx, uintptr_t *ips, int max)
@@ -294,7 +224,7 @@ API int selfprobe_detach(struct selfprobe_link *l)
 API int selfprobe_attach_spec(const char *spec)
 {
 	RUNTIME_BEGIN();
-	int rc = attach_spec(spec);
+	int rc = sp_probe_attach_spec(spec);
 	RUNTIME_END();
 	return rc;
 }
@@ -370,8 +300,14 @@ API int selfprobe_set_exit_report(const char *path)
 		exit_fd = fcntl(2, F_DUPFD_CLOEXEC, 10);
 	if (sp_report_output(path) == SP_OUT_TIMELINE)
 		sp_timeline_enable();
+	sp_patch_set_fault_handler(sp_trap_install);   /* the exit hook patches */
 	sp_exithook_install(selfprobe_exit_report);   /* after libc's last exit work */
 	sp_report_exit_owner_is_me();
+	static bool fork_registered;   /* a fork child reports too */
+	if (!fork_registered) {
+		fork_registered = true;
+		sp_probe_on_fork_child(sp_report_atfork_child);
+	}
 	atomic_store(&exit_armed, 1);
 	RUNTIME_END();
 	return path && !exit_path ? -ENOMEM : 0;

@@ -22,7 +22,7 @@
 #include "hop.h"
 #include "insn.h"
 #include "jmpplan.h"
-#include "tramp.h"
+#include "reloc.h"
 
 struct sp_probe;
 
@@ -39,6 +39,15 @@ enum sp_resume {
 	SP_RESUME_TRAMP,                /* enter the trampoline (jmp sites: while
 					 * the int3 stands, or when the jmp could
 					 * not be written) */
+};
+
+/* A site's trampoline, as the table records it (built by tramp.h). */
+struct sp_tramp {
+	uintptr_t entry;              /* where the site's jmp goes */
+	uintptr_t reloc;              /* the relocated window */
+	uintptr_t slow_int3;          /* the slow path's int3 */
+	struct sp_reloc_map map;
+	uint8_t window_len;
 };
 
 struct sp_site {

@@ -2,6 +2,7 @@
 #include "plugin.h"
 #include "log.h"
 #include "probe.h"
+#include "registry.h"
 #include "tstate.h"
 
 #include <dlfcn.h>
@@ -110,7 +111,7 @@ static int on_entry(struct selfprobe_ctx *ctx, void *data)
 	deferred = NULL;
 	n_deferred = 0;
 	for (size_t i = 0; i < n; i++) {
-		selfprobe_attach_spec(items[i]);
+		sp_probe_attach_spec(items[i]);
 		free(items[i]);
 	}
 	free(items);

@@ -6,7 +6,7 @@
 #include "hazard.h"
 #include "loadwatch.h"
 #include "plugin.h"
-#include "report.h"
+#include "registry.h"
 #include "shm.h"
 #include "stack.h"
 #include "trace.h"
@@ -22,7 +22,6 @@
 #include "timeline.h"
 #include "tstate.h"
 #include "uret.h"
-#include "unwind_hooks.h"
 #include "shstk.h"
 #include "xsave.h"
 
@@ -30,6 +29,7 @@
 #include <fnmatch.h>
 #include <sys/auxv.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -698,6 +698,22 @@ static const char *unsupported(const struct sp_spec_item *item)
 	return NULL;
 }
 
+/* What the layers above registered (registry.h). */
+static void (*fork_children[4])(void);
+static int n_fork_children;
+static void (*on_return_probe)(void);
+
+void sp_probe_on_fork_child(void (*fn)(void))
+{
+	if (n_fork_children < (int)(sizeof(fork_children) / sizeof(fork_children[0])))
+		fork_children[n_fork_children++] = fn;
+}
+
+void sp_probe_on_return_probe(void (*fn)(void))
+{
+	on_return_probe = fn;
+}
+
 /* In a fork child only the forking thread survives: locks another thread
  * held are reset, counts start from zero (each process reports its own
  * hits; %p keeps the reports apart), and /proc/self/mem is reopened. */
@@ -709,7 +725,8 @@ static void atfork_child(void)
 	sp_tstate_atfork_child();
 	sp_uret_atfork_child();
 	sp_latency_atfork_child();
-	sp_report_atfork_child();
+	for (int i = 0; i < n_fork_children; i++)
+		fork_children[i]();
 	sp_timeline_atfork_child();
 	sp_stack_atfork_child();
 	if (shared)
@@ -725,10 +742,24 @@ static void atfork_child(void)
 	}
 }
 
+/* coexist.h: another tool's bytes over S, named for each probe there. */
+static void coexist_report(const struct sp_site *s, const char *what, uint32_t late)
+{
+	for (struct sp_probe *p = sp_probe_first(); p; p = p->next) {
+		if (p->site != s || p->internal)
+			continue;
+		sp_probe_error(p->spec, "%s at %#" PRIxPTR ": bytes changed by another tool (a kernel uprobe?): "
+			       "%s; %" PRIu32 " hits ran its first instruction elsewhere (counted, as missed)",
+			       p->symbol ? p->symbol : "site", s->addr, what, late);
+	}
+}
+
 static void setup_once(void)
 {
 	sp_log_set_error_sink(record_error);   /* the lower modules' errors: the report's */
 	sp_xsave_init();
+	sp_patch_set_fault_handler(sp_trap_install);   /* before any write */
+	sp_coexist_on_report(coexist_report);
 	pthread_atfork(sp_patch_atfork_prepare, sp_patch_atfork_parent, atfork_child);
 }
 
@@ -1012,7 +1043,8 @@ long sp_probe_attach_object(const struct sp_spec_item *item, const struct sp_obj
 	if (rc < 0)
 		goto fail;
 	if (rc > 0 && item_wants_return(item) && !item->internal)
-		sp_unwind_hooks_arm();   /* cancellation's unwinder must see real returns */
+		if (on_return_probe)
+			on_return_probe();   /* cancellation's unwinder must see real returns */
 	if (rc == 0 && n_ts > 0)
 		rc = -ENOTSUP;   /* each failure was recorded */
 	goto out;
@@ -1224,4 +1256,24 @@ int sp_probe_detach_link(struct selfprobe_link *link)
 	}
 	pthread_mutex_unlock(&reg_lock);
 	return 0;
+}
+
+/* registry.h */
+int sp_probe_attach_spec(const char *spec)
+{
+	if (!spec)
+		return -EINVAL;
+	struct sp_spec s = { 0 };
+	if (sp_spec_load(spec, &s) != 0)
+		return -ENOMEM;
+	int failed = 0;
+	for (size_t i = 0; i < s.n_errors; i++) {
+		sp_probe_error(s.errors[i].item, "%s", s.errors[i].message);
+		failed = 1;
+	}
+	for (size_t i = 0; i < s.n_items; i++)
+		if (sp_probe_attach_item(&s.items[i], NULL, NULL, NULL) < 0)
+			failed = 1;
+	sp_spec_free(&s);
+	return failed ? -EINVAL : 0;
 }

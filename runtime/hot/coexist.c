@@ -5,6 +5,7 @@
 #include "hop.h"
 #include "jmpplan.h"
 #include "patch.h"
+#include "log.h"
 #include "probe.h"
 #include "rawsys.h"
 #include "tstate.h"
@@ -248,20 +249,22 @@ static void our_bytes(const struct sp_site *s, uint8_t *out)
 	__builtin_memcpy(out + 1, &rel, 4);
 }
 
+/* The registry's: it knows which probes a site carries (coexist.h). */
+static sp_coexist_report_fn reporter;
+
+void sp_coexist_on_report(sp_coexist_report_fn fn)
+{
+	reporter = fn;
+}
+
 static void say(struct sp_site *s, uint8_t flags, const char *what)
 {
 	uint8_t said = atomic_load(&s->foreign_said);
 	if (!(flags & ~said))
 		return;
 	atomic_fetch_or(&s->foreign_said, (uint8_t)flags);
-	for (struct sp_probe *p = sp_probe_first(); p; p = p->next) {
-		if (p->site != s || p->internal)
-			continue;
-		sp_probe_error(p->spec, "%s at %#" PRIxPTR ": bytes changed by another tool (a kernel uprobe?): "
-			       "%s; %" PRIu32 " hits ran its first instruction elsewhere (counted, as missed)",
-			       p->symbol ? p->symbol : "site", s->addr, what,
-			       atomic_load(&s->foreign_late));
-	}
+	if (reporter)
+		reporter(s, what, atomic_load(&s->foreign_late));
 }
 
 /* Give S back to the file's bytes after the first one (which another tool

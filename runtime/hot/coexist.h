@@ -69,6 +69,13 @@ uintptr_t sp_coexist_prev_entry(uintptr_t at, const void *ctx);
  * Signal-safe.  True: the ucontext was set to resume correctly. */
 bool sp_coexist_on_signal(uintptr_t pc, void *ucontext);
 
+/* Another tool changed S's bytes (WHAT: how; LATE: hits that ran its first
+ * instruction elsewhere): the registry, which knows the site's probes,
+ * records the error for each.  Registered once, at the registry's set-up:
+ * coexist does not call up into the registry. */
+typedef void (*sp_coexist_report_fn)(const struct sp_site *s, const char *what, uint32_t late);
+void sp_coexist_on_report(sp_coexist_report_fn fn);
+
 /* Check every armed site's bytes (registry lock held).  REPAIR: put our
  * bytes back, or give the site back to the file, where another tool
  * changed them (an attach or detach batch); false: only record (the

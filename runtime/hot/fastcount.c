@@ -1,6 +1,5 @@
 /* fastcount — see fastcount.h for the sequence and why it is exact. */
 #include "fastcount.h"
-#include "tstate.h"
 
 #include <linux/membarrier.h>
 #include <stddef.h>
@@ -31,7 +30,7 @@ static bool fence_ready(void)
 	return syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ, 0, 0) == 0;
 }
 
-void sp_fastcount_init(void)
+void sp_fastcount_init(const void *tls_fast, const void *tls_runtime)
 {
 	if (sp_fastcount.on)
 		return;
@@ -42,8 +41,8 @@ void sp_fastcount_init(void)
 	if (!&__rseq_size || !&__rseq_offset || __rseq_size < RSEQ_CS_OFF + 8 || !fence_ready())
 		return;
 	intptr_t tp = (intptr_t)thread_pointer();
-	sp_fastcount.tls_fast = (int32_t)((intptr_t)&sp_tls.fast - tp);
-	sp_fastcount.tls_runtime = (int32_t)((intptr_t)&sp_tls.runtime - tp);
+	sp_fastcount.tls_fast = (int32_t)((intptr_t)tls_fast - tp);
+	sp_fastcount.tls_runtime = (int32_t)((intptr_t)tls_runtime - tp);
 	sp_fastcount.tls_rseq_cs = (int32_t)(__rseq_offset + RSEQ_CS_OFF);
 	sp_fastcount.on = true;
 }
@@ -64,10 +63,11 @@ void sp_fastcount_fence(void)
 		syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ, 0, 0);
 }
 
-void sp_fastcount_atfork_child(void)
+bool sp_fastcount_atfork_child(void)
 {
 	if (sp_fastcount.on && !fence_ready()) {
 		sp_fastcount.on = false;   /* no fence here: this (only) thread counts in C */
-		sp_tls.fast = NULL;
+		return true;
 	}
+	return false;
 }

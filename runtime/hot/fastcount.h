@@ -58,14 +58,17 @@ struct sp_fastcount {
 
 extern struct sp_fastcount sp_fastcount __attribute__((visibility("hidden")));
 
-/* Once, with the counters (after sp_tstate_init).  Decides sp_fastcount.on. */
-void sp_fastcount_init(void);
+/* Once, with the counters (after sp_tstate_init).  Decides sp_fastcount.on.
+ * TLS_FAST, TLS_RUNTIME: this thread's sp_tls.fast and sp_tls.runtime
+ * (tstate.h, which calls this: fastcount does not include it back). */
+void sp_fastcount_init(const void *tls_fast, const void *tls_runtime);
 /* May this thread take the inline count (its rseq area is registered)? */
 bool sp_fastcount_thread_ok(void);
 /* Every thread's inline count in flight restarts (after a site's fast_off
  * changed, before the old probe's id is freed). */
 void sp_fastcount_fence(void);
-/* In a fork child: the membarrier registration is per process. */
-void sp_fastcount_atfork_child(void);
+/* In a fork child: the membarrier registration is per process.  True when
+ * the inline count is off from now on: the caller clears sp_tls.fast. */
+bool sp_fastcount_atfork_child(void);
 
 #endif

@@ -2,7 +2,6 @@
 #include "shm.h"
 #include "log.h"
 #include "probe.h"
-#include "stack.h"
 #include "tstate.h"
 
 #include <errno.h>

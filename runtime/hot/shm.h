@@ -41,6 +41,23 @@
 
 enum sp_shm_state { SP_SHM_FREE, SP_SHM_RUNNING, SP_SHM_EXITED, SP_SHM_EXECED };
 
+/* The stack action's table (actions/stack.h): in an mmap'ed arena, or under
+ * the launcher in the shared file, whose layout is this header's. */
+struct sp_probe;
+#define SP_STACK_DEPTH 32
+#define SP_STACKS_MAX  (1u << 16)
+/* One distinct stack of one probe.  Under the launcher the table is in its
+ * shared file (shm.h): RECORD names the probe there. */
+struct sp_stack_entry {
+	_Atomic uint64_t hash;              /* 0: free */
+	_Atomic int ready;                  /* ips written */
+	int32_t record;                     /* the probe's record in the shared file, or -1 */
+	const struct sp_probe *probe;       /* in the process that recorded it */
+	uint64_t count;
+	int depth;
+	uintptr_t ips[SP_STACK_DEPTH];
+};
+
 struct sp_shm_record {
 	uint32_t id;                  /* counter index in the stripes */
 	uint8_t kind;                 /* enum sp_probe_kind */

@@ -56,15 +56,10 @@
 #include "reloc.h"
 #include "selfprobe.h"
 
+#include "site.h"
+
 struct sp_site;
 
-struct sp_tramp {
-	uintptr_t entry;              /* where the site's jmp goes */
-	uintptr_t reloc;              /* the relocated window */
-	uintptr_t slow_int3;          /* the slow path's int3 */
-	struct sp_reloc_map map;
-	uint8_t window_len;
-};
 
 /* Generate the trampoline for SITE with window W into near code memory.
  * 0, or -errno with *REASON. */

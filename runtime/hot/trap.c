@@ -45,11 +45,6 @@ enum { OWN_TRAP, OWN_STOP, OWN_SEGV, OWN_BUS, OWN_FPE, OWN_ILL, N_OWN };
 static struct sigaction app_action[N_OWN];
 static int own_sig[N_OWN];
 
-int sp_trap_stop_signal(void)
-{
-	return SIGRTMAX - 3;   /* glibc keeps the low real-time signals for itself */
-}
-
 static int own_index(int sig)
 {
 	if (!atomic_load(&installed))
@@ -278,7 +273,7 @@ int sp_trap_install(void)
 		goto out;
 	}
 	own_sig[OWN_TRAP] = SIGTRAP;
-	own_sig[OWN_STOP] = sp_trap_stop_signal();
+	own_sig[OWN_STOP] = sp_stopworld_signal();
 	own_sig[OWN_SEGV] = SIGSEGV;
 	own_sig[OWN_BUS] = SIGBUS;
 	own_sig[OWN_FPE] = SIGFPE;
@@ -313,10 +308,9 @@ out:
 	return rc;
 }
 
-/* ---- interposed libc entry points (exported by the version script) ---- */
+/* ---- what the interposed libc entry points do (interpose/sigintercept.c) ---- */
 
-__attribute__((visibility("default")))
-int sigaction(int sig, const struct sigaction *act, struct sigaction *oact)
+int sp_trap_sigaction(int sig, const struct sigaction *act, struct sigaction *oact)
 {
 	resolve_real();
 	if (!real_sigaction) {
@@ -347,7 +341,7 @@ int sigaction(int sig, const struct sigaction *act, struct sigaction *oact)
  * application's handler (sigaction above).  Other signals go to libc's own
  * function, so the application's calls run exactly the code they would,
  * with the wrapper as the handler (sigwrap.h). */
-static sighandler_t set_handler(int which, int sig, sighandler_t h, int flags)
+sighandler_t sp_trap_signal(int which, int sig, sighandler_t h, int flags)
 {
 	resolve_real();
 	if (own_index(sig) < 0 && real_signal[which])
@@ -355,25 +349,11 @@ static sighandler_t set_handler(int which, int sig, sighandler_t h, int flags)
 	struct sigaction act = { .sa_handler = h, .sa_flags = flags }, old;
 	if (!(flags & SA_NODEFER) && sig > 0 && sig < NSIG)
 		SET_WORD(&act.sa_mask, sig) |= SET_BIT(sig);
-	if (sigaction(sig, &act, &old) != 0)
+	if (sp_trap_sigaction(sig, &act, &old) != 0)
 		return SIG_ERR;
 	return old.sa_handler;
 }
 
-__attribute__((visibility("default")))
-sighandler_t signal(int sig, sighandler_t h) { return set_handler(0, sig, h, SA_RESTART); }
-__attribute__((visibility("default")))
-sighandler_t bsd_signal(int sig, sighandler_t h) { return set_handler(1, sig, h, SA_RESTART); }
-__attribute__((visibility("default")))
-sighandler_t sysv_signal(int sig, sighandler_t h)
-{
-	return set_handler(2, sig, h, SA_RESETHAND | SA_NODEFER);
-}
-__attribute__((visibility("default")))
-sighandler_t __sysv_signal(int sig, sighandler_t h)
-{
-	return set_handler(3, sig, h, SA_RESETHAND | SA_NODEFER);
-}
 
 static int mask_call(sigmask_fn real, int how, const sigset_t *set, sigset_t *old)
 {
@@ -385,8 +365,7 @@ static int mask_call(sigmask_fn real, int how, const sigset_t *set, sigset_t *ol
 	return real(how, set, old);
 }
 
-__attribute__((visibility("default")))
-int sigprocmask(int how, const sigset_t *set, sigset_t *old)
+int sp_trap_sigprocmask(int how, const sigset_t *set, sigset_t *old)
 {
 	resolve_real();
 	if (!real_sigprocmask) {
@@ -396,8 +375,7 @@ int sigprocmask(int how, const sigset_t *set, sigset_t *old)
 	return mask_call(real_sigprocmask, how, set, old);
 }
 
-__attribute__((visibility("default")))
-int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
+int sp_trap_pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
 {
 	resolve_real();
 	if (!real_pthread_sigmask)

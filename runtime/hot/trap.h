@@ -20,10 +20,20 @@
 #ifndef SP_TRAP_H
 #define SP_TRAP_H
 
+#include <signal.h>
+
 /* Install the SIGTRAP and stop-check handlers (once).  0 or -errno. */
 int sp_trap_install(void);
 
-/* The real-time signal the stop-check is queued with (SIGRTMAX - 3). */
-int sp_trap_stop_signal(void);
+/* The libc entry points interpose/sigintercept.c takes over, as they act
+ * while the runtime owns its signals: an owned signal's action is recorded
+ * as the application's, owned signals stay out of blocked masks, other
+ * signals' handlers run behind the wrapper (sigwrap.h).  Same contracts as
+ * libc's.  sp_trap_signal: WHICH indexes signal, bsd_signal, sysv_signal,
+ * __sysv_signal; FLAGS their sigaction flags. */
+int sp_trap_sigaction(int sig, const struct sigaction *act, struct sigaction *oact);
+sighandler_t sp_trap_signal(int which, int sig, sighandler_t h, int flags);
+int sp_trap_sigprocmask(int how, const sigset_t *set, sigset_t *old);
+int sp_trap_pthread_sigmask(int how, const sigset_t *set, sigset_t *old);
 
 #endif

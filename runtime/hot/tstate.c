@@ -77,7 +77,7 @@ int sp_tstate_init(void)
 	else
 		barrier_ok = 0;
 	sp_stripes = p;
-	sp_fastcount_init();
+	sp_fastcount_init(&sp_tls.fast, &sp_tls.runtime);
 	return 0;
 }
 
@@ -231,5 +231,6 @@ void sp_tstate_atfork_child(void)
 	if (barrier_ok == 1 &&
 	    syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) != 0)
 		barrier_ok = 0;
-	sp_fastcount_atfork_child();
+	if (sp_fastcount_atfork_child())
+		sp_tls.fast = NULL;
 }

@@ -451,7 +451,7 @@ void sp_uret_settle(void)
 		trim();
 	uint64_t r = atomic_load(&recovered), seen = atomic_load(&recovered_reported);
 	if (r != seen && atomic_compare_exchange_strong(&recovered_reported, &seen, r))
-		sp_probe_error("return probes", "%" PRIu64 " return%s found no shadow entry (bookkeeping lost): "
+		sp_report_error("return probes", "%" PRIu64 " return%s found no shadow entry (bookkeeping lost): "
 			       "resumed at the last address recorded for the slot, counted lost",
 			       r - seen, r - seen == 1 ? "" : "s");
 }

@@ -37,6 +37,7 @@
 #include "elfsym.h"
 #include "maps.h"
 #include "probe.h"
+#include "registry.h"
 #include "uret.h"
 
 #include <string.h>
@@ -238,4 +239,12 @@ void sp_unwind_hooks_arm(void)
 						 false, on_forced_unwind) == 0;
 	}
 	sp_maps_free(objs, n);
+}
+
+/* The registry knows nothing of this layer: we tell it, as the library is
+ * loaded (before any probe can be attached), what to run when a return
+ * probe is attached. */
+__attribute__((constructor(101))) static void register_with_registry(void)
+{
+	sp_probe_on_return_probe(sp_unwind_hooks_arm);
 }

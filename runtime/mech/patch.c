@@ -2,7 +2,6 @@
 #include "patch.h"
 #include "rawsys.h"
 #include "log.h"
-#include "trap.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -46,6 +45,12 @@ static int mem_fd = -1;
 static int holds;                /* sp_patch_hold depth (under the writers' lock) */
 static int sync_state;           /* 0 unknown, 1 registered, -1 unavailable */
 static int fallback_state;       /* 0 unknown, 1 usable, -errno refused */
+static int (*install_fault_handler)(void);   /* trap.h's, registered by the life cycle */
+
+void sp_patch_set_fault_handler(int (*install)(void))
+{
+	install_fault_handler = install;
+}
 static const char *refusal;      /* why, once refused */
 
 /* The open window, for the fault handler of every thread.  WIN_GEN is odd
@@ -189,7 +194,8 @@ static int fallback_usable(void)
 	}
 	/* threads executing a page while it is not executable fault: the
 	 * fault handler must be ours before the first window opens */
-	if ((rc = sp_trap_install()) != 0) {
+	rc = install_fault_handler ? install_fault_handler() : -ENOSYS;
+	if (rc != 0) {
 		snprintf(why, sizeof(why), "/proc/self/mem cannot be written and the fault handler "
 			 "cannot be installed (%s)", strerror(-rc));
 		goto refused;

@@ -76,6 +76,12 @@ void sp_patch_release(void);
  * needed and refused: step 1 above), or NULL.  For probe errors. */
 const char *sp_patch_refusal(void);
 
+/* The fallback's fault handler (sp_trap_install, trap.h): registered by
+ * the layers that patch (the registry's set-up, the API's exit hook)
+ * before their first write, so that patch never calls up into the trap
+ * handler.  Unregistered, the fallback is refused. */
+void sp_patch_set_fault_handler(int (*install)(void));
+
 /* Serialize every core running a thread of this process. */
 void sp_patch_sync(void);
 

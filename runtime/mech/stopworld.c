@@ -2,7 +2,6 @@
 #include "stopworld.h"
 #include "log.h"
 #include "sigframes.h"
-#include "trap.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -20,6 +19,11 @@
 /* The signal's value: a magic tag and the check's generation, so that a
  * late answer to an earlier check is never counted for the current one. */
 #define TAG ((uint64_t)0x5350 << 48)
+int sp_stopworld_signal(void)
+{
+	return SIGRTMAX - 3;   /* glibc keeps the low real-time signals for itself */
+}
+
 static _Atomic uint64_t generation;
 static struct sp_stop_window *_Atomic active;  /* the windows being checked */
 static _Atomic size_t n_active;
@@ -120,7 +124,7 @@ static int queue_check(pid_t pid, pid_t tid, uint64_t gen)
 {
 	siginfo_t si;
 	memset(&si, 0, sizeof(si));
-	si.si_signo = sp_trap_stop_signal();
+	si.si_signo = sp_stopworld_signal();
 	si.si_code = SI_QUEUE;
 	si.si_pid = pid;
 	si.si_uid = getuid();

@@ -52,6 +52,10 @@ struct sp_stop_window *sp_stopworld_find(struct sp_stop_window *windows, size_t 
  * assumed). */
 int sp_stopworld_check(struct sp_stop_window *windows, size_t n);
 
+/* The real-time signal the stop-check is queued with (SIGRTMAX - 3); the
+ * trap handler (trap.h) owns it. */
+int sp_stopworld_signal(void);
+
 /* From the stop-check signal's handler: is this our check signal?  If so, handle it
  * (move the PC in UC if needed) and return 1. */
 int sp_stopworld_on_signal(const siginfo_t *si, void *uc);
