@@ -3,6 +3,7 @@
 #include "json.h"
 #include "report.h"
 #include "spec.h"
+#include "latency.h"
 #include "tstate.h"
 
 #include <errno.h>

@@ -2,7 +2,7 @@
  * accessor that needs floating point: hot/ctx.c, where the others are, is
  * compiled -mgeneral-regs-only. */
 #include "selfprobe.h"
-#include "dispatch.h"
+#include "ctx.h"
 #include "probe.h"
 #include "usdt.h"
 

@@ -8,6 +8,7 @@
 #include "probe.h"
 #include "patch.h"
 #include "registry.h"
+#include "resolve.h"
 #include "report.h"
 #include "spec.h"
 #include "shm.h"
@@ -82,7 +83,7 @@ static int detach(struct selfprobe_link *l)
 {
 	if (!l)
 		return -EINVAL;
-	return sp_probe_detach_link(l);
+	return sp_probe_detach(l);
 }
 
 API int selfprobe_backtrace(struct selfprobe_ctx *ctx, uintptr_t *ips, int max)

@@ -6,6 +6,7 @@
 #include "json.h"
 #include "loadwatch.h"
 #include "probe.h"
+#include "registry.h"
 #include "shm.h"
 #include "stack.h"
 #include "timeline.h"

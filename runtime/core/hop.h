@@ -52,15 +52,10 @@
 #include "elfsym.h"
 #include "jmpplan.h"
 
-#define SP_HOP_PAD_LEN 5                 /* the pad's jmp rel32 */
-/* The pad's start relative to the site: rel8 counts from site + 2. */
-#define SP_HOP_REACH_BACK 126            /* pad >= site - 126 */
-#define SP_HOP_REACH_FWD 129             /* pad <= site + 129 */
+/* SP_HOP_PAD_LEN, SP_HOP_REACH_BACK/FWD, SP_HOP_SPAN: jmpplan.h (the site table needs them too). */
 /* How far before the reach a run of fill may start to be considered (runs
  * of fill are a function's alignment: shorter than this). */
 #define SP_HOP_RUN_MAX 64
-/* Any site's pad lies in [site - SP_HOP_SPAN, site + SP_HOP_SPAN). */
-#define SP_HOP_SPAN (SP_HOP_REACH_FWD + SP_HOP_PAD_LEN)
 
 /* What the pad search reads.  Addresses are runtime addresses (ELF value +
  * BIAS); CODE holds the pristine bytes of [LO, LO + LEN). */

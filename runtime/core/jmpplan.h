@@ -38,6 +38,14 @@
 #define SP_HOP_LEN 2             /* jmp rel8: the hop's first piece */
 #define SP_WINDOW_MAX 5          /* at most 5 one-byte instructions */
 
+/* A hop's geometry (hop.h): its pad, and how far from the site it lies. */
+#define SP_HOP_PAD_LEN 5                 /* the pad's jmp rel32 */
+/* The pad's start relative to the site: rel8 counts from site + 2. */
+#define SP_HOP_REACH_BACK 126            /* pad >= site - 126 */
+#define SP_HOP_REACH_FWD 129             /* pad <= site + 129 */
+/* Any site's pad lies in [site - SP_HOP_SPAN, site + SP_HOP_SPAN). */
+#define SP_HOP_SPAN (SP_HOP_REACH_FWD + SP_HOP_PAD_LEN)
+
 struct sp_window {
 	uintptr_t site;
 	uint8_t len;                  /* bytes displaced (>= 5 unless flow ends first) */

@@ -19,7 +19,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "hop.h"
 #include "insn.h"
 #include "jmpplan.h"
 #include "reloc.h"

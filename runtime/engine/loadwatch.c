@@ -3,6 +3,7 @@
 #include "log.h"
 #include "maps.h"
 #include "probe.h"
+#include "registry.h"
 #include "stack.h"
 #include "tstate.h"
 

@@ -27,6 +27,7 @@ static struct plugin *plugins;      /* registry lock held */
 static char **deferred;             /* item texts waiting for the entry point */
 static size_t n_deferred;
 static bool entry_hooked;
+static int (*attach_deferred)(const char *spec);   /* resolve.h's, given to sp_plugin_defer */
 
 bool sp_plugin_can_load(void)
 {
@@ -111,7 +112,7 @@ static int on_entry(struct selfprobe_ctx *ctx, void *data)
 	deferred = NULL;
 	n_deferred = 0;
 	for (size_t i = 0; i < n; i++) {
-		sp_probe_attach_spec(items[i]);
+		attach_deferred(items[i]);
 		free(items[i]);
 	}
 	free(items);
@@ -129,8 +130,9 @@ static int hook_entry(void)
 	return rc;
 }
 
-int sp_plugin_defer(const struct sp_spec_item *item)
+int sp_plugin_defer(const struct sp_spec_item *item, int (*attach)(const char *spec))
 {
+	attach_deferred = attach;
 	int rc = hook_entry();
 	if (rc)
 		return rc;

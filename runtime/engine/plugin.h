@@ -28,8 +28,10 @@ bool sp_plugin_can_load(void);
 /* The handler ITEM's plugin action names.  0, or -errno with ERR. */
 int sp_plugin_handler(const struct sp_spec_item *item, selfprobe_handler_fn *fn, char *err, size_t errlen);
 
-/* Keep ITEM until the program's entry point (registry lock held). */
-int sp_plugin_defer(const struct sp_spec_item *item);
+/* Keep ITEM until the program's entry point (registry lock held), then
+ * hand its text to ATTACH (resolve.h's sp_probe_attach_spec: passed in, so
+ * that plugins do not call up into the resolution). */
+int sp_plugin_defer(const struct sp_spec_item *item, int (*attach)(const char *spec));
 
 /* Call every loaded plugin's fini (at exit, after the report). */
 void sp_plugin_fini_all(void);

@@ -4,10 +4,9 @@
 #include "symcache.h"
 #include "elfsym.h"
 #include "hazard.h"
-#include "loadwatch.h"
-#include "plugin.h"
 #include "registry.h"
 #include "shm.h"
+#include "shmprobe.h"
 #include "stack.h"
 #include "trace.h"
 #include "usdt.h"
@@ -198,6 +197,7 @@ static void reclaim(bool locked)
 }
 
 void sp_probe_reclaim_locked(void) { reclaim(true); }
+void sp_probe_reclaim(void) { reclaim(false); }
 
 /* ---- sites ---- */
 
@@ -691,7 +691,7 @@ static void registry_append(struct sp_probe *p)
 
 /* Which actions and kinds this build runs. */
 /* Why ITEM cannot be attached in this process at all, or NULL. */
-static const char *unsupported(const struct sp_spec_item *item)
+const char *sp_probe_unsupported(const struct sp_spec_item *item)
 {
 	if (item_wants_return(item) && !item->internal)
 		return sp_shstk_return_refusal(sp_shstk_enabled());
@@ -1060,73 +1060,6 @@ out:
 	return rc;
 }
 
-long sp_probe_attach_item(const struct sp_spec_item *item, selfprobe_handler_fn fn,
-			  void *data, struct selfprobe_link *link)
-{
-	static pthread_once_t once = PTHREAD_ONCE_INIT;
-	pthread_once(&once, setup_once);
-	char err[512] = "";
-	long rc;
-	const char *no = unsupported(item);
-	if (no) {
-		sp_probe_error(item->text, "%s", no);
-		return -ENOTSUP;
-	}
-	rc = sp_tstate_init();
-	if (rc) {
-		sp_probe_error(item->text, "cannot set up counters: %s", strerror((int)-rc));
-		return rc;
-	}
-	if (!fn && item->action == SP_ACT_PLUGIN) {
-		pthread_mutex_lock(&reg_lock);
-		if (!sp_plugin_can_load()) {
-			/* too early for dlopen: at the program's entry point */
-			rc = sp_plugin_defer(item);
-			if (rc)
-				sp_probe_error(item->text, "cannot wait for the program's entry point to load "
-					       "the plugin: %s", strerror((int)-rc));
-			pthread_mutex_unlock(&reg_lock);
-			return rc;
-		}
-		rc = sp_plugin_handler(item, &fn, err, sizeof(err));
-		pthread_mutex_unlock(&reg_lock);
-		if (rc) {
-			sp_probe_error(item->text, "%s", err);
-			return rc;
-		}
-	}
-	struct sp_object *objs = NULL;
-	size_t n_objs = 0;
-	rc = sp_maps_snapshot(&objs, &n_objs);
-	if (rc) {
-		sp_probe_error(item->text, "cannot list loaded objects: %s", strerror((int)-rc));
-		return rc;
-	}
-	pthread_mutex_lock(&reg_lock);
-	int idx = sp_maps_find(objs, n_objs, item->object, err, sizeof(err));
-	if (idx == -ENOENT && item->object) {
-		/* not loaded yet: it attaches when the loader brings it in */
-		rc = sp_loadwatch_defer(item, fn, data, link);
-		/* not an error in this process: the report at exit (or the
-		 * launcher, over every process) names what never attached */
-		if (rc == 0)
-			sp_info("%s: %s; it attaches if the program loads it later", item->text, err);
-		else
-			sp_probe_error(item->text, "%s, and it cannot be watched for: %s", err,
-				       strerror((int)-rc));
-	} else if (idx < 0) {
-		sp_probe_error(item->text, "%s", err);
-		rc = idx;
-	} else {
-		rc = sp_probe_attach_object(item, &objs[idx], fn, data, link);
-		if (rc >= 0 && item->object)
-			sp_loadwatch_defer_attached(item, fn, data, link, &objs[idx]);
-	}
-	pthread_mutex_unlock(&reg_lock);
-	sp_maps_free(objs, n_objs);
-	reclaim(false);
-	return rc;
-}
 
 int sp_probe_attach_internal(const char *name, uintptr_t addr, bool main_only, selfprobe_handler_fn fn)
 {
@@ -1206,7 +1139,6 @@ void sp_probe_objects_gone(const struct sp_object *objs, size_t n)
 int sp_probe_detach_link(struct selfprobe_link *link)
 {
 	pthread_mutex_lock(&reg_lock);
-	sp_loadwatch_drop_link(link);
 	sp_patch_hold();   /* one /proc/self/mem for the batch */
 	sp_coexist_scan(true);   /* before disarming: what another tool did is reported */
 	int n = 0;
@@ -1258,22 +1190,8 @@ int sp_probe_detach_link(struct selfprobe_link *link)
 	return 0;
 }
 
-/* registry.h */
-int sp_probe_attach_spec(const char *spec)
+void sp_probe_setup(void)
 {
-	if (!spec)
-		return -EINVAL;
-	struct sp_spec s = { 0 };
-	if (sp_spec_load(spec, &s) != 0)
-		return -ENOMEM;
-	int failed = 0;
-	for (size_t i = 0; i < s.n_errors; i++) {
-		sp_probe_error(s.errors[i].item, "%s", s.errors[i].message);
-		failed = 1;
-	}
-	for (size_t i = 0; i < s.n_items; i++)
-		if (sp_probe_attach_item(&s.items[i], NULL, NULL, NULL) < 0)
-			failed = 1;
-	sp_spec_free(&s);
-	return failed ? -EINVAL : 0;
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, setup_once);
 }

@@ -5,7 +5,7 @@
  * floating point, selfprobe_usdt_arg_double, is in actions/ctxfloat.c:
  * this folder is compiled -mgeneral-regs-only. */
 #include "selfprobe.h"
-#include "dispatch.h"
+#include "ctx.h"
 #include "probe.h"
 #include "usdt.h"
 

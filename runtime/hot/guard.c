@@ -1,7 +1,8 @@
 /* guard — see guard.h. */
 #include "guard.h"
 #include "shm.h"
-#include "dispatch.h"
+#include "shmprobe.h"
+#include "ctx.h"
 #include "probe.h"
 #include "tstate.h"
 #include "xsave.h"

@@ -13,20 +13,8 @@
 
 #include <stdint.h>
 
-#define SP_LAT_BUCKETS 64
-#define SP_MAX_LAT 4096               /* probes with the latency action */
+#include "stripes.h"
 
-struct sp_lat {
-	uint64_t bucket[SP_LAT_BUCKETS];  /* bucket k: [2^(k-1), 2^k) ns; bucket 0: 0 ns */
-	uint64_t count, sum_ns;
-	uint64_t min_ns_plus1;            /* 0: none yet */
-	uint64_t max_ns;
-};
-
-/* The histograms are kept per stripe like the counters: stripe s holds
- * SP_MAX_LAT of them at s * SP_LAT_STRIPE_BYTES; under the launcher, in
- * its shared file (shm.h). */
-#define SP_LAT_STRIPE_BYTES ((uint64_t)SP_MAX_LAT * sizeof(struct sp_lat))
 
 int sp_latency_init(void);
 long sp_latency_alloc(void);

@@ -1,8 +1,7 @@
 /* shm — see shm.h. */
 #include "shm.h"
 #include "log.h"
-#include "probe.h"
-#include "tstate.h"
+#include "stripes.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -212,7 +211,7 @@ void *sp_shm_map_stripes(int shared, uint64_t off, size_t bytes, void *at)
 	return p;
 }
 
-static void copy(char *dst, size_t n, const char *src)
+void sp_shm_copy(char *dst, size_t n, const char *src)
 {
 	snprintf(dst, n, "%s", src ? src : "");
 }
@@ -237,7 +236,7 @@ void sp_shm_note_object(const char *path, uint64_t bias, uint64_t start, uint64_
 	if (n >= SP_SHM_OBJECTS)
 		return;
 	objects[n] = (struct sp_shm_object){ .bias = bias, .start = start, .end = end };
-	copy(objects[n].path, sizeof(objects[n].path), path);
+	sp_shm_copy(objects[n].path, sizeof(objects[n].path), path);
 	atomic_store(&mine->n_objects, n + 1);
 }
 
@@ -248,79 +247,27 @@ void sp_shm_error(const char *spec, const char *message)
 	uint32_t i = atomic_load(&mine->n_errors);
 	if (i >= SP_SHM_ERRORS)
 		return;
-	copy(errors[i].spec, sizeof(errors[i].spec), spec);
-	copy(errors[i].message, sizeof(errors[i].message), message);
+	sp_shm_copy(errors[i].spec, sizeof(errors[i].spec), spec);
+	sp_shm_copy(errors[i].message, sizeof(errors[i].message), message);
 	atomic_store(&mine->n_errors, i + 1);   /* published after it is whole */
 }
 
-/* What a report entry says of P's site and state, as report.c writes it:
- * set at every (re)attach. */
-static void describe(struct sp_shm_record *r, const struct sp_probe *p)
+struct sp_shm_record *sp_shm_record(int i)
 {
-	r->jmp = p->site->jmp;
-	r->patch = !p->site->jmp ? SP_SHM_PATCH_INT3 : p->site->hop ? SP_SHM_PATCH_HOP : SP_SHM_PATCH_JMP5;
-	r->address = p->site->addr;
-	r->unloaded = 0;
-	copy(r->reason, sizeof(r->reason), p->site->jmp ? NULL : p->site->reason);
-	r->has_symbol = p->symbol != NULL;
-	copy(r->symbol, sizeof(r->symbol), p->symbol);
-	copy(r->implementation, sizeof(r->implementation), p->implementation);
+	return mine && i >= 0 && (uint32_t)i < atomic_load(&mine->n_records) ? &records[i] : NULL;
 }
 
-void sp_shm_publish(struct sp_probe *p)
-{
-	if (!mine || p->internal)
-		return;
-	uint32_t i = atomic_load(&mine->n_records);
-	if (i >= SP_SHM_RECORDS)
-		return;
-	struct sp_shm_record *r = &records[i];
-	r->id = p->id;
-	r->kind = (uint8_t)p->kind;
-	r->action = (uint8_t)p->action;
-	r->handler = p->fn && p->action == SP_ACT_COUNT;
-	r->wants_return = p->wants_return;
-	r->detached = 0;
-	r->lat_slot = p->lat_slot;
-	r->fault_sig = p->fault_sig;
-	r->fault_addr = p->fault_addr;
-	atomic_store(&r->faulted, atomic_load(&p->faulted));
-	copy(r->spec, sizeof(r->spec), p->spec);
-	copy(r->label, sizeof(r->label), p->label);
-	copy(r->object, sizeof(r->object), p->object);
-	describe(r, p);
-	p->shm_record = (int)i;
-	atomic_store(&mine->n_records, i + 1);   /* published after it is whole */
-}
-
-void sp_shm_republish(struct sp_probe *p)
+struct sp_shm_record *sp_shm_record_next(uint32_t *i)
 {
 	if (!mine)
-		return;
-	if (p->shm_record < 0) {
-		sp_shm_publish(p);
-		return;
-	}
-	struct sp_shm_record *r = &records[p->shm_record];
-	r->id = p->id;
-	r->lat_slot = p->lat_slot;
-	describe(r, p);
-	for (int k = 0; k < 4; k++)
-		r->final[k] = p->final[k];
-	r->final_lat = p->final_lat;
-	__atomic_store_n(&r->detached, 0, __ATOMIC_RELEASE);   /* live again: last */
+		return NULL;
+	*i = atomic_load(&mine->n_records);
+	return *i < SP_SHM_RECORDS ? &records[*i] : NULL;
 }
 
-void sp_shm_final(struct sp_probe *p)
+void sp_shm_record_commit(uint32_t i)
 {
-	if (!mine || p->shm_record < 0)
-		return;
-	struct sp_shm_record *r = &records[p->shm_record];
-	for (int k = 0; k < 4; k++)
-		r->final[k] = p->final[k];
-	r->final_lat = p->final_lat;
-	r->unloaded = p->unloaded;
-	__atomic_store_n(&r->detached, 1, __ATOMIC_RELEASE);
+	atomic_store(&mine->n_records, i + 1);   /* published after it is whole */
 }
 
 void sp_shm_stripes_used(int used, bool shared)
@@ -332,16 +279,6 @@ void sp_shm_stripes_used(int used, bool shared)
 		;
 	if (shared)
 		atomic_store(&mine->shared_used, 1);
-}
-
-void sp_shm_fault(struct sp_probe *p)
-{
-	if (!mine || p->shm_record < 0)
-		return;
-	struct sp_shm_record *r = &records[p->shm_record];
-	r->fault_sig = p->fault_sig;
-	r->fault_addr = p->fault_addr;
-	atomic_store(&r->faulted, 1);   /* after the details */
 }
 
 void sp_shm_exited(void)

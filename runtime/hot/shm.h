@@ -27,7 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "latency.h"
+#include "stripes.h"
 
 #define SP_SHM_MAGIC      "SPSHM07"
 #define SP_SHM_SECTIONS   (1u << 16)         /* processes (a clear refusal past it) */
@@ -176,22 +176,22 @@ void *sp_shm_map_stripes(int shared, uint64_t off, size_t bytes, void *at);
 int sp_shm_stacks(uint64_t *offset);
 void sp_shm_note_object(const char *path, uint64_t bias, uint64_t start, uint64_t end);
 
+/* Our section's probe records (shmprobe.c fills them): record I, or NULL
+ * (no shared file, not yet published); the next free one, its index in *I
+ * (NULL: none, or full), published by sp_shm_record_commit(I) once whole. */
+struct sp_shm_record *sp_shm_record(int i);
+struct sp_shm_record *sp_shm_record_next(uint32_t *i);
+void sp_shm_record_commit(uint32_t i);
+/* SRC (NULL: empty) into DST[N], cut to fit. */
+void sp_shm_copy(char *dst, size_t n, const char *src);
+
 /* An error for the report's "errors" (registry lock held, or at start). */
 void sp_shm_error(const char *spec, const char *message);
 
-/* Probe records (registry lock held). */
-struct sp_probe;
-void sp_shm_publish(struct sp_probe *p);
-void sp_shm_final(struct sp_probe *p);
 /* The stripes that may hold counts (tstate.c's bookkeeping), for the
  * launcher: exclusive ones below USED, and the shared one if SHARED.
  * Stores only (a thread's first hit). */
 void sp_shm_stripes_used(int used, bool shared);
-/* P's handler faulted (called from the fault handler: stores only). */
-void sp_shm_fault(struct sp_probe *p);
-/* A dormant probe attached again: its record counts live again, from its
- * frozen counts on (registry lock held). */
-void sp_shm_republish(struct sp_probe *p);
 
 /* A timeline buffer of BYTES in the shared file, listed in the process's
  * section (signal-safe); NULL when there is no room. */

@@ -1,7 +1,7 @@
 /* timeline — see timeline.h.  The recording half: runs in probed threads,
  * possibly in signal context, so no locks and no stdio here. */
 #include "timeline.h"
-#include "dispatch.h"
+#include "ctx.h"
 #include "latency.h"
 #include "probe.h"
 #include "shm.h"

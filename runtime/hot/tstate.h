@@ -26,26 +26,8 @@
 #include <stdint.h>
 
 #include "sigatomic.h"
+#include "stripes.h"
 
-#define SP_MAX_PROBES  (1u << 17)
-#define SP_EXCL_SLOTS  128
-#define SP_SHARED_SLOT SP_EXCL_SLOTS
-#define SP_N_SLOTS     (SP_EXCL_SLOTS + 1)
-
-/* One probe's counters in one stripe. */
-enum sp_counter {
-	SP_HITS,              /* executions of the site (entry probes), or returns
-			       * (uretprobe, latency): what the probe counts */
-	SP_MISSED,            /* hits whose handlers did not run (recursion) */
-	SP_RETURNS,           /* session probes: returns seen */
-	SP_LOST,              /* returns never seen: frames left by longjmp,
-			       * exceptions, thread exit */
-	SP_N_COUNTERS
-};
-
-struct sp_count {
-	uint64_t v[SP_N_COUNTERS];
-};
 
 struct sp_tls {
 	char *fast;           /* the exclusive stripe, for the trampoline's inline
@@ -69,7 +51,6 @@ extern __thread struct sp_tls sp_tls __attribute__((tls_model("initial-exec"))) 
 extern char *sp_stripes SP_HIDDEN;
 extern struct sp_slot_seq sp_slot_seqs[SP_N_SLOTS] SP_HIDDEN;
 
-#define SP_STRIPE_BYTES ((uintptr_t)SP_MAX_PROBES * sizeof(struct sp_count))
 
 /* Once, before the first probe is armed.  0 or -errno. */
 int sp_tstate_init(void);

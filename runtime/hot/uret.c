@@ -1,6 +1,6 @@
 /* uret — see uret.h for the mechanism. */
 #include "uret.h"
-#include "dispatch.h"
+#include "ctx.h"
 #include "guard.h"
 #include "latency.h"
 #include "timeline.h"
