@@ -6,7 +6,7 @@
  *
  * `run` sets LD_PRELOAD (libselfprobe.so next to this binary: ../lib) and
  * the UPROBE_* environment, then execs CMD.  `list` and `check` read files
- * (runtime/analyze.c): nothing is loaded or patched.
+ * (runtime/core/analyze.c): nothing is loaded or patched.
  */
 #include <errno.h>
 #include <fnmatch.h>

@@ -1,7 +1,7 @@
 /* run — `selfprobe run`: the program under probes, the report collected by
  * the launcher itself.
  *
- * The counters live in a shared file (runtime/shm.h): a memfd this process
+ * The counters live in a shared file (runtime/hot/shm.h): a memfd this process
  * creates, close-on-exec, and every probed process reopens for as long as
  * it maps a part of it (SELFPROBE_SHM names /proc/OUR-PID/fd/N), so that no
  * program sees a descriptor of ours.  Each of them — the program, its fork

@@ -124,7 +124,7 @@ static bool has_stacks(const struct sp_section *v, const struct sp_shm_record *r
 
 static const char *const patch_names[] = { "int3", "jmp5", "hop" };
 
-/* The entry as the process's own report writes it (runtime/report.c,
+/* The entry as the process's own report writes it (runtime/api/report.c,
  * sp_report_json): the same fields in the same order, however it ended. */
 static void probe_json(FILE *f, const struct sp_section *v, uint32_t i)
 {

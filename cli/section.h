@@ -1,5 +1,5 @@
 /* section — one process's section of the launcher's shared file
- * (runtime/shm.h), read by the launcher: its counts, latency histograms,
+ * (runtime/hot/shm.h), read by the launcher: its counts, latency histograms,
  * errors, stacks and timeline, as the report of a process that could not
  * write its own (killed, crashed), or to merge every process's timeline
  * and folded stacks into one file. */

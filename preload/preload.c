@@ -85,7 +85,7 @@ __attribute__((constructor)) static void preload_init(int argc, char **argv, cha
  * registers the report as an exit handler: glibc's exit runs handlers
  * registered while it is running them, and this one comes after _dl_fini,
  * i.e. after every library's destructor — unless the runtime reports at the
- * very end of exit() by itself (runtime/exithook.h), after libc's stdio
+ * very end of exit() by itself (runtime/mech/exithook.h), after libc's stdio
  * cleanup too.  (_exit skips all of this; the runtime writes the report
  * from its _exit then.) */
 extern int __cxa_atexit(void (*fn)(void *), void *arg, void *dso);

@@ -1,4 +1,4 @@
-/* uret_tramp.S — where probed functions return to (see uret.h).
+/* uret.S — where probed functions return to (see uret.h).
  *
  * Entered by the probed function's `ret`: %rsp is the caller's, rax/rdx and
  * xmm0/xmm1 (and st0) hold the return value, callee-saved registers hold the

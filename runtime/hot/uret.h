@@ -5,7 +5,7 @@
  * this thread's shadow stack — the stack slot of the return address, the
  * original address, the probes, their session cookies, the entry time — and
  * write the address of sp_uret_trampoline into the slot.  The function
- * returns into the trampoline (uret_tramp.S), which saves the registers,
+ * returns into the trampoline (uret.S), which saves the registers,
  * calls sp_uret_dispatch, and jumps to the original address: no trap, no
  * system call.
  *
@@ -124,7 +124,7 @@ void sp_uret_reswap(size_t n);
  * recovered without their entry (see above) become one error. */
 void sp_uret_settle(void);
 
-/* The return trampoline (uret_tramp.S). */
+/* The return trampoline (uret.S). */
 void sp_uret_trampoline(void);
 
 #endif

@@ -12,7 +12,7 @@ same function of that process with perf_event_open (the uprobe PMU), lets it
 fire, closes it, lets the loop run on, then stops the program.  The kernel
 writes its int3 over our first byte, resumes each of its hits after the
 file's first instruction, and writes the file's byte back on removal
-(runtime/coexist.h).  What must hold:
+(runtime/hot/coexist.h).  What must hold:
 
   every case    the program finishes with its unprobed output and status;
                 the report's errors name the site and say another tool
@@ -198,7 +198,7 @@ def main():
         sptest.finish()
     elf = sptest.Elf(PROG)
     # not endbr in jmp mode: a 4-byte first instruction's resume byte is
-    # not guarded (runtime/coexist.c, fit_rel), its hits are not provable
+    # not guarded (runtime/hot/coexist.c, fit_rel), its hits are not provable
     for func in (("push", "r15", "test", "long") if mode == "jmp" else ("push", "endbr")):
         one(func, mode, elf)
     sptest.finish()
