@@ -41,4 +41,4 @@ install(FILES ${CMAKE_BINARY_DIR}/cmake/selfprobe.pc DESTINATION lib/pkgconfig)
 
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/probes.d/ DESTINATION share/selfprobe/probes.d
         FILES_MATCHING PATTERN "*.probes" PATTERN "*.d")
-install(FILES ${CMAKE_SOURCE_DIR}/preload/selfprobe.1 DESTINATION share/man/man1)
+install(FILES ${CMAKE_SOURCE_DIR}/docs/selfprobe.1 DESTINATION share/man/man1)

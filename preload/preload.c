@@ -11,7 +11,7 @@
  * UPROBE_LOG     error | warn | info | debug: messages on stderr (unset: none;
  *                they are in the report's errors and reasons)
  * UPROBE_CONTROL 1: serve the control channel (`selfprobe attach/detach/top
- *                PID`, runtime/control.h), with or without UPROBE_SPEC
+ *                PID`, runtime/api/control.h), with or without UPROBE_SPEC
  *
  * Nothing happens without UPROBE_SPEC or UPROBE_CONTROL=1.  Under secure execution (setuid,
  * setgid, file capabilities: AT_SECURE) the environment is attacker
@@ -101,7 +101,7 @@ __attribute__((constructor)) static void preload_init(int argc, char **argv, cha
  * registers the report as an exit handler: glibc's exit runs handlers
  * registered while it is running them, and this one comes after _dl_fini,
  * i.e. after every library's destructor — unless the runtime reports at the
- * very end of exit() by itself (runtime/exithook.h), after libc's stdio
+ * very end of exit() by itself (runtime/mech/exithook.h), after libc's stdio
  * cleanup too.  (_exit skips all of this; the runtime writes the report
  * from its _exit then.) */
 extern int __cxa_atexit(void (*fn)(void *), void *arg, void *dso);

@@ -13,7 +13,7 @@ fire, closes it, lets the loop run on, then stops the program.  The kernel
 writes its int3 over our first byte, resumes each of its hits after the
 file's first instruction, and writes the file's byte back on removal; on a
 5-byte nop it turns its int3 into a call to its own trampoline and writes
-the file's 5 bytes back on removal (runtime/coexist.h).  What must hold:
+the file's 5 bytes back on removal (runtime/hot/coexist.h).  What must hold:
 
   every case    the program finishes with its unprobed output and status
                 (the functions are written so that a torn instruction that

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""e2e_objcache — the on-disk cache of per-object results (runtime/objcache.h).
+"""e2e_objcache — the on-disk cache of per-object results (runtime/core/objcache.h).
 
 `ls` with `uprobe:libc:*` under UPROBE_CACHE=DIR:
   - the first run writes an entry per object it indexed (mode 0600, in a

@@ -391,7 +391,7 @@ class Elf:
 
     syms: {name: (value, size, type, bind)} from .symtab and .dynsym, one
     per name (a global beats a local, dlsym's default version beats another).
-    functions: every function symbol the runtime reads (runtime/elfsym.c):
+    functions: every function symbol the runtime reads (runtime/core/elfsym.c):
     the file's .symtab, else that of the separate debug file named by its
     build-id (Debian's -dbg packages), and .dynsym less the non-default
     versions of names that have a default one; debug_path names the debug

@@ -1,4 +1,4 @@
-/* Tests for the bpftrace language modules (runtime/bt_*.c, issue 18) below
+/* Tests for the bpftrace language modules (the bt_ modules of runtime/, issue 18) below
  * the e2e golden comparisons: the parse of the existing specs is untouched
  * by a program; a program's items and errors; bounded maps with a dropped
  * count; delete and the same key's return; bpftrace 0.17's buckets and

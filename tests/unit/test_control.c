@@ -1,4 +1,4 @@
-/* The control channel (runtime/control.h) served in this process, spoken to
+/* The control channel (runtime/api/control.h) served in this process, spoken to
  * over its socket as `selfprobe attach` would:
  *   - the session's counts cover the attached interval only, in the three
  *     forms (json, text, tsv), and a second session does not see the

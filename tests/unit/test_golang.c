@@ -6,7 +6,9 @@
 #include <string.h>
 
 #include "arm.h"
-#include "golang.h"
+#include "golang_ret.h"
+#include "golang_args.h"
+#include "golang_exit.h"
 
 Test(golang, stack_check_forms)
 {

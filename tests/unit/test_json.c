@@ -1,4 +1,4 @@
-/* Tests for runtime/json.c: every string written is valid JSON and valid
+/* Tests for runtime/core/json.c: every string written is valid JSON and valid
  * UTF-8 (issue 16): valid sequences are kept byte for byte, each byte of no
  * valid sequence becomes \ufffd (overlong forms, surrogates, code points
  * past U+10FFFF, stray continuation bytes, truncated sequences), control

@@ -1,5 +1,5 @@
 /* A detach waits for the dispatches that use what it frees, and only for
- * them (runtime/tstate.h), whatever signal handlers do in between:
+ * them (runtime/hot/tstate.h), whatever signal handlers do in between:
  *   - nested: a signal handler that interrupted a dispatch makes a hit of
  *     its own; while that nested dispatch runs, the outer one is still
  *     inside, and a detach of the outer probe must wait for it (a parity

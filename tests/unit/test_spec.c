@@ -1,4 +1,4 @@
-/* Tests for runtime/spec.c, the UPROBE_SPEC parser: table-driven valid and
+/* Tests for runtime/core/spec.c, the UPROBE_SPEC parser: table-driven valid and
  * invalid items (every parsed field, or the error message), separators,
  * whitespace, @FILE with comments, mixed good and bad items, parse_probe,
  * and robustness against arbitrary bytes and huge inputs. */

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "objcache.h"
 #include "probe.h"
+#include "registry.h"
 #include "scanmemo.h"
 #include "symcache.h"
 

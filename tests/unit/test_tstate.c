@@ -1,4 +1,4 @@
-/* Tests for runtime/tstate.c's counter stripes: totals over the stripes are
+/* Tests for runtime/hot/tstate.c's counter stripes: totals over the stripes are
  * exact, and reading or freeing a probe's counters touches only stripes a
  * thread was given (issue 16: the report of 10,000 probes faulted in a page
  * of every untouched stripe — of the launcher's shared file, where each one

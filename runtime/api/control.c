@@ -1,0 +1,566 @@
+/* control — the control channel's server (control.h). */
+#include "control.h"
+#include "selfprobe.h"
+
+#include "json.h"
+#include "latency.h"
+#include "loadwatch.h"
+#include "probe.h"
+#include "registry.h"
+#include "resolve.h"
+#include "stopworld.h"
+#include "report.h"
+#include "spec.h"
+#include "trap.h"
+#include "tstate.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_REQUEST (1u << 20)   /* a spec of a megabyte is plenty */
+
+/* The session's probes are tied to this link (a link is only an identity
+ * for its probes: probe.c compares the pointer and never looks inside). */
+static char session_identity;
+#define SESSION_LINK ((struct selfprobe_link *)(void *)&session_identity)
+
+/* Only the server thread touches the session. */
+static struct {
+	bool active;
+	struct timespec since;
+	const struct sp_error *errors_before;   /* the last error before it began */
+	/* each probe's counts from before the session (a dormant probe
+	 * revived keeps its earlier counts in final[]): subtracted */
+	struct base { const struct sp_probe *p; uint64_t c[SP_N_COUNTERS]; } *base;
+	size_t n_base, cap_base;
+} session;
+
+static int listen_fd = -1;
+static atomic_bool started;
+
+static const struct base *base_of(const struct sp_probe *p)
+{
+	for (size_t i = 0; i < session.n_base; i++)
+		if (session.base[i].p == p)
+			return &session.base[i];
+	/* first seen now (attached later, a library loaded during the
+	 * session): what it had before is its frozen final[] */
+	if (session.n_base == session.cap_base) {
+		size_t cap = session.cap_base ? 2 * session.cap_base : 64;
+		struct base *nb = realloc(session.base, cap * sizeof(*nb));
+		if (!nb)
+			return NULL;
+		session.base = nb;
+		session.cap_base = cap;
+	}
+	struct base *b = &session.base[session.n_base++];
+	b->p = p;
+	memcpy(b->c, p->final, sizeof(b->c));
+	return b;
+}
+
+static bool in_base(const struct sp_probe *p)
+{
+	for (size_t i = 0; i < session.n_base; i++)
+		if (session.base[i].p == p)
+			return true;
+	return false;
+}
+
+/* A probe of this session: attached by it (an earlier session's probes,
+ * detached, keep the same link), or attached at its start and since
+ * detached by an unload. */
+static bool in_session(const struct sp_probe *p)
+{
+	return p->link == SESSION_LINK && !p->internal && (p->attached || in_base(p));
+}
+
+static void comm(char *buf, size_t n)
+{
+	buf[0] = 0;
+	FILE *f = fopen("/proc/self/comm", "re");
+	if (f) {
+		if (fgets(buf, (int)n, f))
+			buf[strcspn(buf, "\n")] = 0;
+		fclose(f);
+	}
+}
+
+static void errors_json(FILE *f, const struct sp_error *from)
+{
+	const char *sep = "";
+	fputs("\"errors\": [", f);
+	for (const struct sp_error *e = from; e; e = e->next) {
+		fprintf(f, "%s{\"spec\": ", sep);
+		sp_json_str(f, e->spec);
+		fputs(", \"message\": ", f);
+		sp_json_str(f, e->message);
+		fputc('}', f);
+		sep = ", ";
+	}
+	fputc(']', f);
+}
+
+static const struct sp_error *last_error(void)
+{
+	const struct sp_error *e = sp_error_first();
+	while (e && e->next)
+		e = e->next;
+	return e;
+}
+
+enum fmt { FMT_JSON, FMT_TEXT, FMT_TSV };
+
+static enum fmt parse_fmt(const char *arg)
+{
+	return !strcmp(arg, "text") ? FMT_TEXT : !strcmp(arg, "tsv") ? FMT_TSV : FMT_JSON;
+}
+
+static void session_text(FILE *f, const struct sp_probe *p, const uint64_t *c)
+{
+	sp_report_counts_text(f, p->label, p->kind, c);
+	if (p->lat_slot >= 0 && p->attached) {
+		struct sp_lat l;
+		sp_latency_read((uint32_t)p->lat_slot, &l);
+		sp_report_histogram_text(f, p->label, &l);
+	}
+}
+
+void sp_control_tsv_row(FILE *f, const uint64_t *c, const struct sp_lat *l, const char *kind, const char *spec,
+			const char *object, const char *symbol, const char *label)
+{
+	fprintf(f, "%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64, c[SP_HITS], c[SP_MISSED],
+		c[SP_RETURNS], c[SP_LOST]);
+	if (l) {
+		fprintf(f, "\t%" PRIu64 "\t%" PRIu64 "\t", l->count, l->sum_ns);
+		for (int k = 0; k < SP_LAT_BUCKETS; k++)
+			fprintf(f, "%s%" PRIu64, k ? "," : "", l->bucket[k]);
+	} else
+		fputs("\t0\t0\t-", f);
+	/* the strings have no tab nor newline worth keeping: replaced */
+	const char *strs[] = { kind, spec, object, symbol, label };
+	for (size_t i = 0; i < sizeof(strs) / sizeof(*strs); i++) {
+		fputc('\t', f);
+		for (const char *q = strs[i] ? strs[i] : ""; *q; q++)
+			fputc(*q == '\t' || *q == '\n' ? ' ' : *q, f);
+	}
+	fputc('\n', f);
+}
+
+static void session_tsv(FILE *f, const struct sp_probe *p, const uint64_t *c)
+{
+	struct sp_lat l;
+	bool lat = p->lat_slot >= 0 && p->attached;
+	if (lat)
+		sp_latency_read((uint32_t)p->lat_slot, &l);
+	sp_control_tsv_row(f, c, lat ? &l : NULL, sp_kind_name(p->kind), p->spec, p->object, p->symbol, p->label);
+}
+
+/* The session report (control.h), in FMT. */
+static void session_report(FILE *f, enum fmt fmt)
+{
+	char name[64];
+	comm(name, sizeof(name));
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	double secs = (double)(now.tv_sec - session.since.tv_sec) +
+		      (double)(now.tv_nsec - session.since.tv_nsec) / 1e9;
+	if (fmt == FMT_JSON) {
+		fprintf(f, "{\"version\": 1, \"pid\": %d, \"comm\": ", (int)getpid());
+		sp_json_str(f, name);
+		fprintf(f, ", \"seconds\": %.6f, \"probes\": [", secs);
+	} else if (fmt == FMT_TEXT)
+		fprintf(f, "Attached to %d (%s) for %.3f s:\n", (int)getpid(), name, secs);
+	else
+		fprintf(f, "%d\t%.6f\t%s\n", (int)getpid(), secs, name);
+	const char *sep = "";
+	sp_probe_lock();
+	for (const struct sp_probe *p = sp_probe_first(); p; p = p->next) {
+		if (!in_session(p))
+			continue;
+		const struct base *b = base_of(p);
+		uint64_t c[SP_N_COUNTERS];
+		sp_probe_counts(p, c);
+		for (int k = 0; k < SP_N_COUNTERS; k++)
+			c[k] -= b && c[k] >= b->c[k] ? b->c[k] : 0;
+		if (fmt != FMT_JSON) {
+			(fmt == FMT_TEXT ? session_text : session_tsv)(f, p, c);
+			continue;
+		}
+		fprintf(f, "%s\n  {\"spec\": ", sep);
+		sp_json_str(f, p->spec);
+		fputs(", \"label\": ", f);
+		sp_json_str(f, p->label);
+		fprintf(f, ", \"kind\": \"%s\", \"object\": ", sp_kind_name(p->kind));
+		sp_json_str(f, p->object);
+		fputs(", \"symbol\": ", f);
+		sp_json_str(f, p->symbol);
+		fprintf(f, ", \"address\": \"%#" PRIxPTR "\", \"action\": \"%s\", \"hits\": %" PRIu64
+			", \"missed\": %" PRIu64 ", \"returns\": %" PRIu64 ", \"lost\": %" PRIu64,
+			p->site ? p->site->addr : 0, sp_action_name(p->action), c[SP_HITS], c[SP_MISSED],
+			c[SP_RETURNS], c[SP_LOST]);
+		/* the live histogram is this attachment's alone (earlier ones
+		 * are in final_lat) */
+		if (p->lat_slot >= 0 && p->attached) {
+			struct sp_lat l;
+			sp_latency_read((uint32_t)p->lat_slot, &l);
+			sp_report_latency_json(f, &l);
+		}
+		fprintf(f, ", \"attached\": %s}", p->attached ? "true" : "false");
+		sep = ",";
+	}
+	sp_probe_unlock();
+	/* the errors met during the session (a library loaded meanwhile
+	 * whose item failed …) */
+	const struct sp_error *errs = session.errors_before ? session.errors_before->next : sp_error_first();
+	if (fmt == FMT_JSON) {
+		fputs("],\n ", f);
+		errors_json(f, errs);
+		fputs("}\n", f);
+	} else if (fmt == FMT_TEXT)
+		for (const struct sp_error *e = errs; e; e = e->next)
+			fprintf(f, "@error[%s]: %s\n", e->spec, e->message);
+}
+
+static int count_session(void)
+{
+	int n = 0;
+	for (const struct sp_probe *p = sp_probe_first(); p; p = p->next)
+		n += in_session(p) && p->attached;
+	return n;
+}
+
+/* Is our pthread_sigmask the one the program calls (the runtime was
+ * preloaded), keeping SIGTRAP deliverable in every thread? */
+static bool sigmask_interposed(void)
+{
+	Dl_info theirs, ours;
+	void *f = dlsym(RTLD_DEFAULT, "pthread_sigmask");
+	return f && dladdr(f, &theirs) && dladdr((void *)sigmask_interposed, &ours) &&
+	       theirs.dli_fbase == ours.dli_fbase;
+}
+
+/* A thread of the process that blocks SIGTRAP, or 0.  At an int3 the
+ * kernel forces SIGTRAP on such a thread with the default action: the
+ * process is killed.  A preloaded runtime keeps SIGTRAP out of every mask;
+ * one loaded late cannot, for masks set before it came. */
+static pid_t trap_blocked_thread(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	pid_t found = 0;
+	struct dirent *e;
+	while (d && !found && (e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		char path[300], line[128];
+		snprintf(path, sizeof(path), "/proc/self/task/%s/status", e->d_name);
+		FILE *f = fopen(path, "re");
+		while (f && fgets(line, sizeof(line), f))
+			if (!strncmp(line, "SigBlk:", 7)) {
+				unsigned long long m = strtoull(line + 7, NULL, 16);
+				if (m & (1ull << (SIGTRAP - 1)))
+					found = (pid_t)atoi(e->d_name);
+				break;
+			}
+		if (f)
+			fclose(f);
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+/* attach: all or nothing.  *OUT the answer. */
+static bool do_attach(const char *spec, FILE *out)
+{
+	if (session.active) {
+		fprintf(out, "already attached (%d probes): 'selfprobe detach %d' first", count_session(),
+			(int)getpid());
+		return false;
+	}
+	pid_t blocker = sigmask_interposed() ? 0 : trap_blocked_thread();
+	if (blocker) {
+		fprintf(out, "thread %d of process %d blocks SIGTRAP: a probe hit there would kill the process "
+			"(the runtime was loaded late and cannot unblock it); nothing attached. Start the program "
+			"with 'selfprobe run --control' instead", (int)blocker, (int)getpid());
+		return false;
+	}
+	const struct sp_error *before = last_error();
+	struct sp_spec s = { 0 };
+	if (sp_spec_load(spec, &s) != 0) {
+		fputs("out of memory", out);
+		return false;
+	}
+	bool failed = s.n_items == 0 && s.n_errors == 0;
+	for (size_t i = 0; i < s.n_errors; i++) {
+		sp_probe_error(s.errors[i].item, "%s", s.errors[i].message);
+		failed = true;
+	}
+	for (size_t i = 0; !failed && i < s.n_items; i++)
+		if (sp_probe_attach_item(&s.items[i], NULL, NULL, SESSION_LINK) < 0)
+			failed = true;
+	sp_spec_free(&s);
+	if (failed) {
+		sp_probe_detach_link(SESSION_LINK);   /* the items that did attach */
+		sp_loadwatch_unhook_idle();
+		const struct sp_error *first = before ? before->next : sp_error_first();
+		if (!first) {
+			fputs("the spec names no probe", out);
+			return false;
+		}
+		/* ERR answers are text: each error as the report words it */
+		for (const struct sp_error *e = first; e; e = e->next)
+			fprintf(out, "%s%s: %s", e == first ? "" : "\n", e->spec, e->message);
+		return false;
+	}
+	session.active = true;
+	session.errors_before = last_error();
+	session.n_base = 0;
+	clock_gettime(CLOCK_MONOTONIC, &session.since);
+	for (const struct sp_probe *p = sp_probe_first(); p; p = p->next)
+		if (p->link == SESSION_LINK && !p->internal && p->attached)
+			base_of(p);
+	fprintf(out, "{\"attached\": %d}", count_session());
+	return true;
+}
+
+static bool do_detach(FILE *out, enum fmt fmt)
+{
+	if (!session.active) {
+		fprintf(out, "not attached: no probes of 'selfprobe attach' in process %d", (int)getpid());
+		return false;
+	}
+	session_report(out, fmt);   /* the counts up to the detach */
+	sp_probe_detach_link(SESSION_LINK);
+	sp_loadwatch_unhook_idle();
+	session.active = false;
+	return true;
+}
+
+static bool do_ping(FILE *out)
+{
+	char name[64];
+	comm(name, sizeof(name));
+	fprintf(out, "{\"pid\": %d, \"comm\": ", (int)getpid());
+	sp_json_str(out, name);
+	fprintf(out, ", \"attached\": %s, \"probes\": %d}", session.active ? "true" : "false",
+		session.active ? count_session() : 0);
+	return true;
+}
+
+static bool read_full(int fd, void *buf, size_t n)
+{
+	for (size_t got = 0; got < n;) {
+		ssize_t r = read(fd, (char *)buf + got, n - got);
+		if (r <= 0) {
+			if (r < 0 && errno == EINTR)
+				continue;
+			return false;
+		}
+		got += (size_t)r;
+	}
+	return true;
+}
+
+static bool write_full(int fd, const void *buf, size_t n)
+{
+	for (size_t put = 0; put < n;) {
+		ssize_t w = send(fd, (const char *)buf + put, n - put, MSG_NOSIGNAL);
+		if (w <= 0) {
+			if (w < 0 && errno == EINTR)
+				continue;
+			return false;
+		}
+		put += (size_t)w;
+	}
+	return true;
+}
+
+/* "COMMAND LEN\n": at most 64 bytes, read a byte at a time (the payload
+ * follows in the same stream). */
+static bool read_header(int fd, char *cmd, size_t cmdlen, size_t *len)
+{
+	char line[64];
+	size_t n = 0;
+	for (;;) {
+		if (n + 1 >= sizeof(line) || !read_full(fd, &line[n], 1))
+			return false;
+		if (line[n] == '\n')
+			break;
+		n++;
+	}
+	line[n] = 0;
+	char *sp = strchr(line, ' ');
+	if (!sp || (size_t)(sp - line) >= cmdlen)
+		return false;
+	memcpy(cmd, line, (size_t)(sp - line));
+	cmd[sp - line] = 0;
+	char *end;
+	unsigned long long v = strtoull(sp + 1, &end, 10);
+	if (*end || v > MAX_REQUEST)
+		return false;
+	*len = (size_t)v;
+	return true;
+}
+
+/* One connection: requests until "end" or EOF.  False: close it. */
+static void serve(int fd)
+{
+	for (;;) {
+		char cmd[16];
+		size_t len;
+		if (!read_header(fd, cmd, sizeof(cmd), &len))
+			return;
+		char *arg = malloc(len + 1);
+		if (!arg || !read_full(fd, arg, len)) {
+			free(arg);
+			return;
+		}
+		arg[len] = 0;
+		if (!strcmp(cmd, "end")) {
+			free(arg);
+			write_full(fd, "OK 0\n", 5);
+			return;
+		}
+		char *body = NULL;
+		size_t blen = 0;
+		FILE *out = open_memstream(&body, &blen);
+		bool ok = false;
+		if (!out) {
+			free(arg);
+			return;
+		}
+		if (!strcmp(cmd, "ping"))
+			ok = do_ping(out);
+		else if (!strcmp(cmd, "attach"))
+			ok = do_attach(arg, out);
+		else if (!strcmp(cmd, "snapshot")) {
+			ok = session.active;
+			if (ok)
+				session_report(out, parse_fmt(arg));
+			else
+				fprintf(out, "not attached: no probes of 'selfprobe attach' in process %d",
+					(int)getpid());
+		} else if (!strcmp(cmd, "detach"))
+			ok = do_detach(out, parse_fmt(arg));
+		else
+			fprintf(out, "unknown command '%s'", cmd);
+		fclose(out);
+		free(arg);
+		char head[40];
+		int hn = snprintf(head, sizeof(head), "%s %zu\n", ok ? "OK" : "ERR", blen);
+		bool sent = write_full(fd, head, (size_t)hn) && write_full(fd, body, blen);
+		free(body);
+		if (!sent)
+			return;
+	}
+}
+
+static bool peer_allowed(int fd)
+{
+	struct ucred cr;
+	socklen_t n = sizeof(cr);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &n) != 0)
+		return false;
+	return cr.uid == 0 || cr.uid == geteuid();
+}
+
+static void *server(void *unused)
+{
+	(void)unused;
+	sp_tls.runtime++;   /* for good: nothing this thread runs is the program's */
+	for (;;) {
+		int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED || errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM)
+				continue;
+			return NULL;   /* the socket is gone (a fork child closed nothing of ours) */
+		}
+		/* a client that stops talking must not hold the channel */
+		struct timeval tv = { .tv_sec = 10 };
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		if (peer_allowed(fd))
+			serve(fd);
+		close(fd);
+	}
+}
+
+static void atfork_child(void)
+{
+	/* the child has no server thread: connections by name must not queue
+	 * on a socket nobody accepts from */
+	if (listen_fd >= 0)
+		close(listen_fd);
+	listen_fd = -1;
+}
+
+__attribute__((visibility("default"))) int selfprobe_control_start(void)
+{
+	return sp_control_start();
+}
+
+int sp_control_start(void)
+{
+	if (atomic_exchange(&started, true))
+		return listen_fd >= 0 ? 0 : -EALREADY;
+	sp_tls.runtime++;
+	int rc = 0;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int n = snprintf(a.sun_path + 1, sizeof(a.sun_path) - 1, SP_CONTROL_PREFIX "%d", (int)getpid());
+	socklen_t alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, alen) != 0 || listen(fd, 8) != 0) {
+		rc = -errno;
+		sp_probe_error("control", "cannot serve the control socket @%s: %s", a.sun_path + 1,
+			       strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		goto out;
+	}
+	listen_fd = fd;
+	/* the thread takes no signal of the program's (SIGTRAP stays
+	 * deliverable: sigwrap keeps it so for its own int3s) */
+	sigset_t all, old;
+	sigfillset(&all);
+	/* but the runtime's own: its int3s (a probed libc function it calls),
+	 * its handler faults, the stop-check */
+	int own[] = { SIGTRAP, SIGSEGV, SIGBUS, SIGILL, SIGFPE, sp_stopworld_signal() };
+	for (size_t i = 0; i < sizeof(own) / sizeof(*own); i++)
+		sigdelset(&all, own[i]);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_t t;
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	int e = pthread_create(&t, &attr, server, NULL);
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (e) {
+		rc = -e;
+		sp_probe_error("control", "cannot start the control thread: %s", strerror(e));
+		close(fd);
+		listen_fd = -1;
+		goto out;
+	}
+	pthread_setname_np(t, "selfprobe-ctl");
+	pthread_atfork(NULL, NULL, atfork_child);
+out:
+	sp_tls.runtime--;
+	return rc;
+}

@@ -1,0 +1,325 @@
+/* golang — see golang.h. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "golang.h"
+#include "decide.h"
+#include "site.h"
+#include "elfsym.h"
+#include "insn.h"
+#include "log.h"
+#include "maps.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------ recognition */
+
+/* Whether the symbol table SCN holds x_cgo_init (runtime/cgo's). */
+static bool has_cgo_init(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh)
+{
+	Elf_Data *d = elf_getdata(scn, NULL);
+	size_t n = sh->sh_entsize ? sh->sh_size / sh->sh_entsize : 0;
+	for (size_t i = 0; d && i < n; i++) {
+		GElf_Sym sym;
+		const char *name;
+		if (gelf_getsym(d, (int)i, &sym) && (name = elf_strptr(elf, sh->sh_link, sym.st_name)) &&
+		    strcmp(name, "x_cgo_init") == 0)
+			return true;
+	}
+	return false;
+}
+
+/* A section named .go.buildinfo, or a note of owner "Go" with type 4
+ * (NT_GO_BUILDID: what `go tool buildid` reads, in .note.go.buildid); and
+ * whether runtime/cgo is in it (*CGO). */
+static bool file_is_go(const char *path, bool *cgo)
+{
+	*cgo = false;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	bool go = false, syms = false;
+	Elf *elf = elf_version(EV_CURRENT) != EV_NONE ? elf_begin(fd, ELF_C_READ_MMAP, NULL) : NULL;
+	size_t shstrndx;
+	if (elf && elf_kind(elf) == ELF_K_ELF && elf_getshdrstrndx(elf, &shstrndx) == 0) {
+		for (Elf_Scn *scn = NULL; (scn = elf_nextscn(elf, scn));) {
+			GElf_Shdr sh;
+			if (!gelf_getshdr(scn, &sh))
+				continue;
+			const char *name = elf_strptr(elf, shstrndx, sh.sh_name);
+			if (sh.sh_type == SHT_SYMTAB) {
+				syms = true;
+				*cgo = *cgo || has_cgo_init(elf, scn, &sh);
+			}
+			if (name && strcmp(name, ".go.buildinfo") == 0)
+				go = true;
+			if (sh.sh_type != SHT_NOTE)
+				continue;
+			Elf_Data *d = elf_getdata(scn, NULL);
+			GElf_Nhdr nh;
+			size_t off = 0, noff, doff;
+			while (d && (off = gelf_getnote(d, off, &nh, &noff, &doff)) > 0)
+				if (nh.n_type == 4 && nh.n_namesz == 3 &&
+				    memcmp((const char *)d->d_buf + noff, "Go", 3) == 0)
+					go = true;
+		}
+	}
+	if (elf)
+		elf_end(elf);
+	close(fd);
+	if (!syms)
+		*cgo = true;   /* stripped: nothing to probe by name, nothing to refuse */
+	return go;
+}
+
+struct go_seen {
+	char *path;
+	bool go, cgo;
+	struct go_seen *next;
+};
+static struct go_seen *_Atomic seen;   /* prepended only: readers need no lock */
+static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static const struct go_seen *facts(const char *path)
+{
+	static const struct go_seen none = { NULL, false, false, NULL };
+	if (!path || !*path)
+		return &none;
+	for (struct go_seen *s = atomic_load(&seen); s; s = s->next)
+		if (strcmp(s->path, path) == 0)
+			return s;
+	bool cgo;
+	bool go = file_is_go(path, &cgo);
+	struct go_seen *s = malloc(sizeof(*s));
+	if (s && (s->path = strdup(path))) {
+		s->go = go;
+		s->cgo = cgo;
+		pthread_mutex_lock(&seen_lock);
+		s->next = atomic_load(&seen);
+		atomic_store(&seen, s);
+		pthread_mutex_unlock(&seen_lock);
+		return s;
+	}
+	free(s);
+	static const struct go_seen go_unknown = { NULL, true, true, NULL };   /* out of memory */
+	return go ? &go_unknown : &none;
+}
+
+bool sp_go_cgo_object(const char *path)
+{
+	const struct go_seen *f = facts(path);
+	return f->go && f->cgo;
+}
+
+bool sp_go_object(const char *path)
+{
+	return facts(path)->go;
+}
+
+/* ------------------------------------------------------------ prologue */
+
+/* jbe rel8 (76 xx) or jbe rel32 (0f 86 xx xx xx xx) at P: its length. */
+static size_t jbe_len(const uint8_t *p, size_t left)
+{
+	if (left >= 2 && p[0] == 0x76)
+		return 2;
+	if (left >= 6 && p[0] == 0x0f && p[1] == 0x86)
+		return 6;
+	return 0;
+}
+
+size_t sp_go_stack_check_len(const uint8_t *code, size_t size)
+{
+	static const uint8_t cmp_rsp[] = { 0x49, 0x3b, 0x66, 0x10 };   /* cmp 0x10(%r14),%rsp */
+	static const uint8_t cmp_r12[] = { 0x4d, 0x3b, 0x66, 0x10 };   /* cmp 0x10(%r14),%r12 */
+	size_t n = 0, j;
+	if (size >= 4 && memcmp(code, cmp_rsp, 4) == 0) {
+		n = 4;
+	} else {
+		/* lea -N(%rsp),%r12: disp8 (4c 8d 64 24 xx) or disp32 (4c 8d a4 24 xx*4) */
+		if (size >= 5 && memcmp(code, "\x4c\x8d\x64\x24", 4) == 0)
+			n = 5;
+		else if (size >= 8 && memcmp(code, "\x4c\x8d\xa4\x24", 4) == 0)
+			n = 8;
+		else
+			return 0;
+		if (size < n + 4 || memcmp(code + n, cmp_r12, 4) != 0)
+			return 0;
+		n += 4;
+	}
+	j = jbe_len(code + n, size - n);
+	return j ? n + j : 0;
+}
+
+uint64_t sp_go_site(const char *path, uintptr_t func, uint64_t size, uint64_t offset,
+		    struct sp_func_extent *fn)
+{
+	if (!size || !sp_go_object(path))
+		return 0;
+	fn->go_stack = true;
+	uint8_t code[SP_GO_CHECK_MAX];
+	size_t n = size < sizeof(code) ? (size_t)size : sizeof(code);
+	sp_site_pristine(func, n, code);   /* as it was: a probe of ours may be there */
+	size_t len = sp_go_stack_check_len(code, n);
+	if (len == 0 || len >= size) {
+		/* nosplit: the Go linker lets a chain of such functions run
+		 * down to 128 bytes above the stack's end, less than the
+		 * trampoline's frame; the int3's frame goes on the signal
+		 * stack Go gives every thread */
+		fn->go_no_jmp = "Go function without a stack check (nosplit): its goroutine stack may "
+				"lack room for the trampoline's frame, the int3 path uses the signal stack";
+		return 0;
+	}
+	if (offset && offset < len)
+		fn->go_no_jmp = "inside the Go stack check: the trampoline's frame needs the room it checks";
+	return offset ? 0 : len;
+}
+
+/* ------------------------------------------------------------ refusals */
+
+/* Runtime functions entered otherwise than by a call to their start, or
+ * that switch stacks or run where no goroutine stack is: no probe. */
+static const char *const runtime_refused[] = {
+	"goexit", "morestack", "morestack_noctxt", "morestackc", "rt0_go", "mstart",
+	"sigtramp", "cgoSigtramp", "sigreturn", "sigreturn__sigaction", "mcall",
+	"systemstack", "systemstack_switch", "gogo", "asmcgocall", "asmcgocall_no_g",
+	"asyncPreempt", "exit", "exitThread", "clone", "settls", "cgocallback", "setg",
+	"setg_gcc", "gosave_systemstack_switch", "abort", "rt_sigaction",
+};
+
+/* Go's epilogue before a RET: mov D(%rsp),%rbp (disp8 or disp32), then
+ * add $N,%rsp (imm8 or imm32); N, or -1. */
+static long epilogue_add(const struct sp_insn *mov, const struct sp_insn *add)
+{
+	bool mov_ok = (mov->len == 5 && memcmp(mov->bytes, "\x48\x8b\x6c\x24", 4) == 0) ||
+		      (mov->len == 8 && memcmp(mov->bytes, "\x48\x8b\xac\x24", 4) == 0);
+	if (!mov_ok)
+		return -1;
+	if (add->len == 4 && memcmp(add->bytes, "\x48\x83\xc4", 3) == 0)
+		return (int8_t)add->bytes[3];
+	if (add->len == 7 && memcmp(add->bytes, "\x48\x81\xc4", 3) == 0) {
+		int32_t v;
+		memcpy(&v, add->bytes + 3, 4);
+		return v;
+	}
+	return -1;
+}
+
+static bool is_target(const uintptr_t *t, size_t n, uintptr_t a)
+{
+	for (size_t i = 0; i < n; i++)
+		if (t[i] == a)
+			return true;
+	return false;
+}
+
+long sp_go_ret_sites(const char *symbol, const struct sp_func_extent *fn, struct sp_go_ret **out,
+		     const char **why)
+{
+	*out = NULL;
+	size_t n = symbol ? strcspn(symbol, "+") : 0;
+	if (n > 5 && memcmp(symbol + n - 5, ".abi0", 5) == 0) {
+		*why = "Go assembly function (ABI0): the goroutine is not in r14 to pair its returns";
+		return -1;
+	}
+	if (!fn->start || !fn->size) {
+		*why = "Go function of unknown size: its RETs cannot be found";
+		return -1;
+	}
+	/* every instruction (a function is at most its size in instructions)
+	 * and every branch target inside it */
+	uint8_t *code = malloc(fn->size);
+	struct sp_insn *in = malloc(fn->size * sizeof(*in));
+	uintptr_t *targets = malloc(fn->size * sizeof(*targets));
+	struct sp_go_ret *rets = NULL;
+	size_t n_in = 0, n_t = 0;
+	long k = 0;
+	*why = NULL;
+	if (!code || !in || !targets) {
+		*why = "out of memory";
+		goto out;
+	}
+	sp_site_pristine(fn->start, fn->size, code);
+	uintptr_t end = fn->start + fn->size;
+	for (size_t off = 0; off < fn->size && !*why; off += in[n_in++].len) {
+		struct sp_insn *i = &in[n_in];
+		if (sp_insn_decode(code + off, fn->size - off, fn->start + off, i) != 0 || !i->len)
+			*why = "an instruction of the Go function does not decode: its RETs are not known";
+		else if ((i->cls == SP_INSN_JMP_REL || i->cls == SP_INSN_JCC_REL) &&
+			 (i->target < fn->start || i->target >= end))
+			*why = "a jump leaves the Go function (a tail call): its return would not be seen";
+		else if (i->cls == SP_INSN_JMP_IND)
+			*why = "an indirect jump in the Go function may leave it: its returns are not all known";
+		else if (i->cls == SP_INSN_JMP_REL || i->cls == SP_INSN_JCC_REL || i->cls == SP_INSN_JRCXZ ||
+			 i->cls == SP_INSN_LOOP)
+			targets[n_t++] = i->target;
+		if (*why)
+			break;
+	}
+	for (size_t j = 0; j < n_in && !*why; j++) {
+		if (in[j].cls != SP_INSN_RET)
+			continue;
+		struct sp_go_ret r = { .site = in[j].addr, .adj = 0, .at_ret = true };
+		/* the epilogue's first instruction when nothing jumps past it:
+		 * a one-instruction jmp window, where the RET (followed by the
+		 * morestack call, a branch target) can only take int3 */
+		long add = j >= 2 ? epilogue_add(&in[j - 2], &in[j - 1]) : -1;
+		if (add >= 0 && !is_target(targets, n_t, in[j - 1].addr) && !is_target(targets, n_t, in[j].addr))
+			r = (struct sp_go_ret){ .site = in[j - 2].addr, .adj = (uint32_t)add, .at_ret = false };
+		struct sp_go_ret *m = realloc(rets, (size_t)(k + 1) * sizeof(*rets));
+		if (!m)
+			*why = "out of memory";
+		else
+			(rets = m)[k++] = r;
+	}
+	if (!*why && k == 0)
+		*why = "the Go function has no RET (it never returns)";
+out:
+	free(code);
+	free(in);
+	free(targets);
+	if (*why) {
+		free(rets);
+		return -1;
+	}
+	*out = rets;
+	return k;
+}
+
+const char *sp_go_refusal(const char *path, const char *symbol, bool wants_return,
+			  const struct sp_func_extent *fn)
+{
+	const struct go_seen *f = facts(path);
+	if (f->go && !f->cgo)
+		return "Go program without runtime/cgo: its threads are not the C library's (no "
+		       "thread-local storage for the runtime) and it installs signal handlers with raw "
+		       "system calls: not probed (import _ \"runtime/cgo\" and build with CGO_ENABLED=1)";
+	if (wants_return) {
+		struct sp_go_ret *rets;
+		const char *why;
+		if (sp_go_ret_sites(symbol, fn, &rets, &why) < 0)
+			return why;
+		free(rets);
+	}
+	if (!symbol || strncmp(symbol, "runtime.", 8) != 0)
+		return NULL;
+	const char *base = symbol + 8;
+	size_t n = strcspn(base, "+");
+	if (n > 5 && memcmp(base + n - 5, ".abi0", 5) == 0)
+		n -= 5;
+	for (size_t i = 0; i < sizeof(runtime_refused) / sizeof(runtime_refused[0]); i++)
+		if (strlen(runtime_refused[i]) == n && memcmp(runtime_refused[i], base, n) == 0)
+			return "Go runtime function entered without a call to its start or switching "
+			       "stacks (goexit, morestack, signal trampolines, mcall, systemstack, "
+			       "exit ...): not probed";
+	return NULL;
+}
+

@@ -1,0 +1,78 @@
+/* registry — the probes attached, by site and by link: attach in a loaded
+ * object, detach, retire, fork, errors (registry.c).  Resolving a spec item
+ * to objects, and waiting for those not loaded yet, is resolve.h's; the
+ * probe record itself is probe.h's. */
+#ifndef SP_REGISTRY_H
+#define SP_REGISTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "probe.h"
+
+enum sp_mode_pref { SP_PREF_AUTO, SP_PREF_INT3, SP_PREF_JMP };
+extern enum sp_mode_pref sp_mode_pref;
+
+/* The registry lock, for modules that attach on the runtime's behalf. */
+void sp_probe_lock(void);
+void sp_probe_unlock(void);
+bool sp_probe_trylock(void);   /* true: taken (async-signal context: never waits) */
+
+/* Attach ITEM in OBJ (registry lock held).  Count attached, or -errno with
+ * the error recorded. */
+struct sp_object;
+long sp_probe_attach_object(const struct sp_spec_item *item, const struct sp_object *obj,
+			    selfprobe_handler_fn fn, void *data, struct selfprobe_link *link);
+
+/* The runtime's own probe NAME at runtime address ADDR (in the main
+ * program only, when MAIN_ONLY), calling FN; not in the report (registry
+ * lock held).  0 or -errno. */
+int sp_probe_attach_internal(const char *name, uintptr_t addr, bool main_only, selfprobe_handler_fn fn,
+			     struct selfprobe_link *link);
+
+/* Free the probe vectors replaced so far, after a quiescence, the registry
+ * lock held: only where no thread can be waiting for it inside dispatch
+ * (the loader notification's handler, whose loader lock serialises them). */
+void sp_probe_reclaim_locked(void);
+
+/* Detach the probes of objects no longer in OBJS (registry lock held). */
+void sp_probe_objects_gone(const struct sp_object *objs, size_t n);
+
+/* Detach every probe of LINK (its pending items: resolve.h).  0 or -errno. */
+int sp_probe_detach_link(struct selfprobe_link *link);
+
+/* Record an error (log + report). */
+void sp_probe_error(const char *spec, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Walk the registry (for the report).  The lists only grow; safe to walk
+ * while others attach. */
+struct sp_probe *sp_probe_first(void);
+struct sp_error *sp_error_first(void);
+/* Record in the errors what another tool did to our sites (coexist.h),
+ * before a report is written. */
+void sp_probe_coexist_report(void);
+/* Copy the errors so far into the launcher's file (once it is attached). */
+void sp_probe_publish_errors(void);
+/* The probe's counters (enum sp_counter), live or frozen at detach. */
+void sp_probe_counts(const struct sp_probe *p, uint64_t *out);
+
+
+/* Run FN in a fork child, after the registry's own reset (the report's
+ * owner, for one).  Up to a few; registered once, at set-up. */
+void sp_probe_on_fork_child(void (*fn)(void));
+
+/* Run FN, registry lock held, each time a return probe is attached: the
+ * interposed unwinder's hook (unwind_hooks.c) registers itself here. */
+void sp_probe_on_return_probe(void (*fn)(void));
+
+/* Once, before the first attach: the error sink, the handlers registered
+ * with the layers below, the fork handlers. */
+void sp_probe_setup(void);
+/* Why ITEM cannot be attached in this process at all, or NULL. */
+const char *sp_probe_unsupported(const struct sp_spec_item *item);
+/* Free the probe vectors replaced so far, after a quiescence (registry
+ * lock not held). */
+void sp_probe_reclaim(void);
+
+#endif

@@ -1,0 +1,359 @@
+/* shm — see shm.h. */
+#include "shm.h"
+#include "log.h"
+#include "stripes.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char *shm_path;            /* SELFPROBE_SHM: reopened for each mapping */
+static struct sp_shm_header *hdr;
+static struct sp_shm_section *mine;   /* our own section's descriptor, mapped alone */
+static struct sp_shm_record *records;
+static struct sp_shm_error *errors;
+static struct sp_shm_object *objects;
+
+bool sp_shm_active(void)
+{
+	return mine != NULL;
+}
+
+bool sp_shm_launched(void)
+{
+	return hdr != NULL;
+}
+
+/* The file, for as long as a mapping takes: no descriptor of ours stays
+ * open for the program to see (or to inherit across exec). */
+static int open_file(void)
+{
+	int fd = shm_path ? open(shm_path, O_RDWR | O_CLOEXEC) : -1;
+	return fd >= 0 ? fd : -errno;
+}
+
+static void *map_at(int fd, uint64_t off, size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)off);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static const char *env_get(char **env, const char *name)
+{
+	size_t n = strlen(name);
+	for (char **e = env; e && *e; e++)
+		if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
+			return *e + n + 1;
+	return NULL;
+}
+
+static uint64_t page_up(uint64_t v)
+{
+	return (v + 4095) & ~(uint64_t)4095;
+}
+
+/* No room for this process: the launcher counts it as not counted. */
+static int refuse(void)
+{
+	atomic_fetch_add(&hdr->n_refused, 1);
+	return -ENOSPC;
+}
+
+/* A section of our own: descriptor, records, stripes (FD: the file). */
+static int claim(int fd, const char *command, pid_t parent)
+{
+	uint32_t idx = atomic_fetch_add(&hdr->n_sections, 1);
+	if (idx >= SP_SHM_SECTIONS)
+		return refuse();
+	uint64_t rec_bytes = page_up((uint64_t)SP_SHM_RECORDS * sizeof(struct sp_shm_record));
+	uint64_t stripe_bytes = (uint64_t)SP_STRIPE_BYTES * SP_N_SLOTS;
+	uint64_t lat_bytes = page_up((uint64_t)SP_LAT_STRIPE_BYTES * SP_N_SLOTS);
+	uint64_t err_bytes = page_up(SP_SHM_ERRORS * sizeof(struct sp_shm_error));
+	uint64_t stack_bytes = page_up((uint64_t)SP_STACKS_MAX * sizeof(struct sp_stack_entry));
+	uint64_t obj_bytes = page_up(SP_SHM_OBJECTS * sizeof(struct sp_shm_object));
+	uint64_t total = rec_bytes + stripe_bytes + lat_bytes + err_bytes + stack_bytes + obj_bytes;
+	uint64_t off = atomic_fetch_add(&hdr->next_free, total);
+	if (off + total > SP_SHM_SIZE)
+		return refuse();
+	uint64_t err_off = off + rec_bytes + stripe_bytes + lat_bytes;
+	uint64_t obj_off = err_off + err_bytes + stack_bytes;
+	struct sp_shm_section *s = map_at(fd, sp_shm_section_off(hdr, idx), SP_SHM_SECTION_STRIDE);
+	void *r = map_at(fd, off, rec_bytes);
+	void *er = map_at(fd, err_off, err_bytes);
+	void *ob = map_at(fd, obj_off, obj_bytes);
+	if (!s || !r || !er || !ob) {
+		int e = errno;
+		if (s)
+			munmap(s, SP_SHM_SECTION_STRIDE);
+		if (r)
+			munmap(r, rec_bytes);
+		if (er)
+			munmap(er, err_bytes);
+		if (ob)
+			munmap(ob, obj_bytes);
+		atomic_fetch_add(&hdr->n_refused, 1);
+		return -e;
+	}
+	s->parent = parent;
+	snprintf(s->command, sizeof(s->command), "%s", command ? command : "?");
+	s->records_off = off;
+	s->stripes_off = off + rec_bytes;
+	s->stripe_bytes = SP_STRIPE_BYTES;
+	s->n_stripes = SP_N_SLOTS;
+	atomic_store(&s->stripes_used, 0);
+	atomic_store(&s->shared_used, 0);
+	s->latency_off = off + rec_bytes + stripe_bytes;
+	s->errors_off = err_off;
+	atomic_store(&s->n_errors, 0);
+	s->stacks_off = err_off + err_bytes;
+	s->objects_off = obj_off;
+	atomic_store(&s->n_objects, 0);
+	atomic_store(&s->n_records, 0);
+	atomic_store(&s->n_timelines, 0);
+	atomic_store(&s->state, SP_SHM_RUNNING);
+	atomic_store(&s->pid, getpid());   /* last: the launcher reads it as "ready" */
+	atomic_store(&hdr->pids[idx], getpid());
+	/* a fork child's mappings of the parent's section go (never written) */
+	if (mine)
+		munmap(mine, SP_SHM_SECTION_STRIDE);
+	if (records)
+		munmap(records, rec_bytes);
+	if (errors)
+		munmap(errors, err_bytes);
+	if (objects)
+		munmap(objects, obj_bytes);
+	records = r;
+	errors = er;
+	objects = ob;
+	mine = s;
+	return 0;
+}
+
+/* The same pid before an execve: that image is gone, its counts stay. */
+static void mark_execed(int fd)
+{
+	uint32_t n = atomic_load(&hdr->n_sections);
+	for (uint32_t i = 0; i < n && i < SP_SHM_SECTIONS; i++) {
+		if (atomic_load(&hdr->pids[i]) != getpid())
+			continue;
+		struct sp_shm_section *s = map_at(fd, sp_shm_section_off(hdr, i), SP_SHM_SECTION_STRIDE);
+		if (s) {
+			atomic_store(&s->state, SP_SHM_EXECED);
+			munmap(s, SP_SHM_SECTION_STRIDE);
+		}
+	}
+}
+
+int sp_shm_attach(char **env, int argc, char **argv)
+{
+	(void)argc;
+	const char *v = env_get(env, SP_SHM_ENV);
+	if (!v || !*v)
+		return 0;
+	if (!(shm_path = strdup(v)))
+		return -ENOMEM;
+	int fd = open_file();
+	if (fd < 0)
+		return fd;
+	struct stat st;
+	void *h = MAP_FAILED;
+	int rc = -EBADF;
+	if (fstat(fd, &st) == 0 && (uint64_t)st.st_size >= sizeof(struct sp_shm_header)) {
+		h = mmap(NULL, sizeof(*hdr), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		rc = h == MAP_FAILED ? -errno : 0;
+	}
+	if (rc == 0 && memcmp(((struct sp_shm_header *)h)->magic, SP_SHM_MAGIC, 8) != 0) {
+		munmap(h, sizeof(*hdr));
+		rc = -EINVAL;
+	}
+	if (rc == 0) {
+		hdr = h;
+		mark_execed(fd);
+		rc = claim(fd, argv && argv[0] ? argv[0] : NULL, 0);
+	}
+	close(fd);
+	return rc;
+}
+
+int sp_shm_stripes(uint64_t *offset)
+{
+	if (!mine)
+		return -1;
+	*offset = mine->stripes_off;
+	return 0;
+}
+
+int sp_shm_latency(uint64_t *offset)
+{
+	if (!mine)
+		return -1;
+	*offset = mine->latency_off;
+	return 0;
+}
+
+void *sp_shm_map_stripes(int shared, uint64_t off, size_t bytes, void *at)
+{
+	int fixed = at ? MAP_FIXED : 0;
+	void *p = MAP_FAILED;
+	int fd = shared >= 0 ? open_file() : -1;
+	if (fd >= 0) {
+		p = mmap(at, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE | fixed, fd, (off_t)off);
+		close(fd);
+	}
+	if (p == MAP_FAILED && (shared < 0 || at))
+		p = mmap(at, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | fixed,
+			 -1, 0);
+	return p;
+}
+
+void sp_shm_copy(char *dst, size_t n, const char *src)
+{
+	snprintf(dst, n, "%s", src ? src : "");
+}
+
+int sp_shm_stacks(uint64_t *offset)
+{
+	if (!mine)
+		return -1;
+	*offset = mine->stacks_off;
+	return 0;
+}
+
+void sp_shm_note_object(const char *path, uint64_t bias, uint64_t start, uint64_t end)
+{
+	if (!mine)
+		return;
+	uint32_t n = atomic_load(&mine->n_objects);
+	for (uint32_t i = n; i-- > 0;)
+		if (objects[i].start == start && objects[i].end == end && objects[i].bias == bias &&
+		    strncmp(objects[i].path, path, sizeof(objects[i].path)) == 0)
+			return;
+	if (n >= SP_SHM_OBJECTS)
+		return;
+	objects[n] = (struct sp_shm_object){ .bias = bias, .start = start, .end = end };
+	sp_shm_copy(objects[n].path, sizeof(objects[n].path), path);
+	atomic_store(&mine->n_objects, n + 1);
+}
+
+void sp_shm_error(const char *spec, const char *message)
+{
+	if (!mine)
+		return;
+	uint32_t i = atomic_load(&mine->n_errors);
+	if (i >= SP_SHM_ERRORS)
+		return;
+	sp_shm_copy(errors[i].spec, sizeof(errors[i].spec), spec);
+	sp_shm_copy(errors[i].message, sizeof(errors[i].message), message);
+	atomic_store(&mine->n_errors, i + 1);   /* published after it is whole */
+}
+
+struct sp_shm_record *sp_shm_record(int i)
+{
+	return mine && i >= 0 && (uint32_t)i < atomic_load(&mine->n_records) ? &records[i] : NULL;
+}
+
+struct sp_shm_record *sp_shm_record_next(uint32_t *i)
+{
+	if (!mine)
+		return NULL;
+	*i = atomic_load(&mine->n_records);
+	return *i < SP_SHM_RECORDS ? &records[*i] : NULL;
+}
+
+void sp_shm_record_commit(uint32_t i)
+{
+	atomic_store(&mine->n_records, i + 1);   /* published after it is whole */
+}
+
+void sp_shm_stripes_used(int used, bool shared)
+{
+	if (!mine)
+		return;
+	uint32_t u = atomic_load(&mine->stripes_used);
+	while (u < (uint32_t)used && !atomic_compare_exchange_weak(&mine->stripes_used, &u, (uint32_t)used))
+		;
+	if (shared)
+		atomic_store(&mine->shared_used, 1);
+}
+
+void sp_shm_exited(void)
+{
+	if (mine)
+		atomic_store(&mine->state, SP_SHM_EXITED);
+}
+
+int sp_shm_atfork_child(void)
+{
+	if (!mine)
+		return 0;
+	char command[128];
+	memcpy(command, mine->command, sizeof(command));
+	pid_t parent = atomic_load(&mine->pid);
+	int fd = open_file();
+	int rc = fd < 0 ? fd : claim(fd, command, parent);
+	if (fd >= 0)
+		close(fd);
+	if (rc) {   /* the parent's section is not ours: nothing shared */
+		if (fd < 0)
+			atomic_fetch_add(&hdr->n_refused, 1);
+		munmap(mine, SP_SHM_SECTION_STRIDE);
+		mine = NULL;
+	}
+	return rc;
+}
+
+void *sp_shm_alloc_timeline(size_t bytes)
+{
+	if (!mine)
+		return NULL;
+	uint32_t i = atomic_fetch_add(&mine->n_timelines, 1);
+	if (i >= SP_SHM_TIMELINES) {
+		atomic_store(&mine->n_timelines, SP_SHM_TIMELINES);
+		return NULL;
+	}
+	bytes = page_up(bytes);
+	uint64_t off = atomic_fetch_add(&hdr->next_free, bytes);
+	int fd = off + bytes <= SP_SHM_SIZE ? open_file() : -1;
+	void *b = fd >= 0 ? map_at(fd, off, bytes) : NULL;
+	if (fd >= 0)
+		close(fd);
+	/* the launcher reads a buffer whose offset is 0 as none */
+	__atomic_store_n(&mine->timeline_off[i], b ? off : 0, __ATOMIC_RELEASE);
+	return b;
+}
+
+const char *sp_shm_record_label(uint32_t i, int *kind)
+{
+	if (!mine || i >= atomic_load(&mine->n_records))
+		return NULL;
+	*kind = records[i].kind;
+	return records[i].label;
+}
+
+int sp_shm_store_report(int which, const void *buf, size_t len)
+{
+	if (!mine || which < 0 || which > 1)
+		return -EINVAL;
+	uint64_t bytes = page_up(len ? len : 1);
+	uint64_t off = atomic_fetch_add(&hdr->next_free, bytes);
+	if (off + bytes > SP_SHM_SIZE)
+		return -ENOSPC;
+	int fd = open_file();
+	if (fd < 0)
+		return fd;
+	void *p = map_at(fd, off, bytes);
+	int rc = p ? 0 : -errno;
+	close(fd);
+	if (rc)
+		return rc;
+	memcpy(p, buf, len);
+	munmap(p, bytes);
+	mine->report_off[which] = off;
+	mine->report_len[which] = len;   /* read once the state says EXITED */
+	return 0;
+}

@@ -1,0 +1,384 @@
+/* trap — see trap.h.  The signal path calls no libc function: everything it
+ * touches is preallocated, and errno is never read or written. */
+#include "trap.h"
+#include "coexist.h"
+#include "dispatch.h"
+#include "emulate.h"
+#include "log.h"
+#include "site.h"
+#include "guard.h"
+#include "patch.h"
+#include "sigwrap.h"
+#include "stopworld.h"
+#include "tramp.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <asm/prctl.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+typedef int (*sigaction_fn)(int, const struct sigaction *, struct sigaction *);
+typedef int (*sigmask_fn)(int, const sigset_t *, sigset_t *);
+
+typedef sighandler_t (*signal_fn)(int, sighandler_t);
+static sigaction_fn real_sigaction;
+static sigmask_fn real_sigprocmask, real_pthread_sigmask;
+/* libc's signal, bsd_signal, sysv_signal, __sysv_signal */
+static const char *const signal_names[] = { "signal", "bsd_signal", "sysv_signal", "__sysv_signal" };
+static signal_fn real_signal[4];
+static pthread_mutex_t install_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic bool installed;
+/* The signals we own: SIGTRAP (int3 hits) and a real-time signal for the
+ * stop-check (stopworld.h).  The stop-check cannot ride on SIGTRAP: a
+ * standard signal is pending at most once per thread, so a queued check
+ * and a thread's own int3 trap would swallow each other.  A real-time
+ * signal queues.  What the application asked for each is kept here and
+ * called for the signals that are not ours. */
+enum { OWN_TRAP, OWN_STOP, OWN_SEGV, OWN_BUS, OWN_FPE, OWN_ILL, N_OWN };
+static struct sigaction app_action[N_OWN];
+static int own_sig[N_OWN];
+
+static int own_index(int sig)
+{
+	if (!atomic_load(&installed))
+		return -1;
+	for (int i = 0; i < N_OWN; i++)
+		if (own_sig[i] == sig)
+			return i;
+	return -1;
+}
+
+/* sigset_t bits by hand: the interposers below run on the application's
+ * behalf, and libc's sigdelset/sigismember would count as its calls. */
+#define SET_WORD(set, sig) ((set)->__val[((sig) - 1) / (8 * sizeof((set)->__val[0]))])
+#define SET_BIT(sig) (1UL << (((sig) - 1) % (8 * sizeof(unsigned long))))
+
+static void mask_owned(sigset_t *set)
+{
+	for (int i = 0; i < N_OWN; i++)
+		SET_WORD(set, own_sig[i]) &= ~SET_BIT(own_sig[i]);
+}
+
+static bool any_owned(const sigset_t *set)
+{
+	for (int i = 0; i < N_OWN; i++)
+		if (SET_WORD(set, own_sig[i]) & SET_BIT(own_sig[i]))
+			return true;
+	return false;
+}
+
+static void resolve_real(void)
+{
+	if (!real_sigaction) {
+		real_sigaction = (sigaction_fn)dlsym(RTLD_NEXT, "sigaction");
+		if (!real_sigaction)
+			real_sigaction = (sigaction_fn)dlsym(RTLD_DEFAULT, "__sigaction");
+	}
+	if (!real_sigprocmask)
+		real_sigprocmask = (sigmask_fn)dlsym(RTLD_NEXT, "sigprocmask");
+	if (!real_pthread_sigmask)
+		real_pthread_sigmask = (sigmask_fn)dlsym(RTLD_NEXT, "pthread_sigmask");
+	for (int i = 0; i < 4; i++)
+		if (!real_signal[i])
+			real_signal[i] = (signal_fn)dlsym(RTLD_NEXT, signal_names[i]);
+}
+
+/* ucontext gregs ↔ selfprobe_regs.  Explicit fields: no memcpy calls. */
+#define GREGS_MAP(X) \
+	X(r15, REG_R15) X(r14, REG_R14) X(r13, REG_R13) X(r12, REG_R12) X(rbp, REG_RBP) \
+	X(rbx, REG_RBX) X(r11, REG_R11) X(r10, REG_R10) X(r9, REG_R9) X(r8, REG_R8) \
+	X(rax, REG_RAX) X(rcx, REG_RCX) X(rdx, REG_RDX) X(rsi, REG_RSI) X(rdi, REG_RDI) \
+	X(rip, REG_RIP) X(eflags, REG_EFL) X(rsp, REG_RSP)
+
+static void regs_from(struct selfprobe_regs *r, const greg_t *g)
+{
+#define X(f, i) r->f = (uint64_t)g[i];
+	GREGS_MAP(X)
+#undef X
+}
+
+static void regs_to(greg_t *g, const struct selfprobe_regs *r)
+{
+#define X(f, i) g[i] = (greg_t)r->f;
+	GREGS_MAP(X)
+#undef X
+}
+
+/* arch_prctl without libc's syscall(): no errno, no PLT on the signal path. */
+static uint64_t seg_base(int code)
+{
+	unsigned long v = 0;
+	long rc;
+	__asm__ volatile("syscall" : "=a"(rc) : "0"((long)SYS_arch_prctl), "D"((long)code), "S"(&v)
+			 : "rcx", "r11", "memory");
+	return rc == 0 ? v : 0;
+}
+
+/* Not ours: behave as if our handler were not there. */
+static void chain(int which, int sig, siginfo_t *si, void *uc)
+{
+	struct sigaction a = app_action[which];
+	if (a.sa_flags & SA_SIGINFO) {
+		if (a.sa_sigaction) {
+			if (a.sa_flags & SA_RESETHAND)
+				app_action[which].sa_handler = SIG_DFL;
+			struct sp_sigctx saved = sp_sigctx_fresh();   /* sigwrap.h */
+			a.sa_sigaction(sig, si, uc);
+			sp_sigctx_restore(saved);
+			return;
+		}
+	} else if (a.sa_handler != SIG_DFL && a.sa_handler != SIG_IGN) {
+		if (a.sa_flags & SA_RESETHAND)
+			app_action[which].sa_handler = SIG_DFL;
+		struct sp_sigctx saved = sp_sigctx_fresh();
+		a.sa_handler(sig);
+		sp_sigctx_restore(saved);
+		return;
+	}
+	/* SIG_IGN: a signal sent with kill is ignored, but the kernel never
+	 * lets a real trap be ignored, so it gets the default action too. */
+	if (a.sa_handler == SIG_IGN && si->si_code != SI_KERNEL)
+		return;
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	real_sigaction(sig, &dfl, NULL);
+	/* Return to the faulting instruction when it was a trap, so the
+	 * default action (core dump) happens where the application trapped;
+	 * for a sent signal, resend it to ourselves. */
+	if (si->si_code == SI_KERNEL) {
+		ucontext_t *u = uc;
+		u->uc_mcontext.gregs[REG_RIP] -= 1;   /* back onto the int3 */
+	} else {
+		syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), sig);
+	}
+}
+
+static void on_stopsig(int sig, siginfo_t *si, void *ucv)
+{
+	if (!sp_stopworld_on_signal(si, ucv))
+		chain(OWN_STOP, sig, si, ucv);
+}
+
+/* rt_sigprocmask without libc (the signal path calls none). */
+static void unblock_stop_signal(void)
+{
+	uint64_t set = (uint64_t)1 << (own_sig[OWN_STOP] - 1);
+	register long r10 __asm__("r10") = sizeof(set);
+	long rc;
+	__asm__ volatile("syscall" : "=a"(rc)
+			 : "0"((long)SYS_rt_sigprocmask), "D"((long)SIG_UNBLOCK), "S"(&set), "d"(0L), "r"(r10)
+			 : "rcx", "r11", "memory");
+	(void)rc;
+}
+
+/* A fault: an instruction fetch from a page the patcher has made
+ * non-executable for a moment (patch.h) waits and runs again; inside a
+ * handler (guard.h), that handler's probe is disabled and the thread
+ * resumes after the call; anywhere else it is the application's. */
+static void on_fault(int sig, siginfo_t *si, void *ucv)
+{
+	/* SIGSEGV arrives with the stop-check signal blocked (sp_trap_install):
+	 * a thread waiting out a write window sits at a PC that may lie inside
+	 * a jmp window, and a stop check answered from inside this handler
+	 * would see our PC instead.  Returning from the handler unblocks it:
+	 * the check is then answered at the faulting PC.  Every other path
+	 * unblocks it now, as if the mask had never changed. */
+	if (sp_patch_on_fault(sig, si, ucv))
+		return;
+	/* inside the bytes of a jmp another tool wrote over (coexist.h) */
+	if (sp_coexist_on_signal((uintptr_t)((ucontext_t *)ucv)->uc_mcontext.gregs[REG_RIP], ucv))
+		return;
+	if (sig == SIGSEGV)
+		unblock_stop_signal();
+	sp_guard_on_fault(sig, si);   /* does not return when it was a handler's */
+	int which = sig == SIGSEGV ? OWN_SEGV : sig == SIGBUS ? OWN_BUS : sig == SIGFPE ? OWN_FPE : OWN_ILL;
+	struct sigaction a = app_action[which];
+	if ((a.sa_flags & SA_SIGINFO) ? a.sa_sigaction != NULL
+				      : a.sa_handler != SIG_DFL && a.sa_handler != SIG_IGN) {
+		chain(which, sig, si, ucv);
+		return;
+	}
+	/* the default action, at the faulting instruction: return to it with
+	 * the default disposition restored, as if we had never been there */
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	real_sigaction(sig, &dfl, NULL);
+	if (si->si_code <= 0)   /* sent with kill, not a fault: send it again */
+		syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), sig);
+}
+
+static void on_sigtrap(int sig, siginfo_t *si, void *ucv)
+{
+	ucontext_t *uc = ucv;
+	greg_t *g = uc->uc_mcontext.gregs;
+	if (si->si_code != SI_KERNEL) {
+		chain(OWN_TRAP, sig, si, ucv);   /* sent, not trapped: the application's */
+		return;
+	}
+	uintptr_t at = (uintptr_t)g[REG_RIP] - 1;
+	uint64_t rip, rsp, efl;
+	if (sp_tramp_take_pending(at, (uintptr_t)g[REG_RSP], &rip, &rsp, &efl)) {
+		/* a trampoline's slow path: the handlers moved rip or rsp */
+		g[REG_RIP] = (greg_t)rip;
+		g[REG_RSP] = (greg_t)rsp;
+		g[REG_EFL] = (greg_t)efl;
+		return;
+	}
+	struct sp_site *site = sp_site_lookup(at);
+	if (!site) {
+		if (sp_coexist_on_signal(at, ucv))   /* an int3 byte inside our jmp (coexist.h) */
+			return;
+		chain(OWN_TRAP, sig, si, ucv);
+		return;
+	}
+	if (site->resume == SP_RESUME_TRAMP) {
+		/* a jmp site while its int3 stands (or kept it): the trampoline
+		 * does everything the jmp would have */
+		g[REG_RIP] = (greg_t)site->tramp.entry;
+		return;
+	}
+	struct selfprobe_regs regs;
+	regs_from(&regs, g);
+	regs.rip = site->addr;
+	sp_dispatch(site, &regs, ucv);
+	if (regs.rip == site->addr) {
+		/* Resume with the displaced instruction.  A site whose last
+		 * probe just left still resumes this way: the int3 may still
+		 * be there for this thread. */
+		if (site->resume == SP_RESUME_XOL)
+			regs.rip = site->xol;
+		else
+			sp_emulate(&site->insn, &regs, site->insn.mem.fs ? seg_base(ARCH_GET_FS) : 0,
+				   site->insn.mem.gs ? seg_base(ARCH_GET_GS) : 0);
+	}
+	regs_to(g, &regs);
+}
+
+int sp_trap_install(void)
+{
+	if (atomic_load(&installed))
+		return 0;
+	int rc = 0;
+	pthread_mutex_lock(&install_lock);
+	if (atomic_load(&installed))
+		goto out;
+	resolve_real();
+	if (!real_sigaction) {
+		rc = -ENOSYS;
+		goto out;
+	}
+	own_sig[OWN_TRAP] = SIGTRAP;
+	own_sig[OWN_STOP] = sp_stopworld_signal();
+	own_sig[OWN_SEGV] = SIGSEGV;
+	own_sig[OWN_BUS] = SIGBUS;
+	own_sig[OWN_FPE] = SIGFPE;
+	own_sig[OWN_ILL] = SIGILL;
+	void (*handler[N_OWN])(int, siginfo_t *, void *) = { on_sigtrap, on_stopsig, on_fault,
+							     on_fault, on_fault, on_fault };
+	sigset_t unblock;
+	sigemptyset(&unblock);
+	for (int i = 0; i < N_OWN; i++) {
+		struct sigaction sa, old;
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_sigaction = handler[i];
+		sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER | SA_RESTART;
+		sigemptyset(&sa.sa_mask);
+		if (own_sig[i] == SIGSEGV)   /* see on_fault */
+			sigaddset(&sa.sa_mask, own_sig[OWN_STOP]);
+		if (real_sigaction(own_sig[i], &sa, &old) != 0) {
+			rc = -errno;
+			goto out;
+		}
+		sp_sigwrap_unwrap(own_sig[i], &old);   /* installed before we owned it */
+		sp_sigwrap_never_block(own_sig[i]);
+		app_action[i] = old;
+		sigaddset(&unblock, own_sig[i]);
+	}
+	atomic_store(&installed, true);
+	/* Threads that already block them (this one, at least) must not. */
+	if (real_pthread_sigmask)
+		real_pthread_sigmask(SIG_UNBLOCK, &unblock, NULL);
+out:
+	pthread_mutex_unlock(&install_lock);
+	return rc;
+}
+
+/* ---- what the interposed libc entry points do (interpose/sigintercept.c) ---- */
+
+int sp_trap_sigaction(int sig, const struct sigaction *act, struct sigaction *oact)
+{
+	resolve_real();
+	if (!real_sigaction) {
+		errno = ENOSYS;
+		return -1;
+	}
+	int which = own_index(sig);
+	if (which >= 0) {
+		struct sigaction prev = app_action[which];
+		if (act) {
+			app_action[which] = *act;
+			mask_owned(&app_action[which].sa_mask);
+		}
+		if (oact)
+			*oact = prev;
+		return 0;
+	}
+	/* other signals: the application's handler behind the wrapper */
+	if (act && atomic_load(&installed) && any_owned(&act->sa_mask)) {
+		struct sigaction copy = *act;
+		mask_owned(&copy.sa_mask);
+		return sp_sigwrap_sigaction(real_sigaction, sig, &copy, oact);
+	}
+	return sp_sigwrap_sigaction(real_sigaction, sig, act, oact);
+}
+
+/* signal() and its variants for a signal we own: recorded as the
+ * application's handler (sigaction above).  Other signals go to libc's own
+ * function, so the application's calls run exactly the code they would,
+ * with the wrapper as the handler (sigwrap.h). */
+sighandler_t sp_trap_signal(int which, int sig, sighandler_t h, int flags)
+{
+	resolve_real();
+	if (own_index(sig) < 0 && real_signal[which])
+		return sp_sigwrap_signal(real_signal[which], sig, h);
+	struct sigaction act = { .sa_handler = h, .sa_flags = flags }, old;
+	if (!(flags & SA_NODEFER) && sig > 0 && sig < NSIG)
+		SET_WORD(&act.sa_mask, sig) |= SET_BIT(sig);
+	if (sp_trap_sigaction(sig, &act, &old) != 0)
+		return SIG_ERR;
+	return old.sa_handler;
+}
+
+
+static int mask_call(sigmask_fn real, int how, const sigset_t *set, sigset_t *old)
+{
+	if (set && atomic_load(&installed) && how != SIG_UNBLOCK && any_owned(set)) {
+		sigset_t copy = *set;
+		mask_owned(&copy);
+		return real(how, &copy, old);
+	}
+	return real(how, set, old);
+}
+
+int sp_trap_sigprocmask(int how, const sigset_t *set, sigset_t *old)
+{
+	resolve_real();
+	if (!real_sigprocmask) {
+		errno = ENOSYS;
+		return -1;
+	}
+	return mask_call(real_sigprocmask, how, set, old);
+}
+
+int sp_trap_pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+	resolve_real();
+	if (!real_pthread_sigmask)
+		return ENOSYS;
+	return mask_call(real_pthread_sigmask, how, set, old);
+}

@@ -1,0 +1,39 @@
+/* trap — the int3 path: the SIGTRAP handler and keeping it ours.
+ *
+ * A hit: the kernel delivers SIGTRAP (si_code SI_KERNEL) with rip just past
+ * the int3.  The handler looks the site up (lock-free), runs dispatch on a
+ * selfprobe_regs copied from the ucontext, writes back what the handlers
+ * changed, then resumes with one trap: the displaced instruction is emulated
+ * on the ucontext, or rip is sent to its out-of-line copy, which jumps back.
+ * A trap at an address that is not ours goes to the handler the application
+ * installed (or the default action, as if we were not there).
+ *
+ * The handler is installed with SA_SIGINFO|SA_ONSTACK|SA_NODEFER: NODEFER
+ * because a probe hit inside a handler (ours or the application's) must
+ * trap again, and the kernel kills a process whose int3 fires with SIGTRAP
+ * blocked.  For the same reason the interposed sigprocmask/pthread_sigmask
+ * and sigaction keep SIGTRAP out of every blocked set while probes exist,
+ * and the application's sigaction(SIGTRAP) is recorded and chained to
+ * rather than replacing ours.  The same holds for the real-time signal the
+ * stop-check uses (stopworld.h).
+ */
+#ifndef SP_TRAP_H
+#define SP_TRAP_H
+
+#include <signal.h>
+
+/* Install the SIGTRAP and stop-check handlers (once).  0 or -errno. */
+int sp_trap_install(void);
+
+/* The libc entry points interpose/sigintercept.c takes over, as they act
+ * while the runtime owns its signals: an owned signal's action is recorded
+ * as the application's, owned signals stay out of blocked masks, other
+ * signals' handlers run behind the wrapper (sigwrap.h).  Same contracts as
+ * libc's.  sp_trap_signal: WHICH indexes signal, bsd_signal, sysv_signal,
+ * __sysv_signal; FLAGS their sigaction flags. */
+int sp_trap_sigaction(int sig, const struct sigaction *act, struct sigaction *oact);
+sighandler_t sp_trap_signal(int which, int sig, sighandler_t h, int flags);
+int sp_trap_sigprocmask(int how, const sigset_t *set, sigset_t *old);
+int sp_trap_pthread_sigmask(int how, const sigset_t *set, sigset_t *old);
+
+#endif

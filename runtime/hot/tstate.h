@@ -1,0 +1,160 @@
+/* tstate — per-thread state of the hot path: hit counters that no two
+ * threads share a cache line of, the recursion guard, and the quiescence
+ * counters that let detach wait for handlers still running.
+ *
+ * Counters.  Each thread claims one of SP_EXCL_SLOTS exclusive stripes on
+ * its first hit (lock-free bitmap); a stripe is an array of struct sp_count
+ * indexed by probe id, in a large MAP_NORESERVE region so only touched pages
+ * cost memory.  The owner adds with one unlocked add instruction (no lock
+ * prefix, no shared line, and no window for a signal handler's hit between
+ * a load and a store: sigatomic.h).  A stripe outlives its thread: a pthread key destructor
+ * gives the slot back and the next thread to claim it adds on top, so counts
+ * are never folded and never lost.  Threads beyond SP_EXCL_SLOTS share one
+ * stripe with atomic adds.  Totals are the sum over stripes.
+ *
+ * Quiescence.  A thread entering dispatch makes its stripe's sequence number
+ * odd and even again on leaving (compiler barriers only); a detacher
+ * publishes the new probe list, runs membarrier (a full barrier on every
+ * running thread of the process, paid once per detach instead of a fence
+ * per hit), then waits for every odd sequence to move.
+ */
+#ifndef SP_TSTATE_H
+#define SP_TSTATE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sigatomic.h"
+#include "stripes.h"
+
+
+#define SP_DISPATCH_DEPTH 16   /* nested dispatches whose frames are remembered */
+
+struct sp_tls {
+	char *fast;           /* the exclusive stripe, for the trampoline's inline
+			       * count (fastcount.h); NULL: the C path */
+	int slot;             /* stripe + 1; 0: not claimed yet */
+	int inside;           /* inside dispatch (recursion guard) */
+	int claiming;         /* inside sp_tstate_claim (it calls libc) */
+	int runtime;          /* inside the runtime's own work (attach, report):
+			       * its libc calls are not the application's and
+			       * are neither counted nor handled */
+	int depth;            /* dispatches this thread is inside, nested ones
+			       * (a signal handler's hit) included */
+	uintptr_t frame[SP_DISPATCH_DEPTH];   /* each one's frame, 0 while unknown:
+					       * what a longjmp leaves (sp_tstate_unwind) */
+};
+
+/* What a detach's quiescence reads of each stripe's threads.  Only the
+ * outermost of nested dispatches (a hit in a signal handler that interrupted
+ * one) publishes: an exclusive stripe's depth is its thread's, and its gen
+ * moves each time that thread leaves its outermost dispatch; the shared
+ * stripe counts the threads inside one.  Each is written by its owner with
+ * a plain store that a signal's nested dispatch, balanced, leaves as it
+ * found it; a longjmp that abandons dispatches is caught by its interposer
+ * (sp_tstate_unwind). */
+struct sp_slot_seq {
+	_Atomic uint64_t gen;      /* exclusive: outermost dispatches left */
+	_Atomic uint32_t depth;    /* exclusive: dispatches its thread is inside */
+	uint32_t pad0;
+	_Atomic uint64_t inflight; /* shared slot: threads inside a dispatch */
+	char pad[40];
+};
+
+#define SP_HIDDEN __attribute__((visibility("hidden")))
+extern __thread struct sp_tls sp_tls __attribute__((tls_model("initial-exec"))) SP_HIDDEN;
+extern char *sp_stripes SP_HIDDEN;
+extern struct sp_slot_seq sp_slot_seqs[SP_N_SLOTS] SP_HIDDEN;
+
+
+/* Once, before the first probe is armed.  0 or -errno. */
+int sp_tstate_init(void);
+/* Claim a stripe for this thread (first hit); returns the stripe index. */
+int sp_tstate_claim(void);
+
+/* Probe ids: allocated at attach; freed only after quiescence, counters
+ * zeroed.  Id 0 is never given: a site's fast_off of 0 means "no inline count". */
+long sp_tstate_alloc_id(void);
+void sp_tstate_free_id(uint32_t id);
+/* The stripe after S (-1: the first) that may hold counts, or SP_N_SLOTS:
+ * only stripes some thread was given are read (per-stripe data indexed
+ * the same way, such as latency.h's, too). */
+int sp_tstate_next_stripe(int s);
+/* The totals of probe ID over every stripe, into OUT[SP_N_COUNTERS]. */
+void sp_tstate_read(uint32_t id, uint64_t *out);
+/* Wait until no thread is still inside a dispatch or an inline count that
+ * began before now. */
+void sp_tstate_quiesce(void);
+/* In a fork child: only this thread remains, counts start again from zero. */
+void sp_tstate_atfork_child(void);
+
+static inline int sp_tstate_stripe(void)
+{
+	int s = sp_tls.slot - 1;
+	return s >= 0 ? s : sp_tstate_claim();
+}
+
+static inline void sp_count_add(int stripe, uint32_t id, enum sp_counter which)
+{
+	struct sp_count *c = (struct sp_count *)(sp_stripes + stripe * SP_STRIPE_BYTES) + id;
+	uint64_t *p = &c->v[which];
+	if (__builtin_expect(stripe == SP_SHARED_SLOT, 0))
+		__atomic_fetch_add(p, 1, __ATOMIC_RELAXED);
+	else
+		sp_sig_inc(p);
+}
+
+/* Enter and leave a dispatch (the C path of a hit, or of a return).  A
+ * signal may arrive at any instruction of either, and its handler's hits
+ * enter and leave nested dispatches in between: every step leaves the
+ * published state right for the dispatches that are running. */
+static inline void sp_tstate_enter(int stripe)
+{
+	struct sp_slot_seq *q = &sp_slot_seqs[stripe];
+	int d = sp_tls.depth;
+	if (__builtin_expect(stripe == SP_SHARED_SLOT, 0)) {
+		if (d == 0)
+			atomic_fetch_add_explicit(&q->inflight, 1, memory_order_seq_cst);
+	} else {
+		atomic_store_explicit(&q->depth, (uint32_t)d + 1, memory_order_relaxed);
+	}
+	sp_tls.depth = d + 1;
+	atomic_signal_fence(memory_order_seq_cst);
+	/* after the depth: a longjmp from a signal handler that came before
+	 * this store sees 0, "unknown", and rightly counts this dispatch left */
+	if (d < SP_DISPATCH_DEPTH)
+		sp_tls.frame[d] = (uintptr_t)__builtin_frame_address(0);
+	atomic_signal_fence(memory_order_seq_cst);
+}
+
+static inline void sp_tstate_leave(int stripe)
+{
+	struct sp_slot_seq *q = &sp_slot_seqs[stripe];
+	atomic_signal_fence(memory_order_seq_cst);
+	int d = sp_tls.depth - 1;
+	if (d < SP_DISPATCH_DEPTH)
+		sp_tls.frame[d] = 0;
+	atomic_signal_fence(memory_order_seq_cst);
+	if (__builtin_expect(stripe == SP_SHARED_SLOT, 0)) {
+		sp_tls.depth = d;
+		if (d == 0)
+			atomic_fetch_sub_explicit(&q->inflight, 1, memory_order_release);
+		return;
+	}
+	if (d == 0)
+		atomic_store_explicit(&q->gen, atomic_load_explicit(&q->gen, memory_order_relaxed) + 1,
+				      memory_order_release);
+	atomic_store_explicit(&q->depth, (uint32_t)d, memory_order_release);
+	sp_tls.depth = d;
+}
+
+/* A longjmp (or siglongjmp) to a context whose stack pointer is TARGET_SP is
+ * about to leave every dispatch whose frame lies below it: the signal
+ * handler it leaves interrupted them, or a handler of ours jumps out.  They
+ * are left here, so that a detach does not wait for them for ever.  Called
+ * by the interposers, in the thread, before the jump.  Returns the
+ * dispatches still running (0: none; the jump leaves the runtime). */
+int sp_tstate_unwind(uintptr_t target_sp);
+
+#endif
