@@ -11,6 +11,7 @@
 #include <linux/membarrier.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -113,6 +114,12 @@ void sp_patch_hold(void)
 void sp_patch_release(void)
 {
 	int again = lock_patch();
+	bool last = holds == 1;
+	if (!again)
+		unlock_patch();
+	if (last)   /* with the descriptor still open */
+		sp_patch_flush_later();
+	again = lock_patch();
 	if (holds > 0 && --holds == 0)
 		close_mem();
 	if (!again)
@@ -323,12 +330,13 @@ static size_t span_end(const struct sp_patch_piece *p, size_t n, size_t i)
 	return k;
 }
 
-/* Pieces [I, K) of one page as one read and one write of /proc/self/mem:
+/* Pieces [I, K) (ascending, not overlapping, every page between them
+ * holding some of their bytes) as one read and one write of
+ * /proc/self/mem, through BUF (room for all of them and the bytes between):
  * 0, or -1 when that path is not open to us (the caller writes them one by
  * one, with sp_patch_write's fallback and messages). */
-static int write_span(const struct sp_patch_piece *p, size_t i, size_t k)
+static int write_span(const struct sp_patch_piece *p, size_t i, size_t k, uint8_t *buf)
 {
-	uint8_t buf[PATCH_PAGE];
 	uintptr_t lo = p[i].addr, hi = p[k - 1].addr + p[k - 1].len;
 	int rc = -1;
 	lock_patch();
@@ -354,17 +362,149 @@ static int write_span(const struct sp_patch_piece *p, size_t i, size_t k)
 
 void sp_patch_write_many(const struct sp_patch_piece *p, size_t n, int *rcs)
 {
+	uint8_t buf[PATCH_PAGE];
 	for (size_t i = 0; i < n;) {
 		size_t k = span_end(p, n, i);
-		if (k - i > 1 && write_span(p, i, k) == 0) {
+		if (k - i > 1 && write_span(p, i, k, buf) == 0) {
+			/* volatile: a loop of zero stores becomes a call to
+			 * libc's memset, a site of this very batch (a trap) */
+			volatile int *r = rcs;
 			for (size_t j = i; j < k; j++)
-				rcs[j] = 0;
+				r[j] = 0;
 		} else {
 			for (size_t j = i; j < k; j++)
 				rcs[j] = sp_patch_write(p[j].addr, p[j].bytes, p[j].len);
 		}
 		i = k;
 	}
+}
+
+/* ---- sp_patch_write_later ---- */
+
+/* A piece kept for the next flush (under the writers' lock): its bytes at
+ * later_bytes + OFF; SEQ its order of arrival. */
+struct later {
+	uintptr_t addr;
+	size_t off, len, seq;
+	bool *failed;
+};
+static struct later *later_v;
+static size_t later_n, later_cap;
+static uint8_t *later_bytes;
+static size_t later_used, later_room;
+
+#define LATER_RUN (64u << 10)   /* the most one flush write covers */
+
+/* Room for one more piece of LEN bytes (writers' lock held). */
+static bool later_grow(size_t len)
+{
+	if (later_n == later_cap) {
+		size_t c = later_cap ? 2 * later_cap : 256;
+		struct later *v = realloc(later_v, c * sizeof(*v));
+		if (!v)
+			return false;
+		later_v = v;
+		later_cap = c;
+	}
+	if (later_used + len > later_room) {
+		size_t c = later_room ? 2 * later_room : 64u << 10;
+		while (c < later_used + len)
+			c *= 2;
+		uint8_t *b = realloc(later_bytes, c);
+		if (!b)
+			return false;
+		later_bytes = b;
+		later_room = c;
+	}
+	return true;
+}
+
+int sp_patch_write_later(uintptr_t addr, const void *bytes, size_t len, bool *failed)
+{
+	if (len == 0)
+		return 0;
+	int again = lock_patch();
+	bool kept = holds > 0 && later_grow(len);
+	if (kept) {
+		memcpy(later_bytes + later_used, bytes, len);
+		later_v[later_n] = (struct later){ addr, later_used, len, later_n, failed };
+		later_n++;
+		later_used += len;
+	}
+	if (!again)
+		unlock_patch();
+	return kept ? 0 : sp_patch_write(addr, bytes, len);   /* out of memory: now */
+}
+
+static int by_addr(const void *a, const void *b)
+{
+	const struct later *x = a, *y = b;
+	return x->addr != y->addr ? (x->addr < y->addr ? -1 : 1) : (x->seq < y->seq ? -1 : x->seq > y->seq);
+}
+
+static int by_seq(const void *a, const void *b)
+{
+	const struct later *x = a, *y = b;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Pieces I.. (ascending) that one write covers: the end (exclusive).  Each
+ * page of the span holds bytes of a piece, so the bytes read and written
+ * back between pieces are on pages written anyway (code memory skipped by
+ * a fitted allocation is never touched: no memory). */
+static size_t later_span_end(const struct sp_patch_piece *p, size_t n, size_t i)
+{
+	size_t k = i + 1;
+	while (k < n && p[k].addr / PATCH_PAGE <= (p[k - 1].addr + p[k - 1].len - 1) / PATCH_PAGE + 1 &&
+	       p[k].addr + p[k].len - p[i].addr <= LATER_RUN)
+		k++;
+	return k;
+}
+
+void sp_patch_flush_later(void)
+{
+	int again = lock_patch();
+	struct later *v = later_v;
+	uint8_t *bytes = later_bytes;
+	size_t n = later_n;
+	later_v = NULL;
+	later_bytes = NULL;
+	later_n = later_cap = later_used = later_room = 0;
+	if (!again)
+		unlock_patch();
+	if (!n) {
+		free(v);
+		free(bytes);
+		return;
+	}
+	qsort(v, n, sizeof(*v), by_addr);
+	bool overlap = false;
+	for (size_t i = 1; i < n; i++)
+		overlap |= v[i].addr < v[i - 1].addr + v[i - 1].len;
+	if (overlap)   /* not for fresh memory; the last write must win */
+		qsort(v, n, sizeof(*v), by_seq);
+	struct sp_patch_piece *p = malloc(n * sizeof(*p));
+	uint8_t *buf = overlap ? NULL : malloc(LATER_RUN);
+	for (size_t i = 0; p && i < n; i++)
+		p[i] = (struct sp_patch_piece){ v[i].addr, bytes + v[i].off, v[i].len };
+	for (size_t i = 0; i < n;) {
+		size_t k = p && buf ? later_span_end(p, n, i) : i + 1;
+		if (k - i > 1 && write_span(p, i, k, buf) == 0) {
+			i = k;
+			continue;
+		}
+		for (; i < k; i++)
+			if (sp_patch_write(v[i].addr, bytes + v[i].off, v[i].len) != 0) {
+				sp_info("patch: code at %#lx (%zu bytes) could not be written", (unsigned long)v[i].addr,
+					v[i].len);
+				if (v[i].failed)
+					*v[i].failed = true;
+			}
+	}
+	free(buf);
+	free(p);
+	free(v);
+	free(bytes);
 }
 
 const char *sp_patch_refusal(void)

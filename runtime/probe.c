@@ -879,6 +879,10 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 	}
 	bool want_jmp = sp_mode_pref != SP_PREF_INT3;
 	bool wants_return = item_wants_return(item);
+	/* as the batch below would: from here on sp_hazard_int3 reads the
+	 * signal restorer back from our handler once, not asks for it twice
+	 * per site while no handler exists */
+	sp_trap_install();
 	for (long i = 0; i < n_ts; i++) {
 		const char *who = ts[i].implementation ? ts[i].implementation : ts[i].symbol;
 		const char *why = NULL;
