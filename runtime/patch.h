@@ -58,11 +58,12 @@ struct sp_patch_piece {
 };
 
 /* sp_patch_write of each of N pieces, RCS[i] its result.  Consecutive
- * pieces in one page, in ascending order and not overlapping, are written
- * as one span (the bytes between them read and written back unchanged,
- * under the writers' lock): a write per page instead of per site, where
- * each costs a system call and a page copy in the kernel.  For code only
- * the runtime writes (an object's text, its padding): a byte between two
+ * pieces in ascending order, not overlapping, on neighbouring pages (each
+ * page of the span holding some of them; up to 64 KiB) are written as one
+ * span (the bytes between them read and written back unchanged, under the
+ * writers' lock): a write per run of pages instead of per site, where each
+ * costs a system call and a page copy in the kernel.  For code only the
+ * runtime writes (an object's text, its padding): a byte between two
  * pieces that something else changed meanwhile would be put back. */
 void sp_patch_write_many(const struct sp_patch_piece *pieces, size_t n, int *rcs);
 
