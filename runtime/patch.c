@@ -368,11 +368,12 @@ void sp_patch_write_many(const struct sp_patch_piece *p, size_t n, int *rcs)
 {
 	/* spans of neighbouring pages, not one page: libc:* writes ~470
 	 * pages of libc three times (a read and a write each).  The buffer
-	 * mapped with a raw call: libc's malloc may be a site of this batch */
+	 * mapped with a raw call (libc's malloc may be a site of this batch),
+	 * for a batch big enough to pay for a mapping and its unmapping */
 	uint8_t page[PATCH_PAGE], *buf = page;
 	size_t max = PATCH_PAGE;
-	void *big = n > 1 ? sp_sys_mmap(NULL, SPAN_MAX, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-			  : MAP_FAILED;
+	void *big = n >= 64 ? sp_sys_mmap(NULL, SPAN_MAX, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+			    : MAP_FAILED;
 	if (big != MAP_FAILED) {
 		buf = big;
 		max = SPAN_MAX;
@@ -416,7 +417,10 @@ static struct later *later_v;
 static size_t later_n, later_cap;
 static struct later_block *later_blocks;
 
-#define LATER_BLOCK (256u << 10)
+/* blocks double from 8 KiB to 256 KiB: one trampoline (an exec'ed child
+ * with one probe) populates two pages, libc:* a few blocks */
+#define LATER_BLOCK_MIN (8u << 10)
+#define LATER_BLOCK_MAX (256u << 10)
 
 /* Room for one more piece of LEN bytes (writers' lock held): where its
  * bytes go, or NULL. */
@@ -433,8 +437,11 @@ static uint8_t *later_room(size_t len)
 	struct later_block *b = later_blocks;
 	if (!b || b->used + len > b->room) {
 		size_t size = (sizeof(*b) + len + PATCH_PAGE - 1) & ~(size_t)(PATCH_PAGE - 1);
-		if (size < LATER_BLOCK)
-			size = LATER_BLOCK;
+		size_t step = b ? 2 * (sizeof(*b) + b->room) : LATER_BLOCK_MIN;
+		if (step > LATER_BLOCK_MAX)
+			step = LATER_BLOCK_MAX;
+		if (size < step)
+			size = step;
 		b = sp_sys_mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 		if (b == MAP_FAILED)
 			return NULL;
@@ -492,7 +499,7 @@ void sp_patch_flush_later(void)
 		if (overlap)   /* not for fresh memory; the last write must win */
 			qsort(v, n, sizeof(*v), by_seq);
 		struct sp_patch_piece *p = malloc(n * sizeof(*p));
-		uint8_t *buf = overlap ? NULL : malloc(SPAN_MAX);
+		uint8_t *buf = overlap || n == 1 ? NULL : malloc(SPAN_MAX);
 		for (size_t i = 0; p && i < n; i++)
 			p[i] = (struct sp_patch_piece){ v[i].addr, v[i].bytes, v[i].len };
 		for (size_t i = 0; i < n;) {

@@ -157,3 +157,29 @@ Test(many, spans_of_neighbouring_pages)
 	cr_assert_not(resident(c + 5 * PG));
 	cr_assert_not(resident(c + 7 * PG));
 }
+
+Test(many, a_big_batch_over_many_pages)
+{
+	/* 96 pieces over pages 0-5 (one write spans them), none on page 6,
+	 * 32 on pages 7-8 */
+	uint8_t *c = code_pages(10);
+	enum { N = 128 };
+	static uint8_t val[N];
+	struct sp_patch_piece p[N];
+	int rcs[N];
+	size_t off[N];
+	for (size_t i = 0; i < N; i++) {
+		off[i] = i < 96 ? i * (6 * PG / 96) + 7 : 7 * PG + (i - 96) * (2 * PG / 32) + 3;
+		val[i] = (uint8_t)(i + 1);
+		p[i] = (struct sp_patch_piece){ (uintptr_t)c + off[i], &val[i], 1 };
+		rcs[i] = -1;
+	}
+	sp_patch_write_many(p, N, rcs);
+	for (size_t i = 0; i < N; i++) {
+		cr_assert_eq(rcs[i], 0, "piece %zu", i);
+		cr_assert_eq(c[off[i]], (uint8_t)(i + 1), "piece %zu", i);
+		cr_assert_eq(c[off[i] + 1], 0, "the byte after piece %zu", i);
+	}
+	cr_assert_not(resident(c + 6 * PG), "a page without a piece was read or written");
+	cr_assert_not(resident(c + 9 * PG));
+}
