@@ -30,7 +30,7 @@ static const char *patch_name(const struct sp_site *s)
 
 static void probe_latency(const struct sp_probe *p, struct sp_lat *l)
 {
-	*l = p->final_lat;   /* earlier attachments */
+	*l = sp_probe_final_lat(p);   /* earlier attachments */
 	if (p->lat_slot >= 0) {
 		struct sp_lat live;
 		sp_latency_read((uint32_t)p->lat_slot, &live);

@@ -59,6 +59,8 @@ struct sp_site {
 	bool tramp_ok;                  /* the trampoline exists: jmp-capable */
 	bool guard_entry;               /* place its entry for coexist.h (a 5-byte jmp) */
 	bool go_stack;                  /* a Go site: C runs on a stack of its own (golang.h) */
+	bool tramp_unwritten;           /* its trampoline's write, made later
+					 * (patch.h sp_patch_write_later), failed */
 	struct sp_tramp tramp;
 	const char *jmp_reason;         /* why not jmp-capable */
 	/* a hop (hop.h): the jmp path through a jmp rel8 at addr and a jmp

@@ -76,7 +76,7 @@ static void freeze_counts(struct sp_probe *p)
 	if (p->lat_slot >= 0) {
 		struct sp_lat l;
 		sp_latency_read((uint32_t)p->lat_slot, &l);
-		sp_latency_merge(&p->final_lat, &l);
+		sp_latency_merge(p->final_lat, &l);   /* made with the slot */
 	}
 	sp_shm_final(p);
 }
@@ -618,8 +618,13 @@ static struct sp_probe *new_probe(const struct sp_spec_item *item, const struct 
 	p->wants_return = item_wants_return(item);
 	if (item->action == SP_ACT_LATENCY) {
 		long slot = sp_latency_init() == 0 ? sp_latency_alloc() : -ENOSPC;
+		if (slot >= 0 && !(p->final_lat = calloc(1, sizeof(*p->final_lat)))) {
+			sp_latency_free((uint32_t)slot);
+			slot = -ENOMEM;
+		}
 		if (slot < 0) {
 			sp_tstate_free_id(p->id);
+			free(p->spec);
 			free(p);
 			return NULL;
 		}
@@ -631,8 +636,15 @@ static struct sp_probe *new_probe(const struct sp_spec_item *item, const struct 
 		p->semaphore = t->note->semaphore ? obj->bias + t->note->semaphore : 0;
 		struct usdt_lookup lk = { obj };
 		char e[256];
-		int n = sp_usdt_parse_args(t->note->args, p->usdt_args, SP_USDT_MAX_ARGS, usdt_symbol, &lk,
+		struct sp_usdt_arg args[SP_USDT_MAX_ARGS];
+		int n = sp_usdt_parse_args(t->note->args, args, SP_USDT_MAX_ARGS, usdt_symbol, &lk,
 					   e, sizeof(e));
+		if (n > 0 && !(p->usdt_args = malloc((size_t)n * sizeof(*args)))) {
+			n = -1;
+			snprintf(e, sizeof(e), "out of memory");
+		}
+		if (n > 0)
+			memcpy(p->usdt_args, args, (size_t)n * sizeof(*args));
 		if (n < 0) {
 			/* the probe still counts; its arguments read as errors */
 			sp_probe_error(item->text, "%s: arguments '%s': %s", t->symbol, t->note->args, e);
@@ -672,6 +684,8 @@ static void free_probe(struct sp_probe *p)
 	free(p->object);
 	free(p->symbol);
 	free(p->implementation);
+	free(p->usdt_args);
+	free(p->final_lat);
 	free(p);
 }
 
@@ -736,7 +750,8 @@ static void atfork_child(void)
 		sp_probe_publish_errors();   /* the child's report has them too */
 	for (struct sp_probe *p = atomic_load(&probes_head); p; p = p->next) {
 		memset(p->final, 0, sizeof(p->final));
-		memset(&p->final_lat, 0, sizeof(p->final_lat));
+		if (p->final_lat)
+			memset(p->final_lat, 0, sizeof(*p->final_lat));
 		p->shm_record = -1;
 		if (shared && p->attached) {
 			sp_shm_publish(p);
@@ -822,7 +837,9 @@ static struct sp_probe *revive(struct sp_probe *q, struct sp_probe *p)
 	q->lat_slot = p->lat_slot;
 	q->semaphore = p->semaphore;
 	q->usdt_nargs = p->usdt_nargs;
-	memcpy(q->usdt_args, p->usdt_args, sizeof(q->usdt_args));
+	free(q->usdt_args);   /* the note's arguments as parsed now */
+	q->usdt_args = p->usdt_args;
+	p->usdt_args = NULL;
 	q->fn = p->fn;
 	q->runtime_fn = p->runtime_fn;
 	q->data = p->data;
@@ -974,6 +991,10 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 	}
 	bool want_jmp = sp_mode_pref != SP_PREF_INT3;
 	bool wants_return = item_wants_return(item);
+	/* as the batch below would: from here on sp_hazard_int3 reads the
+	 * signal restorer back from our handler once, not asks for it twice
+	 * per site while no handler exists */
+	sp_trap_install();
 	for (long i = 0; i < n_ts; i++) {
 		const char *who = ts[i].implementation ? ts[i].implementation : ts[i].symbol;
 		const char *why = NULL;

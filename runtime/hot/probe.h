@@ -40,7 +40,10 @@ struct sp_probe {
 					  * by internal probes on its RETs (golang.h) */
 	uintptr_t semaphore;             /* usdt: its *_ENABLED() counter, or 0 */
 	int usdt_nargs;                  /* usdt: parsed arguments (-1: unparsable) */
-	struct sp_usdt_arg usdt_args[SP_USDT_MAX_ARGS];
+	struct sp_usdt_arg *usdt_args;   /* usdt: usdt_nargs of them, else NULL
+					  * (pointers, not arrays: a probe of
+					  * libc:* was 1.2 KiB, 4.5 MB of fresh
+					  * pages for 3600) */
 	int lat_slot;                    /* latency histogram slot, or -1 */
 	void *data;
 	char *object;                    /* the object's path */
@@ -66,11 +69,17 @@ struct sp_probe {
 	 * whatever its handler: an API attach after a detach, a library or a
 	 * plugin loaded again) is the same record. */
 	uint64_t final[SP_N_COUNTERS];
-	struct sp_lat final_lat;
+	struct sp_lat *final_lat;        /* latency probes only, else NULL */
 	struct sp_probe *next;           /* registry list, in attach order */
 	struct sp_probe *next_dormant;   /* the dormant list (probe.c) */
 	struct selfprobe_link *link;     /* the link this probe belongs to, if any */
 };
+
+/* P's frozen histogram (zero when it has none). */
+static inline struct sp_lat sp_probe_final_lat(const struct sp_probe *p)
+{
+	return p->final_lat ? *p->final_lat : (struct sp_lat){ 0 };
+}
 
 struct sp_error {
 	char *spec;

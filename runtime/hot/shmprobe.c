@@ -61,7 +61,7 @@ void sp_shm_republish(struct sp_probe *p)
 	describe(r, p);
 	for (int k = 0; k < 4; k++)
 		r->final[k] = p->final[k];
-	r->final_lat = p->final_lat;
+	r->final_lat = sp_probe_final_lat(p);
 	__atomic_store_n(&r->detached, 0, __ATOMIC_RELEASE);   /* live again: last */
 }
 
@@ -72,7 +72,7 @@ void sp_shm_final(struct sp_probe *p)
 		return;
 	for (int k = 0; k < 4; k++)
 		r->final[k] = p->final[k];
-	r->final_lat = p->final_lat;
+	r->final_lat = sp_probe_final_lat(p);
 	r->unloaded = p->unloaded;
 	__atomic_store_n(&r->detached, 1, __ATOMIC_RELEASE);
 }

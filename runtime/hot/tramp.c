@@ -359,7 +359,10 @@ int sp_tramp_build(struct sp_site *site, const struct sp_window *w, struct sp_tr
 		site->tramp_slot = base;
 		site->tramp_slot_size = (size_t)len;
 	}
-	int rc = sp_patch_write(base, code, (size_t)len);
+	/* nothing leads here before the site is armed: written with the
+	 * batch's other trampolines (arm.c checks the outcome) */
+	site->tramp_unwritten = false;
+	int rc = sp_patch_write_later(base, code, (size_t)len, &site->tramp_unwritten);
 	if (rc) {
 		*reason = "cannot write the trampoline";
 		return rc;

@@ -261,7 +261,11 @@ uintptr_t sp_codemem_alloc_fit(uintptr_t near, size_t size, const struct sp_code
 			continue;
 		for (int j = 0; j < HOLES; j++) {
 			struct hole *h = &c->holes[j];
-			uintptr_t e = h->hi ? fit->next(c->base + h->lo, fit->ctx) : UINTPTR_MAX;
+			/* too small for SIZE wherever FIT puts it: not asked
+			 * (16 holes of every chunk in reach, per trampoline) */
+			if (h->hi < h->lo + size)
+				continue;
+			uintptr_t e = fit->next(c->base + h->lo, fit->ctx);
 			if (e != UINTPTR_MAX && e >= c->base + h->lo && e + size <= c->base + h->hi) {
 				take_from_hole(c, h, e - c->base, size);
 				out = e;

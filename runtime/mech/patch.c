@@ -10,6 +10,7 @@
 #include <linux/membarrier.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -118,6 +119,12 @@ void sp_patch_hold(void)
 void sp_patch_release(void)
 {
 	int again = lock_patch();
+	bool last = holds == 1;
+	if (!again)
+		unlock_patch();
+	if (last)   /* with the descriptor still open */
+		sp_patch_flush_later();
+	again = lock_patch();
 	if (holds > 0 && --holds == 0)
 		close_mem();
 	if (!again)
@@ -316,25 +323,30 @@ out:
 
 #define PATCH_PAGE 4096
 
-/* Pieces I.. that can be written as one span: the end (exclusive). */
-static size_t span_end(const struct sp_patch_piece *p, size_t n, size_t i)
+#define SPAN_MAX   (64u << 10)   /* the most one write covers */
+
+/* Pieces I.. (ascending, not overlapping) that one write covers: the end
+ * (exclusive).  Each page of the span holds bytes of a piece, so the bytes
+ * read and written back between pieces are on pages written anyway (no
+ * page is copied that would not be: an object's text, or code memory
+ * skipped by a fitted allocation, which is never touched). */
+static size_t span_end(const struct sp_patch_piece *p, size_t n, size_t i, size_t max)
 {
-	uintptr_t page = p[i].addr / PATCH_PAGE;
-	if (!p[i].len || (p[i].addr + p[i].len - 1) / PATCH_PAGE != page)
-		return i + 1;
 	size_t k = i + 1;
 	while (k < n && p[k].len && p[k].addr >= p[k - 1].addr + p[k - 1].len &&
-	       p[k].addr / PATCH_PAGE == page && (p[k].addr + p[k].len - 1) / PATCH_PAGE == page)
+	       p[k].addr / PATCH_PAGE <= (p[k - 1].addr + p[k - 1].len - 1) / PATCH_PAGE + 1 &&
+	       p[k].addr + p[k].len - p[i].addr <= max)
 		k++;
 	return k;
 }
 
-/* Pieces [I, K) of one page as one read and one write of /proc/self/mem:
+/* Pieces [I, K) (ascending, not overlapping, every page between them
+ * holding some of their bytes) as one read and one write of
+ * /proc/self/mem, through BUF (room for all of them and the bytes between):
  * 0, or -1 when that path is not open to us (the caller writes them one by
  * one, with sp_patch_write's fallback and messages). */
-static int write_span(const struct sp_patch_piece *p, size_t i, size_t k)
+static int write_span(const struct sp_patch_piece *p, size_t i, size_t k, uint8_t *buf)
 {
-	uint8_t buf[PATCH_PAGE];
 	uintptr_t lo = p[i].addr, hi = p[k - 1].addr + p[k - 1].len;
 	int rc = -1;
 	lock_patch();
@@ -360,16 +372,164 @@ static int write_span(const struct sp_patch_piece *p, size_t i, size_t k)
 
 void sp_patch_write_many(const struct sp_patch_piece *p, size_t n, int *rcs)
 {
+	/* spans of neighbouring pages, not one page: libc:* writes ~470
+	 * pages of libc three times (a read and a write each).  The buffer
+	 * mapped with a raw call (libc's malloc may be a site of this batch),
+	 * for a batch big enough to pay for a mapping and its unmapping */
+	uint8_t page[PATCH_PAGE], *buf = page;
+	size_t max = PATCH_PAGE;
+	void *big = n >= 64 ? sp_sys_mmap(NULL, SPAN_MAX, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+			    : MAP_FAILED;
+	if (big != MAP_FAILED) {
+		buf = big;
+		max = SPAN_MAX;
+	}
 	for (size_t i = 0; i < n;) {
-		size_t k = span_end(p, n, i);
-		if (k - i > 1 && write_span(p, i, k) == 0) {
+		size_t k = p[i].len ? span_end(p, n, i, max) : i + 1;
+		if (k - i > 1 && write_span(p, i, k, buf) == 0) {
+			/* volatile: a loop of zero stores becomes a call to
+			 * libc's memset, a site of this very batch (a trap) */
+			volatile int *r = rcs;
 			for (size_t j = i; j < k; j++)
-				rcs[j] = 0;
+				r[j] = 0;
 		} else {
 			for (size_t j = i; j < k; j++)
 				rcs[j] = sp_patch_write(p[j].addr, p[j].bytes, p[j].len);
 		}
 		i = k;
+	}
+	if (big != MAP_FAILED)
+		sp_sys_munmap(big, SPAN_MAX);
+}
+
+/* ---- sp_patch_write_later ---- */
+
+/* A piece kept for the next flush (under the writers' lock); SEQ its
+ * order of arrival.  Its bytes are in a block of a list (blocks are never
+ * moved: growing one buffer by realloc copied it again and again), mapped
+ * populated (a page fault per 4 KiB was 3 % of attaching libc:*). */
+struct later {
+	uintptr_t addr;
+	const uint8_t *bytes;
+	size_t len, seq;
+	bool *failed;
+};
+struct later_block {
+	struct later_block *next;
+	size_t used, room;
+	uint8_t bytes[];
+};
+static struct later *later_v;
+static size_t later_n, later_cap;
+static struct later_block *later_blocks;
+
+/* blocks double from 8 KiB to 256 KiB: one trampoline (an exec'ed child
+ * with one probe) populates two pages, libc:* a few blocks */
+#define LATER_BLOCK_MIN (8u << 10)
+#define LATER_BLOCK_MAX (256u << 10)
+
+/* Room for one more piece of LEN bytes (writers' lock held): where its
+ * bytes go, or NULL. */
+static uint8_t *later_room(size_t len)
+{
+	if (later_n == later_cap) {
+		size_t c = later_cap ? 2 * later_cap : 256;
+		struct later *v = realloc(later_v, c * sizeof(*v));
+		if (!v)
+			return NULL;
+		later_v = v;
+		later_cap = c;
+	}
+	struct later_block *b = later_blocks;
+	if (!b || b->used + len > b->room) {
+		size_t size = (sizeof(*b) + len + PATCH_PAGE - 1) & ~(size_t)(PATCH_PAGE - 1);
+		size_t step = b ? 2 * (sizeof(*b) + b->room) : LATER_BLOCK_MIN;
+		if (step > LATER_BLOCK_MAX)
+			step = LATER_BLOCK_MAX;
+		if (size < step)
+			size = step;
+		b = sp_sys_mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+		if (b == MAP_FAILED)
+			return NULL;
+		*b = (struct later_block){ .next = later_blocks, .room = size - sizeof(*b) };
+		later_blocks = b;
+	}
+	b->used += len;
+	return b->bytes + b->used - len;
+}
+
+int sp_patch_write_later(uintptr_t addr, const void *bytes, size_t len, bool *failed)
+{
+	if (len == 0)
+		return 0;
+	int again = lock_patch();
+	uint8_t *to = holds > 0 ? later_room(len) : NULL;
+	if (to) {
+		memcpy(to, bytes, len);
+		later_v[later_n] = (struct later){ addr, to, len, later_n, failed };
+		later_n++;
+	}
+	if (!again)
+		unlock_patch();
+	return to ? 0 : sp_patch_write(addr, bytes, len);   /* no hold, no memory: now */
+}
+
+static int by_addr(const void *a, const void *b)
+{
+	const struct later *x = a, *y = b;
+	return x->addr != y->addr ? (x->addr < y->addr ? -1 : 1) : (x->seq < y->seq ? -1 : x->seq > y->seq);
+}
+
+static int by_seq(const void *a, const void *b)
+{
+	const struct later *x = a, *y = b;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+void sp_patch_flush_later(void)
+{
+	int again = lock_patch();
+	struct later *v = later_v;
+	struct later_block *blocks = later_blocks;
+	size_t n = later_n;
+	later_v = NULL;
+	later_blocks = NULL;
+	later_n = later_cap = 0;
+	if (!again)
+		unlock_patch();
+	if (n) {
+		qsort(v, n, sizeof(*v), by_addr);
+		bool overlap = false;
+		for (size_t i = 1; i < n; i++)
+			overlap |= v[i].addr < v[i - 1].addr + v[i - 1].len;
+		if (overlap)   /* not for fresh memory; the last write must win */
+			qsort(v, n, sizeof(*v), by_seq);
+		struct sp_patch_piece *p = malloc(n * sizeof(*p));
+		uint8_t *buf = overlap || n == 1 ? NULL : malloc(SPAN_MAX);
+		for (size_t i = 0; p && i < n; i++)
+			p[i] = (struct sp_patch_piece){ v[i].addr, v[i].bytes, v[i].len };
+		for (size_t i = 0; i < n;) {
+			size_t k = p && buf ? span_end(p, n, i, SPAN_MAX) : i + 1;
+			if (k - i > 1 && write_span(p, i, k, buf) == 0) {
+				i = k;
+				continue;
+			}
+			for (; i < k; i++)
+				if (sp_patch_write(v[i].addr, v[i].bytes, v[i].len) != 0) {
+					sp_info("patch: code at %#lx (%zu bytes) could not be written",
+						(unsigned long)v[i].addr, v[i].len);
+					if (v[i].failed)
+						*v[i].failed = true;
+				}
+		}
+		free(buf);
+		free(p);
+	}
+	free(v);
+	while (blocks) {
+		struct later_block *next = blocks->next;
+		sp_sys_munmap(blocks, sizeof(*blocks) + blocks->room);
+		blocks = next;
 	}
 }
 

@@ -58,19 +58,35 @@ struct sp_patch_piece {
 };
 
 /* sp_patch_write of each of N pieces, RCS[i] its result.  Consecutive
- * pieces in one page, in ascending order and not overlapping, are written
- * as one span (the bytes between them read and written back unchanged,
- * under the writers' lock): a write per page instead of per site, where
- * each costs a system call and a page copy in the kernel.  For code only
- * the runtime writes (an object's text, its padding): a byte between two
+ * pieces in ascending order, not overlapping, on neighbouring pages (each
+ * page of the span holding some of them; up to 64 KiB) are written as one
+ * span (the bytes between them read and written back unchanged, under the
+ * writers' lock): a write per run of pages instead of per site, where each
+ * costs a system call and a page copy in the kernel.  For code only the
+ * runtime writes (an object's text, its padding): a byte between two
  * pieces that something else changed meanwhile would be put back. */
 void sp_patch_write_many(const struct sp_patch_piece *pieces, size_t n, int *rcs);
 
 /* Keep /proc/self/mem open across the writes of one batch (a hold, which
  * may nest) instead of opening it for each write; the last release closes
- * it.  No descriptor of ours stays open between batches. */
+ * it (after sp_patch_flush_later).  No descriptor of ours stays open
+ * between batches. */
 void sp_patch_hold(void);
 void sp_patch_release(void);
+
+/* Code that nothing can run yet (a trampoline built for a site that is not
+ * armed: no int3 or jmp leads to it): while a hold is open the bytes are
+ * copied aside and written at the next sp_patch_flush_later, together with
+ * the others, a write per run of neighbouring pieces instead of one per
+ * trampoline (3600 system calls of attaching libc:*, 7 % of a python
+ * process).  Without a hold they are written now: 0 or -errno.  A write
+ * that fails later sets *FAILED (it may be NULL): nothing may be sent
+ * there.  Bytes written meanwhile over the same addresses
+ * with sp_patch_write are overwritten at the flush: for fresh memory only. */
+int sp_patch_write_later(uintptr_t addr, const void *bytes, size_t len, bool *failed);
+/* Write what sp_patch_write_later kept: before anything can reach it (an
+ * arming batch flushes first). */
+void sp_patch_flush_later(void);
 
 /* Why code cannot be written at all in this process (the fallback is
  * needed and refused: step 1 above), or NULL.  For probe errors. */
