@@ -228,6 +228,7 @@ API int selfprobe_detach(struct selfprobe_link *l)
 API int selfprobe_attach_spec(const char *spec)
 {
 	RUNTIME_BEGIN();
+	sp_resolve_on_program(sp_bt_attach_item);   /* resolve does not call up into bt_run */
 	int rc = sp_probe_attach_spec(spec);
 	RUNTIME_END();
 	return rc;

@@ -315,7 +315,7 @@ static bool do_attach(const char *spec, FILE *out)
 			failed = true;
 	sp_spec_free(&s);
 	if (failed) {
-		sp_probe_detach_link(SESSION_LINK);   /* the items that did attach */
+		sp_probe_detach(SESSION_LINK);   /* the items that did attach */
 		sp_loadwatch_unhook_idle();
 		const struct sp_error *first = before ? before->next : sp_error_first();
 		if (!first) {
@@ -345,7 +345,7 @@ static bool do_detach(FILE *out, enum fmt fmt)
 		return false;
 	}
 	session_report(out, fmt);   /* the counts up to the detach */
-	sp_probe_detach_link(SESSION_LINK);
+	sp_probe_detach(SESSION_LINK);
 	sp_loadwatch_unhook_idle();
 	session.active = false;
 	return true;

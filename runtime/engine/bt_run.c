@@ -99,8 +99,3 @@ void sp_bt_exit(void)
 	}
 	pthread_mutex_unlock(&active_lock);
 }
-
-__attribute__((constructor)) static void register_programs(void)
-{
-	sp_resolve_on_program(sp_bt_attach_item);
-}

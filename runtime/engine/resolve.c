@@ -79,7 +79,8 @@ long sp_probe_attach_item(const struct sp_spec_item *item, selfprobe_handler_fn 
 	return rc;
 }
 
-/* Attaches an item of a bpftrace program (bt_run.c registers it): resolve
+/* Attaches an item of a bpftrace program (bt_run.c's, registered by the
+ * API): resolve
  * does not call up into the language's module. */
 static long (*attach_program)(const struct sp_spec_item *item);
 

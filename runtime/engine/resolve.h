@@ -22,7 +22,7 @@ int sp_probe_attach_spec(const char *spec);
 int sp_probe_detach(struct selfprobe_link *link);
 
 /* Who attaches the items of a bpftrace program (action SP_ACT_PROGRAM):
- * bt_run.c, registered from its constructor. */
+ * bt_run.c's, registered by the API before it attaches a spec. */
 void sp_resolve_on_program(long (*attach)(const struct sp_spec_item *item));
 
 #endif

@@ -230,10 +230,12 @@ static jump_fn real_longjmp, real__longjmp, real_siglongjmp, real_longjmp_chk;
 
 __attribute__((constructor)) static void find_jumps(void)
 {
+	sp_tls.runtime++;   /* the loader's calls (dlsym, its locks) are ours, not counted */
 	real_longjmp = (jump_fn)real("longjmp", NULL);
 	real__longjmp = (jump_fn)real("_longjmp", NULL);
 	real_siglongjmp = (jump_fn)real("siglongjmp", NULL);
 	real_longjmp_chk = (jump_fn)real("__longjmp_chk", NULL);
+	sp_tls.runtime--;
 }
 
 /* The stack pointer ENV restores.  glibc on x86-64 keeps it in __jmpbuf[6],

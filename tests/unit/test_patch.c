@@ -21,12 +21,16 @@
 #include <unistd.h>
 
 #include "patch.h"
+#include "trap.h"
 
 #define PG 4096
 
 /* N pages of read+exec anonymous memory, never touched. */
 static uint8_t *code_pages(size_t n)
 {
+	/* as the life cycle does before any write: a write /proc/self/mem
+	 * refuses falls back to mprotect, which needs our fault handler */
+	sp_patch_set_fault_handler(sp_trap_install);
 	void *p = mmap(NULL, n * PG, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	cr_assert_neq(p, MAP_FAILED);
 	return p;
