@@ -16,6 +16,7 @@
  * not counted as the application's.
  */
 #include "bt.h"
+#include "ctx.h"
 #include "dispatch.h"
 #include "probe.h"
 #include "tstate.h"
@@ -66,21 +67,6 @@ static pid_t my_tid(void)
 		cached_tid_gen = gen;
 	}
 	return cached_tid;
-}
-
-/* selfprobe_arg's reading, here so that no code outside this file runs on
- * the fast path: registers, then the stack above the return address. */
-static uint64_t arg_of(const struct selfprobe_regs *r, int n)
-{
-	switch (n) {
-	case 0: return r->rdi;
-	case 1: return r->rsi;
-	case 2: return r->rdx;
-	case 3: return r->rcx;
-	case 4: return r->r8;
-	case 5: return r->r9;
-	}
-	return ((const uint64_t *)r->rsp)[1 + (n - 6)];
 }
 
 static int64_t eval_int(struct frame *F, struct bt_node *n);
@@ -216,7 +202,7 @@ static int64_t builtin_int(struct frame *F, struct bt_node *n)
 			return v;
 		}
 		if (n->ival >= BB_ARG0 && n->ival <= BB_ARG7)
-			return (int64_t)arg_of(ctx->regs, (int)(n->ival - BB_ARG0));
+			return (int64_t)sp_ctx_arg(ctx->regs, (int)(n->ival - BB_ARG0));
 		return 0;
 	}
 }

@@ -17,23 +17,7 @@
 
 API struct selfprobe_regs *selfprobe_regs(struct selfprobe_ctx *ctx) { return ctx->regs; }
 
-API uint64_t selfprobe_arg(struct selfprobe_ctx *ctx, int n)
-{
-	const struct selfprobe_regs *r = ctx->regs;
-	switch (n) {
-	case 0: return r->rdi;
-	case 1: return r->rsi;
-	case 2: return r->rdx;
-	case 3: return r->rcx;
-	case 4: return r->r8;
-	case 5: return r->r9;
-	}
-	if (n < 0)
-		return 0;
-	/* At a function entry the 7th argument onwards sit above the return
-	 * address. */
-	return ((const uint64_t *)r->rsp)[1 + (n - 6)];
-}
+API uint64_t selfprobe_arg(struct selfprobe_ctx *ctx, int n) { return sp_ctx_arg(ctx->regs, n); }
 
 API uint64_t selfprobe_retval(struct selfprobe_ctx *ctx) { return ctx->regs->rax; }
 API bool selfprobe_is_return(struct selfprobe_ctx *ctx) { return ctx->is_return; }

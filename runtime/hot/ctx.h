@@ -21,4 +21,20 @@ struct selfprobe_ctx {
 				  * area), or NULL outside a handler's call */
 };
 
+/* Integer argument N under the SysV ABI at a function's entry: the six
+ * argument registers, then the stack above the return address (0 for a
+ * negative N).  Inline: the bpftrace evaluator's fast path uses it too. */
+static inline uint64_t sp_ctx_arg(const struct selfprobe_regs *r, int n)
+{
+	switch (n) {
+	case 0: return r->rdi;
+	case 1: return r->rsi;
+	case 2: return r->rdx;
+	case 3: return r->rcx;
+	case 4: return r->r8;
+	case 5: return r->r9;
+	}
+	return n < 0 ? 0 : ((const uint64_t *)r->rsp)[1 + (n - 6)];
+}
+
 #endif
