@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
 #include <sys/mman.h>
 
 struct slot {
@@ -146,7 +148,13 @@ static void put_back(uint8_t *out, uintptr_t addr, size_t len, uintptr_t a, cons
 
 void sp_site_pristine(uintptr_t addr, size_t len, uint8_t *out)
 {
-	memcpy(out, (const void *)addr, len);
+	/* read without trusting that the code is still mapped: a library
+	 * being unloaded is unmapped before the loader's notification can
+	 * take the registry's lock.  Gone: int3 bytes, which no decision
+	 * takes (the write to it would fail anyway). */
+	struct iovec local = { out, len }, remote = { (void *)addr, len };
+	if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != (ssize_t)len)
+		memset(out, 0xcc, len);
 	/* sites patch at most SP_JMP_LEN bytes from their address, and a
 	 * hop's pad lies within SP_HOP_SPAN of it */
 	uintptr_t from = addr > SP_HOP_SPAN ? addr - SP_HOP_SPAN : 0;

@@ -16,6 +16,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 static const char INT3_FORCED[] = "UPROBE_MODE=int3";
 
@@ -398,7 +400,10 @@ struct sp_site *sp_arm_site(const struct sp_object *obj, uintptr_t addr,
 		*why = "inside the jmp window of another probe that cannot be moved back to int3";
 		goto fail;
 	}
-	if (sp_coexist_kernel_call(addr, (const uint8_t *)addr)) {
+	uint8_t head[SP_JMP_LEN];   /* read safely: the object may be being unloaded */
+	struct iovec local = { head, sizeof(head) }, remote = { (void *)addr, sizeof(head) };
+	if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == (ssize_t)sizeof(head) &&
+	    sp_coexist_kernel_call(addr, head)) {
 		/* not a call of the program's: relocated, it would enter the
 		 * kernel's trampoline from an address it has no probe for */
 		*why = "the site holds a call into the kernel's uprobe trampoline (an optimized kernel uprobe)";

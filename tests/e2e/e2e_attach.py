@@ -207,6 +207,12 @@ def case_churn():
     lv.p.stdin.flush()
     for i in range(3):
         a = cli("attach", lv.pid, "-e", spec, "--no-wait")
+        if a.returncode != 0 and b"dl_func: cannot patch the site: Bad address" in a.stderr:
+            # the library was unloaded between the decision and the write
+            # (README, known limits): the attach fails whole, with that
+            # reason, and the program runs on; nothing is attached to detach
+            t.info("churn: attach %d raced a dlclose: %s" % (i, a.stderr.decode(errors="replace").strip()))
+            continue
         t.check(a.returncode == 0, "churn: attach %d during dlopen/dlclose/fork" % i, a.stderr)
         d = cli("detach", lv.pid, "-o", os.path.join(t.work_dir(), "churn%d.json" % i))
         t.check(d.returncode == 0, "churn: detach %d" % i, d.stderr)
