@@ -8,6 +8,8 @@
 #include <linux/membarrier.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -207,14 +209,46 @@ void sp_tstate_quiesce(void)
 	}
 }
 
+/* The thread's alternate signal stack, if it has one: [*lo, *hi). */
+static bool altstack(uintptr_t *lo, uintptr_t *hi)
+{
+	stack_t ss;
+	if (syscall(SYS_sigaltstack, NULL, &ss) != 0 || (ss.ss_flags & SS_DISABLE) || !ss.ss_sp)
+		return false;
+	*lo = (uintptr_t)ss.ss_sp;
+	*hi = *lo + ss.ss_size;
+	return true;
+}
+
+/* Whether the jump to TARGET_SP leaves the dispatch whose frame is FRAME.
+ * On one stack, the frames below the target are left.  A dispatch in a
+ * handler that runs on the alternate signal stack (SA_ONSTACK: ours at an
+ * int3 site, and any the program sets; ASan and Rust give every thread
+ * one) is not comparable with an address on the thread's stack: it began
+ * after the thread's stack was interrupted, so a jump to that stack leaves
+ * it, and a jump into the alternate stack leaves none of the thread's
+ * stack's (they are older than the signal). */
+static bool left_by_jump(uintptr_t frame, uintptr_t target_sp, bool alt, uintptr_t lo, uintptr_t hi)
+{
+	if (frame == 0)   /* not known yet: it began inside the jump's reach */
+		return true;
+	bool frame_alt = alt && frame >= lo && frame < hi;
+	bool target_alt = alt && target_sp >= lo && target_sp < hi;
+	if (frame_alt != target_alt)
+		return frame_alt;
+	return frame < target_sp;
+}
+
 int sp_tstate_unwind(uintptr_t target_sp)
 {
 	int d = sp_tls.depth;
 	if (d == 0)
 		return 0;
 	int stripe = sp_tls.slot - 1;
+	uintptr_t lo = 0, hi = 0;
+	bool alt = altstack(&lo, &hi);
 	/* innermost first: each one left as its own leave would */
-	while (d > 0 && (d > SP_DISPATCH_DEPTH || sp_tls.frame[d - 1] < target_sp)) {
+	while (d > 0 && (d > SP_DISPATCH_DEPTH || left_by_jump(sp_tls.frame[d - 1], target_sp, alt, lo, hi))) {
 		if (stripe >= 0)
 			sp_tstate_leave(stripe);
 		else

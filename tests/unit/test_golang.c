@@ -35,13 +35,20 @@ Test(golang, stack_check_forms)
 	cr_assert_eq(sp_go_stack_check_len(small, 8), 0);
 }
 
-/* CODE copied into executable memory: a function there. */
+/* CODE copied to a heap block of exactly its size, so that a read past
+ * the function's end is caught (ASan): a function there.  Free it with
+ * fn_free. */
 static struct sp_func_extent fn_of(const uint8_t *code, size_t n)
 {
 	uint8_t *p = malloc(n);
 	cr_assert_not_null(p);
 	memcpy(p, code, n);
 	return (struct sp_func_extent){ .start = (uintptr_t)p, .size = n, .go_stack = true };
+}
+
+static void fn_free(struct sp_func_extent *fn)
+{
+	free((void *)fn->start);
 }
 
 Test(golang, every_ret_found)
@@ -58,6 +65,7 @@ Test(golang, every_ret_found)
 	cr_assert(rets[0].site == fn.start + 11 && rets[0].at_ret && rets[0].adj == 0);
 	cr_assert(rets[1].site == fn.start + 12 && rets[1].at_ret);
 	free(rets);
+	fn_free(&fn);
 }
 
 Test(golang, epilogue_sites)
@@ -92,6 +100,7 @@ Test(golang, epilogue_sites)
 	cr_assert(rets[0].site == fn.start + 25 && !rets[0].at_ret);
 	cr_assert(rets[1].site == fn.start + 44 && rets[1].at_ret && rets[1].adj == 0);
 	free(rets);
+	fn_free(&fn);
 }
 
 Test(golang, refusals)
@@ -105,19 +114,23 @@ Test(golang, refusals)
 	cr_assert(strstr(why, "leaves the Go function"), "%s", why);
 	/* an indirect jmp */
 	static const uint8_t ind[] = { 0xff, 0xe0, 0xc3 };
+	fn_free(&fn);
 	fn = fn_of(ind, sizeof(ind));
 	cr_assert_eq(sp_go_ret_sites("main.h", &fn, &rets, &why), -1);
 	cr_assert(strstr(why, "indirect jump"), "%s", why);
 	/* never returns */
 	static const uint8_t loop[] = { 0x90, 0xeb, 0xfd };
+	fn_free(&fn);
 	fn = fn_of(loop, sizeof(loop));
 	cr_assert_eq(sp_go_ret_sites("main.loop", &fn, &rets, &why), -1);
 	cr_assert(strstr(why, "no RET"), "%s", why);
 	/* assembly (ABI0): the goroutine is not in r14 */
 	static const uint8_t ret[] = { 0xc3 };
+	fn_free(&fn);
 	fn = fn_of(ret, sizeof(ret));
 	cr_assert_eq(sp_go_ret_sites("runtime.memeqbody.abi0", &fn, &rets, &why), -1);
 	cr_assert(strstr(why, "ABI0"), "%s", why);
+	fn_free(&fn);
 }
 
 Test(golang, runtime_functions_refused)
