@@ -185,10 +185,9 @@ static void *jumper(void *arg)
 	 * jump's target (in this frame), where a comparison of addresses
 	 * alone would take them for older frames. */
 	char alt[64 * 1024];
-	if (on_altstack) {
-		stack_t ss = { .ss_sp = alt, .ss_size = sizeof(alt) };
-		cr_assert_eq(sigaltstack(&ss, NULL), 0);
-	}
+	stack_t ss = { .ss_sp = alt, .ss_size = sizeof(alt) }, before;
+	if (on_altstack)
+		cr_assert_eq(sigaltstack(&ss, &before), 0);
 	for (volatile int i = 0; i < 3; i++)   /* odd: a parity bit is left "inside" */
 		if (sigsetjmp(jump_back, 1) == 0)
 			q_jump(i);
@@ -196,6 +195,8 @@ static void *jumper(void *arg)
 	while (sem_wait(&may_end) != 0)    /* no hit until the detach is done */
 		;
 	q_after(1);                        /* a full hit: its handler runs */
+	if (on_altstack)   /* this frame ends: the thread's own (ASan's) again */
+		sigaltstack(&before, NULL);
 	return NULL;
 }
 
