@@ -23,6 +23,7 @@
 #include "tstate.h"
 #include "uret.h"
 #include "shstk.h"
+#include "tracer.h"
 #include "xsave.h"
 
 #include <dlfcn.h>
@@ -706,10 +707,13 @@ static void registry_append(struct sp_probe *p)
 	probes_tail = p;
 }
 
-/* Which actions and kinds this build runs. */
 /* Why ITEM cannot be attached in this process at all, or NULL. */
 const char *sp_probe_unsupported(const struct sp_spec_item *item)
 {
+	static __thread char traced[256];
+	const char *no = sp_tracer_refusal(traced, sizeof(traced));
+	if (no)
+		return no;
 	if (item_wants_return(item) && !item->internal)
 		return sp_shstk_return_refusal(sp_shstk_enabled());
 	return NULL;

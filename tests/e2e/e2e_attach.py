@@ -174,10 +174,15 @@ def case_busy():
         busy(threads)
 
 
+# long enough (about half a second unprobed) for the attach, which takes a
+# tenth of a second or more under load, to land inside the loop
+BUSY_CALLS = 200000000
+
+
 def busy(threads):
     lv = Live([LIVE, threads])
     lv.cmd("call 1")
-    lv.p.stdin.write(b"call 20000000\n")
+    lv.p.stdin.write(b"call %d\n" % BUSY_CALLS)
     lv.p.stdin.flush()
     time.sleep(0.05)
     a = cli("attach", lv.pid, "-e", "uprobe:live_work", "--no-wait")
@@ -189,11 +194,11 @@ def busy(threads):
     t.check(d.returncode == 0, "busy: detach", d.stderr)
     if d.returncode == 0:
         hits = report_hits(rep, "live_work")
-        t.check(0 < hits <= 20000000, "busy: %d hits, part of the 20000000 calls" % hits)
+        t.check(0 < hits <= BUSY_CALLS, "busy: %d hits, part of the %d calls" % (hits, BUSY_CALLS))
     check_text(lv.pid, "busy: after detach")
     lv.cmd("call 5")
     out, rc, _ = lv.quit()
-    t.check(rc == 7 and "done 20000001 0" in out and "total 20000006" in out,
+    t.check(rc == 7 and "done %d 0" % (BUSY_CALLS + 1) in out and "total %d" % (BUSY_CALLS + 6) in out,
             "busy (%s threads): the program's own counts and status are unprobed's" % threads, out)
 
 

@@ -369,6 +369,54 @@ def test_wxrace(mode):
         t.info("%s: %s" % (label, "; ".join(i for i in infos(cp.stdout) if i.startswith("neighbour"))))
 
 
+def test_traced(mode):
+    import glob
+    import shutil
+    probes = "uprobe:libc:*"
+    for tool in ("gdb", "strace"):
+        if not shutil.which(tool):
+            t.check(False, "traced [%s]: %s is not installed (.ci/deps installs it)" % (mode, tool))
+            return
+    d = os.path.join(t.work_dir(), "traced-" + mode)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    env = t.probed_env(probes, mode, os.path.join(d, "r-%p.json"))
+    gdb = ["gdb", "-nx", "-batch", "-ex", "run", "--args", "/bin/echo", "traced"]
+    plain = t.run(gdb, timeout=120)
+    probed = t.run(gdb, env=env, timeout=120)
+    # gdb prints the inferior's pid: the only line that may differ
+    norm = lambda b: re.sub(rb"process \d+", b"process N", b)
+    t.check(norm(probed.stdout) == norm(plain.stdout) and probed.returncode == plain.returncode,
+            "traced [%s]: gdb's output under the preload is not the unprobed run's" % mode,
+            "unprobed:\n%s\nprobed:\n%s" % (t.clip(plain.stdout), t.clip(probed.stdout + probed.stderr)))
+    log = os.path.join(d, "strace.log")
+    st = t.run(["strace", "-f", "-o", log, "/bin/echo", "traced"], env=env, timeout=120)
+    t.check(st.returncode == 0 and st.stdout == b"traced\n", "traced [%s]: echo under strace" % mode,
+            t.clip(st.stdout + st.stderr))
+    with open(log, errors="replace") as f:
+        trapped = [line for line in f if "SIGTRAP" in line or "SIGSEGV" in line]
+    t.check(not trapped, "traced [%s]: strace saw our signals" % mode, "".join(trapped[:5]))
+    hits, tracers = {}, set()
+    for f in glob.glob(os.path.join(d, "r-*.json")):
+        rep = t.load_report(f, "traced [%s]: %s" % (mode, os.path.basename(f)))
+        if not rep:
+            continue
+        hits[rep["pid"]] = sum(p["hits"] for p in rep.get("probes", []))
+        why = [e["message"] for e in rep.get("errors", []) if "is traced by PID" in e["message"]]
+        if why:
+            m = re.search(r"traced by PID (\d+) \((gdb|strace)\)", why[0])
+            t.check(m and not rep.get("probes"), "traced [%s]: pid %d: probes attached while traced, "
+                    "or the tracer not named: %s" % (mode, rep["pid"], why[0]))
+            if m:
+                tracers.add((int(m.group(1)), m.group(2)))
+    t.check(sorted(n for _, n in tracers) == ["gdb", "strace"],
+            "traced [%s]: the processes under gdb and strace did not both say why they were not probed: "
+            "%s" % (mode, sorted(tracers)))
+    for pid, name in sorted(tracers):
+        t.check(hits.get(pid, 0) > 0, "traced [%s]: the tracer %s (pid %d) itself was not probed"
+                % (mode, name, pid))
+
+
 def main():
     modes = sys.argv[1:] or ["int3", "auto"]
     t.require_build()
@@ -378,7 +426,7 @@ def main():
         t.finish()
     for mode in modes:
         for case in (test_sigtrap, test_blocked, test_altstack, test_threads, test_libc_threads, test_storm,
-                     test_seccomp, test_mdwe, test_wx, test_wxrace):
+                     test_seccomp, test_mdwe, test_wx, test_wxrace, test_traced):
             t.info("== %s [%s]" % (case.__name__[5:], mode))
             case(mode)
     for mode, extra in sorted(_stack.items()):
