@@ -66,6 +66,13 @@ struct sp_site;
 int sp_tramp_build(struct sp_site *site, const struct sp_window *w, struct sp_tramp *out,
 		   const char **reason);
 
+/* What sp_tramp_build writes, as it must lie at BASE, into CODE (room for
+ * SP_TRAMP_MAX bytes), nothing allocated or written to the process: its
+ * length, or -errno with *REASON.  For the tests (test_tramp_emit.c). */
+#define SP_TRAMP_MAX (128 + 416 + SP_RELOC_MAX + 32 + 96)
+long sp_tramp_emit(struct sp_site *site, const struct sp_window *w, uintptr_t base, uint8_t *code,
+		   struct sp_tramp *out, const char **reason);
+
 /* A carrier's trampoline (hop.h): W relocated, then the jump back; no
  * count, no frame (nothing of the site's is ever dispatched).  0, or
  * -errno with *REASON. */
