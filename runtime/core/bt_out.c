@@ -7,6 +7,7 @@
  * arithmetic, so output compares byte for byte.
  */
 #include "bt.h"
+#include "bt_shard.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -419,6 +420,7 @@ static void sort_key(struct ent *e, const struct bt_map *m)
 
 void bt_print_map(struct bt_buf *b, struct bt_map *m)
 {
+	bt_map_sync(m);   /* the threads' parts of a compiled block's map */
 	size_t n = 0, cap = 0;
 	struct ent *es = NULL;
 	const unsigned char *key;

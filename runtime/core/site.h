@@ -105,6 +105,12 @@ struct sp_site {
 					 * counter's offset in a stripe, for the
 					 * trampoline's inline count; 0: none
 					 * (fastcount.h) */
+	bool inline_hook;               /* its trampoline calls inline_fn after the
+					 * inline count (bt_jit.h); set when armed
+					 * for a probe that has such code */
+	_Atomic(void *) inline_fn;      /* vec is one probe with native code
+					 * (a compiled bpftrace block): that code,
+					 * set before fast_off; else NULL */
 };
 
 /* Signal-safe lookup.  NULL when ADDR was never a site. */

@@ -334,6 +334,8 @@ static int prepare(struct sp_site *s, const struct sp_object *obj, const struct 
 		   bool want_jmp, const struct sp_verdict *v, const char **why)
 {
 	s->go_stack = fn->go_stack;
+	if (fn->inline_hook && !s->jmp_tried)
+		s->inline_hook = true;   /* the trampoline about to be built calls it */
 	if (want_jmp && !s->jmp_tried && fn->go_no_jmp) {
 		s->jmp_tried = true;
 		s->jmp_reason = fn->go_no_jmp;

@@ -1,5 +1,6 @@
 /* bt_run — see bt_run.h. */
 #include "bt.h"
+#include "bt_jit.h"
 #include "bt_run.h"
 #include "dispatch.h"
 #include "guard.h"
@@ -21,6 +22,7 @@ static struct bt_program *active;
 static void atfork_child(void)
 {
 	bt_eval_atfork_child();
+	bt_jit_atfork_child();
 	/* each process prints its own hits, as its report counts its own */
 	for (struct bt_program *p = active; p; p = p->next_active) {
 		p->ran = false;
@@ -52,6 +54,10 @@ long sp_bt_attach_item(const struct sp_spec_item *item)
 {
 	struct bt_block *b = item->program;
 	activate(b->prog);
+	/* native code for the block when it is in the subset (bt_jit.h):
+	 * the counter stripes it adds next to must exist first */
+	if (sp_tstate_init() == 0)
+		bt_jit_block(b);
 	return sp_probe_attach_item(item, sp_bt_handler, b, NULL);
 }
 

@@ -195,6 +195,12 @@ void x86_adc_al_imm8(struct x86e *e, uint8_t v)
 	x86_u8(e, v);
 }
 
+void x86_add_al_imm8(struct x86e *e, uint8_t v)
+{
+	x86_u8(e, 0x04);
+	x86_u8(e, v);
+}
+
 void x86_cmp_m8_imm8(struct x86e *e, struct x86m m, uint8_t v)
 {
 	op_m(e, false, OP(0x80), 7, m);

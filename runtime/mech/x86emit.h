@@ -106,6 +106,7 @@ void x86_alu_r64_imm32(struct x86e *e, enum x86_alu op, int dst, int32_t v);  /*
 void x86_alu_m64_r64(struct x86e *e, enum x86_alu op, struct x86m m, int src);/* op %src,m */
 void x86_alu_r64_m64(struct x86e *e, enum x86_alu op, int dst, struct x86m m);/* op m,%dst */
 void x86_adc_al_imm8(struct x86e *e, uint8_t v);
+void x86_add_al_imm8(struct x86e *e, uint8_t v);
 void x86_cmp_m8_imm8(struct x86e *e, struct x86m m, uint8_t v);   /* cmpb $v,m */
 void x86_test_r64_r64(struct x86e *e, int a, int b);
 void x86_test_r32_r32(struct x86e *e, int a, int b);

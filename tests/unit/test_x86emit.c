@@ -66,6 +66,7 @@ static const struct enc table[] = {
 	{ "add %r10,0x18(%rcx)", 4, { 0x4c, 0x01, 0x51, 0x18 } },
 	{ "cmp 0x8(%rcx),%r10", 4, { 0x4c, 0x3b, 0x51, 0x08 } },
 	{ "adc $0x7f,%al", 2, { 0x14, 0x7f } },
+	{ "add $0x7f,%al", 2, { 0x04, 0x7f } },
 	{ "cmpb $0x0,(%rdx)", 3, { 0x80, 0x3a, 0x00 } },
 	{ "test %r10,%r10", 3, { 0x4d, 0x85, 0xd2 } },
 	{ "test %eax,%eax", 2, { 0x85, 0xc0 } },
@@ -146,30 +147,31 @@ static void emit_one(struct x86e *e, int i)
 	case 48: x86_alu_m64_r64(e, X86_ADD, x86_mem(X86_RCX, 0x18), X86_R10); break;
 	case 49: x86_alu_r64_m64(e, X86_CMP, X86_R10, x86_mem(X86_RCX, 8)); break;
 	case 50: x86_adc_al_imm8(e, 0x7f); break;
-	case 51: x86_cmp_m8_imm8(e, x86_mem(X86_RDX, 0), 0); break;
-	case 52: x86_test_r64_r64(e, X86_R10, X86_R10); break;
-	case 53: x86_test_r32_r32(e, X86_RAX, X86_RAX); break;
-	case 54: x86_test_m32_imm32(e, x86_mem(X86_RSP, 8), 0x40500); break;
-	case 55: x86_bt_m32_imm8(e, x86_mem(X86_RSP, 8), 11); break;
-	case 56: x86_inc_m64(e, x86_mem(X86_RCX, 0x10)); break;
-	case 57: x86_dec_m64(e, x86_mem(X86_RCX, 0)); break;
-	case 58: x86_lock_inc_m64(e, x86_mem_idx(X86_RCX, X86_RDX, 8, 0x10)); break;
-	case 59: x86_neg_r64(e, X86_R10); break;
-	case 60: x86_not_r64(e, X86_RAX); break;
-	case 61: x86_imul_r64_r64(e, X86_R10, X86_R11); break;
-	case 62: x86_div_r64(e, X86_R11); break;
-	case 63: x86_shl_r32_imm8(e, X86_RAX, 8); break;
-	case 64: x86_shift_r64_imm8(e, X86_SHL, X86_R10, 3); break;
-	case 65: x86_shift_r64_imm8(e, X86_SHR, X86_RAX, 3); break;
-	case 66: x86_shift_r64_imm8(e, X86_SAR, X86_R10, 63); break;
-	case 67: x86_bsr_r64_r64(e, X86_RDX, X86_R10); break;
-	case 68: x86_setcc_r8(e, X86_CC_A, X86_R10); break;
-	case 69: x86_setcc_r8(e, X86_CC_NE, X86_RAX); break;
-	case 70: x86_setcc_r8(e, X86_CC_O, X86_RSI); break;
-	case 71: x86_cmovcc_r64_r64(e, X86_CC_A, X86_RDX, X86_R11); break;
-	case 72: x86_cmpxchg_m64_r64(e, x86_mem(X86_RCX, 8), X86_R10); break;
-	case 73: x86_call_r64(e, X86_RAX); break;
-	case 74: x86_call_r64(e, X86_R11); break;
+	case 51: x86_add_al_imm8(e, 0x7f); break;
+	case 52: x86_cmp_m8_imm8(e, x86_mem(X86_RDX, 0), 0); break;
+	case 53: x86_test_r64_r64(e, X86_R10, X86_R10); break;
+	case 54: x86_test_r32_r32(e, X86_RAX, X86_RAX); break;
+	case 55: x86_test_m32_imm32(e, x86_mem(X86_RSP, 8), 0x40500); break;
+	case 56: x86_bt_m32_imm8(e, x86_mem(X86_RSP, 8), 11); break;
+	case 57: x86_inc_m64(e, x86_mem(X86_RCX, 0x10)); break;
+	case 58: x86_dec_m64(e, x86_mem(X86_RCX, 0)); break;
+	case 59: x86_lock_inc_m64(e, x86_mem_idx(X86_RCX, X86_RDX, 8, 0x10)); break;
+	case 60: x86_neg_r64(e, X86_R10); break;
+	case 61: x86_not_r64(e, X86_RAX); break;
+	case 62: x86_imul_r64_r64(e, X86_R10, X86_R11); break;
+	case 63: x86_div_r64(e, X86_R11); break;
+	case 64: x86_shl_r32_imm8(e, X86_RAX, 8); break;
+	case 65: x86_shift_r64_imm8(e, X86_SHL, X86_R10, 3); break;
+	case 66: x86_shift_r64_imm8(e, X86_SHR, X86_RAX, 3); break;
+	case 67: x86_shift_r64_imm8(e, X86_SAR, X86_R10, 63); break;
+	case 68: x86_bsr_r64_r64(e, X86_RDX, X86_R10); break;
+	case 69: x86_setcc_r8(e, X86_CC_A, X86_R10); break;
+	case 70: x86_setcc_r8(e, X86_CC_NE, X86_RAX); break;
+	case 71: x86_setcc_r8(e, X86_CC_O, X86_RSI); break;
+	case 72: x86_cmovcc_r64_r64(e, X86_CC_A, X86_RDX, X86_R11); break;
+	case 73: x86_cmpxchg_m64_r64(e, x86_mem(X86_RCX, 8), X86_R10); break;
+	case 74: x86_call_r64(e, X86_RAX); break;
+	case 75: x86_call_r64(e, X86_R11); break;
 	}
 }
 

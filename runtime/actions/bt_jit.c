@@ -1,0 +1,516 @@
+/* bt_jit — see bt_jit.h for the code and why it is safe in a trampoline. */
+#include "bt_jit.h"
+#include "bt_jitplan.h"
+#include "bt_shard.h"
+#include "fastcount.h"
+#include "log.h"
+#include "stripes.h"
+#include "tstate.h"
+#include "x86emit.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+/* pid as the code reads it: asked once, again in a fork child. */
+static uint64_t jit_pid;
+
+void bt_jit_atfork_child(void)
+{
+	if (jit_pid)
+		jit_pid = (uint64_t)getpid();
+}
+
+/* ---- the code ---- */
+
+#define ACC X86_R10    /* an expression's value */
+#define TMP X86_R11    /* its right operand */
+#define PARTS X86_RCX  /* this thread's parts, during the statements */
+
+struct gen {
+	struct x86e e;
+	const struct bt_block *b;
+	int depth;         /* 8-byte slots pushed since the entry (the return address not counted) */
+	bool fail;
+};
+
+/* Offsets from rsp of what lies above the code's frame: the trampoline's
+ * saved rdx and rcx, and the interrupted stack. */
+static int32_t slot_rdx(const struct gen *g) { return 8 * g->depth + 8; }
+static int32_t slot_rcx(const struct gen *g) { return 8 * g->depth + 16; }
+static int32_t interrupted_rsp(const struct gen *g) { return 8 * g->depth + 24 + 128; }
+
+static void push(struct gen *g, int r) { x86_push(&g->e, r); g->depth++; }
+static void pop(struct gen *g, int r) { x86_pop(&g->e, r); g->depth--; }
+
+/* argN into R, from where the probed code has it (sp_ctx_arg's places). */
+static void load_arg(struct gen *g, int n, int r)
+{
+	static const int8_t regs[] = { X86_RDI, X86_RSI, -1, -1, X86_R8, X86_R9 };
+	if (n == 2)
+		x86_mov_r64_m64(&g->e, r, x86_mem(X86_RSP, slot_rdx(g)));
+	else if (n == 3)
+		x86_mov_r64_m64(&g->e, r, x86_mem(X86_RSP, slot_rcx(g)));
+	else if (n < 6)
+		x86_mov_r64_r64(&g->e, r, regs[n]);
+	else
+		x86_mov_r64_m64(&g->e, r, x86_mem(X86_RSP, interrupted_rsp(g) + 8 * (1 + n - 6)));
+}
+
+static bool is_leaf(const struct bt_node *n)
+{
+	return n->kind == BN_INT || n->kind == BN_BUILTIN;
+}
+
+/* A literal or builtin into R (no other register touched). */
+static void load_leaf(struct gen *g, const struct bt_node *n, int r)
+{
+	if (n->kind == BN_INT)
+		x86_mov_r64_imm64(&g->e, r, (uint64_t)n->ival);
+	else if (n->ival == BB_PID) {
+		x86_mov_r64_imm64(&g->e, r, (uintptr_t)&jit_pid);
+		x86_mov_r64_m64(&g->e, r, x86_mem(r, 0));
+	} else
+		load_arg(g, (int)(n->ival - BB_ARG0), r);
+}
+
+/* ACC = ACC != 0 */
+static void to_bool(struct gen *g)
+{
+	x86_test_r64_r64(&g->e, ACC, ACC);
+	x86_setcc_r8(&g->e, X86_CC_NE, ACC);
+	x86_movzx_r32_r8(&g->e, ACC, ACC);
+}
+
+static void expr(struct gen *g, const struct bt_node *n);
+
+/* Right operand into TMP, ACC kept. */
+static void right(struct gen *g, const struct bt_node *b)
+{
+	if (is_leaf(b)) {
+		load_leaf(g, b, TMP);
+		return;
+	}
+	push(g, ACC);
+	expr(g, b);
+	x86_mov_r64_r64(&g->e, TMP, ACC);
+	pop(g, ACC);
+}
+
+static enum x86_cc cmp_cc(int op, bool sgn)
+{
+	switch (op) {
+	case BT_OP_EQ: return X86_CC_E;
+	case BT_OP_NE: return X86_CC_NE;
+	case '<': return sgn ? X86_CC_L : X86_CC_B;
+	case '>': return sgn ? X86_CC_G : X86_CC_A;
+	case BT_OP_LE: return sgn ? X86_CC_LE : X86_CC_BE;
+	default: return sgn ? X86_CC_GE : X86_CC_AE;   /* BT_OP_GE */
+	}
+}
+
+/* N's value into ACC: bt_eval.c's eval_int and binop, instruction for
+ * instruction (64-bit wrap-around, signedness from the compiler). */
+static void expr(struct gen *g, const struct bt_node *n)
+{
+	struct x86e *e = &g->e;
+	switch (n->kind) {
+	case BN_INT:
+	case BN_BUILTIN:
+		load_leaf(g, n, ACC);
+		return;
+	case BN_UN:
+		expr(g, n->a);
+		if (n->op == '!') {
+			x86_test_r64_r64(e, ACC, ACC);
+			x86_setcc_r8(e, X86_CC_E, ACC);
+			x86_movzx_r32_r8(e, ACC, ACC);
+		} else if (n->op == '-')
+			x86_neg_r64(e, ACC);
+		else
+			x86_not_r64(e, ACC);
+		return;
+	case BN_TERN: {
+		expr(g, n->a);
+		x86_test_r64_r64(e, ACC, ACC);
+		size_t jelse = x86_jcc_rel32(e, X86_CC_E);
+		expr(g, n->b);
+		size_t jend = x86_jmp_rel32(e);
+		x86_patch_rel32(e, jelse, x86_here(e));
+		expr(g, n->c);
+		x86_patch_rel32(e, jend, x86_here(e));
+		return;
+	}
+	case BN_BIN:
+		break;
+	default:
+		g->fail = true;
+		return;
+	}
+	expr(g, n->a);
+	if (n->op == BT_OP_SHL || n->op == BT_OP_SHR) {
+		uint8_t k = (uint8_t)(n->b->ival & 63);
+		x86_shift_r64_imm8(e, n->op == BT_OP_SHL ? X86_SHL : n->is_signed ? X86_SAR : X86_SHR, ACC, k);
+		return;
+	}
+	if (n->op == BT_OP_AND || n->op == BT_OP_OR) {
+		/* no side effects in the subset: both sides, no short cut */
+		to_bool(g);
+		push(g, ACC);
+		expr(g, n->b);
+		to_bool(g);
+		pop(g, TMP);
+		x86_alu_r64_r64(e, n->op == BT_OP_AND ? X86_AND : X86_OR, ACC, TMP);
+		return;
+	}
+	right(g, n->b);
+	switch (n->op) {
+	case '+': x86_alu_r64_r64(e, X86_ADD, ACC, TMP); return;
+	case '-': x86_alu_r64_r64(e, X86_SUB, ACC, TMP); return;
+	case '*': x86_imul_r64_r64(e, ACC, TMP); return;
+	case '&': x86_alu_r64_r64(e, X86_AND, ACC, TMP); return;
+	case '|': x86_alu_r64_r64(e, X86_OR, ACC, TMP); return;
+	case '^': x86_alu_r64_r64(e, X86_XOR, ACC, TMP); return;
+	case '<': case '>': case BT_OP_LE: case BT_OP_GE: case BT_OP_EQ: case BT_OP_NE:
+		x86_alu_r64_r64(e, X86_CMP, ACC, TMP);
+		x86_setcc_r8(e, cmp_cc(n->op, n->is_signed), ACC);
+		x86_movzx_r32_r8(e, ACC, ACC);
+		return;
+	default:
+		g->fail = true;
+	}
+}
+
+static void stmts(struct gen *g, const struct bt_node *blk);
+
+/* Word K of M's value in its part at PARTS (the touched word is at MOFF). */
+static struct x86m part_word(const struct bt_map *m, int k, int32_t moff)
+{
+	(void)m;
+	return x86_mem(PARTS, moff + 8 + 8 * k);
+}
+
+/* The offset of M's part from PARTS: where bt_jit_block placed it. */
+static int32_t part_off(const struct bt_map *m);
+
+/* store_larger (bt_eval.c) on the part's word at W with ACC: an unlocked
+ * cmpxchg loop, each try one instruction (rax is free: the flags are
+ * pushed). */
+static void store_larger(struct gen *g, struct x86m w)
+{
+	struct x86e *e = &g->e;
+	x86_mov_r64_m64(e, X86_RAX, w);
+	size_t again = x86_here(e);
+	x86_alu_r64_r64(e, X86_CMP, ACC, X86_RAX);
+	size_t jdone = x86_jcc_rel8(e, X86_CC_L);            /* x < old: kept */
+	x86_cmpxchg_m64_r64(e, w, ACC);
+	size_t jretry = x86_jcc_rel8(e, X86_CC_NE);          /* rax = the newer value */
+	x86_patch_rel8(e, jretry, again);
+	x86_patch_rel8(e, jdone, x86_here(e));
+}
+
+static void touched(struct gen *g, int32_t moff)
+{
+	x86_mov_m8_imm8(&g->e, x86_mem(PARTS, moff), 1);
+}
+
+static void hist(struct gen *g, int32_t moff)
+{
+	/* bt_hist_bucket: 0 below zero, 1 at zero, else 2 + floor(log2),
+	 * values from 2^32 on in the last (33) */
+	struct x86e *e = &g->e;
+	x86_test_r64_r64(e, ACC, ACC);
+	size_t jneg = x86_jcc_rel32(e, X86_CC_S);
+	size_t jzero = x86_jcc_rel32(e, X86_CC_E);
+	x86_bsr_r64_r64(e, X86_RDX, ACC);
+	x86_mov_r32_imm32(e, TMP, 31);
+	x86_alu_r64_r64(e, X86_CMP, X86_RDX, TMP);
+	x86_cmovcc_r64_r64(e, X86_CC_A, X86_RDX, TMP);
+	x86_inc_m64(e, x86_mem_idx(PARTS, X86_RDX, 8, moff + 8 + 16));
+	size_t jd1 = x86_jmp_rel32(e);
+	x86_patch_rel32(e, jneg, x86_here(e));
+	x86_inc_m64(e, part_word(NULL, 0, moff));
+	size_t jd2 = x86_jmp_rel32(e);
+	x86_patch_rel32(e, jzero, x86_here(e));
+	x86_inc_m64(e, part_word(NULL, 1, moff));
+	x86_patch_rel32(e, jd1, x86_here(e));
+	x86_patch_rel32(e, jd2, x86_here(e));
+}
+
+static void lhist(struct gen *g, const struct bt_map *m, int32_t moff)
+{
+	/* bt_lhist_bucket: 0 below min, 1 + (max - min) / step above max,
+	 * else 1 + (v - min) / step, unsigned */
+	struct x86e *e = &g->e;
+	int64_t top = 1 + (int64_t)((uint64_t)(m->lmax - m->lmin) / (uint64_t)m->lstep);
+	x86_mov_r64_imm64(e, TMP, (uint64_t)m->lmin);
+	x86_alu_r64_r64(e, X86_CMP, ACC, TMP);
+	size_t jlow = x86_jcc_rel32(e, X86_CC_L);
+	x86_mov_r64_imm64(e, TMP, (uint64_t)m->lmax);
+	x86_alu_r64_r64(e, X86_CMP, ACC, TMP);
+	size_t jhigh = x86_jcc_rel32(e, X86_CC_G);
+	x86_mov_r64_imm64(e, TMP, (uint64_t)m->lmin);
+	x86_alu_r64_r64(e, X86_SUB, ACC, TMP);
+	uint64_t step = (uint64_t)m->lstep;
+	if ((step & (step - 1)) == 0) {
+		x86_shift_r64_imm8(e, X86_SHR, ACC, (uint8_t)__builtin_ctzll(step));
+	} else {
+		x86_mov_r64_r64(e, X86_RAX, ACC);
+		x86_alu_r64_r64(e, X86_XOR, X86_RDX, X86_RDX);
+		x86_mov_r64_imm64(e, TMP, step);
+		x86_div_r64(e, TMP);
+		x86_mov_r64_r64(e, ACC, X86_RAX);
+	}
+	x86_inc_m64(e, x86_mem_idx(PARTS, ACC, 8, moff + 8 + 8));
+	size_t jd1 = x86_jmp_rel32(e);
+	x86_patch_rel32(e, jlow, x86_here(e));
+	x86_inc_m64(e, part_word(m, 0, moff));
+	size_t jd2 = x86_jmp_rel32(e);
+	x86_patch_rel32(e, jhigh, x86_here(e));
+	x86_inc_m64(e, part_word(m, (int)top, moff));
+	x86_patch_rel32(e, jd1, x86_here(e));
+	x86_patch_rel32(e, jd2, x86_here(e));
+}
+
+static void stmt(struct gen *g, const struct bt_node *s)
+{
+	struct x86e *e = &g->e;
+	switch (s->kind) {
+	case BN_EXPR:   /* a nested block (else if) */
+		stmts(g, s);
+		return;
+	case BN_IF: {
+		expr(g, s->a);
+		x86_test_r64_r64(e, ACC, ACC);
+		size_t jelse = x86_jcc_rel32(e, X86_CC_E);
+		stmts(g, s->b);
+		size_t jend = x86_jmp_rel32(e);
+		x86_patch_rel32(e, jelse, x86_here(e));
+		if (s->c)
+			stmts(g, s->c);
+		x86_patch_rel32(e, jend, x86_here(e));
+		return;
+	}
+	case BN_INCR: {
+		const struct bt_map *m = s->a->map;
+		int32_t moff = part_off(m);
+		if (s->op > 0)
+			x86_inc_m64(e, part_word(m, 0, moff));
+		else
+			x86_dec_m64(e, part_word(m, 0, moff));
+		touched(g, moff);
+		return;
+	}
+	case BN_ASSIGN:
+		break;
+	default:
+		g->fail = true;
+		return;
+	}
+	const struct bt_map *m = s->a->map;
+	const struct bt_node *r = s->b;
+	int32_t moff = part_off(m);
+	if (s->op == '+' || s->op == '-') {   /* @m += x, @m -= x */
+		expr(g, r);
+		if (s->op == '-')
+			x86_neg_r64(e, ACC);
+		x86_alu_m64_r64(e, X86_ADD, part_word(m, 0, moff), ACC);
+		touched(g, moff);
+		return;
+	}
+	if (r->fn != BF_COUNT)
+		expr(g, r->args[0]);
+	switch (r->fn) {
+	case BF_COUNT:
+		x86_inc_m64(e, part_word(m, 0, moff));
+		return;
+	case BF_SUM:
+		x86_alu_m64_r64(e, X86_ADD, part_word(m, 0, moff), ACC);
+		touched(g, moff);
+		return;
+	case BF_MIN:   /* kept as 0xffffffff - x, the larger wins (bt_eval.c) */
+		x86_mov_r64_imm64(e, TMP, 0xffffffffull);
+		x86_alu_r64_r64(e, X86_SUB, TMP, ACC);
+		x86_mov_r64_r64(e, ACC, TMP);
+		/* fallthrough */
+	case BF_MAX:
+		store_larger(g, part_word(m, 0, moff));
+		touched(g, moff);
+		return;
+	case BF_AVG: case BF_STATS:
+		x86_inc_m64(e, part_word(m, 0, moff));
+		x86_alu_m64_r64(e, X86_ADD, part_word(m, 1, moff), ACC);
+		return;
+	case BF_HIST:
+		hist(g, moff);
+		return;
+	case BF_LHIST:
+		lhist(g, m, moff);
+		return;
+	default:
+		g->fail = true;
+	}
+}
+
+static void stmts(struct gen *g, const struct bt_node *blk)
+{
+	for (int i = 0; i < blk->nargs && !g->fail; i++)
+		stmt(g, blk->args[i]);
+}
+
+/* ---- the parts' memory ---- */
+
+/* One region for every split map: SP_EXCL_SLOTS parts of SP_STRIPE_BYTES
+ * (the counter stripes' stride, so a thread's part is its stripe's
+ * address plus a constant), reserved, never committed until written. */
+static unsigned char *region;
+/* bytes of each part given out; the first parts start away from a page's
+ * first lines, where every stripe's first counters and many of the
+ * runtime's page-aligned words lie (at offset 0 a count ran twice as slow:
+ * L1 set conflicts) */
+static size_t region_used = 0x300;
+static pthread_mutex_t region_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int32_t part_off(const struct bt_map *m)
+{
+	return (int32_t)(m->shards->base - region);
+}
+
+/* Parts for M (region lock held).  0 or -1. */
+static int give_parts(struct bt_map *m)
+{
+	if (m->shards)
+		return 0;
+	if (!region) {
+		void *p = mmap(NULL, (size_t)SP_EXCL_SLOTS * SP_STRIPE_BYTES, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (p == MAP_FAILED)
+			return -1;
+		region = p;
+	}
+	size_t need = 8 * (1 + m->val_words);
+	if (region_used + need > SP_STRIPE_BYTES)
+		return -1;
+	if (bt_shards_attach(m, region + region_used, SP_STRIPE_BYTES, SP_EXCL_SLOTS) != 0)
+		return -1;
+	region_used += (need + 63) & ~(size_t)63;   /* a line of its own per map */
+	return 0;
+}
+
+/* Every map B's statements update (the plan made sure they may be split). */
+static int parts_for(struct bt_node *n)
+{
+	if (!n)
+		return 0;
+	if ((n->kind == BN_ASSIGN || n->kind == BN_INCR) && n->a->kind == BN_MAP && give_parts(n->a->map) != 0)
+		return -1;
+	if (n->kind == BN_ASSIGN || n->kind == BN_INCR)
+		return 0;
+	if (n->kind == BN_IF)
+		return parts_for(n->b) || parts_for(n->c) ? -1 : 0;
+	for (int i = 0; i < n->nargs; i++)
+		if (parts_for(n->args[i]) != 0)
+			return -1;
+	return 0;
+}
+
+/* ---- the block ---- */
+
+size_t bt_jit_emit(const struct bt_block *b, uint8_t *buf, size_t cap, int64_t delta)
+{
+	if (!bt_jit_eligible(b->prog, b, NULL))
+		return 0;
+	struct gen g = { .e = { buf, 0, cap, 0 }, .b = b };
+	struct x86e *e = &g.e;
+	push(&g, X86_RAX);
+	x86_lahf(e);
+	x86_setcc_r8(e, X86_CC_O, X86_RAX);
+	push(&g, X86_RAX);                  /* the flags: ah = SF ZF AF PF CF, al = OF */
+	push(&g, ACC);
+	push(&g, TMP);
+	/* the program ran in this process (bt_run.c prints only then): read
+	 * first, so the shared line is written once */
+	x86_mov_r64_imm64(e, X86_RDX, (uintptr_t)&b->prog->ran);
+	x86_cmp_m8_imm8(e, x86_mem(X86_RDX, 0), 0);
+	size_t jran = x86_jcc_rel8(e, X86_CC_NE);
+	x86_mov_m8_imm8(e, x86_mem(X86_RDX, 0), 1);
+	x86_patch_rel8(e, jran, x86_here(e));
+	size_t jout = 0;
+	bool pred = b->pred != NULL;
+	if (pred) {
+		expr(&g, b->pred);
+		x86_test_r64_r64(e, ACC, ACC);
+		jout = x86_jcc_rel32(e, X86_CC_E);
+	}
+	x86_mov_r64_m64(e, PARTS, x86_fs(sp_fastcount.tls_fast));
+	x86_mov_r64_imm64(e, X86_RDX, (uint64_t)delta);
+	x86_alu_r64_r64(e, X86_ADD, PARTS, X86_RDX);
+	stmts(&g, b->body);
+	if (pred)
+		x86_patch_rel32(e, jout, x86_here(e));
+	pop(&g, TMP);
+	pop(&g, ACC);
+	pop(&g, X86_RAX);
+	x86_add_al_imm8(e, 0x7f);           /* OF = al */
+	x86_sahf(e);
+	pop(&g, X86_RAX);
+	x86_ret(e);
+	if (g.fail || e->overflow || g.depth != 0)
+		return 0;
+	return e->len;
+}
+
+void bt_jit_block(struct bt_block *b)
+{
+	static pthread_mutex_t once = PTHREAD_MUTEX_INITIALIZER;
+	pthread_mutex_lock(&once);
+	if (b->native_tried) {
+		pthread_mutex_unlock(&once);
+		return;
+	}
+	b->native_tried = true;
+	const char *why = NULL;
+	const char *off = secure_getenv("SELFPROBE_BTJIT");
+	if (off && strcmp(off, "0") == 0)
+		why = "SELFPROBE_BTJIT=0";
+	else if (!sp_fastcount.on || !sp_stripes)
+		why = "the inline count is off (no rseq)";
+	else if (!bt_jit_eligible(b->prog, b, &why))
+		;
+	else {
+		pthread_mutex_lock(&region_lock);
+		int rc = parts_for(b->body);
+		pthread_mutex_unlock(&region_lock);
+		if (rc != 0)
+			why = "no memory for the maps' per-thread parts";
+	}
+	if (!why) {
+		if (!jit_pid)
+			jit_pid = (uint64_t)getpid();
+		uint8_t buf[4096];
+		size_t n = bt_jit_emit(b, buf, sizeof(buf), (int64_t)((uintptr_t)region - (uintptr_t)sp_stripes));
+		long pg = sysconf(_SC_PAGESIZE);
+		size_t len = (n + (size_t)pg - 1) & ~((size_t)pg - 1);
+		void *code = n ? mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) : MAP_FAILED;
+		if (!n)
+			why = "its code does not fit";
+		else if (code == MAP_FAILED)
+			why = "no memory for its code";
+		else {
+			memcpy(code, buf, n);
+			/* never writable and executable at once */
+			if (mprotect(code, len, PROT_READ | PROT_EXEC) != 0) {
+				munmap(code, len);
+				why = "cannot make its code executable";
+			} else
+				b->native = code;
+		}
+	}
+	if (why)
+		sp_debug("bpftrace block at line %d: the evaluator runs it (%s)", b->body ? b->body->line : 0, why);
+	else
+		sp_debug("bpftrace block at line %d: compiled to native code", b->body ? b->body->line : 0);
+	pthread_mutex_unlock(&once);
+}
