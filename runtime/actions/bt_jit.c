@@ -5,10 +5,13 @@
 #include "fastcount.h"
 #include "log.h"
 #include "stripes.h"
+#include "tramp.h"
 #include "tstate.h"
 #include "x86emit.h"
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <sys/auxv.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -16,12 +19,6 @@
 
 /* pid as the code reads it: asked once, again in a fork child. */
 static uint64_t jit_pid;
-
-void bt_jit_atfork_child(void)
-{
-	if (jit_pid)
-		jit_pid = (uint64_t)getpid();
-}
 
 /* ---- the code ---- */
 
@@ -32,15 +29,40 @@ void bt_jit_atfork_child(void)
 struct gen {
 	struct x86e e;
 	const struct bt_block *b;
-	int depth;         /* 8-byte slots pushed since the entry (the return address not counted) */
+	int depth;         /* 8-byte slots pushed since the entry */
+	bool full;         /* r10, r11 and rax in use (the flags pushed); else
+			    * only rdx is, the flags stay in rax */
+	int32_t pbase;     /* added to every part offset: the parts' distance
+			    * from the stripes when it fits a displacement */
 	bool fail;
 };
 
+/* Jumps to one label, patched when it is placed. */
+struct fixes {
+	size_t at[64];
+	int n;
+};
+
+static void fix_add(struct gen *g, struct fixes *f, size_t at)
+{
+	if (f->n == 64)
+		g->fail = true;
+	else
+		f->at[f->n++] = at;
+}
+
+static void fix_here(struct gen *g, struct fixes *f)
+{
+	for (int i = 0; i < f->n; i++)
+		x86_patch_rel32(&g->e, f->at[i], x86_here(&g->e));
+	f->n = 0;
+}
+
 /* Offsets from rsp of what lies above the code's frame: the trampoline's
  * saved rdx and rcx, and the interrupted stack. */
-static int32_t slot_rdx(const struct gen *g) { return 8 * g->depth + 8; }
-static int32_t slot_rcx(const struct gen *g) { return 8 * g->depth + 16; }
-static int32_t interrupted_rsp(const struct gen *g) { return 8 * g->depth + 24 + 128; }
+static int32_t slot_rdx(const struct gen *g) { return 8 * g->depth; }
+static int32_t slot_rcx(const struct gen *g) { return 8 * g->depth + 8; }
+static int32_t interrupted_rsp(const struct gen *g) { return 8 * g->depth + 16 + 128; }
 
 static void push(struct gen *g, int r) { x86_push(&g->e, r); g->depth++; }
 static void pop(struct gen *g, int r) { x86_pop(&g->e, r); g->depth--; }
@@ -183,13 +205,152 @@ static void expr(struct gen *g, const struct bt_node *n)
 	}
 }
 
+/* ---- conditions as jumps ---- */
+
+static bool is_cmp(int op)
+{
+	return op == '<' || op == '>' || op == BT_OP_LE || op == BT_OP_GE || op == BT_OP_EQ || op == BT_OP_NE;
+}
+
+static bool imm32_ok(const struct bt_node *n)
+{
+	return n->kind == BN_INT && n->ival == (int32_t)n->ival;
+}
+
+/* argN the probed code still has in a register (rdi, rsi, r8, r9), or -1. */
+static int arg_reg(const struct bt_node *n)
+{
+	static const int8_t regs[] = { X86_RDI, X86_RSI, -1, -1, X86_R8, X86_R9, -1, -1 };
+	if (n->kind != BN_BUILTIN || n->ival < BB_ARG0 || n->ival > BB_ARG7)
+		return -1;
+	return regs[n->ival - BB_ARG0];
+}
+
+/* Can A CMP B be one cmp with rdx as the only scratch: one side a leaf
+ * (into rdx unless it is in a register), the other a 32-bit literal or an
+ * argument in a register. */
+static bool direct_cmp(const struct bt_node *a, const struct bt_node *b)
+{
+	if (!is_leaf(a) || !is_leaf(b))
+		return false;
+	return imm32_ok(b) || arg_reg(b) >= 0 || imm32_ok(a) || arg_reg(a) >= 0;
+}
+
+/* Is N a condition branch_if writes without r10/r11? */
+static bool direct_cond(const struct bt_node *n)
+{
+	if (n->kind == BN_INT)
+		return true;
+	if (n->kind == BN_UN && n->op == '!')
+		return direct_cond(n->a);
+	if (n->kind == BN_BIN && (n->op == BT_OP_AND || n->op == BT_OP_OR))
+		return direct_cond(n->a) && direct_cond(n->b);
+	if (n->kind == BN_BIN && is_cmp(n->op))
+		return direct_cmp(n->a, n->b);
+	return false;
+}
+
+static enum x86_cc swap_cc(enum x86_cc cc)
+{
+	switch (cc) {
+	case X86_CC_L: return X86_CC_G;
+	case X86_CC_G: return X86_CC_L;
+	case X86_CC_LE: return X86_CC_GE;
+	case X86_CC_GE: return X86_CC_LE;
+	case X86_CC_B: return X86_CC_A;
+	case X86_CC_A: return X86_CC_B;
+	case X86_CC_BE: return X86_CC_AE;
+	case X86_CC_AE: return X86_CC_BE;
+	default: return cc;
+	}
+}
+
+/* Jump to F when N's truth is WHEN; fall through otherwise. */
+static void branch_if(struct gen *g, const struct bt_node *n, bool when, struct fixes *f)
+{
+	struct x86e *e = &g->e;
+	if (n->kind == BN_INT) {
+		if ((n->ival != 0) == when)
+			fix_add(g, f, x86_jmp_rel32(e));
+		return;
+	}
+	if (n->kind == BN_UN && n->op == '!') {
+		branch_if(g, n->a, !when, f);
+		return;
+	}
+	if (n->kind == BN_BIN && (n->op == BT_OP_AND || n->op == BT_OP_OR)) {
+		/* a && b is false when either is; a || b true when either is */
+		bool decisive = n->op == BT_OP_OR;
+		if (when == decisive) {
+			branch_if(g, n->a, when, f);
+			branch_if(g, n->b, when, f);
+		} else {
+			struct fixes skip = { .n = 0 };
+			branch_if(g, n->a, decisive, &skip);
+			branch_if(g, n->b, when, f);
+			fix_here(g, &skip);
+		}
+		return;
+	}
+	if (n->kind == BN_BIN && is_cmp(n->op) && direct_cmp(n->a, n->b)) {
+		const struct bt_node *a = n->a, *b = n->b;
+		enum x86_cc cc = cmp_cc(n->op, n->is_signed);
+		if (!(imm32_ok(b) || arg_reg(b) >= 0)) {   /* the simple side on the right */
+			const struct bt_node *t = a;
+			a = b;
+			b = t;
+			cc = swap_cc(cc);
+		}
+		int ra = arg_reg(a);
+		if (ra < 0) {
+			load_leaf(g, a, X86_RDX);
+			ra = X86_RDX;
+		}
+		if (imm32_ok(b))
+			x86_alu_r64_imm32(e, X86_CMP, ra, (int32_t)b->ival);
+		else
+			x86_alu_r64_r64(e, X86_CMP, ra, arg_reg(b));
+		fix_add(g, f, x86_jcc_rel32(e, when ? cc : (enum x86_cc)(cc ^ 1)));
+		return;
+	}
+	expr(g, n);   /* full mode: the value, then its truth */
+	x86_test_r64_r64(e, ACC, ACC);
+	fix_add(g, f, x86_jcc_rel32(e, when ? X86_CC_NE : X86_CC_E));
+}
+
+/* Does block B need r10, r11 and rax (values, not only jumps)? */
+static bool stmts_need_full(const struct bt_node *blk);
+
+static bool stmt_needs_full(const struct bt_node *s)
+{
+	switch (s->kind) {
+	case BN_EXPR:
+		return stmts_need_full(s);
+	case BN_IF:
+		return !direct_cond(s->a) || stmts_need_full(s->b) || (s->c && stmts_need_full(s->c));
+	case BN_INCR:
+		return false;
+	case BN_ASSIGN:
+		return !(s->b->kind == BN_CALL && s->b->fn == BF_COUNT && s->op == '=');
+	default:
+		return true;
+	}
+}
+
+static bool stmts_need_full(const struct bt_node *blk)
+{
+	for (int i = 0; i < blk->nargs; i++)
+		if (stmt_needs_full(blk->args[i]))
+			return true;
+	return false;
+}
+
 static void stmts(struct gen *g, const struct bt_node *blk);
 
-/* Word K of M's value in its part at PARTS (the touched word is at MOFF). */
-static struct x86m part_word(const struct bt_map *m, int k, int32_t moff)
+/* Word K of a map's value in its part at PARTS (the touched word is at MOFF). */
+static struct x86m part_word(const struct gen *g, int k, int32_t moff)
 {
-	(void)m;
-	return x86_mem(PARTS, moff + 8 + 8 * k);
+	return x86_mem(PARTS, g->pbase + moff + 8 + 8 * k);
 }
 
 /* The offset of M's part from PARTS: where bt_jit_block placed it. */
@@ -213,7 +374,7 @@ static void store_larger(struct gen *g, struct x86m w)
 
 static void touched(struct gen *g, int32_t moff)
 {
-	x86_mov_m8_imm8(&g->e, x86_mem(PARTS, moff), 1);
+	x86_mov_m8_imm8(&g->e, x86_mem(PARTS, g->pbase + moff), 1);
 }
 
 static void hist(struct gen *g, int32_t moff)
@@ -228,13 +389,13 @@ static void hist(struct gen *g, int32_t moff)
 	x86_mov_r32_imm32(e, TMP, 31);
 	x86_alu_r64_r64(e, X86_CMP, X86_RDX, TMP);
 	x86_cmovcc_r64_r64(e, X86_CC_A, X86_RDX, TMP);
-	x86_inc_m64(e, x86_mem_idx(PARTS, X86_RDX, 8, moff + 8 + 16));
+	x86_inc_m64(e, x86_mem_idx(PARTS, X86_RDX, 8, g->pbase + moff + 8 + 16));
 	size_t jd1 = x86_jmp_rel32(e);
 	x86_patch_rel32(e, jneg, x86_here(e));
-	x86_inc_m64(e, part_word(NULL, 0, moff));
+	x86_inc_m64(e, part_word(g, 0, moff));
 	size_t jd2 = x86_jmp_rel32(e);
 	x86_patch_rel32(e, jzero, x86_here(e));
-	x86_inc_m64(e, part_word(NULL, 1, moff));
+	x86_inc_m64(e, part_word(g, 1, moff));
 	x86_patch_rel32(e, jd1, x86_here(e));
 	x86_patch_rel32(e, jd2, x86_here(e));
 }
@@ -263,13 +424,13 @@ static void lhist(struct gen *g, const struct bt_map *m, int32_t moff)
 		x86_div_r64(e, TMP);
 		x86_mov_r64_r64(e, ACC, X86_RAX);
 	}
-	x86_inc_m64(e, x86_mem_idx(PARTS, ACC, 8, moff + 8 + 8));
+	x86_inc_m64(e, x86_mem_idx(PARTS, ACC, 8, g->pbase + moff + 8 + 8));
 	size_t jd1 = x86_jmp_rel32(e);
 	x86_patch_rel32(e, jlow, x86_here(e));
-	x86_inc_m64(e, part_word(m, 0, moff));
+	x86_inc_m64(e, part_word(g, 0, moff));
 	size_t jd2 = x86_jmp_rel32(e);
 	x86_patch_rel32(e, jhigh, x86_here(e));
-	x86_inc_m64(e, part_word(m, (int)top, moff));
+	x86_inc_m64(e, part_word(g, (int)top, moff));
 	x86_patch_rel32(e, jd1, x86_here(e));
 	x86_patch_rel32(e, jd2, x86_here(e));
 }
@@ -282,12 +443,11 @@ static void stmt(struct gen *g, const struct bt_node *s)
 		stmts(g, s);
 		return;
 	case BN_IF: {
-		expr(g, s->a);
-		x86_test_r64_r64(e, ACC, ACC);
-		size_t jelse = x86_jcc_rel32(e, X86_CC_E);
+		struct fixes felse = { .n = 0 };
+		branch_if(g, s->a, false, &felse);
 		stmts(g, s->b);
 		size_t jend = x86_jmp_rel32(e);
-		x86_patch_rel32(e, jelse, x86_here(e));
+		fix_here(g, &felse);
 		if (s->c)
 			stmts(g, s->c);
 		x86_patch_rel32(e, jend, x86_here(e));
@@ -297,9 +457,9 @@ static void stmt(struct gen *g, const struct bt_node *s)
 		const struct bt_map *m = s->a->map;
 		int32_t moff = part_off(m);
 		if (s->op > 0)
-			x86_inc_m64(e, part_word(m, 0, moff));
+			x86_inc_m64(e, part_word(g, 0, moff));
 		else
-			x86_dec_m64(e, part_word(m, 0, moff));
+			x86_dec_m64(e, part_word(g, 0, moff));
 		touched(g, moff);
 		return;
 	}
@@ -316,7 +476,7 @@ static void stmt(struct gen *g, const struct bt_node *s)
 		expr(g, r);
 		if (s->op == '-')
 			x86_neg_r64(e, ACC);
-		x86_alu_m64_r64(e, X86_ADD, part_word(m, 0, moff), ACC);
+		x86_alu_m64_r64(e, X86_ADD, part_word(g, 0, moff), ACC);
 		touched(g, moff);
 		return;
 	}
@@ -324,10 +484,10 @@ static void stmt(struct gen *g, const struct bt_node *s)
 		expr(g, r->args[0]);
 	switch (r->fn) {
 	case BF_COUNT:
-		x86_inc_m64(e, part_word(m, 0, moff));
+		x86_inc_m64(e, part_word(g, 0, moff));
 		return;
 	case BF_SUM:
-		x86_alu_m64_r64(e, X86_ADD, part_word(m, 0, moff), ACC);
+		x86_alu_m64_r64(e, X86_ADD, part_word(g, 0, moff), ACC);
 		touched(g, moff);
 		return;
 	case BF_MIN:   /* kept as 0xffffffff - x, the larger wins (bt_eval.c) */
@@ -336,12 +496,12 @@ static void stmt(struct gen *g, const struct bt_node *s)
 		x86_mov_r64_r64(e, ACC, TMP);
 		/* fallthrough */
 	case BF_MAX:
-		store_larger(g, part_word(m, 0, moff));
+		store_larger(g, part_word(g, 0, moff));
 		touched(g, moff);
 		return;
 	case BF_AVG: case BF_STATS:
-		x86_inc_m64(e, part_word(m, 0, moff));
-		x86_alu_m64_r64(e, X86_ADD, part_word(m, 1, moff), ACC);
+		x86_inc_m64(e, part_word(g, 0, moff));
+		x86_alu_m64_r64(e, X86_ADD, part_word(g, 1, moff), ACC);
 		return;
 	case BF_HIST:
 		hist(g, moff);
@@ -364,8 +524,11 @@ static void stmts(struct gen *g, const struct bt_node *blk)
 
 /* One region for every split map: SP_EXCL_SLOTS parts of SP_STRIPE_BYTES
  * (the counter stripes' stride, so a thread's part is its stripe's
- * address plus a constant), reserved, never committed until written. */
+ * address plus a constant), reserved, never committed until written;
+ * asked for right below the stripes, so that the constant fits an
+ * instruction's displacement. */
 static unsigned char *region;
+#define REGION_BYTES ((size_t)SP_EXCL_SLOTS * SP_STRIPE_BYTES)
 /* bytes of each part given out; the first parts start away from a page's
  * first lines, where every stripe's first counters and many of the
  * runtime's page-aligned words lie (at offset 0 a count ran twice as slow:
@@ -373,9 +536,34 @@ static unsigned char *region;
 static size_t region_used = 0x300;
 static pthread_mutex_t region_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* Each program's "ran" word in the parts: a compiled block marks its
+ * thread's, bt_run.c asks bt_jit_ran at exit (the shared flag would be a
+ * cache line every thread writes). */
+#define MAX_PROGS 64
+static struct { const struct bt_program *p; size_t off; } rans[MAX_PROGS];
+static int n_rans;
+
 static int32_t part_off(const struct bt_map *m)
 {
 	return (int32_t)(m->shards->base - region);
+}
+
+/* BYTES of every part, 64-aligned (region lock held): the offset, or -1. */
+static long take(size_t bytes)
+{
+	if (!region) {
+		void *hint = sp_stripes - REGION_BYTES;
+		void *p = mmap(hint, REGION_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+			       -1, 0);
+		if (p == MAP_FAILED)
+			return -1;
+		region = p;
+	}
+	if (region_used + bytes > SP_STRIPE_BYTES)
+		return -1;
+	long off = (long)region_used;
+	region_used += (bytes + 63) & ~(size_t)63;   /* a line of its own */
+	return off;
 }
 
 /* Parts for M (region lock held).  0 or -1. */
@@ -383,20 +571,36 @@ static int give_parts(struct bt_map *m)
 {
 	if (m->shards)
 		return 0;
-	if (!region) {
-		void *p = mmap(NULL, (size_t)SP_EXCL_SLOTS * SP_STRIPE_BYTES, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		if (p == MAP_FAILED)
-			return -1;
-		region = p;
-	}
-	size_t need = 8 * (1 + m->val_words);
-	if (region_used + need > SP_STRIPE_BYTES)
+	long off = take(8 * (1 + m->val_words));
+	if (off < 0 || bt_shards_attach(m, region + off, SP_STRIPE_BYTES, SP_EXCL_SLOTS) != 0)
 		return -1;
-	if (bt_shards_attach(m, region + region_used, SP_STRIPE_BYTES, SP_EXCL_SLOTS) != 0)
-		return -1;
-	region_used += (need + 63) & ~(size_t)63;   /* a line of its own per map */
 	return 0;
+}
+
+/* P's "ran" word (region lock held): its offset, or -1. */
+static long ran_word(const struct bt_program *p)
+{
+	for (int i = 0; i < n_rans; i++)
+		if (rans[i].p == p)
+			return (long)rans[i].off;
+	if (n_rans == MAX_PROGS)
+		return -1;
+	long off = take(8);
+	if (off >= 0)
+		rans[n_rans++] = (typeof(rans[0])){ p, (size_t)off };
+	return off;
+}
+
+bool bt_jit_ran(const struct bt_program *p)
+{
+	bool ran = false;
+	pthread_mutex_lock(&region_lock);
+	for (int i = 0; i < n_rans && !ran; i++)
+		if (rans[i].p == p)
+			for (int k = 0; k < SP_EXCL_SLOTS && !ran; k++)
+				ran = region[(size_t)k * SP_STRIPE_BYTES + rans[i].off] != 0;
+	pthread_mutex_unlock(&region_lock);
+	return ran;
 }
 
 /* Every map B's statements update (the plan made sure they may be split). */
@@ -416,50 +620,87 @@ static int parts_for(struct bt_node *n)
 	return 0;
 }
 
+void bt_jit_atfork_child(void)
+{
+	if (jit_pid)
+		jit_pid = (uint64_t)getpid();
+	/* the child's blocks start again: no "ran" yet (the maps' parts are
+	 * reset with the maps, bt_map_clear) */
+	for (int i = 0; i < n_rans; i++)
+		for (int k = 0; k < SP_EXCL_SLOTS; k++)
+			if (region[(size_t)k * SP_STRIPE_BYTES + rans[i].off])
+				region[(size_t)k * SP_STRIPE_BYTES + rans[i].off] = 0;
+}
+
 /* ---- the block ---- */
 
-size_t bt_jit_emit(const struct bt_block *b, uint8_t *buf, size_t cap, int64_t delta)
+/* B's code into BUF: its length, or 0 (outside the subset, too long).
+ * The region and B's parts exist; RAN: the program's ran word. */
+static size_t emit(const struct bt_block *b, uint8_t *buf, size_t cap, long ran)
 {
-	if (!bt_jit_eligible(b->prog, b, NULL))
-		return 0;
 	struct gen g = { .e = { buf, 0, cap, 0 }, .b = b };
 	struct x86e *e = &g.e;
+	int64_t delta = (int64_t)((uintptr_t)region - (uintptr_t)sp_stripes);
+	g.full = (b->pred && !direct_cond(b->pred)) || stmts_need_full(b->body);
 	push(&g, X86_RAX);
-	x86_lahf(e);
-	x86_setcc_r8(e, X86_CC_O, X86_RAX);
-	push(&g, X86_RAX);                  /* the flags: ah = SF ZF AF PF CF, al = OF */
-	push(&g, ACC);
-	push(&g, TMP);
-	/* the program ran in this process (bt_run.c prints only then): read
-	 * first, so the shared line is written once */
-	x86_mov_r64_imm64(e, X86_RDX, (uintptr_t)&b->prog->ran);
-	x86_cmp_m8_imm8(e, x86_mem(X86_RDX, 0), 0);
-	size_t jran = x86_jcc_rel8(e, X86_CC_NE);
-	x86_mov_m8_imm8(e, x86_mem(X86_RDX, 0), 1);
-	x86_patch_rel8(e, jran, x86_here(e));
-	size_t jout = 0;
-	bool pred = b->pred != NULL;
-	if (pred) {
-		expr(&g, b->pred);
-		x86_test_r64_r64(e, ACC, ACC);
-		jout = x86_jcc_rel32(e, X86_CC_E);
+	x86_lahf(e);                        /* ah = SF ZF AF PF CF */
+	x86_setcc_r8(e, X86_CC_O, X86_RAX); /* al = OF */
+	if (g.full) {
+		push(&g, X86_RAX);          /* the flags, rax free */
+		push(&g, ACC);
+		push(&g, TMP);
 	}
 	x86_mov_r64_m64(e, PARTS, x86_fs(sp_fastcount.tls_fast));
-	x86_mov_r64_imm64(e, X86_RDX, (uint64_t)delta);
-	x86_alu_r64_r64(e, X86_ADD, PARTS, X86_RDX);
+	if (delta == (int32_t)delta && delta + (int64_t)SP_STRIPE_BYTES == (int32_t)(delta + (int64_t)SP_STRIPE_BYTES))
+		g.pbase = (int32_t)delta;   /* the parts' distance as a displacement */
+	else {
+		x86_mov_r64_imm64(e, X86_RDX, (uint64_t)delta);
+		x86_alu_r64_r64(e, X86_ADD, PARTS, X86_RDX);
+	}
+	x86_mov_m8_imm8(e, x86_mem(PARTS, g.pbase + (int32_t)ran), 1);   /* this thread ran a block */
+	struct fixes out = { .n = 0 };
+	if (b->pred)
+		branch_if(&g, b->pred, false, &out);
 	stmts(&g, b->body);
-	if (pred)
-		x86_patch_rel32(e, jout, x86_here(e));
-	pop(&g, TMP);
-	pop(&g, ACC);
-	pop(&g, X86_RAX);
+	fix_here(&g, &out);
+	if (g.full) {
+		pop(&g, TMP);
+		pop(&g, ACC);
+		pop(&g, X86_RAX);
+	}
 	x86_add_al_imm8(e, 0x7f);           /* OF = al */
-	x86_sahf(e);
-	pop(&g, X86_RAX);
-	x86_ret(e);
+	x86_sahf(e);                        /* the rest from ah */
+	pop(&g, X86_RAX);                   /* and on into the trampoline */
 	if (g.fail || e->overflow || g.depth != 0)
 		return 0;
 	return e->len;
+}
+
+/* SELFPROBE_BTJIT=0?  The preload attaches in the first constructor,
+ * before libc has set environ: then from the initial environment, as the
+ * kernel keeps it (objcache.c reads its variable the same way). */
+static bool jit_off(void)
+{
+	extern char **environ;
+	if (getauxval(AT_SECURE))
+		return false;
+	if (environ) {
+		const char *v = getenv("SELFPROBE_BTJIT");
+		return v && strcmp(v, "0") == 0;
+	}
+	char buf[65536];
+	int fd = open("/proc/self/environ", O_RDONLY | O_CLOEXEC);
+	ssize_t len = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : 0;
+	if (fd >= 0)
+		close(fd);
+	for (ssize_t i = 0; i < len;) {
+		const char *v = buf + i;
+		size_t n = strnlen(v, (size_t)(len - i));
+		if (n == strlen("SELFPROBE_BTJIT=0") && memcmp(v, "SELFPROBE_BTJIT=0", n) == 0)
+			return true;
+		i += (ssize_t)n + 1;
+	}
+	return false;
 }
 
 void bt_jit_block(struct bt_block *b)
@@ -472,8 +713,8 @@ void bt_jit_block(struct bt_block *b)
 	}
 	b->native_tried = true;
 	const char *why = NULL;
-	const char *off = secure_getenv("SELFPROBE_BTJIT");
-	if (off && strcmp(off, "0") == 0)
+	long ran = -1;
+	if (jit_off())
 		why = "SELFPROBE_BTJIT=0";
 	else if (!sp_fastcount.on || !sp_stripes)
 		why = "the inline count is off (no rseq)";
@@ -482,30 +723,27 @@ void bt_jit_block(struct bt_block *b)
 	else {
 		pthread_mutex_lock(&region_lock);
 		int rc = parts_for(b->body);
+		ran = rc == 0 ? ran_word(b->prog) : -1;
 		pthread_mutex_unlock(&region_lock);
-		if (rc != 0)
+		if (rc != 0 || ran < 0)
 			why = "no memory for the maps' per-thread parts";
 	}
 	if (!why) {
 		if (!jit_pid)
 			jit_pid = (uint64_t)getpid();
-		uint8_t buf[4096];
-		size_t n = bt_jit_emit(b, buf, sizeof(buf), (int64_t)((uintptr_t)region - (uintptr_t)sp_stripes));
-		long pg = sysconf(_SC_PAGESIZE);
-		size_t len = (n + (size_t)pg - 1) & ~((size_t)pg - 1);
-		void *code = n ? mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) : MAP_FAILED;
+		uint8_t buf[SP_INLINE_MAX];
+		size_t n = emit(b, buf, sizeof(buf), ran);
+		/* bytes a trampoline copies (tramp.c), never run from here;
+		 * never freed: a site knows its copy by this address */
+		uint8_t *code = n ? malloc(n) : NULL;
 		if (!n)
-			why = "its code does not fit";
-		else if (code == MAP_FAILED)
-			why = "no memory for its code";
+			why = "its code is longer than a trampoline takes";
+		else if (!code)
+			why = "out of memory";
 		else {
 			memcpy(code, buf, n);
-			/* never writable and executable at once */
-			if (mprotect(code, len, PROT_READ | PROT_EXEC) != 0) {
-				munmap(code, len);
-				why = "cannot make its code executable";
-			} else
-				b->native = code;
+			b->native = code;
+			b->native_len = n;
 		}
 	}
 	if (why)

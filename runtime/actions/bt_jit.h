@@ -52,11 +52,8 @@
  * counter stripes must exist (sp_tstate_init). */
 void bt_jit_block(struct bt_block *b);
 
-/* The code for block B into BUF (CAP bytes) as bt_jit_block would write it,
- * the map parts' offset from a thread's stripe being DELTA: its length, or
- * 0 when B is outside the subset or the code does not fit.  For the tests,
- * which run it on made-up register states. */
-size_t bt_jit_emit(const struct bt_block *b, uint8_t *buf, size_t cap, int64_t delta);
+/* Did a compiled block of P run in this process (since the last fork)? */
+bool bt_jit_ran(const struct bt_program *p);
 
 /* In a fork child: pid changed. */
 void bt_jit_atfork_child(void);

@@ -169,8 +169,9 @@ struct bt_block {
 	bool usdt;               /* attached to usdt probes: argN are the
 				  * note's arguments */
 	int nvars;
-	void *native;            /* the block as native code the trampoline
-				  * calls (bt_jit.h), or NULL: the evaluator */
+	const uint8_t *native;   /* the block as native code a trampoline
+				  * runs (bt_jit.h), or NULL: the evaluator */
+	size_t native_len;
 	bool native_tried;
 };
 

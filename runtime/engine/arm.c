@@ -334,8 +334,10 @@ static int prepare(struct sp_site *s, const struct sp_object *obj, const struct 
 		   bool want_jmp, const struct sp_verdict *v, const char **why)
 {
 	s->go_stack = fn->go_stack;
-	if (fn->inline_hook && !s->jmp_tried)
-		s->inline_hook = true;   /* the trampoline about to be built calls it */
+	if (fn->inline_code && !s->jmp_tried) {   /* the trampoline about to be built runs it */
+		s->inline_code = fn->inline_code;
+		s->inline_len = fn->inline_len;
+	}
 	if (want_jmp && !s->jmp_tried && fn->go_no_jmp) {
 		s->jmp_tried = true;
 		s->jmp_reason = fn->go_no_jmp;

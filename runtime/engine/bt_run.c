@@ -90,7 +90,7 @@ void sp_bt_exit(void)
 {
 	pthread_mutex_lock(&active_lock);
 	for (struct bt_program *p = active; p; p = p->next_active) {
-		if (!p->ran)
+		if (!p->ran && !bt_jit_ran(p))
 			continue;
 		struct bt_buf b = { 0 };
 		bt_print_all(&b, p);

@@ -32,7 +32,7 @@ struct sp_probe {
 	enum sp_probe_kind kind;
 	enum sp_action_kind action;
 	selfprobe_handler_fn fn;         /* NULL: count only */
-	void *inline_fn;                 /* native code doing what fn does, run in
+	const uint8_t *inline_code;      /* native code doing what fn does, run in
 					  * the trampoline after the inline count
 					  * while this is the site's only probe
 					  * (bt_jit.h), or NULL */

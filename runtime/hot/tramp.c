@@ -68,16 +68,12 @@ static void emit_fast(struct x86e *e, const struct sp_site *site, struct fast_fi
 	x86_mov_m64_r64(e, x86_mem(X86_RCX, 0), X86_RDX);              /* mov %rdx,(%rcx): commit */
 	fx->post = x86_here(e);
 	x86_mov_m64_imm32(e, x86_fs(sp_fastcount.tls_rseq_cs), 0);     /* movq $0,%fs:rseq_cs */
-	if (site->inline_hook) {
-		/* the probe's native code (bt_jit.h), outside the critical
-		 * section: it adds to the thread's own words with single
-		 * instructions, and its memory is never freed */
-		x86_mov_r64_imm64(e, X86_RCX, (uintptr_t)&site->inline_fn);   /* movabs $&inline_fn,%rcx */
-		x86_mov_r64_m64(e, X86_RCX, x86_mem(X86_RCX, 0));      /* mov (%rcx),%rcx */
-		size_t jnone = x86_jrcxz(e);                           /* jrcxz 1f */
-		x86_call_r64(e, X86_RCX);                              /* call *%rcx */
-		x86_patch_rel8(e, jnone, x86_here(e));                 /* 1: */
-	}
+	/* a probe's native code (bt_jit.h: position-independent, it falls
+	 * through at its end), outside the critical section: it adds to the
+	 * thread's own words with single instructions.  The count above runs
+	 * only while that probe is the site's only one (registry.c) */
+	if (site->inline_code)
+		x86_bytes(e, site->inline_code, site->inline_len);
 	x86_pop(e, X86_RDX);                                           /* pop %rdx */
 	x86_pop(e, X86_RCX);                                           /* pop %rcx */
 	x86_lea(e, X86_RSP, x86_mem32(X86_RSP, 0x80));                 /* lea 0x80(%rsp),%rsp */
