@@ -13,10 +13,8 @@
  * without keys is the same table with one slot and an empty key.
  */
 #include "bt.h"
-#include "bt_shard.h"
 
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -49,11 +47,7 @@ int bt_map_alloc(struct bt_map *m)
 
 void bt_map_free(struct bt_map *m)
 {
-	if (m->shards) {
-		free(m->shards->folded);
-		free(m->shards);
-		m->shards = NULL;
-	}
+
 	if (m->slots)
 		munmap(m->slots, m->cap * m->slot_size);
 	m->slots = NULL;
@@ -173,7 +167,6 @@ void bt_map_clear(struct bt_map *m)
 {
 	if (!m->slots)
 		return;
-	bt_shards_reset(m);   /* a fork child's (a cleared map is never split) */
 	/* the kernel gives zero pages back: every slot empty, memory returned */
 	if (madvise(m->slots, m->cap * m->slot_size, MADV_DONTNEED) != 0)
 		memset(m->slots, 0, m->cap * m->slot_size);

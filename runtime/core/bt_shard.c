@@ -70,6 +70,15 @@ void bt_map_sync(struct bt_map *m)
 	atomic_flag_clear(&s->busy);
 }
 
+void bt_shards_free(struct bt_map *m)
+{
+	if (!m->shards)
+		return;
+	free(m->shards->folded);
+	free(m->shards);
+	m->shards = NULL;
+}
+
 void bt_shards_reset(struct bt_map *m)
 {
 	struct bt_shards *s = m->shards;

@@ -39,5 +39,7 @@ int bt_shards_attach(struct bt_map *m, unsigned char *base, size_t stride, int n
 void bt_map_sync(struct bt_map *m);
 /* Forget the parts' contents (a fork child, alone: its counts start again). */
 void bt_shards_reset(struct bt_map *m);
+/* Free M's parts bookkeeping (the parts' memory is the region's). */
+void bt_shards_free(struct bt_map *m);
 
 #endif

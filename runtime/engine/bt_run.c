@@ -1,6 +1,7 @@
 /* bt_run — see bt_run.h. */
 #include "bt.h"
 #include "bt_jit.h"
+#include "bt_shard.h"
 #include "bt_run.h"
 #include "dispatch.h"
 #include "guard.h"
@@ -26,8 +27,10 @@ static void atfork_child(void)
 	/* each process prints its own hits, as its report counts its own */
 	for (struct bt_program *p = active; p; p = p->next_active) {
 		p->ran = false;
-		for (struct bt_map *m = p->maps; m; m = m->next)
+		for (struct bt_map *m = p->maps; m; m = m->next) {
 			bt_map_clear(m);
+			bt_shards_reset(m);   /* the threads' parts of compiled blocks */
+		}
 	}
 }
 
