@@ -703,6 +703,11 @@ static bool jit_off(void)
 	return false;
 }
 
+static struct blob {
+	struct blob *next;
+	uint8_t code[];
+} *blobs;
+
 void bt_jit_block(struct bt_block *b)
 {
 	static pthread_mutex_t once = PTHREAD_MUTEX_INITIALIZER;
@@ -734,15 +739,18 @@ void bt_jit_block(struct bt_block *b)
 		uint8_t buf[SP_INLINE_MAX];
 		size_t n = emit(b, buf, sizeof(buf), ran);
 		/* bytes a trampoline copies (tramp.c), never run from here;
-		 * never freed: a site knows its copy by this address */
-		uint8_t *code = n ? malloc(n) : NULL;
+		 * never freed (kept on a list): a site knows its copy by
+		 * this address, which must not come back for another block */
+		struct blob *bl = n ? malloc(sizeof(*bl) + n) : NULL;
 		if (!n)
 			why = "its code is longer than a trampoline takes";
-		else if (!code)
+		else if (!bl)
 			why = "out of memory";
 		else {
-			memcpy(code, buf, n);
-			b->native = code;
+			memcpy(bl->code, buf, n);
+			bl->next = blobs;
+			blobs = bl;
+			b->native = bl->code;
 			b->native_len = n;
 		}
 	}

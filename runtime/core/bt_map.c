@@ -47,7 +47,6 @@ int bt_map_alloc(struct bt_map *m)
 
 void bt_map_free(struct bt_map *m)
 {
-
 	if (m->slots)
 		munmap(m->slots, m->cap * m->slot_size);
 	m->slots = NULL;

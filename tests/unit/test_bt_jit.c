@@ -73,7 +73,6 @@ Test(bt_jit, the_subset_is_compiled_the_rest_falls_back)
 			cr_expect(!ok && why && strstr(why, plan[i].why), "%s: block %d should not be compiled for %s (%s)",
 				  plan[i].text, plan[i].block, plan[i].why, ok ? "compiled" : why);
 		bt_program_release(p);
-		bt_program_release(p);
 	}
 }
 
@@ -235,5 +234,7 @@ Test(bt_jit, compiled_blocks_give_the_evaluators_maps_and_leave_the_state_alone)
 			  (int)a.n, a.p, (int)c.n, c.p);
 		free(a.p);
 		free(c.p);
+		bt_program_release(jit);
+		bt_program_release(ref);
 	}
 }
