@@ -242,7 +242,7 @@ static int ent_cmp(const void *va, const void *vb, void *vm)
 
 static int64_t min_of(uint64_t w)
 {
-	return w ? (int64_t)0xffffffff - (int64_t)w : 0;
+	return w ? (int64_t)(0xffffffffull - w) : 0;   /* wraps: no signed overflow */
 }
 
 static void put_key(struct bt_buf *b, const struct bt_map *m, const unsigned char *key)
