@@ -19,6 +19,11 @@
 
 /* pid as the code reads it: asked once, again in a fork child. */
 static uint64_t jit_pid;
+/* tid as the code reads it: 0 until the thread's first compiled block
+ * that needs it asks the kernel (a syscall in the code itself: the block
+ * cannot call C), again in a fork child; at its %fs offset */
+static __thread uint64_t jit_tid __attribute__((tls_model("initial-exec")));
+static int32_t tid_off;
 
 /* ---- the code ---- */
 
@@ -91,7 +96,23 @@ static void load_leaf(struct gen *g, const struct bt_node *n, int r)
 {
 	if (n->kind == BN_INT)
 		x86_mov_r64_imm64(&g->e, r, (uint64_t)n->ival);
-	else if (n->ival == BB_PID) {
+	else if (n->ival == BB_TID) {
+		/* full mode only (direct_cmp leaves tid out): rax is free, the
+		 * flags are pushed; syscall clobbers rcx (the parts) and r11 */
+		struct x86e *e = &g->e;
+		x86_mov_r64_m64(e, r, x86_fs(tid_off));
+		x86_test_r64_r64(e, r, r);
+		size_t jhave = x86_jcc_rel32(e, X86_CC_NE);
+		push(g, PARTS);
+		push(g, TMP);
+		x86_mov_r32_imm32(e, X86_RAX, 186);   /* SYS_gettid */
+		x86_syscall(e);
+		pop(g, TMP);
+		pop(g, PARTS);
+		x86_mov_r64_r64(e, r, X86_RAX);
+		x86_mov_m64_r64(e, x86_fs(tid_off), r);
+		x86_patch_rel32(e, jhave, x86_here(e));
+	} else if (n->ival == BB_PID) {
 		x86_mov_r64_imm64(&g->e, r, (uintptr_t)&jit_pid);
 		x86_mov_r64_m64(&g->e, r, x86_mem(r, 0));
 	} else
@@ -233,6 +254,8 @@ static bool direct_cmp(const struct bt_node *a, const struct bt_node *b)
 {
 	if (!is_leaf(a) || !is_leaf(b))
 		return false;
+	if ((a->kind == BN_BUILTIN && a->ival == BB_TID) || (b->kind == BN_BUILTIN && b->ival == BB_TID))
+		return false;   /* its first read is a syscall: full mode */
 	return imm32_ok(b) || arg_reg(b) >= 0 || imm32_ok(a) || arg_reg(a) >= 0;
 }
 
@@ -624,6 +647,7 @@ void bt_jit_atfork_child(void)
 {
 	if (jit_pid)
 		jit_pid = (uint64_t)getpid();
+	jit_tid = 0;   /* the child's only thread, another tid */
 	/* the child's blocks start again: no "ran" yet (the maps' parts are
 	 * reset with the maps, bt_map_clear) */
 	for (int i = 0; i < n_rans; i++)
@@ -736,6 +760,9 @@ void bt_jit_block(struct bt_block *b)
 	if (!why) {
 		if (!jit_pid)
 			jit_pid = (uint64_t)getpid();
+		uintptr_t tp;
+		__asm__("mov %%fs:0, %0" : "=r"(tp));
+		tid_off = (int32_t)((intptr_t)&jit_tid - (intptr_t)tp);
 		uint8_t buf[SP_INLINE_MAX];
 		size_t n = emit(b, buf, sizeof(buf), ran);
 		/* bytes a trampoline copies (tramp.c), never run from here;

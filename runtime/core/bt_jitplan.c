@@ -112,9 +112,9 @@ static bool expr_ok(const struct bt_node *n, const char **why)
 	case BN_INT:
 		return true;
 	case BN_BUILTIN:
-		if ((n->ival >= BB_ARG0 && n->ival <= BB_ARG7) || n->ival == BB_PID)
+		if ((n->ival >= BB_ARG0 && n->ival <= BB_ARG7) || n->ival == BB_PID || n->ival == BB_TID)
 			return true;
-		*why = "a builtin other than argN and pid";
+		*why = "a builtin other than argN, pid and tid";
 		return false;
 	case BN_UN:
 		return expr_ok(n->a, why);

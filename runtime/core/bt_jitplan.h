@@ -5,7 +5,7 @@
  *
  * The subset is what a hit can do with the probed code's registers, a few
  * scratch registers and one thread's own memory, and nothing else:
- *   - a predicate and statements over arg0-arg7, pid, integer literals,
+ *   - a predicate and statements over arg0-arg7, pid, tid, integer literals,
  *     + - * & | ^, << and >> by a literal, == != < > <= >= (signed or not
  *     as bpftrace's rules make them), && || ! ~ unary -, ?:;
  *   - statements: if/else, and updates of maps without keys:

@@ -113,6 +113,7 @@ void x86_sahf(struct x86e *e) { x86_u8(e, 0x9e); }
 void x86_cld(struct x86e *e) { x86_u8(e, 0xfc); }
 void x86_int3(struct x86e *e) { x86_u8(e, 0xcc); }
 void x86_ret(struct x86e *e) { x86_u8(e, 0xc3); }
+void x86_syscall(struct x86e *e) { x86_bytes(e, OP(0x0f, 0x05)); }
 
 /* ---- moves ---- */
 

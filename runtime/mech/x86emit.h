@@ -85,6 +85,7 @@ void x86_sahf(struct x86e *e);
 void x86_cld(struct x86e *e);
 void x86_int3(struct x86e *e);
 void x86_ret(struct x86e *e);
+void x86_syscall(struct x86e *e);
 
 /* moves */
 void x86_mov_r64_imm64(struct x86e *e, int r, uint64_t v);     /* movabs $v,%r */

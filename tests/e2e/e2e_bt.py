@@ -226,6 +226,7 @@ COMPILED = [
      None),
     ("uprobe:BIN:bt_pair { @h = hist(arg0 - 1000000); @l = lhist(arg0 - 1000000, 0, 5000, 700); }", None),
     ("uprobe:BIN:bt_pair { @h = hist(arg0 - 1000000); @l = lhist(arg0 - 1000000, 0, 5000, 512); }", None),
+    ("uprobe:BIN:bt_pair /tid != pid/ { @c = count(); @m = max(tid > pid); }", "\n\n@c: %d\n@m: 1\n" % len(ALL)),
     # compiled at the entry, the evaluator at the return, one map
     ("uprobe:BIN:bt_pair { @c = count(); } uretprobe:BIN:bt_pair { @c = count(); }", "\n\n@c: %d\n" % (2 * len(ALL))),
 ]

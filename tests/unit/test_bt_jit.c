@@ -48,7 +48,8 @@ static const struct {
 	{ "uprobe:libc:malloc { @c = count(); } uprobe:libc:free { print(@c); }", 0, NULL },
 	{ "uprobe:libc:malloc { @c[tid] = count(); }", 0, "a map with keys" },
 	{ "uprobe:libc:malloc /arg0 % 2/ { @c = count(); }", 0, "/ or %" },
-	{ "uprobe:libc:malloc /tid == 1/ { @c = count(); }", 0, "a builtin other than argN and pid" },
+	{ "uprobe:libc:malloc /tid == 1/ { @c = count(); }", 0, NULL },
+	{ "uprobe:libc:malloc /nsecs > 1/ { @c = count(); }", 0, "a builtin other than argN, pid and tid" },
 	{ "uprobe:libc:malloc /comm == \"ls\"/ { @c = count(); }", 0, "string" },
 	{ "uprobe:libc:malloc { @x = arg0; }", 0, "assign" },
 	{ "uprobe:libc:malloc { $x = arg0; @c = sum($x); }", 0, "scratch variable" },
@@ -170,6 +171,7 @@ static const char *const programs[] = {
 	"if (arg0 & 1) { @odd += arg0; } else { @even -= arg1 >> 2; } @t = sum(arg3 > 10 ? arg3 << 1 : ~arg3); }",
 	"uprobe:libc:malloc /(arg0 | arg1) == arg5 + 1 || arg4 <= -3/ { @p = sum(pid - pid + 1); @q = max(-arg0); }",
 	"uprobe:libc:malloc /0x7fffffffffff > arg2/ { @big = count(); @sg = sum(-5 < 3); }",
+	"uprobe:libc:malloc /tid != 0 && arg0 > 5/ { @t = sum(tid - tid + 1); @u = max(tid == tid); @w = sum(tid > arg1); }",
 };
 
 static const uint64_t values[] = {
