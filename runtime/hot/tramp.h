@@ -8,6 +8,10 @@
  *           registers and no call, restores them and the stack, and runs
  *           straight into reloc below; any other site (or the runtime's own
  *           calls) leaves it for c_path, after reloc.
+ *           A site armed for a compiled bpftrace block (site.h
+ *           inline_code) has that block's code here, after the count's
+ *           commit (bt_jit.h); there the count is on only while that
+ *           block's probe is the site's only one.
  *           lea 128(%rsp),%rsp
  *   reloc:  <the displaced window, relocated>; jmp site+len
  *   c_path: pushfq; push %rax
@@ -42,6 +46,7 @@
  *                                          interrupted stack)
  *   tail:   (with the inline count) its rseq abort handler and descriptor
  *
+ * Written with x86emit's named emitters (mech/x86emit.h), never as hex.
  * Nothing is written at or above the interrupted rsp - 128.  Vector state
  * is not saved here: the dispatch C code is built with -mgeneral-regs-only,
  * and only a site with handlers pays for an XSAVE around them (xsave.S).
