@@ -763,7 +763,7 @@ void bt_jit_block(struct bt_block *b)
 		uintptr_t tp;
 		__asm__("mov %%fs:0, %0" : "=r"(tp));
 		tid_off = (int32_t)((intptr_t)&jit_tid - (intptr_t)tp);
-		uint8_t buf[SP_INLINE_MAX];
+		uint8_t buf[SP_INLINE_MAX];   /* a trampoline's room for it (tramp.h) */
 		size_t n = emit(b, buf, sizeof(buf), ran);
 		/* bytes a trampoline copies (tramp.c), never run from here;
 		 * never freed (kept on a list): a site knows its copy by

@@ -248,14 +248,17 @@ static void fix_c_path(struct x86e *e, const struct c_fix *f, size_t reloc_at, s
 
 /* The trampoline's size: the inline count, the C path, the relocated
  * window, the slow path and the rseq tail. */
-#define TRAMP_MAX SP_TRAMP_MAX   /* 416 of it: a Go site's calls are longer */
+/* 416 of it: a Go site's calls are longer; the native code's room only
+ * where there is some (what codemem is asked for stays what it was for
+ * every other site, and so does where it finds room) */
+#define TRAMP_MAX(site) (SP_TRAMP_MAX - SP_INLINE_MAX + (site)->inline_len)
 
 /* Emit SITE's trampoline for window W as it must lie at BASE into CODE
  * (TRAMP_MAX bytes): its length, or -errno with *REASON. */
 static long emit_at(struct sp_site *site, const struct sp_window *w, uintptr_t base, uint8_t *code,
 		    struct sp_tramp *out, const char **reason)
 {
-	struct x86e e = { code, 0, TRAMP_MAX, 0 };
+	struct x86e e = { code, 0, TRAMP_MAX(site), 0 };
 	struct c_fix cf = { 0 };
 	struct fast_fix fx = { 0 };
 	bool fast = sp_fastcount.on;
@@ -312,7 +315,7 @@ long sp_tramp_emit(struct sp_site *site, const struct sp_window *w, uintptr_t ba
 int sp_tramp_build(struct sp_site *site, const struct sp_window *w, struct sp_tramp *out,
 		   const char **reason)
 {
-	uint8_t code[TRAMP_MAX];
+	uint8_t code[SP_TRAMP_MAX];
 	long len = -1;
 	/* The entry is placed so that the jmp's offset bytes fault at once
 	 * where a kernel uprobe placed over it makes the thread run them
@@ -335,19 +338,19 @@ int sp_tramp_build(struct sp_site *site, const struct sp_window *w, struct sp_tr
 	}
 	if (len < 0) {
 		struct sp_codemem_fit fit = { sp_coexist_next_entry, sp_coexist_prev_entry, &cxf };
-		base = site->guard_entry ? sp_codemem_alloc_fit(site->addr, TRAMP_MAX, &fit) : 0;
+		base = site->guard_entry ? sp_codemem_alloc_fit(site->addr, TRAMP_MAX(site), &fit) : 0;
 		if (!base)
-			base = sp_codemem_alloc(site->addr, TRAMP_MAX);
+			base = sp_codemem_alloc(site->addr, TRAMP_MAX(site));
 		if (!base) {
 			*reason = "no free memory within ±2 GiB of the site for its trampoline";
 			return -ENOMEM;
 		}
 		len = emit_at(site, w, base, code, out, reason);
 		if (len < 0) {
-			sp_codemem_trim(base, TRAMP_MAX, 0);
+			sp_codemem_trim(base, TRAMP_MAX(site), 0);
 			return (int)len;
 		}
-		sp_codemem_trim(base, TRAMP_MAX, (size_t)len);
+		sp_codemem_trim(base, TRAMP_MAX(site), (size_t)len);
 		site->tramp_slot = base;
 		site->tramp_slot_size = (size_t)len;
 	}

@@ -74,8 +74,8 @@ int sp_tramp_build(struct sp_site *site, const struct sp_window *w, struct sp_tr
 /* What sp_tramp_build writes, as it must lie at BASE, into CODE (room for
  * SP_TRAMP_MAX bytes), nothing allocated or written to the process: its
  * length, or -errno with *REASON.  For the tests (test_tramp_emit.c). */
-#define SP_TRAMP_MAX (128 + 416 + SP_RELOC_MAX + 32 + 96 + SP_INLINE_MAX)
 #define SP_INLINE_MAX 512   /* a probe's native code (site.h inline_code) */
+#define SP_TRAMP_MAX (128 + 416 + SP_RELOC_MAX + 32 + 96 + SP_INLINE_MAX)
 long sp_tramp_emit(struct sp_site *site, const struct sp_window *w, uintptr_t base, uint8_t *code,
 		   struct sp_tramp *out, const char **reason);
 
