@@ -6,15 +6,20 @@
  * attaches the row's spec on uprobe_target_nop (targets.S: a nop first, a
  * jmp site), calls it in a loop with the loop index as arg0, and reports
  * calls per second of its thread's CPU time (not wall time: on a shared
- * machine the wall clock measures the neighbours); the per-hit cost is
- * 1/rate - 1/rate(no probe), and the ratio is that cost over the built-in
- * count's, all from one run.
+ * machine the wall clock measures the neighbours).  The rows run -r times
+ * in turn (rounds), and each row's figure is its median: a neighbour's
+ * burst then spoils one sample of every row, not one row.  The per-hit
+ * cost is 1/rate - 1/rate(no probe), and the ratio is that cost over the
+ * built-in count's, all from one run.  Rows marked "(evaluator)" run the
+ * same block with SELFPROBE_BTJIT=0: the handler call and the tree walk
+ * instead of the block compiled into the trampoline (bt_jit.h).
  *
- *   bench-bt [-d SECONDS] [-m auto|int3|jmp]
+ *   bench-bt [-d SECONDS] [-r ROUNDS] [-m auto|int3|jmp]
  */
 #include "bench.h"
 
 #include <selfprobe.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,17 +38,28 @@ static double cpu_now(void)
 struct rowdef {
 	const char *name;
 	const char *body;        /* NULL: no probe; "": the built-in count */
+	bool evaluator;          /* SELFPROBE_BTJIT=0 */
 };
 
 static const struct rowdef rows[] = {
-	{ "no probe", NULL },
-	{ "built-in count", "" },
-	{ "{ @c = count(); }", "{ @c = count(); }" },
-	{ "/arg0 > 0/ { @c = count(); }", "/arg0 > 0/ { @c = count(); }" },
-	{ "{ @h = hist(arg0); }", "{ @h = hist(arg0); }" },
-	{ "{ @s[arg0 & 7] = sum(arg0); }", "{ @s[arg0 & 7] = sum(arg0); }" },
+	{ "no probe", NULL, false },
+	{ "built-in count", "", false },
+	{ "{ @c = count(); }", "{ @c = count(); }", false },
+	{ "/arg0 > 4096/ { @c = count(); }", "/arg0 > 4096/ { @c = count(); }", false },
+	{ "/arg0 > 0/ { @c = count(); }", "/arg0 > 0/ { @c = count(); }", false },
+	{ "{ @h = hist(arg0); }", "{ @h = hist(arg0); }", false },
+	{ "{ @s = sum(arg0); @m = max(arg0); }", "{ @s = sum(arg0); @m = max(arg0); }", false },
+	{ "{ @c = count(); } (evaluator)", "{ @c = count(); }", true },
+	{ "{ @h = hist(arg0); } (evaluator)", "{ @h = hist(arg0); }", true },
+	{ "{ @s[arg0 & 7] = sum(arg0); }", "{ @s[arg0 & 7] = sum(arg0); }", false },
 };
 #define N_ROWS (sizeof(rows) / sizeof(rows[0]))
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
 
 static double run_row(const struct rowdef *r, double secs, const char *mode, char *why, size_t wlen)
 {
@@ -62,6 +78,8 @@ static double run_row(const struct rowdef *r, double secs, const char *mode, cha
 		if (bench_addr_to_file((const void *)uprobe_target_nop, exe, sizeof(exe), &off) != 0)
 			_exit(1);
 		selfprobe_set_mode(mode);
+		if (r->evaluator)
+			setenv("SELFPROBE_BTJIT", "0", 1);
 		if (r->body) {
 			snprintf(spec, sizeof(spec), "uprobe:%s:uprobe_target_nop %s", exe, r->body);
 			if (selfprobe_attach_spec(spec) != 0) {
@@ -101,31 +119,42 @@ static double run_row(const struct rowdef *r, double secs, const char *mode, cha
 
 int main(int argc, char **argv)
 {
-	double secs = 2;
+	double secs = 1;
+	int rounds = 5;
 	const char *mode = "auto";
 	int o;
-	while ((o = getopt(argc, argv, "d:m:h")) != -1) {
+	while ((o = getopt(argc, argv, "d:r:m:h")) != -1) {
 		switch (o) {
 		case 'd': secs = atof(optarg); break;
+		case 'r': rounds = atoi(optarg); break;
 		case 'm': mode = optarg; break;
 		default:
-			fprintf(stderr, "usage: bench-bt [-d SECONDS] [-m auto|int3|jmp]\n");
+			fprintf(stderr, "usage: bench-bt [-d SECONDS] [-r ROUNDS] [-m auto|int3|jmp]\n");
 			return o == 'h' ? 0 : 2;
 		}
 	}
-	double rate[N_ROWS];
-	printf("bench-bt: uprobe_target_nop, mode %s, %.1f s per row\n", mode, secs);
-	printf("%-34s %12s %10s %10s\n", "program", "M calls/s", "ns/hit", "x count");
+	if (rounds < 1 || rounds > 64)
+		rounds = 5;
+	double rate[N_ROWS], samples[N_ROWS][64];
+	char why[N_ROWS][128];
+	memset(why, 0, sizeof(why));
+	printf("bench-bt: uprobe_target_nop, mode %s, %.1f s per row, median of %d rounds\n", mode, secs, rounds);
+	for (int k = 0; k < rounds; k++)
+		for (size_t i = 0; i < N_ROWS; i++)
+			samples[i][k] = run_row(&rows[i], secs, mode, why[i], sizeof(why[i]));
 	for (size_t i = 0; i < N_ROWS; i++) {
-		char why[128] = "";
-		rate[i] = run_row(&rows[i], secs, mode, why, sizeof(why));
+		qsort(samples[i], (size_t)rounds, sizeof(double), cmp_double);
+		rate[i] = samples[i][rounds / 2];
+	}
+	printf("%-38s %12s %10s %10s\n", "program", "M calls/s", "ns/hit", "x count");
+	for (size_t i = 0; i < N_ROWS; i++) {
 		if (rate[i] <= 0) {
-			printf("%-34s %12s  %s\n", rows[i].name, "n/a", why);
+			printf("%-38s %12s  %s\n", rows[i].name, "n/a", why[i]);
 			continue;
 		}
 		double cost = i && rate[0] > 0 ? 1e9 / rate[i] - 1e9 / rate[0] : 0;
 		double count_cost = rate[1] > 0 && rate[0] > 0 ? 1e9 / rate[1] - 1e9 / rate[0] : 0;
-		printf("%-34s %12.2f", rows[i].name, rate[i] / 1e6);
+		printf("%-38s %12.2f", rows[i].name, rate[i] / 1e6);
 		if (i)
 			printf(" %10.1f", cost);
 		if (i > 1 && count_cost > 0)

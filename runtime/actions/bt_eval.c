@@ -255,7 +255,7 @@ static int64_t eval_int(struct frame *F, struct bt_node *n)
 		if (!v)
 			return 0;
 		if (n->map->mk == BM_MIN)
-			return v[0] ? (int64_t)0xffffffff - (int64_t)v[0] : 0;
+			return v[0] ? (int64_t)(0xffffffffull - v[0]) : 0;
 		return (int64_t)v[0];
 	}
 	case BN_UN: {
@@ -334,7 +334,7 @@ static void assign_map(struct frame *F, struct bt_node *s)
 	switch (rhs->fn) {
 	case BF_COUNT: add(v, 1); break;
 	case BF_SUM: add(v, (uint64_t)x); break;
-	case BF_MIN: store_larger(v, (int64_t)0xffffffff - x); break;
+	case BF_MIN: store_larger(v, (int64_t)(0xffffffffull - (uint64_t)x)); break;   /* wraps, as BPF's does */
 	case BF_MAX: store_larger(v, x); break;
 	case BF_AVG: case BF_STATS: add(v, 1); add(v + 1, (uint64_t)x); break;
 	case BF_HIST: add(v + bt_hist_bucket(x), 1); break;

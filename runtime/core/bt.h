@@ -115,6 +115,8 @@ struct bt_map {
 	unsigned char *slots;    /* mmap'ed, MAP_NORESERVE */
 	_Atomic uint64_t dropped;    /* updates refused: the map was full */
 	_Atomic uint64_t used;
+	struct bt_shards *shards;    /* per-thread parts compiled blocks add to
+				      * (bt_shard.h), or NULL */
 	struct bt_map *next;
 };
 
@@ -167,6 +169,10 @@ struct bt_block {
 	bool usdt;               /* attached to usdt probes: argN are the
 				  * note's arguments */
 	int nvars;
+	const uint8_t *native;   /* the block as native code a trampoline
+				  * runs (bt_jit.h), or NULL: the evaluator */
+	size_t native_len;
+	bool native_tried;
 };
 
 struct bt_program {

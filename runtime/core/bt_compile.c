@@ -9,6 +9,7 @@
  * and happens before anything is attached.
  */
 #include "bt.h"
+#include "bt_shard.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -563,6 +564,7 @@ void bt_program_release(struct bt_program *p)
 	bt_ast_free(&p->ast);
 	for (struct bt_map *m = p->maps, *nx; m; m = nx) {
 		nx = m->next;
+		bt_shards_free(m);
 		bt_map_free(m);
 		free(m->name);
 		free(m);

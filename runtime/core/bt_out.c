@@ -7,6 +7,7 @@
  * arithmetic, so output compares byte for byte.
  */
 #include "bt.h"
+#include "bt_shard.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -241,7 +242,7 @@ static int ent_cmp(const void *va, const void *vb, void *vm)
 
 static int64_t min_of(uint64_t w)
 {
-	return w ? (int64_t)0xffffffff - (int64_t)w : 0;
+	return w ? (int64_t)(0xffffffffull - w) : 0;   /* wraps: no signed overflow */
 }
 
 static void put_key(struct bt_buf *b, const struct bt_map *m, const unsigned char *key)
@@ -419,6 +420,7 @@ static void sort_key(struct ent *e, const struct bt_map *m)
 
 void bt_print_map(struct bt_buf *b, struct bt_map *m)
 {
+	bt_map_sync(m);   /* the threads' parts of a compiled block's map */
 	size_t n = 0, cap = 0;
 	struct ent *es = NULL;
 	const unsigned char *key;

@@ -64,6 +64,9 @@ struct sp_func_extent {
 	bool go_stack;       /* a Go function: the trampoline calls C on a stack
 			      * of its own, never the goroutine's (golang.h) */
 	const char *go_no_jmp;  /* why a Go site takes the int3 path, or NULL */
+	const uint8_t *inline_code;   /* the probe's native code: a trampoline
+				       * built for it runs it (site.h) */
+	size_t inline_len;
 };
 
 enum sp_path {

@@ -105,6 +105,13 @@ struct sp_site {
 					 * counter's offset in a stripe, for the
 					 * trampoline's inline count; 0: none
 					 * (fastcount.h) */
+	const uint8_t *inline_code;     /* native code its trampoline runs after
+					 * the inline count (a compiled bpftrace
+					 * block, bt_jit.h), or NULL: set when it is
+					 * armed for a probe that has some.  Then
+					 * fast_off is set only while that probe
+					 * is the site's only one */
+	size_t inline_len;
 };
 
 /* Signal-safe lookup.  NULL when ADDR was never a site. */

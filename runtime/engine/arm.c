@@ -334,6 +334,12 @@ static int prepare(struct sp_site *s, const struct sp_object *obj, const struct 
 		   bool want_jmp, const struct sp_verdict *v, const char **why)
 {
 	s->go_stack = fn->go_stack;
+	/* the trampoline about to be built runs it; not on a goroutine's
+	 * stack, which may have little room below the trampoline's frame */
+	if (fn->inline_code && !s->jmp_tried && !fn->go_stack) {
+		s->inline_code = fn->inline_code;
+		s->inline_len = fn->inline_len;
+	}
 	if (want_jmp && !s->jmp_tried && fn->go_no_jmp) {
 		s->jmp_tried = true;
 		s->jmp_reason = fn->go_no_jmp;

@@ -1,5 +1,7 @@
 /* bt_run — see bt_run.h. */
 #include "bt.h"
+#include "bt_jit.h"
+#include "bt_shard.h"
 #include "bt_run.h"
 #include "dispatch.h"
 #include "guard.h"
@@ -21,11 +23,14 @@ static struct bt_program *active;
 static void atfork_child(void)
 {
 	bt_eval_atfork_child();
+	bt_jit_atfork_child();
 	/* each process prints its own hits, as its report counts its own */
 	for (struct bt_program *p = active; p; p = p->next_active) {
 		p->ran = false;
-		for (struct bt_map *m = p->maps; m; m = m->next)
+		for (struct bt_map *m = p->maps; m; m = m->next) {
 			bt_map_clear(m);
+			bt_shards_reset(m);   /* the threads' parts of compiled blocks */
+		}
 	}
 }
 
@@ -52,6 +57,10 @@ long sp_bt_attach_item(const struct sp_spec_item *item)
 {
 	struct bt_block *b = item->program;
 	activate(b->prog);
+	/* native code for the block when it is in the subset (bt_jit.h):
+	 * the counter stripes it adds next to must exist first */
+	if (sp_tstate_init() == 0)
+		bt_jit_block(b);
 	return sp_probe_attach_item(item, sp_bt_handler, b, NULL);
 }
 
@@ -84,7 +93,7 @@ void sp_bt_exit(void)
 {
 	pthread_mutex_lock(&active_lock);
 	for (struct bt_program *p = active; p; p = p->next_active) {
-		if (!p->ran)
+		if (!p->ran && !bt_jit_ran(p))
 			continue;
 		struct bt_buf b = { 0 };
 		bt_print_all(&b, p);

@@ -1,5 +1,6 @@
 /* probe — the registry and attach/detach; see probe.h. */
 #include "probe.h"
+#include "bt.h"
 #include "coexist.h"
 #include "symcache.h"
 #include "elfsym.h"
@@ -254,8 +255,13 @@ static struct sp_probe_vec *vec_replace(struct sp_site *site, struct sp_probe *a
 	atomic_store_explicit(&site->vec, v, memory_order_release);
 	if (!handlers)
 		atomic_store(&site->has_handlers, 0);
-	if (v && v->n == 1 && !handlers && !v->only_returns && !v->p[0]->fn &&
-	    v->p[0]->action == SP_ACT_COUNT)
+	/* A trampoline holding a probe's native code (bt_jit.h) runs it
+	 * whenever the inline count counts: so there the count is on only
+	 * while that probe is the only one (a plain count takes the C path) */
+	bool inl = v && v->n == 1 && site->inline_code && v->p[0]->inline_code == site->inline_code;
+	bool plain = v && v->n == 1 && !site->inline_code && !handlers && !v->only_returns && !v->p[0]->fn &&
+		     v->p[0]->action == SP_ACT_COUNT;
+	if (inl || plain)
 		atomic_store(&site->fast_off, (uint32_t)(v->p[0]->id * sizeof(struct sp_count) +
 							 SP_HITS * sizeof(uint64_t)));
 	return old;
@@ -995,6 +1001,11 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 	}
 	bool want_jmp = sp_mode_pref != SP_PREF_INT3;
 	bool wants_return = item_wants_return(item);
+	/* a bpftrace block compiled to native code (bt_jit.h), run by the
+	 * trampoline after the inline count instead of the handler */
+	bool native = item->action == SP_ACT_PROGRAM && item->program && data == item->program;
+	const uint8_t *inline_code = native ? item->program->native : NULL;
+	size_t inline_len = native ? item->program->native_len : 0;
 	/* as the batch below would: from here on sp_hazard_int3 reads the
 	 * signal restorer back from our handler once, not asks for it twice
 	 * per site while no handler exists */
@@ -1010,6 +1021,8 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 			why = sp_go_refusal(obj->path, who, wants_return, &ts[i].fn);
 		if (!why && !item->internal && ts[i].fn.go_stack && wants_return && sp_go_ret_init() != 0)
 			why = "no memory for the goroutines' return records";
+		ts[i].fn.inline_code = inline_code;
+		ts[i].fn.inline_len = inline_len;
 		struct sp_site *site = why ? NULL : sp_arm_site(obj, ts[i].addr, &ts[i].fn, want_jmp, &why);
 		struct sp_probe *p = site ? new_probe(item, obj, &ts[i], fn, data) : NULL;
 		if (!p) {
@@ -1028,6 +1041,7 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 			p = revive(twin, p);
 		p->site = site;
 		p->link = link;
+		p->inline_code = inline_code;
 		p->attached = true;
 		p->go_ret = wants_return && ts[i].fn.go_stack;
 		struct sp_probe_vec *old = vec_replace(site, p, NULL);

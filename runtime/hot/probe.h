@@ -32,6 +32,10 @@ struct sp_probe {
 	enum sp_probe_kind kind;
 	enum sp_action_kind action;
 	selfprobe_handler_fn fn;         /* NULL: count only */
+	const uint8_t *inline_code;      /* native code doing what fn does, run in
+					  * the trampoline after the inline count
+					  * while this is the site's only probe
+					  * (bt_jit.h), or NULL */
 	bool runtime_fn;                 /* fn is the runtime's own (an action,
 					  * an internal probe): it runs as the
 					  * runtime, its calls are not counted */

@@ -11,45 +11,21 @@
 #include "sigatomic.h"
 #include "tstate.h"
 #include "uret.h"
+#include "x86emit.h"
 
 #include <errno.h>
 #include <string.h>
 
-/* ---- a tiny emitter ---- */
-
-struct emit {
-	uint8_t *buf;
-	size_t len, cap;
-	int overflow;
-};
-
-static void bytes(struct emit *e, const void *p, size_t n)
-{
-	if (e->len + n > e->cap) {
-		e->overflow = 1;
-		return;
-	}
-	memcpy(e->buf + e->len, p, n);
-	e->len += n;
-}
-
-#define EMIT(e, ...) do { static const uint8_t b_[] = { __VA_ARGS__ }; bytes((e), b_, sizeof(b_)); } while (0)
-
-static void imm64(struct emit *e, uint64_t v) { bytes(e, &v, 8); }
-static void imm32(struct emit *e, uint32_t v) { bytes(e, &v, 4); }
+/* The code is written with x86emit's named emitters; the bytes each
+ * produces are in the comment beside it, AT&T syntax. */
 
 /* pop r15, r14, r13, r12, rbp, rbx, r11, r10, r9, r8, rax, rcx, rdx, rsi, rdi */
-static void pop_all(struct emit *e)
+static void pop_all(struct x86e *e)
 {
-	EMIT(e, 0x41, 0x5f, 0x41, 0x5e, 0x41, 0x5d, 0x41, 0x5c, 0x5d, 0x5b, 0x41, 0x5b, 0x41, 0x5a,
-	     0x41, 0x59, 0x41, 0x58, 0x58, 0x59, 0x5a, 0x5e, 0x5f);
-}
-
-/* The rel32 at AT (4 bytes) to jump to TO, both offsets in the code. */
-static void patch_rel32(uint8_t *code, size_t at, size_t to)
-{
-	int32_t rel = (int32_t)((intptr_t)to - (intptr_t)(at + 4));
-	memcpy(code + at, &rel, 4);
+	static const int8_t order[] = { X86_R15, X86_R14, X86_R13, X86_R12, X86_RBP, X86_RBX, X86_R11, X86_R10,
+					X86_R9, X86_R8, X86_RAX, X86_RCX, X86_RDX, X86_RSI, X86_RDI };
+	for (size_t i = 0; i < sizeof(order); i++)
+		x86_pop(e, order[i]);
 }
 
 /* ---- the inline count (fastcount.h) ---- */
@@ -60,84 +36,86 @@ struct fast_fix {
 	size_t desc_lea_at;             /* the rel32 of lea desc(%rip) */
 };
 
-static void fs_disp(struct emit *e, int32_t off) { imm32(e, (uint32_t)off); }
-
-/* jrcxz's rel8 (just emitted opcode) back to TO. */
-static void jrcxz_to(struct emit *e, size_t to)
-{
-	uint8_t rel = (uint8_t)(int8_t)((intptr_t)to - (intptr_t)(e->len + 1));
-	bytes(e, &rel, 1);
-}
-
 /* The sequence, up to where the relocated window follows; its jmps into
  * the C path are filled by emit_fast_exit, the descriptor's lea by
  * emit_fast_tail. */
-static void emit_fast(struct emit *e, const struct sp_site *site, struct fast_fix *fx)
+static void emit_fast(struct x86e *e, const struct sp_site *site, struct fast_fix *fx)
 {
-	EMIT(e, 0x51, 0x52);                                           /* push %rcx; push %rdx */
-	EMIT(e, 0x64, 0x8b, 0x0c, 0x25); fs_disp(e, sp_fastcount.tls_runtime); /* mov %fs:runtime,%ecx */
-	EMIT(e, 0xe3, 0x0a);                                           /* jrcxz arm */
-	EMIT(e, 0xe9); fx->jc_at = e->len; imm32(e, 0);                /* jmp c_restore: the runtime's call */
-	size_t to_clear = e->len;
-	EMIT(e, 0xe9); fx->jclear_at = e->len; imm32(e, 0);            /* jmp c_clear (jrcxz's reach) */
-	fx->arm = e->len;
-	EMIT(e, 0x48, 0x8d, 0x0d); fx->desc_lea_at = e->len; imm32(e, 0); /* lea desc(%rip),%rcx */
-	EMIT(e, 0x64, 0x48, 0x89, 0x0c, 0x25); fs_disp(e, sp_fastcount.tls_rseq_cs); /* mov %rcx,%fs:rseq_cs */
-	fx->start = e->len;
-	EMIT(e, 0x64, 0x48, 0x8b, 0x0c, 0x25); fs_disp(e, sp_fastcount.tls_fast); /* mov %fs:fast,%rcx */
-	EMIT(e, 0xe3); jrcxz_to(e, to_clear);                          /* jrcxz → c_clear */
-	EMIT(e, 0x48, 0x89, 0xca);                                     /* mov %rcx,%rdx */
-	EMIT(e, 0x48, 0xb9); imm64(e, (uintptr_t)&site->fast_off);     /* movabs $&fast_off,%rcx */
-	EMIT(e, 0x8b, 0x09);                                           /* mov (%rcx),%ecx */
-	EMIT(e, 0xe3); jrcxz_to(e, to_clear);                          /* jrcxz → c_clear */
-	EMIT(e, 0x48, 0x8d, 0x0c, 0x0a);                               /* lea (%rdx,%rcx),%rcx */
-	EMIT(e, 0x48, 0x8b, 0x11);                                     /* mov (%rcx),%rdx */
-	EMIT(e, 0x48, 0x8d, 0x52, 0x01);                               /* lea 1(%rdx),%rdx */
-	EMIT(e, 0x48, 0x89, 0x11);                                     /* mov %rdx,(%rcx): commit */
-	fx->post = e->len;
-	EMIT(e, 0x64, 0x48, 0xc7, 0x04, 0x25); fs_disp(e, sp_fastcount.tls_rseq_cs);
-	imm32(e, 0);                                                   /* movq $0,%fs:rseq_cs */
-	EMIT(e, 0x5a, 0x59);                                           /* pop %rdx; pop %rcx */
-	EMIT(e, 0x48, 0x8d, 0xa4, 0x24, 0x80, 0x00, 0x00, 0x00);       /* lea 0x80(%rsp),%rsp */
+	x86_push(e, X86_RCX);                                          /* push %rcx */
+	x86_push(e, X86_RDX);                                          /* push %rdx */
+	x86_mov_r32_m32(e, X86_RCX, x86_fs(sp_fastcount.tls_runtime)); /* mov %fs:runtime,%ecx */
+	size_t jarm = x86_jrcxz(e);                                    /* jrcxz arm */
+	fx->jc_at = x86_jmp_rel32(e);                                  /* jmp c_restore: the runtime's call */
+	size_t to_clear = x86_here(e);
+	fx->jclear_at = x86_jmp_rel32(e);                              /* jmp c_clear (jrcxz's reach) */
+	fx->arm = x86_here(e);
+	x86_patch_rel8(e, jarm, fx->arm);
+	/* lea desc(%rip),%rcx: its rel32 filled by emit_fast_tail */
+	x86_bytes(e, (const uint8_t[]){ 0x48, 0x8d, 0x0d }, 3);
+	fx->desc_lea_at = x86_here(e);
+	x86_u32(e, 0);
+	x86_mov_m64_r64(e, x86_fs(sp_fastcount.tls_rseq_cs), X86_RCX); /* mov %rcx,%fs:rseq_cs */
+	fx->start = x86_here(e);
+	x86_mov_r64_m64(e, X86_RCX, x86_fs(sp_fastcount.tls_fast));    /* mov %fs:fast,%rcx */
+	x86_jrcxz_to(e, to_clear);                                     /* jrcxz → c_clear */
+	x86_mov_r64_r64(e, X86_RDX, X86_RCX);                          /* mov %rcx,%rdx */
+	x86_mov_r64_imm64(e, X86_RCX, (uintptr_t)&site->fast_off);     /* movabs $&fast_off,%rcx */
+	x86_mov_r32_m32(e, X86_RCX, x86_mem(X86_RCX, 0));              /* mov (%rcx),%ecx */
+	x86_jrcxz_to(e, to_clear);                                     /* jrcxz → c_clear */
+	x86_lea(e, X86_RCX, x86_mem_idx(X86_RDX, X86_RCX, 1, 0));      /* lea (%rdx,%rcx),%rcx */
+	x86_mov_r64_m64(e, X86_RDX, x86_mem(X86_RCX, 0));              /* mov (%rcx),%rdx */
+	x86_lea(e, X86_RDX, x86_mem(X86_RDX, 1));                      /* lea 1(%rdx),%rdx */
+	x86_mov_m64_r64(e, x86_mem(X86_RCX, 0), X86_RDX);              /* mov %rdx,(%rcx): commit */
+	fx->post = x86_here(e);
+	x86_mov_m64_imm32(e, x86_fs(sp_fastcount.tls_rseq_cs), 0);     /* movq $0,%fs:rseq_cs */
+	/* a probe's native code (bt_jit.h: position-independent, it falls
+	 * through at its end), outside the critical section: it adds to the
+	 * thread's own words with single instructions.  The count above runs
+	 * only while that probe is the site's only one (registry.c) */
+	if (site->inline_code)
+		x86_bytes(e, site->inline_code, site->inline_len);
+	x86_pop(e, X86_RDX);                                           /* pop %rdx */
+	x86_pop(e, X86_RCX);                                           /* pop %rcx */
+	x86_lea(e, X86_RSP, x86_mem32(X86_RSP, 0x80));                 /* lea 0x80(%rsp),%rsp */
 	/* the relocated window follows */
 }
 
 /* Right after the relocated window: the way from the sequence into the C
  * path, which the caller emits next. */
-static void emit_fast_exit(struct emit *e, struct fast_fix *fx)
+static void emit_fast_exit(struct x86e *e, struct fast_fix *fx)
 {
-	size_t c_clear = e->len;
-	EMIT(e, 0x64, 0x48, 0xc7, 0x04, 0x25); fs_disp(e, sp_fastcount.tls_rseq_cs);
-	imm32(e, 0);                                                   /* movq $0,%fs:rseq_cs */
-	size_t c_restore = e->len;
-	EMIT(e, 0x5a, 0x59);                                           /* pop %rdx; pop %rcx */
+	size_t c_clear = x86_here(e);
+	x86_mov_m64_imm32(e, x86_fs(sp_fastcount.tls_rseq_cs), 0);     /* movq $0,%fs:rseq_cs */
+	size_t c_restore = x86_here(e);
+	x86_pop(e, X86_RDX);                                           /* pop %rdx */
+	x86_pop(e, X86_RCX);                                           /* pop %rcx */
 	if (e->overflow)
 		return;
-	patch_rel32(e->buf, fx->jc_at, c_restore);
-	patch_rel32(e->buf, fx->jclear_at, c_clear);
+	x86_patch_rel32(e, fx->jc_at, c_restore);
+	x86_patch_rel32(e, fx->jclear_at, c_clear);
 }
 
 /* After the slow path's int3: the abort handler with its signature, and
  * the rseq descriptor, 32-byte aligned. */
-static void emit_fast_tail(struct emit *e, uintptr_t base, struct fast_fix *fx)
+static void emit_fast_tail(struct x86e *e, uintptr_t base, struct fast_fix *fx)
 {
 	/* the signature before the abort address, as the operand of an
 	 * instruction (ud1 sig(%rip),%edi) so that the bytes disassemble */
-	EMIT(e, 0x0f, 0xb9, 0x3d); imm32(e, SP_RSEQ_SIG);
-	size_t abort_at = e->len;
-	EMIT(e, 0xe9); size_t ja = e->len; imm32(e, 0);                /* jmp arm: start over */
-	while ((base + e->len) % 32)
-		EMIT(e, 0xcc);
-	size_t desc = e->len;
+	x86_ud1_rip_sig(e, SP_RSEQ_SIG);
+	size_t abort_at = x86_here(e);
+	size_t ja = x86_jmp_rel32(e);                                  /* jmp arm: start over */
+	while ((base + e->len) % 32 && !e->overflow)
+		x86_int3(e);
+	size_t desc = x86_here(e);
 	struct {
 		uint32_t version, flags;
 		uint64_t start_ip, post_commit_offset, abort_ip;
 	} d = { 0, 0, base + fx->start, fx->post - fx->start, base + abort_at };
-	bytes(e, &d, sizeof(d));
+	x86_bytes(e, &d, sizeof(d));
 	if (e->overflow)
 		return;
-	patch_rel32(e->buf, ja, fx->arm);
-	patch_rel32(e->buf, fx->desc_lea_at, desc);
+	x86_patch_rel32(e, ja, fx->arm);
+	x86_patch_rel32(e, fx->desc_lea_at, desc);
 }
 
 _Static_assert(offsetof(struct selfprobe_regs, r15) == 0, "regs layout");
@@ -150,126 +128,137 @@ _Static_assert(offsetof(struct selfprobe_regs, rsp) == 0x88, "regs layout");
 
 struct c_fix {
 	size_t jfull_at, full_at;       /* the lean/full choice */
-	size_t jreloc1_at, jreloc2_at;  /* the lean path's two jmps to reloc */
-	size_t jnz_at;                  /* the full path's jnz slow */
-	size_t jpopf_at, lean_popf;
+	size_t jnz_at;                  /* jnz slow */
+	size_t jreloc1_at, jreloc2_at;  /* the lean path's jmps to reloc */
+	size_t jpopf_at, lean_popf;     /* the lean path's popfq */
 };
 
-/* call FN(%rdi, %rsi) (rax, rdx clobbered; both saved or free here); on a
+/* A call of FN (rax is free: saved or free here); on a
  * Go site through sp_go_tramp_call, which runs it on a stack of the
  * thread's own: a goroutine stack may have under a kilobyte left. */
-static void emit_call(struct emit *e, const struct sp_site *site, uintptr_t fn)
+static void emit_call(struct x86e *e, const struct sp_site *site, uintptr_t fn)
 {
 	if (site->go_stack) {
-		EMIT(e, 0x48, 0xba); imm64(e, fn);                     /* movabs $fn,%rdx */
+		x86_mov_r64_imm64(e, X86_RDX, fn);                     /* movabs $fn,%rdx */
 		fn = (uintptr_t)sp_go_tramp_call;
 	}
-	EMIT(e, 0x48, 0xb8); imm64(e, fn);                             /* movabs $fn,%rax */
-	EMIT(e, 0xff, 0xd0);                                           /* call *%rax */
+	x86_mov_r64_imm64(e, X86_RAX, fn);                             /* movabs $fn,%rax */
+	x86_call_r64(e, X86_RAX);                                      /* call *%rax */
+}
+
+/* Flags from the slot at M without popfq unless DF, TF or AC is set
+ * (popfq costs ~20 cycles): sahf for SF ZF AF PF CF, an adc for OF.
+ * Clobbers eax.  Jumps to the returned rel8 (to fill) for popfq. */
+static size_t emit_flags_from(struct x86e *e, struct x86m m)
+{
+	x86_test_m32_imm32(e, m, 0x40500);                             /* testl $0x40500,m */
+	size_t jpopf = x86_jcc_rel8(e, X86_CC_NE);                     /* jnz popf */
+	x86_movzx_r32_m8(e, X86_RAX, m);                               /* movzbl m,%eax */
+	x86_shl_r32_imm8(e, X86_RAX, 8);                               /* shl $8,%eax: ah = flags */
+	x86_bt_m32_imm8(e, m, 11);                                     /* btl $11,m: CF = OF */
+	x86_adc_al_imm8(e, 0x7f);                                      /* adc $0x7f,%al: OF = CF */
+	x86_sahf(e);                                                   /* sahf */
+	return jpopf;
 }
 
 /* From "pushfq" (the red zone already left) to the full path's last lea,
  * which falls through: the caller puts the relocated window, or a jmp to
  * it, right after. */
-static void emit_c_path(struct emit *e, const struct sp_site *site, struct c_fix *f)
+static void emit_c_path(struct x86e *e, const struct sp_site *site, struct c_fix *f)
 {
-	EMIT(e, 0x9c, 0x50);                                           /* pushfq; push %rax */
-	EMIT(e, 0x48, 0xb8); imm64(e, (uintptr_t)site);                /* movabs $site_struct,%rax */
-	EMIT(e, 0x80, 0xb8); imm32(e, (uint32_t)offsetof(struct sp_site, has_handlers));
-	EMIT(e, 0x00);                                                 /* cmpb $0,has_handlers(%rax) */
-	EMIT(e, 0x0f, 0x85); f->jfull_at = e->len; imm32(e, 0);        /* jne full */
+	static const int8_t lean_regs[] = { X86_RCX, X86_RDX, X86_RSI, X86_RDI, X86_R8, X86_R9, X86_R10, X86_R11 };
+	x86_pushfq(e);                                                 /* pushfq */
+	x86_push(e, X86_RAX);                                          /* push %rax */
+	x86_mov_r64_imm64(e, X86_RAX, (uintptr_t)site);                /* movabs $site_struct,%rax */
+	x86_cmp_m8_imm8(e, x86_mem32(X86_RAX, (int32_t)offsetof(struct sp_site, has_handlers)), 0);
+	                                                               /* cmpb $0,has_handlers(%rax) */
+	f->jfull_at = x86_jcc_rel32(e, X86_CC_NE);                     /* jne full */
 	/* lean */
-	EMIT(e, 0x51, 0x52, 0x56, 0x57,                                /* push rcx rdx rsi rdi */
-	     0x41, 0x50, 0x41, 0x51, 0x41, 0x52, 0x41, 0x53);          /* push r8 r9 r10 r11 */
-	EMIT(e, 0x55, 0x48, 0x89, 0xe5);                               /* push %rbp; mov %rsp,%rbp */
-	EMIT(e, 0x48, 0x83, 0xe4, 0xf0);                               /* and $-16,%rsp */
-	EMIT(e, 0xfc);                                                 /* cld */
-	EMIT(e, 0x48, 0x89, 0xc7);                                     /* mov %rax,%rdi */
-	EMIT(e, 0x48, 0x8d, 0xb5, 0xd8, 0x00, 0x00, 0x00);             /* lea 216(%rbp),%rsi: the site's rsp */
+	for (size_t i = 0; i < sizeof(lean_regs); i++)
+		x86_push(e, lean_regs[i]);                             /* push rcx rdx rsi rdi r8 r9 r10 r11 */
+	x86_push(e, X86_RBP);                                          /* push %rbp */
+	x86_mov_r64_r64(e, X86_RBP, X86_RSP);                          /* mov %rsp,%rbp */
+	x86_alu_r64_imm32(e, X86_AND, X86_RSP, -16);                   /* and $-16,%rsp */
+	x86_cld(e);                                                    /* cld */
+	x86_mov_r64_r64(e, X86_RDI, X86_RAX);                          /* mov %rax,%rdi */
+	x86_lea(e, X86_RSI, x86_mem(X86_RBP, 216));                    /* lea 216(%rbp),%rsi: the site's rsp */
 	emit_call(e, site, (uintptr_t)sp_tramp_count);                 /* call count */
-	EMIT(e, 0x48, 0x89, 0xec, 0x5d);                               /* mov %rbp,%rsp; pop %rbp */
-	EMIT(e, 0x41, 0x5b, 0x41, 0x5a, 0x41, 0x59, 0x41, 0x58,        /* pop r11 r10 r9 r8 */
-	     0x5f, 0x5e, 0x5a, 0x59);                                  /* pop rdi rsi rdx rcx */
-	/* flags from the slot at 8(%rsp), without popfq unless DF/TF/AC */
-	EMIT(e, 0xf7, 0x44, 0x24, 0x08, 0x00, 0x05, 0x04, 0x00);       /* testl $0x40500,8(%rsp) */
-	EMIT(e, 0x75); f->jpopf_at = e->len; EMIT(e, 0x00);            /* jnz lean_popf */
-	EMIT(e, 0x0f, 0xb6, 0x44, 0x24, 0x08);                         /* movzbl 8(%rsp),%eax */
-	EMIT(e, 0xc1, 0xe0, 0x08);                                     /* shl $8,%eax: ah = flags */
-	EMIT(e, 0x0f, 0xba, 0x64, 0x24, 0x08, 0x0b);                   /* btl $11,8(%rsp): CF = OF */
-	EMIT(e, 0x14, 0x7f);                                           /* adc $0x7f,%al: OF = CF */
-	EMIT(e, 0x9e);                                                 /* sahf */
-	EMIT(e, 0x58);                                                 /* pop %rax */
-	EMIT(e, 0x48, 0x8d, 0xa4, 0x24, 0x88, 0x00, 0x00, 0x00);       /* lea 0x88(%rsp),%rsp */
-	EMIT(e, 0xe9); f->jreloc1_at = e->len; imm32(e, 0);            /* jmp reloc */
-	f->lean_popf = e->len;
-	EMIT(e, 0x58, 0x9d);                                           /* pop %rax; popfq */
-	EMIT(e, 0x48, 0x8d, 0xa4, 0x24, 0x80, 0x00, 0x00, 0x00);       /* lea 0x80(%rsp),%rsp */
-	EMIT(e, 0xe9); f->jreloc2_at = e->len; imm32(e, 0);            /* jmp reloc */
+	x86_mov_r64_r64(e, X86_RSP, X86_RBP);                          /* mov %rbp,%rsp */
+	x86_pop(e, X86_RBP);                                           /* pop %rbp */
+	for (size_t i = sizeof(lean_regs); i-- > 0;)
+		x86_pop(e, lean_regs[i]);                              /* pop r11 r10 r9 r8 rdi rsi rdx rcx */
+	/* flags from the slot at 8(%rsp) */
+	f->jpopf_at = emit_flags_from(e, x86_mem(X86_RSP, 8));        /* jnz lean_popf */
+	x86_pop(e, X86_RAX);                                           /* pop %rax */
+	x86_lea(e, X86_RSP, x86_mem32(X86_RSP, 0x88));                 /* lea 0x88(%rsp),%rsp */
+	f->jreloc1_at = x86_jmp_rel32(e);                              /* jmp reloc */
+	f->lean_popf = x86_here(e);
+	x86_pop(e, X86_RAX);                                           /* pop %rax */
+	x86_popfq(e);                                                  /* popfq */
+	x86_lea(e, X86_RSP, x86_mem32(X86_RSP, 0x80));                 /* lea 0x80(%rsp),%rsp */
+	f->jreloc2_at = x86_jmp_rel32(e);                              /* jmp reloc */
 	/* full */
-	f->full_at = e->len;
-	EMIT(e, 0x58, 0x9d);                                           /* pop %rax; popfq */
-	EMIT(e, 0x48, 0x8d, 0x64, 0x24, 0xe8);                         /* lea -0x18(%rsp),%rsp */
-	EMIT(e, 0x57, 0x56, 0x52, 0x51, 0x50,                          /* push rdi rsi rdx rcx rax */
-	     0x41, 0x50, 0x41, 0x51, 0x41, 0x52, 0x41, 0x53,           /* push r8 r9 r10 r11 */
-	     0x53, 0x55,                                               /* push rbx rbp */
-	     0x41, 0x54, 0x41, 0x55, 0x41, 0x56, 0x41, 0x57);          /* push r12 r13 r14 r15 */
-	EMIT(e, 0x9c, 0x58);                                           /* pushfq; pop %rax */
-	EMIT(e, 0x48, 0x89, 0x84, 0x24, 0x80, 0x00, 0x00, 0x00);       /* mov %rax,0x80(%rsp) */
-	EMIT(e, 0x48, 0x8d, 0x84, 0x24, 0x10, 0x01, 0x00, 0x00);       /* lea 0x110(%rsp),%rax */
-	EMIT(e, 0x48, 0x89, 0x84, 0x24, 0x88, 0x00, 0x00, 0x00);       /* mov %rax,0x88(%rsp) */
-	EMIT(e, 0x48, 0xb8); imm64(e, site->addr);                     /* movabs $site,%rax */
-	EMIT(e, 0x48, 0x89, 0x44, 0x24, 0x78);                         /* mov %rax,0x78(%rsp) */
-	EMIT(e, 0xfc);                                                 /* cld */
-	EMIT(e, 0x48, 0x89, 0xe3);                                     /* mov %rsp,%rbx */
-	EMIT(e, 0x48, 0x83, 0xe4, 0xf0);                               /* and $-16,%rsp */
-	EMIT(e, 0x48, 0x89, 0xde);                                     /* mov %rbx,%rsi */
-	EMIT(e, 0x48, 0xbf); imm64(e, (uintptr_t)site);                /* movabs $site_struct,%rdi */
+	f->full_at = x86_here(e);
+	x86_pop(e, X86_RAX);                                           /* pop %rax */
+	x86_popfq(e);                                                  /* popfq */
+	x86_lea(e, X86_RSP, x86_mem(X86_RSP, -0x18));                  /* lea -0x18(%rsp),%rsp */
+	static const int8_t full_regs[] = { X86_RDI, X86_RSI, X86_RDX, X86_RCX, X86_RAX, X86_R8, X86_R9, X86_R10,
+					    X86_R11, X86_RBX, X86_RBP, X86_R12, X86_R13, X86_R14, X86_R15 };
+	for (size_t i = 0; i < sizeof(full_regs); i++)
+		x86_push(e, full_regs[i]);                             /* push rdi … r15 */
+	x86_pushfq(e);                                                 /* pushfq */
+	x86_pop(e, X86_RAX);                                           /* pop %rax */
+	x86_mov_m64_r64(e, x86_mem(X86_RSP, 0x80), X86_RAX);           /* mov %rax,0x80(%rsp) */
+	x86_lea(e, X86_RAX, x86_mem(X86_RSP, 0x110));                  /* lea 0x110(%rsp),%rax */
+	x86_mov_m64_r64(e, x86_mem(X86_RSP, 0x88), X86_RAX);           /* mov %rax,0x88(%rsp) */
+	x86_mov_r64_imm64(e, X86_RAX, site->addr);                     /* movabs $site,%rax */
+	x86_mov_m64_r64(e, x86_mem(X86_RSP, 0x78), X86_RAX);           /* mov %rax,0x78(%rsp) */
+	x86_cld(e);                                                    /* cld */
+	x86_mov_r64_r64(e, X86_RBX, X86_RSP);                          /* mov %rsp,%rbx */
+	x86_alu_r64_imm32(e, X86_AND, X86_RSP, -16);                   /* and $-16,%rsp */
+	x86_mov_r64_r64(e, X86_RSI, X86_RBX);                          /* mov %rbx,%rsi */
+	x86_mov_r64_imm64(e, X86_RDI, (uintptr_t)site);                /* movabs $site_struct,%rdi */
 	emit_call(e, site, (uintptr_t)sp_tramp_dispatch);              /* call dispatch */
-	EMIT(e, 0x48, 0x89, 0xdc);                                     /* mov %rbx,%rsp */
-	EMIT(e, 0x85, 0xc0);                                           /* test %eax,%eax */
-	EMIT(e, 0x0f, 0x85); f->jnz_at = e->len; imm32(e, 0);          /* jnz slow */
-	/* flags as the handlers left them: sahf + adc for OF, popfq only when
-	 * DF, TF or AC is set (popfq costs ~20 cycles) */
-	EMIT(e, 0xf7, 0x84, 0x24, 0x80, 0x00, 0x00, 0x00,
-	     0x00, 0x05, 0x04, 0x00);                                  /* testl $0x40500,0x80(%rsp) */
-	EMIT(e, 0x75); size_t jfpopf_at = e->len; EMIT(e, 0x00);       /* jnz full_popf */
-	EMIT(e, 0x0f, 0xb6, 0x84, 0x24, 0x80, 0x00, 0x00, 0x00);       /* movzbl 0x80(%rsp),%eax */
-	EMIT(e, 0xc1, 0xe0, 0x08);                                     /* shl $8,%eax */
-	EMIT(e, 0x0f, 0xba, 0xa4, 0x24, 0x80, 0x00, 0x00, 0x00, 0x0b); /* btl $11,0x80(%rsp) */
-	EMIT(e, 0x14, 0x7f);                                           /* adc $0x7f,%al */
-	EMIT(e, 0x9e);                                                 /* sahf */
-	EMIT(e, 0xeb); size_t jfdone_at = e->len; EMIT(e, 0x00);       /* jmp flags_done */
-	size_t full_popf = e->len;
-	EMIT(e, 0xff, 0xb4, 0x24, 0x80, 0x00, 0x00, 0x00);             /* push 0x80(%rsp) */
-	EMIT(e, 0x9d);                                                 /* popfq */
-	size_t flags_done = e->len;
+	x86_mov_r64_r64(e, X86_RSP, X86_RBX);                          /* mov %rbx,%rsp */
+	x86_test_r32_r32(e, X86_RAX, X86_RAX);                         /* test %eax,%eax */
+	f->jnz_at = x86_jcc_rel32(e, X86_CC_NE);                       /* jnz slow */
+	/* flags as the handlers left them */
+	size_t jfpopf_at = emit_flags_from(e, x86_mem(X86_RSP, 0x80)); /* jnz full_popf */
+	size_t jfdone_at = x86_jmp_rel8(e);                            /* jmp flags_done */
+	size_t full_popf = x86_here(e);
+	x86_push_m64(e, x86_mem(X86_RSP, 0x80));                       /* push 0x80(%rsp) */
+	x86_popfq(e);                                                  /* popfq */
+	size_t flags_done = x86_here(e);
 	if (e->overflow)
 		return;
-	e->buf[jfpopf_at] = (uint8_t)(full_popf - (jfpopf_at + 1));
-	e->buf[jfdone_at] = (uint8_t)(flags_done - (jfdone_at + 1));
+	x86_patch_rel8(e, jfpopf_at, full_popf);
+	x86_patch_rel8(e, jfdone_at, flags_done);
 	pop_all(e);
-	EMIT(e, 0x48, 0x8d, 0xa4, 0x24, 0x98, 0x00, 0x00, 0x00);       /* lea 0x98(%rsp),%rsp */
+	x86_lea(e, X86_RSP, x86_mem32(X86_RSP, 0x98));                 /* lea 0x98(%rsp),%rsp */
 }
 
-static void fix_c_path(uint8_t *code, const struct c_fix *f, size_t reloc_at, size_t slow_at)
+static void fix_c_path(struct x86e *e, const struct c_fix *f, size_t reloc_at, size_t slow_at)
 {
-	patch_rel32(code, f->jnz_at, slow_at);
-	patch_rel32(code, f->jfull_at, f->full_at);
-	patch_rel32(code, f->jreloc1_at, reloc_at);
-	patch_rel32(code, f->jreloc2_at, reloc_at);
-	code[f->jpopf_at] = (uint8_t)(f->lean_popf - (f->jpopf_at + 1));
+	x86_patch_rel32(e, f->jnz_at, slow_at);
+	x86_patch_rel32(e, f->jfull_at, f->full_at);
+	x86_patch_rel32(e, f->jreloc1_at, reloc_at);
+	x86_patch_rel32(e, f->jreloc2_at, reloc_at);
+	x86_patch_rel8(e, f->jpopf_at, f->lean_popf);
 }
 
 /* The trampoline's size: the inline count, the C path, the relocated
  * window, the slow path and the rseq tail. */
-#define TRAMP_MAX (128 + 416 + SP_RELOC_MAX + 32 + 96)   /* 416: a Go site's calls are longer */
+/* 416 of it: a Go site's calls are longer; the native code's room only
+ * where there is some (what codemem is asked for stays what it was for
+ * every other site, and so does where it finds room) */
+#define TRAMP_MAX(site) (SP_TRAMP_MAX - SP_INLINE_MAX + (site)->inline_len)
 
 /* Emit SITE's trampoline for window W as it must lie at BASE into CODE
  * (TRAMP_MAX bytes): its length, or -errno with *REASON. */
 static long emit_at(struct sp_site *site, const struct sp_window *w, uintptr_t base, uint8_t *code,
 		    struct sp_tramp *out, const char **reason)
 {
-	struct emit e = { code, 0, TRAMP_MAX, 0 };
+	struct x86e e = { code, 0, TRAMP_MAX(site), 0 };
 	struct c_fix cf = { 0 };
 	struct fast_fix fx = { 0 };
 	bool fast = sp_fastcount.on;
@@ -278,7 +267,7 @@ static long emit_at(struct sp_site *site, const struct sp_window *w, uintptr_t b
 	/* Layout, with the inline count: lea, the count, the relocated window
 	 * (the hot path runs straight through), the C path, which jumps back
 	 * to the window.  Without: lea, the C path falling into the window. */
-	EMIT(&e, 0x48, 0x8d, 0xa4, 0x24, 0x80, 0xff, 0xff, 0xff);      /* lea -0x80(%rsp),%rsp */
+	x86_lea(&e, X86_RSP, x86_mem32(X86_RSP, -0x80));               /* lea -0x80(%rsp),%rsp */
 	if (fast)
 		emit_fast(&e, site, &fx);
 	else
@@ -295,21 +284,21 @@ static long emit_at(struct sp_site *site, const struct sp_window *w, uintptr_t b
 	if (fast) {
 		emit_fast_exit(&e, &fx);                               /* falls into the C path */
 		emit_c_path(&e, site, &cf);
-		EMIT(&e, 0xe9); jreloc3_at = e.len; imm32(&e, 0);      /* jmp reloc */
+		jreloc3_at = x86_jmp_rel32(&e);                        /* jmp reloc */
 	}
 	size_t slow_at = e.len;
 	pop_all(&e);
 	size_t int3_at = e.len;
-	EMIT(&e, 0xcc);                                                /* int3: slow path */
+	x86_int3(&e);                                                  /* int3: slow path */
 	if (fast)
 		emit_fast_tail(&e, base, &fx);
 	if (e.overflow) {
 		*reason = "trampoline overflow";
 		return -EINVAL;
 	}
-	fix_c_path(code, &cf, reloc_at, slow_at);
+	fix_c_path(&e, &cf, reloc_at, slow_at);
 	if (fast)
-		patch_rel32(code, jreloc3_at, reloc_at);
+		x86_patch_rel32(&e, jreloc3_at, reloc_at);
 	out->entry = base;
 	out->reloc = base + reloc_at;
 	out->slow_int3 = base + int3_at;
@@ -317,10 +306,16 @@ static long emit_at(struct sp_site *site, const struct sp_window *w, uintptr_t b
 	return (long)e.len;
 }
 
+long sp_tramp_emit(struct sp_site *site, const struct sp_window *w, uintptr_t base, uint8_t *code,
+		   struct sp_tramp *out, const char **reason)
+{
+	return emit_at(site, w, base, code, out, reason);
+}
+
 int sp_tramp_build(struct sp_site *site, const struct sp_window *w, struct sp_tramp *out,
 		   const char **reason)
 {
-	uint8_t code[TRAMP_MAX];
+	uint8_t code[SP_TRAMP_MAX];
 	long len = -1;
 	/* The entry is placed so that the jmp's offset bytes fault at once
 	 * where a kernel uprobe placed over it makes the thread run them
@@ -343,19 +338,19 @@ int sp_tramp_build(struct sp_site *site, const struct sp_window *w, struct sp_tr
 	}
 	if (len < 0) {
 		struct sp_codemem_fit fit = { sp_coexist_next_entry, sp_coexist_prev_entry, &cxf };
-		base = site->guard_entry ? sp_codemem_alloc_fit(site->addr, TRAMP_MAX, &fit) : 0;
+		base = site->guard_entry ? sp_codemem_alloc_fit(site->addr, TRAMP_MAX(site), &fit) : 0;
 		if (!base)
-			base = sp_codemem_alloc(site->addr, TRAMP_MAX);
+			base = sp_codemem_alloc(site->addr, TRAMP_MAX(site));
 		if (!base) {
 			*reason = "no free memory within ±2 GiB of the site for its trampoline";
 			return -ENOMEM;
 		}
 		len = emit_at(site, w, base, code, out, reason);
 		if (len < 0) {
-			sp_codemem_trim(base, TRAMP_MAX, 0);
+			sp_codemem_trim(base, TRAMP_MAX(site), 0);
 			return (int)len;
 		}
-		sp_codemem_trim(base, TRAMP_MAX, (size_t)len);
+		sp_codemem_trim(base, TRAMP_MAX(site), (size_t)len);
 		site->tramp_slot = base;
 		site->tramp_slot_size = (size_t)len;
 	}

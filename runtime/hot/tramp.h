@@ -8,6 +8,10 @@
  *           registers and no call, restores them and the stack, and runs
  *           straight into reloc below; any other site (or the runtime's own
  *           calls) leaves it for c_path, after reloc.
+ *           A site armed for a compiled bpftrace block (site.h
+ *           inline_code) has that block's code here, after the count's
+ *           commit (bt_jit.h); there the count is on only while that
+ *           block's probe is the site's only one.
  *           lea 128(%rsp),%rsp
  *   reloc:  <the displaced window, relocated>; jmp site+len
  *   c_path: pushfq; push %rax
@@ -42,6 +46,7 @@
  *                                          interrupted stack)
  *   tail:   (with the inline count) its rseq abort handler and descriptor
  *
+ * Written with x86emit's named emitters (mech/x86emit.h), never as hex.
  * Nothing is written at or above the interrupted rsp - 128.  Vector state
  * is not saved here: the dispatch C code is built with -mgeneral-regs-only,
  * and only a site with handlers pays for an XSAVE around them (xsave.S).
@@ -65,6 +70,14 @@ struct sp_site;
  * 0, or -errno with *REASON. */
 int sp_tramp_build(struct sp_site *site, const struct sp_window *w, struct sp_tramp *out,
 		   const char **reason);
+
+/* What sp_tramp_build writes, as it must lie at BASE, into CODE (room for
+ * SP_TRAMP_MAX bytes), nothing allocated or written to the process: its
+ * length, or -errno with *REASON.  For the tests (test_tramp_emit.c). */
+#define SP_INLINE_MAX 512   /* a probe's native code (site.h inline_code) */
+#define SP_TRAMP_MAX (128 + 416 + SP_RELOC_MAX + 32 + 96 + SP_INLINE_MAX)
+long sp_tramp_emit(struct sp_site *site, const struct sp_window *w, uintptr_t base, uint8_t *code,
+		   struct sp_tramp *out, const char **reason);
 
 /* A carrier's trampoline (hop.h): W relocated, then the jump back; no
  * count, no frame (nothing of the site's is ever dispatched).  0, or

@@ -16,6 +16,11 @@ Per-thread pairing: 4 threads, entry and return of bt_pair matched through
 
 Argument "errors": the error cases instead (every one named by line, column
 and construct in the report; the program runs unprobed).
+
+Argument "compiled": blocks compiled to native code in the trampoline
+(bt_jit.h) under 4 threads: exact figures, and the same output in int3
+mode, in jmp mode, and in jmp mode with SELFPROBE_BTJIT=0 (the evaluator);
+in jmp mode the debug log must say the block was compiled.
 """
 import os
 import shutil
@@ -207,6 +212,53 @@ def errors():
         t.check(len(msgs) == 1 and want in msgs[0], "%r: the error says %r" % (program, want), msgs)
 
 
+# 4 threads, thread t calling bt_pair(t * 1000000 + i) for i < 5000.
+N = 5000
+ALL = [t * 1000000 + i for t in range(1, 5) for i in range(N)]
+COMPILED = [
+    ("uprobe:BIN:bt_pair { @c = count(); @s = sum(arg0); }",
+     "\n\n@c: %d\n@s: %d\n" % (len(ALL), sum(ALL))),
+    ("uprobe:BIN:bt_pair /arg0 > 2500000/ { @big = count(); @m++; }",
+     "\n\n@big: %d\n@m: %d\n" % (2 * N, 2 * N)),
+    ("uprobe:BIN:bt_pair { @mx = max(arg0); @mn = min(arg0); @a = avg(arg0); }",
+     "\n\n@a: %d\n\n@mn: %d\n@mx: %d\n" % (sum(ALL) // len(ALL), min(ALL), max(ALL))),
+    ("uprobe:BIN:bt_pair /(arg0 & 1) == 0 && arg0 < 3000000 || arg0 >= 4004990/ { @e = count(); @t += arg0 >> 10; }",
+     None),
+    ("uprobe:BIN:bt_pair { @h = hist(arg0 - 1000000); @l = lhist(arg0 - 1000000, 0, 5000, 700); }", None),
+    ("uprobe:BIN:bt_pair { @h = hist(arg0 - 1000000); @l = lhist(arg0 - 1000000, 0, 5000, 512); }", None),
+    ("uprobe:BIN:bt_pair /tid != pid/ { @c = count(); @m = max(tid > pid); }", "\n\n@c: %d\n@m: 1\n" % len(ALL)),
+    # compiled at the entry, the evaluator at the return, one map
+    ("uprobe:BIN:bt_pair { @c = count(); } uretprobe:BIN:bt_pair { @c = count(); }", "\n\n@c: %d\n" % (2 * len(ALL))),
+]
+
+
+def compiled():
+    for program, expected in COMPILED:
+        got = {}
+        for mode, extra in (("int3", {}), ("jmp", {"UPROBE_LOG": "debug"}), ("jmp-evaluator", {"SELFPROBE_BTJIT": "0"})):
+            text = program.replace("BIN", BT_TARGET)
+            out = os.path.join(t.work_dir(), "c.json")
+            env = t.probed_env(text, mode.split("-")[0], out, extra)
+            cp = t.run([BT_TARGET, "threads", str(N)], env=env)
+            t.check(cp.returncode == 0, "%s (%s): workload exited %d" % (program, mode, cp.returncode), t.clip(cp.stderr))
+            got[mode] = cp.stdout.decode(errors="replace")
+            rep = t.load_report(out, program)
+            if mode == "jmp" and rep:
+                entry = [p for p in rep["probes"] if p["kind"] == "uprobe"]
+                if not entry or entry[0]["mode"] != "jmp":
+                    t.skip("%s: bt_pair is not on the jmp path here: nothing compiled to check" % program)
+                    continue
+                t.check(b"compiled to native code" in cp.stderr, "%s: the block was compiled" % program,
+                        t.clip(cp.stderr))
+                t.check(entry[0]["hits"] == len(ALL), "%s: the report counts every hit" % program, entry[0])
+        t.check(got["int3"] == got["jmp"] == got["jmp-evaluator"],
+                "%s: int3, compiled and evaluator give the same output" % program,
+                "int3:\n%s\ncompiled:\n%s\nevaluator:\n%s" % (got["int3"], got["jmp"], got["jmp-evaluator"]))
+        if expected is not None:
+            t.check(got["jmp"] == expected, "%s: the expected output" % program,
+                    "got:\n%r\nexpected:\n%r" % (got["jmp"], expected))
+
+
 if __name__ == "__main__":
     t.require_build()
     if not os.path.exists(BT_TARGET):
@@ -214,6 +266,8 @@ if __name__ == "__main__":
         t.finish()
     if sys.argv[1:] == ["errors"]:
         errors()
+    elif sys.argv[1:] == ["compiled"]:
+        compiled()
     else:
         golden()
     t.finish()

@@ -9,7 +9,9 @@
  *   - every item is a program item with its compiled block, a probe kind
  *     in range, and the fields its kind needs;
  *   - the compiled program's maps print (bt_print_all) without touching
- *     anything they should not: empty maps, every kind's layout.
+ *     anything they should not: empty maps, every kind's layout;
+ *   - the native-code plan (bt_jitplan) decides every block, and gives a
+ *     reason for each one it keeps out.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -17,6 +19,7 @@
 #include <string.h>
 
 #include "bt.h"
+#include "bt_jitplan.h"
 #include "spec.h"
 
 #define CHECK(c, ...) do { if (!(c)) { fprintf(stderr, "fuzz_bt: " __VA_ARGS__); \
@@ -68,6 +71,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			prog = it->program->prog;
 		}
 		if (prog) {
+			for (int g = 0; g < prog->nblocks; g++) {
+				const char *why = NULL;
+				if (!bt_jit_eligible(prog, &prog->blocks[g], &why))
+					CHECK(why && *why, "block %d kept out without a reason", g);
+			}
 			struct bt_buf b = { 0 };
 			bt_print_all(&b, prog);
 			CHECK(b.n >= 2 && memcmp(b.p, "\n\n", 2) == 0, "output does not start with two newlines");
