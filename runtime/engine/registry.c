@@ -1312,3 +1312,35 @@ void sp_probe_setup(void)
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	pthread_once(&once, setup_once);
 }
+
+/* Every armed site back to its original bytes, whatever attached it (the
+ * process is about to be traced: tracer.h).  The probes keep their counts
+ * and records; nothing reaches them again. */
+void sp_probe_disarm_all(const char *why)
+{
+	pthread_mutex_lock(&reg_lock);
+	struct sp_site **sites = NULL;
+	size_t n = 0, cap = 0;
+	for (struct sp_site *s = sp_site_after(0); s; s = sp_site_after(s->addr)) {
+		if (!s->armed)
+			continue;
+		if (n == cap) {
+			size_t c = cap ? 2 * cap : 64;
+			struct sp_site **g = realloc(sites, c * sizeof(*g));
+			if (!g) {
+				sp_arm_disarm(s);   /* out of memory: this one alone */
+				continue;
+			}
+			sites = g, cap = c;
+		}
+		sites[n++] = s;
+	}
+	sp_patch_hold();
+	sp_arm_disarm_batch(sites, n);
+	sp_patch_release();
+	free(sites);
+	pthread_mutex_unlock(&reg_lock);
+	if (n)
+		sp_probe_error("*", "%s: every probe removed in this process (%zu sites), its counts so far kept",
+			       why, n);
+}

@@ -71,6 +71,9 @@ void sp_probe_on_return_probe(void (*fn)(void));
 void sp_probe_setup(void);
 /* Why ITEM cannot be attached in this process at all, or NULL. */
 const char *sp_probe_unsupported(const struct sp_spec_item *item);
+/* Every armed site restored, its probes' counts kept; WHY goes to the
+ * report's errors (the process asked to be traced: tracer.h). */
+void sp_probe_disarm_all(const char *why);
 /* Free the probe vectors replaced so far, after a quiescence (registry
  * lock not held). */
 void sp_probe_reclaim(void);
