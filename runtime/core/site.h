@@ -105,6 +105,10 @@ struct sp_site {
 					 * counter's offset in a stripe, for the
 					 * trampoline's inline count; 0: none
 					 * (fastcount.h) */
+	bool taken;                     /* a libc signal entry point a runtime
+					 * loaded late leads into its own
+					 * (sigtake.h): its jmp goes there, never
+					 * to a probe's trampoline */
 };
 
 /* Signal-safe lookup.  NULL when ADDR was never a site. */

@@ -355,6 +355,12 @@ struct sp_site *sp_arm_site(const struct sp_object *obj, uintptr_t addr,
 			    const struct sp_func_extent *fn, bool want_jmp, const char **why)
 {
 	struct sp_site *s = sp_site_lookup(addr);
+	struct sp_site *cover = covering(addr);
+	if ((s && s->taken) || (cover && cover->taken)) {
+		*why = "the runtime loaded by 'selfprobe attach' leads libc's signal entry point here into "
+		       "its own (sigaction, pthread_sigmask): not probed while it does";
+		return NULL;
+	}
 	if (s && s->is_carrier) {
 		*why = "the address is inside the code another probe's hop moved out for its pad (a carrier)";
 		return NULL;

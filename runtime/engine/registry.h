@@ -31,6 +31,13 @@ long sp_probe_attach_object(const struct sp_spec_item *item, const struct sp_obj
 int sp_probe_attach_internal(const char *name, uintptr_t addr, bool main_only, selfprobe_handler_fn fn,
 			     struct selfprobe_link *link);
 
+/* The site at ADDR, a function's entry, made one whose jmp leads to ENTRY
+ * (code near it) rather than to a trampoline, and flagged taken: no probe
+ * may join it (sigtake.h).  Not armed.  Registry lock held.  NULL with the
+ * reason in ERR when the jmp is not safe there. */
+struct sp_site;
+struct sp_site *sp_probe_take_site(uintptr_t addr, uintptr_t entry, char *err, size_t errlen);
+
 /* Free the probe vectors replaced so far, after a quiescence, the registry
  * lock held: only where no thread can be waiting for it inside dispatch
  * (the loader notification's handler, whose loader lock serialises them). */
