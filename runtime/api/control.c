@@ -285,6 +285,21 @@ static pid_t trap_blocked_thread(void)
 	return found;
 }
 
+/* The attach answer's "pending": items whose object is not loaded (never
+ * yet, or unloaded while they attached), which attach when it is. */
+struct pending {
+	FILE *f;
+	const char *sep;
+};
+
+static void pending_one(const struct sp_spec_item *item, void *ctx)
+{
+	struct pending *pc = ctx;
+	fputs(pc->sep, pc->f);
+	sp_json_str(pc->f, item->text);
+	pc->sep = ", ";
+}
+
 /* attach: all or nothing.  *OUT the answer. */
 static bool do_attach(const char *spec, FILE *out)
 {
@@ -345,7 +360,12 @@ static bool do_attach(const char *spec, FILE *out)
 	for (const struct sp_probe *p = sp_probe_first(); p; p = p->next)
 		if (p->link == SESSION_LINK && !p->internal && p->attached)
 			base_of(p);
-	fprintf(out, "{\"attached\": %d}", count_session());
+	fprintf(out, "{\"attached\": %d, \"pending\": [", count_session());
+	struct pending pc = { out, "" };
+	sp_probe_lock();
+	sp_loadwatch_each_unattached(pending_one, &pc);
+	sp_probe_unlock();
+	fputs("]}", out);
 	return true;
 }
 

@@ -14,6 +14,7 @@
 #include "insn.h"
 #include "log.h"
 #include "maps.h"
+#include "memread.h"
 #include "patch.h"
 #include "arm.h"
 #include "btindex.h"
@@ -390,6 +391,14 @@ static int target_for(const struct sp_object *obj, const struct sp_elf *elf,
 	t->addr += sp_go_site(obj->path, func, size, offset, &t->fn);
 	t->symbol = offset ? xasprintf("%s+%#lx", sym->name, (unsigned long)offset) : strdup(sym->name);
 	return 0;
+}
+
+/* Is the code at ADDR gone (its object unmapped under us), WHY being what
+ * sp_arm_site said of it (NULL: a write to it failed)? */
+static bool code_gone(const char *why, uintptr_t addr)
+{
+	uint8_t b;
+	return why == sp_arm_gone || !sp_mem_read(addr, &b, 1);
 }
 
 static int by_addr(const void *a, const void *b)
@@ -986,7 +995,7 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 	struct sp_probe_vec **olds = calloc((size_t)n_ts + 1, sizeof(*olds));
 	int *rcs = calloc((size_t)n_ts + 1, sizeof(*rcs));
 	struct sp_probe **go_rets = calloc((size_t)n_ts + 1, sizeof(*go_rets));
-	long n = 0, n_old = 0, made = 0, n_go = 0;
+	long n = 0, n_old = 0, made = 0, n_go = 0, gone = 0;
 	size_t n_arm = 0;
 	if (!ps || !sites || !olds || !rcs || !go_rets) {
 		snprintf(err, errlen, "out of memory");
@@ -1012,6 +1021,10 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 			why = "no memory for the goroutines' return records";
 		struct sp_site *site = why ? NULL : sp_arm_site(obj, ts[i].addr, &ts[i].fn, want_jmp, &why);
 		struct sp_probe *p = site ? new_probe(item, obj, &ts[i], fn, data) : NULL;
+		if (!site && code_gone(why, ts[i].addr)) {
+			gone++;   /* not an error: the caller waits for the next load */
+			continue;
+		}
 		if (!p) {
 			if (site)
 				why = "out of memory or too many probes";
@@ -1053,8 +1066,11 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 		if (rc) {
 			/* Nothing was written: the probe never existed. */
 			olds[n_old++] = vec_replace(p->site, NULL, p);
-			sp_probe_error(item->text, "%s: cannot patch the site: %s", p->symbol,
-				       sp_patch_refusal() ? sp_patch_refusal() : strerror(-rc));
+			if (code_gone(NULL, p->site->addr))
+				gone++;   /* the write found the object unmapped */
+			else
+				sp_probe_error(item->text, "%s: cannot patch the site: %s", p->symbol,
+					       sp_patch_refusal() ? sp_patch_refusal() : strerror(-rc));
 			continue;
 		}
 		ps[i] = NULL;   /* kept: the registry owns it now */
@@ -1096,6 +1112,13 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 	if (made == 0 && n_ts > 0 && n > 0) {
 		snprintf(err, errlen, "no site could be patched");
 		made = -ENOTSUP;
+	}
+	if (gone) {
+		/* the object is being unloaded (the loader's notification, which
+		 * detaches what did attach here, waits for our lock): the item
+		 * is for its next load, as one naming an object not loaded */
+		snprintf(err, errlen, "%s was unloaded while the item attached", base_name(obj->path));
+		made = -ESTALE;
 	}
 out:
 	free(ps);
@@ -1142,6 +1165,8 @@ long sp_probe_attach_object(const struct sp_spec_item *item, const struct sp_obj
 	rc = attach_targets(item, obj, ts, n_ts, fn, data, link, err, sizeof(err));
 	/* what this attach decided, for the next process (scanmemo.h) */
 	sp_btindex_flush_memos();
+	if (rc == -ESTALE && item->object)
+		goto out;   /* the caller waits for the next load (resolve.c) */
 	if (rc < 0)
 		goto fail;
 	if (rc > 0 && item_wants_return(item) && !item->internal)

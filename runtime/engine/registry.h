@@ -20,7 +20,9 @@ void sp_probe_unlock(void);
 bool sp_probe_trylock(void);   /* true: taken (async-signal context: never waits) */
 
 /* Attach ITEM in OBJ (registry lock held).  Count attached, or -errno with
- * the error recorded. */
+ * the error recorded; -ESTALE, nothing recorded, when ITEM names an object
+ * (not the main program) and OBJ was unmapped while it attached (a
+ * dlclose racing the attach): the caller keeps ITEM for the next load. */
 struct sp_object;
 long sp_probe_attach_object(const struct sp_spec_item *item, const struct sp_object *obj,
 			    selfprobe_handler_fn fn, void *data, struct selfprobe_link *link);
