@@ -142,6 +142,9 @@ void sp_sigtake_off(void)
 		struct sp_site *sites[N_ENTRIES];
 		for (size_t i = 0; i < N_ENTRIES; i++)
 			sites[i] = entries[i].site;
+		/* while every sigaction still comes here, under the wrapper's
+		 * lock: none is wrapped after this */
+		sp_trap_give_back();
 		sp_patch_hold();
 		sp_arm_disarm_batch(sites, N_ENTRIES);
 		sp_patch_release();

@@ -429,6 +429,7 @@ int sp_trap_retake(void)
 {
 	if (!atomic_load(&raw_mode))
 		return -EINVAL;
+	sp_sigwrap_wrap_again();   /* the program's new handlers: wrapped again */
 	int rc = 0;
 	pthread_mutex_lock(&install_lock);
 	for (int i = 0; i < N_OWN && rc == 0; i++) {
@@ -458,6 +459,12 @@ int sp_trap_retake(void)
 	}
 	pthread_mutex_unlock(&install_lock);
 	return rc;
+}
+
+void sp_trap_give_back(void)
+{
+	if (atomic_load(&raw_mode))
+		sp_sigwrap_unwrap_all(raw_sigaction);
 }
 
 /* glibc's __sigaction: the C library's internal signals are refused. */

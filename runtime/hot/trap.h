@@ -55,6 +55,12 @@ int sp_trap_pthread_sigmask(int how, const sigset_t *set, sigset_t *old);
  * their contracts (glibc 2.36's checks: its internal signals refused). */
 int sp_trap_go_raw(void);
 int sp_trap_retake(void);
+/* Before libc's entry points are given back: the program's handlers of
+ * other signals, installed behind the wrapper (sigwrap.h) while they led
+ * here, go to the kernel as its own, and later ones are not wrapped (a
+ * read-back through libc then finds the program's handler).  The owned
+ * signals keep ours (sigtake.h says why). */
+void sp_trap_give_back(void);
 int sp_trap_entry_sigaction(int sig, const struct sigaction *act, struct sigaction *oact);
 int sp_trap_entry_pthread_sigmask(int how, const sigset_t *set, sigset_t *old);
 /* Our handler of SIG, or NULL when SIG is not one we own. */

@@ -317,8 +317,10 @@ def case_latesig():
     argv = [LIVE, "2"]
     spec = "uprobe:live_int3;uprobe:live_work"
     during = ["settrap", "icall 500", "call 300", "trap 3", "block", "icall 200", "call 100",
-              "unblock", "tblock 50", "segv", "icall 7", "settrap"]
-    after = ["icall 5", "trap 1", "settrap", "block", "call 2", "unblock"]
+              "unblock", "tblock 50", "segv", "icall 7", "settrap", "setusr", "usr"]
+    # after the detach: the SIGUSR1 handler set while attached (installed
+    # behind the runtime's wrapper) reads back as the program's own
+    after = ["usr", "icall 5", "trap 1", "settrap", "block", "call 2", "unblock"]
     for round_ in (1, 2):   # the second: a session after a detach, the program's handler set meanwhile
         lv = Live(argv)
         lv.cmd("call 10")

@@ -24,6 +24,9 @@
  *   segv        install a SIGSEGV handler (sigaction, SA_SIGINFO) and
  *               fault once on purpose: the handler siglongjmps back; a
  *               SIGSEGV it did not expect prints so and exits 3
+ *   setusr      install a SIGUSR1 handler (sigaction) and raise it once
+ *   usr         say whether the SIGUSR1 handler read back (sigaction) is
+ *               the one setusr installed, and raise it once
  * (The signal commands exist for a runtime loaded late, which must keep
  * SIGTRAP and the faults its own through libc's entry points.)
  *   quit        print the totals and exit with status 7
@@ -61,6 +64,14 @@ static void on_trap_again(int sig)
 }
 
 static int *volatile nowhere = (int *)8;   /* an address never mapped */
+static volatile sig_atomic_t usr1s;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	usr1s++;
+}
+
 static sigjmp_buf segv_back;
 static volatile sig_atomic_t segv_armed;
 
@@ -196,6 +207,19 @@ int main(int argc, char **argv)
 			sigemptyset(&a.sa_mask);
 			int rc = sa_fn(SIGTRAP, &a, &old);
 			printf("settrap %d, old action %s\n", rc, old.sa_handler == on_trap ? "main's" : "another");
+		} else if (!strcmp(cmd, "setusr")) {
+			struct sigaction a;
+			memset(&a, 0, sizeof(a));
+			a.sa_handler = on_usr1;
+			sigemptyset(&a.sa_mask);
+			sigaction(SIGUSR1, &a, NULL);
+			raise(SIGUSR1);
+			printf("usr1 %d\n", (int)usr1s);
+		} else if (!strcmp(cmd, "usr")) {
+			struct sigaction cur;
+			sigaction(SIGUSR1, NULL, &cur);
+			raise(SIGUSR1);
+			printf("usr1 handler %s, %d\n", cur.sa_handler == on_usr1 ? "setusr's" : "another", (int)usr1s);
 		} else if (!strcmp(cmd, "block") || !strcmp(cmd, "unblock")) {
 			trap_set(cmd[0] == 'b' ? SIG_BLOCK : SIG_UNBLOCK);
 		} else if (!strcmp(cmd, "segv")) {
