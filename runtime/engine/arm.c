@@ -565,8 +565,9 @@ size_t sp_arm_batch(struct sp_site **sites, size_t n, int *rcs)
 			rcs[i] = tramp_lost(s);
 		if (rcs[i] == 0 && !s->armed) {
 			bool use_jmp = s->want_jmp && s->tramp_ok;
-			/* what a trap here must do, set before the int3 exists */
-			s->resume = use_jmp ? SP_RESUME_TRAMP : s->int3_resume;
+			/* what a trap here must do, set before the int3 exists (a
+			 * taken site's int3 leads where its jmp would, sigtake.h) */
+			s->resume = use_jmp || s->taken ? SP_RESUME_TRAMP : s->int3_resume;
 			s->reason = use_jmp ? NULL : s->want_jmp ? s->jmp_reason : INT3_FORCED;
 			step_add(&st, batched, i, s->addr, &op_int3, 1, &rcs[i]);   /* step 1 */
 		}
@@ -583,7 +584,7 @@ size_t sp_arm_batch(struct sp_site **sites, size_t n, int *rcs)
 	size_t k = 0;
 	for (size_t i = 0; w && i < n; i++) {
 		struct sp_site *s = sites[i];
-		if (rcs[i] == 0 && !s->armed && s->resume == SP_RESUME_TRAMP)
+		if (rcs[i] == 0 && !s->armed && s->resume == SP_RESUME_TRAMP && s->tramp_ok)
 			w[k++] = (struct sp_stop_window){ .site = s->addr, .len = s->tramp.window_len,
 							  .reloc = s->tramp.reloc, .map = &s->tramp.map };
 	}
@@ -609,8 +610,8 @@ size_t sp_arm_batch(struct sp_site **sites, size_t n, int *rcs)
 			continue;
 		s->armed = true;
 		s->jmp = false;
-		if (s->resume != SP_RESUME_TRAMP)
-			continue;
+		if (s->resume != SP_RESUME_TRAMP || !s->tramp_ok)
+			continue;   /* an int3 site (a taken one's leads to its entry) */
 		const struct sp_stop_window *sw = w ? sp_stopworld_find(w, k, s->addr) : NULL;
 		bool busy = sw && sw->busy;
 		if (stopped != 0 || busy) {

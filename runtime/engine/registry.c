@@ -1217,7 +1217,7 @@ int sp_probe_attach_internal(const char *name, uintptr_t addr, bool main_only, s
 	return rc;
 }
 
-struct sp_site *sp_probe_take_site(uintptr_t addr, uintptr_t entry, char *err, size_t errlen)
+struct sp_site *sp_probe_take_site(uintptr_t addr, uintptr_t entry, bool int3_ok, char *err, size_t errlen)
 {
 	struct sp_object *objs;
 	size_t n;
@@ -1253,11 +1253,13 @@ struct sp_site *sp_probe_take_site(uintptr_t addr, uintptr_t entry, char *err, s
 		 * thread caught inside the window at arming goes on */
 		const char *why = NULL;
 		s = s ? s : sp_arm_site(&objs[i], addr, &t.fn, true, &why);
-		if (!s || !s->tramp_ok) {
+		if (!s || (!s->tramp_ok && !int3_ok)) {
 			snprintf(err, errlen, "%s: %s", sym->name,
 				 why ? why : s && s->jmp_reason ? s->jmp_reason : "no jmp path");
 			break;
 		}
+		/* no jmp: its int3 leads there instead (arm.c), a trap a call */
+		s->want_jmp = s->tramp_ok;
 		s->taken = true;
 		s->guard_entry = false;   /* coexist's offset bytes are a trampoline's */
 		s->tramp.entry = entry;

@@ -35,10 +35,11 @@ int sp_probe_attach_internal(const char *name, uintptr_t addr, bool main_only, s
 
 /* The site at ADDR, a function's entry, made one whose jmp leads to ENTRY
  * (code near it) rather than to a trampoline, and flagged taken: no probe
- * may join it (sigtake.h).  Not armed.  Registry lock held.  NULL with the
- * reason in ERR when the jmp is not safe there. */
+ * may join it (sigtake.h).  Not armed.  Registry lock held.  Where the jmp
+ * is not safe, its int3 leads to ENTRY when INT3_OK, else NULL with the
+ * reason in ERR. */
 struct sp_site;
-struct sp_site *sp_probe_take_site(uintptr_t addr, uintptr_t entry, char *err, size_t errlen);
+struct sp_site *sp_probe_take_site(uintptr_t addr, uintptr_t entry, bool int3_ok, char *err, size_t errlen);
 
 /* Free the probe vectors replaced so far, after a quiescence, the registry
  * lock held: only where no thread can be waiting for it inside dispatch

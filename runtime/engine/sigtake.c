@@ -14,13 +14,19 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Where the jmp is not safe (a branch into bytes 1-4 in another libc's
+ * code), an int3 may lead there instead, a trap per call, except where a
+ * thread may call with every signal blocked: the posix_spawn child calls
+ * sigprocmask (so pthread_sigmask) so, and an int3 there would kill it
+ * (the take, and so the attach, is refused instead). */
 static struct entry {
 	const char *name;         /* in libc */
 	void *target;             /* trap.h's entry function */
+	bool int3_ok;
 	struct sp_site *site;     /* made once, armed per session */
 } entries[] = {
-	{ "__sigaction", (void *)sp_trap_entry_sigaction, NULL },
-	{ "pthread_sigmask", (void *)sp_trap_entry_pthread_sigmask, NULL },
+	{ "__sigaction", (void *)sp_trap_entry_sigaction, true, NULL },
+	{ "pthread_sigmask", (void *)sp_trap_entry_pthread_sigmask, false, NULL },
 };
 #define N_ENTRIES (sizeof(entries) / sizeof(entries[0]))
 
@@ -75,7 +81,7 @@ static int make_sites(char *err, size_t errlen)
 		else if (!stub)
 			snprintf(why, sizeof(why), "no code memory near %s", e->name);
 		else
-			e->site = sp_probe_take_site(at, stub, why, sizeof(why));
+			e->site = sp_probe_take_site(at, stub, e->int3_ok, why, sizeof(why));
 		if (!e->site) {
 			snprintf(err, errlen, "cannot lead libc's %s into the runtime: %s", e->name, why);
 			rc = -ENOTSUP;
