@@ -104,7 +104,7 @@ static int raw_sigaction(int sig, const struct sigaction *act, struct sigaction 
 	if (act) {
 		k.handler = (void *)act->sa_handler;
 		k.flags = (unsigned long)act->sa_flags | SA_RESTORER;
-		k.restorer = (act->sa_flags & SA_RESTORER) ? (void *)act->sa_restorer : restorer;
+		k.restorer = restorer;   /* glibc's own always, whatever the caller's */
 		k.mask = act->sa_mask.__val[0];
 	}
 	long rc = sp_syscall6(SYS_rt_sigaction, sig, act ? (long)&k : 0, oact ? (long)&ko : 0, 8, 0, 0);
