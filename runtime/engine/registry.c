@@ -199,7 +199,34 @@ static void reclaim(bool locked)
 	reclaim_when(locked, false);
 }
 
-void sp_probe_reclaim_locked(void) { reclaim(true); }
+size_t sp_probe_retired_mark(void) { return n_retired; }
+
+void sp_probe_reclaim_locked(size_t mark)
+{
+	/* Only what was retired since MARK, by this thread: the quiescence
+	 * cannot wait for this thread's own dispatch (the loader
+	 * notification's, which runs this), and a vector another thread
+	 * retired before — the notification probe's own, replaced by a
+	 * detach that then let go of the lock to quiesce — may be the very
+	 * one that dispatch goes on reading after this handler returns.
+	 * That thread frees it after its own quiescence, which waits for
+	 * this dispatch. */
+	if (mark > n_retired)
+		mark = n_retired;
+	size_t n = n_retired - mark;
+	if (n == 0)
+		return;
+	struct sp_probe_vec **v = malloc(n * sizeof(*v));
+	if (!v)
+		return;   /* freed by the next reclaim */
+	memcpy(v, retired + mark, n * sizeof(*v));
+	n_retired = mark;
+	sp_tstate_quiesce();
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
 void sp_probe_reclaim(void) { reclaim(false); }
 
 /* ---- sites ---- */

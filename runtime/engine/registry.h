@@ -41,10 +41,13 @@ int sp_probe_attach_internal(const char *name, uintptr_t addr, bool main_only, s
 struct sp_site;
 struct sp_site *sp_probe_take_site(uintptr_t addr, uintptr_t entry, bool int3_ok, char *err, size_t errlen);
 
-/* Free the probe vectors replaced so far, after a quiescence, the registry
- * lock held: only where no thread can be waiting for it inside dispatch
- * (the loader notification's handler, whose loader lock serialises them). */
-void sp_probe_reclaim_locked(void);
+/* Free the probe vectors replaced since MARK (sp_probe_retired_mark, taken
+ * with the lock held since), after a quiescence, the registry lock held:
+ * only where no thread can be waiting for it inside dispatch (the loader
+ * notification's handler, whose loader lock serialises them).  Those
+ * retired before MARK by other threads stay for their own reclaim. */
+size_t sp_probe_retired_mark(void);
+void sp_probe_reclaim_locked(size_t mark);
 
 /* Detach the probes of objects no longer in OBJS (registry lock held). */
 void sp_probe_objects_gone(const struct sp_object *objs, size_t n);
