@@ -237,6 +237,30 @@ static int parse(int argc, char **argv, struct opts *o, bool top, void (*usage)(
 	return 0;
 }
 
+/* The items of the answer's "pending" list (JSON strings), one line each:
+ * their object is not loaded (or was unloaded while they attached). */
+static void say_pending(const char *body)
+{
+	const char *q = strstr(body, "\"pending\": [");
+	if (!q)
+		return;
+	q += strlen("\"pending\": [");
+	while (*q == '"') {
+		fputs("selfprobe: ", stderr);
+		for (q++; *q && *q != '"'; q++) {
+			if (*q == '\\' && q[1])
+				q++;
+			fputc(*q, stderr);
+		}
+		fputs(": its object is not loaded (or was unloaded while attaching); it attaches when the "
+		      "program loads it\n", stderr);
+		if (*q)
+			q++;
+		while (*q == ',' || *q == ' ')
+			q++;
+	}
+}
+
 /* Attach O's spec on the open channel.  0, or 1 (the errors said). */
 static int do_attach(const struct opts *o)
 {
@@ -253,6 +277,7 @@ static int do_attach(const struct opts *o)
 		fprintf(stderr, "selfprobe: attached to %d: %d probe%s\n", (int)o->pid, n, n == 1 ? "" : "s");
 	else
 		fprintf(stderr, "selfprobe: attached to %d: %s\n", (int)o->pid, body);
+	say_pending(body);
 	free(body);
 	return 0;
 }

@@ -8,6 +8,7 @@
 #include "probe.h"
 #include "registry.h"
 #include "resolve.h"
+#include "sigtake.h"
 #include "stopworld.h"
 #include "report.h"
 #include "spec.h"
@@ -284,6 +285,21 @@ static pid_t trap_blocked_thread(void)
 	return found;
 }
 
+/* The attach answer's "pending": items whose object is not loaded (never
+ * yet, or unloaded while they attached), which attach when it is. */
+struct pending {
+	FILE *f;
+	const char *sep;
+};
+
+static void pending_one(const struct sp_spec_item *item, void *ctx)
+{
+	struct pending *pc = ctx;
+	fputs(pc->sep, pc->f);
+	sp_json_str(pc->f, item->text);
+	pc->sep = ", ";
+}
+
 /* attach: all or nothing.  *OUT the answer. */
 static bool do_attach(const char *spec, FILE *out)
 {
@@ -292,11 +308,19 @@ static bool do_attach(const char *spec, FILE *out)
 			(int)getpid());
 		return false;
 	}
-	pid_t blocker = sigmask_interposed() ? 0 : trap_blocked_thread();
+	bool late = !sigmask_interposed();
+	pid_t blocker = late ? trap_blocked_thread() : 0;
 	if (blocker) {
 		fprintf(out, "thread %d of process %d blocks SIGTRAP: a probe hit there would kill the process "
 			"(the runtime was loaded late and cannot unblock it); nothing attached. Start the program "
 			"with 'selfprobe run --control' instead", (int)blocker, (int)getpid());
+		return false;
+	}
+	/* loaded late: libc's signal entry points lead into the runtime for
+	 * the session, as the preload's interposition does (sigtake.h) */
+	char why[512];
+	if (late && sp_sigtake_on(why, sizeof(why)) != 0) {
+		fprintf(out, "%s; nothing attached", why);
 		return false;
 	}
 	const struct sp_error *before = last_error();
@@ -317,6 +341,8 @@ static bool do_attach(const char *spec, FILE *out)
 	if (failed) {
 		sp_probe_detach(SESSION_LINK);   /* the items that did attach */
 		sp_loadwatch_unhook_idle();
+		if (late)
+			sp_sigtake_off();
 		const struct sp_error *first = before ? before->next : sp_error_first();
 		if (!first) {
 			fputs("the spec names no probe", out);
@@ -334,7 +360,12 @@ static bool do_attach(const char *spec, FILE *out)
 	for (const struct sp_probe *p = sp_probe_first(); p; p = p->next)
 		if (p->link == SESSION_LINK && !p->internal && p->attached)
 			base_of(p);
-	fprintf(out, "{\"attached\": %d}", count_session());
+	fprintf(out, "{\"attached\": %d, \"pending\": [", count_session());
+	struct pending pc = { out, "" };
+	sp_probe_lock();
+	sp_loadwatch_each_unattached(pending_one, &pc);
+	sp_probe_unlock();
+	fputs("]}", out);
 	return true;
 }
 
@@ -347,6 +378,7 @@ static bool do_detach(FILE *out, enum fmt fmt)
 	session_report(out, fmt);   /* the counts up to the detach */
 	sp_probe_detach(SESSION_LINK);
 	sp_loadwatch_unhook_idle();
+	sp_sigtake_off();   /* libc's entry points back to the file's bytes (a no-op when preloaded) */
 	session.active = false;
 	return true;
 }

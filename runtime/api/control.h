@@ -20,7 +20,10 @@
  *                   one session; all or nothing: if an item fails, those
  *                   attached by this request are detached again and the
  *                   errors are the answer (ERR).  ERR too when a session is
- *                   already attached.
+ *                   already attached.  OK: {"attached": N, "pending":
+ *                   [SPEC…]}, the items waiting for their object to be
+ *                   loaded (not loaded now, or unloaded while they
+ *                   attached: a dlclose racing the attach).
  *   snapshot FMT    the session's counts so far (the session report below)
  *   detach FMT      the session report, then every probe of the session
  *                   detached (its bytes restored); ERR when none is attached

@@ -1,5 +1,6 @@
 /* site — the address → site table; see site.h. */
 #include "site.h"
+#include "memread.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -146,14 +147,13 @@ static void put_back(uint8_t *out, uintptr_t addr, size_t len, uintptr_t a, cons
 			out[a + b - addr] = orig[b];
 }
 
-void sp_site_pristine(uintptr_t addr, size_t len, uint8_t *out)
+bool sp_site_pristine(uintptr_t addr, size_t len, uint8_t *out)
 {
-	/* read without trusting that the code is still mapped: a library
-	 * being unloaded is unmapped before the loader's notification can
-	 * take the registry's lock.  Gone: int3 bytes, which no decision
-	 * takes (the write to it would fail anyway). */
-	struct iovec local = { out, len }, remote = { (void *)addr, len };
-	if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != (ssize_t)len)
+	/* read without trusting that the code is still mapped (memread.h).
+	 * Gone: int3 bytes, which no decision takes, and false, which the
+	 * callers that can tell an unloaded object apart check first */
+	bool there = sp_mem_read(addr, out, len);
+	if (!there)
 		memset(out, 0xcc, len);
 	/* sites patch at most SP_JMP_LEN bytes from their address, and a
 	 * hop's pad lies within SP_HOP_SPAN of it */
@@ -164,6 +164,7 @@ void sp_site_pristine(uintptr_t addr, size_t len, uint8_t *out)
 		if (s->hop)
 			put_back(out, addr, len, s->pad, s->pad_orig, SP_HOP_PAD_LEN);
 	}
+	return there;
 }
 
 bool sp_site_pad_overlaps(uintptr_t lo, uintptr_t hi)

@@ -112,6 +112,10 @@ struct sp_site {
 					 * fast_off is set only while that probe
 					 * is the site's only one */
 	size_t inline_len;
+	bool taken;                     /* a libc signal entry point a runtime
+					 * loaded late leads into its own
+					 * (sigtake.h): its jmp goes there, never
+					 * to a probe's trampoline */
 };
 
 /* Signal-safe lookup.  NULL when ADDR was never a site. */
@@ -139,8 +143,9 @@ struct sp_site *sp_site_after(uintptr_t addr);
 /* Copy [ADDR, ADDR+LEN) as it was before any of our patches: the bytes
  * under every site's int3 or jmp, and under every hop's pad, are put back
  * (registry lock held).  Code is always analysed from such a copy, never
- * from live text. */
-void sp_site_pristine(uintptr_t addr, size_t len, uint8_t *out);
+ * from live text.  False when the memory is gone (an object unloaded under
+ * us, memread.h): OUT then holds int3 bytes, which no decision takes. */
+bool sp_site_pristine(uintptr_t addr, size_t len, uint8_t *out);
 
 /* Is any byte of [LO, HI) a hop's (claimed, written or not): its pad, or
  * the window of the carrier holding it?  And (sp_site_claimed) that or any

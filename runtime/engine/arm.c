@@ -4,6 +4,7 @@
 #include "coexist.h"
 #include "decide.h"
 #include "emulate.h"
+#include "memread.h"
 #include "hop.h"
 #include "insn.h"
 #include "jmpplan.h"
@@ -357,10 +358,18 @@ static int prepare(struct sp_site *s, const struct sp_object *obj, const struct 
 	return 0;
 }
 
+const char sp_arm_gone[] = "the code is gone (its object was unloaded)";
+
 struct sp_site *sp_arm_site(const struct sp_object *obj, uintptr_t addr,
 			    const struct sp_func_extent *fn, bool want_jmp, const char **why)
 {
 	struct sp_site *s = sp_site_lookup(addr);
+	struct sp_site *cover = covering(addr);
+	if ((s && s->taken) || (cover && cover->taken)) {
+		*why = "the runtime loaded by 'selfprobe attach' leads libc's signal entry point here into "
+		       "its own (sigaction, pthread_sigmask): not probed while it does";
+		return NULL;
+	}
 	if (s && s->is_carrier) {
 		*why = "the address is inside the code another probe's hop moved out for its pad (a carrier)";
 		return NULL;
@@ -369,8 +378,14 @@ struct sp_site *sp_arm_site(const struct sp_object *obj, uintptr_t addr,
 		/* an armed site keeps its path; a new probe joins it.  One not
 		 * armed holds the file's bytes, unless another tool's are there
 		 * (coexist.h: a kernel uprobe's int3 or call, left by our detach):
-		 * those stay, as on a site never probed */
-		if (!s->armed && *(volatile const uint8_t *)addr != s->orig[0] && !covering(addr) &&
+		 * those stay, as on a site never probed.  Read safely: its
+		 * object may be being unloaded (memread.h) */
+		uint8_t b0;
+		if (!sp_mem_read(addr, &b0, 1)) {
+			*why = sp_arm_gone;
+			return NULL;
+		}
+		if (!s->armed && b0 != s->orig[0] && !covering(addr) &&
 		    !sp_site_pad_overlaps(addr, addr + 1)) {
 			*why = "the site's first byte is another tool's now (a kernel uprobe's int3 or call?)";
 			return NULL;
@@ -390,6 +405,7 @@ struct sp_site *sp_arm_site(const struct sp_object *obj, uintptr_t addr,
 	struct sp_verdict verdict, *v = &verdict;
 	/* the same function's site from the object's previous load, if any */
 	s = sp_site_revive(obj->path, addr - obj->bias, addr);
+	bool revived = s != NULL;
 	if (!s)
 		s = calloc(1, sizeof(*s));
 	if (!s) {
@@ -407,9 +423,11 @@ struct sp_site *sp_arm_site(const struct sp_object *obj, uintptr_t addr,
 		goto fail;
 	}
 	uint8_t head[SP_JMP_LEN];   /* read safely: the object may be being unloaded */
-	struct iovec local = { head, sizeof(head) }, remote = { (void *)addr, sizeof(head) };
-	if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == (ssize_t)sizeof(head) &&
-	    sp_coexist_kernel_call(addr, head)) {
+	if (!sp_mem_read(addr, head, sizeof(head))) {
+		*why = sp_arm_gone;
+		goto fail;
+	}
+	if (sp_coexist_kernel_call(addr, head)) {
 		/* not a call of the program's: relocated, it would enter the
 		 * kernel's trampoline from an address it has no probe for */
 		*why = "the site holds a call into the kernel's uprobe trampoline (an optimized kernel uprobe)";
@@ -438,7 +456,13 @@ struct sp_site *sp_arm_site(const struct sp_object *obj, uintptr_t addr,
 	}
 	return s;
 fail:
-	free(s);
+	/* a site of the object's previous load stays the site of its
+	 * probes' records (they point at it): kept for the next load, never
+	 * freed */
+	if (revived)
+		sp_site_retire(s, obj->path, addr - obj->bias);
+	else
+		free(s);
 	return NULL;
 }
 
@@ -547,8 +571,9 @@ size_t sp_arm_batch(struct sp_site **sites, size_t n, int *rcs)
 			rcs[i] = tramp_lost(s);
 		if (rcs[i] == 0 && !s->armed) {
 			bool use_jmp = s->want_jmp && s->tramp_ok;
-			/* what a trap here must do, set before the int3 exists */
-			s->resume = use_jmp ? SP_RESUME_TRAMP : s->int3_resume;
+			/* what a trap here must do, set before the int3 exists (a
+			 * taken site's int3 leads where its jmp would, sigtake.h) */
+			s->resume = use_jmp || s->taken ? SP_RESUME_TRAMP : s->int3_resume;
 			s->reason = use_jmp ? NULL : s->want_jmp ? s->jmp_reason : INT3_FORCED;
 			step_add(&st, batched, i, s->addr, &op_int3, 1, &rcs[i]);   /* step 1 */
 		}
@@ -565,7 +590,7 @@ size_t sp_arm_batch(struct sp_site **sites, size_t n, int *rcs)
 	size_t k = 0;
 	for (size_t i = 0; w && i < n; i++) {
 		struct sp_site *s = sites[i];
-		if (rcs[i] == 0 && !s->armed && s->resume == SP_RESUME_TRAMP)
+		if (rcs[i] == 0 && !s->armed && s->resume == SP_RESUME_TRAMP && s->tramp_ok)
 			w[k++] = (struct sp_stop_window){ .site = s->addr, .len = s->tramp.window_len,
 							  .reloc = s->tramp.reloc, .map = &s->tramp.map };
 	}
@@ -591,8 +616,8 @@ size_t sp_arm_batch(struct sp_site **sites, size_t n, int *rcs)
 			continue;
 		s->armed = true;
 		s->jmp = false;
-		if (s->resume != SP_RESUME_TRAMP)
-			continue;
+		if (s->resume != SP_RESUME_TRAMP || !s->tramp_ok)
+			continue;   /* an int3 site (a taken one's leads to its entry) */
 		const struct sp_stop_window *sw = w ? sp_stopworld_find(w, k, s->addr) : NULL;
 		bool busy = sw && sw->busy;
 		if (stopped != 0 || busy) {
@@ -719,7 +744,13 @@ int sp_arm_disarm(struct sp_site *s)
 	if (!s->armed)
 		return 0;
 	int rc;
-	uint8_t b0 = *(volatile const uint8_t *)s->addr;
+	uint8_t b0;
+	if (!sp_mem_read(s->addr, &b0, 1)) {
+		/* unmapped under us: nothing of ours is left to take away (the
+		 * loader's notification forgets the site) */
+		s->armed = false;
+		return 0;
+	}
 	if (s->jmp && (rc = sp_coexist_disarm(s)) <= 0) {
 		/* another tool's int3 or call, or the file's byte, over our jmp
 		 * (coexist.h): what is ours went back, the first byte stays */

@@ -46,6 +46,10 @@
 struct sp_site *sp_arm_site(const struct sp_object *obj, uintptr_t addr,
 			    const struct sp_func_extent *fn, bool want_jmp, const char **why);
 
+/* sp_arm_site's *WHY when the code at ADDR is gone: its object was
+ * unmapped under us (being unloaded: memread.h). */
+extern const char sp_arm_gone[];
+
 /* Arm every site of SITES that is not armed.  RCS[i] gets 0 or -errno for
  * each.  Returns the number that failed. */
 size_t sp_arm_batch(struct sp_site **sites, size_t n, int *rcs);

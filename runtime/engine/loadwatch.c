@@ -145,6 +145,7 @@ static void rescan(void)
 {
 	struct sp_object *objs;
 	size_t n;
+	size_t mark = sp_probe_retired_mark();   /* what others retired is theirs to free */
 	if (sp_maps_snapshot(&objs, &n) != 0)
 		return;
 	sp_probe_objects_gone(objs, n);
@@ -174,7 +175,7 @@ static void rescan(void)
 		sp_spec_free(&s);
 	}
 	sp_maps_free(objs, n);
-	sp_probe_reclaim_locked();   /* inside the loader: no one else rescans */
+	sp_probe_reclaim_locked(mark);   /* inside the loader: no one else rescans */
 }
 
 static int on_link_map_change(struct selfprobe_ctx *ctx, void *data)

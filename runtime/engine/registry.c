@@ -15,6 +15,7 @@
 #include "insn.h"
 #include "log.h"
 #include "maps.h"
+#include "memread.h"
 #include "patch.h"
 #include "arm.h"
 #include "btindex.h"
@@ -199,7 +200,34 @@ static void reclaim(bool locked)
 	reclaim_when(locked, false);
 }
 
-void sp_probe_reclaim_locked(void) { reclaim(true); }
+size_t sp_probe_retired_mark(void) { return n_retired; }
+
+void sp_probe_reclaim_locked(size_t mark)
+{
+	/* Only what was retired since MARK, by this thread: the quiescence
+	 * cannot wait for this thread's own dispatch (the loader
+	 * notification's, which runs this), and a vector another thread
+	 * retired before — the notification probe's own, replaced by a
+	 * detach that then let go of the lock to quiesce — may be the very
+	 * one that dispatch goes on reading after this handler returns.
+	 * That thread frees it after its own quiescence, which waits for
+	 * this dispatch. */
+	if (mark > n_retired)
+		mark = n_retired;
+	size_t n = n_retired - mark;
+	if (n == 0)
+		return;
+	struct sp_probe_vec **v = malloc(n * sizeof(*v));
+	if (!v)
+		return;   /* freed by the next reclaim */
+	memcpy(v, retired + mark, n * sizeof(*v));
+	n_retired = mark;
+	sp_tstate_quiesce();
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
 void sp_probe_reclaim(void) { reclaim(false); }
 
 /* ---- sites ---- */
@@ -396,6 +424,14 @@ static int target_for(const struct sp_object *obj, const struct sp_elf *elf,
 	t->addr += sp_go_site(obj->path, func, size, offset, &t->fn);
 	t->symbol = offset ? xasprintf("%s+%#lx", sym->name, (unsigned long)offset) : strdup(sym->name);
 	return 0;
+}
+
+/* Is the code at ADDR gone (its object unmapped under us), WHY being what
+ * sp_arm_site said of it (NULL: a write to it failed)? */
+static bool code_gone(const char *why, uintptr_t addr)
+{
+	uint8_t b;
+	return why == sp_arm_gone || !sp_mem_read(addr, &b, 1);
 }
 
 static int by_addr(const void *a, const void *b)
@@ -992,7 +1028,7 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 	struct sp_probe_vec **olds = calloc((size_t)n_ts + 1, sizeof(*olds));
 	int *rcs = calloc((size_t)n_ts + 1, sizeof(*rcs));
 	struct sp_probe **go_rets = calloc((size_t)n_ts + 1, sizeof(*go_rets));
-	long n = 0, n_old = 0, made = 0, n_go = 0;
+	long n = 0, n_old = 0, made = 0, n_go = 0, gone = 0;
 	size_t n_arm = 0;
 	if (!ps || !sites || !olds || !rcs || !go_rets) {
 		snprintf(err, errlen, "out of memory");
@@ -1025,6 +1061,10 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 		ts[i].fn.inline_len = inline_len;
 		struct sp_site *site = why ? NULL : sp_arm_site(obj, ts[i].addr, &ts[i].fn, want_jmp, &why);
 		struct sp_probe *p = site ? new_probe(item, obj, &ts[i], fn, data) : NULL;
+		if (!site && code_gone(why, ts[i].addr)) {
+			gone++;   /* not an error: the caller waits for the next load */
+			continue;
+		}
 		if (!p) {
 			if (site)
 				why = "out of memory or too many probes";
@@ -1067,8 +1107,11 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 		if (rc) {
 			/* Nothing was written: the probe never existed. */
 			olds[n_old++] = vec_replace(p->site, NULL, p);
-			sp_probe_error(item->text, "%s: cannot patch the site: %s", p->symbol,
-				       sp_patch_refusal() ? sp_patch_refusal() : strerror(-rc));
+			if (code_gone(NULL, p->site->addr))
+				gone++;   /* the write found the object unmapped */
+			else
+				sp_probe_error(item->text, "%s: cannot patch the site: %s", p->symbol,
+					       sp_patch_refusal() ? sp_patch_refusal() : strerror(-rc));
 			continue;
 		}
 		ps[i] = NULL;   /* kept: the registry owns it now */
@@ -1110,6 +1153,13 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 	if (made == 0 && n_ts > 0 && n > 0) {
 		snprintf(err, errlen, "no site could be patched");
 		made = -ENOTSUP;
+	}
+	if (gone) {
+		/* the object is being unloaded (the loader's notification, which
+		 * detaches what did attach here, waits for our lock): the item
+		 * is for its next load, as one naming an object not loaded */
+		snprintf(err, errlen, "%s was unloaded while the item attached", base_name(obj->path));
+		made = -ESTALE;
 	}
 out:
 	free(ps);
@@ -1156,6 +1206,8 @@ long sp_probe_attach_object(const struct sp_spec_item *item, const struct sp_obj
 	rc = attach_targets(item, obj, ts, n_ts, fn, data, link, err, sizeof(err));
 	/* what this attach decided, for the next process (scanmemo.h) */
 	sp_btindex_flush_memos();
+	if (rc == -ESTALE && item->object)
+		goto out;   /* the caller waits for the next load (resolve.c) */
 	if (rc < 0)
 		goto fail;
 	if (rc > 0 && item_wants_return(item) && !item->internal)
@@ -1204,6 +1256,59 @@ int sp_probe_attach_internal(const char *name, uintptr_t addr, bool main_only, s
 	}
 	sp_maps_free(objs, n);
 	return rc;
+}
+
+struct sp_site *sp_probe_take_site(uintptr_t addr, uintptr_t entry, bool int3_ok, char *err, size_t errlen)
+{
+	struct sp_object *objs;
+	size_t n;
+	struct sp_site *site = NULL;
+	int rc = sp_maps_snapshot(&objs, &n);
+	if (rc) {
+		snprintf(err, errlen, "cannot read the mappings: %s", strerror(-rc));
+		return NULL;
+	}
+	snprintf(err, errlen, "%#lx is in no loaded object's text", (unsigned long)addr);
+	for (size_t i = 0; i < n; i++) {
+		if (!sp_maps_in_text(&objs[i], addr, SP_JMP_LEN))
+			continue;
+		struct sp_elf *elf = elf_get(objs[i].path, err, errlen);
+		const struct sp_sym *sym = elf ? sp_elf_containing(elf, addr - objs[i].bias) : NULL;
+		if (elf && (!sym || sym->value != addr - objs[i].bias || sym->is_ifunc)) {
+			snprintf(err, errlen, "%#lx is not a function's entry in %s", (unsigned long)addr,
+				 base_name(objs[i].path));
+			break;
+		}
+		struct target t = { 0 };
+		if (!elf || target_for(&objs[i], elf, sym, 0, &t, err, errlen) != 0)
+			break;
+		free(t.implementation);
+		free(t.symbol);
+		struct sp_site *s = sp_site_lookup(addr);
+		if (s && !s->taken && (s->armed || atomic_load(&s->vec))) {
+			snprintf(err, errlen, "%s is probed already", sym->name);
+			break;
+		}
+		/* the one decision, as for a probe: a jmp where it is safe (no
+		 * branch into bytes 1-4, …); its relocated window is where a
+		 * thread caught inside the window at arming goes on */
+		const char *why = NULL;
+		s = s ? s : sp_arm_site(&objs[i], addr, &t.fn, true, &why);
+		if (!s || (!s->tramp_ok && !int3_ok)) {
+			snprintf(err, errlen, "%s: %s", sym->name,
+				 why ? why : s && s->jmp_reason ? s->jmp_reason : "no jmp path");
+			break;
+		}
+		/* no jmp: its int3 leads there instead (arm.c), a trap a call */
+		s->want_jmp = s->tramp_ok;
+		s->taken = true;
+		s->guard_entry = false;   /* coexist's offset bytes are a trampoline's */
+		s->tramp.entry = entry;
+		site = s;
+		break;
+	}
+	sp_maps_free(objs, n);
+	return site;
 }
 
 /* An object was unloaded: its probes stop (their code is gone, nothing to
@@ -1322,7 +1427,7 @@ void sp_probe_disarm_all(const char *why)
 	struct sp_site **sites = NULL;
 	size_t n = 0, cap = 0;
 	for (struct sp_site *s = sp_site_after(0); s; s = sp_site_after(s->addr)) {
-		if (!s->armed)
+		if (!s->armed || s->taken)   /* a signal entry's jmp (sigtake.h) traps nothing */
 			continue;
 		if (n == cap) {
 			size_t c = cap ? 2 * cap : 64;

@@ -20,7 +20,9 @@ void sp_probe_unlock(void);
 bool sp_probe_trylock(void);   /* true: taken (async-signal context: never waits) */
 
 /* Attach ITEM in OBJ (registry lock held).  Count attached, or -errno with
- * the error recorded. */
+ * the error recorded; -ESTALE, nothing recorded, when ITEM names an object
+ * (not the main program) and OBJ was unmapped while it attached (a
+ * dlclose racing the attach): the caller keeps ITEM for the next load. */
 struct sp_object;
 long sp_probe_attach_object(const struct sp_spec_item *item, const struct sp_object *obj,
 			    selfprobe_handler_fn fn, void *data, struct selfprobe_link *link);
@@ -31,10 +33,21 @@ long sp_probe_attach_object(const struct sp_spec_item *item, const struct sp_obj
 int sp_probe_attach_internal(const char *name, uintptr_t addr, bool main_only, selfprobe_handler_fn fn,
 			     struct selfprobe_link *link);
 
-/* Free the probe vectors replaced so far, after a quiescence, the registry
- * lock held: only where no thread can be waiting for it inside dispatch
- * (the loader notification's handler, whose loader lock serialises them). */
-void sp_probe_reclaim_locked(void);
+/* The site at ADDR, a function's entry, made one whose jmp leads to ENTRY
+ * (code near it) rather than to a trampoline, and flagged taken: no probe
+ * may join it (sigtake.h).  Not armed.  Registry lock held.  Where the jmp
+ * is not safe, its int3 leads to ENTRY when INT3_OK, else NULL with the
+ * reason in ERR. */
+struct sp_site;
+struct sp_site *sp_probe_take_site(uintptr_t addr, uintptr_t entry, bool int3_ok, char *err, size_t errlen);
+
+/* Free the probe vectors replaced since MARK (sp_probe_retired_mark, taken
+ * with the lock held since), after a quiescence, the registry lock held:
+ * only where no thread can be waiting for it inside dispatch (the loader
+ * notification's handler, whose loader lock serialises them).  Those
+ * retired before MARK by other threads stay for their own reclaim. */
+size_t sp_probe_retired_mark(void);
+void sp_probe_reclaim_locked(size_t mark);
 
 /* Detach the probes of objects no longer in OBJS (registry lock held). */
 void sp_probe_objects_gone(const struct sp_object *objs, size_t n);

@@ -70,7 +70,17 @@ long sp_probe_attach_item(const struct sp_spec_item *item, selfprobe_handler_fn 
 		rc = idx;
 	} else {
 		rc = sp_probe_attach_object(item, &objs[idx], fn, data, link);
-		if (rc >= 0 && item->object)
+		if (rc == -ESTALE) {
+			/* unloaded while it attached (a dlclose in another
+			 * thread): pending, as if it had not been loaded */
+			rc = sp_loadwatch_defer(item, fn, data, link);
+			if (rc == 0)
+				sp_info("%s: %s was unloaded while the item attached; it attaches if the program "
+					"loads it again", item->text, objs[idx].path);
+			else
+				sp_probe_error(item->text, "%s was unloaded while the item attached, and it cannot "
+					       "be watched for: %s", objs[idx].path, strerror((int)-rc));
+		} else if (rc >= 0 && item->object)
 			sp_loadwatch_defer_attached(item, fn, data, link, &objs[idx]);
 	}
 	sp_probe_unlock();

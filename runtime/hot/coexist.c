@@ -1,5 +1,6 @@
 /* coexist — see coexist.h.  The signal path calls no libc function. */
 #include "coexist.h"
+#include "memread.h"
 #include <sys/uio.h>
 #include <unistd.h>
 #include "hop.h"
@@ -354,15 +355,6 @@ static void say(struct sp_site *s, uint8_t flags, const char *what)
 		reporter(s, what, atomic_load(&s->foreign_late));
 }
 
-/* The LEN bytes at ADDR as the process sees them, read without trusting
- * that they are still mapped: a library being unloaded is unmapped before
- * the loader tells us (our registry lock is not the loader's). */
-static bool read_live(uintptr_t addr, uint8_t *out, size_t len)
-{
-	struct iovec local = { out, len }, remote = { (void *)addr, len };
-	return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == (ssize_t)len;
-}
-
 /* Our jmp WANT written again over the file's whole bytes, in arm.c's
  * order: an int3 first (a thread there enters the trampoline through the
  * trap handler), then the offset, then the opcode. */
@@ -488,7 +480,7 @@ int sp_coexist_disarm(struct sp_site *s)
 {
 	size_t n = patch_len(s);
 	uint8_t live[SP_JMP_LEN], want[SP_JMP_LEN];
-	if (!s->armed || !s->jmp || !read_live(s->addr, live, n) || live[0] == jmp_opcode(s))
+	if (!s->armed || !s->jmp || !sp_mem_read(s->addr, live, n) || live[0] == jmp_opcode(s))
 		return 1;
 	our_bytes(s, want);
 	/* The first byte is another tool's: its int3 (its removal writes the
@@ -537,7 +529,7 @@ void sp_coexist_scan(bool repair)
 				off += local[i].iov_len;
 				/* past a short read, one by one (an unmapped one is
 				 * an object going away: skipped) */
-				if (got >= (ssize_t)off || read_live(batch[i]->addr, live[i], local[i].iov_len))
+				if (got >= (ssize_t)off || sp_mem_read(batch[i]->addr, live[i], local[i].iov_len))
 					scan_site(batch[i], live[i], repair);
 			}
 			k = 0;

@@ -16,6 +16,10 @@ struct app_handler {
 };
 static struct app_handler app[NSIG];
 static atomic_flag update_lock = ATOMIC_FLAG_INIT;
+/* Handlers go to the kernel as given, unwrapped (sp_sigwrap_unwrap_all):
+ * a runtime loaded late between sessions, whose entry points lead here
+ * only while a session holds libc's (sigtake.h). */
+static _Atomic bool passthrough;
 static __thread bool holding __attribute__((tls_model("initial-exec")));
 
 struct sp_sigctx sp_sigctx_fresh(void)
@@ -122,7 +126,7 @@ int sp_sigwrap_sigaction(sp_sigaction_fn real, int sig, const struct sigaction *
 	int prev_flags = atomic_load(&app[sig].flags);
 	struct sigaction copy;
 	const struct sigaction *give = act;
-	if (act && is_function(act->sa_handler)) {
+	if (act && is_function(act->sa_handler) && !atomic_load(&passthrough)) {
 		/* recorded before the kernel can call the wrapper for it */
 		atomic_store(&app[sig].flags, act->sa_flags);
 		atomic_store_explicit(&app[sig].fn, (act->sa_flags & SA_SIGINFO) ? (void *)act->sa_sigaction
@@ -141,6 +145,27 @@ int sp_sigwrap_sigaction(sp_sigaction_fn real, int sig, const struct sigaction *
 		oact->sa_sigaction = (void (*)(int, siginfo_t *, void *))prev_fn;
 	unlock(locked, &mask);
 	return rc;
+}
+
+void sp_sigwrap_unwrap_all(sp_sigaction_fn real)
+{
+	uint64_t mask;
+	bool locked = lock(&mask);
+	atomic_store(&passthrough, true);
+	for (int sig = 1; sig < NSIG; sig++) {
+		void *fn = atomic_load(&app[sig].fn);
+		struct sigaction now;
+		if (!fn || real(sig, NULL, &now) != 0 || now.sa_sigaction != wrapper)
+			continue;   /* never wrapped, or replaced, or reset (SA_RESETHAND) */
+		now.sa_sigaction = (void (*)(int, siginfo_t *, void *))fn;
+		real(sig, &now, NULL);   /* the same flags and mask, the handler itself */
+	}
+	unlock(locked, &mask);
+}
+
+void sp_sigwrap_wrap_again(void)
+{
+	atomic_store(&passthrough, false);
 }
 
 void sp_sigwrap_unwrap(int sig, struct sigaction *a)

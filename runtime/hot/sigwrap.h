@@ -55,6 +55,14 @@ int sp_sigwrap_sigaction(sp_sigaction_fn real, int sig, const struct sigaction *
  * application's handler (a signal the runtime takes over later, trap.c). */
 void sp_sigwrap_unwrap(int sig, struct sigaction *a);
 
+/* Every handler the kernel holds behind the wrapper goes back to the kernel
+ * as the application's own (same flags and mask), through REAL, and from
+ * now on sp_sigwrap_sigaction installs handlers unwrapped, until
+ * sp_sigwrap_wrap_again: a runtime loaded late giving libc's entry points
+ * back at a detach (sigtake.h) leaves no handler of its own behind. */
+void sp_sigwrap_unwrap_all(sp_sigaction_fn real);
+void sp_sigwrap_wrap_again(void);
+
 /* The same for signal() and its variants (REAL: libc's own). */
 /* SIG is the runtime's own (trap.c): updates never block it.  The
  * synchronous signals (SIGTRAP, SIGSEGV, SIGBUS, SIGFPE, SIGILL) never are. */

@@ -8,6 +8,7 @@
 #include "site.h"
 #include "guard.h"
 #include "patch.h"
+#include "rawsys.h"
 #include "sigwrap.h"
 #include "stopworld.h"
 #include "tramp.h"
@@ -74,8 +75,90 @@ static bool any_owned(const sigset_t *set)
 	return false;
 }
 
+/* ---- a runtime loaded late: libc's own entry points lead here (below) ----
+ *
+ * Its "real" functions are then system calls made here, never libc's:
+ * libc's sigaction and pthread_sigmask jump into this file (sigtake.h), so
+ * calling them would come straight back.  They do what glibc's do (2.36:
+ * sysdeps/unix/sysv/linux/libc_sigaction.c, pthread_sigmask.c): the
+ * kernel's struct with SA_RESTORER and libc's restorer, the C library's
+ * internal signals (SIGCANCEL 32, SIGSETXID 33) refused or left alone. */
+static _Atomic bool raw_mode;
+static void *restorer;   /* libc's __restore_rt, read back from our own handler */
+
+struct ksigaction {
+	void *handler;
+	unsigned long flags;
+	void *restorer;
+	uint64_t mask;
+};
+
+#ifndef SA_RESTORER   /* the kernel's, not in libc's headers */
+#define SA_RESTORER 0x04000000
+#endif
+#define LIBC_INTERNAL(sig) ((sig) == 32 || (sig) == 33)
+
+static int raw_sigaction(int sig, const struct sigaction *act, struct sigaction *oact)
+{
+	struct ksigaction k, ko;
+	if (act) {
+		k.handler = (void *)act->sa_handler;
+		k.flags = (unsigned long)act->sa_flags | SA_RESTORER;
+		k.restorer = restorer;   /* glibc's own always, whatever the caller's */
+		k.mask = act->sa_mask.__val[0];
+	}
+	long rc = sp_syscall6(SYS_rt_sigaction, sig, act ? (long)&k : 0, oact ? (long)&ko : 0, 8, 0, 0);
+	if (rc < 0) {
+		errno = (int)-rc;
+		return -1;
+	}
+	if (oact) {
+		/* field by field: no memset call on the application's behalf */
+		volatile unsigned long *w = oact->sa_mask.__val;
+		for (size_t i = 1; i < sizeof(oact->sa_mask.__val) / sizeof(oact->sa_mask.__val[0]); i++)
+			w[i] = 0;
+		oact->sa_mask.__val[0] = ko.mask;
+		oact->sa_handler = (sighandler_t)ko.handler;
+		oact->sa_flags = (int)ko.flags;
+		oact->sa_restorer = (void (*)(void))ko.restorer;
+	}
+	return 0;
+}
+
+/* pthread_sigmask's contract: 0 or the error number. */
+static int raw_pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+	uint64_t s, o;
+	if (set) {
+		s = set->__val[0] & ~((1ULL << 31) | (1ULL << 32));   /* SIGCANCEL, SIGSETXID */
+	}
+	long rc = sp_syscall6(SYS_rt_sigprocmask, how, set ? (long)&s : 0, old ? (long)&o : 0, 8, 0, 0);
+	if (rc < 0)
+		return (int)-rc;
+	if (old) {
+		volatile unsigned long *w = old->__val;
+		for (size_t i = 1; i < sizeof(old->__val) / sizeof(old->__val[0]); i++)
+			w[i] = 0;
+		old->__val[0] = o;
+	}
+	return 0;
+}
+
+/* sigprocmask's: 0, or -1 and errno. */
+static int raw_sigprocmask(int how, const sigset_t *set, sigset_t *old)
+{
+	int rc = raw_pthread_sigmask(how, set, old);
+	if (rc) {
+		errno = rc;
+		return -1;
+	}
+	return 0;
+}
+
 static void resolve_real(void)
 {
+	if (atomic_load_explicit(&raw_mode, memory_order_acquire))
+		return;
 	if (!real_sigaction) {
 		real_sigaction = (sigaction_fn)dlsym(RTLD_NEXT, "sigaction");
 		if (!real_sigaction)
@@ -306,6 +389,100 @@ int sp_trap_install(void)
 out:
 	pthread_mutex_unlock(&install_lock);
 	return rc;
+}
+
+int sp_trap_go_raw(void)
+{
+	int rc = sp_trap_install();
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&install_lock);
+	if (!atomic_load(&raw_mode)) {
+		/* libc's restorer, as libc's sigaction gave it to our handler */
+		struct ksigaction k;
+		long r = sp_syscall6(SYS_rt_sigaction, SIGTRAP, 0, (long)&k, 8, 0, 0);
+		if (r < 0 || !(k.flags & SA_RESTORER) || !k.restorer) {
+			pthread_mutex_unlock(&install_lock);
+			return r < 0 ? (int)r : -ENOSYS;
+		}
+		restorer = k.restorer;
+		real_sigaction = raw_sigaction;
+		real_sigprocmask = raw_sigprocmask;
+		real_pthread_sigmask = raw_pthread_sigmask;
+		for (int i = 0; i < 4; i++)
+			real_signal[i] = NULL;   /* sp_trap_signal then goes through sigaction */
+		atomic_store_explicit(&raw_mode, true, memory_order_release);
+	}
+	pthread_mutex_unlock(&install_lock);
+	return 0;
+}
+
+void *sp_trap_own_handler(int sig)
+{
+	int i = own_index(sig);
+	if (i < 0)
+		return NULL;
+	return i == OWN_TRAP ? (void *)on_sigtrap : i == OWN_STOP ? (void *)on_stopsig : (void *)on_fault;
+}
+
+int sp_trap_retake(void)
+{
+	if (!atomic_load(&raw_mode))
+		return -EINVAL;
+	sp_sigwrap_wrap_again();   /* the program's new handlers: wrapped again */
+	int rc = 0;
+	pthread_mutex_lock(&install_lock);
+	for (int i = 0; i < N_OWN && rc == 0; i++) {
+		struct sigaction now;
+		if (raw_sigaction(own_sig[i], NULL, &now) != 0) {
+			rc = -errno;
+			break;
+		}
+		void *ours = sp_trap_own_handler(own_sig[i]);
+		if ((void *)now.sa_sigaction == ours)
+			continue;
+		/* the program's since the last time we looked (set while no
+		 * session held libc's entry points): its handler from now on,
+		 * ours back in the kernel */
+		struct sigaction sa = { .sa_sigaction = (void (*)(int, siginfo_t *, void *))ours,
+					.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER | SA_RESTART };
+		if (own_sig[i] == SIGSEGV)   /* see on_fault */
+			SET_WORD(&sa.sa_mask, own_sig[OWN_STOP]) |= SET_BIT(own_sig[OWN_STOP]);
+		sp_sigwrap_unwrap(own_sig[i], &now);
+		struct sigaction prev = app_action[i];
+		app_action[i] = now;
+		mask_owned(&app_action[i].sa_mask);
+		if (raw_sigaction(own_sig[i], &sa, NULL) != 0) {
+			app_action[i] = prev;
+			rc = -errno;
+		}
+	}
+	pthread_mutex_unlock(&install_lock);
+	return rc;
+}
+
+void sp_trap_give_back(void)
+{
+	if (atomic_load(&raw_mode))
+		sp_sigwrap_unwrap_all(raw_sigaction);
+}
+
+/* glibc's __sigaction: the C library's internal signals are refused. */
+int sp_trap_entry_sigaction(int sig, const struct sigaction *act, struct sigaction *oact)
+{
+	if (sig <= 0 || sig >= NSIG || LIBC_INTERNAL(sig)) {
+		errno = EINVAL;
+		return -1;
+	}
+	return sp_trap_sigaction(sig, act, oact);
+}
+
+/* glibc's pthread_sigmask (sigprocmask, sigblock, sigsetmask, sighold,
+ * sigrelse, siglongjmp's mask, … all call it): internal signals left
+ * alone, the runtime's kept deliverable. */
+int sp_trap_entry_pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+	return sp_trap_pthread_sigmask(how, set, old);
 }
 
 /* ---- what the interposed libc entry points do (interpose/sigintercept.c) ---- */

@@ -36,4 +36,34 @@ sighandler_t sp_trap_signal(int which, int sig, sighandler_t h, int flags);
 int sp_trap_sigprocmask(int how, const sigset_t *set, sigset_t *old);
 int sp_trap_pthread_sigmask(int how, const sigset_t *set, sigset_t *old);
 
+/* A runtime loaded late (`selfprobe attach` into a process started without
+ * the preload) is not first in symbol lookup: the program's sigaction and
+ * pthread_sigmask calls reach libc, not interpose/.  The engine then
+ * redirects libc's own entry points here (engine/sigtake.h):
+ *
+ * sp_trap_go_raw: from now on (for good) the runtime's "real" sigaction,
+ * sigprocmask and pthread_sigmask are system calls made here as glibc makes
+ * them, never libc's functions (they lead back here).  Installs the
+ * handlers first.  0 or -errno.
+ *
+ * sp_trap_retake: after sp_trap_go_raw, every owned signal whose kernel
+ * action is no longer ours (the program set one while nothing led its
+ * calls here) becomes the program's recorded action, and ours goes back.
+ * 0 or -errno.
+ *
+ * sp_trap_entry_*: where libc's __sigaction and pthread_sigmask jump, with
+ * their contracts (glibc 2.36's checks: its internal signals refused). */
+int sp_trap_go_raw(void);
+int sp_trap_retake(void);
+/* Before libc's entry points are given back: the program's handlers of
+ * other signals, installed behind the wrapper (sigwrap.h) while they led
+ * here, go to the kernel as its own, and later ones are not wrapped (a
+ * read-back through libc then finds the program's handler).  The owned
+ * signals keep ours (sigtake.h says why). */
+void sp_trap_give_back(void);
+int sp_trap_entry_sigaction(int sig, const struct sigaction *act, struct sigaction *oact);
+int sp_trap_entry_pthread_sigmask(int how, const sigset_t *set, sigset_t *old);
+/* Our handler of SIG, or NULL when SIG is not one we own. */
+void *sp_trap_own_handler(int sig);
+
 #endif

@@ -210,23 +210,29 @@ def case_churn():
     lv.cmd("call 1")
     lv.p.stdin.write(b"churn 400\n")
     lv.p.stdin.flush()
+    raced = 0
     for i in range(3):
         a = cli("attach", lv.pid, "-e", spec, "--no-wait")
-        if a.returncode != 0 and b"libsp_dl_lib.so:dl_func: " in a.stderr and b"\n" == a.stderr[-1:] \
-                and a.stderr.count(b"\n") <= 2:
-            # the library was unloaded while its site was being read or
-            # written (README, known limits): the attach fails whole, naming
-            # that item (its code gone: "cannot patch the site: Bad address",
-            # or read back as int3 bytes), and the program runs on (checked
-            # below: every call made, every child exited 0)
-            t.info("churn: attach %d raced a dlclose: %s" % (i, a.stderr.decode(errors="replace").strip()))
-            continue
+        # an attach that races the dlclose of the library (its code gone
+        # while its site is read or written) keeps that item pending for
+        # the next load, and says so; it never fails
         t.check(a.returncode == 0, "churn: attach %d during dlopen/dlclose/fork" % i, a.stderr)
+        err = a.stderr.decode(errors="replace")
+        t.check("already holds an int3" not in err and "Bad address" not in err,
+                "churn: attach %d says nothing misleading" % i, err)
+        if "it attaches when the program loads it" in err:
+            raced += 1
+            t.check("libsp_dl_lib.so:dl_func: its object is not loaded (or was unloaded while attaching)" in err,
+                    "churn: attach %d names the pending item" % i, err)
         d = cli("detach", lv.pid, "-o", os.path.join(t.work_dir(), "churn%d.json" % i))
         t.check(d.returncode == 0, "churn: detach %d" % i, d.stderr)
+    t.info("churn: %d of 3 attaches found the library not loaded (pending for its next load)" % raced)
     got = lv.p.stdout.readline().decode()
     lv.out.append(got)
     t.check(got == "done 401 0\n", "churn: every call made, every child exited 0", got)
+    if lv.p.poll() is not None:
+        t.check(False, "churn: the program ended with status %d" % lv.p.returncode, lv.p.stderr.read())
+        t.finish()
     check_text(lv.pid, "churn: after the last detach")
     out, rc, _ = lv.quit()
     t.check(rc == 7 and "child status" not in out, "churn: status 7, no child failed", out)
@@ -295,6 +301,95 @@ def case_threads():
     lv.cmd("tcall 100")
     out, rc, _ = lv.quit()
     t.check(rc == 7, "blocked SIGTRAP: runs on", out)
+
+
+def json_hits(path):
+    with open(path) as f:
+        r = json.load(f)
+    return {p["label"].split(":")[-1]: p["hits"] for p in r["probes"]}, r
+
+
+def case_latesig():
+    # A runtime loaded late keeps SIGTRAP and the faults its own when the
+    # program, AFTER the attach, installs its own SIGTRAP handler (through
+    # a pointer to sigaction taken with dlsym before the attach), blocks
+    # SIGTRAP (sigprocmask, pthread_sigmask in the workers) and installs a
+    # SIGSEGV handler: libc's entry points lead into the runtime while
+    # attached (engine/sigtake.h).  live_int3 is on the int3 path (a branch
+    # into its bytes 1-4), live_work on the jmp path.
+    argv = [LIVE, "2"]
+    spec = "uprobe:live_int3;uprobe:live_work"
+    during = ["settrap", "icall 500", "call 300", "trap 3", "block", "icall 200", "call 100",
+              "unblock", "tblock 50", "segv", "icall 7", "settrap", "setusr", "usr"]
+    # after the detach: the SIGUSR1 handler set while attached (installed
+    # behind the runtime's wrapper) reads back as the program's own
+    after = ["usr", "icall 5", "trap 1", "settrap", "block", "call 2", "unblock"]
+    for round_ in (1, 2):   # the second: a session after a detach, the program's handler set meanwhile
+        lv = Live(argv)
+        lv.cmd("call 10")
+        if round_ == 2:
+            a = cli("attach", lv.pid, "-e", "uprobe:live_work", "--no-wait")
+            t.check(a.returncode == 0, "latesig: a first session", a.stderr)
+            d = cli("detach", lv.pid)
+            t.check(d.returncode == 0, "latesig: its detach", d.stderr)
+            lv.cmd("settrap")   # no session: straight to the kernel
+        a = cli("attach", lv.pid, "-e", spec, "--no-wait")
+        t.check(a.returncode == 0, "latesig %d: attach" % round_, a.stderr)
+        maps = open("/proc/%d/maps" % lv.pid).read()
+        for c in during:
+            lv.cmd(c)
+        rep = os.path.join(t.work_dir(), "latesig%d.json" % round_)
+        d = cli("detach", lv.pid, "-o", rep)
+        t.check(d.returncode == 0, "latesig %d: detach" % round_, d.stderr)
+        if d.returncode == 0:
+            hits, r = json_hits(rep)
+            want = {"live_int3": 500 + 200 + 2 * 50 + 7, "live_work": 300 + 100 + 2 * 50}
+            t.check(hits == want and not r["errors"],
+                    "latesig %d: exact counts %s (int3 and jmp probes) and no error" % (round_, want),
+                    open(rep).read())
+        check_text(lv.pid, "latesig %d: after detach (libc's entry points too)" % round_)
+        t.check("/libselfprobe.so" in maps, "latesig %d: the runtime was loaded late" % round_)
+        for c in after:
+            lv.cmd(c)
+        out, rc, err = lv.quit()
+        want_out, want_rc, _ = unprobed(argv, ["call 10"] + (["settrap"] if round_ == 2 else []) + during + after)
+        if round_ == 2:
+            # between sessions libc's sigaction is libc's again, and the
+            # runtime's SIGTRAP handler stays installed (README, known
+            # limits): that read-back sees it
+            t.check("settrap 0, old action another" in out, "latesig 2: between sessions the old SIGTRAP "
+                    "action read back is the runtime's (documented)", out)
+            want_out = want_out.replace("settrap 0, old action main's", "settrap 0, old action another", 1)
+        t.check(out == want_out and rc == want_rc == 7,
+                "latesig %d: output and status as unprobed (the program's own traps and fault handled by "
+                "it, its old actions read back as its own)" % round_,
+                "probed (%d):\n%s\nunprobed:\n%s\nstderr: %s" % (rc, t.clip(out), t.clip(want_out), err))
+    # a handler of ours that faults after the program installed its own
+    # SIGSEGV handler: the runtime's fault recovery still gets it (the
+    # probe is disabled), the program's handler never sees it
+    plugin = os.path.join(os.path.dirname(t.LIB), "libsp_crash_plugin.so")
+    if not os.path.exists(plugin):
+        t.skip("no crash plugin built (%s)" % plugin)
+        return
+    lv = Live([LIVE])
+    lv.cmd("call 1")
+    a = cli("attach", lv.pid, "-e", "uprobe:live_work=%s:crash" % plugin, "--no-wait")
+    t.check(a.returncode == 0, "latesig fault: attach a faulting handler", a.stderr)
+    lv.cmd("segv")
+    lv.cmd("call 20")
+    rep = os.path.join(t.work_dir(), "latesig_fault.json")
+    d = cli("detach", lv.pid, "-o", rep)
+    t.check(d.returncode == 0, "latesig fault: detach", d.stderr)
+    if d.returncode == 0:
+        hits, _ = json_hits(rep)
+        t.check(hits.get("live_work") == 20, "latesig fault: 20 hits (counted, the handler disabled)",
+                open(rep).read())
+    check_text(lv.pid, "latesig fault: after detach")
+    lv.cmd("call 3")
+    out, rc, err = lv.quit()
+    want_out, want_rc, _ = unprobed([LIVE], ["call 1", "segv", "call 20", "call 3"])
+    t.check(out == want_out and rc == want_rc == 7, "latesig fault: output and status as unprobed",
+            "probed (%d):\n%s\nunprobed:\n%s\nstderr: %s" % (rc, t.clip(out), t.clip(want_out), err))
 
 
 def case_reattach():
@@ -593,7 +688,7 @@ def metrics(lv, pid):
             "metrics: labels pid, comm, symbol", lab)
 
 
-CASES = {"churn": case_churn, "runmetrics": case_runmetrics, "busy": case_busy, "sqlite": case_sqlite, "single": case_single, "threads": case_threads, "python": case_python, "reattach": case_reattach,
+CASES = {"latesig": case_latesig, "churn": case_churn, "runmetrics": case_runmetrics, "busy": case_busy, "sqlite": case_sqlite, "single": case_single, "threads": case_threads, "python": case_python, "reattach": case_reattach,
          "dlfork": case_dlfork, "bad": case_bad, "control": case_control}
 
 

@@ -13,14 +13,32 @@
  *               fork a child that calls live_work and exits; waited for
  *   trap N      raise SIGTRAP N times: its own handler counts them (a
  *               runtime loaded late must pass them on)
+ *   icall N     the main thread calls live_int3 N times (a loop branches
+ *               back to its byte 1: always the int3 path)
+ *   settrap     install another SIGTRAP handler (counting too) through a
+ *               pointer to sigaction taken with dlsym at start; says
+ *               whether the old action was the handler main installed
+ *   block, unblock   sigprocmask SIGTRAP in the main thread
+ *   tblock N    each worker blocks SIGTRAP with pthread_sigmask, calls
+ *               live_work and live_int3 N times, unblocks it
+ *   segv        install a SIGSEGV handler (sigaction, SA_SIGINFO) and
+ *               fault once on purpose: the handler siglongjmps back; a
+ *               SIGSEGV it did not expect prints so and exits 3
+ *   setusr      install a SIGUSR1 handler (sigaction) and raise it once
+ *   usr         say whether the SIGUSR1 handler read back (sigaction) is
+ *               the one setusr installed, and raise it once
+ * (The signal commands exist for a runtime loaded late, which must keep
+ * SIGTRAP and the faults its own through libc's entry points.)
  *   quit        print the totals and exit with status 7
  * After each command: "done CALLS TRAPS", flushed.  argv[3] "blocktrap":
  * the worker threads block every signal (SIGTRAP too).
  */
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +57,70 @@ static void on_trap(int sig)
 	traps++;
 }
 
+static void on_trap_again(int sig)
+{
+	(void)sig;
+	traps++;
+}
+
+static int *volatile nowhere = (int *)8;   /* an address never mapped */
+static volatile sig_atomic_t usr1s;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	usr1s++;
+}
+
+static sigjmp_buf segv_back;
+static volatile sig_atomic_t segv_armed;
+
+static void on_segv(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig, (void)si, (void)uc;
+	if (!segv_armed) {
+		static const char msg[] = "unexpected SIGSEGV\n";
+		(void)!write(1, msg, sizeof(msg) - 1);
+		_exit(3);
+	}
+	segv_armed = 0;
+	siglongjmp(segv_back, 1);
+}
+
+/* live_int3(n): loops n times (n >= 1) and returns 0.  The loop's branch
+ * lands on byte 1: no jmp can be written over bytes 1-4, the probe takes
+ * the int3 path. */
+int live_int3(int n);
+__asm__(".text\n"
+	".globl live_int3\n"
+	".type live_int3, @function\n"
+	"live_int3:\n"
+	"	nop\n"
+	"1:	subl $1, %edi\n"
+	"	jg 1b\n"
+	"	movl %edi, %eax\n"
+	"	ret\n"
+	".size live_int3, .-live_int3\n");
+
+static void int3_calls(unsigned long n)
+{
+	for (unsigned long i = 0; i < n; i++) {
+		live_int3(2);
+		atomic_fetch_add_explicit(&calls, 1, memory_order_relaxed);
+	}
+}
+
+static int (*sa_fn)(int, const struct sigaction *, struct sigaction *);
+
+static void trap_set(int how)
+{
+	sigset_t t;
+	sigemptyset(&t);
+	sigaddset(&t, SIGTRAP);
+	if (sigprocmask(how, &t, NULL) != 0)
+		printf("sigprocmask failed\n");
+}
+
 __attribute__((noinline, used)) int live_work(int x)
 {
 	atomic_fetch_add_explicit(&calls, 1, memory_order_relaxed);
@@ -49,6 +131,7 @@ __attribute__((noinline, used)) int live_work(int x)
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t go = PTHREAD_COND_INITIALIZER, back = PTHREAD_COND_INITIALIZER;
 static unsigned long round_no, per_thread;
+static bool round_blocks;
 static int finished, n_threads;
 
 static void *worker(void *arg)
@@ -61,10 +144,20 @@ static void *worker(void *arg)
 			pthread_cond_wait(&go, &mu);
 		seen = round_no;
 		unsigned long n = per_thread;
+		bool blocks = round_blocks;
 		pthread_mutex_unlock(&mu);
 		volatile long sum = 0;
+		sigset_t t;
+		sigemptyset(&t);
+		sigaddset(&t, SIGTRAP);
+		if (blocks)
+			pthread_sigmask(SIG_BLOCK, &t, NULL);
 		for (unsigned long i = 0; i < n; i++)
 			sum += live_work((int)i);
+		if (blocks) {
+			int3_calls(n);
+			pthread_sigmask(SIG_UNBLOCK, &t, NULL);
+		}
 		pthread_mutex_lock(&mu);
 		finished++;
 		pthread_cond_broadcast(&back);
@@ -76,6 +169,12 @@ int main(int argc, char **argv)
 {
 	n_threads = argc > 1 ? atoi(argv[1]) : 0;
 	signal(SIGTRAP, on_trap);
+	/* a pointer taken before any attach (settrap calls through it) */
+#ifndef SP_LIVE_STATIC
+	sa_fn = (int (*)(int, const struct sigaction *, struct sigaction *))dlsym(RTLD_DEFAULT, "sigaction");
+#else
+	sa_fn = sigaction;
+#endif
 	sigset_t all, old;
 	sigfillset(&all);
 	bool block = argc > 3 && !strcmp(argv[3], "blocktrap");
@@ -98,8 +197,47 @@ int main(int argc, char **argv)
 		if (!strcmp(cmd, "call")) {
 			for (unsigned long i = 0; i < n; i++)
 				sum += live_work((int)i);
-		} else if (!strcmp(cmd, "tcall")) {
+		} else if (!strcmp(cmd, "icall")) {
+			int3_calls(n);
+		} else if (!strcmp(cmd, "settrap")) {
+			struct sigaction a, old;
+			memset(&a, 0, sizeof(a));
+			a.sa_handler = on_trap_again;
+			a.sa_flags = SA_RESTART;
+			sigemptyset(&a.sa_mask);
+			int rc = sa_fn(SIGTRAP, &a, &old);
+			printf("settrap %d, old action %s\n", rc, old.sa_handler == on_trap ? "main's" : "another");
+		} else if (!strcmp(cmd, "setusr")) {
+			struct sigaction a;
+			memset(&a, 0, sizeof(a));
+			a.sa_handler = on_usr1;
+			sigemptyset(&a.sa_mask);
+			sigaction(SIGUSR1, &a, NULL);
+			raise(SIGUSR1);
+			printf("usr1 %d\n", (int)usr1s);
+		} else if (!strcmp(cmd, "usr")) {
+			struct sigaction cur;
+			sigaction(SIGUSR1, NULL, &cur);
+			raise(SIGUSR1);
+			printf("usr1 handler %s, %d\n", cur.sa_handler == on_usr1 ? "setusr's" : "another", (int)usr1s);
+		} else if (!strcmp(cmd, "block") || !strcmp(cmd, "unblock")) {
+			trap_set(cmd[0] == 'b' ? SIG_BLOCK : SIG_UNBLOCK);
+		} else if (!strcmp(cmd, "segv")) {
+			struct sigaction a;
+			memset(&a, 0, sizeof(a));
+			a.sa_sigaction = on_segv;
+			a.sa_flags = SA_SIGINFO;
+			sigemptyset(&a.sa_mask);
+			sigaction(SIGSEGV, &a, NULL);
+			if (sigsetjmp(segv_back, 1) == 0) {
+				segv_armed = 1;
+				*nowhere = 1;
+				printf("segv not raised\n");
+			} else
+				printf("segv caught\n");
+		} else if (!strcmp(cmd, "tcall") || !strcmp(cmd, "tblock")) {
 			pthread_mutex_lock(&mu);
+			round_blocks = cmd[1] == 'b';
 			per_thread = n;
 			finished = 0;
 			round_no++;
