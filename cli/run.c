@@ -61,6 +61,7 @@ struct run_opts {
 	double interval;         /* seconds, 0: none */
 	bool control;            /* --control: UPROBE_CONTROL=1 (attach/top PID later) */
 	const char *metrics;     /* --metrics HOST:PORT, or NULL */
+	const char *bt_format;   /* --bt-format text|json, or NULL */
 	char **cmd;
 };
 
@@ -109,7 +110,7 @@ static int parse(int argc, char **argv, struct run_opts *o, void (*usage)(FILE *
 		}
 		if ((strcmp(a, "-e") == 0 || strcmp(a, "-f") == 0 || strcmp(a, "-o") == 0 ||
 		     strcmp(a, "--mode") == 0 || strcmp(a, "--interval") == 0 ||
-		     strcmp(a, "--metrics") == 0) && i + 1 >= argc) {
+		     strcmp(a, "--metrics") == 0 || strcmp(a, "--bt-format") == 0) && i + 1 >= argc) {
 			fprintf(stderr, "selfprobe: %s needs a value\n", a);
 			return 2;
 		}
@@ -137,6 +138,12 @@ static int parse(int argc, char **argv, struct run_opts *o, void (*usage)(FILE *
 			}
 		} else if (strcmp(a, "--metrics") == 0) {
 			o->metrics = argv[++i];
+		} else if (strcmp(a, "--bt-format") == 0) {
+			o->bt_format = argv[++i];
+			if (strcmp(o->bt_format, "text") && strcmp(o->bt_format, "json")) {
+				fprintf(stderr, "selfprobe: --bt-format takes text or json, not '%s'\n", o->bt_format);
+				return 2;
+			}
 		} else if (strcmp(a, "--control") == 0) {
 			o->control = true;
 		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -575,6 +582,8 @@ int sp_cli_run(int argc, char **argv, void (*usage)(FILE *))
 	}
 	if (o.spec)
 		setenv("UPROBE_SPEC", o.spec, 1);
+	if (o.bt_format)   /* a bpftrace program's output: bpftrace's -f */
+		setenv("UPROBE_BT_FORMAT", o.bt_format, 1);
 	if (o.control)
 		setenv("UPROBE_CONTROL", "1", 1);
 	if (o.mode)

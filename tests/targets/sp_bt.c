@@ -12,6 +12,8 @@
  *                    stacks by them), then bt_end(); "wait": then pause
  *                    until killed (bpftrace symbolises a user stack only
  *                    while the process lives)
+ *   sp_bt stdin      the first mode's calls, then read stdin to its end
+ *                    (interval blocks: the test reads a tick, then closes it)
  * It prints nothing on stdout: the maps are compared there. */
 #include <pthread.h>
 #include <stdlib.h>
@@ -102,6 +104,11 @@ int main(int argc, char **argv)
 	for (long k = 1; k <= 20; k++)
 		for (long i = 0; i < k; i++)
 			s += bt_work(k, 37 * k * k);
+	if (argc > 1 && strcmp(argv[1], "stdin") == 0) {
+		char buf[64];
+		while (read(0, buf, sizeof(buf)) > 0)
+			;
+	}
 	static const char *const names[] = { "alpha", "beta", "gamma", "delta", "epsilon" };
 	/* copies on the heap: pages written already, so bpftrace's read of the
 	 * string cannot meet a page not faulted in yet (it then reads "") */
