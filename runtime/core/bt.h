@@ -11,7 +11,8 @@
  *                 no allocation;
  *   bt_map.c      maps: fixed-capacity hash tables made at compile time,
  *                 updated with atomics, a dropped-update count when full;
- *   bt_out.c      printf formats and bpftrace's text output of maps.
+ *   bt_out.c      printf formats and bpftrace's text and JSON output of maps;
+ *   bt_dwarf.c    args.NAME: a parameter's register from DWARF (libdw).
  * spec.c ties a program to the spec (its probes become spec items) and
  * to the runtime (handler, output at exit).
  */
