@@ -45,6 +45,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bt.h"
 #include "json.h"
 #include "loadable.h"
 #include "metrics.h"
@@ -542,6 +543,51 @@ static void report(FILE *f, bool json, const struct shared *sh, const struct not
 	fflush(f);
 }
 
+/* A bpftrace program's maps of each process that could not print them
+ * itself (killed, crashed: no report stored), on our stdout as the process
+ * would have printed them on its own: the program compiled here again
+ * gives every map's shape, in the order the process gave its tables a
+ * place in its section.  Stack frames stay addresses (no process to ask). */
+static void killed_maps(const struct shared *sh, const char *spec, const char *format)
+{
+	if (!spec || !strchr(spec, '{'))
+		return;
+	uint32_t n = n_sections(sh);
+	for (uint32_t i = 0; i < n; i++) {
+		const struct sp_shm_section *s = section(sh, i);
+		if (!pid_of(s) || state_of(s) == SP_SHM_EXITED || state_of(s) == SP_SHM_EXECED ||
+		    !atomic_load(&s->bt_ran))
+			continue;
+		struct sp_spec sp = { 0 };
+		bt_dwarf_register();   /* args.NAME compiles as in the process */
+		if (sp_spec_load(spec, &sp) != 0 || !sp.n_items || !sp.items[0].program) {
+			sp_spec_free(&sp);
+			continue;
+		}
+		struct bt_program *p = sp.items[0].program->prog;
+		uint32_t k = 0;
+		bool ok = true;
+		for (struct bt_map *m = p->maps; m && ok; m = m->next, k++) {
+			size_t bytes = m->cap * m->slot_size;
+			void *t = MAP_FAILED;
+			if (k < atomic_load(&s->bt_maps) && s->bt_map_bytes[k] >= bytes)
+				t = mmap(m->slots, bytes, PROT_READ, MAP_SHARED | MAP_FIXED, sh->fd, (off_t)s->bt_map_off[k]);
+			ok = t != MAP_FAILED;
+		}
+		if (ok) {
+			struct bt_buf b = { 0 };
+			if (format && strcmp(format, "json") == 0)
+				bt_print_all_json(&b, p);
+			else
+				bt_print_all(&b, p);
+			fflush(stdout);
+			bt_write(1, b.p, b.n);
+			free(b.p);
+		}
+		sp_spec_free(&sp);
+	}
+}
+
 /* The report, to OUT (NULL: stderr); when OUT cannot be written, said on
  * stderr and the text report follows there. */
 static void final_report(const char *out, const struct shared *sh, const struct notes *ns, int pid, int status)
@@ -670,6 +716,7 @@ int sp_cli_run(int argc, char **argv, void (*usage)(FILE *))
 	sp_metrics_stop();
 	if (sh) {
 		run_notes(&ns, sh, o.spec);
+		killed_maps(sh, o.spec, o.bt_format);
 		/* beside a side output, the report goes to stderr */
 		final_report(sp_report_side_output(o.out) ? NULL : o.out, sh, &ns, pid, status);
 		if (sp_report_side_output(o.out))

@@ -7,6 +7,7 @@
 #include "registry.h"
 #include "plugin.h"
 #include "resolve.h"
+#include "shm.h"
 #include "stack.h"
 #include "tstate.h"
 #include "xsave.h"
@@ -19,20 +20,48 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
 static pthread_mutex_t active_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct bt_program *active;
 
+/* Under the launcher, the maps' tables live in the process's section of
+ * its shared file (mapped over the anonymous ones, before any hit), so
+ * that the launcher prints the maps of a process that was killed: it
+ * compiles the same program and reads them in map order.  0 or -1 (then
+ * the anonymous tables stay). */
+static uint32_t n_shared;   /* maps given a place in this process's section */
+
+static int share_maps(struct bt_program *p)
+{
+	if (!sp_shm_active())
+		return -1;
+	for (struct bt_map *m = p->maps; m; m = m->next) {
+		uint64_t off;
+		size_t bytes = m->cap * m->slot_size;
+		if (sp_shm_bt_map(n_shared, bytes, &off) != 0)
+			return -1;
+		if (sp_shm_map_stripes(0, off, bytes, m->slots) == MAP_FAILED)
+			return -1;
+		n_shared++;
+	}
+	return 0;
+}
+
 static void atfork_child(void)
 {
 	bt_eval_atfork_child();
-	/* each process prints its own hits, as its report counts its own */
+	n_shared = 0;
+	/* each process prints its own hits, as its report counts its own: under
+	 * the launcher in tables of its own section (the registry's fork
+	 * handler, registered first, gave it one), else the same ones cleared */
 	for (struct bt_program *p = active; p; p = p->next_active) {
 		p->ran = false;
-		for (struct bt_map *m = p->maps; m; m = m->next)
-			bt_map_clear(m);
+		if (share_maps(p) != 0)
+			for (struct bt_map *m = p->maps; m; m = m->next)
+				bt_map_clear(m);
 	}
 }
 
@@ -68,6 +97,7 @@ static void run_special(struct bt_block *b)
 {
 	sp_tls.runtime++;
 	b->prog->ran = true;
+	sp_shm_bt_ran();
 	bt_run(b, NULL);   /* no probe context: the compiler refused what needs one */
 	sp_tls.runtime--;
 }
@@ -143,6 +173,7 @@ static void activate(struct bt_program *p)
 			hooked = true;
 		sp_guard_vector_safe(sp_bt_handler);   /* it saves them itself: below */
 		p->json = json_output;
+		share_maps(p);
 	}
 	pthread_mutex_unlock(&active_lock);
 }
@@ -194,8 +225,10 @@ int sp_bt_handler(struct selfprobe_ctx *ctx, void *data)
 	struct bt_block *b = data;
 	if (atomic_load_explicit(&b->prog->exited, memory_order_relaxed))
 		return 0;
-	if (!b->prog->ran)
+	if (!b->prog->ran) {
 		b->prog->ran = true;   /* read once, written once: no shared line bouncing */
+		sp_shm_bt_ran();
+	}
 	/* what the block calls (clock_gettime, write, prctl) is the runtime's */
 	sp_tls.runtime++;
 	if (b->fast || ctx->ucontext || ctx->fpstate)

@@ -194,6 +194,7 @@ def golden():
                 compared += 1
     compared += json_golden(why) + stack_golden(why)
     interval()
+    killed()
     t.info("%d programs compared with bpftrace" % compared)
 
 
@@ -270,6 +271,37 @@ def stack_golden(why):
         t.check(names[:len(want)] == want and names[-1] == "_start",
                 "%s: %s stack %s ... _start" % (STACK_FULL, count, want), frames)
     return compared
+
+
+def killed():
+    """Under `selfprobe run` the maps live in the launcher's shared file: a
+    process killed by SIGKILL prints nothing, the launcher prints its maps
+    (text, and --bt-format json).  The block on bt_end says when every hit
+    is in; then the test kills the paused workload."""
+    program = ('uprobe:BIN:bt_leaf { @c = count(); @h = hist(arg0); @s[ustack(2)] = count(); } '
+               'uprobe:BIN:bt_end { printf("ready\\n"); }').replace("BIN", BT_TARGET)
+    for fmt in ("text", "json"):
+        env = dict(os.environ)
+        env.pop("LD_PRELOAD", None)
+        launcher = subprocess.Popen([t.CLI, "run", "--bt-format", fmt, "-o", os.path.join(t.work_dir(), "k.json"),
+                                     "-e", program, "--", BT_TARGET, "stack", "wait"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        first = launcher.stdout.readline().decode()
+        children = open("/proc/%d/task/%d/children" % (launcher.pid, launcher.pid)).read().split()
+        t.check(len(children) == 1, "killed (%s): the workload runs under the launcher" % fmt, children)
+        for c in children:
+            os.kill(int(c), 9)
+        rest = launcher.stdout.read().decode()
+        launcher.wait(timeout=60)
+        if fmt == "text":
+            t.check(first == "ready\n", "killed: the block ran before the kill", first)
+            t.check(rest.startswith("\n\n@c: 5\n@h: \n[1]                    2 |") and "@s[\n    0x" in rest,
+                    "killed: the launcher prints the killed process's maps from its shared file", rest)
+        else:
+            lines = [json.loads(l) for l in rest.splitlines() if l]
+            t.check(json.loads(first)["data"] == "ready\n" and
+                    {"type": "map", "data": {"@c": 5}} in lines and len(lines) == 3,
+                    "killed (--bt-format json): the maps as bpftrace's JSON lines", first + rest)
 
 
 def interval():
