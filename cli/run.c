@@ -547,7 +547,15 @@ static void report(FILE *f, bool json, const struct shared *sh, const struct not
  * itself (killed, crashed: no report stored), on our stdout as the process
  * would have printed them on its own: the program compiled here again
  * gives every map's shape, in the order the process gave its tables a
- * place in its section.  Stack frames stay addresses (no process to ask). */
+ * place in its section.  Stack frames are named with the ELF symbols of the
+ * objects the process noted there. */
+static const struct sp_stack_view *killed_view;
+
+static void killed_symbol(uintptr_t ip, char *buf, size_t len)
+{
+	sp_stack_view_symbolize_bt(killed_view, ip, buf, len);
+}
+
 static void killed_maps(const struct shared *sh, const char *spec, const char *format)
 {
 	if (!spec || !strchr(spec, '{'))
@@ -574,6 +582,12 @@ static void killed_maps(const struct shared *sh, const char *spec, const char *f
 				t = mmap(m->slots, bytes, PROT_READ, MAP_SHARED | MAP_FIXED, sh->fd, (off_t)s->bt_map_off[k]);
 			ok = t != MAP_FAILED;
 		}
+		struct sp_section v;
+		bool named = ok && sp_section_open(sh->fd, s, &v) == 0;
+		if (named) {   /* frames named with the objects the process noted */
+			killed_view = &v.stacks;
+			bt_set_symbolizer(killed_symbol);
+		}
 		if (ok) {
 			struct bt_buf b = { 0 };
 			if (format && strcmp(format, "json") == 0)
@@ -583,6 +597,10 @@ static void killed_maps(const struct shared *sh, const char *spec, const char *f
 			fflush(stdout);
 			bt_write(1, b.p, b.n);
 			free(b.p);
+		}
+		if (named) {
+			bt_set_symbolizer(NULL);
+			sp_section_close(&v);
 		}
 		sp_spec_free(&sp);
 	}

@@ -39,6 +39,13 @@ static int share_maps(struct bt_program *p)
 	if (!sp_shm_active())
 		return -1;
 	for (struct bt_map *m = p->maps; m; m = m->next) {
+		bool stacks = m->mk == BM_STACK;
+		for (int k = 0; k < m->nkeys; k++)
+			stacks |= m->key_type[k] == BT_STACKT;
+		if (stacks)   /* the loaded objects noted in the section: the launcher names the frames */
+			sp_stack_prepare();
+	}
+	for (struct bt_map *m = p->maps; m; m = m->next) {
 		uint64_t off;
 		size_t bytes = m->cap * m->slot_size;
 		if (sp_shm_bt_map(n_shared, bytes, &off) != 0)

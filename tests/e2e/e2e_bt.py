@@ -295,7 +295,7 @@ def killed():
         launcher.wait(timeout=60)
         if fmt == "text":
             t.check(first == "ready\n", "killed: the block ran before the kill", first)
-            t.check(rest.startswith("\n\n@c: 5\n@h: \n[1]                    2 |") and "@s[\n    0x" in rest,
+            t.check(rest.startswith("\n\n@c: 5\n@h: \n[1]                    2 |") and "@s[\n    bt_leaf+0\n    bt_" in rest,
                     "killed: the launcher prints the killed process's maps from its shared file", rest)
         else:
             lines = [json.loads(l) for l in rest.splitlines() if l]
