@@ -125,7 +125,7 @@ static void usage_top(FILE *f)
 static void usage_run(FILE *f)
 {
 	fputs("usage: selfprobe run -e SPEC [-e SPEC]... [-f FILE] [-o OUT] [--mode auto|int3|jmp]\n"
-	      "                     [--interval SEC] -- CMD [ARGS...]\n"
+	      "                     [--interval SEC] [--bt-format text|json] -- CMD [ARGS...]\n"
 	      "\n"
 	      "Run CMD with libselfprobe.so preloaded and the probes attached.  The counters\n"
 	      "live in memory shared with this launcher, which writes the report when the\n"
@@ -142,6 +142,8 @@ static void usage_run(FILE *f)
 	      "               on stderr; *.folded: the =stack probes' folded stacks (flame graphs)\n"
 	      "  --mode M     auto (jmp where safe, else int3; default), int3, jmp (warn for each int3)\n"
 	      "  --interval SEC  print the counts so far every SEC seconds, on stderr\n"
+	      "  --bt-format F  a bpftrace program's output: text (default) or json (bpftrace's\n"
+	      "               -f json lines; UPROBE_BT_FORMAT)\n"
 	      "  --metrics ADDR  serve OpenMetrics on http://ADDR/metrics while it runs (every\n"
 	      "               process's counts; ADDR: 127.0.0.1:PORT)\n"
 	      "  --control    serve the control channel: 'selfprobe attach/detach/top PID' later\n"

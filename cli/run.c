@@ -45,6 +45,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bt.h"
 #include "json.h"
 #include "loadable.h"
 #include "metrics.h"
@@ -61,6 +62,7 @@ struct run_opts {
 	double interval;         /* seconds, 0: none */
 	bool control;            /* --control: UPROBE_CONTROL=1 (attach/top PID later) */
 	const char *metrics;     /* --metrics HOST:PORT, or NULL */
+	const char *bt_format;   /* --bt-format text|json, or NULL */
 	char **cmd;
 };
 
@@ -109,7 +111,7 @@ static int parse(int argc, char **argv, struct run_opts *o, void (*usage)(FILE *
 		}
 		if ((strcmp(a, "-e") == 0 || strcmp(a, "-f") == 0 || strcmp(a, "-o") == 0 ||
 		     strcmp(a, "--mode") == 0 || strcmp(a, "--interval") == 0 ||
-		     strcmp(a, "--metrics") == 0) && i + 1 >= argc) {
+		     strcmp(a, "--metrics") == 0 || strcmp(a, "--bt-format") == 0) && i + 1 >= argc) {
 			fprintf(stderr, "selfprobe: %s needs a value\n", a);
 			return 2;
 		}
@@ -137,6 +139,12 @@ static int parse(int argc, char **argv, struct run_opts *o, void (*usage)(FILE *
 			}
 		} else if (strcmp(a, "--metrics") == 0) {
 			o->metrics = argv[++i];
+		} else if (strcmp(a, "--bt-format") == 0) {
+			o->bt_format = argv[++i];
+			if (strcmp(o->bt_format, "text") && strcmp(o->bt_format, "json")) {
+				fprintf(stderr, "selfprobe: --bt-format takes text or json, not '%s'\n", o->bt_format);
+				return 2;
+			}
 		} else if (strcmp(a, "--control") == 0) {
 			o->control = true;
 		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -535,6 +543,69 @@ static void report(FILE *f, bool json, const struct shared *sh, const struct not
 	fflush(f);
 }
 
+/* A bpftrace program's maps of each process that could not print them
+ * itself (killed, crashed: no report stored), on our stdout as the process
+ * would have printed them on its own: the program compiled here again
+ * gives every map's shape, in the order the process gave its tables a
+ * place in its section.  Stack frames are named with the ELF symbols of the
+ * objects the process noted there. */
+static const struct sp_stack_view *killed_view;
+
+static void killed_symbol(uintptr_t ip, char *buf, size_t len)
+{
+	sp_stack_view_symbolize_bt(killed_view, ip, buf, len);
+}
+
+static void killed_maps(const struct shared *sh, const char *spec, const char *format)
+{
+	if (!spec || !strchr(spec, '{'))
+		return;
+	uint32_t n = n_sections(sh);
+	for (uint32_t i = 0; i < n; i++) {
+		const struct sp_shm_section *s = section(sh, i);
+		if (!pid_of(s) || state_of(s) == SP_SHM_EXITED || state_of(s) == SP_SHM_EXECED ||
+		    !atomic_load(&s->bt_ran))
+			continue;
+		struct sp_spec sp = { 0 };
+		bt_dwarf_register();   /* args.NAME compiles as in the process */
+		if (sp_spec_load(spec, &sp) != 0 || !sp.n_items || !sp.items[0].program) {
+			sp_spec_free(&sp);
+			continue;
+		}
+		struct bt_program *p = sp.items[0].program->prog;
+		uint32_t k = 0;
+		bool ok = true;
+		for (struct bt_map *m = p->maps; m && ok; m = m->next, k++) {
+			size_t bytes = m->cap * m->slot_size;
+			void *t = MAP_FAILED;
+			if (k < atomic_load(&s->bt_maps) && s->bt_map_bytes[k] >= bytes)
+				t = mmap(m->slots, bytes, PROT_READ, MAP_SHARED | MAP_FIXED, sh->fd, (off_t)s->bt_map_off[k]);
+			ok = t != MAP_FAILED;
+		}
+		struct sp_section v;
+		bool named = ok && sp_section_open(sh->fd, s, &v) == 0;
+		if (named) {   /* frames named with the objects the process noted */
+			killed_view = &v.stacks;
+			bt_set_symbolizer(killed_symbol);
+		}
+		if (ok) {
+			struct bt_buf b = { 0 };
+			if (format && strcmp(format, "json") == 0)
+				bt_print_all_json(&b, p);
+			else
+				bt_print_all(&b, p);
+			fflush(stdout);
+			bt_write(1, b.p, b.n);
+			free(b.p);
+		}
+		if (named) {
+			bt_set_symbolizer(NULL);
+			sp_section_close(&v);
+		}
+		sp_spec_free(&sp);
+	}
+}
+
 /* The report, to OUT (NULL: stderr); when OUT cannot be written, said on
  * stderr and the text report follows there. */
 static void final_report(const char *out, const struct shared *sh, const struct notes *ns, int pid, int status)
@@ -575,6 +646,8 @@ int sp_cli_run(int argc, char **argv, void (*usage)(FILE *))
 	}
 	if (o.spec)
 		setenv("UPROBE_SPEC", o.spec, 1);
+	if (o.bt_format)   /* a bpftrace program's output: bpftrace's -f */
+		setenv("UPROBE_BT_FORMAT", o.bt_format, 1);
 	if (o.control)
 		setenv("UPROBE_CONTROL", "1", 1);
 	if (o.mode)
@@ -661,6 +734,7 @@ int sp_cli_run(int argc, char **argv, void (*usage)(FILE *))
 	sp_metrics_stop();
 	if (sh) {
 		run_notes(&ns, sh, o.spec);
+		killed_maps(sh, o.spec, o.bt_format);
 		/* beside a side output, the report goes to stderr */
 		final_report(sp_report_side_output(o.out) ? NULL : o.out, sh, &ns, pid, status);
 		if (sp_report_side_output(o.out))

@@ -127,6 +127,10 @@ bool selfprobe_exit_hooked(void);
  * ".folded").  Events kept per thread (default 65536; the rest are counted
  * as dropped): */
 int  selfprobe_set_timeline_events(unsigned long events);
+/* A bpftrace program's output (printf lines, maps): "text" (default,
+ * bpftrace's text format) or "json" (bpftrace's -f json lines).  Before
+ * attaching.  0, or -EINVAL for another word. */
+int  selfprobe_set_bt_format(const char *format);
 
 /* Under the `selfprobe run` launcher (SELFPROBE_SHM in ENV): keep the
  * counters in its shared file, which it reads however the process ends,

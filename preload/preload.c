@@ -89,6 +89,9 @@ __attribute__((constructor)) static void preload_init(int argc, char **argv, cha
 	unsigned long n_events = events ? strtoul(events, &end, 10) : 0;
 	if (events && *events && (*end || selfprobe_set_timeline_events(n_events) != 0))
 		complain("UPROBE_TRACE_EVENTS", events, "a number of events per thread, 1 to 67108864");
+	const char *btf = env_get("UPROBE_BT_FORMAT");
+	if (btf && *btf && selfprobe_set_bt_format(btf) != 0)
+		complain("UPROBE_BT_FORMAT", btf, "text, json");
 	/* the launcher first: under it, the report is the launcher's to write */
 	selfprobe_attach_launcher(envp, argc, argv);   /* a no-op outside `selfprobe run` */
 	const char *out = env_get("UPROBE_OUTPUT");

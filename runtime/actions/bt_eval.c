@@ -19,6 +19,7 @@
 #include "ctx.h"
 #include "dispatch.h"
 #include "probe.h"
+#include "stack.h"
 #include "tstate.h"
 
 #include <stdio.h>
@@ -102,20 +103,24 @@ static void read_str(uintptr_t addr, size_t n, char out[BT_STR])
 
 static void builtin_str(struct frame *F, struct bt_node *n, char out[BT_STR])
 {
-	const struct sp_probe *p = F->ctx->probe;
+	const struct sp_probe *p = F->ctx ? F->ctx->probe : NULL;   /* none in BEGIN, END, interval */
 	memset(out, 0, BT_STR);
 	switch (n->ival) {
 	case BB_COMM:
 		prctl(PR_GET_NAME, out, 0, 0, 0);
 		break;
 	case BB_FUNC:
-		if (p->symbol) {
+		if (p && p->symbol) {
 			const char *plus = strchr(p->symbol, '+');
 			size_t len = plus ? (size_t)(plus - p->symbol) : strlen(p->symbol);
 			memcpy(out, p->symbol, len < BT_STR - 1 ? len : BT_STR - 1);
 		}
 		break;
 	case BB_PROBE:
+		if (!F->ctx) {   /* BEGIN, END, interval: the probe as written */
+			snprintf(out, BT_STR, "%s", F->blk->name);
+			break;
+		}
 		snprintf(out, BT_STR, "%s:%s:%s", F->blk->is_return ? "uretprobe" : sp_kind_name(p->kind),
 			 p->object ? p->object : "", p->symbol ? p->symbol : "");
 		break;
@@ -145,7 +150,7 @@ static void eval_str(struct frame *F, struct bt_node *n, char out[BT_STR])
 			eval_str(F, n->c, out);
 		return;
 	case BN_MAP: {
-		_Alignas(8) unsigned char key[BT_MAX_KEYS * BT_STR];
+		_Alignas(8) unsigned char key[BT_KEY_MAX];
 		eval_key(F, n, key);
 		const uint64_t *v = bt_map_lookup(n->map, key, false);
 		if (v)
@@ -159,6 +164,19 @@ static void eval_str(struct frame *F, struct bt_node *n, char out[BT_STR])
 	}
 }
 
+/* ustack(N) into OUT (BT_STACK_BYTES(N)): the depth word, the frames from
+ * the probe's context (the stack action's walker), zeros after. */
+static void eval_stack(struct frame *F, struct bt_node *n, uint64_t *out)
+{
+	uintptr_t ips[BT_USTACK_MAX];
+	int got = F->ctx ? sp_stack_walk(F->ctx, ips, n->depth) : 0;
+	if (got < 0)
+		got = 0;
+	out[0] = (uint64_t)got;
+	for (int i = 0; i < n->depth; i++)
+		out[1 + i] = i < got ? ips[i] : 0;
+}
+
 /* The map element's key bytes into KEY (map->key_size of them). */
 static void eval_key(struct frame *F, struct bt_node *n, unsigned char *key)
 {
@@ -169,6 +187,9 @@ static void eval_key(struct frame *F, struct bt_node *n, unsigned char *key)
 		if (n->map->key_type[i] == BT_STRT) {
 			eval_str(F, n->args[i], (char *)key + o);
 			o += BT_STR;
+		} else if (n->map->key_type[i] == BT_STACKT) {
+			eval_stack(F, n->args[i], (uint64_t *)(void *)(key + o));
+			o += BT_STACK_BYTES(n->map->key_depth[i]);
 		} else {
 			*(uint64_t *)(void *)(key + o) = (uint64_t)eval_int(F, n->args[i]);
 			o += 8;
@@ -249,7 +270,7 @@ static int64_t eval_int(struct frame *F, struct bt_node *n)
 	case BN_VAR:
 		return F->iv[n->ival];
 	case BN_MAP: {
-		_Alignas(8) unsigned char key[BT_MAX_KEYS * BT_STR];
+		_Alignas(8) unsigned char key[BT_KEY_MAX];
 		eval_key(F, n, key);
 		const uint64_t *v = bt_map_lookup(n->map, key, false);
 		if (!v)
@@ -306,9 +327,10 @@ static void assign_map(struct frame *F, struct bt_node *s)
 {
 	struct bt_node *lhs = s->a, *rhs = s->b;
 	struct bt_map *m = lhs->map;
-	_Alignas(8) unsigned char key[BT_MAX_KEYS * BT_STR];
+	_Alignas(8) unsigned char key[BT_KEY_MAX];
 	int64_t x = 0;
 	char sbuf[BT_STR];
+	uint64_t stk[1 + BT_USTACK_MAX];
 	/* the value first (it may read this very map), then the slot */
 	bool agg = rhs->kind == BN_CALL && rhs->fn <= BF_LHIST && s->op == '=';
 	if (agg) {
@@ -316,6 +338,8 @@ static void assign_map(struct frame *F, struct bt_node *s)
 			x = eval_int(F, rhs->args[0]);
 	} else if (m->mk == BM_STR)
 		eval_str(F, rhs, sbuf);
+	else if (m->mk == BM_STACK)
+		eval_stack(F, rhs, stk);
 	else
 		x = eval_int(F, rhs);
 	eval_key(F, lhs, key);
@@ -325,6 +349,8 @@ static void assign_map(struct frame *F, struct bt_node *s)
 	if (!agg) {
 		if (m->mk == BM_STR)
 			memcpy(v, sbuf, BT_STR);
+		else if (m->mk == BM_STACK)
+			memcpy(v, stk, BT_STACK_BYTES(m->val_depth));
 		else if (s->op == '=')
 			atomic_store_explicit((_Atomic uint64_t *)v, (uint64_t)x, memory_order_relaxed);
 		else
@@ -359,6 +385,13 @@ static void do_printf(struct frame *F, struct bt_node *n)
 	char out[1024];
 	struct bt_buf b = { out, 0, sizeof(out), true };
 	bt_format(&b, n->fmt, vals, sp);
+	if (F->blk->prog->json) {   /* -f json: the line as a JSON string */
+		char js[2048];
+		struct bt_buf j = { js, 0, sizeof(js), true };
+		bt_json_printf(&j, b.p, b.n);
+		bt_write(F->blk->prog->out_fd, j.p, j.n);
+		return;
+	}
 	bt_write(F->blk->prog->out_fd, b.p, b.n);
 }
 
@@ -378,7 +411,10 @@ static void statement(struct frame *F, struct bt_node *s)
 			case BF_PRINTF: do_printf(F, c); return;
 			case BF_PRINT: {
 				struct bt_buf b = { 0 };
-				bt_print_map(&b, c->map);
+				if (F->blk->prog->json)
+					bt_print_map_json(&b, c->map);
+				else
+					bt_print_map(&b, c->map);
 				bt_write(F->blk->prog->out_fd, b.p, b.n);
 				free(b.p);
 				return;
@@ -409,7 +445,7 @@ static void statement(struct frame *F, struct bt_node *s)
 		return;
 	case BN_INCR:
 		if (s->a->kind == BN_MAP) {
-			_Alignas(8) unsigned char key[BT_MAX_KEYS * BT_STR];
+			_Alignas(8) unsigned char key[BT_KEY_MAX];
 			eval_key(F, s->a, key);
 			uint64_t *v = bt_map_lookup(s->a->map, key, true);
 			if (v)
@@ -424,7 +460,7 @@ static void statement(struct frame *F, struct bt_node *s)
 			statements(F, s->c);
 		return;
 	case BN_DELETE: {
-		_Alignas(8) unsigned char key[BT_MAX_KEYS * BT_STR];
+		_Alignas(8) unsigned char key[BT_KEY_MAX];
 		eval_key(F, s->a, key);
 		bt_map_delete(s->a->map, key);
 		return;

@@ -237,6 +237,50 @@ static void symbolize(const struct sp_stack_view *v, uintptr_t ip, int first, ch
 	snprintf(buf, len, "%#lx", (unsigned long)ip);
 }
 
+void sp_stack_view_symbolize_bt(const struct sp_stack_view *v, uintptr_t ip, char *buf, size_t len)
+{
+	for (size_t i = v->n_objs; i-- > 0;) {   /* the latest mapping there */
+		const struct sp_shm_object *o = &v->objs[i];
+		if (ip < o->start || ip >= o->end)
+			continue;
+		uintptr_t bias = o->bias;
+		const struct sp_elf *e = elf_for(o->path);
+		if (e && e->e_type == ET_EXEC)
+			bias = 0;
+		const struct sp_sym *sym = e && ip >= bias ? sp_elf_containing(e, ip - bias) : NULL;
+		if (sym) {
+			snprintf(buf, len, "%s+%lu", sym->name, (unsigned long)(ip - bias - sym->value));
+			return;
+		}
+		break;
+	}
+	snprintf(buf, len, "%#lx", (unsigned long)ip);
+}
+
+void sp_stack_symbolize_bt(uintptr_t ip, char *buf, size_t len)
+{
+	/* bcc's way, as bpftrace 0.17 prints user stacks: the address itself
+	 * looked up (a return address too), a decimal offset, the bare address
+	 * in hex when no symbol covers it */
+	Dl_info info = { 0 };
+	if (dladdr((void *)ip, &info) && info.dli_sname && info.dli_saddr) {
+		snprintf(buf, len, "%s+%lu", info.dli_sname, (unsigned long)(ip - (uintptr_t)info.dli_saddr));
+		return;
+	}
+	if (info.dli_fname && info.dli_fbase) {
+		uintptr_t bias = (uintptr_t)info.dli_fbase;
+		const struct sp_elf *e = elf_for(info.dli_fname);
+		if (e && e->e_type == ET_EXEC)
+			bias = 0;
+		const struct sp_sym *sym = e && ip >= bias ? sp_elf_containing(e, ip - bias) : NULL;
+		if (sym) {
+			snprintf(buf, len, "%s+%lu", sym->name, (unsigned long)(ip - bias - sym->value));
+			return;
+		}
+	}
+	snprintf(buf, len, "%#lx", (unsigned long)ip);
+}
+
 static int by_count(const void *a, const void *b)
 {
 	const struct sp_stack_entry *x = *(const struct sp_stack_entry *const *)a;

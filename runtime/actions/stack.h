@@ -31,6 +31,14 @@ struct sp_probe;
 /* Walk the stack of CTX into IPS (at most MAX).  Count, or -errno. */
 int sp_stack_walk(struct selfprobe_ctx *ctx, uintptr_t *ips, int max);
 
+/* IP as bpftrace 0.17 prints a user stack's frame ("main+57", "0x7f…"),
+ * for a bpftrace program's ustack (at output, never in a handler). */
+void sp_stack_symbolize_bt(uintptr_t ip, char *buf, size_t len);
+
+/* The same for another process, with the objects it noted (V). */
+struct sp_stack_view;
+void sp_stack_view_symbolize_bt(const struct sp_stack_view *v, uintptr_t ip, char *buf, size_t len);
+
 /* The `stack` action's handler. */
 int sp_stack_handler(struct selfprobe_ctx *ctx, void *data);
 int sp_stack_prepare(void);

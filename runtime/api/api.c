@@ -229,6 +229,7 @@ API int selfprobe_attach_spec(const char *spec)
 {
 	RUNTIME_BEGIN();
 	sp_resolve_on_program(sp_bt_attach_item);   /* resolve does not call up into bt_run */
+	sp_bt_register();
 	int rc = sp_probe_attach_spec(spec);
 	RUNTIME_END();
 	return rc;
@@ -402,6 +403,14 @@ API void selfprobe_exit_report(void)
 API bool selfprobe_exit_hooked(void)
 {
 	return sp_exithook_active();
+}
+
+API int selfprobe_set_bt_format(const char *format)
+{
+	if (!format || (strcmp(format, "text") != 0 && strcmp(format, "json") != 0))
+		return -EINVAL;
+	sp_bt_set_json(strcmp(format, "json") == 0);
+	return 0;
 }
 
 API int selfprobe_set_timeline_events(unsigned long events)

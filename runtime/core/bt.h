@@ -11,7 +11,8 @@
  *                 no allocation;
  *   bt_map.c      maps: fixed-capacity hash tables made at compile time,
  *                 updated with atomics, a dropped-update count when full;
- *   bt_out.c      printf formats and bpftrace's text output of maps.
+ *   bt_out.c      printf formats and bpftrace's text and JSON output of maps;
+ *   bt_dwarf.c    args.NAME: a parameter's register from DWARF (libdw).
  * spec.c ties a program to the spec (its probes become spec items) and
  * to the runtime (handler, output at exit).
  */
@@ -29,6 +30,11 @@
 #define BT_MAX_VARS 16
 #define BT_HIST_BUCKETS 65   /* bpftrace 0.17's log2 buckets */
 #define BT_MAP_CAP 4096      /* entries per keyed map (bpftrace's default) */
+#define BT_USTACK_MAX 127    /* ustack's frames (bpftrace's default) */
+/* A ustack in a key or value: a depth word, then the frames. */
+#define BT_STACK_BYTES(depth) (8 * (size_t)(1 + (depth)))
+/* A map key's bytes at most: every key a string, or two full stacks. */
+#define BT_KEY_MAX (BT_MAX_KEYS * BT_STR + 2 * BT_STACK_BYTES(BT_USTACK_MAX))
 
 /* --------------------------------------------------------- syntax tree */
 
@@ -37,17 +43,21 @@ enum bt_nk {
 	BN_INT, BN_STR, BN_BUILTIN, BN_VAR, BN_MAP, BN_BIN, BN_UN, BN_TERN, BN_CALL,
 	/* statements */
 	BN_EXPR, BN_ASSIGN, BN_INCR, BN_IF, BN_DELETE,
+	/* args.NAME / args->NAME: name is NAME; resolved to an argument
+	 * register by the args resolver (bt_set_args_resolver) */
+	BN_ARGS,
 };
 
 enum bt_builtin {
 	BB_ARG0, BB_ARG7 = BB_ARG0 + 7, BB_RETVAL, BB_PID, BB_TID, BB_COMM, BB_FUNC, BB_PROBE,
-	BB_NSECS, BB_CPU,
+	BB_NSECS, BB_CPU, BB_USTACK,
 };
 
-enum bt_type { BT_NONE, BT_INT, BT_STRT };
+enum bt_type { BT_NONE, BT_INT, BT_STRT, BT_STACKT };
 
 /* Map value kinds: what the map was first assigned. */
-enum bt_mk { BM_NONE, BM_INT, BM_STR, BM_COUNT, BM_SUM, BM_MIN, BM_MAX, BM_AVG, BM_STATS, BM_HIST, BM_LHIST };
+enum bt_mk { BM_NONE, BM_INT, BM_STR, BM_COUNT, BM_SUM, BM_MIN, BM_MAX, BM_AVG, BM_STATS, BM_HIST, BM_LHIST,
+	     BM_STACK };
 
 struct bt_map;
 
@@ -67,6 +77,7 @@ struct bt_node {
 	struct bt_map *map;      /* BN_MAP, and calls that name a map */
 	int fn;                  /* BN_CALL: enum bt_fn */
 	struct bt_fmt *fmt;      /* printf: the parsed format */
+	int depth;               /* BT_STACKT: the frames kept (ustack(N)) */
 };
 
 struct bt_probe_ast {
@@ -97,7 +108,7 @@ const char *bt_op_name(int op);
 
 /* operator tokens beyond single characters */
 enum { BT_OP_EQ = 256, BT_OP_NE, BT_OP_LE, BT_OP_GE, BT_OP_AND, BT_OP_OR, BT_OP_SHL, BT_OP_SHR,
-       BT_OP_INC, BT_OP_DEC, BT_OP_ADDEQ, BT_OP_SUBEQ };
+       BT_OP_INC, BT_OP_DEC, BT_OP_ADDEQ, BT_OP_SUBEQ, BT_OP_ARROW };
 
 /* ----------------------------------------------------------------- maps */
 
@@ -107,6 +118,8 @@ struct bt_map {
 	bool val_signed;         /* sum/min/max/int: the value's sign */
 	int nkeys;
 	enum bt_type key_type[BT_MAX_KEYS];
+	int key_depth[BT_MAX_KEYS];  /* BT_STACKT keys: their frames */
+	int val_depth;           /* BM_STACK: the frames */
 	size_t key_size;         /* bytes: 8 per int, BT_STR per string */
 	size_t val_words;        /* 8-byte words per value */
 	int64_t lmin, lmax, lstep;   /* lhist */
@@ -142,6 +155,12 @@ enum bt_fn {
 	BF_STR, BF_PRINTF, BF_PRINT, BF_CLEAR, BF_EXIT, BF_DELETE,
 };
 
+/* Blocks that no probe hit runs (bpftrace's special probes). */
+enum bt_special { BT_PROBE_HIT, BT_BEGIN, BT_END, BT_INTERVAL };
+/* What probe text TEXT is: BT_PROBE_HIT (a spec probe), BT_BEGIN, BT_END,
+ * BT_INTERVAL (*INTERVAL_NS set), or -1 with ERR (a bad interval). */
+int bt_special_probe(const char *text, int64_t *interval_ns, char *err, size_t errlen);
+
 /* One printf format, split once at compile time. */
 struct bt_fmt_piece {
 	const char *lit;         /* literal text before the conversion */
@@ -173,6 +192,9 @@ struct bt_block {
 				  * runs (bt_jit.h), or NULL: the evaluator */
 	size_t native_len;
 	bool native_tried;
+	enum bt_special special;
+	int64_t interval_ns;     /* BT_INTERVAL: its period */
+	const char *name;        /* the group's first probe as written */
 };
 
 struct bt_program {
@@ -193,6 +215,10 @@ struct bt_program {
 				  * process the probes never hit (a shell's
 				  * $(...) child) gets nothing on its stdout */
 	struct bt_program *next_active;
+	bool json;               /* -f json: printf and maps in bpftrace's JSON lines */
+	bool has_special;        /* a BEGIN, END or interval block */
+	void *runtime;           /* the runtime's state for it (bt_run.c) */
+	bool started;            /* BEGIN ran, interval threads started */
 };
 
 /* Compile AST (taken: freed with the program) with each group's probes'
@@ -207,6 +233,30 @@ void bt_program_release(struct bt_program *p);
 struct selfprobe_ctx;
 void bt_run(struct bt_block *b, struct selfprobe_ctx *ctx);
 void bt_eval_atfork_child(void);
+
+/* args.NAME: the argument register of parameter PARAM of FUNC in OBJECT
+ * (as a spec writes it: NULL for the main program, a path, or a library
+ * name), from the object's DWARF.  0 with *INDEX (0..5: rdi..r9) and
+ * *IS_SIGNED, or -1 with ERR.  Registered by the runtime: without one
+ * (the fuzzers), args.NAME is refused. */
+typedef int (*bt_args_fn)(const char *object, const char *func, const char *param, int *index,
+			  bool *is_signed, char *err, size_t errlen);
+void bt_set_args_resolver(bt_args_fn fn);
+/* Register bt_dwarf.c's resolver (libdw). */
+void bt_dwarf_register(void);
+/* The probe each group's block is compiled for, to resolve args.NAME:
+ * OBJECT[g] and FUNC[g] of group G (NULL FUNC: args refused there, with
+ * WHY[g]).  Set before bt_compile, cleared after. */
+struct bt_args_site {
+	const char *object, *func, *why;
+};
+void bt_set_args_sites(const struct bt_args_site *sites, int n);
+
+/* A user stack's frame as bpftrace prints it ("main+57", "0x7f12…"):
+ * registered by the runtime (the stack action's symboliser); without one,
+ * addresses in hex. */
+typedef void (*bt_sym_fn)(uintptr_t ip, char *buf, size_t len);
+void bt_set_symbolizer(bt_sym_fn fn);
 
 /* Output (bt_out.c).  A growing buffer, written out in pieces. */
 struct bt_buf {
@@ -225,6 +275,14 @@ void bt_fmt_free(struct bt_fmt *f);
 void bt_print_map(struct bt_buf *out, struct bt_map *m);
 /* Everything at exit: "\n\n" then every map in name order. */
 void bt_print_all(struct bt_buf *out, struct bt_program *p);
+/* The same in bpftrace's -f json form: one line per map. */
+void bt_print_map_json(struct bt_buf *out, struct bt_map *m);
+void bt_print_all_json(struct bt_buf *out, struct bt_program *p);
+/* A printf's text as bpftrace's JSON line {"type": "printf", ...}. */
+void bt_json_printf(struct bt_buf *out, const char *s, size_t n);
+/* A stack (depth word, frames) as text: "\n" and a line per frame,
+ * indented by INDENT spaces. */
+void bt_put_stack(struct bt_buf *out, const uint64_t *stack, int indent);
 /* Write all of BUF to FD (retrying short writes). */
 void bt_write(int fd, const char *p, size_t n);
 

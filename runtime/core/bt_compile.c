@@ -20,6 +20,7 @@
 struct comp {
 	struct bt_program *p;
 	struct bt_block *blk;
+	int group;
 	bool is_return;
 	struct bt_error *err;
 	jmp_buf fail;
@@ -47,8 +48,30 @@ static const struct { const char *name; enum bt_fn fn; } fns[] = {
 static const char *const mk_names[] = {
 	[BM_NONE] = "none", [BM_INT] = "integer", [BM_STR] = "string", [BM_COUNT] = "count()",
 	[BM_SUM] = "sum()", [BM_MIN] = "min()", [BM_MAX] = "max()", [BM_AVG] = "avg()",
-	[BM_STATS] = "stats()", [BM_HIST] = "hist()", [BM_LHIST] = "lhist()",
+	[BM_STATS] = "stats()", [BM_HIST] = "hist()", [BM_LHIST] = "lhist()", [BM_STACK] = "ustack",
 };
+
+static const char *type_name(enum bt_type t)
+{
+	return t == BT_STRT ? "string" : t == BT_STACKT ? "ustack" : "number";
+}
+
+/* ---- args.NAME: the runtime's resolver and the sites compiled for ---- */
+
+static bt_args_fn args_resolver;
+static const struct bt_args_site *args_sites;
+static int n_args_sites;
+
+void bt_set_args_resolver(bt_args_fn fn)
+{
+	args_resolver = fn;
+}
+
+void bt_set_args_sites(const struct bt_args_site *sites, int n)
+{
+	args_sites = sites;
+	n_args_sites = n;
+}
 
 static struct bt_map *map_named(struct comp *C, const struct bt_node *n)
 {
@@ -78,7 +101,7 @@ static void want_int(struct comp *C, struct bt_node *n, const char *what)
 {
 	expr(C, n);
 	if (n->type != BT_INT)
-		cfail(C, n, "%s: a string where a number is needed", what);
+		cfail(C, n, "%s: a %s where a number is needed", what, n->type == BT_STACKT ? "ustack" : "string");
 }
 
 /* A map element's keys: same count and types as its first use. */
@@ -97,18 +120,25 @@ static void map_keys(struct comp *C, struct bt_node *n)
 		m->key_size = 0;
 		for (int i = 0; i < n->nargs; i++) {
 			m->key_type[i] = n->args[i]->type;
-			m->key_size += n->args[i]->type == BT_STRT ? BT_STR : 8;
+			m->key_depth[i] = n->args[i]->depth;
+			m->key_size += n->args[i]->type == BT_STRT ? BT_STR :
+				       n->args[i]->type == BT_STACKT ? BT_STACK_BYTES(n->args[i]->depth) : 8;
 		}
+		if (m->key_size > BT_KEY_MAX)
+			cfail(C, n, "map %s: its keys take more than %d bytes", m->name, (int)BT_KEY_MAX);
 		return;
 	}
 	if (m->nkeys != n->nargs)
 		cfail(C, n, "map %s: used with %d key%s here, %d before", m->name, n->nargs,
 		      n->nargs == 1 ? "" : "s", m->nkeys);
-	for (int i = 0; i < n->nargs; i++)
+	for (int i = 0; i < n->nargs; i++) {
 		if (m->key_type[i] != n->args[i]->type)
 			cfail(C, n->args[i], "map %s: key %d is a %s here, a %s before", m->name, i + 1,
-			      n->args[i]->type == BT_STRT ? "string" : "number",
-			      m->key_type[i] == BT_STRT ? "string" : "number");
+			      type_name(n->args[i]->type), type_name(m->key_type[i]));
+		if (m->key_type[i] == BT_STACKT && m->key_depth[i] != n->args[i]->depth)
+			cfail(C, n->args[i], "map %s: key %d is ustack(%d) here, ustack(%d) before", m->name, i + 1,
+			      n->args[i]->depth, m->key_depth[i]);
+	}
 }
 
 /* The map's value kind is set by its first assignment; later ones agree. */
@@ -133,11 +163,44 @@ static int lookup_fn(const char *name)
 	return -1;
 }
 
+/* What a BEGIN, END or interval block has no value for: the probe's. */
+static void not_special(struct comp *C, struct bt_node *n, const char *what)
+{
+	if (C->blk->special != BT_PROBE_HIT)
+		cfail(C, n, "%s: no probe hit in a %s block (no arguments, return value or stack)", what,
+		      C->blk->special == BT_BEGIN ? "BEGIN" : C->blk->special == BT_END ? "END" : "interval");
+}
+
+/* ustack, ustack(N): the frames kept. */
+static void ustack(struct comp *C, struct bt_node *n)
+{
+	not_special(C, n, "ustack");
+	n->depth = BT_USTACK_MAX;
+	if (n->kind == BN_CALL) {
+		if (n->nargs != 1 || n->args[0]->kind != BN_INT)
+			cfail(C, n, "ustack(): takes one integer literal, the frames to keep (ustack(5))");
+		if (n->args[0]->ival < 1 || n->args[0]->ival > BT_USTACK_MAX)
+			cfail(C, n->args[0], "ustack(): frames from 1 to %d", BT_USTACK_MAX);
+		n->depth = (int)n->args[0]->ival;
+		n->kind = BN_BUILTIN;   /* a value like the bare builtin */
+		bt_node_free(n->args[0]);
+		free(n->args);
+		n->args = NULL;
+		n->nargs = 0;
+	}
+	n->ival = BB_USTACK;
+	n->type = BT_STACKT;
+	n->is_signed = false;
+}
+
 static void builtin(struct comp *C, struct bt_node *n)
 {
 	const char *s = n->name;
 	n->type = BT_INT;
 	n->is_signed = false;
+	if ((strncmp(s, "arg", 3) == 0 && s[3] >= '0' && s[3] <= '9') || strcmp(s, "retval") == 0 ||
+	    strcmp(s, "func") == 0)
+		not_special(C, n, s);
 	if (strncmp(s, "arg", 3) == 0 && s[3] >= '0' && s[3] <= '7' && s[4] == 0) {
 		n->ival = BB_ARG0 + (s[3] - '0');
 		/* unsigned, a note's too (bpftrace 0.17: a sum of a negative
@@ -166,14 +229,39 @@ static void builtin(struct comp *C, struct bt_node *n)
 	} else if (strcmp(s, "probe") == 0) {
 		n->ival = BB_PROBE;
 		n->type = BT_STRT;
-	} else if (strcmp(s, "ustack") == 0 || strcmp(s, "kstack") == 0)
-		cfail(C, n, "builtin '%s': not supported yet (use the stack action: uprobe:...=stack)", s);
+	} else if (strcmp(s, "ustack") == 0)
+		ustack(C, n);
+	else if (strcmp(s, "kstack") == 0)
+		cfail(C, n, "builtin 'kstack': no kernel stacks in the process");
 	else if (strcmp(s, "args") == 0)
-		cfail(C, n, "builtin 'args': not supported yet (needs DWARF)");
+		cfail(C, n, "builtin 'args': write args.NAME or args->NAME (a parameter)");
 	else if (lookup_fn(s) >= 0)
 		cfail(C, n, "'%s' is a function: write %s(...)", s, s);
 	else
 		cfail(C, n, "unknown builtin '%s'", s);
+}
+
+/* args.NAME: the parameter's register, from the function's DWARF, read
+ * once here; on a hit it is argN. */
+static void args_field(struct comp *C, struct bt_node *n)
+{
+	not_special(C, n, "args");
+	if (C->blk->usdt)
+		cfail(C, n, "args.%s: a USDT note's arguments are arg0..arg11, not named", n->name);
+	const struct bt_args_site *site = C->group < n_args_sites ? &args_sites[C->group] : NULL;
+	if (!args_resolver || !site)
+		cfail(C, n, "args.%s: no DWARF reader here", n->name);
+	if (!site->func)
+		cfail(C, n, "args.%s: %s", n->name, site->why ? site->why : "no single function");
+	char e[200] = "";
+	int idx = 0;
+	bool sgn = false;
+	if (args_resolver(site->object, site->func, n->name, &idx, &sgn, e, sizeof(e)) != 0)
+		cfail(C, n, "args.%s: %s", n->name, e);
+	n->kind = BN_BUILTIN;
+	n->ival = BB_ARG0 + idx;
+	n->type = BT_INT;
+	n->is_signed = sgn;
 }
 
 static int var_slot(struct comp *C, struct bt_node *n, enum bt_type t, bool define)
@@ -200,8 +288,14 @@ static void call(struct comp *C, struct bt_node *n, bool stmt)
 {
 	int fn = lookup_fn(n->name);
 	if (fn < 0) {
-		if (strcmp(n->name, "ustack") == 0 || strcmp(n->name, "kstack") == 0)
-			cfail(C, n, "'%s()': not supported yet (use the stack action: uprobe:...=stack)", n->name);
+		if (strcmp(n->name, "ustack") == 0) {
+			if (stmt)
+				cfail(C, n, "ustack(): a value, not a statement");
+			ustack(C, n);
+			return;
+		}
+		if (strcmp(n->name, "kstack") == 0)
+			cfail(C, n, "'kstack()': no kernel stacks in the process");
 		cfail(C, n, "unknown function '%s()'", n->name);
 	}
 	n->fn = fn;
@@ -239,6 +333,8 @@ static void call(struct comp *C, struct bt_node *n, bool stmt)
 			struct bt_node *a = n->args[k++];
 			expr(C, a);
 			bool s = n->fmt->p[i].conv == 's';
+			if (a->type == BT_STACKT)   /* symbolising takes the loader's lock: not in a handler */
+				cfail(C, a, "printf(): a ustack is printed only as a map key or value (@[ustack] = count())");
 			if (s && a->type != BT_STRT && a->type != BT_INT)
 				cfail(C, a, "printf(): %%s needs a value");
 			if (!s && a->type != BT_INT)
@@ -280,6 +376,9 @@ static void expr(struct comp *C, struct bt_node *n)
 	case BN_BUILTIN:
 		builtin(C, n);
 		return;
+	case BN_ARGS:
+		args_field(C, n);
+		return;
 	case BN_VAR:
 		n->ival = var_slot(C, n, BT_NONE, false);
 		n->type = C->p->var_type[n->ival];
@@ -307,9 +406,9 @@ static void expr(struct comp *C, struct bt_node *n)
 		if (n->op == BT_OP_EQ || n->op == BT_OP_NE) {
 			expr(C, n->a);
 			expr(C, n->b);
-			if (n->a->type != n->b->type || n->a->type == BT_NONE)
-				cfail(C, n, "'%s': compares a %s with a %s", bt_op_name(n->op),
-				      n->a->type == BT_STRT ? "string" : "number", n->b->type == BT_STRT ? "string" : "number");
+			if (n->a->type != n->b->type || n->a->type == BT_NONE || n->a->type == BT_STACKT)
+				cfail(C, n, "'%s': compares a %s with a %s", bt_op_name(n->op), type_name(n->a->type),
+				      type_name(n->b->type));
 		} else {
 			want_int(C, n->a, bt_op_name(n->op));
 			want_int(C, n->b, bt_op_name(n->op));
@@ -331,7 +430,7 @@ static void expr(struct comp *C, struct bt_node *n)
 		want_int(C, n->a, "ternary condition");
 		expr(C, n->b);
 		expr(C, n->c);
-		if (n->b->type != n->c->type || n->b->type == BT_NONE)
+		if (n->b->type != n->c->type || n->b->type == BT_NONE || n->b->type == BT_STACKT)
 			cfail(C, n, "ternary: both branches must be numbers or both strings");
 		n->type = n->b->type;
 		n->is_signed = n->b->is_signed;
@@ -388,6 +487,16 @@ static void assign_map(struct comp *C, struct bt_node *s)
 		cfail(C, rhs, "'%c=': a string where a number is needed", s->op);
 	if (s->op != '=' && m->mk == BM_NONE)
 		map_kind(C, lhs, m, BM_INT, rhs->is_signed);
+	if (rhs->type == BT_STACKT && s->op == '=') {
+		if (m->mk == BM_STACK && m->val_depth != rhs->depth)
+			cfail(C, rhs, "map %s: assigned ustack(%d) here, ustack(%d) before", m->name, rhs->depth,
+			      m->val_depth);
+		map_kind(C, lhs, m, BM_STACK, false);
+		m->val_depth = rhs->depth;
+		return;
+	}
+	if (rhs->type == BT_STACKT)
+		cfail(C, rhs, "'%c=': a ustack where a number is needed", s->op);
 	map_kind(C, lhs, m, rhs->type == BT_STRT ? BM_STR : BM_INT, rhs->is_signed);
 	if (s->op != '=' && m->mk != BM_INT && m->mk != BM_COUNT)
 		cfail(C, s, "'%c=' on map %s: it holds %s", s->op, m->name, mk_names[m->mk]);
@@ -425,6 +534,9 @@ static void statement(struct comp *C, struct bt_node *s)
 			cfail(C, s->b, "assignment: the right side has no value");
 		if (s->op != '=' && s->b->type != BT_INT)
 			cfail(C, s->b, "'%c=': a string where a number is needed", s->op);
+		if (s->b->type == BT_STACKT)
+			cfail(C, s->b, "variable %s: a ustack goes into a map (@s[tid] = ustack), not a scratch variable",
+			      s->a->name);
 		if (s->op != '=')   /* x += v reads x: it must exist */
 			var_slot(C, s->a, BT_INT, false);
 		s->a->ival = var_slot(C, s->a, s->b->type, true);
@@ -464,17 +576,17 @@ static bool is_fast(const struct bt_node *n)
 {
 	if (!n)
 		return true;
-	if (n->type == BT_STRT || n->kind == BN_STR)
+	if (n->type == BT_STRT || n->kind == BN_STR || n->type == BT_STACKT)   /* the walk: libunwind */
 		return false;
 	if (n->kind == BN_BUILTIN && (n->ival == BB_CPU || n->ival == BB_COMM || n->ival == BB_FUNC || n->ival == BB_PROBE))
 		return false;
 	if (n->kind == BN_CALL && n->ival && (n->fn == BF_PRINTF || n->fn == BF_PRINT || n->fn == BF_CLEAR || n->fn == BF_STR))
 		return false;
-	if (n->map && (n->map->mk == BM_STR))
+	if (n->map && (n->map->mk == BM_STR || n->map->mk == BM_STACK))
 		return false;
 	if (n->map)
 		for (int i = 0; i < n->map->nkeys; i++)
-			if (n->map->key_type[i] == BT_STRT)
+			if (n->map->key_type[i] != BT_INT)
 				return false;
 	if (!is_fast(n->a) || !is_fast(n->b) || !is_fast(n->c))
 		return false;
@@ -511,6 +623,22 @@ int bt_compile(struct bt_ast *ast, const bool *is_return, const bool *is_usdt, s
 	for (int g = 0; g < p->ast.ngroups; g++) {
 		struct bt_probe_ast *G = &p->ast.groups[g];
 		struct bt_block *b = &p->blocks[g];
+		char e[160];
+		b->name = G->probes[0];
+		for (int k = 0; k < G->nprobes; k++) {
+			int64_t ns = 0;
+			int sp = bt_special_probe(G->probes[k], &ns, e, sizeof(e));
+			struct bt_node at = { .line = G->probe_line[k], .col = G->probe_col[k] };
+			if (sp < 0)
+				cfail(&C, &at, "probe '%.60s': %s", G->probes[k], e);
+			if (k > 0 && (enum bt_special)sp != b->special)
+				cfail(&C, &at, "probe '%.60s': BEGIN, END and interval each need a block of their own",
+				      G->probes[k]);
+			b->special = (enum bt_special)sp;
+			b->interval_ns = ns;
+		}
+		if (b->special != BT_PROBE_HIT)
+			p->has_special = true;
 		b->prog = p;
 		b->pred = G->pred;
 		b->body = G->block;
@@ -518,6 +646,7 @@ int bt_compile(struct bt_ast *ast, const bool *is_return, const bool *is_usdt, s
 		b->usdt = is_usdt && is_usdt[g];
 		C.is_return = is_return[g];
 		C.blk = b;
+		C.group = g;
 		if (G->pred)
 			want_int(&C, G->pred, "predicate");
 		stmts(&C, G->block);
@@ -551,6 +680,40 @@ static void free_fmts(struct bt_node *n)
 	free_fmts(n->c);
 	for (int i = 0; i < n->nargs; i++)
 		free_fmts(n->args[i]);
+}
+
+int bt_special_probe(const char *text, int64_t *interval_ns, char *err, size_t errlen)
+{
+	*interval_ns = 0;
+	if (strcmp(text, "BEGIN") == 0)
+		return BT_BEGIN;
+	if (strcmp(text, "END") == 0)
+		return BT_END;
+	if (strncmp(text, "interval:", 9) != 0)
+		return BT_PROBE_HIT;
+	static const struct { const char *unit; int64_t ns; } units[] = {
+		{ "s:", 1000000000 }, { "ms:", 1000000 }, { "us:", 1000 }, { "hz:", 0 },
+	};
+	const char *r = text + 9;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		size_t ul = strlen(units[i].unit);
+		if (strncmp(r, units[i].unit, ul) != 0)
+			continue;
+		char *end;
+		long long v = strtoll(r + ul, &end, 10);
+		if (end == r + ul || *end || v <= 0 || v > 1000000000) {
+			snprintf(err, errlen, "interval: expected a count from 1 after '%s'", units[i].unit);
+			return -1;
+		}
+		*interval_ns = units[i].ns ? units[i].ns * v : 1000000000 / v;
+		if (*interval_ns < 1000000) {   /* a thread's wake-ups, not a sampler */
+			snprintf(err, errlen, "interval: at least 1 ms between runs in the process");
+			return -1;
+		}
+		return BT_INTERVAL;
+	}
+	snprintf(err, errlen, "interval: expected interval:s:N, interval:ms:N, interval:us:N or interval:hz:N");
+	return -1;
 }
 
 void bt_program_release(struct bt_program *p)

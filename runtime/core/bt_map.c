@@ -24,6 +24,7 @@ static size_t val_words(const struct bt_map *m)
 {
 	switch (m->mk) {
 	case BM_STR: return BT_STR / 8;
+	case BM_STACK: return 1 + (size_t)m->val_depth;
 	case BM_AVG: case BM_STATS: return 2;
 	case BM_HIST: return BT_HIST_BUCKETS;
 	case BM_LHIST: return (size_t)((m->lmax - m->lmin) / m->lstep) + 2;

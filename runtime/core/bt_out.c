@@ -213,6 +213,16 @@ static int key_cmp(const struct bt_map *sorting, const unsigned char *a, const u
 		if (sorting->key_type[i] == BT_STRT) {
 			c = strncmp((const char *)a + o, (const char *)b + o, BT_STR);
 			o += BT_STR;
+		} else if (sorting->key_type[i] == BT_STACKT) {
+			size_t nb = BT_STACK_BYTES(sorting->key_depth[i]);
+			c = 0;
+			for (size_t w = 0; w < nb && !c; w += 8) {
+				uint64_t x, y;
+				memcpy(&x, a + o + w, 8);
+				memcpy(&y, b + o + w, 8);
+				c = x < y ? -1 : x > y;
+			}
+			o += nb;
 		} else {
 			uint64_t x, y;
 			memcpy(&x, a + o, 8);
@@ -230,7 +240,7 @@ static int ent_cmp(const void *va, const void *vb, void *vm)
 {
 	const struct bt_map *sorting = vm;
 	const struct ent *a = va, *b = vb;
-	if (sorting->mk != BM_STR) {
+	if (sorting->mk != BM_STR && sorting->mk != BM_STACK) {
 		if (a->sort_unsigned ? (uint64_t)a->sort != (uint64_t)b->sort : a->sort != b->sort) {
 			if (a->sort_unsigned)
 				return (uint64_t)a->sort < (uint64_t)b->sort ? -1 : 1;
@@ -245,19 +255,45 @@ static int64_t min_of(uint64_t w)
 	return w ? (int64_t)(0xffffffffull - w) : 0;   /* wraps: no signed overflow */
 }
 
-static void put_key(struct bt_buf *b, const struct bt_map *m, const unsigned char *key)
+static bt_sym_fn symbolizer;
+
+void bt_set_symbolizer(bt_sym_fn fn)
 {
-	bt_buf_puts(b, m->name);
-	if (!m->nkeys)
-		return;
-	bt_buf_put(b, "[", 1);
+	symbolizer = fn;
+}
+
+void bt_put_stack(struct bt_buf *b, const uint64_t *stack, int indent)
+{
+	static const char spaces[] = "        ";
+	bt_buf_put(b, "\n", 1);
+	uint64_t n = stack[0] < BT_USTACK_MAX ? stack[0] : BT_USTACK_MAX;
+	for (uint64_t i = 0; i < n; i++) {
+		char sym[256];
+		if (symbolizer)
+			symbolizer((uintptr_t)stack[1 + i], sym, sizeof(sym));
+		else
+			snprintf(sym, sizeof(sym), "0x%" PRIx64, stack[1 + i]);
+		bt_buf_put(b, spaces, (size_t)(indent < 8 ? indent : 8));
+		bt_buf_puts(b, sym);
+		bt_buf_put(b, "\n", 1);
+	}
+}
+
+/* KEY's parts joined by SEP (bpftrace: ", " in text, "," in JSON). */
+static void put_key_parts(struct bt_buf *b, const struct bt_map *m, const unsigned char *key, const char *sep)
+{
 	size_t o = 0;
 	for (int i = 0; i < m->nkeys; i++) {
 		if (i)
-			bt_buf_put(b, ", ", 2);
+			bt_buf_puts(b, sep);
 		if (m->key_type[i] == BT_STRT) {
 			bt_buf_put(b, (const char *)key + o, strnlen((const char *)key + o, BT_STR));
 			o += BT_STR;
+		} else if (m->key_type[i] == BT_STACKT) {
+			uint64_t st[1 + BT_USTACK_MAX];
+			memcpy(st, key + o, BT_STACK_BYTES(m->key_depth[i]));
+			bt_put_stack(b, st, 4);   /* bpftrace: a key's frames by 4 spaces */
+			o += BT_STACK_BYTES(m->key_depth[i]);
 		} else {
 			int64_t v;
 			memcpy(&v, key + o, 8);
@@ -265,6 +301,15 @@ static void put_key(struct bt_buf *b, const struct bt_map *m, const unsigned cha
 			o += 8;
 		}
 	}
+}
+
+static void put_key(struct bt_buf *b, const struct bt_map *m, const unsigned char *key)
+{
+	bt_buf_puts(b, m->name);
+	if (!m->nkeys)
+		return;
+	bt_buf_put(b, "[", 1);
+	put_key_parts(b, m, key, ", ");
 	bt_buf_put(b, "]", 1);
 }
 
@@ -391,6 +436,9 @@ static void put_value(struct bt_buf *b, const struct bt_map *m, const uint64_t *
 	case BM_LHIST:
 		put_lhist(b, m, v);
 		break;
+	case BM_STACK:   /* a value's frames by 8 spaces */
+		bt_put_stack(b, v, 8);
+		break;
 	default:   /* int, sum */
 		if (m->val_signed)
 			bt_buf_printf(b, "%" PRId64, (int64_t)v[0]);
@@ -418,7 +466,8 @@ static void sort_key(struct ent *e, const struct bt_map *m)
 	}
 }
 
-void bt_print_map(struct bt_buf *b, struct bt_map *m)
+/* M's live entries in bpftrace's order: malloc'ed, *NP of them. */
+static struct ent *sorted(struct bt_map *m, size_t *np)
 {
 	bt_map_sync(m);   /* the threads' parts of a compiled block's map */
 	size_t n = 0, cap = 0;
@@ -439,9 +488,17 @@ void bt_print_map(struct bt_buf *b, struct bt_map *m)
 	}
 	if (n)
 		qsort_r(es, n, sizeof(*es), ent_cmp, m);
+	*np = n;
+	return es;
+}
+
+void bt_print_map(struct bt_buf *b, struct bt_map *m)
+{
+	size_t n;
+	struct ent *es = sorted(m, &n);
 	bool hist = m->mk == BM_HIST || m->mk == BM_LHIST;
 	for (size_t i = 0; i < n; i++) {
-		if (i)
+		if (i && m->mk != BM_STACK)   /* a stack value ends in its own newline */
 			bt_buf_put(b, "\n", 1);
 		put_key(b, m, es[i].key);
 		bt_buf_put(b, hist ? ": \n" : ": ", hist ? 3 : 2);
@@ -458,4 +515,160 @@ void bt_print_all(struct bt_buf *b, struct bt_program *p)
 	bt_buf_puts(b, "\n\n");
 	for (struct bt_map *m = p->maps; m; m = m->next)
 		bt_print_map(b, m);
+}
+
+/* ---------------------------------------------------------------- JSON
+ *
+ * bpftrace 0.17's -f json: a line per map, {"type": T, "data": {NAME: V}},
+ * T "map" ("stats" for avg and stats, "hist" for hist and lhist); with
+ * keys, V is an object keyed by the key's parts joined by ','; the entries
+ * in the text output's order. */
+
+static void json_str(struct bt_buf *b, const char *s, size_t n)
+{
+	bt_buf_put(b, "\"", 1);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		switch (c) {
+		case '"': bt_buf_put(b, "\\\"", 2); break;
+		case '\\': bt_buf_put(b, "\\\\", 2); break;
+		case '\n': bt_buf_put(b, "\\n", 2); break;
+		case '\t': bt_buf_put(b, "\\t", 2); break;
+		case '\r': bt_buf_put(b, "\\r", 2); break;
+		default:
+			if (c < 0x20)
+				bt_buf_printf(b, "\\u%04x", c);
+			else
+				bt_buf_put(b, (const char *)&c, 1);
+		}
+	}
+	bt_buf_put(b, "\"", 1);
+}
+
+void bt_json_printf(struct bt_buf *b, const char *s, size_t n)
+{
+	bt_buf_puts(b, "{\"type\": \"printf\", \"data\": ");
+	json_str(b, s, n);
+	bt_buf_puts(b, "}\n");
+}
+
+static void json_hist(struct bt_buf *b, const uint64_t *v)
+{
+	int lo = -1, hi = -1;
+	for (int i = 0; i < BT_HIST_BUCKETS; i++)
+		if (v[i] > 0) {
+			if (lo < 0)
+				lo = i;
+			hi = i;
+		}
+	bt_buf_put(b, "[", 1);
+	for (int i = lo; lo >= 0 && i <= hi; i++) {
+		if (i > lo)
+			bt_buf_put(b, ", ", 2);
+		if (i == 0)
+			bt_buf_puts(b, "{\"max\": -1, ");
+		else if (i == 1)
+			bt_buf_puts(b, "{\"min\": 0, \"max\": 0, ");
+		else if (i == 2)
+			bt_buf_puts(b, "{\"min\": 1, \"max\": 1, ");
+		else
+			bt_buf_printf(b, "{\"min\": %" PRIu64 ", \"max\": %" PRIu64 ", ", (uint64_t)1 << (i - 2),
+				      ((uint64_t)1 << (i - 1)) - 1);
+		bt_buf_printf(b, "\"count\": %" PRIu64 "}", v[i]);
+	}
+	bt_buf_put(b, "]", 1);
+}
+
+static void json_lhist(struct bt_buf *b, const struct bt_map *m, const uint64_t *v)
+{
+	int buckets = (int)((m->lmax - m->lmin) / m->lstep);
+	int start = -1, end = 0;
+	for (int i = 0; i <= buckets + 1; i++)
+		if (v[i] > 0) {
+			if (start < 0)
+				start = i;
+			end = i;
+		}
+	bt_buf_put(b, "[", 1);
+	for (int i = start; start >= 0 && i <= end; i++) {
+		if (i > start)
+			bt_buf_put(b, ", ", 2);
+		if (i == 0)
+			bt_buf_printf(b, "{\"max\": %" PRId64 ", ", m->lmin - 1);
+		else if (i == buckets + 1)
+			bt_buf_printf(b, "{\"min\": %" PRId64 ", ", m->lmax);
+		else
+			bt_buf_printf(b, "{\"min\": %" PRId64 ", \"max\": %" PRId64 ", ", (i - 1) * m->lstep + m->lmin,
+				      i * m->lstep + m->lmin - 1);
+		bt_buf_printf(b, "\"count\": %" PRIu64 "}", v[i]);
+	}
+	bt_buf_put(b, "]", 1);
+}
+
+static void json_value(struct bt_buf *b, const struct bt_map *m, const uint64_t *v)
+{
+	switch (m->mk) {
+	case BM_STR:
+		json_str(b, (const char *)v, strnlen((const char *)v, BT_STR));
+		break;
+	case BM_STACK: {
+		struct bt_buf t = { 0 };
+		bt_put_stack(&t, v, 8);
+		json_str(b, t.p ? t.p : "", t.n);
+		free(t.p);
+		break;
+	}
+	case BM_STATS:
+		bt_buf_printf(b, "{\"count\": %" PRId64 ", \"average\": %" PRId64 ", \"total\": %" PRId64 "}",
+			      (int64_t)v[0], v[0] ? (int64_t)v[1] / (int64_t)v[0] : 0, (int64_t)v[1]);
+		break;
+	case BM_HIST:
+		json_hist(b, v);
+		break;
+	case BM_LHIST:
+		json_lhist(b, m, v);
+		break;
+	default:   /* numbers: as the text prints them */
+		put_value(b, m, v);
+	}
+}
+
+void bt_print_map_json(struct bt_buf *b, struct bt_map *m)
+{
+	const char *type = m->mk == BM_AVG || m->mk == BM_STATS ? "stats" :
+			   m->mk == BM_HIST || m->mk == BM_LHIST ? "hist" : "map";
+	size_t n;
+	struct ent *es = sorted(m, &n);
+	bt_buf_printf(b, "{\"type\": \"%s\", \"data\": {", type);
+	json_str(b, m->name, strlen(m->name));
+	bt_buf_puts(b, ": ");
+	if (m->nkeys)
+		bt_buf_put(b, "{", 1);
+	for (size_t i = 0; i < n; i++) {
+		if (!m->nkeys) {
+			json_value(b, m, es[i].val);
+			break;
+		}
+		if (i)
+			bt_buf_put(b, ", ", 2);
+		struct bt_buf k = { 0 };
+		put_key_parts(&k, m, es[i].key, ",");
+		json_str(b, k.p ? k.p : "", k.n);
+		free(k.p);
+		bt_buf_puts(b, ": ");
+		json_value(b, m, es[i].val);
+	}
+	if (m->nkeys)
+		bt_buf_put(b, "}", 1);
+	else if (!n)
+		bt_buf_puts(b, "null");
+	bt_buf_puts(b, "}}\n");
+	free(es);
+}
+
+void bt_print_all_json(struct bt_buf *b, struct bt_program *p)
+{
+	bt_buf_puts(b, "\n\n");
+	for (struct bt_map *m = p->maps; m; m = m->next)
+		bt_print_map_json(b, m);
 }

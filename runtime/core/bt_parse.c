@@ -225,6 +225,7 @@ static void next(struct lexer *L)
 		{ "==", BT_OP_EQ }, { "!=", BT_OP_NE }, { "<=", BT_OP_LE }, { ">=", BT_OP_GE },
 		{ "&&", BT_OP_AND }, { "||", BT_OP_OR }, { "<<", BT_OP_SHL }, { ">>", BT_OP_SHR },
 		{ "++", BT_OP_INC }, { "--", BT_OP_DEC }, { "+=", BT_OP_ADDEQ }, { "-=", BT_OP_SUBEQ },
+		{ "->", BT_OP_ARROW },
 	};
 	for (size_t k = 0; k < sizeof(two) / sizeof(two[0]); k++)
 		if (c == two[k].s[0] && peekc(L, 1) == two[k].s[1]) {
@@ -248,8 +249,9 @@ static void next(struct lexer *L)
 const char *bt_op_name(int op)
 {
 	static char one[2][2];
-	static const char *const names[] = { "==", "!=", "<=", ">=", "&&", "||", "<<", ">>", "++", "--", "+=", "-=" };
-	if (op >= BT_OP_EQ && op <= BT_OP_SUBEQ)
+	static const char *const names[] = { "==", "!=", "<=", ">=", "&&", "||", "<<", ">>", "++", "--", "+=", "-=",
+					     "->" };
+	if (op >= BT_OP_EQ && op <= BT_OP_ARROW)
 		return names[op - BT_OP_EQ];
 	char (*b)[2] = &one[op & 1];
 	(*b)[0] = (char)op;
@@ -397,10 +399,21 @@ static struct bt_node *primary(struct lexer *L)
 static struct bt_node *postfix(struct lexer *L)
 {
 	struct bt_node *n = primary(L);
-	if (L->t == T_PUNCT && L->op == '.') {
-		if (n->kind == BN_BUILTIN && strcmp(n->name, "args") == 0)
-			fail_at(L, n->line, n->col, "args.NAME: not supported yet (needs the function's DWARF; use arg0..arg7)");
-		FAIL(L, "field access '.': not supported (no structs)");
+	if (L->t == T_PUNCT && (L->op == '.' || L->op == BT_OP_ARROW)) {
+		const char *acc = L->op == '.' ? "." : "->";
+		char b[80];
+		if (n->kind != BN_BUILTIN || strcmp(n->name, "args") != 0)
+			FAIL(L, "field access '%s': only args%sNAME (no structs)", acc, acc);
+		/* args.NAME (bpftrace 0.18+) and args->NAME (0.17): a parameter */
+		next(L);
+		if (L->t != T_IDENT)
+			FAIL(L, "args%s: expected a parameter name, found %s", acc, tok_desc(L, b, sizeof(b)));
+		n->kind = BN_ARGS;
+		free(n->name);
+		n->name = steal(L);
+		next(L);
+		if (L->t == T_PUNCT && (L->op == '.' || L->op == BT_OP_ARROW))
+			FAIL(L, "field access '%s': args%s%s is an integer (no structs)", bt_op_name(L->op), acc, n->name);
 	}
 	return n;
 }
@@ -578,12 +591,13 @@ static void group(struct lexer *L, struct bt_probe_ast *g)
 			fail_at(L, line, col, "probe: expected a probe (uprobe:OBJECT:FUNCTION), found %s",
 				c == -1 ? "the end of the program" : c == '{' ? "'{'" : c == '/' ? "'/'" : "','");
 		char *p = probe_text(L);
-		if (strcmp(p, "BEGIN") == 0 || strcmp(p, "END") == 0 || strncmp(p, "interval:", 9) == 0 ||
-		    strncmp(p, "kprobe:", 7) == 0 || strncmp(p, "tracepoint:", 11) == 0 || strncmp(p, "profile:", 8) == 0) {
+		if (strncmp(p, "kprobe:", 7) == 0 || strncmp(p, "kretprobe:", 10) == 0 || strncmp(p, "tracepoint:", 11) == 0 || strncmp(p, "profile:", 8) == 0) {
 			char q[64];
 			snprintf(q, sizeof(q), "%.40s", p);
 			free(p);
-			fail_at(L, line, col, "probe '%s': not supported in the process (uprobe, uretprobe and usdt only)", q);
+			fail_at(L, line, col,
+				"probe '%s': not supported in the process (uprobe, uretprobe, usdt, BEGIN, END and interval only)",
+				q);
 		}
 		int k = g->nprobes;
 		char **np = realloc(g->probes, (size_t)(k + 1) * sizeof(*np));

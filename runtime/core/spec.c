@@ -947,11 +947,12 @@ int sp_bt_parse_spec(const char *text, size_t len, struct sp_spec *out)
 	}
 	bool *ret = calloc((size_t)ast.ngroups + 1, sizeof(bool));
 	bool *usdt = calloc((size_t)ast.ngroups + 1, sizeof(bool));
+	struct bt_args_site *sites = calloc((size_t)ast.ngroups + 1, sizeof(*sites));
 	size_t total = 0;
 	for (int g = 0; g < ast.ngroups; g++)
 		total += (size_t)ast.groups[g].nprobes;
 	items = calloc(total + 1, sizeof(*items));
-	if (!ret || !usdt || !items) {
+	if (!ret || !usdt || !items || !sites) {
 		rc = -ENOMEM;
 		bt_ast_free(&ast);
 		goto out;
@@ -959,11 +960,16 @@ int sp_bt_parse_spec(const char *text, size_t len, struct sp_spec *out)
 	/* the probes first: a bad one is named before the code is looked at */
 	for (int g = 0; g < ast.ngroups; g++) {
 		struct bt_probe_ast *G = &ast.groups[g];
+		size_t first = n;
 		for (int k = 0; k < G->nprobes; k++) {
 			char *msg = NULL;
 			struct sp_spec_item *it = &items[n];
 			err.line = G->probe_line[k];
 			err.col = G->probe_col[k];
+			int64_t ns;
+			char serr[8];
+			if (bt_special_probe(G->probes[k], &ns, serr, sizeof(serr)) != BT_PROBE_HIT)
+				continue;   /* BEGIN, END, interval: no item; bt_compile checks them */
 			int prc = sp_spec_parse_probe(G->probes[k], it, &msg);
 			if (prc == 0 && it->kind == SP_KIND_USESSION) {
 				sp_spec_item_free(it);
@@ -994,8 +1000,29 @@ int sp_bt_parse_spec(const char *text, size_t len, struct sp_spec *out)
 			it->action = SP_ACT_PROGRAM;
 			n++;
 		}
+		/* args.NAME is one function's parameter: resolved at compile */
+		struct sp_spec_item *it = &items[first];
+		if (n - first != 1)
+			sites[g].why = "a block of several probes (args.NAME needs one function)";
+		else if (it->has_address || it->has_offset || !it->name || strpbrk(it->name, "*?["))
+			sites[g].why = "the probe is not one function by name (no glob, offset or address)";
+		else {
+			sites[g].object = it->object;
+			sites[g].func = it->name;
+		}
 	}
-	if (bt_compile(&ast, ret, usdt, &prog, &err) != 0) {
+	if (n == 0) {
+		err.line = err.col = 1;
+		snprintf(err.msg, sizeof(err.msg),
+			 "program: no uprobe, uretprobe or usdt probe (BEGIN, END and interval run in a probed process)");
+		rc = add_program_error(out, name, &err);
+		bt_ast_free(&ast);
+		goto out;
+	}
+	bt_set_args_sites(sites, ast.ngroups);
+	int crc = bt_compile(&ast, ret, usdt, &prog, &err);
+	bt_set_args_sites(NULL, 0);
+	if (crc != 0) {
 		rc = add_program_error(out, name, &err);
 		goto out;
 	}
@@ -1007,7 +1034,7 @@ int sp_bt_parse_spec(const char *text, size_t len, struct sp_spec *out)
 	out->items = grown;
 	size_t i = 0;
 	for (int g = 0; g < prog->nblocks; g++)
-		for (int k = 0; k < prog->ast.groups[g].nprobes; k++, i++) {
+		for (int k = 0; prog->blocks[g].special == BT_PROBE_HIT && k < prog->ast.groups[g].nprobes; k++, i++) {
 			items[i].program = &prog->blocks[g];
 			atomic_fetch_add(&prog->refs, 1);
 		}
@@ -1020,6 +1047,7 @@ out:
 	free(items);
 	free(ret);
 	free(usdt);
+	free(sites);
 	free(name);
 	bt_program_release(prog);   /* the items hold it now */
 	return rc;

@@ -115,6 +115,8 @@ static int claim(int fd, const char *command, pid_t parent)
 	atomic_store(&s->n_objects, 0);
 	atomic_store(&s->n_records, 0);
 	atomic_store(&s->n_timelines, 0);
+	atomic_store(&s->bt_ran, 0);
+	atomic_store(&s->bt_maps, 0);
 	atomic_store(&s->state, SP_SHM_RUNNING);
 	atomic_store(&s->pid, getpid());   /* last: the launcher reads it as "ready" */
 	atomic_store(&hdr->pids[idx], getpid());
@@ -214,6 +216,28 @@ void *sp_shm_map_stripes(int shared, uint64_t off, size_t bytes, void *at)
 void sp_shm_copy(char *dst, size_t n, const char *src)
 {
 	snprintf(dst, n, "%s", src ? src : "");
+}
+
+int sp_shm_bt_map(uint32_t i, uint64_t bytes, uint64_t *off)
+{
+	if (!mine || !hdr || i >= SP_SHM_BT_MAPS)
+		return -1;
+	bytes = page_up(bytes);
+	uint64_t o = atomic_fetch_add(&hdr->next_free, bytes);
+	if (o + bytes > SP_SHM_SIZE)
+		return -1;
+	mine->bt_map_off[i] = o;
+	mine->bt_map_bytes[i] = bytes;
+	if (atomic_load(&mine->bt_maps) <= i)
+		atomic_store(&mine->bt_maps, i + 1);
+	*off = o;
+	return 0;
+}
+
+void sp_shm_bt_ran(void)
+{
+	if (mine && !atomic_load_explicit(&mine->bt_ran, memory_order_relaxed))
+		atomic_store(&mine->bt_ran, 1);
 }
 
 int sp_shm_stacks(uint64_t *offset)

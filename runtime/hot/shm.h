@@ -29,7 +29,7 @@
 
 #include "stripes.h"
 
-#define SP_SHM_MAGIC      "SPSHM08"
+#define SP_SHM_MAGIC      "SPSHM09"
 #define SP_SHM_SECTIONS   (1u << 16)         /* processes (a clear refusal past it) */
 #define SP_SHM_ENV        "SELFPROBE_SHM"    /* the path that reopens the file */
 #define SP_SHM_RECORDS    (1u << 16)         /* probe records per process */
@@ -38,6 +38,7 @@
 #define SP_SHM_TIMELINES  1024               /* timeline buffers (threads) per process */
 #define SP_SHM_ERRORS     256                /* error records per process */
 #define SP_SHM_OBJECTS    4096               /* text mappings noted per process */
+#define SP_SHM_BT_MAPS    64                 /* a bpftrace program's maps shared per process */
 
 enum sp_shm_state { SP_SHM_FREE, SP_SHM_RUNNING, SP_SHM_EXITED, SP_SHM_EXECED };
 
@@ -127,6 +128,13 @@ struct sp_shm_section {
 	uint64_t timeline_off[SP_SHM_TIMELINES];   /* struct sp_tl_buf (timeline.h) */
 	uint64_t report_off[2];       /* SP_SHM_REPORT_*: the full report written at a */
 	uint64_t report_len[2];       /* normal exit (state EXITED), or length 0 */
+	/* A bpftrace program's maps (bt.h tables), in the program's map order:
+	 * the launcher compiles the same program text and prints them for a
+	 * process that could not (killed) */
+	_Atomic uint32_t bt_ran;      /* a block ran in this process */
+	_Atomic uint32_t bt_maps;     /* entries of bt_map_off set */
+	uint64_t bt_map_off[SP_SHM_BT_MAPS];
+	uint64_t bt_map_bytes[SP_SHM_BT_MAPS];
 };
 
 enum { SP_SHM_REPORT_JSON, SP_SHM_REPORT_TEXT };
@@ -202,6 +210,12 @@ const char *sp_shm_record_label(uint32_t i, int *kind);
 /* The process's full report (SP_SHM_REPORT_*), LEN bytes, into the shared
  * file for the launcher to use instead of the bare counters.  0 or -errno. */
 int sp_shm_store_report(int which, const void *buf, size_t len);
+
+/* Room for a bpftrace program's map number I (BYTES) in the process's
+ * section: 0 with *OFF, or -1 (not under the launcher, no room). */
+int sp_shm_bt_map(uint32_t i, uint64_t bytes, uint64_t *off);
+/* A bpftrace block ran in this process: the launcher prints its maps. */
+void sp_shm_bt_ran(void);
 
 /* The process is leaving normally: its section says so. */
 void sp_shm_exited(void);

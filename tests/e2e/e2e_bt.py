@@ -22,7 +22,9 @@ Argument "compiled": blocks compiled to native code in the trampoline
 mode, in jmp mode, and in jmp mode with SELFPROBE_BTJIT=0 (the evaluator);
 in jmp mode the debug log must say the block was compiled.
 """
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -66,7 +68,38 @@ PROGRAMS = [
     ("uprobe:BIN:bt_name /str(arg0) == \"gamma\"/ { @g = count(); }", "\n\n@g: 3\n"),
     ("uprobe:BIN:bt_work { @start[tid] = arg0; } uretprobe:BIN:bt_work "
      "{ @ok = sum(retval == @start[tid] * 4 ? 1 : 0); delete(@start[tid]); }", "\n\n@ok: 210\n\n"),
+    # args->NAME (0.17's spelling; args.NAME is ours too): bt_work(long a, long b), from DWARF
+    ("uprobe:BIN:bt_work /args->a < 4/ { @[args->a, args->b] = count(); }",
+     "\n\n@[1, 37]: 1\n@[2, 148]: 2\n@[3, 333]: 3\n"),
+    ("uprobe:BIN:bt_work { @s = sum(args->b - args->a); }", None),
+    # BEGIN and END: before the first hit, and after the last, before the maps
+    ('BEGIN { printf("begin %s\\n", probe); } uprobe:BIN:bt_work { @c = count(); @last = arg0; } '
+     'END { printf("end %d\\n", @last); }', "begin BEGIN\nend 20\n\n\n@c: 210\n@last: 20\n"),
 ]
+
+# -f json (UPROBE_BT_FORMAT=json): bpftrace's JSON lines, after its first
+# ("attached_probes") line.
+JSON_PROGRAMS = [
+    ("uprobe:BIN:bt_work { @c = count(); @k[arg0 % 3, \"x\"] = sum(arg1); @h = hist(arg1); "
+     "@l[arg0 % 2] = lhist(arg0, 0, 20, 4); @st = stats(arg0); @a = avg(arg0); @mn = min(arg0); @neg = sum(-5); }",
+     None),
+    ('BEGIN { printf("a \\"q\\"\\t%d\\n", 1); } uprobe:BIN:bt_name { @s[str(arg0)] = count(); @t[arg0 > 0] = comm; }',
+     None),
+]
+
+# ustack: sp_bt's "stack" mode (frame pointers: bpftrace's walk).  bpftrace
+# 0.17 prints a -c child's frames as bare addresses once the child is gone,
+# so its addresses in the program are named here (nm) before comparing:
+# "main+304" is what bcc prints while the process lives.  Stacks cut to
+# frames of the program: libc has no frame pointers, where bpftrace's walk
+# ends and ours (DWARF CFI) goes on to _start.
+STACK_PROGRAMS = [
+    "uprobe:BIN:bt_leaf { @[ustack(3)] = count(); }",
+    "uprobe:BIN:bt_leaf { @n[ustack(2), arg0] = count(); @b[arg0] = count(); }",
+    "uprobe:BIN:bt_leaf { @v[arg0] = ustack(3); }",
+]
+STACK_FULL = "uprobe:BIN:bt_leaf { @[ustack] = count(); }"
+
 
 # Checked against the expected output only.  func: bpftrace 0.17 prints
 # `func` of a -c child's uprobe as an address once the child is gone.
@@ -90,8 +123,10 @@ PAIRING = ("uprobe:BIN:bt_pair { @start[tid] = arg0; } uretprobe:BIN:bt_pair "
            "{ @ok = sum(retval == @start[tid] + 1 ? 1 : 0); @n = count(); delete(@start[tid]); }")
 
 
-def ours(program, args, mode, target=BT_TARGET):
+def ours(program, args, mode, target=BT_TARGET, fmt=None):
     env = t.probed_env(program.replace("BIN", target), mode, os.path.join(t.work_dir(), "r.json"))
+    if fmt:
+        env["UPROBE_BT_FORMAT"] = fmt
     cp = t.run([target] + args, env=env)
     t.check(cp.returncode == 0, "%s (%s): workload exited %d" % (program, mode, cp.returncode), t.clip(cp.stderr))
     rep = t.load_report(os.path.join(t.work_dir(), "r.json"), program)
@@ -100,12 +135,13 @@ def ours(program, args, mode, target=BT_TARGET):
     return cp.stdout.decode(errors="replace")
 
 
-def theirs(program, args, target=BT_TARGET):
-    cmd = ["bpftrace", "-e", program.replace("BIN", target), "-c", " ".join([target] + args)]
+def theirs(program, args, target=BT_TARGET, fmt=None):
+    cmd = ["bpftrace"] + (["-f", fmt] if fmt else []) + ["-e", program.replace("BIN", target),
+                                                         "-c", " ".join([target] + args)]
     cp = t.run(["sh", "-c", 'ulimit -l unlimited 2>/dev/null; exec "$@"', "sh"] + cmd, timeout=120)
     out = cp.stdout.decode(errors="replace")
     lines = out.split("\n", 1)
-    if not lines[0].startswith("Attaching "):
+    if not lines[0].startswith(("Attaching ", '{"type": "attached_probes"')):
         t.check(False, "bpftrace ran %s" % program, t.clip(cp.stdout + cp.stderr))
         return None
     return lines[1]
@@ -161,7 +197,132 @@ def golden():
             if ref is not None:
                 t.check(strip(ref) == expected, "%s: same output as bpftrace" % program, ref)
                 compared += 1
+    compared += json_golden(why) + stack_golden(why)
+    interval()
+    killed()
     t.info("%d programs compared with bpftrace" % compared)
+
+
+def json_golden(why):
+    compared = 0
+    for program, expected in JSON_PROGRAMS:
+        got = ours(program, [], "jmp", fmt="json")
+        for line in got.splitlines():
+            if line:
+                t.check(json.loads(line)["type"] in ("map", "hist", "stats", "printf"), "%s: JSON lines" % program, line)
+        if why:
+            continue
+        ref = theirs(program, [], fmt="json")
+        if ref is not None:
+            t.check(got == ref, "%s (-f json): same output as bpftrace" % program,
+                    "selfprobe:\n%s\nbpftrace:\n%s" % (got, ref))
+            compared += 1
+    return compared
+
+
+def symbols(path):
+    """[(start, end, name)] of PATH's functions (nm), by start."""
+    out = subprocess.run(["nm", "-S", "--defined-only", path], capture_output=True, text=True).stdout
+    syms = []
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) == 4 and f[2] in "tTwW":
+            syms.append((int(f[0], 16), int(f[0], 16) + int(f[1], 16), f[3]))
+    return sorted(syms)
+
+
+def name_frames(text, target):
+    """bpftrace's bare addresses in TEXT named as bcc names them (sym+offset),
+    the program's load address found from its first frame, bt_leaf+0."""
+    syms = symbols(target)
+    leaf = [s for s in syms if s[2] == "bt_leaf"][0][0]
+    addrs = re.findall(r"^ +(0x[0-9a-f]+)$", text, re.M)
+    if not addrs:
+        return text
+    base = int(addrs[0], 16) - leaf
+
+    def name(m):
+        a = int(m.group(2), 16) - base
+        for lo, hi, sym in syms:
+            if lo <= a < hi:
+                return "%s%s+%d" % (m.group(1), sym, a - lo)
+        return m.group(0)
+    return re.sub(r"^( +)(0x[0-9a-f]+)$", name, text, flags=re.M)
+
+
+def stack_golden(why):
+    compared = 0
+    for program in STACK_PROGRAMS:
+        got = {m: ours(program, ["stack"], m) for m in ("int3", "jmp")}
+        t.check(got["int3"] == got["jmp"], "%s: int3 and jmp give the same stacks" % program,
+                "int3:\n%s\njmp:\n%s" % (got["int3"], got["jmp"]))
+        t.check("bt_leaf+0\n" in got["jmp"] and "bt_mid+" in got["jmp"] and "bt_top+" in got["jmp"],
+                "%s: the frames named" % program, got["jmp"])
+        if why:
+            continue
+        ref = theirs(program, ["stack"])
+        if ref is not None:
+            ref = name_frames(ref, BT_TARGET)
+            t.check(got["jmp"] == ref, "%s: same stacks as bpftrace" % program,
+                    "selfprobe:\n%s\nbpftrace (named):\n%s" % (got["jmp"], ref))
+            compared += 1
+    # the whole stack: ours goes on through libc (CFI) to _start
+    got = ours(STACK_FULL, ["stack"], "jmp")
+    heads = re.findall(r"^@\[\n((?:    .*\n)+)\]: (\d+)$", got, re.M)
+    t.check(len(heads) == 2, "%s: two distinct stacks" % STACK_FULL, got)
+    for frames, count in heads:
+        names = [f.strip().split("+")[0] for f in frames.splitlines()]
+        want = ["bt_leaf", "bt_mid", "bt_top", "main"] if count == "2" else ["bt_leaf", "bt_top", "main"]
+        t.check(names[:len(want)] == want and names[-1] == "_start",
+                "%s: %s stack %s ... _start" % (STACK_FULL, count, want), frames)
+    return compared
+
+
+def killed():
+    """Under `selfprobe run` the maps live in the launcher's shared file: a
+    process killed by SIGKILL prints nothing, the launcher prints its maps
+    (text, and --bt-format json).  The block on bt_end says when every hit
+    is in; then the test kills the paused workload."""
+    program = ('uprobe:BIN:bt_leaf { @c = count(); @h = hist(arg0); @s[ustack(2)] = count(); } '
+               'uprobe:BIN:bt_end { printf("ready\\n"); }').replace("BIN", BT_TARGET)
+    for fmt in ("text", "json"):
+        env = dict(os.environ)
+        env.pop("LD_PRELOAD", None)
+        launcher = subprocess.Popen([t.CLI, "run", "--bt-format", fmt, "-o", os.path.join(t.work_dir(), "k.json"),
+                                     "-e", program, "--", BT_TARGET, "stack", "wait"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        first = launcher.stdout.readline().decode()
+        children = open("/proc/%d/task/%d/children" % (launcher.pid, launcher.pid)).read().split()
+        t.check(len(children) == 1, "killed (%s): the workload runs under the launcher" % fmt, children)
+        for c in children:
+            os.kill(int(c), 9)
+        rest = launcher.stdout.read().decode()
+        launcher.wait(timeout=60)
+        if fmt == "text":
+            t.check(first == "ready\n", "killed: the block ran before the kill", first)
+            t.check(rest.startswith("\n\n@c: 5\n@h: \n[1]                    2 |") and "@s[\n    bt_leaf+0\n    bt_" in rest,
+                    "killed: the launcher prints the killed process's maps from its shared file", rest)
+        else:
+            lines = [json.loads(l) for l in rest.splitlines() if l]
+            t.check(json.loads(first)["data"] == "ready\n" and
+                    {"type": "map", "data": {"@c": 5}} in lines and len(lines) == 3,
+                    "killed (--bt-format json): the maps as bpftrace's JSON lines", first + rest)
+
+
+def interval():
+    """interval:ms:20 runs in a thread of ours while the program waits on its
+    stdin; the test closes stdin once a tick was printed (no timing)."""
+    program = ("uprobe:BIN:bt_work { @c = count(); } interval:ms:20 { printf(\"tick %d\\n\", @c); } "
+               "END { printf(\"end\\n\"); }")
+    env = t.probed_env(program.replace("BIN", BT_TARGET), "jmp", os.path.join(t.work_dir(), "i.json"))
+    p = subprocess.Popen([BT_TARGET, "stdin"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    first = p.stdout.readline().decode()
+    p.stdin.close()
+    rest = p.stdout.read().decode()
+    p.wait(timeout=60)
+    t.check(first == "tick 210\n", "interval: a tick while the program runs, with the map so far", first)
+    t.check(rest.endswith("end\n\n\n@c: 210\n") and set(rest.split("end\n")[0].split()) <= {"tick", "210"},
+            "interval: ticks, then END, then the maps", rest)
 
 
 ERRORS = [
@@ -171,11 +332,28 @@ ERRORS = [
     ("uprobe:BIN:bt_work { @c = count(); @c = hist(arg0); }", "@c = hist", "map @c: used with two different types"),
     ("uprobe:BIN:bt_work { @c = count(); \n  @d = arg0 + \"x\"; }", "\"x\"", "+: a string where a number is needed"),
     ("uprobe:BIN:bt_work { @c = count(; }", "; }", "expression: expected a value, found ';'"),
-    ("uprobe:BIN:bt_work { @c = args.size; }", "args", "args.NAME: not supported yet"),
+    ("uprobe:BIN:bt_work { @c = args.size; }", "args", "args.size: bt_work has no parameter named size"),
+    ("uprobe:BIN:bt_w* { @c[args->a] = count(); }", "args",
+     "args.a: the probe is not one function by name (no glob, offset or address)"),
+    ("uprobe:NODEBUG:bt_work { @c[args.a] = count(); }", "args",
+     "args.a: no debug information (DWARF) for bt_work in NODEBUG"),
+    ("uprobe:BIN:bt_work { @c = args.a.b; }", ".b;", "field access '.': args.a is an integer"),
+    ("BEGIN { @c = arg0; } uprobe:BIN:bt_work { @d = count(); }", "arg0",
+     "arg0: no probe hit in a BEGIN block"),
+    ("BEGIN { @c = 1; }", "BEGIN", "program: no uprobe, uretprobe or usdt probe"),
+    ("interval:s:x { @c = 1; } uprobe:BIN:bt_work { @d = count(); }", "interval",
+     "probe 'interval:s:x': interval: expected a count from 1 after 's:'"),
+    ("BEGIN, uprobe:BIN:bt_work { @c = 1; }", "uprobe", "probe 'uprobe:BIN:bt_work': BEGIN, END and interval each need a block of their own"),
+    ("uprobe:BIN:bt_work { printf(\"%s\\n\", ustack); }", "ustack",
+     "printf(): a ustack is printed only as a map key or value"),
+    ("uprobe:BIN:bt_work { @x = ustack(2) + 1; }", "ustack", "+: a ustack where a number is needed"),
+    ("uprobe:BIN:bt_work { @x[ustack(2)] = count(); @x[ustack(3)] = count(); }", "ustack(3)",
+     "map @x: key 1 is ustack(3) here, ustack(2) before"),
+    ("uprobe:BIN:bt_work { @x[ustack(0)] = count(); }", "0)", "ustack(): frames from 1 to 127"),
     ("uprobe:BIN:bt_work { @c = count(); ", None, "block: '{' at line 1, column %(brace)d is never closed"),
     ("uprobe:BIN:bt_work { @c = retval; }", "retval", "builtin 'retval': only in uretprobe blocks"),
     ("kprobe:do_nanosleep { @c = count(); }", "kprobe", "probe 'kprobe:do_nanosleep': not supported"),
-    ("uprobe:BIN:bt_work { @c[ustack] = count(); }", "ustack", "builtin 'ustack': not supported yet"),
+    ("uprobe:BIN:bt_work { @c[kstack] = count(); }", "kstack", "builtin 'kstack': no kernel stacks in the process"),
     ("uprobe:BIN:bt_work { printf(\"%d %d\\n\", arg0); }", "printf",
      "printf(): the format has 2 conversions and 1 argument follows"),
     ("uprobe:BIN:bt_work { foo(1); }", "foo", "unknown function 'foo()'"),
@@ -206,9 +384,12 @@ def private_target():
 
 def errors():
     BT_TARGET = private_target()
+    # a copy of the workload without its DWARF: args.NAME has nothing to read
+    nodebug = os.path.join(t.work_dir(), "sp_bt_nodebug")
+    subprocess.run(["objcopy", "--strip-debug", BT_TARGET, nodebug], check=True)
     for program, marker, want in ERRORS:
-        text = program.replace("BIN", BT_TARGET)
-        want = want.replace("BIN", BT_TARGET) % {"brace": position(text, "{")[1]}
+        text = program.replace("BIN", BT_TARGET).replace("NODEBUG", nodebug)
+        want = want.replace("BIN", BT_TARGET).replace("NODEBUG", nodebug) % {"brace": position(text, "{")[1]}
         if marker:
             want = "line %d, column %d: %s" % (position(text, marker) + (want,))
         env = t.probed_env(text, "jmp", os.path.join(t.work_dir(), "e.json"))

@@ -6,10 +6,19 @@
  *                    bt_name() with "alpha" once ... "epsilon" 5 times
  *   sp_bt threads N  4 threads each calling bt_pair(i) N times (entry and
  *                    return pairing per thread)
+ *   sp_bt stack [wait]  bt_leaf(1) reached through bt_top -> bt_mid twice
+ *                    and through bt_top directly three times (ustack keys;
+ *                    built with frame pointers, as bpftrace walks user
+ *                    stacks by them), then bt_end(); "wait": then pause
+ *                    until killed (bpftrace symbolises a user stack only
+ *                    while the process lives)
+ *   sp_bt stdin      the first mode's calls, then read stdin to its end
+ *                    (interval blocks: the test reads a tick, then closes it)
  * It prints nothing on stdout: the maps are compared there. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 __attribute__((noinline)) long bt_work(long a, long b)
 {
@@ -27,6 +36,38 @@ __attribute__((noinline)) long bt_pair(long x)
 {
 	__asm__ volatile("" ::: "memory");
 	return x + 1;
+}
+
+__attribute__((noinline)) void bt_done(void)
+{
+	__asm__ volatile("" ::: "memory");
+}
+
+/* Not a leaf (it calls bt_done): so it has a frame, and a probe after its
+ * prologue (bt_leaf+4) sees every caller on the frame-pointer chain. */
+__attribute__((noinline)) long bt_leaf(long x)
+{
+	bt_done();
+	return x + 1;
+}
+
+__attribute__((noinline)) long bt_mid(long x)
+{
+	long r = bt_leaf(x);
+	__asm__ volatile("" ::: "memory");
+	return r + 1;
+}
+
+__attribute__((noinline)) long bt_top(long x)
+{
+	long r = x & 1 ? bt_mid(x) : bt_leaf(x);
+	__asm__ volatile("" ::: "memory");
+	return r + 1;
+}
+
+__attribute__((noinline)) void bt_end(void)
+{
+	__asm__ volatile("" ::: "memory");
 }
 
 static long per_thread;
@@ -50,10 +91,24 @@ int main(int argc, char **argv)
 			pthread_join(t[i], NULL);
 		return 0;
 	}
+	if (argc > 1 && strcmp(argv[1], "stack") == 0) {
+		long s = 0;
+		for (long i = 0; i < 5; i++)
+			s += bt_top(i % 2 ? 1 : 2);   /* bt_mid twice, bt_leaf directly three times */
+		bt_end();
+		if (argc > 2 && strcmp(argv[2], "wait") == 0)
+			pause();
+		return s == 0;
+	}
 	long s = 0;
 	for (long k = 1; k <= 20; k++)
 		for (long i = 0; i < k; i++)
 			s += bt_work(k, 37 * k * k);
+	if (argc > 1 && strcmp(argv[1], "stdin") == 0) {
+		char buf[64];
+		while (read(0, buf, sizeof(buf)) > 0)
+			;
+	}
 	static const char *const names[] = { "alpha", "beta", "gamma", "delta", "epsilon" };
 	/* copies on the heap: pages written already, so bpftrace's read of the
 	 * string cannot meet a page not faulted in yet (it then reads "") */

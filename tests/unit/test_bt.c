@@ -151,3 +151,112 @@ Test(bt, hist_and_lhist_labels)
 	free(out);
 	bt_program_release(p);
 }
+
+Test(bt, special_probes_make_no_item)
+{
+	struct sp_spec s = { 0 };
+	cr_assert(sp_spec_parse("BEGIN { @b = 1; } uprobe:libc:malloc { @c = count(); } interval:ms:5 { @i = 1; }"
+				" END { @e = 1; }", &s) == 0);
+	cr_assert_eq(s.n_errors, 0, "%s", s.n_errors ? s.errors[0].message : "");
+	cr_assert_eq(s.n_items, 1);
+	struct bt_program *p = s.items[0].program->prog;
+	cr_expect(p->has_special);
+	cr_expect_eq(p->blocks[0].special, BT_BEGIN);
+	cr_expect_eq(p->blocks[2].special, BT_INTERVAL);
+	cr_expect_eq(p->blocks[2].interval_ns, 5000000);
+	cr_expect_eq(p->blocks[3].special, BT_END);
+	sp_spec_free(&s);
+	int64_t ns;
+	char e[120];
+	cr_expect_eq(bt_special_probe("interval:hz:10", &ns, e, sizeof(e)), BT_INTERVAL);
+	cr_expect_eq(ns, 100000000);
+	cr_expect_eq(bt_special_probe("interval:us:10", &ns, e, sizeof(e)), -1, "under 1 ms");
+	cr_expect_eq(bt_special_probe("interval:d:1", &ns, e, sizeof(e)), -1);
+	cr_expect_eq(bt_special_probe("uprobe:libc:malloc", &ns, e, sizeof(e)), BT_PROBE_HIT);
+}
+
+/* No resolver registered here (as in the fuzzers): refused, positioned. */
+Test(bt, args_without_a_dwarf_reader_is_an_error)
+{
+	struct sp_spec s = { 0 };
+	bt_set_args_resolver(NULL);
+	cr_assert(sp_spec_parse("uprobe:libc:malloc { @c[args->size] = count(); }", &s) == 0);
+	cr_assert_eq(s.n_items, 0);
+	cr_assert_eq(s.n_errors, 1);
+	cr_expect(strstr(s.errors[0].message, "line 1, column 25: args.size: no DWARF reader here"), "%s", s.errors[0].message);
+	sp_spec_free(&s);
+}
+
+static int fake_args(const char *object, const char *func, const char *param, int *index, bool *is_signed,
+		     char *err, size_t errlen)
+{
+	(void)object;
+	if (strcmp(func, "f") || strcmp(param, "n")) {
+		snprintf(err, errlen, "no %s in %s", param, func);
+		return -1;
+	}
+	*index = 2;
+	*is_signed = true;
+	return 0;
+}
+
+Test(bt, args_resolves_to_an_argument_register)
+{
+	bt_set_args_resolver(fake_args);
+	struct bt_program *p = compile("uprobe:./app:f { @[args.n] = count(); }");
+	struct bt_node *key = p->blocks[0].body->args[0]->a->args[0];
+	cr_expect_eq(key->kind, BN_BUILTIN);
+	cr_expect_eq(key->ival, BB_ARG0 + 2);
+	cr_expect(key->is_signed);
+	bt_program_release(p);
+	struct sp_spec s = { 0 };
+	cr_assert(sp_spec_parse("uprobe:./app:f { @[args.m] = count(); }", &s) == 0);
+	cr_assert_eq(s.n_errors, 1);
+	cr_expect(strstr(s.errors[0].message, "args.m: no m in f"), "%s", s.errors[0].message);
+	sp_spec_free(&s);
+	bt_set_args_resolver(NULL);
+}
+
+Test(bt, json_output_is_bpftrace_017s)
+{
+	struct bt_program *p = compile("uprobe:libc:malloc { @h = hist(arg0); @k[arg0, \"x\"] = sum(arg1); @st = stats(arg0); }");
+	struct bt_map *h = p->maps, *k = h->next, *st = k->next;
+	uint64_t *v = bt_map_lookup(h, "", true);
+	v[bt_hist_bucket(40)] += 1;
+	v[bt_hist_bucket(300)] += 3;
+	unsigned char key[8 + BT_STR] = { 0 };
+	key[0] = 2;
+	key[8] = 'x';
+	bt_map_lookup(k, key, true)[0] = 296;
+	uint64_t *s = bt_map_lookup(st, "", true);
+	s[0] = 6, s[1] = 14;
+	struct bt_buf b = { 0 };
+	bt_print_all_json(&b, p);
+	cr_expect_str_eq(b.p, "\n\n"
+		"{\"type\": \"hist\", \"data\": {\"@h\": [{\"min\": 32, \"max\": 63, \"count\": 1}, "
+		"{\"min\": 64, \"max\": 127, \"count\": 0}, {\"min\": 128, \"max\": 255, \"count\": 0}, "
+		"{\"min\": 256, \"max\": 511, \"count\": 3}]}}\n"
+		"{\"type\": \"map\", \"data\": {\"@k\": {\"2,x\": 296}}}\n"
+		"{\"type\": \"stats\", \"data\": {\"@st\": {\"count\": 6, \"average\": 2, \"total\": 14}}}\n");
+	free(b.p);
+	struct bt_buf j = { 0 };
+	bt_json_printf(&j, "a \"q\"\t\n", 7);
+	cr_expect_str_eq(j.p, "{\"type\": \"printf\", \"data\": \"a \\\"q\\\"\\t\\n\"}\n");
+	free(j.p);
+	bt_program_release(p);
+}
+
+Test(bt, a_stack_prints_as_bpftrace_prints_user_stacks)
+{
+	struct bt_program *p = compile("uprobe:libc:malloc { @[ustack(2)] = count(); @v[1] = ustack(2); }");
+	bt_set_symbolizer(NULL);   /* no symbols: bare addresses, as bcc without them */
+	struct bt_map *anon = p->maps, *v = anon->next;
+	uint64_t st[3] = { 2, 0x401000, 0x401234 };
+	bt_map_lookup(anon, st, true)[0] = 5;
+	uint64_t one[1] = { 1 };
+	memcpy(bt_map_lookup(v, one, true), st, sizeof(st));
+	char *out = output(p);
+	cr_expect_str_eq(out, "\n\n@[\n    0x401000\n    0x401234\n]: 5\n@v[1]: \n        0x401000\n        0x401234\n\n");
+	free(out);
+	bt_program_release(p);
+}
