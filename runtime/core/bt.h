@@ -96,7 +96,7 @@ struct bt_ast {
 
 struct bt_error {
 	int line, col;
-	char msg[256];
+	char msg[512];
 };
 
 /* Parse TEXT[0..LEN).  0, or -1 with *ERR filled (and *AST freed). */

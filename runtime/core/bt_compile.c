@@ -630,9 +630,9 @@ int bt_compile(struct bt_ast *ast, const bool *is_return, const bool *is_usdt, s
 			int sp = bt_special_probe(G->probes[k], &ns, e, sizeof(e));
 			struct bt_node at = { .line = G->probe_line[k], .col = G->probe_col[k] };
 			if (sp < 0)
-				cfail(&C, &at, "probe '%.60s': %s", G->probes[k], e);
+				cfail(&C, &at, "probe '%.200s': %s", G->probes[k], e);
 			if (k > 0 && (enum bt_special)sp != b->special)
-				cfail(&C, &at, "probe '%.60s': BEGIN, END and interval each need a block of their own",
+				cfail(&C, &at, "probe '%.200s': BEGIN, END and interval each need a block of their own",
 				      G->probes[k]);
 			b->special = (enum bt_special)sp;
 			b->interval_ns = ns;
