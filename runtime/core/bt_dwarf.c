@@ -16,6 +16,7 @@
 #include "bt.h"
 #include "maps.h"
 
+#include <dlfcn.h>
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <fcntl.h>
@@ -50,13 +51,44 @@ static int object_path(const char *object, char *out, size_t n, char *err, size_
 	return i < 0 ? -1 : 0;
 }
 
+/* libdw, loaded when a program first names args: linked, it and the
+ * compression libraries it needs would be in every probed process (and a
+ * spec naming one of them would attach there). */
+#define DW_FNS(X) X(dwarf_begin) X(dwarf_end) X(dwarf_attr_integrate) X(dwarf_formref_die) X(dwarf_tag) \
+	X(dwarf_formudata) X(dwarf_child) X(dwarf_diename) X(dwarf_siblingof) X(dwarf_attr)          \
+	X(dwarf_formflag) X(dwarf_hasattr) X(dwarf_nextcu) X(dwarf_offdie)
+static struct {
+#define X(f) __typeof__(f) *f;
+	DW_FNS(X)
+#undef X
+} dw_;
+
+/* 0, or -1 with why in ERR. */
+static int load_libdw(char *err, size_t errlen)
+{
+	static int loaded;   /* 1: yes; -1: it cannot be */
+	if (loaded == 0) {
+		void *h = dlopen("libdw.so.1", RTLD_LAZY | RTLD_LOCAL);
+		loaded = h ? 1 : -1;
+#define X(f) if (h && !(dw_.f = (__typeof__(f) *)dlsym(h, #f))) loaded = -1;
+		DW_FNS(X)
+#undef X
+	}
+	if (loaded < 0) {
+		const char *why = dlerror();
+		snprintf(err, errlen, "args needs libdw.so.1 (Debian's libdw1), which cannot be loaded: %s",
+			 why ? why : "a symbol is missing");
+	}
+	return loaded > 0 ? 0 : -1;
+}
+
 /* The file holding PATH's DWARF: itself, or its build-id debug file. */
 static Dwarf *open_dwarf(const char *path, int *fd)
 {
 	*fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (*fd < 0)
 		return NULL;
-	Dwarf *dw = dwarf_begin(*fd, DWARF_C_READ);
+	Dwarf *dw = dw_.dwarf_begin(*fd, DWARF_C_READ);
 	if (dw)
 		return dw;
 	/* the build id, from the ELF notes */
@@ -86,7 +118,7 @@ static Dwarf *open_dwarf(const char *path, int *fd)
 	*fd = -1;
 	if (!dbg[0] || (*fd = open(dbg, O_RDONLY | O_CLOEXEC)) < 0)
 		return NULL;
-	dw = dwarf_begin(*fd, DWARF_C_READ);
+	dw = dw_.dwarf_begin(*fd, DWARF_C_READ);
 	if (!dw) {
 		close(*fd);
 		*fd = -1;
@@ -98,14 +130,14 @@ static Dwarf *open_dwarf(const char *path, int *fd)
 static bool peel(Dwarf_Die *die, Dwarf_Die *type)
 {
 	Dwarf_Attribute a;
-	if (!dwarf_attr_integrate(die, DW_AT_type, &a) || !dwarf_formref_die(&a, type))
+	if (!dw_.dwarf_attr_integrate(die, DW_AT_type, &a) || !dw_.dwarf_formref_die(&a, type))
 		return false;
 	for (;;) {
-		int tag = dwarf_tag(type);
+		int tag = dw_.dwarf_tag(type);
 		if (tag != DW_TAG_typedef && tag != DW_TAG_const_type && tag != DW_TAG_volatile_type &&
 		    tag != DW_TAG_restrict_type && tag != DW_TAG_atomic_type)
 			return true;
-		if (!dwarf_attr_integrate(type, DW_AT_type, &a) || !dwarf_formref_die(&a, type))
+		if (!dw_.dwarf_attr_integrate(type, DW_AT_type, &a) || !dw_.dwarf_formref_die(&a, type))
 			return false;
 	}
 }
@@ -120,7 +152,7 @@ static const char *integer_class(Dwarf_Die *param, bool *is_signed)
 		return "its type is unknown";
 	Dwarf_Word size = 0;
 	Dwarf_Attribute a;
-	switch (dwarf_tag(&t)) {
+	switch (dw_.dwarf_tag(&t)) {
 	case DW_TAG_pointer_type:
 	case DW_TAG_reference_type:
 	case DW_TAG_rvalue_reference_type:
@@ -129,10 +161,10 @@ static const char *integer_class(Dwarf_Die *param, bool *is_signed)
 		return NULL;
 	case DW_TAG_base_type: {
 		Dwarf_Word enc = 0;
-		if (dwarf_attr_integrate(&t, DW_AT_encoding, &a))
-			dwarf_formudata(&a, &enc);
-		if (dwarf_attr_integrate(&t, DW_AT_byte_size, &a))
-			dwarf_formudata(&a, &size);
+		if (dw_.dwarf_attr_integrate(&t, DW_AT_encoding, &a))
+			dw_.dwarf_formudata(&a, &enc);
+		if (dw_.dwarf_attr_integrate(&t, DW_AT_byte_size, &a))
+			dw_.dwarf_formudata(&a, &size);
 		if (enc == DW_ATE_float || enc == DW_ATE_complex_float)
 			return "a floating-point value (passed in a vector register)";
 		if (size > 8)
@@ -160,13 +192,13 @@ struct search {
 static int in_function(Dwarf_Die *fn, struct search *s)
 {
 	Dwarf_Die c;
-	if (dwarf_child(fn, &c) != 0)
+	if (dw_.dwarf_child(fn, &c) != 0)
 		return -1;
 	int pos = 0;
 	do {
-		if (dwarf_tag(&c) != DW_TAG_formal_parameter)
+		if (dw_.dwarf_tag(&c) != DW_TAG_formal_parameter)
 			continue;
-		const char *name = dwarf_diename(&c);
+		const char *name = dw_.dwarf_diename(&c);
 		bool sgn;
 		const char *bad = integer_class(&c, &sgn);
 		bool it = name && strcmp(name, s->param) == 0;
@@ -187,7 +219,7 @@ static int in_function(Dwarf_Die *fn, struct search *s)
 			return 0;
 		}
 		pos++;
-	} while (dwarf_siblingof(&c, &c) == 0);
+	} while (dw_.dwarf_siblingof(&c, &c) == 0);
 	snprintf(s->why, sizeof(s->why), "%s has no parameter named %s", s->func, s->param);
 	return 1;
 }
@@ -195,21 +227,21 @@ static int in_function(Dwarf_Die *fn, struct search *s)
 /* A definition of FUNC (not a declaration, not an inlined-only copy). */
 static bool is_definition(Dwarf_Die *d, const char *func)
 {
-	const char *name = dwarf_diename(d);
+	const char *name = dw_.dwarf_diename(d);
 	if (!name || strcmp(name, func) != 0)
 		return false;
 	Dwarf_Attribute a;
 	bool decl = false;
-	if (dwarf_attr(d, DW_AT_declaration, &a))
-		dwarf_formflag(&a, &decl);
-	return !decl && dwarf_hasattr(d, DW_AT_low_pc);
+	if (dw_.dwarf_attr(d, DW_AT_declaration, &a))
+		dw_.dwarf_formflag(&a, &decl);
+	return !decl && dw_.dwarf_hasattr(d, DW_AT_low_pc);
 }
 
 static int bt_dwarf_args(const char *object, const char *func, const char *param, int *index, bool *is_signed,
 			 char *err, size_t errlen)
 {
 	char path[4096];
-	if (object_path(object, path, sizeof(path), err, errlen) != 0)
+	if (load_libdw(err, errlen) != 0 || object_path(object, path, sizeof(path), err, errlen) != 0)
 		return -1;
 	int fd;
 	Dwarf *dw = open_dwarf(path, &fd);
@@ -222,21 +254,21 @@ static int bt_dwarf_args(const char *object, const char *func, const char *param
 	int rc = 1;
 	Dwarf_Off off = 0, next;
 	size_t hsize;
-	while (rc > 0 && dwarf_nextcu(dw, off, &next, &hsize, NULL, NULL, NULL) == 0) {
+	while (rc > 0 && dw_.dwarf_nextcu(dw, off, &next, &hsize, NULL, NULL, NULL) == 0) {
 		Dwarf_Die cu;
-		if (dwarf_offdie(dw, off + hsize, &cu)) {
+		if (dw_.dwarf_offdie(dw, off + hsize, &cu)) {
 			Dwarf_Die d;
-			if (dwarf_child(&cu, &d) == 0)
+			if (dw_.dwarf_child(&cu, &d) == 0)
 				do {
-					if (dwarf_tag(&d) == DW_TAG_subprogram && is_definition(&d, func)) {
+					if (dw_.dwarf_tag(&d) == DW_TAG_subprogram && is_definition(&d, func)) {
 						s.found_func = true;
 						rc = in_function(&d, &s);
 					}
-				} while (rc > 0 && dwarf_siblingof(&d, &d) == 0);
+				} while (rc > 0 && dw_.dwarf_siblingof(&d, &d) == 0);
 		}
 		off = next;
 	}
-	dwarf_end(dw);
+	dw_.dwarf_end(dw);
 	close(fd);
 	if (rc == 0) {
 		*index = s.index;
