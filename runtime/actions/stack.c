@@ -237,21 +237,28 @@ static void symbolize(const struct sp_stack_view *v, uintptr_t ip, int first, ch
 	snprintf(buf, len, "%#lx", (unsigned long)ip);
 }
 
+/* "sym+offset" (decimal) for IP in the object at PATH loaded at BIAS, from
+ * its ELF symbols; false when none covers it. */
+static bool name_from_elf(const char *path, uintptr_t bias, uintptr_t ip, char *buf, size_t len)
+{
+	const struct sp_elf *e = elf_for(path);
+	if (e && e->e_type == ET_EXEC)
+		bias = 0;
+	const struct sp_sym *sym = e && ip >= bias ? sp_elf_containing(e, ip - bias) : NULL;
+	if (!sym)
+		return false;
+	snprintf(buf, len, "%s+%lu", sym->name, (unsigned long)(ip - bias - sym->value));
+	return true;
+}
+
 void sp_stack_view_symbolize_bt(const struct sp_stack_view *v, uintptr_t ip, char *buf, size_t len)
 {
 	for (size_t i = v->n_objs; i-- > 0;) {   /* the latest mapping there */
 		const struct sp_shm_object *o = &v->objs[i];
 		if (ip < o->start || ip >= o->end)
 			continue;
-		uintptr_t bias = o->bias;
-		const struct sp_elf *e = elf_for(o->path);
-		if (e && e->e_type == ET_EXEC)
-			bias = 0;
-		const struct sp_sym *sym = e && ip >= bias ? sp_elf_containing(e, ip - bias) : NULL;
-		if (sym) {
-			snprintf(buf, len, "%s+%lu", sym->name, (unsigned long)(ip - bias - sym->value));
+		if (name_from_elf(o->path, o->bias, ip, buf, len))
 			return;
-		}
 		break;
 	}
 	snprintf(buf, len, "%#lx", (unsigned long)ip);
@@ -267,17 +274,8 @@ void sp_stack_symbolize_bt(uintptr_t ip, char *buf, size_t len)
 		snprintf(buf, len, "%s+%lu", info.dli_sname, (unsigned long)(ip - (uintptr_t)info.dli_saddr));
 		return;
 	}
-	if (info.dli_fname && info.dli_fbase) {
-		uintptr_t bias = (uintptr_t)info.dli_fbase;
-		const struct sp_elf *e = elf_for(info.dli_fname);
-		if (e && e->e_type == ET_EXEC)
-			bias = 0;
-		const struct sp_sym *sym = e && ip >= bias ? sp_elf_containing(e, ip - bias) : NULL;
-		if (sym) {
-			snprintf(buf, len, "%s+%lu", sym->name, (unsigned long)(ip - bias - sym->value));
-			return;
-		}
-	}
+	if (info.dli_fname && info.dli_fbase && name_from_elf(info.dli_fname, (uintptr_t)info.dli_fbase, ip, buf, len))
+		return;
 	snprintf(buf, len, "%#lx", (unsigned long)ip);
 }
 
