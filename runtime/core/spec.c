@@ -989,7 +989,7 @@ int sp_bt_parse_spec(const char *text, size_t len, struct sp_spec *out)
 				goto out;
 			}
 			if (prc) {
-				snprintf(err.msg, sizeof(err.msg), "probe '%.80s': %s", G->probes[k], msg ? msg : "invalid");
+				snprintf(err.msg, sizeof(err.msg), "probe '%.200s': %s", G->probes[k], msg ? msg : "invalid");
 				free(msg);
 				rc = add_program_error(out, name, &err);
 				bt_ast_free(&ast);
