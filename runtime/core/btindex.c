@@ -5,6 +5,7 @@
 #include "log.h"
 #include "objcache.h"
 #include "scanmemo.h"
+#include "sitememo.h"
 #include "prefault.h"
 #include "objdata.h"
 #include "site.h"
@@ -40,6 +41,7 @@ struct sp_btindex {
 	size_t n_unknown, cap_unknown;
 	size_t tables, table_entries, tables_elsewhere;
 	struct sp_scanmemo *memo;    /* the plans' decodes (scanmemo.h); NULL: no key */
+	struct sp_sitememo *sites;   /* the sites' decisions (sitememo.h); NULL: no key */
 	struct sp_btindex *next;
 };
 
@@ -417,6 +419,7 @@ void sp_btindex_free(struct sp_btindex *x)
 	free(x->taken.how);
 	free(x->unknown);
 	sp_scanmemo_free(x->memo);
+	sp_sitememo_free(x->sites);
 	free(x);
 }
 
@@ -680,8 +683,10 @@ static struct sp_btindex *load_cached(const struct sp_objcode *oc, const struct 
 	if (p && !x)
 		sp_objcache_reject(CACHE_KIND, key, "the payload does not decode as an index");
 	sp_objcache_release(p, len);
-	if (x)
+	if (x) {
 		x->memo = sp_scanmemo_new(key, oc->bias);
+		x->sites = sp_sitememo_new(key, oc->bias);
+	}
 	return x;
 }
 
@@ -689,8 +694,10 @@ static struct sp_btindex *load_cached(const struct sp_objcode *oc, const struct 
 static struct sp_btindex *build_and_store(const struct sp_objcode *oc, const struct sp_objcache_key *key)
 {
 	struct sp_btindex *x = sp_btindex_build(oc);
-	if (x)
+	if (x) {
 		x->memo = sp_scanmemo_new(key, oc->bias);
+		x->sites = sp_sitememo_new(key, oc->bias);
+	}
 	/* an index the file could not be read for is not the object's:
 	 * built again next time rather than kept */
 	size_t len;
@@ -926,8 +933,15 @@ struct sp_scanmemo *sp_btindex_memo(const struct sp_btindex *idx)
 	return idx ? idx->memo : NULL;
 }
 
+struct sp_sitememo *sp_btindex_sitememo(const struct sp_btindex *idx)
+{
+	return idx ? idx->sites : NULL;
+}
+
 void sp_btindex_flush_memos(void)
 {
-	for (struct sp_btindex *c = cache; c; c = c->next)
+	for (struct sp_btindex *c = cache; c; c = c->next) {
 		sp_scanmemo_flush(c->memo);
+		sp_sitememo_flush(c->sites);
+	}
 }

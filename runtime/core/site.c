@@ -155,6 +155,11 @@ void sp_site_pristine(uintptr_t addr, size_t len, uint8_t *out)
 	struct iovec local = { out, len }, remote = { (void *)addr, len };
 	if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != (ssize_t)len)
 		memset(out, 0xcc, len);
+	sp_site_restore(addr, len, out);
+}
+
+void sp_site_restore(uintptr_t addr, size_t len, uint8_t *out)
+{
 	/* sites patch at most SP_JMP_LEN bytes from their address, and a
 	 * hop's pad lies within SP_HOP_SPAN of it */
 	uintptr_t from = addr > SP_HOP_SPAN ? addr - SP_HOP_SPAN : 0;
