@@ -269,6 +269,10 @@ void sp_decide(const struct sp_site_facts *f, struct sp_verdict *v)
 
 /* ---- the decision kept per object (sitememo.h) ---- */
 
+_Static_assert(SP_SITEMEMO_INT3 == (int)SP_PATH_INT3 && SP_SITEMEMO_JMP5 == (int)SP_PATH_JMP5 &&
+	       SP_SITEMEMO_BLOCK_NONE == (int)SP_BLOCK_NONE && SP_SITEMEMO_BLOCK_MAX == (int)SP_BLOCK_OTHER,
+	       "sitememo.h numbers paths and blocks as decide.h does");
+
 static const char REPLAYED[] = "decision stored for this object's code (UPROBE_CACHE)";
 
 static struct sp_sitememo_key memo_key(const struct sp_site_facts *f)
@@ -314,7 +318,7 @@ int sp_decide_replay(const struct sp_site_facts *f, struct sp_verdict *v)
 		goto stale;
 	v->block = (enum sp_block)r.block;
 	v->window_targets = r.window_targets;
-	if (r.path == SP_PATH_JMP5) {
+	if (r.path == SP_SITEMEMO_JMP5) {
 		/* the window decoded where it is, to the stored shape */
 		struct sp_window *w = &v->w;
 		w->site = f->site;

@@ -1,7 +1,5 @@
 /* sitememo — see sitememo.h. */
 #include "sitememo.h"
-#include "decide.h"
-#include "insn.h"
 #include "jmpplan.h"
 
 #include <stdlib.h>
@@ -92,16 +90,16 @@ static const char *check_rec(const struct rec *r, size_t str_len)
 	if (r->func != NONE && (r->site < r->func || (r->size && r->site - r->func >= r->size)))
 		return "a site outside its function";
 	if (r->n_bytes < SP_JMP_LEN || r->n_bytes > SP_SITEMEMO_BYTES || r->n_bytes > r->avail ||
-	    r->first_len == 0 || r->first_len > 15 || r->first_len > r->n_bytes || r->block > SP_BLOCK_OTHER)
+	    r->first_len == 0 || r->first_len > 15 || r->first_len > r->n_bytes || r->block > SP_SITEMEMO_BLOCK_MAX)
 		return "a length out of range";
 	if (r->reason > str_len)
 		return "a reason outside the strings";
-	if (r->path == SP_PATH_JMP5) {
+	if (r->path == SP_SITEMEMO_JMP5) {
 		if (r->n_insns == 0 || r->n_insns > SP_WINDOW_MAX || r->wlen < r->first_len || r->wlen > r->n_bytes ||
-		    (r->wlen < SP_JMP_LEN && !r->flow_ends) || r->reason || r->block != SP_BLOCK_NONE)
+		    (r->wlen < SP_JMP_LEN && !r->flow_ends) || r->reason || r->block != SP_SITEMEMO_BLOCK_NONE)
 			return "a jmp window out of range";
-	} else if (r->path == SP_PATH_INT3) {
-		if (r->n_insns || r->wlen || r->flow_ends || !r->reason || r->block == SP_BLOCK_NONE)
+	} else if (r->path == SP_SITEMEMO_INT3) {
+		if (r->n_insns || r->wlen || r->flow_ends || !r->reason || r->block == SP_SITEMEMO_BLOCK_NONE)
 			return "an int3 decision out of range";
 	} else {
 		return "a path out of range";

@@ -38,6 +38,11 @@
 
 #define SP_SITEMEMO_BYTES 24    /* a window is at most 4 + 15 bytes */
 
+/* A record's path and block, as decide.h numbers them (decide.c checks
+ * that they agree: this module does not include it, decide uses us). */
+enum { SP_SITEMEMO_INT3 = 1, SP_SITEMEMO_JMP5 = 2 };
+enum { SP_SITEMEMO_BLOCK_NONE = 0, SP_SITEMEMO_BLOCK_MAX = 3 };
+
 struct sp_sitememo;
 
 /* What a decision was made for: runtime addresses (0: unknown). */
@@ -49,8 +54,8 @@ struct sp_sitememo_key {
 
 /* The decision. */
 struct sp_sitememo_rec {
-	uint8_t path;            /* enum sp_path: SP_PATH_INT3 or SP_PATH_JMP5 */
-	uint8_t block;           /* enum sp_block */
+	uint8_t path;            /* SP_SITEMEMO_INT3 or SP_SITEMEMO_JMP5 */
+	uint8_t block;           /* enum sp_block (decide.h) */
 	uint8_t window_targets;
 	uint8_t first_len;       /* the site's instruction */
 	uint8_t n_insns, wlen;   /* jmp5: the window (0 for int3) */
