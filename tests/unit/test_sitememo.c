@@ -143,6 +143,26 @@ static size_t decide_and_store(void)
 		sp_decide_remember(&f, &v);
 		n += v.path == SP_PATH_JMP5 || v.path == SP_PATH_INT3;
 	}
+	/* an int3 decision with its reason, whatever the object (under ASan
+	 * printf is the sanitizer's, and its library may have none): a
+	 * function entry with a short first instruction, as the site of a
+	 * function that ends after it (another key: no window fits) */
+	for (size_t i = 0; i < obj->elf->n_syms; i++) {
+		struct sp_site_facts f;
+		if (!facts_of(i, x, NULL, &f))
+			continue;
+		struct sp_verdict v;
+		sp_decide(&f, &v);
+		if (v.path != SP_PATH_JMP5 || v.insn.len >= SP_JMP_LEN)
+			continue;
+		f.func_size = v.insn.len;   /* the function ends after it: no window */
+		sp_decide(&f, &v);
+		if (v.path != SP_PATH_INT3)
+			continue;
+		sp_decide_remember(&f, &v);
+		n++;
+		break;
+	}
 	struct sp_sitememo_stats st;
 	sp_sitememo_stats(sp_btindex_sitememo(x), &st);
 	cr_assert_eq(st.added, n, "%zu decisions, %zu remembered", n, st.added);
@@ -207,6 +227,24 @@ Test(sitememo, stored_decisions_replay_as_decided)
 		replayed++;
 		jmp += full.path == SP_PATH_JMP5;
 		int3 += full.path == SP_PATH_INT3;
+	}
+	for (size_t i = 0; i < obj->elf->n_syms; i++) {   /* the int3 decision */
+		struct sp_site_facts f;
+		if (!facts_of(i, x, NULL, &f))
+			continue;
+		struct sp_verdict full, again;
+		sp_decide(&f, &full);
+		if (full.path != SP_PATH_JMP5 || full.insn.len >= SP_JMP_LEN)
+			continue;
+		f.func_size = full.insn.len;
+		sp_decide(&f, &full);
+		if (full.path != SP_PATH_INT3)
+			continue;
+		cr_assert_eq(sp_decide_replay(&f, &again), 0, "the int3 decision was not replayed");
+		same_verdict(&full, &again, "int3 by its limit");
+		replayed++;
+		int3++;
+		break;
 	}
 	cr_expect_eq(replayed, n, "%zu of %zu replayed", replayed, n);
 	cr_expect(jmp > 0 && int3 > 0, "both paths exercised: %zu jmp, %zu int3", jmp, int3);
