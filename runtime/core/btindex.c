@@ -5,6 +5,7 @@
 #include "log.h"
 #include "objcache.h"
 #include "scanmemo.h"
+#include "sitememo.h"
 #include "prefault.h"
 #include "objdata.h"
 #include "site.h"
@@ -40,6 +41,15 @@ struct sp_btindex {
 	size_t n_unknown, cap_unknown;
 	size_t tables, table_entries, tables_elsewhere;
 	struct sp_scanmemo *memo;    /* the plans' decodes (scanmemo.h); NULL: no key */
+	struct sp_sitememo *sites;   /* the sites' decisions (sitememo.h); NULL: no key */
+	/* a stored index checked but not decoded yet (the mapped entry):
+	 * decoded at its first query (ensure).  A process whose sites'
+	 * decisions are all replayed (sitememo.h) never asks one: decoding
+	 * libc's 37k addresses into fresh pages was ~10 % of an exec'ed
+	 * child with one probe */
+	const uint8_t *pending;
+	size_t pending_len;
+	bool broken;                 /* out of memory decoding it: every window refused */
 	struct sp_btindex *next;
 };
 
@@ -417,6 +427,8 @@ void sp_btindex_free(struct sp_btindex *x)
 	free(x->taken.how);
 	free(x->unknown);
 	sp_scanmemo_free(x->memo);
+	sp_sitememo_free(x->sites);
+	sp_objcache_release((void *)x->pending, x->pending_len);
 	free(x);
 }
 
@@ -643,6 +655,68 @@ static struct sp_btindex *decode(const uint8_t *p, size_t len, uintptr_t bias)
 	return x;
 }
 
+/* What decode would accept, checked in place (no allocation, nothing
+ * written): the header, the order of every set, every phrase. */
+static bool blob_ok(const uint8_t *p, size_t len)
+{
+	struct blob h;
+	if (len < sizeof(h))
+		return false;
+	memcpy(&h, p, sizeof(h));
+	const uint64_t max = len / 8;
+	if (h.format != CACHE_FORMAT || h.n_direct > max || h.n_taken > max || h.n_unknown > max ||
+	    len != sizeof(h) + 8 * (h.n_direct + h.n_taken + h.n_unknown) + h.n_taken + h.n_unknown ||
+	    h.taken_unknown > 1 || (h.taken_why != NO_PHRASE && h.taken_why >= N_PHRASES) ||
+	    (h.taken_unknown && h.taken_why == NO_PHRASE))
+		return false;
+	const uint8_t *w = p + sizeof(h), *b = w + 8 * (h.n_direct + h.n_taken + h.n_unknown);
+	uint64_t v, prev = 0;
+	for (size_t i = 0; i < h.n_direct; i++, w += 8, prev = v) {
+		memcpy(&v, w, 8);
+		if (i && prev >= v)
+			return false;
+	}
+	for (size_t i = 0; i < h.n_taken; i++, w += 8, prev = v) {
+		memcpy(&v, w, 8);
+		if ((i && prev >= v) || *b++ >= N_PHRASES)
+			return false;
+	}
+	for (size_t i = 0; i < h.n_unknown; i++, w += 8, prev = v) {
+		memcpy(&v, w, 8);
+		if ((i && prev > v) || *b++ >= N_PHRASES)
+			return false;
+	}
+	return true;
+}
+
+/* The stored index X was loaded with, decoded now (its first query). */
+static void ensure(const struct sp_btindex *cx)
+{
+	if (!cx->pending)
+		return;
+	struct sp_btindex *x = (struct sp_btindex *)cx;   /* lazily filled: the caller's lock */
+	struct sp_btindex *y = decode(x->pending, x->pending_len, x->bias);
+	if (y) {
+		x->direct = y->direct;
+		x->taken = y->taken;
+		x->taken_unknown = y->taken_unknown;
+		x->taken_why = y->taken_why;
+		x->unknown = y->unknown;
+		x->n_unknown = y->n_unknown;
+		x->cap_unknown = y->cap_unknown;
+		x->tables = y->tables;
+		x->table_entries = y->table_entries;
+		x->tables_elsewhere = y->tables_elsewhere;
+		free(y);
+	} else {
+		/* checked at load: only memory can fail here.  An index that
+		 * knows nothing would let every window through: none is */
+		x->broken = true;
+	}
+	sp_objcache_release((void *)x->pending, x->pending_len);
+	x->pending = NULL;
+}
+
 static void cache_key(const struct sp_objcode *oc, const uint8_t *build_id, size_t id_len,
 		      struct sp_objcache_key *key)
 {
@@ -676,12 +750,22 @@ static struct sp_btindex *load_cached(const struct sp_objcode *oc, const struct 
 {
 	size_t len;
 	uint8_t *p = sp_objcache_load(CACHE_KIND, key, &len);
-	struct sp_btindex *x = p ? decode(p, len, oc->bias) : NULL;
-	if (p && !x)
+	if (!p)
+		return NULL;
+	struct sp_btindex *x = NULL;
+	if (!blob_ok(p, len))
 		sp_objcache_reject(CACHE_KIND, key, "the payload does not decode as an index");
+	else if ((x = calloc(1, sizeof(*x)))) {
+		x->bias = oc->bias;
+		x->pending = p;   /* decoded at the first query (ensure) */
+		x->pending_len = len;
+		p = NULL;
+	}
 	sp_objcache_release(p, len);
-	if (x)
+	if (x) {
 		x->memo = sp_scanmemo_new(key, oc->bias);
+		x->sites = sp_sitememo_new(key, oc->bias);
+	}
 	return x;
 }
 
@@ -689,8 +773,10 @@ static struct sp_btindex *load_cached(const struct sp_objcode *oc, const struct 
 static struct sp_btindex *build_and_store(const struct sp_objcode *oc, const struct sp_objcache_key *key)
 {
 	struct sp_btindex *x = sp_btindex_build(oc);
-	if (x)
+	if (x) {
 		x->memo = sp_scanmemo_new(key, oc->bias);
+		x->sites = sp_sitememo_new(key, oc->bias);
+	}
 	/* an index the file could not be read for is not the object's:
 	 * built again next time rather than kept */
 	size_t len;
@@ -743,6 +829,8 @@ static bool same_phrase(const char *a, const char *b)
 
 bool sp_btindex_same(const struct sp_btindex *a, const struct sp_btindex *b, char *what, size_t len)
 {
+	ensure(a);
+	ensure(b);
 	if (a->bias != b->bias) {
 		snprintf(what, len, "bias: %#lx / %#lx", (unsigned long)a->bias, (unsigned long)b->bias);
 		return false;
@@ -871,6 +959,9 @@ out:
 
 bool sp_btindex_any_inside(const struct sp_btindex *idx, uintptr_t lo, uintptr_t hi)
 {
+	ensure(idx);
+	if (idx->broken)
+		return true;
 	size_t a = first_above(&idx->direct, lo);
 	return a < idx->direct.n && idx->direct.a[a] < hi;
 }
@@ -878,6 +969,12 @@ bool sp_btindex_any_inside(const struct sp_btindex *idx, uintptr_t lo, uintptr_t
 bool sp_btindex_taken_inside(const struct sp_btindex *idx, uintptr_t lo, uintptr_t hi,
 			     uintptr_t *addr, const char **how)
 {
+	ensure(idx);
+	if (idx->broken) {
+		*addr = 0;
+		*how = WHY_OOM;
+		return true;
+	}
 	if (idx->taken_unknown) {
 		*addr = 0;
 		*how = idx->taken_why;
@@ -895,6 +992,7 @@ bool sp_btindex_taken_inside(const struct sp_btindex *idx, uintptr_t lo, uintptr
 bool sp_btindex_unknown_jump(const struct sp_btindex *idx, uintptr_t lo, uintptr_t hi,
 			     uintptr_t *jmp, const char **why)
 {
+	ensure(idx);
 	size_t a = 0, b = idx->n_unknown;
 	while (a < b) {           /* first jmp >= lo */
 		size_t m = (a + b) / 2;
@@ -913,6 +1011,7 @@ bool sp_btindex_unknown_jump(const struct sp_btindex *idx, uintptr_t lo, uintptr
 
 void sp_btindex_stats(const struct sp_btindex *idx, struct sp_btindex_stats *st)
 {
+	ensure(idx);
 	st->direct = idx->direct.n;
 	st->taken = idx->taken.n;
 	st->tables = idx->tables;
@@ -926,8 +1025,15 @@ struct sp_scanmemo *sp_btindex_memo(const struct sp_btindex *idx)
 	return idx ? idx->memo : NULL;
 }
 
+struct sp_sitememo *sp_btindex_sitememo(const struct sp_btindex *idx)
+{
+	return idx ? idx->sites : NULL;
+}
+
 void sp_btindex_flush_memos(void)
 {
-	for (struct sp_btindex *c = cache; c; c = c->next)
+	for (struct sp_btindex *c = cache; c; c = c->next) {
 		sp_scanmemo_flush(c->memo);
+		sp_sitememo_flush(c->sites);
+	}
 }

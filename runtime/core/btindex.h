@@ -44,6 +44,7 @@
 
 struct sp_btindex;
 struct sp_scanmemo;
+struct sp_sitememo;
 
 /* An object's code, and where its relocations and data are read from. */
 struct sp_objcode {
@@ -104,6 +105,9 @@ struct sp_btindex_stats {
 /* The memo of the jmp plans' function decodes for this object's code
  * (scanmemo.h), or NULL (no cache key: built without a build ID). */
 struct sp_scanmemo *sp_btindex_memo(const struct sp_btindex *idx);
+/* The memo of the sites' decisions for this object's code (sitememo.h),
+ * keyed and stored alike, or NULL. */
+struct sp_sitememo *sp_btindex_sitememo(const struct sp_btindex *idx);
 /* Write back what the live indexes' memos learnt (registry lock held). */
 void sp_btindex_flush_memos(void);
 void sp_btindex_stats(const struct sp_btindex *idx, struct sp_btindex_stats *st);

@@ -1,6 +1,7 @@
 /* decide — see decide.h.  Pure: reads the facts, writes the verdict. */
 #include "decide.h"
 #include "scanmemo.h"
+#include "sitememo.h"
 #include "emulate.h"
 #include "reloc.h"
 
@@ -15,6 +16,7 @@ static const char TABLES[] = "jump tables of the function bounded";
 static const char TAKEN[] = "no jump-table entry or taken address inside the window";
 static const char RELOC[] = "window relocates";
 static const char OTHERS[] = "no other probe inside the window";
+static const char OTHER_SITE[] = "another probe site lies inside its jmp window";
 
 const char *sp_path_name(enum sp_path p)
 {
@@ -176,7 +178,7 @@ static const char *jmp_checks(const struct sp_site_facts *f, struct sp_verdict *
 		add(v, "trampoline page within +-2 GiB", SP_CHECK_NOT_CHECKED, "decided at attach time");
 	} else if (f->next_site && f->next_site < end) {
 		v->block = SP_BLOCK_TARGET;
-		reason = "another probe site lies inside its jmp window";
+		reason = OTHER_SITE;
 		add(v, OTHERS, SP_CHECK_FAIL, reason);
 		return reason;
 	} else {
@@ -263,4 +265,124 @@ void sp_decide(const struct sp_site_facts *f, struct sp_verdict *v)
 		v->path = SP_PATH_NONE;
 		v->reason = no_int3;
 	}
+}
+
+/* ---- the decision kept per object (sitememo.h) ---- */
+
+_Static_assert(SP_SITEMEMO_INT3 == (int)SP_PATH_INT3 && SP_SITEMEMO_JMP5 == (int)SP_PATH_JMP5 &&
+	       SP_SITEMEMO_BLOCK_NONE == (int)SP_BLOCK_NONE && SP_SITEMEMO_BLOCK_MAX == (int)SP_BLOCK_OTHER,
+	       "sitememo.h numbers paths and blocks as decide.h does");
+
+static const char REPLAYED[] = "decision stored for this object's code (UPROBE_CACHE)";
+
+static struct sp_sitememo_key memo_key(const struct sp_site_facts *f)
+{
+	return (struct sp_sitememo_key){ .site = f->site, .func = f->func, .size = f->func_size,
+					 .limit = f->limit, .avail = f->avail,
+					 .landing_pads = f->landing_pads };
+}
+
+/* What only this process knows, or a fact the record cannot stand for:
+ * decided afresh, never stored. */
+static bool memo_applies(const struct sp_site_facts *f)
+{
+	return f->idx && !f->hazard && !f->tramp_addr && sp_btindex_sitememo(f->idx);
+}
+
+bool sp_decide_can_replay(const struct sp_site_facts *f)
+{
+	return memo_applies(f) && sp_sitememo_active(sp_btindex_sitememo(f->idx));
+}
+
+int sp_decide_replay(const struct sp_site_facts *f, struct sp_verdict *v)
+{
+	if (!memo_applies(f))
+		return -1;
+	struct sp_sitememo *m = sp_btindex_sitememo(f->idx);
+	struct sp_sitememo_key k = memo_key(f);
+	struct sp_sitememo_rec r;
+	if (!sp_sitememo_get(m, &k, &r))
+		return -1;
+	memset(v, 0, sizeof(*v));
+	/* the bytes the decision was made on are the process's now */
+	size_t have = f->site >= f->code_lo && f->site < f->code_lo + f->code_len ?
+		      f->code_lo + f->code_len - f->site : 0;
+	const uint8_t *code = f->code + (f->site - f->code_lo);
+	bool fatal;
+	const char *no_int3;
+	if (have < r.n_bytes || memcmp(code, r.bytes, r.n_bytes) != 0)
+		goto stale;
+	/* checks 1-3 as ever (one decode): the int3 path's facts */
+	no_int3 = int3_checks(f, v, &fatal);
+	if (fatal || v->first_len != r.first_len)
+		goto stale;
+	v->block = (enum sp_block)r.block;
+	v->window_targets = r.window_targets;
+	if (r.path == SP_SITEMEMO_JMP5) {
+		/* the window decoded where it is, to the stored shape */
+		struct sp_window *w = &v->w;
+		w->site = f->site;
+		w->insns[0] = v->insn;
+		w->len = v->insn.len;
+		for (w->n_insns = 1; w->n_insns < r.n_insns; w->n_insns++) {
+			struct sp_insn *in = &w->insns[w->n_insns];
+			if (w->len >= r.wlen ||
+			    sp_insn_decode(code + w->len, r.n_bytes - w->len, f->site + w->len, in) != 0)
+				goto stale;
+			w->len += in->len;
+		}
+		if (w->len != r.wlen)
+			goto stale;
+		w->flow_ends = r.flow_ends;
+		if (f->live && f->next_site && f->next_site < f->site + w->len) {
+			/* another probe's site in the window: the live check */
+			memset(v, 0, sizeof(*v));
+			return -1;
+		}
+		v->have_window = true;
+		v->path = SP_PATH_JMP5;
+		v->reason = NULL;
+		add(v, REPLAYED, SP_CHECK_PASS, NULL);
+		return 0;
+	}
+	if (no_int3)
+		goto stale;   /* the record said int3; this code cannot take it */
+	v->path = SP_PATH_INT3;
+	v->reason = fmt(v, "%s", r.reason);
+	add(v, REPLAYED, SP_CHECK_FAIL, v->reason);
+	return 0;
+stale:
+	sp_sitememo_stale(m);
+	memset(v, 0, sizeof(*v));
+	return -1;
+}
+
+void sp_decide_remember(const struct sp_site_facts *f, const struct sp_verdict *v)
+{
+	if (!memo_applies(f))
+		return;
+	struct sp_sitememo_rec r = { .path = (uint8_t)v->path, .block = (uint8_t)v->block,
+				     .window_targets = v->window_targets, .first_len = v->first_len };
+	if (v->path == SP_PATH_JMP5 && v->have_window) {
+		r.n_insns = v->w.n_insns;
+		r.wlen = v->w.len;
+		r.flow_ends = v->w.flow_ends;
+	} else if (v->path == SP_PATH_INT3 && v->reason && v->reason != OTHER_SITE) {
+		r.reason = v->reason;
+	} else {
+		return;
+	}
+	size_t n = SP_JMP_LEN;
+	if (r.wlen > n)
+		n = r.wlen;
+	if (r.first_len > n)
+		n = r.first_len;
+	size_t have = f->site >= f->code_lo && f->site < f->code_lo + f->code_len ?
+		      f->code_lo + f->code_len - f->site : 0;
+	if (n > have || n > SP_SITEMEMO_BYTES)
+		return;
+	r.n_bytes = (uint8_t)n;
+	memcpy(r.bytes, f->code + (f->site - f->code_lo), n);
+	struct sp_sitememo_key k = memo_key(f);
+	sp_sitememo_put(sp_btindex_sitememo(f->idx), &k, &r);
 }

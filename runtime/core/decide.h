@@ -147,6 +147,21 @@ void sp_decide_range(uintptr_t func, size_t func_size, uintptr_t site, size_t av
 /* Decide the path of the site F describes.  Fills V (always). */
 void sp_decide(const struct sp_site_facts *f, struct sp_verdict *v);
 
-const char *sp_path_name(enum sp_path p);   /* "none", "int3", "jmp5", "hop" */
+const char *sp_path_name(enum sp_path p);
+
+/* The decision kept for the object's code (sitememo.h), for a live
+ * process: F's code need only cover [site, site + min(avail, 32)).
+ * sp_decide_replay fills V as sp_decide would and returns 0 when a record
+ * for F's site and function exists, its bytes are those of F's code, its
+ * window decodes to the stored instructions and no other probe's site is
+ * in it; otherwise -1 (V undefined) and the caller decides afresh, then
+ * calls sp_decide_remember with the full verdict (stored at the next
+ * flush unless it depends on what only this process knows).
+ * sp_decide_can_replay: is there a stored table to try (a cheap test
+ * before reading the bytes)? */
+bool sp_decide_can_replay(const struct sp_site_facts *f);
+int sp_decide_replay(const struct sp_site_facts *f, struct sp_verdict *v);
+void sp_decide_remember(const struct sp_site_facts *f, const struct sp_verdict *v);
+#define SP_DECIDE_REPLAY_BYTES 32   /* "none", "int3", "jmp5", "hop" */
 
 #endif

@@ -155,6 +155,12 @@ bool sp_site_pristine(uintptr_t addr, size_t len, uint8_t *out)
 	bool there = sp_mem_read(addr, out, len);
 	if (!there)
 		memset(out, 0xcc, len);
+	sp_site_restore(addr, len, out);
+	return there;
+}
+
+void sp_site_restore(uintptr_t addr, size_t len, uint8_t *out)
+{
 	/* sites patch at most SP_JMP_LEN bytes from their address, and a
 	 * hop's pad lies within SP_HOP_SPAN of it */
 	uintptr_t from = addr > SP_HOP_SPAN ? addr - SP_HOP_SPAN : 0;
@@ -164,7 +170,6 @@ bool sp_site_pristine(uintptr_t addr, size_t len, uint8_t *out)
 		if (s->hop)
 			put_back(out, addr, len, s->pad, s->pad_orig, SP_HOP_PAD_LEN);
 	}
-	return there;
 }
 
 bool sp_site_pad_overlaps(uintptr_t lo, uintptr_t hi)

@@ -146,6 +146,9 @@ struct sp_site *sp_site_after(uintptr_t addr);
  * from live text.  False when the memory is gone (an object unloaded under
  * us, memread.h): OUT then holds int3 bytes, which no decision takes. */
 bool sp_site_pristine(uintptr_t addr, size_t len, uint8_t *out);
+/* The second half of sp_site_pristine: OUT holds [ADDR, ADDR+LEN) as
+ * read from live text; put back what our patches replaced. */
+void sp_site_restore(uintptr_t addr, size_t len, uint8_t *out);
 
 /* Is any byte of [LO, HI) a hop's (claimed, written or not): its pad, or
  * the window of the carrier holding it?  And (sp_site_claimed) that or any

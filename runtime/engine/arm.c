@@ -201,24 +201,43 @@ static void decide_hop(const struct sp_object *obj, const struct sp_site_facts *
 /* The verdict for ADDR, on a pristine copy of its code (live text may hold
  * our own int3s and jmps).  -ENOMEM when no copy could be made. */
 static int decide_live(const struct sp_object *obj, uintptr_t addr, size_t avail,
-		       const struct sp_func_extent *fn, struct sp_verdict *v)
+		       const struct sp_func_extent *fn, const uint8_t *head, size_t head_len,
+		       struct sp_verdict *v)
 {
+	struct sp_site *next = sp_site_after(addr);
+	struct sp_site_facts f = {
+		.site = addr, .bias = obj->bias, .avail = avail,
+		.func = fn->start, .func_size = fn->size, .limit = fn->limit,
+		.idx = fn->bt, .landing_pads = fn->landing_pads, .hazard = fn->hazard,
+		.live = true, .tramp_addr = 0, .next_site = next ? next->addr : 0,
+	};
+	/* the decision this object's code had in an earlier process
+	 * (sitememo.h): the site's first bytes are read, not its function */
+	uint8_t own[SP_DECIDE_REPLAY_BYTES];
+	if (sp_decide_can_replay(&f)) {
+		f.code_len = avail < sizeof(own) ? avail : sizeof(own);
+		if (!head || head_len < f.code_len) {
+			sp_site_pristine(addr, f.code_len, own);
+			head = own;
+		}
+		f.code = head;
+		f.code_lo = addr;
+		if (sp_decide_replay(&f, v) == 0)
+			goto decided;
+	}
 	uintptr_t lo, hi;
 	sp_decide_range(fn->start, fn->size, addr, avail, &lo, &hi);
 	uint8_t *copy = malloc(hi - lo);
 	if (!copy)
 		return -ENOMEM;
 	sp_site_pristine(lo, hi - lo, copy);
-	struct sp_site *next = sp_site_after(addr);
-	struct sp_site_facts f = {
-		.site = addr, .bias = obj->bias,
-		.code = copy, .code_lo = lo, .code_len = hi - lo, .avail = avail,
-		.func = fn->start, .func_size = fn->size, .limit = fn->limit,
-		.idx = fn->bt, .landing_pads = fn->landing_pads, .hazard = fn->hazard,
-		.live = true, .tramp_addr = 0, .next_site = next ? next->addr : 0,
-	};
+	f.code = copy;
+	f.code_lo = lo;
+	f.code_len = hi - lo;
 	sp_decide(&f, v);
+	sp_decide_remember(&f, v);
 	free(copy);
+decided:
 	if (sp_hop_candidate(v))
 		decide_hop(obj, &f, fn, v);
 	return 0;
@@ -347,7 +366,7 @@ static int prepare(struct sp_site *s, const struct sp_object *obj, const struct 
 	}
 	if (want_jmp && !s->jmp_tried) {
 		struct sp_verdict fresh;
-		if (!v && decide_live(obj, s->addr, text_avail(obj, s->addr), fn, &fresh) == 0)
+		if (!v && decide_live(obj, s->addr, text_avail(obj, s->addr), fn, NULL, 0, &fresh) == 0)
 			v = &fresh;
 		if (v)
 			take_jmp(s, v);
@@ -359,6 +378,39 @@ static int prepare(struct sp_site *s, const struct sp_object *obj, const struct 
 }
 
 const char sp_arm_gone[] = "the code is gone (its object was unloaded)";
+
+/* Live text around the sites of one attach, read a page at a time: a
+ * read per site (a system call pinning its page, and getpid's) was most
+ * of attaching libc:* once its decisions were stored, and an attach's
+ * sites come in address order.  What was read stays valid while the
+ * attach's hold on the patcher lasts and nothing is written
+ * (sp_patch_epoch); the registry lock keeps other attaches out. */
+static struct {
+	uint64_t epoch;
+	uintptr_t lo, hi;
+	uint8_t bytes[4096];
+} text_seen;
+
+/* [ADDR, ADDR+LEN) of live text (AVAIL bytes readable from ADDR), read
+ * safely (the object may be being unloaded): true, or false when gone. */
+static bool read_text(uintptr_t addr, size_t len, size_t avail, uint8_t *out)
+{
+	uint64_t e = sp_patch_epoch();
+	if (e && e == text_seen.epoch && addr >= text_seen.lo && addr + len <= text_seen.hi) {
+		memcpy(out, text_seen.bytes + (addr - text_seen.lo), len);
+		return true;
+	}
+	text_seen.epoch = 0;
+	size_t n = avail < sizeof(text_seen.bytes) ? avail : sizeof(text_seen.bytes);
+	if (e && n >= len && sp_patch_read(addr, text_seen.bytes, n) == 0) {
+		text_seen.epoch = e;
+		text_seen.lo = addr;
+		text_seen.hi = addr + n;
+		memcpy(out, text_seen.bytes, len);
+		return true;
+	}
+	return sp_mem_read(addr, out, len);
+}
 
 struct sp_site *sp_arm_site(const struct sp_object *obj, uintptr_t addr,
 			    const struct sp_func_extent *fn, bool want_jmp, const char **why)
@@ -422,8 +474,13 @@ struct sp_site *sp_arm_site(const struct sp_object *obj, uintptr_t addr,
 		*why = "inside the jmp window of another probe that cannot be moved back to int3";
 		goto fail;
 	}
-	uint8_t head[SP_JMP_LEN];   /* read safely: the object may be being unloaded */
-	if (!sp_mem_read(addr, head, sizeof(head))) {
+	/* the site's first bytes, read once (safely: the object may be being
+	 * unloaded) for the kernel's call, the stored decision and the
+	 * site's original bytes: three reads a site were most of attaching
+	 * libc:* once its decisions were stored */
+	uint8_t head[SP_DECIDE_REPLAY_BYTES];
+	size_t head_len = avail < sizeof(head) ? avail : sizeof(head);
+	if (!read_text(addr, head_len, avail, head)) {
 		*why = sp_arm_gone;
 		goto fail;
 	}
@@ -433,7 +490,8 @@ struct sp_site *sp_arm_site(const struct sp_object *obj, uintptr_t addr,
 		*why = "the site holds a call into the kernel's uprobe trampoline (an optimized kernel uprobe)";
 		goto fail;
 	}
-	if (decide_live(obj, addr, avail, fn, v) != 0) {
+	sp_site_restore(addr, head_len, head);
+	if (decide_live(obj, addr, avail, fn, head, head_len, v) != 0) {
 		*why = "out of memory";
 		goto fail;
 	}
@@ -444,7 +502,7 @@ struct sp_site *sp_arm_site(const struct sp_object *obj, uintptr_t addr,
 		goto fail;
 	}
 	s->insn = v->insn;
-	sp_site_pristine(addr, SP_JMP_LEN, s->orig);
+	memcpy(s->orig, head, SP_JMP_LEN);   /* avail >= SP_JMP_LEN: checked above */
 	if (prepare(s, obj, fn, want_jmp, v, why) != 0)
 		goto fail;
 	if (sp_site_insert(s) != 0) {

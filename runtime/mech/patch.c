@@ -44,6 +44,7 @@ static __thread bool fork_locked;
  * failed (the fallback from then on). */
 static int mem_fd = -1;
 static int holds;                /* sp_patch_hold depth (under the writers' lock) */
+static uint64_t epoch;           /* changes at each first hold and each write (sp_patch_epoch) */
 static int sync_state;           /* 0 unknown, 1 registered, -1 unavailable */
 static int fallback_state;       /* 0 unknown, 1 usable, -errno refused */
 static int (*install_fault_handler)(void);   /* trap.h's, registered by the life cycle */
@@ -111,7 +112,8 @@ static void close_mem(void)
 void sp_patch_hold(void)
 {
 	int again = lock_patch();   /* EDEADLK: this thread holds it already */
-	holds++;
+	if (holds++ == 0)
+		epoch++;
 	if (!again)
 		unlock_patch();
 }
@@ -300,6 +302,7 @@ int sp_patch_write(uintptr_t addr, const void *bytes, size_t len)
 	if (len == 0)
 		return 0;
 	lock_patch();
+	epoch++;
 	int fd = open_mem();
 	if (fd >= 0) {
 		/* raw: libc's pwrite may be a site of this very batch */
@@ -350,6 +353,7 @@ static int write_span(const struct sp_patch_piece *p, size_t i, size_t k, uint8_
 	uintptr_t lo = p[i].addr, hi = p[k - 1].addr + p[k - 1].len;
 	int rc = -1;
 	lock_patch();
+	epoch++;
 	int fd = open_mem();
 	if (fd >= 0 &&
 	    raw_syscall(SYS_pread64, fd, (long)buf, (long)(hi - lo), (long)lo) == (long)(hi - lo)) {
@@ -596,8 +600,28 @@ void sp_patch_atfork_parent(void)
 	fork_locked = false;
 }
 
+uint64_t sp_patch_epoch(void)
+{
+	return holds > 0 ? epoch : 0;
+}
+
+int sp_patch_read(uintptr_t addr, void *buf, size_t len)
+{
+	int rc = -1;
+	lock_patch();
+	int fd = open_mem();
+	/* /proc/self/mem: an unmapped address is EIO, never a fault */
+	if (fd >= 0 && raw_syscall(SYS_pread64, fd, (long)buf, (long)len, (long)addr) == (long)len)
+		rc = 0;
+	if (fd >= 0 && !holds)
+		close_mem();
+	unlock_patch();
+	return rc;
+}
+
 void sp_patch_atfork_child(void)
 {
+	epoch++;
 	if (mem_fd >= 0)
 		close(mem_fd);
 	mem_fd = -1;

@@ -74,6 +74,14 @@ void sp_patch_write_many(const struct sp_patch_piece *pieces, size_t n, int *rcs
 void sp_patch_hold(void);
 void sp_patch_release(void);
 
+/* While a hold is open: a number that stays the same as long as nothing is
+ * written (it changes at each write and at the first hold), so a reader
+ * may keep what it read of code meanwhile; 0 without a hold. */
+uint64_t sp_patch_epoch(void);
+/* Read LEN bytes at ADDR through /proc/self/mem (an unmapped address is
+ * an error, never a fault): 0, or -1. */
+int sp_patch_read(uintptr_t addr, void *buf, size_t len);
+
 /* Code that nothing can run yet (a trampoline built for a site that is not
  * armed: no int3 or jmp leads to it): while a hold is open the bytes are
  * copied aside and written at the next sp_patch_flush_later, together with
