@@ -218,7 +218,10 @@ static void usage_check(FILE *f)
 	      "\n"
 	      "Options:\n"
 	      "  -x PROGRAM    the main program, for probes that name no object\n"
-	      "  --json        the same as one JSON object per site, in an array\n"
+	      "  --json        the same as one JSON object per site, in an array: [{\"probe\",\n"
+	      "                \"object\", \"symbol\", \"address\", \"mode\", \"patch\", \"pad\" (hop),\n"
+	      "                \"reason\", \"window\": [{\"address\", \"insn\"}], \"checks\": [{\"check\",\n"
+	      "                \"result\", \"detail\"}]}]\n"
 	      "  -h, --help    this text\n"
 	      "\n", f);
 	fputs(PROBE_TEXT, f);

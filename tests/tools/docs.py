@@ -13,7 +13,7 @@ checked against the code, so that neither drifts without the other.
   - C API: every function of include/selfprobe.h is in the README and in
     design.md, and no selfprobe_*() the docs name is missing from it;
   - report fields: every JSON key the report writers put out is in the man
-    page and in design.md;
+    page and in design.md, and those of list/check --json in the man page;
   - paths: every repository path the docs name exists.
 
 Exit 0 when all of it holds, 1 with one line per disagreement otherwise.
@@ -31,6 +31,7 @@ READERS = ("runtime", "preload", "cli")
 REPORT_WRITERS = ("runtime/api/report.c", "runtime/actions/stack.c", "runtime/hot/timeline_json.c",
                   "cli/run.c", "cli/section.c")
 CONTROL = "runtime/api/control.c"   # its session_report is the attach report
+LIST_CHECK = "cli/launcher.c"        # list --json and check --json: the man page's
 ENV_NAME = re.compile(r'"((?:UPROBE|SELFPROBE)_[A-Z_]+)=?"')
 OPTION = re.compile(r'strcmp\(\s*(?:a|cmd|argv\[i\])\s*,\s*"(-[-a-zA-Z]*|[a-z]+)"\s*\)')
 JSON_KEY = re.compile(r'\\"([a-zA-Z_]+)\\":')
@@ -129,6 +130,9 @@ def check_report(src, docs, problems):
         for where in ("man", "design"):
             if f'"{key}"' not in docs[where] and f"`{key}`" not in docs[where]:
                 problems.append(f'report: the field "{key}" is written but not in {DOC_NAMES[where]}')
+    for key in sorted(set(JSON_KEY.findall(read(src, LIST_CHECK)))):
+        if f'"{key}"' not in docs["man"]:
+            problems.append(f'list/check --json: the field "{key}" is written but not in docs/selfprobe.1')
 
 
 def check_paths(src, docs, problems):
