@@ -14,6 +14,9 @@ checked against the code, so that neither drifts without the other.
     design.md, and no selfprobe_*() the docs name is missing from it;
   - report fields: every JSON key the report writers put out is in the man
     page and in design.md, and those of list/check --json in the man page;
+  - spec grammar: every probe kind and action runtime/core/spec.c accepts
+    is in the man page's PROBES and design.md's grammar, and those name no
+    other;
   - paths: every repository path the docs name exists.
 
 Exit 0 when all of it holds, 1 with one line per disagreement otherwise.
@@ -135,6 +138,32 @@ def check_report(src, docs, problems):
             problems.append(f'list/check --json: the field "{key}" is written but not in docs/selfprobe.1')
 
 
+def names_of(text, table):
+    m = re.search(r"%s\[\] = \{(.*?)\};" % table, text, re.S)
+    return re.findall(r'\] = "([a-z]+)"', m.group(1)) if m else []
+
+
+def check_grammar(src, docs, problems):
+    spec = read(src, "runtime/core/spec.c")
+    kinds = set(names_of(spec, "kind_names"))
+    actions = set(names_of(spec, "action_names")) - {"plugin", "program"}   # not written as words
+    man = man_section(docs["man"], "PROBES")
+    m = re.search(r"### Spec grammar.*?```(.*?)```", docs["design"], re.S)
+    design = m.group(1) if m else ""
+    man_kinds = set(re.findall(r"^(u[a-z]+):", man, re.M))
+    man_actions = set(re.findall(r"\.BR? =([a-z]+)", man))
+    design_kinds = set(re.findall(r"'(u[a-z]+)'", design))
+    m = re.search(r"^action\s*:=(.*?)(?=^\S|\Z)", design, re.S | re.M)
+    design_actions = set(re.findall(r"'([a-z]+)'", m.group(1))) if m else set()
+    for where, k, a in (("the man page's PROBES", man_kinds, man_actions),
+                        ("design.md's spec grammar", design_kinds, design_actions)):
+        for what, code, doc in (("probe kind", kinds, k), ("action", actions, a)):
+            for name in sorted(code - doc):
+                problems.append(f"grammar: spec.c accepts the {what} '{name}', {where} lacks it")
+            for name in sorted(doc - code):
+                problems.append(f"grammar: {where} names the {what} '{name}', spec.c has none")
+
+
 def check_paths(src, docs, problems):
     docs_files = dict(docs)
     for d in ("runtime",):
@@ -169,6 +198,7 @@ def main():
     check_cli(a.src, a.exe, docs, problems)
     check_api(a.src, docs, problems)
     check_report(a.src, docs, problems)
+    check_grammar(a.src, docs, problems)
     check_paths(a.src, docs, problems)
     for p in problems:
         print(p)
