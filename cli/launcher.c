@@ -36,8 +36,11 @@ static const char ENV_TEXT[] =
 	"                 *.trace.json = timeline, *.folded = folded stacks (report on stderr)\n"
 	"  UPROBE_TRACE_EVENTS  timeline events kept per thread (default 65536)\n"
 	"  UPROBE_MODE    auto (jmp where safe, else int3), int3, jmp (warn for each int3 probe)\n"
-	"  UPROBE_LOG     error (default), warn, info, debug\n"
+	"  UPROBE_LOG     error, warn, info, debug: messages on stderr (unset: none, see the report)\n"
+	"  UPROBE_BT_FORMAT  a bpftrace program's output: text (default) or json\n"
 	"  UPROBE_CONTROL 1: serve the control channel (selfprobe attach/detach/top PID)\n"
+	"  UPROBE_CACHE   start-up cache directory (default ~/.cache/selfprobe; off: none)\n"
+	"  UPROBE_PLUGIN_ARGS  the string plugins' selfprobe_plugin_init receives\n"
 	"  LD_PRELOAD     `run` puts libselfprobe.so first, keeping what was there\n";
 
 static const char PROBE_TEXT[] =
@@ -76,8 +79,8 @@ static void usage_main(FILE *f)
 	      "  selfprobe check uprobe:libc:malloc\n"
 	      "\n", f);
 	fputs(ENV_TEXT, f);
-	fputs("\nExit status: run: the program's (127/126: it could not be started); list and\n"
-	      "check: see their --help; 2: usage error.\n"
+	fputs("\nExit status: run: the program's (127/126: it could not be started); list,\n"
+	      "check, attach, detach, top: see their --help; 2: usage error.\n"
 	      "See selfprobe(1).\n", f);
 }
 
@@ -109,7 +112,8 @@ static void usage_detach(FILE *f)
 	      "\n"
 	      "Detach the probes 'selfprobe attach' left in PID and write the report of the\n"
 	      "attached interval (-o OUT: *.json = JSON, else text; default text on stdout).\n"
-	      "Exit status: 0; 1: nothing attached, or the process cannot be reached.\n", f);
+	      "Exit status: 0; 1: nothing attached, or the process cannot be reached;\n"
+	      "2: usage error.\n", f);
 }
 
 static void usage_top(FILE *f)
@@ -119,13 +123,17 @@ static void usage_top(FILE *f)
 	      "Every second: hits per second, totals, missed hits and latency percentiles (from\n"
 	      "the log2 histograms of =latency probes) of each probe attached to PID.  With -e,\n"
 	      "attaches those first (as 'attach' does); without, shows what 'attach --no-wait'\n"
-	      "attached.  q or Ctrl-C detaches.  --iterations N: N screens, then detach.\n", f);
+	      "attached.  q or Ctrl-C detaches.  --iterations N: N screens, then detach.\n"
+	      "\n"
+	      "Exit status: 0; 1: the process cannot be attached, an item failed in it, or it\n"
+	      "ended while shown; 2: usage error.\n", f);
 }
 
 static void usage_run(FILE *f)
 {
 	fputs("usage: selfprobe run -e SPEC [-e SPEC]... [-f FILE] [-o OUT] [--mode auto|int3|jmp]\n"
-	      "                     [--interval SEC] [--bt-format text|json] -- CMD [ARGS...]\n"
+	      "                     [--interval SEC] [--bt-format text|json] [--metrics ADDR]\n"
+	      "                     [--control] -- CMD [ARGS...]\n"
 	      "\n"
 	      "Run CMD with libselfprobe.so preloaded and the probes attached.  The counters\n"
 	      "live in memory shared with this launcher, which writes the report when the\n"
@@ -179,8 +187,8 @@ static void usage_list(FILE *f)
 	      "\n"
 	      "Options:\n"
 	      "  --json        one JSON object: {\"object\", \"functions\": [{\"name\", \"address\",\n"
-	      "                \"size\", \"mode\", \"reason\", \"ifunc\"}], \"usdt\": [{\"provider\", \"name\",\n"
-	      "                \"address\", \"semaphore\", \"args\", \"mode\", \"reason\"}]}\n"
+	      "                \"size\", \"mode\", \"patch\", \"reason\", \"ifunc\"}], \"usdt\": [{\"provider\",\n"
+	      "                \"name\", \"address\", \"semaphore\", \"args\", \"mode\", \"patch\", \"reason\"}]}\n"
 	      "  --functions   functions only\n"
 	      "  --usdt        USDT notes only\n"
 	      "  -h, --help    this text\n"
@@ -210,7 +218,10 @@ static void usage_check(FILE *f)
 	      "\n"
 	      "Options:\n"
 	      "  -x PROGRAM    the main program, for probes that name no object\n"
-	      "  --json        the same as one JSON object per site, in an array\n"
+	      "  --json        the same as one JSON object per site, in an array: [{\"probe\",\n"
+	      "                \"object\", \"symbol\", \"address\", \"mode\", \"patch\", \"pad\" (hop),\n"
+	      "                \"reason\", \"window\": [{\"address\", \"insn\"}], \"checks\": [{\"check\",\n"
+	      "                \"result\", \"detail\"}]}]\n"
 	      "  -h, --help    this text\n"
 	      "\n", f);
 	fputs(PROBE_TEXT, f);
