@@ -8,6 +8,7 @@
 #include "probe.h"
 #include "registry.h"
 #include "resolve.h"
+#include "shm.h"
 #include "sigtake.h"
 #include "stopworld.h"
 #include "report.h"
@@ -44,6 +45,7 @@ static struct {
 	bool active;
 	struct timespec since;
 	const struct sp_error *errors_before;   /* the last error before it began */
+	uint32_t file_errors_before;            /* the errors in the counters file then */
 	/* each probe's counts from before the session (a dormant probe
 	 * revived keeps its earlier counts in final[]): subtracted */
 	struct base { const struct sp_probe *p; uint64_t c[SP_N_COUNTERS]; } *base;
@@ -355,6 +357,7 @@ static bool do_attach(const char *spec, FILE *out)
 	}
 	session.active = true;
 	session.errors_before = last_error();
+	session.file_errors_before = sp_shm_errors_count();
 	session.n_base = 0;
 	clock_gettime(CLOCK_MONOTONIC, &session.since);
 	for (const struct sp_probe *p = sp_probe_first(); p; p = p->next)
@@ -394,6 +397,53 @@ static bool do_ping(FILE *out)
 	return true;
 }
 
+/* file: the counters file for the client to read the session's counts
+ * from, live (control.h).  *FD the descriptor to pass with the answer. */
+static bool do_file(FILE *out, int *fd)
+{
+	if (!session.active) {
+		fprintf(out, "not attached: no probes of 'selfprobe attach' in process %d", (int)getpid());
+		return false;
+	}
+	uint32_t section;
+	int f = sp_shm_handout(&section);
+	if (f < 0) {
+		fprintf(out, "no counters file: %s", f == -EBADF ? "the program closed its descriptor" : strerror(-f));
+		return false;
+	}
+	/* each probe of the session, with the counts its record held at
+	 * the session's start (those of earlier attachments: not the
+	 * session's).  A probe without a record (the file's are all used):
+	 * the client counts over the channel instead */
+	sp_probe_lock();
+	for (const struct sp_probe *p = sp_probe_first(); p; p = p->next)
+		if (in_session(p) && p->shm_record < 0) {
+			sp_probe_unlock();
+			close(f);
+			fprintf(out, "no counters file: a probe of the session has no record in it (%u at most)",
+				SP_SHM_RECORDS);
+			return false;
+		}
+	fprintf(out, "{\"section\": %u, \"link\": %" PRIu64 ", \"since\": %lld.%09ld, \"errors_from\": %u, "
+		"\"base\": [", section, (uint64_t)(uintptr_t)SESSION_LINK, (long long)session.since.tv_sec,
+		session.since.tv_nsec, session.file_errors_before);
+	const char *sep = "";
+	for (const struct sp_probe *p = sp_probe_first(); p; p = p->next) {
+		if (!in_session(p))
+			continue;
+		const struct base *b = base_of(p);
+		fprintf(out, "%s[%d", sep, p->shm_record);
+		for (int k = 0; k < SP_N_COUNTERS; k++)
+			fprintf(out, ", %" PRIu64, b ? b->c[k] : 0);
+		fputc(']', out);
+		sep = ", ";
+	}
+	sp_probe_unlock();
+	fputs("]}", out);
+	*fd = f;
+	return true;
+}
+
 static bool read_full(int fd, void *buf, size_t n)
 {
 	for (size_t got = 0; got < n;) {
@@ -420,6 +470,28 @@ static bool write_full(int fd, const void *buf, size_t n)
 		put += (size_t)w;
 	}
 	return true;
+}
+
+/* The answer's header, with descriptor PASS (SCM_RIGHTS) on it. */
+static bool send_fd(int fd, const char *head, size_t n, int pass)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} c = { 0 };
+	struct iovec iov = { .iov_base = (void *)head, .iov_len = n };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf, .msg_controllen = sizeof(c.buf) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &pass, sizeof(int));
+	ssize_t w;
+	do
+		w = sendmsg(fd, &m, MSG_NOSIGNAL);
+	while (w < 0 && errno == EINTR);
+	/* the rest of a short send goes without the descriptor (it went with the first byte) */
+	return w > 0 && write_full(fd, head + w, n - (size_t)w);
 }
 
 /* "COMMAND LEN\n": at most 64 bytes, read a byte at a time (the payload
@@ -472,6 +544,7 @@ static void serve(int fd)
 		size_t blen = 0;
 		FILE *out = open_memstream(&body, &blen);
 		bool ok = false;
+		int pass = -1;   /* a descriptor sent with the answer */
 		if (!out) {
 			free(arg);
 			return;
@@ -489,13 +562,18 @@ static void serve(int fd)
 					(int)getpid());
 		} else if (!strcmp(cmd, "detach"))
 			ok = do_detach(out, parse_fmt(arg));
+		else if (!strcmp(cmd, "file"))
+			ok = do_file(out, &pass);
 		else
 			fprintf(out, "unknown command '%s'", cmd);
 		fclose(out);
 		free(arg);
 		char head[40];
 		int hn = snprintf(head, sizeof(head), "%s %zu\n", ok ? "OK" : "ERR", blen);
-		bool sent = write_full(fd, head, (size_t)hn) && write_full(fd, body, blen);
+		bool sent = (pass >= 0 ? send_fd(fd, head, (size_t)hn, pass) : write_full(fd, head, (size_t)hn)) &&
+			    write_full(fd, body, blen);
+		if (pass >= 0)
+			close(pass);
 		free(body);
 		if (!sent)
 			return;
@@ -552,6 +630,8 @@ int sp_control_start(void)
 	if (atomic_exchange(&started, true))
 		return listen_fd >= 0 ? 0 : -EALREADY;
 	sp_tls.runtime++;
+	/* the counters in a file the channel hands to its clients (shm.h) */
+	sp_shm_want_own();
 	int rc = 0;
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_un a = { .sun_family = AF_UNIX };

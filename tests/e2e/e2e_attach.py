@@ -595,6 +595,52 @@ def case_control():
     t.check(rc == 7, "control: the program's status through run", out + err)
 
 
+def case_killed():
+    # a process SIGKILLed while `attach` waits: the report holds its counts
+    # at its death exactly (read from its counters file, not a snapshot of
+    # up to a second before).  sp_live's spinkill calls live_work for 1.5 s,
+    # prints how many calls it made (each returned), and kills itself.
+    lv = Live([LIVE])
+    lv.cmd("call 100")   # before the attach: in no window
+    rep = os.path.join(t.work_dir(), "killed.json")
+    a = subprocess.Popen([t.CLI, "attach", str(lv.pid), "-e", "uprobe:live_work",
+                          "-e", "uretprobe:live_work=latency", "-o", rep],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=t.base_env())
+    first = a.stderr.readline().decode()
+    t.check("attached to %d: 2 probes" % lv.pid in first, "killed: attached", first)
+    lv.p.stdin.write(b"spinkill 1500\n")
+    lv.p.stdin.flush()
+    line = lv.p.stdout.readline().decode()
+    m = re.match(r"killed (\d+)", line)
+    t.check(m is not None, "killed: the program said how many calls it made", line)
+    lv.p.wait(timeout=60)
+    t.check(lv.p.returncode == -9, "killed: the program died of SIGKILL", lv.p.returncode)
+    try:
+        _, err = a.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        a.kill()
+        _, err = a.communicate()
+    err = first + err.decode()
+    t.check(a.returncode == 1 and "ended while attached" in err,
+            "killed: attach says the process ended while attached (status 1)", "%s\n%s" % (a.returncode, err))
+    if not m or not os.path.exists(rep):
+        t.check(False, "killed: a report was written", err)
+        return
+    n = int(m.group(1))
+    with open(rep) as f:
+        r = json.load(f)
+    got = {p["spec"]: p for p in r["probes"]}
+    hits = got.get("uprobe:live_work", {}).get("hits")
+    t.check(hits == n, "killed: %s hits of live_work, the %d calls made until its death" % (hits, n),
+            json.dumps(r)[:2000])
+    lat = got.get("uretprobe:live_work=latency", {})
+    t.check(lat.get("hits") == n and lat.get("latency", {}).get("count") == n,
+            "killed: the latency probe's returns and histogram count %d too" % n, json.dumps(lat)[:1000])
+    t.check(r.get("pid") == lv.pid and r.get("comm") == "sp_live" and 1.0 < r.get("seconds", 0) < 30,
+            "killed: pid, comm and the attached seconds", "%s %s %s" % (r.get("pid"), r.get("comm"),
+                                                                        r.get("seconds")))
+
+
 def metrics_tools():
     """The OpenMetrics parser, or None (a skip said)."""
     try:
@@ -689,7 +735,7 @@ def metrics(lv, pid):
 
 
 CASES = {"latesig": case_latesig, "churn": case_churn, "runmetrics": case_runmetrics, "busy": case_busy, "sqlite": case_sqlite, "single": case_single, "threads": case_threads, "python": case_python, "reattach": case_reattach,
-         "dlfork": case_dlfork, "bad": case_bad, "control": case_control}
+         "dlfork": case_dlfork, "bad": case_bad, "control": case_control, "killed": case_killed}
 
 
 def main():
