@@ -682,7 +682,7 @@ int sp_cli_top(int argc, char **argv, void (*usage)(FILE *))
 					break;
 				}
 			char q[3][16] = { "-", "-", "-" };
-			if (cur[i].has_lat) {
+			if (cur[i].has_lat && cur[i].lat_count) {   /* no sample yet: "-", not 0ns */
 				human_ns(q[0], sizeof(q[0]), quantile(&cur[i], 0.5));
 				human_ns(q[1], sizeof(q[1]), quantile(&cur[i], 0.9));
 				human_ns(q[2], sizeof(q[2]), quantile(&cur[i], 0.99));
