@@ -55,13 +55,70 @@ static struct {
 static int listen_fd = -1;
 static atomic_bool started;
 
+/* session.base's entry for P, found through an open-addressing index of
+ * the probes' addresses (a session of 10,000 probes looked each up by a
+ * linear scan, at its start and at every report: most of an attach's and a
+ * detach's time).  Slots hold an entry's index + 1; 0 is empty. */
+static struct {
+	uint32_t *slot;
+	size_t cap;   /* a power of two, > 2 * session.n_base; 0: none yet */
+} ix;
+
+static size_t ix_home(const struct sp_probe *p)
+{
+	return (size_t)(((uintptr_t)p >> 4) * 0x9E3779B97F4A7C15ull) & (ix.cap - 1);
+}
+
+static struct base *ix_find(const struct sp_probe *p)
+{
+	for (size_t h = ix.cap ? ix_home(p) : 0; ix.cap && ix.slot[h]; h = (h + 1) & (ix.cap - 1))
+		if (session.base[ix.slot[h] - 1].p == p)
+			return &session.base[ix.slot[h] - 1];
+	return NULL;
+}
+
+static void ix_put(size_t i)
+{
+	size_t h = ix_home(session.base[i].p);
+	while (ix.slot[h])
+		h = (h + 1) & (ix.cap - 1);
+	ix.slot[h] = (uint32_t)i + 1;
+}
+
+/* Room for one more entry: false when out of memory. */
+static bool ix_room(void)
+{
+	if (2 * (session.n_base + 1) < ix.cap)
+		return true;
+	size_t cap = ix.cap ? 2 * ix.cap : 256;
+	uint32_t *slot = calloc(cap, sizeof(*slot));
+	if (!slot)
+		return false;
+	free(ix.slot);
+	ix.slot = slot;
+	ix.cap = cap;
+	for (size_t i = 0; i < session.n_base; i++)
+		ix_put(i);
+	return true;
+}
+
+/* A new session: no entries. */
+static void base_reset(void)
+{
+	session.n_base = 0;
+	if (ix.cap)
+		memset(ix.slot, 0, ix.cap * sizeof(*ix.slot));
+}
+
 static const struct base *base_of(const struct sp_probe *p)
 {
-	for (size_t i = 0; i < session.n_base; i++)
-		if (session.base[i].p == p)
-			return &session.base[i];
+	struct base *found = ix_find(p);
+	if (found)
+		return found;
 	/* first seen now (attached later, a library loaded during the
 	 * session): what it had before is its frozen final[] */
+	if (!ix_room())
+		return NULL;
 	if (session.n_base == session.cap_base) {
 		size_t cap = session.cap_base ? 2 * session.cap_base : 64;
 		struct base *nb = realloc(session.base, cap * sizeof(*nb));
@@ -70,18 +127,16 @@ static const struct base *base_of(const struct sp_probe *p)
 		session.base = nb;
 		session.cap_base = cap;
 	}
-	struct base *b = &session.base[session.n_base++];
+	struct base *b = &session.base[session.n_base];
 	b->p = p;
 	memcpy(b->c, p->final, sizeof(b->c));
+	ix_put(session.n_base++);
 	return b;
 }
 
 static bool in_base(const struct sp_probe *p)
 {
-	for (size_t i = 0; i < session.n_base; i++)
-		if (session.base[i].p == p)
-			return true;
-	return false;
+	return ix_find(p) != NULL;
 }
 
 /* A probe of this session: attached by it (an earlier session's probes,
@@ -108,11 +163,8 @@ static void errors_json(FILE *f, const struct sp_error *from)
 	const char *sep = "";
 	fputs("\"errors\": [", f);
 	for (const struct sp_error *e = from; e; e = e->next) {
-		fprintf(f, "%s{\"spec\": ", sep);
-		sp_json_str(f, e->spec);
-		fputs(", \"message\": ", f);
-		sp_json_str(f, e->message);
-		fputc('}', f);
+		fputs(sep, f);
+		sp_report_error_json(f, e->spec, e->message);
 		sep = ", ";
 	}
 	fputc(']', f);
@@ -358,7 +410,7 @@ static bool do_attach(const char *spec, FILE *out)
 	session.active = true;
 	session.errors_before = last_error();
 	session.file_errors_before = sp_shm_errors_count();
-	session.n_base = 0;
+	base_reset();
 	clock_gettime(CLOCK_MONOTONIC, &session.since);
 	for (const struct sp_probe *p = sp_probe_first(); p; p = p->next)
 		if (p->link == SESSION_LINK && !p->internal && p->attached)
