@@ -240,11 +240,8 @@ static char *render(struct sp_livecounts *lc, enum form form, double seconds)
 	for (uint32_t i = lc->errors_from; form != FORM_TSV && i < v.n_errors; i++) {
 		const struct sp_shm_error *e = &v.errors[i];
 		if (form == FORM_JSON) {
-			fprintf(f, "%s{\"spec\": ", sep);
-			sp_json_str(f, e->spec);
-			fputs(", \"message\": ", f);
-			sp_json_str(f, e->message);
-			fputc('}', f);
+			fputs(sep, f);
+			sp_report_error_json(f, e->spec, e->message);
 			sep = ", ";
 		} else
 			fprintf(f, "@error[%s]: %s\n", e->spec, e->message);

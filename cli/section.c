@@ -205,11 +205,8 @@ void sp_section_report(FILE *f, const struct sp_section *v, bool json)
 	for (uint32_t i = 0; i < v->n_errors; i++) {
 		const struct sp_shm_error *e = &v->errors[i];
 		if (json) {
-			fprintf(f, "%s\n  {\"spec\": ", i ? "," : "");
-			sp_json_str(f, e->spec);
-			fputs(", \"message\": ", f);
-			sp_json_str(f, e->message);
-			fputc('}', f);
+			fprintf(f, "%s\n  ", i ? "," : "");
+			sp_report_error_json(f, e->spec, e->message);
 		} else
 			fprintf(f, "@error[%s]: %s\n", e->spec, e->message);
 	}

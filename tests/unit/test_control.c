@@ -52,14 +52,34 @@ static int connect_self(void)
 	return fd;
 }
 
-/* Send RAW, read one answer: 1 OK, 0 ERR, -1 closed.  *BODY malloc'ed. */
-static int raw(int fd, const char *req, size_t len, char **body)
+/* The answer's header's first byte, with the descriptor it carries (or -1). */
+static int first_byte_fd(int fd, char *c)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	struct iovec iov = { .iov_base = c, .iov_len = 1 };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	cr_assert_eq(recvmsg(fd, &m, MSG_CMSG_CLOEXEC), 1);
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+	int got = -1;
+	if (cm && cm->cmsg_type == SCM_RIGHTS)
+		memcpy(&got, CMSG_DATA(cm), sizeof(got));
+	return got;
+}
+
+/* Send RAW, read one answer: 1 OK, 0 ERR, -1 closed.  *BODY malloc'ed;
+ * *PASSED (when not NULL) the descriptor sent with it, or -1. */
+static int raw_fd(int fd, const char *req, size_t len, char **body, int *passed)
 {
 	*body = NULL;
 	if (write(fd, req, len) != (ssize_t)len)
 		return -1;
 	char head[64];
 	size_t k = 0;
+	if (passed)   /* the first byte ('O' or 'E') carries it */
+		*passed = first_byte_fd(fd, &head[k++]);
 	while (k + 1 < sizeof(head)) {
 		if (read(fd, &head[k], 1) != 1)
 			return -1;
@@ -83,21 +103,9 @@ static int raw(int fd, const char *req, size_t len, char **body)
 	return strcmp(st, "OK") == 0;
 }
 
-/* The answer's header's first byte, with the descriptor it carries (or -1). */
-static int first_byte_fd(int fd, char *c)
+static int raw(int fd, const char *req, size_t len, char **body)
 {
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} u;
-	struct iovec iov = { .iov_base = c, .iov_len = 1 };
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
-	cr_assert_eq(recvmsg(fd, &m, MSG_CMSG_CLOEXEC), 1);
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
-	int got = -1;
-	if (cm && cm->cmsg_type == SCM_RIGHTS)
-		memcpy(&got, CMSG_DATA(cm), sizeof(got));
-	return got;
+	return raw_fd(fd, req, len, body, NULL);
 }
 
 static int req(int fd, const char *cmd, const char *arg, char **body)
@@ -222,21 +230,9 @@ Test(control, file_hands_over_the_counters)
 	cr_assert_eq(req(fd, "attach", "uprobe:ctl_hot", &b), 1, "%s", b);
 	free(b);
 	calls(40);
-	/* the answer by hand: its descriptor rides on the first byte */
-	cr_assert_eq(write(fd, "file 0\n", 7), 7);
-	char head[64];
-	int file = first_byte_fd(fd, &head[0]);
+	int file;
+	cr_assert_eq(raw_fd(fd, "file 0\n", 7, &b, &file), 1, "%s", b);
 	cr_assert_geq(file, 0, "a descriptor with the answer");
-	cr_assert_eq(head[0], 'O');
-	size_t k = 1;
-	while (k + 1 < sizeof(head) && read(fd, &head[k], 1) == 1 && head[k] != '\n')
-		k++;
-	head[k] = 0;
-	size_t n = 0;
-	cr_assert_eq(sscanf(head, "OK %zu", &n), 1, "%s", head);
-	b = calloc(1, n + 1);
-	for (size_t got = 0; got < n;)
-		got += (size_t)read(fd, b + got, n - got);
 	cr_assert_eq(fcntl(file, F_GETFL) & O_ACCMODE, O_RDONLY, "read-only for the client");
 	unsigned sec, rec;
 	unsigned long long link, h0;
