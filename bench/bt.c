@@ -52,6 +52,7 @@ static const struct rowdef rows[] = {
 	{ "{ @c = count(); } (evaluator)", "{ @c = count(); }", true },
 	{ "{ @h = hist(arg0); } (evaluator)", "{ @h = hist(arg0); }", true },
 	{ "{ @s[arg0 & 7] = sum(arg0); }", "{ @s[arg0 & 7] = sum(arg0); }", false },
+	{ "{ @[tid] = count(); }", "{ @[tid] = count(); }", false },
 };
 #define N_ROWS (sizeof(rows) / sizeof(rows[0]))
 

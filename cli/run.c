@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "bt.h"
+#include "btparts.h"
 #include "json.h"
 #include "loadable.h"
 #include "metrics.h"
@@ -547,7 +548,8 @@ static void report(FILE *f, bool json, const struct shared *sh, const struct not
  * itself (killed, crashed: no report stored), on our stdout as the process
  * would have printed them on its own: the program compiled here again
  * gives every map's shape, in the order the process gave its tables a
- * place in its section.  Stack frames are named with the ELF symbols of the
+ * place in its section, and the threads' parts noted there are merged in
+ * (btparts.h), as the process merges them.  Stack frames are named with the ELF symbols of the
  * objects the process noted there. */
 static const struct sp_stack_view *killed_view;
 
@@ -564,7 +566,7 @@ static void killed_maps(const struct shared *sh, const char *spec, const char *f
 	for (uint32_t i = 0; i < n; i++) {
 		const struct sp_shm_section *s = section(sh, i);
 		if (!pid_of(s) || state_of(s) == SP_SHM_EXITED || state_of(s) == SP_SHM_EXECED ||
-		    !atomic_load(&s->bt_ran))
+		    !sp_btparts_ran(sh->fd, s))
 			continue;
 		struct sp_spec sp = { 0 };
 		bt_dwarf_register();   /* args.NAME compiles as in the process */
@@ -582,6 +584,9 @@ static void killed_maps(const struct shared *sh, const char *spec, const char *f
 				t = mmap(m->slots, bytes, PROT_READ, MAP_SHARED | MAP_FIXED, sh->fd, (off_t)s->bt_map_off[k]);
 			ok = t != MAP_FAILED;
 		}
+		/* the threads' parts, merged with the tables when printed */
+		struct sp_btparts parts = { 0 };
+		ok = ok && sp_btparts_map(sh->fd, s, p, &parts) == 0;
 		struct sp_section v;
 		bool named = ok && sp_section_open(sh->fd, s, &v) == 0;
 		if (named) {   /* frames named with the objects the process noted */
@@ -602,6 +607,7 @@ static void killed_maps(const struct shared *sh, const char *spec, const char *f
 			bt_set_symbolizer(NULL);
 			sp_section_close(&v);
 		}
+		sp_btparts_unmap(p, &parts);
 		sp_spec_free(&sp);
 	}
 }

@@ -16,6 +16,7 @@
  * not counted as the application's.
  */
 #include "bt.h"
+#include "bt_shard.h"
 #include "ctx.h"
 #include "dispatch.h"
 #include "probe.h"
@@ -318,9 +319,37 @@ static void store_larger(uint64_t *v, int64_t x)
 		;
 }
 
-static void add(uint64_t *w, uint64_t x)
+/* Where a hit adds to map M's value for KEY: this thread's own words in
+ * the map's per-thread parts when it has them (a keyed map the program
+ * never reads back, bt_shard.h: no shared line written), else the table's
+ * (atomic adds).  NULL: the map is full (counted as dropped). */
+struct target {
+	uint64_t *v;
+	bool own;
+};
+
+static struct target target(struct bt_map *m, const void *key)
 {
-	atomic_fetch_add_explicit((_Atomic uint64_t *)w, x, memory_order_relaxed);
+	struct target t = { NULL, false };
+	long i = bt_map_slot(m, key, true);
+	if (i < 0)
+		return t;
+	const struct bt_shards *s = m->shards;
+	int part = sp_tls.slot - 1;   /* the thread's stripe: its part */
+	if (s && s->keyed && part >= 0 && part < s->n) {
+		t.v = bt_shard_words(m, part, (size_t)i);
+		t.own = true;
+	} else
+		t.v = bt_map_value(m, (size_t)i);
+	return t;
+}
+
+static void add_to(struct target t, size_t k, uint64_t x)
+{
+	if (t.own)   /* one instruction: a signal handler's hit cannot split it */
+		__asm__ volatile("addq %1, %0" : "+m"(t.v[k]) : "er"(x) : "cc");
+	else
+		atomic_fetch_add_explicit((_Atomic uint64_t *)&t.v[k], x, memory_order_relaxed);
 }
 
 static void assign_map(struct frame *F, struct bt_node *s)
@@ -343,7 +372,8 @@ static void assign_map(struct frame *F, struct bt_node *s)
 	else
 		x = eval_int(F, rhs);
 	eval_key(F, lhs, key);
-	uint64_t *v = bt_map_lookup(m, key, true);
+	struct target t = target(m, key);
+	uint64_t *v = t.v;
 	if (!v)
 		return;   /* full: counted as dropped */
 	if (!agg) {
@@ -354,17 +384,17 @@ static void assign_map(struct frame *F, struct bt_node *s)
 		else if (s->op == '=')
 			atomic_store_explicit((_Atomic uint64_t *)v, (uint64_t)x, memory_order_relaxed);
 		else
-			add(v, s->op == '+' ? (uint64_t)x : (uint64_t)0 - (uint64_t)x);
+			add_to(t, 0, s->op == '+' ? (uint64_t)x : (uint64_t)0 - (uint64_t)x);
 		return;
 	}
 	switch (rhs->fn) {
-	case BF_COUNT: add(v, 1); break;
-	case BF_SUM: add(v, (uint64_t)x); break;
+	case BF_COUNT: add_to(t, 0, 1); break;
+	case BF_SUM: add_to(t, 0, (uint64_t)x); break;
 	case BF_MIN: store_larger(v, (int64_t)(0xffffffffull - (uint64_t)x)); break;   /* wraps, as BPF's does */
 	case BF_MAX: store_larger(v, x); break;
-	case BF_AVG: case BF_STATS: add(v, 1); add(v + 1, (uint64_t)x); break;
-	case BF_HIST: add(v + bt_hist_bucket(x), 1); break;
-	case BF_LHIST: add(v + bt_lhist_bucket(x, m->lmin, m->lmax, m->lstep), 1); break;
+	case BF_AVG: case BF_STATS: add_to(t, 0, 1); add_to(t, 1, (uint64_t)x); break;
+	case BF_HIST: add_to(t, (size_t)bt_hist_bucket(x), 1); break;
+	case BF_LHIST: add_to(t, (size_t)bt_lhist_bucket(x, m->lmin, m->lmax, m->lstep), 1); break;
 	}
 }
 
@@ -447,9 +477,9 @@ static void statement(struct frame *F, struct bt_node *s)
 		if (s->a->kind == BN_MAP) {
 			_Alignas(8) unsigned char key[BT_KEY_MAX];
 			eval_key(F, s->a, key);
-			uint64_t *v = bt_map_lookup(s->a->map, key, true);
-			if (v)
-				add(v, (uint64_t)(int64_t)s->op);
+			struct target t = target(s->a->map, key);
+			if (t.v)
+				add_to(t, 0, (uint64_t)(int64_t)s->op);
 		} else
 			F->iv[s->a->ival] += s->op;
 		return;

@@ -4,6 +4,7 @@
 #include "bt_shard.h"
 #include "fastcount.h"
 #include "log.h"
+#include "shm.h"
 #include "stripes.h"
 #include "tramp.h"
 #include "tstate.h"
@@ -552,6 +553,23 @@ static void stmts(struct gen *g, const struct bt_node *blk)
  * instruction's displacement. */
 static unsigned char *region;
 #define REGION_BYTES ((size_t)SP_EXCL_SLOTS * SP_STRIPE_BYTES)
+/* Under the launcher the region is its shared file's, from this offset
+ * (0: private memory), so that a killed process's parts are read there
+ * (bt_shard.h) */
+static uint64_t region_file;
+
+/* The region's memory: the shared file's when there is one (a fresh
+ * range: a fork child's replaces its parent's), else private zeroes. */
+static int region_back(void)
+{
+	uint64_t off;
+	region_file = 0;
+	if (sp_shm_bt_alloc(REGION_BYTES, &off) == 0 && sp_shm_map_file(off, REGION_BYTES, region) == region) {
+		region_file = off;
+		return 0;
+	}
+	return sp_shm_map_stripes(-1, 0, REGION_BYTES, region) == region ? 0 : -1;
+}
 /* bytes of each part given out; the first parts start away from a page's
  * first lines, where every stripe's first counters and many of the
  * runtime's page-aligned words lie (at offset 0 a count ran twice as slow:
@@ -581,6 +599,8 @@ static long take(size_t bytes)
 		if (p == MAP_FAILED)
 			return -1;
 		region = p;
+		if (sp_shm_active() && region_back() != 0)
+			return -1;
 	}
 	if (region_used + bytes > SP_STRIPE_BYTES)
 		return -1;
@@ -595,7 +615,7 @@ static int give_parts(struct bt_map *m)
 	if (m->shards)
 		return 0;
 	long off = take(8 * (1 + m->val_words));
-	if (off < 0 || bt_shards_attach(m, region + off, SP_STRIPE_BYTES, SP_EXCL_SLOTS) != 0)
+	if (off < 0 || bt_shards_attach(m, region + off, SP_STRIPE_BYTES, SP_EXCL_SLOTS, false) != 0)
 		return -1;
 	return 0;
 }
@@ -612,6 +632,26 @@ static long ran_word(const struct bt_program *p)
 	if (off >= 0)
 		rans[n_rans++] = (typeof(rans[0])){ p, (size_t)off };
 	return off;
+}
+
+int bt_jit_file(const void *at, uint64_t *off)
+{
+	const unsigned char *a = at;
+	if (!region_file || a < region || a >= region + REGION_BYTES)
+		return -1;
+	*off = region_file + (uint64_t)(a - region);
+	return 0;
+}
+
+int bt_jit_ran_file(const struct bt_program *p, uint64_t *off)
+{
+	int rc = -1;
+	pthread_mutex_lock(&region_lock);
+	for (int i = 0; i < n_rans && rc; i++)
+		if (rans[i].p == p)
+			rc = bt_jit_file(region + rans[i].off, off);
+	pthread_mutex_unlock(&region_lock);
+	return rc;
 }
 
 bool bt_jit_ran(const struct bt_program *p)
@@ -648,6 +688,10 @@ void bt_jit_atfork_child(void)
 	if (jit_pid)
 		jit_pid = (uint64_t)getpid();
 	jit_tid = 0;   /* the child's only thread, another tid */
+	/* under the launcher, parts of its own in the child's section: the
+	 * parent's are the file's pages its parent still writes */
+	if (region && region_file && region_back() != 0)
+		sp_debug("a fork child's bpftrace parts: no room in the shared file");
 	/* the child's blocks start again: no "ran" yet (the maps' parts are
 	 * reset with the maps, bt_map_clear) */
 	for (int i = 0; i < n_rans; i++)

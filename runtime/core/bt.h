@@ -11,6 +11,8 @@
  *                 no allocation;
  *   bt_map.c      maps: fixed-capacity hash tables made at compile time,
  *                 updated with atomics, a dropped-update count when full;
+ *   bt_shard.c    a map's per-thread parts (a compiled block's, a keyed
+ *                 map the program never reads back) and their merge;
  *   bt_out.c      printf formats and bpftrace's text and JSON output of maps;
  *   bt_dwarf.c    args.NAME: a parameter's register from DWARF (libdw).
  * spec.c ties a program to the spec (its probes become spec items) and
@@ -128,14 +130,22 @@ struct bt_map {
 	unsigned char *slots;    /* mmap'ed, MAP_NORESERVE */
 	_Atomic uint64_t dropped;    /* updates refused: the map was full */
 	_Atomic uint64_t used;
-	struct bt_shards *shards;    /* per-thread parts compiled blocks add to
-				      * (bt_shard.h), or NULL */
+	struct bt_shards *shards;    /* per-thread parts hits add to (bt_shard.h):
+				      * a compiled block's, or a keyed map's;
+				      * NULL: only the table */
+	int shared_at;           /* its number in the launcher's shared file
+				  * (the runtime's), or -1 */
 	struct bt_map *next;
 };
 
 /* The value words for KEY (created when absent and CREATE), or NULL (absent,
  * or full: dropped counted).  Never allocates. */
 uint64_t *bt_map_lookup(struct bt_map *m, const void *key, bool create);
+/* The same as a slot index (-1: absent, or full), for the per-thread parts
+ * of a keyed map (bt_shard.h), which are indexed like the table; and the
+ * table's value words of slot I. */
+long bt_map_slot(struct bt_map *m, const void *key, bool create);
+uint64_t *bt_map_value(struct bt_map *m, size_t i);
 void bt_map_delete(struct bt_map *m, const void *key);
 void bt_map_clear(struct bt_map *m);
 /* Give the table its memory (the map's shape known).  0 or -errno. */

@@ -89,6 +89,7 @@ static struct bt_map *map_named(struct comp *C, const struct bt_node *n)
 		cfail(C, n, "out of memory");
 	}
 	m->nkeys = -1;   /* unknown until its first use */
+	m->shared_at = -1;
 	m->next = *pp;
 	*pp = m;
 	C->p->nmaps++;

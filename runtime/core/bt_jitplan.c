@@ -72,8 +72,6 @@ static bool map_needs_shared(const struct bt_node *n, const struct bt_map *m, bo
 
 bool bt_jit_map_shardable(const struct bt_program *p, const struct bt_map *m)
 {
-	if (m->nkeys != 0)
-		return false;
 	switch (m->mk) {
 	case BM_COUNT: case BM_SUM: case BM_MIN: case BM_MAX: case BM_AVG: case BM_STATS: case BM_HIST:
 	case BM_LHIST: case BM_INT:

@@ -14,7 +14,8 @@
  *   - uprobe blocks only (a uretprobe block runs in the return trampoline,
  *     a usdt block reads its arguments through the note), of a program
  *     that never calls exit().
- * A map a compiled block updates is kept per thread (bt_shard.h) and must
+ * A map a compiled block updates is kept per thread (bt_shard.h), as a
+ * keyed map the evaluator updates is, and must
  * be one whose value the program never reads back: no @m in an
  * expression, no delete(), no clear() (print() is fine: it merges).  Any
  * block outside the subset runs in the evaluator as before, on both paths.
@@ -29,8 +30,9 @@
  * it out, for the debug log and the tests. */
 bool bt_jit_eligible(const struct bt_program *p, const struct bt_block *b, const char **why);
 
-/* May map M be kept per thread (only updated, never read, cleared or
- * deleted anywhere in P)? */
+/* May map M, with keys or without, be kept per thread (bt_shard.h: only
+ * updated, never read, cleared or deleted anywhere in P)?  A compiled
+ * block also needs it without keys (its code does not hash). */
 bool bt_jit_map_shardable(const struct bt_program *p, const struct bt_map *m);
 
 #endif

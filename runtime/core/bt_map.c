@@ -106,15 +106,26 @@ static uint64_t hash(const unsigned char *k, size_t n)
 
 uint64_t *bt_map_lookup(struct bt_map *m, const void *key, bool create)
 {
+	long i = bt_map_slot(m, key, create);
+	return i < 0 ? NULL : val_of(m, (size_t)i);
+}
+
+uint64_t *bt_map_value(struct bt_map *m, size_t i)
+{
+	return val_of(m, i);
+}
+
+long bt_map_slot(struct bt_map *m, const void *key, bool create)
+{
 	if (!m->slots)
-		return NULL;
+		return -1;
 	size_t mask = m->cap - 1, i = (size_t)hash(key, m->key_size) & mask;
 	for (size_t probes = 0; probes < m->cap;) {
 		_Atomic uint64_t *st = state_of(m, i);
 		uint64_t s = atomic_load_explicit(st, memory_order_acquire);
 		if (s == S_EMPTY) {
 			if (!create)
-				return NULL;
+				return -1;
 			if (atomic_load_explicit(&m->used, memory_order_relaxed) >= BT_MAP_CAP)
 				goto full;
 			uint64_t e = S_EMPTY;
@@ -124,7 +135,7 @@ uint64_t *bt_map_lookup(struct bt_map *m, const void *key, bool create)
 			copy_words(key_of(m, i), key, m->key_size);
 			zero_words(val_of(m, i), m->val_words * 8);
 			atomic_store_explicit(st, S_LIVE, memory_order_release);
-			return val_of(m, i);
+			return (long)i;
 		}
 		if (s == S_BUSY) {   /* its key is being written: a few instructions away */
 			for (int spin = 0; spin < 1000 && atomic_load_explicit(st, memory_order_acquire) == S_BUSY; spin++)
@@ -135,22 +146,22 @@ uint64_t *bt_map_lookup(struct bt_map *m, const void *key, bool create)
 		}
 		if (same_words(key_of(m, i), key, m->key_size)) {
 			if (s == S_LIVE)
-				return val_of(m, i);
+				return (long)i;
 			if (!create)
-				return NULL;
+				return -1;
 			uint64_t e = S_DEAD;
 			if (!atomic_compare_exchange_strong(st, &e, S_BUSY))
 				continue;
 			zero_words(val_of(m, i), m->val_words * 8);
 			atomic_store_explicit(st, S_LIVE, memory_order_release);
-			return val_of(m, i);
+			return (long)i;
 		}
 		i = (i + 1) & mask;
 		probes++;
 	}
 full:
 	atomic_fetch_add_explicit(&m->dropped, 1, memory_order_relaxed);
-	return NULL;
+	return -1;
 }
 
 void bt_map_delete(struct bt_map *m, const void *key)

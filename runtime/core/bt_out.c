@@ -466,10 +466,12 @@ static void sort_key(struct ent *e, const struct bt_map *m)
 	}
 }
 
-/* M's live entries in bpftrace's order: malloc'ed, *NP of them. */
-static struct ent *sorted(struct bt_map *m, size_t *np)
+/* M's live entries in bpftrace's order: malloc'ed, *NP of them, read
+ * from *VIEW (the table with the threads' parts merged, bt_shard.h: freed
+ * by the caller with bt_map_view_free once printed). */
+static struct ent *sorted(struct bt_map *m, size_t *np, struct bt_map **view)
 {
-	bt_map_sync(m);   /* the threads' parts of a compiled block's map */
+	m = *view = bt_map_view(m);
 	size_t n = 0, cap = 0;
 	struct ent *es = NULL;
 	const unsigned char *key;
@@ -495,7 +497,8 @@ static struct ent *sorted(struct bt_map *m, size_t *np)
 void bt_print_map(struct bt_buf *b, struct bt_map *m)
 {
 	size_t n;
-	struct ent *es = sorted(m, &n);
+	struct bt_map *view;
+	struct ent *es = sorted(m, &n, &view);
 	bool hist = m->mk == BM_HIST || m->mk == BM_LHIST;
 	for (size_t i = 0; i < n; i++) {
 		if (i && m->mk != BM_STACK)   /* a stack value ends in its own newline */
@@ -508,6 +511,7 @@ void bt_print_map(struct bt_buf *b, struct bt_map *m)
 	if (m->mk == BM_AVG || m->mk == BM_STATS)
 		bt_buf_put(b, "\n", 1);
 	free(es);
+	bt_map_view_free(m, view);
 }
 
 void bt_print_all(struct bt_buf *b, struct bt_program *p)
@@ -638,7 +642,8 @@ void bt_print_map_json(struct bt_buf *b, struct bt_map *m)
 	const char *type = m->mk == BM_AVG || m->mk == BM_STATS ? "stats" :
 			   m->mk == BM_HIST || m->mk == BM_LHIST ? "hist" : "map";
 	size_t n;
-	struct ent *es = sorted(m, &n);
+	struct bt_map *view;
+	struct ent *es = sorted(m, &n, &view);
 	bt_buf_printf(b, "{\"type\": \"%s\", \"data\": {", type);
 	json_str(b, m->name, strlen(m->name));
 	bt_buf_puts(b, ": ");
@@ -664,6 +669,7 @@ void bt_print_map_json(struct bt_buf *b, struct bt_map *m)
 		bt_buf_puts(b, "null");
 	bt_buf_puts(b, "}}\n");
 	free(es);
+	bt_map_view_free(m, view);
 }
 
 void bt_print_all_json(struct bt_buf *b, struct bt_program *p)

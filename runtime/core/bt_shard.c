@@ -2,79 +2,120 @@
 #include "bt_shard.h"
 
 #include <errno.h>
-#include <stdbool.h>
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
 
-int bt_shards_attach(struct bt_map *m, unsigned char *base, size_t stride, int n)
+size_t bt_shard_part_bytes(const struct bt_map *m, bool keyed)
+{
+	if (!keyed)
+		return 8 * (1 + m->val_words);
+	return (m->cap * m->val_words * 8 + 4095) & ~(size_t)4095;
+}
+
+int bt_shards_attach(struct bt_map *m, unsigned char *base, size_t stride, int n, bool keyed)
 {
 	struct bt_shards *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	s->folded = calloc((size_t)n * (1 + m->val_words), sizeof(uint64_t));
-	if (!s->folded) {
-		free(s);
-		return -ENOMEM;
-	}
 	s->base = base;
 	s->stride = stride;
 	s->n = n;
-	atomic_flag_clear(&s->busy);
+	s->keyed = keyed;
 	m->shards = s;
 	return 0;
 }
 
-static const _Atomic uint64_t *part(const struct bt_shards *s, int i)
+static int used_parts(const struct bt_shards *s)
 {
-	return (const _Atomic uint64_t *)(const void *)(s->base + (size_t)i * s->stride);
+	int n = s->n_used ? s->n_used() : s->n;
+	return n < s->n ? n : s->n;
 }
 
-static void store_larger(uint64_t *v, uint64_t x)
+static uint64_t load(const uint64_t *w)
 {
-	_Atomic uint64_t *cur = (_Atomic uint64_t *)v;
-	uint64_t old = atomic_load_explicit(cur, memory_order_relaxed);
-	while ((int64_t)x >= (int64_t)old && !atomic_compare_exchange_weak(cur, &old, x))
-		;
+	return atomic_load_explicit((const _Atomic uint64_t *)w, memory_order_relaxed);
 }
 
-void bt_map_sync(struct bt_map *m)
+/* Add what FROM holds (W words) to TO: sums by adding, min and max
+ * (kept as "the larger wins", bt_eval.c) by taking the larger. */
+static void combine(const struct bt_map *m, uint64_t *to, const uint64_t *from, size_t w)
+{
+	bool larger = m->mk == BM_MIN || m->mk == BM_MAX;
+	for (size_t k = 0; k < w; k++) {
+		uint64_t x = load(&from[k]);
+		if (!larger)
+			to[k] += x;
+		else if ((int64_t)x >= (int64_t)to[k])
+			to[k] = x;
+	}
+}
+
+static bool any_word(const uint64_t *w, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		if (load(&w[k]))
+			return true;
+	return false;
+}
+
+struct bt_map *bt_map_view(struct bt_map *m)
 {
 	struct bt_shards *s = m->shards;
-	if (!s || atomic_flag_test_and_set(&s->busy))
-		return;
-	size_t w = m->val_words;
-	bool larger = m->mk == BM_MIN || m->mk == BM_MAX;
-	static const uint64_t nokey[1] = { 0 };
-	for (int i = 0; i < s->n; i++) {
-		const _Atomic uint64_t *p = part(s, i);
-		uint64_t *f = s->folded + (size_t)i * (1 + w);
-		/* its owner may be adding meanwhile: what is read now is
-		 * folded now, the rest at the next fold */
-		bool any = atomic_load_explicit(&p[0], memory_order_relaxed) != f[0];
-		for (size_t k = 0; k < w && !any; k++)
-			any = atomic_load_explicit(&p[1 + k], memory_order_relaxed) != f[1 + k];
-		if (!any)
-			continue;
-		uint64_t *v = bt_map_lookup(m, nokey, true);
-		if (!v)
-			break;   /* cannot happen for a one-slot map; counted as dropped */
-		f[0] = atomic_load_explicit(&p[0], memory_order_relaxed);
-		for (size_t k = 0; k < w; k++) {
-			uint64_t now = atomic_load_explicit(&p[1 + k], memory_order_relaxed);
-			if (larger)
-				store_larger(&v[k], now);
-			else if (now != f[1 + k])
-				atomic_fetch_add_explicit((_Atomic uint64_t *)&v[k], now - f[1 + k], memory_order_relaxed);
-			f[1 + k] = now;
-		}
+	if (!s)
+		return m;
+	struct bt_map *v = malloc(sizeof(*v));
+	if (!v)
+		return m;
+	*v = *m;
+	v->slots = NULL;
+	v->shards = NULL;
+	v->next = NULL;
+	atomic_store(&v->used, 0);
+	atomic_store(&v->dropped, atomic_load(&m->dropped));
+	if (bt_map_alloc(v) != 0) {
+		free(v);
+		return m;
 	}
-	atomic_flag_clear(&s->busy);
+	size_t w = m->val_words;
+	int n = used_parts(s);
+	const unsigned char *key;
+	const uint64_t *val;
+	/* the table's live slots: the evaluator's updates and, keyed, every
+	 * key any thread used (its words in the parts at the same slot) */
+	for (long i = bt_map_next(m, 0, &key, &val); i >= 0; i = bt_map_next(m, (size_t)i + 1, &key, &val)) {
+		uint64_t *to = bt_map_lookup(v, key, true);
+		if (!to)
+			break;
+		combine(m, to, val, w);
+		for (int p = 0; s->keyed && p < n; p++)
+			combine(m, to, bt_shard_words(m, p, (size_t)i), w);
+	}
+	/* a map without keys: each part a thread touched (a count's word
+	 * set, or its touched word) */
+	static const uint64_t nokey[1] = { 0 };
+	for (int p = 0; !s->keyed && p < n; p++) {
+		const uint64_t *part = (const uint64_t *)(const void *)(s->base + (size_t)p * s->stride);
+		if (!any_word(part, 1 + w))
+			continue;
+		uint64_t *to = bt_map_lookup(v, nokey, true);
+		if (to)
+			combine(m, to, part + 1, w);
+	}
+	return v;
+}
+
+void bt_map_view_free(struct bt_map *m, struct bt_map *view)
+{
+	if (!view || view == m)
+		return;
+	bt_map_free(view);
+	free(view);
 }
 
 void bt_shards_free(struct bt_map *m)
 {
-	if (!m->shards)
-		return;
-	free(m->shards->folded);
 	free(m->shards);
 	m->shards = NULL;
 }
@@ -84,6 +125,14 @@ void bt_shards_reset(struct bt_map *m)
 	struct bt_shards *s = m->shards;
 	if (!s)
 		return;
+	if (s->keyed) {
+		/* private memory (a shared file's parts are replaced instead):
+		 * the kernel gives zero pages back */
+		size_t bytes = (size_t)s->n * s->stride;
+		if (madvise(s->base, bytes, MADV_DONTNEED) != 0)
+			memset(s->base, 0, bytes);
+		return;
+	}
 	size_t w = m->val_words;
 	for (int i = 0; i < s->n; i++) {
 		_Atomic uint64_t *p = (_Atomic uint64_t *)(void *)(s->base + (size_t)i * s->stride);
@@ -92,6 +141,4 @@ void bt_shards_reset(struct bt_map *m)
 			if (atomic_load_explicit(&p[k], memory_order_relaxed))
 				atomic_store_explicit(&p[k], 0, memory_order_relaxed);
 	}
-	for (size_t k = 0; k < (size_t)s->n * (1 + w); k++)
-		s->folded[k] = 0;
 }

@@ -1,24 +1,32 @@
-/* bt_shard — a map's per-thread parts, for blocks compiled to native code
- * (bt_jit.c): each thread adds to its own words with plain one-instruction
- * read-modify-writes (no lock prefix, no shared cache line, and no window
- * for a signal handler's hit between a load and a store), and whoever
- * prints the map first folds what the parts gained since the last fold
- * into the shared table (bt_map.c), where the evaluator's updates are.
+/* bt_shard — a map's per-thread parts: each thread adds to its own words
+ * with plain one-instruction read-modify-writes (no lock prefix, no shared
+ * cache line, and no window for a signal handler's hit between a load and
+ * a store); a print merges the table (bt_map.c, where hits without a part
+ * add atomically) and every part into a private copy, and prints that.
+ * Nothing is ever folded back: the table and the parts only grow, so a
+ * reader that finds them in the launcher's shared file after a SIGKILL
+ * (cli/run.c) merges them the same way and gets the same, exact, figures.
  *
- * Part i of map M lies at base + i * stride + off: [touched][value words],
- * the value words laid out as the table's (count, sum, min/max as the
- * table keeps them, avg/stats' count and sum, hist/lhist buckets).  The
- * parts are indexed like the runtime's counter stripes (one per thread
- * while it lives, given to the next thread after; tstate.h), so a thread's
- * part is its stripe's address plus a constant.  Sums fold by difference
- * (each part's value at the last fold is kept), min and max by taking the
- * larger, which needs no history.  Only maps the program never reads back
- * are split (bt_jitplan.h): nothing but a print sees a map's value.
+ * Two shapes:
+ *   - a compiled block's map without keys (bt_jit.c): part i at
+ *     base + i * stride is [touched][value words], the words laid out as
+ *     the table's (count, sum, min/max as the table keeps them, avg/stats'
+ *     count and sum, hist/lhist buckets);
+ *   - a keyed map (the evaluator, bt_eval.c): part i holds, for every slot
+ *     s of the table, the value words of s at s * val_words * 8: a key's
+ *     slot is found in the shared table (inserted there once, at the key's
+ *     first use), its words added in the thread's part, so a hit after a
+ *     key's first use allocates nothing and writes no shared line.
+ * The parts are indexed like the runtime's counter stripes (one per thread
+ * while it lives, given to the next thread after; tstate.h); a thread
+ * without one (no stripe, or past the parts a map was given) updates the
+ * table.  Only maps the program never reads back are split
+ * (bt_jit_map_shardable, bt_jitplan.h): nothing but a print sees a value.
  */
 #ifndef SP_BT_SHARD_H
 #define SP_BT_SHARD_H
 
-#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,18 +36,28 @@ struct bt_shards {
 	unsigned char *base;     /* part 0 of this map */
 	size_t stride;           /* bytes from one part to the next */
 	int n;                   /* parts */
-	uint64_t *folded;        /* n * (1 + val_words): each part at the last fold */
-	atomic_flag busy;        /* a fold in progress (a concurrent print skips it) */
+	bool keyed;              /* every slot's words in each part (above) */
+	int (*n_used)(void);     /* parts below it may hold values (NULL: n) */
 };
 
+/* Bytes of one part of M in the KEYED shape (the other: 8 + its words). */
+size_t bt_shard_part_bytes(const struct bt_map *m, bool keyed);
 /* Give M its parts: N of them at BASE + i * STRIDE, zero.  0 or -errno. */
-int bt_shards_attach(struct bt_map *m, unsigned char *base, size_t stride, int n);
-/* Fold what the parts gained into M's table (any thread; not in a signal
- * handler that interrupted a fold of the same map: that one is skipped). */
-void bt_map_sync(struct bt_map *m);
+int bt_shards_attach(struct bt_map *m, unsigned char *base, size_t stride, int n, bool keyed);
+/* Slot SLOT's value words in part PART of a keyed map. */
+static inline uint64_t *bt_shard_words(const struct bt_map *m, int part, size_t slot)
+{
+	const struct bt_shards *s = m->shards;
+	return (uint64_t *)(void *)(s->base + (size_t)part * s->stride + slot * m->val_words * 8);
+}
+/* What a print reads: a private copy of M's table with every part added
+ * (M itself when it has no parts, or no memory for the copy).  Any thread;
+ * concurrent hits land in this copy or the next. */
+struct bt_map *bt_map_view(struct bt_map *m);
+void bt_map_view_free(struct bt_map *m, struct bt_map *view);
 /* Forget the parts' contents (a fork child, alone: its counts start again). */
 void bt_shards_reset(struct bt_map *m);
-/* Free M's parts bookkeeping (the parts' memory is the region's). */
+/* Free M's parts bookkeeping (the parts' memory is the caller's). */
 void bt_shards_free(struct bt_map *m);
 
 #endif

@@ -1,7 +1,7 @@
 /* bt_run — see bt_run.h. */
 #include "bt.h"
 #include "bt_jit.h"
-#include "bt_shard.h"
+#include "bt_parts.h"
 #include "bt_run.h"
 #include "dispatch.h"
 #include "guard.h"
@@ -38,6 +38,8 @@ static uint32_t n_shared;   /* maps given a place in this process's section */
 
 static int share_maps(struct bt_program *p)
 {
+	for (struct bt_map *m = p->maps; m; m = m->next)
+		m->shared_at = -1;
 	if (!sp_shm_active())
 		return -1;
 	for (struct bt_map *m = p->maps; m; m = m->next) {
@@ -54,7 +56,7 @@ static int share_maps(struct bt_program *p)
 			return -1;
 		if (sp_shm_map_stripes(0, off, bytes, m->slots) == MAP_FAILED)
 			return -1;
-		n_shared++;
+		m->shared_at = (int)n_shared++;
 	}
 	return 0;
 }
@@ -69,11 +71,14 @@ static void atfork_child(void)
 	 * handler, registered first, gave it one), else the same ones cleared */
 	for (struct bt_program *p = active; p; p = p->next_active) {
 		p->ran = false;
-		for (struct bt_map *m = p->maps; m; m = m->next)
-			bt_shards_reset(m);   /* the threads' parts of compiled blocks */
 		if (share_maps(p) != 0)
-			for (struct bt_map *m = p->maps; m; m = m->next)
+			for (struct bt_map *m = p->maps; m; m = m->next) {
+				/* private zeroes: clearing would keep a parent's
+				 * shared-file pages (madvise does not zero them) */
+				sp_shm_map_stripes(-1, 0, m->cap * m->slot_size, m->slots);
 				bt_map_clear(m);
+			}
+		sp_bt_parts_atfork_child(p);   /* the threads' parts, after the tables' places */
 	}
 }
 
@@ -181,11 +186,17 @@ static void activate(struct bt_program *p)
 			p->out_fd = fcntl(1, F_DUPFD_CLOEXEC, 3);
 		p->next_active = active;
 		active = p;
-		if (!hooked && pthread_atfork(NULL, NULL, atfork_child) == 0)
-			hooked = true;
+		/* after the registry's own fork handler, which gives the child
+		 * its section of the launcher's file: a pthread_atfork handler
+		 * of ours, registered before it (this runs before the first
+		 * attach), gave the child's tables the parent's section */
+		if (!hooked)
+			sp_probe_on_fork_child(atfork_child);
+		hooked = true;
 		sp_guard_vector_safe(sp_bt_handler);   /* it saves them itself: below */
 		p->json = json_output;
 		share_maps(p);
+		sp_bt_parts_give(p);   /* keyed maps: per-thread parts */
 	}
 	pthread_mutex_unlock(&active_lock);
 }
@@ -219,12 +230,15 @@ long sp_bt_attach_item(const struct sp_spec_item *item)
 	struct bt_block *b = item->program;
 	activate(b->prog);
 	/* native code for the block when it is in the subset (bt_jit.h):
-	 * the counter stripes it adds next to must exist first.  Not when
-	 * the maps live in the launcher's file: a compiled block's counts sit
-	 * in per-thread parts of this process until printed, which a killed
-	 * process's maps, read by the launcher, would miss */
-	if (!sp_shm_active() && sp_tstate_init() == 0)
+	 * the counter stripes it adds next to must exist first.  Under the
+	 * launcher its per-thread parts are in the shared file too, noted in
+	 * the section: a killed process's maps are merged from them */
+	if (sp_tstate_init() == 0) {
 		bt_jit_block(b);
+		pthread_mutex_lock(&active_lock);
+		sp_bt_parts_note(b->prog);
+		pthread_mutex_unlock(&active_lock);
+	}
 	long rc = sp_probe_attach_item(item, sp_bt_handler, b, NULL);
 	if (rc > 0)
 		start_once(b->prog);

@@ -135,6 +135,8 @@ static int claim(int fd, const char *command, pid_t parent)
 	atomic_store(&s->n_timelines, 0);
 	atomic_store(&s->bt_ran, 0);
 	atomic_store(&s->bt_maps, 0);
+	memset(s->bt_part_off, 0, sizeof(s->bt_part_off));
+	atomic_store(&s->bt_ran_off, 0);
 	atomic_store(&s->state, SP_SHM_RUNNING);
 	atomic_store(&s->pid, getpid());   /* last: the launcher reads it as "ready" */
 	atomic_store(&hdr->pids[idx], getpid());
@@ -317,14 +319,50 @@ void sp_shm_copy(char *dst, size_t n, const char *src)
 	snprintf(dst, n, "%s", src ? src : "");
 }
 
-int sp_shm_bt_map(uint32_t i, uint64_t bytes, uint64_t *off)
+int sp_shm_bt_alloc(uint64_t bytes, uint64_t *off)
 {
-	if (!mine || !hdr || i >= SP_SHM_BT_MAPS)
+	if (!mine || !hdr || own)   /* our own file carries counts only (shm.h) */
 		return -1;
 	bytes = page_up(bytes);
 	uint64_t o = atomic_fetch_add(&hdr->next_free, bytes);
 	if (o + bytes > SP_SHM_SIZE)
 		return -1;
+	*off = o;
+	return 0;
+}
+
+void *sp_shm_map_file(uint64_t off, size_t bytes, void *at)
+{
+	int fd = open_file();
+	if (fd < 0)
+		return MAP_FAILED;
+	void *p = mmap(at, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE | MAP_FIXED, fd, (off_t)off);
+	close(fd);
+	return p;
+}
+
+void sp_shm_bt_parts(uint32_t i, uint64_t off, uint64_t stride, uint32_t n, bool keyed)
+{
+	if (!mine || i >= SP_SHM_BT_MAPS)
+		return;
+	mine->bt_part_off[i] = off;
+	mine->bt_part_stride[i] = stride;
+	mine->bt_part_n[i] = n;
+	mine->bt_part_keyed[i] = keyed;
+}
+
+void sp_shm_bt_ran_at(uint64_t off)
+{
+	if (mine)
+		atomic_store(&mine->bt_ran_off, off);
+}
+
+int sp_shm_bt_map(uint32_t i, uint64_t bytes, uint64_t *off)
+{
+	uint64_t o;
+	if (i >= SP_SHM_BT_MAPS || sp_shm_bt_alloc(bytes, &o) != 0)
+		return -1;
+	bytes = page_up(bytes);
 	mine->bt_map_off[i] = o;
 	mine->bt_map_bytes[i] = bytes;
 	if (atomic_load(&mine->bt_maps) <= i)

@@ -39,7 +39,7 @@
 
 #include "stripes.h"
 
-#define SP_SHM_MAGIC      "SPSHM10"
+#define SP_SHM_MAGIC      "SPSHM11"
 #define SP_SHM_SECTIONS   (1u << 16)         /* processes (a clear refusal past it) */
 #define SP_SHM_ENV        "SELFPROBE_SHM"    /* the path that reopens the file */
 #define SP_SHM_RECORDS    (1u << 16)         /* probe records per process */
@@ -148,6 +148,18 @@ struct sp_shm_section {
 	_Atomic uint32_t bt_maps;     /* entries of bt_map_off set */
 	uint64_t bt_map_off[SP_SHM_BT_MAPS];
 	uint64_t bt_map_bytes[SP_SHM_BT_MAPS];
+	/* Map k's per-thread parts (bt_shard.h), which the launcher merges
+	 * with the table as the process would: part 0 at bt_part_off[k] (0:
+	 * none), part i bt_part_stride[k] bytes further, bt_part_n[k] of them
+	 * (the launcher reads those below stripes_used), keyed or not as
+	 * bt_part_keyed[k] says.  bt_ran_off: the compiled blocks' "ran" byte
+	 * in part 0 (0: none), SP_STRIPE_BYTES apart: a process whose only
+	 * hits were compiled ran too. */
+	uint64_t bt_part_off[SP_SHM_BT_MAPS];
+	uint64_t bt_part_stride[SP_SHM_BT_MAPS];
+	uint32_t bt_part_n[SP_SHM_BT_MAPS];
+	uint8_t bt_part_keyed[SP_SHM_BT_MAPS];
+	_Atomic uint64_t bt_ran_off;
 };
 
 enum { SP_SHM_REPORT_JSON, SP_SHM_REPORT_TEXT };
@@ -239,6 +251,15 @@ int sp_shm_store_report(int which, const void *buf, size_t len);
 /* Room for a bpftrace program's map number I (BYTES) in the process's
  * section: 0 with *OFF, or -1 (not under the launcher, no room). */
 int sp_shm_bt_map(uint32_t i, uint64_t bytes, uint64_t *off);
+/* BYTES of the file for the process's bpftrace parts: 0 with *OFF, or -1. */
+int sp_shm_bt_alloc(uint64_t bytes, uint64_t *off);
+/* Map the file's BYTES at OFF over AT (MAP_FIXED), shared: AT, or
+ * MAP_FAILED (AT's old mapping then stays). */
+void *sp_shm_map_file(uint64_t off, size_t bytes, void *at);
+/* Map I's parts are in the file (see the section's bt_part_*). */
+void sp_shm_bt_parts(uint32_t i, uint64_t off, uint64_t stride, uint32_t n, bool keyed);
+/* The compiled blocks' "ran" byte of part 0 is at OFF. */
+void sp_shm_bt_ran_at(uint64_t off);
 /* A bpftrace block ran in this process: the launcher prints its maps. */
 void sp_shm_bt_ran(void);
 

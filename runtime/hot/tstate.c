@@ -123,6 +123,11 @@ int sp_tstate_claim(void)
 
 /* The stripe after S that may hold counts: the exclusive ones ever
  * claimed, then the shared one if it was ever given out. */
+int sp_tstate_slots_used(void)
+{
+	return atomic_load(&slots_used);
+}
+
 int sp_tstate_next_stripe(int s)
 {
 	if (s + 1 < atomic_load(&slots_used))

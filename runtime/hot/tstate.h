@@ -81,6 +81,9 @@ void sp_tstate_free_id(uint32_t id);
  * only stripes some thread was given are read (per-stripe data indexed
  * the same way, such as latency.h's, too). */
 int sp_tstate_next_stripe(int s);
+/* The exclusive stripes ever claimed are below it (the parts of bt_shard.h
+ * are indexed like them). */
+int sp_tstate_slots_used(void);
 /* The totals of probe ID over every stripe, into OUT[SP_N_COUNTERS]. */
 void sp_tstate_read(uint32_t id, uint64_t *out);
 /* Wait until no thread is still inside a dispatch or an inline count that

@@ -20,7 +20,11 @@ and construct in the report; the program runs unprobed).
 Argument "compiled": blocks compiled to native code in the trampoline
 (bt_jit.h) under 4 threads: exact figures, and the same output in int3
 mode, in jmp mode, and in jmp mode with SELFPROBE_BTJIT=0 (the evaluator);
-in jmp mode the debug log must say the block was compiled.
+in jmp mode the debug log must say the block was compiled.  Keyed maps
+kept as per-thread parts (bt_shard.h) under 4 threads, exact; and under
+`selfprobe run` compiled blocks and keyed maps whose per-thread parts live
+in the launcher's file: the same maps at a normal exit and after a
+SIGKILL (the launcher merges them).
 """
 import json
 import os
@@ -452,6 +456,91 @@ def compiled():
                     "got:\n%r\nexpected:\n%r" % (got["jmp"], expected))
 
 
+# Keyed maps the program never reads back: per-thread parts (bt_shard.h),
+# 4 threads each adding to its own words; merged, exact.
+KEYED = [
+    ("uprobe:BIN:bt_pair { @t[tid] = count(); @k[arg0 % 3] = sum(arg0 / 1000000); @x[arg0 & 1]++; }",
+     "@k[%d]: %d\n@k[%d]: %d\n@k[%d]: %d\n" % tuple(
+         v for k, tot in sorted(((k, sum(a // 1000000 for a in ALL if a % 3 == k)) for k in range(3)),
+                                key=lambda kv: kv[1]) for v in (k, tot)),
+     "@x[0]: %d\n@x[1]: %d\n" % (len(ALL) // 2, len(ALL) // 2)),
+]
+
+
+def keyed():
+    BT_TARGET = private_target()
+    for program, k_lines, x_lines in KEYED:
+        text = program.replace("BIN", BT_TARGET)
+        env = t.probed_env(text, "jmp", os.path.join(t.work_dir(), "k.json"), {"UPROBE_LOG": "debug"})
+        cp = t.run([BT_TARGET, "threads", str(N)], env=env)
+        out = cp.stdout.decode(errors="replace")
+        t.check(cp.returncode == 0, "%s: workload exited %d" % (program, cp.returncode), t.clip(cp.stderr))
+        for m in ("@t", "@k", "@x"):
+            t.check(("bpftrace map %s: per-thread parts" % m).encode() in cp.stderr,
+                    "%s: %s is kept per thread" % (program, m), t.clip(cp.stderr))
+        tids = re.findall(r"^@t\[(\d+)\]: (\d+)$", out, re.M)
+        t.check(len(tids) == 4 and all(c == str(N) for _, c in tids),
+                "%s: one key per thread, every hit counted" % program, out)
+        t.check(k_lines in out and x_lines in out, "%s: the keyed sums and increments exact" % program,
+                "got:\n%s\nexpected:\n%s%s" % (out, k_lines, x_lines))
+
+
+# Under `selfprobe run`: a compiled block (its parts in the launcher's
+# file) and keyed maps (theirs too), at a normal exit and after a SIGKILL,
+# in a process that forked a child first (the child prints its own maps,
+# from tables and parts of its own section, before "ready").
+LAUNCHED = ("uprobe:BIN:bt_pair { @c = count(); @s = sum(arg0); @h = hist(arg0 - 1000000); } "
+            "uretprobe:BIN:bt_pair { @r[retval / 1000000] = count(); @m[retval % 3] = sum(retval & 7); } "
+            "uprobe:BIN:bt_end { printf(\"ready\\n\"); }")
+
+
+def launched():
+    BT_TARGET = private_target()
+    program = LAUNCHED.replace("BIN", BT_TARGET)
+    env = dict(os.environ)
+    env.pop("LD_PRELOAD", None)
+    env["UPROBE_LOG"] = "debug"
+    rep = os.path.join(t.work_dir(), "l.json")
+    cp = subprocess.run([t.CLI, "run", "-o", rep, "-e", program, "--", BT_TARGET, "threads", str(N), "fork"],
+                        capture_output=True, env=env, timeout=120)
+    normal = cp.stdout.decode(errors="replace")
+    t.check(cp.returncode == 0, "launched: the workload exited %d" % cp.returncode, t.clip(cp.stderr))
+    with open(rep) as f:   # the launcher's: one report per process
+        procs = json.load(f).get("processes", [])
+    probes = [p for proc in procs if not proc.get("parent") for p in proc["report"]["probes"]
+              if p.get("kind") == "uprobe" and p.get("symbol") == "bt_pair"]
+    if not probes or probes[0].get("mode") != "jmp":
+        t.skip("launched: bt_pair is not on the jmp path here: nothing compiled to check")
+        return
+    t.check(b"compiled to native code" in cp.stderr, "launched: the block was compiled under selfprobe run",
+            t.clip(cp.stderr))
+    t.check(b"bpftrace map @r: per-thread parts for" in cp.stderr and b"in the launcher's file" in cp.stderr,
+            "launched: the keyed maps' parts are in the launcher's file", t.clip(cp.stderr))
+    child, _, parent = normal.partition("ready\n")
+    t.check(child.startswith("\n\n@c: 7\n") and "@r[0]: 7\n" in child,
+            "launched: the fork child's maps, its own hits only", normal)
+    t.check(parent.startswith("\n\n@c: %d\n@h: \n" % len(ALL)) and "@r[1]: %d\n" % N in parent and
+            "@s: %d\n" % sum(ALL) in parent, "launched: the compiled and keyed maps exact at a normal exit", normal)
+    launcher = subprocess.Popen([t.CLI, "run", "-o", os.path.join(t.work_dir(), "lk.json"), "-e", program, "--",
+                                 BT_TARGET, "threads", str(N), "fork", "wait"],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    first = ""
+    while not first.endswith("ready\n"):
+        line = launcher.stdout.readline().decode()
+        if not line:
+            break
+        first += line
+    children = open("/proc/%d/task/%d/children" % (launcher.pid, launcher.pid)).read().split()
+    t.check(first == child + "ready\n" and len(children) == 1, "launched: the workload paused after its hits",
+            (first, children))
+    for c in children:
+        os.kill(int(c), 9)
+    rest = launcher.stdout.read().decode()
+    launcher.wait(timeout=60)
+    t.check(first + rest == normal, "launched: the killed process's maps as its normal exit printed them "
+            "(compiled and keyed parts merged from the shared file)", "killed:\n%s\nnormal:\n%s" % (first + rest, normal))
+
+
 if __name__ == "__main__":
     t.require_build()
     if not os.path.exists(BT_TARGET):
@@ -461,6 +550,8 @@ if __name__ == "__main__":
         errors()
     elif sys.argv[1:] == ["compiled"]:
         compiled()
+        keyed()
+        launched()
     else:
         golden()
     t.finish()

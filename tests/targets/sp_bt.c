@@ -4,8 +4,11 @@
  * values unspecified).
  *   sp_bt            bt_work(k, 37*k*k) k times for k = 1..20, then
  *                    bt_name() with "alpha" once ... "epsilon" 5 times
- *   sp_bt threads N  4 threads each calling bt_pair(i) N times (entry and
- *                    return pairing per thread)
+ *   sp_bt threads N [fork] [wait]  4 threads each calling bt_pair(i) N
+ *                    times (entry and return pairing per thread); "fork":
+ *                    then a child calling bt_pair(7) 7 times, waited for;
+ *                    then bt_end(); "wait": then pause until killed (a
+ *                    killed process's maps, printed by the launcher)
  *   sp_bt stack [wait]  bt_leaf(1) reached through bt_top -> bt_mid twice
  *                    and through bt_top directly three times (ustack keys;
  *                    built with frame pointers, as bpftrace walks user
@@ -16,6 +19,8 @@
  *                    (interval blocks: the test reads a tick, then closes it)
  * It prints nothing on stdout: the maps are compared there. */
 #include <pthread.h>
+#include <stdbool.h>
+#include <sys/wait.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -89,6 +94,23 @@ int main(int argc, char **argv)
 			pthread_create(&t[i], NULL, pairs, (void *)(i + 1));
 		for (int i = 0; i < 4; i++)
 			pthread_join(t[i], NULL);
+		bool fork_child = false, wait = false;
+		for (int i = 3; i < argc; i++) {
+			fork_child |= strcmp(argv[i], "fork") == 0;
+			wait |= strcmp(argv[i], "wait") == 0;
+		}
+		if (fork_child) {
+			pid_t c = fork();
+			if (c == 0) {
+				for (int i = 0; i < 7; i++)
+					bt_pair(7);
+				exit(0);
+			}
+			waitpid(c, NULL, 0);
+		}
+		bt_end();
+		if (wait)
+			pause();
 		return 0;
 	}
 	if (argc > 1 && strcmp(argv[1], "stack") == 0) {

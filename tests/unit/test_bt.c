@@ -9,8 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "bt.h"
+#include "bt_jitplan.h"
+#include "bt_shard.h"
 #include "spec.h"
 
 static struct bt_program *compile(const char *text)
@@ -90,6 +93,59 @@ Test(bt, a_full_map_counts_dropped_updates)
 	k = 5;
 	cr_expect_not_null(bt_map_lookup(m, &k, true), "a key it has still updates");
 	cr_expect_eq(atomic_load(&m->dropped), 1);
+	bt_program_release(p);
+}
+
+/* Keyed per-thread parts (bt_shard.h): a print merges the table and
+ * every part's words for the same slot, into a copy; nothing is written
+ * back, so a second print (or the launcher's, after a SIGKILL) gives the
+ * same figures. */
+Test(bt, keyed_parts_merge_with_the_table_at_print)
+{
+	struct bt_program *p = compile("uprobe:libc:malloc { @k[arg0] = count(); @m[arg0] = max(arg1); }");
+	struct bt_map *k = p->maps, *mx = k->next;   /* name order: @k, @m */
+	cr_assert(bt_jit_map_shardable(p, k) && bt_jit_map_shardable(p, mx));
+	enum { PARTS = 3 };
+	unsigned char *mem[2];
+	struct bt_map *ms[2] = { k, mx };
+	for (int i = 0; i < 2; i++) {
+		size_t part = bt_shard_part_bytes(ms[i], true);
+		mem[i] = mmap(NULL, PARTS * part, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		cr_assert(mem[i] != MAP_FAILED);
+		cr_assert(bt_shards_attach(ms[i], mem[i], part, PARTS, true) == 0);
+	}
+	uint64_t a = 7, b = 9;
+	long sa = bt_map_slot(k, &a, true), sb = bt_map_slot(k, &b, true);
+	cr_assert(sa >= 0 && sb >= 0);
+	bt_map_value(k, (size_t)sa)[0] = 1;          /* a thread without a part */
+	bt_shard_words(k, 0, (size_t)sa)[0] = 10;
+	bt_shard_words(k, 2, (size_t)sa)[0] = 100;
+	bt_shard_words(k, 1, (size_t)sb)[0] = 5;
+	long m7 = bt_map_slot(mx, &a, true);
+	bt_map_value(mx, (size_t)m7)[0] = 3;
+	bt_shard_words(mx, 1, (size_t)m7)[0] = 42;
+	bt_shard_words(mx, 2, (size_t)m7)[0] = 17;
+	const char *want = "\n\n@k[9]: 5\n@k[7]: 111\n@m[7]: 42\n";
+	char *out = output(p);
+	cr_expect_str_eq(out, want);
+	free(out);
+	out = output(p);
+	cr_expect_str_eq(out, want, "a print writes nothing back");
+	free(out);
+	cr_expect_eq(bt_map_value(k, (size_t)sa)[0], 1);
+	for (int i = 0; i < 2; i++) {
+		munmap(mem[i], PARTS * ms[i]->shards->stride);
+		bt_shards_free(ms[i]);
+	}
+	bt_program_release(p);
+}
+
+Test(bt, a_map_read_back_stays_one_table)
+{
+	struct bt_program *p = compile("uprobe:libc:malloc { @s[tid] = arg0; @c[tid] = count(); } "
+				       "uretprobe:libc:malloc /@c[tid] > 1/ { delete(@s[tid]); }");
+	for (struct bt_map *m = p->maps; m; m = m->next)
+		cr_expect(!bt_jit_map_shardable(p, m), "%s is read or deleted: one table", m->name);
 	bt_program_release(p);
 }
 
