@@ -397,11 +397,16 @@ static int finish(pid_t pid, const char *out, char *last)
 	if (rc == 0)
 		fprintf(stderr, "selfprobe: %d: %s (detached by another 'selfprobe detach'?)\n", (int)pid, body);
 	else if (live) {
-		/* the process ended: its counters file holds every count it made */
+		/* its counters file holds every count it made */
 		free(last);
 		last = sp_livecounts_report(live, json_path(out), ended_at);
-		fprintf(stderr, "selfprobe: process %d ended while attached: the report holds its counts as they "
-			"were at its end\n", (int)pid);
+		if (target_ended())
+			fprintf(stderr, "selfprobe: process %d ended while attached: the report holds its counts as "
+				"they were at its end\n", (int)pid);
+		else
+			fprintf(stderr, "selfprobe: the connection to process %d was lost: the report holds its counts "
+				"until now, read from its counters file; its probes may still be attached ('selfprobe "
+				"detach %d')\n", (int)pid, (int)pid);
 	} else
 		fprintf(stderr, "selfprobe: the connection to process %d was lost (it ended?): the counts "
 			"below are those of the last snapshot, up to a second before\n", (int)pid);
