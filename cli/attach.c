@@ -131,7 +131,7 @@ static bool target_ended(void)
 static bool wait_target(double s)
 {
 	struct pollfd p = { .fd = target.pidfd, .events = POLLIN };
-	int r = poll(&p, target.pidfd >= 0 ? 1 : 0, (int)(s * 1000));
+	int r = poll(&p, target.pidfd >= 0 ? 1 : 0, (int)(s * 1000) + 1);   /* never 0 ms: no spinning */
 	return r > 0 || target_ended();
 }
 
@@ -459,6 +459,8 @@ int sp_cli_attach(int argc, char **argv, void (*usage)(FILE *))
 		if (stop)
 			break;
 		if (live) {
+			if (end && now_s() >= end)
+				break;   /* the duration is over: detached below */
 			if (!still_attached())
 				break;   /* detached by another client (or it ended) */
 			continue;
