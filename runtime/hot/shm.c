@@ -43,11 +43,22 @@ bool sp_shm_launched(void)
 	return hdr != NULL && !own;
 }
 
+/* Our own file's descriptor is still the file (a program that closed every
+ * descriptor may have opened one of its own at that number: mapping or
+ * handing out that one would be its file, not ours). */
+static bool own_fd_ok(void)
+{
+	struct stat st;
+	return own_fd >= 0 && fstat(own_fd, &st) == 0 && st.st_dev == own_dev && st.st_ino == own_ino;
+}
+
 /* The file, for as long as a mapping takes: no descriptor of ours stays
  * open for the program to see (or to inherit across exec). */
 static int open_file(void)
 {
 	if (own) {
+		if (!own_fd_ok())
+			return -EBADF;
 		int fd = fcntl(own_fd, F_DUPFD_CLOEXEC, 0);
 		return fd >= 0 ? fd : -errno;
 	}
@@ -263,10 +274,7 @@ int sp_shm_handout(uint32_t *section)
 {
 	int fd = -1;
 	if (own) {
-		/* still ours? (a program that closed every descriptor and opened
-		 * one of its own at that number must not be handed out) */
-		struct stat st;
-		if (fstat(own_fd, &st) != 0 || st.st_dev != own_dev || st.st_ino != own_ino)
+		if (!own_fd_ok())
 			return -EBADF;
 		char path[64];
 		snprintf(path, sizeof(path), "/proc/self/fd/%d", own_fd);
@@ -281,10 +289,17 @@ int sp_shm_handout(uint32_t *section)
 	return fd;
 }
 
+/* Our own file can no longer be mapped (the program closed its
+ * descriptor): what is mapped stays, new mappings are private memory. */
+static bool own_lost(void)
+{
+	return own && !own_fd_ok();
+}
+
 int sp_shm_stripes(uint64_t *offset)
 {
 	ensure_own();
-	if (!mine)
+	if (!mine || own_lost())
 		return -1;
 	*offset = mine->stripes_off;
 	return 0;
@@ -293,7 +308,7 @@ int sp_shm_stripes(uint64_t *offset)
 int sp_shm_latency(uint64_t *offset)
 {
 	ensure_own();
-	if (!mine)
+	if (!mine || own_lost())
 		return -1;
 	*offset = mine->latency_off;
 	return 0;

@@ -641,6 +641,45 @@ def case_killed():
                                                                         r.get("seconds")))
 
 
+def case_closedfd():
+    # a program that closes every descriptor (a daemon's closefrom) after the
+    # runtime made its counters file: the number now names /dev/null, which
+    # is neither mapped nor handed out; attach counts over the channel, and
+    # a latency probe set up after that (private memory) counts right
+    lv = Live([LIVE])
+    a = cli("attach", lv.pid, "-e", "uprobe:live_work", "--no-wait")   # the file is made
+    t.check(a.returncode == 0, "closedfd: first attach", a.stderr)
+    lv.cmd("call 10")
+    d = cli("detach", lv.pid, "-o", "/dev/null")
+    t.check(d.returncode == 0, "closedfd: first detach", d.stderr)
+    lv.cmd("closefds")
+    rep = os.path.join(t.work_dir(), "closedfd.json")
+    w = subprocess.Popen([t.CLI, "attach", str(lv.pid), "-e", "uprobe:live_work",
+                          "-e", "uretprobe:live_work=latency", "-o", rep],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=t.base_env())
+    first = w.stderr.readline().decode()
+    second = w.stderr.readline().decode()
+    lv.cmd("call 600")
+    w.send_signal(2)
+    _, err = w.communicate(timeout=60)
+    err = first + second + err.decode()
+    t.check(w.returncode == 0 and "the program closed its descriptor" in err
+            and "over the control channel instead" in err,
+            "closedfd: attach says the file is gone and counts over the channel", err)
+    try:
+        with open(rep) as f:
+            r = json.load(f)
+        got = {p["spec"]: p for p in r["probes"]}
+    except (OSError, ValueError) as e:
+        got = {"error": str(e)}
+    t.check(got.get("uprobe:live_work", {}).get("hits") == 600
+            and got.get("uretprobe:live_work=latency", {}).get("latency", {}).get("count") == 600,
+            "closedfd: 600 hits and 600 latency samples", got)
+    check_text(lv.pid, "closedfd: after detach")
+    out, rc, _ = lv.quit()
+    t.check(rc == 7 and "total 610" in out, "closedfd: the program's status and calls", out)
+
+
 def readme_block():
     """The shell block of README.md's "Probing a running process"."""
     readme = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "README.md")
@@ -835,7 +874,7 @@ def metrics(lv, pid):
 
 CASES = {"latesig": case_latesig, "churn": case_churn, "runmetrics": case_runmetrics, "busy": case_busy, "sqlite": case_sqlite, "single": case_single, "threads": case_threads, "python": case_python, "reattach": case_reattach,
          "dlfork": case_dlfork, "bad": case_bad, "control": case_control, "killed": case_killed,
-         "readme": case_readme}
+         "readme": case_readme, "closedfd": case_closedfd}
 
 
 def main():

@@ -32,6 +32,9 @@
  *   spinkill MS call live_work for MS milliseconds, print "killed N" (the calls
  *               it made), then SIGKILL itself: a process that dies while
  *               attached, its count known exactly (each call returned before)
+ *   closefds    close every descriptor above 2 (as a daemon does) and open
+ *               /dev/null at 3 to 31: a descriptor the runtime kept is gone,
+ *               its number another file's
  *   quit        print the totals and exit with status 7
  * After each command: "done CALLS TRAPS", flushed.  argv[3] "blocktrap":
  * the worker threads block every signal (SIGTRAP too).
@@ -45,6 +48,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -303,6 +307,13 @@ int main(int argc, char **argv)
 			} while ((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < (long)n);
 			printf("killed %lu\n", made);   /* line buffered: out before the kill */
 			kill(getpid(), SIGKILL);
+		} else if (!strcmp(cmd, "closefds")) {
+			for (int fd = 3; fd < 1024; fd++)
+				close(fd);
+			int fd;
+			do
+				fd = open("/dev/null", O_RDONLY);
+			while (fd >= 0 && fd < 31);
 		} else if (!strcmp(cmd, "quit")) {
 			break;
 		}
