@@ -4,6 +4,7 @@
 #include "ctlclient.h"
 #include "inject.h"
 #include "latency.h"
+#include "livecounts.h"
 #include "metrics.h"
 #include "run.h"
 
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -91,6 +93,7 @@ static struct {
 /* 1 OK, 0 ERR, -1 connection lost. */
 static int request(const char *cmd, const char *arg, char **body)
 {
+	*body = NULL;   /* also when the connection is known lost: the caller frees it */
 	pthread_mutex_lock(&chan.lock);
 	int rc = chan.gone ? -1 : sp_ctl_request(chan.fd, cmd, arg, body);
 	if (rc < 0)
@@ -99,14 +102,93 @@ static int request(const char *cmd, const char *arg, char **body)
 	return rc;
 }
 
+/* The session's counts, read live from the target's counters file (the
+ * channel's "file"), or NULL: then snapshots over the channel. */
+static struct sp_livecounts *live;
+
+/* The target, to know at once when it ends: a pidfd (-1: kill(pid, 0)). */
+static struct {
+	pid_t pid;
+	int pidfd;
+} target = { 0, -1 };
+
+static void watch_target(pid_t pid)
+{
+	target.pid = pid;
+	target.pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+static bool target_ended(void)
+{
+	if (target.pidfd >= 0) {
+		struct pollfd p = { .fd = target.pidfd, .events = POLLIN };
+		return poll(&p, 1, 0) > 0;
+	}
+	return kill(target.pid, 0) != 0 && errno == ESRCH;
+}
+
+/* Sleep S seconds, or less: a signal, or the target's end (true). */
+static bool wait_target(double s)
+{
+	struct pollfd p = { .fd = target.pidfd, .events = POLLIN };
+	int r = poll(&p, target.pidfd >= 0 ? 1 : 0, (int)(s * 1000) + 1);   /* never 0 ms: no spinning */
+	return r > 0 || target_ended();
+}
+
+static void read_comm(pid_t pid, char *buf, size_t n)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	FILE *f = fopen(path, "re");
+	buf[0] = 0;
+	if (f) {
+		if (fgets(buf, (int)n, f))
+			buf[strcspn(buf, "\n")] = 0;
+		fclose(f);
+	}
+}
+
+/* The session's counters file, from the channel (attached already). */
+static void open_live(pid_t pid)
+{
+	char *body = NULL;
+	int fd = -1;
+	pthread_mutex_lock(&chan.lock);
+	int rc = chan.gone ? -1 : sp_ctl_request_fd(chan.fd, "file", NULL, &body, &fd);
+	pthread_mutex_unlock(&chan.lock);
+	char why[512] = "";
+	if (rc == 1 && fd >= 0) {
+		char comm[64];
+		read_comm(pid, comm, sizeof(comm));
+		live = sp_livecounts_open(fd, body, pid, comm, why, sizeof(why));
+	} else
+		snprintf(why, sizeof(why), "%s", rc < 0 ? "the connection failed" : body ? body : "no descriptor passed");
+	if (!live)   /* an older runtime, or no file: snapshots, as before */
+		fprintf(stderr, "selfprobe: %s: counts are read over the control channel instead (a process that "
+			"ends while attached leaves those of the last second)\n", why);
+	free(body);
+}
+
 static char *fetch_tsv(void *unused)
 {
 	(void)unused;
+	if (live)
+		return sp_livecounts_tsv(live);
 	char *body;
 	if (request("snapshot", "tsv", &body) == 1)
 		return body;
 	free(body);
 	return NULL;
+}
+
+/* Still attached (not detached by another client)?  Over the channel. */
+static bool still_attached(void)
+{
+	char *body;
+	int rc = request("ping", NULL, &body);
+	bool yes = rc == 1 && body && strstr(body, "\"attached\": true");
+	free(body);
+	return yes;
 }
 
 static bool json_path(const char *out)
@@ -294,9 +376,14 @@ static int start_metrics(const struct opts *o)
 	return 0;
 }
 
+/* When the session ended, in its seconds (the target's end, or now). */
+static double ended_at;
+
 /* Detach and write the report to OUT.  The status. */
 static int finish(pid_t pid, const char *out, char *last)
 {
+	if (live && !ended_at)
+		ended_at = sp_livecounts_seconds(live);
 	char *body;
 	const char *fmt = json_path(out) ? "json" : "text";
 	int rc = request("detach", fmt, &body);
@@ -309,7 +396,18 @@ static int finish(pid_t pid, const char *out, char *last)
 	}
 	if (rc == 0)
 		fprintf(stderr, "selfprobe: %d: %s (detached by another 'selfprobe detach'?)\n", (int)pid, body);
-	else
+	else if (live) {
+		/* its counters file holds every count it made */
+		free(last);
+		last = sp_livecounts_report(live, json_path(out), ended_at);
+		if (target_ended())
+			fprintf(stderr, "selfprobe: process %d ended while attached: the report holds its counts as "
+				"they were at its end\n", (int)pid);
+		else
+			fprintf(stderr, "selfprobe: the connection to process %d was lost: the report holds its counts "
+				"until now, read from its counters file; its probes may still be attached ('selfprobe "
+				"detach %d')\n", (int)pid, (int)pid);
+	} else
 		fprintf(stderr, "selfprobe: the connection to process %d was lost (it ended?): the counts "
 			"below are those of the last snapshot, up to a second before\n", (int)pid);
 	if (last)
@@ -317,12 +415,6 @@ static int finish(pid_t pid, const char *out, char *last)
 	free(body);
 	free(last);
 	return 1;
-}
-
-static void sleep_s(double s)
-{
-	struct timespec ts = { (time_t)s, (long)((s - (double)(time_t)s) * 1e9) };
-	nanosleep(&ts, NULL);   /* a signal ends it early */
 }
 
 static double now_s(void)
@@ -344,11 +436,14 @@ int sp_cli_attach(int argc, char **argv, void (*usage)(FILE *))
 		return 1;
 	if (o.no_wait)
 		return 0;
+	watch_target(o.pid);
+	open_live(o.pid);
 	if (start_metrics(&o) != 0) {
 		free(o.spec);
 		return finish(o.pid, NULL, NULL) ? 1 : 1;
 	}
-	/* a snapshot a second, kept in case the process ends meanwhile */
+	/* the counts are in the target's file, read when wanted; without it,
+	 * a snapshot a second, kept in case the process ends meanwhile */
 	const char *fmt = json_path(o.out) ? "json" : "text";
 	char *last = NULL;
 	double end = o.duration > 0 ? now_s() + o.duration : 0;
@@ -356,9 +451,20 @@ int sp_cli_attach(int argc, char **argv, void (*usage)(FILE *))
 		double left = end ? end - now_s() : 1.0;
 		if (left <= 0)
 			break;
-		sleep_s(left < 1.0 ? left : 1.0);
+		if (wait_target(left < 1.0 ? left : 1.0)) {
+			if (live)
+				ended_at = sp_livecounts_seconds(live);
+			break;   /* the process ended */
+		}
 		if (stop)
 			break;
+		if (live) {
+			if (end && now_s() >= end)
+				break;   /* the duration is over: detached below */
+			if (!still_attached())
+				break;   /* detached by another client (or it ended) */
+			continue;
+		}
 		char *body;
 		int r = request("snapshot", fmt, &body);
 		if (r == 1) {
@@ -511,6 +617,8 @@ int sp_cli_top(int argc, char **argv, void (*usage)(FILE *))
 		return 1;
 	if (o.spec && do_attach(&o) != 0)
 		return 1;
+	watch_target(o.pid);
+	open_live(o.pid);
 	if (start_metrics(&o) != 0)
 		return finish(o.pid, "/dev/null", NULL) ? 1 : 1;
 	bool tty = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
@@ -541,7 +649,23 @@ int sp_cli_top(int argc, char **argv, void (*usage)(FILE *))
 		if (stop)
 			break;
 		char *tsv;
-		if (request("snapshot", "tsv", &tsv) != 1) {
+		bool ended = false;
+		if (live) {
+			/* the counts from the file; the channel only says whether the
+			 * session is still there (a process that ended: its last screen) */
+			ended = target_ended();
+			if (!ended && !still_attached()) {
+				fprintf(stderr, "selfprobe: process %d: detached by another client\n", (int)o.pid);
+				status = 1;
+				break;
+			}
+			tsv = sp_livecounts_tsv(live);
+			if (!tsv) {
+				fprintf(stderr, "selfprobe: process %d: its counters file cannot be read\n", (int)o.pid);
+				status = 1;
+				break;
+			}
+		} else if (request("snapshot", "tsv", &tsv) != 1) {
 			fprintf(stderr, "selfprobe: process %d: %s\n", (int)o.pid,
 				tsv ? tsv : "the connection failed (it ended?)");
 			free(tsv);
@@ -565,7 +689,7 @@ int sp_cli_top(int argc, char **argv, void (*usage)(FILE *))
 					break;
 				}
 			char q[3][16] = { "-", "-", "-" };
-			if (cur[i].has_lat) {
+			if (cur[i].has_lat && cur[i].lat_count) {   /* no sample yet: "-", not 0ns */
 				human_ns(q[0], sizeof(q[0]), quantile(&cur[i], 0.5));
 				human_ns(q[1], sizeof(q[1]), quantile(&cur[i], 0.9));
 				human_ns(q[2], sizeof(q[2]), quantile(&cur[i], 0.99));
@@ -576,6 +700,12 @@ int sp_cli_top(int argc, char **argv, void (*usage)(FILE *))
 		fflush(stdout);
 		memcpy(prev, cur, n * sizeof(*cur));
 		n_prev = n;
+		if (ended) {
+			fprintf(stderr, "selfprobe: process %d ended: the counts above are those at its end\n",
+				(int)o.pid);
+			status = 1;
+			break;
+		}
 		if (o.iterations && ++screens >= o.iterations)
 			break;
 	}

@@ -67,9 +67,42 @@ static int read_full(int fd, char *p, size_t n)
 	return 0;
 }
 
+/* One byte, and a descriptor passed with it (SCM_RIGHTS) into *PASSED. */
+static int read_first(int fd, char *p, int *passed)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} c;
+	struct iovec iov = { .iov_base = p, .iov_len = 1 };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf, .msg_controllen = sizeof(c.buf) };
+	ssize_t r;
+	do
+		r = recvmsg(fd, &m, MSG_CMSG_CLOEXEC);
+	while (r < 0 && errno == EINTR);
+	for (struct cmsghdr *cm = r > 0 ? CMSG_FIRSTHDR(&m) : NULL; cm; cm = CMSG_NXTHDR(&m, cm))
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+		    cm->cmsg_len == CMSG_LEN(sizeof(int))) {
+			int got;
+			memcpy(&got, CMSG_DATA(cm), sizeof(got));
+			if (passed && *passed < 0)
+				*passed = got;
+			else
+				close(got);   /* not asked for */
+		}
+	return r == 1 ? 0 : -1;
+}
+
 int sp_ctl_request(int fd, const char *cmd, const char *arg, char **body)
 {
+	return sp_ctl_request_fd(fd, cmd, arg, body, NULL);
+}
+
+int sp_ctl_request_fd(int fd, const char *cmd, const char *arg, char **body, int *passed)
+{
 	*body = NULL;
+	if (passed)
+		*passed = -1;
 	size_t alen = arg ? strlen(arg) : 0;
 	char head[64];
 	int hn = snprintf(head, sizeof(head), "%s %zu\n", cmd, alen);
@@ -77,8 +110,8 @@ int sp_ctl_request(int fd, const char *cmd, const char *arg, char **body)
 		return -1;
 	size_t k = 0;
 	for (;;) {   /* "OK LEN\n" / "ERR LEN\n" */
-		if (k + 1 >= sizeof(head) || read_full(fd, &head[k], 1))
-			return -1;
+		if (k + 1 >= sizeof(head) || (k ? read_full(fd, &head[k], 1) : read_first(fd, &head[k], passed)))
+			goto lost;
 		if (head[k] == '\n')
 			break;
 		k++;
@@ -87,13 +120,19 @@ int sp_ctl_request(int fd, const char *cmd, const char *arg, char **body)
 	size_t len;
 	char status[8];
 	if (sscanf(head, "%7s %zu", status, &len) != 2 || len > (1u << 30))
-		return -1;
+		goto lost;
 	char *b = malloc(len + 1);
 	if (!b || read_full(fd, b, len)) {
 		free(b);
-		return -1;
+		goto lost;
 	}
 	b[len] = 0;
 	*body = b;
 	return strcmp(status, "OK") == 0 ? 1 : 0;
+lost:
+	if (passed && *passed >= 0) {
+		close(*passed);
+		*passed = -1;
+	}
+	return -1;
 }

@@ -89,8 +89,7 @@ static int next_stripe(const struct sp_section *v, int k)
 	return k < n - 1 && atomic_load(&w->shared_used) ? n - 1 : n;
 }
 
-/* Earlier attachments' counts (final), and the live ones while attached. */
-static void counts(const struct sp_section *v, const struct sp_shm_record *r, uint64_t *c)
+void sp_section_counts(const struct sp_section *v, const struct sp_shm_record *r, uint64_t *c)
 {
 	memcpy(c, r->final, SP_N_COUNTERS * sizeof(*c));
 	if (__atomic_load_n(&r->detached, __ATOMIC_ACQUIRE))
@@ -102,12 +101,15 @@ static void counts(const struct sp_section *v, const struct sp_shm_record *r, ui
 	}
 }
 
-/* A latency probe's histogram: earlier attachments', and the live one. */
-static bool latency(const struct sp_section *v, const struct sp_shm_record *r, struct sp_lat *out)
+bool sp_section_latency(const struct sp_section *v, const struct sp_shm_record *r, bool live_only,
+			struct sp_lat *out)
 {
 	if (r->action != SP_ACT_LATENCY)
 		return false;
-	*out = r->final_lat;
+	if (live_only)
+		memset(out, 0, sizeof(*out));
+	else
+		*out = r->final_lat;
 	if (!__atomic_load_n(&r->detached, __ATOMIC_ACQUIRE) && r->lat_slot >= 0 && v->latency) {
 		for (int k = next_stripe(v, -1); k < (int)v->s->n_stripes; k = next_stripe(v, k)) {
 			struct sp_lat live;
@@ -131,7 +133,7 @@ static void probe_json(FILE *f, const struct sp_section *v, uint32_t i)
 {
 	const struct sp_shm_record *r = &v->records[i];
 	uint64_t c[SP_N_COUNTERS];
-	counts(v, r, c);
+	sp_section_counts(v, r, c);
 	fprintf(f, "%s\n  {\"spec\": ", i ? "," : "");
 	sp_json_str(f, r->spec);
 	fprintf(f, ", \"kind\": \"%s\", \"object\": ", sp_kind_name((enum sp_probe_kind)r->kind));
@@ -147,7 +149,7 @@ static void probe_json(FILE *f, const struct sp_section *v, uint32_t i)
 		fprintf(f, ", \"returns\": %" PRIu64 ", \"lost\": %" PRIu64,
 			r->kind == SP_KIND_USESSION ? c[SP_RETURNS] : c[SP_HITS], c[SP_LOST]);
 	struct sp_lat l;
-	if (latency(v, r, &l))
+	if (sp_section_latency(v, r, false, &l))
 		sp_report_latency_json(f, &l);
 	if (has_stacks(v, r))
 		sp_stack_view_json(f, &v->stacks, NULL, (int)i, 20);
@@ -167,13 +169,13 @@ static void probe_text(FILE *f, const struct sp_section *v, uint32_t i)
 {
 	const struct sp_shm_record *r = &v->records[i];
 	uint64_t c[SP_N_COUNTERS];
-	counts(v, r, c);
+	sp_section_counts(v, r, c);
 	sp_report_counts_text(f, r->label, r->kind, c);
 	if (__atomic_load_n(&r->faulted, __ATOMIC_ACQUIRE))
 		fprintf(f, "@fault[%s]: signal %d at %#" PRIx64 ": its handler was disabled\n", r->label,
 			r->fault_sig, r->fault_addr);
 	struct sp_lat l;
-	if (latency(v, r, &l))
+	if (sp_section_latency(v, r, false, &l))
 		sp_report_histogram_text(f, r->label, &l);
 	if (has_stacks(v, r))
 		sp_stack_view_text(f, &v->stacks, NULL, (int)i, r->label, 10);
@@ -184,9 +186,9 @@ void sp_section_tsv(FILE *f, const struct sp_section *v)
 	for (uint32_t i = 0; i < v->n_records; i++) {
 		const struct sp_shm_record *r = &v->records[i];
 		uint64_t c[SP_N_COUNTERS];
-		counts(v, r, c);
+		sp_section_counts(v, r, c);
 		struct sp_lat l;
-		bool lat = latency(v, r, &l);
+		bool lat = sp_section_latency(v, r, false, &l);
 		sp_control_tsv_row(f, c, lat ? &l : NULL, sp_kind_name((enum sp_probe_kind)r->kind), r->spec,
 				   r->object, r->has_symbol ? r->symbol : NULL, r->label);
 	}
@@ -203,11 +205,8 @@ void sp_section_report(FILE *f, const struct sp_section *v, bool json)
 	for (uint32_t i = 0; i < v->n_errors; i++) {
 		const struct sp_shm_error *e = &v->errors[i];
 		if (json) {
-			fprintf(f, "%s\n  {\"spec\": ", i ? "," : "");
-			sp_json_str(f, e->spec);
-			fputs(", \"message\": ", f);
-			sp_json_str(f, e->message);
-			fputc('}', f);
+			fprintf(f, "%s\n  ", i ? "," : "");
+			sp_report_error_json(f, e->spec, e->message);
 		} else
 			fprintf(f, "@error[%s]: %s\n", e->spec, e->message);
 	}

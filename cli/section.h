@@ -29,6 +29,15 @@ struct sp_section {
 int sp_section_open(int fd, const struct sp_shm_section *s, struct sp_section *v);
 void sp_section_close(struct sp_section *v);
 
+/* Record R's counts (enum sp_counter): earlier attachments' (final), and
+ * the live ones while attached. */
+void sp_section_counts(const struct sp_section *v, const struct sp_shm_record *r, uint64_t *c);
+/* A latency probe's histogram into *OUT: earlier attachments' (unless
+ * LIVE_ONLY) and the live one while attached.  False: not a latency probe. */
+struct sp_lat;
+bool sp_section_latency(const struct sp_section *v, const struct sp_shm_record *r, bool live_only,
+			struct sp_lat *out);
+
 /* The report: JSON fields "probes" and "errors" (no braces), or text. */
 void sp_section_report(FILE *f, const struct sp_section *v, bool json);
 /* Its probes in the control channel's "tsv" form (runtime/api/control.h), rows

@@ -8,6 +8,7 @@
 #include "probe.h"
 #include "registry.h"
 #include "resolve.h"
+#include "shm.h"
 #include "sigtake.h"
 #include "stopworld.h"
 #include "report.h"
@@ -44,6 +45,7 @@ static struct {
 	bool active;
 	struct timespec since;
 	const struct sp_error *errors_before;   /* the last error before it began */
+	uint32_t file_errors_before;            /* the errors in the counters file then */
 	/* each probe's counts from before the session (a dormant probe
 	 * revived keeps its earlier counts in final[]): subtracted */
 	struct base { const struct sp_probe *p; uint64_t c[SP_N_COUNTERS]; } *base;
@@ -53,13 +55,70 @@ static struct {
 static int listen_fd = -1;
 static atomic_bool started;
 
+/* session.base's entry for P, found through an open-addressing index of
+ * the probes' addresses (a session of 10,000 probes looked each up by a
+ * linear scan, at its start and at every report: most of an attach's and a
+ * detach's time).  Slots hold an entry's index + 1; 0 is empty. */
+static struct {
+	uint32_t *slot;
+	size_t cap;   /* a power of two, > 2 * session.n_base; 0: none yet */
+} ix;
+
+static size_t ix_home(const struct sp_probe *p)
+{
+	return (size_t)(((uintptr_t)p >> 4) * 0x9E3779B97F4A7C15ull) & (ix.cap - 1);
+}
+
+static struct base *ix_find(const struct sp_probe *p)
+{
+	for (size_t h = ix.cap ? ix_home(p) : 0; ix.cap && ix.slot[h]; h = (h + 1) & (ix.cap - 1))
+		if (session.base[ix.slot[h] - 1].p == p)
+			return &session.base[ix.slot[h] - 1];
+	return NULL;
+}
+
+static void ix_put(size_t i)
+{
+	size_t h = ix_home(session.base[i].p);
+	while (ix.slot[h])
+		h = (h + 1) & (ix.cap - 1);
+	ix.slot[h] = (uint32_t)i + 1;
+}
+
+/* Room for one more entry: false when out of memory. */
+static bool ix_room(void)
+{
+	if (2 * (session.n_base + 1) < ix.cap)
+		return true;
+	size_t cap = ix.cap ? 2 * ix.cap : 256;
+	uint32_t *slot = calloc(cap, sizeof(*slot));
+	if (!slot)
+		return false;
+	free(ix.slot);
+	ix.slot = slot;
+	ix.cap = cap;
+	for (size_t i = 0; i < session.n_base; i++)
+		ix_put(i);
+	return true;
+}
+
+/* A new session: no entries. */
+static void base_reset(void)
+{
+	session.n_base = 0;
+	if (ix.cap)
+		memset(ix.slot, 0, ix.cap * sizeof(*ix.slot));
+}
+
 static const struct base *base_of(const struct sp_probe *p)
 {
-	for (size_t i = 0; i < session.n_base; i++)
-		if (session.base[i].p == p)
-			return &session.base[i];
+	struct base *found = ix_find(p);
+	if (found)
+		return found;
 	/* first seen now (attached later, a library loaded during the
 	 * session): what it had before is its frozen final[] */
+	if (!ix_room())
+		return NULL;
 	if (session.n_base == session.cap_base) {
 		size_t cap = session.cap_base ? 2 * session.cap_base : 64;
 		struct base *nb = realloc(session.base, cap * sizeof(*nb));
@@ -68,18 +127,16 @@ static const struct base *base_of(const struct sp_probe *p)
 		session.base = nb;
 		session.cap_base = cap;
 	}
-	struct base *b = &session.base[session.n_base++];
+	struct base *b = &session.base[session.n_base];
 	b->p = p;
 	memcpy(b->c, p->final, sizeof(b->c));
+	ix_put(session.n_base++);
 	return b;
 }
 
 static bool in_base(const struct sp_probe *p)
 {
-	for (size_t i = 0; i < session.n_base; i++)
-		if (session.base[i].p == p)
-			return true;
-	return false;
+	return ix_find(p) != NULL;
 }
 
 /* A probe of this session: attached by it (an earlier session's probes,
@@ -106,11 +163,8 @@ static void errors_json(FILE *f, const struct sp_error *from)
 	const char *sep = "";
 	fputs("\"errors\": [", f);
 	for (const struct sp_error *e = from; e; e = e->next) {
-		fprintf(f, "%s{\"spec\": ", sep);
-		sp_json_str(f, e->spec);
-		fputs(", \"message\": ", f);
-		sp_json_str(f, e->message);
-		fputc('}', f);
+		fputs(sep, f);
+		sp_report_error_json(f, e->spec, e->message);
 		sep = ", ";
 	}
 	fputc(']', f);
@@ -355,7 +409,8 @@ static bool do_attach(const char *spec, FILE *out)
 	}
 	session.active = true;
 	session.errors_before = last_error();
-	session.n_base = 0;
+	session.file_errors_before = sp_shm_errors_count();
+	base_reset();
 	clock_gettime(CLOCK_MONOTONIC, &session.since);
 	for (const struct sp_probe *p = sp_probe_first(); p; p = p->next)
 		if (p->link == SESSION_LINK && !p->internal && p->attached)
@@ -394,6 +449,53 @@ static bool do_ping(FILE *out)
 	return true;
 }
 
+/* file: the counters file for the client to read the session's counts
+ * from, live (control.h).  *FD the descriptor to pass with the answer. */
+static bool do_file(FILE *out, int *fd)
+{
+	if (!session.active) {
+		fprintf(out, "not attached: no probes of 'selfprobe attach' in process %d", (int)getpid());
+		return false;
+	}
+	uint32_t section;
+	int f = sp_shm_handout(&section);
+	if (f < 0) {
+		fprintf(out, "no counters file: %s", f == -EBADF ? "the program closed its descriptor" : strerror(-f));
+		return false;
+	}
+	/* each probe of the session, with the counts its record held at
+	 * the session's start (those of earlier attachments: not the
+	 * session's).  A probe without a record (the file's are all used):
+	 * the client counts over the channel instead */
+	sp_probe_lock();
+	for (const struct sp_probe *p = sp_probe_first(); p; p = p->next)
+		if (in_session(p) && p->shm_record < 0) {
+			sp_probe_unlock();
+			close(f);
+			fprintf(out, "no counters file: a probe of the session has no record in it (%u at most)",
+				SP_SHM_RECORDS);
+			return false;
+		}
+	fprintf(out, "{\"section\": %u, \"link\": %" PRIu64 ", \"since\": %lld.%09ld, \"errors_from\": %u, "
+		"\"base\": [", section, (uint64_t)(uintptr_t)SESSION_LINK, (long long)session.since.tv_sec,
+		session.since.tv_nsec, session.file_errors_before);
+	const char *sep = "";
+	for (const struct sp_probe *p = sp_probe_first(); p; p = p->next) {
+		if (!in_session(p))
+			continue;
+		const struct base *b = base_of(p);
+		fprintf(out, "%s[%d", sep, p->shm_record);
+		for (int k = 0; k < SP_N_COUNTERS; k++)
+			fprintf(out, ", %" PRIu64, b ? b->c[k] : 0);
+		fputc(']', out);
+		sep = ", ";
+	}
+	sp_probe_unlock();
+	fputs("]}", out);
+	*fd = f;
+	return true;
+}
+
 static bool read_full(int fd, void *buf, size_t n)
 {
 	for (size_t got = 0; got < n;) {
@@ -420,6 +522,28 @@ static bool write_full(int fd, const void *buf, size_t n)
 		put += (size_t)w;
 	}
 	return true;
+}
+
+/* The answer's header, with descriptor PASS (SCM_RIGHTS) on it. */
+static bool send_fd(int fd, const char *head, size_t n, int pass)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} c = { 0 };
+	struct iovec iov = { .iov_base = (void *)head, .iov_len = n };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf, .msg_controllen = sizeof(c.buf) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &pass, sizeof(int));
+	ssize_t w;
+	do
+		w = sendmsg(fd, &m, MSG_NOSIGNAL);
+	while (w < 0 && errno == EINTR);
+	/* the rest of a short send goes without the descriptor (it went with the first byte) */
+	return w > 0 && write_full(fd, head + w, n - (size_t)w);
 }
 
 /* "COMMAND LEN\n": at most 64 bytes, read a byte at a time (the payload
@@ -472,6 +596,7 @@ static void serve(int fd)
 		size_t blen = 0;
 		FILE *out = open_memstream(&body, &blen);
 		bool ok = false;
+		int pass = -1;   /* a descriptor sent with the answer */
 		if (!out) {
 			free(arg);
 			return;
@@ -489,13 +614,18 @@ static void serve(int fd)
 					(int)getpid());
 		} else if (!strcmp(cmd, "detach"))
 			ok = do_detach(out, parse_fmt(arg));
+		else if (!strcmp(cmd, "file"))
+			ok = do_file(out, &pass);
 		else
 			fprintf(out, "unknown command '%s'", cmd);
 		fclose(out);
 		free(arg);
 		char head[40];
 		int hn = snprintf(head, sizeof(head), "%s %zu\n", ok ? "OK" : "ERR", blen);
-		bool sent = write_full(fd, head, (size_t)hn) && write_full(fd, body, blen);
+		bool sent = (pass >= 0 ? send_fd(fd, head, (size_t)hn, pass) : write_full(fd, head, (size_t)hn)) &&
+			    write_full(fd, body, blen);
+		if (pass >= 0)
+			close(pass);
 		free(body);
 		if (!sent)
 			return;
@@ -552,6 +682,8 @@ int sp_control_start(void)
 	if (atomic_exchange(&started, true))
 		return listen_fd >= 0 ? 0 : -EALREADY;
 	sp_tls.runtime++;
+	/* the counters in a file the channel hands to its clients (shm.h) */
+	sp_shm_want_own();
 	int rc = 0;
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_un a = { .sun_family = AF_UNIX };

@@ -29,6 +29,21 @@
  *                   detached (its bytes restored); ERR when none is attached
  *                   FMT: "json" (or empty), "text" (the runtime's text report
  *                   lines), "tsv" (below: for top and the metrics)
+ *   file            the counters file (shm.h: the launcher's under `selfprobe
+ *                   run --control`, else the runtime's own), as a read-only
+ *                   descriptor passed with the answer (SCM_RIGHTS), and
+ *                   {"section": N, "link": L, "since": S, "errors_from": E,
+ *                   "base": [[RECORD, hits, missed, returns, lost]…]}: the
+ *                   session's probes are the records of section N whose
+ *                   "link" is L, those listed in "base" and those attached
+ *                   (not "detached") later; their session counts are the
+ *                   record's counts less its "base" (a record not listed
+ *                   had none); the session began at CLOCK_MONOTONIC S; its
+ *                   errors are the section's from index E.  The client reads
+ *                   the counts from the file, live, without asking again —
+ *                   and still has them when the process is killed.  ERR when
+ *                   no session is attached, or there is no file to give (the
+ *                   program closed its descriptor; a probe found no record).
  *   end             the server closes this connection
  * The session report covers the attached interval only: counts a probe had
  * from an earlier attachment (a dormant probe revived) are not in it:

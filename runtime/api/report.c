@@ -85,6 +85,15 @@ void sp_report_histogram_text(FILE *f, const char *label, const struct sp_lat *l
 	}
 }
 
+void sp_report_error_json(FILE *f, const char *spec, const char *message)
+{
+	fputs("{\"spec\": ", f);
+	sp_json_str(f, spec);
+	fputs(", \"message\": ", f);
+	sp_json_str(f, message);
+	fputc('}', f);
+}
+
 void sp_report_latency_json(FILE *f, const struct sp_lat *l)
 {
 	fprintf(f, ", \"latency\": {\"unit\": \"ns\", \"count\": %" PRIu64 ", \"sum\": %" PRIu64, l->count,
@@ -227,11 +236,8 @@ void sp_report_json(FILE *f)
 	fputs(",\n \"errors\": [", f);
 	sep = "";
 	for (struct sp_error *e = sp_error_first(); e; e = e->next) {
-		fprintf(f, "%s\n  {\"spec\": ", sep);
-		sp_json_str(f, e->spec);
-		fputs(", \"message\": ", f);
-		sp_json_str(f, e->message);
-		fputc('}', f);
+		fprintf(f, "%s\n  ", sep);
+		sp_report_error_json(f, e->spec, e->message);
 		sep = ",";
 	}
 	struct never_ctx nc = { f, true, sep };

@@ -19,6 +19,8 @@ void sp_report_counts_text(FILE *f, const char *label, int kind, const uint64_t 
 struct sp_lat;
 void sp_report_histogram_text(FILE *f, const char *label, const struct sp_lat *l);
 void sp_report_latency_json(FILE *f, const struct sp_lat *l);
+/* One entry of a report's "errors": {"spec": SPEC, "message": MESSAGE}. */
+void sp_report_error_json(FILE *f, const char *spec, const char *message);
 
 /* What an output path asks for (UPROBE_OUTPUT, `selfprobe run -o`): the
  * report as text (also for NULL) or JSON, or one of the outputs written

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/types.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,21 +19,49 @@ static struct sp_shm_section *mine;   /* our own section's descriptor, mapped al
 static struct sp_shm_record *records;
 static struct sp_shm_error *errors;
 static struct sp_shm_object *objects;
+static uint32_t mine_idx;          /* our section's index in the file */
+/* Our own file (no launcher): the control channel hands it out.  Its
+ * descriptor stays open (close-on-exec, above 10): it is the only way to
+ * hand the file to a client, and a fork child closes it. */
+static bool own, want_own;
+static int own_fd = -1;
+static dev_t own_dev;
+static ino_t own_ino;
 
 bool sp_shm_active(void)
+{
+	return mine != NULL && !own;
+}
+
+bool sp_shm_has_section(void)
 {
 	return mine != NULL;
 }
 
 bool sp_shm_launched(void)
 {
-	return hdr != NULL;
+	return hdr != NULL && !own;
+}
+
+/* Our own file's descriptor is still the file (a program that closed every
+ * descriptor may have opened one of its own at that number: mapping or
+ * handing out that one would be its file, not ours). */
+static bool own_fd_ok(void)
+{
+	struct stat st;
+	return own_fd >= 0 && fstat(own_fd, &st) == 0 && st.st_dev == own_dev && st.st_ino == own_ino;
 }
 
 /* The file, for as long as a mapping takes: no descriptor of ours stays
  * open for the program to see (or to inherit across exec). */
 static int open_file(void)
 {
+	if (own) {
+		if (!own_fd_ok())
+			return -EBADF;
+		int fd = fcntl(own_fd, F_DUPFD_CLOEXEC, 0);
+		return fd >= 0 ? fd : -errno;
+	}
 	int fd = shm_path ? open(shm_path, O_RDWR | O_CLOEXEC) : -1;
 	return fd >= 0 ? fd : -errno;
 }
@@ -122,6 +151,7 @@ static int claim(int fd, const char *command, pid_t parent)
 	atomic_store(&s->state, SP_SHM_RUNNING);
 	atomic_store(&s->pid, getpid());   /* last: the launcher reads it as "ready" */
 	atomic_store(&hdr->pids[idx], getpid());
+	mine_idx = idx;
 	/* a fork child's mappings of the parent's section go (never written) */
 	if (mine)
 		munmap(mine, SP_SHM_SECTION_STRIDE);
@@ -184,9 +214,92 @@ int sp_shm_attach(char **env, int argc, char **argv)
 	return rc;
 }
 
+void sp_shm_want_own(void)
+{
+	want_own = true;
+}
+
+/* Our own file, laid out as the launcher's (cli/run.c) with one section:
+ * the client reads it with the launcher's reader.  0 or -errno (then the
+ * counters stay in private memory). */
+static int create_own(void)
+{
+	int fd = memfd_create("selfprobe-counters", MFD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	/* out of the low numbers a program reuses (a closed 0-2, dup2 targets) */
+	int high = fcntl(fd, F_DUPFD_CLOEXEC, 10);
+	close(fd);
+	if (high < 0)
+		return -errno;
+	fd = high;
+	uint64_t sections_off = page_up(sizeof(*hdr));
+	struct stat st;
+	struct sp_shm_header *h = MAP_FAILED;
+	if (ftruncate(fd, (off_t)SP_SHM_SIZE) == 0 && fstat(fd, &st) == 0)
+		h = mmap(NULL, sizeof(*hdr), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (h == MAP_FAILED) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	h->sections_off = sections_off;
+	atomic_store(&h->next_free, sections_off + SP_SHM_SECTION_STRIDE);   /* one section: ours */
+	memcpy(h->magic, SP_SHM_MAGIC, 8);
+	hdr = h;
+	own = true;
+	own_fd = fd;
+	own_dev = st.st_dev;
+	own_ino = st.st_ino;
+	int rc = claim(fd, "", 0);
+	if (rc) {
+		munmap(h, sizeof(*hdr));
+		close(fd);
+		hdr = NULL;
+		own = false;
+		own_fd = -1;
+	}
+	return rc;
+}
+
+/* The counters' first use: our own file, when the control channel wants
+ * one and no launcher gave us a section. */
+static void ensure_own(void)
+{
+	if (want_own && !hdr && !mine)
+		create_own();
+}
+
+int sp_shm_handout(uint32_t *section)
+{
+	int fd = -1;
+	if (own) {
+		if (!own_fd_ok())
+			return -EBADF;
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", own_fd);
+		fd = open(path, O_RDONLY | O_CLOEXEC);   /* a read-only description: the client only reads */
+	} else if (mine && shm_path)
+		fd = open(shm_path, O_RDONLY | O_CLOEXEC);
+	else
+		return -ENOENT;
+	if (fd < 0)
+		return -errno;
+	*section = mine_idx;
+	return fd;
+}
+
+/* Our own file can no longer be mapped (the program closed its
+ * descriptor): what is mapped stays, new mappings are private memory. */
+static bool own_lost(void)
+{
+	return own && !own_fd_ok();
+}
+
 int sp_shm_stripes(uint64_t *offset)
 {
-	if (!mine)
+	ensure_own();
+	if (!mine || own_lost())
 		return -1;
 	*offset = mine->stripes_off;
 	return 0;
@@ -194,7 +307,8 @@ int sp_shm_stripes(uint64_t *offset)
 
 int sp_shm_latency(uint64_t *offset)
 {
-	if (!mine)
+	ensure_own();
+	if (!mine || own_lost())
 		return -1;
 	*offset = mine->latency_off;
 	return 0;
@@ -222,7 +336,7 @@ void sp_shm_copy(char *dst, size_t n, const char *src)
 
 int sp_shm_bt_alloc(uint64_t bytes, uint64_t *off)
 {
-	if (!mine || !hdr)
+	if (!mine || !hdr || own)   /* our own file carries counts only (shm.h) */
 		return -1;
 	bytes = page_up(bytes);
 	uint64_t o = atomic_fetch_add(&hdr->next_free, bytes);
@@ -280,7 +394,7 @@ void sp_shm_bt_ran(void)
 
 int sp_shm_stacks(uint64_t *offset)
 {
-	if (!mine)
+	if (!mine || own)   /* our own file carries counts, not stacks: those stay private */
 		return -1;
 	*offset = mine->stacks_off;
 	return 0;
@@ -312,6 +426,11 @@ void sp_shm_error(const char *spec, const char *message)
 	sp_shm_copy(errors[i].spec, sizeof(errors[i].spec), spec);
 	sp_shm_copy(errors[i].message, sizeof(errors[i].message), message);
 	atomic_store(&mine->n_errors, i + 1);   /* published after it is whole */
+}
+
+uint32_t sp_shm_errors_count(void)
+{
+	return mine ? atomic_load(&mine->n_errors) : 0;
 }
 
 struct sp_shm_record *sp_shm_record(int i)
@@ -349,8 +468,32 @@ void sp_shm_exited(void)
 		atomic_store(&mine->state, SP_SHM_EXITED);
 }
 
+/* A fork child of a process with its own file: the file is the parent's,
+ * handed out by the parent's channel; the child (no channel) counts in
+ * private memory again. */
+static void drop_own(void)
+{
+	uint64_t rec_bytes = page_up((uint64_t)SP_SHM_RECORDS * sizeof(struct sp_shm_record));
+	munmap(mine, SP_SHM_SECTION_STRIDE);
+	munmap(records, rec_bytes);
+	munmap(errors, page_up(SP_SHM_ERRORS * sizeof(struct sp_shm_error)));
+	munmap(objects, page_up(SP_SHM_OBJECTS * sizeof(struct sp_shm_object)));
+	munmap(hdr, sizeof(*hdr));
+	close(own_fd);
+	mine = NULL;
+	records = NULL;
+	errors = NULL;
+	objects = NULL;
+	hdr = NULL;
+	own = false;
+	own_fd = -1;
+}
+
 int sp_shm_atfork_child(void)
 {
+	want_own = false;
+	if (own)
+		drop_own();
 	if (!mine)
 		return 0;
 	char command[128];

@@ -15,6 +15,16 @@
  * is counted — its threads' timeline buffers (timeline.h), and at a normal
  * exit the process's full reports (JSON and text), so that nothing of ours
  * is ever left on disk.  The file is sparse: only touched pages cost memory.
+ *
+ * Without the launcher, a runtime that serves the control channel
+ * (runtime/api/control.h) makes a file of its own in the same layout, with
+ * one section (sp_shm_want_own): its counters, records and errors live
+ * there as they would in the launcher's, and the channel hands the file to
+ * `selfprobe attach`/`top`, which read the counts from it, live, and
+ * still have them when the process is killed.  Nothing else changes: the
+ * process writes its own report as before (sp_shm_active and
+ * sp_shm_launched say "under the launcher" and stay false), and its stack
+ * table, timelines and bpftrace maps stay private.
 
  * The layout is shared with the launcher (cli/run.c): this header is
  * its definition.
@@ -29,7 +39,7 @@
 
 #include "stripes.h"
 
-#define SP_SHM_MAGIC      "SPSHM10"
+#define SP_SHM_MAGIC      "SPSHM11"
 #define SP_SHM_SECTIONS   (1u << 16)         /* processes (a clear refusal past it) */
 #define SP_SHM_ENV        "SELFPROBE_SHM"    /* the path that reopens the file */
 #define SP_SHM_RECORDS    (1u << 16)         /* probe records per process */
@@ -73,6 +83,9 @@ struct sp_shm_record {
 	uint8_t handler;              /* a C handler counting: action "handler" */
 	uint8_t has_symbol;           /* symbol[] holds one (else null: an address) */
 	uint8_t unloaded;             /* detached because its object went away */
+	uint64_t link;                /* the link it was attached with, as a number: a
+				       * control session's probes carry its link
+				       * (runtime/api/control.h), 0 for the spec's */
 	_Atomic uint8_t faulted;      /* its handler faulted (fault_sig, fault_addr) */
 	int32_t fault_sig;
 	uint64_t fault_addr;
@@ -175,9 +188,19 @@ static inline uint64_t sp_shm_section_off(const struct sp_shm_header *h, uint32_
  * counted this process as refused). */
 int sp_shm_attach(char **env, int argc, char **argv);
 bool sp_shm_active(void);
+/* A section to record in: the launcher's, or our own file's. */
+bool sp_shm_has_section(void);
 /* Started by the launcher (its file could be read), section or not: the
  * launcher reports for this process, or counts it as refused. */
 bool sp_shm_launched(void);
+
+/* The control channel serves this process: the counters go to a file of
+ * our own (made at their first use) when no launcher gave us a section. */
+void sp_shm_want_own(void);
+/* A read-only descriptor of the file our section is in (ours or the
+ * launcher's), and the section's index in *SECTION; or -errno (-ENOENT: no
+ * file; -EBADF: our own file's descriptor was closed by the program). */
+int sp_shm_handout(uint32_t *section);
 
 /* Where tstate maps its stripes, and latency its histograms: 0 (shared)
  * and the offset, or -1. */
@@ -207,6 +230,8 @@ void sp_shm_copy(char *dst, size_t n, const char *src);
 
 /* An error for the report's "errors" (registry lock held, or at start). */
 void sp_shm_error(const char *spec, const char *message);
+/* The errors in our section so far (0 without one). */
+uint32_t sp_shm_errors_count(void);
 
 /* The stripes that may hold counts (tstate.c's bookkeeping), for the
  * launcher: exclusive ones below USED, and the shared one if SHARED.

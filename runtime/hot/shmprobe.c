@@ -31,6 +31,7 @@ void sp_shm_publish(struct sp_probe *p)
 		return;
 	r->id = p->id;
 	r->kind = (uint8_t)p->kind;
+	r->link = (uint64_t)(uintptr_t)p->link;
 	r->action = (uint8_t)p->action;
 	r->handler = p->fn && p->action == SP_ACT_COUNT;
 	r->wants_return = p->wants_return;
@@ -49,7 +50,7 @@ void sp_shm_publish(struct sp_probe *p)
 
 void sp_shm_republish(struct sp_probe *p)
 {
-	if (!sp_shm_active())
+	if (!sp_shm_has_section())
 		return;
 	struct sp_shm_record *r = sp_shm_record(p->shm_record);
 	if (!r) {

@@ -595,6 +595,190 @@ def case_control():
     t.check(rc == 7, "control: the program's status through run", out + err)
 
 
+def case_killed():
+    # a process SIGKILLed while `attach` waits: the report holds its counts
+    # at its death exactly (read from its counters file, not a snapshot of
+    # up to a second before).  sp_live's spinkill calls live_work for 1.5 s,
+    # prints how many calls it made (each returned), and kills itself.
+    lv = Live([LIVE])
+    lv.cmd("call 100")   # before the attach: in no window
+    rep = os.path.join(t.work_dir(), "killed.json")
+    a = subprocess.Popen([t.CLI, "attach", str(lv.pid), "-e", "uprobe:live_work",
+                          "-e", "uretprobe:live_work=latency", "-o", rep],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=t.base_env())
+    first = a.stderr.readline().decode()
+    t.check("attached to %d: 2 probes" % lv.pid in first, "killed: attached", first)
+    lv.p.stdin.write(b"spinkill 1500\n")
+    lv.p.stdin.flush()
+    line = lv.p.stdout.readline().decode()
+    m = re.match(r"killed (\d+)", line)
+    t.check(m is not None, "killed: the program said how many calls it made", line)
+    lv.p.wait(timeout=60)
+    t.check(lv.p.returncode == -9, "killed: the program died of SIGKILL", lv.p.returncode)
+    try:
+        _, err = a.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        a.kill()
+        _, err = a.communicate()
+    err = first + err.decode()
+    t.check(a.returncode == 1 and "ended while attached" in err,
+            "killed: attach says the process ended while attached (status 1)", "%s\n%s" % (a.returncode, err))
+    if not m or not os.path.exists(rep):
+        t.check(False, "killed: a report was written", err)
+        return
+    n = int(m.group(1))
+    with open(rep) as f:
+        r = json.load(f)
+    got = {p["spec"]: p for p in r["probes"]}
+    hits = got.get("uprobe:live_work", {}).get("hits")
+    t.check(hits == n, "killed: %s hits of live_work, the %d calls made until its death" % (hits, n),
+            json.dumps(r)[:2000])
+    lat = got.get("uretprobe:live_work=latency", {})
+    t.check(lat.get("hits") == n and lat.get("latency", {}).get("count") == n,
+            "killed: the latency probe's returns and histogram count %d too" % n, json.dumps(lat)[:1000])
+    t.check(r.get("pid") == lv.pid and r.get("comm") == "sp_live" and 1.0 < r.get("seconds", 0) < 30,
+            "killed: pid, comm and the attached seconds", "%s %s %s" % (r.get("pid"), r.get("comm"),
+                                                                        r.get("seconds")))
+
+
+def case_closedfd():
+    # a program that closes every descriptor (a daemon's closefrom) after the
+    # runtime made its counters file: the number now names /dev/null, which
+    # is neither mapped nor handed out; attach counts over the channel, and
+    # a latency probe set up after that (private memory) counts right
+    lv = Live([LIVE])
+    a = cli("attach", lv.pid, "-e", "uprobe:live_work", "--no-wait")   # the file is made
+    t.check(a.returncode == 0, "closedfd: first attach", a.stderr)
+    lv.cmd("call 10")
+    d = cli("detach", lv.pid, "-o", "/dev/null")
+    t.check(d.returncode == 0, "closedfd: first detach", d.stderr)
+    lv.cmd("closefds")
+    rep = os.path.join(t.work_dir(), "closedfd.json")
+    w = subprocess.Popen([t.CLI, "attach", str(lv.pid), "-e", "uprobe:live_work",
+                          "-e", "uretprobe:live_work=latency", "-o", rep],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=t.base_env())
+    first = w.stderr.readline().decode()
+    second = w.stderr.readline().decode()
+    lv.cmd("call 600")
+    w.send_signal(2)
+    _, err = w.communicate(timeout=60)
+    err = first + second + err.decode()
+    t.check(w.returncode == 0 and "the program closed its descriptor" in err
+            and "over the control channel instead" in err,
+            "closedfd: attach says the file is gone and counts over the channel", err)
+    try:
+        with open(rep) as f:
+            r = json.load(f)
+        got = {p["spec"]: p for p in r["probes"]}
+    except (OSError, ValueError) as e:
+        got = {"error": str(e)}
+    t.check(got.get("uprobe:live_work", {}).get("hits") == 600
+            and got.get("uretprobe:live_work=latency", {}).get("latency", {}).get("count") == 600,
+            "closedfd: 600 hits and 600 latency samples", got)
+    check_text(lv.pid, "closedfd: after detach")
+    out, rc, _ = lv.quit()
+    t.check(rc == 7 and "total 610" in out, "closedfd: the program's status and calls", out)
+
+
+def readme_block():
+    """The shell block of README.md's "Probing a running process"."""
+    readme = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "README.md")
+    text = open(readme).read()
+    sec = text.index("### Probing a running process")
+    start = text.index("```sh\n", sec) + len("```sh\n")
+    return text[start:text.index("```", start)]
+
+
+def case_readme():
+    # the README's walkthrough, run as written (ports and the report's path
+    # made free ones: other tests run beside this one), a client giving the
+    # server work meanwhile; the last line (kill $PID) is run by the test
+    # once it has compared the server's text with its files
+    import threading
+    import urllib.request
+    if not os.path.exists(PYTHON) or not shutil.which("curl"):
+        t.skip("no %s or no curl" % PYTHON)
+        return
+    block = readme_block()
+    web, mport = free_port(), free_port()
+    rep = os.path.join(t.work_dir(), "readme-recv.json")
+    for old in ("8000", "127.0.0.1:9464", "/tmp/recv.json", "\nkill $PID\n"):
+        t.check(old in block, "readme: the block has %r" % old, block)
+    script = block.replace("8000", str(web)).replace("9464", str(mport)).replace("/tmp/recv.json", rep)
+    script = script.replace("\nkill $PID\n", "\necho PID=$PID\n")
+    here = os.path.join(t.work_dir(), "readme")
+    os.makedirs(here, exist_ok=True)
+    if not os.path.lexists(os.path.join(here, "build")):
+        os.symlink(t.BUILD, os.path.join(here, "build"))
+    with open(os.path.join(here, "walk.sh"), "w") as f:
+        f.write(script)
+    sh = subprocess.Popen(["bash", "walk.sh"], cwd=here, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, env=t.base_env())
+    done = threading.Event()
+    served = []
+
+    def load():   # the other terminal's curl, ten times a second
+        while not done.is_set():
+            try:
+                with urllib.request.urlopen("http://127.0.0.1:%d/" % web, timeout=5) as r:
+                    served.append(r.status)
+            except OSError:
+                pass
+            time.sleep(0.1)
+    threading.Thread(target=load, daemon=True).start()
+    errs = []
+    reader = threading.Thread(target=lambda: errs.append(sh.stderr.read().decode(errors="replace")), daemon=True)
+    reader.start()
+    out, screens, pid = [], 0, None
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        line = sh.stdout.readline().decode(errors="replace")
+        if not line:
+            break
+        out.append(line)
+        if line.startswith("selfprobe top: process"):
+            screens += 1
+            if screens == 3:   # q, as a user would after a few screens
+                sh.stdin.write(b"q")
+                sh.stdin.flush()
+        if line.startswith("PID="):
+            pid = int(line[4:])
+            break
+    text = "".join(out)
+    if pid is None:
+        sh.kill()
+        sh.wait()
+        t.check(False, "readme: the walkthrough ran to its end", text + "".join(errs))
+        return
+    check_text(pid, "readme: the server after the walkthrough")
+    os.kill(pid, 15)   # the block's last line
+    sh.wait(timeout=60)
+    done.set()
+    reader.join(timeout=60)
+    err = "\n".join(l for l in "".join(errs).splitlines() if "GET / HTTP" not in l)
+    t.check(sh.returncode == 0, "readme: the walkthrough's shell exits 0", err)
+    t.check("attached to %d: 2 probes" % pid in err, "readme: the first attach", err)
+    rows = re.findall(r"^\s*(\d+)\s+(\d+)\s+\d+\s+(\S+)\s+\S+\s+\S+\s+(uprobe:\S+)$", text, re.M)
+    fmt = [int(total) for _, total, _, lab in rows if lab == "uprobe:PyUnicode_Format"]
+    lat = [p50 for _, _, p50, lab in rows if lab == "uprobe:libc:malloc"]
+    t.check(screens >= 3 and fmt and max(fmt) > 0, "readme: top counts PyUnicode_Format (%s)" % fmt, text)
+    t.check(lat and lat[-1] != "-", "readme: top shows malloc's latency percentiles", text)
+    t.check(re.search(r'^selfprobe_hits_total\{probe="uprobe:libc:malloc",.*pid="%d".*\} \d+' % pid, text, re.M)
+            and "# EOF" in text, "readme: curl scrapes the metrics while attached", text + err)
+    t.check(re.search(r"^Attached to %d \(python3.11\) for [0-9.]+ s:" % pid, text, re.M)
+            and report_hits(text, "uprobe:libc:malloc") > 0,
+            "readme: Ctrl-C of attach reports on stdout", text + err)
+    try:
+        with open(rep) as f:
+            r = json.load(f)
+        recv = r["probes"][0]["hits"]
+    except (OSError, ValueError, KeyError, IndexError) as e:
+        r, recv = str(e), 0
+    t.check(recv > 0 and 9.5 < r["seconds"] < 20, "readme: --duration 10 -o recv.json: %d recv calls" % recv, r)
+    t.check(served and all(c == 200 for c in served), "readme: the server answered every request (%d)"
+            % len(served))
+
+
 def metrics_tools():
     """The OpenMetrics parser, or None (a skip said)."""
     try:
@@ -689,7 +873,8 @@ def metrics(lv, pid):
 
 
 CASES = {"latesig": case_latesig, "churn": case_churn, "runmetrics": case_runmetrics, "busy": case_busy, "sqlite": case_sqlite, "single": case_single, "threads": case_threads, "python": case_python, "reattach": case_reattach,
-         "dlfork": case_dlfork, "bad": case_bad, "control": case_control}
+         "dlfork": case_dlfork, "bad": case_bad, "control": case_control, "killed": case_killed,
+         "readme": case_readme, "closedfd": case_closedfd}
 
 
 def main():

@@ -29,6 +29,12 @@
  *               the one setusr installed, and raise it once
  * (The signal commands exist for a runtime loaded late, which must keep
  * SIGTRAP and the faults its own through libc's entry points.)
+ *   spinkill MS call live_work for MS milliseconds, print "killed N" (the calls
+ *               it made), then SIGKILL itself: a process that dies while
+ *               attached, its count known exactly (each call returned before)
+ *   closefds    close every descriptor above 2 (as a daemon does) and open
+ *               /dev/null at 3 to 31: a descriptor the runtime kept is gone,
+ *               its number another file's
  *   quit        print the totals and exit with status 7
  * After each command: "done CALLS TRAPS", flushed.  argv[3] "blocktrap":
  * the worker threads block every signal (SIGTRAP too).
@@ -42,7 +48,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #ifndef SP_LIVE_STATIC
 #include <dlfcn.h>
@@ -288,6 +296,24 @@ int main(int argc, char **argv)
 		} else if (!strcmp(cmd, "trap")) {
 			for (unsigned long i = 0; i < n; i++)
 				raise(SIGTRAP);
+		} else if (!strcmp(cmd, "spinkill")) {
+			struct timespec t0, t1;
+			clock_gettime(CLOCK_MONOTONIC, &t0);
+			unsigned long made = 0;
+			do {
+				for (int i = 0; i < 1000; i++, made++)
+					sum += live_work(i);
+				clock_gettime(CLOCK_MONOTONIC, &t1);
+			} while ((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < (long)n);
+			printf("killed %lu\n", made);   /* line buffered: out before the kill */
+			kill(getpid(), SIGKILL);
+		} else if (!strcmp(cmd, "closefds")) {
+			for (int fd = 3; fd < 1024; fd++)
+				close(fd);
+			int fd;
+			do
+				fd = open("/dev/null", O_RDONLY);
+			while (fd >= 0 && fd < 31);
 		} else if (!strcmp(cmd, "quit")) {
 			break;
 		}

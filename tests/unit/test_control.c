@@ -5,6 +5,9 @@
  *     first's counts;
  *   - all or nothing: a spec with a bad item attaches nothing and answers
  *     ERR with the item's error;
+ *   - "file" hands over the counters file (a read-only descriptor, SCM_RIGHTS):
+ *     the session's record in it, found by its link, counts the hits live;
+ *     ERR when nothing is attached;
  *   - bad requests (unknown command, a malformed or oversized header, a
  *     client that hangs up mid-request) get ERR or a closed connection,
  *     and the server goes on serving. */
@@ -13,12 +16,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "control.h"
 #include "selfprobe.h"
+#include "shm.h"
 
 #define NOINLINE __attribute__((noinline, used, visibility("default")))
 
@@ -46,14 +52,34 @@ static int connect_self(void)
 	return fd;
 }
 
-/* Send RAW, read one answer: 1 OK, 0 ERR, -1 closed.  *BODY malloc'ed. */
-static int raw(int fd, const char *req, size_t len, char **body)
+/* The answer's header's first byte, with the descriptor it carries (or -1). */
+static int first_byte_fd(int fd, char *c)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	struct iovec iov = { .iov_base = c, .iov_len = 1 };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	cr_assert_eq(recvmsg(fd, &m, MSG_CMSG_CLOEXEC), 1);
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+	int got = -1;
+	if (cm && cm->cmsg_type == SCM_RIGHTS)
+		memcpy(&got, CMSG_DATA(cm), sizeof(got));
+	return got;
+}
+
+/* Send RAW, read one answer: 1 OK, 0 ERR, -1 closed.  *BODY malloc'ed;
+ * *PASSED (when not NULL) the descriptor sent with it, or -1. */
+static int raw_fd(int fd, const char *req, size_t len, char **body, int *passed)
 {
 	*body = NULL;
 	if (write(fd, req, len) != (ssize_t)len)
 		return -1;
 	char head[64];
 	size_t k = 0;
+	if (passed)   /* the first byte ('O' or 'E') carries it */
+		*passed = first_byte_fd(fd, &head[k++]);
 	while (k + 1 < sizeof(head)) {
 		if (read(fd, &head[k], 1) != 1)
 			return -1;
@@ -75,6 +101,11 @@ static int raw(int fd, const char *req, size_t len, char **body)
 	}
 	*body = b;
 	return strcmp(st, "OK") == 0;
+}
+
+static int raw(int fd, const char *req, size_t len, char **body)
+{
+	return raw_fd(fd, req, len, body, NULL);
 }
 
 static int req(int fd, const char *cmd, const char *arg, char **body)
@@ -162,5 +193,60 @@ Test(control, bad_requests_are_refused_and_the_server_goes_on)
 	cr_assert_eq(req(fd, "ping", "", &b), 1);
 	cr_assert(strstr(b, "\"attached\": false"), "%s", b);
 	free(b);
+	close(fd);
+}
+
+/* Record REC's hits in the file FD's section SEC (stripes.h layout). */
+static uint64_t file_hits(int fd, uint32_t sec, uint32_t rec, uint64_t *link)
+{
+	struct sp_shm_header *h = mmap(NULL, sizeof(*h), PROT_READ, MAP_SHARED, fd, 0);
+	cr_assert_neq(h, MAP_FAILED);
+	cr_assert_eq(memcmp(h->magic, SP_SHM_MAGIC, 8), 0);
+	const struct sp_shm_section *s = mmap(NULL, SP_SHM_SECTION_STRIDE, PROT_READ, MAP_SHARED, fd,
+					      (off_t)sp_shm_section_off(h, sec));
+	cr_assert_neq(s, MAP_FAILED);
+	cr_assert_eq(s->pid, getpid());
+	cr_assert_lt(rec, s->n_records);
+	const struct sp_shm_record *r = mmap(NULL, s->n_records * sizeof(*r), PROT_READ, MAP_SHARED, fd,
+					     (off_t)s->records_off);
+	const char *stripes = mmap(NULL, s->stripe_bytes * s->n_stripes, PROT_READ, MAP_SHARED, fd,
+				   (off_t)s->stripes_off);
+	cr_assert(r != MAP_FAILED && stripes != MAP_FAILED);
+	cr_assert_str_eq(r[rec].spec, "uprobe:ctl_hot");
+	*link = r[rec].link;
+	uint64_t hits = 0;
+	for (uint32_t k = 0; k < s->n_stripes; k++)
+		hits += ((const struct sp_count *)(stripes + k * s->stripe_bytes))[r[rec].id].v[SP_HITS];
+	return hits;
+}
+
+Test(control, file_hands_over_the_counters)
+{
+	int fd = connect_self();
+	char *b;
+	cr_assert_eq(req(fd, "file", "", &b), 0);
+	cr_assert(strstr(b, "not attached"), "%s", b);
+	free(b);
+	cr_assert_eq(req(fd, "attach", "uprobe:ctl_hot", &b), 1, "%s", b);
+	free(b);
+	calls(40);
+	int file;
+	cr_assert_eq(raw_fd(fd, "file 0\n", 7, &b, &file), 1, "%s", b);
+	cr_assert_geq(file, 0, "a descriptor with the answer");
+	cr_assert_eq(fcntl(file, F_GETFL) & O_ACCMODE, O_RDONLY, "read-only for the client");
+	unsigned sec, rec;
+	unsigned long long link, h0;
+	cr_assert_eq(sscanf(strstr(b, "\"section\""), "\"section\": %u, \"link\": %llu", &sec, &link), 2, "%s", b);
+	cr_assert_eq(sscanf(strstr(b, "\"base\""), "\"base\": [[%u, %llu", &rec, &h0), 2, "%s", b);
+	cr_assert_eq(h0, 0, "a new probe had no counts before: %s", b);
+	free(b);
+	uint64_t rlink;
+	cr_assert_eq(file_hits(file, sec, rec, &rlink), 40);
+	cr_assert_eq(rlink, link, "the session's record carries its link");
+	calls(60);   /* live: read again from the file, no request */
+	cr_assert_eq(file_hits(file, sec, rec, &rlink), 100);
+	cr_assert_eq(req(fd, "detach", "", &b), 1);
+	free(b);
+	close(file);
 	close(fd);
 }
