@@ -6,6 +6,7 @@
 #include "latency.h"
 #include "metrics.h"
 #include "run.h"
+#include "specargs.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -130,37 +131,6 @@ static int write_out(const char *out, const char *text)
 	return 0;
 }
 
-static char *join_spec(char *spec, const char *item)
-{
-	size_t a = spec ? strlen(spec) : 0, b = strlen(item);
-	char *n = realloc(spec, a + b + 2);
-	if (!n) {
-		perror("selfprobe");
-		exit(1);
-	}
-	if (a)
-		n[a++] = '\n';
-	memcpy(n + a, item, b + 1);
-	return n;
-}
-
-static char *read_file(const char *path)
-{
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return NULL;
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *m = open_memstream(&buf, &len);
-	int c;
-	while (m && (c = fgetc(f)) != EOF)
-		fputc(c, m);
-	if (m)
-		fclose(m);
-	fclose(f);
-	return buf;
-}
-
 struct opts {
 	pid_t pid;
 	char *spec;
@@ -176,7 +146,9 @@ static int parse(int argc, char **argv, struct opts *o, bool top, void (*usage)(
 	memset(o, 0, sizeof(*o));
 	o->duration = -1;
 	bool have_pid = false;
-	for (int i = 0; i < argc; i++) {
+	struct sp_specargs spec = { 0 };
+	int rc = 0;
+	for (int i = 0; i < argc && !rc; i++) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -187,16 +159,10 @@ static int parse(int argc, char **argv, struct opts *o, bool top, void (*usage)(
 			fprintf(stderr, "selfprobe: %s needs a value\n", a);
 			return 2;
 		} else if (!strcmp(a, "-e")) {
-			o->spec = join_spec(o->spec, v);
+			rc = sp_specargs_spec(&spec, v);
 			i++;
 		} else if (!strcmp(a, "-f")) {
-			char *t = read_file(v);
-			if (!t) {
-				fprintf(stderr, "selfprobe: cannot read %s: %s\n", v, strerror(errno));
-				return 2;
-			}
-			o->spec = join_spec(o->spec, t);
-			free(t);
+			rc = sp_specargs_file(&spec, v);
 			i++;
 		} else if (!strcmp(a, "-o") && !top) {
 			o->out = v;
@@ -225,8 +191,13 @@ static int parse(int argc, char **argv, struct opts *o, bool top, void (*usage)(
 			return 2;
 		}
 	}
+	if (rc) {
+		sp_specargs_free(&spec);
+		return rc;
+	}
+	o->spec = spec.text;   /* the caller's to free */
 	if (!have_pid || (!top && !o->spec)) {
-		fprintf(stderr, "selfprobe: %s\n", !have_pid ? "which process? (a PID)" : "no probe: -e SPEC");
+		fprintf(stderr, "selfprobe: %s\n", !have_pid ? "which process? (a PID)" : "no probe: -e SPEC or -f FILE");
 		usage(stderr);
 		return 2;
 	}

@@ -54,6 +54,7 @@
 #include "section.h"
 #include "shm.h"
 #include "spec.h"
+#include "specargs.h"
 #include "tstate.h"
 
 struct run_opts {
@@ -66,20 +67,6 @@ struct run_opts {
 	const char *bt_format;   /* --bt-format text|json, or NULL */
 	char **cmd;
 };
-
-static char *append(char *acc, const char *item)
-{
-	size_t a = acc ? strlen(acc) : 0, b = strlen(item);
-	char *n = realloc(acc, a + b + 2);
-	if (!n) {
-		perror("selfprobe");
-		exit(127);
-	}
-	if (a)
-		n[a++] = ';';
-	memcpy(n + a, item, b + 1);
-	return n;
-}
 
 const char *sp_cli_library_path(void)
 {
@@ -103,8 +90,9 @@ const char *sp_cli_library_path(void)
 /* 0, 2 (usage: message printed), or 1 for --help. */
 static int parse(int argc, char **argv, struct run_opts *o, void (*usage)(FILE *))
 {
-	int i;
-	for (i = 0; i < argc; i++) {
+	struct sp_specargs spec = { 0 };
+	int i, rc = 0;
+	for (i = 0; i < argc && !rc; i++) {
 		const char *a = argv[i];
 		if (strcmp(a, "--") == 0) {
 			i++;
@@ -117,12 +105,10 @@ static int parse(int argc, char **argv, struct run_opts *o, void (*usage)(FILE *
 			return 2;
 		}
 		if (strcmp(a, "-e") == 0)
-			o->spec = append(o->spec, argv[++i]);
-		else if (strcmp(a, "-f") == 0) {
-			char buf[PATH_MAX + 2];
-			snprintf(buf, sizeof(buf), "@%s", argv[++i]);
-			o->spec = append(o->spec, buf);
-		} else if (strcmp(a, "-o") == 0)
+			rc = sp_specargs_spec(&spec, argv[++i]);
+		else if (strcmp(a, "-f") == 0)
+			rc = sp_specargs_file(&spec, argv[++i]);
+		else if (strcmp(a, "-o") == 0)
 			o->out = argv[++i];
 		else if (strcmp(a, "--mode") == 0) {
 			o->mode = argv[++i];
@@ -158,6 +144,9 @@ static int parse(int argc, char **argv, struct run_opts *o, void (*usage)(FILE *
 		} else
 			break;
 	}
+	o->spec = spec.text;   /* the caller's to free */
+	if (rc)
+		return rc;
 	if (i >= argc) {
 		fprintf(stderr, "selfprobe: no command to run\n");
 		usage(stderr);
@@ -635,8 +624,10 @@ int sp_cli_run(int argc, char **argv, void (*usage)(FILE *))
 {
 	struct run_opts o = { 0 };
 	int rc = parse(argc, argv, &o, usage);
-	if (rc)
+	if (rc) {
+		free(o.spec);
 		return rc == 1 ? 0 : rc;
+	}
 
 	struct notes ns = { 0 };
 	char why[PATH_MAX + 200];
