@@ -80,8 +80,8 @@ static void usage_main(FILE *f)
 	      "\n", f);
 	fputs(ENV_TEXT, f);
 	fputs("\nExit status: run: the program's (127/126: it could not be started); list,\n"
-	      "check, attach, detach, top: see their --help; 2: usage error (an unreadable\n"
-	      "-f FILE is one).\n"
+	      "check, attach, detach, top: see their --help; 2: usage error (an unknown\n"
+	      "option, an option without its value or with a bad one, an unreadable -f FILE).\n"
 	      "See selfprobe(1).\n", f);
 }
 
@@ -99,7 +99,7 @@ static void usage_attach(FILE *f)
 	      "  -e SPEC         probe items, as for run (repeatable)\n"
 	      "  -f FILE         probe items from FILE, read here, as for run (repeatable)\n"
 	      "  -o OUT          the report: *.json = JSON, else text (default: text on stdout)\n"
-	      "  --duration S    detach after S seconds (default: at Ctrl-C or SIGTERM)\n"
+	      "  --duration S    detach after S seconds, S > 0 (default: at Ctrl-C or SIGTERM)\n"
 	      "  --metrics ADDR  serve OpenMetrics on http://ADDR/metrics while attached\n"
 	      "  --no-wait       attach and return; 'selfprobe detach PID' reports later\n"
 	      "\n"
@@ -124,7 +124,7 @@ static void usage_top(FILE *f)
 	      "Every second: hits per second, totals, missed hits and latency percentiles (from\n"
 	      "the log2 histograms of =latency probes) of each probe attached to PID.  With -e,\n"
 	      "attaches those first (as 'attach' does); without, shows what 'attach --no-wait'\n"
-	      "attached.  q or Ctrl-C detaches.  --iterations N: N screens, then detach.\n"
+	      "attached.  q or Ctrl-C detaches.  --iterations N: N screens (N >= 1), then detach.\n"
 	      "\n"
 	      "Exit status: 0; 1: the process cannot be attached, an item failed in it, or it\n"
 	      "ended while shown; 2: usage error.\n", f);

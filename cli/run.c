@@ -50,6 +50,7 @@
 #include "json.h"
 #include "loadable.h"
 #include "metrics.h"
+#include "optval.h"
 #include "report.h"
 #include "section.h"
 #include "shm.h"
@@ -93,54 +94,52 @@ static int parse(int argc, char **argv, struct run_opts *o, void (*usage)(FILE *
 	struct sp_specargs spec = { 0 };
 	int i, rc = 0;
 	for (i = 0; i < argc && !rc; i++) {
-		const char *a = argv[i];
+		const char *a = argv[i], *v = NULL;
 		if (strcmp(a, "--") == 0) {
 			i++;
 			break;
 		}
 		if ((strcmp(a, "-e") == 0 || strcmp(a, "-f") == 0 || strcmp(a, "-o") == 0 ||
 		     strcmp(a, "--mode") == 0 || strcmp(a, "--interval") == 0 ||
-		     strcmp(a, "--metrics") == 0 || strcmp(a, "--bt-format") == 0) && i + 1 >= argc) {
-			fprintf(stderr, "selfprobe: %s needs a value\n", a);
-			return 2;
-		}
-		if (strcmp(a, "-e") == 0)
-			rc = sp_specargs_spec(&spec, argv[++i]);
+		     strcmp(a, "--metrics") == 0 || strcmp(a, "--bt-format") == 0) &&
+		    !(v = sp_opt_value(argc, argv, &i)))
+			rc = 2;
+		else if (strcmp(a, "-e") == 0)
+			rc = sp_specargs_spec(&spec, v);
 		else if (strcmp(a, "-f") == 0)
-			rc = sp_specargs_file(&spec, argv[++i]);
+			rc = sp_specargs_file(&spec, v);
 		else if (strcmp(a, "-o") == 0)
-			o->out = argv[++i];
+			o->out = v;
 		else if (strcmp(a, "--mode") == 0) {
-			o->mode = argv[++i];
+			o->mode = v;
 			if (strcmp(o->mode, "auto") && strcmp(o->mode, "int3") && strcmp(o->mode, "jmp")) {
 				fprintf(stderr, "selfprobe: --mode takes auto, int3 or jmp, not '%s'\n", o->mode);
-				return 2;
+				rc = 2;
 			}
 		} else if (strcmp(a, "--interval") == 0) {
-			char *end;
-			o->interval = strtod(argv[++i], &end);
-			if (*end || !(o->interval > 0)) {
-				fprintf(stderr, "selfprobe: --interval takes a number of seconds > 0, not '%s'\n",
-					argv[i]);
-				return 2;
-			}
+			rc = sp_opt_seconds(a, v, &o->interval);
 		} else if (strcmp(a, "--metrics") == 0) {
-			o->metrics = argv[++i];
+			char why[256];
+			o->metrics = v;
+			if (sp_metrics_check(v, why, sizeof(why)) != 0) {
+				fprintf(stderr, "selfprobe: %s\n", why);
+				rc = 2;
+			}
 		} else if (strcmp(a, "--bt-format") == 0) {
-			o->bt_format = argv[++i];
+			o->bt_format = v;
 			if (strcmp(o->bt_format, "text") && strcmp(o->bt_format, "json")) {
 				fprintf(stderr, "selfprobe: --bt-format takes text or json, not '%s'\n", o->bt_format);
-				return 2;
+				rc = 2;
 			}
 		} else if (strcmp(a, "--control") == 0) {
 			o->control = true;
 		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
 			usage(stdout);
-			return 1;
+			rc = 1;
 		} else if (a[0] == '-') {
 			fprintf(stderr, "selfprobe: unknown option '%s'\n", a);
 			usage(stderr);
-			return 2;
+			rc = 2;
 		} else
 			break;
 	}
