@@ -6,9 +6,12 @@
 #include "latency.h"
 #include "livecounts.h"
 #include "metrics.h"
+#include "optval.h"
 #include "run.h"
+#include "specargs.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -30,16 +33,6 @@ static void catch_signals(void)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
-}
-
-static int parse_pid(const char *s, pid_t *pid)
-{
-	char *end;
-	long v = strtol(s, &end, 10);
-	if (!*s || *end || v <= 0 || v > 0x3fffffff)
-		return -1;
-	*pid = (pid_t)v;
-	return 0;
 }
 
 /* The control channel of PID: its own (a preloaded program with control, or
@@ -212,45 +205,29 @@ static int write_out(const char *out, const char *text)
 	return 0;
 }
 
-static char *join_spec(char *spec, const char *item)
-{
-	size_t a = spec ? strlen(spec) : 0, b = strlen(item);
-	char *n = realloc(spec, a + b + 2);
-	if (!n) {
-		perror("selfprobe");
-		exit(1);
-	}
-	if (a)
-		n[a++] = '\n';
-	memcpy(n + a, item, b + 1);
-	return n;
-}
-
-static char *read_file(const char *path)
-{
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return NULL;
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *m = open_memstream(&buf, &len);
-	int c;
-	while (m && (c = fgetc(f)) != EOF)
-		fputc(c, m);
-	if (m)
-		fclose(m);
-	fclose(f);
-	return buf;
-}
-
 struct opts {
 	pid_t pid;
 	char *spec;
 	const char *out, *metrics;
 	double duration;      /* < 0: until Ctrl-C */
 	bool no_wait;
-	long iterations;      /* top: screens, 0 = until q */
+	long iterations;      /* top: screens; 0 (no --iterations): until q */
 };
+
+/* PID, the positional argument of attach, detach and top: 0, or 2 (said). */
+static int take_pid(const char *a, bool *have_pid, pid_t *pid, void (*usage)(FILE *))
+{
+	if (!*have_pid && a[0] != '-' && sp_opt_pid(a, pid) == 0) {
+		*have_pid = true;
+		return 0;
+	}
+	if (!*have_pid && a[0] != '-')
+		fprintf(stderr, "selfprobe: '%s' is not a PID (a process id: a number > 0)\n", a);
+	else
+		fprintf(stderr, "selfprobe: %s '%s'\n", a[0] == '-' ? "unknown option" : "unexpected argument", a);
+	usage(stderr);
+	return 2;
+}
 
 /* The options shared by attach and top.  0, or 2 (usage error said). */
 static int parse(int argc, char **argv, struct opts *o, bool top, void (*usage)(FILE *))
@@ -258,57 +235,46 @@ static int parse(int argc, char **argv, struct opts *o, bool top, void (*usage)(
 	memset(o, 0, sizeof(*o));
 	o->duration = -1;
 	bool have_pid = false;
-	for (int i = 0; i < argc; i++) {
-		const char *a = argv[i];
-		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+	struct sp_specargs spec = { 0 };
+	int rc = 0;
+	for (int i = 0; i < argc && !rc; i++) {
+		const char *a = argv[i], *v = NULL;
 		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			usage(stdout);
 			exit(0);
-		} else if ((!strcmp(a, "-e") || !strcmp(a, "-f") || !strcmp(a, "-o") || !strcmp(a, "--duration") ||
-			    !strcmp(a, "--metrics") || !strcmp(a, "--iterations")) && !v) {
-			fprintf(stderr, "selfprobe: %s needs a value\n", a);
-			return 2;
+		} else if ((!strcmp(a, "-e") || !strcmp(a, "-f") || !strcmp(a, "--metrics") ||
+			    (top ? !strcmp(a, "--iterations") : !strcmp(a, "-o") || !strcmp(a, "--duration"))) &&
+			   !(v = sp_opt_value(argc, argv, &i))) {
+			rc = 2;
 		} else if (!strcmp(a, "-e")) {
-			o->spec = join_spec(o->spec, v);
-			i++;
+			rc = sp_specargs_spec(&spec, v);
 		} else if (!strcmp(a, "-f")) {
-			char *t = read_file(v);
-			if (!t) {
-				fprintf(stderr, "selfprobe: cannot read %s: %s\n", v, strerror(errno));
-				return 2;
-			}
-			o->spec = join_spec(o->spec, t);
-			free(t);
-			i++;
+			rc = sp_specargs_file(&spec, v);
 		} else if (!strcmp(a, "-o") && !top) {
 			o->out = v;
-			i++;
 		} else if (!strcmp(a, "--metrics")) {
+			char why[256];
 			o->metrics = v;
-			i++;
-		} else if (!strcmp(a, "--duration") && !top) {
-			char *end;
-			o->duration = strtod(v, &end);
-			if (*end || o->duration <= 0) {
-				fprintf(stderr, "selfprobe: --duration %s: expected seconds > 0\n", v);
-				return 2;
+			if (sp_metrics_check(v, why, sizeof(why)) != 0) {
+				fprintf(stderr, "selfprobe: %s\n", why);
+				rc = 2;
 			}
-			i++;
+		} else if (!strcmp(a, "--duration") && !top) {
+			rc = sp_opt_seconds(a, v, &o->duration);
 		} else if (!strcmp(a, "--iterations") && top) {
-			o->iterations = strtol(v, NULL, 10);
-			i++;
+			rc = sp_opt_long(a, v, 1, LONG_MAX, &o->iterations);
 		} else if (!strcmp(a, "--no-wait") && !top) {
 			o->no_wait = true;
-		} else if (!have_pid && parse_pid(a, &o->pid) == 0) {
-			have_pid = true;
-		} else {
-			fprintf(stderr, "selfprobe: unexpected argument '%s'\n", a);
-			usage(stderr);
-			return 2;
-		}
+		} else
+			rc = take_pid(a, &have_pid, &o->pid, usage);
 	}
+	if (rc) {
+		sp_specargs_free(&spec);
+		return rc;
+	}
+	o->spec = spec.text;   /* the caller's to free */
 	if (!have_pid || (!top && !o->spec)) {
-		fprintf(stderr, "selfprobe: %s\n", !have_pid ? "which process? (a PID)" : "no probe: -e SPEC");
+		fprintf(stderr, "selfprobe: %s\n", !have_pid ? "which process? (a PID)" : "no probe: -e SPEC or -f FILE");
 		usage(stderr);
 		return 2;
 	}
@@ -489,15 +455,11 @@ int sp_cli_detach(int argc, char **argv, void (*usage)(FILE *))
 			usage(stdout);
 			return 0;
 		}
-		if (!strcmp(argv[i], "-o") && i + 1 < argc)
-			out = argv[++i];
-		else if (!have_pid && parse_pid(argv[i], &pid) == 0)
-			have_pid = true;
-		else {
-			fprintf(stderr, "selfprobe: unexpected argument '%s'\n", argv[i]);
-			usage(stderr);
+		if (!strcmp(argv[i], "-o")) {
+			if (!(out = sp_opt_value(argc, argv, &i)))
+				return 2;
+		} else if (take_pid(argv[i], &have_pid, &pid, usage) != 0)
 			return 2;
-		}
 	}
 	if (!have_pid) {
 		fprintf(stderr, "selfprobe: which process? (a PID)\n");

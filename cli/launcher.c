@@ -80,13 +80,14 @@ static void usage_main(FILE *f)
 	      "\n", f);
 	fputs(ENV_TEXT, f);
 	fputs("\nExit status: run: the program's (127/126: it could not be started); list,\n"
-	      "check, attach, detach, top: see their --help; 2: usage error.\n"
+	      "check, attach, detach, top: see their --help; 2: usage error (an unknown\n"
+	      "option, an option without its value or with a bad one, an unreadable -f FILE).\n"
 	      "See selfprobe(1).\n", f);
 }
 
 static void usage_attach(FILE *f)
 {
-	fputs("usage: selfprobe attach PID -e SPEC [-e SPEC]... [-f FILE] [-o OUT] [--duration S]\n"
+	fputs("usage: selfprobe attach PID -e SPEC [-e SPEC]... [-f FILE]... [-o OUT] [--duration S]\n"
 	      "                        [--metrics 127.0.0.1:PORT] [--no-wait]\n"
 	      "\n"
 	      "Attach probes to the running process PID (of your user, or any as root), count for\n"
@@ -96,9 +97,9 @@ static void usage_attach(FILE *f)
 	      "libselfprobe.so gets it loaded with ptrace (a new thread of its own dlopens it).\n"
 	      "\n"
 	      "  -e SPEC         probe items, as for run (repeatable)\n"
-	      "  -f FILE         probe items from FILE (read here)\n"
+	      "  -f FILE         probe items from FILE, read here, as for run (repeatable)\n"
 	      "  -o OUT          the report: *.json = JSON, else text (default: text on stdout)\n"
-	      "  --duration S    detach after S seconds (default: at Ctrl-C or SIGTERM)\n"
+	      "  --duration S    detach after S seconds, S > 0 (default: at Ctrl-C or SIGTERM)\n"
 	      "  --metrics ADDR  serve OpenMetrics on http://ADDR/metrics while attached\n"
 	      "  --no-wait       attach and return; 'selfprobe detach PID' reports later\n"
 	      "\n"
@@ -118,12 +119,12 @@ static void usage_detach(FILE *f)
 
 static void usage_top(FILE *f)
 {
-	fputs("usage: selfprobe top PID [-e SPEC]... [-f FILE] [--metrics ADDR] [--iterations N]\n"
+	fputs("usage: selfprobe top PID [-e SPEC]... [-f FILE]... [--metrics ADDR] [--iterations N]\n"
 	      "\n"
 	      "Every second: hits per second, totals, missed hits and latency percentiles (from\n"
 	      "the log2 histograms of =latency probes) of each probe attached to PID.  With -e,\n"
 	      "attaches those first (as 'attach' does); without, shows what 'attach --no-wait'\n"
-	      "attached.  q or Ctrl-C detaches.  --iterations N: N screens, then detach.\n"
+	      "attached.  q or Ctrl-C detaches.  --iterations N: N screens (N >= 1), then detach.\n"
 	      "\n"
 	      "Exit status: 0; 1: the process cannot be attached, an item failed in it, or it\n"
 	      "ended while shown; 2: usage error.\n", f);
@@ -131,7 +132,7 @@ static void usage_top(FILE *f)
 
 static void usage_run(FILE *f)
 {
-	fputs("usage: selfprobe run -e SPEC [-e SPEC]... [-f FILE] [-o OUT] [--mode auto|int3|jmp]\n"
+	fputs("usage: selfprobe run -e SPEC [-e SPEC]... [-f FILE]... [-o OUT] [--mode auto|int3|jmp]\n"
 	      "                     [--interval SEC] [--bt-format text|json] [--metrics ADDR]\n"
 	      "                     [--control] -- CMD [ARGS...]\n"
 	      "\n"
@@ -143,7 +144,8 @@ static void usage_run(FILE *f)
 	      "\n"
 	      "Options:\n"
 	      "  -e SPEC      probes to attach (UPROBE_SPEC grammar, items separated by ';'); repeatable\n"
-	      "  -f FILE      read probes from FILE (one item a line, '#' comments); repeatable\n"
+	      "  -f FILE      read probes from FILE (one item a line, '#' comments); repeatable, with -e:\n"
+	      "               every -e and -f in their order; a bpftrace program (a '{') is alone\n"
 	      "  -o OUT       report file: *.json = JSON, other = text, %p = pid (default: stderr);\n"
 	      "               *.trace.json: the timeline of =trace and =latency probes (Chrome Trace\n"
 	      "               Event Format: Perfetto, chrome://tracing), every process's, the report\n"

@@ -8,6 +8,7 @@
  */
 #include "metrics.h"
 #include "latency.h"
+#include "optval.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -209,24 +210,39 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
 	return ret;
 }
 
-int sp_metrics_start(const char *addr, sp_metrics_fetch fetch, void *ctx, char *why, size_t n)
+/* ADDR as a socket address: 0, or -1 with the reason in WHY. */
+static int address(const char *addr, struct sockaddr_in *sa, char *why, size_t n)
 {
 	char host[64];
 	const char *colon = strrchr(addr, ':');
-	unsigned long port = colon ? strtoul(colon + 1, NULL, 10) : 0;
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	if (!colon || (size_t)(colon - addr) >= sizeof(host) || port == 0 || port > 65535) {
-		snprintf(why, n, "--metrics %s: expected HOST:PORT (127.0.0.1:9464)", addr);
+	long port = 0;
+	if (!colon || (size_t)(colon - addr) >= sizeof(host) || sp_opt_parse_long(colon + 1, 1, 65535, &port) != 0) {
+		snprintf(why, n, "--metrics %s: expected HOST:PORT, PORT from 1 to 65535 (127.0.0.1:9464)", addr);
 		return -1;
 	}
 	snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
-	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+	*sa = (struct sockaddr_in){ .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	if (inet_pton(AF_INET, host, &sa->sin_addr) != 1) {
 		snprintf(why, n, "--metrics %s: the host must be a numeric IPv4 address (127.0.0.1)", addr);
 		return -1;
 	}
+	return 0;
+}
+
+int sp_metrics_check(const char *addr, char *why, size_t n)
+{
+	struct sockaddr_in sa;
+	return address(addr, &sa, why, n);
+}
+
+int sp_metrics_start(const char *addr, sp_metrics_fetch fetch, void *ctx, char *why, size_t n)
+{
+	struct sockaddr_in sa;
+	if (address(addr, &sa, why, n) != 0)
+		return -1;
 	fetch_ = fetch;
 	fetch_ctx = ctx;
-	daemon_ = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port, NULL, NULL,
+	daemon_ = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, ntohs(sa.sin_port), NULL, NULL,
 				   answer, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 				   MHD_OPTION_CONNECTION_LIMIT, 16u, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
 				   MHD_OPTION_END);

@@ -14,6 +14,9 @@ typedef char *(*sp_metrics_fetch)(void *ctx);
  * reason in WHY. */
 int sp_metrics_start(const char *addr, sp_metrics_fetch fetch, void *ctx, char *why, size_t n);
 void sp_metrics_stop(void);
+/* Whether sp_metrics_start would take ADDR (a usage error at once, not
+ * after the program started): 0, or -1 with the reason in WHY. */
+int sp_metrics_check(const char *addr, char *why, size_t n);
 
 /* The exposition of TSV (the control channel's form) into F. */
 void sp_metrics_write(FILE *f, const char *tsv);

@@ -50,10 +50,12 @@
 #include "json.h"
 #include "loadable.h"
 #include "metrics.h"
+#include "optval.h"
 #include "report.h"
 #include "section.h"
 #include "shm.h"
 #include "spec.h"
+#include "specargs.h"
 #include "tstate.h"
 
 struct run_opts {
@@ -66,20 +68,6 @@ struct run_opts {
 	const char *bt_format;   /* --bt-format text|json, or NULL */
 	char **cmd;
 };
-
-static char *append(char *acc, const char *item)
-{
-	size_t a = acc ? strlen(acc) : 0, b = strlen(item);
-	char *n = realloc(acc, a + b + 2);
-	if (!n) {
-		perror("selfprobe");
-		exit(127);
-	}
-	if (a)
-		n[a++] = ';';
-	memcpy(n + a, item, b + 1);
-	return n;
-}
 
 const char *sp_cli_library_path(void)
 {
@@ -103,61 +91,61 @@ const char *sp_cli_library_path(void)
 /* 0, 2 (usage: message printed), or 1 for --help. */
 static int parse(int argc, char **argv, struct run_opts *o, void (*usage)(FILE *))
 {
-	int i;
-	for (i = 0; i < argc; i++) {
-		const char *a = argv[i];
+	struct sp_specargs spec = { 0 };
+	int i, rc = 0;
+	for (i = 0; i < argc && !rc; i++) {
+		const char *a = argv[i], *v = NULL;
 		if (strcmp(a, "--") == 0) {
 			i++;
 			break;
 		}
 		if ((strcmp(a, "-e") == 0 || strcmp(a, "-f") == 0 || strcmp(a, "-o") == 0 ||
 		     strcmp(a, "--mode") == 0 || strcmp(a, "--interval") == 0 ||
-		     strcmp(a, "--metrics") == 0 || strcmp(a, "--bt-format") == 0) && i + 1 >= argc) {
-			fprintf(stderr, "selfprobe: %s needs a value\n", a);
-			return 2;
-		}
-		if (strcmp(a, "-e") == 0)
-			o->spec = append(o->spec, argv[++i]);
-		else if (strcmp(a, "-f") == 0) {
-			char buf[PATH_MAX + 2];
-			snprintf(buf, sizeof(buf), "@%s", argv[++i]);
-			o->spec = append(o->spec, buf);
-		} else if (strcmp(a, "-o") == 0)
-			o->out = argv[++i];
+		     strcmp(a, "--metrics") == 0 || strcmp(a, "--bt-format") == 0) &&
+		    !(v = sp_opt_value(argc, argv, &i)))
+			rc = 2;
+		else if (strcmp(a, "-e") == 0)
+			rc = sp_specargs_spec(&spec, v);
+		else if (strcmp(a, "-f") == 0)
+			rc = sp_specargs_file(&spec, v);
+		else if (strcmp(a, "-o") == 0)
+			o->out = v;
 		else if (strcmp(a, "--mode") == 0) {
-			o->mode = argv[++i];
+			o->mode = v;
 			if (strcmp(o->mode, "auto") && strcmp(o->mode, "int3") && strcmp(o->mode, "jmp")) {
 				fprintf(stderr, "selfprobe: --mode takes auto, int3 or jmp, not '%s'\n", o->mode);
-				return 2;
+				rc = 2;
 			}
 		} else if (strcmp(a, "--interval") == 0) {
-			char *end;
-			o->interval = strtod(argv[++i], &end);
-			if (*end || !(o->interval > 0)) {
-				fprintf(stderr, "selfprobe: --interval takes a number of seconds > 0, not '%s'\n",
-					argv[i]);
-				return 2;
-			}
+			rc = sp_opt_seconds(a, v, &o->interval);
 		} else if (strcmp(a, "--metrics") == 0) {
-			o->metrics = argv[++i];
+			char why[256];
+			o->metrics = v;
+			if (sp_metrics_check(v, why, sizeof(why)) != 0) {
+				fprintf(stderr, "selfprobe: %s\n", why);
+				rc = 2;
+			}
 		} else if (strcmp(a, "--bt-format") == 0) {
-			o->bt_format = argv[++i];
+			o->bt_format = v;
 			if (strcmp(o->bt_format, "text") && strcmp(o->bt_format, "json")) {
 				fprintf(stderr, "selfprobe: --bt-format takes text or json, not '%s'\n", o->bt_format);
-				return 2;
+				rc = 2;
 			}
 		} else if (strcmp(a, "--control") == 0) {
 			o->control = true;
 		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
 			usage(stdout);
-			return 1;
+			rc = 1;
 		} else if (a[0] == '-') {
 			fprintf(stderr, "selfprobe: unknown option '%s'\n", a);
 			usage(stderr);
-			return 2;
+			rc = 2;
 		} else
 			break;
 	}
+	o->spec = spec.text;   /* the caller's to free */
+	if (rc)
+		return rc;
 	if (i >= argc) {
 		fprintf(stderr, "selfprobe: no command to run\n");
 		usage(stderr);
@@ -635,8 +623,10 @@ int sp_cli_run(int argc, char **argv, void (*usage)(FILE *))
 {
 	struct run_opts o = { 0 };
 	int rc = parse(argc, argv, &o, usage);
-	if (rc)
+	if (rc) {
+		free(o.spec);
 		return rc == 1 ? 0 : rc;
+	}
 
 	struct notes ns = { 0 };
 	char why[PATH_MAX + 200];

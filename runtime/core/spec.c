@@ -773,6 +773,41 @@ static int read_spec_file(struct slice name, char **buf, size_t *len, char **msg
 	return 0;
 }
 
+int sp_spec_read_file(const char *path, char **text, char **msg)
+{
+	char *buf = NULL, *t = NULL;
+	size_t len = 0;
+	int rc;
+
+	*text = NULL;
+	*msg = NULL;
+	rc = read_spec_file(mk(path, strlen(path)), &buf, &len, msg);
+	if (rc == 0 && !(t = realloc(buf, len + 1)))
+		rc = -ENOMEM;
+	if (rc) {
+		free(buf);
+		return rc;
+	}
+	t[len] = 0;
+	*text = t;
+	return 0;
+}
+
+bool sp_spec_is_program(const char *text)
+{
+	return text && strchr(text, '{');   /* as parse_text decides */
+}
+
+void sp_spec_blank_comments(char *text)
+{
+	/* parse_text's rule in a file: '#' up to the newline (which stays) */
+	for (char *p = text; (p = strchr(p, '#')) != NULL;) {
+		size_t n = strcspn(p, "\n");
+		memset(p, ' ', n);
+		p += n;
+	}
+}
+
 /* AT is the trimmed "@FILE".  A file that cannot be read is an error entry
  * naming AT, like any bad item. */
 static int load_file(struct slice at, struct sp_spec *out)

@@ -68,6 +68,15 @@ int sp_spec_parse_probe(const char *text, struct sp_spec_item *item, char **err)
 /* Like sp_spec_parse, but TEXT "@FILE" reads the items from FILE, where '#'
  * starts a comment running to the end of the line. */
 int sp_spec_load(const char *text, struct sp_spec *out);
+/* The spec file PATH's contents, as "@PATH" reads them (size limit, no NUL
+ * byte): 0 (*TEXT malloc'ed, NUL-terminated), -EINVAL with *MSG (malloc'ed)
+ * naming the file and why it cannot be used, or -ENOMEM. */
+int sp_spec_read_file(const char *path, char **text, char **msg);
+/* Whether TEXT is a bpftrace program rather than items (it holds a '{'). */
+bool sp_spec_is_program(const char *text);
+/* A file's items (no program) as a spec without '@': each '#' comment,
+ * which only a file may hold, blanked in place; lines stay where they were. */
+void sp_spec_blank_comments(char *text);
 void sp_spec_item_free(struct sp_spec_item *it);
 void sp_spec_free(struct sp_spec *s);
 

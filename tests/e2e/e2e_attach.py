@@ -165,6 +165,26 @@ def case_single():
     check_text(lv.pid, "duration: after detach")
     out, rc, _ = lv.quit()
     t.check(rc == 7, "duration: status 7", out)
+    # -f: read by the launcher, '#' comments dropped, joined with -e
+    probes = os.path.join(t.work_dir(), "single.probes")
+    with open(probes, "w") as f:
+        f.write("# the work\nuprobe:live_work   # each call\n")
+    lv = Live([LIVE])
+    lv.cmd("call 1")
+    a = cli("attach", lv.pid, "-f", probes, "-e", "uretprobe:live_work", "--no-wait")
+    t.check(a.returncode == 0, "-f: attached", a.stderr)
+    lv.cmd("call 40")
+    rep = os.path.join(t.work_dir(), "single-f.json")
+    d = cli("detach", lv.pid, "-o", rep)
+    try:
+        r = json.load(open(rep))
+        got = [(p["spec"], p["hits"]) for p in r["probes"]]
+        t.check(got == [("uprobe:live_work", 40), ("uretprobe:live_work", 40)] and not r["errors"],
+                "-f with -e: both items, 40 hits each", r)
+    except (OSError, ValueError, KeyError) as e:
+        t.check(False, "-f: report: %s" % e, d.stderr)
+    out, rc, _ = lv.quit()
+    t.check(rc == 7, "-f: status 7", out)
 
 
 def case_busy():

@@ -3,7 +3,9 @@
 package.
 
   e2e_cli.py            list, check, help, usage errors (files no process has
-                        loaded: nothing is run under the preload)
+                        loaded: nothing is run under the preload; options
+                        without a value, bad numbers: exit 2 before anything
+                        runs or attaches)
   e2e_cli.py install    `cmake --install` into a temporary prefix; the
                         out-of-tree plugin of tests/install built against it
                         with find_package(selfprobe) and with pkg-config; `ls`
@@ -294,6 +296,48 @@ def test_help():
     t.check(cp.returncode == 0 and re.match(rb"selfprobe \d+\.\d+", cp.stdout), "selfprobe --version", cp.stdout)
 
 
+def no_pid():
+    """A process id no process has: nothing can be attached by mistake."""
+    pid = 4194000
+    while os.path.exists("/proc/%d" % pid):
+        pid -= 1
+    return str(pid)
+
+
+def test_usage_errors():
+    """Every option that takes a value says so when it has none, and every
+    number (seconds, counts, PIDs, ports) is checked whole: a bad one is a
+    usage error (exit 2, before anything runs or is attached) naming the
+    option and the value."""
+    pid = no_pid()
+    takes_value = {"run": ["-e", "-f", "-o", "--mode", "--interval", "--metrics", "--bt-format"],
+                   "attach": ["-e", "-f", "-o", "--duration", "--metrics"], "detach": ["-o"],
+                   "top": ["-e", "-f", "--metrics", "--iterations"], "check": ["-x"]}
+    for cmd, opts in takes_value.items():
+        for o in opts:
+            for args in ([cmd, o], [cmd, pid, o]) if cmd in ("attach", "detach", "top") else ([cmd, o],):
+                cp = cli(args)
+                t.check(cp.returncode == 2 and ("%s needs a value" % o).encode() in cp.stderr,
+                        "selfprobe %s: exit 2, '%s needs a value'" % (" ".join(args), o), text(cp.stderr))
+    spec = ["-e", "uprobe:libc:free"]
+    bad = [(["run", "--interval", v] + spec + ["--", "true"], "--interval", v) for v in ("x", "0", "-1", "inf", "nan", "2s")]
+    bad += [(["attach", pid] + spec + ["--duration", v], "--duration", v) for v in ("abc", "0", "nan", "1e999", "")]
+    bad += [(["top", pid, "--iterations", v], "--iterations", v) for v in ("abc", "0", "-2", "3x", "+3", " 3",
+                                                                             "99999999999999999999")]
+    for cmd in (["run"] + spec, ["attach", pid] + spec, ["top", pid]):
+        for v in ("127.0.0.1:abc", "127.0.0.1:80x", "127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:", "9464",
+                  "127.0.0.1:-80"):
+            bad.append((cmd + ["--metrics", v] + (["--", "true"] if cmd[0] == "run" else []), "--metrics", v))
+    bad += [([cmd, v] + (spec if cmd == "attach" else []), None, v) for cmd in ("attach", "detach", "top")
+            for v in ("abc", "12abc", "0", "-5", "0x10")]
+    for args, opt, value in bad:
+        cp = cli(args)
+        err = text(cp.stderr)
+        t.check(cp.returncode == 2 and (opt is None or opt in err) and ("'%s'" % value in err or value + ":" in err)
+                and not cp.stdout, "selfprobe %s: exit 2 naming %s '%s' (exit %d)"
+                % (" ".join(args), opt or "the PID", value, cp.returncode), err[:300])
+
+
 def test_install():
     cmake = shutil.which("cmake")
     if not cmake:
@@ -373,6 +417,7 @@ def main():
         test_install()
     else:
         test_help()
+        test_usage_errors()
         test_list_target()
         test_list_libc()
         test_list_usdt()

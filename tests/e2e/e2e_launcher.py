@@ -200,8 +200,56 @@ def test_many_threads(mode):
                 % (mode, hits, rep.get("from"), want))
 
 
+def test_spec_files():
+    """-f FILE is repeatable and goes with -e: the launcher reads each file
+    ('#' comments dropped, ';' and newlines between items) and joins the
+    items in the order given; a bpftrace program file is the whole spec,
+    its errors at the file's own lines; a file that cannot be read, or a
+    program beside other probes, is a usage error that names it."""
+    work = t.work_dir()
+
+    def write(name, text):
+        path = os.path.join(work, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    a = write("a.probes", "# the work\nuprobe:ends_work   # each call\n\nuprobe:libc:malloc;uprobe:libc:free # two\n")
+    b = write("b.probes", "uprobe:libc:calloc")
+    out = os.path.join(work, "files.json")
+    cp = t.run([LAUNCHER, "run", "-e", "uprobe:libc:realloc", "-f", a, "-f", b, "-o", out, "--", ENDS, "exit", "10"])
+    try:
+        rep = json.load(open(out))
+        specs = [p["spec"] for p in rep["probes"]]
+        hits = {p["spec"]: p["hits"] for p in rep["probes"]}
+        t.check(specs == ["uprobe:libc:realloc", "uprobe:ends_work", "uprobe:libc:malloc", "uprobe:libc:free",
+                          "uprobe:libc:calloc"] and not rep["errors"] and hits["uprobe:ends_work"] == 10,
+                "-e with two -f: every item, in order, no error", "%s\n%s" % (rep, t.clip(cp.stderr)))
+    except (OSError, ValueError, KeyError) as e:
+        t.check(False, "-e with two -f: report: %s" % e, t.clip(cp.stderr))
+    prog = write("count.bt", "// a program\nuprobe:ends_work\n{ @n = count(); }\n")
+    cp = t.run([LAUNCHER, "run", "-f", prog, "--", ENDS, "exit", "10"])
+    t.check(cp.returncode == 0 and b"@n: 10" in cp.stdout, "-f a bpftrace program: its maps", t.clip(cp.stdout))
+    bad = write("bad.bt", "// an error on line 3\n\nuprobe:ends_work { @n = nosuch(); }\n")
+    out = os.path.join(work, "bad-bt.json")
+    cp = t.run([LAUNCHER, "run", "-f", bad, "-o", out, "--", ENDS, "exit", "10"])
+    try:
+        errs = json.load(open(out))["errors"]
+        t.check(len(errs) == 1 and errs[0]["message"].startswith("line 3, column "),
+                "-f a bad program: the error at the file's line", errs)
+    except (OSError, ValueError, KeyError) as e:
+        t.check(False, "-f a bad program: report: %s" % e, t.clip(cp.stderr))
+    missing = os.path.join(work, "no-such.probes")
+    for args, name in ((["-f", prog, "-e", "uprobe:libc:free"], prog), (["-e", "uprobe:libc:free", "-f", prog], prog),
+                       (["-f", a, "-f", missing], missing), (["-f", work], work)):
+        cp = t.run([LAUNCHER, "run"] + args + ["--", ENDS, "exit", "1"])
+        t.check(cp.returncode == 2 and name.encode() in cp.stderr and not cp.stdout,
+                "run %s: usage error naming %s (exit %d)" % (" ".join(args), name, cp.returncode), t.clip(cp.stderr))
+
+
 def main():
     t.require_build()
+    test_spec_files()
     for mode in ("int3", "auto"):
         test_same_fields(mode)
         test_many_threads(mode)

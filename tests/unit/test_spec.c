@@ -585,6 +585,54 @@ Test(spec, empty_file)
 	free(path);
 }
 
+/* What the launcher's -f does (cli/specargs.c): the file read whole, its
+ * comments blanked, parsed without '@' — the same items and errors as
+ * "@FILE", so files can be joined with other items. */
+Test(spec, file_read_and_blanked_as_at_file)
+{
+	static const char content[] =
+		"# libselfprobe spec file\n"
+		"uprobe:libc:malloc   # every malloc; uprobe:libc:not_an_item\n"
+		"\n"
+		"  uretprobe:libz:deflate=latency ; usdt:./app:test:usdt0=trace\r\n"
+		"# uprobe:libc:skipped;uprobe:libc:skipped_too\n"
+		"bad:x#trailing\n"
+		"uprobe:libc:free=./h.so:on_free#";
+	char *path = write_temp(content, sizeof(content) - 1);
+	char spec[300], *text, *msg;
+	struct sp_spec at = { 0 }, blanked = { 0 };
+
+	snprintf(spec, sizeof(spec), "@%s", path);
+	cr_assert_eq(sp_spec_load(spec, &at), 0);
+	cr_assert_eq(sp_spec_read_file(path, &text, &msg), 0);
+	cr_expect_str_eq(text, content);
+	cr_expect(!sp_spec_is_program(text));
+	sp_spec_blank_comments(text);
+	cr_expect_eq(strlen(text), sizeof(content) - 1, "blanking keeps every line where it was");
+	cr_assert_eq(sp_spec_parse(text, &blanked), 0);
+	cr_assert_eq(blanked.n_items, at.n_items);
+	for (size_t i = 0; i < at.n_items; i++)
+		cr_expect_str_eq(blanked.items[i].text, at.items[i].text);
+	cr_assert_eq(blanked.n_errors, at.n_errors);
+	cr_expect_str_eq(blanked.errors[0].item, at.errors[0].item);
+	sp_spec_free(&at);
+	sp_spec_free(&blanked);
+	free(text);
+	unlink(path);
+	free(path);
+
+	cr_expect_eq(sp_spec_read_file("/nonexistent/dir/x.probes", &text, &msg), -EINVAL);
+	cr_expect(!text && strstr(msg, "'/nonexistent/dir/x.probes'") && strstr(msg, strerror(ENOENT)), "%s", msg);
+	free(msg);
+	path = write_temp("uprobe:a:b\n\0", 12);
+	cr_expect_eq(sp_spec_read_file(path, &text, &msg), -EINVAL);
+	cr_expect(!text && strstr(msg, "NUL byte"), "%s", msg);
+	free(msg);
+	unlink(path);
+	free(path);
+	cr_expect(sp_spec_is_program("uprobe:libc:malloc { @n = count(); }"));
+}
+
 /* Without '@', load is parse: no comments. */
 Test(spec, load_without_file)
 {
