@@ -33,12 +33,21 @@ struct chunk {
 	uintptr_t base;
 	size_t used;
 	struct hole holes[HOLES];
+	uint32_t widest;    /* the largest hole's size: a slot bigger is not looked for */
 	bool open;          /* still read+write, not executable (sp_codemem_seal) */
 };
 
 static size_t round16(size_t v)
 {
 	return (v + 15) & ~(size_t)15;
+}
+
+static void widest_again(struct chunk *c)
+{
+	c->widest = 0;
+	for (int i = 0; i < HOLES; i++)
+		if (c->holes[i].hi - c->holes[i].lo > c->widest)
+			c->widest = c->holes[i].hi - c->holes[i].lo;
 }
 
 /* Record [LO, HI) of C as a hole (lost if too small, or if every entry
@@ -54,6 +63,7 @@ static void add_hole(struct chunk *c, size_t lo, size_t hi)
 			h = &c->holes[i];   /* an empty one (0 bytes) first */
 	if (h->hi - h->lo < hi - lo)
 		*h = (struct hole){ (uint32_t)lo, (uint32_t)hi };
+	widest_again(c);
 }
 
 /* Take [AT, AT+SIZE) (offsets) out of hole H, keeping what is left on
@@ -62,6 +72,7 @@ static void take_from_hole(struct chunk *c, struct hole *h, size_t at, size_t si
 {
 	size_t lo = h->lo, hi = h->hi;
 	*h = (struct hole){ 0, 0 };
+	widest_again(c);
 	add_hole(c, round16(at + size), hi);
 	add_hole(c, lo, at);
 }
@@ -295,6 +306,7 @@ static bool seal(struct chunk *c)
 	}
 	c->used = CHUNK_SIZE;
 	memset(c->holes, 0, sizeof(c->holes));
+	c->widest = 0;
 	return false;
 }
 
@@ -321,7 +333,7 @@ static uintptr_t take(uintptr_t near, size_t size, enum pass p)
 	size_t n = atomic_load(&n_chunks);
 	for (size_t i = 0; i < n; i++) {
 		struct chunk *c = &chunks[i];
-		if (!close_to(near, c->base) || !in_pass(c, p))
+		if (c->widest < size || !close_to(near, c->base) || !in_pass(c, p))
 			continue;
 		for (int j = 0; j < HOLES; j++) {
 			struct hole *h = &c->holes[j];
@@ -393,7 +405,7 @@ static uintptr_t take_fit(uintptr_t near, size_t size, const struct sp_codemem_f
 	size_t n = atomic_load(&n_chunks);
 	for (size_t i = 0; i < n; i++) {
 		struct chunk *c = &chunks[i];
-		if (!reaches(near, c->base, c->base + CHUNK_SIZE) || !in_pass(c, p))
+		if (c->widest < size || !reaches(near, c->base, c->base + CHUNK_SIZE) || !in_pass(c, p))
 			continue;
 		for (int j = 0; j < HOLES; j++) {
 			struct hole *h = &c->holes[j];
@@ -535,6 +547,7 @@ void sp_codemem_trim(uintptr_t slot, size_t size, size_t used)
 		for (int j = 0; j < HOLES; j++)                 /* taken from a hole */
 			if (c->holes[j].hi && c->holes[j].lo == round16(off + size)) {
 				c->holes[j].lo = (uint32_t)round16(off + used);
+				widest_again(c);
 				break;
 			}
 		break;
