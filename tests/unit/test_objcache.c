@@ -215,3 +215,41 @@ Test(objcache, a_foreign_payload_is_rebuilt)
 	sp_btindex_free(y);
 	sp_btindex_free(z);
 }
+
+/* The key names every symbol start and extent start, wherever it lies
+ * (they are hashed a block at a time): one moved by a byte, first, in the
+ * middle or last, is another entry; put back, the first is used again. */
+Test(objcache, every_symbol_start_is_in_the_key)
+{
+	struct sp_elf *e = obj->elf;
+	cr_assert_gt(e->n_syms, 600, "libc has few symbols");
+	cr_assert_gt(e->n_ext, 1);
+	bool loaded;
+	sp_btindex_free(cached(0, &loaded));
+	cr_assert_eq(entries(), 1);
+	size_t at[] = { 0, 255, 256, e->n_syms / 2, e->n_syms - 1 };
+	for (size_t k = 0; k < sizeof(at) / sizeof(at[0]); k++) {
+		uint64_t was = e->syms[at[k]].value;
+		e->syms[at[k]].value = was + 1;
+		struct sp_objcode oc = code_at(0);
+		struct sp_objcache_key moved, same;
+		sp_btindex_key(&oc, e->build_id, e->build_id_len, &moved);
+		e->syms[at[k]].value = was;
+		sp_btindex_key(&oc, e->build_id, e->build_id_len, &same);
+		cr_assert_neq(memcmp(&moved, &same, sizeof(same)), 0, "symbol %zu's start is not in the key", at[k]);
+	}
+	size_t ext[] = { 0, e->n_ext - 1 };
+	for (size_t k = 0; k < 2; k++) {
+		uint64_t was = e->ext[ext[k]].lo;
+		e->ext[ext[k]].lo = was + 1;
+		struct sp_objcode oc = code_at(0);
+		struct sp_objcache_key moved, same;
+		sp_btindex_key(&oc, e->build_id, e->build_id_len, &moved);
+		e->ext[ext[k]].lo = was;
+		sp_btindex_key(&oc, e->build_id, e->build_id_len, &same);
+		cr_assert_neq(memcmp(&moved, &same, sizeof(same)), 0, "extent %zu's start is not in the key", ext[k]);
+	}
+	struct sp_btindex *x = cached(0, &loaded);
+	cr_assert(loaded, "the same starts: the same entry");
+	sp_btindex_free(x);
+}
