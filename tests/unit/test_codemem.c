@@ -15,26 +15,8 @@
 #include <unistd.h>
 
 #include "codemem.h"
+#include "unit.h"
 
-/* The protection of the mapping holding ADDR, as /proc/self/maps says it
- * ("r-xp"), into PERM[5]. */
-static void perm_of(uintptr_t addr, char perm[5])
-{
-	FILE *f = fopen("/proc/self/maps", "r");
-	cr_assert(f);
-	char line[512];
-	perm[0] = '\0';
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long lo, hi;
-		char p[5];
-		if (sscanf(line, "%lx-%lx %4s", &lo, &hi, p) == 3 && addr >= lo && addr < hi) {
-			memcpy(perm, p, 5);
-			break;
-		}
-	}
-	fclose(f);
-	cr_assert(perm[0], "no mapping holds %#lx", (unsigned long)addr);
-}
 
 /* mov $VALUE, %eax; ret */
 static void ret_code(uint8_t code[6], uint32_t value)
@@ -46,7 +28,7 @@ static void ret_code(uint8_t code[6], uint32_t value)
 
 static uintptr_t near(void)
 {
-	return (uintptr_t)&perm_of;
+	return (uintptr_t)&ret_code;
 }
 
 Test(codemem, open_slot_is_written_by_stores_and_runs_only_once_sealed)
@@ -54,7 +36,7 @@ Test(codemem, open_slot_is_written_by_stores_and_runs_only_once_sealed)
 	uintptr_t slot = sp_codemem_alloc_open(near(), 64, NULL);
 	cr_assert(slot);
 	char perm[5];
-	perm_of(slot, perm);
+	unit_perms_of(slot, perm);
 	cr_assert_str_eq(perm, "rw-p", "an open chunk is writable and never executable");
 	cr_assert_not(sp_codemem_runnable(slot));
 	uint8_t code[6];
@@ -63,7 +45,7 @@ Test(codemem, open_slot_is_written_by_stores_and_runs_only_once_sealed)
 	cr_assert_eq(memcmp((void *)slot, code, sizeof(code)), 0);
 
 	cr_assert_eq(sp_codemem_seal(), 0);
-	perm_of(slot, perm);
+	unit_perms_of(slot, perm);
 	cr_assert_str_eq(perm, "r-xp");
 	cr_assert(sp_codemem_runnable(slot));
 	uint32_t (*fn)(void) = (uint32_t (*)(void))slot;
@@ -82,7 +64,7 @@ Test(codemem, plain_slot_is_never_in_an_open_chunk)
 		uintptr_t plain = sp_codemem_alloc(near(), 64);
 		cr_assert(plain);
 		char perm[5];
-		perm_of(plain, perm);
+		unit_perms_of(plain, perm);
 		cr_assert_str_eq(perm, "r-xp", "a plain slot's code may run as soon as it is written");
 		cr_assert(sp_codemem_runnable(plain));
 		uint8_t b = 0xc3;
@@ -126,7 +108,7 @@ static int mdwe_child(void)
 	if (sp_codemem_seal() != 0 || !sp_codemem_runnable(slot))
 		return 2;
 	char perm[5];
-	perm_of(slot, perm);
+	unit_perms_of(slot, perm);
 	if (strcmp(perm, "r-xp") != 0)
 		return 3;
 	if (((uint32_t (*)(void))slot)() != 77177)

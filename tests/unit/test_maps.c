@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "maps.h"
+#include "unit.h"
 
 #define FIXTURE TEST_LIB_DIR "/libsp_fixture.so"
 
@@ -163,17 +164,6 @@ Test(maps, dlopened_fixture_is_found_with_its_bias)
 	dlclose(h);
 }
 
-static void copy_file(const char *from, const char *to)
-{
-	FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
-	cr_assert(in && out);
-	char buf[8192];
-	size_t n;
-	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
-		cr_assert_eq(fwrite(buf, 1, n, out), n);
-	fclose(in);
-	cr_assert_eq(fclose(out), 0);
-}
 
 /* The index of the object loaded at handle H's base. */
 static int at_base_of(void *h, const char *sym)
@@ -199,8 +189,8 @@ Test(maps, a_loaded_objects_path_is_resolved_once)
 	snprintf(one, sizeof(one), "%s/one.so", dir);
 	snprintf(two, sizeof(two), "%s/two.so", dir);
 	snprintf(link, sizeof(link), "%s/lib.so", dir);
-	copy_file(FIXTURE, one);
-	copy_file(FIXTURE, two);
+	unit_copy_file(FIXTURE, one);
+	unit_copy_file(FIXTURE, two);
 	cr_assert_eq(symlink("one.so", link), 0);
 
 	void *h = dlopen(link, RTLD_NOW);
