@@ -311,8 +311,10 @@ static bool seal(struct chunk *c)
 }
 
 /* Which chunks a pass of an allocation looks at.  An open request (code
- * sealed before it runs) fills open chunks, then maps a new open one, and
- * only then takes a sealed chunk's room (written through the patcher).  A
+ * sealed before it runs) fills open chunks, then a sealed chunk's room
+ * (written through the patcher, as before), and only then maps a new open
+ * chunk: a process attaching one probe at a time fills its chunks as
+ * densely as before instead of mapping one per batch (MAX_CHUNKS).  A
  * plain request (code that may run as soon as it is written) takes sealed
  * chunks, maps a new one, and only then seals an open chunk to use it. */
 enum pass { SEALED, OPEN, SEAL };
@@ -378,10 +380,12 @@ static uintptr_t alloc(uintptr_t near, size_t size, bool open)
 		return 0;
 	pthread_mutex_lock(&lock);
 	uintptr_t out = take(near, size, open ? OPEN : SEALED);
+	if (!out && open)
+		out = take(near, size, SEALED);
 	if (!out)
 		out = take_new(near, size, open);
-	if (!out)
-		out = take(near, size, open ? SEALED : SEAL);
+	if (!out && !open)
+		out = take(near, size, SEAL);
 	pthread_mutex_unlock(&lock);
 	return out;
 }
@@ -458,10 +462,12 @@ static uintptr_t alloc_fit(uintptr_t near, size_t size, const struct sp_codemem_
 		return 0;
 	pthread_mutex_lock(&lock);
 	uintptr_t out = take_fit(near, size, fit, open ? OPEN : SEALED);
+	if (!out && open)
+		out = take_fit(near, size, fit, SEALED);
 	if (!out)
 		out = take_new_fit(near, size, fit, open);
-	if (!out)
-		out = take_fit(near, size, fit, open ? SEALED : SEAL);
+	if (!out && !open)
+		out = take_fit(near, size, fit, SEAL);
 	pthread_mutex_unlock(&lock);
 	return out;
 }

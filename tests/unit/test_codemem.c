@@ -79,6 +79,26 @@ Test(codemem, plain_slot_is_never_in_an_open_chunk)
 	cr_assert(sp_codemem_runnable(open) && sp_codemem_runnable(next));
 }
 
+/* Batches of one trampoline (a probe attached at a time) fill a sealed
+ * chunk's room as before, not a new chunk each (4096 at most). */
+Test(codemem, small_batches_share_a_sealed_chunk)
+{
+	uintptr_t first = sp_codemem_alloc_open(near(), 64, NULL);
+	cr_assert(first);
+	cr_assert_eq(sp_codemem_seal(), 0);
+	for (int i = 0; i < 8; i++) {
+		uintptr_t next = sp_codemem_alloc_open(near(), 64, NULL);
+		cr_assert(next);
+		char perm[5];
+		unit_perms_of(next, perm);
+		cr_assert_str_eq(perm, "r-xp", "batch %d mapped a chunk of its own", i);
+		cr_assert_lt(next - first, 64u << 10, "batch %d: not the first chunk", i);
+		uint8_t b = 0xc3;
+		cr_assert_eq(sp_codemem_write(next, &b, 1), -1, "a sealed chunk is written by the patcher");
+		cr_assert_eq(sp_codemem_seal(), 0);
+	}
+}
+
 Test(codemem, write_outside_code_memory_is_refused)
 {
 	uint8_t buf[16] = { 0 }, b = 1;
