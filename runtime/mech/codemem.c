@@ -35,6 +35,7 @@ struct chunk {
 	struct hole holes[HOLES];
 	uint32_t widest;    /* the largest hole's size: a slot bigger is not looked for */
 	bool open;          /* still read+write, not executable (sp_codemem_seal) */
+	bool dead;          /* could not be sealed: its code never runs */
 };
 
 static size_t round16(size_t v)
@@ -304,6 +305,9 @@ static bool seal(struct chunk *c)
 		c->open = false;
 		return true;
 	}
+	/* never used again, and never stored into: it may be read+exec now */
+	c->open = false;
+	c->dead = true;
 	c->used = CHUNK_SIZE;
 	memset(c->holes, 0, sizeof(c->holes));
 	c->widest = 0;
@@ -379,6 +383,7 @@ static uintptr_t alloc(uintptr_t near, size_t size, bool open)
 	if (size == 0 || size > CHUNK_SIZE)
 		return 0;
 	pthread_mutex_lock(&lock);
+	open = open && !open_refused;
 	uintptr_t out = take(near, size, open ? OPEN : SEALED);
 	if (!out && open)
 		out = take(near, size, SEALED);
@@ -461,6 +466,7 @@ static uintptr_t alloc_fit(uintptr_t near, size_t size, const struct sp_codemem_
 	if (size == 0 || size > CHUNK_SIZE || near == 0)
 		return 0;
 	pthread_mutex_lock(&lock);
+	open = open && !open_refused;
 	uintptr_t out = take_fit(near, size, fit, open ? OPEN : SEALED);
 	if (!out && open)
 		out = take_fit(near, size, fit, SEALED);
@@ -484,8 +490,7 @@ uintptr_t sp_codemem_alloc_fit(uintptr_t near, size_t size, const struct sp_code
 
 uintptr_t sp_codemem_alloc_open(uintptr_t near, size_t size, const struct sp_codemem_fit *fit)
 {
-	bool open = !open_refused;
-	return fit ? alloc_fit(near, size, fit, open) : alloc(near, size, open);
+	return fit ? alloc_fit(near, size, fit, true) : alloc(near, size, true);
 }
 
 /* The chunk holding [ADDR, ADDR+LEN), or NULL (lock held). */
@@ -517,8 +522,10 @@ int sp_codemem_seal(void)
 	int rc = 0;
 	pthread_mutex_lock(&lock);
 	size_t n = atomic_load(&n_chunks);
+	/* a chunk that died here or earlier (a plain request's last resort
+	 * seals too): the caller asks sp_codemem_runnable for each slot */
 	for (size_t i = 0; i < n; i++)
-		if (!seal(&chunks[i]))
+		if (!seal(&chunks[i]) || chunks[i].dead)
 			rc = -EACCES;
 	pthread_mutex_unlock(&lock);
 	return rc;
@@ -528,7 +535,7 @@ bool sp_codemem_runnable(uintptr_t addr)
 {
 	pthread_mutex_lock(&lock);
 	struct chunk *c = chunk_of(addr, 1);
-	bool ok = !c || !c->open;
+	bool ok = !c || (!c->open && !c->dead);
 	pthread_mutex_unlock(&lock);
 	return ok;
 }

@@ -64,8 +64,9 @@ uintptr_t sp_codemem_alloc_open(uintptr_t near, size_t size, const struct sp_cod
  * sp_patch_write or sp_patch_write_later). */
 int sp_codemem_write(uintptr_t addr, const void *bytes, size_t len);
 
-/* Make every open chunk read+exec: 0, or -errno when one could not be
- * (never used again; sp_codemem_runnable is false for its slots). */
+/* Make every open chunk read+exec: 0, or -EACCES when one could not be,
+ * now or before (never used again; sp_codemem_runnable is false for its
+ * slots: ask it for each). */
 int sp_codemem_seal(void);
 
 /* Can code at ADDR run (not in an open chunk)? */
