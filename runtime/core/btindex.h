@@ -41,6 +41,7 @@
 
 #include "elfsym.h"
 #include "maps.h"
+#include "objcache.h"
 
 struct sp_btindex;
 struct sp_scanmemo;
@@ -63,6 +64,11 @@ struct sp_objcode {
  * that answers every taken-address question with "unknown". */
 struct sp_btindex *sp_btindex_build(const struct sp_objcode *oc);
 void sp_btindex_free(struct sp_btindex *idx);
+
+/* The key OC's index is stored under: the object's build ID, layout,
+ * every symbol start and extent start, this runtime's build (for tests). */
+void sp_btindex_key(const struct sp_objcode *oc, const uint8_t *build_id, size_t id_len,
+		    struct sp_objcache_key *key);
 
 /* sp_btindex_build through the on-disk cache (objcache.h): loaded when an
  * entry for this code exists (*LOADED), else built and stored.  BUILD_ID

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <link.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,76 @@ static char *object_path(const char *name)
 	if (realpath(name, buf))
 		return strdup(buf);
 	return strdup(name);
+}
+
+/* Each object's path as resolved, kept from one snapshot to the next: a
+ * realpath reads every component of the path (five readlinks for
+ * /lib/x86_64-linux-gnu/libc.so.6) and a process takes a snapshot for the
+ * exit hook, the loader's watch and each spec item: 96 readlinks in a
+ * `/bin/true` with one probe, ~7 % of its time.  An entry stands for the
+ * object loaded under that name at that bias; when the loader's count of
+ * unloads (dlpi_subs) moves, every entry is dropped (a name may come back
+ * from another file).  Used only in the walk's callback, which runs under
+ * the loader's lock. */
+struct known {
+	char *name, *path;
+	uintptr_t bias;
+};
+static struct known *known;
+static size_t n_known, cap_known;
+static unsigned long long known_subs;
+
+static void known_drop(void)
+{
+	for (size_t i = 0; i < n_known; i++) {
+		free(known[i].name);
+		free(known[i].path);
+	}
+	n_known = 0;
+}
+
+static const char *known_path(const char *name, uintptr_t bias)
+{
+	for (size_t i = 0; i < n_known; i++)
+		if (known[i].bias == bias && strcmp(known[i].name, name) == 0)
+			return known[i].path;
+	return NULL;
+}
+
+static void known_add(const char *name, uintptr_t bias, const char *path)
+{
+	if (n_known == cap_known) {
+		size_t cap = cap_known ? cap_known * 2 : 16;
+		struct known *k = realloc(known, cap * sizeof(*k));
+		if (!k)
+			return;
+		known = k;
+		cap_known = cap;
+	}
+	struct known k = { strdup(name), strdup(path), bias };
+	if (!k.name || !k.path) {
+		free(k.name);
+		free(k.path);
+		return;
+	}
+	known[n_known++] = k;
+}
+
+/* The object's path (malloc'ed), resolved once per loaded object. */
+static char *path_of(const struct dl_phdr_info *info, size_t size, bool is_main)
+{
+	bool memo = size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof(info->dlpi_subs);
+	if (memo && info->dlpi_subs != known_subs) {
+		known_drop();
+		known_subs = info->dlpi_subs;
+	}
+	const char *had = memo ? known_path(info->dlpi_name, info->dlpi_addr) : NULL;
+	if (had)
+		return strdup(had);
+	char *path = is_main ? main_exe_path() : object_path(info->dlpi_name);
+	if (path && memo)
+		known_add(info->dlpi_name, info->dlpi_addr, path);
+	return path;
 }
 
 static bool is_vdso(const struct dl_phdr_info *info, int index)
@@ -86,7 +157,6 @@ static int walk_cb(struct dl_phdr_info *info, size_t size, void *data)
 	struct walk *w = data;
 	int index = w->index++;
 
-	(void)size;
 	if (is_vdso(info, index))
 		return 0;
 	if (w->n == w->cap) {
@@ -102,7 +172,7 @@ static int walk_cb(struct dl_phdr_info *info, size_t size, void *data)
 	struct sp_object *o = &w->objs[w->n];
 	memset(o, 0, sizeof(*o));
 	o->is_main = index == 0 && info->dlpi_name[0] == '\0';
-	o->path = o->is_main ? main_exe_path() : object_path(info->dlpi_name);
+	o->path = path_of(info, size, o->is_main);
 	if (!o->path) {
 		w->err = -ENOMEM;
 		return 1;

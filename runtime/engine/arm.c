@@ -622,10 +622,13 @@ size_t sp_arm_batch(struct sp_site **sites, size_t n, int *rcs)
 	struct step st;
 	bool batched = step_init(&st, n);
 	sp_patch_flush_later();   /* the trampolines, before anything leads there */
+	bool sealed = sp_codemem_seal() == 0;
 	for (size_t i = 0; i < n; i++) {
 		struct sp_site *s = sites[i];
 		rcs[i] = rc;
-		if (rc == 0 && !s->armed && s->tramp_ok && s->tramp_unwritten)
+		if (rc == 0 && !s->armed && s->tramp_ok &&
+		    (s->tramp_unwritten || (!sealed && (!sp_codemem_runnable(s->tramp.entry) ||
+						    !sp_codemem_runnable(s->tramp.reloc)))))
 			rcs[i] = tramp_lost(s);
 		if (rcs[i] == 0 && !s->armed) {
 			bool use_jmp = s->want_jmp && s->tramp_ok;

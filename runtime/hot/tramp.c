@@ -338,9 +338,9 @@ int sp_tramp_build(struct sp_site *site, const struct sp_window *w, struct sp_tr
 	}
 	if (len < 0) {
 		struct sp_codemem_fit fit = { sp_coexist_next_entry, sp_coexist_prev_entry, &cxf };
-		base = site->guard_entry ? sp_codemem_alloc_fit(site->addr, TRAMP_MAX(site), &fit) : 0;
+		base = site->guard_entry ? sp_codemem_alloc_open(site->addr, TRAMP_MAX(site), &fit) : 0;
 		if (!base)
-			base = sp_codemem_alloc(site->addr, TRAMP_MAX(site));
+			base = sp_codemem_alloc_open(site->addr, TRAMP_MAX(site), NULL);
 		if (!base) {
 			*reason = "no free memory within ±2 GiB of the site for its trampoline";
 			return -ENOMEM;
@@ -354,9 +354,12 @@ int sp_tramp_build(struct sp_site *site, const struct sp_window *w, struct sp_tr
 		site->tramp_slot = base;
 		site->tramp_slot_size = (size_t)len;
 	}
-	/* nothing leads here before the site is armed: written with the
+	/* nothing leads here before the site is armed: stored now in an open
+	 * chunk (sealed by the batch, codemem.h), else written with the
 	 * batch's other trampolines (arm.c checks the outcome) */
 	site->tramp_unwritten = false;
+	if (sp_codemem_write(base, code, (size_t)len) == 0)
+		return 0;
 	int rc = sp_patch_write_later(base, code, (size_t)len, &site->tramp_unwritten);
 	if (rc) {
 		*reason = "cannot write the trampoline";

@@ -14,10 +14,23 @@
  * give its jmp particular offset bytes, coexist.h) skips the bytes before
  * the first acceptable address: address space, never touched, so never
  * memory, but trampolines of a 2-4 byte first instruction lie apart.
+ *
+ * A batch's trampolines (nothing runs them before the batch's flush) are
+ * written with plain stores instead: sp_codemem_alloc_open may give a slot
+ * of an open chunk, mapped read+write (never executable), and
+ * sp_codemem_seal makes every open chunk read+exec before anything leads
+ * there.  Writing them through /proc/self/mem (a read and a write of each
+ * span, pinning each page) was ~20 % of attaching `libc:*`.  A plain
+ * allocation (code written through sp_patch_write may run at once) takes
+ * slots of sealed chunks only, sealing an open one only when nothing else
+ * is left.  Where mprotect will not make an open chunk executable (MDWE,
+ * a seccomp filter, an LSM), it is mapped again read+exec in place, its
+ * bytes written through the patcher, and no chunk is opened again.
  */
 #ifndef SP_CODEMEM_H
 #define SP_CODEMEM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,6 +53,24 @@ uintptr_t sp_codemem_alloc_fit(uintptr_t near, size_t size, const struct sp_code
 /* SLOT (SIZE bytes from sp_codemem_alloc or sp_codemem_alloc_fit) needs only USED bytes: give the
  * rest back if nothing was allocated after it. */
 void sp_codemem_trim(uintptr_t slot, size_t size, size_t used);
+
+/* As sp_codemem_alloc (FIT NULL) or sp_codemem_alloc_fit, for code that
+ * nothing runs before the next sp_codemem_seal: the slot may be in an open
+ * chunk (read+write, not executable). */
+uintptr_t sp_codemem_alloc_open(uintptr_t near, size_t size, const struct sp_codemem_fit *fit);
+
+/* Write LEN bytes at ADDR with stores when they lie in an open chunk: 0;
+ * -1 when they do not (a sealed chunk: the caller writes them with
+ * sp_patch_write or sp_patch_write_later). */
+int sp_codemem_write(uintptr_t addr, const void *bytes, size_t len);
+
+/* Make every open chunk read+exec: 0, or -EACCES when one could not be,
+ * now or before (never used again; sp_codemem_runnable is false for its
+ * slots: ask it for each). */
+int sp_codemem_seal(void);
+
+/* Can code at ADDR run (not in an open chunk)? */
+bool sp_codemem_runnable(uintptr_t addr);
 
 /* Is ADDR inside any code memory we mapped? (signal-safe) */
 int sp_codemem_owns(uintptr_t addr);

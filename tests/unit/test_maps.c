@@ -3,11 +3,13 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "maps.h"
+#include "unit.h"
 
 #define FIXTURE TEST_LIB_DIR "/libsp_fixture.so"
 
@@ -160,4 +162,54 @@ Test(maps, dlopened_fixture_is_found_with_its_bias)
 	cr_assert(dladdr(add, &info));
 	cr_assert_eq((uintptr_t)info.dli_fbase, objs[i].bias);
 	dlclose(h);
+}
+
+
+/* The index of the object loaded at handle H's base. */
+static int at_base_of(void *h, const char *sym)
+{
+	Dl_info info;
+	cr_assert(dladdr(dlsym(h, sym), &info));
+	snap();
+	for (size_t i = 0; i < n_objs; i++)
+		if (objs[i].bias == (uintptr_t)info.dli_fbase)
+			return (int)i;
+	cr_assert_fail("no object at %p", info.dli_fbase);
+	return -1;
+}
+
+/* An object's path is the file it was loaded from, resolved once: a
+ * symlink changed after the load does not rename it (each snapshot
+ * resolved it again, through the new link); unloaded and loaded again,
+ * it is resolved afresh. */
+Test(maps, a_loaded_objects_path_is_resolved_once)
+{
+	char dir[] = "/tmp/sp-maps-XXXXXX", one[64], two[64], link[64];
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(one, sizeof(one), "%s/one.so", dir);
+	snprintf(two, sizeof(two), "%s/two.so", dir);
+	snprintf(link, sizeof(link), "%s/lib.so", dir);
+	unit_copy_file(FIXTURE, one);
+	unit_copy_file(FIXTURE, two);
+	cr_assert_eq(symlink("one.so", link), 0);
+
+	void *h = dlopen(link, RTLD_NOW);
+	cr_assert_not_null(h, "%s", dlerror());
+	int i = at_base_of(h, "fixture_add");
+	cr_assert_str_eq(objs[i].path, one);
+	cr_assert_eq(unlink(link), 0);
+	cr_assert_eq(symlink("two.so", link), 0);
+	i = at_base_of(h, "fixture_add");
+	cr_assert_str_eq(objs[i].path, one, "the file loaded is still one.so");
+	cr_assert_eq(dlclose(h), 0);
+
+	h = dlopen(link, RTLD_NOW);
+	cr_assert_not_null(h, "%s", dlerror());
+	i = at_base_of(h, "fixture_add");
+	cr_assert_str_eq(objs[i].path, two, "loaded again: through the link as it is now");
+	dlclose(h);
+	unlink(link);
+	unlink(one);
+	unlink(two);
+	rmdir(dir);
 }

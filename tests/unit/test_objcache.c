@@ -215,3 +215,37 @@ Test(objcache, a_foreign_payload_is_rebuilt)
 	sp_btindex_free(y);
 	sp_btindex_free(z);
 }
+
+/* *START moved by a byte gives another key; put back, the same. */
+static void start_in_key(uint64_t *start, const char *what, size_t i)
+{
+	struct sp_objcode oc = code_at(0);
+	struct sp_objcache_key moved, same;
+	uint64_t was = *start;
+	*start = was + 1;
+	sp_btindex_key(&oc, obj->elf->build_id, obj->elf->build_id_len, &moved);
+	*start = was;
+	sp_btindex_key(&oc, obj->elf->build_id, obj->elf->build_id_len, &same);
+	cr_assert_neq(memcmp(&moved, &same, sizeof(same)), 0, "%s %zu's start is not in the key", what, i);
+}
+
+/* The key names every symbol start and extent start, wherever it lies
+ * (they are hashed a block at a time): one moved by a byte, first, in the
+ * middle or last, is another entry; put back, the first is used again. */
+Test(objcache, every_symbol_start_is_in_the_key)
+{
+	struct sp_elf *e = obj->elf;
+	cr_assert_gt(e->n_syms, 600, "libc has few symbols");
+	cr_assert_gt(e->n_ext, 1);
+	bool loaded;
+	sp_btindex_free(cached(0, &loaded));
+	cr_assert_eq(entries(), 1);
+	size_t at[] = { 0, 255, 256, e->n_syms / 2, e->n_syms - 1 };
+	for (size_t k = 0; k < sizeof(at) / sizeof(at[0]); k++)
+		start_in_key(&e->syms[at[k]].value, "symbol", at[k]);
+	start_in_key(&e->ext[0].lo, "extent", 0);
+	start_in_key(&e->ext[e->n_ext - 1].lo, "extent", e->n_ext - 1);
+	struct sp_btindex *x = cached(0, &loaded);
+	cr_assert(loaded, "the same starts: the same entry");
+	sp_btindex_free(x);
+}

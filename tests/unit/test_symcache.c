@@ -25,6 +25,7 @@
 #include "registry.h"
 #include "scanmemo.h"
 #include "symcache.h"
+#include "unit.h"
 
 #define FIXTURE TEST_LIB_DIR "/libsp_fixture.so"
 #define FIXTURE_STRIPPED TEST_LIB_DIR "/libsp_fixture_stripped.so"
@@ -82,17 +83,6 @@ static void teardown(void)
 
 TestSuite(symcache, .init = setup, .fini = teardown);
 
-static void copy_file(const char *from, const char *to)
-{
-	FILE *f = fopen(from, "rb"), *t = fopen(to, "wb");
-	cr_assert(f && t, "%s -> %s", from, to);
-	char buf[65536];
-	size_t n;
-	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
-		cr_assert_eq(fwrite(buf, 1, n, t), n);
-	fclose(f);
-	cr_assert_eq(fclose(t), 0);
-}
 
 /* The entries of KIND in the cache: how many, the last one's path. */
 static int entries(const char *kind, char *path, size_t len)
@@ -185,11 +175,11 @@ Test(symcache, changed_file_is_read_again)
 {
 	char path[600];
 	snprintf(path, sizeof(path), "%s/lib.so", work);
-	copy_file(FIXTURE, path);
+	unit_copy_file(FIXTURE, path);
 	struct sp_elf *a = open_cached(path);
 	cr_assert_not_null(sp_elf_lookup(a, "fixture_local_helper"), "the unstripped copy has its locals");
 	sp_elf_close(a);
-	copy_file(FIXTURE_STRIPPED, path);   /* rewritten in place: same inode */
+	unit_copy_file(FIXTURE_STRIPPED, path);   /* rewritten in place: same inode */
 	struct sp_elf *b = open_cached(path), *want = open_plain(path);
 	cr_assert_null(sp_elf_lookup(b, "fixture_local_helper"), "stale symbols of the replaced file");
 	assert_same(want, b);
@@ -204,7 +194,7 @@ Test(symcache, touched_file_gets_a_new_entry)
 {
 	char path[600];
 	snprintf(path, sizeof(path), "%s/lib.so", work);
-	copy_file(FIXTURE, path);
+	unit_copy_file(FIXTURE, path);
 	sp_elf_close(open_cached(path));
 	struct timespec ts[2] = { { 1000000, 0 }, { 1000000, 0 } };
 	cr_assert_eq(utimensat(AT_FDCWD, path, ts, 0), 0);
@@ -217,7 +207,7 @@ Test(symcache, debug_file_installed_later)
 {
 	char path[600];
 	snprintf(path, sizeof(path), "%s/lib.so", work);
-	copy_file(FIXTURE_STRIPPED, path);
+	unit_copy_file(FIXTURE_STRIPPED, path);
 	struct sp_elf *a = open_cached(path);
 	cr_assert_null(a->debug_path);
 	char cand[1024];
@@ -232,7 +222,7 @@ Test(symcache, debug_file_installed_later)
 	*strrchr(parent, '/') = '\0';
 	mkdir(parent, 0700);
 	cr_assert_eq(mkdir(d, 0700), 0, "%s", d);
-	copy_file(FIXTURE, cand);
+	unit_copy_file(FIXTURE, cand);
 	struct sp_elf *b = open_cached(path);
 	cr_assert_not_null(b->debug_path, "the entry stored before the debug file was used");
 	cr_assert_not_null(sp_elf_lookup(b, "fixture_local_helper"));

@@ -3,8 +3,10 @@
 #define SP_UNIT_H
 
 #include <criterion/criterion.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "selfprobe.h"
@@ -33,6 +35,38 @@ static inline char *unit_report_json(void)
 	fclose(f);
 	unlink(path);
 	return buf;
+}
+
+/* FROM copied to TO. */
+static inline void unit_copy_file(const char *from, const char *to)
+{
+	FILE *f = fopen(from, "rb"), *t = fopen(to, "wb");
+	cr_assert(f && t, "%s -> %s", from, to);
+	char buf[65536];
+	size_t n;
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		cr_assert_eq(fwrite(buf, 1, n, t), n);
+	fclose(f);
+	cr_assert_eq(fclose(t), 0);
+}
+
+/* The protection of the mapping holding ADDR as /proc/self/maps says it
+ * ("r-xp"), into PERM[5]; "none" when no mapping holds it. */
+static inline void unit_perms_of(uintptr_t addr, char perm[5])
+{
+	strcpy(perm, "none");
+	FILE *f = fopen("/proc/self/maps", "re");
+	cr_assert_not_null(f);
+	char line[512];
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+		char p[5];
+		if (sscanf(line, "%lx-%lx %4s", &lo, &hi, p) == 3 && addr >= lo && addr < hi) {
+			memcpy(perm, p, 5);
+			break;
+		}
+	}
+	fclose(f);
 }
 
 #endif
