@@ -4,7 +4,8 @@
  * The counters live in a shared file (runtime/hot/shm.h): a memfd this process
  * creates, close-on-exec, and every probed process reopens for as long as
  * it maps a part of it (SELFPROBE_SHM names /proc/OUR-PID/fd/N), so that no
- * program sees a descriptor of ours.  Each of them — the program, its fork
+ * program sees a descriptor of ours; one that changed user before its exec
+ * may not open that name and asks our socket instead (shmserve.h).  Each of them — the program, its fork
  * children, what they exec — has a section of its own, its counter stripes,
  * latency histograms, errors, stack table and timeline buffers mapped from
  * the file.  So the launcher has all of it even when a process is killed by
@@ -54,6 +55,7 @@
 #include "report.h"
 #include "section.h"
 #include "shm.h"
+#include "shmserve.h"
 #include "spec.h"
 #include "specargs.h"
 #include "tstate.h"
@@ -639,6 +641,10 @@ int sp_cli_run(int argc, char **argv, void (*usage)(FILE *))
 		fprintf(stderr, "selfprobe: cannot set up the shared counters (%s): "
 				"running with the preload's own report\n", strerror(-rc));
 		sh = NULL;
+	} else {
+		/* for processes of the run that changed user: without it they
+		 * report by themselves, as the preload would */
+		(void)sp_shmserve_start(sh->fd);
 	}
 	if (o.spec)
 		setenv("UPROBE_SPEC", o.spec, 1);

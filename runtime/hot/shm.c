@@ -9,8 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <stddef.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 static char *shm_path;            /* SELFPROBE_SHM: reopened for each mapping */
@@ -52,6 +55,39 @@ static bool own_fd_ok(void)
 	return own_fd >= 0 && fstat(own_fd, &st) == 0 && st.st_dev == own_dev && st.st_ino == own_ino;
 }
 
+/* The file from the launcher's socket (cli/shmserve.h): for a process
+ * that may not reopen it by name, having changed user before its exec.
+ * The descriptor, or -ERR (the reopening's error: it says why). */
+static int file_from_launcher(int err)
+{
+	int launcher;
+	if (!shm_path || sscanf(shm_path, "/proc/%d/fd/", &launcher) != 1)
+		return err;
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return err;
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int n = snprintf(a.sun_path + 1, sizeof(a.sun_path) - 1, SP_SHM_SOCK_FMT, launcher);
+	socklen_t alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+	int fd = err;
+	char byte;
+	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+	union {
+		struct cmsghdr h;
+		char room[CMSG_SPACE(sizeof(int))];
+	} c;
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.room,
+			    .msg_controllen = sizeof(c.room) };
+	if (connect(s, (struct sockaddr *)&a, alen) == 0 && recvmsg(s, &m, MSG_CMSG_CLOEXEC) == 1) {
+		struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+		if (h && h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS &&
+		    h->cmsg_len == CMSG_LEN(sizeof(int)))
+			memcpy(&fd, CMSG_DATA(h), sizeof(int));
+	}
+	close(s);
+	return fd;
+}
+
 /* The file, for as long as a mapping takes: no descriptor of ours stays
  * open for the program to see (or to inherit across exec). */
 static int open_file(void)
@@ -63,7 +99,9 @@ static int open_file(void)
 		return fd >= 0 ? fd : -errno;
 	}
 	int fd = shm_path ? open(shm_path, O_RDWR | O_CLOEXEC) : -1;
-	return fd >= 0 ? fd : -errno;
+	if (fd >= 0)
+		return fd;
+	return errno == EACCES || errno == EPERM ? file_from_launcher(-errno) : -errno;
 }
 
 static void *map_at(int fd, uint64_t off, size_t len)

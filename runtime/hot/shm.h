@@ -4,7 +4,9 @@
  * `selfprobe run` creates a memfd and names it in SELFPROBE_SHM as a path
  * that reopens it (/proc/LAUNCHER/fd/N): the descriptor itself is
  * close-on-exec and never inherited, and no probed process keeps one open —
- * the program sees no descriptor of ours.  Every probed process (the
+ * the program sees no descriptor of ours (a process that changed user
+ * before its exec, refused that name, gets the descriptor from the
+ * launcher's socket instead: cli/shmserve.h).  Every probed process (the
  * program, its fork children, the programs they exec) opens the file, claims
  * a section of it and maps what it needs, then closes it again; a fork child
  * reopens it for its own section.  A section holds a descriptor (pid,
@@ -42,6 +44,9 @@
 #define SP_SHM_MAGIC      "SPSHM11"
 #define SP_SHM_SECTIONS   (1u << 16)         /* processes (a clear refusal past it) */
 #define SP_SHM_ENV        "SELFPROBE_SHM"    /* the path that reopens the file */
+/* the launcher's abstract socket (with its pid) that hands the file to a
+ * process of the run that may not reopen it by name (cli/shmserve.h) */
+#define SP_SHM_SOCK_FMT   "selfprobe.shm.%d"
 #define SP_SHM_RECORDS    (1u << 16)         /* probe records per process */
 #define SP_SHM_SIZE       ((uint64_t)1 << 46) /* the memfd's (sparse) size: about 1 GiB
 					       * of address range a process */

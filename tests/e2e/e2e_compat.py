@@ -16,7 +16,7 @@ of generated inputs (a fixed seed), with one spec:
 
 Every case runs unprobed, under kernel uprobes (kcount: BPF uprobe_multi
 links, counting, following children), and under the preload in UPROBE_MODE
-auto, int3 and jmp, each variant in a fresh copy of the inputs.  Checked:
+auto, int3 and jmp, every variant on the same inputs (INPUTS).  Checked:
 
 - every step's exit status, stdout and stderr (less the runtime's
   "selfprobe:" lines) equal the unprobed run's, and so do the files the case
@@ -29,6 +29,18 @@ auto, int3 and jmp, each variant in a fresh copy of the inputs.  Checked:
 - per site, the hits summed over every process of every step are the same
   in the three modes, and equal to the kernel's count on every site (see
   KERNEL_SITES for the exceptions).
+
+INPUTS: a case's inputs are made once, in one directory where every
+variant runs; between variants everything a step made is removed and the
+inputs' times are put back, so each variant reads the same files with the
+same inode numbers (checked before its steps run).  Fresh copies per
+variant got whatever inode numbers the filesystem handed out, and a
+program's calls may depend on them: ls -R keeps the directories it is
+listing in a hash table of 37 buckets keyed by inode number, and two of
+them in one bucket cost one more malloc and free (an overflow entry, freed
+at exit).  With other processes creating files meanwhile, the kernel's run
+and a mode's now and then differed by that one pair (ls, int3: malloc and
+free one more than the kernel's).
 
 Processes: UPROBE_OUTPUT=DIR/r-%p.json gives one report per process that
 exits (git gc runs seven git children); a fork child that execs writes none,
@@ -67,6 +79,7 @@ import os
 import random
 import re
 import shutil
+import stat
 import sys
 import time
 
@@ -193,6 +206,8 @@ class Case:
     def __init__(self, name, spec, setup, steps, products=(), env=None, kernel_sites=KERNEL_SITES):
         self.name, self.spec, self.setup, self.steps = name, spec, setup, steps
         self.products, self.env, self.kernel_sites = products, env or {}, kernel_sites
+        self.inputs = None       # {path: os.lstat} as setup made them (fresh_dir)
+        self.ref_inputs = None   # inputs_seen() by the unprobed run (check_inputs)
 
 
 CASES = [
@@ -236,12 +251,67 @@ CASES = [
 ]
 
 
-def fresh_dir(case, variant):
-    d = os.path.join(t.work_dir(), case.name, variant)
-    shutil.rmtree(d, ignore_errors=True)
-    os.makedirs(d)
-    case.setup(d, random.Random(SEED))
-    os.utime(d, (1700000000, 1700000000))
+def case_dir(case):
+    return os.path.join(t.work_dir(), case.name, "run")
+
+
+def tree_stat(d):
+    """{path relative to D ("" for D): os.lstat} of D and everything under it."""
+    out = {"": os.lstat(d)}
+    for root, dirs, files in os.walk(d):
+        for n in dirs + files:
+            p = os.path.join(root, n)
+            out[os.path.relpath(p, d)] = os.lstat(p)
+    return out
+
+
+def inputs_seen(d):
+    """{path: identity} of what D holds before a variant's steps run: the
+    inputs as a program may see them, inode numbers included (ls -R hashes
+    directories by them, see INPUTS), a file's size and mtime."""
+    def identity(st):
+        if stat.S_ISDIR(st.st_mode):
+            return (st.st_ino, "dir", st.st_mtime_ns)
+        return (st.st_ino, stat.S_IFMT(st.st_mode), st.st_size, st.st_mtime_ns)
+    return {rel: identity(st) for rel, st in tree_stat(d).items()}
+
+
+def check_inputs(label, case, d):
+    """The variant LABEL starts on exactly the inputs the unprobed run read."""
+    seen = inputs_seen(d)
+    if case.ref_inputs is None:
+        case.ref_inputs = seen
+        return
+    diff = sorted(rel or "." for rel in set(seen) | set(case.ref_inputs)
+                  if seen.get(rel) != case.ref_inputs.get(rel))
+    t.check(not diff, "%s: %d inputs are not the ones the unprobed run read (another inode number, "
+            "size or time): the counts may differ for that reason alone (see INPUTS)"
+            % (label, len(diff)), "\n".join(diff[:20]))
+
+
+def fresh_dir(case):
+    """CASE's directory holding its inputs and nothing else: the same
+    directory and the same files (inode numbers included) for every variant
+    (see INPUTS).  Made once; afterwards everything a step made is removed
+    and the inputs' times are put back."""
+    d = case_dir(case)
+    if case.inputs is None:
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
+        case.setup(d, random.Random(SEED))
+        os.utime(d, (1700000000, 1700000000))
+        case.inputs = tree_stat(d)
+        return d
+    for root, dirs, files in os.walk(d, topdown=False):
+        for n in files + dirs:
+            p = os.path.join(root, n)
+            if os.path.relpath(p, d) not in case.inputs:
+                # children first (bottom-up): a directory made by a step is empty here
+                os.rmdir(p) if os.path.isdir(p) and not os.path.islink(p) else os.unlink(p)
+    now = tree_stat(d)
+    for rel, st in case.inputs.items():
+        if rel in now and (now[rel].st_atime_ns, now[rel].st_mtime_ns) != (st.st_atime_ns, st.st_mtime_ns):
+            os.utime(os.path.join(d, rel), ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
     return d
 
 
@@ -460,7 +530,8 @@ def compare_run(label, case, steps, ref, d, ref_products):
 
 
 def run_plain(case):
-    d = fresh_dir(case, "plain")
+    d = fresh_dir(case)
+    check_inputs("%s (unprobed)" % case.name, case, d)
     env = case_env(case, d)
     ref = [t.run(cmd, env=env, stdin=stdin, cwd=d) for cmd, stdin in case.steps]
     for (cmd, _), r in zip(case.steps, ref):
@@ -472,7 +543,8 @@ def run_plain(case):
 def run_mode(case, sp, mode, ref, ref_products):
     """Hits per site summed over every process of every step."""
     label = "%s [%s] (%s)" % (case.name, case.spec, mode)
-    d = fresh_dir(case, mode)
+    d = fresh_dir(case)
+    check_inputs(label, case, d)
     rdir = os.path.join(t.work_dir(), case.name, "reports-" + mode)
     shutil.rmtree(rdir, ignore_errors=True)
     os.makedirs(rdir)
@@ -581,7 +653,8 @@ def kernel_sites(sp, per_mode, budget):
 
 def run_kernel(case, sp, sites, ref, ref_products):
     label = "%s [%s] (kernel)" % (case.name, case.spec)
-    d = fresh_dir(case, "kernel")
+    d = fresh_dir(case)
+    check_inputs(label, case, d)
     env = case_env(case, d)
     probes = [sp.kernel_probe(v) for v in sites]
     t0 = time.monotonic()

@@ -15,13 +15,18 @@ types ^C once the program has printed progress.  The tty sends SIGINT to
 the whole foreground group; the launcher ignores it, so the program stops
 (or handles it) and the report is printed, with the program's status and
 every call it made, and nothing is left running in the session.
+
+A process that changed user before its exec is counted too, through the
+launcher's socket (cli/shmserve.h); `e2e_launcher.py user` runs only that.
 """
 import fcntl
 import json
 import os
 import re
 import select
+import shutil
 import subprocess
+import sys
 import termios
 import time
 
@@ -247,8 +252,40 @@ def test_spec_files():
                 "run %s: usage error naming %s (exit %d)" % (" ".join(args), name, cp.returncode), t.clip(cp.stderr))
 
 
+def test_other_user(mode):
+    """A process of the run that changed user before its exec (setpriv here;
+    Python's subprocess user=, runuser) may not reopen the shared file by
+    name (/proc/LAUNCHER/fd/N is another user's): it gets the file from the
+    launcher's socket, is counted like any, and prints nothing of ours on
+    its stderr (it printed its text report there: CPython's test_subprocess
+    under the launcher, run as root)."""
+    label = "other user (%s)" % mode
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        t.skip("%s: needs root and setpriv" % label)
+        return
+    out = os.path.join(t.work_dir(), "user-%s.json" % mode)
+    cp = run(["--mode", mode, "--", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+              ENDS, "exit", str(N)], out)
+    t.check(cp.returncode == 0 and cp.stdout == b"work %d\n" % N and cp.stderr == b"",
+            "%s: exit %d, stdout %r, stderr not empty" % (label, cp.returncode, cp.stdout), t.clip(cp.stderr))
+    try:
+        rep = json.load(open(out))
+    except (OSError, ValueError) as e:
+        t.check(False, "%s: no valid JSON report: %s" % (label, e))
+        return
+    procs = [p["report"] for p in rep.get("processes", [])]   # setpriv, then what it execs
+    hits = [e["hits"] for r in procs for e in r.get("probes", []) if e["symbol"] == "ends_work"]
+    t.check(hits == [N], "%s: ends_work's hits %s in the launcher's report, want [%d]" % (label, hits, N),
+            json.dumps(rep)[:800])
+
+
 def main():
     t.require_build()
+    if sys.argv[1:] == ["user"]:
+        for mode in ("int3", "auto"):
+            test_other_user(mode)
+        t.finish()
+        return
     test_spec_files()
     for mode in ("int3", "auto"):
         test_same_fields(mode)
