@@ -326,6 +326,7 @@ int sp_tramp_build(struct sp_site *site, const struct sp_window *w, struct sp_tr
 	 * never depends on it.  A hop's entry is reached through its pad. */
 	struct sp_coexist_fit cxf = { .site = site->addr, .len = site->insn.len };
 	uintptr_t base = site->tramp_slot;
+	bool fresh = false;   /* BASE allocated here: given back if the build fails */
 	/* the memory this site had before its object was unloaded, when the
 	 * new trampoline fits there, its jumps reach and it is placed as
 	 * above (a reload a whole number of pages away keeps that) */
@@ -353,12 +354,20 @@ int sp_tramp_build(struct sp_site *site, const struct sp_window *w, struct sp_tr
 		sp_codemem_trim(base, TRAMP_MAX(site), (size_t)len);
 		site->tramp_slot = base;
 		site->tramp_slot_size = (size_t)len;
+		fresh = true;
 	}
 	/* nothing leads here before the site is armed: written with the
 	 * batch's other trampolines (arm.c checks the outcome) */
 	site->tramp_unwritten = false;
 	int rc = sp_patch_write_later(base, code, (size_t)len, &site->tramp_unwritten);
 	if (rc) {
+		/* nothing leads there: a slot of the site's previous load
+		 * stays the site's, a fresh one is given back */
+		if (fresh) {
+			sp_codemem_trim(base, site->tramp_slot_size, 0);
+			site->tramp_slot = 0;
+			site->tramp_slot_size = 0;
+		}
 		*reason = "cannot write the trampoline";
 		return rc;
 	}
