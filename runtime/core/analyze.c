@@ -63,12 +63,6 @@ static void cand_add(struct cands *c, const char *path)
 		c->v[c->n++] = s;
 }
 
-static const char *base_name(const char *p)
-{
-	const char *s = strrchr(p, '/');
-	return s ? s + 1 : p;
-}
-
 /* Candidates whose basename could match NAME at all (a prefix), from DIR. */
 static void scan_dir(struct cands *c, const char *dir, const char *name)
 {
@@ -105,7 +99,7 @@ static void scan_ldconfig(struct cands *c, const char *name)
 				continue;
 			char *p = arrow + 4;
 			p[strcspn(p, "\n")] = 0;
-			if (strncmp(base_name(p), name, strlen(name)) == 0)
+			if (strncmp(sp_maps_base_name(p), name, strlen(name)) == 0)
 				cand_add(c, p);
 		}
 		pclose(f);

@@ -123,12 +123,6 @@ void sp_probe_error(const char *spec, const char *fmt, ...)
 	record_error(spec, msg);
 }
 
-static const char *base_name(const char *path)
-{
-	const char *s = strrchr(path, '/');
-	return s ? s + 1 : path;
-}
-
 static struct sp_elf *elf_get(const char *path, char *err, size_t errlen)
 {
 	for (struct elf_cache *c = elves; c; c = c->next)
@@ -231,16 +225,6 @@ void sp_probe_reclaim_locked(size_t mark)
 void sp_probe_reclaim(void) { reclaim(false); }
 
 /* ---- sites ---- */
-
-/* Bytes readable at ADDR inside OBJ's text (a decode must not run off the
- * mapping). */
-static size_t text_avail(const struct sp_object *obj, uintptr_t addr)
-{
-	for (int i = 0; i < obj->n_text; i++)
-		if (addr >= obj->text[i].start && addr < obj->text[i].end)
-			return obj->text[i].end - addr;
-	return 0;
-}
 
 /* Publish a new probe vector for SITE with P added (P non-NULL) or REMOVE
  * removed.  The old vector is freed after quiescence by the caller. */
@@ -362,11 +346,11 @@ static int target_for(const struct sp_object *obj, const struct sp_elf *elf,
 			snprintf(err, errlen, "the IFUNC resolver of %s returned NULL", sym->name);
 			return -EINVAL;
 		}
-		if (!text_avail(obj, func)) {
+		if (!sp_maps_text_avail(obj, func)) {
 			uintptr_t vdso = (uintptr_t)getauxval(AT_SYSINFO_EHDR);
 			bool in_vdso = vdso && func >= vdso && func < vdso + 0x4000;
 			snprintf(err, errlen, "the IFUNC %s resolves outside %s (%#lx%s)", sym->name,
-				 base_name(obj->path), (unsigned long)func,
+				 sp_maps_base_name(obj->path), (unsigned long)func,
 				 in_vdso ? ", in the vDSO, which is not probed" : "");
 			return -EINVAL;
 		}
@@ -376,7 +360,7 @@ static int target_for(const struct sp_object *obj, const struct sp_elf *elf,
 			size = impl->size;
 		} else {
 			/* no symbol (a stripped libc without its debug file) */
-			t->implementation = xasprintf("%s+%#lx", base_name(obj->path),
+			t->implementation = xasprintf("%s+%#lx", sp_maps_base_name(obj->path),
 						      (unsigned long)(func - obj->bias));
 			size = 0;
 		}
@@ -396,7 +380,7 @@ static int target_for(const struct sp_object *obj, const struct sp_elf *elf,
 				 sym->name, (unsigned long)offset);
 			return -EINVAL;
 		}
-		size_t avail = text_avail(obj, func);
+		size_t avail = sp_maps_text_avail(obj, func);
 		if (avail < size) {
 			snprintf(err, errlen, "%s is not inside the object's executable text", sym->name);
 			return -EINVAL;
@@ -499,7 +483,7 @@ static long resolve_usdt(const struct sp_spec_item *item, const struct sp_object
 	if (!notes)
 		return -EINVAL;
 	if (notes->n == 0) {
-		snprintf(err, errlen, "%s has no USDT notes (.note.stapsdt)", base_name(obj->path));
+		snprintf(err, errlen, "%s has no USDT notes (.note.stapsdt)", sp_maps_base_name(obj->path));
 		return -ENOENT;
 	}
 	struct target *ts = calloc(notes->n, sizeof(*ts));
@@ -524,7 +508,7 @@ static long resolve_usdt(const struct sp_spec_item *item, const struct sp_object
 	}
 	if (k == 0) {
 		snprintf(err, errlen, "no USDT probe %s:%s in %s", item->provider, item->name,
-			 base_name(obj->path));
+			 sp_maps_base_name(obj->path));
 		free(ts);
 		return -ENOENT;
 	}
@@ -560,7 +544,7 @@ static long resolve(const struct sp_spec_item *item, const struct sp_object *obj
 		}
 		if (!sym) {
 			snprintf(err, errlen, "address %#lx is not inside any function of %s",
-				 (unsigned long)item->address, base_name(obj->path));
+				 (unsigned long)item->address, sp_maps_base_name(obj->path));
 			return -ENOENT;
 		}
 		if (sym->is_ifunc) {
@@ -594,9 +578,9 @@ static long resolve(const struct sp_spec_item *item, const struct sp_object *obj
 	}
 	if (n == 0) {
 		if (strpbrk(item->name, "*?["))
-			snprintf(err, errlen, "no function matches '%s' in %s", item->name, base_name(obj->path));
+			snprintf(err, errlen, "no function matches '%s' in %s", item->name, sp_maps_base_name(obj->path));
 		else
-			snprintf(err, errlen, "symbol '%s' not found in %s", item->name, base_name(obj->path));
+			snprintf(err, errlen, "symbol '%s' not found in %s", item->name, sp_maps_base_name(obj->path));
 		free(syms);
 		return -ENOENT;
 	}
@@ -842,8 +826,15 @@ static struct sp_probe **dormant_bucket(uintptr_t vaddr)
 	return &dormant[(vaddr * 0x9E3779B97F4A7C15ull) >> 52];   /* top 12 bits */
 }
 
+/* P's id and latency slot given back (after a quiescence: nothing counts
+ * to them any more), and P laid dormant. */
 static void lay_dormant(struct sp_probe *p)
 {
+	sp_tstate_free_id(p->id);
+	if (p->lat_slot >= 0) {
+		sp_latency_free((uint32_t)p->lat_slot);
+		p->lat_slot = -1;
+	}
 	p->freed_id = true;
 	if (p->internal)
 		return;
@@ -901,11 +892,6 @@ static struct sp_probe *revive(struct sp_probe *q, struct sp_probe *p)
 /* A revived probe whose site could not be armed: dormant again. */
 static void lay_down(struct sp_probe *q)
 {
-	sp_tstate_free_id(q->id);
-	if (q->lat_slot >= 0) {
-		sp_latency_free((uint32_t)q->lat_slot);
-		q->lat_slot = -1;
-	}
 	q->attached = false;
 	q->revived = false;
 	lay_dormant(q);
@@ -1158,7 +1144,7 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 		/* the object is being unloaded (the loader's notification, which
 		 * detaches what did attach here, waits for our lock): the item
 		 * is for its next load, as one naming an object not loaded */
-		snprintf(err, errlen, "%s was unloaded while the item attached", base_name(obj->path));
+		snprintf(err, errlen, "%s was unloaded while the item attached", sp_maps_base_name(obj->path));
 		made = -ESTALE;
 	}
 out:
@@ -1276,7 +1262,7 @@ struct sp_site *sp_probe_take_site(uintptr_t addr, uintptr_t entry, bool int3_ok
 		const struct sp_sym *sym = elf ? sp_elf_containing(elf, addr - objs[i].bias) : NULL;
 		if (elf && (!sym || sym->value != addr - objs[i].bias || sym->is_ifunc)) {
 			snprintf(err, errlen, "%#lx is not a function's entry in %s", (unsigned long)addr,
-				 base_name(objs[i].path));
+				 sp_maps_base_name(objs[i].path));
 			break;
 		}
 		struct target t = { 0 };
@@ -1343,14 +1329,8 @@ void sp_probe_objects_gone(const struct sp_object *objs, size_t n)
 	if (any)
 		sp_tstate_quiesce();
 	for (struct sp_probe *p = atomic_load(&probes_head); any && p; p = p->next)
-		if (p->unloaded && !p->freed_id) {
-			sp_tstate_free_id(p->id);
-			if (p->lat_slot >= 0) {
-				sp_latency_free((uint32_t)p->lat_slot);
-				p->lat_slot = -1;
-			}
+		if (p->unloaded && !p->freed_id)
 			lay_dormant(p);
-		}
 }
 
 /* Two steps, the lock released between them for the quiescence (see
@@ -1401,11 +1381,6 @@ int sp_probe_detach_link(struct selfprobe_link *link)
 			continue;
 		freeze_counts(p);
 		p->detaching = false;
-		sp_tstate_free_id(p->id);
-		if (p->lat_slot >= 0) {
-			sp_latency_free((uint32_t)p->lat_slot);
-			p->lat_slot = -1;
-		}
 		lay_dormant(p);
 	}
 	pthread_mutex_unlock(&reg_lock);
