@@ -90,7 +90,7 @@ static void emit_fast(struct x86e *e, const struct sp_site *site, struct fast_fi
 	/* a probe's native code (bt_jit.h: position-independent, it falls
 	 * through at its end), outside the critical section: it adds to the
 	 * thread's own words with single instructions.  The count above runs
-	 * only while that probe is the site's only one (registry.c) */
+	 * only while that probe is the site's only one (probevec.c) */
 	if (site->inline_code)
 		x86_bytes(e, site->inline_code, site->inline_len);
 	x86_pop(e, X86_RDX);                                           /* pop %rdx */
