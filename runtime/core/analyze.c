@@ -1,4 +1,4 @@
-/* analyze — see analyze.h.  Mirrors probe.c's target extents
+/* analyze — see analyze.h.  Mirrors engine/targets.c's target extents
  * (next_symbol) over a file; the decision itself is decide.c's. */
 #include "symcache.h"
 #include "analyze.h"
@@ -421,7 +421,7 @@ static void decide_hop(struct sp_an_object *o, const struct sp_an_text *t,
 
 /* ---- one site ---- */
 
-/* probe.c's next_symbol: the first function (symbol or .eh_frame extent)
+/* targets.c's next_symbol: the first function (symbol or .eh_frame extent)
  * starting after V, or the end of its text. */
 static uint64_t next_symbol(const struct sp_an_object *o, uint64_t v)
 {
@@ -457,13 +457,13 @@ int sp_analyze_site(struct sp_an_object *o, const struct sp_sym *sym, uint64_t a
 	const struct sp_sym *f = sym ? sym : sp_elf_containing(o->elf, addr);
 	s->sym = f;
 	if (sym) {
-		/* probe.c target_for: the named function's extent (its
+		/* targets.c target_for: the named function's extent (its
 		 * .eh_frame one when the symbol has no size) */
 		s->func_size = sym->size ? sym->size : sp_elf_fde_size(o->elf, sym->value);
 		s->func = s->func_size ? sym->value : 0;
 		s->limit = next_symbol(o, sym->value);
 	} else {
-		/* probe.c resolve_usdt: the function holding the note (a sized
+		/* targets.c resolve_usdt: the function holding the note (a sized
 		 * symbol, else its .eh_frame extent) */
 		uint64_t fs = 0, fz = 0;
 		bool known = sp_elf_func_extent(o->elf, addr, &fs, &fz);
