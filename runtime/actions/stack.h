@@ -68,6 +68,10 @@ void sp_stack_view_folded(FILE *f, const struct sp_stack_view *v,
 /* Report: the top stacks of probe P as text (bpftrace's @stacks style),
  * and every stack of every probe as folded lines ("a;b;c N", root first). */
 void sp_stack_report_text(FILE *f, const struct sp_probe *p, int top);
+/* How many of a probe's stacks each report shows, most frequent first: a
+ * screenful for a reader, more for a tool (the folded output has all). */
+#define SP_STACK_TOP_TEXT 10
+#define SP_STACK_TOP_JSON 20
 void sp_stack_report_folded(FILE *f);
 /* The TOP stacks of P as a JSON field (", \"stacks\": [...]"). */
 void sp_stack_report_json(FILE *f, const struct sp_probe *p, int top);

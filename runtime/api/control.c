@@ -36,7 +36,7 @@
 #define MAX_REQUEST (1u << 20)   /* a spec of a megabyte is plenty */
 
 /* The session's probes are tied to this link (a link is only an identity
- * for its probes: probe.c compares the pointer and never looks inside). */
+ * for its probes: the registry compares the pointer and never looks inside). */
 static char session_identity;
 #define SESSION_LINK ((struct selfprobe_link *)(void *)&session_identity)
 

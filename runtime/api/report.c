@@ -167,7 +167,7 @@ void sp_report_text(FILE *f)
 			sp_report_histogram_text(f, p->label, &l);
 		}
 		if (p->action == SP_ACT_STACK)
-			sp_stack_report_text(f, p, 10);
+			sp_stack_report_text(f, p, SP_STACK_TOP_TEXT);
 	}
 	if (sp_timeline_on()) {
 		uint64_t ev, dropped, threads;
@@ -214,7 +214,7 @@ void sp_report_json(FILE *f)
 			sp_report_latency_json(f, &l);
 		}
 		if (p->action == SP_ACT_STACK)
-			sp_stack_report_json(f, p, 20);
+			sp_stack_report_json(f, p, SP_STACK_TOP_JSON);
 		if (atomic_load(&p->faulted))
 			fprintf(f, ", \"fault\": {\"signal\": %d, \"address\": \"%#" PRIxPTR "\"}",
 				p->fault_sig, p->fault_addr);

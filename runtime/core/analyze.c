@@ -1,4 +1,4 @@
-/* analyze — see analyze.h.  Mirrors probe.c's target extents
+/* analyze — see analyze.h.  Mirrors engine/targets.c's target extents
  * (next_symbol) over a file; the decision itself is decide.c's. */
 #include "symcache.h"
 #include "analyze.h"
@@ -63,12 +63,6 @@ static void cand_add(struct cands *c, const char *path)
 		c->v[c->n++] = s;
 }
 
-static const char *base_name(const char *p)
-{
-	const char *s = strrchr(p, '/');
-	return s ? s + 1 : p;
-}
-
 /* Candidates whose basename could match NAME at all (a prefix), from DIR. */
 static void scan_dir(struct cands *c, const char *dir, const char *name)
 {
@@ -105,7 +99,7 @@ static void scan_ldconfig(struct cands *c, const char *name)
 				continue;
 			char *p = arrow + 4;
 			p[strcspn(p, "\n")] = 0;
-			if (strncmp(base_name(p), name, strlen(name)) == 0)
+			if (strncmp(sp_maps_base_name(p), name, strlen(name)) == 0)
 				cand_add(c, p);
 		}
 		pclose(f);
@@ -427,7 +421,7 @@ static void decide_hop(struct sp_an_object *o, const struct sp_an_text *t,
 
 /* ---- one site ---- */
 
-/* probe.c's next_symbol: the first function (symbol or .eh_frame extent)
+/* targets.c's next_symbol: the first function (symbol or .eh_frame extent)
  * starting after V, or the end of its text. */
 static uint64_t next_symbol(const struct sp_an_object *o, uint64_t v)
 {
@@ -463,13 +457,13 @@ int sp_analyze_site(struct sp_an_object *o, const struct sp_sym *sym, uint64_t a
 	const struct sp_sym *f = sym ? sym : sp_elf_containing(o->elf, addr);
 	s->sym = f;
 	if (sym) {
-		/* probe.c target_for: the named function's extent (its
+		/* targets.c target_for: the named function's extent (its
 		 * .eh_frame one when the symbol has no size) */
 		s->func_size = sym->size ? sym->size : sp_elf_fde_size(o->elf, sym->value);
 		s->func = s->func_size ? sym->value : 0;
 		s->limit = next_symbol(o, sym->value);
 	} else {
-		/* probe.c resolve_usdt: the function holding the note (a sized
+		/* targets.c resolve_usdt: the function holding the note (a sized
 		 * symbol, else its .eh_frame extent) */
 		uint64_t fs = 0, fz = 0;
 		bool known = sp_elf_func_extent(o->elf, addr, &fs, &fz);

@@ -4,7 +4,7 @@
  * take, and why" for files no process has loaded.  This module reads the
  * file (symbols with elfsym, executable PT_LOAD segments into buffers at
  * their ELF virtual addresses, USDT notes), finds the site's function
- * extent as probe.c does, and hands the facts to the one decision the
+ * extent as the registry does (engine/targets.c), and hands the facts to the one decision the
  * runtime makes at attach time (decide.h), with the object's index
  * (btindex.h) built once over the file's bytes.
  *

@@ -221,7 +221,7 @@ static int sweep(struct build *b, int r, const uintptr_t *starts, size_t n_start
 			line.n = 0;          /* a new function */
 		}
 		uintptr_t stop = s < n_starts && starts[s] < hi ? starts[s] : hi;
-		size_t avail = hi - pc < 15 ? hi - pc : 15;
+		size_t avail = hi - pc < SP_INSN_MAX_LEN ? hi - pc : SP_INSN_MAX_LEN;
 		struct sp_insn_scan in;
 		if (sp_insn_scan(code + (pc - lo), avail, pc, &in) < 0 || in.len == 0) {
 			pc++;    /* undecodable byte (padding, data): step over it */
@@ -308,8 +308,8 @@ static int tables(struct build *b)
 		for (int i = 0; i < j->n; i++) {
 			ins[i].addr = j->addr[i];
 			in_text(b->oc, j->addr[i], &ins[i].code, &ins[i].avail);
-			if (ins[i].avail > 15)
-				ins[i].avail = 15;
+			if (ins[i].avail > SP_INSN_MAX_LEN)
+				ins[i].avail = SP_INSN_MAX_LEN;
 		}
 		uintptr_t at = j->addr[j->n - 1];
 		struct sp_jtable jt;

@@ -205,8 +205,8 @@ static const char *int3_checks(const struct sp_site_facts *f, struct sp_verdict 
 	size_t n = f->code_lo + f->code_len - f->site;
 	if (n > f->avail)
 		n = f->avail;
-	if (n > 15)
-		n = 15;
+	if (n > SP_INSN_MAX_LEN)
+		n = SP_INSN_MAX_LEN;
 	if (code[0] == 0xcc) {
 		why = "the site already holds an int3 (a debugger, a kernel uprobe or another tool?)";
 		add(v, "site is not an int3 already", SP_CHECK_FAIL, why);

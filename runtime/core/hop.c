@@ -71,8 +71,8 @@ void sp_hop_range(const struct sp_elf *elf, uintptr_t bias, uintptr_t site, uint
 	for (size_t i = first; i < end; i++)
 		if (bias + elf->ext[i].lo < l)
 			l = bias + elf->ext[i].lo;
-	/* a nop at the end of the reach may be up to 15 bytes long */
-	uintptr_t h = site + SP_HOP_SPAN + 15;
+	/* a nop at the end of the reach may be as long as any instruction */
+	uintptr_t h = site + SP_HOP_SPAN + SP_INSN_MAX_LEN;
 	*lo = l < text_lo ? text_lo : l;
 	*hi = h > text_hi ? text_hi : h;
 }

@@ -48,10 +48,14 @@ struct sp_memop {
 };
 #define SP_RIP_BASE 100
 
+/* The longest x86-64 instruction the CPU accepts (longer ones fault, #GP):
+ * what a decode is ever given, and the room a copy of one needs. */
+#define SP_INSN_MAX_LEN 15
+
 struct sp_insn {
 	uint64_t addr;       /* runtime address it was decoded at */
 	uint8_t len;
-	uint8_t bytes[15];
+	uint8_t bytes[SP_INSN_MAX_LEN];
 	enum sp_insn_class cls;
 	const char *why;     /* SP_INSN_REFUSED, or why it cannot be relocated */
 	/* operands for the emulated classes */

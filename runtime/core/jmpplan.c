@@ -271,7 +271,7 @@ static int plan_image(const uint8_t *code, uintptr_t lo, size_t len, uintptr_t f
 		      lo + len - site, limit ? limit + delta : 0, want, w, reason, memo, delta);
 	for (int i = 0; rc == 0 && i < w->n_insns; i++) {
 		struct sp_insn *in = &w->insns[i];
-		uint8_t bytes[15];
+		uint8_t bytes[SP_INSN_MAX_LEN];
 		uint8_t n = in->len;
 		memcpy(bytes, in->bytes, n);
 		if (sp_insn_decode(bytes, n, in->addr - delta, in) != 0) {

@@ -7,6 +7,7 @@
  * its fclose flush — is the application's) nor libc's write (which would
  * count as the application's call). */
 #include "log.h"
+#include "rawsys.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -19,10 +20,7 @@ bool sp_log_asked;
 
 static long raw_write(int fd, const void *buf, size_t len)
 {
-	long rc;
-	__asm__ volatile("syscall" : "=a"(rc) : "0"((long)SYS_write), "D"((long)fd), "S"(buf), "d"(len)
-			 : "rcx", "r11", "memory");
-	return rc;
+	return sp_syscall6(SYS_write, fd, (long)buf, (long)len, 0, 0, 0);
 }
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };

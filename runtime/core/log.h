@@ -19,7 +19,7 @@ void sp_log(enum sp_log_level lvl, const char *fmt, ...) __attribute__((format(p
 void sp_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* An error for the report's errors, from a module below the registry
  * (WHO names the source, as a spec item would).  The registry installs
- * the sink once (probe.c); without one (the fuzz targets, the unit tests
+ * the sink once (engine/setup.c); without one (the fuzz targets, the unit tests
  * of pure modules) the message is a debug line only. */
 typedef void (*sp_error_sink_fn)(const char *who, const char *message);
 void sp_log_set_error_sink(sp_error_sink_fn sink);

@@ -204,7 +204,7 @@ void sp_maps_free(struct sp_object *objs, size_t n)
 	free(objs);
 }
 
-static const char *base_name(const char *path)
+const char *sp_maps_base_name(const char *path)
 {
 	const char *slash = strrchr(path, '/');
 	return slash ? slash + 1 : path;
@@ -221,7 +221,7 @@ static bool starts_with(const char *s, const char *prefix, const char *suffix)
 
 bool sp_maps_name_rank(const char *path, const char *name, int rank)
 {
-	const char *base = base_name(path);
+	const char *base = sp_maps_base_name(path);
 	switch (rank) {
 	case 0: return strcmp(base, name) == 0;
 	case 1: return starts_with(base, name, ".so");
@@ -241,7 +241,7 @@ static void list_objects(const struct sp_object *objs, size_t n, char *buf, size
 			return;
 		}
 		int w = snprintf(buf + used, len - used, "%s%s", i ? ", " : "",
-				 base_name(objs[i].path));
+				 sp_maps_base_name(objs[i].path));
 		if (w < 0)
 			return;
 		used += (size_t)w;
@@ -298,7 +298,7 @@ static int find_name(const struct sp_object *objs, size_t n, const char *name,
 				if (!sp_maps_name_rank(objs[i].path, name, rank))
 					continue;
 				used += (size_t)snprintf(err + used, errlen - used, "%s%s",
-							 sep, base_name(objs[i].path));
+							 sep, sp_maps_base_name(objs[i].path));
 				sep = ", ";
 			}
 			return -EINVAL;
@@ -338,4 +338,12 @@ bool sp_maps_in_text(const struct sp_object *obj, uintptr_t addr, size_t len)
 			return true;
 	}
 	return false;
+}
+
+size_t sp_maps_text_avail(const struct sp_object *obj, uintptr_t addr)
+{
+	for (int i = 0; i < obj->n_text; i++)
+		if (addr >= obj->text[i].start && addr < obj->text[i].end)
+			return obj->text[i].end - addr;
+	return 0;
 }

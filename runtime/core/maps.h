@@ -49,4 +49,11 @@ bool sp_maps_name_rank(const char *path, const char *name, int rank);
 /* Is [addr, addr+len) inside one of OBJ's text ranges? */
 bool sp_maps_in_text(const struct sp_object *obj, uintptr_t addr, size_t len);
 
+/* Bytes readable at ADDR inside OBJ's text, up to the end of its range (a
+ * decode must not run off the mapping); 0 outside the text. */
+size_t sp_maps_text_avail(const struct sp_object *obj, uintptr_t addr);
+
+/* PATH's last component (the object's name in messages). */
+const char *sp_maps_base_name(const char *path);
+
 #endif

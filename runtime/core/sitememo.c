@@ -90,7 +90,8 @@ static const char *check_rec(const struct rec *r, size_t str_len)
 	if (r->func != NONE && (r->site < r->func || (r->size && r->site - r->func >= r->size)))
 		return "a site outside its function";
 	if (r->n_bytes < SP_JMP_LEN || r->n_bytes > SP_SITEMEMO_BYTES || r->n_bytes > r->avail ||
-	    r->first_len == 0 || r->first_len > 15 || r->first_len > r->n_bytes || r->block > SP_SITEMEMO_BLOCK_MAX)
+	    r->first_len == 0 || r->first_len > SP_INSN_MAX_LEN || r->first_len > r->n_bytes ||
+	    r->block > SP_SITEMEMO_BLOCK_MAX)
 		return "a length out of range";
 	if (r->reason > str_len)
 		return "a reason outside the strings";

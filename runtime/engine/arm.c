@@ -158,14 +158,6 @@ static int demote(struct sp_site *t)
 	return 0;
 }
 
-static size_t text_avail(const struct sp_object *obj, uintptr_t addr)
-{
-	for (int i = 0; i < obj->n_text; i++)
-		if (addr >= obj->text[i].start && addr < obj->text[i].end)
-			return obj->text[i].end - addr;
-	return 0;
-}
-
 static bool claimed(const void *ctx, uintptr_t lo, uintptr_t hi)
 {
 	(void)ctx;
@@ -268,7 +260,7 @@ static struct sp_site *arm_carrier(uintptr_t at, uint8_t len, const char **why)
 		*why = "out of memory";
 		return NULL;
 	}
-	uint8_t code[SP_HOP_CARRIER_MAX + 15];
+	uint8_t code[SP_HOP_CARRIER_MAX + SP_INSN_MAX_LEN];
 	sp_site_pristine(at, len, code);
 	struct sp_window w = { .site = at };
 	for (size_t off = 0; off < len; off += w.insns[w.n_insns++].len)
@@ -366,7 +358,7 @@ static int prepare(struct sp_site *s, const struct sp_object *obj, const struct 
 	}
 	if (want_jmp && !s->jmp_tried) {
 		struct sp_verdict fresh;
-		if (!v && decide_live(obj, s->addr, text_avail(obj, s->addr), fn, NULL, 0, &fresh) == 0)
+		if (!v && decide_live(obj, s->addr, sp_maps_text_avail(obj, s->addr), fn, NULL, 0, &fresh) == 0)
 			v = &fresh;
 		if (v)
 			take_jmp(s, v);
@@ -446,7 +438,7 @@ struct sp_site *sp_arm_site(const struct sp_object *obj, uintptr_t addr,
 			return NULL;
 		return s;
 	}
-	size_t avail = text_avail(obj, addr);
+	size_t avail = sp_maps_text_avail(obj, addr);
 	if (avail < SP_JMP_LEN) {
 		*why = avail ? "the site is too close to the end of the text mapping"
 			     : "address is not in the object's executable text";

@@ -1,7 +1,15 @@
-/* registry — the probes attached, by site and by link: attach in a loaded
- * object, detach, retire, fork, errors (registry.c).  Resolving a spec item
- * to objects, and waiting for those not loaded yet, is resolve.h's; the
- * probe record itself is probe.h's. */
+/* registry — the probes attached, by site and by link.  The calls of the
+ * layers above, made in one module each (engine/README.md):
+ *   registry.c  the records: their list and lock, counts, dormant records;
+ *   errors.c    the errors met while attaching (errors.h);
+ *   targets.c   the sites an item names in one loaded object (targets.h);
+ *   probevec.c  each site's probe vector, reclaimed after a quiescence;
+ *   attach.c    an item's targets made probes on armed sites;
+ *   takesite.c  a function entry taken for libc's signal entry points;
+ *   detach.c    probes taken away: by link, by unload, all at once;
+ *   setup.c     the set-up, once per process, and the fork child.
+ * Resolving a spec item to objects, and waiting for those not loaded yet,
+ * is resolve.h's; the probe record itself is probe.h's. */
 #ifndef SP_REGISTRY_H
 #define SP_REGISTRY_H
 
@@ -9,15 +17,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "errors.h"
 #include "probe.h"
 
 enum sp_mode_pref { SP_PREF_AUTO, SP_PREF_INT3, SP_PREF_JMP };
 extern enum sp_mode_pref sp_mode_pref;
 
+/* registry.c */
+
 /* The registry lock, for modules that attach on the runtime's behalf. */
 void sp_probe_lock(void);
 void sp_probe_unlock(void);
 bool sp_probe_trylock(void);   /* true: taken (async-signal context: never waits) */
+
+/* attach.c */
 
 /* Attach ITEM in OBJ (registry lock held).  Count attached, or -errno with
  * the error recorded; -ESTALE, nothing recorded, when ITEM names an object
@@ -33,6 +46,8 @@ long sp_probe_attach_object(const struct sp_spec_item *item, const struct sp_obj
 int sp_probe_attach_internal(const char *name, uintptr_t addr, bool main_only, selfprobe_handler_fn fn,
 			     struct selfprobe_link *link);
 
+/* takesite.c */
+
 /* The site at ADDR, a function's entry, made one whose jmp leads to ENTRY
  * (code near it) rather than to a trampoline, and flagged taken: no probe
  * may join it (sigtake.h).  Not armed.  Registry lock held.  Where the jmp
@@ -40,6 +55,8 @@ int sp_probe_attach_internal(const char *name, uintptr_t addr, bool main_only, s
  * reason in ERR. */
 struct sp_site;
 struct sp_site *sp_probe_take_site(uintptr_t addr, uintptr_t entry, bool int3_ok, char *err, size_t errlen);
+
+/* probevec.c */
 
 /* Free the probe vectors replaced since MARK (sp_probe_retired_mark, taken
  * with the lock held since), after a quiescence, the registry lock held:
@@ -49,44 +66,51 @@ struct sp_site *sp_probe_take_site(uintptr_t addr, uintptr_t entry, bool int3_ok
 size_t sp_probe_retired_mark(void);
 void sp_probe_reclaim_locked(size_t mark);
 
+/* detach.c */
+
 /* Detach the probes of objects no longer in OBJS (registry lock held). */
 void sp_probe_objects_gone(const struct sp_object *objs, size_t n);
 
 /* Detach every probe of LINK (its pending items: resolve.h).  0 or -errno. */
 int sp_probe_detach_link(struct selfprobe_link *link);
 
-/* Record an error (log + report). */
-void sp_probe_error(const char *spec, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* registry.c */
 
-/* Walk the registry (for the report).  The lists only grow; safe to walk
- * while others attach. */
+/* Walk the registry (for the report).  The list only grows; safe to walk
+ * while others attach (the errors: errors.h). */
 struct sp_probe *sp_probe_first(void);
-struct sp_error *sp_error_first(void);
 /* Record in the errors what another tool did to our sites (coexist.h),
  * before a report is written. */
 void sp_probe_coexist_report(void);
-/* Copy the errors so far into the launcher's file (once it is attached). */
-void sp_probe_publish_errors(void);
 /* The probe's counters (enum sp_counter), live or frozen at detach. */
 void sp_probe_counts(const struct sp_probe *p, uint64_t *out);
 
+/* setup.c */
 
 /* Run FN in a fork child, after the registry's own reset (the report's
  * owner, for one).  Up to a few; registered once, at set-up. */
 void sp_probe_on_fork_child(void (*fn)(void));
 
-/* Run FN, registry lock held, each time a return probe is attached: the
- * interposed unwinder's hook (unwind_hooks.c) registers itself here. */
-void sp_probe_on_return_probe(void (*fn)(void));
-
 /* Once, before the first attach: the error sink, the handlers registered
  * with the layers below, the fork handlers. */
 void sp_probe_setup(void);
+
+/* attach.c */
+
+/* Run FN, registry lock held, each time a return probe is attached: the
+ * interposed unwinder's hook (unwind_hooks.c) registers itself here. */
+void sp_probe_on_return_probe(void (*fn)(void));
 /* Why ITEM cannot be attached in this process at all, or NULL. */
 const char *sp_probe_unsupported(const struct sp_spec_item *item);
+
+/* detach.c */
+
 /* Every armed site restored, its probes' counts kept; WHY goes to the
  * report's errors (the process asked to be traced: tracer.h). */
 void sp_probe_disarm_all(const char *why);
+
+/* probevec.c */
+
 /* Free the probe vectors replaced so far, after a quiescence (registry
  * lock not held). */
 void sp_probe_reclaim(void);

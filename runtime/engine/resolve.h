@@ -9,8 +9,7 @@
 
 /* Attach every site ITEM names.  Handler FN (NULL: the item's action).
  * On success returns the number of probes made and, when LINK is non-NULL,
- * ties them to it.  On failure: -errno, the error recorded (report + log)
- * unless QUIET. */
+ * ties them to it.  On failure: -errno, the error recorded (report + log). */
 long sp_probe_attach_item(const struct sp_spec_item *item, selfprobe_handler_fn fn,
 			  void *data, struct selfprobe_link *link);
 

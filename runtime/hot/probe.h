@@ -75,7 +75,7 @@ struct sp_probe {
 	uint64_t final[SP_N_COUNTERS];
 	struct sp_lat *final_lat;        /* latency probes only, else NULL */
 	struct sp_probe *next;           /* registry list, in attach order */
-	struct sp_probe *next_dormant;   /* the dormant list (probe.c) */
+	struct sp_probe *next_dormant;   /* the dormant list (engine/registry.c) */
 	struct selfprobe_link *link;     /* the link this probe belongs to, if any */
 };
 

@@ -19,6 +19,25 @@
 /* The code is written with x86emit's named emitters; the bytes each
  * produces are in the comment beside it, AT&T syntax. */
 
+/* The stack the trampoline leaves below the interrupted rsp before it
+ * writes anything: the SysV red zone. */
+#define RED_ZONE 128
+/* The flags popfq must restore itself: sahf and the adc for OF (below)
+ * cannot set TF (bit 8), DF (bit 10) or AC (bit 18). */
+#define EFLAGS_TF 0x100
+#define EFLAGS_DF 0x400
+#define EFLAGS_AC 0x40000
+#define EFLAGS_OF_BIT 11
+/* The lean path's frame, from %rbp up: the saved rbp, the lean registers,
+ * rax, the flags, the red zone; the interrupted rsp is above it. */
+#define LEAN_FRAME(n_regs) (8 * (1 + (n_regs) + 1 + 1) + RED_ZONE)
+/* The full path's frame, a struct selfprobe_regs: its fields from rip up
+ * are made room for before the registers are pushed under them. */
+#define REGS_SIZE ((int32_t)sizeof(struct selfprobe_regs))
+#define REGS_RIP ((int32_t)offsetof(struct selfprobe_regs, rip))
+#define REGS_EFLAGS ((int32_t)offsetof(struct selfprobe_regs, eflags))
+#define REGS_RSP ((int32_t)offsetof(struct selfprobe_regs, rsp))
+
 /* pop r15, r14, r13, r12, rbp, rbx, r11, r10, r9, r8, rax, rcx, rdx, rsi, rdi */
 static void pop_all(struct x86e *e)
 {
@@ -71,12 +90,12 @@ static void emit_fast(struct x86e *e, const struct sp_site *site, struct fast_fi
 	/* a probe's native code (bt_jit.h: position-independent, it falls
 	 * through at its end), outside the critical section: it adds to the
 	 * thread's own words with single instructions.  The count above runs
-	 * only while that probe is the site's only one (registry.c) */
+	 * only while that probe is the site's only one (probevec.c) */
 	if (site->inline_code)
 		x86_bytes(e, site->inline_code, site->inline_len);
 	x86_pop(e, X86_RDX);                                           /* pop %rdx */
 	x86_pop(e, X86_RCX);                                           /* pop %rcx */
-	x86_lea(e, X86_RSP, x86_mem32(X86_RSP, 0x80));                 /* lea 0x80(%rsp),%rsp */
+	x86_lea(e, X86_RSP, x86_mem32(X86_RSP, RED_ZONE));             /* lea 0x80(%rsp),%rsp */
 	/* the relocated window follows */
 }
 
@@ -151,11 +170,11 @@ static void emit_call(struct x86e *e, const struct sp_site *site, uintptr_t fn)
  * Clobbers eax.  Jumps to the returned rel8 (to fill) for popfq. */
 static size_t emit_flags_from(struct x86e *e, struct x86m m)
 {
-	x86_test_m32_imm32(e, m, 0x40500);                             /* testl $0x40500,m */
+	x86_test_m32_imm32(e, m, EFLAGS_TF | EFLAGS_DF | EFLAGS_AC);    /* testl $0x40500,m */
 	size_t jpopf = x86_jcc_rel8(e, X86_CC_NE);                     /* jnz popf */
 	x86_movzx_r32_m8(e, X86_RAX, m);                               /* movzbl m,%eax */
 	x86_shl_r32_imm8(e, X86_RAX, 8);                               /* shl $8,%eax: ah = flags */
-	x86_bt_m32_imm8(e, m, 11);                                     /* btl $11,m: CF = OF */
+	x86_bt_m32_imm8(e, m, EFLAGS_OF_BIT);                          /* btl $11,m: CF = OF */
 	x86_adc_al_imm8(e, 0x7f);                                      /* adc $0x7f,%al: OF = CF */
 	x86_sahf(e);                                                   /* sahf */
 	return jpopf;
@@ -181,7 +200,8 @@ static void emit_c_path(struct x86e *e, const struct sp_site *site, struct c_fix
 	x86_alu_r64_imm32(e, X86_AND, X86_RSP, -16);                   /* and $-16,%rsp */
 	x86_cld(e);                                                    /* cld */
 	x86_mov_r64_r64(e, X86_RDI, X86_RAX);                          /* mov %rax,%rdi */
-	x86_lea(e, X86_RSI, x86_mem(X86_RBP, 216));                    /* lea 216(%rbp),%rsi: the site's rsp */
+	x86_lea(e, X86_RSI, x86_mem(X86_RBP, LEAN_FRAME(sizeof(lean_regs))));
+	                                                               /* lea 216(%rbp),%rsi: the site's rsp */
 	emit_call(e, site, (uintptr_t)sp_tramp_count);                 /* call count */
 	x86_mov_r64_r64(e, X86_RSP, X86_RBP);                          /* mov %rbp,%rsp */
 	x86_pop(e, X86_RBP);                                           /* pop %rbp */
@@ -190,29 +210,29 @@ static void emit_c_path(struct x86e *e, const struct sp_site *site, struct c_fix
 	/* flags from the slot at 8(%rsp) */
 	f->jpopf_at = emit_flags_from(e, x86_mem(X86_RSP, 8));        /* jnz lean_popf */
 	x86_pop(e, X86_RAX);                                           /* pop %rax */
-	x86_lea(e, X86_RSP, x86_mem32(X86_RSP, 0x88));                 /* lea 0x88(%rsp),%rsp */
+	x86_lea(e, X86_RSP, x86_mem32(X86_RSP, 8 + RED_ZONE));         /* lea 0x88(%rsp),%rsp: flags, red zone */
 	f->jreloc1_at = x86_jmp_rel32(e);                              /* jmp reloc */
 	f->lean_popf = x86_here(e);
 	x86_pop(e, X86_RAX);                                           /* pop %rax */
 	x86_popfq(e);                                                  /* popfq */
-	x86_lea(e, X86_RSP, x86_mem32(X86_RSP, 0x80));                 /* lea 0x80(%rsp),%rsp */
+	x86_lea(e, X86_RSP, x86_mem32(X86_RSP, RED_ZONE));             /* lea 0x80(%rsp),%rsp */
 	f->jreloc2_at = x86_jmp_rel32(e);                              /* jmp reloc */
 	/* full */
 	f->full_at = x86_here(e);
 	x86_pop(e, X86_RAX);                                           /* pop %rax */
 	x86_popfq(e);                                                  /* popfq */
-	x86_lea(e, X86_RSP, x86_mem(X86_RSP, -0x18));                  /* lea -0x18(%rsp),%rsp */
+	x86_lea(e, X86_RSP, x86_mem(X86_RSP, REGS_RIP - REGS_SIZE));   /* lea -0x18(%rsp),%rsp: rip, eflags, rsp */
 	static const int8_t full_regs[] = { X86_RDI, X86_RSI, X86_RDX, X86_RCX, X86_RAX, X86_R8, X86_R9, X86_R10,
 					    X86_R11, X86_RBX, X86_RBP, X86_R12, X86_R13, X86_R14, X86_R15 };
 	for (size_t i = 0; i < sizeof(full_regs); i++)
 		x86_push(e, full_regs[i]);                             /* push rdi … r15 */
 	x86_pushfq(e);                                                 /* pushfq */
 	x86_pop(e, X86_RAX);                                           /* pop %rax */
-	x86_mov_m64_r64(e, x86_mem(X86_RSP, 0x80), X86_RAX);           /* mov %rax,0x80(%rsp) */
-	x86_lea(e, X86_RAX, x86_mem(X86_RSP, 0x110));                  /* lea 0x110(%rsp),%rax */
-	x86_mov_m64_r64(e, x86_mem(X86_RSP, 0x88), X86_RAX);           /* mov %rax,0x88(%rsp) */
+	x86_mov_m64_r64(e, x86_mem(X86_RSP, REGS_EFLAGS), X86_RAX);    /* mov %rax,0x80(%rsp) */
+	x86_lea(e, X86_RAX, x86_mem(X86_RSP, REGS_SIZE + RED_ZONE));   /* lea 0x110(%rsp),%rax */
+	x86_mov_m64_r64(e, x86_mem(X86_RSP, REGS_RSP), X86_RAX);       /* mov %rax,0x88(%rsp) */
 	x86_mov_r64_imm64(e, X86_RAX, site->addr);                     /* movabs $site,%rax */
-	x86_mov_m64_r64(e, x86_mem(X86_RSP, 0x78), X86_RAX);           /* mov %rax,0x78(%rsp) */
+	x86_mov_m64_r64(e, x86_mem(X86_RSP, REGS_RIP), X86_RAX);       /* mov %rax,0x78(%rsp) */
 	x86_cld(e);                                                    /* cld */
 	x86_mov_r64_r64(e, X86_RBX, X86_RSP);                          /* mov %rsp,%rbx */
 	x86_alu_r64_imm32(e, X86_AND, X86_RSP, -16);                   /* and $-16,%rsp */
@@ -223,10 +243,10 @@ static void emit_c_path(struct x86e *e, const struct sp_site *site, struct c_fix
 	x86_test_r32_r32(e, X86_RAX, X86_RAX);                         /* test %eax,%eax */
 	f->jnz_at = x86_jcc_rel32(e, X86_CC_NE);                       /* jnz slow */
 	/* flags as the handlers left them */
-	size_t jfpopf_at = emit_flags_from(e, x86_mem(X86_RSP, 0x80)); /* jnz full_popf */
+	size_t jfpopf_at = emit_flags_from(e, x86_mem(X86_RSP, REGS_EFLAGS)); /* jnz full_popf */
 	size_t jfdone_at = x86_jmp_rel8(e);                            /* jmp flags_done */
 	size_t full_popf = x86_here(e);
-	x86_push_m64(e, x86_mem(X86_RSP, 0x80));                       /* push 0x80(%rsp) */
+	x86_push_m64(e, x86_mem(X86_RSP, REGS_EFLAGS));                /* push 0x80(%rsp) */
 	x86_popfq(e);                                                  /* popfq */
 	size_t flags_done = x86_here(e);
 	if (e->overflow)
@@ -234,7 +254,8 @@ static void emit_c_path(struct x86e *e, const struct sp_site *site, struct c_fix
 	x86_patch_rel8(e, jfpopf_at, full_popf);
 	x86_patch_rel8(e, jfdone_at, flags_done);
 	pop_all(e);
-	x86_lea(e, X86_RSP, x86_mem32(X86_RSP, 0x98));                 /* lea 0x98(%rsp),%rsp */
+	x86_lea(e, X86_RSP, x86_mem32(X86_RSP, REGS_SIZE - REGS_RIP + RED_ZONE));
+	                                                               /* lea 0x98(%rsp),%rsp: rip…rsp, red zone */
 }
 
 static void fix_c_path(struct x86e *e, const struct c_fix *f, size_t reloc_at, size_t slow_at)
@@ -267,7 +288,7 @@ static long emit_at(struct sp_site *site, const struct sp_window *w, uintptr_t b
 	/* Layout, with the inline count: lea, the count, the relocated window
 	 * (the hot path runs straight through), the C path, which jumps back
 	 * to the window.  Without: lea, the C path falling into the window. */
-	x86_lea(&e, X86_RSP, x86_mem32(X86_RSP, -0x80));               /* lea -0x80(%rsp),%rsp */
+	x86_lea(&e, X86_RSP, x86_mem32(X86_RSP, -RED_ZONE));           /* lea -0x80(%rsp),%rsp */
 	if (fast)
 		emit_fast(&e, site, &fx);
 	else
@@ -326,6 +347,7 @@ int sp_tramp_build(struct sp_site *site, const struct sp_window *w, struct sp_tr
 	 * never depends on it.  A hop's entry is reached through its pad. */
 	struct sp_coexist_fit cxf = { .site = site->addr, .len = site->insn.len };
 	uintptr_t base = site->tramp_slot;
+	bool fresh = false;   /* BASE allocated here: given back if the build fails */
 	/* the memory this site had before its object was unloaded, when the
 	 * new trampoline fits there, its jumps reach and it is placed as
 	 * above (a reload a whole number of pages away keeps that) */
@@ -353,6 +375,7 @@ int sp_tramp_build(struct sp_site *site, const struct sp_window *w, struct sp_tr
 		sp_codemem_trim(base, TRAMP_MAX(site), (size_t)len);
 		site->tramp_slot = base;
 		site->tramp_slot_size = (size_t)len;
+		fresh = true;
 	}
 	/* nothing leads here before the site is armed: stored now in an open
 	 * chunk (sealed by the batch, codemem.h), else written with the
@@ -362,6 +385,13 @@ int sp_tramp_build(struct sp_site *site, const struct sp_window *w, struct sp_tr
 		return 0;
 	int rc = sp_patch_write_later(base, code, (size_t)len, &site->tramp_unwritten);
 	if (rc) {
+		/* nothing leads there: a slot of the site's previous load
+		 * stays the site's, a fresh one is given back */
+		if (fresh) {
+			sp_codemem_trim(base, site->tramp_slot_size, 0);
+			site->tramp_slot = 0;
+			site->tramp_slot_size = 0;
+		}
 		*reason = "cannot write the trampoline";
 		return rc;
 	}

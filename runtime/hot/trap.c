@@ -1,5 +1,8 @@
-/* trap — see trap.h.  The signal path calls no libc function: everything it
- * touches is preallocated, and errno is never read or written. */
+/* trap — see trap.h.  The signal path calls one libc function, and only
+ * when it gives a signal that is not ours its default action: sigaction
+ * (real_sigaction: libc's, or the raw call once sigtake leads libc's here).
+ * Its system calls are raw (rawsys.h: no errno, no PLT, nothing a probe
+ * sits on); everything it touches is preallocated. */
 #include "trap.h"
 #include "coexist.h"
 #include "dispatch.h"
@@ -198,10 +201,16 @@ static void regs_to(greg_t *g, const struct selfprobe_regs *r)
 static uint64_t seg_base(int code)
 {
 	unsigned long v = 0;
-	long rc;
-	__asm__ volatile("syscall" : "=a"(rc) : "0"((long)SYS_arch_prctl), "D"((long)code), "S"(&v)
-			 : "rcx", "r11", "memory");
+	long rc = sp_syscall6(SYS_arch_prctl, code, (long)&v, 0, 0, 0, 0);
 	return rc == 0 ? v : 0;
+}
+
+/* Send SIG to this thread again (raw, as above): a signal sent with kill,
+ * once its default disposition is back. */
+static void resend(int sig)
+{
+	sp_syscall6(SYS_tgkill, sp_syscall6(SYS_getpid, 0, 0, 0, 0, 0, 0), sp_syscall6(SYS_gettid, 0, 0, 0, 0, 0, 0),
+		    sig, 0, 0, 0);
 }
 
 /* Not ours: behave as if our handler were not there. */
@@ -238,7 +247,7 @@ static void chain(int which, int sig, siginfo_t *si, void *uc)
 		ucontext_t *u = uc;
 		u->uc_mcontext.gregs[REG_RIP] -= 1;   /* back onto the int3 */
 	} else {
-		syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), sig);
+		resend(sig);
 	}
 }
 
@@ -252,12 +261,7 @@ static void on_stopsig(int sig, siginfo_t *si, void *ucv)
 static void unblock_stop_signal(void)
 {
 	uint64_t set = (uint64_t)1 << (own_sig[OWN_STOP] - 1);
-	register long r10 __asm__("r10") = sizeof(set);
-	long rc;
-	__asm__ volatile("syscall" : "=a"(rc)
-			 : "0"((long)SYS_rt_sigprocmask), "D"((long)SIG_UNBLOCK), "S"(&set), "d"(0L), "r"(r10)
-			 : "rcx", "r11", "memory");
-	(void)rc;
+	sp_syscall6(SYS_rt_sigprocmask, SIG_UNBLOCK, (long)&set, 0, sizeof(set), 0, 0);
 }
 
 /* A fault: an instruction fetch from a page the patcher has made
@@ -292,7 +296,7 @@ static void on_fault(int sig, siginfo_t *si, void *ucv)
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
 	real_sigaction(sig, &dfl, NULL);
 	if (si->si_code <= 0)   /* sent with kill, not a fault: send it again */
-		syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), sig);
+		resend(sig);
 }
 
 static void on_sigtrap(int sig, siginfo_t *si, void *ucv)

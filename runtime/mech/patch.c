@@ -296,11 +296,20 @@ static int write_fallback(uintptr_t addr, const void *bytes, size_t len)
 	return rc;
 }
 
+static bool (*fail_for_test)(uintptr_t addr, const void *bytes, size_t len);
+
+void sp_patch_fail_for_test(bool (*fail)(uintptr_t addr, const void *bytes, size_t len))
+{
+	fail_for_test = fail;
+}
+
 int sp_patch_write(uintptr_t addr, const void *bytes, size_t len)
 {
 	int rc = 0;
 	if (len == 0)
 		return 0;
+	if (fail_for_test && fail_for_test(addr, bytes, len))
+		return -EIO;
 	lock_patch();
 	epoch++;
 	int fd = open_mem();
@@ -389,7 +398,8 @@ void sp_patch_write_many(const struct sp_patch_piece *p, size_t n, int *rcs)
 		max = SPAN_MAX;
 	}
 	for (size_t i = 0; i < n;) {
-		size_t k = p[i].len ? span_end(p, n, i, max) : i + 1;
+		/* a test's refusal (sp_patch_fail_for_test) is per piece */
+		size_t k = p[i].len && !fail_for_test ? span_end(p, n, i, max) : i + 1;
 		if (k - i > 1 && write_span(p, i, k, buf) == 0) {
 			/* volatile: a loop of zero stores becomes a call to
 			 * libc's memset, a site of this very batch (a trap) */

@@ -106,6 +106,11 @@ const char *sp_patch_refusal(void);
  * handler.  Unregistered, the fallback is refused. */
 void sp_patch_set_fault_handler(int (*install)(void));
 
+/* For the tests: every write for which FAIL returns true fails with -EIO
+ * and writes nothing, as one the kernel refused would (arming steps that
+ * fail half-way, arm.h).  NULL: none fails. */
+void sp_patch_fail_for_test(bool (*fail)(uintptr_t addr, const void *bytes, size_t len));
+
 /* Serialize every core running a thread of this process. */
 void sp_patch_sync(void);
 

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "fastcount.h"
+#include "patch.h"
 #include "selfprobe.h"
 #include "unit.h"
 
@@ -770,6 +771,68 @@ Test(path, site_inside_a_jmp_window_demotes_it)
 	cr_assert_eq(selfprobe_detach(l), 0);
 	CALL_N(jt_ovl(a), a + 7);
 	expect_int3("jt_ovl", "another probe site lies inside its jmp window", 3 * N);
+}
+
+/* Arming's step 4 (the jmp opcode) refused after step 3 wrote the
+ * displacement: the site is an int3 followed by our rel32.  Taking it
+ * away, by detach or by a demote, must put bytes 1-4 back too, not only
+ * byte 0 (issue 15 item 6).  The refusal is injected into patch. */
+static uintptr_t refused_at;
+
+static bool refuse_jmp_opcode(uintptr_t addr, const void *bytes, size_t len)
+{
+	return addr == refused_at && len == 1 && *(const uint8_t *)bytes == 0xe9;
+}
+
+static struct selfprobe_link *attach_without_opcode(const char *probe, const void *fn,
+						    uint8_t *before, size_t n)
+{
+	memcpy(before, fn, n);
+	refused_at = (uintptr_t)fn;
+	sp_patch_fail_for_test(refuse_jmp_opcode);
+	struct selfprobe_link *l = attach(probe, NULL);
+	sp_patch_fail_for_test(NULL);
+	const uint8_t *p = fn;
+	cr_assert_eq(p[0], 0xcc, "the site holds %02x, not the int3 of step 1", p[0]);
+	cr_assert_neq(memcmp(p + 1, before + 1, 4), 0, "step 3 did not write the displacement");
+	return l;
+}
+
+Test(path, a_jmp_whose_opcode_was_refused_detaches_all_its_bytes)
+{
+	uint8_t before[5];
+	struct selfprobe_link *l = attach_without_opcode("uprobe:jt_safe", (const void *)jt_safe, before, 5);
+	CALL_N(jt_safe(a), a + 1);
+	cr_expect_eq(entry_of("jt_safe").hits, N);
+	cr_assert_eq(selfprobe_detach(l), 0);
+	cr_assert_eq(memcmp(before, (const void *)jt_safe, 5), 0, "detach left bytes 1-4 changed");
+	CALL_N(jt_safe(a), a + 1);
+}
+
+static bool refuse_int3(uintptr_t addr, const void *bytes, size_t len)
+{
+	return addr == refused_at && len == 1 && *(const uint8_t *)bytes == 0xcc;
+}
+
+Test(path, a_jmp_whose_opcode_was_refused_demotes_with_all_its_bytes)
+{
+	uint8_t before[6];
+	struct selfprobe_link *l = attach_without_opcode("uprobe:jt_ovl", (const void *)jt_ovl, before, 6);
+	/* +1 is inside jt_ovl's window: jt_ovl goes back to a plain int3.
+	 * The new site's own int3 is refused, so that what is seen after
+	 * is what the demote left (the new site's detach would write the
+	 * file's bytes over it) */
+	refused_at = (uintptr_t)jt_ovl + 1;
+	sp_patch_fail_for_test(refuse_int3);
+	struct selfprobe_link *in = selfprobe_attach("uprobe:jt_ovl+1", NULL, NULL);
+	sp_patch_fail_for_test(NULL);
+	cr_assert_null(in, "the refused int3 at jt_ovl+1 attached");
+	cr_assert_eq(memcmp(before + 1, (const uint8_t *)jt_ovl + 1, 4), 0, "the demote left bytes 1-4 changed");
+	CALL_N(jt_ovl(a), a + 7);
+	expect_int3("jt_ovl", "another probe site lies inside its jmp window", N);
+	cr_assert_eq(selfprobe_detach(l), 0);
+	cr_assert_eq(memcmp(before, (const void *)jt_ovl, 6), 0);
+	CALL_N(jt_ovl(a), a + 7);
 }
 
 Test(path, site_whose_window_holds_a_probe_stays_int3)

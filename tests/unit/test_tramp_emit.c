@@ -14,6 +14,7 @@
 #include "fastcount.h"
 #include "golang_args.h"
 #include "insn.h"
+#include "patch.h"
 #include "probe.h"
 #include "site.h"
 #include "tramp.h"
@@ -88,4 +89,53 @@ Test(tramp_emit, byte_identical_to_the_hex_emitter)
 					same(&site, &w, 0x402000 + skew + 3, what);
 				}
 	sp_fastcount = saved;
+}
+
+/* ---- a trampoline that cannot be built gives its code memory back ---- */
+
+static bool refuse_every_write(uintptr_t addr, const void *bytes, size_t len)
+{
+	(void)addr, (void)bytes, (void)len;
+	return true;
+}
+
+/* sp_tramp_build for W fails (its write refused when REFUSE_WRITE) and the
+ * next slot near the site is where the failed trampoline's was. */
+static void build_fails_and_gives_back(const struct sp_window *w, bool refuse_write, const char *what)
+{
+	static struct sp_site site;
+	memset(&site, 0, sizeof(site));
+	site.addr = (uintptr_t)&build_fails_and_gives_back;
+	uintptr_t next = sp_codemem_alloc(site.addr, 16);
+	cr_assert_neq(next, 0);
+	sp_codemem_trim(next, 16, 0);
+	struct sp_tramp t;
+	memset(&t, 0, sizeof(t));
+	const char *why = NULL;
+	if (refuse_write)
+		sp_patch_fail_for_test(refuse_every_write);
+	int rc = sp_tramp_build(&site, w, &t, &why);
+	sp_patch_fail_for_test(NULL);
+	cr_assert_lt(rc, 0, "%s: the trampoline was built", what);
+	cr_assert_not_null(why, "%s: no reason", what);
+	cr_assert_eq(site.tramp_slot, 0, "%s: the site keeps slot %#lx", what, (unsigned long)site.tramp_slot);
+	uintptr_t again = sp_codemem_alloc(site.addr, 16);
+	cr_assert_eq(again, next, "%s: the next slot is at %#lx, not at the failed trampoline's %#lx", what,
+		     (unsigned long)again, (unsigned long)next);
+	sp_codemem_trim(again, 16, 0);
+}
+
+Test(tramp_build, a_window_that_cannot_be_relocated_gives_the_slot_back)
+{
+	struct sp_window empty;
+	memset(&empty, 0, sizeof(empty));   /* reloc refuses an empty window */
+	build_fails_and_gives_back(&empty, false, "empty window");
+}
+
+Test(tramp_build, a_trampoline_whose_write_fails_gives_the_slot_back)
+{
+	static const uint8_t prologue[] = { 0x55, 0x48, 0x89, 0xe5, 0x48, 0x83, 0xec, 0x10 };
+	struct sp_window w;
+	window_of(&w, (uintptr_t)&build_fails_and_gives_back, prologue, sizeof(prologue));
+	build_fails_and_gives_back(&w, true, "write refused");
 }
