@@ -41,7 +41,9 @@ def cli(*args, timeout=120, user=None):
 
 class Live:
     """A program driven line by line: cmd() sends one and reads up to its
-    'done' line."""
+    'done' line; send() does not wait, line() reads one line."""
+
+    QUIT = b"quit\n"
 
     def __init__(self, argv, env=None):
         self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -49,19 +51,27 @@ class Live:
         self.pid = self.p.pid
         self.out = []
 
-    def cmd(self, line):
-        self.p.stdin.write((line + "\n").encode())
+    def send(self, text):
+        self.p.stdin.write(text.encode())
         self.p.stdin.flush()
+
+    def line(self):
+        """One line of output ('' at its end), kept in the output."""
+        got = self.p.stdout.readline().decode()
+        self.out.append(got)
+        return got
+
+    def cmd(self, line):
+        self.send(line + "\n")
         while True:
-            got = self.p.stdout.readline().decode()
+            got = self.line()
             if not got:
                 raise RuntimeError("the program ended (after %r)" % line)
-            self.out.append(got)
             if got.startswith("done"):
                 return got
 
     def quit(self):
-        out, err = self.p.communicate(b"quit\n", timeout=120)
+        out, err = self.p.communicate(self.QUIT, timeout=120)
         self.out.append(out.decode())
         return "".join(self.out), self.p.returncode, err.decode(errors="replace")
 
@@ -202,13 +212,11 @@ BUSY_CALLS = 200000000
 def busy(threads):
     lv = Live([LIVE, threads])
     lv.cmd("call 1")
-    lv.p.stdin.write(b"call %d\n" % BUSY_CALLS)
-    lv.p.stdin.flush()
+    lv.send("call %d\n" % BUSY_CALLS)
     time.sleep(0.05)
     a = cli("attach", lv.pid, "-e", "uprobe:live_work", "--no-wait")
     t.check(a.returncode == 0, "busy: attach while the main thread computes", a.stderr)
-    got = lv.p.stdout.readline().decode()
-    lv.out.append(got)
+    got = lv.line()
     rep = os.path.join(t.work_dir(), "busy.json")
     d = cli("detach", lv.pid, "-o", rep)
     t.check(d.returncode == 0, "busy: detach", d.stderr)
@@ -228,8 +236,7 @@ def case_churn():
     spec = "uprobe:live_work;uprobe:%s:dl_func" % DL_LIB
     lv = Live(argv)
     lv.cmd("call 1")
-    lv.p.stdin.write(b"churn 400\n")
-    lv.p.stdin.flush()
+    lv.send("churn 400\n")
     raced = 0
     for i in range(3):
         a = cli("attach", lv.pid, "-e", spec, "--no-wait")
@@ -247,8 +254,7 @@ def case_churn():
         d = cli("detach", lv.pid, "-o", os.path.join(t.work_dir(), "churn%d.json" % i))
         t.check(d.returncode == 0, "churn: detach %d" % i, d.stderr)
     t.info("churn: %d of 3 attaches found the library not loaded (pending for its next load)" % raced)
-    got = lv.p.stdout.readline().decode()
-    lv.out.append(got)
+    got = lv.line()
     t.check(got == "done 401 0\n", "churn: every call made, every child exited 0", got)
     if lv.p.poll() is not None:
         t.check(False, "churn: the program ended with status %d" % lv.p.returncode, lv.p.stderr.read())
@@ -268,17 +274,11 @@ def case_sqlite():
     script = ["create table t(x integer);"] + ["insert into t values(%d);" % i for i in range(300)]
 
     class Sql(Live):
-        def cmd(self, line):   # sqlite3 reads statements; a select ends each batch
-            self.p.stdin.write((line + "\nselect 'done', count(*) from t;\n").encode())
-            self.p.stdin.flush()
-            got = self.p.stdout.readline().decode()
-            self.out.append(got)
-            return got
+        QUIT = b".quit\n"
 
-        def quit(self):
-            out, err = self.p.communicate(b".quit\n", timeout=120)
-            self.out.append(out.decode())
-            return "".join(self.out), self.p.returncode, err.decode(errors="replace")
+        def cmd(self, line):   # sqlite3 reads statements; a select ends each batch
+            self.send(line + "\nselect 'done', count(*) from t;\n")
+            return self.line()
 
     def drive(attach):
         s = Sql(argv)
@@ -628,9 +628,8 @@ def case_killed():
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=t.base_env())
     first = a.stderr.readline().decode()
     t.check("attached to %d: 2 probes" % lv.pid in first, "killed: attached", first)
-    lv.p.stdin.write(b"spinkill 1500\n")
-    lv.p.stdin.flush()
-    line = lv.p.stdout.readline().decode()
+    lv.send("spinkill 1500\n")
+    line = lv.line()
     m = re.match(r"killed (\d+)", line)
     t.check(m is not None, "killed: the program said how many calls it made", line)
     lv.p.wait(timeout=60)
