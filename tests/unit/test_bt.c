@@ -291,6 +291,25 @@ Test(bt, json_output_is_bpftrace_017s)
 	bt_program_release(p);
 }
 
+/* lhist in -f json: its open ends carry one bound, the buckets between
+ * the first and the last non-empty ones are all listed. */
+Test(bt, json_lhist_has_its_open_ends)
+{
+	struct bt_program *p = compile("uprobe:libc:malloc { @l = lhist(arg0, 0, 30, 10); }");
+	uint64_t *v = bt_map_lookup(p->maps, "", true);
+	v[bt_lhist_bucket(-5, 0, 30, 10)] += 1;
+	v[bt_lhist_bucket(15, 0, 30, 10)] += 2;
+	v[bt_lhist_bucket(99, 0, 30, 10)] += 4;
+	struct bt_buf b = { 0 };
+	bt_print_all_json(&b, p);
+	cr_expect_str_eq(b.p, "\n\n"
+		"{\"type\": \"hist\", \"data\": {\"@l\": [{\"max\": -1, \"count\": 1}, "
+		"{\"min\": 0, \"max\": 9, \"count\": 0}, {\"min\": 10, \"max\": 19, \"count\": 2}, "
+		"{\"min\": 20, \"max\": 29, \"count\": 0}, {\"min\": 30, \"count\": 4}]}}\n");
+	free(b.p);
+	bt_program_release(p);
+}
+
 Test(bt, a_stack_prints_as_bpftrace_prints_user_stacks)
 {
 	struct bt_program *p = compile("uprobe:libc:malloc { @[ustack(2)] = count(); @v[1] = ustack(2); }");
