@@ -521,11 +521,18 @@ void bt_print_map(struct bt_buf *b, struct bt_map *m)
 	bt_map_view_free(m, view);
 }
 
-void bt_print_all(struct bt_buf *b, struct bt_program *p)
+/* What bpftrace prints of P's maps at its end: two newlines, then each
+ * map as PRINT writes it. */
+static void print_all(struct bt_buf *b, struct bt_program *p, void (*print)(struct bt_buf *b, struct bt_map *m))
 {
 	bt_buf_puts(b, "\n\n");
 	for (struct bt_map *m = p->maps; m; m = m->next)
-		bt_print_map(b, m);
+		print(b, m);
+}
+
+void bt_print_all(struct bt_buf *b, struct bt_program *p)
+{
+	print_all(b, p, bt_print_map);
 }
 
 /* ---------------------------------------------------------------- JSON
@@ -672,7 +679,5 @@ void bt_print_map_json(struct bt_buf *b, struct bt_map *m)
 
 void bt_print_all_json(struct bt_buf *b, struct bt_program *p)
 {
-	bt_buf_puts(b, "\n\n");
-	for (struct bt_map *m = p->maps; m; m = m->next)
-		bt_print_map_json(b, m);
+	print_all(b, p, bt_print_map_json);
 }
