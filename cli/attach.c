@@ -9,6 +9,7 @@
 #include "optval.h"
 #include "run.h"
 #include "specargs.h"
+#include "tsvrow.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -503,33 +504,17 @@ static size_t parse_top(char *tsv, struct top_row *rows, size_t max, char *head,
 		nl = strchr(line, '\n');
 		if (nl)
 			*nl = 0;
-		char *f[12];
-		int k = 0;
-		for (char *s = line; k < 12; k++) {
-			f[k] = s;
-			char *t = strchr(s, '\t');
-			if (!t) {
-				k++;
-				break;
-			}
-			*t = 0;
-			s = t + 1;
-		}
-		if (k == 12) {
+		struct sp_tsv_row t;
+		if (sp_tsv_row_parse(line, &t) == 0) {
 			struct top_row *r = &rows[n++];
 			memset(r, 0, sizeof(*r));
-			r->hits = strtoull(f[0], NULL, 10);
-			r->missed = strtoull(f[1], NULL, 10);
-			r->lost = strtoull(f[3], NULL, 10);
-			r->lat_count = strtoull(f[4], NULL, 10);
-			r->has_lat = strcmp(f[6], "-") != 0;
-			char *s = f[6];
-			for (int b = 0; r->has_lat && b < SP_LAT_BUCKETS && *s; b++) {
-				r->bucket[b] = strtoull(s, &s, 10);
-				if (*s == ',')
-					s++;
-			}
-			snprintf(r->label, sizeof(r->label), "%s", f[11]);
+			r->hits = t.hits;
+			r->missed = t.missed;
+			r->lost = t.lost;
+			r->lat_count = t.lat_count;
+			r->has_lat = strcmp(t.buckets, "-") != 0;
+			sp_tsv_row_buckets(&t, r->bucket, SP_LAT_BUCKETS);
+			snprintf(r->label, sizeof(r->label), "%s", t.label);
 		}
 		if (!nl)
 			break;

@@ -9,6 +9,7 @@
 #include "metrics.h"
 #include "latency.h"
 #include "optval.h"
+#include "tsvrow.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -39,48 +40,15 @@ static void label(FILE *f, const char *name, const char *v, const char *sep)
 }
 
 struct row {
-	unsigned long long hits, missed, returns, lost, lat_count, lat_sum;
-	char *buckets, *kind, *spec, *object, *symbol, *label;
+	struct sp_tsv_row t;
 	const char *pid, *comm;       /* of its process */
 };
 
-/* Split one tsv line in place. */
-static int parse_row(char *line, struct row *r)
-{
-	char *f[12];
-	int n = 0;
-	for (char *s = line; n < 12; n++) {
-		f[n] = s;
-		char *t = strchr(s, '\t');
-		if (!t) {
-			n++;
-			break;
-		}
-		*t = 0;
-		s = t + 1;
-	}
-	if (n != 12)
-		return -1;
-	r->hits = strtoull(f[0], NULL, 10);
-	r->missed = strtoull(f[1], NULL, 10);
-	r->returns = strtoull(f[2], NULL, 10);
-	r->lost = strtoull(f[3], NULL, 10);
-	r->lat_count = strtoull(f[4], NULL, 10);
-	r->lat_sum = strtoull(f[5], NULL, 10);
-	r->buckets = f[6];
-	r->kind = f[7];
-	r->spec = f[8];
-	r->object = f[9];
-	r->symbol = f[10];
-	r->label = f[11];
-	return 0;
-}
-
 static void labels(FILE *f, const struct row *r)
 {
-	label(f, "probe", r->spec, "");
-	label(f, "object", r->object, ",");
-	label(f, "symbol", r->symbol, ",");
+	label(f, "probe", r->t.spec, "");
+	label(f, "object", r->t.object, ",");
+	label(f, "symbol", r->t.symbol, ",");
 	label(f, "pid", r->pid, ",");
 	label(f, "comm", r->comm, ",");
 }
@@ -116,7 +84,7 @@ void sp_metrics_write(FILE *f, const char *tsv)
 					break;
 				rows = nrw;
 			}
-			if (parse_row(line, &rows[nr]) == 0) {
+			if (sp_tsv_row_parse(line, &rows[nr].t) == 0) {
 				rows[nr].pid = pid;
 				rows[nr].comm = comm;
 				nr++;
@@ -129,7 +97,8 @@ void sp_metrics_write(FILE *f, const char *tsv)
 	for (int k = 0; k < 3 && rows; k++) {
 		fprintf(f, "# TYPE %s counter\n# HELP %s %s.\n", fam[k][0], fam[k][0], fam[k][1]);
 		for (size_t i = 0; i < nr; i++) {
-			unsigned long long v = k == 0 ? rows[i].hits : k == 1 ? rows[i].missed : rows[i].lost;
+			const struct sp_tsv_row *t = &rows[i].t;
+			unsigned long long v = k == 0 ? t->hits : k == 1 ? t->missed : t->lost;
 			fprintf(f, "%s_total{", fam[k][0]);
 			labels(f, &rows[i]);
 			fprintf(f, "} %llu\n", v);
@@ -137,18 +106,17 @@ void sp_metrics_write(FILE *f, const char *tsv)
 	}
 	bool any_lat = false;
 	for (size_t i = 0; rows && i < nr; i++) {
-		if (!strcmp(rows[i].buckets, "-"))
+		const struct sp_tsv_row *t = &rows[i].t;
+		if (!strcmp(t->buckets, "-"))
 			continue;
 		if (!any_lat)
 			fputs("# TYPE selfprobe_latency_seconds histogram\n"
 			      "# HELP selfprobe_latency_seconds Time from entry to return of latency probes.\n", f);
 		any_lat = true;
-		unsigned long long cum = 0;
-		char *s = rows[i].buckets;
-		for (int b = 0; b < SP_LAT_BUCKETS && *s; b++) {
-			cum += strtoull(s, &s, 10);
-			if (*s == ',')
-				s++;
+		unsigned long long cum = 0, bucket[SP_LAT_BUCKETS];
+		int nb = sp_tsv_row_buckets(t, bucket, SP_LAT_BUCKETS);
+		for (int b = 0; b < nb; b++) {
+			cum += bucket[b];
 			/* bucket b's upper bound: 2^b ns (bucket 0: exactly 0) */
 			double le = b == 0 ? 0.0 : (double)(1ull << (b < 63 ? b : 63)) / 1e9;
 			fputs("selfprobe_latency_seconds_bucket{", f);
@@ -157,13 +125,13 @@ void sp_metrics_write(FILE *f, const char *tsv)
 		}
 		fputs("selfprobe_latency_seconds_bucket{", f);
 		labels(f, &rows[i]);
-		fprintf(f, ",le=\"+Inf\"} %llu\n", rows[i].lat_count);
+		fprintf(f, ",le=\"+Inf\"} %llu\n", t->lat_count);
 		fputs("selfprobe_latency_seconds_sum{", f);
 		labels(f, &rows[i]);
-		fprintf(f, "} %.9f\n", (double)rows[i].lat_sum / 1e9);
+		fprintf(f, "} %.9f\n", (double)t->lat_sum / 1e9);
 		fputs("selfprobe_latency_seconds_count{", f);
 		labels(f, &rows[i]);
-		fprintf(f, "} %llu\n", rows[i].lat_count);
+		fprintf(f, "} %llu\n", t->lat_count);
 	}
 	fputs("# EOF\n", f);
 	free(rows);

@@ -401,6 +401,23 @@ static void touched(struct gen *g, int32_t moff)
 	x86_mov_m8_imm8(&g->e, x86_mem(PARTS, g->pbase + moff), 1);
 }
 
+/* A histogram's count: in bucket FIRST + the index in REG, or, jumped to
+ * from JA, in bucket A, from JB, in bucket B (the ends that the bucket
+ * functions of bt_map.c treat apart). */
+static void count_bucket(struct gen *g, int32_t moff, int reg, int first, size_t ja, int a, size_t jb, int b)
+{
+	struct x86e *e = &g->e;
+	x86_inc_m64(e, x86_mem_idx(PARTS, reg, 8, g->pbase + moff + 8 + 8 * first));
+	size_t jd1 = x86_jmp_rel32(e);
+	x86_patch_rel32(e, ja, x86_here(e));
+	x86_inc_m64(e, part_word(g, a, moff));
+	size_t jd2 = x86_jmp_rel32(e);
+	x86_patch_rel32(e, jb, x86_here(e));
+	x86_inc_m64(e, part_word(g, b, moff));
+	x86_patch_rel32(e, jd1, x86_here(e));
+	x86_patch_rel32(e, jd2, x86_here(e));
+}
+
 static void hist(struct gen *g, int32_t moff)
 {
 	/* bt_hist_bucket: 0 below zero, 1 at zero, else 2 + floor(log2),
@@ -413,15 +430,7 @@ static void hist(struct gen *g, int32_t moff)
 	x86_mov_r32_imm32(e, TMP, 31);
 	x86_alu_r64_r64(e, X86_CMP, X86_RDX, TMP);
 	x86_cmovcc_r64_r64(e, X86_CC_A, X86_RDX, TMP);
-	x86_inc_m64(e, x86_mem_idx(PARTS, X86_RDX, 8, g->pbase + moff + 8 + 16));
-	size_t jd1 = x86_jmp_rel32(e);
-	x86_patch_rel32(e, jneg, x86_here(e));
-	x86_inc_m64(e, part_word(g, 0, moff));
-	size_t jd2 = x86_jmp_rel32(e);
-	x86_patch_rel32(e, jzero, x86_here(e));
-	x86_inc_m64(e, part_word(g, 1, moff));
-	x86_patch_rel32(e, jd1, x86_here(e));
-	x86_patch_rel32(e, jd2, x86_here(e));
+	count_bucket(g, moff, X86_RDX, 2, jneg, 0, jzero, 1);
 }
 
 static void lhist(struct gen *g, const struct bt_map *m, int32_t moff)
@@ -448,15 +457,7 @@ static void lhist(struct gen *g, const struct bt_map *m, int32_t moff)
 		x86_div_r64(e, TMP);
 		x86_mov_r64_r64(e, ACC, X86_RAX);
 	}
-	x86_inc_m64(e, x86_mem_idx(PARTS, ACC, 8, g->pbase + moff + 8 + 8));
-	size_t jd1 = x86_jmp_rel32(e);
-	x86_patch_rel32(e, jlow, x86_here(e));
-	x86_inc_m64(e, part_word(g, 0, moff));
-	size_t jd2 = x86_jmp_rel32(e);
-	x86_patch_rel32(e, jhigh, x86_here(e));
-	x86_inc_m64(e, part_word(g, (int)top, moff));
-	x86_patch_rel32(e, jd1, x86_here(e));
-	x86_patch_rel32(e, jd2, x86_here(e));
+	count_bucket(g, moff, ACC, 1, jlow, 0, jhigh, (int)top);
 }
 
 static void stmt(struct gen *g, const struct bt_node *s)

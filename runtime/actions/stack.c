@@ -186,13 +186,21 @@ static const struct sp_elf *elf_for(const char *path)
 	return f->elf;
 }
 
-/* The .symtab (or its debug file) of PATH loaded at BIAS knows Q? */
-static bool elf_symbol(const char *path, uintptr_t bias, uintptr_t ip, uintptr_t q, char *buf, size_t len)
+/* The symbol of the .symtab (or its debug file) of PATH loaded at *BIAS
+ * that covers Q, or NULL; *BIAS becomes 0 for a non-PIE executable (its
+ * symbols are absolute). */
+static const struct sp_sym *elf_sym_at(const char *path, uintptr_t *bias, uintptr_t q)
 {
 	const struct sp_elf *e = elf_for(path);
 	if (e && e->e_type == ET_EXEC)
-		bias = 0;
-	const struct sp_sym *sym = e && q >= bias ? sp_elf_containing(e, q - bias) : NULL;
+		*bias = 0;
+	return e && q >= *bias ? sp_elf_containing(e, q - *bias) : NULL;
+}
+
+/* The .symtab (or its debug file) of PATH loaded at BIAS knows Q? */
+static bool elf_symbol(const char *path, uintptr_t bias, uintptr_t ip, uintptr_t q, char *buf, size_t len)
+{
+	const struct sp_sym *sym = elf_sym_at(path, &bias, q);
 	if (!sym)
 		return false;
 	snprintf(buf, len, "%s+%#lx", sym->name, (unsigned long)(ip - bias - sym->value));
@@ -241,10 +249,7 @@ static void symbolize(const struct sp_stack_view *v, uintptr_t ip, int first, ch
  * its ELF symbols; false when none covers it. */
 static bool name_from_elf(const char *path, uintptr_t bias, uintptr_t ip, char *buf, size_t len)
 {
-	const struct sp_elf *e = elf_for(path);
-	if (e && e->e_type == ET_EXEC)
-		bias = 0;
-	const struct sp_sym *sym = e && ip >= bias ? sp_elf_containing(e, ip - bias) : NULL;
+	const struct sp_sym *sym = elf_sym_at(path, &bias, ip);
 	if (!sym)
 		return false;
 	snprintf(buf, len, "%s+%lu", sym->name, (unsigned long)(ip - bias - sym->value));

@@ -347,19 +347,28 @@ static void bar_line(struct bt_buf *b, const char *header, uint64_t v, uint64_t 
 	bt_buf_printf(b, "%-16s%8" PRIu64 " |%-52s|\n", header, v, bars);
 }
 
+/* The first and the last non-empty of the N buckets at V (*FIRST -1:
+ * none), and the largest count, compared as bpftrace does (as ints). */
+static void nonempty(const uint64_t *v, int n, int *first, int *last, uint64_t *max)
+{
+	*first = *last = -1;
+	*max = 0;
+	for (int i = 0; i < n; i++) {
+		if (v[i] > 0) {
+			if (*first < 0)
+				*first = i;
+			*last = i;
+		}
+		if ((int)v[i] > (int)*max)
+			*max = v[i];
+	}
+}
+
 static void put_hist(struct bt_buf *b, const uint64_t *v)
 {
-	int lo = -1, hi = -1;
-	uint64_t max = 0;
-	for (int i = 0; i < BT_HIST_BUCKETS; i++) {
-		if (v[i] > 0) {
-			if (lo < 0)
-				lo = i;
-			hi = i;
-		}
-		if ((int)v[i] > (int)max)
-			max = v[i];
-	}
+	int lo, hi;
+	uint64_t max;
+	nonempty(v, BT_HIST_BUCKETS, &lo, &hi, &max);
 	for (int i = lo; lo >= 0 && i <= hi; i++) {
 		char h[64], l1[16], l2[16];
 		if (i == 0)
@@ -377,20 +386,18 @@ static void put_hist(struct bt_buf *b, const uint64_t *v)
 	}
 }
 
+/* An lhist's buckets between its open ends. */
+static int lhist_buckets(const struct bt_map *m)
+{
+	return (int)((m->lmax - m->lmin) / m->lstep);
+}
+
 static void put_lhist(struct bt_buf *b, const struct bt_map *m, const uint64_t *v)
 {
-	int buckets = (int)((m->lmax - m->lmin) / m->lstep);
-	int start = -1, end = 0;
-	uint64_t max = 0;
-	for (int i = 0; i <= buckets + 1; i++) {
-		if (v[i] > 0) {
-			if (start < 0)
-				start = i;
-			end = i;
-		}
-		if ((int)v[i] > (int)max)
-			max = v[i];
-	}
+	int buckets = lhist_buckets(m);
+	int start, end;
+	uint64_t max;
+	nonempty(v, buckets + 2, &start, &end, &max);
 	if (start < 0)
 		return;
 	for (int i = start; i <= end; i++) {
@@ -514,11 +521,18 @@ void bt_print_map(struct bt_buf *b, struct bt_map *m)
 	bt_map_view_free(m, view);
 }
 
-void bt_print_all(struct bt_buf *b, struct bt_program *p)
+/* What bpftrace prints of P's maps at its end: two newlines, then each
+ * map as PRINT writes it. */
+static void print_all(struct bt_buf *b, struct bt_program *p, void (*print)(struct bt_buf *b, struct bt_map *m))
 {
 	bt_buf_puts(b, "\n\n");
 	for (struct bt_map *m = p->maps; m; m = m->next)
-		bt_print_map(b, m);
+		print(b, m);
+}
+
+void bt_print_all(struct bt_buf *b, struct bt_program *p)
+{
+	print_all(b, p, bt_print_map);
 }
 
 /* ---------------------------------------------------------------- JSON
@@ -556,57 +570,48 @@ void bt_json_printf(struct bt_buf *b, const char *s, size_t n)
 	bt_buf_puts(b, "}\n");
 }
 
-static void json_hist(struct bt_buf *b, const uint64_t *v)
+/* A histogram's N buckets at V as a JSON array, from the first non-empty
+ * one to the last: each bucket's bounds (BOUNDS writes its first members),
+ * then its count. */
+static void json_buckets(struct bt_buf *b, const struct bt_map *m, const uint64_t *v, int n,
+			 void (*bounds)(struct bt_buf *b, const struct bt_map *m, int i))
 {
-	int lo = -1, hi = -1;
-	for (int i = 0; i < BT_HIST_BUCKETS; i++)
-		if (v[i] > 0) {
-			if (lo < 0)
-				lo = i;
-			hi = i;
-		}
+	int lo, hi;
+	uint64_t max;
+	nonempty(v, n, &lo, &hi, &max);
 	bt_buf_put(b, "[", 1);
 	for (int i = lo; lo >= 0 && i <= hi; i++) {
 		if (i > lo)
 			bt_buf_put(b, ", ", 2);
-		if (i == 0)
-			bt_buf_puts(b, "{\"max\": -1, ");
-		else if (i == 1)
-			bt_buf_puts(b, "{\"min\": 0, \"max\": 0, ");
-		else if (i == 2)
-			bt_buf_puts(b, "{\"min\": 1, \"max\": 1, ");
-		else
-			bt_buf_printf(b, "{\"min\": %" PRIu64 ", \"max\": %" PRIu64 ", ", (uint64_t)1 << (i - 2),
-				      ((uint64_t)1 << (i - 1)) - 1);
+		bounds(b, m, i);
 		bt_buf_printf(b, "\"count\": %" PRIu64 "}", v[i]);
 	}
 	bt_buf_put(b, "]", 1);
 }
 
-static void json_lhist(struct bt_buf *b, const struct bt_map *m, const uint64_t *v)
+static void hist_bounds(struct bt_buf *b, const struct bt_map *m, int i)
 {
-	int buckets = (int)((m->lmax - m->lmin) / m->lstep);
-	int start = -1, end = 0;
-	for (int i = 0; i <= buckets + 1; i++)
-		if (v[i] > 0) {
-			if (start < 0)
-				start = i;
-			end = i;
-		}
-	bt_buf_put(b, "[", 1);
-	for (int i = start; start >= 0 && i <= end; i++) {
-		if (i > start)
-			bt_buf_put(b, ", ", 2);
-		if (i == 0)
-			bt_buf_printf(b, "{\"max\": %" PRId64 ", ", m->lmin - 1);
-		else if (i == buckets + 1)
-			bt_buf_printf(b, "{\"min\": %" PRId64 ", ", m->lmax);
-		else
-			bt_buf_printf(b, "{\"min\": %" PRId64 ", \"max\": %" PRId64 ", ", (i - 1) * m->lstep + m->lmin,
-				      i * m->lstep + m->lmin - 1);
-		bt_buf_printf(b, "\"count\": %" PRIu64 "}", v[i]);
-	}
-	bt_buf_put(b, "]", 1);
+	(void)m;
+	if (i == 0)
+		bt_buf_puts(b, "{\"max\": -1, ");
+	else if (i == 1)
+		bt_buf_puts(b, "{\"min\": 0, \"max\": 0, ");
+	else if (i == 2)
+		bt_buf_puts(b, "{\"min\": 1, \"max\": 1, ");
+	else
+		bt_buf_printf(b, "{\"min\": %" PRIu64 ", \"max\": %" PRIu64 ", ", (uint64_t)1 << (i - 2),
+			      ((uint64_t)1 << (i - 1)) - 1);
+}
+
+static void lhist_bounds(struct bt_buf *b, const struct bt_map *m, int i)
+{
+	if (i == 0)
+		bt_buf_printf(b, "{\"max\": %" PRId64 ", ", m->lmin - 1);
+	else if (i == lhist_buckets(m) + 1)
+		bt_buf_printf(b, "{\"min\": %" PRId64 ", ", m->lmax);
+	else
+		bt_buf_printf(b, "{\"min\": %" PRId64 ", \"max\": %" PRId64 ", ", (i - 1) * m->lstep + m->lmin,
+			      i * m->lstep + m->lmin - 1);
 }
 
 static void json_value(struct bt_buf *b, const struct bt_map *m, const uint64_t *v)
@@ -627,10 +632,10 @@ static void json_value(struct bt_buf *b, const struct bt_map *m, const uint64_t 
 			      (int64_t)v[0], v[0] ? (int64_t)v[1] / (int64_t)v[0] : 0, (int64_t)v[1]);
 		break;
 	case BM_HIST:
-		json_hist(b, v);
+		json_buckets(b, m, v, BT_HIST_BUCKETS, hist_bounds);
 		break;
 	case BM_LHIST:
-		json_lhist(b, m, v);
+		json_buckets(b, m, v, lhist_buckets(m) + 2, lhist_bounds);
 		break;
 	default:   /* numbers: as the text prints them */
 		put_value(b, m, v);
@@ -674,7 +679,5 @@ void bt_print_map_json(struct bt_buf *b, struct bt_map *m)
 
 void bt_print_all_json(struct bt_buf *b, struct bt_program *p)
 {
-	bt_buf_puts(b, "\n\n");
-	for (struct bt_map *m = p->maps; m; m = m->next)
-		bt_print_map_json(b, m);
+	print_all(b, p, bt_print_map_json);
 }

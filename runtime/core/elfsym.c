@@ -32,6 +32,7 @@
 #include <gelf.h>
 #include <libelf.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -912,17 +913,27 @@ static bool at_least_as_good(const struct sp_elf *e, const struct sp_sym *s, con
 	return leading_underscores(s->name) <= leading_underscores(than->name);
 }
 
-size_t sp_elf_upper(const struct sp_elf *e, uint64_t vaddr)
+/* The first of the N elements at BASE, STRIDE bytes apart, whose uint64_t
+ * at offset OFF is above V (they are sorted by it): the symbols by start,
+ * the extents by low end. */
+static size_t upper_u64(const void *base, size_t n, size_t stride, size_t off, uint64_t v)
 {
-	size_t lo = 0, hi = e->n_syms;
+	size_t lo = 0, hi = n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (e->syms[mid].value <= vaddr)
+		uint64_t x;
+		memcpy(&x, (const char *)base + mid * stride + off, sizeof(x));
+		if (x <= v)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
 	return lo;
+}
+
+size_t sp_elf_upper(const struct sp_elf *e, uint64_t vaddr)
+{
+	return upper_u64(e->syms, e->n_syms, sizeof(*e->syms), offsetof(struct sp_sym, value), vaddr);
 }
 
 const struct sp_sym *sp_elf_containing(const struct sp_elf *e, uint64_t vaddr)
@@ -1010,14 +1021,7 @@ int sp_elf_find_any_symbol(const char *path, const char *name, uint64_t *value)
 
 const struct sp_sym *sp_elf_next_after(const struct sp_elf *e, uint64_t vaddr)
 {
-	size_t lo = 0, hi = e->n_syms;
-	while (lo < hi) {   /* syms are sorted by value */
-		size_t mid = (lo + hi) / 2;
-		if (e->syms[mid].value <= vaddr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
+	size_t lo = sp_elf_upper(e, vaddr);
 	return lo < e->n_syms ? &e->syms[lo] : NULL;
 }
 
@@ -1233,15 +1237,7 @@ const char *sp_elf_debug_root(void)
 
 size_t sp_elf_ext_upper(const struct sp_elf *e, uint64_t vaddr)
 {
-	size_t lo = 0, hi = e->n_ext;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (e->ext[mid].lo <= vaddr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return upper_u64(e->ext, e->n_ext, sizeof(*e->ext), offsetof(struct sp_extent, lo), vaddr);
 }
 
 bool sp_elf_extent(const struct sp_elf *e, uint64_t vaddr, uint64_t *lo, uint64_t *hi)

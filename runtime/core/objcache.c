@@ -77,6 +77,14 @@ void sp_objcache_done(struct sp_objcache_hasher *hs, struct sp_objcache_key *key
 	key->h[1] = hs->b ^ rotl(hs->a, 41);
 }
 
+void sp_objcache_derive(const char *kind, const struct sp_objcache_key *objkey, struct sp_objcache_key *key)
+{
+	struct sp_objcache_hasher hs;
+	sp_objcache_begin(&hs, kind);
+	sp_objcache_feed(&hs, objkey, sizeof(*objkey));
+	sp_objcache_done(&hs, key);
+}
+
 /* The payload's checksum: a Fletcher-style sum of 64-bit words in four
  * independent lanes (a += w; b += a: a flipped bit changes a, a moved
  * word changes b), finished through the key's hash.  The key's own hash,
@@ -249,6 +257,21 @@ void sp_objcache_reject(const char *kind, const struct sp_objcache_key *key, con
  * Writers never change a file in place (they rename a new one over it),
  * so the mapping holds what was checked; it lives only until the caller
  * has decoded it (sp_objcache_release). */
+void *sp_objcache_load_checked(const char *kind, const struct sp_objcache_key *key, size_t *len,
+			       const char *(*check)(const void *data, size_t len))
+{
+	void *data = sp_objcache_load(kind, key, len);
+	if (!data)
+		return NULL;
+	const char *why = check(data, *len);
+	if (why) {
+		sp_objcache_reject(kind, key, why);
+		sp_objcache_release(data, *len);
+		return NULL;
+	}
+	return data;
+}
+
 void *sp_objcache_load(const char *kind, const struct sp_objcache_key *key, size_t *len)
 {
 	if (!sp_objcache_enabled())

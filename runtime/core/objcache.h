@@ -39,6 +39,10 @@ void sp_objcache_begin(struct sp_objcache_hasher *hs, const char *kind);
 void sp_objcache_feed(struct sp_objcache_hasher *hs, const void *data, size_t len);
 void sp_objcache_done(struct sp_objcache_hasher *hs, struct sp_objcache_key *key);
 
+/* The key of KIND's entry for the object keyed OBJKEY: a memo kept per
+ * object (scanmemo, sitememo) is named by its kind and the object alone. */
+void sp_objcache_derive(const char *kind, const struct sp_objcache_key *objkey, struct sp_objcache_key *key);
+
 /* The payload stored for KIND/KEY (*LEN bytes, read-only, checked against
  * its checksum), or NULL.  Given back with sp_objcache_release once
  * decoded. */
@@ -54,6 +58,12 @@ void sp_objcache_store(const char *kind, const struct sp_objcache_key *key, cons
  * messages were asked for (UPROBE_LOG), and at debug level.  The entry is
  * replaced by the next store. */
 void sp_objcache_reject(const char *kind, const struct sp_objcache_key *key, const char *why);
+
+/* sp_objcache_load, then CHECK (NULL when the payload will do, else why
+ * not): a payload CHECK refuses is rejected (sp_objcache_reject), released
+ * and not returned. */
+void *sp_objcache_load_checked(const char *kind, const struct sp_objcache_key *key, size_t *len,
+			       const char *(*check)(const void *data, size_t len));
 
 /* Is the cache in use here? */
 int sp_objcache_enabled(void);

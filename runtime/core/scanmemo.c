@@ -50,10 +50,7 @@ struct sp_scanmemo *sp_scanmemo_new(const struct sp_objcache_key *objkey, uintpt
 	struct sp_scanmemo *m = calloc(1, sizeof(*m));
 	if (!m)
 		return NULL;
-	struct sp_objcache_hasher hs;
-	sp_objcache_begin(&hs, KIND);
-	sp_objcache_feed(&hs, objkey, sizeof(*objkey));
-	sp_objcache_done(&hs, &m->key);
+	sp_objcache_derive(KIND, objkey, &m->key);
 	m->bias = bias;
 	return m;
 }
@@ -90,15 +87,9 @@ static void read_table(struct sp_scanmemo *m)
 {
 	m->read = true;
 	size_t len;
-	void *data = sp_objcache_load(KIND, &m->key, &len);
+	void *data = sp_objcache_load_checked(KIND, &m->key, &len, check);
 	if (!data)
 		return;
-	const char *why = check(data, len);
-	if (why) {
-		sp_objcache_reject(KIND, &m->key, why);
-		sp_objcache_release(data, len);
-		return;
-	}
 	m->map = data;
 	m->map_len = len;
 	m->v = data;
@@ -119,21 +110,14 @@ bool sp_scanmemo_get(void *ctx, uintptr_t func, size_t size, uintptr_t site, uin
 	if (!m->read)
 		read_table(m);
 	struct rec k = make(m, func, size, site, guard_end);
-	size_t lo = 0, hi = m->n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = cmp(&m->v[mid], &k);
-		if (c == 0) {
-			*verdict = (int)m->v[mid].verdict;
-			m->hits++;
-			return true;
-		}
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return false;
+	/* strictly sorted (checked, or merged here); bsearch's array may not
+	 * be NULL, even empty */
+	const struct rec *s = m->n ? bsearch(&k, m->v, m->n, sizeof(*m->v), qcmp) : NULL;
+	if (!s)
+		return false;
+	*verdict = (int)s->verdict;
+	m->hits++;
+	return true;
 }
 
 void sp_scanmemo_put(void *ctx, uintptr_t func, size_t size, uintptr_t site, uintptr_t guard_end,

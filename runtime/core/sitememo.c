@@ -63,10 +63,7 @@ struct sp_sitememo *sp_sitememo_new(const struct sp_objcache_key *objkey, uintpt
 	struct sp_sitememo *m = calloc(1, sizeof(*m));
 	if (!m)
 		return NULL;
-	struct sp_objcache_hasher hs;
-	sp_objcache_begin(&hs, KIND);
-	sp_objcache_feed(&hs, objkey, sizeof(*objkey));
-	sp_objcache_done(&hs, &m->key);
+	sp_objcache_derive(KIND, objkey, &m->key);
 	m->bias = bias;
 	return m;
 }
@@ -140,15 +137,9 @@ static void read_table(struct sp_sitememo *m)
 {
 	m->read = true;
 	size_t len;
-	void *data = sp_objcache_load(KIND, &m->key, &len);
+	void *data = sp_objcache_load_checked(KIND, &m->key, &len, sp_sitememo_validate);
 	if (!data)
 		return;
-	const char *why = sp_sitememo_validate(data, len);
-	if (why) {
-		sp_objcache_reject(KIND, &m->key, why);
-		sp_objcache_release(data, len);
-		return;
-	}
 	struct head h;
 	memcpy(&h, data, sizeof(h));
 	m->map = data;
@@ -182,28 +173,19 @@ bool sp_sitememo_get(struct sp_sitememo *m, const struct sp_sitememo_key *k, str
 	if (!sp_sitememo_active(m))
 		return false;
 	struct rec key = key_rec(m, k);
-	size_t lo = 0, hi = m->n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = cmp(&m->v[mid], &key);
-		if (c == 0) {
-			const struct rec *s = &m->v[mid];
-			*r = (struct sp_sitememo_rec){
-				.path = s->path, .block = s->block, .window_targets = s->targets,
-				.first_len = s->first_len, .n_insns = s->n_insns, .wlen = s->wlen,
-				.flow_ends = s->flow_ends, .n_bytes = s->n_bytes,
-				.reason = s->reason ? m->str + s->reason - 1 : NULL,
-			};
-			memcpy(r->bytes, s->bytes, sizeof(r->bytes));
-			m->st.hits++;
-			return true;
-		}
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return false;
+	/* active: m->n > 0, and the table strictly sorted (validated) */
+	const struct rec *s = bsearch(&key, m->v, m->n, sizeof(*m->v), qcmp);
+	if (!s)
+		return false;
+	*r = (struct sp_sitememo_rec){
+		.path = s->path, .block = s->block, .window_targets = s->targets,
+		.first_len = s->first_len, .n_insns = s->n_insns, .wlen = s->wlen,
+		.flow_ends = s->flow_ends, .n_bytes = s->n_bytes,
+		.reason = s->reason ? m->str + s->reason - 1 : NULL,
+	};
+	memcpy(r->bytes, s->bytes, sizeof(r->bytes));
+	m->st.hits++;
+	return true;
 }
 
 void sp_sitememo_stale(struct sp_sitememo *m)

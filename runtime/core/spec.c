@@ -638,28 +638,35 @@ static void builder_free(struct builder *b)
 	memset(b, 0, sizeof(*b));
 }
 
+/* ARR (LEN elements of SIZE bytes) reallocated with the N at FROM copied
+ * to its end, or NULL (ARR untouched). */
+static void *append(void *arr, size_t len, const void *from, size_t n, size_t size)
+{
+	size_t total = len + n;
+	char *p;
+	if (total < n || total > SIZE_MAX / size || !(p = realloc(arr, total * size)))
+		return NULL;
+	memcpy(p + len * size, from, n * size);
+	return p;
+}
+
 /* Move B's results to the end of OUT.  On -ENOMEM both are freed. */
 static int merge(struct builder *b, struct sp_spec *out)
 {
-	size_t ni = out->n_items + b->n_items, ne = out->n_errors + b->n_errors;
 	void *p;
 
 	if (b->n_items) {
-		if (ni < b->n_items || ni > SIZE_MAX / sizeof(*out->items) ||
-		    !(p = realloc(out->items, ni * sizeof(*out->items))))
+		if (!(p = append(out->items, out->n_items, b->items, b->n_items, sizeof(*b->items))))
 			goto oom;
 		out->items = p;
-		memcpy(out->items + out->n_items, b->items, b->n_items * sizeof(*b->items));
-		out->n_items = ni;
+		out->n_items += b->n_items;
 		b->n_items = 0;
 	}
 	if (b->n_errors) {
-		if (ne < b->n_errors || ne > SIZE_MAX / sizeof(*out->errors) ||
-		    !(p = realloc(out->errors, ne * sizeof(*out->errors))))
+		if (!(p = append(out->errors, out->n_errors, b->errors, b->n_errors, sizeof(*b->errors))))
 			goto oom;
 		out->errors = p;
-		memcpy(out->errors + out->n_errors, b->errors, b->n_errors * sizeof(*b->errors));
-		out->n_errors = ne;
+		out->n_errors += b->n_errors;
 		b->n_errors = 0;
 	}
 	builder_free(b);

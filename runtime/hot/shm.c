@@ -124,6 +124,25 @@ static uint64_t page_up(uint64_t v)
 	return (v + 4095) & ~(uint64_t)4095;
 }
 
+/* The sizes of a section's mappings of its records, errors and objects. */
+#define REC_BYTES page_up((uint64_t)SP_SHM_RECORDS * sizeof(struct sp_shm_record))
+#define ERR_BYTES page_up(SP_SHM_ERRORS * sizeof(struct sp_shm_error))
+#define OBJ_BYTES page_up(SP_SHM_OBJECTS * sizeof(struct sp_shm_object))
+
+/* A section's mappings in this process (NULL: not mapped): its descriptor,
+ * records, errors and objects. */
+static void unmap_section(void *s, void *r, void *er, void *ob)
+{
+	if (s)
+		munmap(s, SP_SHM_SECTION_STRIDE);
+	if (r)
+		munmap(r, REC_BYTES);
+	if (er)
+		munmap(er, ERR_BYTES);
+	if (ob)
+		munmap(ob, OBJ_BYTES);
+}
+
 /* No room for this process: the launcher counts it as not counted. */
 static int refuse(void)
 {
@@ -137,12 +156,12 @@ static int claim(int fd, const char *command, pid_t parent)
 	uint32_t idx = atomic_fetch_add(&hdr->n_sections, 1);
 	if (idx >= SP_SHM_SECTIONS)
 		return refuse();
-	uint64_t rec_bytes = page_up((uint64_t)SP_SHM_RECORDS * sizeof(struct sp_shm_record));
+	uint64_t rec_bytes = REC_BYTES;
 	uint64_t stripe_bytes = (uint64_t)SP_STRIPE_BYTES * SP_N_SLOTS;
 	uint64_t lat_bytes = page_up((uint64_t)SP_LAT_STRIPE_BYTES * SP_N_SLOTS);
-	uint64_t err_bytes = page_up(SP_SHM_ERRORS * sizeof(struct sp_shm_error));
+	uint64_t err_bytes = ERR_BYTES;
 	uint64_t stack_bytes = page_up((uint64_t)SP_STACKS_MAX * sizeof(struct sp_stack_entry));
-	uint64_t obj_bytes = page_up(SP_SHM_OBJECTS * sizeof(struct sp_shm_object));
+	uint64_t obj_bytes = OBJ_BYTES;
 	uint64_t total = rec_bytes + stripe_bytes + lat_bytes + err_bytes + stack_bytes + obj_bytes;
 	uint64_t off = atomic_fetch_add(&hdr->next_free, total);
 	if (off + total > SP_SHM_SIZE)
@@ -155,14 +174,7 @@ static int claim(int fd, const char *command, pid_t parent)
 	void *ob = map_at(fd, obj_off, obj_bytes);
 	if (!s || !r || !er || !ob) {
 		int e = errno;
-		if (s)
-			munmap(s, SP_SHM_SECTION_STRIDE);
-		if (r)
-			munmap(r, rec_bytes);
-		if (er)
-			munmap(er, err_bytes);
-		if (ob)
-			munmap(ob, obj_bytes);
+		unmap_section(s, r, er, ob);
 		atomic_fetch_add(&hdr->n_refused, 1);
 		return -e;
 	}
@@ -191,14 +203,7 @@ static int claim(int fd, const char *command, pid_t parent)
 	atomic_store(&hdr->pids[idx], getpid());
 	mine_idx = idx;
 	/* a fork child's mappings of the parent's section go (never written) */
-	if (mine)
-		munmap(mine, SP_SHM_SECTION_STRIDE);
-	if (records)
-		munmap(records, rec_bytes);
-	if (errors)
-		munmap(errors, err_bytes);
-	if (objects)
-		munmap(objects, obj_bytes);
+	unmap_section(mine, records, errors, objects);
 	records = r;
 	errors = er;
 	objects = ob;
@@ -511,11 +516,7 @@ void sp_shm_exited(void)
  * private memory again. */
 static void drop_own(void)
 {
-	uint64_t rec_bytes = page_up((uint64_t)SP_SHM_RECORDS * sizeof(struct sp_shm_record));
-	munmap(mine, SP_SHM_SECTION_STRIDE);
-	munmap(records, rec_bytes);
-	munmap(errors, page_up(SP_SHM_ERRORS * sizeof(struct sp_shm_error)));
-	munmap(objects, page_up(SP_SHM_OBJECTS * sizeof(struct sp_shm_object)));
+	unmap_section(mine, records, errors, objects);
 	munmap(hdr, sizeof(*hdr));
 	close(own_fd);
 	mine = NULL;

@@ -374,16 +374,23 @@ void sp_uret_dispatch(struct selfprobe_regs *regs)
 	*(uintptr_t *)slot = regs->rip;
 }
 
-void sp_uret_restore_all(void)
+/* Every live entry's slot given back its return address, the entry marked
+ * STATE (parked for an unwinder, unswapped for a stack walk). */
+static void put_back_live(enum sp_uret_state state)
 {
 	for (size_t i = 0; i < ustack.n; i++) {
 		struct sp_uret_entry *e = &ustack.e[i];
 		uintptr_t *slot = (uintptr_t *)e->slot;
 		if (e->state == SP_URET_LIVE && *slot == (uintptr_t)sp_uret_trampoline) {
 			*slot = e->orig;
-			e->state = SP_URET_PARKED;
+			e->state = state;
 		}
 	}
+}
+
+void sp_uret_restore_all(void)
+{
+	put_back_live(SP_URET_PARKED);
 }
 
 void sp_uret_unpark(uintptr_t caller_rsp)
@@ -409,14 +416,7 @@ void sp_uret_unpark(uintptr_t caller_rsp)
 
 size_t sp_uret_unswap(void)
 {
-	for (size_t i = 0; i < ustack.n; i++) {
-		struct sp_uret_entry *e = &ustack.e[i];
-		uintptr_t *slot = (uintptr_t *)e->slot;
-		if (e->state == SP_URET_LIVE && *slot == (uintptr_t)sp_uret_trampoline) {
-			*slot = e->orig;
-			e->state = SP_URET_UNSWAPPED;
-		}
-	}
+	put_back_live(SP_URET_UNSWAPPED);
 	return ustack.n;
 }
 

@@ -41,7 +41,9 @@ def cli(*args, timeout=120, user=None):
 
 class Live:
     """A program driven line by line: cmd() sends one and reads up to its
-    'done' line."""
+    'done' line; send() does not wait, line() reads one line."""
+
+    QUIT = b"quit\n"
 
     def __init__(self, argv, env=None):
         self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -49,19 +51,27 @@ class Live:
         self.pid = self.p.pid
         self.out = []
 
-    def cmd(self, line):
-        self.p.stdin.write((line + "\n").encode())
+    def send(self, text):
+        self.p.stdin.write(text.encode())
         self.p.stdin.flush()
+
+    def line(self):
+        """One line of output ('' at its end), kept in the output."""
+        got = self.p.stdout.readline().decode()
+        self.out.append(got)
+        return got
+
+    def cmd(self, line):
+        self.send(line + "\n")
         while True:
-            got = self.p.stdout.readline().decode()
+            got = self.line()
             if not got:
                 raise RuntimeError("the program ended (after %r)" % line)
-            self.out.append(got)
             if got.startswith("done"):
                 return got
 
     def quit(self):
-        out, err = self.p.communicate(b"quit\n", timeout=120)
+        out, err = self.p.communicate(self.QUIT, timeout=120)
         self.out.append(out.decode())
         return "".join(self.out), self.p.returncode, err.decode(errors="replace")
 
@@ -122,10 +132,8 @@ def attached_run(argv, before, spec, during, after, label, expect, what):
     t.check(a.returncode == 0, "%s: attach exits 0" % what, a.stderr)
     for c in during:
         lv.cmd(c)
-    rep = os.path.join(t.work_dir(), "%s.json" % what)
-    d = cli("detach", lv.pid, "-o", rep)
-    t.check(d.returncode == 0, "%s: detach exits 0" % what, d.stderr)
-    if d.returncode == 0:
+    rep = detach_report(lv.pid, what, "%s: detach exits 0" % what)
+    if rep:
         hits = report_hits(rep, label)
         t.check(hits == expect, "%s: %d hits in the window (the calls made in it: %d)" % (what, hits, expect),
                 open(rep).read())
@@ -138,6 +146,16 @@ def attached_run(argv, before, spec, during, after, label, expect, what):
     want_out, want_rc, _ = unprobed(argv, before + during + after)
     t.check(out == want_out and rc == want_rc, "%s: output and status as unprobed (%d)" % (what, want_rc),
             "probed (%d):\n%s\nunprobed:\n%s\nstderr: %s" % (rc, t.clip(out), t.clip(want_out), err))
+
+
+def detach_report(pid, name, what):
+    """Detach from PID with the JSON report in NAME.json in the work
+    directory; WHAT: the check that the detach exits 0.  The report's path,
+    or None when the detach failed."""
+    rep = os.path.join(t.work_dir(), "%s.json" % name)
+    d = cli("detach", pid, "-o", rep)
+    t.check(d.returncode == 0, what, d.stderr)
+    return rep if d.returncode == 0 else None
 
 
 def check_text(pid, what):
@@ -202,17 +220,13 @@ BUSY_CALLS = 200000000
 def busy(threads):
     lv = Live([LIVE, threads])
     lv.cmd("call 1")
-    lv.p.stdin.write(b"call %d\n" % BUSY_CALLS)
-    lv.p.stdin.flush()
+    lv.send("call %d\n" % BUSY_CALLS)
     time.sleep(0.05)
     a = cli("attach", lv.pid, "-e", "uprobe:live_work", "--no-wait")
     t.check(a.returncode == 0, "busy: attach while the main thread computes", a.stderr)
-    got = lv.p.stdout.readline().decode()
-    lv.out.append(got)
-    rep = os.path.join(t.work_dir(), "busy.json")
-    d = cli("detach", lv.pid, "-o", rep)
-    t.check(d.returncode == 0, "busy: detach", d.stderr)
-    if d.returncode == 0:
+    got = lv.line()
+    rep = detach_report(lv.pid, "busy", "busy: detach")
+    if rep:
         hits = report_hits(rep, "live_work")
         t.check(0 < hits <= BUSY_CALLS, "busy: %d hits, part of the %d calls" % (hits, BUSY_CALLS))
     check_text(lv.pid, "busy: after detach")
@@ -228,8 +242,7 @@ def case_churn():
     spec = "uprobe:live_work;uprobe:%s:dl_func" % DL_LIB
     lv = Live(argv)
     lv.cmd("call 1")
-    lv.p.stdin.write(b"churn 400\n")
-    lv.p.stdin.flush()
+    lv.send("churn 400\n")
     raced = 0
     for i in range(3):
         a = cli("attach", lv.pid, "-e", spec, "--no-wait")
@@ -244,11 +257,9 @@ def case_churn():
             raced += 1
             t.check("libsp_dl_lib.so:dl_func: its object is not loaded (or was unloaded while attaching)" in err,
                     "churn: attach %d names the pending item" % i, err)
-        d = cli("detach", lv.pid, "-o", os.path.join(t.work_dir(), "churn%d.json" % i))
-        t.check(d.returncode == 0, "churn: detach %d" % i, d.stderr)
+        detach_report(lv.pid, "churn%d" % i, "churn: detach %d" % i)
     t.info("churn: %d of 3 attaches found the library not loaded (pending for its next load)" % raced)
-    got = lv.p.stdout.readline().decode()
-    lv.out.append(got)
+    got = lv.line()
     t.check(got == "done 401 0\n", "churn: every call made, every child exited 0", got)
     if lv.p.poll() is not None:
         t.check(False, "churn: the program ended with status %d" % lv.p.returncode, lv.p.stderr.read())
@@ -268,17 +279,11 @@ def case_sqlite():
     script = ["create table t(x integer);"] + ["insert into t values(%d);" % i for i in range(300)]
 
     class Sql(Live):
-        def cmd(self, line):   # sqlite3 reads statements; a select ends each batch
-            self.p.stdin.write((line + "\nselect 'done', count(*) from t;\n").encode())
-            self.p.stdin.flush()
-            got = self.p.stdout.readline().decode()
-            self.out.append(got)
-            return got
+        QUIT = b".quit\n"
 
-        def quit(self):
-            out, err = self.p.communicate(b".quit\n", timeout=120)
-            self.out.append(out.decode())
-            return "".join(self.out), self.p.returncode, err.decode(errors="replace")
+        def cmd(self, line):   # sqlite3 reads statements; a select ends each batch
+            self.send(line + "\nselect 'done', count(*) from t;\n")
+            return self.line()
 
     def drive(attach):
         s = Sql(argv)
@@ -290,9 +295,7 @@ def case_sqlite():
         for line in script[1:]:
             s.cmd(line)
         if attach:
-            rep = os.path.join(t.work_dir(), "sqlite.json")
-            d = cli("detach", s.pid, "-o", rep)
-            t.check(d.returncode == 0, "sqlite3: detach", d.stderr)
+            rep = detach_report(s.pid, "sqlite", "sqlite3: detach")
             check_text(s.pid, "sqlite3: after detach")
         out, rc, _ = s.quit()
         return out, rc, rep
@@ -358,10 +361,8 @@ def case_latesig():
         maps = open("/proc/%d/maps" % lv.pid).read()
         for c in during:
             lv.cmd(c)
-        rep = os.path.join(t.work_dir(), "latesig%d.json" % round_)
-        d = cli("detach", lv.pid, "-o", rep)
-        t.check(d.returncode == 0, "latesig %d: detach" % round_, d.stderr)
-        if d.returncode == 0:
+        rep = detach_report(lv.pid, "latesig%d" % round_, "latesig %d: detach" % round_)
+        if rep:
             hits, r = json_hits(rep)
             want = {"live_int3": 500 + 200 + 2 * 50 + 7, "live_work": 300 + 100 + 2 * 50}
             t.check(hits == want and not r["errors"],
@@ -397,10 +398,8 @@ def case_latesig():
     t.check(a.returncode == 0, "latesig fault: attach a faulting handler", a.stderr)
     lv.cmd("segv")
     lv.cmd("call 20")
-    rep = os.path.join(t.work_dir(), "latesig_fault.json")
-    d = cli("detach", lv.pid, "-o", rep)
-    t.check(d.returncode == 0, "latesig fault: detach", d.stderr)
-    if d.returncode == 0:
+    rep = detach_report(lv.pid, "latesig_fault", "latesig fault: detach")
+    if rep:
         hits, _ = json_hits(rep)
         t.check(hits.get("live_work") == 20, "latesig fault: 20 hits (counted, the handler disabled)",
                 open(rep).read())
@@ -472,10 +471,8 @@ def case_python():
     a = cli("attach", lv.pid, "-e", "uprobe:PyUnicode_Format", "--no-wait")
     t.check(a.returncode == 0, "python: attach", a.stderr)
     lv.cmd("call 3000")
-    rep = os.path.join(t.work_dir(), "py.json")
-    d = cli("detach", lv.pid, "-o", rep)
-    t.check(d.returncode == 0, "python: detach", d.stderr)
-    if d.returncode == 0:
+    rep = detach_report(lv.pid, "py", "python: detach")
+    if rep:
         hits = report_hits(rep, "PyUnicode_Format")
         t.check(3000 <= hits <= 3010, "python: %d PyUnicode_Format hits for 3000 formats" % hits,
                 open(rep).read())
@@ -628,9 +625,8 @@ def case_killed():
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=t.base_env())
     first = a.stderr.readline().decode()
     t.check("attached to %d: 2 probes" % lv.pid in first, "killed: attached", first)
-    lv.p.stdin.write(b"spinkill 1500\n")
-    lv.p.stdin.flush()
-    line = lv.p.stdout.readline().decode()
+    lv.send("spinkill 1500\n")
+    line = lv.line()
     m = re.match(r"killed (\d+)", line)
     t.check(m is not None, "killed: the program said how many calls it made", line)
     lv.p.wait(timeout=60)

@@ -35,11 +35,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct sp_objcache_key obj = { { 0x5eed, size } };
 	struct sp_sitememo *m = sp_sitememo_new(&obj, 0x7f0000000000);
 	/* stored under the memo's own key: the name sitememo.c derives */
-	struct sp_objcache_hasher hs;
 	struct sp_objcache_key key;
-	sp_objcache_begin(&hs, "site");
-	sp_objcache_feed(&hs, &obj, sizeof(obj));
-	sp_objcache_done(&hs, &key);
+	sp_objcache_derive("site", &obj, &key);
 	sp_objcache_store("site", &key, copy, size);
 	bool active = sp_sitememo_active(m);
 	CHECK(active == (valid && size >= 24 && ((const uint64_t *)copy)[1] > 0),

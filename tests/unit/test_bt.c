@@ -12,21 +12,10 @@
 #include <sys/mman.h>
 
 #include "bt.h"
+#include "bt_unit.h"
 #include "bt_jitplan.h"
 #include "bt_shard.h"
 #include "spec.h"
-
-static struct bt_program *compile(const char *text)
-{
-	struct sp_spec s = { 0 };
-	cr_assert(sp_spec_parse(text, &s) == 0);
-	cr_assert(s.n_errors == 0, "%s: %s", text, s.n_errors ? s.errors[0].message : "");
-	cr_assert(s.n_items >= 1);
-	struct bt_program *p = s.items[0].program->prog;
-	atomic_fetch_add(&p->refs, 1);
-	sp_spec_free(&s);
-	return p;
-}
 
 static char *output(struct bt_program *p)
 {
@@ -299,6 +288,25 @@ Test(bt, json_output_is_bpftrace_017s)
 	bt_json_printf(&j, "a \"q\"\t\n", 7);
 	cr_expect_str_eq(j.p, "{\"type\": \"printf\", \"data\": \"a \\\"q\\\"\\t\\n\"}\n");
 	free(j.p);
+	bt_program_release(p);
+}
+
+/* lhist in -f json: its open ends carry one bound, the buckets between
+ * the first and the last non-empty ones are all listed. */
+Test(bt, json_lhist_has_its_open_ends)
+{
+	struct bt_program *p = compile("uprobe:libc:malloc { @l = lhist(arg0, 0, 30, 10); }");
+	uint64_t *v = bt_map_lookup(p->maps, "", true);
+	v[bt_lhist_bucket(-5, 0, 30, 10)] += 1;
+	v[bt_lhist_bucket(15, 0, 30, 10)] += 2;
+	v[bt_lhist_bucket(99, 0, 30, 10)] += 4;
+	struct bt_buf b = { 0 };
+	bt_print_all_json(&b, p);
+	cr_expect_str_eq(b.p, "\n\n"
+		"{\"type\": \"hist\", \"data\": {\"@l\": [{\"max\": -1, \"count\": 1}, "
+		"{\"min\": 0, \"max\": 9, \"count\": 0}, {\"min\": 10, \"max\": 19, \"count\": 2}, "
+		"{\"min\": 20, \"max\": 29, \"count\": 0}, {\"min\": 30, \"count\": 4}]}}\n");
+	free(b.p);
 	bt_program_release(p);
 }
 

@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 
 #include "bt.h"
+#include "bt_unit.h"
 #include "bt_jit.h"
 #include "bt_jitplan.h"
 #include "ctx.h"
@@ -18,18 +19,6 @@
 #include "spec.h"
 #include "tstate.h"
 #include "x86emit.h"
-
-static struct bt_program *compile(const char *text)
-{
-	struct sp_spec s = { 0 };
-	cr_assert(sp_spec_parse(text, &s) == 0);
-	cr_assert(s.n_errors == 0, "%s: %s", text, s.n_errors ? s.errors[0].message : "");
-	cr_assert(s.n_items >= 1);
-	struct bt_program *p = s.items[0].program->prog;
-	atomic_fetch_add(&p->refs, 1);
-	sp_spec_free(&s);
-	return p;
-}
 
 /* ---- what is compiled ---- */
 
