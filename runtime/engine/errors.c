@@ -36,7 +36,7 @@ void sp_probe_publish_errors(void)
 
 /* An error for the report (and the log, when asked for).  Also log.h's
  * error sink: the lower modules' messages come formatted already. */
-void record_error(const char *spec, const char *msg)
+void sp_probe_record_error(const char *spec, const char *msg)
 {
 	sp_err("%s: %s", spec, msg);
 	add_error(spec, msg);
@@ -49,5 +49,5 @@ void sp_probe_error(const char *spec, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	record_error(spec, msg);
+	sp_probe_record_error(spec, msg);
 }
