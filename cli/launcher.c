@@ -652,8 +652,8 @@ static void json_site(const struct sp_an_object *o, const char *spec, const char
 	fputs("]}", stdout);
 }
 
-/* The symbol + offset ITEM names, as probe.c target_for checks it.  0, or 1
- * with a message. */
+/* The symbol + offset ITEM names, as targets.c sp_target_fill checks it.
+ * 0, or 1 with a message. */
 static int check_offset(const struct sp_an_object *o, const struct sp_sym *sym, uint64_t off)
 {
 	if (!off)

@@ -19,7 +19,7 @@
  * No call, no pointer load: copying the bytes in instead of calling them
  * took the compiled count from 3.4 to ~2.5 ns a hit (bench/README).  The
  * registry turns the site's inline count on only while the block's probe
- * is the site's only one (probevec.c vec_replace); any other hit, a
+ * is the site's only one (probevec.c sp_probevec_replace); any other hit, a
  * thread's first (no stripe yet), the runtime's own calls and every int3
  * hit take the C path and the evaluator, as before.  Both add to the same
  * map (bt_shard.h).

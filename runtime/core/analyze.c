@@ -457,7 +457,7 @@ int sp_analyze_site(struct sp_an_object *o, const struct sp_sym *sym, uint64_t a
 	const struct sp_sym *f = sym ? sym : sp_elf_containing(o->elf, addr);
 	s->sym = f;
 	if (sym) {
-		/* targets.c target_for: the named function's extent (its
+		/* targets.c sp_target_fill: the named function's extent (its
 		 * .eh_frame one when the symbol has no size) */
 		s->func_size = sym->size ? sym->size : sp_elf_fde_size(o->elf, sym->value);
 		s->func = s->func_size ? sym->value : 0;

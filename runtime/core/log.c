@@ -81,15 +81,23 @@ void sp_log_set_error_sink(sp_error_sink_fn sink)
 	error_sink = sink;
 }
 
-void sp_report_error(const char *who, const char *fmt, ...)
+void sp_error_vsend(sp_error_sink_fn to, const char *who, const char *fmt, va_list ap)
 {
 	char msg[512];
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	to(who, msg);
+}
+
+/* No sink installed: a debug line only. */
+static void debug_sink(const char *who, const char *msg)
+{
+	sp_debug("%s: %s", who, msg);
+}
+
+void sp_report_error(const char *who, const char *fmt, ...)
+{
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	sp_error_vsend(error_sink ? error_sink : debug_sink, who, fmt, ap);
 	va_end(ap);
-	if (error_sink)
-		error_sink(who, msg);
-	else
-		sp_debug("%s: %s", who, msg);
 }

@@ -8,6 +8,7 @@
 
 enum sp_log_level { SP_LOG_ERROR, SP_LOG_WARN, SP_LOG_INFO, SP_LOG_DEBUG };
 
+#include <stdarg.h>
 #include <stdbool.h>
 
 extern int sp_log_level;
@@ -24,6 +25,11 @@ void sp_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 typedef void (*sp_error_sink_fn)(const char *who, const char *message);
 void sp_log_set_error_sink(sp_error_sink_fn sink);
 void sp_report_error(const char *who, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* FMT with AP formatted (511 bytes at most) and handed to TO with WHO:
+ * sp_report_error's formatting, for a caller naming its sink itself
+ * (engine/errors.c: sp_probe_error records whether or not one is installed). */
+void sp_error_vsend(sp_error_sink_fn to, const char *who, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
 
 /* Parse "error"/"warn"/"info"/"debug".  0 or -EINVAL. */
 int sp_log_parse_level(const char *s, enum sp_log_level *out);

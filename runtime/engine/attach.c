@@ -30,7 +30,7 @@ const char *sp_probe_unsupported(const struct sp_spec_item *item)
 	const char *no = sp_tracer_refusal(traced, sizeof(traced));
 	if (no)
 		return no;
-	if (item_wants_return(item) && !item->internal)
+	if (sp_item_wants_return(item) && !item->internal)
 		return sp_shstk_return_refusal(sp_shstk_enabled());
 	return NULL;
 }
@@ -128,7 +128,7 @@ static void attach_go_returns(const struct sp_spec_item *item, const struct sp_o
 	memcpy(data->r, rets, (size_t)n * sizeof(data->r[0]));
 	for (long i = 0; i < n; i++) {
 		rt[i].addr = rets[i].site;
-		rt[i].symbol = xasprintf("%s+%#lx", t->symbol, (unsigned long)(rets[i].site - t->fn.start));
+		rt[i].symbol = sp_asprintf("%s+%#lx", t->symbol, (unsigned long)(rets[i].site - t->fn.start));
 		rt[i].fn = t->fn;
 		/* a RET followed by code keeps its window to itself (int3): the
 		 * code after it may be entered by the Go runtime, not only by
@@ -175,7 +175,7 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 		goto out;
 	}
 	bool want_jmp = sp_mode_pref != SP_PREF_INT3;
-	bool wants_return = item_wants_return(item);
+	bool wants_return = sp_item_wants_return(item);
 	/* a bpftrace block compiled to native code (bt_jit.h), run by the
 	 * trampoline after the inline count instead of the handler */
 	bool native = item->action == SP_ACT_PROGRAM && item->program && data == item->program;
@@ -199,7 +199,7 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 		ts[i].fn.inline_code = inline_code;
 		ts[i].fn.inline_len = inline_len;
 		struct sp_site *site = why ? NULL : sp_arm_site(obj, ts[i].addr, &ts[i].fn, want_jmp, &why);
-		struct sp_probe *p = site ? new_probe(item, obj, &ts[i], fn, data) : NULL;
+		struct sp_probe *p = site ? sp_probe_new(item, obj, &ts[i], fn, data) : NULL;
 		if (!site && code_gone(why, ts[i].addr)) {
 			gone++;   /* not an error: the caller waits for the next load */
 			continue;
@@ -215,15 +215,15 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 			sp_probe_error(item->text, "%s at %#lx: %s", ts[i].symbol, (unsigned long)ts[i].addr, why);
 			continue;
 		}
-		struct sp_probe *twin = dormant_twin(p);
+		struct sp_probe *twin = sp_probe_dormant_twin(p);
 		if (twin)
-			p = revive(twin, p);
+			p = sp_probe_revive(twin, p);
 		p->site = site;
 		p->link = link;
 		p->inline_code = inline_code;
 		p->attached = true;
 		p->go_ret = wants_return && ts[i].fn.go_stack;
-		struct sp_probe_vec *old = vec_replace(site, p, NULL);
+		struct sp_probe_vec *old = sp_probevec_replace(site, p, NULL);
 		if (old)
 			olds[n_old++] = old;
 		if (!site->armed)
@@ -245,7 +245,7 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 					rc = rcs[j];
 		if (rc) {
 			/* Nothing was written: the probe never existed. */
-			olds[n_old++] = vec_replace(p->site, NULL, p);
+			olds[n_old++] = sp_probevec_replace(p->site, NULL, p);
 			if (code_gone(NULL, p->site->addr))
 				gone++;   /* the write found the object unmapped */
 			else
@@ -261,7 +261,7 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 			__atomic_fetch_add((uint16_t *)p->semaphore, 1, __ATOMIC_SEQ_CST);
 		if (sp_mode_pref == SP_PREF_JMP && !p->site->jmp)   /* the report's reason says it too */
 			sp_warn("%s: %s uses int3: %s", item->text, p->symbol, p->site->reason);
-		registry_append(p);
+		sp_registry_append(p);
 		if (p->go_ret)
 			go_rets[n_go++] = p;
 	}
@@ -275,18 +275,18 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 	 * A probe that failed to arm was in a published vector: it goes after
 	 * the same quiescence. */
 	for (long i = 0; i < n_old; i++)
-		retire(olds[i]);
+		sp_probevec_retire(olds[i]);
 	bool failed = false;
 	for (long i = 0; i < n; i++)
 		failed |= ps[i] != NULL;
 	if (failed) {
-		reclaim(true);
+		sp_probevec_reclaim(true);
 		for (long i = 0; i < n; i++)
 			if (ps[i] && ps[i]->revived)
-				lay_down(ps[i]);
+				sp_probe_lay_down(ps[i]);
 			else if (ps[i]) {
 				sp_tstate_free_id(ps[i]->id);
-				free_probe(ps[i]);
+				sp_probe_free(ps[i]);
 			}
 	}
 	if (made == 0 && n_ts > 0 && n > 0) {
@@ -317,12 +317,12 @@ long sp_probe_attach_object(const struct sp_spec_item *item, const struct sp_obj
 	struct target *ts = NULL;
 	long n_ts = 0;
 	sp_patch_hold();   /* one /proc/self/mem for the batch, closed after it */
-	struct sp_elf *elf = elf_get(obj->path, err, sizeof(err));
+	struct sp_elf *elf = sp_targets_elf(obj->path, err, sizeof(err));
 	if (!elf) {
 		rc = -ENOENT;
 		goto fail;
 	}
-	n_ts = resolve(item, obj, elf, &ts, err, sizeof(err));
+	n_ts = sp_targets_resolve(item, obj, elf, &ts, err, sizeof(err));
 	if (n_ts < 0) {
 		rc = n_ts;
 		goto fail;
@@ -334,7 +334,7 @@ long sp_probe_attach_object(const struct sp_spec_item *item, const struct sp_obj
 		goto out;   /* the caller waits for the next load (resolve.c) */
 	if (rc < 0)
 		goto fail;
-	if (rc > 0 && item_wants_return(item) && !item->internal)
+	if (rc > 0 && sp_item_wants_return(item) && !item->internal)
 		if (on_return_probe)
 			on_return_probe();   /* cancellation's unwinder must see real returns */
 	if (rc == 0 && n_ts > 0)

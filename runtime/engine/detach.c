@@ -19,7 +19,7 @@
 void sp_probe_objects_gone(const struct sp_object *objs, size_t n)
 {
 	bool any = false;
-	for (struct sp_probe *p = atomic_load(&probes_head); p; p = p->next) {
+	for (struct sp_probe *p = atomic_load(&sp_registry_probes); p; p = p->next) {
 		if (!p->attached)
 			continue;
 		bool loaded = false;
@@ -27,11 +27,11 @@ void sp_probe_objects_gone(const struct sp_object *objs, size_t n)
 			loaded = objs[i].bias == p->bias && strcmp(objs[i].path, p->object) == 0;
 		if (loaded)
 			continue;
-		struct sp_probe_vec *old = vec_replace(p->site, NULL, p);
+		struct sp_probe_vec *old = sp_probevec_replace(p->site, NULL, p);
 		if (old)
 			free(old);   /* the code that could read it is unmapped */
 		p->unloaded = true;   /* before the freeze: the launcher's record says it too */
-		freeze_counts(p);
+		sp_probe_freeze_counts(p);
 		p->attached = false;
 		if (!atomic_load(&p->site->vec)) {
 			p->site->armed = false;
@@ -44,28 +44,28 @@ void sp_probe_objects_gone(const struct sp_object *objs, size_t n)
 	}
 	if (any)
 		sp_tstate_quiesce();
-	for (struct sp_probe *p = atomic_load(&probes_head); any && p; p = p->next)
+	for (struct sp_probe *p = atomic_load(&sp_registry_probes); any && p; p = p->next)
 		if (p->unloaded && !p->freed_id)
-			lay_dormant(p);
+			sp_probe_lay_dormant(p);
 }
 
 /* Two steps, the lock released between them for the quiescence (see
- * retire).  The probes are marked detached before it: a return trampoline
+ * sp_probevec_retire).  The probes are marked detached before it: a return trampoline
  * of a call that entered earlier either sees that and calls no handler, or
  * is still inside dispatch and is waited for; after it nothing counts to
  * their ids, so the counts frozen then are final and the ids free. */
 int sp_probe_detach_link(struct selfprobe_link *link)
 {
-	pthread_mutex_lock(&reg_lock);
+	pthread_mutex_lock(&sp_registry_lock);
 	sp_patch_hold();   /* one /proc/self/mem for the batch */
 	sp_coexist_scan(true);   /* before disarming: what another tool did is reported */
 	int n = 0;
 	size_t n_sites = 0, cap = 0;
 	struct sp_site **sites = NULL;   /* left without a probe: disarmed as one batch */
-	for (struct sp_probe *p = atomic_load(&probes_head); p; p = p->next) {
+	for (struct sp_probe *p = atomic_load(&sp_registry_probes); p; p = p->next) {
 		if (p->link != link || !p->attached)
 			continue;
-		retire(vec_replace(p->site, NULL, p));
+		sp_probevec_retire(sp_probevec_replace(p->site, NULL, p));
 		if (!atomic_load(&p->site->vec)) {
 			if (n_sites == cap) {
 				size_t c = cap ? 2 * cap : 64;
@@ -87,19 +87,19 @@ int sp_probe_detach_link(struct selfprobe_link *link)
 	sp_arm_disarm_batch(sites, n_sites);
 	free(sites);
 	sp_patch_release();
-	pthread_mutex_unlock(&reg_lock);
+	pthread_mutex_unlock(&sp_registry_lock);
 	if (!n)
 		return -ENOENT;
-	reclaim_when(false, true);
-	pthread_mutex_lock(&reg_lock);
-	for (struct sp_probe *p = atomic_load(&probes_head); p; p = p->next) {
+	sp_probevec_reclaim_when(false, true);
+	pthread_mutex_lock(&sp_registry_lock);
+	for (struct sp_probe *p = atomic_load(&sp_registry_probes); p; p = p->next) {
 		if (p->link != link || !p->detaching)
 			continue;
-		freeze_counts(p);
+		sp_probe_freeze_counts(p);
 		p->detaching = false;
-		lay_dormant(p);
+		sp_probe_lay_dormant(p);
 	}
-	pthread_mutex_unlock(&reg_lock);
+	pthread_mutex_unlock(&sp_registry_lock);
 	return 0;
 }
 
@@ -108,7 +108,7 @@ int sp_probe_detach_link(struct selfprobe_link *link)
  * and records; nothing reaches them again. */
 void sp_probe_disarm_all(const char *why)
 {
-	pthread_mutex_lock(&reg_lock);
+	pthread_mutex_lock(&sp_registry_lock);
 	struct sp_site **sites = NULL;
 	size_t n = 0, cap = 0;
 	for (struct sp_site *s = sp_site_after(0); s; s = sp_site_after(s->addr)) {
@@ -129,7 +129,7 @@ void sp_probe_disarm_all(const char *why)
 	sp_arm_disarm_batch(sites, n);
 	sp_patch_release();
 	free(sites);
-	pthread_mutex_unlock(&reg_lock);
+	pthread_mutex_unlock(&sp_registry_lock);
 	if (n)
 		sp_probe_error("*", "%s: every probe removed in this process (%zu sites), its counts so far kept",
 			       why, n);

@@ -4,7 +4,6 @@
 #include "shm.h"
 
 #include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,7 +35,7 @@ void sp_probe_publish_errors(void)
 
 /* An error for the report (and the log, when asked for).  Also log.h's
  * error sink: the lower modules' messages come formatted already. */
-void record_error(const char *spec, const char *msg)
+void sp_probe_record_error(const char *spec, const char *msg)
 {
 	sp_err("%s: %s", spec, msg);
 	add_error(spec, msg);
@@ -44,10 +43,8 @@ void record_error(const char *spec, const char *msg)
 
 void sp_probe_error(const char *spec, const char *fmt, ...)
 {
-	char msg[512];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	sp_error_vsend(sp_probe_record_error, spec, fmt, ap);
 	va_end(ap);
-	record_error(spec, msg);
 }

@@ -11,7 +11,7 @@
 void sp_probe_error(const char *spec, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The same, MSG formatted already: log.h's sink. */
-void record_error(const char *spec, const char *msg);
+void sp_probe_record_error(const char *spec, const char *msg);
 
 /* Walk the errors (for the report).  The list only grows. */
 struct sp_error *sp_error_first(void);

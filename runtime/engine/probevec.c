@@ -20,7 +20,7 @@
 static struct sp_probe_vec **retired;
 static size_t n_retired, cap_retired;
 
-void retire(struct sp_probe_vec *v)
+void sp_probevec_retire(struct sp_probe_vec *v)
 {
 	if (!v)
 		return;
@@ -39,16 +39,16 @@ void retire(struct sp_probe_vec *v)
  * is held (only where no thread can wait for it inside dispatch).  ALWAYS:
  * quiesce even with nothing retired here — a detach must wait for the
  * handlers still running even when a concurrent reclaim took its vectors. */
-void reclaim_when(bool locked, bool always)
+void sp_probevec_reclaim_when(bool locked, bool always)
 {
 	if (!locked)
-		pthread_mutex_lock(&reg_lock);
+		pthread_mutex_lock(&sp_registry_lock);
 	struct sp_probe_vec **v = retired;
 	size_t n = n_retired;
 	retired = NULL;
 	n_retired = cap_retired = 0;
 	if (!locked)
-		pthread_mutex_unlock(&reg_lock);
+		pthread_mutex_unlock(&sp_registry_lock);
 	if (n || always)
 		sp_tstate_quiesce();
 	for (size_t i = 0; i < n; i++)
@@ -56,9 +56,9 @@ void reclaim_when(bool locked, bool always)
 	free(v);
 }
 
-void reclaim(bool locked)
+void sp_probevec_reclaim(bool locked)
 {
-	reclaim_when(locked, false);
+	sp_probevec_reclaim_when(locked, false);
 }
 
 size_t sp_probe_retired_mark(void) { return n_retired; }
@@ -80,7 +80,7 @@ void sp_probe_reclaim_locked(size_t mark)
 		return;
 	struct sp_probe_vec **v = malloc(n * sizeof(*v));
 	if (!v)
-		return;   /* freed by the next reclaim */
+		return;   /* freed by the next sp_probevec_reclaim */
 	memcpy(v, retired + mark, n * sizeof(*v));
 	n_retired = mark;
 	sp_tstate_quiesce();
@@ -89,12 +89,12 @@ void sp_probe_reclaim_locked(size_t mark)
 	free(v);
 }
 
-void sp_probe_reclaim(void) { reclaim(false); }
+void sp_probe_reclaim(void) { sp_probevec_reclaim(false); }
 
 /* Publish a new probe vector for SITE with P added (P non-NULL) or REMOVE
  * removed.  The old vector is freed after quiescence by the caller. */
-struct sp_probe_vec *vec_replace(struct sp_site *site, struct sp_probe *add,
-					struct sp_probe *remove)
+struct sp_probe_vec *sp_probevec_replace(struct sp_site *site, struct sp_probe *add,
+					 struct sp_probe *remove)
 {
 	struct sp_probe_vec *old = atomic_load(&site->vec);
 	uint32_t n = old ? old->n : 0;

@@ -18,11 +18,11 @@
 
 enum sp_mode_pref sp_mode_pref = SP_PREF_AUTO;
 
-pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
-struct sp_probe *_Atomic probes_head;
+pthread_mutex_t sp_registry_lock = PTHREAD_MUTEX_INITIALIZER;
+struct sp_probe *_Atomic sp_registry_probes;
 static struct sp_probe *probes_tail;
 
-struct sp_probe *sp_probe_first(void) { return atomic_load(&probes_head); }
+struct sp_probe *sp_probe_first(void) { return atomic_load(&sp_registry_probes); }
 
 void sp_probe_counts(const struct sp_probe *p, uint64_t *out)
 {
@@ -37,7 +37,7 @@ void sp_probe_counts(const struct sp_probe *p, uint64_t *out)
 
 /* Detached or unloaded: add the live counters and histogram to the frozen
  * ones (the id and slot are given back after the quiescence). */
-void freeze_counts(struct sp_probe *p)
+void sp_probe_freeze_counts(struct sp_probe *p)
 {
 	uint64_t live[SP_N_COUNTERS];
 	sp_tstate_read(p->id, live);
@@ -66,8 +66,8 @@ static int usdt_symbol(const char *name, void *vctx, uint64_t *addr)
 	return 0;
 }
 
-struct sp_probe *new_probe(const struct sp_spec_item *item, const struct sp_object *obj,
-				  struct target *t, selfprobe_handler_fn fn, void *data)
+struct sp_probe *sp_probe_new(const struct sp_spec_item *item, const struct sp_object *obj,
+			      struct target *t, selfprobe_handler_fn fn, void *data)
 {
 	struct sp_probe *p = calloc(1, sizeof(*p));
 	if (!p)
@@ -85,7 +85,7 @@ struct sp_probe *new_probe(const struct sp_spec_item *item, const struct sp_obje
 	p->shm_record = -1;
 	p->tl_label = -1;
 	p->internal = item->internal;
-	p->wants_return = item_wants_return(item);
+	p->wants_return = sp_item_wants_return(item);
 	if (item->action == SP_ACT_LATENCY) {
 		long slot = sp_latency_init() == 0 ? sp_latency_alloc() : -ENOSPC;
 		if (slot >= 0 && !(p->final_lat = calloc(1, sizeof(*p->final_lat)))) {
@@ -138,14 +138,14 @@ struct sp_probe *new_probe(const struct sp_spec_item *item, const struct sp_obje
 	p->implementation = t->implementation;
 	t->symbol = t->implementation = NULL;
 	if (p->symbol)
-		p->label = xasprintf("%s:%s%s%s", sp_kind_name(item->kind), item->object ? item->object : "",
+		p->label = sp_asprintf("%s:%s%s%s", sp_kind_name(item->kind), item->object ? item->object : "",
 				     item->object ? ":" : "", p->symbol);
 	else
 		p->label = strdup(item->probe_text);
 	return p;
 }
 
-void free_probe(struct sp_probe *p)
+void sp_probe_free(struct sp_probe *p)
 {
 	if (p->lat_slot >= 0)
 		sp_latency_free((uint32_t)p->lat_slot);
@@ -159,7 +159,7 @@ void free_probe(struct sp_probe *p)
 	free(p);
 }
 
-void registry_append(struct sp_probe *p)
+void sp_registry_append(struct sp_probe *p)
 {
 	if (p->revived) {   /* already listed, labelled and recorded */
 		p->revived = false;
@@ -172,7 +172,7 @@ void registry_append(struct sp_probe *p)
 	if (probes_tail)
 		probes_tail->next = p;
 	else
-		atomic_store(&probes_head, p);
+		atomic_store(&sp_registry_probes, p);
 	probes_tail = p;
 }
 
@@ -193,7 +193,7 @@ static struct sp_probe **dormant_bucket(uintptr_t vaddr)
 
 /* P's id and latency slot given back (after a quiescence: nothing counts
  * to them any more), and P laid dormant. */
-void lay_dormant(struct sp_probe *p)
+void sp_probe_lay_dormant(struct sp_probe *p)
 {
 	sp_tstate_free_id(p->id);
 	if (p->lat_slot >= 0) {
@@ -214,7 +214,7 @@ void lay_dormant(struct sp_probe *p)
  * reloads a plugin (its function at a new address each time), gets back the
  * record of that spec at that site, and the registry grows with the distinct
  * probes of its code, not with its churn (issue 16).  Registry lock held. */
-struct sp_probe *dormant_twin(const struct sp_probe *p)
+struct sp_probe *sp_probe_dormant_twin(const struct sp_probe *p)
 {
 	for (struct sp_probe **at = dormant_bucket(p->vaddr); *at; at = &(*at)->next_dormant) {
 		struct sp_probe *q = *at;
@@ -233,7 +233,7 @@ struct sp_probe *dormant_twin(const struct sp_probe *p)
  * Q keeps its record, label and counts, to which the new ones add.  P is
  * freed.  Nothing reads Q's live parts while it is dormant: it is in no
  * site's vector, and returns of its earlier life see it detached. */
-struct sp_probe *revive(struct sp_probe *q, struct sp_probe *p)
+struct sp_probe *sp_probe_revive(struct sp_probe *q, struct sp_probe *p)
 {
 	q->id = p->id;
 	q->lat_slot = p->lat_slot;
@@ -250,29 +250,29 @@ struct sp_probe *revive(struct sp_probe *q, struct sp_probe *p)
 	q->freed_id = false;
 	q->revived = true;
 	p->lat_slot = -1;                   /* Q's now */
-	free_probe(p);
+	sp_probe_free(p);
 	return q;
 }
 
 /* A revived probe whose site could not be armed: dormant again. */
-void lay_down(struct sp_probe *q)
+void sp_probe_lay_down(struct sp_probe *q)
 {
 	q->attached = false;
 	q->revived = false;
-	lay_dormant(q);
+	sp_probe_lay_dormant(q);
 }
 
-void sp_probe_lock(void) { pthread_mutex_lock(&reg_lock); }
+void sp_probe_lock(void) { pthread_mutex_lock(&sp_registry_lock); }
 void sp_probe_coexist_report(void)
 {
 	/* the report's own look at the sites: record only, and never wait (a
 	 * report written while a batch runs skips it; the batch scans) */
-	if (pthread_mutex_trylock(&reg_lock) != 0)
+	if (pthread_mutex_trylock(&sp_registry_lock) != 0)
 		return;
 	sp_coexist_scan(false);
-	pthread_mutex_unlock(&reg_lock);
+	pthread_mutex_unlock(&sp_registry_lock);
 }
-void sp_probe_unlock(void) { pthread_mutex_unlock(&reg_lock); }
+void sp_probe_unlock(void) { pthread_mutex_unlock(&sp_registry_lock); }
 /* never waits: for the fault handler (coexist.c), where waiting for a
  * batch of this very thread would never end */
-bool sp_probe_trylock(void) { return pthread_mutex_trylock(&reg_lock) == 0; }
+bool sp_probe_trylock(void) { return pthread_mutex_trylock(&sp_registry_lock) == 0; }

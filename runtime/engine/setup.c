@@ -33,7 +33,7 @@ void sp_probe_on_fork_child(void (*fn)(void))
  * hits; %p keeps the reports apart), and /proc/self/mem is reopened. */
 static void atfork_child(void)
 {
-	pthread_mutex_init(&reg_lock, NULL);
+	pthread_mutex_init(&sp_registry_lock, NULL);
 	sp_patch_atfork_child();
 	bool shared = sp_shm_atfork_child() == 0 && sp_shm_active();
 	sp_tstate_atfork_child();
@@ -45,7 +45,7 @@ static void atfork_child(void)
 	sp_stack_atfork_child();
 	if (shared)
 		sp_probe_publish_errors();   /* the child's report has them too */
-	for (struct sp_probe *p = atomic_load(&probes_head); p; p = p->next) {
+	for (struct sp_probe *p = atomic_load(&sp_registry_probes); p; p = p->next) {
 		memset(p->final, 0, sizeof(p->final));
 		if (p->final_lat)
 			memset(p->final_lat, 0, sizeof(*p->final_lat));
@@ -71,7 +71,7 @@ static void coexist_report(const struct sp_site *s, const char *what, uint32_t l
 
 static void setup_once(void)
 {
-	sp_log_set_error_sink(record_error);   /* the lower modules' errors: the report's */
+	sp_log_set_error_sink(sp_probe_record_error);   /* the lower modules' errors: the report's */
 	sp_xsave_init();
 	sp_patch_set_fault_handler(sp_trap_install);   /* before any write */
 	sp_coexist_on_report(coexist_report, sp_probe_trylock, sp_probe_unlock);

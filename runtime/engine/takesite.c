@@ -22,7 +22,7 @@ struct sp_site *sp_probe_take_site(uintptr_t addr, uintptr_t entry, bool int3_ok
 	for (size_t i = 0; i < n; i++) {
 		if (!sp_maps_in_text(&objs[i], addr, SP_JMP_LEN))
 			continue;
-		struct sp_elf *elf = elf_get(objs[i].path, err, errlen);
+		struct sp_elf *elf = sp_targets_elf(objs[i].path, err, errlen);
 		const struct sp_sym *sym = elf ? sp_elf_containing(elf, addr - objs[i].bias) : NULL;
 		if (elf && (!sym || sym->value != addr - objs[i].bias || sym->is_ifunc)) {
 			snprintf(err, errlen, "%#lx is not a function's entry in %s", (unsigned long)addr,
@@ -30,7 +30,7 @@ struct sp_site *sp_probe_take_site(uintptr_t addr, uintptr_t entry, bool int3_ok
 			break;
 		}
 		struct target t = { 0 };
-		if (!elf || target_for(&objs[i], elf, sym, 0, &t, err, errlen) != 0)
+		if (!elf || sp_target_fill(&objs[i], elf, sym, 0, &t, err, errlen) != 0)
 			break;
 		free(t.implementation);
 		free(t.symbol);

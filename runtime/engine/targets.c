@@ -22,7 +22,7 @@ struct elf_cache {
 };
 static struct elf_cache *elves;
 
-struct sp_elf *elf_get(const char *path, char *err, size_t errlen)
+struct sp_elf *sp_targets_elf(const char *path, char *err, size_t errlen)
 {
 	for (struct elf_cache *c = elves; c; c = c->next)
 		if (strcmp(c->elf->path, path) == 0)
@@ -57,7 +57,7 @@ static uintptr_t next_symbol(const struct sp_object *obj, const struct sp_elf *e
 	return limit;
 }
 
-char *xasprintf(const char *fmt, ...)
+char *sp_asprintf(const char *fmt, ...)
 {
 	char *s = NULL;
 	va_list ap;
@@ -69,7 +69,7 @@ char *xasprintf(const char *fmt, ...)
 }
 
 /* uretprobe, usession and the latency action swap the return address. */
-bool item_wants_return(const struct sp_spec_item *item)
+bool sp_item_wants_return(const struct sp_spec_item *item)
 {
 	return item->kind == SP_KIND_URETPROBE || item->kind == SP_KIND_USESSION ||
 	       item->action == SP_ACT_LATENCY;
@@ -88,9 +88,9 @@ static uintptr_t ifunc_target(const struct sp_object *obj, const struct sp_sym *
 }
 
 /* Fill T for SYM (+OFFSET).  0, or -errno with a message in ERR. */
-int target_for(const struct sp_object *obj, const struct sp_elf *elf,
-		      const struct sp_sym *sym, uint64_t offset, struct target *t,
-		      char *err, size_t errlen)
+int sp_target_fill(const struct sp_object *obj, const struct sp_elf *elf,
+		   const struct sp_sym *sym, uint64_t offset, struct target *t,
+		   char *err, size_t errlen)
 {
 	uintptr_t func = obj->bias + sym->value;
 	uint64_t size = sym->size;
@@ -115,7 +115,7 @@ int target_for(const struct sp_object *obj, const struct sp_elf *elf,
 			size = impl->size;
 		} else {
 			/* no symbol (a stripped libc without its debug file) */
-			t->implementation = xasprintf("%s+%#lx", sp_maps_base_name(obj->path),
+			t->implementation = sp_asprintf("%s+%#lx", sp_maps_base_name(obj->path),
 						      (unsigned long)(func - obj->bias));
 			size = 0;
 		}
@@ -161,7 +161,7 @@ int target_for(const struct sp_object *obj, const struct sp_elf *elf,
 					 .landing_pads = elf->has_except_table };
 	/* a Go function's entry probe goes past its stack check (golang.h) */
 	t->addr += sp_go_site(obj->path, func, size, offset, &t->fn);
-	t->symbol = offset ? xasprintf("%s+%#lx", sym->name, (unsigned long)offset) : strdup(sym->name);
+	t->symbol = offset ? sp_asprintf("%s+%#lx", sym->name, (unsigned long)offset) : strdup(sym->name);
 	return 0;
 }
 
@@ -243,7 +243,7 @@ static long resolve_usdt(const struct sp_spec_item *item, const struct sp_object
 			continue;
 		struct target *t = &ts[k++];
 		t->addr = obj->bias + n->pc;
-		t->symbol = xasprintf("%s:%s", n->provider, n->name);
+		t->symbol = sp_asprintf("%s:%s", n->provider, n->name);
 		t->note = n;
 		uint64_t fs = 0, fz = 0;   /* a sized symbol, else the .eh_frame extent */
 		bool known = sp_elf_func_extent(elf, n->pc, &fs, &fz);
@@ -263,8 +263,8 @@ static long resolve_usdt(const struct sp_spec_item *item, const struct sp_object
 	return k;
 }
 
-long resolve(const struct sp_spec_item *item, const struct sp_object *obj,
-		    struct sp_elf *elf, struct target **out, char *err, size_t errlen)
+long sp_targets_resolve(const struct sp_spec_item *item, const struct sp_object *obj,
+			struct sp_elf *elf, struct target **out, char *err, size_t errlen)
 {
 	*out = NULL;
 	if (item->kind == SP_KIND_USDT)
@@ -276,7 +276,7 @@ long resolve(const struct sp_spec_item *item, const struct sp_object *obj,
 			if (!t)
 				return -ENOMEM;
 			t->addr = obj->bias + item->address;
-			t->symbol = xasprintf("%#lx", (unsigned long)item->address);
+			t->symbol = sp_asprintf("%#lx", (unsigned long)item->address);
 			t->fn.limit = next_symbol(obj, elf, t->addr);
 			uint64_t fs, fz;   /* the .eh_frame extent holding it, if any */
 			if (sp_elf_func_extent(elf, item->address, &fs, &fz)) {
@@ -302,14 +302,14 @@ long resolve(const struct sp_spec_item *item, const struct sp_object *obj,
 		struct target *t = calloc(1, sizeof(*t));
 		if (!t)
 			return -ENOMEM;
-		if (item_wants_return(item) && item->address != sym->value) {
+		if (sp_item_wants_return(item) && item->address != sym->value) {
 			free(t);
 			snprintf(err, errlen, "return probes attach at a function entry: %#lx is %s+%#lx",
 				 (unsigned long)item->address, sym->name,
 				 (unsigned long)(item->address - sym->value));
 			return -EINVAL;
 		}
-		int rc = target_for(obj, elf, sym, item->address - sym->value, t, err, errlen);
+		int rc = sp_target_fill(obj, elf, sym, item->address - sym->value, t, err, errlen);
 		if (rc) {
 			free(t);
 			return rc;
@@ -339,7 +339,7 @@ long resolve(const struct sp_spec_item *item, const struct sp_object *obj,
 	long k = 0;
 	for (long i = 0; i < n; i++) {
 		char e2[512];
-		if (target_for(obj, elf, syms[i], item->offset, &ts[k], e2, sizeof(e2)) == 0)
+		if (sp_target_fill(obj, elf, syms[i], item->offset, &ts[k], e2, sizeof(e2)) == 0)
 			k++;
 		else if (n == 1) {
 			snprintf(err, errlen, "%s", e2);

@@ -25,22 +25,22 @@ struct target {
 };
 
 /* The ELF file at PATH, read once per process.  NULL with ERR. */
-struct sp_elf *elf_get(const char *path, char *err, size_t errlen);
+struct sp_elf *sp_targets_elf(const char *path, char *err, size_t errlen);
 
 /* Every site ITEM names in OBJ (ELF ELF), into *OUT (malloc'ed; each
  * target's strings too).  Count, or -errno with ERR. */
-long resolve(const struct sp_spec_item *item, const struct sp_object *obj,
-	     struct sp_elf *elf, struct target **out, char *err, size_t errlen);
+long sp_targets_resolve(const struct sp_spec_item *item, const struct sp_object *obj,
+			struct sp_elf *elf, struct target **out, char *err, size_t errlen);
 
 /* Fill T for SYM (+OFFSET).  0, or -errno with a message in ERR. */
-int target_for(const struct sp_object *obj, const struct sp_elf *elf,
-	       const struct sp_sym *sym, uint64_t offset, struct target *t,
-	       char *err, size_t errlen);
+int sp_target_fill(const struct sp_object *obj, const struct sp_elf *elf,
+		   const struct sp_sym *sym, uint64_t offset, struct target *t,
+		   char *err, size_t errlen);
 
 /* uretprobe, usession and the latency action swap the return address. */
-bool item_wants_return(const struct sp_spec_item *item);
+bool sp_item_wants_return(const struct sp_spec_item *item);
 
 /* vasprintf's string, or NULL. */
-char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *sp_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif
