@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,7 +53,17 @@ static struct {
 	size_t n_base, cap_base;
 } session;
 
-static int listen_fd = -1;
+/* A descriptor of the server's and the file it named when made: the
+ * program may close any descriptor (a daemon's closefrom) or dup2 over it,
+ * its number then another file's, perhaps a socket of the program's own.
+ * The server uses, and closes, only a number that still names its file. */
+struct own {
+	int fd;
+	dev_t dev;
+	ino_t ino;
+};
+
+static struct own lsn = { .fd = -1 };   /* the listening socket */
 static atomic_bool started;
 
 /* session.base's entry for P, found through an open-addressing index of
@@ -496,6 +507,32 @@ static bool do_file(FILE *out, int *fd)
 	return true;
 }
 
+static bool own_take(struct own *o, int fd)
+{
+	struct stat st;
+	o->fd = fd;
+	if (fd < 0 || fstat(fd, &st) != 0)
+		return false;
+	o->dev = st.st_dev;
+	o->ino = st.st_ino;
+	return true;
+}
+
+static bool own_ok(const struct own *o)
+{
+	struct stat st;
+	return o->fd >= 0 && fstat(o->fd, &st) == 0 && st.st_dev == o->dev && st.st_ino == o->ino;
+}
+
+/* Close O's descriptor if it is still ours (else the program closed ours
+ * and the number is its file now). */
+static void own_close(struct own *o)
+{
+	if (own_ok(o))
+		close(o->fd);
+	o->fd = -1;
+}
+
 static bool read_full(int fd, void *buf, size_t n)
 {
 	for (size_t got = 0; got < n;) {
@@ -573,13 +610,16 @@ static bool read_header(int fd, char *cmd, size_t cmdlen, size_t *len)
 	return true;
 }
 
-/* One connection: requests until "end" or EOF.  False: close it. */
-static void serve(int fd)
+/* One connection: requests until "end" or EOF, or until its descriptor is
+ * no longer ours (the program closed it: what it reads and writes at that
+ * number is its own). */
+static void serve(const struct own *c)
 {
+	int fd = c->fd;
 	for (;;) {
 		char cmd[16];
 		size_t len;
-		if (!read_header(fd, cmd, sizeof(cmd), &len))
+		if (!own_ok(c) || !read_header(fd, cmd, sizeof(cmd), &len))
 			return;
 		char *arg = malloc(len + 1);
 		if (!arg || !read_full(fd, arg, len)) {
@@ -597,6 +637,7 @@ static void serve(int fd)
 		FILE *out = open_memstream(&body, &blen);
 		bool ok = false;
 		int pass = -1;   /* a descriptor sent with the answer */
+		struct own passed = { .fd = -1 };
 		if (!out) {
 			free(arg);
 			return;
@@ -620,12 +661,14 @@ static void serve(int fd)
 			fprintf(out, "unknown command '%s'", cmd);
 		fclose(out);
 		free(arg);
+		if (pass >= 0 && !own_take(&passed, pass))
+			pass = -1;
 		char head[40];
 		int hn = snprintf(head, sizeof(head), "%s %zu\n", ok ? "OK" : "ERR", blen);
-		bool sent = (pass >= 0 ? send_fd(fd, head, (size_t)hn, pass) : write_full(fd, head, (size_t)hn)) &&
+		bool sent = own_ok(c) && (pass < 0 || own_ok(&passed)) &&
+			    (pass >= 0 ? send_fd(fd, head, (size_t)hn, pass) : write_full(fd, head, (size_t)hn)) &&
 			    write_full(fd, body, blen);
-		if (pass >= 0)
-			close(pass);
+		own_close(&passed);
 		free(body);
 		if (!sent)
 			return;
@@ -641,25 +684,92 @@ static bool peer_allowed(int fd)
 	return cr.uid == 0 || cr.uid == geteuid();
 }
 
+/* The channel's name, @SP_CONTROL_PREFIX<pid>: its length in *LEN. */
+static struct sockaddr_un channel_name(socklen_t *len)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int n = snprintf(a.sun_path + 1, sizeof(a.sun_path) - 1, SP_CONTROL_PREFIX "%d", (int)getpid());
+	*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+	return a;
+}
+
+/* A listening socket under the channel's name, in lsn: 0 or -errno. */
+static int listen_make(void)
+{
+	socklen_t alen;
+	struct sockaddr_un a = channel_name(&alen);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, alen) != 0 || listen(fd, 8) != 0 || !own_take(&lsn, fd)) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		lsn.fd = -1;
+		return -e;
+	}
+	return 0;
+}
+
+/* The program closed the listening socket (or put a file of its own at its
+ * number): a new one under the same name.  The name is free once the old
+ * socket is destroyed; it may live a moment longer (a descriptor the
+ * program dup'd from it, a fork child closing its own): retried for a
+ * second.  False: no channel any more (said in the report). */
+static bool relisten(void)
+{
+	lsn.fd = -1;   /* the number is the program's now: never closed by us */
+	int rc = -EADDRINUSE;
+	for (int i = 0; i < 100 && rc == -EADDRINUSE; i++) {
+		rc = listen_make();
+		if (rc == -EADDRINUSE)
+			nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000 * 1000 }, NULL);
+	}
+	if (rc < 0) {
+		socklen_t alen;
+		struct sockaddr_un a = channel_name(&alen);
+		sp_probe_error("control", "the program closed the control socket and it cannot be made again "
+			       "as @%s: %s", a.sun_path + 1, strerror(-rc));
+	}
+	return rc == 0;
+}
+
+/* Was connection FD made to the channel's name (and not to a socket of the
+ * program's that took the listening socket's number between our check and
+ * accept)? */
+static bool to_channel(int fd)
+{
+	socklen_t alen, got = sizeof(struct sockaddr_un);
+	struct sockaddr_un a = channel_name(&alen), b;
+	return getsockname(fd, (struct sockaddr *)&b, &got) == 0 && got == alen && !memcmp(&a, &b, alen);
+}
+
 static void *server(void *unused)
 {
 	(void)unused;
 	sp_tls.runtime++;   /* for good: nothing this thread runs is the program's */
 	for (;;) {
-		int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		/* the number is still our socket: never accept on a file of the
+		 * program's (its own listening socket would lose connections) */
+		if (!own_ok(&lsn) && !relisten())
+			return NULL;
+		struct own c;
+		int fd = accept4(lsn.fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED || errno == EMFILE || errno == ENFILE ||
-			    errno == ENOBUFS || errno == ENOMEM)
-				continue;
-			return NULL;   /* the socket is gone (a fork child closed nothing of ours) */
+			    errno == ENOBUFS || errno == ENOMEM || !own_ok(&lsn))
+				continue;   /* (not ours any more: made again) */
+			return NULL;
+		}
+		if (!own_take(&c, fd) || !to_channel(fd)) {
+			close(fd);   /* the program's connection, taken in that window: lost either way */
+			continue;
 		}
 		/* a client that stops talking must not hold the channel */
 		struct timeval tv = { .tv_sec = 10 };
 		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 		if (peer_allowed(fd))
-			serve(fd);
-		close(fd);
+			serve(&c);
+		own_close(&c);
 	}
 }
 
@@ -667,9 +777,7 @@ static void atfork_child(void)
 {
 	/* the child has no server thread: connections by name must not queue
 	 * on a socket nobody accepts from */
-	if (listen_fd >= 0)
-		close(listen_fd);
-	listen_fd = -1;
+	own_close(&lsn);
 }
 
 __attribute__((visibility("default"))) int selfprobe_control_start(void)
@@ -680,24 +788,17 @@ __attribute__((visibility("default"))) int selfprobe_control_start(void)
 int sp_control_start(void)
 {
 	if (atomic_exchange(&started, true))
-		return listen_fd >= 0 ? 0 : -EALREADY;
+		return lsn.fd >= 0 ? 0 : -EALREADY;
 	sp_tls.runtime++;
 	/* the counters in a file the channel hands to its clients (shm.h) */
 	sp_shm_want_own();
-	int rc = 0;
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	int n = snprintf(a.sun_path + 1, sizeof(a.sun_path) - 1, SP_CONTROL_PREFIX "%d", (int)getpid());
-	socklen_t alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, alen) != 0 || listen(fd, 8) != 0) {
-		rc = -errno;
-		sp_probe_error("control", "cannot serve the control socket @%s: %s", a.sun_path + 1,
-			       strerror(errno));
-		if (fd >= 0)
-			close(fd);
+	int rc = listen_make();
+	if (rc < 0) {
+		socklen_t alen;
+		struct sockaddr_un a = channel_name(&alen);
+		sp_probe_error("control", "cannot serve the control socket @%s: %s", a.sun_path + 1, strerror(-rc));
 		goto out;
 	}
-	listen_fd = fd;
 	/* the thread takes no signal of the program's (SIGTRAP stays
 	 * deliverable: sigwrap keeps it so for its own int3s) */
 	sigset_t all, old;
@@ -718,8 +819,7 @@ int sp_control_start(void)
 	if (e) {
 		rc = -e;
 		sp_probe_error("control", "cannot start the control thread: %s", strerror(e));
-		close(fd);
-		listen_fd = -1;
+		own_close(&lsn);
 		goto out;
 	}
 	pthread_setname_np(t, "selfprobe-ctl");

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -43,6 +44,11 @@ static __thread bool fork_locked;
  * write), so that the program never sees a descriptor of ours; -2 once it
  * failed (the fallback from then on). */
 static int mem_fd = -1;
+/* the file mem_fd named when opened: the program may close it meanwhile (a
+ * daemon's closefrom while an attach's batch holds it) and open a file of
+ * its own at the number, which must be neither written nor closed */
+static dev_t mem_dev;
+static ino_t mem_ino;
 static int holds;                /* sp_patch_hold depth (under the writers' lock) */
 static uint64_t epoch;           /* changes at each first hold and each write (sp_patch_epoch) */
 static int sync_state;           /* 0 unknown, 1 registered, -1 unavailable */
@@ -101,10 +107,18 @@ static void unlock_patch(void)
 		raw_syscall(SYS_futex, (long)&patch_owner, FUTEX_WAKE_PRIVATE, INT_MAX, 0);
 }
 
+static bool mem_ours(void)
+{
+	struct stat st;
+	return mem_fd >= 0 && raw_syscall(SYS_fstat, mem_fd, (long)&st, 0, 0) == 0 && st.st_dev == mem_dev &&
+	       st.st_ino == mem_ino;
+}
+
 static void close_mem(void)
 {
 	if (mem_fd >= 0) {
-		raw_syscall(SYS_close, mem_fd, 0, 0, 0);   /* not the program's close */
+		if (mem_ours())
+			raw_syscall(SYS_close, mem_fd, 0, 0, 0);   /* not the program's close */
 		mem_fd = -1;
 	}
 }
@@ -135,8 +149,18 @@ void sp_patch_release(void)
 
 static int open_mem(void)
 {
+	if (mem_fd >= 0 && !mem_ours())
+		mem_fd = -1;   /* the program closed ours: opened again, its file left alone */
 	if (mem_fd == -1) {
+		struct stat st;
 		mem_fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+		if (mem_fd >= 0 && fstat(mem_fd, &st) == 0) {
+			mem_dev = st.st_dev;
+			mem_ino = st.st_ino;
+		} else if (mem_fd >= 0) {
+			close(mem_fd);
+			mem_fd = -1;
+		}
 		if (mem_fd < 0) {
 			sp_info("patch: cannot open /proc/self/mem (%s): writing code through mprotect "
 				"(read-write, then read-exec again)", strerror(errno));
@@ -324,7 +348,7 @@ int sp_patch_write(uintptr_t addr, const void *bytes, size_t len)
 		sp_info("patch: /proc/self/mem write at %#lx failed (%s): writing code through "
 			"mprotect (read-write, then read-exec again)",
 			(unsigned long)addr, n < 0 ? strerror((int)-n) : "short write");
-		close(fd);
+		close_mem();
 		mem_fd = -2;
 	}
 	rc = write_fallback(addr, bytes, len);
@@ -632,9 +656,7 @@ int sp_patch_read(uintptr_t addr, void *buf, size_t len)
 void sp_patch_atfork_child(void)
 {
 	epoch++;
-	if (mem_fd >= 0)
-		close(mem_fd);
-	mem_fd = -1;
+	close_mem();
 	holds = 0;        /* the parent's writers are not here */
 	sync_state = 0;   /* registration belongs to the parent's mm */
 	fork_locked = false;

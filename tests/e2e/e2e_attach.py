@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -657,6 +658,77 @@ def case_killed():
                                                                         r.get("seconds")))
 
 
+def control_conn(pid):
+    """A connection to PID's control channel, held open: once ping is
+    answered, the server thread serves it (it is not in accept())."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect("\0selfprobe.%d" % pid)
+    s.sendall(b"ping 0\n")
+    got = b""
+    while b"}" not in got:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        got += chunk
+    t.check(got.startswith(b"OK "), "control connection: ping answered", got)
+    return s
+
+
+def server_in_accept(pid, timeout=10):
+    """Wait until PID's selfprobe-ctl thread is blocked in accept4."""
+    end = time.time() + timeout
+    while time.time() < end:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            try:
+                with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                    if f.read().strip() != "selfprobe-ctl":
+                        continue
+                with open("/proc/%d/task/%s/syscall" % (pid, tid)) as f:
+                    if f.read().split()[0] == "288":   # accept4 (x86-64)
+                        return True
+            except OSError:
+                pass
+        time.sleep(0.02)
+    return False
+
+
+def case_ownlisten():
+    # the program closes the runtime's listening socket and puts a listening
+    # socket of its own at that number: the runtime never accepts its
+    # connections, and serves attach on a socket made again under its name
+    lv = Live([LIVE])
+    a = cli("attach", lv.pid, "-e", "uprobe:live_work", "--no-wait")
+    t.check(a.returncode == 0, "ownlisten: first attach", a.stderr)
+    d = cli("detach", lv.pid, "-o", "/dev/null")
+    t.check(d.returncode == 0, "ownlisten: first detach", d.stderr)
+    with control_conn(lv.pid):
+        lv.cmd("ownlisten")
+    at = [l for l in "".join(lv.out).splitlines() if l.startswith("listening at ")]
+    t.check(len(at) == 1, "ownlisten: one listening socket was the runtime's, the program's now", at)
+    t.check(server_in_accept(lv.pid), "ownlisten: the server waits for connections again", "")
+    mine = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    mine.connect("\0sp_live.%d" % lv.pid)
+    time.sleep(0.3)   # time for a server blocked on the program's socket to take it
+    got = lv.cmd("ownaccept")
+    acc = [l for l in "".join(lv.out).splitlines() if l.startswith("accepted ")]
+    t.check(acc[-1:] == ["accepted 1"], "ownlisten: the program accepts its own connection", "%s %s" % (acc, got))
+    mine.close()
+    a = cli("attach", lv.pid, "-e", "uprobe:live_work", "--no-wait")
+    t.check(a.returncode == 0, "ownlisten: attach after (a new listening socket)", a.stderr)
+    lv.cmd("call 25")
+    rep = os.path.join(t.work_dir(), "ownlisten.json")
+    d = cli("detach", lv.pid, "-o", rep)
+    t.check(d.returncode == 0, "ownlisten: detach after", d.stderr)
+    try:
+        with open(rep) as f:
+            hits = json.load(f)["probes"][0]["hits"]
+    except (OSError, ValueError, LookupError) as e:
+        hits = str(e)
+    t.check(hits == 25, "ownlisten: 25 hits", hits)
+    out, rc, _ = lv.quit()
+    t.check(rc == 7 and "total 25" in out, "ownlisten: the program's status and calls", out)
+
+
 def case_closedfd():
     # a program that closes every descriptor (a daemon's closefrom) after the
     # runtime made its counters file: the number now names /dev/null, which
@@ -668,7 +740,11 @@ def case_closedfd():
     lv.cmd("call 10")
     d = cli("detach", lv.pid, "-o", "/dev/null")
     t.check(d.returncode == 0, "closedfd: first detach", d.stderr)
-    lv.cmd("closefds")
+    # the server is inside a connection, not in accept() (which would keep
+    # the socket alive a while): the closing destroys the listening socket
+    # and its name, and the connection's number is the program's /dev/null
+    with control_conn(lv.pid):
+        lv.cmd("closefds")
     rep = os.path.join(t.work_dir(), "closedfd.json")
     w = subprocess.Popen([t.CLI, "attach", str(lv.pid), "-e", "uprobe:live_work",
                           "-e", "uretprobe:live_work=latency", "-o", rep],
@@ -890,7 +966,8 @@ def metrics(lv, pid):
 
 CASES = {"latesig": case_latesig, "churn": case_churn, "runmetrics": case_runmetrics, "busy": case_busy, "sqlite": case_sqlite, "single": case_single, "threads": case_threads, "python": case_python, "reattach": case_reattach,
          "dlfork": case_dlfork, "bad": case_bad, "control": case_control, "killed": case_killed,
-         "readme": case_readme, "closedfd": case_closedfd}
+         "readme": case_readme, "closedfd": case_closedfd,
+         "ownlisten": case_ownlisten}
 
 
 def main():

@@ -35,12 +35,22 @@
  *   closefds    close every descriptor above 2 (as a daemon does) and open
  *               /dev/null at 3 to 31: a descriptor the runtime kept is gone,
  *               its number another file's
+ *   ownlisten   every listening socket among its descriptors (the
+ *               runtime's) closed, a listening socket of its own,
+ *               @sp_live.PID, put at that number (dup2): a program that
+ *               reuses the number for a server of its own
+ *   ownaccept   accept on that socket (blocking: a server that accepts
+ *               at that number waits there) if a connection is waiting
+ *               (poll): "accepted 1" if a
+ *               connection was there, "accepted 0" if none
  *   quit        print the totals and exit with status 7
  * After each command: "done CALLS TRAPS", flushed.  argv[3] "blocktrap":
  * the worker threads block every signal (SIGTRAP too).
  */
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -49,6 +59,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -57,6 +69,7 @@
 #endif
 
 static atomic_ulong calls;
+static int own_listen = -1;   /* ownlisten's socket */
 static volatile sig_atomic_t traps;
 
 static void on_trap(int sig)
@@ -314,6 +327,31 @@ int main(int argc, char **argv)
 			do
 				fd = open("/dev/null", O_RDONLY);
 			while (fd >= 0 && fd < 31);
+		} else if (!strcmp(cmd, "ownlisten")) {
+			struct sockaddr_un a = { .sun_family = AF_UNIX };
+			int n = snprintf(a.sun_path + 1, sizeof(a.sun_path) - 1, "sp_live.%d", (int)getpid());
+			socklen_t alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+			int s = socket(AF_UNIX, SOCK_STREAM, 0);
+			if (s < 0 || bind(s, (struct sockaddr *)&a, alen) != 0 || listen(s, 8) != 0) {
+				perror("ownlisten");
+				return 4;
+			}
+			for (int fd = 3; fd < 1024; fd++) {
+				int on = 0;
+				socklen_t len = sizeof(on);
+				if (fd != s && getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on &&
+				    dup2(s, fd) == fd) {
+					own_listen = fd;
+					printf("listening at %d\n", fd);
+				}
+			}
+			close(s);
+		} else if (!strcmp(cmd, "ownaccept")) {
+			struct pollfd pf = { .fd = own_listen, .events = POLLIN };
+			int c = own_listen >= 0 && poll(&pf, 1, 0) == 1 ? accept(own_listen, NULL, NULL) : -1;
+			printf("accepted %d\n", c >= 0);
+			if (c >= 0)
+				close(c);
 		} else if (!strcmp(cmd, "quit")) {
 			break;
 		}

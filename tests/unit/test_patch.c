@@ -10,13 +10,19 @@
  *   - a piece that cannot be written sets its FAILED flag, the others are
  *     written;
  *   - sp_patch_write_many over neighbouring pages: every piece written,
- *     the bytes between kept, a page without a piece untouched.
+ *     the bytes between kept, a page without a piece untouched;
+ *   - a program that closes the held /proc/self/mem and opens a file of
+ *     its own at that number: the next write still reaches the code, and
+ *     that file is neither written nor closed.
  */
 #include <criterion/criterion.h>
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -186,4 +192,40 @@ Test(many, a_big_batch_over_many_pages)
 	}
 	cr_assert_not(resident(c + 6 * PG), "a page without a piece was read or written");
 	cr_assert_not(resident(c + 9 * PG));
+}
+
+/* The descriptor of ours naming /proc/PID/mem, or -1. */
+static int mem_descriptor(void)
+{
+	char want[64], path[64], got[64];
+	snprintf(want, sizeof(want), "/proc/%d/mem", (int)getpid());
+	for (int fd = 3; fd < 1024; fd++) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		ssize_t n = readlink(path, got, sizeof(got) - 1);
+		if (n > 0 && (got[n] = 0, !strcmp(got, want)))
+			return fd;
+	}
+	return -1;
+}
+
+Test(held, a_program_file_at_the_number_is_left_alone)
+{
+	uint8_t *c = code_pages(1);
+	uint8_t a = 0x90, b = 0xcc;
+	sp_patch_hold();
+	cr_assert_eq(sp_patch_write((uintptr_t)c, &a, 1), 0);
+	int mem = mem_descriptor();
+	cr_assert_geq(mem, 0, "no /proc/self/mem held");
+	/* the program's closefrom, then a file of its own at that number */
+	int f = memfd_create("program", MFD_CLOEXEC);
+	cr_assert_geq(f, 0);
+	cr_assert_eq(dup2(f, mem), mem);
+	close(f);
+	cr_assert_eq(sp_patch_write((uintptr_t)c + 1, &b, 1), 0);
+	sp_patch_release();
+	cr_assert(c[0] == 0x90 && c[1] == 0xcc, "the code was not written");
+	struct stat st;
+	cr_assert_eq(fstat(mem, &st), 0, "the program's file was closed");
+	cr_assert_eq(st.st_size, 0, "the program's file was written");
+	close(mem);
 }
