@@ -1,6 +1,7 @@
 /* trace — see trace.h. */
 #include "trace.h"
 #include "dispatch.h"
+#include "fdid.h"
 #include "golang_args.h"
 #include "probe.h"
 #include "timeline.h"
@@ -27,14 +28,39 @@ struct tbuf {
 
 static __thread struct tbuf *mine __attribute__((tls_model("initial-exec")));
 static struct tbuf *_Atomic all;
-static int out_fd = -1;
+/* The copy of stderr the lines go to, and its identity: a program that
+ * closes every descriptor (a daemon's closefrom) may open a file of its own
+ * at that number.  Lines then go nowhere rather than into its file, nor to
+ * its stderr of now (redirected, perhaps: not where trace lines were
+ * promised); counted, for the report.  Written once, before any probe
+ * traces; read by every thread's flush. */
+static struct sp_fdid out = SP_FDID_NONE;
+static atomic_bool out_gone;              /* seen not ours once: never written again */
+static _Atomic uint64_t lost_lines;
 static pthread_key_t key;
+
+/* B's lines dropped: counted (a line per newline). */
+static void drop(struct tbuf *b)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; i < b->len; i++)
+		n += b->data[i] == '\n';
+	atomic_fetch_add(&lost_lines, n);
+	b->len = 0;
+}
 
 static void flush(struct tbuf *b)
 {
+	/* sticky: a number that was the program's file once may be ours
+	 * again only by chance, and may change again under the write */
+	if (b->len && (atomic_load(&out_gone) || !sp_fdid_still_ours(&out))) {
+		atomic_store(&out_gone, true);
+		drop(b);
+		return;
+	}
 	size_t off = 0;
 	while (off < b->len) {
-		ssize_t n = write(out_fd, b->data + off, b->len - off);
+		ssize_t n = write(out.fd, b->data + off, b->len - off);
 		if (n <= 0 && errno != EINTR)
 			break;
 		if (n > 0)
@@ -55,11 +81,15 @@ static void thread_gone(void *v)
 
 int sp_trace_prepare(void)
 {
-	if (out_fd >= 0)
+	if (out.fd >= 0)
 		return 0;
-	out_fd = fcntl(2, F_DUPFD_CLOEXEC, 10);
-	if (out_fd < 0)
+	int fd = fcntl(2, F_DUPFD_CLOEXEC, 10);
+	if (fd < 0)
 		return -errno;
+	if (!sp_fdid_remember(&out, fd)) {
+		close(fd);
+		return -EBADF;
+	}
 	return -pthread_key_create(&key, thread_gone);
 }
 
@@ -245,8 +275,12 @@ static void trace_line(struct selfprobe_ctx *ctx)
 	}
 	put(&l, "\n");
 	struct tbuf *b = buffer();
-	if (!b || out_fd < 0)
+	if (!b || out.fd < 0)
 		return;
+	if (atomic_load(&out_gone)) {   /* not kept for a flush that would drop it */
+		atomic_fetch_add(&lost_lines, 1);
+		return;
+	}
 	atomic_store(&b->busy, 1);
 	if (b->len + l.n > BUF_SIZE)
 		flush(b);
@@ -261,4 +295,9 @@ void sp_trace_flush_all(void)
 	for (struct tbuf *b = atomic_load(&all); b; b = atomic_load(&b->next))
 		if (!atomic_load(&b->busy))   /* a thread mid-line keeps its buffer */
 			flush(b);
+}
+
+uint64_t sp_trace_lost(void)
+{
+	return atomic_load(&lost_lines);
 }

@@ -4,6 +4,7 @@
 #include "bt_run.h"
 #include "dispatch.h"
 #include "exithook.h"
+#include "fdid.h"
 #include "golang_ret.h"
 #include "golang_exit.h"
 #include "log.h"
@@ -28,6 +29,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,10 +150,24 @@ static int report_fd(int fd)
 	return copy >= 0 ? copy : -errno;
 }
 
+/* Every thread's trace lines out, before a report; lines dropped since the
+ * last report (the program took the number of the trace output's copy of
+ * stderr: trace.h) are said in its errors. */
+static void trace_flush(void)
+{
+	static _Atomic uint64_t said;
+	sp_trace_flush_all();
+	uint64_t lost = sp_trace_lost(), before = atomic_exchange(&said, lost);
+	if (lost > before)
+		sp_probe_error("trace", "%" PRIu64 " trace lines dropped: the program closed the copy of its "
+			       "stderr they went to, and a file of its own took that descriptor's number",
+			       lost - before);
+}
+
 static int write_report_fd(int fd, bool json)
 {
 	sp_uret_settle();
-	sp_trace_flush_all();
+	trace_flush();
 	int copy = report_fd(fd);
 	if (copy < 0)
 		return copy;
@@ -171,7 +187,7 @@ static int write_report_fd(int fd, bool json)
 static int write_report(const char *pattern)
 {
 	sp_uret_settle();
-	sp_trace_flush_all();
+	trace_flush();
 	if (!pattern)   /* not through the application's stderr FILE: its state is the application's */
 		return write_report_fd(2, false);
 	char *path = sp_report_path(pattern);
@@ -253,13 +269,15 @@ API int selfprobe_write_report(const char *pattern)
 
 /* ---- the report at process end ---- */
 
-static char *exit_path;          /* NULL: exit_fd */
+static char *exit_path;          /* NULL: stderr (exit_id) */
 /* stderr as it was at start, for the text report: a program may close its
  * stderr before it exits (gnulib's close_stdout does).  Held only where the
  * report goes to stderr (UPROBE_OUTPUT unset, beside a side output, or
  * instead of a file that cannot be written), never under the launcher,
- * which writes the report itself (it is attached first). */
-static int exit_fd = -1;
+ * which writes the report itself (it is attached first).  Its identity is
+ * checked at exit: a program that closed it and opened a file of its own
+ * at the number must not get the report in that file (fdid.h). */
+static struct sp_fdid exit_id = SP_FDID_NONE;
 static bool exit_path_refused;   /* said at start: not again at exit */
 static _Atomic int exit_armed;   /* set_exit_report was called */
 
@@ -302,8 +320,11 @@ API int selfprobe_set_exit_report(const char *path)
 		sp_say("cannot write the report to '%s': %s; the text report will follow on stderr",
 		       shown, strerror(-unwritable));
 	free(shown);
-	if (mine && (!path || sp_report_side_output(path) || unwritable) && exit_fd < 0)
-		exit_fd = fcntl(2, F_DUPFD_CLOEXEC, 10);
+	if (mine && (!path || sp_report_side_output(path) || unwritable) && exit_id.fd < 0) {
+		int fd = fcntl(2, F_DUPFD_CLOEXEC, 10);
+		if (fd >= 0 && !sp_fdid_remember(&exit_id, fd))
+			close(fd);
+	}
 	if (sp_report_output(path) == SP_OUT_TIMELINE)
 		sp_timeline_enable();
 	sp_patch_set_fault_handler(sp_trap_install);   /* the exit hook patches */
@@ -355,6 +376,18 @@ static void store_report(int which)
 	free(buf);
 }
 
+/* Where the text report goes at exit: the copy of stderr from the start,
+ * else (the program closed it, its number perhaps a file of its own now)
+ * the stderr of now, as when no copy could be made; said in the report. */
+static int exit_stderr(void)
+{
+	if (exit_id.fd < 0 || sp_fdid_still_ours(&exit_id))
+		return exit_id.fd >= 0 ? exit_id.fd : 2;
+	sp_probe_error("report", "the program closed the copy of its stderr kept for this report "
+		       "(descriptor %d): written to its stderr at exit instead", exit_id.fd);
+	return 2;
+}
+
 static void exit_report(void)
 {
 	/* once per process, and never in a vfork child: it shares the
@@ -367,7 +400,7 @@ static void exit_report(void)
 		/* the launcher reports: full reports for it to use, then the
 		 * section says they are complete */
 		sp_uret_settle();
-		sp_trace_flush_all();
+		trace_flush();
 		store_report(SP_SHM_REPORT_JSON);
 		store_report(SP_SHM_REPORT_TEXT);
 		/* side outputs (timeline, folded stacks) are the launcher's to
@@ -385,7 +418,7 @@ static void exit_report(void)
 			free(path);
 		}
 		to_stderr |= rc != 0;
-		if (to_stderr && selfprobe_write_report_fd(exit_fd >= 0 ? exit_fd : 2, false) != 0)
+		if (to_stderr && selfprobe_write_report_fd(exit_stderr(), false) != 0)
 			sp_say("cannot write the report to stderr either");
 	}
 	selfprobe_fini_plugins();

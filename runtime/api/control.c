@@ -2,6 +2,7 @@
 #include "control.h"
 #include "selfprobe.h"
 
+#include "fdid.h"
 #include "json.h"
 #include "latency.h"
 #include "loadwatch.h"
@@ -56,14 +57,9 @@ static struct {
 /* A descriptor of the server's and the file it named when made: the
  * program may close any descriptor (a daemon's closefrom) or dup2 over it,
  * its number then another file's, perhaps a socket of the program's own.
- * The server uses, and closes, only a number that still names its file. */
-struct own {
-	int fd;
-	dev_t dev;
-	ino_t ino;
-};
-
-static struct own lsn = { .fd = -1 };   /* the listening socket */
+ * The server uses, and closes, only a number that still names its file
+ * (fdid.h). */
+static struct sp_fdid lsn = SP_FDID_NONE;   /* the listening socket */
 static atomic_bool started;
 
 /* session.base's entry for P, found through an open-addressing index of
@@ -507,28 +503,11 @@ static bool do_file(FILE *out, int *fd)
 	return true;
 }
 
-static bool own_take(struct own *o, int fd)
-{
-	struct stat st;
-	o->fd = fd;
-	if (fd < 0 || fstat(fd, &st) != 0)
-		return false;
-	o->dev = st.st_dev;
-	o->ino = st.st_ino;
-	return true;
-}
-
-static bool own_ok(const struct own *o)
-{
-	struct stat st;
-	return o->fd >= 0 && fstat(o->fd, &st) == 0 && st.st_dev == o->dev && st.st_ino == o->ino;
-}
-
 /* Close O's descriptor if it is still ours (else the program closed ours
  * and the number is its file now). */
-static void own_close(struct own *o)
+static void own_close(struct sp_fdid *o)
 {
-	if (own_ok(o))
+	if (sp_fdid_still_ours(o))
 		close(o->fd);
 	o->fd = -1;
 }
@@ -613,13 +592,13 @@ static bool read_header(int fd, char *cmd, size_t cmdlen, size_t *len)
 /* One connection: requests until "end" or EOF, or until its descriptor is
  * no longer ours (the program closed it: what it reads and writes at that
  * number is its own). */
-static void serve(const struct own *c)
+static void serve(const struct sp_fdid *c)
 {
 	int fd = c->fd;
 	for (;;) {
 		char cmd[16];
 		size_t len;
-		if (!own_ok(c) || !read_header(fd, cmd, sizeof(cmd), &len))
+		if (!sp_fdid_still_ours(c) || !read_header(fd, cmd, sizeof(cmd), &len))
 			return;
 		char *arg = malloc(len + 1);
 		if (!arg || !read_full(fd, arg, len)) {
@@ -637,7 +616,7 @@ static void serve(const struct own *c)
 		FILE *out = open_memstream(&body, &blen);
 		bool ok = false;
 		int pass = -1;   /* a descriptor sent with the answer */
-		struct own passed = { .fd = -1 };
+		struct sp_fdid passed = SP_FDID_NONE;
 		if (!out) {
 			free(arg);
 			return;
@@ -661,11 +640,11 @@ static void serve(const struct own *c)
 			fprintf(out, "unknown command '%s'", cmd);
 		fclose(out);
 		free(arg);
-		if (pass >= 0 && !own_take(&passed, pass))
+		if (pass >= 0 && !sp_fdid_remember(&passed, pass))
 			pass = -1;
 		char head[40];
 		int hn = snprintf(head, sizeof(head), "%s %zu\n", ok ? "OK" : "ERR", blen);
-		bool sent = own_ok(c) && (pass < 0 || own_ok(&passed)) &&
+		bool sent = sp_fdid_still_ours(c) && (pass < 0 || sp_fdid_still_ours(&passed)) &&
 			    (pass >= 0 ? send_fd(fd, head, (size_t)hn, pass) : write_full(fd, head, (size_t)hn)) &&
 			    write_full(fd, body, blen);
 		own_close(&passed);
@@ -699,7 +678,7 @@ static int listen_make(void)
 	socklen_t alen;
 	struct sockaddr_un a = channel_name(&alen);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, alen) != 0 || listen(fd, 8) != 0 || !own_take(&lsn, fd)) {
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, alen) != 0 || listen(fd, 8) != 0 || !sp_fdid_remember(&lsn, fd)) {
 		int e = errno;
 		if (fd >= 0)
 			close(fd);
@@ -749,17 +728,17 @@ static void *server(void *unused)
 	for (;;) {
 		/* the number is still our socket: never accept on a file of the
 		 * program's (its own listening socket would lose connections) */
-		if (!own_ok(&lsn) && !relisten())
+		if (!sp_fdid_still_ours(&lsn) && !relisten())
 			return NULL;
-		struct own c;
+		struct sp_fdid c;
 		int fd = accept4(lsn.fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED || errno == EMFILE || errno == ENFILE ||
-			    errno == ENOBUFS || errno == ENOMEM || !own_ok(&lsn))
+			    errno == ENOBUFS || errno == ENOMEM || !sp_fdid_still_ours(&lsn))
 				continue;   /* (not ours any more: made again) */
 			return NULL;
 		}
-		if (!own_take(&c, fd) || !to_channel(fd)) {
+		if (!sp_fdid_remember(&c, fd) || !to_channel(fd)) {
 			close(fd);   /* the program's connection, taken in that window: lost either way */
 			continue;
 		}

@@ -1,5 +1,6 @@
 /* shm — see shm.h. */
 #include "shm.h"
+#include "fdid.h"
 #include "log.h"
 #include "stripes.h"
 
@@ -27,9 +28,10 @@ static uint32_t mine_idx;          /* our section's index in the file */
  * descriptor stays open (close-on-exec, above 10): it is the only way to
  * hand the file to a client, and a fork child closes it. */
 static bool own, want_own;
-static int own_fd = -1;
-static dev_t own_dev;
-static ino_t own_ino;
+/* Checked before each use: a program that closed every descriptor may have
+ * opened one of its own at that number (mapping or handing out that one
+ * would be its file, not ours). */
+static struct sp_fdid own_id = SP_FDID_NONE;
 
 bool sp_shm_active(void)
 {
@@ -44,15 +46,6 @@ bool sp_shm_has_section(void)
 bool sp_shm_launched(void)
 {
 	return hdr != NULL && !own;
-}
-
-/* Our own file's descriptor is still the file (a program that closed every
- * descriptor may have opened one of its own at that number: mapping or
- * handing out that one would be its file, not ours). */
-static bool own_fd_ok(void)
-{
-	struct stat st;
-	return own_fd >= 0 && fstat(own_fd, &st) == 0 && st.st_dev == own_dev && st.st_ino == own_ino;
 }
 
 /* The file from the launcher's socket (cli/shmserve.h): for a process
@@ -93,9 +86,9 @@ static int file_from_launcher(int err)
 static int open_file(void)
 {
 	if (own) {
-		if (!own_fd_ok())
+		if (!sp_fdid_still_ours(&own_id))
 			return -EBADF;
-		int fd = fcntl(own_fd, F_DUPFD_CLOEXEC, 0);
+		int fd = fcntl(own_id.fd, F_DUPFD_CLOEXEC, 0);
 		return fd >= 0 ? fd : -errno;
 	}
 	int fd = shm_path ? open(shm_path, O_RDWR | O_CLOEXEC) : -1;
@@ -291,16 +284,14 @@ static int create_own(void)
 	memcpy(h->magic, SP_SHM_MAGIC, 8);
 	hdr = h;
 	own = true;
-	own_fd = fd;
-	own_dev = st.st_dev;
-	own_ino = st.st_ino;
+	sp_fdid_remember(&own_id, fd);   /* stat'ed above: cannot fail */
 	int rc = claim(fd, "", 0);
 	if (rc) {
 		munmap(h, sizeof(*hdr));
 		close(fd);
 		hdr = NULL;
 		own = false;
-		own_fd = -1;
+		own_id.fd = -1;
 	}
 	return rc;
 }
@@ -317,10 +308,10 @@ int sp_shm_handout(uint32_t *section)
 {
 	int fd = -1;
 	if (own) {
-		if (!own_fd_ok())
+		if (!sp_fdid_still_ours(&own_id))
 			return -EBADF;
 		char path[64];
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", own_fd);
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", own_id.fd);
 		fd = open(path, O_RDONLY | O_CLOEXEC);   /* a read-only description: the client only reads */
 	} else if (mine && shm_path)
 		fd = open(shm_path, O_RDONLY | O_CLOEXEC);
@@ -336,7 +327,7 @@ int sp_shm_handout(uint32_t *section)
  * descriptor): what is mapped stays, new mappings are private memory. */
 static bool own_lost(void)
 {
-	return own && !own_fd_ok();
+	return own && !sp_fdid_still_ours(&own_id);
 }
 
 int sp_shm_stripes(uint64_t *offset)
@@ -518,14 +509,14 @@ static void drop_own(void)
 {
 	unmap_section(mine, records, errors, objects);
 	munmap(hdr, sizeof(*hdr));
-	close(own_fd);
+	close(own_id.fd);
 	mine = NULL;
 	records = NULL;
 	errors = NULL;
 	objects = NULL;
 	hdr = NULL;
 	own = false;
-	own_fd = -1;
+	own_id.fd = -1;
 }
 
 int sp_shm_atfork_child(void)

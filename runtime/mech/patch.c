@@ -1,5 +1,6 @@
 /* patch — see patch.h for the mechanism and why. */
 #include "patch.h"
+#include "fdid.h"
 #include "rawsys.h"
 #include "log.h"
 
@@ -42,13 +43,11 @@ static __thread int my_tid;      /* 0: not known yet (reset in a fork child) */
 static __thread bool fork_locked;
 /* /proc/self/mem: open only while writes are under way (a hold, else one
  * write), so that the program never sees a descriptor of ours; -2 once it
- * failed (the fallback from then on). */
-static int mem_fd = -1;
-/* the file mem_fd named when opened: the program may close it meanwhile (a
- * daemon's closefrom while an attach's batch holds it) and open a file of
- * its own at the number, which must be neither written nor closed */
-static dev_t mem_dev;
-static ino_t mem_ino;
+ * failed (the fallback from then on).  Its identity is checked before each
+ * use: the program may close it meanwhile (a daemon's closefrom while an attach's batch holds it) and open
+ * a file of its own at the number, which must be neither written nor
+ * closed. */
+static struct sp_fdid mem = SP_FDID_NONE;
 static int holds;                /* sp_patch_hold depth (under the writers' lock) */
 static uint64_t epoch;           /* changes at each first hold and each write (sp_patch_epoch) */
 static int sync_state;           /* 0 unknown, 1 registered, -1 unavailable */
@@ -107,19 +106,12 @@ static void unlock_patch(void)
 		raw_syscall(SYS_futex, (long)&patch_owner, FUTEX_WAKE_PRIVATE, INT_MAX, 0);
 }
 
-static bool mem_ours(void)
-{
-	struct stat st;
-	return mem_fd >= 0 && raw_syscall(SYS_fstat, mem_fd, (long)&st, 0, 0) == 0 && st.st_dev == mem_dev &&
-	       st.st_ino == mem_ino;
-}
-
 static void close_mem(void)
 {
-	if (mem_fd >= 0) {
-		if (mem_ours())
-			raw_syscall(SYS_close, mem_fd, 0, 0, 0);   /* not the program's close */
-		mem_fd = -1;
+	if (mem.fd >= 0) {
+		if (sp_fdid_still_ours(&mem))
+			raw_syscall(SYS_close, mem.fd, 0, 0, 0);   /* not the program's close */
+		mem.fd = -1;
 	}
 }
 
@@ -149,25 +141,19 @@ void sp_patch_release(void)
 
 static int open_mem(void)
 {
-	if (mem_fd >= 0 && !mem_ours())
-		mem_fd = -1;   /* the program closed ours: opened again, its file left alone */
-	if (mem_fd == -1) {
-		struct stat st;
-		mem_fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
-		if (mem_fd >= 0 && fstat(mem_fd, &st) == 0) {
-			mem_dev = st.st_dev;
-			mem_ino = st.st_ino;
-		} else if (mem_fd >= 0) {
-			close(mem_fd);
-			mem_fd = -1;
-		}
-		if (mem_fd < 0) {
+	if (mem.fd >= 0 && !sp_fdid_still_ours(&mem))
+		mem.fd = -1;   /* the program closed ours: opened again, its file left alone */
+	if (mem.fd == -1) {
+		int fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+		if (fd >= 0 && !sp_fdid_remember(&mem, fd))
+			close(fd);
+		if (mem.fd < 0) {
 			sp_info("patch: cannot open /proc/self/mem (%s): writing code through mprotect "
 				"(read-write, then read-exec again)", strerror(errno));
-			mem_fd = -2;
+			mem.fd = -2;
 		}
 	}
-	return mem_fd;
+	return mem.fd;
 }
 
 /* Protection of the mapping holding [ADDR, END), from /proc/self/maps:
@@ -349,7 +335,7 @@ int sp_patch_write(uintptr_t addr, const void *bytes, size_t len)
 			"mprotect (read-write, then read-exec again)",
 			(unsigned long)addr, n < 0 ? strerror((int)-n) : "short write");
 		close_mem();
-		mem_fd = -2;
+		mem.fd = -2;
 	}
 	rc = write_fallback(addr, bytes, len);
 out:
