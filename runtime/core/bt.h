@@ -32,6 +32,9 @@
 #define BT_MAX_VARS 16
 #define BT_HIST_BUCKETS 65   /* bpftrace 0.17's log2 buckets */
 #define BT_MAP_CAP 4096      /* entries per keyed map (bpftrace's default) */
+/* How long a hit waits for another thread writing its key's slot (bt_map.c):
+ * far past a preemption under load, bounded for a write that never ends */
+#define BT_MAP_BUSY_WAIT_MS 500
 #define BT_USTACK_MAX 127    /* ustack's frames (bpftrace's default) */
 /* A ustack in a key or value: a depth word, then the frames. */
 #define BT_STACK_BYTES(depth) (8 * (size_t)(1 + (depth)))
@@ -129,6 +132,8 @@ struct bt_map {
 	size_t slot_size;        /* state word + key + value, 8-aligned */
 	unsigned char *slots;    /* mmap'ed, MAP_NORESERVE */
 	_Atomic uint64_t dropped;    /* updates refused: the map was full */
+	_Atomic uint64_t unfinished; /* updates refused: their key's insert by
+				      * another hit never ended (bt_map.c) */
 	_Atomic uint64_t used;
 	struct bt_shards *shards;    /* per-thread parts hits add to (bt_shard.h):
 				      * a compiled block's, or a keyed map's;

@@ -6,19 +6,80 @@
  * integer, BT_STR zero-padded bytes per string), compared with memcmp.
  * A slot's state word goes empty -> being written -> live, by CAS, so any
  * number of threads insert without a lock; values are updated with atomic
- * adds and CAS loops, so concurrent hits lose nothing.  A deleted slot
+ * adds and CAS loops, so concurrent hits lose nothing.  A hit that finds
+ * its key's slot being written waits for the writer (busy_wait below).  A deleted slot
  * keeps its key and comes back live for the same key (the @start[tid]
  * pattern reuses its tids' slots).  Past BT_MAP_CAP keys an update is
  * refused and counted in `dropped`, which the output reports.  A map
  * without keys is the same table with one slot and an empty key.
  */
 #include "bt.h"
+#include "rawsys.h"
 
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 enum { S_EMPTY, S_BUSY, S_LIVE, S_DEAD };
+/* Being written: S_BUSY with the writer's thread pointer above it (one
+ * instruction to read, no system call: a deleted key's slot is taken again
+ * on every hit of the @start[tid] pattern), so that a hit finding it knows
+ * whether it is its own; GAVE_UP added once a hit stopped waiting for
+ * that writer (busy_wait). */
+#define STATE_BITS 8
+#define GAVE_UP 0x80u
+static inline bool is_busy(uint64_t s)
+{
+	return (s & ((1u << STATE_BITS) - 1) & ~GAVE_UP) == S_BUSY;
+}
+
+static inline uint64_t busy_self(void)
+{
+	uint64_t tp;
+	__asm__("mov %%fs:0, %0" : "=r"(tp));
+	return S_BUSY | tp << STATE_BITS;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec t = { 0, 0 };
+	sp_syscall6(SYS_clock_gettime, CLOCK_MONOTONIC, (long)&t, 0, 0, 0, 0);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Wait until the slot's state word ST is no longer BUSY, the value read
+ * while its key was being written.  The writer is a few instructions from
+ * done, but it may be preempted there (other threads on its core, a page
+ * fault on the value): under load that is a time slice, not a few spins,
+ * and giving up after a spin dropped updates to a map that was not full
+ * (the first hits of threads starting together: e2e/bt_compiled).  False,
+ * the update dropped, only where the write cannot end while we wait: it is
+ * this thread's own (a signal handler's hit inside it, or a write its
+ * thread left by a fault, guard.h), or it outlasted BT_MAP_BUSY_WAIT_MS
+ * (another thread's left by a fault; the slot is then marked, so that the
+ * next hits drop at once, and a writer that was only slow still ends it). */
+static bool busy_wait(_Atomic uint64_t *st, uint64_t busy)
+{
+	if (busy & GAVE_UP)
+		return false;
+	for (int spin = 0; spin < 1000; spin++) {
+		if (atomic_load_explicit(st, memory_order_acquire) != busy)
+			return true;
+		__builtin_ia32_pause();
+	}
+	if (busy == busy_self())
+		return false;
+	int64_t until = now_ms() + BT_MAP_BUSY_WAIT_MS;
+	do {
+		sp_syscall6(SYS_sched_yield, 0, 0, 0, 0, 0, 0);   /* the writer may be waiting for this core */
+		if (atomic_load_explicit(st, memory_order_acquire) != busy)
+			return true;
+	} while (now_ms() <= until);
+	uint64_t e = busy;
+	atomic_compare_exchange_strong(st, &e, busy | GAVE_UP);
+	return !is_busy(e);   /* it ended just now: go on */
+}
 
 static size_t val_words(const struct bt_map *m)
 {
@@ -129,7 +190,7 @@ long bt_map_slot(struct bt_map *m, const void *key, bool create)
 			if (atomic_load_explicit(&m->used, memory_order_relaxed) >= BT_MAP_CAP)
 				goto full;
 			uint64_t e = S_EMPTY;
-			if (!atomic_compare_exchange_strong(st, &e, S_BUSY))
+			if (!atomic_compare_exchange_strong(st, &e, busy_self()))
 				continue;   /* another thread took it: look again */
 			atomic_fetch_add_explicit(&m->used, 1, memory_order_relaxed);
 			copy_words(key_of(m, i), key, m->key_size);
@@ -137,12 +198,11 @@ long bt_map_slot(struct bt_map *m, const void *key, bool create)
 			atomic_store_explicit(st, S_LIVE, memory_order_release);
 			return (long)i;
 		}
-		if (s == S_BUSY) {   /* its key is being written: a few instructions away */
-			for (int spin = 0; spin < 1000 && atomic_load_explicit(st, memory_order_acquire) == S_BUSY; spin++)
-				__builtin_ia32_pause();
-			if (atomic_load_explicit(st, memory_order_acquire) == S_BUSY)
-				goto full;
-			continue;
+		if (is_busy(s)) {   /* its key is being written */
+			if (busy_wait(st, s))
+				continue;
+			atomic_fetch_add_explicit(&m->unfinished, 1, memory_order_relaxed);
+			return -1;
 		}
 		if (same_words(key_of(m, i), key, m->key_size)) {
 			if (s == S_LIVE)
@@ -150,7 +210,7 @@ long bt_map_slot(struct bt_map *m, const void *key, bool create)
 			if (!create)
 				return -1;
 			uint64_t e = S_DEAD;
-			if (!atomic_compare_exchange_strong(st, &e, S_BUSY))
+			if (!atomic_compare_exchange_strong(st, &e, busy_self()))
 				continue;
 			zero_words(val_of(m, i), m->val_words * 8);
 			atomic_store_explicit(st, S_LIVE, memory_order_release);

@@ -297,6 +297,10 @@ void sp_bt_exit(void)
 			if (d)
 				sp_probe_error(m->name, "%" PRIu64 " update%s dropped: the map was full (%d keys)", d,
 					       d == 1 ? "" : "s", BT_MAP_CAP);
+			d = atomic_load(&m->unfinished);
+			if (d)
+				sp_probe_error(m->name, "%" PRIu64 " update%s dropped: a key's insert never ended (a fault in a handler)",
+					       d, d == 1 ? "" : "s");
 		}
 	}
 	pthread_mutex_unlock(&active_lock);

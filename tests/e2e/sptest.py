@@ -49,15 +49,16 @@ def work_dir():
     return _work
 
 
-def check(cond, what, detail=""):
-    """Record one assertion; print it when it fails."""
+def check(cond, what, detail="", lines=40):
+    """Record one assertion; print it when it fails, with DETAIL's first
+    LINES lines (None: all of them)."""
     global _checks
     _checks += 1
     if not cond:
         _failures.append(what)
         print("FAIL: %s" % what)
         if detail:
-            for line in str(detail).rstrip("\n").split("\n")[:40]:
+            for line in str(detail).rstrip("\n").split("\n")[:lines]:
                 print("      " + line)
     return bool(cond)
 

@@ -6,10 +6,14 @@
  * values past 2^32, K/M suffixes, lhist's open ends). */
 #include <criterion/criterion.h>
 
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "bt.h"
 #include "bt_unit.h"
@@ -82,6 +86,130 @@ Test(bt, a_full_map_counts_dropped_updates)
 	k = 5;
 	cr_expect_not_null(bt_map_lookup(m, &k, true), "a key it has still updates");
 	cr_expect_eq(atomic_load(&m->dropped), 1);
+	bt_program_release(p);
+}
+
+/* A writer held in the middle of inserting a key, as a preempted thread
+ * is (the e2e/bt_compiled flake: under load the first hits of a new
+ * thread found the key being inserted by another, gave up after a short
+ * spin and were dropped as if the map were full).  The value's second page
+ * is made inaccessible: the writer, between taking the slot and making it
+ * live, faults there; its SIGSEGV handler stays away HOLD_MS, gives the
+ * page back and returns. */
+static long held_ms;
+static unsigned char *held_page;
+static struct bt_map *held_map;
+static uint64_t held_key;
+static long held_nested_ms = -1;
+static uint64_t *held_nested = (uint64_t *)1;
+static bool held_nest;
+
+static long ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+static void hold_writer(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig, (void)si, (void)uc;
+	if (held_nest) {   /* a hit of the writer's own thread, nested in its insert */
+		struct timespec t0;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		held_nested = bt_map_lookup(held_map, &held_key, true);
+		held_nested_ms = ms_since(&t0);
+	}
+	struct timespec ts = { held_ms / 1000, held_ms % 1000 * 1000000L };
+	nanosleep(&ts, NULL);
+	mprotect(held_page, 4096, PROT_READ | PROT_WRITE);
+}
+
+static void *insert_held(void *v)
+{
+	*(uint64_t **)v = bt_map_lookup(held_map, &held_key, true);
+	return NULL;
+}
+
+/* A key of M whose slot's value crosses a page boundary after the slot's
+ * state word and key: that page's address in M, the slot's state word in
+ * *STATE.  SCRATCH: a map of the same shape (the slot is found by
+ * inserting there). */
+static unsigned char *key_across_pages(struct bt_map *m, struct bt_map *scratch, _Atomic uint64_t **state)
+{
+	for (held_key = 0; held_key < BT_MAP_CAP; held_key++) {
+		long i = bt_map_slot(scratch, &held_key, true);
+		cr_assert(i >= 0);
+		size_t start = (size_t)i * m->slot_size, page = (start + 16 + 4095) & ~(size_t)4095;
+		if (page < start + m->slot_size && bt_map_slot(scratch, &held_key, false) == i) {
+			*state = (_Atomic uint64_t *)(void *)(m->slots + start);
+			return m->slots + page;
+		}
+	}
+	cr_assert_fail("no slot crosses a page");
+	return NULL;
+}
+
+/* Hold a writer inserting a key of a fresh hist map for MS; NEST: its own
+ * thread looks the key up while held.  The writer's thread, its result in
+ * *GOT. */
+static struct bt_program *hold_insert(long ms, bool nest, pthread_t *writer, uint64_t **got, _Atomic uint64_t **state)
+{
+	held_ms = ms;
+	struct bt_program *p = compile("uprobe:libc:malloc { @h[arg0] = hist(arg1); }");
+	struct bt_program *scratch = compile("uprobe:libc:malloc { @h[arg0] = hist(arg1); }");
+	held_map = p->maps;
+	held_page = key_across_pages(p->maps, scratch->maps, state);
+	bt_program_release(scratch);
+	held_nest = nest;
+	struct sigaction sa = { .sa_sigaction = hold_writer, .sa_flags = SA_SIGINFO | SA_NODEFER };
+	sigaction(SIGSEGV, &sa, NULL);
+	cr_assert(mprotect(held_page, 4096, PROT_NONE) == 0);
+	cr_assert(pthread_create(writer, NULL, insert_held, got) == 0);
+	while (atomic_load(*state) == 0)   /* the writer took the slot */
+		sched_yield();
+	return p;
+}
+
+Test(bt, a_key_being_inserted_by_another_thread_is_waited_for)
+{
+	pthread_t writer;
+	uint64_t *by_writer = NULL;
+	_Atomic uint64_t *state;
+	struct bt_program *p = hold_insert(BT_MAP_BUSY_WAIT_MS / 2, false, &writer, &by_writer, &state);
+	uint64_t *v = bt_map_lookup(held_map, &held_key, true);
+	pthread_join(writer, NULL);
+	cr_expect_not_null(v, "the update waited for the writer, not dropped");
+	cr_expect_eq(v, by_writer, "the same slot as the writer's");
+	cr_expect_eq(atomic_load(&held_map->dropped) + atomic_load(&held_map->unfinished), 0);
+	cr_expect_eq(atomic_load(&held_map->used), 1, "the key inserted once");
+	bt_program_release(p);
+}
+
+Test(bt, a_key_whose_insert_does_not_end_is_not_waited_for_forever)
+{
+	/* the writer's own thread (a signal handler's hit inside its insert)
+	 * drops the update at once; another waits BT_MAP_BUSY_WAIT_MS, then
+	 * drops it, and the hits after it at once; the writer still ends */
+	pthread_t writer;
+	uint64_t *by_writer = NULL;
+	_Atomic uint64_t *state;
+	struct bt_program *p = hold_insert(3 * BT_MAP_BUSY_WAIT_MS, true, &writer, &by_writer, &state);
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	cr_expect_null(bt_map_lookup(held_map, &held_key, true), "dropped after the wait");
+	long first = ms_since(&t0);
+	cr_expect(first >= BT_MAP_BUSY_WAIT_MS && first < 2 * BT_MAP_BUSY_WAIT_MS, "waited %ld ms", first);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	cr_expect_null(bt_map_lookup(held_map, &held_key, true), "dropped");
+	cr_expect(ms_since(&t0) < BT_MAP_BUSY_WAIT_MS / 2, "at once: %ld ms", ms_since(&t0));
+	pthread_join(writer, NULL);
+	cr_expect_null(held_nested, "the writer's own thread drops its nested update");
+	cr_expect(held_nested_ms >= 0 && held_nested_ms < BT_MAP_BUSY_WAIT_MS / 2, "at once (%ld ms)", held_nested_ms);
+	cr_expect_not_null(by_writer, "the writer's insert ends");
+	cr_expect_eq(bt_map_lookup(held_map, &held_key, true), by_writer, "and the key updates again");
+	cr_expect_eq(atomic_load(&held_map->unfinished), 3);
+	cr_expect_eq(atomic_load(&held_map->dropped), 0, "not counted as a full map's");
 	bt_program_release(p);
 }
 
