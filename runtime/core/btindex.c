@@ -477,6 +477,11 @@ struct sp_btindex *sp_btindex_build(const struct sp_objcode *oc)
 		goto fail;
 	if (x->n_unknown)   /* qsort's array may not be NULL, even empty */
 		qsort(x->unknown, x->n_unknown, sizeof(*x->unknown), cmp_unknown);
+	goto done;
+fail:
+	sp_btindex_free(x);
+	x = NULL;
+done:   /* the builder's scratch, whichever way it ends */
 	free(starts);
 	free(b.data_refs);
 	free(b.jumps);
@@ -484,15 +489,6 @@ struct sp_btindex *sp_btindex_build(const struct sp_objcode *oc)
 		free(b.insn_start[r]);
 	sp_objdata_close(b.data);
 	return x;
-fail:
-	free(starts);
-	free(b.data_refs);
-	free(b.jumps);
-	for (int r = 0; r < SP_MAX_TEXT_RANGES; r++)
-		free(b.insn_start[r]);
-	sp_objdata_close(b.data);
-	sp_btindex_free(x);
-	return NULL;
 }
 
 /* ---- the on-disk cache (objcache.h) ----

@@ -15,6 +15,7 @@
 #include "analyze.h"
 #include "btindex.h"
 #include "objcache.h"
+#include "unit.h"
 
 static struct sp_an_object *obj;   /* libc, unless a test opens another */
 static char cache_dir[] = "/tmp/sp-objcache-XXXXXX";
@@ -39,16 +40,7 @@ static void setup(void)
 static void teardown(void)
 {
 	sp_analyze_close(obj);
-	DIR *d = opendir(cache_dir);
-	for (struct dirent *e; d && (e = readdir(d));) {
-		char p[512];
-		snprintf(p, sizeof(p), "%s/%s", cache_dir, e->d_name);
-		if (e->d_name[0] != '.')
-			unlink(p);
-	}
-	if (d)
-		closedir(d);
-	rmdir(cache_dir);
+	unit_rmdir_flat(cache_dir);
 }
 
 /* libc's code at BIAS (its text's bytes as read from the file). */

@@ -26,6 +26,7 @@
 #include "decide.h"
 #include "objcache.h"
 #include "sitememo.h"
+#include "unit.h"
 
 static struct sp_an_object *obj;
 static char cache_dir[] = "/tmp/sp-sitememo-XXXXXX";
@@ -47,16 +48,7 @@ static void setup(void)
 static void teardown(void)
 {
 	sp_analyze_close(obj);
-	DIR *d = opendir(cache_dir);
-	for (struct dirent *e; d && (e = readdir(d));) {
-		char p[512];
-		snprintf(p, sizeof(p), "%s/%s", cache_dir, e->d_name);
-		if (e->d_name[0] != '.')
-			unlink(p);
-	}
-	if (d)
-		closedir(d);
-	rmdir(cache_dir);
+	unit_rmdir_flat(cache_dir);
 }
 
 TestSuite(sitememo, .init = setup, .fini = teardown);

@@ -3,6 +3,7 @@
 #define SP_UNIT_H
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,21 @@ static inline void unit_copy_file(const char *from, const char *to)
 		cr_assert_eq(fwrite(buf, 1, n, t), n);
 	fclose(f);
 	cr_assert_eq(fclose(t), 0);
+}
+
+/* DIR and the files in it (no subdirectories) removed. */
+static inline void unit_rmdir_flat(const char *dir)
+{
+	DIR *d = opendir(dir);
+	for (struct dirent *e; d && (e = readdir(d));) {
+		char p[512];
+		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+		if (e->d_name[0] != '.')
+			unlink(p);
+	}
+	if (d)
+		closedir(d);
+	rmdir(dir);
 }
 
 /* The protection of the mapping holding ADDR as /proc/self/maps says it
