@@ -13,6 +13,11 @@ none of the runtime's bytes in that file.
             hits and says the 6 dropped lines in its errors; stderr empty.
   launcher  `selfprobe run`: the same file; the launcher's report says the
             dropped lines.
+  control   UPROBE_CONTROL=1: the runtime's own counters file (a memfd at
+            10 or more, made at the attach) is closed by the program and
+            its number is the program's file; the fork child's handler
+            must not close it (the target's child checks every number it
+            holds, exiting 5 else).
 """
 import json
 import os
@@ -75,6 +80,21 @@ def launcher():
     t.check("@error[trace]: " + DROPPED in err, "launcher: the dropped trace lines are not said", err)
 
 
+def control():
+    path = own_file("control")
+    out = os.path.join(t.work_dir(), "report-control.json")
+    cp, report = t.run_probed([FDREUSE, path], SPEC.replace("=trace", ""), mode=None, output=out,
+                              extra={"UPROBE_CONTROL": "1"})
+    t.check(cp.returncode == 0 and cp.stdout == b"done 20\n", "control: exit %d, stdout %r"
+            % (cp.returncode, cp.stdout), t.clip(cp.stderr))
+    with open(path, "rb") as f:
+        data = f.read()
+    t.check(data == b"program\n", "control: the program's file holds bytes of the runtime's", t.clip(data))
+    if report is not None:
+        hits = [p.get("hits") for p in report.get("probes", [])]
+        t.check(hits == [6], "control: hits %r, want [6]" % hits, json.dumps(report)[:1500])
+
+
 def main():
     t.require_build()
     if not t.check(os.path.exists(FDREUSE), "missing build output %s" % FDREUSE):
@@ -82,6 +102,7 @@ def main():
     preload()
     json_report()
     launcher()
+    control()
     t.finish()
 
 
