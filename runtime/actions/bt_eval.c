@@ -419,10 +419,10 @@ static void do_printf(struct frame *F, struct bt_node *n)
 		char js[2048];
 		struct bt_buf j = { js, 0, sizeof(js), true };
 		bt_json_printf(&j, b.p, b.n);
-		bt_write(F->blk->prog->out_fd, j.p, j.n);
+		bt_output(F->blk->prog, j.p, j.n);
 		return;
 	}
-	bt_write(F->blk->prog->out_fd, b.p, b.n);
+	bt_output(F->blk->prog, b.p, b.n);
 }
 
 static void statements(struct frame *F, struct bt_node *blk);
@@ -445,7 +445,7 @@ static void statement(struct frame *F, struct bt_node *s)
 					bt_print_map_json(&b, c->map);
 				else
 					bt_print_map(&b, c->map);
-				bt_write(F->blk->prog->out_fd, b.p, b.n);
+				bt_output(F->blk->prog, b.p, b.n);
 				free(b.p);
 				return;
 			}

@@ -34,9 +34,7 @@ static struct tbuf *_Atomic all;
  * its stderr of now (redirected, perhaps: not where trace lines were
  * promised); counted, for the report.  Written once, before any probe
  * traces; read by every thread's flush. */
-static struct sp_fdid out = SP_FDID_NONE;
-static atomic_bool out_gone;              /* seen not ours once: never written again */
-static _Atomic uint64_t lost_lines;
+static struct sp_fdout out = SP_FDOUT_NONE;   /* lost: lines */
 static pthread_key_t key;
 
 /* B's lines dropped: counted (a line per newline). */
@@ -45,22 +43,19 @@ static void drop(struct tbuf *b)
 	uint64_t n = 0;
 	for (size_t i = 0; i < b->len; i++)
 		n += b->data[i] == '\n';
-	atomic_fetch_add(&lost_lines, n);
+	atomic_fetch_add(&out.lost, n);
 	b->len = 0;
 }
 
 static void flush(struct tbuf *b)
 {
-	/* sticky: a number that was the program's file once may be ours
-	 * again only by chance, and may change again under the write */
-	if (b->len && (atomic_load(&out_gone) || !sp_fdid_still_ours(&out))) {
-		atomic_store(&out_gone, true);
+	if (b->len && !sp_fdout_ours(&out)) {
 		drop(b);
 		return;
 	}
 	size_t off = 0;
 	while (off < b->len) {
-		ssize_t n = write(out.fd, b->data + off, b->len - off);
+		ssize_t n = write(out.id.fd, b->data + off, b->len - off);
 		if (n <= 0 && errno != EINTR)
 			break;
 		if (n > 0)
@@ -81,12 +76,12 @@ static void thread_gone(void *v)
 
 int sp_trace_prepare(void)
 {
-	if (out.fd >= 0)
+	if (out.id.fd >= 0)
 		return 0;
 	int fd = fcntl(2, F_DUPFD_CLOEXEC, 10);
 	if (fd < 0)
 		return -errno;
-	if (!sp_fdid_remember(&out, fd)) {
+	if (!sp_fdid_remember(&out.id, fd)) {
 		close(fd);
 		return -EBADF;
 	}
@@ -275,10 +270,10 @@ static void trace_line(struct selfprobe_ctx *ctx)
 	}
 	put(&l, "\n");
 	struct tbuf *b = buffer();
-	if (!b || out.fd < 0)
+	if (!b || out.id.fd < 0)
 		return;
-	if (atomic_load(&out_gone)) {   /* not kept for a flush that would drop it */
-		atomic_fetch_add(&lost_lines, 1);
+	if (atomic_load(&out.gone)) {   /* not kept for a flush that would drop it */
+		atomic_fetch_add(&out.lost, 1);
 		return;
 	}
 	atomic_store(&b->busy, 1);
@@ -299,5 +294,5 @@ void sp_trace_flush_all(void)
 
 uint64_t sp_trace_lost(void)
 {
-	return atomic_load(&lost_lines);
+	return atomic_load(&out.lost);
 }

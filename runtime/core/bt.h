@@ -21,6 +21,8 @@
 #ifndef SP_BT_H
 #define SP_BT_H
 
+#include "fdid.h"
+
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -223,7 +225,11 @@ struct bt_program {
 	int nvars;
 	_Atomic int refs;
 	_Atomic bool exited;     /* exit() ran: no block runs any more */
-	int out_fd;              /* where printf, print and the exit output go */
+	struct sp_fdout out;     /* where printf, print and the exit output go:
+				  * a copy of stdout, checked before each write
+				  * (the program may have closed it and opened
+				  * a file of its own at its number); lost:
+				  * outputs dropped since then */
 	bool active;             /* attached: printed at exit */
 	bool ran;                /* a block ran in this process (reset at fork):
 				  * only then are its maps printed, so that a
@@ -300,5 +306,8 @@ void bt_json_printf(struct bt_buf *out, const char *s, size_t n);
 void bt_put_stack(struct bt_buf *out, const uint64_t *stack, int indent);
 /* Write all of BUF to FD (retrying short writes). */
 void bt_write(int fd, const char *p, size_t n);
+/* bt_write to P's output, or, if the program took its number, count it
+ * dropped (P->out.lost). */
+void bt_output(struct bt_program *p, const char *s, size_t n);
 
 #endif

@@ -612,7 +612,7 @@ int bt_compile(struct bt_ast *ast, const bool *is_return, const bool *is_usdt, s
 	p->ast = *ast;
 	memset(ast, 0, sizeof(*ast));
 	p->refs = 1;
-	p->out_fd = -1;
+	p->out.id.fd = -1;
 	C.p = p;
 	if (setjmp(C.fail)) {
 		bt_program_release(p);

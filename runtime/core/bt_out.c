@@ -71,6 +71,17 @@ void bt_write(int fd, const char *p, size_t n)
 	}
 }
 
+void bt_output(struct bt_program *p, const char *s, size_t n)
+{
+	if (!n || p->out.id.fd < 0)
+		return;
+	if (!sp_fdout_ours(&p->out)) {
+		atomic_fetch_add(&p->out.lost, 1);
+		return;
+	}
+	bt_write(p->out.id.fd, s, n);
+}
+
 /* -------------------------------------------------------------- printf */
 
 int bt_fmt_parse(const char *text, size_t len, struct bt_fmt **out, char *err, size_t errlen)

@@ -12,7 +12,9 @@
 
 #include "rawsys.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/stat.h>
 
 struct sp_fdid {
@@ -42,6 +44,31 @@ static inline bool sp_fdid_still_ours(const struct sp_fdid *id)
 	struct stat st;
 	return id->fd >= 0 && sp_syscall6(SYS_fstat, id->fd, (long)&st, 0, 0, 0, 0) == 0 &&
 	       st.st_dev == id->dev && st.st_ino == id->ino;
+}
+
+/* An output of ours the program may take (=trace lines, a bpftrace
+ * program's output).  Once seen not ours it stays gone: a number that was
+ * the program's file once may be ours again only by chance, and may change
+ * again under a write; and a fresh copy of today's stdout or stderr
+ * (redirected, perhaps) is not where the output was promised.  What would
+ * have gone there is counted in LOST, for the report's errors. */
+struct sp_fdout {
+	struct sp_fdid id;
+	atomic_bool gone;
+	_Atomic uint64_t lost;
+};
+
+#define SP_FDOUT_NONE { .id = SP_FDID_NONE }
+
+/* O may be written now (its descriptor is still ours); false once it is
+ * not, from then on. */
+static inline bool sp_fdout_ours(struct sp_fdout *o)
+{
+	if (atomic_load(&o->gone) || !sp_fdid_still_ours(&o->id)) {
+		atomic_store(&o->gone, true);
+		return false;
+	}
+	return true;
 }
 
 #endif

@@ -71,6 +71,7 @@ static void atfork_child(void)
 	 * handler, registered first, gave it one), else the same ones cleared */
 	for (struct bt_program *p = active; p; p = p->next_active) {
 		p->ran = false;
+		atomic_store(&p->out.lost, 0);   /* the parent's, said in its report */
 		if (share_maps(p) != 0)
 			for (struct bt_map *m = p->maps; m; m = m->next) {
 				/* private zeroes: clearing would keep a parent's
@@ -181,9 +182,11 @@ static void activate(struct bt_program *p)
 	if (!p->active) {
 		p->active = true;
 		atomic_fetch_add(&p->refs, 1);   /* printed at exit: kept */
-		p->out_fd = fcntl(1, F_DUPFD_CLOEXEC, 512);
-		if (p->out_fd < 0)
-			p->out_fd = fcntl(1, F_DUPFD_CLOEXEC, 3);
+		int fd = fcntl(1, F_DUPFD_CLOEXEC, 512);
+		if (fd < 0)
+			fd = fcntl(1, F_DUPFD_CLOEXEC, 3);
+		if (fd >= 0 && !sp_fdid_remember(&p->out.id, fd))
+			close(fd);
 		p->next_active = active;
 		active = p;
 		/* after the registry's own fork handler, which gives the child
@@ -290,8 +293,13 @@ void sp_bt_exit(void)
 			bt_print_all_json(&b, p);
 		else
 			bt_print_all(&b, p);
-		bt_write(p->out_fd, b.p, b.n);
+		bt_output(p, b.p, b.n);
 		free(b.p);
+		uint64_t lost = atomic_load(&p->out.lost);
+		if (lost)
+			sp_probe_error("bpftrace", "%" PRIu64 " output%s dropped (printf, print, the maps at exit): the "
+				       "program closed the copy of its stdout they went to, and a file of its "
+				       "own took that descriptor's number", lost, lost == 1 ? "" : "s");
 		for (struct bt_map *m = p->maps; m; m = m->next) {
 			uint64_t d = atomic_load(&m->dropped);
 			if (d)

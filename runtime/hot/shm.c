@@ -509,7 +509,10 @@ static void drop_own(void)
 {
 	unmap_section(mine, records, errors, objects);
 	munmap(hdr, sizeof(*hdr));
-	close(own_id.fd);
+	/* the program may have closed it and opened a file of its own at its
+	 * number (closefrom, then open) before forking: not ours to close */
+	if (sp_fdid_still_ours(&own_id))
+		close(own_id.fd);
 	mine = NULL;
 	records = NULL;
 	errors = NULL;
