@@ -135,12 +135,12 @@ static char *dup_slice(struct slice s)
 	return d;
 }
 
-/* S for a message: non-printable bytes as \xNN, cut at QUOTE_MAX bytes with
- * "...", so a message stays one readable line whatever the input. */
-static const char *quote(char buf[QUOTE_BUF], struct slice s)
+/* S for a message: non-printable bytes as \xNN, cut at MAX bytes with "...",
+ * into BUF (MAX * 4 + 8 bytes). */
+static const char *quote_max(char *buf, struct slice s, size_t max)
 {
 	static const char hex[] = "0123456789abcdef";
-	size_t o = 0, n = s.n < QUOTE_MAX ? s.n : QUOTE_MAX;
+	size_t o = 0, n = s.n < max ? s.n : max;
 
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s.p[i];
@@ -159,6 +159,13 @@ static const char *quote(char buf[QUOTE_BUF], struct slice s)
 	}
 	buf[o] = '\0';
 	return buf;
+}
+
+/* S cut at QUOTE_MAX bytes: a message stays one readable line whatever the
+ * input.  (A file's name is never cut: read_spec_file.) */
+static const char *quote(char buf[QUOTE_BUF], struct slice s)
+{
+	return quote_max(buf, s, QUOTE_MAX);
 }
 
 /* Set *MSG to a malloc'ed message.  -EINVAL (the item is bad), or -ENOMEM. */
@@ -758,7 +765,7 @@ static int read_file(const char *path, char **buf, size_t *len)
  * saying why it cannot be used, or -ENOMEM. */
 static int read_spec_file(struct slice name, char **buf, size_t *len, char **msg)
 {
-	char q[QUOTE_BUF], ebuf[128], *path;
+	char ebuf[128], *path, *q;
 	int rc;
 
 	if (name.n == 0)
@@ -769,15 +776,20 @@ static int read_spec_file(struct slice name, char **buf, size_t *len, char **msg
 	free(path);
 	if (rc == -ENOMEM)
 		return rc;
+	if (rc == 0 && !memchr(*buf, '\0', *len))
+		return 0;
+	/* the whole name, however long: it is what the user must find */
+	if (!(q = malloc(name.n * 4 + 8)))
+		return -ENOMEM;
+	quote_max(q, name, name.n);
 	if (rc == -EFBIG)
-		return fail(msg, "cannot read spec file '%s': larger than %u MiB", quote(q, name),
-			    SPEC_FILE_MAX >> 20);
-	if (rc)
-		return fail(msg, "cannot read spec file '%s': %s", quote(q, name),
-			    strerror_r(-rc, ebuf, sizeof(ebuf)));
-	if (memchr(*buf, '\0', *len))
-		return fail(msg, "spec file '%s' contains a NUL byte (not a text file)", quote(q, name));
-	return 0;
+		rc = fail(msg, "cannot read spec file '%s': larger than %u MiB", q, SPEC_FILE_MAX >> 20);
+	else if (rc)
+		rc = fail(msg, "cannot read spec file '%s': %s", q, strerror_r(-rc, ebuf, sizeof(ebuf)));
+	else
+		rc = fail(msg, "spec file '%s' contains a NUL byte (not a text file)", q);
+	free(q);
+	return rc;
 }
 
 int sp_spec_read_file(const char *path, char **text, char **msg)

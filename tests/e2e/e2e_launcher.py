@@ -27,6 +27,7 @@ import select
 import shutil
 import subprocess
 import sys
+import tempfile
 import termios
 import time
 
@@ -264,8 +265,24 @@ def test_other_user(mode):
         t.skip("%s: needs root and setpriv" % label)
         return
     out = os.path.join(t.work_dir(), "user-%s.json" % mode)
-    cp = run(["--mode", mode, "--", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-              ENDS, "exit", str(N)], out)
+    # The other user must reach the library and the program: the build may
+    # lie under a folder only root can enter (CI's clone in a 0700 mktemp
+    # folder), so both run from a copy in a folder anyone can read, the
+    # launcher beside them (it preloads ../lib/libselfprobe.so of its own).
+    top = tempfile.mkdtemp(prefix="sp-launcher-user-")
+    try:
+        os.chmod(top, 0o755)
+        for sub in ("bin", "lib"):
+            os.mkdir(os.path.join(top, sub), 0o755)
+        cli = os.path.join(top, "bin", "selfprobe")
+        ends = os.path.join(top, "bin", "sp_ends")
+        shutil.copy2(LAUNCHER, cli)
+        shutil.copy2(ENDS, ends)
+        shutil.copy2(t.LIB, os.path.join(top, "lib", "libselfprobe.so"))
+        cp = t.run([cli, "run", "-e", "uprobe:ends_work", "-o", out, "--mode", mode, "--",
+                    "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ends, "exit", str(N)])
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
     t.check(cp.returncode == 0 and cp.stdout == b"work %d\n" % N and cp.stderr == b"",
             "%s: exit %d, stdout %r, stderr not empty" % (label, cp.returncode, cp.stdout), t.clip(cp.stderr))
     try:
