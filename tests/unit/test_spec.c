@@ -550,6 +550,16 @@ Test(spec, missing_file)
 	cr_expect(strstr(s.errors[0].message, strerror(EISDIR)), "%s", s.errors[0].message);
 	sp_spec_free(&s);
 
+	/* a long name is named whole: it is what the user must find */
+	char name[512] = "@/nonexistent";
+	while (strlen(name) < 300)   /* past QUOTE_MAX, the old cut */
+		strcat(name, "/a-long-folder-name");
+	strcat(name, "/end.probes");
+	cr_assert_eq(sp_spec_load(name, &s), 0);
+	cr_assert_eq(s.n_errors, 1);
+	cr_expect(strstr(s.errors[0].message, name + 1), "%s", s.errors[0].message);
+	sp_spec_free(&s);
+
 	cr_assert_eq(sp_spec_load("@", &s), 0);
 	cr_assert_eq(s.n_errors, 1);
 	cr_expect(strstr(s.errors[0].message, "missing file name after '@'"));
