@@ -248,6 +248,19 @@ static void *worker(void *arg)
 	return (void *)s;
 }
 
+/* Once thread C has set *FLAG and had SETTLE µs to get into its blocking
+ * call, cancel it: 1 when it ended cancelled. */
+static int cancel_when_blocked(pthread_t c, _Atomic int *flag, useconds_t settle)
+{
+	while (!atomic_load(flag))
+		usleep(1000);
+	usleep(settle);
+	pthread_cancel(c);
+	void *r;
+	pthread_join(c, &r);
+	return r == PTHREAD_CANCELED;
+}
+
 static int mode_cancel(long n)
 {
 	int fds[2];
@@ -257,13 +270,8 @@ static int mode_cancel(long n)
 	pthread_create(&c, NULL, cn_thread, (void *)(long)fds[0]);
 	for (int i = 0; i < 2; i++)
 		pthread_create(&w[i], NULL, worker, (void *)n);
-	while (!atomic_load(&blocked))
-		usleep(1000);
-	usleep(50000);   /* into read() */
-	pthread_cancel(c);
+	printf("cancelled %d\n", cancel_when_blocked(c, &blocked, 50000));
 	void *r;
-	pthread_join(c, &r);
-	printf("cancelled %d\n", r == PTHREAD_CANCELED);
 	long s = 0;
 	for (int i = 0; i < 2; i++) {
 		pthread_join(w[i], &r);
@@ -494,13 +502,7 @@ static int mode_dlcancel(long n, const char *lib)
 		pthread_t c;
 		atomic_store(&dl_in_read, 0);
 		pthread_create(&c, NULL, dl_thread, (void *)(long)fds[0]);
-		while (!atomic_load(&dl_in_read))
-			usleep(1000);
-		usleep(20000);   /* into read() */
-		pthread_cancel(c);
-		void *r;
-		pthread_join(c, &r);
-		cancelled += r == PTHREAD_CANCELED;
+		cancelled += cancel_when_blocked(c, &dl_in_read, 20000);
 	}
 	printf("cancelled %ld\ndestructors %ld\n", cancelled, destroyed());
 	long caught = throw_n(n);
