@@ -476,7 +476,7 @@ struct sp_site *sp_arm_site(const struct sp_object *obj, uintptr_t addr,
 		*why = sp_arm_gone;
 		goto fail;
 	}
-	if (sp_coexist_kernel_call(addr, head)) {
+	if (sp_coexist_kernel_call(obj, addr, head)) {
 		/* not a call of the program's: relocated, it would enter the
 		 * kernel's trampoline from an address it has no probe for */
 		*why = "the site holds a call into the kernel's uprobe trampoline (an optimized kernel uprobe)";
