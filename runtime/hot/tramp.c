@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The code is written with x86emit's named emitters; the bytes each
@@ -362,61 +363,78 @@ static long emit_at(struct sp_site *site, const struct sp_window *w, uintptr_t b
  * descriptor's absolute addresses: those are written into a copy of the
  * shape's first emission at the offsets it recorded.  test_tramp_emit
  * checks copies against fresh emissions, byte for byte. */
-#define SHAPES 64
-static struct shape {
-	bool used, fast, go;
-	uint8_t reloc_len, base_mod;
+#define SHAPES 512   /* libc:* has ~190: relocated windows' lengths times the two 16-byte places */
+struct shape {
+	uint32_t key;            /* shape_key's */
 	int32_t tls_fast, tls_runtime, tls_rseq_cs;
 	size_t len;
 	struct emitted em;
 	uint8_t code[SP_TRAMP_MAX - SP_INLINE_MAX];
-} shapes[SHAPES];
+};
+static struct shape *shapes[SHAPES];   /* open addressing; allocated on first use */
+/* where a kind's window goes (its length does not move it) */
+static struct {
+	bool known;
+	int32_t tls_fast, tls_runtime, tls_rseq_cs;
+	size_t reloc_at;
+} kinds[2][2];
 static atomic_flag shapes_busy = ATOMIC_FLAG_INIT;
+
+static uint32_t shape_key(bool fast, bool go, size_t reloc_len, uintptr_t base)
+{
+	return 1u | (uint32_t)fast << 1 | (uint32_t)go << 2 | (uint32_t)(base % 32) << 3 | (uint32_t)reloc_len << 8;
+}
+
+static bool same_tls(int32_t f, int32_t r, int32_t c)
+{
+	return f == sp_fastcount.tls_fast && r == sp_fastcount.tls_runtime && c == sp_fastcount.tls_rseq_cs;
+}
+
+/* The slot for KEY: its shape, or the empty slot it would take (NULL
+ * when the table is full). */
+static struct shape **shape_slot(uint32_t key)
+{
+	for (uint32_t i = 0, h = key * 2654435761u; i < SHAPES; i++) {
+		struct shape **sl = &shapes[(h + i) % SHAPES];
+		if (!*sl || (*sl)->key == key)
+			return sl;
+	}
+	return NULL;
+}
 
 static void put64(uint8_t *code, size_t at, uint64_t v)
 {
 	__builtin_memcpy(code + at, &v, 8);
 }
 
-/* Is C the shape SITE's trampoline takes (but for the window's length
- * and the base)? */
-static bool shape_of(const struct shape *c, const struct sp_site *site, bool fast)
-{
-	return c->used && c->fast == fast && c->go == site->go_stack && c->tls_fast == sp_fastcount.tls_fast &&
-	       c->tls_runtime == sp_fastcount.tls_runtime && c->tls_rseq_cs == sp_fastcount.tls_rseq_cs;
-}
-
 long sp_tramp_emit_shaped(struct sp_site *site, const struct sp_window *w, uintptr_t base, uint8_t *code,
 			  struct sp_tramp *out, const char **reason)
 {
-	bool fast = sp_fastcount.on;
+	bool fast = sp_fastcount.on, go = site->go_stack;
 	if (site->inline_code || site->inline_len || atomic_flag_test_and_set(&shapes_busy))
 		return emit_at(site, w, base, code, out, reason);
-	/* where the window goes does not depend on its length: from any
-	 * shape of the site's kind */
-	const struct shape *sh = NULL;
-	for (int i = 0; i < SHAPES && !sh; i++)
-		sh = shape_of(&shapes[i], site, fast) ? &shapes[i] : NULL;
 	uint8_t win[SP_RELOC_MAX];
-	int n = sh ? sp_reloc_window(w, base + sh->em.reloc_at, win, sizeof(win), &out->map, reason) : -1;
-	if (sh && n < 0) {
-		atomic_flag_clear(&shapes_busy);
-		return n;   /* as emit_at would: the same call, the same answer */
+	int n = -1;
+	if (kinds[fast][go].known &&
+	    same_tls(kinds[fast][go].tls_fast, kinds[fast][go].tls_runtime, kinds[fast][go].tls_rseq_cs)) {
+		n = sp_reloc_window(w, base + kinds[fast][go].reloc_at, win, sizeof(win), &out->map, reason);
+		if (n < 0) {
+			atomic_flag_clear(&shapes_busy);
+			return n;   /* as emit_at would: the same call, the same answer */
+		}
 	}
-	const struct shape *exact = NULL;
-	for (int i = 0; sh && i < SHAPES && !exact; i++) {
-		const struct shape *c = &shapes[i];
-		exact = shape_of(c, site, fast) && c->reloc_len == (size_t)n && c->base_mod == base % 32 ? c : NULL;
-	}
+	struct shape **sl = n >= 0 ? shape_slot(shape_key(fast, go, (size_t)n, base)) : NULL;
+	const struct shape *sh = sl && *sl && same_tls((*sl)->tls_fast, (*sl)->tls_runtime, (*sl)->tls_rseq_cs)
+					 ? *sl : NULL;
 	long len;
-	if (exact) {
-		const struct emitted *em = &exact->em;
-		__builtin_memcpy(code, exact->code, exact->len);
+	if (sh) {
+		const struct emitted *em = &sh->em;
+		__builtin_memcpy(code, sh->code, sh->len);
 		__builtin_memcpy(code + em->reloc_at, win, em->reloc_len);
 		put64(code, em->cf.site_at[0], (uintptr_t)site);
 		put64(code, em->cf.site_at[1], (uintptr_t)site);
 		put64(code, em->cf.addr_at, site->addr);
-		if (exact->fast) {
+		if (fast) {
 			put64(code, em->fx.fast_off_at, (uintptr_t)&site->fast_off);
 			put64(code, em->fx.desc_at + 8, base + em->fx.start);      /* start_ip */
 			put64(code, em->fx.desc_at + 24, base + em->fx.abort_at);  /* abort_ip */
@@ -425,17 +443,25 @@ long sp_tramp_emit_shaped(struct sp_site *site, const struct sp_window *w, uintp
 		out->reloc = base + em->reloc_at;
 		out->slow_int3 = base + em->int3_at;
 		out->window_len = w->len;
-		len = (long)exact->len;
+		len = (long)sh->len;
 	} else {
 		struct emitted em;
 		len = emit_at_fix(site, w, base, code, out, reason, &em);
-		if (len > 0 && (size_t)len <= sizeof(shapes[0].code)) {
-			static unsigned next;
-			struct shape *c = &shapes[next++ % SHAPES];
-			*c = (struct shape){ true, fast, site->go_stack, (uint8_t)em.reloc_len, (uint8_t)(base % 32),
-					     sp_fastcount.tls_fast, sp_fastcount.tls_runtime, sp_fastcount.tls_rseq_cs,
-					     (size_t)len, em, { 0 } };
-			__builtin_memcpy(c->code, code, (size_t)len);
+		if (len > 0 && (size_t)len <= sizeof(sh->code)) {
+			kinds[fast][go].known = true;
+			kinds[fast][go].tls_fast = sp_fastcount.tls_fast;
+			kinds[fast][go].tls_runtime = sp_fastcount.tls_runtime;
+			kinds[fast][go].tls_rseq_cs = sp_fastcount.tls_rseq_cs;
+			kinds[fast][go].reloc_at = em.reloc_at;
+			uint32_t key = shape_key(fast, go, em.reloc_len, base);
+			struct shape **to = shape_slot(key);
+			if (to && !*to)
+				*to = malloc(sizeof(**to));
+			if (to && *to) {
+				**to = (struct shape){ key, sp_fastcount.tls_fast, sp_fastcount.tls_runtime,
+						       sp_fastcount.tls_rseq_cs, (size_t)len, em, { 0 } };
+				__builtin_memcpy((*to)->code, code, (size_t)len);
+			}
 		}
 	}
 	atomic_flag_clear(&shapes_busy);
