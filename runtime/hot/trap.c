@@ -11,6 +11,7 @@
 #include "site.h"
 #include "guard.h"
 #include "patch.h"
+#include "quiesce.h"
 #include "rawsys.h"
 #include "sigwrap.h"
 #include "stopworld.h"
@@ -253,7 +254,7 @@ static void chain(int which, int sig, siginfo_t *si, void *uc)
 
 static void on_stopsig(int sig, siginfo_t *si, void *ucv)
 {
-	if (!sp_stopworld_on_signal(si, ucv))
+	if (!sp_quiesce_on_signal(si, ucv) && !sp_stopworld_on_signal(si, ucv))
 		chain(OWN_STOP, sig, si, ucv);
 }
 

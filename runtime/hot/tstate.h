@@ -16,7 +16,8 @@
  * odd and even again on leaving (compiler barriers only); a detacher
  * publishes the new probe list, runs membarrier (a full barrier on every
  * running thread of the process, paid once per detach instead of a fence
- * per hit), then waits for every odd sequence to move.
+ * per hit), then waits for every odd sequence to move (quiesce.h: also
+ * for a thread that left its dispatches in a way nothing saw).
  */
 #ifndef SP_TSTATE_H
 #define SP_TSTATE_H
@@ -44,6 +45,7 @@ struct sp_tls {
 			       * (a signal handler's hit) included */
 	uintptr_t frame[SP_DISPATCH_DEPTH];   /* each one's frame, 0 while unknown:
 					       * what a longjmp leaves (sp_tstate_unwind) */
+	int unwinding;        /* inside sp_tstate_unwind: a reconciliation waits */
 };
 
 /* What a detach's quiescence reads of each stripe's threads.  Only the
@@ -53,13 +55,23 @@ struct sp_tls {
  * stripe counts the threads inside one.  Each is written by its owner with
  * a plain store that a signal's nested dispatch, balanced, leaves as it
  * found it; a longjmp that abandons dispatches is caught by its interposer
- * (sp_tstate_unwind). */
+ * (sp_tstate_unwind), a jump nothing saw by a quiescence (quiesce.h), a
+ * thread that ends inside some by its key destructor or, gone without it,
+ * by its tid. */
 struct sp_slot_seq {
 	_Atomic uint64_t gen;      /* exclusive: outermost dispatches left */
 	_Atomic uint32_t depth;    /* exclusive: dispatches its thread is inside */
-	uint32_t pad0;
+	_Atomic int32_t tid;       /* exclusive: the thread that claimed it */
 	_Atomic uint64_t inflight; /* shared slot: threads inside a dispatch */
-	char pad[40];
+	_Atomic uintptr_t tls;     /* exclusive: its thread's sp_tls (read by a
+				    * quiescence while that thread is blocked) */
+	/* A reconciliation for its thread to apply at its next dispatch
+	 * (sp_tstate_reconcile): the dispatches whose frames lie below SP on
+	 * the stack [LO, HI) or on its alternate stack were abandoned. */
+	_Atomic uintptr_t req_sp;
+	uintptr_t req_lo, req_hi;
+	uint64_t counted_gen;      /* quiesce.c: the gen whose abandoned
+				    * dispatches were counted (+1; 0: none) */
 };
 
 #define SP_HIDDEN __attribute__((visibility("hidden")))
@@ -86,9 +98,6 @@ int sp_tstate_next_stripe(int s);
 int sp_tstate_slots_used(void);
 /* The totals of probe ID over every stripe, into OUT[SP_N_COUNTERS]. */
 void sp_tstate_read(uint32_t id, uint64_t *out);
-/* Wait until no thread is still inside a dispatch or an inline count that
- * began before now. */
-void sp_tstate_quiesce(void);
 /* In a fork child: only this thread remains, counts start again from zero. */
 void sp_tstate_atfork_child(void);
 
@@ -112,9 +121,18 @@ static inline void sp_count_add(int stripe, uint32_t id, enum sp_counter which)
  * signal may arrive at any instruction of either, and its handler's hits
  * enter and leave nested dispatches in between: every step leaves the
  * published state right for the dispatches that are running. */
+/* In the thread, at its next enter or leave: apply the reconciliation a
+ * quiescence asked of STRIPE's thread (struct sp_slot_seq's req_*): leave
+ * the dispatches it found abandoned, as sp_tstate_unwind does for a
+ * longjmp.  Not in the signal that asked: that signal may have interrupted
+ * an enter or a leave, which would then publish a depth read before. */
+void sp_tstate_reconcile(int stripe);
+
 static inline void sp_tstate_enter(int stripe)
 {
 	struct sp_slot_seq *q = &sp_slot_seqs[stripe];
+	if (__builtin_expect(atomic_load_explicit(&q->req_sp, memory_order_relaxed) != 0, 0))
+		sp_tstate_reconcile(stripe);   /* before it reads the depth */
 	int d = sp_tls.depth;
 	if (__builtin_expect(stripe == SP_SHARED_SLOT, 0)) {
 		if (d == 0)
@@ -134,6 +152,10 @@ static inline void sp_tstate_enter(int stripe)
 static inline void sp_tstate_leave(int stripe)
 {
 	struct sp_slot_seq *q = &sp_slot_seqs[stripe];
+	/* inner dispatches this one's handler jumped back out of: left first,
+	 * so that this leave is the outermost's when it is */
+	if (__builtin_expect(atomic_load_explicit(&q->req_sp, memory_order_relaxed) != 0, 0))
+		sp_tstate_reconcile(stripe);
 	atomic_signal_fence(memory_order_seq_cst);
 	int d = sp_tls.depth - 1;
 	if (d < SP_DISPATCH_DEPTH)
@@ -159,5 +181,35 @@ static inline void sp_tstate_leave(int stripe)
  * by the interposers, in the thread, before the jump.  Returns the
  * dispatches still running (0: none; the jump leaves the runtime). */
 int sp_tstate_unwind(uintptr_t target_sp);
+
+/* Whether the calling thread, stopped at SP (a signal's interrupted
+ * context) with [LO, HI) its stack, is inside dispatches of STRIPE it
+ * abandoned: how many of its innermost dispatches have a known frame below
+ * SP on the same stack (the thread's, or its alternate signal stack).  It
+ * stops at the first that cannot be shown left: a frame not yet known, a
+ * frame and SP on different stacks (a handler on an alternate stack, a
+ * coroutine's), a frame above SP (still running).  Reads only: signal-safe
+ * anywhere, even inside enter or leave.  -1: STRIPE is not this thread's. */
+int sp_tstate_abandoned_here(int stripe, uintptr_t sp, uintptr_t lo, uintptr_t hi);
+/* The same for another thread, blocked in a system call at SP, from a copy
+ * of its sp_tls (COPY), with no alternate stack known: a frame or SP
+ * outside [LO, HI) is "cannot tell". */
+int sp_tstate_abandoned_there(const struct sp_tls *copy, uintptr_t sp, uintptr_t lo, uintptr_t hi);
+/* Before a quiescence reads the stripes: inline counts in flight restart,
+ * every running thread passes a full barrier.  false when the kernel has
+ * no membarrier (a reader may then not have published its dispatch yet). */
+bool sp_tstate_barrier(void);
+/* Ask STRIPE's thread to leave the dispatches below SP (sp_tstate_reconcile). */
+void sp_tstate_request(int stripe, uintptr_t sp, uintptr_t lo, uintptr_t hi);
+/* STRIPE's thread is gone (no key destructor ran: a raw exit): its
+ * dispatches are left and the stripe given back, if TID still owns it.
+ * Returns the dispatches left. */
+int sp_tstate_reconcile_gone(int stripe, int32_t tid);
+/* A quiescence found N dispatches of STRIPE (inside since GEN) abandoned:
+ * counted once for that GEN. */
+void sp_tstate_count_abandoned(int stripe, uint64_t gen, int n);
+/* Dispatches left without returning so far: abandoned by a jump nothing
+ * saw, or by their thread's end. */
+uint64_t sp_tstate_abandoned_total(void);
 
 #endif

@@ -37,4 +37,10 @@ void sp_sigframes_pop(int token);
  * a thread whose frames are unknown answers true with PC 0. */
 bool sp_sigframes_any(pid_t tid, bool (*inside)(uintptr_t pc, void *ctx), void *ctx);
 
+/* Whether thread TID, blocked with its stack pointer at SP on its stack
+ * [LO, HI), may be running a handler of the application: a recorded frame
+ * not below SP on that stack (a record below SP there is one a handler
+ * left by a jump: its frame is dead), or frames that are unknown. */
+bool sp_sigframes_live(pid_t tid, uintptr_t sp, uintptr_t lo, uintptr_t hi);
+
 #endif
