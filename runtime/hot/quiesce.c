@@ -104,7 +104,7 @@ static int ask_blocked(int stripe, pid_t tid, uintptr_t tls, uintptr_t sp, uintp
 		return -1;
 	/* in a handler of the program's, maybe on an alternate stack inside
 	 * the thread's own: its SP says nothing of the dispatches it interrupted */
-	if (sp_sigframes_live(tid, sp, lo, hi))
+	if (sp_sigframes_live(tid, sp, lo, hi, copy.alt_lo, copy.alt_hi))
 		return 0;
 	int n = sp_tstate_abandoned_there(&copy, sp, lo, hi);
 	if (n > 0)

@@ -16,14 +16,18 @@
  *     context), or, blocked in a system call, /proc/self/task/TID/syscall
  *     (no signal: a program's sleep or wait is never cut short).
  *     Dispatches whose frame lies below that SP on the same stack (the
- *     thread's own, or its alternate signal stack) were abandoned: the
- *     thread leaves them at its next enter or leave (sp_tstate_reconcile,
- *     as sp_tstate_unwind does for a longjmp), they are counted and
- *     reported, and the wait moves on.  A frame and an SP on different
- *     stacks (a handler on an alternate stack that interrupted a dispatch,
- *     a coroutine's stack), a frame not yet recorded, a blocked thread
- *     that may be in a handler of the program's (sigframes.h): nothing is
- *     concluded, the wait goes on.  A dispatch still running (a handler
+ *     thread's own, or its alternate signal stack), or on the armed
+ *     alternate stack while SP is on the thread's own (the kernel takes
+ *     that stack for free: its next signal there starts at the top), were
+ *     abandoned: the thread leaves them at its next enter or leave
+ *     (sp_tstate_reconcile, as sp_tstate_unwind does for a longjmp), they
+ *     are counted and reported, and the wait moves on.  A frame on the
+ *     thread's stack and SP on the alternate one (a handler that
+ *     interrupted the dispatch), either on neither (a coroutine's stack),
+ *     an alternate stack disarmed while its handler runs (SS_AUTODISARM:
+ *     it may be switched away from and back), a frame not yet recorded, a
+ *     blocked thread that may be in a handler of the program's
+ *     (sigframes.h): nothing is concluded, the wait goes on.  A dispatch still running (a handler
  *     that sleeps, one in a signal handler on an alternate stack) always
  *     has its frame above its thread's SP, so it is always waited for.
  * Threads beyond SP_EXCL_SLOTS share a stripe that says how many are

@@ -315,7 +315,10 @@ static int count_abandoned(const uintptr_t *frame, int depth, uintptr_t sp, cons
 		/* beyond the frames kept: nested in the deepest one kept, so
 		 * left with it (a thread above it is in none of them) */
 		uintptr_t f = frame[(d > SP_DISPATCH_DEPTH ? SP_DISPATCH_DEPTH : d) - 1];
-		if (f == 0 || stack_of(st, f) != at || f >= sp)
+		int on = f ? stack_of(st, f) : ON_NONE;
+		if (on == ON_ALT && at == ON_STACK)
+			continue;   /* its handler's stack was given back */
+		if (on == ON_NONE || on != at || f >= sp)
 			break;
 	}
 	return n;
@@ -338,7 +341,7 @@ int sp_tstate_abandoned_here(int stripe, uintptr_t sp, uintptr_t lo, uintptr_t h
 
 int sp_tstate_abandoned_there(const struct sp_tls *copy, uintptr_t sp, uintptr_t lo, uintptr_t hi)
 {
-	struct stacks st = { .lo = lo, .hi = hi };
+	struct stacks st = { .lo = lo, .hi = hi, .alt = copy->alt_hi != 0, .alo = copy->alt_lo, .ahi = copy->alt_hi };
 	return copy->unwinding ? 0 : count_abandoned(copy->frame, copy->depth, sp, &st);
 }
 

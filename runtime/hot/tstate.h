@@ -22,6 +22,7 @@
 #ifndef SP_TSTATE_H
 #define SP_TSTATE_H
 
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -29,6 +30,10 @@
 #include "sigatomic.h"
 #include "stripes.h"
 
+
+#ifndef SS_AUTODISARM
+#define SS_AUTODISARM (1U << 31)   /* linux/signal.h; glibc's signal.h lacks it */
+#endif
 
 #define SP_DISPATCH_DEPTH 16   /* nested dispatches whose frames are remembered */
 
@@ -46,6 +51,10 @@ struct sp_tls {
 	uintptr_t frame[SP_DISPATCH_DEPTH];   /* each one's frame, 0 while unknown:
 					       * what a longjmp leaves (sp_tstate_unwind) */
 	int unwinding;        /* inside sp_tstate_unwind: a reconciliation waits */
+	uintptr_t alt_lo, alt_hi;   /* the alternate signal stack, armed, as the
+				     * last signal that ran a dispatch or a handler
+				     * of the program's found it (0: none known):
+				     * read by a quiescence while the thread is blocked */
 };
 
 /* What a detach's quiescence reads of each stripe's threads.  Only the
@@ -121,6 +130,16 @@ static inline void sp_count_add(int stripe, uint32_t id, enum sp_counter which)
  * signal may arrive at any instruction of either, and its handler's hits
  * enter and leave nested dispatches in between: every step leaves the
  * published state right for the dispatches that are running. */
+/* From a signal handler, with its ucontext's uc_stack SS: the thread's
+ * alternate stack, when armed (one disarmed while its handler runs,
+ * SS_AUTODISARM, may be switched away from and back: not noted). */
+static inline void sp_tstate_note_altstack(const stack_t *ss)
+{
+	bool armed = ss->ss_sp && !(ss->ss_flags & (SS_DISABLE | SS_AUTODISARM));
+	sp_tls.alt_lo = armed ? (uintptr_t)ss->ss_sp : 0;
+	sp_tls.alt_hi = armed ? (uintptr_t)ss->ss_sp + ss->ss_size : 0;
+}
+
 /* In the thread, at its next enter or leave: apply the reconciliation a
  * quiescence asked of STRIPE's thread (struct sp_slot_seq's req_*): leave
  * the dispatches it found abandoned, as sp_tstate_unwind does for a
@@ -185,15 +204,17 @@ int sp_tstate_unwind(uintptr_t target_sp);
 /* Whether the calling thread, stopped at SP (a signal's interrupted
  * context) with [LO, HI) its stack, is inside dispatches of STRIPE it
  * abandoned: how many of its innermost dispatches have a known frame below
- * SP on the same stack (the thread's, or its alternate signal stack).  It
- * stops at the first that cannot be shown left: a frame not yet known, a
- * frame and SP on different stacks (a handler on an alternate stack, a
- * coroutine's), a frame above SP (still running).  Reads only: signal-safe
+ * SP on the same stack (the thread's, or its alternate signal stack), or on
+ * the alternate stack while SP is on the thread's (the kernel itself takes
+ * an armed alternate stack the thread is not on for free: the next signal
+ * on it starts at its top).  It stops at the first that cannot be shown
+ * left: a frame not yet known, a frame on the thread's stack and SP on the
+ * alternate one (a handler that interrupted the dispatch), a frame or SP
+ * on neither (a coroutine's stack), a frame above SP (still running).  Reads only: signal-safe
  * anywhere, even inside enter or leave.  -1: STRIPE is not this thread's. */
 int sp_tstate_abandoned_here(int stripe, uintptr_t sp, uintptr_t lo, uintptr_t hi);
 /* The same for another thread, blocked in a system call at SP, from a copy
- * of its sp_tls (COPY), with no alternate stack known: a frame or SP
- * outside [LO, HI) is "cannot tell". */
+ * of its sp_tls (COPY), with the alternate stack it noted last. */
 int sp_tstate_abandoned_there(const struct sp_tls *copy, uintptr_t sp, uintptr_t lo, uintptr_t hi);
 /* Before a quiescence reads the stripes: inline counts in flight restart,
  * every running thread passes a full barrier.  false when the kernel has

@@ -126,8 +126,9 @@ static struct record *record_of(pid_t tid)
 	return NULL;
 }
 
-bool sp_sigframes_live(pid_t tid, uintptr_t sp, uintptr_t lo, uintptr_t hi)
+bool sp_sigframes_live(pid_t tid, uintptr_t sp, uintptr_t lo, uintptr_t hi, uintptr_t alo, uintptr_t ahi)
 {
+	bool sp_alt = sp >= alo && sp < ahi;
 	struct record *r = record_of(tid);
 	if (!r)
 		return atomic_load(&unrecorded) > 0;
@@ -136,7 +137,9 @@ bool sp_sigframes_live(pid_t tid, uintptr_t sp, uintptr_t lo, uintptr_t hi)
 	uint64_t depth = r->depth < FRAMES_MAX ? r->depth : FRAMES_MAX;
 	for (uint64_t i = 0; i < depth; i++) {
 		uintptr_t uc = (uintptr_t)atomic_load_explicit(&r->uc[i], memory_order_acquire);
-		if (uc && !(uc >= lo && uc < hi && uc < sp))
+		bool alt = uc >= alo && uc < ahi;
+		bool dead = alt ? !sp_alt : uc >= lo && uc < hi && uc < sp;
+		if (uc && !dead)
 			return true;
 	}
 	return false;

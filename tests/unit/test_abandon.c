@@ -155,6 +155,9 @@ static sem_t jumped, may_end;
 static atomic_bool end_spin;
 static int spins_after;        /* 1: the thread runs after its jump; 0: it blocks */
 static int faults_after;       /* 1: then the thread faults, for its own handler */
+static int alt_mapped;         /* 1: the thread has an alternate signal stack of
+				* its own mapping (ASan and Rust give every
+				* thread one), where int3 dispatches run */
 static char *guarded;          /* a page the thread's fault unprotects */
 static atomic_int faults_seen;
 static int via_signal;         /* 1: a signal handler of the program's jumps */
@@ -186,9 +189,28 @@ static int jump_handler(struct selfprobe_ctx *ctx, void *data)
 	raw_restore(&back);
 }
 
+/* An alternate signal stack outside the thread's stack, for the calling
+ * thread; BEFORE gets what it replaces. */
+static void *own_altstack(stack_t *before)
+{
+	void *p = mmap(NULL, 256 * 1024, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cr_assert(p != MAP_FAILED);
+	stack_t ss = { .ss_sp = p, .ss_size = 256 * 1024 };
+	cr_assert_eq(sigaltstack(&ss, before), 0);
+	return p;
+}
+
+static void drop_altstack(void *p, const stack_t *before)
+{
+	sigaltstack(before, NULL);
+	munmap(p, 256 * 1024);
+}
+
 static void *jumper(void *arg)
 {
 	(void)arg;
+	stack_t before;
+	void *alt = alt_mapped ? own_altstack(&before) : NULL;
 	if (raw_save(&back) == 0)
 		ab_hit(1);                 /* its dispatch is never left */
 	sem_post(&jumped);
@@ -201,6 +223,8 @@ static void *jumper(void *arg)
 	ab_next(1);                        /* a full hit: its handler runs */
 	if (faults_after)
 		*(volatile char *)guarded = 1;   /* the program's fault, not the handler's */
+	if (alt)
+		drop_altstack(alt, &before);
 	return NULL;
 }
 
@@ -266,6 +290,24 @@ Test(abandon, handler_restores_a_context_then_runs_auto, .timeout = 30) { unseen
 Test(abandon, handler_restores_a_context_then_runs_int3, .timeout = 30) { unseen("int3", 0, 1); }
 Test(abandon, signal_handler_restores_a_context_then_blocks_auto, .timeout = 30) { unseen("auto", 1, 0); }
 Test(abandon, signal_handler_restores_a_context_then_runs_int3, .timeout = 30) { unseen("int3", 1, 1); }
+/* int3: the dispatch ran on the alternate stack, the thread is back on its
+ * own: the alternate stack's frames are dead (the kernel's next signal
+ * there starts at its top) */
+Test(abandon, int3_dispatch_on_altstack_left_then_blocks, .timeout = 30)
+{
+	alt_mapped = 1;
+	unseen("int3", 0, 0);
+}
+Test(abandon, int3_dispatch_on_altstack_left_then_runs, .timeout = 30)
+{
+	alt_mapped = 1;
+	unseen("int3", 0, 1);
+}
+Test(abandon, int3_signal_handler_on_altstack_restores_then_blocks, .timeout = 30)
+{
+	alt_mapped = 1;
+	unseen("int3", 1, 0);
+}
 Test(abandon, a_fault_after_an_abandoned_handler_is_the_programs, .timeout = 30)
 {
 	faults_after = 1;   /* the guard's mark of that handler is stale */
@@ -285,6 +327,7 @@ enum where {
 };
 
 static enum where where;
+static int alt_mapped_running;   /* the alternate stack: a mapping of its own */
 static atomic_bool finished;   /* the dispatch whose probe is detached ended */
 static sem_t running;
 
@@ -341,9 +384,16 @@ static void *long_caller(void *arg)
 	 * own stack, above the dispatch's frame */
 	char alt[64 * 1024];
 	stack_t ss = { .ss_sp = alt, .ss_size = sizeof(alt) }, before;
-	cr_assert_eq(sigaltstack(&ss, &before), 0);
+	void *mapped = NULL;
+	if (alt_mapped_running)
+		mapped = own_altstack(&before);
+	else
+		cr_assert_eq(sigaltstack(&ss, &before), 0);
 	ab_hit(1);
-	sigaltstack(&before, NULL);
+	if (mapped)
+		drop_altstack(mapped, &before);
+	else
+		sigaltstack(&before, NULL);
 	return NULL;
 }
 
@@ -390,3 +440,21 @@ Test(abandon, altstack_hit_sleeping_is_waited_for_int3, .timeout = 30) { still_r
 Test(abandon, altstack_signal_sleeping_is_waited_for_auto, .timeout = 30) { still_running("auto", ALT_SIGNAL_SLEEPS); }
 Test(abandon, altstack_signal_spinning_is_waited_for_auto, .timeout = 30) { still_running("auto", ALT_SIGNAL_SPINS); }
 Test(abandon, altstack_signal_sleeping_is_waited_for_int3, .timeout = 30) { still_running("int3", ALT_SIGNAL_SLEEPS); }
+
+/* the alternate stack a mapping of its own: a dispatch on the thread's
+ * stack, interrupted by the program's handler there, still runs */
+Test(abandon, mapped_altstack_signal_sleeping_is_waited_for_auto, .timeout = 30)
+{
+	alt_mapped_running = 1;
+	still_running("auto", ALT_SIGNAL_SLEEPS);
+}
+Test(abandon, mapped_altstack_signal_spinning_is_waited_for_auto, .timeout = 30)
+{
+	alt_mapped_running = 1;
+	still_running("auto", ALT_SIGNAL_SPINS);
+}
+Test(abandon, mapped_altstack_hit_sleeping_is_waited_for_int3, .timeout = 30)
+{
+	alt_mapped_running = 1;
+	still_running("int3", ALT_HIT_SLEEPS);
+}
