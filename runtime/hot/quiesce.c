@@ -46,9 +46,9 @@ int sp_quiesce_on_signal(const siginfo_t *si, void *ucv)
 	if ((v & ASK_LOW) != atomic_load(&ask_gen))
 		return 1;   /* a question given up on */
 	uintptr_t sp = (uintptr_t)((ucontext_t *)ucv)->uc_mcontext.gregs[REG_RSP];
-	int n = sp_tstate_abandoned_here(ask.stripe, sp, ask.lo, ask.hi);
+	int depth = 0, n = sp_tstate_abandoned_here(ask.stripe, sp, ask.lo, ask.hi, &depth);
 	if (n > 0)
-		sp_tstate_request(ask.stripe, sp, ask.lo, ask.hi);
+		sp_tstate_request(ask.stripe, depth, n);
 	atomic_store(&ask.answer, n);
 	return 1;
 }
@@ -108,7 +108,7 @@ static int ask_blocked(int stripe, pid_t tid, uintptr_t tls, uintptr_t sp, uintp
 		return 0;
 	int n = sp_tstate_abandoned_there(&copy, sp, lo, hi);
 	if (n > 0)
-		sp_tstate_request(stripe, sp, lo, hi);
+		sp_tstate_request(stripe, copy.depth, n);
 	return n;
 }
 
@@ -139,6 +139,8 @@ static void wait_stripe(int s, uint64_t gen)
 			pid_t tid = atomic_load(&q->tid);
 			uint32_t depth = atomic_load(&q->depth);
 			int n = ask_thread(s, q, tid);
+			every = every * 2 > ASK_MAX_NS ? ASK_MAX_NS : every * 2;
+			next = now_ns() + every;
 			if (n < 0) {
 				sp_tstate_reconcile_gone(s, tid);
 				continue;
@@ -149,8 +151,6 @@ static void wait_stripe(int s, uint64_t gen)
 				return;   /* in none of them: it leaves them at its next dispatch */
 			/* still inside some: they leave as usual (the abandoned
 			 * ones inside them at that leave) */
-			every = every * 2 > ASK_MAX_NS ? ASK_MAX_NS : every * 2;
-			next = now_ns() + every;
 		}
 		pause_briefly();
 	}
@@ -164,11 +164,11 @@ static void reconcile_self(int self)
 	pid_t tid = (pid_t)sp_syscall6(SYS_gettid, 0, 0, 0, 0, 0, 0);
 	if (sp_tls.depth == 0 || !sp_task_stack(tid, (uintptr_t)&sp_tls, &lo, &hi))
 		return;
-	int n = sp_tstate_abandoned_here(self, sp, lo, hi);
+	int depth = 0, n = sp_tstate_abandoned_here(self, sp, lo, hi, &depth);
 	if (n <= 0)
 		return;
 	sp_tstate_count_abandoned(self, atomic_load(&sp_slot_seqs[self].gen), n);
-	sp_tstate_request(self, sp, lo, hi);
+	sp_tstate_request(self, depth, n);
 	sp_tstate_reconcile(self);
 }
 

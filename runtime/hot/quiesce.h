@@ -16,7 +16,9 @@
  *     context), or, blocked in a system call, /proc/self/task/TID/syscall
  *     (no signal: a program's sleep or wait is never cut short).
  *     Dispatches whose frame lies below that SP on the same stack (the
- *     thread's own, or its alternate signal stack), or on the armed
+ *     thread's own, or its alternate signal stack), or above it with the
+ *     return address it held overwritten (the thread reused that stack:
+ *     a dispatch still running has its own intact), or on the armed
  *     alternate stack while SP is on the thread's own (the kernel takes
  *     that stack for free: its next signal there starts at the top), were
  *     abandoned: the thread leaves them at its next enter or leave
@@ -29,7 +31,8 @@
  *     blocked thread that may be in a handler of the program's
  *     (sigframes.h): nothing is concluded, the wait goes on.  A dispatch still running (a handler
  *     that sleeps, one in a signal handler on an alternate stack) always
- *     has its frame above its thread's SP, so it is always waited for.
+ *     has its frame above its thread's SP and its return address in place,
+ *     so it is always waited for.
  * Threads beyond SP_EXCL_SLOTS share a stripe that says how many are
  * inside, not which: for them the wait is the plain one.
  */

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,7 +63,7 @@ static int leave_all_published(int s)
 	int d = (int)atomic_load(&q->depth);
 	if (d == 0)
 		return 0;
-	atomic_store(&q->req_sp, 0);
+	atomic_store(&q->req, 0);
 	atomic_store(&q->gen, atomic_load(&q->gen) + 1);
 	atomic_store(&q->depth, 0);
 	if (!q->counted_gen)   /* not counted yet by a quiescence */
@@ -156,7 +157,7 @@ int sp_tstate_claim(void)
 			;
 		sp_shm_stripes_used(slot + 1, false);
 		struct sp_slot_seq *q = &sp_slot_seqs[slot];
-		atomic_store(&q->req_sp, 0);
+		atomic_store(&q->req, 0);
 		q->counted_gen = 0;
 		atomic_store(&q->tls, (uintptr_t)&sp_tls);
 		atomic_store(&q->tid, (int32_t)syscall(SYS_gettid));
@@ -304,9 +305,29 @@ static int stack_of(const struct stacks *st, uintptr_t a)
 	return a >= st->lo && a < st->hi ? ON_STACK : ON_NONE;
 }
 
-/* The dispatches of FRAME[0..DEPTH) a thread now at SP has left for good,
- * innermost first, stopping at the first it may still be in. */
-static int count_abandoned(const uintptr_t *frame, int depth, uintptr_t sp, const struct stacks *st)
+/* The word at ADDR of a thread's stack, read with process_vm_readv: a
+ * thread gone meanwhile cannot make this fault, and a slot of a frame
+ * left is read without a sanitizer taking it for ours. */
+static bool read_word(uintptr_t addr, uintptr_t *out)
+{
+	struct iovec local = { out, sizeof(*out) }, remote = { (void *)addr, sizeof(*out) };
+	return syscall(SYS_process_vm_readv, getpid(), &local, 1, &remote, 1, 0) == (long)sizeof(*out);
+}
+
+/* Whether the dispatch whose frame F (return address RET) lies at or above
+ * SP on its thread's stack was left: its return address overwritten by the
+ * calls the thread made since it jumped out. */
+static bool overwritten(uintptr_t f, uintptr_t ret)
+{
+	uintptr_t v;
+	return ret && read_word(f + 8, &v) && v != ret;
+}
+
+/* The dispatches of FRAME[0..DEPTH) (their return addresses in RET) a
+ * thread now at SP has left for good, innermost first, stopping at the
+ * first it may still be in. */
+static int count_abandoned(const uintptr_t *frame, const uintptr_t *ret, int depth, uintptr_t sp,
+			   const struct stacks *st)
 {
 	int at = stack_of(st, sp), n = 0;
 	if (at == ON_NONE)
@@ -314,17 +335,18 @@ static int count_abandoned(const uintptr_t *frame, int depth, uintptr_t sp, cons
 	for (int d = depth; d > 0; d--, n++) {
 		/* beyond the frames kept: nested in the deepest one kept, so
 		 * left with it (a thread above it is in none of them) */
-		uintptr_t f = frame[(d > SP_DISPATCH_DEPTH ? SP_DISPATCH_DEPTH : d) - 1];
+		int k = (d > SP_DISPATCH_DEPTH ? SP_DISPATCH_DEPTH : d) - 1;
+		uintptr_t f = frame[k];
 		int on = f ? stack_of(st, f) : ON_NONE;
 		if (on == ON_ALT && at == ON_STACK)
 			continue;   /* its handler's stack was given back */
-		if (on == ON_NONE || on != at || f >= sp)
+		if (on == ON_NONE || on != at || (f >= sp && !overwritten(f, ret[k])))
 			break;
 	}
 	return n;
 }
 
-int sp_tstate_abandoned_here(int stripe, uintptr_t sp, uintptr_t lo, uintptr_t hi)
+int sp_tstate_abandoned_here(int stripe, uintptr_t sp, uintptr_t lo, uintptr_t hi, int *depth)
 {
 	if (sp_tls.slot - 1 != stripe)
 		return -1;
@@ -332,17 +354,20 @@ int sp_tstate_abandoned_here(int stripe, uintptr_t sp, uintptr_t lo, uintptr_t h
 		return 0;
 	struct stacks st = { .lo = lo, .hi = hi };
 	st.alt = altstack(&st.alo, &st.ahi);
-	uintptr_t frame[SP_DISPATCH_DEPTH];
+	uintptr_t frame[SP_DISPATCH_DEPTH], ret[SP_DISPATCH_DEPTH];
 	int d = sp_tls.depth;
+	*depth = d;
 	atomic_signal_fence(memory_order_seq_cst);
 	memcpy(frame, sp_tls.frame, sizeof(frame));
-	return count_abandoned(frame, d, sp, &st);
+	atomic_signal_fence(memory_order_seq_cst);
+	memcpy(ret, sp_tls.ret, sizeof(ret));
+	return count_abandoned(frame, ret, d, sp, &st);
 }
 
 int sp_tstate_abandoned_there(const struct sp_tls *copy, uintptr_t sp, uintptr_t lo, uintptr_t hi)
 {
 	struct stacks st = { .lo = lo, .hi = hi, .alt = copy->alt_hi != 0, .alo = copy->alt_lo, .ahi = copy->alt_hi };
-	return copy->unwinding ? 0 : count_abandoned(copy->frame, copy->depth, sp, &st);
+	return copy->unwinding ? 0 : count_abandoned(copy->frame, copy->ret, copy->depth, sp, &st);
 }
 
 bool sp_tstate_barrier(void)
@@ -354,31 +379,23 @@ bool sp_tstate_barrier(void)
 	return barrier_ok == 1;
 }
 
-void sp_tstate_request(int stripe, uintptr_t sp, uintptr_t lo, uintptr_t hi)
+void sp_tstate_request(int stripe, int depth, int n)
 {
-	struct sp_slot_seq *q = &sp_slot_seqs[stripe];
-	if (atomic_load(&q->req_sp))
-		return;   /* one pending: the same frames (they never come back) */
-	q->req_lo = lo;
-	q->req_hi = hi;
-	atomic_store_explicit(&q->req_sp, sp, memory_order_release);
+	uint64_t none = 0;
+	if (depth > 0 && n > 0)   /* one pending: the same (the thread has not moved) */
+		atomic_compare_exchange_strong(&sp_slot_seqs[stripe].req, &none,
+					       (uint64_t)(uint32_t)depth << 32 | (uint32_t)n);
 }
 
 void sp_tstate_reconcile(int stripe)
 {
-	struct sp_slot_seq *q = &sp_slot_seqs[stripe];
-	uintptr_t lo = q->req_lo, hi = q->req_hi;
-	uintptr_t sp = atomic_exchange_explicit(&q->req_sp, 0, memory_order_acquire);
-	if (!sp || stripe != sp_tls.slot - 1 || sp_tls.unwinding)
+	uint64_t r = atomic_exchange_explicit(&sp_slot_seqs[stripe].req, 0, memory_order_acquire);
+	int depth = (int)(r >> 32), n = (int)(uint32_t)r;
+	if (!r || stripe != sp_tls.slot - 1 || sp_tls.unwinding || sp_tls.depth != depth)
 		return;
-	/* Decided again here, in the thread: a signal's nested dispatch may
-	 * run meanwhile, balanced; the frames found abandoned stay so. */
-	for (;;) {
-		int n = sp_tstate_abandoned_here(stripe, sp, lo, hi);
-		if (n <= 0)
-			break;
+	/* a signal's nested dispatch may run meanwhile: balanced */
+	for (; n > 0 && sp_tls.depth > 0; n--)
 		sp_tstate_leave(stripe);
-	}
 	if (sp_tls.depth == 0)
 		sp_tls.inside = 0;
 }
@@ -413,7 +430,7 @@ void sp_tstate_atfork_child(void)
 		atomic_store(&sp_slot_seqs[s].depth, 0);
 		atomic_store(&sp_slot_seqs[s].inflight, 0);
 		atomic_store(&sp_slot_seqs[s].tid, 0);
-		atomic_store(&sp_slot_seqs[s].req_sp, 0);
+		atomic_store(&sp_slot_seqs[s].req, 0);
 		sp_slot_seqs[s].counted_gen = 0;
 	}
 	if (self >= 0 && self < SP_EXCL_SLOTS) {

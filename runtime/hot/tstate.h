@@ -50,6 +50,10 @@ struct sp_tls {
 			       * (a signal handler's hit) included */
 	uintptr_t frame[SP_DISPATCH_DEPTH];   /* each one's frame, 0 while unknown:
 					       * what a longjmp leaves (sp_tstate_unwind) */
+	uintptr_t ret[SP_DISPATCH_DEPTH];     /* the return address in each frame
+					       * (frame + 8): a frame whose slot no
+					       * longer holds it was overwritten, so
+					       * left (quiesce.h) */
 	int unwinding;        /* inside sp_tstate_unwind: a reconciliation waits */
 	uintptr_t alt_lo, alt_hi;   /* the alternate signal stack, armed, as the
 				     * last signal that ran a dispatch or a handler
@@ -74,11 +78,11 @@ struct sp_slot_seq {
 	_Atomic uint64_t inflight; /* shared slot: threads inside a dispatch */
 	_Atomic uintptr_t tls;     /* exclusive: its thread's sp_tls (read by a
 				    * quiescence while that thread is blocked) */
-	/* A reconciliation for its thread to apply at its next dispatch
-	 * (sp_tstate_reconcile): the dispatches whose frames lie below SP on
-	 * the stack [LO, HI) or on its alternate stack were abandoned. */
-	_Atomic uintptr_t req_sp;
-	uintptr_t req_lo, req_hi;
+	/* A reconciliation for its thread to apply at its next enter or
+	 * leave (sp_tstate_reconcile): while inside DEPTH dispatches, its
+	 * innermost N were found abandoned.  (DEPTH << 32 | N; 0: none.) */
+	_Atomic uint64_t req;
+	uint64_t pad[2];
 	uint64_t counted_gen;      /* quiesce.c: the gen whose abandoned
 				    * dispatches were counted (+1; 0: none) */
 };
@@ -141,16 +145,19 @@ static inline void sp_tstate_note_altstack(const stack_t *ss)
 }
 
 /* In the thread, at its next enter or leave: apply the reconciliation a
- * quiescence asked of STRIPE's thread (struct sp_slot_seq's req_*): leave
+ * quiescence asked of STRIPE's thread (struct sp_slot_seq's req): leave
  * the dispatches it found abandoned, as sp_tstate_unwind does for a
- * longjmp.  Not in the signal that asked: that signal may have interrupted
- * an enter or a leave, which would then publish a depth read before. */
+ * longjmp, if the thread is inside as many as it was then (an enter or a
+ * leave applies it first; a longjmp's unwind drops it).  Not in the signal
+ * that asked: that signal may have interrupted an enter or a leave, which
+ * would then publish a depth read before.  Not decided again either: the
+ * frames left may be in use by the dispatch now entered. */
 void sp_tstate_reconcile(int stripe);
 
 static inline void sp_tstate_enter(int stripe)
 {
 	struct sp_slot_seq *q = &sp_slot_seqs[stripe];
-	if (__builtin_expect(atomic_load_explicit(&q->req_sp, memory_order_relaxed) != 0, 0))
+	if (__builtin_expect(atomic_load_explicit(&q->req, memory_order_relaxed) != 0, 0))
 		sp_tstate_reconcile(stripe);   /* before it reads the depth */
 	int d = sp_tls.depth;
 	if (__builtin_expect(stripe == SP_SHARED_SLOT, 0)) {
@@ -163,8 +170,11 @@ static inline void sp_tstate_enter(int stripe)
 	atomic_signal_fence(memory_order_seq_cst);
 	/* after the depth: a longjmp from a signal handler that came before
 	 * this store sees 0, "unknown", and rightly counts this dispatch left */
-	if (d < SP_DISPATCH_DEPTH)
+	if (d < SP_DISPATCH_DEPTH) {
+		sp_tls.ret[d] = (uintptr_t)__builtin_return_address(0);
+		atomic_signal_fence(memory_order_seq_cst);   /* before the frame: read after it */
 		sp_tls.frame[d] = (uintptr_t)__builtin_frame_address(0);
+	}
 	atomic_signal_fence(memory_order_seq_cst);
 }
 
@@ -173,7 +183,7 @@ static inline void sp_tstate_leave(int stripe)
 	struct sp_slot_seq *q = &sp_slot_seqs[stripe];
 	/* inner dispatches this one's handler jumped back out of: left first,
 	 * so that this leave is the outermost's when it is */
-	if (__builtin_expect(atomic_load_explicit(&q->req_sp, memory_order_relaxed) != 0, 0))
+	if (__builtin_expect(atomic_load_explicit(&q->req, memory_order_relaxed) != 0, 0))
 		sp_tstate_reconcile(stripe);
 	atomic_signal_fence(memory_order_seq_cst);
 	int d = sp_tls.depth - 1;
@@ -210,9 +220,11 @@ int sp_tstate_unwind(uintptr_t target_sp);
  * on it starts at its top).  It stops at the first that cannot be shown
  * left: a frame not yet known, a frame on the thread's stack and SP on the
  * alternate one (a handler that interrupted the dispatch), a frame or SP
- * on neither (a coroutine's stack), a frame above SP (still running).  Reads only: signal-safe
+ * on neither (a coroutine's stack), a frame above SP whose return address
+ * is still in place (still running; one overwritten was left, its stack
+ * reused by the calls the thread made since).  Reads only: signal-safe
  * anywhere, even inside enter or leave.  -1: STRIPE is not this thread's. */
-int sp_tstate_abandoned_here(int stripe, uintptr_t sp, uintptr_t lo, uintptr_t hi);
+int sp_tstate_abandoned_here(int stripe, uintptr_t sp, uintptr_t lo, uintptr_t hi, int *depth);
 /* The same for another thread, blocked in a system call at SP, from a copy
  * of its sp_tls (COPY), with the alternate stack it noted last. */
 int sp_tstate_abandoned_there(const struct sp_tls *copy, uintptr_t sp, uintptr_t lo, uintptr_t hi);
@@ -220,8 +232,9 @@ int sp_tstate_abandoned_there(const struct sp_tls *copy, uintptr_t sp, uintptr_t
  * every running thread passes a full barrier.  false when the kernel has
  * no membarrier (a reader may then not have published its dispatch yet). */
 bool sp_tstate_barrier(void);
-/* Ask STRIPE's thread to leave the dispatches below SP (sp_tstate_reconcile). */
-void sp_tstate_request(int stripe, uintptr_t sp, uintptr_t lo, uintptr_t hi);
+/* Ask STRIPE's thread, found inside DEPTH dispatches, to leave its
+ * innermost N (sp_tstate_reconcile). */
+void sp_tstate_request(int stripe, int depth, int n);
 /* STRIPE's thread is gone (no key destructor ran: a raw exit): its
  * dispatches are left and the stripe given back, if TID still owns it.
  * Returns the dispatches left. */

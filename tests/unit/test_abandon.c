@@ -154,6 +154,7 @@ static struct raw_ctx back;
 static sem_t jumped, may_end;
 static atomic_bool end_spin;
 static int spins_after;        /* 1: the thread runs after its jump; 0: it blocks */
+static int deep_after;         /* 1: ... deeper in its stack than the dispatch it left */
 static int faults_after;       /* 1: then the thread faults, for its own handler */
 static int alt_mapped;         /* 1: the thread has an alternate signal stack of
 				* its own mapping (ASan and Rust give every
@@ -206,6 +207,25 @@ static void drop_altstack(void *p, const stack_t *before)
 	munmap(p, 256 * 1024);
 }
 
+/* Wait for the detach (spinning or blocked), in the calling frame or
+ * LEVELS frames of 1 KiB deeper: over the stack of the dispatch left. */
+NOINLINE void wait_at_depth(int levels)
+{
+	volatile char pad[1024];
+	memset((char *)pad, levels, sizeof(pad));
+	if (levels > 0) {
+		wait_at_depth(levels - 1);
+		sink += pad[0];
+		return;
+	}
+	if (spins_after)
+		while (!atomic_load(&end_spin))
+			__asm__ volatile("pause");
+	else
+		while (sem_wait(&may_end) != 0)
+			;
+}
+
 static void *jumper(void *arg)
 {
 	(void)arg;
@@ -214,12 +234,7 @@ static void *jumper(void *arg)
 	if (raw_save(&back) == 0)
 		ab_hit(1);                 /* its dispatch is never left */
 	sem_post(&jumped);
-	if (spins_after)
-		while (!atomic_load(&end_spin))
-			__asm__ volatile("pause");
-	else
-		while (sem_wait(&may_end) != 0)
-			;
+	wait_at_depth(deep_after ? 32 : 0);
 	ab_next(1);                        /* a full hit: its handler runs */
 	if (faults_after)
 		*(volatile char *)guarded = 1;   /* the program's fault, not the handler's */
@@ -290,6 +305,19 @@ Test(abandon, handler_restores_a_context_then_runs_auto, .timeout = 30) { unseen
 Test(abandon, handler_restores_a_context_then_runs_int3, .timeout = 30) { unseen("int3", 0, 1); }
 Test(abandon, signal_handler_restores_a_context_then_blocks_auto, .timeout = 30) { unseen("auto", 1, 0); }
 Test(abandon, signal_handler_restores_a_context_then_runs_int3, .timeout = 30) { unseen("int3", 1, 1); }
+/* the thread waits deeper than the frame it left: that frame's return
+ * address is overwritten, it is not running */
+Test(abandon, handler_restores_a_context_then_blocks_deeper_auto, .timeout = 30)
+{
+	deep_after = 1;
+	unseen("auto", 0, 0);
+}
+Test(abandon, handler_restores_a_context_then_runs_deeper_int3, .timeout = 30)
+{
+	deep_after = 1;
+	unseen("int3", 0, 1);
+}
+
 /* int3: the dispatch ran on the alternate stack, the thread is back on its
  * own: the alternate stack's frames are dead (the kernel's next signal
  * there starts at its top) */
