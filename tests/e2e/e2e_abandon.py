@@ -18,7 +18,6 @@ mode; a worker thread's call of ab_target runs its probe handler, which:
   errors     the report counts the call left (setcontext, exit), and no
              call for sleep
 """
-import json
 import os
 
 import sptest as t
@@ -46,11 +45,8 @@ def case(mode, how):
     want_next = "0" if how == "exit" else "1"   # the exited worker makes no more hits
     t.check(lines.get("next") == want_next, "%s: the worker's next hit ran its handler %s times (want %s)"
             % (label, lines.get("next"), want_next), out)
-    try:
-        with open(out_path) as f:
-            rep = json.load(f)
-    except (OSError, ValueError) as e:
-        t.check(False, "%s: no report: %s" % (label, e))
+    rep = t.load_report(out_path, label)
+    if rep is None:
         return
     left = [e for e in rep.get("errors", []) if e.get("spec") == "dispatch"]
     if how == "sleep":

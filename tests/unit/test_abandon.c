@@ -150,18 +150,24 @@ Test(abandon, thread_exits_raw_inside_a_dispatch_int3, .timeout = 30) { gone("in
 
 /* ------------------------------------------------------------ abandoned unseen */
 
+/* How the thread leaves its dispatch and what it does next. */
+struct how {
+	const char *mode;
+	int via_signal;        /* a signal handler of the program's jumps, not ours */
+	int spins;             /* the thread then runs; 0: it blocks */
+	int deeper;            /* ... deeper in its stack than the dispatch it left */
+	int alt_mapped;        /* it has an alternate signal stack of its own
+				* mapping (ASan and Rust give every thread one),
+				* where int3 dispatches run */
+	int faults;            /* then it faults, for its own handler */
+};
+
+static struct how how;
 static struct raw_ctx back;
 static sem_t jumped, may_end;
 static atomic_bool end_spin;
-static int spins_after;        /* 1: the thread runs after its jump; 0: it blocks */
-static int deep_after;         /* 1: ... deeper in its stack than the dispatch it left */
-static int faults_after;       /* 1: then the thread faults, for its own handler */
-static int alt_mapped;         /* 1: the thread has an alternate signal stack of
-				* its own mapping (ASan and Rust give every
-				* thread one), where int3 dispatches run */
 static char *guarded;          /* a page the thread's fault unprotects */
 static atomic_int faults_seen;
-static int via_signal;         /* 1: a signal handler of the program's jumps */
 
 static void on_usr1_restore(int sig)
 {
@@ -182,7 +188,7 @@ static void on_segv(int sig, siginfo_t *si, void *uc)
 static int jump_handler(struct selfprobe_ctx *ctx, void *data)
 {
 	(void)ctx, (void)data;
-	if (via_signal) {
+	if (how.via_signal) {
 		raise(SIGUSR1);
 		return 0;
 	}
@@ -218,7 +224,7 @@ NOINLINE void wait_at_depth(int levels)
 		sink += pad[0];
 		return;
 	}
-	if (spins_after)
+	if (how.spins)
 		while (!atomic_load(&end_spin))
 			__asm__ volatile("pause");
 	else
@@ -230,31 +236,32 @@ static void *jumper(void *arg)
 {
 	(void)arg;
 	stack_t before;
-	void *alt = alt_mapped ? own_altstack(&before) : NULL;
+	void *alt = how.alt_mapped ? own_altstack(&before) : NULL;
 	if (raw_save(&back) == 0)
 		ab_hit(1);                 /* its dispatch is never left */
 	sem_post(&jumped);
-	wait_at_depth(deep_after ? 32 : 0);
+	wait_at_depth(how.deeper ? 32 : 0);
 	ab_next(1);                        /* a full hit: its handler runs */
-	if (faults_after)
+	if (how.faults)
 		*(volatile char *)guarded = 1;   /* the program's fault, not the handler's */
 	if (alt)
 		drop_altstack(alt, &before);
 	return NULL;
 }
 
-static void unseen(const char *mode, int by_signal, int spin)
+static void unseen(struct how h)
 {
+	const char *mode = h.mode;
+	int spin = h.spins;
+	how = h;
 	set_mode(mode);
-	via_signal = by_signal;
-	spins_after = spin;
 	atomic_store(&end_spin, false);
 	atomic_store(&next_calls, 0);
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_usr1_restore;
 	cr_assert_eq(sigaction(SIGUSR1, &sa, NULL), 0);
-	if (faults_after) {
+	if (how.faults) {
 		struct sigaction sv;
 		memset(&sv, 0, sizeof(sv));
 		sv.sa_sigaction = on_segv;
@@ -294,53 +301,32 @@ static void unseen(const char *mode, int by_signal, int spin)
 	cr_expect_eq(selfprobe_detach(n), 0);
 	cr_expect(seconds_since(&t0) < 1.0);
 	cr_expect_eq(sp_tstate_abandoned_total() - lost0, 1);
-	if (faults_after)   /* not taken for the abandoned handler's (guard.h) */
+	if (how.faults)   /* not taken for the abandoned handler's (guard.h) */
 		cr_expect_eq(atomic_load(&faults_seen), 1, "the program's own fault handler did not run");
 	signal(SIGUSR1, SIG_DFL);
 }
 
-Test(abandon, handler_restores_a_context_then_blocks_auto, .timeout = 30) { unseen("auto", 0, 0); }
-Test(abandon, handler_restores_a_context_then_blocks_int3, .timeout = 30) { unseen("int3", 0, 0); }
-Test(abandon, handler_restores_a_context_then_runs_auto, .timeout = 30) { unseen("auto", 0, 1); }
-Test(abandon, handler_restores_a_context_then_runs_int3, .timeout = 30) { unseen("int3", 0, 1); }
-Test(abandon, signal_handler_restores_a_context_then_blocks_auto, .timeout = 30) { unseen("auto", 1, 0); }
-Test(abandon, signal_handler_restores_a_context_then_runs_int3, .timeout = 30) { unseen("int3", 1, 1); }
+#define UNSEEN(name, ...) \
+	Test(abandon, name, .timeout = 30) { unseen((struct how){ .mode = __VA_ARGS__ }); }
+
+UNSEEN(handler_restores_a_context_then_blocks_auto, "auto")
+UNSEEN(handler_restores_a_context_then_blocks_int3, "int3")
+UNSEEN(handler_restores_a_context_then_runs_auto, "auto", .spins = 1)
+UNSEEN(handler_restores_a_context_then_runs_int3, "int3", .spins = 1)
+UNSEEN(signal_handler_restores_a_context_then_blocks_auto, "auto", .via_signal = 1)
+UNSEEN(signal_handler_restores_a_context_then_runs_int3, "int3", .via_signal = 1, .spins = 1)
 /* the thread waits deeper than the frame it left: that frame's return
  * address is overwritten, it is not running */
-Test(abandon, handler_restores_a_context_then_blocks_deeper_auto, .timeout = 30)
-{
-	deep_after = 1;
-	unseen("auto", 0, 0);
-}
-Test(abandon, handler_restores_a_context_then_runs_deeper_int3, .timeout = 30)
-{
-	deep_after = 1;
-	unseen("int3", 0, 1);
-}
-
+UNSEEN(handler_restores_a_context_then_blocks_deeper_auto, "auto", .deeper = 1)
+UNSEEN(handler_restores_a_context_then_runs_deeper_int3, "int3", .spins = 1, .deeper = 1)
 /* int3: the dispatch ran on the alternate stack, the thread is back on its
  * own: the alternate stack's frames are dead (the kernel's next signal
  * there starts at its top) */
-Test(abandon, int3_dispatch_on_altstack_left_then_blocks, .timeout = 30)
-{
-	alt_mapped = 1;
-	unseen("int3", 0, 0);
-}
-Test(abandon, int3_dispatch_on_altstack_left_then_runs, .timeout = 30)
-{
-	alt_mapped = 1;
-	unseen("int3", 0, 1);
-}
-Test(abandon, int3_signal_handler_on_altstack_restores_then_blocks, .timeout = 30)
-{
-	alt_mapped = 1;
-	unseen("int3", 1, 0);
-}
-Test(abandon, a_fault_after_an_abandoned_handler_is_the_programs, .timeout = 30)
-{
-	faults_after = 1;   /* the guard's mark of that handler is stale */
-	unseen("auto", 0, 0);
-}
+UNSEEN(int3_dispatch_on_altstack_left_then_blocks, "int3", .alt_mapped = 1)
+UNSEEN(int3_dispatch_on_altstack_left_then_runs, "int3", .alt_mapped = 1, .spins = 1)
+UNSEEN(int3_signal_handler_on_altstack_restores_then_blocks, "int3", .alt_mapped = 1, .via_signal = 1)
+/* the guard's mark of the abandoned handler is stale */
+UNSEEN(a_fault_after_an_abandoned_handler_is_the_programs, "auto", .faults = 1)
 
 /* ------------------------------------------------------------ still running */
 
