@@ -172,6 +172,15 @@ static void reconcile_self(int self)
 	sp_tstate_reconcile(self);
 }
 
+void sp_quiesce_atfork_child(void)
+{
+	/* the forking thread alone: a question another thread was asking
+	 * (its lock held) is nobody's now, and what was said is the parent's */
+	pthread_mutex_init(&ask_lock, NULL);
+	atomic_store(&ask_gen, 0);
+	atomic_store(&reported, 0);
+}
+
 void sp_quiesce(void)
 {
 	bool barrier = sp_tstate_barrier();

@@ -45,6 +45,9 @@
  * began before now, or has left it for good. */
 void sp_quiesce(void);
 
+/* In a fork child (after sp_tstate_atfork_child). */
+void sp_quiesce_atfork_child(void);
+
 /* From the stop-check signal's handler (trap.c): is this a quiescence's
  * question?  If so, answer it from the interrupted context UC; 1. */
 int sp_quiesce_on_signal(const siginfo_t *si, void *uc);

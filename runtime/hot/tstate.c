@@ -439,6 +439,7 @@ void sp_tstate_atfork_child(void)
 	} else if (self == SP_SHARED_SLOT && sp_tls.depth > 0)
 		atomic_store(&sp_slot_seqs[self].inflight, 1);
 	pthread_mutex_init(&id_lock, NULL);
+	atomic_store(&abandoned, 0);   /* the parent's, said in its report */
 	/* only this thread's stripe can hold counts now (the others were
 	 * remapped empty above), in the child's new section too */
 	atomic_store(&slots_used, self >= 0 && self < SP_EXCL_SLOTS ? self + 1 : 0);

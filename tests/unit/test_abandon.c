@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -471,4 +472,110 @@ Test(abandon, mapped_altstack_hit_sleeping_is_waited_for_int3, .timeout = 30)
 {
 	alt_mapped_running = 1;
 	still_running("int3", ALT_HIT_SLEEPS);
+}
+
+/* ------------------------------------------------------------ fork */
+
+/* A fork while a detach is asking a thread (the question's lock held):
+ * in the child, a detach that must ask a thread of its own still
+ * returns. */
+static atomic_bool unmute;
+static struct raw_ctx child_back;
+static sem_t child_jumped;
+
+static uint64_t stop_signal_bit(void)
+{
+	return (uint64_t)1 << (SIGRTMAX - 3 - 1);   /* stopworld.h's signal */
+}
+
+/* Abandons its dispatch, then runs with the question's signal blocked
+ * (a raw system call: the runtime's own mask interposer would keep it):
+ * the parent's detach waits for its answer, the lock held. */
+static void *mute_jumper(void *arg)
+{
+	(void)arg;
+	if (raw_save(&back) == 0)
+		ab_hit(1);
+	uint64_t set = stop_signal_bit();
+	syscall(SYS_rt_sigprocmask, SIG_BLOCK, &set, NULL, sizeof(set));
+	sem_post(&jumped);
+	while (!atomic_load(&unmute))
+		__asm__ volatile("pause");
+	syscall(SYS_rt_sigprocmask, SIG_UNBLOCK, &set, NULL, sizeof(set));
+	while (!atomic_load(&end_spin))
+		__asm__ volatile("pause");
+	return NULL;
+}
+
+static int child_jump_handler(struct selfprobe_ctx *ctx, void *data)
+{
+	(void)ctx, (void)data;
+	NO_RETURN_HERE();
+	raw_restore(&child_back);
+}
+
+static void *child_jumper(void *arg)
+{
+	(void)arg;
+	if (raw_save(&child_back) == 0)
+		ab_nested(1);
+	sem_post(&child_jumped);
+	for (;;)   /* running: the child's detach asks it by the signal */
+		__asm__ volatile("pause");
+	return NULL;
+}
+
+static void *detach_in_thread(void *arg)
+{
+	selfprobe_detach(arg);
+	return NULL;
+}
+
+static void child_detaches(void)
+{
+	struct selfprobe_link *c = selfprobe_attach("uprobe:ab_nested", child_jump_handler, NULL);
+	if (!c)
+		syscall(SYS_exit_group, 3);
+	sem_init(&child_jumped, 0, 0);
+	pthread_t t;
+	pthread_create(&t, NULL, child_jumper, NULL);
+	while (sem_wait(&child_jumped) != 0)
+		;
+	syscall(SYS_exit_group, selfprobe_detach(c) == 0 ? 0 : 4);
+}
+
+Test(abandon, fork_while_a_detach_asks, .timeout = 60)
+{
+	set_mode("auto");
+	how = (struct how){ .mode = "auto" };
+	sem_init(&jumped, 0, 0);
+	struct selfprobe_link *j = selfprobe_attach("uprobe:ab_hit", jump_handler, NULL);
+	cr_assert(j);
+	pthread_t t, d;
+	pthread_create(&t, NULL, mute_jumper, NULL);
+	while (sem_wait(&jumped) != 0)
+		;
+	pthread_create(&d, NULL, detach_in_thread, j);
+	sleep_ms(30);   /* the detach asks from 4 ms on, and waits 100 ms for the answer */
+	pid_t pid = fork();
+	if (pid == 0)
+		child_detaches();
+	int status = -1;
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (waitpid(pid, &status, WNOHANG) == 0) {
+		if (seconds_since(&t0) > 10) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			break;
+		}
+		sleep_ms(10);
+	}
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		  "the child's detach did not return (status %#x): the lock of a question the parent "
+		  "was asking at the fork was still held", status);
+	atomic_store(&unmute, true);
+	pthread_join(d, NULL);   /* the parent's detach: answered now */
+	atomic_store(&end_spin, true);
+	pthread_join(t, NULL);
 }
