@@ -6,6 +6,7 @@
 #include "probevec.h"
 #include "registry_int.h"
 #include "site.h"
+#include "quiesce.h"
 #include "tstate.h"
 
 #include <errno.h>
@@ -43,7 +44,7 @@ void sp_probe_objects_gone(const struct sp_object *objs, size_t n)
 		any = true;
 	}
 	if (any)
-		sp_tstate_quiesce();
+		sp_quiesce();
 	for (struct sp_probe *p = atomic_load(&sp_registry_probes); any && p; p = p->next)
 		if (p->unloaded && !p->freed_id)
 			sp_probe_lay_dormant(p);

@@ -3,6 +3,7 @@
 #include "registry.h"
 #include "registry_int.h"
 #include "site.h"
+#include "quiesce.h"
 #include "tstate.h"
 #include "uret.h"
 
@@ -50,7 +51,7 @@ void sp_probevec_reclaim_when(bool locked, bool always)
 	if (!locked)
 		pthread_mutex_unlock(&sp_registry_lock);
 	if (n || always)
-		sp_tstate_quiesce();
+		sp_quiesce();
 	for (size_t i = 0; i < n; i++)
 		free(v[i]);
 	free(v);
@@ -83,7 +84,7 @@ void sp_probe_reclaim_locked(size_t mark)
 		return;   /* freed by the next sp_probevec_reclaim */
 	memcpy(v, retired + mark, n * sizeof(*v));
 	n_retired = mark;
-	sp_tstate_quiesce();
+	sp_quiesce();
 	for (size_t i = 0; i < n; i++)
 		free(v[i]);
 	free(v);

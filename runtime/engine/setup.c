@@ -4,6 +4,7 @@
 #include "latency.h"
 #include "log.h"
 #include "patch.h"
+#include "quiesce.h"
 #include "registry_int.h"
 #include "shm.h"
 #include "shmprobe.h"
@@ -37,6 +38,7 @@ static void atfork_child(void)
 	sp_patch_atfork_child();
 	bool shared = sp_shm_atfork_child() == 0 && sp_shm_active();
 	sp_tstate_atfork_child();
+	sp_quiesce_atfork_child();
 	sp_uret_atfork_child();
 	sp_latency_atfork_child();
 	for (int i = 0; i < n_fork_children; i++)

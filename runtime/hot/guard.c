@@ -114,7 +114,9 @@ void sp_guard_resume(struct sp_probe *p)
 void sp_guard_on_fault(int sig, const siginfo_t *si)
 {
 	struct sp_probe *p = guard.probe;
-	if (!p || si->si_code <= 0)   /* not in a handler, or sent by kill */
+	/* not in a handler (in no dispatch at all: that handler was abandoned
+	 * by a jump, its frame is gone), or sent by kill */
+	if (!p || sp_tls.depth == 0 || si->si_code <= 0)
 		return;
 	p->fault_sig = sig;
 	p->fault_addr = (uintptr_t)si->si_addr;

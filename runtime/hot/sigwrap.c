@@ -3,11 +3,13 @@
 #include "rawsys.h"
 #include "guard.h"
 #include "sigframes.h"
+#include "tstate.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/syscall.h>
+#include <ucontext.h>
 
 /* The application's handler of each signal, as it asked for it. */
 struct app_handler {
@@ -42,6 +44,7 @@ void sp_sigctx_restore(struct sp_sigctx s)
 static void wrapper(int sig, siginfo_t *si, void *uc)
 {
 	int frame = sp_sigframes_push(uc);   /* where it resumes, for the stop-check */
+	sp_tstate_note_altstack(&((ucontext_t *)uc)->uc_stack);   /* and for a quiescence */
 	struct sp_sigctx saved = sp_sigctx_fresh();
 	if (sig > 0 && sig < NSIG) {
 		void *fn = atomic_load_explicit(&app[sig].fn, memory_order_acquire);

@@ -11,10 +11,12 @@
 #include "site.h"
 #include "guard.h"
 #include "patch.h"
+#include "quiesce.h"
 #include "rawsys.h"
 #include "sigwrap.h"
 #include "stopworld.h"
 #include "tramp.h"
+#include "tstate.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -253,7 +255,7 @@ static void chain(int which, int sig, siginfo_t *si, void *uc)
 
 static void on_stopsig(int sig, siginfo_t *si, void *ucv)
 {
-	if (!sp_stopworld_on_signal(si, ucv))
+	if (!sp_quiesce_on_signal(si, ucv) && !sp_stopworld_on_signal(si, ucv))
 		chain(OWN_STOP, sig, si, ucv);
 }
 
@@ -332,6 +334,7 @@ static void on_sigtrap(int sig, siginfo_t *si, void *ucv)
 	struct selfprobe_regs regs;
 	regs_from(&regs, g);
 	regs.rip = site->addr;
+	sp_tstate_note_altstack(&uc->uc_stack);   /* for a quiescence (quiesce.h) */
 	sp_dispatch(site, &regs, ucv);
 	if (regs.rip == site->addr) {
 		/* Resume with the displaced instruction.  A site whose last

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,9 +48,54 @@ static uint32_t *free_ids;
 static size_t n_free_ids, cap_free_ids;
 static int barrier_ok = -1;
 
+static _Atomic uint64_t abandoned;   /* dispatches left without returning */
+
+uint64_t sp_tstate_abandoned_total(void)
+{
+	return atomic_load(&abandoned);
+}
+
+/* Leave every dispatch of exclusive stripe S at once: its thread will never
+ * come back to them.  Published as their own leave would (gen moves). */
+static int leave_all_published(int s)
+{
+	struct sp_slot_seq *q = &sp_slot_seqs[s];
+	int d = (int)atomic_load(&q->depth);
+	if (d == 0)
+		return 0;
+	atomic_store(&q->req, 0);
+	atomic_store(&q->gen, atomic_load(&q->gen) + 1);
+	atomic_store(&q->depth, 0);
+	if (!q->counted_gen)   /* not counted yet by a quiescence */
+		atomic_fetch_add(&abandoned, (uint64_t)d);
+	q->counted_gen = 0;
+	return d;
+}
+
+void sp_tstate_count_abandoned(int stripe, uint64_t gen, int n)
+{
+	struct sp_slot_seq *q = &sp_slot_seqs[stripe];
+	if (n > 0 && q->counted_gen != gen + 1) {
+		q->counted_gen = gen + 1;
+		atomic_fetch_add(&abandoned, (uint64_t)n);
+	}
+}
+
 static void release_slot(void *v)
 {
 	int s = (int)(intptr_t)v - 1;
+	if (s >= 0 && s < SP_EXCL_SLOTS && sp_tls.depth > 0) {
+		/* The thread ends inside dispatches it will never come back to
+		 * (a jump out of them that no interposer saw, a pthread_exit
+		 * from a handler): left now, before the stripe can go to
+		 * another thread, so that no detach waits for them. */
+		memset(sp_tls.frame, 0, sizeof(sp_tls.frame));
+		leave_all_published(s);
+		sp_tls.depth = 0;
+		sp_tls.inside = 0;
+	}
+	if (s >= 0 && s < SP_EXCL_SLOTS)
+		atomic_store(&sp_slot_seqs[s].tid, 0);
 	if (s >= 0 && s < SP_EXCL_SLOTS)
 		atomic_fetch_and(&slot_bits[s / 64], ~((uint64_t)1 << (s % 64)));
 	/* hits after this (later TLS destructors) go to the shared stripe */
@@ -110,6 +156,11 @@ int sp_tstate_claim(void)
 		while (used <= slot && !atomic_compare_exchange_weak(&slots_used, &used, slot + 1))
 			;
 		sp_shm_stripes_used(slot + 1, false);
+		struct sp_slot_seq *q = &sp_slot_seqs[slot];
+		atomic_store(&q->req, 0);
+		q->counted_gen = 0;
+		atomic_store(&q->tls, (uintptr_t)&sp_tls);
+		atomic_store(&q->tid, (int32_t)syscall(SYS_gettid));
 		sp_tls.runtime++;   /* our call, not the application's: not counted */
 		pthread_setspecific(slot_key, (void *)(intptr_t)(slot + 1));
 		sp_tls.runtime--;
@@ -180,40 +231,6 @@ void sp_tstate_read(uint32_t id, uint64_t *out)
 	}
 }
 
-static void pause_briefly(void)
-{
-	struct timespec ts = { 0, 50000 };
-	nanosleep(&ts, NULL);
-}
-
-void sp_tstate_quiesce(void)
-{
-	sp_fastcount_fence();   /* inline counts in flight restart (fastcount.h) */
-	if (barrier_ok == 1)
-		syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
-	atomic_thread_fence(memory_order_seq_cst);
-	int self = sp_tls.slot - 1;
-	for (int s = 0; s < SP_EXCL_SLOTS; s++) {
-		struct sp_slot_seq *q = &sp_slot_seqs[s];
-		if (s == self || atomic_load(&q->depth) == 0)
-			continue;
-		/* inside since before now: wait until it has left its outermost
-		 * dispatch (or was caught at a moment outside every one) */
-		uint64_t gen = atomic_load(&q->gen);
-		while (atomic_load(&q->gen) == gen && atomic_load(&q->depth) != 0)
-			pause_briefly();
-	}
-	/* Shared-stripe threads: wait for a moment with none inside. */
-	for (int spins = 0; atomic_load(&sp_slot_seqs[SP_SHARED_SLOT].inflight) > (self == SP_SHARED_SLOT && sp_tls.depth > 0); spins++)
-		spins < 100 ? sched_yield() : pause_briefly();
-	if (barrier_ok != 1) {
-		/* Without membarrier a reader may not have published its odd
-		 * sequence yet; give it time to finish a handler. */
-		struct timespec ts = { 0, 10 * 1000 * 1000 };
-		nanosleep(&ts, NULL);
-	}
-}
-
 /* The thread's alternate signal stack, if it has one: [*lo, *hi). */
 static bool altstack(uintptr_t *lo, uintptr_t *hi)
 {
@@ -252,6 +269,8 @@ int sp_tstate_unwind(uintptr_t target_sp)
 	int stripe = sp_tls.slot - 1;
 	uintptr_t lo = 0, hi = 0;
 	bool alt = altstack(&lo, &hi);
+	sp_tls.unwinding = 1;
+	atomic_signal_fence(memory_order_seq_cst);
 	/* innermost first: each one left as its own leave would */
 	while (d > 0 && (d > SP_DISPATCH_DEPTH || left_by_jump(sp_tls.frame[d - 1], target_sp, alt, lo, hi))) {
 		if (stripe >= 0)
@@ -262,6 +281,135 @@ int sp_tstate_unwind(uintptr_t target_sp)
 	}
 	if (d == 0)
 		sp_tls.inside = 0;   /* a handler of ours that jumped out left it set */
+	atomic_signal_fence(memory_order_seq_cst);
+	sp_tls.unwinding = 0;
+	return d;
+}
+
+/* ---- dispatches abandoned by a jump nothing saw (quiesce.h) ---- */
+
+enum { ON_NONE, ON_STACK, ON_ALT };
+
+struct stacks {
+	uintptr_t lo, hi;         /* the thread's stack */
+	bool alt;
+	uintptr_t alo, ahi;       /* its alternate signal stack */
+};
+
+/* Which stack A lies on.  An alternate stack may lie inside the thread's
+ * own (an array of one of its frames): it is the alternate stack then. */
+static int stack_of(const struct stacks *st, uintptr_t a)
+{
+	if (st->alt && a >= st->alo && a < st->ahi)
+		return ON_ALT;
+	return a >= st->lo && a < st->hi ? ON_STACK : ON_NONE;
+}
+
+/* The word at ADDR of a thread's stack, read with process_vm_readv: a
+ * thread gone meanwhile cannot make this fault, and a slot of a frame
+ * left is read without a sanitizer taking it for ours. */
+static bool read_word(uintptr_t addr, uintptr_t *out)
+{
+	struct iovec local = { out, sizeof(*out) }, remote = { (void *)addr, sizeof(*out) };
+	return syscall(SYS_process_vm_readv, getpid(), &local, 1, &remote, 1, 0) == (long)sizeof(*out);
+}
+
+/* Whether the dispatch whose frame F (return address RET) lies at or above
+ * SP on its thread's stack was left: its return address overwritten by the
+ * calls the thread made since it jumped out. */
+static bool overwritten(uintptr_t f, uintptr_t ret)
+{
+	uintptr_t v;
+	return ret && read_word(f + 8, &v) && v != ret;
+}
+
+/* The dispatches of FRAME[0..DEPTH) (their return addresses in RET) a
+ * thread now at SP has left for good, innermost first, stopping at the
+ * first it may still be in. */
+static int count_abandoned(const uintptr_t *frame, const uintptr_t *ret, int depth, uintptr_t sp,
+			   const struct stacks *st)
+{
+	int at = stack_of(st, sp), n = 0;
+	if (at == ON_NONE)
+		return 0;
+	for (int d = depth; d > 0; d--, n++) {
+		/* beyond the frames kept: nested in the deepest one kept, so
+		 * left with it (a thread above it is in none of them) */
+		int k = (d > SP_DISPATCH_DEPTH ? SP_DISPATCH_DEPTH : d) - 1;
+		uintptr_t f = frame[k];
+		int on = f ? stack_of(st, f) : ON_NONE;
+		if (on == ON_ALT && at == ON_STACK)
+			continue;   /* its handler's stack was given back */
+		if (on == ON_NONE || on != at || (f >= sp && !overwritten(f, ret[k])))
+			break;
+	}
+	return n;
+}
+
+int sp_tstate_abandoned_here(int stripe, uintptr_t sp, uintptr_t lo, uintptr_t hi, int *depth)
+{
+	if (sp_tls.slot - 1 != stripe)
+		return -1;
+	if (sp_tls.unwinding)   /* a longjmp is leaving them right now */
+		return 0;
+	struct stacks st = { .lo = lo, .hi = hi };
+	st.alt = altstack(&st.alo, &st.ahi);
+	uintptr_t frame[SP_DISPATCH_DEPTH], ret[SP_DISPATCH_DEPTH];
+	int d = sp_tls.depth;
+	*depth = d;
+	atomic_signal_fence(memory_order_seq_cst);
+	memcpy(frame, sp_tls.frame, sizeof(frame));
+	atomic_signal_fence(memory_order_seq_cst);
+	memcpy(ret, sp_tls.ret, sizeof(ret));
+	return count_abandoned(frame, ret, d, sp, &st);
+}
+
+int sp_tstate_abandoned_there(const struct sp_tls *copy, uintptr_t sp, uintptr_t lo, uintptr_t hi)
+{
+	struct stacks st = { .lo = lo, .hi = hi, .alt = copy->alt_hi != 0, .alo = copy->alt_lo, .ahi = copy->alt_hi };
+	return copy->unwinding ? 0 : count_abandoned(copy->frame, copy->ret, copy->depth, sp, &st);
+}
+
+bool sp_tstate_barrier(void)
+{
+	sp_fastcount_fence();   /* inline counts in flight restart (fastcount.h) */
+	if (barrier_ok == 1)
+		syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+	atomic_thread_fence(memory_order_seq_cst);
+	return barrier_ok == 1;
+}
+
+void sp_tstate_request(int stripe, int depth, int n)
+{
+	uint64_t none = 0;
+	if (depth > 0 && n > 0)   /* one pending: the same (the thread has not moved) */
+		atomic_compare_exchange_strong(&sp_slot_seqs[stripe].req, &none,
+					       (uint64_t)(uint32_t)depth << 32 | (uint32_t)n);
+}
+
+void sp_tstate_reconcile(int stripe)
+{
+	uint64_t r = atomic_exchange_explicit(&sp_slot_seqs[stripe].req, 0, memory_order_acquire);
+	int depth = (int)(r >> 32), n = (int)(uint32_t)r;
+	if (!r || stripe != sp_tls.slot - 1 || sp_tls.unwinding || sp_tls.depth != depth)
+		return;
+	/* a signal's nested dispatch may run meanwhile: balanced */
+	for (; n > 0 && sp_tls.depth > 0; n--)
+		sp_tstate_leave(stripe);
+	if (sp_tls.depth == 0)
+		sp_tls.inside = 0;
+}
+
+int sp_tstate_reconcile_gone(int stripe, int32_t tid)
+{
+	struct sp_slot_seq *q = &sp_slot_seqs[stripe];
+	int32_t t = tid;
+	/* inside nothing: nothing to leave, and the stripe may be a new
+	 * thread's, its tid stored before its claim has ended */
+	if (tid <= 0 || atomic_load(&q->depth) == 0 || !atomic_compare_exchange_strong(&q->tid, &t, 0))
+		return 0;
+	int d = leave_all_published(stripe);
+	atomic_fetch_and(&slot_bits[stripe / 64], ~((uint64_t)1 << (stripe % 64)));
 	return d;
 }
 
@@ -281,12 +429,17 @@ void sp_tstate_atfork_child(void)
 		atomic_store(&sp_slot_seqs[s].gen, 0);
 		atomic_store(&sp_slot_seqs[s].depth, 0);
 		atomic_store(&sp_slot_seqs[s].inflight, 0);
+		atomic_store(&sp_slot_seqs[s].tid, 0);
+		atomic_store(&sp_slot_seqs[s].req, 0);
+		sp_slot_seqs[s].counted_gen = 0;
 	}
-	if (self >= 0 && self < SP_EXCL_SLOTS)
+	if (self >= 0 && self < SP_EXCL_SLOTS) {
 		atomic_store(&sp_slot_seqs[self].depth, (uint32_t)sp_tls.depth);
-	else if (self == SP_SHARED_SLOT && sp_tls.depth > 0)
+		atomic_store(&sp_slot_seqs[self].tid, (int32_t)syscall(SYS_gettid));
+	} else if (self == SP_SHARED_SLOT && sp_tls.depth > 0)
 		atomic_store(&sp_slot_seqs[self].inflight, 1);
 	pthread_mutex_init(&id_lock, NULL);
+	atomic_store(&abandoned, 0);   /* the parent's, said in its report */
 	/* only this thread's stripe can hold counts now (the others were
 	 * remapped empty above), in the child's new section too */
 	atomic_store(&slots_used, self >= 0 && self < SP_EXCL_SLOTS ? self + 1 : 0);

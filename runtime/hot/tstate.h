@@ -16,11 +16,13 @@
  * odd and even again on leaving (compiler barriers only); a detacher
  * publishes the new probe list, runs membarrier (a full barrier on every
  * running thread of the process, paid once per detach instead of a fence
- * per hit), then waits for every odd sequence to move.
+ * per hit), then waits for every odd sequence to move (quiesce.h: also
+ * for a thread that left its dispatches in a way nothing saw).
  */
 #ifndef SP_TSTATE_H
 #define SP_TSTATE_H
 
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -28,6 +30,10 @@
 #include "sigatomic.h"
 #include "stripes.h"
 
+
+#ifndef SS_AUTODISARM
+#define SS_AUTODISARM (1U << 31)   /* linux/signal.h; glibc's signal.h lacks it */
+#endif
 
 #define SP_DISPATCH_DEPTH 16   /* nested dispatches whose frames are remembered */
 
@@ -44,6 +50,15 @@ struct sp_tls {
 			       * (a signal handler's hit) included */
 	uintptr_t frame[SP_DISPATCH_DEPTH];   /* each one's frame, 0 while unknown:
 					       * what a longjmp leaves (sp_tstate_unwind) */
+	uintptr_t ret[SP_DISPATCH_DEPTH];     /* the return address in each frame
+					       * (frame + 8): a frame whose slot no
+					       * longer holds it was overwritten, so
+					       * left (quiesce.h) */
+	int unwinding;        /* inside sp_tstate_unwind: a reconciliation waits */
+	uintptr_t alt_lo, alt_hi;   /* the alternate signal stack, armed, as the
+				     * last signal that ran a dispatch or a handler
+				     * of the program's found it (0: none known):
+				     * read by a quiescence while the thread is blocked */
 };
 
 /* What a detach's quiescence reads of each stripe's threads.  Only the
@@ -53,13 +68,23 @@ struct sp_tls {
  * stripe counts the threads inside one.  Each is written by its owner with
  * a plain store that a signal's nested dispatch, balanced, leaves as it
  * found it; a longjmp that abandons dispatches is caught by its interposer
- * (sp_tstate_unwind). */
+ * (sp_tstate_unwind), a jump nothing saw by a quiescence (quiesce.h), a
+ * thread that ends inside some by its key destructor or, gone without it,
+ * by its tid. */
 struct sp_slot_seq {
 	_Atomic uint64_t gen;      /* exclusive: outermost dispatches left */
 	_Atomic uint32_t depth;    /* exclusive: dispatches its thread is inside */
-	uint32_t pad0;
+	_Atomic int32_t tid;       /* exclusive: the thread that claimed it */
 	_Atomic uint64_t inflight; /* shared slot: threads inside a dispatch */
-	char pad[40];
+	_Atomic uintptr_t tls;     /* exclusive: its thread's sp_tls (read by a
+				    * quiescence while that thread is blocked) */
+	/* A reconciliation for its thread to apply at its next enter or
+	 * leave (sp_tstate_reconcile): while inside DEPTH dispatches, its
+	 * innermost N were found abandoned.  (DEPTH << 32 | N; 0: none.) */
+	_Atomic uint64_t req;
+	uint64_t pad[2];
+	uint64_t counted_gen;      /* quiesce.c: the gen whose abandoned
+				    * dispatches were counted (+1; 0: none) */
 };
 
 #define SP_HIDDEN __attribute__((visibility("hidden")))
@@ -86,9 +111,6 @@ int sp_tstate_next_stripe(int s);
 int sp_tstate_slots_used(void);
 /* The totals of probe ID over every stripe, into OUT[SP_N_COUNTERS]. */
 void sp_tstate_read(uint32_t id, uint64_t *out);
-/* Wait until no thread is still inside a dispatch or an inline count that
- * began before now. */
-void sp_tstate_quiesce(void);
 /* In a fork child: only this thread remains, counts start again from zero. */
 void sp_tstate_atfork_child(void);
 
@@ -112,9 +134,31 @@ static inline void sp_count_add(int stripe, uint32_t id, enum sp_counter which)
  * signal may arrive at any instruction of either, and its handler's hits
  * enter and leave nested dispatches in between: every step leaves the
  * published state right for the dispatches that are running. */
+/* From a signal handler, with its ucontext's uc_stack SS: the thread's
+ * alternate stack, when armed (one disarmed while its handler runs,
+ * SS_AUTODISARM, may be switched away from and back: not noted). */
+static inline void sp_tstate_note_altstack(const stack_t *ss)
+{
+	bool armed = ss->ss_sp && !(ss->ss_flags & (SS_DISABLE | SS_AUTODISARM));
+	sp_tls.alt_lo = armed ? (uintptr_t)ss->ss_sp : 0;
+	sp_tls.alt_hi = armed ? (uintptr_t)ss->ss_sp + ss->ss_size : 0;
+}
+
+/* In the thread, at its next enter or leave: apply the reconciliation a
+ * quiescence asked of STRIPE's thread (struct sp_slot_seq's req): leave
+ * the dispatches it found abandoned, as sp_tstate_unwind does for a
+ * longjmp, if the thread is inside as many as it was then (an enter or a
+ * leave applies it first; a longjmp's unwind drops it).  Not in the signal
+ * that asked: that signal may have interrupted an enter or a leave, which
+ * would then publish a depth read before.  Not decided again either: the
+ * frames left may be in use by the dispatch now entered. */
+void sp_tstate_reconcile(int stripe);
+
 static inline void sp_tstate_enter(int stripe)
 {
 	struct sp_slot_seq *q = &sp_slot_seqs[stripe];
+	if (__builtin_expect(atomic_load_explicit(&q->req, memory_order_relaxed) != 0, 0))
+		sp_tstate_reconcile(stripe);   /* before it reads the depth */
 	int d = sp_tls.depth;
 	if (__builtin_expect(stripe == SP_SHARED_SLOT, 0)) {
 		if (d == 0)
@@ -126,14 +170,21 @@ static inline void sp_tstate_enter(int stripe)
 	atomic_signal_fence(memory_order_seq_cst);
 	/* after the depth: a longjmp from a signal handler that came before
 	 * this store sees 0, "unknown", and rightly counts this dispatch left */
-	if (d < SP_DISPATCH_DEPTH)
+	if (d < SP_DISPATCH_DEPTH) {
+		sp_tls.ret[d] = (uintptr_t)__builtin_return_address(0);
+		atomic_signal_fence(memory_order_seq_cst);   /* before the frame: read after it */
 		sp_tls.frame[d] = (uintptr_t)__builtin_frame_address(0);
+	}
 	atomic_signal_fence(memory_order_seq_cst);
 }
 
 static inline void sp_tstate_leave(int stripe)
 {
 	struct sp_slot_seq *q = &sp_slot_seqs[stripe];
+	/* inner dispatches this one's handler jumped back out of: left first,
+	 * so that this leave is the outermost's when it is */
+	if (__builtin_expect(atomic_load_explicit(&q->req, memory_order_relaxed) != 0, 0))
+		sp_tstate_reconcile(stripe);
 	atomic_signal_fence(memory_order_seq_cst);
 	int d = sp_tls.depth - 1;
 	if (d < SP_DISPATCH_DEPTH)
@@ -159,5 +210,40 @@ static inline void sp_tstate_leave(int stripe)
  * by the interposers, in the thread, before the jump.  Returns the
  * dispatches still running (0: none; the jump leaves the runtime). */
 int sp_tstate_unwind(uintptr_t target_sp);
+
+/* Whether the calling thread, stopped at SP (a signal's interrupted
+ * context) with [LO, HI) its stack, is inside dispatches of STRIPE it
+ * abandoned: how many of its innermost dispatches have a known frame below
+ * SP on the same stack (the thread's, or its alternate signal stack), or on
+ * the alternate stack while SP is on the thread's (the kernel itself takes
+ * an armed alternate stack the thread is not on for free: the next signal
+ * on it starts at its top).  It stops at the first that cannot be shown
+ * left: a frame not yet known, a frame on the thread's stack and SP on the
+ * alternate one (a handler that interrupted the dispatch), a frame or SP
+ * on neither (a coroutine's stack), a frame above SP whose return address
+ * is still in place (still running; one overwritten was left, its stack
+ * reused by the calls the thread made since).  Reads only: signal-safe
+ * anywhere, even inside enter or leave.  -1: STRIPE is not this thread's. */
+int sp_tstate_abandoned_here(int stripe, uintptr_t sp, uintptr_t lo, uintptr_t hi, int *depth);
+/* The same for another thread, blocked in a system call at SP, from a copy
+ * of its sp_tls (COPY), with the alternate stack it noted last. */
+int sp_tstate_abandoned_there(const struct sp_tls *copy, uintptr_t sp, uintptr_t lo, uintptr_t hi);
+/* Before a quiescence reads the stripes: inline counts in flight restart,
+ * every running thread passes a full barrier.  false when the kernel has
+ * no membarrier (a reader may then not have published its dispatch yet). */
+bool sp_tstate_barrier(void);
+/* Ask STRIPE's thread, found inside DEPTH dispatches, to leave its
+ * innermost N (sp_tstate_reconcile). */
+void sp_tstate_request(int stripe, int depth, int n);
+/* STRIPE's thread is gone (no key destructor ran: a raw exit): its
+ * dispatches are left and the stripe given back, if TID still owns it.
+ * Returns the dispatches left. */
+int sp_tstate_reconcile_gone(int stripe, int32_t tid);
+/* A quiescence found N dispatches of STRIPE (inside since GEN) abandoned:
+ * counted once for that GEN. */
+void sp_tstate_count_abandoned(int stripe, uint64_t gen, int n);
+/* Dispatches left without returning so far: abandoned by a jump nothing
+ * saw, or by their thread's end. */
+uint64_t sp_tstate_abandoned_total(void);
 
 #endif

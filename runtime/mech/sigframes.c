@@ -116,15 +116,38 @@ static bool frame_pc(const void *uc, uintptr_t *pc)
 	return true;
 }
 
+static struct record *record_of(pid_t tid)
+{
+	if (tid == 0)
+		return mine;
+	for (int i = 0; i < RECORDS_MAX; i++)
+		if (atomic_load(&records[i].tid) == tid)
+			return &records[i];
+	return NULL;
+}
+
+bool sp_sigframes_live(pid_t tid, uintptr_t sp, uintptr_t lo, uintptr_t hi, uintptr_t alo, uintptr_t ahi)
+{
+	bool sp_alt = sp >= alo && sp < ahi;
+	struct record *r = record_of(tid);
+	if (!r)
+		return atomic_load(&unrecorded) > 0;
+	if (r->unknown)
+		return true;
+	uint64_t depth = r->depth < FRAMES_MAX ? r->depth : FRAMES_MAX;
+	for (uint64_t i = 0; i < depth; i++) {
+		uintptr_t uc = (uintptr_t)atomic_load_explicit(&r->uc[i], memory_order_acquire);
+		bool alt = uc >= alo && uc < ahi;
+		bool dead = alt ? !sp_alt : uc >= lo && uc < hi && uc < sp;
+		if (uc && !dead)
+			return true;
+	}
+	return false;
+}
+
 bool sp_sigframes_any(pid_t tid, bool (*inside)(uintptr_t pc, void *ctx), void *ctx)
 {
-	struct record *r = NULL;
-	if (tid == 0)
-		r = mine;
-	else
-		for (int i = 0; i < RECORDS_MAX && !r; i++)
-			if (atomic_load(&records[i].tid) == tid)
-				r = &records[i];
+	struct record *r = record_of(tid);
 	if (!r) {
 		/* no record: no frame ever, or none could be recorded */
 		if ((tid == 0 && my_unrecorded > 0) || (tid != 0 && atomic_load(&unrecorded) > 0))

@@ -37,4 +37,11 @@ void sp_sigframes_pop(int token);
  * a thread whose frames are unknown answers true with PC 0. */
 bool sp_sigframes_any(pid_t tid, bool (*inside)(uintptr_t pc, void *ctx), void *ctx);
 
+/* Whether thread TID, blocked with its stack pointer at SP on its stack
+ * [LO, HI) (its armed alternate stack [ALO, AHI), or 0, 0), may be running
+ * a handler of the application: a recorded frame that is not dead, or
+ * frames that are unknown.  Dead: below SP on the thread's stack, or on the
+ * alternate stack while SP is not (a handler left by a jump). */
+bool sp_sigframes_live(pid_t tid, uintptr_t sp, uintptr_t lo, uintptr_t hi, uintptr_t alo, uintptr_t ahi);
+
 #endif

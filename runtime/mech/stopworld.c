@@ -2,13 +2,12 @@
 #include "stopworld.h"
 #include "log.h"
 #include "sigframes.h"
+#include "taskstack.h"
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -97,44 +96,21 @@ int sp_stopworld_on_signal(const siginfo_t *si, void *ucv)
 	return 1;
 }
 
-/* A blocked thread's user PC, from /proc/self/task/TID/syscall:
- * "NR a1 … a6 SP PC" while in a system call, "running" otherwise. */
-static int blocked_pc(pid_t tid, uintptr_t *pc)
-{
-	char path[64], buf[256];
-	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", tid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -EIO;
-	buf[n] = 0;
-	if (strncmp(buf, "running", 7) == 0 || buf[0] == '-')
-		return -EAGAIN;
-	char *last = strrchr(buf, ' ');
-	if (!last)
-		return -EIO;
-	*pc = (uintptr_t)strtoull(last + 1, NULL, 0);
-	return 0;
-}
-
-static int queue_check(pid_t pid, pid_t tid, uint64_t gen)
+int sp_stopworld_queue(pid_t tid, uint64_t value)
 {
 	siginfo_t si;
 	memset(&si, 0, sizeof(si));
 	si.si_signo = sp_stopworld_signal();
 	si.si_code = SI_QUEUE;
-	si.si_pid = pid;
+	si.si_pid = getpid();
 	si.si_uid = getuid();
-	si.si_value.sival_ptr = (void *)(uintptr_t)(TAG | gen);
-	return (int)syscall(SYS_rt_tgsigqueueinfo, pid, tid, si.si_signo, &si);
+	si.si_value.sival_ptr = (void *)(uintptr_t)value;
+	return (int)syscall(SYS_rt_tgsigqueueinfo, si.si_pid, tid, si.si_signo, &si);
 }
 
 int sp_stopworld_check(struct sp_stop_window *windows, size_t n)
 {
-	pid_t pid = getpid(), self = (pid_t)syscall(SYS_gettid);
+	pid_t self = (pid_t)syscall(SYS_gettid);
 	DIR *d = opendir("/proc/self/task");
 	if (!d)
 		return -errno;
@@ -152,8 +128,8 @@ int sp_stopworld_check(struct sp_stop_window *windows, size_t n)
 		pid_t tid = (pid_t)atoi(de->d_name);
 		if (tid <= 0 || tid == self)
 			continue;
-		uintptr_t pc = 0;
-		if (blocked_pc(tid, &pc) == 0) {
+		uintptr_t sp = 0, pc = 0;
+		if (sp_task_blocked(tid, &sp, &pc) == 0) {
 			struct sp_stop_window *w = inside(windows, n, pc);
 			if (w)
 				w->busy = SP_STOP_BUSY_BLOCKED;
@@ -161,7 +137,7 @@ int sp_stopworld_check(struct sp_stop_window *windows, size_t n)
 			sp_sigframes_any(tid, frame_busy, &fc);
 			continue;
 		}
-		if (queue_check(pid, tid, gen) == 0)
+		if (sp_stopworld_queue(tid, TAG | gen) == 0)
 			sent++;
 	}
 	closedir(d);

@@ -56,6 +56,11 @@ int sp_stopworld_check(struct sp_stop_window *windows, size_t n);
  * trap handler (trap.h) owns it. */
 int sp_stopworld_signal(void);
 
+/* Queue the stop-check signal to thread TID with VALUE as its si_value
+ * (SI_QUEUE, from this process): the tag in VALUE's top 16 bits says whose
+ * question it is (this check's, or a quiescence's: quiesce.h).  0 or -1. */
+int sp_stopworld_queue(pid_t tid, uint64_t value);
+
 /* From the stop-check signal's handler: is this our check signal?  If so, handle it
  * (move the PC in UC if needed) and return 1. */
 int sp_stopworld_on_signal(const siginfo_t *si, void *uc);

@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "quiesce.h"
 #include "tstate.h"
 
 #define N_IDS 10000
@@ -56,7 +57,7 @@ Test(tstate, reads_only_claimed_stripes)
 		  resident(SP_SHARED_SLOT));
 	cr_expect(resident(mine + 1) == 0, "the report read %zu pages of stripe %d, never claimed",
 		  resident(mine + 1), mine + 1);
-	sp_tstate_quiesce();
+	sp_quiesce();
 	for (int i = 0; i < N_IDS; i++)
 		sp_tstate_free_id(ids[i]);
 	cr_expect(resident(SP_SHARED_SLOT) == 0, "freeing the ids touched %zu pages of the shared stripe",

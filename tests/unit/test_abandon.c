@@ -1,0 +1,581 @@
+/* A detach never waits for ever for a dispatch its thread will never come
+ * back to, and always waits for one that still runs (runtime/hot/quiesce.h):
+ *   - gone: a handler ends its thread by a raw exit system call (no key
+ *     destructor); the thread's stripe says "inside" for ever;
+ *   - abandoned unseen: a handler of ours, or a signal handler entered
+ *     from inside one, leaves by a context restore of the program's own
+ *     (assembly: no longjmp any interposer sees); the thread then blocks
+ *     (its SP from /proc) or runs (asked by the real-time signal);
+ *   - still running: a handler that sleeps 200 ms, on the thread's stack
+ *     or in a signal handler on an alternate stack (inside the thread's
+ *     own stack, where addresses alone would mislead), or a signal handler
+ *     of the program's on that alternate stack that interrupted a dispatch
+ *     and sleeps or spins: the detach returns only after it.
+ * Each abandoned case counts its dispatch (sp_tstate_abandoned_total), the
+ * thread's next hit is a full hit (its handler runs), and a fault of the
+ * thread's after it is the program's, not the abandoned handler's.  A detach that
+ * hangs is caught by the test's timeout. */
+#include <criterion/criterion.h>
+
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "selfprobe.h"
+#include "tstate.h"
+
+#define NOINLINE __attribute__((noinline, used, visibility("default")))
+
+static volatile int sink;
+
+NOINLINE int ab_hit(int x)
+{
+	sink += x;
+	return x + 1;
+}
+
+NOINLINE int ab_next(int x)
+{
+	__asm__ volatile("" ::: "memory");
+	return x + 2;
+}
+
+NOINLINE int ab_nested(int x)
+{
+	sink += x;
+	return x + 3;
+}
+
+static void set_mode(const char *mode)
+{
+	cr_assert_eq(selfprobe_set_mode(mode), 0);
+}
+
+static double seconds_since(const struct timespec *t0)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) != 0)
+		;
+}
+
+/* A context saved and restored by the program's own code: no libc
+ * longjmp, so no interposer of the runtime sees the jump. */
+struct raw_ctx {
+	uint64_t rsp, rbp, rbx, r12, r13, r14, r15, rip;
+};
+int raw_save(struct raw_ctx *c) __attribute__((returns_twice, visibility("hidden")));
+void raw_restore(struct raw_ctx *c) __attribute__((noreturn, visibility("hidden")));
+__asm__(".text\n"
+	".type raw_save, @function\n"
+	"raw_save:\n"
+	"  leaq 8(%rsp), %rdx\n  movq %rdx, 0(%rdi)\n"
+	"  movq %rbp, 8(%rdi)\n  movq %rbx, 16(%rdi)\n  movq %r12, 24(%rdi)\n"
+	"  movq %r13, 32(%rdi)\n  movq %r14, 40(%rdi)\n  movq %r15, 48(%rdi)\n"
+	"  movq (%rsp), %rdx\n  movq %rdx, 56(%rdi)\n"
+	"  xorl %eax, %eax\n  ret\n"
+	".size raw_save, .-raw_save\n"
+	".type raw_restore, @function\n"
+	"raw_restore:\n"
+	"  movq 8(%rdi), %rbp\n  movq 16(%rdi), %rbx\n  movq 24(%rdi), %r12\n"
+	"  movq 32(%rdi), %r13\n  movq 40(%rdi), %r14\n  movq 48(%rdi), %r15\n"
+	"  movq 0(%rdi), %rsp\n  movl $1, %eax\n  jmpq *56(%rdi)\n"
+	".size raw_restore, .-raw_restore\n");
+
+#if defined(__SANITIZE_ADDRESS__)
+void __asan_handle_no_return(void);
+#define NO_RETURN_HERE() __asan_handle_no_return()   /* the frames left: unpoisoned */
+#else
+#define NO_RETURN_HERE() ((void)0)
+#endif
+
+static atomic_int next_calls;
+
+static int next_handler(struct selfprobe_ctx *ctx, void *data)
+{
+	(void)ctx, (void)data;
+	atomic_fetch_add(&next_calls, 1);
+	return 0;
+}
+
+/* ------------------------------------------------------------ gone */
+
+static int exit_handler(struct selfprobe_ctx *ctx, void *data)
+{
+	(void)ctx, (void)data;
+	NO_RETURN_HERE();
+	syscall(SYS_exit, 0);   /* this thread only, past libc */
+	return 0;
+}
+
+static void *raw_exiter(void *arg)
+{
+	(void)arg;
+	ab_hit(1);
+	return NULL;
+}
+
+static void gone(const char *mode)
+{
+	set_mode(mode);
+	struct selfprobe_link *x = selfprobe_attach("uprobe:ab_hit", exit_handler, NULL);
+	cr_assert(x);
+	uint64_t lost0 = sp_tstate_abandoned_total();
+	pthread_t t;
+	pthread_create(&t, NULL, raw_exiter, NULL);
+	pthread_join(t, NULL);   /* the kernel clears its tid: join returns */
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	cr_expect_eq(selfprobe_detach(x), 0);
+	cr_expect(seconds_since(&t0) < 5.0, "%s: the detach took %.3f s", mode, seconds_since(&t0));
+	cr_expect_eq(sp_tstate_abandoned_total() - lost0, 1, "%s: the gone thread's dispatch was not counted", mode);
+}
+
+Test(abandon, thread_exits_raw_inside_a_dispatch_auto, .timeout = 30) { gone("auto"); }
+Test(abandon, thread_exits_raw_inside_a_dispatch_int3, .timeout = 30) { gone("int3"); }
+
+/* ------------------------------------------------------------ abandoned unseen */
+
+/* How the thread leaves its dispatch and what it does next. */
+struct how {
+	const char *mode;
+	int via_signal;        /* a signal handler of the program's jumps, not ours */
+	int spins;             /* the thread then runs; 0: it blocks */
+	int deeper;            /* ... deeper in its stack than the dispatch it left */
+	int alt_mapped;        /* it has an alternate signal stack of its own
+				* mapping (ASan and Rust give every thread one),
+				* where int3 dispatches run */
+	int faults;            /* then it faults, for its own handler */
+};
+
+static struct how how;
+static struct raw_ctx back;
+static sem_t jumped, may_end;
+static atomic_bool end_spin;
+static char *guarded;          /* a page the thread's fault unprotects */
+static atomic_int faults_seen;
+
+static void on_usr1_restore(int sig)
+{
+	(void)sig;
+	NO_RETURN_HERE();
+	raw_restore(&back);     /* out of this signal handler and the dispatch */
+}
+
+static void on_segv(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig, (void)uc;
+	if ((char *)si->si_addr == guarded) {
+		atomic_fetch_add(&faults_seen, 1);
+		mprotect(guarded, 4096, PROT_READ | PROT_WRITE);
+	}
+}
+
+static int jump_handler(struct selfprobe_ctx *ctx, void *data)
+{
+	(void)ctx, (void)data;
+	if (how.via_signal) {
+		raise(SIGUSR1);
+		return 0;
+	}
+	NO_RETURN_HERE();
+	raw_restore(&back);
+}
+
+/* An alternate signal stack outside the thread's stack, for the calling
+ * thread; BEFORE gets what it replaces. */
+static void *own_altstack(stack_t *before)
+{
+	void *p = mmap(NULL, 256 * 1024, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cr_assert(p != MAP_FAILED);
+	stack_t ss = { .ss_sp = p, .ss_size = 256 * 1024 };
+	cr_assert_eq(sigaltstack(&ss, before), 0);
+	return p;
+}
+
+static void drop_altstack(void *p, const stack_t *before)
+{
+	sigaltstack(before, NULL);
+	munmap(p, 256 * 1024);
+}
+
+/* Wait for the detach (spinning or blocked), in the calling frame or
+ * LEVELS frames of 1 KiB deeper: over the stack of the dispatch left. */
+NOINLINE void wait_at_depth(int levels)
+{
+	volatile char pad[1024];
+	memset((char *)pad, levels, sizeof(pad));
+	if (levels > 0) {
+		wait_at_depth(levels - 1);
+		sink += pad[0];
+		return;
+	}
+	if (how.spins)
+		while (!atomic_load(&end_spin))
+			__asm__ volatile("pause");
+	else
+		while (sem_wait(&may_end) != 0)
+			;
+}
+
+static void *jumper(void *arg)
+{
+	(void)arg;
+	stack_t before;
+	void *alt = how.alt_mapped ? own_altstack(&before) : NULL;
+	if (raw_save(&back) == 0)
+		ab_hit(1);                 /* its dispatch is never left */
+	sem_post(&jumped);
+	wait_at_depth(how.deeper ? 32 : 0);
+	ab_next(1);                        /* a full hit: its handler runs */
+	if (how.faults)
+		*(volatile char *)guarded = 1;   /* the program's fault, not the handler's */
+	if (alt)
+		drop_altstack(alt, &before);
+	return NULL;
+}
+
+static void unseen(struct how h)
+{
+	const char *mode = h.mode;
+	int spin = h.spins;
+	how = h;
+	set_mode(mode);
+	atomic_store(&end_spin, false);
+	atomic_store(&next_calls, 0);
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_usr1_restore;
+	cr_assert_eq(sigaction(SIGUSR1, &sa, NULL), 0);
+	if (how.faults) {
+		struct sigaction sv;
+		memset(&sv, 0, sizeof(sv));
+		sv.sa_sigaction = on_segv;
+		sv.sa_flags = SA_SIGINFO;
+		cr_assert_eq(sigaction(SIGSEGV, &sv, NULL), 0);
+		guarded = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		cr_assert(guarded != MAP_FAILED);
+	}
+	sem_init(&jumped, 0, 0);
+	sem_init(&may_end, 0, 0);
+	struct selfprobe_link *j = selfprobe_attach("uprobe:ab_hit", jump_handler, NULL);
+	struct selfprobe_link *n = selfprobe_attach("uprobe:ab_next", next_handler, NULL);
+	cr_assert(j && n);
+	uint64_t lost0 = sp_tstate_abandoned_total();
+	pthread_t t;
+	pthread_create(&t, NULL, jumper, NULL);
+	while (sem_wait(&jumped) != 0)
+		;
+	if (!spin)
+		sleep_ms(20);   /* blocked in sem_wait by now */
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	cr_expect_eq(selfprobe_detach(j), 0);
+	double took = seconds_since(&t0);
+	cr_expect(took < 5.0, "%s: the detach took %.3f s", mode, took);
+	cr_expect_eq(sp_tstate_abandoned_total() - lost0, 1,
+		     "%s: the abandoned dispatch was counted %llu times", mode,
+		     (unsigned long long)(sp_tstate_abandoned_total() - lost0));
+	atomic_store(&end_spin, true);
+	sem_post(&may_end);
+	pthread_join(t, NULL);
+	cr_expect_eq(atomic_load(&next_calls), 1,
+		     "%s: the thread's next hit ran %d handlers: still taken for inside a dispatch",
+		     mode, atomic_load(&next_calls));
+	/* and the thread is not waited for again */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	cr_expect_eq(selfprobe_detach(n), 0);
+	cr_expect(seconds_since(&t0) < 1.0);
+	cr_expect_eq(sp_tstate_abandoned_total() - lost0, 1);
+	if (how.faults)   /* not taken for the abandoned handler's (guard.h) */
+		cr_expect_eq(atomic_load(&faults_seen), 1, "the program's own fault handler did not run");
+	signal(SIGUSR1, SIG_DFL);
+}
+
+#define UNSEEN(name, ...) \
+	Test(abandon, name, .timeout = 30) { unseen((struct how){ .mode = __VA_ARGS__ }); }
+
+UNSEEN(handler_restores_a_context_then_blocks_auto, "auto")
+UNSEEN(handler_restores_a_context_then_blocks_int3, "int3")
+UNSEEN(handler_restores_a_context_then_runs_auto, "auto", .spins = 1)
+UNSEEN(handler_restores_a_context_then_runs_int3, "int3", .spins = 1)
+UNSEEN(signal_handler_restores_a_context_then_blocks_auto, "auto", .via_signal = 1)
+UNSEEN(signal_handler_restores_a_context_then_runs_int3, "int3", .via_signal = 1, .spins = 1)
+/* the thread waits deeper than the frame it left: that frame's return
+ * address is overwritten, it is not running */
+UNSEEN(handler_restores_a_context_then_blocks_deeper_auto, "auto", .deeper = 1)
+UNSEEN(handler_restores_a_context_then_runs_deeper_int3, "int3", .spins = 1, .deeper = 1)
+/* int3: the dispatch ran on the alternate stack, the thread is back on its
+ * own: the alternate stack's frames are dead (the kernel's next signal
+ * there starts at its top) */
+UNSEEN(int3_dispatch_on_altstack_left_then_blocks, "int3", .alt_mapped = 1)
+UNSEEN(int3_dispatch_on_altstack_left_then_runs, "int3", .alt_mapped = 1, .spins = 1)
+UNSEEN(int3_signal_handler_on_altstack_restores_then_blocks, "int3", .alt_mapped = 1, .via_signal = 1)
+/* the guard's mark of the abandoned handler is stale */
+UNSEEN(a_fault_after_an_abandoned_handler_is_the_programs, "auto", .faults = 1)
+
+/* ------------------------------------------------------------ still running */
+
+enum where {
+	HANDLER_SLEEPS,          /* the probe's handler sleeps */
+	HANDLER_SPINS,           /* ... or computes */
+	ALT_HIT_SLEEPS,          /* a hit in a signal handler on the alternate
+				  * stack, whose probe handler sleeps */
+	ALT_SIGNAL_SLEEPS,       /* a signal handler on the alternate stack
+				  * interrupted the dispatch and sleeps */
+	ALT_SIGNAL_SPINS,        /* ... or computes */
+};
+
+static enum where where;
+static int alt_mapped_running;   /* the alternate stack: a mapping of its own */
+static atomic_bool finished;   /* the dispatch whose probe is detached ended */
+static sem_t running;
+
+static void spin_ms(long ms)
+{
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (seconds_since(&t0) * 1000 < (double)ms)
+		__asm__ volatile("pause");
+}
+
+static int nested_handler(struct selfprobe_ctx *ctx, void *data)
+{
+	(void)ctx, (void)data;
+	sem_post(&running);
+	sleep_ms(200);
+	return 0;
+}
+
+static void on_usr2(int sig)
+{
+	(void)sig;
+	if (where == ALT_HIT_SLEEPS) {
+		ab_nested(1);
+		return;
+	}
+	sem_post(&running);
+	where == ALT_SIGNAL_SLEEPS ? sleep_ms(200) : spin_ms(200);
+}
+
+struct held {
+	int magic;
+};
+
+static int long_handler(struct selfprobe_ctx *ctx, void *data)
+{
+	(void)ctx;
+	struct held *h = data;
+	if (where == HANDLER_SLEEPS || where == HANDLER_SPINS) {
+		sem_post(&running);
+		where == HANDLER_SLEEPS ? sleep_ms(200) : spin_ms(200);
+	} else {
+		raise(SIGUSR2);   /* delivered now, on the alternate stack */
+	}
+	cr_expect_eq(h->magic, 0x5eed, "the handler's data was freed under it");
+	atomic_store(&finished, true);
+	return 0;
+}
+
+static void *long_caller(void *arg)
+{
+	(void)arg;
+	/* the alternate stack is an array of this frame: inside the thread's
+	 * own stack, above the dispatch's frame */
+	char alt[64 * 1024];
+	stack_t ss = { .ss_sp = alt, .ss_size = sizeof(alt) }, before;
+	void *mapped = NULL;
+	if (alt_mapped_running)
+		mapped = own_altstack(&before);
+	else
+		cr_assert_eq(sigaltstack(&ss, &before), 0);
+	ab_hit(1);
+	if (mapped)
+		drop_altstack(mapped, &before);
+	else
+		sigaltstack(&before, NULL);
+	return NULL;
+}
+
+static void still_running(const char *mode, enum where w)
+{
+	set_mode(mode);
+	where = w;
+	atomic_store(&finished, false);
+	sem_init(&running, 0, 0);
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_usr2;
+	sa.sa_flags = SA_ONSTACK;
+	cr_assert_eq(sigaction(SIGUSR2, &sa, NULL), 0);
+	struct held *h = malloc(sizeof(*h));
+	h->magic = 0x5eed;
+	struct selfprobe_link *l = selfprobe_attach("uprobe:ab_hit", long_handler, h);
+	struct selfprobe_link *nl = selfprobe_attach("uprobe:ab_nested", nested_handler, NULL);
+	cr_assert(l && nl);
+	uint64_t lost0 = sp_tstate_abandoned_total();
+	pthread_t t;
+	pthread_create(&t, NULL, long_caller, NULL);
+	while (sem_wait(&running) != 0)
+		;
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	cr_expect_eq(selfprobe_detach(l), 0);
+	cr_expect(atomic_load(&finished), "%s, case %d: the detach returned after %.3f s, "
+		  "while a dispatch of its probe was still running", mode, (int)w, seconds_since(&t0));
+	h->magic = 0;
+	free(h);   /* as the API allows once the detach returned */
+	pthread_join(t, NULL);
+	cr_expect_eq(sp_tstate_abandoned_total(), lost0, "%s, case %d: a running dispatch was counted abandoned",
+		     mode, (int)w);
+	cr_assert_eq(selfprobe_detach(nl), 0);
+	signal(SIGUSR2, SIG_DFL);
+}
+
+Test(abandon, handler_sleeping_is_waited_for_auto, .timeout = 30) { still_running("auto", HANDLER_SLEEPS); }
+Test(abandon, handler_sleeping_is_waited_for_int3, .timeout = 30) { still_running("int3", HANDLER_SLEEPS); }
+Test(abandon, handler_spinning_is_waited_for_auto, .timeout = 30) { still_running("auto", HANDLER_SPINS); }
+Test(abandon, altstack_hit_sleeping_is_waited_for_auto, .timeout = 30) { still_running("auto", ALT_HIT_SLEEPS); }
+Test(abandon, altstack_hit_sleeping_is_waited_for_int3, .timeout = 30) { still_running("int3", ALT_HIT_SLEEPS); }
+Test(abandon, altstack_signal_sleeping_is_waited_for_auto, .timeout = 30) { still_running("auto", ALT_SIGNAL_SLEEPS); }
+Test(abandon, altstack_signal_spinning_is_waited_for_auto, .timeout = 30) { still_running("auto", ALT_SIGNAL_SPINS); }
+Test(abandon, altstack_signal_sleeping_is_waited_for_int3, .timeout = 30) { still_running("int3", ALT_SIGNAL_SLEEPS); }
+
+/* the alternate stack a mapping of its own: a dispatch on the thread's
+ * stack, interrupted by the program's handler there, still runs */
+Test(abandon, mapped_altstack_signal_sleeping_is_waited_for_auto, .timeout = 30)
+{
+	alt_mapped_running = 1;
+	still_running("auto", ALT_SIGNAL_SLEEPS);
+}
+Test(abandon, mapped_altstack_signal_spinning_is_waited_for_auto, .timeout = 30)
+{
+	alt_mapped_running = 1;
+	still_running("auto", ALT_SIGNAL_SPINS);
+}
+Test(abandon, mapped_altstack_hit_sleeping_is_waited_for_int3, .timeout = 30)
+{
+	alt_mapped_running = 1;
+	still_running("int3", ALT_HIT_SLEEPS);
+}
+
+/* ------------------------------------------------------------ fork */
+
+/* A fork while a detach is asking a thread (the question's lock held):
+ * in the child, a detach that must ask a thread of its own still
+ * returns. */
+static atomic_bool unmute;
+static struct raw_ctx child_back;
+static sem_t child_jumped;
+
+static uint64_t stop_signal_bit(void)
+{
+	return (uint64_t)1 << (SIGRTMAX - 3 - 1);   /* stopworld.h's signal */
+}
+
+/* Abandons its dispatch, then runs with the question's signal blocked
+ * (a raw system call: the runtime's own mask interposer would keep it):
+ * the parent's detach waits for its answer, the lock held. */
+static void *mute_jumper(void *arg)
+{
+	(void)arg;
+	if (raw_save(&back) == 0)
+		ab_hit(1);
+	uint64_t set = stop_signal_bit();
+	syscall(SYS_rt_sigprocmask, SIG_BLOCK, &set, NULL, sizeof(set));
+	sem_post(&jumped);
+	while (!atomic_load(&unmute))
+		__asm__ volatile("pause");
+	syscall(SYS_rt_sigprocmask, SIG_UNBLOCK, &set, NULL, sizeof(set));
+	while (!atomic_load(&end_spin))
+		__asm__ volatile("pause");
+	return NULL;
+}
+
+static int child_jump_handler(struct selfprobe_ctx *ctx, void *data)
+{
+	(void)ctx, (void)data;
+	NO_RETURN_HERE();
+	raw_restore(&child_back);
+}
+
+static void *child_jumper(void *arg)
+{
+	(void)arg;
+	if (raw_save(&child_back) == 0)
+		ab_nested(1);
+	sem_post(&child_jumped);
+	for (;;)   /* running: the child's detach asks it by the signal */
+		__asm__ volatile("pause");
+	return NULL;
+}
+
+static void *detach_in_thread(void *arg)
+{
+	selfprobe_detach(arg);
+	return NULL;
+}
+
+static void child_detaches(void)
+{
+	struct selfprobe_link *c = selfprobe_attach("uprobe:ab_nested", child_jump_handler, NULL);
+	if (!c)
+		syscall(SYS_exit_group, 3);
+	sem_init(&child_jumped, 0, 0);
+	pthread_t t;
+	pthread_create(&t, NULL, child_jumper, NULL);
+	while (sem_wait(&child_jumped) != 0)
+		;
+	syscall(SYS_exit_group, selfprobe_detach(c) == 0 ? 0 : 4);
+}
+
+Test(abandon, fork_while_a_detach_asks, .timeout = 60)
+{
+	set_mode("auto");
+	how = (struct how){ .mode = "auto" };
+	sem_init(&jumped, 0, 0);
+	struct selfprobe_link *j = selfprobe_attach("uprobe:ab_hit", jump_handler, NULL);
+	cr_assert(j);
+	pthread_t t, d;
+	pthread_create(&t, NULL, mute_jumper, NULL);
+	while (sem_wait(&jumped) != 0)
+		;
+	pthread_create(&d, NULL, detach_in_thread, j);
+	sleep_ms(30);   /* the detach asks from 4 ms on, and waits 100 ms for the answer */
+	pid_t pid = fork();
+	if (pid == 0)
+		child_detaches();
+	int status = -1;
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (waitpid(pid, &status, WNOHANG) == 0) {
+		if (seconds_since(&t0) > 10) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			break;
+		}
+		sleep_ms(10);
+	}
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		  "the child's detach did not return (status %#x): the lock of a question the parent "
+		  "was asking at the fork was still held", status);
+	atomic_store(&unmute, true);
+	pthread_join(d, NULL);   /* the parent's detach: answered now */
+	atomic_store(&end_spin, true);
+	pthread_join(t, NULL);
+}
