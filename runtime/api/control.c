@@ -402,6 +402,7 @@ static bool do_attach(const char *spec, FILE *out)
 	if (failed) {
 		sp_probe_detach(SESSION_LINK);   /* the items that did attach */
 		sp_loadwatch_unhook_idle();
+		sp_probe_disarm_idle();
 		if (late)
 			sp_sigtake_off();
 		const struct sp_error *first = before ? before->next : sp_error_first();
@@ -440,6 +441,7 @@ static bool do_detach(FILE *out, enum fmt fmt)
 	session_report(out, fmt);   /* the counts up to the detach */
 	sp_probe_detach(SESSION_LINK);
 	sp_loadwatch_unhook_idle();
+	sp_probe_disarm_idle();
 	sp_sigtake_off();   /* libc's entry points back to the file's bytes (a no-op when preloaded) */
 	session.active = false;
 	return true;

@@ -36,10 +36,23 @@ const char *sp_probe_unsupported(const struct sp_spec_item *item)
 }
 
 static void (*on_return_probe)(void);
+static void (*on_no_return_probe)(void);
 
-void sp_probe_on_return_probe(void (*fn)(void))
+void sp_probe_on_return_probe(void (*arm)(void), void (*disarm)(void))
 {
-	on_return_probe = fn;
+	on_return_probe = arm;
+	on_no_return_probe = disarm;
+}
+
+void sp_probe_disarm_idle(void)
+{
+	pthread_mutex_lock(&sp_registry_lock);
+	bool returns = false;
+	for (const struct sp_probe *p = atomic_load(&sp_registry_probes); p && !returns; p = p->next)
+		returns = p->attached && p->wants_return && !p->internal;
+	pthread_mutex_unlock(&sp_registry_lock);
+	if (!returns && on_no_return_probe)
+		on_no_return_probe();
 }
 
 /* Is the code at ADDR gone (its object unmapped under us), WHY being what

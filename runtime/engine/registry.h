@@ -97,9 +97,14 @@ void sp_probe_setup(void);
 
 /* attach.c */
 
-/* Run FN, registry lock held, each time a return probe is attached: the
+/* Run ARM, registry lock held, each time a return probe is attached, and
+ * DISARM (lock not held) from sp_probe_disarm_idle once none is: the
  * interposed unwinder's hook (unwind_hooks.c) registers itself here. */
-void sp_probe_on_return_probe(void (*fn)(void));
+void sp_probe_on_return_probe(void (*arm)(void), void (*disarm)(void));
+/* No return probe of the program's attached any more (a `selfprobe detach`):
+ * what ARM above placed is taken away, so that no byte stays patched.
+ * Registry lock not held. */
+void sp_probe_disarm_idle(void);
 /* Why ITEM cannot be attached in this process at all, or NULL. */
 const char *sp_probe_unsupported(const struct sp_spec_item *item);
 

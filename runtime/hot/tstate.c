@@ -2,6 +2,7 @@
 #include "tstate.h"
 #include "fastcount.h"
 #include "log.h"
+#include "rawsys.h"
 #include "shm.h"
 
 #include <errno.h>
@@ -160,7 +161,8 @@ int sp_tstate_claim(void)
 		atomic_store(&q->req, 0);
 		q->counted_gen = 0;
 		atomic_store(&q->tls, (uintptr_t)&sp_tls);
-		atomic_store(&q->tid, (int32_t)syscall(SYS_gettid));
+		/* raw: libc's syscall() on a thread's first hit would count */
+		atomic_store(&q->tid, (int32_t)sp_syscall6(SYS_gettid, 0, 0, 0, 0, 0, 0));
 		sp_tls.runtime++;   /* our call, not the application's: not counted */
 		pthread_setspecific(slot_key, (void *)(intptr_t)(slot + 1));
 		sp_tls.runtime--;
@@ -311,7 +313,8 @@ static int stack_of(const struct stacks *st, uintptr_t a)
 static bool read_word(uintptr_t addr, uintptr_t *out)
 {
 	struct iovec local = { out, sizeof(*out) }, remote = { (void *)addr, sizeof(*out) };
-	return syscall(SYS_process_vm_readv, getpid(), &local, 1, &remote, 1, 0) == (long)sizeof(*out);
+	return sp_syscall6(SYS_process_vm_readv, sp_syscall6(SYS_getpid, 0, 0, 0, 0, 0, 0), (long)&local, 1,
+			   (long)&remote, 1, 0) == (long)sizeof(*out);
 }
 
 /* Whether the dispatch whose frame F (return address RET) lies at or above
@@ -435,7 +438,7 @@ void sp_tstate_atfork_child(void)
 	}
 	if (self >= 0 && self < SP_EXCL_SLOTS) {
 		atomic_store(&sp_slot_seqs[self].depth, (uint32_t)sp_tls.depth);
-		atomic_store(&sp_slot_seqs[self].tid, (int32_t)syscall(SYS_gettid));
+		atomic_store(&sp_slot_seqs[self].tid, (int32_t)sp_syscall6(SYS_gettid, 0, 0, 0, 0, 0, 0));
 	} else if (self == SP_SHARED_SLOT && sp_tls.depth > 0)
 		atomic_store(&sp_slot_seqs[self].inflight, 1);
 	pthread_mutex_init(&id_lock, NULL);

@@ -272,9 +272,16 @@ static int on_forced_unwind(struct selfprobe_ctx *ctx, void *data)
 	return 0;
 }
 
+/* The internal probe's identity, to take it away again (disarm below):
+ * one per arming, so that a return probe attached while a disarm is
+ * detaching the last hook gets a hook of its own (registry lock held). */
+static char forced_identity[2];
+static unsigned arming;
+#define FORCED_LINK(n) ((struct selfprobe_link *)(void *)&forced_identity[(n) & 1])
+static bool armed;
+
 void sp_unwind_hooks_arm(void)
 {
-	static bool armed;
 	if (armed)
 		return;
 	struct sp_object *objs;
@@ -289,15 +296,29 @@ void sp_unwind_hooks_arm(void)
 		    sp_elf_find_any_symbol(objs[i].path, "_Unwind_ForcedUnwind", &value) != 0)
 			continue;
 		armed = sp_probe_attach_internal("selfprobe:forced-unwind", objs[i].bias + (uintptr_t)value,
-						 false, on_forced_unwind, NULL) == 0;
+						 false, on_forced_unwind, FORCED_LINK(arming)) == 0;
 	}
 	sp_maps_free(objs, n);
 }
 
+/* The last return probe went away (a `selfprobe detach`): libgcc_s gets
+ * its bytes back; the next return probe places the hook again. */
+static void unwind_hooks_disarm(void)
+{
+	sp_probe_lock();
+	bool was = armed;
+	struct selfprobe_link *link = FORCED_LINK(arming);
+	armed = false;
+	arming++;
+	sp_probe_unlock();
+	if (was)
+		sp_probe_detach_link(link);
+}
+
 /* The registry knows nothing of this layer: we tell it, as the library is
  * loaded (before any probe can be attached), what to run when a return
- * probe is attached. */
+ * probe is attached, and when none is left. */
 __attribute__((constructor(101))) static void register_with_registry(void)
 {
-	sp_probe_on_return_probe(sp_unwind_hooks_arm);
+	sp_probe_on_return_probe(sp_unwind_hooks_arm, unwind_hooks_disarm);
 }
