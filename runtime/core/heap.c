@@ -188,7 +188,8 @@ static struct hdr *header(const void *p)
 
 bool sp_heap_owns(const void *p)
 {
-	if (!p || ((uintptr_t)p & 15))
+	/* libc's heap (and ASan's redzones before its blocks): nothing is ours */
+	if (!sp_heap_private() || !p || ((uintptr_t)p & 15))
 		return false;
 	const struct hdr *h = header(p);
 	if (h->magic != MAGIC)
@@ -226,11 +227,11 @@ void *sp_malloc(size_t n)
 
 void *sp_calloc(size_t n, size_t size)
 {
-	if (!sp_heap_private())
-		return calloc(n, size);
 	size_t total;
 	if (__builtin_mul_overflow(n, size, &total))
-		return NULL;
+		return NULL;   /* before calloc: ASan would abort on it */
+	if (!sp_heap_private())
+		return calloc(n, size);
 	void *p = own_malloc(total);
 	if (p && total <= MAX_SMALL)   /* a large block is a fresh mapping: zero */
 		memset(p, 0, total);
@@ -241,7 +242,7 @@ void sp_free(void *p)
 {
 	if (!p)
 		return;
-	if (!sp_heap_private() || !sp_heap_owns(p)) {
+	if (!sp_heap_owns(p)) {
 		free(p);   /* libc's: a buffer a libc API allocated */
 		return;
 	}
