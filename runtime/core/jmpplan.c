@@ -301,7 +301,14 @@ int sp_jmp_plan_first_image(const uint8_t *code, uintptr_t lo, size_t len, uintp
 			    size_t func_size, uintptr_t site, uintptr_t limit, struct sp_window *w,
 			    const char **reason)
 {
-	int rc = plan_image(code, lo, len, func, func_size, site, limit, 1, w, reason, NULL);
+	return sp_jmp_plan_first_image_memo(code, lo, len, func, func_size, site, limit, w, reason, NULL);
+}
+
+int sp_jmp_plan_first_image_memo(const uint8_t *code, uintptr_t lo, size_t len, uintptr_t func,
+				 size_t func_size, uintptr_t site, uintptr_t limit, struct sp_window *w,
+				 const char **reason, const struct sp_scan_memo *memo)
+{
+	int rc = plan_image(code, lo, len, func, func_size, site, limit, 1, w, reason, memo);
 	if (rc == 0 && w->len < SP_HOP_LEN) {
 		*reason = "first instruction is shorter than the 2-byte hop";
 		rc = -ENOTSUP;

@@ -103,5 +103,11 @@ int sp_jmp_plan_image_memo(const uint8_t *code, uintptr_t lo, size_t len, uintpt
 int sp_jmp_plan_first_image(const uint8_t *code, uintptr_t lo, size_t len, uintptr_t func,
 			    size_t func_size, uintptr_t site, uintptr_t limit, struct sp_window *w,
 			    const char **reason);
+/* The same with the function's decode taken from MEMO (as
+ * sp_jmp_plan_image_memo: the scan's inputs are the memo's key, the hop's
+ * window only shorter). */
+int sp_jmp_plan_first_image_memo(const uint8_t *code, uintptr_t lo, size_t len, uintptr_t func,
+				 size_t func_size, uintptr_t site, uintptr_t limit, struct sp_window *w,
+				 const char **reason, const struct sp_scan_memo *memo);
 
 #endif

@@ -89,8 +89,12 @@ struct sp_site *sp_site_lookup(uintptr_t addr)
 	}
 }
 
-/* Every site, sorted by address, for the ordered queries. */
+/* Every site, sorted by address, for the ordered queries, and their
+ * addresses beside them: the binary search reads those, not a site each
+ * (a cache miss per step, ~2 % of attaching libc:*, whose decisions and
+ * batch scans search once per site). */
 static struct sp_site **by_addr;
+static uintptr_t *addr_of;
 static size_t n_by_addr, cap_by_addr;
 
 static size_t lower_bound(uintptr_t a)
@@ -98,7 +102,7 @@ static size_t lower_bound(uintptr_t a)
 	size_t lo = 0, hi = n_by_addr;
 	while (lo < hi) {
 		size_t m = (lo + hi) / 2;
-		if (by_addr[m]->addr < a)
+		if (addr_of[m] < a)
 			lo = m + 1;
 		else
 			hi = m;
@@ -114,11 +118,17 @@ static int remember(struct sp_site *s)
 		if (!n)
 			return -ENOMEM;
 		by_addr = n;
+		uintptr_t *a = sp_realloc(addr_of, cap * sizeof(*a));
+		if (!a)
+			return -ENOMEM;   /* BY_ADDR grown meanwhile: kept, harmless */
+		addr_of = a;
 		cap_by_addr = cap;
 	}
 	size_t i = lower_bound(s->addr);
 	memmove(by_addr + i + 1, by_addr + i, (n_by_addr - i) * sizeof(*by_addr));
+	memmove(addr_of + i + 1, addr_of + i, (n_by_addr - i) * sizeof(*addr_of));
 	by_addr[i] = s;
+	addr_of[i] = s->addr;
 	n_by_addr++;
 	return 0;
 }
@@ -234,6 +244,7 @@ void sp_site_forget(struct sp_site *site)
 	size_t i = lower_bound(site->addr);
 	if (i < n_by_addr && by_addr[i] == site) {
 		memmove(by_addr + i, by_addr + i + 1, (n_by_addr - i - 1) * sizeof(*by_addr));
+		memmove(addr_of + i, addr_of + i + 1, (n_by_addr - i - 1) * sizeof(*addr_of));
 		n_by_addr--;
 	}
 }

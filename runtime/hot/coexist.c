@@ -1,5 +1,6 @@
 /* coexist — see coexist.h.  The signal path calls no libc function. */
 #include "coexist.h"
+#include "maps.h"
 #include "procread.h"
 #include "memread.h"
 #include <sys/uio.h>
@@ -249,13 +250,19 @@ static void give_back_now(struct sp_site *s)
 	registry_unlock();
 }
 
-bool sp_coexist_kernel_call(uintptr_t addr, const uint8_t *code)
+bool sp_coexist_kernel_call(const struct sp_object *obj, uintptr_t addr, const uint8_t *code)
 {
 	if (code[0] != 0xe8)
 		return false;
 	int32_t rel;
 	__builtin_memcpy(&rel, code + 1, 4);
 	uintptr_t to = addr + SP_JMP_LEN + (uintptr_t)(intptr_t)rel;
+	/* the kernel's page is a mapping of its own, never inside an
+	 * object's loaded text: a call there is the program's (26 of libc's
+	 * functions start with one; reading the maps for each was ~3 % of
+	 * attaching libc:*) */
+	if (obj && sp_maps_in_text(obj, to, 1))
+		return false;
 	/* the kernel names the page of its uprobe trampolines in the maps */
 	struct sp_lines f;   /* not stdio: its FILE would be on the program's heap */
 	if (sp_lines_open(&f, "/proc/self/maps") != 0)
@@ -412,7 +419,7 @@ static void scan_site(struct sp_site *s, const uint8_t *live, bool repair)
 			    "its int3 over our jmp came and went");
 		return;
 	}
-	if (!rest_ours && sp_coexist_kernel_call(s->addr, live)) {
+	if (!rest_ours && sp_coexist_kernel_call(NULL, s->addr, live)) {
 		/* a kernel uprobe on a 5-byte nop, optimized: its int3 became a
 		 * call to the kernel's trampoline, which returns after the nop */
 		atomic_fetch_or(&s->foreign, SP_FOREIGN_CALL);

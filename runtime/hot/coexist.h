@@ -82,10 +82,13 @@ uintptr_t sp_coexist_prev_entry(uintptr_t at, const void *ctx);
  * Signal-safe.  True: the ucontext was set to resume correctly. */
 bool sp_coexist_on_signal(uintptr_t pc, void *ucontext);
 
-/* Is CODE (at ADDR, 5 bytes) a call into the kernel's uprobe trampoline
- * page: a kernel uprobe on a 5-byte nop, optimized (Linux 6.18 does so
- * after its first hit)?  Reads /proc/self/maps: not for the signal path. */
-bool sp_coexist_kernel_call(uintptr_t addr, const uint8_t *code);
+/* Is CODE (at ADDR, 5 bytes, in OBJ's text) a call into the kernel's
+ * uprobe trampoline page: a kernel uprobe on a 5-byte nop, optimized
+ * (Linux 6.18 does so after its first hit)?  Reads /proc/self/maps unless
+ * the call lands in OBJ's own text (OBJ NULL: unknown): not for the
+ * signal path. */
+struct sp_object;
+bool sp_coexist_kernel_call(const struct sp_object *obj, uintptr_t addr, const uint8_t *code);
 
 /* Disarm S, an armed jmp site, if its first byte is not ours any more:
  * the bytes after it that are still ours go back to the file's, the first

@@ -1,5 +1,6 @@
 /* tramp — see tramp.h for the code it generates and why. */
 #include "tramp.h"
+#include "heap.h"
 #include "golang_args.h"
 #include "coexist.h"
 #include "codemem.h"
@@ -14,6 +15,8 @@
 #include "x86emit.h"
 
 #include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The code is written with x86emit's named emitters; the bytes each
@@ -53,6 +56,8 @@ struct fast_fix {
 	size_t arm, start, post;        /* offsets of the sequence's labels */
 	size_t jc_at, jclear_at;        /* jmps to the C path, to fill */
 	size_t desc_lea_at;             /* the rel32 of lea desc(%rip) */
+	size_t fast_off_at;             /* the imm64 &site->fast_off */
+	size_t desc_at, abort_at;       /* the rseq descriptor, the abort handler */
 };
 
 /* The sequence, up to where the relocated window follows; its jmps into
@@ -79,6 +84,7 @@ static void emit_fast(struct x86e *e, const struct sp_site *site, struct fast_fi
 	x86_jrcxz_to(e, to_clear);                                     /* jrcxz → c_clear */
 	x86_mov_r64_r64(e, X86_RDX, X86_RCX);                          /* mov %rcx,%rdx */
 	x86_mov_r64_imm64(e, X86_RCX, (uintptr_t)&site->fast_off);     /* movabs $&fast_off,%rcx */
+	fx->fast_off_at = x86_here(e) - 8;
 	x86_mov_r32_m32(e, X86_RCX, x86_mem(X86_RCX, 0));              /* mov (%rcx),%ecx */
 	x86_jrcxz_to(e, to_clear);                                     /* jrcxz → c_clear */
 	x86_lea(e, X86_RCX, x86_mem_idx(X86_RDX, X86_RCX, 1, 0));      /* lea (%rdx,%rcx),%rcx */
@@ -121,11 +127,11 @@ static void emit_fast_tail(struct x86e *e, uintptr_t base, struct fast_fix *fx)
 	/* the signature before the abort address, as the operand of an
 	 * instruction (ud1 sig(%rip),%edi) so that the bytes disassemble */
 	x86_ud1_rip_sig(e, SP_RSEQ_SIG);
-	size_t abort_at = x86_here(e);
+	size_t abort_at = fx->abort_at = x86_here(e);
 	size_t ja = x86_jmp_rel32(e);                                  /* jmp arm: start over */
 	while ((base + e->len) % 32 && !e->overflow)
 		x86_int3(e);
-	size_t desc = x86_here(e);
+	size_t desc = fx->desc_at = x86_here(e);
 	struct {
 		uint32_t version, flags;
 		uint64_t start_ip, post_commit_offset, abort_ip;
@@ -146,6 +152,7 @@ _Static_assert(offsetof(struct selfprobe_regs, rsp) == 0x88, "regs layout");
 /* ---- the C path: a call to sp_tramp_count or sp_tramp_dispatch ---- */
 
 struct c_fix {
+	size_t site_at[2], addr_at;     /* the imm64s $site_struct (twice) and $site */
 	size_t jfull_at, full_at;       /* the lean/full choice */
 	size_t jnz_at;                  /* jnz slow */
 	size_t jreloc1_at, jreloc2_at;  /* the lean path's jmps to reloc */
@@ -189,6 +196,7 @@ static void emit_c_path(struct x86e *e, const struct sp_site *site, struct c_fix
 	x86_pushfq(e);                                                 /* pushfq */
 	x86_push(e, X86_RAX);                                          /* push %rax */
 	x86_mov_r64_imm64(e, X86_RAX, (uintptr_t)site);                /* movabs $site_struct,%rax */
+	f->site_at[0] = x86_here(e) - 8;
 	x86_cmp_m8_imm8(e, x86_mem32(X86_RAX, (int32_t)offsetof(struct sp_site, has_handlers)), 0);
 	                                                               /* cmpb $0,has_handlers(%rax) */
 	f->jfull_at = x86_jcc_rel32(e, X86_CC_NE);                     /* jne full */
@@ -232,12 +240,14 @@ static void emit_c_path(struct x86e *e, const struct sp_site *site, struct c_fix
 	x86_lea(e, X86_RAX, x86_mem(X86_RSP, REGS_SIZE + RED_ZONE));   /* lea 0x110(%rsp),%rax */
 	x86_mov_m64_r64(e, x86_mem(X86_RSP, REGS_RSP), X86_RAX);       /* mov %rax,0x88(%rsp) */
 	x86_mov_r64_imm64(e, X86_RAX, site->addr);                     /* movabs $site,%rax */
+	f->addr_at = x86_here(e) - 8;
 	x86_mov_m64_r64(e, x86_mem(X86_RSP, REGS_RIP), X86_RAX);       /* mov %rax,0x78(%rsp) */
 	x86_cld(e);                                                    /* cld */
 	x86_mov_r64_r64(e, X86_RBX, X86_RSP);                          /* mov %rsp,%rbx */
 	x86_alu_r64_imm32(e, X86_AND, X86_RSP, -16);                   /* and $-16,%rsp */
 	x86_mov_r64_r64(e, X86_RSI, X86_RBX);                          /* mov %rbx,%rsi */
 	x86_mov_r64_imm64(e, X86_RDI, (uintptr_t)site);                /* movabs $site_struct,%rdi */
+	f->site_at[1] = x86_here(e) - 8;
 	emit_call(e, site, (uintptr_t)sp_tramp_dispatch);              /* call dispatch */
 	x86_mov_r64_r64(e, X86_RSP, X86_RBX);                          /* mov %rbx,%rsp */
 	x86_test_r32_r32(e, X86_RAX, X86_RAX);                         /* test %eax,%eax */
@@ -276,8 +286,16 @@ static void fix_c_path(struct x86e *e, const struct c_fix *f, size_t reloc_at, s
 
 /* Emit SITE's trampoline for window W as it must lie at BASE into CODE
  * (TRAMP_MAX bytes): its length, or -errno with *REASON. */
-static long emit_at(struct sp_site *site, const struct sp_window *w, uintptr_t base, uint8_t *code,
-		    struct sp_tramp *out, const char **reason)
+/* Where emit_at put what depends on the site and the base (offsets in
+ * the code), for a shape's copy (below). */
+struct emitted {
+	size_t reloc_at, reloc_len, int3_at;
+	struct c_fix cf;
+	struct fast_fix fx;
+};
+
+static long emit_at_fix(struct sp_site *site, const struct sp_window *w, uintptr_t base, uint8_t *code,
+			struct sp_tramp *out, const char **reason, struct emitted *em)
 {
 	struct x86e e = { code, 0, TRAMP_MAX(site), 0 };
 	struct c_fix cf = { 0 };
@@ -324,7 +342,131 @@ static long emit_at(struct sp_site *site, const struct sp_window *w, uintptr_t b
 	out->reloc = base + reloc_at;
 	out->slow_int3 = base + int3_at;
 	out->window_len = w->len;
+	*em = (struct emitted){ reloc_at, (size_t)n, int3_at, cf, fx };
 	return (long)e.len;
+}
+
+static long emit_at(struct sp_site *site, const struct sp_window *w, uintptr_t base, uint8_t *code,
+		    struct sp_tramp *out, const char **reason)
+{
+	struct emitted em;
+	return emit_at_fix(site, w, base, code, out, reason, &em);
+}
+
+/* ---- a shape's trampoline, emitted once and copied ----
+ *
+ * Emitting was ~1 us a site, most of attaching libc:*'s trampolines once
+ * the decisions were stored.  The code is the same for every site of one
+ * shape (the inline count on or off, a Go site's calls or not, no native
+ * code, the relocated window's length, the base's place in 32 bytes, which
+ * the rseq descriptor pads to), but for what names the site (its struct
+ * twice, its address, its fast_off), the relocated window and the
+ * descriptor's absolute addresses: those are written into a copy of the
+ * shape's first emission at the offsets it recorded.  test_tramp_emit
+ * checks copies against fresh emissions, byte for byte. */
+#define SHAPES 512   /* libc:* has ~190: relocated windows' lengths times the two 16-byte places */
+struct shape {
+	uint32_t key;            /* shape_key's */
+	int32_t tls_fast, tls_runtime, tls_rseq_cs;
+	size_t len;
+	struct emitted em;
+	uint8_t code[SP_TRAMP_MAX - SP_INLINE_MAX];
+};
+static struct shape *shapes[SHAPES];   /* open addressing; allocated on first use */
+/* where a kind's window goes (its length does not move it) */
+static struct {
+	bool known;
+	int32_t tls_fast, tls_runtime, tls_rseq_cs;
+	size_t reloc_at;
+} kinds[2][2];
+static atomic_flag shapes_busy = ATOMIC_FLAG_INIT;
+
+static uint32_t shape_key(bool fast, bool go, size_t reloc_len, uintptr_t base)
+{
+	return 1u | (uint32_t)fast << 1 | (uint32_t)go << 2 | (uint32_t)(base % 32) << 3 | (uint32_t)reloc_len << 8;
+}
+
+static bool same_tls(int32_t f, int32_t r, int32_t c)
+{
+	return f == sp_fastcount.tls_fast && r == sp_fastcount.tls_runtime && c == sp_fastcount.tls_rseq_cs;
+}
+
+/* The slot for KEY: its shape, or the empty slot it would take (NULL
+ * when the table is full). */
+static struct shape **shape_slot(uint32_t key)
+{
+	for (uint32_t i = 0, h = key * 2654435761u; i < SHAPES; i++) {
+		struct shape **sl = &shapes[(h + i) % SHAPES];
+		if (!*sl || (*sl)->key == key)
+			return sl;
+	}
+	return NULL;
+}
+
+static void put64(uint8_t *code, size_t at, uint64_t v)
+{
+	__builtin_memcpy(code + at, &v, 8);
+}
+
+long sp_tramp_emit_shaped(struct sp_site *site, const struct sp_window *w, uintptr_t base, uint8_t *code,
+			  struct sp_tramp *out, const char **reason)
+{
+	bool fast = sp_fastcount.on, go = site->go_stack;
+	if (site->inline_code || site->inline_len || atomic_flag_test_and_set(&shapes_busy))
+		return emit_at(site, w, base, code, out, reason);
+	uint8_t win[SP_RELOC_MAX];
+	int n = -1;
+	if (kinds[fast][go].known &&
+	    same_tls(kinds[fast][go].tls_fast, kinds[fast][go].tls_runtime, kinds[fast][go].tls_rseq_cs)) {
+		n = sp_reloc_window(w, base + kinds[fast][go].reloc_at, win, sizeof(win), &out->map, reason);
+		if (n < 0) {
+			atomic_flag_clear(&shapes_busy);
+			return n;   /* as emit_at would: the same call, the same answer */
+		}
+	}
+	struct shape **sl = n >= 0 ? shape_slot(shape_key(fast, go, (size_t)n, base)) : NULL;
+	const struct shape *sh = sl && *sl && same_tls((*sl)->tls_fast, (*sl)->tls_runtime, (*sl)->tls_rseq_cs)
+					 ? *sl : NULL;
+	long len;
+	if (sh) {
+		const struct emitted *em = &sh->em;
+		__builtin_memcpy(code, sh->code, sh->len);
+		__builtin_memcpy(code + em->reloc_at, win, em->reloc_len);
+		put64(code, em->cf.site_at[0], (uintptr_t)site);
+		put64(code, em->cf.site_at[1], (uintptr_t)site);
+		put64(code, em->cf.addr_at, site->addr);
+		if (fast) {
+			put64(code, em->fx.fast_off_at, (uintptr_t)&site->fast_off);
+			put64(code, em->fx.desc_at + 8, base + em->fx.start);      /* start_ip */
+			put64(code, em->fx.desc_at + 24, base + em->fx.abort_at);  /* abort_ip */
+		}
+		out->entry = base;
+		out->reloc = base + em->reloc_at;
+		out->slow_int3 = base + em->int3_at;
+		out->window_len = w->len;
+		len = (long)sh->len;
+	} else {
+		struct emitted em;
+		len = emit_at_fix(site, w, base, code, out, reason, &em);
+		if (len > 0 && (size_t)len <= sizeof(sh->code)) {
+			kinds[fast][go].known = true;
+			kinds[fast][go].tls_fast = sp_fastcount.tls_fast;
+			kinds[fast][go].tls_runtime = sp_fastcount.tls_runtime;
+			kinds[fast][go].tls_rseq_cs = sp_fastcount.tls_rseq_cs;
+			kinds[fast][go].reloc_at = em.reloc_at;
+			uint32_t key = shape_key(fast, go, em.reloc_len, base);
+			struct shape **to = shape_slot(key);
+			if (to && !*to)
+				*to = sp_malloc(sizeof(**to));
+			if (to && *to) {
+				**to = (struct shape){ key, sp_fastcount.tls_fast, sp_fastcount.tls_runtime,
+						       sp_fastcount.tls_rseq_cs, (size_t)len, em, { 0 } };
+				__builtin_memcpy((*to)->code, code, (size_t)len);
+			}
+		}
+	}
+	atomic_flag_clear(&shapes_busy);
+	return len;
 }
 
 long sp_tramp_emit(struct sp_site *site, const struct sp_window *w, uintptr_t base, uint8_t *code,
@@ -353,7 +495,7 @@ int sp_tramp_build(struct sp_site *site, const struct sp_window *w, struct sp_tr
 	 * above (a reload a whole number of pages away keeps that) */
 	if (base && (!site->guard_entry || sp_coexist_next_entry(base, &cxf) == base)) {
 		const char *why;
-		len = emit_at(site, w, base, code, out, &why);
+		len = sp_tramp_emit_shaped(site, w, base, code, out, &why);
 		intptr_t d = (intptr_t)base - (intptr_t)(site->addr + SP_JMP_LEN);
 		if (len > (long)site->tramp_slot_size || d != (int32_t)d)
 			len = -1;
@@ -367,7 +509,7 @@ int sp_tramp_build(struct sp_site *site, const struct sp_window *w, struct sp_tr
 			*reason = "no free memory within ±2 GiB of the site for its trampoline";
 			return -ENOMEM;
 		}
-		len = emit_at(site, w, base, code, out, reason);
+		len = sp_tramp_emit_shaped(site, w, base, code, out, reason);
 		if (len < 0) {
 			sp_codemem_trim(base, TRAMP_MAX(site), 0);
 			return (int)len;

@@ -78,6 +78,11 @@ int sp_tramp_build(struct sp_site *site, const struct sp_window *w, struct sp_tr
 #define SP_TRAMP_MAX (128 + 416 + SP_RELOC_MAX + 32 + 96 + SP_INLINE_MAX)
 long sp_tramp_emit(struct sp_site *site, const struct sp_window *w, uintptr_t base, uint8_t *code,
 		   struct sp_tramp *out, const char **reason);
+/* The same, as sp_tramp_build makes it: a copy of the first trampoline
+ * emitted for the site's shape, with what is the site's own written in
+ * (tramp.c); byte for byte sp_tramp_emit's. */
+long sp_tramp_emit_shaped(struct sp_site *site, const struct sp_window *w, uintptr_t base, uint8_t *code,
+			  struct sp_tramp *out, const char **reason);
 
 /* A carrier's trampoline (hop.h): W relocated, then the jump back; no
  * count, no frame (nothing of the site's is ever dispatched).  0, or

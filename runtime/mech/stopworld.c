@@ -201,6 +201,13 @@ static void sift_down(struct sp_stop_window *w, size_t root, size_t n, int (*cmp
 
 void sp_stopworld_sort(struct sp_stop_window *w, size_t n, int (*cmp)(const void *, const void *))
 {
+	/* an attach's sites come in address order: the windows usually are
+	 * sorted already (a heap sort of libc:*'s 3600 was ~1 % of it) */
+	size_t sorted = 1;
+	while (sorted < n && cmp(&w[sorted - 1], &w[sorted]) <= 0)
+		sorted++;
+	if (sorted >= n)
+		return;
 	for (size_t i = n / 2; i-- > 0;)
 		sift_down(w, i, n, cmp);
 	for (size_t end = n; end-- > 1;) {

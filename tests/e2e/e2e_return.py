@@ -18,7 +18,8 @@ report must say (semantics of issue 5):
 Cases: return values in rax, rax:rdx, xmm0, xmm0:xmm1, rax+xmm0, st0; C++
 exceptions through three probed frames (throw, rethrow, a probed catcher,
 a throw caught inside one frame); longjmp and siglongjmp; a thread that
-longjmps then returns; pthread_cancel in a probed frame; 16 threads that
+longjmps then returns; pthread_cancel in a probed frame; a C program whose
+dlopen'ed C++ library is cancelled through and throws; 16 threads that
 pthread_exit 51 probed frames deep; recursion 10,000 deep; fork inside a
 probed call (per-process reports, %p); a 1 ms function's latency histogram
 (JSON and text); backtrace() under probed frames.  Then, when kernel
@@ -36,6 +37,7 @@ import sptest as t
 TDIR = os.path.dirname(t.TARGET)
 RET = os.environ.get("SP_RET_TARGET", os.path.join(TDIR, "sp_ret_target"))
 RETXX = os.environ.get("SP_RET_TARGET_CXX", os.path.join(TDIR, "sp_ret_target_cxx"))
+CXXLIB = os.path.join(TDIR, "libsp_ret_cxxlib.so")
 PYTHON = "/usr/bin/python3"
 
 _refs = {}
@@ -245,6 +247,23 @@ def test_cancel(mode):
     expect(label, by, "cn_blocked", lost=1)
 
 
+def test_dlcancel(mode):
+    """A C program that loads C++ code with dlopen: libgcc_s comes after the
+    preload's libraries, one of which (libunwind) defines the unwinder ABI
+    too.  Cancellation and exceptions must still run every destructor."""
+    k = 10
+    cmd = [RET, "dlcancel", str(k), CXXLIB]
+    plain = reference(cmd)
+    want = "cancelled %d\ndestructors %d\ncaught %d\ndestructors %d\n" % (k, k, k, 2 * k)
+    t.check(plain.returncode == 0 and plain.stdout.decode().startswith(want),
+            "C dlopens C++, unprobed: want %r" % want, plain.stdout.decode() + t.clip(plain.stderr))
+    by, _ = probed(cmd, "uprobe:dl_blocked", mode)
+    expect("C dlopens C++, an entry probe (%s)" % mode, by, "dl_blocked", hits=k)
+    by, _ = probed(cmd, "uretprobe:dl_blocked", mode)
+    expect("C dlopens C++, cancelled through a return probe (%s)" % mode, by, "dl_blocked",
+           hits=0, lost=k)
+
+
 def test_threads(mode):
     n = 10000
     by, counts = probed([RET, "threads", str(n)], "uretprobe:work;uretprobe:ex_rec", mode)
@@ -441,13 +460,13 @@ def main():
         if m not in ("int3", "auto", "jmp"):
             sys.exit("usage: e2e_return.py [int3|auto|jmp]...")
     t.require_build()
-    for path in (RET, RETXX):
+    for path in (RET, RETXX, CXXLIB):
         t.check(os.path.exists(path), "missing build output %s" % path)
-    if not os.path.exists(RET) or not os.path.exists(RETXX):
+    if not all(os.path.exists(p) for p in (RET, RETXX, CXXLIB)):
         t.finish()
     for mode in modes:
         t.info("== mode %s" % mode)
-        for test in (test_values, test_cxx, test_longjmp, test_cancel, test_threads, test_recurse,
+        for test in (test_values, test_cxx, test_longjmp, test_cancel, test_dlcancel, test_threads, test_recurse,
                      test_fork, test_latency, test_backtrace):
             t.info("-- %s" % test.__name__)
             test(mode)

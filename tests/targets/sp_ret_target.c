@@ -23,7 +23,13 @@
  *   latency N    N calls of a function that sleeps 1 ms
  *   backtrace N  backtrace() three probed frames deep, the callers' names
  *                (needs -rdynamic)
+ *   dlcancel N LIB  a C++ library loaded with dlopen (sp_ret_cxxlib): N
+ *                threads cancelled while blocked in read() under its frame
+ *                (dl_blocked, probed, called back from it); then N
+ *                exceptions thrown and caught inside it.  Prints how many
+ *                of its destructors ran: the unprobed run's numbers.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <execinfo.h>
 #include <pthread.h>
@@ -48,7 +54,7 @@ enum fn {
 	F_TL_OUTER, F_TL_INNER,
 	F_CN_OUTER, F_CN_BLOCKED, F_WORK,
 	F_EX_REC, F_REC, F_FK_CALL, F_AFTER, F_SLEEPER,
-	F_BT_OUTER, F_BT_MID, F_BT_INNER,
+	F_BT_OUTER, F_BT_MID, F_BT_INNER, F_DL_BLOCKED,
 	F_N
 };
 
@@ -58,7 +64,7 @@ static const char *const names[F_N] = {
 	"tl_outer", "tl_inner",
 	"cn_outer", "cn_blocked", "work",
 	"ex_rec", "rec", "fk_call", "after", "sleeper",
-	"bt_outer", "bt_mid", "bt_inner",
+	"bt_outer", "bt_mid", "bt_inner", "dl_blocked",
 };
 
 static _Atomic long calls[F_N];
@@ -242,6 +248,19 @@ static void *worker(void *arg)
 	return (void *)s;
 }
 
+/* Once thread C has set *FLAG and had SETTLE µs to get into its blocking
+ * call, cancel it: 1 when it ended cancelled. */
+static int cancel_when_blocked(pthread_t c, _Atomic int *flag, useconds_t settle)
+{
+	while (!atomic_load(flag))
+		usleep(1000);
+	usleep(settle);
+	pthread_cancel(c);
+	void *r;
+	pthread_join(c, &r);
+	return r == PTHREAD_CANCELED;
+}
+
 static int mode_cancel(long n)
 {
 	int fds[2];
@@ -251,13 +270,8 @@ static int mode_cancel(long n)
 	pthread_create(&c, NULL, cn_thread, (void *)(long)fds[0]);
 	for (int i = 0; i < 2; i++)
 		pthread_create(&w[i], NULL, worker, (void *)n);
-	while (!atomic_load(&blocked))
-		usleep(1000);
-	usleep(50000);   /* into read() */
-	pthread_cancel(c);
+	printf("cancelled %d\n", cancel_when_blocked(c, &blocked, 50000));
 	void *r;
-	pthread_join(c, &r);
-	printf("cancelled %d\n", r == PTHREAD_CANCELED);
 	long s = 0;
 	for (int i = 0; i < 2; i++) {
 		pthread_join(w[i], &r);
@@ -449,10 +463,58 @@ static int mode_backtrace(long n)
 	return r;
 }
 
+/* ------------------------------------------------------------ dlcancel */
+
+static _Atomic int dl_in_read;
+
+PROBED void dl_blocked(int fd)
+{
+	CALLED(F_DL_BLOCKED);
+	char c;
+	atomic_store(&dl_in_read, 1);
+	ssize_t r = read(fd, &c, 1);   /* a cancellation point; nobody writes */
+	KEEP(r);
+}
+
+static void (*dl_outer)(int);
+
+static void *dl_thread(void *arg)
+{
+	dl_outer((int)(long)arg);
+	return NULL;
+}
+
+static int mode_dlcancel(long n, const char *lib)
+{
+	void *h = lib ? dlopen(lib, RTLD_NOW) : NULL;
+	if (!h) {
+		fprintf(stderr, "dlcancel: %s\n", lib ? dlerror() : "no library named");
+		return 2;
+	}
+	dl_outer = (void (*)(int))dlsym(h, "cx_dl_outer");
+	long (*throw_n)(long) = (long (*)(long))dlsym(h, "cx_dl_throw");
+	long (*destroyed)(void) = (long (*)(void))dlsym(h, "cx_dl_destroyed");
+	int fds[2];
+	if (!dl_outer || !throw_n || !destroyed || pipe(fds))
+		return 2;
+	long cancelled = 0;
+	for (long i = 0; i < n; i++) {
+		pthread_t c;
+		atomic_store(&dl_in_read, 0);
+		pthread_create(&c, NULL, dl_thread, (void *)(long)fds[0]);
+		cancelled += cancel_when_blocked(c, &dl_in_read, 20000);
+	}
+	printf("cancelled %ld\ndestructors %ld\n", cancelled, destroyed());
+	long caught = throw_n(n);
+	printf("caught %ld\ndestructors %ld\n", caught, destroyed());
+	print_counts();
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: %s values|longjmp|ljthread|cancel|threads|recurse|fork|latency|backtrace [N]\n", argv[0]);
+		fprintf(stderr, "usage: %s values|longjmp|ljthread|cancel|threads|recurse|fork|latency|backtrace|dlcancel [N [LIB]]\n", argv[0]);
 		return 2;
 	}
 	long n = argc > 2 ? atol(argv[2]) : 1000;
@@ -466,6 +528,7 @@ int main(int argc, char **argv)
 	if (!strcmp(m, "fork")) return mode_fork(n);
 	if (!strcmp(m, "latency")) return mode_latency(n);
 	if (!strcmp(m, "backtrace")) return mode_backtrace(n);
+	if (!strcmp(m, "dlcancel")) return mode_dlcancel(n, argc > 3 ? argv[3] : NULL);
 	fprintf(stderr, "unknown mode %s\n", m);
 	return 2;
 }

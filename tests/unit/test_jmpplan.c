@@ -326,3 +326,61 @@ Test(jmpplan, bad_arguments)
 			     (uintptr_t)jp_text_end, &w, &reason);
 	expect_refused(rc, "does not decode");
 }
+
+/* ---- a hop's window plan takes the function's decode from the memo ---- */
+
+struct rec_memo {
+	int gets, puts, answer;       /* answer < 0: the memo does not know */
+	uintptr_t func, site, guard_end;
+	size_t size;
+	int verdict;
+};
+
+static bool rec_get(void *ctx, uintptr_t func, size_t size, uintptr_t site, uintptr_t guard_end, int *verdict)
+{
+	struct rec_memo *m = ctx;
+	(void)func, (void)size, (void)site, (void)guard_end;
+	m->gets++;
+	if (m->answer < 0)
+		return false;
+	*verdict = m->answer;
+	return true;
+}
+
+static void rec_put(void *ctx, uintptr_t func, size_t size, uintptr_t site, uintptr_t guard_end, int verdict)
+{
+	struct rec_memo *m = ctx;
+	m->puts++;
+	m->func = func, m->size = size, m->site = site, m->guard_end = guard_end, m->verdict = verdict;
+}
+
+Test(jmpplan, first_instruction_plan_goes_through_the_memo)
+{
+	uintptr_t f = (uintptr_t)jp_prologue;
+	struct sp_window w0, w1, w2;
+	const char *r0 = NULL, *r1 = NULL, *r2 = NULL;
+	/* mov %rsp,%rbp at +1: the hop's window is that instruction alone */
+	int rc0 = sp_jmp_plan_first_image((const uint8_t *)f, f, 11, f, 11, f + 1, 0, &w0, &r0);
+	struct rec_memo m = { .answer = -1 };
+	struct sp_scan_memo memo = { &m, rec_get, rec_put };
+	int rc1 = sp_jmp_plan_first_image_memo((const uint8_t *)f, f, 11, f, 11, f + 1, 0, &w1, &r1, &memo);
+	cr_assert_eq(rc0, 0, "%s", r0 ? r0 : "");
+	cr_assert_eq(rc1, rc0);
+	cr_assert_eq(w1.len, 3);
+	cr_assert_eq(w1.len, w0.len);
+	/* asked, then told the verdict for exactly the scan's inputs */
+	cr_assert_eq(m.gets, 1);
+	cr_assert_eq(m.puts, 1);
+	cr_assert_eq(m.func, f);
+	cr_assert_eq(m.size, 11);
+	cr_assert_eq(m.site, f + 1);
+	cr_assert_eq(m.guard_end, f + 1 + 3);
+	cr_assert_eq(m.verdict, SP_SCAN_OK);
+	/* a stored verdict is the answer: not decoded again */
+	struct rec_memo k = { .answer = SP_SCAN_NOT_BOUNDARY };
+	memo.ctx = &k;
+	int rc2 = sp_jmp_plan_first_image_memo((const uint8_t *)f, f, 11, f, 11, f + 1, 0, &w2, &r2, &memo);
+	cr_assert_lt(rc2, 0);
+	cr_assert(r2 && strstr(r2, "instruction boundary"), "%s", r2 ? r2 : "");
+	cr_assert_eq(k.puts, 0);
+}

@@ -37,7 +37,13 @@ static void window_of(struct sp_window *w, uint64_t at, const uint8_t *bytes, si
 	w->flow_ends = last == SP_INSN_RET || last == SP_INSN_JMP_REL;
 }
 
-static void same(struct sp_site *site, const struct sp_window *w, uintptr_t base, const char *what)
+typedef long emit_fn(struct sp_site *site, const struct sp_window *w, uintptr_t base, uint8_t *code,
+		     struct sp_tramp *out, const char **reason);
+
+/* EMIT writes for SITE at BASE what REF (named REF_NAME) writes, byte for
+ * byte, and says the same of it. */
+static void same_as(emit_fn *emit, emit_fn *ref, const char *ref_name, struct sp_site *site,
+		    const struct sp_window *w, uintptr_t base, const char *what)
 {
 	static uint8_t a[SP_TRAMP_MAX], b[SP_TRAMP_MAX];
 	struct sp_tramp ta, tb;
@@ -46,16 +52,22 @@ static void same(struct sp_site *site, const struct sp_window *w, uintptr_t base
 	memset(b, 0x5a, sizeof(b));
 	memset(&ta, 0, sizeof(ta));
 	memset(&tb, 0, sizeof(tb));
-	long la = sp_tramp_emit(site, w, base, a, &ta, &ra);
-	long lb = ref_emit_at(site, w, base, b, &tb, &rb);
-	cr_assert_eq(la, lb, "%s: length %ld, the reference %ld", what, la, lb);
+	long la = emit(site, w, base, a, &ta, &ra);
+	long lb = ref(site, w, base, b, &tb, &rb);
+	cr_assert_eq(la, lb, "%s: length %ld, %s %ld", what, la, ref_name, lb);
 	cr_assert_gt(la, 0, "%s: %s", what, ra ? ra : "");
 	for (long i = 0; i < la; i++)
-		cr_assert_eq(a[i], b[i], "%s: byte %ld is %02x, the reference's %02x", what, i, a[i], b[i]);
-	cr_assert_eq(ta.entry, tb.entry);
-	cr_assert_eq(ta.reloc, tb.reloc);
-	cr_assert_eq(ta.slow_int3, tb.slow_int3);
-	cr_assert_eq(ta.window_len, tb.window_len);
+		cr_assert_eq(a[i], b[i], "%s: byte %ld is %02x, %s %02x", what, i, a[i], ref_name, b[i]);
+	cr_assert_eq(ta.entry, tb.entry, "%s", what);
+	cr_assert_eq(ta.reloc, tb.reloc, "%s", what);
+	cr_assert_eq(ta.slow_int3, tb.slow_int3, "%s", what);
+	cr_assert_eq(ta.window_len, tb.window_len, "%s", what);
+	cr_assert_eq(memcmp(&ta.map, &tb.map, sizeof(ta.map)), 0, "%s: the relocation map differs", what);
+}
+
+static void same(struct sp_site *site, const struct sp_window *w, uintptr_t base, const char *what)
+{
+	same_as(sp_tramp_emit, ref_emit_at, "the reference's", site, w, base, what);
 }
 
 Test(tramp_emit, byte_identical_to_the_hex_emitter)
@@ -138,4 +150,79 @@ Test(tramp_build, a_trampoline_whose_write_fails_gives_the_slot_back)
 	struct sp_window w;
 	window_of(&w, (uintptr_t)&build_fails_and_gives_back, prologue, sizeof(prologue));
 	build_fails_and_gives_back(&w, true, "write refused");
+}
+
+/* ---- sp_tramp_build's copies of a shape's first trampoline ---- */
+
+/* SITE's trampoline at BASE as sp_tramp_build makes it (a copy of its
+ * shape's, when one was emitted) is what a fresh emission writes. */
+static void shaped_is_fresh(struct sp_site *site, const struct sp_window *w, uintptr_t base, const char *what)
+{
+	same_as(sp_tramp_emit_shaped, sp_tramp_emit, "fresh", site, w, base, what);
+}
+
+Test(tramp_emit, a_shape_copied_for_another_site_is_byte_identical_to_a_fresh_emission)
+{
+	static const uint8_t prologue[] = { 0x55, 0x48, 0x89, 0xe5, 0x48, 0x83, 0xec, 0x10 };
+	static const uint8_t nop_ret[] = { 0x90, 0xc3 };
+	static const uint8_t call_rel[] = { 0xe8, 0x10, 0x20, 0x00, 0x00 };
+	static const uint8_t lea_rip[] = { 0x48, 0x8d, 0x05, 0x00, 0x10, 0x00, 0x00 };
+	static const uint8_t jcc_mov[] = { 0x74, 0x05, 0x48, 0x89, 0xf8, 0x90 };          /* je; mov; nop */
+	const struct { const uint8_t *b; size_t n; } wins[] = {
+		{ prologue, sizeof(prologue) }, { nop_ret, sizeof(nop_ret) }, { call_rel, sizeof(call_rel) },
+		{ lea_rip, sizeof(lea_rip) }, { jcc_mov, sizeof(jcc_mov) },
+	};
+	struct sp_fastcount saved = sp_fastcount;
+	static struct sp_site sites[3];
+	/* every site of every shape twice over: the first emits (or takes
+	 * an earlier site's shape), the others copy it with their own site,
+	 * address, window and base written in */
+	for (int round = 0; round < 2; round++)
+		for (int fast = 0; fast < 2; fast++)
+			for (int go = 0; go < 2; go++)
+				for (size_t k = 0; k < sizeof(wins) / sizeof(wins[0]); k++)
+					for (int s = 0; s < 3; s++)
+						for (uintptr_t skew = 0; skew < 64; skew += 16) {
+							struct sp_site *site = &sites[s];
+							memset(site, 0, sizeof(*site));
+							site->addr = 0x401000 + 0x1234 * (uintptr_t)s + 16 * k;
+							site->go_stack = go;
+							sp_fastcount.on = fast;
+							sp_fastcount.tls_fast = -0x1a0;
+							sp_fastcount.tls_runtime = -0x198;
+							sp_fastcount.tls_rseq_cs = round ? -0x68 : -0x60;
+							struct sp_window w;
+							window_of(&w, site->addr, wins[k].b, wins[k].n);
+							char what[128];
+							snprintf(what, sizeof(what),
+								 "round %d, fast %d, go %d, window %zu, site %d, base +%lu",
+								 round, fast, go, k, s, (unsigned long)skew);
+							shaped_is_fresh(site, &w, 0x402000 + 0x10000 * (uintptr_t)s + skew,
+									what);
+						}
+	sp_fastcount = saved;
+}
+
+Test(tramp_emit, a_site_with_native_code_is_emitted_afresh)
+{
+	static const uint8_t prologue[] = { 0x55, 0x48, 0x89, 0xe5, 0x48, 0x83, 0xec, 0x10 };
+	static const uint8_t native[] = { 0x90, 0x90, 0x90 };
+	struct sp_fastcount saved = sp_fastcount;
+	static struct sp_site site;
+	sp_fastcount.on = true;
+	sp_fastcount.tls_fast = -0x1a0;
+	sp_fastcount.tls_runtime = -0x198;
+	sp_fastcount.tls_rseq_cs = -0x60;
+	for (int i = 0; i < 3; i++) {
+		memset(&site, 0, sizeof(site));
+		site.addr = 0x401000;
+		if (i) {
+			site.inline_code = native;
+			site.inline_len = (uint32_t)(sizeof(native) - (size_t)(i - 1));
+		}
+		struct sp_window w;
+		window_of(&w, site.addr, prologue, sizeof(prologue));
+		shaped_is_fresh(&site, &w, 0x402000, i ? "native code" : "no native code");
+	}
+	sp_fastcount = saved;
 }
