@@ -16,6 +16,7 @@
  * not counted as the application's.
  */
 #include "bt.h"
+#include "heap.h"
 #include "bt_shard.h"
 #include "ctx.h"
 #include "dispatch.h"
@@ -446,7 +447,7 @@ static void statement(struct frame *F, struct bt_node *s)
 				else
 					bt_print_map(&b, c->map);
 				bt_output(F->blk->prog, b.p, b.n);
-				free(b.p);
+				sp_free(b.p);
 				return;
 			}
 			case BF_CLEAR: bt_map_clear(c->map); return;

@@ -1,5 +1,6 @@
 /* bt_jit — see bt_jit.h for the code and why it is safe in a trampoline. */
 #include "bt_jit.h"
+#include "heap.h"
 #include "bt_jitplan.h"
 #include "bt_shard.h"
 #include "fastcount.h"
@@ -813,7 +814,7 @@ void bt_jit_block(struct bt_block *b)
 		/* bytes a trampoline copies (tramp.c), never run from here;
 		 * never freed (kept on a list): a site knows its copy by
 		 * this address, which must not come back for another block */
-		struct blob *bl = n ? malloc(sizeof(*bl) + n) : NULL;
+		struct blob *bl = n ? sp_malloc(sizeof(*bl) + n) : NULL;
 		if (!n)
 			why = "its code is longer than a trampoline takes";
 		else if (!bl)

@@ -1,6 +1,8 @@
 /* stack — see stack.h. */
 #define UNW_LOCAL_ONLY
 #include "symcache.h"
+#include "heap.h"
+#include "sort.h"
 #include "stack.h"
 #include "json.h"
 #include "dispatch.h"
@@ -16,6 +18,8 @@
 #include <elf.h>
 #include <errno.h>
 #include <libunwind.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,15 +176,15 @@ static const struct sp_elf *elf_for(const char *path)
 	for (struct sym_file *f = sym_files; f; f = f->next)
 		if (strcmp(f->path, path) == 0)
 			return f->elf;
-	struct sym_file *f = calloc(1, sizeof(*f));
+	struct sym_file *f = sp_calloc(1, sizeof(*f));
 	if (!f)
 		return NULL;
 	char err[128];
-	char *real = realpath(path, NULL);
-	if (sp_elf_open_cached(real ? real : path, &f->elf, err, sizeof(err)) != 0)
+	char real[PATH_MAX];   /* not realpath(path, NULL): its copy is malloc'ed */
+	bool resolved = realpath(path, real) != NULL;
+	if (sp_elf_open_cached(resolved ? real : path, &f->elf, err, sizeof(err)) != 0)
 		f->elf = NULL;
-	free(real);
-	f->path = strdup(path);
+	f->path = sp_strdup(path);
 	f->next = sym_files;
 	sym_files = f;
 	return f->elf;
@@ -302,12 +306,12 @@ static const struct sp_stack_entry **stacks_of(const struct sp_stack_view *v, co
 						size_t *n)
 {
 	*n = 0;
-	const struct sp_stack_entry **out = v->table ? malloc(SP_STACKS_MAX * sizeof(*out)) : NULL;
+	const struct sp_stack_entry **out = v->table ? sp_malloc(SP_STACKS_MAX * sizeof(*out)) : NULL;
 	for (uint32_t i = 0; out && i < SP_STACKS_MAX; i++)
 		if (is_of(v, &v->table[i], probe, record))
 			out[(*n)++] = &v->table[i];
 	if (out)
-		qsort(out, *n, sizeof(*out), by_count);
+		sp_qsort(out, *n, sizeof(*out), by_count);
 	return out;
 }
 
@@ -327,7 +331,7 @@ void sp_stack_view_text(FILE *f, const struct sp_stack_view *v, const void *prob
 	}
 	if (n > (size_t)top)
 		fprintf(f, "@stacks[%s]: %zu more distinct stacks (see the folded output)\n", label, n - top);
-	free(s);
+	sp_free(s);
 }
 
 void sp_stack_view_json(FILE *f, const struct sp_stack_view *v, const void *probe, int record, int top)
@@ -347,7 +351,7 @@ void sp_stack_view_json(FILE *f, const struct sp_stack_view *v, const void *prob
 		fputs("]}", f);
 	}
 	fputc(']', f);
-	free(s);
+	sp_free(s);
 }
 
 void sp_stack_view_folded(FILE *f, const struct sp_stack_view *v,

@@ -1,9 +1,11 @@
 /* api — the public entry points of include/selfprobe.h: errors converted
  * once, here, at the edge (NULL + errno, or a negative errno value). */
 #include "selfprobe.h"
+#include "heap.h"
 #include "bt_run.h"
 #include "dispatch.h"
 #include "exithook.h"
+#include "gotheap.h"
 #include "fdid.h"
 #include "golang_ret.h"
 #include "golang_exit.h"
@@ -24,7 +26,8 @@
 #include "uret.h"
 
 /* Runtime work in this thread: probes it hits are not the application's. */
-#define RUNTIME_BEGIN() (sp_tls.runtime++)
+/* gotheap first: libelf must allocate from our heap from its first call */
+#define RUNTIME_BEGIN() (sp_gotheap_take(), sp_tls.runtime++)
 #define RUNTIME_END() (sp_tls.runtime--)
 
 #include <errno.h>
@@ -63,11 +66,11 @@ static struct selfprobe_link *attach(const char *probe, selfprobe_handler_fn fn,
 	char *err = NULL;
 	if (sp_spec_parse_probe(probe, &item, &err) != 0) {
 		sp_probe_error(probe, "%s", err ? err : "cannot parse");
-		free(err);
+		sp_free(err);
 		errno = EINVAL;
 		return NULL;
 	}
-	struct selfprobe_link *l = calloc(1, sizeof(*l));
+	struct selfprobe_link *l = sp_calloc(1, sizeof(*l));
 	if (!l) {
 		sp_spec_item_free(&item);
 		errno = ENOMEM;
@@ -76,7 +79,7 @@ static struct selfprobe_link *attach(const char *probe, selfprobe_handler_fn fn,
 	long rc = sp_probe_attach_item(&item, fn, data, l);
 	sp_spec_item_free(&item);
 	if (rc < 0) {
-		free(l);
+		sp_free(l);
 		errno = (int)-rc;
 		return NULL;
 	}
@@ -217,7 +220,7 @@ static int write_report(const char *pattern)
 		if (fclose(f) != 0 && rc == 0)
 			rc = -errno;
 	}
-	free(path);
+	sp_free(path);
 	return rc;
 }
 
@@ -294,22 +297,22 @@ static int report_writable(const char *pattern, char **shown)
 		return 0;
 	if (errno != ENOENT)
 		return -errno;
-	char *dir = strdup(path);
+	char *dir = sp_strdup(path);
 	if (!dir)
 		return 0;
 	char *slash = strrchr(dir, '/');
 	if (slash)
 		slash[slash == dir] = 0;   /* "/r.json": the root */
 	int rc = access(slash ? dir : ".", W_OK | X_OK) == 0 ? 0 : -errno;
-	free(dir);
+	sp_free(dir);
 	return rc;
 }
 
 API int selfprobe_set_exit_report(const char *path)
 {
 	RUNTIME_BEGIN();
-	free(exit_path);
-	exit_path = path ? strdup(path) : NULL;
+	sp_free(exit_path);
+	exit_path = path ? sp_strdup(path) : NULL;
 	/* under the launcher, which writes every report: neither a check nor
 	 * a copy of stderr */
 	bool mine = !sp_shm_launched();
@@ -319,7 +322,7 @@ API int selfprobe_set_exit_report(const char *path)
 	if (unwritable)   /* the report's only way out: stderr, kept for the exit */
 		sp_say("cannot write the report to '%s': %s; the text report will follow on stderr",
 		       shown, strerror(-unwritable));
-	free(shown);
+	sp_free(shown);
 	if (mine && (!path || sp_report_side_output(path) || unwritable) && exit_id.fd < 0) {
 		int fd = fcntl(2, F_DUPFD_CLOEXEC, 10);
 		if (fd >= 0 && !sp_fdid_remember(&exit_id, fd))
@@ -373,7 +376,7 @@ static void store_report(int which)
 		sp_report_text(f);
 	if (fclose(f) == 0)
 		sp_shm_store_report(which, buf, len);   /* else the launcher reads the counters */
-	free(buf);
+	sp_free(buf);
 }
 
 /* Where the text report goes at exit: the copy of stderr from the start,
@@ -415,7 +418,7 @@ static void exit_report(void)
 			char *path = sp_report_path(exit_path);
 			sp_say("cannot write the report to '%s': %s%s", path ? path : exit_path, strerror(-rc),
 			       to_stderr ? "" : "; the text report follows on stderr");
-			free(path);
+			sp_free(path);
 		}
 		to_stderr |= rc != 0;
 		if (to_stderr && selfprobe_write_report_fd(exit_stderr(), false) != 0)

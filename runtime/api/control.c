@@ -1,5 +1,7 @@
 /* control — the control channel's server (control.h). */
 #include "control.h"
+#include "procread.h"
+#include "heap.h"
 #include "selfprobe.h"
 
 #include "fdid.h"
@@ -98,10 +100,10 @@ static bool ix_room(void)
 	if (2 * (session.n_base + 1) < ix.cap)
 		return true;
 	size_t cap = ix.cap ? 2 * ix.cap : 256;
-	uint32_t *slot = calloc(cap, sizeof(*slot));
+	uint32_t *slot = sp_calloc(cap, sizeof(*slot));
 	if (!slot)
 		return false;
-	free(ix.slot);
+	sp_free(ix.slot);
 	ix.slot = slot;
 	ix.cap = cap;
 	for (size_t i = 0; i < session.n_base; i++)
@@ -128,7 +130,7 @@ static const struct base *base_of(const struct sp_probe *p)
 		return NULL;
 	if (session.n_base == session.cap_base) {
 		size_t cap = session.cap_base ? 2 * session.cap_base : 64;
-		struct base *nb = realloc(session.base, cap * sizeof(*nb));
+		struct base *nb = sp_realloc(session.base, cap * sizeof(*nb));
 		if (!nb)
 			return NULL;
 		session.base = nb;
@@ -157,11 +159,10 @@ static bool in_session(const struct sp_probe *p)
 static void comm(char *buf, size_t n)
 {
 	buf[0] = 0;
-	FILE *f = fopen("/proc/self/comm", "re");
-	if (f) {
-		if (fgets(buf, (int)n, f))
-			buf[strcspn(buf, "\n")] = 0;
-		fclose(f);
+	struct sp_lines f;   /* not stdio: its FILE would be on the program's heap */
+	if (sp_lines_open(&f, "/proc/self/comm") == 0) {
+		sp_lines_next(&f, buf, n);
+		sp_lines_close(&f);
 	}
 }
 
@@ -322,27 +323,30 @@ static bool sigmask_interposed(void)
  * one loaded late cannot, for masks set before it came. */
 static pid_t trap_blocked_thread(void)
 {
-	DIR *d = opendir("/proc/self/task");
+	/* not opendir nor stdio: their buffers would be on the program's heap */
+	struct sp_dir d;
+	bool listed = sp_dir_open(&d, "/proc/self/task") == 0;
 	pid_t found = 0;
-	struct dirent *e;
-	while (d && !found && (e = readdir(d))) {
-		if (e->d_name[0] == '.')
+	const char *name;
+	while (listed && !found && (name = sp_dir_next(&d))) {
+		if (name[0] == '.')
 			continue;
 		char path[300], line[128];
-		snprintf(path, sizeof(path), "/proc/self/task/%s/status", e->d_name);
-		FILE *f = fopen(path, "re");
-		while (f && fgets(line, sizeof(line), f))
+		snprintf(path, sizeof(path), "/proc/self/task/%s/status", name);
+		struct sp_lines f;
+		if (sp_lines_open(&f, path) != 0)
+			continue;
+		while (sp_lines_next(&f, line, sizeof(line)))
 			if (!strncmp(line, "SigBlk:", 7)) {
 				unsigned long long m = strtoull(line + 7, NULL, 16);
 				if (m & (1ull << (SIGTRAP - 1)))
-					found = (pid_t)atoi(e->d_name);
+					found = (pid_t)atoi(name);
 				break;
 			}
-		if (f)
-			fclose(f);
+		sp_lines_close(&f);
 	}
-	if (d)
-		closedir(d);
+	if (listed)
+		sp_dir_close(&d);
 	return found;
 }
 
@@ -602,14 +606,14 @@ static void serve(const struct sp_fdid *c)
 		size_t len;
 		if (!sp_fdid_still_ours(c) || !read_header(fd, cmd, sizeof(cmd), &len))
 			return;
-		char *arg = malloc(len + 1);
+		char *arg = sp_malloc(len + 1);
 		if (!arg || !read_full(fd, arg, len)) {
-			free(arg);
+			sp_free(arg);
 			return;
 		}
 		arg[len] = 0;
 		if (!strcmp(cmd, "end")) {
-			free(arg);
+			sp_free(arg);
 			write_full(fd, "OK 0\n", 5);
 			return;
 		}
@@ -620,7 +624,7 @@ static void serve(const struct sp_fdid *c)
 		int pass = -1;   /* a descriptor sent with the answer */
 		struct sp_fdid passed = SP_FDID_NONE;
 		if (!out) {
-			free(arg);
+			sp_free(arg);
 			return;
 		}
 		if (!strcmp(cmd, "ping"))
@@ -641,7 +645,7 @@ static void serve(const struct sp_fdid *c)
 		else
 			fprintf(out, "unknown command '%s'", cmd);
 		fclose(out);
-		free(arg);
+		sp_free(arg);
 		if (pass >= 0 && !sp_fdid_remember(&passed, pass))
 			pass = -1;
 		char head[40];
@@ -650,7 +654,7 @@ static void serve(const struct sp_fdid *c)
 			    (pass >= 0 ? send_fd(fd, head, (size_t)hn, pass) : write_full(fd, head, (size_t)hn)) &&
 			    write_full(fd, body, blen);
 		own_close(&passed);
-		free(body);
+		sp_free(body);
 		if (!sent)
 			return;
 	}

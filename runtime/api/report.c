@@ -3,6 +3,7 @@
  * action, hits, missed}], errors[{spec, message}]; fields may be added
  * (implementation: the IFUNC implementation chosen), never renamed. */
 #include "report.h"
+#include "heap.h"
 #include "json.h"
 #include "loadwatch.h"
 #include "probe.h"
@@ -268,14 +269,14 @@ enum sp_output sp_report_output(const char *path)
 char *sp_report_path(const char *pattern)
 {
 	size_t cap = strlen(pattern) + 32, n = 0;
-	char *out = malloc(cap);
+	char *out = sp_malloc(cap);
 	if (!out)
 		return NULL;
 	for (const char *c = pattern; *c; c++) {
 		if (n + 24 >= cap) {
-			char *o = realloc(out, cap *= 2);
+			char *o = sp_realloc(out, cap *= 2);
 			if (!o) {
-				free(out);
+				sp_free(out);
 				return NULL;
 			}
 			out = o;

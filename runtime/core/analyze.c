@@ -1,6 +1,7 @@
 /* analyze — see analyze.h.  Mirrors engine/targets.c's target extents
  * (next_symbol) over a file; the decision itself is decide.c's. */
 #include "symcache.h"
+#include "heap.h"
 #include "analyze.h"
 #include "golang.h"
 #include "hazard.h"
@@ -52,13 +53,13 @@ static void cand_add(struct cands *c, const char *path)
 	}
 	if (c->n == c->cap) {
 		size_t cap = c->cap ? c->cap * 2 : 64;
-		char **n = realloc(c->v, cap * sizeof(*n));
+		char **n = sp_realloc(c->v, cap * sizeof(*n));
 		if (!n)
 			return;
 		c->v = n;
 		c->cap = cap;
 	}
-	char *s = strdup(path);
+	char *s = sp_strdup(path);
 	if (s)
 		c->v[c->n++] = s;
 }
@@ -110,8 +111,8 @@ static void scan_ldconfig(struct cands *c, const char *name)
 static void free_cands(struct cands *c)
 {
 	for (size_t i = 0; i < c->n; i++)
-		free(c->v[i]);
-	free(c->v);
+		sp_free(c->v[i]);
+	sp_free(c->v);
 }
 
 static int pick(const struct cands *c, const char *name, char *path, size_t pathlen,
@@ -148,18 +149,18 @@ static void scan_list(struct cands *c, const char *list, const char *name)
 {
 	if (!list)
 		return;
-	char *copy = strdup(list), *save = NULL;
+	char *copy = sp_strdup(list), *save = NULL;
 	if (!copy)
 		return;
 	for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save))
 		scan_dir(c, d, name);
-	free(copy);
+	sp_free(copy);
 }
 
 static int find_program(const char *name, char *path, size_t pathlen)
 {
 	const char *env = getenv("PATH");
-	char *copy = strdup(env && *env ? env : "/usr/local/bin:/usr/bin:/bin"), *save = NULL;
+	char *copy = sp_strdup(env && *env ? env : "/usr/local/bin:/usr/bin:/bin"), *save = NULL;
 	if (!copy)
 		return -ENOMEM;
 	int rc = -ENOENT;
@@ -171,7 +172,7 @@ static int find_program(const char *name, char *path, size_t pathlen)
 			rc = 0;
 		}
 	}
-	free(copy);
+	sp_free(copy);
 	return rc;
 }
 
@@ -221,7 +222,7 @@ static int load_text(struct sp_an_object *o, int fd, char *err, size_t errlen)
 			return -EINVAL;
 		}
 		struct sp_an_text *t = &o->text[o->n_text];
-		t->bytes = calloc(1, s->memsz);
+		t->bytes = sp_calloc(1, s->memsz);
 		if (!t->bytes) {
 			snprintf(err, errlen, "out of memory");
 			return -ENOMEM;
@@ -240,9 +241,9 @@ static int load_text(struct sp_an_object *o, int fd, char *err, size_t errlen)
 
 int sp_analyze_open(const char *path, struct sp_an_object **out, char *err, size_t errlen)
 {
-	struct sp_an_object *o = calloc(1, sizeof(*o));
-	if (!o || !(o->path = strdup(path))) {
-		free(o);
+	struct sp_an_object *o = sp_calloc(1, sizeof(*o));
+	if (!o || !(o->path = sp_strdup(path))) {
+		sp_free(o);
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
@@ -272,14 +273,14 @@ void sp_analyze_close(struct sp_an_object *o)
 	if (!o)
 		return;
 	for (int i = 0; i < o->n_text; i++)
-		free(o->text[i].bytes);
+		sp_free(o->text[i].bytes);
 	if (o->elf)
 		sp_elf_close(o->elf);
 	sp_usdt_free(&o->notes);
 	sp_btindex_free(o->idx);
-	free(o->claims);
-	free(o->path);
-	free(o);
+	sp_free(o->claims);
+	sp_free(o->path);
+	sp_free(o);
 }
 
 const uint8_t *sp_analyze_text(const struct sp_an_object *o, uint64_t vaddr, size_t *avail)
@@ -380,7 +381,7 @@ static void claim(struct sp_an_object *o, uint64_t lo, uint64_t hi, bool pad)
 			return;   /* an alias of a site claimed already */
 	if (o->n_claims == o->cap_claims) {
 		size_t cap = o->cap_claims ? o->cap_claims * 2 : 256;
-		struct sp_an_claim *n = realloc(o->claims, cap * sizeof(*n));
+		struct sp_an_claim *n = sp_realloc(o->claims, cap * sizeof(*n));
 		if (!n)
 			return;
 		o->claims = n;

@@ -9,6 +9,7 @@
  * and happens before anything is attached.
  */
 #include "bt.h"
+#include "heap.h"
 #include "bt_shard.h"
 
 #include <setjmp.h>
@@ -83,9 +84,9 @@ static struct bt_map *map_named(struct comp *C, const struct bt_node *n)
 		if (c > 0)
 			break;
 	}
-	struct bt_map *m = calloc(1, sizeof(*m));
-	if (!m || !(m->name = strdup(n->name))) {
-		free(m);
+	struct bt_map *m = sp_calloc(1, sizeof(*m));
+	if (!m || !(m->name = sp_strdup(n->name))) {
+		sp_free(m);
 		cfail(C, n, "out of memory");
 	}
 	m->nkeys = -1;   /* unknown until its first use */
@@ -185,7 +186,7 @@ static void ustack(struct comp *C, struct bt_node *n)
 		n->depth = (int)n->args[0]->ival;
 		n->kind = BN_BUILTIN;   /* a value like the bare builtin */
 		bt_node_free(n->args[0]);
-		free(n->args);
+		sp_free(n->args);
 		n->args = NULL;
 		n->nargs = 0;
 	}
@@ -279,7 +280,7 @@ static int var_slot(struct comp *C, struct bt_node *n, enum bt_type t, bool defi
 		cfail(C, n, "variable %s: used before any assignment", n->name);
 	if (p->nvars == BT_MAX_VARS)
 		cfail(C, n, "variable %s: more than %d scratch variables", n->name, BT_MAX_VARS);
-	if (!(p->var_names[p->nvars] = strdup(n->name)))
+	if (!(p->var_names[p->nvars] = sp_strdup(n->name)))
 		cfail(C, n, "out of memory");
 	p->var_type[p->nvars] = t;
 	return p->nvars++;
@@ -601,7 +602,7 @@ int bt_compile(struct bt_ast *ast, const bool *is_return, const bool *is_usdt, s
 	       struct bt_error *err)
 {
 	struct comp C = { .err = err };
-	struct bt_program *p = calloc(1, sizeof(*p));
+	struct bt_program *p = sp_calloc(1, sizeof(*p));
 	*out = NULL;
 	memset(err, 0, sizeof(*err));
 	if (!p) {
@@ -618,7 +619,7 @@ int bt_compile(struct bt_ast *ast, const bool *is_return, const bool *is_usdt, s
 		bt_program_release(p);
 		return -1;
 	}
-	if (!(p->blocks = calloc((size_t)p->ast.ngroups, sizeof(*p->blocks))))
+	if (!(p->blocks = sp_calloc((size_t)p->ast.ngroups, sizeof(*p->blocks))))
 		cfail(&C, NULL, "out of memory");
 	p->nblocks = p->ast.ngroups;
 	for (int g = 0; g < p->ast.ngroups; g++) {
@@ -730,11 +731,11 @@ void bt_program_release(struct bt_program *p)
 		nx = m->next;
 		bt_shards_free(m);
 		bt_map_free(m);
-		free(m->name);
-		free(m);
+		sp_free(m->name);
+		sp_free(m);
 	}
 	for (int i = 0; i < p->nvars; i++)
-		free(p->var_names[i]);
-	free(p->blocks);
-	free(p);
+		sp_free(p->var_names[i]);
+	sp_free(p->blocks);
+	sp_free(p);
 }

@@ -7,6 +7,8 @@
  * arithmetic, so output compares byte for byte.
  */
 #include "bt.h"
+#include "heap.h"
+#include "sort.h"
 #include "bt_shard.h"
 
 #include <errno.h>
@@ -28,7 +30,7 @@ void bt_buf_put(struct bt_buf *b, const char *s, size_t n)
 			size_t nc = b->cap ? b->cap : 256;
 			while (nc < b->n + n + 1)
 				nc *= 2;
-			char *p = realloc(b->p, nc);
+			char *p = sp_realloc(b->p, nc);
 			if (!p)
 				return;
 			b->p = p;
@@ -86,8 +88,8 @@ void bt_output(struct bt_program *p, const char *s, size_t n)
 
 int bt_fmt_parse(const char *text, size_t len, struct bt_fmt **out, char *err, size_t errlen)
 {
-	struct bt_fmt *f = calloc(1, sizeof(*f));
-	if (!f || !(f->text = malloc(len + 1)) || !(f->p = calloc(len + 1, sizeof(*f->p)))) {
+	struct bt_fmt *f = sp_calloc(1, sizeof(*f));
+	if (!f || !(f->text = sp_malloc(len + 1)) || !(f->p = sp_calloc(len + 1, sizeof(*f->p)))) {
 		bt_fmt_free(f);
 		snprintf(err, errlen, "out of memory");
 		return -1;
@@ -152,9 +154,9 @@ void bt_fmt_free(struct bt_fmt *f)
 {
 	if (!f)
 		return;
-	free(f->text);
-	free(f->p);
-	free(f);
+	sp_free(f->text);
+	sp_free(f->p);
+	sp_free(f);
 }
 
 void bt_format(struct bt_buf *out, const struct bt_fmt *f, const int64_t *vals, const char *const *strs)
@@ -496,7 +498,7 @@ static struct ent *sorted(struct bt_map *m, size_t *np, struct bt_map **view)
 	const uint64_t *val;
 	for (long i = bt_map_next(m, 0, &key, &val); i >= 0; i = bt_map_next(m, (size_t)i + 1, &key, &val)) {
 		if (n == cap) {
-			struct ent *p = realloc(es, (cap = cap ? cap * 2 : 64) * sizeof(*es));
+			struct ent *p = sp_realloc(es, (cap = cap ? cap * 2 : 64) * sizeof(*es));
 			if (!p)
 				break;
 			es = p;
@@ -507,7 +509,7 @@ static struct ent *sorted(struct bt_map *m, size_t *np, struct bt_map **view)
 		n++;
 	}
 	if (n)
-		qsort_r(es, n, sizeof(*es), ent_cmp, m);
+		sp_qsort_r(es, n, sizeof(*es), ent_cmp, m);
 	*np = n;
 	return es;
 }
@@ -528,7 +530,7 @@ void bt_print_map(struct bt_buf *b, struct bt_map *m)
 	bt_buf_put(b, "\n", 1);
 	if (m->mk == BM_AVG || m->mk == BM_STATS)
 		bt_buf_put(b, "\n", 1);
-	free(es);
+	sp_free(es);
 	bt_map_view_free(m, view);
 }
 
@@ -635,7 +637,7 @@ static void json_value(struct bt_buf *b, const struct bt_map *m, const uint64_t 
 		struct bt_buf t = { 0 };
 		bt_put_stack(&t, v, 8);
 		json_str(b, t.p ? t.p : "", t.n);
-		free(t.p);
+		sp_free(t.p);
 		break;
 	}
 	case BM_STATS:
@@ -675,7 +677,7 @@ void bt_print_map_json(struct bt_buf *b, struct bt_map *m)
 		struct bt_buf k = { 0 };
 		put_key_parts(&k, m, es[i].key, ",");
 		json_str(b, k.p ? k.p : "", k.n);
-		free(k.p);
+		sp_free(k.p);
 		bt_buf_puts(b, ": ");
 		json_value(b, m, es[i].val);
 	}
@@ -684,7 +686,7 @@ void bt_print_map_json(struct bt_buf *b, struct bt_map *m)
 	else if (!n)
 		bt_buf_puts(b, "null");
 	bt_buf_puts(b, "}}\n");
-	free(es);
+	sp_free(es);
 	bt_map_view_free(m, view);
 }
 

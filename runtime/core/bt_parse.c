@@ -9,6 +9,7 @@
  * error after a bad token is mostly noise.  Pure: malloc only.
  */
 #include "bt.h"
+#include "heap.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -53,7 +54,7 @@ static void fail_at(struct lexer *L, int line, int col, const char *fmt, ...)
 
 static void *xmalloc(struct lexer *L, size_t n)
 {
-	void *p = calloc(1, n ? n : 1);
+	void *p = sp_calloc(1, n ? n : 1);
 	if (!p)
 		fail_at(L, L->line, L->col, "out of memory");
 	return p;
@@ -116,7 +117,7 @@ static char *take(struct lexer *L, size_t start, size_t len)
 
 static void free_tok(struct lexer *L)
 {
-	free(L->text);
+	sp_free(L->text);
 	L->text = NULL;
 }
 
@@ -191,7 +192,7 @@ static void next(struct lexer *L)
 		for (;;) {
 			int d = peekc(L, 0);
 			if (d == -1 || d == '\n') {
-				free(buf);
+				sp_free(buf);
 				FAIL(L, "string literal: no closing '\"'");
 			}
 			int eline = L->line, ecol = L->col;   /* the escape's backslash */
@@ -209,7 +210,7 @@ static void next(struct lexer *L)
 				case '"': d = '"'; break;
 				case '0': d = 0; break;
 				default:
-					free(buf);
+					sp_free(buf);
 					fail_at(L, eline, ecol, "string literal: unknown escape '\\%c'", e > 31 && e < 127 ? e : '?');
 				}
 			}
@@ -286,7 +287,7 @@ static struct bt_node *node(struct lexer *L, enum bt_nk k, int line, int col)
 {
 	if (L->nmade == L->capmade) {
 		size_t nc = L->capmade ? L->capmade * 2 : 64;
-		struct bt_node **p = realloc(L->made, nc * sizeof(*p));
+		struct bt_node **p = sp_realloc(L->made, nc * sizeof(*p));
 		if (!p)
 			fail_at(L, line, col, "out of memory");
 		L->made = p;
@@ -302,7 +303,7 @@ static struct bt_node *node(struct lexer *L, enum bt_nk k, int line, int col)
 
 static void push_arg(struct lexer *L, struct bt_node *n, struct bt_node *a)
 {
-	struct bt_node **p = realloc(n->args, (size_t)(n->nargs + 1) * sizeof(*p));
+	struct bt_node **p = sp_realloc(n->args, (size_t)(n->nargs + 1) * sizeof(*p));
 	if (!p)
 		fail_at(L, n->line, n->col, "out of memory");
 	n->args = p;
@@ -409,7 +410,7 @@ static struct bt_node *postfix(struct lexer *L)
 		if (L->t != T_IDENT)
 			FAIL(L, "args%s: expected a parameter name, found %s", acc, tok_desc(L, b, sizeof(b)));
 		n->kind = BN_ARGS;
-		free(n->name);
+		sp_free(n->name);
 		n->name = steal(L);
 		next(L);
 		if (L->t == T_PUNCT && (L->op == '.' || L->op == BT_OP_ARROW))
@@ -594,23 +595,23 @@ static void group(struct lexer *L, struct bt_probe_ast *g)
 		if (strncmp(p, "kprobe:", 7) == 0 || strncmp(p, "kretprobe:", 10) == 0 || strncmp(p, "tracepoint:", 11) == 0 || strncmp(p, "profile:", 8) == 0) {
 			char q[64];
 			snprintf(q, sizeof(q), "%.40s", p);
-			free(p);
+			sp_free(p);
 			fail_at(L, line, col,
 				"probe '%s': not supported in the process (uprobe, uretprobe, usdt, BEGIN, END and interval only)",
 				q);
 		}
 		int k = g->nprobes;
-		char **np = realloc(g->probes, (size_t)(k + 1) * sizeof(*np));
+		char **np = sp_realloc(g->probes, (size_t)(k + 1) * sizeof(*np));
 		if (np)
 			g->probes = np;
-		int *nl = np ? realloc(g->probe_line, (size_t)(k + 1) * sizeof(int)) : NULL;
+		int *nl = np ? sp_realloc(g->probe_line, (size_t)(k + 1) * sizeof(int)) : NULL;
 		if (nl)
 			g->probe_line = nl;
-		int *nc = nl ? realloc(g->probe_col, (size_t)(k + 1) * sizeof(int)) : NULL;
+		int *nc = nl ? sp_realloc(g->probe_col, (size_t)(k + 1) * sizeof(int)) : NULL;
 		if (nc)
 			g->probe_col = nc;
 		if (!nc) {
-			free(p);
+			sp_free(p);
 			fail_at(L, line, col, "out of memory");
 		}
 		g->probes[k] = p;
@@ -645,21 +646,21 @@ int bt_parse(const char *text, size_t len, struct bt_ast *ast, struct bt_error *
 	if (setjmp(L.fail)) {
 		free_tok(&L);
 		for (size_t i = 0; i < L.nmade; i++) {
-			free(L.made[i]->name);
-			free(L.made[i]->args);
-			free(L.made[i]);
+			sp_free(L.made[i]->name);
+			sp_free(L.made[i]->args);
+			sp_free(L.made[i]);
 		}
-		free(L.made);
+		sp_free(L.made);
 		L.made = NULL;
 		L.nmade = 0;
 		for (int g = 0; g < ast->ngroups; g++) {
 			for (int k = 0; k < ast->groups[g].nprobes; k++)
-				free(ast->groups[g].probes[k]);
-			free(ast->groups[g].probes);
-			free(ast->groups[g].probe_line);
-			free(ast->groups[g].probe_col);
+				sp_free(ast->groups[g].probes[k]);
+			sp_free(ast->groups[g].probes);
+			sp_free(ast->groups[g].probe_line);
+			sp_free(ast->groups[g].probe_col);
 		}
-		free(ast->groups);
+		sp_free(ast->groups);
 		memset(ast, 0, sizeof(*ast));
 		return -1;
 	}
@@ -667,7 +668,7 @@ int bt_parse(const char *text, size_t len, struct bt_ast *ast, struct bt_error *
 		skip_ws(&L);
 		if (L.i >= L.n)
 			break;
-		struct bt_probe_ast *ng = realloc(ast->groups, (size_t)(ast->ngroups + 1) * sizeof(*ng));
+		struct bt_probe_ast *ng = sp_realloc(ast->groups, (size_t)(ast->ngroups + 1) * sizeof(*ng));
 		if (!ng)
 			fail_at(&L, L.line, L.col, "out of memory");
 		ast->groups = ng;
@@ -679,7 +680,7 @@ int bt_parse(const char *text, size_t len, struct bt_ast *ast, struct bt_error *
 	}
 	if (ast->ngroups == 0)
 		fail_at(&L, 1, 1, "program: no probe");
-	free(L.made);   /* the nodes now belong to the tree */
+	sp_free(L.made);   /* the nodes now belong to the tree */
 	return 0;
 }
 
@@ -693,9 +694,9 @@ void bt_node_free(struct bt_node *n)
 	bt_node_free(n->c);
 	for (int i = 0; i < n->nargs; i++)
 		bt_node_free(n->args[i]);
-	free(n->args);
-	free(n->name);
-	free(n);
+	sp_free(n->args);
+	sp_free(n->name);
+	sp_free(n);
 }
 
 void bt_ast_free(struct bt_ast *ast)
@@ -703,13 +704,13 @@ void bt_ast_free(struct bt_ast *ast)
 	for (int g = 0; g < ast->ngroups; g++) {
 		struct bt_probe_ast *G = &ast->groups[g];
 		for (int k = 0; k < G->nprobes; k++)
-			free(G->probes[k]);
-		free(G->probes);
-		free(G->probe_line);
-		free(G->probe_col);
+			sp_free(G->probes[k]);
+		sp_free(G->probes);
+		sp_free(G->probe_line);
+		sp_free(G->probe_col);
 		bt_node_free(G->pred);
 		bt_node_free(G->block);
 	}
-	free(ast->groups);
+	sp_free(ast->groups);
 	memset(ast, 0, sizeof(*ast));
 }

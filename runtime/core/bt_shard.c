@@ -1,5 +1,6 @@
 /* bt_shard — see bt_shard.h. */
 #include "bt_shard.h"
+#include "heap.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -16,7 +17,7 @@ size_t bt_shard_part_bytes(const struct bt_map *m, bool keyed)
 
 int bt_shards_attach(struct bt_map *m, unsigned char *base, size_t stride, int n, bool keyed)
 {
-	struct bt_shards *s = calloc(1, sizeof(*s));
+	struct bt_shards *s = sp_calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
 	s->base = base;
@@ -65,7 +66,7 @@ struct bt_map *bt_map_view(struct bt_map *m)
 	struct bt_shards *s = m->shards;
 	if (!s)
 		return m;
-	struct bt_map *v = malloc(sizeof(*v));
+	struct bt_map *v = sp_malloc(sizeof(*v));
 	if (!v)
 		return m;
 	*v = *m;
@@ -75,7 +76,7 @@ struct bt_map *bt_map_view(struct bt_map *m)
 	atomic_store(&v->used, 0);
 	atomic_store(&v->dropped, atomic_load(&m->dropped));
 	if (bt_map_alloc(v) != 0) {
-		free(v);
+		sp_free(v);
 		return m;
 	}
 	size_t w = m->val_words;
@@ -111,12 +112,12 @@ void bt_map_view_free(struct bt_map *m, struct bt_map *view)
 	if (!view || view == m)
 		return;
 	bt_map_free(view);
-	free(view);
+	sp_free(view);
 }
 
 void bt_shards_free(struct bt_map *m)
 {
-	free(m->shards);
+	sp_free(m->shards);
 	m->shards = NULL;
 }
 

@@ -1,5 +1,7 @@
 /* btindex — see btindex.h. */
 #include "btindex.h"
+#include "heap.h"
+#include "sort.h"
 #include "insn.h"
 #include "jtable.h"
 #include "log.h"
@@ -59,11 +61,11 @@ static int set_push(struct addrset *s, uintptr_t t, const char *how)
 {
 	if (s->n == s->cap) {
 		size_t cap = s->cap ? s->cap * 2 : 4096;
-		uintptr_t *n = realloc(s->a, cap * sizeof(*n));
+		uintptr_t *n = sp_realloc(s->a, cap * sizeof(*n));
 		if (!n)
 			return -1;
 		s->a = n;
-		const char **h = realloc(s->how, cap * sizeof(*h));
+		const char **h = sp_realloc(s->how, cap * sizeof(*h));
 		if (!h)
 			return -1;
 		s->how = h;
@@ -88,19 +90,19 @@ static int set_finish(struct addrset *s)
 {
 	if (s->n == 0)
 		return 0;
-	size_t *ix = malloc(s->n * sizeof(*ix));
-	uintptr_t *a = malloc(s->n * sizeof(*a));
-	const char **h = malloc(s->n * sizeof(*h));
+	size_t *ix = sp_malloc(s->n * sizeof(*ix));
+	uintptr_t *a = sp_malloc(s->n * sizeof(*a));
+	const char **h = sp_malloc(s->n * sizeof(*h));
 	if (!ix || !a || !h) {
-		free(ix);
-		free(a);
-		free(h);
+		sp_free(ix);
+		sp_free(a);
+		sp_free(h);
 		return -1;
 	}
 	for (size_t i = 0; i < s->n; i++)
 		ix[i] = i;
 	sort_set = s;
-	qsort(ix, s->n, sizeof(*ix), cmp_idx);   /* registry lock / single CLI thread */
+	sp_qsort(ix, s->n, sizeof(*ix), cmp_idx);   /* registry lock / single CLI thread */
 	size_t k = 0;
 	for (size_t i = 0; i < s->n; i++) {
 		uintptr_t v = s->a[ix[i]];
@@ -109,9 +111,9 @@ static int set_finish(struct addrset *s)
 		a[k] = v;
 		h[k++] = s->how[ix[i]];
 	}
-	free(ix);
-	free(s->a);
-	free(s->how);
+	sp_free(ix);
+	sp_free(s->a);
+	sp_free(s->how);
 	s->a = a;
 	s->how = h;
 	s->n = k;
@@ -180,7 +182,7 @@ static int grow(void **v, size_t *cap, size_t n, size_t size)
 	if (n < *cap)
 		return 0;
 	size_t c = *cap ? *cap * 2 : 256;
-	void *p = realloc(*v, c * size);
+	void *p = sp_realloc(*v, c * size);
 	if (!p)
 		return -1;
 	*v = p;
@@ -394,7 +396,7 @@ static int cmp_uptr(const void *a, const void *b)
 static int relative_words(struct build *b)
 {
 	if (b->n_refs)   /* qsort's array may not be NULL, even empty */
-		qsort(b->data_refs, b->n_refs, sizeof(*b->data_refs), cmp_uptr);
+		sp_qsort(b->data_refs, b->n_refs, sizeof(*b->data_refs), cmp_uptr);
 	const uintptr_t bias = b->oc->bias;
 	for (size_t i = 0; i < b->n_refs; i++) {
 		if (i && b->data_refs[i] == b->data_refs[i - 1])
@@ -420,16 +422,16 @@ void sp_btindex_free(struct sp_btindex *x)
 {
 	if (!x)
 		return;
-	free(x->path);
-	free(x->direct.a);
-	free(x->direct.how);
-	free(x->taken.a);
-	free(x->taken.how);
-	free(x->unknown);
+	sp_free(x->path);
+	sp_free(x->direct.a);
+	sp_free(x->direct.how);
+	sp_free(x->taken.a);
+	sp_free(x->taken.how);
+	sp_free(x->unknown);
 	sp_scanmemo_free(x->memo);
 	sp_sitememo_free(x->sites);
 	sp_objcache_release((void *)x->pending, x->pending_len);
-	free(x);
+	sp_free(x);
 }
 
 static int cmp_unknown(const void *a, const void *b)
@@ -442,8 +444,8 @@ struct sp_btindex *sp_btindex_build(const struct sp_objcode *oc)
 {
 	const struct sp_elf *elf = oc->elf;
 	struct build b = { .oc = oc, .non_pie = elf->e_type == 2 /* ET_EXEC */ };
-	struct sp_btindex *x = b.x = calloc(1, sizeof(*x));
-	uintptr_t *starts = calloc(elf->n_syms + elf->n_ext + 1, sizeof(*starts));
+	struct sp_btindex *x = b.x = sp_calloc(1, sizeof(*x));
+	uintptr_t *starts = sp_calloc(elf->n_syms + elf->n_ext + 1, sizeof(*starts));
 	if (!x || !starts)
 		goto fail;
 	x->bias = oc->bias;
@@ -458,7 +460,7 @@ struct sp_btindex *sp_btindex_build(const struct sp_objcode *oc)
 			starts[n_starts++] = oc->bias + elf->ext[j++].lo;
 	}
 	for (int r = 0; r < oc->n_text; r++)
-		if (!(b.insn_start[r] = calloc(1, (oc->text[r].end - oc->text[r].start) / 8 + 1)) ||
+		if (!(b.insn_start[r] = sp_calloc(1, (oc->text[r].end - oc->text[r].start) / 8 + 1)) ||
 		    sweep(&b, r, starts, n_starts) != 0)
 			goto fail;
 	if (set_finish(&x->direct) != 0 || tables(&b) != 0)
@@ -476,17 +478,17 @@ struct sp_btindex *sp_btindex_build(const struct sp_objcode *oc)
 	if (set_finish(&x->taken) != 0)
 		goto fail;
 	if (x->n_unknown)   /* qsort's array may not be NULL, even empty */
-		qsort(x->unknown, x->n_unknown, sizeof(*x->unknown), cmp_unknown);
+		sp_qsort(x->unknown, x->n_unknown, sizeof(*x->unknown), cmp_unknown);
 	goto done;
 fail:
 	sp_btindex_free(x);
 	x = NULL;
 done:   /* the builder's scratch, whichever way it ends */
-	free(starts);
-	free(b.data_refs);
-	free(b.jumps);
+	sp_free(starts);
+	sp_free(b.data_refs);
+	sp_free(b.jumps);
 	for (int r = 0; r < SP_MAX_TEXT_RANGES; r++)
-		free(b.insn_start[r]);
+		sp_free(b.insn_start[r]);
 	sp_objdata_close(b.data);
 	return x;
 }
@@ -552,7 +554,7 @@ static void *encode(const struct sp_btindex *x, size_t *len)
 {
 	const size_t nd = x->direct.n, nt = x->taken.n, nu = x->n_unknown;
 	*len = sizeof(struct blob) + 8 * (nd + nt + nu) + nt + nu;
-	uint8_t *p = malloc(*len);
+	uint8_t *p = sp_malloc(*len);
 	if (!p)
 		return NULL;
 	const char *seen[32];
@@ -577,7 +579,7 @@ static void *encode(const struct sp_btindex *x, size_t *len)
 		bad = (*b++ = (uint8_t)phrase_of(x->unknown[i].why, seen, seen_ix, &n_seen)) == 0xff;
 	if (bad) {
 		sp_debug("btindex: a phrase the cache does not know: not stored");
-		free(p);
+		sp_free(p);
 		return NULL;
 	}
 	return p;
@@ -603,7 +605,7 @@ static struct sp_btindex *decode(const uint8_t *p, size_t len, uintptr_t bias)
 	    h.taken_unknown > 1 || (h.taken_why != NO_PHRASE && h.taken_why >= N_PHRASES) ||
 	    (h.taken_unknown && h.taken_why == NO_PHRASE))
 		return NULL;
-	struct sp_btindex *x = calloc(1, sizeof(*x));
+	struct sp_btindex *x = sp_calloc(1, sizeof(*x));
 	if (!x)
 		return NULL;
 	x->bias = bias;
@@ -615,10 +617,10 @@ static struct sp_btindex *decode(const uint8_t *p, size_t len, uintptr_t bias)
 	x->direct.n = x->direct.cap = h.n_direct;
 	x->taken.n = x->taken.cap = h.n_taken;
 	x->n_unknown = x->cap_unknown = h.n_unknown;
-	x->direct.a = malloc(h.n_direct * sizeof(uintptr_t) + 1);
-	x->taken.a = malloc(h.n_taken * sizeof(uintptr_t) + 1);
-	x->taken.how = malloc(h.n_taken * sizeof(char *) + 1);
-	x->unknown = malloc(h.n_unknown * sizeof(*x->unknown) + 1);
+	x->direct.a = sp_malloc(h.n_direct * sizeof(uintptr_t) + 1);
+	x->taken.a = sp_malloc(h.n_taken * sizeof(uintptr_t) + 1);
+	x->taken.how = sp_malloc(h.n_taken * sizeof(char *) + 1);
+	x->unknown = sp_malloc(h.n_unknown * sizeof(*x->unknown) + 1);
 	bool ok = x->direct.a && x->taken.a && x->taken.how && x->unknown;
 	if (ok) {
 		sp_prefault(x->direct.a, h.n_direct * sizeof(uintptr_t));
@@ -703,7 +705,7 @@ static void ensure(const struct sp_btindex *cx)
 		x->tables = y->tables;
 		x->table_entries = y->table_entries;
 		x->tables_elsewhere = y->tables_elsewhere;
-		free(y);
+		sp_free(y);
 	} else {
 		/* checked at load: only memory can fail here.  An index that
 		 * knows nothing would let every window through: none is */
@@ -766,7 +768,7 @@ static struct sp_btindex *load_cached(const struct sp_objcode *oc, const struct 
 	struct sp_btindex *x = NULL;
 	if (!blob_ok(p, len))
 		sp_objcache_reject(CACHE_KIND, key, "the payload does not decode as an index");
-	else if ((x = calloc(1, sizeof(*x)))) {
+	else if ((x = sp_calloc(1, sizeof(*x)))) {
 		x->bias = oc->bias;
 		x->pending = p;   /* decoded at the first query (ensure) */
 		x->pending_len = len;
@@ -794,7 +796,7 @@ static struct sp_btindex *build_and_store(const struct sp_objcode *oc, const str
 	uint8_t *p;
 	if (x && !x->taken_unknown && (p = encode(x, &len))) {
 		sp_objcache_store(CACHE_KIND, key, p, len);
-		free(p);
+		sp_free(p);
 	}
 	return x;
 }
@@ -946,7 +948,7 @@ const struct sp_btindex *sp_btindex_get(const struct sp_object *obj, const struc
 	/* decode a pristine copy: our own patches may already be in the text */
 	for (r = 0; r < obj->n_text; r++) {
 		size_t len = obj->text[r].end - obj->text[r].start;
-		uint8_t *copy = malloc(len);
+		uint8_t *copy = sp_malloc(len);
 		if (!copy)
 			goto out;
 		sp_site_pristine(obj->text[r].start, len, copy);
@@ -954,7 +956,7 @@ const struct sp_btindex *sp_btindex_get(const struct sp_object *obj, const struc
 	}
 	x = keyed ? build_and_store(&oc, &key) : sp_btindex_build(&oc);
 keep:
-	if (x && !(x->path = strdup(obj->path))) {
+	if (x && !(x->path = sp_strdup(obj->path))) {
 		sp_btindex_free(x);
 		x = NULL;
 	}
@@ -964,7 +966,7 @@ keep:
 	}
 out:
 	for (int i = 0; i < r; i++)
-		free((void *)oc.text[i].bytes);
+		sp_free((void *)oc.text[i].bytes);
 	return x;
 }
 

@@ -23,6 +23,8 @@
  * copied and the Elf handle and descriptor closed before sp_elf_open returns.
  */
 #include "elfsym.h"
+#include "heap.h"
+#include "sort.h"
 #include "prefault.h"
 #include "ehframe.h"
 
@@ -86,7 +88,7 @@ static int add_string(struct collect *c, const char *s, size_t *off)
 		size_t cap = c->str_cap ? c->str_cap : 4096;
 		while (cap < c->str_len + len)
 			cap *= 2;
-		char *str = realloc(c->str, cap);
+		char *str = sp_realloc(c->str, cap);
 		if (!str)
 			return -ENOMEM;
 		c->str = str;
@@ -103,7 +105,7 @@ static int add_sym(struct collect *c, const char *name, const GElf_Sym *sym,
 {
 	if (c->n == c->cap) {
 		size_t cap = c->cap ? c->cap * 2 : 256;
-		struct raw_sym *syms = realloc(c->syms, cap * sizeof(*syms));
+		struct raw_sym *syms = sp_realloc(c->syms, cap * sizeof(*syms));
 		if (!syms)
 			return -ENOMEM;
 		c->syms = syms;
@@ -133,7 +135,7 @@ static int raw_cmp(const void *a, const void *b, void *arg)
 static void sort_raw(struct collect *c)
 {
 	if (c->n > 1)
-		qsort_r(c->syms, c->n, sizeof(*c->syms), raw_cmp, c->str);
+		sp_qsort_r(c->syms, c->n, sizeof(*c->syms), raw_cmp, c->str);
 }
 
 /* ---- reading a symbol table -------------------------------------------- */
@@ -445,7 +447,7 @@ static int read_segments(Elf *elf, struct sp_elf *e, char *err, size_t errlen)
 		snprintf(err, errlen, "'%s': bad program headers: %s", e->path, elf_errmsg(-1));
 		return -EINVAL;
 	}
-	e->segs = calloc(phnum ? phnum : 1, sizeof(*e->segs));
+	e->segs = sp_calloc(phnum ? phnum : 1, sizeof(*e->segs));
 	if (!e->segs)
 		return -ENOMEM;
 	for (size_t i = 0; i < phnum; i++) {
@@ -499,7 +501,7 @@ static void read_debug_symtab(Elf *elf, struct sp_elf *e, struct collect *c)
 	    read_build_id(delf, did) == len && memcmp(id, did, len) == 0) {
 		size_t before = c->n;
 		if (read_symtab(delf, scn, c, dpath, derr, sizeof(derr)) == 0) {
-			e->debug_path = strdup(dpath);
+			e->debug_path = sp_strdup(dpath);
 			e->has_symtab = e->debug_path != NULL;
 		}
 		if (!e->has_symtab)
@@ -566,21 +568,21 @@ static int find_shadowed(const struct sp_elf *e)
 {
 	struct priv *p = e->priv;
 	size_t n_hidden = 0;
-	bool *sh = calloc(e->n_syms ? e->n_syms : 1, sizeof(*sh));
+	bool *sh = sp_calloc(e->n_syms ? e->n_syms : 1, sizeof(*sh));
 	if (!sh)
 		return -ENOMEM;
 	for (size_t i = 0; i < e->n_syms; i++)
 		n_hidden += p->hidden_ver[i];
-	const struct sp_sym **h = malloc((n_hidden ? n_hidden : 1) * sizeof(*h));
+	const struct sp_sym **h = sp_malloc((n_hidden ? n_hidden : 1) * sizeof(*h));
 	if (!h) {
-		free(sh);
+		sp_free(sh);
 		return -ENOMEM;
 	}
 	size_t k = 0;
 	for (size_t i = 0; i < e->n_syms; i++)
 		if (p->hidden_ver[i])
 			h[k++] = &e->syms[i];
-	qsort(h, n_hidden, sizeof(*h), by_name);
+	sp_qsort(h, n_hidden, sizeof(*h), by_name);
 	for (size_t i = 0; i < e->n_syms; i++) {
 		const struct sp_sym *s = &e->syms[i];
 		if (score(e, s) != 3)
@@ -596,7 +598,7 @@ static int find_shadowed(const struct sp_elf *e)
 		for (; lo < n_hidden && strcmp(h[lo]->name, s->name) == 0; lo++)
 			sh[h[lo] - e->syms] = true;
 	}
-	free(h);
+	sp_free(h);
 	p->shadowed = sh;   /* complete: from here on the answer */
 	return 0;
 }
@@ -627,7 +629,7 @@ static int add_extent(void *ctx, uint64_t lo, uint64_t hi)
 		return 0;                     /* not code of this file: not an extent */
 	if (x->n == x->cap) {
 		size_t cap = x->cap ? 2 * x->cap : 1024;
-		struct sp_extent *v = realloc(x->v, cap * sizeof(*v));
+		struct sp_extent *v = sp_realloc(x->v, cap * sizeof(*v));
 		if (!v)
 			return -1;
 		x->v = v;
@@ -667,7 +669,7 @@ static int read_extents(Elf *elf, struct sp_elf *e)
 		return 0;
 	struct extents x = { .e = e };
 	if (sp_ehframe_walk(d->d_buf, d->d_size, sh.sh_addr, add_extent, &x) < 0) {
-		free(x.v);
+		sp_free(x.v);
 		return -ENOMEM;
 	}
 	/* linkers mostly keep FDEs in address order: sort only when not */
@@ -675,7 +677,7 @@ static int read_extents(Elf *elf, struct sp_elf *e)
 	for (size_t i = 1; i < x.n && sorted; i++)
 		sorted = cmp_extent(&x.v[i - 1], &x.v[i]) <= 0;
 	if (!sorted)
-		qsort(x.v, x.n, sizeof(*x.v), cmp_extent);
+		sp_qsort(x.v, x.n, sizeof(*x.v), cmp_extent);
 	size_t k = 0;
 	for (size_t i = 0; i < x.n; i++) {
 		if (k && x.v[k - 1].lo == x.v[i].lo && x.v[k - 1].hi == x.v[i].hi)
@@ -699,7 +701,7 @@ static int read_extents(Elf *elf, struct sp_elf *e)
 	e->ext = x.v;
 	e->n_ext = m;
 	if (!m) {
-		free(x.v);
+		sp_free(x.v);
 		e->ext = NULL;
 	}
 	return 0;
@@ -708,7 +710,7 @@ static int read_extents(Elf *elf, struct sp_elf *e)
 /* Move the collected symbols into E; C's buffers become E's. */
 static int finish(struct sp_elf *e, struct collect *c)
 {
-	struct priv *p = calloc(1, sizeof(*p));
+	struct priv *p = sp_calloc(1, sizeof(*p));
 
 	if (!p)
 		return -ENOMEM;
@@ -716,8 +718,8 @@ static int finish(struct sp_elf *e, struct collect *c)
 	p->strings = c->str;
 	p->strings_len = c->str_len;
 	c->str = NULL;
-	e->syms = calloc(c->n ? c->n : 1, sizeof(*e->syms));
-	p->hidden_ver = calloc(c->n ? c->n : 1, sizeof(*p->hidden_ver));
+	e->syms = sp_calloc(c->n ? c->n : 1, sizeof(*e->syms));
+	p->hidden_ver = sp_calloc(c->n ? c->n : 1, sizeof(*p->hidden_ver));
 	if (!e->syms || !p->hidden_ver)
 		return -ENOMEM;
 	for (size_t i = 0; i < c->n; i++) {
@@ -755,8 +757,8 @@ int sp_elf_open(const char *path, struct sp_elf **out, char *err, size_t errlen)
 	if (ret)
 		goto out;
 	ret = -ENOMEM;
-	e = calloc(1, sizeof(*e));
-	if (!e || !(e->path = strdup(path)))
+	e = sp_calloc(1, sizeof(*e));
+	if (!e || !(e->path = sp_strdup(path)))
 		goto out;
 	e->e_type = eh.e_type;
 	e->has_except_table = has_section_named(elf, ".gcc_except_table");
@@ -772,8 +774,8 @@ out:
 	if (ret == -ENOMEM && errlen && !err[0])
 		snprintf(err, errlen, "'%s': out of memory", path);
 	close_elf(fd, elf);
-	free(c.syms);
-	free(c.str);
+	sp_free(c.syms);
+	sp_free(c.str);
 	if (ret) {
 		sp_elf_close(e);
 		return ret;
@@ -788,17 +790,17 @@ void sp_elf_close(struct sp_elf *e)
 		return;
 	struct priv *p = e->priv;
 	if (p) {
-		free(p->strings);
-		free(p->hidden_ver);
-		free(p->shadowed);
-		free(p);
+		sp_free(p->strings);
+		sp_free(p->hidden_ver);
+		sp_free(p->shadowed);
+		sp_free(p);
 	}
-	free(e->syms);
-	free(e->ext);
-	free(e->segs);
-	free(e->debug_path);
-	free(e->path);
-	free(e);
+	sp_free(e->syms);
+	sp_free(e->ext);
+	sp_free(e->segs);
+	sp_free(e->debug_path);
+	sp_free(e->path);
+	sp_free(e);
 }
 
 /* ---- queries ----------------------------------------------------------- */
@@ -868,9 +870,9 @@ long sp_elf_match(const struct sp_elf *e, const char *glob, const struct sp_sym 
 			continue;
 		if (n == cap) {
 			cap = cap ? cap * 2 : 16;
-			const struct sp_sym **r = realloc(res, cap * sizeof(*r));
+			const struct sp_sym **r = sp_realloc(res, cap * sizeof(*r));
 			if (!r) {
-				free(res);
+				sp_free(res);
 				return -ENOMEM;
 			}
 			res = r;
@@ -1061,7 +1063,7 @@ void *sp_elf_flatten(const struct sp_elf *e, size_t *len)
 	size_t slen = p->strings_len ? p->strings_len : 1;
 	size_t total = sizeof(struct flat_head) + e->n_segs * sizeof(struct flat_seg) +
 		       e->n_ext * sizeof(struct sp_extent) + e->n_syms * sizeof(struct flat_sym) + slen + dlen;
-	uint8_t *buf = calloc(1, total), *q = buf;
+	uint8_t *buf = sp_calloc(1, total), *q = buf;
 	if (!buf)
 		return NULL;
 	struct flat_head h = {
@@ -1148,7 +1150,7 @@ int sp_elf_unflatten(const void *data, size_t len, const char *path, struct sp_e
 		return -EINVAL;
 	}
 	struct priv *p;
-	if (!(e = calloc(1, sizeof(*e))) || !(e->path = strdup(path)) || !(p = calloc(1, sizeof(*p))))
+	if (!(e = sp_calloc(1, sizeof(*e))) || !(e->path = sp_strdup(path)) || !(p = sp_calloc(1, sizeof(*p))))
 		goto nomem;
 	e->priv = p;
 	e->e_type = (uint16_t)h.e_type;
@@ -1156,12 +1158,12 @@ int sp_elf_unflatten(const void *data, size_t len, const char *path, struct sp_e
 	e->has_except_table = h.has_except_table;
 	e->build_id_len = h.build_id_len;
 	memcpy(e->build_id, h.build_id, sizeof(e->build_id));
-	if (h.debug_path_len && !(e->debug_path = strdup(dpath)))
+	if (h.debug_path_len && !(e->debug_path = sp_strdup(dpath)))
 		goto nomem;
-	e->segs = calloc(h.n_segs ? h.n_segs : 1, sizeof(*e->segs));
-	e->syms = calloc(h.n_syms ? h.n_syms : 1, sizeof(*e->syms));
-	p->hidden_ver = calloc(h.n_syms ? h.n_syms : 1, sizeof(*p->hidden_ver));
-	p->strings = malloc(h.str_len);
+	e->segs = sp_calloc(h.n_segs ? h.n_segs : 1, sizeof(*e->segs));
+	e->syms = sp_calloc(h.n_syms ? h.n_syms : 1, sizeof(*e->syms));
+	p->hidden_ver = sp_calloc(h.n_syms ? h.n_syms : 1, sizeof(*p->hidden_ver));
+	p->strings = sp_malloc(h.str_len);
 	if (!e->segs || !e->syms || !p->hidden_ver || !p->strings)
 		goto nomem;
 	sp_prefault(e->syms, h.n_syms * sizeof(*e->syms));
@@ -1180,7 +1182,7 @@ int sp_elf_unflatten(const void *data, size_t len, const char *path, struct sp_e
 	e->n_segs = h.n_segs;
 	/* the extents' queries assume them sorted, disjoint and non-empty */
 	if (!bad && h.n_ext) {
-		if (!(e->ext = malloc(h.n_ext * sizeof(*e->ext))))
+		if (!(e->ext = sp_malloc(h.n_ext * sizeof(*e->ext))))
 			goto nomem;
 		memcpy(e->ext, exts, h.n_ext * sizeof(*e->ext));
 		e->n_ext = h.n_ext;

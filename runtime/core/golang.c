@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #endif
 #include "golang.h"
+#include "heap.h"
 #include "decide.h"
 #include "site.h"
 #include "elfsym.h"
@@ -98,8 +99,8 @@ static const struct go_seen *facts(const char *path)
 			return s;
 	bool cgo;
 	bool go = file_is_go(path, &cgo);
-	struct go_seen *s = malloc(sizeof(*s));
-	if (s && (s->path = strdup(path))) {
+	struct go_seen *s = sp_malloc(sizeof(*s));
+	if (s && (s->path = sp_strdup(path))) {
 		s->go = go;
 		s->cgo = cgo;
 		pthread_mutex_lock(&seen_lock);
@@ -108,7 +109,7 @@ static const struct go_seen *facts(const char *path)
 		pthread_mutex_unlock(&seen_lock);
 		return s;
 	}
-	free(s);
+	sp_free(s);
 	static const struct go_seen go_unknown = { NULL, true, true, NULL };   /* out of memory */
 	return go ? &go_unknown : &none;
 }
@@ -236,9 +237,9 @@ long sp_go_ret_sites(const char *symbol, const struct sp_func_extent *fn, struct
 	}
 	/* every instruction (a function is at most its size in instructions)
 	 * and every branch target inside it */
-	uint8_t *code = malloc(fn->size);
-	struct sp_insn *in = malloc(fn->size * sizeof(*in));
-	uintptr_t *targets = malloc(fn->size * sizeof(*targets));
+	uint8_t *code = sp_malloc(fn->size);
+	struct sp_insn *in = sp_malloc(fn->size * sizeof(*in));
+	uintptr_t *targets = sp_malloc(fn->size * sizeof(*targets));
 	struct sp_go_ret *rets = NULL;
 	size_t n_in = 0, n_t = 0;
 	long k = 0;
@@ -274,7 +275,7 @@ long sp_go_ret_sites(const char *symbol, const struct sp_func_extent *fn, struct
 		long add = j >= 2 ? epilogue_add(&in[j - 2], &in[j - 1]) : -1;
 		if (add >= 0 && !is_target(targets, n_t, in[j - 1].addr) && !is_target(targets, n_t, in[j].addr))
 			r = (struct sp_go_ret){ .site = in[j - 2].addr, .adj = (uint32_t)add, .at_ret = false };
-		struct sp_go_ret *m = realloc(rets, (size_t)(k + 1) * sizeof(*rets));
+		struct sp_go_ret *m = sp_realloc(rets, (size_t)(k + 1) * sizeof(*rets));
 		if (!m)
 			*why = "out of memory";
 		else
@@ -283,11 +284,11 @@ long sp_go_ret_sites(const char *symbol, const struct sp_func_extent *fn, struct
 	if (!*why && k == 0)
 		*why = "the Go function has no RET (it never returns)";
 out:
-	free(code);
-	free(in);
-	free(targets);
+	sp_free(code);
+	sp_free(in);
+	sp_free(targets);
 	if (*why) {
-		free(rets);
+		sp_free(rets);
 		return -1;
 	}
 	*out = rets;
@@ -307,7 +308,7 @@ const char *sp_go_refusal(const char *path, const char *symbol, bool wants_retur
 		const char *why;
 		if (sp_go_ret_sites(symbol, fn, &rets, &why) < 0)
 			return why;
-		free(rets);
+		sp_free(rets);
 	}
 	if (!symbol || strncmp(symbol, "runtime.", 8) != 0)
 		return NULL;

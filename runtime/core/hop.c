@@ -13,6 +13,7 @@
  *       symbol, and [P, P+5) is claimed by no other site.
  */
 #include "hop.h"
+#include "heap.h"
 #include "insn.h"
 #include "scanmemo.h"
 
@@ -434,18 +435,18 @@ const char *sp_hop_refusal(const char *why5, const char *why_hop)
 {
 	if (!why_hop || why_hop == why5 || strcmp(why_hop, why5) == 0)
 		return why5;
-	char *text;
-	if (asprintf(&text, "%s; hop: %s", why5, why_hop) < 0)
+	char *text = sp_asprintf("%s; hop: %s", why5, why_hop);
+	if (!text)
 		return why5;
 	/* by content: a reason may live in a verdict's own storage */
 	for (struct refusal *r = refusals; r; r = r->next)
 		if (strcmp(r->text, text) == 0) {
-			free(text);
+			sp_free(text);
 			return r->text;
 		}
-	struct refusal *r = calloc(1, sizeof(*r));
+	struct refusal *r = sp_calloc(1, sizeof(*r));
 	if (!r) {
-		free(text);
+		sp_free(text);
 		return why5;
 	}
 	r->text = text;

@@ -7,6 +7,7 @@
  * it is a copy, and goes stale on the next dlopen/dlclose.
  */
 #include "maps.h"
+#include "heap.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -34,9 +35,9 @@ static char *main_exe_path(void)
 	ssize_t len = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
 
 	if (len <= 0)
-		return strdup("/proc/self/exe");
+		return sp_strdup("/proc/self/exe");
 	buf[len] = '\0';
-	return strdup(buf);
+	return sp_strdup(buf);
 }
 
 static char *object_path(const char *name)
@@ -46,8 +47,8 @@ static char *object_path(const char *name)
 	/* realpath resolves symlinks (libc.so.6 → libc-2.x.so on some
 	 * systems) so a path in a spec and the loaded object compare equal. */
 	if (realpath(name, buf))
-		return strdup(buf);
-	return strdup(name);
+		return sp_strdup(buf);
+	return sp_strdup(name);
 }
 
 /* Each object's path as resolved, kept from one snapshot to the next: a
@@ -70,8 +71,8 @@ static unsigned long long known_subs;
 static void known_drop(void)
 {
 	for (size_t i = 0; i < n_known; i++) {
-		free(known[i].name);
-		free(known[i].path);
+		sp_free(known[i].name);
+		sp_free(known[i].path);
 	}
 	n_known = 0;
 }
@@ -88,16 +89,16 @@ static void known_add(const char *name, uintptr_t bias, const char *path)
 {
 	if (n_known == cap_known) {
 		size_t cap = cap_known ? cap_known * 2 : 16;
-		struct known *k = realloc(known, cap * sizeof(*k));
+		struct known *k = sp_realloc(known, cap * sizeof(*k));
 		if (!k)
 			return;
 		known = k;
 		cap_known = cap;
 	}
-	struct known k = { strdup(name), strdup(path), bias };
+	struct known k = { sp_strdup(name), sp_strdup(path), bias };
 	if (!k.name || !k.path) {
-		free(k.name);
-		free(k.path);
+		sp_free(k.name);
+		sp_free(k.path);
 		return;
 	}
 	known[n_known++] = k;
@@ -113,7 +114,7 @@ static char *path_of(const struct dl_phdr_info *info, size_t size, bool is_main)
 	}
 	const char *had = memo ? known_path(info->dlpi_name, info->dlpi_addr) : NULL;
 	if (had)
-		return strdup(had);
+		return sp_strdup(had);
 	char *path = is_main ? main_exe_path() : object_path(info->dlpi_name);
 	if (path && memo)
 		known_add(info->dlpi_name, info->dlpi_addr, path);
@@ -161,7 +162,7 @@ static int walk_cb(struct dl_phdr_info *info, size_t size, void *data)
 		return 0;
 	if (w->n == w->cap) {
 		size_t cap = w->cap ? w->cap * 2 : 16;
-		struct sp_object *objs = realloc(w->objs, cap * sizeof(*objs));
+		struct sp_object *objs = sp_realloc(w->objs, cap * sizeof(*objs));
 		if (!objs) {
 			w->err = -ENOMEM;
 			return 1;
@@ -200,8 +201,8 @@ int sp_maps_snapshot(struct sp_object **objs, size_t *n)
 void sp_maps_free(struct sp_object *objs, size_t n)
 {
 	for (size_t i = 0; objs && i < n; i++)
-		free(objs[i].path);
-	free(objs);
+		sp_free(objs[i].path);
+	sp_free(objs);
 }
 
 const char *sp_maps_base_name(const char *path)

@@ -1,5 +1,6 @@
 /* objdata — see objdata.h. */
 #include "objdata.h"
+#include "heap.h"
 
 #include <fcntl.h>
 #include <gelf.h>
@@ -29,17 +30,17 @@ void sp_objdata_close(struct sp_objdata *d)
 	if (!d)
 		return;
 	for (size_t i = 0; i < d->n; i++)
-		free(d->segs[i].bytes);
-	free(d->segs);
-	free(d->path);
-	free(d);
+		sp_free(d->segs[i].bytes);
+	sp_free(d->segs);
+	sp_free(d->path);
+	sp_free(d);
 }
 
 struct sp_objdata *sp_objdata_open(const char *path, const struct sp_elf *e)
 {
-	struct sp_objdata *d = calloc(1, sizeof(*d));
+	struct sp_objdata *d = sp_calloc(1, sizeof(*d));
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (!d || fd < 0 || !(d->path = strdup(path)) || !(d->segs = calloc(e->n_segs + 1, sizeof(*d->segs))))
+	if (!d || fd < 0 || !(d->path = sp_strdup(path)) || !(d->segs = sp_calloc(e->n_segs + 1, sizeof(*d->segs))))
 		goto fail;
 	for (size_t i = 0; i < e->n_segs; i++) {
 		const struct sp_segment *s = &e->segs[i];
@@ -49,7 +50,7 @@ struct sp_objdata *sp_objdata_open(const char *path, const struct sp_elf *e)
 		    s->vaddr + s->memsz < s->vaddr)
 			continue;
 		struct seg *g = &d->segs[d->n];
-		g->bytes = calloc(1, s->memsz);
+		g->bytes = sp_calloc(1, s->memsz);
 		if (!g->bytes)
 			goto fail;
 		g->vaddr = s->vaddr;

@@ -1,5 +1,7 @@
 /* scanmemo — see scanmemo.h. */
 #include "scanmemo.h"
+#include "heap.h"
+#include "sort.h"
 #include "jmpplan.h"
 #include "log.h"
 
@@ -47,7 +49,7 @@ static int qcmp(const void *a, const void *b) { return cmp(a, b); }
 
 struct sp_scanmemo *sp_scanmemo_new(const struct sp_objcache_key *objkey, uintptr_t bias)
 {
-	struct sp_scanmemo *m = calloc(1, sizeof(*m));
+	struct sp_scanmemo *m = sp_calloc(1, sizeof(*m));
 	if (!m)
 		return NULL;
 	sp_objcache_derive(KIND, objkey, &m->key);
@@ -60,9 +62,9 @@ void sp_scanmemo_free(struct sp_scanmemo *m)
 	if (!m)
 		return;
 	sp_objcache_release(m->map, m->map_len);
-	free(m->own);
-	free(m->fresh);
-	free(m);
+	sp_free(m->own);
+	sp_free(m->fresh);
+	sp_free(m);
 }
 
 /* The stored table, checked in place: whole records, strictly sorted (the
@@ -129,7 +131,7 @@ void sp_scanmemo_put(void *ctx, uintptr_t func, size_t size, uintptr_t site, uin
 		return;
 	if (m->n_fresh == m->cap_fresh) {
 		size_t cap = m->cap_fresh ? m->cap_fresh * 2 : 256;
-		struct rec *f = realloc(m->fresh, cap * sizeof(*f));
+		struct rec *f = sp_realloc(m->fresh, cap * sizeof(*f));
 		if (!f)
 			return;
 		m->fresh = f;
@@ -146,18 +148,18 @@ void sp_scanmemo_flush(struct sp_scanmemo *m)
 	if (!m || !m->n_fresh || !sp_objcache_enabled())
 		return;
 	size_t n = m->n + m->n_fresh;
-	struct rec *v = malloc(n * sizeof(*v));
+	struct rec *v = sp_malloc(n * sizeof(*v));
 	if (!v)
 		return;
 	if (m->n)
 		memcpy(v, m->v, m->n * sizeof(*v));
 	memcpy(v + m->n, m->fresh, m->n_fresh * sizeof(*v));
-	qsort(v, n, sizeof(*v), qcmp);
+	sp_qsort(v, n, sizeof(*v), qcmp);
 	size_t k = 0;   /* one record per key: the table must be strictly sorted */
 	for (size_t i = 0; i < n; i++)
 		if (!k || cmp(&v[k - 1], &v[i]) != 0)
 			v[k++] = v[i];
-	free(m->own);
+	sp_free(m->own);
 	m->own = v;
 	m->v = v;
 	m->n = k;

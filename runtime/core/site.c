@@ -1,5 +1,6 @@
 /* site — the address → site table; see site.h. */
 #include "site.h"
+#include "heap.h"
 #include "memread.h"
 
 #include <errno.h>
@@ -113,11 +114,11 @@ static int remember(struct sp_site *s)
 {
 	if (n_by_addr == cap_by_addr) {
 		size_t cap = cap_by_addr ? cap_by_addr * 2 : 256;
-		struct sp_site **n = realloc(by_addr, cap * sizeof(*n));
+		struct sp_site **n = sp_realloc(by_addr, cap * sizeof(*n));
 		if (!n)
 			return -ENOMEM;
 		by_addr = n;
-		uintptr_t *a = realloc(addr_of, cap * sizeof(*a));
+		uintptr_t *a = sp_realloc(addr_of, cap * sizeof(*a));
 		if (!a)
 			return -ENOMEM;   /* BY_ADDR grown meanwhile: kept, harmless */
 		addr_of = a;
@@ -260,11 +261,11 @@ static struct retired *retired_sites;
 
 void sp_site_retire(struct sp_site *site, const char *object, uintptr_t vaddr)
 {
-	struct retired *r = malloc(sizeof(*r));
-	char *o = strdup(object);
+	struct retired *r = sp_malloc(sizeof(*r));
+	char *o = sp_strdup(object);
 	if (!r || !o) {
-		free(r);
-		free(o);
+		sp_free(r);
+		sp_free(o);
 		return;   /* the site's memory simply stays unused */
 	}
 	*r = (struct retired){ retired_sites, o, vaddr, site };
@@ -279,8 +280,8 @@ struct sp_site *sp_site_revive(const char *object, uintptr_t vaddr, uintptr_t ad
 			continue;
 		*pr = r->next;
 		struct sp_site *s = r->site;
-		free(r->object);
-		free(r);
+		sp_free(r->object);
+		sp_free(r);
 		/* everything starts afresh but the code memory it had */
 		uintptr_t slot = s->tramp_slot, xol = s->xol_slot;
 		size_t slot_size = s->tramp_slot_size;

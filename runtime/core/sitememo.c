@@ -1,5 +1,7 @@
 /* sitememo — see sitememo.h. */
 #include "sitememo.h"
+#include "heap.h"
+#include "sort.h"
 #include "jmpplan.h"
 
 #include <stdlib.h>
@@ -60,7 +62,7 @@ static int qcmp(const void *a, const void *b) { return cmp(a, b); }
 
 struct sp_sitememo *sp_sitememo_new(const struct sp_objcache_key *objkey, uintptr_t bias)
 {
-	struct sp_sitememo *m = calloc(1, sizeof(*m));
+	struct sp_sitememo *m = sp_calloc(1, sizeof(*m));
 	if (!m)
 		return NULL;
 	sp_objcache_derive(KIND, objkey, &m->key);
@@ -73,10 +75,10 @@ void sp_sitememo_free(struct sp_sitememo *m)
 	if (!m)
 		return;
 	sp_objcache_release(m->map, m->map_len);
-	free(m->own);
-	free(m->fresh);
-	free(m->fstr);
-	free(m);
+	sp_free(m->own);
+	sp_free(m->fresh);
+	sp_free(m->fstr);
+	sp_free(m);
 }
 
 /* One record as this module would have written it. */
@@ -214,7 +216,7 @@ void sp_sitememo_put(struct sp_sitememo *m, const struct sp_sitememo_key *k, con
 		return;   /* what a record cannot hold is simply not remembered */
 	if (m->n_fresh == m->cap_fresh) {
 		size_t cap = m->cap_fresh ? m->cap_fresh * 2 : 256;
-		struct rec *f = realloc(m->fresh, cap * sizeof(*f));
+		struct rec *f = sp_realloc(m->fresh, cap * sizeof(*f));
 		if (!f)
 			return;
 		m->fresh = f;
@@ -224,7 +226,7 @@ void sp_sitememo_put(struct sp_sitememo *m, const struct sp_sitememo_key *k, con
 		size_t cap = m->fstr_cap ? m->fstr_cap * 2 : 4096;
 		while (cap < m->fstr_len + rlen)
 			cap *= 2;
-		char *f = realloc(m->fstr, cap);
+		char *f = sp_realloc(m->fstr, cap);
 		if (!f)
 			return;
 		m->fstr = f;
@@ -259,18 +261,18 @@ void sp_sitememo_flush(struct sp_sitememo *m)
 	/* fresh records first in sort order, then the stored ones not
 	 * replaced: a record found stale is superseded by its fresh one */
 	size_t nf = m->n_fresh;
-	qsort(m->fresh, nf, sizeof(*m->fresh), qcmp);
+	sp_qsort(m->fresh, nf, sizeof(*m->fresh), qcmp);
 	size_t cap = (m->n + nf) * sizeof(struct rec) + sizeof(struct head) + m->str_len + m->fstr_len;
-	char *buf = malloc(cap);
+	char *buf = sp_malloc(cap);
 	if (!buf)
 		return;
 	struct rec *out = (struct rec *)(buf + sizeof(struct head));
 	size_t k = 0, i = 0, j = 0;
 	/* strings after the records: build them separately, then move */
-	char *strs = malloc(m->str_len + m->fstr_len + 1);
+	char *strs = sp_malloc(m->str_len + m->fstr_len + 1);
 	size_t slen = 0;
 	if (!strs) {
-		free(buf);
+		sp_free(buf);
 		return;
 	}
 	while (i < m->n || j < nf) {
@@ -296,16 +298,16 @@ void sp_sitememo_flush(struct sp_sitememo *m)
 	memcpy(h.magic, MAGIC, 8);
 	memcpy(buf, &h, sizeof(h));
 	memcpy(buf + sizeof(h) + k * sizeof(struct rec), strs, slen);
-	free(strs);
+	sp_free(strs);
 	size_t len = sizeof(h) + k * sizeof(struct rec) + slen;
 	if (sp_sitememo_validate(buf, len)) {
-		free(buf);   /* never written: a bug here must not poison the cache */
+		sp_free(buf);   /* never written: a bug here must not poison the cache */
 		return;
 	}
 	sp_objcache_store(KIND, &m->key, buf, len);
 	/* the merged table is this process's from now on (a later attach
 	 * adds to it, not to the one read at start) */
-	free(m->own);
+	sp_free(m->own);
 	m->own = buf;
 	m->v = out;
 	m->n = k;

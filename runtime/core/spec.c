@@ -36,6 +36,7 @@
 #define _GNU_SOURCE
 #endif
 #include "spec.h"
+#include "heap.h"
 #include "bt.h"
 
 #include <errno.h>
@@ -126,7 +127,7 @@ static bool has_hex_prefix(struct slice s)
 
 static char *dup_slice(struct slice s)
 {
-	char *d = malloc(s.n + 1);
+	char *d = sp_malloc(s.n + 1);
 	if (!d)
 		return NULL;
 	if (s.n)
@@ -180,7 +181,7 @@ static int fail(char **msg, const char *fmt, ...)
 	va_end(ap);
 	if (n < 0)
 		return -ENOMEM;
-	*msg = malloc((size_t)n + 1);
+	*msg = sp_malloc((size_t)n + 1);
 	if (!*msg)
 		return -ENOMEM;
 	va_start(ap, fmt);
@@ -597,7 +598,7 @@ static int reserve(void **arr, size_t *cap, size_t n, size_t size)
 	nc = *cap ? *cap * 2 : 8;
 	if (nc < *cap || nc > SIZE_MAX / size)
 		return -ENOMEM;
-	if (!(p = realloc(*arr, nc * size)))
+	if (!(p = sp_realloc(*arr, nc * size)))
 		return -ENOMEM;
 	*arr = p;
 	*cap = nc;
@@ -610,13 +611,13 @@ static int add_error(struct builder *b, struct slice item, char *msg)
 	struct sp_spec_error *e;
 
 	if (reserve((void **)&b->errors, &b->cap_errors, b->n_errors, sizeof(*b->errors))) {
-		free(msg);
+		sp_free(msg);
 		return -ENOMEM;
 	}
 	e = &b->errors[b->n_errors];
 	e->message = msg;
 	if (!(e->item = dup_slice(item))) {
-		free(msg);
+		sp_free(msg);
 		return -ENOMEM;
 	}
 	b->n_errors++;
@@ -651,7 +652,7 @@ static void *append(void *arr, size_t len, const void *from, size_t n, size_t si
 {
 	size_t total = len + n;
 	char *p;
-	if (total < n || total > SIZE_MAX / size || !(p = realloc(arr, total * size)))
+	if (total < n || total > SIZE_MAX / size || !(p = sp_realloc(arr, total * size)))
 		return NULL;
 	memcpy(p + len * size, from, n * size);
 	return p;
@@ -734,7 +735,7 @@ static int read_file(const char *path, char **buf, size_t *len)
 				err = -EFBIG;
 				break;
 			}
-			if (!(np = realloc(p, cap))) {
+			if (!(np = sp_realloc(p, cap))) {
 				err = -ENOMEM;
 				break;
 			}
@@ -753,7 +754,7 @@ static int read_file(const char *path, char **buf, size_t *len)
 	}
 	close(fd);
 	if (err) {
-		free(p);
+		sp_free(p);
 		return err;
 	}
 	*buf = p;
@@ -773,13 +774,13 @@ static int read_spec_file(struct slice name, char **buf, size_t *len, char **msg
 	if (!(path = dup_slice(name)))
 		return -ENOMEM;
 	rc = read_file(path, buf, len);
-	free(path);
+	sp_free(path);
 	if (rc == -ENOMEM)
 		return rc;
 	if (rc == 0 && !memchr(*buf, '\0', *len))
 		return 0;
 	/* the whole name, however long: it is what the user must find */
-	if (!(q = malloc(name.n * 4 + 8)))
+	if (!(q = sp_malloc(name.n * 4 + 8)))
 		return -ENOMEM;
 	quote_max(q, name, name.n);
 	if (rc == -EFBIG)
@@ -788,7 +789,7 @@ static int read_spec_file(struct slice name, char **buf, size_t *len, char **msg
 		rc = fail(msg, "cannot read spec file '%s': %s", q, strerror_r(-rc, ebuf, sizeof(ebuf)));
 	else
 		rc = fail(msg, "spec file '%s' contains a NUL byte (not a text file)", q);
-	free(q);
+	sp_free(q);
 	return rc;
 }
 
@@ -801,10 +802,10 @@ int sp_spec_read_file(const char *path, char **text, char **msg)
 	*text = NULL;
 	*msg = NULL;
 	rc = read_spec_file(mk(path, strlen(path)), &buf, &len, msg);
-	if (rc == 0 && !(t = realloc(buf, len + 1)))
+	if (rc == 0 && !(t = sp_realloc(buf, len + 1)))
 		rc = -ENOMEM;
 	if (rc) {
-		free(buf);
+		sp_free(buf);
 		return rc;
 	}
 	t[len] = 0;
@@ -840,7 +841,7 @@ static int load_file(struct slice at, struct sp_spec *out)
 		rc = parse_text(buf, len, true, out);
 	else if (rc == -EINVAL)
 		rc = add_error(&b, at, msg) ? -ENOMEM : merge(&b, out);
-	free(buf);
+	sp_free(buf);
 	if (rc == -ENOMEM) {
 		builder_free(&b);
 		sp_spec_free(out);
@@ -894,7 +895,7 @@ int sp_spec_parse_probe(const char *text, struct sp_spec_item *item, char **err)
 		if (err)
 			*err = msg;
 		else
-			free(msg);
+			sp_free(msg);
 	}
 	return rc;
 }
@@ -903,13 +904,13 @@ void sp_spec_item_free(struct sp_spec_item *it)
 {
 	if (!it)
 		return;
-	free(it->text);
-	free(it->probe_text);
-	free(it->object);
-	free(it->provider);
-	free(it->name);
-	free(it->plugin_path);
-	free(it->plugin_fn);
+	sp_free(it->text);
+	sp_free(it->probe_text);
+	sp_free(it->object);
+	sp_free(it->provider);
+	sp_free(it->name);
+	sp_free(it->plugin_path);
+	sp_free(it->plugin_fn);
 	sp_bt_item_release(it->program);
 	memset(it, 0, sizeof(*it));
 }
@@ -921,11 +922,11 @@ void sp_spec_free(struct sp_spec *s)
 	for (size_t i = 0; i < s->n_items; i++)
 		sp_spec_item_free(&s->items[i]);
 	for (size_t i = 0; i < s->n_errors; i++) {
-		free(s->errors[i].item);
-		free(s->errors[i].message);
+		sp_free(s->errors[i].item);
+		sp_free(s->errors[i].message);
 	}
-	free(s->items);
-	free(s->errors);
+	sp_free(s->items);
+	sp_free(s->errors);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -952,17 +953,17 @@ const char *sp_action_name(enum sp_action_kind a)
 
 static int add_program_error(struct sp_spec *out, const char *item, const struct bt_error *e)
 {
-	struct sp_spec_error *p = realloc(out->errors, (out->n_errors + 1) * sizeof(*p));
+	struct sp_spec_error *p = sp_realloc(out->errors, (out->n_errors + 1) * sizeof(*p));
 	if (!p)
 		return -ENOMEM;
 	out->errors = p;
-	char *msg = NULL;
-	if (asprintf(&msg, "line %d, column %d: %s", e->line, e->col, e->msg) < 0)
+	char *msg = sp_asprintf("line %d, column %d: %s", e->line, e->col, e->msg);
+	if (!msg)
 		return -ENOMEM;
-	p[out->n_errors].item = strdup(item);
+	p[out->n_errors].item = sp_strdup(item);
 	p[out->n_errors].message = msg;
 	if (!p[out->n_errors].item) {
-		free(msg);
+		sp_free(msg);
 		return -ENOMEM;
 	}
 	out->n_errors++;
@@ -975,7 +976,7 @@ static char *program_name(const char *text, size_t len)
 	size_t n = 0;
 	while (n < len && n < 60 && text[n] != '\n')
 		n++;
-	char *s = malloc(n + 4);
+	char *s = sp_malloc(n + 4);
 	if (!s)
 		return NULL;
 	memcpy(s, text, n);
@@ -996,16 +997,16 @@ int sp_bt_parse_spec(const char *text, size_t len, struct sp_spec *out)
 		return -ENOMEM;
 	if (bt_parse(text, len, &ast, &err) != 0) {
 		rc = add_program_error(out, name, &err);
-		free(name);
+		sp_free(name);
 		return rc;
 	}
-	bool *ret = calloc((size_t)ast.ngroups + 1, sizeof(bool));
-	bool *usdt = calloc((size_t)ast.ngroups + 1, sizeof(bool));
-	struct bt_args_site *sites = calloc((size_t)ast.ngroups + 1, sizeof(*sites));
+	bool *ret = sp_calloc((size_t)ast.ngroups + 1, sizeof(bool));
+	bool *usdt = sp_calloc((size_t)ast.ngroups + 1, sizeof(bool));
+	struct bt_args_site *sites = sp_calloc((size_t)ast.ngroups + 1, sizeof(*sites));
 	size_t total = 0;
 	for (int g = 0; g < ast.ngroups; g++)
 		total += (size_t)ast.groups[g].nprobes;
-	items = calloc(total + 1, sizeof(*items));
+	items = sp_calloc(total + 1, sizeof(*items));
 	if (!ret || !usdt || !items || !sites) {
 		rc = -ENOMEM;
 		bt_ast_free(&ast);
@@ -1028,23 +1029,23 @@ int sp_bt_parse_spec(const char *text, size_t len, struct sp_spec *out)
 			if (prc == 0 && it->kind == SP_KIND_USESSION) {
 				sp_spec_item_free(it);
 				prc = -EINVAL;
-				msg = strdup("usession probes are not part of bpftrace (use uprobe and uretprobe)");
+				msg = sp_strdup("usession probes are not part of bpftrace (use uprobe and uretprobe)");
 			}
 			bool r = prc == 0 && it->kind == SP_KIND_URETPROBE;
 			if (prc == 0 && k > 0 && r != ret[g]) {
 				sp_spec_item_free(it);
 				prc = -EINVAL;
-				msg = strdup("a block's probes must all be entries or all returns (retval means one thing)");
+				msg = sp_strdup("a block's probes must all be entries or all returns (retval means one thing)");
 			}
 			if (prc == -ENOMEM) {
 				rc = -ENOMEM;
-				free(msg);
+				sp_free(msg);
 				bt_ast_free(&ast);
 				goto out;
 			}
 			if (prc) {
 				snprintf(err.msg, sizeof(err.msg), "probe '%.200s': %s", G->probes[k], msg ? msg : "invalid");
-				free(msg);
+				sp_free(msg);
 				rc = add_program_error(out, name, &err);
 				bt_ast_free(&ast);
 				goto out;
@@ -1080,7 +1081,7 @@ int sp_bt_parse_spec(const char *text, size_t len, struct sp_spec *out)
 		rc = add_program_error(out, name, &err);
 		goto out;
 	}
-	struct sp_spec_item *grown = realloc(out->items, (out->n_items + n) * sizeof(*grown));
+	struct sp_spec_item *grown = sp_realloc(out->items, (out->n_items + n) * sizeof(*grown));
 	if (!grown) {
 		rc = -ENOMEM;
 		goto out;
@@ -1098,11 +1099,11 @@ int sp_bt_parse_spec(const char *text, size_t len, struct sp_spec *out)
 out:
 	for (size_t k = 0; k < n; k++)
 		sp_spec_item_free(&items[k]);
-	free(items);
-	free(ret);
-	free(usdt);
-	free(sites);
-	free(name);
+	sp_free(items);
+	sp_free(ret);
+	sp_free(usdt);
+	sp_free(sites);
+	sp_free(name);
 	bt_program_release(prog);   /* the items hold it now */
 	return rc;
 }

@@ -1,5 +1,6 @@
 /* symcache — see symcache.h. */
 #include "symcache.h"
+#include "heap.h"
 #include "objcache.h"
 
 #include <errno.h>
@@ -79,14 +80,14 @@ static void store(const struct sp_elf *e, const struct sp_objcache_key *key)
 	size_t flen;
 	void *flat = sp_elf_flatten(e, &flen);
 	struct stamp dbg = debug_stamp(e);
-	uint8_t *buf = flat ? malloc(sizeof(dbg) + flen) : NULL;
+	uint8_t *buf = flat ? sp_malloc(sizeof(dbg) + flen) : NULL;
 	if (buf) {
 		memcpy(buf, &dbg, sizeof(dbg));
 		memcpy(buf + sizeof(dbg), flat, flen);
 		sp_objcache_store(KIND, key, buf, sizeof(dbg) + flen);
 	}
-	free(buf);
-	free(flat);
+	sp_free(buf);
+	sp_free(flat);
 }
 
 int sp_elf_open_cached(const char *path, struct sp_elf **out, char *err, size_t errlen)

@@ -47,6 +47,7 @@
  * operand as the program would have and extends it to 64 bits.
  */
 #include "usdt.h"
+#include "heap.h"
 
 #include "insn.h"
 
@@ -96,11 +97,11 @@ void sp_usdt_free(struct sp_usdt_notes *notes)
 	if (!notes)
 		return;
 	for (size_t i = 0; i < notes->n; i++) {
-		free(notes->v[i].provider);
-		free(notes->v[i].name);
-		free(notes->v[i].args);
+		sp_free(notes->v[i].provider);
+		sp_free(notes->v[i].name);
+		sp_free(notes->v[i].args);
 	}
-	free(notes->v);
+	sp_free(notes->v);
 	notes->v = NULL;
 	notes->n = 0;
 }
@@ -142,19 +143,19 @@ static int push_note(struct sp_usdt_notes *out, size_t *cap, const struct sp_usd
 	if (out->n == *cap) {
 		size_t ncap = *cap ? *cap * 2 : 16;
 
-		v = realloc(out->v, ncap * sizeof(*v));
+		v = sp_realloc(out->v, ncap * sizeof(*v));
 		if (!v)
 			return -ENOMEM;
 		out->v = v;
 		*cap = ncap;
 	}
-	copy.provider = strdup(n->provider);
-	copy.name = strdup(n->name);
-	copy.args = strdup(n->args);
+	copy.provider = sp_strdup(n->provider);
+	copy.name = sp_strdup(n->name);
+	copy.args = sp_strdup(n->args);
 	if (!copy.provider || !copy.name || !copy.args) {
-		free(copy.provider);
-		free(copy.name);
-		free(copy.args);
+		sp_free(copy.provider);
+		sp_free(copy.name);
+		sp_free(copy.args);
 		return -ENOMEM;
 	}
 	out->v[out->n++] = copy;

@@ -1,5 +1,6 @@
 /* arm — see arm.h for the protocol. */
 #include "arm.h"
+#include "heap.h"
 #include "codemem.h"
 #include "coexist.h"
 #include "decide.h"
@@ -99,7 +100,7 @@ static void release_pad(struct sp_site *s)
 	static const struct sp_reloc_map to_entry = { .n = 1, .orig_off = { 1 }, .new_off = { 0 } };
 	/* on the heap, and leaked when the check gives up: a late answer may
 	 * still read it */
-	struct sp_stop_window *w = calloc(1, sizeof(*w));
+	struct sp_stop_window *w = sp_calloc(1, sizeof(*w));
 	if (!w)
 		return;
 	*w = (struct sp_stop_window){ .site = s->pad - 1, .len = SP_HOP_PAD_LEN + 1,
@@ -110,10 +111,10 @@ static void release_pad(struct sp_site *s)
 		sp_info("arm: hop pad at %#lx keeps its jmp (%s)", (unsigned long)s->pad,
 			rc ? "a thread did not answer the stop check" : "a thread is blocked at it");
 		if (rc == 0)
-			free(w);
+			sp_free(w);
 		return;
 	}
-	free(w);
+	sp_free(w);
 	if (sp_patch_write(s->pad, s->pad_orig, SP_HOP_PAD_LEN) == 0) {
 		sp_patch_sync();
 		s->pad_written = false;
@@ -180,14 +181,14 @@ static void decide_hop(const struct sp_object *obj, const struct sp_site_facts *
 	struct sp_hop_site hs = { .site = f->site, .func = f->func, .func_size = f->func_size,
 				  .limit = f->limit, .idx = f->idx };
 	sp_hop_plan_range(fn->elf, obj->bias, &hs, f->avail, tlo, thi, &lo, &hi);
-	uint8_t *copy = malloc(hi - lo);
+	uint8_t *copy = sp_malloc(hi - lo);
 	if (!copy)
 		return;
 	sp_site_pristine(lo, hi - lo, copy);
 	struct sp_hop_facts hf = { .code = copy, .lo = lo, .len = hi - lo, .elf = fn->elf,
 				   .bias = obj->bias, .claimed = claimed };
 	sp_hop_decide(f, &hf, v);
-	free(copy);
+	sp_free(copy);
 }
 
 /* The verdict for ADDR, on a pristine copy of its code (live text may hold
@@ -219,7 +220,7 @@ static int decide_live(const struct sp_object *obj, uintptr_t addr, size_t avail
 	}
 	uintptr_t lo, hi;
 	sp_decide_range(fn->start, fn->size, addr, avail, &lo, &hi);
-	uint8_t *copy = malloc(hi - lo);
+	uint8_t *copy = sp_malloc(hi - lo);
 	if (!copy)
 		return -ENOMEM;
 	sp_site_pristine(lo, hi - lo, copy);
@@ -228,7 +229,7 @@ static int decide_live(const struct sp_object *obj, uintptr_t addr, size_t avail
 	f.code_len = hi - lo;
 	sp_decide(&f, v);
 	sp_decide_remember(&f, v);
-	free(copy);
+	sp_free(copy);
 decided:
 	if (sp_hop_candidate(v))
 		decide_hop(obj, &f, fn, v);
@@ -241,7 +242,7 @@ static const char *keep(const struct sp_verdict *v, const char *reason)
 {
 	if (!reason || reason < v->text || reason >= v->text + sizeof(v->text))
 		return reason;
-	char *c = strdup(reason);
+	char *c = sp_strdup(reason);
 	return c ? c : "(reason lost: out of memory)";
 }
 
@@ -255,7 +256,7 @@ static struct sp_site *arm_carrier(uintptr_t at, uint8_t len, const char **why)
 		*why = "its carrier's bytes were taken meanwhile";
 		return NULL;
 	}
-	struct sp_site *c = calloc(1, sizeof(*c));
+	struct sp_site *c = sp_calloc(1, sizeof(*c));
 	if (!c) {
 		*why = "out of memory";
 		return NULL;
@@ -267,7 +268,7 @@ static struct sp_site *arm_carrier(uintptr_t at, uint8_t len, const char **why)
 		if (w.n_insns == SP_WINDOW_MAX ||
 		    sp_insn_decode(code + off, len - off, at + off, &w.insns[w.n_insns]) != 0) {
 			*why = "its carrier does not decode";
-			free(c);
+			sp_free(c);
 			return NULL;
 		}
 	w.len = len;
@@ -276,13 +277,13 @@ static struct sp_site *arm_carrier(uintptr_t at, uint8_t len, const char **why)
 	c->insn = w.insns[0];
 	sp_site_pristine(at, SP_JMP_LEN, c->orig);
 	if (sp_tramp_build_bare(c, &w, &c->tramp, why) != 0) {
-		free(c);
+		sp_free(c);
 		return NULL;
 	}
 	c->jmp_tried = c->tramp_ok = c->want_jmp = true;
 	if (sp_site_insert(c) != 0) {
 		*why = "out of memory";
-		free(c);   /* its trampoline memory stays unused */
+		sp_free(c);   /* its trampoline memory stays unused */
 		return NULL;
 	}
 	int rc;
@@ -461,7 +462,7 @@ struct sp_site *sp_arm_site(const struct sp_object *obj, uintptr_t addr,
 	s = sp_site_revive(obj->path, addr - obj->bias, addr);
 	bool revived = s != NULL;
 	if (!s)
-		s = calloc(1, sizeof(*s));
+		s = sp_calloc(1, sizeof(*s));
 	if (!s) {
 		*why = "out of memory";
 		goto fail;
@@ -522,7 +523,7 @@ fail:
 	if (revived)
 		sp_site_retire(s, obj->path, addr - obj->bias);
 	else
-		free(s);
+		sp_free(s);
 	return NULL;
 }
 
@@ -567,17 +568,17 @@ static const uint8_t op_int3 = 0xcc, op_jmp5 = 0xe9, op_jmp8 = 0xeb;
 
 static bool step_init(struct step *st, size_t n)
 {
-	*st = (struct step){ .piece = calloc(n + 1, sizeof(*st->piece)), .site = calloc(n + 1, sizeof(*st->site)),
-			     .rc = calloc(n + 1, sizeof(*st->rc)), .rel = calloc(n + 1, sizeof(*st->rel)) };
+	*st = (struct step){ .piece = sp_calloc(n + 1, sizeof(*st->piece)), .site = sp_calloc(n + 1, sizeof(*st->site)),
+			     .rc = sp_calloc(n + 1, sizeof(*st->rc)), .rel = sp_calloc(n + 1, sizeof(*st->rel)) };
 	return st->piece && st->site && st->rc && st->rel;
 }
 
 static void step_free(struct step *st)
 {
-	free(st->piece);
-	free(st->site);
-	free(st->rc);
-	free(st->rel);
+	sp_free(st->piece);
+	sp_free(st->site);
+	sp_free(st->rc);
+	sp_free(st->rel);
 }
 
 /* Write LEN bytes at ADDR for site I of the batch: now (*RC gets the
@@ -649,7 +650,7 @@ size_t sp_arm_batch(struct sp_site **sites, size_t n, int *rcs)
 		failed += rcs[i] != 0;
 	}
 	sp_patch_sync();
-	struct sp_stop_window *w = n_jmp ? calloc(n_jmp, sizeof(*w)) : NULL;
+	struct sp_stop_window *w = n_jmp ? sp_calloc(n_jmp, sizeof(*w)) : NULL;
 	size_t k = 0;
 	for (size_t i = 0; w && i < n; i++) {
 		struct sp_site *s = sites[i];
@@ -664,13 +665,13 @@ size_t sp_arm_batch(struct sp_site **sites, size_t n, int *rcs)
 		 * until the next check that gives up (stopworld ignores answers
 		 * to a check older than the current one) */
 		static struct sp_stop_window *retired;
-		free(retired);
+		sp_free(retired);
 		retired = w;
 		w = NULL;
 	}
 	size_t n_rel = 0;
 	/* step 3's result for each site: 1 not tried, else 0 or -errno */
-	int *rel_rc = batched ? calloc(n + 1, sizeof(*rel_rc)) : NULL;
+	int *rel_rc = batched ? sp_calloc(n + 1, sizeof(*rel_rc)) : NULL;
 	for (size_t i = 0; i < n; i++) {
 		struct sp_site *s = sites[i];
 		if (rel_rc)
@@ -706,11 +707,11 @@ size_t sp_arm_batch(struct sp_site **sites, size_t n, int *rcs)
 				sites[i]->jmp = true;
 				n_rel++;
 			}
-		free(rel_rc);
+		sp_free(rel_rc);
 	}
 	if (n_rel) {
 		sp_patch_sync();
-		int *op_rc = batched ? calloc(n + 1, sizeof(*op_rc)) : NULL;
+		int *op_rc = batched ? sp_calloc(n + 1, sizeof(*op_rc)) : NULL;
 		for (size_t i = 0; i < n; i++) {                        /* step 4 */
 			if (rcs[i] != 0 || !sites[i]->jmp)
 				continue;
@@ -724,12 +725,12 @@ size_t sp_arm_batch(struct sp_site **sites, size_t n, int *rcs)
 			for (size_t i = 0; i < n; i++)
 				if (rcs[i] == 0 && sites[i]->jmp && op_rc[i] != 0)
 					sites[i]->jmp = false;
-			free(op_rc);
+			sp_free(op_rc);
 		}
 		sp_patch_sync();
 	}
 	step_free(&st);
-	free(w);
+	sp_free(w);
 	return failed;
 }
 
@@ -742,11 +743,11 @@ void sp_arm_disarm_batch(struct sp_site **sites, size_t n)
 	 * 30,000.  A site whose write fails stops there, still correct (an
 	 * int3, or its jmp), and stays armed. */
 	struct step st;
-	int *rc = calloc(n + 1, sizeof(*rc));
+	int *rc = sp_calloc(n + 1, sizeof(*rc));
 	if (!rc || !step_init(&st, n)) {
 		if (rc)
 			step_free(&st);
-		free(rc);
+		sp_free(rc);
 		for (size_t i = 0; i < n; i++)
 			sp_arm_disarm(sites[i]);
 		return;
@@ -799,7 +800,7 @@ void sp_arm_disarm_batch(struct sp_site **sites, size_t n)
 			release_pad(sites[i]);
 		}
 	step_free(&st);
-	free(rc);
+	sp_free(rc);
 }
 
 int sp_arm_disarm(struct sp_site *s)

@@ -1,5 +1,6 @@
 /* attach — an item's targets made probes on armed sites, as one batch; see registry.h. */
 #include "registry.h"
+#include "heap.h"
 #include "arm.h"
 #include "bt.h"
 #include "btindex.h"
@@ -89,11 +90,11 @@ static int arm_results_make(struct arm_results *m, struct sp_site **sites, const
 	while (cap < 2 * n)
 		cap *= 2;
 	m->mask = cap - 1;
-	m->site = calloc(cap, sizeof(*m->site));
-	m->rc = calloc(cap, sizeof(*m->rc));
+	m->site = sp_calloc(cap, sizeof(*m->site));
+	m->rc = sp_calloc(cap, sizeof(*m->rc));
 	if (!m->site || !m->rc) {
-		free(m->site);
-		free(m->rc);
+		sp_free(m->site);
+		sp_free(m->rc);
 		return -ENOMEM;
 	}
 	for (size_t j = 0; j < n; j++) {   /* a later entry of the same site wins */
@@ -126,14 +127,14 @@ static void attach_go_returns(const struct sp_spec_item *item, const struct sp_o
 	struct sp_go_ret *rets = NULL;
 	const char *why = "its function is not known";
 	long n = t ? sp_go_ret_sites(t->symbol, &t->fn, &rets, &why) : -1;
-	struct target *rt = n > 0 ? calloc((size_t)n, sizeof(*rt)) : NULL;
+	struct target *rt = n > 0 ? sp_calloc((size_t)n, sizeof(*rt)) : NULL;
 	/* the RET probes' data, kept for the probe's life (as the probe is) */
-	struct sp_go_rets *data = rt ? malloc(sizeof(*data) + (size_t)n * sizeof(data->r[0])) : NULL;
+	struct sp_go_rets *data = rt ? sp_malloc(sizeof(*data) + (size_t)n * sizeof(data->r[0])) : NULL;
 	if (!data) {
 		sp_probe_error(item->text, "%s: its returns are not seen: %s", p->symbol,
 			       n > 0 ? "out of memory" : why);
-		free(rets);
-		free(rt);
+		sp_free(rets);
+		sp_free(rt);
 		return;
 	}
 	data->p = p;
@@ -162,9 +163,9 @@ static void attach_go_returns(const struct sp_spec_item *item, const struct sp_o
 		sp_probe_error(item->text, "%s: %ld of its %ld RETs are not probed, their returns not seen%s%s",
 			       p->symbol, n - (made > 0 ? made : 0), n, *err ? ": " : "", err);
 	for (long i = 0; i < n; i++)
-		free(rt[i].symbol);
-	free(rt);
-	free(rets);
+		sp_free(rt[i].symbol);
+	sp_free(rt);
+	sp_free(rets);
 }
 
 /* Sites and probes for the N_TS targets of ITEM, armed as one batch.
@@ -175,11 +176,11 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 			   struct target *ts, long n_ts, selfprobe_handler_fn fn, void *data,
 			   struct selfprobe_link *link, char *err, size_t errlen)
 {
-	struct sp_probe **ps = calloc((size_t)n_ts + 1, sizeof(*ps));
-	struct sp_site **sites = calloc((size_t)n_ts + 1, sizeof(*sites));
-	struct sp_probe_vec **olds = calloc((size_t)n_ts + 1, sizeof(*olds));
-	int *rcs = calloc((size_t)n_ts + 1, sizeof(*rcs));
-	struct sp_probe **go_rets = calloc((size_t)n_ts + 1, sizeof(*go_rets));
+	struct sp_probe **ps = sp_calloc((size_t)n_ts + 1, sizeof(*ps));
+	struct sp_site **sites = sp_calloc((size_t)n_ts + 1, sizeof(*sites));
+	struct sp_probe_vec **olds = sp_calloc((size_t)n_ts + 1, sizeof(*olds));
+	int *rcs = sp_calloc((size_t)n_ts + 1, sizeof(*rcs));
+	struct sp_probe **go_rets = sp_calloc((size_t)n_ts + 1, sizeof(*go_rets));
 	long n = 0, n_old = 0, made = 0, n_go = 0, gone = 0;
 	size_t n_arm = 0;
 	if (!ps || !sites || !olds || !rcs || !go_rets) {
@@ -281,8 +282,8 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 	for (long i = 0; i < n_go; i++)   /* after the entry: a failed one has no RET probes */
 		attach_go_returns(item, obj, ts, n_ts, go_rets[i]);
 	if (mapped) {
-		free(results.site);
-		free(results.rc);
+		sp_free(results.site);
+		sp_free(results.rc);
 	}
 	/* Readers of the old vectors only read them; freed after quiescence.
 	 * A probe that failed to arm was in a published vector: it goes after
@@ -314,11 +315,11 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 		made = -ESTALE;
 	}
 out:
-	free(ps);
-	free(sites);
-	free(olds);
-	free(rcs);
-	free(go_rets);
+	sp_free(ps);
+	sp_free(sites);
+	sp_free(olds);
+	sp_free(rcs);
+	sp_free(go_rets);
 	return made;
 }
 
@@ -357,10 +358,10 @@ fail:
 	sp_probe_error(item->text, "%s", err[0] ? err : strerror((int)-rc));
 out:
 	for (long i = 0; i < n_ts; i++) {
-		free(ts[i].symbol);
-		free(ts[i].implementation);
+		sp_free(ts[i].symbol);
+		sp_free(ts[i].implementation);
 	}
-	free(ts);
+	sp_free(ts);
 	sp_patch_release();
 	return rc;
 }

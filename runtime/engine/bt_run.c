@@ -1,5 +1,6 @@
 /* bt_run — see bt_run.h. */
 #include "bt.h"
+#include "heap.h"
 #include "bt_jit.h"
 #include "bt_parts.h"
 #include "bt_run.h"
@@ -294,7 +295,7 @@ void sp_bt_exit(void)
 		else
 			bt_print_all(&b, p);
 		bt_output(p, b.p, b.n);
-		free(b.p);
+		sp_free(b.p);
 		uint64_t lost = atomic_load(&p->out.lost);
 		if (lost)
 			sp_probe_error("bpftrace", "%" PRIu64 " output%s dropped (printf, print, the maps at exit): the "

@@ -1,5 +1,6 @@
 /* detach — probes taken away: by link, by unload, all at once; see registry.h. */
 #include "registry.h"
+#include "heap.h"
 #include "arm.h"
 #include "coexist.h"
 #include "patch.h"
@@ -30,7 +31,7 @@ void sp_probe_objects_gone(const struct sp_object *objs, size_t n)
 			continue;
 		struct sp_probe_vec *old = sp_probevec_replace(p->site, NULL, p);
 		if (old)
-			free(old);   /* the code that could read it is unmapped */
+			sp_free(old);   /* the code that could read it is unmapped */
 		p->unloaded = true;   /* before the freeze: the launcher's record says it too */
 		sp_probe_freeze_counts(p);
 		p->attached = false;
@@ -70,7 +71,7 @@ int sp_probe_detach_link(struct selfprobe_link *link)
 		if (!atomic_load(&p->site->vec)) {
 			if (n_sites == cap) {
 				size_t c = cap ? 2 * cap : 64;
-				struct sp_site **g = realloc(sites, c * sizeof(*g));
+				struct sp_site **g = sp_realloc(sites, c * sizeof(*g));
 				if (g)
 					sites = g, cap = c;
 			}
@@ -86,7 +87,7 @@ int sp_probe_detach_link(struct selfprobe_link *link)
 		n++;
 	}
 	sp_arm_disarm_batch(sites, n_sites);
-	free(sites);
+	sp_free(sites);
 	sp_patch_release();
 	pthread_mutex_unlock(&sp_registry_lock);
 	if (!n)
@@ -117,7 +118,7 @@ void sp_probe_disarm_all(const char *why)
 			continue;
 		if (n == cap) {
 			size_t c = cap ? 2 * cap : 64;
-			struct sp_site **g = realloc(sites, c * sizeof(*g));
+			struct sp_site **g = sp_realloc(sites, c * sizeof(*g));
 			if (!g) {
 				sp_arm_disarm(s);   /* out of memory: this one alone */
 				continue;
@@ -129,7 +130,7 @@ void sp_probe_disarm_all(const char *why)
 	sp_patch_hold();
 	sp_arm_disarm_batch(sites, n);
 	sp_patch_release();
-	free(sites);
+	sp_free(sites);
 	pthread_mutex_unlock(&sp_registry_lock);
 	if (n)
 		sp_probe_error("*", "%s: every probe removed in this process (%zu sites), its counts so far kept",

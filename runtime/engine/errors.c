@@ -1,5 +1,6 @@
 /* errors — the errors met while attaching, for the log and the report; see errors.h. */
 #include "errors.h"
+#include "heap.h"
 #include "log.h"
 #include "shm.h"
 
@@ -14,11 +15,11 @@ struct sp_error *sp_error_first(void) { return atomic_load(&errors_head); }
 
 static void add_error(const char *spec, const char *msg)
 {
-	struct sp_error *e = calloc(1, sizeof(*e));
+	struct sp_error *e = sp_calloc(1, sizeof(*e));
 	if (!e)
 		return;
-	e->spec = strdup(spec ? spec : "");
-	e->message = strdup(msg);
+	e->spec = sp_strdup(spec ? spec : "");
+	e->message = sp_strdup(msg);
 	if (errors_tail)
 		errors_tail->next = e;
 	else

@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #endif
 #include "golang_exit.h"
+#include "heap.h"
 #include "golang_args.h"
 #include "golang.h"
 #include "elfsym.h"
@@ -83,7 +84,7 @@ static int go_exit_hook(const char *path, uintptr_t bias, void (*report)(void))
 	if (n <= 0)
 		n = sp_elf_match(e, "runtime.exit", &syms);
 	uint64_t value = n > 0 ? syms[0]->value : 0;
-	free(syms);
+	sp_free(syms);
 	sp_elf_close(e);
 	if (!value)
 		return -ENOENT;

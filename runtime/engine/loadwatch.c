@@ -1,5 +1,6 @@
 /* loadwatch — see loadwatch.h for the mechanism and why. */
 #include "loadwatch.h"
+#include "heap.h"
 #include "log.h"
 #include "maps.h"
 #include "probe.h"
@@ -49,10 +50,10 @@ static int hook_loader(void)
 static struct watched *add(const struct sp_spec_item *item, selfprobe_handler_fn fn, void *data,
 			   struct selfprobe_link *link)
 {
-	struct watched *w = calloc(1, sizeof(*w));
+	struct watched *w = sp_calloc(1, sizeof(*w));
 	if (!w)
 		return NULL;
-	w->text = strdup(item->text);
+	w->text = sp_strdup(item->text);
 	w->fn = fn;
 	w->data = data;
 	w->link = link;
@@ -79,7 +80,7 @@ void sp_loadwatch_defer_attached(const struct sp_spec_item *item, selfprobe_hand
 	struct watched *w = add(item, fn, data, link);
 	if (!w)
 		return;
-	w->path = strdup(obj->path);
+	w->path = sp_strdup(obj->path);
 	w->bias = obj->bias;
 	w->ever = true;
 }
@@ -90,9 +91,9 @@ void sp_loadwatch_drop_link(struct selfprobe_link *link)
 		struct watched *w = *pp;
 		if (w->link == link && link) {
 			*pp = w->next;
-			free(w->text);
-			free(w->path);
-			free(w);
+			sp_free(w->text);
+			sp_free(w->path);
+			sp_free(w);
 		} else
 			pp = &w->next;
 	}
@@ -126,7 +127,7 @@ void sp_loadwatch_each_unattached(sp_loadwatch_visit_fn fn, void *ctx)
 				fn(&s.items[0], ctx);
 			sp_spec_free(&s);
 		}
-		free(err);
+		sp_free(err);
 	}
 }
 
@@ -156,7 +157,7 @@ static void rescan(void)
 				still = objs[i].bias == w->bias && strcmp(objs[i].path, w->path) == 0;
 			if (still)
 				continue;
-			free(w->path);     /* unloaded: watch for it again */
+			sp_free(w->path);     /* unloaded: watch for it again */
 			w->path = NULL;
 		}
 		struct sp_spec s;
@@ -167,7 +168,7 @@ static void rescan(void)
 		if (idx >= 0) {
 			sp_info("%s: %s is loaded: attaching", w->text, objs[idx].path);
 			if (sp_probe_attach_object(&s.items[0], &objs[idx], w->fn, w->data, w->link) >= 0) {
-				w->path = strdup(objs[idx].path);
+				w->path = sp_strdup(objs[idx].path);
 				w->bias = objs[idx].bias;
 				w->ever = true;
 			}

@@ -1,5 +1,6 @@
 /* plugin — see plugin.h. */
 #include "plugin.h"
+#include "heap.h"
 #include "log.h"
 #include "probe.h"
 #include "registry.h"
@@ -73,12 +74,12 @@ static struct plugin *load(const char *path, char *err, size_t errlen)
 			return NULL;
 		}
 	}
-	struct plugin *p = calloc(1, sizeof(*p));
+	struct plugin *p = sp_calloc(1, sizeof(*p));
 	if (!p) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	p->path = strdup(path);
+	p->path = sp_strdup(path);
 	p->handle = h;
 	p->fini = (void (*)(void))dlsym(h, "selfprobe_plugin_fini");
 	p->next = plugins;
@@ -113,9 +114,9 @@ static int on_entry(struct selfprobe_ctx *ctx, void *data)
 	n_deferred = 0;
 	for (size_t i = 0; i < n; i++) {
 		attach_deferred(items[i]);
-		free(items[i]);
+		sp_free(items[i]);
 	}
-	free(items);
+	sp_free(items);
 	sp_tls.runtime--;
 	return 0;
 }
@@ -136,11 +137,11 @@ int sp_plugin_defer(const struct sp_spec_item *item, int (*attach)(const char *s
 	int rc = hook_entry();
 	if (rc)
 		return rc;
-	char **n = realloc(deferred, (n_deferred + 1) * sizeof(*n));
+	char **n = sp_realloc(deferred, (n_deferred + 1) * sizeof(*n));
 	if (!n)
 		return -ENOMEM;
 	deferred = n;
-	deferred[n_deferred] = strdup(item->text);
+	deferred[n_deferred] = sp_strdup(item->text);
 	if (!deferred[n_deferred])
 		return -ENOMEM;
 	n_deferred++;

@@ -1,5 +1,6 @@
 /* probevec — each site's probe vector, published and reclaimed after a quiescence; see probevec.h. */
 #include "probevec.h"
+#include "heap.h"
 #include "registry.h"
 #include "registry_int.h"
 #include "site.h"
@@ -27,7 +28,7 @@ void sp_probevec_retire(struct sp_probe_vec *v)
 		return;
 	if (n_retired == cap_retired) {
 		size_t cap = cap_retired ? cap_retired * 2 : 16;
-		struct sp_probe_vec **n = realloc(retired, cap * sizeof(*n));
+		struct sp_probe_vec **n = sp_realloc(retired, cap * sizeof(*n));
 		if (!n)
 			return;   /* never freed: a small leak, never a use after free */
 		retired = n;
@@ -53,8 +54,8 @@ void sp_probevec_reclaim_when(bool locked, bool always)
 	if (n || always)
 		sp_quiesce();
 	for (size_t i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
+		sp_free(v[i]);
+	sp_free(v);
 }
 
 void sp_probevec_reclaim(bool locked)
@@ -79,15 +80,15 @@ void sp_probe_reclaim_locked(size_t mark)
 	size_t n = n_retired - mark;
 	if (n == 0)
 		return;
-	struct sp_probe_vec **v = malloc(n * sizeof(*v));
+	struct sp_probe_vec **v = sp_malloc(n * sizeof(*v));
 	if (!v)
 		return;   /* freed by the next sp_probevec_reclaim */
 	memcpy(v, retired + mark, n * sizeof(*v));
 	n_retired = mark;
 	sp_quiesce();
 	for (size_t i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
+		sp_free(v[i]);
+	sp_free(v);
 }
 
 void sp_probe_reclaim(void) { sp_probevec_reclaim(false); }
@@ -99,7 +100,7 @@ struct sp_probe_vec *sp_probevec_replace(struct sp_site *site, struct sp_probe *
 {
 	struct sp_probe_vec *old = atomic_load(&site->vec);
 	uint32_t n = old ? old->n : 0;
-	struct sp_probe_vec *v = malloc(sizeof(*v) + (n + 1) * sizeof(v->p[0]));
+	struct sp_probe_vec *v = sp_malloc(sizeof(*v) + (n + 1) * sizeof(v->p[0]));
 	if (!v)
 		return NULL;
 	v->n = 0;
@@ -119,7 +120,7 @@ struct sp_probe_vec *sp_probevec_replace(struct sp_site *site, struct sp_probe *
 	if (v->only_returns)
 		handlers = 0;   /* the lean path passes rsp: enough to swap the return */
 	if (v->n == 0) {
-		free(v);
+		sp_free(v);
 		v = NULL;
 	}
 	/* a handler's probe: the full frame first, then the probe; going away:

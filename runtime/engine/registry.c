@@ -1,5 +1,6 @@
 /* registry — the probe records: the list, the lock, counts, dormant records; see registry.h. */
 #include "registry.h"
+#include "heap.h"
 #include "coexist.h"
 #include "latency.h"
 #include "registry_int.h"
@@ -69,16 +70,16 @@ static int usdt_symbol(const char *name, void *vctx, uint64_t *addr)
 struct sp_probe *sp_probe_new(const struct sp_spec_item *item, const struct sp_object *obj,
 			      struct target *t, selfprobe_handler_fn fn, void *data)
 {
-	struct sp_probe *p = calloc(1, sizeof(*p));
+	struct sp_probe *p = sp_calloc(1, sizeof(*p));
 	if (!p)
 		return NULL;
 	long id = sp_tstate_alloc_id();
 	if (id < 0) {
-		free(p);
+		sp_free(p);
 		return NULL;
 	}
 	p->id = (uint32_t)id;
-	p->spec = strdup(item->text);
+	p->spec = sp_strdup(item->text);
 	p->kind = item->kind;
 	p->action = item->action;
 	p->lat_slot = -1;
@@ -88,14 +89,14 @@ struct sp_probe *sp_probe_new(const struct sp_spec_item *item, const struct sp_o
 	p->wants_return = sp_item_wants_return(item);
 	if (item->action == SP_ACT_LATENCY) {
 		long slot = sp_latency_init() == 0 ? sp_latency_alloc() : -ENOSPC;
-		if (slot >= 0 && !(p->final_lat = calloc(1, sizeof(*p->final_lat)))) {
+		if (slot >= 0 && !(p->final_lat = sp_calloc(1, sizeof(*p->final_lat)))) {
 			sp_latency_free((uint32_t)slot);
 			slot = -ENOMEM;
 		}
 		if (slot < 0) {
 			sp_tstate_free_id(p->id);
-			free(p->spec);
-			free(p);
+			sp_free(p->spec);
+			sp_free(p);
 			return NULL;
 		}
 		p->lat_slot = (int)slot;
@@ -109,7 +110,7 @@ struct sp_probe *sp_probe_new(const struct sp_spec_item *item, const struct sp_o
 		struct sp_usdt_arg args[SP_USDT_MAX_ARGS];
 		int n = sp_usdt_parse_args(t->note->args, args, SP_USDT_MAX_ARGS, usdt_symbol, &lk,
 					   e, sizeof(e));
-		if (n > 0 && !(p->usdt_args = malloc((size_t)n * sizeof(*args)))) {
+		if (n > 0 && !(p->usdt_args = sp_malloc((size_t)n * sizeof(*args)))) {
 			n = -1;
 			snprintf(e, sizeof(e), "out of memory");
 		}
@@ -131,7 +132,7 @@ struct sp_probe *sp_probe_new(const struct sp_spec_item *item, const struct sp_o
 	/* the built-in actions and the runtime's own probes: what they call
 	 * (the unwinder's memcmp, the trace's write) is not the application's */
 	p->runtime_fn = p->fn && (p->fn != fn || item->internal);
-	p->object = strdup(obj->path);
+	p->object = sp_strdup(obj->path);
 	p->bias = obj->bias;
 	p->vaddr = t->addr - obj->bias;
 	p->symbol = t->symbol;
@@ -141,7 +142,7 @@ struct sp_probe *sp_probe_new(const struct sp_spec_item *item, const struct sp_o
 		p->label = sp_asprintf("%s:%s%s%s", sp_kind_name(item->kind), item->object ? item->object : "",
 				     item->object ? ":" : "", p->symbol);
 	else
-		p->label = strdup(item->probe_text);
+		p->label = sp_strdup(item->probe_text);
 	return p;
 }
 
@@ -149,14 +150,14 @@ void sp_probe_free(struct sp_probe *p)
 {
 	if (p->lat_slot >= 0)
 		sp_latency_free((uint32_t)p->lat_slot);
-	free(p->spec);
-	free(p->label);
-	free(p->object);
-	free(p->symbol);
-	free(p->implementation);
-	free(p->usdt_args);
-	free(p->final_lat);
-	free(p);
+	sp_free(p->spec);
+	sp_free(p->label);
+	sp_free(p->object);
+	sp_free(p->symbol);
+	sp_free(p->implementation);
+	sp_free(p->usdt_args);
+	sp_free(p->final_lat);
+	sp_free(p);
 }
 
 void sp_registry_append(struct sp_probe *p)
@@ -239,7 +240,7 @@ struct sp_probe *sp_probe_revive(struct sp_probe *q, struct sp_probe *p)
 	q->lat_slot = p->lat_slot;
 	q->semaphore = p->semaphore;
 	q->usdt_nargs = p->usdt_nargs;
-	free(q->usdt_args);   /* the note's arguments as parsed now */
+	sp_free(q->usdt_args);   /* the note's arguments as parsed now */
 	q->usdt_args = p->usdt_args;
 	p->usdt_args = NULL;
 	q->fn = p->fn;

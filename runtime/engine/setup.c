@@ -1,6 +1,7 @@
 /* setup — the registry's set-up, once per process, and its fork child; see registry.h. */
 #include "registry.h"
 #include "coexist.h"
+#include "gotheap.h"
 #include "latency.h"
 #include "log.h"
 #include "patch.h"
@@ -73,6 +74,7 @@ static void coexist_report(const struct sp_site *s, const char *what, uint32_t l
 
 static void setup_once(void)
 {
+	sp_gotheap_take();   /* before libelf's first allocation */
 	sp_log_set_error_sink(sp_probe_record_error);   /* the lower modules' errors: the report's */
 	sp_xsave_init();
 	sp_patch_set_fault_handler(sp_trap_install);   /* before any write */

@@ -1,5 +1,6 @@
 /* takesite — a function entry taken for libc's signal entry points (sigtake.h); see registry.h. */
 #include "registry.h"
+#include "heap.h"
 #include "arm.h"
 #include "site.h"
 #include "targets.h"
@@ -32,8 +33,8 @@ struct sp_site *sp_probe_take_site(uintptr_t addr, uintptr_t entry, bool int3_ok
 		struct target t = { 0 };
 		if (!elf || sp_target_fill(&objs[i], elf, sym, 0, &t, err, errlen) != 0)
 			break;
-		free(t.implementation);
-		free(t.symbol);
+		sp_free(t.implementation);
+		sp_free(t.symbol);
 		struct sp_site *s = sp_site_lookup(addr);
 		if (s && !s->taken && (s->armed || atomic_load(&s->vec))) {
 			snprintf(err, errlen, "%s is probed already", sym->name);

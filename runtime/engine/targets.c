@@ -1,5 +1,7 @@
 /* targets — the sites a spec item names in one loaded object; see targets.h. */
 #include "targets.h"
+#include "heap.h"
+#include "sort.h"
 #include "btindex.h"
 #include "errors.h"
 #include "golang.h"
@@ -30,7 +32,7 @@ struct sp_elf *sp_targets_elf(const char *path, char *err, size_t errlen)
 	struct sp_elf *e;
 	if (sp_elf_open_cached(path, &e, err, errlen) != 0)
 		return NULL;
-	struct elf_cache *c = malloc(sizeof(*c));
+	struct elf_cache *c = sp_malloc(sizeof(*c));
 	if (!c) {
 		sp_elf_close(e);
 		snprintf(err, errlen, "out of memory");
@@ -55,17 +57,6 @@ static uintptr_t next_symbol(const struct sp_object *obj, const struct sp_elf *e
 		if (func >= obj->text[i].start && func < obj->text[i].end && (!limit || limit > obj->text[i].end))
 			limit = obj->text[i].end;
 	return limit;
-}
-
-char *sp_asprintf(const char *fmt, ...)
-{
-	char *s = NULL;
-	va_list ap;
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	return s;
 }
 
 /* uretprobe, usession and the latency action swap the return address. */
@@ -111,7 +102,7 @@ int sp_target_fill(const struct sp_object *obj, const struct sp_elf *elf,
 		}
 		const struct sp_sym *impl = sp_elf_containing(elf, func - obj->bias);
 		if (impl && impl->value == func - obj->bias) {
-			t->implementation = strdup(impl->name);
+			t->implementation = sp_strdup(impl->name);
 			size = impl->size;
 		} else {
 			/* no symbol (a stripped libc without its debug file) */
@@ -141,14 +132,14 @@ int sp_target_fill(const struct sp_object *obj, const struct sp_elf *elf,
 			return -EINVAL;
 		}
 		char why[256];
-		uint8_t *code = malloc(size);   /* decoded as it was: ours may be patched in */
+		uint8_t *code = sp_malloc(size);   /* decoded as it was: ours may be patched in */
 		if (!code) {
 			snprintf(err, errlen, "out of memory");
 			return -ENOMEM;
 		}
 		sp_site_pristine(func, size, code);
 		int rc = sp_insn_boundary(code, size, func, offset, why, sizeof(why));
-		free(code);
+		sp_free(code);
 		if (rc != 0) {
 			snprintf(err, errlen, "%s+%#lx: %s", sym->name, (unsigned long)offset, why);
 			return -EINVAL;
@@ -161,7 +152,7 @@ int sp_target_fill(const struct sp_object *obj, const struct sp_elf *elf,
 					 .landing_pads = elf->has_except_table };
 	/* a Go function's entry probe goes past its stack check (golang.h) */
 	t->addr += sp_go_site(obj->path, func, size, offset, &t->fn);
-	t->symbol = offset ? sp_asprintf("%s+%#lx", sym->name, (unsigned long)offset) : strdup(sym->name);
+	t->symbol = offset ? sp_asprintf("%s+%#lx", sym->name, (unsigned long)offset) : sp_strdup(sym->name);
 	return 0;
 }
 
@@ -180,12 +171,12 @@ static long dedupe_targets(struct target *ts, long n)
 {
 	if (n < 2)
 		return n;
-	qsort(ts, (size_t)n, sizeof(*ts), by_addr);
+	sp_qsort(ts, (size_t)n, sizeof(*ts), by_addr);
 	long k = 1;
 	for (long i = 1; i < n; i++) {
 		if (ts[i].addr == ts[k - 1].addr) {
-			free(ts[i].symbol);
-			free(ts[i].implementation);
+			sp_free(ts[i].symbol);
+			sp_free(ts[i].implementation);
 			continue;
 		}
 		ts[k++] = ts[i];
@@ -207,16 +198,16 @@ static const struct sp_usdt_notes *notes_get(const char *path, char *err, size_t
 	for (struct note_cache *c = note_files; c; c = c->next)
 		if (strcmp(c->path, path) == 0)
 			return &c->notes;
-	struct note_cache *c = calloc(1, sizeof(*c));
+	struct note_cache *c = sp_calloc(1, sizeof(*c));
 	if (!c) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
 	if (sp_usdt_read(path, &c->notes, err, errlen) != 0) {
-		free(c);
+		sp_free(c);
 		return NULL;
 	}
-	c->path = strdup(path);
+	c->path = sp_strdup(path);
 	c->next = note_files;
 	note_files = c;
 	return &c->notes;
@@ -233,7 +224,7 @@ static long resolve_usdt(const struct sp_spec_item *item, const struct sp_object
 		snprintf(err, errlen, "%s has no USDT notes (.note.stapsdt)", sp_maps_base_name(obj->path));
 		return -ENOENT;
 	}
-	struct target *ts = calloc(notes->n, sizeof(*ts));
+	struct target *ts = sp_calloc(notes->n, sizeof(*ts));
 	if (!ts)
 		return -ENOMEM;
 	long k = 0;
@@ -256,7 +247,7 @@ static long resolve_usdt(const struct sp_spec_item *item, const struct sp_object
 	if (k == 0) {
 		snprintf(err, errlen, "no USDT probe %s:%s in %s", item->provider, item->name,
 			 sp_maps_base_name(obj->path));
-		free(ts);
+		sp_free(ts);
 		return -ENOENT;
 	}
 	*out = ts;
@@ -272,7 +263,7 @@ long sp_targets_resolve(const struct sp_spec_item *item, const struct sp_object 
 	if (item->has_address) {
 		const struct sp_sym *sym = sp_elf_containing(elf, item->address);
 		if (!sym && item->internal) {
-			struct target *t = calloc(1, sizeof(*t));
+			struct target *t = sp_calloc(1, sizeof(*t));
 			if (!t)
 				return -ENOMEM;
 			t->addr = obj->bias + item->address;
@@ -299,11 +290,11 @@ long sp_targets_resolve(const struct sp_spec_item *item, const struct sp_object 
 				 (unsigned long)item->address, sym->name);
 			return -EINVAL;
 		}
-		struct target *t = calloc(1, sizeof(*t));
+		struct target *t = sp_calloc(1, sizeof(*t));
 		if (!t)
 			return -ENOMEM;
 		if (sp_item_wants_return(item) && item->address != sym->value) {
-			free(t);
+			sp_free(t);
 			snprintf(err, errlen, "return probes attach at a function entry: %#lx is %s+%#lx",
 				 (unsigned long)item->address, sym->name,
 				 (unsigned long)(item->address - sym->value));
@@ -311,7 +302,7 @@ long sp_targets_resolve(const struct sp_spec_item *item, const struct sp_object 
 		}
 		int rc = sp_target_fill(obj, elf, sym, item->address - sym->value, t, err, errlen);
 		if (rc) {
-			free(t);
+			sp_free(t);
 			return rc;
 		}
 		*out = t;
@@ -328,12 +319,12 @@ long sp_targets_resolve(const struct sp_spec_item *item, const struct sp_object 
 			snprintf(err, errlen, "no function matches '%s' in %s", item->name, sp_maps_base_name(obj->path));
 		else
 			snprintf(err, errlen, "symbol '%s' not found in %s", item->name, sp_maps_base_name(obj->path));
-		free(syms);
+		sp_free(syms);
 		return -ENOENT;
 	}
-	struct target *ts = calloc((size_t)n, sizeof(*ts));
+	struct target *ts = sp_calloc((size_t)n, sizeof(*ts));
 	if (!ts) {
-		free(syms);
+		sp_free(syms);
 		return -ENOMEM;
 	}
 	long k = 0;
@@ -343,13 +334,13 @@ long sp_targets_resolve(const struct sp_spec_item *item, const struct sp_object 
 			k++;
 		else if (n == 1) {
 			snprintf(err, errlen, "%s", e2);
-			free(syms);
-			free(ts);
+			sp_free(syms);
+			sp_free(ts);
 			return -EINVAL;
 		} else
 			sp_probe_error(item->text, "%s", e2);   /* this match only; the others attach */
 	}
-	free(syms);
+	sp_free(syms);
 	k = dedupe_targets(ts, k);
 	*out = ts;
 	return k;

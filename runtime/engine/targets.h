@@ -40,7 +40,4 @@ int sp_target_fill(const struct sp_object *obj, const struct sp_elf *elf,
 /* uretprobe, usession and the latency action swap the return address. */
 bool sp_item_wants_return(const struct sp_spec_item *item);
 
-/* vasprintf's string, or NULL. */
-char *sp_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
 #endif

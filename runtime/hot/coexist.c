@@ -1,6 +1,7 @@
 /* coexist — see coexist.h.  The signal path calls no libc function. */
 #include "coexist.h"
 #include "maps.h"
+#include "procread.h"
 #include "memread.h"
 #include <sys/uio.h>
 #include <unistd.h>
@@ -263,17 +264,17 @@ bool sp_coexist_kernel_call(const struct sp_object *obj, uintptr_t addr, const u
 	if (obj && sp_maps_in_text(obj, to, 1))
 		return false;
 	/* the kernel names the page of its uprobe trampolines in the maps */
-	FILE *f = fopen("/proc/self/maps", "re");
-	if (!f)
+	struct sp_lines f;   /* not stdio: its FILE would be on the program's heap */
+	if (sp_lines_open(&f, "/proc/self/maps") != 0)
 		return false;
 	char line[512];
 	bool found = false;
-	while (!found && fgets(line, sizeof(line), f)) {
+	while (!found && sp_lines_next(&f, line, sizeof(line))) {
 		unsigned long lo, hi;
 		if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && to >= lo && to < hi)
 			found = strstr(line, "[uprobes-trampoline]") != NULL;
 	}
-	fclose(f);
+	sp_lines_close(&f);
 	return found;
 }
 

@@ -1,5 +1,6 @@
 /* shm — see shm.h. */
 #include "shm.h"
+#include "heap.h"
 #include "fdid.h"
 #include "log.h"
 #include "stripes.h"
@@ -225,7 +226,7 @@ int sp_shm_attach(char **env, int argc, char **argv)
 	const char *v = env_get(env, SP_SHM_ENV);
 	if (!v || !*v)
 		return 0;
-	if (!(shm_path = strdup(v)))
+	if (!(shm_path = sp_strdup(v)))
 		return -ENOMEM;
 	int fd = open_file();
 	if (fd < 0)

@@ -1,6 +1,7 @@
 /* timeline — see timeline.h.  The recording half: runs in probed threads,
  * possibly in signal context, so no locks and no stdio here. */
 #include "timeline.h"
+#include "heap.h"
 #include "ctx.h"
 #include "latency.h"
 #include "golang_args.h"
@@ -61,10 +62,10 @@ void sp_timeline_label(struct sp_probe *p)
 		return;
 	}
 	/* registry lock held by the caller: one writer */
-	if (!labels && !(labels = calloc(MAX_LABELS, sizeof(*labels))))
+	if (!labels && !(labels = sp_calloc(MAX_LABELS, sizeof(*labels))))
 		return;
 	uint32_t i = atomic_load(&n_labels);
-	if (i >= MAX_LABELS || !(labels[i].text = strdup(p->label)))
+	if (i >= MAX_LABELS || !(labels[i].text = sp_strdup(p->label)))
 		return;
 	labels[i].kind = p->kind;
 	atomic_store(&n_labels, i + 1);

@@ -1,5 +1,6 @@
 /* tramp — see tramp.h for the code it generates and why. */
 #include "tramp.h"
+#include "heap.h"
 #include "golang_args.h"
 #include "coexist.h"
 #include "codemem.h"
@@ -456,7 +457,7 @@ long sp_tramp_emit_shaped(struct sp_site *site, const struct sp_window *w, uintp
 			uint32_t key = shape_key(fast, go, em.reloc_len, base);
 			struct shape **to = shape_slot(key);
 			if (to && !*to)
-				*to = malloc(sizeof(**to));
+				*to = sp_malloc(sizeof(**to));
 			if (to && *to) {
 				**to = (struct shape){ key, sp_fastcount.tls_fast, sp_fastcount.tls_runtime,
 						       sp_fastcount.tls_rseq_cs, (size_t)len, em, { 0 } };

@@ -1,5 +1,6 @@
 /* tstate — see tstate.h for the layout and the protocol. */
 #include "tstate.h"
+#include "heap.h"
 #include "fastcount.h"
 #include "log.h"
 #include "rawsys.h"
@@ -211,7 +212,7 @@ void sp_tstate_free_id(uint32_t id)
 	pthread_mutex_lock(&id_lock);
 	if (n_free_ids == cap_free_ids) {
 		size_t cap = cap_free_ids ? cap_free_ids * 2 : 64;
-		uint32_t *n = realloc(free_ids, cap * sizeof(*n));
+		uint32_t *n = sp_realloc(free_ids, cap * sizeof(*n));
 		if (!n)
 			goto out;   /* the id is simply not reused */
 		free_ids = n;

@@ -39,6 +39,7 @@
  * tstate which dispatches the jump leaves (sp_tstate_unwind), then jumps.
  */
 #include "selfprobe.h"
+#include "heap.h"
 #include "unwind_hooks.h"
 #include "elfsym.h"
 #include "maps.h"
@@ -151,7 +152,7 @@ static int walk_minus_one(bt_fn walk, void **buffer, int size)
 	if (!walk || size <= 0)
 		return 0;
 	void *small[128];
-	void **tmp = size < 128 ? small : malloc(((size_t)size + 1) * sizeof(*tmp));
+	void **tmp = size < 128 ? small : sp_malloc(((size_t)size + 1) * sizeof(*tmp));
 	if (!tmp)
 		return 0;
 	size_t n = sp_uret_unswap();
@@ -161,7 +162,7 @@ static int walk_minus_one(bt_fn walk, void **buffer, int size)
 	for (int i = 0; i < out; i++)
 		buffer[i] = tmp[i + 1];
 	if (tmp != small)
-		free(tmp);
+		sp_free(tmp);
 	return out;
 }
 

@@ -1,5 +1,7 @@
 /* codemem — see codemem.h. */
 #include "codemem.h"
+#include "procread.h"
+#include "heap.h"
 #include "log.h"
 #include "patch.h"
 
@@ -119,7 +121,7 @@ static bool seen_add(uintptr_t lo, uintptr_t hi)
 {
 	if (seen.n == seen.cap) {
 		size_t cap = seen.cap ? seen.cap * 2 : 256;
-		uintptr_t(*r)[2] = realloc(seen.r, cap * sizeof(*r));
+		uintptr_t(*r)[2] = sp_realloc(seen.r, cap * sizeof(*r));
 		if (!r)
 			return false;
 		seen.r = r;
@@ -141,17 +143,17 @@ static bool read_maps(void)
 {
 	seen.epoch = 0;
 	seen.n = 0;
-	FILE *f = fopen("/proc/self/maps", "re");
-	if (!f)
+	struct sp_lines f;   /* not stdio: its FILE would be on the program's heap */
+	if (sp_lines_open(&f, "/proc/self/maps") != 0)
 		return false;
 	char line[512];
 	bool ok = true;
-	while (ok && fgets(line, sizeof(line), f)) {
+	while (ok && sp_lines_next(&f, line, sizeof(line))) {
 		unsigned long lo, hi;
 		if (sscanf(line, "%lx-%lx", &lo, &hi) == 2)
 			ok = seen_add(lo, hi);
 	}
-	fclose(f);
+	sp_lines_close(&f);
 	if (ok)
 		seen.epoch = sp_patch_epoch();
 	return ok;
@@ -278,14 +280,14 @@ static bool open_refused;
 static bool remap_sealed(struct chunk *c)
 {
 	size_t len = c->used;
-	uint8_t *copy = malloc(len ? len : 1);
+	uint8_t *copy = sp_malloc(len ? len : 1);
 	if (!copy)
 		return false;
 	memcpy(copy, (void *)c->base, len);
 	void *p = mmap((void *)c->base, CHUNK_SIZE, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
 		       -1, 0);
 	bool ok = p == (void *)c->base && (len == 0 || sp_patch_write(c->base, copy, len) == 0);
-	free(copy);
+	sp_free(copy);
 	return ok;
 }
 

@@ -1,5 +1,8 @@
 /* patch — see patch.h for the mechanism and why. */
 #include "patch.h"
+#include "procread.h"
+#include "heap.h"
+#include "sort.h"
 #include "fdid.h"
 #include "rawsys.h"
 #include "log.h"
@@ -161,12 +164,12 @@ static int open_mem(void)
  * read+exec: code is all we write. */
 static int mapping_prot(uintptr_t addr, uintptr_t end)
 {
-	FILE *f = fopen("/proc/self/maps", "re");
-	if (!f)
+	struct sp_lines f;   /* not stdio: its FILE would be on the program's heap */
+	if (sp_lines_open(&f, "/proc/self/maps") != 0)
 		return PROT_READ | PROT_EXEC;
 	char line[512];
 	int prot = -EFAULT;
-	while (fgets(line, sizeof(line), f)) {
+	while (sp_lines_next(&f, line, sizeof(line))) {
 		unsigned long lo, hi;
 		char p[5];
 		if (sscanf(line, "%lx-%lx %4s", &lo, &hi, p) != 3)
@@ -178,7 +181,7 @@ static int mapping_prot(uintptr_t addr, uintptr_t end)
 			break;
 		}
 	}
-	fclose(f);
+	sp_lines_close(&f);
 	return prot;
 }
 
@@ -458,7 +461,7 @@ static uint8_t *later_room(size_t len)
 {
 	if (later_n == later_cap) {
 		size_t c = later_cap ? 2 * later_cap : 256;
-		struct later *v = realloc(later_v, c * sizeof(*v));
+		struct later *v = sp_realloc(later_v, c * sizeof(*v));
 		if (!v)
 			return NULL;
 		later_v = v;
@@ -522,14 +525,14 @@ void sp_patch_flush_later(void)
 	if (!again)
 		unlock_patch();
 	if (n) {
-		qsort(v, n, sizeof(*v), by_addr);
+		sp_qsort(v, n, sizeof(*v), by_addr);
 		bool overlap = false;
 		for (size_t i = 1; i < n; i++)
 			overlap |= v[i].addr < v[i - 1].addr + v[i - 1].len;
 		if (overlap)   /* not for fresh memory; the last write must win */
-			qsort(v, n, sizeof(*v), by_seq);
-		struct sp_patch_piece *p = malloc(n * sizeof(*p));
-		uint8_t *buf = overlap || n == 1 ? NULL : malloc(SPAN_MAX);
+			sp_qsort(v, n, sizeof(*v), by_seq);
+		struct sp_patch_piece *p = sp_malloc(n * sizeof(*p));
+		uint8_t *buf = overlap || n == 1 ? NULL : sp_malloc(SPAN_MAX);
 		for (size_t i = 0; p && i < n; i++)
 			p[i] = (struct sp_patch_piece){ v[i].addr, v[i].bytes, v[i].len };
 		for (size_t i = 0; i < n;) {
@@ -546,10 +549,10 @@ void sp_patch_flush_later(void)
 						*v[i].failed = true;
 				}
 		}
-		free(buf);
-		free(p);
+		sp_free(buf);
+		sp_free(p);
 	}
-	free(v);
+	sp_free(v);
 	while (blocks) {
 		struct later_block *next = blocks->next;
 		sp_sys_munmap(blocks, sizeof(*blocks) + blocks->room);

@@ -1,5 +1,6 @@
 /* stopworld — see stopworld.h. */
 #include "stopworld.h"
+#include "procread.h"
 #include "log.h"
 #include "sigframes.h"
 #include "taskstack.h"
@@ -111,9 +112,10 @@ int sp_stopworld_queue(pid_t tid, uint64_t value)
 int sp_stopworld_check(struct sp_stop_window *windows, size_t n)
 {
 	pid_t self = (pid_t)syscall(SYS_gettid);
-	DIR *d = opendir("/proc/self/task");
-	if (!d)
-		return -errno;
+	struct sp_dir d;   /* not opendir: its stream would be on the program's heap */
+	int opened = sp_dir_open(&d, "/proc/self/task");
+	if (opened)
+		return opened;
 	pthread_mutex_lock(&check_lock);
 	for (size_t i = 0; i < n; i++)
 		windows[i].busy = 0;
@@ -123,9 +125,9 @@ int sp_stopworld_check(struct sp_stop_window *windows, size_t n)
 	uint64_t gen = (atomic_load(&generation) + 1) & (((uint64_t)1 << 48) - 1);
 	atomic_store(&generation, gen);
 	long sent = 0;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		pid_t tid = (pid_t)atoi(de->d_name);
+	const char *name;
+	while ((name = sp_dir_next(&d))) {
+		pid_t tid = (pid_t)atoi(name);
 		if (tid <= 0 || tid == self)
 			continue;
 		uintptr_t sp = 0, pc = 0;
@@ -140,7 +142,7 @@ int sp_stopworld_check(struct sp_stop_window *windows, size_t n)
 		if (sp_stopworld_queue(tid, TAG | gen) == 0)
 			sent++;
 	}
-	closedir(d);
+	sp_dir_close(&d);
 	int rc = 0;
 	/* Wait for every signalled thread: 2 s, then give up (a thread with
 	 * SIGTRAP blocked, or stopped by a debugger). */

@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 
 #include "bt.h"
+#include "heap.h"
 #include "spec.h"
 
 static inline struct bt_program *compile(const char *text)

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "bt.h"
+#include "heap.h"
 #include "bt_unit.h"
 #include "bt_jitplan.h"
 #include "bt_shard.h"
@@ -245,10 +246,10 @@ Test(bt, keyed_parts_merge_with_the_table_at_print)
 	const char *want = "\n\n@k[9]: 5\n@k[7]: 111\n@m[7]: 42\n";
 	char *out = output(p);
 	cr_expect_str_eq(out, want);
-	free(out);
+	sp_free(out);
 	out = output(p);
 	cr_expect_str_eq(out, want, "a print writes nothing back");
-	free(out);
+	sp_free(out);
 	cr_expect_eq(bt_map_value(k, (size_t)sa)[0], 1);
 	for (int i = 0; i < 2; i++) {
 		munmap(mem[i], PARTS * ms[i]->shards->stride);
@@ -280,7 +281,7 @@ Test(bt, delete_then_the_same_key_starts_from_zero)
 	cr_expect_eq(*v, 0);
 	char *out = output(p);
 	cr_expect_str_eq(out, "\n\n@m[42]: 0\n");
-	free(out);
+	sp_free(out);
 	bt_program_release(p);
 }
 
@@ -321,7 +322,7 @@ Test(bt, hist_and_lhist_labels)
 	cr_expect(strstr(out, "[2M, 4M)               2 |@@@@@@@@@@@@@@@@@@@@@@@@@@                          |\n"), "got:\n%s", out);
 	cr_expect(strstr(out, "\n@l: \n[1K, 2K)               3 |"), "got:\n%s", out);
 	cr_expect(strstr(out, "[2K, ...)              1 |"), "got:\n%s", out);
-	free(out);
+	sp_free(out);
 	bt_program_release(p);
 }
 
@@ -411,11 +412,11 @@ Test(bt, json_output_is_bpftrace_017s)
 		"{\"min\": 256, \"max\": 511, \"count\": 3}]}}\n"
 		"{\"type\": \"map\", \"data\": {\"@k\": {\"2,x\": 296}}}\n"
 		"{\"type\": \"stats\", \"data\": {\"@st\": {\"count\": 6, \"average\": 2, \"total\": 14}}}\n");
-	free(b.p);
+	sp_free(b.p);
 	struct bt_buf j = { 0 };
 	bt_json_printf(&j, "a \"q\"\t\n", 7);
 	cr_expect_str_eq(j.p, "{\"type\": \"printf\", \"data\": \"a \\\"q\\\"\\t\\n\"}\n");
-	free(j.p);
+	sp_free(j.p);
 	bt_program_release(p);
 }
 
@@ -434,7 +435,7 @@ Test(bt, json_lhist_has_its_open_ends)
 		"{\"type\": \"hist\", \"data\": {\"@l\": [{\"max\": -1, \"count\": 1}, "
 		"{\"min\": 0, \"max\": 9, \"count\": 0}, {\"min\": 10, \"max\": 19, \"count\": 2}, "
 		"{\"min\": 20, \"max\": 29, \"count\": 0}, {\"min\": 30, \"count\": 4}]}}\n");
-	free(b.p);
+	sp_free(b.p);
 	bt_program_release(p);
 }
 
@@ -449,6 +450,6 @@ Test(bt, a_stack_prints_as_bpftrace_prints_user_stacks)
 	memcpy(bt_map_lookup(v, one, true), st, sizeof(st));
 	char *out = output(p);
 	cr_expect_str_eq(out, "\n\n@[\n    0x401000\n    0x401234\n]: 5\n@v[1]: \n        0x401000\n        0x401234\n\n");
-	free(out);
+	sp_free(out);
 	bt_program_release(p);
 }

@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 
 #include "bt.h"
+#include "heap.h"
 #include "bt_unit.h"
 #include "bt_jit.h"
 #include "bt_jitplan.h"
@@ -223,8 +224,8 @@ Test(bt_jit, compiled_blocks_give_the_evaluators_maps_and_leave_the_state_alone)
 		bt_print_all(&c, ref);
 		cr_expect(a.n == c.n && memcmp(a.p, c.p, a.n) == 0, "%s:\ncompiled:\n%.*s\nevaluator:\n%.*s", programs[pi],
 			  (int)a.n, a.p, (int)c.n, c.p);
-		free(a.p);
-		free(c.p);
+		sp_free(a.p);
+		sp_free(c.p);
 		bt_program_release(jit);
 		bt_program_release(ref);
 	}

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "elfsym.h"
+#include "heap.h"
 
 #define FIXTURE TEST_LIB_DIR "/libsp_fixture.so"
 #define FIXTURE_STRIPPED TEST_LIB_DIR "/libsp_fixture_stripped.so"
@@ -216,13 +217,13 @@ Test(elfsym, glob_match)
 	const char *x = m[0]->name, *y = m[1]->name;
 	cr_assert((!strcmp(x, "fixture_glob_a") && !strcmp(y, "fixture_glob_b")) ||
 		  (!strcmp(x, "fixture_glob_b") && !strcmp(y, "fixture_glob_a")));
-	free(m);
+	sp_free(m);
 
 	cr_assert_eq(sp_elf_match(e, "no_such_*", &m), 0);
-	free(m);
+	sp_free(m);
 	cr_assert_eq(sp_elf_match(e, "fixture_mul", &m), 1);
 	cr_assert_str_eq(m[0]->name, "fixture_mul");
-	free(m);
+	sp_free(m);
 	sp_elf_close(e);
 }
 
@@ -236,11 +237,11 @@ Test(elfsym, alias_is_one_address)
 	const struct sp_sym **m;
 	cr_assert_eq(sp_elf_match(e, "fixture_add*", &m), 1);
 	cr_assert_str_eq(m[0]->name, "fixture_add");
-	free(m);
+	sp_free(m);
 	/* The alias alone still matches. */
 	cr_assert_eq(sp_elf_match(e, "*_alias", &m), 1);
 	cr_assert_str_eq(m[0]->name, "fixture_add_alias");
-	free(m);
+	sp_free(m);
 	sp_elf_close(e);
 }
 
@@ -267,7 +268,7 @@ Test(elfsym, ifunc_flag_and_resolver)
 			seen++;
 		}
 	cr_assert_eq(seen, 1);
-	free(m);
+	sp_free(m);
 
 	/* The loader resolved it to impl_b. */
 	void *h = dlopen(FIXTURE, RTLD_NOW);
@@ -350,7 +351,7 @@ Test(elfsym, vaddr_to_offset_matches_loaded_bytes)
 	cr_assert_eq(off, 0);                   /* the ELF header, not text */
 	cr_assert_not(sp_elf_vaddr_is_text(e, 0));
 	dlclose(h);
-	free(file);
+	sp_free(file);
 	sp_elf_close(e);
 }
 
@@ -392,7 +393,7 @@ Test(elfsym, debug_file_by_build_id)
 	size_t len;
 	void *full = read_file(FIXTURE, &len);
 	write_file(dbg, full, len);
-	free(full);
+	sp_free(full);
 
 	sp_elf_set_debug_root(root);
 	struct sp_elf *e = open_ok(FIXTURE_STRIPPED);
@@ -406,7 +407,7 @@ Test(elfsym, debug_file_by_build_id)
 	/* The merge did not duplicate symbols that are in both tables. */
 	const struct sp_sym **m;
 	cr_assert_eq(sp_elf_match(e, "fixture_mul", &m), 1);
-	free(m);
+	sp_free(m);
 	size_t count = 0;
 	for (size_t i = 0; i < e->n_syms; i++)
 		count += !strcmp(e->syms[i].name, "fixture_mul");
@@ -416,7 +417,7 @@ Test(elfsym, debug_file_by_build_id)
 	/* A file with another build-id at that name is not used. */
 	void *ls = read_file("/bin/ls", &len);
 	write_file(dbg, ls, len);
-	free(ls);
+	sp_free(ls);
 	e = open_ok(FIXTURE_STRIPPED);
 	cr_assert_null(e->debug_path);
 	cr_assert_not(e->has_symtab);
@@ -465,7 +466,7 @@ Test(elfsym, libc)
 	const struct sp_sym **m;
 	cr_assert_eq(sp_elf_match(e, "memcpy", &m), 1);
 	cr_assert_eq(m[0], memcpy_sym);
-	free(m);
+	sp_free(m);
 	sp_elf_close(e);
 }
 
@@ -487,7 +488,7 @@ Test(elfsym, libc_without_debug_file)
 	const struct sp_sym **m;
 	cr_assert_eq(sp_elf_match(e, "memcpy", &m), 1);
 	cr_assert_eq(m[0], s);
-	free(m);
+	sp_free(m);
 	sp_elf_close(e);
 	sp_elf_set_debug_root(NULL);
 }
@@ -538,7 +539,7 @@ Test(elfsym, wrong_machine)
 	((Elf64_Ehdr *)buf)->e_machine = EM_AARCH64;
 	cr_assert_eq(open_bytes(buf, len), -ENOEXEC);
 	cr_assert_not_null(strstr(err, "x86-64"), "%s", err);
-	free(buf);
+	sp_free(buf);
 }
 
 Test(elfsym, truncated)
@@ -554,7 +555,7 @@ Test(elfsym, truncated)
 	}
 	open_bytes(buf, 1000);
 	cr_assert_not_null(strstr(err, "section headers missing or truncated"), "%s", err);
-	free(buf);
+	sp_free(buf);
 }
 
 Test(elfsym, corrupt_symtab)
@@ -591,10 +592,10 @@ Test(elfsym, corrupt_symtab)
 	cr_assert_eq(open_bytes(buf, len), -EINVAL);
 	cr_assert_not_null(strstr(err, "bad name offset"), "%s", err);
 
-	free(buf);
+	sp_free(buf);
 	buf = read_file(FIXTURE, &len);
 	cr_assert_eq(open_bytes(buf, len), 0);     /* the pristine copy is fine */
-	free(buf);
+	sp_free(buf);
 }
 
 Test(elfsym, random_corruption_never_crashes)
@@ -622,6 +623,6 @@ Test(elfsym, random_corruption_never_crashes)
 		failed += open_bytes(buf, len) < 0;
 	}
 	cr_assert_gt(failed, 0);
-	free(buf);
-	free(orig);
+	sp_free(buf);
+	sp_free(orig);
 }

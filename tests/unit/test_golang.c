@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "arm.h"
+#include "heap.h"
 #include "golang_ret.h"
 #include "golang_args.h"
 #include "golang_exit.h"
@@ -48,7 +49,7 @@ static struct sp_func_extent fn_of(const uint8_t *code, size_t n)
 
 static void fn_free(struct sp_func_extent *fn)
 {
-	free((void *)fn->start);
+	sp_free((void *)fn->start);
 }
 
 Test(golang, every_ret_found)
@@ -64,7 +65,7 @@ Test(golang, every_ret_found)
 	cr_assert_eq(n, 2, "%ld (%s)", n, why ? why : "");
 	cr_assert(rets[0].site == fn.start + 11 && rets[0].at_ret && rets[0].adj == 0);
 	cr_assert(rets[1].site == fn.start + 12 && rets[1].at_ret);
-	free(rets);
+	sp_free(rets);
 	fn_free(&fn);
 }
 
@@ -91,7 +92,7 @@ Test(golang, epilogue_sites)
 	cr_assert(rets[0].site == fn.start + 25 && !rets[0].at_ret && rets[0].adj == 0x18,
 		  "epilogue 1: the mov, rsp + 0x18 at the RET");
 	cr_assert(rets[1].site == fn.start + 35 && !rets[1].at_ret && rets[1].adj == 0x18);
-	free(rets);
+	sp_free(rets);
 	/* a jump to an epilogue's add: that return would skip the mov, so
 	 * its RET is the site */
 	((uint8_t *)fn.start)[24] = 0x0f;   /* je 35 becomes je 40 */
@@ -99,7 +100,7 @@ Test(golang, epilogue_sites)
 	cr_assert_eq(n, 2, "%ld (%s)", n, why ? why : "");
 	cr_assert(rets[0].site == fn.start + 25 && !rets[0].at_ret);
 	cr_assert(rets[1].site == fn.start + 44 && rets[1].at_ret && rets[1].adj == 0);
-	free(rets);
+	sp_free(rets);
 	fn_free(&fn);
 }
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "spec.h"
+#include "heap.h"
 
 /* ------------------------------------------------------------ helpers */
 
@@ -422,7 +423,7 @@ Test(spec, many_items)
 	cr_expect_str_eq(s.items[s.n_items - 1].name, "f19999");
 	cr_expect_str_eq(s.errors[0].item, "bad2");
 	sp_spec_free(&s);
-	free(buf);
+	sp_free(buf);
 }
 
 /* A huge field: parsed whole, quoted short in the message. */
@@ -450,7 +451,7 @@ Test(spec, huge_item)
 	cr_expect(strstr(s.errors[0].message, "whitespace in symbol name 'aaaa"));
 	cr_expect(strstr(s.errors[0].message, "...'"));
 	sp_spec_free(&s);
-	free(buf);
+	sp_free(buf);
 }
 
 /* Arbitrary bytes: never a crash (the sanitizers watch), each non-empty item
@@ -491,7 +492,7 @@ Test(spec, arbitrary_bytes)
 		char *err = NULL;
 		int rc = sp_spec_parse_probe(buf, &it, &err);
 		cr_assert(rc == 0 || (rc == -EINVAL && err), "rc %d", rc);
-		free(err);
+		sp_free(err);
 		sp_spec_item_free(&it);
 	}
 }
@@ -530,7 +531,7 @@ Test(spec, file_with_comments)
 	cr_expect_eq(s.n_items, 4);
 	sp_spec_free(&s);
 	unlink(path);
-	free(path);
+	sp_free(path);
 }
 
 Test(spec, missing_file)
@@ -579,7 +580,7 @@ Test(spec, file_with_nul_byte)
 	cr_expect(strstr(s.errors[0].message, "NUL byte"), "%s", s.errors[0].message);
 	sp_spec_free(&s);
 	unlink(path);
-	free(path);
+	sp_free(path);
 }
 
 Test(spec, empty_file)
@@ -592,7 +593,7 @@ Test(spec, empty_file)
 	cr_assert_eq(sp_spec_load(spec, &s), 0);
 	cr_expect_eq(s.n_items + s.n_errors, 0);
 	unlink(path);
-	free(path);
+	sp_free(path);
 }
 
 /* What the launcher's -f does (cli/specargs.c): the file read whole, its
@@ -627,19 +628,19 @@ Test(spec, file_read_and_blanked_as_at_file)
 	cr_expect_str_eq(blanked.errors[0].item, at.errors[0].item);
 	sp_spec_free(&at);
 	sp_spec_free(&blanked);
-	free(text);
+	sp_free(text);
 	unlink(path);
-	free(path);
+	sp_free(path);
 
 	cr_expect_eq(sp_spec_read_file("/nonexistent/dir/x.probes", &text, &msg), -EINVAL);
 	cr_expect(!text && strstr(msg, "'/nonexistent/dir/x.probes'") && strstr(msg, strerror(ENOENT)), "%s", msg);
-	free(msg);
+	sp_free(msg);
 	path = write_temp("uprobe:a:b\n\0", 12);
 	cr_expect_eq(sp_spec_read_file(path, &text, &msg), -EINVAL);
 	cr_expect(!text && strstr(msg, "NUL byte"), "%s", msg);
-	free(msg);
+	sp_free(msg);
 	unlink(path);
-	free(path);
+	sp_free(path);
 	cr_expect(sp_spec_is_program("uprobe:libc:malloc { @n = count(); }"));
 }
 
@@ -681,25 +682,25 @@ Test(spec, parse_probe)
 	cr_assert_not_null(err);
 	cr_expect_str_eq(err, "an action is not allowed here");
 	cr_expect_null(it.text);
-	free(err);
+	sp_free(err);
 
 	cr_expect_eq(sp_spec_parse_probe("uprobe:libc:malloc+0xZZ", &it, &err), -EINVAL);
 	cr_assert_not_null(err);
 	cr_expect(strstr(err, "bad offset '+0xZZ'"), "%s", err);
-	free(err);
+	sp_free(err);
 
 	cr_expect_eq(sp_spec_parse_probe("uprobe:a:b;uprobe:c:d", &it, &err), -EINVAL);
 	cr_assert_not_null(err);
 	cr_expect(strstr(err, "only one probe"), "%s", err);
-	free(err);
+	sp_free(err);
 
 	cr_expect_eq(sp_spec_parse_probe("  ", &it, &err), -EINVAL);
 	cr_assert_not_null(err);
 	cr_expect_str_eq(err, "empty probe");
-	free(err);
+	sp_free(err);
 
 	cr_expect_eq(sp_spec_parse_probe(NULL, &it, &err), -EINVAL);
-	free(err);
+	sp_free(err);
 
 	/* err may be NULL */
 	cr_expect_eq(sp_spec_parse_probe("nope:x", &it, NULL), -EINVAL);
@@ -720,7 +721,7 @@ Test(spec, invalid_probes_via_parse_probe)
 		cr_assert_not_null(err, "%s", invalid[i].in);
 		cr_expect(strstr(err, invalid[i].msg), "%s: '%s' lacks '%s'", invalid[i].in, err,
 			  invalid[i].msg);
-		free(err);
+		sp_free(err);
 	}
 }
 

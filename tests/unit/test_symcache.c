@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "elfsym.h"
+#include "heap.h"
 #include "jmpplan.h"
 #include "log.h"
 #include "objcache.h"
@@ -131,8 +132,8 @@ static void assert_same(const struct sp_elf *a, const struct sp_elf *b)
 	cr_assert_eq(na, nb);
 	for (long i = 0; i < na; i++)
 		cr_assert_str_eq(ma[i]->name, mb[i]->name);
-	free(ma);
-	free(mb);
+	sp_free(ma);
+	sp_free(mb);
 }
 
 static struct sp_elf *open_cached(const char *path)
@@ -320,14 +321,14 @@ Test(symcache, unflatten_never_trusts_its_input)
 			long n = sp_elf_match(back, "*", &m);
 			for (long i = 0; i < n; i++)
 				(void)strlen(m[i]->name);
-			free(m);
+			sp_free(m);
 			(void)sp_elf_containing(back, 0x1000);
 			(void)sp_elf_lookup(back, "fixture_add");
 			sp_elf_close(back);
 		}
 	}
-	free(mut);
-	free(flat);
+	sp_free(mut);
+	sp_free(flat);
 	sp_elf_close(e);
 }
 
