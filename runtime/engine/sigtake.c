@@ -6,6 +6,7 @@
 #include "patch.h"
 #include "registry.h"
 #include "site.h"
+#include "stopworld.h"
 #include "trap.h"
 
 #include <dlfcn.h>
@@ -141,6 +142,19 @@ out:
 	return rc;
 }
 
+/* Nothing of ours left in the code (the session detached every probe,
+ * internal ones included): a stop check round makes every thread take any
+ * trap raised before the restore, with our handler; then the program's
+ * own actions go back (trap.h).  Registry lock held. */
+static void give_actions_back(void)
+{
+	for (struct sp_site *s = sp_site_after(0); s; s = sp_site_after(s->addr))
+		if (s->armed)
+			return;
+	if (sp_stopworld_check(NULL, 0) == 0)
+		sp_trap_uninstall();
+}
+
 void sp_sigtake_off(void)
 {
 	sp_probe_lock();
@@ -155,6 +169,7 @@ void sp_sigtake_off(void)
 		sp_arm_disarm_batch(sites, N_ENTRIES);
 		sp_patch_release();
 		active = 0;
+		give_actions_back();
 	}
 	sp_probe_unlock();
 }

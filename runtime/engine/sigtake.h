@@ -31,9 +31,11 @@
  * swapcontext (their mask is a raw system call), a libc other than the
  * one mapped (refused by attach), and a program that reads its handler
  * back with a raw system call while attached (it sees ours).  After the
- * detach the entry bytes are the file's again; the runtime's SIGTRAP and
- * fault handlers stay installed (a trap taken just before the detach may
- * still be delivered) and chain to the program's, and the next take
+ * detach the entry bytes are the file's again; once no site of ours is
+ * left, a stop check round makes every thread take a trap raised before
+ * the restore, and the program's own actions of the owned signals go back
+ * to the kernel (sp_trap_uninstall); where that cannot be made sure, the
+ * runtime's handlers stay and chain to the program's.  The next take
  * records any handler the program installed meanwhile as its own.
  */
 #ifndef SP_SIGTAKE_H

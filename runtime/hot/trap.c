@@ -255,6 +255,7 @@ static void chain(int which, int sig, siginfo_t *si, void *uc)
 
 static void on_stopsig(int sig, siginfo_t *si, void *ucv)
 {
+	sp_stopworld_arrived(si);
 	if (!sp_quiesce_on_signal(si, ucv) && !sp_stopworld_on_signal(si, ucv))
 		chain(OWN_STOP, sig, si, ucv);
 }
@@ -464,6 +465,23 @@ int sp_trap_retake(void)
 			rc = -errno;
 		}
 	}
+	pthread_mutex_unlock(&install_lock);
+	return rc;
+}
+
+int sp_trap_uninstall(void)
+{
+	int rc = 0;
+	pthread_mutex_lock(&install_lock);
+	if (!atomic_load(&raw_mode) || !atomic_load(&installed) || sp_stopworld_in_flight() != 0)
+		goto out;
+	for (int i = 0; i < N_OWN; i++)
+		if (raw_sigaction(own_sig[i], &app_action[i], NULL) != 0 && !rc)
+			rc = -errno;
+	/* the next attach installs ours again, recording the program's
+	 * actions of then (sp_trap_install) */
+	atomic_store(&installed, false);
+out:
 	pthread_mutex_unlock(&install_lock);
 	return rc;
 }

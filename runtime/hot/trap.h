@@ -61,6 +61,14 @@ int sp_trap_retake(void);
  * read-back through libc then finds the program's handler).  The owned
  * signals keep ours (sigtake.h says why). */
 void sp_trap_give_back(void);
+/* A runtime loaded late, once nothing of ours can trap any more (every
+ * site restored, and every thread has been through a stop check since, so
+ * a trap raised before the restore has been delivered to our handler): the
+ * program's own actions of the owned signals go back to the kernel, so a
+ * read-back through libc between sessions finds them.  Nothing is done
+ * while one of our stop signals is still on its way (it would meet the
+ * program's action), nor when preloaded.  0 or -errno. */
+int sp_trap_uninstall(void);
 int sp_trap_entry_sigaction(int sig, const struct sigaction *act, struct sigaction *oact);
 int sp_trap_entry_pthread_sigmask(int how, const sigset_t *set, sigset_t *old);
 /* Our handler of SIG, or NULL when SIG is not one we own. */

@@ -97,6 +97,20 @@ int sp_stopworld_on_signal(const siginfo_t *si, void *ucv)
 	return 1;
 }
 
+/* Our signals queued and not yet arrived (sp_stopworld_in_flight). */
+static _Atomic long in_flight;
+
+void sp_stopworld_arrived(const siginfo_t *si)
+{
+	if (si->si_code == SI_QUEUE && si->si_pid == getpid())
+		atomic_fetch_sub(&in_flight, 1);
+}
+
+long sp_stopworld_in_flight(void)
+{
+	return atomic_load(&in_flight);
+}
+
 int sp_stopworld_queue(pid_t tid, uint64_t value)
 {
 	siginfo_t si;
@@ -106,7 +120,11 @@ int sp_stopworld_queue(pid_t tid, uint64_t value)
 	si.si_pid = getpid();
 	si.si_uid = getuid();
 	si.si_value.sival_ptr = (void *)(uintptr_t)value;
-	return (int)syscall(SYS_rt_tgsigqueueinfo, si.si_pid, tid, si.si_signo, &si);
+	atomic_fetch_add(&in_flight, 1);
+	int rc = (int)syscall(SYS_rt_tgsigqueueinfo, si.si_pid, tid, si.si_signo, &si);
+	if (rc != 0)
+		atomic_fetch_sub(&in_flight, 1);
+	return rc;
 }
 
 int sp_stopworld_check(struct sp_stop_window *windows, size_t n)

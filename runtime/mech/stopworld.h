@@ -61,6 +61,14 @@ int sp_stopworld_signal(void);
  * question it is (this check's, or a quiescence's: quiesce.h).  0 or -1. */
 int sp_stopworld_queue(pid_t tid, uint64_t value);
 
+/* From the signal's handler, first: one of ours (queued by
+ * sp_stopworld_queue, whatever its tag or generation) has arrived.  How
+ * many are queued and not arrived yet (a thread that did not answer in
+ * time, or that ended with one pending: never back to 0 then).  While any
+ * is, the signal's action must stay ours (trap.h: sp_trap_uninstall). */
+void sp_stopworld_arrived(const siginfo_t *si);
+long sp_stopworld_in_flight(void);
+
 /* From the stop-check signal's handler: is this our check signal?  If so, handle it
  * (move the PC in UC if needed) and return 1. */
 int sp_stopworld_on_signal(const siginfo_t *si, void *uc);
