@@ -4,7 +4,7 @@
 #endif
 #include "golang_exit.h"
 #include "heap.h"
-#include "golang_args.h"
+#include "golang_stack.h"
 #include "golang.h"
 #include "elfsym.h"
 #include "maps.h"

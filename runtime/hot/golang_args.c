@@ -31,11 +31,3 @@ uint64_t sp_go_arg(const struct selfprobe_regs *r, int n)
 	}
 	return 0;
 }
-
-/* ------------------------------------------------------------ C's stack */
-
-/* Each thread's stack for the trampolines' C calls from Go sites, mapped
- * at its first such call (golang_stack.S); a call nested in it (a signal
- * handler's hit) goes below the region the interrupted one holds. */
-__thread uintptr_t sp_go_stack_base __attribute__((tls_model("initial-exec")));
-__thread uintptr_t sp_go_stack_cur __attribute__((tls_model("initial-exec")));

@@ -1,6 +1,4 @@
-/* golang_args — a Go site's arguments under Go's register ABI, and the
- * trampoline's C calls from Go sites on a stack of the thread's own
- * (golang_stack.S: its per-thread stack is defined here). */
+/* golang_args — a Go site's arguments under Go's register ABI. */
 #ifndef SP_GOLANG_ARGS_H
 #define SP_GOLANG_ARGS_H
 
@@ -19,12 +17,5 @@ uint64_t sp_go_arg(const struct selfprobe_regs *r, int n);
 bool sp_go_probe(const struct sp_probe *p);
 /* The I-th integer argument at CTX's site: Go's or the SysV ABI's. */
 uint64_t sp_go_or_c_arg(struct selfprobe_ctx *ctx, int i);
-
-/* The trampoline's call of FN(RDI, RSI) (passed in RDX) from a Go site,
- * on the thread's own stack for it (golang_stack.S); returns FN's eax. */
-void sp_go_tramp_call(void);
-
-/* Call FN on the private stack STACK_TOP (16-byte aligned); golang_stack.S. */
-void sp_go_call_on_stack(void (*fn)(void), void *stack_top);
 
 #endif

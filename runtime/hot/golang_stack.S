@@ -32,8 +32,9 @@ sp_go_call_on_stack:
  * down: cur is lowered before the region is used and restored after, so a
  * signal handler's hit in between takes the region below, or the same one
  * before we touch it (it has given it back when we resume). */
-#define STACK_SIZE (256 * 1024)
-#define NEST (32 * 1024)
+#include "golang_stack.h"
+#define STACK_SIZE SP_GO_STACK_SIZE
+#define NEST SP_GO_STACK_NEST
 	.globl sp_go_tramp_call
 	.hidden sp_go_tramp_call
 	.type sp_go_tramp_call, @function

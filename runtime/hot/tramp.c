@@ -1,7 +1,7 @@
 /* tramp — see tramp.h for the code it generates and why. */
 #include "tramp.h"
 #include "heap.h"
-#include "golang_args.h"
+#include "golang_stack.h"
 #include "coexist.h"
 #include "codemem.h"
 #include "dispatch.h"

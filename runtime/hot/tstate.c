@@ -2,6 +2,7 @@
 #include "tstate.h"
 #include "heap.h"
 #include "fastcount.h"
+#include "golang_stack.h"
 #include "log.h"
 #include "rawsys.h"
 #include "shm.h"
@@ -104,6 +105,9 @@ static void release_slot(void *v)
 	sp_tls.fast = NULL;
 	use_shared();
 	sp_tls.slot = SP_SHARED_SLOT + 1;
+	/* the thread's Go code is over (a cgo thread ends when its start
+	 * routine returns): its stack for Go sites goes */
+	sp_go_stack_release();
 }
 
 int sp_tstate_init(void)

@@ -2,14 +2,20 @@
  * (golang.h), on hand-made code. */
 #include <criterion/criterion.h>
 
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "arm.h"
 #include "heap.h"
 #include "golang_ret.h"
 #include "golang_args.h"
 #include "golang_exit.h"
+#include "golang_stack.h"
+#include "tstate.h"
 
 Test(golang, stack_check_forms)
 {
@@ -158,4 +164,48 @@ Test(golang, objects)
 {
 	cr_assert(!sp_go_object("/proc/self/exe"), "this test is C");
 	cr_assert(!sp_go_object("/nonexistent"));
+}
+
+/* ---- each thread's stack for the C calls from Go sites ---- */
+
+/* The trampoline's entry (golang_stack.S) takes FN's arguments in rdi and
+ * rsi and FN in rdx: a C call of three arguments, as a trampoline makes it. */
+int go_tramp_call(void *a, void *b, int (*fn)(void *, void *)) __asm__("sp_go_tramp_call");
+extern __thread uintptr_t sp_go_stack_base;
+
+static int on_go_stack(void *a, void *b)
+{
+	uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+	*(uintptr_t *)a = here;
+	(void)b;
+	return 7;
+}
+
+static void *go_thread(void *arg)
+{
+	uintptr_t *got = arg;   /* [0]: a frame of FN's, [1]: the stack's base */
+	sp_tstate_claim();      /* as a Go thread's first hit does: its key destructor runs at its end */
+	cr_assert_eq(go_tramp_call(&got[0], NULL, on_go_stack), 7);
+	got[1] = sp_go_stack_base;
+	return NULL;
+}
+
+Test(golang, a_threads_stack_for_go_sites_goes_with_it)
+{
+	cr_assert_eq(sp_tstate_init(), 0);
+	for (int round = 0; round < 3; round++) {
+		uintptr_t got[2] = { 0, 0 };
+		pthread_t t;
+		cr_assert_eq(pthread_create(&t, NULL, go_thread, got), 0);
+		pthread_join(t, NULL);
+		/* FN ran on the thread's stack for Go sites, mapped at its first call */
+		cr_assert(got[1] != 0);
+		cr_assert(got[0] > got[1] && got[0] < got[1] + SP_GO_STACK_SIZE, "FN's frame %#lx, stack %#lx",
+			  (unsigned long)got[0], (unsigned long)got[1]);
+		/* the thread has ended: its stack is unmapped (it stayed before) */
+		errno = 0;
+		cr_assert_eq(msync((void *)got[1], 4096, MS_ASYNC), -1, "round %d: the stack is still mapped",
+			     round);
+		cr_assert_eq(errno, ENOMEM);
+	}
 }

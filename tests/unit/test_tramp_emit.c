@@ -12,7 +12,7 @@
 #include "codemem.h"
 #include "dispatch.h"
 #include "fastcount.h"
-#include "golang_args.h"
+#include "golang_stack.h"
 #include "insn.h"
 #include "patch.h"
 #include "probe.h"
