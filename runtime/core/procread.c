@@ -1,29 +1,38 @@
 /* procread — /proc without stdio's or opendir's allocations; see procread.h. */
 #include "procread.h"
+#include "rawsys.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/syscall.h>
-#include <unistd.h>
+
+static int raw_open(const char *path, int flags)
+{
+	return (int)sp_syscall6(SYS_openat, AT_FDCWD, (long)path, flags | O_CLOEXEC, 0, 0, 0);
+}
+
+static void raw_close(int fd)
+{
+	sp_syscall6(SYS_close, fd, 0, 0, 0, 0, 0);
+}
 
 int sp_lines_open(struct sp_lines *r, const char *path)
 {
 	r->len = r->pos = 0;
-	r->fd = open(path, O_RDONLY | O_CLOEXEC);
-	return r->fd < 0 ? -errno : 0;
+	r->fd = raw_open(path, O_RDONLY);
+	return r->fd < 0 ? r->fd : 0;
 }
 
 /* The next byte, or -1 at the end (or on an error). */
 static int next_byte(struct sp_lines *r)
 {
 	if (r->pos == r->len) {
-		ssize_t n;
+		long n;
 		do
-			n = read(r->fd, r->buf, sizeof(r->buf));
-		while (n < 0 && errno == EINTR);
+			n = sp_syscall6(SYS_read, r->fd, (long)r->buf, sizeof(r->buf), 0, 0, 0);
+		while (n == -EINTR);
 		if (n <= 0)
 			return -1;
 		r->len = (size_t)n;
@@ -49,7 +58,7 @@ bool sp_lines_next(struct sp_lines *r, char *line, size_t n)
 void sp_lines_close(struct sp_lines *r)
 {
 	if (r->fd >= 0)
-		close(r->fd);
+		raw_close(r->fd);
 	r->fd = -1;
 }
 
@@ -65,14 +74,14 @@ struct dent64 {
 int sp_dir_open(struct sp_dir *d, const char *path)
 {
 	d->len = d->pos = 0;
-	d->fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	return d->fd < 0 ? -errno : 0;
+	d->fd = raw_open(path, O_RDONLY | O_DIRECTORY);
+	return d->fd < 0 ? d->fd : 0;
 }
 
 const char *sp_dir_next(struct sp_dir *d)
 {
 	if (d->pos >= d->len) {
-		d->len = syscall(SYS_getdents64, d->fd, d->buf, sizeof(d->buf));
+		d->len = sp_syscall6(SYS_getdents64, d->fd, (long)d->buf, sizeof(d->buf), 0, 0, 0);
 		d->pos = 0;
 		if (d->len <= 0)
 			return NULL;
@@ -85,6 +94,6 @@ const char *sp_dir_next(struct sp_dir *d)
 void sp_dir_close(struct sp_dir *d)
 {
 	if (d->fd >= 0)
-		close(d->fd);
+		raw_close(d->fd);
 	d->fd = -1;
 }

@@ -1,7 +1,9 @@
 /* procread — reading a /proc file line by line and a directory's names
  * without stdio or opendir: fopen mallocs its FILE and buffer, opendir its
  * 32 KiB stream, both on the program's heap.  The state lives in the
- * caller's structure (on its stack); nothing is allocated. */
+ * caller's structure (on its stack); nothing is allocated.  Raw system
+ * calls: a probe on libc's open or read never counts the runtime's reads,
+ * whichever thread makes them. */
 #ifndef SP_PROCREAD_H
 #define SP_PROCREAD_H
 

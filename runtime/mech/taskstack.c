@@ -1,9 +1,9 @@
 /* taskstack — see taskstack.h. */
 #include "taskstack.h"
+#include "procread.h"
 #include "rawsys.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,28 +14,19 @@ static long self_pid(void)
 	return sp_syscall6(SYS_getpid, 0, 0, 0, 0, 0, 0);
 }
 
-static int open_task(pid_t tid, const char *name)
-{
-	char path[64];
-	if (tid > 0)
-		snprintf(path, sizeof(path), "/proc/self/task/%d/%s", (int)tid, name);
-	else
-		snprintf(path, sizeof(path), "/proc/self/%s", name);
-	return (int)sp_syscall6(SYS_openat, AT_FDCWD, (long)path, O_RDONLY | O_CLOEXEC, 0, 0, 0);
-}
-
 /* "NR a1 … a6 SP PC" while in a system call, "running" otherwise. */
 int sp_task_blocked(pid_t tid, uintptr_t *sp, uintptr_t *pc)
 {
-	char buf[256];
-	int fd = open_task(tid, "syscall");
-	if (fd < 0)
-		return fd;
-	long n = sp_syscall6(SYS_read, fd, (long)buf, sizeof(buf) - 1, 0, 0, 0);
-	sp_syscall6(SYS_close, fd, 0, 0, 0, 0, 0);
-	if (n <= 0)
+	char path[64], buf[256];
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
+	struct sp_lines f;
+	int rc = sp_lines_open(&f, path);
+	if (rc)
+		return rc;
+	bool read = sp_lines_next(&f, buf, sizeof(buf));
+	sp_lines_close(&f);
+	if (!read)
 		return -EIO;
-	buf[n] = 0;
 	if (strncmp(buf, "running", 7) == 0 || buf[0] == '-')
 		return -EAGAIN;
 	char *last = strrchr(buf, ' ');
@@ -69,34 +60,15 @@ bool sp_task_stack(pid_t tid, uintptr_t tls_addr, uintptr_t *lo, uintptr_t *hi)
 	bool main = tid == (pid_t)self_pid();
 	if (!main && !tls_addr)
 		return false;
-	int fd = open_task(0, "maps");
-	if (fd < 0)
+	struct sp_lines f;
+	if (sp_lines_open(&f, "/proc/self/maps") != 0)
 		return false;
-	char buf[8192];
-	size_t have = 0;
+	/* a line cut short is a long path's, never [stack]: its range comes first */
+	char line[512];
 	bool found = false;
-	for (;;) {
-		long n = sp_syscall6(SYS_read, fd, (long)(buf + have), (long)(sizeof(buf) - 1 - have), 0, 0, 0);
-		if (n <= 0)
-			break;
-		have += (size_t)n;
-		buf[have] = 0;
-		char *line = buf, *nl;
-		while ((nl = strchr(line, '\n'))) {
-			*nl = 0;
-			if (line_matches(line, main, tls_addr, lo, hi)) {
-				found = true;
-				goto out;
-			}
-			line = nl + 1;
-		}
-		have = strlen(line);   /* an unfinished line: kept for the next read */
-		memmove(buf, line, have);
-		if (have == sizeof(buf) - 1)
-			have = 0;      /* longer than the buffer: a name, never ours */
-	}
-out:
-	sp_syscall6(SYS_close, fd, 0, 0, 0, 0, 0);
+	while (!found && sp_lines_next(&f, line, sizeof(line)))
+		found = line_matches(line, main, tls_addr, lo, hi);
+	sp_lines_close(&f);
 	return found;
 }
 
