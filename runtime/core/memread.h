@@ -7,7 +7,9 @@
  * fault.  process_vm_readv on our own pid reads it or says it is gone,
  * never faults.  The one place this is done (the site table's pristine
  * copy, the arming check for a kernel's optimized uprobe, coexist's look at
- * the live bytes). */
+ * the live bytes, a signal frame's saved PC, another thread's dispatches
+ * and stack words for a detach's wait).  Raw system calls: it runs in
+ * probed calls and signal handlers, and counts nothing of the program's. */
 #ifndef SP_MEMREAD_H
 #define SP_MEMREAD_H
 

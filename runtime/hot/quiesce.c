@@ -1,5 +1,6 @@
 /* quiesce — see quiesce.h. */
 #include "quiesce.h"
+#include "memread.h"
 #include "log.h"
 #include "rawsys.h"
 #include "sigframes.h"
@@ -12,7 +13,6 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <sys/syscall.h>
-#include <sys/uio.h>
 #include <time.h>
 #include <ucontext.h>
 
@@ -91,14 +91,12 @@ static int ask_running(int stripe, pid_t tid, uintptr_t lo, uintptr_t hi)
 }
 
 /* A blocked thread's answer, without disturbing it: its SP from /proc, its
- * dispatches from a copy of its sp_tls (read with process_vm_readv: a
- * thread that ends meanwhile cannot make this fault). */
+ * dispatches from a copy of its sp_tls (read with sp_mem_read: a thread
+ * that ends meanwhile cannot make this fault). */
 static int ask_blocked(int stripe, pid_t tid, uintptr_t tls, uintptr_t sp, uintptr_t lo, uintptr_t hi)
 {
 	struct sp_tls copy;
-	struct iovec local = { &copy, sizeof(copy) }, remote = { (void *)tls, sizeof(copy) };
-	if (!tls || sp_syscall6(SYS_process_vm_readv, raw_getpid(), (long)&local, 1, (long)&remote, 1, 0) !=
-			    (long)sizeof(copy))
+	if (!tls || !sp_mem_read(tls, &copy, sizeof(copy)))
 		return 0;
 	if (copy.slot - 1 != stripe)
 		return -1;

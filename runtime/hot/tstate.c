@@ -1,5 +1,6 @@
 /* tstate — see tstate.h for the layout and the protocol. */
 #include "tstate.h"
+#include "memread.h"
 #include "heap.h"
 #include "fastcount.h"
 #include "golang_stack.h"
@@ -17,7 +18,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
-#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -312,14 +312,12 @@ static int stack_of(const struct stacks *st, uintptr_t a)
 	return a >= st->lo && a < st->hi ? ON_STACK : ON_NONE;
 }
 
-/* The word at ADDR of a thread's stack, read with process_vm_readv: a
- * thread gone meanwhile cannot make this fault, and a slot of a frame
- * left is read without a sanitizer taking it for ours. */
+/* The word at ADDR of a thread's stack, read with sp_mem_read: a thread
+ * gone meanwhile cannot make this fault, and a slot of a frame left is read
+ * without a sanitizer taking it for ours. */
 static bool read_word(uintptr_t addr, uintptr_t *out)
 {
-	struct iovec local = { out, sizeof(*out) }, remote = { (void *)addr, sizeof(*out) };
-	return sp_syscall6(SYS_process_vm_readv, sp_syscall6(SYS_getpid, 0, 0, 0, 0, 0, 0), (long)&local, 1,
-			   (long)&remote, 1, 0) == (long)sizeof(*out);
+	return sp_mem_read(addr, out, sizeof(*out));
 }
 
 /* Whether the dispatch whose frame F (return address RET) lies at or above

@@ -1,11 +1,11 @@
 /* sigframes — see sigframes.h. */
 #include "sigframes.h"
+#include "memread.h"
 #include "rawsys.h"
 #include "sigatomic.h"
 
 #include <stdatomic.h>
 #include <string.h>
-#include <sys/uio.h>
 #include <ucontext.h>
 
 #define FRAMES_MAX 32
@@ -106,11 +106,7 @@ static bool frame_pc(const void *uc, uintptr_t *pc)
 {
 	const ucontext_t *u = uc;
 	uint64_t v = 0;
-	struct iovec local = { &v, sizeof(v) };
-	struct iovec remote = { (void *)&u->uc_mcontext.gregs[REG_RIP], sizeof(v) };
-	long n = sp_syscall6(SYS_process_vm_readv, sp_syscall6(SYS_getpid, 0, 0, 0, 0, 0, 0),
-			     (long)&local, 1, (long)&remote, 1, 0);
-	if (n != (long)sizeof(v))
+	if (!sp_mem_read((uintptr_t)&u->uc_mcontext.gregs[REG_RIP], &v, sizeof(v)))
 		return false;
 	*pc = (uintptr_t)v;
 	return true;
