@@ -8,7 +8,9 @@ Debian's golang-go (cgo: dynamically linked, so the preload reaches it).
             entry and return probes on main.* functions whose calls the
             program counts itself (goroutines, recursion that copies the
             stack, panics recovered through probed frames, a nil
-            dereference, runtime.GC(), cgo calls, os.Exit(3)): stdout and
+            dereference, runtime.GC(), cgo calls, os.Exit(3), a switch
+            compiled to a jump table, main.Kind, whose indirect jmp is
+            checked to be there): stdout and
             exit status as unprobed; each entry count, return count and
             latency count equal to the program's own; a panicked frame's
             return counted lost, never as a return; the report written
@@ -50,7 +52,19 @@ SPECS = [
     ("uprobe:main.Cadd", "Cadd", "hits"),
     ("uretprobe:main.Cadd", "Cadd", "hits"),
     ("uprobe:main.Max[go.shape.int_0]", None, "hits"),
+    # return probes through a jump table's RETs (golang.c reads the table)
+    ("uretprobe:main.Kind", "Kind", "hits"),
+    ("usession:main.Kind", "Kind", "returns"),
+    ("uprobe:main.Kind=latency", "Kind", "hits"),
 ]
+LATENCY = (("uprobe:main.Deep=latency", "Deep"), ("uprobe:main.Kind=latency", "Kind"))
+
+
+def jump_table_jmp(prog):
+    """main.Kind's indirect jmp (a jump table's, JMP 0(CX)(AX*8)), or None:
+    without it the Kind probes cover nothing new."""
+    return next((text for _, code, text in t.go_disasm(prog, "main.Kind")
+                 if code[:1] == b"\xff" and text.startswith("JMP") and "(" in text), None)
 
 
 def own_counts(stdout):
@@ -90,11 +104,12 @@ def check_report(label, rep, own):
     if p:
         t.check(p.get("lost") == own["Panics"], "%s: uretprobe:main.Thrower lost %s, the program "
                 "panicked %d times" % (label, p.get("lost"), own["Panics"]))
-    p = probe(rep, "uprobe:main.Deep=latency")
-    if p:
-        lat = p.get("latency") or {}
-        t.check(lat.get("count") == own["Deep"], "%s: Deep's latency count %s, calls %d"
-                % (label, lat.get("count"), own["Deep"]), json.dumps(lat)[:400])
+    for spec, key in LATENCY:
+        p = probe(rep, spec)
+        if p:
+            lat = p.get("latency") or {}
+            t.check(lat.get("count") == own[key], "%s: %s's latency count %s, calls %d"
+                    % (label, key, lat.get("count"), own[key]), json.dumps(lat)[:400])
 
 
 def spec_text():
@@ -212,6 +227,8 @@ def main():
     if not t.check(plain.returncode == 3 and own, "sp_go runs unprobed: exit 3 and its counts",
                    t.clip(plain.stdout + plain.stderr)):
         t.finish()
+    t.check(jump_table_jmp(prog), "main.Kind holds an indirect jmp through a jump table (go1.19 "
+            "switch): its return probes must read the table")
     for case in cases:
         t.info("== %s" % case)
         if case == "static":
