@@ -60,12 +60,6 @@ SPECS = [
 LATENCY = (("uprobe:main.Deep=latency", "Deep"), ("uprobe:main.Kind=latency", "Kind"))
 
 
-def jump_table_jmp(prog):
-    """main.Kind's indirect jmp (a jump table's, JMP 0(CX)(AX*8)), or None:
-    without it the Kind probes cover nothing new."""
-    return next((text for _, code, text in t.go_disasm(prog, "main.Kind")
-                 if code[:1] == b"\xff" and text.startswith("JMP") and "(" in text), None)
-
 
 def own_counts(stdout):
     m = re.search(rb"^counts (.*)$", stdout, re.M)
@@ -227,7 +221,8 @@ def main():
     if not t.check(plain.returncode == 3 and own, "sp_go runs unprobed: exit 3 and its counts",
                    t.clip(plain.stdout + plain.stderr)):
         t.finish()
-    t.check(jump_table_jmp(prog), "main.Kind holds an indirect jmp through a jump table (go1.19 "
+    # without it the Kind probes would cover nothing new
+    t.check(t.go_table_jmp(prog, "main.Kind"), "main.Kind holds an indirect jmp through a jump table (go1.19 "
             "switch): its return probes must read the table")
     for case in cases:
         t.info("== %s" % case)

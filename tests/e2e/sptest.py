@@ -557,6 +557,13 @@ def go_disasm(prog, func):
     return out
 
 
+def go_table_jmp(prog, func):
+    """FUNC's indirect jmp through a jump table (go1.19's switch: JMP
+    0(CX)(AX*8)) in the Go program PROG, as go tool objdump shows it, or None."""
+    return next((text for _, code, text in go_disasm(prog, func)
+                 if code[:1] == b"\xff" and text.startswith("JMP") and "(" in text), None)
+
+
 def real_programs():
     """The real programs the tests run probed and compare, byte for byte,
     with their unprobed run (e2e_unchanged, e2e_retall): [(label, cmd,
