@@ -190,47 +190,47 @@ Test(golang, go_jump_table_read)
 	fn_free(&fn);
 }
 
-Test(golang, go_jump_table_refused)
+/* main.Pick's CODE with the table CASES (9 entries) is refused, the
+ * reason holding WANT. */
+static void pick_refused(const uint8_t *code, const size_t *cases, const char *want)
 {
 	struct sp_go_ret *rets;
 	const char *why = NULL;
+	struct sp_func_extent fn = fn_with_table(code, sizeof(go_pick), 6, cases, 9);
+	cr_assert_eq(sp_go_ret_sites("main.Pick", &fn, &rets, &why), -1);
+	cr_assert(strstr(why, want), "%s (wanted: %s)", why, want);
+	fn_free(&fn);
+}
+
+Test(golang, go_jump_table_refused)
+{
 	/* an entry outside the function, or inside an instruction */
 	size_t out[9], mid[9];
 	memcpy(out, go_pick_cases, sizeof(out));
 	memcpy(mid, go_pick_cases, sizeof(mid));
 	out[4] = sizeof(go_pick) + 8;
 	mid[4] = 0x29;
-	struct sp_func_extent fn = fn_with_table(go_pick, sizeof(go_pick), 6, out, 9);
-	cr_assert_eq(sp_go_ret_sites("main.Pick", &fn, &rets, &why), -1);
-	cr_assert(strstr(why, "outside the function or inside an instruction"), "%s", why);
-	fn_free(&fn);
-	fn = fn_with_table(go_pick, sizeof(go_pick), 6, mid, 9);
-	cr_assert_eq(sp_go_ret_sites("main.Pick", &fn, &rets, &why), -1);
-	cr_assert(strstr(why, "outside the function or inside an instruction"), "%s", why);
-	fn_free(&fn);
+	pick_refused(go_pick, out, "outside the function or inside an instruction");
+	pick_refused(go_pick, mid, "outside the function or inside an instruction");
 	/* no bound: the cmp/ja made nops */
 	uint8_t nobound[sizeof(go_pick)];
 	memcpy(nobound, go_pick, sizeof(nobound));
 	memset(nobound, 0x90, 6);
-	fn = fn_with_table(nobound, sizeof(nobound), 6, go_pick_cases, 9);
-	cr_assert_eq(sp_go_ret_sites("main.Pick", &fn, &rets, &why), -1);
-	cr_assert(strstr(why, "bound is not established"), "%s", why);
-	fn_free(&fn);
+	pick_refused(nobound, go_pick_cases, "bound is not established");
 	/* a branch to the ja: it would arrive with other flags (the bound
 	 * starts at the cmp); the cmp's nops become jmp +0 (eb 00) onto it */
 	uint8_t toja[sizeof(go_pick)];
 	memcpy(toja, go_pick, sizeof(toja));
 	memcpy(toja, "\x90\x90\xeb\x00", 4);
-	fn = fn_with_table(toja, sizeof(toja), 6, go_pick_cases, 9);
-	cr_assert_eq(sp_go_ret_sites("main.Pick", &fn, &rets, &why), -1);
-	cr_assert(strstr(why, "bound is not established"), "%s", why);
-	fn_free(&fn);
+	pick_refused(toja, go_pick_cases, "bound is not established");
 	/* the table's register set before a branch target: another path may
-	 * bring another value (lea; nop; jmp +0 to the jmp *) */
+	 * bring another value (lea; jmp +0 to the jmp *) */
 	static const uint8_t hoisted[] = { 0x48, 0x83, 0xf8, 0x01, 0x77, 0x0c, 0x48, 0x8d, 0x0d, 0, 0, 0, 0,
 					   0xeb, 0x00, 0xff, 0x24, 0xc1, 0xc3 };
 	static const size_t hoisted_cases[] = { 0x12, 0x12 };
-	fn = fn_with_table(hoisted, sizeof(hoisted), 6, hoisted_cases, 2);
+	struct sp_go_ret *rets;
+	const char *why = NULL;
+	struct sp_func_extent fn = fn_with_table(hoisted, sizeof(hoisted), 6, hoisted_cases, 2);
 	cr_assert_eq(sp_go_ret_sites("main.h", &fn, &rets, &why), -1);
 	cr_assert(strstr(why, "not a jump table read here"), "%s", why);
 	fn_free(&fn);
