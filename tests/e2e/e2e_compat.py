@@ -757,11 +757,6 @@ GO_RETURNS = ["main.Kind", "main.Thrower", "main.Catch", "main.Fib", "main.(*Cou
 GO_MODES = ("auto", "int3")
 
 
-def go_rets(prog, func):
-    """The ELF addresses of FUNC's RET instructions (go tool objdump)."""
-    return [a for a, code, _ in t.go_disasm(prog, func) if code[:1] in (b"\xc3", b"\xc2")]
-
-
 def go_mode(prog, plain, mode):
     """{spec: report entry} of one probed run of PROG in MODE, checked
     against the unprobed run PLAIN."""
@@ -814,7 +809,7 @@ def test_go():
         if p:
             sites[("entry", f)] = [int(p["address"], 16)]
     for f in GO_RETURNS:
-        rets = go_rets(prog, f)
+        rets = t.go_rets(prog, f)
         t.check(rets, "go: %s's RETs found" % f)
         sites[("ret", f)] = rets
     addrs = sorted({a for v in sites.values() for a in v})

@@ -19,7 +19,9 @@ Debian's golang-go (cgo: dynamically linked, so the preload reaches it).
   launcher  the same under `selfprobe run`: the process's own report (not
             one rebuilt from the shared counters)
   paths     a Go function with a stack check takes the jmp path in auto, a
-            nosplit one (no stack check) int3 with that reason; runtime
+            nosplit one (no stack check) int3 with that reason; `selfprobe
+            check` names main.Kind's case entries as jump-table entries
+            (the index reads Go's tables: btindex.h); runtime
             functions entered otherwise than by a call (runtime.goexit) are
             refused with the reason; `selfprobe list` says the same
   trace     =trace shows Go's register arguments (Deep's n in RAX)
@@ -162,6 +164,14 @@ def case_paths(prog, plain):
     ret = probe(rep, "uretprobe:main.Max[go.shape.int_0]")
     t.check(ret and ret.get("hits") == 1, "paths: uretprobe on a generic instantiation, by its "
             "name with brackets", json.dumps(ret))
+    # a RET's window reaches the next case, an entry of the switch's table
+    rets = t.go_rets(prog, "main.Kind")
+    start = t.Elf(prog).symbol("main.Kind")[0]
+    says = [t.run([t.CLI, "check", "-x", prog, "uprobe:main.Kind+%#x" % (a - start)]).stdout
+            for a in rets[:-1]]
+    t.check(any(b"is a jump-table entry" in o for o in says), "paths: selfprobe check names "
+            "main.Kind's cases jump-table entries (the index reads Go's tables)",
+            t.clip(b"\n".join(says), 3000))
     ls = t.run([t.CLI, "list", prog, "main.*"])
     text = ls.stdout.decode("utf-8", "replace")
     line = [l for l in text.splitlines() if l.startswith("main.(*Counter).Add ")]

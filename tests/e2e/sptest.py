@@ -557,6 +557,11 @@ def go_disasm(prog, func):
     return out
 
 
+def go_rets(prog, func):
+    """The addresses of FUNC's RET instructions in the Go program PROG."""
+    return [a for a, code, _ in go_disasm(prog, func) if code[:1] in (b"\xc3", b"\xc2")]
+
+
 def go_table_jmp(prog, func):
     """FUNC's indirect jmp through a jump table (go1.19's switch: JMP
     0(CX)(AX*8)) in the Go program PROG, as go tool objdump shows it, or None."""
