@@ -282,17 +282,11 @@ static int add_unknown(struct sp_btindex *x, uintptr_t jmp, const char *why)
 static bool entry(const struct build *b, const struct sp_jtable *jt, long i, uintptr_t *t)
 {
 	const uintptr_t bias = b->oc->bias;
-	if (jt->kind == SP_JT_REL32) {
-		int32_t e;
-		if (!sp_objdata_read(b->data, jt->table - bias + 4 * (uintptr_t)i, 4, &e))
-			return false;
-		*t = jt->base + (uintptr_t)(intptr_t)e;
-	} else {
-		uint64_t e;
-		if (!sp_objdata_read(b->data, jt->table - bias + 8 * (uintptr_t)i, 8, &e))
-			return false;
-		*t = (uintptr_t)e + bias;
-	}
+	size_t w = sp_jtable_entry_size(jt);
+	uint64_t e = 0;   /* little-endian: a 4-byte entry fills its low half */
+	if (!w || !sp_objdata_read(b->data, jt->table - bias + w * (uintptr_t)i, w, &e))
+		return false;
+	*t = sp_jtable_entry_target(jt, e, bias);
 	return insn_start(b, *t);
 }
 
@@ -503,9 +497,10 @@ done:   /* the builder's scratch, whichever way it ends */
  * relative to the bias; the static phrases (how, why) as their index in
  * PHRASES, never as pointers. */
 #define CACHE_KIND "btindex"
-#define CACHE_FORMAT 3u          /* 1: owncalls' direct targets only; 2: the
+#define CACHE_FORMAT 4u          /* 1: owncalls' direct targets only; 2: the
 				  * sweep restarted at symbols only (3: and at
-				  * .eh_frame extents) */
+				  * .eh_frame extents); 3: Go's jump tables not
+				  * read (jtable.h) */
 #define NO_PHRASE 0xffu
 
 /* Every phrase an index can hold.  Those of objdata.c and jtable.c are

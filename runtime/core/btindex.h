@@ -19,9 +19,10 @@
  *     defined here (and DT_RELR words), pointer-sized values in the data of
  *     non-PIE objects (conservatively: any that falls in the text), and the
  *     entries of every jump table found;
- *   - jump tables: each indirect jmp of the forms gcc and clang emit
+ *   - jump tables: each indirect jmp of the forms gcc, clang and Go emit
  *       lea T(%rip),%rB; movslq d(%rB,%rI,4),%rX; add %rB,%rX; jmp *%rX
  *       jmp *T(,%rI,8)                          (non-PIE absolute tables)
+ *       lea T(%rip),%rB; jmp *(%rB,%rI,8)       (Go's absolute tables)
  *     with its bound (cmp $N,%eI; ja/jae, or and $M,%eI), and every entry
  *     read from the file.  A table whose bound or extent cannot be
  *     established is kept as unknown: every window of its function is

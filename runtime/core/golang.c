@@ -8,8 +8,10 @@
 #include "site.h"
 #include "elfsym.h"
 #include "insn.h"
+#include "jtable.h"
 #include "log.h"
 #include "maps.h"
+#include "memread.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -222,6 +224,127 @@ static bool is_target(const uintptr_t *t, size_t n, uintptr_t a)
 	return false;
 }
 
+/* A function's code decoded whole: CODE (its pristine bytes), its N
+ * instructions IN (by address), its direct branch targets T and the
+ * entries of its jump tables, N_T in all (CAP_T allocated). */
+struct go_fn {
+	const struct sp_func_extent *fn;
+	const uint8_t *code;
+	const struct sp_insn *in;
+	size_t n;
+	uintptr_t *t;
+	size_t n_t, cap_t;
+};
+
+static bool ends_line(enum sp_insn_class c)
+{
+	return c == SP_INSN_JMP_REL || c == SP_INSN_JMP_IND || c == SP_INSN_RET;
+}
+
+/* Does an instruction of F start at A? */
+static bool insn_at(const struct go_fn *f, uintptr_t a)
+{
+	size_t lo = 0, hi = f->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (f->in[mid].addr < a)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < f->n && f->in[lo].addr == a;
+}
+
+#define JT_LINE 32   /* instructions handed to the table finder, the jmp's included */
+
+/* The jump table of F's indirect jmp IN[J] (jtable.h), from the straight
+ * line before it: back to a branch target (which it starts at), or to the
+ * instruction after a jmp or a ret, so that every path to the jmp runs the
+ * line's instructions from its first one (the table's register, the
+ * bound's cmp). */
+static void go_table_find(const struct go_fn *f, size_t j, struct sp_jtable *jt)
+{
+	size_t k = j;
+	while (k > 0 && j - k + 1 < JT_LINE && !is_target(f->t, f->n_t, f->in[k].addr) &&
+	       !ends_line(f->in[k - 1].cls))
+		k--;
+	struct sp_jt_insn ins[JT_LINE];
+	for (size_t i = k; i <= j; i++) {
+		size_t off = f->in[i].addr - f->fn->start;
+		ins[i - k] = (struct sp_jt_insn){ .addr = f->in[i].addr, .code = f->code + off,
+						  .avail = f->in[i].len };
+	}
+	sp_jtable_find(ins, (int)(j - k + 1), jt);
+}
+
+/* F's indirect jmp IN[J] as a jump table whose bound and every entry are
+ * established, read from memory (where the jmp reads them: relocated in a
+ * PIE) and instructions of F: its entries appended to F's targets (a
+ * table's entry may land on an epilogue, whose rule needs them).  NULL, or
+ * why the jmp's targets are not all known. */
+static const char *go_table(struct go_fn *f, size_t j)
+{
+	struct sp_jtable jt;
+	go_table_find(f, j, &jt);
+	size_t w = sp_jtable_entry_size(&jt);
+	if (!w)
+		return "an indirect jump in the Go function that is not a jump table read here (its "
+		       "table's address loaded in the straight line before it): it may leave the "
+		       "function, its returns are not all known";
+	if (jt.count <= 0)
+		return "an indirect jump in the Go function through a jump table whose bound is not "
+		       "established (cmp/ja or and before it): its targets are not all known";
+	for (long i = 0; i < jt.count; i++) {
+		uint64_t e = 0;   /* little-endian: a 4-byte entry fills its low half */
+		if (!sp_mem_read(jt.table + w * (uintptr_t)i, &e, w))
+			return "an indirect jump in the Go function through a jump table that cannot be "
+			       "read: its targets are not known";
+		uintptr_t t = sp_jtable_entry_target(&jt, e, 0);
+		if (t < f->fn->start || t >= f->fn->start + f->fn->size || !insn_at(f, t))
+			return "an indirect jump in the Go function through a jump table with an entry "
+			       "outside the function or inside an instruction: its returns are not all known";
+		if (f->n_t == f->cap_t) {
+			size_t cap = f->cap_t * 2 + 16;
+			uintptr_t *m = sp_realloc(f->t, cap * sizeof(*m));
+			if (!m)
+				return "out of memory";
+			f->t = m;
+			f->cap_t = cap;
+		}
+		f->t[f->n_t++] = t;
+	}
+	return NULL;
+}
+
+/* Every indirect jmp of F as a table (go_table); then each table found
+ * again with every entry among the targets: one that lands in another's
+ * straight line (after its bound check) changes what was found. */
+static const char *go_tables(struct go_fn *f)
+{
+	size_t direct = f->n_t;
+	for (size_t j = 0; j < f->n; j++) {
+		const char *why = f->in[j].cls == SP_INSN_JMP_IND ? go_table(f, j) : NULL;
+		if (why)
+			return why;
+	}
+	if (f->n_t == direct)
+		return NULL;
+	for (size_t j = 0; j < f->n; j++) {
+		if (f->in[j].cls != SP_INSN_JMP_IND)
+			continue;
+		struct sp_jtable a, b;
+		size_t all = f->n_t;
+		f->n_t = direct;
+		go_table_find(f, j, &a);
+		f->n_t = all;
+		go_table_find(f, j, &b);
+		if (a.kind != b.kind || a.table != b.table || a.count != b.count)
+			return "an indirect jump in the Go function whose jump table's bound check is "
+			       "entered by another table's entry: its targets are not all known";
+	}
+	return NULL;
+}
+
 long sp_go_ret_sites(const char *symbol, const struct sp_func_extent *fn, struct sp_go_ret **out,
 		     const char **why)
 {
@@ -257,14 +380,18 @@ long sp_go_ret_sites(const char *symbol, const struct sp_func_extent *fn, struct
 		else if ((i->cls == SP_INSN_JMP_REL || i->cls == SP_INSN_JCC_REL) &&
 			 (i->target < fn->start || i->target >= end))
 			*why = "a jump leaves the Go function (a tail call): its return would not be seen";
-		else if (i->cls == SP_INSN_JMP_IND)
-			*why = "an indirect jump in the Go function may leave it: its returns are not all known";
 		else if (i->cls == SP_INSN_JMP_REL || i->cls == SP_INSN_JCC_REL || i->cls == SP_INSN_JRCXZ ||
 			 i->cls == SP_INSN_LOOP)
 			targets[n_t++] = i->target;
 		if (*why)
 			break;
 	}
+	/* indirect jumps: jump tables whose entries join the targets */
+	struct go_fn f = { fn, code, in, n_in, targets, n_t, fn->size };
+	if (!*why)
+		*why = go_tables(&f);
+	targets = f.t;
+	n_t = f.n_t;
 	for (size_t j = 0; j < n_in && !*why; j++) {
 		if (in[j].cls != SP_INSN_RET)
 			continue;

@@ -68,8 +68,11 @@ struct sp_go_ret {
 
 /* The return sites of the Go function FN describes (decoded whole, from
  * its pristine code), into *OUT (malloc'ed): the count, or -1 with *WHY (a
- * jump leaves the function, an indirect jump, an instruction that does not
- * decode, no RET, assembly: g is not in r14). */
+ * jump leaves the function, an instruction that does not decode, no RET,
+ * assembly: g is not in r14, an indirect jump other than a jump table
+ * (jtable.h: Go's `lea T(%rip),%rB; jmp *(%rB,%rI,8)` or gcc's forms) whose
+ * bound is established and whose every entry, read from memory, is an
+ * instruction of the function: those entries are branch targets too). */
 long sp_go_ret_sites(const char *symbol, const struct sp_func_extent *fn, struct sp_go_ret **out,
 		     const char **why);
 

@@ -41,6 +41,22 @@ static bool rip_lea(const struct slice *s, int j, int r, uintptr_t *t)
 	return true;
 }
 
+/* The table of 8-byte entries operand M (of instruction I) reads: T(,%rI,8)
+ * with T absolute, or (D)(%rB,%rI,8) with %rB set by lea T(%rip),%rB in
+ * the line (Go's form, where T is a symbol main.f.jumpN).  False: neither. */
+static bool abs_table(const struct slice *s, int i, const struct sp_ops_operand *m, uintptr_t *table)
+{
+	if (m->base == -1) {
+		*table = (uintptr_t)m->disp;
+		return true;
+	}
+	uintptr_t t;
+	if (m->base == SP_RIP_BASE || m->base == m->index || !rip_lea(s, def_before(s, i, m->base), m->base, &t))
+		return false;
+	*table = t + (uintptr_t)m->disp;
+	return true;
+}
+
 /* The number of values index register R can take at instruction I, from a
  * cmp/ja, cmp/jae or and before it; 0 when none is found.  *FROM: where
  * the bound starts to hold. */
@@ -54,7 +70,8 @@ static long bound_of(const struct slice *s, int i, int r, uintptr_t *from)
 		    o->op[1].type == SP_OPD_IMM && o->op[1].disp >= 0 && o->op[1].disp < 65536 &&
 		    j + 1 < i && s->ok[j + 1] && s->ops[j + 1].kind == SP_OPS_JCC) {
 			uint8_t c = s->ops[j + 1].cond;
-			*from = s->ins[j + 1].addr;
+			/* the cmp: a branch to its jcc would bring other flags */
+			*from = s->ins[j].addr;
 			if (c == 0x7)                /* ja: taken above N */
 				return o->op[1].disp + 1;
 			if (c == 0x3)                /* jae: taken at N and above */
@@ -95,11 +112,12 @@ void sp_jtable_find(const struct sp_jt_insn *ins, int n, struct sp_jtable *out)
 	const struct sp_ops_operand *target = &s.ops[jmp].op[0];
 	int load = -1, index = -1;
 	if (target->type == SP_OPD_MEM) {
-		/* jmp *T(,%rI,8): an absolute table (non-PIE) */
-		if (target->base != -1 || target->index < 0 || target->scale != 8)
+		/* jmp *T(,%rI,8): an absolute table (non-PIE); Go's, PIE or
+		 * not: lea T(%rip),%rB ... jmp *(%rB,%rI,8) */
+		if (target->index < 0 || target->scale != 8 ||
+		    !abs_table(&s, jmp, target, &out->table))
 			return;
 		out->kind = SP_JT_ABS64;
-		out->table = (uintptr_t)target->disp;
 		load = jmp;
 		index = target->index;
 	} else if (target->type == SP_OPD_REG && target->size == 64) {
@@ -108,11 +126,10 @@ void sp_jtable_find(const struct sp_jt_insn *ins, int n, struct sp_jtable *out)
 		if (d < 0)
 			return;
 		const struct sp_insn_ops *o = &s.ops[d];
-		if (o->kind == SP_OPS_MOV && o->op[1].type == SP_OPD_MEM && o->op[1].base == -1 &&
-		    o->op[1].index >= 0 && o->op[1].scale == 8 && o->op[0].size == 64) {
-			/* mov T(,%rI,8),%rX; jmp *%rX */
+		if (o->kind == SP_OPS_MOV && o->op[1].type == SP_OPD_MEM && o->op[1].index >= 0 &&
+		    o->op[1].scale == 8 && o->op[0].size == 64 && abs_table(&s, d, &o->op[1], &out->table)) {
+			/* mov T(,%rI,8),%rX; jmp *%rX (or T in %rB: Go's) */
 			out->kind = SP_JT_ABS64;
-			out->table = (uintptr_t)o->op[1].disp;
 			load = d;
 			index = o->op[1].index;
 		} else if (o->kind == SP_OPS_ADD && is_reg(&o->op[0], x, 64) && o->op[1].type == SP_OPD_REG &&
@@ -164,4 +181,16 @@ void sp_jtable_find(const struct sp_jt_insn *ins, int n, struct sp_jtable *out)
 		return;
 	}
 	out->count = bound_of(&s, load, index, &out->bound_from);
+}
+
+size_t sp_jtable_entry_size(const struct sp_jtable *jt)
+{
+	return jt->kind == SP_JT_REL32 ? 4 : jt->kind == SP_JT_ABS64 ? 8 : 0;
+}
+
+uintptr_t sp_jtable_entry_target(const struct sp_jtable *jt, uint64_t raw, uintptr_t bias)
+{
+	if (jt->kind == SP_JT_REL32)
+		return jt->base + (uintptr_t)(intptr_t)(int32_t)(uint32_t)raw;
+	return (uintptr_t)raw + bias;
 }

@@ -70,11 +70,25 @@ printed as notes; every other difference fails.
 
 Skipped (exit 77, "SKIP:") only for the kernel part, when `kcount --check`
 fails; a program that is missing is a failure (.ci/deps installs them).
+
+  go        tests/go/sp_go (goroutines, stack copies, panics, a jump-table
+            switch)        uprobe and uretprobe on main.* functions (GO_*)
+
+Go is compared otherwise: a kernel uretprobe swaps the return address,
+which Go's stack copying and tracebacks reject, so the kernel counts only
+with uprobes.  Our entry probe (past the stack check) against the kernel's
+uprobe on that same instruction; our uretprobe's returns against the sum of
+the kernel's uprobes on every RET of the function (go tool objdump's), and
+its `lost` against the kernel's entries less those returns (frames a panic
+unwound).  Modes auto and int3 must agree, with exit status and stdout as
+unprobed.  Skipped when golang-go is not installed (sptest.go_build) or
+kernel uprobes are unavailable, as above.
 """
 import ctypes
 import fnmatch
 import glob
 import hashlib
+import json
 import os
 import random
 import re
@@ -374,31 +388,34 @@ class Spec:
         self.resolved = resolve_ifuncs(self.path, self.ifuncs)
 
     def kernel_safe(self, vaddr):
-        """False for a site whose first instruction the kernel cannot count:
-        - EVEX-encoded (0x62): this kernel single-steps it wrongly (a kernel
-          uprobe on libc's __strchr_evex, `vpbroadcastb %esi,%ymm17`, makes
-          strchr fail and tar's getopt reject its options);
-        - with a LOCK or ES/CS/SS/DS prefix (x86 uprobes' is_prefix_bad):
-          the kernel refuses to probe it, silently when the object is mapped
-          after the probe exists (sqlite3MemoryBarrier, `lock orq
-          $0,(%rsp)`: kernel 0 hits, 164 in every mode)."""
-        if self.kind == "usdt":
-            return True
-        with open(self.path, "rb") as f:
-            f.seek(self.elf.vaddr_to_offset(vaddr))
-            code = f.read(15)
-        i = 0
-        while i < len(code) and code[i] in LEGACY_PREFIXES:
-            if code[i] in KERNEL_BAD_PREFIXES:
-                return False
-            i += 1
-        return code[i:i + 1] != b"\x62"
+        """kernel_can_count() of the spec's object (a USDT note: always)."""
+        return self.kind == "usdt" or kernel_can_count(self.path, self.elf, vaddr)
 
     def kernel_probe(self, vaddr):
         if self.kind == "usdt":
             note = next(n for n in self.notes.notes if n["pc"] == vaddr)
             return self.notes.kprobe(note)
         return "%s:%#x" % (self.path, self.elf.vaddr_to_offset(vaddr))
+
+
+def kernel_can_count(path, elf, vaddr):
+    """False for a site whose first instruction the kernel cannot count:
+    - EVEX-encoded (0x62): this kernel single-steps it wrongly (a kernel
+      uprobe on libc's __strchr_evex, `vpbroadcastb %esi,%ymm17`, makes
+      strchr fail and tar's getopt reject its options);
+    - with a LOCK or ES/CS/SS/DS prefix (x86 uprobes' is_prefix_bad):
+      the kernel refuses to probe it, silently when the object is mapped
+      after the probe exists (sqlite3MemoryBarrier, `lock orq
+      $0,(%rsp)`: kernel 0 hits, 164 in every mode)."""
+    with open(path, "rb") as f:
+        f.seek(elf.vaddr_to_offset(vaddr))
+        code = f.read(15)
+    i = 0
+    while i < len(code) and code[i] in LEGACY_PREFIXES:
+        if code[i] in KERNEL_BAD_PREFIXES:
+            return False
+        i += 1
+    return code[i:i + 1] != b"\x62"
 
 
 def object_path(obj, case):
@@ -725,15 +742,122 @@ def test_case(case):
               more, took, time.monotonic() - t0))
 
 
+# ---------------------------------------------------------------- Go
+
+# entry probes: goroutines' work, deep recursion (stack copies), a panic
+# thrown and the frame recovering it, the jump-table switch, a nosplit
+# method (int3), a cgo call
+GO_ENTRIES = ["main.Work", "main.Fib", "main.Deep", "main.Thrower", "main.Catch", "main.Kind",
+              "main.(*Counter).Add", "main.Cadd"]
+# return probes: the jump-table switch (its RETs reached through the
+# table), a function that panics (its unwound frames count lost, not
+# returns), the one recovering, recursion, a nosplit leaf; each needs its
+# entry in GO_ENTRIES (the kernel's entries give the lost frames)
+GO_RETURNS = ["main.Kind", "main.Thrower", "main.Catch", "main.Fib", "main.(*Counter).Add"]
+GO_MODES = ("auto", "int3")
+
+
+def go_mode(prog, plain, mode):
+    """{spec: report entry} of one probed run of PROG in MODE, checked
+    against the unprobed run PLAIN."""
+    spec = ";".join(["uprobe:" + f for f in GO_ENTRIES] + ["uretprobe:" + f for f in GO_RETURNS])
+    label = "go (%s)" % mode
+    cp, rep = t.run_probed([prog], spec, mode=mode)
+    t.check(cp.returncode == plain.returncode and cp.stdout == plain.stdout,
+            "%s: exit %d and stdout as unprobed (%d)" % (label, cp.returncode, plain.returncode),
+            t.clip(cp.stdout + cp.stderr))
+    if not t.check(rep is not None, "%s: a report" % label):
+        return {}
+    t.check(not rep.get("errors"), "%s: no errors" % label, json.dumps(rep.get("errors"))[:2000])
+    got = {p["spec"]: p for p in rep["probes"]}
+    for s in spec.split(";"):
+        p = got.get(s)
+        if t.check(p is not None, "%s: %s in the report" % (label, s)):
+            t.check(p.get("missed", 0) == 0, "%s: %s missed %s" % (label, s, p.get("missed")))
+    return got
+
+
+def test_go():
+    prog = t.go_build("sp_go")
+    if not prog:
+        return   # go_build said why (a skip when golang-go is missing)
+    with open(prog, "rb") as f:
+        hdr = f.read(18)
+    # report addresses are ELF addresses only in a non-PIE executable (Go's default)
+    if not t.check(hdr[16] == 2, "go: sp_go is a non-PIE executable (ET_EXEC)"):
+        return
+    t.check(t.go_table_jmp(prog, "main.Kind"), "go: main.Kind holds a jump table's indirect jmp")
+    plain = t.run([prog])
+    t.check(plain.returncode == 3, "go: sp_go unprobed exits 3", t.clip(plain.stderr))
+    per_mode = {m: go_mode(prog, plain, m) for m in GO_MODES}
+    fields = ("address", "hits", "returns", "lost")
+    diff = ["%s: %s" % (s, ", ".join("%s %s" % (m, [per_mode[m].get(s, {}).get(k) for k in fields])
+                                     for m in GO_MODES))
+            for s in sorted(set().union(*per_mode.values()))
+            if len({json.dumps([per_mode[m].get(s, {}).get(k) for k in fields]) for m in GO_MODES}) > 1]
+    t.check(not diff, "go: %d probes counted differently by the modes" % len(diff), "\n".join(diff))
+    ok, reason = t.kernel_uprobes()
+    if not ok:
+        t.skip("go: kernel uprobes unavailable: %s" % reason)
+        return
+    elf = t.Elf(prog)
+    auto = per_mode["auto"]
+    # the kernel's uprobes: at each entry probe's site, and on every RET
+    sites = {}
+    for f in GO_ENTRIES:
+        p = auto.get("uprobe:" + f)
+        if p:
+            sites[("entry", f)] = [int(p["address"], 16)]
+    for f in GO_RETURNS:
+        rets = t.go_rets(prog, f)
+        t.check(rets, "go: %s's RETs found" % f)
+        sites[("ret", f)] = rets
+    addrs = sorted({a for v in sites.values() for a in v})
+    unsafe = [hex(a) for a in addrs if not kernel_can_count(prog, elf, a)]
+    if not t.check(not unsafe, "go: sites the kernel cannot count: %s" % unsafe):
+        return
+    probes = ["%s:%#x" % (prog, elf.vaddr_to_offset(a)) for a in addrs]
+    cp, kc = t.kcount(probes, [prog], flags=["--multi" if kernel_multi()[0] else "--perf"])
+    t.check(cp.returncode == plain.returncode and cp.stdout == plain.stdout,
+            "go (kernel): exit %d and stdout as unprobed" % cp.returncode, t.clip(cp.stderr))
+    if kc is None:
+        return
+    count = dict(zip(addrs, (kc[p] for p in probes)))
+    bad = []
+    for m in GO_MODES:
+        for f in GO_ENTRIES:
+            p = per_mode[m].get("uprobe:" + f)
+            k = count.get(int(p["address"], 16)) if p else None
+            if not p or p["hits"] != k:
+                bad.append("%s: uprobe:%s hits %s, kernel %s" % (m, f, p and p["hits"], k))
+        for f in GO_RETURNS:
+            p = per_mode[m].get("uretprobe:" + f)
+            entries = count.get(sites.get(("entry", f), [None])[0])
+            rets = sum(count[a] for a in sites[("ret", f)])
+            if not p or p["hits"] != rets or p.get("lost", 0) != entries - rets:
+                bad.append("%s: uretprobe:%s returns %s lost %s; kernel: %d returns (uprobes on %d RETs), "
+                           "%s entries" % (m, f, p and p["hits"], p and p.get("lost"), rets,
+                                           len(sites[("ret", f)]), entries))
+    t.check(not bad, "go: %d counts differ from the kernel's" % len(bad), "\n".join(bad))
+    thrown = count.get(sites[("entry", "main.Thrower")][0], 0) - sum(count[a] for a in sites[("ret", "main.Thrower")])
+    t.check(thrown > 0, "go: the kernel saw main.Thrower's frames unwound by panics (%d)" % thrown)
+    t.info("go: kernel (%s): %d sites (%d hits) compared, %d of them RETs"
+           % ("uprobe_multi" if kernel_multi()[0] else "perf", len(addrs), sum(count.values()),
+              sum(len(sites[("ret", f)]) for f in GO_RETURNS)))
+
+
 def main():
     t.require_build()
-    names = sys.argv[1:] or [c.name for c in CASES]
+    names = sys.argv[1:] or [c.name for c in CASES] + ["go"]
     by_name = {c.name: c for c in CASES}
     for n in names:
-        if n not in by_name:
-            sys.exit("usage: e2e_compat.py [%s]..." % "|".join(by_name))
+        if n not in by_name and n != "go":
+            sys.exit("usage: e2e_compat.py [%s]..." % "|".join(list(by_name) + ["go"]))
     for n in names:
-        test_case(by_name[n])
+        if n == "go":
+            test_go()
+        else:
+            test_case(by_name[n])
     t.finish()
 
 

@@ -8,7 +8,9 @@ Debian's golang-go (cgo: dynamically linked, so the preload reaches it).
             entry and return probes on main.* functions whose calls the
             program counts itself (goroutines, recursion that copies the
             stack, panics recovered through probed frames, a nil
-            dereference, runtime.GC(), cgo calls, os.Exit(3)): stdout and
+            dereference, runtime.GC(), cgo calls, os.Exit(3), a switch
+            compiled to a jump table, main.Kind, whose indirect jmp is
+            checked to be there): stdout and
             exit status as unprobed; each entry count, return count and
             latency count equal to the program's own; a panicked frame's
             return counted lost, never as a return; the report written
@@ -17,7 +19,9 @@ Debian's golang-go (cgo: dynamically linked, so the preload reaches it).
   launcher  the same under `selfprobe run`: the process's own report (not
             one rebuilt from the shared counters)
   paths     a Go function with a stack check takes the jmp path in auto, a
-            nosplit one (no stack check) int3 with that reason; runtime
+            nosplit one (no stack check) int3 with that reason; `selfprobe
+            check` names main.Kind's case entries as jump-table entries
+            (the index reads Go's tables: btindex.h); runtime
             functions entered otherwise than by a call (runtime.goexit) are
             refused with the reason; `selfprobe list` says the same
   trace     =trace shows Go's register arguments (Deep's n in RAX)
@@ -50,7 +54,13 @@ SPECS = [
     ("uprobe:main.Cadd", "Cadd", "hits"),
     ("uretprobe:main.Cadd", "Cadd", "hits"),
     ("uprobe:main.Max[go.shape.int_0]", None, "hits"),
+    # return probes through a jump table's RETs (golang.c reads the table)
+    ("uretprobe:main.Kind", "Kind", "hits"),
+    ("usession:main.Kind", "Kind", "returns"),
+    ("uprobe:main.Kind=latency", "Kind", "hits"),
 ]
+LATENCY = (("uprobe:main.Deep=latency", "Deep"), ("uprobe:main.Kind=latency", "Kind"))
+
 
 
 def own_counts(stdout):
@@ -90,11 +100,12 @@ def check_report(label, rep, own):
     if p:
         t.check(p.get("lost") == own["Panics"], "%s: uretprobe:main.Thrower lost %s, the program "
                 "panicked %d times" % (label, p.get("lost"), own["Panics"]))
-    p = probe(rep, "uprobe:main.Deep=latency")
-    if p:
-        lat = p.get("latency") or {}
-        t.check(lat.get("count") == own["Deep"], "%s: Deep's latency count %s, calls %d"
-                % (label, lat.get("count"), own["Deep"]), json.dumps(lat)[:400])
+    for spec, key in LATENCY:
+        p = probe(rep, spec)
+        if p:
+            lat = p.get("latency") or {}
+            t.check(lat.get("count") == own[key], "%s: %s's latency count %s, calls %d"
+                    % (label, key, lat.get("count"), own[key]), json.dumps(lat)[:400])
 
 
 def spec_text():
@@ -153,6 +164,14 @@ def case_paths(prog, plain):
     ret = probe(rep, "uretprobe:main.Max[go.shape.int_0]")
     t.check(ret and ret.get("hits") == 1, "paths: uretprobe on a generic instantiation, by its "
             "name with brackets", json.dumps(ret))
+    # a RET's window reaches the next case, an entry of the switch's table
+    rets = t.go_rets(prog, "main.Kind")
+    start = t.Elf(prog).symbol("main.Kind")[0]
+    says = [t.run([t.CLI, "check", "-x", prog, "uprobe:main.Kind+%#x" % (a - start)]).stdout
+            for a in rets[:-1]]
+    t.check(any(b"is a jump-table entry" in o for o in says), "paths: selfprobe check names "
+            "main.Kind's cases jump-table entries (the index reads Go's tables)",
+            t.clip(b"\n".join(says), 3000))
     ls = t.run([t.CLI, "list", prog, "main.*"])
     text = ls.stdout.decode("utf-8", "replace")
     line = [l for l in text.splitlines() if l.startswith("main.(*Counter).Add ")]
@@ -212,6 +231,9 @@ def main():
     if not t.check(plain.returncode == 3 and own, "sp_go runs unprobed: exit 3 and its counts",
                    t.clip(plain.stdout + plain.stderr)):
         t.finish()
+    # without it the Kind probes would cover nothing new
+    t.check(t.go_table_jmp(prog, "main.Kind"), "main.Kind holds an indirect jmp through a jump table (go1.19 "
+            "switch): its return probes must read the table")
     for case in cases:
         t.info("== %s" % case)
         if case == "static":

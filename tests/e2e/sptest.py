@@ -541,6 +541,34 @@ def go_build(name, static=False, out=None):
     return out
 
 
+def go_disasm(prog, func):
+    """FUNC's instructions in the Go program PROG, as `go tool objdump`
+    prints them: [(address, code bytes, text)], e.g. (0x487fa6,
+    b"\\xff\\x24\\xc1", "JMP 0(CX)(AX*8)"); [] after a failure check."""
+    go = go_tool()
+    cp = run([go, "tool", "objdump", "-s", "^%s$" % re.escape(func), prog], env=base_env())
+    out = []
+    for line in cp.stdout.decode("utf-8", "replace").splitlines():
+        f = line.split("\t")
+        f = [x.strip() for x in f if x.strip()]
+        if len(f) >= 4 and f[1].startswith("0x"):
+            out.append((int(f[1], 16), bytes.fromhex(f[2]), f[3]))
+    check(cp.returncode == 0 and out, "go tool objdump of %s in %s" % (func, prog), clip(cp.stderr))
+    return out
+
+
+def go_rets(prog, func):
+    """The addresses of FUNC's RET instructions in the Go program PROG."""
+    return [a for a, code, _ in go_disasm(prog, func) if code[:1] in (b"\xc3", b"\xc2")]
+
+
+def go_table_jmp(prog, func):
+    """FUNC's indirect jmp through a jump table (go1.19's switch: JMP
+    0(CX)(AX*8)) in the Go program PROG, as go tool objdump shows it, or None."""
+    return next((text for _, code, text in go_disasm(prog, func)
+                 if code[:1] == b"\xff" and text.startswith("JMP") and "(" in text), None)
+
+
 def real_programs():
     """The real programs the tests run probed and compare, byte for byte,
     with their unprobed run (e2e_unchanged, e2e_retall): [(label, cmd,

@@ -140,6 +140,147 @@ Test(golang, refusals)
 	fn_free(&fn);
 }
 
+/* ---- jump tables (Go 1.19's switches) ---- */
+
+/* CODE (N bytes) in a heap block followed by its jump table: the COUNT
+ * absolute entries start + AT[i] (where Go's tables are, relocated in a
+ * PIE), addressed by the lea T(%rip),%rcx (48 8d 0d disp32) at LEA. */
+static struct sp_func_extent fn_with_table(const uint8_t *code, size_t n, size_t lea, const size_t *at,
+					   size_t count)
+{
+	size_t tab = (n + 7) & ~(size_t)7;
+	uint8_t *p = malloc(tab + 8 * count);
+	cr_assert_not_null(p);
+	memcpy(p, code, n);
+	cr_assert(memcmp(p + lea, "\x48\x8d\x0d", 3) == 0, "the lea at %zu", lea);
+	int32_t disp = (int32_t)(tab - (lea + 7));
+	memcpy(p + lea + 3, &disp, 4);
+	for (size_t i = 0; i < count; i++) {
+		uint64_t e = (uintptr_t)p + at[i];
+		memcpy(p + tab + 8 * i, &e, 8);
+	}
+	return (struct sp_func_extent){ .start = (uintptr_t)p, .size = n, .go_stack = true };
+}
+
+/* main.Pick of tests/go/sp_go's kind, as go1.19 builds it: a nosplit leaf
+ * switch of 9 cases, cmp $8,%rax; ja; lea main.Pick.jump3(%rip),%rcx;
+ * jmp *(%rcx,%rax,8); each case mov $v,%eax; ret */
+static const uint8_t go_pick[] = {
+	0x48, 0x83, 0xf8, 0x08, 0x77, 0x41,             /* 0: cmp $8,%rax; ja 0x47 */
+	0x48, 0x8d, 0x0d, 0, 0, 0, 0, 0xff, 0x24, 0xc1, /* 6: lea T(%rip),%rcx; jmp *(%rcx,%rax,8) */
+	0xb8, 0x0b, 0, 0, 0, 0xc3, 0xb8, 0x17, 0, 0, 0, 0xc3, 0xb8, 0x25, 0, 0, 0, 0xc3, /* 0x10 */
+	0xb8, 0x29, 0, 0, 0, 0xc3, 0xb8, 0x3b, 0, 0, 0, 0xc3, 0xb8, 0x3d, 0, 0, 0, 0xc3, /* 0x22 */
+	0xb8, 0x49, 0, 0, 0, 0xc3, 0xb8, 0x59, 0, 0, 0, 0x90, 0xc3,                       /* 0x34 */
+	0xb8, 0x61, 0, 0, 0, 0xc3,                                                         /* 0x41 */
+	0x48, 0xc7, 0xc0, 0xff, 0xff, 0xff, 0xff, 0xc3,                                   /* 0x47 */
+};
+static const size_t go_pick_cases[] = { 0x10, 0x16, 0x1c, 0x22, 0x28, 0x2e, 0x34, 0x3a, 0x41 };
+
+Test(golang, go_jump_table_read)
+{
+	struct sp_func_extent fn = fn_with_table(go_pick, sizeof(go_pick), 6, go_pick_cases, 9);
+	struct sp_go_ret *rets;
+	const char *why = NULL;
+	long n = sp_go_ret_sites("main.Pick", &fn, &rets, &why);
+	cr_assert_eq(n, 10, "%ld (%s)", n, why ? why : "");
+	static const size_t ret_at[] = { 0x15, 0x1b, 0x21, 0x27, 0x2d, 0x33, 0x39, 0x40, 0x46, 0x4e };
+	for (int i = 0; i < 10; i++)
+		cr_assert(rets[i].site == fn.start + ret_at[i] && rets[i].at_ret, "RET %d", i);
+	sp_free(rets);
+	fn_free(&fn);
+}
+
+/* main.Pick's CODE with the table CASES (9 entries) is refused, the
+ * reason holding WANT. */
+static void pick_refused(const uint8_t *code, const size_t *cases, const char *want)
+{
+	struct sp_go_ret *rets;
+	const char *why = NULL;
+	struct sp_func_extent fn = fn_with_table(code, sizeof(go_pick), 6, cases, 9);
+	cr_assert_eq(sp_go_ret_sites("main.Pick", &fn, &rets, &why), -1);
+	cr_assert(strstr(why, want), "%s (wanted: %s)", why, want);
+	fn_free(&fn);
+}
+
+Test(golang, go_jump_table_refused)
+{
+	/* an entry outside the function, or inside an instruction */
+	size_t out[9], mid[9];
+	memcpy(out, go_pick_cases, sizeof(out));
+	memcpy(mid, go_pick_cases, sizeof(mid));
+	out[4] = sizeof(go_pick) + 8;
+	mid[4] = 0x29;
+	pick_refused(go_pick, out, "outside the function or inside an instruction");
+	pick_refused(go_pick, mid, "outside the function or inside an instruction");
+	/* no bound: the cmp/ja made nops */
+	uint8_t nobound[sizeof(go_pick)];
+	memcpy(nobound, go_pick, sizeof(nobound));
+	memset(nobound, 0x90, 6);
+	pick_refused(nobound, go_pick_cases, "bound is not established");
+	/* a branch to the ja: it would arrive with other flags (the bound
+	 * starts at the cmp); the cmp's nops become jmp +0 (eb 00) onto it */
+	uint8_t toja[sizeof(go_pick)];
+	memcpy(toja, go_pick, sizeof(toja));
+	memcpy(toja, "\x90\x90\xeb\x00", 4);
+	pick_refused(toja, go_pick_cases, "bound is not established");
+	/* the table's register set before a branch target: another path may
+	 * bring another value (lea; jmp +0 to the jmp *) */
+	static const uint8_t hoisted[] = { 0x48, 0x83, 0xf8, 0x01, 0x77, 0x0c, 0x48, 0x8d, 0x0d, 0, 0, 0, 0,
+					   0xeb, 0x00, 0xff, 0x24, 0xc1, 0xc3 };
+	static const size_t hoisted_cases[] = { 0x12, 0x12 };
+	struct sp_go_ret *rets;
+	const char *why = NULL;
+	struct sp_func_extent fn = fn_with_table(hoisted, sizeof(hoisted), 6, hoisted_cases, 2);
+	cr_assert_eq(sp_go_ret_sites("main.h", &fn, &rets, &why), -1);
+	cr_assert(strstr(why, "not a jump table read here"), "%s", why);
+	fn_free(&fn);
+}
+
+/* A function with a frame: cmp 0x10(%r14),%rsp; jbe; sub; mov %rbp; lea;
+ * cmp $1,%rax; ja 51; lea T(%rip),%rcx; jmp *(%rcx,%rax,8);
+ * 36: mov $1,%eax; 41: epilogue 1 (mov 0x10(%rsp),%rbp; add $0x18,%rsp;
+ * ret); 51: epilogue 2; 61: call morestack; jmp 0 */
+static const uint8_t go_framed[] = {
+	0x49, 0x3b, 0x66, 0x10, 0x76, 0x37,                   /* 0 */
+	0x48, 0x83, 0xec, 0x18, 0x48, 0x89, 0x6c, 0x24, 0x10, /* 6 */
+	0x48, 0x8d, 0x6c, 0x24, 0x10,                         /* 15 */
+	0x48, 0x83, 0xf8, 0x01, 0x77, 0x19,                   /* 20: cmp $1,%rax; ja 51 */
+	0x48, 0x8d, 0x0d, 0, 0, 0, 0, 0xff, 0x24, 0xc1,       /* 26: lea; jmp * */
+	0xb8, 0x01, 0, 0, 0,                                  /* 36 */
+	0x48, 0x8b, 0x6c, 0x24, 0x10, 0x48, 0x83, 0xc4, 0x18, 0xc3, /* 41 */
+	0x48, 0x8b, 0x6c, 0x24, 0x10, 0x48, 0x83, 0xc4, 0x18, 0xc3, /* 51 */
+	0xe8, 0, 0, 0, 0, 0xeb, 0xbc,                         /* 61 */
+};
+
+Test(golang, go_jump_table_entries_are_targets)
+{
+	struct sp_go_ret *rets;
+	const char *why = NULL;
+	static const size_t cases[] = { 36, 51 };
+	struct sp_func_extent fn = fn_with_table(go_framed, sizeof(go_framed), 26, cases, 2);
+	long n = sp_go_ret_sites("main.f", &fn, &rets, &why);
+	cr_assert_eq(n, 2, "%ld (%s)", n, why ? why : "");
+	cr_assert(rets[0].site == fn.start + 41 && !rets[0].at_ret && rets[0].adj == 0x18);
+	cr_assert(rets[1].site == fn.start + 51 && !rets[1].at_ret, "an entry on the mov: the window's start");
+	sp_free(rets);
+	fn_free(&fn);
+	/* an entry on epilogue 1's add: that return skips the mov, its RET is the site */
+	static const size_t to_add[] = { 46, 51 };
+	fn = fn_with_table(go_framed, sizeof(go_framed), 26, to_add, 2);
+	n = sp_go_ret_sites("main.f", &fn, &rets, &why);
+	cr_assert_eq(n, 2, "%ld (%s)", n, why ? why : "");
+	cr_assert(rets[0].site == fn.start + 50 && rets[0].at_ret && rets[0].adj == 0);
+	cr_assert(rets[1].site == fn.start + 51 && !rets[1].at_ret);
+	sp_free(rets);
+	fn_free(&fn);
+	/* an entry on the table's own ja: the bound found before no longer holds */
+	static const size_t to_ja[] = { 36, 24 };
+	fn = fn_with_table(go_framed, sizeof(go_framed), 26, to_ja, 2);
+	cr_assert_eq(sp_go_ret_sites("main.f", &fn, &rets, &why), -1);
+	cr_assert(strstr(why, "entered by another table's entry"), "%s", why);
+	fn_free(&fn);
+}
+
 Test(golang, runtime_functions_refused)
 {
 	/* a path that is not Go: only the name rules apply (no cgo question) */

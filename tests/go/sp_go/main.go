@@ -5,13 +5,14 @@
 // counters, and prints them on its last line, so the report's entry and
 // return counts can be compared with what the program did:
 //
-//	counts Work=W Fib=F Deep=D Thrower=T Panics=P Add=A Max=M Cadd=C
+//	counts Work=W Fib=F Deep=D Thrower=T Panics=P Add=A Max=M Cadd=C Kind=K
 //
 // It runs many goroutines, recursion deep enough to grow (copy) goroutine
 // stacks many times, panics recovered through probed frames (a nil
 // dereference among them: Go's SIGSEGV handler under ours), runtime.GC()
 // while probes are live, cgo calls, a signal delivered to os/signal, and
 // exits through os.Exit with status 3 (Go's raw exit_group: no libc exit).
+// Kind is a switch go1.19 compiles to a jump table (an indirect jmp).
 // Deterministic output.  Argument "quick": a smaller run.
 package main
 
@@ -30,7 +31,7 @@ import (
 	"syscall"
 )
 
-var nWork, nFib, nDeep, nThrower, nPanics, nAdd, nMax, nCadd int64
+var nWork, nFib, nDeep, nThrower, nPanics, nAdd, nMax, nCadd, nKind int64
 
 type Counter struct{ n int64 }
 
@@ -106,6 +107,38 @@ func Cadd(a, b int) int {
 	return int(C.cadd(C.int(a), C.int(b)))
 }
 
+// Kind's switch of dense integer cases is a jump table (go1.19 on): cmp;
+// ja; lea main.Kind.jumpN(%rip),%rB; jmp *(%rB,%rI,8), with a frame (it
+// calls Fib) and a RET per case.  e2e_golang checks the jmp is there.
+//
+//go:noinline
+func Kind(i int) int {
+	atomic.AddInt64(&nKind, 1)
+	switch i % 11 {
+	case 0:
+		return Fib(2)
+	case 1:
+		return 3
+	case 2:
+		return i * 5
+	case 3:
+		return Fib(4) + 1
+	case 4:
+		return i - 7
+	case 5:
+		return Fib(3) * 2
+	case 6:
+		return 41
+	case 7:
+		return i ^ 0x55
+	case 8:
+		return Fib(5) - i
+	case 9:
+		return 97
+	}
+	return -1
+}
+
 // Work is what each goroutine runs.
 //
 //go:noinline
@@ -113,6 +146,9 @@ func Work(i int, c *Counter) int {
 	atomic.AddInt64(&nWork, 1)
 	s := Fib(8+i%6) + Catch(i) + Cadd(i, 1)
 	c.Add(1)
+	for k := 0; k < 12; k++ {
+		s += Kind(i + k)
+	}
 	if i%10 == 0 {
 		s += Deep(200 + i)
 	}
@@ -152,7 +188,7 @@ func main() {
 	d := Deep(depth)
 	m := Max(3, 4) + int(Max(2.5, 1.5))
 	fmt.Printf("total %d deep %d max %d counter %d\n", total, d, m, c.n)
-	fmt.Printf("counts Work=%d Fib=%d Deep=%d Thrower=%d Panics=%d Add=%d Max=%d Cadd=%d\n",
-		nWork, nFib, nDeep, nThrower, nPanics, nAdd, nMax, nCadd)
+	fmt.Printf("counts Work=%d Fib=%d Deep=%d Thrower=%d Panics=%d Add=%d Max=%d Cadd=%d Kind=%d\n",
+		nWork, nFib, nDeep, nThrower, nPanics, nAdd, nMax, nCadd, nKind)
 	os.Exit(3)
 }
