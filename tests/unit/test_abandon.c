@@ -198,23 +198,33 @@ static void *raw_exiter(void *arg)
 	return NULL;
 }
 
-static void gone(const char *mode, int beyond)
+/* A thread that ends inside the dispatch of ab_hit's HANDLER (START: its
+ * routine): the detach after its join returns within LIMIT s and counts
+ * that dispatch once. */
+static void ended_inside(const char *mode, int beyond, int (*handler)(struct selfprobe_ctx *, void *),
+			 void *(*start)(void *), double limit)
 {
 	set_mode(mode);
-	struct selfprobe_link *x = selfprobe_attach("uprobe:ab_hit", exit_handler, NULL);
+	struct selfprobe_link *x = selfprobe_attach("uprobe:ab_hit", handler, NULL);
 	cr_assert(x);
 	fill_stripes(beyond);
 	uint64_t lost0 = sp_tstate_abandoned_total();
 	pthread_t t;
-	pthread_create(&t, NULL, raw_exiter, NULL);
-	pthread_join(t, NULL);   /* the kernel clears its tid: join returns */
+	pthread_create(&t, NULL, start, NULL);
+	pthread_join(t, NULL);   /* a raw exit too: the kernel clears its tid */
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	cr_expect_eq(selfprobe_detach(x), 0);
-	cr_expect(seconds_since(&t0) < 5.0, "%s: the detach took %.3f s", mode, seconds_since(&t0));
-	cr_expect_eq(sp_tstate_abandoned_total() - lost0, 1, "%s: the gone thread's dispatch was not counted", mode);
+	cr_expect(seconds_since(&t0) < limit, "%s: the detach took %.3f s", mode, seconds_since(&t0));
+	cr_expect_eq(sp_tstate_abandoned_total() - lost0, 1, "%s: the ended thread's dispatch was counted %llu times",
+		     mode, (unsigned long long)(sp_tstate_abandoned_total() - lost0));
 	expect_stripe(mode, beyond);
 	unfill_stripes(beyond);
+}
+
+static void gone(const char *mode, int beyond)
+{
+	ended_inside(mode, beyond, exit_handler, raw_exiter, 5.0);
 }
 
 Test(abandon, thread_exits_raw_inside_a_dispatch_auto, .timeout = 30) { gone("auto", 0); }
@@ -429,22 +439,7 @@ static void *ender(void *arg)
 static void ends_inside(const char *mode, int beyond)
 {
 	how = (struct how){ .mode = mode };
-	set_mode(mode);
-	struct selfprobe_link *j = selfprobe_attach("uprobe:ab_hit", jump_handler, NULL);
-	cr_assert(j);
-	fill_stripes(beyond);
-	uint64_t lost0 = sp_tstate_abandoned_total();
-	pthread_t t;
-	pthread_create(&t, NULL, ender, NULL);
-	pthread_join(t, NULL);
-	struct timespec t0;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	cr_expect_eq(selfprobe_detach(j), 0);
-	cr_expect(seconds_since(&t0) < 1.0, "%s: the detach took %.3f s", mode, seconds_since(&t0));
-	cr_expect_eq(sp_tstate_abandoned_total() - lost0, 1, "%s: the ended thread's dispatch was counted %llu times",
-		     mode, (unsigned long long)(sp_tstate_abandoned_total() - lost0));
-	expect_stripe(mode, beyond);
-	unfill_stripes(beyond);
+	ended_inside(mode, beyond, jump_handler, ender, 1.0);
 }
 
 Test(abandon, thread_ends_inside_a_dispatch_it_left_auto, .timeout = 30) { ends_inside("auto", 0); }
