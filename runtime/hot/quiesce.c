@@ -27,7 +27,7 @@
 static pthread_mutex_t ask_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic uint64_t ask_gen;
 static struct {
-	int stripe;
+	int seq;                   /* the asked thread's record (tstate.h) */
 	uintptr_t lo, hi;          /* the asked thread's stack */
 	_Atomic int answer;        /* -2: none yet; -1: not that stripe's thread */
 } ask;
@@ -46,9 +46,9 @@ int sp_quiesce_on_signal(const siginfo_t *si, void *ucv)
 	if ((v & ASK_LOW) != atomic_load(&ask_gen))
 		return 1;   /* a question given up on */
 	uintptr_t sp = (uintptr_t)((ucontext_t *)ucv)->uc_mcontext.gregs[REG_RSP];
-	int depth = 0, n = sp_tstate_abandoned_here(ask.stripe, sp, ask.lo, ask.hi, &depth);
+	int depth = 0, n = sp_tstate_abandoned_here(ask.seq, sp, ask.lo, ask.hi, &depth);
 	if (n > 0)
-		sp_tstate_request(ask.stripe, depth, n);
+		sp_tstate_request(ask.seq, depth, n);
 	atomic_store(&ask.answer, n);
 	return 1;
 }
@@ -67,10 +67,10 @@ static void pause_briefly(void)
 }
 
 /* A running thread's answer: the real-time signal, queued to it alone. */
-static int ask_running(int stripe, pid_t tid, uintptr_t lo, uintptr_t hi)
+static int ask_running(int seq, pid_t tid, uintptr_t lo, uintptr_t hi)
 {
 	pthread_mutex_lock(&ask_lock);
-	ask.stripe = stripe;
+	ask.seq = seq;
 	ask.lo = lo;
 	ask.hi = hi;
 	atomic_store(&ask.answer, -2);
@@ -93,12 +93,12 @@ static int ask_running(int stripe, pid_t tid, uintptr_t lo, uintptr_t hi)
 /* A blocked thread's answer, without disturbing it: its SP from /proc, its
  * dispatches from a copy of its sp_tls (read with sp_mem_read: a thread
  * that ends meanwhile cannot make this fault). */
-static int ask_blocked(int stripe, pid_t tid, uintptr_t tls, uintptr_t sp, uintptr_t lo, uintptr_t hi)
+static int ask_blocked(int seq, pid_t tid, uintptr_t tls, uintptr_t sp, uintptr_t lo, uintptr_t hi)
 {
 	struct sp_tls copy;
 	if (!tls || !sp_mem_read(tls, &copy, sizeof(copy)))
 		return 0;
-	if (copy.slot - 1 != stripe)
+	if (sp_tstate_seq_of(&copy, copy.slot - 1) != seq)
 		return -1;
 	/* in a handler of the program's, maybe on an alternate stack inside
 	 * the thread's own: its SP says nothing of the dispatches it interrupted */
@@ -106,14 +106,14 @@ static int ask_blocked(int stripe, pid_t tid, uintptr_t tls, uintptr_t sp, uintp
 		return 0;
 	int n = sp_tstate_abandoned_there(&copy, sp, lo, hi);
 	if (n > 0)
-		sp_tstate_request(stripe, copy.depth, n);
+		sp_tstate_request(seq, copy.depth, n);
 	return n;
 }
 
-/* Ask STRIPE's thread TID which of its dispatches it abandoned: how many,
- * 0 (none, or it cannot be told now), -1 (TID is gone or no longer owns
- * the stripe: its dispatches are nobody's). */
-static int ask_thread(int stripe, struct sp_slot_seq *q, pid_t tid)
+/* Ask record SEQ's thread TID which of its dispatches it abandoned: how
+ * many, 0 (none, or it cannot be told now), -1 (TID is gone or no longer
+ * owns the record: its dispatches are nobody's). */
+static int ask_thread(int seq, struct sp_slot_seq *q, pid_t tid)
 {
 	if (tid <= 0)
 		return 0;
@@ -123,11 +123,11 @@ static int ask_thread(int stripe, struct sp_slot_seq *q, pid_t tid)
 	if (!sp_task_stack(tid, tls, &lo, &hi))
 		return 0;
 	if (sp_task_blocked(tid, &sp, &pc) == 0)
-		return ask_blocked(stripe, tid, tls, sp, lo, hi);
-	return ask_running(stripe, tid, lo, hi);
+		return ask_blocked(seq, tid, tls, sp, lo, hi);
+	return ask_running(seq, tid, lo, hi);
 }
 
-/* Wait for exclusive stripe S, inside since before now at GEN. */
+/* Wait for exclusive stripe or seat S, inside since before now at GEN. */
 static void wait_stripe(int s, uint64_t gen)
 {
 	struct sp_slot_seq *q = &sp_slot_seqs[s];
@@ -182,19 +182,20 @@ void sp_quiesce_atfork_child(void)
 void sp_quiesce(void)
 {
 	bool barrier = sp_tstate_barrier();
-	int self = sp_tls.slot - 1;
-	if (self >= 0 && self < SP_EXCL_SLOTS)
+	int self = sp_tstate_my_seq(), used = sp_tstate_seqs_used();
+	if (self >= 0 && self != SP_SHARED_SLOT)
 		reconcile_self(self);
-	for (int s = 0; s < SP_EXCL_SLOTS; s++) {
+	/* the exclusive stripes, then the seats of threads on the shared one */
+	for (int s = 0; s < used; s++) {
 		struct sp_slot_seq *q = &sp_slot_seqs[s];
-		if (s == self || atomic_load(&q->depth) == 0)
+		if (s == self || s == SP_SHARED_SLOT || atomic_load(&q->depth) == 0)
 			continue;
 		/* inside since before now: wait until it has left its outermost
 		 * dispatch (or was caught at a moment outside every one), or
 		 * will never come back to it */
 		wait_stripe(s, atomic_load(&q->gen));
 	}
-	/* Shared-stripe threads: wait for a moment with none inside. */
+	/* Shared-stripe threads without a seat: wait for a moment with none inside. */
 	for (int spins = 0; atomic_load(&sp_slot_seqs[SP_SHARED_SLOT].inflight) > (self == SP_SHARED_SLOT && sp_tls.depth > 0); spins++)
 		spins < 100 ? sched_yield() : pause_briefly();
 	if (!barrier) {

@@ -33,8 +33,14 @@
  *     that sleeps, one in a signal handler on an alternate stack) always
  *     has its frame above its thread's SP and its return address in place,
  *     so it is always waited for.
- * Threads beyond SP_EXCL_SLOTS share a stripe that says how many are
- * inside, not which: for them the wait is the plain one.
+ * Threads beyond SP_EXCL_SLOTS share a counter stripe, but each has a
+ * seat of its own that publishes its dispatches as an exclusive stripe
+ * does: it is waited for and asked the same way.  Only a thread that found
+ * every seat (SP_SHARED_SEATS) taken is counted in the shared stripe's
+ * number of threads inside, which says how many, not which: a dispatch it
+ * abandons by a jump nothing saw, or by a raw exit, makes the wait the
+ * plain one, for ever (its key destructor takes an ordinary end of it
+ * inside one out of that number).
  */
 #ifndef SP_QUIESCE_H
 #define SP_QUIESCE_H

@@ -23,9 +23,11 @@
 
 __thread struct sp_tls sp_tls __attribute__((tls_model("initial-exec")));
 char *sp_stripes;
-struct sp_slot_seq sp_slot_seqs[SP_N_SLOTS] __attribute__((aligned(64)));
+struct sp_slot_seq sp_slot_seqs[SP_N_SEQS] __attribute__((aligned(64)));
 
 static _Atomic uint64_t slot_bits[SP_EXCL_SLOTS / 64];
+static _Atomic uint64_t seat_bits[SP_SHARED_SEATS / 64];
+static _Atomic int seats_used;   /* seats ever given are below it */
 /* Which stripes may hold counts: the exclusive ones ever claimed are below
  * slots_used, and the shared one only once a thread was given it (128
  * threads at once, a claim re-entered, a hit after the thread's TLS
@@ -58,8 +60,45 @@ uint64_t sp_tstate_abandoned_total(void)
 	return atomic_load(&abandoned);
 }
 
-/* Leave every dispatch of exclusive stripe S at once: its thread will never
- * come back to them.  Published as their own leave would (gen moves). */
+/* A bit of BITS (N words) taken for the caller, lock-free: its index, or -1. */
+static int take_bit(_Atomic uint64_t *bits, int n)
+{
+	for (int w = 0; w < n; w++) {
+		uint64_t v = atomic_load(&bits[w]);
+		while (~v) {
+			int b = __builtin_ctzll(~v);
+			if (atomic_compare_exchange_weak(&bits[w], &v, v | ((uint64_t)1 << b)))
+				return w * 64 + b;
+		}
+	}
+	return -1;
+}
+
+static void raise_to(_Atomic int *mark, int v)
+{
+	int m = atomic_load(mark);
+	while (m < v && !atomic_compare_exchange_weak(mark, &m, v))
+		;
+}
+
+/* Exclusive stripe or seat K (a record of sp_slot_seqs) given back: the
+ * next thread to claim one may take it. */
+static void give_back(int k)
+{
+	if (k < SP_EXCL_SLOTS)
+		atomic_fetch_and(&slot_bits[k / 64], ~((uint64_t)1 << (k % 64)));
+	else if (k >= SP_SEAT0)
+		atomic_fetch_and(&seat_bits[(k - SP_SEAT0) / 64], ~((uint64_t)1 << ((k - SP_SEAT0) % 64)));
+}
+
+int sp_tstate_seqs_used(void)
+{
+	return SP_SEAT0 + atomic_load(&seats_used);
+}
+
+/* Leave every dispatch of exclusive stripe or seat S at once: its thread
+ * will never come back to them.  Published as their own leave would (gen
+ * moves). */
 static int leave_all_published(int s)
 {
 	struct sp_slot_seq *q = &sp_slot_seqs[s];
@@ -75,33 +114,47 @@ static int leave_all_published(int s)
 	return d;
 }
 
-void sp_tstate_count_abandoned(int stripe, uint64_t gen, int n)
+void sp_tstate_count_abandoned(int seq, uint64_t gen, int n)
 {
-	struct sp_slot_seq *q = &sp_slot_seqs[stripe];
+	struct sp_slot_seq *q = &sp_slot_seqs[seq];
 	if (n > 0 && q->counted_gen != gen + 1) {
 		q->counted_gen = gen + 1;
 		atomic_fetch_add(&abandoned, (uint64_t)n);
 	}
 }
 
+/* The key destructor of a thread that claimed stripe V - 1: an exclusive
+ * one, or the shared one (with a seat or without). */
 static void release_slot(void *v)
 {
 	int s = (int)(intptr_t)v - 1;
-	if (s >= 0 && s < SP_EXCL_SLOTS && sp_tls.depth > 0) {
+	if (s < 0 || s > SP_SHARED_SLOT)
+		return;
+	int k = sp_tstate_seq_of(&sp_tls, s);
+	if (sp_tls.depth > 0) {
 		/* The thread ends inside dispatches it will never come back to
 		 * (a jump out of them that no interposer saw, a pthread_exit
-		 * from a handler): left now, before the stripe can go to
-		 * another thread, so that no detach waits for them. */
+		 * from a handler): left now, before the stripe or seat can go
+		 * to another thread, so that no detach waits for them.  One
+		 * without a seat leaves the shared count it entered once. */
 		memset(sp_tls.frame, 0, sizeof(sp_tls.frame));
-		leave_all_published(s);
+		if (k == SP_SHARED_SLOT) {
+			atomic_fetch_add(&abandoned, (uint64_t)sp_tls.depth);
+			atomic_fetch_sub(&sp_slot_seqs[k].inflight, 1);
+		} else {
+			leave_all_published(k);
+		}
 		sp_tls.depth = 0;
 		sp_tls.inside = 0;
 	}
-	if (s >= 0 && s < SP_EXCL_SLOTS)
-		atomic_store(&sp_slot_seqs[s].tid, 0);
-	if (s >= 0 && s < SP_EXCL_SLOTS)
-		atomic_fetch_and(&slot_bits[s / 64], ~((uint64_t)1 << (s % 64)));
-	/* hits after this (later TLS destructors) go to the shared stripe */
+	/* hits after this (later TLS destructors) go to the shared stripe,
+	 * without a seat: the seat goes after the thread stops using it */
+	sp_tls.seat = 0;
+	atomic_signal_fence(memory_order_seq_cst);
+	if (k != SP_SHARED_SLOT) {
+		atomic_store(&sp_slot_seqs[k].tid, 0);
+		give_back(k);
+	}
 	sp_tls.fast = NULL;
 	use_shared();
 	sp_tls.slot = SP_SHARED_SLOT + 1;
@@ -144,34 +197,37 @@ int sp_tstate_claim(void)
 		return SP_SHARED_SLOT;
 	}
 	sp_tls.claiming = 1;
-	int slot = SP_SHARED_SLOT;
-	for (int w = 0; w < SP_EXCL_SLOTS / 64 && slot == SP_SHARED_SLOT; w++) {
-		uint64_t bits = atomic_load(&slot_bits[w]);
-		while (~bits) {
-			int b = __builtin_ctzll(~bits);
-			if (atomic_compare_exchange_weak(&slot_bits[w], &bits, bits | ((uint64_t)1 << b))) {
-				slot = w * 64 + b;
-				break;
-			}
-		}
-	}
-	if (slot == SP_SHARED_SLOT)
+	int slot = take_bit(slot_bits, SP_EXCL_SLOTS / 64), k = slot;
+	if (slot < 0) {
+		slot = SP_SHARED_SLOT;
 		use_shared();
-	else {
-		int used = atomic_load(&slots_used);
-		while (used <= slot && !atomic_compare_exchange_weak(&slots_used, &used, slot + 1))
-			;
+		/* a seat, where a detach can ask this thread about its
+		 * dispatches; taken only outside every one (a dispatch entered
+		 * in the shared count leaves it) */
+		int seat = sp_tls.depth == 0 ? take_bit(seat_bits, SP_SHARED_SEATS / 64) : -1;
+		k = seat < 0 ? SP_SHARED_SLOT : SP_SEAT0 + seat;
+		if (seat >= 0)
+			raise_to(&seats_used, seat + 1);
+	} else {
+		raise_to(&slots_used, slot + 1);
 		sp_shm_stripes_used(slot + 1, false);
-		struct sp_slot_seq *q = &sp_slot_seqs[slot];
+	}
+	if (k != SP_SHARED_SLOT) {
+		struct sp_slot_seq *q = &sp_slot_seqs[k];
 		atomic_store(&q->req, 0);
 		q->counted_gen = 0;
 		atomic_store(&q->tls, (uintptr_t)&sp_tls);
 		/* raw: libc's syscall() on a thread's first hit would count */
 		atomic_store(&q->tid, (int32_t)sp_syscall6(SYS_gettid, 0, 0, 0, 0, 0, 0));
-		sp_tls.runtime++;   /* our call, not the application's: not counted */
-		pthread_setspecific(slot_key, (void *)(intptr_t)(slot + 1));
-		sp_tls.runtime--;
+		if (k >= SP_SEAT0)
+			sp_tls.seat = k + 1;
 	}
+	/* every thread's end runs release_slot: its stripe or seat given
+	 * back, the shared count of one without a seat right, its stack for
+	 * Go sites unmapped */
+	sp_tls.runtime++;   /* our call, not the application's: not counted */
+	pthread_setspecific(slot_key, (void *)(intptr_t)(slot + 1));
+	sp_tls.runtime--;
 	sp_tls.slot = slot + 1;
 	if (slot != SP_SHARED_SLOT && sp_fastcount_thread_ok())
 		sp_tls.fast = sp_stripes + slot * SP_STRIPE_BYTES;
@@ -352,9 +408,9 @@ static int count_abandoned(const uintptr_t *frame, const uintptr_t *ret, int dep
 	return n;
 }
 
-int sp_tstate_abandoned_here(int stripe, uintptr_t sp, uintptr_t lo, uintptr_t hi, int *depth)
+int sp_tstate_abandoned_here(int seq, uintptr_t sp, uintptr_t lo, uintptr_t hi, int *depth)
 {
-	if (sp_tls.slot - 1 != stripe)
+	if (sp_tstate_my_seq() != seq)
 		return -1;
 	if (sp_tls.unwinding)   /* a longjmp is leaving them right now */
 		return 0;
@@ -385,37 +441,37 @@ bool sp_tstate_barrier(void)
 	return barrier_ok == 1;
 }
 
-void sp_tstate_request(int stripe, int depth, int n)
+void sp_tstate_request(int seq, int depth, int n)
 {
 	uint64_t none = 0;
 	if (depth > 0 && n > 0)   /* one pending: the same (the thread has not moved) */
-		atomic_compare_exchange_strong(&sp_slot_seqs[stripe].req, &none,
+		atomic_compare_exchange_strong(&sp_slot_seqs[seq].req, &none,
 					       (uint64_t)(uint32_t)depth << 32 | (uint32_t)n);
 }
 
-void sp_tstate_reconcile(int stripe)
+void sp_tstate_reconcile(int seq)
 {
-	uint64_t r = atomic_exchange_explicit(&sp_slot_seqs[stripe].req, 0, memory_order_acquire);
+	uint64_t r = atomic_exchange_explicit(&sp_slot_seqs[seq].req, 0, memory_order_acquire);
 	int depth = (int)(r >> 32), n = (int)(uint32_t)r;
-	if (!r || stripe != sp_tls.slot - 1 || sp_tls.unwinding || sp_tls.depth != depth)
+	if (!r || seq != sp_tstate_my_seq() || sp_tls.unwinding || sp_tls.depth != depth)
 		return;
 	/* a signal's nested dispatch may run meanwhile: balanced */
 	for (; n > 0 && sp_tls.depth > 0; n--)
-		sp_tstate_leave(stripe);
+		sp_tstate_leave(seq);
 	if (sp_tls.depth == 0)
 		sp_tls.inside = 0;
 }
 
-int sp_tstate_reconcile_gone(int stripe, int32_t tid)
+int sp_tstate_reconcile_gone(int seq, int32_t tid)
 {
-	struct sp_slot_seq *q = &sp_slot_seqs[stripe];
+	struct sp_slot_seq *q = &sp_slot_seqs[seq];
 	int32_t t = tid;
 	/* inside nothing: nothing to leave, and the stripe may be a new
 	 * thread's, its tid stored before its claim has ended */
 	if (tid <= 0 || atomic_load(&q->depth) == 0 || !atomic_compare_exchange_strong(&q->tid, &t, 0))
 		return 0;
-	int d = leave_all_published(stripe);
-	atomic_fetch_and(&slot_bits[stripe / 64], ~((uint64_t)1 << (stripe % 64)));
+	int d = leave_all_published(seq);
+	give_back(seq);
 	return d;
 }
 
@@ -428,10 +484,15 @@ void sp_tstate_atfork_child(void)
 	sp_shm_map_stripes(fd, off, SP_STRIPE_BYTES * SP_N_SLOTS, sp_stripes);   /* counts from zero */
 	for (int w = 0; w < SP_EXCL_SLOTS / 64; w++)
 		atomic_store(&slot_bits[w], 0);
-	int self = sp_tls.slot - 1;
+	for (int w = 0; w < SP_SHARED_SEATS / 64; w++)
+		atomic_store(&seat_bits[w], 0);
+	int self = sp_tls.slot - 1, k = sp_tstate_my_seq();
 	if (self >= 0 && self < SP_EXCL_SLOTS)
 		atomic_store(&slot_bits[self / 64], (uint64_t)1 << (self % 64));
-	for (int s = 0; s < SP_N_SLOTS; s++) {
+	if (k >= SP_SEAT0)
+		atomic_store(&seat_bits[(k - SP_SEAT0) / 64], (uint64_t)1 << ((k - SP_SEAT0) % 64));
+	atomic_store(&seats_used, k >= SP_SEAT0 ? k - SP_SEAT0 + 1 : 0);
+	for (int s = 0; s < SP_N_SEQS; s++) {
 		atomic_store(&sp_slot_seqs[s].gen, 0);
 		atomic_store(&sp_slot_seqs[s].depth, 0);
 		atomic_store(&sp_slot_seqs[s].inflight, 0);
@@ -439,11 +500,11 @@ void sp_tstate_atfork_child(void)
 		atomic_store(&sp_slot_seqs[s].req, 0);
 		sp_slot_seqs[s].counted_gen = 0;
 	}
-	if (self >= 0 && self < SP_EXCL_SLOTS) {
-		atomic_store(&sp_slot_seqs[self].depth, (uint32_t)sp_tls.depth);
-		atomic_store(&sp_slot_seqs[self].tid, (int32_t)sp_syscall6(SYS_gettid, 0, 0, 0, 0, 0, 0));
-	} else if (self == SP_SHARED_SLOT && sp_tls.depth > 0)
-		atomic_store(&sp_slot_seqs[self].inflight, 1);
+	if (k >= 0 && k != SP_SHARED_SLOT) {
+		atomic_store(&sp_slot_seqs[k].depth, (uint32_t)sp_tls.depth);
+		atomic_store(&sp_slot_seqs[k].tid, (int32_t)sp_syscall6(SYS_gettid, 0, 0, 0, 0, 0, 0));
+	} else if (k == SP_SHARED_SLOT && sp_tls.depth > 0)
+		atomic_store(&sp_slot_seqs[k].inflight, 1);
 	pthread_mutex_init(&id_lock, NULL);
 	atomic_store(&abandoned, 0);   /* the parent's, said in its report */
 	/* only this thread's stripe can hold counts now (the others were

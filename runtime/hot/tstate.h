@@ -17,7 +17,13 @@
  * publishes the new probe list, runs membarrier (a full barrier on every
  * running thread of the process, paid once per detach instead of a fence
  * per hit), then waits for every odd sequence to move (quiesce.h: also
- * for a thread that left its dispatches in a way nothing saw).
+ * for a thread that left its dispatches in a way nothing saw).  A thread
+ * on the shared stripe publishes its dispatches in a seat of its own (up
+ * to SP_SHARED_SEATS of them at once, taken at its claim and given back by
+ * the same key destructor), so that a detach asks it as it asks an
+ * exclusive stripe's thread; one that found every seat taken is only
+ * counted in the shared stripe's number of threads inside a dispatch, and
+ * its key destructor takes it out of that number if it ends inside one.
  */
 #ifndef SP_TSTATE_H
 #define SP_TSTATE_H
@@ -37,10 +43,20 @@
 
 #define SP_DISPATCH_DEPTH 16   /* nested dispatches whose frames are remembered */
 
+/* The records a quiescence reads (struct sp_slot_seq): the exclusive
+ * stripes', the shared stripe's count, then the seats of threads on the
+ * shared stripe (SP_SEAT0 + k). */
+#define SP_SHARED_SEATS 1024
+#define SP_SEAT0        SP_N_SLOTS
+#define SP_N_SEQS       (SP_SEAT0 + SP_SHARED_SEATS)
+
 struct sp_tls {
 	char *fast;           /* the exclusive stripe, for the trampoline's inline
 			       * count (fastcount.h); NULL: the C path */
 	int slot;             /* stripe + 1; 0: not claimed yet */
+	int seat;             /* on the shared stripe: the record its dispatches
+			       * are published in + 1 (0: none, only the shared
+			       * stripe's count) */
 	int inside;           /* inside dispatch (recursion guard) */
 	int claiming;         /* inside sp_tstate_claim (it calls libc) */
 	int runtime;          /* inside the runtime's own work (attach, report):
@@ -64,18 +80,20 @@ struct sp_tls {
 /* What a detach's quiescence reads of each stripe's threads.  Only the
  * outermost of nested dispatches (a hit in a signal handler that interrupted
  * one) publishes: an exclusive stripe's depth is its thread's, and its gen
- * moves each time that thread leaves its outermost dispatch; the shared
- * stripe counts the threads inside one.  Each is written by its owner with
- * a plain store that a signal's nested dispatch, balanced, leaves as it
- * found it; a longjmp that abandons dispatches is caught by its interposer
- * (sp_tstate_unwind), a jump nothing saw by a quiescence (quiesce.h), a
- * thread that ends inside some by its key destructor or, gone without it,
- * by its tid. */
+ * moves each time that thread leaves its outermost dispatch; a seat's are
+ * the same for its thread on the shared stripe; the shared stripe's own
+ * record counts the threads inside one that have no seat.  Each is
+ * written by its owner with a plain store that a signal's nested
+ * dispatch, balanced, leaves as it found it; a longjmp that abandons
+ * dispatches is caught by its interposer (sp_tstate_unwind), a jump
+ * nothing saw by a quiescence (quiesce.h), a thread that ends inside some
+ * by its key destructor or, gone without it, by its tid. */
 struct sp_slot_seq {
 	_Atomic uint64_t gen;      /* exclusive: outermost dispatches left */
 	_Atomic uint32_t depth;    /* exclusive: dispatches its thread is inside */
 	_Atomic int32_t tid;       /* exclusive: the thread that claimed it */
-	_Atomic uint64_t inflight; /* shared slot: threads inside a dispatch */
+	_Atomic uint64_t inflight; /* shared slot: threads without a seat inside
+				    * a dispatch */
 	_Atomic uintptr_t tls;     /* exclusive: its thread's sp_tls (read by a
 				    * quiescence while that thread is blocked) */
 	/* A reconciliation for its thread to apply at its next enter or
@@ -90,7 +108,10 @@ struct sp_slot_seq {
 #define SP_HIDDEN __attribute__((visibility("hidden")))
 extern __thread struct sp_tls sp_tls __attribute__((tls_model("initial-exec"))) SP_HIDDEN;
 extern char *sp_stripes SP_HIDDEN;
-extern struct sp_slot_seq sp_slot_seqs[SP_N_SLOTS] SP_HIDDEN;
+/* Indexed by "seq": an exclusive stripe's record is its stripe's index,
+ * SP_SHARED_SLOT the shared stripe's count, SP_SEAT0 + k the seat k; in
+ * what follows, "exclusive" says the same of a seat. */
+extern struct sp_slot_seq sp_slot_seqs[SP_N_SEQS] SP_HIDDEN;
 
 
 /* Once, before the first probe is armed.  0 or -errno. */
@@ -113,6 +134,22 @@ int sp_tstate_slots_used(void);
 void sp_tstate_read(uint32_t id, uint64_t *out);
 /* In a fork child: only this thread remains, counts start again from zero. */
 void sp_tstate_atfork_child(void);
+
+/* The record the thread of T publishes its dispatches of STRIPE in: an
+ * exclusive stripe's own; on the shared stripe, its seat if it has one. */
+static inline int sp_tstate_seq_of(const struct sp_tls *t, int stripe)
+{
+	return stripe == SP_SHARED_SLOT && t->seat ? t->seat - 1 : stripe;
+}
+
+/* The calling thread's record (-1: no stripe claimed yet). */
+static inline int sp_tstate_my_seq(void)
+{
+	return sp_tstate_seq_of(&sp_tls, sp_tls.slot - 1);
+}
+
+/* The records below it are the only ones a thread was ever given. */
+int sp_tstate_seqs_used(void);
 
 static inline int sp_tstate_stripe(void)
 {
@@ -145,22 +182,25 @@ static inline void sp_tstate_note_altstack(const stack_t *ss)
 }
 
 /* In the thread, at its next enter or leave: apply the reconciliation a
- * quiescence asked of STRIPE's thread (struct sp_slot_seq's req): leave
+ * quiescence asked of record SEQ's thread (struct sp_slot_seq's req): leave
  * the dispatches it found abandoned, as sp_tstate_unwind does for a
  * longjmp, if the thread is inside as many as it was then (an enter or a
  * leave applies it first; a longjmp's unwind drops it).  Not in the signal
  * that asked: that signal may have interrupted an enter or a leave, which
  * would then publish a depth read before.  Not decided again either: the
  * frames left may be in use by the dispatch now entered. */
-void sp_tstate_reconcile(int stripe);
+void sp_tstate_reconcile(int seq);
 
+/* STRIPE: the thread's (or SP_SHARED_SLOT), or a record of its (sp_tstate_my_seq). */
 static inline void sp_tstate_enter(int stripe)
 {
-	struct sp_slot_seq *q = &sp_slot_seqs[stripe];
+	int k = sp_tstate_seq_of(&sp_tls, stripe);   /* a seat changes only in the key
+						      * destructor, outside every dispatch */
+	struct sp_slot_seq *q = &sp_slot_seqs[k];
 	if (__builtin_expect(atomic_load_explicit(&q->req, memory_order_relaxed) != 0, 0))
-		sp_tstate_reconcile(stripe);   /* before it reads the depth */
+		sp_tstate_reconcile(k);   /* before it reads the depth */
 	int d = sp_tls.depth;
-	if (__builtin_expect(stripe == SP_SHARED_SLOT, 0)) {
+	if (__builtin_expect(k == SP_SHARED_SLOT, 0)) {
 		if (d == 0)
 			atomic_fetch_add_explicit(&q->inflight, 1, memory_order_seq_cst);
 	} else {
@@ -180,17 +220,18 @@ static inline void sp_tstate_enter(int stripe)
 
 static inline void sp_tstate_leave(int stripe)
 {
-	struct sp_slot_seq *q = &sp_slot_seqs[stripe];
+	int k = sp_tstate_seq_of(&sp_tls, stripe);
+	struct sp_slot_seq *q = &sp_slot_seqs[k];
 	/* inner dispatches this one's handler jumped back out of: left first,
 	 * so that this leave is the outermost's when it is */
 	if (__builtin_expect(atomic_load_explicit(&q->req, memory_order_relaxed) != 0, 0))
-		sp_tstate_reconcile(stripe);
+		sp_tstate_reconcile(k);
 	atomic_signal_fence(memory_order_seq_cst);
 	int d = sp_tls.depth - 1;
 	if (d < SP_DISPATCH_DEPTH)
 		sp_tls.frame[d] = 0;
 	atomic_signal_fence(memory_order_seq_cst);
-	if (__builtin_expect(stripe == SP_SHARED_SLOT, 0)) {
+	if (__builtin_expect(k == SP_SHARED_SLOT, 0)) {
 		sp_tls.depth = d;
 		if (d == 0)
 			atomic_fetch_sub_explicit(&q->inflight, 1, memory_order_release);
@@ -212,7 +253,7 @@ static inline void sp_tstate_leave(int stripe)
 int sp_tstate_unwind(uintptr_t target_sp);
 
 /* Whether the calling thread, stopped at SP (a signal's interrupted
- * context) with [LO, HI) its stack, is inside dispatches of STRIPE it
+ * context) with [LO, HI) its stack, is inside dispatches of record SEQ it
  * abandoned: how many of its innermost dispatches have a known frame below
  * SP on the same stack (the thread's, or its alternate signal stack), or on
  * the alternate stack while SP is on the thread's (the kernel itself takes
@@ -223,8 +264,8 @@ int sp_tstate_unwind(uintptr_t target_sp);
  * on neither (a coroutine's stack), a frame above SP whose return address
  * is still in place (still running; one overwritten was left, its stack
  * reused by the calls the thread made since).  Reads only: signal-safe
- * anywhere, even inside enter or leave.  -1: STRIPE is not this thread's. */
-int sp_tstate_abandoned_here(int stripe, uintptr_t sp, uintptr_t lo, uintptr_t hi, int *depth);
+ * anywhere, even inside enter or leave.  -1: SEQ is not this thread's. */
+int sp_tstate_abandoned_here(int seq, uintptr_t sp, uintptr_t lo, uintptr_t hi, int *depth);
 /* The same for another thread, blocked in a system call at SP, from a copy
  * of its sp_tls (COPY), with the alternate stack it noted last. */
 int sp_tstate_abandoned_there(const struct sp_tls *copy, uintptr_t sp, uintptr_t lo, uintptr_t hi);
@@ -232,16 +273,16 @@ int sp_tstate_abandoned_there(const struct sp_tls *copy, uintptr_t sp, uintptr_t
  * every running thread passes a full barrier.  false when the kernel has
  * no membarrier (a reader may then not have published its dispatch yet). */
 bool sp_tstate_barrier(void);
-/* Ask STRIPE's thread, found inside DEPTH dispatches, to leave its
+/* Ask record SEQ's thread, found inside DEPTH dispatches, to leave its
  * innermost N (sp_tstate_reconcile). */
-void sp_tstate_request(int stripe, int depth, int n);
-/* STRIPE's thread is gone (no key destructor ran: a raw exit): its
- * dispatches are left and the stripe given back, if TID still owns it.
- * Returns the dispatches left. */
-int sp_tstate_reconcile_gone(int stripe, int32_t tid);
-/* A quiescence found N dispatches of STRIPE (inside since GEN) abandoned:
- * counted once for that GEN. */
-void sp_tstate_count_abandoned(int stripe, uint64_t gen, int n);
+void sp_tstate_request(int seq, int depth, int n);
+/* Record SEQ's thread is gone (no key destructor ran: a raw exit): its
+ * dispatches are left and the stripe or seat given back, if TID still
+ * owns it.  Returns the dispatches left. */
+int sp_tstate_reconcile_gone(int seq, int32_t tid);
+/* A quiescence found N dispatches of record SEQ (inside since GEN)
+ * abandoned: counted once for that GEN. */
+void sp_tstate_count_abandoned(int seq, uint64_t gen, int n);
 /* Dispatches left without returning so far: abandoned by a jump nothing
  * saw, or by their thread's end. */
 uint64_t sp_tstate_abandoned_total(void);

@@ -11,6 +11,10 @@
  *     own stack, where addresses alone would mislead), or a signal handler
  *     of the program's on that alternate stack that interrupted a dispatch
  *     and sleeps or spins: the detach returns only after it.
+ * Each case is also run by a thread beyond the 128th (on the shared counter
+ * stripe, every exclusive one held by a thread that stays: it has a seat
+ * of its own), and a thread that ends inside a dispatch it left that way
+ * is left by its key destructor, even one that found every seat taken.
  * Each abandoned case counts its dispatch (sp_tstate_abandoned_total), the
  * thread's next hit is a full hit (its handler runs), and a fault of the
  * thread's after it is the program's, not the abandoned handler's.  A detach that
@@ -31,6 +35,7 @@
 #include <unistd.h>
 
 #include "selfprobe.h"
+#include "stripes_fill.h"
 #include "tstate.h"
 
 #define NOINLINE __attribute__((noinline, used, visibility("default")))
@@ -53,6 +58,12 @@ NOINLINE int ab_nested(int x)
 {
 	sink += x;
 	return x + 3;
+}
+
+NOINLINE int ab_fill(int x)
+{
+	sink += x;
+	return x + 4;
 }
 
 static void set_mode(const char *mode)
@@ -105,6 +116,62 @@ void __asan_handle_no_return(void);
 #endif
 
 static atomic_int next_calls;
+static int thread_stripe;   /* the stripe of the thread that left its dispatch */
+static int thread_seq;      /* ... and its record (tstate.h) */
+
+static void note_thread(void)
+{
+	thread_stripe = sp_tls.slot - 1;
+	thread_seq = sp_tstate_my_seq();
+}
+
+/* ------------------------------------------------------------ beyond the 128th thread */
+
+static struct stripes_fill fill;
+static struct selfprobe_link *fill_link;
+
+static int fill_handler(struct selfprobe_ctx *ctx, void *data)
+{
+	(void)ctx, (void)data;
+	return 0;
+}
+
+static void fill_hit(void)
+{
+	ab_fill(1);   /* a filler's first hit claims its stripe */
+}
+
+/* BEYOND: every exclusive stripe held by a thread that stays, so that the
+ * next thread to hit a probe is on the shared stripe, with a seat (1) or
+ * without one (2: every seat held too). */
+static void fill_stripes(int beyond)
+{
+	if (!beyond)
+		return;
+	fill_link = selfprobe_attach("uprobe:ab_fill", fill_handler, NULL);
+	cr_assert(fill_link);
+	cr_assert(stripes_fill(&fill, fill_hit, beyond == 2), "%d threads did not take every exclusive stripe%s",
+		  fill.n, beyond == 2 ? " and seat" : "");
+}
+
+static void unfill_stripes(int beyond)
+{
+	if (!beyond)
+		return;
+	stripes_unfill(&fill);
+	cr_expect_eq(selfprobe_detach(fill_link), 0);
+}
+
+static void expect_stripe(const char *mode, int beyond)
+{
+	if (beyond) {
+		cr_expect_eq(thread_stripe, SP_SHARED_SLOT, "%s: the thread was not beyond the 128th (stripe %d)",
+			     mode, thread_stripe);
+		cr_expect(beyond == 2 ? thread_seq == SP_SHARED_SLOT : thread_seq >= SP_SEAT0,
+			  "%s: the thread's record %d", mode, thread_seq);
+	} else
+		cr_expect(thread_stripe >= 0 && thread_stripe < SP_EXCL_SLOTS, "%s: stripe %d", mode, thread_stripe);
+}
 
 static int next_handler(struct selfprobe_ctx *ctx, void *data)
 {
@@ -118,6 +185,7 @@ static int next_handler(struct selfprobe_ctx *ctx, void *data)
 static int exit_handler(struct selfprobe_ctx *ctx, void *data)
 {
 	(void)ctx, (void)data;
+	note_thread();
 	NO_RETURN_HERE();
 	syscall(SYS_exit, 0);   /* this thread only, past libc */
 	return 0;
@@ -130,24 +198,39 @@ static void *raw_exiter(void *arg)
 	return NULL;
 }
 
-static void gone(const char *mode)
+/* A thread that ends inside the dispatch of ab_hit's HANDLER (START: its
+ * routine): the detach after its join returns within LIMIT s and counts
+ * that dispatch once. */
+static void ended_inside(const char *mode, int beyond, int (*handler)(struct selfprobe_ctx *, void *),
+			 void *(*start)(void *), double limit)
 {
 	set_mode(mode);
-	struct selfprobe_link *x = selfprobe_attach("uprobe:ab_hit", exit_handler, NULL);
+	struct selfprobe_link *x = selfprobe_attach("uprobe:ab_hit", handler, NULL);
 	cr_assert(x);
+	fill_stripes(beyond);
 	uint64_t lost0 = sp_tstate_abandoned_total();
 	pthread_t t;
-	pthread_create(&t, NULL, raw_exiter, NULL);
-	pthread_join(t, NULL);   /* the kernel clears its tid: join returns */
+	pthread_create(&t, NULL, start, NULL);
+	pthread_join(t, NULL);   /* a raw exit too: the kernel clears its tid */
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	cr_expect_eq(selfprobe_detach(x), 0);
-	cr_expect(seconds_since(&t0) < 5.0, "%s: the detach took %.3f s", mode, seconds_since(&t0));
-	cr_expect_eq(sp_tstate_abandoned_total() - lost0, 1, "%s: the gone thread's dispatch was not counted", mode);
+	cr_expect(seconds_since(&t0) < limit, "%s: the detach took %.3f s", mode, seconds_since(&t0));
+	cr_expect_eq(sp_tstate_abandoned_total() - lost0, 1, "%s: the ended thread's dispatch was counted %llu times",
+		     mode, (unsigned long long)(sp_tstate_abandoned_total() - lost0));
+	expect_stripe(mode, beyond);
+	unfill_stripes(beyond);
 }
 
-Test(abandon, thread_exits_raw_inside_a_dispatch_auto, .timeout = 30) { gone("auto"); }
-Test(abandon, thread_exits_raw_inside_a_dispatch_int3, .timeout = 30) { gone("int3"); }
+static void gone(const char *mode, int beyond)
+{
+	ended_inside(mode, beyond, exit_handler, raw_exiter, 5.0);
+}
+
+Test(abandon, thread_exits_raw_inside_a_dispatch_auto, .timeout = 30) { gone("auto", 0); }
+Test(abandon, thread_exits_raw_inside_a_dispatch_int3, .timeout = 30) { gone("int3", 0); }
+Test(abandon, beyond_128th_thread_exits_raw_inside_a_dispatch_auto, .timeout = 30) { gone("auto", 1); }
+Test(abandon, beyond_128th_thread_exits_raw_inside_a_dispatch_int3, .timeout = 30) { gone("int3", 1); }
 
 /* ------------------------------------------------------------ abandoned unseen */
 
@@ -161,6 +244,7 @@ struct how {
 				* mapping (ASan and Rust give every thread one),
 				* where int3 dispatches run */
 	int faults;            /* then it faults, for its own handler */
+	int beyond;            /* the thread is beyond the 128th (the shared stripe) */
 };
 
 static struct how how;
@@ -240,6 +324,7 @@ static void *jumper(void *arg)
 	void *alt = how.alt_mapped ? own_altstack(&before) : NULL;
 	if (raw_save(&back) == 0)
 		ab_hit(1);                 /* its dispatch is never left */
+	note_thread();
 	sem_post(&jumped);
 	wait_at_depth(how.deeper ? 32 : 0);
 	ab_next(1);                        /* a full hit: its handler runs */
@@ -276,6 +361,7 @@ static void unseen(struct how h)
 	struct selfprobe_link *j = selfprobe_attach("uprobe:ab_hit", jump_handler, NULL);
 	struct selfprobe_link *n = selfprobe_attach("uprobe:ab_next", next_handler, NULL);
 	cr_assert(j && n);
+	fill_stripes(how.beyond);
 	uint64_t lost0 = sp_tstate_abandoned_total();
 	pthread_t t;
 	pthread_create(&t, NULL, jumper, NULL);
@@ -304,6 +390,8 @@ static void unseen(struct how h)
 	cr_expect_eq(sp_tstate_abandoned_total() - lost0, 1);
 	if (how.faults)   /* not taken for the abandoned handler's (guard.h) */
 		cr_expect_eq(atomic_load(&faults_seen), 1, "the program's own fault handler did not run");
+	expect_stripe(mode, how.beyond);
+	unfill_stripes(how.beyond);
 	signal(SIGUSR1, SIG_DFL);
 }
 
@@ -328,6 +416,37 @@ UNSEEN(int3_dispatch_on_altstack_left_then_runs, "int3", .alt_mapped = 1, .spins
 UNSEEN(int3_signal_handler_on_altstack_restores_then_blocks, "int3", .alt_mapped = 1, .via_signal = 1)
 /* the guard's mark of the abandoned handler is stale */
 UNSEEN(a_fault_after_an_abandoned_handler_is_the_programs, "auto", .faults = 1)
+/* a thread beyond the 128th is asked as any other */
+UNSEEN(beyond_128th_handler_restores_a_context_then_blocks_auto, "auto", .beyond = 1)
+UNSEEN(beyond_128th_handler_restores_a_context_then_runs_auto, "auto", .spins = 1, .beyond = 1)
+UNSEEN(beyond_128th_handler_restores_a_context_then_blocks_int3, "int3", .beyond = 1)
+UNSEEN(beyond_128th_signal_handler_restores_a_context_then_runs_int3, "int3", .via_signal = 1, .spins = 1,
+       .beyond = 1)
+
+/* ------------------------------------------------------------ ends inside */
+
+/* Leaves its dispatch by a jump nothing saw, then ends: its key destructor
+ * leaves the dispatch (no tid to find gone: it ended the usual way). */
+static void *ender(void *arg)
+{
+	(void)arg;
+	if (raw_save(&back) == 0)
+		ab_hit(1);
+	note_thread();
+	return NULL;
+}
+
+static void ends_inside(const char *mode, int beyond)
+{
+	how = (struct how){ .mode = mode };
+	ended_inside(mode, beyond, jump_handler, ender, 1.0);
+}
+
+Test(abandon, thread_ends_inside_a_dispatch_it_left_auto, .timeout = 30) { ends_inside("auto", 0); }
+Test(abandon, beyond_128th_thread_ends_inside_a_dispatch_it_left_auto, .timeout = 30) { ends_inside("auto", 1); }
+Test(abandon, beyond_128th_thread_ends_inside_a_dispatch_it_left_int3, .timeout = 30) { ends_inside("int3", 1); }
+/* every seat taken: the thread is only in the shared stripe's count */
+Test(abandon, seatless_thread_ends_inside_a_dispatch_it_left_auto, .timeout = 30) { ends_inside("auto", 2); }
 
 /* ------------------------------------------------------------ still running */
 

@@ -15,6 +15,7 @@
 #include "golang_args.h"
 #include "golang_exit.h"
 #include "golang_stack.h"
+#include "stripes_fill.h"
 #include "tstate.h"
 
 Test(golang, stack_check_forms)
@@ -324,18 +325,28 @@ static int on_go_stack(void *a, void *b)
 
 static void *go_thread(void *arg)
 {
-	uintptr_t *got = arg;   /* [0]: a frame of FN's, [1]: the stack's base */
-	sp_tstate_claim();      /* as a Go thread's first hit does: its key destructor runs at its end */
+	uintptr_t *got = arg;   /* [0]: a frame of FN's, [1]: the stack's base, [2]: its stripe */
+	got[2] = (uintptr_t)sp_tstate_claim();   /* as a Go thread's first hit does: its key
+						  * destructor runs at its end */
 	cr_assert_eq(go_tramp_call(&got[0], NULL, on_go_stack), 7);
 	got[1] = sp_go_stack_base;
 	return NULL;
 }
 
-Test(golang, a_threads_stack_for_go_sites_goes_with_it)
+static void claim_only(void)
+{
+	sp_tstate_claim();
+}
+
+/* BEYOND: the thread is beyond the 128th, on the shared stripe. */
+static void go_stack_goes(int beyond)
 {
 	cr_assert_eq(sp_tstate_init(), 0);
+	struct stripes_fill fill;
+	if (beyond)
+		cr_assert(stripes_fill(&fill, claim_only, false), "%d threads did not take every exclusive stripe", fill.n);
 	for (int round = 0; round < 3; round++) {
-		uintptr_t got[2] = { 0, 0 };
+		uintptr_t got[3] = { 0, 0, 0 };
 		pthread_t t;
 		cr_assert_eq(pthread_create(&t, NULL, go_thread, got), 0);
 		pthread_join(t, NULL);
@@ -348,5 +359,12 @@ Test(golang, a_threads_stack_for_go_sites_goes_with_it)
 		cr_assert_eq(msync((void *)got[1], 4096, MS_ASYNC), -1, "round %d: the stack is still mapped",
 			     round);
 		cr_assert_eq(errno, ENOMEM);
+		cr_assert(beyond ? got[2] == SP_SHARED_SLOT : got[2] < SP_EXCL_SLOTS, "stripe %lu",
+			  (unsigned long)got[2]);
 	}
+	if (beyond)
+		stripes_unfill(&fill);
 }
+
+Test(golang, a_threads_stack_for_go_sites_goes_with_it) { go_stack_goes(0); }
+Test(golang, a_threads_stack_for_go_sites_goes_with_it_beyond_the_128th) { go_stack_goes(1); }
