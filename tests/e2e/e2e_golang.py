@@ -24,6 +24,16 @@ Debian's golang-go (cgo: dynamically linked, so the preload reaches it).
   stack     =stack walks Go frames (frame pointers) up to runtime.main
   static    a static (CGO_ENABLED=0) Go program (tests/go/sp_go_static):
             `selfprobe run` says it is static and Go, and it runs as unprobed
+  goexit    tests/go/sp_goexit: goroutines end through runtime.Goexit with
+            return-probed frames on their stacks: each frame counts lost
+            once, as the goroutine ends (the report written mid-run, after
+            the first round's goroutines are gone, already has them), and
+            the table does not grow (11 rounds of 100000 records, more than
+            its 1M, never miss)
+  recover   panics recovered by an unprobed frame, in the main goroutine
+            (which never ends) and in goroutines that end normally: each
+            unwound frame counts lost exactly once, two probes of one site
+            (uretprobe and =latency) alike
 """
 import json
 import os
@@ -32,7 +42,8 @@ import sys
 
 import sptest as t
 
-CASES = ("counts", "launcher", "paths", "trace", "stack", "static")
+CASES = ("counts", "launcher", "paths", "trace", "stack", "static", "goexit", "recover")
+GOEXIT_CASES = ("goexit", "recover")
 
 # (spec, the program's own counter it must equal, the report field)
 SPECS = [
@@ -201,6 +212,55 @@ def case_static(prog_static):
             "static: it runs as unprobed", err[:800])
 
 
+def goexit_counts(cp):
+    m = re.search(rb"^counts (.*)$", cp.stdout, re.M)
+    return {k.decode(): int(v) for k, v in re.findall(rb"(\w+)=(\d+)", m.group(1))} if m else {}
+
+
+def case_goexit(prog):
+    rounds, n, depth = 11, 1000, 99   # 1.1M records in all: more than the table's 1M
+    per_round = n * (depth + 1)
+    for mode in ("auto", "int3"):
+        label = "goexit (%s)" % mode
+        r = rounds if mode == "auto" else 2
+        mid = os.path.join(t.work_dir(), "goexit-mid-%s.json" % mode)
+        cp, rep = t.run_probed([prog, "goexit", str(r), str(n), str(depth)], "uretprobe:main.Down",
+                               mode=mode, extra={"SP_GOEXIT_MID": mid})
+        own = goexit_counts(cp)
+        if not t.check(cp.returncode == 0 and own.get("Down") == r * per_round,
+                       "%s: the program ran (%s)" % (label, own), t.clip(cp.stdout + cp.stderr)):
+            continue
+        half = t.load_report(mid, "%s: the report written mid-run" % label)
+        p = probe(half, "uretprobe:main.Down")
+        t.check(p and p.get("lost") == per_round and p.get("hits") == 0,
+                "%s: after the first round's goroutines ended, each of their %d frames counts "
+                "lost" % (label, per_round), json.dumps(p))
+        p = probe(rep, "uretprobe:main.Down")
+        t.check(p and p.get("lost") == r * per_round and p.get("hits") == 0 and p.get("missed") == 0,
+                "%s: %d frames lost, none missed (the table does not grow)" % (label, r * per_round),
+                json.dumps(p))
+        t.check(rep is not None and not rep.get("errors"), "%s: no errors" % label,
+                json.dumps((rep or {}).get("errors"))[:1000])
+
+
+def case_recover(prog):
+    it, n = 100, 50
+    for mode in ("auto", "int3"):
+        label = "recover (%s)" % mode
+        cp, rep = t.run_probed([prog, "recover", str(it), str(n)],
+                               "uretprobe:main.Boom;uprobe:main.Boom=latency", mode=mode)
+        own = goexit_counts(cp)
+        if not t.check(cp.returncode == 0 and own.get("Boom") == it * 4 + 1 + n * 3,
+                       "%s: the program ran (%s)" % (label, own), t.clip(cp.stdout + cp.stderr)):
+            continue
+        # Boom(-1) returns once; every frame a panic unwound is lost once
+        for spec in ("uretprobe:main.Boom", "uprobe:main.Boom=latency"):
+            p = probe(rep, spec)
+            t.check(p and p.get("hits") == 1 and p.get("lost") == it * 4 + n * 3 and p.get("missed") == 0,
+                    "%s: %s: 1 return, %d unwound frames lost" % (label, spec, it * 4 + n * 3),
+                    json.dumps(p))
+
+
 def main():
     cases = sys.argv[1:] or CASES
     t.require_build()
@@ -214,7 +274,11 @@ def main():
         t.finish()
     for case in cases:
         t.info("== %s" % case)
-        if case == "static":
+        if case in GOEXIT_CASES:
+            pg = t.go_build("sp_goexit")
+            if pg:
+                globals()["case_" + case](pg)
+        elif case == "static":
             ps = t.go_build("sp_go_static", static=True)
             if ps:
                 case_static(ps)
