@@ -34,16 +34,25 @@ Debian's golang-go (cgo: dynamically linked, so the preload reaches it).
             (which never ends) and in goroutines that end normally: each
             unwound frame counts lost exactly once, two probes of one site
             (uretprobe and =latency) alike
+  late      probes attached through the C API (selfprobe_attach_spec) while
+            goroutines run, preempted asynchronously: a Go function whose
+            5-byte jmp window covers several instructions (selfprobe check
+            shows it, and the jmp5 at the preload's attach) takes a hop
+            (its first instruction alone) or int3, never the 5-byte jmp; a
+            site whose first instruction is one byte (main.Ratio's cltd)
+            takes int3, the reason naming asynchronous preemption; counts
+            exact, the run as unprobed
 """
 import json
 import os
 import re
+import struct
 import sys
 
 import sptest as t
 
-CASES = ("counts", "launcher", "paths", "trace", "stack", "static", "goexit", "recover")
-GOEXIT_CASES = ("goexit", "recover")
+CASES = ("counts", "launcher", "paths", "trace", "stack", "static", "goexit", "recover", "late")
+GOEXIT_CASES = ("goexit", "recover", "late")
 
 # (spec, the program's own counter it must equal, the report field)
 SPECS = [
@@ -259,6 +268,85 @@ def case_recover(prog):
             t.check(p and p.get("hits") == 1 and p.get("lost") == it * 4 + n * 3 and p.get("missed") == 0,
                     "%s: %s: 1 return, %d unwound frames lost" % (label, spec, it * 4 + n * 3),
                     json.dumps(p))
+
+
+def function_bytes(prog, name):
+    """NAME's address and code in the ELF executable PROG (its PT_LOAD
+    segments), by `selfprobe list --json`: (address, bytes) or None."""
+    ls = t.run([t.CLI, "list", "--json", prog, name])
+    try:
+        fn = json.loads(ls.stdout)["functions"][0]
+    except (ValueError, IndexError, KeyError):
+        return None
+    addr, size = int(fn["address"], 16), fn["size"]
+    data = open(prog, "rb").read()
+    phoff, = struct.unpack_from("<Q", data, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+    for i in range(phnum):
+        ptype, _, off, vaddr, _, filesz = struct.unpack_from("<IIQQQQ", data, phoff + i * phentsize)
+        if ptype == 1 and vaddr <= addr and addr + size <= vaddr + filesz:
+            return addr, data[off + addr - vaddr:off + addr - vaddr + size]
+    return None
+
+
+def case_late(prog):
+    workers, calls = 16, 1000
+    # main.Ratio's cltd (one byte: too short for a hop) before its idivl
+    fn = function_bytes(prog, "main.Ratio")
+    at = fn[1].find(b"\x99\xf7") if fn else -1
+    if not t.check(at > 0, "late: main.Ratio's cltd; idivl found", repr(fn)):
+        return
+    ratio = "uprobe:main.Ratio+%#x" % at
+    late = "uprobe:main.Spin;uprobe:main.Late;uretprobe:main.Late;" + ratio
+    cp, rep = t.run_probed([prog, "late", str(workers), str(calls)], "uprobe:main.Busy",
+                           mode="auto", extra={"SP_GOEXIT_LATE": late})
+    plain = t.run([prog, "late", str(workers), str(calls)])
+    t.check(cp.returncode == plain.returncode and cp.stdout == plain.stdout.replace(
+        b"late attach -1000", b"late attach 0"), "late: the run as unprobed, the attach made",
+            t.clip(cp.stdout + cp.stderr))
+    # the function's 5-byte window covers several instructions: the jmp5 at
+    # the preload's attach, and what a late attach takes instead
+    ck = t.run([t.CLI, "check", "--json", "-x", prog, "uprobe:main.Late"])
+    try:
+        site = json.loads(ck.stdout)[0]
+    except (ValueError, IndexError) as e:
+        t.check(False, "late: selfprobe check --json (%s)" % e, t.clip(ck.stdout + ck.stderr))
+        return
+    t.check(site.get("patch") == "jmp5" and len(site.get("window") or []) > 1,
+            "late: selfprobe check: main.Late's jmp5 window covers several instructions",
+            json.dumps(site)[:1500])
+    pre = [c for c in site.get("checks", []) if "asynchronous preemption" in c.get("check", "")]
+    t.check(pre and pre[0].get("result") != "ok" and "int3" in (pre[0].get("detail") or ""),
+            "late: selfprobe check says a late attach takes int3 for that window", json.dumps(pre))
+    ck = t.run([t.CLI, "check", "--json", "-x", prog, ratio])
+    try:
+        site = json.loads(ck.stdout)[0]
+    except (ValueError, IndexError) as e:
+        t.check(False, "late: selfprobe check --json %s (%s)" % (ratio, e), t.clip(ck.stdout + ck.stderr))
+        return
+    t.check(site.get("patch") == "jmp5" and len(site.get("window") or []) > 1,
+            "late: selfprobe check: %s takes a jmp5 over several instructions at the preload's "
+            "attach" % ratio, json.dumps(site)[:1500])
+    p = probe(rep, ratio)
+    t.check(p and p.get("mode") == "int3" and "asynchronous preemption" in (p.get("reason") or "")
+            and p.get("hits") == workers * calls and p.get("missed") == 0,
+            "late: %s (no hop: a one-byte first instruction) takes int3, the reason naming "
+            "asynchronous preemption; %d hits" % (ratio, workers * calls), json.dumps(p))
+    for spec in ("uprobe:main.Spin", "uprobe:main.Late", "uretprobe:main.Late"):
+        p = probe(rep, spec)
+        if not t.check(p is not None, "late: %s in the report" % spec, json.dumps(rep)[:1500]):
+            continue
+        hop = p.get("mode") == "jmp" and p.get("patch") == "hop"
+        int3 = p.get("mode") == "int3" and "asynchronous preemption" in (p.get("reason") or "")
+        t.check(hop or int3, "late: %s takes a hop (one instruction) or int3 naming asynchronous "
+                "preemption, not the 5-byte jmp" % spec, json.dumps(p))
+        t.check(p.get("missed") == 0, "late: %s missed nothing" % spec, json.dumps(p))
+        if spec == "uprobe:main.Spin":   # running while attached: its count is the run's
+            continue
+        t.check(p.get("hits") == workers * calls, "late: %s hits %s, the program called it %d times"
+                % (spec, p.get("hits"), workers * calls), json.dumps(p))
+    p = probe(rep, "uretprobe:main.Late")
+    t.check(p and p.get("lost", 0) == 0, "late: no return lost", json.dumps(p))
 
 
 def main():

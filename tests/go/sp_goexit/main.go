@@ -44,7 +44,7 @@ import (
 	"unsafe"
 )
 
-var nDown, nBoom, nLate, nBusy int64
+var nDown, nBoom, nLate, nBusy, nRatio int64
 
 func selfprobe(fn, arg string) int {
 	cf, ca := C.CString(fn), C.CString(arg)
@@ -108,7 +108,16 @@ func Spin(i int) int {
 //go:noinline
 func Late(i int) int {
 	atomic.AddInt64(&nLate, 1)
-	return Busy(i) + 1
+	return Busy(i) + Ratio(int32(i)+7, int32(i%5)+1)
+}
+
+// Ratio's int32 division is CLTD (one byte) then IDIVL: a site whose
+// first instruction is too short for a hop.
+//
+//go:noinline
+func Ratio(a, b int32) int {
+	atomic.AddInt64(&nRatio, 1)
+	return int(a/b) + Busy(int(b))
 }
 
 // settle waits until only BASE goroutines are left: the ended ones have
