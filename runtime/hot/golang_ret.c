@@ -124,12 +124,12 @@ uint64_t *sp_go_ret_enter(struct sp_probe *p, const struct selfprobe_regs *regs)
 {
 	uintptr_t g;
 	uint64_t depth;
+	int stripe = sp_tstate_stripe();   /* before the lock: it may claim a slot */
 	if (!frame_key(regs, regs->rsp, &g, &depth) || !take())
 		return NULL;
 	/* this frame's return address is where the goroutine's frames at its
 	 * depth and below had theirs: those are dead (a recovered panic
 	 * unwound them), unless it is another probe of this very site */
-	int stripe = -1;
 	uint32_t b = bucket_of(g);
 	for (uint32_t *link = &buckets[b]; *link;) {
 		struct go_rec *o = &recs[*link - 1];
@@ -139,8 +139,6 @@ uint64_t *sp_go_ret_enter(struct sp_probe *p, const struct selfprobe_regs *regs)
 		}
 		if (o->depth < depth)   /* its caller: older ones are shallower still */
 			break;
-		if (stripe < 0)
-			stripe = sp_tstate_stripe();
 		drop(link, true, stripe);
 	}
 	uint32_t i = free_head;
@@ -172,9 +170,11 @@ int sp_go_ret_gone(struct selfprobe_ctx *ctx, void *data)
 		return 0;
 	/* a glance first: most goroutines end with nothing in the table */
 	uint32_t b = bucket_of(g);
-	if (!__atomic_load_n(&buckets[b], __ATOMIC_RELAXED) || !take())
+	if (!__atomic_load_n(&buckets[b], __ATOMIC_RELAXED))
 		return 0;
-	int stripe = sp_tstate_stripe();
+	int stripe = sp_tstate_stripe();   /* before the lock: it may claim a slot */
+	if (!take())
+		return 0;
 	for (uint32_t *link = &buckets[b]; *link;)
 		if (recs[*link - 1].g == g)
 			drop(link, true, stripe);
@@ -192,12 +192,8 @@ void sp_go_ret_cancel(uint64_t *cookie)
 	uint32_t *link = &buckets[bucket_of(gone->g)];
 	while (*link && &recs[*link - 1] != gone)
 		link = &recs[*link - 1].next;
-	if (*link) {
-		uint32_t i = *link;
-		*link = gone->next;
-		gone->next = free_head;
-		free_head = i;
-	}
+	if (*link)
+		drop(link, false, 0);
 	give();
 }
 
