@@ -524,6 +524,7 @@ int sp_analyze_site(struct sp_an_object *o, const struct sp_sym *sym, uint64_t a
 		.func = s->func, .func_size = s->func_size, .limit = s->limit,
 		.idx = index_get(o), .landing_pads = o->elf->has_except_table,
 		.hazard = sp_hazard_int3(o->path, f ? who : NULL, 0),
+		.go_site = f && sp_go_object(o->path),
 		.live = false, .tramp_addr = sp_analyze_tramp_addr(o, addr),
 	};
 	sp_decide(&facts, &s->v);

@@ -17,6 +17,11 @@ static const char TAKEN[] = "no jump-table entry or taken address inside the win
 static const char RELOC[] = "window relocates";
 static const char OTHERS[] = "no other probe inside the window";
 static const char OTHER_SITE[] = "another probe site lies inside its jmp window";
+static const char PREEMPT[] = "no goroutine parked inside the window (Go's asynchronous preemption)";
+const char sp_decide_go_preempt[] =
+	"Go function attached while goroutines may run: one parked by asynchronous preemption at an "
+	"instruction inside the jmp window (its saved pc is on its stack, where the stop-check does "
+	"not look) would resume inside the jmp";
 
 const char *sp_path_name(enum sp_path p)
 {
@@ -119,6 +124,24 @@ static const char *jmp_checks(const struct sp_site_facts *f, struct sp_verdict *
 		return reason;
 	}
 	add(v, PADS, SP_CHECK_PASS, f->landing_pads ? "entry or one-instruction window" : "no .gcc_except_table");
+
+	/* Go's asynchronous preemption parks a goroutine at nearly any
+	 * instruction, its pc saved on the goroutine stack: only the first
+	 * byte of a window is safe to resume at once goroutines exist */
+	if (f->go_site && v->w.n_insns > 1) {
+		if (f->live && f->go_running) {
+			v->block = SP_BLOCK_TARGET;   /* a hop's one-instruction window would do */
+			add(v, PREEMPT, SP_CHECK_FAIL, sp_decide_go_preempt);
+			return sp_decide_go_preempt;
+		}
+		add(v, PREEMPT, f->live ? SP_CHECK_PASS : SP_CHECK_NOT_CHECKED,
+		    f->live ? "the Go runtime has not started: no goroutine exists"
+			    : "none at the preload's attach, before the Go runtime starts; an attach "
+			      "once goroutines may run (the API, selfprobe attach, a library loaded "
+			      "later) takes int3 for this window of several instructions");
+	} else if (f->go_site) {
+		add(v, PREEMPT, SP_CHECK_PASS, "one-instruction window");
+	}
 
 	if (sp_btindex_any_inside(f->idx, f->site, end)) {
 		v->block = SP_BLOCK_TARGET;
@@ -286,7 +309,8 @@ static struct sp_sitememo_key memo_key(const struct sp_site_facts *f)
  * decided afresh, never stored. */
 static bool memo_applies(const struct sp_site_facts *f)
 {
-	return f->idx && !f->hazard && !f->tramp_addr && sp_btindex_sitememo(f->idx);
+	return f->idx && !f->hazard && !f->tramp_addr && !(f->go_site && f->go_running) &&
+	       sp_btindex_sitememo(f->idx);
 }
 
 bool sp_decide_can_replay(const struct sp_site_facts *f)

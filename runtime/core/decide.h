@@ -18,7 +18,11 @@
  *   4. the jmp window plan (jmpplan.h: function decode, direct branches in
  *      the function, relocatable window, padding);
  *   5. landing pads: a mid-function window of several instructions in an
- *      object with exception tables;
+ *      object with exception tables; in a Go function attached once its
+ *      runtime may have goroutines, a window of several instructions (a
+ *      goroutine parked by asynchronous preemption resumes at its saved
+ *      pc, on its stack, where the stop-check does not look: inside the
+ *      jmp);
  *   6. no direct branch from anywhere in the object into the window;
  *   7. no jump table whose bound or extent is unknown covering the
  *      function (its indirect jump could reach anything in it);
@@ -64,6 +68,9 @@ struct sp_func_extent {
 	bool go_stack;       /* a Go function: the trampoline calls C on a stack
 			      * of its own, never the goroutine's (golang.h) */
 	const char *go_no_jmp;  /* why a Go site takes the int3 path, or NULL */
+	bool go_running;     /* a Go function whose runtime may have goroutines
+			      * (golang.h sp_go_running): one may be parked by
+			      * asynchronous preemption at any instruction */
 	const uint8_t *inline_code;   /* the probe's native code: a trampoline
 				       * built for it runs it (site.h) */
 	size_t inline_len;
@@ -113,11 +120,18 @@ struct sp_site_facts {
 	const struct sp_btindex *idx;   /* the object's index; NULL: not indexed (no jmp) */
 	bool landing_pads;       /* the object has .gcc_except_table */
 	const char *hazard;      /* sp_hazard_int3's answer, NULL: none */
+	bool go_site;            /* a Go function's site (golang.h) */
 	/* what only a live process knows */
 	bool live;               /* false: checks 9–10 are "not checked" */
 	uintptr_t tramp_addr;    /* where the window would be relocated (0: not checked) */
 	uintptr_t next_site;     /* the nearest other probe site above SITE (0: none) */
+	bool go_running;         /* go_site: goroutines may exist (sp_go_running) */
 };
+
+/* Why a Go site takes no jmp window of several instructions once
+ * goroutines may exist (check 5): the verdict's reason, and arm.c's for a
+ * site decided before they did. */
+extern const char sp_decide_go_preempt[];
 
 struct sp_verdict {
 	enum sp_path path;

@@ -25,27 +25,35 @@
 
 /* ------------------------------------------------------------ recognition */
 
-/* Whether the symbol table SCN holds x_cgo_init (runtime/cgo's). */
-static bool has_cgo_init(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh)
+/* Whether the symbol table SCN holds x_cgo_init (runtime/cgo's); the
+ * address of runtime.allglen (the count of goroutines ever made) into
+ * *ALLGLEN when it holds that. */
+static bool has_cgo_init(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh, uint64_t *allglen)
 {
 	Elf_Data *d = elf_getdata(scn, NULL);
 	size_t n = sh->sh_entsize ? sh->sh_size / sh->sh_entsize : 0;
-	for (size_t i = 0; d && i < n; i++) {
+	bool cgo = false;
+	for (size_t i = 0; d && i < n && !(cgo && *allglen); i++) {
 		GElf_Sym sym;
 		const char *name;
-		if (gelf_getsym(d, (int)i, &sym) && (name = elf_strptr(elf, sh->sh_link, sym.st_name)) &&
-		    strcmp(name, "x_cgo_init") == 0)
-			return true;
+		if (!gelf_getsym(d, (int)i, &sym) || !(name = elf_strptr(elf, sh->sh_link, sym.st_name)))
+			continue;
+		if (strcmp(name, "x_cgo_init") == 0)
+			cgo = true;
+		else if (strcmp(name, "runtime.allglen") == 0)
+			*allglen = sym.st_value;
 	}
-	return false;
+	return cgo;
 }
 
 /* A section named .go.buildinfo, or a note of owner "Go" with type 4
  * (NT_GO_BUILDID: what `go tool buildid` reads, in .note.go.buildid); and
- * whether runtime/cgo is in it (*CGO). */
-static bool file_is_go(const char *path, bool *cgo)
+ * whether runtime/cgo is in it (*CGO), where runtime.allglen is (*ALLGLEN,
+ * 0: unknown). */
+static bool file_is_go(const char *path, bool *cgo, uint64_t *allglen)
 {
 	*cgo = false;
+	*allglen = 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return false;
@@ -60,7 +68,7 @@ static bool file_is_go(const char *path, bool *cgo)
 			const char *name = elf_strptr(elf, shstrndx, sh.sh_name);
 			if (sh.sh_type == SHT_SYMTAB) {
 				syms = true;
-				*cgo = *cgo || has_cgo_init(elf, scn, &sh);
+				*cgo = has_cgo_init(elf, scn, &sh, allglen) || *cgo;
 			}
 			if (name && strcmp(name, ".go.buildinfo") == 0)
 				go = true;
@@ -86,6 +94,8 @@ static bool file_is_go(const char *path, bool *cgo)
 struct go_seen {
 	char *path;
 	bool go, cgo;
+	uint64_t allglen;           /* runtime.allglen's address in the file, 0: unknown */
+	_Atomic bool running;       /* goroutines were seen: never false again */
 	struct go_seen *next;
 };
 static struct go_seen *_Atomic seen;   /* prepended only: readers need no lock */
@@ -93,18 +103,21 @@ static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const struct go_seen *facts(const char *path)
 {
-	static const struct go_seen none = { NULL, false, false, NULL };
+	static const struct go_seen none = { .path = NULL };
 	if (!path || !*path)
 		return &none;
 	for (struct go_seen *s = atomic_load(&seen); s; s = s->next)
 		if (strcmp(s->path, path) == 0)
 			return s;
 	bool cgo;
-	bool go = file_is_go(path, &cgo);
+	uint64_t allglen;
+	bool go = file_is_go(path, &cgo, &allglen);
 	struct go_seen *s = sp_malloc(sizeof(*s));
 	if (s && (s->path = sp_strdup(path))) {
 		s->go = go;
 		s->cgo = cgo;
+		s->allglen = allglen;
+		atomic_init(&s->running, false);
 		pthread_mutex_lock(&seen_lock);
 		s->next = atomic_load(&seen);
 		atomic_store(&seen, s);
@@ -112,7 +125,7 @@ static const struct go_seen *facts(const char *path)
 		return s;
 	}
 	sp_free(s);
-	static const struct go_seen go_unknown = { NULL, true, true, NULL };   /* out of memory */
+	static const struct go_seen go_unknown = { .go = true, .cgo = true };   /* out of memory */
 	return go ? &go_unknown : &none;
 }
 
@@ -125,6 +138,20 @@ bool sp_go_cgo_object(const char *path)
 bool sp_go_object(const char *path)
 {
 	return facts(path)->go;
+}
+
+bool sp_go_running(const char *path, uintptr_t bias)
+{
+	const struct go_seen *f = facts(path);
+	if (!f->go)
+		return false;
+	if (!f->path || atomic_load(&f->running))
+		return true;
+	uint64_t n = 1;
+	if (f->allglen && sp_mem_read(bias + f->allglen, &n, sizeof(n)) && n == 0)
+		return false;
+	atomic_store(&((struct go_seen *)f)->running, true);
+	return true;
 }
 
 /* ------------------------------------------------------------ prologue */

@@ -37,6 +37,14 @@ bool sp_go_object(const char *path);
 /* ... and linked with runtime/cgo (whose threads are the C library's). */
 bool sp_go_cgo_object(const char *path);
 
+/* Whether goroutines may exist in the Go object at PATH loaded at BIAS:
+ * its runtime.allglen (every goroutine ever made, the main one first) is
+ * not 0, or unknown (no such symbol).  Before the runtime starts (the
+ * preload's attach, a library's load before its constructors) none can be
+ * parked inside a probe's jmp window by asynchronous preemption (decide.h);
+ * from then on one may be, at any instruction.  Once true, always true. */
+bool sp_go_running(const char *path, uintptr_t bias);
+
 /* The length of the Go stack-check prologue at the start of CODE (SIZE
  * bytes, a function's pristine code), 0 when it has none.  It is at most
  * SP_GO_CHECK_MAX bytes long (lea disp32 8, cmp 4, jbe rel32 6). */

@@ -202,7 +202,9 @@ static int decide_live(const struct sp_object *obj, uintptr_t addr, size_t avail
 		.site = addr, .bias = obj->bias, .avail = avail,
 		.func = fn->start, .func_size = fn->size, .limit = fn->limit,
 		.idx = fn->bt, .landing_pads = fn->landing_pads, .hazard = fn->hazard,
+		.go_site = fn->go_stack,
 		.live = true, .tramp_addr = 0, .next_site = next ? next->addr : 0,
+		.go_running = fn->go_running,
 	};
 	/* the decision this object's code had in an earlier process
 	 * (sitememo.h): the site's first bytes are read, not its function */
@@ -352,6 +354,14 @@ static int prepare(struct sp_site *s, const struct sp_object *obj, const struct 
 	if (fn->inline_code && !s->jmp_tried && !fn->go_stack) {
 		s->inline_code = fn->inline_code;
 		s->inline_len = fn->inline_len;
+	}
+	/* a Go site whose jmp was decided before goroutines existed, armed
+	 * again since they may (a detach, then a late attach): its window of
+	 * several instructions is no longer safe (decide.h, check 5) */
+	if (want_jmp && s->tramp_ok && !s->armed && fn->go_stack && fn->go_running && !s->hop &&
+	    s->tramp.window_len > s->insn.len) {
+		s->tramp_ok = false;
+		s->jmp_reason = sp_decide_go_preempt;
 	}
 	if (want_jmp && !s->jmp_tried && fn->go_no_jmp) {
 		s->jmp_tried = true;

@@ -36,13 +36,22 @@ const char *sp_probe_unsupported(const struct sp_spec_item *item)
 	return NULL;
 }
 
-static void (*on_return_probe)(void);
-static void (*on_no_return_probe)(void);
+/* what the layers above run when a return probe is attached, and when none
+ * is left (registry.h): the unwinder's hook, a goroutine's end */
+#define RETURN_HOOKS 4
+static struct {
+	void (*arm)(void);
+	void (*disarm)(void);
+} return_hooks[RETURN_HOOKS];
 
 void sp_probe_on_return_probe(void (*arm)(void), void (*disarm)(void))
 {
-	on_return_probe = arm;
-	on_no_return_probe = disarm;
+	for (int i = 0; i < RETURN_HOOKS; i++)
+		if (!return_hooks[i].arm || return_hooks[i].arm == arm) {
+			return_hooks[i].arm = arm;
+			return_hooks[i].disarm = disarm;
+			return;
+		}
 }
 
 void sp_probe_disarm_idle(void)
@@ -52,8 +61,9 @@ void sp_probe_disarm_idle(void)
 	for (const struct sp_probe *p = atomic_load(&sp_registry_probes); p && !returns; p = p->next)
 		returns = p->attached && p->wants_return && !p->internal;
 	pthread_mutex_unlock(&sp_registry_lock);
-	if (!returns && on_no_return_probe)
-		on_no_return_probe();
+	for (int i = 0; i < RETURN_HOOKS && !returns; i++)
+		if (return_hooks[i].disarm)
+			return_hooks[i].disarm();
 }
 
 /* Is the code at ADDR gone (its object unmapped under us), WHY being what
@@ -349,8 +359,9 @@ long sp_probe_attach_object(const struct sp_spec_item *item, const struct sp_obj
 	if (rc < 0)
 		goto fail;
 	if (rc > 0 && sp_item_wants_return(item) && !item->internal)
-		if (on_return_probe)
-			on_return_probe();   /* cancellation's unwinder must see real returns */
+		for (int i = 0; i < RETURN_HOOKS; i++)   /* e.g. cancellation's unwinder must see real returns */
+			if (return_hooks[i].arm)
+				return_hooks[i].arm();
 	if (rc == 0 && n_ts > 0)
 		rc = -ENOTSUP;   /* each failure was recorded */
 	goto out;

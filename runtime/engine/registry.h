@@ -99,7 +99,8 @@ void sp_probe_setup(void);
 
 /* Run ARM, registry lock held, each time a return probe is attached, and
  * DISARM (lock not held) from sp_probe_disarm_idle once none is: the
- * interposed unwinder's hook (unwind_hooks.c) registers itself here. */
+ * interposed unwinder's hook (unwind_hooks.c) and the goroutines' end
+ * (golang_goend.c) register themselves here (up to 4 pairs). */
 void sp_probe_on_return_probe(void (*arm)(void), void (*disarm)(void));
 /* No return probe of the program's attached any more (a `selfprobe detach`):
  * what ARM above placed is taken away, so that no byte stays patched.

@@ -8,8 +8,15 @@
  * (r14 in Go's register ABI) and the frame's distance from the top of the
  * goroutine stack, g->stack.hi - rsp, which a stack copy keeps (rsp at the
  * entry site and at a RET both point at the return address).  A frame a
- * panic unwound never returns: its record is found deeper than a frame
- * that does, and counted lost.
+ * panic unwound (or runtime.Goexit ended) never returns; its record is
+ * counted lost, once, as soon as that is certain: when a frame of its
+ * goroutine that is not deeper enters at its depth or above it (the
+ * entry's return address sits where the dead frame's was), when a
+ * shallower one returns, or when the goroutine ends (sp_go_ret_gone, on
+ * runtime.goexit1, which every goroutine's end runs on its own stack).
+ * So a goroutine's records, newest first, are always in strictly
+ * decreasing depth (the probes of one site share theirs): the walks stop
+ * at the first record shallower than their frame.
  *
  * A return site is the epilogue's first instruction where it is Go's
  * "mov D(%rsp),%rbp; add $N,%rsp; ret" (a one-instruction jmp window: the
@@ -85,6 +92,20 @@ static void give(void)
 
 static uint32_t bucket_of(uintptr_t g) { return (uint32_t)((g >> 4) ^ (g >> 16)) % N_BUCKETS; }
 
+/* The record at *LINK out of its bucket, onto the free list (lock held);
+ * counted lost on its probe when it is dead (LOST) and the probe still
+ * counts (a detached probe's id may be another's now). */
+static void drop(uint32_t *link, bool lost, int stripe)
+{
+	uint32_t i = *link;
+	struct go_rec *r = &recs[i - 1];
+	*link = r->next;
+	if (lost && r->p->attached)
+		sp_count_add(stripe, r->p->id, SP_LOST);
+	r->next = free_head;
+	free_head = i;
+}
+
 /* The goroutine and the depth of the frame whose return address is at
  * RSP, at a site of a Go function. */
 static bool frame_key(const struct selfprobe_regs *r, uint64_t rsp, uintptr_t *g, uint64_t *depth)
@@ -103,8 +124,23 @@ uint64_t *sp_go_ret_enter(struct sp_probe *p, const struct selfprobe_regs *regs)
 {
 	uintptr_t g;
 	uint64_t depth;
+	int stripe = sp_tstate_stripe();   /* before the lock: it may claim a slot */
 	if (!frame_key(regs, regs->rsp, &g, &depth) || !take())
 		return NULL;
+	/* this frame's return address is where the goroutine's frames at its
+	 * depth and below had theirs: those are dead (a recovered panic
+	 * unwound them), unless it is another probe of this very site */
+	uint32_t b = bucket_of(g);
+	for (uint32_t *link = &buckets[b]; *link;) {
+		struct go_rec *o = &recs[*link - 1];
+		if (o->g != g || (o->depth == depth && o->p != p && o->p->site == p->site)) {
+			link = &o->next;
+			continue;
+		}
+		if (o->depth < depth)   /* its caller: older ones are shallower still */
+			break;
+		drop(link, true, stripe);
+	}
 	uint32_t i = free_head;
 	if (i)
 		free_head = recs[i - 1].next;
@@ -115,7 +151,6 @@ uint64_t *sp_go_ret_enter(struct sp_probe *p, const struct selfprobe_regs *regs)
 		return NULL;
 	}
 	struct go_rec *r = &recs[i - 1];
-	uint32_t b = bucket_of(g);
 	*r = (struct go_rec){ .g = g, .depth = depth, .p = p, .next = buckets[b] };
 	buckets[b] = i;
 	give();
@@ -127,6 +162,28 @@ uint64_t *sp_go_ret_enter(struct sp_probe *p, const struct selfprobe_regs *regs)
 	return &r->cookie;
 }
 
+int sp_go_ret_gone(struct selfprobe_ctx *ctx, void *data)
+{
+	(void)data;
+	uintptr_t g = ctx->regs->r14;
+	if (g < 4096 || !recs)
+		return 0;
+	/* a glance first: most goroutines end with nothing in the table */
+	uint32_t b = bucket_of(g);
+	if (!__atomic_load_n(&buckets[b], __ATOMIC_RELAXED))
+		return 0;
+	int stripe = sp_tstate_stripe();   /* before the lock: it may claim a slot */
+	if (!take())
+		return 0;
+	for (uint32_t *link = &buckets[b]; *link;)
+		if (recs[*link - 1].g == g)
+			drop(link, true, stripe);
+		else
+			link = &recs[*link - 1].next;
+	give();
+	return 0;
+}
+
 void sp_go_ret_cancel(uint64_t *cookie)
 {
 	struct go_rec *gone = (struct go_rec *)((char *)cookie - __builtin_offsetof(struct go_rec, cookie));
@@ -135,12 +192,8 @@ void sp_go_ret_cancel(uint64_t *cookie)
 	uint32_t *link = &buckets[bucket_of(gone->g)];
 	while (*link && &recs[*link - 1] != gone)
 		link = &recs[*link - 1].next;
-	if (*link) {
-		uint32_t i = *link;
-		*link = gone->next;
-		gone->next = free_head;
-		free_head = i;
-	}
+	if (*link)
+		drop(link, false, 0);
 	give();
 }
 
@@ -169,13 +222,9 @@ static bool pop(struct sp_probe *p, const struct selfprobe_regs *regs, uint64_t 
 			link = &r->next;
 			continue;
 		}
-		*link = r->next;
-		if (r->depth > depth)
-			sp_count_add(stripe, r->p->id, SP_LOST);
-		else
+		if (r->depth == depth)
 			*out = *r;
-		r->next = free_head;
-		free_head = i;
+		drop(link, r->depth > depth, stripe);
 		if (r->depth == depth) {
 			found = true;
 			break;

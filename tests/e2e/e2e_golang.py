@@ -28,15 +28,35 @@ Debian's golang-go (cgo: dynamically linked, so the preload reaches it).
   stack     =stack walks Go frames (frame pointers) up to runtime.main
   static    a static (CGO_ENABLED=0) Go program (tests/go/sp_go_static):
             `selfprobe run` says it is static and Go, and it runs as unprobed
+  goexit    tests/go/sp_goexit: goroutines end through runtime.Goexit with
+            return-probed frames on their stacks: each frame counts lost
+            once, as the goroutine ends (the report written mid-run, after
+            the first round's goroutines are gone, already has them), and
+            the table does not grow (11 rounds of 100000 records, more than
+            its 1M, never miss)
+  recover   panics recovered by an unprobed frame, in the main goroutine
+            (which never ends) and in goroutines that end normally: each
+            unwound frame counts lost exactly once, two probes of one site
+            (uretprobe and =latency) alike
+  late      probes attached through the C API (selfprobe_attach_spec) while
+            goroutines run, preempted asynchronously: a Go function whose
+            5-byte jmp window covers several instructions (selfprobe check
+            shows it, and the jmp5 at the preload's attach) takes a hop
+            (its first instruction alone) or int3, never the 5-byte jmp; a
+            site whose first instruction is one byte (main.Ratio's cltd)
+            takes int3, the reason naming asynchronous preemption; counts
+            exact, the run as unprobed
 """
 import json
 import os
 import re
+import struct
 import sys
 
 import sptest as t
 
-CASES = ("counts", "launcher", "paths", "trace", "stack", "static")
+CASES = ("counts", "launcher", "paths", "trace", "stack", "static", "goexit", "recover", "late")
+GOEXIT_CASES = ("goexit", "recover", "late")
 
 # (spec, the program's own counter it must equal, the report field)
 SPECS = [
@@ -220,6 +240,134 @@ def case_static(prog_static):
             "static: it runs as unprobed", err[:800])
 
 
+def goexit_counts(cp):
+    m = re.search(rb"^counts (.*)$", cp.stdout, re.M)
+    return {k.decode(): int(v) for k, v in re.findall(rb"(\w+)=(\d+)", m.group(1))} if m else {}
+
+
+def case_goexit(prog):
+    rounds, n, depth = 11, 1000, 99   # 1.1M records in all: more than the table's 1M
+    per_round = n * (depth + 1)
+    for mode in ("auto", "int3"):
+        label = "goexit (%s)" % mode
+        r = rounds if mode == "auto" else 2
+        mid = os.path.join(t.work_dir(), "goexit-mid-%s.json" % mode)
+        cp, rep = t.run_probed([prog, "goexit", str(r), str(n), str(depth)], "uretprobe:main.Down",
+                               mode=mode, extra={"SP_GOEXIT_MID": mid})
+        own = goexit_counts(cp)
+        if not t.check(cp.returncode == 0 and own.get("Down") == r * per_round,
+                       "%s: the program ran (%s)" % (label, own), t.clip(cp.stdout + cp.stderr)):
+            continue
+        half = t.load_report(mid, "%s: the report written mid-run" % label)
+        p = probe(half, "uretprobe:main.Down")
+        t.check(p and p.get("lost") == per_round and p.get("hits") == 0,
+                "%s: after the first round's goroutines ended, each of their %d frames counts "
+                "lost" % (label, per_round), json.dumps(p))
+        p = probe(rep, "uretprobe:main.Down")
+        t.check(p and p.get("lost") == r * per_round and p.get("hits") == 0 and p.get("missed") == 0,
+                "%s: %d frames lost, none missed (the table does not grow)" % (label, r * per_round),
+                json.dumps(p))
+        t.check(rep is not None and not rep.get("errors"), "%s: no errors" % label,
+                json.dumps((rep or {}).get("errors"))[:1000])
+
+
+def case_recover(prog):
+    it, n = 100, 50
+    for mode in ("auto", "int3"):
+        label = "recover (%s)" % mode
+        cp, rep = t.run_probed([prog, "recover", str(it), str(n)],
+                               "uretprobe:main.Boom;uprobe:main.Boom=latency", mode=mode)
+        own = goexit_counts(cp)
+        if not t.check(cp.returncode == 0 and own.get("Boom") == it * 4 + 1 + n * 3,
+                       "%s: the program ran (%s)" % (label, own), t.clip(cp.stdout + cp.stderr)):
+            continue
+        # Boom(-1) returns once; every frame a panic unwound is lost once
+        for spec in ("uretprobe:main.Boom", "uprobe:main.Boom=latency"):
+            p = probe(rep, spec)
+            t.check(p and p.get("hits") == 1 and p.get("lost") == it * 4 + n * 3 and p.get("missed") == 0,
+                    "%s: %s: 1 return, %d unwound frames lost" % (label, spec, it * 4 + n * 3),
+                    json.dumps(p))
+
+
+def function_bytes(prog, name):
+    """NAME's address and code in the ELF executable PROG (its PT_LOAD
+    segments), by `selfprobe list --json`: (address, bytes) or None."""
+    ls = t.run([t.CLI, "list", "--json", prog, name])
+    try:
+        fn = json.loads(ls.stdout)["functions"][0]
+    except (ValueError, IndexError, KeyError):
+        return None
+    addr, size = int(fn["address"], 16), fn["size"]
+    data = open(prog, "rb").read()
+    phoff, = struct.unpack_from("<Q", data, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+    for i in range(phnum):
+        ptype, _, off, vaddr, _, filesz = struct.unpack_from("<IIQQQQ", data, phoff + i * phentsize)
+        if ptype == 1 and vaddr <= addr and addr + size <= vaddr + filesz:
+            return addr, data[off + addr - vaddr:off + addr - vaddr + size]
+    return None
+
+
+def case_late(prog):
+    workers, calls = 16, 1000
+    # main.Ratio's cltd (one byte: too short for a hop) before its idivl
+    fn = function_bytes(prog, "main.Ratio")
+    at = fn[1].find(b"\x99\xf7") if fn else -1
+    if not t.check(at > 0, "late: main.Ratio's cltd; idivl found", repr(fn)):
+        return
+    ratio = "uprobe:main.Ratio+%#x" % at
+    late = "uprobe:main.Spin;uprobe:main.Late;uretprobe:main.Late;" + ratio
+    cp, rep = t.run_probed([prog, "late", str(workers), str(calls)], "uprobe:main.Busy",
+                           mode="auto", extra={"SP_GOEXIT_LATE": late})
+    plain = t.run([prog, "late", str(workers), str(calls)])
+    t.check(cp.returncode == plain.returncode and cp.stdout == plain.stdout.replace(
+        b"late attach -1000", b"late attach 0"), "late: the run as unprobed, the attach made",
+            t.clip(cp.stdout + cp.stderr))
+    # the function's 5-byte window covers several instructions: the jmp5 at
+    # the preload's attach, and what a late attach takes instead
+    ck = t.run([t.CLI, "check", "--json", "-x", prog, "uprobe:main.Late"])
+    try:
+        site = json.loads(ck.stdout)[0]
+    except (ValueError, IndexError) as e:
+        t.check(False, "late: selfprobe check --json (%s)" % e, t.clip(ck.stdout + ck.stderr))
+        return
+    t.check(site.get("patch") == "jmp5" and len(site.get("window") or []) > 1,
+            "late: selfprobe check: main.Late's jmp5 window covers several instructions",
+            json.dumps(site)[:1500])
+    pre = [c for c in site.get("checks", []) if "asynchronous preemption" in c.get("check", "")]
+    t.check(pre and pre[0].get("result") != "ok" and "int3" in (pre[0].get("detail") or ""),
+            "late: selfprobe check says a late attach takes int3 for that window", json.dumps(pre))
+    ck = t.run([t.CLI, "check", "--json", "-x", prog, ratio])
+    try:
+        site = json.loads(ck.stdout)[0]
+    except (ValueError, IndexError) as e:
+        t.check(False, "late: selfprobe check --json %s (%s)" % (ratio, e), t.clip(ck.stdout + ck.stderr))
+        return
+    t.check(site.get("patch") == "jmp5" and len(site.get("window") or []) > 1,
+            "late: selfprobe check: %s takes a jmp5 over several instructions at the preload's "
+            "attach" % ratio, json.dumps(site)[:1500])
+    p = probe(rep, ratio)
+    t.check(p and p.get("mode") == "int3" and "asynchronous preemption" in (p.get("reason") or "")
+            and p.get("hits") == workers * calls and p.get("missed") == 0,
+            "late: %s (no hop: a one-byte first instruction) takes int3, the reason naming "
+            "asynchronous preemption; %d hits" % (ratio, workers * calls), json.dumps(p))
+    for spec in ("uprobe:main.Spin", "uprobe:main.Late", "uretprobe:main.Late"):
+        p = probe(rep, spec)
+        if not t.check(p is not None, "late: %s in the report" % spec, json.dumps(rep)[:1500]):
+            continue
+        hop = p.get("mode") == "jmp" and p.get("patch") == "hop"
+        int3 = p.get("mode") == "int3" and "asynchronous preemption" in (p.get("reason") or "")
+        t.check(hop or int3, "late: %s takes a hop (one instruction) or int3 naming asynchronous "
+                "preemption, not the 5-byte jmp" % spec, json.dumps(p))
+        t.check(p.get("missed") == 0, "late: %s missed nothing" % spec, json.dumps(p))
+        if spec == "uprobe:main.Spin":   # running while attached: its count is the run's
+            continue
+        t.check(p.get("hits") == workers * calls, "late: %s hits %s, the program called it %d times"
+                % (spec, p.get("hits"), workers * calls), json.dumps(p))
+    p = probe(rep, "uretprobe:main.Late")
+    t.check(p and p.get("lost", 0) == 0, "late: no return lost", json.dumps(p))
+
+
 def main():
     cases = sys.argv[1:] or CASES
     t.require_build()
@@ -236,7 +384,11 @@ def main():
             "switch): its return probes must read the table")
     for case in cases:
         t.info("== %s" % case)
-        if case == "static":
+        if case in GOEXIT_CASES:
+            pg = t.go_build("sp_goexit")
+            if pg:
+                globals()["case_" + case](pg)
+        elif case == "static":
             ps = t.go_build("sp_go_static", static=True)
             if ps:
                 case_static(ps)

@@ -278,6 +278,48 @@ Test(decide, tail_calls_and_method_tables)
 	expect_jmp5("dt_method");
 }
 
+/* NAME's entry decided live as a Go function's site whose runtime may have
+ * goroutines (RUNNING) or not: the verdict. */
+static void decide_go(const char *name, bool running, struct sp_verdict *v)
+{
+	struct sp_an_site s;
+	decide(name, &s);   /* builds the object's index */
+	const struct sp_sym *sym = sp_elf_lookup(self->elf, name);
+	size_t avail;
+	cr_assert_not_null(sp_analyze_text(self, sym->value, &avail));
+	const struct sp_an_text *t = NULL;
+	for (int i = 0; i < self->n_text; i++)
+		if (sym->value >= self->text[i].vaddr && sym->value < self->text[i].vaddr + self->text[i].size)
+			t = &self->text[i];
+	cr_assert_not_null(t);
+	struct sp_site_facts f = {
+		.site = sym->value, .code = t->bytes, .code_lo = t->vaddr, .code_len = t->size,
+		.avail = avail, .func = sym->value, .func_size = sym->size,
+		.limit = sym->value + sym->size, .idx = self->idx,
+		.landing_pads = self->elf->has_except_table, .go_site = true,
+		.live = true, .go_running = running,
+	};
+	sp_decide(&f, v);
+}
+
+/* Go's asynchronous preemption parks a goroutine at any instruction, its
+ * pc on its stack: once goroutines may exist, a window of several
+ * instructions is refused (a hop's one-instruction window may do); before,
+ * and for a one-instruction window, the 5-byte jmp stands. */
+Test(decide, go_preemption)
+{
+	struct sp_verdict v;
+	decide_go("dt_sw_out", false, &v);   /* cmp (3 bytes), ja: two instructions */
+	cr_expect_eq(v.path, SP_PATH_JMP5, "before the Go runtime starts: %s", v.reason);
+	cr_expect_gt(v.w.n_insns, 1);
+	decide_go("dt_sw_out", true, &v);
+	cr_expect_eq(v.path, SP_PATH_INT3, "goroutines may exist: %s", sp_path_name(v.path));
+	cr_expect(v.reason && strstr(v.reason, "asynchronous preemption"), "reason: %s", v.reason);
+	cr_expect_eq(v.block, SP_BLOCK_TARGET, "a hop (its first instruction alone) may do");
+	decide_go("dt_sw_unknown1", true, &v);   /* lea (7 bytes): one instruction */
+	cr_expect_eq(v.path, SP_PATH_JMP5, "one-instruction window: %s", v.reason);
+}
+
 Test(decide, non_pie_absolute_table, .init = NULL, .fini = close_self)
 {
 	open_file(TEST_BIN_DIR "/../tests/sp_nopie_table");

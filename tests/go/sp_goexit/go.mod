@@ -1,0 +1,3 @@
+module sp_goexit
+
+go 1.19
