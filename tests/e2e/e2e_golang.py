@@ -46,6 +46,13 @@ Debian's golang-go (cgo: dynamically linked, so the preload reaches it).
             site whose first instruction is one byte (main.Ratio's cltd)
             takes int3, the reason naming asynchronous preemption; counts
             exact, the run as unprobed
+  rearm     main.Late attached through selfprobe_attach by a C constructor,
+            before the Go runtime starts: the jmp5 over several
+            instructions (selfprobe check shows them); detached and
+            attached again through the C API while goroutines run: the
+            site leaves that window for int3, the reason naming
+            asynchronous preemption; hits exact across both phases, the
+            run as unprobed
 """
 import json
 import os
@@ -55,8 +62,9 @@ import sys
 
 import sptest as t
 
-CASES = ("counts", "launcher", "paths", "trace", "stack", "static", "goexit", "recover", "late")
-GOEXIT_CASES = ("goexit", "recover", "late")
+CASES = ("counts", "launcher", "paths", "trace", "stack", "static", "goexit", "recover", "late",
+         "rearm")
+GOEXIT_CASES = ("goexit", "recover", "late", "rearm")
 
 # (spec, the program's own counter it must equal, the report field)
 SPECS = [
@@ -366,6 +374,46 @@ def case_late(prog):
                 % (spec, p.get("hits"), workers * calls), json.dumps(p))
     p = probe(rep, "uretprobe:main.Late")
     t.check(p and p.get("lost", 0) == 0, "late: no return lost", json.dumps(p))
+
+
+def case_rearm(prog):
+    workers, calls = 16, 1000
+    spec = "uprobe:main.Late"
+    ck = t.run([t.CLI, "check", "--json", "-x", prog, spec])
+    try:
+        site = json.loads(ck.stdout)[0]
+    except (ValueError, IndexError) as e:
+        t.check(False, "rearm: selfprobe check --json (%s)" % e, t.clip(ck.stdout + ck.stderr))
+        return
+    t.check(site.get("patch") == "jmp5" and len(site.get("window") or []) > 1,
+            "rearm: selfprobe check: main.Late's jmp5 window covers several instructions",
+            json.dumps(site)[:1500])
+    mid = os.path.join(t.work_dir(), "rearm-mid.json")
+    cmd = [prog, "rearm", str(workers), str(calls)]
+    # no UPROBE_SPEC item: the program's constructor attaches SP_GOEXIT_EARLY
+    cp, rep = t.run_probed(cmd, "", mode="auto", extra={"SP_GOEXIT_EARLY": spec, "SP_GOEXIT_MID": mid})
+    env = t.base_env()
+    env.update(SP_GOEXIT_EARLY=spec, SP_GOEXIT_MID=mid + ".plain")
+    plain = t.run(cmd, env)
+    t.check(cp.returncode == plain.returncode == 0 and cp.stdout == plain.stdout.replace(
+        b"mid report -1000", b"mid report 0").replace(b"rearm -1000", b"rearm 0"),
+            "rearm: the run as unprobed, the probe detached and attached again",
+            t.clip(cp.stdout + cp.stderr) + "\n" + t.clip(plain.stdout))
+    half = t.load_report(mid, "rearm: the report before the detach")
+    p = probe(half, spec)
+    t.check(p and p.get("mode") == "jmp" and p.get("patch") == "jmp5" and p.get("reason") is None
+            and p.get("hits") == workers * calls and p.get("missed") == 0,
+            "rearm: attached before any goroutine existed: the jmp5; %d hits" % (workers * calls),
+            json.dumps(p))
+    p = probe(rep, spec)
+    t.check(p and p.get("attached") and p.get("mode") == "int3" and p.get("patch") == "int3"
+            and "asynchronous preemption" in (p.get("reason") or ""),
+            "rearm: attached again while goroutines run: int3, the reason naming asynchronous "
+            "preemption, not the jmp5 decided before", json.dumps(p))
+    t.check(p and p.get("hits") == 2 * workers * calls and p.get("missed") == 0,
+            "rearm: %d hits across both phases, none missed" % (2 * workers * calls), json.dumps(p))
+    t.check(rep is not None and not rep.get("errors"), "rearm: no errors",
+            json.dumps((rep or {}).get("errors"))[:1000])
 
 
 def main():
