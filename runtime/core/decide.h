@@ -135,7 +135,9 @@ extern const char sp_decide_go_preempt[];
 
 struct sp_verdict {
 	enum sp_path path;
-	const char *reason;      /* NULL on a trap-free path; static or into text */
+	const char *reason;      /* NULL on a trap-free path (but a hop taken for
+				  * sp_decide_go_preempt keeps it: why not the
+				  * 5-byte jmp); static or into text */
 	const char *resume;      /* int3 path: "emulated" or "run out of line" (NULL: cannot) */
 	struct sp_insn insn;     /* the site's instruction (when it decodes) */
 	bool have_window;

@@ -427,7 +427,9 @@ bool sp_hop_decide(const struct sp_site_facts *f, const struct sp_hop_facts *hf,
 		v->trail[v->n_trail++] = (struct sp_check){ "hop's pad", SP_CHECK_PASS,
 							    "in a carrier: a straight run near it, moved out by "
 							    "its own jmp" };
-	v->reason = NULL;
+	/* the report says why a Go site's hop stands where its 5-byte jmp
+	 * would have been safe before goroutines existed (decide.h) */
+	v->reason = v->reason == sp_decide_go_preempt ? sp_decide_go_preempt : NULL;
 	v->w = w;
 	v->have_window = true;
 	return true;
