@@ -54,18 +54,24 @@ Debian's golang-go (cgo: dynamically linked, so the preload reaches it).
             site leaves that window for int3, the reason naming
             asynchronous preemption; hits exact across both phases, the
             run as unprobed
+  nogoexit1 the goexit run on a copy of sp_goexit without the
+            runtime.goexit1 symbol (objcopy --strip-symbol): the report's
+            errors say so; no frame counts lost as its goroutine ends (the
+            mid-run report: none), only when a goroutine reusing its g
+            meets it (later rounds: some, never the last round's)
 """
 import json
 import os
 import re
+import shutil
 import struct
 import sys
 
 import sptest as t
 
 CASES = ("counts", "launcher", "paths", "trace", "stack", "static", "goexit", "recover", "late",
-         "rearm")
-GOEXIT_CASES = ("goexit", "recover", "late", "rearm")
+         "rearm", "nogoexit1")
+GOEXIT_CASES = ("goexit", "recover", "late", "rearm", "nogoexit1")
 
 # (spec, the program's own counter it must equal, the report field)
 SPECS = [
@@ -278,6 +284,45 @@ def case_goexit(prog):
                 json.dumps(p))
         t.check(rep is not None and not rep.get("errors"), "%s: no errors" % label,
                 json.dumps((rep or {}).get("errors"))[:1000])
+
+
+def case_nogoexit1(prog):
+    objcopy = shutil.which("objcopy")
+    if not objcopy:
+        t.skip("objcopy (binutils) is missing: no Go program without runtime.goexit1")
+        return
+    bare = os.path.join(t.work_dir(), "sp_goexit-nogoexit1")
+    cp = t.run([objcopy, "--strip-symbol=runtime.goexit1", prog, bare])
+    if not t.check(cp.returncode == 0, "nogoexit1: objcopy", t.clip(cp.stdout + cp.stderr)):
+        return
+    nm = t.run([t.CLI, "list", "--json", bare, "runtime.goexit1"])
+    t.check(b'"runtime.goexit1"' not in nm.stdout, "nogoexit1: the copy has no runtime.goexit1",
+            t.clip(nm.stdout))
+    rounds, n, depth = 3, 1000, 99
+    per_round = n * (depth + 1)
+    mid = os.path.join(t.work_dir(), "nogoexit1-mid.json")
+    cp, rep = t.run_probed([bare, "goexit", str(rounds), str(n), str(depth)], "uretprobe:main.Down",
+                           mode="auto", extra={"SP_GOEXIT_MID": mid})
+    own = goexit_counts(cp)
+    if not t.check(cp.returncode == 0 and own.get("Down") == rounds * per_round,
+                   "nogoexit1: the program ran (%s)" % own, t.clip(cp.stdout + cp.stderr)):
+        return
+    for label, r in (("mid-run", t.load_report(mid, "nogoexit1: the report written mid-run")),
+                     ("at exit", rep)):
+        errs = [e for e in (r or {}).get("errors", []) if e.get("spec") == "go"]
+        t.check(len(errs) == 1 and bare in errs[0].get("message", "") and
+                "has no runtime.goexit1 symbol" in errs[0].get("message", ""),
+                "nogoexit1: %s: the report's errors name the object without runtime.goexit1" % label,
+                json.dumps((r or {}).get("errors"))[:1000])
+    p = probe(t.load_report(mid, "nogoexit1: the report written mid-run"), "uretprobe:main.Down")
+    t.check(p and p.get("lost") == 0 and p.get("hits") == 0,
+            "nogoexit1: after the first round's goroutines ended, none of their frames counts "
+            "lost yet (no hook at their end)", json.dumps(p))
+    p = probe(rep, "uretprobe:main.Down")
+    t.check(p and 0 < p.get("lost", 0) <= (rounds - 1) * per_round and p.get("hits") == 0
+            and p.get("missed") == 0,
+            "nogoexit1: frames count lost as goroutines reusing their g meet them: some, at most "
+            "the %d of the rounds before the last" % ((rounds - 1) * per_round), json.dumps(p))
 
 
 def case_recover(prog):
