@@ -362,6 +362,22 @@ def function_bytes(prog, name):
     return None
 
 
+def check_jmp5(label, prog, spec):
+    """`selfprobe check --json -x PROG SPEC`'s site, checked to take the jmp5
+    over several instructions (as the preload's attach would); None after a
+    failed check."""
+    ck = t.run([t.CLI, "check", "--json", "-x", prog, spec])
+    try:
+        site = json.loads(ck.stdout)[0]
+    except (ValueError, IndexError) as e:
+        t.check(False, "%s: selfprobe check --json %s (%s)" % (label, spec, e), t.clip(ck.stdout + ck.stderr))
+        return None
+    t.check(site.get("patch") == "jmp5" and len(site.get("window") or []) > 1,
+            "%s: selfprobe check: %s takes a jmp5 over several instructions at the preload's "
+            "attach" % (label, spec), json.dumps(site)[:1500])
+    return site
+
+
 def case_late(prog):
     workers, calls = 16, 1000
     # main.Ratio's cltd (one byte: too short for a hop) before its idivl
@@ -379,27 +395,12 @@ def case_late(prog):
             t.clip(cp.stdout + cp.stderr))
     # the function's 5-byte window covers several instructions: the jmp5 at
     # the preload's attach, and what a late attach takes instead
-    ck = t.run([t.CLI, "check", "--json", "-x", prog, "uprobe:main.Late"])
-    try:
-        site = json.loads(ck.stdout)[0]
-    except (ValueError, IndexError) as e:
-        t.check(False, "late: selfprobe check --json (%s)" % e, t.clip(ck.stdout + ck.stderr))
+    site = check_jmp5("late", prog, "uprobe:main.Late")
+    if not site or not check_jmp5("late", prog, ratio):
         return
-    t.check(site.get("patch") == "jmp5" and len(site.get("window") or []) > 1,
-            "late: selfprobe check: main.Late's jmp5 window covers several instructions",
-            json.dumps(site)[:1500])
     pre = [c for c in site.get("checks", []) if "asynchronous preemption" in c.get("check", "")]
     t.check(pre and pre[0].get("result") != "ok" and "int3" in (pre[0].get("detail") or ""),
             "late: selfprobe check says a late attach takes int3 for that window", json.dumps(pre))
-    ck = t.run([t.CLI, "check", "--json", "-x", prog, ratio])
-    try:
-        site = json.loads(ck.stdout)[0]
-    except (ValueError, IndexError) as e:
-        t.check(False, "late: selfprobe check --json %s (%s)" % (ratio, e), t.clip(ck.stdout + ck.stderr))
-        return
-    t.check(site.get("patch") == "jmp5" and len(site.get("window") or []) > 1,
-            "late: selfprobe check: %s takes a jmp5 over several instructions at the preload's "
-            "attach" % ratio, json.dumps(site)[:1500])
     p = probe(rep, ratio)
     t.check(p and p.get("mode") == "int3" and "asynchronous preemption" in (p.get("reason") or "")
             and p.get("hits") == workers * calls and p.get("missed") == 0,
@@ -426,15 +427,8 @@ def case_late(prog):
 def case_rearm(prog):
     workers, calls = 16, 1000
     spec = "uprobe:main.Late"
-    ck = t.run([t.CLI, "check", "--json", "-x", prog, spec])
-    try:
-        site = json.loads(ck.stdout)[0]
-    except (ValueError, IndexError) as e:
-        t.check(False, "rearm: selfprobe check --json (%s)" % e, t.clip(ck.stdout + ck.stderr))
+    if not check_jmp5("rearm", prog, spec):
         return
-    t.check(site.get("patch") == "jmp5" and len(site.get("window") or []) > 1,
-            "rearm: selfprobe check: main.Late's jmp5 window covers several instructions",
-            json.dumps(site)[:1500])
     mid = os.path.join(t.work_dir(), "rearm-mid.json")
     cmd = [prog, "rearm", str(workers), str(calls)]
     # no UPROBE_SPEC item: the program's constructor attaches SP_GOEXIT_EARLY

@@ -206,32 +206,12 @@ func recovers(iter, n int) {
 }
 
 func late(workers, calls int) {
-	var stop int32
-	var wg sync.WaitGroup
-	for i := 0; i < workers; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			for atomic.LoadInt32(&stop) == 0 {
-				Spin(i)
-			}
-		}(i)
-	}
+	stop := spinning(workers)
 	time.Sleep(50 * time.Millisecond) // preemption under way
 	fmt.Printf("late attach %d\n", selfprobe("selfprobe_attach_spec", os.Getenv("SP_GOEXIT_LATE")))
 	time.Sleep(50 * time.Millisecond)
-	atomic.StoreInt32(&stop, 1)
-	wg.Wait()
-	for i := 0; i < workers; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			for k := 0; k < calls; k++ {
-				Late(i + k)
-			}
-		}(i)
-	}
-	wg.Wait()
+	stop()
+	lates(workers, calls)
 }
 
 // spinning runs WORKERS goroutines calling Spin until the returned stop is called.
