@@ -404,10 +404,11 @@ bool sp_hop_decide(const struct sp_site_facts *f, const struct sp_hop_facts *hf,
 	const char *why = NULL;
 	uintptr_t pad = 0, carrier = 0;
 	uint8_t carrier_len = 0;
-	/* a carrier is a jmp over several instructions: none in Go code once
-	 * goroutines may be parked in it (check 5's rule, for the pad) */
+	/* a carrier is a jmp over several instructions: none in a Go object
+	 * once goroutines may be parked in its code (check 5's rule, for the
+	 * pad), whether the site is a Go function's or a cgo C function's */
 	struct sp_hop_facts g = *hf;
-	g.no_carrier = hf->no_carrier || (f->go_site && f->live && f->go_running);
+	g.no_carrier = hf->no_carrier || (f->live && f->go_running);
 	if (sp_hop_plan(&g, &hs, &w, &pad, &carrier, &carrier_len, &why) == 0 && f->live && f->next_site &&
 	    f->next_site < f->site + w.len)
 		why = "another probe site lies inside its first instruction";

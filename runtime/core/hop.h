@@ -75,7 +75,8 @@ struct sp_hop_facts {
 	/* no carrier may be made: a carrier is a jmp over a run of several
 	 * instructions, which a goroutine parked by Go's asynchronous
 	 * preemption would resume inside (decide.h, check 5).  sp_hop_decide
-	 * sets it for a Go site decided live while goroutines may run. */
+	 * sets it for a site of a Go object decided live while goroutines may
+	 * run. */
 	bool no_carrier;
 };
 
