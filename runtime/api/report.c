@@ -202,7 +202,7 @@ void sp_report_json(FILE *f)
 		sp_json_str(f, p->symbol);
 		fprintf(f, ", \"address\": \"%#" PRIxPTR "\", \"mode\": \"%s\", \"patch\": \"%s\", \"reason\": ",
 			p->site->addr, mode_name(p), patch_name(p->site));
-		sp_json_str(f, p->site->jmp ? NULL : p->site->reason);
+		sp_json_str(f, sp_site_reason(p->site));
 		fprintf(f, ", \"action\": \"%s\", \"hits\": %" PRIu64 ", \"missed\": %" PRIu64,
 			p->fn && p->action == SP_ACT_COUNT ? "handler" : sp_action_name(p->action),
 			c[SP_HITS], c[SP_MISSED]);

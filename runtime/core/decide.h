@@ -68,9 +68,10 @@ struct sp_func_extent {
 	bool go_stack;       /* a Go function: the trampoline calls C on a stack
 			      * of its own, never the goroutine's (golang.h) */
 	const char *go_no_jmp;  /* why a Go site takes the int3 path, or NULL */
-	bool go_running;     /* a Go function whose runtime may have goroutines
-			      * (golang.h sp_go_running): one may be parked by
-			      * asynchronous preemption at any instruction */
+	bool go_running;     /* a function of a Go object whose runtime may have
+			      * goroutines (golang.h sp_go_running): one may be
+			      * parked by asynchronous preemption at any
+			      * instruction of its Go code */
 	const uint8_t *inline_code;   /* the probe's native code: a trampoline
 				       * built for it runs it (site.h) */
 	size_t inline_len;
@@ -125,7 +126,9 @@ struct sp_site_facts {
 	bool live;               /* false: checks 9–10 are "not checked" */
 	uintptr_t tramp_addr;    /* where the window would be relocated (0: not checked) */
 	uintptr_t next_site;     /* the nearest other probe site above SITE (0: none) */
-	bool go_running;         /* go_site: goroutines may exist (sp_go_running) */
+	bool go_running;         /* the site's object is Go and goroutines may exist
+				  * (sp_go_running): check 5 for a go_site, no
+				  * hop carrier for any (hop.h) */
 };
 
 /* Why a Go site takes no jmp window of several instructions once
@@ -135,7 +138,9 @@ extern const char sp_decide_go_preempt[];
 
 struct sp_verdict {
 	enum sp_path path;
-	const char *reason;      /* NULL on a trap-free path; static or into text */
+	const char *reason;      /* NULL on a trap-free path (but a hop taken for
+				  * sp_decide_go_preempt keeps it: why not the
+				  * 5-byte jmp); static or into text */
 	const char *resume;      /* int3 path: "emulated" or "run out of line" (NULL: cannot) */
 	struct sp_insn insn;     /* the site's instruction (when it decodes) */
 	bool have_window;

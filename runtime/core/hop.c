@@ -23,6 +23,10 @@
 #include <string.h>
 
 static const char NO_PAD[] = "no unused padding within ±127 bytes for a hop (a 2-byte jmp to a 5-byte jmp)";
+static const char NO_PAD_GO[] =
+	"no unused padding within ±127 bytes for a hop (a 2-byte jmp to a 5-byte jmp), and no carrier "
+	"while goroutines may run: a goroutine parked by asynchronous preemption inside its run would "
+	"resume inside its jmp";
 
 /* The candidate functions: every symbol starting before the reach's end,
  * walking back until a few start before where a run could begin.  *FIRST
@@ -374,11 +378,11 @@ int sp_hop_plan(const struct sp_hop_facts *f, const struct sp_hop_site *s, struc
 	if (sp_hop_find_pad(&g, s->site, pad, &no_pad) == 0)
 		return 0;
 	/* no padding in reach: a carrier's bytes 5-9 */
-	if (sp_hop_find_carrier(&g, s->site, w->len, carrier, carrier_len) == 0) {
+	if (!f->no_carrier && sp_hop_find_carrier(&g, s->site, w->len, carrier, carrier_len) == 0) {
 		*pad = *carrier + SP_JMP_LEN;
 		return 0;
 	}
-	*reason = no_pad;
+	*reason = f->no_carrier && no_pad == NO_PAD ? NO_PAD_GO : no_pad;
 	return -ENOSPC;
 }
 
@@ -400,7 +404,12 @@ bool sp_hop_decide(const struct sp_site_facts *f, const struct sp_hop_facts *hf,
 	const char *why = NULL;
 	uintptr_t pad = 0, carrier = 0;
 	uint8_t carrier_len = 0;
-	if (sp_hop_plan(hf, &hs, &w, &pad, &carrier, &carrier_len, &why) == 0 && f->live && f->next_site &&
+	/* a carrier is a jmp over several instructions: none in a Go object
+	 * once goroutines may be parked in its code (check 5's rule, for the
+	 * pad), whether the site is a Go function's or a cgo C function's */
+	struct sp_hop_facts g = *hf;
+	g.no_carrier = hf->no_carrier || (f->live && f->go_running);
+	if (sp_hop_plan(&g, &hs, &w, &pad, &carrier, &carrier_len, &why) == 0 && f->live && f->next_site &&
 	    f->next_site < f->site + w.len)
 		why = "another probe site lies inside its first instruction";
 	if (v->n_trail < SP_DECIDE_MAX_CHECKS)
@@ -419,7 +428,9 @@ bool sp_hop_decide(const struct sp_site_facts *f, const struct sp_hop_facts *hf,
 		v->trail[v->n_trail++] = (struct sp_check){ "hop's pad", SP_CHECK_PASS,
 							    "in a carrier: a straight run near it, moved out by "
 							    "its own jmp" };
-	v->reason = NULL;
+	/* the report says why a Go site's hop stands where its 5-byte jmp
+	 * would have been safe before goroutines existed (decide.h) */
+	v->reason = v->reason == sp_decide_go_preempt ? sp_decide_go_preempt : NULL;
 	v->w = w;
 	v->have_window = true;
 	return true;

@@ -72,6 +72,12 @@ struct sp_hop_facts {
 	/* Any byte of [lo, hi) patched or claimed by another site?  NULL: none. */
 	bool (*claimed)(const void *ctx, uintptr_t lo, uintptr_t hi);
 	const void *claimed_ctx;
+	/* no carrier may be made: a carrier is a jmp over a run of several
+	 * instructions, which a goroutine parked by Go's asynchronous
+	 * preemption would resume inside (decide.h, check 5).  sp_hop_decide
+	 * sets it for a site of a Go object decided live while goroutines may
+	 * run. */
+	bool no_carrier;
 };
 
 /* The code range the search must see for a hop at SITE, clipped to the

@@ -88,7 +88,9 @@ struct sp_site {
 					 * displacement (step 3 of a batch ran),
 					 * even if the jmp never took: disarm puts
 					 * them back */
-	const char *reason;             /* why the current arming is not jmp */
+	const char *reason;             /* why the current arming is not jmp; a
+					 * hop's: why not the 5-byte jmp, when the
+					 * report names it (sp_site_reason) */
 	_Atomic(struct sp_probe_vec *) vec;
 	_Atomic uint8_t has_handlers;   /* some probe of vec has a handler: the
 					 * trampoline must build a full regs frame */
@@ -117,6 +119,15 @@ struct sp_site {
 					 * (sigtake.h): its jmp goes there, never
 					 * to a probe's trampoline */
 };
+
+/* The reason the report shows for S: why it is not on the jmp path, or,
+ * for a hop taken where a Go site's 5-byte jmp was refused for
+ * asynchronous preemption (decide.h, check 5), why not the 5-byte jmp;
+ * NULL on the jmp path otherwise. */
+static inline const char *sp_site_reason(const struct sp_site *s)
+{
+	return !s->jmp || s->hop ? s->reason : NULL;
+}
 
 /* Signal-safe lookup.  NULL when ADDR was never a site. */
 struct sp_site *sp_site_lookup(uintptr_t addr);

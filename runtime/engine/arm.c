@@ -337,6 +337,7 @@ static bool take_jmp(struct sp_site *s, const struct sp_verdict *v)
 		s->pad = v->hop_pad;
 		sp_site_pristine(s->pad, SP_HOP_PAD_LEN, s->pad_orig);
 		s->hop = true;
+		s->jmp_reason = keep(v, v->reason);   /* why not the 5-byte jmp, if said */
 	}
 	s->tramp_ok = true;
 	return true;
@@ -648,7 +649,8 @@ size_t sp_arm_batch(struct sp_site **sites, size_t n, int *rcs)
 			/* what a trap here must do, set before the int3 exists (a
 			 * taken site's int3 leads where its jmp would, sigtake.h) */
 			s->resume = use_jmp || s->taken ? SP_RESUME_TRAMP : s->int3_resume;
-			s->reason = use_jmp ? NULL : s->want_jmp ? s->jmp_reason : INT3_FORCED;
+			s->reason = use_jmp ? (s->hop ? s->jmp_reason : NULL)
+					    : s->want_jmp ? s->jmp_reason : INT3_FORCED;
 			step_add(&st, batched, i, s->addr, &op_int3, 1, &rcs[i]);   /* step 1 */
 		}
 	}

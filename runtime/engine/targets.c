@@ -152,7 +152,9 @@ int sp_target_fill(const struct sp_object *obj, const struct sp_elf *elf,
 					 .landing_pads = elf->has_except_table };
 	/* a Go function's entry probe goes past its stack check (golang.h) */
 	t->addr += sp_go_site(obj->path, func, size, offset, &t->fn);
-	t->fn.go_running = t->fn.go_stack && sp_go_running(obj->path, obj->bias);
+	/* any function of a Go object: a hop near it makes no carrier in its
+	 * Go code once goroutines may be parked there (hop.h) */
+	t->fn.go_running = sp_go_running(obj->path, obj->bias);
 	t->symbol = offset ? sp_asprintf("%s+%#lx", sym->name, (unsigned long)offset) : sp_strdup(sym->name);
 	return 0;
 }

@@ -17,7 +17,7 @@ static void describe(struct sp_shm_record *r, const struct sp_probe *p)
 	r->patch = !p->site->jmp ? SP_SHM_PATCH_INT3 : p->site->hop ? SP_SHM_PATCH_HOP : SP_SHM_PATCH_JMP5;
 	r->address = p->site->addr;
 	r->unloaded = 0;
-	sp_shm_copy(r->reason, sizeof(r->reason), p->site->jmp ? NULL : p->site->reason);
+	sp_shm_copy(r->reason, sizeof(r->reason), sp_site_reason(p->site));
 	r->has_symbol = p->symbol != NULL;
 	sp_shm_copy(r->symbol, sizeof(r->symbol), p->symbol);
 	sp_shm_copy(r->implementation, sizeof(r->implementation), p->implementation);

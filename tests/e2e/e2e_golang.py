@@ -42,21 +42,36 @@ Debian's golang-go (cgo: dynamically linked, so the preload reaches it).
             goroutines run, preempted asynchronously: a Go function whose
             5-byte jmp window covers several instructions (selfprobe check
             shows it, and the jmp5 at the preload's attach) takes a hop
-            (its first instruction alone) or int3, never the 5-byte jmp; a
+            (its first instruction alone) or int3, never the 5-byte jmp,
+            the report's reason naming asynchronous preemption either way; a
             site whose first instruction is one byte (main.Ratio's cltd)
             takes int3, the reason naming asynchronous preemption; counts
             exact, the run as unprobed
+  rearm     main.Late attached through selfprobe_attach by a C constructor,
+            before the Go runtime starts: the jmp5 over several
+            instructions (selfprobe check shows them); detached and
+            attached again through the C API while goroutines run: the
+            site leaves that window for int3, the reason naming
+            asynchronous preemption; hits exact across both phases, the
+            run as unprobed
+  nogoexit1 the goexit run on a copy of sp_goexit without the
+            runtime.goexit1 symbol (objcopy --strip-symbol): the report's
+            errors say so; no frame counts lost as its goroutine ends (the
+            mid-run report: none), only when a goroutine reusing its g
+            meets it (later rounds: some, never the last round's)
 """
 import json
 import os
 import re
+import shutil
 import struct
 import sys
 
 import sptest as t
 
-CASES = ("counts", "launcher", "paths", "trace", "stack", "static", "goexit", "recover", "late")
-GOEXIT_CASES = ("goexit", "recover", "late")
+CASES = ("counts", "launcher", "paths", "trace", "stack", "static", "goexit", "recover", "late",
+         "rearm", "nogoexit1")
+GOEXIT_CASES = ("goexit", "recover", "late", "rearm", "nogoexit1")
 
 # (spec, the program's own counter it must equal, the report field)
 SPECS = [
@@ -271,6 +286,45 @@ def case_goexit(prog):
                 json.dumps((rep or {}).get("errors"))[:1000])
 
 
+def case_nogoexit1(prog):
+    objcopy = shutil.which("objcopy")
+    if not objcopy:
+        t.skip("objcopy (binutils) is missing: no Go program without runtime.goexit1")
+        return
+    bare = os.path.join(t.work_dir(), "sp_goexit-nogoexit1")
+    cp = t.run([objcopy, "--strip-symbol=runtime.goexit1", prog, bare])
+    if not t.check(cp.returncode == 0, "nogoexit1: objcopy", t.clip(cp.stdout + cp.stderr)):
+        return
+    nm = t.run([t.CLI, "list", "--json", bare, "runtime.goexit1"])
+    t.check(b'"runtime.goexit1"' not in nm.stdout, "nogoexit1: the copy has no runtime.goexit1",
+            t.clip(nm.stdout))
+    rounds, n, depth = 3, 1000, 99
+    per_round = n * (depth + 1)
+    mid = os.path.join(t.work_dir(), "nogoexit1-mid.json")
+    cp, rep = t.run_probed([bare, "goexit", str(rounds), str(n), str(depth)], "uretprobe:main.Down",
+                           mode="auto", extra={"SP_GOEXIT_MID": mid})
+    own = goexit_counts(cp)
+    if not t.check(cp.returncode == 0 and own.get("Down") == rounds * per_round,
+                   "nogoexit1: the program ran (%s)" % own, t.clip(cp.stdout + cp.stderr)):
+        return
+    for label, r in (("mid-run", t.load_report(mid, "nogoexit1: the report written mid-run")),
+                     ("at exit", rep)):
+        errs = [e for e in (r or {}).get("errors", []) if e.get("spec") == "go"]
+        t.check(len(errs) == 1 and bare in errs[0].get("message", "") and
+                "has no runtime.goexit1 symbol" in errs[0].get("message", ""),
+                "nogoexit1: %s: the report's errors name the object without runtime.goexit1" % label,
+                json.dumps((r or {}).get("errors"))[:1000])
+    p = probe(t.load_report(mid, "nogoexit1: the report written mid-run"), "uretprobe:main.Down")
+    t.check(p and p.get("lost") == 0 and p.get("hits") == 0,
+            "nogoexit1: after the first round's goroutines ended, none of their frames counts "
+            "lost yet (no hook at their end)", json.dumps(p))
+    p = probe(rep, "uretprobe:main.Down")
+    t.check(p and 0 < p.get("lost", 0) <= (rounds - 1) * per_round and p.get("hits") == 0
+            and p.get("missed") == 0,
+            "nogoexit1: frames count lost as goroutines reusing their g meet them: some, at most "
+            "the %d of the rounds before the last" % ((rounds - 1) * per_round), json.dumps(p))
+
+
 def case_recover(prog):
     it, n = 100, 50
     for mode in ("auto", "int3"):
@@ -308,6 +362,22 @@ def function_bytes(prog, name):
     return None
 
 
+def check_jmp5(label, prog, spec):
+    """`selfprobe check --json -x PROG SPEC`'s site, checked to take the jmp5
+    over several instructions (as the preload's attach would); None after a
+    failed check."""
+    ck = t.run([t.CLI, "check", "--json", "-x", prog, spec])
+    try:
+        site = json.loads(ck.stdout)[0]
+    except (ValueError, IndexError) as e:
+        t.check(False, "%s: selfprobe check --json %s (%s)" % (label, spec, e), t.clip(ck.stdout + ck.stderr))
+        return None
+    t.check(site.get("patch") == "jmp5" and len(site.get("window") or []) > 1,
+            "%s: selfprobe check: %s takes a jmp5 over several instructions at the preload's "
+            "attach" % (label, spec), json.dumps(site)[:1500])
+    return site
+
+
 def case_late(prog):
     workers, calls = 16, 1000
     # main.Ratio's cltd (one byte: too short for a hop) before its idivl
@@ -325,27 +395,12 @@ def case_late(prog):
             t.clip(cp.stdout + cp.stderr))
     # the function's 5-byte window covers several instructions: the jmp5 at
     # the preload's attach, and what a late attach takes instead
-    ck = t.run([t.CLI, "check", "--json", "-x", prog, "uprobe:main.Late"])
-    try:
-        site = json.loads(ck.stdout)[0]
-    except (ValueError, IndexError) as e:
-        t.check(False, "late: selfprobe check --json (%s)" % e, t.clip(ck.stdout + ck.stderr))
+    site = check_jmp5("late", prog, "uprobe:main.Late")
+    if not site or not check_jmp5("late", prog, ratio):
         return
-    t.check(site.get("patch") == "jmp5" and len(site.get("window") or []) > 1,
-            "late: selfprobe check: main.Late's jmp5 window covers several instructions",
-            json.dumps(site)[:1500])
     pre = [c for c in site.get("checks", []) if "asynchronous preemption" in c.get("check", "")]
     t.check(pre and pre[0].get("result") != "ok" and "int3" in (pre[0].get("detail") or ""),
             "late: selfprobe check says a late attach takes int3 for that window", json.dumps(pre))
-    ck = t.run([t.CLI, "check", "--json", "-x", prog, ratio])
-    try:
-        site = json.loads(ck.stdout)[0]
-    except (ValueError, IndexError) as e:
-        t.check(False, "late: selfprobe check --json %s (%s)" % (ratio, e), t.clip(ck.stdout + ck.stderr))
-        return
-    t.check(site.get("patch") == "jmp5" and len(site.get("window") or []) > 1,
-            "late: selfprobe check: %s takes a jmp5 over several instructions at the preload's "
-            "attach" % ratio, json.dumps(site)[:1500])
     p = probe(rep, ratio)
     t.check(p and p.get("mode") == "int3" and "asynchronous preemption" in (p.get("reason") or "")
             and p.get("hits") == workers * calls and p.get("missed") == 0,
@@ -355,10 +410,11 @@ def case_late(prog):
         p = probe(rep, spec)
         if not t.check(p is not None, "late: %s in the report" % spec, json.dumps(rep)[:1500]):
             continue
+        preempt = "asynchronous preemption" in (p.get("reason") or "")
         hop = p.get("mode") == "jmp" and p.get("patch") == "hop"
-        int3 = p.get("mode") == "int3" and "asynchronous preemption" in (p.get("reason") or "")
-        t.check(hop or int3, "late: %s takes a hop (one instruction) or int3 naming asynchronous "
-                "preemption, not the 5-byte jmp" % spec, json.dumps(p))
+        int3 = p.get("mode") == "int3"
+        t.check((hop or int3) and preempt, "late: %s takes a hop (one instruction) or int3, not the "
+                "5-byte jmp, its reason naming asynchronous preemption" % spec, json.dumps(p))
         t.check(p.get("missed") == 0, "late: %s missed nothing" % spec, json.dumps(p))
         if spec == "uprobe:main.Spin":   # running while attached: its count is the run's
             continue
@@ -366,6 +422,39 @@ def case_late(prog):
                 % (spec, p.get("hits"), workers * calls), json.dumps(p))
     p = probe(rep, "uretprobe:main.Late")
     t.check(p and p.get("lost", 0) == 0, "late: no return lost", json.dumps(p))
+
+
+def case_rearm(prog):
+    workers, calls = 16, 1000
+    spec = "uprobe:main.Late"
+    if not check_jmp5("rearm", prog, spec):
+        return
+    mid = os.path.join(t.work_dir(), "rearm-mid.json")
+    cmd = [prog, "rearm", str(workers), str(calls)]
+    # no UPROBE_SPEC item: the program's constructor attaches SP_GOEXIT_EARLY
+    cp, rep = t.run_probed(cmd, "", mode="auto", extra={"SP_GOEXIT_EARLY": spec, "SP_GOEXIT_MID": mid})
+    env = t.base_env()
+    env.update(SP_GOEXIT_EARLY=spec, SP_GOEXIT_MID=mid + ".plain")
+    plain = t.run(cmd, env)
+    t.check(cp.returncode == plain.returncode == 0 and cp.stdout == plain.stdout.replace(
+        b"mid report -1000", b"mid report 0").replace(b"rearm -1000", b"rearm 0"),
+            "rearm: the run as unprobed, the probe detached and attached again",
+            t.clip(cp.stdout + cp.stderr) + "\n" + t.clip(plain.stdout))
+    half = t.load_report(mid, "rearm: the report before the detach")
+    p = probe(half, spec)
+    t.check(p and p.get("mode") == "jmp" and p.get("patch") == "jmp5" and p.get("reason") is None
+            and p.get("hits") == workers * calls and p.get("missed") == 0,
+            "rearm: attached before any goroutine existed: the jmp5; %d hits" % (workers * calls),
+            json.dumps(p))
+    p = probe(rep, spec)
+    t.check(p and p.get("attached") and p.get("mode") == "int3" and p.get("patch") == "int3"
+            and "asynchronous preemption" in (p.get("reason") or ""),
+            "rearm: attached again while goroutines run: int3, the reason naming asynchronous "
+            "preemption, not the jmp5 decided before", json.dumps(p))
+    t.check(p and p.get("hits") == 2 * workers * calls and p.get("missed") == 0,
+            "rearm: %d hits across both phases, none missed" % (2 * workers * calls), json.dumps(p))
+    t.check(rep is not None and not rep.get("errors"), "rearm: no errors",
+            json.dumps((rep or {}).get("errors"))[:1000])
 
 
 def main():

@@ -12,6 +12,7 @@
 
 #include "analyze.h"
 #include "asm_fn.h"
+#include "hop.h"
 
 __asm__(
 	".pushsection .text\n"
@@ -278,27 +279,35 @@ Test(decide, tail_calls_and_method_tables)
 	expect_jmp5("dt_method");
 }
 
-/* NAME's entry decided live as a Go function's site whose runtime may have
- * goroutines (RUNNING) or not: the verdict. */
-static void decide_go(const char *name, bool running, struct sp_verdict *v)
+/* The facts of NAME's entry decided live as a Go function's site whose
+ * runtime may have goroutines (RUNNING) or not; *T: its text. */
+static struct sp_site_facts go_facts(const char *name, bool running, const struct sp_an_text **t)
 {
 	struct sp_an_site s;
 	decide(name, &s);   /* builds the object's index */
 	const struct sp_sym *sym = sp_elf_lookup(self->elf, name);
+	cr_assert_not_null(sym, "no symbol %s", name);
 	size_t avail;
 	cr_assert_not_null(sp_analyze_text(self, sym->value, &avail));
-	const struct sp_an_text *t = NULL;
+	*t = NULL;
 	for (int i = 0; i < self->n_text; i++)
 		if (sym->value >= self->text[i].vaddr && sym->value < self->text[i].vaddr + self->text[i].size)
-			t = &self->text[i];
-	cr_assert_not_null(t);
-	struct sp_site_facts f = {
-		.site = sym->value, .code = t->bytes, .code_lo = t->vaddr, .code_len = t->size,
+			*t = &self->text[i];
+	cr_assert_not_null(*t);
+	return (struct sp_site_facts){
+		.site = sym->value, .code = (*t)->bytes, .code_lo = (*t)->vaddr, .code_len = (*t)->size,
 		.avail = avail, .func = sym->value, .func_size = sym->size,
 		.limit = sym->value + sym->size, .idx = self->idx,
 		.landing_pads = self->elf->has_except_table, .go_site = true,
 		.live = true, .go_running = running,
 	};
+}
+
+/* NAME's entry decided live as a Go function's site (go_facts): the verdict. */
+static void decide_go(const char *name, bool running, struct sp_verdict *v)
+{
+	const struct sp_an_text *t;
+	struct sp_site_facts f = go_facts(name, running, &t);
 	sp_decide(&f, v);
 }
 
@@ -318,6 +327,38 @@ Test(decide, go_preemption)
 	cr_expect_eq(v.block, SP_BLOCK_TARGET, "a hop (its first instruction alone) may do");
 	decide_go("dt_sw_unknown1", true, &v);   /* lea (7 bytes): one instruction */
 	cr_expect_eq(v.path, SP_PATH_JMP5, "one-instruction window: %s", v.reason);
+}
+
+/* A carrier (hop.h) is a 5-byte jmp over a run of several instructions:
+ * a goroutine parked inside that run by asynchronous preemption would
+ * resume inside its jmp.  sp_carrier's cr_short (too short for a 5-byte
+ * jmp, no padding within reach) takes a hop through cr_host's carrier
+ * before the Go runtime starts; once goroutines may exist, no carrier: int3,
+ * the reason saying why, for a cgo C function's site of the Go object too. */
+Test(decide, go_preemption_no_carrier, .init = NULL, .fini = close_self)
+{
+	open_file(TEST_BIN_DIR "/../tests/sp_carrier");
+	/* 0: before the runtime starts; 1: goroutines may exist; 2: the same,
+	 * the site a cgo C function's (its carrier may be in Go code) */
+	for (int running = 0; running < 3; running++) {
+		const struct sp_an_text *t;
+		struct sp_site_facts f = go_facts("cr_short", running, &t);
+		f.go_site = running < 2;
+		struct sp_verdict v;
+		sp_decide(&f, &v);
+		cr_assert(sp_hop_candidate(&v), "cr_short: %s", v.reason);
+		struct sp_hop_facts hf = { .code = t->bytes, .lo = t->vaddr, .len = t->size,
+					   .elf = self->elf, .bias = 0 };
+		bool hop = sp_hop_decide(&f, &hf, &v);
+		if (!running) {
+			cr_expect(hop && v.hop_carrier, "before the Go runtime starts: a hop through a "
+				  "carrier (%s, carrier %#lx)", v.reason, (unsigned long)v.hop_carrier);
+			continue;
+		}
+		cr_expect(!hop, "goroutines may exist (go_site %d): %s", f.go_site, sp_path_name(v.path));
+		cr_expect(v.reason && strstr(v.reason, "no carrier while goroutines may run"),
+			  "go_site %d: reason: %s", f.go_site, v.reason);
+	}
 }
 
 Test(decide, non_pie_absolute_table, .init = NULL, .fini = close_self)

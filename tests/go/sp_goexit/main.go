@@ -16,6 +16,13 @@
 //	    WORKERS goroutines (more than GOMAXPROCS: the scheduler preempts them
 //	    asynchronously) loop calling Spin while $SP_GOEXIT_LATE is attached
 //	    through selfprobe_attach_spec; then each calls Late CALLS times
+//	sp_goexit rearm WORKERS CALLS
+//	    $SP_GOEXIT_EARLY was attached through selfprobe_attach by a C
+//	    constructor, before the Go runtime started (no goroutine yet); WORKERS
+//	    goroutines each call Late CALLS times, the report goes to
+//	    $SP_GOEXIT_MID; then, while WORKERS goroutines spin in Spin, the
+//	    probe is detached and attached again (selfprobe_detach, then
+//	    selfprobe_attach); then each calls Late CALLS times again
 //
 // Prints its own counts last: "counts Down=D Boom=B Late=L".
 package main
@@ -29,6 +36,31 @@ static int sp_call_str(const char *fn, const char *arg)
 {
 	int (*f)(const char *) = (int (*)(const char *))dlsym(RTLD_DEFAULT, fn);
 	return f ? f(arg) : -1000;
+}
+
+// rearm: a probe attached before the Go runtime starts (a C constructor runs
+// before it), then detached and attached again while goroutines run
+typedef void *(*sp_attach_fn)(const char *, void *, void *);
+static void *sp_early;
+
+__attribute__((constructor)) static void sp_attach_early(void)
+{
+	const char *spec = getenv("SP_GOEXIT_EARLY");
+	sp_attach_fn at = (sp_attach_fn)dlsym(RTLD_DEFAULT, "selfprobe_attach");
+	if (spec && at)
+		sp_early = at(spec, NULL, NULL);
+}
+
+static int sp_rearm(void)
+{
+	int (*de)(void *) = (int (*)(void *))dlsym(RTLD_DEFAULT, "selfprobe_detach");
+	sp_attach_fn at = (sp_attach_fn)dlsym(RTLD_DEFAULT, "selfprobe_attach");
+	if (!sp_early || !de || !at)
+		return -1000;
+	if (de(sp_early) != 0)
+		return -1001;
+	sp_early = at(getenv("SP_GOEXIT_EARLY"), NULL, NULL);
+	return sp_early ? 0 : -1002;
 }
 */
 import "C"
@@ -174,6 +206,16 @@ func recovers(iter, n int) {
 }
 
 func late(workers, calls int) {
+	stop := spinning(workers)
+	time.Sleep(50 * time.Millisecond) // preemption under way
+	fmt.Printf("late attach %d\n", selfprobe("selfprobe_attach_spec", os.Getenv("SP_GOEXIT_LATE")))
+	time.Sleep(50 * time.Millisecond)
+	stop()
+	lates(workers, calls)
+}
+
+// spinning runs WORKERS goroutines calling Spin until the returned stop is called.
+func spinning(workers int) func() {
 	var stop int32
 	var wg sync.WaitGroup
 	for i := 0; i < workers; i++ {
@@ -185,11 +227,15 @@ func late(workers, calls int) {
 			}
 		}(i)
 	}
-	time.Sleep(50 * time.Millisecond) // preemption under way
-	fmt.Printf("late attach %d\n", selfprobe("selfprobe_attach_spec", os.Getenv("SP_GOEXIT_LATE")))
-	time.Sleep(50 * time.Millisecond)
-	atomic.StoreInt32(&stop, 1)
-	wg.Wait()
+	return func() {
+		atomic.StoreInt32(&stop, 1)
+		wg.Wait()
+	}
+}
+
+// lates has WORKERS goroutines call Late CALLS times each.
+func lates(workers, calls int) {
+	var wg sync.WaitGroup
 	for i := 0; i < workers; i++ {
 		wg.Add(1)
 		go func(i int) {
@@ -200,6 +246,19 @@ func late(workers, calls int) {
 		}(i)
 	}
 	wg.Wait()
+}
+
+func rearm(workers, calls int) {
+	lates(workers, calls)
+	if out := os.Getenv("SP_GOEXIT_MID"); out != "" {
+		fmt.Printf("mid report %d\n", selfprobe("selfprobe_write_report", out))
+	}
+	stop := spinning(workers)
+	time.Sleep(50 * time.Millisecond) // preemption under way
+	fmt.Printf("rearm %d\n", int(C.sp_rearm()))
+	time.Sleep(50 * time.Millisecond)
+	stop()
+	lates(workers, calls)
 }
 
 func main() {
@@ -222,6 +281,8 @@ func main() {
 		recovers(arg(2, 100), arg(3, 50))
 	case "late":
 		late(arg(2, 16), arg(3, 1000))
+	case "rearm":
+		rearm(arg(2, 16), arg(3, 1000))
 	}
 	fmt.Printf("counts Down=%d Boom=%d Late=%d\n", nDown, nBoom, nLate)
 }
