@@ -10,15 +10,11 @@
 #include <string.h>
 
 /* The objects hooked (their paths), for the life of the hooks: one
- * arming's, taken away together (disarm below); the link is one per
- * arming, so that a return probe attached while a disarm detaches the last
- * hooks gets hooks of its own. */
+ * arming's, taken away together (disarm below). */
 #define MAX_HOOKED 8
 static const char *hooked[MAX_HOOKED];
 static int n_hooked;
-static char goend_identity[2];
-static unsigned arming;
-#define GOEND_LINK(n) ((struct selfprobe_link *)(void *)&goend_identity[(n) & 1])
+static struct sp_hook_identity goend;
 
 static bool is_hooked(const char *path)
 {
@@ -41,7 +37,7 @@ static void hook(const struct sp_probe *p)
 		return;
 	}
 	int rc = sp_probe_attach_internal("selfprobe:go-goroutine-end", p->bias + (uintptr_t)value, false,
-					  sp_go_ret_gone, GOEND_LINK(arming));
+					  sp_go_ret_gone, sp_hook_link(&goend));
 	if (rc < 0)
 		sp_probe_error("go", "cannot probe runtime.goexit1 in %s: a goroutine that ends with "
 			       "return-probed frames keeps their records", p->object);
@@ -60,11 +56,10 @@ static void goend_disarm(void)
 {
 	sp_probe_lock();
 	int was = n_hooked;
-	struct selfprobe_link *link = GOEND_LINK(arming);
+	struct selfprobe_link *link = sp_hook_retire(&goend);
 	for (int i = 0; i < n_hooked; i++)
 		sp_free((void *)hooked[i]);
 	n_hooked = 0;
-	arming++;
 	sp_probe_unlock();
 	if (was)
 		sp_probe_detach_link(link);

@@ -102,6 +102,24 @@ void sp_probe_setup(void);
  * interposed unwinder's hook (unwind_hooks.c) and the goroutines' end
  * (golang_goend.c) register themselves here (up to 4 pairs). */
 void sp_probe_on_return_probe(void (*arm)(void), void (*disarm)(void));
+/* The link identity of such an internal hook: one per arming, so that a
+ * return probe attached while a disarm detaches the last arming's hooks
+ * gets hooks of its own.  Registry lock held for both. */
+struct sp_hook_identity {
+	char id[2];
+	unsigned arming;
+};
+static inline struct selfprobe_link *sp_hook_link(struct sp_hook_identity *h)
+{
+	return (struct selfprobe_link *)(void *)&h->id[h->arming & 1];
+}
+/* The current arming's link, to detach; the next arming gets the other. */
+static inline struct selfprobe_link *sp_hook_retire(struct sp_hook_identity *h)
+{
+	struct selfprobe_link *l = sp_hook_link(h);
+	h->arming++;
+	return l;
+}
 /* No return probe of the program's attached any more (a `selfprobe detach`):
  * what ARM above placed is taken away, so that no byte stays patched.
  * Registry lock not held. */

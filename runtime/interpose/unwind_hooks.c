@@ -273,12 +273,8 @@ static int on_forced_unwind(struct selfprobe_ctx *ctx, void *data)
 	return 0;
 }
 
-/* The internal probe's identity, to take it away again (disarm below):
- * one per arming, so that a return probe attached while a disarm is
- * detaching the last hook gets a hook of its own (registry lock held). */
-static char forced_identity[2];
-static unsigned arming;
-#define FORCED_LINK(n) ((struct selfprobe_link *)(void *)&forced_identity[(n) & 1])
+/* The internal probe's identity, to take it away again (disarm below). */
+static struct sp_hook_identity forced;
 static bool armed;
 
 void sp_unwind_hooks_arm(void)
@@ -297,7 +293,7 @@ void sp_unwind_hooks_arm(void)
 		    sp_elf_find_any_symbol(objs[i].path, "_Unwind_ForcedUnwind", &value) != 0)
 			continue;
 		armed = sp_probe_attach_internal("selfprobe:forced-unwind", objs[i].bias + (uintptr_t)value,
-						 false, on_forced_unwind, FORCED_LINK(arming)) == 0;
+						 false, on_forced_unwind, sp_hook_link(&forced)) == 0;
 	}
 	sp_maps_free(objs, n);
 }
@@ -308,9 +304,8 @@ static void unwind_hooks_disarm(void)
 {
 	sp_probe_lock();
 	bool was = armed;
-	struct selfprobe_link *link = FORCED_LINK(arming);
+	struct selfprobe_link *link = sp_hook_retire(&forced);
 	armed = false;
-	arming++;
 	sp_probe_unlock();
 	if (was)
 		sp_probe_detach_link(link);
