@@ -21,8 +21,8 @@
  * one signal's action are serialized (a spin lock taken with every signal
  * blocked: sigaction is async-signal-safe, so no mutex).
  *
- * Handlers installed with a raw rt_sigaction system call, or with sigset()
- * or sigvec(), are not wrapped: their hits while the runtime was interrupted
+ * Handlers installed with a raw rt_sigaction system call, or with an old
+ * binary's sigvec() (sigset() is interposed too), are not wrapped: their hits while the runtime was interrupted
  * are counted missed (inside dispatch) or not at all (inside the runtime's
  * own calls) as before.
  */

@@ -557,6 +557,38 @@ sighandler_t sp_trap_signal(int which, int sig, sighandler_t h, int flags)
 }
 
 
+bool sp_trap_owned(int sig)
+{
+	return own_index(sig) >= 0;
+}
+
+const sigset_t *sp_trap_wait_mask(const sigset_t *set, sigset_t *copy)
+{
+	if (!set || !atomic_load(&installed))
+		return set;
+	const sigset_t *use = set;
+	for (int i = 0; i < N_OWN; i++) {
+		if (i == OWN_STOP || !(SET_WORD(set, own_sig[i]) & SET_BIT(own_sig[i])))
+			continue;
+		if (use == set) {
+			*copy = *set;
+			use = copy;
+		}
+		SET_WORD(copy, own_sig[i]) &= ~SET_BIT(own_sig[i]);
+	}
+	return use;
+}
+
+int sp_trap_bsd_mask(int mask)
+{
+	if (!atomic_load(&installed))
+		return mask;
+	for (int i = 0; i < N_OWN; i++)
+		if (own_sig[i] >= 1 && own_sig[i] <= 32)
+			mask &= ~(int)(1u << (own_sig[i] - 1));
+	return mask;
+}
+
 static int mask_call(sigmask_fn real, int how, const sigset_t *set, sigset_t *old)
 {
 	if (set && atomic_load(&installed) && how != SIG_UNBLOCK && any_owned(set)) {

@@ -21,6 +21,7 @@
 #define SP_TRAP_H
 
 #include <signal.h>
+#include <stdbool.h>
 
 /* Install the SIGTRAP and stop-check handlers (once).  0 or -errno. */
 int sp_trap_install(void);
@@ -35,6 +36,19 @@ int sp_trap_sigaction(int sig, const struct sigaction *act, struct sigaction *oa
 sighandler_t sp_trap_signal(int which, int sig, sighandler_t h, int flags);
 int sp_trap_sigprocmask(int how, const sigset_t *set, sigset_t *old);
 int sp_trap_pthread_sigmask(int how, const sigset_t *set, sigset_t *old);
+/* Whether SIG is owned now: its action is recorded as the application's,
+ * never given to the kernel, and it is never blocked. */
+bool sp_trap_owned(int sig);
+/* The mask a thread waits with (sigsuspend, ppoll, pselect, epoll_pwait)
+ * is also the one a handler run meanwhile starts from, where a blocked
+ * SIGTRAP kills at the first int3 hit (a blocked SIGSEGV at the first
+ * fault a write of ours makes): SET, or COPY holding SET without the owned
+ * signals raised by the thread's own instructions.  The stop-check's
+ * signal stays as asked: these calls are never restarted, and a check
+ * arriving would end the wait early. */
+const sigset_t *sp_trap_wait_mask(const sigset_t *set, sigset_t *copy);
+/* A BSD mask of signals 1-32 (sigblock, sigsetmask) without the owned ones. */
+int sp_trap_bsd_mask(int mask);
 
 /* A runtime loaded late (`selfprobe attach` into a process started without
  * the preload) is not first in symbol lookup: the program's sigaction and

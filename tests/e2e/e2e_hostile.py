@@ -13,6 +13,11 @@ report's hits must equal the calls the program counted itself.
   sigtrap     the application installs its own SIGTRAP handler after attach
               (sigaction with a full sa_mask, then signal), raises SIGTRAP and
               executes int3: its handler sees every one, probes keep counting
+  waitmask    waits whose mask blocks every signal but SIGUSR1 (sigsuspend,
+              ppoll, pselect, epoll_pwait, epoll_pwait2) let in a SIGUSR1 whose
+              handler makes a probed call; probed calls under sigblock(~0),
+              sigsetmask(~0), sighold(SIGTRAP), sigset(SIGTRAP, SIG_HOLD); SIGTRAP
+              handled and ignored through sigset and sigignore
   blocked     every signal blocked (sigprocmask; pthread_sigmask in a thread)
   altstack    a SIGUSR1 handler (sa_mask: all) on a 2*MINSIGSTKSZ sigaltstack
               calls probed functions
@@ -129,6 +134,18 @@ def test_sigtrap(mode):
     f = facts(cp.stdout)
     t.check(f.get("app_traps") == 30, "%s: the application's SIGTRAP handler ran %s times, want 30 "
             "(10 raise + 10 int3 via sigaction, 5 + 5 via signal)" % (label, f.get("app_traps")),
+            t.clip(cp.stdout + cp.stderr))
+    hits_match(label, report, f)
+
+
+def test_waitmask(mode):
+    label = "waitmask [%s]" % mode
+    args = ["waitmask", "200"]
+    cp, report = probed(label, args, ALL_PROBES, mode)
+    f = facts(cp.stdout)
+    t.check(f.get("usr1_runs") == 200 and f.get("app_traps") == 1,
+            "%s: %s SIGUSR1 handler runs (want 200, one per wait), the application's SIGTRAP handler "
+            "ran %s times (want 1)" % (label, f.get("usr1_runs"), f.get("app_traps")),
             t.clip(cp.stdout + cp.stderr))
     hits_match(label, report, f)
 
@@ -425,7 +442,7 @@ def main():
     if not os.path.exists(HOSTILE) or not os.path.exists(PLUGIN):
         t.finish()
     for mode in modes:
-        for case in (test_sigtrap, test_blocked, test_altstack, test_threads, test_libc_threads, test_storm,
+        for case in (test_sigtrap, test_waitmask, test_blocked, test_altstack, test_threads, test_libc_threads, test_storm,
                      test_seccomp, test_mdwe, test_wx, test_wxrace, test_traced):
             t.info("== %s [%s]" % (case.__name__[5:], mode))
             case(mode)

@@ -9,6 +9,13 @@
  *
  *   sp_hostile sigtrap N        own SIGTRAP handler (sigaction, then signal)
  *                               installed after attach; raise(SIGTRAP) and int3
+ *   sp_hostile waitmask N       N waits (sigsuspend, ppoll, pselect, epoll_pwait,
+ *                               epoll_pwait2) with every signal but SIGUSR1
+ *                               blocked, each letting in a pending SIGUSR1
+ *                               whose handler calls h_sig; then probed calls
+ *                               under sigblock(~0), sigsetmask(~0),
+ *                               sighold(SIGTRAP), sigset(SIGTRAP, SIG_HOLD),
+ *                               and SIGTRAP's action set by sigset and sigignore
  *   sp_hostile blocked N        every signal blocked (sigprocmask, and
  *                               pthread_sigmask in a thread), probed calls
  *   sp_hostile altstack N SIZE  SIGUSR1 handler (sa_mask: all) on a SIZE-byte
@@ -41,6 +48,7 @@
  * except lines starting with "info".  A self-check failure is printed on
  * stderr as "sp_hostile: …" and the exit status is 1.
  */
+#define _GNU_SOURCE   /* ppoll; sighold, sigset, sigignore (System V's) */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/audit.h>
@@ -56,7 +64,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sys/select.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -153,6 +164,82 @@ static int cmd_sigtrap(unsigned long n)
 	if (sigaction(SIGTRAP, NULL, &cur) != 0 || cur.sa_handler != on_app_trap_plain)
 		FAIL("sigaction(SIGTRAP) does not return the application's own handler");
 	printf("app_traps %d\n", atomic_load(&app_traps));
+	print_counts();
+	return failed;
+}
+
+/* ---- waitmask ---------------------------------------------------------- *
+ * libc's functions that set a mask without sigprocmask: a handler run
+ * during a wait starts from the wait's mask, every signal but SIGUSR1
+ * blocked, SIGTRAP among them, and its probed call traps there. */
+
+static _Atomic unsigned long usr1_runs;
+
+static void on_usr1_wait(int sig)
+{
+	(void)sig;
+	h_sig(atomic_fetch_add(&usr1_runs, 1));
+}
+
+static int wait_once(unsigned long i, const sigset_t *mask, int ep)
+{
+	struct timespec ts = { 5, 0 };
+	struct epoll_event ev;
+	switch (i % 5) {
+	case 0: return sigsuspend(mask);
+	case 1: return ppoll(NULL, 0, &ts, mask);
+	case 2: return pselect(0, NULL, NULL, NULL, &ts, mask);
+	case 3: return epoll_pwait(ep, &ev, 1, 5000, mask);
+	default: return epoll_pwait2(ep, &ev, 1, &ts, mask);
+	}
+}
+
+static int cmd_waitmask(unsigned long n)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_usr1_wait;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGUSR1, &sa, NULL) != 0)
+		FAIL("sigaction(SIGUSR1): %s", strerror(errno));
+	sigset_t usr1, all_but;
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &usr1, NULL);
+	sigfillset(&all_but);
+	sigdelset(&all_but, SIGUSR1);
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	for (unsigned long i = 0; i < n; i++) {
+		raise(SIGUSR1);   /* pending until the wait's mask lets it in */
+		int rc = wait_once(i, &all_but, ep);
+		if (rc != -1 || errno != EINTR)
+			FAIL("wait %lu (%lu): %d (%s), want EINTR", i, i % 5, rc, strerror(errno));
+	}
+	close(ep);
+	/* BSD masks: everything, SIGTRAP included */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"   /* what old programs call */
+	int old = sigblock(~0);
+	work(n);
+	sigsetmask(~0);
+	work(n);
+	sigsetmask(old);
+	/* System V's */
+	sighold(SIGTRAP);
+	work(n);
+	sigrelse(SIGTRAP);
+	sigset(SIGTRAP, SIG_HOLD);
+	work(n);
+	sigset(SIGTRAP, SIG_DFL);
+	/* SIGTRAP's action, the application's: its handler sees its raise */
+	sigset(SIGTRAP, on_app_trap_plain);
+	raise(SIGTRAP);
+	work(n);
+	sigignore(SIGTRAP);
+#pragma GCC diagnostic pop
+	raise(SIGTRAP);   /* ignored */
+	work(n);
+	printf("usr1_runs %lu\napp_traps %d\n", atomic_load(&usr1_runs), atomic_load(&app_traps));
 	print_counts();
 	return failed;
 }
@@ -955,6 +1042,8 @@ int main(int argc, char **argv)
 		rc = failed;
 	} else if (strcmp(cmd, "sigtrap") == 0) {
 		rc = cmd_sigtrap(num(argc > 2 ? argv[2] : NULL, 1000));
+	} else if (strcmp(cmd, "waitmask") == 0) {
+		rc = cmd_waitmask(num(argc > 2 ? argv[2] : NULL, 200));
 	} else if (strcmp(cmd, "blocked") == 0) {
 		rc = cmd_blocked(num(argc > 2 ? argv[2] : NULL, 1000));
 	} else if (strcmp(cmd, "altstack") == 0) {
@@ -986,7 +1075,7 @@ int main(int argc, char **argv)
 			return 2;
 		rc = cmd_wxrace(argv[2], num(argc > 3 ? argv[3] : NULL, 20));
 	} else {
-		fprintf(stderr, "usage: sp_hostile plain|sigtrap|blocked|altstack|threads|storm|"
+		fprintf(stderr, "usage: sp_hostile plain|sigtrap|waitmask|blocked|altstack|threads|storm|"
 			"seccomp WHAT MODE|seccomp-exec WHAT -- CMD|mdwe MODE|wx MODE [N]|wxrace MODE [ROUNDS]\n");
 		return 2;
 	}
