@@ -134,13 +134,13 @@ static void wait_stripe(int s, uint64_t gen)
 	long every = STALL_NS, next = now_ns() + every;
 	while (atomic_load(&q->gen) == gen && atomic_load(&q->depth) != 0) {
 		if (now_ns() >= next) {
-			pid_t tid = atomic_load(&q->tid);
+			uint64_t owner = atomic_load(&q->owner);
 			uint32_t depth = atomic_load(&q->depth);
-			int n = ask_thread(s, q, tid);
+			int n = ask_thread(s, q, sp_tstate_owner_tid(owner));
 			every = every * 2 > ASK_MAX_NS ? ASK_MAX_NS : every * 2;
 			next = now_ns() + every;
 			if (n < 0) {
-				sp_tstate_reconcile_gone(s, tid);
+				sp_tstate_reconcile_gone(s, owner);
 				continue;
 			}
 			if (n > 0)

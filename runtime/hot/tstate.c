@@ -7,6 +7,7 @@
 #include "log.h"
 #include "rawsys.h"
 #include "shm.h"
+#include "taskstack.h"
 
 #include <errno.h>
 #include <linux/membarrier.h>
@@ -28,6 +29,7 @@ struct sp_slot_seq sp_slot_seqs[SP_N_SEQS] __attribute__((aligned(64)));
 static _Atomic uint64_t slot_bits[SP_EXCL_SLOTS / 64];
 static _Atomic uint64_t seat_bits[SP_SHARED_SEATS / 64];
 static _Atomic int seats_used;   /* seats ever given are below it */
+static long own_pid;             /* the process's: a vfork child's claim is not its */
 /* Which stripes may hold counts: the exclusive ones ever claimed are below
  * slots_used, and the shared one only once a thread was given it (128
  * threads at once, a claim re-entered, a hit after the thread's TLS
@@ -91,6 +93,15 @@ static void give_back(int k)
 		atomic_fetch_and(&seat_bits[(k - SP_SEAT0) / 64], ~((uint64_t)1 << ((k - SP_SEAT0) % 64)));
 }
 
+/* Record K's owner word with its thread now TID (0: free), the number of
+ * claims kept. */
+static void set_owner(int k, int32_t tid, bool claim)
+{
+	struct sp_slot_seq *q = &sp_slot_seqs[k];
+	uint64_t claims = atomic_load(&q->owner) >> 32;
+	atomic_store(&q->owner, (claims + claim) << 32 | (uint32_t)tid);
+}
+
 int sp_tstate_seqs_used(void)
 {
 	return SP_SEAT0 + atomic_load(&seats_used);
@@ -123,6 +134,42 @@ void sp_tstate_count_abandoned(int seq, uint64_t gen, int n)
 	}
 }
 
+/* Record SEQ given back for its owner OWNER (an owner word read before),
+ * gone without its key destructor: the dispatches it was inside left, as
+ * their own leave would publish them.  The compare and swap makes it
+ * once, against a concurrent reclaim or reconcile_gone, and never a later
+ * owner's (the number of claims moved).  The stripe's counts stay where
+ * they are: readers go on summing them, its next owner adds on top.
+ * Returns the dispatches left, or -1 when OWNER no longer owns it. */
+static int reclaim(int seq, uint64_t owner)
+{
+	if (sp_tstate_owner_tid(owner) <= 0 ||
+	    !atomic_compare_exchange_strong(&sp_slot_seqs[seq].owner, &owner, owner >> 32 << 32))
+		return -1;
+	int d = leave_all_published(seq);
+	give_back(seq);
+	return d;
+}
+
+/* Records [LO, HI) taken by a thread that no longer exists (a raw exit,
+ * outside every dispatch or inside some) given back: how many.  Only when
+ * a claim finds none free: a thread gone that way keeps its record until
+ * one is needed.  Its tid is read from the owner word first: a tid found
+ * gone after that read was its owner's, and the compare and swap fails if
+ * the record changed hands meanwhile (to a new thread that reused it).
+ * Signal-safe: atomics and a raw tgkill per record taken. */
+static int reclaim_gone(int lo, int hi)
+{
+	int n = 0;
+	for (int k = lo; k < hi; k++) {
+		uint64_t owner = atomic_load(&sp_slot_seqs[k].owner);
+		pid_t tid = sp_tstate_owner_tid(owner);
+		if (tid > 0 && sp_task_gone(tid) && reclaim(k, owner) >= 0)
+			n++;
+	}
+	return n;
+}
+
 /* The key destructor of a thread that claimed stripe V - 1: an exclusive
  * one, or the shared one (with a seat or without). */
 static void release_slot(void *v)
@@ -152,7 +199,7 @@ static void release_slot(void *v)
 	sp_tls.seat = 0;
 	atomic_signal_fence(memory_order_seq_cst);
 	if (k != SP_SHARED_SLOT) {
-		atomic_store(&sp_slot_seqs[k].tid, 0);
+		set_owner(k, 0, false);
 		give_back(k);
 	}
 	sp_tls.fast = NULL;
@@ -183,6 +230,7 @@ int sp_tstate_init(void)
 		barrier_ok = 1;
 	else
 		barrier_ok = 0;
+	own_pid = sp_syscall6(SYS_getpid, 0, 0, 0, 0, 0, 0);
 	sp_stripes = p;
 	sp_fastcount_init(&sp_tls.fast, &sp_tls.runtime);
 	return 0;
@@ -191,20 +239,31 @@ int sp_tstate_init(void)
 int sp_tstate_claim(void)
 {
 	/* Re-entered when pthread_setspecific itself is probed: that hit
-	 * goes to the shared stripe rather than recursing. */
-	if (sp_tls.claiming || !sp_stripes) {
+	 * goes to the shared stripe rather than recursing.  A vfork child
+	 * (another process on this thread's memory and TLS) claims nothing:
+	 * the owner it would name is gone once it execs or exits, while the
+	 * thread it borrowed the TLS of would go on using the record. */
+	if (sp_tls.claiming || !sp_stripes || sp_syscall6(SYS_getpid, 0, 0, 0, 0, 0, 0) != own_pid) {
 		use_shared();
 		return SP_SHARED_SLOT;
 	}
 	sp_tls.claiming = 1;
-	int slot = take_bit(slot_bits, SP_EXCL_SLOTS / 64), k = slot;
+	int slot = take_bit(slot_bits, SP_EXCL_SLOTS / 64);
+	while (slot < 0 && reclaim_gone(0, SP_EXCL_SLOTS) > 0)
+		slot = take_bit(slot_bits, SP_EXCL_SLOTS / 64);
+	int k = slot;
 	if (slot < 0) {
 		slot = SP_SHARED_SLOT;
 		use_shared();
 		/* a seat, where a detach can ask this thread about its
 		 * dispatches; taken only outside every one (a dispatch entered
 		 * in the shared count leaves it) */
-		int seat = sp_tls.depth == 0 ? take_bit(seat_bits, SP_SHARED_SEATS / 64) : -1;
+		int seat = -1;
+		if (sp_tls.depth == 0) {
+			seat = take_bit(seat_bits, SP_SHARED_SEATS / 64);
+			while (seat < 0 && reclaim_gone(SP_SEAT0, sp_tstate_seqs_used()) > 0)
+				seat = take_bit(seat_bits, SP_SHARED_SEATS / 64);
+		}
 		k = seat < 0 ? SP_SHARED_SLOT : SP_SEAT0 + seat;
 		if (seat >= 0)
 			raise_to(&seats_used, seat + 1);
@@ -218,7 +277,7 @@ int sp_tstate_claim(void)
 		q->counted_gen = 0;
 		atomic_store(&q->tls, (uintptr_t)&sp_tls);
 		/* raw: libc's syscall() on a thread's first hit would count */
-		atomic_store(&q->tid, (int32_t)sp_syscall6(SYS_gettid, 0, 0, 0, 0, 0, 0));
+		set_owner(k, (int32_t)sp_syscall6(SYS_gettid, 0, 0, 0, 0, 0, 0), true);
 		if (k >= SP_SEAT0)
 			sp_tls.seat = k + 1;
 	}
@@ -462,17 +521,10 @@ void sp_tstate_reconcile(int seq)
 		sp_tls.inside = 0;
 }
 
-int sp_tstate_reconcile_gone(int seq, int32_t tid)
+int sp_tstate_reconcile_gone(int seq, uint64_t owner)
 {
-	struct sp_slot_seq *q = &sp_slot_seqs[seq];
-	int32_t t = tid;
-	/* inside nothing: nothing to leave, and the stripe may be a new
-	 * thread's, its tid stored before its claim has ended */
-	if (tid <= 0 || atomic_load(&q->depth) == 0 || !atomic_compare_exchange_strong(&q->tid, &t, 0))
-		return 0;
-	int d = leave_all_published(seq);
-	give_back(seq);
-	return d;
+	int d = reclaim(seq, owner);
+	return d < 0 ? 0 : d;
 }
 
 void sp_tstate_atfork_child(void)
@@ -496,16 +548,17 @@ void sp_tstate_atfork_child(void)
 		atomic_store(&sp_slot_seqs[s].gen, 0);
 		atomic_store(&sp_slot_seqs[s].depth, 0);
 		atomic_store(&sp_slot_seqs[s].inflight, 0);
-		atomic_store(&sp_slot_seqs[s].tid, 0);
+		atomic_store(&sp_slot_seqs[s].owner, 0);
 		atomic_store(&sp_slot_seqs[s].req, 0);
 		sp_slot_seqs[s].counted_gen = 0;
 	}
 	if (k >= 0 && k != SP_SHARED_SLOT) {
 		atomic_store(&sp_slot_seqs[k].depth, (uint32_t)sp_tls.depth);
-		atomic_store(&sp_slot_seqs[k].tid, (int32_t)sp_syscall6(SYS_gettid, 0, 0, 0, 0, 0, 0));
+		set_owner(k, (int32_t)sp_syscall6(SYS_gettid, 0, 0, 0, 0, 0, 0), true);
 	} else if (k == SP_SHARED_SLOT && sp_tls.depth > 0)
 		atomic_store(&sp_slot_seqs[k].inflight, 1);
 	pthread_mutex_init(&id_lock, NULL);
+	own_pid = sp_syscall6(SYS_getpid, 0, 0, 0, 0, 0, 0);
 	atomic_store(&abandoned, 0);   /* the parent's, said in its report */
 	/* only this thread's stripe can hold counts now (the others were
 	 * remapped empty above), in the child's new section too */

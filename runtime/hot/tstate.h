@@ -9,8 +9,13 @@
  * prefix, no shared line, and no window for a signal handler's hit between
  * a load and a store: sigatomic.h).  A stripe outlives its thread: a pthread key destructor
  * gives the slot back and the next thread to claim it adds on top, so counts
- * are never folded and never lost.  Threads beyond SP_EXCL_SLOTS share one
- * stripe with atomic adds.  Totals are the sum over stripes.
+ * are never folded and never lost.  A thread that ends without it (a raw
+ * exit: a runtime's own threads, assembly) keeps its stripe or seat only
+ * until a claim finds none free: that claim gives back every one whose
+ * owner's tid no longer exists in the process (tgkill: ESRCH), inside
+ * dispatches or not, by a compare and swap on the record's owner word
+ * (claims << 32 | tid), which a reused tid never matches.  Threads beyond
+ * SP_EXCL_SLOTS share one stripe with atomic adds.  Totals are the sum over stripes.
  *
  * Quiescence.  A thread entering dispatch makes its stripe's sequence number
  * odd and even again on leaving (compiler barriers only); a detacher
@@ -20,8 +25,9 @@
  * for a thread that left its dispatches in a way nothing saw).  A thread
  * on the shared stripe publishes its dispatches in a seat of its own (up
  * to SP_SHARED_SEATS of them at once, taken at its claim and given back by
- * the same key destructor), so that a detach asks it as it asks an
- * exclusive stripe's thread; one that found every seat taken is only
+ * the same key destructor, or reclaimed when it ended without it), so
+ * that a detach asks it as it asks an exclusive stripe's thread; one that
+ * found every seat taken by a live thread is only
  * counted in the shared stripe's number of threads inside a dispatch, and
  * its key destructor takes it out of that number if it ends inside one.
  */
@@ -91,7 +97,6 @@ struct sp_tls {
 struct sp_slot_seq {
 	_Atomic uint64_t gen;      /* exclusive: outermost dispatches left */
 	_Atomic uint32_t depth;    /* exclusive: dispatches its thread is inside */
-	_Atomic int32_t tid;       /* exclusive: the thread that claimed it */
 	_Atomic uint64_t inflight; /* shared slot: threads without a seat inside
 				    * a dispatch */
 	_Atomic uintptr_t tls;     /* exclusive: its thread's sp_tls (read by a
@@ -100,7 +105,12 @@ struct sp_slot_seq {
 	 * leave (sp_tstate_reconcile): while inside DEPTH dispatches, its
 	 * innermost N were found abandoned.  (DEPTH << 32 | N; 0: none.) */
 	_Atomic uint64_t req;
-	uint64_t pad[2];
+	/* exclusive: its owner, claims << 32 | tid (tid 0: free, or being
+	 * claimed).  The number of claims moves at each claim, so that
+	 * one who found tid T gone and gives the record back (compare and
+	 * swap) never takes it from a later owner that reused T. */
+	_Atomic uint64_t owner;
+	uint64_t pad;
 	uint64_t counted_gen;      /* quiesce.c: the gen whose abandoned
 				    * dispatches were counted (+1; 0: none) */
 };
@@ -276,10 +286,16 @@ bool sp_tstate_barrier(void);
 /* Ask record SEQ's thread, found inside DEPTH dispatches, to leave its
  * innermost N (sp_tstate_reconcile). */
 void sp_tstate_request(int seq, int depth, int n);
+/* The thread of a record's owner word (struct sp_slot_seq; 0: none). */
+static inline int32_t sp_tstate_owner_tid(uint64_t owner)
+{
+	return (int32_t)(uint32_t)owner;
+}
 /* Record SEQ's thread is gone (no key destructor ran: a raw exit): its
- * dispatches are left and the stripe or seat given back, if TID still
- * owns it.  Returns the dispatches left. */
-int sp_tstate_reconcile_gone(int seq, int32_t tid);
+ * dispatches are left and the stripe or seat given back, if OWNER (its
+ * owner word as read when that thread was found gone) still owns it.
+ * Returns the dispatches left. */
+int sp_tstate_reconcile_gone(int seq, uint64_t owner);
 /* A quiescence found N dispatches of record SEQ (inside since GEN)
  * abandoned: counted once for that GEN. */
 void sp_tstate_count_abandoned(int seq, uint64_t gen, int n);

@@ -1,7 +1,9 @@
 /* A detach never waits for ever for a dispatch its thread will never come
  * back to, and always waits for one that still runs (runtime/hot/quiesce.h):
  *   - gone: a handler ends its thread by a raw exit system call (no key
- *     destructor); the thread's stripe says "inside" for ever;
+ *     destructor); the thread's stripe says "inside" for ever (and a
+ *     thread that ends so outside every dispatch gives its stripe back to
+ *     the next thread that needs one);
  *   - abandoned unseen: a handler of ours, or a signal handler entered
  *     from inside one, leaves by a context restore of the program's own
  *     (assembly: no longjmp any interposer sees); the thread then blocks
@@ -34,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fastcount.h"
 #include "selfprobe.h"
 #include "stripes_fill.h"
 #include "tstate.h"
@@ -231,6 +234,52 @@ Test(abandon, thread_exits_raw_inside_a_dispatch_auto, .timeout = 30) { gone("au
 Test(abandon, thread_exits_raw_inside_a_dispatch_int3, .timeout = 30) { gone("int3", 0); }
 Test(abandon, beyond_128th_thread_exits_raw_inside_a_dispatch_auto, .timeout = 30) { gone("auto", 1); }
 Test(abandon, beyond_128th_thread_exits_raw_inside_a_dispatch_int3, .timeout = 30) { gone("int3", 1); }
+
+/* ------------------------------------------------------------ gone outside every dispatch */
+
+static struct {
+	int stripe;
+	bool fast;   /* the inline count's stripe */
+} left_by;
+
+/* Hits a probe, then ends past libc outside every dispatch: no key
+ * destructor gives its stripe back, and no detach's wait sees it. */
+static void *hit_then_exit_raw(void *arg)
+{
+	(void)arg;
+	ab_fill(1);
+	left_by.stripe = sp_tls.slot - 1;
+	left_by.fast = sp_tls.fast != NULL;
+	NO_RETURN_HERE();
+	syscall(SYS_exit, 0);
+	return NULL;
+}
+
+/* 200 such threads one after another: every one, the 129th and after
+ * too, gets an exclusive stripe (with the inline count) that one before
+ * it left. */
+static void gone_outside(const char *mode)
+{
+	set_mode(mode);
+	struct selfprobe_link *x = selfprobe_attach("uprobe:ab_fill", fill_handler, NULL);
+	cr_assert(x);
+	int n = SP_EXCL_SLOTS + 72, beyond = 0;
+	bool fast = true;
+	for (int i = 0; i < n; i++) {
+		pthread_t t;
+		left_by.stripe = -1;
+		cr_assert(pthread_create(&t, NULL, hit_then_exit_raw, NULL) == 0);
+		pthread_join(t, NULL);
+		beyond += left_by.stripe < 0 || left_by.stripe >= SP_EXCL_SLOTS;
+		fast &= left_by.fast;
+	}
+	cr_expect(beyond == 0, "%s: %d of %d threads found no exclusive stripe", mode, beyond, n);
+	cr_expect(fast || !sp_fastcount_thread_ok(), "%s: a thread got no inline count", mode);
+	cr_expect_eq(selfprobe_detach(x), 0);
+}
+
+Test(abandon, stripes_of_threads_gone_raw_outside_a_dispatch_come_back_auto, .timeout = 30) { gone_outside("auto"); }
+Test(abandon, stripes_of_threads_gone_raw_outside_a_dispatch_come_back_int3, .timeout = 30) { gone_outside("int3"); }
 
 /* ------------------------------------------------------------ abandoned unseen */
 

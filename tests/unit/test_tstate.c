@@ -3,15 +3,21 @@
  * thread was given (issue 16: the report of 10,000 probes faulted in a page
  * of every untouched stripe — of the launcher's shared file, where each one
  * is allocated).  Pages touched are seen with mincore(2): a read of an
- * untouched page of the MAP_NORESERVE region maps one (the zero page). */
+ * untouched page of the MAP_NORESERVE region maps one (the zero page).
+ * A thread that ends by a raw exit (no key destructor) gives its stripe
+ * or seat back once one is needed, its counts kept in the totals. */
 #include <criterion/criterion.h>
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "fastcount.h"
 #include "quiesce.h"
+#include "stripes_fill.h"
 #include "tstate.h"
 
 #define N_IDS 10000
@@ -99,4 +105,130 @@ Test(tstate, shared_stripe_counted_once_given)
 	pthread_barrier_wait(&may_leave);
 	for (int i = 0; i < n; i++)
 		pthread_join(th[i], NULL);
+}
+
+/* ------------------------------------------------------------ gone by a raw exit */
+
+/* What a thread that counted one hit of ids[0] was given. */
+struct given {
+	int stripe, seq;
+	bool fast;   /* the inline count's stripe */
+};
+
+static void count_one(void)
+{
+	sp_count_add(sp_tstate_stripe(), ids[0], SP_HITS);
+}
+
+/* Counts one hit, then ends past libc, outside every dispatch: no key
+ * destructor gives its stripe or seat back. */
+static void *raw_exiter(void *arg)
+{
+	struct given *g = arg;
+	count_one();
+	*g = (struct given){ sp_tls.slot - 1, sp_tstate_my_seq(), sp_tls.fast != NULL };
+	syscall(SYS_exit, 0);
+	return NULL;
+}
+
+static struct given gone_thread(void)
+{
+	struct given g = { -1, -1, false };
+	pthread_t t;
+	cr_assert(pthread_create(&t, NULL, raw_exiter, &g) == 0);
+	pthread_join(t, NULL);   /* the kernel clears its tid: joinable */
+	return g;
+}
+
+static uint64_t hits(void)
+{
+	uint64_t c[SP_N_COUNTERS];
+	sp_tstate_read(ids[0], c);
+	return c[SP_HITS];
+}
+
+static void alloc_one_id(void)
+{
+	cr_assert(sp_tstate_init() == 0);
+	long id = sp_tstate_alloc_id();
+	cr_assert(id >= 0);
+	ids[0] = (uint32_t)id;
+}
+
+/* 200 threads that end that way, one after another: each after the 128th
+ * takes a stripe one of them left, with the inline count, and the counts
+ * of every one stay in the totals (kept in the stripe, not zeroed nor
+ * added twice). */
+Test(tstate, stripe_of_a_thread_gone_raw_is_reclaimed)
+{
+	alloc_one_id();
+	int n = SP_EXCL_SLOTS + 72, beyond = 0;
+	for (int i = 0; i < n; i++) {
+		struct given g = gone_thread();
+		beyond += g.stripe < 0 || g.stripe >= SP_EXCL_SLOTS;
+	}
+	cr_expect(beyond == 0, "%d of %d threads found no exclusive stripe", beyond, n);
+	struct given g = gone_thread();
+	cr_expect(g.stripe >= 0 && g.stripe < SP_EXCL_SLOTS, "the next thread's stripe: %d", g.stripe);
+	cr_expect(g.fast || !sp_fastcount_thread_ok(), "the next thread has no inline count");
+	cr_expect(sp_tstate_slots_used() <= SP_EXCL_SLOTS);
+	cr_expect(hits() == (uint64_t)n + 1, "%lu hits over the stripes, want %d", (unsigned long)hits(), n + 1);
+}
+
+/* With every exclusive stripe held by a thread that stays, more threads
+ * than seats end that way one after another: each takes a seat one of
+ * them left; then as many seats as ever are free for threads that stay. */
+Test(tstate, seat_of_a_thread_gone_raw_is_reclaimed, .timeout = 60)
+{
+	alloc_one_id();
+	static struct stripes_fill stay, seated;
+	cr_assert(stripes_fill(&stay, count_one, false), "%d threads did not take every exclusive stripe", stay.n);
+	int n = SP_SHARED_SEATS + 8, seatless = 0;
+	for (int i = 0; i < n; i++) {
+		struct given g = gone_thread();
+		seatless += g.seq < SP_SEAT0;
+	}
+	cr_expect(seatless == 0, "%d of %d threads found no seat", seatless, n);
+	/* the last of STAY holds one seat; the next thread after the
+	 * others is the first without one */
+	cr_expect(stripes_fill(&seated, count_one, true));
+	cr_expect(seated.n == SP_SHARED_SEATS, "%d threads took the seats left, want %d", seated.n - 1,
+		  SP_SHARED_SEATS - 1);
+	cr_expect(hits() == (uint64_t)(stay.n + n + seated.n), "%lu hits over the stripes, want %d",
+		  (unsigned long)hits(), stay.n + n + seated.n);
+	stripes_unfill(&seated);
+	stripes_unfill(&stay);
+}
+
+/* A vfork child's first hit, on a thread that has none yet, claims no
+ * record: the tid it would name is gone once it exits, while the thread
+ * whose TLS it borrowed would go on using the record (a claim could give
+ * it to another thread under it).  The thread's own first hit claims one
+ * in its own name. */
+static void *vforker(void *arg)
+{
+	int *owner_ok = arg;
+	pid_t child = vfork();
+	if (child == 0) {
+		count_one();
+		_exit(0);
+	}
+	waitpid(child, NULL, 0);
+	int before = sp_tls.slot;
+	count_one();
+	int seq = sp_tstate_my_seq();
+	*owner_ok = before == 0 && seq >= 0 && seq != SP_SHARED_SLOT &&
+		    sp_tstate_owner_tid(atomic_load(&sp_slot_seqs[seq].owner)) == (int32_t)syscall(SYS_gettid);
+	return NULL;
+}
+
+Test(tstate, vfork_child_claims_nothing_for_its_thread)
+{
+	alloc_one_id();
+	int owner_ok = 0;
+	pthread_t t;
+	cr_assert(pthread_create(&t, NULL, vforker, &owner_ok) == 0);
+	pthread_join(t, NULL);
+	cr_expect(owner_ok, "the thread's record was claimed by its vfork child");
+	cr_expect(hits() == 2, "%lu hits, want 2", (unsigned long)hits());
 }
