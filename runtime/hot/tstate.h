@@ -25,9 +25,11 @@
  * for a thread that left its dispatches in a way nothing saw).  A thread
  * on the shared stripe publishes its dispatches in a seat of its own (up
  * to SP_SHARED_SEATS of them at once, taken at its claim and given back by
- * the same key destructor, or reclaimed when it ended without it), so
- * that a detach asks it as it asks an exclusive stripe's thread; one that
- * found every seat taken by a live thread is only
+ * the same key destructor, or reclaimed when it ended without it; there
+ * are more seats than threads can be alive), so that a detach asks it as
+ * it asks an exclusive stripe's thread.  A thread without a seat (a hit
+ * inside its own claim, or after its key destructor; every seat held when
+ * they could not all be mapped) is only
  * counted in the shared stripe's number of threads inside a dispatch, and
  * its key destructor takes it out of that number if it ends inside one.
  */
@@ -51,8 +53,15 @@
 
 /* The records a quiescence reads (struct sp_slot_seq): the exclusive
  * stripes', the shared stripe's count, then the seats of threads on the
- * shared stripe (SP_SEAT0 + k). */
-#define SP_SHARED_SEATS 1024
+ * shared stripe (SP_SEAT0 + k).  As many seats as a process can have
+ * threads alive at once (PID_MAX_LIMIT, the most tids the kernel ever
+ * gives on 64-bit), so that a thread never finds every seat held by a
+ * live thread: the first SP_BOOT_SEATS in the library's own data, the
+ * others mapped by the first claim that finds those held (MAP_NORESERVE:
+ * 256 MiB of address space, only the pages of seats ever given touched;
+ * where it cannot be mapped, only the first ones are given). */
+#define SP_SHARED_SEATS (1 << 22)
+#define SP_BOOT_SEATS   1024
 #define SP_SEAT0        SP_N_SLOTS
 #define SP_N_SEQS       (SP_SEAT0 + SP_SHARED_SEATS)
 
@@ -120,12 +129,26 @@ extern __thread struct sp_tls sp_tls __attribute__((tls_model("initial-exec"))) 
 extern char *sp_stripes SP_HIDDEN;
 /* Indexed by "seq": an exclusive stripe's record is its stripe's index,
  * SP_SHARED_SLOT the shared stripe's count, SP_SEAT0 + k the seat k; in
- * what follows, "exclusive" says the same of a seat. */
-extern struct sp_slot_seq sp_slot_seqs[SP_N_SEQS] SP_HIDDEN;
+ * what follows, "exclusive" says the same of a seat.  The records below
+ * SP_SEAT0 + SP_BOOT_SEATS, then the others once mapped (sp_more_seqs,
+ * published before any of them is given). */
+extern struct sp_slot_seq sp_slot_seqs[SP_SEAT0 + SP_BOOT_SEATS] SP_HIDDEN;
+extern struct sp_slot_seq *_Atomic sp_more_seqs SP_HIDDEN;
+
+/* Record K: one that was given (below sp_tstate_seqs_used). */
+static inline struct sp_slot_seq *sp_tstate_rec(int k)
+{
+	if (__builtin_expect(k < SP_SEAT0 + SP_BOOT_SEATS, 1))
+		return &sp_slot_seqs[k];
+	return atomic_load_explicit(&sp_more_seqs, memory_order_acquire) + (k - SP_SEAT0 - SP_BOOT_SEATS);
+}
 
 
 /* Once, before the first probe is armed.  0 or -errno. */
 int sp_tstate_init(void);
+/* The seats a claim may give: at most N (tests that fill every seat with
+ * threads; SP_BOOT_SEATS at most, a multiple of 64).  Before any is given. */
+void sp_tstate_limit_seats(int n);
 /* Claim a stripe for this thread (first hit); returns the stripe index. */
 int sp_tstate_claim(void);
 
@@ -206,7 +229,7 @@ static inline void sp_tstate_enter(int stripe)
 {
 	int k = sp_tstate_seq_of(&sp_tls, stripe);   /* a seat changes only in the key
 						      * destructor, outside every dispatch */
-	struct sp_slot_seq *q = &sp_slot_seqs[k];
+	struct sp_slot_seq *q = sp_tstate_rec(k);
 	if (__builtin_expect(atomic_load_explicit(&q->req, memory_order_relaxed) != 0, 0))
 		sp_tstate_reconcile(k);   /* before it reads the depth */
 	int d = sp_tls.depth;
@@ -231,7 +254,7 @@ static inline void sp_tstate_enter(int stripe)
 static inline void sp_tstate_leave(int stripe)
 {
 	int k = sp_tstate_seq_of(&sp_tls, stripe);
-	struct sp_slot_seq *q = &sp_slot_seqs[k];
+	struct sp_slot_seq *q = sp_tstate_rec(k);
 	/* inner dispatches this one's handler jumped back out of: left first,
 	 * so that this leave is the outermost's when it is */
 	if (__builtin_expect(atomic_load_explicit(&q->req, memory_order_relaxed) != 0, 0))

@@ -15,8 +15,9 @@
  *     and sleeps or spins: the detach returns only after it.
  * Each case is also run by a thread beyond the 128th (on the shared counter
  * stripe, every exclusive one held by a thread that stays: it has a seat
- * of its own), and a thread that ends inside a dispatch it left that way
- * is left by its key destructor, even one that found every seat taken.
+ * of its own; beyond the 1152nd too), and a thread that ends inside a
+ * dispatch it left that way is left by its key destructor, even one that
+ * found every seat taken (their number cut by a test).
  * Each abandoned case counts its dispatch (sp_tstate_abandoned_total), the
  * thread's next hit is a full hit (its handler runs), and a fault of the
  * thread's after it is the program's, not the abandoned handler's.  A detach that
@@ -145,14 +146,23 @@ static void fill_hit(void)
 }
 
 /* BEYOND: every exclusive stripe held by a thread that stays, so that the
- * next thread to hit a probe is on the shared stripe, with a seat (1) or
- * without one (2: every seat held too). */
+ * next thread to hit a probe is on the shared stripe, with a seat (1), or
+ * without one (2: every seat held too, their number cut to
+ * SP_BOOT_SEATS, as when the seats could not be mapped), or with a seat
+ * beyond the first SP_BOOT_SEATS (3: more threads than those hold one). */
 static void fill_stripes(int beyond)
 {
 	if (!beyond)
 		return;
 	fill_link = selfprobe_attach("uprobe:ab_fill", fill_handler, NULL);
 	cr_assert(fill_link);
+	if (beyond == 2)
+		sp_tstate_limit_seats(SP_BOOT_SEATS);
+	if (beyond == 3) {
+		cr_assert(!stripes_fill(&fill, fill_hit, true) && fill.last >= SP_SEAT0 + SP_BOOT_SEATS,
+			  "the %dth thread found no seat", fill.n);
+		return;
+	}
 	cr_assert(stripes_fill(&fill, fill_hit, beyond == 2), "%d threads did not take every exclusive stripe%s",
 		  fill.n, beyond == 2 ? " and seat" : "");
 }
@@ -170,7 +180,8 @@ static void expect_stripe(const char *mode, int beyond)
 	if (beyond) {
 		cr_expect_eq(thread_stripe, SP_SHARED_SLOT, "%s: the thread was not beyond the 128th (stripe %d)",
 			     mode, thread_stripe);
-		cr_expect(beyond == 2 ? thread_seq == SP_SHARED_SLOT : thread_seq >= SP_SEAT0,
+		cr_expect(beyond == 2 ? thread_seq == SP_SHARED_SLOT
+				      : thread_seq >= SP_SEAT0 + (beyond == 3 ? SP_BOOT_SEATS : 0),
 			  "%s: the thread's record %d", mode, thread_seq);
 	} else
 		cr_expect(thread_stripe >= 0 && thread_stripe < SP_EXCL_SLOTS, "%s: stripe %d", mode, thread_stripe);
@@ -471,6 +482,10 @@ UNSEEN(beyond_128th_handler_restores_a_context_then_runs_auto, "auto", .spins = 
 UNSEEN(beyond_128th_handler_restores_a_context_then_blocks_int3, "int3", .beyond = 1)
 UNSEEN(beyond_128th_signal_handler_restores_a_context_then_runs_int3, "int3", .via_signal = 1, .spins = 1,
        .beyond = 1)
+/* so is one beyond the 1152nd (every exclusive stripe and the first 1024
+ * seats held by threads that stay): it has a seat too */
+UNSEEN(beyond_1152nd_handler_restores_a_context_then_blocks_auto, "auto", .beyond = 3)
+UNSEEN(beyond_1152nd_handler_restores_a_context_then_runs_int3, "int3", .spins = 1, .beyond = 3)
 
 /* ------------------------------------------------------------ ends inside */
 

@@ -9,6 +9,7 @@
 #include <criterion/criterion.h>
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -181,9 +182,10 @@ Test(tstate, stripe_of_a_thread_gone_raw_is_reclaimed)
 Test(tstate, seat_of_a_thread_gone_raw_is_reclaimed, .timeout = 60)
 {
 	alloc_one_id();
+	sp_tstate_limit_seats(SP_BOOT_SEATS);   /* so that threads can fill them */
 	static struct stripes_fill stay, seated;
 	cr_assert(stripes_fill(&stay, count_one, false), "%d threads did not take every exclusive stripe", stay.n);
-	int n = SP_SHARED_SEATS + 8, seatless = 0;
+	int n = SP_BOOT_SEATS + 8, seatless = 0;
 	for (int i = 0; i < n; i++) {
 		struct given g = gone_thread();
 		seatless += g.seq < SP_SEAT0;
@@ -192,8 +194,8 @@ Test(tstate, seat_of_a_thread_gone_raw_is_reclaimed, .timeout = 60)
 	/* the last of STAY holds one seat; the next thread after the
 	 * others is the first without one */
 	cr_expect(stripes_fill(&seated, count_one, true));
-	cr_expect(seated.n == SP_SHARED_SEATS, "%d threads took the seats left, want %d", seated.n - 1,
-		  SP_SHARED_SEATS - 1);
+	cr_expect(seated.n == SP_BOOT_SEATS, "%d threads took the seats left, want %d", seated.n - 1,
+		  SP_BOOT_SEATS - 1);
 	cr_expect(hits() == (uint64_t)(stay.n + n + seated.n), "%lu hits over the stripes, want %d",
 		  (unsigned long)hits(), stay.n + n + seated.n);
 	stripes_unfill(&seated);
@@ -218,7 +220,7 @@ static void *vforker(void *arg)
 	count_one();
 	int seq = sp_tstate_my_seq();
 	*owner_ok = before == 0 && seq >= 0 && seq != SP_SHARED_SLOT &&
-		    sp_tstate_owner_tid(atomic_load(&sp_slot_seqs[seq].owner)) == (int32_t)syscall(SYS_gettid);
+		    sp_tstate_owner_tid(atomic_load(&sp_tstate_rec(seq)->owner)) == (int32_t)syscall(SYS_gettid);
 	return NULL;
 }
 
@@ -231,4 +233,58 @@ Test(tstate, vfork_child_claims_nothing_for_its_thread)
 	pthread_join(t, NULL);
 	cr_expect(owner_ok, "the thread's record was claimed by its vfork child");
 	cr_expect(hits() == 2, "%lu hits, want 2", (unsigned long)hits());
+}
+
+/* More threads alive than SP_BOOT_SEATS beyond the 128th: each still has a
+ * seat of its own (a detach can ask each one), up to STRIPES_FILL_MAX. */
+Test(tstate, threads_beyond_the_1152nd_have_seats, .timeout = 60)
+{
+	alloc_one_id();
+	static struct stripes_fill many;
+	cr_expect(!stripes_fill(&many, count_one, true), "the %dth thread found no seat", many.n);
+	cr_expect(many.n == STRIPES_FILL_MAX && many.last >= SP_SEAT0 + SP_BOOT_SEATS, "%d threads, the last's record %d",
+		  many.n, many.last);
+	cr_expect(hits() == (uint64_t)many.n, "%lu hits over the stripes, want %d", (unsigned long)hits(), many.n);
+	stripes_unfill(&many);
+}
+
+/* Pages of the seats' mapped table in memory (SIZE_MAX: unknown).
+ * Without assertions: run in a fork child. */
+static size_t seqs_resident(void)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t len = (size_t)(SP_SHARED_SEATS - SP_BOOT_SEATS) * sizeof(struct sp_slot_seq);
+	len = (len + page - 1) / page * page;
+	unsigned char *vec = malloc(len / page);
+	if (!vec || !sp_more_seqs || mincore(sp_more_seqs, len, vec) != 0)
+		return SIZE_MAX;
+	size_t n = 0;
+	for (size_t i = 0; i < len / page; i++)
+		n += vec[i] & 1;
+	free(vec);
+	return n;
+}
+
+/* With seats beyond the first SP_BOOT_SEATS given, a fork child's reset of
+ * the records touches only those: the mapped table's other pages (almost
+ * all of its 256 MiB) stay unallocated. */
+Test(tstate, fork_child_touches_only_seats_given, .timeout = 60)
+{
+	alloc_one_id();
+	static struct stripes_fill many;
+	stripes_fill(&many, count_one, true);
+	cr_assert(sp_more_seqs && sp_tstate_seqs_used() > SP_SEAT0 + SP_BOOT_SEATS, "no seat beyond the first %d given",
+		  SP_BOOT_SEATS);
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t given = (size_t)(sp_tstate_seqs_used() - SP_SEAT0 - SP_BOOT_SEATS) * sizeof(struct sp_slot_seq);
+	size_t want = (given + page - 1) / page + 1;   /* + 1: the table need not start a page */
+	pid_t child = fork();
+	if (child == 0) {
+		sp_tstate_atfork_child();
+		_exit(seqs_resident() <= want ? 0 : 1);
+	}
+	int st = 0;
+	cr_assert(waitpid(child, &st, 0) == child);
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child touched pages of seats never given");
+	stripes_unfill(&many);
 }
