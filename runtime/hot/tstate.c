@@ -232,7 +232,11 @@ static int take_seat(void)
 static void release_slot(void *v)
 {
 	int s = (int)(intptr_t)v - 1;
-	if (s < 0 || s > SP_SHARED_SLOT)
+	/* Not this thread's claim: the value a thread that ended by a raw
+	 * exit left in its descriptor, which glibc's stack cache hands to a
+	 * new thread as it is (its TLS, sp_tls, is made anew).  That stripe
+	 * or seat may be another thread's by now (reclaim_gone). */
+	if (s < 0 || s > SP_SHARED_SLOT || (intptr_t)v != sp_tls.slot)
 		return;
 	int k = sp_tstate_seq_of(&sp_tls, s);
 	if (sp_tls.depth > 0) {
