@@ -581,6 +581,12 @@ void sp_tstate_reconcile(int seq)
 
 int sp_tstate_reconcile_gone(int seq, uint64_t owner)
 {
+	/* inside nothing: nothing to leave, and a quiescence's "not its
+	 * owner" may be a new owner's claim not yet ended (its sp_tls says
+	 * no stripe yet): only a claim, with the tid shown gone, takes such
+	 * a record back (reclaim_gone) */
+	if (atomic_load(&sp_tstate_rec(seq)->depth) == 0)
+		return 0;
 	int d = reclaim(seq, owner);
 	return d < 0 ? 0 : d;
 }

@@ -314,10 +314,11 @@ static inline int32_t sp_tstate_owner_tid(uint64_t owner)
 {
 	return (int32_t)(uint32_t)owner;
 }
-/* Record SEQ's thread is gone (no key destructor ran: a raw exit): its
- * dispatches are left and the stripe or seat given back, if OWNER (its
- * owner word as read when that thread was found gone) still owns it.
- * Returns the dispatches left. */
+/* Record SEQ's thread is gone (no key destructor ran: a raw exit) inside
+ * dispatches: they are left and the stripe or seat given back, if OWNER
+ * (its owner word as read when that thread was found gone) still owns it.
+ * One gone outside every dispatch keeps it until a claim needs one (its
+ * tid shown gone then).  Returns the dispatches left. */
 int sp_tstate_reconcile_gone(int seq, uint64_t owner);
 /* A quiescence found N dispatches of record SEQ (inside since GEN)
  * abandoned: counted once for that GEN. */
