@@ -35,6 +35,8 @@ static bool seats_limited;                             /* by a test */
 static _Atomic bool more_failed;                       /* sp_more_seqs cannot be mapped */
 static _Atomic int seats_used;   /* seats ever given are below it */
 static long own_pid;             /* the process's: a vfork child's claim is not its */
+static _Atomic unsigned excl_misses;   /* claims that found no exclusive stripe free */
+#define RECLAIM_EVERY 16
 /* Which stripes may hold counts: the exclusive ones ever claimed are below
  * slots_used, and the shared one only once a thread was given it (128
  * threads at once, a claim re-entered, a hit after the thread's TLS
@@ -310,8 +312,13 @@ int sp_tstate_claim(void)
 	}
 	sp_tls.claiming = 1;
 	int slot = take_bit(slot_bits, SP_EXCL_SLOTS / 64);
-	while (slot < 0 && reclaim_gone(0, SP_EXCL_SLOTS) > 0)
-		slot = take_bit(slot_bits, SP_EXCL_SLOTS / 64);
+	/* a look costs two system calls a stripe: while every one is a live
+	 * thread's (more than 128 threads alive), one claim in
+	 * RECLAIM_EVERY looks (a stripe is speed only, not a record the
+	 * detach needs: a seat is always looked for) */
+	if (slot < 0 && atomic_fetch_add(&excl_misses, 1) % RECLAIM_EVERY == 0)
+		while (slot < 0 && reclaim_gone(0, SP_EXCL_SLOTS) > 0)
+			slot = take_bit(slot_bits, SP_EXCL_SLOTS / 64);
 	int k = slot;
 	if (slot < 0) {
 		slot = SP_SHARED_SLOT;
@@ -610,6 +617,7 @@ void sp_tstate_atfork_child(void)
 	if (k >= SP_SEAT0)
 		atomic_store(&seat_bits[(k - SP_SEAT0) / 64], (uint64_t)1 << ((k - SP_SEAT0) % 64));
 	atomic_store(&seats_used, k >= SP_SEAT0 ? k - SP_SEAT0 + 1 : 0);
+	atomic_store(&excl_misses, 0);
 	for (int s = 0; s < seqs; s++) {
 		atomic_store(&sp_tstate_rec(s)->gen, 0);
 		atomic_store(&sp_tstate_rec(s)->depth, 0);

@@ -11,8 +11,10 @@
  * gives the slot back and the next thread to claim it adds on top, so counts
  * are never folded and never lost.  A thread that ends without it (a raw
  * exit: a runtime's own threads, assembly) keeps its stripe or seat only
- * until a claim finds none free: that claim gives back every one whose
- * owner's tid no longer exists in the process (tgkill: ESRCH), inside
+ * until a claim finds none free: that claim (for a stripe, one such claim
+ * in 16: a look costs two system calls a stripe, and more than 128 live
+ * threads would pay them at each thread's first hit) gives back every
+ * one whose owner's tid no longer exists in the process (tgkill: ESRCH), inside
  * dispatches or not, by a compare and swap on the record's owner word
  * (claims << 32 | tid), which a reused tid never matches.  Threads beyond
  * SP_EXCL_SLOTS share one stripe with atomic adds.  Totals are the sum over stripes.
