@@ -130,17 +130,17 @@ static int ask_thread(int seq, struct sp_slot_seq *q, pid_t tid)
 /* Wait for exclusive stripe or seat S, inside since before now at GEN. */
 static void wait_stripe(int s, uint64_t gen)
 {
-	struct sp_slot_seq *q = &sp_slot_seqs[s];
+	struct sp_slot_seq *q = sp_tstate_rec(s);
 	long every = STALL_NS, next = now_ns() + every;
 	while (atomic_load(&q->gen) == gen && atomic_load(&q->depth) != 0) {
 		if (now_ns() >= next) {
-			pid_t tid = atomic_load(&q->tid);
+			uint64_t owner = atomic_load(&q->owner);
 			uint32_t depth = atomic_load(&q->depth);
-			int n = ask_thread(s, q, tid);
+			int n = ask_thread(s, q, sp_tstate_owner_tid(owner));
 			every = every * 2 > ASK_MAX_NS ? ASK_MAX_NS : every * 2;
 			next = now_ns() + every;
 			if (n < 0) {
-				sp_tstate_reconcile_gone(s, tid);
+				sp_tstate_reconcile_gone(s, owner);
 				continue;
 			}
 			if (n > 0)
@@ -165,7 +165,7 @@ static void reconcile_self(int self)
 	int depth = 0, n = sp_tstate_abandoned_here(self, sp, lo, hi, &depth);
 	if (n <= 0)
 		return;
-	sp_tstate_count_abandoned(self, atomic_load(&sp_slot_seqs[self].gen), n);
+	sp_tstate_count_abandoned(self, atomic_load(&sp_tstate_rec(self)->gen), n);
 	sp_tstate_request(self, depth, n);
 	sp_tstate_reconcile(self);
 }
@@ -187,7 +187,7 @@ void sp_quiesce(void)
 		reconcile_self(self);
 	/* the exclusive stripes, then the seats of threads on the shared one */
 	for (int s = 0; s < used; s++) {
-		struct sp_slot_seq *q = &sp_slot_seqs[s];
+		struct sp_slot_seq *q = sp_tstate_rec(s);
 		if (s == self || s == SP_SHARED_SLOT || atomic_load(&q->depth) == 0)
 			continue;
 		/* inside since before now: wait until it has left its outermost
@@ -196,7 +196,7 @@ void sp_quiesce(void)
 		wait_stripe(s, atomic_load(&q->gen));
 	}
 	/* Shared-stripe threads without a seat: wait for a moment with none inside. */
-	for (int spins = 0; atomic_load(&sp_slot_seqs[SP_SHARED_SLOT].inflight) > (self == SP_SHARED_SLOT && sp_tls.depth > 0); spins++)
+	for (int spins = 0; atomic_load(&sp_tstate_rec(SP_SHARED_SLOT)->inflight) > (self == SP_SHARED_SLOT && sp_tls.depth > 0); spins++)
 		spins < 100 ? sched_yield() : pause_briefly();
 	if (!barrier) {
 		/* Without membarrier a reader may not have published its odd

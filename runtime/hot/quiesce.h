@@ -35,8 +35,14 @@
  *     so it is always waited for.
  * Threads beyond SP_EXCL_SLOTS share a counter stripe, but each has a
  * seat of its own that publishes its dispatches as an exclusive stripe
- * does: it is waited for and asked the same way.  Only a thread that found
- * every seat (SP_SHARED_SEATS) taken is counted in the shared stripe's
+ * does: it is waited for and asked the same way.  A stripe or seat whose
+ * thread ended by a raw exit goes back when a claim needs one (tstate.h),
+ * so only threads alive at once hold them, and there are more seats than
+ * a process can have threads (PID_MAX_LIMIT).  Only a thread without a
+ * seat — a hit made inside its own claim (a probed pthread_setspecific, a
+ * signal handler's hit interrupting the claim) or after its key
+ * destructor ran, or any thread beyond the SP_BOOT_SEATS seats held when
+ * the others could not be mapped — is counted in the shared stripe's
  * number of threads inside, which says how many, not which: a dispatch it
  * abandons by a jump nothing saw, or by a raw exit, makes the wait the
  * plain one, for ever (its key destructor takes an ordinary end of it

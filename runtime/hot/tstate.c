@@ -7,6 +7,7 @@
 #include "log.h"
 #include "rawsys.h"
 #include "shm.h"
+#include "taskstack.h"
 
 #include <errno.h>
 #include <linux/membarrier.h>
@@ -23,11 +24,19 @@
 
 __thread struct sp_tls sp_tls __attribute__((tls_model("initial-exec")));
 char *sp_stripes;
-struct sp_slot_seq sp_slot_seqs[SP_N_SEQS] __attribute__((aligned(64)));
+struct sp_slot_seq sp_slot_seqs[SP_SEAT0 + SP_BOOT_SEATS] __attribute__((aligned(64)));
+struct sp_slot_seq *_Atomic sp_more_seqs;
 
 static _Atomic uint64_t slot_bits[SP_EXCL_SLOTS / 64];
-static _Atomic uint64_t seat_bits[SP_SHARED_SEATS / 64];
+static _Atomic uint64_t seat_bits[SP_SHARED_SEATS / 64];   /* 512 KiB: the words
+							    * of seats given only */
+static _Atomic int seat_words = SP_BOOT_SEATS / 64;   /* of seat_bits, a claim may take */
+static bool seats_limited;                             /* by a test */
+static _Atomic bool more_failed;                       /* sp_more_seqs cannot be mapped */
 static _Atomic int seats_used;   /* seats ever given are below it */
+static long own_pid;             /* the process's: a vfork child's claim is not its */
+static _Atomic unsigned excl_misses;   /* claims that found no exclusive stripe free */
+#define RECLAIM_EVERY 16
 /* Which stripes may hold counts: the exclusive ones ever claimed are below
  * slots_used, and the shared one only once a thread was given it (128
  * threads at once, a claim re-entered, a hit after the thread's TLS
@@ -91,6 +100,15 @@ static void give_back(int k)
 		atomic_fetch_and(&seat_bits[(k - SP_SEAT0) / 64], ~((uint64_t)1 << ((k - SP_SEAT0) % 64)));
 }
 
+/* Record K's owner word with its thread now TID (0: free), the number of
+ * claims kept. */
+static void set_owner(int k, int32_t tid, bool claim)
+{
+	struct sp_slot_seq *q = sp_tstate_rec(k);
+	uint64_t claims = atomic_load(&q->owner) >> 32;
+	atomic_store(&q->owner, (claims + claim) << 32 | (uint32_t)tid);
+}
+
 int sp_tstate_seqs_used(void)
 {
 	return SP_SEAT0 + atomic_load(&seats_used);
@@ -101,7 +119,7 @@ int sp_tstate_seqs_used(void)
  * moves). */
 static int leave_all_published(int s)
 {
-	struct sp_slot_seq *q = &sp_slot_seqs[s];
+	struct sp_slot_seq *q = sp_tstate_rec(s);
 	int d = (int)atomic_load(&q->depth);
 	if (d == 0)
 		return 0;
@@ -116,11 +134,99 @@ static int leave_all_published(int s)
 
 void sp_tstate_count_abandoned(int seq, uint64_t gen, int n)
 {
-	struct sp_slot_seq *q = &sp_slot_seqs[seq];
+	struct sp_slot_seq *q = sp_tstate_rec(seq);
 	if (n > 0 && q->counted_gen != gen + 1) {
 		q->counted_gen = gen + 1;
 		atomic_fetch_add(&abandoned, (uint64_t)n);
 	}
+}
+
+/* Record SEQ given back for its owner OWNER (an owner word read before),
+ * gone without its key destructor: the dispatches it was inside left, as
+ * their own leave would publish them.  The compare and swap makes it
+ * once, against a concurrent reclaim or reconcile_gone, and never a later
+ * owner's (the number of claims moved).  The stripe's counts stay where
+ * they are: readers go on summing them, its next owner adds on top.
+ * Returns the dispatches left, or -1 when OWNER no longer owns it. */
+static int reclaim(int seq, uint64_t owner)
+{
+	if (sp_tstate_owner_tid(owner) <= 0 ||
+	    !atomic_compare_exchange_strong(&sp_tstate_rec(seq)->owner, &owner, owner >> 32 << 32))
+		return -1;
+	int d = leave_all_published(seq);
+	give_back(seq);
+	return d;
+}
+
+/* Records [LO, HI) taken by a thread that no longer exists (a raw exit,
+ * outside every dispatch or inside some) given back: how many.  Only when
+ * a claim finds none free: a thread gone that way keeps its record until
+ * one is needed.  Its tid is read from the owner word first: a tid found
+ * gone after that read was its owner's, and the compare and swap fails if
+ * the record changed hands meanwhile (to a new thread that reused it).
+ * Signal-safe: atomics and a raw tgkill per record taken. */
+static int reclaim_gone(int lo, int hi)
+{
+	int n = 0;
+	for (int k = lo; k < hi; k++) {
+		uint64_t owner = atomic_load(&sp_tstate_rec(k)->owner);
+		pid_t tid = sp_tstate_owner_tid(owner);
+		if (tid > 0 && sp_task_gone(tid) && reclaim(k, owner) >= 0)
+			n++;
+	}
+	return n;
+}
+
+/* The seats after the first SP_BOOT_SEATS (tstate.h), mapped by the first
+ * claim that found those held, if the address space allows: a thread then
+ * always finds a seat free or its owner gone.  In a claim (a trampoline,
+ * a signal handler): a raw mmap, published by a compare and swap (a
+ * concurrent claim's mapping that lost is unmapped).  Whether there are
+ * more seats to take now. */
+static bool map_more_seats(void)
+{
+	if (seats_limited || atomic_load(&more_failed))
+		return false;
+	if (!atomic_load(&sp_more_seqs)) {
+		size_t bytes = (size_t)(SP_SHARED_SEATS - SP_BOOT_SEATS) * sizeof(struct sp_slot_seq);
+		void *m = sp_sys_mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+				      -1, 0);
+		if (m == MAP_FAILED) {
+			atomic_store(&more_failed, true);
+			return false;
+		}
+		struct sp_slot_seq *none = NULL;
+		if (!atomic_compare_exchange_strong(&sp_more_seqs, &none, (struct sp_slot_seq *)m))
+			sp_sys_munmap(m, bytes);
+	}
+	/* after the records: a seat among them is given only then */
+	atomic_store(&seat_words, SP_SHARED_SEATS / 64);
+	return true;
+}
+
+void sp_tstate_limit_seats(int n)
+{
+	if (n >= 64 && n <= SP_BOOT_SEATS) {
+		atomic_store(&seat_words, n / 64);
+		seats_limited = true;
+	}
+}
+
+/* A seat for the calling thread, or -1.  With every seat mapped, fewer
+ * threads are alive than there are seats: one is free or its owner gone
+ * at any moment, but a free one may move (given back behind the scan,
+ * taken ahead of it) while the scan runs, hence a second look. */
+static int take_seat(void)
+{
+	int seat = take_bit(seat_bits, atomic_load(&seat_words));
+	/* the seats of threads gone first, then more seats, then again (a
+	 * free one moved) */
+	for (int round = 0; seat < 0 && round < 3; round++) {
+		if (reclaim_gone(SP_SEAT0, sp_tstate_seqs_used()) == 0 && !map_more_seats() && round > 0)
+			break;
+		seat = take_bit(seat_bits, atomic_load(&seat_words));
+	}
+	return seat;
 }
 
 /* The key destructor of a thread that claimed stripe V - 1: an exclusive
@@ -128,7 +234,11 @@ void sp_tstate_count_abandoned(int seq, uint64_t gen, int n)
 static void release_slot(void *v)
 {
 	int s = (int)(intptr_t)v - 1;
-	if (s < 0 || s > SP_SHARED_SLOT)
+	/* Not this thread's claim: the value a thread that ended by a raw
+	 * exit left in its descriptor, which glibc's stack cache hands to a
+	 * new thread as it is (its TLS, sp_tls, is made anew).  That stripe
+	 * or seat may be another thread's by now (reclaim_gone). */
+	if (s < 0 || s > SP_SHARED_SLOT || (intptr_t)v != sp_tls.slot)
 		return;
 	int k = sp_tstate_seq_of(&sp_tls, s);
 	if (sp_tls.depth > 0) {
@@ -140,7 +250,7 @@ static void release_slot(void *v)
 		memset(sp_tls.frame, 0, sizeof(sp_tls.frame));
 		if (k == SP_SHARED_SLOT) {
 			atomic_fetch_add(&abandoned, (uint64_t)sp_tls.depth);
-			atomic_fetch_sub(&sp_slot_seqs[k].inflight, 1);
+			atomic_fetch_sub(&sp_tstate_rec(k)->inflight, 1);
 		} else {
 			leave_all_published(k);
 		}
@@ -152,7 +262,7 @@ static void release_slot(void *v)
 	sp_tls.seat = 0;
 	atomic_signal_fence(memory_order_seq_cst);
 	if (k != SP_SHARED_SLOT) {
-		atomic_store(&sp_slot_seqs[k].tid, 0);
+		set_owner(k, 0, false);
 		give_back(k);
 	}
 	sp_tls.fast = NULL;
@@ -183,6 +293,7 @@ int sp_tstate_init(void)
 		barrier_ok = 1;
 	else
 		barrier_ok = 0;
+	own_pid = sp_syscall6(SYS_getpid, 0, 0, 0, 0, 0, 0);
 	sp_stripes = p;
 	sp_fastcount_init(&sp_tls.fast, &sp_tls.runtime);
 	return 0;
@@ -191,20 +302,33 @@ int sp_tstate_init(void)
 int sp_tstate_claim(void)
 {
 	/* Re-entered when pthread_setspecific itself is probed: that hit
-	 * goes to the shared stripe rather than recursing. */
-	if (sp_tls.claiming || !sp_stripes) {
+	 * goes to the shared stripe rather than recursing.  A vfork child
+	 * (another process on this thread's memory and TLS) claims nothing:
+	 * the owner it would name is gone once it execs or exits, while the
+	 * thread it borrowed the TLS of would go on using the record. */
+	if (sp_tls.claiming || !sp_stripes || sp_syscall6(SYS_getpid, 0, 0, 0, 0, 0, 0) != own_pid) {
 		use_shared();
 		return SP_SHARED_SLOT;
 	}
 	sp_tls.claiming = 1;
-	int slot = take_bit(slot_bits, SP_EXCL_SLOTS / 64), k = slot;
+	int slot = take_bit(slot_bits, SP_EXCL_SLOTS / 64);
+	/* a look costs two system calls a stripe: while every one is a live
+	 * thread's (more than 128 threads alive), one claim in
+	 * RECLAIM_EVERY looks (a stripe is speed only, not a record the
+	 * detach needs: a seat is always looked for) */
+	if (slot < 0 && atomic_fetch_add(&excl_misses, 1) % RECLAIM_EVERY == 0)
+		while (slot < 0 && reclaim_gone(0, SP_EXCL_SLOTS) > 0)
+			slot = take_bit(slot_bits, SP_EXCL_SLOTS / 64);
+	int k = slot;
 	if (slot < 0) {
 		slot = SP_SHARED_SLOT;
 		use_shared();
 		/* a seat, where a detach can ask this thread about its
 		 * dispatches; taken only outside every one (a dispatch entered
 		 * in the shared count leaves it) */
-		int seat = sp_tls.depth == 0 ? take_bit(seat_bits, SP_SHARED_SEATS / 64) : -1;
+		int seat = -1;
+		if (sp_tls.depth == 0)
+			seat = take_seat();
 		k = seat < 0 ? SP_SHARED_SLOT : SP_SEAT0 + seat;
 		if (seat >= 0)
 			raise_to(&seats_used, seat + 1);
@@ -213,12 +337,12 @@ int sp_tstate_claim(void)
 		sp_shm_stripes_used(slot + 1, false);
 	}
 	if (k != SP_SHARED_SLOT) {
-		struct sp_slot_seq *q = &sp_slot_seqs[k];
+		struct sp_slot_seq *q = sp_tstate_rec(k);
 		atomic_store(&q->req, 0);
 		q->counted_gen = 0;
 		atomic_store(&q->tls, (uintptr_t)&sp_tls);
 		/* raw: libc's syscall() on a thread's first hit would count */
-		atomic_store(&q->tid, (int32_t)sp_syscall6(SYS_gettid, 0, 0, 0, 0, 0, 0));
+		set_owner(k, (int32_t)sp_syscall6(SYS_gettid, 0, 0, 0, 0, 0, 0), true);
 		if (k >= SP_SEAT0)
 			sp_tls.seat = k + 1;
 	}
@@ -445,13 +569,13 @@ void sp_tstate_request(int seq, int depth, int n)
 {
 	uint64_t none = 0;
 	if (depth > 0 && n > 0)   /* one pending: the same (the thread has not moved) */
-		atomic_compare_exchange_strong(&sp_slot_seqs[seq].req, &none,
+		atomic_compare_exchange_strong(&sp_tstate_rec(seq)->req, &none,
 					       (uint64_t)(uint32_t)depth << 32 | (uint32_t)n);
 }
 
 void sp_tstate_reconcile(int seq)
 {
-	uint64_t r = atomic_exchange_explicit(&sp_slot_seqs[seq].req, 0, memory_order_acquire);
+	uint64_t r = atomic_exchange_explicit(&sp_tstate_rec(seq)->req, 0, memory_order_acquire);
 	int depth = (int)(r >> 32), n = (int)(uint32_t)r;
 	if (!r || seq != sp_tstate_my_seq() || sp_tls.unwinding || sp_tls.depth != depth)
 		return;
@@ -462,17 +586,16 @@ void sp_tstate_reconcile(int seq)
 		sp_tls.inside = 0;
 }
 
-int sp_tstate_reconcile_gone(int seq, int32_t tid)
+int sp_tstate_reconcile_gone(int seq, uint64_t owner)
 {
-	struct sp_slot_seq *q = &sp_slot_seqs[seq];
-	int32_t t = tid;
-	/* inside nothing: nothing to leave, and the stripe may be a new
-	 * thread's, its tid stored before its claim has ended */
-	if (tid <= 0 || atomic_load(&q->depth) == 0 || !atomic_compare_exchange_strong(&q->tid, &t, 0))
+	/* inside nothing: nothing to leave, and a quiescence's "not its
+	 * owner" may be a new owner's claim not yet ended (its sp_tls says
+	 * no stripe yet): only a claim, with the tid shown gone, takes such
+	 * a record back (reclaim_gone) */
+	if (atomic_load(&sp_tstate_rec(seq)->depth) == 0)
 		return 0;
-	int d = leave_all_published(seq);
-	give_back(seq);
-	return d;
+	int d = reclaim(seq, owner);
+	return d < 0 ? 0 : d;
 }
 
 void sp_tstate_atfork_child(void)
@@ -484,7 +607,9 @@ void sp_tstate_atfork_child(void)
 	sp_shm_map_stripes(fd, off, SP_STRIPE_BYTES * SP_N_SLOTS, sp_stripes);   /* counts from zero */
 	for (int w = 0; w < SP_EXCL_SLOTS / 64; w++)
 		atomic_store(&slot_bits[w], 0);
-	for (int w = 0; w < SP_SHARED_SEATS / 64; w++)
+	/* only what was ever given: the seats' pages never touched stay so */
+	int seqs = sp_tstate_seqs_used();
+	for (int w = 0; w < (seqs - SP_SEAT0 + 63) / 64; w++)
 		atomic_store(&seat_bits[w], 0);
 	int self = sp_tls.slot - 1, k = sp_tstate_my_seq();
 	if (self >= 0 && self < SP_EXCL_SLOTS)
@@ -492,20 +617,22 @@ void sp_tstate_atfork_child(void)
 	if (k >= SP_SEAT0)
 		atomic_store(&seat_bits[(k - SP_SEAT0) / 64], (uint64_t)1 << ((k - SP_SEAT0) % 64));
 	atomic_store(&seats_used, k >= SP_SEAT0 ? k - SP_SEAT0 + 1 : 0);
-	for (int s = 0; s < SP_N_SEQS; s++) {
-		atomic_store(&sp_slot_seqs[s].gen, 0);
-		atomic_store(&sp_slot_seqs[s].depth, 0);
-		atomic_store(&sp_slot_seqs[s].inflight, 0);
-		atomic_store(&sp_slot_seqs[s].tid, 0);
-		atomic_store(&sp_slot_seqs[s].req, 0);
-		sp_slot_seqs[s].counted_gen = 0;
+	atomic_store(&excl_misses, 0);
+	for (int s = 0; s < seqs; s++) {
+		atomic_store(&sp_tstate_rec(s)->gen, 0);
+		atomic_store(&sp_tstate_rec(s)->depth, 0);
+		atomic_store(&sp_tstate_rec(s)->inflight, 0);
+		atomic_store(&sp_tstate_rec(s)->owner, 0);
+		atomic_store(&sp_tstate_rec(s)->req, 0);
+		sp_tstate_rec(s)->counted_gen = 0;
 	}
 	if (k >= 0 && k != SP_SHARED_SLOT) {
-		atomic_store(&sp_slot_seqs[k].depth, (uint32_t)sp_tls.depth);
-		atomic_store(&sp_slot_seqs[k].tid, (int32_t)sp_syscall6(SYS_gettid, 0, 0, 0, 0, 0, 0));
+		atomic_store(&sp_tstate_rec(k)->depth, (uint32_t)sp_tls.depth);
+		set_owner(k, (int32_t)sp_syscall6(SYS_gettid, 0, 0, 0, 0, 0, 0), true);
 	} else if (k == SP_SHARED_SLOT && sp_tls.depth > 0)
-		atomic_store(&sp_slot_seqs[k].inflight, 1);
+		atomic_store(&sp_tstate_rec(k)->inflight, 1);
 	pthread_mutex_init(&id_lock, NULL);
+	own_pid = sp_syscall6(SYS_getpid, 0, 0, 0, 0, 0, 0);
 	atomic_store(&abandoned, 0);   /* the parent's, said in its report */
 	/* only this thread's stripe can hold counts now (the others were
 	 * remapped empty above), in the child's new section too */

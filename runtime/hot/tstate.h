@@ -9,8 +9,15 @@
  * prefix, no shared line, and no window for a signal handler's hit between
  * a load and a store: sigatomic.h).  A stripe outlives its thread: a pthread key destructor
  * gives the slot back and the next thread to claim it adds on top, so counts
- * are never folded and never lost.  Threads beyond SP_EXCL_SLOTS share one
- * stripe with atomic adds.  Totals are the sum over stripes.
+ * are never folded and never lost.  A thread that ends without it (a raw
+ * exit: a runtime's own threads, assembly) keeps its stripe or seat only
+ * until a claim finds none free: that claim (for a stripe, one such claim
+ * in 16: a look costs two system calls a stripe, and more than 128 live
+ * threads would pay them at each thread's first hit) gives back every
+ * one whose owner's tid no longer exists in the process (tgkill: ESRCH), inside
+ * dispatches or not, by a compare and swap on the record's owner word
+ * (claims << 32 | tid), which a reused tid never matches.  Threads beyond
+ * SP_EXCL_SLOTS share one stripe with atomic adds.  Totals are the sum over stripes.
  *
  * Quiescence.  A thread entering dispatch makes its stripe's sequence number
  * odd and even again on leaving (compiler barriers only); a detacher
@@ -20,8 +27,11 @@
  * for a thread that left its dispatches in a way nothing saw).  A thread
  * on the shared stripe publishes its dispatches in a seat of its own (up
  * to SP_SHARED_SEATS of them at once, taken at its claim and given back by
- * the same key destructor), so that a detach asks it as it asks an
- * exclusive stripe's thread; one that found every seat taken is only
+ * the same key destructor, or reclaimed when it ended without it; there
+ * are more seats than threads can be alive), so that a detach asks it as
+ * it asks an exclusive stripe's thread.  A thread without a seat (a hit
+ * inside its own claim, or after its key destructor; every seat held when
+ * they could not all be mapped) is only
  * counted in the shared stripe's number of threads inside a dispatch, and
  * its key destructor takes it out of that number if it ends inside one.
  */
@@ -45,8 +55,15 @@
 
 /* The records a quiescence reads (struct sp_slot_seq): the exclusive
  * stripes', the shared stripe's count, then the seats of threads on the
- * shared stripe (SP_SEAT0 + k). */
-#define SP_SHARED_SEATS 1024
+ * shared stripe (SP_SEAT0 + k).  As many seats as a process can have
+ * threads alive at once (PID_MAX_LIMIT, the most tids the kernel ever
+ * gives on 64-bit), so that a thread never finds every seat held by a
+ * live thread: the first SP_BOOT_SEATS in the library's own data, the
+ * others mapped by the first claim that finds those held (MAP_NORESERVE:
+ * 256 MiB of address space, only the pages of seats ever given touched;
+ * where it cannot be mapped, only the first ones are given). */
+#define SP_SHARED_SEATS (1 << 22)
+#define SP_BOOT_SEATS   1024
 #define SP_SEAT0        SP_N_SLOTS
 #define SP_N_SEQS       (SP_SEAT0 + SP_SHARED_SEATS)
 
@@ -91,7 +108,6 @@ struct sp_tls {
 struct sp_slot_seq {
 	_Atomic uint64_t gen;      /* exclusive: outermost dispatches left */
 	_Atomic uint32_t depth;    /* exclusive: dispatches its thread is inside */
-	_Atomic int32_t tid;       /* exclusive: the thread that claimed it */
 	_Atomic uint64_t inflight; /* shared slot: threads without a seat inside
 				    * a dispatch */
 	_Atomic uintptr_t tls;     /* exclusive: its thread's sp_tls (read by a
@@ -100,7 +116,12 @@ struct sp_slot_seq {
 	 * leave (sp_tstate_reconcile): while inside DEPTH dispatches, its
 	 * innermost N were found abandoned.  (DEPTH << 32 | N; 0: none.) */
 	_Atomic uint64_t req;
-	uint64_t pad[2];
+	/* exclusive: its owner, claims << 32 | tid (tid 0: free, or being
+	 * claimed).  The number of claims moves at each claim, so that
+	 * one who found tid T gone and gives the record back (compare and
+	 * swap) never takes it from a later owner that reused T. */
+	_Atomic uint64_t owner;
+	uint64_t pad;
 	uint64_t counted_gen;      /* quiesce.c: the gen whose abandoned
 				    * dispatches were counted (+1; 0: none) */
 };
@@ -110,12 +131,26 @@ extern __thread struct sp_tls sp_tls __attribute__((tls_model("initial-exec"))) 
 extern char *sp_stripes SP_HIDDEN;
 /* Indexed by "seq": an exclusive stripe's record is its stripe's index,
  * SP_SHARED_SLOT the shared stripe's count, SP_SEAT0 + k the seat k; in
- * what follows, "exclusive" says the same of a seat. */
-extern struct sp_slot_seq sp_slot_seqs[SP_N_SEQS] SP_HIDDEN;
+ * what follows, "exclusive" says the same of a seat.  The records below
+ * SP_SEAT0 + SP_BOOT_SEATS, then the others once mapped (sp_more_seqs,
+ * published before any of them is given). */
+extern struct sp_slot_seq sp_slot_seqs[SP_SEAT0 + SP_BOOT_SEATS] SP_HIDDEN;
+extern struct sp_slot_seq *_Atomic sp_more_seqs SP_HIDDEN;
+
+/* Record K: one that was given (below sp_tstate_seqs_used). */
+static inline struct sp_slot_seq *sp_tstate_rec(int k)
+{
+	if (__builtin_expect(k < SP_SEAT0 + SP_BOOT_SEATS, 1))
+		return &sp_slot_seqs[k];
+	return atomic_load_explicit(&sp_more_seqs, memory_order_acquire) + (k - SP_SEAT0 - SP_BOOT_SEATS);
+}
 
 
 /* Once, before the first probe is armed.  0 or -errno. */
 int sp_tstate_init(void);
+/* The seats a claim may give: at most N (tests that fill every seat with
+ * threads; SP_BOOT_SEATS at most, a multiple of 64).  Before any is given. */
+void sp_tstate_limit_seats(int n);
 /* Claim a stripe for this thread (first hit); returns the stripe index. */
 int sp_tstate_claim(void);
 
@@ -196,7 +231,7 @@ static inline void sp_tstate_enter(int stripe)
 {
 	int k = sp_tstate_seq_of(&sp_tls, stripe);   /* a seat changes only in the key
 						      * destructor, outside every dispatch */
-	struct sp_slot_seq *q = &sp_slot_seqs[k];
+	struct sp_slot_seq *q = sp_tstate_rec(k);
 	if (__builtin_expect(atomic_load_explicit(&q->req, memory_order_relaxed) != 0, 0))
 		sp_tstate_reconcile(k);   /* before it reads the depth */
 	int d = sp_tls.depth;
@@ -221,7 +256,7 @@ static inline void sp_tstate_enter(int stripe)
 static inline void sp_tstate_leave(int stripe)
 {
 	int k = sp_tstate_seq_of(&sp_tls, stripe);
-	struct sp_slot_seq *q = &sp_slot_seqs[k];
+	struct sp_slot_seq *q = sp_tstate_rec(k);
 	/* inner dispatches this one's handler jumped back out of: left first,
 	 * so that this leave is the outermost's when it is */
 	if (__builtin_expect(atomic_load_explicit(&q->req, memory_order_relaxed) != 0, 0))
@@ -276,10 +311,17 @@ bool sp_tstate_barrier(void);
 /* Ask record SEQ's thread, found inside DEPTH dispatches, to leave its
  * innermost N (sp_tstate_reconcile). */
 void sp_tstate_request(int seq, int depth, int n);
-/* Record SEQ's thread is gone (no key destructor ran: a raw exit): its
- * dispatches are left and the stripe or seat given back, if TID still
- * owns it.  Returns the dispatches left. */
-int sp_tstate_reconcile_gone(int seq, int32_t tid);
+/* The thread of a record's owner word (struct sp_slot_seq; 0: none). */
+static inline int32_t sp_tstate_owner_tid(uint64_t owner)
+{
+	return (int32_t)(uint32_t)owner;
+}
+/* Record SEQ's thread is gone (no key destructor ran: a raw exit) inside
+ * dispatches: they are left and the stripe or seat given back, if OWNER
+ * (its owner word as read when that thread was found gone) still owns it.
+ * One gone outside every dispatch keeps it until a claim needs one (its
+ * tid shown gone then).  Returns the dispatches left. */
+int sp_tstate_reconcile_gone(int seq, uint64_t owner);
 /* A quiescence found N dispatches of record SEQ (inside since GEN)
  * abandoned: counted once for that GEN. */
 void sp_tstate_count_abandoned(int seq, uint64_t gen, int n);

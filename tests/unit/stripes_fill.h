@@ -1,9 +1,11 @@
 /* stripes_fill — every exclusive counter stripe (tstate.h) taken by a
  * thread that stays, so that the next thread to hit a probe is beyond the
  * 128th: on the shared stripe (with SEATS, every seat of the shared stripe
- * taken too: the next one has none).  Each filler makes its first hit with
- * FIRST_HIT (a probed call, or sp_tstate_claim as a hit's first step does)
- * and waits until stripes_unfill. */
+ * taken too: the next one has none; that takes sp_tstate_limit_seats
+ * first, else the fill stops at STRIPES_FILL_MAX threads that all found
+ * one).  Each filler makes its first hit with FIRST_HIT (a probed call, or
+ * sp_tstate_claim as a hit's first step does) and waits until
+ * stripes_unfill. */
 #ifndef SP_STRIPES_FILL_H
 #define SP_STRIPES_FILL_H
 
@@ -13,12 +15,14 @@
 
 #include "tstate.h"
 
+#define STRIPES_FILL_MAX (SP_EXCL_SLOTS + 2 * SP_BOOT_SEATS + 1)
+
 struct stripes_fill {
 	void (*first_hit)(void);
 	sem_t claimed, release;
 	int last;                          /* the last filler's record (sp_tstate_my_seq) */
 	int n;
-	pthread_t t[SP_EXCL_SLOTS + SP_SHARED_SEATS + 1];
+	pthread_t t[STRIPES_FILL_MAX];
 };
 
 static void *stripes_filler(void *arg)

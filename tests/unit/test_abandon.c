@@ -1,7 +1,9 @@
 /* A detach never waits for ever for a dispatch its thread will never come
  * back to, and always waits for one that still runs (runtime/hot/quiesce.h):
  *   - gone: a handler ends its thread by a raw exit system call (no key
- *     destructor); the thread's stripe says "inside" for ever;
+ *     destructor); the thread's stripe says "inside" for ever (and a
+ *     thread that ends so outside every dispatch gives its stripe back to
+ *     the next thread that needs one);
  *   - abandoned unseen: a handler of ours, or a signal handler entered
  *     from inside one, leaves by a context restore of the program's own
  *     (assembly: no longjmp any interposer sees); the thread then blocks
@@ -13,8 +15,9 @@
  *     and sleeps or spins: the detach returns only after it.
  * Each case is also run by a thread beyond the 128th (on the shared counter
  * stripe, every exclusive one held by a thread that stays: it has a seat
- * of its own), and a thread that ends inside a dispatch it left that way
- * is left by its key destructor, even one that found every seat taken.
+ * of its own; beyond the 1152nd too), and a thread that ends inside a
+ * dispatch it left that way is left by its key destructor, even one that
+ * found every seat taken (their number cut by a test).
  * Each abandoned case counts its dispatch (sp_tstate_abandoned_total), the
  * thread's next hit is a full hit (its handler runs), and a fault of the
  * thread's after it is the program's, not the abandoned handler's.  A detach that
@@ -34,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fastcount.h"
 #include "selfprobe.h"
 #include "stripes_fill.h"
 #include "tstate.h"
@@ -142,14 +146,23 @@ static void fill_hit(void)
 }
 
 /* BEYOND: every exclusive stripe held by a thread that stays, so that the
- * next thread to hit a probe is on the shared stripe, with a seat (1) or
- * without one (2: every seat held too). */
+ * next thread to hit a probe is on the shared stripe, with a seat (1), or
+ * without one (2: every seat held too, their number cut to
+ * SP_BOOT_SEATS, as when the seats could not be mapped), or with a seat
+ * beyond the first SP_BOOT_SEATS (3: more threads than those hold one). */
 static void fill_stripes(int beyond)
 {
 	if (!beyond)
 		return;
 	fill_link = selfprobe_attach("uprobe:ab_fill", fill_handler, NULL);
 	cr_assert(fill_link);
+	if (beyond == 2)
+		sp_tstate_limit_seats(SP_BOOT_SEATS);
+	if (beyond == 3) {
+		cr_assert(!stripes_fill(&fill, fill_hit, true) && fill.last >= SP_SEAT0 + SP_BOOT_SEATS,
+			  "the %dth thread found no seat", fill.n);
+		return;
+	}
 	cr_assert(stripes_fill(&fill, fill_hit, beyond == 2), "%d threads did not take every exclusive stripe%s",
 		  fill.n, beyond == 2 ? " and seat" : "");
 }
@@ -167,7 +180,8 @@ static void expect_stripe(const char *mode, int beyond)
 	if (beyond) {
 		cr_expect_eq(thread_stripe, SP_SHARED_SLOT, "%s: the thread was not beyond the 128th (stripe %d)",
 			     mode, thread_stripe);
-		cr_expect(beyond == 2 ? thread_seq == SP_SHARED_SLOT : thread_seq >= SP_SEAT0,
+		cr_expect(beyond == 2 ? thread_seq == SP_SHARED_SLOT
+				      : thread_seq >= SP_SEAT0 + (beyond == 3 ? SP_BOOT_SEATS : 0),
 			  "%s: the thread's record %d", mode, thread_seq);
 	} else
 		cr_expect(thread_stripe >= 0 && thread_stripe < SP_EXCL_SLOTS, "%s: stripe %d", mode, thread_stripe);
@@ -231,6 +245,60 @@ Test(abandon, thread_exits_raw_inside_a_dispatch_auto, .timeout = 30) { gone("au
 Test(abandon, thread_exits_raw_inside_a_dispatch_int3, .timeout = 30) { gone("int3", 0); }
 Test(abandon, beyond_128th_thread_exits_raw_inside_a_dispatch_auto, .timeout = 30) { gone("auto", 1); }
 Test(abandon, beyond_128th_thread_exits_raw_inside_a_dispatch_int3, .timeout = 30) { gone("int3", 1); }
+
+/* ------------------------------------------------------------ gone outside every dispatch */
+
+static struct {
+	int stripe;
+	bool fast;   /* the inline count's stripe */
+} left_by;
+
+/* Hits a probe, then ends past libc outside every dispatch: no key
+ * destructor gives its stripe back, and no detach's wait sees it. */
+static void *hit_then_exit_raw(void *arg)
+{
+	(void)arg;
+	ab_fill(1);
+	left_by.stripe = sp_tls.slot - 1;
+	left_by.fast = sp_tls.fast != NULL;
+	NO_RETURN_HERE();
+	syscall(SYS_exit, 0);
+	return NULL;
+}
+
+/* 200 such threads one after another: every one, the 129th and after
+ * too, gets an exclusive stripe (with the inline count) that one before
+ * it left. */
+static void gone_outside(const char *mode)
+{
+	set_mode(mode);
+	struct selfprobe_link *x = selfprobe_attach("uprobe:ab_fill", fill_handler, NULL);
+	cr_assert(x);
+	int n = SP_EXCL_SLOTS + 72, beyond = 0;
+	bool fast = true;
+	/* a stack of the test's, the same each time: one of glibc's cache
+	 * would come with the descriptor the raw exit left, which ASan's own
+	 * thread state does not survive */
+	static char stack[256 * 1024] __attribute__((aligned(4096)));
+	pthread_attr_t a;
+	pthread_attr_init(&a);
+	pthread_attr_setstack(&a, stack, sizeof(stack));
+	for (int i = 0; i < n; i++) {
+		pthread_t t;
+		left_by.stripe = -1;
+		cr_assert(pthread_create(&t, &a, hit_then_exit_raw, NULL) == 0);
+		pthread_join(t, NULL);
+		beyond += left_by.stripe < 0 || left_by.stripe >= SP_EXCL_SLOTS;
+		fast &= left_by.fast;
+	}
+	pthread_attr_destroy(&a);
+	cr_expect(beyond == 0, "%s: %d of %d threads found no exclusive stripe", mode, beyond, n);
+	cr_expect(fast || !sp_fastcount_thread_ok(), "%s: a thread got no inline count", mode);
+	cr_expect_eq(selfprobe_detach(x), 0);
+}
+
+Test(abandon, stripes_of_threads_gone_raw_outside_a_dispatch_come_back_auto, .timeout = 30) { gone_outside("auto"); }
+Test(abandon, stripes_of_threads_gone_raw_outside_a_dispatch_come_back_int3, .timeout = 30) { gone_outside("int3"); }
 
 /* ------------------------------------------------------------ abandoned unseen */
 
@@ -422,6 +490,10 @@ UNSEEN(beyond_128th_handler_restores_a_context_then_runs_auto, "auto", .spins = 
 UNSEEN(beyond_128th_handler_restores_a_context_then_blocks_int3, "int3", .beyond = 1)
 UNSEEN(beyond_128th_signal_handler_restores_a_context_then_runs_int3, "int3", .via_signal = 1, .spins = 1,
        .beyond = 1)
+/* so is one beyond the 1152nd (every exclusive stripe and the first 1024
+ * seats held by threads that stay): it has a seat too */
+UNSEEN(beyond_1152nd_handler_restores_a_context_then_blocks_auto, "auto", .beyond = 3)
+UNSEEN(beyond_1152nd_handler_restores_a_context_then_runs_int3, "int3", .spins = 1, .beyond = 3)
 
 /* ------------------------------------------------------------ ends inside */
 
