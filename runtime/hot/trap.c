@@ -66,19 +66,24 @@ static int own_index(int sig)
 #define SET_WORD(set, sig) ((set)->__val[((sig) - 1) / (8 * sizeof((set)->__val[0]))])
 #define SET_BIT(sig) (1UL << (((sig) - 1) % (8 * sizeof(unsigned long))))
 
-static void mask_owned(sigset_t *set)
+/* The owned signals out of SET, all but KEEP (an OWN_ index, or -1). */
+static void mask_owned_but(sigset_t *set, int keep)
 {
 	for (int i = 0; i < N_OWN; i++)
-		SET_WORD(set, own_sig[i]) &= ~SET_BIT(own_sig[i]);
+		if (i != keep)
+			SET_WORD(set, own_sig[i]) &= ~SET_BIT(own_sig[i]);
 }
 
-static bool any_owned(const sigset_t *set)
+static bool any_owned_but(const sigset_t *set, int keep)
 {
 	for (int i = 0; i < N_OWN; i++)
-		if (SET_WORD(set, own_sig[i]) & SET_BIT(own_sig[i]))
+		if (i != keep && (SET_WORD(set, own_sig[i]) & SET_BIT(own_sig[i])))
 			return true;
 	return false;
 }
+
+static void mask_owned(sigset_t *set) { mask_owned_but(set, -1); }
+static bool any_owned(const sigset_t *set) { return any_owned_but(set, -1); }
 
 /* ---- a runtime loaded late: libc's own entry points lead here (below) ----
  *
@@ -557,6 +562,32 @@ sighandler_t sp_trap_signal(int which, int sig, sighandler_t h, int flags)
 }
 
 
+/* glibc's sigset (sysdeps/posix/sigset.c), through the entry points
+ * above: an owned signal's action recorded, a handler of another signal
+ * behind the wrapper as sigaction's are.  The set's bits by hand, as
+ * libc's sigset does with inline macros. */
+sighandler_t sp_trap_sigset(int sig, sighandler_t disp)
+{
+	if (sig <= 0 || sig >= NSIG || LIBC_INTERNAL(sig)) {
+		errno = EINVAL;
+		return SIG_ERR;
+	}
+	sigset_t one = { { 0 } }, old;
+	SET_WORD(&one, sig) = SET_BIT(sig);
+	struct sigaction act = { .sa_handler = disp }, oact;
+	if (disp == SIG_HOLD) {
+		if (sp_trap_sigprocmask(SIG_BLOCK, &one, &old) < 0)
+			return SIG_ERR;
+		if (SET_WORD(&old, sig) & SET_BIT(sig))
+			return SIG_HOLD;
+		return sp_trap_sigaction(sig, NULL, &oact) < 0 ? SIG_ERR : oact.sa_handler;
+	}
+	if (sp_trap_sigaction(sig, &act, &oact) < 0 || sp_trap_sigprocmask(SIG_UNBLOCK, &one, &old) < 0)
+		return SIG_ERR;
+	return SET_WORD(&old, sig) & SET_BIT(sig) ? SIG_HOLD : oact.sa_handler;
+}
+
+
 bool sp_trap_owned(int sig)
 {
 	return own_index(sig) >= 0;
@@ -564,19 +595,11 @@ bool sp_trap_owned(int sig)
 
 const sigset_t *sp_trap_wait_mask(const sigset_t *set, sigset_t *copy)
 {
-	if (!set || !atomic_load(&installed))
+	if (!set || !atomic_load(&installed) || !any_owned_but(set, OWN_STOP))
 		return set;
-	const sigset_t *use = set;
-	for (int i = 0; i < N_OWN; i++) {
-		if (i == OWN_STOP || !(SET_WORD(set, own_sig[i]) & SET_BIT(own_sig[i])))
-			continue;
-		if (use == set) {
-			*copy = *set;
-			use = copy;
-		}
-		SET_WORD(copy, own_sig[i]) &= ~SET_BIT(own_sig[i]);
-	}
-	return use;
+	*copy = *set;
+	mask_owned_but(copy, OWN_STOP);
+	return copy;
 }
 
 int sp_trap_bsd_mask(int mask)

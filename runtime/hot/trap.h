@@ -36,6 +36,9 @@ int sp_trap_sigaction(int sig, const struct sigaction *act, struct sigaction *oa
 sighandler_t sp_trap_signal(int which, int sig, sighandler_t h, int flags);
 int sp_trap_sigprocmask(int how, const sigset_t *set, sigset_t *old);
 int sp_trap_pthread_sigmask(int how, const sigset_t *set, sigset_t *old);
+/* sigset(3) as glibc's, its mask and action through the two above (libc's
+ * own reaches the kernel directly). */
+sighandler_t sp_trap_sigset(int sig, sighandler_t disp);
 /* Whether SIG is owned now: its action is recorded as the application's,
  * never given to the kernel, and it is never blocked. */
 bool sp_trap_owned(int sig);

@@ -13,7 +13,8 @@
  * function runs with them unchanged (a probe on it counts the call as
  * usual); otherwise with the owned signals taken out, or, for an action or
  * a hold of an owned signal, which libc's function would give the kernel,
- * carried out here as libc would. */
+ * carried out as libc would by the trap handler's entry points (and
+ * sigset's handler of another signal installed behind the wrapper). */
 #include "trap.h"
 #include "tstate.h"
 
@@ -170,39 +171,10 @@ INTERPOSE int sigignore(int sig)
 	return real(sig);
 }
 
-/* glibc's sigset (sysdeps/posix/sigset.c), through the interposed entry
- * points: an owned signal's action recorded, a handler of another signal
- * behind the wrapper (sigwrap.h) as sigaction's are.  The set's bits by
- * hand: libc's sigaddset and sigismember would count as the application's
- * calls, where libc's sigset uses inline macros. */
-#define BITS (8 * sizeof(unsigned long))
-static sighandler_t sigset_here(int sig, sighandler_t disp)
-{
-	if (sig <= 0 || sig >= NSIG || sig == 32 || sig == 33) {   /* glibc's own two refused too */
-		errno = EINVAL;
-		return SIG_ERR;
-	}
-	sigset_t one = { { 0 } }, old;
-	one.__val[(sig - 1) / BITS] = 1UL << ((sig - 1) % BITS);
-#define HELD(set) (((set).__val[(sig - 1) / BITS] >> ((sig - 1) % BITS)) & 1)
-	struct sigaction act = { .sa_handler = disp }, oact;
-	if (disp == SIG_HOLD) {
-		if (sp_trap_sigprocmask(SIG_BLOCK, &one, &old) < 0)
-			return SIG_ERR;
-		if (HELD(old))
-			return SIG_HOLD;
-		return sp_trap_sigaction(sig, NULL, &oact) < 0 ? SIG_ERR : oact.sa_handler;
-	}
-	if (sp_trap_sigaction(sig, &act, &oact) < 0 || sp_trap_sigprocmask(SIG_UNBLOCK, &one, &old) < 0)
-		return SIG_ERR;
-	return HELD(old) ? SIG_HOLD : oact.sa_handler;
-#undef HELD
-}
-
 INTERPOSE sighandler_t sigset(int sig, sighandler_t disp)
 {
 	if (sp_trap_owned(sig) || (disp != SIG_HOLD && disp != SIG_DFL && disp != SIG_IGN))
-		return sigset_here(sig, disp);
+		return sp_trap_sigset(sig, disp);
 	__typeof__(sighandler_t (*)(int, sighandler_t)) real = real_fn(SIGSET);
 	return real ? real(sig, disp) : SIG_ERR;
 }
