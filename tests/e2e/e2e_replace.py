@@ -4,6 +4,8 @@
   rename     a report (the preload's, the launcher's, a timeline) replaces an
              existing file by a rename: a new inode, the old file's mode kept,
              no temporary file left in the directory
+  shared     without %p, a fork child's report and its parent's go to one
+             name: each whole, the last to exit left
   readers    a reader polling a file a program rewrites again and again with
              selfprobe_write_report() reads a whole JSON report every time
   failed     a report that cannot be written whole (RLIMIT_FSIZE) is said on
@@ -89,6 +91,19 @@ def test_rename():
     if t.check(os.path.exists(path), "new file: no report"):
         t.check(stat.S_IMODE(os.stat(path).st_mode) == 0o644 & ~current_umask(),
                 "new file: mode %o" % stat.S_IMODE(os.stat(path).st_mode))
+
+
+def test_shared_name():
+    """Without %p, a fork child and its parent write one name: whole, the
+    parent's (the last to exit: it waits for the child) left."""
+    d = fresh_dir("shared")
+    path = os.path.join(d, "r.json")
+    cp = t.run([t.TARGET, "fork", str(N)], t.probed_env("uprobe:t_nop", "int3", path))
+    t.check(cp.returncode == 0, "shared name: exit %d" % cp.returncode, t.clip(cp.stderr))
+    rep = parses(path, "shared name")
+    t.check(rep and rep["pid"] == cp.pid and [e["hits"] for e in rep["probes"]] == [N],
+            "shared name: not the parent's report", rep)
+    t.check(not leftovers(d, ["r.json"]), "shared name: files left behind", " ".join(leftovers(d, ["r.json"])))
 
 
 def current_umask():
@@ -298,6 +313,7 @@ def test_refused():
 def main():
     t.require_build()
     test_rename()
+    test_shared_name()
     test_readers()
     test_failed()
     test_in_place()
