@@ -12,9 +12,8 @@
 #include "uret.h"
 #include "xsave.h"
 
-void sp_dispatch_foreign(struct sp_site *site)
+void sp_dispatch_stateless(struct sp_site *site)
 {
-	sp_foreign_count();
 	int stripe = sp_tstate_enter_stateless();
 	struct sp_probe_vec *vec = atomic_load_explicit(&site->vec, memory_order_consume);
 	for (uint32_t i = 0; vec && i < vec->n; i++) {
@@ -25,6 +24,12 @@ void sp_dispatch_foreign(struct sp_site *site)
 			sp_count_add(stripe, p->id, SP_MISSED);
 	}
 	sp_tstate_leave_stateless();
+}
+
+void sp_dispatch_foreign(struct sp_site *site)
+{
+	sp_foreign_count();
+	sp_dispatch_stateless(site);
 }
 
 void sp_dispatch(struct sp_site *site, struct selfprobe_regs *regs, void *ucontext)

@@ -23,7 +23,10 @@
  * fork child, at a fixed offset in struct pthread, which starts at the
  * thread pointer (%fs:0, the psABI's TCB); the kernel gives a new task
  * none (clone), so a task is the TLS's thread exactly when its head is
- * that TLS's.  One system call (get_robust_list), only off the stack.
+ * that TLS's.  One system call (get_robust_list), only off the stack,
+ * and only where whose it is matters: a plain count off the thread's stack
+ * (a coroutine's hits) is made without thread state, whoever the task is
+ * (tramp.c).
  * A vfork child runs on its parent's stack: it is taken for its thread,
  * and tstate/uret have their own rules for it.
  *
@@ -53,13 +56,20 @@ static inline uintptr_t sp_foreign_sp(void)
 /* Off the stack learnt (or none learnt yet): ask the kernel. */
 bool sp_foreign_slow(uintptr_t sp);
 
+/* Is the calling task on the stack learnt for its sp_tls's thread (so it
+ * is that thread)?  No question asked: false also before it is learnt. */
+static inline bool sp_foreign_on_own_stack(void)
+{
+	uintptr_t sp = sp_foreign_sp();
+	return sp >= sp_tls.own_lo && sp < sp_tls.own_hi;
+}
+
 /* Is the calling task not the thread whose sp_tls it sees? */
 static inline bool sp_foreign(void)
 {
-	uintptr_t sp = sp_foreign_sp();
-	if (__builtin_expect(sp >= sp_tls.own_lo && sp < sp_tls.own_hi, 1))
+	if (__builtin_expect(sp_foreign_on_own_stack(), 1))
 		return false;
-	return sp_foreign_slow(sp);
+	return sp_foreign_slow(sp_foreign_sp());
 }
 
 /* Hits made by tasks of another's so far. */

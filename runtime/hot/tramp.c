@@ -635,9 +635,20 @@ int sp_tramp_dispatch(struct sp_site *site, struct selfprobe_regs *regs)
 
 void sp_tramp_count(struct sp_site *site, uintptr_t rsp)
 {
-	if (!site->go_stack && sp_foreign()) {
-		sp_dispatch_foreign(site);
-		return;
+	if (!site->go_stack && !sp_foreign_on_own_stack()) {
+		/* Off the thread's stack (a coroutine's, an alternate signal
+		 * stack's, or a task of another's): a plain count needs no
+		 * thread state, so no question to the kernel.  A return to
+		 * swap, or the runtime's own call, needs to know whose. */
+		struct sp_probe_vec *vec = atomic_load_explicit(&site->vec, memory_order_relaxed);
+		if (sp_tls.own_learnt && !sp_tls.runtime && !(vec && vec->only_returns)) {
+			sp_dispatch_stateless(site);
+			return;
+		}
+		if (sp_foreign()) {
+			sp_dispatch_foreign(site);
+			return;
+		}
 	}
 	if (sp_tls.runtime)
 		return;
