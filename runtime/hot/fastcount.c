@@ -54,8 +54,9 @@ bool sp_fastcount_thread_ok(void)
 {
 	if (!sp_fastcount.on)
 		return false;
-	/* a thread whose registration failed (or one started by a raw clone
-	 * without its own TLS) would not be restarted: the C path for it */
+	/* a thread whose registration failed would not be restarted: the C
+	 * path for it (a task on another thread's TLS never gets this far:
+	 * its hits are off that thread's stack, foreign.h) */
 	int32_t cpu = *(volatile int32_t *)(thread_pointer() + __rseq_offset + RSEQ_CPU_ID_OFF);
 	return cpu >= 0;
 }
