@@ -104,10 +104,12 @@ bool sp_foreign_slow(uintptr_t sp)
 	}
 	if (robust_head() != tcb() + (uintptr_t)robust_off)
 		return true;
-	/* the thread itself: its stack not learnt yet, or grown below what
-	 * was learnt (the main thread's), or elsewhere (nothing to learn) */
+	/* the thread itself: its stack grown below what was learnt (the main
+	 * thread's), or not learnt yet: a thread's first few hits ask, and
+	 * one that makes more looks its stack up (a short thread's few hits
+	 * cost a system call each, a look-up several: taskstack.h) */
 	if (sp_tls.own_learnt ? sp_tls.own_main && sp < sp_tls.own_lo && sp_tls.own_hi - sp <= growth
-			      : !on_altstack())
+			      : ++sp_tls.own_asks > SP_FOREIGN_ASKS && !on_altstack())
 		learn();
 	return false;
 }

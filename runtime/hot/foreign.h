@@ -41,6 +41,12 @@
 
 #include "tstate.h"
 
+/* A thread's hits off the stack learnt ask the kernel whose they are;
+ * its first SP_FOREIGN_ASKS hits ask (all of them, its stack not learnt
+ * yet), the next looks its stack up: a short thread's few hits cost a
+ * system call each, a look-up several (taskstack.h). */
+#define SP_FOREIGN_ASKS 4
+
 /* Before the first probe is armed, from a thread started by glibc (the
  * engine's first attach); again is nothing. */
 void sp_foreign_init(void);
