@@ -26,18 +26,12 @@ void sp_dispatch_stateless(struct sp_site *site)
 	sp_tstate_leave_stateless();
 }
 
-void sp_dispatch_foreign(struct sp_site *site)
-{
-	sp_foreign_count();
-	sp_dispatch_stateless(site);
-}
-
 void sp_dispatch(struct sp_site *site, struct selfprobe_regs *regs, void *ucontext)
 {
 	/* a Go site's thread is its goroutine's M (golang.h): Go's runtime
 	 * makes no task that runs Go code on another's TLS */
 	if (!site->go_stack && sp_foreign()) {
-		sp_dispatch_foreign(site);
+		sp_dispatch_stateless(site);
 		return;
 	}
 	if (sp_tls.runtime)

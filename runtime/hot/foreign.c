@@ -4,6 +4,7 @@
 #include "taskstack.h"
 #include "xsave.h"
 
+#include <signal.h>
 #include <stdatomic.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -13,7 +14,6 @@
 
 static intptr_t robust_off;   /* the robust list head from the TCB; 0: unknown */
 static uintptr_t growth;      /* how far below its top the main thread's stack may grow */
-static _Atomic uint64_t foreign_hits;
 
 static uintptr_t tcb(void)
 {
@@ -43,21 +43,6 @@ void sp_foreign_init(void)
 	struct rlimit rl;
 	if (sp_syscall6(SYS_prlimit64, 0, RLIMIT_STACK, 0, (long)&rl, 0, 0) == 0)
 		growth = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > EVERYWHERE ? EVERYWHERE : rl.rlim_cur;
-}
-
-bool sp_foreign_known(void)
-{
-	return robust_off != 0;
-}
-
-uint64_t sp_foreign_hits(void)
-{
-	return atomic_load_explicit(&foreign_hits, memory_order_relaxed);
-}
-
-void sp_foreign_count(void)
-{
-	atomic_fetch_add_explicit(&foreign_hits, 1, memory_order_relaxed);
 }
 
 static void set_range(uintptr_t lo, uintptr_t hi)
@@ -101,6 +86,15 @@ static void learn(void)
 	set_range(range[0], range[1]);
 }
 
+/* On its alternate signal stack, which may be too small for the look-up
+ * (~8 KiB: /proc/self/maps read in 4 KiB, the vector registers saved):
+ * learnt at a later hit instead. */
+static bool on_altstack(void)
+{
+	stack_t ss;
+	return sp_syscall6(SYS_sigaltstack, 0, (long)&ss, 0, 0, 0, 0) == 0 && (ss.ss_flags & SS_ONSTACK);
+}
+
 bool sp_foreign_slow(uintptr_t sp)
 {
 	if (!robust_off) {
@@ -110,9 +104,12 @@ bool sp_foreign_slow(uintptr_t sp)
 	}
 	if (robust_head() != tcb() + (uintptr_t)robust_off)
 		return true;
-	/* the thread itself: on a stack of its own not learnt yet, or one
-	 * that grew below what was learnt (the main thread's), or elsewhere */
-	if (!sp_tls.own_learnt || (sp_tls.own_main && sp < sp_tls.own_lo && sp_tls.own_hi - sp <= growth))
+	/* the thread itself: its stack grown below what was learnt (the main
+	 * thread's), or not learnt yet: a thread's first few hits ask, and
+	 * one that makes more looks its stack up (a short thread's few hits
+	 * cost a system call each, a look-up several: taskstack.h) */
+	if (sp_tls.own_learnt ? sp_tls.own_main && sp < sp_tls.own_lo && sp_tls.own_hi - sp <= growth
+			      : ++sp_tls.own_asks > SP_FOREIGN_ASKS && !on_altstack())
 		learn();
 	return false;
 }

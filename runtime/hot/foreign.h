@@ -32,7 +32,7 @@
  *
  * Where glibc registered no list (a kernel or sandbox without
  * set_robust_list), nothing tells the tasks apart: every task is taken for
- * its TLS's thread, as before this existed (sp_foreign_known says so). */
+ * its TLS's thread, as before this existed. */
 #ifndef SP_FOREIGN_H
 #define SP_FOREIGN_H
 
@@ -41,11 +41,15 @@
 
 #include "tstate.h"
 
+/* A thread's hits off the stack learnt ask the kernel whose they are;
+ * its first SP_FOREIGN_ASKS hits ask (all of them, its stack not learnt
+ * yet), the next looks its stack up: a short thread's few hits cost a
+ * system call each, a look-up several (taskstack.h). */
+#define SP_FOREIGN_ASKS 4
+
 /* Before the first probe is armed, from a thread started by glibc (the
  * engine's first attach); again is nothing. */
 void sp_foreign_init(void);
-/* Whether tasks can be told apart here (the robust list is registered). */
-bool sp_foreign_known(void);
 
 static inline uintptr_t sp_foreign_sp(void)
 {
@@ -72,10 +76,5 @@ static inline bool sp_foreign(void)
 		return false;
 	return sp_foreign_slow(sp_foreign_sp());
 }
-
-/* Hits made by tasks of another's so far. */
-uint64_t sp_foreign_hits(void);
-/* Count one (dispatch.c, tramp.c). */
-void sp_foreign_count(void);
 
 #endif

@@ -646,7 +646,7 @@ void sp_tramp_count(struct sp_site *site, uintptr_t rsp)
 			return;
 		}
 		if (sp_foreign()) {
-			sp_dispatch_foreign(site);
+			sp_dispatch_stateless(site);
 			return;
 		}
 	}

@@ -98,6 +98,7 @@ struct sp_tls {
 	 * which asks (foreign.h).  Written only by the thread itself. */
 	uintptr_t own_lo, own_hi, own_neg_lo, own_neg_hi;
 	int own_learnt;       /* looked up (found or not) */
+	int own_asks;         /* hits that asked the kernel before it was */
 	int own_main;         /* the main thread: its stack grows below own_lo */
 };
 
