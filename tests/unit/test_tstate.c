@@ -5,7 +5,9 @@
  * is allocated).  Pages touched are seen with mincore(2): a read of an
  * untouched page of the MAP_NORESERVE region maps one (the zero page).
  * A thread that ends by a raw exit (no key destructor) gives its stripe
- * or seat back once one is needed, its counts kept in the totals. */
+ * or seat back once one is needed, its counts kept in the totals.  A
+ * signal's hit in the middle of a thread's claim publishes in the record
+ * the thread ends up with, and the claim leaves no other one taken. */
 #include <criterion/criterion.h>
 
 #include <pthread.h>
@@ -16,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "claim_trap.h"
 #include "fastcount.h"
 #include "quiesce.h"
 #include "stripes_fill.h"
@@ -329,4 +332,48 @@ Test(tstate, fork_child_touches_only_seats_given, .timeout = 60)
 	cr_assert(waitpid(child, &st, 0) == child);
 	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child touched pages of seats never given");
 	stripes_unfill(&many);
+}
+
+/* ------------------------------------------------------------ a claim interrupted */
+
+static int handler_seq = -2;   /* the record the signal's hit published in */
+static bool fired;             /* the signal came inside the claim */
+
+static void hit_in_claim(void)
+{
+	count_one();
+	handler_seq = sp_tstate_my_seq();
+}
+
+static void *trapped_claimer(void *arg)
+{
+	struct given *g = arg;
+	claim_trap_arm(hit_in_claim);
+	count_one();   /* its claim asks the tid in a signal that hits */
+	*g = (struct given){ sp_tls.slot - 1, sp_tstate_my_seq(), sp_tls.fast != NULL };
+	fired = claim_trap_fired;
+	return NULL;
+}
+
+/* The signal's hit comes after the claim took a stripe and before it
+ * published it: the hit's own claim publishes one, which the thread
+ * keeps (not the shared stripe's count, where a detach could not ask
+ * it); the stripe the interrupted claim took goes back: every record's
+ * owner is no thread once the thread ended (its key destructor gave its
+ * own back). */
+Test(tstate, a_hit_inside_the_claim_publishes_in_the_threads_record)
+{
+	alloc_one_id();
+	struct given g = { -1, -1, false };
+	pthread_t t;
+	cr_assert(pthread_create(&t, NULL, trapped_claimer, &g) == 0);
+	pthread_join(t, NULL);
+	cr_assert(fired, "the signal did not come inside the claim");
+	cr_expect(g.seq >= 0 && g.seq != SP_SHARED_SLOT && handler_seq == g.seq,
+		  "the thread's record %d, the signal's hit published in %d", g.seq, handler_seq);
+	cr_expect(sp_tstate_next_stripe(SP_EXCL_SLOTS - 1) == SP_N_SLOTS, "the shared stripe was given");
+	cr_expect(hits() == 2, "%lu hits, want 2", (unsigned long)hits());
+	for (int k = 0; k < sp_tstate_seqs_used(); k++)
+		cr_expect(sp_tstate_owner_tid(atomic_load(&sp_tstate_rec(k)->owner)) == 0,
+			  "record %d is still owned by %d", k, sp_tstate_owner_tid(atomic_load(&sp_tstate_rec(k)->owner)));
 }
