@@ -183,14 +183,15 @@ static int reclaim(int seq, uint64_t owner)
  * one is needed.  Its tid is read from the owner word first: a tid found
  * gone after that read was its owner's, and the compare and swap fails if
  * the record changed hands meanwhile (to a new thread that reused it).
- * Signal-safe: atomics and a raw tgkill per record taken. */
+ * Signal-safe: atomics and a raw tgkill per record taken.  In a claim
+ * only, where the process is known to be own_pid (not a vfork child's). */
 static int reclaim_gone(int lo, int hi)
 {
 	int n = 0;
 	for (int k = lo; k < hi; k++) {
 		uint64_t owner = atomic_load(&sp_tstate_rec(k)->owner);
 		pid_t tid = sp_tstate_owner_tid(owner);
-		if (tid > 0 && sp_task_gone(tid) && reclaim(k, owner) >= 0)
+		if (tid > 0 && sp_task_gone_in((pid_t)own_pid, tid) && reclaim(k, owner) >= 0)
 			n++;
 	}
 	return n;
@@ -352,7 +353,7 @@ static void own_record(int k, int32_t tid)
 static int assign(bool seat_only)
 {
 	int slot = seat_only ? -1 : take_bit(slot_bits, SP_EXCL_SLOTS / 64);
-	/* a look costs two system calls a stripe: while every one is a live
+	/* a look costs a system call a stripe: while every one is a live
 	 * thread's (more than 128 threads alive), one claim in
 	 * RECLAIM_EVERY looks (a stripe is speed only, not a record the
 	 * detach needs: a seat is always looked for) */

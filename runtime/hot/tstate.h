@@ -12,7 +12,7 @@
  * are never folded and never lost.  A thread that ends without it (a raw
  * exit: a runtime's own threads, assembly) keeps its stripe or seat only
  * until a claim finds none free: that claim (for a stripe, one such claim
- * in 16: a look costs two system calls a stripe, and more than 128 live
+ * in 16: a look costs a system call a stripe, and more than 128 live
  * threads would pay them at each thread's first hit) gives back every
  * one whose owner's tid no longer exists in the process (tgkill: ESRCH), inside
  * dispatches or not, by a compare and swap on the record's owner word
