@@ -378,14 +378,15 @@ static int assign(bool seat_only)
 		own_record(k, (int32_t)sp_syscall6(SYS_gettid, 0, 0, 0, 0, 0, 0));
 	uint64_t none = 0, mine = (uint64_t)(uint32_t)(k >= SP_SEAT0 ? k + 1 : 0) << 32 | (uint32_t)(slot + 1);
 	/* the word is 0 until a claim publishes (the seat is stored only with
-	 * a slot): a failure is a nested claim's, which published first */
-	if (__atomic_compare_exchange_n(tls_word(), &none, mine, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+	 * a slot): a failure is a nested claim's, which published first.
+	 * After the record's owner (seq_cst: not moved before it) */
+	if (__atomic_compare_exchange_n(tls_word(), &none, mine, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
 		return slot;
 	if (k != SP_SHARED_SLOT) {
 		set_owner(k, 0, false);
 		give_back(k);
 	}
-	return sp_tls.slot - 1;
+	return (int)(uint32_t)none - 1;   /* the word that compare and swap found */
 }
 
 int sp_tstate_claim(void)

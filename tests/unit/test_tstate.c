@@ -377,3 +377,56 @@ Test(tstate, a_hit_inside_the_claim_publishes_in_the_threads_record)
 		cr_expect(sp_tstate_owner_tid(atomic_load(&sp_tstate_rec(k)->owner)) == 0,
 			  "record %d is still owned by %d", k, sp_tstate_owner_tid(atomic_load(&sp_tstate_rec(k)->owner)));
 }
+
+/* ------------------------------------------------------------ after the key destructor */
+
+/* A key of the test's whose destructor counts a hit after the runtime's
+ * own ran (glibc calls them in the order of their keys, not of their
+ * creation: the first call sets the value again, and the destructors of
+ * values set are called once more). */
+static pthread_key_t late_key;
+static struct given late_given[3 * 64];
+static int late_n;
+
+static void late_count(void *v)
+{
+	if (v == &late_key) {
+		pthread_setspecific(late_key, &late_n);
+		return;
+	}
+	count_one();
+	late_given[late_n] = (struct given){ sp_tls.slot - 1, sp_tstate_my_seq(), sp_tls.fast != NULL };
+}
+
+static void *ends_counting_late(void *arg)
+{
+	(void)arg;
+	count_one();
+	pthread_setspecific(late_key, &late_key);
+	return NULL;
+}
+
+/* With 64 seats, three times as many threads one after another each make
+ * a hit after their key destructor ran: each one's is in a seat of its
+ * own (the shared stripe for its counts: its exclusive stripe went back),
+ * the seats of the threads ended before it given back as it needs one;
+ * every count is in the totals. */
+Test(tstate, hits_after_the_key_destructor_have_seats_given_back_once_gone, .timeout = 60)
+{
+	alloc_one_id();
+	sp_tstate_limit_seats(64);
+	cr_assert_eq(pthread_key_create(&late_key, late_count), 0);
+	int n = (int)(sizeof(late_given) / sizeof(late_given[0])), seatless = 0;
+	for (late_n = 0; late_n < n; late_n++) {
+		late_given[late_n] = (struct given){ -1, -1, false };
+		pthread_t t;
+		cr_assert(pthread_create(&t, NULL, ends_counting_late, NULL) == 0);
+		pthread_join(t, NULL);
+		struct given g = late_given[late_n];
+		seatless += g.stripe != SP_SHARED_SLOT || g.seq < SP_SEAT0 || g.fast;
+	}
+	cr_expect(seatless == 0, "%d of %d threads' hits after their key destructor had no seat (the first: %d, %d)",
+		  seatless, n, late_given[0].stripe, late_given[0].seq);
+	cr_expect(sp_tstate_seqs_used() <= SP_SEAT0 + 64);
+	cr_expect(hits() == 2 * (uint64_t)n, "%lu hits over the stripes, want %d", (unsigned long)hits(), 2 * n);
+}
