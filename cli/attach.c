@@ -7,6 +7,7 @@
 #include "livecounts.h"
 #include "metrics.h"
 #include "optval.h"
+#include "outfile.h"
 #include "run.h"
 #include "specargs.h"
 #include "tsvrow.h"
@@ -191,19 +192,21 @@ static bool json_path(const char *out)
 	return n > 5 && !strcmp(out + n - 5, ".json");
 }
 
+/* TEXT to OUT (NULL: stdout), a file written whole and renamed over the
+ * target (outfile.h).  0, or 1 (said). */
 static int write_out(const char *out, const char *text)
 {
-	FILE *f = out ? fopen(out, "we") : stdout;
-	if (!f) {
-		fprintf(stderr, "selfprobe: cannot write %s: %s\n", out, strerror(errno));
-		return 1;
+	if (!out) {
+		fputs(text, stdout);
+		fflush(stdout);
+		return 0;
 	}
-	fputs(text, f);
-	if (out)
-		fclose(f);
-	else
-		fflush(f);
-	return 0;
+	struct sp_outfile o;
+	FILE *f = sp_outfile_open(&o, out, 0);
+	int rc = f ? sp_outfile_close(&o, f, fputs(text, f) < 0 ? -EIO : 0) : -errno;
+	if (rc)
+		fprintf(stderr, "selfprobe: cannot write %s: %s\n", out, strerror(-rc));
+	return rc ? 1 : 0;
 }
 
 struct opts {

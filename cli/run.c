@@ -14,7 +14,8 @@
  * stores its full report in the file; the launcher prints that one when it
  * exists and the section's otherwise, one section a process.  Nothing is
  * ever written to disk but the output asked for, so a launcher killed with
- * SIGKILL leaves nothing behind.  A timeline (-o X.trace.json) or folded
+ * SIGKILL leaves nothing behind (but, killed while writing it, the output's
+ * temporary file: outfile.h).  A timeline (-o X.trace.json) or folded
  * stacks (-o X.folded) are every process's, merged by the launcher into one
  * file.
  *
@@ -52,6 +53,7 @@
 #include "loadable.h"
 #include "metrics.h"
 #include "optval.h"
+#include "outfile.h"
 #include "report.h"
 #include "section.h"
 #include "shm.h"
@@ -219,41 +221,51 @@ static int create_shm(struct shared *sh)
 	return 0;
 }
 
-static FILE *open_out(const char *out, int main_pid)
-{
-	if (!out)
-		return fdopen(dup(2), "w");
+/* An output of the launcher: a copy of stderr, or a named file (%p: the
+ * program's pid) written whole and renamed over the target, so that no
+ * reader sees it half-written (outfile.h). */
+struct out {
+	FILE *f;
+	bool named;
+	struct sp_outfile file;
 	char path[PATH_MAX];
+};
+
+static FILE *open_out(struct out *o, const char *out, int main_pid)
+{
+	o->named = out != NULL;
+	if (!out)
+		return o->f = fdopen(dup(2), "w");
 	size_t k = 0;
-	for (const char *c = out; *c && k + 16 < sizeof(path); c++) {
+	for (const char *c = out; *c && k + 16 < sizeof(o->path); c++) {
 		if (c[0] == '%' && c[1] == 'p') {
-			k += (size_t)snprintf(path + k, sizeof(path) - k, "%d", main_pid);
+			k += (size_t)snprintf(o->path + k, sizeof(o->path) - k, "%d", main_pid);
 			c++;
 		} else
-			path[k++] = *c;
+			o->path[k++] = *c;
 	}
-	path[k] = 0;
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		fprintf(stderr, "selfprobe: cannot write the report to '%s': %s\n", path, strerror(errno));
-		return NULL;
-	}
-	return fdopen(fd, "w");
+	o->path[k] = 0;
+	if (!(o->f = sp_outfile_open(&o->file, o->path, 0)))
+		fprintf(stderr, "selfprobe: cannot write the report to '%s': %s\n", o->path, strerror(errno));
+	return o->f;
 }
 
-/* Close F, written with OUT's contents: false (and said) on a write error. */
-static bool close_out(FILE *f, const char *out)
+/* Close O, written whole unless RC (the writer's own error, -errno): false
+ * (and said, WHAT naming the output) on any error. */
+static bool close_out(struct out *o, int rc, const char *what)
 {
-	bool bad = ferror(f);
-	int e = errno;
-	if (fclose(f) != 0 && !bad) {
-		bad = true;
-		e = errno;
+	if (o->named)
+		rc = sp_outfile_close(&o->file, o->f, rc);
+	else {
+		if (ferror(o->f) && !rc)
+			rc = errno ? -errno : -EIO;
+		if (fclose(o->f) != 0 && !rc)
+			rc = -errno;
 	}
-	if (bad)
-		fprintf(stderr, "selfprobe: cannot write the report to '%s': %s\n", out ? out : "stderr",
-			strerror(e ? e : EIO));
-	return !bad;
+	if (rc)
+		fprintf(stderr, "selfprobe: cannot write %s'%s': %s\n", what, o->named ? o->path : "stderr",
+			strerror(-rc));
+	return !rc;
 }
 
 /* ---- outputs merged from every process's section ---- */
@@ -287,7 +299,8 @@ static void folded_of(FILE *f, const struct sp_shm_section *s, const struct sp_s
 
 static int write_side_output(const char *out, int main_pid, const struct shared *sh)
 {
-	FILE *f = open_out(out, main_pid);
+	struct out o;
+	FILE *f = open_out(&o, out, main_pid);
 	if (!f)
 		return -1;
 	struct sp_tl_writer w;
@@ -297,11 +310,8 @@ static int write_side_output(const char *out, int main_pid, const struct shared 
 		each_section(sh, f, timeline_of, &w);
 	} else
 		each_section(sh, f, folded_of, NULL);
-	int rc = timeline ? sp_tl_json_end(&w) : 0;
-	if (fclose(f) != 0 || rc != 0) {
-		fprintf(stderr, "selfprobe: cannot write '%s': %s\n", out, strerror(errno));
+	if (!close_out(&o, timeline ? sp_tl_json_end(&w) : 0, ""))
 		return -1;
-	}
 	if (timeline)
 		fprintf(stderr, "selfprobe: timeline: %" PRIu64 " events from %" PRIu64 " threads, %" PRIu64
 				" dropped%s, in %s\n", w.events, w.threads, w.dropped,
@@ -606,18 +616,18 @@ static void killed_maps(const struct shared *sh, const char *spec, const char *f
  * stderr and the text report follows there. */
 static void final_report(const char *out, const struct shared *sh, const struct notes *ns, int pid, int status)
 {
-	FILE *f = open_out(out, pid);
-	if (f) {
-		report(f, sp_report_output(out) == SP_OUT_JSON, sh, ns, pid, status);
-		if (close_out(f, out) || !out)
+	struct out o;
+	if (open_out(&o, out, pid)) {
+		report(o.f, sp_report_output(out) == SP_OUT_JSON, sh, ns, pid, status);
+		if (close_out(&o, 0, "the report to ") || !out)
 			return;
 	}
 	if (!out)
 		return;
 	fprintf(stderr, "selfprobe: the text report follows on stderr\n");
-	if ((f = open_out(NULL, pid)) != NULL) {
-		report(f, false, sh, ns, pid, status);
-		close_out(f, NULL);
+	if (open_out(&o, NULL, pid)) {
+		report(o.f, false, sh, ns, pid, status);
+		close_out(&o, 0, "the report to ");
 	}
 }
 

@@ -10,6 +10,7 @@
 #include "golang_ret.h"
 #include "golang_exit.h"
 #include "log.h"
+#include "outfile.h"
 #include "plugin.h"
 #include "probe.h"
 #include "patch.h"
@@ -141,13 +142,15 @@ API void selfprobe_report_error(const char *spec, const char *message)
 	RUNTIME_END();
 }
 
+#define REPORT_FD_MIN 512
+
 /* A copy of FD for writing a report, out of the program's range where the
  * limit allows: its other threads, still running at exit, close descriptor
  * numbers they once owned (CPython's test_subprocess cut a report short
  * that way, EBADF).  -errno when none can be had. */
 static int report_fd(int fd)
 {
-	int copy = fcntl(fd, F_DUPFD_CLOEXEC, 512);
+	int copy = fcntl(fd, F_DUPFD_CLOEXEC, REPORT_FD_MIN);
 	if (copy < 0)
 		copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
 	return copy >= 0 ? copy : -errno;
@@ -196,18 +199,11 @@ static int write_report(const char *pattern)
 	char *path = sp_report_path(pattern);
 	if (!path)
 		return -ENOMEM;
-	/* O_NOFOLLOW: a report path in a shared directory must not be a
-	 * symlink planted to make us overwrite another file. */
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-	int high = fd >= 0 ? report_fd(fd) : -1;
-	if (high >= 0) {
-		close(fd);
-		fd = high;
-	}
-	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	/* whole or not at all: a reader polling for it never sees it empty
+	 * (outfile.h); numbered out of the program's range (report_fd) */
+	struct sp_outfile out;
+	FILE *f = sp_outfile_open(&out, path, REPORT_FD_MIN);
 	int rc = f ? 0 : -errno;
-	if (!f && fd >= 0)
-		close(fd);
 	if (f) {
 		switch (sp_report_output(path)) {
 		case SP_OUT_TIMELINE: rc = sp_timeline_write(f, program_invocation_short_name); break;
@@ -215,10 +211,7 @@ static int write_report(const char *pattern)
 		case SP_OUT_FOLDED:   sp_stack_report_folded(f); break;   /* flame graph input: the stacks only */
 		case SP_OUT_TEXT:     sp_report_text(f); break;
 		}
-		if (ferror(f) && rc == 0)
-			rc = errno ? -errno : -EIO;
-		if (fclose(f) != 0 && rc == 0)
-			rc = -errno;
+		rc = sp_outfile_close(&out, f, rc);
 	}
 	sp_free(path);
 	return rc;

@@ -4,6 +4,7 @@
  * with -mgeneral-regs-only, and handlers are called through
  * sp_call_preserving_vectors. */
 #include "dispatch.h"
+#include "foreign.h"
 #include "golang_ret.h"
 #include "guard.h"
 #include "probe.h"
@@ -11,8 +12,34 @@
 #include "uret.h"
 #include "xsave.h"
 
+void sp_dispatch_stateless(struct sp_site *site)
+{
+	int stripe = sp_tstate_enter_stateless();
+	struct sp_probe_vec *vec = atomic_load_explicit(&site->vec, memory_order_consume);
+	for (uint32_t i = 0; vec && i < vec->n; i++) {
+		struct sp_probe *p = vec->p[i];
+		if (!p->wants_return || p->kind == SP_KIND_USESSION)
+			sp_count_add(stripe, p->id, SP_HITS);
+		if (p->fn || p->wants_return)
+			sp_count_add(stripe, p->id, SP_MISSED);
+	}
+	sp_tstate_leave_stateless();
+}
+
+void sp_dispatch_foreign(struct sp_site *site)
+{
+	sp_foreign_count();
+	sp_dispatch_stateless(site);
+}
+
 void sp_dispatch(struct sp_site *site, struct selfprobe_regs *regs, void *ucontext)
 {
+	/* a Go site's thread is its goroutine's M (golang.h): Go's runtime
+	 * makes no task that runs Go code on another's TLS */
+	if (!site->go_stack && sp_foreign()) {
+		sp_dispatch_foreign(site);
+		return;
+	}
 	if (sp_tls.runtime)
 		return;
 	int stripe = sp_tstate_stripe();

@@ -30,7 +30,8 @@ static bool fence_ready(void)
 	return syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ, 0, 0) == 0;
 }
 
-void sp_fastcount_init(const void *tls_fast, const void *tls_runtime)
+void sp_fastcount_init(const void *tls_fast, const void *tls_runtime, const void *own_neg_lo,
+		       const void *own_neg_hi)
 {
 	if (sp_fastcount.on)
 		return;
@@ -44,6 +45,8 @@ void sp_fastcount_init(const void *tls_fast, const void *tls_runtime)
 	sp_fastcount.tls_fast = (int32_t)((intptr_t)tls_fast - tp);
 	sp_fastcount.tls_runtime = (int32_t)((intptr_t)tls_runtime - tp);
 	sp_fastcount.tls_rseq_cs = (int32_t)(__rseq_offset + RSEQ_CS_OFF);
+	sp_fastcount.tls_own_neg_lo = (int32_t)((intptr_t)own_neg_lo - tp);
+	sp_fastcount.tls_own_neg_hi = (int32_t)((intptr_t)own_neg_hi - tp);
 	sp_fastcount.on = true;
 }
 
@@ -51,8 +54,9 @@ bool sp_fastcount_thread_ok(void)
 {
 	if (!sp_fastcount.on)
 		return false;
-	/* a thread whose registration failed (or one started by a raw clone
-	 * without its own TLS) would not be restarted: the C path for it */
+	/* a thread whose registration failed would not be restarted: the C
+	 * path for it (a task on another thread's TLS never gets this far:
+	 * its hits are off that thread's stack, foreign.h) */
 	int32_t cpu = *(volatile int32_t *)(thread_pointer() + __rseq_offset + RSEQ_CPU_ID_OFF);
 	return cpu >= 0;
 }

@@ -1,5 +1,6 @@
 /* guard — see guard.h. */
 #include "guard.h"
+#include "foreign.h"
 #include "shm.h"
 #include "shmprobe.h"
 #include "ctx.h"
@@ -116,8 +117,8 @@ void sp_guard_on_fault(int sig, const siginfo_t *si)
 	struct sp_probe *p = guard.probe;
 	/* not in a handler (in no dispatch at all: that handler was abandoned
 	 * by a jump, its frame is gone), or sent by kill */
-	if (!p || sp_tls.depth == 0 || si->si_code <= 0)
-		return;
+	if (!p || sp_tls.depth == 0 || si->si_code <= 0 || sp_foreign())
+		return;   /* (a task of another's: foreign.h) */
 	p->fault_sig = sig;
 	p->fault_addr = (uintptr_t)si->si_addr;
 	atomic_store(&p->faulted, true);

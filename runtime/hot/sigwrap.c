@@ -1,5 +1,6 @@
 /* sigwrap — see sigwrap.h. */
 #include "sigwrap.h"
+#include "foreign.h"
 #include "rawsys.h"
 #include "guard.h"
 #include "sigframes.h"
@@ -41,21 +42,32 @@ void sp_sigctx_restore(struct sp_sigctx s)
 	sp_guard_resume(s.guard);
 }
 
+static void call_app(int sig, siginfo_t *si, void *uc)
+{
+	if (sig <= 0 || sig >= NSIG)
+		return;
+	void *fn = atomic_load_explicit(&app[sig].fn, memory_order_acquire);
+	int flags = atomic_load_explicit(&app[sig].flags, memory_order_relaxed);
+	if (!fn)
+		;
+	else if (flags & SA_SIGINFO)
+		((void (*)(int, siginfo_t *, void *))fn)(sig, si, uc);
+	else
+		((void (*)(int))fn)(sig);
+}
+
 static void wrapper(int sig, siginfo_t *si, void *uc)
 {
+	/* a task running with another thread's TLS (foreign.h): that
+	 * thread's frames, guard and flags are not its own to save */
+	if (sp_foreign()) {
+		call_app(sig, si, uc);
+		return;
+	}
 	int frame = sp_sigframes_push(uc);   /* where it resumes, for the stop-check */
 	sp_tstate_note_altstack(&((ucontext_t *)uc)->uc_stack);   /* and for a quiescence */
 	struct sp_sigctx saved = sp_sigctx_fresh();
-	if (sig > 0 && sig < NSIG) {
-		void *fn = atomic_load_explicit(&app[sig].fn, memory_order_acquire);
-		int flags = atomic_load_explicit(&app[sig].flags, memory_order_relaxed);
-		if (!fn)
-			;
-		else if (flags & SA_SIGINFO)
-			((void (*)(int, siginfo_t *, void *))fn)(sig, si, uc);
-		else
-			((void (*)(int))fn)(sig);
-	}
+	call_app(sig, si, uc);
 	sp_sigctx_restore(saved);
 	sp_sigframes_pop(frame);
 }

@@ -6,6 +6,7 @@
 #include "codemem.h"
 #include "dispatch.h"
 #include "fastcount.h"
+#include "foreign.h"
 #include "patch.h"
 #include "probe.h"
 #include "site.h"
@@ -54,7 +55,7 @@ static void pop_all(struct x86e *e)
 
 struct fast_fix {
 	size_t arm, start, post;        /* offsets of the sequence's labels */
-	size_t jc_at, jclear_at;        /* jmps to the C path, to fill */
+	size_t jc_at, jclear_at, jown_at;   /* jmps to the C path, to fill (jown_at: 0 on a Go site) */
 	size_t desc_lea_at;             /* the rel32 of lea desc(%rip) */
 	size_t fast_off_at;             /* the imm64 &site->fast_off */
 	size_t desc_at, abort_at;       /* the rseq descriptor, the abort handler */
@@ -68,12 +69,29 @@ static void emit_fast(struct x86e *e, const struct sp_site *site, struct fast_fi
 	x86_push(e, X86_RCX);                                          /* push %rcx */
 	x86_push(e, X86_RDX);                                          /* push %rdx */
 	x86_mov_r32_m32(e, X86_RCX, x86_fs(sp_fastcount.tls_runtime)); /* mov %fs:runtime,%ecx */
-	size_t jarm = x86_jrcxz(e);                                    /* jrcxz arm */
+	size_t jown = x86_jrcxz(e);                                    /* jrcxz own */
 	fx->jc_at = x86_jmp_rel32(e);                                  /* jmp c_restore: the runtime's call */
 	size_t to_clear = x86_here(e);
 	fx->jclear_at = x86_jmp_rel32(e);                              /* jmp c_clear (jrcxz's reach) */
+	x86_patch_rel8(e, jown, x86_here(e));
+	size_t jarm = 0;
+	if (!site->go_stack) {   /* on the thread's own stack (fastcount.h) */
+		x86_mov_r64_m64(e, X86_RCX, x86_fs(sp_fastcount.tls_own_neg_lo)); /* mov %fs:own_neg_lo,%rcx */
+		x86_lea(e, X86_RCX, x86_mem_idx(X86_RSP, X86_RCX, 1, 0));          /* lea (%rsp,%rcx),%rcx */
+		x86_bswap_r64(e, X86_RCX);                                        /* bswap %rcx */
+		x86_movzx_r32_r8(e, X86_RCX, X86_RCX);                            /* movzbl %cl,%ecx */
+		x86_mov_r64_m64(e, X86_RDX, x86_fs(sp_fastcount.tls_own_neg_hi)); /* mov %fs:own_neg_hi,%rdx */
+		x86_lea(e, X86_RDX, x86_mem_idx(X86_RSP, X86_RDX, 1, 0));          /* lea (%rsp,%rdx),%rdx */
+		x86_bswap_r64(e, X86_RDX);                                        /* bswap %rdx */
+		x86_not_r64(e, X86_RDX);                                          /* not %rdx */
+		x86_movzx_r32_r8(e, X86_RDX, X86_RDX);                            /* movzbl %dl,%edx */
+		x86_lea(e, X86_RCX, x86_mem_idx(X86_RCX, X86_RDX, 1, 0));          /* lea (%rcx,%rdx),%rcx */
+		jarm = x86_jrcxz(e);                                              /* jrcxz arm */
+		fx->jown_at = x86_jmp_rel32(e);                                   /* jmp c_restore: off it */
+	}
 	fx->arm = x86_here(e);
-	x86_patch_rel8(e, jarm, fx->arm);
+	if (jarm)
+		x86_patch_rel8(e, jarm, fx->arm);
 	/* lea desc(%rip),%rcx: its rel32 filled by emit_fast_tail */
 	x86_bytes(e, (const uint8_t[]){ 0x48, 0x8d, 0x0d }, 3);
 	fx->desc_lea_at = x86_here(e);
@@ -117,6 +135,8 @@ static void emit_fast_exit(struct x86e *e, struct fast_fix *fx)
 	if (e->overflow)
 		return;
 	x86_patch_rel32(e, fx->jc_at, c_restore);
+	if (fx->jown_at)
+		x86_patch_rel32(e, fx->jown_at, c_restore);
 	x86_patch_rel32(e, fx->jclear_at, c_clear);
 }
 
@@ -365,9 +385,13 @@ static long emit_at(struct sp_site *site, const struct sp_window *w, uintptr_t b
  * shape's first emission at the offsets it recorded.  test_tramp_emit
  * checks copies against fresh emissions, byte for byte. */
 #define SHAPES 512   /* libc:* has ~190: relocated windows' lengths times the two 16-byte places */
+/* The TLS offsets a shape's code was emitted with (sp_fastcount's). */
+struct tls_offs {
+	int32_t fast, runtime, rseq_cs, own_neg_lo, own_neg_hi;
+};
 struct shape {
 	uint32_t key;            /* shape_key's */
-	int32_t tls_fast, tls_runtime, tls_rseq_cs;
+	struct tls_offs tls;
 	size_t len;
 	struct emitted em;
 	uint8_t code[SP_TRAMP_MAX - SP_INLINE_MAX];
@@ -376,7 +400,7 @@ static struct shape *shapes[SHAPES];   /* open addressing; allocated on first us
 /* where a kind's window goes (its length does not move it) */
 static struct {
 	bool known;
-	int32_t tls_fast, tls_runtime, tls_rseq_cs;
+	struct tls_offs tls;
 	size_t reloc_at;
 } kinds[2][2];
 static atomic_flag shapes_busy = ATOMIC_FLAG_INIT;
@@ -386,9 +410,16 @@ static uint32_t shape_key(bool fast, bool go, size_t reloc_len, uintptr_t base)
 	return 1u | (uint32_t)fast << 1 | (uint32_t)go << 2 | (uint32_t)(base % 32) << 3 | (uint32_t)reloc_len << 8;
 }
 
-static bool same_tls(int32_t f, int32_t r, int32_t c)
+static struct tls_offs tls_now(void)
 {
-	return f == sp_fastcount.tls_fast && r == sp_fastcount.tls_runtime && c == sp_fastcount.tls_rseq_cs;
+	return (struct tls_offs){ sp_fastcount.tls_fast, sp_fastcount.tls_runtime, sp_fastcount.tls_rseq_cs,
+				  sp_fastcount.tls_own_neg_lo, sp_fastcount.tls_own_neg_hi };
+}
+
+static bool same_tls(struct tls_offs t)
+{
+	struct tls_offs now = tls_now();
+	return __builtin_memcmp(&t, &now, sizeof(t)) == 0;
 }
 
 /* The slot for KEY: its shape, or the empty slot it would take (NULL
@@ -416,8 +447,7 @@ long sp_tramp_emit_shaped(struct sp_site *site, const struct sp_window *w, uintp
 		return emit_at(site, w, base, code, out, reason);
 	uint8_t win[SP_RELOC_MAX];
 	int n = -1;
-	if (kinds[fast][go].known &&
-	    same_tls(kinds[fast][go].tls_fast, kinds[fast][go].tls_runtime, kinds[fast][go].tls_rseq_cs)) {
+	if (kinds[fast][go].known && same_tls(kinds[fast][go].tls)) {
 		n = sp_reloc_window(w, base + kinds[fast][go].reloc_at, win, sizeof(win), &out->map, reason);
 		if (n < 0) {
 			atomic_flag_clear(&shapes_busy);
@@ -425,8 +455,7 @@ long sp_tramp_emit_shaped(struct sp_site *site, const struct sp_window *w, uintp
 		}
 	}
 	struct shape **sl = n >= 0 ? shape_slot(shape_key(fast, go, (size_t)n, base)) : NULL;
-	const struct shape *sh = sl && *sl && same_tls((*sl)->tls_fast, (*sl)->tls_runtime, (*sl)->tls_rseq_cs)
-					 ? *sl : NULL;
+	const struct shape *sh = sl && *sl && same_tls((*sl)->tls) ? *sl : NULL;
 	long len;
 	if (sh) {
 		const struct emitted *em = &sh->em;
@@ -450,17 +479,14 @@ long sp_tramp_emit_shaped(struct sp_site *site, const struct sp_window *w, uintp
 		len = emit_at_fix(site, w, base, code, out, reason, &em);
 		if (len > 0 && (size_t)len <= sizeof(sh->code)) {
 			kinds[fast][go].known = true;
-			kinds[fast][go].tls_fast = sp_fastcount.tls_fast;
-			kinds[fast][go].tls_runtime = sp_fastcount.tls_runtime;
-			kinds[fast][go].tls_rseq_cs = sp_fastcount.tls_rseq_cs;
+			kinds[fast][go].tls = tls_now();
 			kinds[fast][go].reloc_at = em.reloc_at;
 			uint32_t key = shape_key(fast, go, em.reloc_len, base);
 			struct shape **to = shape_slot(key);
 			if (to && !*to)
 				*to = sp_malloc(sizeof(**to));
 			if (to && *to) {
-				**to = (struct shape){ key, sp_fastcount.tls_fast, sp_fastcount.tls_runtime,
-						       sp_fastcount.tls_rseq_cs, (size_t)len, em, { 0 } };
+				**to = (struct shape){ key, tls_now(), (size_t)len, em, { 0 } };
 				__builtin_memcpy((*to)->code, code, (size_t)len);
 			}
 		}
@@ -609,6 +635,21 @@ int sp_tramp_dispatch(struct sp_site *site, struct selfprobe_regs *regs)
 
 void sp_tramp_count(struct sp_site *site, uintptr_t rsp)
 {
+	if (!site->go_stack && !sp_foreign_on_own_stack()) {
+		/* Off the thread's stack (a coroutine's, an alternate signal
+		 * stack's, or a task of another's): a plain count needs no
+		 * thread state, so no question to the kernel.  A return to
+		 * swap, or the runtime's own call, needs to know whose. */
+		struct sp_probe_vec *vec = atomic_load_explicit(&site->vec, memory_order_relaxed);
+		if (sp_tls.own_learnt && !sp_tls.runtime && !(vec && vec->only_returns)) {
+			sp_dispatch_stateless(site);
+			return;
+		}
+		if (sp_foreign()) {
+			sp_dispatch_foreign(site);
+			return;
+		}
+	}
 	if (sp_tls.runtime)
 		return;
 	int stripe = sp_tstate_stripe();

@@ -16,6 +16,7 @@
 #include "sigwrap.h"
 #include "stopworld.h"
 #include "tramp.h"
+#include "foreign.h"
 #include "tstate.h"
 
 #include <dlfcn.h>
@@ -340,7 +341,8 @@ static void on_sigtrap(int sig, siginfo_t *si, void *ucv)
 	struct selfprobe_regs regs;
 	regs_from(&regs, g);
 	regs.rip = site->addr;
-	sp_tstate_note_altstack(&uc->uc_stack);   /* for a quiescence (quiesce.h) */
+	if (site->go_stack || !sp_foreign())   /* not a task of another's (foreign.h) */
+		sp_tstate_note_altstack(&uc->uc_stack);   /* for a quiescence (quiesce.h) */
 	sp_dispatch(site, &regs, ucv);
 	if (regs.rip == site->addr) {
 		/* Resume with the displaced instruction.  A site whose last

@@ -3,6 +3,7 @@
 #include "memread.h"
 #include "heap.h"
 #include "fastcount.h"
+#include "foreign.h"
 #include "golang_stack.h"
 #include "log.h"
 #include "rawsys.h"
@@ -323,8 +324,9 @@ int sp_tstate_init(void)
 	else
 		barrier_ok = 0;
 	own_pid = sp_syscall6(SYS_getpid, 0, 0, 0, 0, 0, 0);
+	sp_foreign_init();
 	sp_stripes = p;
-	sp_fastcount_init(&sp_tls.fast, &sp_tls.runtime);
+	sp_fastcount_init(&sp_tls.fast, &sp_tls.runtime, &sp_tls.own_neg_lo, &sp_tls.own_neg_hi);
 	return 0;
 }
 
@@ -421,6 +423,18 @@ int sp_tstate_claim(void)
 	atomic_signal_fence(memory_order_seq_cst);
 	sp_tls.claiming = CLAIM_NONE;
 	return s;
+}
+
+int sp_tstate_enter_stateless(void)
+{
+	use_shared();
+	atomic_fetch_add_explicit(&sp_tstate_rec(SP_SHARED_SLOT)->inflight, 1, memory_order_seq_cst);
+	return SP_SHARED_SLOT;
+}
+
+void sp_tstate_leave_stateless(void)
+{
+	atomic_fetch_sub_explicit(&sp_tstate_rec(SP_SHARED_SLOT)->inflight, 1, memory_order_release);
 }
 
 /* The stripe after S that may hold counts: the exclusive ones ever

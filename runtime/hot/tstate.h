@@ -107,6 +107,13 @@ struct sp_tls {
 				     * last signal that ran a dispatch or a handler
 				     * of the program's found it (0: none known):
 				     * read by a quiescence while the thread is blocked */
+	/* The thread's own stack, [own_lo, own_hi), learnt at its first hit,
+	 * and the two negated for the trampoline's check, which adds them to
+	 * %rsp (fastcount.h); all 0 until learnt: every hit takes the C path,
+	 * which asks (foreign.h).  Written only by the thread itself. */
+	uintptr_t own_lo, own_hi, own_neg_lo, own_neg_hi;
+	int own_learnt;       /* looked up (found or not) */
+	int own_main;         /* the main thread: its stack grows below own_lo */
 };
 
 /* What a detach's quiescence reads of each stripe's threads.  Only the
@@ -294,6 +301,12 @@ static inline void sp_tstate_leave(int stripe)
 	atomic_store_explicit(&q->depth, (uint32_t)d, memory_order_release);
 	sp_tls.depth = d;
 }
+
+/* A dispatch of a task without thread state of its own (foreign.h): in
+ * the shared stripe, inside the shared count of threads in a dispatch, so
+ * that a detach waits for it.  Enter returns the stripe to count in. */
+int sp_tstate_enter_stateless(void);
+void sp_tstate_leave_stateless(void);
 
 /* A longjmp (or siglongjmp) to a context whose stack pointer is TARGET_SP is
  * about to leave every dispatch whose frame lies below it: the signal

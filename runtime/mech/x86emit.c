@@ -250,6 +250,12 @@ void x86_lock_inc_m64(struct x86e *e, struct x86m m)
 
 void x86_neg_r64(struct x86e *e, int r) { op_rr(e, true, OP(0xf7), 3, r); }
 void x86_not_r64(struct x86e *e, int r) { op_rr(e, true, OP(0xf7), 2, r); }
+
+void x86_bswap_r64(struct x86e *e, int r)
+{
+	rex(e, true, X86_NOREG, X86_NOREG, r, false);
+	x86_bytes(e, OP(0x0f, (uint8_t)(0xc8 + (r & 7))));
+}
 void x86_imul_r64_r64(struct x86e *e, int dst, int src) { op_rr(e, true, OP(0x0f, 0xaf), dst, src); }
 void x86_div_r64(struct x86e *e, int r) { op_rr(e, true, OP(0xf7), 6, r); }
 

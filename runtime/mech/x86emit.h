@@ -118,6 +118,7 @@ void x86_dec_m64(struct x86e *e, struct x86m m);
 void x86_lock_inc_m64(struct x86e *e, struct x86m m);          /* lock incq m */
 void x86_neg_r64(struct x86e *e, int r);
 void x86_not_r64(struct x86e *e, int r);
+void x86_bswap_r64(struct x86e *e, int r);                     /* no flags touched */
 void x86_imul_r64_r64(struct x86e *e, int dst, int src);
 void x86_div_r64(struct x86e *e, int r);                       /* unsigned rdx:rax / r */
 void x86_shl_r32_imm8(struct x86e *e, int r, uint8_t n);

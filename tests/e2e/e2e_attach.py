@@ -194,7 +194,17 @@ def case_single():
     t.check(a.returncode == 0, "-f: attached", a.stderr)
     lv.cmd("call 40")
     rep = os.path.join(t.work_dir(), "single-f.json")
+    with open(rep, "w") as f:   # an old report: replaced whole, by a rename, its mode kept
+        f.write("old report\n")
+    os.chmod(rep, 0o640)
+    old = os.stat(rep)
     d = cli("detach", lv.pid, "-o", rep)
+    new = os.stat(rep)
+    t.check(new.st_ino != old.st_ino and new.st_mode == old.st_mode,
+            "-o: the old report was not replaced by a rename with its mode (inode %d, mode %o)"
+            % (new.st_ino, new.st_mode))
+    t.check(not [n for n in os.listdir(t.work_dir()) if n.endswith(".tmp")], "-o: a temporary file left",
+            os.listdir(t.work_dir()))
     try:
         r = json.load(open(rep))
         got = [(p["spec"], p["hits"]) for p in r["probes"]]
@@ -204,6 +214,22 @@ def case_single():
         t.check(False, "-f: report: %s" % e, d.stderr)
     out, rc, _ = lv.quit()
     t.check(rc == 7, "-f: status 7", out)
+    # -o naming a symlink: refused, as UPROBE_OUTPUT and run -o refuse it,
+    # the file it names untouched (it was followed and overwritten)
+    lv = Live([LIVE])
+    lv.cmd("call 1")
+    a = cli("attach", lv.pid, "-e", "uprobe:live_work", "--no-wait")
+    t.check(a.returncode == 0, "symlink: attached", a.stderr)
+    victim, link = os.path.join(t.work_dir(), "victim"), os.path.join(t.work_dir(), "link.json")
+    with open(victim, "w") as f:
+        f.write("victim\n")
+    os.symlink(victim, link)
+    d = cli("detach", lv.pid, "-o", link)
+    t.check(d.returncode == 1 and b"Too many levels of symbolic links" in d.stderr,
+            "-o symlink: not refused (exit %d)" % d.returncode, d.stderr)
+    t.check(open(victim).read() == "victim\n" and os.path.islink(link), "-o symlink: the file it names was written")
+    out, rc, _ = lv.quit()
+    t.check(rc == 7, "symlink: status 7", out)
 
 
 def case_busy():

@@ -18,6 +18,11 @@ report's hits must equal the calls the program counted itself.
               handler makes a probed call; probed calls under sigblock(~0),
               sigsetmask(~0), sighold(SIGTRAP), sigset(SIGTRAP, SIG_HOLD); SIGTRAP
               handled and ignored through sigset and sigignore
+  rawclone    a raw clone(CLONE_VM) thread and a raw clone(CLONE_VM) process
+              (LeakSanitizer's tracer's flags), both running with the main
+              thread's TLS, call h_thr N times each while the main thread does:
+              every hit counted (uprobe), theirs `missed` where a return would
+              be needed (uretprobe, usession), the main thread's returns exact
   blocked     every signal blocked (sigprocmask; pthread_sigmask in a thread)
   altstack    a SIGUSR1 handler (sa_mask: all) on a 2*MINSIGSTKSZ sigaltstack
               calls probed functions
@@ -148,6 +153,27 @@ def test_waitmask(mode):
             "ran %s times (want 1)" % (label, f.get("usr1_runs"), f.get("app_traps")),
             t.clip(cp.stdout + cp.stderr))
     hits_match(label, report, f)
+
+
+def test_rawclone(mode):
+    n = 100000
+    args = ["rawclone", str(n)]
+    # the main thread's calls (one before the others start, then N) and
+    # the two tasks' (N each); hits and missed per probe kind
+    want = {"uprobe": (3 * n + 1, 0), "uretprobe": (n + 1, 2 * n), "usession": (3 * n + 1, 2 * n)}
+    for kind, (hits, missed) in sorted(want.items()):
+        label = "rawclone %s [%s]" % (kind, mode)
+        cp, report = probed(label, args, "%s:h_thr" % kind, mode)
+        f = facts(cp.stdout)
+        t.check(f.get("h_thr") == 3 * n + 1, "%s: the program made %s calls, want %d"
+                % (label, f.get("h_thr"), 3 * n + 1))
+        if report is None:
+            continue
+        entries = t.probes_by(report, "symbol").get("h_thr") or []
+        got = (sum(e["hits"] for e in entries), sum(e.get("missed", 0) for e in entries))
+        t.check(got == (hits, missed), "%s: hits %d, missed %d; want %d and %d (the tasks on the main "
+                "thread's TLS counted apart from it)" % (label, got[0], got[1], hits, missed),
+                "\n".join(t.fmt_probe(e) for e in entries))
 
 
 def test_blocked(mode):
@@ -442,7 +468,7 @@ def main():
     if not os.path.exists(HOSTILE) or not os.path.exists(PLUGIN):
         t.finish()
     for mode in modes:
-        for case in (test_sigtrap, test_waitmask, test_blocked, test_altstack, test_threads, test_libc_threads, test_storm,
+        for case in (test_sigtrap, test_waitmask, test_rawclone, test_blocked, test_altstack, test_threads, test_libc_threads, test_storm,
                      test_seccomp, test_mdwe, test_wx, test_wxrace, test_traced):
             t.info("== %s [%s]" % (case.__name__[5:], mode))
             case(mode)

@@ -41,6 +41,10 @@
  *                               mprotect's page) and others are patched on
  *                               their pages; every call must hit exactly as
  *                               its probe's state allows; W+X watched
+ *   sp_hostile rawclone N       a raw clone(CLONE_VM) thread and a raw
+ *                               clone(CLONE_VM) process, both on the main
+ *                               thread's TLS, call h_thr N times each while
+ *                               the main thread does too
  *   sp_hostile plain N          h_work N times (for seccomp-exec)
  *
  * Output: "key value" lines on stdout (call counts the program made, and
@@ -56,6 +60,7 @@
 #include <linux/seccomp.h>
 #include <dlfcn.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -70,6 +75,7 @@
 #include <sys/select.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "selfprobe.h"
@@ -1024,6 +1030,61 @@ static int cmd_wxrace(const char *mode, unsigned long rounds)
 	return failed;
 }
 
+/* ---- rawclone ------------------------------------------------------------ */
+
+/* Tasks made by a raw clone(CLONE_VM) without CLONE_SETTLS run with the
+ * main thread's TLS: a thread of the process (CLONE_THREAD), and a process
+ * of its own on the same memory, made with LeakSanitizer's stop-the-world
+ * tracer's flags.  Each calls h_thr N times while the main thread does too;
+ * none of them touches errno or any other TLS of libc's. */
+static _Atomic int raw_go, raw_done;
+static _Atomic unsigned long raw_bad;
+
+static int raw_worker(void *arg)
+{
+	unsigned long n = (unsigned long)arg;
+	while (!atomic_load(&raw_go))
+		;
+	for (unsigned long i = 0; i < n; i++)
+		if (h_thr(i) != (i ^ 5))
+			atomic_fetch_add(&raw_bad, 1);
+	atomic_fetch_add(&raw_done, 1);
+	return 0;   /* glibc's clone wrapper ends the task with a raw exit */
+}
+
+static int cmd_rawclone(unsigned long n)
+{
+	const size_t size = 256 * 1024;
+	char *stacks = mmap(NULL, 2 * size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (stacks == MAP_FAILED) {
+		FAIL("mmap: %s", strerror(errno));
+		return 1;
+	}
+	h_thr(0);   /* the main thread's first hit, before the others exist */
+	int thread = clone(raw_worker, stacks + size,
+			   CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM,
+			   (void *)n);
+	int proc = clone(raw_worker, stacks + 2 * size, CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_UNTRACED | SIGCHLD,
+			 (void *)n);
+	if (thread < 0 || proc < 0) {
+		FAIL("clone: %s", strerror(errno));
+		return 1;
+	}
+	atomic_store(&raw_go, 1);
+	for (unsigned long i = 0; i < n; i++)
+		if (h_thr(i) != (i ^ 5))
+			atomic_fetch_add(&raw_bad, 1);
+	int st = 0;
+	if (waitpid(proc, &st, __WALL) != proc || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		FAIL("the CLONE_VM process ended with status %#x", st);
+	while (atomic_load(&raw_done) < 2)
+		sched_yield();
+	if (atomic_load(&raw_bad))
+		FAIL("%lu calls of h_thr returned a wrong value", atomic_load(&raw_bad));
+	print_counts();
+	return failed;
+}
+
 /* ---- main ---------------------------------------------------------------- */
 
 static unsigned long num(const char *s, unsigned long dflt)
@@ -1040,6 +1101,8 @@ int main(int argc, char **argv)
 		work(num(argc > 2 ? argv[2] : NULL, 1000));
 		print_counts();
 		rc = failed;
+	} else if (strcmp(cmd, "rawclone") == 0) {
+		rc = cmd_rawclone(num(argc > 2 ? argv[2] : NULL, 100000));
 	} else if (strcmp(cmd, "sigtrap") == 0) {
 		rc = cmd_sigtrap(num(argc > 2 ? argv[2] : NULL, 1000));
 	} else if (strcmp(cmd, "waitmask") == 0) {

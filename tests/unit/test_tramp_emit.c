@@ -93,6 +93,8 @@ Test(tramp_emit, byte_identical_to_the_hex_emitter)
 					sp_fastcount.tls_fast = -0x1a0;
 					sp_fastcount.tls_runtime = -0x198;
 					sp_fastcount.tls_rseq_cs = -0x60;
+					sp_fastcount.tls_own_neg_lo = -0x58;
+					sp_fastcount.tls_own_neg_hi = -0x50;
 					struct sp_window w;
 					window_of(&w, site.addr, wins[k].b, wins[k].n);
 					char what[96];
@@ -191,6 +193,8 @@ Test(tramp_emit, a_shape_copied_for_another_site_is_byte_identical_to_a_fresh_em
 							sp_fastcount.tls_fast = -0x1a0;
 							sp_fastcount.tls_runtime = -0x198;
 							sp_fastcount.tls_rseq_cs = round ? -0x68 : -0x60;
+							sp_fastcount.tls_own_neg_lo = round ? -0x48 : -0x58;
+							sp_fastcount.tls_own_neg_hi = -0x50;
 							struct sp_window w;
 							window_of(&w, site->addr, wins[k].b, wins[k].n);
 							char what[128];
@@ -213,6 +217,8 @@ Test(tramp_emit, a_site_with_native_code_is_emitted_afresh)
 	sp_fastcount.tls_fast = -0x1a0;
 	sp_fastcount.tls_runtime = -0x198;
 	sp_fastcount.tls_rseq_cs = -0x60;
+	sp_fastcount.tls_own_neg_lo = -0x58;
+	sp_fastcount.tls_own_neg_hi = -0x50;
 	for (int i = 0; i < 3; i++) {
 		memset(&site, 0, sizeof(site));
 		site.addr = 0x401000;
