@@ -42,9 +42,10 @@
  * thread's claim (a signal handler's) or after its key destructor (a
  * later destructor, libc's freeing at thread exit) publishes in a record
  * of its thread's too (tstate.h).  Only a vfork child's hit on a thread
- * that has no record yet, and, where the seats beyond the first
- * SP_BOOT_SEATS cannot be mapped, a hit of a thread that finds every seat
- * held, is counted in the shared stripe's number of threads inside, which
+ * that has no record yet, a task's on another thread's storage
+ * (foreign.h), and, where the seats beyond the first SP_BOOT_SEATS cannot
+ * be mapped, a hit of a thread that finds every seat held, is counted in
+ * the shared stripe's number of threads inside, which
  * says how many, not which: a dispatch it abandons by a jump nothing saw,
  * or by a raw exit, makes the wait the plain one, for ever (its key
  * destructor takes an ordinary end of it inside one out of that number).

@@ -39,10 +39,11 @@
  *     destructor, libc's own freeing at thread exit) claims a seat,
  *     without a key; a seat taken either way is given back once its
  *     thread is gone, as one whose thread ended by a raw exit.
- * Only two kinds of hits are counted in the shared stripe's number of
- * threads inside a dispatch instead, which says how many, not which: a
- * vfork child's on a thread that has no record yet (the child claims
- * nothing in its thread's name), and, where the seats beyond the first
+ * Only these hits are counted in the shared stripe's number of threads
+ * inside a dispatch instead, which says how many, not which: a vfork
+ * child's on a thread that has no record yet (the child claims nothing
+ * in its thread's name), a task's on another thread's storage
+ * (sp_tstate_enter_stateless), and, where the seats beyond the first
  * SP_BOOT_SEATS cannot be mapped, a thread's that finds every seat held
  * by a live thread.  Their key destructor takes an ordinary end of theirs
  * inside one out of that number.
