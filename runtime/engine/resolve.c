@@ -2,6 +2,7 @@
  * plugins, which call back into it only through what it registers with
  * them (sp_plugin_defer's callback). */
 #include "resolve.h"
+#include "foreign.h"
 #include "loadwatch.h"
 #include "log.h"
 #include "maps.h"
@@ -28,6 +29,7 @@ long sp_probe_attach_item(const struct sp_spec_item *item, selfprobe_handler_fn 
 		sp_probe_error(item->text, "cannot set up counters: %s", strerror((int)-rc));
 		return rc;
 	}
+	sp_foreign_init();
 	if (!fn && item->action == SP_ACT_PLUGIN) {
 		sp_probe_lock();
 		if (!sp_plugin_can_load()) {

@@ -34,6 +34,8 @@ static uintptr_t robust_head(void)
 
 void sp_foreign_init(void)
 {
+	if (robust_off)
+		return;
 	uintptr_t head = robust_head(), self = tcb();
 	/* glibc's robust_head lies in struct pthread, a few hundred bytes in */
 	if (head > self && head - self < 4096)

@@ -41,7 +41,8 @@
 
 #include "tstate.h"
 
-/* Once, from a thread started by glibc (the preload's constructor). */
+/* Before the first probe is armed, from a thread started by glibc (the
+ * engine's first attach); again is nothing. */
 void sp_foreign_init(void);
 /* Whether tasks can be told apart here (the robust list is registered). */
 bool sp_foreign_known(void);

@@ -3,7 +3,6 @@
 #include "memread.h"
 #include "heap.h"
 #include "fastcount.h"
-#include "foreign.h"
 #include "golang_stack.h"
 #include "log.h"
 #include "rawsys.h"
@@ -324,7 +323,6 @@ int sp_tstate_init(void)
 	else
 		barrier_ok = 0;
 	own_pid = sp_syscall6(SYS_getpid, 0, 0, 0, 0, 0, 0);
-	sp_foreign_init();
 	sp_stripes = p;
 	sp_fastcount_init(&sp_tls.fast, &sp_tls.runtime, &sp_tls.own_neg_lo, &sp_tls.own_neg_hi);
 	return 0;
