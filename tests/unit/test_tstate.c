@@ -11,6 +11,7 @@
 #include <criterion/criterion.h>
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -429,4 +430,73 @@ Test(tstate, hits_after_the_key_destructor_have_seats_given_back_once_gone, .tim
 		  seatless, n, late_given[0].stripe, late_given[0].seq);
 	cr_expect(sp_tstate_seqs_used() <= SP_SEAT0 + 64);
 	cr_expect(hits() == 2 * (uint64_t)n, "%lu hits over the stripes, want %d", (unsigned long)hits(), 2 * n);
+}
+
+/* ------------------------------------------------------------ claims under a storm of signals */
+
+/* Threads make their first hit while another thread sends them signals
+ * as fast as it can, whose handler hits too: wherever a signal comes in
+ * a claim, every hit is counted once, none in the shared stripe (fewer
+ * threads than exclusive stripes), and once all ended no record is left
+ * owned (a claim interrupted gave back what it took). */
+static atomic_int storm_target;          /* the tid signalled, 0: none */
+static atomic_bool storm_over;
+static atomic_long storm_handler_hits;
+
+static void storm_handler(int sig)
+{
+	(void)sig;
+	count_one();
+	atomic_fetch_add(&storm_handler_hits, 1);
+}
+
+static void *storm_sender(void *arg)
+{
+	(void)arg;
+	pid_t pid = getpid();
+	while (!atomic_load(&storm_over)) {
+		int tid = atomic_load(&storm_target);
+		if (tid)
+			syscall(SYS_tgkill, pid, tid, SIGUSR1);
+	}
+	return NULL;
+}
+
+static void *storm_claimer(void *arg)
+{
+	(void)arg;
+	atomic_store(&storm_target, (int)syscall(SYS_gettid));
+	for (int i = 0; i < 200; i++)   /* signals arrive from here on */
+		__asm__ volatile("pause");
+	count_one();                    /* the claim, unless a handler's hit made it */
+	atomic_store(&storm_target, 0);
+	/* a signal sent before that and still on its way would hit after
+	 * the key destructor (a seat, rightly: not this test's) */
+	sigset_t usr1;
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &usr1, NULL);
+	return NULL;
+}
+
+Test(tstate, claims_under_a_storm_of_signals, .timeout = 60)
+{
+	alloc_one_id();
+	signal(SIGUSR1, storm_handler);
+	pthread_t sender;
+	cr_assert(pthread_create(&sender, NULL, storm_sender, NULL) == 0);
+	int n = 400;
+	for (int i = 0; i < n; i++) {
+		pthread_t t;
+		cr_assert(pthread_create(&t, NULL, storm_claimer, NULL) == 0);
+		pthread_join(t, NULL);
+	}
+	atomic_store(&storm_over, true);
+	pthread_join(sender, NULL);
+	cr_expect(hits() == (uint64_t)n + (uint64_t)atomic_load(&storm_handler_hits), "%lu hits, want %d + %ld",
+		  (unsigned long)hits(), n, atomic_load(&storm_handler_hits));
+	cr_expect(sp_tstate_next_stripe(SP_EXCL_SLOTS - 1) == SP_N_SLOTS, "the shared stripe was given");
+	for (int k = 0; k < sp_tstate_seqs_used(); k++)
+		cr_expect(sp_tstate_owner_tid(atomic_load(&sp_tstate_rec(k)->owner)) == 0, "record %d is still owned",
+			  k);
 }
