@@ -28,25 +28,26 @@
  * on the shared stripe publishes its dispatches in a seat of its own (up
  * to SP_SHARED_SEATS of them at once, taken at its claim, given back once
  * it is gone: there are more seats than threads can be alive), so that a
- * detach asks it as it asks an exclusive stripe's thread.  Every hit
- * publishes in a record of its thread's:
- *   - a signal's hit in the middle of the thread's claim claims a record
- *     itself (signal-safe: atomics, raw system calls), and the claim it
- *     interrupted takes that one and gives back what it took (a claim
- *     publishes the thread's stripe and seat with one compare and swap);
- *   - the key destructor gives the exclusive stripe back (counts are
- *     speed only), and a hit after it (a later key or thread-local
- *     destructor, libc's own freeing at thread exit) claims a seat,
- *     without a key; a seat taken either way is given back once its
- *     thread is gone, as one whose thread ended by a raw exit.
+ * detach asks it as it asks an exclusive stripe's thread.  A thread's
+ * hits publish in a record of its own at every moment, also:
+ *   - a signal's hit in the middle of the thread's claim: it claims a
+ *     record itself (signal-safe: atomics, raw system calls), and the
+ *     claim it interrupted takes that one and gives back what it took (a
+ *     claim publishes the thread's stripe and seat with one compare and
+ *     swap);
+ *   - a hit after the key destructor (a later key destructor, libc's own
+ *     freeing at thread exit): the destructor gave the exclusive stripe
+ *     back (counts are speed only), and the hit claims a seat, without a
+ *     key; a seat is given back once its thread is gone, as one whose
+ *     thread ended by a raw exit.
  * Only these hits are counted in the shared stripe's number of threads
  * inside a dispatch instead, which says how many, not which: a vfork
  * child's on a thread that has no record yet (the child claims nothing
  * in its thread's name), a task's on another thread's storage
  * (sp_tstate_enter_stateless), and, where the seats beyond the first
  * SP_BOOT_SEATS cannot be mapped, a thread's that finds every seat held
- * by a live thread.  Their key destructor takes an ordinary end of theirs
- * inside one out of that number.
+ * by a live thread (whose key destructor takes an ordinary end of it
+ * inside one out of that number).
  */
 #ifndef SP_TSTATE_H
 #define SP_TSTATE_H

@@ -18,7 +18,7 @@
  * of its own; beyond the 1152nd too), and a thread that ends inside a
  * dispatch it left that way is left by its key destructor, even one that
  * found every seat taken (their number cut by a test).  So is a thread
- * whose hit was made after its key destructor ran (in a thread-local
+ * whose hit was made after its key destructor ran (in a later key
  * destructor of the program's, or libc's own freeing at thread exit), or
  * by a signal handler that interrupted its claim: it publishes in a
  * record of its own, which a detach asks.
@@ -554,8 +554,8 @@ Test(abandon, seatless_thread_ends_inside_a_dispatch_it_left_auto, .timeout = 30
 /* ------------------------------------------------------------ after the key destructor */
 
 /* A key of the program's whose destructor hits after the runtime's own
- * ran (release_slot), as a program's thread-local destructor or libc's
- * own freeing at thread exit would: the hits of a thread whose stripe was
+ * ran (release_slot), as a later key destructor of the program's or
+ * libc's own freeing at thread exit would: the hits of a thread whose stripe was
  * given back.  glibc runs the destructors in the order of their keys,
  * which is not the order they were created in (a key deleted before is
  * reused): the first call sets the value again, and glibc calls every
