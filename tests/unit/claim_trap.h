@@ -18,11 +18,13 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -57,6 +59,23 @@ static void claim_trap_on_sigsys(int sig, siginfo_t *si, void *ucv)
 		claim_trap_fired = 1;
 		claim_trap_hit();
 	}
+}
+
+/* Whether a seccomp filter can be installed here (a sandbox may refuse):
+ * tried in a fork child. */
+static inline bool claim_trap_available(void)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct sock_filter f[] = { BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW) };
+		struct sock_fprog prog = { .len = 1, .filter = f };
+		_exit(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+				      syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0
+			      ? 0
+			      : 1);
+	}
+	int st = 0;
+	return pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
 /* From here on, in the calling thread, a claim's tid is asked in a
