@@ -188,27 +188,49 @@ void sp_report_json(FILE *f)
 {
 	sp_probe_coexist_report();
 	fprintf(f, "{\"version\": 1, \"pid\": %d,\n \"probes\": [", (int)getpid());
+	/* each probe's fields gathered in memory (json.h sp_outbuf); what
+	 * another module writes to F directly comes after a flush */
+	char small[1024];
+	struct sp_outbuf ob = { f, sp_malloc(64 << 10), 64 << 10, 0 }, *o = &ob;
+	if (!ob.b)
+		ob.b = small, ob.cap = sizeof(small);
 	const char *sep = "";
 	for (struct sp_probe *p = sp_probe_first(); p; p = p->next) {
 		if (p->internal)
 			continue;
 		uint64_t c[SP_N_COUNTERS];
 		sp_probe_counts(p, c);
-		fprintf(f, "%s\n  {\"spec\": ", sep);
-		sp_json_str(f, p->spec);
-		fprintf(f, ", \"kind\": \"%s\", \"object\": ", sp_kind_name(p->kind));
-		sp_json_str(f, p->object);
-		fputs(", \"symbol\": ", f);
-		sp_json_str(f, p->symbol);
-		fprintf(f, ", \"address\": \"%#" PRIxPTR "\", \"mode\": \"%s\", \"patch\": \"%s\", \"reason\": ",
-			p->site->addr, mode_name(p), patch_name(p->site));
-		sp_json_str(f, sp_site_reason(p->site));
-		fprintf(f, ", \"action\": \"%s\", \"hits\": %" PRIu64 ", \"missed\": %" PRIu64,
-			p->fn && p->action == SP_ACT_COUNT ? "handler" : sp_action_name(p->action),
-			c[SP_HITS], c[SP_MISSED]);
-		if (p->wants_return)
-			fprintf(f, ", \"returns\": %" PRIu64 ", \"lost\": %" PRIu64,
-				p->kind == SP_KIND_USESSION ? c[SP_RETURNS] : c[SP_HITS], c[SP_LOST]);
+		sp_outbuf_str(o, sep);
+		sp_outbuf_str(o, "\n  {\"spec\": ");
+		sp_json_str_buf(o, p->spec);
+		sp_outbuf_str(o, ", \"kind\": \"");
+		sp_outbuf_str(o, sp_kind_name(p->kind));
+		sp_outbuf_str(o, "\", \"object\": ");
+		sp_json_str_buf(o, p->object);
+		sp_outbuf_str(o, ", \"symbol\": ");
+		sp_json_str_buf(o, p->symbol);
+		sp_outbuf_str(o, ", \"address\": \"");
+		sp_outbuf_hex(o, p->site->addr);
+		sp_outbuf_str(o, "\", \"mode\": \"");
+		sp_outbuf_str(o, mode_name(p));
+		sp_outbuf_str(o, "\", \"patch\": \"");
+		sp_outbuf_str(o, patch_name(p->site));
+		sp_outbuf_str(o, "\", \"reason\": ");
+		sp_json_str_buf(o, sp_site_reason(p->site));
+		sp_outbuf_str(o, ", \"action\": \"");
+		sp_outbuf_str(o, p->fn && p->action == SP_ACT_COUNT ? "handler" : sp_action_name(p->action));
+		sp_outbuf_str(o, "\", \"hits\": ");
+		sp_outbuf_u64(o, c[SP_HITS]);
+		sp_outbuf_str(o, ", \"missed\": ");
+		sp_outbuf_u64(o, c[SP_MISSED]);
+		if (p->wants_return) {
+			sp_outbuf_str(o, ", \"returns\": ");
+			sp_outbuf_u64(o, p->kind == SP_KIND_USESSION ? c[SP_RETURNS] : c[SP_HITS]);
+			sp_outbuf_str(o, ", \"lost\": ");
+			sp_outbuf_u64(o, c[SP_LOST]);
+		}
+		if (p->action == SP_ACT_LATENCY || p->action == SP_ACT_STACK || atomic_load(&p->faulted))
+			sp_outbuf_flush(o);
 		if (p->action == SP_ACT_LATENCY) {
 			struct sp_lat l;
 			probe_latency(p, &l);
@@ -220,13 +242,17 @@ void sp_report_json(FILE *f)
 			fprintf(f, ", \"fault\": {\"signal\": %d, \"address\": \"%#" PRIxPTR "\"}",
 				p->fault_sig, p->fault_addr);
 		if (p->implementation) {
-			fputs(", \"implementation\": ", f);
-			sp_json_str(f, p->implementation);
+			sp_outbuf_str(o, ", \"implementation\": ");
+			sp_json_str_buf(o, p->implementation);
 		}
-		fprintf(f, ", \"attached\": %s%s}", p->attached ? "true" : "false",
-			p->unloaded ? ", \"unloaded\": true" : "");
+		sp_outbuf_str(o, ", \"attached\": ");
+		sp_outbuf_str(o, p->attached ? "true" : "false");
+		sp_outbuf_str(o, p->unloaded ? ", \"unloaded\": true}" : "}");
 		sep = ",";
 	}
+	sp_outbuf_flush(o);
+	if (ob.b != small)
+		sp_free(ob.b);
 	fputs("]", f);
 	if (sp_timeline_on()) {
 		uint64_t ev, dropped, threads;

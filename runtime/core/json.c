@@ -2,6 +2,7 @@
 #include "json.h"
 
 #include <stdbool.h>
+#include <string.h>
 
 int sp_utf8_len(const unsigned char *s)
 {
@@ -30,15 +31,16 @@ static bool special(unsigned char c)
 	return c < 0x20 || c == '"' || c == '\\' || c >= 0x80;
 }
 
-void sp_json_str(FILE *f, const char *s)
+/* S escaped, through PUT (a run at a time). */
+static void json_str(void (*put)(void *, const char *, size_t), void *ctx, const char *s)
 {
 	if (!s) {
-		fputs("null", f);
+		put(ctx, "null", 4);
 		return;
 	}
-	fputc('"', f);
+	put(ctx, "\"", 1);
 	for (const unsigned char *c = (const unsigned char *)s; *c;) {
-		/* a run written as it is: one fwrite, not a call per byte (a
+		/* a run written as it is: one write, not a call per byte (a
 		 * 10,000-probe report writes a few hundred kilobytes) */
 		const unsigned char *run = c;
 		for (;;) {
@@ -52,24 +54,97 @@ void sp_json_str(FILE *f, const char *s)
 			c += n;   /* a whole valid sequence, as it is */
 		}
 		if (c > run)
-			fwrite(run, 1, (size_t)(c - run), f);
+			put(ctx, (const char *)run, (size_t)(c - run));
 		if (!*c)
 			break;
 		if (*c >= 0x80)   /* a byte of no valid sequence: U+FFFD, the replacement character */
-			fputs("\\ufffd", f);
+			put(ctx, "\\ufffd", 6);
 		else if (*c == '"')
-			fputs("\\\"", f);
+			put(ctx, "\\\"", 2);
 		else if (*c == '\\')
-			fputs("\\\\", f);
+			put(ctx, "\\\\", 2);
 		else if (*c == '\n')
-			fputs("\\n", f);
+			put(ctx, "\\n", 2);
 		else if (*c == '\r')
-			fputs("\\r", f);
+			put(ctx, "\\r", 2);
 		else if (*c == '\t')
-			fputs("\\t", f);
-		else
-			fprintf(f, "\\u%04x", *c);
+			put(ctx, "\\t", 2);
+		else {
+			static const char hex[] = "0123456789abcdef";
+			char u[6] = { '\\', 'u', '0', '0', hex[*c >> 4], hex[*c & 15] };
+			put(ctx, u, 6);
+		}
 		c++;
 	}
-	fputc('"', f);
+	put(ctx, "\"", 1);
+}
+
+static void put_file(void *f, const char *p, size_t n)
+{
+	fwrite(p, 1, n, f);
+}
+
+void sp_json_str(FILE *f, const char *s)
+{
+	json_str(put_file, f, s);
+}
+
+static void put_buf(void *b, const char *p, size_t n)
+{
+	sp_outbuf_put(b, p, n);
+}
+
+void sp_json_str_buf(struct sp_outbuf *b, const char *s)
+{
+	json_str(put_buf, b, s);
+}
+
+void sp_outbuf_flush(struct sp_outbuf *b)
+{
+	if (b->n)
+		fwrite(b->b, 1, b->n, b->f);
+	b->n = 0;
+}
+
+void sp_outbuf_put(struct sp_outbuf *b, const char *p, size_t n)
+{
+	if (b->n + n > b->cap) {
+		sp_outbuf_flush(b);
+		if (n > b->cap) {
+			fwrite(p, 1, n, b->f);
+			return;
+		}
+	}
+	memcpy(b->b + b->n, p, n);
+	b->n += n;
+}
+
+void sp_outbuf_str(struct sp_outbuf *b, const char *s)
+{
+	sp_outbuf_put(b, s, strlen(s));
+}
+
+void sp_outbuf_u64(struct sp_outbuf *b, uint64_t v)
+{
+	char t[20];
+	int i = sizeof(t);
+	do
+		t[--i] = (char)('0' + v % 10);
+	while (v /= 10);
+	sp_outbuf_put(b, t + i, sizeof(t) - (size_t)i);
+}
+
+void sp_outbuf_hex(struct sp_outbuf *b, uint64_t v)
+{
+	if (!v) {   /* printf's "%#x" of 0 */
+		sp_outbuf_put(b, "0", 1);
+		return;
+	}
+	char t[18];
+	int i = sizeof(t);
+	for (; v; v >>= 4)
+		t[--i] = "0123456789abcdef"[v & 15];
+	t[--i] = 'x';
+	t[--i] = '0';
+	sp_outbuf_put(b, t + i, sizeof(t) - (size_t)i);
 }

@@ -115,3 +115,49 @@ Test(json, every_short_string)
 				free(out);
 			}
 }
+
+/* The report's buffered writer: the same text as sp_json_str and printf,
+ * across a flush when the buffer fills and for a piece larger than it. */
+#include <inttypes.h>
+
+Test(json, outbuf_matches_stdio)
+{
+	char *a = NULL, *b = NULL;
+	size_t la = 0, lb = 0;
+	FILE *fa = open_memstream(&a, &la), *fb = open_memstream(&b, &lb);
+	cr_assert(fa && fb);
+	char mem[256];
+	struct sp_outbuf ob = { fb, mem, sizeof(mem), 0 }, *o = &ob;
+	static const char *const strs[] = { NULL, "", "plain", "a\"b\\c\n\r\t\x01\x1f\x7f", "caf\xc3\xa9 \xff\xe0\x80",
+					    "/usr/lib/x86_64-linux-gnu/libc.so.6" };
+	static const uint64_t nums[] = { 0, 1, 9, 10, 0xf, 0x10, 0x7ffff7a44380, UINT64_MAX };
+	char *big = malloc(3 * sizeof(mem));
+	cr_assert(big);
+	memset(big, 'x', 3 * sizeof(mem) - 1);
+	big[3 * sizeof(mem) - 1] = 0;
+	for (int round = 0; round < 400; round++) {
+		for (size_t i = 0; i < sizeof(strs) / sizeof(*strs); i++) {
+			sp_json_str(fa, strs[i]);
+			sp_json_str_buf(o, strs[i]);
+		}
+		for (size_t i = 0; i < sizeof(nums) / sizeof(*nums); i++) {
+			fprintf(fa, "%" PRIu64 " %#" PRIx64 ",", nums[i], nums[i]);
+			sp_outbuf_u64(o, nums[i]);
+			sp_outbuf_str(o, " ");
+			sp_outbuf_hex(o, nums[i]);
+			sp_outbuf_str(o, ",");
+		}
+		if (round % 100 == 7) {
+			fputs(big, fa);
+			sp_outbuf_str(o, big);
+		}
+	}
+	sp_outbuf_flush(o);
+	fclose(fa);
+	fclose(fb);
+	cr_assert_eq(la, lb);
+	cr_assert(memcmp(a, b, la) == 0);
+	free(a);
+	free(b);
+	free(big);
+}
