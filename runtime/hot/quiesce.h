@@ -38,15 +38,17 @@
  * does: it is waited for and asked the same way.  A stripe or seat whose
  * thread ended by a raw exit goes back when a claim needs one (tstate.h),
  * so only threads alive at once hold them, and there are more seats than
- * a process can have threads (PID_MAX_LIMIT).  Only a thread without a
- * seat — a hit made inside its own claim (a probed pthread_setspecific, a
- * signal handler's hit interrupting the claim) or after its key
- * destructor ran, or any thread beyond the SP_BOOT_SEATS seats held when
- * the others could not be mapped — is counted in the shared stripe's
- * number of threads inside, which says how many, not which: a dispatch it
- * abandons by a jump nothing saw, or by a raw exit, makes the wait the
- * plain one, for ever (its key destructor takes an ordinary end of it
- * inside one out of that number).
+ * a process can have threads (PID_MAX_LIMIT).  A hit made inside its
+ * thread's claim (a signal handler's) or after its key destructor (a
+ * later destructor, libc's freeing at thread exit) publishes in a record
+ * of its thread's too (tstate.h).  Only a vfork child's hit on a thread
+ * that has no record yet, a task's on another thread's storage
+ * (foreign.h), and, where the seats beyond the first SP_BOOT_SEATS cannot
+ * be mapped, a hit of a thread that finds every seat held, is counted in
+ * the shared stripe's number of threads inside, which
+ * says how many, not which: a dispatch it abandons by a jump nothing saw,
+ * or by a raw exit, makes the wait the plain one, for ever (its key
+ * destructor takes an ordinary end of it inside one out of that number).
  */
 #ifndef SP_QUIESCE_H
 #define SP_QUIESCE_H

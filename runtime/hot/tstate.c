@@ -15,6 +15,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -39,14 +40,32 @@ static _Atomic unsigned excl_misses;   /* claims that found no exclusive stripe 
 #define RECLAIM_EVERY 16
 /* Which stripes may hold counts: the exclusive ones ever claimed are below
  * slots_used, and the shared one only once a thread was given it (128
- * threads at once, a claim re-entered, a hit after the thread's TLS
- * destructor).  The others hold only zeros; reading them, for the report
+ * threads at once, a hit after the thread's key destructor, a vfork
+ * child's).  The others hold only zeros; reading them, for the report
  * or to zero a freed id, faulted in a page of each — of the launcher's
  * shared file, where every such page is allocated: a quarter of a
  * 10,000-probe report.  Set before the first add to the stripe; a reader
  * that sees them late only misses counts still being made. */
 static _Atomic int slots_used;
 static _Atomic bool shared_used;
+
+/* sp_tls.claiming: no claim running; a claim running (a signal's hit in
+ * it claims a record of its own, which the claim then takes); the key
+ * destructor ran (a hit takes a seat only, and sets no key). */
+enum { CLAIM_NONE, CLAIM_RUNNING, CLAIM_RELEASED };
+
+/* sp_tls.slot (low half) and sp_tls.seat (high half) as one word, which a
+ * claim publishes with one instruction: a signal's hit sees both or
+ * neither. */
+_Static_assert(offsetof(struct sp_tls, seat) == offsetof(struct sp_tls, slot) + 4 &&
+		       offsetof(struct sp_tls, slot) % 8 == 0,
+	       "sp_tls.slot and sp_tls.seat: one aligned 8-byte word");
+typedef uint64_t __attribute__((may_alias)) tls_word_t;
+
+static tls_word_t *tls_word(void)
+{
+	return (tls_word_t *)&sp_tls.slot;
+}
 
 static void use_shared(void)
 {
@@ -164,14 +183,15 @@ static int reclaim(int seq, uint64_t owner)
  * one is needed.  Its tid is read from the owner word first: a tid found
  * gone after that read was its owner's, and the compare and swap fails if
  * the record changed hands meanwhile (to a new thread that reused it).
- * Signal-safe: atomics and a raw tgkill per record taken. */
+ * Signal-safe: atomics and a raw tgkill per record taken.  In a claim
+ * only, where the process is known to be own_pid (not a vfork child's). */
 static int reclaim_gone(int lo, int hi)
 {
 	int n = 0;
 	for (int k = lo; k < hi; k++) {
 		uint64_t owner = atomic_load(&sp_tstate_rec(k)->owner);
 		pid_t tid = sp_tstate_owner_tid(owner);
-		if (tid > 0 && sp_task_gone(tid) && reclaim(k, owner) >= 0)
+		if (tid > 0 && sp_task_gone_in((pid_t)own_pid, tid) && reclaim(k, owner) >= 0)
 			n++;
 	}
 	return n;
@@ -230,7 +250,13 @@ static int take_seat(void)
 }
 
 /* The key destructor of a thread that claimed stripe V - 1: an exclusive
- * one, or the shared one (with a seat or without). */
+ * one, or the shared one (with a seat or without).  The thread still has
+ * hits to make: later key destructors, libc's own freeing after them
+ * (__libc_thread_freeres), each one a dispatch a detach may have to ask
+ * about.  Its exclusive stripe is speed only: given back now, for the next
+ * thread; a seat it holds it keeps (a seat is given back once its thread
+ * is gone: reclaim_gone), and one without a seat takes one at its next hit
+ * (sp_tstate_claim: a seat only, no key). */
 static void release_slot(void *v)
 {
 	int s = (int)(intptr_t)v - 1;
@@ -244,8 +270,8 @@ static void release_slot(void *v)
 	if (sp_tls.depth > 0) {
 		/* The thread ends inside dispatches it will never come back to
 		 * (a jump out of them that no interposer saw, a pthread_exit
-		 * from a handler): left now, before the stripe or seat can go
-		 * to another thread, so that no detach waits for them.  One
+		 * from a handler): left now, before the stripe can go to
+		 * another thread, so that no detach waits for them.  One
 		 * without a seat leaves the shared count it entered once. */
 		memset(sp_tls.frame, 0, sizeof(sp_tls.frame));
 		if (k == SP_SHARED_SLOT) {
@@ -257,20 +283,23 @@ static void release_slot(void *v)
 		sp_tls.depth = 0;
 		sp_tls.inside = 0;
 	}
-	/* hits after this (later TLS destructors) go to the shared stripe,
-	 * without a seat: the seat goes after the thread stops using it */
-	sp_tls.seat = 0;
+	/* the thread's Go code is over (a cgo thread ends when its start
+	 * routine returns): its stack for Go sites goes */
+	sp_go_stack_release();
+	if (k >= SP_SEAT0)
+		return;
+	/* A signal's hit may come at any instruction from here: before the
+	 * store of the word it publishes in K, still this thread's; after
+	 * it, it claims a seat (released: no key, no exclusive stripe). */
+	sp_tls.fast = NULL;   /* no inline count in K once it can be another's */
+	sp_tls.claiming = CLAIM_RELEASED;
+	atomic_signal_fence(memory_order_seq_cst);
+	__atomic_store_n(tls_word(), 0, __ATOMIC_RELAXED);
 	atomic_signal_fence(memory_order_seq_cst);
 	if (k != SP_SHARED_SLOT) {
 		set_owner(k, 0, false);
 		give_back(k);
 	}
-	sp_tls.fast = NULL;
-	use_shared();
-	sp_tls.slot = SP_SHARED_SLOT + 1;
-	/* the thread's Go code is over (a cgo thread ends when its start
-	 * routine returns): its stack for Go sites goes */
-	sp_go_stack_release();
 }
 
 int sp_tstate_init(void)
@@ -299,24 +328,36 @@ int sp_tstate_init(void)
 	return 0;
 }
 
-int sp_tstate_claim(void)
+/* Record K (an exclusive stripe or a seat) made the calling thread's,
+ * TID, before it is published in its sp_tls: no request, nothing counted,
+ * the thread's sp_tls for a quiescence to read, the owner word with the
+ * number of claims moved. */
+static void own_record(int k, int32_t tid)
 {
-	/* Re-entered when pthread_setspecific itself is probed: that hit
-	 * goes to the shared stripe rather than recursing.  A vfork child
-	 * (another process on this thread's memory and TLS) claims nothing:
-	 * the owner it would name is gone once it execs or exits, while the
-	 * thread it borrowed the TLS of would go on using the record. */
-	if (sp_tls.claiming || !sp_stripes || sp_syscall6(SYS_getpid, 0, 0, 0, 0, 0, 0) != own_pid) {
-		use_shared();
-		return SP_SHARED_SLOT;
-	}
-	sp_tls.claiming = 1;
-	int slot = take_bit(slot_bits, SP_EXCL_SLOTS / 64);
-	/* a look costs two system calls a stripe: while every one is a live
+	struct sp_slot_seq *q = sp_tstate_rec(k);
+	atomic_store(&q->req, 0);
+	q->counted_gen = 0;
+	atomic_store(&q->tls, (uintptr_t)&sp_tls);
+	set_owner(k, tid, true);
+}
+
+/* A stripe (exclusive if one is free, unless SEAT_ONLY) and the record the
+ * calling thread publishes its dispatches in, taken and published in its
+ * sp_tls by one compare and swap of its slot and seat (tls_word): the
+ * thread's stripe.  Signal-safe (atomics, raw system calls): a signal's
+ * hit that comes in the middle runs one of its own, nested; the first to
+ * publish wins, and the other gives back what it took, so that the
+ * thread ends with one record, which every hit it made published in.  A
+ * record is taken only outside every dispatch (inside one, the thread
+ * entered the shared count: it leaves it). */
+static int assign(bool seat_only)
+{
+	int slot = seat_only ? -1 : take_bit(slot_bits, SP_EXCL_SLOTS / 64);
+	/* a look costs a system call a stripe: while every one is a live
 	 * thread's (more than 128 threads alive), one claim in
 	 * RECLAIM_EVERY looks (a stripe is speed only, not a record the
 	 * detach needs: a seat is always looked for) */
-	if (slot < 0 && atomic_fetch_add(&excl_misses, 1) % RECLAIM_EVERY == 0)
+	if (slot < 0 && !seat_only && atomic_fetch_add(&excl_misses, 1) % RECLAIM_EVERY == 0)
 		while (slot < 0 && reclaim_gone(0, SP_EXCL_SLOTS) > 0)
 			slot = take_bit(slot_bits, SP_EXCL_SLOTS / 64);
 	int k = slot;
@@ -324,11 +365,8 @@ int sp_tstate_claim(void)
 		slot = SP_SHARED_SLOT;
 		use_shared();
 		/* a seat, where a detach can ask this thread about its
-		 * dispatches; taken only outside every one (a dispatch entered
-		 * in the shared count leaves it) */
-		int seat = -1;
-		if (sp_tls.depth == 0)
-			seat = take_seat();
+		 * dispatches */
+		int seat = sp_tls.depth == 0 ? take_seat() : -1;
 		k = seat < 0 ? SP_SHARED_SLOT : SP_SEAT0 + seat;
 		if (seat >= 0)
 			raise_to(&seats_used, seat + 1);
@@ -336,27 +374,53 @@ int sp_tstate_claim(void)
 		raise_to(&slots_used, slot + 1);
 		sp_shm_stripes_used(slot + 1, false);
 	}
+	if (k != SP_SHARED_SLOT)   /* raw: libc's syscall() on a thread's first hit would count */
+		own_record(k, (int32_t)sp_syscall6(SYS_gettid, 0, 0, 0, 0, 0, 0));
+	uint64_t none = 0, mine = (uint64_t)(uint32_t)(k >= SP_SEAT0 ? k + 1 : 0) << 32 | (uint32_t)(slot + 1);
+	/* the word is 0 until a claim publishes (the seat is stored only with
+	 * a slot): a failure is a nested claim's, which published first.
+	 * After the record's owner (seq_cst: not moved before it) */
+	if (__atomic_compare_exchange_n(tls_word(), &none, mine, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+		return slot;
 	if (k != SP_SHARED_SLOT) {
-		struct sp_slot_seq *q = sp_tstate_rec(k);
-		atomic_store(&q->req, 0);
-		q->counted_gen = 0;
-		atomic_store(&q->tls, (uintptr_t)&sp_tls);
-		/* raw: libc's syscall() on a thread's first hit would count */
-		set_owner(k, (int32_t)sp_syscall6(SYS_gettid, 0, 0, 0, 0, 0, 0), true);
-		if (k >= SP_SEAT0)
-			sp_tls.seat = k + 1;
+		set_owner(k, 0, false);
+		give_back(k);
 	}
-	/* every thread's end runs release_slot: its stripe or seat given
+	return (int)(uint32_t)none - 1;   /* the word that compare and swap found */
+}
+
+int sp_tstate_claim(void)
+{
+	/* A vfork child (another process on this thread's memory and TLS)
+	 * claims nothing: the owner it would name is gone once it execs or
+	 * exits, while the thread it borrowed the TLS of would go on using
+	 * the record. */
+	if (!sp_stripes || sp_syscall6(SYS_getpid, 0, 0, 0, 0, 0, 0) != own_pid) {
+		use_shared();
+		return SP_SHARED_SLOT;
+	}
+	int s = sp_tls.slot - 1;
+	if (s >= 0)   /* a signal's claim published one after our caller looked */
+		return s;
+	/* A signal's hit inside a claim (or after the key destructor): a
+	 * record of its own, published, which the claim it interrupted then
+	 * takes for the thread's.  Only the outermost claim sets the key. */
+	if (sp_tls.claiming)
+		return assign(sp_tls.claiming == CLAIM_RELEASED);
+	sp_tls.claiming = CLAIM_RUNNING;
+	atomic_signal_fence(memory_order_seq_cst);
+	s = assign(false);
+	/* every thread's end runs release_slot: its exclusive stripe given
 	 * back, the shared count of one without a seat right, its stack for
-	 * Go sites unmapped */
+	 * Go sites unmapped.  Hits from here on publish in the record. */
 	sp_tls.runtime++;   /* our call, not the application's: not counted */
-	pthread_setspecific(slot_key, (void *)(intptr_t)(slot + 1));
+	pthread_setspecific(slot_key, (void *)(intptr_t)(s + 1));
 	sp_tls.runtime--;
-	sp_tls.slot = slot + 1;
-	if (slot != SP_SHARED_SLOT && sp_fastcount_thread_ok())
-		sp_tls.fast = sp_stripes + slot * SP_STRIPE_BYTES;
-	sp_tls.claiming = 0;
-	return slot;
+	if (s != SP_SHARED_SLOT && sp_fastcount_thread_ok())
+		sp_tls.fast = sp_stripes + s * SP_STRIPE_BYTES;
+	atomic_signal_fence(memory_order_seq_cst);
+	sp_tls.claiming = CLAIM_NONE;
+	return s;
 }
 
 int sp_tstate_enter_stateless(void)

@@ -12,7 +12,7 @@
  * are never folded and never lost.  A thread that ends without it (a raw
  * exit: a runtime's own threads, assembly) keeps its stripe or seat only
  * until a claim finds none free: that claim (for a stripe, one such claim
- * in 16: a look costs two system calls a stripe, and more than 128 live
+ * in 16: a look costs a system call a stripe, and more than 128 live
  * threads would pay them at each thread's first hit) gives back every
  * one whose owner's tid no longer exists in the process (tgkill: ESRCH), inside
  * dispatches or not, by a compare and swap on the record's owner word
@@ -26,14 +26,28 @@
  * per hit), then waits for every odd sequence to move (quiesce.h: also
  * for a thread that left its dispatches in a way nothing saw).  A thread
  * on the shared stripe publishes its dispatches in a seat of its own (up
- * to SP_SHARED_SEATS of them at once, taken at its claim and given back by
- * the same key destructor, or reclaimed when it ended without it; there
- * are more seats than threads can be alive), so that a detach asks it as
- * it asks an exclusive stripe's thread.  A thread without a seat (a hit
- * inside its own claim, or after its key destructor; every seat held when
- * they could not all be mapped) is only
- * counted in the shared stripe's number of threads inside a dispatch, and
- * its key destructor takes it out of that number if it ends inside one.
+ * to SP_SHARED_SEATS of them at once, taken at its claim, given back once
+ * it is gone: there are more seats than threads can be alive), so that a
+ * detach asks it as it asks an exclusive stripe's thread.  A thread's
+ * hits publish in a record of its own at every moment, also:
+ *   - a signal's hit in the middle of the thread's claim: it claims a
+ *     record itself (signal-safe: atomics, raw system calls), and the
+ *     claim it interrupted takes that one and gives back what it took (a
+ *     claim publishes the thread's stripe and seat with one compare and
+ *     swap);
+ *   - a hit after the key destructor (a later key destructor, libc's own
+ *     freeing at thread exit): the destructor gave the exclusive stripe
+ *     back (counts are speed only), and the hit claims a seat, without a
+ *     key; a seat is given back once its thread is gone, as one whose
+ *     thread ended by a raw exit.
+ * Only these hits are counted in the shared stripe's number of threads
+ * inside a dispatch instead, which says how many, not which: a vfork
+ * child's on a thread that has no record yet (the child claims nothing
+ * in its thread's name), a task's on another thread's storage
+ * (sp_tstate_enter_stateless), and, where the seats beyond the first
+ * SP_BOOT_SEATS cannot be mapped, a thread's that finds every seat held
+ * by a live thread (whose key destructor takes an ordinary end of it
+ * inside one out of that number).
  */
 #ifndef SP_TSTATE_H
 #define SP_TSTATE_H
@@ -73,9 +87,12 @@ struct sp_tls {
 	int slot;             /* stripe + 1; 0: not claimed yet */
 	int seat;             /* on the shared stripe: the record its dispatches
 			       * are published in + 1 (0: none, only the shared
-			       * stripe's count) */
+			       * stripe's count).  With slot, one word that a
+			       * claim publishes at once (tstate.c) */
 	int inside;           /* inside dispatch (recursion guard) */
-	int claiming;         /* inside sp_tstate_claim (it calls libc) */
+	int claiming;         /* inside sp_tstate_claim (it calls libc), or after
+			       * the key destructor: a claim then takes a
+			       * record only (tstate.c) */
 	int runtime;          /* inside the runtime's own work (attach, report):
 			       * its libc calls are not the application's and
 			       * are neither counted nor handled */
@@ -237,8 +254,9 @@ void sp_tstate_reconcile(int seq);
 /* STRIPE: the thread's (or SP_SHARED_SLOT), or a record of its (sp_tstate_my_seq). */
 static inline void sp_tstate_enter(int stripe)
 {
-	int k = sp_tstate_seq_of(&sp_tls, stripe);   /* a seat changes only in the key
-						      * destructor, outside every dispatch */
+	int k = sp_tstate_seq_of(&sp_tls, stripe);   /* the record changes only outside
+						      * every dispatch: at a claim, at
+						      * the key destructor */
 	struct sp_slot_seq *q = sp_tstate_rec(k);
 	if (__builtin_expect(atomic_load_explicit(&q->req, memory_order_relaxed) != 0, 0))
 		sp_tstate_reconcile(k);   /* before it reads the depth */

@@ -125,9 +125,14 @@ bool sp_task_stack(pid_t tid, uintptr_t tls_addr, uintptr_t *lo, uintptr_t *hi)
 	return read_maps(main, tls_addr, lo, hi);
 }
 
-bool sp_task_gone(pid_t tid)
+bool sp_task_gone_in(pid_t pid, pid_t tid)
 {
 	if (tid <= 0)
 		return false;
-	return sp_syscall6(SYS_tgkill, self_pid(), tid, 0, 0, 0, 0) == -ESRCH;
+	return sp_syscall6(SYS_tgkill, pid, tid, 0, 0, 0, 0) == -ESRCH;
+}
+
+bool sp_task_gone(pid_t tid)
+{
+	return sp_task_gone_in((pid_t)self_pid(), tid);
 }

@@ -31,5 +31,8 @@ bool sp_task_stack(pid_t tid, uintptr_t tls_addr, uintptr_t *lo, uintptr_t *hi);
 /* Whether no thread TID exists in this process any more (a thread that
  * ended by a raw exit, with no key destructor). */
 bool sp_task_gone(pid_t tid);
+/* The same in process PID, the caller's, known: one system call, for a
+ * scan of many threads. */
+bool sp_task_gone_in(pid_t pid, pid_t tid);
 
 #endif

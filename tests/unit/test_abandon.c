@@ -17,7 +17,11 @@
  * stripe, every exclusive one held by a thread that stays: it has a seat
  * of its own; beyond the 1152nd too), and a thread that ends inside a
  * dispatch it left that way is left by its key destructor, even one that
- * found every seat taken (their number cut by a test).
+ * found every seat taken (their number cut by a test).  So is a thread
+ * whose hit was made after its key destructor ran (in a later key
+ * destructor of the program's, or libc's own freeing at thread exit), or
+ * by a signal handler that interrupted its claim: it publishes in a
+ * record of its own, which a detach asks.
  * Each abandoned case counts its dispatch (sp_tstate_abandoned_total), the
  * thread's next hit is a full hit (its handler runs), and a fault of the
  * thread's after it is the program's, not the abandoned handler's.  A detach that
@@ -37,6 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "claim_trap.h"
 #include "fastcount.h"
 #include "selfprobe.h"
 #include "stripes_fill.h"
@@ -215,8 +220,28 @@ static void *raw_exiter(void *arg)
 /* A thread that ends inside the dispatch of ab_hit's HANDLER (START: its
  * routine): the detach after its join returns within LIMIT s and counts
  * that dispatch once. */
-static void ended_inside(const char *mode, int beyond, int (*handler)(struct selfprobe_ctx *, void *),
-			 void *(*start)(void *), double limit)
+/* What the thread's record was when it left its dispatch. */
+enum record {
+	AS_PLACED,     /* as BEYOND places it (expect_stripe) */
+	RELEASED,      /* after its key destructor: the shared stripe, a seat */
+	OWN,           /* any record of its own, not the shared stripe's count */
+};
+
+static void expect_record(const char *mode, int beyond, enum record r)
+{
+	if (r == AS_PLACED)
+		expect_stripe(mode, beyond);
+	else if (r == RELEASED)
+		cr_expect(thread_stripe == SP_SHARED_SLOT && thread_seq >= SP_SEAT0,
+			  "%s: after its key destructor the thread's stripe was %d, its record %d", mode,
+			  thread_stripe, thread_seq);
+	else
+		cr_expect(thread_seq >= 0 && thread_seq != SP_SHARED_SLOT, "%s: the thread's record %d", mode,
+			  thread_seq);
+}
+
+static void ended_inside_as(const char *mode, int beyond, int (*handler)(struct selfprobe_ctx *, void *),
+			    void *(*start)(void *), double limit, enum record r)
 {
 	set_mode(mode);
 	struct selfprobe_link *x = selfprobe_attach("uprobe:ab_hit", handler, NULL);
@@ -232,8 +257,14 @@ static void ended_inside(const char *mode, int beyond, int (*handler)(struct sel
 	cr_expect(seconds_since(&t0) < limit, "%s: the detach took %.3f s", mode, seconds_since(&t0));
 	cr_expect_eq(sp_tstate_abandoned_total() - lost0, 1, "%s: the ended thread's dispatch was counted %llu times",
 		     mode, (unsigned long long)(sp_tstate_abandoned_total() - lost0));
-	expect_stripe(mode, beyond);
+	expect_record(mode, beyond, r);
 	unfill_stripes(beyond);
+}
+
+static void ended_inside(const char *mode, int beyond, int (*handler)(struct selfprobe_ctx *, void *),
+			 void *(*start)(void *), double limit)
+{
+	ended_inside_as(mode, beyond, handler, start, limit, AS_PLACED);
 }
 
 static void gone(const char *mode, int beyond)
@@ -519,6 +550,110 @@ Test(abandon, beyond_128th_thread_ends_inside_a_dispatch_it_left_auto, .timeout 
 Test(abandon, beyond_128th_thread_ends_inside_a_dispatch_it_left_int3, .timeout = 30) { ends_inside("int3", 1); }
 /* every seat taken: the thread is only in the shared stripe's count */
 Test(abandon, seatless_thread_ends_inside_a_dispatch_it_left_auto, .timeout = 30) { ends_inside("auto", 2); }
+
+/* ------------------------------------------------------------ after the key destructor */
+
+/* A key of the program's whose destructor hits after the runtime's own
+ * ran (release_slot), as a later key destructor of the program's or
+ * libc's own freeing at thread exit would: the hits of a thread whose stripe was
+ * given back.  glibc runs the destructors in the order of their keys,
+ * which is not the order they were created in (a key deleted before is
+ * reused): the first call sets the value again, and glibc calls every
+ * destructor whose value is set once more, after the runtime's. */
+static pthread_key_t late_key;
+static void (*late_body)(void);
+
+static void late_destructor(void *v)
+{
+	if (v == &late_key) {
+		pthread_setspecific(late_key, &late_body);
+		return;
+	}
+	late_body();
+}
+
+static void *ends_in_late_destructor(void *arg)
+{
+	(void)arg;
+	(void)sp_tstate_stripe();   /* its stripe, claimed as a first hit does */
+	pthread_setspecific(late_key, &late_key);
+	return NULL;
+}
+
+static void hit_and_exit_raw(void)
+{
+	ab_hit(1);   /* exit_handler: ends the thread inside the dispatch */
+}
+
+static void hit_and_jump_back(void)
+{
+	if (raw_save(&back) == 0)
+		ab_hit(1);   /* jump_handler: out of its dispatch, unseen */
+	note_thread();
+}
+
+/* The thread's hit in a destructor that runs after the runtime's: it ends
+ * inside that dispatch (a raw exit, or the usual end after a jump out of
+ * it nothing saw); the detach still returns, the dispatch counted once. */
+static void after_release(const char *mode, int beyond, void (*body)(void))
+{
+	cr_assert_eq(pthread_key_create(&late_key, late_destructor), 0);
+	late_body = body;
+	how = (struct how){ .mode = mode };
+	ended_inside_as(mode, beyond, body == hit_and_exit_raw ? exit_handler : jump_handler, ends_in_late_destructor,
+			5.0, RELEASED);
+}
+
+Test(abandon, thread_exits_raw_inside_a_dispatch_after_its_key_destructor_auto, .timeout = 30)
+{
+	after_release("auto", 0, hit_and_exit_raw);
+}
+Test(abandon, thread_exits_raw_inside_a_dispatch_after_its_key_destructor_int3, .timeout = 30)
+{
+	after_release("int3", 0, hit_and_exit_raw);
+}
+Test(abandon, beyond_128th_thread_exits_raw_inside_a_dispatch_after_its_key_destructor_auto, .timeout = 30)
+{
+	after_release("auto", 1, hit_and_exit_raw);
+}
+Test(abandon, thread_ends_inside_a_dispatch_it_left_after_its_key_destructor_auto, .timeout = 30)
+{
+	after_release("auto", 0, hit_and_jump_back);
+}
+Test(abandon, beyond_128th_thread_ends_inside_a_dispatch_it_left_after_its_key_destructor_int3, .timeout = 30)
+{
+	after_release("int3", 1, hit_and_jump_back);
+}
+
+/* ------------------------------------------------------------ inside its claim */
+
+static void *claim_interrupted(void *arg)
+{
+	(void)arg;
+	claim_trap_arm(hit_and_exit_raw);   /* a signal inside the claim hits, and ends the thread */
+	(void)sp_tstate_stripe();
+	return NULL;
+}
+
+/* A signal handler's hit interrupts the thread's claim of its stripe
+ * (after it took one, before it published it: claim_trap.h), and ends the
+ * thread inside that dispatch: the hit published in a record of its own. */
+static void claim_interrupted_exit(const char *mode)
+{
+	if (!claim_trap_available())
+		cr_skip_test("no seccomp filter here: the signal cannot be placed inside the claim");
+	ended_inside_as(mode, 0, exit_handler, claim_interrupted, 5.0, OWN);
+}
+
+Test(abandon, thread_exits_raw_inside_a_dispatch_of_a_signal_inside_its_claim_auto, .timeout = 30)
+{
+	claim_interrupted_exit("auto");
+}
+Test(abandon, thread_exits_raw_inside_a_dispatch_of_a_signal_inside_its_claim_int3, .timeout = 30)
+{
+	claim_interrupted_exit("int3");
+}
+
 
 /* ------------------------------------------------------------ still running */
 

@@ -5,10 +5,13 @@
  * is allocated).  Pages touched are seen with mincore(2): a read of an
  * untouched page of the MAP_NORESERVE region maps one (the zero page).
  * A thread that ends by a raw exit (no key destructor) gives its stripe
- * or seat back once one is needed, its counts kept in the totals. */
+ * or seat back once one is needed, its counts kept in the totals.  A
+ * signal's hit in the middle of a thread's claim publishes in the record
+ * the thread ends up with, and the claim leaves no other one taken. */
 #include <criterion/criterion.h>
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -16,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "claim_trap.h"
 #include "fastcount.h"
 #include "quiesce.h"
 #include "stripes_fill.h"
@@ -329,4 +333,172 @@ Test(tstate, fork_child_touches_only_seats_given, .timeout = 60)
 	cr_assert(waitpid(child, &st, 0) == child);
 	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child touched pages of seats never given");
 	stripes_unfill(&many);
+}
+
+/* ------------------------------------------------------------ a claim interrupted */
+
+static int handler_seq = -2;   /* the record the signal's hit published in */
+static bool fired;             /* the signal came inside the claim */
+
+static void hit_in_claim(void)
+{
+	count_one();
+	handler_seq = sp_tstate_my_seq();
+}
+
+static void *trapped_claimer(void *arg)
+{
+	struct given *g = arg;
+	claim_trap_arm(hit_in_claim);
+	count_one();   /* its claim asks the tid in a signal that hits */
+	*g = (struct given){ sp_tls.slot - 1, sp_tstate_my_seq(), sp_tls.fast != NULL };
+	fired = claim_trap_fired;
+	return NULL;
+}
+
+/* The signal's hit comes after the claim took a stripe and before it
+ * published it: the hit's own claim publishes one, which the thread
+ * keeps (not the shared stripe's count, where a detach could not ask
+ * it); the stripe the interrupted claim took goes back: every record's
+ * owner is no thread once the thread ended (its key destructor gave its
+ * own back). */
+Test(tstate, a_hit_inside_the_claim_publishes_in_the_threads_record)
+{
+	if (!claim_trap_available())
+		cr_skip_test("no seccomp filter here: the signal cannot be placed inside the claim");
+	alloc_one_id();
+	struct given g = { -1, -1, false };
+	pthread_t t;
+	cr_assert(pthread_create(&t, NULL, trapped_claimer, &g) == 0);
+	pthread_join(t, NULL);
+	cr_assert(fired, "the signal did not come inside the claim");
+	cr_expect(g.seq >= 0 && g.seq != SP_SHARED_SLOT && handler_seq == g.seq,
+		  "the thread's record %d, the signal's hit published in %d", g.seq, handler_seq);
+	cr_expect(sp_tstate_next_stripe(SP_EXCL_SLOTS - 1) == SP_N_SLOTS, "the shared stripe was given");
+	cr_expect(hits() == 2, "%lu hits, want 2", (unsigned long)hits());
+	for (int k = 0; k < sp_tstate_seqs_used(); k++)
+		cr_expect(sp_tstate_owner_tid(atomic_load(&sp_tstate_rec(k)->owner)) == 0,
+			  "record %d is still owned by %d", k, sp_tstate_owner_tid(atomic_load(&sp_tstate_rec(k)->owner)));
+}
+
+/* ------------------------------------------------------------ after the key destructor */
+
+/* A key of the test's whose destructor counts a hit after the runtime's
+ * own ran (glibc calls them in the order of their keys, not of their
+ * creation: the first call sets the value again, and the destructors of
+ * values set are called once more). */
+static pthread_key_t late_key;
+static struct given late_given[3 * 64];
+static int late_n;
+
+static void late_count(void *v)
+{
+	if (v == &late_key) {
+		pthread_setspecific(late_key, &late_n);
+		return;
+	}
+	count_one();
+	late_given[late_n] = (struct given){ sp_tls.slot - 1, sp_tstate_my_seq(), sp_tls.fast != NULL };
+}
+
+static void *ends_counting_late(void *arg)
+{
+	(void)arg;
+	count_one();
+	pthread_setspecific(late_key, &late_key);
+	return NULL;
+}
+
+/* With 64 seats, three times as many threads one after another each make
+ * a hit after their key destructor ran: each one's is in a seat of its
+ * own (the shared stripe for its counts: its exclusive stripe went back),
+ * the seats of the threads ended before it given back as it needs one;
+ * every count is in the totals. */
+Test(tstate, hits_after_the_key_destructor_have_seats_given_back_once_gone, .timeout = 60)
+{
+	alloc_one_id();
+	sp_tstate_limit_seats(64);
+	cr_assert_eq(pthread_key_create(&late_key, late_count), 0);
+	int n = (int)(sizeof(late_given) / sizeof(late_given[0])), seatless = 0;
+	for (late_n = 0; late_n < n; late_n++) {
+		late_given[late_n] = (struct given){ -1, -1, false };
+		pthread_t t;
+		cr_assert(pthread_create(&t, NULL, ends_counting_late, NULL) == 0);
+		pthread_join(t, NULL);
+		struct given g = late_given[late_n];
+		seatless += g.stripe != SP_SHARED_SLOT || g.seq < SP_SEAT0 || g.fast;
+	}
+	cr_expect(seatless == 0, "%d of %d threads' hits after their key destructor had no seat (the first: %d, %d)",
+		  seatless, n, late_given[0].stripe, late_given[0].seq);
+	cr_expect(sp_tstate_seqs_used() <= SP_SEAT0 + 64);
+	cr_expect(hits() == 2 * (uint64_t)n, "%lu hits over the stripes, want %d", (unsigned long)hits(), 2 * n);
+}
+
+/* ------------------------------------------------------------ claims under a storm of signals */
+
+/* Threads make their first hit while another thread sends them signals
+ * as fast as it can, whose handler hits too: wherever a signal comes in
+ * a claim, every hit is counted once, none in the shared stripe (fewer
+ * threads than exclusive stripes), and once all ended no record is left
+ * owned (a claim interrupted gave back what it took). */
+static atomic_int storm_target;          /* the tid signalled, 0: none */
+static atomic_bool storm_over;
+static atomic_long storm_handler_hits;
+
+static void storm_handler(int sig)
+{
+	(void)sig;
+	count_one();
+	atomic_fetch_add(&storm_handler_hits, 1);
+}
+
+static void *storm_sender(void *arg)
+{
+	(void)arg;
+	pid_t pid = getpid();
+	while (!atomic_load(&storm_over)) {
+		int tid = atomic_load(&storm_target);
+		if (tid)
+			syscall(SYS_tgkill, pid, tid, SIGUSR1);
+	}
+	return NULL;
+}
+
+static void *storm_claimer(void *arg)
+{
+	(void)arg;
+	atomic_store(&storm_target, (int)syscall(SYS_gettid));
+	for (int i = 0; i < 200; i++)   /* signals arrive from here on */
+		__asm__ volatile("pause");
+	count_one();                    /* the claim, unless a handler's hit made it */
+	atomic_store(&storm_target, 0);
+	/* a signal sent before that and still on its way would hit after
+	 * the key destructor (a seat, rightly: not this test's) */
+	sigset_t usr1;
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &usr1, NULL);
+	return NULL;
+}
+
+Test(tstate, claims_under_a_storm_of_signals, .timeout = 60)
+{
+	alloc_one_id();
+	signal(SIGUSR1, storm_handler);
+	pthread_t sender;
+	cr_assert(pthread_create(&sender, NULL, storm_sender, NULL) == 0);
+	int n = 400;
+	for (int i = 0; i < n; i++) {
+		pthread_t t;
+		cr_assert(pthread_create(&t, NULL, storm_claimer, NULL) == 0);
+		pthread_join(t, NULL);
+	}
+	atomic_store(&storm_over, true);
+	pthread_join(sender, NULL);
+	cr_expect(hits() == (uint64_t)n + (uint64_t)atomic_load(&storm_handler_hits), "%lu hits, want %d + %ld",
+		  (unsigned long)hits(), n, atomic_load(&storm_handler_hits));
+	cr_expect(sp_tstate_next_stripe(SP_EXCL_SLOTS - 1) == SP_N_SLOTS, "the shared stripe was given");
+	for (int k = 0; k < sp_tstate_seqs_used(); k++)
+		cr_expect(sp_tstate_owner_tid(atomic_load(&sp_tstate_rec(k)->owner)) == 0, "record %d is still owned",
+			  k);
 }
