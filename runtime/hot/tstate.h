@@ -41,10 +41,12 @@
  *     key; a seat is given back once its thread is gone, as one whose
  *     thread ended by a raw exit.
  * Only these hits are counted in the shared stripe's number of threads
- * inside a dispatch instead, which says how many, not which: a vfork
- * child's on a thread that has no record yet (the child claims nothing
- * in its thread's name), a task's on another thread's storage
- * (sp_tstate_enter_stateless), and, where the seats beyond the first
+ * inside a dispatch instead, which says how many, not which: a task's on
+ * another thread's storage and a plain count off the thread's stack
+ * (sp_tstate_enter_stateless: no code of the program's runs inside, so
+ * none is ever abandoned); a vfork child's on a thread that has no record
+ * yet, where tasks cannot be told apart (foreign.h; the child claims
+ * nothing in its thread's name); and, where the seats beyond the first
  * SP_BOOT_SEATS cannot be mapped, a thread's that finds every seat held
  * by a live thread (whose key destructor takes an ordinary end of it
  * inside one out of that number).
