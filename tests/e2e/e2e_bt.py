@@ -347,7 +347,34 @@ def cxx_golden(why):
             compared += 1
     got = ours(CXX_PROGRAMS[0], [], "jmp", target)
     t.check(all(n in got for n in CXX_NAMES), "%s: every C++ frame demangled" % CXX_PROGRAMS[0], got)
+    killed_cxx(target)
     return compared
+
+
+def killed_cxx(target):
+    """A killed process's ustack keys, named by the launcher from the ELF
+    files (its own symboliser): the C++ names demangled there too."""
+    program = ("uprobe:%s:_ZN2ns3BoxIcE4leafEl { @s[ustack(3)] = count(); } "
+               "uprobe:%s:cx_end { printf(\"ready\\n\"); }" % (target, target))
+    env = dict(os.environ)
+    env.pop("LD_PRELOAD", None)
+    launcher = subprocess.Popen([t.CLI, "run", "-o", os.path.join(t.work_dir(), "kx.json"), "-e", program,
+                                 "--", target, "wait"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env)
+    launcher.stdin.write(b"go\n")
+    launcher.stdin.flush()
+    first = launcher.stdout.readline().decode()
+    children = open("/proc/%d/task/%d/children" % (launcher.pid, launcher.pid)).read().split()
+    for c in children:
+        os.kill(int(c), 9)
+    rest = launcher.stdout.read().decode()
+    launcher.stdin.close()
+    launcher.wait(timeout=60)
+    t.check(first == "ready\n" and len(children) == 1, "killed C++ process: the block ran before the kill",
+            first + " ".join(children))
+    want = ("@s[\n    ns::Box<char>::leaf(long)+0\n    ns::Box<char>::get(long) const [clone .isra.0]+16\n"
+            "    ns::over(char const*, double)+17\n]: 4\n")
+    t.check(want in rest, "killed C++ process: the launcher prints its ustack keys demangled", rest)
 
 
 def killed():
