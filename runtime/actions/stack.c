@@ -1,6 +1,8 @@
 /* stack — see stack.h. */
 #define UNW_LOCAL_ONLY
 #include "symcache.h"
+#include "demangle.h"
+#include "golang_stack.h"
 #include "heap.h"
 #include "sort.h"
 #include "stack.h"
@@ -163,6 +165,55 @@ int sp_stack_handler(struct selfprobe_ctx *ctx, void *data)
 	return 0;
 }
 
+/* A C++ name (demangle.h) demangled into TMP (LEN bytes) and returned, any
+ * other name returned as it is.  The demangler's work space is on the
+ * stack, sized by the name (up to ~160 bytes a character): more than a
+ * 64 KiB thread stack has room for when a block's print() names frames in
+ * a handler.  So it runs on a stack of ours (sp_go_call_on_stack), one
+ * kept for names up to DM_STACK's, taken by one caller at a time; a
+ * second one at the same moment (another thread, a signal handler's hit
+ * nested in ours) or a longer name gets a stack of its own for the call. */
+#define DM_STACK (256 * 1024)
+struct dm_call {
+	const char *name;
+	char *out;
+	size_t len;
+	bool ok;
+};
+static __thread struct dm_call *dm_arg __attribute__((tls_model("initial-exec")));
+static char *dm_stack;
+static atomic_bool dm_busy;
+
+static void dm_run(void)
+{
+	/* read at entry: a nested call in between puts back what it changed */
+	struct dm_call *c = dm_arg;
+	c->ok = sp_demangle(c->name, c->out, c->len);
+}
+
+static const char *demangled(const char *name, char *tmp, size_t len)
+{
+	if (strncmp(name, "_Z", 2) != 0)
+		return name;
+	size_t need = sp_demangle_stack_need(name);
+	bool shared = need <= DM_STACK && !atomic_exchange(&dm_busy, true);
+	if (shared && !dm_stack)
+		dm_stack = sp_malloc(DM_STACK);
+	char *stack = shared ? dm_stack : sp_malloc(need);
+	struct dm_call c = { .name = name, .out = tmp, .len = len };
+	if (stack) {
+		struct dm_call *prev = dm_arg;
+		dm_arg = &c;
+		sp_go_call_on_stack(dm_run, stack + (shared ? DM_STACK : need));
+		dm_arg = prev;
+	}
+	if (shared)
+		atomic_store(&dm_busy, false);
+	else
+		sp_free(stack);
+	return c.ok ? tmp : name;
+}
+
 /* ELF files read for symbolisation, at report time only. */
 struct sym_file {
 	char *path;
@@ -207,7 +258,8 @@ static bool elf_symbol(const char *path, uintptr_t bias, uintptr_t ip, uintptr_t
 	const struct sp_sym *sym = elf_sym_at(path, &bias, q);
 	if (!sym)
 		return false;
-	snprintf(buf, len, "%s+%#lx", sym->name, (unsigned long)(ip - bias - sym->value));
+	char dm[256];
+	snprintf(buf, len, "%s+%#lx", demangled(sym->name, dm, sizeof(dm)), (unsigned long)(ip - bias - sym->value));
 	return true;
 }
 
@@ -237,7 +289,9 @@ static void symbolize(const struct sp_stack_view *v, uintptr_t ip, int first, ch
 	}
 	Dl_info info;
 	if (dladdr((void *)q, &info) && info.dli_sname && info.dli_saddr) {
-		snprintf(buf, len, "%s+%#lx", info.dli_sname, (unsigned long)(ip - (uintptr_t)info.dli_saddr));
+		char dm[256];
+		snprintf(buf, len, "%s+%#lx", demangled(info.dli_sname, dm, sizeof(dm)),
+			 (unsigned long)(ip - (uintptr_t)info.dli_saddr));
 		return;
 	}
 	if (info.dli_fname && info.dli_fbase) {
@@ -256,7 +310,8 @@ static bool name_from_elf(const char *path, uintptr_t bias, uintptr_t ip, char *
 	const struct sp_sym *sym = elf_sym_at(path, &bias, ip);
 	if (!sym)
 		return false;
-	snprintf(buf, len, "%s+%lu", sym->name, (unsigned long)(ip - bias - sym->value));
+	char dm[256];
+	snprintf(buf, len, "%s+%lu", demangled(sym->name, dm, sizeof(dm)), (unsigned long)(ip - bias - sym->value));
 	return true;
 }
 
@@ -280,7 +335,9 @@ void sp_stack_symbolize_bt(uintptr_t ip, char *buf, size_t len)
 	 * in hex when no symbol covers it */
 	Dl_info info = { 0 };
 	if (dladdr((void *)ip, &info) && info.dli_sname && info.dli_saddr) {
-		snprintf(buf, len, "%s+%lu", info.dli_sname, (unsigned long)(ip - (uintptr_t)info.dli_saddr));
+		char dm[256];
+		snprintf(buf, len, "%s+%lu", demangled(info.dli_sname, dm, sizeof(dm)),
+			 (unsigned long)(ip - (uintptr_t)info.dli_saddr));
 		return;
 	}
 	if (info.dli_fname && info.dli_fbase && name_from_elf(info.dli_fname, (uintptr_t)info.dli_fbase, ip, buf, len))

@@ -10,7 +10,8 @@
  * The action aggregates by distinct stack: a lock-free open-addressing
  * table of up to SP_STACKS_MAX stacks of up to SP_STACK_DEPTH frames in an
  * mmap'ed arena, inserted with compare-and-swap, counted with atomic adds.
- * Symbolised only at the report (dladdr plus our own ELF symbols).
+ * Symbolised only at the report (dladdr plus our own ELF symbols), C++
+ * names demangled (demangle.h) on a stack of ours.
  */
 #ifndef SP_STACK_H
 #define SP_STACK_H

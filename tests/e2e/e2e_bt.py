@@ -11,6 +11,9 @@ it is simple, so a missing bpftrace does not leave the test blind: with no
 bpftrace, no root or no kernel uprobes the comparisons are skipped (SKIP,
 exit 77) but those checks still run.
 
+C++ frames (sp_bt_cxx): ustack's names demangled as bpftrace prints them
+(its cpp_demangle), compared with bpftrace run with -p on a live child.
+
 Per-thread pairing: 4 threads, entry and return of bt_pair matched through
 @start[tid], 20000 calls, every one paired.
 
@@ -103,6 +106,20 @@ STACK_PROGRAMS = [
     "uprobe:BIN:bt_leaf { @v[arg0] = ustack(3); }",
 ]
 STACK_FULL = "uprobe:BIN:bt_leaf { @[ustack] = count(); }"
+
+# ustack of C++ frames (sp_bt_cxx): bpftrace 0.17 prints them demangled
+# (its cpp_demangle, on by default), parameter lists included.  Named by
+# bpftrace only while the process lives: it runs with -p on a child the
+# test started, which makes its calls once bpftrace's BEGIN said it is
+# attached and lives on until bpftrace has printed (exit() at cx_end).
+CXX_TARGET = os.path.join(t.BUILD, "tests/sp_bt_cxx")
+LEAVES = "uprobe:BIN:_ZN2ns3BoxIiE4leafEl,uprobe:BIN:_ZN2ns3BoxIcE4leafEl"
+CXX_PROGRAMS = [
+    LEAVES + " { @[ustack(4)] = count(); }",
+    LEAVES + " { @k[ustack(2), arg0 > 1] = count(); @v = ustack(3); }",
+]
+CXX_NAMES = ["ns::Box<int>::leaf(long)+0\n", "ns::Box<char>::get(long) const [clone .isra.0]+",
+             "ns::over(int)+", "ns::over(char const*, double)+"]
 
 
 # Checked against the expected output only.  func: bpftrace 0.17 prints
@@ -201,7 +218,7 @@ def golden():
             if ref is not None:
                 t.check(strip(ref) == expected, "%s: same output as bpftrace" % program, ref)
                 compared += 1
-    compared += json_golden(why) + stack_golden(why)
+    compared += json_golden(why) + stack_golden(why) + cxx_golden(why)
     interval()
     killed()
     t.info("%d programs compared with bpftrace" % compared)
@@ -280,6 +297,84 @@ def stack_golden(why):
         t.check(names[:len(want)] == want and names[-1] == "_start",
                 "%s: %s stack %s ... _start" % (STACK_FULL, count, want), frames)
     return compared
+
+
+def theirs_live(program, target):
+    """PROGRAM's output from bpftrace -p on TARGET (a private copy: the
+    probes are on the file, system-wide; and filtered by pid) while TARGET
+    lives, after the line its BEGIN prints once attached."""
+    child = subprocess.Popen([target, "wait"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    blocks = program.replace("BIN", target).split(" { ", 1)
+    text = ('BEGIN { printf("ready\\n"); } %s /pid == %d/ { %s uprobe:%s:cx_end /pid == %d/ { exit(); }'
+            % (blocks[0], child.pid, blocks[1], target, child.pid))
+    bt = subprocess.Popen(["sh", "-c", 'ulimit -l unlimited 2>/dev/null; exec "$@"', "sh",
+                           "bpftrace", "-p", str(child.pid), "-e", text],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        head = bt.stdout.readline().decode() + bt.stdout.readline().decode()
+        child.stdin.write(b"go\n")
+        child.stdin.flush()
+        out, err = bt.communicate(timeout=120)
+    finally:
+        bt.kill()
+        child.stdin.close()
+        child.wait(timeout=60)
+    if not head.endswith("ready\n"):
+        t.check(False, "bpftrace ran %s" % text, t.clip(head.encode() + out + err))
+        return None
+    return out.decode(errors="replace")
+
+
+def cxx_golden(why):
+    if not os.path.exists(CXX_TARGET):
+        t.check(False, "the C++ workload is built", CXX_TARGET)
+        return 0
+    target = os.path.join(t.work_dir(), "sp_bt_cxx")
+    shutil.copy2(CXX_TARGET, target)
+    compared = 0
+    for program in CXX_PROGRAMS:
+        got = {m: ours(program, [], m, target) for m in ("int3", "jmp")}
+        t.check(got["int3"] == got["jmp"], "%s: int3 and jmp give the same stacks" % program,
+                "int3:\n%s\njmp:\n%s" % (got["int3"], got["jmp"]))
+        t.check(all(n in got["jmp"] for n in CXX_NAMES[:2]) and "_Z" not in got["jmp"],
+                "%s: the C++ frames demangled" % program, got["jmp"])
+        if why:
+            continue
+        ref = theirs_live(program, target)
+        if ref is not None:
+            t.check(got["jmp"] == ref, "%s: same C++ stacks as bpftrace" % program,
+                    "selfprobe:\n%s\nbpftrace:\n%s" % (got["jmp"], ref))
+            compared += 1
+    got = ours(CXX_PROGRAMS[0], [], "jmp", target)
+    t.check(all(n in got for n in CXX_NAMES), "%s: every C++ frame demangled" % CXX_PROGRAMS[0], got)
+    killed_cxx(target)
+    return compared
+
+
+def killed_cxx(target):
+    """A killed process's ustack keys, named by the launcher from the ELF
+    files (its own symboliser): the C++ names demangled there too."""
+    program = ("uprobe:%s:_ZN2ns3BoxIcE4leafEl { @s[ustack(3)] = count(); } "
+               "uprobe:%s:cx_end { printf(\"ready\\n\"); }" % (target, target))
+    env = dict(os.environ)
+    env.pop("LD_PRELOAD", None)
+    launcher = subprocess.Popen([t.CLI, "run", "-o", os.path.join(t.work_dir(), "kx.json"), "-e", program,
+                                 "--", target, "wait"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env)
+    launcher.stdin.write(b"go\n")
+    launcher.stdin.flush()
+    first = launcher.stdout.readline().decode()
+    children = open("/proc/%d/task/%d/children" % (launcher.pid, launcher.pid)).read().split()
+    for c in children:
+        os.kill(int(c), 9)
+    rest = launcher.stdout.read().decode()
+    launcher.stdin.close()
+    launcher.wait(timeout=60)
+    t.check(first == "ready\n" and len(children) == 1, "killed C++ process: the block ran before the kill",
+            first + " ".join(children))
+    want = ("@s[\n    ns::Box<char>::leaf(long)+0\n    ns::Box<char>::get(long) const [clone .isra.0]+16\n"
+            "    ns::over(char const*, double)+17\n]: 4\n")
+    t.check(want in rest, "killed C++ process: the launcher prints its ustack keys demangled", rest)
 
 
 def killed():

@@ -20,6 +20,10 @@ trampoline, a jmp trampoline, the runtime).  A return probe's stack is the
 entry stack of the same call less the probed function's frame.  The same
 run's text report (@stacks) and JSON "stacks" must hold the same stacks as
 its folded file.
+
+C++ frames (sp_bt_cxx): named demangled in the folded file, the text
+report and the JSON "stacks", as bpftrace's ustack names them (the folded
+file's ' ' made '_'), under the preload and `selfprobe run`.
 """
 import glob
 import json
@@ -256,6 +260,40 @@ def run_case(config, mode, launcher):
         t.check(pid and not left, "%s: the launcher left its report directory: %s" % (what, left))
 
 
+CXX = os.path.join(os.path.dirname(t.TARGET), "sp_bt_cxx")
+CXX_LEAF = "_ZN2ns3BoxIiE4leafEl"
+# ns::over(int) -> ns::Box<int>::get(long) const (a local .isra clone: from
+# the ELF symbols) -> ns::Box<int>::leaf(long), 3 times
+CXX_FRAMES = ["main", "ns::over(int)", "ns::Box<int>::get(long) const [clone .isra.0]", "ns::Box<int>::leaf(long)"]
+
+
+def cxx():
+    spec = "uprobe:%s:%s=stack" % (CXX, CXX_LEAF)
+    label = spec.rpartition("=")[0]
+    for launcher in (False, True):
+        what = "C++ frames (%s)" % ("selfprobe run" if launcher else "LD_PRELOAD")
+        base = os.path.join(t.work_dir(), "cxx-%s" % launcher)
+        if launcher:
+            cp = t.run([LAUNCHER, "run", "-o", base + ".folded", "-e", spec, "--", CXX])
+        else:
+            cp = t.run([CXX], t.probed_env(spec, "jmp", base + ".folded"))
+        # offsets made "+OFF": the names are what is checked
+        text = re.sub(r"\+0x[0-9a-f]+", "+OFF", cp.stderr.decode(errors="replace"))
+        folded = open(base + ".folded").read() if os.path.exists(base + ".folded") else ""
+        folded = re.sub(r"\+0x[0-9a-f]+", "+OFF", folded)
+        names = ["%s+%s" % (f, "0" if f == CXX_FRAMES[-1] else "OFF") for f in CXX_FRAMES]
+        line = ";".join(re.sub(r"[; ]", "_", f) for f in names) + ";%s 3\n" % label
+        t.check(line in folded, "%s: the folded stack demangled: %s" % (what, line), folded)
+        block = "@stacks[%s,\n" % label + "".join("    %s\n" % f for f in reversed(names)) + "    "
+        t.check(block in text, "%s: the text report's stack demangled" % what, text)
+    env = t.probed_env(spec, "jmp", os.path.join(t.work_dir(), "cxx.json"))
+    t.run([CXX], env)
+    rep = t.load_report(os.path.join(t.work_dir(), "cxx.json"), "C++ frames: JSON report")
+    frames = rep["probes"][0].get("stacks", [{}])[0].get("frames", []) if rep and rep["probes"] else []
+    t.check([name(f) for f in frames[:4]] == list(reversed(CXX_FRAMES)),
+            "C++ frames: the JSON stack demangled", frames)
+
+
 def main():
     t.require_build()
     for path in (LAUNCHER, STACKS):
@@ -266,6 +304,7 @@ def main():
         for mode in ("int3", "jmp"):
             for launcher in (False, True):
                 run_case(config, mode, launcher)
+    cxx()
     t.finish()
 
 
