@@ -105,6 +105,11 @@ static const char RET_UNWIND[] =
 	"unwinds or walks the stack from its own frame: a swapped return address there stops "
 	"the unwinder (a C++ throw would terminate); no return probe here (an entry probe is allowed)";
 
+static const char RET_CALLER[] =
+	"reads its own return address to know its caller, whose object decides the answer "
+	"(RTLD_NEXT, the RUNPATH searched, the link namespace): a swapped one names another "
+	"object; no return probe here (an entry probe is allowed)";
+
 static const char RET_NOT_CALLED[] =
 	"is entered without a call (the process entry point, or the end of a makecontext "
 	"context): its stack top is not a return address (argc, for _start)";
@@ -124,6 +129,17 @@ static const struct hazard return_hazards[] = {
 	{ "execvpe", RET_EXEC }, { "__execvpe", RET_EXEC }, { "__execvpe_common", RET_EXEC },
 	{ "__execvpex", RET_EXEC }, { "execl", RET_EXEC }, { "execle", RET_EXEC },
 	{ "execlp", RET_EXEC },
+	/* glibc's dl* functions that take their caller from RETURN_ADDRESS (0)
+	 * (also libdl's and ld.so's spellings, and libc's private dlopen), and
+	 * the profiling counters that record it as the function called */
+	{ "dlopen", RET_CALLER }, { "___dlopen", RET_CALLER }, { "__dlopen", RET_CALLER },
+	{ "dlmopen", RET_CALLER }, { "___dlmopen", RET_CALLER }, { "__dlmopen", RET_CALLER },
+	{ "dlsym", RET_CALLER }, { "___dlsym", RET_CALLER }, { "__dlsym", RET_CALLER },
+	{ "dlvsym", RET_CALLER }, { "___dlvsym", RET_CALLER }, { "__dlvsym", RET_CALLER },
+	{ "dl_iterate_phdr", RET_CALLER }, { "__dl_iterate_phdr", RET_CALLER },
+	{ "__libc_dlopen_mode", RET_CALLER },
+	{ "mcount", RET_CALLER }, { "_mcount", RET_CALLER }, { "__fentry__", RET_CALLER },
+	{ "_dl_mcount_wrapper", RET_CALLER }, { "_dl_mcount_wrapper_check", RET_CALLER },
 	/* libgcc's unwinder (also linked statically into programs) */
 	{ "_Unwind_RaiseException", RET_UNWIND }, { "_Unwind_Resume", RET_UNWIND },
 	{ "_Unwind_Resume_or_Rethrow", RET_UNWIND }, { "_Unwind_ForcedUnwind", RET_UNWIND },

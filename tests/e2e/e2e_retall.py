@@ -19,6 +19,12 @@ be refused or handled, with exact counts:
                    throws: the unwinder's walkers refused, throws caught
   _start          uretprobe:_start refused (entered by the kernel: argc,
                    not a return address, on the stack top)
+  caller           uretprobe/usession/=latency on libc's dlopen and dlsym
+                   refused (they read their return address to know their
+                   caller): dlopen by bare name still searches the
+                   program's RUNPATH, a library's dlsym(RTLD_NEXT) of its
+                   own symbol still finds none; uprobe on them counts
+                   every call
 programs: sptest.real_programs() (shared with e2e_unchanged.py) and a C++
 throw, each run unprobed and under uretprobe:libc:*,
 usession:libc:* and uprobe:libc:*=latency must print the same stdout, the
@@ -151,6 +157,27 @@ def rules(mode):
         same_run(label, cp, ref)
         t.check(refused(rep, "_start", "entered without a call"), "%s: _start not refused" % label,
                 rep and rep["errors"])
+
+    n = 20
+    ref = t.run([RETSAFE, "caller", str(n)])
+    t.check(ref.returncode == 0, "sp_retsafe caller fails unprobed", t.clip(ref.stdout + ref.stderr))
+    for spec in ("uretprobe:libc:dlopen;uretprobe:libc:dlsym",
+                 "usession:libc:dlopen;usession:libc:dlsym",
+                 "uprobe:libc:dlopen=latency;uprobe:libc:dlsym=latency"):
+        label = "caller [%s] (%s)" % (spec, mode)
+        cp, rep = t.run_probed([RETSAFE, "caller", str(n)], spec, mode)
+        same_run(label, cp, ref)
+        for sym in ("dlopen", "dlsym"):
+            t.check(refused(rep, sym, "to know its caller"), "%s: %s not refused with its reason"
+                    % (label, sym), rep and rep["errors"])
+    spec = "uprobe:libc:dlopen;uprobe:libc:dlsym"
+    _, rep0 = t.run_probed([RETSAFE, "caller", "0"], spec, mode)
+    cp, rep = t.run_probed([RETSAFE, "caller", str(n)], spec, mode)
+    same_run("caller [uprobe] (%s)" % mode, cp, ref)
+    for sym in ("dlopen", "dlsym"):
+        e0 = entry(rep0, sym)
+        if t.check(e0 is not None, "caller 0 [uprobe] (%s): no entry for %s" % (mode, sym)):
+            counts(rep, sym, "caller [uprobe] (%s)" % mode, hits=e0["hits"] + n)
 
     n = 20
     ref = t.run([RETXX, "throw", str(n)])

@@ -11,9 +11,15 @@
  *                          last N/2 of them, in KiB ("grew K")
  *   sp_retsafe cold N      N calls of mid (gcc splits its unlikely branch
  *                          into mid.cold), every 10th takes the cold part
+ *   sp_retsafe caller N    N times: dlopen libsp_dl_dep.so by bare name (found
+ *                          through this program's RUNPATH, $ORIGIN: glibc
+ *                          searches its caller's) and dlclose it; and
+ *                          libsp_retsafe_lib.so's dlsym(RTLD_NEXT) of its own
+ *                          symbol, which must find none
  *
  * Prints what it did and "name calls" for its own functions.
  */
+#include <dlfcn.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdio.h>
@@ -138,10 +144,30 @@ static int do_cold(long n)
 	return 0;
 }
 
+void *rsl_next_self(void);
+
+static int do_caller(long n)
+{
+	long opened = 0, none = 0;
+	for (long i = 0; i < n; i++) {
+		void *h = dlopen("libsp_dl_dep.so", RTLD_NOW | RTLD_LOCAL);
+		if (h) {
+			opened++;
+			dlclose(h);
+		} else if (i == 0) {
+			printf("dlopen: %s\n", dlerror());
+		}
+		if (!rsl_next_self())
+			none++;
+	}
+	printf("dlopen by RUNPATH %ld of %ld\nRTLD_NEXT found none %ld of %ld\n", opened, n, none, n);
+	return opened == n && none == n ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: %s vfork|setjmp|threads|cold [N]\n", argv[0]);
+		fprintf(stderr, "usage: %s vfork|setjmp|threads|cold|caller [N]\n", argv[0]);
 		return 2;
 	}
 	long n = argc > 2 ? atol(argv[2]) : 100;
@@ -154,6 +180,8 @@ int main(int argc, char **argv)
 		return do_threads(n);
 	if (strcmp(argv[1], "cold") == 0)
 		return do_cold(n);
+	if (strcmp(argv[1], "caller") == 0)
+		return do_caller(n);
 	fprintf(stderr, "unknown mode %s\n", argv[1]);
 	return 2;
 }
