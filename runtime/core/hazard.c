@@ -111,12 +111,18 @@ static const char RET_CALLER[] =
 	"object; no return probe here (an entry probe is allowed)";
 
 static const char RET_NOT_CALLED[] =
-	"is entered without a call (the process entry point, or the end of a makecontext "
-	"context): its stack top is not a return address (argc, for _start)";
+	"is entered without a call (the process entry point, the end of a makecontext "
+	"context, ld.so's lazy-binding resolver, jumped to from the PLT): its stack top is not "
+	"a return address (argc, for _start; the link map, for the resolver)";
 
 static const struct hazard return_hazards[] = {
 	{ "_start", RET_NOT_CALLED }, { "_dl_start_user", RET_NOT_CALLED },
 	{ "__start_context", RET_NOT_CALLED },
+	/* PLT0 pushes the link map and jumps: the return address is two slots up */
+	{ "_dl_runtime_resolve", RET_NOT_CALLED }, { "_dl_runtime_resolve_fxsave", RET_NOT_CALLED },
+	{ "_dl_runtime_resolve_xsave", RET_NOT_CALLED }, { "_dl_runtime_resolve_xsavec", RET_NOT_CALLED },
+	{ "_dl_runtime_profile", RET_NOT_CALLED }, { "_dl_runtime_profile_sse", RET_NOT_CALLED },
+	{ "_dl_runtime_profile_avx", RET_NOT_CALLED }, { "_dl_runtime_profile_avx512", RET_NOT_CALLED },
 	{ "setjmp", RET_SETJMP }, { "_setjmp", RET_SETJMP }, { "__setjmp", RET_SETJMP },
 	{ "sigsetjmp", RET_SETJMP }, { "__sigsetjmp", RET_SETJMP },
 	{ "__sigsetjmp_cancel", RET_SETJMP },

@@ -19,6 +19,9 @@ be refused or handled, with exact counts:
                    throws: the unwinder's walkers refused, throws caught
   _start          uretprobe:_start refused (entered by the kernel: argc,
                    not a return address, on the stack top)
+  lazy             uretprobe/usession on ld.so's functions under a program
+                   bound lazily: the PLT resolver (entered by a jump, the
+                   link map on its stack top) refused, the run unchanged
   caller           uretprobe/usession/=latency on libc's dlopen and dlsym
                    refused (they read their return address to know their
                    caller): dlopen by bare name still searches the
@@ -157,6 +160,18 @@ def rules(mode):
         same_run(label, cp, ref)
         t.check(refused(rep, "_start", "entered without a call"), "%s: _start not refused" % label,
                 rep and rep["errors"])
+
+    # sp_retsafe is linked -z lazy: its first call of each libc function
+    # goes through ld.so's _dl_runtime_resolve_* (the variant the CPU picks)
+    ref = t.run([RETSAFE, "cold", "10"])
+    for spec in ("uretprobe:ld-linux-x86-64:_dl_runtime_resolve*", "usession:ld-linux-x86-64:*",
+                 "uretprobe:ld-linux-x86-64:*"):
+        label = "lazy [%s] (%s)" % (spec, mode)
+        cp, rep = t.run_probed([RETSAFE, "cold", "10"], spec, mode)
+        same_run(label, cp, ref)
+        for sym in ("_dl_runtime_resolve_xsavec", "_dl_runtime_resolve_xsave", "_dl_runtime_resolve_fxsave"):
+            t.check(refused(rep, sym, "entered without a call"), "%s: %s not refused with its reason"
+                    % (label, sym), rep and rep["errors"])
 
     n = 20
     ref = t.run([RETSAFE, "caller", str(n)])

@@ -17,6 +17,7 @@ Test(hazard, return_refused_by_name)
 		"pthread_exit", "__pthread_unwind", "unw_backtrace", "_start", "__start_context",
 		"dlopen", "dlopen@@GLIBC_2.34", "dlmopen", "dlsym", "dlsym@GLIBC_2.2.5", "___dlsym",
 		"dlvsym", "dl_iterate_phdr", "__libc_dlopen_mode", "mcount", "_mcount", "__fentry__",
+		"_dl_runtime_resolve_xsavec", "_dl_runtime_resolve_fxsave", "_dl_runtime_profile_avx",
 	};
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
 		cr_expect(sp_hazard_return(refused[i]) != NULL, "%s should be refused", refused[i]);
@@ -31,7 +32,7 @@ Test(hazard, return_allowed)
 		"malloc", "fork", "_Fork", "setjmpx", "xsetjmp", "longjmp", "posix_spawn",
 		"_Unwind_Find_FDE", "_Unwind_GetIP", "__cxa_throw", "start", "_start_x",
 		"coldstart", "foo.colder", "foo.cold_path", "foo.cold.x", "foo.part.0", "dladdr", "dlclose",
-		"dlerror", "dlinfo", "dlopenx", NULL,
+		"dlerror", "dlinfo", "dlopenx", "_dl_fixup", "_dl_runtime_resolvex", NULL,
 	};
 	for (size_t i = 0; allowed[i]; i++)
 		cr_expect(sp_hazard_return(allowed[i]) == NULL, "%s should be allowed", allowed[i]);
