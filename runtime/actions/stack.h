@@ -9,7 +9,8 @@
  *
  * The action aggregates by distinct stack: a lock-free open-addressing
  * table of up to SP_STACKS_MAX stacks of up to SP_STACK_DEPTH frames in an
- * mmap'ed arena, inserted with compare-and-swap, counted with atomic adds.
+ * mmap'ed arena, inserted with compare-and-swap, counted with atomic adds;
+ * each slot taken is appended to a list the reports read (shm.h).
  * Symbolised only at the report (dladdr plus our own ELF symbols).
  */
 #ifndef SP_STACK_H
@@ -53,7 +54,7 @@ void sp_stack_atfork_child(void);
  * record, symbolised with the ELF files of the objects it noted). */
 struct sp_shm_object;
 struct sp_stack_view {
-	const struct sp_stack_entry *table;     /* SP_STACKS_MAX entries */
+	const struct sp_stack_area *area;       /* read through its slots taken */
 	bool other_process;                     /* match records, symbolise with OBJS */
 	const struct sp_shm_object *objs;
 	size_t n_objs;
