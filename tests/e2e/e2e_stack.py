@@ -21,6 +21,7 @@ entry stack of the same call less the probed function's frame.  The same
 run's text report (@stacks) and JSON "stacks" must hold the same stacks as
 its folded file.  And a report reads only the stacks that exist, not the
 whole table (which would allocate every page of the launcher's shared file).
+A handler leaves the program's errno as it was (sp_retsafe errno).
 """
 import glob
 import json
@@ -296,9 +297,27 @@ def report_pages():
             "the same probes counting (%d KiB): the whole table was read" % (stack - plain, plain))
 
 
+RETSAFE = os.path.join(os.path.dirname(t.TARGET), "sp_retsafe")
+
+
+def errno_kept():
+    """A handler leaves errno as the program left it: the stack action's
+    first walk (libunwind's) sets it, before the probed function reads it
+    (an entry probe) or after it set it (a return probe)."""
+    ref = t.run([RETSAFE, "errno", "50"])
+    for spec in ("uprobe:rs_errno_read=stack", "uretprobe:rs_errno_set=stack",
+                 "usession:rs_errno_set=stack;uprobe:rs_errno_read=latency"):
+        for mode in ("int3", "jmp"):
+            cp, _ = t.run_probed([RETSAFE, "errno", "50"], spec, mode)
+            t.check(cp.returncode == 0 and cp.stdout == ref.stdout,
+                    "errno [%s] (%s): changed by a handler" % (spec, mode),
+                    "got:\n%s\nwant:\n%s" % (t.clip(cp.stdout + cp.stderr), t.clip(ref.stdout)))
+
+
 def main():
     t.require_build()
     report_pages()
+    errno_kept()
     for path in (LAUNCHER, STACKS):
         if not os.path.exists(path):
             t.check(False, "missing build output %s" % path)

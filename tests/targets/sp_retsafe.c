@@ -16,10 +16,14 @@
  *                          searches its caller's) and dlclose it; and
  *                          libsp_retsafe_lib.so's dlsym(RTLD_NEXT) of its own
  *                          symbol, which must find none
+ *   sp_retsafe errno N     N times: errno set, then rs_errno_read reads it;
+ *                          rs_errno_set sets it, then the caller reads it
+ *                          (a probe's handler must leave it as it was)
  *
  * Prints what it did and "name calls" for its own functions.
  */
 #include <dlfcn.h>
+#include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdio.h>
@@ -144,6 +148,29 @@ static int do_cold(long n)
 	return 0;
 }
 
+PROBED int rs_errno_read(void)
+{
+	return errno;
+}
+
+PROBED void rs_errno_set(int e)
+{
+	errno = e;
+}
+
+static int do_errno(long n)
+{
+	long read_ok = 0, set_ok = 0;
+	for (long i = 0; i < n; i++) {
+		errno = ENOENT;
+		read_ok += rs_errno_read() == ENOENT;
+		rs_errno_set(EXDEV);
+		set_ok += errno == EXDEV;
+	}
+	printf("errno read %ld of %ld, after a return %ld of %ld\n", read_ok, n, set_ok, n);
+	return read_ok == n && set_ok == n ? 0 : 1;
+}
+
 void *rsl_next_self(void);
 
 static int do_caller(long n)
@@ -167,7 +194,7 @@ static int do_caller(long n)
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: %s vfork|setjmp|threads|cold|caller [N]\n", argv[0]);
+		fprintf(stderr, "usage: %s vfork|setjmp|threads|cold|caller|errno [N]\n", argv[0]);
 		return 2;
 	}
 	long n = argc > 2 ? atol(argv[2]) : 100;
@@ -182,6 +209,8 @@ int main(int argc, char **argv)
 		return do_cold(n);
 	if (strcmp(argv[1], "caller") == 0)
 		return do_caller(n);
+	if (strcmp(argv[1], "errno") == 0)
+		return do_errno(n);
 	fprintf(stderr, "unknown mode %s\n", argv[1]);
 	return 2;
 }
