@@ -9,6 +9,7 @@
 #include "elfsym.h"
 #include "log.h"
 #include "maps.h"
+#include "rawsys.h"
 #include "probe.h"
 #include "shm.h"
 #include "tstate.h"
@@ -24,10 +25,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <ucontext.h>
 
 static struct sp_stack_area *area;      /* the table and its slots taken */
-static _Atomic uint64_t dropped;         /* stacks that found no room */
+static _Atomic uint64_t dropped;         /* stacks not recorded: no room, or a fork */
+
+/* libunwind takes locks of its own (its caches, its one-time init) and
+ * glibc's dl_iterate_phdr's: a fork while another thread walks would give
+ * the child a lock held for ever, and its first walk would hang with every
+ * signal blocked.  So a fork waits for the walks under way and none
+ * starts until it is done. */
+static _Atomic int walkers;
+static _Atomic bool forking;
+static __thread int my_walks __attribute__((tls_model("initial-exec")));   /* this thread's, under way */
 
 int sp_stack_prepare(void)
 {
@@ -68,12 +79,48 @@ void sp_stack_atfork_child(void)
 	if (area && sp_shm_map_stripes(fd, off, sizeof(*area), area) != MAP_FAILED)
 		sp_stack_note_objects();
 	atomic_store(&dropped, 0);
+	atomic_store(&walkers, my_walks);   /* only this thread is left */
+	atomic_store(&forking, false);
+}
+
+void sp_stack_atfork_prepare(void)
+{
+	atomic_store(&forking, true);
+	/* not our own: a fork from a signal handler inside this thread's walk */
+	while (atomic_load(&walkers) > my_walks)
+		sp_syscall6(SYS_sched_yield, 0, 0, 0, 0, 0, 0);
+}
+
+void sp_stack_atfork_parent(void)
+{
+	atomic_store(&forking, false);
+}
+
+static bool walk_begin(void)
+{
+	if (atomic_load(&forking))
+		return false;
+	atomic_fetch_add(&walkers, 1);
+	my_walks++;
+	if (!atomic_load(&forking))
+		return true;
+	my_walks--;
+	atomic_fetch_sub(&walkers, 1);
+	return false;
+}
+
+static void walk_end(void)
+{
+	my_walks--;
+	atomic_fetch_sub(&walkers, 1);
 }
 
 int sp_stack_walk(struct selfprobe_ctx *ctx, uintptr_t *ips, int max)
 {
 	if (max <= 0)
 		return 0;
+	if (!walk_begin())
+		return -EAGAIN;   /* a fork is under way */
 	/* A context made of the probe's registers, on both paths: rip is the
 	 * site itself (the int3 path's ucontext has rip past the int3) and any
 	 * handler's changes are seen. */
@@ -110,6 +157,7 @@ int sp_stack_walk(struct selfprobe_ctx *ctx, uintptr_t *ips, int max)
 	}
 	sp_tls.runtime--;
 	sp_uret_reswap(swapped);
+	walk_end();
 	return n;
 }
 
@@ -128,6 +176,8 @@ int sp_stack_handler(struct selfprobe_ctx *ctx, void *data)
 	(void)data;
 	uintptr_t ips[SP_STACK_DEPTH];
 	int n = sp_stack_walk(ctx, ips, SP_STACK_DEPTH);
+	if (n == -EAGAIN)
+		atomic_fetch_add(&dropped, 1);
 	if (n <= 0 || !area)
 		return 0;
 	const struct sp_probe *p = ctx->probe;
@@ -422,5 +472,6 @@ void sp_stack_report_folded(FILE *f)
 	sp_stack_view_folded(f, &v, probe_label, NULL);
 	uint64_t d = atomic_load(&dropped);
 	if (d)   /* the folded format has no place for it */
-		sp_say("%lu stacks found no room in the stack table", (unsigned long)d);
+		sp_say("%lu stacks not recorded: no room in the stack table, or taken while the process forked",
+		       (unsigned long)d);
 }

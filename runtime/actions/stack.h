@@ -48,6 +48,9 @@ int sp_stack_prepare(void);
  * symbolisation (at prepare and when the loader changes the link map). */
 void sp_stack_note_objects(void);
 void sp_stack_atfork_child(void);
+/* Around fork: wait for the walks under way, start none (stack.c). */
+void sp_stack_atfork_prepare(void);
+void sp_stack_atfork_parent(void);
 
 /* A stack table to report: this process's (symbolised here, entries
  * matched by probe), or another's from the shared file (entries matched by

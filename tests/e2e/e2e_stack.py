@@ -21,7 +21,9 @@ entry stack of the same call less the probed function's frame.  The same
 run's text report (@stacks) and JSON "stacks" must hold the same stacks as
 its folded file.  And a report reads only the stacks that exist, not the
 whole table (which would allocate every page of the launcher's shared file).
-A handler leaves the program's errno as it was (sp_retsafe errno).
+A handler leaves the program's errno as it was (sp_retsafe errno).  A fork
+while other threads walk their stacks gives a child that walks too
+(sp_retsafe forkwalk).
 """
 import glob
 import json
@@ -314,10 +316,23 @@ def errno_kept():
                     "got:\n%s\nwant:\n%s" % (t.clip(cp.stdout + cp.stderr), t.clip(ref.stdout)))
 
 
+def fork_while_walking():
+    """Threads walk their stacks without pause while the main thread forks:
+    no child inherits a lock of the unwinder's held by a thread it does not
+    have (its first walk would hang with every signal blocked)."""
+    ref = t.run([RETSAFE, "forkwalk", "200"])
+    for mode in ("int3", "jmp"):
+        cp, _ = t.run_probed([RETSAFE, "forkwalk", "200"], "uprobe:rs_leaf=stack", mode, timeout=600)
+        t.check(cp.returncode == 0 and cp.stdout == ref.stdout,
+                "forkwalk [uprobe:rs_leaf=stack] (%s): a fork child hung" % mode,
+                "got:\n%s\nwant:\n%s" % (t.clip(cp.stdout + cp.stderr), t.clip(ref.stdout)))
+
+
 def main():
     t.require_build()
     report_pages()
     errno_kept()
+    fork_while_walking()
     for path in (LAUNCHER, STACKS):
         if not os.path.exists(path):
             t.check(False, "missing build output %s" % path)

@@ -19,6 +19,11 @@
  *   sp_retsafe errno N     N times: errno set, then rs_errno_read reads it;
  *                          rs_errno_set sets it, then the caller reads it
  *                          (a probe's handler must leave it as it was)
+ *   sp_retsafe forkwalk N  3 threads call rs_leaf without pause while the
+ *                          main thread forks N times; each child calls
+ *                          rs_leaf 10 times and exits: prints how many
+ *                          children exited, and how many hung (killed after
+ *                          3 s: a lock another thread held at the fork)
  *
  * Prints what it did and "name calls" for its own functions.
  */
@@ -26,6 +31,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,6 +177,50 @@ static int do_errno(long n)
 	return read_ok == n && set_ok == n ? 0 : 1;
 }
 
+static volatile int stop_threads;
+
+static void *leaf_loop(void *arg)
+{
+	long i = (long)arg;
+	while (!stop_threads)
+		sink += rs_leaf(i++);
+	return NULL;
+}
+
+static int do_forkwalk(long n)
+{
+	pthread_t t[3];
+	for (long i = 0; i < 3; i++)
+		pthread_create(&t[i], NULL, leaf_loop, (void *)i);
+	long exited = 0, hung = 0;
+	for (long i = 0; i < n; i++) {
+		pid_t pid = fork();
+		if (pid == 0) {
+			for (long k = 0; k < 10; k++)
+				sink += rs_leaf(k);
+			_exit(0);
+		}
+		int st = 0;
+		long waited_ms = 0;
+		while (pid > 0 && waitpid(pid, &st, WNOHANG) == 0) {
+			if (++waited_ms > 3000) {
+				kill(pid, SIGKILL);
+				waitpid(pid, &st, 0);
+				hung++;
+				break;
+			}
+			usleep(1000);
+		}
+		if (pid > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0)
+			exited++;
+	}
+	stop_threads = 1;
+	for (int i = 0; i < 3; i++)
+		pthread_join(t[i], NULL);
+	printf("forks %ld exited %ld hung %ld\n", n, exited, hung);
+	return exited == n ? 0 : 1;
+}
+
 void *rsl_next_self(void);
 
 static int do_caller(long n)
@@ -194,7 +244,7 @@ static int do_caller(long n)
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: %s vfork|setjmp|threads|cold|caller|errno [N]\n", argv[0]);
+		fprintf(stderr, "usage: %s vfork|setjmp|threads|cold|caller|errno|forkwalk [N]\n", argv[0]);
 		return 2;
 	}
 	long n = argc > 2 ? atol(argv[2]) : 100;
@@ -211,6 +261,8 @@ int main(int argc, char **argv)
 		return do_caller(n);
 	if (strcmp(argv[1], "errno") == 0)
 		return do_errno(n);
+	if (strcmp(argv[1], "forkwalk") == 0)
+		return do_forkwalk(n);
 	fprintf(stderr, "unknown mode %s\n", argv[1]);
 	return 2;
 }
