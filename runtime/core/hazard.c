@@ -21,6 +21,12 @@ static const char BLOCKED_EXIT[] =
 	"runs with every signal blocked while a thread exits: an int3 there would kill the process";
 static const char BLOCKED_SPAWN[] =
 	"runs with every signal blocked in a posix_spawn/system child: an int3 there would kill the process";
+static const char BLOCKED_SPAWN_PARENT[] =
+	"runs with every signal blocked in posix_spawn's parent (system, popen too), which frees "
+	"the child's stack before it restores its mask: an int3 there would kill the process";
+static const char SPAWN_CHILD_DFL[] =
+	"is called in a posix_spawn child (system, popen too) after its signal handlers were reset "
+	"to the default: an int3 there would kill the child before its exec";
 static const char SIGRETURN[] =
 	"is the signal-return trampoline every handler returns through: an int3 there would recurse";
 
@@ -85,6 +91,28 @@ static const struct hazard libc_hazards[] = {
 	{ "__open_nocancel", BLOCKED_SPAWN },
 	{ "_exit", BLOCKED_SPAWN },
 	{ "_Exit", BLOCKED_SPAWN },
+};
+
+/* Sites only the int3 path must not take: glibc calls them with every
+ * signal blocked (or SIGTRAP's handler reset) only in posix_spawn, and they
+ * are among the hottest functions elsewhere, so the jmp (whose write holds
+ * an int3 for the microseconds of its batch) stays allowed, as for free and
+ * munmap at a detached thread's exit (README, known limits). */
+static const struct hazard libc_int3_path_hazards[] = {
+	/* posix_spawn's parent (__spawnix), between blocking every signal and
+	 * restoring its mask: the child's stack unmapped (and, when the exec
+	 * failed, the child waited for) */
+	{ "munmap", BLOCKED_SPAWN_PARENT },
+	{ "__munmap", BLOCKED_SPAWN_PARENT },
+	{ "waitpid", BLOCKED_SPAWN_PARENT },
+	{ "__waitpid", BLOCKED_SPAWN_PARENT },
+	{ "wait4", BLOCKED_SPAWN_PARENT },
+	{ "__wait4", BLOCKED_SPAWN_PARENT },
+	/* the child's exec, once __spawni_child has reset every handler */
+	{ "execve", SPAWN_CHILD_DFL },
+	{ "__execve", SPAWN_CHILD_DFL },
+	{ "__execvpex", SPAWN_CHILD_DFL },
+	{ "__execvpe_common", SPAWN_CHILD_DFL },
 };
 
 /* ---- return hazards (any object) ---- */
@@ -247,4 +275,12 @@ const char *sp_hazard_int3(const char *object_path, const char *symbol, uintptr_
 	if (!symbol || !is_libc(object_path))
 		return NULL;
 	return lookup(libc_hazards, sizeof(libc_hazards) / sizeof(libc_hazards[0]), symbol);
+}
+
+const char *sp_hazard_int3_path(const char *object_path, const char *symbol)
+{
+	if (!symbol || !is_libc(object_path))
+		return NULL;
+	return lookup(libc_int3_path_hazards, sizeof(libc_int3_path_hazards) / sizeof(libc_int3_path_hazards[0]),
+		      symbol);
 }

@@ -22,6 +22,12 @@ be refused or handled, with exact counts:
   lazy             uretprobe/usession on ld.so's functions under a program
                    bound lazily: the PLT resolver (entered by a jump, the
                    link map on its stack top) refused, the run unchanged
+  spawn            posix_spawn, posix_spawnp, system, popen with entry probes
+                   on what posix_spawn's parent calls with every signal
+                   blocked (munmap, waitpid) and its child after the
+                   handlers are reset (execve): the run unchanged; in int3
+                   mode those sites refused with the reason, in auto mode
+                   counted on the jmp path
   caller           uretprobe/usession/=latency on libc's dlopen and dlsym
                    refused (they read their return address to know their
                    caller): dlopen by bare name still searches the
@@ -172,6 +178,20 @@ def rules(mode):
         for sym in ("_dl_runtime_resolve_xsavec", "_dl_runtime_resolve_xsave", "_dl_runtime_resolve_fxsave"):
             t.check(refused(rep, sym, "entered without a call"), "%s: %s not refused with its reason"
                     % (label, sym), rep and rep["errors"])
+
+    ref = t.run([RETSAFE, "spawn", "5"])
+    spec = "uprobe:libc:munmap;uprobe:libc:waitpid;uprobe:libc:execve"
+    cp, rep = t.run_probed([RETSAFE, "spawn", "5"], spec, mode)
+    same_run("spawn [%s] (%s)" % (spec, mode), cp, ref)
+    for sym, why in (("munmap", "posix_spawn's parent"), ("waitpid", "posix_spawn's parent"),
+                     ("execve", "posix_spawn child")):
+        if mode == "int3":
+            t.check(refused(rep, sym, why), "spawn (int3): %s not refused with its reason" % sym,
+                    rep and rep["errors"])
+        else:   # the int3 path only: the jmp stays allowed
+            e = entry(rep, sym)
+            t.check(e is not None and e["mode"] == "jmp" and e["hits"] > 0,
+                    "spawn (%s): %s not counted on the jmp path" % (mode, sym), e and t.fmt_probe(e))
 
     n = 20
     ref = t.run([RETSAFE, "caller", str(n)])

@@ -19,6 +19,9 @@
  *   sp_retsafe errno N     N times: errno set, then rs_errno_read reads it;
  *                          rs_errno_set sets it, then the caller reads it
  *                          (a probe's handler must leave it as it was)
+ *   sp_retsafe spawn N     N times each: posix_spawn /bin/true, posix_spawnp
+ *                          true, system, popen (all posix_spawn in glibc):
+ *                          prints how many children exited 0
  *   sp_retsafe forkwalk N  3 threads call rs_leaf without pause while the
  *                          main thread forks N times; each child calls
  *                          rs_leaf 10 times and exits: prints how many
@@ -32,6 +35,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,6 +181,28 @@ static int do_errno(long n)
 	return read_ok == n && set_ok == n ? 0 : 1;
 }
 
+extern char **environ;
+
+static int do_spawn(long n)
+{
+	long ok = 0;
+	for (long i = 0; i < n; i++) {
+		char *av[] = { "true", NULL };
+		pid_t pid;
+		int st = -1;
+		if (posix_spawn(&pid, "/bin/true", NULL, NULL, av, environ) == 0 && waitpid(pid, &st, 0) == pid)
+			ok += WIFEXITED(st) && WEXITSTATUS(st) == 0;
+		st = -1;
+		if (posix_spawnp(&pid, "true", NULL, NULL, av, environ) == 0 && waitpid(pid, &st, 0) == pid)
+			ok += WIFEXITED(st) && WEXITSTATUS(st) == 0;
+		ok += system("exit 0") == 0;
+		FILE *f = popen("exit 0", "r");
+		ok += f && pclose(f) == 0;
+	}
+	printf("spawned %ld of %ld\n", ok, 4 * n);
+	return ok == 4 * n ? 0 : 1;
+}
+
 static volatile int stop_threads;
 
 static void *leaf_loop(void *arg)
@@ -244,7 +270,7 @@ static int do_caller(long n)
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: %s vfork|setjmp|threads|cold|caller|errno|forkwalk [N]\n", argv[0]);
+		fprintf(stderr, "usage: %s vfork|setjmp|threads|cold|caller|errno|spawn|forkwalk [N]\n", argv[0]);
 		return 2;
 	}
 	long n = argc > 2 ? atol(argv[2]) : 100;
@@ -261,6 +287,8 @@ int main(int argc, char **argv)
 		return do_caller(n);
 	if (strcmp(argv[1], "errno") == 0)
 		return do_errno(n);
+	if (strcmp(argv[1], "spawn") == 0)
+		return do_spawn(n);
 	if (strcmp(argv[1], "forkwalk") == 0)
 		return do_forkwalk(n);
 	fprintf(stderr, "unknown mode %s\n", argv[1]);

@@ -58,4 +58,13 @@ Test(hazard, int3_table_spellings)
 	cr_expect(sp_hazard_int3(libc, "sigprocmask@@GLIBC_2.2.5", 0) != NULL);
 	cr_expect(sp_hazard_int3(libc, "malloc", 0) == NULL);
 	cr_expect(sp_hazard_int3("/usr/lib/libfoo.so", "__clone", 0) == NULL);   /* libc's only */
+	/* posix_spawn's: the int3 path only, the jmp allowed */
+	cr_expect(sp_hazard_int3(libc, "munmap", 0) == NULL);
+	cr_expect(sp_hazard_int3(libc, "execve", 0) == NULL);
+	cr_expect(sp_hazard_int3_path(libc, "munmap") != NULL);
+	cr_expect(sp_hazard_int3_path(libc, "__GI___munmap") != NULL);
+	cr_expect(sp_hazard_int3_path(libc, "waitpid@@GLIBC_2.2.5") != NULL);
+	cr_expect(strstr(sp_hazard_int3_path(libc, "execve"), "posix_spawn child") != NULL);
+	cr_expect(sp_hazard_int3_path(libc, "malloc") == NULL);
+	cr_expect(sp_hazard_int3_path("/usr/lib/libfoo.so", "munmap") == NULL);
 }
