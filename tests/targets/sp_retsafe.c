@@ -267,6 +267,14 @@ static int do_caller(long n)
 	return opened == n && none == n ? 0 : 1;
 }
 
+static const struct {
+	const char *name;
+	int (*run)(long n);
+} modes[] = {
+	{ "vfork", do_vfork }, { "setjmp", do_setjmp }, { "threads", do_threads }, { "cold", do_cold },
+	{ "caller", do_caller }, { "errno", do_errno }, { "spawn", do_spawn }, { "forkwalk", do_forkwalk },
+};
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -275,22 +283,9 @@ int main(int argc, char **argv)
 	}
 	long n = argc > 2 ? atol(argv[2]) : 100;
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (strcmp(argv[1], "vfork") == 0)
-		return do_vfork(n);
-	if (strcmp(argv[1], "setjmp") == 0)
-		return do_setjmp(n);
-	if (strcmp(argv[1], "threads") == 0)
-		return do_threads(n);
-	if (strcmp(argv[1], "cold") == 0)
-		return do_cold(n);
-	if (strcmp(argv[1], "caller") == 0)
-		return do_caller(n);
-	if (strcmp(argv[1], "errno") == 0)
-		return do_errno(n);
-	if (strcmp(argv[1], "spawn") == 0)
-		return do_spawn(n);
-	if (strcmp(argv[1], "forkwalk") == 0)
-		return do_forkwalk(n);
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+		if (strcmp(argv[1], modes[i].name) == 0)
+			return modes[i].run(n);
 	fprintf(stderr, "unknown mode %s\n", argv[1]);
 	return 2;
 }
