@@ -37,6 +37,10 @@ static const struct hazard libc_hazards[] = {
 	 * starts with them blocked until start_thread restores its mask */
 	{ "__clone", BLOCKED_CLONE },
 	{ "__clone3", BLOCKED_CLONE },
+	/* the public names of the same code (a probe names a site by the
+	 * name it was given) */
+	{ "clone", BLOCKED_CLONE },
+	{ "clone3", BLOCKED_CLONE },
 	{ "__clone_internal", BLOCKED_CLONE },
 	{ "__clone_internal_fallback", BLOCKED_CLONE },
 	{ "create_thread", BLOCKED_CLONE },
@@ -69,6 +73,7 @@ static const struct hazard libc_hazards[] = {
 	{ "sigprocmask", BLOCKED_SPAWN },
 	{ "__pthread_sigmask", BLOCKED_SPAWN },
 	{ "pthread_sigmask", BLOCKED_SPAWN },
+	{ "__pthread_sigmask_2", BLOCKED_SPAWN },   /* the same code */
 	{ "setsid", BLOCKED_SPAWN },
 	{ "__setsid", BLOCKED_SPAWN },
 	{ "setpgid", BLOCKED_SPAWN },

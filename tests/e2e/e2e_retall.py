@@ -180,7 +180,8 @@ def rules(mode):
                     % (label, sym), rep and rep["errors"])
 
     ref = t.run([RETSAFE, "spawn", "5"])
-    spec = "uprobe:libc:munmap;uprobe:libc:waitpid;uprobe:libc:execve"
+    # clone3: the public name of __clone3, which posix_spawn calls blocked
+    spec = "uprobe:libc:munmap;uprobe:libc:waitpid;uprobe:libc:execve;uprobe:libc:clone3"
     cp, rep = t.run_probed([RETSAFE, "spawn", "5"], spec, mode)
     same_run("spawn [%s] (%s)" % (spec, mode), cp, ref)
     for sym, why in (("munmap", "posix_spawn's parent"), ("waitpid", "posix_spawn's parent"),
@@ -192,6 +193,8 @@ def rules(mode):
             e = entry(rep, sym)
             t.check(e is not None and e["mode"] == "jmp" and e["hits"] > 0,
                     "spawn (%s): %s not counted on the jmp path" % (mode, sym), e and t.fmt_probe(e))
+    t.check(refused(rep, "clone3", "every signal blocked"), "spawn (%s): clone3 not refused" % mode,
+            rep and rep["errors"])
 
     n = 20
     ref = t.run([RETSAFE, "caller", str(n)])
