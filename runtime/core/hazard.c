@@ -113,6 +113,12 @@ static const struct hazard libc_int3_path_hazards[] = {
 	{ "__waitpid", BLOCKED_SPAWN_PARENT },
 	{ "wait4", BLOCKED_SPAWN_PARENT },
 	{ "__wait4", BLOCKED_SPAWN_PARENT },
+	/* the child with POSIX_SPAWN_RESETIDS (GNU make's), every signal
+	 * still blocked */
+	{ "getuid", BLOCKED_SPAWN },
+	{ "__getuid", BLOCKED_SPAWN },
+	{ "getgid", BLOCKED_SPAWN },
+	{ "__getgid", BLOCKED_SPAWN },
 	/* the child's exec, once __spawni_child has reset every handler */
 	{ "execve", SPAWN_CHILD_DFL },
 	{ "__execve", SPAWN_CHILD_DFL },

@@ -181,11 +181,13 @@ def rules(mode):
 
     ref = t.run([RETSAFE, "spawn", "5"])
     # clone3: the public name of __clone3, which posix_spawn calls blocked
-    spec = "uprobe:libc:munmap;uprobe:libc:waitpid;uprobe:libc:execve;uprobe:libc:clone3"
+    spec = ("uprobe:libc:munmap;uprobe:libc:waitpid;uprobe:libc:execve;uprobe:libc:clone3;"
+            "uprobe:libc:getuid;uprobe:libc:getgid")
     cp, rep = t.run_probed([RETSAFE, "spawn", "5"], spec, mode)
     same_run("spawn [%s] (%s)" % (spec, mode), cp, ref)
     for sym, why in (("munmap", "posix_spawn's parent"), ("waitpid", "posix_spawn's parent"),
-                     ("execve", "posix_spawn child")):
+                     ("execve", "posix_spawn child"), ("getuid", "posix_spawn/system child"),
+                     ("getgid", "posix_spawn/system child")):
         if mode == "int3":
             t.check(refused(rep, sym, why), "spawn (int3): %s not refused with its reason" % sym,
                     rep and rep["errors"])

@@ -19,7 +19,8 @@
  *   sp_retsafe errno N     N times: errno set, then rs_errno_read reads it;
  *                          rs_errno_set sets it, then the caller reads it
  *                          (a probe's handler must leave it as it was)
- *   sp_retsafe spawn N     N times each: posix_spawn /bin/true, posix_spawnp
+ *   sp_retsafe spawn N     N times each: posix_spawn /bin/true (with
+ *                          POSIX_SPAWN_RESETIDS), posix_spawnp
  *                          true, system, popen (all posix_spawn in glibc):
  *                          prints how many children exited 0
  *   sp_retsafe forkwalk N  3 threads call rs_leaf without pause while the
@@ -190,8 +191,12 @@ static int do_spawn(long n)
 		char *av[] = { "true", NULL };
 		pid_t pid;
 		int st = -1;
-		if (posix_spawn(&pid, "/bin/true", NULL, NULL, av, environ) == 0 && waitpid(pid, &st, 0) == pid)
+		posix_spawnattr_t resetids;   /* as GNU make spawns: the child calls getuid, getgid */
+		posix_spawnattr_init(&resetids);
+		posix_spawnattr_setflags(&resetids, POSIX_SPAWN_RESETIDS);
+		if (posix_spawn(&pid, "/bin/true", NULL, &resetids, av, environ) == 0 && waitpid(pid, &st, 0) == pid)
 			ok += WIFEXITED(st) && WEXITSTATUS(st) == 0;
+		posix_spawnattr_destroy(&resetids);
 		st = -1;
 		if (posix_spawnp(&pid, "true", NULL, NULL, av, environ) == 0 && waitpid(pid, &st, 0) == pid)
 			ok += WIFEXITED(st) && WEXITSTATUS(st) == 0;
