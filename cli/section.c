@@ -12,7 +12,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-static const size_t stack_bytes = SP_STACKS_MAX * sizeof(struct sp_stack_entry);
+static const size_t stack_bytes = sizeof(struct sp_stack_area);
 
 static size_t records_bytes(const struct sp_section *v) { return v->n_records * sizeof(*v->records); }
 static size_t stripes_bytes(const struct sp_section *v) { return v->s->stripe_bytes * v->s->n_stripes; }
@@ -50,7 +50,7 @@ int sp_section_open(int fd, const struct sp_shm_section *s, struct sp_section *v
 	v->stripes = map(fd, s->stripes_off, stripes_bytes(v));
 	v->latency = map(fd, s->latency_off, latency_bytes(v));
 	v->errors = map(fd, s->errors_off, errors_bytes(v));
-	v->stacks.table = map(fd, s->stacks_off, stack_bytes);
+	v->stacks.area = map(fd, s->stacks_off, stack_bytes);
 	v->stacks.objs = map(fd, s->objects_off, objects_bytes(v));
 	if ((v->n_records && !v->records) || !v->stripes) {
 		int e = errno;
@@ -70,7 +70,7 @@ void sp_section_close(struct sp_section *v)
 	unmap(v->stripes, stripes_bytes(v));
 	unmap(v->latency, latency_bytes(v));
 	unmap(v->errors, errors_bytes(v));
-	unmap(v->stacks.table, stack_bytes);
+	unmap(v->stacks.area, stack_bytes);
 	unmap(v->stacks.objs, objects_bytes(v));
 	*v = (struct sp_section){ 0 };
 }
@@ -122,7 +122,7 @@ bool sp_section_latency(const struct sp_section *v, const struct sp_shm_record *
 
 static bool has_stacks(const struct sp_section *v, const struct sp_shm_record *r)
 {
-	return r->action == SP_ACT_STACK && v->stacks.table;
+	return r->action == SP_ACT_STACK && v->stacks.area;
 }
 
 static const char *const patch_names[] = { "int3", "jmp5", "hop" };

@@ -88,6 +88,9 @@ int       selfprobe_usdt_arg(struct selfprobe_ctx *ctx, int n, int64_t *val);
 /* A USDT argument the note marks as floating (4f@, 8f@: float, double), as
  * a double; selfprobe_usdt_arg gives its bits.  -EDOM for an integer one. */
 int       selfprobe_usdt_arg_double(struct selfprobe_ctx *ctx, int n, double *val);
+/* The user stack at the hit, the site first: frames written, or -errno;
+ * -EAGAIN while another thread of the process forks (the unwinder's locks
+ * must not be held across a fork). */
 int       selfprobe_backtrace(struct selfprobe_ctx *ctx, uintptr_t *ips, int max);
 /* The probe's address (the site), and the spec text it came from. */
 uintptr_t   selfprobe_address(struct selfprobe_ctx *ctx);

@@ -11,6 +11,7 @@
 #include "elfsym.h"
 #include "log.h"
 #include "maps.h"
+#include "rawsys.h"
 #include "probe.h"
 #include "shm.h"
 #include "tstate.h"
@@ -26,30 +27,40 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <ucontext.h>
 
-static struct sp_stack_entry *table;    /* SP_STACKS_MAX entries */
-static _Atomic uint64_t dropped;         /* stacks that found no room */
+static struct sp_stack_area *area;      /* the table and its slots taken */
+static _Atomic uint64_t dropped;         /* stacks not recorded: no room, or a fork */
+
+/* libunwind takes locks of its own (its caches, its one-time init) and
+ * glibc's dl_iterate_phdr's: a fork while another thread walks would give
+ * the child a lock held for ever, and its first walk would hang with every
+ * signal blocked.  So a fork waits for the walks under way and none
+ * starts until it is done. */
+static _Atomic int walkers;
+static _Atomic bool forking;
+static __thread int my_walks __attribute__((tls_model("initial-exec")));   /* this thread's, under way */
 
 int sp_stack_prepare(void)
 {
-	if (table)
+	if (area)
 		return 0;
 	/* under the launcher, in its shared file: it reports the stacks of a
 	 * process that was killed, with the objects noted for symbolising */
 	uint64_t off = 0;
 	int fd = sp_shm_stacks(&off);
-	void *p = sp_shm_map_stripes(fd, off, SP_STACKS_MAX * sizeof(*table), NULL);
+	void *p = sp_shm_map_stripes(fd, off, sizeof(*area), NULL);
 	if (p == MAP_FAILED)
 		return -errno;
-	table = p;
+	area = p;
 	sp_stack_note_objects();
 	return 0;
 }
 
 void sp_stack_note_objects(void)
 {
-	if (!table || !sp_shm_active())
+	if (!area || !sp_shm_active())
 		return;
 	struct sp_object *objs;
 	size_t n;
@@ -67,15 +78,51 @@ void sp_stack_atfork_child(void)
 	 * own under the launcher */
 	uint64_t off = 0;
 	int fd = sp_shm_stacks(&off);
-	if (table && sp_shm_map_stripes(fd, off, SP_STACKS_MAX * sizeof(*table), table) != MAP_FAILED)
+	if (area && sp_shm_map_stripes(fd, off, sizeof(*area), area) != MAP_FAILED)
 		sp_stack_note_objects();
 	atomic_store(&dropped, 0);
+	atomic_store(&walkers, my_walks);   /* only this thread is left */
+	atomic_store(&forking, false);
+}
+
+void sp_stack_atfork_prepare(void)
+{
+	atomic_store(&forking, true);
+	/* not our own: a fork from a signal handler inside this thread's walk */
+	while (atomic_load(&walkers) > my_walks)
+		sp_syscall6(SYS_sched_yield, 0, 0, 0, 0, 0, 0);
+}
+
+void sp_stack_atfork_parent(void)
+{
+	atomic_store(&forking, false);
+}
+
+static bool walk_begin(void)
+{
+	if (atomic_load(&forking))
+		return false;
+	atomic_fetch_add(&walkers, 1);
+	my_walks++;
+	if (!atomic_load(&forking))
+		return true;
+	my_walks--;
+	atomic_fetch_sub(&walkers, 1);
+	return false;
+}
+
+static void walk_end(void)
+{
+	my_walks--;
+	atomic_fetch_sub(&walkers, 1);
 }
 
 int sp_stack_walk(struct selfprobe_ctx *ctx, uintptr_t *ips, int max)
 {
 	if (max <= 0)
 		return 0;
+	if (!walk_begin())
+		return -EAGAIN;   /* a fork is under way */
 	/* A context made of the probe's registers, on both paths: rip is the
 	 * site itself (the int3 path's ucontext has rip past the int3) and any
 	 * handler's changes are seen. */
@@ -112,6 +159,7 @@ int sp_stack_walk(struct selfprobe_ctx *ctx, uintptr_t *ips, int max)
 	}
 	sp_tls.runtime--;
 	sp_uret_reswap(swapped);
+	walk_end();
 	return n;
 }
 
@@ -130,13 +178,15 @@ int sp_stack_handler(struct selfprobe_ctx *ctx, void *data)
 	(void)data;
 	uintptr_t ips[SP_STACK_DEPTH];
 	int n = sp_stack_walk(ctx, ips, SP_STACK_DEPTH);
-	if (n <= 0 || !table)
+	if (n == -EAGAIN)
+		atomic_fetch_add(&dropped, 1);
+	if (n <= 0 || !area)
 		return 0;
 	const struct sp_probe *p = ctx->probe;
 	uint64_t h = hash_stack(p, ips, n);
 	for (uint32_t i = (uint32_t)h & (SP_STACKS_MAX - 1), tries = 0; tries < 64;
 	     i = (i + 1) & (SP_STACKS_MAX - 1), tries++) {
-		struct sp_stack_entry *e = &table[i];
+		struct sp_stack_entry *e = &area->table[i];
 		uint64_t cur = atomic_load(&e->hash);
 		if (cur == 0) {
 			uint64_t zero = 0;
@@ -148,6 +198,8 @@ int sp_stack_handler(struct selfprobe_ctx *ctx, void *data)
 					e->ips[k] = ips[k];
 				atomic_store(&e->ready, 1);
 				__atomic_fetch_add(&e->count, 1, __ATOMIC_RELAXED);
+				/* each slot is taken once: n_taken stays within the table */
+				atomic_store(&area->taken[atomic_fetch_add(&area->n_taken, 1)], i + 1);
 				return 0;
 			}
 			cur = zero;
@@ -358,15 +410,34 @@ static bool is_of(const struct sp_stack_view *v, const struct sp_stack_entry *e,
 	       (v->other_process ? e->record == record : e->probe == probe);
 }
 
+static uint32_t n_taken(const struct sp_stack_view *v)
+{
+	if (!v->area)
+		return 0;
+	uint32_t n = atomic_load(&((struct sp_stack_area *)v->area)->n_taken);
+	return n < SP_STACKS_MAX ? n : SP_STACKS_MAX;
+}
+
+/* The entry of the K-th slot taken, or NULL while it is being written. */
+static const struct sp_stack_entry *taken(const struct sp_stack_view *v, uint32_t k)
+{
+	uint32_t slot = atomic_load(&((struct sp_stack_area *)v->area)->taken[k]);
+	const struct sp_stack_entry *e = slot && slot <= SP_STACKS_MAX ? &v->area->table[slot - 1] : NULL;
+	return e && atomic_load(&((struct sp_stack_entry *)e)->ready) ? e : NULL;
+}
+
 /* The stacks of one probe, most counted first: malloc'ed, *N of them. */
 static const struct sp_stack_entry **stacks_of(const struct sp_stack_view *v, const void *probe, int record,
 						size_t *n)
 {
 	*n = 0;
-	const struct sp_stack_entry **out = v->table ? sp_malloc(SP_STACKS_MAX * sizeof(*out)) : NULL;
-	for (uint32_t i = 0; out && i < SP_STACKS_MAX; i++)
-		if (is_of(v, &v->table[i], probe, record))
-			out[(*n)++] = &v->table[i];
+	uint32_t all = n_taken(v);
+	const struct sp_stack_entry **out = v->area ? sp_malloc((all + 1) * sizeof(*out)) : NULL;
+	for (uint32_t k = 0; out && k < all; k++) {
+		const struct sp_stack_entry *e = taken(v, k);
+		if (e && is_of(v, e, probe, record))
+			out[(*n)++] = e;
+	}
 	if (out)
 		sp_qsort(out, *n, sizeof(*out), by_count);
 	return out;
@@ -414,9 +485,9 @@ void sp_stack_view_json(FILE *f, const struct sp_stack_view *v, const void *prob
 void sp_stack_view_folded(FILE *f, const struct sp_stack_view *v,
 			  const char *(*label)(const struct sp_stack_entry *e, void *ctx), void *ctx)
 {
-	for (uint32_t i = 0; v->table && i < SP_STACKS_MAX; i++) {
-		const struct sp_stack_entry *e = &v->table[i];
-		const char *name = atomic_load(&((struct sp_stack_entry *)e)->ready) ? label(e, ctx) : NULL;
+	for (uint32_t k = 0, all = n_taken(v); k < all; k++) {
+		const struct sp_stack_entry *e = taken(v, k);
+		const char *name = e ? label(e, ctx) : NULL;
 		if (!name)
 			continue;
 		/* root first: the outermost caller, down to the probe's label */
@@ -442,21 +513,22 @@ static const char *probe_label(const struct sp_stack_entry *e, void *ctx)
 
 void sp_stack_report_text(FILE *f, const struct sp_probe *p, int top)
 {
-	struct sp_stack_view v = { .table = table };
+	struct sp_stack_view v = { .area = area };
 	sp_stack_view_text(f, &v, p, -1, p->label, top);
 }
 
 void sp_stack_report_json(FILE *f, const struct sp_probe *p, int top)
 {
-	struct sp_stack_view v = { .table = table };
+	struct sp_stack_view v = { .area = area };
 	sp_stack_view_json(f, &v, p, -1, top);
 }
 
 void sp_stack_report_folded(FILE *f)
 {
-	struct sp_stack_view v = { .table = table };
+	struct sp_stack_view v = { .area = area };
 	sp_stack_view_folded(f, &v, probe_label, NULL);
 	uint64_t d = atomic_load(&dropped);
 	if (d)   /* the folded format has no place for it */
-		sp_say("%lu stacks found no room in the stack table", (unsigned long)d);
+		sp_say("%lu stacks not recorded: no room in the stack table, or taken while the process forked",
+		       (unsigned long)d);
 }

@@ -9,7 +9,8 @@
  *
  * The action aggregates by distinct stack: a lock-free open-addressing
  * table of up to SP_STACKS_MAX stacks of up to SP_STACK_DEPTH frames in an
- * mmap'ed arena, inserted with compare-and-swap, counted with atomic adds.
+ * mmap'ed arena, inserted with compare-and-swap, counted with atomic adds;
+ * each slot taken is appended to a list the reports read (shm.h).
  * Symbolised only at the report (dladdr plus our own ELF symbols), C++
  * names demangled (demangle.h) on a stack of ours.
  */
@@ -48,13 +49,16 @@ int sp_stack_prepare(void);
  * symbolisation (at prepare and when the loader changes the link map). */
 void sp_stack_note_objects(void);
 void sp_stack_atfork_child(void);
+/* Around fork: wait for the walks under way, start none (stack.c). */
+void sp_stack_atfork_prepare(void);
+void sp_stack_atfork_parent(void);
 
 /* A stack table to report: this process's (symbolised here, entries
  * matched by probe), or another's from the shared file (entries matched by
  * record, symbolised with the ELF files of the objects it noted). */
 struct sp_shm_object;
 struct sp_stack_view {
-	const struct sp_stack_entry *table;     /* SP_STACKS_MAX entries */
+	const struct sp_stack_area *area;       /* read through its slots taken */
 	bool other_process;                     /* match records, symbolise with OBJS */
 	const struct sp_shm_object *objs;
 	size_t n_objs;

@@ -65,6 +65,7 @@ struct sp_func_extent {
 	bool landing_pads;   /* the object has exception tables: code inside a
 			      * function may be entered by the unwinder */
 	const char *hazard;  /* why an int3 here would break the process (hazard.h) */
+	const char *int3_path_hazard;   /* why it must not stay on the int3 path (hazard.h) */
 	bool go_stack;       /* a Go function: the trampoline calls C on a stack
 			      * of its own, never the goroutine's (golang.h) */
 	const char *go_no_jmp;  /* why a Go site takes the int3 path, or NULL */

@@ -21,6 +21,12 @@ static const char BLOCKED_EXIT[] =
 	"runs with every signal blocked while a thread exits: an int3 there would kill the process";
 static const char BLOCKED_SPAWN[] =
 	"runs with every signal blocked in a posix_spawn/system child: an int3 there would kill the process";
+static const char BLOCKED_SPAWN_PARENT[] =
+	"runs with every signal blocked in posix_spawn's parent (system, popen too), which frees "
+	"the child's stack before it restores its mask: an int3 there would kill the process";
+static const char SPAWN_CHILD_DFL[] =
+	"is called in a posix_spawn child (system, popen too) after its signal handlers were reset "
+	"to the default: an int3 there would kill the child before its exec";
 static const char SIGRETURN[] =
 	"is the signal-return trampoline every handler returns through: an int3 there would recurse";
 
@@ -31,6 +37,10 @@ static const struct hazard libc_hazards[] = {
 	 * starts with them blocked until start_thread restores its mask */
 	{ "__clone", BLOCKED_CLONE },
 	{ "__clone3", BLOCKED_CLONE },
+	/* the public names of the same code (a probe names a site by the
+	 * name it was given) */
+	{ "clone", BLOCKED_CLONE },
+	{ "clone3", BLOCKED_CLONE },
 	{ "__clone_internal", BLOCKED_CLONE },
 	{ "__clone_internal_fallback", BLOCKED_CLONE },
 	{ "create_thread", BLOCKED_CLONE },
@@ -63,6 +73,7 @@ static const struct hazard libc_hazards[] = {
 	{ "sigprocmask", BLOCKED_SPAWN },
 	{ "__pthread_sigmask", BLOCKED_SPAWN },
 	{ "pthread_sigmask", BLOCKED_SPAWN },
+	{ "__pthread_sigmask_2", BLOCKED_SPAWN },   /* the same code */
 	{ "setsid", BLOCKED_SPAWN },
 	{ "__setsid", BLOCKED_SPAWN },
 	{ "setpgid", BLOCKED_SPAWN },
@@ -87,6 +98,34 @@ static const struct hazard libc_hazards[] = {
 	{ "_Exit", BLOCKED_SPAWN },
 };
 
+/* Sites only the int3 path must not take: glibc calls them with every
+ * signal blocked (or SIGTRAP's handler reset) only in posix_spawn, and they
+ * are among the hottest functions elsewhere, so the jmp (whose write holds
+ * an int3 for the microseconds of its batch) stays allowed, as for free and
+ * munmap at a detached thread's exit (README, known limits). */
+static const struct hazard libc_int3_path_hazards[] = {
+	/* posix_spawn's parent (__spawnix), between blocking every signal and
+	 * restoring its mask: the child's stack unmapped (and, when the exec
+	 * failed, the child waited for) */
+	{ "munmap", BLOCKED_SPAWN_PARENT },
+	{ "__munmap", BLOCKED_SPAWN_PARENT },
+	{ "waitpid", BLOCKED_SPAWN_PARENT },
+	{ "__waitpid", BLOCKED_SPAWN_PARENT },
+	{ "wait4", BLOCKED_SPAWN_PARENT },
+	{ "__wait4", BLOCKED_SPAWN_PARENT },
+	/* the child with POSIX_SPAWN_RESETIDS (GNU make's), every signal
+	 * still blocked */
+	{ "getuid", BLOCKED_SPAWN },
+	{ "__getuid", BLOCKED_SPAWN },
+	{ "getgid", BLOCKED_SPAWN },
+	{ "__getgid", BLOCKED_SPAWN },
+	/* the child's exec, once __spawni_child has reset every handler */
+	{ "execve", SPAWN_CHILD_DFL },
+	{ "__execve", SPAWN_CHILD_DFL },
+	{ "__execvpex", SPAWN_CHILD_DFL },
+	{ "__execvpe_common", SPAWN_CHILD_DFL },
+};
+
 /* ---- return hazards (any object) ---- */
 
 static const char RET_SETJMP[] =
@@ -105,13 +144,24 @@ static const char RET_UNWIND[] =
 	"unwinds or walks the stack from its own frame: a swapped return address there stops "
 	"the unwinder (a C++ throw would terminate); no return probe here (an entry probe is allowed)";
 
+static const char RET_CALLER[] =
+	"reads its own return address to know its caller, whose object decides the answer "
+	"(RTLD_NEXT, the RUNPATH searched, the link namespace): a swapped one names another "
+	"object; no return probe here (an entry probe is allowed)";
+
 static const char RET_NOT_CALLED[] =
-	"is entered without a call (the process entry point, or the end of a makecontext "
-	"context): its stack top is not a return address (argc, for _start)";
+	"is entered without a call (the process entry point, the end of a makecontext "
+	"context, ld.so's lazy-binding resolver, jumped to from the PLT): its stack top is not "
+	"a return address (argc, for _start; the link map, for the resolver)";
 
 static const struct hazard return_hazards[] = {
 	{ "_start", RET_NOT_CALLED }, { "_dl_start_user", RET_NOT_CALLED },
 	{ "__start_context", RET_NOT_CALLED },
+	/* PLT0 pushes the link map and jumps: the return address is two slots up */
+	{ "_dl_runtime_resolve", RET_NOT_CALLED }, { "_dl_runtime_resolve_fxsave", RET_NOT_CALLED },
+	{ "_dl_runtime_resolve_xsave", RET_NOT_CALLED }, { "_dl_runtime_resolve_xsavec", RET_NOT_CALLED },
+	{ "_dl_runtime_profile", RET_NOT_CALLED }, { "_dl_runtime_profile_sse", RET_NOT_CALLED },
+	{ "_dl_runtime_profile_avx", RET_NOT_CALLED }, { "_dl_runtime_profile_avx512", RET_NOT_CALLED },
 	{ "setjmp", RET_SETJMP }, { "_setjmp", RET_SETJMP }, { "__setjmp", RET_SETJMP },
 	{ "sigsetjmp", RET_SETJMP }, { "__sigsetjmp", RET_SETJMP },
 	{ "__sigsetjmp_cancel", RET_SETJMP },
@@ -124,6 +174,17 @@ static const struct hazard return_hazards[] = {
 	{ "execvpe", RET_EXEC }, { "__execvpe", RET_EXEC }, { "__execvpe_common", RET_EXEC },
 	{ "__execvpex", RET_EXEC }, { "execl", RET_EXEC }, { "execle", RET_EXEC },
 	{ "execlp", RET_EXEC },
+	/* glibc's dl* functions that take their caller from RETURN_ADDRESS (0)
+	 * (also libdl's and ld.so's spellings, and libc's private dlopen), and
+	 * the profiling counters that record it as the function called */
+	{ "dlopen", RET_CALLER }, { "___dlopen", RET_CALLER }, { "__dlopen", RET_CALLER },
+	{ "dlmopen", RET_CALLER }, { "___dlmopen", RET_CALLER }, { "__dlmopen", RET_CALLER },
+	{ "dlsym", RET_CALLER }, { "___dlsym", RET_CALLER }, { "__dlsym", RET_CALLER },
+	{ "dlvsym", RET_CALLER }, { "___dlvsym", RET_CALLER }, { "__dlvsym", RET_CALLER },
+	{ "dl_iterate_phdr", RET_CALLER }, { "__dl_iterate_phdr", RET_CALLER },
+	{ "__libc_dlopen_mode", RET_CALLER },
+	{ "mcount", RET_CALLER }, { "_mcount", RET_CALLER }, { "__fentry__", RET_CALLER },
+	{ "_dl_mcount_wrapper", RET_CALLER }, { "_dl_mcount_wrapper_check", RET_CALLER },
 	/* libgcc's unwinder (also linked statically into programs) */
 	{ "_Unwind_RaiseException", RET_UNWIND }, { "_Unwind_Resume", RET_UNWIND },
 	{ "_Unwind_Resume_or_Rethrow", RET_UNWIND }, { "_Unwind_ForcedUnwind", RET_UNWIND },
@@ -225,4 +286,12 @@ const char *sp_hazard_int3(const char *object_path, const char *symbol, uintptr_
 	if (!symbol || !is_libc(object_path))
 		return NULL;
 	return lookup(libc_hazards, sizeof(libc_hazards) / sizeof(libc_hazards[0]), symbol);
+}
+
+const char *sp_hazard_int3_path(const char *object_path, const char *symbol)
+{
+	if (!symbol || !is_libc(object_path))
+		return NULL;
+	return lookup(libc_int3_path_hazards, sizeof(libc_int3_path_hazards) / sizeof(libc_int3_path_hazards[0]),
+		      symbol);
 }

@@ -23,6 +23,10 @@
  * SYMBOL may be NULL) would break the process, or NULL when it is safe. */
 const char *sp_hazard_int3(const char *object_path, const char *symbol, uintptr_t addr);
 
+/* Why a site of SYMBOL must not stay on the int3 path (a jmp is allowed:
+ * its write's int3 lasts microseconds), or NULL. */
+const char *sp_hazard_int3_path(const char *object_path, const char *symbol);
+
 /* Why swapping the return address of function SYMBOL (any object: the
  * names are the C library's and the unwinder ABI's, reserved wherever they
  * are defined) would break the process, or NULL when a return probe is

@@ -375,6 +375,10 @@ static int prepare(struct sp_site *s, const struct sp_object *obj, const struct 
 		if (v)
 			take_jmp(s, v);
 	}
+	if (!(want_jmp && s->tramp_ok) && fn->int3_path_hazard) {
+		*why = fn->int3_path_hazard;   /* the int3 path only: a jmp is fine */
+		return -ENOTSUP;
+	}
 	if (!(want_jmp && s->tramp_ok) && plan_resume(s, why) != 0)
 		return -ENOTSUP;
 	s->want_jmp = want_jmp;

@@ -213,6 +213,7 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 		const char *who = ts[i].implementation ? ts[i].implementation : ts[i].symbol;
 		const char *why = NULL;
 		ts[i].fn.hazard = sp_hazard_int3(obj->path, who, ts[i].addr);
+		ts[i].fn.int3_path_hazard = sp_hazard_int3_path(obj->path, who);
 		if (wants_return)   /* the name called, or the IFUNC's implementation */
 			why = sp_hazard_return(ts[i].symbol) ? sp_hazard_return(ts[i].symbol)
 							     : sp_hazard_return(ts[i].implementation);

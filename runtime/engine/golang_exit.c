@@ -28,6 +28,21 @@ static void (*exit_report)(void);
 static void *exit_stack_top;
 static atomic_flag exit_taken = ATOMIC_FLAG_INIT;
 
+/* On the private stack: a trap while the report runs there (a libc
+ * function it calls, probed on the int3 path; a fault the guard takes)
+ * would be delivered on the thread's signal stack again, over the frame of
+ * the SIGTRAP we are still in.  Off that stack, the signal stack can be
+ * switched off for the report: its traps nest on the private stack. */
+static void report_off_sigstack(void)
+{
+	stack_t off = { .ss_flags = SS_DISABLE }, old;
+	bool disabled = sp_syscall6(SYS_sigaltstack, (long)&off, (long)&old, 0, 0, 0, 0) == 0 &&
+			!(old.ss_flags & SS_DISABLE);
+	exit_report();
+	if (disabled)
+		sp_syscall6(SYS_sigaltstack, (long)&old, 0, 0, 0, 0, 0);
+}
+
 /* runtime.exit(code): the first thread to get here writes the report on
  * the private stack (the goroutine's, or the g0 stack, may have less than
  * a kilobyte left); any other thread exiting at once goes on to its
@@ -46,7 +61,7 @@ static int on_go_exit(struct selfprobe_ctx *ctx, void *data)
 	uint64_t all = ~((1ull << (SIGSEGV - 1)) | (1ull << (SIGBUS - 1)) | (1ull << (SIGFPE - 1)) |
 			 (1ull << (SIGILL - 1)) | (1ull << (SIGTRAP - 1))), old;
 	sp_syscall6(SYS_rt_sigprocmask, SIG_BLOCK, (long)&all, (long)&old, sizeof(all), 0, 0);
-	sp_go_call_on_stack(exit_report, exit_stack_top);
+	sp_go_call_on_stack(report_off_sigstack, exit_stack_top);
 	sp_syscall6(SYS_rt_sigprocmask, SIG_SETMASK, (long)&old, 0, sizeof(old), 0, 0);
 	return 0;
 }

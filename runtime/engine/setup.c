@@ -72,6 +72,20 @@ static void coexist_report(const struct sp_site *s, const char *what, uint32_t l
 	}
 }
 
+/* A fork waits for the stack walks under way (their locks would stay
+ * held in the child), then for the patch writers. */
+static void atfork_prepare(void)
+{
+	sp_stack_atfork_prepare();
+	sp_patch_atfork_prepare();
+}
+
+static void atfork_parent(void)
+{
+	sp_patch_atfork_parent();
+	sp_stack_atfork_parent();
+}
+
 static void setup_once(void)
 {
 	sp_gotheap_take();   /* before libelf's first allocation */
@@ -79,7 +93,7 @@ static void setup_once(void)
 	sp_xsave_init();
 	sp_patch_set_fault_handler(sp_trap_install);   /* before any write */
 	sp_coexist_on_report(coexist_report, sp_probe_trylock, sp_probe_unlock);
-	pthread_atfork(sp_patch_atfork_prepare, sp_patch_atfork_parent, atfork_child);
+	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
 
 void sp_probe_setup(void)

@@ -8,6 +8,7 @@
 #include "tstate.h"
 #include "xsave.h"
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <ucontext.h>
@@ -66,8 +67,14 @@ int sp_guard_call(struct sp_probe *p, struct selfprobe_ctx *ctx)
 	 * calls of the process: they count, as "missed" (README, Counting).
 	 * Restored after a fault too: the long jump skips the handler's end. */
 	int runtime = sp_tls.runtime;
-	if (p->runtime_fn)
-		sp_tls.runtime = runtime + 1;
+	/* errno is the program's: what a handler's calls leave there (the
+	 * stack action's first walk leaves EAGAIN) must not be what the probed
+	 * function or its caller reads next.  __errno_location is libc's: a
+	 * probe on it is not hit by us. */
+	sp_tls.runtime = runtime + 1;
+	int *err = &errno;
+	int saved_errno = *err;
+	sp_tls.runtime = p->runtime_fn ? runtime + 1 : runtime;
 	if (__builtin_setjmp(guard.jb) == 0) {
 		guard.probe = p;
 		if (ctx->ucontext)            /* int3: the kernel saved the vector state */
@@ -78,6 +85,7 @@ int sp_guard_call(struct sp_probe *p, struct selfprobe_ctx *ctx)
 			rc = sp_call_preserving_vectors(call_fn, ctx, p);
 	} else
 		rc = 0;                       /* the handler faulted: see on_fault */
+	*err = saved_errno;
 	sp_tls.runtime = runtime;
 	guard.probe = outer;
 	for (int i = 0; i < 5; i++)

@@ -154,7 +154,7 @@ static int claim(int fd, const char *command, pid_t parent)
 	uint64_t stripe_bytes = (uint64_t)SP_STRIPE_BYTES * SP_N_SLOTS;
 	uint64_t lat_bytes = page_up((uint64_t)SP_LAT_STRIPE_BYTES * SP_N_SLOTS);
 	uint64_t err_bytes = ERR_BYTES;
-	uint64_t stack_bytes = page_up((uint64_t)SP_STACKS_MAX * sizeof(struct sp_stack_entry));
+	uint64_t stack_bytes = page_up(sizeof(struct sp_stack_area));
 	uint64_t obj_bytes = OBJ_BYTES;
 	uint64_t total = rec_bytes + stripe_bytes + lat_bytes + err_bytes + stack_bytes + obj_bytes;
 	uint64_t off = atomic_fetch_add(&hdr->next_free, total);

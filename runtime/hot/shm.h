@@ -73,6 +73,16 @@ struct sp_stack_entry {
 	int depth;
 	uintptr_t ips[SP_STACK_DEPTH];
 };
+/* A process's table, then its slots in the order they were taken (slot+1;
+ * 0 while the entry is being written): a report reads the entries that
+ * exist, never the whole table, of which every page read would be
+ * allocated in the shared file (19 MiB a process) and scanned once per
+ * stack probe. */
+struct sp_stack_area {
+	struct sp_stack_entry table[SP_STACKS_MAX];
+	_Atomic uint32_t n_taken;
+	_Atomic uint32_t taken[SP_STACKS_MAX];
+};
 
 struct sp_shm_record {
 	uint32_t id;                  /* counter index in the stripes */
@@ -138,7 +148,7 @@ struct sp_shm_section {
 	uint64_t latency_off;         /* the latency stripes (latency.h layout) */
 	uint64_t errors_off;          /* struct sp_shm_error[SP_SHM_ERRORS] */
 	_Atomic uint32_t n_errors;
-	uint64_t stacks_off;          /* struct sp_stack_entry[SP_STACKS_MAX] (stack.h) */
+	uint64_t stacks_off;          /* struct sp_stack_area (stack.h) */
 	uint64_t objects_off;         /* struct sp_shm_object[SP_SHM_OBJECTS] */
 	_Atomic uint32_t n_objects;
 	_Atomic uint32_t n_records;

@@ -16,6 +16,11 @@ Debian's golang-go (cgo: dynamically linked, so the preload reaches it).
             return counted lost, never as a return; the report written
             although Go leaves by a raw exit_group; entries past the stack
             check (morestack's re-execution of the entry is not counted)
+  libcint3  libc's malloc and free probed on the int3 path: the report
+            written at Go's exit (in our SIGTRAP handler, on a private
+            stack) calls them, and their traps must nest there, not over
+            the SIGTRAP frame on Go's signal stack: exit status, stdout as
+            unprobed, and the report's malloc hits
   launcher  the same under `selfprobe run`: the process's own report (not
             one rebuilt from the shared counters)
   paths     a Go function with a stack check takes the jmp path in auto, a
@@ -70,7 +75,7 @@ import sys
 import sptest as t
 
 CASES = ("counts", "launcher", "paths", "trace", "stack", "static", "goexit", "recover", "late",
-         "rearm", "nogoexit1")
+         "rearm", "nogoexit1", "libcint3")
 GOEXIT_CASES = ("goexit", "recover", "late", "rearm", "nogoexit1")
 
 # (spec, the program's own counter it must equal, the report field)
@@ -158,6 +163,18 @@ def case_counts(prog, plain):
                 "got:\n%s\nwant:\n%s\nstderr:\n%s" % (t.clip(cp.stdout), t.clip(plain.stdout),
                                                      t.clip(cp.stderr)))
         check_report(label, rep, own)
+
+
+def case_libcint3(prog, plain):
+    spec = "uprobe:libc:malloc;uprobe:libc:free"
+    cp, rep = t.run_probed([prog], spec, mode="int3")
+    label = "libcint3 [%s] (int3)" % spec
+    t.check(cp.returncode == plain.returncode and cp.stdout == plain.stdout,
+            "%s: exit %d (unprobed %d), or stdout differs" % (label, cp.returncode, plain.returncode),
+            t.clip(cp.stdout + cp.stderr))
+    m = probe(rep, "uprobe:libc:malloc") if rep else None
+    t.check(m is not None and m["mode"] == "int3" and m["hits"] > 0,
+            "%s: no int3 malloc entry with hits in the report" % label, rep and json.dumps(rep)[:2000])
 
 
 def case_launcher(prog, plain):

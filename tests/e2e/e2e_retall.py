@@ -19,6 +19,21 @@ be refused or handled, with exact counts:
                    throws: the unwinder's walkers refused, throws caught
   _start          uretprobe:_start refused (entered by the kernel: argc,
                    not a return address, on the stack top)
+  lazy             uretprobe/usession on ld.so's functions under a program
+                   bound lazily: the PLT resolver (entered by a jump, the
+                   link map on its stack top) refused, the run unchanged
+  spawn            posix_spawn, posix_spawnp, system, popen with entry probes
+                   on what posix_spawn's parent calls with every signal
+                   blocked (munmap, waitpid) and its child after the
+                   handlers are reset (execve): the run unchanged; in int3
+                   mode those sites refused with the reason, in auto mode
+                   counted on the jmp path
+  caller           uretprobe/usession/=latency on libc's dlopen and dlsym
+                   refused (they read their return address to know their
+                   caller): dlopen by bare name still searches the
+                   program's RUNPATH, a library's dlsym(RTLD_NEXT) of its
+                   own symbol still finds none; uprobe on them counts
+                   every call
 programs: sptest.real_programs() (shared with e2e_unchanged.py) and a C++
 throw, each run unprobed and under uretprobe:libc:*,
 usession:libc:* and uprobe:libc:*=latency must print the same stdout, the
@@ -151,6 +166,58 @@ def rules(mode):
         same_run(label, cp, ref)
         t.check(refused(rep, "_start", "entered without a call"), "%s: _start not refused" % label,
                 rep and rep["errors"])
+
+    # sp_retsafe is linked -z lazy: its first call of each libc function
+    # goes through ld.so's _dl_runtime_resolve_* (the variant the CPU picks)
+    ref = t.run([RETSAFE, "cold", "10"])
+    for spec in ("uretprobe:ld-linux-x86-64:_dl_runtime_resolve*", "usession:ld-linux-x86-64:*",
+                 "uretprobe:ld-linux-x86-64:*"):
+        label = "lazy [%s] (%s)" % (spec, mode)
+        cp, rep = t.run_probed([RETSAFE, "cold", "10"], spec, mode)
+        same_run(label, cp, ref)
+        for sym in ("_dl_runtime_resolve_xsavec", "_dl_runtime_resolve_xsave", "_dl_runtime_resolve_fxsave"):
+            t.check(refused(rep, sym, "entered without a call"), "%s: %s not refused with its reason"
+                    % (label, sym), rep and rep["errors"])
+
+    ref = t.run([RETSAFE, "spawn", "5"])
+    # clone3: the public name of __clone3, which posix_spawn calls blocked
+    spec = ("uprobe:libc:munmap;uprobe:libc:waitpid;uprobe:libc:execve;uprobe:libc:clone3;"
+            "uprobe:libc:getuid;uprobe:libc:getgid")
+    cp, rep = t.run_probed([RETSAFE, "spawn", "5"], spec, mode)
+    same_run("spawn [%s] (%s)" % (spec, mode), cp, ref)
+    for sym, why in (("munmap", "posix_spawn's parent"), ("waitpid", "posix_spawn's parent"),
+                     ("execve", "posix_spawn child"), ("getuid", "posix_spawn/system child"),
+                     ("getgid", "posix_spawn/system child")):
+        if mode == "int3":
+            t.check(refused(rep, sym, why), "spawn (int3): %s not refused with its reason" % sym,
+                    rep and rep["errors"])
+        else:   # the int3 path only: the jmp stays allowed
+            e = entry(rep, sym)
+            t.check(e is not None and e["mode"] == "jmp" and e["hits"] > 0,
+                    "spawn (%s): %s not counted on the jmp path" % (mode, sym), e and t.fmt_probe(e))
+    t.check(refused(rep, "clone3", "every signal blocked"), "spawn (%s): clone3 not refused" % mode,
+            rep and rep["errors"])
+
+    n = 20
+    ref = t.run([RETSAFE, "caller", str(n)])
+    t.check(ref.returncode == 0, "sp_retsafe caller fails unprobed", t.clip(ref.stdout + ref.stderr))
+    for spec in ("uretprobe:libc:dlopen;uretprobe:libc:dlsym",
+                 "usession:libc:dlopen;usession:libc:dlsym",
+                 "uprobe:libc:dlopen=latency;uprobe:libc:dlsym=latency"):
+        label = "caller [%s] (%s)" % (spec, mode)
+        cp, rep = t.run_probed([RETSAFE, "caller", str(n)], spec, mode)
+        same_run(label, cp, ref)
+        for sym in ("dlopen", "dlsym"):
+            t.check(refused(rep, sym, "to know its caller"), "%s: %s not refused with its reason"
+                    % (label, sym), rep and rep["errors"])
+    spec = "uprobe:libc:dlopen;uprobe:libc:dlsym"
+    _, rep0 = t.run_probed([RETSAFE, "caller", "0"], spec, mode)
+    cp, rep = t.run_probed([RETSAFE, "caller", str(n)], spec, mode)
+    same_run("caller [uprobe] (%s)" % mode, cp, ref)
+    for sym in ("dlopen", "dlsym"):
+        e0 = entry(rep0, sym)
+        if t.check(e0 is not None, "caller 0 [uprobe] (%s): no entry for %s" % (mode, sym)):
+            counts(rep, sym, "caller [uprobe] (%s)" % mode, hits=e0["hits"] + n)
 
     n = 20
     ref = t.run([RETXX, "throw", str(n)])

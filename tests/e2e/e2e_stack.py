@@ -19,7 +19,11 @@ and through `selfprobe run -o x.folded`.  No frame may be ours (a return
 trampoline, a jmp trampoline, the runtime).  A return probe's stack is the
 entry stack of the same call less the probed function's frame.  The same
 run's text report (@stacks) and JSON "stacks" must hold the same stacks as
-its folded file.
+its folded file.  And a report reads only the stacks that exist, not the
+whole table (which would allocate every page of the launcher's shared file).
+A handler leaves the program's errno as it was (sp_retsafe errno).  A fork
+while other threads walk their stacks gives a child that walks too
+(sp_retsafe forkwalk).
 
 C++ frames (sp_bt_cxx): named demangled in the folded file, the text
 report and the JSON "stacks", as bpftrace's ustack names them (the folded
@@ -294,8 +298,79 @@ def cxx():
             "C++ frames: the JSON stack demangled", frames)
 
 
+def shared_kib(spec):
+    """KiB of the launcher's shared file in use once `sp_stacks` has exited
+    and written its report under SPEC (a sleeping child keeps the launcher
+    and its file alive while we look)."""
+    import subprocess
+    import time
+    out = os.path.join(t.work_dir(), "pages.json")
+    p = subprocess.Popen([LAUNCHER, "run", "-o", out, "-e", spec, "--", "sh", "-c",
+                          '"$0" >/dev/null; echo done; exec sleep 5', STACKS],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=t.base_env())
+    try:
+        p.stdout.readline()   # sp_stacks has exited
+        time.sleep(0.3)
+        for fd in os.listdir("/proc/%d/fd" % p.pid):
+            path = "/proc/%d/fd/%s" % (p.pid, fd)
+            try:
+                if "selfprobe-counters" in os.readlink(path):
+                    return os.stat(path).st_blocks // 2
+            except OSError:
+                pass
+        return None
+    finally:
+        p.kill()
+        p.communicate()
+
+
+def report_pages():
+    """A report reads only the stacks that exist: the table has room for
+    65536 (19 MiB of the launcher's shared file per process), and reading
+    all of it would allocate every page of it (and take seconds with
+    thousands of stack probes)."""
+    plain = shared_kib("uprobe:st_leaf;uprobe:st_cmp")
+    stack = shared_kib("uprobe:st_leaf=stack;uprobe:st_cmp=stack")
+    if not t.check(plain is not None and stack is not None, "the launcher's shared file not found"):
+        return
+    t.check(stack - plain < 4096, "the stack probes' report took %d KiB of the shared file more than "
+            "the same probes counting (%d KiB): the whole table was read" % (stack - plain, plain))
+
+
+RETSAFE = os.path.join(os.path.dirname(t.TARGET), "sp_retsafe")
+
+
+def errno_kept():
+    """A handler leaves errno as the program left it: the stack action's
+    first walk (libunwind's) sets it, before the probed function reads it
+    (an entry probe) or after it set it (a return probe)."""
+    ref = t.run([RETSAFE, "errno", "50"])
+    for spec in ("uprobe:rs_errno_read=stack", "uretprobe:rs_errno_set=stack",
+                 "usession:rs_errno_set=stack;uprobe:rs_errno_read=latency"):
+        for mode in ("int3", "jmp"):
+            cp, _ = t.run_probed([RETSAFE, "errno", "50"], spec, mode)
+            t.check(cp.returncode == 0 and cp.stdout == ref.stdout,
+                    "errno [%s] (%s): changed by a handler" % (spec, mode),
+                    "got:\n%s\nwant:\n%s" % (t.clip(cp.stdout + cp.stderr), t.clip(ref.stdout)))
+
+
+def fork_while_walking():
+    """Threads walk their stacks without pause while the main thread forks:
+    no child inherits a lock of the unwinder's held by a thread it does not
+    have (its first walk would hang with every signal blocked)."""
+    ref = t.run([RETSAFE, "forkwalk", "200"])
+    for mode in ("int3", "jmp"):
+        cp, _ = t.run_probed([RETSAFE, "forkwalk", "200"], "uprobe:rs_leaf=stack", mode, timeout=600)
+        t.check(cp.returncode == 0 and cp.stdout == ref.stdout,
+                "forkwalk [uprobe:rs_leaf=stack] (%s): a fork child hung" % mode,
+                "got:\n%s\nwant:\n%s" % (t.clip(cp.stdout + cp.stderr), t.clip(ref.stdout)))
+
+
 def main():
     t.require_build()
+    report_pages()
+    errno_kept()
+    fork_while_walking()
     for path in (LAUNCHER, STACKS):
         if not os.path.exists(path):
             t.check(False, "missing build output %s" % path)

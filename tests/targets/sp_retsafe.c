@@ -11,11 +11,32 @@
  *                          last N/2 of them, in KiB ("grew K")
  *   sp_retsafe cold N      N calls of mid (gcc splits its unlikely branch
  *                          into mid.cold), every 10th takes the cold part
+ *   sp_retsafe caller N    N times: dlopen libsp_dl_dep.so by bare name (found
+ *                          through this program's RUNPATH, $ORIGIN: glibc
+ *                          searches its caller's) and dlclose it; and
+ *                          libsp_retsafe_lib.so's dlsym(RTLD_NEXT) of its own
+ *                          symbol, which must find none
+ *   sp_retsafe errno N     N times: errno set, then rs_errno_read reads it;
+ *                          rs_errno_set sets it, then the caller reads it
+ *                          (a probe's handler must leave it as it was)
+ *   sp_retsafe spawn N     N times each: posix_spawn /bin/true (with
+ *                          POSIX_SPAWN_RESETIDS), posix_spawnp
+ *                          true, system, popen (all posix_spawn in glibc):
+ *                          prints how many children exited 0
+ *   sp_retsafe forkwalk N  3 threads call rs_leaf without pause while the
+ *                          main thread forks N times; each child calls
+ *                          rs_leaf 10 times and exits: prints how many
+ *                          children exited, and how many hung (killed after
+ *                          3 s: a lock another thread held at the fork)
  *
  * Prints what it did and "name calls" for its own functions.
  */
+#include <dlfcn.h>
+#include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,22 +159,138 @@ static int do_cold(long n)
 	return 0;
 }
 
+PROBED int rs_errno_read(void)
+{
+	return errno;
+}
+
+PROBED void rs_errno_set(int e)
+{
+	errno = e;
+}
+
+static int do_errno(long n)
+{
+	long read_ok = 0, set_ok = 0;
+	for (long i = 0; i < n; i++) {
+		errno = ENOENT;
+		read_ok += rs_errno_read() == ENOENT;
+		rs_errno_set(EXDEV);
+		set_ok += errno == EXDEV;
+	}
+	printf("errno read %ld of %ld, after a return %ld of %ld\n", read_ok, n, set_ok, n);
+	return read_ok == n && set_ok == n ? 0 : 1;
+}
+
+extern char **environ;
+
+static int do_spawn(long n)
+{
+	long ok = 0;
+	for (long i = 0; i < n; i++) {
+		char *av[] = { "true", NULL };
+		pid_t pid;
+		int st = -1;
+		posix_spawnattr_t resetids;   /* as GNU make spawns: the child calls getuid, getgid */
+		posix_spawnattr_init(&resetids);
+		posix_spawnattr_setflags(&resetids, POSIX_SPAWN_RESETIDS);
+		if (posix_spawn(&pid, "/bin/true", NULL, &resetids, av, environ) == 0 && waitpid(pid, &st, 0) == pid)
+			ok += WIFEXITED(st) && WEXITSTATUS(st) == 0;
+		posix_spawnattr_destroy(&resetids);
+		st = -1;
+		if (posix_spawnp(&pid, "true", NULL, NULL, av, environ) == 0 && waitpid(pid, &st, 0) == pid)
+			ok += WIFEXITED(st) && WEXITSTATUS(st) == 0;
+		ok += system("exit 0") == 0;
+		FILE *f = popen("exit 0", "r");
+		ok += f && pclose(f) == 0;
+	}
+	printf("spawned %ld of %ld\n", ok, 4 * n);
+	return ok == 4 * n ? 0 : 1;
+}
+
+static volatile int stop_threads;
+
+static void *leaf_loop(void *arg)
+{
+	long i = (long)arg;
+	while (!stop_threads)
+		sink += rs_leaf(i++);
+	return NULL;
+}
+
+static int do_forkwalk(long n)
+{
+	pthread_t t[3];
+	for (long i = 0; i < 3; i++)
+		pthread_create(&t[i], NULL, leaf_loop, (void *)i);
+	long exited = 0, hung = 0;
+	for (long i = 0; i < n; i++) {
+		pid_t pid = fork();
+		if (pid == 0) {
+			for (long k = 0; k < 10; k++)
+				sink += rs_leaf(k);
+			_exit(0);
+		}
+		int st = 0;
+		long waited_ms = 0;
+		while (pid > 0 && waitpid(pid, &st, WNOHANG) == 0) {
+			if (++waited_ms > 3000) {
+				kill(pid, SIGKILL);
+				waitpid(pid, &st, 0);
+				hung++;
+				break;
+			}
+			usleep(1000);
+		}
+		if (pid > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0)
+			exited++;
+	}
+	stop_threads = 1;
+	for (int i = 0; i < 3; i++)
+		pthread_join(t[i], NULL);
+	printf("forks %ld exited %ld hung %ld\n", n, exited, hung);
+	return exited == n ? 0 : 1;
+}
+
+void *rsl_next_self(void);
+
+static int do_caller(long n)
+{
+	long opened = 0, none = 0;
+	for (long i = 0; i < n; i++) {
+		void *h = dlopen("libsp_dl_dep.so", RTLD_NOW | RTLD_LOCAL);
+		if (h) {
+			opened++;
+			dlclose(h);
+		} else if (i == 0) {
+			printf("dlopen: %s\n", dlerror());
+		}
+		if (!rsl_next_self())
+			none++;
+	}
+	printf("dlopen by RUNPATH %ld of %ld\nRTLD_NEXT found none %ld of %ld\n", opened, n, none, n);
+	return opened == n && none == n ? 0 : 1;
+}
+
+static const struct {
+	const char *name;
+	int (*run)(long n);
+} modes[] = {
+	{ "vfork", do_vfork }, { "setjmp", do_setjmp }, { "threads", do_threads }, { "cold", do_cold },
+	{ "caller", do_caller }, { "errno", do_errno }, { "spawn", do_spawn }, { "forkwalk", do_forkwalk },
+};
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: %s vfork|setjmp|threads|cold [N]\n", argv[0]);
+		fprintf(stderr, "usage: %s vfork|setjmp|threads|cold|caller|errno|spawn|forkwalk [N]\n", argv[0]);
 		return 2;
 	}
 	long n = argc > 2 ? atol(argv[2]) : 100;
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (strcmp(argv[1], "vfork") == 0)
-		return do_vfork(n);
-	if (strcmp(argv[1], "setjmp") == 0)
-		return do_setjmp(n);
-	if (strcmp(argv[1], "threads") == 0)
-		return do_threads(n);
-	if (strcmp(argv[1], "cold") == 0)
-		return do_cold(n);
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+		if (strcmp(argv[1], modes[i].name) == 0)
+			return modes[i].run(n);
 	fprintf(stderr, "unknown mode %s\n", argv[1]);
 	return 2;
 }

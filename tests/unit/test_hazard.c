@@ -15,11 +15,15 @@ Test(hazard, return_refused_by_name)
 		"vfork", "__vfork", "getcontext", "swapcontext", "execve", "__execvpe",
 		"_Unwind_RaiseException", "_Unwind_Resume@@GCC_3.0", "_Unwind_Backtrace", "backtrace",
 		"pthread_exit", "__pthread_unwind", "unw_backtrace", "_start", "__start_context",
+		"dlopen", "dlopen@@GLIBC_2.34", "dlmopen", "dlsym", "dlsym@GLIBC_2.2.5", "___dlsym",
+		"dlvsym", "dl_iterate_phdr", "__libc_dlopen_mode", "mcount", "_mcount", "__fentry__",
+		"_dl_runtime_resolve_xsavec", "_dl_runtime_resolve_fxsave", "_dl_runtime_profile_avx",
 	};
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
 		cr_expect(sp_hazard_return(refused[i]) != NULL, "%s should be refused", refused[i]);
 	cr_expect(strstr(sp_hazard_return("vfork"), "returns twice") != NULL);
 	cr_expect(strstr(sp_hazard_return("_Unwind_RaiseException"), "walks the stack") != NULL);
+	cr_expect(strstr(sp_hazard_return("dlsym"), "to know its caller") != NULL);
 }
 
 Test(hazard, return_allowed)
@@ -27,7 +31,8 @@ Test(hazard, return_allowed)
 	static const char *const allowed[] = {
 		"malloc", "fork", "_Fork", "setjmpx", "xsetjmp", "longjmp", "posix_spawn",
 		"_Unwind_Find_FDE", "_Unwind_GetIP", "__cxa_throw", "start", "_start_x",
-		"coldstart", "foo.colder", "foo.cold_path", "foo.cold.x", "foo.part.0", NULL,
+		"coldstart", "foo.colder", "foo.cold_path", "foo.cold.x", "foo.part.0", "dladdr", "dlclose",
+		"dlerror", "dlinfo", "dlopenx", "_dl_fixup", "_dl_runtime_resolvex", NULL,
 	};
 	for (size_t i = 0; allowed[i]; i++)
 		cr_expect(sp_hazard_return(allowed[i]) == NULL, "%s should be allowed", allowed[i]);
@@ -53,4 +58,18 @@ Test(hazard, int3_table_spellings)
 	cr_expect(sp_hazard_int3(libc, "sigprocmask@@GLIBC_2.2.5", 0) != NULL);
 	cr_expect(sp_hazard_int3(libc, "malloc", 0) == NULL);
 	cr_expect(sp_hazard_int3("/usr/lib/libfoo.so", "__clone", 0) == NULL);   /* libc's only */
+	/* every name of the same code: posix_spawn's parent calls clone3 with
+	 * every signal blocked, whatever name the probe gave it */
+	cr_expect(sp_hazard_int3(libc, "clone", 0) != NULL);
+	cr_expect(sp_hazard_int3(libc, "clone3", 0) != NULL);
+	cr_expect(sp_hazard_int3(libc, "__pthread_sigmask_2", 0) != NULL);
+	/* posix_spawn's: the int3 path only, the jmp allowed */
+	cr_expect(sp_hazard_int3(libc, "munmap", 0) == NULL);
+	cr_expect(sp_hazard_int3(libc, "execve", 0) == NULL);
+	cr_expect(sp_hazard_int3_path(libc, "munmap") != NULL);
+	cr_expect(sp_hazard_int3_path(libc, "__GI___munmap") != NULL);
+	cr_expect(sp_hazard_int3_path(libc, "waitpid@@GLIBC_2.2.5") != NULL);
+	cr_expect(strstr(sp_hazard_int3_path(libc, "execve"), "posix_spawn child") != NULL);
+	cr_expect(sp_hazard_int3_path(libc, "malloc") == NULL);
+	cr_expect(sp_hazard_int3_path("/usr/lib/libfoo.so", "munmap") == NULL);
 }
