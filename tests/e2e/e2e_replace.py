@@ -26,6 +26,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -34,6 +35,41 @@ import sptest as t
 N = 1000
 SPEC = "uprobe:t_nop;uprobe:t_call"
 NOBODY = 65534
+
+
+class NobodyTools:
+    """What runs as nobody, copied into a folder anyone can enter (the
+    launcher beside ../lib/libselfprobe.so of its own): the build may lie
+    in a folder only root can enter (CI's clone, in a 0700 temporary
+    folder).  The folders nobody writes into or may not are made here too."""
+
+    def __init__(self):
+        self.top = tempfile.mkdtemp(prefix="sp-replace-user-")
+        os.chmod(self.top, 0o755)
+        for sub in ("bin", "lib"):
+            os.mkdir(os.path.join(self.top, sub), 0o755)
+        self.target = os.path.join(self.top, "bin", os.path.basename(t.TARGET))
+        self.cli = os.path.join(self.top, "bin", "selfprobe")
+        self.lib = os.path.join(self.top, "lib", "libselfprobe.so")
+        for src, dst in ((t.TARGET, self.target), (t.CLI, self.cli), (t.LIB, self.lib)):
+            shutil.copy2(src, dst)
+
+    def dir(self, name, mode=0o755):
+        d = os.path.join(self.top, name)
+        os.mkdir(d)
+        os.chmod(d, mode)
+        return d
+
+    def env(self, path):
+        env = t.probed_env(SPEC, "int3", path)
+        env["LD_PRELOAD"] = self.lib
+        return env
+
+    def close(self):
+        shutil.rmtree(self.top, ignore_errors=True)
+
+
+AS_NOBODY = ["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups"]
 
 
 def fresh_dir(name, mode=0o755):
@@ -248,14 +284,17 @@ def test_in_place():
         os.chown(path, NOBODY, NOBODY)
         in_place("another user's file", path, [t.TARGET, str(N)], t.probed_env(SPEC, "int3", path))
         # a directory its user cannot write, the file writable
-        d = fresh_dir("closed")
-        path = os.path.join(d, "r.json")
-        old_file(path, 0o644)
-        os.chown(path, NOBODY, NOBODY)
-        as_nobody = ["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups"]
-        in_place("unwritable directory", path, as_nobody + [t.TARGET, str(N)], t.probed_env(SPEC, "int3", path))
-        in_place("unwritable directory, launcher", path,
-                 as_nobody + [t.CLI, "run", "-o", path, "-e", SPEC, "--", t.TARGET, str(N)])
+        tools = NobodyTools()
+        try:
+            d = tools.dir("closed")
+            path = os.path.join(d, "r.json")
+            old_file(path, 0o644)
+            os.chown(path, NOBODY, NOBODY)
+            in_place("unwritable directory", path, AS_NOBODY + [tools.target, str(N)], tools.env(path))
+            in_place("unwritable directory, launcher", path,
+                     AS_NOBODY + [tools.cli, "run", "-o", path, "-e", SPEC, "--", tools.target, str(N)])
+        finally:
+            tools.close()
     # a target no rename can replace: a file mounted over it (EBUSY)
     if os.geteuid() != 0 or not shutil.which("unshare"):
         t.skip("a bind-mounted target: needs root and unshare")
@@ -287,14 +326,15 @@ def test_refused():
     os.symlink(victim, link)
     runs = [("preload", [t.TARGET, str(N)], t.probed_env(SPEC, "int3", link)),
             ("launcher", [t.CLI, "run", "-o", link, "-e", SPEC, "--", t.TARGET, str(N)], None)]
+    tools, readonly = None, None
     if os.geteuid() == 0 and shutil.which("setpriv"):
-        readonly = os.path.join(d, "readonly.json")
+        tools = NobodyTools()
+        readonly = os.path.join(tools.dir("refused", 0o777), "readonly.json")
         old_file(readonly, 0o444)
         os.chown(readonly, NOBODY, NOBODY)
-        as_nobody = ["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups"]
-        runs += [("read-only file", as_nobody + [t.TARGET, str(N)], t.probed_env(SPEC, "int3", readonly)),
-                 ("read-only file, launcher", as_nobody + [t.CLI, "run", "-o", readonly, "-e", SPEC, "--",
-                                                           t.TARGET, str(N)], None)]
+        runs += [("read-only file", AS_NOBODY + [tools.target, str(N)], tools.env(readonly)),
+                 ("read-only file, launcher", AS_NOBODY + [tools.cli, "run", "-o", readonly, "-e", SPEC, "--",
+                                                           tools.target, str(N)], None)]
     else:
         t.skip("a read-only file of another user: needs root and setpriv")
     for what, cmd, env in runs:
@@ -304,10 +344,14 @@ def test_refused():
         t.check(cp.returncode == 0 and "cannot write the report to '%s'" % target in err
                 and "@count[uprobe:t_nop]: %d" % N in err, "%s: not refused, or no text report on stderr" % what, err)
     t.check(os.path.islink(link) and open(victim).read() == "victim\n", "symlink: replaced or followed")
-    if os.path.exists(os.path.join(d, "readonly.json")):
-        t.check(open(os.path.join(d, "readonly.json")).read() == "old report\n", "read-only file: replaced")
-    t.check(not leftovers(d, ["victim", "r.json", "readonly.json"]), "refused: files left behind",
-            " ".join(leftovers(d, ["victim", "r.json", "readonly.json"])))
+    t.check(not leftovers(d, ["victim", "r.json"]), "refused: files left behind",
+            " ".join(leftovers(d, ["victim", "r.json"])))
+    if tools:
+        t.check(open(readonly).read() == "old report\n", "read-only file: replaced")
+        ro = os.path.dirname(readonly)
+        t.check(not leftovers(ro, ["readonly.json"]), "read-only file: files left behind",
+                " ".join(leftovers(ro, ["readonly.json"])))
+        tools.close()
 
 
 def main():
