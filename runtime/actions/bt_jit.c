@@ -1,6 +1,7 @@
 /* bt_jit — see bt_jit.h for the code and why it is safe in a trampoline. */
 #include "bt_jit.h"
 #include "heap.h"
+#include "rawsys.h"
 #include "bt_jitplan.h"
 #include "bt_shard.h"
 #include "fastcount.h"
@@ -806,9 +807,7 @@ void bt_jit_block(struct bt_block *b)
 	if (!why) {
 		if (!jit_pid)
 			jit_pid = (uint64_t)getpid();
-		uintptr_t tp;
-		__asm__("mov %%fs:0, %0" : "=r"(tp));
-		tid_off = (int32_t)((intptr_t)&jit_tid - (intptr_t)tp);
+		tid_off = (int32_t)((intptr_t)&jit_tid - (intptr_t)sp_thread_pointer());
 		uint8_t buf[SP_INLINE_MAX];   /* a trampoline's room for it (tramp.h) */
 		size_t n = emit(b, buf, sizeof(buf), ran);
 		/* bytes a trampoline copies (tramp.c), never run from here;

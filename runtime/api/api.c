@@ -150,10 +150,7 @@ API void selfprobe_report_error(const char *spec, const char *message)
  * that way, EBADF).  -errno when none can be had. */
 static int report_fd(int fd)
 {
-	int copy = fcntl(fd, F_DUPFD_CLOEXEC, REPORT_FD_MIN);
-	if (copy < 0)
-		copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-	return copy >= 0 ? copy : -errno;
+	return sp_fd_copy_above(fd, REPORT_FD_MIN);
 }
 
 /* Every thread's trace lines out, before a report; lines dropped since the

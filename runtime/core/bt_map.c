@@ -36,9 +36,7 @@ static inline bool is_busy(uint64_t s)
 
 static inline uint64_t busy_self(void)
 {
-	uint64_t tp;
-	__asm__("mov %%fs:0, %0" : "=r"(tp));
-	return S_BUSY | tp << STATE_BITS;
+	return S_BUSY | (uint64_t)sp_thread_pointer() << STATE_BITS;
 }
 
 static int64_t now_ms(void)

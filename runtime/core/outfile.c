@@ -13,15 +13,21 @@
 
 #define PLAIN_FLAGS (O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC)
 
-/* FD moved to MIN or above (else 3 or above), the original closed; FD
+int sp_fd_copy_above(int fd, int min)
+{
+	int copy = fcntl(fd, F_DUPFD_CLOEXEC, min);
+	if (copy < 0)
+		copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	return copy >= 0 ? copy : -errno;
+}
+
+/* FD moved to MIN or above (sp_fd_copy_above), the original closed; FD
  * itself when no copy can be made or none is asked for. */
 static int raise_fd(int fd, int min)
 {
 	if (fd < 0 || min <= 0 || fd >= min)
 		return fd;
-	int copy = fcntl(fd, F_DUPFD_CLOEXEC, min);
-	if (copy < 0)
-		copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	int copy = sp_fd_copy_above(fd, min);
 	if (copy < 0)
 		return fd;
 	close(fd);

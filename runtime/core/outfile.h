@@ -50,6 +50,10 @@ struct sp_outfile {
  * NULL and errno on failure (nothing left behind). */
 FILE *sp_outfile_open(struct sp_outfile *o, const char *path, int min_fd);
 
+/* A close-on-exec copy of FD numbered MIN or more where the limit allows
+ * (else 3 or more), FD itself left open: -errno when none can be had. */
+int sp_fd_copy_above(int fd, int min);
+
 /* Close F, opened by sp_outfile_open, and put its contents at the target.
  * RC: the writer's own error (0: none, else -errno), which, like a write
  * error of F, leaves the target untouched where it was not written in

@@ -7,6 +7,7 @@
 #define SP_RAWSYS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 
@@ -21,6 +22,16 @@ static inline __attribute__((always_inline)) long sp_syscall6(long nr, long a, l
 			 : "0"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
 			 : "rcx", "r11", "memory");
 	return rc;
+}
+
+/* The thread pointer (%fs:0 holds its own address: the psABI's TCB; in
+ * glibc, the thread's struct pthread), read without a call into libc,
+ * whose pthread_self may be probed. */
+static inline uintptr_t sp_thread_pointer(void)
+{
+	uintptr_t tp;
+	__asm__("mov %%fs:0, %0" : "=r"(tp));
+	return tp;
 }
 
 static inline void *sp_mapped(long rc)

@@ -12,16 +12,29 @@
 #include "uret.h"
 #include "xsave.h"
 
+/* A hit's entry count: uprobes and sessions; uretprobes and the latency
+ * action count completed calls, at the return. */
+static inline void count_entry(int stripe, const struct sp_probe *p)
+{
+	if (!p->wants_return || p->kind == SP_KIND_USESSION)
+		sp_count_add(stripe, p->id, SP_HITS);
+}
+
+/* A hit that runs no handler and tracks no return (nested in a handler,
+ * or made without thread state): "missed" where either had work. */
+static inline void count_unhandled(int stripe, const struct sp_probe *p)
+{
+	if (p->fn || p->wants_return)
+		sp_count_add(stripe, p->id, SP_MISSED);
+}
+
 void sp_dispatch_stateless(struct sp_site *site)
 {
 	int stripe = sp_tstate_enter_stateless();
 	struct sp_probe_vec *vec = atomic_load_explicit(&site->vec, memory_order_consume);
 	for (uint32_t i = 0; vec && i < vec->n; i++) {
-		struct sp_probe *p = vec->p[i];
-		if (!p->wants_return || p->kind == SP_KIND_USESSION)
-			sp_count_add(stripe, p->id, SP_HITS);
-		if (p->fn || p->wants_return)
-			sp_count_add(stripe, p->id, SP_MISSED);
+		count_entry(stripe, vec->p[i]);
+		count_unhandled(stripe, vec->p[i]);
 	}
 	sp_tstate_leave_stateless();
 }
@@ -54,13 +67,9 @@ void sp_dispatch(struct sp_site *site, struct selfprobe_regs *regs, void *uconte
 		struct sp_uret_entry *ret = NULL;
 		for (uint32_t i = 0; i < vec->n; i++) {
 			struct sp_probe *p = vec->p[i];
-			/* entry counts: uprobes and sessions; uretprobes and the
-			 * latency action count completed calls, at the return */
-			if (!p->wants_return || p->kind == SP_KIND_USESSION)
-				sp_count_add(stripe, p->id, SP_HITS);
+			count_entry(stripe, p);
 			if (nested) {
-				if (p->fn || p->wants_return)
-					sp_count_add(stripe, p->id, SP_MISSED);
+				count_unhandled(stripe, p);
 				continue;
 			}
 			uint64_t *cookie = NULL;

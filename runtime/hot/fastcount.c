@@ -1,5 +1,6 @@
 /* fastcount — see fastcount.h for the sequence and why it is exact. */
 #include "fastcount.h"
+#include "rawsys.h"
 
 #include <linux/membarrier.h>
 #include <stddef.h>
@@ -18,13 +19,6 @@ extern const unsigned int __rseq_size __attribute__((weak));
 
 struct sp_fastcount sp_fastcount;
 
-static uintptr_t thread_pointer(void)
-{
-	uintptr_t tp;
-	__asm__("mov %%fs:0, %0" : "=r"(tp));
-	return tp;
-}
-
 static bool fence_ready(void)
 {
 	return syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ, 0, 0) == 0;
@@ -41,7 +35,7 @@ void sp_fastcount_init(const void *tls_fast, const void *tls_runtime, const void
 		return;
 	if (!&__rseq_size || !&__rseq_offset || __rseq_size < RSEQ_CS_OFF + 8 || !fence_ready())
 		return;
-	intptr_t tp = (intptr_t)thread_pointer();
+	intptr_t tp = (intptr_t)sp_thread_pointer();
 	sp_fastcount.tls_fast = (int32_t)((intptr_t)tls_fast - tp);
 	sp_fastcount.tls_runtime = (int32_t)((intptr_t)tls_runtime - tp);
 	sp_fastcount.tls_rseq_cs = (int32_t)(__rseq_offset + RSEQ_CS_OFF);
@@ -57,7 +51,7 @@ bool sp_fastcount_thread_ok(void)
 	/* a thread whose registration failed would not be restarted: the C
 	 * path for it (a task on another thread's TLS never gets this far:
 	 * its hits are off that thread's stack, foreign.h) */
-	int32_t cpu = *(volatile int32_t *)(thread_pointer() + __rseq_offset + RSEQ_CPU_ID_OFF);
+	int32_t cpu = *(volatile int32_t *)(sp_thread_pointer() + __rseq_offset + RSEQ_CPU_ID_OFF);
 	return cpu >= 0;
 }
 

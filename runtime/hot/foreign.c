@@ -15,13 +15,6 @@
 static intptr_t robust_off;   /* the robust list head from the TCB; 0: unknown */
 static uintptr_t growth;      /* how far below its top the main thread's stack may grow */
 
-static uintptr_t tcb(void)
-{
-	uintptr_t tp;
-	__asm__("mov %%fs:0, %0" : "=r"(tp));
-	return tp;
-}
-
 /* The calling task's robust list head (0: none, or not asked). */
 static uintptr_t robust_head(void)
 {
@@ -36,7 +29,7 @@ void sp_foreign_init(void)
 {
 	if (robust_off)
 		return;
-	uintptr_t head = robust_head(), self = tcb();
+	uintptr_t head = robust_head(), self = sp_thread_pointer();
 	/* glibc's robust_head lies in struct pthread, a few hundred bytes in */
 	if (head > self && head - self < 4096)
 		robust_off = (intptr_t)(head - self);
@@ -102,7 +95,7 @@ bool sp_foreign_slow(uintptr_t sp)
 		set_range(0, EVERYWHERE);
 		return false;
 	}
-	if (robust_head() != tcb() + (uintptr_t)robust_off)
+	if (robust_head() != sp_thread_pointer() + (uintptr_t)robust_off)
 		return true;
 	/* the thread itself: its stack grown below what was learnt (the main
 	 * thread's), or not learnt yet: a thread's first few hits ask, and

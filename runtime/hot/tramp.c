@@ -645,7 +645,7 @@ void sp_tramp_count(struct sp_site *site, uintptr_t rsp)
 			sp_dispatch_stateless(site);
 			return;
 		}
-		if (sp_foreign()) {
+		if (sp_foreign_slow(sp_foreign_sp())) {   /* off the stack: asked */
 			sp_dispatch_stateless(site);
 			return;
 		}
