@@ -37,6 +37,19 @@ static void catch_signals(void)
 	sigaction(SIGHUP, &sa, NULL);
 }
 
+/* sp_ctl_connect, again for up to 2 s while PID has no channel listening
+ * (-2): its server is starting, or making its socket anew. */
+static int connect_soon(pid_t pid, char *why, size_t n)
+{
+	int fd = sp_ctl_connect(pid, why, n);
+	for (int i = 0; fd == -2 && i < 200; i++) {
+		struct timespec ts = { 0, 10000000 };
+		nanosleep(&ts, NULL);
+		fd = sp_ctl_connect(pid, why, n);
+	}
+	return fd;
+}
+
 /* The control channel of PID: its own (a preloaded program with control, or
  * a runtime loaded earlier), else the runtime loaded into it now.  The
  * descriptor, or -1 (the reason said).  INJECT false: never load. */
@@ -58,6 +71,14 @@ static int open_channel(pid_t pid, bool inject)
 		return -1;
 	}
 	if (sp_target_has_runtime(pid)) {
+		/* a runtime with a channel whose socket the program closed
+		 * makes it anew (control.c's relisten): wait for it */
+		fd = connect_soon(pid, why, sizeof(why));
+		if (fd >= 0 || fd == -1) {
+			if (fd < 0)
+				fprintf(stderr, "selfprobe: %s\n", why);
+			return fd;
+		}
 		fprintf(stderr, "selfprobe: process %d runs libselfprobe.so without the control channel: "
 			"start it with UPROBE_CONTROL=1 or 'selfprobe run --control'\n", (int)pid);
 		return -1;
@@ -66,13 +87,7 @@ static int open_channel(pid_t pid, bool inject)
 		fprintf(stderr, "selfprobe: %s\n", why);
 		return -1;
 	}
-	for (int i = 0; i < 200; i++) {   /* the server thread is starting */
-		fd = sp_ctl_connect(pid, why, sizeof(why));
-		if (fd != -2)
-			break;
-		struct timespec ts = { 0, 10000000 };
-		nanosleep(&ts, NULL);
-	}
+	fd = connect_soon(pid, why, sizeof(why));   /* the server thread is starting */
 	if (fd < 0)
 		fprintf(stderr, "selfprobe: the runtime was loaded into process %d but: %s\n", (int)pid, why);
 	return fd;
