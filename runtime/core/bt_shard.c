@@ -28,6 +28,16 @@ int bt_shards_attach(struct bt_map *m, unsigned char *base, size_t stride, int n
 	return 0;
 }
 
+int bt_shards_attach_at(struct bt_map *m, unsigned char *(*at)(int part), size_t off, int n)
+{
+	int rc = bt_shards_attach(m, NULL, 0, n, false);
+	if (rc == 0) {
+		m->shards->at = at;
+		m->shards->off = off;
+	}
+	return rc;
+}
+
 static int used_parts(const struct bt_shards *s)
 {
 	int n = s->n_used ? s->n_used() : s->n;
@@ -97,8 +107,8 @@ struct bt_map *bt_map_view(struct bt_map *m)
 	 * set, or its touched word) */
 	static const uint64_t nokey[1] = { 0 };
 	for (int p = 0; !s->keyed && p < n; p++) {
-		const uint64_t *part = (const uint64_t *)(const void *)(s->base + (size_t)p * s->stride);
-		if (!any_word(part, 1 + w))
+		const uint64_t *part = (const uint64_t *)(const void *)bt_shard_part(s, p);
+		if (!part || !any_word(part, 1 + w))
 			continue;
 		uint64_t *to = bt_map_lookup(v, nokey, true);
 		if (to)
@@ -136,9 +146,9 @@ void bt_shards_reset(struct bt_map *m)
 	}
 	size_t w = m->val_words;
 	for (int i = 0; i < s->n; i++) {
-		_Atomic uint64_t *p = (_Atomic uint64_t *)(void *)(s->base + (size_t)i * s->stride);
+		_Atomic uint64_t *p = (_Atomic uint64_t *)(void *)bt_shard_part(s, i);
 		/* only parts some thread wrote: the others stay untouched pages */
-		for (size_t k = 0; k <= w; k++)
+		for (size_t k = 0; p && k <= w; k++)
 			if (atomic_load_explicit(&p[k], memory_order_relaxed))
 				atomic_store_explicit(&p[k], 0, memory_order_relaxed);
 	}

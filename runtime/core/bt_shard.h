@@ -8,8 +8,9 @@
  * (cli/run.c) merges them the same way and gets the same, exact, figures.
  *
  * Two shapes:
- *   - a compiled block's map without keys (bt_jit.c): part i at
- *     base + i * stride is [touched][value words], the words laid out as
+ *   - a compiled block's map without keys (bt_jit.c): part i, in the
+ *     memory of stripe i (at(i) + off; the launcher's view: base + i *
+ *     stride), is [touched][value words], the words laid out as
  *     the table's (count, sum, min/max as the table keeps them, avg/stats'
  *     count and sum, hist/lhist buckets);
  *   - a keyed map (the evaluator, bt_eval.c): part i holds, for every slot
@@ -33,8 +34,12 @@
 #include "bt.h"
 
 struct bt_shards {
-	unsigned char *base;     /* part 0 of this map */
+	unsigned char *base;     /* part 0 of this map (NULL: at) */
 	size_t stride;           /* bytes from one part to the next */
+	/* Or the memory part i lies in, OFF bytes on (NULL: none, so it
+	 * holds nothing): parts that are not evenly spaced in this process */
+	unsigned char *(*at)(int part);
+	size_t off;
 	int n;                   /* parts */
 	bool keyed;              /* every slot's words in each part (above) */
 	int (*n_used)(void);     /* parts below it may hold values (NULL: n) */
@@ -44,11 +49,20 @@ struct bt_shards {
 size_t bt_shard_part_bytes(const struct bt_map *m, bool keyed);
 /* Give M its parts: N of them at BASE + i * STRIDE, zero.  0 or -errno. */
 int bt_shards_attach(struct bt_map *m, unsigned char *base, size_t stride, int n, bool keyed);
+/* The same, part i at AT(i) + OFF (not keyed). */
+int bt_shards_attach_at(struct bt_map *m, unsigned char *(*at)(int part), size_t off, int n);
+/* Part I of S (NULL: not there). */
+static inline unsigned char *bt_shard_part(const struct bt_shards *s, int i)
+{
+	if (!s->at)
+		return s->base + (size_t)i * s->stride;
+	unsigned char *a = s->at(i);
+	return a ? a + s->off : NULL;
+}
 /* Slot SLOT's value words in part PART of a keyed map. */
 static inline uint64_t *bt_shard_words(const struct bt_map *m, int part, size_t slot)
 {
-	const struct bt_shards *s = m->shards;
-	return (uint64_t *)(void *)(s->base + (size_t)part * s->stride + slot * m->val_words * 8);
+	return (uint64_t *)(void *)(bt_shard_part(m->shards, part) + slot * m->val_words * 8);
 }
 /* What a print reads: a private copy of M's table with every part added
  * (M itself when it has no parts, or no memory for the copy).  Any thread;

@@ -73,8 +73,8 @@ void sp_bt_parts_note(struct bt_program *p)
 {
 	uint64_t off;
 	for (struct bt_map *m = p->maps; m; m = m->next)
-		if (m->shards && !m->shards->keyed && m->shared_at >= 0 && bt_jit_file(m->shards->base, &off) == 0)
-			sp_shm_bt_parts((uint32_t)m->shared_at, off, m->shards->stride, (uint32_t)m->shards->n, false);
+		if (m->shards && !m->shards->keyed && m->shared_at >= 0 && bt_jit_part_file(m, &off) == 0)
+			sp_shm_bt_parts((uint32_t)m->shared_at, off, SP_CHUNK_BYTES, (uint32_t)m->shards->n, false);
 	if (bt_jit_ran_file(p, &off) == 0)
 		sp_shm_bt_ran_at(off);
 }
@@ -85,7 +85,7 @@ void sp_bt_parts_atfork_child(struct bt_program *p)
 		struct bt_shards *s = m->shards;
 		if (!s)
 			continue;
-		if (!s->keyed) {   /* bt_jit.c's region, moved by bt_jit_atfork_child */
+		if (!s->keyed) {   /* in the stripes' memory, mapped anew (stripemem.h) */
 			bt_shards_reset(m);
 			continue;
 		}

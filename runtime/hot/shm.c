@@ -3,6 +3,7 @@
 #include "heap.h"
 #include "fdid.h"
 #include "log.h"
+#include "rawsys.h"
 #include "stripes.h"
 
 #include <errno.h>
@@ -49,20 +50,33 @@ bool sp_shm_launched(void)
 	return hdr != NULL && !own;
 }
 
-/* The file from the launcher's socket (cli/shmserve.h): for a process
- * that may not reopen it by name, having changed user before its exec.
- * The descriptor, or -ERR (the reopening's error: it says why). */
-static int file_from_launcher(int err)
+/* The launcher's socket address (cli/shmserve.h), made once at attach:
+ * the file is asked there in signal context too (sp_shm_map_chunk). */
+static struct sockaddr_un launcher_addr;
+static socklen_t launcher_alen;   /* 0: none (no launcher's file) */
+
+static void note_launcher(void)
 {
 	int launcher;
 	if (!shm_path || sscanf(shm_path, "/proc/%d/fd/", &launcher) != 1)
+		return;
+	launcher_addr.sun_family = AF_UNIX;
+	int n = snprintf(launcher_addr.sun_path + 1, sizeof(launcher_addr.sun_path) - 1, SP_SHM_SOCK_FMT,
+			 launcher);
+	launcher_alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+}
+
+/* The file from the launcher's socket: for a process that may not reopen
+ * it by name, having changed user before its exec.  The descriptor, or
+ * ERR (the reopening's -errno: it says why).  Raw system calls, as
+ * open_file. */
+static int file_from_launcher(int err)
+{
+	if (!launcher_alen)
 		return err;
-	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int s = (int)sp_syscall6(SYS_socket, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, 0, 0, 0);
 	if (s < 0)
 		return err;
-	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	int n = snprintf(a.sun_path + 1, sizeof(a.sun_path) - 1, SP_SHM_SOCK_FMT, launcher);
-	socklen_t alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
 	int fd = err;
 	char byte;
 	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
@@ -72,30 +86,37 @@ static int file_from_launcher(int err)
 	} c;
 	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.room,
 			    .msg_controllen = sizeof(c.room) };
-	if (connect(s, (struct sockaddr *)&a, alen) == 0 && recvmsg(s, &m, MSG_CMSG_CLOEXEC) == 1) {
+	if (sp_syscall6(SYS_connect, s, (long)&launcher_addr, launcher_alen, 0, 0, 0) == 0 &&
+	    sp_syscall6(SYS_recvmsg, s, (long)&m, MSG_CMSG_CLOEXEC, 0, 0, 0) == 1) {
 		struct cmsghdr *h = CMSG_FIRSTHDR(&m);
 		if (h && h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS &&
 		    h->cmsg_len == CMSG_LEN(sizeof(int)))
 			memcpy(&fd, CMSG_DATA(h), sizeof(int));
 	}
-	close(s);
+	sp_syscall6(SYS_close, s, 0, 0, 0, 0, 0);
 	return fd;
 }
 
 /* The file, for as long as a mapping takes: no descriptor of ours stays
- * open for the program to see (or to inherit across exec). */
+ * open for the program to see (or to inherit across exec).  Raw system
+ * calls: a thread's first hit maps its stripe with it, in a signal
+ * handler or inside a probed call (rawsys.h).  The descriptor or -errno. */
 static int open_file(void)
 {
 	if (own) {
 		if (!sp_fdid_still_ours(&own_id))
 			return -EBADF;
-		int fd = fcntl(own_id.fd, F_DUPFD_CLOEXEC, 0);
-		return fd >= 0 ? fd : -errno;
+		return (int)sp_syscall6(SYS_fcntl, own_id.fd, F_DUPFD_CLOEXEC, 0, 0, 0, 0);
 	}
-	int fd = shm_path ? open(shm_path, O_RDWR | O_CLOEXEC) : -1;
-	if (fd >= 0)
-		return fd;
-	return errno == EACCES || errno == EPERM ? file_from_launcher(-errno) : -errno;
+	if (!shm_path)
+		return -ENOENT;
+	int fd = (int)sp_syscall6(SYS_openat, AT_FDCWD, (long)shm_path, O_RDWR | O_CLOEXEC, 0, 0, 0);
+	return fd == -EACCES || fd == -EPERM ? file_from_launcher(fd) : fd;
+}
+
+static void close_file(int fd)
+{
+	sp_syscall6(SYS_close, fd, 0, 0, 0, 0, 0);
 }
 
 static void *map_at(int fd, uint64_t off, size_t len)
@@ -151,16 +172,15 @@ static int claim(int fd, const char *command, pid_t parent)
 	if (idx >= SP_SHM_SECTIONS)
 		return refuse();
 	uint64_t rec_bytes = REC_BYTES;
-	uint64_t stripe_bytes = (uint64_t)SP_STRIPE_BYTES * SP_N_SLOTS;
-	uint64_t lat_bytes = page_up((uint64_t)SP_LAT_STRIPE_BYTES * SP_N_SLOTS);
+	uint64_t chunk_bytes = (uint64_t)SP_CHUNK_BYTES * SP_N_SLOTS;
 	uint64_t err_bytes = ERR_BYTES;
 	uint64_t stack_bytes = page_up(sizeof(struct sp_stack_area));
 	uint64_t obj_bytes = OBJ_BYTES;
-	uint64_t total = rec_bytes + stripe_bytes + lat_bytes + err_bytes + stack_bytes + obj_bytes;
+	uint64_t total = rec_bytes + chunk_bytes + err_bytes + stack_bytes + obj_bytes;
 	uint64_t off = atomic_fetch_add(&hdr->next_free, total);
 	if (off + total > SP_SHM_SIZE)
 		return refuse();
-	uint64_t err_off = off + rec_bytes + stripe_bytes + lat_bytes;
+	uint64_t err_off = off + rec_bytes + chunk_bytes;
 	uint64_t obj_off = err_off + err_bytes + stack_bytes;
 	struct sp_shm_section *s = map_at(fd, sp_shm_section_off(hdr, idx), SP_SHM_SECTION_STRIDE);
 	void *r = map_at(fd, off, rec_bytes);
@@ -175,12 +195,13 @@ static int claim(int fd, const char *command, pid_t parent)
 	s->parent = parent;
 	snprintf(s->command, sizeof(s->command), "%s", command ? command : "?");
 	s->records_off = off;
-	s->stripes_off = off + rec_bytes;
-	s->stripe_bytes = SP_STRIPE_BYTES;
+	s->chunks_off = off + rec_bytes;
+	s->stripes_off = s->chunks_off + SP_PART_BYTES;
+	s->stripe_bytes = SP_CHUNK_BYTES;
 	s->n_stripes = SP_N_SLOTS;
 	atomic_store(&s->stripes_used, 0);
 	atomic_store(&s->shared_used, 0);
-	s->latency_off = off + rec_bytes + stripe_bytes;
+	s->latency_off = s->stripes_off + SP_STRIPE_BYTES;
 	s->errors_off = err_off;
 	atomic_store(&s->n_errors, 0);
 	s->stacks_off = err_off + err_bytes;
@@ -228,6 +249,7 @@ int sp_shm_attach(char **env, int argc, char **argv)
 		return 0;
 	if (!(shm_path = sp_strdup(v)))
 		return -ENOMEM;
+	note_launcher();
 	int fd = open_file();
 	if (fd < 0)
 		return fd;
@@ -336,17 +358,23 @@ int sp_shm_stripes(uint64_t *offset)
 	ensure_own();
 	if (!mine || own_lost())
 		return -1;
-	*offset = mine->stripes_off;
+	*offset = mine->chunks_off;
 	return 0;
 }
 
-int sp_shm_latency(uint64_t *offset)
+void *sp_shm_map_chunk(int shared, uint64_t off, void *at)
 {
-	ensure_own();
-	if (!mine || own_lost())
-		return -1;
-	*offset = mine->latency_off;
-	return 0;
+	int fixed = at ? MAP_FIXED : 0;
+	if (shared < 0)
+		return sp_sys_mmap(at, SP_CHUNK_BYTES, PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | fixed, -1, 0);
+	int fd = open_file();
+	if (fd < 0)
+		return MAP_FAILED;
+	void *p = sp_sys_mmap(at, SP_CHUNK_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE | fixed, fd,
+			      (long)off);
+	close_file(fd);
+	return p;
 }
 
 void *sp_shm_map_stripes(int shared, uint64_t off, size_t bytes, void *at)

@@ -137,15 +137,16 @@ struct sp_shm_section {
 	int32_t parent;               /* the pid that forked it, or 0 */
 	char command[128];
 	uint64_t records_off;         /* struct sp_shm_record[SP_SHM_RECORDS] */
-	uint64_t stripes_off;         /* the counter stripes (tstate.h layout) */
-	uint64_t stripe_bytes;        /* SP_STRIPE_BYTES */
+	uint64_t chunks_off;          /* the stripes' chunks (stripes.h layout) */
+	uint64_t stripes_off;         /* stripe 0's counters (tstate.h), in its chunk */
+	uint64_t stripe_bytes;        /* from a stripe's counters to the next's: SP_CHUNK_BYTES */
 	uint32_t n_stripes;           /* SP_N_SLOTS */
 	_Atomic uint32_t stripes_used; /* the exclusive stripes ever claimed are below
 				       * this, and the shared one (the last) holds
 				       * counts if shared_used: the launcher reads
 				       * no other (tstate.c) */
 	_Atomic uint32_t shared_used;
-	uint64_t latency_off;         /* the latency stripes (latency.h layout) */
+	uint64_t latency_off;         /* stripe 0's histograms (latency.h), stripe_bytes apart */
 	uint64_t errors_off;          /* struct sp_shm_error[SP_SHM_ERRORS] */
 	_Atomic uint32_t n_errors;
 	uint64_t stacks_off;          /* struct sp_stack_area (stack.h) */
@@ -168,7 +169,7 @@ struct sp_shm_section {
 	 * none), part i bt_part_stride[k] bytes further, bt_part_n[k] of them
 	 * (the launcher reads those below stripes_used), keyed or not as
 	 * bt_part_keyed[k] says.  bt_ran_off: the compiled blocks' "ran" byte
-	 * in part 0 (0: none), SP_STRIPE_BYTES apart: a process whose only
+	 * in part 0 (0: none), stripe_bytes apart: a process whose only
 	 * hits were compiled ran too. */
 	uint64_t bt_part_off[SP_SHM_BT_MAPS];
 	uint64_t bt_part_stride[SP_SHM_BT_MAPS];
@@ -217,10 +218,15 @@ void sp_shm_want_own(void);
  * file; -EBADF: our own file's descriptor was closed by the program). */
 int sp_shm_handout(uint32_t *section);
 
-/* Where tstate maps its stripes, and latency its histograms: 0 (shared)
- * and the offset, or -1. */
+/* Where the stripes' chunks are (stripemem.h): 0 (shared) and the offset
+ * of the first, or -1 (private memory). */
 int sp_shm_stripes(uint64_t *offset);
-int sp_shm_latency(uint64_t *offset);
+/* One stripe's chunk (SP_CHUNK_BYTES): the shared file at OFF when SHARED
+ * >= 0, else private zeroes (MAP_NORESERVE: touched pages only); AT:
+ * in place of that mapping.  Signal-safe (raw system calls): a thread's
+ * first hit maps its stripe.  MAP_FAILED (the file cannot be reached) or
+ * the address. */
+void *sp_shm_map_chunk(int shared, uint64_t off, void *at);
 
 /* Map BYTES of per-stripe data: the shared file at OFF when SHARED >= 0, else
  * private zeroed memory (MAP_NORESERVE: touched pages only).  AT: replace
