@@ -45,10 +45,11 @@ THREADS = 8
 BASE_MIB = 56
 PER_THREAD_MIB = 8
 # Each thread that hits a return probe (uretprobe, latency) also has its
-# shadow stack, a MAP_NORESERVE reservation of 2^17 entries of 136 bytes
-# (runtime/hot/uret.h, README "Return probes track up to 131072 nested
-# calls per thread"): 17 MiB, not changed by the fix.
-SHADOW_MIB = 17
+# shadow stack (runtime/hot/uretmem.h): segment 0, 512 entries of 136
+# bytes (68 KiB), mapped at its first return probe; deeper segments only
+# when its calls nest deeper (up to 2^17 entries, 17 MiB, the README's
+# "131072 nested calls per thread").  These calls nest one deep.
+SHADOW_MIB = 1
 
 # (name, spec, return probes)
 SPECS = [
