@@ -362,17 +362,16 @@ int sp_shm_stripes(uint64_t *offset)
 	return 0;
 }
 
-void *sp_shm_map_chunk(int shared, uint64_t off, void *at)
+void *sp_shm_map_raw(int shared, uint64_t off, size_t bytes, void *at)
 {
 	int fixed = at ? MAP_FIXED : 0;
 	if (shared < 0)
-		return sp_sys_mmap(at, SP_CHUNK_BYTES, PROT_READ | PROT_WRITE,
-				   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | fixed, -1, 0);
+		return sp_sys_mmap(at, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | fixed,
+				   -1, 0);
 	int fd = open_file();
 	if (fd < 0)
 		return MAP_FAILED;
-	void *p = sp_sys_mmap(at, SP_CHUNK_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE | fixed, fd,
-			      (long)off);
+	void *p = sp_sys_mmap(at, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE | fixed, fd, (long)off);
 	close_file(fd);
 	return p;
 }

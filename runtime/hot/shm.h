@@ -221,12 +221,12 @@ int sp_shm_handout(uint32_t *section);
 /* Where the stripes' chunks are (stripemem.h): 0 (shared) and the offset
  * of the first, or -1 (private memory). */
 int sp_shm_stripes(uint64_t *offset);
-/* One stripe's chunk (SP_CHUNK_BYTES): the shared file at OFF when SHARED
- * >= 0, else private zeroes (MAP_NORESERVE: touched pages only); AT:
- * in place of that mapping.  Signal-safe (raw system calls): a thread's
- * first hit maps its stripe.  MAP_FAILED (the file cannot be reached) or
- * the address. */
-void *sp_shm_map_chunk(int shared, uint64_t off, void *at);
+/* BYTES of the shared file at OFF when SHARED >= 0, else private zeroes
+ * (MAP_NORESERVE: touched pages only); AT: in place of that mapping.
+ * Signal-safe (raw system calls): a thread's first hit maps its stripe's
+ * chunk with it (stripemem.h).  MAP_FAILED (out of memory, the file
+ * cannot be reached) or the address. */
+void *sp_shm_map_raw(int shared, uint64_t off, size_t bytes, void *at);
 
 /* Map BYTES of per-stripe data: the shared file at OFF when SHARED >= 0, else
  * private zeroed memory (MAP_NORESERVE: touched pages only).  AT: replace

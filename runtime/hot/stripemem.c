@@ -31,7 +31,7 @@ char *sp_stripemem_map(int s)
 	char *have = sp_stripe(s);
 	if (have)
 		return have;
-	char *p = sp_shm_map_chunk(shared, chunk_off(s), NULL);
+	char *p = sp_shm_map_raw(shared, chunk_off(s), SP_CHUNK_BYTES, NULL);
 	if (p == MAP_FAILED)
 		return NULL;
 	/* a claim maps only the stripe it took (its thread alone), but a
@@ -61,7 +61,7 @@ void sp_stripemem_atfork_child(void)
 		if (!c)
 			continue;
 		void *at = sp_stripe_parts(c);
-		if (sp_shm_map_chunk(shared, chunk_off(s), at) == MAP_FAILED)
-			sp_shm_map_chunk(-1, 0, at);   /* private at a fixed address: cannot fail */
+		if (sp_shm_map_raw(shared, chunk_off(s), SP_CHUNK_BYTES, at) == MAP_FAILED)
+			sp_shm_map_raw(-1, 0, SP_CHUNK_BYTES, at);   /* private at a fixed address: cannot fail */
 	}
 }
