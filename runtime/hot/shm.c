@@ -51,7 +51,7 @@ bool sp_shm_launched(void)
 }
 
 /* The launcher's socket address (cli/shmserve.h), made once at attach:
- * the file is asked there in signal context too (sp_shm_map_chunk). */
+ * the file is asked there in signal context too (sp_shm_map_raw). */
 static struct sockaddr_un launcher_addr;
 static socklen_t launcher_alen;   /* 0: none (no launcher's file) */
 
