@@ -41,7 +41,7 @@
 
 #include "stripes.h"
 
-#define SP_SHM_MAGIC      "SPSHM11"
+#define SP_SHM_MAGIC      "SPSHM12"
 #define SP_SHM_SECTIONS   (1u << 16)         /* processes (a clear refusal past it) */
 #define SP_SHM_ENV        "SELFPROBE_SHM"    /* the path that reopens the file */
 /* the launcher's abstract socket (with its pid) that hands the file to a
