@@ -17,6 +17,10 @@
  * is counted — its threads' timeline buffers (timeline.h), and at a normal
  * exit the process's full reports (JSON and text), so that nothing of ours
  * is ever left on disk.  The file is sparse: only touched pages cost memory.
+ * Its arrays of records, errors and objects are sized for the most a
+ * process may need (the records: 107 MiB); a process maps them in chunks
+ * as it fills them (shmchunks.h), so that its address space — what
+ * RLIMIT_AS limits — grows with the probes it has.
  *
  * Without the launcher, a runtime that serves the control channel
  * (runtime/api/control.h) makes a file of its own in the same layout, with
@@ -136,7 +140,9 @@ struct sp_shm_section {
 	_Atomic int32_t state;        /* enum sp_shm_state */
 	int32_t parent;               /* the pid that forked it, or 0 */
 	char command[128];
-	uint64_t records_off;         /* struct sp_shm_record[SP_SHM_RECORDS] */
+	uint64_t records_off;         /* struct sp_shm_record[SP_SHM_RECORDS]: the
+				       * process maps the chunks it fills, the
+				       * launcher the whole (shmchunks.h) */
 	uint64_t chunks_off;          /* the stripes' chunks (stripes.h layout) */
 	uint64_t stripes_off;         /* stripe 0's counters (tstate.h), in its chunk */
 	uint64_t stripe_bytes;        /* from a stripe's counters to the next's: SP_CHUNK_BYTES */
@@ -147,10 +153,10 @@ struct sp_shm_section {
 				       * no other (tstate.c) */
 	_Atomic uint32_t shared_used;
 	uint64_t latency_off;         /* stripe 0's histograms (latency.h), stripe_bytes apart */
-	uint64_t errors_off;          /* struct sp_shm_error[SP_SHM_ERRORS] */
+	uint64_t errors_off;          /* struct sp_shm_error[SP_SHM_ERRORS] (chunks) */
 	_Atomic uint32_t n_errors;
 	uint64_t stacks_off;          /* struct sp_stack_area (stack.h) */
-	uint64_t objects_off;         /* struct sp_shm_object[SP_SHM_OBJECTS] */
+	uint64_t objects_off;         /* struct sp_shm_object[SP_SHM_OBJECTS] (chunks) */
 	_Atomic uint32_t n_objects;
 	_Atomic uint32_t n_records;
 	_Atomic uint32_t n_timelines;
@@ -241,15 +247,21 @@ int sp_shm_stacks(uint64_t *offset);
 void sp_shm_note_object(const char *path, uint64_t bias, uint64_t start, uint64_t end);
 
 /* Our section's probe records (shmprobe.c fills them): record I, or NULL
- * (no shared file, not yet published); the next free one, its index in *I
- * (NULL: none, or full), published by sp_shm_record_commit(I) once whole. */
+ * (no shared file, not yet published; signal-safe); the next free one, its
+ * index in *I, published by sp_shm_record_commit(I) once whole.  NULL when
+ * there is none: no shared file, all SP_SHM_RECORDS taken, or its chunk
+ * could not be mapped (shmchunks.h) — then the section's errors say so
+ * once, for SPEC (the probe's), as the launcher reports a process that
+ * could not write its own report without that probe.  Taken under the
+ * registry lock, perhaps in a probe hit (signal-safe). */
 struct sp_shm_record *sp_shm_record(int i);
-struct sp_shm_record *sp_shm_record_next(uint32_t *i);
+struct sp_shm_record *sp_shm_record_next(uint32_t *i, const char *spec);
 void sp_shm_record_commit(uint32_t i);
 /* SRC (NULL: empty) into DST[N], cut to fit. */
 void sp_shm_copy(char *dst, size_t n, const char *src);
 
-/* An error for the report's "errors" (registry lock held, or at start). */
+/* An error for the report's "errors" (registry lock held, or at start;
+ * perhaps in a probe hit: signal-safe). */
 void sp_shm_error(const char *spec, const char *message);
 /* The errors in our section so far (0 without one). */
 uint32_t sp_shm_errors_count(void);
