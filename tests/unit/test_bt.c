@@ -401,6 +401,34 @@ Test(bt, keyed_parts_are_mapped_at_their_threads_first_update)
 	bt_program_release(p);
 }
 
+/* A part that cannot be mapped (here: parts said to be in a launcher's
+ * file this process has none of) leaves its threads on the table, which
+ * they update atomically: nothing is lost, and no hit tries again. */
+Test(bt, a_part_that_cannot_be_mapped_leaves_its_thread_on_the_table)
+{
+	cr_assert(sp_tstate_init() == 0);
+	struct bt_program *p = compile(part_prog);
+	for (struct bt_map *m = p->maps; m; m = m->next)
+		cr_assert(bt_shards_attach_lazy(m, bt_shard_part_bytes(m, true), 4, 4096) == 0);
+	struct part_run r[2] = { { p, PART_CALLS, -1 }, { p, PART_CALLS, -1 } };
+	pthread_t t[2];
+	for (int i = 0; i < 2; i++)
+		cr_assert(pthread_create(&t[i], NULL, part_updates, &r[i]) == 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	for (struct bt_map *m = p->maps; m; m = m->next)
+		for (int i = 0; i < 2; i++) {
+			cr_assert(r[i].stripe >= 0 && r[i].stripe < 4);
+			cr_expect_eq(atomic_load(&m->shards->parts[r[i].stripe]), BT_PART_REFUSED,
+				     "%s: part %d marked refused", m->name, r[i].stripe);
+		}
+	char *got = output(p), *want = one_table_output(2);
+	cr_expect_str_eq(got, want, "every update in the table");
+	sp_free(got);
+	sp_free(want);
+	bt_program_release(p);
+}
+
 Test(bt, a_map_read_back_stays_one_table)
 {
 	struct bt_program *p = compile("uprobe:libc:malloc { @s[tid] = arg0; @c[tid] = count(); } "
