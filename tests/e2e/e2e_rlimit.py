@@ -15,12 +15,15 @@ unprobed, and the probed process's largest mappings that the unprobed one
 does not have.
 
 Cases, each with the main thread alone and with THREADS threads: entry
-probes, return probes, the latency action and a compiled bpftrace block
-(its keyless map split per thread), through the preload and through the
+probes, return probes, the latency action, a compiled bpftrace block
+(its keyless map split per thread) and keyed bpftrace maps split per
+thread (each thread's part mapped at its first update, not one for every
+possible thread at attach), through the preload and through the
 launcher (the limit set in the program only, by `ulimit -v` in a shell that
-execs it: the launcher's own memory is not the program's); and a fork child
-that maps the same after its parent's threads.  A control run shows that
-the limit bites: unprobed, 16 MiB less than its peak, the mapping fails.
+execs it: the launcher's own memory is not the program's); and fork
+children (entry probes, keyed maps) that map the same after their parent's
+threads.  A control run shows that the limit bites: unprobed, 16 MiB less
+than its peak, the mapping fails.
 """
 import collections
 import glob
@@ -50,6 +53,12 @@ PER_THREAD_MIB = 8
 # when its calls nest deeper (up to 2^17 entries, 17 MiB, the README's
 # "131072 nested calls per thread").  These calls nest one deep.
 SHADOW_MIB = 1
+# Each thread that updates a keyed bpftrace map split per thread maps its
+# part of it at that first update (runtime/hot/btpartmem.h), not every
+# thread's at attach: every slot's words, 64 KiB for a count or a sum, 4
+# MiB for a hist (8192 slots x 65 buckets).  The keyed case's three maps:
+# KEYED_MIB.
+KEYED_MIB = 5
 
 # (name, spec, return probes)
 SPECS = [
@@ -57,12 +66,14 @@ SPECS = [
     ("uretprobe", "uretprobe:libc:malloc;uretprobe:sp_rlimit:rl_work", True),
     ("latency", "uprobe:sp_rlimit:rl_work=latency;uprobe:libc:malloc", True),
     ("bpftrace", "uprobe:sp_rlimit:rl_work { @c = count(); } uprobe:libc:malloc { @m = count(); }", False),
+    ("keyed", "uprobe:sp_rlimit:rl_work { @k[tid] = count(); @n[arg0 & 7] = sum(arg0); @h[tid] = hist(arg0); }",
+     False),
 ]
 
 
-def budget_mib(threads, returns):
+def budget_mib(threads, returns, keyed):
     """The runtime's budget for a process in which THREADS threads hit."""
-    return BASE_MIB + threads * (PER_THREAD_MIB + (SHADOW_MIB if returns else 0))
+    return BASE_MIB + threads * (PER_THREAD_MIB + (SHADOW_MIB if returns else 0) + (KEYED_MIB if keyed else 0))
 
 
 def stats(path):
@@ -114,8 +125,9 @@ def run_limited(cmd, kb, env):
 
 def program_lines(out):
     """The program's own lines: a bpftrace program prints its maps after
-    them, at exit."""
-    return [l for l in out.decode(errors="replace").split("\n") if l and not l.startswith("@")]
+    them, at exit (a hist's buckets "[lo, hi)  N |@@@ |" under its name)."""
+    return [l for l in out.decode(errors="replace").split("\n")
+            if l and not l.startswith("@") and not (l[:1] in "[(" and l.endswith("|"))]
 
 
 def bt_maps(out):
@@ -126,6 +138,43 @@ def bt_maps(out):
         if l.startswith("@") and sep and val.strip().isdigit():
             maps[name] = int(val)
     return maps
+
+
+def keyed_maps(out):
+    """{map: {key: value}} of the lines "@m[KEY]: N" on stdout, a hist's
+    value the sum of its buckets' counts; each process prints its own maps,
+    so a key printed twice (a fork child's tid is not its parent's, but
+    @n's keys are) adds up."""
+    maps = collections.defaultdict(collections.Counter)
+    hist = None
+    for l in out.decode(errors="replace").split("\n"):
+        name, sep, val = l.partition(": ")
+        if l.startswith("@") and "[" in name and sep:
+            key = (name[:name.index("[")], name[name.index("["):])
+            hist = key if not val.strip() else None
+            if val.strip().isdigit():
+                maps[key[0]][key[1]] += int(val)
+        elif hist and l[:1] in "[(" and "|" in l:
+            maps[hist[0]][hist[1]] += int(l.split("|")[0].split()[-1])
+        else:
+            hist = None
+    return maps
+
+
+def check_keyed(tag, out, threads, fork):
+    """The keyed case's maps: @k[tid] CALLS for each thread that called
+    rl_work (the main thread alone with 0 threads; a fork child's too), the
+    same count in its @h[tid] hist's buckets, @n[arg0 & 7] the sum of their
+    arguments 0..CALLS-1 with that remainder; with FORK the child's maps,
+    printed by the child, start from zero (its parent's parts are not its
+    own)."""
+    m = keyed_maps(out)
+    callers = max(threads, 1) + (1 if fork else 0)
+    want = {"@k": [CALLS] * callers, "@h": [CALLS] * callers,
+            "@n": [callers * sum(i for i in range(CALLS) if i & 7 == r) for r in range(8)]}
+    got = {"@k": sorted(m["@k"].values()), "@h": sorted(m["@h"].values()),
+           "@n": [m["@n"]["[%d]" % r] for r in range(8)]}
+    t.check(got == want, "%s: keyed maps %s (want %s)" % (tag, got, want), t.clip(out, 600))
 
 
 def processes(report):
@@ -184,7 +233,7 @@ def case(how, name, spec, returns, threads, fork, ref_peak):
     # the main thread hits malloc too; a fork child hits on its parent's
     # stripe and may claim one of its own
     hitting = threads + 1 + (1 if fork else 0)
-    budget = budget_mib(hitting, returns)
+    budget = budget_mib(hitting, returns, name == "keyed")
     kb = ref_peak + budget * 1024
     ref = run_limited([PROG] + args[:3] + [st + ".ref"] + args[4:], kb, t.base_env())
     refst = stats(st + ".ref")
@@ -209,9 +258,13 @@ def case(how, name, spec, returns, threads, fork, ref_peak):
         t.check(m.get("@c") == want and m.get("@m", 0) >= want,
                 "%s: @c = %s, @m = %s (want %d and at least %d)" % (tag, m.get("@c"), m.get("@m"), want, want),
                 t.clip(cp.stdout, 600))
+    if name == "keyed":
+        check_keyed(tag, cp.stdout, threads, fork)
     calls, malloc = hits(reports, "rl_work"), hits(reports, "malloc")
-    t.check(calls == want and malloc >= want, "%s: hits rl_work %d (missed %d), malloc %d (want %d and at least %d)"
-            % (tag, calls, hits(reports, "rl_work", "missed"), malloc, want, want), far)
+    want_malloc = want if "libc:malloc" in spec else 0
+    t.check(calls == want and malloc >= want_malloc,
+            "%s: hits rl_work %d (missed %d), malloc %d (want %d and at least %d)"
+            % (tag, calls, hits(reports, "rl_work", "missed"), malloc, want, want_malloc), far)
     errs = all_errors(reports)
     t.check(not errs, "%s: the report has errors" % tag, json.dumps(errs)[:1500])
     t.info("%s: exit %d; VmPeak probed %s, unprobed %s; the runtime's mappings %s (budget %d MiB)"
@@ -250,6 +303,7 @@ def main():
             for threads in (0, THREADS):
                 case(how, name, spec, returns, threads, False, peaks[threads])
         case(how, "count", SPECS[0][1], False, 0, True, peaks[0])
+        case(how, "keyed", SPECS[-1][1], False, 0, True, peaks[0])
     t.finish()
 
 
