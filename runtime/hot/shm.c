@@ -412,16 +412,9 @@ void *sp_shm_map_raw(int shared, uint64_t off, size_t bytes, void *at)
 
 void *sp_shm_map_stripes(int shared, uint64_t off, size_t bytes, void *at)
 {
-	int fixed = at ? MAP_FIXED : 0;
-	void *p = MAP_FAILED;
-	int fd = shared >= 0 ? open_file() : -1;
-	if (fd >= 0) {
-		p = mmap(at, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE | fixed, fd, (off_t)off);
-		close(fd);
-	}
+	void *p = shared >= 0 ? sp_shm_map_raw(shared, off, bytes, at) : MAP_FAILED;
 	if (p == MAP_FAILED && (shared < 0 || at))
-		p = mmap(at, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | fixed,
-			 -1, 0);
+		p = sp_shm_map_raw(-1, 0, bytes, at);
 	return p;
 }
 
@@ -440,16 +433,6 @@ int sp_shm_bt_alloc(uint64_t bytes, uint64_t *off)
 		return -1;
 	*off = o;
 	return 0;
-}
-
-void *sp_shm_map_file(uint64_t off, size_t bytes, void *at)
-{
-	int fd = open_file();
-	if (fd < 0)
-		return MAP_FAILED;
-	void *p = mmap(at, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE | MAP_FIXED, fd, (off_t)off);
-	close(fd);
-	return p;
 }
 
 void sp_shm_bt_parts(uint32_t i, uint64_t off, uint64_t stride, uint32_t n, bool keyed)

@@ -286,9 +286,6 @@ int sp_shm_store_report(int which, const void *buf, size_t len);
 int sp_shm_bt_map(uint32_t i, uint64_t bytes, uint64_t *off);
 /* BYTES of the file for the process's bpftrace parts: 0 with *OFF, or -1. */
 int sp_shm_bt_alloc(uint64_t bytes, uint64_t *off);
-/* Map the file's BYTES at OFF over AT (MAP_FIXED), shared: AT, or
- * MAP_FAILED (AT's old mapping then stays). */
-void *sp_shm_map_file(uint64_t off, size_t bytes, void *at);
 /* Map I's parts are in the file (see the section's bt_part_*). */
 void sp_shm_bt_parts(uint32_t i, uint64_t off, uint64_t stride, uint32_t n, bool keyed);
 /* The compiled blocks' "ran" byte of part 0 is at OFF. */
