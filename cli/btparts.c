@@ -23,7 +23,7 @@ bool sp_btparts_ran(int fd, const struct sp_shm_section *s)
 	uint32_t n = parts_used(s, SP_EXCL_SLOTS);
 	for (uint32_t i = 0; off && i < n; i++) {
 		char c = 0;
-		if (pread(fd, &c, 1, (off_t)(off + (uint64_t)i * SP_STRIPE_BYTES)) == 1 && c)
+		if (pread(fd, &c, 1, (off_t)(off + (uint64_t)i * s->stripe_bytes)) == 1 && c)
 			return true;
 	}
 	return false;

@@ -15,8 +15,12 @@
 static const size_t stack_bytes = sizeof(struct sp_stack_area);
 
 static size_t records_bytes(const struct sp_section *v) { return v->n_records * sizeof(*v->records); }
-static size_t stripes_bytes(const struct sp_section *v) { return v->s->stripe_bytes * v->s->n_stripes; }
-static size_t latency_bytes(const struct sp_section *v) { return SP_LAT_STRIPE_BYTES * v->s->n_stripes; }
+/* From stripe 0's counters to the end of the last stripe's histograms
+ * (stripes.h: each stripe's chunk holds both). */
+static size_t stripes_bytes(const struct sp_section *v)
+{
+	return v->s->stripe_bytes * v->s->n_stripes - SP_PART_BYTES;
+}
 static size_t errors_bytes(const struct sp_section *v) { return v->n_errors * sizeof(*v->errors); }
 static size_t objects_bytes(const struct sp_section *v) { return v->stacks.n_objs * sizeof(*v->stacks.objs); }
 
@@ -48,7 +52,6 @@ int sp_section_open(int fd, const struct sp_shm_section *s, struct sp_section *v
 		v->stacks.n_objs = SP_SHM_OBJECTS;
 	v->records = map(fd, s->records_off, records_bytes(v));
 	v->stripes = map(fd, s->stripes_off, stripes_bytes(v));
-	v->latency = map(fd, s->latency_off, latency_bytes(v));
 	v->errors = map(fd, s->errors_off, errors_bytes(v));
 	v->stacks.area = map(fd, s->stacks_off, stack_bytes);
 	v->stacks.objs = map(fd, s->objects_off, objects_bytes(v));
@@ -68,7 +71,6 @@ void sp_section_close(struct sp_section *v)
 {
 	unmap(v->records, records_bytes(v));
 	unmap(v->stripes, stripes_bytes(v));
-	unmap(v->latency, latency_bytes(v));
 	unmap(v->errors, errors_bytes(v));
 	unmap(v->stacks.area, stack_bytes);
 	unmap(v->stacks.objs, objects_bytes(v));
@@ -110,10 +112,11 @@ bool sp_section_latency(const struct sp_section *v, const struct sp_shm_record *
 		memset(out, 0, sizeof(*out));
 	else
 		*out = r->final_lat;
-	if (!__atomic_load_n(&r->detached, __ATOMIC_ACQUIRE) && r->lat_slot >= 0 && v->latency) {
+	if (!__atomic_load_n(&r->detached, __ATOMIC_ACQUIRE) && r->lat_slot >= 0) {
 		for (int k = next_stripe(v, -1); k < (int)v->s->n_stripes; k = next_stripe(v, k)) {
 			struct sp_lat live;
-			sp_latency_sum(v->latency + (size_t)k * SP_LAT_STRIPE_BYTES, 1, (uint32_t)r->lat_slot, &live);
+			sp_latency_sum(v->stripes + (size_t)k * v->s->stripe_bytes + (v->s->latency_off - v->s->stripes_off),
+				       (uint32_t)r->lat_slot, &live);
 			sp_latency_merge(out, &live);
 		}
 	}

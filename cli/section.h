@@ -18,8 +18,9 @@ struct sp_section {
 	const struct sp_shm_section *s;
 	const struct sp_shm_record *records;
 	uint32_t n_records;
-	const char *stripes;                   /* tstate.h layout */
-	const char *latency;                   /* latency.h layout, or NULL */
+	const char *stripes;                   /* stripe 0's counters: each stripe's
+						* counters and histograms at
+						* stripe_bytes apart (stripes.h) */
 	const struct sp_shm_error *errors;
 	uint32_t n_errors;
 	struct sp_stack_view stacks;           /* table NULL when unreadable */

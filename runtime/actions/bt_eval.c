@@ -18,6 +18,7 @@
 #include "bt.h"
 #include "heap.h"
 #include "bt_shard.h"
+#include "btpartmem.h"
 #include "ctx.h"
 #include "dispatch.h"
 #include "probe.h"
@@ -335,10 +336,13 @@ static struct target target(struct bt_map *m, const void *key)
 	long i = bt_map_slot(m, key, true);
 	if (i < 0)
 		return t;
-	const struct bt_shards *s = m->shards;
+	struct bt_shards *s = m->shards;
 	int part = sp_tls.slot - 1;   /* the thread's stripe: its part */
-	if (s && s->keyed && part >= 0 && part < s->n) {
-		t.v = bt_shard_words(m, part, (size_t)i);
+	/* mapped at the stripe's first update of the map (btpartmem.h);
+	 * NULL: it could not be, the table instead */
+	unsigned char *own = s && s->keyed && part >= 0 && part < s->n ? sp_btpart(s, part) : NULL;
+	if (own) {
+		t.v = (uint64_t *)(void *)(own + (size_t)i * m->val_words * 8);
 		t.own = true;
 	} else
 		t.v = bt_map_value(m, (size_t)i);

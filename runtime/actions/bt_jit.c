@@ -40,8 +40,8 @@ struct gen {
 	int depth;         /* 8-byte slots pushed since the entry */
 	bool full;         /* r10, r11 and rax in use (the flags pushed); else
 			    * only rdx is, the flags stay in rax */
-	int32_t pbase;     /* added to every part offset: the parts' distance
-			    * from the stripes when it fits a displacement */
+	int32_t pbase;     /* added to every part offset: the part area's
+			    * distance from the thread's counters */
 	bool fail;
 };
 
@@ -549,32 +549,16 @@ static void stmts(struct gen *g, const struct bt_node *blk)
 
 /* ---- the parts' memory ---- */
 
-/* One region for every split map: SP_EXCL_SLOTS parts of SP_STRIPE_BYTES
- * (the counter stripes' stride, so a thread's part is its stripe's
- * address plus a constant), reserved, never committed until written;
- * asked for right below the stripes, so that the constant fits an
- * instruction's displacement. */
-static unsigned char *region;
-#define REGION_BYTES ((size_t)SP_EXCL_SLOTS * SP_STRIPE_BYTES)
-/* Under the launcher the region is its shared file's, from this offset
- * (0: private memory), so that a killed process's parts are read there
- * (bt_shard.h) */
-static uint64_t region_file;
+/* Every split map's part for a thread lies in its counter stripe's
+ * memory (stripes.h: SP_PART_BYTES right below the counters), so that a
+ * block finds it at its thread's sp_tls.fast minus a constant, and the
+ * parts come and go with the stripes (stripemem.h): bytes OFF to OFF + n
+ * of each stripe's part area are one map's.  Under the launcher they are
+ * its shared file's with the stripes, so that a killed process's parts
+ * are read there (bt_shard.h). */
 
-/* The region's memory: the shared file's when there is one (a fresh
- * range: a fork child's replaces its parent's), else private zeroes. */
-static int region_back(void)
-{
-	uint64_t off;
-	region_file = 0;
-	if (sp_shm_bt_alloc(REGION_BYTES, &off) == 0 && sp_shm_map_file(off, REGION_BYTES, region) == region) {
-		region_file = off;
-		return 0;
-	}
-	return sp_shm_map_stripes(-1, 0, REGION_BYTES, region) == region ? 0 : -1;
-}
-/* bytes of each part given out; the first parts start away from a page's
- * first lines, where every stripe's first counters and many of the
+/* bytes of each part area given out; the first parts start away from a
+ * page's first lines, where every stripe's first counters and many of the
  * runtime's page-aligned words lie (at offset 0 a count ran twice as slow:
  * L1 set conflicts) */
 static size_t region_used = 0x300;
@@ -587,25 +571,17 @@ static pthread_mutex_t region_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct { const struct bt_program *p; size_t off; } rans[MAX_PROGS];
 static int n_rans;
 
-static int32_t part_off(const struct bt_map *m)
+/* Stripe I's part area (NULL: its memory is not mapped: no thread ran there). */
+static unsigned char *part_area(int i)
 {
-	return (int32_t)(m->shards->base - region);
+	char *c = sp_stripe(i);
+	return c ? (unsigned char *)sp_stripe_parts(c) : NULL;
 }
 
 /* BYTES of every part, 64-aligned (region lock held): the offset, or -1. */
 static long take(size_t bytes)
 {
-	if (!region) {
-		void *hint = sp_stripes - REGION_BYTES;
-		void *p = mmap(hint, REGION_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-			       -1, 0);
-		if (p == MAP_FAILED)
-			return -1;
-		region = p;
-		if (sp_shm_active() && region_back() != 0)
-			return -1;
-	}
-	if (region_used + bytes > SP_STRIPE_BYTES)
+	if (region_used + bytes > SP_PART_BYTES)
 		return -1;
 	long off = (long)region_used;
 	region_used += (bytes + 63) & ~(size_t)63;   /* a line of its own */
@@ -618,9 +594,14 @@ static int give_parts(struct bt_map *m)
 	if (m->shards)
 		return 0;
 	long off = take(8 * (1 + m->val_words));
-	if (off < 0 || bt_shards_attach(m, region + off, SP_STRIPE_BYTES, SP_EXCL_SLOTS, false) != 0)
+	if (off < 0 || bt_shards_attach_at(m, part_area, (size_t)off, SP_EXCL_SLOTS) != 0)
 		return -1;
 	return 0;
+}
+
+static int32_t part_off(const struct bt_map *m)
+{
+	return (int32_t)m->shards->off;
 }
 
 /* P's "ran" word (region lock held): its offset, or -1. */
@@ -637,13 +618,20 @@ static long ran_word(const struct bt_program *p)
 	return off;
 }
 
-int bt_jit_file(const void *at, uint64_t *off)
+/* Bytes OFF of part 0 in the launcher's file: 0, or -1 (private memory). */
+static int part_file(size_t off, uint64_t *at)
 {
-	const unsigned char *a = at;
-	if (!region_file || a < region || a >= region + REGION_BYTES)
+	uint64_t chunk0;
+	if (!sp_stripemem_file(&chunk0))
 		return -1;
-	*off = region_file + (uint64_t)(a - region);
+	*at = chunk0 + off;
 	return 0;
+}
+
+int bt_jit_part_file(const struct bt_map *m, uint64_t *off)
+{
+	const struct bt_shards *s = m->shards;
+	return s && s->at == part_area ? part_file(s->off, off) : -1;
 }
 
 int bt_jit_ran_file(const struct bt_program *p, uint64_t *off)
@@ -652,7 +640,7 @@ int bt_jit_ran_file(const struct bt_program *p, uint64_t *off)
 	pthread_mutex_lock(&region_lock);
 	for (int i = 0; i < n_rans && rc; i++)
 		if (rans[i].p == p)
-			rc = bt_jit_file(region + rans[i].off, off);
+			rc = part_file(rans[i].off, off);
 	pthread_mutex_unlock(&region_lock);
 	return rc;
 }
@@ -663,8 +651,10 @@ bool bt_jit_ran(const struct bt_program *p)
 	pthread_mutex_lock(&region_lock);
 	for (int i = 0; i < n_rans && !ran; i++)
 		if (rans[i].p == p)
-			for (int k = 0; k < SP_EXCL_SLOTS && !ran; k++)
-				ran = region[(size_t)k * SP_STRIPE_BYTES + rans[i].off] != 0;
+			for (int k = 0; k < SP_EXCL_SLOTS && !ran; k++) {
+				unsigned char *a = part_area(k);
+				ran = a && a[rans[i].off] != 0;
+			}
 	pthread_mutex_unlock(&region_lock);
 	return ran;
 }
@@ -691,27 +681,19 @@ void bt_jit_atfork_child(void)
 	if (jit_pid)
 		jit_pid = (uint64_t)getpid();
 	jit_tid = 0;   /* the child's only thread, another tid */
-	/* under the launcher, parts of its own in the child's section: the
-	 * parent's are the file's pages its parent still writes */
-	if (region && region_file && region_back() != 0)
-		sp_debug("a fork child's bpftrace parts: no room in the shared file");
-	/* the child's blocks start again: no "ran" yet (the maps' parts are
-	 * reset with the maps, bt_map_clear) */
-	for (int i = 0; i < n_rans; i++)
-		for (int k = 0; k < SP_EXCL_SLOTS; k++)
-			if (region[(size_t)k * SP_STRIPE_BYTES + rans[i].off])
-				region[(size_t)k * SP_STRIPE_BYTES + rans[i].off] = 0;
+	/* the parts and "ran" words start again with the stripes' memory,
+	 * mapped anew (sp_stripemem_atfork_child): under the launcher, in
+	 * the child's own section */
 }
 
 /* ---- the block ---- */
 
 /* B's code into BUF: its length, or 0 (outside the subset, too long).
- * The region and B's parts exist; RAN: the program's ran word. */
+ * B's parts exist; RAN: the program's ran word. */
 static size_t emit(const struct bt_block *b, uint8_t *buf, size_t cap, long ran)
 {
 	struct gen g = { .e = { buf, 0, cap, 0 }, .b = b };
 	struct x86e *e = &g.e;
-	int64_t delta = (int64_t)((uintptr_t)region - (uintptr_t)sp_stripes);
 	g.full = (b->pred && !direct_cond(b->pred)) || stmts_need_full(b->body);
 	push(&g, X86_RAX);
 	x86_lahf(e);                        /* ah = SF ZF AF PF CF */
@@ -722,12 +704,7 @@ static size_t emit(const struct bt_block *b, uint8_t *buf, size_t cap, long ran)
 		push(&g, TMP);
 	}
 	x86_mov_r64_m64(e, PARTS, x86_fs(sp_fastcount.tls_fast));
-	if (delta == (int32_t)delta && delta + (int64_t)SP_STRIPE_BYTES == (int32_t)(delta + (int64_t)SP_STRIPE_BYTES))
-		g.pbase = (int32_t)delta;   /* the parts' distance as a displacement */
-	else {
-		x86_mov_r64_imm64(e, X86_RDX, (uint64_t)delta);
-		x86_alu_r64_r64(e, X86_ADD, PARTS, X86_RDX);
-	}
+	g.pbase = -(int32_t)SP_PART_BYTES;   /* the part area, below the counters */
 	x86_mov_m8_imm8(e, x86_mem(PARTS, g.pbase + (int32_t)ran), 1);   /* this thread ran a block */
 	struct fixes out = { .n = 0 };
 	if (b->pred)
@@ -792,7 +769,7 @@ void bt_jit_block(struct bt_block *b)
 	long ran = -1;
 	if (jit_off())
 		why = "SELFPROBE_BTJIT=0";
-	else if (!sp_fastcount.on || !sp_stripes)
+	else if (!sp_fastcount.on || !sp_stripe(SP_SHARED_SLOT))
 		why = "the inline count is off (no rseq)";
 	else if (!bt_jit_eligible(b->prog, b, &why))
 		;

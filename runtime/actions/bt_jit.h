@@ -64,14 +64,15 @@ void bt_jit_block(struct bt_block *b);
 bool bt_jit_ran(const struct bt_program *p);
 
 /* Under the launcher (shm.h) the parts live in its shared file: the file
- * offset of AT (a map's part 0, bt_shard.h), or of P's "ran" byte in part
- * 0 (the next parts SP_STRIPE_BYTES on).  0, or -1 (private memory). */
+ * offset of M's part 0 (bt_shard.h), or of P's "ran" byte in part 0 (the
+ * next parts SP_CHUNK_BYTES on).  0, or -1 (private memory, or M has no
+ * compiled blocks' parts). */
 #include <stdint.h>
-int bt_jit_file(const void *at, uint64_t *off);
+int bt_jit_part_file(const struct bt_map *m, uint64_t *off);
 int bt_jit_ran_file(const struct bt_program *p, uint64_t *off);
 
-/* In a fork child: pid changed; under the launcher, the parts move to a
- * fresh range of the file (the child's). */
+/* In a fork child: pid changed (the parts start again from zero with the
+ * stripes' memory). */
 void bt_jit_atfork_child(void);
 
 #endif

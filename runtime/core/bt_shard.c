@@ -28,6 +28,31 @@ int bt_shards_attach(struct bt_map *m, unsigned char *base, size_t stride, int n
 	return 0;
 }
 
+int bt_shards_attach_at(struct bt_map *m, unsigned char *(*at)(int part), size_t off, int n)
+{
+	int rc = bt_shards_attach(m, NULL, 0, n, false);
+	if (rc == 0) {
+		m->shards->at = at;
+		m->shards->off = off;
+	}
+	return rc;
+}
+
+int bt_shards_attach_lazy(struct bt_map *m, size_t stride, int n, uint64_t file_off)
+{
+	unsigned char *_Atomic *parts = sp_calloc((size_t)n, sizeof(*parts));
+	if (!parts)
+		return -ENOMEM;
+	int rc = bt_shards_attach(m, NULL, stride, n, true);
+	if (rc != 0) {
+		sp_free(parts);
+		return rc;
+	}
+	m->shards->parts = parts;
+	m->shards->file_off = file_off;
+	return 0;
+}
+
 static int used_parts(const struct bt_shards *s)
 {
 	int n = s->n_used ? s->n_used() : s->n;
@@ -90,15 +115,19 @@ struct bt_map *bt_map_view(struct bt_map *m)
 		if (!to)
 			break;
 		combine(m, to, val, w);
-		for (int p = 0; s->keyed && p < n; p++)
-			combine(m, to, bt_shard_words(m, p, (size_t)i), w);
+		/* a part never mapped holds nothing (bt_shard.h) */
+		for (int p = 0; s->keyed && p < n; p++) {
+			const unsigned char *part = bt_shard_part(s, p);
+			if (part)
+				combine(m, to, (const uint64_t *)(const void *)(part + (size_t)i * w * 8), w);
+		}
 	}
 	/* a map without keys: each part a thread touched (a count's word
 	 * set, or its touched word) */
 	static const uint64_t nokey[1] = { 0 };
 	for (int p = 0; !s->keyed && p < n; p++) {
-		const uint64_t *part = (const uint64_t *)(const void *)(s->base + (size_t)p * s->stride);
-		if (!any_word(part, 1 + w))
+		const uint64_t *part = (const uint64_t *)(const void *)bt_shard_part(s, p);
+		if (!part || !any_word(part, 1 + w))
 			continue;
 		uint64_t *to = bt_map_lookup(v, nokey, true);
 		if (to)
@@ -117,6 +146,8 @@ void bt_map_view_free(struct bt_map *m, struct bt_map *view)
 
 void bt_shards_free(struct bt_map *m)
 {
+	if (m->shards)
+		sp_free(m->shards->parts);
 	sp_free(m->shards);
 	m->shards = NULL;
 }
@@ -128,17 +159,20 @@ void bt_shards_reset(struct bt_map *m)
 		return;
 	if (s->keyed) {
 		/* private memory (a shared file's parts are replaced instead):
-		 * the kernel gives zero pages back */
-		size_t bytes = (size_t)s->n * s->stride;
-		if (madvise(s->base, bytes, MADV_DONTNEED) != 0)
-			memset(s->base, 0, bytes);
+		 * the kernel gives zero pages back; parts never mapped hold
+		 * nothing */
+		for (int i = 0; i < s->n; i++) {
+			unsigned char *a = bt_shard_part(s, i);
+			if (a && madvise(a, s->stride, MADV_DONTNEED) != 0)
+				memset(a, 0, s->stride);
+		}
 		return;
 	}
 	size_t w = m->val_words;
 	for (int i = 0; i < s->n; i++) {
-		_Atomic uint64_t *p = (_Atomic uint64_t *)(void *)(s->base + (size_t)i * s->stride);
+		_Atomic uint64_t *p = (_Atomic uint64_t *)(void *)bt_shard_part(s, i);
 		/* only parts some thread wrote: the others stay untouched pages */
-		for (size_t k = 0; k <= w; k++)
+		for (size_t k = 0; p && k <= w; k++)
 			if (atomic_load_explicit(&p[k], memory_order_relaxed))
 				atomic_store_explicit(&p[k], 0, memory_order_relaxed);
 	}

@@ -88,7 +88,7 @@ struct sp_probe *sp_probe_new(const struct sp_spec_item *item, const struct sp_o
 	p->internal = item->internal;
 	p->wants_return = sp_item_wants_return(item);
 	if (item->action == SP_ACT_LATENCY) {
-		long slot = sp_latency_init() == 0 ? sp_latency_alloc() : -ENOSPC;
+		long slot = sp_latency_alloc();
 		if (slot >= 0 && !(p->final_lat = sp_calloc(1, sizeof(*p->final_lat)))) {
 			sp_latency_free((uint32_t)slot);
 			slot = -ENOMEM;

@@ -1,33 +1,20 @@
 /* latency — see latency.h. */
 #include "latency.h"
-#include "shm.h"
 #include "tstate.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 
-#define LAT_STRIPE_BYTES SP_LAT_STRIPE_BYTES
-
-static char *region;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static uint8_t used[SP_MAX_LAT];
 
-int sp_latency_init(void)
+/* Histogram SLOT of stripe S (NULL: S's memory is not mapped). */
+static struct sp_lat *lat(int s, uint32_t slot)
 {
-	if (region)
-		return 0;
-	/* under the launcher, in its shared file: the histograms of a
-	 * process that is killed are not lost */
-	uint64_t off = 0;
-	int fd = sp_shm_latency(&off);
-	void *p = sp_shm_map_stripes(fd, off, LAT_STRIPE_BYTES * SP_N_SLOTS, NULL);
-	if (p == MAP_FAILED)
-		return -errno;
-	region = p;
-	return 0;
+	char *c = sp_stripe(s);
+	return c ? (struct sp_lat *)(void *)sp_stripe_lat(c) + slot : NULL;
 }
 
 long sp_latency_alloc(void)
@@ -47,8 +34,11 @@ long sp_latency_alloc(void)
 void sp_latency_free(uint32_t slot)
 {
 	/* quiesced by the caller: nobody records into SLOT any more */
-	for (int s = sp_tstate_next_stripe(-1); s < SP_N_SLOTS; s = sp_tstate_next_stripe(s))
-		memset(region + s * LAT_STRIPE_BYTES + slot * sizeof(struct sp_lat), 0, sizeof(struct sp_lat));
+	for (int s = sp_tstate_next_stripe(-1); s < SP_N_SLOTS; s = sp_tstate_next_stripe(s)) {
+		struct sp_lat *l = lat(s, slot);
+		if (l)
+			memset(l, 0, sizeof(*l));
+	}
 	pthread_mutex_lock(&lock);
 	used[slot] = 0;
 	pthread_mutex_unlock(&lock);
@@ -92,7 +82,7 @@ static void extreme(uint64_t *p, uint64_t v, int shared, bool lower)
 
 void sp_latency_record(int stripe, uint32_t slot, uint64_t ns)
 {
-	struct sp_lat *l = (struct sp_lat *)(region + stripe * LAT_STRIPE_BYTES) + slot;
+	struct sp_lat *l = lat(stripe, slot);   /* the thread's: mapped */
 	int shared = stripe == SP_SHARED_SLOT;
 	int b = ns ? 64 - __builtin_clzll(ns) : 0;     /* ns in [2^(b-1), 2^b) */
 	if (b >= SP_LAT_BUCKETS)
@@ -104,11 +94,11 @@ void sp_latency_record(int stripe, uint32_t slot, uint64_t ns)
 	extreme(&l->max_ns, ns, shared, false);
 }
 
-void sp_latency_sum(const char *stripes, int n_stripes, uint32_t slot, struct sp_lat *out)
+void sp_latency_sum(const char *stripe, uint32_t slot, struct sp_lat *out)
 {
 	memset(out, 0, sizeof(*out));
-	for (int s = 0; stripes && s < n_stripes; s++) {
-		const struct sp_lat *l = (const struct sp_lat *)(stripes + s * LAT_STRIPE_BYTES) + slot;
+	if (stripe) {
+		const struct sp_lat *l = (const struct sp_lat *)(const void *)stripe + slot;
 		for (int b = 0; b < SP_LAT_BUCKETS; b++)
 			out->bucket[b] += __atomic_load_n(&l->bucket[b], __ATOMIC_RELAXED);
 		out->count += __atomic_load_n(&l->count, __ATOMIC_RELAXED);
@@ -139,18 +129,17 @@ void sp_latency_read(uint32_t slot, struct sp_lat *out)
 	/* only the stripes threads were given: the others are zeros, and
 	 * reading them would fault in a page of each */
 	memset(out, 0, sizeof(*out));
-	for (int s = sp_tstate_next_stripe(-1); region && s < SP_N_SLOTS; s = sp_tstate_next_stripe(s)) {
+	for (int s = sp_tstate_next_stripe(-1); s < SP_N_SLOTS; s = sp_tstate_next_stripe(s)) {
+		char *c = sp_stripe(s);
 		struct sp_lat one;
-		sp_latency_sum(region + s * LAT_STRIPE_BYTES, 1, slot, &one);
+		sp_latency_sum(c ? sp_stripe_lat(c) : NULL, slot, &one);
 		sp_latency_merge(out, &one);
 	}
 }
 
 void sp_latency_atfork_child(void)
 {
-	uint64_t off = 0;
-	int fd = sp_shm_latency(&off);   /* the child's own section (sp_shm_atfork_child) */
-	if (region)   /* histograms from zero */
-		sp_shm_map_stripes(fd, off, LAT_STRIPE_BYTES * SP_N_SLOTS, region);
+	/* the histograms start from zero with the stripes' memory
+	 * (sp_stripemem_atfork_child) */
 	pthread_mutex_init(&lock, NULL);
 }

@@ -1,8 +1,9 @@
 /* latency — per-probe histograms of entry-to-return time, bpftrace's hist():
  * power-of-two buckets of nanoseconds, plus count, sum, min and max.
  *
- * Kept per stripe like the counters (tstate.h): the owning thread adds with
- * plain stores, the report sums the stripes.  The clock is CLOCK_MONOTONIC
+ * Kept per stripe like the counters (tstate.h), in the stripe's memory
+ * after them (stripes.h): the owning thread adds with plain stores, the
+ * report sums the stripes.  The clock is CLOCK_MONOTONIC
  * through the vDSO: no system call on the usual clock sources (tsc,
  * kvm-clock), nanoseconds without calibration, and correct when a thread
  * migrates between CPUs; rdtsc would be a little cheaper but needs an
@@ -16,7 +17,6 @@
 #include "stripes.h"
 
 
-int sp_latency_init(void);
 long sp_latency_alloc(void);
 void sp_latency_free(uint32_t slot);
 /* Now, in ns (signal-safe; the clock call is marked as the runtime's, so
@@ -26,8 +26,9 @@ void sp_latency_record(int stripe, uint32_t slot, uint64_t ns);
 void sp_latency_read(uint32_t slot, struct sp_lat *out);
 /* Add histogram SRC into DST. */
 void sp_latency_merge(struct sp_lat *dst, const struct sp_lat *src);
-/* The same from a mapping of N_STRIPES stripes (the launcher's view). */
-void sp_latency_sum(const char *stripes, int n_stripes, uint32_t slot, struct sp_lat *out);
+/* Histogram SLOT of one stripe's histograms at STRIPE (NULL: none), as a
+ * reader in another process maps them (the launcher's view). */
+void sp_latency_sum(const char *stripe, uint32_t slot, struct sp_lat *out);
 void sp_latency_atfork_child(void);
 
 #endif

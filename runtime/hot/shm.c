@@ -3,6 +3,8 @@
 #include "heap.h"
 #include "fdid.h"
 #include "log.h"
+#include "rawsys.h"
+#include "shmchunks.h"
 #include "stripes.h"
 
 #include <errno.h>
@@ -21,9 +23,12 @@
 static char *shm_path;            /* SELFPROBE_SHM: reopened for each mapping */
 static struct sp_shm_header *hdr;
 static struct sp_shm_section *mine;   /* our own section's descriptor, mapped alone */
-static struct sp_shm_record *records;
-static struct sp_shm_error *errors;
-static struct sp_shm_object *objects;
+/* Our section's records, errors and objects, mapped in chunks as they are
+ * taken (shmchunks.h): a process's address space grows with the probes it
+ * has, not by the most a section may hold. */
+static struct sp_chunks records, errors, objects;
+/* The section's errors say once that a probe got no record (sp_shm_record_next). */
+static bool told_no_record;
 static uint32_t mine_idx;          /* our section's index in the file */
 /* Our own file (no launcher): the control channel hands it out.  Its
  * descriptor stays open (close-on-exec, above 10): it is the only way to
@@ -49,20 +54,38 @@ bool sp_shm_launched(void)
 	return hdr != NULL && !own;
 }
 
-/* The file from the launcher's socket (cli/shmserve.h): for a process
- * that may not reopen it by name, having changed user before its exec.
- * The descriptor, or -ERR (the reopening's error: it says why). */
-static int file_from_launcher(int err)
+static long sys_close(int fd)
+{
+	return sp_syscall6(SYS_close, fd, 0, 0, 0, 0, 0);
+}
+
+/* The launcher's socket address (cli/shmserve.h), made once at attach:
+ * the file is asked there in signal context too (sp_shm_map_raw). */
+static struct sockaddr_un launcher_addr;
+static socklen_t launcher_alen;   /* 0: none (no launcher's file) */
+
+static void note_launcher(void)
 {
 	int launcher;
 	if (!shm_path || sscanf(shm_path, "/proc/%d/fd/", &launcher) != 1)
+		return;
+	launcher_addr.sun_family = AF_UNIX;
+	int n = snprintf(launcher_addr.sun_path + 1, sizeof(launcher_addr.sun_path) - 1, SP_SHM_SOCK_FMT,
+			 launcher);
+	launcher_alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+}
+
+/* The file from the launcher's socket: for a process that may not reopen
+ * it by name, having changed user before its exec.  The descriptor, or
+ * ERR (the reopening's -errno: it says why).  Raw system calls, as
+ * open_file. */
+static int file_from_launcher(int err)
+{
+	if (!launcher_alen)
 		return err;
-	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int s = (int)sp_syscall6(SYS_socket, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, 0, 0, 0);
 	if (s < 0)
 		return err;
-	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	int n = snprintf(a.sun_path + 1, sizeof(a.sun_path) - 1, SP_SHM_SOCK_FMT, launcher);
-	socklen_t alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
 	int fd = err;
 	char byte;
 	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
@@ -72,30 +95,55 @@ static int file_from_launcher(int err)
 	} c;
 	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.room,
 			    .msg_controllen = sizeof(c.room) };
-	if (connect(s, (struct sockaddr *)&a, alen) == 0 && recvmsg(s, &m, MSG_CMSG_CLOEXEC) == 1) {
+	if (sp_syscall6(SYS_connect, s, (long)&launcher_addr, launcher_alen, 0, 0, 0) == 0 &&
+	    sp_syscall6(SYS_recvmsg, s, (long)&m, MSG_CMSG_CLOEXEC, 0, 0, 0) == 1) {
 		struct cmsghdr *h = CMSG_FIRSTHDR(&m);
 		if (h && h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS &&
 		    h->cmsg_len == CMSG_LEN(sizeof(int)))
 			memcpy(&fd, CMSG_DATA(h), sizeof(int));
 	}
-	close(s);
+	sys_close(s);
 	return fd;
 }
 
 /* The file, for as long as a mapping takes: no descriptor of ours stays
- * open for the program to see (or to inherit across exec). */
+ * open for the program to see (or to inherit across exec).  Raw system
+ * calls (rawsys.h): a thread's first hit maps its stripe with it
+ * (stripemem.h), and a record, an error or an object may be taken in a
+ * hit (shmchunks.h), in a signal handler or inside a probed call, where
+ * libc's open may be a probed call and errno is the program's.  The
+ * descriptor or -errno. */
 static int open_file(void)
 {
 	if (own) {
 		if (!sp_fdid_still_ours(&own_id))
 			return -EBADF;
-		int fd = fcntl(own_id.fd, F_DUPFD_CLOEXEC, 0);
-		return fd >= 0 ? fd : -errno;
+		return (int)sp_syscall6(SYS_fcntl, own_id.fd, F_DUPFD_CLOEXEC, 0, 0, 0, 0);
 	}
-	int fd = shm_path ? open(shm_path, O_RDWR | O_CLOEXEC) : -1;
-	if (fd >= 0)
-		return fd;
-	return errno == EACCES || errno == EPERM ? file_from_launcher(-errno) : -errno;
+	if (!shm_path)
+		return -ENOENT;
+	int fd = (int)sp_syscall6(SYS_openat, AT_FDCWD, (long)shm_path, O_RDWR | O_CLOEXEC, 0, 0, 0);
+	return fd == -EACCES || fd == -EPERM ? file_from_launcher(fd) : fd;
+}
+
+/* Element I of A (one of our section's arrays), its chunk mapped if it is
+ * not yet; NULL (-errno in *ERR, or 0: past the array) if it cannot be.
+ * Signal-safe: see shmchunks.h for where it runs. */
+static void *take(struct sp_chunks *a, uint32_t i, int *err)
+{
+	void *e = sp_chunks_at(a, i);
+	if (e || i >= a->cap) {
+		*err = 0;
+		return e;
+	}
+	int fd = open_file();
+	if (fd < 0) {
+		*err = fd;
+		return NULL;
+	}
+	e = sp_chunks_take(a, i, fd, err);
+	sys_close(fd);
+	return e;
 }
 
 static void *map_at(int fd, uint64_t off, size_t len)
@@ -118,23 +166,32 @@ static uint64_t page_up(uint64_t v)
 	return (v + 4095) & ~(uint64_t)4095;
 }
 
-/* The sizes of a section's mappings of its records, errors and objects. */
+/* The sizes of a section's arrays of records, errors and objects in the
+ * file (each mapped in chunks: shmchunks.h). */
 #define REC_BYTES page_up((uint64_t)SP_SHM_RECORDS * sizeof(struct sp_shm_record))
 #define ERR_BYTES page_up(SP_SHM_ERRORS * sizeof(struct sp_shm_error))
 #define OBJ_BYTES page_up(SP_SHM_OBJECTS * sizeof(struct sp_shm_object))
 
-/* A section's mappings in this process (NULL: not mapped): its descriptor,
- * records, errors and objects. */
-static void unmap_section(void *s, void *r, void *er, void *ob)
+/* Elements in the first chunk of each array: a process with a few probes
+ * maps 108 KiB of records, 4 KiB of errors, 16 KiB of objects (the whole
+ * arrays: 107 MiB, 128 KiB, 1 MiB).  The stack table (stack.h, 18.75 MiB)
+ * is not in chunks: an open-addressed hash table, any of whose slots a
+ * stack may take, mapped whole by stack.c once a stack probe exists
+ * (sp_stack_prepare) — as much as without the launcher, in private
+ * memory. */
+#define REC_FIRST 64
+#define ERR_FIRST 8
+#define OBJ_FIRST 64
+
+/* Our section's mappings in this process: its descriptor (if S), and the
+ * chunks of its arrays. */
+static void unmap_section(void *s)
 {
 	if (s)
 		munmap(s, SP_SHM_SECTION_STRIDE);
-	if (r)
-		munmap(r, REC_BYTES);
-	if (er)
-		munmap(er, ERR_BYTES);
-	if (ob)
-		munmap(ob, OBJ_BYTES);
+	sp_chunks_unmap(&records);
+	sp_chunks_unmap(&errors);
+	sp_chunks_unmap(&objects);
 }
 
 /* No room for this process: the launcher counts it as not counted. */
@@ -151,36 +208,33 @@ static int claim(int fd, const char *command, pid_t parent)
 	if (idx >= SP_SHM_SECTIONS)
 		return refuse();
 	uint64_t rec_bytes = REC_BYTES;
-	uint64_t stripe_bytes = (uint64_t)SP_STRIPE_BYTES * SP_N_SLOTS;
-	uint64_t lat_bytes = page_up((uint64_t)SP_LAT_STRIPE_BYTES * SP_N_SLOTS);
+	uint64_t chunk_bytes = (uint64_t)SP_CHUNK_BYTES * SP_N_SLOTS;
 	uint64_t err_bytes = ERR_BYTES;
 	uint64_t stack_bytes = page_up(sizeof(struct sp_stack_area));
 	uint64_t obj_bytes = OBJ_BYTES;
-	uint64_t total = rec_bytes + stripe_bytes + lat_bytes + err_bytes + stack_bytes + obj_bytes;
+	uint64_t total = rec_bytes + chunk_bytes + err_bytes + stack_bytes + obj_bytes;
 	uint64_t off = atomic_fetch_add(&hdr->next_free, total);
 	if (off + total > SP_SHM_SIZE)
 		return refuse();
-	uint64_t err_off = off + rec_bytes + stripe_bytes + lat_bytes;
+	uint64_t err_off = off + rec_bytes + chunk_bytes;
 	uint64_t obj_off = err_off + err_bytes + stack_bytes;
+	/* the arrays are mapped as they are taken (shmchunks.h), not here */
 	struct sp_shm_section *s = map_at(fd, sp_shm_section_off(hdr, idx), SP_SHM_SECTION_STRIDE);
-	void *r = map_at(fd, off, rec_bytes);
-	void *er = map_at(fd, err_off, err_bytes);
-	void *ob = map_at(fd, obj_off, obj_bytes);
-	if (!s || !r || !er || !ob) {
+	if (!s) {
 		int e = errno;
-		unmap_section(s, r, er, ob);
 		atomic_fetch_add(&hdr->n_refused, 1);
 		return -e;
 	}
 	s->parent = parent;
 	snprintf(s->command, sizeof(s->command), "%s", command ? command : "?");
 	s->records_off = off;
-	s->stripes_off = off + rec_bytes;
-	s->stripe_bytes = SP_STRIPE_BYTES;
+	s->chunks_off = off + rec_bytes;
+	s->stripes_off = s->chunks_off + SP_PART_BYTES;
+	s->stripe_bytes = SP_CHUNK_BYTES;
 	s->n_stripes = SP_N_SLOTS;
 	atomic_store(&s->stripes_used, 0);
 	atomic_store(&s->shared_used, 0);
-	s->latency_off = off + rec_bytes + stripe_bytes;
+	s->latency_off = s->stripes_off + SP_STRIPE_BYTES;
 	s->errors_off = err_off;
 	atomic_store(&s->n_errors, 0);
 	s->stacks_off = err_off + err_bytes;
@@ -197,10 +251,11 @@ static int claim(int fd, const char *command, pid_t parent)
 	atomic_store(&hdr->pids[idx], getpid());
 	mine_idx = idx;
 	/* a fork child's mappings of the parent's section go (never written) */
-	unmap_section(mine, records, errors, objects);
-	records = r;
-	errors = er;
-	objects = ob;
+	unmap_section(mine);
+	sp_chunks_init(&records, off, sizeof(struct sp_shm_record), SP_SHM_RECORDS, REC_FIRST);
+	sp_chunks_init(&errors, err_off, sizeof(struct sp_shm_error), SP_SHM_ERRORS, ERR_FIRST);
+	sp_chunks_init(&objects, obj_off, sizeof(struct sp_shm_object), SP_SHM_OBJECTS, OBJ_FIRST);
+	told_no_record = false;
 	mine = s;
 	return 0;
 }
@@ -228,6 +283,7 @@ int sp_shm_attach(char **env, int argc, char **argv)
 		return 0;
 	if (!(shm_path = sp_strdup(v)))
 		return -ENOMEM;
+	note_launcher();
 	int fd = open_file();
 	if (fd < 0)
 		return fd;
@@ -336,31 +392,29 @@ int sp_shm_stripes(uint64_t *offset)
 	ensure_own();
 	if (!mine || own_lost())
 		return -1;
-	*offset = mine->stripes_off;
+	*offset = mine->chunks_off;
 	return 0;
 }
 
-int sp_shm_latency(uint64_t *offset)
+void *sp_shm_map_raw(int shared, uint64_t off, size_t bytes, void *at)
 {
-	ensure_own();
-	if (!mine || own_lost())
-		return -1;
-	*offset = mine->latency_off;
-	return 0;
+	int fixed = at ? MAP_FIXED : 0;
+	if (shared < 0)
+		return sp_sys_mmap(at, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | fixed,
+				   -1, 0);
+	int fd = open_file();
+	if (fd < 0)
+		return MAP_FAILED;
+	void *p = sp_sys_mmap(at, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE | fixed, fd, (long)off);
+	sys_close(fd);
+	return p;
 }
 
 void *sp_shm_map_stripes(int shared, uint64_t off, size_t bytes, void *at)
 {
-	int fixed = at ? MAP_FIXED : 0;
-	void *p = MAP_FAILED;
-	int fd = shared >= 0 ? open_file() : -1;
-	if (fd >= 0) {
-		p = mmap(at, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE | fixed, fd, (off_t)off);
-		close(fd);
-	}
+	void *p = shared >= 0 ? sp_shm_map_raw(shared, off, bytes, at) : MAP_FAILED;
 	if (p == MAP_FAILED && (shared < 0 || at))
-		p = mmap(at, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | fixed,
-			 -1, 0);
+		p = sp_shm_map_raw(-1, 0, bytes, at);
 	return p;
 }
 
@@ -379,16 +433,6 @@ int sp_shm_bt_alloc(uint64_t bytes, uint64_t *off)
 		return -1;
 	*off = o;
 	return 0;
-}
-
-void *sp_shm_map_file(uint64_t off, size_t bytes, void *at)
-{
-	int fd = open_file();
-	if (fd < 0)
-		return MAP_FAILED;
-	void *p = mmap(at, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE | MAP_FIXED, fd, (off_t)off);
-	close(fd);
-	return p;
 }
 
 void sp_shm_bt_parts(uint32_t i, uint64_t off, uint64_t stride, uint32_t n, bool keyed)
@@ -440,14 +484,18 @@ void sp_shm_note_object(const char *path, uint64_t bias, uint64_t start, uint64_
 	if (!mine)
 		return;
 	uint32_t n = atomic_load(&mine->n_objects);
-	for (uint32_t i = n; i-- > 0;)
-		if (objects[i].start == start && objects[i].end == end && objects[i].bias == bias &&
-		    strncmp(objects[i].path, path, sizeof(objects[i].path)) == 0)
+	for (uint32_t i = n; i-- > 0;) {
+		const struct sp_shm_object *o = sp_chunks_at(&objects, i);
+		if (o->start == start && o->end == end && o->bias == bias &&
+		    strncmp(o->path, path, sizeof(o->path)) == 0)
 			return;
-	if (n >= SP_SHM_OBJECTS)
+	}
+	int err;
+	struct sp_shm_object *o = take(&objects, n, &err);
+	if (!o)   /* full, or no room in the address space: not symbolised by the launcher */
 		return;
-	objects[n] = (struct sp_shm_object){ .bias = bias, .start = start, .end = end };
-	sp_shm_copy(objects[n].path, sizeof(objects[n].path), path);
+	*o = (struct sp_shm_object){ .bias = bias, .start = start, .end = end };
+	sp_shm_copy(o->path, sizeof(o->path), path);
 	atomic_store(&mine->n_objects, n + 1);
 }
 
@@ -456,10 +504,12 @@ void sp_shm_error(const char *spec, const char *message)
 	if (!mine)
 		return;
 	uint32_t i = atomic_load(&mine->n_errors);
-	if (i >= SP_SHM_ERRORS)
+	int err;
+	struct sp_shm_error *e = take(&errors, i, &err);
+	if (!e)
 		return;
-	sp_shm_copy(errors[i].spec, sizeof(errors[i].spec), spec);
-	sp_shm_copy(errors[i].message, sizeof(errors[i].message), message);
+	sp_shm_copy(e->spec, sizeof(e->spec), spec);
+	sp_shm_copy(e->message, sizeof(e->message), message);
 	atomic_store(&mine->n_errors, i + 1);   /* published after it is whole */
 }
 
@@ -470,15 +520,34 @@ uint32_t sp_shm_errors_count(void)
 
 struct sp_shm_record *sp_shm_record(int i)
 {
-	return mine && i >= 0 && (uint32_t)i < atomic_load(&mine->n_records) ? &records[i] : NULL;
+	/* a record below n_records is in a chunk mapped before it was counted */
+	return mine && i >= 0 && (uint32_t)i < atomic_load(&mine->n_records) ? sp_chunks_at(&records, (uint32_t)i)
+									      : NULL;
 }
 
-struct sp_shm_record *sp_shm_record_next(uint32_t *i)
+struct sp_shm_record *sp_shm_record_next(uint32_t *i, const char *spec)
 {
 	if (!mine)
 		return NULL;
 	*i = atomic_load(&mine->n_records);
-	return *i < SP_SHM_RECORDS ? &records[*i] : NULL;
+	int err;
+	struct sp_shm_record *r = take(&records, *i, &err);
+	if (!r && !told_no_record) {
+		/* the probe counts as any; the launcher's report built from the
+		 * file for a process that could not write its own lacks it */
+		char m[320];
+		if (err)
+			snprintf(m, sizeof(m), "no record in the shared counters file (mapping it failed, errno %d): "
+				 "its counts, and those of later probes without one, are only in the process's own "
+				 "report", -err);
+		else
+			snprintf(m, sizeof(m), "no record in the shared counters file (%u a process at most): its "
+				 "counts, and those of later probes, are only in the process's own report",
+				 SP_SHM_RECORDS);
+		told_no_record = true;
+		sp_shm_error(spec, m);
+	}
+	return r;
 }
 
 void sp_shm_record_commit(uint32_t i)
@@ -508,16 +577,13 @@ void sp_shm_exited(void)
  * private memory again. */
 static void drop_own(void)
 {
-	unmap_section(mine, records, errors, objects);
+	unmap_section(mine);
 	munmap(hdr, sizeof(*hdr));
 	/* the program may have closed it and opened a file of its own at its
 	 * number (closefrom, then open) before forking: not ours to close */
 	if (sp_fdid_still_ours(&own_id))
 		close(own_id.fd);
 	mine = NULL;
-	records = NULL;
-	errors = NULL;
-	objects = NULL;
 	hdr = NULL;
 	own = false;
 	own_id.fd = -1;
@@ -540,7 +606,7 @@ int sp_shm_atfork_child(void)
 	if (rc) {   /* the parent's section is not ours: nothing shared */
 		if (fd < 0)
 			atomic_fetch_add(&hdr->n_refused, 1);
-		munmap(mine, SP_SHM_SECTION_STRIDE);
+		unmap_section(mine);
 		mine = NULL;
 	}
 	return rc;
@@ -570,8 +636,9 @@ const char *sp_shm_record_label(uint32_t i, int *kind)
 {
 	if (!mine || i >= atomic_load(&mine->n_records))
 		return NULL;
-	*kind = records[i].kind;
-	return records[i].label;
+	const struct sp_shm_record *r = sp_chunks_at(&records, i);
+	*kind = r->kind;
+	return r->label;
 }
 
 int sp_shm_store_report(int which, const void *buf, size_t len)

@@ -17,6 +17,10 @@
  * is counted — its threads' timeline buffers (timeline.h), and at a normal
  * exit the process's full reports (JSON and text), so that nothing of ours
  * is ever left on disk.  The file is sparse: only touched pages cost memory.
+ * Its arrays of records, errors and objects are sized for the most a
+ * process may need (the records: 107 MiB); a process maps them in chunks
+ * as it fills them (shmchunks.h), so that its address space — what
+ * RLIMIT_AS limits — grows with the probes it has.
  *
  * Without the launcher, a runtime that serves the control channel
  * (runtime/api/control.h) makes a file of its own in the same layout, with
@@ -41,7 +45,7 @@
 
 #include "stripes.h"
 
-#define SP_SHM_MAGIC      "SPSHM11"
+#define SP_SHM_MAGIC      "SPSHM12"
 #define SP_SHM_SECTIONS   (1u << 16)         /* processes (a clear refusal past it) */
 #define SP_SHM_ENV        "SELFPROBE_SHM"    /* the path that reopens the file */
 /* the launcher's abstract socket (with its pid) that hands the file to a
@@ -136,20 +140,23 @@ struct sp_shm_section {
 	_Atomic int32_t state;        /* enum sp_shm_state */
 	int32_t parent;               /* the pid that forked it, or 0 */
 	char command[128];
-	uint64_t records_off;         /* struct sp_shm_record[SP_SHM_RECORDS] */
-	uint64_t stripes_off;         /* the counter stripes (tstate.h layout) */
-	uint64_t stripe_bytes;        /* SP_STRIPE_BYTES */
+	uint64_t records_off;         /* struct sp_shm_record[SP_SHM_RECORDS]: the
+				       * process maps the chunks it fills, the
+				       * launcher the whole (shmchunks.h) */
+	uint64_t chunks_off;          /* the stripes' chunks (stripes.h layout) */
+	uint64_t stripes_off;         /* stripe 0's counters (tstate.h), in its chunk */
+	uint64_t stripe_bytes;        /* from a stripe's counters to the next's: SP_CHUNK_BYTES */
 	uint32_t n_stripes;           /* SP_N_SLOTS */
 	_Atomic uint32_t stripes_used; /* the exclusive stripes ever claimed are below
 				       * this, and the shared one (the last) holds
 				       * counts if shared_used: the launcher reads
 				       * no other (tstate.c) */
 	_Atomic uint32_t shared_used;
-	uint64_t latency_off;         /* the latency stripes (latency.h layout) */
-	uint64_t errors_off;          /* struct sp_shm_error[SP_SHM_ERRORS] */
+	uint64_t latency_off;         /* stripe 0's histograms (latency.h), stripe_bytes apart */
+	uint64_t errors_off;          /* struct sp_shm_error[SP_SHM_ERRORS] (chunks) */
 	_Atomic uint32_t n_errors;
 	uint64_t stacks_off;          /* struct sp_stack_area (stack.h) */
-	uint64_t objects_off;         /* struct sp_shm_object[SP_SHM_OBJECTS] */
+	uint64_t objects_off;         /* struct sp_shm_object[SP_SHM_OBJECTS] (chunks) */
 	_Atomic uint32_t n_objects;
 	_Atomic uint32_t n_records;
 	_Atomic uint32_t n_timelines;
@@ -168,7 +175,7 @@ struct sp_shm_section {
 	 * none), part i bt_part_stride[k] bytes further, bt_part_n[k] of them
 	 * (the launcher reads those below stripes_used), keyed or not as
 	 * bt_part_keyed[k] says.  bt_ran_off: the compiled blocks' "ran" byte
-	 * in part 0 (0: none), SP_STRIPE_BYTES apart: a process whose only
+	 * in part 0 (0: none), stripe_bytes apart: a process whose only
 	 * hits were compiled ran too. */
 	uint64_t bt_part_off[SP_SHM_BT_MAPS];
 	uint64_t bt_part_stride[SP_SHM_BT_MAPS];
@@ -217,10 +224,15 @@ void sp_shm_want_own(void);
  * file; -EBADF: our own file's descriptor was closed by the program). */
 int sp_shm_handout(uint32_t *section);
 
-/* Where tstate maps its stripes, and latency its histograms: 0 (shared)
- * and the offset, or -1. */
+/* Where the stripes' chunks are (stripemem.h): 0 (shared) and the offset
+ * of the first, or -1 (private memory). */
 int sp_shm_stripes(uint64_t *offset);
-int sp_shm_latency(uint64_t *offset);
+/* BYTES of the shared file at OFF when SHARED >= 0, else private zeroes
+ * (MAP_NORESERVE: touched pages only); AT: in place of that mapping.
+ * Signal-safe (raw system calls): a thread's first hit maps its stripe's
+ * chunk with it (stripemem.h).  MAP_FAILED (out of memory, the file
+ * cannot be reached) or the address. */
+void *sp_shm_map_raw(int shared, uint64_t off, size_t bytes, void *at);
 
 /* Map BYTES of per-stripe data: the shared file at OFF when SHARED >= 0, else
  * private zeroed memory (MAP_NORESERVE: touched pages only).  AT: replace
@@ -235,15 +247,21 @@ int sp_shm_stacks(uint64_t *offset);
 void sp_shm_note_object(const char *path, uint64_t bias, uint64_t start, uint64_t end);
 
 /* Our section's probe records (shmprobe.c fills them): record I, or NULL
- * (no shared file, not yet published); the next free one, its index in *I
- * (NULL: none, or full), published by sp_shm_record_commit(I) once whole. */
+ * (no shared file, not yet published; signal-safe); the next free one, its
+ * index in *I, published by sp_shm_record_commit(I) once whole.  NULL when
+ * there is none: no shared file, all SP_SHM_RECORDS taken, or its chunk
+ * could not be mapped (shmchunks.h) — then the section's errors say so
+ * once, for SPEC (the probe's), as the launcher reports a process that
+ * could not write its own report without that probe.  Taken under the
+ * registry lock, perhaps in a probe hit (signal-safe). */
 struct sp_shm_record *sp_shm_record(int i);
-struct sp_shm_record *sp_shm_record_next(uint32_t *i);
+struct sp_shm_record *sp_shm_record_next(uint32_t *i, const char *spec);
 void sp_shm_record_commit(uint32_t i);
 /* SRC (NULL: empty) into DST[N], cut to fit. */
 void sp_shm_copy(char *dst, size_t n, const char *src);
 
-/* An error for the report's "errors" (registry lock held, or at start). */
+/* An error for the report's "errors" (registry lock held, or at start;
+ * perhaps in a probe hit: signal-safe). */
 void sp_shm_error(const char *spec, const char *message);
 /* The errors in our section so far (0 without one). */
 uint32_t sp_shm_errors_count(void);
@@ -268,9 +286,6 @@ int sp_shm_store_report(int which, const void *buf, size_t len);
 int sp_shm_bt_map(uint32_t i, uint64_t bytes, uint64_t *off);
 /* BYTES of the file for the process's bpftrace parts: 0 with *OFF, or -1. */
 int sp_shm_bt_alloc(uint64_t bytes, uint64_t *off);
-/* Map the file's BYTES at OFF over AT (MAP_FIXED), shared: AT, or
- * MAP_FAILED (AT's old mapping then stays). */
-void *sp_shm_map_file(uint64_t off, size_t bytes, void *at);
 /* Map I's parts are in the file (see the section's bt_part_*). */
 void sp_shm_bt_parts(uint32_t i, uint64_t off, uint64_t stride, uint32_t n, bool keyed);
 /* The compiled blocks' "ran" byte of part 0 is at OFF. */

@@ -26,7 +26,7 @@ static void describe(struct sp_shm_record *r, const struct sp_probe *p)
 void sp_shm_publish(struct sp_probe *p)
 {
 	uint32_t i;
-	struct sp_shm_record *r = p->internal ? NULL : sp_shm_record_next(&i);
+	struct sp_shm_record *r = p->internal ? NULL : sp_shm_record_next(&i, p->spec);
 	if (!r)
 		return;
 	r->id = p->id;

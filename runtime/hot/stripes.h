@@ -38,9 +38,22 @@ struct sp_lat {
 	uint64_t max_ns;
 };
 
-/* The histograms are kept per stripe like the counters: stripe s holds
- * SP_MAX_LAT of them at s * SP_LAT_STRIPE_BYTES; under the launcher, in
- * its shared file (shm.h). */
-#define SP_LAT_STRIPE_BYTES ((uint64_t)SP_MAX_LAT * sizeof(struct sp_lat))
+/* The histograms are kept per stripe like the counters: each stripe
+ * holds SP_MAX_LAT of them, after its counters (below). */
+#define SP_LAT_STRIPE_BYTES ((uintptr_t)SP_MAX_LAT * sizeof(struct sp_lat))
+
+/* The bytes of one stripe's per-thread parts of compiled bpftrace blocks
+ * (bt_jit.c): a few words per split map. */
+#define SP_PART_BYTES ((uintptr_t)64 << 10)
+
+/* Each stripe's memory is one mapping (stripemem.h), made when a thread
+ * first claims the stripe, laid out as
+ *     [ parts: SP_PART_BYTES ][ counters: SP_STRIPE_BYTES ][ histograms: SP_LAT_STRIPE_BYTES ]
+ * so that a thread's parts and histograms are its counters' address
+ * (sp_tls.fast) plus a constant.  Under the launcher the stripes' chunks
+ * lie SP_CHUNK_BYTES apart in its shared file (shm.h), in this order. */
+#define SP_CHUNK_BYTES (SP_PART_BYTES + SP_STRIPE_BYTES + SP_LAT_STRIPE_BYTES)
+_Static_assert(SP_LAT_STRIPE_BYTES % 4096 == 0 && SP_PART_BYTES % 4096 == 0,
+	       "a stripe's chunk is whole pages, its counters page-aligned");
 
 #endif

@@ -24,7 +24,6 @@
 #include <unistd.h>
 
 __thread struct sp_tls sp_tls __attribute__((tls_model("initial-exec")));
-char *sp_stripes;
 struct sp_slot_seq sp_slot_seqs[SP_SEAT0 + SP_BOOT_SEATS] __attribute__((aligned(64)));
 struct sp_slot_seq *_Atomic sp_more_seqs;
 
@@ -36,6 +35,7 @@ static bool seats_limited;                             /* by a test */
 static _Atomic bool more_failed;                       /* sp_more_seqs cannot be mapped */
 static _Atomic int seats_used;   /* seats ever given are below it */
 static long own_pid;             /* the process's: a vfork child's claim is not its */
+static bool ready;                /* sp_tstate_init done: stripes can be claimed */
 static _Atomic unsigned excl_misses;   /* claims that found no exclusive stripe free */
 #define RECLAIM_EVERY 16
 /* Which stripes may hold counts: the exclusive ones ever claimed are below
@@ -304,26 +304,20 @@ static void release_slot(void *v)
 
 int sp_tstate_init(void)
 {
-	if (sp_stripes)
+	if (ready)
 		return 0;
-	/* under the launcher the stripes live in its shared file (shm.h), so
-	 * the counts survive whatever ends this process */
-	uint64_t off = 0;
-	int fd = sp_shm_stripes(&off);
-	void *p = sp_shm_map_stripes(fd, off, SP_STRIPE_BYTES * SP_N_SLOTS, NULL);
-	if (p == MAP_FAILED)
-		return -errno;
-	int rc = pthread_key_create(&slot_key, release_slot);
-	if (rc) {
-		munmap(p, SP_STRIPE_BYTES * SP_N_SLOTS);
+	int rc = sp_stripemem_init();   /* the shared stripe: the others at their claims */
+	if (rc)
+		return rc;
+	rc = pthread_key_create(&slot_key, release_slot);
+	if (rc)
 		return -rc;
-	}
 	if (syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0)
 		barrier_ok = 1;
 	else
 		barrier_ok = 0;
 	own_pid = sp_syscall6(SYS_getpid, 0, 0, 0, 0, 0, 0);
-	sp_stripes = p;
+	ready = true;
 	sp_fastcount_init(&sp_tls.fast, &sp_tls.runtime, &sp_tls.own_neg_lo, &sp_tls.own_neg_hi);
 	return 0;
 }
@@ -341,6 +335,18 @@ static void own_record(int k, int32_t tid)
 	set_owner(k, tid, true);
 }
 
+/* An exclusive stripe taken, its memory mapped if no thread had it yet:
+ * its index, or -1 (none free, or no memory for it). */
+static int take_stripe(void)
+{
+	int slot = take_bit(slot_bits, SP_EXCL_SLOTS / 64);
+	if (slot >= 0 && !sp_stripemem_map(slot)) {
+		give_back(slot);
+		return -1;
+	}
+	return slot;
+}
+
 /* A stripe (exclusive if one is free, unless SEAT_ONLY) and the record the
  * calling thread publishes its dispatches in, taken and published in its
  * sp_tls by one compare and swap of its slot and seat (tls_word): the
@@ -352,14 +358,14 @@ static void own_record(int k, int32_t tid)
  * entered the shared count: it leaves it). */
 static int assign(bool seat_only)
 {
-	int slot = seat_only ? -1 : take_bit(slot_bits, SP_EXCL_SLOTS / 64);
+	int slot = seat_only ? -1 : take_stripe();
 	/* a look costs a system call a stripe: while every one is a live
 	 * thread's (more than 128 threads alive), one claim in
 	 * RECLAIM_EVERY looks (a stripe is speed only, not a record the
 	 * detach needs: a seat is always looked for) */
 	if (slot < 0 && !seat_only && atomic_fetch_add(&excl_misses, 1) % RECLAIM_EVERY == 0)
 		while (slot < 0 && reclaim_gone(0, SP_EXCL_SLOTS) > 0)
-			slot = take_bit(slot_bits, SP_EXCL_SLOTS / 64);
+			slot = take_stripe();
 	int k = slot;
 	if (slot < 0) {
 		slot = SP_SHARED_SLOT;
@@ -395,7 +401,7 @@ int sp_tstate_claim(void)
 	 * claims nothing: the owner it would name is gone once it execs or
 	 * exits, while the thread it borrowed the TLS of would go on using
 	 * the record. */
-	if (!sp_stripes || sp_syscall6(SYS_getpid, 0, 0, 0, 0, 0, 0) != own_pid) {
+	if (!ready || sp_syscall6(SYS_getpid, 0, 0, 0, 0, 0, 0) != own_pid) {
 		use_shared();
 		return SP_SHARED_SLOT;
 	}
@@ -417,7 +423,7 @@ int sp_tstate_claim(void)
 	pthread_setspecific(slot_key, (void *)(intptr_t)(s + 1));
 	sp_tls.runtime--;
 	if (s != SP_SHARED_SLOT && sp_fastcount_thread_ok())
-		sp_tls.fast = sp_stripes + s * SP_STRIPE_BYTES;
+		sp_tls.fast = sp_stripe(s);
 	atomic_signal_fence(memory_order_seq_cst);
 	sp_tls.claiming = CLAIM_NONE;
 	return s;
@@ -465,8 +471,8 @@ void sp_tstate_free_id(uint32_t id)
 {
 	/* The caller has quiesced: no thread adds to ID any more. */
 	for (int s = sp_tstate_next_stripe(-1); s < SP_N_SLOTS; s = sp_tstate_next_stripe(s)) {
-		struct sp_count *c = (struct sp_count *)(sp_stripes + s * SP_STRIPE_BYTES) + id;
-		for (int k = 0; k < SP_N_COUNTERS; k++)
+		struct sp_count *c = sp_stripe_count(s, id);
+		for (int k = 0; c && k < SP_N_COUNTERS; k++)
 			__atomic_store_n(&c->v[k], 0, __ATOMIC_RELAXED);
 	}
 	pthread_mutex_lock(&id_lock);
@@ -488,8 +494,8 @@ void sp_tstate_read(uint32_t id, uint64_t *out)
 	for (int k = 0; k < SP_N_COUNTERS; k++)
 		out[k] = 0;
 	for (int s = sp_tstate_next_stripe(-1); s < SP_N_SLOTS; s = sp_tstate_next_stripe(s)) {
-		struct sp_count *c = (struct sp_count *)(sp_stripes + s * SP_STRIPE_BYTES) + id;
-		for (int k = 0; k < SP_N_COUNTERS; k++)
+		const struct sp_count *c = sp_stripe_count(s, id);
+		for (int k = 0; c && k < SP_N_COUNTERS; k++)
 			out[k] += __atomic_load_n(&c->v[k], __ATOMIC_RELAXED);
 	}
 }
@@ -676,11 +682,9 @@ int sp_tstate_reconcile_gone(int seq, uint64_t owner)
 
 void sp_tstate_atfork_child(void)
 {
-	if (!sp_stripes)
+	if (!ready)
 		return;
-	uint64_t off = 0;
-	int fd = sp_shm_stripes(&off);   /* the child's own section (sp_shm_atfork_child) */
-	sp_shm_map_stripes(fd, off, SP_STRIPE_BYTES * SP_N_SLOTS, sp_stripes);   /* counts from zero */
+	sp_stripemem_atfork_child();   /* counts from zero */
 	for (int w = 0; w < SP_EXCL_SLOTS / 64; w++)
 		atomic_store(&slot_bits[w], 0);
 	/* only what was ever given: the seats' pages never touched stay so */

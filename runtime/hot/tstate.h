@@ -4,8 +4,8 @@
  *
  * Counters.  Each thread claims one of SP_EXCL_SLOTS exclusive stripes on
  * its first hit (lock-free bitmap); a stripe is an array of struct sp_count
- * indexed by probe id, in a large MAP_NORESERVE region so only touched pages
- * cost memory.  The owner adds with one unlocked add instruction (no lock
+ * indexed by probe id, mapped by the first claim of it (stripemem.h:
+ * MAP_NORESERVE, so only touched pages cost memory).  The owner adds with one unlocked add instruction (no lock
  * prefix, no shared line, and no window for a signal handler's hit between
  * a load and a store: sigatomic.h).  A stripe outlives its thread: a pthread key destructor
  * gives the slot back and the next thread to claim it adds on top, so counts
@@ -60,6 +60,7 @@
 #include <stdint.h>
 
 #include "sigatomic.h"
+#include "stripemem.h"
 #include "stripes.h"
 
 
@@ -155,7 +156,6 @@ struct sp_slot_seq {
 
 #define SP_HIDDEN __attribute__((visibility("hidden")))
 extern __thread struct sp_tls sp_tls __attribute__((tls_model("initial-exec"))) SP_HIDDEN;
-extern char *sp_stripes SP_HIDDEN;
 /* Indexed by "seq": an exclusive stripe's record is its stripe's index,
  * SP_SHARED_SLOT the shared stripe's count, SP_SEAT0 + k the seat k; in
  * what follows, "exclusive" says the same of a seat.  The records below
@@ -219,10 +219,18 @@ static inline int sp_tstate_stripe(void)
 	return s >= 0 ? s : sp_tstate_claim();
 }
 
+/* Probe ID's counters in stripe S (NULL: S's memory is not mapped, so
+ * nothing was ever counted there). */
+static inline struct sp_count *sp_stripe_count(int s, uint32_t id)
+{
+	char *c = sp_stripe(s);
+	return c ? (struct sp_count *)(void *)c + id : NULL;
+}
+
+/* STRIPE: the calling thread's (sp_tstate_stripe: mapped). */
 static inline void sp_count_add(int stripe, uint32_t id, enum sp_counter which)
 {
-	struct sp_count *c = (struct sp_count *)(sp_stripes + stripe * SP_STRIPE_BYTES) + id;
-	uint64_t *p = &c->v[which];
+	uint64_t *p = &sp_stripe_count(stripe, id)->v[which];
 	if (__builtin_expect(stripe == SP_SHARED_SLOT, 0))
 		__atomic_fetch_add(p, 1, __ATOMIC_RELAXED);
 	else

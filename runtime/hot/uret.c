@@ -20,16 +20,39 @@
 #include <unistd.h>
 
 /* Entries [0, n) may be in use; every entry at or above n is PENDING
- * (uret.h).  hiwater: entries ever claimed, searched by the recovery. */
+ * (uret.h).  hiwater: entries ever claimed, searched by the recovery.
+ * The entries lie in segments (uretmem.h): SEG0 in segment 0, then
+ * SEG0 << (k - 1) in segment k, mapped before n first passes into it, so
+ * that every entry below n, and entry n itself, is always there. */
 struct ustack {
-	struct sp_uret_entry *e;      /* SP_URET_DEPTH entries, reserved once */
+	struct sp_uret_entry *seg[SP_URETMEM_SEGS];
 	uint64_t n;
 	uint64_t hiwater;
 };
 
-#define USTACK_BYTES ((size_t)SP_URET_DEPTH * sizeof(struct sp_uret_entry))
+#define SEG0_SHIFT 9
+#define SEG0 ((uint64_t)1 << SEG0_SHIFT)
+_Static_assert(SEG0 << (SP_URETMEM_SEGS - 1) == SP_URET_DEPTH, "the segments hold SP_URET_DEPTH entries");
+
+/* The segment of entry I, and I's place in it. */
+static inline int seg_of(uint64_t i)
+{
+	return i < SEG0 ? 0 : 64 - __builtin_clzll(i >> SEG0_SHIFT);
+}
+
+static inline uint64_t seg_start(int k)
+{
+	return k ? SEG0 << (k - 1) : 0;
+}
 
 static __thread struct ustack ustack __attribute__((tls_model("initial-exec")));
+
+/* Entry I (below n, or n: mapped). */
+static inline struct sp_uret_entry *ent(uint64_t i)
+{
+	int k = seg_of(i);
+	return &ustack.seg[k][i - seg_start(k)];
+}
 static pthread_key_t ustack_key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 static _Atomic uint64_t recovered, recovered_reported;
@@ -58,7 +81,7 @@ static void thread_exiting(void *v)
 	int stripe = -1;
 	bool kept_all = true;
 	for (size_t i = ustack.n; i-- > 0;) {
-		struct sp_uret_entry *e = &ustack.e[i];
+		struct sp_uret_entry *e = ent(i);
 		uint8_t st = e->state;
 		if (st == SP_URET_FREE)
 			continue;
@@ -80,7 +103,7 @@ static void make_key(void)
 	pthread_key_create(&ustack_key, thread_exiting);
 }
 
-/* This thread's shadow stack, reserved on first use.  It never moves: a
+/* This thread's shadow stack (its segment 0), reserved on first use.  It never moves: a
  * signal handler may use it between any two instructions of ours.  This
  * runs inside probed calls, so it calls no libc function the application
  * may have probed (a return probe on libc's mmap would re-enter here
@@ -88,14 +111,14 @@ static void make_key(void)
  * marked as the runtime's. */
 static struct sp_uret_entry *stack_base(void)
 {
-	struct sp_uret_entry *e = ustack.e;
+	struct sp_uret_entry *e = ustack.seg[0];
 	if (__builtin_expect(e != NULL, 1))
 		return e;
 	int owner;
-	void *p = sp_uretmem_alloc(USTACK_BYTES, &owner);
+	void *p = sp_uretmem_alloc(SEG0 * sizeof(struct sp_uret_entry), &owner);
 	if (p == MAP_FAILED)
 		return NULL;
-	if (!__atomic_compare_exchange_n(&ustack.e, &e, (struct sp_uret_entry *)p, false,
+	if (!__atomic_compare_exchange_n(&ustack.seg[0], &e, (struct sp_uret_entry *)p, false,
 					 __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
 		sp_uretmem_free(owner);   /* a signal handler reserved it first */
 		return e;
@@ -169,14 +192,13 @@ static void drop(struct sp_uret_entry *e, uint8_t st, int stripe)
  * free: a handler that claims it meanwhile finds it PENDING. */
 static void trim(void)
 {
-	struct sp_uret_entry *base = ustack.e;
 	for (;;) {
 		uint64_t k = ustack.n;
-		if (!k || base[k - 1].state != SP_URET_FREE ||
-		    !sp_sig_cas8(&base[k - 1].state, SP_URET_FREE, SP_URET_PENDING))
+		if (!k || ent(k - 1)->state != SP_URET_FREE ||
+		    !sp_sig_cas8(&ent(k - 1)->state, SP_URET_FREE, SP_URET_PENDING))
 			return;
 		if (!sp_sig_cas(&ustack.n, k, k - 1))
-			base[k - 1].state = SP_URET_FREE;   /* the top moved: look again */
+			ent(k - 1)->state = SP_URET_FREE;   /* the top moved: look again */
 	}
 }
 
@@ -184,13 +206,12 @@ static void trim(void)
  * this call replaced (longjmp'ed out of). */
 static void drop_stale(uintptr_t slot, int stripe)
 {
-	struct sp_uret_entry *base = ustack.e;
 	for (;;) {
 		trim();
 		uint64_t k = ustack.n;
 		if (!k)
 			return;
-		struct sp_uret_entry *e = &base[k - 1];
+		struct sp_uret_entry *e = ent(k - 1);
 		uint8_t st = e->state;
 		if (st == SP_URET_PENDING || e->slot > slot || !dead(e))
 			return;
@@ -198,23 +219,41 @@ static void drop_stale(uintptr_t slot, int stripe)
 	}
 }
 
+/* Entry I's segment, mapped if it was not yet (segment 0 is).  false:
+ * out of memory. */
+static bool segment_for(uint64_t i)
+{
+	int k = seg_of(i);
+	if (__builtin_expect(ustack.seg[k] != NULL, 1))
+		return true;
+	if (!ustack_owner)   /* segment 0 just made, its record not noted yet */
+		return false;
+	struct sp_uret_entry *p = sp_uretmem_segment(ustack_owner - 1, k);
+	if (!p)
+		return false;
+	__atomic_store_n(&ustack.seg[k], p, __ATOMIC_RELAXED);   /* the same, whoever maps it */
+	return true;
+}
+
 /* A new PENDING entry at the top for the call whose return address is at
  * RSP, or NULL when there is no room (the return is then missed). */
 static struct sp_uret_entry *claim(uintptr_t rsp, int stripe)
 {
-	struct sp_uret_entry *base = stack_base();
-	if (!base)
+	if (!stack_base())
 		return NULL;
-	if (ustack.n && base[ustack.n - 1].slot <= rsp)
+	if (ustack.n && ent(ustack.n - 1)->slot <= rsp)
 		drop_stale(rsp, stripe);
-	uint64_t i = sp_sig_xadd(&ustack.n, 1);
-	if (i >= SP_URET_DEPTH) {
-		sp_sig_xadd(&ustack.n, (uint64_t)-1);
-		return NULL;
-	}
+	/* the top moves only from an entry whose next one is mapped: a
+	 * signal's hit may read the top entry between any two instructions */
+	uint64_t i;
+	do {
+		i = ustack.n;
+		if (i + 1 >= SP_URET_DEPTH || !segment_for(i + 1))
+			return NULL;
+	} while (!sp_sig_cas(&ustack.n, i, i + 1));
 	for (uint64_t h = ustack.hiwater; h <= i && !sp_sig_cas(&ustack.hiwater, h, i + 1);)
 		h = ustack.hiwater;
-	struct sp_uret_entry *e = &base[i];   /* PENDING: nobody takes it */
+	struct sp_uret_entry *e = ent(i);   /* PENDING: nobody takes it */
 	e->slot = rsp;
 	e->orig = *(const uintptr_t *)rsp;
 	e->n = 0;
@@ -285,9 +324,8 @@ void sp_uret_commit(struct sp_uret_entry *e)
  * the report says so (sp_uret_settle).  0 when there is none at all. */
 static uintptr_t recover(uintptr_t slot, int stripe)
 {
-	struct sp_uret_entry *base = ustack.e;
-	for (uint64_t i = base ? ustack.hiwater : 0; i-- > 0;) {
-		struct sp_uret_entry *e = &base[i];
+	for (uint64_t i = ustack.seg[0] ? ustack.hiwater : 0; i-- > 0;) {
+		struct sp_uret_entry *e = ent(i);
 		if (e->slot != slot)
 			continue;
 		uintptr_t orig = e->orig;
@@ -308,10 +346,10 @@ void sp_uret_dispatch(struct selfprobe_regs *regs)
 	/* The returning frame's entry: the top one, unless frames were left
 	 * without returning (dead entries above it) or another stack's live
 	 * frames sit above it (kept). */
-	struct sp_uret_entry *base = ustack.e, *e = NULL;
+	struct sp_uret_entry *e = NULL;
 	uint64_t top = ustack.n, k = top;
 	for (; k; k--) {
-		struct sp_uret_entry *c = &base[k - 1];
+		struct sp_uret_entry *c = ent(k - 1);
 		if (c->slot == slot && c->state == SP_URET_LIVE &&
 		    sp_sig_cas8(&c->state, SP_URET_LIVE, SP_URET_BUSY)) {
 			e = c;
@@ -335,7 +373,7 @@ void sp_uret_dispatch(struct selfprobe_regs *regs)
 	/* BUSY from here on: read in place, nothing reuses it until it is
 	 * freed (handlers, and signal handlers, push above it). */
 	for (uint64_t i = k; i < top; i++) {
-		struct sp_uret_entry *c = &base[i];
+		struct sp_uret_entry *c = ent(i);
 		uint8_t st = c->state;
 		if (st != SP_URET_FREE && st != SP_URET_PENDING && dead(c))
 			drop(c, st, stripe);
@@ -379,7 +417,7 @@ void sp_uret_dispatch(struct selfprobe_regs *regs)
 static void put_back_live(enum sp_uret_state state)
 {
 	for (size_t i = 0; i < ustack.n; i++) {
-		struct sp_uret_entry *e = &ustack.e[i];
+		struct sp_uret_entry *e = ent(i);
 		uintptr_t *slot = (uintptr_t *)e->slot;
 		if (e->state == SP_URET_LIVE && *slot == (uintptr_t)sp_uret_trampoline) {
 			*slot = e->orig;
@@ -397,7 +435,7 @@ void sp_uret_unpark(uintptr_t caller_rsp)
 {
 	int stripe = -1;
 	for (size_t i = 0; i < ustack.n; i++) {
-		struct sp_uret_entry *e = &ustack.e[i];
+		struct sp_uret_entry *e = ent(i);
 		if (e->state != SP_URET_PARKED)
 			continue;
 		uintptr_t *slot = (uintptr_t *)e->slot;
@@ -410,7 +448,7 @@ void sp_uret_unpark(uintptr_t caller_rsp)
 			drop(e, SP_URET_PARKED, stripe);         /* unwound */
 		}
 	}
-	if (ustack.e)
+	if (ustack.seg[0])
 		trim();
 }
 
@@ -423,7 +461,7 @@ size_t sp_uret_unswap(void)
 void sp_uret_reswap(size_t n)
 {
 	for (size_t i = 0; i < n && i < ustack.n; i++) {
-		struct sp_uret_entry *e = &ustack.e[i];
+		struct sp_uret_entry *e = ent(i);
 		uintptr_t *slot = (uintptr_t *)e->slot;
 		if (e->state == SP_URET_UNSWAPPED && *slot == e->orig) {
 			*slot = (uintptr_t)sp_uret_trampoline;
@@ -437,7 +475,7 @@ void sp_uret_settle(void)
 	uintptr_t here = (uintptr_t)__builtin_frame_address(0);
 	int stripe = -1;
 	for (size_t i = 0; i < ustack.n; i++) {
-		struct sp_uret_entry *e = &ustack.e[i];
+		struct sp_uret_entry *e = ent(i);
 		uint8_t st = e->state;
 		if (st == SP_URET_FREE || st == SP_URET_PENDING)
 			continue;
@@ -447,7 +485,7 @@ void sp_uret_settle(void)
 			drop(e, st, stripe);
 		}
 	}
-	if (ustack.e)
+	if (ustack.seg[0])
 		trim();
 	uint64_t r = atomic_load(&recovered), seen = atomic_load(&recovered_reported);
 	if (r != seen && atomic_compare_exchange_strong(&recovered_reported, &seen, r))

@@ -25,11 +25,11 @@
  * Signals.  A handler can run between any two instructions of this code,
  * on the same thread, and probe-enter and return itself (from another stack
  * with sigaltstack, so slot addresses do not order its frames), or leave by
- * siglongjmp.  So the shadow stack never moves (one MAP_NORESERVE
- * reservation per thread, SP_URET_DEPTH entries: only touched pages cost
- * memory), an entry is claimed with one unlocked xadd before it is filled
- * and removed by marking it free, and the top shrinks with a compare-and-
- * swap (sigatomic.h).  Each entry has a state (below) committed in an order
+ * siglongjmp.  So the shadow stack never moves (MAP_NORESERVE segments
+ * per thread, mapped as its calls nest deeper, up to SP_URET_DEPTH entries:
+ * uretmem.h), an entry is claimed with one unlocked compare-and-swap of the
+ * top before it is filled and removed by marking it free, and the top
+ * shrinks with a compare-and-swap (sigatomic.h).  Each entry has a state (below) committed in an order
  * that leaves every interruption point consistent: an entry being pushed or
  * being returned through is never taken for dead, never reused, and the
  * trampoline reads its entry in place while it stays claimed.  A return
@@ -52,7 +52,8 @@
 #include "selfprobe.h"
 
 #define SP_URET_PROBES 6              /* return probes per site tracked per call */
-#define SP_URET_DEPTH  (1u << 17)     /* shadow entries per thread (deeper: missed) */
+#define SP_URET_DEPTH  (1u << 17)     /* shadow entries per thread (deeper: missed;
+				       * also where a segment cannot be mapped) */
 
 enum sp_uret_state {
 	SP_URET_PENDING,                  /* claimed, not swapped in yet; or being

@@ -17,8 +17,8 @@ enum { FREE = 0, BUSY = 1, OWNED = 2 };
 struct rec {
 	_Atomic uint64_t state;
 	_Atomic int tid;          /* 0: not known yet (registered in a CLONE_VM child) */
-	void *addr;
-	size_t bytes;
+	size_t bytes0;            /* segment 0's bytes (sp_uretmem_seg_bytes) */
+	void *_Atomic seg[SP_URETMEM_SEGS];   /* NULL: not mapped */
 };
 
 static struct rec recs[N_RECS];
@@ -35,13 +35,18 @@ void sp_uretmem_prepare(void)
 	atomic_store(&our_pid, sys_getpid());
 }
 
+static void *map(size_t bytes)
+{
+	return sp_sys_mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+}
+
 void *sp_uretmem_alloc(size_t bytes, int *owner)
 {
 	int pid = sys_getpid();
 	/* a child running on our memory and TLS (vfork, posix_spawn) is not
 	 * the thread this stack is for: the owner is left unknown */
 	int tid = pid == atomic_load(&our_pid) ? sys_gettid() : 0;
-	void *p = sp_sys_mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	void *p = map(bytes);
 	if (p == MAP_FAILED)
 		return p;
 	for (int i = 0; i < N_RECS; i++) {
@@ -50,8 +55,10 @@ void *sp_uretmem_alloc(size_t bytes, int *owner)
 		if ((s & 3) != FREE || !atomic_compare_exchange_strong(&r->state, &s, (s & ~3ull) | BUSY))
 			continue;
 		atomic_store(&r->tid, tid);
-		r->addr = p;
-		r->bytes = bytes;
+		r->bytes0 = bytes;
+		for (int k = 1; k < SP_URETMEM_SEGS; k++)
+			atomic_store(&r->seg[k], NULL);
+		atomic_store(&r->seg[0], p);
 		atomic_store(&r->state, (s & ~3ull) | OWNED);
 		int h = atomic_load(&high);
 		while (h < i + 1 && !atomic_compare_exchange_weak(&high, &h, i + 1))
@@ -64,9 +71,31 @@ void *sp_uretmem_alloc(size_t bytes, int *owner)
 	return MAP_FAILED;
 }
 
+void *sp_uretmem_segment(int owner, int k)
+{
+	struct rec *r = &recs[owner];
+	void *have = atomic_load(&r->seg[k]);
+	if (have)
+		return have;
+	size_t bytes = sp_uretmem_seg_bytes(r->bytes0, k);
+	void *p = map(bytes);
+	if (p == MAP_FAILED)
+		return NULL;
+	/* a signal's hit in between may have grown it first (the thread's own
+	 * record: nobody else maps its segments) */
+	if (atomic_compare_exchange_strong(&r->seg[k], &have, p))
+		return p;
+	sp_sys_munmap(p, bytes);
+	return have;
+}
+
 static void release(struct rec *r, uint64_t s)
 {
-	sp_sys_munmap(r->addr, r->bytes);
+	for (int k = 0; k < SP_URETMEM_SEGS; k++) {
+		void *p = atomic_load(&r->seg[k]);
+		if (p)
+			sp_sys_munmap(p, sp_uretmem_seg_bytes(r->bytes0, k));
+	}
 	atomic_store(&r->state, ((s >> 2) + 1) << 2 | FREE);
 	atomic_fetch_sub(&n_owned, 1);
 }

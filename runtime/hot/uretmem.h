@@ -19,6 +19,12 @@
  * parent thread's stack: it registers an owner-less mapping, which the
  * parent thread's destructor adopts (or which lives as long as the process).
  *
+ * A stack grows by segments that never move (a signal handler may use an
+ * entry between any two instructions): segment 0 is made with the record,
+ * segment k >= 1 (twice segment k-1's size from k = 2) when the thread's
+ * calls nest that deep, so that a thread holds address space for the depth
+ * it reached, not for the deepest one allowed.
+ *
  * Everything here uses raw system calls and atomics: it runs inside probed
  * calls, where libc's own functions may be probed.
  */
@@ -27,15 +33,28 @@
 
 #include <stddef.h>
 
+#define SP_URETMEM_SEGS 9   /* a stack's segments at most */
+
+/* Segment K's bytes, segment 0 having BYTES0: BYTES0 << (K - 1) from 1 on,
+ * so that segments 0 to K hold BYTES0 << K. */
+static inline size_t sp_uretmem_seg_bytes(size_t bytes0, int k)
+{
+	return k ? bytes0 << (k - 1) : bytes0;
+}
+
 /* Once, before the first allocation (not signal-safe). */
 void sp_uretmem_prepare(void);
 
-/* A new reservation of BYTES (MAP_NORESERVE) for the calling thread;
- * *OWNER receives its record (for sp_uretmem_exiting).  MAP_FAILED when
- * out of memory or records. */
+/* A new stack for the calling thread, its segment 0 of BYTES mapped
+ * (MAP_NORESERVE); *OWNER receives its record (for sp_uretmem_exiting).
+ * MAP_FAILED when out of memory or records. */
 void *sp_uretmem_alloc(size_t bytes, int *owner);
 
-/* Unmap record OWNER's mapping now (it was never used). */
+/* Segment K (1 to SP_URETMEM_SEGS - 1) of record OWNER's stack, mapped if
+ * it was not.  NULL when out of memory. */
+void *sp_uretmem_segment(int owner, int k);
+
+/* Unmap record OWNER's mappings now (never used). */
 void sp_uretmem_free(int owner);
 
 /* The calling thread is exiting (its key destructor runs): it owns record

@@ -18,6 +18,14 @@ every call it made, and nothing is left running in the session.
 
 A process that changed user before its exec is counted too, through the
 launcher's socket (cli/shmserve.h); `e2e_launcher.py user` runs only that.
+
+The launcher's shared file costs a process the address space of what it
+records, not of the most a process may record (issue 13: a program under
+RLIMIT_AS runs as it does unprobed): a python with one probe has no more
+than a few MiB more of it under the launcher than under the bare preload,
+and 200 probes, records in several of the chunks a process maps as it
+fills them (hot/shmchunks.h), are each reported exactly for a process
+killed by SIGKILL and for its fork child.
 """
 import fcntl
 import json
@@ -296,6 +304,64 @@ def test_other_user(mode):
             json.dumps(rep)[:800])
 
 
+VMSIZE_PY = "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmSize:')][0])"
+
+# forks; the child calls getppid K times, the parent 2K, each killed by SIGKILL
+FORK_KILL_PY = r"""
+import os, sys
+k = int(sys.argv[1])
+pid = os.fork()
+if pid == 0:
+    for _ in range(k):
+        os.getppid()
+    os.kill(os.getpid(), 9)
+os.waitpid(pid, 0)
+for _ in range(2 * k):
+    os.getppid()
+print("done", flush=True)
+os.kill(os.getpid(), 9)
+"""
+
+
+def test_records_mapped():
+    """The shared file's records are mapped in chunks as they are taken:
+    one probe costs a few hundred KiB of address space under the launcher
+    (the whole array was 107 MiB), and probes in several chunks, in a
+    killed process and its killed fork child, are all reported exactly."""
+    spec = "uprobe:libc:malloc"
+    size = {}
+    for how in ("preload", "launcher"):
+        if how == "preload":
+            cp = t.run([sys.executable, "-c", VMSIZE_PY], env=t.probed_env(spec, output=os.devnull))
+        else:
+            cp = t.run([LAUNCHER, "run", "-e", spec, "-o", os.devnull, "--", sys.executable, "-c", VMSIZE_PY])
+        try:
+            size[how] = int(cp.stdout)
+        except ValueError:
+            t.check(False, "address space (%s): no VmSize printed" % how, t.clip(cp.stdout + cp.stderr))
+            return
+    extra = size["launcher"] - size["preload"]
+    t.check(extra < 4096, "address space: %d KiB more under the launcher than under the preload with one probe "
+            "(VmSize %d KiB, %d KiB), want < 4096" % (extra, size["launcher"], size["preload"]))
+    n, k = 200, 1000
+    out = os.path.join(t.work_dir(), "chunks.json")
+    cmd = [LAUNCHER, "run", "-o", out]
+    for _ in range(n):
+        cmd += ["-e", "uprobe:libc:getppid"]
+    cp = t.run(cmd + ["--", sys.executable, "-c", FORK_KILL_PY, str(k)])
+    try:
+        rep = json.load(open(out))
+        procs = sorted((p["report"] for p in rep["processes"]), key=lambda r: [e["hits"] for e in r["probes"]])
+        hits = [[e["hits"] for e in r["probes"]] for r in procs]
+        t.check(cp.stdout == b"done\n" and all(r.get("from") == "shared counters" for r in procs) and
+                hits == [[k] * n, [2 * k] * n] and not any(r["errors"] for r in procs),
+                "%d records (several chunks), a killed process and its killed child: hits %s, want %d x %d and "
+                "%d x %d, from the shared counters" % (n, [sorted(set(h)) + [len(h)] for h in hits], n, k, n, 2 * k),
+                json.dumps(rep)[:800] + t.clip(cp.stderr))
+    except (OSError, ValueError, KeyError) as e:
+        t.check(False, "%d records: bad report: %s" % (n, e), t.clip(cp.stderr))
+
+
 def main():
     t.require_build()
     if sys.argv[1:] == ["user"]:
@@ -304,6 +370,7 @@ def main():
         t.finish()
         return
     test_spec_files()
+    test_records_mapped()
     for mode in ("int3", "auto"):
         test_same_fields(mode)
         test_many_threads(mode)

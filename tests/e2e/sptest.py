@@ -112,10 +112,11 @@ def base_env():
     return env
 
 
-def run(cmd, env=None, stdin=None, timeout=300, cwd=None):
-    """Run CMD; returns the CompletedProcess (bytes), with .pid set."""
+def run(cmd, env=None, stdin=None, timeout=300, cwd=None, preexec_fn=None):
+    """Run CMD (PREEXEC_FN called in the child before the exec); returns the
+    CompletedProcess (bytes), with .pid set."""
     p = subprocess.Popen(cmd, env=env or base_env(), stdin=subprocess.PIPE, cwd=cwd,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=preexec_fn)
     try:
         out, err = p.communicate(stdin, timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -19,8 +20,11 @@
 #include "heap.h"
 #include "bt_unit.h"
 #include "bt_jitplan.h"
+#include "bt_parts.h"
 #include "bt_shard.h"
+#include "ctx.h"
 #include "spec.h"
+#include "tstate.h"
 
 static char *output(struct bt_program *p)
 {
@@ -255,6 +259,173 @@ Test(bt, keyed_parts_merge_with_the_table_at_print)
 		munmap(mem[i], PARTS * ms[i]->shards->stride);
 		bt_shards_free(ms[i]);
 	}
+	bt_program_release(p);
+}
+
+/* A keyed map's parts are mapped one by one, at the first update by a
+ * thread on the part's stripe (btpartmem.h), not all at attach (issue 13:
+ * a hist's 15 parts reserved 64 MiB of address space in every process):
+ * attached, no part is mapped and the address space did not grow by one
+ * hist part; one thread's updates map its own parts only; THREADS threads'
+ * updates print what one table updated alone does, byte for byte; a fork
+ * child starts with no part mapped and prints its own updates only. */
+enum { PART_THREADS = 4, PART_CALLS = 4000 };
+static const char part_prog[] = "uprobe:libc:malloc { @k[arg0] = count(); @h[arg0] = hist(arg1); }";
+
+static long vm_size_kb(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kb = -1;
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmSize: %ld", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kb;
+}
+
+struct part_run {
+	struct bt_program *p;
+	int calls;
+	int stripe;   /* the thread's, where its parts are */
+};
+
+/* The block run as a hit runs it: arg0 = i & 7, arg1 = i. */
+static void *part_updates(void *arg)
+{
+	struct part_run *r = arg;
+	r->stripe = sp_tstate_stripe();
+	struct selfprobe_regs regs = { 0 };
+	struct selfprobe_ctx ctx = { .regs = &regs };
+	for (int i = 0; i < r->calls; i++) {
+		regs.rdi = (uint64_t)(i & 7);
+		regs.rsi = (uint64_t)i;
+		bt_run(&r->p->blocks[0], &ctx);
+	}
+	return NULL;
+}
+
+static int parts_mapped(const struct bt_map *m, int *which)
+{
+	int n = 0;
+	for (int i = 0; i < m->shards->n; i++)
+		if (bt_shard_part(m->shards, i)) {
+			n++;
+			*which = i;
+		}
+	return n;
+}
+
+/* P's maps as a single table updated by the calling thread alone
+ * (TIMES times the threads' calls) print them. */
+static char *one_table_output(int times)
+{
+	struct bt_program *ref = compile(part_prog);
+	struct part_run r = { ref, PART_CALLS, -1 };
+	for (int t = 0; t < times; t++)
+		part_updates(&r);
+	char *out = output(ref);
+	bt_program_release(ref);
+	return out;
+}
+
+Test(bt, keyed_parts_are_mapped_at_their_threads_first_update)
+{
+	cr_assert(sp_tstate_init() == 0);
+	struct bt_program *p = compile(part_prog);
+	struct bt_map *h = p->maps, *k = h->next;   /* name order: @h, @k */
+	long before = vm_size_kb();
+	sp_bt_parts_give(p);
+	long after = vm_size_kb();
+	cr_assert(h->shards && k->shards, "both maps split");
+	size_t part = bt_shard_part_bytes(h, true);
+	cr_expect_eq(h->shards->n, 15, "a hist: 15 parts of %zu bytes", part);
+	cr_expect((size_t)(after - before) * 1024 < part, "attached: VmSize %ld -> %ld kB, not one part more", before,
+		  after);
+	int which = -1;
+	cr_expect_eq(parts_mapped(h, &which) + parts_mapped(k, &which), 0, "attached: no part mapped");
+
+	struct part_run one = { p, PART_CALLS, -1 };
+	pthread_t t;
+	cr_assert(pthread_create(&t, NULL, part_updates, &one) == 0);
+	pthread_join(t, NULL);
+	cr_assert(one.stripe >= 0 && one.stripe < 15);
+	for (struct bt_map *m = p->maps; m; m = m->next) {
+		cr_expect_eq(parts_mapped(m, &which), 1, "%s: one thread's part only", m->name);
+		cr_expect_eq(which, one.stripe, "%s: its own stripe's", m->name);
+		unsigned char vec;
+		cr_expect_eq(mincore(bt_shard_part(m->shards, one.stripe), 4096, &vec), 0, "%s: mapped", m->name);
+	}
+
+	struct part_run many[PART_THREADS];
+	pthread_t ts[PART_THREADS];
+	for (int i = 0; i < PART_THREADS; i++) {
+		many[i] = (struct part_run){ p, PART_CALLS, -1 };
+		cr_assert(pthread_create(&ts[i], NULL, part_updates, &many[i]) == 0);
+	}
+	for (int i = 0; i < PART_THREADS; i++)
+		pthread_join(ts[i], NULL);
+	char *got = output(p), *want = one_table_output(1 + PART_THREADS);
+	cr_expect_str_eq(got, want, "the threads' parts and the table merged, exact");
+	sp_free(got);
+	sp_free(want);
+
+	fflush(NULL);
+	pid_t child = fork();
+	cr_assert(child >= 0);
+	if (child == 0) {
+		sp_tstate_atfork_child();
+		sp_bt_parts_atfork_child(p);
+		/* the tables are the parent's (bt_run.c clears them in a
+		 * child): the parts alone are compared */
+		bt_map_clear(h);
+		bt_map_clear(k);
+		int fresh = parts_mapped(h, &which) + parts_mapped(k, &which) == 0;
+		struct part_run c = { p, PART_CALLS, -1 };
+		part_updates(&c);
+		char *cg = output(p), *cw = one_table_output(1);
+		_exit(fresh && strcmp(cg, cw) == 0 ? 0 : fresh ? 2 : 1);
+	}
+	int status;
+	cr_assert(waitpid(child, &status, 0) == child);
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		  "fork child: %s", WIFEXITED(status) && WEXITSTATUS(status) == 1 ? "parts still mapped"
+				    : WIFEXITED(status) && WEXITSTATUS(status) == 2 ? "its print is not its own updates"
+				    : "crashed");
+	got = output(p);
+	want = one_table_output(1 + PART_THREADS);
+	cr_expect_str_eq(got, want, "the parent's maps unchanged by its child");
+	sp_free(got);
+	sp_free(want);
+	bt_program_release(p);
+}
+
+/* A part that cannot be mapped (here: parts said to be in a launcher's
+ * file this process has none of) leaves its threads on the table, which
+ * they update atomically: nothing is lost, and no hit tries again. */
+Test(bt, a_part_that_cannot_be_mapped_leaves_its_thread_on_the_table)
+{
+	cr_assert(sp_tstate_init() == 0);
+	struct bt_program *p = compile(part_prog);
+	for (struct bt_map *m = p->maps; m; m = m->next)
+		cr_assert(bt_shards_attach_lazy(m, bt_shard_part_bytes(m, true), 4, 4096) == 0);
+	struct part_run r[2] = { { p, PART_CALLS, -1 }, { p, PART_CALLS, -1 } };
+	pthread_t t[2];
+	for (int i = 0; i < 2; i++)
+		cr_assert(pthread_create(&t[i], NULL, part_updates, &r[i]) == 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	for (struct bt_map *m = p->maps; m; m = m->next)
+		for (int i = 0; i < 2; i++) {
+			cr_assert(r[i].stripe >= 0 && r[i].stripe < 4);
+			cr_expect_eq(atomic_load(&m->shards->parts[r[i].stripe]), BT_PART_REFUSED,
+				     "%s: part %d marked refused", m->name, r[i].stripe);
+		}
+	char *got = output(p), *want = one_table_output(2);
+	cr_expect_str_eq(got, want, "every update in the table");
+	sp_free(got);
+	sp_free(want);
 	bt_program_release(p);
 }
 

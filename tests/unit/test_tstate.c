@@ -27,11 +27,14 @@
 
 #define N_IDS 10000
 
-/* Pages of stripe S's first N_IDS counters that are mapped in. */
+/* Pages of stripe S's first N_IDS counters that are mapped in (none
+ * while its memory is not mapped at all). */
 static size_t resident(int s)
 {
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
-	char *lo = sp_stripes + (size_t)s * SP_STRIPE_BYTES;
+	char *lo = sp_stripe(s);
+	if (!lo)
+		return 0;
 	size_t len = (N_IDS * sizeof(struct sp_count) + page - 1) / page * page;
 	unsigned char vec[len / page];
 	cr_assert(mincore(lo, len, vec) == 0);
@@ -68,6 +71,11 @@ Test(tstate, reads_only_claimed_stripes)
 		  resident(SP_SHARED_SLOT));
 	cr_expect(resident(mine + 1) == 0, "the report read %zu pages of stripe %d, never claimed",
 		  resident(mine + 1), mine + 1);
+	/* only the stripes claimed have memory (stripemem.h): address space
+	 * for all of them was over 800 MiB, and RLIMIT_AS programs failed */
+	cr_expect(sp_stripe(mine) != NULL && sp_stripe(SP_SHARED_SLOT) != NULL);
+	for (int s = mine + 1; s < SP_EXCL_SLOTS; s++)
+		cr_expect(sp_stripe(s) == NULL, "stripe %d, never claimed, is mapped", s);
 	sp_quiesce();
 	for (int i = 0; i < N_IDS; i++)
 		sp_tstate_free_id(ids[i]);
