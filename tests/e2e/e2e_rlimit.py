@@ -20,7 +20,9 @@ probes, return probes, the latency action, a compiled bpftrace block
 thread (each thread's part mapped at its first update, not one for every
 possible thread at attach), through the preload and through the
 launcher (the limit set in the program only, by `ulimit -v` in a shell that
-execs it: the launcher's own memory is not the program's); and fork
+execs it: the launcher's own memory is not the program's; and with the
+launcher under the same limit too, as `ulimit -v N; selfprobe run ...`
+gives it, reading the process's section of its file); and fork
 children (entry probes, keyed maps) that map the same after their parent's
 threads.  A control run shows that the limit bites: unprobed, 16 MiB less
 than its peak, the mapping fails.
@@ -223,6 +225,9 @@ def probed_run(how, spec, args, kb, tag):
     out = os.path.join(work, "r-%s.json" % tag)
     if os.path.exists(out):
         os.unlink(out)
+    if how == "launcher-limited":   # the launcher too, reading the process's section
+        cp = run_limited([t.CLI, "run", "-o", out, "-e", spec, "--", PROG] + args, kb, t.base_env())
+        return cp, [load(out, tag)]
     shell = ["sh", "-c", 'ulimit -v %d && exec "$0" "$@"' % kb, PROG]
     cp = t.run([t.CLI, "run", "-o", out, "-e", spec, "--"] + shell + args, timeout=120)
     return cp, [load(out, tag)]
@@ -316,6 +321,9 @@ def main():
         case(how, "count", SPECS[0][1], False, 0, True, peaks[0])
         case(how, "count", SPECS[0][1], False, THREADS, True, peaks[THREADS])
         case(how, "keyed", SPECS[-1][1], False, 0, True, peaks[0])
+    for name, spec, returns in SPECS:
+        for threads in (0, THREADS):
+            case("launcher-limited", name, spec, returns, threads, False, peaks[threads])
     t.finish()
 
 
