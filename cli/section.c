@@ -15,11 +15,17 @@
 static const size_t stack_bytes = sizeof(struct sp_stack_area);
 
 static size_t records_bytes(const struct sp_section *v) { return v->n_records * sizeof(*v->records); }
-/* From stripe 0's counters to the end of the last stripe's histograms
- * (stripes.h: each stripe's chunk holds both). */
-static size_t stripes_bytes(const struct sp_section *v)
+/* A stripe's counters and histograms (stripes.h: its chunk without the
+ * bpftrace parts, which btparts.c reads) */
+static size_t stripe_bytes(const struct sp_section *v)
 {
-	return v->s->stripe_bytes * v->s->n_stripes - SP_PART_BYTES;
+	return v->s->stripe_bytes - SP_PART_BYTES;
+}
+
+/* The exclusive stripes mapped: those claimed when the section was opened */
+static size_t low_bytes(const struct sp_section *v)
+{
+	return v->n_low ? (v->n_low - 1) * v->s->stripe_bytes + stripe_bytes(v) : 0;
 }
 static size_t errors_bytes(const struct sp_section *v) { return v->n_errors * sizeof(*v->errors); }
 static size_t objects_bytes(const struct sp_section *v) { return v->stacks.n_objs * sizeof(*v->stacks.objs); }
@@ -51,11 +57,20 @@ int sp_section_open(int fd, const struct sp_shm_section *s, struct sp_section *v
 	if (v->stacks.n_objs > SP_SHM_OBJECTS)
 		v->stacks.n_objs = SP_SHM_OBJECTS;
 	v->records = map(fd, s->records_off, records_bytes(v));
-	v->stripes = map(fd, s->stripes_off, stripes_bytes(v));
+	/* only the stripes the process gave out, never the others: a
+	 * launcher under an address-space limit reads them too (all of them
+	 * are 800 MiB), and reading one would allocate its pages of the file */
+	uint32_t used = atomic_load(&w->stripes_used);
+	v->n_low = used < s->n_stripes - 1 ? used : s->n_stripes - 1;
+	v->stripes = map(fd, s->stripes_off, low_bytes(v));
+	bool shared = atomic_load(&w->shared_used);
+	if (shared)
+		v->shared = map(fd, s->stripes_off + (uint64_t)(s->n_stripes - 1) * s->stripe_bytes, stripe_bytes(v));
 	v->errors = map(fd, s->errors_off, errors_bytes(v));
 	v->stacks.area = map(fd, s->stacks_off, stack_bytes);
 	v->stacks.objs = map(fd, s->objects_off, objects_bytes(v));
-	if ((v->n_records && !v->records) || !v->stripes) {
+	if ((v->n_records && !v->records) || (v->n_low && !v->stripes) ||
+	    (shared && !v->shared)) {
 		int e = errno;
 		sp_section_close(v);
 		return -e;
@@ -70,25 +85,22 @@ int sp_section_open(int fd, const struct sp_shm_section *s, struct sp_section *v
 void sp_section_close(struct sp_section *v)
 {
 	unmap(v->records, records_bytes(v));
-	unmap(v->stripes, stripes_bytes(v));
+	unmap(v->stripes, low_bytes(v));
+	unmap(v->shared, stripe_bytes(v));
 	unmap(v->errors, errors_bytes(v));
 	unmap(v->stacks.area, stack_bytes);
 	unmap(v->stacks.objs, objects_bytes(v));
 	*v = (struct sp_section){ 0 };
 }
 
-/* The stripe after K (-1: the first) that may hold counts: those the
- * process says it gave out (tstate.c), never the others — reading one
- * would allocate its page of the shared file. */
-static int next_stripe(const struct sp_section *v, int k)
+/* Stripe K's counters, its histograms SP_STRIPE_BYTES on, or NULL after
+ * the last: the exclusive stripes the process had given out when the
+ * section was opened (tstate.c), then the shared one if it was given. */
+static const char *stripe(const struct sp_section *v, int k)
 {
-	struct sp_shm_section *w = (struct sp_shm_section *)v->s;
-	int n = (int)v->s->n_stripes, used = (int)atomic_load(&w->stripes_used);
-	if (used > n - 1)
-		used = n - 1;
-	if (k + 1 < used)
-		return k + 1;
-	return k < n - 1 && atomic_load(&w->shared_used) ? n - 1 : n;
+	if ((uint32_t)k < v->n_low)
+		return v->stripes + (size_t)k * v->s->stripe_bytes;
+	return (uint32_t)k == v->n_low ? v->shared : NULL;
 }
 
 void sp_section_counts(const struct sp_section *v, const struct sp_shm_record *r, uint64_t *c)
@@ -96,9 +108,10 @@ void sp_section_counts(const struct sp_section *v, const struct sp_shm_record *r
 	memcpy(c, r->final, SP_N_COUNTERS * sizeof(*c));
 	if (__atomic_load_n(&r->detached, __ATOMIC_ACQUIRE))
 		return;
-	for (int k = next_stripe(v, -1); k < (int)v->s->n_stripes; k = next_stripe(v, k)) {
-		const struct sp_count *cc = (const struct sp_count *)(v->stripes + k * v->s->stripe_bytes) + r->id;
-		for (int j = 0; j < SP_N_COUNTERS; j++)
+	for (int k = 0; (uint32_t)k <= v->n_low; k++) {
+		const char *at = stripe(v, k);
+		const struct sp_count *cc = at ? (const struct sp_count *)(const void *)at + r->id : NULL;
+		for (int j = 0; cc && j < SP_N_COUNTERS; j++)
 			c[j] += cc->v[j];
 	}
 }
@@ -113,10 +126,10 @@ bool sp_section_latency(const struct sp_section *v, const struct sp_shm_record *
 	else
 		*out = r->final_lat;
 	if (!__atomic_load_n(&r->detached, __ATOMIC_ACQUIRE) && r->lat_slot >= 0) {
-		for (int k = next_stripe(v, -1); k < (int)v->s->n_stripes; k = next_stripe(v, k)) {
+		for (int k = 0; (uint32_t)k <= v->n_low; k++) {
+			const char *at = stripe(v, k);
 			struct sp_lat live;
-			sp_latency_sum(v->stripes + (size_t)k * v->s->stripe_bytes + (v->s->latency_off - v->s->stripes_off),
-				       (uint32_t)r->lat_slot, &live);
+			sp_latency_sum(at ? at + SP_STRIPE_BYTES : NULL, (uint32_t)r->lat_slot, &live);
 			sp_latency_merge(out, &live);
 		}
 	}

@@ -20,7 +20,10 @@ struct sp_section {
 	uint32_t n_records;
 	const char *stripes;                   /* stripe 0's counters: each stripe's
 						* counters and histograms at
-						* stripe_bytes apart (stripes.h) */
+						* stripe_bytes apart (stripes.h),
+						* N_LOW of them (NULL: none) */
+	uint32_t n_low;
+	const char *shared;                    /* the shared stripe's, or NULL */
 	const struct sp_shm_error *errors;
 	uint32_t n_errors;
 	struct sp_stack_view stacks;           /* table NULL when unreadable */

@@ -342,7 +342,7 @@ static struct target target(struct bt_map *m, const void *key)
 	 * NULL: it could not be, the table instead */
 	unsigned char *own = s && s->keyed && part >= 0 && part < s->n ? sp_btpart(s, part) : NULL;
 	if (own) {
-		t.v = (uint64_t *)(void *)(own + (size_t)i * m->val_words * 8);
+		t.v = bt_shard_slot(m, own, (size_t)i);
 		t.own = true;
 	} else
 		t.v = bt_map_value(m, (size_t)i);

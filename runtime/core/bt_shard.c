@@ -5,8 +5,6 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
 
 size_t bt_shard_part_bytes(const struct bt_map *m, bool keyed)
 {
@@ -117,9 +115,9 @@ struct bt_map *bt_map_view(struct bt_map *m)
 		combine(m, to, val, w);
 		/* a part never mapped holds nothing (bt_shard.h) */
 		for (int p = 0; s->keyed && p < n; p++) {
-			const unsigned char *part = bt_shard_part(s, p);
+			unsigned char *part = bt_shard_part(s, p);
 			if (part)
-				combine(m, to, (const uint64_t *)(const void *)(part + (size_t)i * w * 8), w);
+				combine(m, to, bt_shard_slot(m, part, (size_t)i), w);
 		}
 	}
 	/* a map without keys: each part a thread touched (a count's word
@@ -150,30 +148,4 @@ void bt_shards_free(struct bt_map *m)
 		sp_free(m->shards->parts);
 	sp_free(m->shards);
 	m->shards = NULL;
-}
-
-void bt_shards_reset(struct bt_map *m)
-{
-	struct bt_shards *s = m->shards;
-	if (!s)
-		return;
-	if (s->keyed) {
-		/* private memory (a shared file's parts are replaced instead):
-		 * the kernel gives zero pages back; parts never mapped hold
-		 * nothing */
-		for (int i = 0; i < s->n; i++) {
-			unsigned char *a = bt_shard_part(s, i);
-			if (a && madvise(a, s->stride, MADV_DONTNEED) != 0)
-				memset(a, 0, s->stride);
-		}
-		return;
-	}
-	size_t w = m->val_words;
-	for (int i = 0; i < s->n; i++) {
-		_Atomic uint64_t *p = (_Atomic uint64_t *)(void *)bt_shard_part(s, i);
-		/* only parts some thread wrote: the others stay untouched pages */
-		for (size_t k = 0; p && k <= w; k++)
-			if (atomic_load_explicit(&p[k], memory_order_relaxed))
-				atomic_store_explicit(&p[k], 0, memory_order_relaxed);
-	}
 }

@@ -82,19 +82,21 @@ static inline unsigned char *bt_shard_part(const struct bt_shards *s, int i)
 	unsigned char *a = s->at(i);
 	return a ? a + s->off : NULL;
 }
-/* Slot SLOT's value words in part PART of a keyed map (a part there). */
+/* Slot SLOT's value words in PART, a part of the keyed map M. */
+static inline uint64_t *bt_shard_slot(const struct bt_map *m, unsigned char *part, size_t slot)
+{
+	return (uint64_t *)(void *)(part + slot * m->val_words * 8);
+}
+/* The same in part number PART (mapped). */
 static inline uint64_t *bt_shard_words(const struct bt_map *m, int part, size_t slot)
 {
-	return (uint64_t *)(void *)(bt_shard_part(m->shards, part) + slot * m->val_words * 8);
+	return bt_shard_slot(m, bt_shard_part(m->shards, part), slot);
 }
 /* What a print reads: a private copy of M's table with every part added
  * (M itself when it has no parts, or no memory for the copy).  Any thread;
  * concurrent hits land in this copy or the next. */
 struct bt_map *bt_map_view(struct bt_map *m);
 void bt_map_view_free(struct bt_map *m, struct bt_map *view);
-/* Forget the parts' contents (a fork child, alone: its counts start again;
- * private memory: a shared file's parts are replaced instead). */
-void bt_shards_reset(struct bt_map *m);
 /* Free M's parts bookkeeping (the parts' memory is the caller's). */
 void bt_shards_free(struct bt_map *m);
 

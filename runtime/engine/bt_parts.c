@@ -79,10 +79,8 @@ void sp_bt_parts_atfork_child(struct bt_program *p)
 		struct bt_shards *s = m->shards;
 		if (!s)
 			continue;
-		if (!s->keyed) {   /* in the stripes' memory, mapped anew (stripemem.h) */
-			bt_shards_reset(m);
+		if (!s->keyed)   /* in the stripes' memory, mapped anew, zero (stripemem.h) */
 			continue;
-		}
 		/* the parent's parts go (never written: its file's pages under
 		 * the launcher), the child's are mapped at their first update
 		 * from its own range of the file, or private */

@@ -537,9 +537,9 @@ struct sp_shm_record *sp_shm_record_next(uint32_t *i, const char *spec)
 		 * file for a process that could not write its own lacks it */
 		char m[320];
 		if (err)
-			snprintf(m, sizeof(m), "no record in the shared counters file (mapping it failed, errno %d): "
+			snprintf(m, sizeof(m), "no record in the shared counters file (mapping it failed: %s): "
 				 "its counts, and those of later probes without one, are only in the process's own "
-				 "report", -err);
+				 "report", strerrordesc_np(-err));   /* a static string: no locale, no buffer */
 		else
 			snprintf(m, sizeof(m), "no record in the shared counters file (%u a process at most): its "
 				 "counts, and those of later probes, are only in the process's own report",

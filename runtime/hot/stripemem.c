@@ -51,17 +51,23 @@ bool sp_stripemem_file(uint64_t *off)
 	return shared >= 0;
 }
 
-void sp_stripemem_atfork_child(void)
+void sp_stripemem_atfork_child(int self)
 {
 	/* the child's own section (sp_shm_atfork_child made it), or private
-	 * memory where it has none; never the parent's pages */
+	 * memory where it has none; never the parent's pages.  Only its one
+	 * thread's stripe and the shared one are kept (mapped anew, zero):
+	 * the others' threads stayed in the parent, and a later claim maps
+	 * what it takes. */
 	shared = sp_shm_stripes(&chunk0_off);
 	for (int s = 0; s < SP_N_SLOTS; s++) {
 		char *c = sp_stripe(s);
 		if (!c)
 			continue;
 		void *at = sp_stripe_parts(c);
-		if (sp_shm_map_raw(shared, chunk_off(s), SP_CHUNK_BYTES, at) == MAP_FAILED)
+		if (s != self && s != SP_SHARED_SLOT) {
+			atomic_store_explicit(&sp_stripe_base[s], NULL, memory_order_relaxed);
+			sp_sys_munmap(at, SP_CHUNK_BYTES);
+		} else if (sp_shm_map_raw(shared, chunk_off(s), SP_CHUNK_BYTES, at) == MAP_FAILED)
 			sp_shm_map_raw(-1, 0, SP_CHUNK_BYTES, at);   /* private at a fixed address: cannot fail */
 	}
 }

@@ -53,8 +53,10 @@ char *sp_stripemem_map(int s);
 /* Under the launcher: the file offset of stripe 0's chunk (the others
  * SP_CHUNK_BYTES apart).  false: private memory. */
 bool sp_stripemem_file(uint64_t *off);
-/* In a fork child, alone: every chunk mapped anew, zero (the child's own
- * section of the launcher's file, or private memory), at its address. */
-void sp_stripemem_atfork_child(void);
+/* In a fork child, alone, its thread on stripe SELF (-1: none, or the
+ * shared one): SELF's and the shared stripe's chunks mapped anew, zero,
+ * at their addresses (the child's own section of the launcher's file, or
+ * private memory); every other one unmapped. */
+void sp_stripemem_atfork_child(int self);
 
 #endif

@@ -684,7 +684,7 @@ void sp_tstate_atfork_child(void)
 {
 	if (!ready)
 		return;
-	sp_stripemem_atfork_child();   /* counts from zero */
+	sp_stripemem_atfork_child(sp_tls.slot - 1);   /* counts from zero */
 	for (int w = 0; w < SP_EXCL_SLOTS / 64; w++)
 		atomic_store(&slot_bits[w], 0);
 	/* only what was ever given: the seats' pages never touched stay so */
