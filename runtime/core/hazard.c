@@ -124,7 +124,35 @@ static const struct hazard libc_int3_path_hazards[] = {
 	{ "__execve", SPAWN_CHILD_DFL },
 	{ "__execvpex", SPAWN_CHILD_DFL },
 	{ "__execvpe_common", SPAWN_CHILD_DFL },
+	/* posix_spawnp's: __execvpe_common searching PATH, all it calls
+	 * before its execve (getenv's strlen and strncmp; not memcpy, which
+	 * only maybe_script_execute calls, and __execvpex never runs a
+	 * script).  The string functions are IFUNCs: listed here by the names
+	 * a probe gives them, their implementations by libc_ifunc_impls */
+	{ "getenv", SPAWN_CHILD_DFL },
+	{ "__libc_alloca_cutoff", SPAWN_CHILD_DFL },
+	{ "strchr", SPAWN_CHILD_DFL },
+	{ "index", SPAWN_CHILD_DFL },   /* strchr's old name, the same IFUNC */
+	{ "strlen", SPAWN_CHILD_DFL },
+	{ "strncmp", SPAWN_CHILD_DFL },
+	{ "strnlen", SPAWN_CHILD_DFL },
+	{ "__strnlen", SPAWN_CHILD_DFL },
+	{ "strchrnul", SPAWN_CHILD_DFL },
+	{ "__strchrnul", SPAWN_CHILD_DFL },
+	{ "mempcpy", SPAWN_CHILD_DFL },
+	{ "__mempcpy", SPAWN_CHILD_DFL },
 };
+
+/* The IFUNCs above whose implementations are refused too, by name: an
+ * implementation is "__BASE_" followed by the instruction set it needs
+ * (__strchrnul_avx2, __strlen_evex512, __mempcpy_sse2_unaligned_erms, ...:
+ * whichever the resolver picks on a CPU), which keeps out the other
+ * functions of that prefix (__mempcpy_chk_*, __mempcpy_small, the
+ * resolvers __BASE_ifunc). */
+static const char *const libc_ifunc_impls[] = {
+	"strchr", "strlen", "strncmp", "strnlen", "strchrnul", "mempcpy",
+};
+static const char *const isa_tags[] = { "sse", "ssse3", "avx", "evex", "erms" };
 
 /* ---- return hazards (any object) ---- */
 
@@ -288,10 +316,30 @@ const char *sp_hazard_int3(const char *object_path, const char *symbol, uintptr_
 	return lookup(libc_hazards, sizeof(libc_hazards) / sizeof(libc_hazards[0]), symbol);
 }
 
+/* SYMBOL names an implementation of one of libc_ifunc_impls. */
+static bool is_ifunc_impl(const char *symbol)
+{
+	size_t len = bare_name(&symbol);
+	if (len < 2 || strncmp(symbol, "__", 2) != 0)
+		return false;
+	for (size_t i = 0; i < sizeof(libc_ifunc_impls) / sizeof(libc_ifunc_impls[0]); i++) {
+		size_t n = strlen(libc_ifunc_impls[i]);
+		if (len <= n + 3 || strncmp(symbol + 2, libc_ifunc_impls[i], n) != 0 || symbol[2 + n] != '_')
+			continue;
+		const char *tag = symbol + 3 + n;
+		for (size_t k = 0; k < sizeof(isa_tags) / sizeof(isa_tags[0]); k++)
+			if (strncmp(tag, isa_tags[k], strlen(isa_tags[k])) == 0)
+				return true;
+	}
+	return false;
+}
+
 const char *sp_hazard_int3_path(const char *object_path, const char *symbol)
 {
 	if (!symbol || !is_libc(object_path))
 		return NULL;
+	if (is_ifunc_impl(symbol))
+		return SPAWN_CHILD_DFL;
 	return lookup(libc_int3_path_hazards, sizeof(libc_int3_path_hazards) / sizeof(libc_int3_path_hazards[0]),
 		      symbol);
 }

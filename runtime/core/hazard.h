@@ -24,7 +24,9 @@
 const char *sp_hazard_int3(const char *object_path, const char *symbol, uintptr_t addr);
 
 /* Why a site of SYMBOL must not stay on the int3 path (a jmp is allowed:
- * its write's int3 lasts microseconds), or NULL. */
+ * its write's int3 lasts microseconds), or NULL.  SYMBOL is a function's
+ * name, an IFUNC's, or the name of one of its implementations (those of
+ * the listed IFUNCs are matched by their "__NAME_<isa>" form). */
 const char *sp_hazard_int3_path(const char *object_path, const char *symbol);
 
 /* Why swapping the return address of function SYMBOL (any object: the

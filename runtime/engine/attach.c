@@ -214,6 +214,10 @@ static long attach_targets(const struct sp_spec_item *item, const struct sp_obje
 		const char *why = NULL;
 		ts[i].fn.hazard = sp_hazard_int3(obj->path, who, ts[i].addr);
 		ts[i].fn.int3_path_hazard = sp_hazard_int3_path(obj->path, who);
+		if (!ts[i].fn.int3_path_hazard && ts[i].implementation)
+			/* the IFUNC's own name: without libc's debug file its
+			 * implementation has none ("libc.so.6+0x9d670") */
+			ts[i].fn.int3_path_hazard = sp_hazard_int3_path(obj->path, ts[i].symbol);
 		if (wants_return)   /* the name called, or the IFUNC's implementation */
 			why = sp_hazard_return(ts[i].symbol) ? sp_hazard_return(ts[i].symbol)
 							     : sp_hazard_return(ts[i].implementation);

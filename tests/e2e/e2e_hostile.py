@@ -40,7 +40,7 @@ report's hits must equal the calls the program counted itself.
               the same with /proc/self/mem writes refused (the mprotect
               fallback: read-write, then read-exec, never both)
   wxrace      probes attached and detached 20 times while 2 threads hammer
-              the probed functions (one of the program's, strlen, memcpy, a
+              the probed functions (one of the program's, memchr, memcpy, a
               libc function on mprotect's page) and other sites on their
               pages are patched: every call hits exactly as its probe's state
               allows (0…0 1…1 attaching, 1 attached, 1…1 0…0 detaching), no

@@ -159,7 +159,7 @@ def test_ctrl_c(mode):
 
 
 SAME_FIELDS_SPEC = ["uprobe:ends_work", "uretprobe:ends_work", "usession:ends_work",
-                    "uprobe:ends_work=latency", "uprobe:ends_work=stack", "uprobe:libc:strlen",
+                    "uprobe:ends_work=latency", "uprobe:ends_work=stack", "uprobe:libc:memcpy",
                     "uprobe:libc:malloc+4"]
 
 

@@ -27,7 +27,9 @@ be refused or handled, with exact counts:
                    blocked (munmap, waitpid) and its child after the
                    handlers are reset (execve): the run unchanged; in int3
                    mode those sites refused with the reason, in auto mode
-                   counted on the jmp path
+                   counted on the jmp path; posix_spawnp's search of PATH
+                   (getenv, strchr, strlen ... mempcpy) the same; and in
+                   int3 mode under uprobe/uretprobe/usession:libc:*
   caller           uretprobe/usession/=latency on libc's dlopen and dlsym
                    refused (they read their return address to know their
                    caller): dlopen by bare name still searches the
@@ -179,24 +181,7 @@ def rules(mode):
             t.check(refused(rep, sym, "entered without a call"), "%s: %s not refused with its reason"
                     % (label, sym), rep and rep["errors"])
 
-    ref = t.run([RETSAFE, "spawn", "5"])
-    # clone3: the public name of __clone3, which posix_spawn calls blocked
-    spec = ("uprobe:libc:munmap;uprobe:libc:waitpid;uprobe:libc:execve;uprobe:libc:clone3;"
-            "uprobe:libc:getuid;uprobe:libc:getgid")
-    cp, rep = t.run_probed([RETSAFE, "spawn", "5"], spec, mode)
-    same_run("spawn [%s] (%s)" % (spec, mode), cp, ref)
-    for sym, why in (("munmap", "posix_spawn's parent"), ("waitpid", "posix_spawn's parent"),
-                     ("execve", "posix_spawn child"), ("getuid", "posix_spawn/system child"),
-                     ("getgid", "posix_spawn/system child")):
-        if mode == "int3":
-            t.check(refused(rep, sym, why), "spawn (int3): %s not refused with its reason" % sym,
-                    rep and rep["errors"])
-        else:   # the int3 path only: the jmp stays allowed
-            e = entry(rep, sym)
-            t.check(e is not None and e["mode"] == "jmp" and e["hits"] > 0,
-                    "spawn (%s): %s not counted on the jmp path" % (mode, sym), e and t.fmt_probe(e))
-    t.check(refused(rep, "clone3", "every signal blocked"), "spawn (%s): clone3 not refused" % mode,
-            rep and rep["errors"])
+    spawn(mode)
 
     n = 20
     ref = t.run([RETSAFE, "caller", str(n)])
@@ -235,6 +220,70 @@ def rules(mode):
     cp, rep = t.run_probed([RETXX, "throw", str(n)], "uprobe:libgcc_s:_Unwind_RaiseException", mode)
     same_run("C++ throw [uprobe] (%s)" % mode, cp, ref)
     counts(rep, "_Unwind_RaiseException", "C++ throw [uprobe] (%s)" % mode, hits=n)
+
+
+def spawn(mode):
+    """posix_spawn's parent and child (the "spawn" rule)."""
+    ref = t.run([RETSAFE, "spawn", "5"])
+    # clone3: the public name of __clone3, which posix_spawn calls blocked;
+    # posix_spawnp's child searching PATH calls getenv ... mempcpy (the
+    # IFUNCs' implementations are the CPU's: refused under every name)
+    path_search = ("getenv", "__libc_alloca_cutoff", "strchr", "strlen", "strncmp", "strnlen",
+                   "strchrnul", "mempcpy")
+    spec = ("uprobe:libc:munmap;uprobe:libc:waitpid;uprobe:libc:execve;uprobe:libc:clone3;"
+            "uprobe:libc:getuid;uprobe:libc:getgid;" + ";".join("uprobe:libc:" + f for f in path_search))
+    cp, rep = t.run_probed([RETSAFE, "spawn", "5"], spec, mode)
+    same_run("spawn [%s] (%s)" % (spec, mode), cp, ref)
+    for sym, why in (("munmap", "posix_spawn's parent"), ("waitpid", "posix_spawn's parent"),
+                     ("execve", "posix_spawn child"), ("getuid", "posix_spawn/system child"),
+                     ("getgid", "posix_spawn/system child")) + tuple((f, "posix_spawn child")
+                                                                      for f in path_search):
+        if mode == "int3":
+            t.check(refused(rep, sym, why), "spawn (int3): %s not refused with its reason" % sym,
+                    rep and rep["errors"])
+        else:   # the int3 path only: the jmp stays allowed
+            e = entry(rep, sym)
+            t.check(e is not None and e["mode"] == "jmp" and e["hits"] > 0,
+                    "spawn (%s): %s not counted on the jmp path" % (mode, sym), e and t.fmt_probe(e))
+    t.check(refused(rep, "clone3", "every signal blocked"), "spawn (%s): clone3 not refused" % mode,
+            rep and rep["errors"])
+    # every libc function probed on the int3 path: posix_spawnp's child
+    # ("true", found on PATH) lives to its exec
+    if mode != "int3":
+        return
+    ref = t.run([RETSAFE, "spawn", "1"])
+    for spec in ("uprobe:libc:*", "uretprobe:libc:*", "usession:libc:*"):
+        cp, rep = t.run_probed([RETSAFE, "spawn", "1"], spec, mode)
+        same_run("spawn [%s] (%s)" % (spec, mode), cp, ref)
+    # a libc without its debug file names no implementation of an IFUNC
+    # ("libc.so.6+0x9d670"): refused by the IFUNC's own name
+    spec = "uprobe:libc:*"
+    cp, rep = t.run_probed([RETSAFE, "spawn", "1"], spec, mode,
+                           extra={"LD_LIBRARY_PATH": libc_without_debug_file()})
+    same_run("spawn [%s] (%s, libc without its debug file)" % (spec, mode), cp, ref)
+    e = entry(rep, "strcmp")
+    t.check(e is not None and e.get("implementation", "").startswith("libc.so.6+"),
+            "libc without its debug file: strcmp's implementation is named", e and t.fmt_probe(e))
+    for sym in ("strlen", "strnlen", "strchrnul"):
+        t.check(refused(rep, sym, "posix_spawn child"), "spawn (%s, libc without its debug file): "
+                "%s not refused with its reason" % (mode, sym), rep and rep["errors"])
+
+
+def libc_without_debug_file():
+    """A directory holding a copy of the process's libc.so.6 whose build ID
+    names no debug file (its bytes inverted): only its .dynsym is read."""
+    path = next(l.split()[-1] for l in open("/proc/self/maps") if l.rstrip().endswith("/libc.so.6"))
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
+    bid = t._build_id(bytes(data), t._elf_sections(bytes(data), path))
+    at = data.find(bytes.fromhex(bid)) if bid else -1
+    t.check(at > 0, "%s: no build ID" % path)
+    data[at:at + len(bid) // 2] = bytes(b ^ 0xff for b in data[at:at + len(bid) // 2])
+    out = os.path.join(t.work_dir(), "libc-nodebug")
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "libc.so.6"), "wb") as f:
+        f.write(data)
+    return out
 
 
 def cold_address():

@@ -37,7 +37,7 @@
  *                               trampoline page of a jmp probe is r-x
  *   sp_hostile wxrace MODE ROUNDS [WHAT]  probes attached and detached ROUNDS
  *                               times while threads hammer the probed functions
- *                               (r_work, strlen, memcpy, a libc function on
+ *                               (r_work, memchr, memcpy, a libc function on
  *                               mprotect's page) and others are patched on
  *                               their pages; every call must hit exactly as
  *                               its probe's state allows; W+X watched
@@ -716,18 +716,20 @@ unsigned long r_mate(unsigned long x)
 	return x + 7;
 }
 
-enum { F_WORK, F_STRLEN, F_MEMCPY, F_NEIGH, N_F };
+enum { F_WORK, F_MEMCHR, F_MEMCPY, F_NEIGH, N_F };
 enum { PH_ATTACH, PH_ON, PH_DETACH, PH_STOP };
 #define N_HAMMER 2
 
-static const char *const f_name[N_F] = { "r_work", "strlen", "memcpy", NULL };
+static const char *const f_name[N_F] = { "r_work", "memchr", "memcpy", NULL };
 static __thread unsigned long tl_hits[N_F];
 static _Atomic unsigned epoch;             /* phase = epoch & 3 */
 static _Atomic unsigned acked[N_HAMMER];
 static _Atomic unsigned long violations, checked, race_calls, race_handler_scans;
 static _Atomic int race_wx_in_handler, windows_seen, app_segv;
 static char violation_text[256];
-static size_t (*volatile strlen_fn)(const char *) = strlen;
+/* an IFUNC string function (not strlen: posix_spawnp's child calls it
+ * after its handlers are reset, so the int3 path refuses it) */
+static void *(*volatile memchr_fn)(const void *, int, size_t) = memchr;
 static void *(*volatile memcpy_fn)(void *, const void *, size_t) = memcpy;
 static uintptr_t watch_page[N_F];
 
@@ -796,8 +798,8 @@ static void race_calls_once(unsigned long i, unsigned long d[N_F])
 		before[f] = tl_hits[f];
 	if (r_work(i) != i * 3 + 1)
 		FAIL("r_work returned a wrong value");
-	if (strlen_fn(text + i % 8) != sizeof(text) - 1 - i % 8)
-		FAIL("strlen returned a wrong value");
+	if (memchr_fn(text + i % 8, 'x', sizeof(text) - i % 8) != text + sizeof(text) - 2)
+		FAIL("memchr returned a wrong value");
 	if (memcpy_fn(dst, text, sizeof(text)) != dst || memcmp(dst, text, sizeof(text)) != 0)
 		FAIL("memcpy copied wrong bytes");
 	if (neigh->call(neigh_fn, scratch, 4096) != 0)
@@ -935,7 +937,7 @@ static int cmd_wxrace(const char *mode, unsigned long rounds)
 		return 1;
 	}
 	watch_page[F_WORK] = (uintptr_t)r_work;
-	watch_page[F_STRLEN] = (uintptr_t)strlen_fn;
+	watch_page[F_MEMCHR] = (uintptr_t)memchr_fn;
 	watch_page[F_MEMCPY] = (uintptr_t)memcpy_fn;
 	watch_page[F_NEIGH] = (uintptr_t)neigh_fn;
 	struct sigaction sa;
@@ -950,7 +952,7 @@ static int cmd_wxrace(const char *mode, unsigned long rounds)
 
 	char neigh_spec[64];
 	snprintf(neigh_spec, sizeof(neigh_spec), "uprobe:libc:%s", neigh->name);
-	const char *const specs[N_F] = { "uprobe:r_work", "uprobe:libc:strlen", "uprobe:libc:memcpy",
+	const char *const specs[N_F] = { "uprobe:r_work", "uprobe:libc:memchr", "uprobe:libc:memcpy",
 					 neigh_spec };
 	/* others on the same pages, patched while the hammered ones count */
 	const char *others[8];

@@ -73,3 +73,36 @@ Test(hazard, int3_table_spellings)
 	cr_expect(sp_hazard_int3_path(libc, "malloc") == NULL);
 	cr_expect(sp_hazard_int3_path("/usr/lib/libfoo.so", "munmap") == NULL);
 }
+
+/* posix_spawnp's child searches PATH after its handlers were reset: what
+ * __execvpe_common calls, by every name a probe gives it (the IFUNC's and
+ * each implementation a CPU may be given), on the int3 path only */
+Test(hazard, spawnp_child_path_search)
+{
+	const char *libc = "/lib/x86_64-linux-gnu/libc.so.6";
+	static const char *const refused[] = {
+		"getenv", "__GI_getenv", "__libc_alloca_cutoff", "strchr", "index", "strlen@@GLIBC_2.2.5",
+		"strncmp", "strnlen", "__strnlen", "strchrnul", "__strchrnul", "mempcpy", "__mempcpy",
+		"__strchrnul_avx2", "__strchrnul_evex", "__strchrnul_sse2", "__strchrnul_avx2_rtm",
+		"__strchr_sse2_no_bsf", "__strchr_evex", "__strlen_evex512", "__strlen_avx2+0x4",
+		"__strncmp_sse42", "__strnlen_avx2", "__mempcpy_avx_unaligned_erms", "__mempcpy_ssse3",
+		"__mempcpy_erms", "__mempcpy_avx512_no_vzeroupper", "__mempcpy_sse2_unaligned",
+	};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		const char *why = sp_hazard_int3_path(libc, refused[i]);
+		cr_expect(why && strstr(why, "posix_spawn child"), "%s: %s", refused[i], why ? why : "(allowed)");
+		cr_expect(sp_hazard_int3(libc, refused[i], 0) == NULL, "%s refused on the jmp path", refused[i]);
+	}
+	/* same prefixes, other functions; and the hot ones the search never calls */
+	static const char *const allowed[] = {
+		"__mempcpy_chk", "__mempcpy_chk_avx_unaligned_erms", "__mempcpy_small@GLIBC_2.2.5",
+		"__mempcpy_ifunc", "__strnlen_ifunc", "__strchrnul_ifunc", "__strlen_", "__strlen",
+		"__strlenx_avx2", "memcpy", "__memcpy_avx_unaligned_erms", "memmove",
+		"__memmove_avx_unaligned_erms", "strcmp", "__strcmp_avx2", "__strrchr_avx2", "secure_getenv",
+		"__wcslen_avx2", "__wcsnlen_sse4_1", NULL,
+	};
+	for (size_t i = 0; allowed[i]; i++)
+		cr_expect(sp_hazard_int3_path(libc, allowed[i]) == NULL, "%s should be allowed", allowed[i]);
+	cr_expect(sp_hazard_int3_path("/usr/lib/libfoo.so", "strlen") == NULL);
+	cr_expect(sp_hazard_int3_path("/usr/lib/libfoo.so", "__strlen_avx2") == NULL);
+}
