@@ -462,12 +462,22 @@ def check_probes_d(mode):
         t.check(cp.returncode == plain.returncode and cp.stdout == plain.stdout,
                 "%s: exit %d / stdout differ from the unprobed run (exit %d)"
                 % (what, cp.returncode, plain.returncode), t.clip(cp.stderr))
-        no_errors(rep, what)
+        # the int3 path refuses what a posix_spawn child calls after its
+        # handlers were reset (runtime/core/hazard.c: strlen, strchr, ...):
+        # refused with that reason, no other error, and not expected to hit
+        spawn = [e for e in (rep or {}).get("errors", []) if "posix_spawn child" in e["message"]]
+        refused = {e["spec"].split(":")[-1] for e in spawn}
+        if mode == "int3":
+            rest = dict(rep or {}, errors=[e for e in (rep or {}).get("errors", []) if e not in spawn])
+            no_errors(rep and rest, what)
+        else:
+            no_errors(rep, what)
         hits = {}
         for e in (rep or {}).get("probes", []):
             hits[e["symbol"]] = max(hits.get(e["symbol"], 0), e["hits"])
-        t.check(all(hits.get(s, 0) > 0 for s in must_hit), "%s: expected hits on %s, got %r"
-                % (what, must_hit, hits))
+        want = [s for s in must_hit if s not in refused]
+        t.check(all(hits.get(s, 0) > 0 for s in want) and want, "%s: expected hits on %s, got %r"
+                % (what, want, hits))
         if fname == "python.probes":
             t.check(hits.get("python:gc__start") == hits.get("python:gc__done"),
                     "%s: gc__start %r != gc__done %r" % (what, hits.get("python:gc__start"),
