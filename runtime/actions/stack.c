@@ -266,6 +266,14 @@ static const char *demangled(const char *name, char *tmp, size_t len)
 	return c.ok ? tmp : name;
 }
 
+/* NAME+OFF into BUF, a C++ name demangled; OFF in hex (a stack's frames)
+ * or decimal (bpftrace's ustack). */
+static void put_frame(char *buf, size_t len, const char *name, unsigned long off, bool hex)
+{
+	char dm[256];
+	snprintf(buf, len, hex ? "%s+%#lx" : "%s+%lu", demangled(name, dm, sizeof(dm)), off);
+}
+
 /* ELF files read for symbolisation, at report time only. */
 struct sym_file {
 	char *path;
@@ -310,8 +318,7 @@ static bool elf_symbol(const char *path, uintptr_t bias, uintptr_t ip, uintptr_t
 	const struct sp_sym *sym = elf_sym_at(path, &bias, q);
 	if (!sym)
 		return false;
-	char dm[256];
-	snprintf(buf, len, "%s+%#lx", demangled(sym->name, dm, sizeof(dm)), (unsigned long)(ip - bias - sym->value));
+	put_frame(buf, len, sym->name, (unsigned long)(ip - bias - sym->value), true);
 	return true;
 }
 
@@ -341,9 +348,7 @@ static void symbolize(const struct sp_stack_view *v, uintptr_t ip, int first, ch
 	}
 	Dl_info info;
 	if (dladdr((void *)q, &info) && info.dli_sname && info.dli_saddr) {
-		char dm[256];
-		snprintf(buf, len, "%s+%#lx", demangled(info.dli_sname, dm, sizeof(dm)),
-			 (unsigned long)(ip - (uintptr_t)info.dli_saddr));
+		put_frame(buf, len, info.dli_sname, (unsigned long)(ip - (uintptr_t)info.dli_saddr), true);
 		return;
 	}
 	if (info.dli_fname && info.dli_fbase) {
@@ -362,8 +367,7 @@ static bool name_from_elf(const char *path, uintptr_t bias, uintptr_t ip, char *
 	const struct sp_sym *sym = elf_sym_at(path, &bias, ip);
 	if (!sym)
 		return false;
-	char dm[256];
-	snprintf(buf, len, "%s+%lu", demangled(sym->name, dm, sizeof(dm)), (unsigned long)(ip - bias - sym->value));
+	put_frame(buf, len, sym->name, (unsigned long)(ip - bias - sym->value), false);
 	return true;
 }
 
@@ -387,9 +391,7 @@ void sp_stack_symbolize_bt(uintptr_t ip, char *buf, size_t len)
 	 * in hex when no symbol covers it */
 	Dl_info info = { 0 };
 	if (dladdr((void *)ip, &info) && info.dli_sname && info.dli_saddr) {
-		char dm[256];
-		snprintf(buf, len, "%s+%lu", demangled(info.dli_sname, dm, sizeof(dm)),
-			 (unsigned long)(ip - (uintptr_t)info.dli_saddr));
+		put_frame(buf, len, info.dli_sname, (unsigned long)(ip - (uintptr_t)info.dli_saddr), false);
 		return;
 	}
 	if (info.dli_fname && info.dli_fbase && name_from_elf(info.dli_fname, (uintptr_t)info.dli_fbase, ip, buf, len))

@@ -12,6 +12,8 @@
 #include "uret.h"
 #include "xsave.h"
 
+#include <ucontext.h>
+
 /* A hit's entry count: uprobes and sessions; uretprobes and the latency
  * action count completed calls, at the return. */
 static inline void count_entry(int stripe, const struct sp_probe *p)
@@ -47,6 +49,8 @@ void sp_dispatch(struct sp_site *site, struct selfprobe_regs *regs, void *uconte
 		sp_dispatch_stateless(site);
 		return;
 	}
+	if (ucontext)   /* the int3 path: the thread's alternate stack, for a quiescence (quiesce.h) */
+		sp_tstate_note_altstack(&((ucontext_t *)ucontext)->uc_stack);
 	if (sp_tls.runtime)
 		return;
 	int stripe = sp_tstate_stripe();

@@ -641,11 +641,8 @@ void sp_tramp_count(struct sp_site *site, uintptr_t rsp)
 		 * thread state, so no question to the kernel.  A return to
 		 * swap, or the runtime's own call, needs to know whose. */
 		struct sp_probe_vec *vec = atomic_load_explicit(&site->vec, memory_order_relaxed);
-		if (sp_tls.own_learnt && !sp_tls.runtime && !(vec && vec->only_returns)) {
-			sp_dispatch_stateless(site);
-			return;
-		}
-		if (sp_foreign_slow(sp_foreign_sp())) {   /* off the stack: asked */
+		bool plain = sp_tls.own_learnt && !sp_tls.runtime && !(vec && vec->only_returns);
+		if (plain || sp_foreign_slow(sp_foreign_sp())) {   /* else asked: a task of another's */
 			sp_dispatch_stateless(site);
 			return;
 		}

@@ -341,8 +341,6 @@ static void on_sigtrap(int sig, siginfo_t *si, void *ucv)
 	struct selfprobe_regs regs;
 	regs_from(&regs, g);
 	regs.rip = site->addr;
-	if (site->go_stack || !sp_foreign())   /* not a task of another's (foreign.h) */
-		sp_tstate_note_altstack(&uc->uc_stack);   /* for a quiescence (quiesce.h) */
 	sp_dispatch(site, &regs, ucv);
 	if (regs.rip == site->addr) {
 		/* Resume with the displaced instruction.  A site whose last

@@ -227,10 +227,10 @@ static inline struct sp_count *sp_stripe_count(int s, uint32_t id)
 	return c ? (struct sp_count *)(void *)c + id : NULL;
 }
 
-/* STRIPE: the calling thread's (sp_tstate_stripe: mapped). */
+/* STRIPE: the calling thread's (sp_tstate_stripe: mapped, so no check). */
 static inline void sp_count_add(int stripe, uint32_t id, enum sp_counter which)
 {
-	uint64_t *p = &sp_stripe_count(stripe, id)->v[which];
+	uint64_t *p = &((struct sp_count *)(void *)sp_stripe(stripe) + id)->v[which];
 	if (__builtin_expect(stripe == SP_SHARED_SLOT, 0))
 		__atomic_fetch_add(p, 1, __ATOMIC_RELAXED);
 	else

@@ -1,6 +1,7 @@
 /* uretmem — see uretmem.h. */
 #include "uretmem.h"
 #include "rawsys.h"
+#include "taskstack.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -119,7 +120,7 @@ static void reclaim(int self)
 		int tid = atomic_load(&r->tid);
 		if ((s & 3) != OWNED || i == self || tid == 0)
 			continue;
-		if (sp_syscall6(SYS_tgkill, pid, tid, 0, 0, 0, 0) != -ESRCH)
+		if (!sp_task_gone_in(pid, tid))
 			continue;                 /* alive (or its tid reused: later) */
 		if (atomic_compare_exchange_strong(&r->state, &s, (s & ~3ull) | BUSY))
 			release(r, s);

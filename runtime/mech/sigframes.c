@@ -3,6 +3,7 @@
 #include "memread.h"
 #include "rawsys.h"
 #include "sigatomic.h"
+#include "taskstack.h"
 
 #include <stdatomic.h>
 #include <string.h>
@@ -33,8 +34,7 @@ static _Atomic long unrecorded;
 
 static bool alive(pid_t tid)
 {
-	long pid = sp_syscall6(SYS_getpid, 0, 0, 0, 0, 0, 0);
-	return sp_syscall6(SYS_tgkill, pid, tid, 0, 0, 0, 0) != -3 /* ESRCH */;
+	return !sp_task_gone(tid);
 }
 
 static struct record *take(struct record *r)
